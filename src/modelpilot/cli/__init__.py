@@ -1,0 +1,1 @@
+"""The ``modelpilot`` command line."""

@@ -1,0 +1,59 @@
+"""What every verb shares: registry options, settings from flags, consoles, error exits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from modelpilot.config import Settings
+from modelpilot.registry.store import Registry
+
+# Results go to stdout (so that scripts can capture them); messages and tables to stderr
+# only where stdout must stay clean.
+out = Console()
+err = Console(stderr=True)
+
+RegistryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        "-r",
+        help="Registry: a directory (SQLite + files) or a postgresql:// URL. "
+        "Default: $MODELPILOT_REGISTRY, else ./modelpilot-registry.",
+        show_default=False,
+    ),
+]
+ArtifactsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--artifacts",
+        help="Artifact directory (needed with a PostgreSQL registry). "
+        "Default: $MODELPILOT_ARTIFACTS, else inside the registry directory.",
+        show_default=False,
+    ),
+]
+
+
+def make_settings(**flags: Any) -> Settings:
+    """Settings from the environment, with the flags that were given on top."""
+    return Settings(**{key: value for key, value in flags.items() if value is not None})
+
+
+def open_registry(registry: str | None, artifacts: Path | None) -> Registry:
+    settings = make_settings(registry=registry, artifacts=artifacts)
+    return Registry.open(settings.registry, settings.artifacts)
+
+
+@contextmanager
+def opened_registry(registry: str | None, artifacts: Path | None) -> Iterator[Registry]:
+    """The registry for the length of a command, closed however the command ends."""
+    reg = open_registry(registry, artifacts)
+    try:
+        yield reg
+    finally:
+        reg.close()

@@ -1,0 +1,228 @@
+"""``modelpilot demo``: train, register, serve, and call a model over REST and gRPC."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import numpy as np
+import typer
+from rich.table import Table
+
+from modelpilot.cli.common import ArtifactsOption, RegistryOption, err, open_registry, out
+from modelpilot.errors import ModelPilotError
+from modelpilot.serving.registration import register_model
+
+MODEL = "iris"
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def _port(preferred: int) -> int:
+    """``preferred`` if nobody listens there, else a free port."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+
+
+def _train(workdir: Path) -> tuple[Path, Path, object, object, list[str]]:
+    """A logistic regression on iris (shipped with scikit-learn), saved with its data."""
+    import joblib
+    import pandas as pd
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    iris = load_iris()
+    frame = pd.DataFrame(iris.data, columns=FEATURES)
+    x_train, x_test, y_train, y_test = train_test_split(
+        frame, iris.target, test_size=0.2, random_state=0, stratify=iris.target
+    )
+    model = LogisticRegression(max_iter=500).fit(x_train, y_train)
+    model_path = workdir / "iris.joblib"
+    joblib.dump(model, model_path)
+    reference = workdir / "iris-train.csv"
+    x_train.to_csv(reference, index=False)
+    return model_path, reference, x_test, y_test, list(iris.target_names)
+
+
+def demo(
+    http_port: Annotated[int, typer.Option("--http-port", help="REST port, if free.")] = 8000,
+    grpc_port: Annotated[int, typer.Option("--grpc-port", help="gRPC port, if free.")] = 8001,
+    keep_serving: Annotated[
+        bool | None,
+        typer.Option(
+            "--keep-serving/--no-keep-serving",
+            help="Keep the server up until Ctrl-C. Default: when run in a terminal.",
+            show_default=False,
+        ),
+    ] = None,
+    registry: RegistryOption = None,
+    artifacts: ArtifactsOption = None,
+) -> None:
+    """Train a small model, register it, serve it, and call it over REST and gRPC."""
+    reg = open_registry(registry, artifacts)
+    location = reg.location
+    with tempfile.TemporaryDirectory(prefix="modelpilot-demo-") as tmp:
+        err.print("[bold]1/4[/] training a logistic regression on the iris data set")
+        model_path, reference, x_test, y_test, names = _train(Path(tmp))
+        try:
+            version = register_model(
+                reg,
+                MODEL,
+                model_path,
+                reference=reference,
+                aliases=["production"],
+                metadata={"description": "modelpilot demo: iris logistic regression"},
+            )
+        finally:
+            reg.close()
+    err.print(
+        f"[bold]2/4[/] registered [bold]{MODEL}[/] version {version.version} in {location} "
+        "(alias production, with a reference profile)",
+        highlight=False,
+    )
+    http, grpc_ = _port(http_port), _port(grpc_port)
+    command = [
+        sys.executable,
+        "-m",
+        "modelpilot",
+        "serve",
+        "--registry",
+        location,
+        "--host",
+        "127.0.0.1",
+        "--http-port",
+        str(http),
+        "--grpc-port",
+        str(grpc_),
+        "--model",
+        MODEL,
+        "--log-level",
+        "warning",
+    ]
+    if artifacts is not None:
+        command += ["--artifacts", str(artifacts)]
+    err.print(f"[bold]3/4[/] starting the server: {' '.join(command[2:])}", highlight=False)
+    server = subprocess.Popen(command)
+    try:
+        _wait_ready(f"http://127.0.0.1:{http}", server)
+        err.print("[bold]4/4[/] calling it")
+        _call(http, grpc_, x_test, y_test, names)
+        _next_steps(http, grpc_, location)
+        if keep_serving if keep_serving is not None else sys.stdout.isatty():
+            err.print("Serving until Ctrl-C...")
+            while server.poll() is None:
+                time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    if server.returncode not in (0, -signal.SIGTERM):
+        raise typer.Exit(1)
+
+
+def _wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise ModelPilotError(f"the server exited with code {server.returncode} at start-up")
+        try:
+            if httpx.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise ModelPilotError(f"the server was not ready after {timeout:.0f} s")
+
+
+def _call(http: int, grpc_port: int, x_test: object, y_test: object, names: list[str]) -> None:
+    import grpc
+
+    from modelpilot.server.grpc.generated import inference_pb2 as pb
+    from modelpilot.server.grpc.generated import inference_pb2_grpc as pb_grpc
+
+    rows = np.asarray(x_test)[:5]
+    truth = np.asarray(y_test)[:5]
+    base = f"http://127.0.0.1:{http}"
+    v2 = httpx.post(
+        f"{base}/v2/models/{MODEL}/infer",
+        json={
+            "id": "demo-rest",
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": list(rows.shape),
+                    "datatype": "FP64",
+                    "data": rows.ravel().tolist(),
+                }
+            ],
+        },
+        timeout=10,
+    ).json()
+    rest_labels = next(o["data"] for o in v2["outputs"] if o["name"] == "predict")
+    simple = httpx.post(
+        f"{base}/predict/{MODEL}",
+        json={"instances": [dict(zip(FEATURES, map(float, row), strict=True)) for row in rows]},
+        timeout=10,
+    ).json()
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        request = pb.ModelInferRequest(model_name=MODEL, id="demo-grpc")
+        request.inputs.add(name="input-0", datatype="FP64", shape=list(rows.shape))
+        request.raw_input_contents.append(rows.astype("<f8").tobytes())
+        reply = stub.ModelInfer(request, timeout=10)
+        grpc_labels = np.frombuffer(reply.raw_output_contents[0], dtype="<i8").tolist()
+    table = Table("row", "features", "truth", "REST v2", "/predict", "gRPC")
+    for i, row in enumerate(rows):
+        table.add_row(
+            str(i),
+            ", ".join(f"{v:.1f}" for v in row),
+            names[int(truth[i])],
+            names[rest_labels[i]],
+            names[simple["predictions"][i]],
+            names[grpc_labels[i]],
+        )
+    out.print(table)
+    if not rest_labels == simple["predictions"] == grpc_labels:
+        raise ModelPilotError("REST and gRPC disagree; this is a bug, please report it")
+
+
+def _next_steps(http: int, grpc_port: int, location: str) -> None:
+    base = f"http://127.0.0.1:{http}"
+    registry = "" if location == "modelpilot-registry" else f" --registry {location}"
+    text = "\n".join(
+        [
+            f"REST       {base}/v2/models/{MODEL}   (OpenAPI docs: {base}/docs)",
+            f"gRPC       127.0.0.1:{grpc_port}   (inference.GRPCInferenceService)",
+            "",
+            "Try next:",
+            f"  curl -s {base}/predict/{MODEL} -d '{{\"data\": [5.1, 3.5, 1.4, 0.2]}}'",
+            f"  modelpilot models{registry}",
+            f"  modelpilot versions {MODEL}{registry}",
+            f"  modelpilot predict {MODEL}@production data.csv --output scored.csv{registry}",
+            f"  modelpilot serve{registry}",
+        ]
+    )
+    # Plain lines that never wrap, so that every command can be copied as it stands.
+    out.rule("ModelPilot is serving")
+    out.print(text, highlight=False, soft_wrap=True)
+
+
+def install(app: typer.Typer) -> None:
+    app.command()(demo)

@@ -1,0 +1,62 @@
+"""The ``modelpilot`` command: one Typer app, every verb, errors as one red line."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+import modelpilot
+from modelpilot.cli import demo_command, predict_command, registry_commands, serve_command
+from modelpilot.cli.common import err
+from modelpilot.errors import ModelPilotError
+
+app = typer.Typer(
+    name="modelpilot",
+    help="Serve ML models over the Open Inference Protocol, watch them, update them safely.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+registry_commands.install(app)
+serve_command.install(app)
+predict_command.install(app)
+demo_command.install(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"modelpilot {modelpilot.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Serve ML models over the Open Inference Protocol, watch them, update them safely."""
+
+
+def main() -> None:
+    """Entry point: expected errors print one line and exit 1, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except ModelPilotError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        sys.exit(1)
+    except OSError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)

@@ -1,0 +1,184 @@
+"""``modelpilot predict``: offline batch scoring of a data file, in chunks, with progress."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from modelpilot.cli.common import ArtifactsOption, RegistryOption, err, make_settings
+from modelpilot.errors import InvalidInput
+from modelpilot.protocol.datatypes import datatype_of
+from modelpilot.protocol.types import InferenceRequest, Tensor
+from modelpilot.registry.refs import ModelRef
+from modelpilot.registry.signature import Signature
+from modelpilot.registry.store import Registry
+from modelpilot.serving.engine import InferenceEngine
+from modelpilot.tabular import count_rows, has_names, iter_table
+
+
+def predict(
+    model: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS.")],
+    input_file: Annotated[
+        Path, typer.Argument(metavar="INPUT", help="Rows to score: CSV, Parquet or .npy.")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write predictions (.csv, .parquet or .npy). "
+            "[default: INPUT's name + .predictions.csv]",
+            show_default=False,
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per model call.")] = 10_000,
+    registry: RegistryOption = None,
+    artifacts: ArtifactsOption = None,
+) -> None:
+    """Score every row of INPUT with a registered model and write the outputs to a file.
+
+    Columns are matched to the model's features by name when both have names; a .npy file's
+    columns are taken in order. Classifiers get a `predict` column and one `predict_proba_<class>`
+    column per class.
+    """
+    ref = ModelRef.parse(model)
+    target = output or input_file.with_name(input_file.stem + ".predictions.csv")
+    if target.resolve() == input_file.resolve():
+        raise InvalidInput("--output must not be the input file")
+    settings = make_settings(registry=registry, artifacts=artifacts)
+    reg = Registry.open(settings.registry, settings.artifacts)
+    try:
+        rows, seconds, version = asyncio.run(
+            _score(reg, settings, ref, input_file, target, batch_size)
+        )
+    finally:
+        reg.close()
+    rate = rows / seconds if seconds > 0 else float("inf")
+    err.print(
+        f"Scored {rows:,} rows with {version} in {seconds:.2f} s ({rate:,.0f} rows/s) -> {target}",
+        highlight=False,
+    )
+
+
+async def _score(
+    registry: Registry, settings: Any, ref: ModelRef, source: Path, target: Path, chunk: int
+) -> tuple[int, float, str]:
+    engine = InferenceEngine(registry, settings, [ref])
+    await engine.start()
+    writer = _Writer(target)
+    started = time.perf_counter()
+    done = 0
+    try:
+        loaded = await engine.get_model(ref.name)
+        version = str(loaded.version)
+        signature = loaded.version.signature
+        total = count_rows(source)
+        columns = [
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+        ]
+        with Progress(*columns, console=err, transient=False) as progress:
+            task = progress.add_task(f"scoring with {version}", total=total)
+            for frame in iter_table(source, chunk):
+                request = InferenceRequest(inputs=[_tensor(signature, frame)])
+                response = await engine.infer(ref.name, request, transport="cli")
+                writer.write(_outputs(signature, response.outputs))
+                done += len(frame)
+                progress.update(task, advance=len(frame))
+        writer.close()
+    finally:
+        await engine.stop()
+    return done, time.perf_counter() - started, version
+
+
+def _tensor(signature: Signature, frame: pd.DataFrame) -> Tensor:
+    names = signature.feature_names
+    if names and has_names(frame):
+        missing = [n for n in names if n not in frame.columns]
+        if missing:
+            raise InvalidInput(
+                f"the input lacks the model's features {missing}; its columns are "
+                f"{list(frame.columns)}"
+            )
+        frame = frame[list(names)]
+    array = frame.to_numpy()
+    if array.dtype.kind == "O":
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"the input has non-numeric values: {exc}") from None
+    name = signature.inputs[0].name if signature.inputs else "input-0"
+    return Tensor(name, datatype_of(array), array.shape, array)
+
+
+def _outputs(signature: Signature, tensors: list[Tensor]) -> pd.DataFrame:
+    columns: dict[str, Any] = {}
+    classes = signature.extra.get("classes")
+    for tensor in tensors:
+        data = tensor.data
+        if data.dtype.kind == "O":
+            data = np.array(
+                [v.decode() if isinstance(v, bytes) else v for v in data.ravel()], dtype=object
+            ).reshape(data.shape)
+        if data.ndim == 1:
+            columns[tensor.name] = data
+            continue
+        flat = data.reshape(data.shape[0], -1)
+        labels = (
+            [str(c) for c in classes]
+            if tensor.name == "predict_proba" and classes and len(classes) == flat.shape[1]
+            else [str(i) for i in range(flat.shape[1])]
+        )
+        for i, label in enumerate(labels):
+            columns[f"{tensor.name}_{label}"] = flat[:, i]
+    return pd.DataFrame(columns)
+
+
+class _Writer:
+    """Appends chunks to CSV or Parquet as they come; .npy is written once at the end."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        suffix = path.suffix.lower()
+        if suffix not in (".csv", ".parquet", ".pq", ".npy"):
+            raise InvalidInput(f"cannot write {path.name}: use .csv, .parquet or .npy")
+        self.kind = "parquet" if suffix in (".parquet", ".pq") else suffix[1:]
+        self._first = True
+        self._parquet: Any = None
+        self._arrays: list[np.ndarray] = []
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self.kind == "csv":
+            frame.to_csv(
+                self.path, mode="w" if self._first else "a", header=self._first, index=False
+            )
+        elif self.kind == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._parquet is None:
+                self._parquet = pq.ParquetWriter(self.path, table.schema)
+            self._parquet.write_table(table)
+        else:
+            self._arrays.append(frame.to_numpy())
+        self._first = False
+
+    def close(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        if self.kind == "npy" and self._arrays:
+            np.save(self.path, np.concatenate(self._arrays))
+
+
+def install(app: typer.Typer) -> None:
+    app.command()(predict)

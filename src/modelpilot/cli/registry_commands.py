@@ -1,0 +1,204 @@
+"""Registry verbs: register, models, versions, alias, rollback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from modelpilot.cli.common import ArtifactsOption, RegistryOption, err, opened_registry, out
+from modelpilot.errors import BadRequest
+from modelpilot.registry.refs import PRODUCTION
+from modelpilot.runtimes.flavors import FLAVORS
+from modelpilot.serving.registration import register_model
+
+
+def register(
+    name: Annotated[str, typer.Argument(help="Model name (letters, digits, '_', '-', '.').")],
+    file: Annotated[
+        Path, typer.Argument(help="Model file: .joblib/.pkl, .onnx, .json/.ubj, .txt or .py.")
+    ],
+    flavor: Annotated[
+        str | None,
+        typer.Option(help=f"One of {', '.join(FLAVORS)}; detected from the file if omitted."),
+    ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="Training data (CSV, Parquet or .npy): profiled for drift; its columns name "
+            "the features."
+        ),
+    ] = None,
+    alias: Annotated[
+        list[str] | None, typer.Option("--alias", "-a", help="Point this alias here (repeatable).")
+    ] = None,
+    description: Annotated[
+        str | None, typer.Option(help="Free text kept with the version.")
+    ] = None,
+    metadata: Annotated[
+        list[str] | None,
+        typer.Option("--metadata", "-m", help="KEY=VALUE kept with the version (repeatable)."),
+    ] = None,
+    registry: RegistryOption = None,
+    artifacts: ArtifactsOption = None,
+) -> None:
+    """Register FILE as the next version of NAME; prints the new version number."""
+    meta: dict[str, object] = {}
+    for item in metadata or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadRequest(f"--metadata takes KEY=VALUE, not {item!r}")
+        meta[key] = _value(value)
+    if description:
+        meta["description"] = description
+    with opened_registry(registry, artifacts) as reg:
+        version = register_model(
+            reg,
+            name,
+            file,
+            flavor=flavor,
+            reference=reference,
+            aliases=alias or [],
+            metadata=meta,
+        )
+    aliases = f" ({', '.join(version.aliases)})" if version.aliases else ""
+    err.print(
+        f"Registered [bold]{name}[/] version [bold]{version.version}[/]{aliases}: "
+        f"{version.flavor}, sha256 {version.artifact_sha256[:12]}"
+        + (", with a reference profile" if version.has_reference else ""),
+        highlight=False,
+    )
+    typer.echo(version.version)
+
+
+def _value(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def models(
+    registry: RegistryOption = None,
+    artifacts: ArtifactsOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List registered models with their latest version and aliases."""
+    with opened_registry(registry, artifacts) as reg:
+        infos = reg.list_models()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "name": i.name,
+                        "latest_version": i.latest_version,
+                        "versions": i.version_count,
+                        "aliases": i.aliases,
+                        "created_at": i.created_at.isoformat(),
+                    }
+                    for i in infos
+                ],
+                indent=2,
+            )
+        )
+        return
+    if not infos:
+        err.print("No models yet. Register one: modelpilot register NAME FILE")
+        return
+    table = Table("model", "latest", "versions", "aliases", "created", box=box.SIMPLE)
+    for i in infos:
+        aliases = ", ".join(f"{a}={v}" for a, v in i.aliases.items())
+        table.add_row(
+            i.name,
+            str(i.latest_version),
+            str(i.version_count),
+            aliases,
+            i.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    out.print(table)
+
+
+def versions(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    registry: RegistryOption = None,
+    artifacts: ArtifactsOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the versions of a model: flavor, aliases, signature, artifact hash."""
+    with opened_registry(registry, artifacts) as reg:
+        items = reg.list_versions(name)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "version": v.version,
+                        "flavor": v.flavor,
+                        "aliases": list(v.aliases),
+                        "sha256": v.artifact_sha256,
+                        "size": v.artifact_size,
+                        "created_at": v.created_at.isoformat(),
+                        "signature": v.signature.to_dict(),
+                        "metadata": v.metadata,
+                        "has_reference": v.has_reference,
+                    }
+                    for v in items
+                ],
+                indent=2,
+            )
+        )
+        return
+    # Narrow enough for 80 columns; --json has everything.
+    table = Table("version", "flavor", "aliases", "input", "sha256", "created", box=box.SIMPLE)
+    for v in items:
+        inputs = ", ".join(f"{s.datatype}{list(s.shape)}" for s in v.signature.inputs)
+        table.add_row(
+            str(v.version),
+            v.flavor,
+            ", ".join(v.aliases),
+            inputs,
+            v.artifact_sha256[:8],
+            v.created_at.strftime("%Y-%m-%d"),
+        )
+    out.print(table)
+
+
+def alias(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias_name: Annotated[str, typer.Argument(metavar="ALIAS", help="Alias, e.g. production.")],
+    version: Annotated[int, typer.Argument(help="Version number to point at.")],
+    registry: RegistryOption = None,
+    artifacts: ArtifactsOption = None,
+) -> None:
+    """Point ALIAS of a model at VERSION (running servers follow within seconds)."""
+    with opened_registry(registry, artifacts) as reg:
+        previous = reg.set_alias(name, alias_name, version)
+    before = f" (was {previous})" if previous is not None else ""
+    out.print(f"{name}@{alias_name} -> version {version}{before}", highlight=False)
+
+
+def rollback(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias_name: Annotated[
+        str, typer.Option("--alias", "-a", help="The alias to move back.")
+    ] = PRODUCTION,
+    registry: RegistryOption = None,
+    artifacts: ArtifactsOption = None,
+) -> None:
+    """Move an alias back to the version it pointed at before."""
+    with opened_registry(registry, artifacts) as reg:
+        before, after = reg.rollback(name, alias_name)
+    out.print(f"{name}@{alias_name}: version {before} -> {after}", highlight=False)
+
+
+def install(app: typer.Typer) -> None:
+    app.command()(register)
+    app.command()(models)
+    app.command()(versions)
+    app.command()(alias)
+    app.command()(rollback)

@@ -1,0 +1,84 @@
+"""``modelpilot serve``: REST and gRPC servers over the registry."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from modelpilot.cli.common import ArtifactsOption, RegistryOption, make_settings
+from modelpilot.registry.refs import ModelRef
+from modelpilot.server.logs import configure_logging
+
+
+def serve(
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Serve NAME, NAME:VERSION or NAME@ALIAS (repeatable). Without it, every model "
+            "in the registry at its production alias, else its latest version.",
+        ),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind. Default: 0.0.0.0.")] = None,
+    http_port: Annotated[
+        int | None, typer.Option("--http-port", help="REST port. Default: 8000.")
+    ] = None,
+    grpc_port: Annotated[
+        int | None, typer.Option("--grpc-port", help="gRPC port; 0 turns gRPC off. Default: 8001.")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Server processes sharing the ports. Default: 1."),
+    ] = None,
+    onnx: Annotated[
+        bool | None,
+        typer.Option(
+            "--onnx/--no-onnx",
+            help="Serve scikit-learn models through ONNX Runtime when parity holds. Default: on.",
+            show_default=False,
+        ),
+    ] = None,
+    result_cache: Annotated[
+        str | None,
+        typer.Option(
+            help="Cache answers to repeated inputs: off, memory, disk or redis "
+            "(MODELPILOT_RESULT_CACHE_DIR / MODELPILOT_REDIS_URL). Default: off.",
+        ),
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="debug, info, warning or error. Default: info.")
+    ] = None,
+    registry: RegistryOption = None,
+    artifacts: ArtifactsOption = None,
+) -> None:
+    """Serve models over REST (Open Inference Protocol v2, /predict, /docs) and gRPC.
+
+    Stops gracefully on SIGTERM or Ctrl-C: readiness turns false, no new connections are
+    taken, requests in flight finish, then the process exits.
+    """
+    settings = make_settings(
+        registry=registry,
+        artifacts=artifacts,
+        host=host,
+        http_port=http_port,
+        grpc_port=grpc_port,
+        workers=workers,
+        log_level=log_level,
+        onnx=onnx,
+        result_cache=result_cache,
+    )
+    refs = [ModelRef.parse(m) for m in model or []]
+    configure_logging(settings.log_level)
+    if settings.workers > 1:
+        from modelpilot.server.supervisor import Supervisor
+
+        raise typer.Exit(Supervisor(settings, refs, settings.workers).run())
+    from modelpilot.server.runner import serve as run
+
+    run(settings, refs)
+
+
+def install(app: typer.Typer) -> None:
+    app.command()(serve)

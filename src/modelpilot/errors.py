@@ -1,0 +1,127 @@
+"""The one error hierarchy that every transport maps to its own status codes."""
+
+from __future__ import annotations
+
+
+class ModelPilotError(Exception):
+    """Base of every error ModelPilot raises on purpose.
+
+    ``http_status`` and ``grpc_status`` (the name of a ``grpc.StatusCode`` member, kept as a
+    string so that this module depends on nothing) are read once, by each transport's error
+    mapper. The message is shown to the caller: it says what was wrong and how to fix it.
+    """
+
+    http_status: int = 500
+    grpc_status: str = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadRequest(ModelPilotError):
+    """The request could not be parsed: malformed JSON, a broken binary header."""
+
+    http_status = 400
+    grpc_status = "INVALID_ARGUMENT"
+
+
+class InvalidInput(BadRequest):
+    """The request parsed, but does not fit the model: shape, dtype, features, NaN, empty."""
+
+    http_status = 422
+
+
+class NotFound(ModelPilotError):
+    """Something named in the request does not exist."""
+
+    http_status = 404
+    grpc_status = "NOT_FOUND"
+
+
+class ModelNotFound(NotFound):
+    """No model of that name is registered or served."""
+
+
+class VersionNotFound(NotFound):
+    """The model exists, but not that version."""
+
+
+class AliasNotFound(NotFound):
+    """The model exists, but no alias of that name points anywhere."""
+
+
+class Conflict(ModelPilotError):
+    """The request clashes with the current state (for example, an invalid model name)."""
+
+    http_status = 409
+    grpc_status = "FAILED_PRECONDITION"
+
+
+class PayloadTooLarge(ModelPilotError):
+    """The request body is over the configured limit."""
+
+    http_status = 413
+    grpc_status = "RESOURCE_EXHAUSTED"
+
+
+class Unavailable(ModelPilotError):
+    """The server cannot take the request now; the client may retry later."""
+
+    http_status = 503
+    grpc_status = "UNAVAILABLE"
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Overloaded(Unavailable):
+    """Too many requests are queued; back off and retry."""
+
+
+class ModelNotReady(Unavailable):
+    """The model is being loaded or was unloaded."""
+
+
+class InferenceTimeout(ModelPilotError):
+    """The request did not finish within its deadline."""
+
+    http_status = 504
+    grpc_status = "DEADLINE_EXCEEDED"
+
+
+class ModelFailure(ModelPilotError):
+    """The model raised while predicting on input that passed validation."""
+
+    http_status = 500
+    grpc_status = "INTERNAL"
+
+
+class ArtifactError(ModelPilotError):
+    """A stored artifact is missing, corrupted (sha256 mismatch) or cannot be loaded."""
+
+    http_status = 500
+    grpc_status = "INTERNAL"
+
+
+class RegistryError(ModelPilotError):
+    """The registry is unreachable or in a state it should never be in."""
+
+    http_status = 500
+    grpc_status = "INTERNAL"
+
+
+class MissingExtra(ModelPilotError):
+    """An optional dependency is needed but not installed."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"this needs the optional package {package!r}; "
+            f"install it with: pip install 'modelpilot[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra

@@ -1,0 +1,58 @@
+"""The protocol's datatype names and their NumPy equivalents."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from modelpilot.errors import InvalidInput
+
+# BYTES tensors are NumPy object arrays of ``bytes``; every other datatype is a fixed-size dtype.
+_TO_NUMPY: dict[str, np.dtype[np.generic]] = {
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+    "UINT16": np.dtype(np.uint16),
+    "UINT32": np.dtype(np.uint32),
+    "UINT64": np.dtype(np.uint64),
+    "INT8": np.dtype(np.int8),
+    "INT16": np.dtype(np.int16),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "FP16": np.dtype(np.float16),
+    "FP32": np.dtype(np.float32),
+    "FP64": np.dtype(np.float64),
+    "BYTES": np.dtype(np.object_),
+}
+_FROM_NUMPY: dict[np.dtype[np.generic], str] = {
+    dtype: name for name, dtype in _TO_NUMPY.items() if name != "BYTES"
+}
+
+DATATYPES: frozenset[str] = frozenset(_TO_NUMPY)
+NUMERIC_DATATYPES: frozenset[str] = frozenset(DATATYPES - {"BYTES", "BOOL"})
+
+
+def numpy_dtype(datatype: str) -> np.dtype[np.generic]:
+    """The NumPy dtype that holds tensors of protocol ``datatype``."""
+    try:
+        return _TO_NUMPY[datatype]
+    except KeyError:
+        raise InvalidInput(
+            f"unknown datatype {datatype!r}; use one of {', '.join(sorted(DATATYPES))}"
+        ) from None
+
+
+def datatype_of(array: np.ndarray) -> str:
+    """The protocol datatype name for a NumPy array (strings and objects are BYTES)."""
+    dtype = array.dtype
+    if dtype.kind in ("U", "S", "O"):
+        return "BYTES"
+    try:
+        return _FROM_NUMPY[dtype]
+    except KeyError:
+        raise InvalidInput(f"arrays of dtype {dtype} have no protocol datatype") from None
+
+
+def element_size(datatype: str) -> int:
+    """Bytes per element in the raw (binary) encoding; 0 for BYTES, which is length-prefixed."""
+    if datatype == "BYTES":
+        return 0
+    return numpy_dtype(datatype).itemsize

@@ -1,0 +1,183 @@
+"""The REST wire format of the protocol: JSON bodies and the binary tensor data extension.
+
+With the extension, a body is a JSON header of ``Inference-Header-Content-Length`` bytes
+followed by raw tensor bytes; each tensor whose ``parameters.binary_data_size`` is set takes
+that many bytes from the tail, in order. Outputs go binary when the request asks for it
+(``binary_data`` on an output, or ``binary_data_output`` on the request), as the Triton client
+does by default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+
+from modelpilot.errors import BadRequest, InvalidInput
+from modelpilot.protocol.datatypes import DATATYPES, NUMERIC_DATATYPES, numpy_dtype
+from modelpilot.protocol.raw import decode_raw, element_count, encode_raw
+from modelpilot.protocol.types import InferenceRequest, InferenceResponse, RequestedOutput, Tensor
+
+# Datatypes whose arrays orjson serializes natively (it has no float16).
+_NUMPY_OK = (NUMERIC_DATATYPES - {"FP16"}) | {"BOOL"}
+
+
+def parse_json(body: bytes | memoryview, what: str = "request body") -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the {what} is not valid JSON: {exc}") from None
+
+
+def decode_request(body: bytes, header_length: int | None = None) -> InferenceRequest:
+    """An ``InferenceRequest`` from a v2 JSON body, with an optional binary tail."""
+    view = memoryview(body)
+    if header_length is not None:
+        if header_length < 0 or header_length > len(body):
+            raise BadRequest(
+                f"Inference-Header-Content-Length is {header_length} but the body has only "
+                f"{len(body)} bytes"
+            )
+        header, binary = view[:header_length], view[header_length:]
+    else:
+        header, binary = view, None
+    payload = parse_json(header, "inference request header" if binary is not None else "body")
+    if not isinstance(payload, dict):
+        raise BadRequest('the body must be a JSON object: {"inputs": [...]}')
+    inputs = payload.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise InvalidInput('"inputs" must be a non-empty list of tensors')
+    offset = 0
+    tensors = []
+    for item in inputs:
+        tensor, used = _decode_input(item, binary, offset)
+        offset += used
+        tensors.append(tensor)
+    if binary is not None and offset != len(binary):
+        raise BadRequest(
+            f"the binary section has {len(binary)} bytes but the inputs' binary_data_size "
+            f"add up to {offset}"
+        )
+    outputs = []
+    for item in payload.get("outputs") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise BadRequest('each of "outputs" must be an object with a "name"')
+        outputs.append(RequestedOutput(item["name"], dict(item.get("parameters") or {})))
+    request_id = payload.get("id")
+    parameters = payload.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise BadRequest('"parameters" must be an object')
+    return InferenceRequest(
+        inputs=tensors,
+        id=str(request_id) if request_id not in (None, "") else None,
+        parameters=parameters,
+        outputs=outputs,
+    )
+
+
+def _decode_input(item: Any, binary: memoryview | None, offset: int) -> tuple[Tensor, int]:
+    if not isinstance(item, dict):
+        raise BadRequest("each input must be an object with name, shape, datatype and data")
+    name, shape, datatype = item.get("name"), item.get("shape"), item.get("datatype")
+    if not isinstance(name, str) or not name:
+        raise BadRequest('every input needs a "name"')
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise InvalidInput(f'input {name!r}: "shape" must be a list of non-negative integers')
+    if datatype not in DATATYPES:
+        raise InvalidInput(
+            f"input {name!r}: unknown datatype {datatype!r}; use one of {sorted(DATATYPES)}"
+        )
+    parameters = item.get("parameters") or {}
+    size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    if size is not None:
+        if binary is None:
+            raise BadRequest(
+                f"input {name!r} has binary_data_size but the request has no "
+                "Inference-Header-Content-Length header"
+            )
+        if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+            raise BadRequest(
+                f"input {name!r}: binary_data_size {size} runs past the end of the binary "
+                f"section ({len(binary) - offset} bytes left)"
+            )
+        array = decode_raw(name, datatype, shape, binary[offset : offset + size])
+        return Tensor(name, datatype, tuple(shape), array, parameters), size
+    if "data" not in item:
+        raise InvalidInput(f'input {name!r} has no "data"')
+    array = _from_json(name, datatype, shape, item["data"])
+    return Tensor(name, datatype, tuple(shape), array, parameters), 0
+
+
+def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarray:
+    count = element_count(shape)
+    try:
+        if datatype == "BYTES":
+            flat = np.asarray(data, dtype=object).reshape(-1)
+            array = np.empty(flat.size, dtype=object)
+            array[:] = [v.encode() if isinstance(v, str) else _bytes(name, v) for v in flat]
+        else:
+            array = np.asarray(data, dtype=numpy_dtype(datatype)).reshape(-1)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(
+            f"input {name!r}: data does not fit datatype {datatype}: {exc}; send "
+            + ("strings" if datatype == "BYTES" else "numbers (no strings or nulls)")
+        ) from None
+    if array.size != count:
+        raise InvalidInput(
+            f"input {name!r} has {array.size} values but shape {shape} needs {count}"
+        )
+    return array.reshape(shape)
+
+
+def _bytes(name: str, value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    raise InvalidInput(f"input {name!r}: BYTES data must be strings, got {type(value).__name__}")
+
+
+def encode_response(
+    response: InferenceResponse, request: InferenceRequest
+) -> tuple[bytes, int | None]:
+    """The response body, and the JSON header's length when outputs went binary."""
+    binary_all = bool(request.parameters.get("binary_data_output", False))
+    binary_names = {o.name for o in request.outputs if o.parameters.get("binary_data", binary_all)}
+    if binary_all and not request.outputs:
+        binary_names = {t.name for t in response.outputs}
+    outputs = []
+    chunks: list[bytes] = []
+    for tensor in response.outputs:
+        entry: dict[str, Any] = {
+            "name": tensor.name,
+            "datatype": tensor.datatype,
+            "shape": list(tensor.shape),
+        }
+        if tensor.name in binary_names:
+            raw = encode_raw(tensor.datatype, tensor.data)
+            entry["parameters"] = {"binary_data_size": len(raw)}
+            chunks.append(raw)
+        else:
+            entry["data"] = _to_json(tensor)
+        outputs.append(entry)
+    header: dict[str, Any] = {
+        "model_name": response.model_name,
+        "model_version": response.model_version,
+        "id": response.id,
+        "outputs": outputs,
+    }
+    if response.parameters:
+        header["parameters"] = response.parameters
+    body = orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not chunks:
+        return body, None
+    return body + b"".join(chunks), len(body)
+
+
+def _to_json(tensor: Tensor) -> Any:
+    flat = tensor.data.reshape(-1)
+    if tensor.datatype == "BYTES":
+        return [v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in flat]
+    if tensor.datatype in _NUMPY_OK:
+        # orjson writes contiguous native arrays itself, far faster than tolist().
+        return np.ascontiguousarray(flat)
+    return flat.tolist()

@@ -1,0 +1,86 @@
+"""Requests from plain rows and records, the shapes that ``/predict`` and files carry."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from modelpilot.errors import InvalidInput
+from modelpilot.protocol.datatypes import datatype_of
+from modelpilot.protocol.types import InferenceRequest, Tensor
+
+TABULAR_INPUT = "input-0"
+
+
+def tensor_from_rows(rows: Any, name: str = TABULAR_INPUT) -> Tensor:
+    """One row (a flat list) or many (a list of lists) as a 2-D tensor."""
+    if not isinstance(rows, list | tuple | np.ndarray) or len(rows) == 0:
+        raise InvalidInput('"data" must be a non-empty list: one row, or a list of rows')
+    try:
+        array = np.asarray(rows)
+    except ValueError as exc:
+        raise InvalidInput(f'"data" rows must all have the same length: {exc}') from None
+    if array.dtype.kind in "US":
+        array = np.array([str(v).encode() for v in array.ravel()], dtype=object).reshape(
+            array.shape
+        )
+    elif array.dtype.kind == "O":
+        array = _coerce_objects(array)
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    if array.ndim != 2:
+        raise InvalidInput(
+            f'"data" has {array.ndim} dimensions; send one row [v1, v2, ...] or rows '
+            "[[v1, v2, ...], ...]"
+        )
+    return Tensor(name, datatype_of(array), tuple(array.shape), array)
+
+
+def tensors_from_records(records: Sequence[Mapping[str, Any]]) -> list[Tensor]:
+    """Records ``[{feature: value, ...}, ...]`` as one column tensor per feature."""
+    if not isinstance(records, list) or not records:
+        raise InvalidInput('"instances" must be a non-empty list of {feature: value} objects')
+    if not all(isinstance(r, dict) for r in records):
+        raise InvalidInput('every item of "instances" must be an object {feature: value, ...}')
+    names = list(records[0])
+    for i, record in enumerate(records):
+        if record.keys() != records[0].keys():
+            missing = sorted(set(names) - set(record))
+            extra = sorted(set(record) - set(names))
+            raise InvalidInput(
+                f"instance {i} has different fields from instance 0"
+                + (f"; missing {missing}" if missing else "")
+                + (f"; extra {extra}" if extra else "")
+            )
+    tensors = []
+    for name in names:
+        column = tensor_from_rows([[r[name]] for r in records], name)
+        data = column.data[:, 0]
+        tensors.append(Tensor(name, column.datatype, (data.shape[0],), data))
+    return tensors
+
+
+def request_from_rows(rows: Any, request_id: str | None = None) -> InferenceRequest:
+    return InferenceRequest(inputs=[tensor_from_rows(rows)], id=request_id)
+
+
+def request_from_records(
+    records: Sequence[Mapping[str, Any]], request_id: str | None = None
+) -> InferenceRequest:
+    return InferenceRequest(inputs=tensors_from_records(records), id=request_id)
+
+
+def _coerce_objects(array: np.ndarray) -> np.ndarray:
+    """Mixed JSON values: numbers (and null as NaN) become floats, anything else bytes."""
+    flat = array.ravel()
+    if all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in flat):
+        return np.array([np.nan if v is None else v for v in flat], dtype=np.float64).reshape(
+            array.shape
+        )
+    if any(isinstance(v, list | dict) for v in flat):
+        raise InvalidInput('"data" rows must hold plain values (numbers or strings), not lists')
+    return np.array(
+        [v.encode() if isinstance(v, str) else str(v).encode() for v in flat], dtype=object
+    ).reshape(array.shape)

@@ -1,0 +1,204 @@
+"""Reference profiles: what the training data looked like, kept with a version for drift."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+QUANTILE_LEVELS = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+HISTOGRAM_BINS = 10
+TOP_CATEGORIES = 100
+OTHER = "__other__"
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureProfile:
+    """One column of the reference data.
+
+    Numeric columns keep quantiles and a histogram whose bin edges are reference deciles (so
+    that every bin holds about a tenth of the reference; constant columns get one bin);
+    categorical columns keep their category counts.
+    """
+
+    name: str
+    kind: str
+    """``numeric`` or ``categorical``."""
+    count: int
+    missing: int
+    mean: float | None = None
+    std: float | None = None
+    min: float | None = None
+    max: float | None = None
+    quantile_levels: tuple[float, ...] = ()
+    quantiles: tuple[float, ...] = ()
+    bin_edges: tuple[float, ...] = ()
+    bin_counts: tuple[int, ...] = ()
+    categories: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def numeric(cls, name: str, values: np.ndarray) -> FeatureProfile:
+        values = values.astype(np.float64, copy=False)
+        finite = values[np.isfinite(values)]
+        missing = int(values.size - finite.size)
+        if finite.size == 0:
+            return cls(name, "numeric", int(values.size), missing)
+        quantiles = np.quantile(finite, QUANTILE_LEVELS)
+        edges = np.unique(np.quantile(finite, np.linspace(0, 1, HISTOGRAM_BINS + 1)))
+        if edges.size == 1:
+            edges = np.array([edges[0], edges[0]])
+        counts, _ = np.histogram(finite, bins=edges)
+        return cls(
+            name,
+            "numeric",
+            int(values.size),
+            missing,
+            mean=_finite(float(finite.mean())),
+            std=_finite(float(finite.std())),
+            min=_finite(float(finite.min())),
+            max=_finite(float(finite.max())),
+            quantile_levels=QUANTILE_LEVELS,
+            quantiles=tuple(float(q) for q in quantiles),
+            bin_edges=tuple(float(e) for e in edges),
+            bin_counts=tuple(int(c) for c in counts),
+        )
+
+    @classmethod
+    def categorical(cls, name: str, values: pd.Series) -> FeatureProfile:
+        missing = int(values.isna().sum())
+        counts = values.dropna().astype(str).value_counts()
+        top = {str(k): int(v) for k, v in counts.iloc[:TOP_CATEGORIES].items()}
+        rest = int(counts.iloc[TOP_CATEGORIES:].sum())
+        if rest:
+            top[OTHER] = rest
+        return cls(name, "categorical", int(values.size), missing, categories=top)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "count": self.count,
+            "missing": self.missing,
+        }
+        if self.kind == "numeric":
+            data.update(
+                mean=self.mean,
+                std=self.std,
+                min=self.min,
+                max=self.max,
+                quantile_levels=list(self.quantile_levels),
+                quantiles=list(self.quantiles),
+                bin_edges=list(self.bin_edges),
+                bin_counts=list(self.bin_counts),
+            )
+        else:
+            data["categories"] = dict(self.categories)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureProfile:
+        return cls(
+            name=str(data["name"]),
+            kind=str(data["kind"]),
+            count=int(data["count"]),
+            missing=int(data["missing"]),
+            mean=data.get("mean"),
+            std=data.get("std"),
+            min=data.get("min"),
+            max=data.get("max"),
+            quantile_levels=tuple(data.get("quantile_levels", ())),
+            quantiles=tuple(data.get("quantiles", ())),
+            bin_edges=tuple(data.get("bin_edges", ())),
+            bin_counts=tuple(data.get("bin_counts", ())),
+            categories=dict(data.get("categories", {})),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceProfile:
+    """Per-feature profiles of the training data, and a small sample of its rows."""
+
+    features: tuple[FeatureProfile, ...]
+    n_rows: int
+    sample: list[list[Any]]
+    """Up to ``sample_rows`` rows, for parity checks and synthetic traffic."""
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def feature(self, name: str) -> FeatureProfile:
+        for profile in self.features:
+            if profile.name == name:
+                return profile
+        raise KeyError(f"no feature {name!r} in the reference profile")
+
+    def sample_array(self) -> np.ndarray:
+        """The sample as a float array when every feature is numeric, else an object array."""
+        if all(f.kind == "numeric" for f in self.features):
+            return np.array(
+                [[np.nan if v is None else v for v in row] for row in self.sample],
+                dtype=np.float64,
+            ).reshape(len(self.sample), len(self.features))
+        return np.array(self.sample, dtype=object)
+
+    @classmethod
+    def from_data(
+        cls,
+        data: pd.DataFrame | np.ndarray,
+        feature_names: Sequence[str] | None = None,
+        sample_rows: int = 256,
+    ) -> ReferenceProfile:
+        frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(np.asarray(data))
+        if feature_names is not None:
+            if len(feature_names) != frame.shape[1]:
+                raise ValueError(f"{len(feature_names)} feature names for {frame.shape[1]} columns")
+            frame = frame.set_axis([str(n) for n in feature_names], axis=1)
+        else:
+            frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+        features = []
+        for name in frame.columns:
+            column = frame[name]
+            if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+                features.append(FeatureProfile.numeric(name, column.to_numpy(dtype=np.float64)))
+            else:
+                features.append(FeatureProfile.categorical(name, column))
+        rng = np.random.default_rng(0)
+        take = min(sample_rows, len(frame))
+        rows: np.ndarray = np.sort(rng.choice(len(frame), size=take, replace=False))
+        sample = [[_json_value(v) for v in row] for row in frame.iloc[rows].itertuples(index=False)]
+        return cls(tuple(features), len(frame), sample)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_rows": self.n_rows,
+            "features": [f.to_dict() for f in self.features],
+            "sample": self.sample,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReferenceProfile:
+        return cls(
+            features=tuple(FeatureProfile.from_dict(f) for f in data["features"]),
+            n_rows=int(data["n_rows"]),
+            sample=[list(row) for row in data.get("sample", [])],
+        )
+
+
+def _json_value(value: Any) -> Any:
+    """A cell as JSON can hold it: NaN and infinities become null, NumPy scalars plain."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)

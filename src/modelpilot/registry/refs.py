@@ -1,0 +1,61 @@
+"""Model references as users write them: ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from modelpilot.errors import BadRequest
+
+PRODUCTION = "production"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+def check_name(name: str, what: str = "model name") -> str:
+    """Return ``name`` if it is a valid model or alias name, else raise ``BadRequest``."""
+    if not _NAME.match(name) or (name.isdigit() and what == "alias"):
+        raise BadRequest(
+            f"invalid {what} {name!r}: use 1-128 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+            + ("; an alias may not be all digits" if what == "alias" else "")
+        )
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """A reference to a model version; at most one of ``version`` and ``alias`` is set.
+
+    A bare name means alias ``production``, falling back to the latest version when that alias
+    is not set (``is_default`` tells the two apart).
+    """
+
+    name: str
+    version: int | None = None
+    alias: str | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return self.version is None and self.alias is None
+
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        text = text.strip()
+        if "@" in text:
+            name, _, alias = text.partition("@")
+            return cls(check_name(name), alias=check_name(alias, "alias"))
+        if ":" in text:
+            name, _, version = text.partition(":")
+            if not version.isdigit() or int(version) < 1:
+                raise BadRequest(
+                    f"invalid version {version!r} in {text!r}: versions are 1, 2, 3..."
+                )
+            return cls(check_name(name), version=int(version))
+        return cls(check_name(text))
+
+    def __str__(self) -> str:
+        if self.version is not None:
+            return f"{self.name}:{self.version}"
+        if self.alias is not None:
+            return f"{self.name}@{self.alias}"
+        return self.name

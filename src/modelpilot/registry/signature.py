@@ -1,0 +1,82 @@
+"""A model version's signature: the tensors it takes and gives, by protocol name and shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    """One input or output: protocol datatype (``FP64``, ``BYTES``...) and shape, -1 = any."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TensorSpec:
+        return cls(
+            name=str(data["name"]),
+            datatype=str(data["datatype"]),
+            shape=tuple(int(d) for d in data["shape"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """What a model version takes and gives.
+
+    Tabular models have one 2-D input ``[-1, n_features]``; ``feature_names`` then names its
+    columns, so that callers may send one named tensor (or record field) per feature instead.
+    ``allow_nan`` says whether the model copes with missing values (trees in XGBoost and
+    LightGBM do; most scikit-learn estimators do not).
+    """
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    feature_names: tuple[str, ...] | None = None
+    allow_nan: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_tabular(self) -> bool:
+        """One 2-D input whose rows are samples and columns are features."""
+        return len(self.inputs) == 1 and len(self.inputs[0].shape) == 2
+
+    @property
+    def n_features(self) -> int | None:
+        """Column count of a tabular input (None if not tabular or not fixed)."""
+        if not self.is_tabular:
+            return None
+        width = self.inputs[0].shape[1]
+        return width if width > 0 else None
+
+    def output(self, name: str) -> TensorSpec | None:
+        for spec in self.outputs:
+            if spec.name == name:
+                return spec
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "inputs": [spec.to_dict() for spec in self.inputs],
+            "outputs": [spec.to_dict() for spec in self.outputs],
+            "feature_names": list(self.feature_names) if self.feature_names else None,
+            "allow_nan": self.allow_nan,
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Signature:
+        names = data.get("feature_names")
+        return cls(
+            inputs=tuple(TensorSpec.from_dict(d) for d in data.get("inputs", [])),
+            outputs=tuple(TensorSpec.from_dict(d) for d in data.get("outputs", [])),
+            feature_names=tuple(str(n) for n in names) if names else None,
+            allow_nan=bool(data.get("allow_nan", False)),
+            extra=dict(data.get("extra") or {}),
+        )

@@ -1,0 +1,498 @@
+"""The registry: named models, immutable numbered versions, aliases, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from modelpilot.errors import (
+    AliasNotFound,
+    Conflict,
+    MissingExtra,
+    ModelNotFound,
+    RegistryError,
+    VersionNotFound,
+)
+from modelpilot.registry import schema
+from modelpilot.registry.artifacts import ArtifactStore
+from modelpilot.registry.profile import ReferenceProfile
+from modelpilot.registry.refs import PRODUCTION, ModelRef, check_name
+from modelpilot.registry.signature import Signature
+from modelpilot.registry.types import ModelInfo, ModelVersion
+
+logger = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every one we store is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+class Registry:
+    """Models and their versions, in one database, with artifacts in an ``ArtifactStore``.
+
+    Versions are immutable: nothing here changes a version once written. Registration and
+    alias moves are single transactions, and version numbers are allocated under a lock on the
+    model (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so that two
+    processes registering at once never get the same number. Methods are synchronous and
+    thread-safe; async callers run them in a thread.
+    """
+
+    def __init__(self, engine: Engine, artifacts: ArtifactStore, location: str) -> None:
+        self._engine = engine
+        self.artifacts = artifacts
+        self.location = location
+        try:
+            schema.metadata.create_all(engine)
+        except SQLAlchemyError as exc:
+            raise RegistryError(f"cannot open the registry at {location}: {exc}") from exc
+
+    @classmethod
+    def open(cls, location: str | Path, artifacts: Path | None = None) -> Registry:
+        """Open (creating if needed) a registry directory or database URL."""
+        text = str(location)
+        if text.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+            return cls._open_postgres(text, artifacts)
+        if text.startswith("sqlite:///"):
+            db = Path(text.removeprefix("sqlite:///"))
+            root = artifacts or db.parent / "artifacts"
+            return cls(_sqlite_engine(db), ArtifactStore(root), str(db))
+        if "://" in text:
+            raise RegistryError(
+                f"unsupported registry URL {text!r}: use a directory, sqlite:///PATH or "
+                "postgresql://USER@HOST/DB"
+            )
+        directory = Path(text)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RegistryError(f"cannot create the registry directory {directory}: {exc}") from exc
+        store = ArtifactStore(artifacts or directory / "artifacts")
+        return cls(_sqlite_engine(directory / "registry.db"), store, str(directory))
+
+    @classmethod
+    def _open_postgres(cls, text: str, artifacts: Path | None) -> Registry:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise MissingExtra("psycopg", "postgres") from None
+        if artifacts is None:
+            raise RegistryError(
+                "a PostgreSQL registry keeps artifacts in a shared directory: set "
+                "MODELPILOT_ARTIFACTS or pass --artifacts"
+            )
+        url = make_url(text).set(drivername="postgresql+psycopg")
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        return cls(engine, ArtifactStore(artifacts), url.render_as_string(hide_password=True))
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- transactions ------------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self._engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise RegistryError(f"the registry at {self.location} is unreachable: {exc}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self._engine.connect() as conn:
+                conn.execution_options(modelpilot_write=True)
+                with conn.begin():
+                    yield conn
+        except OperationalError as exc:
+            raise RegistryError(f"the registry at {self.location} is unreachable: {exc}") from exc
+
+    def _lock_model(self, conn: Connection, name: str, create: bool) -> None:
+        """Make sure the model row exists (if ``create``) and hold its lock until commit."""
+        if create:
+            insert = _insert(conn).values(name=name, created_at=_now(), description="")
+            conn.execute(insert.on_conflict_do_nothing(index_elements=["name"]))
+        query = select(schema.models.c.name).where(schema.models.c.name == name)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        if conn.execute(query).first() is None:
+            raise self._model_not_found(conn, name)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def register_version(
+        self,
+        name: str,
+        artifact: Path,
+        *,
+        flavor: str,
+        signature: Signature,
+        metadata: dict[str, Any] | None = None,
+        reference: ReferenceProfile | None = None,
+        aliases: Sequence[str] = (),
+    ) -> ModelVersion:
+        """Store ``artifact`` and record it as the model's next version."""
+        check_name(name)
+        for alias in aliases:
+            check_name(alias, "alias")
+        artifact = Path(artifact)
+        # The file goes in first: content-addressed, so a crash before the commit below
+        # leaves an unreferenced blob, never a version without its artifact.
+        sha, size = self.artifacts.put(artifact)
+        for attempt in range(5):
+            try:
+                with self._write() as conn:
+                    self._lock_model(conn, name, create=True)
+                    latest = conn.execute(
+                        select(func.max(schema.versions.c.version)).where(
+                            schema.versions.c.model == name
+                        )
+                    ).scalar()
+                    version = (latest or 0) + 1
+                    conn.execute(
+                        schema.versions.insert().values(
+                            model=name,
+                            version=version,
+                            flavor=flavor,
+                            artifact_sha256=sha,
+                            artifact_name=artifact.name,
+                            artifact_size=size,
+                            signature=signature.to_dict(),
+                            metadata=dict(metadata or {}),
+                            reference=reference.to_dict() if reference else None,
+                            created_at=_now(),
+                        )
+                    )
+                    for alias in aliases:
+                        self._point(conn, name, alias, version)
+                break
+            except IntegrityError:
+                # Only reachable if another writer slipped past the lock; take the next number.
+                if attempt == 4:
+                    raise
+        logger.info("registered %s:%d (%s, %s)", name, version, flavor, sha[:12])
+        return self.get_version(name, version)
+
+    def set_alias(self, name: str, alias: str, version: int) -> int | None:
+        """Point ``alias`` at ``version``; returns where it pointed before (None if new)."""
+        check_name(alias, "alias")
+        with self._write() as conn:
+            self._lock_model(conn, name, create=False)
+            self._require_version(conn, name, version)
+            return self._point(conn, name, alias, version)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        with self._write() as conn:
+            self._lock_model(conn, name, create=False)
+            previous = self._alias_target(conn, name, alias)
+            if previous is None:
+                raise self._alias_not_found(conn, name, alias)
+            conn.execute(
+                schema.aliases.delete().where(
+                    (schema.aliases.c.model == name) & (schema.aliases.c.alias == alias)
+                )
+            )
+            conn.execute(
+                schema.alias_history.insert().values(
+                    model=name,
+                    alias=alias,
+                    version=None,
+                    previous=previous,
+                    action="delete",
+                    changed_at=_now(),
+                )
+            )
+
+    def rollback(self, name: str, alias: str = PRODUCTION) -> tuple[int, int]:
+        """Move ``alias`` back to where it pointed before; returns (from, to)."""
+        with self._write() as conn:
+            self._lock_model(conn, name, create=False)
+            current = self._alias_target(conn, name, alias)
+            if current is None:
+                raise self._alias_not_found(conn, name, alias)
+            history = conn.execute(
+                select(
+                    schema.alias_history.c.version,
+                    schema.alias_history.c.previous,
+                    schema.alias_history.c.action,
+                )
+                .where(
+                    (schema.alias_history.c.model == name) & (schema.alias_history.c.alias == alias)
+                )
+                .order_by(schema.alias_history.c.id)
+            ).all()
+            # The history is an undo stack: a rollback undoes the newest assignment still in
+            # force, so that rolling back twice goes back two steps, not back and forth.
+            stack: list[tuple[int | None, int | None]] = []
+            for version, previous, action in history:
+                if action == "rollback":
+                    if stack:
+                        stack.pop()
+                else:
+                    stack.append((version, previous))
+            target = stack[-1][1] if stack and stack[-1][0] == current else None
+            if target is None or target == current:
+                target = conn.execute(
+                    select(func.max(schema.versions.c.version)).where(
+                        (schema.versions.c.model == name) & (schema.versions.c.version < current)
+                    )
+                ).scalar()
+            if target is None:
+                raise Conflict(
+                    f"{name}@{alias} points at version {current} and there is no earlier version "
+                    "to roll back to"
+                )
+            self._point(conn, name, alias, target, action="rollback")
+            return current, target
+
+    def _point(
+        self, conn: Connection, name: str, alias: str, version: int, action: str = "set"
+    ) -> int | None:
+        previous = self._alias_target(conn, name, alias)
+        values = {"version": version, "updated_at": _now()}
+        if previous is None:
+            conn.execute(schema.aliases.insert().values(model=name, alias=alias, **values))
+        else:
+            conn.execute(
+                schema.aliases.update()
+                .where((schema.aliases.c.model == name) & (schema.aliases.c.alias == alias))
+                .values(**values)
+            )
+        conn.execute(
+            schema.alias_history.insert().values(
+                model=name,
+                alias=alias,
+                version=version,
+                previous=previous,
+                action=action,
+                changed_at=_now(),
+            )
+        )
+        return previous
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get_version(self, name: str, version: int) -> ModelVersion:
+        with self._read() as conn:
+            row = conn.execute(
+                select(schema.versions).where(
+                    (schema.versions.c.model == name) & (schema.versions.c.version == version)
+                )
+            ).first()
+            if row is None:
+                self._require_version(conn, name, version)
+            return self._version(conn, row._mapping)  # type: ignore[union-attr]
+
+    def latest(self, name: str) -> ModelVersion:
+        with self._read() as conn:
+            latest = conn.execute(
+                select(func.max(schema.versions.c.version)).where(schema.versions.c.model == name)
+            ).scalar()
+            if latest is None:
+                raise self._model_not_found(conn, name)
+        return self.get_version(name, latest)
+
+    def resolve(self, ref: ModelRef | str) -> ModelVersion:
+        """The version a reference means: ``NAME`` (production, else latest), ``:N``, ``@A``."""
+        if isinstance(ref, str):
+            ref = ModelRef.parse(ref)
+        if ref.version is not None:
+            return self.get_version(ref.name, ref.version)
+        alias = ref.alias or PRODUCTION
+        with self._read() as conn:
+            target = self._alias_target(conn, ref.name, alias)
+            if target is None and ref.alias is not None:
+                raise self._alias_not_found(conn, ref.name, alias)
+        if target is None:
+            return self.latest(ref.name)
+        return self.get_version(ref.name, target)
+
+    def list_models(self) -> list[ModelInfo]:
+        with self._read() as conn:
+            stats = {
+                row.model: (int(row.latest), int(row.n))
+                for row in conn.execute(
+                    select(
+                        schema.versions.c.model,
+                        func.max(schema.versions.c.version).label("latest"),
+                        func.count().label("n"),
+                    ).group_by(schema.versions.c.model)
+                )
+            }
+            aliases: dict[str, dict[str, int]] = {}
+            for row in conn.execute(select(schema.aliases)):
+                aliases.setdefault(row.model, {})[row.alias] = row.version
+            return [
+                ModelInfo(
+                    name=row.name,
+                    created_at=_utc(row.created_at),
+                    latest_version=stats.get(row.name, (None, 0))[0],
+                    version_count=stats.get(row.name, (None, 0))[1],
+                    aliases=dict(sorted(aliases.get(row.name, {}).items())),
+                )
+                for row in conn.execute(select(schema.models).order_by(schema.models.c.name))
+            ]
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(schema.versions)
+                .where(schema.versions.c.model == name)
+                .order_by(schema.versions.c.version)
+            ).all()
+            if not rows:
+                raise self._model_not_found(conn, name)
+            return [self._version(conn, row._mapping) for row in rows]
+
+    def aliases(self, name: str) -> dict[str, int]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(schema.aliases.c.alias, schema.aliases.c.version)
+                .where(schema.aliases.c.model == name)
+                .order_by(schema.aliases.c.alias)
+            ).all()
+            if not rows and not self._model_exists(conn, name):
+                raise self._model_not_found(conn, name)
+            return {row.alias: row.version for row in rows}
+
+    def reference_profile(self, name: str, version: int) -> ReferenceProfile | None:
+        with self._read() as conn:
+            row = conn.execute(
+                select(schema.versions.c.reference).where(
+                    (schema.versions.c.model == name) & (schema.versions.c.version == version)
+                )
+            ).first()
+            if row is None:
+                self._require_version(conn, name, version)
+        return ReferenceProfile.from_dict(row.reference) if row and row.reference else None
+
+    def fetch_artifact(self, version: ModelVersion) -> Path:
+        """The version's artifact file, after checking its sha256."""
+        return self.artifacts.fetch(version.artifact_sha256)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _version(self, conn: Connection, row: Any) -> ModelVersion:
+        aliases = conn.execute(
+            select(schema.aliases.c.alias)
+            .where(
+                (schema.aliases.c.model == row["model"])
+                & (schema.aliases.c.version == row["version"])
+            )
+            .order_by(schema.aliases.c.alias)
+        ).scalars()
+        return ModelVersion(
+            model=row["model"],
+            version=row["version"],
+            flavor=row["flavor"],
+            artifact_sha256=row["artifact_sha256"],
+            artifact_name=row["artifact_name"],
+            artifact_size=row["artifact_size"],
+            signature=Signature.from_dict(row["signature"]),
+            metadata=dict(row["metadata"] or {}),
+            created_at=_utc(row["created_at"]),
+            has_reference=row["reference"] is not None,
+            aliases=tuple(aliases),
+        )
+
+    def _alias_target(self, conn: Connection, name: str, alias: str) -> int | None:
+        return conn.execute(
+            select(schema.aliases.c.version).where(
+                (schema.aliases.c.model == name) & (schema.aliases.c.alias == alias)
+            )
+        ).scalar()
+
+    def _model_exists(self, conn: Connection, name: str) -> bool:
+        query = select(schema.models.c.name).where(schema.models.c.name == name)
+        return conn.execute(query).first() is not None
+
+    def _require_version(self, conn: Connection, name: str, version: int) -> None:
+        versions = (
+            conn.execute(
+                select(schema.versions.c.version)
+                .where(schema.versions.c.model == name)
+                .order_by(schema.versions.c.version)
+            )
+            .scalars()
+            .all()
+        )
+        if not versions:
+            raise self._model_not_found(conn, name)
+        if version not in versions:
+            raise VersionNotFound(
+                f"model {name!r} has no version {version}; it has {_ranges(versions)}"
+            )
+
+    def _model_not_found(self, conn: Connection, name: str) -> ModelNotFound:
+        names = conn.execute(select(schema.models.c.name).order_by(schema.models.c.name))
+        known = [n for n in names.scalars() if n != name]
+        hint = f"; registered models: {', '.join(known[:20])}" if known else ""
+        return ModelNotFound(f"no model named {name!r} in the registry{hint}")
+
+    def _alias_not_found(self, conn: Connection, name: str, alias: str) -> AliasNotFound:
+        if not self._model_exists(conn, name):
+            return AliasNotFound(str(self._model_not_found(conn, name)))
+        names = conn.execute(
+            select(schema.aliases.c.alias).where(schema.aliases.c.model == name)
+        ).scalars()
+        known = ", ".join(sorted(names)) or "none"
+        return AliasNotFound(f"model {name!r} has no alias {alias!r}; its aliases: {known}")
+
+
+def _ranges(versions: Sequence[int]) -> str:
+    if versions == list(range(versions[0], versions[-1] + 1)):
+        return (
+            f"version {versions[0]}"
+            if len(versions) == 1
+            else (f"versions {versions[0]}-{versions[-1]}")
+        )
+    return "versions " + ", ".join(map(str, versions))
+
+
+def _insert(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(schema.models)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(schema.models)
+
+
+def _sqlite_engine(path: Path) -> Engine:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin (see "begin" below).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # Writers take the database lock up front, so that reading the latest version number
+        # and inserting the next one cannot interleave with another process doing the same.
+        if conn.get_execution_options().get("modelpilot_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+    return engine

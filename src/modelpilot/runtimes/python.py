@@ -1,0 +1,112 @@
+"""Plain Python models: a ``.py`` file defining a class with ``predict()`` (and ``load()``).
+
+Importing the file runs it, like unpickling: servers only load registry artifacts whose
+sha256 matches the one recorded at registration.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import inspect
+import itertools
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelpilot.errors import ArtifactError, InvalidInput
+from modelpilot.protocol.datatypes import datatype_of
+from modelpilot.registry.signature import Signature, TensorSpec
+from modelpilot.runtimes.base import Batch, Runtime
+from modelpilot.runtimes.tabular import INPUT, feature_names_for, input_spec
+
+_counter = itertools.count()
+_import_lock = threading.Lock()
+
+
+def _model_class(module: Any, path: Path) -> type:
+    own = [
+        obj
+        for _, obj in inspect.getmembers(module, inspect.isclass)
+        if obj.__module__ == module.__name__ and callable(getattr(obj, "predict", None))
+    ]
+    named = [cls for cls in own if cls.__name__ == "Model"]
+    if named:
+        return named[0]
+    if len(own) == 1:
+        return own[0]
+    names = ", ".join(cls.__name__ for cls in own) or "none"
+    raise ArtifactError(
+        f"{path.name} must define one class with a predict() method, or name it Model; "
+        f"found: {names}"
+    )
+
+
+class PythonRuntime(Runtime):
+    """An instance of the user's class; ``predict`` gets the batch's single array (or dict)."""
+
+    flavor = "python"
+
+    def __init__(self, instance: Any, signature: Signature | None) -> None:
+        self.instance = instance
+        declared = getattr(instance, "signature", None)
+        if signature is None and isinstance(declared, dict):
+            signature = Signature.from_dict(declared)
+        self.signature = signature or Signature(
+            inputs=(TensorSpec(INPUT, "FP64", (-1, -1)),),
+            outputs=(TensorSpec("predict", "FP64", (-1,)),),
+        )
+
+    @classmethod
+    def load(cls, path: Path, signature: Signature | None = None, **options: Any) -> Runtime:
+        name = f"modelpilot_user_model_{next(_counter)}"
+        # Stored artifacts have no .py suffix, so the loader must be named explicitly.
+        loader = importlib.machinery.SourceFileLoader(name, str(path))
+        spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+        if spec is None or spec.loader is None:
+            raise ArtifactError(f"cannot import {path.name} as Python")
+        module = importlib.util.module_from_spec(spec)
+        with _import_lock:
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:
+                raise ArtifactError(f"importing {path.name} failed: {exc!r}") from exc
+        instance = _model_class(module, path)()
+        if callable(getattr(instance, "load", None)):
+            instance.load()
+        return cls(instance, signature)
+
+    def infer_signature(
+        self, example: np.ndarray | None = None, feature_names: Sequence[str] | None = None
+    ) -> Signature:
+        if isinstance(getattr(self.instance, "signature", None), dict) or example is None:
+            return self.signature
+        try:
+            result = self.predict({INPUT: example[:2]})
+        except Exception as exc:
+            raise InvalidInput(f"the model cannot predict on the reference data: {exc}") from exc
+        outputs = tuple(
+            TensorSpec(name, datatype_of(array), (-1, *array.shape[1:]))
+            for name, array in result.items()
+        )
+        width = example.shape[1] if example.ndim == 2 else None
+        return Signature(
+            inputs=(input_spec(width, example),),
+            outputs=outputs,
+            feature_names=feature_names_for(None, feature_names, width),
+        )
+
+    def predict(self, batch: Batch, outputs: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        arg: Any = next(iter(batch.values())) if len(batch) == 1 else batch
+        result = self.instance.predict(arg)
+        if isinstance(result, dict):
+            arrays = {str(k): np.asarray(v) for k, v in result.items()}
+        else:
+            first = self.signature.outputs[0].name if self.signature.outputs else "predict"
+            arrays = {first: np.asarray(result)}
+        if outputs:
+            return {name: arrays[name] for name in outputs if name in arrays}
+        return arrays

@@ -1,0 +1,1 @@
+"""Transports: REST and gRPC servers over the engine, and the process runner."""

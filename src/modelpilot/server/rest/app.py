@@ -1,0 +1,51 @@
+"""The FastAPI application: routes, error mapping and limits around one engine."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp
+
+import modelpilot
+from modelpilot.config import Settings
+from modelpilot.server.rest import metrics, predict, v2
+from modelpilot.server.rest.errors import install_error_handlers
+from modelpilot.server.rest.fastpath import InferenceFastPath
+from modelpilot.server.rest.limits import BodyLimit
+from modelpilot.serving.engine import InferenceEngine
+
+
+def create_app(
+    engine: InferenceEngine,
+    settings: Settings,
+    metrics_registry: CollectorRegistry | None = None,
+) -> ASGIApp:
+    """The REST app over ``engine``; whoever runs it starts and stops the engine.
+
+    ``metrics_registry`` is what ``GET /metrics`` shows (see ``monitoring.ProcessMetrics``).
+    """
+    return InferenceFastPath(create_api(engine, settings, metrics_registry), engine, settings)
+
+
+def create_api(
+    engine: InferenceEngine,
+    settings: Settings,
+    metrics_registry: CollectorRegistry | None = None,
+) -> FastAPI:
+    """The FastAPI application alone: every route, the OpenAPI docs, no fast path."""
+    app = FastAPI(
+        title="ModelPilot",
+        version=modelpilot.__version__,
+        description="Model serving over the Open Inference Protocol v2.",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.engine = engine
+    app.state.settings = settings
+    app.state.metrics_registry = metrics_registry
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.include_router(v2.router)
+    app.include_router(predict.router)
+    app.include_router(metrics.router)
+    return app

@@ -1,0 +1,35 @@
+"""Request bodies: decompression within the size limit, JSON objects."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+from modelpilot.errors import BadRequest, PayloadTooLarge
+from modelpilot.protocol.json_codec import parse_json
+
+
+def decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """``body`` decoded per ``Content-Encoding`` (gzip or deflate), never past ``limit``."""
+    encoding = encoding.lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding not in ("gzip", "deflate"):
+        raise BadRequest(f"unsupported Content-Encoding {encoding!r}; use gzip or deflate")
+    # wbits 16+MAX for gzip, MAX for zlib ("deflate" in HTTP means zlib-wrapped).
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise BadRequest(f"the body is not valid {encoding} data: {exc}") from None
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise PayloadTooLarge(f"the decompressed body is over the limit of {limit} bytes")
+    return data
+
+
+def json_object(body: bytes, headers: Mapping[str, str], limit: int) -> dict[str, Any]:
+    payload = parse_json(decompress(body, headers.get("content-encoding", ""), limit))
+    if not isinstance(payload, dict):
+        raise BadRequest("the body must be a JSON object")
+    return payload

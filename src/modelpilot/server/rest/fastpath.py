@@ -1,0 +1,105 @@
+"""The inference endpoints as bare ASGI, in front of the FastAPI app.
+
+Under load the framework's per-request machinery (routing, dependency solving, exit stacks,
+middleware layers) costs several times more than the inference itself. The hot endpoints are
+matched here with string operations and handled by the same functions the FastAPI routes
+use; everything else (and the OpenAPI docs of these endpoints) is FastAPI's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from modelpilot.config import Settings
+from modelpilot.errors import ModelPilotError, PayloadTooLarge
+from modelpilot.server.rest.errors import error_response
+from modelpilot.server.rest.handlers import Reply, infer_reply, predict_reply
+from modelpilot.server.rest.limits import too_large
+from modelpilot.serving.engine import InferenceEngine
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[..., Awaitable[Reply]]
+
+
+def _route(path: str) -> tuple[Handler, str, str | None] | None:
+    """(handler, model, version) for the hot endpoints, None for anything else."""
+    if path.startswith("/v2/models/") and path.endswith("/infer"):
+        parts = path[len("/v2/models/") : -len("/infer")].split("/")
+        if len(parts) == 1 and parts[0]:
+            return infer_reply, parts[0], None
+        if len(parts) == 3 and parts[1] == "versions" and parts[0] and parts[2]:
+            return infer_reply, parts[0], parts[2]
+        return None
+    if path.startswith("/predict/"):
+        parts = path[len("/predict/") :].split("/")
+        if len(parts) == 1 and parts[0]:
+            return predict_reply, parts[0], None
+        if len(parts) == 3 and parts[1] == "versions" and parts[0] and parts[2]:
+            return predict_reply, parts[0], parts[2]
+    return None
+
+
+class InferenceFastPath:
+    """Serve ``POST .../infer`` and ``POST /predict/...`` directly; pass the rest on."""
+
+    def __init__(self, app: ASGIApp, engine: InferenceEngine, settings: Settings) -> None:
+        self.app = app
+        self.engine = engine
+        self.limit = settings.max_request_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        route = _route(scope["path"])
+        if route is None or "%" in scope["raw_path"].decode("latin-1"):
+            # Percent-encoded names are rare; FastAPI decodes them properly.
+            await self.app(scope, receive, send)
+            return
+        handler, model, version = route
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            body = await self._body(headers, receive)
+            reply = await handler(self.engine, model, version, body, headers, self.limit)
+        except ModelPilotError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        except Exception as exc:
+            logger.exception("unexpected error on POST %s", scope["path"])
+            await error_response(ModelPilotError(f"internal error: {type(exc).__name__}: {exc}"))(
+                scope, receive, send
+            )
+            return
+        raw_headers = [
+            (b"content-type", reply.media_type.encode()),
+            (b"content-length", str(len(reply.body)).encode()),
+        ]
+        raw_headers += [(k.encode(), v.encode("latin-1")) for k, v in reply.headers.items()]
+        await send({"type": "http.response.start", "status": reply.status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": reply.body})
+
+    async def _body(self, headers: dict[str, str], receive: Receive) -> bytes:
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            raise self._too_large(int(declared))
+        chunks = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ModelPilotError("the client went away")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                raise self._too_large(None)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _too_large(self, size: int | None) -> PayloadTooLarge:
+        return too_large(size, self.limit)

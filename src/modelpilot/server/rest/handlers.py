@@ -1,0 +1,110 @@
+"""The inference endpoints' work, from body bytes to reply bytes.
+
+Both the FastAPI routes (which document the API) and the fast path (which serves it under
+load) call these, so that there is one behaviour however a request arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from modelpilot.errors import BadRequest, InvalidInput
+from modelpilot.protocol.json_codec import decode_request, encode_response
+from modelpilot.protocol.rows import request_from_records, request_from_rows
+from modelpilot.protocol.types import InferenceResponse
+from modelpilot.server.rest.body import decompress, json_object
+from modelpilot.serving.engine import InferenceEngine
+
+HEADER_LENGTH = "inference-header-content-length"
+JSON = "application/json"
+
+
+@dataclass(slots=True)
+class Reply:
+    body: bytes
+    media_type: str = JSON
+    headers: dict[str, str] = field(default_factory=dict)
+    status: int = 200
+
+
+async def infer_reply(
+    engine: InferenceEngine,
+    name: str,
+    version: str | None,
+    body: bytes,
+    headers: Mapping[str, str],
+    limit: int,
+) -> Reply:
+    """``POST /v2/models/{name}[/versions/{version}]/infer``, JSON or binary tensors."""
+    body = decompress(body, headers.get("content-encoding", ""), limit)
+    header = headers.get(HEADER_LENGTH)
+    try:
+        header_length = int(header) if header is not None else None
+    except ValueError:
+        raise BadRequest(
+            f"Inference-Header-Content-Length must be a number, not {header!r}"
+        ) from None
+    inference = decode_request(body, header_length)
+    if inference.id is None:
+        inference.id = headers.get("x-request-id")
+    result = await engine.infer(name, inference, version, transport="rest")
+    content, json_length = encode_response(result, inference)
+    reply_headers = {"x-request-id": result.id}
+    if json_length is None:
+        return Reply(content, JSON, reply_headers)
+    reply_headers["inference-header-content-length"] = str(json_length)
+    return Reply(content, "application/octet-stream", reply_headers)
+
+
+async def predict_reply(
+    engine: InferenceEngine,
+    name: str,
+    version: str | None,
+    body: bytes,
+    headers: Mapping[str, str],
+    limit: int,
+) -> Reply:
+    """``POST /predict/{name}``: rows or records in, predictions out."""
+    payload = json_object(body, headers, limit)
+    request_id = payload.get("id") or headers.get("x-request-id")
+    if "instances" in payload:
+        inference = request_from_records(payload["instances"], request_id)
+    elif "data" in payload:
+        inference = request_from_rows(payload["data"], request_id)
+    else:
+        raise InvalidInput(
+            'send {"data": [...]} (one row or a list of rows) or '
+            '{"instances": [{feature: value, ...}, ...]}'
+        )
+    result = await engine.infer(name, inference, version, transport="rest")
+    return Reply(_predictions(result), JSON, {"x-request-id": result.id})
+
+
+def _predictions(result: InferenceResponse) -> bytes:
+    outputs = {t.name: _plain(t.data) for t in result.outputs}
+    body: dict[str, Any] = {
+        "model": result.model_name,
+        "version": result.model_version,
+        "id": result.id,
+        "predictions": outputs[result.outputs[0].name] if result.outputs else [],
+        "outputs": outputs,
+    }
+    return orjson.dumps(body)
+
+
+def _plain(array: Any) -> Any:
+    if array.dtype.kind == "O":
+        return [_plain_item(v) for v in array.tolist()]
+    return array.tolist()
+
+
+def _plain_item(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, list):
+        return [_plain_item(v) for v in value]
+    return value

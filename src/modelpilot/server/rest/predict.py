@@ -1,0 +1,62 @@
+"""``POST /predict/{name}``: the simple endpoint for rows or records, no protocol needed."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from modelpilot.server.rest.handlers import predict_reply
+from modelpilot.serving.engine import InferenceEngine
+
+router = APIRouter(tags=["Simple prediction"])
+
+PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "data": {"type": "array", "items": {}, "description": "a row or rows"},
+                        "instances": {
+                            "type": "array",
+                            "items": {"type": "object"},
+                            "description": "records {feature: value}",
+                        },
+                        "id": {"type": "string"},
+                    },
+                },
+                "examples": {
+                    "row": {"value": {"data": [5.1, 3.5, 1.4, 0.2]}},
+                    "rows": {"value": {"data": [[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]]}},
+                },
+            }
+        },
+    }
+}
+
+
+async def _predict(name: str, version: str | None, request: Request) -> Response:
+    engine: InferenceEngine = request.app.state.engine
+    limit = request.app.state.settings.max_request_bytes
+    reply = await predict_reply(engine, name, version, await request.body(), request.headers, limit)
+    return Response(reply.body, reply.status, reply.headers, reply.media_type)
+
+
+@router.post("/predict/{name}", summary="Predict rows or records", openapi_extra=PREDICT_BODY)
+async def predict(name: str, request: Request) -> Response:
+    """Score ``{"data": row-or-rows}`` or ``{"instances": [records]}``.
+
+    Answers ``{"model", "version", "id", "predictions", "outputs"}``: ``predictions`` is the
+    model's first output (labels for a classifier), ``outputs`` has every output by name.
+    """
+    return await _predict(name, None, request)
+
+
+@router.post(
+    "/predict/{name}/versions/{version}",
+    summary="Predict with a version",
+    openapi_extra=PREDICT_BODY,
+)
+async def predict_version(name: str, version: str, request: Request) -> Response:
+    return await _predict(name, version, request)

@@ -1,0 +1,197 @@
+"""Open Inference Protocol v2 over HTTP: health, metadata, inference, repository."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+
+import modelpilot
+from modelpilot.server.rest.body import json_object
+from modelpilot.server.rest.handlers import infer_reply
+from modelpilot.serving.engine import InferenceEngine, ModelMetadata
+
+router = APIRouter(tags=["Open Inference Protocol v2"])
+
+EXTENSIONS = ["binary_tensor_data", "model_repository"]
+
+_TENSOR = {
+    "type": "object",
+    "required": ["name", "shape", "datatype"],
+    "properties": {
+        "name": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": "integer"}},
+        "datatype": {"type": "string", "example": "FP64"},
+        "parameters": {"type": "object"},
+        "data": {"type": "array", "items": {}},
+    },
+}
+INFER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["inputs"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "parameters": {"type": "object"},
+                        "inputs": {"type": "array", "items": _TENSOR},
+                        "outputs": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "name": {"type": "string"},
+                                    "parameters": {"type": "object"},
+                                },
+                            },
+                        },
+                    },
+                },
+                "example": {
+                    "inputs": [
+                        {
+                            "name": "input-0",
+                            "shape": [1, 4],
+                            "datatype": "FP64",
+                            "data": [5.1, 3.5, 1.4, 0.2],
+                        }
+                    ]
+                },
+            }
+        },
+    }
+}
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+def _engine(request: Request) -> InferenceEngine:
+    engine: InferenceEngine = request.app.state.engine
+    return engine
+
+
+@router.get("/v2/health/live", summary="Is the server live?")
+async def live(request: Request) -> Response:
+    ok = _engine(request).live
+    return _json({"live": ok}, 200 if ok else 503)
+
+
+@router.get("/v2/health/ready", summary="Is every served model loaded?")
+async def ready(request: Request) -> Response:
+    ok = _engine(request).ready
+    return _json({"ready": ok}, 200 if ok else 503)
+
+
+@router.get("/v2", summary="Server metadata")
+async def server_metadata() -> Response:
+    return _json(
+        {"name": "modelpilot", "version": modelpilot.__version__, "extensions": EXTENSIONS}
+    )
+
+
+def _metadata(meta: ModelMetadata) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": meta.name,
+        "versions": list(meta.versions),
+        "platform": meta.platform,
+        "inputs": [s.to_dict() for s in meta.inputs],
+        "outputs": [s.to_dict() for s in meta.outputs],
+    }
+    if meta.feature_names:
+        body["parameters"] = {"feature_names": list(meta.feature_names)}
+    return body
+
+
+@router.get("/v2/models/{name}", summary="Model metadata")
+async def model_metadata(name: str, request: Request) -> Response:
+    return _json(_metadata(await _engine(request).metadata(name)))
+
+
+@router.get("/v2/models/{name}/versions/{version}", summary="Model version metadata")
+async def version_metadata(name: str, version: str, request: Request) -> Response:
+    return _json(_metadata(await _engine(request).metadata(name, version)))
+
+
+@router.get("/v2/models/{name}/ready", summary="Is the model loaded?")
+async def model_ready(name: str, request: Request) -> Response:
+    ok = await _engine(request).model_ready(name)
+    return _json({"name": name, "ready": ok}, 200 if ok else 503)
+
+
+@router.get("/v2/models/{name}/versions/{version}/ready", summary="Is the version loaded?")
+async def version_ready(name: str, version: str, request: Request) -> Response:
+    ok = await _engine(request).model_ready(name, version)
+    return _json({"name": name, "version": version, "ready": ok}, 200 if ok else 503)
+
+
+async def _infer(name: str, version: str | None, request: Request) -> Response:
+    settings = request.app.state.settings
+    reply = await infer_reply(
+        _engine(request),
+        name,
+        version,
+        await request.body(),
+        request.headers,
+        settings.max_request_bytes,
+    )
+    return Response(reply.body, reply.status, reply.headers, reply.media_type)
+
+
+@router.post("/v2/models/{name}/infer", summary="Inference", openapi_extra=INFER_BODY)
+async def infer(name: str, request: Request) -> Response:
+    """Run the model on the inputs; JSON, or binary tensors with Inference-Header-Content-Length."""
+    return await _infer(name, None, request)
+
+
+@router.post(
+    "/v2/models/{name}/versions/{version}/infer",
+    summary="Inference on a version",
+    openapi_extra=INFER_BODY,
+)
+async def infer_version(name: str, version: str, request: Request) -> Response:
+    """``version`` is a number or an alias name (``production``, ``staging``...)."""
+    return await _infer(name, version, request)
+
+
+async def _index(request: Request) -> Response:
+    ready_only = False
+    body = await request.body() if request.method == "POST" else b""
+    if body.strip():
+        limit = request.app.state.settings.max_request_bytes
+        payload = json_object(body, request.headers, limit)
+        ready_only = bool(payload.get("ready", False)) if isinstance(payload, dict) else False
+    entries = await _engine(request).repository_index(ready_only)
+    return _json(
+        [
+            {"name": e.name, "version": e.version, "state": e.state, "reason": e.reason}
+            for e in entries
+        ]
+    )
+
+
+@router.get("/v2/repository/index", summary="Models in the registry", tags=["Repository"])
+async def index_get(request: Request) -> Response:
+    return await _index(request)
+
+
+@router.post("/v2/repository/index", summary="Models in the registry", tags=["Repository"])
+async def index_post(request: Request) -> Response:
+    return await _index(request)
+
+
+@router.post("/v2/repository/models/{name}/load", summary="Serve a model", tags=["Repository"])
+async def load(name: str, request: Request) -> Response:
+    await _engine(request).load_model(name)
+    return _json({})
+
+
+@router.post("/v2/repository/models/{name}/unload", summary="Stop serving", tags=["Repository"])
+async def unload(name: str, request: Request) -> Response:
+    await _engine(request).unload_model(name)
+    return _json({})

@@ -1,0 +1,226 @@
+"""Adaptive batching: requests for one model version that arrive together run as one call.
+
+A lone request on an idle model runs at once; no timer holds it back. While the model is busy,
+requests queue, and when a slot frees, everything queued (up to ``max_batch_size`` rows) runs
+as one batch. ``max_latency`` lets a batch wait a little longer for company when the queue is
+short but traffic is steady; it only applies while other batches are running, so it never
+delays a request on an idle model. A batch that fails is retried request by request, so that a
+request the model chokes on fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from modelpilot.errors import Overloaded
+from modelpilot.runtimes.base import Batch
+
+logger = logging.getLogger(__name__)
+
+Predict = Callable[[Batch, list[str]], dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchingPolicy:
+    """How one model version batches."""
+
+    max_batch_size: int = 64
+    """Most rows in one call to the model."""
+    max_latency: float = 0.0
+    """Seconds a batch may wait for more rows while the model is busy (0: never wait)."""
+    concurrency: int = 1
+    """Batches of this version that may run at once (threads, or ONNX sessions in parallel)."""
+    max_queue_rows: int = 10_000
+    """Rows allowed to wait; past that, requests are refused with 503 and Retry-After."""
+
+
+@dataclass(slots=True)
+class _Item:
+    batch: Batch
+    outputs: tuple[str, ...]
+    rows: int
+    future: asyncio.Future[dict[str, np.ndarray]] = field(repr=False)
+    queued_at: float = 0.0
+
+
+class AdaptiveBatcher:
+    """Queues requests for one runtime and runs them in batches on ``executor``."""
+
+    def __init__(
+        self,
+        predict: Predict,
+        executor: Executor,
+        policy: BatchingPolicy,
+        on_batch: Callable[[int, list[float]], None] | None = None,
+    ) -> None:
+        self._predict = predict
+        self._on_batch = on_batch
+        self._executor = executor
+        self.policy = policy
+        self._queue: list[_Item] = []
+        self._queued_rows = 0
+        self._running = 0
+        self._wakeup: asyncio.Event | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.batched_rows = 0
+
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
+
+    async def submit(self, batch: Batch, outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        """Run ``batch`` (possibly with others) and return its own rows of every output."""
+        return await self.enqueue(batch, outputs)
+
+    def enqueue(
+        self, batch: Batch, outputs: Sequence[str]
+    ) -> asyncio.Future[dict[str, np.ndarray]]:
+        """Queue ``batch``; the future gets its rows of every output (cancel it to give up)."""
+        rows = next(iter(batch.values())).shape[0] if batch else 0
+        if self._queued_rows + rows > self.policy.max_queue_rows and self._queued_rows:
+            raise Overloaded(
+                f"{self._queued_rows} rows are already waiting for this model; retry shortly "
+                "or add workers",
+                retry_after=1.0,
+            )
+        loop = asyncio.get_running_loop()
+        item = _Item(batch, tuple(outputs), rows, loop.create_future(), loop.time())
+        self._queue.append(item)
+        self._queued_rows += rows
+        self._ensure_worker()
+        assert self._wakeup is not None
+        self._wakeup.set()
+        return item.future
+
+    def _ensure_worker(self) -> None:
+        if self._worker is None or self._worker.done():
+            self._wakeup = asyncio.Event()
+            self._worker = asyncio.create_task(self._run(), name="modelpilot-batcher")
+
+    def cancel(self) -> None:
+        """Stop the worker and cancel whatever still waits (the model is going away)."""
+        if self._worker is not None:
+            self._worker.cancel()
+        for item in self._queue:
+            if not item.future.done():
+                item.future.cancel()
+        self._queue.clear()
+        self._queued_rows = 0
+
+    async def close(self) -> None:
+        worker = self._worker
+        self.cancel()
+        if worker is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None
+        wakeup = self._wakeup
+        while True:
+            await wakeup.wait()
+            wakeup.clear()
+            while self._queue and self._running < self.policy.concurrency:
+                if self._running and self.policy.max_latency > 0 and self._short_queue():
+                    # Busy and the queue is thin: give it a moment to fill.
+                    try:
+                        await asyncio.wait_for(wakeup.wait(), self.policy.max_latency)
+                        wakeup.clear()
+                    except asyncio.TimeoutError:
+                        pass
+                    if self._running >= self.policy.concurrency:
+                        break
+                items = self._take()
+                self._running += 1
+                task = asyncio.create_task(self._execute(items))
+                task.add_done_callback(self._finished)
+
+    def _short_queue(self) -> bool:
+        return self._queued_rows < self.policy.max_batch_size
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running -= 1
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("batch task failed", exc_info=task.exception())
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    def _take(self) -> list[_Item]:
+        """The oldest request and every queued one that fits with it and asks the same."""
+        first = self._queue[0]
+        taken = [first]
+        rows = first.rows
+        keep: list[_Item] = []
+        for item in self._queue[1:]:
+            if (
+                rows + item.rows <= self.policy.max_batch_size
+                and item.outputs == first.outputs
+                and _compatible(first.batch, item.batch)
+            ):
+                taken.append(item)
+                rows += item.rows
+            else:
+                keep.append(item)
+        self._queue = keep
+        self._queued_rows -= rows
+        return taken
+
+    async def _execute(self, items: list[_Item]) -> None:
+        items = [i for i in items if not i.future.done()]  # cancelled or timed out
+        if not items:
+            return
+        loop = asyncio.get_running_loop()
+        if self._on_batch is not None:
+            now = loop.time()
+            try:
+                self._on_batch(sum(i.rows for i in items), [now - i.queued_at for i in items])
+            except Exception:
+                logger.exception("batch observer failed")
+        outputs = list(items[0].outputs)
+        if len(items) == 1:
+            await self._run_one(loop, items[0], outputs)
+            return
+        merged = {name: np.concatenate([i.batch[name] for i in items]) for name in items[0].batch}
+        try:
+            result = await loop.run_in_executor(self._executor, self._predict, merged, outputs)
+        except Exception:
+            # Someone in the batch broke it; find out who by running each alone.
+            await asyncio.gather(*(self._run_one(loop, i, outputs) for i in items))
+            return
+        self.batches += 1
+        self.batched_rows += sum(i.rows for i in items)
+        start = 0
+        for item in items:
+            end = start + item.rows
+            if not item.future.done():
+                item.future.set_result({k: v[start:end] for k, v in result.items()})
+            start = end
+
+    async def _run_one(
+        self, loop: asyncio.AbstractEventLoop, item: _Item, outputs: list[str]
+    ) -> None:
+        try:
+            result = await loop.run_in_executor(self._executor, self._predict, item.batch, outputs)
+        except Exception as exc:
+            if not item.future.done():
+                item.future.set_exception(exc)
+            return
+        self.batches += 1
+        self.batched_rows += item.rows
+        if not item.future.done():
+            item.future.set_result(result)
+
+
+def _compatible(a: Batch, b: Batch) -> bool:
+    """Same inputs with the same dtypes and per-row shapes: safe to concatenate."""
+    if a.keys() != b.keys():
+        return False
+    return all(a[k].dtype == b[k].dtype and a[k].shape[1:] == b[k].shape[1:] for k in a)

@@ -1,0 +1,527 @@
+"""The inference engine: the one ``infer()`` path that REST, gRPC and the CLI all call."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import numpy as np
+
+from modelpilot.config import Settings
+from modelpilot.errors import (
+    InferenceTimeout,
+    InvalidInput,
+    ModelFailure,
+    ModelNotFound,
+    ModelPilotError,
+    NotFound,
+)
+from modelpilot.protocol.types import InferenceRequest, InferenceResponse
+from modelpilot.registry.refs import ModelRef
+from modelpilot.registry.signature import TensorSpec
+from modelpilot.registry.store import Registry
+from modelpilot.registry.types import ModelVersion
+from modelpilot.runtimes.base import Runtime
+from modelpilot.runtimes.flavors import load_runtime
+from modelpilot.serving.acceleration import accelerate
+from modelpilot.serving.batcher import AdaptiveBatcher, BatchingPolicy
+from modelpilot.serving.inputs import assemble_batch, requested_outputs, to_tensors
+from modelpilot.serving.observers import InferenceObserver
+from modelpilot.serving.pool import LoadedModel, ModelPool
+from modelpilot.serving.result_cache import cache_key, create_result_cache
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelMetadata:
+    """What the protocol's model metadata call reports."""
+
+    name: str
+    version: str
+    versions: tuple[str, ...]
+    platform: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    feature_names: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelIndexEntry:
+    """One row of the repository index."""
+
+    name: str
+    version: str
+    state: str
+    """``READY``, ``UNAVAILABLE`` or ``LOADING``."""
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class _Served:
+    """A model the server answers for, and where its default reference points now."""
+
+    ref: ModelRef
+    current: ModelVersion | None = None
+    resolved_at: float = 0.0
+    refreshing: asyncio.Task[ModelVersion] | None = None
+
+
+class InferenceEngine:
+    """Serves models from a registry.
+
+    ``models`` lists the references to serve; empty means every model in the registry (each at
+    its ``production`` alias, else its latest version), including models registered after
+    start-up. A request without a version goes to the served reference, re-resolved at most
+    every ``alias_refresh_seconds`` so that an alias move reaches a running server; a request
+    with a version (a number, or an alias name) gets exactly that one, loaded on demand.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        settings: Settings,
+        models: Sequence[ModelRef] = (),
+        observers: Sequence[InferenceObserver] = (),
+    ) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.observers = list(observers)
+        self._serve_all = not models
+        self._served: dict[str, _Served] = {ref.name: _Served(ref) for ref in models}
+        self._unloaded: set[str] = set()
+        self._pinned_refs: dict[ModelRef, tuple[ModelVersion, float]] = {}
+        self._executor = ThreadPoolExecutor(
+            max_workers=settings.inference_threads, thread_name_prefix="modelpilot-infer"
+        )
+        self._load_executor = ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix="modelpilot-load"
+        )
+        self.pool = ModelPool(self._load, self._load_executor, settings.model_memory_budget_bytes)
+        self.result_cache = create_result_cache(settings)
+        self._id_prefix = secrets.token_hex(8)
+        self._id_counter = 0
+        self._started = False
+        self._draining = False
+        self._stopping = False
+        self.started_at = time.time()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resolve and load every served model; the server is ready once this returns."""
+        if self._serve_all:
+            infos = await self._blocking(self.registry.list_models)
+            for info in infos:
+                if info.latest_version is not None:
+                    self._served.setdefault(info.name, _Served(ModelRef(info.name)))
+            if not self._served:
+                logger.warning(
+                    "the registry at %s has no models yet; register one with "
+                    "`modelpilot register NAME FILE`",
+                    self.registry.location,
+                )
+        for name in list(self._served):
+            await self._current(name, force=True)
+        self._started = True
+
+    def mark_stopping(self) -> None:
+        """Answer not-ready from now on (live stays true) so that traffic drains away."""
+        self._draining = True
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self.pool.clear()
+        if self.result_cache is not None:
+            await self.result_cache.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._load_executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def live(self) -> bool:
+        return not self._stopping
+
+    @property
+    def ready(self) -> bool:
+        """Started, not stopping, and every served model's current version in memory."""
+        if not self._started or self._draining or self._stopping:
+            return False
+        return all(
+            s.current is not None and s.current.key in self.pool for s in self._served.values()
+        )
+
+    @property
+    def served_models(self) -> list[str]:
+        return sorted(self._served)
+
+    # -- the hot path ----------------------------------------------------------------------
+
+    async def infer(
+        self,
+        model: str,
+        request: InferenceRequest,
+        version: str | None = None,
+        transport: str = "python",
+    ) -> InferenceResponse:
+        """Run one inference request end to end, or raise a ``ModelPilotError``.
+
+        ``transport`` (``rest``, ``grpc``, ``cli``...) only labels what observers see.
+        """
+        if not self.observers:
+            return await self._infer(model, request, version)
+        started = time.perf_counter()
+        self._notify("inflight_changed", model, 1)
+        status, error, answered = "ok", None, "unknown"
+        try:
+            response = await self._infer(model, request, version)
+            answered = response.model_version
+            return response
+        except ModelPilotError as exc:
+            status, error = str(exc.http_status), type(exc).__name__
+            raise
+        except BaseException as exc:
+            status, error = "500", type(exc).__name__
+            raise
+        finally:
+            self._notify("inflight_changed", model, -1)
+            self._notify(
+                "request_finished",
+                model,
+                answered,
+                transport,
+                status,
+                time.perf_counter() - started,
+                error,
+            )
+
+    def _notify(self, event: str, *args: Any) -> None:
+        for observer in self.observers:
+            try:
+                getattr(observer, event)(*args)
+            except Exception:
+                logger.exception("observer %r failed on %s", observer, event)
+
+    async def _infer(
+        self, model: str, request: InferenceRequest, version: str | None
+    ) -> InferenceResponse:
+        loaded = await self.get_model(model, version)
+        signature = loaded.version.signature
+        batch = assemble_batch(signature, request.inputs)
+        names = requested_outputs(signature, request.outputs)
+        key = None
+        if self.result_cache is not None:
+            key = cache_key(loaded.version, batch, names)
+            cached = await self.result_cache.get(key)
+            if cached is not None:
+                return self._response(loaded, request, cached, names)
+        arrays = await self._run(loaded, batch, names)
+        if key is not None and self.result_cache is not None:
+            await self.result_cache.set(key, arrays)
+        return self._response(loaded, request, arrays, names)
+
+    def _response(
+        self,
+        loaded: LoadedModel,
+        request: InferenceRequest,
+        arrays: dict[str, np.ndarray],
+        names: list[str],
+    ) -> InferenceResponse:
+        return InferenceResponse(
+            model_name=loaded.version.model,
+            model_version=str(loaded.version.version),
+            id=request.id or self._next_id(),
+            outputs=to_tensors(arrays, names),
+        )
+
+    async def _run(
+        self, loaded: LoadedModel, batch: dict[str, np.ndarray], names: list[str]
+    ) -> dict[str, np.ndarray]:
+        batcher = loaded.batcher or self._batcher_for(loaded)
+        future = batcher.enqueue(batch, names)
+        # A timer on the future rather than asyncio.wait_for, which costs a task per request.
+        timer = asyncio.get_running_loop().call_later(
+            self.settings.request_timeout_seconds,
+            _expire,
+            future,
+            loaded.version,
+            self.settings.request_timeout_seconds,
+        )
+        try:
+            return await future
+        finally:
+            timer.cancel()
+
+    def _next_id(self) -> str:
+        # A random per-process prefix and a counter: unique across workers and restarts, and
+        # far cheaper than reading the OS's random source for every request.
+        self._id_counter += 1
+        return f"{self._id_prefix}{self._id_counter:08x}"
+
+    def _batcher_for(self, loaded: LoadedModel) -> AdaptiveBatcher:
+        runtime = loaded.runtime
+
+        def predict(batch: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
+            return _predict(runtime, batch, names)
+
+        name, number = loaded.version.model, str(loaded.version.version)
+
+        def on_batch(rows: int, waits: list[float]) -> None:
+            self._notify("batch_finished", name, number, rows, waits)
+
+        loaded.batcher = AdaptiveBatcher(
+            predict,
+            self._executor,
+            batching_policy(self.settings, loaded.version),
+            on_batch if self.observers else None,
+        )
+        return loaded.batcher
+
+    async def get_model(self, model: str, version: str | None = None) -> LoadedModel:
+        """The loaded version a request for ``model`` (and ``version``) goes to."""
+        if version in (None, ""):
+            current = await self._current(model)
+        else:
+            current = await self._resolve(model, version)
+        return await self.pool.get(current)
+
+    # -- metadata and repository -------------------------------------------------------------
+
+    async def metadata(self, model: str, version: str | None = None) -> ModelMetadata:
+        if version in (None, ""):
+            mv = await self._current(model)
+        else:
+            mv = await self._resolve(model, version)
+        versions = await self._blocking(self.registry.list_versions, model)
+        return ModelMetadata(
+            name=mv.model,
+            version=str(mv.version),
+            versions=tuple(str(v.version) for v in versions),
+            platform=mv.flavor,
+            inputs=mv.signature.inputs,
+            outputs=mv.signature.outputs,
+            feature_names=mv.signature.feature_names,
+        )
+
+    async def model_ready(self, model: str, version: str | None = None) -> bool:
+        """True when the version a request would reach is loaded; never loads."""
+        try:
+            if version in (None, ""):
+                served = self._served.get(model)
+                if served is None or model in self._unloaded:
+                    return False
+                mv = await self._current(model)
+            else:
+                mv = await self._resolve(model, version)
+        except NotFound:
+            return False
+        return mv.key in self.pool
+
+    async def repository_index(self, ready_only: bool = False) -> list[ModelIndexEntry]:
+        infos = await self._blocking(self.registry.list_models)
+        entries = []
+        for info in infos:
+            served = self._served.get(info.name)
+            if served is not None and served.current is not None:
+                loaded = served.current.key in self.pool
+                entry = ModelIndexEntry(
+                    info.name,
+                    str(served.current.version),
+                    "READY" if loaded else "LOADING",
+                )
+            else:
+                reason = "unloaded" if info.name in self._unloaded else "not served"
+                entry = ModelIndexEntry(
+                    info.name, str(info.latest_version or ""), "UNAVAILABLE", reason
+                )
+            if not ready_only or entry.state == "READY":
+                entries.append(entry)
+        return entries
+
+    async def load_model(self, model: str) -> ModelVersion:
+        """Serve ``model`` (again) at its default reference and load it."""
+        self._unloaded.discard(model)
+        self._served.setdefault(model, _Served(ModelRef(model)))
+        try:
+            mv = await self._current(model, force=True)
+            await self.pool.get(mv)
+        except NotFound:
+            self._served.pop(model, None)
+            raise
+        return mv
+
+    async def unload_model(self, model: str) -> None:
+        """Stop serving ``model`` and drop every version of it from memory."""
+        if model not in self._served:
+            raise ModelNotFound(f"model {model!r} is not served, so it cannot be unloaded")
+        del self._served[model]
+        self._unloaded.add(model)
+        for loaded in self.pool.loaded():
+            if loaded.version.model == model:
+                self.pool.unload(loaded.version.key)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _require_served(self, model: str) -> None:
+        if model in self._served:
+            return
+        if model in self._unloaded:
+            raise ModelNotFound(
+                f"model {model!r} was unloaded; load it with "
+                f"POST /v2/repository/models/{model}/load"
+            )
+        if not self._serve_all:
+            raise ModelNotFound(
+                f"model {model!r} is not served here; served models: "
+                f"{', '.join(self.served_models) or 'none'}"
+            )
+
+    async def _current(self, model: str, force: bool = False) -> ModelVersion:
+        """The version a request without a version goes to.
+
+        Requests never wait on the registry once a model serves: when the resolution is older
+        than ``alias_refresh_seconds``, one background task looks the alias up again (and
+        loads a new target before switching to it) while requests carry on with the current
+        version.
+        """
+        self._require_served(model)
+        served = self._served.get(model)
+        if served is None:
+            # Serving everything: a model registered after start-up joins on first use.
+            served = _Served(ModelRef(model))
+        if served.current is not None and not force:
+            stale = time.monotonic() - served.resolved_at >= self.settings.alias_refresh_seconds
+            if stale and served.refreshing is None and not self._stopping:
+                served.refreshing = asyncio.create_task(self._refresh(model, served))
+                served.refreshing.add_done_callback(_log_refresh_failure)
+            return served.current
+        return await self._refresh(model, served)
+
+    async def _refresh(self, model: str, served: _Served) -> ModelVersion:
+        try:
+            now = time.monotonic()
+            mv = await self._blocking(self.registry.resolve, served.ref)
+            self._served.setdefault(model, served)
+            previous = served.current
+            if previous is None or previous.key != mv.key:
+                # Load before switching, so that no request waits on a cold version; a version
+                # that fails to load must not take down the one that serves now.
+                try:
+                    await self.pool.get(mv)
+                except ModelPilotError as exc:
+                    if previous is None:
+                        raise
+                    logger.error("keeping %s: new version %s failed to load: %s", previous, mv, exc)
+                    served.resolved_at = now
+                    return previous
+                self.pool.pin(mv.key)
+                if previous is not None:
+                    logger.info("%s now serves version %d", model, mv.version)
+                    self.pool.unpin(previous.key)
+            served.current = mv
+            served.resolved_at = now
+            return mv
+        except ModelPilotError:
+            served.resolved_at = time.monotonic()  # retry after the interval, not at once
+            raise
+        finally:
+            served.refreshing = None
+
+    def _load(self, mv: ModelVersion) -> Runtime:
+        path = self.registry.fetch_artifact(mv)
+        runtime = load_runtime(mv.flavor, path, mv.signature)
+        if self.settings.onnx:
+            runtime = accelerate(self.registry, mv, runtime)
+        return runtime
+
+    async def _resolve(self, model: str, version: str) -> ModelVersion:
+        """A version asked for explicitly; numbered versions are immutable, so cached."""
+        self._require_served(model)
+        ref = _ref(model, version)
+        now = time.monotonic()
+        cached = self._pinned_refs.get(ref)
+        if cached is not None and (
+            ref.version is not None or now - cached[1] < self.settings.alias_refresh_seconds
+        ):
+            return cached[0]
+        mv = await self._blocking(self.registry.resolve, ref)
+        if len(self._pinned_refs) > 1024:
+            self._pinned_refs.clear()
+        self._pinned_refs[ref] = (mv, now)
+        return mv
+
+    async def _blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        call = functools.partial(fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._load_executor, call)
+
+
+def _log_refresh_failure(task: asyncio.Task[ModelVersion]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("refreshing a model's alias failed: %s", task.exception())
+
+
+def _expire(future: asyncio.Future[Any], version: ModelVersion, seconds: float) -> None:
+    if not future.done():
+        future.set_exception(
+            InferenceTimeout(
+                f"{version} did not answer within {seconds:g} s; send fewer rows per request "
+                "or raise MODELPILOT_REQUEST_TIMEOUT_SECONDS"
+            )
+        )
+
+
+def batching_policy(settings: Settings, version: ModelVersion) -> BatchingPolicy:
+    """The server's batching settings, overridden by the version's own metadata if it has any."""
+    meta = version.metadata
+
+    def pick(key: str, default: float) -> float:
+        value = meta.get(key, default)
+        return float(value) if isinstance(value, int | float) and value >= 0 else default
+
+    return BatchingPolicy(
+        max_batch_size=max(1, int(pick("max_batch_size", settings.max_batch_size))),
+        max_latency=pick("max_batch_latency_ms", settings.max_batch_latency_ms) / 1000,
+        concurrency=max(1, int(pick("batch_concurrency", settings.batch_concurrency))),
+        max_queue_rows=settings.max_queue_rows,
+    )
+
+
+def _ref(model: str, version: str) -> ModelRef:
+    if version.isdigit():
+        return ModelRef(model, version=int(version))
+    return ModelRef.parse(f"{model}@{version}")
+
+
+def _predict(
+    runtime: Runtime, batch: dict[str, np.ndarray], names: list[str]
+) -> dict[str, np.ndarray]:
+    try:
+        arrays = runtime.predict(batch, names)
+    except ModelPilotError:
+        raise
+    except (ValueError, TypeError) as exc:
+        # scikit-learn and friends raise these for input they reject after our checks.
+        raise InvalidInput(f"the model rejected the input: {exc}") from exc
+    except Exception as exc:
+        raise ModelFailure(
+            f"the model failed while predicting: {type(exc).__name__}: {exc}"
+        ) from exc
+    rows = next(iter(batch.values())).shape[0] if batch else 0
+    for name in names:
+        if name not in arrays:
+            raise ModelFailure(f"the model did not produce output {name!r}")
+        if np.ndim(arrays[name]) == 0 or np.shape(arrays[name])[0] != rows:
+            raise ModelFailure(
+                f"the model returned {np.shape(arrays[name])} for output {name!r}; "
+                f"expected one row per input row ({rows})"
+            )
+    return arrays

@@ -1,0 +1,233 @@
+"""Fitting request tensors to a model's signature, and model outputs back into tensors.
+
+Every transport hands the engine decoded tensors; this is where they are checked against what
+the model takes, once, with messages that say what to send instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from modelpilot.errors import InvalidInput
+from modelpilot.protocol.datatypes import NUMERIC_DATATYPES, datatype_of, numpy_dtype
+from modelpilot.protocol.types import RequestedOutput, Tensor
+from modelpilot.registry.signature import Signature, TensorSpec
+from modelpilot.runtimes.base import Batch
+
+
+def assemble_batch(signature: Signature, inputs: Sequence[Tensor]) -> Batch:
+    """Turn request tensors into the batch the runtime takes, or raise ``InvalidInput``."""
+    if not inputs:
+        raise InvalidInput("the request has no inputs; send at least one input tensor")
+    if signature.is_tabular:
+        return {signature.inputs[0].name: _tabular(signature, inputs)}
+    return _named(signature, inputs)
+
+
+def _tabular(signature: Signature, inputs: Sequence[Tensor]) -> np.ndarray:
+    spec = signature.inputs[0]
+    width = signature.n_features
+    if len(inputs) == 1 and (
+        inputs[0].name == spec.name
+        or not signature.feature_names
+        or inputs[0].name not in signature.feature_names
+    ):
+        tensor = inputs[0]
+        array = tensor.data
+        if array.ndim == 1 and width is not None and array.size == width:
+            array = array.reshape(1, width)
+        elif array.ndim == 1 and width == 1:
+            array = array.reshape(-1, 1)
+        if array.ndim != 2:
+            raise InvalidInput(
+                f"input {tensor.name!r} has shape {list(tensor.shape)}; the model takes a 2-D "
+                f"tensor [rows, {width if width is not None else 'features'}]"
+            )
+        if width is not None and array.shape[1] != width:
+            raise InvalidInput(
+                f"input {tensor.name!r} has {array.shape[1]} features per row; the model takes "
+                f"{width}" + _names_hint(signature)
+            )
+        array = _convert(tensor.name, array, spec.datatype)
+    else:
+        array = _columns(signature, inputs)
+    if array.shape[0] == 0:
+        raise InvalidInput("the input has no rows; send at least one row")
+    _check_nan(signature, array)
+    return array
+
+
+def _columns(signature: Signature, inputs: Sequence[Tensor]) -> np.ndarray:
+    """One tensor per feature, by name (MLServer's and Evidently's column-wise layout)."""
+    names = signature.feature_names
+    spec = signature.inputs[0]
+    if not names:
+        raise InvalidInput(
+            f"the model takes a single input {spec.name!r} of shape [rows, features]; it has no "
+            f"feature names, so it cannot take {len(inputs)} separate inputs"
+        )
+    by_name = {t.name: t for t in inputs}
+    missing = [n for n in names if n not in by_name]
+    extra = [n for n in by_name if n not in names]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing features {missing}")
+        if extra:
+            parts.append(f"unknown features {extra}")
+        raise InvalidInput("; ".join(parts) + f"; the model takes {list(names)}")
+    rows = None
+    columns = []
+    for name in names:
+        data = by_name[name].data
+        if data.ndim == 2 and data.shape[1] == 1:
+            data = data[:, 0]
+        if data.ndim != 1:
+            raise InvalidInput(
+                f"feature {name!r} has shape {list(data.shape)}; send one value per row, "
+                "shape [rows] or [rows, 1]"
+            )
+        if rows is None:
+            rows = data.shape[0]
+        elif data.shape[0] != rows:
+            raise InvalidInput(
+                f"feature {name!r} has {data.shape[0]} rows but others have {rows}; "
+                "every feature needs one value per row"
+            )
+        columns.append(_convert(name, data, spec.datatype))
+    return np.column_stack(columns) if columns else np.empty((0, 0))
+
+
+def _named(signature: Signature, inputs: Sequence[Tensor]) -> Batch:
+    by_name = {t.name: t for t in inputs}
+    expected = [s.name for s in signature.inputs]
+    if len(signature.inputs) == 1 and len(inputs) == 1:
+        # A lone input may go by any name: clients often call it INPUT0 or input-0.
+        by_name = {expected[0]: inputs[0]}
+    missing = [n for n in expected if n not in by_name]
+    extra = [n for n in by_name if n not in expected]
+    if missing or extra:
+        raise InvalidInput(
+            f"the model takes inputs {expected}; "
+            + "; ".join(
+                p
+                for p in (
+                    f"missing {missing}" if missing else "",
+                    f"unknown {extra}" if extra else "",
+                )
+                if p
+            )
+        )
+    batch: Batch = {}
+    rows: int | None = None
+    for spec in signature.inputs:
+        tensor = by_name[spec.name]
+        array = _check_shape(spec, tensor)
+        array = _convert(spec.name, array, spec.datatype)
+        if array.ndim and rows is not None and array.shape[0] != rows:
+            raise InvalidInput(
+                f"input {spec.name!r} has {array.shape[0]} rows but others have {rows}"
+            )
+        rows = array.shape[0] if array.ndim else rows
+        if array.size == 0:
+            raise InvalidInput(f"input {spec.name!r} is empty; send at least one row")
+        if spec.datatype in ("FP16", "FP32", "FP64") and not signature.allow_nan:
+            _check_nan(signature, array, spec.name)
+        batch[spec.name] = array
+    return batch
+
+
+def _check_shape(spec: TensorSpec, tensor: Tensor) -> np.ndarray:
+    array = tensor.data
+    if len(spec.shape) != array.ndim and len(spec.shape) == array.ndim + 1:
+        # A single sample without its batch dimension.
+        array = array.reshape((1, *array.shape))
+    if len(spec.shape) != array.ndim or any(
+        want not in (-1, got) for want, got in zip(spec.shape, array.shape, strict=True)
+    ):
+        raise InvalidInput(
+            f"input {spec.name!r} has shape {list(tensor.shape)}; the model takes "
+            f"{list(spec.shape)} (-1 means any size)"
+        )
+    return array
+
+
+def _convert(name: str, array: np.ndarray, datatype: str) -> np.ndarray:
+    """Cast to the model's dtype where no value changes meaning; refuse otherwise."""
+    target = numpy_dtype(datatype)
+    if array.dtype == target:
+        return array
+    got = datatype_of(array) if array.dtype.kind != "O" else "BYTES"
+    if datatype == "BYTES":
+        return array.astype(object)
+    if got == "BYTES":
+        raise InvalidInput(
+            f"input {name!r} holds strings but the model takes {datatype}; send numbers"
+        )
+    if datatype in NUMERIC_DATATYPES or datatype == "BOOL":
+        if target.kind in "iu" and array.dtype.kind == "f" and not _whole(array):
+            raise InvalidInput(
+                f"input {name!r} holds fractional or missing values but the model takes "
+                f"{datatype}; send whole numbers"
+            )
+        return array.astype(target, copy=False)
+    raise InvalidInput(f"input {name!r} is {got} but the model takes {datatype}")
+
+
+def _whole(array: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(array)) and np.all(np.equal(np.mod(array, 1), 0)))
+
+
+def _check_nan(signature: Signature, array: np.ndarray, name: str | None = None) -> None:
+    if signature.allow_nan or array.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(array)
+    if not bad.any():
+        return
+    where = np.argwhere(bad)[0]
+    column = ""
+    if array.ndim == 2:
+        col = int(where[1])
+        label = signature.feature_names[col] if signature.feature_names else f"column {col}"
+        column = f", feature {label!r}"
+    raise InvalidInput(
+        f"input{' ' + repr(name) if name else ''} holds {int(bad.sum())} NaN or infinite "
+        f"value(s) (first at row {int(where[0])}{column}); this model cannot take missing "
+        "values: impute them before sending"
+    )
+
+
+def _names_hint(signature: Signature) -> str:
+    if signature.feature_names:
+        return f" ({', '.join(signature.feature_names)})"
+    return ""
+
+
+def requested_outputs(signature: Signature, requested: Sequence[RequestedOutput]) -> list[str]:
+    """Names of the outputs to compute: the ones asked for, or all of them."""
+    available = [s.name for s in signature.outputs]
+    if not requested:
+        return available
+    names = [r.name for r in requested]
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise InvalidInput(f"unknown output(s) {unknown}; the model gives {available}")
+    return names
+
+
+def to_tensors(arrays: dict[str, np.ndarray], names: Sequence[str]) -> list[Tensor]:
+    """Model outputs as protocol tensors, in the order asked for."""
+    tensors = []
+    for name in names:
+        array = np.asarray(arrays[name])
+        if array.dtype.kind == "U":
+            array = np.array([s.encode() for s in array.ravel()], dtype=object).reshape(array.shape)
+        elif array.dtype.kind == "O":
+            array = np.array(
+                [v if isinstance(v, bytes) else str(v).encode() for v in array.ravel()],
+                dtype=object,
+            ).reshape(array.shape)
+        tensors.append(Tensor(name, datatype_of(array), tuple(array.shape), array))
+    return tensors

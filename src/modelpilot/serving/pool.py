@@ -1,0 +1,150 @@
+"""The model pool: loaded versions in memory, loaded once, evicted least-recently-used."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+from modelpilot.errors import ArtifactError, ModelPilotError
+from modelpilot.registry.types import ModelVersion
+from modelpilot.runtimes.base import Runtime
+from modelpilot.serving.batcher import AdaptiveBatcher
+
+logger = logging.getLogger(__name__)
+
+VersionKey = tuple[str, int]
+Loader = Callable[[ModelVersion], Runtime]
+
+
+@dataclass(slots=True)
+class LoadedModel:
+    """A version in memory, ready to predict."""
+
+    version: ModelVersion
+    runtime: Runtime
+    memory_bytes: int
+    loaded_at: float = field(default_factory=time.time)
+    load_seconds: float = 0.0
+    batcher: AdaptiveBatcher | None = None
+    """Set by the engine on first use; closed with the model."""
+
+
+class ModelPool:
+    """Loads model versions lazily and keeps them, within a memory budget.
+
+    ``loader`` turns a registry record into a runtime (fetch the artifact, check its sha256,
+    load it); it runs on ``executor`` because loading is slow and blocking. Concurrent requests
+    for a version that is still loading wait for the one load instead of starting their own.
+    Pinned versions (the ones a server serves by default) are never evicted; the others are
+    evicted least-recently-used once the pool holds more than ``memory_budget_bytes``.
+    """
+
+    def __init__(self, loader: Loader, executor: Executor, memory_budget_bytes: int) -> None:
+        self._loader = loader
+        self._executor = executor
+        self._budget = memory_budget_bytes
+        self._models: OrderedDict[VersionKey, LoadedModel] = OrderedDict()
+        self._loading: dict[VersionKey, asyncio.Future[LoadedModel]] = {}
+        self._pinned: set[VersionKey] = set()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._models
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    @property
+    def memory_bytes(self) -> int:
+        return sum(m.memory_bytes for m in self._models.values())
+
+    def loaded(self) -> list[LoadedModel]:
+        return list(self._models.values())
+
+    def peek(self, key: VersionKey) -> LoadedModel | None:
+        """The loaded version, if it is in memory; never loads."""
+        return self._models.get(key)
+
+    async def get(self, version: ModelVersion) -> LoadedModel:
+        """The loaded version, loading it first if needed."""
+        key = version.key
+        model = self._models.get(key)
+        if model is not None:
+            self._models.move_to_end(key)
+            return model
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[LoadedModel] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            model = await self._load(version)
+        except BaseException as exc:
+            future.set_exception(exc)
+            # Nobody else may be waiting; retrieve it so asyncio does not log it as lost.
+            future.exception()
+            raise
+        else:
+            future.set_result(model)
+        finally:
+            del self._loading[key]
+        self._models[key] = model
+        self._evict()
+        return model
+
+    async def _load(self, version: ModelVersion) -> LoadedModel:
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        try:
+            runtime = await loop.run_in_executor(self._executor, self._loader, version)
+        except ModelPilotError:
+            raise
+        except Exception as exc:
+            raise ArtifactError(
+                f"could not load {version} (flavor {version.flavor}): {exc}; check that the "
+                "artifact was saved by a compatible library version"
+            ) from exc
+        seconds = time.perf_counter() - started
+        memory = runtime.memory_bytes or version.artifact_size
+        logger.info("loaded %s (%s) in %.3f s", version, version.flavor, seconds)
+        return LoadedModel(version, runtime, memory, load_seconds=seconds)
+
+    def pin(self, key: VersionKey) -> None:
+        self._pinned.add(key)
+
+    def unpin(self, key: VersionKey) -> None:
+        self._pinned.discard(key)
+        self._evict()
+
+    def is_pinned(self, key: VersionKey) -> bool:
+        return key in self._pinned
+
+    def unload(self, key: VersionKey) -> bool:
+        """Drop a version from memory; True if it was loaded."""
+        self._pinned.discard(key)
+        model = self._models.pop(key, None)
+        if model is None:
+            return False
+        if model.batcher is not None:
+            model.batcher.cancel()
+        model.runtime.close()
+        logger.info("unloaded %s", model.version)
+        return True
+
+    def clear(self) -> None:
+        for key in list(self._models):
+            self.unload(key)
+
+    def _evict(self) -> None:
+        total = self.memory_bytes
+        for key in list(self._models):
+            if total <= self._budget:
+                return
+            if key in self._pinned:
+                continue
+            total -= self._models[key].memory_bytes
+            self.unload(key)

@@ -1,0 +1,115 @@
+"""Reading and writing tabular data files: CSV, Parquet and NumPy ``.npy``, whole or in chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from modelpilot.errors import BadRequest
+
+SUFFIXES = (".csv", ".parquet", ".pq", ".npy")
+
+
+def _kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".csv" or path.name.lower().endswith(".csv.gz"):
+        return "csv"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix == ".npy":
+        return "npy"
+    raise BadRequest(
+        f"cannot read {path.name}: use a CSV (.csv, with a header row), Parquet (.parquet) or "
+        "NumPy (.npy) file"
+    )
+
+
+def _exists(path: Path) -> None:
+    if not path.is_file():
+        raise BadRequest(f"no such file: {path}")
+
+
+def has_names(frame: pd.DataFrame) -> bool:
+    """True when the columns are real feature names (CSV, Parquet), not positions (.npy)."""
+    return all(isinstance(c, str) for c in frame.columns)
+
+
+def read_table(path: Path, max_rows: int | None = None) -> pd.DataFrame:
+    """The whole table (or its first ``max_rows``); .npy files get positional column names."""
+    path = Path(path)
+    kind = _kind(path)
+    _exists(path)
+    if kind == "csv":
+        return pd.read_csv(path, nrows=max_rows)
+    if kind == "parquet":
+        frame = pd.read_parquet(path)
+        return frame if max_rows is None else frame.head(max_rows)
+    array = np.load(path, allow_pickle=False, mmap_mode="r")
+    if max_rows is not None:
+        array = array[:max_rows]
+    return _frame(np.asarray(array))
+
+
+def iter_table(path: Path, chunk_rows: int = 10_000) -> Iterator[pd.DataFrame]:
+    """The table in chunks of at most ``chunk_rows`` rows, never all in memory at once."""
+    path = Path(path)
+    kind = _kind(path)
+    _exists(path)
+    if kind == "csv":
+        with pd.read_csv(path, chunksize=chunk_rows) as reader:
+            yield from reader
+    elif kind == "parquet":
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(path) as file:
+            for batch in file.iter_batches(batch_size=chunk_rows):
+                yield batch.to_pandas()
+    else:
+        array = np.load(path, allow_pickle=False, mmap_mode="r")
+        for start in range(0, len(array), chunk_rows):
+            yield _frame(np.asarray(array[start : start + chunk_rows]))
+
+
+def count_rows(path: Path) -> int | None:
+    """Number of data rows, cheaply where the format allows (for progress bars)."""
+    path = Path(path)
+    kind = _kind(path)
+    _exists(path)
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    if kind == "npy":
+        return int(np.load(path, allow_pickle=False, mmap_mode="r").shape[0])
+    if path.suffix.lower() == ".gz":
+        return None
+    with path.open("rb") as file:
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: file.read(1 << 20), b""))
+        file.seek(-1, 2)
+        ends_with_newline = file.read(1) == b"\n"
+    return max(0, lines - 1 + (0 if ends_with_newline else 1))
+
+
+def write_table(frame: pd.DataFrame, path: Path, append: bool = False) -> None:
+    """Write (or append) rows to CSV or Parquet, by the file's suffix."""
+    path = Path(path)
+    kind = _kind(path)
+    if kind == "csv":
+        frame.to_csv(path, mode="a" if append else "w", header=not append, index=False)
+    elif kind == "parquet":
+        if append:
+            raise BadRequest("Parquet output is written whole; use ParquetWriter for chunks")
+        frame.to_parquet(path, index=False)
+    else:
+        np.save(path, frame.to_numpy())
+
+
+def _frame(array: np.ndarray) -> pd.DataFrame:
+    if array.ndim == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2:
+        raise BadRequest(f"a .npy table must be 1-D or 2-D, not {array.ndim}-D")
+    return pd.DataFrame(array)

@@ -1,0 +1,91 @@
+"""Offline batch scoring: every format in, the model's own answers out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from modelpilot.errors import InvalidInput, ModelNotFound
+from tests.cli.conftest import Run
+
+
+@pytest.fixture
+def registered(run: Run, iris_model_path: Path) -> None:
+    assert run("register", "iris", str(iris_model_path), "--alias", "production").exit_code == 0
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".npy"])
+def test_predictions_match_the_model(
+    run: Run,
+    registered: None,
+    tmp_path: Path,
+    suffix: str,
+    iris_model: LogisticRegression,
+    iris_frame: pd.DataFrame,
+) -> None:
+    source = tmp_path / f"rows{suffix}"
+    shuffled = iris_frame[list(reversed(iris_frame.columns))]  # by name, not position
+    if suffix == ".csv":
+        shuffled.to_csv(source, index=False)
+    elif suffix == ".parquet":
+        shuffled.to_parquet(source, index=False)
+    else:
+        np.save(source, iris_frame.to_numpy())
+    target = tmp_path / "scored.csv"
+    result = run(
+        "predict", "iris@production", str(source), "--output", str(target), "--batch-size", "40"
+    )
+    assert result.exit_code == 0, result.output
+    assert "Scored 150 rows with iris:1" in result.stderr
+    scored = pd.read_csv(target)
+    assert list(scored.columns) == [
+        "predict",
+        "predict_proba_0",
+        "predict_proba_1",
+        "predict_proba_2",
+    ]
+    np.testing.assert_array_equal(scored["predict"], iris_model.predict(iris_frame))
+    np.testing.assert_allclose(
+        scored.iloc[:, 1:].to_numpy(), iris_model.predict_proba(iris_frame), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".npy"])
+def test_output_formats(
+    run: Run,
+    registered: None,
+    tmp_path: Path,
+    iris_csv: Path,
+    suffix: str,
+    iris_model: LogisticRegression,
+    iris_frame: pd.DataFrame,
+) -> None:
+    target = tmp_path / f"scored{suffix}"
+    assert run("predict", "iris", str(iris_csv), "-o", str(target)).exit_code == 0
+    if suffix == ".parquet":
+        labels = pd.read_parquet(target)["predict"].to_numpy()
+    else:
+        labels = np.load(target)[:, 0]
+    np.testing.assert_array_equal(labels, iris_model.predict(iris_frame))
+
+
+def test_default_output_sits_next_to_the_input(
+    run: Run, registered: None, tmp_path: Path, iris_frame: pd.DataFrame
+) -> None:
+    source = tmp_path / "batch.csv"
+    iris_frame.head(7).to_csv(source, index=False)
+    assert run("predict", "iris", str(source)).exit_code == 0
+    assert len(pd.read_csv(tmp_path / "batch.predictions.csv")) == 7
+
+
+def test_errors(run: Run, registered: None, tmp_path: Path) -> None:
+    assert isinstance(run("predict", "nope", "x.csv").exception, ModelNotFound)
+    wrong = tmp_path / "wrong.csv"
+    pd.DataFrame({"a": [1.0], "b": [2.0]}).to_csv(wrong, index=False)
+    result = run("predict", "iris", str(wrong))
+    assert isinstance(result.exception, InvalidInput)
+    assert "lacks the model's features" in str(result.exception)

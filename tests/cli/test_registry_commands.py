@@ -1,0 +1,109 @@
+"""register, models, versions, alias, rollback: what they print and what they change."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from modelpilot.errors import ModelNotFound
+from modelpilot.registry.store import Registry
+from tests.cli.conftest import Run
+
+
+def test_register_prints_the_version_number(
+    run: Run, iris_model_path: Path, iris_csv: Path, registry_dir: Path
+) -> None:
+    first = run(
+        "register",
+        "iris",
+        str(iris_model_path),
+        "--reference",
+        str(iris_csv),
+        "--alias",
+        "production",
+        "-m",
+        "auc=0.97",
+        "--description",
+        "first",
+    )
+    assert first.exit_code == 0, first.output
+    assert first.stdout.strip() == "1"
+    second = run("register", "iris", str(iris_model_path))
+    assert second.stdout.strip() == "2"
+    reg = Registry.open(registry_dir)
+    try:
+        v1 = reg.get_version("iris", 1)
+        assert v1.metadata["auc"] == 0.97 and v1.metadata["description"] == "first"
+        assert v1.has_reference and v1.aliases == ("production",)
+        assert reg.resolve("iris").version == 1
+    finally:
+        reg.close()
+
+
+def test_models_and_versions(run: Run, iris_model_path: Path, forest_model_path: Path) -> None:
+    run("register", "iris", str(iris_model_path), "--alias", "production")
+    run("register", "iris", str(iris_model_path))
+    run("register", "forest", str(forest_model_path))
+    listing = json.loads(run("models", "--json").stdout)
+    assert [(m["name"], m["latest_version"], m["versions"]) for m in listing] == [
+        ("forest", 1, 1),
+        ("iris", 2, 2),
+    ]
+    assert listing[1]["aliases"] == {"production": 1}
+    table = run("models").stdout
+    assert "iris" in table and "production=1" in table
+    versions = json.loads(run("versions", "iris", "--json").stdout)
+    assert [v["version"] for v in versions] == [1, 2]
+    assert versions[0]["signature"]["inputs"][0]["shape"] == [-1, 4]
+    table = run("versions", "iris").stdout
+    assert "sklearn" in table and "production" in table
+
+
+def test_alias_and_rollback(run: Run, iris_model_path: Path) -> None:
+    for _ in range(3):
+        run("register", "iris", str(iris_model_path))
+    assert run("alias", "iris", "production", "1").exit_code == 0
+    moved = run("alias", "iris", "production", "3")
+    assert "iris@production -> version 3 (was 1)" in moved.stdout
+    back = run("rollback", "iris")
+    assert "iris@production: version 3 -> 1" in back.stdout
+    staging = run("alias", "iris", "staging", "2")
+    assert staging.exit_code == 0
+    assert "version 2 -> 1" in run("rollback", "iris", "--alias", "staging").stdout
+
+
+def test_errors_are_raised_as_modelpilot_errors(run: Run) -> None:
+    result = run("versions", "nope")
+    assert isinstance(result.exception, ModelNotFound)
+
+
+def test_errors_exit_1_with_one_line_and_no_traceback(
+    tmp_path: Path, iris_model_path: Path
+) -> None:
+    registry = str(tmp_path / "registry")
+    cases = [
+        (["versions", "nope"], "no model named 'nope'"),
+        (["register", "iris", str(tmp_path / "missing.joblib")], "no such model file"),
+        (["register", "iris", str(iris_model_path), "--flavor", "tensorflow"], "unknown flavor"),
+        (["register", "bad name", str(iris_model_path)], "invalid model name"),
+        (["alias", "nope", "production", "1"], "no model named 'nope'"),
+    ]
+    for args, message in cases:
+        proc = subprocess.run(
+            [sys.executable, "-m", "modelpilot", *args, "--registry", registry],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 1, (args, proc.stderr)
+        assert message in proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_help_explains_every_verb(run: Run) -> None:
+    result = run("--help", registry=False)
+    for verb in ("register", "models", "versions", "alias", "rollback", "serve", "predict", "demo"):
+        assert verb in result.stdout
+    assert "--reference" in run("register", "--help", registry=False).stdout

@@ -1,0 +1,114 @@
+"""Fixtures shared by every test package: small trained models and fresh registries."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_diabetes, load_iris
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.linear_model import LogisticRegression
+
+from modelpilot.config import Settings
+from modelpilot.registry.store import Registry
+from modelpilot.registry.types import ModelVersion
+from modelpilot.serving.registration import register_model
+
+IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (tests never use fixed ports)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def iris_frame() -> pd.DataFrame:
+    data = load_iris()
+    return pd.DataFrame(data.data, columns=IRIS_FEATURES)
+
+
+@pytest.fixture(scope="session")
+def iris_target() -> np.ndarray:
+    return np.asarray(load_iris().target)
+
+
+@pytest.fixture(scope="session")
+def iris_model(iris_frame: pd.DataFrame, iris_target: np.ndarray) -> LogisticRegression:
+    return LogisticRegression(max_iter=500).fit(iris_frame, iris_target)
+
+
+@pytest.fixture(scope="session")
+def iris_model_path(
+    tmp_path_factory: pytest.TempPathFactory, iris_model: LogisticRegression
+) -> Path:
+    path = tmp_path_factory.mktemp("models") / "iris.joblib"
+    joblib.dump(iris_model, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def iris_csv(tmp_path_factory: pytest.TempPathFactory, iris_frame: pd.DataFrame) -> Path:
+    path = tmp_path_factory.mktemp("data") / "iris.csv"
+    iris_frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def diabetes_data() -> tuple[np.ndarray, np.ndarray]:
+    data = load_diabetes()
+    return np.asarray(data.data), np.asarray(data.target)
+
+
+@pytest.fixture(scope="session")
+def forest_model_path(
+    tmp_path_factory: pytest.TempPathFactory, diabetes_data: tuple[np.ndarray, np.ndarray]
+) -> Path:
+    """A regressor fitted on a plain array: no feature names, 10 features."""
+    x, y = diabetes_data
+    model = RandomForestRegressor(n_estimators=10, max_depth=4, random_state=0).fit(x, y)
+    path = tmp_path_factory.mktemp("models") / "forest.joblib"
+    joblib.dump(model, path)
+    return path
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    """A fresh embedded registry (SQLite + files) in a temporary directory."""
+    reg = Registry.open(tmp_path / "registry")
+    yield reg
+    reg.close()
+
+
+@pytest.fixture
+def iris_version(registry: Registry, iris_model_path: Path, iris_csv: Path) -> ModelVersion:
+    """The iris classifier registered as ``iris`` version 1 with a reference profile."""
+    return register_model(
+        registry, "iris", iris_model_path, reference=iris_csv, aliases=["production"]
+    )
+
+
+def make_settings(registry: Registry, **overrides: Any) -> Settings:
+    """Settings for an engine over ``registry`` (the environment's, with overrides on top)."""
+    return Settings(registry=registry.location, **overrides)
+
+
+@pytest.fixture
+def served_registry(
+    registry: Registry, iris_version: ModelVersion, forest_version: ModelVersion
+) -> Registry:
+    """A registry holding ``iris`` and ``forest``, version 1 each."""
+    return registry
+
+
+@pytest.fixture
+def forest_version(registry: Registry, forest_model_path: Path) -> ModelVersion:
+    """The diabetes forest registered as ``forest`` version 1, no reference."""
+    return register_model(registry, "forest", forest_model_path)

@@ -1,0 +1,137 @@
+"""The v2 JSON body and the binary extension, decoded and encoded without a server."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pytest
+
+from modelpilot.errors import BadRequest, InvalidInput
+from modelpilot.protocol.json_codec import decode_request, encode_response
+from modelpilot.protocol.types import InferenceResponse, RequestedOutput, Tensor
+
+
+def test_nested_and_flat_data_give_the_same_tensor() -> None:
+    nested = {
+        "inputs": [{"name": "x", "shape": [2, 2], "datatype": "INT32", "data": [[1, 2], [3, 4]]}]
+    }
+    flat = {"inputs": [{"name": "x", "shape": [2, 2], "datatype": "INT32", "data": [1, 2, 3, 4]}]}
+    a = decode_request(orjson.dumps(nested)).inputs[0]
+    b = decode_request(orjson.dumps(flat)).inputs[0]
+    assert a.data.dtype == np.int32 and a.data.shape == (2, 2)
+    np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_id_parameters_and_outputs() -> None:
+    body = {
+        "id": "r1",
+        "parameters": {"binary_data_output": True},
+        "inputs": [{"name": "s", "shape": [2], "datatype": "BYTES", "data": ["a", "b"]}],
+        "outputs": [{"name": "y", "parameters": {"binary_data": False}}],
+    }
+    request = decode_request(orjson.dumps(body))
+    assert request.id == "r1" and request.parameters == {"binary_data_output": True}
+    assert request.inputs[0].data.tolist() == [b"a", b"b"]
+    assert request.outputs == [RequestedOutput("y", {"binary_data": False})]
+
+
+def test_binary_inputs_mixed_with_json() -> None:
+    raw = np.array([1.5, 2.5], dtype="<f4").tobytes()
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "a",
+                    "shape": [2],
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": 8},
+                },
+                {"name": "b", "shape": [1], "datatype": "INT64", "data": [7]},
+            ]
+        }
+    )
+    request = decode_request(header + raw, len(header))
+    assert request.inputs[0].data.tolist() == [1.5, 2.5]
+    assert request.inputs[1].data.tolist() == [7]
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "message"),
+    [
+        (b"{", BadRequest, "not valid JSON"),
+        (b'"text"', BadRequest, "must be a JSON object"),
+        (b'{"inputs": {}}', InvalidInput, "non-empty list"),
+        (b'{"inputs": [{"shape": [1], "datatype": "FP32", "data": [1]}]}', BadRequest, '"name"'),
+        (
+            b'{"inputs": [{"name": "x", "shape": [-1], "datatype": "FP32", "data": [1]}]}',
+            InvalidInput,
+            "non-negative",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32"}]}',
+            InvalidInput,
+            'has no "data"',
+        ),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "data": [1]}]}',
+            InvalidInput,
+            "must be strings",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32",'
+            b' "parameters": {"binary_data_size": 4}}]}',
+            BadRequest,
+            "no Inference-Header",
+        ),
+    ],
+)
+def test_malformed_requests(body: bytes, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        decode_request(body)
+
+
+def response() -> InferenceResponse:
+    labels = np.array([b"cat", b"dog"], dtype=object)
+    scores = np.array([[0.25, 0.75], [0.5, 0.5]])
+    return InferenceResponse(
+        "m",
+        "2",
+        "r1",
+        [Tensor("label", "BYTES", (2,), labels), Tensor("score", "FP64", (2, 2), scores)],
+    )
+
+
+def test_json_response() -> None:
+    request = decode_request(
+        b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}'
+    )
+    body, length = encode_response(response(), request)
+    assert length is None
+    decoded = orjson.loads(body)
+    assert decoded["outputs"][0] == {
+        "name": "label",
+        "datatype": "BYTES",
+        "shape": [2],
+        "data": ["cat", "dog"],
+    }
+    assert decoded["outputs"][1]["data"] == [0.25, 0.75, 0.5, 0.5]
+
+
+def test_binary_response_for_the_outputs_asked() -> None:
+    request = decode_request(
+        orjson.dumps(
+            {
+                "inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}],
+                "outputs": [
+                    {"name": "score", "parameters": {"binary_data": True}},
+                    {"name": "label"},
+                ],
+            }
+        )
+    )
+    body, length = encode_response(response(), request)
+    assert length is not None
+    header = orjson.loads(body[:length])
+    assert header["outputs"][1]["parameters"] == {"binary_data_size": 32}
+    assert "data" in header["outputs"][0]
+    np.testing.assert_array_equal(np.frombuffer(body[length:], dtype="<f8"), [0.25, 0.75, 0.5, 0.5])

@@ -1,0 +1,201 @@
+"""The registry on SQLite and PostgreSQL: versions, aliases, rollback, integrity, concurrency."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from modelpilot.errors import (
+    AliasNotFound,
+    ArtifactError,
+    BadRequest,
+    Conflict,
+    ModelNotFound,
+    RegistryError,
+    VersionNotFound,
+)
+from modelpilot.registry.profile import ReferenceProfile
+from modelpilot.registry.refs import ModelRef
+from modelpilot.registry.signature import Signature, TensorSpec
+from modelpilot.registry.store import Registry
+
+SIGNATURE = Signature(
+    inputs=(TensorSpec("input-0", "FP64", (-1, 2)),),
+    outputs=(TensorSpec("predict", "FP64", (-1,)),),
+    feature_names=("a", "b"),
+)
+
+
+def artifact(tmp_path: Path, content: bytes = b"model bytes") -> Path:
+    path = tmp_path / f"model-{len(content)}-{content[:8].hex()}.bin"
+    path.write_bytes(content)
+    return path
+
+
+def register(store: Registry, tmp_path: Path, name: str = "m", **kwargs: object) -> int:
+    version = store.register_version(
+        name,
+        artifact(tmp_path),
+        flavor="sklearn",
+        signature=SIGNATURE,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return version.version
+
+
+def test_versions_count_up_and_keep_what_was_stored(store: Registry, tmp_path: Path) -> None:
+    assert [register(store, tmp_path) for _ in range(3)] == [1, 2, 3]
+    v2 = store.get_version("m", 2)
+    assert (v2.model, v2.version, v2.flavor) == ("m", 2, "sklearn")
+    assert v2.signature == SIGNATURE
+    assert v2.artifact_name.startswith("model-") and v2.artifact_size == len(b"model bytes")
+    assert v2.created_at.tzinfo is not None
+    assert [v.version for v in store.list_versions("m")] == [1, 2, 3]
+    assert store.latest("m").version == 3
+
+
+def test_metadata_and_reference_profile_round_trip(store: Registry, tmp_path: Path) -> None:
+    profile = ReferenceProfile.from_data([[1.0, 2.0], [3.0, 4.0]], feature_names=["a", "b"])
+    version = store.register_version(
+        "m",
+        artifact(tmp_path),
+        flavor="sklearn",
+        signature=SIGNATURE,
+        metadata={"auc": 0.91, "tags": ["x"]},
+        reference=profile,
+    )
+    assert version.metadata == {"auc": 0.91, "tags": ["x"]}
+    assert version.has_reference
+    assert store.reference_profile("m", 1) == profile
+
+
+def test_aliases_resolve_and_default_to_production_then_latest(
+    store: Registry, tmp_path: Path
+) -> None:
+    register(store, tmp_path)
+    register(store, tmp_path, aliases=["staging"])
+    assert store.resolve("m").version == 2  # no production alias: latest
+    assert store.set_alias("m", "production", 1) is None
+    assert store.resolve("m").version == 1
+    assert store.resolve(ModelRef.parse("m@staging")).version == 2
+    assert store.resolve("m:2").version == 2
+    assert store.aliases("m") == {"production": 1, "staging": 2}
+    assert store.get_version("m", 1).aliases == ("production",)
+    assert store.set_alias("m", "production", 2) == 1
+    store.delete_alias("m", "staging")
+    assert store.aliases("m") == {"production": 2}
+
+
+def test_rollback_follows_the_alias_history(store: Registry, tmp_path: Path) -> None:
+    for _ in range(4):
+        register(store, tmp_path)
+    store.set_alias("m", "production", 1)
+    store.set_alias("m", "production", 3)
+    store.set_alias("m", "production", 4)
+    assert store.rollback("m") == (4, 3)
+    assert store.rollback("m") == (3, 1)
+    with pytest.raises(Conflict, match="no earlier version"):
+        store.rollback("m")
+
+
+def test_rollback_without_history_takes_the_previous_number(
+    store: Registry, tmp_path: Path
+) -> None:
+    register(store, tmp_path)
+    register(store, tmp_path, aliases=["production"])
+    assert store.rollback("m") == (2, 1)
+
+
+def test_errors_name_what_exists(store: Registry, tmp_path: Path) -> None:
+    register(store, tmp_path)
+    register(store, tmp_path, name="other")
+    with pytest.raises(
+        ModelNotFound, match="no model named 'nope' in the registry; registered models: m, other"
+    ):
+        store.resolve("nope")
+    with pytest.raises(VersionNotFound, match="has no version 5; it has version 1"):
+        store.get_version("m", 5)
+    with pytest.raises(AliasNotFound, match="has no alias 'staging'; its aliases: none"):
+        store.resolve("m@staging")
+    with pytest.raises(VersionNotFound):
+        store.set_alias("m", "production", 9)
+    with pytest.raises(BadRequest, match="invalid model name"):
+        register(store, tmp_path, name="has space")
+    with pytest.raises(BadRequest, match="may not be all digits"):
+        store.set_alias("m", "123", 1)
+    with pytest.raises(AliasNotFound):
+        store.rollback("m")
+
+
+def test_artifacts_are_checked_on_every_fetch(store: Registry, tmp_path: Path) -> None:
+    register(store, tmp_path)
+    version = store.get_version("m", 1)
+    path = store.fetch_artifact(version)
+    assert path.read_bytes() == b"model bytes"
+    path.write_bytes(b"tampered!!!")
+    with pytest.raises(ArtifactError, match="is corrupted"):
+        store.fetch_artifact(version)
+    path.unlink()
+    with pytest.raises(ArtifactError, match="is missing"):
+        store.fetch_artifact(version)
+
+
+def test_a_failed_registration_leaves_no_version(store: Registry, tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="no such file"):
+        store.register_version("m", tmp_path / "missing.bin", flavor="sklearn", signature=SIGNATURE)
+    with pytest.raises(BadRequest):
+        store.register_version(
+            "m", artifact(tmp_path), flavor="sklearn", signature=SIGNATURE, aliases=["bad alias"]
+        )
+    assert store.list_models() == []
+
+
+def test_list_models(store: Registry, tmp_path: Path) -> None:
+    register(store, tmp_path, name="b")
+    register(store, tmp_path, name="a", aliases=["production"])
+    register(store, tmp_path, name="a")
+    infos = store.list_models()
+    assert [(i.name, i.latest_version, i.version_count, i.aliases) for i in infos] == [
+        ("a", 2, 2, {"production": 1}),
+        ("b", 1, 1, {}),
+    ]
+
+
+def _register_many(location: str, artifacts: str, source: str, count: int) -> list[int]:
+    reg = Registry.open(location, Path(artifacts))
+    try:
+        return [
+            reg.register_version(
+                "shared", Path(source), flavor="sklearn", signature=SIGNATURE
+            ).version
+            for _ in range(count)
+        ]
+    finally:
+        reg.close()
+
+
+def test_concurrent_processes_never_share_a_version_number(location: str, tmp_path: Path) -> None:
+    Registry.open(location, tmp_path / "artifacts").close()  # create the tables once
+    source = artifact(tmp_path)
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(4) as pool:
+        results = pool.starmap(
+            _register_many,
+            [(location, str(tmp_path / "artifacts"), str(source), 5)] * 4,
+        )
+    numbers = sorted(n for batch in results for n in batch)
+    assert numbers == list(range(1, 21))
+
+
+def test_postgres_needs_an_artifact_directory(postgres_location: str) -> None:
+    with pytest.raises(RegistryError, match="MODELPILOT_ARTIFACTS"):
+        Registry.open(postgres_location)
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match="cannot open the registry"):
+        Registry.open("postgresql://nobody@127.0.0.1:1/none", tmp_path)
+    with pytest.raises(RegistryError, match="unsupported registry URL"):
+        Registry.open("mysql://x/y")

@@ -1,0 +1,102 @@
+"""scikit-learn: signatures, predictions equal to the library's own, names and labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.decomposition import PCA
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from modelpilot.errors import ArtifactError, InvalidInput
+from modelpilot.runtimes.flavors import load_runtime
+from modelpilot.runtimes.sklearn import SklearnRuntime
+
+
+def saved(tmp_path: Path, model: object, name: str = "m.joblib") -> Path:
+    path = tmp_path / name
+    joblib.dump(model, path)
+    return path
+
+
+def test_classifier_fitted_on_a_frame(
+    tmp_path: Path, iris_model: LogisticRegression, iris_frame: pd.DataFrame
+) -> None:
+    runtime = load_runtime("sklearn", saved(tmp_path, iris_model))
+    signature = runtime.signature
+    assert [(s.name, s.datatype, s.shape) for s in signature.inputs] == [
+        ("input-0", "FP64", (-1, 4))
+    ]
+    assert [(s.name, s.datatype, s.shape) for s in signature.outputs] == [
+        ("predict", "INT64", (-1,)),
+        ("predict_proba", "FP64", (-1, 3)),
+    ]
+    assert signature.feature_names == tuple(iris_frame.columns)
+    assert not signature.allow_nan
+    x = iris_frame.to_numpy()
+    # No "X does not have valid feature names" warning: pytest turns warnings into errors.
+    out = runtime.predict({"input-0": x})
+    np.testing.assert_array_equal(out["predict"], iris_model.predict(iris_frame))
+    np.testing.assert_allclose(out["predict_proba"], iris_model.predict_proba(iris_frame))
+    assert list(runtime.predict({"input-0": x}, ["predict_proba"])) == ["predict_proba"]
+
+
+def test_string_labels_are_bytes(tmp_path: Path) -> None:
+    iris = load_iris()
+    labels = np.asarray(iris.target_names)[iris.target]
+    model = LogisticRegression(max_iter=500).fit(iris.data, labels)
+    runtime = load_runtime("sklearn", saved(tmp_path, model))
+    assert runtime.signature.outputs[0].datatype == "BYTES"
+    assert runtime.signature.feature_names is None
+    predicted = runtime.predict({"input-0": iris.data[:3]})["predict"]
+    assert predicted.tolist() == model.predict(iris.data[:3]).tolist()
+    assert runtime.signature.extra["classes"] == ["setosa", "versicolor", "virginica"]
+
+
+def test_regressor_and_given_feature_names(tmp_path: Path) -> None:
+    x = np.arange(20.0).reshape(10, 2)
+    model = LinearRegression().fit(x, x.sum(axis=1))
+    runtime = SklearnRuntime.load(saved(tmp_path, model))
+    signature = runtime.infer_signature(example=x, feature_names=["a", "b"])
+    assert signature.outputs[0].datatype == "FP64"
+    assert signature.feature_names == ("a", "b")
+    np.testing.assert_allclose(runtime.predict({"input-0": x})["predict"], x.sum(axis=1))
+
+
+def test_pipeline_without_predict_proba(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).normal(size=(50, 3))
+    model = make_pipeline(StandardScaler(), LinearRegression()).fit(x, x[:, 0])
+    runtime = load_runtime("sklearn", saved(tmp_path, model))
+    assert [s.name for s in runtime.signature.outputs] == ["predict"]
+
+
+def test_models_that_take_nan_say_so(tmp_path: Path) -> None:
+    iris = load_iris()
+    model = HistGradientBoostingClassifier(max_iter=5).fit(iris.data, iris.target)
+    runtime = load_runtime("sklearn", saved(tmp_path, model))
+    assert runtime.signature.allow_nan
+    x = iris.data[:2].copy()
+    x[0, 0] = np.nan
+    assert runtime.predict({"input-0": x})["predict"].shape == (2,)
+
+
+def test_reference_data_that_does_not_fit(tmp_path: Path, iris_model: LogisticRegression) -> None:
+    runtime = load_runtime("sklearn", saved(tmp_path, iris_model))
+    with pytest.raises(InvalidInput, match="the model takes 4 features"):
+        runtime.infer_signature(example=np.zeros((5, 3)))
+
+
+def test_files_that_are_not_models(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.joblib"
+    junk.write_bytes(b"not a pickle at all")
+    with pytest.raises(ArtifactError, match="not a joblib or pickle file"):
+        load_runtime("sklearn", junk)
+    with pytest.raises(ArtifactError, match="has no predict"):
+        load_runtime("sklearn", saved(tmp_path, PCA()))

@@ -1,0 +1,73 @@
+"""A started engine over a registry holding the iris classifier and the diabetes forest."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelpilot.registry.store import Registry
+from modelpilot.serving.engine import InferenceEngine
+from tests.conftest import make_settings
+
+NAN_MODEL = '''
+class Model:
+    """Echoes the first column; its signature says it copes with missing values."""
+
+    signature = {
+        "inputs": [{"name": "input-0", "datatype": "FP64", "shape": [-1, 2]}],
+        "outputs": [{"name": "predict", "datatype": "FP64", "shape": [-1]}],
+        "allow_nan": True,
+    }
+
+    def predict(self, x):
+        return x[:, 0]
+'''
+
+
+@pytest.fixture
+async def engine(served_registry: Registry) -> AsyncIterator[InferenceEngine]:
+    engine = InferenceEngine(served_registry, make_settings(served_registry))
+    await engine.start()
+    yield engine
+    await engine.stop()
+
+
+class LoopThread:
+    """An event loop in a background thread, for servers that sync clients talk to."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any, timeout: float = 30) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def loop_thread() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    yield thread
+    thread.close()
+
+
+@pytest.fixture
+def nan_model(tmp_path: Path) -> Path:
+    path = tmp_path / "echo.py"
+    path.write_text(NAN_MODEL)
+    return path
+
+
+EngineFactory = Callable[..., InferenceEngine]

@@ -1,0 +1,77 @@
+"""gRPC tensor conversion: typed contents for every datatype, raw contents, parameters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modelpilot.errors import BadRequest, InvalidInput
+from modelpilot.protocol.datatypes import numpy_dtype
+from modelpilot.protocol.types import InferenceResponse, Tensor
+from modelpilot.server.grpc.codec import _CONTENTS, decode_request, encode_response
+from modelpilot.server.grpc.generated import inference_pb2 as pb
+
+
+@pytest.mark.parametrize("datatype", sorted(set(_CONTENTS) - {"BYTES"}))
+def test_typed_contents(datatype: str) -> None:
+    request = pb.ModelInferRequest(model_name="m")
+    tensor = request.inputs.add(name="x", datatype=datatype, shape=[2, 2])
+    getattr(tensor.contents, _CONTENTS[datatype]).extend(
+        [True, False, True, True] if datatype == "BOOL" else [1, 2, 3, 4]
+    )
+    decoded = decode_request(request).inputs[0]
+    assert decoded.data.dtype == numpy_dtype(datatype) and decoded.data.shape == (2, 2)
+
+
+def test_bytes_contents_and_parameters() -> None:
+    request = pb.ModelInferRequest(model_name="m", id="r")
+    request.parameters["flag"].bool_param = True
+    request.parameters["n"].int64_param = 3
+    tensor = request.inputs.add(name="s", datatype="BYTES", shape=[2])
+    tensor.contents.bytes_contents.extend([b"a", b"b"])
+    request.outputs.add(name="y")
+    decoded = decode_request(request)
+    assert decoded.id == "r" and decoded.parameters == {"flag": True, "n": 3}
+    assert decoded.inputs[0].data.tolist() == [b"a", b"b"]
+    assert [o.name for o in decoded.outputs] == ["y"]
+
+
+def test_counts_that_do_not_fit() -> None:
+    request = pb.ModelInferRequest(model_name="m")
+    tensor = request.inputs.add(name="x", datatype="FP32", shape=[3])
+    tensor.contents.fp32_contents.extend([1.0, 2.0])
+    with pytest.raises(InvalidInput, match=r"2 values in fp32_contents but shape \[3\] needs 3"):
+        decode_request(request)
+    fp16 = pb.ModelInferRequest(model_name="m")
+    fp16.inputs.add(name="h", datatype="FP16", shape=[1])
+    with pytest.raises(InvalidInput, match="send raw_input_contents"):
+        decode_request(fp16)
+    odd = pb.ModelInferRequest(model_name="m")
+    odd.inputs.add(name="x", datatype="FP99", shape=[1])
+    with pytest.raises(InvalidInput, match="unknown datatype"):
+        decode_request(odd)
+    extra = pb.ModelInferRequest(model_name="m", raw_input_contents=[b"", b""])
+    extra.inputs.add(name="x", datatype="FP32", shape=[0])
+    with pytest.raises(BadRequest, match="1 inputs but 2 raw_input_contents"):
+        decode_request(extra)
+
+
+def test_responses_are_raw() -> None:
+    labels = np.array([b"yes"], dtype=object)
+    message = encode_response(
+        InferenceResponse(
+            "m",
+            "1",
+            "r",
+            [
+                Tensor("p", "FP32", (2,), np.array([0.5, 1.5], dtype=np.float32)),
+                Tensor("l", "BYTES", (1,), labels),
+            ],
+        )
+    )
+    assert [(o.name, o.datatype, list(o.shape)) for o in message.outputs] == [
+        ("p", "FP32", [2]),
+        ("l", "BYTES", [1]),
+    ]
+    assert np.frombuffer(message.raw_output_contents[0], "<f4").tolist() == [0.5, 1.5]
+    assert message.raw_output_contents[1] == b"\x03\x00\x00\x00yes"

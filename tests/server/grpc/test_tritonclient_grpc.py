@@ -1,0 +1,173 @@
+"""Conformance over gRPC, judged by tritonclient, plus every error case and its status."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+import numpy as np
+import pandas as pd
+import pytest
+import tritonclient.grpc as grpcclient
+from sklearn.linear_model import LogisticRegression
+from tritonclient.utils import InferenceServerException
+
+from modelpilot.server.grpc.generated import inference_pb2 as pb
+from modelpilot.server.grpc.generated import inference_pb2_grpc as pb_grpc
+from tests.server.grpc.conftest import GrpcServer
+
+
+@pytest.fixture
+def port(grpc_server: GrpcServer) -> int:
+    return grpc_server()
+
+
+@pytest.fixture
+def triton(port: int) -> Iterator[grpcclient.InferenceServerClient]:
+    client = grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def stub(port: int) -> Iterator[pb_grpc.GRPCInferenceServiceStub]:
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    yield pb_grpc.GRPCInferenceServiceStub(channel)
+    channel.close()
+
+
+def rows_input(rows: np.ndarray, datatype: str = "FP64") -> grpcclient.InferInput:
+    tensor = grpcclient.InferInput("input-0", list(rows.shape), datatype)
+    tensor.set_data_from_numpy(rows)
+    return tensor
+
+
+def test_health_and_metadata(triton: grpcclient.InferenceServerClient) -> None:
+    assert triton.is_server_live()
+    assert triton.is_server_ready()
+    assert triton.is_model_ready("iris")
+    assert triton.is_model_ready("iris", "1")
+    assert not triton.is_model_ready("nope")
+    assert triton.get_server_metadata().name == "modelpilot"
+    meta = triton.get_model_metadata("iris")
+    assert meta.platform == "sklearn" and list(meta.versions) == ["1"]
+    assert [(t.name, t.datatype, list(t.shape)) for t in meta.inputs] == [
+        ("input-0", "FP64", [-1, 4])
+    ]
+    index = triton.get_model_repository_index()
+    assert {(m.name, m.state) for m in index.models} == {("iris", "READY"), ("forest", "READY")}
+
+
+def test_infer_matches_the_model_in_process(
+    triton: grpcclient.InferenceServerClient,
+    iris_model: LogisticRegression,
+    iris_frame: pd.DataFrame,
+) -> None:
+    rows = iris_frame.to_numpy()[::7]
+    result = triton.infer("iris", [rows_input(rows)], request_id="g-1")
+    assert result.get_response().id == "g-1"
+    np.testing.assert_array_equal(
+        result.as_numpy("predict"), iris_model.predict(iris_frame.iloc[::7])
+    )
+    np.testing.assert_allclose(
+        result.as_numpy("predict_proba"), iris_model.predict_proba(iris_frame.iloc[::7])
+    )
+    only = triton.infer(
+        "iris",
+        [rows_input(rows)],
+        model_version="1",
+        outputs=[grpcclient.InferRequestedOutput("predict")],
+    )
+    assert [o.name for o in only.get_response().outputs] == ["predict"]
+
+
+def test_typed_contents_instead_of_raw(
+    stub: pb_grpc.GRPCInferenceServiceStub, iris_model: LogisticRegression, iris_frame: pd.DataFrame
+) -> None:
+    request = pb.ModelInferRequest(model_name="iris", id="typed")
+    tensor = request.inputs.add(name="input-0", datatype="FP32", shape=[2, 4])
+    tensor.contents.fp32_contents.extend(iris_frame.iloc[:2].to_numpy().ravel().tolist())
+    response = stub.ModelInfer(request)
+    assert response.id == "typed"
+    labels = np.frombuffer(response.raw_output_contents[0], dtype="<i8")
+    np.testing.assert_array_equal(labels, iris_model.predict(iris_frame.iloc[:2]))
+
+
+def test_unload_and_load(triton: grpcclient.InferenceServerClient) -> None:
+    triton.unload_model("forest")
+    assert not triton.is_model_ready("forest")
+    with pytest.raises(InferenceServerException) as info:
+        triton.infer("forest", [rows_input(np.zeros((1, 10)))])
+    assert info.value.status() == "StatusCode.NOT_FOUND"
+    triton.load_model("forest")
+    assert triton.infer("forest", [rows_input(np.zeros((1, 10)))]).as_numpy("predict").shape == (1,)
+
+
+CASES = [
+    # (model, version, rows, datatype, status, fragment)
+    ("iris", "", np.zeros((1, 3)), "FP64", "INVALID_ARGUMENT", "takes 4"),
+    ("iris", "", np.zeros((1, 2, 2)), "FP64", "INVALID_ARGUMENT", "takes a 2-D tensor"),
+    (
+        "iris",
+        "",
+        np.array([[b"a", b"b", b"c", b"d"]], dtype=object),
+        "BYTES",
+        "INVALID_ARGUMENT",
+        "holds strings but the model takes FP64",
+    ),
+    ("iris", "", np.zeros((0, 4)), "FP64", "INVALID_ARGUMENT", "no rows"),
+    (
+        "iris",
+        "",
+        np.array([[1.0, np.nan, 1.0, 1.0]]),
+        "FP64",
+        "INVALID_ARGUMENT",
+        "NaN or infinite",
+    ),
+    ("nope", "", np.zeros((1, 4)), "FP64", "NOT_FOUND", "no model named 'nope'"),
+    ("iris", "4", np.zeros((1, 4)), "FP64", "NOT_FOUND", "has no version 4"),
+]
+
+
+@pytest.mark.parametrize(("model", "version", "rows", "datatype", "status", "message"), CASES)
+def test_errors_get_the_matching_status(
+    triton: grpcclient.InferenceServerClient,
+    model: str,
+    version: str,
+    rows: np.ndarray,
+    datatype: str,
+    status: str,
+    message: str,
+) -> None:
+    with pytest.raises(InferenceServerException) as info:
+        triton.infer(model, [rows_input(rows, datatype)], model_version=version)
+    assert info.value.status() == f"StatusCode.{status}"
+    assert message in info.value.message()
+    # The next good request is unaffected.
+    assert triton.infer("iris", [rows_input(np.ones((1, 4)))]).as_numpy("predict").shape == (1,)
+
+
+def test_raw_contents_that_do_not_fit(stub: pb_grpc.GRPCInferenceServiceStub) -> None:
+    request = pb.ModelInferRequest(model_name="iris")
+    request.inputs.add(name="input-0", datatype="FP64", shape=[1, 4])
+    request.raw_input_contents.append(b"\x00" * 24)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.ModelInfer(request)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "24 bytes of raw data, but shape [1, 4] of FP64 needs 32" in info.value.details()
+    request.raw_input_contents.append(b"\x00" * 32)
+    with pytest.raises(grpc.RpcError) as extra:
+        stub.ModelInfer(request)
+    assert "1 inputs but 2 raw_input_contents" in extra.value.details()
+
+
+def test_messages_over_the_limit_are_refused(grpc_server: GrpcServer) -> None:
+    port = grpc_server(grpc_max_message_bytes=4096)
+    client = grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
+    try:
+        with pytest.raises(InferenceServerException) as info:
+            client.infer("iris", [rows_input(np.ones((1000, 4)))])
+        assert info.value.status() == "StatusCode.RESOURCE_EXHAUSTED"
+        assert client.infer("iris", [rows_input(np.ones((2, 4)))]).as_numpy("predict").shape == (2,)
+    finally:
+        client.close()

@@ -1,0 +1,214 @@
+"""Every bad request gets a clear 4xx over REST, and never disturbs the next good one."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from modelpilot.registry.store import Registry
+from modelpilot.server.rest import create_app
+from modelpilot.serving.engine import InferenceEngine
+from modelpilot.serving.registration import register_model
+from tests.conftest import make_settings
+
+GOOD = {
+    "inputs": [
+        {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
+    ]
+}
+
+
+def tensor(shape: list[int], data: object, datatype: str = "FP64") -> dict[str, object]:
+    return {"inputs": [{"name": "input-0", "shape": shape, "datatype": datatype, "data": data}]}
+
+
+CASES = [
+    # (path, body, status, fragment of the message)
+    (
+        "/v2/models/iris/infer",
+        tensor([1, 3], [1, 2, 3]),
+        422,
+        "has 3 features per row; the model takes 4 (sepal_length",
+    ),
+    ("/v2/models/iris/infer", tensor([1, 2, 2], [1, 2, 3, 4]), 422, "takes a 2-D tensor"),
+    (
+        "/v2/models/iris/infer",
+        tensor([2, 4], [1, 2, 3, 4]),
+        422,
+        "has 4 values but shape [2, 4] needs 8",
+    ),
+    (
+        "/v2/models/iris/infer",
+        tensor([1, 4], ["a", "b", "c", "d"], "BYTES"),
+        422,
+        "holds strings but the model takes FP64",
+    ),
+    (
+        "/v2/models/iris/infer",
+        tensor([1, 4], ["a", "b", "c", "d"]),
+        422,
+        "does not fit datatype FP64",
+    ),
+    ("/v2/models/iris/infer", tensor([1, 4], [1, 2, 3, 4], "FP128"), 422, "unknown datatype"),
+    ("/v2/models/iris/infer", tensor([0, 4], []), 422, "no rows"),
+    ("/v2/models/iris/infer", {"inputs": []}, 422, '"inputs" must be a non-empty list'),
+    ("/v2/models/iris/infer", tensor([1, 4], [1, None, 3, 4]), 422, "1 NaN or infinite value(s)"),
+    ("/v2/models/iris/infer", {**GOOD, "outputs": [{"name": "nope"}]}, 422, "unknown output"),
+    ("/v2/models/nope/infer", GOOD, 404, "no model named 'nope'"),
+    ("/v2/models/iris/versions/9/infer", GOOD, 404, "has no version 9; it has version 1"),
+    ("/v2/models/iris/versions/staging/infer", GOOD, 404, "has no alias 'staging'"),
+    ("/predict/iris", {"data": [1, 2]}, 422, "has 2 features per row"),
+    ("/predict/iris", {"data": []}, 422, "non-empty list"),
+    ("/predict/iris", {"rows": [1]}, 422, 'send {"data": [...]}'),
+    (
+        "/predict/iris",
+        {"instances": [{"sepal_length": 1, "sepal_width": 2, "petal_length": 3}]},
+        422,
+        "missing features ['petal_width']",
+    ),
+    (
+        "/predict/iris",
+        {
+            "instances": [
+                {
+                    "sepal_length": 1,
+                    "sepal_width": 2,
+                    "petal_length": 3,
+                    "petal_width": 4,
+                    "colour": 5,
+                }
+            ]
+        },
+        422,
+        "unknown features ['colour']",
+    ),
+    (
+        "/predict/iris",
+        {"data": [[5.1, None, 1.4, 0.2]]},
+        422,
+        "NaN or infinite value(s) (first at row 0, feature 'sepal_width')",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "status", "message"), CASES)
+async def test_bad_requests(
+    client: httpx.AsyncClient, path: str, body: object, status: int, message: str
+) -> None:
+    response = await client.post(path, json=body)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+    # The server is unharmed: the next good request works.
+    assert (await client.post("/v2/models/iris/infer", json=GOOD)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("content", "headers", "message"),
+    [
+        (b'{"inputs": [', {}, "not valid JSON"),
+        (b"[1, 2]", {}, "must be a JSON object"),
+        (
+            b'{"inputs": []}',
+            {"Inference-Header-Content-Length": "500"},
+            "Inference-Header-Content-Length is 500 but the body has only 14 bytes",
+        ),
+        (b'{"inputs": []}', {"Inference-Header-Content-Length": "abc"}, "must be a number"),
+        (b"\x00\x01", {"Content-Encoding": "gzip"}, "not valid gzip data"),
+        (b"{}", {"Content-Encoding": "br"}, "unsupported Content-Encoding"),
+    ],
+)
+async def test_malformed_bodies_get_400(
+    client: httpx.AsyncClient, content: bytes, headers: dict[str, str], message: str
+) -> None:
+    response = await client.post("/v2/models/iris/infer", content=content, headers=headers)
+    assert response.status_code == 400, response.text
+    assert message in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("declared", "actual", "message"),
+    [
+        (24, 16, "binary_data_size 24 runs past the end"),
+        (16, 32, "the binary section has 32 bytes but the inputs' binary_data_size add up to 16"),
+        (32, 32, "32 bytes of raw data, but shape [1, 2] of FP64 needs 16"),
+    ],
+)
+async def test_malformed_binary_tensors_get_400(
+    client: httpx.AsyncClient, declared: int, actual: int, message: str
+) -> None:
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [1, 2],
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": declared},
+                }
+            ]
+        }
+    )
+    response = await client.post(
+        "/v2/models/iris/infer",
+        content=header + b"\x00" * actual,
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+    assert response.status_code == 400, response.text
+    assert message in response.json()["error"]
+
+
+async def test_unknown_routes_and_methods_use_the_error_shape(client: httpx.AsyncClient) -> None:
+    missing = await client.get("/v3/nothing")
+    assert missing.status_code == 404 and "no such endpoint" in missing.json()["error"]
+    wrong = await client.get("/v2/models/iris/infer")
+    assert wrong.status_code == 405 and "error" in wrong.json()
+
+
+@pytest.fixture
+async def small_client(served_registry: Registry) -> AsyncIterator[httpx.AsyncClient]:
+    settings = make_settings(served_registry, max_request_bytes=2048)
+    engine = InferenceEngine(served_registry, settings)
+    await engine.start()
+    transport = httpx.ASGITransport(app=create_app(engine, settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+    await engine.stop()
+
+
+async def test_bodies_over_the_limit_get_413(small_client: httpx.AsyncClient) -> None:
+    big = tensor([300, 4], [[5.1, 3.5, 1.4, 0.2]] * 300)
+    response = await small_client.post("/v2/models/iris/infer", json=big)
+    assert response.status_code == 413
+    assert "over the limit of 2048 bytes" in response.json()["error"]
+
+    async def chunks():  # no Content-Length: the limit applies while reading
+        for _ in range(10):
+            yield b" " * 1024
+
+    streamed = await small_client.post("/v2/models/iris/infer", content=chunks())
+    assert streamed.status_code == 413
+    assert (await small_client.post("/v2/models/iris/infer", json=GOOD)).status_code == 200
+
+
+async def test_nan_is_fine_for_a_model_that_allows_it(
+    client: httpx.AsyncClient, served_registry: Registry, nan_model: Path
+) -> None:
+    register_model(served_registry, "echo", nan_model, flavor="python")
+    response = await client.post("/predict/echo", json={"data": [[None, 1.0]]})
+    assert response.status_code == 200, response.text
+
+
+async def test_a_failing_model_gets_500_and_the_server_lives_on(
+    client: httpx.AsyncClient, served_registry: Registry, tmp_path: Path
+) -> None:
+    path = tmp_path / "broken.py"
+    path.write_text("class Model:\n    def predict(self, x):\n        raise RuntimeError('boom')\n")
+    register_model(served_registry, "broken", path, flavor="python")
+    response = await client.post("/predict/broken", json={"data": [[1.0, 2.0]]})
+    assert response.status_code == 500
+    assert "boom" in response.json()["error"]
+    assert (await client.post("/v2/models/iris/infer", json=GOOD)).status_code == 200

@@ -1,0 +1,121 @@
+"""Conformance, judged by a client we did not write: NVIDIA's tritonclient over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+import pytest
+import tritonclient.http as httpclient
+import uvicorn
+from sklearn.linear_model import LogisticRegression
+from tritonclient.utils import InferenceServerException
+
+from modelpilot.registry.store import Registry
+from modelpilot.server.rest import create_app
+from modelpilot.serving.engine import InferenceEngine
+from tests.conftest import free_port, make_settings
+from tests.server.conftest import LoopThread
+
+
+@pytest.fixture
+def triton(
+    served_registry: Registry, loop_thread: LoopThread
+) -> Iterator[httpclient.InferenceServerClient]:
+    port = free_port()
+    settings = make_settings(served_registry, http_port=port)
+    engine = InferenceEngine(served_registry, settings)
+    loop_thread.run(engine.start())
+    config = uvicorn.Config(
+        create_app(engine, settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.run_coroutine_threadsafe(server.serve(), loop_thread.loop)
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    client = httpclient.InferenceServerClient(f"127.0.0.1:{port}")
+    yield client
+    client.close()
+    server.should_exit = True
+    task.result(10)
+    loop_thread.run(engine.stop())
+
+
+def iris_input(rows: np.ndarray, binary: bool) -> httpclient.InferInput:
+    tensor = httpclient.InferInput("input-0", list(rows.shape), "FP64")
+    tensor.set_data_from_numpy(rows, binary_data=binary)
+    return tensor
+
+
+def test_health_and_metadata(triton: httpclient.InferenceServerClient) -> None:
+    assert triton.is_server_live()
+    assert triton.is_server_ready()
+    assert triton.is_model_ready("iris")
+    assert triton.is_model_ready("iris", "1")
+    assert not triton.is_model_ready("nope")
+    assert triton.get_server_metadata()["name"] == "modelpilot"
+    meta = triton.get_model_metadata("iris")
+    assert meta["inputs"][0]["shape"] == [-1, 4]
+    assert {m["name"] for m in triton.get_model_repository_index()} == {"iris", "forest"}
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_infer_matches_the_model_in_process(
+    triton: httpclient.InferenceServerClient,
+    binary: bool,
+    iris_model: LogisticRegression,
+    iris_frame: pd.DataFrame,
+) -> None:
+    rows = iris_frame.to_numpy()[::10]
+    outputs = [
+        httpclient.InferRequestedOutput(n, binary_data=binary) for n in ("predict", "predict_proba")
+    ]
+    result = triton.infer("iris", [iris_input(rows, binary)], outputs=outputs, request_id="t-1")
+    assert result.get_response()["id"] == "t-1"
+    np.testing.assert_array_equal(
+        result.as_numpy("predict"), iris_model.predict(iris_frame.iloc[::10])
+    )
+    np.testing.assert_allclose(
+        result.as_numpy("predict_proba"), iris_model.predict_proba(iris_frame.iloc[::10])
+    )
+
+
+def test_infer_with_the_clients_defaults(
+    triton: httpclient.InferenceServerClient,
+    iris_model: LogisticRegression,
+    iris_frame: pd.DataFrame,
+) -> None:
+    rows = iris_frame.to_numpy()[:3]
+    result = triton.infer("iris", [iris_input(rows, True)])
+    np.testing.assert_array_equal(
+        result.as_numpy("predict"), iris_model.predict(iris_frame.iloc[:3])
+    )
+
+
+def test_unload_and_load(triton: httpclient.InferenceServerClient) -> None:
+    triton.unload_model("forest")
+    assert not triton.is_model_ready("forest")
+    with pytest.raises(InferenceServerException, match="was unloaded"):
+        triton.infer("forest", [iris_input(np.zeros((1, 10)), True)])
+    triton.load_model("forest")
+    assert triton.is_model_ready("forest")
+    result = triton.infer("forest", [iris_input(np.zeros((1, 10)), True)])
+    assert result.as_numpy("predict").shape == (1,)
+
+
+def test_errors_reach_the_client(triton: httpclient.InferenceServerClient) -> None:
+    with pytest.raises(InferenceServerException) as info:
+        triton.infer("iris", [iris_input(np.zeros((1, 3)), True)])
+    assert info.value.status() == "422"
+    assert "takes 4" in info.value.message()
+    with pytest.raises(InferenceServerException) as missing:
+        triton.infer("nope", [iris_input(np.zeros((1, 4)), True)])
+    assert missing.value.status() == "404"

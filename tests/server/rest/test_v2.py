@@ -1,0 +1,173 @@
+"""The v2 REST endpoints in process: health, metadata, JSON and binary inference, repository."""
+
+from __future__ import annotations
+
+import struct
+
+import httpx
+import numpy as np
+import orjson
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+
+from modelpilot.registry.store import Registry
+
+
+def v2_body(rows: list[list[float]], **extra: object) -> dict[str, object]:
+    return {
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": [len(rows), len(rows[0])],
+                "datatype": "FP64",
+                "data": rows,
+            }
+        ],
+        **extra,
+    }
+
+
+async def test_health_and_server_metadata(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/v2/health/live")).json() == {"live": True}
+    assert (await client.get("/v2/health/ready")).json() == {"ready": True}
+    meta = (await client.get("/v2")).json()
+    assert meta["name"] == "modelpilot"
+    assert "binary_tensor_data" in meta["extensions"]
+
+
+async def test_model_metadata(client: httpx.AsyncClient) -> None:
+    meta = (await client.get("/v2/models/iris")).json()
+    assert meta["name"] == "iris" and meta["versions"] == ["1"] and meta["platform"] == "sklearn"
+    assert meta["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}]
+    assert [o["name"] for o in meta["outputs"]] == ["predict", "predict_proba"]
+    assert meta["parameters"]["feature_names"][0] == "sepal_length"
+    assert (await client.get("/v2/models/iris/versions/1")).status_code == 200
+    assert (await client.get("/v2/models/iris/ready")).json()["ready"] is True
+    assert (await client.get("/v2/models/iris/versions/1/ready")).status_code == 200
+
+
+async def test_json_inference_matches_the_model(
+    client: httpx.AsyncClient, iris_model: LogisticRegression, iris_frame: pd.DataFrame
+) -> None:
+    rows = iris_frame.iloc[[0, 60, 120]].to_numpy().tolist()
+    response = await client.post("/v2/models/iris/infer", json=v2_body(rows, id="abc"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["id"] == "abc" and response.headers["x-request-id"] == "abc"
+    assert (body["model_name"], body["model_version"]) == ("iris", "1")
+    outputs = {o["name"]: o for o in body["outputs"]}
+    expected = iris_model.predict(iris_frame.iloc[[0, 60, 120]])
+    assert outputs["predict"]["data"] == expected.tolist()
+    assert outputs["predict"]["datatype"] == "INT64"
+    proba = np.array(outputs["predict_proba"]["data"]).reshape(outputs["predict_proba"]["shape"])
+    np.testing.assert_allclose(proba, iris_model.predict_proba(iris_frame.iloc[[0, 60, 120]]))
+
+
+async def test_requested_outputs_and_versions(client: httpx.AsyncClient) -> None:
+    body = v2_body([[5.1, 3.5, 1.4, 0.2]], outputs=[{"name": "predict_proba"}])
+    response = await client.post("/v2/models/iris/versions/1/infer", json=body)
+    assert [o["name"] for o in response.json()["outputs"]] == ["predict_proba"]
+    response = await client.post("/v2/models/iris/versions/production/infer", json=body)
+    assert response.status_code == 200
+
+
+async def test_a_request_id_header_is_used_when_the_body_has_none(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/v2/models/iris/infer",
+        json=v2_body([[5.1, 3.5, 1.4, 0.2]]),
+        headers={"x-request-id": "from-header"},
+    )
+    assert response.json()["id"] == "from-header"
+
+
+async def test_binary_inputs_and_outputs(
+    client: httpx.AsyncClient, iris_model: LogisticRegression, iris_frame: pd.DataFrame
+) -> None:
+    rows = iris_frame.iloc[:2].to_numpy()
+    raw = rows.astype("<f8").tobytes()
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [2, 4],
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+    )
+    response = await client.post(
+        "/v2/models/iris/infer",
+        content=header + raw,
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
+    assert response.status_code == 200, response.text
+    length = int(response.headers["inference-header-content-length"])
+    meta = orjson.loads(response.content[:length])
+    tail = response.content[length:]
+    sizes = [o["parameters"]["binary_data_size"] for o in meta["outputs"]]
+    labels = np.frombuffer(tail[: sizes[0]], dtype="<i8")
+    proba = np.frombuffer(tail[sizes[0] :], dtype="<f8").reshape(2, 3)
+    np.testing.assert_array_equal(labels, iris_model.predict(iris_frame.iloc[:2]))
+    np.testing.assert_allclose(proba, iris_model.predict_proba(iris_frame.iloc[:2]))
+
+
+async def test_gzip_request_bodies_are_accepted(client: httpx.AsyncClient) -> None:
+    import gzip
+
+    body = gzip.compress(orjson.dumps(v2_body([[5.1, 3.5, 1.4, 0.2]])))
+    response = await client.post(
+        "/v2/models/iris/infer", content=body, headers={"Content-Encoding": "gzip"}
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_bytes_outputs_are_strings_in_json(
+    client: httpx.AsyncClient, served_registry: Registry, tmp_path
+) -> None:
+    import joblib
+
+    model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], ["no", "no", "yes", "yes"])
+    joblib.dump(model, tmp_path / "words.joblib")
+    from modelpilot.serving.registration import register_model
+
+    register_model(served_registry, "words", tmp_path / "words.joblib")
+    response = await client.post("/v2/models/words/infer", json=v2_body([[0.0], [3.0]]))
+    outputs = {o["name"]: o for o in response.json()["outputs"]}
+    assert outputs["predict"] == {
+        "name": "predict",
+        "datatype": "BYTES",
+        "shape": [2],
+        "data": ["no", "yes"],
+    }
+    binary = await client.post(
+        "/v2/models/words/infer",
+        json=v2_body([[3.0]], outputs=[{"name": "predict", "parameters": {"binary_data": True}}]),
+    )
+    length = int(binary.headers["inference-header-content-length"])
+    assert binary.content[length:] == struct.pack("<I", 3) + b"yes"
+
+
+async def test_repository_index_unload_and_load(client: httpx.AsyncClient) -> None:
+    index = (await client.get("/v2/repository/index")).json()
+    assert {(e["name"], e["state"]) for e in index} == {("iris", "READY"), ("forest", "READY")}
+    assert (await client.post("/v2/repository/models/forest/unload")).status_code == 200
+    assert (await client.get("/v2/models/forest/ready")).status_code == 503
+    ready = (await client.post("/v2/repository/index", json={"ready": True})).json()
+    assert [e["name"] for e in ready] == ["iris"]
+    gone = await client.post("/v2/models/forest/infer", json=v2_body([[0.0] * 10]))
+    assert gone.status_code == 404 and "was unloaded" in gone.json()["error"]
+    assert (await client.post("/v2/repository/models/forest/load")).status_code == 200
+    again = await client.post("/v2/models/forest/infer", json=v2_body([[0.0] * 10]))
+    assert again.status_code == 200
+
+
+async def test_openapi_docs_are_served(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/docs")).status_code == 200
+    spec = (await client.get("/openapi.json")).json()
+    assert "/v2/models/{name}/infer" in spec["paths"]
+    assert "/predict/{name}" in spec["paths"]

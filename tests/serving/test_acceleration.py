@@ -1,0 +1,118 @@
+"""ONNX acceleration: used only on parity, cached next to the artifact, skipped on request."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import joblib
+import numpy as np
+from sklearn.datasets import load_diabetes, load_iris
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from modelpilot.config import Settings
+from modelpilot.protocol.rows import request_from_rows
+from modelpilot.registry.store import Registry
+from modelpilot.runtimes.convert import ConvertedRuntime
+from modelpilot.runtimes.sklearn import SklearnRuntime
+from modelpilot.serving.acceleration import CONVERTED, OPTIMIZED, VERDICT
+from modelpilot.serving.engine import InferenceEngine
+from modelpilot.serving.registration import register_model
+
+
+def saved(tmp_path: Path, model: object, name: str) -> Path:
+    path = tmp_path / f"{name}.joblib"
+    joblib.dump(model, path)
+    return path
+
+
+async def serve(registry: Registry, **overrides: object) -> InferenceEngine:
+    engine = InferenceEngine(registry, Settings(registry=registry.location, **overrides))  # type: ignore[arg-type]
+    await engine.start()
+    return engine
+
+
+async def test_a_forest_is_served_by_onnx_with_identical_answers(
+    registry: Registry, tmp_path: Path
+) -> None:
+    x, y = load_iris(return_X_y=True)
+    model = RandomForestClassifier(n_estimators=20, max_depth=5, random_state=0).fit(x, y)
+    version = register_model(registry, "forest", saved(tmp_path, model, "forest"), reference=x)
+    engine = await serve(registry)
+    try:
+        loaded = await engine.get_model("forest")
+        assert isinstance(loaded.runtime, ConvertedRuntime)
+        response = await engine.infer("forest", request_from_rows(x.tolist()))
+        outputs = {t.name: t.data for t in response.outputs}
+        np.testing.assert_array_equal(outputs["predict"], model.predict(x))
+        np.testing.assert_allclose(outputs["predict_proba"], model.predict_proba(x), atol=1e-6)
+    finally:
+        await engine.stop()
+    store = registry.artifacts
+    sha = version.artifact_sha256
+    verdict = json.loads(store.derived_path(sha, VERDICT).read_text())
+    assert verdict["ok"] and verdict["rows"] == 150
+    assert store.derived_path(sha, CONVERTED).exists()
+    assert store.derived_path(sha, OPTIMIZED).exists()
+
+
+async def test_the_second_load_reuses_the_cached_graphs(registry: Registry, tmp_path: Path) -> None:
+    x, y = load_diabetes(return_X_y=True)
+    model = RandomForestRegressor(n_estimators=5, random_state=0).fit(x, y)
+    version = register_model(registry, "reg", saved(tmp_path, model, "reg"))
+    first = await serve(registry)
+    await first.stop()
+    converted = registry.artifacts.derived_path(version.artifact_sha256, CONVERTED)
+    stamp = converted.stat().st_mtime_ns
+    second = await serve(registry)
+    try:
+        loaded = await second.get_model("reg")
+        assert isinstance(loaded.runtime, ConvertedRuntime)  # float fallback for regressors
+        response = await second.infer("reg", request_from_rows(x[:5].tolist()))
+        np.testing.assert_allclose(response.outputs[0].data, model.predict(x[:5]), rtol=1e-4)
+    finally:
+        await second.stop()
+    assert converted.stat().st_mtime_ns == stamp
+
+
+async def test_a_model_that_does_not_convert_keeps_scikit_learn(
+    registry: Registry, tmp_path: Path
+) -> None:
+    x, y = load_iris(return_X_y=True)
+    # skl2onnx has no converter for arbitrary Python functions.
+    model = make_pipeline(FunctionTransformer(np.log1p), LogisticRegression(max_iter=500))
+    model.fit(x, y)
+    version = register_model(registry, "m", saved(tmp_path, model, "m"), reference=x)
+    engine = await serve(registry)
+    try:
+        loaded = await engine.get_model("m")
+        assert isinstance(loaded.runtime, SklearnRuntime)
+        response = await engine.infer("m", request_from_rows(x[:10].tolist()))
+        np.testing.assert_array_equal(response.outputs[0].data, model.predict(x[:10]))
+    finally:
+        await engine.stop()
+    verdict = json.loads(
+        registry.artifacts.derived_path(version.artifact_sha256, VERDICT).read_text()
+    )
+    assert not verdict["ok"] and "FunctionTransformer" in verdict["reason"]
+    # The verdict is remembered: the next load does not try again.
+    again = await serve(registry)
+    try:
+        assert isinstance((await again.get_model("m")).runtime, SklearnRuntime)
+    finally:
+        await again.stop()
+
+
+async def test_onnx_can_be_turned_off(registry: Registry, tmp_path: Path) -> None:
+    x, y = load_iris(return_X_y=True)
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(x, y)
+    version = register_model(registry, "forest", saved(tmp_path, model, "forest"))
+    engine = await serve(registry, onnx=False)
+    try:
+        assert isinstance((await engine.get_model("forest")).runtime, SklearnRuntime)
+    finally:
+        await engine.stop()
+    assert not registry.artifacts.derived_path(version.artifact_sha256, VERDICT).exists()

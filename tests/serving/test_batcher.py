@@ -1,0 +1,151 @@
+"""Adaptive batching: no added latency when idle, merging when busy, failures stay alone."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from modelpilot.errors import Overloaded
+from modelpilot.runtimes.base import Batch
+from modelpilot.serving.batcher import AdaptiveBatcher, BatchingPolicy
+
+
+class DoublingModel:
+    """Doubles its input; records every batch size; rows holding -1 make it raise."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.sizes: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, batch: Batch, outputs: list[str]) -> dict[str, np.ndarray]:
+        self.gate.wait(5)
+        x = batch["x"]
+        self.sizes.append(x.shape[0])
+        if (x == -1).any():
+            raise ValueError("cannot take -1")
+        if self.delay:
+            threading.Event().wait(self.delay)
+        return {"y": x[:, 0] * 2}
+
+
+@pytest.fixture
+async def executor() -> AsyncIterator[ThreadPoolExecutor]:
+    pool = ThreadPoolExecutor(4)
+    yield pool
+    pool.shutdown()
+
+
+def rows(*values: float) -> Batch:
+    return {"x": np.array(values, dtype=np.float64).reshape(-1, 1)}
+
+
+async def test_a_lone_request_runs_at_once(executor: ThreadPoolExecutor) -> None:
+    model = DoublingModel()
+    batcher = AdaptiveBatcher(model, executor, BatchingPolicy(max_latency=10.0))
+    result = await asyncio.wait_for(batcher.submit(rows(3), ["y"]), timeout=2)
+    assert result["y"].tolist() == [6.0]
+    await batcher.close()
+
+
+async def test_requests_arriving_while_busy_share_a_batch(executor: ThreadPoolExecutor) -> None:
+    model = DoublingModel()
+    batcher = AdaptiveBatcher(model, executor, BatchingPolicy(max_batch_size=64))
+    model.gate.clear()  # hold the first batch so that the others queue behind it
+    first = asyncio.create_task(batcher.submit(rows(0), ["y"]))
+    await asyncio.sleep(0.05)
+    rest = [asyncio.create_task(batcher.submit(rows(i, i + 0.5), ["y"])) for i in range(1, 11)]
+    await asyncio.sleep(0.05)
+    model.gate.set()
+    results = await asyncio.gather(first, *rest)
+    assert model.sizes == [1, 20]
+    for i, result in enumerate(results[1:], start=1):
+        assert result["y"].tolist() == [2 * i, 2 * i + 1]
+    assert (batcher.batches, batcher.batched_rows) == (2, 21)
+    await batcher.close()
+
+
+async def test_batches_close_at_max_batch_size(executor: ThreadPoolExecutor) -> None:
+    model = DoublingModel()
+    batcher = AdaptiveBatcher(model, executor, BatchingPolicy(max_batch_size=4))
+    model.gate.clear()
+    tasks = [asyncio.create_task(batcher.submit(rows(i), ["y"])) for i in range(9)]
+    await asyncio.sleep(0.05)
+    model.gate.set()
+    await asyncio.gather(*tasks)
+    assert model.sizes == [4, 4, 1]
+    await batcher.close()
+
+
+async def test_a_failing_request_fails_alone(executor: ThreadPoolExecutor) -> None:
+    model = DoublingModel()
+    batcher = AdaptiveBatcher(model, executor, BatchingPolicy())
+    model.gate.clear()
+    first = asyncio.create_task(batcher.submit(rows(1), ["y"]))
+    await asyncio.sleep(0.05)
+    good = [asyncio.create_task(batcher.submit(rows(i), ["y"])) for i in range(2, 5)]
+    bad = asyncio.create_task(batcher.submit(rows(-1), ["y"]))
+    await asyncio.sleep(0.05)
+    model.gate.set()
+    assert (await first)["y"].tolist() == [2.0]
+    assert [(await g)["y"].tolist() for g in good] == [[4.0], [6.0], [8.0]]
+    with pytest.raises(ValueError, match="cannot take -1"):
+        await bad
+    await batcher.close()
+
+
+async def test_different_outputs_or_shapes_are_not_mixed(executor: ThreadPoolExecutor) -> None:
+    model = DoublingModel()
+    batcher = AdaptiveBatcher(model, executor, BatchingPolicy())
+    model.gate.clear()
+    first = asyncio.create_task(batcher.submit(rows(1), ["y"]))
+    await asyncio.sleep(0.05)
+    wide = {"x": np.ones((2, 3))}
+    others = [
+        asyncio.create_task(batcher.submit(rows(2), ["y"])),
+        asyncio.create_task(batcher.submit(wide, ["y"])),
+        asyncio.create_task(batcher.submit(rows(3), ["y"])),
+    ]
+    await asyncio.sleep(0.05)
+    model.gate.set()
+    await asyncio.gather(first, *others)
+    assert sorted(model.sizes) == [1, 2, 2]
+    await batcher.close()
+
+
+async def test_a_full_queue_is_refused_with_retry_after(executor: ThreadPoolExecutor) -> None:
+    model = DoublingModel()
+    batcher = AdaptiveBatcher(model, executor, BatchingPolicy(max_queue_rows=3))
+    model.gate.clear()
+    running = asyncio.create_task(batcher.submit(rows(1), ["y"]))
+    await asyncio.sleep(0.05)
+    queued = asyncio.create_task(batcher.submit(rows(1, 2, 3), ["y"]))
+    await asyncio.sleep(0.01)
+    with pytest.raises(Overloaded) as info:
+        await batcher.submit(rows(4), ["y"])
+    assert info.value.retry_after > 0
+    model.gate.set()
+    await asyncio.gather(running, queued)
+    await batcher.close()
+
+
+async def test_a_cancelled_caller_does_not_break_the_batch(executor: ThreadPoolExecutor) -> None:
+    model = DoublingModel()
+    batcher = AdaptiveBatcher(model, executor, BatchingPolicy())
+    model.gate.clear()
+    first = asyncio.create_task(batcher.submit(rows(1), ["y"]))
+    await asyncio.sleep(0.05)
+    gone = asyncio.create_task(batcher.submit(rows(2), ["y"]))
+    kept = asyncio.create_task(batcher.submit(rows(3), ["y"]))
+    await asyncio.sleep(0.01)
+    gone.cancel()
+    model.gate.set()
+    assert (await first)["y"].tolist() == [2.0]
+    assert (await kept)["y"].tolist() == [6.0]
+    await batcher.close()

@@ -1,0 +1,203 @@
+"""The engine end to end over a real registry: resolution, loading, errors, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from modelpilot.config import Settings
+from modelpilot.errors import (
+    InferenceTimeout,
+    InvalidInput,
+    ModelFailure,
+    ModelNotFound,
+    VersionNotFound,
+)
+from modelpilot.protocol.rows import request_from_rows
+from modelpilot.registry.refs import ModelRef
+from modelpilot.registry.store import Registry
+from modelpilot.registry.types import ModelVersion
+from modelpilot.serving.engine import InferenceEngine
+from modelpilot.serving.registration import register_model
+
+PYTHON_MODEL = '''
+import time
+
+
+class Model:
+    """Sums each row; a negative first value raises, one above 100 sleeps that many ms."""
+
+    def predict(self, x):
+        if x[0, 0] < 0:
+            raise RuntimeError("negative input")
+        if x[0, 0] > 100:
+            time.sleep(x[0, 0] / 1000)
+        return x.sum(axis=1)
+'''
+
+
+def settings_for(registry: Registry, **overrides: object) -> Settings:
+    return Settings(registry=str(registry.location), **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def python_model(tmp_path: Path) -> Path:
+    path = tmp_path / "summer.py"
+    path.write_text(PYTHON_MODEL)
+    return path
+
+
+@pytest.fixture
+async def engine(registry: Registry, iris_version: ModelVersion) -> AsyncIterator[InferenceEngine]:
+    engine = InferenceEngine(registry, settings_for(registry, alias_refresh_seconds=0))
+    await engine.start()
+    yield engine
+    await engine.stop()
+
+
+async def test_serves_every_registered_model_and_is_ready(
+    engine: InferenceEngine, iris_model: LogisticRegression, iris_frame: pd.DataFrame
+) -> None:
+    assert engine.ready
+    assert engine.served_models == ["iris"]
+    rows = iris_frame.to_numpy()[:5]
+    response = await engine.infer("iris", request_from_rows(rows.tolist(), "req-1"))
+    assert response.id == "req-1"
+    assert (response.model_name, response.model_version) == ("iris", "1")
+    outputs = {t.name: t.data for t in response.outputs}
+    np.testing.assert_array_equal(outputs["predict"], iris_model.predict(iris_frame.iloc[:5]))
+    np.testing.assert_allclose(
+        outputs["predict_proba"], iris_model.predict_proba(iris_frame.iloc[:5])
+    )
+
+
+async def test_a_request_without_an_id_gets_one(engine: InferenceEngine) -> None:
+    ids = {
+        (await engine.infer("iris", request_from_rows([5.1, 3.5, 1.4, 0.2]))).id for _ in range(3)
+    }
+    assert len(ids) == 3 and all(len(i) == 24 for i in ids)
+
+
+async def serving_version(engine: InferenceEngine, want: str, tries: int = 100) -> str:
+    """The version answering, once it is ``want`` (alias moves land in the background)."""
+    got = ""
+    for _ in range(tries):
+        got = (await engine.infer("iris", request_from_rows([5.1, 3.5, 1.4, 0.2]))).model_version
+        if got == want:
+            break
+        await asyncio.sleep(0.01)
+    return got
+
+
+async def test_alias_moves_reach_the_running_engine(
+    engine: InferenceEngine, registry: Registry, iris_model_path: Path
+) -> None:
+    second = register_model(registry, "iris", iris_model_path)
+    response = await engine.infer("iris", request_from_rows([5.1, 3.5, 1.4, 0.2]))
+    assert response.model_version == "1"  # production still points at 1
+    registry.set_alias("iris", "production", second.version)
+    assert await serving_version(engine, "2") == "2"
+    pinned = await engine.infer("iris", request_from_rows([5.1, 3.5, 1.4, 0.2]), version="1")
+    assert pinned.model_version == "1"
+    by_alias = await engine.infer(
+        "iris", request_from_rows([5.1, 3.5, 1.4, 0.2]), version="production"
+    )
+    assert by_alias.model_version == "2"
+
+
+async def test_unknown_model_and_version(engine: InferenceEngine) -> None:
+    with pytest.raises(ModelNotFound):
+        await engine.infer("nope", request_from_rows([1, 2, 3, 4]))
+    with pytest.raises(VersionNotFound):
+        await engine.infer("iris", request_from_rows([1, 2, 3, 4]), version="7")
+
+
+async def test_unload_then_load(engine: InferenceEngine) -> None:
+    await engine.unload_model("iris")
+    assert not await engine.model_ready("iris")
+    assert ("iris", 1) not in engine.pool
+    with pytest.raises(ModelNotFound, match="was unloaded"):
+        await engine.infer("iris", request_from_rows([1, 2, 3, 4]))
+    await engine.load_model("iris")
+    assert await engine.model_ready("iris")
+    index = await engine.repository_index()
+    assert [(e.name, e.version, e.state) for e in index] == [("iris", "1", "READY")]
+
+
+async def test_only_listed_models_are_served(
+    registry: Registry, iris_version: ModelVersion, forest_version: ModelVersion
+) -> None:
+    engine = InferenceEngine(registry, settings_for(registry), models=[ModelRef.parse("forest")])
+    await engine.start()
+    try:
+        assert engine.served_models == ["forest"]
+        with pytest.raises(ModelNotFound, match="not served here; served models: forest"):
+            await engine.infer("iris", request_from_rows([1, 2, 3, 4]))
+        assert not await engine.model_ready("iris")
+    finally:
+        await engine.stop()
+
+
+async def test_model_failure_is_contained(registry: Registry, python_model: Path) -> None:
+    register_model(registry, "summer", python_model, flavor="python")
+    engine = InferenceEngine(registry, settings_for(registry))
+    await engine.start()
+    try:
+        with pytest.raises(ModelFailure, match="negative input"):
+            await engine.infer("summer", request_from_rows([[-1.0, 2.0]]))
+        ok = await engine.infer("summer", request_from_rows([[1.0, 2.0]]))
+        assert ok.outputs[0].data.tolist() == [3.0]
+    finally:
+        await engine.stop()
+
+
+async def test_slow_inference_times_out(registry: Registry, python_model: Path) -> None:
+    register_model(registry, "summer", python_model, flavor="python")
+    engine = InferenceEngine(registry, settings_for(registry, request_timeout_seconds=0.05))
+    await engine.start()
+    try:
+        with pytest.raises(InferenceTimeout, match=r"did not answer within 0\.05 s"):
+            await engine.infer("summer", request_from_rows([[300.0, 1.0]]))
+    finally:
+        await engine.stop()
+
+
+async def test_bad_requests_do_not_disturb_concurrent_good_ones(engine: InferenceEngine) -> None:
+    good = request_from_rows([5.1, 3.5, 1.4, 0.2])
+    bad = request_from_rows([[1.0, 2.0]])
+    results = await asyncio.gather(
+        *(engine.infer("iris", bad if i % 2 else good) for i in range(20)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, InvalidInput) for r in results[1::2])
+    assert all(r.outputs[0].data.tolist() == [0] for r in results[::2])  # type: ignore[union-attr]
+
+
+async def test_a_broken_new_version_keeps_the_old_one_serving(
+    engine: InferenceEngine, registry: Registry, iris_model_path: Path
+) -> None:
+    second = register_model(registry, "iris", iris_model_path)
+    registry.artifacts.path_for(second.artifact_sha256).write_bytes(b"corrupted")
+    registry.set_alias("iris", "production", second.version)
+    for _ in range(20):  # several refreshes come and go; version 1 answers throughout
+        response = await engine.infer("iris", request_from_rows([5.1, 3.5, 1.4, 0.2]))
+        assert response.model_version == "1"
+        await asyncio.sleep(0.01)
+
+
+async def test_metadata(engine: InferenceEngine) -> None:
+    meta = await engine.metadata("iris")
+    assert (meta.name, meta.version, meta.versions, meta.platform) == (
+        "iris",
+        "1",
+        ("1",),
+        "sklearn",
+    )
+    assert meta.inputs[0].shape == (-1, 4)
+    assert meta.feature_names == ("sepal_length", "sepal_width", "petal_length", "petal_width")

@@ -1,0 +1,139 @@
+"""Result caches: memory, disk and real Redis; the engine answers repeats without the model."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelpilot.config import Settings
+from modelpilot.errors import BadRequest
+from modelpilot.protocol.rows import request_from_rows
+from modelpilot.registry.store import Registry
+from modelpilot.registry.types import ModelVersion
+from modelpilot.serving.engine import InferenceEngine
+from modelpilot.serving.registration import register_model
+from modelpilot.serving.result_cache import (
+    DiskResultCache,
+    MemoryResultCache,
+    RedisResultCache,
+    ResultCache,
+    cache_key,
+    create_result_cache,
+    pack,
+    unpack,
+)
+from tests.services import require_redis
+
+COUNTING_MODEL = '''
+import itertools
+
+
+class Model:
+    """Answers with how many times it was called, so that a cached answer shows."""
+
+    def load(self):
+        self.calls = itertools.count(1)
+
+    def predict(self, x):
+        return [float(next(self.calls))] * len(x)
+'''
+
+OUTPUTS = {
+    "predict": np.array([b"cat", b"dog"], dtype=object),
+    "proba": np.array([[0.25, 0.75], [0.5, 0.5]]),
+}
+
+
+@pytest.fixture(params=["memory", "disk", "redis"])
+async def cache(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ResultCache]:
+    store: ResultCache
+    if request.param == "memory":
+        store = MemoryResultCache(ttl_seconds=0.2, max_entries=2)
+    elif request.param == "disk":
+        store = DiskResultCache(ttl_seconds=0.2, root=tmp_path / "cache")
+    else:
+        store = RedisResultCache(
+            ttl_seconds=0.2, url=require_redis(), prefix=f"test:{uuid.uuid4().hex}:"
+        )
+    yield store
+    await store.close()
+
+
+def test_outputs_survive_packing() -> None:
+    back = unpack(pack(OUTPUTS))
+    assert back["predict"].tolist() == [b"cat", b"dog"]
+    np.testing.assert_array_equal(back["proba"], OUTPUTS["proba"])
+
+
+async def test_hits_misses_and_expiry(cache: ResultCache) -> None:
+    assert await cache.get("k1") is None
+    await cache.set("k1", OUTPUTS)
+    found = await cache.get("k1")
+    assert found is not None and found["predict"].tolist() == [b"cat", b"dog"]
+    assert (cache.hits, cache.misses) == (1, 1)
+    await asyncio.sleep(0.4)
+    assert await cache.get("k1") is None
+    assert cache.misses == 2
+
+
+async def test_memory_cache_keeps_the_most_recent() -> None:
+    cache = MemoryResultCache(ttl_seconds=60, max_entries=2)
+    for key in ("a", "b", "c"):
+        await cache.set(key, OUTPUTS)
+    assert await cache.get("a") is None and await cache.get("c") is not None
+
+
+async def test_an_unreachable_redis_misses_instead_of_failing() -> None:
+    cache = RedisResultCache(ttl_seconds=60, url="redis://127.0.0.1:1/0")
+    assert await cache.get("k") is None
+    await cache.set("k", OUTPUTS)
+    assert cache.errors == 2 and cache.misses == 1
+    await cache.close()
+
+
+def test_keys_depend_on_version_outputs_and_every_input_byte(iris_version: ModelVersion) -> None:
+    batch = {"input-0": np.array([[1.0, 2.0]])}
+    key = cache_key(iris_version, batch, ["predict"])
+    assert key == cache_key(iris_version, {"input-0": np.array([[1.0, 2.0]])}, ["predict"])
+    assert key != cache_key(iris_version, {"input-0": np.array([[1.0, 2.5]])}, ["predict"])
+    assert key != cache_key(iris_version, batch, ["predict", "predict_proba"])
+    assert key != cache_key(iris_version, {"input-0": np.array([[1, 2]])}, ["predict"])
+
+
+def test_settings_choose_the_store(tmp_path: Path) -> None:
+    assert create_result_cache(Settings()) is None
+    assert isinstance(create_result_cache(Settings(result_cache="memory")), MemoryResultCache)
+    assert isinstance(
+        create_result_cache(Settings(result_cache="disk", result_cache_dir=tmp_path)),
+        DiskResultCache,
+    )
+    with pytest.raises(BadRequest, match="MODELPILOT_RESULT_CACHE_DIR"):
+        create_result_cache(Settings(result_cache="disk"))
+    with pytest.raises(BadRequest, match="MODELPILOT_REDIS_URL"):
+        create_result_cache(Settings(result_cache="redis"))
+
+
+async def test_the_engine_answers_repeats_from_the_cache(
+    registry: Registry, tmp_path: Path
+) -> None:
+    path = tmp_path / "counting.py"
+    path.write_text(COUNTING_MODEL)
+    register_model(registry, "counting", path, flavor="python")
+    engine = InferenceEngine(registry, Settings(registry=registry.location, result_cache="memory"))
+    await engine.start()
+    try:
+        first = await engine.infer("counting", request_from_rows([[1.0, 2.0]]))
+        again = await engine.infer("counting", request_from_rows([[1.0, 2.0]]))
+        other = await engine.infer("counting", request_from_rows([[3.0, 4.0]]))
+        assert first.outputs[0].data.tolist() == again.outputs[0].data.tolist() == [1.0]
+        assert other.outputs[0].data.tolist() == [2.0]
+        assert first.id != again.id
+        assert engine.result_cache is not None
+        assert (engine.result_cache.hits, engine.result_cache.misses) == (1, 2)
+    finally:
+        await engine.stop()
