@@ -87,3 +87,60 @@ class Settings(BaseSettings):
 
     log_level: str = "info"
     """Log level of the server processes."""
+
+    monitoring: bool = True
+    """Watch served models (drift, predictions, labels, alerts) and keep the inference log."""
+
+    drift_window_rows: int = Field(default=5000, ge=1)
+    """Rows in a version's drift window (at least; whole chunks leave it)."""
+
+    drift_window_seconds: float = Field(default=3600.0, gt=0.0)
+    """Oldest a row in the drift window may be."""
+
+    drift_min_rows: int = Field(default=30, ge=1)
+    """Fewer rows than this in the window: no drift verdict."""
+
+    drift_large_sample_rows: int = Field(default=1000, ge=1)
+    """From this many rows on, effect sizes (PSI, Jensen-Shannon) decide instead of p-values."""
+
+    drift_p_value: float = Field(default=0.01, gt=0.0, lt=1.0)
+    """Significance level of the KS and chi-squared tests on small windows."""
+
+    drift_psi_threshold: float = Field(default=0.2, gt=0.0)
+    """PSI at or above which a numeric feature drifted (large windows)."""
+
+    drift_js_threshold: float = Field(default=0.1, gt=0.0, le=1.0)
+    """Jensen-Shannon distance at or above which a categorical feature drifted (large windows)."""
+
+    drift_dataset_share: float = Field(default=0.5, gt=0.0, le=1.0)
+    """Share of drifted features at which the whole window counts as drifted."""
+
+    performance_window_rows: int = Field(default=1000, ge=1)
+    """Labelled predictions that accuracy and friends are computed over."""
+
+    performance_min_labels: int = Field(default=30, ge=1)
+    """Fewer labels than this: quality is shown but not judged."""
+
+    performance_max_drop: float = Field(default=0.1, gt=0.0, le=1.0)
+    """Fall of accuracy, F1 or AUC below the registered value that flags concept drift."""
+
+    inference_log: bool = True
+    """Keep sampled requests (inputs, outputs, labels) in the inference log."""
+
+    inference_log_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Share of requests the inference log keeps."""
+
+    inference_log_max_rows: int = Field(default=1_000_000, ge=100)
+    """Most requests the inference log keeps; the oldest go first."""
+
+    alert_error_rate: float = Field(default=0.05, gt=0.0, le=1.0)
+    """Share of failed requests over the last minute that raises an alert."""
+
+    alert_latency_p99_seconds: float = Field(default=0.5, gt=0.0)
+    """p99 latency over the last minute that raises an alert."""
+
+    alert_webhook_url: str | None = None
+    """URL that alert changes are POSTed to as JSON (optional)."""
+
+    monitor_interval_seconds: float = Field(default=2.0, gt=0.0)
+    """How often drift, quality and alerts are recomputed."""

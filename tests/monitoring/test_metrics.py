@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from modelpilot.errors import InvalidInput
-from modelpilot.monitoring.process_metrics import ProcessMetrics
+from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.monitoring.service import ServiceMetrics
 from modelpilot.protocol.rows import request_from_rows
 from modelpilot.registry.store import Registry
@@ -20,16 +20,16 @@ from tests.conftest import make_settings
 @pytest.fixture
 async def watched(
     served_registry: Registry,
-) -> AsyncIterator[tuple[InferenceEngine, ProcessMetrics]]:
+) -> AsyncIterator[tuple[InferenceEngine, ProcessMonitoring]]:
     engine = InferenceEngine(served_registry, make_settings(served_registry, result_cache="memory"))
-    metrics = ProcessMetrics.for_engine(engine)
+    metrics = ProcessMonitoring.for_engine(engine)
     await engine.start()
     yield engine, metrics
     await engine.stop()
 
 
 async def test_requests_errors_batches_and_state_are_counted(
-    watched: tuple[InferenceEngine, ProcessMetrics],
+    watched: tuple[InferenceEngine, ProcessMonitoring],
 ) -> None:
     engine, metrics = watched
     value = metrics.registry.get_sample_value
@@ -59,10 +59,10 @@ async def test_requests_errors_batches_and_state_are_counted(
 
 
 async def test_metrics_endpoint_serves_the_text_format(
-    watched: tuple[InferenceEngine, ProcessMetrics],
+    watched: tuple[InferenceEngine, ProcessMonitoring],
 ) -> None:
     engine, metrics = watched
-    app = create_app(engine, engine.settings, metrics.registry)
+    app = create_app(engine, engine.settings, metrics)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         await client.post("/predict/iris", json={"data": [5.1, 3.5, 1.4, 0.2]})

@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,7 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.registration import register_model
-from tests.conftest import free_port
+from tests.processes import Server, start, stop
 
 pytestmark = pytest.mark.slow
 
@@ -40,64 +39,6 @@ class Model:
             time.sleep(float(x[0, 0]))
         return [float(os.getpid())] * len(x)
 '''
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    http: int
-    grpc: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http}"
-
-
-def start(registry: Registry, *extra: str, grace: float = 20) -> Server:
-    http, grpc = free_port(), free_port()
-    env = {**os.environ, "MODELPILOT_SHUTDOWN_GRACE_SECONDS": str(grace)}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "modelpilot",
-            "serve",
-            "--registry",
-            registry.location,
-            "--host",
-            "127.0.0.1",
-            "--http-port",
-            str(http),
-            "--grpc-port",
-            str(grpc),
-            "--log-level",
-            "warning",
-            *extra,
-        ],
-        env=env,
-    )
-    server = Server(process, http, grpc)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"server exited with {process.returncode}"
-        try:
-            if httpx.get(f"{server.url}/v2/health/ready", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError("server not ready within 60 s")
-
-
-def stop(server: Server) -> int:
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)
-    try:
-        return server.process.wait(30)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        raise
 
 
 @pytest.fixture

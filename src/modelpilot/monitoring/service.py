@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.engine import InferenceEngine
 
 # Sub-millisecond to tens of seconds: a cache hit, an ONNX forest, a slow pipeline.
@@ -137,6 +139,15 @@ class ServiceMetrics:
         queue = self.queue.labels(model)
         for seconds in queue_seconds:
             queue.observe(seconds)
+
+    def predicted(
+        self,
+        version: ModelVersion,
+        request_id: str,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Mapping[str, np.ndarray],
+    ) -> None:
+        return None
 
     def inflight_changed(self, model: str, delta: int) -> None:
         self.inflight.labels(model).inc(delta)

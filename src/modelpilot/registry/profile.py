@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modelpilot.registry.quality import label_key
+
 QUANTILE_LEVELS = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 HISTOGRAM_BINS = 10
 TOP_CATEGORIES = 100
@@ -130,6 +132,10 @@ class ReferenceProfile:
     n_rows: int
     sample: list[list[Any]]
     """Up to ``sample_rows`` rows, for parity checks and synthetic traffic."""
+    predictions: FeatureProfile | None = None
+    """What the model predicted on the reference rows (categorical for classifiers)."""
+    target: FeatureProfile | None = None
+    """The reference labels, when registration was given the target column."""
 
     @property
     def feature_names(self) -> list[str]:
@@ -182,6 +188,8 @@ class ReferenceProfile:
             "n_rows": self.n_rows,
             "features": [f.to_dict() for f in self.features],
             "sample": self.sample,
+            "predictions": self.predictions.to_dict() if self.predictions else None,
+            "target": self.target.to_dict() if self.target else None,
         }
 
     @classmethod
@@ -190,7 +198,26 @@ class ReferenceProfile:
             features=tuple(FeatureProfile.from_dict(f) for f in data["features"]),
             n_rows=int(data["n_rows"]),
             sample=[list(row) for row in data.get("sample", [])],
+            predictions=_optional_profile(data.get("predictions")),
+            target=_optional_profile(data.get("target")),
         )
+
+    def with_outcomes(
+        self, predictions: FeatureProfile | None, target: FeatureProfile | None
+    ) -> ReferenceProfile:
+        return ReferenceProfile(self.features, self.n_rows, self.sample, predictions, target)
+
+
+def outcome_profile(name: str, values: np.ndarray | pd.Series, categorical: bool) -> FeatureProfile:
+    """A profile of model outputs or labels: category counts for classes, else a histogram."""
+    if categorical:
+        labels = [label_key(v) for v in np.asarray(values).ravel()]
+        return FeatureProfile.categorical(name, pd.Series(labels, dtype=object))
+    return FeatureProfile.numeric(name, np.asarray(values, dtype=np.float64).ravel())
+
+
+def _optional_profile(data: dict[str, Any] | None) -> FeatureProfile | None:
+    return FeatureProfile.from_dict(data) if data else None
 
 
 def _json_value(value: Any) -> Any:

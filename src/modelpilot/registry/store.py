@@ -100,6 +100,17 @@ class Registry:
     def close(self) -> None:
         self._engine.dispose()
 
+    def companion_engine(self, name: str) -> Engine:
+        """A database for another store that lives with this registry (the inference log).
+
+        With PostgreSQL it is the same database; with SQLite, a file called ``name.db`` next
+        to the registry's, so that heavy logging never holds the registry's write lock.
+        """
+        url = self._engine.url
+        if url.get_backend_name() == "postgresql":
+            return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+        return _sqlite_engine(Path(str(url.database)).with_name(f"{name}.db"))
+
     # -- transactions ------------------------------------------------------------------------
 
     @contextmanager

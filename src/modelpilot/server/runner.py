@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from modelpilot.config import Settings
-from modelpilot.monitoring.process_metrics import ProcessMetrics
+from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.store import Registry
 from modelpilot.server.grpc import create_grpc_server
@@ -69,13 +69,14 @@ async def serve_async(
     """Serve until SIGTERM or SIGINT, then drain: not ready, stop accepting, finish, exit."""
     registry = Registry.open(settings.registry, settings.artifacts)
     engine = InferenceEngine(registry, settings, models)
-    metrics = ProcessMetrics.for_engine(engine)
+    monitoring = ProcessMonitoring.for_engine(engine, settings)
     sock = http_socket or bind_socket(settings.host, settings.http_port, reuse_port)
     grpc_server = None
     try:
         await engine.start()
+        monitoring.start()
         tune_gc()
-        app = create_app(engine, settings, metrics.registry)
+        app = create_app(engine, settings, monitoring)
         config = uvicorn.Config(
             app,
             log_level=settings.log_level,
@@ -122,6 +123,9 @@ async def serve_async(
             with contextlib.suppress(Exception):
                 await coro
         await engine.stop()
+        # After the engine: every answered request is in the monitor's queue by now, and
+        # stopping writes all of it to the inference log.
+        await asyncio.to_thread(monitoring.stop)
         registry.close()
         sock.close()
         logger.info("stopped")

@@ -223,11 +223,24 @@ class InferenceEngine:
             key = cache_key(loaded.version, batch, names)
             cached = await self.result_cache.get(key)
             if cached is not None:
-                return self._response(loaded, request, cached, names)
+                return self._answer(loaded, request, batch, cached, names)
         arrays = await self._run(loaded, batch, names)
         if key is not None and self.result_cache is not None:
             await self.result_cache.set(key, arrays)
-        return self._response(loaded, request, arrays, names)
+        return self._answer(loaded, request, batch, arrays, names)
+
+    def _answer(
+        self,
+        loaded: LoadedModel,
+        request: InferenceRequest,
+        batch: dict[str, np.ndarray],
+        arrays: dict[str, np.ndarray],
+        names: list[str],
+    ) -> InferenceResponse:
+        response = self._response(loaded, request, arrays, names)
+        if self.observers:
+            self._notify("predicted", loaded.version, response.id, batch, arrays)
+        return response
 
     def _response(
         self,

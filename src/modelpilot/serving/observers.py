@@ -7,8 +7,12 @@ return. An observer that raises is logged and otherwise ignored.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
+
+import numpy as np
+
+from modelpilot.registry.types import ModelVersion
 
 
 class InferenceObserver(Protocol):
@@ -30,3 +34,15 @@ class InferenceObserver(Protocol):
 
     def inflight_changed(self, model: str, delta: int) -> None:
         """A request for ``model`` started (+1) or ended (-1)."""
+
+    def predicted(
+        self,
+        version: ModelVersion,
+        request_id: str,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Mapping[str, np.ndarray],
+    ) -> None:
+        """A request was answered with ``outputs`` for ``inputs`` (both as the model saw them).
+
+        The arrays are not copied and must not be changed; keep references, work later.
+        """

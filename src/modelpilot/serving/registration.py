@@ -11,10 +11,12 @@ import numpy as np
 import pandas as pd
 
 from modelpilot.errors import BadRequest, InvalidInput
-from modelpilot.registry.profile import ReferenceProfile
+from modelpilot.registry.profile import ReferenceProfile, outcome_profile
+from modelpilot.registry.quality import classification_metrics, regression_metrics
 from modelpilot.registry.signature import Signature
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
+from modelpilot.runtimes.base import Runtime
 from modelpilot.runtimes.flavors import detect_flavor, load_runtime
 from modelpilot.tabular import has_names, read_table
 
@@ -29,6 +31,7 @@ def register_model(
     aliases: Sequence[str] = (),
     metadata: Mapping[str, Any] | None = None,
     signature: Signature | None = None,
+    target: str | None = None,
 ) -> ModelVersion:
     """Inspect ``artifact``, check that it predicts, and store it as the next version.
 
@@ -36,7 +39,10 @@ def register_model(
     code, which is why registration is something the owner of the file does, and why servers
     later load only sha256-checked copies from the registry. With ``reference`` data (a table
     of training rows, or its path) the version gets a reference profile for drift, and the
-    signature's dtypes and feature names come from that data.
+    signature's dtypes and feature names come from that data. ``target`` names the label column
+    of the reference data: it is left out of the features, and the version then also keeps its
+    label distribution and the model's metrics on it (``reference_metrics``), against which
+    live accuracy is judged.
     """
     artifact = Path(artifact)
     if not artifact.is_file():
@@ -44,6 +50,17 @@ def register_model(
     flavor = flavor or detect_flavor(artifact)
     runtime = load_runtime(flavor, artifact)
     frame = _reference_frame(reference)
+    labels = None
+    if target is not None:
+        if frame is None:
+            raise BadRequest("a target column needs reference data (--reference)")
+        if target not in frame.columns:
+            raise InvalidInput(
+                f"the reference data has no column {target!r}; its columns are "
+                f"{[str(c) for c in frame.columns]}"
+            )
+        labels = frame[target]
+        frame = frame.drop(columns=[target])
     example = None
     feature_names = None
     if frame is not None:
@@ -74,6 +91,11 @@ def register_model(
         )
         meta.setdefault("reference_rows", len(frame))
         meta.setdefault("training_data_sha256", _frame_hash(frame))
+        numeric = _numeric(frame)
+        if numeric is not None:
+            profile, metrics = _outcomes(runtime, signature, numeric, profile, labels)
+            if metrics:
+                meta.setdefault("reference_metrics", metrics)
     runtime.close()
     return registry.register_version(
         name,
@@ -84,6 +106,53 @@ def register_model(
         reference=profile,
         aliases=aliases,
     )
+
+
+def is_classifier(signature: Signature) -> bool:
+    """Whether the version's ``predict`` output is a class label rather than a number."""
+    if "classes" in signature.extra:
+        return True
+    output = signature.output("predict") or (signature.outputs[0] if signature.outputs else None)
+    if output is None:
+        return False
+    return output.datatype in ("BYTES", "BOOL") or output.datatype.startswith(("INT", "UINT"))
+
+
+def _outcomes(
+    runtime: Runtime,
+    signature: Signature,
+    rows: np.ndarray,
+    profile: ReferenceProfile,
+    labels: pd.Series | None,
+) -> tuple[ReferenceProfile, dict[str, float]]:
+    """The model's predictions on the reference rows, the labels, and how good it was."""
+    if not signature.is_tabular or not signature.outputs:
+        return profile, {}
+    names = [s.name for s in signature.outputs]
+    main = "predict" if "predict" in names else names[0]
+    wanted = [main] + (["predict_proba"] if "predict_proba" in names else [])
+    try:
+        arrays = runtime.predict({signature.inputs[0].name: rows}, wanted)
+    except Exception as exc:
+        raise InvalidInput(f"the model cannot predict on the reference data: {exc}") from exc
+    predicted = np.asarray(arrays[main])
+    classifier = is_classifier(signature)
+    if predicted.ndim > 1 and not classifier:
+        return profile, {}
+    target = (
+        outcome_profile("target", labels.to_numpy(), classifier) if labels is not None else None
+    )
+    profile = profile.with_outcomes(outcome_profile(main, predicted, classifier), target)
+    if labels is None:
+        return profile, {}
+    if classifier:
+        proba = arrays.get("predict_proba")
+        classes = list(signature.extra.get("classes", []))
+        rows_proba = list(np.asarray(proba)) if proba is not None else []
+        return profile, classification_metrics(
+            list(labels), list(predicted.ravel()), rows_proba, classes
+        )
+    return profile, regression_metrics(list(labels), list(predicted.ravel()))
 
 
 def _reference_frame(reference: Path | pd.DataFrame | np.ndarray | None) -> pd.DataFrame | None:

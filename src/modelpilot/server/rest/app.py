@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
 import modelpilot
+from modelpilot import dashboard
 from modelpilot.config import Settings
-from modelpilot.server.rest import metrics, predict, v2
+from modelpilot.monitoring.process import ProcessMonitoring
+from modelpilot.server.rest import api, metrics, predict, v2
 from modelpilot.server.rest.errors import install_error_handlers
 from modelpilot.server.rest.fastpath import InferenceFastPath
 from modelpilot.server.rest.limits import BodyLimit
@@ -18,19 +19,20 @@ from modelpilot.serving.engine import InferenceEngine
 def create_app(
     engine: InferenceEngine,
     settings: Settings,
-    metrics_registry: CollectorRegistry | None = None,
+    monitoring: ProcessMonitoring | None = None,
 ) -> ASGIApp:
     """The REST app over ``engine``; whoever runs it starts and stops the engine.
 
-    ``metrics_registry`` is what ``GET /metrics`` shows (see ``monitoring.ProcessMetrics``).
+    ``monitoring`` backs ``GET /metrics``, ``/api/...`` and the dashboard; without it they
+    answer 404 (whoever runs the app starts and stops it, too).
     """
-    return InferenceFastPath(create_api(engine, settings, metrics_registry), engine, settings)
+    return InferenceFastPath(create_api(engine, settings, monitoring), engine, settings)
 
 
 def create_api(
     engine: InferenceEngine,
     settings: Settings,
-    metrics_registry: CollectorRegistry | None = None,
+    monitoring: ProcessMonitoring | None = None,
 ) -> FastAPI:
     """The FastAPI application alone: every route, the OpenAPI docs, no fast path."""
     app = FastAPI(
@@ -42,10 +44,12 @@ def create_api(
     )
     app.state.engine = engine
     app.state.settings = settings
-    app.state.metrics_registry = metrics_registry
+    app.state.monitoring = monitoring
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(v2.router)
     app.include_router(predict.router)
     app.include_router(metrics.router)
+    app.include_router(api.router)
+    app.include_router(dashboard.router)
     return app

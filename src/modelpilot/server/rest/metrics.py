@@ -12,7 +12,7 @@ router = APIRouter(tags=["Monitoring"])
 
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
-    registry = request.app.state.metrics_registry
-    if registry is None:
-        raise NotFound("metrics are not collected by this app (no metrics registry given)")
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    monitoring = request.app.state.monitoring
+    if monitoring is None:
+        raise NotFound("metrics are not collected by this app (it was built without monitoring)")
+    return Response(generate_latest(monitoring.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,39 @@
+"""``/dashboard``: the page and its static files, served from the package (no build step)."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, Response
+
+from modelpilot.errors import NotFound
+
+router = APIRouter(tags=["Dashboard"])
+
+_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".html": "text/html",
+    ".svg": "image/svg+xml",
+}
+
+
+def _read(name: str) -> bytes:
+    static = resources.files("modelpilot.dashboard") / "static"
+    entry = static / name
+    if "/" in name or name.startswith(".") or not entry.is_file():
+        raise NotFound(f"no dashboard file {name!r}")
+    return entry.read_bytes()
+
+
+@router.get("/dashboard", response_class=HTMLResponse, summary="Live dashboard")
+async def dashboard() -> HTMLResponse:
+    return HTMLResponse(_read("dashboard.html"), headers={"cache-control": "no-cache"})
+
+
+@router.get("/dashboard/static/{name}", include_in_schema=False)
+async def static_file(name: str) -> Response:
+    suffix = name[name.rfind(".") :] if "." in name else ""
+    media = _TYPES.get(suffix, "application/octet-stream")
+    return Response(_read(name), media_type=media, headers={"cache-control": "no-cache"})

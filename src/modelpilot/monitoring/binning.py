@@ -1,0 +1,246 @@
+"""Turning rows into per-feature bin counts on the reference's bins, and counts into drift.
+
+A ``ProfileBinning`` is built once per served version from its reference profile. It lays every
+feature's bins end to end in one flat vector so that a batch of rows becomes one ``bincount``:
+
+- numeric: ``[below reference min, reference bins..., above reference max, missing]``;
+- categorical: ``[reference categories..., unseen, missing]``.
+
+Besides counts it keeps, per numeric feature, the sum of the values that fell below and above
+the reference range, so that Wasserstein can place that mass where it really went.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from modelpilot.monitoring.drift import (
+    DriftReport,
+    DriftThresholds,
+    FeatureDrift,
+    judge_categorical,
+    judge_numeric,
+    summarize,
+)
+from modelpilot.registry.profile import OTHER, FeatureProfile, ReferenceProfile
+
+
+@dataclass(frozen=True, slots=True)
+class _Numeric:
+    index: int
+    offset: int
+    edges: np.ndarray
+    reference: np.ndarray
+    midpoints: np.ndarray
+    scale: float
+    sample: np.ndarray
+
+    @property
+    def width(self) -> int:
+        return self.edges.size - 1 + 3
+
+
+@dataclass(frozen=True, slots=True)
+class _Categorical:
+    index: int
+    offset: int
+    codes: dict[str, int]
+    other: int | None
+    reference: np.ndarray
+
+    @property
+    def width(self) -> int:
+        return len(self.codes) + 2
+
+
+class ProfileBinning:
+    """The reference profile's bins, and the arithmetic between them and a window's counts."""
+
+    def __init__(self, profile: ReferenceProfile) -> None:
+        self.profile = profile
+        self.names = profile.feature_names
+        sample = profile.sample_array() if profile.sample else None
+        self._numeric: list[_Numeric] = []
+        self._categorical: list[_Categorical] = []
+        offset = 0
+        for index, feature in enumerate(profile.features):
+            if feature.kind == "numeric":
+                column = _sample_column(sample, index)
+                numeric = _numeric_bins(index, offset, feature, column)
+                self._numeric.append(numeric)
+                offset += numeric.width
+            else:
+                categorical = _categorical_bins(index, offset, feature)
+                self._categorical.append(categorical)
+                offset += categorical.width
+        self.size = offset
+        """Length of the flat count vector."""
+        self.sums_size = 2 * len(self._numeric)
+        """Length of the flat vector of out-of-range sums (below, above per numeric feature)."""
+
+    @property
+    def numeric_columns(self) -> list[int]:
+        return [n.index for n in self._numeric]
+
+    def count(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flat bin counts and out-of-range sums of a 2-D batch whose columns are the features."""
+        if rows.ndim != 2 or rows.shape[1] != len(self.names):
+            raise ValueError(f"expected rows of {len(self.names)} features, got {rows.shape}")
+        n = rows.shape[0]
+        slots = np.empty((n, len(self.names)), dtype=np.int64)
+        sums = np.zeros(self.sums_size, dtype=np.float64)
+        numeric = rows
+        if self._numeric and rows.dtype.kind not in "fiub":
+            numeric = _to_float(rows[:, self.numeric_columns])
+        for position, spec in enumerate(self._numeric):
+            column = numeric[:, spec.index] if numeric is rows else numeric[:, position]
+            column = np.asarray(column, dtype=np.float64)
+            inner = spec.edges.size - 1
+            slot = np.searchsorted(spec.edges, column, side="right")
+            # np.histogram's last bin is closed on the right; the top edge belongs inside.
+            slot[column == spec.edges[-1]] = inner
+            missing = np.isnan(column)
+            slot[missing] = inner + 2
+            below, above = slot == 0, slot == inner + 1
+            sums[2 * position] = column[below].sum()
+            sums[2 * position + 1] = column[above].sum()
+            slots[:, spec.index] = slot + spec.offset
+        for category in self._categorical:
+            slots[:, category.index] = category.offset + _category_slots(
+                rows[:, category.index], category
+            )
+        counts = np.bincount(slots.ravel(), minlength=self.size)
+        return counts, sums
+
+    def report(
+        self,
+        counts: np.ndarray,
+        sums: np.ndarray,
+        recent: np.ndarray | None,
+        thresholds: DriftThresholds,
+    ) -> DriftReport:
+        """The drift of a window with these counts; ``recent`` holds its rows when few."""
+        results: list[FeatureDrift] = []
+        rows = 0
+        for position, spec in enumerate(self._numeric):
+            current = counts[spec.offset : spec.offset + spec.width]
+            rows = max(rows, int(current.sum()))
+            results.append(self._judge_numeric(position, spec, current, sums, recent, thresholds))
+        for category in self._categorical:
+            current = counts[category.offset : category.offset + category.width]
+            rows = max(rows, int(current.sum()))
+            unseen = int(current[len(category.codes)])
+            results.append(
+                judge_categorical(
+                    self.names[category.index], category.reference, current, unseen, thresholds
+                )
+            )
+        results.sort(key=lambda f: self.names.index(f.name))
+        return summarize(rows, results, thresholds)
+
+    def _judge_numeric(
+        self,
+        position: int,
+        spec: _Numeric,
+        current: np.ndarray,
+        sums: np.ndarray,
+        recent: np.ndarray | None,
+        thresholds: DriftThresholds,
+    ) -> FeatureDrift:
+        inner = spec.edges.size - 1
+        below, above = int(current[0]), int(current[inner + 1])
+        points = spec.midpoints.copy()
+        if below:
+            points[0] = sums[2 * position] / below
+        if above:
+            points[-1] = sums[2 * position + 1] / above
+        sample = None
+        if recent is not None and int(current.sum()) < thresholds.large_sample_rows:
+            column = np.asarray(recent[:, spec.index], dtype=np.float64)
+            sample = column[~np.isnan(column)]
+        return judge_numeric(
+            self.names[spec.index],
+            spec.reference,
+            current,
+            spec.midpoints,
+            points,
+            spec.scale,
+            spec.sample,
+            sample,
+            thresholds,
+        )
+
+
+def _numeric_bins(
+    index: int, offset: int, feature: FeatureProfile, sample: np.ndarray | None
+) -> _Numeric:
+    edges = np.asarray(feature.bin_edges, dtype=np.float64)
+    if edges.size < 2:  # a column with no finite reference value: everything is out of range
+        edges = np.array([0.0, 0.0])
+    counts = np.zeros(edges.size - 1 + 3, dtype=np.int64)
+    counts[1 : edges.size] = feature.bin_counts or 0
+    counts[-1] = feature.missing
+    # Below and above the reference range there is no reference mass; their points are only
+    # placeholders (edge values) that the current window's own means replace.
+    midpoints = np.concatenate([[edges[0]], (edges[:-1] + edges[1:]) / 2, [edges[-1]]])
+    scale = _spread(feature)
+    column = np.empty(0) if sample is None else sample[~np.isnan(sample)]
+    return _Numeric(index, offset, edges, counts, midpoints, scale, column)
+
+
+def _spread(feature: FeatureProfile) -> float:
+    """What Wasserstein is divided by: the reference std, or a stated stand-in when constant."""
+    if feature.std:
+        return float(feature.std)
+    if feature.mean:
+        return abs(float(feature.mean))
+    return 1.0
+
+
+def _categorical_bins(index: int, offset: int, feature: FeatureProfile) -> _Categorical:
+    names = [c for c in feature.categories if c != OTHER]
+    codes = {name: i for i, name in enumerate(names)}
+    other = feature.categories.get(OTHER)
+    counts = np.zeros(len(codes) + 2, dtype=np.int64)
+    for name, i in codes.items():
+        counts[i] = feature.categories[name]
+    # Categories beyond the profile's top ones were pooled as OTHER; a window's values outside
+    # the known set land in "unseen", which then carries OTHER's reference mass.
+    counts[len(codes)] = other or 0
+    counts[-1] = feature.missing
+    return _Categorical(index, offset, codes, len(codes) if other else None, counts)
+
+
+def _category_slots(column: np.ndarray, spec: _Categorical) -> np.ndarray:
+    unseen, missing = len(spec.codes), len(spec.codes) + 1
+    out = np.empty(column.shape[0], dtype=np.int64)
+    for i, value in enumerate(column):
+        if value is None or (isinstance(value, float) and value != value):
+            out[i] = missing
+            continue
+        if isinstance(value, bytes):
+            value = value.decode(errors="replace")
+        elif isinstance(value, np.generic):
+            value = value.item()
+        out[i] = spec.codes.get(str(value), unseen)
+    return out
+
+
+def _sample_column(sample: np.ndarray | None, index: int) -> np.ndarray | None:
+    if sample is None or sample.size == 0:
+        return None
+    try:
+        return np.asarray(sample[:, index], dtype=np.float64)
+    except (TypeError, ValueError):
+        return _to_float(sample[:, index : index + 1])[:, 0]
+
+
+def _to_float(values: np.ndarray) -> np.ndarray:
+    out = np.full(values.shape, np.nan)
+    for position, value in np.ndenumerate(values):
+        with contextlib.suppress(TypeError, ValueError):
+            out[position] = float(value)
+    return out

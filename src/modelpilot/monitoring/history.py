@@ -1,0 +1,87 @@
+"""Recent service history: throughput, latency percentiles and errors, one point per interval.
+
+Requests are recorded on the event loop (two list appends under an uncontended lock); the
+monitor's thread closes an interval every few seconds and turns it into one point. The
+dashboard draws the points; the error-rate and latency alerts read them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import psutil
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePoint:
+    t: float
+    seconds: float
+    requests: int
+    errors: int
+    p50: float
+    p95: float
+    p99: float
+    cpu_percent: float
+    memory_bytes: int
+
+    def to_dict(self) -> dict[str, float]:
+        per_second = 1.0 / self.seconds if self.seconds > 0 else 0.0
+        return {
+            "t": self.t,
+            "rps": self.requests * per_second,
+            "errors_per_s": self.errors * per_second,
+            "p50_ms": self.p50 * 1000,
+            "p95_ms": self.p95 * 1000,
+            "p99_ms": self.p99 * 1000,
+            "cpu_percent": self.cpu_percent,
+            "memory_bytes": self.memory_bytes,
+        }
+
+
+class ServiceHistory:
+    def __init__(self, points: int = 300) -> None:
+        self.points: deque[ServicePoint] = deque(maxlen=points)
+        self._lock = threading.Lock()
+        self._durations: list[float] = []
+        self._errors = 0
+        self._opened = time.time()
+        self._process = psutil.Process()
+        self._process.cpu_percent()  # the first call only starts the measurement
+
+    def record(self, seconds: float, ok: bool) -> None:
+        with self._lock:
+            self._durations.append(seconds)
+            if not ok:
+                self._errors += 1
+
+    def close_interval(self, now: float | None = None) -> ServicePoint:
+        now = time.time() if now is None else now
+        with self._lock:
+            durations, self._durations = self._durations, []
+            errors, self._errors = self._errors, 0
+            opened, self._opened = self._opened, now
+        if durations:
+            p50, p95, p99 = (float(x) for x in np.percentile(durations, [50, 95, 99]))
+        else:
+            p50 = p95 = p99 = 0.0
+        point = ServicePoint(
+            now,
+            max(now - opened, 1e-9),
+            len(durations),
+            errors,
+            p50,
+            p95,
+            p99,
+            self._process.cpu_percent(),
+            self._process.memory_info().rss,
+        )
+        self.points.append(point)
+        return point
+
+    def window(self, seconds: float, now: float | None = None) -> list[ServicePoint]:
+        horizon = (time.time() if now is None else now) - seconds
+        return [p for p in self.points if p.t > horizon]

@@ -1,0 +1,154 @@
+"""Model metrics in Prometheus form, read from the monitor's last reports at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from modelpilot.monitoring.alerts import RULES
+from modelpilot.monitoring.monitor import Monitor
+
+VERSION = ["model", "version"]
+
+
+class ModelCollector(Collector):
+    """Drift, prediction distribution, quality from labels, and alerts."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+
+    def collect(self) -> Iterator[Any]:
+        reports = self.monitor.reports()
+        drift_score = GaugeMetricFamily(
+            "modelpilot_feature_drift_score",
+            "Drift score of one feature over the drift window, by method "
+            "(psi, js_distance, kl_divergence, wasserstein in reference standard deviations).",
+            labels=[*VERSION, "feature", "method"],
+        )
+        drifted = GaugeMetricFamily(
+            "modelpilot_feature_drifted",
+            "1 when the feature drifted under the configured rule.",
+            labels=[*VERSION, "feature"],
+        )
+        p_value = GaugeMetricFamily(
+            "modelpilot_feature_drift_p_value",
+            "p-value of the KS or chi-squared test, on windows small enough to use it.",
+            labels=[*VERSION, "feature"],
+        )
+        dataset = GaugeMetricFamily(
+            "modelpilot_dataset_drift", "1 when enough features drifted.", labels=VERSION
+        )
+        share = GaugeMetricFamily(
+            "modelpilot_drifted_features_share", "Share of features that drifted.", labels=VERSION
+        )
+        window = GaugeMetricFamily(
+            "modelpilot_drift_window_rows", "Rows in the drift window.", labels=VERSION
+        )
+        classes = CounterMetricFamily(
+            "modelpilot_prediction_class",
+            "Predictions by class since the server started.",
+            labels=[*VERSION, "class"],
+        )
+        mean = GaugeMetricFamily(
+            "modelpilot_prediction_mean", "Mean prediction over the window.", labels=VERSION
+        )
+        variance = GaugeMetricFamily(
+            "modelpilot_prediction_variance", "Prediction variance over the window.", labels=VERSION
+        )
+        prediction_drift = GaugeMetricFamily(
+            "modelpilot_prediction_drift_score",
+            "Jensen-Shannon distance between the window's predictions and the reference's.",
+            labels=VERSION,
+        )
+        performance = GaugeMetricFamily(
+            "modelpilot_model_performance",
+            "Quality over the window of labelled predictions.",
+            labels=[*VERSION, "metric"],
+        )
+        reference = GaugeMetricFamily(
+            "modelpilot_reference_performance",
+            "Quality stored at registration.",
+            labels=[*VERSION, "metric"],
+        )
+        labels = CounterMetricFamily(
+            "modelpilot_labels", "Labels joined to predictions.", labels=VERSION
+        )
+        concept = GaugeMetricFamily(
+            "modelpilot_concept_drift",
+            "1 when quality fell or the labels shifted past their thresholds.",
+            labels=VERSION,
+        )
+        for report in reports:
+            key = [report.model, report.version]
+            if report.drift is not None:
+                for feature in report.drift.features:
+                    scores = {
+                        "psi": feature.psi,
+                        "js_distance": feature.js_distance,
+                        "kl_divergence": feature.kl_divergence,
+                    }
+                    if feature.wasserstein is not None:
+                        scores["wasserstein"] = feature.wasserstein
+                    for method, value in scores.items():
+                        drift_score.add_metric([*key, feature.name, method], value)
+                    drifted.add_metric([*key, feature.name], float(feature.drifted))
+                    if feature.p_value is not None:
+                        p_value.add_metric([*key, feature.name], feature.p_value)
+                dataset.add_metric(key, float(report.drift.dataset_drift))
+                share.add_metric(key, report.drift.drifted_share)
+                window.add_metric(key, report.drift.rows)
+            monitor = self.monitor.model_monitor(report.model, int(report.version))
+            if monitor is not None and monitor.predictions and monitor.predictions.classifier:
+                for index, name in enumerate(monitor.predictions.classes):
+                    classes.add_metric([*key, name], float(monitor.cumulative_classes[index]))
+            if report.predictions is not None:
+                if report.predictions.mean is not None:
+                    mean.add_metric(key, report.predictions.mean)
+                if report.predictions.variance is not None:
+                    variance.add_metric(key, report.predictions.variance)
+                if report.predictions.drift is not None:
+                    prediction_drift.add_metric(key, report.predictions.drift)
+            if monitor is not None:
+                labels.add_metric(key, monitor.performance.total)
+                for name, value in monitor.performance.reference.items():
+                    reference.add_metric([*key, name], value)
+            if report.performance is not None:
+                for name, value in report.performance.current.items():
+                    performance.add_metric([*key, name], value)
+            concept.add_metric(key, float(report.concept_drift))
+        yield from (drift_score, drifted, p_value, dataset, share, window)
+        yield from (classes, mean, variance, prediction_drift)
+        yield from (performance, reference, labels, concept)
+        yield from self._alerts()
+
+    def _alerts(self) -> Iterator[Any]:
+        book = self.monitor.alerts
+        active = GaugeMetricFamily(
+            "modelpilot_alert_active",
+            "1 while an alert holds (rule: " + ", ".join(RULES) + ").",
+            labels=["rule", "model", "severity"],
+        )
+        for alert in list(book.active.values()):
+            active.add_metric([alert.rule, alert.model, alert.severity], 1)
+        yield active
+        fired = CounterMetricFamily(
+            "modelpilot_alerts_fired",
+            "Alerts that started firing.",
+            labels=["rule", "model", "severity"],
+        )
+        for (rule, model, severity), count in list(book.fired_total.items()):
+            fired.add_metric([rule, model, severity], count)
+        yield fired
+        yield CounterMetricFamily(
+            "modelpilot_alert_webhook_failures",
+            "Alert notifications the webhook did not accept.",
+            value=book.webhook_failures,
+        )
+        yield CounterMetricFamily(
+            "modelpilot_monitor_failures",
+            "Monitoring rounds that raised (see the log).",
+            value=self.monitor.failures,
+        )

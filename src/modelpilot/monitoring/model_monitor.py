@@ -1,0 +1,275 @@
+"""Watching one served version: input drift, what it predicts, and how right it is."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelpilot.monitoring.binning import ProfileBinning
+from modelpilot.monitoring.drift import DriftReport, DriftThresholds, js_distance
+from modelpilot.monitoring.performance import (
+    PerformanceReport,
+    PerformanceThresholds,
+    PerformanceWindow,
+)
+from modelpilot.monitoring.window import RecentRows, SlidingWindow
+from modelpilot.registry.profile import ReferenceProfile
+from modelpilot.registry.quality import label_key
+from modelpilot.registry.types import ModelVersion
+from modelpilot.serving.registration import is_classifier
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorConfig:
+    """Windows and thresholds for model monitoring (built from ``Settings``)."""
+
+    window_rows: int = 5000
+    window_seconds: float = 3600.0
+    drift: DriftThresholds = field(default_factory=DriftThresholds)
+    performance_rows: int = 1000
+    performance_seconds: float = 24 * 3600.0
+    performance: PerformanceThresholds = field(default_factory=PerformanceThresholds)
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionSummary:
+    kind: str
+    count: int
+    classes: dict[str, int] | None
+    histogram: dict[str, list[float]] | None
+    mean: float | None
+    variance: float | None
+    drift: float | None
+    """Jensen-Shannon distance to what the model predicted on the reference data."""
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "kind": self.kind,
+            "count": self.count,
+            "mean": self.mean,
+            "variance": self.variance,
+            "drift": self.drift,
+        }
+        if self.classes is not None:
+            data["classes"] = self.classes
+        if self.histogram is not None:
+            data["histogram"] = self.histogram
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class ModelReport:
+    model: str
+    version: str
+    requests: int
+    rows: int
+    drift: DriftReport | None
+    predictions: PredictionSummary | None
+    performance: PerformanceReport | None
+    performance_history: list[dict[str, float]]
+
+    @property
+    def concept_drift(self) -> bool:
+        return self.performance is not None and self.performance.concept_drift
+
+
+class PredictionBins:
+    """Where each prediction lands: its class, or a bin of the reference predictions' histogram."""
+
+    def __init__(self, version: ModelVersion, profile: ReferenceProfile | None) -> None:
+        signature = version.signature
+        self.output = "predict" if signature.output("predict") else signature.outputs[0].name
+        self.classifier = is_classifier(signature)
+        reference = profile.predictions if profile else None
+        self.reference: np.ndarray | None = None
+        self.edges: np.ndarray | None = None
+        if self.classifier:
+            names = [label_key(c) for c in signature.extra.get("classes", [])]
+            if reference is not None:
+                names += [c for c in reference.categories if c not in names]
+            self.classes = names
+            self._codes = {name: i for i, name in enumerate(names)}
+            self.size = len(names) + 1  # the last slot: a class never seen before
+            if reference is not None:
+                self.reference = np.array(
+                    [reference.categories.get(n, 0) for n in names] + [0], dtype=np.float64
+                )
+        else:
+            self.classes = []
+            self._codes = {}
+            if reference is not None and len(reference.bin_edges) >= 2:
+                self.edges = np.asarray(reference.bin_edges, dtype=np.float64)
+                self.reference = np.concatenate([[0], reference.bin_counts, [0]]).astype(float)
+            self.size = 0 if self.edges is None else self.edges.size + 1
+
+    def count(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Counts per slot, and [rows, sum, sum of squares] of the numeric predictions."""
+        values = np.asarray(outputs[self.output])
+        sums = np.zeros(3)
+        if values.ndim > 1:
+            values = values.reshape(values.shape[0], -1)[:, 0]
+        if values.dtype.kind in "fiub":
+            numeric = values.astype(np.float64)
+            numeric = numeric[np.isfinite(numeric)]
+            sums[:] = (numeric.size, numeric.sum(), np.square(numeric).sum())
+        if self.classifier:
+            slots = [self._codes.get(label_key(v), len(self.classes)) for v in values]
+            return np.bincount(slots, minlength=self.size).astype(np.int64), sums
+        if self.edges is None:
+            return np.zeros(0, dtype=np.int64), sums
+        numeric = values.astype(np.float64)
+        slot = np.searchsorted(self.edges, numeric, side="right")
+        slot[numeric == self.edges[-1]] = self.edges.size - 1
+        return np.bincount(slot, minlength=self.size).astype(np.int64), sums
+
+    def summary(self, counts: np.ndarray, sums: np.ndarray) -> PredictionSummary:
+        rows, total, squares = (float(x) for x in sums)
+        mean = total / rows if rows else None
+        variance = max(squares / rows - mean**2, 0.0) if rows and mean is not None else None
+        drift = None
+        if self.reference is not None and counts.sum() > 0:
+            drift = js_distance(self.reference, counts)
+        if self.classifier:
+            classes = {name: int(counts[i]) for i, name in enumerate(self.classes)}
+            if counts[-1]:
+                classes["(unknown)"] = int(counts[-1])
+            return PredictionSummary(
+                "classification", int(counts.sum()), classes, None, mean, variance, drift
+            )
+        histogram = None
+        if self.edges is not None:
+            histogram = {"edges": self.edges.tolist(), "counts": counts[1:-1].tolist()}
+            histogram["below"] = [float(counts[0])]
+            histogram["above"] = [float(counts[-1])]
+        return PredictionSummary("regression", int(rows), None, histogram, mean, variance, drift)
+
+
+class ModelMonitor:
+    """All that is watched about one version. Not thread-safe: the ``Monitor`` serializes calls."""
+
+    def __init__(
+        self, version: ModelVersion, profile: ReferenceProfile | None, config: MonitorConfig
+    ) -> None:
+        self.version = version
+        self.config = config
+        self.binning: ProfileBinning | None = None
+        signature = version.signature
+        if (
+            profile is not None
+            and signature.is_tabular
+            and (signature.n_features in (None, len(profile.features)))
+        ):
+            self.binning = ProfileBinning(profile)
+        self.predictions = PredictionBins(version, profile) if signature.outputs else None
+        features = self.binning.size if self.binning else 0
+        feature_sums = self.binning.sums_size if self.binning else 0
+        self._split = (features, feature_sums)
+        prediction_size = self.predictions.size if self.predictions else 0
+        self.window = SlidingWindow(
+            features + prediction_size, feature_sums + 3, config.window_rows, config.window_seconds
+        )
+        self.recent = RecentRows(config.drift.large_sample_rows)
+        self.cumulative_classes = np.zeros(prediction_size, dtype=np.int64)
+        self.requests = 0
+        self.rows = 0
+        metadata = version.metadata
+        reference_metrics = {
+            **_floats(metadata.get("metrics")),
+            **_floats(metadata.get("reference_metrics")),
+        }
+        # Label shift is judged against the reference labels, else against what the model
+        # predicted on the reference data (a classifier's predictions track its labels).
+        outcome = None
+        if profile is not None:
+            outcome = profile.target or profile.predictions
+        reference_labels = outcome.categories if outcome is not None else None
+        self.performance = PerformanceWindow(
+            "classification" if self.predictions and self.predictions.classifier else "regression",
+            list(self.predictions.classes) if self.predictions else [],
+            reference_metrics,
+            reference_labels or None,
+            config.performance_rows,
+            config.performance_seconds,
+            config.performance,
+        )
+        self._history: deque[dict[str, float]] = deque(maxlen=300)
+
+    def observe(
+        self, requests: int, rows: np.ndarray | None, outputs: dict[str, np.ndarray], at: float
+    ) -> None:
+        """Account for answered requests: their input rows (2-D) and outputs, concatenated."""
+        self.requests += requests
+        n = 0 if rows is None else rows.shape[0]
+        features, feature_sums = self._split
+        counts = np.zeros(self.window.counts.size, dtype=np.int64)
+        sums = np.zeros(self.window.sums.size)
+        if self.binning is not None and rows is not None and n:
+            counts[:features], sums[:feature_sums] = self.binning.count(rows)
+            self.recent.add(rows)
+        if self.predictions is not None and outputs:
+            prediction_counts, prediction_sums = self.predictions.count(outputs)
+            counts[features:] = prediction_counts
+            sums[feature_sums:] = prediction_sums
+            if self.predictions.classifier:
+                self.cumulative_classes += prediction_counts
+            n = n or int(prediction_sums[0])
+        self.rows += n
+        self.window.add(n, counts, sums, at)
+
+    def label(self, truth: Any, predicted: Any, proba: np.ndarray | None, at: float) -> None:
+        self.performance.add(truth, predicted, proba, at)
+
+    def report(self, now: float | None = None) -> ModelReport:
+        now = time.time() if now is None else now
+        self.window.expire(now)
+        features, feature_sums = self._split
+        drift = None
+        if self.binning is not None:
+            recent = None
+            if self.window.rows < self.config.drift.large_sample_rows:
+                recent = self.recent.last(self.window.rows)
+            drift = self.binning.report(
+                self.window.counts[:features],
+                self.window.sums[:feature_sums],
+                recent,
+                self.config.drift,
+            )
+        predictions = None
+        if self.predictions is not None:
+            predictions = self.predictions.summary(
+                self.window.counts[features:], self.window.sums[feature_sums:]
+            )
+        performance = self.performance.report(now)
+        if performance is not None:
+            self._history.append({"t": now, **performance.current})
+        return ModelReport(
+            self.version.model,
+            str(self.version.version),
+            self.requests,
+            self.rows,
+            drift,
+            predictions,
+            performance,
+            list(self._history),
+        )
+
+    def reset(self) -> None:
+        """Forget the window (the reference changed, or an operator asked)."""
+        self.window.clear()
+        self.recent.clear()
+
+
+def _floats(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        return {}
+    out = {}
+    for key, item in value.items():
+        try:
+            out[str(key)] = float(item)
+        except (TypeError, ValueError):
+            continue
+    return out

@@ -1,0 +1,101 @@
+"""Monitoring management under ``/api``: delayed labels, alerts, drift and quality reports."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field, model_validator
+
+from modelpilot.errors import InvalidInput, NotFound
+from modelpilot.monitoring.monitor import Monitor
+from modelpilot.monitoring.overview import model_overview, overview
+
+router = APIRouter(prefix="/api", tags=["Monitoring"])
+
+
+class Label(BaseModel):
+    request_id: str = Field(description="The id a prediction was answered with.")
+    label: Any = Field(description="The true value; a list with one per row for several rows.")
+
+
+class Feedback(BaseModel):
+    """One label (``request_id`` + ``label``) or many (``labels``)."""
+
+    request_id: str | None = None
+    label: Any = None
+    labels: list[Label] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Feedback:
+        if (self.labels is None) == (self.request_id is None):
+            raise ValueError('send {"request_id": ..., "label": ...} or {"labels": [...]}')
+        if self.request_id is not None and self.label is None:
+            raise ValueError("label is missing")
+        return self
+
+    def pairs(self) -> dict[str, Any]:
+        if self.labels is not None:
+            return {item.request_id: item.label for item in self.labels}
+        assert self.request_id is not None
+        return {self.request_id: self.label}
+
+
+class FeedbackReply(BaseModel):
+    accepted: int = Field(description="Rows whose label joined a logged prediction.")
+    unknown: list[str] = Field(description="Request ids with no prediction of this model.")
+
+
+def _monitor(request: Request) -> Monitor:
+    monitoring = request.app.state.monitoring
+    if monitoring is None or monitoring.monitor is None:
+        raise NotFound("monitoring is off on this server (MODELPILOT_MONITORING=false)")
+    monitor: Monitor = monitoring.monitor
+    return monitor
+
+
+@router.post("/feedback/{model}", summary="Post delayed labels", response_model=FeedbackReply)
+async def feedback(model: str, body: Feedback, request: Request) -> FeedbackReply:
+    """Join true labels to earlier predictions by request id; they feed accuracy monitoring.
+
+    Answers 404 when no id matched a prediction of ``model``; ids that did not match are
+    listed in ``unknown`` otherwise.
+    """
+    monitor = _monitor(request)
+    pairs = body.pairs()
+    if not pairs:
+        raise InvalidInput("no labels given")
+    result = await asyncio.to_thread(monitor.feedback, model, pairs)
+    if result.accepted == 0:
+        raise NotFound(
+            f"no prediction of model {model!r} has the request id(s) {result.unknown[:10]}; "
+            "use the id a prediction was answered with (the response's id, or x-request-id)"
+        )
+    return FeedbackReply(accepted=result.accepted, unknown=result.unknown)
+
+
+@router.get("/alerts", summary="Active and recent alerts")
+async def alerts(request: Request) -> dict[str, Any]:
+    book = _monitor(request).alerts
+    return {
+        "active": [a.to_dict() for a in list(book.active.values())],
+        "history": [a.to_dict() for a in list(book.history)],
+    }
+
+
+@router.get("/monitoring", summary="Drift, predictions and quality of every watched version")
+async def monitoring(request: Request) -> list[dict[str, Any]]:
+    return [model_overview(r) for r in _monitor(request).reports()]
+
+
+@router.get("/monitoring/{model}", summary="Drift, predictions and quality of one model")
+async def monitoring_model(
+    model: str, request: Request, version: int | None = None
+) -> dict[str, Any]:
+    return model_overview(_monitor(request).report(model, version))
+
+
+@router.get("/dashboard", summary="Everything the live dashboard draws")
+async def dashboard_data(request: Request) -> dict[str, Any]:
+    return overview(_monitor(request))

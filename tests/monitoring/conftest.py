@@ -1,0 +1,89 @@
+"""A served, labelled iris model with monitoring on, and the traffic the tests send it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelpilot.monitoring.monitor import Monitor
+from modelpilot.monitoring.process import ProcessMonitoring
+from modelpilot.registry.store import Registry
+from modelpilot.server.rest import create_app
+from modelpilot.serving.engine import InferenceEngine
+from modelpilot.serving.registration import register_model
+from tests.conftest import make_settings
+
+SHIFTED = ["sepal_length", "sepal_width"]
+
+
+@dataclass
+class Served:
+    client: httpx.AsyncClient
+    monitoring: ProcessMonitoring
+    monitor: Monitor
+    registry: Registry
+
+
+@pytest.fixture
+def labelled_iris(
+    registry: Registry, iris_model_path: Path, iris_frame: pd.DataFrame, iris_target: np.ndarray
+) -> Registry:
+    reference = iris_frame.assign(species=iris_target)
+    register_model(registry, "iris", iris_model_path, reference=reference, target="species")
+    return registry
+
+
+@pytest.fixture
+async def served(labelled_iris: Registry) -> AsyncIterator[Served]:
+    settings = make_settings(labelled_iris, drift_window_rows=400, performance_min_labels=20)
+    engine = InferenceEngine(labelled_iris, settings)
+    monitoring = ProcessMonitoring.for_engine(engine, settings)
+    assert monitoring.monitor is not None
+    await engine.start()
+    app = create_app(engine, settings, monitoring)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield Served(client, monitoring, monitoring.monitor, labelled_iris)
+    await engine.stop()
+    monitoring.stop()
+
+
+async def send(client: httpx.AsyncClient, rows: np.ndarray, per_request: int = 10) -> list[str]:
+    """Score ``rows`` in requests of ``per_request`` rows; returns the request ids."""
+    ids = []
+    for start in range(0, len(rows), per_request):
+        chunk = rows[start : start + per_request].tolist()
+        response = await client.post("/predict/iris", json={"data": chunk})
+        assert response.status_code == 200, response.text
+        ids.append(response.json()["id"])
+    return ids
+
+
+def reference_traffic(frame: pd.DataFrame, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return frame.to_numpy()[rng.integers(0, len(frame), n)]
+
+
+def shifted_traffic(frame: pd.DataFrame, n: int, seed: int) -> np.ndarray:
+    rows = reference_traffic(frame, n, seed).copy()
+    rows[:, 0] += 1.5  # sepal_length: about two reference standard deviations
+    rows[:, 1] += 1.0  # sepal_width: about two and a half
+    return rows
+
+
+@pytest.fixture
+async def metrics_text(served: Served, iris_frame: pd.DataFrame) -> str:
+    """/metrics after reference traffic, one label and a monitoring round."""
+    ids = await send(served.client, reference_traffic(iris_frame, 100, seed=0))
+    served.monitor.flush()
+    reply = await served.client.post(
+        "/api/feedback/iris", json={"request_id": ids[0], "label": [0] * 10}
+    )
+    assert reply.status_code == 200
+    return (await served.client.get("/metrics")).text

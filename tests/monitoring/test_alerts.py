@@ -1,0 +1,70 @@
+"""Alerts fire once, update while they hold, resolve, and reach a real webhook."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import pytest
+
+from modelpilot.monitoring.alerts import AlertBook, Condition
+
+
+class Receiver(HTTPServer):
+    received: list[dict[str, Any]]
+    status: int
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:
+        length = int(self.headers["content-length"])
+        self.server.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(self.server.status)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver(("127.0.0.1", 0), _Handler)
+    server.received, server.status = [], 200
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def drift(holds: bool, message: str = "2 of 4 features drifted") -> Condition:
+    return Condition("data_drift", "iris:1", holds, "critical", message, 0.5)
+
+
+def test_alert_lifecycle_goes_to_the_webhook(receiver: Receiver) -> None:
+    book = AlertBook(f"http://127.0.0.1:{receiver.server_port}/hook")
+    assert book.update([drift(False)], now=1.0) == []
+    fired = book.update([drift(True)], now=2.0)
+    assert [a.rule for a in fired] == ["data_drift"] and fired[0].since == 2.0
+    assert book.update([drift(True, "3 of 4 features drifted")], now=3.0) == []
+    assert book.active[("data_drift", "iris:1")].message == "3 of 4 features drifted"
+    resolved = book.update([drift(False)], now=4.0)
+    assert resolved[0].resolved_at == 4.0 and book.active == {}
+    assert book.fired_total == {("data_drift", "iris:1", "critical"): 1}
+    states = [[a["state"] for a in body["alerts"]] for body in receiver.received]
+    assert states == [["firing"], ["resolved"]]
+    assert receiver.received[0]["alerts"][0]["message"] == "2 of 4 features drifted"
+    book.close()
+
+
+def test_a_failing_webhook_is_counted_not_raised(receiver: Receiver) -> None:
+    receiver.status = 500
+    book = AlertBook(f"http://127.0.0.1:{receiver.server_port}/hook")
+    book.update([drift(True)], now=1.0)
+    assert book.webhook_failures == 1 and len(book.active) == 1
+    book.close()

@@ -1,0 +1,55 @@
+"""Rows into reference bins: every row counted once per feature, edges and gaps explicit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from modelpilot.monitoring.binning import ProfileBinning
+from modelpilot.monitoring.window import RecentRows, SlidingWindow
+from modelpilot.registry.profile import ReferenceProfile
+
+
+def test_each_feature_counts_every_row_once_in_the_right_bin() -> None:
+    profile = ReferenceProfile.from_data(pd.DataFrame({"x": np.arange(100.0)}))
+    binning = ProfileBinning(profile)
+    edges = profile.features[0].bin_edges
+    rows = np.array([[-5.0], [edges[0]], [edges[-1]], [500.0], [np.nan], [50.0]])
+    counts, sums = binning.count(rows)
+    inner = len(edges) - 1
+    assert counts.sum() == len(rows) and binning.size == inner + 3
+    assert counts[0] == 1 and sums[0] == -5.0  # below the reference range
+    assert counts[inner + 1] == 1 and sums[1] == 500.0  # above it
+    assert counts[inner + 2] == 1  # missing
+    assert counts[1] == 1 and counts[inner] == 1  # both edges fall inside, like np.histogram
+
+
+def test_unseen_categories_and_missing_values_have_their_own_bins() -> None:
+    profile = ReferenceProfile.from_data(pd.DataFrame({"c": ["a", "b", "b", None]}))
+    binning = ProfileBinning(profile)
+    counts, _ = binning.count(np.array([["a"], [b"b"], ["zzz"], [None]], dtype=object))
+    assert counts.tolist() == [1, 1, 1, 1]  # b, a (by frequency), unseen, missing
+
+
+def test_window_keeps_at_least_max_rows_and_forgets_old_chunks() -> None:
+    window = SlidingWindow(2, 1, max_rows=10, max_seconds=60)
+    for i in range(6):
+        window.add(4, np.array([4, 0]) if i < 3 else np.array([0, 4]), np.array([1.0]), at=i)
+    assert window.rows == 12 and window.counts.tolist() == [0, 12]
+    window.expire(now=63.5)  # chunks at t=3 went; t=4 and t=5 stay
+    assert window.rows == 8 and window.sums.tolist() == [2.0]
+    window.expire(now=1000)
+    assert window.rows == 0 and window.counts.tolist() == [0, 0]
+
+
+def test_recent_rows_returns_the_tail_in_order() -> None:
+    recent = RecentRows(5)
+    recent.add(np.arange(6).reshape(3, 2))
+    recent.add(np.arange(6, 12).reshape(3, 2))
+    last = recent.last(4)
+    assert last is not None and last[:, 0].tolist() == [4, 6, 8, 10]
+    assert recent.last(7) is None  # it keeps whole chunks, at least the last 5 rows
+    recent.add(np.arange(100).reshape(50, 2))
+    tail = recent.last(5)
+    assert tail is not None and tail[:, 0].tolist() == [90, 92, 94, 96, 98]
+    assert recent.last(6) is None

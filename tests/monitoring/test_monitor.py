@@ -1,0 +1,182 @@
+"""The monitor end to end in one process: traffic in over REST, drift, labels, alerts out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelpilot.monitoring.inference_log import InferenceLog
+from modelpilot.monitoring.monitor import Monitor
+from modelpilot.monitoring.process import ProcessMonitoring, monitor_config
+from modelpilot.registry.store import Registry
+from modelpilot.server.rest import create_app
+from modelpilot.serving.engine import InferenceEngine
+from tests.conftest import make_settings
+from tests.monitoring.conftest import (
+    SHIFTED,
+    Served,
+    reference_traffic,
+    send,
+    shifted_traffic,
+)
+
+
+def gauge(metrics: str, name: str, **labels: str) -> float:
+    selector = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in metrics.splitlines():
+        if line.startswith(f"{name}{{"):
+            head, value = line.rsplit(" ", 1)
+            found = dict(
+                part.split("=", 1) for part in head[len(name) + 1 : -1].split(",") if "=" in part
+            )
+            if all(found.get(k) == f'"{v}"' for k, v in labels.items()):
+                return float(value)
+    raise AssertionError(f"no sample {name}{{{selector}}} in /metrics")
+
+
+async def test_only_shifted_features_drift_and_alerts_say_so(
+    served: Served, iris_frame: pd.DataFrame
+) -> None:
+    client, monitor = served.client, served.monitor
+    await send(client, reference_traffic(iris_frame, 400, seed=1))
+    monitor.flush()
+    calm = (await client.get("/api/monitoring/iris")).json()
+    assert calm["drift"]["window_rows"] >= 400
+    assert calm["drift"]["drifted_features"] == []
+    assert calm["drift"]["dataset_drift"] is False
+    assert (await client.get("/api/alerts")).json()["active"] == []
+
+    await send(client, shifted_traffic(iris_frame, 500, seed=2))
+    monitor.flush()
+    report = (await client.get("/api/monitoring/iris")).json()
+    assert report["drift"]["drifted_features"] == SHIFTED
+    by_name = {f["name"]: f for f in report["drift"]["features"]}
+    for name in SHIFTED:
+        assert by_name[name]["method"] == "ks" and by_name[name]["p_value"] < 1e-6
+        assert by_name[name]["score"] > by_name[name]["threshold"] == pytest.approx(0.99)
+        assert by_name[name]["psi"] > 1.0
+    for name in ("petal_length", "petal_width"):
+        assert not by_name[name]["drifted"] and by_name[name]["psi"] < 0.2
+    assert report["drift"]["dataset_drift"] is True  # 2 of 4 reaches the default share 0.5
+
+    metrics = (await client.get("/metrics")).text
+    for name in SHIFTED:
+        assert gauge(metrics, "modelpilot_feature_drifted", model="iris", feature=name) == 1
+    assert gauge(metrics, "modelpilot_feature_drifted", model="iris", feature="petal_width") == 0
+    assert gauge(metrics, "modelpilot_dataset_drift", model="iris", version="1") == 1
+    assert (
+        gauge(metrics, "modelpilot_feature_drift_score", feature="sepal_length", method="psi") > 1.0
+    )
+    assert gauge(metrics, "modelpilot_alert_active", rule="data_drift", model="iris:1") == 1
+
+    active = (await client.get("/api/alerts")).json()["active"]
+    assert [(a["rule"], a["model"]) for a in active] == [("data_drift", "iris:1")]
+    assert "sepal_length, sepal_width" in active[0]["message"]
+
+
+async def test_wrong_labels_drop_accuracy_and_raise_concept_drift(
+    served: Served, iris_frame: pd.DataFrame
+) -> None:
+    client, monitor = served.client, served.monitor
+    rows = reference_traffic(iris_frame, 60, seed=3)
+    responses = []
+    for row in rows:
+        response = await client.post("/predict/iris", json={"data": row.tolist()})
+        responses.append(response.json())
+    monitor.flush()
+    reference = monitor.model_monitor("iris", 1)
+    assert reference is not None and reference.performance.reference["accuracy"] > 0.9
+
+    # First a window where the labels agree with the model: quality holds.
+    right = {r["id"]: r["predictions"][0] for r in responses[:30]}
+    reply = await client.post(
+        "/api/feedback/iris",
+        json={"labels": [{"request_id": k, "label": v} for k, v in right.items()]},
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {"accepted": 30, "unknown": []}
+    good = (await client.get("/api/monitoring/iris")).json()["performance"]
+    assert good["current"]["accuracy"] == 1.0 and good["concept_drift"] is False
+
+    # Then labels that say the model was wrong every time, one at a time.
+    for response in responses[30:]:
+        wrong = (int(response["predictions"][0]) + 1) % 3
+        reply = await client.post(
+            "/api/feedback/iris", json={"request_id": response["id"], "label": wrong}
+        )
+        assert reply.status_code == 200
+    performance = (await client.get("/api/monitoring/iris")).json()["performance"]
+    assert performance["labels"] == 60
+    assert performance["current"]["accuracy"] == pytest.approx(0.5)
+    assert performance["concept_drift"] is True and "accuracy" in performance["degraded"]
+
+    active = (await client.get("/api/alerts")).json()["active"]
+    assert ("concept_drift", "iris:1") in [(a["rule"], a["model"]) for a in active]
+    metrics = (await client.get("/metrics")).text
+    assert gauge(metrics, "modelpilot_model_performance", metric="accuracy") == pytest.approx(0.5)
+    assert gauge(metrics, "modelpilot_concept_drift", model="iris") == 1
+    assert gauge(metrics, "modelpilot_labels_total", model="iris") == 60
+
+
+async def test_feedback_errors_are_clear(served: Served) -> None:
+    client = served.client
+    unknown = await client.post("/api/feedback/iris", json={"request_id": "nope", "label": 1})
+    assert unknown.status_code == 404
+    assert "nope" in unknown.json()["error"]
+    malformed = await client.post("/api/feedback/iris", json={"label": 1})
+    assert malformed.status_code == 422
+    assert "request_id" in malformed.json()["error"]
+    ids = await send(client, np.array([[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]]), 2)
+    mismatch = await client.post("/api/feedback/iris", json={"request_id": ids[0], "label": 0})
+    assert mismatch.status_code == 400
+    assert "2 row(s) but got 1 label" in mismatch.json()["error"]
+    both = await client.post("/api/feedback/iris", json={"request_id": ids[0], "label": [0, 2]})
+    assert both.json() == {"accepted": 2, "unknown": []}
+
+
+async def test_labels_join_through_the_log_after_a_restart(
+    served: Served, labelled_iris: Registry
+) -> None:
+    ids = await send(served.client, np.array([[5.1, 3.5, 1.4, 0.2]] * 3), per_request=1)
+    served.monitoring.stop()  # a clean shutdown writes everything queued
+
+    fresh = Monitor(
+        labelled_iris,
+        monitor_config(make_settings(labelled_iris)),
+        log=InferenceLog(labelled_iris.companion_engine("inference-log")),
+    )
+    try:
+        assert fresh.log is not None and fresh.log.count("iris") == 3
+        entry = fresh.log.find("iris", ids[:1])[ids[0]]
+        assert entry.inputs == {"input-0": [[5.1, 3.5, 1.4, 0.2]]}
+        assert entry.version == 1
+        result = fresh.feedback("iris", {ids[0]: 0, ids[1]: 1, "missing": 2})
+        assert (result.accepted, result.unknown) == (2, ["missing"])
+        assert fresh.log.find("iris", ids[:1])[ids[0]].label == 0
+        performance = fresh.report("iris").performance
+        assert performance is not None and performance.labels == 2
+        assert performance.current["accuracy"] == 0.5
+    finally:
+        fresh.stop()
+
+
+async def test_monitoring_can_be_switched_off(labelled_iris: Registry) -> None:
+    settings = make_settings(labelled_iris, monitoring=False)
+    engine = InferenceEngine(labelled_iris, settings)
+    monitoring = ProcessMonitoring.for_engine(engine, settings)
+    assert monitoring.monitor is None
+    await engine.start()
+    app = create_app(engine, settings, monitoring)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        assert (await client.post("/predict/iris", json={"data": [5.1, 3.5, 1.4, 0.2]})).is_success
+        off = await client.get("/api/alerts")
+        assert off.status_code == 404 and "monitoring is off" in off.json()["error"]
+        assert "modelpilot_requests_total" in (await client.get("/metrics")).text
+    await engine.stop()
+    assert not (Path(labelled_iris.location) / "inference-log.db").exists()
