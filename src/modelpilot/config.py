@@ -144,3 +144,10 @@ class Settings(BaseSettings):
 
     monitor_interval_seconds: float = Field(default=2.0, gt=0.0)
     """How often drift, quality and alerts are recomputed."""
+
+    worker_dir: Path | None = None
+    """Directory the worker processes of one server share metrics and monitoring state in
+    (made by ``serve --workers``; not set by hand)."""
+
+    worker_index: int = Field(default=0, ge=0)
+    """This process's slot among the workers; slot 0 sends the alert webhooks."""

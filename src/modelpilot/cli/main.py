@@ -9,7 +9,13 @@ import click
 import typer
 
 import modelpilot
-from modelpilot.cli import demo_command, predict_command, registry_commands, serve_command
+from modelpilot.cli import (
+    demo_command,
+    drift_command,
+    predict_command,
+    registry_commands,
+    serve_command,
+)
 from modelpilot.cli.common import err
 from modelpilot.errors import ModelPilotError
 
@@ -23,6 +29,7 @@ app = typer.Typer(
 registry_commands.install(app)
 serve_command.install(app)
 predict_command.install(app)
+drift_command.install(app)
 demo_command.install(app)
 
 

@@ -33,6 +33,15 @@ def register(
             "the features."
         ),
     ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="Label column of the reference data: left out of the features; the version "
+            "keeps the label distribution and the model's metrics on it, which live accuracy "
+            "is judged against.",
+            show_default=False,
+        ),
+    ] = None,
     alias: Annotated[
         list[str] | None, typer.Option("--alias", "-a", help="Point this alias here (repeatable).")
     ] = None,
@@ -64,12 +73,14 @@ def register(
             reference=reference,
             aliases=alias or [],
             metadata=meta,
+            target=target,
         )
     aliases = f" ({', '.join(version.aliases)})" if version.aliases else ""
     err.print(
         f"Registered [bold]{name}[/] version [bold]{version.version}[/]{aliases}: "
         f"{version.flavor}, sha256 {version.artifact_sha256[:12]}"
-        + (", with a reference profile" if version.has_reference else ""),
+        + (", with a reference profile" if version.has_reference else "")
+        + _metrics_note(version.metadata.get("reference_metrics")),
         highlight=False,
     )
     typer.echo(version.version)
@@ -202,3 +213,9 @@ def install(app: typer.Typer) -> None:
     app.command()(versions)
     app.command()(alias)
     app.command()(rollback)
+
+
+def _metrics_note(metrics: object) -> str:
+    if not isinstance(metrics, dict) or not metrics:
+        return ""
+    return " (" + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()) + " on it)"

@@ -13,6 +13,7 @@ the reference range, so that Wasserstein can place that mass where it really wen
 from __future__ import annotations
 
 import contextlib
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,17 @@ class _Categorical:
     @property
     def width(self) -> int:
         return len(self.codes) + 2
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureHistogram:
+    """One feature's bins side by side: labels, reference counts, current counts."""
+
+    name: str
+    kind: str
+    labels: list[str]
+    reference: np.ndarray
+    current: np.ndarray
 
 
 class ProfileBinning:
@@ -114,6 +126,46 @@ class ProfileBinning:
             )
         counts = np.bincount(slots.ravel(), minlength=self.size)
         return counts, sums
+
+    def histograms(self, counts: np.ndarray) -> list[FeatureHistogram]:
+        """Every feature's bins for plotting, in the profile's order; empty edge bins left out."""
+        out: list[FeatureHistogram] = []
+        for spec in self._numeric:
+            edges = spec.edges
+            labels = [f"< {edges[0]:.4g}"]
+            labels += [f"{lo:.4g} - {hi:.4g}" for lo, hi in itertools.pairwise(edges)]
+            labels += [f"> {edges[-1]:.4g}", "missing"]
+            current = counts[spec.offset : spec.offset + spec.width]
+            out.append(self._histogram(spec.index, "numeric", labels, spec.reference, current))
+        for category in self._categorical:
+            labels = [*category.codes, "unseen", "missing"]
+            current = counts[category.offset : category.offset + category.width]
+            out.append(
+                self._histogram(category.index, "categorical", labels, category.reference, current)
+            )
+        out.sort(key=lambda h: self.names.index(h.name))
+        return out
+
+    def _histogram(
+        self,
+        index: int,
+        kind: str,
+        labels: list[str],
+        reference: np.ndarray,
+        current: np.ndarray,
+    ) -> FeatureHistogram:
+        # The reference's own bins always show; the edge ones (below or above its range,
+        # unseen, missing) only when something fell there.
+        first = 1 if kind == "numeric" else 0
+        inner = set(range(first, len(labels) - 2))
+        keep = [i for i in range(len(labels)) if i in inner or reference[i] or current[i]]
+        return FeatureHistogram(
+            self.names[index],
+            kind,
+            [labels[i] for i in keep],
+            reference[keep].astype(np.int64),
+            current[keep].astype(np.int64),
+        )
 
     def report(
         self,

@@ -85,3 +85,34 @@ class ServiceHistory:
     def window(self, seconds: float, now: float | None = None) -> list[ServicePoint]:
         horizon = (time.time() if now is None else now) - seconds
         return [p for p in self.points if p.t > horizon]
+
+
+def merge_points(
+    own: list[ServicePoint], others: list[ServicePoint], interval: float
+) -> list[ServicePoint]:
+    """Several processes' histories as one: points in the same interval are combined.
+
+    Requests, errors, CPU and memory add up; for latency percentiles the worst process's
+    stands for the whole (percentiles do not add, and the worst is what an alert wants).
+    """
+    if not others:
+        return own
+    buckets: dict[int, list[ServicePoint]] = {}
+    for point in [*own, *others]:
+        buckets.setdefault(round(point.t / interval), []).append(point)
+    merged = []
+    for _, points in sorted(buckets.items()):
+        merged.append(
+            ServicePoint(
+                max(p.t for p in points),
+                max(p.seconds for p in points),
+                sum(p.requests for p in points),
+                sum(p.errors for p in points),
+                max(p.p50 for p in points),
+                max(p.p95 for p in points),
+                max(p.p99 for p in points),
+                sum(p.cpu_percent for p in points),
+                sum(p.memory_bytes for p in points),
+            )
+        )
+    return merged

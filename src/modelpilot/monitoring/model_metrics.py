@@ -100,10 +100,8 @@ class ModelCollector(Collector):
                 dataset.add_metric(key, float(report.drift.dataset_drift))
                 share.add_metric(key, report.drift.drifted_share)
                 window.add_metric(key, report.drift.rows)
-            monitor = self.monitor.model_monitor(report.model, int(report.version))
-            if monitor is not None and monitor.predictions and monitor.predictions.classifier:
-                for index, name in enumerate(monitor.predictions.classes):
-                    classes.add_metric([*key, name], float(monitor.cumulative_classes[index]))
+            for name, count in report.classes_total.items():
+                classes.add_metric([*key, name], float(count))
             if report.predictions is not None:
                 if report.predictions.mean is not None:
                     mean.add_metric(key, report.predictions.mean)
@@ -111,10 +109,9 @@ class ModelCollector(Collector):
                     variance.add_metric(key, report.predictions.variance)
                 if report.predictions.drift is not None:
                     prediction_drift.add_metric(key, report.predictions.drift)
-            if monitor is not None:
-                labels.add_metric(key, monitor.performance.total)
-                for name, value in monitor.performance.reference.items():
-                    reference.add_metric([*key, name], value)
+            labels.add_metric(key, report.labels_total)
+            for name, value in report.reference_performance.items():
+                reference.add_metric([*key, name], value)
             if report.performance is not None:
                 for name, value in report.performance.current.items():
                     performance.add_metric([*key, name], value)

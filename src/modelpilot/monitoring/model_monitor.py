@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 from modelpilot.monitoring.binning import ProfileBinning
 from modelpilot.monitoring.drift import DriftReport, DriftThresholds, js_distance
 from modelpilot.monitoring.performance import (
+    Labelled,
     PerformanceReport,
     PerformanceThresholds,
     PerformanceWindow,
@@ -71,10 +73,32 @@ class ModelReport:
     predictions: PredictionSummary | None
     performance: PerformanceReport | None
     performance_history: list[dict[str, float]]
+    classes_total: dict[str, int] = field(default_factory=dict)
+    """Predictions by class since the server started (classifiers)."""
+    labels_total: int = 0
+    reference_performance: dict[str, float] = field(default_factory=dict)
 
     @property
     def concept_drift(self) -> bool:
         return self.performance is not None and self.performance.concept_drift
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorState:
+    """One process's view of one version: windows as counts, plus the rows tests need."""
+
+    model: str
+    version: int
+    requests: int
+    rows: int
+    window_rows: int
+    counts: np.ndarray
+    sums: np.ndarray
+    recent: np.ndarray | None
+    """The window's input rows while it is small enough for the KS test, else None."""
+    labelled: list[Labelled]
+    labels_total: int
+    classes: np.ndarray
 
 
 class PredictionBins:
@@ -223,38 +247,67 @@ class ModelMonitor:
     def label(self, truth: Any, predicted: Any, proba: np.ndarray | None, at: float) -> None:
         self.performance.add(truth, predicted, proba, at)
 
-    def report(self, now: float | None = None) -> ModelReport:
-        now = time.time() if now is None else now
+    def state(self, now: float | None = None) -> MonitorState:
+        """What this process knows about the version, for sibling workers to merge."""
         self.window.expire(now)
+        recent = None
+        if self.window.rows < self.config.drift.large_sample_rows:
+            recent = self.recent.last(self.window.rows)
+        return MonitorState(
+            self.version.model,
+            self.version.version,
+            self.requests,
+            self.rows,
+            self.window.rows,
+            self.window.counts.copy(),
+            self.window.sums.copy(),
+            recent,
+            self.performance.rows(now),
+            self.performance.total,
+            self.cumulative_classes.copy(),
+        )
+
+    def report(self, now: float | None = None, peers: Sequence[MonitorState] = ()) -> ModelReport:
+        """This version's report, over this process's windows plus those of ``peers``."""
+        now = time.time() if now is None else now
+        own = self.state(now)
+        peers = [p for p in peers if p.counts.shape == own.counts.shape]
+        counts = own.counts + sum((p.counts for p in peers), np.zeros_like(own.counts))
+        sums = own.sums + sum((p.sums for p in peers), np.zeros_like(own.sums))
+        window_rows = own.window_rows + sum(p.window_rows for p in peers)
         features, feature_sums = self._split
         drift = None
         if self.binning is not None:
             recent = None
-            if self.window.rows < self.config.drift.large_sample_rows:
-                recent = self.recent.last(self.window.rows)
+            if window_rows < self.config.drift.large_sample_rows:
+                parts = [s.recent for s in (own, *peers) if s.recent is not None]
+                recent = np.concatenate(parts) if parts else None
             drift = self.binning.report(
-                self.window.counts[:features],
-                self.window.sums[:feature_sums],
-                recent,
-                self.config.drift,
+                counts[:features], sums[:feature_sums], recent, self.config.drift
             )
         predictions = None
         if self.predictions is not None:
-            predictions = self.predictions.summary(
-                self.window.counts[features:], self.window.sums[feature_sums:]
-            )
-        performance = self.performance.report(now)
+            predictions = self.predictions.summary(counts[features:], sums[feature_sums:])
+        others = [row for p in peers for row in p.labelled]
+        performance = self.performance.report(now, others)
         if performance is not None:
             self._history.append({"t": now, **performance.current})
+        classes: dict[str, int] = {}
+        if self.predictions is not None and self.predictions.classifier:
+            totals = own.classes + sum((p.classes for p in peers), np.zeros_like(own.classes))
+            classes = {name: int(totals[i]) for i, name in enumerate(self.predictions.classes)}
         return ModelReport(
             self.version.model,
             str(self.version.version),
-            self.requests,
-            self.rows,
+            own.requests + sum(p.requests for p in peers),
+            own.rows + sum(p.rows for p in peers),
             drift,
             predictions,
             performance,
             list(self._history),
+            classes,
+            own.labels_total + sum(p.labels_total for p in peers),
+            dict(self.performance.reference),
         )
 
     def reset(self) -> None:

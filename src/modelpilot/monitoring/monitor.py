@@ -24,9 +24,15 @@ import numpy as np
 
 from modelpilot.errors import BadRequest, NotFound
 from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition
-from modelpilot.monitoring.history import ServiceHistory
+from modelpilot.monitoring.history import ServiceHistory, ServicePoint, merge_points
 from modelpilot.monitoring.inference_log import InferenceLog, LogEntry, jsonable
-from modelpilot.monitoring.model_monitor import ModelMonitor, ModelReport, MonitorConfig
+from modelpilot.monitoring.model_monitor import (
+    ModelMonitor,
+    ModelReport,
+    MonitorConfig,
+    MonitorState,
+)
+from modelpilot.monitoring.siblings import WorkerExchange
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 
@@ -72,6 +78,7 @@ class Monitor:
         tick_seconds: float = 0.25,
         evaluate_seconds: float = 2.0,
         join_capacity: int = 100_000,
+        exchange: WorkerExchange | None = None,
     ) -> None:
         self.registry = registry
         self.config = config or MonitorConfig()
@@ -81,7 +88,12 @@ class Monitor:
         self.tick_seconds = tick_seconds
         self.evaluate_seconds = evaluate_seconds
         self.history = ServiceHistory()
-        self.alerts = AlertBook(webhook_url)
+        self.exchange = exchange
+        """Sibling workers' snapshots, merged into every report (``serve --workers``)."""
+        # Every worker computes the same merged alerts; only the first one announces them.
+        announce = exchange is None or exchange.index == 0
+        self.alerts = AlertBook(webhook_url if announce else None)
+        self._peer_points: list[ServicePoint] = []
         self.started_at = time.time()
         self.failures = 0
         """Rounds of work that raised (logged; the thread carries on)."""
@@ -144,6 +156,8 @@ class Monitor:
         self.alerts.close()
         if self.log is not None:
             self.log.close()
+        if self.exchange is not None:
+            self.exchange.retire()
 
     def flush(self) -> None:
         """Take in everything queued now and recompute the reports (tests, shutdown, API)."""
@@ -252,14 +266,38 @@ class Monitor:
         now = time.time()
         self._last_evaluation = now
         self.history.close_interval(now)
+        peers: dict[tuple[str, int], list[MonitorState]] = {}
+        if self.exchange is not None:
+            peers = self._exchange(now)
+        for key in peers:
+            if key not in self._monitors:
+                self._monitor(self.registry.get_version(*key))
         for key, monitor in self._monitors.items():
             try:
-                self._latest[key] = monitor.report(now)
+                self._latest[key] = monitor.report(now, peers.get(key, ()))
             except Exception:
                 # One version's bad data must not stop the others being watched.
                 self.failures += 1
                 logger.exception("monitoring report of %s:%d failed", *key)
         self.alerts.update(self._conditions(now), now)
+
+    def _exchange(self, now: float) -> dict[tuple[str, int], list[MonitorState]]:
+        """Publish this worker's state; gather its siblings' by version."""
+        assert self.exchange is not None
+        states = [monitor.state(now) for monitor in self._monitors.values()]
+        self.exchange.publish(states, list(self.history.points))
+        by_key: dict[tuple[str, int], list[MonitorState]] = {}
+        points: list[ServicePoint] = []
+        for peer in self.exchange.peers():
+            for state in peer.states:
+                by_key.setdefault((state.model, state.version), []).append(state)
+            points.extend(peer.points)
+        self._peer_points = points
+        return by_key
+
+    def series(self) -> list[ServicePoint]:
+        """Service history of the whole server: this worker's points and its siblings'."""
+        return merge_points(list(self.history.points), self._peer_points, self.evaluate_seconds)
 
     def _conditions(self, now: float) -> list[Condition]:
         conditions = []
@@ -293,7 +331,8 @@ class Monitor:
                     float(len(performance.degraded)) if performance else 0.0,
                 )
             )
-        window = self.history.window(self.rules.window_seconds, now)
+        horizon = now - self.rules.window_seconds
+        window = [p for p in self.series() if p.t > horizon]
         requests = sum(p.requests for p in window)
         errors = sum(p.errors for p in window)
         rate = errors / requests if requests else 0.0

@@ -38,7 +38,7 @@ def overview(monitor: Monitor) -> dict[str, Any]:
         rss = process.memory_info().rss
     disk = psutil.disk_io_counters()
     net = psutil.net_io_counters()
-    points = [p.to_dict() for p in list(monitor.history.points)]
+    points = [p.to_dict() for p in monitor.series()]
     return {
         "time": now,
         "uptime_seconds": now - monitor.started_at,

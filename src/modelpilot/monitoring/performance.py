@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,17 +91,29 @@ class PerformanceWindow:
     def __len__(self) -> int:
         return len(self._rows)
 
-    def report(self, now: float | None = None) -> PerformanceReport | None:
+    def rows(self, now: float | None = None) -> list[Labelled]:
+        """The labelled predictions still in the window."""
         horizon = (time.time() if now is None else now) - self.max_seconds
         while self._rows and self._rows[0].at < horizon:
             self._rows.popleft()
-        if not self._rows:
+        return list(self._rows)
+
+    def report(
+        self, now: float | None = None, others: Sequence[Labelled] = ()
+    ) -> PerformanceReport | None:
+        """Quality over the window; ``others`` are labelled rows other processes hold."""
+        rows = self.rows(now)
+        if others:
+            horizon = (time.time() if now is None else now) - self.max_seconds
+            rows = sorted([*rows, *(r for r in others if r.at >= horizon)], key=lambda r: r.at)
+            rows = rows[-(self._rows.maxlen or len(rows)) :]
+        if not rows:
             return None
-        truth = [r.truth for r in self._rows]
-        predicted = [r.predicted for r in self._rows]
+        truth = [r.truth for r in rows]
+        predicted = [r.predicted for r in rows]
         if self.task == "classification":
             current = classification_metrics(
-                truth, predicted, [r.proba for r in self._rows], self.classes
+                truth, predicted, [r.proba for r in rows], self.classes
             )
         else:
             current = regression_metrics(truth, predicted)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import threading
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from modelpilot.config import Settings
 from modelpilot.monitoring.alerts import AlertRules
@@ -15,27 +18,57 @@ from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.performance import PerformanceThresholds
 from modelpilot.monitoring.service import EngineCollector, ServiceMetrics
+from modelpilot.monitoring.siblings import SiblingCollector, WorkerExchange, prometheus_dir
 from modelpilot.monitoring.system import SystemCollector
 from modelpilot.serving.engine import InferenceEngine
+
+logger = logging.getLogger(__name__)
+
+
+def drift_thresholds(settings: Settings) -> DriftThresholds:
+    return DriftThresholds(
+        min_rows=settings.drift_min_rows,
+        large_sample_rows=settings.drift_large_sample_rows,
+        p_value=settings.drift_p_value,
+        psi=settings.drift_psi_threshold,
+        js_distance=settings.drift_js_threshold,
+        dataset_share=settings.drift_dataset_share,
+    )
 
 
 def monitor_config(settings: Settings) -> MonitorConfig:
     return MonitorConfig(
         window_rows=settings.drift_window_rows,
         window_seconds=settings.drift_window_seconds,
-        drift=DriftThresholds(
-            min_rows=settings.drift_min_rows,
-            large_sample_rows=settings.drift_large_sample_rows,
-            p_value=settings.drift_p_value,
-            psi=settings.drift_psi_threshold,
-            js_distance=settings.drift_js_threshold,
-            dataset_share=settings.drift_dataset_share,
-        ),
+        drift=drift_thresholds(settings),
         performance_rows=settings.performance_window_rows,
         performance=PerformanceThresholds(
             min_labels=settings.performance_min_labels,
             max_drop=settings.performance_max_drop,
         ),
+    )
+
+
+def _monitor(
+    engine: InferenceEngine, settings: Settings, exchange: WorkerExchange | None
+) -> Monitor:
+    log = None
+    if settings.inference_log:
+        log = InferenceLog(
+            engine.registry.companion_engine("inference-log"), settings.inference_log_max_rows
+        )
+    return Monitor(
+        engine.registry,
+        monitor_config(settings),
+        AlertRules(
+            error_rate=settings.alert_error_rate,
+            latency_p99_seconds=settings.alert_latency_p99_seconds,
+        ),
+        log=log,
+        sample_rate=settings.inference_log_sample_rate,
+        webhook_url=settings.alert_webhook_url,
+        evaluate_seconds=settings.monitor_interval_seconds,
+        exchange=exchange,
     )
 
 
@@ -46,46 +79,64 @@ class ProcessMonitoring:
     service: ServiceMetrics
     monitor: Monitor | None
     """Model monitoring, alerts and the inference log; None when ``settings.monitoring`` is off."""
+    exchange: WorkerExchange | None = None
+    interval: float = 2.0
+    _publisher: threading.Thread | None = None
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def for_engine(
         cls, engine: InferenceEngine, settings: Settings | None = None
     ) -> ProcessMonitoring:
-        """Metrics (and, if on, a monitor) for ``engine``; the engine reports to them."""
+        """Metrics (and, if on, a monitor) for ``engine``; the engine reports to them.
+
+        With ``settings.worker_dir`` (``serve --workers``) the metrics and the monitoring
+        windows of every worker are merged, whichever worker is asked (see ``siblings``).
+        """
         settings = settings or engine.settings
-        registry = CollectorRegistry(auto_describe=True)
-        service = ServiceMetrics(registry)
-        registry.register(EngineCollector(engine))
-        registry.register(SystemCollector())
+        local = CollectorRegistry(auto_describe=True)
+        exchange = None
+        if settings.worker_dir is not None:
+            exchange = WorkerExchange(settings.worker_dir, settings.worker_index, local)
+            scrape = CollectorRegistry()
+            MultiProcessCollector(scrape, path=str(prometheus_dir(settings.worker_dir)))  # type: ignore[no-untyped-call]
+            scrape.register(SiblingCollector(exchange))
+            service = ServiceMetrics(CollectorRegistry(), process_registry=local)
+        else:
+            scrape = local
+            service = ServiceMetrics(local)
+        local.register(EngineCollector(engine))
+        local.register(SystemCollector())
         engine.observers.append(service)
         monitor = None
         if settings.monitoring:
-            log = None
-            if settings.inference_log:
-                log = InferenceLog(
-                    engine.registry.companion_engine("inference-log"),
-                    settings.inference_log_max_rows,
-                )
-            monitor = Monitor(
-                engine.registry,
-                monitor_config(settings),
-                AlertRules(
-                    error_rate=settings.alert_error_rate,
-                    latency_p99_seconds=settings.alert_latency_p99_seconds,
-                ),
-                log=log,
-                sample_rate=settings.inference_log_sample_rate,
-                webhook_url=settings.alert_webhook_url,
-                evaluate_seconds=settings.monitor_interval_seconds,
-            )
-            registry.register(ModelCollector(monitor))
+            monitor = _monitor(engine, settings, exchange)
+            scrape.register(ModelCollector(monitor))
             engine.observers.append(monitor)
-        return cls(registry, service, monitor)
+        return cls(scrape, service, monitor, exchange, settings.monitor_interval_seconds)
 
     def start(self) -> None:
         if self.monitor is not None:
-            self.monitor.start()
+            self.monitor.start()  # it publishes this worker's snapshot every round
+        elif self.exchange is not None:
+            self._publisher = threading.Thread(
+                target=self._publish, name="modelpilot-metrics-publisher", daemon=True
+            )
+            self._publisher.start()
+
+    def _publish(self) -> None:
+        assert self.exchange is not None
+        while not self._stopping.wait(self.interval):
+            try:
+                self.exchange.publish()
+            except OSError:
+                logger.exception("could not publish this worker's metrics snapshot")
 
     def stop(self) -> None:
         if self.monitor is not None:
             self.monitor.stop()
+        self._stopping.set()
+        if self._publisher is not None:
+            self._publisher.join(timeout=10)
+        if self.exchange is not None:
+            self.exchange.retire()

@@ -44,7 +44,14 @@ class ServiceMetrics:
     fresh ones) and exposes ``registry`` on ``/metrics``.
     """
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        process_registry: CollectorRegistry | None = None,
+    ) -> None:
+        """``process_registry`` takes what only makes sense per process (uptime); with
+        ``serve --workers`` it is the worker's own registry, exported with a worker label,
+        while ``registry`` is backed by prometheus_client's multiprocess files."""
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -79,6 +86,7 @@ class ServiceMetrics:
             "Requests being answered right now.",
             ["model"],
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.errors = Counter(
             "modelpilot_errors",
@@ -95,16 +103,18 @@ class ServiceMetrics:
         started = time.time()
         self.start_time = Gauge(
             "modelpilot_start_time_seconds",
-            "When this process started serving (Unix time).",
+            "When the server started serving (Unix time; the first worker's start).",
             registry=r,
+            multiprocess_mode="min",
         )
         self.start_time.set(started)
         self.uptime = Gauge(
             "modelpilot_uptime_seconds",
             "Seconds since this process started serving.",
-            registry=r,
+            registry=process_registry or r,
         )
         self.uptime.set_function(lambda: time.time() - started)
+        self.started = started
         # labels() costs a dict lookup and a lock; the hot path reuses the children.
         self._children: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
 

@@ -6,13 +6,19 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 
+from prometheus_client.multiprocess import mark_process_dead
+
 from modelpilot.config import Settings
+from modelpilot.monitoring.siblings import prometheus_dir
 from modelpilot.registry.refs import ModelRef
 from modelpilot.server.runner import bind_socket
 
@@ -38,6 +44,7 @@ class Supervisor:
 
     def __init__(self, settings: Settings, models: Sequence[ModelRef], workers: int) -> None:
         self.settings = settings
+        self.shared: Path | None = None
         self.models = [str(m) for m in models]
         self.workers = workers
         self._context = multiprocessing.get_context("spawn")
@@ -48,9 +55,10 @@ class Supervisor:
         self.restarts = 0
 
     def _start(self, slot: int) -> None:
+        settings = self.settings.model_copy(update={"worker_index": slot})
         process = self._context.Process(
             target=_worker,
-            args=(self.settings.model_dump_json(), self.models, self.settings.log_level),
+            args=(settings.model_dump_json(), self.models, self.settings.log_level),
             name=f"modelpilot-worker-{slot}",
             daemon=False,
         )
@@ -65,6 +73,19 @@ class Supervisor:
     def run(self) -> int:
         # Fail early, and clearly, if the port is taken by something that is not sharing it.
         bind_socket(self.settings.host, self.settings.http_port, reuse_port=True).close()
+        # The workers' shared directory (owner-only): metrics in prometheus_client's
+        # multiprocess mode, and monitoring snapshots (see monitoring.siblings).
+        self.shared = Path(tempfile.mkdtemp(prefix="modelpilot-workers-"))
+        try:
+            prometheus_dir(self.shared).mkdir()
+            self.settings = self.settings.model_copy(update={"worker_dir": self.shared})
+            # prometheus_client picks its storage when imported: spawned workers inherit this.
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(prometheus_dir(self.shared))
+            return self._supervise()
+        finally:
+            shutil.rmtree(self.shared, ignore_errors=True)
+
+    def _supervise(self) -> int:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         for slot in range(self.workers):
@@ -86,6 +107,7 @@ class Supervisor:
                     pause,
                 )
                 process.join()
+                self._forget(process)
                 deadline = time.monotonic() + pause
                 while time.monotonic() < deadline and not self._stopping:
                     time.sleep(0.05)
@@ -107,6 +129,14 @@ class Supervisor:
                 process.kill()
                 process.join()
         return 0
+
+    def _forget(self, process: BaseProcess) -> None:
+        """A dead worker's live gauges and monitoring snapshot go; its counters stay summed."""
+        if process.pid is None or self.shared is None:
+            return
+        mark_process_dead(process.pid, str(prometheus_dir(self.shared)))  # type: ignore[no-untyped-call]
+        with contextlib.suppress(FileNotFoundError):
+            (self.shared / f"worker-{process.pid}.snapshot").unlink()
 
 
 def with_signal(pid: int, signum: int) -> None:

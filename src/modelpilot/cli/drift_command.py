@@ -1,0 +1,188 @@
+"""``modelpilot drift``: compare two datasets, or a model's reference with its logged traffic."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from modelpilot.cli.common import ArtifactsOption, RegistryOption, err, make_settings, out
+from modelpilot.config import Settings
+from modelpilot.errors import BadRequest, InvalidInput
+from modelpilot.monitoring.drift import DriftReport, DriftThresholds
+from modelpilot.monitoring.drift_report import render_html
+from modelpilot.monitoring.inference_log import InferenceLog
+from modelpilot.monitoring.offline import Comparison, compare, log_rows
+from modelpilot.monitoring.process import drift_thresholds
+from modelpilot.registry.profile import ReferenceProfile
+from modelpilot.registry.refs import ModelRef
+from modelpilot.registry.store import Registry
+from modelpilot.tabular import count_rows, iter_table, read_table
+
+DRIFT_EXIT_CODE = 3
+
+
+def drift(
+    reference: Annotated[
+        Path | None,
+        typer.Argument(help="Reference data (CSV, Parquet or .npy), e.g. the training set."),
+    ] = None,
+    current: Annotated[
+        Path | None, typer.Argument(help="Current data to compare with it (same columns).")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Instead of two files: compare a model version's reference profile with "
+            "its requests in the inference log (NAME, NAME:VERSION or NAME@ALIAS).",
+            show_default=False,
+        ),
+    ] = None,
+    last: Annotated[
+        int, typer.Option(min=1, help="With --model: the newest requests to compare.")
+    ] = 5000,
+    since_minutes: Annotated[
+        float | None,
+        typer.Option(help="With --model: only requests of the last this many minutes."),
+    ] = None,
+    report: Annotated[
+        Path, typer.Option("--report", "-o", help="Where to write the HTML report.")
+    ] = Path("drift-report.html"),
+    psi: Annotated[
+        float | None,
+        typer.Option(help="PSI from which a numeric feature drifts on large samples.", min=0),
+    ] = None,
+    p_value: Annotated[
+        float | None,
+        typer.Option(help="Significance level of the tests on small samples.", min=0, max=1),
+    ] = None,
+    fail_on_drift: Annotated[
+        bool,
+        typer.Option(help=f"Exit with code {DRIFT_EXIT_CODE} when the dataset drifted (for CI)."),
+    ] = False,
+    registry: RegistryOption = None,
+    artifacts: ArtifactsOption = None,
+) -> None:
+    """Test every feature for drift, print a table and write an HTML report with histograms.
+
+    Numbers are binned on the reference's deciles and compared with PSI, Jensen-Shannon,
+    KL divergence and Wasserstein (plus a KS test on small samples); categories with
+    Jensen-Shannon and chi-squared. The rule that decides is printed under the table.
+    """
+    settings = make_settings(
+        registry=registry,
+        artifacts=artifacts,
+        drift_psi_threshold=psi,
+        drift_p_value=p_value,
+    )
+    thresholds = drift_thresholds(settings)
+    if model is not None:
+        if reference is not None or current is not None:
+            raise BadRequest("give either two data files or --model, not both")
+        comparison, labels = _from_log(settings, model, last, since_minutes, thresholds)
+    else:
+        if reference is None or current is None:
+            raise BadRequest("give a reference and a current data file, or --model NAME")
+        comparison = _from_files(reference, current, thresholds)
+        labels = (str(reference), str(current))
+    _print(comparison.report, thresholds)
+    title = f"Drift report: {labels[1]} against {labels[0]}"
+    report.write_text(render_html(comparison, title, *labels), encoding="utf-8")
+    err.print(f"HTML report: {report}", highlight=False)
+    if fail_on_drift and comparison.report.dataset_drift:
+        raise typer.Exit(DRIFT_EXIT_CODE)
+
+
+def _from_files(reference: Path, current: Path, thresholds: DriftThresholds) -> Comparison:
+    profile = ReferenceProfile.from_data(read_table(reference))
+    total = count_rows(current)
+    columns = [
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task(f"reading {current.name}", total=total)
+        return compare(
+            profile,
+            iter_table(current, 50_000),
+            thresholds,
+            on_rows=lambda n: progress.update(task, advance=n),
+        )
+
+
+def _from_log(
+    settings: Settings,
+    model: str,
+    last: int,
+    since_minutes: float | None,
+    thresholds: DriftThresholds,
+) -> tuple[Comparison, tuple[str, str]]:
+    registry = Registry.open(settings.registry, settings.artifacts)
+    log = None
+    try:
+        version = registry.resolve(ModelRef.parse(model))
+        profile = registry.reference_profile(version.model, version.version)
+        if profile is None:
+            raise InvalidInput(
+                f"{version} has no reference profile: register it with --reference DATA"
+            )
+        log = InferenceLog(registry.companion_engine("inference-log"))
+        since = time.time() - since_minutes * 60 if since_minutes is not None else None
+        entries = log.recent(version.model, version.version, limit=last, since=since)
+        rows = log_rows(entries, version.signature)
+        window = f"{len(entries):,} logged requests ({rows.shape[0]:,} rows)"
+        return compare(profile, [rows], thresholds), (f"{version} reference profile", window)
+    finally:
+        if log is not None:
+            log.close()
+        registry.close()
+
+
+def _print(report: DriftReport, thresholds: DriftThresholds) -> None:
+    table = Table(title="Feature drift", title_justify="left")
+    for name in ("feature", "verdict", "method", "score", "threshold", "PSI", "JS", "W (sd)"):
+        table.add_column(name, justify="left" if name in ("feature", "verdict") else "right")
+    for f in report.features:
+        if f.method == "none":
+            verdict = "[dim]too few rows[/]"
+        else:
+            verdict = "[bold red]drifted[/]" if f.drifted else "[green]ok[/]"
+        table.add_row(
+            f.name,
+            verdict,
+            f.method,
+            f"{f.score:.4f}",
+            f"{f.threshold:.4f}",
+            f"{f.psi:.4f}",
+            f"{f.js_distance:.4f}",
+            "-" if f.wasserstein is None else f"{f.wasserstein:.3f}",
+        )
+    out.print(table)
+    drifted = report.drifted_features
+    summary = (
+        f"[bold red]Dataset drift[/]: {len(drifted)} of {len(report.features)} features "
+        f"({', '.join(drifted)})"
+        if report.dataset_drift
+        else f"No dataset drift: {len(drifted)} of {len(report.features)} features drifted"
+        + (f" ({', '.join(drifted)})" if drifted else "")
+    )
+    out.print(f"{summary} over {report.rows:,} rows.", highlight=False)
+    out.print(
+        f"[dim]Rule: under {thresholds.min_rows} rows no verdict; under "
+        f"{thresholds.large_sample_rows} rows KS / chi-squared at p < {thresholds.p_value}; "
+        f"from then on PSI >= {thresholds.psi} / Jensen-Shannon >= {thresholds.js_distance}. "
+        f"Dataset drift from {thresholds.dataset_share:.0%} of features.[/]",
+        highlight=False,
+    )
+
+
+def install(app: typer.Typer) -> None:
+    app.command()(drift)

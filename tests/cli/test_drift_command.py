@@ -1,0 +1,114 @@
+"""``modelpilot drift``: two files, or a model's reference against its inference log."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from typer.testing import Result
+
+from modelpilot.errors import ModelPilotError
+from modelpilot.monitoring.inference_log import InferenceLog, LogEntry
+from modelpilot.registry.store import Registry
+from tests.cli.conftest import Run
+
+
+def shifted(frame: pd.DataFrame, n: int, columns: list[str], seed: int = 0) -> pd.DataFrame:
+    sample = frame.sample(n, replace=True, random_state=seed).reset_index(drop=True)
+    for column in columns:
+        sample[column] += 2 * frame[column].std()
+    return sample
+
+
+def test_two_files_report_only_the_shifted_features(
+    run: Run, iris_frame: pd.DataFrame, iris_csv: Path, tmp_path: Path
+) -> None:
+    current = tmp_path / "current.parquet"
+    shifted(iris_frame, 3000, ["petal_length", "sepal_width"]).to_parquet(current)
+    report = tmp_path / "drift.html"
+    result = run(
+        "drift",
+        str(iris_csv),
+        str(current),
+        "--report",
+        str(report),
+        "--fail-on-drift",
+        registry=False,
+    )
+    assert result.exit_code == 3, result.output  # 2 of 4 features: dataset drift
+    assert "Dataset drift: 2 of 4 features (sepal_width, petal_length)" in result.stdout
+    page = report.read_text()
+    assert page.count("<svg") == 4 and page.count("class='badge drifted'") == 4  # table + plots
+    assert "petal_length" in page and "PSI" in page
+
+
+def test_calm_data_passes_and_small_samples_use_ks(
+    run: Run, iris_frame: pd.DataFrame, iris_csv: Path, tmp_path: Path
+) -> None:
+    current = tmp_path / "current.csv"
+    shifted(iris_frame, 200, []).to_csv(current, index=False)
+    result = run(
+        "drift",
+        str(iris_csv),
+        str(current),
+        "--report",
+        str(tmp_path / "r.html"),
+        "--fail-on-drift",
+        registry=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "No dataset drift: 0 of 4 features drifted over 200 rows" in result.stdout
+    assert result.stdout.count(" ks ") == 4
+
+
+def test_model_mode_reads_the_inference_log(
+    run: Run,
+    iris_model_path: Path,
+    iris_csv: Path,
+    iris_frame: pd.DataFrame,
+    tmp_path: Path,
+    registry_dir: Path,
+) -> None:
+    assert (
+        run("register", "iris", str(iris_model_path), "--reference", str(iris_csv)).exit_code == 0
+    )
+    registry = Registry.open(registry_dir)
+    log = InferenceLog(registry.companion_engine("inference-log"))
+    rows = shifted(iris_frame, 400, ["sepal_length"]).to_numpy()
+    now = time.time()
+    log.write(
+        [
+            LogEntry(
+                f"r{i}", "iris", 1, now, {"input-0": rows[i : i + 4].tolist()}, {"predict": []}
+            )
+            for i in range(0, 400, 4)
+        ]
+    )
+    log.close()
+    registry.close()
+    report = tmp_path / "log.html"
+    result = run("drift", "--model", "iris", "--report", str(report))
+    assert result.exit_code == 0, result.output
+    assert "1 of 4 features drifted (sepal_length) over 400 rows" in result.stdout
+    assert "100 logged requests (400 rows)" in report.read_text()
+
+
+def test_drift_errors_say_what_to_do(
+    run: Run, iris_model_path: Path, iris_csv: Path, tmp_path: Path
+) -> None:
+    def error(result: Result) -> str:
+        assert isinstance(result.exception, ModelPilotError), result.output
+        return str(result.exception)
+
+    alone = run("drift", str(iris_csv), registry=False)
+    assert "give a reference and a current data file" in error(alone)
+    run("register", "bare", str(iris_model_path))
+    assert "no reference profile" in error(run("drift", "--model", "bare"))
+    missing = run("drift", str(iris_csv), str(tmp_path / "nope.csv"), registry=False)
+    assert "nope.csv" in error(missing)
+    wrong = tmp_path / "wrong.csv"
+    pd.DataFrame({"a": np.arange(50.0)}).to_csv(wrong, index=False)
+    columns = run("drift", str(iris_csv), str(wrong), registry=False)
+    assert "lacks the reference's columns" in error(columns)

@@ -1,0 +1,103 @@
+"""``serve --workers 2``: whichever worker answers, metrics and monitoring cover both."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelpilot.registry.store import Registry
+from modelpilot.serving.registration import register_model
+from tests.processes import Server, start, stop
+
+pytestmark = pytest.mark.slow
+
+REQUESTS = 120
+
+
+@pytest.fixture
+def server(
+    registry: Registry, iris_model_path: Path, iris_frame: pd.DataFrame, iris_target: np.ndarray
+) -> Iterator[Server]:
+    reference = iris_frame.assign(species=iris_target)
+    register_model(registry, "iris", iris_model_path, reference=reference, target="species")
+    env = {"MODELPILOT_MONITOR_INTERVAL_SECONDS": "0.3", "MODELPILOT_DRIFT_WINDOW_ROWS": "1000"}
+    running = start(registry, "--workers", "2", env=env)
+    yield running
+    assert stop(running) == 0
+
+
+def fresh(method: str, url: str, **kwargs: object) -> httpx.Response:
+    """One request on a new connection, so that the kernel may pick either worker."""
+    with httpx.Client(timeout=10) as client:
+        return client.request(method, url, **kwargs)  # type: ignore[arg-type]
+
+
+def sample(metrics: str, name: str, **labels: str) -> list[float]:
+    values = []
+    for line in metrics.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        head, value = line.rsplit(" ", 1)
+        if all(f'{k}="{v}"' in head for k, v in labels.items()):
+            values.append(float(value))
+    return values
+
+
+def settled(url: str, check: object, seconds: float = 20) -> str:
+    """/metrics once ``check(text)`` holds on 5 scrapes in a row (any worker may answer)."""
+    deadline = time.monotonic() + seconds
+    streak, text = 0, ""
+    while time.monotonic() < deadline:
+        text = fresh("GET", f"{url}/metrics").text
+        streak = streak + 1 if check(text) else 0  # type: ignore[operator]
+        if streak >= 5:
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"/metrics never settled; last scrape:\n{text[:3000]}")
+
+
+def test_metrics_and_monitoring_aggregate_across_workers(
+    server: Server, iris_frame: pd.DataFrame
+) -> None:
+    rows = iris_frame.to_numpy()
+    ids = []
+    for i in range(REQUESTS):
+        reply = fresh("POST", f"{server.url}/predict/iris", json={"data": rows[i % 150].tolist()})
+        assert reply.status_code == 200
+        ids.append(reply.json()["id"])
+
+    def complete(text: str) -> bool:
+        requests = sum(sample(text, "modelpilot_requests_total", model="iris", status="ok"))
+        window = sample(text, "modelpilot_drift_window_rows", model="iris")
+        return requests == REQUESTS and window == [REQUESTS]
+
+    text = settled(server.url, complete)
+    # Per-process metrics come from both workers, told apart by a label.
+    workers = set(re.findall(r'modelpilot_process_resident_memory_bytes\{worker="(\d)"\}', text))
+    assert workers == {"0", "1"}
+    assert sum(sample(text, "modelpilot_request_duration_seconds_count", model="iris")) == REQUESTS
+    assert sample(text, "modelpilot_inflight_requests", model="iris") == [0.0]
+    # Both workers answered requests: the prediction counter of each version adds up.
+    assert sum(sample(text, "modelpilot_prediction_class_total", model="iris")) == REQUESTS
+
+    # Labels posted to whichever worker join predictions made by either.
+    accepted = 0
+    for request_id in ids:
+        reply = fresh(
+            "POST", f"{server.url}/api/feedback/iris", json={"request_id": request_id, "label": 0}
+        )
+        assert reply.status_code == 200, reply.text
+        accepted += reply.json()["accepted"]
+    assert accepted == REQUESTS
+    labelled = settled(
+        server.url, lambda t: sample(t, "modelpilot_labels_total", model="iris") == [REQUESTS]
+    )
+    accuracy = sample(labelled, "modelpilot_model_performance", metric="accuracy")
+    assert len(accuracy) == 1 and 0 < accuracy[0] < 1
