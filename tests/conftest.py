@@ -112,6 +112,16 @@ def served_registry(
 
 
 @pytest.fixture
+def labelled_iris(
+    registry: Registry, iris_model_path: Path, iris_frame: pd.DataFrame, iris_target: np.ndarray
+) -> Registry:
+    """A registry holding ``iris`` registered with its training data and labels (species)."""
+    reference = iris_frame.assign(species=iris_target)
+    register_model(registry, "iris", iris_model_path, reference=reference, target="species")
+    return registry
+
+
+@pytest.fixture
 def forest_version(registry: Registry, forest_model_path: Path) -> ModelVersion:
     """The diabetes forest registered as ``forest`` version 1, no reference."""
     return register_model(registry, "forest", forest_model_path)

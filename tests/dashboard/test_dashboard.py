@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 
 from modelpilot.registry.store import Registry
-from modelpilot.serving.registration import register_model
 from tests.processes import Server, start, stop
 from tests.services import unavailable
 
@@ -52,17 +51,13 @@ class Elements(HTMLParser):
 
 
 @pytest.fixture
-def server(
-    registry: Registry, iris_model_path: Path, iris_frame: pd.DataFrame, iris_target: np.ndarray
-) -> Iterator[Server]:
-    reference = iris_frame.assign(species=iris_target)
-    register_model(registry, "iris", iris_model_path, reference=reference, target="species")
+def server(labelled_iris: Registry) -> Iterator[Server]:
     env = {
         "MODELPILOT_DRIFT_WINDOW_ROWS": "400",
         "MODELPILOT_MONITOR_INTERVAL_SECONDS": "0.5",
         "MODELPILOT_PERFORMANCE_MIN_LABELS": "20",
     }
-    running = start(registry, env=env)
+    running = start(labelled_iris, env=env)
     yield running
     assert stop(running) == 0
 

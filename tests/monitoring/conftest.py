@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -16,7 +15,6 @@ from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.registry.store import Registry
 from modelpilot.server.rest import create_app
 from modelpilot.serving.engine import InferenceEngine
-from modelpilot.serving.registration import register_model
 from tests.conftest import make_settings
 
 SHIFTED = ["sepal_length", "sepal_width"]
@@ -28,15 +26,6 @@ class Served:
     monitoring: ProcessMonitoring
     monitor: Monitor
     registry: Registry
-
-
-@pytest.fixture
-def labelled_iris(
-    registry: Registry, iris_model_path: Path, iris_frame: pd.DataFrame, iris_target: np.ndarray
-) -> Registry:
-    reference = iris_frame.assign(species=iris_target)
-    register_model(registry, "iris", iris_model_path, reference=reference, target="species")
-    return registry
 
 
 @pytest.fixture

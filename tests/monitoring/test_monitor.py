@@ -180,3 +180,15 @@ async def test_monitoring_can_be_switched_off(labelled_iris: Registry) -> None:
         assert "modelpilot_requests_total" in (await client.get("/metrics")).text
     await engine.stop()
     assert not (Path(labelled_iris.location) / "inference-log.db").exists()
+
+
+def test_a_full_queue_drops_work_instead_of_growing(labelled_iris: Registry) -> None:
+    monitor = Monitor(labelled_iris, max_queue=3)
+    version = labelled_iris.get_version("iris", 1)
+    rows = {"input-0": np.array([[5.1, 3.5, 1.4, 0.2]])}
+    for i in range(5):
+        monitor.predicted(version, f"r{i}", rows, {"predict": np.array([0])})
+    assert monitor.dropped == 2
+    monitor.flush()
+    assert monitor.report("iris").requests == 3
+    monitor.stop()

@@ -5,15 +5,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import numpy as np
 import pandas as pd
 import pytest
 
 from modelpilot.registry.store import Registry
-from modelpilot.serving.registration import register_model
 from tests.processes import Server, start, stop
 
 pytestmark = pytest.mark.slow
@@ -22,13 +19,9 @@ REQUESTS = 120
 
 
 @pytest.fixture
-def server(
-    registry: Registry, iris_model_path: Path, iris_frame: pd.DataFrame, iris_target: np.ndarray
-) -> Iterator[Server]:
-    reference = iris_frame.assign(species=iris_target)
-    register_model(registry, "iris", iris_model_path, reference=reference, target="species")
+def server(labelled_iris: Registry) -> Iterator[Server]:
     env = {"MODELPILOT_MONITOR_INTERVAL_SECONDS": "0.3", "MODELPILOT_DRIFT_WINDOW_ROWS": "1000"}
-    running = start(registry, "--workers", "2", env=env)
+    running = start(labelled_iris, "--workers", "2", env=env)
     yield running
     assert stop(running) == 0
 

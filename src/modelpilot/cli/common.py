@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from modelpilot.config import Settings
 from modelpilot.registry.store import Registry
@@ -57,3 +58,15 @@ def opened_registry(registry: str | None, artifacts: Path | None) -> Iterator[Re
         yield reg
     finally:
         reg.close()
+
+
+def progress_bar(transient: bool = False) -> Progress:
+    """The progress bar of long verbs (predict, drift), on stderr so stdout stays clean."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=transient,
+    )

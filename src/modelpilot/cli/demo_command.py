@@ -52,7 +52,7 @@ def _train(workdir: Path) -> tuple[Path, Path, object, object, list[str]]:
     model_path = workdir / "iris.joblib"
     joblib.dump(model, model_path)
     reference = workdir / "iris-train.csv"
-    x_train.to_csv(reference, index=False)
+    x_train.assign(species=y_train).to_csv(reference, index=False)
     return model_path, reference, x_test, y_test, list(iris.target_names)
 
 
@@ -74,7 +74,7 @@ def demo(
     reg = open_registry(registry, artifacts)
     location = reg.location
     with tempfile.TemporaryDirectory(prefix="modelpilot-demo-") as tmp:
-        err.print("[bold]1/4[/] training a logistic regression on the iris data set")
+        err.print("[bold]1/5[/] training a logistic regression on the iris data set")
         model_path, reference, x_test, y_test, names = _train(Path(tmp))
         try:
             version = register_model(
@@ -82,14 +82,15 @@ def demo(
                 MODEL,
                 model_path,
                 reference=reference,
+                target="species",
                 aliases=["production"],
                 metadata={"description": "modelpilot demo: iris logistic regression"},
             )
         finally:
             reg.close()
     err.print(
-        f"[bold]2/4[/] registered [bold]{MODEL}[/] version {version.version} in {location} "
-        "(alias production, with a reference profile)",
+        f"[bold]2/5[/] registered [bold]{MODEL}[/] version {version.version} in {location} "
+        "(alias production, with a reference profile and its accuracy on the training data)",
         highlight=False,
     )
     http, grpc_ = _port(http_port), _port(grpc_port)
@@ -113,12 +114,14 @@ def demo(
     ]
     if artifacts is not None:
         command += ["--artifacts", str(artifacts)]
-    err.print(f"[bold]3/4[/] starting the server: {' '.join(command[2:])}", highlight=False)
+    err.print(f"[bold]3/5[/] starting the server: {' '.join(command[2:])}", highlight=False)
     server = subprocess.Popen(command)
     try:
         _wait_ready(f"http://127.0.0.1:{http}", server)
-        err.print("[bold]4/4[/] calling it")
+        err.print("[bold]4/5[/] calling it")
         _call(http, grpc_, x_test, y_test, names)
+        err.print("[bold]5/5[/] watching it: scoring the held-out rows and posting their labels")
+        _watch(http, x_test, y_test)
         _next_steps(http, grpc_, location)
         if keep_serving if keep_serving is not None else sys.stdout.isatty():
             err.print("Serving until Ctrl-C...")
@@ -203,6 +206,46 @@ def _call(http: int, grpc_port: int, x_test: object, y_test: object, names: list
         raise ModelPilotError("REST and gRPC disagree; this is a bug, please report it")
 
 
+def _watch(http: int, x_test: object, y_test: object) -> None:
+    """Score the held-out rows, post their true labels, and show what monitoring made of it."""
+    base = f"http://127.0.0.1:{http}"
+    rows, truth = np.asarray(x_test), np.asarray(y_test)
+    with httpx.Client(base_url=base, timeout=10) as client:
+        labels = []
+        for start in range(0, len(rows), 5):
+            reply = client.post(
+                f"/predict/{MODEL}", json={"data": rows[start : start + 5].tolist()}
+            )
+            reply.raise_for_status()
+            labels.append(
+                {"request_id": reply.json()["id"], "label": truth[start : start + 5].tolist()}
+            )
+        client.post(f"/api/feedback/{MODEL}", json={"labels": labels}).raise_for_status()
+        report: dict[str, object] = {}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            reply = client.get(f"/api/monitoring/{MODEL}")
+            if reply.status_code == 200:
+                report = reply.json()
+                if report.get("performance") and report.get("drift"):
+                    break
+            time.sleep(0.3)
+    performance = report.get("performance") or {}
+    drift = report.get("drift") or {}
+    assert isinstance(performance, dict) and isinstance(drift, dict)
+    current = performance.get("current", {})
+    reference = performance.get("reference", {})
+    if current:
+        out.print(
+            f"accuracy on {performance.get('labels')} labelled rows: "
+            f"{current.get('accuracy', float('nan')):.3f} "
+            f"(training data: {reference.get('accuracy', float('nan')):.3f}); "
+            f"drift window: {drift.get('window_rows', 0)} rows, drifted features: "
+            f"{', '.join(drift.get('drifted_features', [])) or 'none'}",
+            highlight=False,
+        )
+
+
 def _next_steps(http: int, grpc_port: int, location: str) -> None:
     base = f"http://127.0.0.1:{http}"
     registry = "" if location == "modelpilot-registry" else f" --registry {location}"
@@ -210,12 +253,17 @@ def _next_steps(http: int, grpc_port: int, location: str) -> None:
         [
             f"REST       {base}/v2/models/{MODEL}   (OpenAPI docs: {base}/docs)",
             f"gRPC       127.0.0.1:{grpc_port}   (inference.GRPCInferenceService)",
+            f"Dashboard  {base}/dashboard",
+            f"Metrics    {base}/metrics   (Prometheus)   alerts: {base}/api/alerts",
             "",
             "Try next:",
             f"  curl -s {base}/predict/{MODEL} -d '{{\"data\": [5.1, 3.5, 1.4, 0.2]}}'",
             f"  modelpilot models{registry}",
             f"  modelpilot versions {MODEL}{registry}",
             f"  modelpilot predict {MODEL}@production data.csv --output scored.csv{registry}",
+            f"  curl -s {base}/api/feedback/{MODEL} -d "
+            f'\'{{"request_id": "<id of a prediction>", "label": 0}}\'',
+            f"  modelpilot drift --model {MODEL}{registry}   (drift of the logged traffic)",
             f"  modelpilot serve{registry}",
         ]
     )

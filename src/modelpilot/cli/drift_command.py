@@ -7,10 +7,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from modelpilot.cli.common import ArtifactsOption, RegistryOption, err, make_settings, out
+from modelpilot.cli.common import (
+    ArtifactsOption,
+    RegistryOption,
+    err,
+    make_settings,
+    out,
+    progress_bar,
+)
 from modelpilot.config import Settings
 from modelpilot.errors import BadRequest, InvalidInput
 from modelpilot.monitoring.drift import DriftReport, DriftThresholds
@@ -102,13 +108,7 @@ def drift(
 def _from_files(reference: Path, current: Path, thresholds: DriftThresholds) -> Comparison:
     profile = ReferenceProfile.from_data(read_table(reference))
     total = count_rows(current)
-    columns = [
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    ]
-    with Progress(*columns, console=err, transient=True) as progress:
+    with progress_bar(transient=True) as progress:
         task = progress.add_task(f"reading {current.name}", total=total)
         return compare(
             profile,

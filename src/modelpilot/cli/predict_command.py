@@ -10,9 +10,14 @@ from typing import Annotated, Any
 import numpy as np
 import pandas as pd
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from modelpilot.cli.common import ArtifactsOption, RegistryOption, err, make_settings
+from modelpilot.cli.common import (
+    ArtifactsOption,
+    RegistryOption,
+    err,
+    make_settings,
+    progress_bar,
+)
 from modelpilot.errors import InvalidInput
 from modelpilot.protocol.datatypes import datatype_of
 from modelpilot.protocol.types import InferenceRequest, Tensor
@@ -80,13 +85,7 @@ async def _score(
         version = str(loaded.version)
         signature = loaded.version.signature
         total = count_rows(source)
-        columns = [
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-        ]
-        with Progress(*columns, console=err, transient=False) as progress:
+        with progress_bar() as progress:
             task = progress.add_task(f"scoring with {version}", total=total)
             for frame in iter_table(source, chunk):
                 request = InferenceRequest(inputs=[_tensor(signature, frame)])

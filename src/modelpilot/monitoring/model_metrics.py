@@ -145,6 +145,11 @@ class ModelCollector(Collector):
             value=book.webhook_failures,
         )
         yield CounterMetricFamily(
+            "modelpilot_monitor_dropped",
+            "Answered requests left unmonitored because the monitor fell behind.",
+            value=self.monitor.dropped,
+        )
+        yield CounterMetricFamily(
             "modelpilot_monitor_failures",
             "Monitoring rounds that raised (see the log).",
             value=self.monitor.failures,

@@ -79,6 +79,7 @@ class Monitor:
         evaluate_seconds: float = 2.0,
         join_capacity: int = 100_000,
         exchange: WorkerExchange | None = None,
+        max_queue: int = 200_000,
     ) -> None:
         self.registry = registry
         self.config = config or MonitorConfig()
@@ -97,6 +98,9 @@ class Monitor:
         self.started_at = time.time()
         self.failures = 0
         """Rounds of work that raised (logged; the thread carries on)."""
+        self.dropped = 0
+        """Answered requests not monitored because the queue was full (the thread fell behind)."""
+        self.max_queue = max_queue
         self._queue: deque[_Answered] = deque()
         self._monitors: dict[tuple[str, int], ModelMonitor] = {}
         self._latest: dict[tuple[str, int], ModelReport] = {}
@@ -135,6 +139,10 @@ class Monitor:
         inputs: Mapping[str, np.ndarray],
         outputs: Mapping[str, np.ndarray],
     ) -> None:
+        if len(self._queue) >= self.max_queue:
+            # Serving comes first: rather than hold on to ever more requests, skip this one.
+            self.dropped += 1
+            return
         self._queue.append(_Answered(time.time(), version, request_id, inputs, outputs))
 
     # -- lifecycle ------------------------------------------------------------------------
