@@ -49,12 +49,18 @@ async def test_a_forest_is_served_by_onnx_with_identical_answers(
         outputs = {t.name: t.data for t in response.outputs}
         np.testing.assert_array_equal(outputs["predict"], model.predict(x))
         np.testing.assert_allclose(outputs["predict_proba"], model.predict_proba(x), atol=1e-6)
+        # The graph sends NaN elsewhere than scikit-learn's trees: such rows go to the forest.
+        holes = x[:20].copy()
+        holes[::3, 2] = np.nan
+        response = await engine.infer("forest", request_from_rows(holes.tolist()))
+        np.testing.assert_array_equal(response.outputs[0].data, model.predict(holes))
     finally:
         await engine.stop()
     store = registry.artifacts
     sha = version.artifact_sha256
     verdict = json.loads(store.derived_path(sha, VERDICT).read_text())
     assert verdict["ok"] and verdict["rows"] == 150
+    assert verdict["missing_values"] == "original"
     assert store.derived_path(sha, CONVERTED).exists()
     assert store.derived_path(sha, OPTIMIZED).exists()
 
@@ -116,3 +122,49 @@ async def test_onnx_can_be_turned_off(registry: Registry, tmp_path: Path) -> Non
     finally:
         await engine.stop()
     assert not registry.artifacts.derived_path(version.artifact_sha256, VERDICT).exists()
+
+
+async def test_boosters_are_served_by_onnx_after_parity_with_missing_values(
+    registry: Registry, tmp_path: Path
+) -> None:
+    import lightgbm as lgb
+    import xgboost as xgb
+
+    x, y = load_iris(return_X_y=True)
+    xgb_path = tmp_path / "xgb.json"
+    xgb.train(
+        {"objective": "multi:softprob", "num_class": 3, "max_depth": 3},
+        xgb.DMatrix(x, label=y),
+        10,
+    ).save_model(xgb_path)
+    lgb_path = tmp_path / "lgb.txt"
+    lgb.train(
+        {"objective": "regression", "verbose": -1, "min_data_in_leaf": 5},
+        lgb.Dataset(x[:, :3], label=x[:, 3]),
+        10,
+    ).save_model(str(lgb_path))
+    boosted = register_model(registry, "xgb", xgb_path, reference=x)
+    register_model(registry, "lgb", lgb_path, reference=x[:, :3])
+    engine = await serve(registry)
+    try:
+        for name, rows in (("xgb", x), ("lgb", x[:, :3])):
+            loaded = await engine.get_model(name)
+            assert isinstance(loaded.runtime, ConvertedRuntime), name
+            holes = rows.copy()
+            holes[::7, 1] = np.nan
+            response = await engine.infer(name, request_from_rows(holes.tolist()))
+            original = (
+                xgb.Booster(model_file=str(xgb_path)).inplace_predict(holes)
+                if name == "xgb"
+                else lgb.Booster(model_file=str(lgb_path)).predict(holes)
+            )
+            outputs = {t.name: t.data for t in response.outputs}
+            key = "predict_proba" if name == "xgb" else "predict"
+            np.testing.assert_allclose(outputs[key], original, rtol=1e-4, atol=1e-5)
+    finally:
+        await engine.stop()
+    verdict = json.loads(
+        registry.artifacts.derived_path(boosted.artifact_sha256, VERDICT).read_text()
+    )
+    assert verdict["ok"] and verdict["dtype"] == "float32" and verdict["rows"] == 150
+    assert verdict["missing_values"] == "onnx"  # the converters route NaN as the boosters do

@@ -1,4 +1,5 @@
-"""scikit-learn to ONNX: conversion, a runtime that keeps the original's signature, parity.
+"""scikit-learn, XGBoost and LightGBM to ONNX: conversion, a runtime that keeps the original's
+signature, and the parity check that decides whether it serves.
 
 ONNX Runtime answers a forest's single row in microseconds where scikit-learn needs about a
 millisecond, but a converted model is only used after it agreed with the original on real (or
@@ -7,12 +8,13 @@ synthetic) rows: labels identical, every number within ``RTOL``/``ATOL``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from modelpilot.errors import MissingExtra
 from modelpilot.registry.signature import Signature
 from modelpilot.runtimes.base import Batch, Runtime
 from modelpilot.runtimes.onnx import OnnxRuntime
@@ -48,6 +50,49 @@ def sklearn_to_onnx(model: Any, n_features: int, dtype: type = np.float64) -> by
     return data
 
 
+def booster_to_onnx(runtime: Runtime, n_features: int) -> bytes:
+    """An XGBoost or LightGBM booster as an ONNX graph taking ``[-1, n_features]`` floats.
+
+    The tree operators of ONNX work in single precision, as both libraries do internally.
+    """
+    try:
+        import onnxmltools
+        from onnxmltools.convert.common.data_types import FloatTensorType
+    except ImportError:
+        raise MissingExtra("onnxmltools", runtime.flavor) from None
+    booster = getattr(runtime, "booster", None)
+    initial = [("input", FloatTensorType([None, n_features]))]
+    try:
+        if runtime.flavor == "xgboost":
+            onx = onnxmltools.convert_xgboost(booster, initial_types=initial, target_opset=15)
+        else:
+            onx = onnxmltools.convert_lightgbm(
+                booster, initial_types=initial, target_opset=15, zipmap=False
+            )
+    except Exception as exc:
+        message = f"onnxmltools cannot convert this {runtime.flavor} model: {exc}"
+        raise ConversionError(message) from None
+    data: bytes = onx.SerializeToString()
+    return data
+
+
+Converter = Callable[[type], bytes]
+
+
+def converter_for(runtime: Runtime, n_features: int) -> tuple[Converter, list[type]] | None:
+    """How to convert ``runtime`` to ONNX, and the input precisions to try, in order.
+
+    Doubles first where the converter has them (exact for linear models); then floats, which
+    is what tree ensembles compare internally, so they agree exactly in float.
+    """
+    if runtime.flavor == "sklearn":
+        model = getattr(runtime, "model", None)
+        return (lambda dtype: sklearn_to_onnx(model, n_features, dtype)), [np.float64, np.float32]
+    if runtime.flavor in ("xgboost", "lightgbm"):
+        return (lambda dtype: booster_to_onnx(runtime, n_features)), [np.float32]
+    return None
+
+
 class ConvertedRuntime(Runtime):
     """An ONNX graph serving under the original model's signature and output names."""
 
@@ -56,6 +101,8 @@ class ConvertedRuntime(Runtime):
     def __init__(self, session: OnnxRuntime, signature: Signature) -> None:
         self.session = session
         self.signature = signature
+        self.fallback: Runtime | None = None
+        """Runs batches with missing values, where the graph does not treat them alike."""
         onnx_inputs = list(session.signature.inputs)
         onnx_outputs = [spec.name for spec in session.signature.outputs]
         if len(onnx_inputs) != 1 or not signature.inputs:
@@ -77,6 +124,8 @@ class ConvertedRuntime(Runtime):
 
     def predict(self, batch: Batch, outputs: Sequence[str] = ()) -> dict[str, np.ndarray]:
         x = next(iter(batch.values()))
+        if self.fallback is not None and x.dtype.kind == "f" and np.isnan(x).any():
+            return self.fallback.predict(batch, outputs)
         if x.dtype != self._input_dtype:
             x = x.astype(self._input_dtype)
         wanted = list(outputs) or list(self._outputs)
@@ -96,10 +145,13 @@ class ConvertedRuntime(Runtime):
 
     @property
     def memory_bytes(self) -> int:
-        return self.session.memory_bytes
+        extra = self.fallback.memory_bytes if self.fallback is not None else 0
+        return self.session.memory_bytes + extra
 
     def close(self) -> None:
         self.session.close()
+        if self.fallback is not None:
+            self.fallback.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,10 @@
-"""Choosing the fastest runtime that gives the same answers: ONNX for scikit-learn models.
+"""Choosing the fastest runtime that gives the same answers: ONNX for tabular models.
 
-The first load of a scikit-learn version converts it to ONNX, checks parity on the version's
-reference sample (or, without one, on synthetic rows built from its signature), and caches
-the converted graph, ONNX Runtime's optimized graph and the verdict next to the artifact.
-Later loads, in this process or another, reuse all three. A version that fails to convert or
-to agree keeps its original runtime, and the verdict says why.
+The first load of a scikit-learn, XGBoost or LightGBM version converts it to ONNX, checks
+parity on the version's reference sample (or, without one, on synthetic rows built from its
+signature), and caches the converted graph, ONNX Runtime's optimized graph and the verdict
+next to the artifact. Later loads, in this process or another, reuse all three. A version that
+fails to convert or to agree keeps its original runtime, and the verdict says why.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpilot.errors import ArtifactError
+from modelpilot.errors import ArtifactError, MissingExtra
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.runtimes.base import Runtime
@@ -25,10 +25,9 @@ from modelpilot.runtimes.convert import (
     ConvertedRuntime,
     Parity,
     check_parity,
-    sklearn_to_onnx,
+    converter_for,
 )
 from modelpilot.runtimes.onnx import OnnxRuntime
-from modelpilot.runtimes.sklearn import SklearnRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +39,13 @@ SYNTHETIC_ROWS = 256
 
 def accelerate(registry: Registry, version: ModelVersion, original: Runtime) -> Runtime:
     """The runtime to serve ``version`` with: converted if it passed parity, else original."""
-    if not isinstance(original, SklearnRuntime) or not version.signature.is_tabular:
-        return original
     width = version.signature.n_features
-    if width is None:
+    if not version.signature.is_tabular or width is None:
         return original
+    conversion = converter_for(original, width)
+    if conversion is None:
+        return original
+    convert, dtypes = conversion
     store = registry.artifacts
     sha = version.artifact_sha256
     converted = store.derived_path(sha, CONVERTED)
@@ -53,7 +54,7 @@ def accelerate(registry: Registry, version: ModelVersion, original: Runtime) -> 
     if verdict_path.exists():
         verdict = json.loads(verdict_path.read_text())
         if not verdict.get("ok"):
-            logger.info("%s keeps scikit-learn: %s", version, verdict.get("reason"))
+            logger.info("%s keeps %s: %s", version, original.flavor, verdict.get("reason"))
             return original
         try:
             fast = ConvertedRuntime(_load(converted, optimized), version.signature)
@@ -62,39 +63,48 @@ def accelerate(registry: Registry, version: ModelVersion, original: Runtime) -> 
                 "%s: the cached ONNX graph failed to load (%s); converting again", version, exc
             )
         else:
-            original.close()
-            return fast
-    sample = _sample(registry, version, width)
+            return _with_missing_values(fast, original, verdict.get("missing_values") == "onnx")
+    sample, holes = _sample(registry, version, width)
     reasons = []
-    # Doubles first (exact for linear models); then floats, which is what scikit-learn's trees
-    # compare internally, so tree ensembles agree exactly in float and not always in double.
-    for dtype in (np.float64, np.float32):
+    for dtype in dtypes:
         name = np.dtype(dtype).name
         try:
-            store.write_derived(sha, CONVERTED, sklearn_to_onnx(original.model, width, dtype))
+            store.write_derived(sha, CONVERTED, convert(dtype))
             optimized.unlink(missing_ok=True)
             fast = ConvertedRuntime(_load(converted, optimized), version.signature)
-        except (ConversionError, ArtifactError, OSError) as exc:
+        except (ConversionError, ArtifactError, MissingExtra, OSError) as exc:
             reasons.append(f"{name}: {exc}")
             continue
         parity = check_parity(original, fast, sample)
         if parity.ok:
-            _record(registry, version, parity, name)
+            # Missing values are checked on their own: a graph may agree on complete rows and
+            # route NaN differently (scikit-learn's trees send it where most samples went).
+            nan_ok = holes is None or check_parity(original, fast, holes).ok
+            _record(registry, version, parity, name, "onnx" if nan_ok else "original")
             logger.info(
-                "%s served by ONNX Runtime (%s; parity on %d rows, max |diff| %.2g)",
+                "%s served by ONNX Runtime (%s; parity on %d rows, max |diff| %.2g)%s",
                 version,
                 name,
                 parity.rows,
                 parity.max_abs_diff,
+                "" if nan_ok else f"; rows with missing values go to {original.flavor}",
             )
-            original.close()
-            return fast
+            return _with_missing_values(fast, original, nan_ok)
         fast.close()
         reasons.append(f"{name}: {parity.reason}")
     reason = "; ".join(reasons)
-    _record(registry, version, Parity(False, len(sample), float("inf"), 0, reason), None)
-    logger.info("%s keeps scikit-learn: %s", version, reason)
+    _record(registry, version, Parity(False, len(sample), float("inf"), 0, reason), None, None)
+    logger.info("%s keeps %s: %s", version, original.flavor, reason)
     return original
+
+
+def _with_missing_values(fast: ConvertedRuntime, original: Runtime, nan_ok: bool) -> Runtime:
+    """``fast``, handing rows with missing values to ``original`` unless the graph agreed."""
+    if nan_ok:
+        original.close()
+    else:
+        fast.fallback = original
+    return fast
 
 
 def _load(converted: Any, optimized: Any) -> OnnxRuntime:
@@ -106,22 +116,42 @@ def _load(converted: Any, optimized: Any) -> OnnxRuntime:
     return runtime
 
 
-def _record(registry: Registry, version: ModelVersion, parity: Parity, dtype: str | None) -> None:
-    data: dict[str, Any] = {**asdict(parity), "dtype": dtype}
+def _record(
+    registry: Registry,
+    version: ModelVersion,
+    parity: Parity,
+    dtype: str | None,
+    missing_values: str | None = None,
+) -> None:
+    data: dict[str, Any] = {**asdict(parity), "dtype": dtype, "missing_values": missing_values}
     if not np.isfinite(data["max_abs_diff"]):
         data["max_abs_diff"] = None
     registry.artifacts.write_derived(version.artifact_sha256, VERDICT, json.dumps(data).encode())
 
 
-def _sample(registry: Registry, version: ModelVersion, width: int) -> np.ndarray:
-    """The reference sample when there is one, else rows spread like standard normals."""
+def _sample(
+    registry: Registry, version: ModelVersion, width: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows for the parity check, and for models that take missing values, the same rows
+    with a tenth of their values blanked.
+
+    The rows are the reference sample when there is one, else rows spread like standard
+    normals.
+    """
+    sample = None
     if version.has_reference:
         profile = registry.reference_profile(version.model, version.version)
         if profile is not None and profile.sample:
-            sample = profile.sample_array()
-            if sample.dtype.kind == "f" and sample.shape[1] == width:
-                finite: np.ndarray = sample[np.isfinite(sample).all(axis=1)]
+            rows = profile.sample_array()
+            if rows.dtype.kind == "f" and rows.shape[1] == width:
+                finite: np.ndarray = rows[np.isfinite(rows).all(axis=1)]
                 if len(finite):
-                    return finite
+                    sample = finite
     rng = np.random.default_rng(0)
-    return rng.normal(size=(SYNTHETIC_ROWS, width))
+    if sample is None:
+        sample = rng.normal(size=(SYNTHETIC_ROWS, width))
+    if not version.signature.allow_nan:
+        return sample, None
+    holes = sample.copy()
+    holes[rng.random(holes.shape) < 0.1] = np.nan
+    return sample, holes
