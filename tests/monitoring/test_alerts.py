@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
-from modelpilot.monitoring.alerts import AlertBook, Condition
+from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition
+from modelpilot.monitoring.monitor import Monitor
+from modelpilot.monitoring.performance import PerformanceThresholds, PerformanceWindow
+from modelpilot.registry.store import Registry
 
 
 class Receiver(HTTPServer):
@@ -68,3 +71,42 @@ def test_a_failing_webhook_is_counted_not_raised(receiver: Receiver) -> None:
     book.update([drift(True)], now=1.0)
     assert book.webhook_failures == 1 and len(book.active) == 1
     book.close()
+
+
+def test_error_rate_and_latency_rules_fire_from_service_history(labelled_iris: Registry) -> None:
+    monitor = Monitor(labelled_iris, alert_rules=AlertRules(min_requests=20))
+    for i in range(100):
+        failed = i % 10 == 0  # 10% errors
+        monitor.request_finished("iris", "1", "rest", "500" if failed else "ok", 0.9, None)
+    monitor.flush()
+    active = {a.rule: a for a in monitor.alerts.active.values()}
+    assert set(active) == {"error_rate", "latency"}
+    assert active["error_rate"].value == pytest.approx(0.1)
+    assert "10.0% of 100 requests failed" in active["error_rate"].message
+    assert active["latency"].value == pytest.approx(0.9)
+    for _ in range(1000):
+        monitor.request_finished("iris", "1", "rest", "ok", 0.001, None)
+    monitor.flush()
+    # 10 errors in 1,100 requests is under 5%; the p99 of the newest interval is 1 ms,
+    # and the window's is weighted by requests: (100 x 0.9 + 1000 x 0.001) / 1100 < 0.5 s.
+    assert monitor.alerts.active == {}
+    assert [a.rule for a in monitor.alerts.history if a.resolved_at] == ["error_rate", "latency"]
+    monitor.stop()
+
+
+def test_label_shift_alone_is_concept_drift() -> None:
+    window = PerformanceWindow(
+        "classification",
+        [0, 1],
+        {},  # no reference metrics: only the labels' distribution can move
+        {"0": 50, "1": 50},
+        max_rows=1000,
+        max_seconds=3600,
+        thresholds=PerformanceThresholds(min_labels=30),
+    )
+    for _ in range(40):
+        window.add(1, 1, None, at=None)
+    report = window.report()
+    assert report is not None and report.concept_drift and report.degraded == []
+    assert report.label_shift is not None and report.label_shift > 0.5
+    assert "label distribution moved" in report.reason
