@@ -1,0 +1,173 @@
+"""Starting and stopping the servers under test, all on 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+BENCH = Path(__file__).resolve().parent
+MLSERVER_VENV = BENCH / ".venv-mlserver"
+# uvloop 0.22 broke MLServer 1.7 worker start-up (get_event_loop in a fresh process).
+MLSERVER_PACKAGES = ["mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop<0.22"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120.0) -> float:
+    """Seconds until ``url`` answers 200; raises if the process dies or time runs out."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before it was ready")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return time.perf_counter() - started
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} not ready after {timeout} s")
+
+
+@contextlib.contextmanager
+def running(
+    cmd: list[str], ready_url: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[float]:
+    """Run a server for the block; yields its start-to-ready time.
+
+    ``env`` is the whole environment of the server when given, else this process's.
+    """
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the server's lifetime
+        prefix="bench-server-", suffix=".log", delete=False
+    )
+    process = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=dict(os.environ) if env is None else env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        try:
+            yield wait_ready(ready_url, process)
+        except RuntimeError:
+            log.flush()
+            print(Path(log.name).read_text()[-3000:], file=sys.stderr)
+            raise
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+        os.unlink(log.name)
+
+
+def modelpilot_env(**settings: str) -> dict[str, str]:
+    """This environment without any ``MODELPILOT_*`` variable, plus ``settings``.
+
+    So a server runs in its default configuration unless the benchmark says otherwise,
+    whatever the shell that started the benchmark had set.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELPILOT_")}
+    env.update({f"MODELPILOT_{key.upper()}": value for key, value in settings.items()})
+    return env
+
+
+def register(registry: Path, name: str, model: Path, reference: Path | None) -> None:
+    """``modelpilot register`` through the CLI, as a user would; alias production."""
+    cmd = [sys.executable, "-m", "modelpilot", "register", name, str(model)]
+    cmd += ["--registry", str(registry), "--alias", "production"]
+    if reference is not None:
+        cmd += ["--reference", str(reference)]
+    subprocess.run(cmd, check=True, capture_output=True, env=modelpilot_env())
+
+
+def modelpilot_serve(
+    registry: Path, http: int, grpc: int, workers: int = 1, quiet: bool = True
+) -> list[str]:
+    cmd = [sys.executable, "-m", "modelpilot", "serve", "--registry", str(registry)]
+    cmd += ["--host", "127.0.0.1", "--http-port", str(http), "--grpc-port", str(grpc)]
+    cmd += ["--workers", str(workers)]
+    return cmd + (["--log-level", "warning"] if quiet else [])
+
+
+def fresh_copy(registry: Path, workdir: Path, label: str) -> Path:
+    """A copy of ``registry`` for one server run, so each starts with an empty inference log."""
+    copy = workdir / f"registry-{label}"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(registry, copy)
+    return copy
+
+
+def ensure_mlserver() -> Path:
+    """The ``mlserver`` binary of bench/.venv-mlserver, creating the venv on first use."""
+    binary = MLSERVER_VENV / "bin" / "mlserver"
+    if not binary.exists():
+        print("creating bench/.venv-mlserver for MLServer (one time)...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(MLSERVER_VENV)], check=True)
+        subprocess.run(
+            [str(MLSERVER_VENV / "bin" / "pip"), "install", "-q", *MLSERVER_PACKAGES], check=True
+        )
+    return binary
+
+
+def mlserver_repo(
+    workdir: Path, paths: dict[str, Path], batching: bool, http: int, grpc: int, copies: int = 1
+) -> Path:
+    repo = workdir / f"mlserver-{'batch' if batching else 'plain'}-{copies}"
+    shutil.rmtree(repo, ignore_errors=True)
+    repo.mkdir()
+    (repo / "settings.json").write_text(
+        json.dumps(
+            {
+                "http_port": http,
+                "grpc_port": grpc,
+                "metrics_port": free_port(),
+                "host": "127.0.0.1",
+                "debug": False,
+            }
+        )
+    )
+    for name, path in paths.items():
+        for copy in range(copies):
+            model_name = name if copies == 1 else f"{name}{copy}"
+            model_dir = repo / model_name
+            model_dir.mkdir()
+            settings: dict[str, object] = {
+                "name": model_name,
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {"uri": str(path)},
+            }
+            if batching:
+                settings.update(max_batch_size=64, max_batch_time=0.002)
+            (model_dir / "model-settings.json").write_text(json.dumps(settings))
+    return repo
+
+
+def wait_models_ready(http: int, models: list[str], timeout: float = 60.0) -> None:
+    """MLServer answers ready before its models have loaded: wait for each of them."""
+    deadline = time.time() + timeout
+    for model in models:
+        url = f"http://127.0.0.1:{http}/v2/models/{model}/ready"
+        while httpx.get(url).status_code != 200:
+            if time.time() > deadline:
+                raise RuntimeError(f"MLServer model {model} not ready after {timeout} s")
+            time.sleep(0.05)
