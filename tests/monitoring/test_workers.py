@@ -76,7 +76,7 @@ def test_metrics_and_monitoring_aggregate_across_workers(
     workers = set(re.findall(r'modelpilot_process_resident_memory_bytes\{worker="(\d)"\}', text))
     assert workers == {"0", "1"}
     assert sum(sample(text, "modelpilot_request_duration_seconds_count", model="iris")) == REQUESTS
-    assert sample(text, "modelpilot_inflight_requests", model="iris") == [0.0]
+    assert sample(text, "modelpilot_inflight_requests", model="iris") == [0.0, 0.0]  # per worker
     # Both workers answered requests: the prediction counter of each version adds up.
     assert sum(sample(text, "modelpilot_prediction_class_total", model="iris")) == REQUESTS
 

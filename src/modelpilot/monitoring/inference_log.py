@@ -1,8 +1,16 @@
 """The inference log: sampled requests with their inputs, outputs and, later, their labels.
 
-One table beside the registry (a SQLite file next to it, or the registry's PostgreSQL
-database), written in batches by the monitor's thread, never by a request. It is bounded:
-after every write that passes a tenth of ``max_rows``, rows beyond the newest ``max_rows`` go.
+Three tables beside the registry (in a SQLite file next to it, or in the registry's
+PostgreSQL database), written by the monitor's thread, never by a request:
+
+- ``inference_log_batches``: the requests one monitoring round took in for one version, as
+  one row: their ids, times, inputs and outputs, each encoded as one JSON array in one call
+  (this is what keeps logging every request cheap);
+- ``inference_log_requests``: request id -> batch and position, so that labels find them;
+- ``inference_log_labels``: the labels posted for requests.
+
+It is bounded: after every write that passes a tenth of ``max_rows`` requests, the oldest
+batches go until at most ``max_rows`` requests remain.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import orjson
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     Engine,
     Float,
     Index,
@@ -27,10 +36,10 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    event,
     func,
     insert,
     select,
-    update,
 )
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -40,20 +49,39 @@ logger = logging.getLogger(__name__)
 
 metadata = MetaData()
 
-entries = Table(
-    "inference_log",
+batches = Table(
+    "inference_log_batches",
     metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
-    Column("request_id", String(128), nullable=False),
     Column("model", String(256), nullable=False),
     Column("version", Integer, nullable=False),
     Column("created_at", Float, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("request_ids", Text, nullable=False),
+    Column("times", Text, nullable=False),
     Column("inputs", Text, nullable=False),
     Column("outputs", Text, nullable=False),
-    Column("label", Text),
-    Column("labelled_at", Float),
-    Index("ix_inference_log_request", "request_id"),
-    Index("ix_inference_log_model", "model", "id"),
+    Index("ix_inference_log_batches_model", "model", "id"),
+)
+
+requests = Table(
+    "inference_log_requests",
+    metadata,
+    Column("request_id", String(128), nullable=False),
+    Column("batch_id", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Index("ix_inference_log_requests_id", "request_id"),
+    Index("ix_inference_log_requests_batch", "batch_id"),
+)
+
+labels_table = Table(
+    "inference_log_labels",
+    metadata,
+    Column("request_id", String(128), nullable=False),
+    Column("model", String(256), nullable=False),
+    Column("label", Text, nullable=False),
+    Column("labelled_at", Float, nullable=False),
+    Index("ix_inference_log_labels", "model", "request_id"),
 )
 
 
@@ -67,6 +95,18 @@ class LogEntry:
     """Input name -> nested lists, as the model saw it."""
     outputs: dict[str, Any]
     label: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogBatch:
+    """Requests of one version, ready for the log: inputs and outputs already JSON arrays."""
+
+    model: str
+    version: int
+    request_ids: list[str]
+    times: list[float]
+    inputs: str
+    outputs: str
 
 
 def jsonable(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
@@ -85,6 +125,14 @@ def jsonable(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
     return out
 
 
+def encode_many(items: Sequence[Mapping[str, np.ndarray]]) -> str:
+    """A JSON array with one object per request: numbers straight from NumPy in one call."""
+    try:
+        return orjson.dumps(list(items), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:  # object arrays (bytes, strings), or views that are not contiguous
+        return orjson.dumps([jsonable(item) for item in items]).decode()
+
+
 def _text(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode(errors="replace")
@@ -94,12 +142,21 @@ def _text(value: Any) -> Any:
 
 
 class InferenceLog:
-    """Append-only (but for labels) table of sampled requests, bounded to ``max_rows``."""
+    """Logged requests by batch, found by request id, labelled later, bounded in size."""
 
     def __init__(self, engine: Engine, max_rows: int = 1_000_000) -> None:
         self._engine = engine
         self.max_rows = max_rows
         self._since_trim = 0
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._insert_ids = (
+            "INSERT INTO inference_log_requests (request_id, batch_id, position) "
+            f"VALUES ({mark}, {mark}, {mark})"
+        )
+        if engine.dialect.name == "sqlite":
+            # The log's writes are many: let WAL commits skip the fsync (a crash of the
+            # machine, not of the process, may lose the last ones; the file stays sound).
+            event.listen(engine, "connect", _relaxed_sync)
         try:
             metadata.create_all(engine)
         except SQLAlchemyError as exc:
@@ -108,59 +165,143 @@ class InferenceLog:
     def close(self) -> None:
         self._engine.dispose()
 
-    def write(self, batch: Sequence[LogEntry]) -> None:
-        if not batch:
+    # -- writing --------------------------------------------------------------------------
+
+    def append(self, items: Sequence[LogBatch]) -> None:
+        """Store batches of requests in one transaction."""
+        if not items:
             return
-        rows = [
-            {
-                "request_id": e.request_id,
-                "model": e.model,
-                "version": e.version,
-                "created_at": e.created_at,
-                "inputs": orjson.dumps(e.inputs).decode(),
-                "outputs": orjson.dumps(e.outputs).decode(),
-                "label": None if e.label is None else orjson.dumps(e.label).decode(),
-            }
-            for e in batch
-        ]
         with self._engine.begin() as conn:
-            conn.execute(insert(entries), rows)
-        self._since_trim += len(rows)
+            for item in items:
+                self._insert(conn, item)
+        self._since_trim += sum(len(item.request_ids) for item in items)
         if self._since_trim * 10 >= self.max_rows:
             self.trim()
 
+    def _insert(self, conn: Connection, item: LogBatch) -> None:
+        result = conn.execute(
+            insert(batches).values(
+                model=item.model,
+                version=item.version,
+                created_at=item.times[0],
+                size=len(item.request_ids),
+                request_ids=orjson.dumps(item.request_ids).decode(),
+                times=orjson.dumps(item.times).decode(),
+                inputs=item.inputs,
+                outputs=item.outputs,
+            )
+        )
+        batch_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
+        rows = [(rid, batch_id, i) for i, rid in enumerate(item.request_ids)]
+        conn.exec_driver_sql(self._insert_ids, rows)
+
+    def write(self, entries: Sequence[LogEntry]) -> None:
+        """Store entries one batch per model version (their labels, if any, too)."""
+        grouped: dict[tuple[str, int], list[LogEntry]] = {}
+        for entry in entries:
+            grouped.setdefault((entry.model, entry.version), []).append(entry)
+        self.append(
+            [
+                LogBatch(
+                    model,
+                    version,
+                    [e.request_id for e in group],
+                    [e.created_at for e in group],
+                    orjson.dumps([e.inputs for e in group]).decode(),
+                    orjson.dumps([e.outputs for e in group]).decode(),
+                )
+                for (model, version), group in grouped.items()
+            ]
+        )
+        for model in {e.model for e in entries if e.label is not None}:
+            self.set_labels(
+                model,
+                {
+                    e.request_id: e.label
+                    for e in entries
+                    if e.model == model and e.label is not None
+                },
+            )
+
     def trim(self) -> int:
-        """Drop rows beyond the newest ``max_rows``; returns how many went."""
+        """Drop the oldest batches until at most ``max_rows`` requests remain; returns how
+        many requests went."""
         self._since_trim = 0
         with self._engine.begin() as conn:
-            newest = conn.execute(select(func.max(entries.c.id))).scalar()
-            if newest is None or newest <= self.max_rows:
+            total = int(
+                conn.execute(select(func.coalesce(func.sum(batches.c.size), 0))).scalar() or 0
+            )
+            excess = total - self.max_rows
+            if excess <= 0:
                 return 0
-            result = conn.execute(delete(entries).where(entries.c.id <= newest - self.max_rows))
-            return int(result.rowcount or 0)
+            cutoff, removed = None, 0
+            sizes = conn.execute(select(batches.c.id, batches.c.size).order_by(batches.c.id))
+            for batch_id, size in sizes:
+                if removed >= excess:
+                    break
+                cutoff, removed = batch_id, removed + int(size)
+            if cutoff is None:
+                return 0
+            gone = select(requests.c.request_id).where(requests.c.batch_id <= cutoff)
+            conn.execute(delete(labels_table).where(labels_table.c.request_id.in_(gone)))
+            conn.execute(delete(requests).where(requests.c.batch_id <= cutoff))
+            conn.execute(delete(batches).where(batches.c.id <= cutoff))
+            return removed
+
+    def set_labels(self, model: str, labels: Mapping[str, Any]) -> None:
+        """Record (or replace) the labels of requests of ``model``."""
+        if not labels:
+            return
+        now = time.time()
+        ids = list(labels)
+        with self._engine.begin() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                conn.execute(
+                    delete(labels_table).where(
+                        labels_table.c.model == model, labels_table.c.request_id.in_(chunk)
+                    )
+                )
+            conn.execute(
+                insert(labels_table),
+                [
+                    {
+                        "request_id": rid,
+                        "model": model,
+                        "label": orjson.dumps(label).decode(),
+                        "labelled_at": now,
+                    }
+                    for rid, label in labels.items()
+                ],
+            )
+
+    # -- reading --------------------------------------------------------------------------
 
     def find(self, model: str, request_ids: Iterable[str]) -> dict[str, LogEntry]:
         """The logged requests of ``model`` with these ids (absent ones are simply missing)."""
         ids = list(dict.fromkeys(request_ids))
+        located: dict[str, tuple[int, int]] = {}
         found: dict[str, LogEntry] = {}
         with self._engine.connect() as conn:
             for start in range(0, len(ids), 500):
-                query = select(entries).where(
-                    entries.c.model == model, entries.c.request_id.in_(ids[start : start + 500])
+                chunk = ids[start : start + 500]
+                query = select(requests).where(requests.c.request_id.in_(chunk))
+                for rid, batch_id, position in conn.execute(query):
+                    located[rid] = (int(batch_id), int(position))
+            wanted = sorted({batch_id for batch_id, _ in located.values()})
+            decoded: dict[int, _Decoded] = {}
+            for start in range(0, len(wanted), 200):
+                query = select(batches).where(
+                    batches.c.id.in_(wanted[start : start + 200]), batches.c.model == model
                 )
                 for row in conn.execute(query).mappings():
-                    found[row["request_id"]] = _entry(row)
+                    decoded[int(row["id"])] = _Decoded(row)
+            labels = self._labels(conn, model, [rid for rid in located])
+        for rid, (batch_id, position) in located.items():
+            batch = decoded.get(batch_id)
+            if batch is not None:
+                found[rid] = batch.entry(position, labels.get(rid))
         return found
-
-    def set_labels(self, model: str, labels: Mapping[str, Any]) -> None:
-        now = time.time()
-        with self._engine.begin() as conn:
-            for request_id, label in labels.items():
-                conn.execute(
-                    update(entries)
-                    .where(entries.c.model == model, entries.c.request_id == request_id)
-                    .values(label=orjson.dumps(label).decode(), labelled_at=now)
-                )
 
     def recent(
         self,
@@ -169,33 +310,86 @@ class InferenceLog:
         limit: int = 10_000,
         since: float | None = None,
     ) -> list[LogEntry]:
-        """The newest ``limit`` entries of ``model`` (oldest first), optionally of one version."""
-        query = select(entries).where(entries.c.model == model)
+        """The newest ``limit`` requests of ``model`` (oldest first), optionally of a version."""
+        query = select(batches).where(batches.c.model == model)
         if version is not None:
-            query = query.where(entries.c.version == version)
-        if since is not None:
-            query = query.where(entries.c.created_at >= since)
-        query = query.order_by(entries.c.id.desc()).limit(limit)
+            query = query.where(batches.c.version == version)
+        query = query.order_by(batches.c.id.desc())
+        out: list[LogEntry] = []
         with self._engine.connect() as conn:
-            rows = [_entry(row) for row in conn.execute(query).mappings()]
-        rows.reverse()
-        return rows
+            for row in conn.execute(query).mappings():
+                batch = _Decoded(row)
+                for position in reversed(range(len(batch.request_ids))):
+                    if since is not None and batch.times[position] < since:
+                        continue
+                    out.append(batch.entry(position, None))
+                    if len(out) >= limit:
+                        break
+                if len(out) >= limit or (since is not None and batch.times[0] < since):
+                    break
+            labels = self._labels(conn, model, [e.request_id for e in out])
+        out.sort(key=lambda e: e.created_at)
+        return [
+            e if e.request_id not in labels else _labelled(e, labels[e.request_id]) for e in out
+        ]
 
     def count(self, model: str | None = None) -> int:
-        query = select(func.count()).select_from(entries)
+        """Requests held (of ``model``, or of all models)."""
+        query = select(func.coalesce(func.sum(batches.c.size), 0))
         if model is not None:
-            query = query.where(entries.c.model == model)
+            query = query.where(batches.c.model == model)
         with self._engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 
+    @staticmethod
+    def _labels(conn: Connection, model: str, ids: list[str]) -> dict[str, Any]:
+        labels: dict[str, Any] = {}
+        for start in range(0, len(ids), 500):
+            query = select(labels_table.c.request_id, labels_table.c.label).where(
+                labels_table.c.model == model,
+                labels_table.c.request_id.in_(ids[start : start + 500]),
+            )
+            for rid, label in conn.execute(query):
+                labels[rid] = orjson.loads(label)
+        return labels
 
-def _entry(row: Any) -> LogEntry:
+
+class _Decoded:
+    """One batch row, decoded once however many of its requests are wanted."""
+
+    def __init__(self, row: Any) -> None:
+        self.model = str(row["model"])
+        self.version = int(row["version"])
+        self.request_ids: list[str] = orjson.loads(row["request_ids"])
+        self.times: list[float] = orjson.loads(row["times"])
+        self.inputs: list[dict[str, Any]] = orjson.loads(row["inputs"])
+        self.outputs: list[dict[str, Any]] = orjson.loads(row["outputs"])
+
+    def entry(self, position: int, label: Any) -> LogEntry:
+        return LogEntry(
+            self.request_ids[position],
+            self.model,
+            self.version,
+            float(self.times[position]),
+            self.inputs[position],
+            self.outputs[position],
+            label,
+        )
+
+
+def _labelled(entry: LogEntry, label: Any) -> LogEntry:
     return LogEntry(
-        request_id=row["request_id"],
-        model=row["model"],
-        version=int(row["version"]),
-        created_at=float(row["created_at"]),
-        inputs=orjson.loads(row["inputs"]),
-        outputs=orjson.loads(row["outputs"]),
-        label=None if row["label"] is None else orjson.loads(row["label"]),
+        entry.request_id,
+        entry.model,
+        entry.version,
+        entry.created_at,
+        entry.inputs,
+        entry.outputs,
+        label,
     )
+
+
+def _relaxed_sync(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

@@ -141,7 +141,13 @@ class PredictionBins:
             numeric = numeric[np.isfinite(numeric)]
             sums[:] = (numeric.size, numeric.sum(), np.square(numeric).sum())
         if self.classifier:
-            slots = [self._codes.get(label_key(v), len(self.classes)) for v in values]
+            # Few distinct labels in many rows: look each distinct one up once.
+            distinct, inverse = np.unique(values, return_inverse=True)
+            codes = np.array(
+                [self._codes.get(label_key(v), len(self.classes)) for v in distinct],
+                dtype=np.int64,
+            )
+            slots = codes[inverse.ravel()] if len(distinct) else np.zeros(0, dtype=np.int64)
             return np.bincount(slots, minlength=self.size).astype(np.int64), sums
         if self.edges is None:
             return np.zeros(0, dtype=np.int64), sums

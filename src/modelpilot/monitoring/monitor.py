@@ -25,7 +25,7 @@ import numpy as np
 from modelpilot.errors import BadRequest, NotFound
 from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition
 from modelpilot.monitoring.history import ServiceHistory, ServicePoint, merge_points
-from modelpilot.monitoring.inference_log import InferenceLog, LogEntry, jsonable
+from modelpilot.monitoring.inference_log import InferenceLog, LogBatch, LogEntry, encode_many
 from modelpilot.monitoring.model_monitor import (
     ModelMonitor,
     ModelReport,
@@ -35,8 +35,12 @@ from modelpilot.monitoring.model_monitor import (
 from modelpilot.monitoring.siblings import WorkerExchange
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
+from modelpilot.serving.observers import InferenceObserver
 
 logger = logging.getLogger(__name__)
+
+SLICE = 256
+"""Answered requests taken in at a time by the monitor thread before it yields."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +53,6 @@ class _Answered:
 
 
 @dataclass(frozen=True, slots=True)
-class _Prediction:
-    key: tuple[str, int]
-    at: float
-    predicted: list[Any]
-    proba: np.ndarray | None
-
-
-@dataclass(frozen=True, slots=True)
 class FeedbackResult:
     accepted: int
     """Labels (rows) joined to a prediction."""
@@ -64,7 +60,7 @@ class FeedbackResult:
     """Request ids with no prediction on record (not logged, or from another model)."""
 
 
-class Monitor:
+class Monitor(InferenceObserver):
     """Model, service and alert monitoring for one server process (an ``InferenceObserver``)."""
 
     def __init__(
@@ -104,7 +100,11 @@ class Monitor:
         self._queue: deque[_Answered] = deque()
         self._monitors: dict[tuple[str, int], ModelMonitor] = {}
         self._latest: dict[tuple[str, int], ModelReport] = {}
-        self._joins: OrderedDict[str, _Prediction] = OrderedDict()
+        # Recent answers by request id, for labels: kept as they came (converted on a join).
+        # With every request in the inference log, labels join there and this stays empty.
+        self._joins: OrderedDict[str, _Answered] = OrderedDict()
+        self._remember = log is None or sample_rate < 1.0
+        self._log_pending: list[LogBatch] = []
         self._join_capacity = join_capacity
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -171,6 +171,7 @@ class Monitor:
         """Take in everything queued now and recompute the reports (tests, shutdown, API)."""
         with self._lock:
             self._drain()
+            self._write_log()
             self._evaluate()
 
     def _run(self) -> None:
@@ -178,9 +179,16 @@ class Monitor:
             self._wake.wait(self.tick_seconds)
             self._wake.clear()
             try:
-                with self._lock:
-                    self._drain()
-                    if time.time() - self._last_evaluation >= self.evaluate_seconds:
+                # In slices, letting go of the interpreter lock in between: the event loop
+                # waits for it whenever this thread holds it, which shows in tail latency.
+                more = True
+                while more:
+                    with self._lock:
+                        more = self._drain(SLICE)
+                    time.sleep(0)
+                self._write_log()
+                if time.time() - self._last_evaluation >= self.evaluate_seconds:
+                    with self._lock:
                         self._evaluate()
             except Exception:
                 self.failures += 1
@@ -188,24 +196,36 @@ class Monitor:
 
     # -- the work (on the monitor thread, under the lock) ---------------------------------
 
-    def _drain(self) -> None:
+    def _drain(self, limit: int | None = None) -> bool:
+        """Take in up to ``limit`` queued answers (all by default); True if more are left."""
         taken: list[_Answered] = []
-        while self._queue:
-            taken.append(self._queue.popleft())
+        queue = self._queue
+        while queue and (limit is None or len(taken) < limit):
+            taken.append(queue.popleft())
         if not taken:
-            return
+            return False
         by_version: dict[tuple[str, int], list[_Answered]] = {}
         for answered in taken:
             by_version.setdefault(answered.version.key, []).append(answered)
-        entries: list[LogEntry] = []
-        for key, group in by_version.items():
-            monitor = self._monitor(group[0].version)
-            self._observe(monitor, group)
-            self._remember(key, group, monitor)
+        if self._remember:
+            joins = self._joins
+            for answered in taken:
+                joins[answered.request_id] = answered
+            while len(joins) > self._join_capacity:
+                joins.popitem(last=False)
+        rows: list[LogBatch] = []
+        for group in by_version.values():
+            self._observe(self._monitor(group[0].version), group)
             if self.log is not None:
-                entries.extend(self._sample(group))
-        if entries and self.log is not None:
-            self.log.write(entries)
+                rows.extend(self._sample(group))
+        self._log_pending.extend(rows)
+        return bool(queue)
+
+    def _write_log(self) -> None:
+        """One transaction for what the slices of a round set aside for the log."""
+        rows, self._log_pending = self._log_pending, []
+        if rows and self.log is not None:
+            self.log.append(rows)
 
     def _monitor(self, version: ModelVersion) -> ModelMonitor:
         monitor = self._monitors.get(version.key)
@@ -233,42 +253,22 @@ class Monitor:
                 outputs[name] = np.concatenate(parts) if len(parts) > 1 else parts[0]
         monitor.observe(len(group), rows, outputs, group[-1].at)
 
-    def _remember(
-        self, key: tuple[str, int], group: list[_Answered], monitor: ModelMonitor
-    ) -> None:
-        bins = monitor.predictions
-        if bins is None:
-            return
-        for answered in group:
-            predicted = answered.outputs.get(bins.output)
-            if predicted is None:
-                continue
-            proba = answered.outputs.get("predict_proba")
-            self._joins[answered.request_id] = _Prediction(
-                key,
-                answered.at,
-                np.asarray(predicted).reshape(len(predicted), -1)[:, 0].tolist(),
-                None if proba is None else np.asarray(proba),
+    def _sample(self, group: list[_Answered]) -> list[LogBatch]:
+        if self.sample_rate < 1.0:
+            group = [a for a in group if self._random.random() < self.sample_rate]
+        if not group:
+            return []
+        version = group[0].version
+        return [
+            LogBatch(
+                version.model,
+                version.version,
+                [a.request_id for a in group],
+                [a.at for a in group],
+                encode_many([a.inputs for a in group]),
+                encode_many([a.outputs for a in group]),
             )
-        while len(self._joins) > self._join_capacity:
-            self._joins.popitem(last=False)
-
-    def _sample(self, group: list[_Answered]) -> list[LogEntry]:
-        entries = []
-        for answered in group:
-            if self.sample_rate < 1.0 and self._random.random() >= self.sample_rate:
-                continue
-            entries.append(
-                LogEntry(
-                    answered.request_id,
-                    answered.version.model,
-                    answered.version.version,
-                    answered.at,
-                    jsonable(answered.inputs),
-                    jsonable(answered.outputs),
-                )
-            )
-        return entries
+        ]
 
     def _evaluate(self) -> None:
         now = time.time()
@@ -403,19 +403,22 @@ class Monitor:
         """
         with self._lock:
             self._drain()
+            self._write_log()
             now = time.time()
             missing = [
-                rid for rid in labels if rid not in self._joins or self._joins[rid].key[0] != model
+                rid
+                for rid in labels
+                if rid not in self._joins or self._joins[rid].version.model != model
             ]
             logged = self.log.find(model, missing) if self.log is not None and missing else {}
             joined: list[tuple[ModelMonitor, list[tuple[Any, Any]], Any]] = []
             matched: dict[str, Any] = {}
             unknown: list[str] = []
             for request_id, label in labels.items():
-                prediction = self._joins.get(request_id)
-                if prediction is not None and prediction.key[0] == model:
-                    monitor = self._monitors[prediction.key]
-                    predicted, proba = prediction.predicted, prediction.proba
+                answered = self._joins.get(request_id)
+                if answered is not None and answered.version.model == model:
+                    monitor = self._monitor(answered.version)
+                    predicted, proba = _predicted(monitor, answered.outputs)
                 elif request_id in logged:
                     monitor, predicted, proba = self._logged(logged[request_id])
                 else:
@@ -437,11 +440,7 @@ class Monitor:
     def _logged(self, entry: LogEntry) -> tuple[ModelMonitor, list[Any], Any]:
         """The monitor, predicted values and probabilities of a request found in the log."""
         monitor = self._monitor(self.registry.get_version(entry.model, entry.version))
-        bins = monitor.predictions
-        output = bins.output if bins is not None else next(iter(entry.outputs))
-        predicted = np.asarray(entry.outputs[output], dtype=object)
-        values = predicted.reshape(len(predicted), -1)[:, 0].tolist()
-        return monitor, values, entry.outputs.get("predict_proba")
+        return (monitor, *_predicted(monitor, entry.outputs))
 
     @staticmethod
     def _pair(request_id: str, label: Any, predicted: list[Any]) -> list[tuple[Any, Any]]:
@@ -452,3 +451,12 @@ class Monitor:
                 f"{len(truths)} label(s); send one label per row (a list for several rows)"
             )
         return list(zip(truths, predicted, strict=True))
+
+
+def _predicted(monitor: ModelMonitor, outputs: Mapping[str, Any]) -> tuple[list[Any], Any]:
+    """One predicted value per row (the main output's first column), and probabilities."""
+    bins = monitor.predictions
+    output = bins.output if bins is not None else next(iter(outputs))
+    predicted = np.asarray(outputs[output], dtype=object)
+    values = predicted.reshape(len(predicted), -1)[:, 0].tolist()
+    return values, outputs.get("predict_proba")

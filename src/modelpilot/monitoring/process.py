@@ -107,12 +107,12 @@ class ProcessMonitoring:
             service = ServiceMetrics(local)
         local.register(EngineCollector(engine))
         local.register(SystemCollector())
-        engine.observers.append(service)
+        engine.add_observer(service)
         monitor = None
         if settings.monitoring:
             monitor = _monitor(engine, settings, exchange)
             scrape.register(ModelCollector(monitor))
-            engine.observers.append(monitor)
+            engine.add_observer(monitor)
         return cls(scrape, service, monitor, exchange, settings.monitor_interval_seconds)
 
     def start(self) -> None:

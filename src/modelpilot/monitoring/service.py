@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.engine import InferenceEngine
+from modelpilot.serving.observers import InferenceObserver
 
 # Sub-millisecond to tens of seconds: a cache hit, an ONNX forest, a slow pipeline.
 LATENCY_BUCKETS = (
@@ -37,7 +36,7 @@ LATENCY_BUCKETS = (
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
-class ServiceMetrics:
+class ServiceMetrics(InferenceObserver):
     """The engine's observer that keeps Prometheus metrics, on a registry of its own.
 
     Nothing is registered globally: whoever builds the server makes one of these (tests make
@@ -80,13 +79,6 @@ class ServiceMetrics:
             ["model"],
             buckets=BATCH_BUCKETS,
             registry=r,
-        )
-        self.inflight = Gauge(
-            "modelpilot_inflight_requests",
-            "Requests being answered right now.",
-            ["model"],
-            registry=r,
-            multiprocess_mode="livesum",
         )
         self.errors = Counter(
             "modelpilot_errors",
@@ -150,18 +142,6 @@ class ServiceMetrics:
         for seconds in queue_seconds:
             queue.observe(seconds)
 
-    def predicted(
-        self,
-        version: ModelVersion,
-        request_id: str,
-        inputs: Mapping[str, np.ndarray],
-        outputs: Mapping[str, np.ndarray],
-    ) -> None:
-        return None
-
-    def inflight_changed(self, model: str, delta: int) -> None:
-        self.inflight.labels(model).inc(delta)
-
 
 class EngineCollector(Collector):
     """State the engine holds, read at scrape time: loaded versions, pool memory, cache."""
@@ -170,6 +150,15 @@ class EngineCollector(Collector):
         self.engine = engine
 
     def collect(self) -> Iterator[Any]:
+        inflight = GaugeMetricFamily(
+            "modelpilot_inflight_requests",
+            "Requests being answered right now.",
+            labels=["model"],
+        )
+        counts = self.engine.inflight
+        for name in sorted({*self.engine.served_models, *counts}):
+            inflight.add_metric([name], counts.get(name, 0))
+        yield inflight
         loaded = GaugeMetricFamily(
             "modelpilot_model_loaded",
             "1 for each model version in memory.",

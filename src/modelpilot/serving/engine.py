@@ -33,7 +33,7 @@ from modelpilot.runtimes.flavors import load_runtime
 from modelpilot.serving.acceleration import accelerate
 from modelpilot.serving.batcher import AdaptiveBatcher, BatchingPolicy
 from modelpilot.serving.inputs import assemble_batch, requested_outputs, to_tensors
-from modelpilot.serving.observers import InferenceObserver
+from modelpilot.serving.observers import EVENTS, InferenceObserver, handlers
 from modelpilot.serving.pool import LoadedModel, ModelPool
 from modelpilot.serving.result_cache import cache_key, create_result_cache
 
@@ -96,7 +96,12 @@ class InferenceEngine:
     ) -> None:
         self.registry = registry
         self.settings = settings
-        self.observers = list(observers)
+        self._observers: tuple[InferenceObserver, ...] = ()
+        self._handlers: dict[str, tuple[Any, ...]] = {event: () for event in EVENTS}
+        for observer in observers:
+            self.add_observer(observer)
+        self.inflight: dict[str, int] = {}
+        """Requests being answered right now, by model."""
         self._serve_all = not models
         self._served: dict[str, _Served] = {ref.name: _Served(ref) for ref in models}
         self._unloaded: set[str] = set()
@@ -177,10 +182,14 @@ class InferenceEngine:
 
         ``transport`` (``rest``, ``grpc``, ``cli``...) only labels what observers see.
         """
-        if not self.observers:
-            return await self._infer(model, request, version)
+        inflight = self.inflight
+        inflight[model] = inflight.get(model, 0) + 1
+        if not self._handlers["request_finished"]:
+            try:
+                return await self._infer(model, request, version)
+            finally:
+                inflight[model] -= 1
         started = time.perf_counter()
-        self._notify("inflight_changed", model, 1)
         status, error, answered = "ok", None, "unknown"
         try:
             response = await self._infer(model, request, version)
@@ -193,7 +202,7 @@ class InferenceEngine:
             status, error = "500", type(exc).__name__
             raise
         finally:
-            self._notify("inflight_changed", model, -1)
+            inflight[model] -= 1
             self._notify(
                 "request_finished",
                 model,
@@ -204,12 +213,21 @@ class InferenceEngine:
                 error,
             )
 
+    @property
+    def observers(self) -> tuple[InferenceObserver, ...]:
+        return self._observers
+
+    def add_observer(self, observer: InferenceObserver) -> None:
+        """Tell ``observer`` the events it overrides from now on (before serving, ideally)."""
+        self._observers = (*self._observers, observer)
+        self._handlers = {event: handlers(self._observers, event) for event in EVENTS}
+
     def _notify(self, event: str, *args: Any) -> None:
-        for observer in self.observers:
+        for handler in self._handlers[event]:
             try:
-                getattr(observer, event)(*args)
+                handler(*args)
             except Exception:
-                logger.exception("observer %r failed on %s", observer, event)
+                logger.exception("observer %r failed on %s", handler, event)
 
     async def _infer(
         self, model: str, request: InferenceRequest, version: str | None
@@ -238,7 +256,7 @@ class InferenceEngine:
         names: list[str],
     ) -> InferenceResponse:
         response = self._response(loaded, request, arrays, names)
-        if self.observers:
+        if self._handlers["predicted"]:
             self._notify("predicted", loaded.version, response.id, batch, arrays)
         return response
 
@@ -295,7 +313,7 @@ class InferenceEngine:
             predict,
             self._executor,
             batching_policy(self.settings, loaded.version),
-            on_batch if self.observers else None,
+            on_batch if self._handlers["batch_finished"] else None,
         )
         return loaded.batcher
 

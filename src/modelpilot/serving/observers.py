@@ -1,21 +1,23 @@
-"""What the engine tells whoever watches it; the monitoring layer implements this.
+"""What the engine tells whoever watches it; the monitoring layer listens.
 
-The engine sits below monitoring, so it knows observers only through this protocol. Calls
-happen on the event loop after the work they describe, and must be cheap: count, observe,
-return. An observer that raises is logged and otherwise ignored.
+The engine sits below monitoring, so it knows its observers only through this base class.
+An observer overrides the events it wants; the engine calls only those (a request pays for
+no event nobody listens to). Calls happen on the event loop after the work they describe and
+must be cheap: count, append, return. An observer that raises is logged and otherwise ignored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
 
 import numpy as np
 
 from modelpilot.registry.types import ModelVersion
 
+EVENTS = ("request_finished", "batch_finished", "predicted")
 
-class InferenceObserver(Protocol):
+
+class InferenceObserver:
     def request_finished(
         self,
         model: str,
@@ -32,9 +34,6 @@ class InferenceObserver(Protocol):
     ) -> None:
         """One model call ran ``rows`` rows; each request in it waited that long in the queue."""
 
-    def inflight_changed(self, model: str, delta: int) -> None:
-        """A request for ``model`` started (+1) or ended (-1)."""
-
     def predicted(
         self,
         version: ModelVersion,
@@ -46,3 +45,14 @@ class InferenceObserver(Protocol):
 
         The arrays are not copied and must not be changed; keep references, work later.
         """
+
+
+def handlers(observers: Sequence[object], event: str) -> tuple[object, ...]:
+    """The bound methods of ``observers`` for ``event``, leaving out the ones not overridden."""
+    base = getattr(InferenceObserver, event)
+    bound = []
+    for observer in observers:
+        method = getattr(type(observer), event, None)
+        if method is not None and method is not base:
+            bound.append(getattr(observer, event))
+    return tuple(bound)
