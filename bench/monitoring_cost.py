@@ -128,8 +128,9 @@ def _log_rows(registry: Path, variant: Variant) -> int:
     if path.exists():
         with sqlite3.connect(path) as db:
             tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
-            if "inference_log" in tables:
-                rows = int(db.execute("SELECT count(*) FROM inference_log").fetchone()[0])
+            if "inference_log_batches" in tables:
+                query = "SELECT coalesce(sum(size), 0) FROM inference_log_batches"
+                rows = int(db.execute(query).fetchone()[0])
     if (rows > 0) != (variant.key == "on"):
         raise RuntimeError(f"{variant.label}: the inference log holds {rows} rows")
     return rows

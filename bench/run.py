@@ -230,6 +230,7 @@ def main() -> None:
             written["comparison"] = report.render_comparison(
                 comparison.points, comparison.cold, command, when, args.seconds, FEATURES
             )
+            report.write(args.output, written)  # keep what took minutes, whatever comes next
         if "monitoring" in sections:
             row = np.round(np.random.default_rng(1).normal(size=FEATURES), 4).tolist()
             models = ["forest", "logreg"]
