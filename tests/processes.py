@@ -26,32 +26,34 @@ class Server:
         return f"http://127.0.0.1:{self.http}"
 
 
+def serve_command(registry: Registry, http: int, grpc: int, *extra: str) -> list[str]:
+    """The ``modelpilot serve`` command line over ``registry`` on loopback ports."""
+    return [
+        sys.executable,
+        "-m",
+        "modelpilot",
+        "serve",
+        "--registry",
+        registry.location,
+        "--host",
+        "127.0.0.1",
+        "--http-port",
+        str(http),
+        "--grpc-port",
+        str(grpc),
+        "--log-level",
+        "warning",
+        *extra,
+    ]
+
+
 def start(
     registry: Registry, *extra: str, grace: float = 20, env: dict[str, str] | None = None
 ) -> Server:
     """Start ``modelpilot serve`` over ``registry`` and wait until it is ready."""
     http, grpc = free_port(), free_port()
     env = {**os.environ, "MODELPILOT_SHUTDOWN_GRACE_SECONDS": str(grace), **(env or {})}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "modelpilot",
-            "serve",
-            "--registry",
-            registry.location,
-            "--host",
-            "127.0.0.1",
-            "--http-port",
-            str(http),
-            "--grpc-port",
-            str(grpc),
-            "--log-level",
-            "warning",
-            *extra,
-        ],
-        env=env,
-    )
+    process = subprocess.Popen(serve_command(registry, http, grpc, *extra), env=env)
     server = Server(process, http, grpc)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

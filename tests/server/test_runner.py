@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.registration import register_model
-from tests.processes import Server, start, stop
+from tests.processes import Server, serve_command, start, stop
 
 pytestmark = pytest.mark.slow
 
@@ -116,20 +115,7 @@ def test_a_port_in_use_is_a_clear_error(registry: Registry, iris_version: ModelV
     running = start(registry)
     try:
         clash = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "modelpilot",
-                "serve",
-                "--registry",
-                registry.location,
-                "--host",
-                "127.0.0.1",
-                "--http-port",
-                str(running.http),
-                "--grpc-port",
-                "0",
-            ],
+            serve_command(registry, running.http, 0),
             capture_output=True,
             text=True,
             timeout=60,
