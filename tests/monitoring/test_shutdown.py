@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -29,3 +31,16 @@ def test_sigterm_loses_nothing_from_the_inference_log(labelled_iris: Registry) -
         assert found[ids[-1]].inputs == {"input-0": [[5.49, 3.4, 1.5, 0.2]]}
     finally:
         log.close()
+
+
+def test_serve_no_monitoring_turns_it_all_off(labelled_iris: Registry) -> None:
+    server = start(labelled_iris, "--no-monitoring")
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assert client.post("/predict/iris", json={"data": [5.1, 3.5, 1.4, 0.2]}).is_success
+            assert client.get("/api/alerts").status_code == 404
+            assert client.get("/api/dashboard").status_code == 404
+            assert "modelpilot_requests_total" in client.get("/metrics").text
+    finally:
+        assert stop(server) == 0
+    assert not (Path(labelled_iris.location) / "inference-log.db").exists()

@@ -36,7 +36,25 @@ def serve(
         bool | None,
         typer.Option(
             "--onnx/--no-onnx",
-            help="Serve scikit-learn models through ONNX Runtime when parity holds. Default: on.",
+            help="Serve scikit-learn, XGBoost and LightGBM models through ONNX Runtime when "
+            "parity holds. Default: on.",
+            show_default=False,
+        ),
+    ] = None,
+    monitoring: Annotated[
+        bool | None,
+        typer.Option(
+            "--monitoring/--no-monitoring",
+            help="Watch served models: drift, predictions, labels, alerts, the inference log "
+            "and /dashboard. Default: on.",
+            show_default=False,
+        ),
+    ] = None,
+    inference_log: Annotated[
+        bool | None,
+        typer.Option(
+            "--inference-log/--no-inference-log",
+            help="Keep inputs and outputs of requests next to the registry. Default: on.",
             show_default=False,
         ),
     ] = None,
@@ -67,6 +85,8 @@ def serve(
         workers=workers,
         log_level=log_level,
         onnx=onnx,
+        monitoring=monitoring,
+        inference_log=inference_log,
         result_cache=result_cache,
     )
     refs = [ModelRef.parse(m) for m in model or []]
