@@ -130,8 +130,9 @@ class Settings(BaseSettings):
     inference_log_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
     """Share of requests the inference log keeps."""
 
-    inference_log_max_rows: int = Field(default=1_000_000, ge=100)
-    """Most requests the inference log keeps; the oldest go first."""
+    inference_log_max_rows: int = Field(default=200_000, ge=100)
+    """Most requests the inference log keeps; the oldest go first (200,000 single-row
+    requests of 20 features take some 100 to 200 MB)."""
 
     alert_error_rate: float = Field(default=0.05, gt=0.0, le=1.0)
     """Share of failed requests over the last minute that raises an alert."""

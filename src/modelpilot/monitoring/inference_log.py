@@ -144,7 +144,7 @@ def _text(value: Any) -> Any:
 class InferenceLog:
     """Logged requests by batch, found by request id, labelled later, bounded in size."""
 
-    def __init__(self, engine: Engine, max_rows: int = 1_000_000) -> None:
+    def __init__(self, engine: Engine, max_rows: int = 200_000) -> None:
         self._engine = engine
         self.max_rows = max_rows
         self._since_trim = 0
