@@ -116,12 +116,6 @@ class AlertBook:
             self._notify(changes)
         return changes
 
-    def forget(self, models: Iterable[str]) -> None:
-        """Resolve silently the alerts of models no longer served."""
-        gone = set(models)
-        for key in [k for k in self.active if k[1] in gone]:
-            del self.active[key]
-
     def _notify(self, changes: list[Alert]) -> None:
         assert self.webhook_url is not None
         if self._client is None:

@@ -49,7 +49,6 @@ class _Categorical:
     index: int
     offset: int
     codes: dict[str, int]
-    other: int | None
     reference: np.ndarray
 
     @property
@@ -255,15 +254,15 @@ def _spread(feature: FeatureProfile) -> float:
 def _categorical_bins(index: int, offset: int, feature: FeatureProfile) -> _Categorical:
     names = [c for c in feature.categories if c != OTHER]
     codes = {name: i for i, name in enumerate(names)}
-    other = feature.categories.get(OTHER)
+    other = feature.categories.get(OTHER, 0)
     counts = np.zeros(len(codes) + 2, dtype=np.int64)
     for name, i in codes.items():
         counts[i] = feature.categories[name]
     # Categories beyond the profile's top ones were pooled as OTHER; a window's values outside
     # the known set land in "unseen", which then carries OTHER's reference mass.
-    counts[len(codes)] = other or 0
+    counts[len(codes)] = other
     counts[-1] = feature.missing
-    return _Categorical(index, offset, codes, len(codes) if other else None, counts)
+    return _Categorical(index, offset, codes, counts)
 
 
 def _category_slots(column: np.ndarray, spec: _Categorical) -> np.ndarray:

@@ -81,10 +81,6 @@ class ServiceHistory:
         self.points.append(point)
         return point
 
-    def window(self, seconds: float, now: float | None = None) -> list[ServicePoint]:
-        horizon = (time.time() if now is None else now) - seconds
-        return [p for p in self.points if p.t > horizon]
-
 
 def merge_points(
     own: list[ServicePoint], others: list[ServicePoint], interval: float

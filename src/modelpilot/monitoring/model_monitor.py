@@ -106,7 +106,9 @@ class PredictionBins:
 
     def __init__(self, version: ModelVersion, profile: ReferenceProfile | None) -> None:
         signature = version.signature
-        self.output = "predict" if signature.output("predict") else signature.outputs[0].name
+        main = signature.main_output
+        assert main is not None, "a version with outputs has a main one"
+        self.output = main.name
         self.classifier = is_classifier(signature)
         reference = profile.predictions if profile else None
         self.reference: np.ndarray | None = None
@@ -273,10 +275,16 @@ class ModelMonitor:
             self.cumulative_classes.copy(),
         )
 
-    def report(self, now: float | None = None, peers: Sequence[MonitorState] = ()) -> ModelReport:
-        """This version's report, over this process's windows plus those of ``peers``."""
+    def report(
+        self,
+        now: float | None = None,
+        peers: Sequence[MonitorState] = (),
+        own: MonitorState | None = None,
+    ) -> ModelReport:
+        """This version's report, over this process's windows (``own``, if already taken at
+        ``now``) plus those of ``peers``."""
         now = time.time() if now is None else now
-        own = self.state(now)
+        own = own or self.state(now)
         peers = [p for p in peers if p.counts.shape == own.counts.shape]
         counts = own.counts + sum((p.counts for p in peers), np.zeros_like(own.counts))
         sums = own.sums + sum((p.sums for p in peers), np.zeros_like(own.sums))
@@ -315,11 +323,6 @@ class ModelMonitor:
             own.labels_total + sum(p.labels_total for p in peers),
             dict(self.performance.reference),
         )
-
-    def reset(self) -> None:
-        """Forget the window (the reference changed, or an operator asked)."""
-        self.window.clear()
-        self.recent.clear()
 
 
 def _floats(value: Any) -> dict[str, float]:

@@ -164,8 +164,6 @@ class Monitor(InferenceObserver):
         self.alerts.close()
         if self.log is not None:
             self.log.close()
-        if self.exchange is not None:
-            self.exchange.retire()
 
     def flush(self) -> None:
         """Take in everything queued now and recompute the reports (tests, shutdown, API)."""
@@ -274,25 +272,26 @@ class Monitor(InferenceObserver):
         now = time.time()
         self._last_evaluation = now
         self.history.close_interval(now)
+        # Each version's state once: published for the siblings and reported on here.
+        states = {key: monitor.state(now) for key, monitor in self._monitors.items()}
         peers: dict[tuple[str, int], list[MonitorState]] = {}
         if self.exchange is not None:
-            peers = self._exchange(now)
+            peers = self._exchange(list(states.values()))
         for key in peers:
             if key not in self._monitors:
                 self._monitor(self.registry.get_version(*key))
         for key, monitor in self._monitors.items():
             try:
-                self._latest[key] = monitor.report(now, peers.get(key, ()))
+                self._latest[key] = monitor.report(now, peers.get(key, ()), states.get(key))
             except Exception:
                 # One version's bad data must not stop the others being watched.
                 self.failures += 1
                 logger.exception("monitoring report of %s:%d failed", *key)
         self.alerts.update(self._conditions(now), now)
 
-    def _exchange(self, now: float) -> dict[tuple[str, int], list[MonitorState]]:
+    def _exchange(self, states: list[MonitorState]) -> dict[tuple[str, int], list[MonitorState]]:
         """Publish this worker's state; gather its siblings' by version."""
         assert self.exchange is not None
-        states = [monitor.state(now) for monitor in self._monitors.values()]
         self.exchange.publish(states, list(self.history.points))
         by_key: dict[tuple[str, int], list[MonitorState]] = {}
         points: list[ServicePoint] = []

@@ -88,9 +88,6 @@ class PerformanceWindow:
         self._rows.append(Labelled(time.time() if at is None else at, truth, predicted, proba))
         self.total += 1
 
-    def __len__(self) -> int:
-        return len(self._rows)
-
     def rows(self, now: float | None = None) -> list[Labelled]:
         """The labelled predictions still in the window."""
         horizon = (time.time() if now is None else now) - self.max_seconds

@@ -106,7 +106,6 @@ class ServiceMetrics(InferenceObserver):
             registry=process_registry or r,
         )
         self.uptime.set_function(lambda: time.time() - started)
-        self.started = started
         # labels() costs a dict lookup and a lock; the hot path reuses the children.
         self._children: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
 

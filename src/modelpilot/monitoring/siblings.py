@@ -119,8 +119,7 @@ class SiblingCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         merged: dict[str, Metric] = {}
-        own = text_string_to_metric_families(generate_latest(self.exchange.local).decode())
-        self._add(merged, own, self.exchange.index)
+        self._add(merged, self.exchange.local.collect(), self.exchange.index)
         for peer in self.exchange.peers():
             self._add(merged, text_string_to_metric_families(peer.metrics.decode()), peer.index)
         yield from merged.values()

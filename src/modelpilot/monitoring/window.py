@@ -56,12 +56,6 @@ class SlidingWindow:
         self.sums -= chunk.sums
         self.rows -= chunk.rows
 
-    def clear(self) -> None:
-        self._chunks.clear()
-        self.counts[:] = 0
-        self.sums[:] = 0
-        self.rows = 0
-
 
 class RecentRows:
     """The last ``capacity`` rows of a 2-D stream, for tests that need raw values."""
@@ -90,7 +84,3 @@ class RecentRows:
             return None
         stacked = np.concatenate(list(self._parts)) if len(self._parts) > 1 else self._parts[0]
         return stacked[stacked.shape[0] - n :]
-
-    def clear(self) -> None:
-        self._parts.clear()
-        self._rows = 0

@@ -61,6 +61,11 @@ class Signature:
                 return spec
         return None
 
+    @property
+    def main_output(self) -> TensorSpec | None:
+        """The output that is "the prediction": ``predict`` when there is one, else the first."""
+        return self.output("predict") or (self.outputs[0] if self.outputs else None)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "inputs": [spec.to_dict() for spec in self.inputs],

@@ -112,7 +112,7 @@ def is_classifier(signature: Signature) -> bool:
     """Whether the version's ``predict`` output is a class label rather than a number."""
     if "classes" in signature.extra:
         return True
-    output = signature.output("predict") or (signature.outputs[0] if signature.outputs else None)
+    output = signature.main_output
     if output is None:
         return False
     return output.datatype in ("BYTES", "BOOL") or output.datatype.startswith(("INT", "UINT"))
@@ -126,11 +126,11 @@ def _outcomes(
     labels: pd.Series | None,
 ) -> tuple[ReferenceProfile, dict[str, float]]:
     """The model's predictions on the reference rows, the labels, and how good it was."""
-    if not signature.is_tabular or not signature.outputs:
+    output = signature.main_output
+    if not signature.is_tabular or output is None:
         return profile, {}
-    names = [s.name for s in signature.outputs]
-    main = "predict" if "predict" in names else names[0]
-    wanted = [main] + (["predict_proba"] if "predict_proba" in names else [])
+    main = output.name
+    wanted = [main] + (["predict_proba"] if signature.output("predict_proba") else [])
     try:
         arrays = runtime.predict({signature.inputs[0].name: rows}, wanted)
     except Exception as exc:
