@@ -161,9 +161,9 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
         "With monitoring on, the default, each answered request is appended to a queue on the "
         "event loop and counted for the error-rate and latency alerts. A monitor thread takes "
         "the queue four times a second: it bins the inputs against the reference profile "
-        "(drift window of the last 5,000 rows), counts the predictions, keeps them for joining "
-        "delayed labels, and writes inputs and outputs of every request to the inference log "
-        "(SQLite); every 2 s it recomputes drift (PSI, Jensen-Shannon, KL, Wasserstein, KS, "
+        "(drift window of the last 5,000 rows), counts the predictions, and writes inputs and "
+        "outputs of every request to the inference log (SQLite), where delayed labels find "
+        "them; every 2 s it recomputes drift (PSI, Jensen-Shannon, KL, Wasserstein, KS, "
         "chi-squared) and the alerts. `MODELPILOT_INFERENCE_LOG=false` leaves out only the "
         "inference log; `MODELPILOT_MONITORING=false` leaves out all of it (the service "
         "metrics on `/metrics` stay).",

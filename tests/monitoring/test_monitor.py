@@ -15,6 +15,7 @@ from modelpilot.monitoring.process import ProcessMonitoring, monitor_config
 from modelpilot.registry.store import Registry
 from modelpilot.server.rest import create_app
 from modelpilot.serving.engine import InferenceEngine
+from modelpilot.serving.registration import register_model
 from tests.conftest import make_settings
 from tests.monitoring.conftest import (
     SHIFTED,
@@ -191,4 +192,18 @@ def test_a_full_queue_drops_work_instead_of_growing(labelled_iris: Registry) -> 
     assert monitor.dropped == 2
     monitor.flush()
     assert monitor.report("iris").requests == 3
+    monitor.stop()
+
+
+def test_metrics_stated_at_registration_are_the_reference(
+    registry: Registry, iris_model_path: Path
+) -> None:
+    version = register_model(registry, "stated", iris_model_path, metadata={"accuracy": 0.95})
+    monitor = Monitor(registry)
+    monitor.predicted(
+        version, "r1", {"input-0": np.array([[5.1, 3.5, 1.4, 0.2]])}, {"predict": np.array([0])}
+    )
+    monitor.flush()
+    watched = monitor.model_monitor("stated", 1)
+    assert watched is not None and watched.performance.reference == {"accuracy": 0.95}
     monitor.stop()

@@ -20,7 +20,7 @@ from modelpilot.monitoring.performance import (
 )
 from modelpilot.monitoring.window import RecentRows, SlidingWindow
 from modelpilot.registry.profile import ReferenceProfile
-from modelpilot.registry.quality import label_key
+from modelpilot.registry.quality import HIGHER_IS_BETTER, label_key
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.registration import is_classifier
 
@@ -209,7 +209,10 @@ class ModelMonitor:
         self.requests = 0
         self.rows = 0
         metadata = version.metadata
+        # Stated at registration (`--metadata accuracy=0.95`, or a "metrics" mapping), or
+        # measured there on the labelled reference data (which wins).
         reference_metrics = {
+            **_floats({k: v for k, v in metadata.items() if k in HIGHER_IS_BETTER}),
             **_floats(metadata.get("metrics")),
             **_floats(metadata.get("reference_metrics")),
         }
