@@ -158,9 +158,11 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
         "models registered with a reference profile (`modelpilot register NAME FILE "
         "--reference DATA`).",
         "",
-        "With monitoring on, the default, each answered request is appended to a queue on the "
-        "event loop and counted for the error-rate and latency alerts. A monitor thread takes "
-        "the queue four times a second: it bins the inputs against the reference profile "
+        "With monitoring on, the default, each model call (a batch of requests) is appended to "
+        "a queue on the event loop, and each request's latency counted for the error-rate and "
+        "latency alerts. A monitor thread takes the queue four times a second: it joins the "
+        "calls into one array per input and output, bins the inputs against the reference "
+        "profile "
         "(drift window of the last 5,000 rows), counts the predictions, and writes inputs and "
         "outputs of every request to the inference log (SQLite), where delayed labels find "
         "them; every 2 s it recomputes drift (PSI, Jensen-Shannon, KL, Wasserstein, KS, "

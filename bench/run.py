@@ -7,9 +7,9 @@ and off, interleaved over several rounds. Both are written to docs/benchmarks.md
 numbers depend on the machine and what else runs on it; the ratios, measured in one run, are
 what to read.
 
-    python bench/run.py                     # everything (about 12 minutes)
+    python bench/run.py                     # everything (about 15 minutes)
     python bench/run.py --quick             # 3 s per point, concurrency 16 only, 2 rounds
-    python bench/run.py --only monitoring   # just the monitoring cost (about 4 minutes)
+    python bench/run.py --only monitoring   # just the monitoring cost (about 7 minutes)
 
 --only re-measures one section of docs/benchmarks.md and keeps the others as they were.
 Needs wrk and h2load (Debian: apt-get install wrk nghttp2-client). MLServer runs from its own
@@ -197,13 +197,13 @@ def main() -> None:
         "--only", choices=report.SECTIONS, help="measure one section, keep the others"
     )
     parser.add_argument(
-        "--rounds", type=int, help="rounds of the monitoring comparison (default 3, quick 2)"
+        "--rounds", type=int, help="rounds of the monitoring comparison (default 5, quick 2)"
     )
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.concurrency = 3.0, "16"
-    rounds = args.rounds or (2 if args.quick else 3)
+    rounds = args.rounds or (2 if args.quick else 5)
     if rounds < 2:
         parser.error("--rounds must be at least 2")
     sections = [args.only] if args.only else list(report.SECTIONS)

@@ -64,3 +64,38 @@ def test_jsonable_handles_nan_bytes_and_matrices() -> None:
         "i": np.array([1, 2], dtype=np.int64),
     }
     assert jsonable(arrays) == {"f": [[1.0, None]], "s": ["a", "b"], "i": [1, 2]}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_log_written_before_row_counts_is_still_read(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if backend == "sqlite":
+        location, key = str(tmp_path / "registry"), "INTEGER PRIMARY KEY"
+    else:
+        location, key = request.getfixturevalue("postgres_location"), "BIGSERIAL PRIMARY KEY"
+    registry = Registry.open(location, tmp_path / "artifacts")
+    engine = registry.companion_engine("inference-log")
+    with engine.begin() as conn:  # the layout before row counts: one JSON object per request
+        conn.exec_driver_sql(
+            f"CREATE TABLE inference_log_batches (id {key}, model VARCHAR(256) NOT NULL, "
+            "version INTEGER NOT NULL, created_at FLOAT NOT NULL, size INTEGER NOT NULL, "
+            "request_ids TEXT NOT NULL, times TEXT NOT NULL, inputs TEXT NOT NULL, "
+            "outputs TEXT NOT NULL)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO inference_log_batches (model, version, created_at, size, request_ids, "
+            "times, inputs, outputs) VALUES ('m', 1, 5.0, 2, '[\"a\", \"b\"]', '[5.0, 6.0]', "
+            '\'[{"x": [[1.0, 2.0]]}, {"x": [[3.0, 4.0]]}]\', \'[{"y": [1]}, {"y": [0]}]\')'
+        )
+    log = InferenceLog(engine)
+    try:
+        log.write([entry("c", at=7.0)])
+        found = log.find("m", ["c"])
+        assert found["c"].inputs == {"x": [[1.0, 2.0]]}
+        history = log.recent("m")
+        assert [e.request_id for e in history] == ["a", "b", "c"]
+        assert history[1].inputs == {"x": [[3.0, 4.0]]} and history[1].outputs == {"y": [0]}
+    finally:
+        log.close()
+        registry.close()

@@ -188,7 +188,7 @@ def test_a_full_queue_drops_work_instead_of_growing(labelled_iris: Registry) -> 
     version = labelled_iris.get_version("iris", 1)
     rows = {"input-0": np.array([[5.1, 3.5, 1.4, 0.2]])}
     for i in range(5):
-        monitor.predicted(version, f"r{i}", rows, {"predict": np.array([0])})
+        monitor.predicted(version, [f"r{i}"], [1], rows, {"predict": np.array([0])})
     assert monitor.dropped == 2
     monitor.flush()
     assert monitor.report("iris").requests == 3
@@ -201,9 +201,75 @@ def test_metrics_stated_at_registration_are_the_reference(
     version = register_model(registry, "stated", iris_model_path, metadata={"accuracy": 0.95})
     monitor = Monitor(registry)
     monitor.predicted(
-        version, "r1", {"input-0": np.array([[5.1, 3.5, 1.4, 0.2]])}, {"predict": np.array([0])}
+        version,
+        ["r1"],
+        [1],
+        {"input-0": np.array([[5.1, 3.5, 1.4, 0.2]])},
+        {"predict": np.array([0])},
     )
     monitor.flush()
     watched = monitor.model_monitor("stated", 1)
     assert watched is not None and watched.performance.reference == {"accuracy": 0.95}
+    monitor.stop()
+
+
+IRIS_ROWS = np.array(
+    [[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3], [5.9, 3.0, 5.1, 1.8], [4.9, 3.0, 1.4, 0.2]]
+)
+
+
+@pytest.mark.parametrize("logged", [True, False], ids=["log", "memory"])
+def test_requests_sharing_a_model_call_are_logged_and_labelled_apart(
+    labelled_iris: Registry, logged: bool
+) -> None:
+    log = InferenceLog(labelled_iris.companion_engine("inference-log")) if logged else None
+    monitor = Monitor(labelled_iris, log=log)
+    version = labelled_iris.get_version("iris", 1)
+    predict = np.array([0, 2, 2, 0])
+    # One call of three requests (the second has two rows), then a call of one.
+    monitor.predicted(
+        version, ["a", "b", "c"], [1, 2, 1], {"input-0": IRIS_ROWS}, {"predict": predict}
+    )
+    monitor.predicted(version, ["d"], [1], {"input-0": IRIS_ROWS[:1]}, {"predict": predict[:1]})
+    monitor.flush()
+    report = monitor.report("iris")
+    assert (report.requests, report.rows) == (4, 5)
+    if log is not None:
+        found = log.find("iris", ["a", "b", "c", "d"])
+        assert found["b"].inputs == {"input-0": IRIS_ROWS[1:3].tolist()}
+        assert found["b"].outputs == {"predict": [2, 2]}
+        assert found["c"].inputs == {"input-0": IRIS_ROWS[3:].tolist()}
+        assert found["d"].outputs == {"predict": [0]}
+    result = monitor.feedback("iris", {"b": [2, 1], "c": 0, "d": 1})
+    assert (result.accepted, result.unknown) == (4, [])
+    performance = monitor.report("iris").performance
+    assert performance is not None and performance.labels == 4
+    assert performance.current["accuracy"] == 0.5  # b's first row and c right; b's second, d wrong
+    monitor.stop()
+
+
+def test_a_sampled_log_keeps_its_share_and_every_label_still_joins(
+    labelled_iris: Registry,
+) -> None:
+    log = InferenceLog(labelled_iris.companion_engine("inference-log"))
+    monitor = Monitor(labelled_iris, log=log, sample_rate=0.3)
+    version = labelled_iris.get_version("iris", 1)
+    rows, predict = IRIS_ROWS[:3], np.array([0, 2, 2])
+    for i in range(100):
+        ids = [f"r{2 * i}", f"r{2 * i + 1}"]
+        monitor.predicted(version, ids, [1, 2], {"input-0": rows}, {"predict": predict})
+    monitor.flush()
+    # Drift sees every row; the log holds about 30% of the 200 requests, each with its rows.
+    assert monitor.report("iris").rows == 300
+    entries = log.recent("iris", limit=1000)
+    assert 25 <= len(entries) <= 100
+    for entry in entries:
+        number = int(entry.request_id[1:])
+        expected = rows[:1] if number % 2 == 0 else rows[1:]
+        assert entry.inputs == {"input-0": expected.tolist()}
+    labels: dict[str, object] = {f"r{i}": 0 if i % 2 == 0 else [2, 2] for i in range(200)}
+    result = monitor.feedback("iris", labels)
+    assert (result.accepted, result.unknown) == (300, [])
+    logged = log.find("iris", [e.request_id for e in entries])
+    assert all(e.label == labels[e.request_id] for e in logged.values())
     monitor.stop()

@@ -149,3 +149,50 @@ async def test_a_cancelled_caller_does_not_break_the_batch(executor: ThreadPoolE
     assert (await first)["y"].tolist() == [2.0]
     assert (await kept)["y"].tolist() == [6.0]
     await batcher.close()
+
+
+async def test_each_model_call_is_told_once_with_its_callers(
+    executor: ThreadPoolExecutor,
+) -> None:
+    model = DoublingModel()
+    told: list[tuple[list[str], list[int], list[float], list[float]]] = []
+
+    def on_predicted(
+        tags: list[str], counts: list[int], inputs: Batch, outputs: dict[str, np.ndarray]
+    ) -> None:
+        told.append((tags, counts, inputs["x"][:, 0].tolist(), outputs["y"].tolist()))
+
+    batcher = AdaptiveBatcher(model, executor, BatchingPolicy(), on_predicted=on_predicted)
+    model.gate.clear()
+    first = asyncio.create_task(batcher.submit(rows(1), ["y"], "first"))
+    await asyncio.sleep(0.05)
+    rest = [
+        asyncio.create_task(batcher.submit(rows(2, 3), ["y"], "two-rows")),
+        asyncio.create_task(batcher.submit(rows(-1), ["y"], "bad")),
+        asyncio.create_task(batcher.submit(rows(4), ["y"], "last")),
+    ]
+    await asyncio.sleep(0.05)
+    model.gate.set()
+    await asyncio.gather(first, *rest, return_exceptions=True)
+    assert told[0] == (["first"], [1], [1.0], [2.0])
+    # The merged call failed (a row of -1), so each request ran alone; the bad one was never
+    # answered and is not told.
+    assert sorted(told[1:]) == [
+        (["last"], [1], [4.0], [8.0]),
+        (["two-rows"], [2], [2.0, 3.0], [4.0, 6.0]),
+    ]
+    model.sizes.clear()
+    told.clear()
+    model.gate.clear()
+    first = asyncio.create_task(batcher.submit(rows(1), ["y"], "a"))
+    await asyncio.sleep(0.05)
+    rest = [
+        asyncio.create_task(batcher.submit(rows(2, 3), ["y"], "b")),
+        asyncio.create_task(batcher.submit(rows(4), ["y"], "c")),
+    ]
+    await asyncio.sleep(0.05)
+    model.gate.set()
+    await asyncio.gather(first, *rest)
+    assert model.sizes == [1, 3]
+    assert told[1] == (["b", "c"], [2, 1], [2.0, 3.0, 4.0], [4.0, 6.0, 8.0])
+    await batcher.close()

@@ -4,8 +4,9 @@ Three tables beside the registry (in a SQLite file next to it, or in the registr
 PostgreSQL database), written by the monitor's thread, never by a request:
 
 - ``inference_log_batches``: the requests one monitoring round took in for one version, as
-  one row: their ids, times, inputs and outputs, each encoded as one JSON array in one call
-  (this is what keeps logging every request cheap);
+  one row: their ids, times and row counts, and the inputs and outputs of all their rows as
+  one JSON object of arrays, encoded straight from NumPy in one call (this is what keeps
+  logging every request cheap);
 - ``inference_log_requests``: request id -> batch and position, so that labels find them;
 - ``inference_log_labels``: the labels posted for requests.
 
@@ -39,6 +40,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     select,
 )
 from sqlalchemy.exc import SQLAlchemyError
@@ -61,17 +63,28 @@ batches = Table(
     Column("times", Text, nullable=False),
     Column("inputs", Text, nullable=False),
     Column("outputs", Text, nullable=False),
+    # Rows of each request (JSON array). Absent in logs written before it existed, whose
+    # inputs and outputs are arrays of one object per request instead.
+    Column("row_counts", Text, nullable=True),
     Index("ix_inference_log_batches_model", "model", "id"),
 )
 
+# One B-tree keyed by request id and nothing else: every logged request writes a row here, so
+# this index is most of what logging costs. Trimming finds old rows by a scan instead (it runs
+# once per tenth of max_rows written). The position makes the key unique even when a client
+# sends one request id twice.
 requests = Table(
     "inference_log_requests",
     metadata,
-    Column("request_id", String(128), nullable=False),
-    Column("batch_id", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
-    Column("position", Integer, nullable=False),
-    Index("ix_inference_log_requests_id", "request_id"),
-    Index("ix_inference_log_requests_batch", "batch_id"),
+    Column("request_id", String(128), primary_key=True),
+    Column(
+        "batch_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
 )
 
 labels_table = Table(
@@ -99,13 +112,16 @@ class LogEntry:
 
 @dataclass(frozen=True, slots=True)
 class LogBatch:
-    """Requests of one version, ready for the log: inputs and outputs already JSON arrays."""
+    """Requests of one version, ready for the log: inputs and outputs already JSON."""
 
     model: str
     version: int
     request_ids: list[str]
     times: list[float]
+    rows: list[int]
+    """Rows of each request, in order: request ``i`` has the next ``rows[i]`` rows."""
     inputs: str
+    """Input name -> all rows (``encode_arrays``)."""
     outputs: str
 
 
@@ -125,12 +141,12 @@ def jsonable(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
     return out
 
 
-def encode_many(items: Sequence[Mapping[str, np.ndarray]]) -> str:
-    """A JSON array with one object per request: numbers straight from NumPy in one call."""
+def encode_arrays(arrays: Mapping[str, np.ndarray]) -> str:
+    """A JSON object of nested arrays: numbers straight from NumPy in one call."""
     try:
-        return orjson.dumps(list(items), option=orjson.OPT_SERIALIZE_NUMPY).decode()
+        return orjson.dumps(dict(arrays), option=orjson.OPT_SERIALIZE_NUMPY).decode()
     except TypeError:  # object arrays (bytes, strings), or views that are not contiguous
-        return orjson.dumps([jsonable(item) for item in items]).decode()
+        return orjson.dumps(jsonable(arrays)).decode()
 
 
 def _text(value: Any) -> Any:
@@ -159,6 +175,7 @@ class InferenceLog:
             event.listen(engine, "connect", _relaxed_sync)
         try:
             metadata.create_all(engine)
+            _add_rows_column(engine)
         except SQLAlchemyError as exc:
             raise RegistryError(f"cannot open the inference log at {engine.url}: {exc}") from exc
 
@@ -187,6 +204,7 @@ class InferenceLog:
                 size=len(item.request_ids),
                 request_ids=orjson.dumps(item.request_ids).decode(),
                 times=orjson.dumps(item.times).decode(),
+                row_counts=orjson.dumps(item.rows).decode(),
                 inputs=item.inputs,
                 outputs=item.outputs,
             )
@@ -207,8 +225,9 @@ class InferenceLog:
                     version,
                     [e.request_id for e in group],
                     [e.created_at for e in group],
-                    orjson.dumps([e.inputs for e in group]).decode(),
-                    orjson.dumps([e.outputs for e in group]).decode(),
+                    [_rows_of(e.inputs) for e in group],
+                    orjson.dumps(_columns([e.inputs for e in group])).decode(),
+                    orjson.dumps(_columns([e.outputs for e in group])).decode(),
                 )
                 for (model, version), group in grouped.items()
             ]
@@ -362,19 +381,57 @@ class _Decoded:
         self.version = int(row["version"])
         self.request_ids: list[str] = orjson.loads(row["request_ids"])
         self.times: list[float] = orjson.loads(row["times"])
-        self.inputs: list[dict[str, Any]] = orjson.loads(row["inputs"])
-        self.outputs: list[dict[str, Any]] = orjson.loads(row["outputs"])
+        inputs, outputs = orjson.loads(row["inputs"]), orjson.loads(row["outputs"])
+        if row["row_counts"] is None:  # written before row counts: one object per request
+            self._inputs: list[dict[str, Any]] | None = inputs
+            self._outputs: list[dict[str, Any]] = outputs
+            return
+        self._inputs = None
+        self.columns: tuple[dict[str, list[Any]], dict[str, list[Any]]] = (inputs, outputs)
+        self.starts = [0]
+        for rows in orjson.loads(row["row_counts"]):
+            self.starts.append(self.starts[-1] + int(rows))
 
     def entry(self, position: int, label: Any) -> LogEntry:
+        if self._inputs is not None:
+            inputs, outputs = self._inputs[position], self._outputs[position]
+        else:
+            start, end = self.starts[position], self.starts[position + 1]
+            inputs, outputs = (
+                {name: values[start:end] for name, values in arrays.items()}
+                for arrays in self.columns
+            )
         return LogEntry(
             self.request_ids[position],
             self.model,
             self.version,
             float(self.times[position]),
-            self.inputs[position],
-            self.outputs[position],
+            inputs,
+            outputs,
             label,
         )
+
+
+def _rows_of(values: Mapping[str, Any]) -> int:
+    first: Any = next(iter(values.values()), [])
+    return len(first) if isinstance(first, list) else 1
+
+
+def _columns(items: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Requests' values (nested lists, one entry per row) joined into one list per name."""
+    out: dict[str, list[Any]] = {}
+    for item in items:
+        for name, values in item.items():
+            out.setdefault(name, []).extend(values if isinstance(values, list) else [values])
+    return out
+
+
+def _add_rows_column(engine: Engine) -> None:
+    """Give a log created before per-request row counts existed its ``row_counts`` column."""
+    columns = {c["name"] for c in inspect(engine).get_columns("inference_log_batches")}
+    if "row_counts" not in columns:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE inference_log_batches ADD COLUMN row_counts TEXT")
 
 
 def _labelled(entry: LogEntry, label: Any) -> LogEntry:

@@ -1,8 +1,10 @@
 """The monitor: taps answered requests on the loop, does all its work on one thread of its own.
 
-On the event loop the monitor only appends to queues (``predicted``, ``request_finished``).
-Its thread, every ``tick_seconds``, takes what queued up, groups it by version, bins it into
-each version's ``ModelMonitor`` and writes the sampled part to the inference log; every
+On the event loop the monitor only appends to queues: one entry per model call
+(``predicted``, however many requests the batch held) and a latency per request
+(``request_finished``). Its thread, every ``tick_seconds``, takes what queued up, joins it by
+version into one array per input and output, bins that into the version's ``ModelMonitor``
+and writes the sampled part to the inference log in one JSON encode; every
 ``evaluate_seconds`` it closes a service interval, recomputes every version's report and
 applies the alert rules. Readers (``/metrics``, ``/api/...``, the dashboard) get the last
 computed reports, never a half-updated one. On ``stop`` everything queued is processed and
@@ -12,11 +14,10 @@ written, so a clean shutdown loses nothing.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ import numpy as np
 from modelpilot.errors import BadRequest, NotFound
 from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition
 from modelpilot.monitoring.history import ServiceHistory, ServicePoint, merge_points
-from modelpilot.monitoring.inference_log import InferenceLog, LogBatch, LogEntry, encode_many
+from modelpilot.monitoring.inference_log import InferenceLog, LogBatch, LogEntry, encode_arrays
 from modelpilot.monitoring.model_monitor import (
     ModelMonitor,
     ModelReport,
@@ -40,16 +41,31 @@ from modelpilot.serving.observers import InferenceObserver
 logger = logging.getLogger(__name__)
 
 SLICE = 256
-"""Answered requests taken in at a time by the monitor thread before it yields."""
+"""Model calls taken in at a time by the monitor thread before it yields."""
 
 
 @dataclass(frozen=True, slots=True)
 class _Answered:
+    """The requests one model call answered (as the engine told them)."""
+
     at: float
     version: ModelVersion
-    request_id: str
+    request_ids: Sequence[str]
+    rows: Sequence[int]
     inputs: Mapping[str, np.ndarray]
     outputs: Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class _Merged:
+    """Calls of one version taken in together: all their requests and rows, in order."""
+
+    version: ModelVersion
+    request_ids: list[str]
+    times: list[float]
+    rows: list[int]
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +113,13 @@ class Monitor(InferenceObserver):
         self.dropped = 0
         """Answered requests not monitored because the queue was full (the thread fell behind)."""
         self.max_queue = max_queue
+        """Model calls allowed to wait for the thread; past that, new ones are dropped."""
         self._queue: deque[_Answered] = deque()
         self._monitors: dict[tuple[str, int], ModelMonitor] = {}
         self._latest: dict[tuple[str, int], ModelReport] = {}
-        # Recent answers by request id, for labels: kept as they came (converted on a join).
+        # Recent answers by request id, for labels: the call and the request's rows in it.
         # With every request in the inference log, labels join there and this stays empty.
-        self._joins: OrderedDict[str, _Answered] = OrderedDict()
+        self._joins: OrderedDict[str, tuple[_Answered, int, int]] = OrderedDict()
         self._remember = log is None or sample_rate < 1.0
         self._log_pending: list[LogBatch] = []
         self._join_capacity = join_capacity
@@ -110,7 +127,7 @@ class Monitor(InferenceObserver):
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._random = random.Random()
+        self._random = np.random.default_rng()
         self._last_evaluation = 0.0
 
     # -- InferenceObserver (called on the event loop: append and return) -------------------
@@ -135,15 +152,16 @@ class Monitor(InferenceObserver):
     def predicted(
         self,
         version: ModelVersion,
-        request_id: str,
+        request_ids: Sequence[str],
+        rows: Sequence[int],
         inputs: Mapping[str, np.ndarray],
         outputs: Mapping[str, np.ndarray],
     ) -> None:
         if len(self._queue) >= self.max_queue:
-            # Serving comes first: rather than hold on to ever more requests, skip this one.
-            self.dropped += 1
+            # Serving comes first: rather than hold on to ever more requests, skip these.
+            self.dropped += len(request_ids)
             return
-        self._queue.append(_Answered(time.time(), version, request_id, inputs, outputs))
+        self._queue.append(_Answered(time.time(), version, request_ids, rows, inputs, outputs))
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -195,29 +213,38 @@ class Monitor(InferenceObserver):
     # -- the work (on the monitor thread, under the lock) ---------------------------------
 
     def _drain(self, limit: int | None = None) -> bool:
-        """Take in up to ``limit`` queued answers (all by default); True if more are left."""
+        """Take in up to ``limit`` queued calls (all by default); True if more are left."""
         taken: list[_Answered] = []
         queue = self._queue
         while queue and (limit is None or len(taken) < limit):
             taken.append(queue.popleft())
         if not taken:
             return False
-        by_version: dict[tuple[str, int], list[_Answered]] = {}
-        for answered in taken:
-            by_version.setdefault(answered.version.key, []).append(answered)
         if self._remember:
-            joins = self._joins
-            for answered in taken:
-                joins[answered.request_id] = answered
-            while len(joins) > self._join_capacity:
-                joins.popitem(last=False)
-        rows: list[LogBatch] = []
-        for group in by_version.values():
-            self._observe(self._monitor(group[0].version), group)
-            if self.log is not None:
-                rows.extend(self._sample(group))
-        self._log_pending.extend(rows)
+            self._keep_for_labels(taken)
+        # Calls that can be joined into one array per name: same version, same names.
+        groups: dict[tuple[Any, ...], list[_Answered]] = {}
+        for answered in taken:
+            key = (answered.version.key, *answered.inputs, None, *answered.outputs)
+            groups.setdefault(key, []).append(answered)
+        for group in groups.values():
+            for merged in _merge(group):
+                self._observe(self._monitor(merged.version), merged)
+                if self.log is not None:
+                    batch = self._sample(merged)
+                    if batch is not None:
+                        self._log_pending.append(batch)
         return bool(queue)
+
+    def _keep_for_labels(self, taken: list[_Answered]) -> None:
+        joins = self._joins
+        for answered in taken:
+            start = 0
+            for request_id, rows in zip(answered.request_ids, answered.rows, strict=True):
+                joins[request_id] = (answered, start, start + rows)
+                start += rows
+        while len(joins) > self._join_capacity:
+            joins.popitem(last=False)
 
     def _write_log(self) -> None:
         """One transaction for what the slices of a round set aside for the log."""
@@ -235,38 +262,36 @@ class Monitor(InferenceObserver):
             self._monitors[version.key] = monitor
         return monitor
 
-    def _observe(self, monitor: ModelMonitor, group: list[_Answered]) -> None:
-        rows = None
+    def _observe(self, monitor: ModelMonitor, merged: _Merged) -> None:
         signature = monitor.version.signature
-        if signature.is_tabular:
-            name = signature.inputs[0].name
-            parts = [np.asarray(a.inputs[name]) for a in group if name in a.inputs]
-            if parts:
-                rows = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        names = list(group[0].outputs)
-        outputs = {}
-        for name in names:
-            parts = [np.asarray(a.outputs[name]) for a in group if name in a.outputs]
-            if len(parts) == len(group):
-                outputs[name] = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        monitor.observe(len(group), rows, outputs, group[-1].at)
+        rows = merged.inputs.get(signature.inputs[0].name) if signature.is_tabular else None
+        monitor.observe(len(merged.request_ids), rows, merged.outputs, merged.times[-1])
 
-    def _sample(self, group: list[_Answered]) -> list[LogBatch]:
+    def _sample(self, merged: _Merged) -> LogBatch | None:
+        """The log's share of ``merged`` (all of it at the default rate), encoded."""
+        ids, times, rows = merged.request_ids, merged.times, merged.rows
+        inputs, outputs = merged.inputs, merged.outputs
         if self.sample_rate < 1.0:
-            group = [a for a in group if self._random.random() < self.sample_rate]
-        if not group:
-            return []
-        version = group[0].version
-        return [
-            LogBatch(
-                version.model,
-                version.version,
-                [a.request_id for a in group],
-                [a.at for a in group],
-                encode_many([a.inputs for a in group]),
-                encode_many([a.outputs for a in group]),
-            )
-        ]
+            keep = self._random.random(len(ids)) < self.sample_rate
+            if not keep.any():
+                return None
+            if not keep.all():
+                ids = [i for i, k in zip(ids, keep, strict=True) if k]
+                times = [t for t, k in zip(times, keep, strict=True) if k]
+                rows = [r for r, k in zip(rows, keep, strict=True) if k]
+                mask = np.repeat(keep, merged.rows)
+                inputs = {name: array[mask] for name, array in inputs.items()}
+                outputs = {name: array[mask] for name, array in outputs.items()}
+        version = merged.version
+        return LogBatch(
+            version.model,
+            version.version,
+            ids,
+            times,
+            rows,
+            encode_arrays(inputs),
+            encode_arrays(outputs),
+        )
 
     def _evaluate(self) -> None:
         now = time.time()
@@ -407,17 +432,19 @@ class Monitor(InferenceObserver):
             missing = [
                 rid
                 for rid in labels
-                if rid not in self._joins or self._joins[rid].version.model != model
+                if rid not in self._joins or self._joins[rid][0].version.model != model
             ]
             logged = self.log.find(model, missing) if self.log is not None and missing else {}
             joined: list[tuple[ModelMonitor, list[tuple[Any, Any]], Any]] = []
             matched: dict[str, Any] = {}
             unknown: list[str] = []
             for request_id, label in labels.items():
-                answered = self._joins.get(request_id)
-                if answered is not None and answered.version.model == model:
+                kept = self._joins.get(request_id)
+                if kept is not None and kept[0].version.model == model:
+                    answered, start, end = kept
                     monitor = self._monitor(answered.version)
-                    predicted, proba = _predicted(monitor, answered.outputs)
+                    outputs = {name: v[start:end] for name, v in answered.outputs.items()}
+                    predicted, proba = _predicted(monitor, outputs)
                 elif request_id in logged:
                     monitor, predicted, proba = self._logged(logged[request_id])
                 else:
@@ -459,3 +486,35 @@ def _predicted(monitor: ModelMonitor, outputs: Mapping[str, Any]) -> tuple[list[
     predicted = np.asarray(outputs[output], dtype=object)
     values = predicted.reshape(len(predicted), -1)[:, 0].tolist()
     return values, outputs.get("predict_proba")
+
+
+def _merge(group: list[_Answered]) -> list[_Merged]:
+    """``group``'s calls as one: every input and output concatenated, requests in order.
+
+    Calls whose arrays cannot be joined (rows of different shapes) stay apart.
+    """
+    first = group[0]
+    if len(group) == 1:
+        return [_merged(first, dict(first.inputs), dict(first.outputs))]
+    try:
+        inputs = {n: np.concatenate([a.inputs[n] for a in group]) for n in first.inputs}
+        outputs = {n: np.concatenate([a.outputs[n] for a in group]) for n in first.outputs}
+    except ValueError:
+        return [_merged(a, dict(a.inputs), dict(a.outputs)) for a in group]
+    ids: list[str] = []
+    times: list[float] = []
+    rows: list[int] = []
+    for answered in group:
+        ids.extend(answered.request_ids)
+        rows.extend(answered.rows)
+        times.extend([answered.at] * len(answered.request_ids))
+    return [_Merged(first.version, ids, times, rows, inputs, outputs)]
+
+
+def _merged(
+    answered: _Answered, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]
+) -> _Merged:
+    ids = list(answered.request_ids)
+    return _Merged(
+        answered.version, ids, [answered.at] * len(ids), list(answered.rows), inputs, outputs
+    )

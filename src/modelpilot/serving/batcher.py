@@ -25,6 +25,10 @@ from modelpilot.runtimes.base import Batch
 logger = logging.getLogger(__name__)
 
 Predict = Callable[[Batch, list[str]], dict[str, np.ndarray]]
+Predicted = Callable[[list[str], list[int], Batch, dict[str, np.ndarray]], None]
+"""Told after each successful model call: the callers' tags, their row counts, the inputs
+and the outputs of the call (all rows, in the callers' order; a caller that gave up while
+the call ran is still among them, since the model did answer it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,7 @@ class _Item:
     rows: int
     future: asyncio.Future[dict[str, np.ndarray]] = field(repr=False)
     queued_at: float = 0.0
+    tag: str = ""
 
 
 class AdaptiveBatcher:
@@ -59,9 +64,11 @@ class AdaptiveBatcher:
         executor: Executor,
         policy: BatchingPolicy,
         on_batch: Callable[[int, list[float]], None] | None = None,
+        on_predicted: Predicted | None = None,
     ) -> None:
         self._predict = predict
         self._on_batch = on_batch
+        self._on_predicted = on_predicted
         self._executor = executor
         self.policy = policy
         self._queue: list[_Item] = []
@@ -76,14 +83,19 @@ class AdaptiveBatcher:
     def queued_rows(self) -> int:
         return self._queued_rows
 
-    async def submit(self, batch: Batch, outputs: Sequence[str]) -> dict[str, np.ndarray]:
+    async def submit(
+        self, batch: Batch, outputs: Sequence[str], tag: str = ""
+    ) -> dict[str, np.ndarray]:
         """Run ``batch`` (possibly with others) and return its own rows of every output."""
-        return await self.enqueue(batch, outputs)
+        return await self.enqueue(batch, outputs, tag)
 
     def enqueue(
-        self, batch: Batch, outputs: Sequence[str]
+        self, batch: Batch, outputs: Sequence[str], tag: str = ""
     ) -> asyncio.Future[dict[str, np.ndarray]]:
-        """Queue ``batch``; the future gets its rows of every output (cancel it to give up)."""
+        """Queue ``batch``; the future gets its rows of every output (cancel it to give up).
+
+        ``tag`` (the request id) is handed back to ``on_predicted`` with the batch it ran in.
+        """
         rows = next(iter(batch.values())).shape[0] if batch else 0
         if self._queued_rows + rows > self.policy.max_queue_rows and self._queued_rows:
             raise Overloaded(
@@ -92,7 +104,7 @@ class AdaptiveBatcher:
                 retry_after=1.0,
             )
         loop = asyncio.get_running_loop()
-        item = _Item(batch, tuple(outputs), rows, loop.create_future(), loop.time())
+        item = _Item(batch, tuple(outputs), rows, loop.create_future(), loop.time(), tag)
         self._queue.append(item)
         self._queued_rows += rows
         self._ensure_worker()
@@ -203,6 +215,7 @@ class AdaptiveBatcher:
             if not item.future.done():
                 item.future.set_result({k: v[start:end] for k, v in result.items()})
             start = end
+        self._tell(items, merged, result)
 
     async def _run_one(
         self, loop: asyncio.AbstractEventLoop, item: _Item, outputs: list[str]
@@ -217,6 +230,15 @@ class AdaptiveBatcher:
         self.batched_rows += item.rows
         if not item.future.done():
             item.future.set_result(result)
+        self._tell([item], item.batch, result)
+
+    def _tell(self, items: list[_Item], batch: Batch, result: dict[str, np.ndarray]) -> None:
+        if self._on_predicted is None:
+            return
+        try:
+            self._on_predicted([i.tag for i in items], [i.rows for i in items], batch, result)
+        except Exception:
+            logger.exception("prediction observer failed")
 
 
 def _compatible(a: Batch, b: Batch) -> bool:

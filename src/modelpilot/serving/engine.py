@@ -236,49 +236,44 @@ class InferenceEngine:
         signature = loaded.version.signature
         batch = assemble_batch(signature, request.inputs)
         names = requested_outputs(signature, request.outputs)
+        request_id = request.id or self._next_id()
         key = None
         if self.result_cache is not None:
             key = cache_key(loaded.version, batch, names)
             cached = await self.result_cache.get(key)
             if cached is not None:
-                return self._answer(loaded, request, batch, cached, names)
-        arrays = await self._run(loaded, batch, names)
+                if self._handlers["predicted"]:
+                    rows = [next(iter(batch.values())).shape[0] if batch else 0]
+                    self._notify("predicted", loaded.version, [request_id], rows, batch, cached)
+                return self._response(loaded, request_id, cached, names)
+        arrays = await self._run(loaded, batch, names, request_id)
         if key is not None and self.result_cache is not None:
             await self.result_cache.set(key, arrays)
-        return self._answer(loaded, request, batch, arrays, names)
-
-    def _answer(
-        self,
-        loaded: LoadedModel,
-        request: InferenceRequest,
-        batch: dict[str, np.ndarray],
-        arrays: dict[str, np.ndarray],
-        names: list[str],
-    ) -> InferenceResponse:
-        response = self._response(loaded, request, arrays, names)
-        if self._handlers["predicted"]:
-            self._notify("predicted", loaded.version, response.id, batch, arrays)
-        return response
+        return self._response(loaded, request_id, arrays, names)
 
     def _response(
         self,
         loaded: LoadedModel,
-        request: InferenceRequest,
+        request_id: str,
         arrays: dict[str, np.ndarray],
         names: list[str],
     ) -> InferenceResponse:
         return InferenceResponse(
             model_name=loaded.version.model,
             model_version=str(loaded.version.version),
-            id=request.id or self._next_id(),
+            id=request_id,
             outputs=to_tensors(arrays, names),
         )
 
     async def _run(
-        self, loaded: LoadedModel, batch: dict[str, np.ndarray], names: list[str]
+        self,
+        loaded: LoadedModel,
+        batch: dict[str, np.ndarray],
+        names: list[str],
+        request_id: str,
     ) -> dict[str, np.ndarray]:
         batcher = loaded.batcher or self._batcher_for(loaded)
-        future = batcher.enqueue(batch, names)
+        future = batcher.enqueue(batch, names, request_id)
         # A timer on the future rather than asyncio.wait_for, which costs a task per request.
         timer = asyncio.get_running_loop().call_later(
             self.settings.request_timeout_seconds,
@@ -304,16 +299,26 @@ class InferenceEngine:
         def predict(batch: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
             return _predict(runtime, batch, names)
 
-        name, number = loaded.version.model, str(loaded.version.version)
+        version = loaded.version
+        name, number = version.model, str(version.version)
 
         def on_batch(rows: int, waits: list[float]) -> None:
             self._notify("batch_finished", name, number, rows, waits)
 
+        def on_predicted(
+            ids: list[str],
+            rows: list[int],
+            inputs: dict[str, np.ndarray],
+            outputs: dict[str, np.ndarray],
+        ) -> None:
+            self._notify("predicted", version, ids, rows, inputs, outputs)
+
         loaded.batcher = AdaptiveBatcher(
             predict,
             self._executor,
-            batching_policy(self.settings, loaded.version),
+            batching_policy(self.settings, version),
             on_batch if self._handlers["batch_finished"] else None,
+            on_predicted if self._handlers["predicted"] else None,
         )
         return loaded.batcher
 

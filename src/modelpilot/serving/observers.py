@@ -37,13 +37,18 @@ class InferenceObserver:
     def predicted(
         self,
         version: ModelVersion,
-        request_id: str,
+        request_ids: Sequence[str],
+        rows: Sequence[int],
         inputs: Mapping[str, np.ndarray],
         outputs: Mapping[str, np.ndarray],
     ) -> None:
-        """A request was answered with ``outputs`` for ``inputs`` (both as the model saw them).
+        """One model call answered ``request_ids``: ``inputs`` and ``outputs`` hold all their
+        rows in order, ``rows[i]`` of them for request ``i`` (a result-cache hit is a call of
+        one request).
 
-        The arrays are not copied and must not be changed; keep references, work later.
+        Told once per model call rather than per request, so that watching every prediction
+        costs the event loop one call per batch. The arrays are not copied and must not be
+        changed; keep references, work later.
         """
 
 
