@@ -12,7 +12,7 @@ import pytest
 
 from modelpilot.errors import Overloaded
 from modelpilot.runtimes.base import Batch
-from modelpilot.serving.batcher import AdaptiveBatcher, BatchingPolicy
+from modelpilot.serving.batcher import INLINE_AFTER, AdaptiveBatcher, BatchingPolicy
 
 
 class DoublingModel:
@@ -196,3 +196,48 @@ async def test_each_model_call_is_told_once_with_its_callers(
     assert model.sizes == [1, 3]
     assert told[1] == (["b", "c"], [2, 1], [2.0, 3.0, 4.0], [4.0, 6.0, 8.0])
     await batcher.close()
+
+
+class ThreadRecordingModel(DoublingModel):
+    """Doubles its input and records the thread of every call."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__(delay)
+        self.threads: list[int] = []
+
+    def __call__(self, batch: Batch, outputs: list[str]) -> dict[str, np.ndarray]:
+        self.threads.append(threading.get_ident())
+        return super().__call__(batch, outputs)
+
+
+async def test_a_fast_model_moves_onto_the_loop_and_back_when_it_slows(
+    executor: ThreadPoolExecutor,
+) -> None:
+    model = ThreadRecordingModel()
+    batcher = AdaptiveBatcher(model, executor, BatchingPolicy(inline_below=0.005))
+    loop_thread = threading.get_ident()
+    for i in range(INLINE_AFTER):
+        assert (await batcher.submit(rows(i), ["y"]))["y"].tolist() == [2.0 * i]
+    assert loop_thread not in model.threads  # the pool until it has proven fast
+    assert batcher.inline
+    assert (await batcher.submit(rows(1), ["y"]))["y"].tolist() == [2.0]
+    assert model.threads[-1] == loop_thread
+    model.delay = 0.02  # slower than twice the bound: this call is the last on the loop
+    await batcher.submit(rows(1), ["y"])
+    assert not batcher.inline
+    await batcher.submit(rows(1), ["y"])
+    assert model.threads[-1] != loop_thread
+    await batcher.close()
+
+
+async def test_slow_or_unbounded_models_stay_on_the_pool(executor: ThreadPoolExecutor) -> None:
+    loop_thread = threading.get_ident()
+    for policy, model in (
+        (BatchingPolicy(inline_below=0.001), ThreadRecordingModel(delay=0.002)),
+        (BatchingPolicy(inline_below=0.0), ThreadRecordingModel()),
+    ):
+        batcher = AdaptiveBatcher(model, executor, policy)
+        for i in range(INLINE_AFTER + 5):
+            await batcher.submit(rows(i), ["y"])
+        assert not batcher.inline and loop_thread not in model.threads
+        await batcher.close()

@@ -18,6 +18,7 @@ from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.store import Registry
 from modelpilot.server.grpc import create_grpc_server
 from modelpilot.server.rest import create_app
+from modelpilot.server.rest.protocol import CoalescingHttpProtocol
 from modelpilot.serving.engine import InferenceEngine
 
 logger = logging.getLogger("modelpilot.server")
@@ -85,6 +86,7 @@ async def serve_async(
             timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds)),
             server_header=False,
             proxy_headers=False,
+            http=CoalescingHttpProtocol,
         )
         server = _Server(config)
         if settings.grpc_port:

@@ -528,6 +528,7 @@ def batching_policy(settings: Settings, version: ModelVersion) -> BatchingPolicy
         max_latency=pick("max_batch_latency_ms", settings.max_batch_latency_ms) / 1000,
         concurrency=max(1, int(pick("batch_concurrency", settings.batch_concurrency))),
         max_queue_rows=settings.max_queue_rows,
+        inline_below=pick("inline_predict_below_us", settings.inline_predict_below_us) / 1e6,
     )
 
 
