@@ -49,6 +49,11 @@ def render_comparison(
         "profile its models were registered with, prediction distribution, inference log, "
         "alerts); the next section measures what that costs.",
         "",
+        "The row of grpc.aio answering a canned response (`bench/grpc_ceiling.py`) is no "
+        "inference server: it parses each request and returns a fixed answer at once, on "
+        "uvloop. It is the most requests/s any Python gRPC server can answer on this machine "
+        "with this load, ModelPilot and MLServer included.",
+        "",
         "| server | model | transport | connections | requests/s | p50 ms | p99 ms | errors "
         "| x MLServer | x MLServer+batching |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",

@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 FEATURES = 20
 MONITORING_LABEL = "(monitoring on)"
+GRPC_CEILING = "grpc.aio answering a canned response"
 
 
 def train(workdir: Path) -> tuple[dict[str, Path], Path]:
@@ -134,6 +135,18 @@ class Comparison:
                     rps, p50, p99, errors = wrk(url, self.simple, c, self.args.seconds)
                     label = "FastAPI (plain endpoint)"
                     self.record(Point(label, model, "http", c, rps, p50, p99, errors))
+
+    def grpc_ceiling(self) -> None:
+        """grpc.aio answering a canned response: the bound on any Python gRPC server here."""
+        grpc, http = free_port(), free_port()
+        with running(
+            [sys.executable, str(BENCH / "grpc_ceiling.py"), str(grpc), str(http)],
+            f"http://127.0.0.1:{http}/",
+        ):
+            url = f"http://127.0.0.1:{grpc}/inference.GRPCInferenceService/ModelInfer"
+            for model, body in self.grpc_bodies.items():
+                rps, p50, p99, errors = h2load_grpc(url, body, 16, self.args.seconds)
+                self.record(Point(GRPC_CEILING, model, "grpc", 16, rps, p50, p99, errors))
 
     def mlserver(self, binary: Path) -> None:
         for batching in (False, True):
@@ -223,6 +236,7 @@ def main() -> None:
             comparison = Comparison(args, workdir, paths)
             comparison.modelpilot(registry)
             comparison.fastapi()
+            comparison.grpc_ceiling()
             binary = None if args.skip_mlserver else ensure_mlserver()
             if binary is not None:
                 comparison.mlserver(binary)

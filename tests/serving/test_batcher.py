@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -199,14 +200,18 @@ async def test_each_model_call_is_told_once_with_its_callers(
 
 
 class ThreadRecordingModel(DoublingModel):
-    """Doubles its input and records the thread of every call."""
+    """Doubles its input, records the thread of every call, and may burn CPU for a while."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, spin: float = 0.0) -> None:
         super().__init__(delay)
+        self.spin = spin
         self.threads: list[int] = []
 
     def __call__(self, batch: Batch, outputs: list[str]) -> dict[str, np.ndarray]:
         self.threads.append(threading.get_ident())
+        until = time.thread_time() + self.spin
+        while time.thread_time() < until:
+            pass
         return super().__call__(batch, outputs)
 
 
@@ -233,7 +238,8 @@ async def test_a_fast_model_moves_onto_the_loop_and_back_when_it_slows(
 async def test_slow_or_unbounded_models_stay_on_the_pool(executor: ThreadPoolExecutor) -> None:
     loop_thread = threading.get_ident()
     for policy, model in (
-        (BatchingPolicy(inline_below=0.001), ThreadRecordingModel(delay=0.002)),
+        (BatchingPolicy(inline_below=0.001), ThreadRecordingModel(spin=0.002)),  # CPU-bound
+        (BatchingPolicy(inline_below=0.001), ThreadRecordingModel(delay=0.01)),  # waits
         (BatchingPolicy(inline_below=0.0), ThreadRecordingModel()),
     ):
         batcher = AdaptiveBatcher(model, executor, policy)

@@ -14,6 +14,12 @@ a future, a thread wake-up, and two handovers of the interpreter lock, during wh
 waits. The batcher times every call; only after ``INLINE_AFTER`` calls in a row came in under
 the bound does it call inline, and one inline call over twice the bound sends it back to the
 thread pool. So a slow model never holds the loop for more than one call.
+
+Calls are timed in the CPU time of the thread that makes them, which leaves out the waits for
+the interpreter lock that a busy server imposes on any thread. A model that waits for
+something else (a sleep, a socket) shows it in wall time instead; so a call also counts as
+fast only if its wall time exceeds its budget by less than one switch interval of the
+interpreter lock (``sys.getswitchinterval()``, the longest such a wait should last).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -257,16 +264,17 @@ class AdaptiveBatcher:
         if bound <= 0:
             return await loop.run_in_executor(self._executor, self._predict, batch, outputs)
         if self.inline:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             try:
                 return self._predict(batch, outputs)
             finally:
-                if time.perf_counter() - started > 2 * bound:
+                timing = (time.thread_time() - cpu, time.perf_counter() - started)
+                if not _within(timing, 2 * bound):
                     self.inline, self._fast_calls = False, 0
-        result, seconds = await loop.run_in_executor(
+        result, timing = await loop.run_in_executor(
             self._executor, _timed, self._predict, batch, outputs
         )
-        self._fast_calls = self._fast_calls + 1 if seconds < bound else 0
+        self._fast_calls = self._fast_calls + 1 if _within(timing, bound) else 0
         self.inline = self._fast_calls >= INLINE_AFTER
         return result
 
@@ -281,10 +289,17 @@ class AdaptiveBatcher:
 
 def _timed(
     predict: Predict, batch: Batch, outputs: list[str]
-) -> tuple[dict[str, np.ndarray], float]:
-    started = time.perf_counter()
+) -> tuple[dict[str, np.ndarray], tuple[float, float]]:
+    """``predict``'s result, and the call's (CPU, wall) seconds on this thread."""
+    started, cpu = time.perf_counter(), time.thread_time()
     result = predict(batch, outputs)
-    return result, time.perf_counter() - started
+    return result, (time.thread_time() - cpu, time.perf_counter() - started)
+
+
+def _within(timing: tuple[float, float], budget: float) -> bool:
+    """CPU time under ``budget``, and wall time only a lock handover more (see above)."""
+    cpu, wall = timing
+    return cpu < budget and wall < budget + sys.getswitchinterval()
 
 
 def _compatible(a: Batch, b: Batch) -> bool:
