@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.engine import InferenceEngine
+from modelpilot.serving.observers import InferenceObserver
 from modelpilot.serving.registration import register_model
 
 PYTHON_MODEL = '''
@@ -201,3 +202,38 @@ async def test_metadata(engine: InferenceEngine) -> None:
     )
     assert meta.inputs[0].shape == (-1, 4)
     assert meta.feature_names == ("sepal_length", "sepal_width", "petal_length", "petal_width")
+
+
+class Recorder(InferenceObserver):
+    """Keeps what the engine tells of each model call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], list[int], int, int]] = []
+
+    def predicted(
+        self,
+        version: ModelVersion,
+        request_ids: Sequence[str],
+        rows: Sequence[int],
+        inputs: Mapping[str, np.ndarray],
+        outputs: Mapping[str, np.ndarray],
+    ) -> None:
+        first_in, first_out = next(iter(inputs.values())), next(iter(outputs.values()))
+        self.calls.append((list(request_ids), list(rows), len(first_in), len(first_out)))
+
+
+async def test_observers_hear_each_model_call_with_its_requests(engine: InferenceEngine) -> None:
+    recorder = Recorder()
+    engine.add_observer(recorder)
+    one, two = [5.1, 3.5, 1.4, 0.2], [[6.2, 3.4, 5.4, 2.3], [5.9, 3.0, 5.1, 1.8]]
+    requests = [request_from_rows(two if i % 3 == 0 else one) for i in range(30)]
+    requests[1].id = "chosen-by-the-client"
+    responses = await asyncio.gather(*(engine.infer("iris", r) for r in requests))
+    told = [rid for ids, _, _, _ in recorder.calls for rid in ids]
+    assert sorted(told) == sorted(r.id for r in responses)
+    assert "chosen-by-the-client" in told
+    sizes = {rid: n for ids, rows, _, _ in recorder.calls for rid, n in zip(ids, rows, strict=True)}
+    assert [sizes[r.id] for r in responses] == [2 if i % 3 == 0 else 1 for i in range(30)]
+    for _, rows, inputs, outputs in recorder.calls:
+        assert sum(rows) == inputs == outputs
+    assert max(len(ids) for ids, _, _, _ in recorder.calls) > 1  # the queued ones ran together
