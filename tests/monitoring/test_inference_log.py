@@ -99,3 +99,21 @@ def test_a_log_written_before_row_counts_is_still_read(
     finally:
         log.close()
         registry.close()
+
+
+def test_ids_are_indexed_row_by_row_where_the_database_cannot_unpack_json(
+    tmp_path: Path,
+) -> None:
+    registry = Registry.open(str(tmp_path / "registry"), tmp_path / "artifacts")
+    log = InferenceLog(registry.companion_engine("inference-log"))
+    try:
+        assert log._insert_ids[1]  # this SQLite unpacks the JSON array itself
+        log._insert_ids = (
+            "INSERT INTO inference_log_requests (request_id, batch_id, position) VALUES (?, ?, ?)",
+            False,
+        )  # what a database without JSON functions gets
+        log.write([entry("a"), entry("b")])
+        assert sorted(log.find("m", ["a", "b"])) == ["a", "b"]
+    finally:
+        log.close()
+        registry.close()

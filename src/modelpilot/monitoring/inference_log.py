@@ -164,11 +164,6 @@ class InferenceLog:
         self._engine = engine
         self.max_rows = max_rows
         self._since_trim = 0
-        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self._insert_ids = (
-            "INSERT INTO inference_log_requests (request_id, batch_id, position) "
-            f"VALUES ({mark}, {mark}, {mark})"
-        )
         if engine.dialect.name == "sqlite":
             # The log's writes are many: let WAL commits skip the fsync (a crash of the
             # machine, not of the process, may lose the last ones; the file stays sound).
@@ -176,6 +171,7 @@ class InferenceLog:
         try:
             metadata.create_all(engine)
             _add_rows_column(engine)
+            self._insert_ids = _index_statement(engine)
         except SQLAlchemyError as exc:
             raise RegistryError(f"cannot open the inference log at {engine.url}: {exc}") from exc
 
@@ -196,13 +192,14 @@ class InferenceLog:
             self.trim()
 
     def _insert(self, conn: Connection, item: LogBatch) -> None:
+        ids = orjson.dumps(item.request_ids).decode()
         result = conn.execute(
             insert(batches).values(
                 model=item.model,
                 version=item.version,
                 created_at=item.times[0],
                 size=len(item.request_ids),
-                request_ids=orjson.dumps(item.request_ids).decode(),
+                request_ids=ids,
                 times=orjson.dumps(item.times).decode(),
                 row_counts=orjson.dumps(item.rows).decode(),
                 inputs=item.inputs,
@@ -210,8 +207,12 @@ class InferenceLog:
             )
         )
         batch_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
-        rows = [(rid, batch_id, i) for i, rid in enumerate(item.request_ids)]
-        conn.exec_driver_sql(self._insert_ids, rows)
+        statement, whole = self._insert_ids
+        if whole:  # one statement for all ids: one pass through the database, not one per row
+            conn.exec_driver_sql(statement, (batch_id, ids))
+        else:
+            rows = [(rid, batch_id, i) for i, rid in enumerate(item.request_ids)]
+            conn.exec_driver_sql(statement, rows)
 
     def write(self, entries: Sequence[LogEntry]) -> None:
         """Store entries one batch per model version (their labels, if any, too)."""
@@ -424,6 +425,44 @@ def _columns(items: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
         for name, values in item.items():
             out.setdefault(name, []).extend(values if isinstance(values, list) else [values])
     return out
+
+
+def _index_statement(engine: Engine) -> tuple[str, bool]:
+    """How request ids go into the index: (statement, takes the whole JSON array at once).
+
+    Row by row, the driver steps the database once per request, and SQLite's driver lets go
+    of the interpreter lock and takes it back every time; the server's event loop then
+    competes for the lock thousands of times a second. Both databases can unpack the batch's
+    JSON array of ids themselves, in one statement.
+    """
+    if engine.dialect.name == "postgresql":
+        return (
+            "INSERT INTO inference_log_requests (request_id, batch_id, position) "
+            "SELECT value, %s, ordinality - 1 "
+            "FROM jsonb_array_elements_text(%s::jsonb) WITH ORDINALITY",
+            True,
+        )
+    if engine.dialect.name == "sqlite" and _sqlite_has_json(engine):
+        return (
+            "INSERT INTO inference_log_requests (request_id, batch_id, position) "
+            "SELECT value, ?, key FROM json_each(?)",
+            True,
+        )
+    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    return (
+        "INSERT INTO inference_log_requests (request_id, batch_id, position) "
+        f"VALUES ({mark}, {mark}, {mark})",
+        False,
+    )
+
+
+def _sqlite_has_json(engine: Engine) -> bool:
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT json_valid('[]')")
+        return True
+    except SQLAlchemyError:  # an SQLite built without JSON functions
+        return False
 
 
 def _add_rows_column(engine: Engine) -> None:
