@@ -107,7 +107,7 @@ async def test_a_failing_observer_does_not_fail_requests(
         def batch_finished(self, *args: object) -> None:
             raise RuntimeError("observer bug")
 
-        def inflight_changed(self, *args: object) -> None:
+        def predicted(self, *args: object) -> None:
             raise RuntimeError("observer bug")
 
     engine = InferenceEngine(served_registry, make_settings(served_registry), observers=[Broken()])

@@ -143,12 +143,6 @@ class Monitor(InferenceObserver):
     ) -> None:
         self.history.record(seconds, status == "ok")
 
-    def batch_finished(self, model: str, version: str, rows: int, queue_seconds: Any) -> None:
-        return None
-
-    def inflight_changed(self, model: str, delta: int) -> None:
-        return None
-
     def predicted(
         self,
         version: ModelVersion,
