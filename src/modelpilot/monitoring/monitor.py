@@ -489,12 +489,13 @@ def _merge(group: list[_Answered]) -> list[_Merged]:
     """
     first = group[0]
     if len(group) == 1:
-        return [_merged(first, dict(first.inputs), dict(first.outputs))]
-    try:
-        inputs = {n: np.concatenate([a.inputs[n] for a in group]) for n in first.inputs}
-        outputs = {n: np.concatenate([a.outputs[n] for a in group]) for n in first.outputs}
-    except ValueError:
-        return [_merged(a, dict(a.inputs), dict(a.outputs)) for a in group]
+        inputs, outputs = dict(first.inputs), dict(first.outputs)
+    else:
+        try:
+            inputs = {n: np.concatenate([a.inputs[n] for a in group]) for n in first.inputs}
+            outputs = {n: np.concatenate([a.outputs[n] for a in group]) for n in first.outputs}
+        except ValueError:
+            return [merged for answered in group for merged in _merge([answered])]
     ids: list[str] = []
     times: list[float] = []
     rows: list[int] = []
@@ -503,12 +504,3 @@ def _merge(group: list[_Answered]) -> list[_Merged]:
         rows.extend(answered.rows)
         times.extend([answered.at] * len(answered.request_ids))
     return [_Merged(first.version, ids, times, rows, inputs, outputs)]
-
-
-def _merged(
-    answered: _Answered, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]
-) -> _Merged:
-    ids = list(answered.request_ids)
-    return _Merged(
-        answered.version, ids, [answered.at] * len(ids), list(answered.rows), inputs, outputs
-    )
