@@ -15,6 +15,11 @@ Batch = dict[str, np.ndarray]
 """Input tensors by name, batch dimension first, already in the signature's dtypes."""
 
 
+def batch_rows(batch: Batch) -> int:
+    """Rows in ``batch`` (its first tensor's first dimension; 0 for no tensors)."""
+    return next(iter(batch.values())).shape[0] if batch else 0
+
+
 class Runtime(ABC):
     """A loaded model of one flavor.
 

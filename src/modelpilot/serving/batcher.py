@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from modelpilot.errors import Overloaded
-from modelpilot.runtimes.base import Batch
+from modelpilot.runtimes.base import Batch, batch_rows
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class AdaptiveBatcher:
 
         ``tag`` (the request id) is handed back to ``on_predicted`` with the batch it ran in.
         """
-        rows = next(iter(batch.values())).shape[0] if batch else 0
+        rows = batch_rows(batch)
         if self._queued_rows + rows > self.policy.max_queue_rows and self._queued_rows:
             raise Overloaded(
                 f"{self._queued_rows} rows are already waiting for this model; retry shortly "

@@ -28,7 +28,7 @@ from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.signature import TensorSpec
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
-from modelpilot.runtimes.base import Runtime
+from modelpilot.runtimes.base import Runtime, batch_rows
 from modelpilot.runtimes.flavors import load_runtime
 from modelpilot.serving.acceleration import accelerate
 from modelpilot.serving.batcher import AdaptiveBatcher, BatchingPolicy
@@ -243,7 +243,7 @@ class InferenceEngine:
             cached = await self.result_cache.get(key)
             if cached is not None:
                 if self._handlers["predicted"]:
-                    rows = [next(iter(batch.values())).shape[0] if batch else 0]
+                    rows = [batch_rows(batch)]
                     self._notify("predicted", loaded.version, [request_id], rows, batch, cached)
                 return self._response(loaded, request_id, cached, names)
         arrays = await self._run(loaded, batch, names, request_id)
@@ -552,7 +552,7 @@ def _predict(
         raise ModelFailure(
             f"the model failed while predicting: {type(exc).__name__}: {exc}"
         ) from exc
-    rows = next(iter(batch.values())).shape[0] if batch else 0
+    rows = batch_rows(batch)
     for name in names:
         if name not in arrays:
             raise ModelFailure(f"the model did not produce output {name!r}")
