@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     """Deadline for one inference; past it the caller gets 504 / DEADLINE_EXCEEDED."""
 
     inference_threads: int = Field(default=4, ge=1)
-    """Threads that run model code off the event loop."""
+    """Threads that run model code off the event loop (all but the fastest models')."""
 
     onnx: bool = True
     """Serve scikit-learn models through ONNX Runtime when the converted model agrees."""

@@ -24,9 +24,9 @@ class Runtime(ABC):
     """A loaded model of one flavor.
 
     ``predict`` runs on a whole batch and returns the named outputs asked for (all outputs of
-    the signature when ``outputs`` is empty). It is called from worker threads, never on the
-    event loop, and may be called concurrently: implementations must be thread-safe or guard
-    themselves.
+    the signature when ``outputs`` is empty). It is called from worker threads, or on the
+    event loop once its calls have proven to take microseconds (``serving.batcher``), and may
+    be called concurrently: implementations must be thread-safe or guard themselves.
     """
 
     flavor: ClassVar[str]
