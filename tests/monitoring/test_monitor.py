@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -9,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelpilot.monitoring.inference_log import InferenceLog
+from modelpilot.monitoring.inference_log import InferenceLog, LogBatch
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.process import ProcessMonitoring, monitor_config
 from modelpilot.registry.store import Registry
@@ -272,4 +276,36 @@ def test_a_sampled_log_keeps_its_share_and_every_label_still_joins(
     assert (result.accepted, result.unknown) == (300, [])
     logged = log.find("iris", [e.request_id for e in entries])
     assert all(e.label == labels[e.request_id] for e in logged.values())
+    monitor.stop()
+
+
+class _GatedLog(InferenceLog):
+    """The real log, holding each write until the test lets it through."""
+
+    def __init__(self, registry: Registry) -> None:
+        super().__init__(registry.companion_engine("inference-log"))
+        self.writing = threading.Event()
+        self.go_on = threading.Event()
+
+    def append(self, items: Sequence[LogBatch]) -> None:
+        self.writing.set()
+        assert self.go_on.wait(10)
+        super().append(items)
+
+
+def test_labels_wait_for_a_log_write_already_under_way(labelled_iris: Registry) -> None:
+    log = _GatedLog(labelled_iris)
+    monitor = Monitor(labelled_iris, log=log, tick_seconds=0.01)
+    version = labelled_iris.get_version("iris", 1)
+    monitor.predicted(version, ["a"], [1], {"input-0": IRIS_ROWS[:1]}, {"predict": np.array([0])})
+    monitor.start()
+    # The monitor thread has taken the request off the queue and is writing it to the log.
+    assert log.writing.wait(10)
+    with ThreadPoolExecutor(1) as pool:
+        labelled = pool.submit(monitor.feedback, "iris", {"a": 0})
+        time.sleep(0.05)
+        assert not labelled.done()  # it waits for the write rather than miss the request
+        log.go_on.set()
+        result = labelled.result(timeout=10)
+    assert (result.accepted, result.unknown) == (1, [])
     monitor.stop()

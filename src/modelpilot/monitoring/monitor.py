@@ -121,9 +121,13 @@ class Monitor(InferenceObserver):
         # With every request in the inference log, labels join there and this stays empty.
         self._joins: OrderedDict[str, tuple[_Answered, int, int]] = OrderedDict()
         self._remember = log is None or sample_rate < 1.0
-        self._log_pending: list[LogBatch] = []
+        self._log_pending: deque[LogBatch] = deque()
         self._join_capacity = join_capacity
         self._lock = threading.RLock()
+        # Held while a round's log batches are on their way to the store, outside ``_lock`` so
+        # the next drain need not wait for the disk. Whoever needs the log complete (labels,
+        # flush) takes it after ``_lock``; the monitor thread never takes them the other way.
+        self._log_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -241,10 +245,16 @@ class Monitor(InferenceObserver):
             joins.popitem(last=False)
 
     def _write_log(self) -> None:
-        """One transaction for what the slices of a round set aside for the log."""
-        rows, self._log_pending = self._log_pending, []
-        if rows and self.log is not None:
-            self.log.append(rows)
+        """One transaction for what the slices of a round set aside for the log.
+
+        Returns once the log holds every batch set aside before the call, including those a
+        concurrent call was writing.
+        """
+        with self._log_lock:
+            pending = self._log_pending
+            rows = [pending.popleft() for _ in range(len(pending))]
+            if rows and self.log is not None:
+                self.log.append(rows)
 
     def _monitor(self, version: ModelVersion) -> ModelMonitor:
         monitor = self._monitors.get(version.key)
