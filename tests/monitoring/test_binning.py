@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from modelpilot.monitoring.binning import ProfileBinning
+from modelpilot.monitoring.binning import CHUNK_ROWS, ProfileBinning
 from modelpilot.monitoring.window import RecentRows, SlidingWindow
 from modelpilot.registry.profile import ReferenceProfile
 
@@ -53,3 +54,54 @@ def test_recent_rows_returns_the_tail_in_order() -> None:
     tail = recent.last(5)
     assert tail is not None and tail[:, 0].tolist() == [90, 92, 94, 96, 98]
     assert recent.last(6) is None
+
+
+def test_many_features_bin_as_each_would_alone_across_chunks() -> None:
+    rng = np.random.default_rng(3)
+    reference = pd.DataFrame(
+        {
+            "wide": rng.normal(size=400),
+            "few": rng.integers(0, 3, 400).astype(float),  # three distinct values: fewer edges
+            "kind": rng.choice(["a", "b"], 400),
+            "constant": np.full(400, 2.0),
+            "skewed": rng.exponential(size=400),
+        }
+    )
+    profile = ReferenceProfile.from_data(reference)
+    binning = ProfileBinning(profile)
+    rows = CHUNK_ROWS + 500
+    current = pd.DataFrame(
+        {
+            "wide": rng.normal(0.5, 2.0, rows),
+            "few": rng.integers(-1, 5, rows).astype(float),
+            "kind": rng.choice(["a", "b", "c"], rows),
+            "constant": rng.choice([1.0, 2.0, 3.0, np.nan], rows),
+            "skewed": rng.exponential(2.0, rows),
+        }
+    )
+    current.loc[::97, "wide"] = np.nan
+    current.loc[::89, "skewed"] = np.inf
+    counts, sums = binning.count(current.to_numpy(dtype=object))
+
+    offset, numeric = 0, 0
+    for feature in profile.features:
+        column = current[feature.name]
+        if feature.kind == "numeric":
+            edges = np.asarray(feature.bin_edges)
+            inner = edges.size - 1
+            values = column.to_numpy(dtype=float)
+            below, above = values < edges[0], values > edges[-1]
+            inside = ~(below | above | np.isnan(values))
+            expected = [int(below.sum())]
+            expected += np.histogram(values[inside], bins=edges)[0].tolist()
+            expected += [int(above.sum()), int(np.isnan(values).sum())]
+            assert counts[offset : offset + inner + 3].tolist() == expected, feature.name
+            assert sums[2 * numeric] == pytest.approx(values[below].sum()), feature.name
+            assert sums[2 * numeric + 1] == pytest.approx(values[above].sum()), feature.name
+            offset, numeric = offset + inner + 3, numeric + 1
+        else:
+            width = len(feature.categories) + 2
+            assert counts[offset : offset + width].sum() == rows
+            assert counts[offset + width - 2] == (column == "c").sum()  # unseen
+            offset += width
+    assert offset == binning.size

@@ -28,6 +28,9 @@ from modelpilot.monitoring.drift import (
 )
 from modelpilot.registry.profile import OTHER, FeatureProfile, ReferenceProfile
 
+CHUNK_ROWS = 8192
+"""Rows binned in one go, which bounds the scratch arrays of a large offline comparison."""
+
 
 @dataclass(frozen=True, slots=True)
 class _Numeric:
@@ -91,40 +94,64 @@ class ProfileBinning:
         """Length of the flat count vector."""
         self.sums_size = 2 * len(self._numeric)
         """Length of the flat vector of out-of-range sums (below, above per numeric feature)."""
-
-    @property
-    def numeric_columns(self) -> list[int]:
-        return [n.index for n in self._numeric]
+        # All numeric features binned at once (see _bins): their edges side by side, padded
+        # with NaN, which no value is at or above.
+        widest = max((n.edges.size - 1 for n in self._numeric), default=0)
+        self._lower = np.full((len(self._numeric), widest), np.nan)
+        """Every edge but the top one of each numeric feature, padded with NaN."""
+        for position, spec in enumerate(self._numeric):
+            self._lower[position, : spec.edges.size - 1] = spec.edges[:-1]
+        self._top = np.array([n.edges[-1] for n in self._numeric])
+        self._inner = np.array([n.edges.size - 1 for n in self._numeric], dtype=np.int64)
+        self._offsets = np.array([n.offset for n in self._numeric], dtype=np.int64)
+        self._columns = np.array([n.index for n in self._numeric], dtype=np.intp)
+        self._all_numeric = self._columns.tolist() == list(range(len(self.names)))
 
     def count(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Flat bin counts and out-of-range sums of a 2-D batch whose columns are the features."""
         if rows.ndim != 2 or rows.shape[1] != len(self.names):
             raise ValueError(f"expected rows of {len(self.names)} features, got {rows.shape}")
-        n = rows.shape[0]
-        slots = np.empty((n, len(self.names)), dtype=np.int64)
+        slots = np.empty(rows.shape, dtype=np.int64)
         sums = np.zeros(self.sums_size, dtype=np.float64)
-        numeric = rows
-        if self._numeric and rows.dtype.kind not in "fiub":
-            numeric = _to_float(rows[:, self.numeric_columns])
-        for position, spec in enumerate(self._numeric):
-            column = numeric[:, spec.index] if numeric is rows else numeric[:, position]
-            column = np.asarray(column, dtype=np.float64)
-            inner = spec.edges.size - 1
-            slot = np.searchsorted(spec.edges, column, side="right")
-            # np.histogram's last bin is closed on the right; the top edge belongs inside.
-            slot[column == spec.edges[-1]] = inner
-            missing = np.isnan(column)
-            slot[missing] = inner + 2
-            below, above = slot == 0, slot == inner + 1
-            sums[2 * position] = column[below].sum()
-            sums[2 * position + 1] = column[above].sum()
-            slots[:, spec.index] = slot + spec.offset
+        if self._numeric:
+            if rows.dtype.kind in "fiub":
+                values = rows if self._all_numeric else rows[:, self._columns]
+                values = np.asarray(values, dtype=np.float64)
+            else:
+                values = _to_float(rows[:, self._columns])
+            for start in range(0, values.shape[0], CHUNK_ROWS):
+                chunk = values[start : start + CHUNK_ROWS]
+                bins = self._bins(chunk) + self._offsets
+                slots[start : start + CHUNK_ROWS, self._columns] = bins
+                # Each bin's sum of values, of which those below and above the range are kept.
+                totals = np.bincount(bins.ravel(), weights=chunk.ravel(), minlength=self.size)
+                sums[0::2] += totals[self._offsets]
+                sums[1::2] += totals[self._offsets + self._inner + 1]
         for category in self._categorical:
             slots[:, category.index] = category.offset + _category_slots(
                 rows[:, category.index], category
             )
         counts = np.bincount(slots.ravel(), minlength=self.size)
         return counts, sums
+
+    def _bins(self, values: np.ndarray) -> np.ndarray:
+        """Each numeric value's bin within its feature's stretch of the flat vector."""
+        # A value's bin is the number of edges at or below it (searchsorted, side="right"),
+        # except that the top edge belongs to the last bin, as in np.histogram: it counts only
+        # when the value is past it. Taken edge position by edge position: a dozen NumPy calls
+        # on the whole batch rather than a dozen per feature.
+        slot = np.zeros(values.shape, dtype=np.min_scalar_type(self._lower.shape[1] + 1))
+        passed = np.empty(values.shape, dtype=bool)
+        for edge in self._lower.T:
+            np.less_equal(edge, values, out=passed)
+            slot += passed
+        np.less(self._top, values, out=passed)
+        slot += passed
+        bins = slot.astype(np.int64)
+        missing = np.isnan(values)
+        if missing.any():
+            bins[missing] = np.broadcast_to(self._inner + 2, values.shape)[missing]
+        return bins
 
     def histograms(self, counts: np.ndarray) -> list[FeatureHistogram]:
         """Every feature's bins for plotting, in the profile's order; empty edge bins left out."""
