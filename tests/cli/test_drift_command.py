@@ -10,7 +10,8 @@ import pandas as pd
 from typer.testing import Result
 
 from modelpilot.errors import ModelPilotError
-from modelpilot.monitoring.inference_log import InferenceLog, LogEntry
+from modelpilot.monitoring.inference_log import InferenceLog
+from modelpilot.monitoring.log_records import LogEntry
 from modelpilot.registry.store import Registry
 from tests.cli.conftest import Run
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelpilot.monitoring.inference_log import InferenceLog, LogEntry, jsonable
+from modelpilot.monitoring.inference_log import InferenceLog
+from modelpilot.monitoring.log_records import LogEntry, jsonable, log_batch, unpack_arrays
 from modelpilot.registry.store import Registry
 
 
@@ -76,7 +77,7 @@ def test_a_log_written_before_row_counts_is_still_read(
         location, key = request.getfixturevalue("postgres_location"), "BIGSERIAL PRIMARY KEY"
     registry = Registry.open(location, tmp_path / "artifacts")
     engine = registry.companion_engine("inference-log")
-    with engine.begin() as conn:  # the layout before row counts: one JSON object per request
+    with engine.begin() as conn:  # the first layout: one JSON object per request, not packed
         conn.exec_driver_sql(
             f"CREATE TABLE inference_log_batches (id {key}, model VARCHAR(256) NOT NULL, "
             "version INTEGER NOT NULL, created_at FLOAT NOT NULL, size INTEGER NOT NULL, "
@@ -117,3 +118,30 @@ def test_ids_are_indexed_row_by_row_where_the_database_cannot_unpack_json(
     finally:
         log.close()
         registry.close()
+
+
+def test_numbers_are_stored_packed_and_strings_as_json(log: InferenceLog) -> None:
+    rows = np.array([[1.5, np.nan], [3.0, 4.0], [-1.0, 2.5]])
+    numbers = log_batch(
+        "m",
+        1,
+        ["a", "b"],
+        [1.0, 2.0],
+        [1, 2],
+        {"x": rows, "flag": np.array([True, False, True])},
+        {"y": np.array([[1, 0], [0, 1], [1, 1]], dtype=np.int32)},
+    )
+    assert numbers.packed is not None and numbers.inputs == numbers.outputs == ""
+    words = log_batch(
+        "m", 1, ["c"], [3.0], [1], {"x": rows[:1]}, {"y": np.array(["cat"], dtype=object)}
+    )
+    assert words.packed is None and '"cat"' in words.outputs
+    log.append([numbers, words])
+    found = log.find("m", ["a", "b", "c"])
+    assert found["a"].inputs == {"x": [[1.5, None]], "flag": [True]}  # NaN reads as null
+    assert found["b"].inputs == {"x": [[3.0, 4.0], [-1.0, 2.5]], "flag": [False, True]}
+    assert found["b"].outputs == {"y": [[0, 1], [1, 1]]}
+    assert found["c"].outputs == {"y": ["cat"]}
+    inputs, outputs = unpack_arrays(numbers.packed)
+    assert inputs["x"].dtype == np.float64 and outputs["y"].dtype == np.int32
+    np.testing.assert_array_equal(inputs["x"], rows)

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelpilot.monitoring.inference_log import InferenceLog, LogBatch
+from modelpilot.monitoring.inference_log import InferenceLog
+from modelpilot.monitoring.log_records import LogBatch
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.process import ProcessMonitoring, monitor_config
 from modelpilot.registry.store import Registry

@@ -5,8 +5,8 @@ PostgreSQL database), written by the monitor's thread, never by a request:
 
 - ``inference_log_batches``: the requests one monitoring round took in for one version, as
   one row: their ids, times and row counts, and the inputs and outputs of all their rows as
-  one JSON object of arrays, encoded straight from NumPy in one call (this is what keeps
-  logging every request cheap);
+  one array per name, packed as raw bytes (JSON for strings); see ``log_records``. One row
+  per round rather than per request is what keeps logging every request cheap;
 - ``inference_log_requests``: request id -> batch and position, so that labels find them;
 - ``inference_log_labels``: the labels posted for requests.
 
@@ -19,10 +19,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import orjson
 from sqlalchemy import (
     BigInteger,
@@ -32,6 +30,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -46,6 +45,13 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from modelpilot.errors import RegistryError
+from modelpilot.monitoring.log_records import (
+    DecodedBatch,
+    LogBatch,
+    LogEntry,
+    columns,
+    rows_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +72,9 @@ batches = Table(
     # Rows of each request (JSON array). Absent in logs written before it existed, whose
     # inputs and outputs are arrays of one object per request instead.
     Column("row_counts", Text, nullable=True),
+    # Inputs and outputs packed as raw bytes (log_records.pack_arrays); inputs and outputs
+    # are then empty. Absent in logs written before it existed, and for string data.
+    Column("packed", LargeBinary, nullable=True),
     Index("ix_inference_log_batches_model", "model", "id"),
 )
 
@@ -98,65 +107,6 @@ labels_table = Table(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    request_id: str
-    model: str
-    version: int
-    created_at: float
-    inputs: dict[str, Any]
-    """Input name -> nested lists, as the model saw it."""
-    outputs: dict[str, Any]
-    label: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class LogBatch:
-    """Requests of one version, ready for the log: inputs and outputs already JSON."""
-
-    model: str
-    version: int
-    request_ids: list[str]
-    times: list[float]
-    rows: list[int]
-    """Rows of each request, in order: request ``i`` has the next ``rows[i]`` rows."""
-    inputs: str
-    """Input name -> all rows (``encode_arrays``)."""
-    outputs: str
-
-
-def jsonable(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """Arrays as JSON can hold them: numbers as numbers, bytes as text, NaN as null."""
-    out: dict[str, Any] = {}
-    for name, array in arrays.items():
-        array = np.asarray(array)
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            out[name] = np.where(np.isfinite(array), array.astype(object), np.array(None)).tolist()
-        elif array.dtype.kind in "OSU":
-            out[name] = [_text(v) for v in array.ravel()]
-            if array.ndim > 1:
-                out[name] = np.array(out[name], dtype=object).reshape(array.shape).tolist()
-        else:
-            out[name] = array.tolist()
-    return out
-
-
-def encode_arrays(arrays: Mapping[str, np.ndarray]) -> str:
-    """A JSON object of nested arrays: numbers straight from NumPy in one call."""
-    try:
-        return orjson.dumps(dict(arrays), option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    except TypeError:  # object arrays (bytes, strings), or views that are not contiguous
-        return orjson.dumps(jsonable(arrays)).decode()
-
-
-def _text(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 class InferenceLog:
     """Logged requests by batch, found by request id, labelled later, bounded in size."""
 
@@ -170,7 +120,7 @@ class InferenceLog:
             event.listen(engine, "connect", _relaxed_sync)
         try:
             metadata.create_all(engine)
-            _add_rows_column(engine)
+            _add_columns(engine)
             self._insert_ids = _index_statement(engine)
         except SQLAlchemyError as exc:
             raise RegistryError(f"cannot open the inference log at {engine.url}: {exc}") from exc
@@ -204,6 +154,7 @@ class InferenceLog:
                 row_counts=orjson.dumps(item.rows).decode(),
                 inputs=item.inputs,
                 outputs=item.outputs,
+                packed=item.packed,
             )
         )
         batch_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
@@ -226,9 +177,10 @@ class InferenceLog:
                     version,
                     [e.request_id for e in group],
                     [e.created_at for e in group],
-                    [_rows_of(e.inputs) for e in group],
-                    orjson.dumps(_columns([e.inputs for e in group])).decode(),
-                    orjson.dumps(_columns([e.outputs for e in group])).decode(),
+                    [rows_of(e.inputs) for e in group],
+                    None,
+                    orjson.dumps(columns([e.inputs for e in group])).decode(),
+                    orjson.dumps(columns([e.outputs for e in group])).decode(),
                 )
                 for (model, version), group in grouped.items()
             ]
@@ -309,13 +261,13 @@ class InferenceLog:
                 for rid, batch_id, position in conn.execute(query):
                     located[rid] = (int(batch_id), int(position))
             wanted = sorted({batch_id for batch_id, _ in located.values()})
-            decoded: dict[int, _Decoded] = {}
+            decoded: dict[int, DecodedBatch] = {}
             for start in range(0, len(wanted), 200):
                 query = select(batches).where(
                     batches.c.id.in_(wanted[start : start + 200]), batches.c.model == model
                 )
                 for row in conn.execute(query).mappings():
-                    decoded[int(row["id"])] = _Decoded(row)
+                    decoded[int(row["id"])] = DecodedBatch(row)
             labels = self._labels(conn, model, [rid for rid in located])
         for rid, (batch_id, position) in located.items():
             batch = decoded.get(batch_id)
@@ -338,7 +290,7 @@ class InferenceLog:
         out: list[LogEntry] = []
         with self._engine.connect() as conn:
             for row in conn.execute(query).mappings():
-                batch = _Decoded(row)
+                batch = DecodedBatch(row)
                 for position in reversed(range(len(batch.request_ids))):
                     if since is not None and batch.times[position] < since:
                         continue
@@ -372,59 +324,6 @@ class InferenceLog:
             for rid, label in conn.execute(query):
                 labels[rid] = orjson.loads(label)
         return labels
-
-
-class _Decoded:
-    """One batch row, decoded once however many of its requests are wanted."""
-
-    def __init__(self, row: Any) -> None:
-        self.model = str(row["model"])
-        self.version = int(row["version"])
-        self.request_ids: list[str] = orjson.loads(row["request_ids"])
-        self.times: list[float] = orjson.loads(row["times"])
-        inputs, outputs = orjson.loads(row["inputs"]), orjson.loads(row["outputs"])
-        if row["row_counts"] is None:  # written before row counts: one object per request
-            self._inputs: list[dict[str, Any]] | None = inputs
-            self._outputs: list[dict[str, Any]] = outputs
-            return
-        self._inputs = None
-        self.columns: tuple[dict[str, list[Any]], dict[str, list[Any]]] = (inputs, outputs)
-        self.starts = [0]
-        for rows in orjson.loads(row["row_counts"]):
-            self.starts.append(self.starts[-1] + int(rows))
-
-    def entry(self, position: int, label: Any) -> LogEntry:
-        if self._inputs is not None:
-            inputs, outputs = self._inputs[position], self._outputs[position]
-        else:
-            start, end = self.starts[position], self.starts[position + 1]
-            inputs, outputs = (
-                {name: values[start:end] for name, values in arrays.items()}
-                for arrays in self.columns
-            )
-        return LogEntry(
-            self.request_ids[position],
-            self.model,
-            self.version,
-            float(self.times[position]),
-            inputs,
-            outputs,
-            label,
-        )
-
-
-def _rows_of(values: Mapping[str, Any]) -> int:
-    first: Any = next(iter(values.values()), [])
-    return len(first) if isinstance(first, list) else 1
-
-
-def _columns(items: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    """Requests' values (nested lists, one entry per row) joined into one list per name."""
-    out: dict[str, list[Any]] = {}
-    for item in items:
-        for name, values in item.items():
-            out.setdefault(name, []).extend(values if isinstance(values, list) else [values])
-    return out
 
 
 def _index_statement(engine: Engine) -> tuple[str, bool]:
@@ -465,12 +364,15 @@ def _sqlite_has_json(engine: Engine) -> bool:
         return False
 
 
-def _add_rows_column(engine: Engine) -> None:
-    """Give a log created before per-request row counts existed its ``row_counts`` column."""
-    columns = {c["name"] for c in inspect(engine).get_columns("inference_log_batches")}
-    if "row_counts" not in columns:
-        with engine.begin() as conn:
-            conn.exec_driver_sql("ALTER TABLE inference_log_batches ADD COLUMN row_counts TEXT")
+def _add_columns(engine: Engine) -> None:
+    """Give a log created by an earlier release the columns it lacks (all nullable)."""
+    present = {c["name"] for c in inspect(engine).get_columns("inference_log_batches")}
+    binary = "BYTEA" if engine.dialect.name == "postgresql" else "BLOB"
+    missing = [(name, kind) for name, kind in (("row_counts", "TEXT"), ("packed", binary))]
+    with engine.begin() as conn:
+        for name, kind in missing:
+            if name not in present:
+                conn.exec_driver_sql(f"ALTER TABLE inference_log_batches ADD COLUMN {name} {kind}")
 
 
 def _labelled(entry: LogEntry, label: Any) -> LogEntry:

@@ -26,7 +26,8 @@ import numpy as np
 from modelpilot.errors import BadRequest, NotFound
 from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition
 from modelpilot.monitoring.history import ServiceHistory, ServicePoint, merge_points
-from modelpilot.monitoring.inference_log import InferenceLog, LogBatch, LogEntry, encode_arrays
+from modelpilot.monitoring.inference_log import InferenceLog
+from modelpilot.monitoring.log_records import LogBatch, LogEntry, log_batch
 from modelpilot.monitoring.model_monitor import (
     ModelMonitor,
     ModelReport,
@@ -287,15 +288,7 @@ class Monitor(InferenceObserver):
                 inputs = {name: array[mask] for name, array in inputs.items()}
                 outputs = {name: array[mask] for name, array in outputs.items()}
         version = merged.version
-        return LogBatch(
-            version.model,
-            version.version,
-            ids,
-            times,
-            rows,
-            encode_arrays(inputs),
-            encode_arrays(outputs),
-        )
+        return log_batch(version.model, version.version, ids, times, rows, inputs, outputs)
 
     def _evaluate(self) -> None:
         now = time.time()

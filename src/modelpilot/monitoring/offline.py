@@ -17,7 +17,7 @@ import pandas as pd
 from modelpilot.errors import InvalidInput
 from modelpilot.monitoring.binning import ProfileBinning
 from modelpilot.monitoring.drift import DriftReport, DriftThresholds
-from modelpilot.monitoring.inference_log import LogEntry
+from modelpilot.monitoring.log_records import LogEntry
 from modelpilot.monitoring.window import RecentRows
 from modelpilot.registry.profile import ReferenceProfile
 from modelpilot.registry.signature import Signature
