@@ -80,9 +80,10 @@ class Settings(BaseSettings):
     """Batches of one model version that may run at the same time."""
 
     inline_predict_below_us: float = Field(default=200.0, ge=0.0)
-    """A model whose calls all take less than this many microseconds is called on the event
-    loop, where a thread handover would cost more than the call; 0 keeps every call on the
-    thread pool (per model: metadata key)."""
+    """A model whose calls all take less than this many microseconds of CPU is called on the
+    event loop, where a thread handover would cost more than the call, unless they keep
+    taking far longer than their CPU time there (waiting for something); 0 keeps every call
+    on the thread pool (per model: metadata key)."""
 
     max_queue_rows: int = Field(default=10_000, ge=1)
     """Rows allowed to wait for one model version before requests get 503 + Retry-After."""

@@ -13,7 +13,12 @@ import pytest
 
 from modelpilot.errors import Overloaded
 from modelpilot.runtimes.base import Batch
-from modelpilot.serving.batcher import INLINE_AFTER, AdaptiveBatcher, BatchingPolicy
+from modelpilot.serving.batcher import (
+    INLINE_AFTER,
+    STALL_WINDOW,
+    AdaptiveBatcher,
+    BatchingPolicy,
+)
 
 
 class DoublingModel:
@@ -225,8 +230,9 @@ async def test_a_fast_model_moves_onto_the_loop_and_back_when_it_slows(
         assert (await batcher.submit(rows(i), ["y"]))["y"].tolist() == [2.0 * i]
     assert loop_thread not in model.threads  # the pool until it has proven fast
     assert batcher.inline
-    assert (await batcher.submit(rows(1), ["y"]))["y"].tolist() == [2.0]
-    assert model.threads[-1] == loop_thread
+    for i in range(2 * STALL_WINDOW):  # calls that take their CPU time stay on the loop
+        assert (await batcher.submit(rows(i), ["y"]))["y"].tolist() == [2.0 * i]
+    assert batcher.inline and model.threads[-1] == loop_thread
     model.delay = 0.02  # slower than twice the bound: this call is the last on the loop
     await batcher.submit(rows(1), ["y"])
     assert not batcher.inline
@@ -247,3 +253,27 @@ async def test_slow_or_unbounded_models_stay_on_the_pool(executor: ThreadPoolExe
             await batcher.submit(rows(i), ["y"])
         assert not batcher.inline and loop_thread not in model.threads
         await batcher.close()
+
+
+async def test_calls_that_stall_the_loop_go_back_to_the_pool_for_longer_each_time(
+    executor: ThreadPoolExecutor,
+) -> None:
+    # Under a millisecond of waiting (no CPU) passes as fast on the pool, but on the loop each
+    # call holds the loop for far more than its CPU time.
+    model = ThreadRecordingModel(delay=0.0005)
+    batcher = AdaptiveBatcher(model, executor, BatchingPolicy(inline_below=0.005))
+    loop_thread = threading.get_ident()
+    for i in range(INLINE_AFTER):
+        await batcher.submit(rows(i), ["y"])
+    assert batcher.inline
+    for i in range(STALL_WINDOW):
+        await batcher.submit(rows(i), ["y"])
+    assert model.threads[-1] == loop_thread and not batcher.inline
+    for i in range(INLINE_AFTER):
+        await batcher.submit(rows(i), ["y"])
+    assert not batcher.inline  # it must now prove fast twice as long
+    assert loop_thread not in model.threads[-INLINE_AFTER:]
+    for i in range(INLINE_AFTER):
+        await batcher.submit(rows(i), ["y"])
+    assert batcher.inline
+    await batcher.close()

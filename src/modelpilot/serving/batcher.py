@@ -20,6 +20,12 @@ the interpreter lock that a busy server imposes on any thread. A model that wait
 something else (a sleep, a socket) shows it in wall time instead; so a call also counts as
 fast only if its wall time exceeds its budget by less than one switch interval of the
 interpreter lock (``sys.getswitchinterval()``, the longest such a wait should last).
+
+That slack lets through a model that waits a little on every call (a millisecond for a
+feature store, say): harmless on the pool, but on the loop each such wait stops every other
+request. So on the loop a call should take about its CPU time; when most calls of a stretch
+of ``STALL_WINDOW`` take more than twice that, calls go back to the pool and must prove fast
+twice as long as before (up to ``INLINE_AFTER_MAX`` calls) before they try the loop again.
 """
 
 from __future__ import annotations
@@ -42,6 +48,12 @@ logger = logging.getLogger(__name__)
 
 INLINE_AFTER = 64
 """Calls in a row under ``inline_below`` on the thread pool before calls move to the loop."""
+INLINE_AFTER_MAX = 64 * INLINE_AFTER
+"""The most fast calls asked for after calls on the loop kept stalling."""
+STALL_WINDOW = 64
+"""Calls on the loop judged together: back to the pool if most of them stalled."""
+STALL_SLACK = 20e-6
+"""Seconds of wall time beyond twice its CPU time that a call on the loop may take."""
 
 Predict = Callable[[Batch, list[str]], dict[str, np.ndarray]]
 Predicted = Callable[[list[str], list[int], Batch, dict[str, np.ndarray]], None]
@@ -102,6 +114,9 @@ class AdaptiveBatcher:
         self.inline = False
         """Calls run on the event loop (fast model, see the module's docstring)."""
         self._fast_calls = 0
+        self._inline_after = INLINE_AFTER
+        self._loop_calls = 0
+        self._stalled_calls = 0
 
     @property
     def queued_rows(self) -> int:
@@ -268,15 +283,32 @@ class AdaptiveBatcher:
             try:
                 return self._predict(batch, outputs)
             finally:
-                timing = (time.thread_time() - cpu, time.perf_counter() - started)
-                if not _within(timing, 2 * bound):
-                    self.inline, self._fast_calls = False, 0
+                self._judge_loop_call((time.thread_time() - cpu, time.perf_counter() - started))
         result, timing = await loop.run_in_executor(
             self._executor, _timed, self._predict, batch, outputs
         )
         self._fast_calls = self._fast_calls + 1 if _within(timing, bound) else 0
-        self.inline = self._fast_calls >= INLINE_AFTER
+        self.inline = self._fast_calls >= self._inline_after
         return result
+
+    def _judge_loop_call(self, timing: tuple[float, float]) -> None:
+        """Back to the pool after a slow call, or a stretch of mostly stalled ones."""
+        if not _within(timing, 2 * self.policy.inline_below):
+            self.inline, self._fast_calls = False, 0
+            self._loop_calls = self._stalled_calls = 0
+            return
+        cpu, wall = timing
+        self._loop_calls += 1
+        self._stalled_calls += wall > 2 * cpu + STALL_SLACK
+        if self._loop_calls < STALL_WINDOW:
+            return
+        stalled = 2 * self._stalled_calls > self._loop_calls
+        self._loop_calls = self._stalled_calls = 0
+        if stalled:
+            self.inline, self._fast_calls = False, 0
+            self._inline_after = min(2 * self._inline_after, INLINE_AFTER_MAX)
+        else:
+            self._inline_after = INLINE_AFTER
 
     def _tell(self, items: list[_Item], batch: Batch, result: dict[str, np.ndarray]) -> None:
         if self._on_predicted is None:
