@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -277,3 +277,52 @@ async def test_calls_that_stall_the_loop_go_back_to_the_pool_for_longer_each_tim
         await batcher.submit(rows(i), ["y"])
     assert batcher.inline
     await batcher.close()
+
+
+async def test_calls_on_the_loop_wait_a_few_turns_for_company_but_never_alone(
+    executor: ThreadPoolExecutor,
+) -> None:
+    model = ThreadRecordingModel()
+    held = [0]  # requests the server holds for the model, as the engine counts them
+    batcher = AdaptiveBatcher(
+        model, executor, BatchingPolicy(inline_below=0.005), in_flight=lambda: held[0]
+    )
+
+    async def arrive(value: float, turns: int, counted: bool = False) -> list[float]:
+        if not counted:
+            held[0] += 1
+        for _ in range(turns):  # being read and decoded, say
+            await asyncio.sleep(0)
+        try:
+            result: list[float] = (await batcher.submit(rows(value), ["y"]))["y"].tolist()
+            return result
+        finally:
+            held[0] -= 1
+
+    for i in range(INLINE_AFTER):  # one at a time: each alone, none waits
+        await arrive(i, 0)
+    assert batcher.inline
+    await asyncio.sleep(0.01)  # the model has been idle for a while
+    model.sizes.clear()
+    # A request alone runs before one that reaches the server two turns later.
+    results = await asyncio.gather(arrive(1, 0), _later(arrive, 2.0, 2))
+    assert results == [[2.0], [4.0]] and model.sizes == [1, 1]
+    await asyncio.sleep(0.01)
+    model.sizes.clear()
+    # Three clients at once: the first finds the others in the server, on their way to the
+    # queue, and the loop turns until they join its batch.
+    held[0] = 2
+    together = [arrive(1, 0), arrive(2, 1, counted=True), arrive(3, 3, counted=True)]
+    assert await asyncio.gather(*together) == [[2.0], [4.0], [6.0]]
+    assert model.sizes == [3]
+    assert model.threads[-1] == threading.get_ident()
+    await batcher.close()
+
+
+async def _later(
+    arrive: Callable[[float, int], Awaitable[list[float]]], value: float, turns: int
+) -> list[float]:
+    """``arrive`` after ``turns`` turns of the loop in which the server knew nothing of it."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    return await arrive(value, 0)

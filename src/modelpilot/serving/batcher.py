@@ -26,6 +26,15 @@ feature store, say): harmless on the pool, but on the loop each such wait stops 
 request. So on the loop a call should take about its CPU time; when most calls of a stretch
 of ``STALL_WINDOW`` take more than twice that, calls go back to the pool and must prove fast
 twice as long as before (up to ``INLINE_AFTER_MAX`` calls) before they try the loop again.
+
+Calls on the loop leave no time for requests to pile up behind a running call, which is how
+batches form on the pool. So when other clients are active (the server holds requests for the
+model that have not reached the queue, see ``in_flight``, or the last batch served several
+callers and ended under ``BUSY_GAP`` ago), a batch lets the loop turn ``GATHER_TURNS`` times
+before it runs: requests being read, and the next requests of the clients just answered, join
+it. A turn with nothing else to do takes microseconds; a lone request has nobody to wait for
+and runs at once. (Stopping as soon as a turn brings nobody gave half the batch size and none
+of the throughput: arrivals come in bursts a few turns apart.)
 """
 
 from __future__ import annotations
@@ -50,6 +59,10 @@ INLINE_AFTER = 64
 """Calls in a row under ``inline_below`` on the thread pool before calls move to the loop."""
 INLINE_AFTER_MAX = 64 * INLINE_AFTER
 """The most fast calls asked for after calls on the loop kept stalling."""
+GATHER_TURNS = 6
+"""Most turns of the loop a batch run on the loop waits for company."""
+BUSY_GAP = 0.001
+"""Seconds after a batch of several callers during which the model counts as busy."""
 STALL_WINDOW = 64
 """Calls on the loop judged together: back to the pool if most of them stalled."""
 STALL_SLACK = 20e-6
@@ -98,10 +111,13 @@ class AdaptiveBatcher:
         policy: BatchingPolicy,
         on_batch: Callable[[int, list[float]], None] | None = None,
         on_predicted: Predicted | None = None,
+        in_flight: Callable[[], int] | None = None,
     ) -> None:
         self._predict = predict
         self._on_batch = on_batch
         self._on_predicted = on_predicted
+        self._in_flight = in_flight
+        """Requests for this model the server holds, queued here or not (see _gather)."""
         self._executor = executor
         self.policy = policy
         self._queue: list[_Item] = []
@@ -115,6 +131,8 @@ class AdaptiveBatcher:
         """Calls run on the event loop (fast model, see the module's docstring)."""
         self._fast_calls = 0
         self._inline_after = INLINE_AFTER
+        self._last_callers = 0
+        self._last_finish = -1.0
         self._loop_calls = 0
         self._stalled_calls = 0
 
@@ -189,7 +207,12 @@ class AdaptiveBatcher:
                         pass
                     if self._running >= self.policy.concurrency:
                         break
+                elif self.inline and not self._running:
+                    await self._gather()
+                    if not self._queue:  # cancelled meanwhile
+                        break
                 items = self._take()
+                self._last_callers = len(items)
                 self._running += 1
                 task = asyncio.create_task(self._execute(items))
                 task.add_done_callback(self._finished)
@@ -197,8 +220,24 @@ class AdaptiveBatcher:
     def _short_queue(self) -> bool:
         return self._queued_rows < self.policy.max_batch_size
 
+    async def _gather(self) -> None:
+        """Let the loop turn a few times while other clients are active (module docstring)."""
+        if self._in_flight is None:
+            return
+        busy = (
+            self._last_callers > 1
+            and asyncio.get_running_loop().time() - self._last_finish < BUSY_GAP
+        )
+        if not busy and self._in_flight() <= len(self._queue):
+            return
+        for _ in range(GATHER_TURNS):
+            if not self._short_queue():
+                return
+            await asyncio.sleep(0)
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running -= 1
+        self._last_finish = asyncio.get_running_loop().time()
         if not task.cancelled() and task.exception() is not None:
             logger.error("batch task failed", exc_info=task.exception())
         if self._wakeup is not None:

@@ -319,6 +319,7 @@ class InferenceEngine:
             batching_policy(self.settings, version),
             on_batch if self._handlers["batch_finished"] else None,
             on_predicted if self._handlers["predicted"] else None,
+            lambda: self.inflight.get(name, 0),
         )
         return loaded.batcher
 
