@@ -50,6 +50,8 @@ class Run:
     rps: float
     p99_ms: float
     errors: int
+    cpu_us: float
+    """Server CPU time (all its threads) per request answered, in microseconds."""
 
 
 @dataclass
@@ -85,15 +87,18 @@ def measure(
                 modelpilot_serve(copy, http, free_port()),
                 f"http://127.0.0.1:{http}/v2/health/ready",
                 env=modelpilot_env(**variant.settings),
-            ):
+            ) as server:
                 for model in models:
                     url = f"http://127.0.0.1:{http}/v2/models/{model}/infer"
                     wrk(url, body, CONNECTIONS, WARMUP_SECONDS)
+                    cpu = server.cpu_seconds()
                     rps, _, p99, errors = wrk(url, body, CONNECTIONS, seconds)
-                    result.runs.append(Run(variant.key, model, round_, rps, p99, errors))
+                    cpu_us = (server.cpu_seconds() - cpu) / max(rps * seconds, 1) * 1e6
+                    result.runs.append(Run(variant.key, model, round_, rps, p99, errors, cpu_us))
                     print(
                         f"monitoring {variant.key:5} round {round_} {model:7} c={CONNECTIONS} "
-                        f"{rps:9.0f} req/s  p99 {p99:6.2f} ms  errors {errors}",
+                        f"{rps:9.0f} req/s  p99 {p99:6.2f} ms  errors {errors}  "
+                        f"CPU {cpu_us:5.1f} us/request",
                         file=sys.stderr,
                     )
                 drift = _drift_rows(http, models, variant)
@@ -170,20 +175,29 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
         "inference log; `MODELPILOT_MONITORING=false` leaves out all of it (the service "
         "metrics on `/metrics` stay).",
         "",
-        "| model | configuration | requests/s | rounds, requests/s | p99 ms | errors | x off |",
-        "| --- | --- | ---: | --- | ---: | ---: | --- |",
+        "The last two columns measure the same cost another way: the CPU time the server "
+        "process used (all its threads, from /proc) per request answered, which a shared "
+        "machine's slow spells move far less than requests/s. With one process per core "
+        "(`serve --workers N`), it is what bounds throughput.",
+        "",
+        "| model | configuration | requests/s | rounds, requests/s | p99 ms | errors | x off "
+        "| CPU per request | x off |",
+        "| --- | --- | ---: | --- | ---: | ---: | --- | ---: | --- |",
     ]
     for model in models:
         off = statistics.median(r.rps for r in result.of("off", model))
+        off_cpu = statistics.median(r.cpu_us for r in result.of("off", model))
         for variant in VARIANTS:
             runs = result.of(variant.key, model)
             rps = statistics.median(r.rps for r in runs)
             p99 = statistics.median(r.p99_ms for r in runs)
+            cpu_us = statistics.median(r.cpu_us for r in runs)
             rounds = " / ".join(f"{r.rps:,.0f}" for r in sorted(runs, key=lambda r: r.round))
             ratio = "1.00x" if variant.key == "off" else cost(rps / off)
+            cpu_ratio = "1.00x" if variant.key == "off" else f"{cpu_us / off_cpu:.2f}x"
             lines.append(
                 f"| {model} | {variant.label} | {rps:,.0f} | {rounds} | {p99:.2f} | "
-                f"{sum(r.errors for r in runs)} | {ratio} |"
+                f"{sum(r.errors for r in runs)} | {ratio} | {cpu_us:.0f} µs | {cpu_ratio} |"
             )
     drift = result.drift_rows.get("on", [])
     logged = result.log_rows.get("on", [])

@@ -172,8 +172,8 @@ class Comparison:
             modelpilot_serve(registry10, http, free_port(), quiet=False),
             f"http://127.0.0.1:{http}/v2/health/ready",
             env=modelpilot_env(),
-        ) as seconds:
-            self.cold[f"ModelPilot {MONITORING_LABEL}"] = seconds
+        ) as server:
+            self.cold[f"ModelPilot {MONITORING_LABEL}"] = server.ready_seconds
         if binary is not None:
             http = free_port()
             repo = mlserver_repo(self.workdir, self.paths, False, http, free_port(), copies=5)

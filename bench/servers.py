@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -42,11 +43,35 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120.
     raise RuntimeError(f"{url} not ready after {timeout} s")
 
 
+@dataclass(frozen=True)
+class Server:
+    """A server started by :func:`running`."""
+
+    ready_seconds: float
+    """Process start to ready."""
+    pid: int
+    """Its process, which leads a process group of its own (with any workers it starts)."""
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by every process of the server's group."""
+        ticks = 0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            if int(fields[2]) == self.pid:  # process group id
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def running(
     cmd: list[str], ready_url: str, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> Iterator[float]:
-    """Run a server for the block; yields its start-to-ready time.
+) -> Iterator[Server]:
+    """Run a server for the block.
 
     ``env`` is the whole environment of the server when given, else this process's.
     """
@@ -63,7 +88,7 @@ def running(
     )
     try:
         try:
-            yield wait_ready(ready_url, process)
+            yield Server(wait_ready(ready_url, process), process.pid)
         except RuntimeError:
             log.flush()
             print(Path(log.name).read_text()[-3000:], file=sys.stderr)

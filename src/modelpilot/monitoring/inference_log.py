@@ -368,9 +368,8 @@ def _add_columns(engine: Engine) -> None:
     """Give a log created by an earlier release the columns it lacks (all nullable)."""
     present = {c["name"] for c in inspect(engine).get_columns("inference_log_batches")}
     binary = "BYTEA" if engine.dialect.name == "postgresql" else "BLOB"
-    missing = [(name, kind) for name, kind in (("row_counts", "TEXT"), ("packed", binary))]
     with engine.begin() as conn:
-        for name, kind in missing:
+        for name, kind in (("row_counts", "TEXT"), ("packed", binary)):
             if name not in present:
                 conn.exec_driver_sql(f"ALTER TABLE inference_log_batches ADD COLUMN {name} {kind}")
 
