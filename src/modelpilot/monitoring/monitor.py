@@ -4,7 +4,7 @@ On the event loop the monitor only appends to queues: one entry per model call
 (``predicted``, however many requests the batch held) and a latency per request
 (``request_finished``). Its thread, every ``tick_seconds``, takes what queued up, joins it by
 version into one array per input and output, bins that into the version's ``ModelMonitor``
-and writes the sampled part to the inference log in one JSON encode; every
+and writes the sampled part to the inference log (numbers as raw bytes); every
 ``evaluate_seconds`` it closes a service interval, recomputes every version's report and
 applies the alert rules. Readers (``/metrics``, ``/api/...``, the dashboard) get the last
 computed reports, never a half-updated one. On ``stop`` everything queued is processed and
