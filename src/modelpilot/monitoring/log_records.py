@@ -160,13 +160,14 @@ class DecodedBatch:
         self.request_ids: list[str] = orjson.loads(row["request_ids"])
         self.times: list[float] = orjson.loads(row["times"])
         self._per_request: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
-        self._packed: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
-        self._columns: tuple[dict[str, list[Any]], dict[str, list[Any]]] | None = None
+        # Column-wise: name -> all rows, as arrays (packed) or nested lists (JSON).
+        self._columns: tuple[Mapping[str, Any], Mapping[str, Any]] = ({}, {})
+        self._packed = row.get("packed") is not None
         if row["row_counts"] is None:  # written before row counts: one object per request
             self._per_request = (orjson.loads(row["inputs"]), orjson.loads(row["outputs"]))
             return
-        if row.get("packed") is not None:
-            self._packed = unpack_arrays(bytes(row["packed"]))
+        if self._packed:
+            self._columns = unpack_arrays(bytes(row["packed"]))
         else:
             self._columns = (orjson.loads(row["inputs"]), orjson.loads(row["outputs"]))
         self.starts = [0]
@@ -180,17 +181,12 @@ class DecodedBatch:
             inputs, outputs = self._per_request[0][position], self._per_request[1][position]
         else:
             start, end = self.starts[position], self.starts[position + 1]
-            if self._packed is not None:
-                inputs, outputs = (
-                    jsonable({name: array[start:end] for name, array in arrays.items()})
-                    for arrays in self._packed
-                )
-            else:
-                assert self._columns is not None
-                inputs, outputs = (
-                    {name: values[start:end] for name, values in arrays.items()}
-                    for arrays in self._columns
-                )
+            inputs, outputs = (
+                {name: values[start:end] for name, values in columns.items()}
+                for columns in self._columns
+            )
+            if self._packed:
+                inputs, outputs = jsonable(inputs), jsonable(outputs)
         return LogEntry(
             self.request_ids[position],
             self.model,
