@@ -15,6 +15,7 @@ from modelpilot.errors import Overloaded
 from modelpilot.runtimes.base import Batch
 from modelpilot.serving.batcher import (
     INLINE_AFTER,
+    PEAK_WINDOW,
     STALL_WINDOW,
     AdaptiveBatcher,
     BatchingPolicy,
@@ -315,6 +316,47 @@ async def test_calls_on_the_loop_wait_a_few_turns_for_company_but_never_alone(
     together = [arrive(1, 0), arrive(2, 1, counted=True), arrive(3, 3, counted=True)]
     assert await asyncio.gather(*together) == [[2.0], [4.0], [6.0]]
     assert model.sizes == [3]
+    assert model.threads[-1] == threading.get_ident()
+    await batcher.close()
+
+
+async def test_after_a_moment_of_company_calls_on_the_loop_wait_for_requests_on_their_way(
+    executor: ThreadPoolExecutor,
+) -> None:
+    # gRPC's case: the next request is many turns away from the server (grpc.aio hands it over
+    # through several callbacks), so in_flight shows nobody and the last batch had one caller.
+    model = ThreadRecordingModel()
+    held = [0]
+    batcher = AdaptiveBatcher(
+        model, executor, BatchingPolicy(inline_below=0.005), in_flight=lambda: held[0]
+    )
+
+    async def arrive(value: float, turns: int = 0) -> list[float]:
+        held[0] += 1
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        try:
+            result: list[float] = (await batcher.submit(rows(value), ["y"]))["y"].tolist()
+            return result
+        finally:
+            held[0] -= 1
+
+    for i in range(INLINE_AFTER):
+        await arrive(i)
+    assert batcher.inline
+    await asyncio.sleep(PEAK_WINDOW * 2)
+    model.sizes.clear()
+    # Alone, a request does not wait for one ten turns behind it.
+    assert await asyncio.gather(arrive(1), _later(arrive, 2.0, 10)) == [[2.0], [4.0]]
+    assert model.sizes == [1, 1]
+    # A request arrives while another caller is still in the server (answered, say, but not
+    # yet resumed): from then on, for a while, batches wait for the requests on their way.
+    held[0] += 1
+    await arrive(3)
+    held[0] -= 1
+    model.sizes.clear()
+    assert await asyncio.gather(arrive(1), _later(arrive, 2.0, 10)) == [[2.0], [4.0]]
+    assert model.sizes == [2]
     assert model.threads[-1] == threading.get_ident()
     await batcher.close()
 

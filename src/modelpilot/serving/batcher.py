@@ -28,13 +28,18 @@ of ``STALL_WINDOW`` take more than twice that, calls go back to the pool and mus
 twice as long as before (up to ``INLINE_AFTER_MAX`` calls) before they try the loop again.
 
 Calls on the loop leave no time for requests to pile up behind a running call, which is how
-batches form on the pool. So when other clients are active (the server holds requests for the
-model that have not reached the queue, see ``in_flight``, or the last batch served several
-callers and ended under ``BUSY_GAP`` ago), a batch lets the loop turn ``GATHER_TURNS`` times
-before it runs: requests being read, and the next requests of the clients just answered, join
-it. A turn with nothing else to do takes microseconds; a lone request has nobody to wait for
-and runs at once. (Stopping as soon as a turn brings nobody gave half the batch size and none
-of the throughput: arrivals come in bursts a few turns apart.)
+batches form on the pool. So when other clients are active, a batch lets the loop turn up to
+``GATHER_TURNS`` times before it runs: requests being read, and the next requests of the
+clients just answered, join it. Other clients are active when the server holds requests for
+the model that have not reached the queue (see ``in_flight``), when the last batch served
+several callers and ended under ``BUSY_GAP`` ago, or when, in the last ``PEAK_WINDOW``, a
+request arrived while others were in the server. The last rule is the one gRPC needs: grpc.aio
+hands each call to the loop through several callbacks, so the next requests are on their way
+but not yet in the server, and batches of one would otherwise keep themselves at one. The
+wait ends early once the queue holds as many rows as the busiest moment of that window had
+requests. A turn with nothing else to do takes microseconds; a lone client has nobody to wait
+for and runs at once. (Stopping as soon as a turn brought nobody gave half the batch size and
+none of the throughput: arrivals come in bursts a few turns apart.)
 """
 
 from __future__ import annotations
@@ -59,8 +64,10 @@ INLINE_AFTER = 64
 """Calls in a row under ``inline_below`` on the thread pool before calls move to the loop."""
 INLINE_AFTER_MAX = 64 * INLINE_AFTER
 """The most fast calls asked for after calls on the loop kept stalling."""
-GATHER_TURNS = 6
+GATHER_TURNS = 48
 """Most turns of the loop a batch run on the loop waits for company."""
+PEAK_WINDOW = 0.01
+"""Seconds for which a moment with several requests in the server counts as recent."""
 BUSY_GAP = 0.001
 """Seconds after a batch of several callers during which the model counts as busy."""
 STALL_WINDOW = 64
@@ -133,6 +140,9 @@ class AdaptiveBatcher:
         self._inline_after = INLINE_AFTER
         self._last_callers = 0
         self._last_finish = -1.0
+        self._peak = 0
+        """Most requests in the server at an arrival, over the last ``PEAK_WINDOW``."""
+        self._peak_at = -1.0
         self._loop_calls = 0
         self._stalled_calls = 0
 
@@ -161,7 +171,12 @@ class AdaptiveBatcher:
                 retry_after=1.0,
             )
         loop = asyncio.get_running_loop()
-        item = _Item(batch, tuple(outputs), rows, loop.create_future(), loop.time(), tag)
+        now = loop.time()
+        if self._in_flight is not None:
+            held = self._in_flight()
+            if held >= self._peak or now - self._peak_at > PEAK_WINDOW:
+                self._peak, self._peak_at = held, now
+        item = _Item(batch, tuple(outputs), rows, loop.create_future(), now, tag)
         self._queue.append(item)
         self._queued_rows += rows
         self._ensure_worker()
@@ -224,14 +239,14 @@ class AdaptiveBatcher:
         """Let the loop turn a few times while other clients are active (module docstring)."""
         if self._in_flight is None:
             return
-        busy = (
-            self._last_callers > 1
-            and asyncio.get_running_loop().time() - self._last_finish < BUSY_GAP
-        )
+        now = asyncio.get_running_loop().time()
+        peak = self._peak if now - self._peak_at <= PEAK_WINDOW else 0
+        busy = peak > 1 or (self._last_callers > 1 and now - self._last_finish < BUSY_GAP)
         if not busy and self._in_flight() <= len(self._queue):
             return
+        enough = min(max(peak, 2), self.policy.max_batch_size)
         for _ in range(GATHER_TURNS):
-            if not self._short_queue():
+            if self._queued_rows >= enough:
                 return
             await asyncio.sleep(0)
 
