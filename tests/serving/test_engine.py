@@ -237,3 +237,34 @@ async def test_observers_hear_each_model_call_with_its_requests(engine: Inferenc
     for _, rows, inputs, outputs in recorder.calls:
         assert sum(rows) == inputs == outputs
     assert max(len(ids) for ids, _, _, _ in recorder.calls) > 1  # the queued ones ran together
+
+
+class StatusRecorder(InferenceObserver):
+    def __init__(self) -> None:
+        self.finished: list[tuple[str, str | None]] = []
+
+    def request_finished(
+        self,
+        model: str,
+        version: str,
+        transport: str,
+        status: str,
+        seconds: float,
+        error: str | None,
+    ) -> None:
+        self.finished.append((status, error))
+
+
+async def test_a_request_its_caller_gave_up_on_is_499_not_a_server_error(
+    engine: InferenceEngine,
+) -> None:
+    recorder = StatusRecorder()
+    engine.add_observer(recorder)
+    await engine.infer("iris", request_from_rows([[5.1, 3.5, 1.4, 0.2]]))
+    task = asyncio.create_task(engine.infer("iris", request_from_rows([[5.1, 3.5, 1.4, 0.2]])))
+    await asyncio.sleep(0)  # the request is in the engine, waiting for its batch
+    assert engine.inflight["iris"] == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert recorder.finished == [("ok", None), ("499", None)]

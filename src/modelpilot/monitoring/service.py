@@ -55,7 +55,8 @@ class ServiceMetrics(InferenceObserver):
         r = self.registry
         self.requests = Counter(
             "modelpilot_requests",
-            "Inference requests answered, by outcome.",
+            "Inference requests answered, by outcome: status is ok, or the HTTP status of the "
+            "error (499: the client gave up first).",
             ["model", "version", "transport", "status"],
             registry=r,
         )

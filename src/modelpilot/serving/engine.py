@@ -198,6 +198,11 @@ class InferenceEngine:
         except ModelPilotError as exc:
             status, error = str(exc.http_status), type(exc).__name__
             raise
+        except asyncio.CancelledError:
+            # The caller went away (a closed connection, a gRPC deadline): not a server error.
+            # 499 as in nginx, "client closed request".
+            status = "499"
+            raise
         except BaseException as exc:
             status, error = "500", type(exc).__name__
             raise
