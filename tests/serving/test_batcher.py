@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -280,44 +280,64 @@ async def test_calls_that_stall_the_loop_go_back_to_the_pool_for_longer_each_tim
     await batcher.close()
 
 
+class Clients:
+    """Requests to one batcher on the loop, counted as the engine counts those it holds."""
+
+    def __init__(self, model: ThreadRecordingModel, executor: ThreadPoolExecutor) -> None:
+        self.held = 0
+        self.batcher = AdaptiveBatcher(
+            model, executor, BatchingPolicy(inline_below=0.005), in_flight=lambda: self.held
+        )
+
+    async def arrive(self, value: float, turns: int = 0, counted: bool = False) -> list[float]:
+        """A request that reaches the queue ``turns`` turns after the server counts it."""
+        if not counted:
+            self.held += 1
+        for _ in range(turns):  # being read and decoded, say
+            await asyncio.sleep(0)
+        try:
+            result: list[float] = (await self.batcher.submit(rows(value), ["y"]))["y"].tolist()
+            return result
+        finally:
+            self.held -= 1
+
+    async def later(self, value: float, turns: int) -> list[float]:
+        """A request after ``turns`` turns of the loop in which the server knew nothing of it."""
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        return await self.arrive(value)
+
+    async def onto_the_loop(self) -> None:
+        for i in range(INLINE_AFTER):  # one at a time: each alone, none waits
+            await self.arrive(i)
+        assert self.batcher.inline
+
+
 async def test_calls_on_the_loop_wait_a_few_turns_for_company_but_never_alone(
     executor: ThreadPoolExecutor,
 ) -> None:
     model = ThreadRecordingModel()
-    held = [0]  # requests the server holds for the model, as the engine counts them
-    batcher = AdaptiveBatcher(
-        model, executor, BatchingPolicy(inline_below=0.005), in_flight=lambda: held[0]
-    )
-
-    async def arrive(value: float, turns: int, counted: bool = False) -> list[float]:
-        if not counted:
-            held[0] += 1
-        for _ in range(turns):  # being read and decoded, say
-            await asyncio.sleep(0)
-        try:
-            result: list[float] = (await batcher.submit(rows(value), ["y"]))["y"].tolist()
-            return result
-        finally:
-            held[0] -= 1
-
-    for i in range(INLINE_AFTER):  # one at a time: each alone, none waits
-        await arrive(i, 0)
-    assert batcher.inline
-    await asyncio.sleep(0.01)  # the model has been idle for a while
+    clients = Clients(model, executor)
+    await clients.onto_the_loop()
+    await asyncio.sleep(PEAK_WINDOW * 2)  # the model has been idle for a while
     model.sizes.clear()
     # A request alone runs before one that reaches the server two turns later.
-    results = await asyncio.gather(arrive(1, 0), _later(arrive, 2.0, 2))
+    results = await asyncio.gather(clients.arrive(1), clients.later(2.0, 2))
     assert results == [[2.0], [4.0]] and model.sizes == [1, 1]
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(PEAK_WINDOW * 2)
     model.sizes.clear()
     # Three clients at once: the first finds the others in the server, on their way to the
     # queue, and the loop turns until they join its batch.
-    held[0] = 2
-    together = [arrive(1, 0), arrive(2, 1, counted=True), arrive(3, 3, counted=True)]
+    clients.held = 2
+    together = [
+        clients.arrive(1),
+        clients.arrive(2, 1, counted=True),
+        clients.arrive(3, 3, counted=True),
+    ]
     assert await asyncio.gather(*together) == [[2.0], [4.0], [6.0]]
     assert model.sizes == [3]
     assert model.threads[-1] == threading.get_ident()
-    await batcher.close()
+    await clients.batcher.close()
 
 
 async def test_after_a_moment_of_company_calls_on_the_loop_wait_for_requests_on_their_way(
@@ -326,45 +346,20 @@ async def test_after_a_moment_of_company_calls_on_the_loop_wait_for_requests_on_
     # gRPC's case: the next request is many turns away from the server (grpc.aio hands it over
     # through several callbacks), so in_flight shows nobody and the last batch had one caller.
     model = ThreadRecordingModel()
-    held = [0]
-    batcher = AdaptiveBatcher(
-        model, executor, BatchingPolicy(inline_below=0.005), in_flight=lambda: held[0]
-    )
-
-    async def arrive(value: float, turns: int = 0) -> list[float]:
-        held[0] += 1
-        for _ in range(turns):
-            await asyncio.sleep(0)
-        try:
-            result: list[float] = (await batcher.submit(rows(value), ["y"]))["y"].tolist()
-            return result
-        finally:
-            held[0] -= 1
-
-    for i in range(INLINE_AFTER):
-        await arrive(i)
-    assert batcher.inline
+    clients = Clients(model, executor)
+    await clients.onto_the_loop()
     await asyncio.sleep(PEAK_WINDOW * 2)
     model.sizes.clear()
     # Alone, a request does not wait for one ten turns behind it.
-    assert await asyncio.gather(arrive(1), _later(arrive, 2.0, 10)) == [[2.0], [4.0]]
+    assert await asyncio.gather(clients.arrive(1), clients.later(2.0, 10)) == [[2.0], [4.0]]
     assert model.sizes == [1, 1]
     # A request arrives while another caller is still in the server (answered, say, but not
     # yet resumed): from then on, for a while, batches wait for the requests on their way.
-    held[0] += 1
-    await arrive(3)
-    held[0] -= 1
+    clients.held += 1
+    await clients.arrive(3)
+    clients.held -= 1
     model.sizes.clear()
-    assert await asyncio.gather(arrive(1), _later(arrive, 2.0, 10)) == [[2.0], [4.0]]
+    assert await asyncio.gather(clients.arrive(1), clients.later(2.0, 10)) == [[2.0], [4.0]]
     assert model.sizes == [2]
     assert model.threads[-1] == threading.get_ident()
-    await batcher.close()
-
-
-async def _later(
-    arrive: Callable[[float, int], Awaitable[list[float]]], value: float, turns: int
-) -> list[float]:
-    """``arrive`` after ``turns`` turns of the loop in which the server knew nothing of it."""
-    for _ in range(turns):
-        await asyncio.sleep(0)
-    return await arrive(value, 0)
+    await clients.batcher.close()
