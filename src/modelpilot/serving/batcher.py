@@ -29,17 +29,17 @@ twice as long as before (up to ``INLINE_AFTER_MAX`` calls) before they try the l
 
 Calls on the loop leave no time for requests to pile up behind a running call, which is how
 batches form on the pool. So when other clients are active, a batch lets the loop turn up to
-``GATHER_TURNS`` times before it runs: requests being read, and the next requests of the
-clients just answered, join it. Other clients are active when the server holds requests for
-the model that have not reached the queue (see ``in_flight``), when the last batch served
-several callers and ended under ``BUSY_GAP`` ago, or when, in the last ``PEAK_WINDOW``, a
-request arrived while others were in the server. The last rule is the one gRPC needs: grpc.aio
-hands each call to the loop through several callbacks, so the next requests are on their way
-but not yet in the server, and batches of one would otherwise keep themselves at one. The
-wait ends early once the queue holds as many rows as the busiest moment of that window had
-requests. A turn with nothing else to do takes microseconds; a lone client has nobody to wait
-for and runs at once. (Stopping as soon as a turn brought nobody gave half the batch size and
-none of the throughput: arrivals come in bursts a few turns apart.)
+``GATHER_TURNS`` times before it runs: requests being read, and the next requests of the clients
+just answered, join it. Other clients are active when the server holds requests for the model
+that have not reached the queue (see ``in_flight``), when the last batch served several callers
+and ended under ``BUSY_GAP`` ago, or when, in the last ``PEAK_WINDOW``, a request arrived while
+others were in the server. The last rule is the one gRPC needs: grpc.aio hands each call to the
+loop through several callbacks, so the next requests are on their way but not yet in the server,
+and batches of one would otherwise keep themselves at one. The wait ends early once the queue
+holds as many rows as the server holds requests, or held at the busiest moment of that window. A
+turn with nothing else to do takes microseconds; a lone client has nobody to wait for and runs
+at once. (Stopping as soon as a turn brought nobody gave half the batch size and none of the
+throughput: arrivals come in bursts a few turns apart.)
 """
 
 from __future__ import annotations
@@ -241,10 +241,11 @@ class AdaptiveBatcher:
             return
         now = asyncio.get_running_loop().time()
         peak = self._peak if now - self._peak_at <= PEAK_WINDOW else 0
+        held = self._in_flight()
         busy = peak > 1 or (self._last_callers > 1 and now - self._last_finish < BUSY_GAP)
-        if not busy and self._in_flight() <= len(self._queue):
+        if not busy and held <= len(self._queue):
             return
-        enough = min(max(peak, 2), self.policy.max_batch_size)
+        enough = min(max(peak, held, 2), self.policy.max_batch_size)
         for _ in range(GATHER_TURNS):
             if self._queued_rows >= enough:
                 return
