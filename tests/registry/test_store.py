@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from modelpilot.errors import (
     RegistryError,
     VersionNotFound,
 )
+from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.registry.profile import ReferenceProfile
 from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.signature import Signature, TensorSpec
@@ -187,6 +189,29 @@ def test_concurrent_processes_never_share_a_version_number(location: str, tmp_pa
         )
     numbers = sorted(n for batch in results for n in batch)
     assert numbers == list(range(1, 21))
+
+
+def _open_stores(location: str, artifacts: str, start: Any) -> None:
+    start.wait(30)
+    registry = Registry.open(location, Path(artifacts))
+    InferenceLog(registry.companion_engine("inference-log")).close()
+    registry.close()
+
+
+def test_processes_opening_new_stores_at_once_all_succeed(location: str, tmp_path: Path) -> None:
+    # Worker processes open the registry and the inference log together; on a fresh SQLite
+    # file, all but the first once failed with "database is locked".
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(4)
+    processes = [
+        context.Process(target=_open_stores, args=(location, str(tmp_path / "a"), start))
+        for _ in range(4)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    assert [p.exitcode for p in processes] == [0, 0, 0, 0]
 
 
 def test_postgres_needs_an_artifact_directory(postgres_location: str) -> None:

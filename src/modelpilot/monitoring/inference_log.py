@@ -52,6 +52,7 @@ from modelpilot.monitoring.log_records import (
     columns,
     rows_of,
 )
+from modelpilot.registry.schema import create_tables
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +120,7 @@ class InferenceLog:
             # machine, not of the process, may lose the last ones; the file stays sound).
             event.listen(engine, "connect", _relaxed_sync)
         try:
-            metadata.create_all(engine)
-            _add_columns(engine)
+            create_tables(engine, metadata, _add_columns)
             self._insert_ids = _index_statement(engine)
         except SQLAlchemyError as exc:
             raise RegistryError(f"cannot open the inference log at {engine.url}: {exc}") from exc
@@ -364,14 +364,13 @@ def _sqlite_has_json(engine: Engine) -> bool:
         return False
 
 
-def _add_columns(engine: Engine) -> None:
+def _add_columns(conn: Connection) -> None:
     """Give a log created by an earlier release the columns it lacks (all nullable)."""
-    present = {c["name"] for c in inspect(engine).get_columns("inference_log_batches")}
-    binary = "BYTEA" if engine.dialect.name == "postgresql" else "BLOB"
-    with engine.begin() as conn:
-        for name, kind in (("row_counts", "TEXT"), ("packed", binary)):
-            if name not in present:
-                conn.exec_driver_sql(f"ALTER TABLE inference_log_batches ADD COLUMN {name} {kind}")
+    present = {c["name"] for c in inspect(conn).get_columns("inference_log_batches")}
+    binary = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
+    for name, kind in (("row_counts", "TEXT"), ("packed", binary)):
+        if name not in present:
+            conn.exec_driver_sql(f"ALTER TABLE inference_log_batches ADD COLUMN {name} {kind}")
 
 
 def _labelled(entry: LogEntry, label: Any) -> LogEntry:

@@ -1,12 +1,16 @@
-"""The registry's tables, the same on SQLite and PostgreSQL."""
+"""The registry's tables, the same on SQLite and PostgreSQL, and how stores create theirs."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Connection,
     DateTime,
+    Engine,
     ForeignKey,
     ForeignKeyConstraint,
     Integer,
@@ -15,6 +19,28 @@ from sqlalchemy import (
     Table,
     Text,
 )
+
+SCHEMA_LOCK = 0x6D70_7363  # "mpsc"
+"""PostgreSQL advisory lock key held while a store creates its tables."""
+
+
+def create_tables(engine: Engine, tables: MetaData, *then: Callable[[Connection], None]) -> None:
+    """Create what ``tables`` lacks (then run ``then``), safely from several processes at once.
+
+    Worker processes open the same stores together. In a plain transaction each one reads the
+    schema, finds a table missing and tries to write: on SQLite the later writers then fail at
+    once with "database is locked" (a stale read cannot become a write, whatever the busy
+    timeout). So the transaction takes the write lock up front (``BEGIN IMMEDIATE`` through the
+    engines' ``modelpilot_write`` option) and, on PostgreSQL, an advisory lock: the others wait,
+    then find the tables there.
+    """
+    with engine.execution_options(modelpilot_write=True).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        tables.create_all(conn)
+        for step in then:
+            step(conn)
+
 
 metadata = MetaData()
 

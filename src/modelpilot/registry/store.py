@@ -55,7 +55,7 @@ class Registry:
         self.artifacts = artifacts
         self.location = location
         try:
-            schema.metadata.create_all(engine)
+            schema.create_tables(engine, schema.metadata)
         except SQLAlchemyError as exc:
             raise RegistryError(f"cannot open the registry at {location}: {exc}") from exc
 
