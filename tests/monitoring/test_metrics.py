@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, Histogram
 
 from modelpilot.errors import InvalidInput
 from modelpilot.monitoring.process import ProcessMonitoring
-from modelpilot.monitoring.service import ServiceMetrics
+from modelpilot.monitoring.service import BATCH_BUCKETS, LATENCY_BUCKETS, ServiceMetrics
 from modelpilot.protocol.rows import request_from_rows
 from modelpilot.registry.store import Registry
 from modelpilot.server.rest import create_app
@@ -117,3 +118,49 @@ async def test_a_failing_observer_does_not_fail_requests(
         assert response.outputs[0].data.tolist() == [0]
     finally:
         await engine.stop()
+
+
+async def test_counts_gathered_on_the_request_path_read_as_prometheus_would_have_counted() -> None:
+    metrics = ServiceMetrics()
+    reference = CollectorRegistry()
+    latency = Histogram("latency", "", buckets=LATENCY_BUCKETS, registry=reference)
+    queue = Histogram("queue", "", buckets=LATENCY_BUCKETS, registry=reference)
+    rows = Histogram("rows", "", buckets=BATCH_BUCKETS, registry=reference)
+    # Values on bucket bounds, between them, past the last one, and zero.
+    seconds = [0.0, 0.0001, 0.00011, 0.001, 0.0042, 1.0, 30.0, 31.0] * 3
+    for i, value in enumerate(seconds):
+        metrics.request_finished("m", "1", "grpc", "ok", value, None)
+        latency.observe(value)
+        if i % 4 == 0:
+            batch = seconds[i : i + 4]
+            metrics.batch_finished("m", "1", len(batch) * 300, batch)
+            rows.observe(len(batch) * 300)
+            for value in batch:
+                queue.observe(value)
+        if i == 10:  # a read in between: counts so far are flushed, later ones still add up
+            metrics.registry.get_sample_value("modelpilot_requests_total")
+
+    assert histogram(metrics.registry, "modelpilot_request_duration_seconds", model="m") == (
+        histogram(reference, "latency")
+    )
+    assert histogram(metrics.registry, "modelpilot_queue_duration_seconds", model="m") == (
+        histogram(reference, "queue")
+    )
+    assert histogram(metrics.registry, "modelpilot_batch_size_rows", model="m") == (
+        histogram(reference, "rows")
+    )
+    ok = {"model": "m", "version": "1", "transport": "grpc", "status": "ok"}
+    assert metrics.registry.get_sample_value("modelpilot_requests_total", ok) == len(seconds)
+
+
+def histogram(registry: CollectorRegistry, name: str, **labels: str) -> dict[str, float]:
+    """The bucket, sum and count samples of one histogram series, by suffix and bound."""
+    found = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            suffix = sample.name.removeprefix(name)
+            if suffix not in ("_bucket", "_sum", "_count") or sample.name == suffix:
+                continue
+            if all(sample.labels.get(k) == v for k, v in labels.items()):
+                found[suffix + sample.labels.get("le", "")] = sample.value
+    return found

@@ -125,8 +125,10 @@ async def serve_async(
             with contextlib.suppress(Exception):
                 await coro
         await engine.stop()
-        # After the engine: every answered request is in the monitor's queue by now, and
-        # stopping writes all of it to the inference log.
+        # After the engine: every answered request is counted and in the monitor's queue by
+        # now; the counts reach the (shared, with workers) metrics, and stopping the monitor
+        # writes everything to the inference log.
+        monitoring.service.flush()
         await asyncio.to_thread(monitoring.stop)
         registry.close()
         sock.close()
