@@ -54,7 +54,7 @@ class _Tally:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.total += value
 
-    def flush_into(self, child: Any) -> None:
+    def flush_into(self, child: Histogram) -> None:
         """Add what was counted to a ``Histogram`` child, as that many ``observe`` calls would.
 
         prometheus_client has no bulk observe; this adds to the child's bucket and sum values
