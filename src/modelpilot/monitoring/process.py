@@ -98,10 +98,11 @@ class ProcessMonitoring:
         exchange = None
         if settings.worker_dir is not None:
             exchange = WorkerExchange(settings.worker_dir, settings.worker_index, local)
+            service = ServiceMetrics(CollectorRegistry(), process_registry=local)
             scrape = CollectorRegistry()
+            service.flush_when_read(scrape)  # this worker's counts into the shared files first
             MultiProcessCollector(scrape, path=str(prometheus_dir(settings.worker_dir)))  # type: ignore[no-untyped-call]
             scrape.register(SiblingCollector(exchange))
-            service = ServiceMetrics(CollectorRegistry(), process_registry=local)
         else:
             scrape = local
             service = ServiceMetrics(local)

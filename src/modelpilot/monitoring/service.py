@@ -89,7 +89,8 @@ class ServiceMetrics(InferenceObserver):
         # The request path only counts, in plain Python numbers (a Counter.inc or
         # Histogram.observe takes a lock and, with worker processes, writes a shared file:
         # together about a tenth of a request's CPU). flush() hands the counts to the
-        # Prometheus objects: at least every FLUSH_SECONDS, and whenever the registry is read.
+        # Prometheus objects: at least every FLUSH_SECONDS, and whenever a registry that
+        # shows them is read (flush_when_read, first in it).
         self._requests: dict[tuple[str, str, str, str], int] = {}
         self._latency: dict[tuple[str, str], _Tally] = {}
         self._queue: dict[str, _Tally] = {}
@@ -97,8 +98,7 @@ class ServiceMetrics(InferenceObserver):
         self._flush_due = False
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
-        # First in the registry, so that whoever reads it reads the counts up to now.
-        r.register(_Flush(self))
+        self.flush_when_read(r)
         self.requests = Counter(
             "modelpilot_requests",
             "Inference requests answered, by outcome: status is ok, or the HTTP status of the "
@@ -205,6 +205,12 @@ class ServiceMetrics(InferenceObserver):
             tally.flush_into(self.queue.labels(model))
         for model, tally in self._batch_rows.items():
             tally.flush_into(self.batch_rows.labels(model))
+
+    def flush_when_read(self, registry: CollectorRegistry) -> None:
+        """Flush whenever ``registry`` is collected, before the collectors registered after
+        this call: the registry these metrics live on, or the one a scrape reads (with worker
+        processes, prometheus_client's multiprocess collector)."""
+        registry.register(_Flush(self))
 
     def _schedule_flush(self) -> None:
         try:

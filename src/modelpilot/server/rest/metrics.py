@@ -15,5 +15,4 @@ async def metrics(request: Request) -> Response:
     monitoring = request.app.state.monitoring
     if monitoring is None:
         raise NotFound("metrics are not collected by this app (it was built without monitoring)")
-    monitoring.service.flush()  # this worker's counts up to this request
     return Response(generate_latest(monitoring.registry), media_type=CONTENT_TYPE_LATEST)
