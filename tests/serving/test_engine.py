@@ -205,10 +205,11 @@ async def test_metadata(engine: InferenceEngine) -> None:
 
 
 class Recorder(InferenceObserver):
-    """Keeps what the engine tells of each model call."""
+    """Keeps what the engine tells of each model call, and each request's outcome."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[list[str], list[int], int, int]] = []
+        self.finished: list[tuple[str, str | None]] = []
 
     def predicted(
         self,
@@ -220,6 +221,17 @@ class Recorder(InferenceObserver):
     ) -> None:
         first_in, first_out = next(iter(inputs.values())), next(iter(outputs.values()))
         self.calls.append((list(request_ids), list(rows), len(first_in), len(first_out)))
+
+    def request_finished(
+        self,
+        model: str,
+        version: str,
+        transport: str,
+        status: str,
+        seconds: float,
+        error: str | None,
+    ) -> None:
+        self.finished.append((status, error))
 
 
 async def test_observers_hear_each_model_call_with_its_requests(engine: InferenceEngine) -> None:
@@ -239,26 +251,10 @@ async def test_observers_hear_each_model_call_with_its_requests(engine: Inferenc
     assert max(len(ids) for ids, _, _, _ in recorder.calls) > 1  # the queued ones ran together
 
 
-class StatusRecorder(InferenceObserver):
-    def __init__(self) -> None:
-        self.finished: list[tuple[str, str | None]] = []
-
-    def request_finished(
-        self,
-        model: str,
-        version: str,
-        transport: str,
-        status: str,
-        seconds: float,
-        error: str | None,
-    ) -> None:
-        self.finished.append((status, error))
-
-
 async def test_a_request_its_caller_gave_up_on_is_499_not_a_server_error(
     engine: InferenceEngine,
 ) -> None:
-    recorder = StatusRecorder()
+    recorder = Recorder()
     engine.add_observer(recorder)
     await engine.infer("iris", request_from_rows([[5.1, 3.5, 1.4, 0.2]]))
     task = asyncio.create_task(engine.infer("iris", request_from_rows([[5.1, 3.5, 1.4, 0.2]])))
