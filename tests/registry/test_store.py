@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import make_url
 
 from modelpilot.errors import (
     AliasNotFound,
@@ -224,3 +225,27 @@ def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
         Registry.open("postgresql://nobody@127.0.0.1:1/none", tmp_path)
     with pytest.raises(RegistryError, match="unsupported registry URL"):
         Registry.open("mysql://x/y")
+
+
+def test_another_process_can_open_the_registry_at_its_address(
+    store: Registry, tmp_path: Path
+) -> None:
+    register(store, tmp_path, name="a")
+    location, artifacts = store.address()
+    again = Registry.open(location, Path(artifacts))
+    try:
+        assert [info.name for info in again.list_models()] == ["a"]
+        assert again.artifacts.root == store.artifacts.root
+    finally:
+        again.close()
+
+
+def test_the_address_keeps_the_password_that_the_location_hides(
+    postgres_location: str, tmp_path: Path
+) -> None:
+    url = make_url(postgres_location).set(password="s3cret")  # trust auth ignores it
+    registry = Registry.open(url.render_as_string(hide_password=False), tmp_path)
+    try:
+        assert "s3cret" in registry.address()[0] and "s3cret" not in registry.location
+    finally:
+        registry.close()

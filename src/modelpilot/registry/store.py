@@ -100,6 +100,16 @@ class Registry:
     def close(self) -> None:
         self._engine.dispose()
 
+    def address(self) -> tuple[str, str]:
+        """What ``Registry.open`` takes to open this registry again in another process.
+
+        A database URL (with its password, unlike ``location``) and the artifacts directory.
+        """
+        url = self._engine.url
+        if url.get_backend_name() == "postgresql":
+            return url.render_as_string(hide_password=False), str(self.artifacts.root)
+        return f"sqlite:///{url.database}", str(self.artifacts.root)
+
     def companion_engine(self, name: str) -> Engine:
         """A database for another store that lives with this registry (the inference log).
 
