@@ -152,6 +152,10 @@ class Settings(BaseSettings):
     monitor_interval_seconds: float = Field(default=2.0, gt=0.0)
     """How often drift, quality and alerts are recomputed."""
 
+    monitor_process: bool = True
+    """Bin and log predictions in a process of its own beside each server process, so that
+    monitoring never competes with serving for the interpreter lock; off, a thread does it."""
+
     worker_dir: Path | None = None
     """Directory the worker processes of one server share metrics and monitoring state in
     (made by ``serve --workers``; not set by hand)."""

@@ -15,8 +15,10 @@ import pytest
 
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.log_records import LogBatch
+from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.process import ProcessMonitoring, monitor_config
+from modelpilot.monitoring.tap_process import TapProcess, TapSpec
 from modelpilot.registry.store import Registry
 from modelpilot.server.rest import create_app
 from modelpilot.serving.engine import InferenceEngine
@@ -150,19 +152,16 @@ async def test_labels_join_through_the_log_after_a_restart(
     ids = await send(served.client, np.array([[5.1, 3.5, 1.4, 0.2]] * 3), per_request=1)
     served.monitoring.stop()  # a clean shutdown writes everything queued
 
-    fresh = Monitor(
-        labelled_iris,
-        monitor_config(make_settings(labelled_iris)),
-        log=InferenceLog(labelled_iris.companion_engine("inference-log")),
-    )
+    log = InferenceLog(labelled_iris.companion_engine("inference-log"))
+    fresh = Monitor(labelled_iris, monitor_config(make_settings(labelled_iris)), log=log)
     try:
-        assert fresh.log is not None and fresh.log.count("iris") == 3
-        entry = fresh.log.find("iris", ids[:1])[ids[0]]
+        assert log.count("iris") == 3
+        entry = log.find("iris", ids[:1])[ids[0]]
         assert entry.inputs == {"input-0": [[5.1, 3.5, 1.4, 0.2]]}
         assert entry.version == 1
         result = fresh.feedback("iris", {ids[0]: 0, ids[1]: 1, "missing": 2})
         assert (result.accepted, result.unknown) == (2, ["missing"])
-        assert fresh.log.find("iris", ids[:1])[ids[0]].label == 0
+        assert log.find("iris", ids[:1])[ids[0]].label == 0
         performance = fresh.report("iris").performance
         assert performance is not None and performance.labels == 2
         assert performance.current["accuracy"] == 0.5
@@ -223,12 +222,17 @@ IRIS_ROWS = np.array(
 )
 
 
+@pytest.mark.parametrize("in_process", [True, False], ids=["thread", "process"])
 @pytest.mark.parametrize("logged", [True, False], ids=["log", "memory"])
 def test_requests_sharing_a_model_call_are_logged_and_labelled_apart(
-    labelled_iris: Registry, logged: bool
+    labelled_iris: Registry, logged: bool, in_process: bool
 ) -> None:
     log = InferenceLog(labelled_iris.companion_engine("inference-log")) if logged else None
-    monitor = Monitor(labelled_iris, log=log)
+    if in_process:
+        monitor = Monitor(labelled_iris, log=log)
+    else:
+        spec = TapSpec(labelled_iris.address(), MonitorConfig(), inference_log=logged)
+        monitor = Monitor(labelled_iris, tap=TapProcess(spec))
     version = labelled_iris.get_version("iris", 1)
     predict = np.array([0, 2, 2, 0])
     # One call of three requests (the second has two rows), then a call of one.

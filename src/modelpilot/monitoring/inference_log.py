@@ -1,7 +1,8 @@
 """The inference log: sampled requests with their inputs, outputs and, later, their labels.
 
 Three tables beside the registry (in a SQLite file next to it, or in the registry's
-PostgreSQL database), written by the monitor's thread, never by a request:
+PostgreSQL database), written by the monitor's tap (a process of its own in the server),
+never by a request:
 
 - ``inference_log_batches``: the requests one monitoring round took in for one version, as
   one row: their ids, times and row counts, and the inputs and outputs of all their rows as

@@ -1,22 +1,26 @@
-"""The monitor: taps answered requests on the loop, does all its work on one thread of its own.
+"""The monitor: taps answered requests on the loop; reports, labels and alerts on a thread.
 
 On the event loop the monitor only appends to queues: one entry per model call
 (``predicted``, however many requests the batch held) and a latency per request
-(``request_finished``). Its thread, every ``tick_seconds``, takes what queued up, joins it by
-version into one array per input and output, bins that into the version's ``ModelMonitor``
-and writes the sampled part to the inference log (numbers as raw bytes); every
-``evaluate_seconds`` it closes a service interval, recomputes every version's report and
-applies the alert rules. Readers (``/metrics``, ``/api/...``, the dashboard) get the last
-computed reports, never a half-updated one. On ``stop`` everything queued is processed and
-written, so a clean shutdown loses nothing.
+(``request_finished``). What queued up is joined by version into one array per input and
+output and handed to the monitor's ``Tap``, which bins it and writes the inference log: by
+the loop itself every ``SHIP_SECONDS`` when the tap is a process of its own (the server's
+default, see ``tap_process``), else by the monitor's thread every ``tick_seconds``.
+Every ``evaluate_seconds`` the thread closes a service interval, gathers the tap's windows
+(and sibling workers'), recomputes every version's report and applies the alert rules.
+Labels join the tap's record of predictions and are kept here. Readers (``/metrics``,
+``/api/...``, the dashboard) get the last computed reports, never a half-updated one. On
+``stop`` everything queued is handed over and written, so a clean shutdown loses nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +31,6 @@ from modelpilot.errors import BadRequest, NotFound
 from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition
 from modelpilot.monitoring.history import ServiceHistory, ServicePoint, merge_points
 from modelpilot.monitoring.inference_log import InferenceLog
-from modelpilot.monitoring.log_records import LogBatch, LogEntry, log_batch
 from modelpilot.monitoring.model_monitor import (
     ModelMonitor,
     ModelReport,
@@ -35,43 +38,16 @@ from modelpilot.monitoring.model_monitor import (
     MonitorState,
 )
 from modelpilot.monitoring.siblings import WorkerExchange
+from modelpilot.monitoring.tap import Answered, LocalTap, Tap, TapFailed, merge, new_monitor
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.observers import InferenceObserver
 
 logger = logging.getLogger(__name__)
 
-SLICE = 4096
-"""Model calls taken in at a time by the monitor thread before it lets readers in.
 
-Large enough that a round at full load is one slice: every handover of the interpreter lock
-between this thread and the event loop costs the loop more than the work it lets through
-(slices of 256 calls gave 6% less throughput and a higher p99 than one slice per round, in an
-interleaved A/B at 16 connections)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Answered:
-    """The requests one model call answered (as the engine told them)."""
-
-    at: float
-    version: ModelVersion
-    request_ids: Sequence[str]
-    rows: Sequence[int]
-    inputs: Mapping[str, np.ndarray]
-    outputs: Mapping[str, np.ndarray]
-
-
-@dataclass(frozen=True, slots=True)
-class _Merged:
-    """Calls of one version taken in together: all their requests and rows, in order."""
-
-    version: ModelVersion
-    request_ids: list[str]
-    times: list[float]
-    rows: list[int]
-    inputs: dict[str, np.ndarray]
-    outputs: dict[str, np.ndarray]
+SHIP_SECONDS = 0.05
+"""How often the event loop hands answered calls to a tap in another process."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +74,14 @@ class Monitor(InferenceObserver):
         join_capacity: int = 100_000,
         exchange: WorkerExchange | None = None,
         max_queue: int = 200_000,
+        tap: Tap | None = None,
     ) -> None:
         self.registry = registry
         self.config = config or MonitorConfig()
         self.rules = alert_rules or AlertRules()
-        self.log = log
-        self.sample_rate = sample_rate
+        self.tap: Tap = tap or LocalTap(registry, self.config, log, sample_rate, join_capacity)
+        """Where the answered calls go to be binned and logged (``log`` and ``sample_rate``
+        configure the default, a ``LocalTap``)."""
         self.tick_seconds = tick_seconds
         self.evaluate_seconds = evaluate_seconds
         self.history = ServiceHistory()
@@ -114,31 +92,36 @@ class Monitor(InferenceObserver):
         self.alerts = AlertBook(webhook_url if announce else None)
         self._peer_points: list[ServicePoint] = []
         self.started_at = time.time()
-        self.failures = 0
-        """Rounds of work that raised (logged; the thread carries on)."""
-        self.dropped = 0
-        """Answered requests not monitored because the queue was full (the thread fell behind)."""
+        self._failures = 0
+        self._dropped = 0
         self.max_queue = max_queue
         """Model calls allowed to wait for the thread; past that, new ones are dropped."""
-        self._queue: deque[_Answered] = deque()
+        self._queue: deque[Answered] = deque()
+        # Versions seen here or by siblings: the labels posted here, and the reports.
         self._monitors: dict[tuple[str, int], ModelMonitor] = {}
         self._latest: dict[tuple[str, int], ModelReport] = {}
-        # Recent answers by request id, for labels: the call and the request's rows in it.
-        # With every request in the inference log, labels join there and this stays empty.
-        self._joins: OrderedDict[str, tuple[_Answered, int, int]] = OrderedDict()
-        self._remember = log is None or sample_rate < 1.0
-        self._log_pending: deque[LogBatch] = deque()
-        self._join_capacity = join_capacity
+        # Two locks, never held together: ``_ship_lock`` keeps what goes to the tap in order
+        # (a lookup or a window after every call taken before it); ``_lock`` guards the labels
+        # and reports, so readers never wait for the tap's work.
+        self._ship_lock = threading.Lock()
+        self._ship_timer = False
+        """A handover is due on the event loop (see ``predicted``)."""
         self._lock = threading.RLock()
-        # Held while a round's log batches are on their way to the store, outside ``_lock`` so
-        # the next drain need not wait for the disk. Whoever needs the log complete (labels,
-        # flush) takes it after ``_lock``; the monitor thread never takes them the other way.
-        self._log_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._random = np.random.default_rng()
+        self._stopped = False
         self._last_evaluation = 0.0
+
+    @property
+    def dropped(self) -> int:
+        """Answered requests not monitored: the queue was full, or the tap fell behind."""
+        return self._dropped + self.tap.dropped
+
+    @property
+    def failures(self) -> int:
+        """Rounds and batches whose monitoring raised (logged; the rest carries on)."""
+        return self._failures + self.tap.failures
 
     # -- InferenceObserver (called on the event loop: append and return) -------------------
 
@@ -163,9 +146,24 @@ class Monitor(InferenceObserver):
     ) -> None:
         if len(self._queue) >= self.max_queue:
             # Serving comes first: rather than hold on to ever more requests, skip these.
-            self.dropped += len(request_ids)
+            self._dropped += len(request_ids)
             return
-        self._queue.append(_Answered(time.time(), version, request_ids, rows, inputs, outputs))
+        self._queue.append(Answered(time.time(), version, request_ids, rows, inputs, outputs))
+        if self.tap.takes_on_loop and not self._ship_timer:
+            # The loop hands the calls over itself, a round every SHIP_SECONDS: a thread
+            # doing it would stop the loop whenever it took the interpreter lock. (Called
+            # off any loop, as tests do, the monitor's thread or ``flush`` hands them over.)
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().call_later(SHIP_SECONDS, self._ship_from_loop)
+                self._ship_timer = True
+
+    def _ship_from_loop(self) -> None:
+        self._ship_timer = False
+        try:
+            self._ship()
+        except Exception:
+            self._failures += 1
+            logger.exception("handing predictions to monitoring failed; carrying on")
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -176,7 +174,10 @@ class Monitor(InferenceObserver):
         self._thread.start()
 
     def stop(self) -> None:
-        """Process and write everything queued, then stop the thread."""
+        """Hand over and write everything queued, then stop the thread and the tap (once)."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
@@ -184,149 +185,85 @@ class Monitor(InferenceObserver):
             self._thread = None
         self.flush()
         self.alerts.close()
-        if self.log is not None:
-            self.log.close()
+        self.tap.close()
 
     def flush(self) -> None:
-        """Take in everything queued now and recompute the reports (tests, shutdown, API)."""
-        with self._lock:
-            self._drain()
-            self._write_log()
-            self._evaluate()
+        """Hand over everything queued now and recompute the reports (tests, shutdown, API)."""
+        self._ship()
+        self._evaluate()
 
     def _run(self) -> None:
         while not self._stopping.is_set():
             self._wake.wait(self.tick_seconds)
             self._wake.clear()
             try:
-                # In slices, so that labels and reports need not wait for a huge backlog.
-                more = True
-                while more:
-                    with self._lock:
-                        more = self._drain(SLICE)
-                    time.sleep(0)
-                self._write_log()
+                if not self._ship_timer:  # else the loop hands the calls over
+                    self._ship()
                 if time.time() - self._last_evaluation >= self.evaluate_seconds:
-                    with self._lock:
-                        self._evaluate()
+                    self._evaluate()
             except Exception:
-                self.failures += 1
+                self._failures += 1
                 logger.exception("monitoring round failed; carrying on")
 
-    # -- the work (on the monitor thread, under the lock) ---------------------------------
-
-    def _drain(self, limit: int | None = None) -> bool:
-        """Take in up to ``limit`` queued calls (all by default); True if more are left."""
-        taken: list[_Answered] = []
-        queue = self._queue
-        while queue and (limit is None or len(taken) < limit):
-            taken.append(queue.popleft())
-        if not taken:
-            return False
-        if self._remember:
-            self._keep_for_labels(taken)
-        # Calls that can be joined into one array per name: same version, same names.
-        groups: dict[tuple[Any, ...], list[_Answered]] = {}
-        for answered in taken:
-            key = (answered.version.key, *answered.inputs, None, *answered.outputs)
-            groups.setdefault(key, []).append(answered)
-        for group in groups.values():
-            for merged in _merge(group):
-                self._observe(self._monitor(merged.version), merged)
-                if self.log is not None:
-                    batch = self._sample(merged)
-                    if batch is not None:
-                        self._log_pending.append(batch)
-        return bool(queue)
-
-    def _keep_for_labels(self, taken: list[_Answered]) -> None:
-        joins = self._joins
-        for answered in taken:
-            start = 0
-            for request_id, rows in zip(answered.request_ids, answered.rows, strict=True):
-                joins[request_id] = (answered, start, start + rows)
-                start += rows
-        while len(joins) > self._join_capacity:
-            joins.popitem(last=False)
-
-    def _write_log(self) -> None:
-        """One transaction for what the slices of a round set aside for the log.
-
-        Returns once the log holds every batch set aside before the call, including those a
-        concurrent call was writing.
-        """
-        with self._log_lock:
-            pending = self._log_pending
-            rows = [pending.popleft() for _ in range(len(pending))]
-            if rows and self.log is not None:
-                self.log.append(rows)
+    def _ship(self) -> None:
+        """Hand everything queued to the tap, joined into as few batches as can be."""
+        with self._ship_lock:
+            queue = self._queue
+            taken = [queue.popleft() for _ in range(len(queue))]
+            if taken:
+                self.tap.take(merge(taken))
 
     def _monitor(self, version: ModelVersion) -> ModelMonitor:
         monitor = self._monitors.get(version.key)
         if monitor is None:
-            profile = None
-            if version.has_reference:
-                profile = self.registry.reference_profile(version.model, version.version)
-            monitor = ModelMonitor(version, profile, self.config)
+            monitor = new_monitor(self.registry, version, self.config)
             self._monitors[version.key] = monitor
         return monitor
 
-    def _observe(self, monitor: ModelMonitor, merged: _Merged) -> None:
-        signature = monitor.version.signature
-        rows = merged.inputs.get(signature.inputs[0].name) if signature.is_tabular else None
-        monitor.observe(len(merged.request_ids), rows, merged.outputs, merged.times[-1])
-
-    def _sample(self, merged: _Merged) -> LogBatch | None:
-        """The log's share of ``merged`` (all of it at the default rate), encoded."""
-        ids, times, rows = merged.request_ids, merged.times, merged.rows
-        inputs, outputs = merged.inputs, merged.outputs
-        if self.sample_rate < 1.0:
-            keep = self._random.random(len(ids)) < self.sample_rate
-            if not keep.any():
-                return None
-            if not keep.all():
-                ids = [i for i, k in zip(ids, keep, strict=True) if k]
-                times = [t for t, k in zip(times, keep, strict=True) if k]
-                rows = [r for r, k in zip(rows, keep, strict=True) if k]
-                mask = np.repeat(keep, merged.rows)
-                inputs = {name: array[mask] for name, array in inputs.items()}
-                outputs = {name: array[mask] for name, array in outputs.items()}
-        version = merged.version
-        return log_batch(version.model, version.version, ids, times, rows, inputs, outputs)
-
     def _evaluate(self) -> None:
         now = time.time()
-        self._last_evaluation = now
-        self.history.close_interval(now)
-        # Each version's state once: published for the siblings and reported on here.
-        states = {key: monitor.state(now) for key, monitor in self._monitors.items()}
-        peers: dict[tuple[str, int], list[MonitorState]] = {}
-        if self.exchange is not None:
-            peers = self._exchange(list(states.values()))
-        for key in peers:
-            if key not in self._monitors:
-                self._monitor(self.registry.get_version(*key))
-        for key, monitor in self._monitors.items():
-            try:
-                self._latest[key] = monitor.report(now, peers.get(key, ()), states.get(key))
-            except Exception:
-                # One version's bad data must not stop the others being watched.
-                self.failures += 1
-                logger.exception("monitoring report of %s:%d failed", *key)
-        self.alerts.update(self._conditions(now), now)
+        try:
+            tapped = self.tap.states(now)
+        except TapFailed:
+            # Reported without the tap's windows this once; labels and alerts carry on.
+            self._failures += 1
+            logger.exception("monitoring windows unavailable")
+            tapped = []
+        with self._lock:
+            self._last_evaluation = now
+            self.history.close_interval(now)
+            # This process's labels and its tap's windows, taken once: published for the
+            # siblings, and merged here with theirs.
+            own = {key: monitor.state(now) for key, monitor in self._monitors.items()}
+            others = list(tapped)
+            if self.exchange is not None:
+                others += self._exchange([*tapped, *own.values()])
+            by_key: dict[tuple[str, int], list[MonitorState]] = {}
+            for state in others:
+                by_key.setdefault((state.model, state.version), []).append(state)
+            for key in by_key:
+                if key not in self._monitors:
+                    self._monitor(self.registry.get_version(*key))
+            for key, monitor in self._monitors.items():
+                try:
+                    self._latest[key] = monitor.report(now, by_key.get(key, ()), own.get(key))
+                except Exception:
+                    # One version's bad data must not stop the others being watched.
+                    self._failures += 1
+                    logger.exception("monitoring report of %s:%d failed", *key)
+            self.alerts.update(self._conditions(now), now)
 
-    def _exchange(self, states: list[MonitorState]) -> dict[tuple[str, int], list[MonitorState]]:
-        """Publish this worker's state; gather its siblings' by version."""
+    def _exchange(self, states: list[MonitorState]) -> list[MonitorState]:
+        """Publish this worker's states; gather its siblings'."""
         assert self.exchange is not None
         self.exchange.publish(states, list(self.history.points))
-        by_key: dict[tuple[str, int], list[MonitorState]] = {}
+        gathered: list[MonitorState] = []
         points: list[ServicePoint] = []
         for peer in self.exchange.peers():
-            for state in peer.states:
-                by_key.setdefault((state.model, state.version), []).append(state)
+            gathered.extend(peer.states)
             points.extend(peer.points)
         self._peer_points = points
-        return by_key
+        return gathered
 
     def series(self) -> list[ServicePoint]:
         """Service history of the whole server: this worker's points and its siblings'."""
@@ -422,35 +359,25 @@ class Monitor(InferenceObserver):
         """Join labels (by request id) to predictions of ``model``; returns what matched.
 
         A label is one value for a one-row request, or a list with one value per row.
-        Predictions are looked up among the recent ones in memory, then in the inference log
+        Predictions are looked up among the tap's recent ones, then in the inference log
         (which survives restarts and is shared by worker processes). Every label is checked
         before any is applied, so a bad one rejects the call and changes nothing.
         """
+        self._ship()
+        found = self.tap.lookup(model, list(labels))
         with self._lock:
-            self._drain()
-            self._write_log()
             now = time.time()
-            missing = [
-                rid
-                for rid in labels
-                if rid not in self._joins or self._joins[rid][0].version.model != model
-            ]
-            logged = self.log.find(model, missing) if self.log is not None and missing else {}
             joined: list[tuple[ModelMonitor, list[tuple[Any, Any]], Any]] = []
             matched: dict[str, Any] = {}
             unknown: list[str] = []
             for request_id, label in labels.items():
-                kept = self._joins.get(request_id)
-                if kept is not None and kept[0].version.model == model:
-                    answered, start, end = kept
-                    monitor = self._monitor(answered.version)
-                    outputs = {name: v[start:end] for name, v in answered.outputs.items()}
-                    predicted, proba = _predicted(monitor, outputs)
-                elif request_id in logged:
-                    monitor, predicted, proba = self._logged(logged[request_id])
-                else:
+                prediction = found.get(request_id)
+                if prediction is None:
                     unknown.append(request_id)
                     continue
+                version = self.registry.get_version(prediction.model, prediction.version)
+                monitor = self._monitor(version)
+                predicted, proba = _predicted(monitor, prediction.outputs)
                 joined.append((monitor, self._pair(request_id, label, predicted), proba))
                 matched[request_id] = label
             accepted = 0
@@ -459,15 +386,10 @@ class Monitor(InferenceObserver):
                     row_proba = None if proba is None else np.asarray(proba[index], dtype=float)
                     monitor.label(truth, predicted, row_proba, now)
                 accepted += len(rows)
-            if self.log is not None and matched:
-                self.log.set_labels(model, matched)
-            self._evaluate()
-            return FeedbackResult(accepted, unknown)
-
-    def _logged(self, entry: LogEntry) -> tuple[ModelMonitor, list[Any], Any]:
-        """The monitor, predicted values and probabilities of a request found in the log."""
-        monitor = self._monitor(self.registry.get_version(entry.model, entry.version))
-        return (monitor, *_predicted(monitor, entry.outputs))
+        if matched:
+            self.tap.set_labels(model, matched)
+        self._evaluate()
+        return FeedbackResult(accepted, unknown)
 
     @staticmethod
     def _pair(request_id: str, label: Any, predicted: list[Any]) -> list[tuple[Any, Any]]:
@@ -487,27 +409,3 @@ def _predicted(monitor: ModelMonitor, outputs: Mapping[str, Any]) -> tuple[list[
     predicted = np.asarray(outputs[output], dtype=object)
     values = predicted.reshape(len(predicted), -1)[:, 0].tolist()
     return values, outputs.get("predict_proba")
-
-
-def _merge(group: list[_Answered]) -> list[_Merged]:
-    """``group``'s calls as one: every input and output concatenated, requests in order.
-
-    Calls whose arrays cannot be joined (rows of different shapes) stay apart.
-    """
-    first = group[0]
-    if len(group) == 1:
-        inputs, outputs = dict(first.inputs), dict(first.outputs)
-    else:
-        try:
-            inputs = {n: np.concatenate([a.inputs[n] for a in group]) for n in first.inputs}
-            outputs = {n: np.concatenate([a.outputs[n] for a in group]) for n in first.outputs}
-        except ValueError:
-            return [merged for answered in group for merged in _merge([answered])]
-    ids: list[str] = []
-    times: list[float] = []
-    rows: list[int] = []
-    for answered in group:
-        ids.extend(answered.request_ids)
-        rows.extend(answered.rows)
-        times.extend([answered.at] * len(answered.request_ids))
-    return [_Merged(first.version, ids, times, rows, inputs, outputs)]

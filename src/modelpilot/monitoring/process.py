@@ -20,6 +20,8 @@ from modelpilot.monitoring.performance import PerformanceThresholds
 from modelpilot.monitoring.service import EngineCollector, ServiceMetrics
 from modelpilot.monitoring.siblings import SiblingCollector, WorkerExchange, prometheus_dir
 from modelpilot.monitoring.system import SystemCollector
+from modelpilot.monitoring.tap import LocalTap, Tap
+from modelpilot.monitoring.tap_process import TapProcess, TapSpec
 from modelpilot.serving.engine import InferenceEngine
 
 logger = logging.getLogger(__name__)
@@ -52,23 +54,35 @@ def monitor_config(settings: Settings) -> MonitorConfig:
 def _monitor(
     engine: InferenceEngine, settings: Settings, exchange: WorkerExchange | None
 ) -> Monitor:
-    log = None
-    if settings.inference_log:
-        log = InferenceLog(
-            engine.registry.companion_engine("inference-log"), settings.inference_log_max_rows
+    config = monitor_config(settings)
+    tap: Tap
+    if settings.monitor_process:
+        spec = TapSpec(
+            engine.registry.address(),
+            config,
+            settings.inference_log,
+            settings.inference_log_max_rows,
+            settings.inference_log_sample_rate,
         )
+        tap = TapProcess(spec)
+    else:
+        log = None
+        if settings.inference_log:
+            log = InferenceLog(
+                engine.registry.companion_engine("inference-log"), settings.inference_log_max_rows
+            )
+        tap = LocalTap(engine.registry, config, log, settings.inference_log_sample_rate)
     return Monitor(
         engine.registry,
-        monitor_config(settings),
+        config,
         AlertRules(
             error_rate=settings.alert_error_rate,
             latency_p99_seconds=settings.alert_latency_p99_seconds,
         ),
-        log=log,
-        sample_rate=settings.inference_log_sample_rate,
         webhook_url=settings.alert_webhook_url,
         evaluate_seconds=settings.monitor_interval_seconds,
         exchange=exchange,
+        tap=tap,
     )
 
 

@@ -1,0 +1,265 @@
+"""The per-prediction half of monitoring: binning what was answered, and logging it.
+
+Everything a model call answered passes through a ``Tap``: it counts the inputs into the
+version's drift bins and the outputs into its prediction bins, writes the sampled part to
+the inference log, and keeps recent answers by request id so that labels can find them. The
+``Monitor`` hands it the calls of each round already joined into one array per name (see
+:func:`merge`), asks it for its windows every evaluation, and for the predictions that
+arriving labels belong to.
+
+A tap runs on the monitor's thread (``LocalTap``) or in a process of its own
+(``tap_process.TapProcess``, the server's default), where its work never competes with
+serving for the interpreter lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+from modelpilot.errors import Unavailable
+from modelpilot.monitoring.inference_log import InferenceLog
+from modelpilot.monitoring.log_records import LogBatch, log_batch
+from modelpilot.monitoring.model_monitor import ModelMonitor, MonitorConfig, MonitorState
+from modelpilot.registry.store import Registry
+from modelpilot.registry.types import ModelVersion
+
+logger = logging.getLogger(__name__)
+
+
+class Answered(NamedTuple):
+    """The requests one model call answered (as the engine told them).
+
+    A named tuple: one is made on the event loop for every model call, and a frozen
+    dataclass costs several times as much to make."""
+
+    at: float
+    version: ModelVersion
+    request_ids: Sequence[str]
+    rows: Sequence[int]
+    inputs: Mapping[str, np.ndarray]
+    outputs: Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class Merged:
+    """Calls of one version taken in together: all their requests and rows, in order."""
+
+    version: ModelVersion
+    request_ids: list[str]
+    times: list[float]
+    rows: list[int]
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A prediction that a label can join: its version and the request's own output rows."""
+
+    model: str
+    version: int
+    outputs: Mapping[str, Any]
+
+
+class TapFailed(Unavailable):
+    """The monitoring process failed a request, or is gone."""
+
+
+class Tap(Protocol):
+    takes_on_loop: bool
+    """Whether ``take`` is cheap enough to call on the event loop (it only hands over)."""
+
+    @property
+    def failures(self) -> int:
+        """Batches whose monitoring raised (logged; the rest carry on)."""
+
+    @property
+    def dropped(self) -> int:
+        """Requests handed over but not monitored (the tap fell too far behind)."""
+
+    def take(self, batches: Sequence[Merged]) -> None:
+        """Bin and log ``batches``."""
+
+    def states(self, now: float) -> list[MonitorState]:
+        """Every watched version's windows, including everything taken so far."""
+
+    def lookup(self, model: str, request_ids: Sequence[str]) -> dict[str, Found]:
+        """The answers of ``model`` to these requests that are still known."""
+
+    def set_labels(self, model: str, labels: Mapping[str, Any]) -> None:
+        """Keep ``labels`` beside the logged requests."""
+
+    def close(self) -> None:
+        """Write out everything taken (nothing is lost on a clean shutdown)."""
+
+
+class LocalTap:
+    """A ``Tap`` in this process, doing the work in whichever thread calls. Thread-safe."""
+
+    takes_on_loop = False
+
+    def __init__(
+        self,
+        registry: Registry,
+        config: MonitorConfig,
+        log: InferenceLog | None = None,
+        sample_rate: float = 1.0,
+        join_capacity: int = 100_000,
+    ) -> None:
+        self.registry = registry
+        self.config = config
+        self.log = log
+        self.sample_rate = sample_rate
+        self.failures = 0
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._monitors: dict[tuple[str, int], ModelMonitor] = {}
+        # Recent answers by request id, for labels: the batch and the request's rows in it.
+        # With every request in the inference log, labels join there and this stays empty.
+        self._joins: OrderedDict[str, tuple[Merged, int, int]] = OrderedDict()
+        self._remember = log is None or sample_rate < 1.0
+        self._join_capacity = join_capacity
+        self._random = np.random.default_rng()
+
+    def take(self, batches: Sequence[Merged]) -> None:
+        with self._lock:
+            self._take(batches)
+
+    def _take(self, batches: Sequence[Merged]) -> None:
+        if self._remember:
+            self._keep_for_labels(batches)
+        pending: list[LogBatch] = []
+        for merged in batches:
+            try:
+                self._observe(merged)
+                if self.log is not None:
+                    batch = self._sample(merged)
+                    if batch is not None:
+                        pending.append(batch)
+            except Exception:
+                # One version's bad data must not stop the others being watched.
+                self.failures += 1
+                logger.exception("monitoring %s:%d failed", *merged.version.key)
+        if pending and self.log is not None:
+            self.log.append(pending)
+
+    def _observe(self, merged: Merged) -> None:
+        monitor = self._monitor(merged.version)
+        signature = merged.version.signature
+        rows = merged.inputs.get(signature.inputs[0].name) if signature.is_tabular else None
+        monitor.observe(len(merged.request_ids), rows, merged.outputs, merged.times[-1])
+
+    def _monitor(self, version: ModelVersion) -> ModelMonitor:
+        """The monitor of ``version``'s traffic, made on first use."""
+        monitor = self._monitors.get(version.key)
+        if monitor is None:
+            monitor = new_monitor(self.registry, version, self.config)
+            self._monitors[version.key] = monitor
+        return monitor
+
+    def states(self, now: float) -> list[MonitorState]:
+        with self._lock:
+            return [monitor.state(now) for monitor in self._monitors.values()]
+
+    def lookup(self, model: str, request_ids: Sequence[str]) -> dict[str, Found]:
+        with self._lock:
+            return self._lookup(model, request_ids)
+
+    def _lookup(self, model: str, request_ids: Sequence[str]) -> dict[str, Found]:
+        found: dict[str, Found] = {}
+        for request_id in request_ids:
+            kept = self._joins.get(request_id)
+            if kept is not None and kept[0].version.model == model:
+                merged, start, end = kept
+                outputs = {name: v[start:end] for name, v in merged.outputs.items()}
+                found[request_id] = Found(model, merged.version.version, outputs)
+        missing = [rid for rid in request_ids if rid not in found]
+        if self.log is not None and missing:
+            for request_id, entry in self.log.find(model, missing).items():
+                found[request_id] = Found(entry.model, entry.version, entry.outputs)
+        return found
+
+    def set_labels(self, model: str, labels: Mapping[str, Any]) -> None:
+        if self.log is not None:
+            self.log.set_labels(model, labels)
+
+    def close(self) -> None:
+        with self._lock:
+            if self.log is not None:
+                self.log.close()
+
+    def _keep_for_labels(self, batches: Sequence[Merged]) -> None:
+        joins = self._joins
+        for merged in batches:
+            start = 0
+            for request_id, rows in zip(merged.request_ids, merged.rows, strict=True):
+                joins[request_id] = (merged, start, start + rows)
+                start += rows
+        while len(joins) > self._join_capacity:
+            joins.popitem(last=False)
+
+    def _sample(self, merged: Merged) -> LogBatch | None:
+        """The log's share of ``merged`` (all of it at the default rate), encoded."""
+        ids, times, rows = merged.request_ids, merged.times, merged.rows
+        inputs, outputs = merged.inputs, merged.outputs
+        if self.sample_rate < 1.0:
+            keep = self._random.random(len(ids)) < self.sample_rate
+            if not keep.any():
+                return None
+            if not keep.all():
+                ids = [i for i, k in zip(ids, keep, strict=True) if k]
+                times = [t for t, k in zip(times, keep, strict=True) if k]
+                rows = [r for r, k in zip(rows, keep, strict=True) if k]
+                mask = np.repeat(keep, merged.rows)
+                inputs = {name: array[mask] for name, array in inputs.items()}
+                outputs = {name: array[mask] for name, array in outputs.items()}
+        version = merged.version
+        return log_batch(version.model, version.version, ids, times, rows, inputs, outputs)
+
+
+def new_monitor(registry: Registry, version: ModelVersion, config: MonitorConfig) -> ModelMonitor:
+    """A monitor of ``version`` against its reference profile (if it has one)."""
+    profile = None
+    if version.has_reference:
+        profile = registry.reference_profile(version.model, version.version)
+    return ModelMonitor(version, profile, config)
+
+
+def merge(calls: Sequence[Answered]) -> list[Merged]:
+    """``calls`` as few batches as can be: one per version and set of names, in order."""
+    groups: dict[tuple[Any, ...], list[Answered]] = {}
+    for answered in calls:
+        key = (answered.version.key, *answered.inputs, None, *answered.outputs)
+        groups.setdefault(key, []).append(answered)
+    return [merged for group in groups.values() for merged in _merge(group)]
+
+
+def _merge(group: list[Answered]) -> list[Merged]:
+    """``group``'s calls as one: every input and output concatenated, requests in order.
+
+    Calls whose arrays cannot be joined (rows of different shapes) stay apart.
+    """
+    first = group[0]
+    if len(group) == 1:
+        inputs, outputs = dict(first.inputs), dict(first.outputs)
+    else:
+        try:
+            inputs = {n: np.concatenate([a.inputs[n] for a in group]) for n in first.inputs}
+            outputs = {n: np.concatenate([a.outputs[n] for a in group]) for n in first.outputs}
+        except ValueError:
+            return [merged for answered in group for merged in _merge([answered])]
+    ids: list[str] = []
+    times: list[float] = []
+    rows: list[int] = []
+    for answered in group:
+        ids.extend(answered.request_ids)
+        rows.extend(answered.rows)
+        times.extend([answered.at] * len(answered.request_ids))
+    return [Merged(first.version, ids, times, rows, inputs, outputs)]

@@ -1,0 +1,153 @@
+"""Monitoring's work in a process of its own: in order, nothing lost, never blocking serving."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from modelpilot.monitoring import tap_process
+from modelpilot.monitoring.inference_log import InferenceLog
+from modelpilot.monitoring.model_monitor import MonitorConfig
+from modelpilot.monitoring.monitor import Monitor
+from modelpilot.monitoring.tap import Answered, Merged, TapFailed, merge
+from modelpilot.monitoring.tap_process import TapProcess, TapSpec
+from modelpilot.registry.store import Registry
+
+ROWS = np.array([[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3], [5.9, 3.0, 5.1, 1.8]])
+
+
+def batches(registry: Registry, first: int, count: int) -> list[Merged]:
+    """``count`` one-row requests named r<first>..., as one round."""
+    version = registry.get_version("iris", 1)
+    calls = [
+        Answered(
+            time.time(),
+            version,
+            [f"r{i}"],
+            [1],
+            {"input-0": ROWS[i % 3 : i % 3 + 1]},
+            {"predict": np.array([i % 3])},
+        )
+        for i in range(first, first + count)
+    ]
+    return merge(calls)
+
+
+def requests(tap: TapProcess) -> int:
+    return sum(state.requests for state in tap.states(time.time()))
+
+
+@pytest.fixture
+def tap(labelled_iris: Registry) -> Iterator[TapProcess]:
+    process = TapProcess(TapSpec(labelled_iris.address(), MonitorConfig()))
+    yield process
+    process.close()
+
+
+def test_answers_include_every_round_handed_over_before(
+    tap: TapProcess, labelled_iris: Registry
+) -> None:
+    for start in range(0, 500, 50):
+        tap.take(batches(labelled_iris, start, 50))
+    # No waiting in between: the question itself waits for the 10 rounds before it.
+    assert requests(tap) == 500
+    found = tap.lookup("iris", ["r7", "r499", "nope"])
+    assert sorted(found) == ["r499", "r7"]
+    assert found["r7"].version == 1 and list(found["r7"].outputs["predict"]) == [1]
+    tap.set_labels("iris", {"r7": 1})
+    log = InferenceLog(labelled_iris.companion_engine("inference-log"))
+    assert log.find("iris", ["r7"])["r7"].label == 1
+
+
+def test_close_writes_every_round_even_after_sigterm(
+    tap: TapProcess, labelled_iris: Registry
+) -> None:
+    tap.take(batches(labelled_iris, 0, 300))
+    assert requests(tap) == 300 and tap.pid is not None  # up and past its start
+    os.kill(tap.pid, signal.SIGTERM)  # as a signal to the server's process group would
+    tap.take(batches(labelled_iris, 300, 200))
+    tap.close()
+    log = InferenceLog(labelled_iris.companion_engine("inference-log"))
+    assert log.count("iris") == 500
+
+
+def test_a_server_that_dies_leaves_what_it_handed_over_logged(
+    tap: TapProcess, labelled_iris: Registry
+) -> None:
+    tap.take(batches(labelled_iris, 0, 200))
+    # What a crash of the server does to the pipes: they close, no goodbye.
+    tap._data.close()
+    tap._control.close()
+    tap._process.join(30)
+    assert tap._process.exitcode == 0
+    log = InferenceLog(labelled_iris.companion_engine("inference-log"))
+    assert log.count("iris") == 200
+
+
+def test_a_stalled_child_never_blocks_the_caller(
+    tap: TapProcess, labelled_iris: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tap_process, "MAX_PENDING", 1 << 20)
+    assert tap.pid is not None
+    os.kill(tap.pid, signal.SIGSTOP)
+    try:
+        started = time.perf_counter()
+        for start in range(0, 60_000, 1000):  # more than the pipe and the buffer hold
+            tap.take(batches(labelled_iris, start, 1000))
+        assert time.perf_counter() - started < 10
+        assert 0 < tap.dropped < 60_000
+    finally:
+        os.kill(tap.pid, signal.SIGCONT)
+    assert requests(tap) == 60_000 - tap.dropped
+
+
+def test_a_dead_child_fails_questions_not_the_caller(
+    tap: TapProcess, labelled_iris: Registry
+) -> None:
+    assert tap.pid is not None
+    os.kill(tap.pid, signal.SIGKILL)
+    tap._process.join(10)
+    with pytest.raises(TapFailed, match="gone"):
+        tap.states(time.time())
+    monitor = Monitor(labelled_iris, tap=tap)
+    version = labelled_iris.get_version("iris", 1)
+    monitor.predicted(version, ["a"], [1], {"input-0": ROWS[:1]}, {"predict": np.array([0])})
+    monitor.flush()  # the round is dropped and counted; nothing raises here
+    assert monitor.dropped == 1 and monitor.failures >= 1
+
+
+def test_a_dead_child_is_replaced(
+    tap: TapProcess, labelled_iris: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tap_process, "RESTART_SECONDS", 0.0)
+    tap.take(batches(labelled_iris, 0, 10))
+    assert requests(tap) == 10 and tap.pid is not None
+    first = tap.pid
+    os.kill(first, signal.SIGKILL)
+    tap._process.join(10)
+    tap.take(batches(labelled_iris, 10, 5))
+    assert tap.restarts == 1 and tap.pid != first
+    assert requests(tap) == 5  # the new child's windows start empty
+    log = InferenceLog(labelled_iris.companion_engine("inference-log"))
+    assert log.count("iris") == 15  # what the first one wrote stays
+
+
+async def test_the_event_loop_hands_calls_over_by_itself(labelled_iris: Registry) -> None:
+    tap = TapProcess(TapSpec(labelled_iris.address(), MonitorConfig()))
+    monitor = Monitor(labelled_iris, tap=tap)  # its thread is not started
+    version = labelled_iris.get_version("iris", 1)
+    for i in range(20):
+        monitor.predicted(
+            version, [f"r{i}"], [1], {"input-0": ROWS[:1]}, {"predict": np.array([0])}
+        )
+    await asyncio.sleep(0.3)
+    try:
+        assert requests(tap) == 20  # a timer on the loop shipped them; nobody flushed
+    finally:
+        await asyncio.to_thread(monitor.stop)
