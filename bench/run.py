@@ -9,7 +9,7 @@ what to read.
 
     python bench/run.py                     # everything (about 15 minutes)
     python bench/run.py --quick             # 3 s per point, concurrency 16 only, 2 rounds
-    python bench/run.py --only monitoring   # just the monitoring cost (about 7 minutes)
+    python bench/run.py --only monitoring   # just the monitoring cost (about 9 minutes)
 
 --only re-measures one section of docs/benchmarks.md and keeps the others as they were.
 Needs wrk and h2load (Debian: apt-get install wrk nghttp2-client). MLServer runs from its own
