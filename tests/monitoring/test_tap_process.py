@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -151,3 +152,26 @@ async def test_the_event_loop_hands_calls_over_by_itself(labelled_iris: Registry
         assert requests(tap) == 20  # a timer on the loop shipped them; nobody flushed
     finally:
         await asyncio.to_thread(monitor.stop)
+
+
+def test_a_question_waiting_for_the_child_never_holds_up_the_caller(
+    tap: TapProcess, labelled_iris: Registry
+) -> None:
+    assert requests(tap) == 0 and tap.pid is not None
+    os.kill(tap.pid, signal.SIGSTOP)
+    try:
+        sent = 0
+        while not tap._pending:  # the pipe is full: the rest waits in the buffer
+            tap.take(batches(labelled_iris, sent, 1000))
+            sent += 1000
+        with ThreadPoolExecutor(2) as pool:
+            question = pool.submit(requests, tap)  # waits for room in the pipe
+            time.sleep(0.2)
+            handed = pool.submit(tap.take, batches(labelled_iris, sent, 10))
+            handed.result(timeout=5)  # not stuck behind the question
+            assert not question.done()
+            os.kill(tap.pid, signal.SIGCONT)
+            assert question.result(timeout=30) >= sent
+    finally:
+        os.kill(tap.pid, signal.SIGCONT)
+    assert requests(tap) == sent + 10 - tap.dropped

@@ -170,7 +170,7 @@ class TapProcess:
             self._pending += blob
             self._rounds += 1
             try:
-                self._push(block=False)
+                self._push()
             except TapFailed:
                 self._failures += 1  # the next round starts a new child
 
@@ -201,30 +201,39 @@ class TapProcess:
             self._process.kill()
             self._process.join()
 
-    def _push(self, block: bool) -> None:
-        """Write pending rounds into the pipe; without ``block``, only what fits now."""
+    def _push(self) -> None:
+        """Write what fits in the pipe now of the pending rounds (with the write lock held)."""
         pending, fd = self._pending, self._data.fileno()
         while pending:
             try:
                 written = os.write(fd, memoryview(pending)[:PIPE_BYTES])
             except BlockingIOError:
-                if not block:
-                    return
-                select.select([], [fd], [], 1.0)
-                if not self._process.is_alive():
-                    raise TapFailed("the monitoring process is gone") from None
-                continue
+                return
             except OSError as exc:
                 raise TapFailed(f"the monitoring process is gone ({exc})") from exc
             del pending[:written]
 
+    def _flush_pending(self) -> int:
+        """Get every pending round into the pipe; returns how many rounds were handed over.
+
+        Waits for room without the write lock, so the event loop's ``take`` never waits for
+        the child.
+        """
+        while True:
+            with self._write_lock:
+                self._restart()
+                self._push()
+                if not self._pending:
+                    return self._rounds
+                fd = self._data.fileno()
+            select.select([], [fd], [], 1.0)
+            if not self._process.is_alive():
+                raise TapFailed("the monitoring process is gone")
+
     def _call(self, method: str, *args: Any) -> Any:
         if self._closed:
             raise TapFailed("the monitoring process is closed")
-        with self._write_lock:
-            self._restart()
-            self._push(block=True)
-            rounds = self._rounds
+        rounds = self._flush_pending()
         message = pickle.dumps((method, rounds, args), protocol=pickle.HIGHEST_PROTOCOL)
         with self._control_lock:
             try:
