@@ -38,7 +38,7 @@ from modelpilot.monitoring.model_monitor import (
     MonitorState,
 )
 from modelpilot.monitoring.siblings import WorkerExchange
-from modelpilot.monitoring.tap import Answered, LocalTap, Tap, TapFailed, merge, new_monitor
+from modelpilot.monitoring.tap import Answered, LocalTap, Tap, TapFailed, merge, monitor_of
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.observers import InferenceObserver
@@ -214,11 +214,7 @@ class Monitor(InferenceObserver):
                 self.tap.take(merge(taken))
 
     def _monitor(self, version: ModelVersion) -> ModelMonitor:
-        monitor = self._monitors.get(version.key)
-        if monitor is None:
-            monitor = new_monitor(self.registry, version, self.config)
-            self._monitors[version.key] = monitor
-        return monitor
+        return monitor_of(self._monitors, self.registry, version, self.config)
 
     def _evaluate(self) -> None:
         now = time.time()

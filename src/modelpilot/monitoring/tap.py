@@ -151,18 +151,10 @@ class LocalTap:
             self.log.append(pending)
 
     def _observe(self, merged: Merged) -> None:
-        monitor = self._monitor(merged.version)
+        monitor = monitor_of(self._monitors, self.registry, merged.version, self.config)
         signature = merged.version.signature
         rows = merged.inputs.get(signature.inputs[0].name) if signature.is_tabular else None
         monitor.observe(len(merged.request_ids), rows, merged.outputs, merged.times[-1])
-
-    def _monitor(self, version: ModelVersion) -> ModelMonitor:
-        """The monitor of ``version``'s traffic, made on first use."""
-        monitor = self._monitors.get(version.key)
-        if monitor is None:
-            monitor = new_monitor(self.registry, version, self.config)
-            self._monitors[version.key] = monitor
-        return monitor
 
     def states(self, now: float) -> list[MonitorState]:
         with self._lock:
@@ -224,12 +216,21 @@ class LocalTap:
         return log_batch(version.model, version.version, ids, times, rows, inputs, outputs)
 
 
-def new_monitor(registry: Registry, version: ModelVersion, config: MonitorConfig) -> ModelMonitor:
-    """A monitor of ``version`` against its reference profile (if it has one)."""
-    profile = None
-    if version.has_reference:
-        profile = registry.reference_profile(version.model, version.version)
-    return ModelMonitor(version, profile, config)
+def monitor_of(
+    monitors: dict[tuple[str, int], ModelMonitor],
+    registry: Registry,
+    version: ModelVersion,
+    config: MonitorConfig,
+) -> ModelMonitor:
+    """``version``'s monitor in ``monitors``, made on first use against its reference
+    profile (if it has one)."""
+    monitor = monitors.get(version.key)
+    if monitor is None:
+        profile = None
+        if version.has_reference:
+            profile = registry.reference_profile(version.model, version.version)
+        monitor = monitors[version.key] = ModelMonitor(version, profile, config)
+    return monitor
 
 
 def merge(calls: Sequence[Answered]) -> list[Merged]:
