@@ -1,8 +1,9 @@
-"""The most any grpc.aio server can do here: a ModelInfer that answers at once, canned.
+"""The most a grpc.aio server can do here: a ModelInfer that answers at once, canned.
 
 It parses the request (grpc.aio does that before the handler runs) and returns a fixed
-one-row response, on uvloop like ModelPilot. No Python gRPC server can answer faster on this
-machine, so the ratio of this row to MLServer's gRPC bounds what any of them can reach.
+one-row response, on uvloop like ModelPilot. No grpc.aio server (MLServer's, or ModelPilot's
+with MODELPILOT_GRPC_SERVER=grpcio) can answer faster on this machine, so the ratio of this
+row to MLServer's gRPC bounds what any of them can reach.
 
 Run: python bench/grpc_ceiling.py GRPC_PORT HTTP_PORT (the HTTP port only answers "ready").
 """

@@ -49,10 +49,13 @@ def render_comparison(
         "profile its models were registered with, prediction distribution, inference log, "
         "alerts); the next section measures what that costs.",
         "",
-        "The row of grpc.aio answering a canned response (`bench/grpc_ceiling.py`) is no "
-        "inference server: it parses each request and returns a fixed answer at once, on "
-        "uvloop. It is the most requests/s any Python gRPC server can answer on this machine "
-        "with this load, ModelPilot and MLServer included.",
+        "ModelPilot answers gRPC with its own HTTP/2 front (the default). The row "
+        "`MODELPILOT_GRPC_SERVER=grpcio` is the same server on grpcio's asyncio server "
+        "instead, and the row of grpc.aio answering a canned response "
+        "(`bench/grpc_ceiling.py`) is no inference server: it parses each request and returns "
+        "a fixed answer at once, on uvloop, which is the most requests/s any grpc.aio server "
+        "can answer here (MLServer's gRPC is one). h2load counts a gRPC call as done whatever "
+        "its status; ModelPilot's errors over gRPC are read from its `/metrics`.",
         "",
         "| server | model | transport | connections | requests/s | p50 ms | p99 ms | errors "
         "| x MLServer | x MLServer+batching |",

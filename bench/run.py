@@ -35,6 +35,7 @@ import report
 from load import Point, grpc_body, h2load_grpc, wrk
 from servers import (
     ensure_mlserver,
+    failed_calls,
     free_port,
     fresh_copy,
     mlserver_repo,
@@ -52,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 FEATURES = 20
 MONITORING_LABEL = "(monitoring on)"
+GRPCIO_LABEL = "ModelPilot, MODELPILOT_GRPC_SERVER=grpcio"
 GRPC_CEILING = "grpc.aio answering a canned response"
 
 
@@ -98,21 +100,30 @@ class Comparison:
             file=sys.stderr,
         )
 
-    def sweep(self, server: str, http: int, grpc: int | None) -> None:
-        """OIP v2 JSON over HTTP at every concurrency, and gRPC at 16, for each model."""
+    def sweep(
+        self, server: str, http: int, grpc: int | None, ours: bool = False, rest: bool = True
+    ) -> None:
+        """OIP v2 JSON over HTTP at every concurrency, and gRPC at 16, for each model.
+
+        ``ours``: a ModelPilot server, whose metrics also count the gRPC calls that failed.
+        """
         for model in self.paths:
             url = f"http://127.0.0.1:{http}/v2/models/{model}/infer"
-            for c in self.levels:
+            for c in self.levels if rest else ():
                 rps, p50, p99, errors = wrk(url, self.v2, c, self.args.seconds)
                 self.record(Point(server, model, "http", c, rps, p50, p99, errors))
             if grpc is not None and 16 in self.levels:
                 url = f"http://127.0.0.1:{grpc}/inference.GRPCInferenceService/ModelInfer"
                 body = self.grpc_bodies[model]
+                failed = failed_calls(http, "grpc") if ours else 0
                 rps, p50, p99, errors = h2load_grpc(url, body, 16, self.args.seconds)
+                if ours:
+                    errors += failed_calls(http, "grpc") - failed
                 self.record(Point(server, model, "grpc", 16, rps, p50, p99, errors))
 
     def modelpilot(self, registry: Path) -> None:
-        """ModelPilot as one process and as one process per core, in its default settings."""
+        """ModelPilot as one process and as one process per core, in its default settings;
+        then its gRPC on grpcio's server instead of its own HTTP/2 front."""
         for workers in (1, 2):
             http, grpc = free_port(), free_port()
             label = "ModelPilot" if workers == 1 else f"ModelPilot --workers {workers}"
@@ -121,7 +132,14 @@ class Comparison:
                 f"http://127.0.0.1:{http}/v2/health/ready",
                 env=modelpilot_env(),
             ):
-                self.sweep(f"{label} {MONITORING_LABEL}", http, grpc)
+                self.sweep(f"{label} {MONITORING_LABEL}", http, grpc, ours=True)
+        http, grpc = free_port(), free_port()
+        with running(
+            modelpilot_serve(fresh_copy(registry, self.workdir, "grpcio"), http, grpc),
+            f"http://127.0.0.1:{http}/v2/health/ready",
+            env=modelpilot_env(grpc_server="grpcio"),
+        ):
+            self.sweep(f"{GRPCIO_LABEL} {MONITORING_LABEL}", http, grpc, ours=True, rest=False)
 
     def fastapi(self) -> None:
         for model, path in self.paths.items():
@@ -137,7 +155,7 @@ class Comparison:
                     self.record(Point(label, model, "http", c, rps, p50, p99, errors))
 
     def grpc_ceiling(self) -> None:
-        """grpc.aio answering a canned response: the bound on any Python gRPC server here."""
+        """grpc.aio answering a canned response: the bound on any grpc.aio server here."""
         grpc, http = free_port(), free_port()
         with running(
             [sys.executable, str(BENCH / "grpc_ceiling.py"), str(grpc), str(http)],

@@ -196,3 +196,25 @@ def wait_models_ready(http: int, models: list[str], timeout: float = 60.0) -> No
             if time.time() > deadline:
                 raise RuntimeError(f"MLServer model {model} not ready after {timeout} s")
             time.sleep(0.05)
+
+
+def failed_calls(http: int, transport: str) -> int:
+    """Requests of ``transport`` that a ModelPilot server answered with an error, so far.
+
+    h2load counts a gRPC call as done whatever its ``grpc-status`` says (the HTTP status of
+    a failed call is 200 too), so the server's own counters tell the failures.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{http}/metrics", timeout=30).text
+    return round(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "modelpilot_requests"
+            for sample in family.samples
+            if sample.name == "modelpilot_requests_total"
+            and sample.labels.get("transport") == transport
+            and sample.labels.get("status") != "ok"
+        )
+    )

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     grpc_max_message_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     """Largest gRPC message sent or received."""
 
+    grpc_server: Literal["native", "grpcio"] = "native"
+    """gRPC front: ModelPilot's own HTTP/2 (fast, unary calls) or grpcio's asyncio server."""
+
     model_memory_budget_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=0)
     """Memory the model pool may use for versions that are not pinned; LRU beyond it."""
 

@@ -19,26 +19,10 @@ from modelpilot.registry.store import Registry
 from modelpilot.server.grpc import create_grpc_server
 from modelpilot.server.rest import create_app
 from modelpilot.server.rest.protocol import CoalescingHttpProtocol
+from modelpilot.server.sockets import bind_socket
 from modelpilot.serving.engine import InferenceEngine
 
 logger = logging.getLogger("modelpilot.server")
-
-
-def bind_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
-    """A listening TCP socket; with ``reuse_port`` several processes may share the port."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
 
 
 def tune_gc() -> None:
@@ -90,7 +74,7 @@ async def serve_async(
         )
         server = _Server(config)
         if settings.grpc_port:
-            grpc_server, grpc_port = create_grpc_server(engine, settings)
+            grpc_server, grpc_port = create_grpc_server(engine, settings, reuse_port=reuse_port)
             await grpc_server.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -20,7 +20,7 @@ from prometheus_client.multiprocess import mark_process_dead
 from modelpilot.config import Settings
 from modelpilot.monitoring.siblings import prometheus_dir
 from modelpilot.registry.refs import ModelRef
-from modelpilot.server.runner import bind_socket
+from modelpilot.server.sockets import bind_socket
 
 logger = logging.getLogger("modelpilot.supervisor")
 
@@ -73,6 +73,8 @@ class Supervisor:
     def run(self) -> int:
         # Fail early, and clearly, if the port is taken by something that is not sharing it.
         bind_socket(self.settings.host, self.settings.http_port, reuse_port=True).close()
+        if self.settings.grpc_port:
+            bind_socket(self.settings.host, self.settings.grpc_port, reuse_port=True).close()
         # The workers' shared directory (owner-only): metrics in prometheus_client's
         # multiprocess mode, and monitoring snapshots (see monitoring.siblings).
         self.shared = Path(tempfile.mkdtemp(prefix="modelpilot-workers-"))

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import grpc
 import pytest
 
 from modelpilot.registry.store import Registry
 from modelpilot.server.grpc import create_grpc_server
+from modelpilot.server.grpc.server import GrpcServer as Server
 from modelpilot.serving.engine import InferenceEngine
 from tests.conftest import make_settings
 from tests.server.conftest import LoopThread
@@ -20,14 +20,14 @@ GrpcServer = Callable[..., int]
 @pytest.fixture
 def grpc_server(served_registry: Registry, loop_thread: LoopThread) -> Iterator[GrpcServer]:
     """Starts a server (settings overridable) and returns its port; stops them all after."""
-    started: list[tuple[grpc.aio.Server, InferenceEngine]] = []
+    started: list[tuple[Server, InferenceEngine]] = []
 
     def start(**overrides: Any) -> int:
         settings = make_settings(served_registry, **overrides)
         engine = InferenceEngine(served_registry, settings)
         loop_thread.run(engine.start())
 
-        async def serve() -> tuple[grpc.aio.Server, int]:
+        async def serve() -> tuple[Server, int]:
             server, port = create_grpc_server(engine, settings, host="127.0.0.1", port=0)
             await server.start()
             return server, port

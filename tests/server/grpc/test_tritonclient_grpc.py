@@ -1,4 +1,7 @@
-"""Conformance over gRPC, judged by tritonclient, plus every error case and its status."""
+"""Conformance over gRPC, judged by tritonclient, plus every error case and its status.
+
+Every test runs against both fronts: ModelPilot's own HTTP/2 server and grpcio's.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +19,12 @@ from modelpilot.server.grpc.generated import inference_pb2 as pb
 from modelpilot.server.grpc.generated import inference_pb2_grpc as pb_grpc
 from tests.server.grpc.conftest import GrpcServer
 
+SERVERS = ["native", "grpcio"]
 
-@pytest.fixture
-def port(grpc_server: GrpcServer) -> int:
-    return grpc_server()
+
+@pytest.fixture(params=SERVERS)
+def port(grpc_server: GrpcServer, request: pytest.FixtureRequest) -> int:
+    return grpc_server(grpc_server=request.param)
 
 
 @pytest.fixture
@@ -161,8 +166,9 @@ def test_raw_contents_that_do_not_fit(stub: pb_grpc.GRPCInferenceServiceStub) ->
     assert "1 inputs but 2 raw_input_contents" in extra.value.details()
 
 
-def test_messages_over_the_limit_are_refused(grpc_server: GrpcServer) -> None:
-    port = grpc_server(grpc_max_message_bytes=4096)
+@pytest.mark.parametrize("kind", SERVERS)
+def test_messages_over_the_limit_are_refused(grpc_server: GrpcServer, kind: str) -> None:
+    port = grpc_server(grpc_max_message_bytes=4096, grpc_server=kind)
     client = grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
     try:
         with pytest.raises(InferenceServerException) as info:

@@ -1,46 +1,56 @@
-"""One mapping from the error tree to gRPC status codes, applied to every RPC."""
+"""One mapping from the error tree to gRPC status codes, for both servers."""
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
-import grpc
+from typing import NamedTuple
 
 from modelpilot.errors import ModelPilotError, Unavailable
 
 logger = logging.getLogger(__name__)
 
-Req = TypeVar("Req")
-Resp = TypeVar("Resp")
-Handler = Callable[[Any, Req, grpc.aio.ServicerContext[Any, Any]], Awaitable[Resp]]
+# The status codes of the gRPC protocol, by the names ``ModelPilotError.grpc_status`` uses.
+STATUS_CODES = {
+    "OK": 0,
+    "CANCELLED": 1,
+    "UNKNOWN": 2,
+    "INVALID_ARGUMENT": 3,
+    "DEADLINE_EXCEEDED": 4,
+    "NOT_FOUND": 5,
+    "ALREADY_EXISTS": 6,
+    "PERMISSION_DENIED": 7,
+    "RESOURCE_EXHAUSTED": 8,
+    "FAILED_PRECONDITION": 9,
+    "ABORTED": 10,
+    "OUT_OF_RANGE": 11,
+    "UNIMPLEMENTED": 12,
+    "INTERNAL": 13,
+    "UNAVAILABLE": 14,
+    "DATA_LOSS": 15,
+    "UNAUTHENTICATED": 16,
+}
 
 
-def mapped_errors(handler: Handler[Req, Resp]) -> Handler[Req, Resp]:
-    """Turn ``ModelPilotError`` into its status, and anything unexpected into INTERNAL.
+class Status(NamedTuple):
+    """What a failed call answers: a status, its message, and trailing metadata."""
 
-    A decorator rather than an interceptor: grpc.aio interceptors see the handler, not the
-    exception its coroutine raises, so this is the one place where both are at hand.
-    """
+    name: str
+    message: str
+    metadata: tuple[tuple[str, str], ...] = ()
 
-    @functools.wraps(handler)
-    async def wrapper(self: Any, request: Req, context: grpc.aio.ServicerContext[Any, Any]) -> Resp:
-        try:
-            return await handler(self, request, context)
-        except ModelPilotError as exc:
-            if isinstance(exc, Unavailable):
-                context.set_trailing_metadata((("retry-after", str(round(exc.retry_after))),))
-            await context.abort(grpc.StatusCode[exc.grpc_status], exc.message)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as exc:
-            logger.exception("unexpected error in %s", handler.__name__)
-            await context.abort(
-                grpc.StatusCode.INTERNAL,
-                f"internal error: {type(exc).__name__}: {exc}; the server logs have details",
-            )
-        raise AssertionError("context.abort always raises")  # pragma: no cover
+    @property
+    def code(self) -> int:
+        return STATUS_CODES[self.name]
 
-    return wrapper
+
+def status_of(exc: Exception, method: str) -> Status:
+    """``ModelPilotError`` to its status; anything unexpected to INTERNAL, logged."""
+    if isinstance(exc, ModelPilotError):
+        metadata: tuple[tuple[str, str], ...] = ()
+        if isinstance(exc, Unavailable):
+            metadata = (("retry-after", str(round(exc.retry_after))),)
+        return Status(exc.grpc_status, exc.message, metadata)
+    logger.error("unexpected error in %s", method, exc_info=exc)
+    return Status(
+        "INTERNAL", f"internal error: {type(exc).__name__}: {exc}; the server logs have details"
+    )

@@ -1,13 +1,33 @@
-"""Building the asyncio gRPC server: options, servicer, port."""
+"""The gRPC server: ModelPilot's own HTTP/2 front by default, grpcio's asyncio server on request.
+
+Both serve the same :class:`InferenceServicer` and map errors the same way. The native one
+(:mod:`http2` and :mod:`calls`) answers unary calls several times faster than grpc.aio, whose
+per-call machinery costs more than a fast model; ``MODELPILOT_GRPC_SERVER=grpcio`` switches
+to grpc.aio, for what the native front does not do (TLS, streaming RPCs, channelz).
+"""
 
 from __future__ import annotations
 
-import grpc
+import asyncio
+import contextlib
+import socket
+from typing import Any, Protocol
 
 from modelpilot.config import Settings
-from modelpilot.server.grpc.generated import inference_pb2_grpc as pb_grpc
-from modelpilot.server.grpc.servicer import InferenceServicer
+from modelpilot.server.grpc.calls import GrpcCalls
+from modelpilot.server.grpc.errors import status_of
+from modelpilot.server.grpc.http2 import Http2Connection
+from modelpilot.server.grpc.servicer import SERVICE, InferenceServicer, Method, methods
+from modelpilot.server.sockets import bind_socket
 from modelpilot.serving.engine import InferenceEngine
+
+
+class GrpcServer(Protocol):
+    """What the runner needs of either server."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self, grace: float | None) -> None: ...
 
 
 def create_grpc_server(
@@ -15,20 +35,102 @@ def create_grpc_server(
     settings: Settings,
     host: str | None = None,
     port: int | None = None,
-) -> tuple[grpc.aio.Server, int]:
-    """A bound, not yet started, server; port 0 picks a free one (returned)."""
+    reuse_port: bool = False,
+) -> tuple[GrpcServer, int]:
+    """A bound, not yet started, server; port 0 picks a free one (returned).
+
+    ``reuse_port`` lets worker processes bind the same port; the kernel spreads the
+    connections among them.
+    """
+    servicer = InferenceServicer(engine)
+    sock = bind_socket(
+        host or settings.host, settings.grpc_port if port is None else port, reuse_port
+    )
+    bound = int(sock.getsockname()[1])
+    if settings.grpc_server == "grpcio":
+        return _grpcio_server(servicer, settings, sock), bound
+    return NativeGrpcServer(GrpcCalls(servicer, settings.grpc_max_message_bytes), sock), bound
+
+
+class NativeGrpcServer:
+    """Unary gRPC calls over :class:`Http2Connection`, on the running event loop."""
+
+    def __init__(self, calls: GrpcCalls, sock: socket.socket) -> None:
+        self.calls = calls
+        self.sock = sock
+        self.connections: set[Http2Connection] = set()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        # A request body may carry the message's 5-byte prefix on top of the message.
+        limit = self.calls.max_message + 5
+
+        def connection() -> Http2Connection:
+            made = Http2Connection(self.calls, limit, self.connections.discard)
+            self.connections.add(made)
+            return made
+
+        self._server = await loop.create_server(connection, sock=self.sock)
+
+    async def stop(self, grace: float | None) -> None:
+        """Stop accepting; GOAWAY to every client; wait ``grace`` seconds for their calls."""
+        if self._server is None:
+            return
+        self._server.close()
+        for connection in list(self.connections):
+            connection.goaway()
+        pending = [c.closed for c in self.connections if not c.closed.done()]
+        if pending and grace:
+            await asyncio.wait(pending, timeout=grace)
+        for connection in list(self.connections):
+            connection.abort()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._server.wait_closed(), timeout=1)
+        self._server = None
+
+
+def _grpcio_server(servicer: InferenceServicer, settings: Settings, sock: socket.socket) -> Any:
+    import grpc
+
     limit = settings.grpc_max_message_bytes
+    host, port = sock.getsockname()[:2]
+    # grpc.aio binds its own socket; this one only reserved the port (and picked it for 0).
+    sock.close()
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
-            # Worker processes bind the same port; the kernel spreads connections among them.
             ("grpc.so_reuseport", 1),
         ]
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(engine), server)
-    address = f"{host or settings.host}:{settings.grpc_port if port is None else port}"
-    bound = server.add_insecure_port(address)
-    if bound == 0:
+    handlers = {
+        method.path.rsplit("/", 1)[1]: grpc.unary_unary_rpc_method_handler(
+            _with_status(method),
+            request_deserializer=method.request_type.FromString,
+            response_serializer=lambda message: message.SerializeToString(),
+        )
+        for method in methods(servicer).values()
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),)
+    )
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if server.add_insecure_port(address) == 0:
         raise OSError(f"cannot bind the gRPC server to {address}")
-    return server, bound
+    return server
+
+
+def _with_status(method: Method) -> Any:
+    import grpc
+
+    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return await method.call(request)
+        except Exception as exc:
+            status = status_of(exc, method.path)
+            if status.metadata:
+                context.set_trailing_metadata(status.metadata)
+            await context.abort(grpc.StatusCode[status.name], status.message)
+
+    return call

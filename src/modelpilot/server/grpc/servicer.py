@@ -2,57 +2,66 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
 
-import grpc
+from google.protobuf.message import Message
 
 import modelpilot
 from modelpilot.server.grpc import codec
-from modelpilot.server.grpc.errors import mapped_errors
 from modelpilot.server.grpc.generated import inference_pb2 as pb
 from modelpilot.serving.engine import InferenceEngine
 
 EXTENSIONS = ["model_repository"]
-Context = grpc.aio.ServicerContext[Any, Any]
+SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+
+
+class Method(NamedTuple):
+    """One RPC: its path (``/inference.GRPCInferenceService/ModelInfer``), its request
+    message type, and the servicer's coroutine that answers it."""
+
+    path: str
+    request_type: type[Message]
+    call: Callable[[Any], Awaitable[Message]]
+
+
+def methods(servicer: InferenceServicer) -> dict[str, Method]:
+    """Every RPC of the service, by path, bound to ``servicer``."""
+    return {
+        f"/{SERVICE.full_name}/{m.name}": Method(
+            f"/{SERVICE.full_name}/{m.name}",
+            getattr(pb, m.input_type.name),
+            getattr(servicer, m.name),
+        )
+        for m in SERVICE.methods
+    }
 
 
 class InferenceServicer:
-    """The protocol's RPCs; each one is a thin shell around an engine call."""
+    """The protocol's RPCs; each one is a thin shell around an engine call.
+
+    Errors are raised as ``ModelPilotError``; the server in front maps them to statuses.
+    """
 
     def __init__(self, engine: InferenceEngine) -> None:
         self.engine = engine
 
-    @mapped_errors
-    async def ServerLive(
-        self, request: pb.ServerLiveRequest, context: Context
-    ) -> pb.ServerLiveResponse:
+    async def ServerLive(self, request: pb.ServerLiveRequest) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=self.engine.live)
 
-    @mapped_errors
-    async def ServerReady(
-        self, request: pb.ServerReadyRequest, context: Context
-    ) -> pb.ServerReadyResponse:
+    async def ServerReady(self, request: pb.ServerReadyRequest) -> pb.ServerReadyResponse:
         return pb.ServerReadyResponse(ready=self.engine.ready)
 
-    @mapped_errors
-    async def ModelReady(
-        self, request: pb.ModelReadyRequest, context: Context
-    ) -> pb.ModelReadyResponse:
+    async def ModelReady(self, request: pb.ModelReadyRequest) -> pb.ModelReadyResponse:
         ready = await self.engine.model_ready(request.name, request.version or None)
         return pb.ModelReadyResponse(ready=ready)
 
-    @mapped_errors
-    async def ServerMetadata(
-        self, request: pb.ServerMetadataRequest, context: Context
-    ) -> pb.ServerMetadataResponse:
+    async def ServerMetadata(self, request: pb.ServerMetadataRequest) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(
             name="modelpilot", version=modelpilot.__version__, extensions=EXTENSIONS
         )
 
-    @mapped_errors
-    async def ModelMetadata(
-        self, request: pb.ModelMetadataRequest, context: Context
-    ) -> pb.ModelMetadataResponse:
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest) -> pb.ModelMetadataResponse:
         meta = await self.engine.metadata(request.name, request.version or None)
         response = pb.ModelMetadataResponse(
             name=meta.name, versions=list(meta.versions), platform=meta.platform
@@ -63,19 +72,15 @@ class InferenceServicer:
             response.outputs.add(name=spec.name, datatype=spec.datatype, shape=spec.shape)
         return response
 
-    @mapped_errors
-    async def ModelInfer(
-        self, request: pb.ModelInferRequest, context: Context
-    ) -> pb.ModelInferResponse:
+    async def ModelInfer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
         inference = codec.decode_request(request)
         result = await self.engine.infer(
             request.model_name, inference, request.model_version or None, transport="grpc"
         )
         return codec.encode_response(result)
 
-    @mapped_errors
     async def RepositoryIndex(
-        self, request: pb.RepositoryIndexRequest, context: Context
+        self, request: pb.RepositoryIndexRequest
     ) -> pb.RepositoryIndexResponse:
         entries = await self.engine.repository_index(request.ready)
         response = pb.RepositoryIndexResponse()
@@ -83,16 +88,14 @@ class InferenceServicer:
             response.models.add(name=e.name, version=e.version, state=e.state, reason=e.reason)
         return response
 
-    @mapped_errors
     async def RepositoryModelLoad(
-        self, request: pb.RepositoryModelLoadRequest, context: Context
+        self, request: pb.RepositoryModelLoadRequest
     ) -> pb.RepositoryModelLoadResponse:
         await self.engine.load_model(request.model_name)
         return pb.RepositoryModelLoadResponse()
 
-    @mapped_errors
     async def RepositoryModelUnload(
-        self, request: pb.RepositoryModelUnloadRequest, context: Context
+        self, request: pb.RepositoryModelUnloadRequest
     ) -> pb.RepositoryModelUnloadResponse:
         await self.engine.unload_model(request.model_name)
         return pb.RepositoryModelUnloadResponse()

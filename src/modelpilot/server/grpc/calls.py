@@ -1,0 +1,176 @@
+"""gRPC's unary calls over :mod:`http2`: headers, message framing, deadlines, status trailers.
+
+What the gRPC-over-HTTP/2 specification asks of a server, for unary calls: POST only;
+``content-type`` ``application/grpc`` (else HTTP 415, so that no plain HTTP client takes an
+error for an answer); one length-prefixed message each way, compressed with the request's
+``grpc-encoding`` (gzip or deflate) or not; ``grpc-timeout`` as the call's deadline; and the
+outcome in ``grpc-status`` and ``grpc-message`` trailers, or in the response headers alone
+when there is no answer ("trailers-only").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import struct
+import urllib.parse
+import zlib
+
+from google.protobuf.message import DecodeError, Message
+
+from modelpilot.server.grpc.errors import STATUS_CODES, Status, status_of
+from modelpilot.server.grpc.http2 import Http2Connection, Stream, literal
+from modelpilot.server.grpc.servicer import InferenceServicer, Method, methods
+
+logger = logging.getLogger(__name__)
+
+STATUS_200 = b"\x88"  # ":status: 200", entry 8 of HPACK's static table
+CONTENT_TYPE = literal("content-type", "application/grpc")
+RESPONSE_HEADERS = STATUS_200 + CONTENT_TYPE
+OK_TRAILERS = literal("grpc-status", "0")
+ENCODINGS = "identity,deflate,gzip"
+
+_length = struct.Struct(">I")
+_TIMEOUT = re.compile(r"(\d{1,8})([HMSmun])")
+_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+# Bytes that grpc-message may carry as they are; the rest are percent-encoded.
+_PLAIN = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+class CallFailed(Exception):
+    """A call ends with this status before its method runs (bad framing, bad headers)."""
+
+    def __init__(self, name: str, message: str, http_status: int = 200) -> None:
+        super().__init__(message)
+        self.status = Status(name, message)
+        self.http_status = http_status
+
+
+class GrpcCalls:
+    """The handler that :class:`Http2Connection` runs for each request."""
+
+    def __init__(self, servicer: InferenceServicer, max_message: int) -> None:
+        self.methods = methods(servicer)
+        self.max_message = max_message
+
+    async def __call__(self, connection: Http2Connection, stream: Stream) -> None:
+        method = None
+        try:
+            method = self._method(stream)
+            request = self._request(stream, method)
+            timeout = deadline(stream.header("grpc-timeout"))
+            if timeout is None:
+                response = await method.call(request)
+            else:
+                response = await asyncio.wait_for(method.call(request), timeout)
+            payload = response.SerializeToString()
+            if len(payload) > self.max_message:
+                raise CallFailed(
+                    "RESOURCE_EXHAUSTED",
+                    f"the response is {len(payload)} bytes, over the limit of "
+                    f"{self.max_message} (MODELPILOT_GRPC_MAX_MESSAGE_BYTES)",
+                )
+        except CallFailed as exc:
+            connection.respond(stream, trailers_only(exc.status, exc.http_status), None, None)
+        except asyncio.TimeoutError:
+            status = Status("DEADLINE_EXCEEDED", "the call's deadline (grpc-timeout) passed")
+            connection.respond(stream, trailers_only(status), None, None)
+        except Exception as exc:
+            status = status_of(exc, method.path if method else "a gRPC call")
+            connection.respond(stream, trailers_only(status), None, None)
+        else:
+            message = b"\x00" + _length.pack(len(payload)) + payload
+            connection.respond(stream, RESPONSE_HEADERS, message, OK_TRAILERS)
+
+    def _method(self, stream: Stream) -> Method:
+        path = stream.header(":path") or ""
+        if stream.header(":method") != "POST":
+            raise CallFailed("UNIMPLEMENTED", "gRPC calls are POST requests", 405)
+        content_type = stream.header("content-type") or ""
+        if content_type not in ("application/grpc", "application/grpc+proto"):
+            raise CallFailed(
+                "UNKNOWN", f"content-type {content_type!r} is not application/grpc", 415
+            )
+        if stream.too_large:
+            raise CallFailed(
+                "RESOURCE_EXHAUSTED",
+                f"the request is over the limit of {self.max_message} bytes "
+                "(MODELPILOT_GRPC_MAX_MESSAGE_BYTES)",
+            )
+        method = self.methods.get(path)
+        if method is None:
+            raise CallFailed("UNIMPLEMENTED", f"no method {path}")
+        return method
+
+    def _request(self, stream: Stream, method: Method) -> Message:
+        body = stream.body
+        if len(body) < 5:
+            raise CallFailed("INTERNAL", "a unary call needs one request message; none came")
+        compressed = body[0]
+        size = _length.unpack_from(body, 1)[0]
+        if size != len(body) - 5:
+            raise CallFailed(
+                "INTERNAL",
+                f"the request message says {size} bytes but {len(body) - 5} came; "
+                "a unary call takes exactly one message",
+            )
+        data = body[5:]
+        if compressed:
+            data = self._decompress(stream.header("grpc-encoding") or "identity", data)
+        try:
+            return method.request_type.FromString(data)
+        except DecodeError as exc:
+            raise CallFailed(
+                "INTERNAL", f"the request is not a {method.request_type.__name__}: {exc}"
+            ) from None
+
+    def _decompress(self, encoding: str, data: bytes) -> bytes:
+        if encoding == "gzip":
+            wbits = 31
+        elif encoding == "deflate":
+            wbits = 15
+        else:
+            raise CallFailed(
+                "UNIMPLEMENTED" if encoding != "identity" else "INTERNAL",
+                f"a compressed message in grpc-encoding {encoding!r}; "
+                f"this server reads {ENCODINGS}",
+            )
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(data, self.max_message + 1)
+        except zlib.error as exc:
+            raise CallFailed(
+                "INTERNAL", f"the {encoding} message does not inflate: {exc}"
+            ) from None
+        if len(out) > self.max_message:
+            raise CallFailed(
+                "RESOURCE_EXHAUSTED",
+                f"the request inflates to over the limit of {self.max_message} bytes",
+            )
+        return out
+
+
+def deadline(value: str | None) -> float | None:
+    """Seconds from a ``grpc-timeout`` value (``100m``, ``5S``); None if absent or malformed."""
+    if value is None:
+        return None
+    match = _TIMEOUT.fullmatch(value)
+    if match is None:
+        logger.debug("ignoring a malformed grpc-timeout %r", value)
+        return None
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def trailers_only(status: Status, http_status: int = 200) -> bytes:
+    """The one header block of an answer that is only a status."""
+    head = STATUS_200 if http_status == 200 else literal(":status", str(http_status))
+    block = head + CONTENT_TYPE + literal("grpc-status", str(STATUS_CODES[status.name]))
+    if status.message:
+        text = urllib.parse.quote(status.message, safe=_PLAIN)
+        block += literal("grpc-message", text)
+    if status.name == "UNIMPLEMENTED":
+        block += literal("grpc-accept-encoding", ENCODINGS)
+    for key, value in status.metadata:
+        block += literal(key, value)
+    return block
