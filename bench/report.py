@@ -55,7 +55,8 @@ def render_comparison(
         "(`bench/grpc_ceiling.py`) is no inference server: it parses each request and returns "
         "a fixed answer at once, on uvloop, which is the most requests/s any grpc.aio server "
         "can answer here (MLServer's gRPC is one). h2load counts a gRPC call as done whatever "
-        "its status; ModelPilot's errors over gRPC are read from its `/metrics`.",
+        "its status; ModelPilot's errors over gRPC are read from its `/metrics` (leaving out the "
+        "calls in flight that h2load cancels when its time is up).",
         "",
         "| server | model | transport | connections | requests/s | p50 ms | p99 ms | errors "
         "| x MLServer | x MLServer+batching |",

@@ -3,7 +3,8 @@
 Both serve the same :class:`InferenceServicer` and map errors the same way. The native one
 (:mod:`http2` and :mod:`calls`) answers unary calls several times faster than grpc.aio, whose
 per-call machinery costs more than a fast model; ``MODELPILOT_GRPC_SERVER=grpcio`` switches
-to grpc.aio, for what the native front does not do (TLS, streaming RPCs, channelz).
+back to grpc.aio, a server every gRPC client has met, should one meet something the native
+front does not handle.
 """
 
 from __future__ import annotations
