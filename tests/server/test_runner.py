@@ -21,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.registration import register_model
+from tests.conftest import free_port
 from tests.processes import Server, serve_command, start, stop
 
 pytestmark = pytest.mark.slow
@@ -123,6 +124,17 @@ def test_a_port_in_use_is_a_clear_error(registry: Registry, iris_version: ModelV
         assert clash.returncode == 1
         assert f"cannot listen on 127.0.0.1:{running.http}" in clash.stderr
         assert "Traceback" not in clash.stderr
+        # The gRPC port too, alone or with workers (which share ports among themselves only).
+        for extra in ((), ("--workers", "2")):
+            clash = subprocess.run(
+                serve_command(registry, free_port(), running.grpc, *extra),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert clash.returncode == 1
+            assert f"cannot listen on 127.0.0.1:{running.grpc}" in clash.stderr
+            assert "Traceback" not in clash.stderr
     finally:
         stop(running)
 
@@ -137,6 +149,19 @@ def pids_seen(url: str, tries: int = 60) -> set[int]:
     return seen
 
 
+def grpc_pids_seen(port: int, tries: int = 40) -> set[int]:
+    seen = set()
+    request = grpcclient.InferInput("input-0", [1, 2], "FP64")
+    request.set_data_from_numpy(np.zeros((1, 2)))
+    for _ in range(tries):
+        client = grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
+        try:
+            seen.add(int(client.infer("slow", [request]).as_numpy("predict")[0]))
+        finally:
+            client.close()
+    return seen
+
+
 def test_workers_share_the_port_and_are_restarted(
     registry: Registry, slow_version: ModelVersion
 ) -> None:
@@ -145,6 +170,7 @@ def test_workers_share_the_port_and_are_restarted(
         first = pids_seen(running.url)
         assert len(first) == 2
         assert running.process.pid not in first
+        assert grpc_pids_seen(running.grpc) == first
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 30

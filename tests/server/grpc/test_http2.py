@@ -437,6 +437,42 @@ def test_a_body_over_the_limit_is_answered_before_it_ends(grpc_server: GrpcServe
         client.close()
 
 
+def test_a_connection_cannot_hold_more_than_four_requests_worth(grpc_server: GrpcServer) -> None:
+    client = H2Client(grpc_server(grpc_max_message_bytes=4096))
+    try:
+        rows = np.tile([[5.1, 3.5, 1.4, 0.2]], (120, 1))
+        message = grpc_message(infer_request(rows))
+        assert 3800 < len(message) <= 4096
+        streams = []
+        for _ in range(5):  # each sends all but its last bytes, and waits
+            stream = client.conn.get_next_available_stream_id()
+            client.conn.send_headers(
+                stream,
+                [
+                    (":method", "POST"),
+                    (":scheme", "http"),
+                    (":path", INFER),
+                    (":authority", "x"),
+                    ("content-type", "application/grpc"),
+                ],
+            )
+            client.conn.send_data(stream, message[:-10])
+            client.flush()
+            streams.append(stream)
+        # The fifth put the connection over 4 x 4,101 bytes held: it is refused at once.
+        headers, _, _ = answer(client.until(streams[-1], h2.events.StreamReset))
+        assert headers["grpc-status"] == "8"
+        assert "still arriving on this connection" in headers["grpc-message"]
+        for stream in streams[:-1]:  # the others finish, and are served
+            client.conn.send_data(stream, message[-10:], end_stream=True)
+            client.flush()
+            _, body, trailers = answer(client.until(stream, h2.events.StreamEnded))
+            assert trailers["grpc-status"] == "0"
+            assert labels(pb.ModelInferResponse.FromString(body[5:])).tolist() == [0] * 120
+    finally:
+        client.close()
+
+
 def test_ping_and_a_broken_preface(port: int, h2_client: H2Client) -> None:
     h2_client.conn.ping(b"12345678")
     h2_client.flush()

@@ -92,11 +92,17 @@ class GrpcCalls:
             raise CallFailed(
                 "UNKNOWN", f"content-type {content_type!r} is not application/grpc", 415
             )
-        if stream.too_large:
+        if stream.overflow == "request":
             raise CallFailed(
                 "RESOURCE_EXHAUSTED",
                 f"the request is over the limit of {self.max_message} bytes "
                 "(MODELPILOT_GRPC_MAX_MESSAGE_BYTES)",
+            )
+        if stream.overflow == "connection":
+            raise CallFailed(
+                "RESOURCE_EXHAUSTED",
+                "the requests still arriving on this connection are over four times the "
+                f"limit of one ({self.max_message} bytes); finish some before starting more",
             )
         method = self.methods.get(path)
         if method is None:

@@ -76,12 +76,12 @@ class Stream:
         "ended",
         "headers",
         "id",
+        "overflow",
         "pending",
         "recv_unacked",
         "send_window",
         "size",
         "task",
-        "too_large",
         "trailers",
     )
 
@@ -90,8 +90,10 @@ class Stream:
         self.headers = headers
         self.chunks: list[bytes] = []
         self.size = 0
-        # Set when the body outgrew the limit; the chunks are then dropped as they come.
-        self.too_large = False
+        # Why the body was refused before it ended: "request" (over the limit itself) or
+        # "connection" (the connection holds too much unfinished work); later chunks are
+        # dropped as they come.
+        self.overflow: str | None = None
         # The request is complete (END_STREAM seen).
         self.ended = False
         self.send_window = send_window
@@ -118,8 +120,10 @@ Handler = Callable[["Http2Connection", Stream], Coroutine[Any, Any, None]]
 class Http2Connection(asyncio.Protocol):
     """One client connection: frames in, requests handed to ``handler``, responses out.
 
-    ``handler`` runs as a task once a request is complete (or at once when its body outgrows
-    ``max_body``, with ``stream.too_large`` set) and must answer with :meth:`respond`.
+    ``handler`` runs as a task once a request is complete, and must answer with
+    :meth:`respond`. It runs at once, with ``stream.overflow`` set, when a body outgrows
+    ``max_body``, or when the bodies still arriving on the connection outgrow four times
+    that (a client cannot make the server hold more than that for it).
     """
 
     def __init__(
@@ -144,6 +148,7 @@ class Http2Connection(asyncio.Protocol):
         self._recv_window = CONNECTION_WINDOW
         self._recv_unacked = 0
         self._blocked: dict[int, Stream] = {}
+        self._held = 0  # bytes of request bodies still arriving
         self._draining = False
         self._paused = False
 
@@ -366,10 +371,14 @@ class Http2Connection(asyncio.Protocol):
         stream.recv_unacked += size
         if stream.recv_unacked > STREAM_WINDOW:
             raise ProtocolError(FLOW_CONTROL_ERROR, f"DATA beyond the window of {stream_id}")
-        if not stream.too_large:
+        if stream.overflow is None and stream.task is None:
             stream.size += len(payload)
+            self._held += len(payload)
             if stream.size > self.max_body:
-                stream.too_large = True
+                stream.overflow = "request"
+            elif self._held > 4 * self.max_body:
+                stream.overflow = "connection"
+            if stream.overflow is not None:
                 stream.chunks.clear()
                 self._start(stream)
             elif payload:
@@ -509,10 +518,15 @@ class Http2Connection(asyncio.Protocol):
     def _reset(self, stream_id: int) -> None:
         stream = self.streams.pop(stream_id, None)
         self._blocked.pop(stream_id, None)
-        if stream is not None and stream.task is not None:
+        if stream is None:
+            return
+        if stream.task is not None:
             stream.task.cancel()
+        else:
+            self._held -= stream.size
 
     def _start(self, stream: Stream) -> None:
+        self._held -= stream.size
         task = asyncio.get_running_loop().create_task(self.handler(self, stream))
         stream.task = task
         task.add_done_callback(_log_failure)
