@@ -20,7 +20,8 @@ import zlib
 from google.protobuf.message import DecodeError, Message
 
 from modelpilot.server.grpc.errors import STATUS_CODES, Status, status_of
-from modelpilot.server.grpc.http2 import Http2Connection, Stream, literal
+from modelpilot.server.grpc.frames import literal
+from modelpilot.server.grpc.http2 import Http2Connection, Stream
 from modelpilot.server.grpc.servicer import InferenceServicer, Method, methods
 
 logger = logging.getLogger(__name__)

@@ -13,32 +13,50 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
 from hpack import Decoder, HPACKError
 
+from modelpilot.server.grpc.frames import (
+    ACK,
+    COMPRESSION_ERROR,
+    CONTINUATION,
+    DATA,
+    DEFAULT_FRAME,
+    DEFAULT_WINDOW,
+    ENABLE_PUSH,
+    END_HEADERS,
+    END_STREAM,
+    FLOW_CONTROL_ERROR,
+    FRAME_SIZE_ERROR,
+    GOAWAY,
+    HEADERS,
+    INITIAL_WINDOW_SIZE,
+    MAX_CONCURRENT_STREAMS,
+    MAX_FRAME_SIZE,
+    MAX_HEADER_LIST_SIZE,
+    MAX_WINDOW,
+    NO_ERROR,
+    PADDED,
+    PING,
+    PREFACE,
+    PRIORITY_FLAG,
+    PROTOCOL_ERROR,
+    PUSH_PROMISE,
+    REFUSED_STREAM,
+    RST_STREAM,
+    SETTINGS,
+    WINDOW_UPDATE,
+    ProtocolError,
+    frame,
+    goaway,
+    setting,
+    u32,
+    unpad,
+)
+
 logger = logging.getLogger(__name__)
-
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY = range(8)
-WINDOW_UPDATE, CONTINUATION = 8, 9
-END_STREAM = ACK = 0x1
-END_HEADERS = 0x4
-PADDED = 0x8
-PRIORITY_FLAG = 0x20
-
-NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR = 0x0, 0x1, 0x2, 0x3
-STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL, COMPRESSION_ERROR = 0x5, 0x6, 0x7, 0x8, 0x9
-
-HEADER_TABLE_SIZE, ENABLE_PUSH, MAX_CONCURRENT_STREAMS, INITIAL_WINDOW_SIZE = 0x1, 0x2, 0x3, 0x4
-MAX_FRAME_SIZE, MAX_HEADER_LIST_SIZE = 0x5, 0x6
-
-DEFAULT_WINDOW = 65_535
-DEFAULT_FRAME = 16_384
-MAX_WINDOW = 2**31 - 1
 
 # What this server grants: big windows, so that a client never waits on them for requests up
 # to a few MB; larger frames than the default 16 KB, so that big tensors take fewer frames.
@@ -49,23 +67,6 @@ MAX_STREAMS = 1000
 HEADER_LIST_LIMIT = 64 * 1024
 # Decoded header blocks remembered per connection (see ``_decode``).
 HEADER_CACHE_SIZE = 64
-
-_u32 = struct.Struct(">I")
-_setting = struct.Struct(">HI")
-_goaway = struct.Struct(">II")
-
-
-def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    """One frame: 9 bytes of header, then the payload."""
-    return len(payload).to_bytes(3, "big") + bytes((kind, flags)) + _u32.pack(stream_id) + payload
-
-
-class ProtocolError(Exception):
-    """The peer broke the protocol: the connection ends with GOAWAY and this code."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class Stream:
@@ -158,7 +159,7 @@ class Http2Connection(asyncio.Protocol):
         # uvloop's transports are not subclasses of asyncio's; they have the same methods.
         self.transport = cast(asyncio.Transport, transport)
         settings = b"".join(
-            _setting.pack(key, value)
+            setting.pack(key, value)
             for key, value in (
                 (MAX_CONCURRENT_STREAMS, MAX_STREAMS),
                 (INITIAL_WINDOW_SIZE, STREAM_WINDOW),
@@ -169,7 +170,7 @@ class Http2Connection(asyncio.Protocol):
         )
         self.transport.write(
             frame(SETTINGS, 0, 0, settings)
-            + frame(WINDOW_UPDATE, 0, 0, _u32.pack(CONNECTION_WINDOW - DEFAULT_WINDOW))
+            + frame(WINDOW_UPDATE, 0, 0, u32.pack(CONNECTION_WINDOW - DEFAULT_WINDOW))
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -229,7 +230,7 @@ class Http2Connection(asyncio.Protocol):
         if self._draining or self.transport is None:
             return
         self._draining = True
-        self.transport.write(frame(GOAWAY, 0, 0, _goaway.pack(self._last_id, NO_ERROR)))
+        self.transport.write(frame(GOAWAY, 0, 0, goaway.pack(self._last_id, NO_ERROR)))
         self._close_if_drained()
 
     def abort(self) -> None:
@@ -280,7 +281,7 @@ class Http2Connection(asyncio.Protocol):
         """
         self.streams.pop(stream.id, None)
         self._blocked.pop(stream.id, None)
-        return b"" if stream.ended else frame(RST_STREAM, 0, stream.id, _u32.pack(NO_ERROR))
+        return b"" if stream.ended else frame(RST_STREAM, 0, stream.id, u32.pack(NO_ERROR))
 
     def _close_if_drained(self) -> None:
         if self._draining and not self.streams and self.transport is not None:
@@ -319,7 +320,7 @@ class Http2Connection(asyncio.Protocol):
                 break
             kind = buffer[pos + 3]
             flags = buffer[pos + 4]
-            stream_id = _u32.unpack_from(buffer, pos + 5)[0] & 0x7FFFFFFF
+            stream_id = u32.unpack_from(buffer, pos + 5)[0] & 0x7FFFFFFF
             payload = buffer[pos + 9 : pos + 9 + length]
             pos += 9 + length
             if self._continued is not None and kind != CONTINUATION:
@@ -358,7 +359,7 @@ class Http2Connection(asyncio.Protocol):
             raise ProtocolError(FLOW_CONTROL_ERROR, "DATA beyond the connection window")
         self._recv_unacked += size
         if self._recv_unacked >= CONNECTION_WINDOW // 2:
-            out.append(frame(WINDOW_UPDATE, 0, 0, _u32.pack(self._recv_unacked)))
+            out.append(frame(WINDOW_UPDATE, 0, 0, u32.pack(self._recv_unacked)))
             self._recv_window += self._recv_unacked
             self._recv_unacked = 0
         stream = self.streams.get(stream_id)
@@ -367,7 +368,7 @@ class Http2Connection(asyncio.Protocol):
                 raise ProtocolError(PROTOCOL_ERROR, f"DATA on idle stream {stream_id}")
             return  # a stream already answered or reset: its data only counts for the window
         if flags & PADDED:
-            payload = _unpad(payload)
+            payload = unpad(payload)
         stream.recv_unacked += size
         if stream.recv_unacked > STREAM_WINDOW:
             raise ProtocolError(FLOW_CONTROL_ERROR, f"DATA beyond the window of {stream_id}")
@@ -388,12 +389,12 @@ class Http2Connection(asyncio.Protocol):
             if stream.task is None:
                 self._start(stream)
         elif stream.recv_unacked >= STREAM_WINDOW // 2:
-            out.append(frame(WINDOW_UPDATE, 0, stream_id, _u32.pack(stream.recv_unacked)))
+            out.append(frame(WINDOW_UPDATE, 0, stream_id, u32.pack(stream.recv_unacked)))
             stream.recv_unacked = 0
 
     def _headers(self, stream_id: int, flags: int, payload: bytes) -> None:
         if flags & PADDED:
-            payload = _unpad(payload)
+            payload = unpad(payload)
         if flags & PRIORITY_FLAG:
             payload = payload[5:]
         if not flags & END_HEADERS:
@@ -429,7 +430,7 @@ class Http2Connection(asyncio.Protocol):
         self._last_id = stream_id
         if self._draining or len(self.streams) >= MAX_STREAMS:
             if self.transport is not None:
-                self.transport.write(frame(RST_STREAM, 0, stream_id, _u32.pack(REFUSED_STREAM)))
+                self.transport.write(frame(RST_STREAM, 0, stream_id, u32.pack(REFUSED_STREAM)))
             return
         stream = Stream(stream_id, headers, self._peer_stream_window)
         self.streams[stream_id] = stream
@@ -478,7 +479,7 @@ class Http2Connection(asyncio.Protocol):
         if len(payload) % 6:
             raise ProtocolError(FRAME_SIZE_ERROR, "a SETTINGS frame of a wrong size")
         for offset in range(0, len(payload), 6):
-            key, value = _setting.unpack_from(payload, offset)
+            key, value = setting.unpack_from(payload, offset)
             if key == INITIAL_WINDOW_SIZE:
                 if value > MAX_WINDOW:
                     raise ProtocolError(FLOW_CONTROL_ERROR, "an initial window over 2^31-1")
@@ -497,7 +498,7 @@ class Http2Connection(asyncio.Protocol):
     def _window_update(self, stream_id: int, payload: bytes) -> bytes:
         if len(payload) != 4:
             raise ProtocolError(FRAME_SIZE_ERROR, "a WINDOW_UPDATE of a wrong size")
-        increment = _u32.unpack(payload)[0] & 0x7FFFFFFF
+        increment = u32.unpack(payload)[0] & 0x7FFFFFFF
         if stream_id == 0:
             if increment == 0:
                 raise ProtocolError(PROTOCOL_ERROR, "a WINDOW_UPDATE of zero")
@@ -535,42 +536,10 @@ class Http2Connection(asyncio.Protocol):
         if self.transport is None:
             return
         debug = message.encode("utf-8", "replace")[:256]
-        self.transport.write(frame(GOAWAY, 0, 0, _goaway.pack(self._last_id, code) + debug))
+        self.transport.write(frame(GOAWAY, 0, 0, goaway.pack(self._last_id, code) + debug))
         self.transport.close()
-
-
-def _unpad(payload: bytes) -> bytes:
-    if not payload or payload[0] >= len(payload):
-        raise ProtocolError(PROTOCOL_ERROR, "padding longer than the frame")
-    return payload[1 : len(payload) - payload[0]]
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("a stream's handler failed", exc_info=task.exception())
-
-
-def literal(name: str, value: str | bytes) -> bytes:
-    """A header as an HPACK literal that no table keeps (so the encoder needs no state)."""
-    raw_name = name.encode("ascii")
-    raw_value = value.encode("latin-1") if isinstance(value, str) else value
-    return (
-        b"\x00"
-        + _hpack_int(len(raw_name), 7)
-        + raw_name
-        + _hpack_int(len(raw_value), 7)
-        + raw_value
-    )
-
-
-def _hpack_int(value: int, prefix: int) -> bytes:
-    limit = (1 << prefix) - 1
-    if value < limit:
-        return bytes((value,))
-    out = [limit]
-    value -= limit
-    while value >= 128:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
