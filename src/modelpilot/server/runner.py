@@ -54,11 +54,15 @@ async def serve_async(
     """Serve until SIGTERM or SIGINT, then drain: not ready, stop accepting, finish, exit."""
     registry = Registry.open(settings.registry, settings.artifacts)
     engine = InferenceEngine(registry, settings, models)
-    monitoring = ProcessMonitoring.for_engine(engine, settings)
+    monitoring = None
     sock = http_socket or bind_socket(settings.host, settings.http_port, reuse_port)
     grpc_server = None
     try:
         await engine.start()
+        # After the models are loaded: the monitoring process starting (a new interpreter
+        # importing numpy and SQLAlchemy) would compete with their loading for the CPU.
+        # Nothing is served before this, so no answer goes unobserved.
+        monitoring = ProcessMonitoring.for_engine(engine, settings)
         monitoring.start()
         tune_gc()
         app = create_app(engine, settings, monitoring)
@@ -112,8 +116,9 @@ async def serve_async(
         # After the engine: every answered request is counted and in the monitor's queue by
         # now; the counts reach the (shared, with workers) metrics, and stopping the monitor
         # writes everything to the inference log.
-        monitoring.service.flush()
-        await asyncio.to_thread(monitoring.stop)
+        if monitoring is not None:
+            monitoring.service.flush()
+            await asyncio.to_thread(monitoring.stop)
         registry.close()
         sock.close()
         logger.info("stopped")
