@@ -115,25 +115,21 @@ def test_sigterm_lets_in_flight_requests_finish(server: Server) -> None:
 def test_a_port_in_use_is_a_clear_error(registry: Registry, iris_version: ModelVersion) -> None:
     running = start(registry)
     try:
-        clash = subprocess.run(
-            serve_command(registry, running.http, 0),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert clash.returncode == 1
-        assert f"cannot listen on 127.0.0.1:{running.http}" in clash.stderr
-        assert "Traceback" not in clash.stderr
-        # The gRPC port too, alone or with workers (which share ports among themselves only).
-        for extra in ((), ("--workers", "2")):
+        # HTTP, then gRPC alone and with workers (which share ports among themselves only).
+        cases = [
+            (running.http, 0, (), running.http),
+            (free_port(), running.grpc, (), running.grpc),
+            (free_port(), running.grpc, ("--workers", "2"), running.grpc),
+        ]
+        for http, grpc, extra, taken in cases:
             clash = subprocess.run(
-                serve_command(registry, free_port(), running.grpc, *extra),
+                serve_command(registry, http, grpc, *extra),
                 capture_output=True,
                 text=True,
                 timeout=60,
             )
             assert clash.returncode == 1
-            assert f"cannot listen on 127.0.0.1:{running.grpc}" in clash.stderr
+            assert f"cannot listen on 127.0.0.1:{taken}" in clash.stderr
             assert "Traceback" not in clash.stderr
     finally:
         stop(running)

@@ -276,14 +276,13 @@ class H2Client:
     def flush(self) -> None:
         self.sock.sendall(self.conn.data_to_send())
 
-    def call(
+    def open(
         self,
-        message: bytes,
         path: str = INFER,
         content_type: str = "application/grpc",
         method: str = "POST",
-        pad: int | None = None,
     ) -> int:
+        """A new stream with its request headers sent; the body is the caller's."""
         stream = self.conn.get_next_available_stream_id()
         headers = [
             (":method", method),
@@ -294,6 +293,17 @@ class H2Client:
             ("te", "trailers"),
         ]
         self.conn.send_headers(stream, headers, priority_weight=16)
+        return stream
+
+    def call(
+        self,
+        message: bytes,
+        path: str = INFER,
+        content_type: str = "application/grpc",
+        method: str = "POST",
+        pad: int | None = None,
+    ) -> int:
+        stream = self.open(path, content_type, method)
         self.conn.send_data(stream, message, end_stream=True, pad_length=pad)
         self.flush()
         return stream
@@ -411,17 +421,7 @@ def test_framing_errors_fail_the_call_only(h2_client: H2Client) -> None:
 def test_a_body_over_the_limit_is_answered_before_it_ends(grpc_server: GrpcServer) -> None:
     client = H2Client(grpc_server(grpc_max_message_bytes=4096))
     try:
-        stream = client.conn.get_next_available_stream_id()
-        client.conn.send_headers(
-            stream,
-            [
-                (":method", "POST"),
-                (":scheme", "http"),
-                (":path", INFER),
-                (":authority", "x"),
-                ("content-type", "application/grpc"),
-            ],
-        )
+        stream = client.open()
         client.conn.send_data(stream, b"\x00\x00\x01\x00\x00" + bytes(5000))
         client.flush()
         events = client.until(stream, h2.events.StreamReset)
@@ -445,17 +445,7 @@ def test_a_connection_cannot_hold_more_than_four_requests_worth(grpc_server: Grp
         assert 3800 < len(message) <= 4096
         streams = []
         for _ in range(5):  # each sends all but its last bytes, and waits
-            stream = client.conn.get_next_available_stream_id()
-            client.conn.send_headers(
-                stream,
-                [
-                    (":method", "POST"),
-                    (":scheme", "http"),
-                    (":path", INFER),
-                    (":authority", "x"),
-                    ("content-type", "application/grpc"),
-                ],
-            )
+            stream = client.open()
             client.conn.send_data(stream, message[:-10])
             client.flush()
             streams.append(stream)
