@@ -19,7 +19,7 @@ import zlib
 
 from google.protobuf.message import DecodeError, Message
 
-from modelpilot.server.grpc.errors import STATUS_CODES, Status, status_of
+from modelpilot.server.grpc.errors import Status, status_of
 from modelpilot.server.grpc.frames import literal
 from modelpilot.server.grpc.http2 import Http2Connection, Stream
 from modelpilot.server.grpc.servicer import InferenceServicer, Method, methods
@@ -172,7 +172,7 @@ def deadline(value: str | None) -> float | None:
 def trailers_only(status: Status, http_status: int = 200) -> bytes:
     """The one header block of an answer that is only a status."""
     head = STATUS_200 if http_status == 200 else literal(":status", str(http_status))
-    block = head + CONTENT_TYPE + literal("grpc-status", str(STATUS_CODES[status.name]))
+    block = head + CONTENT_TYPE + literal("grpc-status", str(status.code))
     if status.message:
         text = urllib.parse.quote(status.message, safe=_PLAIN)
         block += literal("grpc-message", text)

@@ -151,7 +151,6 @@ class Http2Connection(asyncio.Protocol):
         self._blocked: dict[int, Stream] = {}
         self._held = 0  # bytes of request bodies still arriving
         self._draining = False
-        self._paused = False
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
@@ -186,12 +185,10 @@ class Http2Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         # The client does not read its answers: stop reading its requests until it does.
-        self._paused = True
         if self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        self._paused = False
         if self.transport is not None:
             self.transport.resume_reading()
 
