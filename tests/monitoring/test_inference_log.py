@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import insert
 
-from modelpilot.monitoring.inference_log import InferenceLog
+from modelpilot.monitoring.inference_log import InferenceLog, batch_row, batches
 from modelpilot.monitoring.log_records import LogEntry, jsonable, log_batch, unpack_arrays
 from modelpilot.registry.store import Registry
 
@@ -102,19 +103,81 @@ def test_a_log_written_before_row_counts_is_still_read(
         registry.close()
 
 
-def test_ids_are_indexed_row_by_row_where_the_database_cannot_unpack_json(
-    tmp_path: Path,
-) -> None:
+def test_the_same_id_is_found_per_model_and_newest_first(log: InferenceLog) -> None:
+    log.write([entry("a", at=1.0), entry("a", model="other", version=3)])
+    log.write([entry("a", version=2, at=2.0)])  # the client sent id "a" again
+    assert log.find("m", ["a"])["a"].version == 2
+    assert log.find("other", ["a"])["a"].version == 3
+
+
+def test_requests_written_after_a_lookup_are_found_by_the_next(log: InferenceLog) -> None:
+    log.write([entry("a")])
+    assert sorted(log.find("m", ["a", "b"])) == ["a"]
+    log.write([entry("b")])
+    assert sorted(log.find("m", ["a", "b"])) == ["a", "b"]
+
+
+def test_a_batch_id_given_out_again_is_not_taken_for_the_old_batch(tmp_path: Path) -> None:
     registry = Registry.open(str(tmp_path / "registry"), tmp_path / "artifacts")
-    log = InferenceLog(registry.companion_engine("inference-log"))
+    engine = registry.companion_engine("inference-log")
+    log = InferenceLog(engine)
     try:
-        assert log._insert_ids[1]  # this SQLite unpacks the JSON array itself
-        log._insert_ids = (
-            "INSERT INTO inference_log_requests (request_id, batch_id, position) VALUES (?, ?, ?)",
-            False,
-        )  # what a database without JSON functions gets
-        log.write([entry("a"), entry("b")])
-        assert sorted(log.find("m", ["a", "b"])) == ["a", "b"]
+        log.write([entry("a")])
+        assert sorted(log.find("m", ["a"])) == ["a"]
+        with engine.begin() as conn:  # emptied: plain SQLite rowids would start at 1 again
+            conn.exec_driver_sql("DELETE FROM inference_log_batches")
+        log.write([entry("b")])
+        assert sorted(log.find("m", ["a", "b"])) == ["b"]
+    finally:
+        log.close()
+        registry.close()
+
+
+def test_a_batch_committed_after_a_later_one_is_still_found(
+    postgres_location: str, tmp_path: Path
+) -> None:
+    """On PostgreSQL a lower batch id can become visible after a higher one was read."""
+    registry = Registry.open(postgres_location, tmp_path / "artifacts")
+    engine = registry.companion_engine("inference-log")
+    log = InferenceLog(engine)
+    late = log_batch("m", 1, ["late"], [1.0], [1], {"x": np.ones((1, 2))}, {})
+    try:
+        with engine.begin() as slow:  # another process's round, committed late
+            slow.execute(insert(batches), [batch_row(late)])
+            log.write([entry("early")])
+            assert sorted(log.find("m", ["early", "late"])) == ["early"]
+        assert sorted(log.find("m", ["early", "late"])) == ["early", "late"]
+    finally:
+        log.close()
+        registry.close()
+
+
+def test_trimming_drops_the_labels_of_the_requests_it_drops(log: InferenceLog) -> None:
+    log.write([entry(f"r{i}") for i in range(60)])
+    log.set_labels("m", {"r0": 1, "r59": 0})
+    log.write([entry(f"s{i}") for i in range(60)])  # trims the first 60 (bound: 100)
+    assert log.count() == 60 and log.find("m", ["r59"]) == {}
+    log.write([entry("r0")])  # the id again, in a new request: its old label is gone
+    assert log.find("m", ["r0"])["r0"].label is None
+    assert log.find("m", ["s0"])["s0"].label is None
+    assert log.recent("m", limit=1)[0].request_id == "r0"
+
+
+def test_a_log_with_the_old_per_request_index_loses_it(tmp_path: Path) -> None:
+    registry = Registry.open(str(tmp_path / "registry"), tmp_path / "artifacts")
+    engine = registry.companion_engine("inference-log")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE inference_log_requests (request_id VARCHAR(128), batch_id INTEGER, "
+            "position INTEGER, PRIMARY KEY (request_id, batch_id, position))"
+        )
+    log = InferenceLog(engine)
+    try:
+        log.write([entry("a")])
+        assert sorted(log.find("m", ["a"])) == ["a"]
+        with engine.connect() as conn:
+            tables = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master")}
+        assert "inference_log_requests" not in tables
     finally:
         log.close()
         registry.close()

@@ -8,8 +8,9 @@ never by a request:
   one row: their ids, times and row counts, and the inputs and outputs of all their rows as
   one array per name, packed as raw bytes (JSON for strings); see ``log_records``. One row
   per round rather than per request is what keeps logging every request cheap;
-- ``inference_log_requests``: request id -> batch and position, so that labels find them;
 - ``inference_log_labels``: the labels posted for requests.
+
+Requests are found by id without an index written for each (see ``log_locator``).
 
 It is bounded: after every write that passes a tenth of ``max_rows`` requests, the oldest
 batches go until at most ``max_rows`` requests remain.
@@ -18,6 +19,7 @@ batches go until at most ``max_rows`` requests remain.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -46,6 +48,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from modelpilot.errors import RegistryError
+from modelpilot.monitoring.log_locator import Locator
 from modelpilot.monitoring.log_records import (
     DecodedBatch,
     LogBatch,
@@ -78,24 +81,9 @@ batches = Table(
     # are then empty. Absent in logs written before it existed, and for string data.
     Column("packed", LargeBinary, nullable=True),
     Index("ix_inference_log_batches_model", "model", "id"),
-)
-
-# One B-tree keyed by request id and nothing else: every logged request writes a row here, so
-# this index is most of what logging costs. Trimming finds old rows by a scan instead (it runs
-# once per tenth of max_rows written). The position makes the key unique even when a client
-# sends one request id twice.
-requests = Table(
-    "inference_log_requests",
-    metadata,
-    Column("request_id", String(128), primary_key=True),
-    Column(
-        "batch_id",
-        BigInteger().with_variant(Integer, "sqlite"),
-        primary_key=True,
-        autoincrement=False,
-    ),
-    Column("position", Integer, primary_key=True, autoincrement=False),
-    sqlite_with_rowid=False,
+    # Never give a batch id out twice (SQLite would, after the newest batches were deleted):
+    # the locator takes a batch id it has read to mean the same batch for good.
+    sqlite_autoincrement=True,
 )
 
 labels_table = Table(
@@ -116,13 +104,14 @@ class InferenceLog:
         self._engine = engine
         self.max_rows = max_rows
         self._since_trim = 0
+        self._locator = Locator(batches, max_rows)
+        self._locating = threading.Lock()
         if engine.dialect.name == "sqlite":
             # The log's writes are many: let WAL commits skip the fsync (a crash of the
             # machine, not of the process, may lose the last ones; the file stays sound).
             event.listen(engine, "connect", _relaxed_sync)
         try:
-            create_tables(engine, metadata, _add_columns)
-            self._insert_ids = _index_statement(engine)
+            create_tables(engine, metadata, _upgrade)
         except SQLAlchemyError as exc:
             raise RegistryError(f"cannot open the inference log at {engine.url}: {exc}") from exc
 
@@ -136,35 +125,10 @@ class InferenceLog:
         if not items:
             return
         with self._engine.begin() as conn:
-            for item in items:
-                self._insert(conn, item)
+            conn.execute(insert(batches), [batch_row(item) for item in items])
         self._since_trim += sum(len(item.request_ids) for item in items)
         if self._since_trim * 10 >= self.max_rows:
             self.trim()
-
-    def _insert(self, conn: Connection, item: LogBatch) -> None:
-        ids = orjson.dumps(item.request_ids).decode()
-        result = conn.execute(
-            insert(batches).values(
-                model=item.model,
-                version=item.version,
-                created_at=item.times[0],
-                size=len(item.request_ids),
-                request_ids=ids,
-                times=orjson.dumps(item.times).decode(),
-                row_counts=orjson.dumps(item.rows).decode(),
-                inputs=item.inputs,
-                outputs=item.outputs,
-                packed=item.packed,
-            )
-        )
-        batch_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
-        statement, whole = self._insert_ids
-        if whole:  # one statement for all ids: one pass through the database, not one per row
-            conn.exec_driver_sql(statement, (batch_id, ids))
-        else:
-            rows = [(rid, batch_id, i) for i, rid in enumerate(item.request_ids)]
-            conn.exec_driver_sql(statement, rows)
 
     def write(self, entries: Sequence[LogEntry]) -> None:
         """Store entries one batch per model version (their labels, if any, too)."""
@@ -215,11 +179,27 @@ class InferenceLog:
                 cutoff, removed = batch_id, removed + int(size)
             if cutoff is None:
                 return 0
-            gone = select(requests.c.request_id).where(requests.c.batch_id <= cutoff)
-            conn.execute(delete(labels_table).where(labels_table.c.request_id.in_(gone)))
-            conn.execute(delete(requests).where(requests.c.batch_id <= cutoff))
+            self._drop_labels(conn, cutoff)
             conn.execute(delete(batches).where(batches.c.id <= cutoff))
             return removed
+
+    @staticmethod
+    def _drop_labels(conn: Connection, cutoff: int) -> None:
+        """Delete the labels of the requests in batches up to ``cutoff``."""
+        if conn.execute(select(labels_table.c.model).limit(1)).first() is None:
+            return  # no labels at all (the usual case), so no request ids to read
+        query = select(batches.c.model, batches.c.request_ids).where(batches.c.id <= cutoff)
+        gone: dict[str, list[str]] = {}
+        for model, request_ids in conn.execute(query):
+            gone.setdefault(model, []).extend(orjson.loads(request_ids))
+        for model, ids in gone.items():
+            for start in range(0, len(ids), 500):
+                conn.execute(
+                    delete(labels_table).where(
+                        labels_table.c.model == model,
+                        labels_table.c.request_id.in_(ids[start : start + 500]),
+                    )
+                )
 
     def set_labels(self, model: str, labels: Mapping[str, Any]) -> None:
         """Record (or replace) the labels of requests of ``model``."""
@@ -253,15 +233,12 @@ class InferenceLog:
     def find(self, model: str, request_ids: Iterable[str]) -> dict[str, LogEntry]:
         """The logged requests of ``model`` with these ids (absent ones are simply missing)."""
         ids = list(dict.fromkeys(request_ids))
-        located: dict[str, tuple[int, int]] = {}
         found: dict[str, LogEntry] = {}
         with self._engine.connect() as conn:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                query = select(requests).where(requests.c.request_id.in_(chunk))
-                for rid, batch_id, position in conn.execute(query):
-                    located[rid] = (int(batch_id), int(position))
-            wanted = sorted({batch_id for batch_id, _ in located.values()})
+            with self._locating:
+                self._locator.refresh(conn)
+                places = self._locator.candidates(ids)
+            wanted = sorted({batch_id for found_at in places.values() for batch_id, _ in found_at})
             decoded: dict[int, DecodedBatch] = {}
             for start in range(0, len(wanted), 200):
                 query = select(batches).where(
@@ -269,11 +246,16 @@ class InferenceLog:
                 )
                 for row in conn.execute(query).mappings():
                     decoded[int(row["id"])] = DecodedBatch(row)
-            labels = self._labels(conn, model, [rid for rid in located])
-        for rid, (batch_id, position) in located.items():
-            batch = decoded.get(batch_id)
-            if batch is not None:
-                found[rid] = batch.entry(position, labels.get(rid))
+            located: dict[str, tuple[DecodedBatch, int]] = {}
+            for rid, found_at in places.items():
+                for batch_id, position in found_at:  # newest first
+                    batch = decoded.get(batch_id)
+                    if batch is not None and batch.holds(rid, position):
+                        located[rid] = (batch, position)
+                        break
+            labels = self._labels(conn, model, list(located))
+        for rid, (batch, position) in located.items():
+            found[rid] = batch.entry(position, labels.get(rid))
         return found
 
     def recent(
@@ -327,46 +309,26 @@ class InferenceLog:
         return labels
 
 
-def _index_statement(engine: Engine) -> tuple[str, bool]:
-    """How request ids go into the index: (statement, takes the whole JSON array at once).
-
-    Row by row, the driver steps the database once per request, and SQLite's driver lets go
-    of the interpreter lock and takes it back every time; the server's event loop then
-    competes for the lock thousands of times a second. Both databases can unpack the batch's
-    JSON array of ids themselves, in one statement.
-    """
-    if engine.dialect.name == "postgresql":
-        return (
-            "INSERT INTO inference_log_requests (request_id, batch_id, position) "
-            "SELECT value, %s, ordinality - 1 "
-            "FROM jsonb_array_elements_text(%s::jsonb) WITH ORDINALITY",
-            True,
-        )
-    if engine.dialect.name == "sqlite" and _sqlite_has_json(engine):
-        return (
-            "INSERT INTO inference_log_requests (request_id, batch_id, position) "
-            "SELECT value, ?, key FROM json_each(?)",
-            True,
-        )
-    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-    return (
-        "INSERT INTO inference_log_requests (request_id, batch_id, position) "
-        f"VALUES ({mark}, {mark}, {mark})",
-        False,
-    )
+def batch_row(item: LogBatch) -> dict[str, Any]:
+    """``item`` as a row of ``inference_log_batches``."""
+    return {
+        "model": item.model,
+        "version": item.version,
+        "created_at": item.times[0],
+        "size": len(item.request_ids),
+        "request_ids": orjson.dumps(item.request_ids).decode(),
+        "times": orjson.dumps(item.times).decode(),
+        "row_counts": orjson.dumps(item.rows).decode(),
+        "inputs": item.inputs,
+        "outputs": item.outputs,
+        "packed": item.packed,
+    }
 
 
-def _sqlite_has_json(engine: Engine) -> bool:
-    try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT json_valid('[]')")
-        return True
-    except SQLAlchemyError:  # an SQLite built without JSON functions
-        return False
-
-
-def _add_columns(conn: Connection) -> None:
-    """Give a log created by an earlier release the columns it lacks (all nullable)."""
+def _upgrade(conn: Connection) -> None:
+    """Bring a log created by an earlier release up to date: add the columns it lacks (all
+    nullable), and drop the per-request index that releases before the locator wrote."""
+    conn.exec_driver_sql("DROP TABLE IF EXISTS inference_log_requests")
     present = {c["name"] for c in inspect(conn).get_columns("inference_log_batches")}
     binary = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
     for name, kind in (("row_counts", "TEXT"), ("packed", binary)):

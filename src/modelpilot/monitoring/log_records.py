@@ -174,6 +174,10 @@ class DecodedBatch:
         for rows in orjson.loads(row["row_counts"]):
             self.starts.append(self.starts[-1] + int(rows))
 
+    def holds(self, request_id: str, position: int) -> bool:
+        """Whether request ``request_id`` is at ``position`` of this batch."""
+        return 0 <= position < len(self.request_ids) and self.request_ids[position] == request_id
+
     def entry(self, position: int, label: Any) -> LogEntry:
         inputs: dict[str, Any]
         outputs: dict[str, Any]

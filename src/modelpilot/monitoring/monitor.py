@@ -4,7 +4,7 @@ On the event loop the monitor only appends to queues: one entry per model call
 (``predicted``, however many requests the batch held) and a latency per request
 (``request_finished``). What queued up is joined by version into one array per input and
 output and handed to the monitor's ``Tap``, which bins it and writes the inference log: by
-the loop itself every ``SHIP_SECONDS`` when the tap is a process of its own (the server's
+the loop itself every ``round_seconds`` when the tap is a process of its own (the server's
 default, see ``tap_process``), else by the monitor's thread every ``tick_seconds``.
 Every ``evaluate_seconds`` the thread closes a service interval, gathers the tap's windows
 (and sibling workers'), recomputes every version's report and applies the alert rules.
@@ -71,6 +71,7 @@ class Monitor(InferenceObserver):
         webhook_url: str | None = None,
         tick_seconds: float = 0.25,
         evaluate_seconds: float = 2.0,
+        round_seconds: float = SHIP_SECONDS,
         join_capacity: int = 100_000,
         exchange: WorkerExchange | None = None,
         max_queue: int = 200_000,
@@ -84,6 +85,8 @@ class Monitor(InferenceObserver):
         configure the default, a ``LocalTap``)."""
         self.tick_seconds = tick_seconds
         self.evaluate_seconds = evaluate_seconds
+        self.round_seconds = round_seconds
+        """How often the loop hands the calls over (when the tap takes them on the loop)."""
         self.history = ServiceHistory()
         self.exchange = exchange
         """Sibling workers' snapshots, merged into every report (``serve --workers``)."""
@@ -150,11 +153,11 @@ class Monitor(InferenceObserver):
             return
         self._queue.append(Answered(time.time(), version, request_ids, rows, inputs, outputs))
         if self.tap.takes_on_loop and not self._ship_timer:
-            # The loop hands the calls over itself, a round every SHIP_SECONDS: a thread
+            # The loop hands the calls over itself, a round every ``round_seconds``: a thread
             # doing it would stop the loop whenever it took the interpreter lock. (Called
             # off any loop, as tests do, the monitor's thread or ``flush`` hands them over.)
             with contextlib.suppress(RuntimeError):
-                asyncio.get_running_loop().call_later(SHIP_SECONDS, self._ship_from_loop)
+                asyncio.get_running_loop().call_later(self.round_seconds, self._ship_from_loop)
                 self._ship_timer = True
 
     def _ship_from_loop(self) -> None:

@@ -81,6 +81,7 @@ def _monitor(
         ),
         webhook_url=settings.alert_webhook_url,
         evaluate_seconds=settings.monitor_interval_seconds,
+        round_seconds=settings.monitor_round_seconds,
         exchange=exchange,
         tap=tap,
     )

@@ -5,11 +5,12 @@ encoding and writing the inference log) cost 7-12% of serving throughput, althou
 thread used about 4% of one core: while it held the interpreter lock the event loop stood
 still, and every handover of the lock cost the loop more than the work it let through.
 
-Here the event loop itself hands each round's calls over, every ``SHIP_SECONDS``: joined into
-one array per name (``tap.merge``), pickled, and written to a pipe without blocking (what
-the pipe cannot take yet waits in a buffer, up to ``MAX_PENDING`` bytes; past that a round is
-dropped and counted). No other thread of the server takes the lock for it. The child,
-niced, takes in what the pipe holds every ``TICK_SECONDS``, bins it and logs it in order.
+Here the event loop itself hands each round's calls over, every ``Monitor.round_seconds``:
+joined into one array per name (``tap.merge``), pickled, and written to a pipe without
+blocking (what the pipe cannot take yet waits in a buffer, up to ``MAX_PENDING`` bytes; past
+that a round is dropped and counted). No other thread of the server takes the lock for it.
+The child, niced, takes in what the pipe holds every ``TICK_SECONDS``, bins it and logs it in
+order.
 Questions (windows, label lookups) go through a second pipe and carry the number of rounds
 written before them; the child answers once it has taken that many, so an answer always
 includes every call handed over before the question.

@@ -119,7 +119,9 @@ class Registry:
         url = self._engine.url
         if url.get_backend_name() == "postgresql":
             return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
-        return _sqlite_engine(Path(str(url.database)).with_name(f"{name}.db"))
+        # Large pages: a companion store writes blobs of a hundred kilobytes and more (an
+        # inference log round), which then take a sixteenth of the page writes.
+        return _sqlite_engine(Path(str(url.database)).with_name(f"{name}.db"), page_size=65536)
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -493,7 +495,8 @@ def _insert(conn: Connection) -> Any:
     return sqlite_insert(schema.models)
 
 
-def _sqlite_engine(path: Path) -> Engine:
+def _sqlite_engine(path: Path, page_size: int | None = None) -> Engine:
+    """An engine on the SQLite file ``path``; ``page_size`` applies when it creates the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
 
@@ -502,6 +505,8 @@ def _sqlite_engine(path: Path) -> Engine:
         # Let SQLAlchemy, not the driver, decide when transactions begin (see "begin" below).
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
+        if page_size is not None:  # only a new file takes it (before WAL writes the header)
+            cursor.execute(f"PRAGMA page_size={int(page_size)}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
