@@ -8,7 +8,7 @@ from pathlib import Path
 
 from load import Point
 
-SECTIONS = ("comparison", "monitoring")
+SECTIONS = ("comparison", "monitoring", "instructions")
 TITLE = "# Benchmarks"
 INTRO = (
     "Written by `python bench/run.py`; each section names the command and the day it was "

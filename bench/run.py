@@ -3,16 +3,19 @@
 Starts each server on loopback, drives it with the same load (wrk for HTTP, h2load for gRPC),
 and prints a table of requests/s, p50, p99 and errors, with ratios to MLServer. A second part
 measures what model monitoring costs ModelPilot: monitoring on, on without the inference log,
-and off, interleaved over several rounds. Both are written to docs/benchmarks.md. Absolute
-numbers depend on the machine and what else runs on it; the ratios, measured in one run, are
-what to read.
+and off, interleaved over several rounds; a third counts the same configurations'
+instructions per request under valgrind's callgrind, which the machine's other work does not
+move. All are written to docs/benchmarks.md. Absolute numbers depend on the machine and what
+else runs on it; the ratios, measured in one run, are what to read.
 
-    python bench/run.py                     # everything (about 15 minutes)
-    python bench/run.py --quick             # 3 s per point, concurrency 16 only, 2 rounds
-    python bench/run.py --only monitoring   # just the monitoring cost (about 9 minutes)
+    python bench/run.py                       # everything (about 25 minutes)
+    python bench/run.py --quick               # 3 s per point, concurrency 16 only, 2 rounds
+    python bench/run.py --only monitoring     # just the monitoring cost (about 9 minutes)
+    python bench/run.py --only instructions   # just the instruction counts (about 8 minutes)
 
 --only re-measures one section of docs/benchmarks.md and keeps the others as they were.
-Needs wrk and h2load (Debian: apt-get install wrk nghttp2-client). MLServer runs from its own
+Needs wrk and h2load (Debian: apt-get install wrk nghttp2-client), and valgrind for the
+instruction counts. MLServer runs from its own
 virtual environment (bench/.venv-mlserver, created on first use) because its pinned
 dependencies clash with ours.
 """
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import joblib
 import monitoring_cost
+import monitoring_instructions
 import numpy as np
 import report
 from load import Point, grpc_body, h2load_grpc, wrk
@@ -238,7 +242,8 @@ def main() -> None:
     if rounds < 2:
         parser.error("--rounds must be at least 2")
     sections = [args.only] if args.only else list(report.SECTIONS)
-    for tool in ("wrk", "h2load") if "comparison" in sections else ("wrk",):
+    tools = {"comparison": ("wrk", "h2load"), "monitoring": ("wrk",), "instructions": ("h2load",)}
+    for tool in sorted({tool for section in sections for tool in tools[section]}):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed: apt-get install wrk nghttp2-client")
     command = shlex.join(["python", "bench/run.py", *sys.argv[1:]])
@@ -270,6 +275,16 @@ def main() -> None:
                 registry, workdir, v2_body(workdir, row), models, args.seconds, rounds
             )
             written["monitoring"] = monitoring_cost.render(result, command, when)
+            report.write(args.output, written)
+        if "instructions" in sections:
+            if monitoring_instructions.available():
+                row = np.round(np.random.default_rng(1).normal(size=FEATURES), 4).tolist()
+                counted = monitoring_instructions.measure(
+                    registry, workdir, v2_body(workdir, row), ["forest", "logreg"]
+                )
+                written["instructions"] = monitoring_instructions.render(counted, command, when)
+            else:
+                print("valgrind is not installed: no instruction counts", file=sys.stderr)
     print(report.write(args.output, written))
 
 

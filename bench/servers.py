@@ -54,7 +54,15 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) used so far by every process of the server's group."""
-        ticks = 0
+        ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in self._group())
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def pids(self) -> list[int]:
+        """Every process of the server's group (the server, its workers, its helpers)."""
+        return [pid for pid, _ in self._group()]
+
+    def _group(self) -> Iterator[tuple[int, list[str]]]:
+        """(pid, /proc stat fields after the name) of each process in the server's group."""
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
@@ -63,13 +71,16 @@ class Server:
             except OSError:  # gone meanwhile
                 continue
             if int(fields[2]) == self.pid:  # process group id
-                ticks += int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
+                yield int(entry.name), fields
 
 
 @contextlib.contextmanager
 def running(
-    cmd: list[str], ready_url: str, cwd: Path | None = None, env: dict[str, str] | None = None
+    cmd: list[str],
+    ready_url: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    ready_timeout: float = 120.0,
 ) -> Iterator[Server]:
     """Run a server for the block.
 
@@ -88,7 +99,7 @@ def running(
     )
     try:
         try:
-            yield Server(wait_ready(ready_url, process), process.pid)
+            yield Server(wait_ready(ready_url, process, ready_timeout), process.pid)
         except RuntimeError:
             log.flush()
             print(Path(log.name).read_text()[-3000:], file=sys.stderr)

@@ -10,7 +10,13 @@ import pytest
 from sqlalchemy import insert
 
 from modelpilot.monitoring.inference_log import InferenceLog, batch_row, batches
-from modelpilot.monitoring.log_records import LogEntry, jsonable, log_batch, unpack_arrays
+from modelpilot.monitoring.log_records import (
+    LogEntry,
+    jsonable,
+    log_batch,
+    pack_arrays,
+    unpack_arrays,
+)
 from modelpilot.registry.store import Registry
 
 
@@ -152,6 +158,14 @@ def test_a_batch_committed_after_a_later_one_is_still_found(
         registry.close()
 
 
+def test_what_labels_are_looked_up_in_stays_bounded(log: InferenceLog) -> None:
+    for start in range(0, 1000, 50):
+        log.write([entry(f"r{i}") for i in range(start, start + 50)])
+        assert f"r{start}" in log.find("m", [f"r{start}"])
+    assert sorted(log.find("m", ["r0", "r999"])) == ["r999"]
+    assert len(log._locator) <= 2 * log.max_rows + 50  # not every request ever written
+
+
 def test_trimming_drops_the_labels_of_the_requests_it_drops(log: InferenceLog) -> None:
     log.write([entry(f"r{i}") for i in range(60)])
     log.set_labels("m", {"r0": 1, "r59": 0})
@@ -208,3 +222,15 @@ def test_numbers_are_stored_packed_and_strings_as_json(log: InferenceLog) -> Non
     inputs, outputs = unpack_arrays(numbers.packed)
     assert inputs["x"].dtype == np.float64 and outputs["y"].dtype == np.int32
     np.testing.assert_array_equal(inputs["x"], rows)
+
+
+def test_packing_keeps_strided_empty_and_scalar_arrays_as_they_were() -> None:
+    strided = np.arange(12.0).reshape(3, 4)[:, ::2]
+    empty, scalar = np.zeros((0, 3), np.int32), np.array(1.5, np.float32)
+    blob = pack_arrays({"a": strided, "b": np.array([True, False])}, {"c": empty, "d": scalar})
+    assert blob is not None
+    inputs, outputs = unpack_arrays(blob)
+    np.testing.assert_array_equal(inputs["a"], strided)
+    assert inputs["b"].dtype == bool and inputs["b"].tolist() == [True, False]
+    assert outputs["c"].shape == (0, 3) and outputs["c"].dtype == np.int32
+    assert outputs["d"].shape == () and outputs["d"] == np.float32(1.5)

@@ -154,6 +154,23 @@ async def test_the_event_loop_hands_calls_over_by_itself(labelled_iris: Registry
         await asyncio.to_thread(monitor.stop)
 
 
+async def test_a_round_lasts_as_long_as_configured(labelled_iris: Registry) -> None:
+    tap = TapProcess(TapSpec(labelled_iris.address(), MonitorConfig()))
+    monitor = Monitor(labelled_iris, tap=tap, round_seconds=1.5)
+    version = labelled_iris.get_version("iris", 1)
+    try:
+        for i in range(20):
+            monitor.predicted(
+                version, [f"r{i}"], [1], {"input-0": ROWS[:1]}, {"predict": np.array([0])}
+            )
+        await asyncio.sleep(0.5)
+        assert requests(tap) == 0  # still in this round
+        await asyncio.sleep(1.5)
+        assert requests(tap) == 20
+    finally:
+        await asyncio.to_thread(monitor.stop)
+
+
 def test_a_question_waiting_for_the_child_never_holds_up_the_caller(
     tap: TapProcess, labelled_iris: Registry
 ) -> None:

@@ -97,11 +97,13 @@ class ProfileBinning:
         # All numeric features binned at once (see _bins): their edges side by side, padded
         # with NaN, which no value is at or above.
         widest = max((n.edges.size - 1 for n in self._numeric), default=0)
-        self._lower = np.full((len(self._numeric), widest), np.nan)
-        """Every edge but the top one of each numeric feature, padded with NaN."""
+        lower = np.full((len(self._numeric), widest), np.nan)
         for position, spec in enumerate(self._numeric):
-            self._lower[position, : spec.edges.size - 1] = spec.edges[:-1]
-        self._top = np.array([n.edges[-1] for n in self._numeric])
+            lower[position, : spec.edges.size - 1] = spec.edges[:-1]
+        self._lower = np.ascontiguousarray(lower.T)[:, :, None]
+        """Every edge but the top one of each numeric feature, padded with NaN: entry ``i``
+        holds each feature's ``i``-th edge, as a column (it is compared with rows of values)."""
+        self._top = np.array([n.edges[-1] for n in self._numeric])[:, None]
         self._inner = np.array([n.edges.size - 1 for n in self._numeric], dtype=np.int64)
         self._offsets = np.array([n.offset for n in self._numeric], dtype=np.int64)
         self._columns = np.array([n.index for n in self._numeric], dtype=np.intp)
@@ -111,7 +113,7 @@ class ProfileBinning:
         """Flat bin counts and out-of-range sums of a 2-D batch whose columns are the features."""
         if rows.ndim != 2 or rows.shape[1] != len(self.names):
             raise ValueError(f"expected rows of {len(self.names)} features, got {rows.shape}")
-        slots = np.empty(rows.shape, dtype=np.int64)
+        counts = np.zeros(self.size, dtype=np.int64)
         sums = np.zeros(self.sums_size, dtype=np.float64)
         if self._numeric:
             if rows.dtype.kind in "fiub":
@@ -120,37 +122,42 @@ class ProfileBinning:
             else:
                 values = _to_float(rows[:, self._columns])
             for start in range(0, values.shape[0], CHUNK_ROWS):
-                chunk = values[start : start + CHUNK_ROWS]
-                bins = self._bins(chunk) + self._offsets
-                slots[start : start + CHUNK_ROWS, self._columns] = bins
+                # Feature by feature (one contiguous row each), as the comparisons run fastest.
+                by_feature = np.ascontiguousarray(values[start : start + CHUNK_ROWS].T)
+                bins = self._bins(by_feature).ravel()
+                counts += np.bincount(bins, minlength=self.size)
                 # Each bin's sum of values, of which those below and above the range are kept.
-                totals = np.bincount(bins.ravel(), weights=chunk.ravel(), minlength=self.size)
+                totals = np.bincount(bins, weights=by_feature.ravel(), minlength=self.size)
                 sums[0::2] += totals[self._offsets]
                 sums[1::2] += totals[self._offsets + self._inner + 1]
         for category in self._categorical:
-            slots[:, category.index] = category.offset + _category_slots(
-                rows[:, category.index], category
-            )
-        counts = np.bincount(slots.ravel(), minlength=self.size)
+            slots = category.offset + _category_slots(rows[:, category.index], category)
+            counts += np.bincount(slots, minlength=self.size)
         return counts, sums
 
-    def _bins(self, values: np.ndarray) -> np.ndarray:
-        """Each numeric value's bin within its feature's stretch of the flat vector."""
+    def _bins(self, by_feature: np.ndarray) -> np.ndarray:
+        """Each numeric value's bin in the flat vector; ``by_feature`` holds one numeric
+        feature per row (in the order of ``_numeric``)."""
         # A value's bin is the number of edges at or below it (searchsorted, side="right"),
         # except that the top edge belongs to the last bin, as in np.histogram: it counts only
         # when the value is past it. Taken edge position by edge position: a dozen NumPy calls
-        # on the whole batch rather than a dozen per feature.
-        slot = np.zeros(values.shape, dtype=np.min_scalar_type(self._lower.shape[1] + 1))
-        passed = np.empty(values.shape, dtype=bool)
-        for edge in self._lower.T:
-            np.less_equal(edge, values, out=passed)
-            slot += passed
-        np.less(self._top, values, out=passed)
-        slot += passed
+        # on the whole batch rather than a dozen per feature. Counted in bytes where the edges
+        # allow: the comparisons' booleans then add in as bytes of the same type, which NumPy
+        # does without converting them through a buffer.
+        small = self._lower.shape[0] < 255
+        slot = np.zeros(by_feature.shape, dtype=np.uint8 if small else np.int64)
+        passed = np.empty(by_feature.shape, dtype=bool)
+        step = passed.view(np.uint8) if small else passed
+        for edge in self._lower:
+            np.less_equal(edge, by_feature, out=passed)
+            slot += step
+        np.less(self._top, by_feature, out=passed)
+        slot += step
         bins = slot.astype(np.int64)
-        missing = np.isnan(values)
+        missing = np.isnan(by_feature)
         if missing.any():
-            bins[missing] = np.broadcast_to(self._inner + 2, values.shape)[missing]
+            bins[missing] = np.broadcast_to(self._inner[:, None] + 2, by_feature.shape)[missing]
+        bins += self._offsets[:, None]
         return bins
 
     def histograms(self, counts: np.ndarray) -> list[FeatureHistogram]:

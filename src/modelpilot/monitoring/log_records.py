@@ -90,14 +90,16 @@ def pack_arrays(
     None when an array is not made of booleans or numbers.
     """
     header: dict[str, list[tuple[str, str, list[int]]]] = {"inputs": [], "outputs": []}
-    buffers: list[bytes] = []
+    buffers: list[memoryview] = []
     for part, arrays in (("inputs", inputs), ("outputs", outputs)):
         for name, array in arrays.items():
             array = np.asarray(array)
+            if not array.flags.c_contiguous:  # joined below straight from its memory
+                array = np.ascontiguousarray(array)
             if array.dtype.kind not in PACKED_KINDS:
                 return None
             header[part].append((name, array.dtype.str, list(array.shape)))
-            buffers.append(array.tobytes())
+            buffers.append(memoryview(array))
     head = orjson.dumps(header)
     return b"".join([len(head).to_bytes(4, "little"), head, *buffers])
 

@@ -368,8 +368,12 @@ class AdaptiveBatcher:
     def _tell(self, items: list[_Item], batch: Batch, result: dict[str, np.ndarray]) -> None:
         if self._on_predicted is None:
             return
+        if len(items) == 1:  # most calls, when load is light or the model is fast
+            tags, rows = [items[0].tag], [items[0].rows]
+        else:
+            tags, rows = [i.tag for i in items], [i.rows for i in items]
         try:
-            self._on_predicted([i.tag for i in items], [i.rows for i in items], batch, result)
+            self._on_predicted(tags, rows, batch, result)
         except Exception:
             logger.exception("prediction observer failed")
 

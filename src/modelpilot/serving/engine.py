@@ -316,7 +316,12 @@ class InferenceEngine:
             inputs: dict[str, np.ndarray],
             outputs: dict[str, np.ndarray],
         ) -> None:
-            self._notify("predicted", version, ids, rows, inputs, outputs)
+            # _notify's loop, written out: this runs for every model call.
+            for handler in self._handlers["predicted"]:
+                try:
+                    handler(version, ids, rows, inputs, outputs)
+                except Exception:
+                    logger.exception("observer %r failed on predicted", handler)
 
         loaded.batcher = AdaptiveBatcher(
             predict,

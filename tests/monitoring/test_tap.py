@@ -1,0 +1,67 @@
+"""Joining a round's model calls into batches before they are binned and logged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelpilot.monitoring.tap import Answered, merge
+from modelpilot.registry.store import Registry
+from modelpilot.registry.types import ModelVersion
+from modelpilot.serving.registration import register_model
+
+
+@pytest.fixture
+def versions(registry: Registry, iris_model_path: Path) -> list[ModelVersion]:
+    return [register_model(registry, "iris", iris_model_path) for _ in range(2)]
+
+
+def call(
+    at: float, version: ModelVersion, ids: list[str], x: np.ndarray, **outputs: np.ndarray
+) -> Answered:
+    """A model call answering ``ids``: one row each, or all of ``x`` for a single id."""
+    rows = [1] * len(ids) if len(ids) == len(x) else [len(x)]
+    return Answered(at, version, ids, rows, {"x": x}, outputs)
+
+
+def test_calls_of_one_version_become_one_batch_in_order(versions: list[ModelVersion]) -> None:
+    version = versions[0]
+    x = np.arange(12.0).reshape(6, 2)
+    calls = [
+        call(1.0, version, ["a"], x[:1], y=np.array([0])),
+        call(2.0, version, ["b", "c"], x[1:3], y=np.array([1, 2])),  # a batch of two requests
+        call(3.0, version, ["d"], x[3:6], y=np.array([3, 4, 5])),  # one request of three rows
+    ]
+    [merged] = merge(calls)
+    assert merged.version is version
+    assert merged.request_ids == ["a", "b", "c", "d"]
+    assert merged.times == [1.0, 2.0, 2.0, 3.0]
+    assert merged.rows == [1, 1, 1, 3]
+    np.testing.assert_array_equal(merged.inputs["x"], x)
+    np.testing.assert_array_equal(merged.outputs["y"], np.arange(6))
+
+
+def test_versions_and_sets_of_names_are_batched_apart(versions: list[ModelVersion]) -> None:
+    one, two = versions
+    x = np.ones((1, 2))
+    calls = [
+        call(1.0, one, ["a"], x, y=np.array([0])),
+        call(2.0, two, ["b"], x, y=np.array([1])),
+        call(3.0, one, ["c"], x, y=np.array([2]), p=np.array([[0.5, 0.5]])),  # asked for more
+        call(4.0, one, ["d"], x, y=np.array([3])),
+    ]
+    batches = [(m.version.version, m.request_ids, sorted(m.outputs)) for m in merge(calls)]
+    assert batches == [(1, ["a", "d"], ["y"]), (2, ["b"], ["y"]), (1, ["c"], ["p", "y"])]
+
+
+def test_calls_whose_rows_cannot_be_joined_stay_apart(versions: list[ModelVersion]) -> None:
+    version = versions[0]
+    calls = [
+        call(1.0, version, ["a"], np.ones((1, 2)), y=np.array([0])),
+        call(2.0, version, ["b"], np.ones((1, 3)), y=np.array([1])),  # another width
+    ]
+    merged = merge(calls)
+    assert [m.request_ids for m in merged] == [["a"], ["b"]]
+    assert [m.inputs["x"].shape for m in merged] == [(1, 2), (1, 3)]
