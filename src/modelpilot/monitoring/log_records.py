@@ -99,7 +99,7 @@ def pack_arrays(
             if array.dtype.kind not in PACKED_KINDS:
                 return None
             header[part].append((name, array.dtype.str, list(array.shape)))
-            buffers.append(memoryview(array))
+            buffers.append(array.data)
     head = orjson.dumps(header)
     return b"".join([len(head).to_bytes(4, "little"), head, *buffers])
 
