@@ -239,7 +239,7 @@ def merge(calls: Sequence[Answered]) -> list[Merged]:
     """``calls`` as few batches as can be: one per version and set of names, in order.
 
     Runs on the event loop once a round, over every call of the round, so the loops over
-    calls are NumPy's and ``map``'s rather than Python statements (several times faster).
+    calls are ``map``'s and NumPy's where they can be rather than Python statements.
     """
     groups: dict[tuple[Any, ...], list[Answered]] = {}
     for answered in calls:
