@@ -193,13 +193,7 @@ class InferenceLog:
         for model, request_ids in conn.execute(query):
             gone.setdefault(model, []).extend(orjson.loads(request_ids))
         for model, ids in gone.items():
-            for start in range(0, len(ids), 500):
-                conn.execute(
-                    delete(labels_table).where(
-                        labels_table.c.model == model,
-                        labels_table.c.request_id.in_(ids[start : start + 500]),
-                    )
-                )
+            _delete_labels(conn, model, ids)
 
     def set_labels(self, model: str, labels: Mapping[str, Any]) -> None:
         """Record (or replace) the labels of requests of ``model``."""
@@ -208,13 +202,7 @@ class InferenceLog:
         now = time.time()
         ids = list(labels)
         with self._engine.begin() as conn:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                conn.execute(
-                    delete(labels_table).where(
-                        labels_table.c.model == model, labels_table.c.request_id.in_(chunk)
-                    )
-                )
+            _delete_labels(conn, model, ids)
             conn.execute(
                 insert(labels_table),
                 [
@@ -307,6 +295,17 @@ class InferenceLog:
             for rid, label in conn.execute(query):
                 labels[rid] = orjson.loads(label)
         return labels
+
+
+def _delete_labels(conn: Connection, model: str, request_ids: list[str]) -> None:
+    """Delete the labels of these requests of ``model`` (in chunks the drivers accept)."""
+    for start in range(0, len(request_ids), 500):
+        conn.execute(
+            delete(labels_table).where(
+                labels_table.c.model == model,
+                labels_table.c.request_id.in_(request_ids[start : start + 500]),
+            )
+        )
 
 
 def batch_row(item: LogBatch) -> dict[str, Any]:
