@@ -7,24 +7,31 @@ each configuration's server runs under callgrind (``--instr-atstart=no``: counti
 once it is warm), takes a fixed number of requests from h2load, and the instructions of all
 its processes (the server and, when monitoring is on, the monitoring process) are summed.
 
-Under callgrind the server runs some fifty times slower, and parts of it work by the clock:
-monitoring hands a round over every 50 ms and recomputes drift and alerts every 2 s, the
-engine re-reads aliases every 2 s and calls a model on the event loop when it takes under
-200 us. Left as they are, the rounds would hold a fiftieth of the requests they hold at full
-speed, clock-driven work would be counted fifty times over per request, and no call would run
-on the loop. So those settings are stretched by ``STRETCH`` (``FIXED``), which keeps the
-server on the path it takes at full speed. The recomputation every 2 s, whose cost does not
-grow with traffic, then falls outside the counted requests (it is in the CPU-time figures of
-the other table). What still runs by the clock (the monitor's and the monitoring process's
-quarter-second ticks) is counted, which makes monitoring's share a little larger than it is.
-How requests share model calls still depends on timing, so two runs differ, by up to 0.6%
-here.
+Under callgrind the server runs fifty to a hundred times slower, depending on the machine,
+and parts of it work by the clock, which would put it on paths it does not take at full
+speed. So:
+
+- a model call is made on the event loop when it took under 200 us; both models here do at
+  full speed, and under callgrind they are kept there (``EVERY_CALL_INLINE``);
+- monitoring hands a round over every 50 ms. Rounds should hold as many requests as at full
+  speed, so the round is stretched by how much slower callgrind runs the server here, which
+  is measured first: monitoring off, the same requests at full speed and under callgrind
+  (that counted run is also the ``off`` row);
+- drift and alerts are recomputed every 2 s and aliases re-read every 2 s, however much
+  traffic there is: that work does not grow with requests (the CPU-time figures of the other
+  table include it), so it is put off past the end of the run (``NEVER``). Counted, it would
+  weigh fifty times as much per request as at full speed, or not at all, as the clock fell.
+
+What still runs by the clock (the monitor's and the monitoring process's quarter-second
+ticks) is counted, which makes monitoring's share a little larger than it is. How requests
+share model calls still depends on timing, so two runs differ a little (see the report).
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -37,20 +44,16 @@ from servers import Server, free_port, fresh_copy, modelpilot_env, modelpilot_se
 REQUESTS = 4000
 WARMUP_REQUESTS = 1000
 CONNECTIONS = 16
-STRETCH = 50
-"""How much slower the server runs under callgrind (measured here: 11,000 against 220
-requests/s), and so how much longer its monitoring rounds are made."""
-ROUND_SECONDS = 0.05 * STRETCH
-INTERVAL_SECONDS = 2.0 * STRETCH
+ROUND_SECONDS = 0.05
+"""``MODELPILOT_MONITOR_ROUND_SECONDS``'s default, stretched as callgrind is slower."""
+NEVER = str(10**6)
+EVERY_CALL_INLINE = str(10**9)
 FIXED = {
-    "monitor_round_seconds": str(ROUND_SECONDS),
-    "monitor_interval_seconds": str(INTERVAL_SECONDS),
-    # Aliases are re-read every 2 s, which would be fifty times as often per request.
-    "alias_refresh_seconds": str(2.0 * STRETCH),
-    # A model call is made on the event loop when it takes under 200 us; under callgrind every
-    # call takes longer, so the bound is stretched too.
-    "inline_predict_below_us": str(200 * STRETCH),
+    "monitor_interval_seconds": NEVER,
+    "alias_refresh_seconds": NEVER,
+    "inline_predict_below_us": EVERY_CALL_INLINE,
 }
+"""Settings of every configuration under callgrind (see the module's docstring)."""
 
 
 @dataclass
@@ -71,6 +74,8 @@ class Count:
 class InstructionCost:
     requests: int
     counts: list[Count] = field(default_factory=list)
+    stretch: float = 0.0
+    """How many times slower the server ran under callgrind (monitoring off)."""
 
     def of(self, variant: str, model: str) -> Count:
         return next(c for c in self.counts if (c.variant, c.model) == (variant, model))
@@ -82,30 +87,60 @@ def available() -> bool:
 
 def measure(registry: Path, workdir: Path, body: Path, models: list[str]) -> InstructionCost:
     """Count each configuration's instructions for ``REQUESTS`` requests to each model."""
+    off = next(v for v in VARIANTS if v.key == "off")
+    full_speed = _full_speed(registry, workdir, body, models, off)
     result = InstructionCost(REQUESTS)
-    for variant in VARIANTS:
+    rates: list[float] = []
+    for variant in sorted(VARIANTS, key=lambda v: v.key != "off"):  # off first: it calibrates
+        settings = {**variant.settings, **FIXED}
+        round_seconds = 0.0
+        if variant is not off:
+            result.stretch = full_speed / statistics.mean(rates)
+            round_seconds = ROUND_SECONDS * result.stretch
+            settings["monitor_round_seconds"] = f"{round_seconds:.3f}"
         copy = fresh_copy(registry, workdir, f"instructions-{variant.key}")
         dumps = workdir / f"callgrind-{variant.key}"
         shutil.rmtree(dumps, ignore_errors=True)
         dumps.mkdir()
         http = free_port()
-        settings = {**variant.settings, **FIXED}
         with running(
             _callgrind(dumps) + modelpilot_serve(copy, http, free_port()),
             f"http://127.0.0.1:{http}/v2/health/ready",
-            env=modelpilot_env(**settings),
+            env=modelpilot_env(**settings) | {"PYTHONHASHSEED": "0"},
             ready_timeout=600.0,
         ) as server:
             for model in models:
-                count = _count(server, dumps, variant, model, http, body)
+                count, rate = _count(server, dumps, variant, model, http, body, round_seconds)
                 result.counts.append(count)
+                if variant is off:
+                    rates.append(rate)
                 print(
                     f"instructions {variant.key:6} {model:7} server {count.server:9,.0f}  "
-                    f"monitoring {count.monitoring:7,.0f}  per request",
+                    f"monitoring {count.monitoring:7,.0f}  per request ({rate:.0f} requests/s)",
                     file=sys.stderr,
                 )
         shutil.rmtree(copy, ignore_errors=True)
     return result
+
+
+def _full_speed(
+    registry: Path, workdir: Path, body: Path, models: list[str], off: Variant
+) -> float:
+    """Requests/s of the ``off`` configuration without callgrind, the models in turn."""
+    copy = fresh_copy(registry, workdir, "instructions-full-speed")
+    http = free_port()
+    rates = []
+    with running(
+        modelpilot_serve(copy, http, free_port()),
+        f"http://127.0.0.1:{http}/v2/health/ready",
+        env=modelpilot_env(**off.settings),
+    ):
+        for model in models:
+            url = f"http://127.0.0.1:{http}/v2/models/{model}/infer"
+            _h2load(url, body, WARMUP_REQUESTS)
+            rates.append(_h2load(url, body, REQUESTS))
+    shutil.rmtree(copy, ignore_errors=True)
+    return statistics.mean(rates)
 
 
 def _callgrind(dumps: Path) -> list[str]:
@@ -121,17 +156,24 @@ def _callgrind(dumps: Path) -> list[str]:
 
 
 def _count(
-    server: Server, dumps: Path, variant: Variant, model: str, http: int, body: Path
-) -> Count:
+    server: Server,
+    dumps: Path,
+    variant: Variant,
+    model: str,
+    http: int,
+    body: Path,
+    round_seconds: float,
+) -> tuple[Count, float]:
+    """``variant``'s instructions per request to ``model``, and the counted requests/s."""
     url = f"http://127.0.0.1:{http}/v2/models/{model}/infer"
     _h2load(url, body, WARMUP_REQUESTS)
     # Let the monitoring process take every round of the warm-up before counting starts, and
     # every round of the measured requests before it stops.
-    settle = 2 * ROUND_SECONDS + 1.0
+    settle = 2 * round_seconds + 1.0
     time.sleep(settle)
     pids = [pid for pid in server.pids() if _under_callgrind(pid)]
     _control(pids, "--instr=on")
-    _h2load(url, body, REQUESTS)
+    rate = _h2load(url, body, REQUESTS)
     time.sleep(settle)
     _control(pids, "--instr=off")
     _control(pids, "--dump")
@@ -139,10 +181,12 @@ def _count(
     for pid in pids:
         instructions = _last_dump(dumps, pid)
         total["server" if pid == server_pid else "monitoring"] += instructions
-    return Count(variant.key, model, total["server"] / REQUESTS, total["monitoring"] / REQUESTS)
+    count = Count(variant.key, model, total["server"] / REQUESTS, total["monitoring"] / REQUESTS)
+    return count, rate
 
 
-def _h2load(url: str, body: Path, requests: int) -> None:
+def _h2load(url: str, body: Path, requests: int) -> float:
+    """Send ``requests`` requests (all must succeed); returns requests/s."""
     out = subprocess.run(
         [
             "h2load",
@@ -162,6 +206,10 @@ def _h2load(url: str, body: Path, requests: int) -> None:
     match = re.search(r"status codes: (\d+) 2xx", out)
     if match is None or int(match.group(1)) != requests:
         raise RuntimeError(f"not every request succeeded:\n{out}")
+    rate = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", out)
+    if rate is None:
+        raise RuntimeError(f"h2load reported no rate:\n{out}")
+    return float(rate.group(1))
 
 
 def _under_callgrind(pid: int) -> bool:
@@ -200,18 +248,20 @@ def render(result: InstructionCost, command: str, when: str) -> str:
         f"callgrind, answering {result.requests:,} of the same single-row requests per model "
         f"({CONNECTIONS} connections, h2load) after {WARMUP_REQUESTS:,} uncounted ones. The "
         "counts are the instructions all the server's processes executed for those requests, "
-        "which the machine's other work changes little (two runs of a configuration differed "
-        "by 0.6% at most), so a cost of a few percent is visible here where requests/s cannot "
-        "show it. Instructions are not time: a copy or a system call weighs differently, so "
-        "read these beside the CPU-time column above.",
+        "which the machine's other work does not change (repeated runs of a configuration "
+        "differ by well under 1%, as requests share model calls a little differently), so a "
+        "cost of a few percent is visible here where requests/s cannot show it. Instructions "
+        "are not time: a copy or a system call weighs differently, so read these beside the "
+        "CPU-time column above.",
         "",
-        f"Callgrind runs the server some {STRETCH} times slower, so the settings that work by "
-        f"the clock were made {STRETCH} times longer, to keep the server on the path it takes "
-        "at full speed: "
+        f"Callgrind ran the server {result.stretch:.0f} times slower than full speed (monitoring "
+        "off, measured first), so monitoring rounds were made as much longer "
+        f"(`MODELPILOT_MONITOR_ROUND_SECONDS={ROUND_SECONDS * result.stretch:.2f}`) and hold "
+        "about as many requests as at full speed. Every configuration ran with "
         + ", ".join(f"`MODELPILOT_{key.upper()}={value}`" for key, value in FIXED.items())
-        + ". Monitoring rounds then hold about as many requests as at full speed; the "
-        "recomputation of drift and alerts, every 2 s however much traffic there is, is not "
-        "in these counts.",
+        + ": the models' calls stay on the event loop, as at full speed, and the "
+        "recomputation of drift and alerts (every 2 s, however much traffic there is) and the "
+        "re-reading of aliases are left out of these counts.",
         "",
         "| model | configuration | server process | monitoring process | total | x off |",
         "| --- | --- | ---: | ---: | ---: | --- |",

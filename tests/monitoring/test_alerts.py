@@ -77,7 +77,7 @@ def test_error_rate_and_latency_rules_fire_from_service_history(labelled_iris: R
     monitor = Monitor(labelled_iris, alert_rules=AlertRules(min_requests=20))
     for i in range(100):
         failed = i % 10 == 0  # 10% errors
-        monitor.request_finished("iris", "1", "rest", "500" if failed else "ok", 0.9, None)
+        monitor.history.request_finished("iris", "1", "rest", "500" if failed else "ok", 0.9, None)
     monitor.flush()
     active = {a.rule: a for a in monitor.alerts.active.values()}
     assert set(active) == {"error_rate", "latency"}
@@ -85,7 +85,7 @@ def test_error_rate_and_latency_rules_fire_from_service_history(labelled_iris: R
     assert "10.0% of 100 requests failed" in active["error_rate"].message
     assert active["latency"].value == pytest.approx(0.9)
     for _ in range(1000):
-        monitor.request_finished("iris", "1", "rest", "ok", 0.001, None)
+        monitor.history.request_finished("iris", "1", "rest", "ok", 0.001, None)
     monitor.flush()
     # 10 errors in 1,100 requests is under 5%; the p99 of the newest interval is 1 ms,
     # and the window's is weighted by requests: (100 x 0.9 + 1000 x 0.001) / 1100 < 0.5 s.

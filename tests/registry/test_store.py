@@ -249,3 +249,33 @@ def test_the_address_keeps_the_password_that_the_location_hides(
         assert "s3cret" in registry.address()[0] and "s3cret" not in registry.location
     finally:
         registry.close()
+
+
+def _synchronous(engine: Any) -> str:
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            return str(conn.exec_driver_sql("SHOW synchronous_commit").scalar())
+        return str(conn.exec_driver_sql("PRAGMA synchronous").scalar())
+
+
+def test_the_inference_log_store_does_not_wait_for_the_disk_at_each_commit(
+    location: str, tmp_path: Path
+) -> None:
+    registry = Registry.open(location, tmp_path / "artifacts")
+    companion = registry.companion_engine("inference-log")
+    try:
+        if companion.dialect.name == "postgresql":
+            assert _synchronous(companion) == "off"
+            assert _synchronous(registry._engine) == "on"  # models and aliases still do
+            # The location's own options (here its search_path) still apply.
+            log = InferenceLog(companion)
+            log.close()
+            with companion.connect() as conn:
+                schema = conn.exec_driver_sql("SELECT current_schema()").scalar()
+            assert schema is not None and schema.startswith("t_")
+        else:
+            assert _synchronous(companion) == "1"  # NORMAL, with the write-ahead log
+            assert _synchronous(registry._engine) == "2"  # FULL
+    finally:
+        companion.dispose()
+        registry.close()

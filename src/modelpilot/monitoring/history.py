@@ -1,7 +1,8 @@
 """Recent service history: throughput, latency percentiles and errors, one point per interval.
 
-Requests are recorded on the event loop (a list append or two); the
-monitor's thread closes an interval every few seconds and turns it into one point. The
+Requests are recorded on the event loop (a list append or two): the history is an observer
+of the engine of its own, beside the monitor. The monitor's thread closes an interval every
+few seconds and turns it into one point. The
 dashboard draws the points; the error-rate and latency alerts read them.
 """
 
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import psutil
+
+from modelpilot.serving.observers import InferenceObserver
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +44,9 @@ class ServicePoint:
         }
 
 
-class ServiceHistory:
+class ServiceHistory(InferenceObserver):
+    """The engine's observer that keeps the service history (the monitor reads it)."""
+
     def __init__(self, points: int = 300) -> None:
         self.points: deque[ServicePoint] = deque(maxlen=points)
         self._durations: list[float] = []
@@ -50,11 +55,19 @@ class ServiceHistory:
         self._process = psutil.Process()
         self._process.cpu_percent()  # the first call only starts the measurement
 
-    def record(self, seconds: float, ok: bool) -> None:
+    def request_finished(
+        self,
+        model: str,
+        version: str,
+        transport: str,
+        status: str,
+        seconds: float,
+        error: str | None,
+    ) -> None:
         # Plain appends, no lock: a request recorded while the interval closes may count in
         # the next one; that costs nothing on the event loop, where this runs.
         self._durations.append(seconds)
-        if not ok:
+        if status != "ok":
             self._errors.append(seconds)
 
     def close_interval(self, now: float | None = None) -> ServicePoint:

@@ -1,8 +1,8 @@
 """The monitor: taps answered requests on the loop; reports, labels and alerts on a thread.
 
-On the event loop the monitor only appends to queues: one entry per model call
-(``predicted``, however many requests the batch held) and a latency per request
-(``request_finished``). What queued up is joined by version into one array per input and
+On the event loop the monitor only appends to a queue, one entry per model call
+(``predicted``, however many requests the batch held); its ``history`` appends each request's
+latency (``request_finished``). What queued up is joined by version into one array per input and
 output and handed to the monitor's ``Tap``, which bins it and writes the inference log: by
 the loop itself every ``round_seconds`` when the tap is a process of its own (the server's
 default, see ``tap_process``), else by the monitor's thread every ``tick_seconds``.
@@ -88,6 +88,9 @@ class Monitor(InferenceObserver):
         self.round_seconds = round_seconds
         """How often the loop hands the calls over (when the tap takes them on the loop)."""
         self.history = ServiceHistory()
+        """Throughput, latency and errors over time: an observer of the engine of its own
+        (registered beside the monitor), which the monitor's thread closes interval by
+        interval."""
         self.exchange = exchange
         """Sibling workers' snapshots, merged into every report (``serve --workers``)."""
         # Every worker computes the same merged alerts; only the first one announces them.
@@ -109,6 +112,7 @@ class Monitor(InferenceObserver):
         self._ship_lock = threading.Lock()
         self._ship_timer = False
         """A handover is due on the event loop (see ``predicted``)."""
+        self._ships_on_loop = self.tap.takes_on_loop
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -128,17 +132,6 @@ class Monitor(InferenceObserver):
 
     # -- InferenceObserver (called on the event loop: append and return) -------------------
 
-    def request_finished(
-        self,
-        model: str,
-        version: str,
-        transport: str,
-        status: str,
-        seconds: float,
-        error: str | None,
-    ) -> None:
-        self.history.record(seconds, status == "ok")
-
     def predicted(
         self,
         version: ModelVersion,
@@ -154,7 +147,7 @@ class Monitor(InferenceObserver):
         # As Answered(...) would, without its __new__, which is Python code: once per call.
         answered = (time.time(), version, request_ids, rows, inputs, outputs)
         self._queue.append(tuple.__new__(Answered, answered))
-        if self.tap.takes_on_loop and not self._ship_timer:
+        if self._ships_on_loop and not self._ship_timer:
             # The loop hands the calls over itself, a round every ``round_seconds``: a thread
             # doing it would stop the loop whenever it took the interpreter lock. (Called
             # off any loop, as tests do, the monitor's thread or ``flush`` hands them over.)

@@ -129,6 +129,7 @@ class ProcessMonitoring:
             monitor = _monitor(engine, settings, exchange)
             scrape.register(ModelCollector(monitor))
             engine.add_observer(monitor)
+            engine.add_observer(monitor.history)
         return cls(scrape, service, monitor, exchange, settings.monitor_interval_seconds)
 
     def start(self) -> None:

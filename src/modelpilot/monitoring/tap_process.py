@@ -6,11 +6,11 @@ thread used about 4% of one core: while it held the interpreter lock the event l
 still, and every handover of the lock cost the loop more than the work it let through.
 
 Here the event loop itself hands each round's calls over, every ``Monitor.round_seconds``:
-joined into one array per name (``tap.merge``), pickled, and written to a pipe without
-blocking (what the pipe cannot take yet waits in a buffer, up to ``MAX_PENDING`` bytes; past
-that a round is dropped and counted). No other thread of the server takes the lock for it.
-The child, niced, takes in what the pipe holds every ``TICK_SECONDS``, bins it and logs it in
-order.
+joined into one array per name (``tap.merge``), encoded (``tap_wire``), and written to a pipe
+without blocking (what the pipe cannot take yet waits in a buffer, up to ``MAX_PENDING``
+bytes; past that a round is dropped and counted). No other thread of the server takes the
+lock for it. The child, niced, takes in what the pipe holds every ``TICK_SECONDS``, bins it
+and logs it in order.
 Questions (windows, label lookups) go through a second pipe and carry the number of rounds
 written before them; the child answers once it has taken that many, so an answer always
 includes every call handed over before the question.
@@ -42,6 +42,7 @@ from typing import Any
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.model_monitor import MonitorConfig, MonitorState
 from modelpilot.monitoring.tap import Found, LocalTap, Merged, TapFailed
+from modelpilot.monitoring.tap_wire import RoundDecoder, RoundEncoder
 from modelpilot.registry.store import Registry
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ class TapProcess:
         data_reader.close()
         child_control.close()
         self._pending = bytearray()
+        self._encoder = RoundEncoder()
         self._rounds = 0
         """Rounds handed to this child (in the pipe or pending)."""
 
@@ -156,10 +158,11 @@ class TapProcess:
     def take(self, batches: Sequence[Merged]) -> None:
         if not batches:
             return
-        blob = pickle.dumps(list(batches), protocol=pickle.HIGHEST_PROTOCOL)
         with self._write_lock:
             if not self._process.is_alive():
                 self._restart()
+            # Encoded for the child that is there now (versions go whole once per child).
+            blob, versions = self._encoder.encode(batches)
             if (
                 self._closed
                 or not self._process.is_alive()
@@ -167,6 +170,7 @@ class TapProcess:
             ):
                 self.dropped += sum(len(b.request_ids) for b in batches)
                 return
+            self._encoder.sent(versions)
             self._pending += FRAME.pack(len(blob))
             self._pending += blob
             self._rounds += 1
@@ -261,6 +265,7 @@ class _Rounds:
     def __init__(self, reader: Connection, tap: LocalTap) -> None:
         self.reader = reader
         self.tap = tap
+        self._decoder = RoundDecoder(tap.registry)
         self.closed = False
         self._received = 0
         self._ready: list[Merged] = []
@@ -302,7 +307,7 @@ class _Rounds:
             end = start + FRAME.size + size
             if len(buffer) < end:
                 break
-            self._ready.extend(pickle.loads(memoryview(buffer)[start + FRAME.size : end]))
+            self._ready.extend(self._decoder.decode(memoryview(buffer)[start + FRAME.size : end]))
             self._received += 1
             start = end
         del buffer[:start]

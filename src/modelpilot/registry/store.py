@@ -115,13 +115,28 @@ class Registry:
 
         With PostgreSQL it is the same database; with SQLite, a file called ``name.db`` next
         to the registry's, so that heavy logging never holds the registry's write lock.
+
+        The companion does not wait for the disk at each commit (PostgreSQL's
+        ``synchronous_commit=off``, SQLite's ``synchronous=NORMAL`` with its write-ahead log):
+        a crash of the process loses nothing committed, a crash of the machine may lose the
+        last commits (never the database), and the log commits several times a second.
         """
         url = self._engine.url
         if url.get_backend_name() == "postgresql":
-            return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+            engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+
+            @event.listens_for(engine, "connect")
+            def _connect(dbapi_conn: Any, _record: Any) -> None:
+                with dbapi_conn.cursor() as cursor:
+                    cursor.execute("SET synchronous_commit TO off")
+                dbapi_conn.commit()  # else the pool's rollback would undo it
+
+            return engine
         # Large pages: a companion store writes blobs of a hundred kilobytes and more (an
         # inference log round), which then take a sixteenth of the page writes.
-        return _sqlite_engine(Path(str(url.database)).with_name(f"{name}.db"), page_size=65536)
+        return _sqlite_engine(
+            Path(str(url.database)).with_name(f"{name}.db"), page_size=65536, durable=False
+        )
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -495,8 +510,11 @@ def _insert(conn: Connection) -> Any:
     return sqlite_insert(schema.models)
 
 
-def _sqlite_engine(path: Path, page_size: int | None = None) -> Engine:
-    """An engine on the SQLite file ``path``; ``page_size`` applies when it creates the file."""
+def _sqlite_engine(path: Path, page_size: int | None = None, durable: bool = True) -> Engine:
+    """An engine on the SQLite file ``path``; ``page_size`` applies when it creates the file.
+
+    ``durable``: each commit waits for the disk (else only checkpoints do, which loses no
+    commit when the process dies, only when the machine does)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
 
@@ -508,6 +526,8 @@ def _sqlite_engine(path: Path, page_size: int | None = None) -> Engine:
         if page_size is not None:  # only a new file takes it (before WAL writes the header)
             cursor.execute(f"PRAGMA page_size={int(page_size)}")
         cursor.execute("PRAGMA journal_mode=WAL")
+        if not durable:
+            cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
