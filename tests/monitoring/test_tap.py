@@ -67,35 +67,6 @@ def test_calls_whose_rows_cannot_be_joined_stay_apart(versions: list[ModelVersio
     assert [m.inputs["x"].shape for m in merged] == [(1, 2), (1, 3)]
 
 
-@pytest.mark.parametrize(
-    "arrays",
-    [
-        [np.ones((1, 3)), np.zeros((1, 3)), np.arange(3.0)[None, :]],  # the last: stride 0 rows
-        [np.ones((2, 3), np.float32), np.zeros((0, 3), np.float32), np.ones((4, 3), np.float32)],
-        [np.array([1, 2]), np.array([3])],
-        [np.array(["a", "bc"]), np.array(["def"])],  # widths differ: joined by NumPy
-        [np.array(["ab", "cd"]), np.array(["ef"])],
-        [np.array([{"a": 1}], dtype=object), np.array([None], dtype=object)],
-        [np.arange(12.0).reshape(3, 4)[:, ::2], np.ones((1, 2))],  # not in one piece
-        [np.ones((1, 2), np.int64), np.ones((1, 2), np.float64)],  # types differ
-    ],
-    ids=["rows", "batches", "1-d", "unicode", "unicode-same", "objects", "strided", "types"],
-)
-def test_joined_arrays_are_what_numpy_concatenates(
-    versions: list[ModelVersion], arrays: list[np.ndarray]
-) -> None:
-    version = versions[0]
-    calls = [
-        Answered(float(i), version, [f"r{i}"], [len(a)], {"x": a}, {"y": np.zeros(len(a))})
-        for i, a in enumerate(arrays)
-    ]
-    [merged] = merge(calls)
-    expected = np.concatenate(arrays)
-    assert merged.inputs["x"].dtype == expected.dtype
-    assert merged.inputs["x"].shape == expected.shape
-    assert merged.inputs["x"].tolist() == expected.tolist()
-
-
 def test_zero_dimensional_outputs_are_not_joined(versions: list[ModelVersion]) -> None:
     version = versions[0]
     calls = [

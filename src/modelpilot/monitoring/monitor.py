@@ -38,7 +38,7 @@ from modelpilot.monitoring.model_monitor import (
     MonitorState,
 )
 from modelpilot.monitoring.siblings import WorkerExchange
-from modelpilot.monitoring.tap import Answered, LocalTap, Tap, TapFailed, merge, monitor_of
+from modelpilot.monitoring.tap import Call, LocalTap, Tap, TapFailed, merge, monitor_of
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.observers import InferenceObserver
@@ -101,8 +101,9 @@ class Monitor(InferenceObserver):
         self._failures = 0
         self._dropped = 0
         self.max_queue = max_queue
-        """Model calls allowed to wait for the thread; past that, new ones are dropped."""
-        self._queue: deque[Answered] = deque()
+        """Model calls allowed to wait for the monitor's thread; past that, new ones are
+        dropped. (A round on the event loop holds what came in ``round_seconds``.)"""
+        self._queue: deque[Call] = deque()
         # Versions seen here or by siblings: the labels posted here, and the reports.
         self._monitors: dict[tuple[str, int], ModelMonitor] = {}
         self._latest: dict[tuple[str, int], ModelReport] = {}
@@ -111,8 +112,11 @@ class Monitor(InferenceObserver):
         # and reports, so readers never wait for the tap's work.
         self._ship_lock = threading.Lock()
         self._ship_timer = False
-        """A handover is due on the event loop (see ``predicted``)."""
+        """A handover is due on the event loop (see ``_attend``)."""
         self._ships_on_loop = self.tap.takes_on_loop
+        self._unattended = True
+        """The next call queued must see to the queue (``_attend``): always, when the thread
+        hands calls over; once a round, when the loop does."""
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -140,23 +144,30 @@ class Monitor(InferenceObserver):
         inputs: Mapping[str, np.ndarray],
         outputs: Mapping[str, np.ndarray],
     ) -> None:
-        if len(self._queue) >= self.max_queue:
-            # Serving comes first: rather than hold on to ever more requests, skip these.
-            self._dropped += len(request_ids)
-            return
-        # As Answered(...) would, without its __new__, which is Python code: once per call.
-        answered = (time.time(), version, request_ids, rows, inputs, outputs)
-        self._queue.append(tuple.__new__(Answered, answered))
-        if self._ships_on_loop and not self._ship_timer:
+        # A plain tuple, the fields of an ``Answered``: one is made for every call, and a
+        # named tuple costs several times as much to make.
+        self._queue.append((time.time(), version, request_ids, rows, inputs, outputs))
+        if self._unattended:
+            self._attend(len(request_ids))
+
+    def _attend(self, requests: int) -> None:
+        """See that the queue is handed over, and stays bounded (after a call was queued)."""
+        if self._ships_on_loop:
             # The loop hands the calls over itself, a round every ``round_seconds``: a thread
-            # doing it would stop the loop whenever it took the interpreter lock. (Called
-            # off any loop, as tests do, the monitor's thread or ``flush`` hands them over.)
+            # doing it would stop the loop whenever it took the interpreter lock. Until then
+            # calls are only queued. (Called off any loop, as tests do, the monitor's thread
+            # or ``flush`` hands them over.)
             with contextlib.suppress(RuntimeError):
                 asyncio.get_running_loop().call_later(self.round_seconds, self._ship_from_loop)
-                self._ship_timer = True
+                self._ship_timer, self._unattended = True, False
+                return
+        if len(self._queue) > self.max_queue:
+            # Serving comes first: rather than hold on to ever more requests, skip these.
+            self._queue.pop()
+            self._dropped += requests
 
     def _ship_from_loop(self) -> None:
-        self._ship_timer = False
+        self._ship_timer, self._unattended = False, True
         try:
             self._ship()
         except Exception:

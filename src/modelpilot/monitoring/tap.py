@@ -14,14 +14,13 @@ serving for the interpreter lock.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, repeat
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -37,10 +36,11 @@ logger = logging.getLogger(__name__)
 
 
 class Answered(NamedTuple):
-    """The requests one model call answered (as the engine told them).
+    """The requests one model call answered (as the engine told them), by name.
 
-    A named tuple: one is made on the event loop for every model call, and a frozen
-    dataclass costs several times as much to make."""
+    The monitor queues the same fields as a plain tuple (a ``Call``): one is made on the
+    event loop for every model call, and a named tuple costs several times as much to make.
+    ``merge`` takes either."""
 
     at: float
     version: ModelVersion
@@ -48,6 +48,17 @@ class Answered(NamedTuple):
     rows: Sequence[int]
     inputs: Mapping[str, np.ndarray]
     outputs: Mapping[str, np.ndarray]
+
+
+Call = tuple[
+    float,
+    ModelVersion,
+    Sequence[str],
+    Sequence[int],
+    Mapping[str, np.ndarray],
+    Mapping[str, np.ndarray],
+]
+"""A call as the monitor queues it: an ``Answered``'s fields, in order, in a plain tuple."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,72 +247,51 @@ def monitor_of(
     return monitor
 
 
-def merge(calls: Sequence[Answered]) -> list[Merged]:
+def merge(calls: Sequence[Call]) -> list[Merged]:
     """``calls`` as few batches as can be: one per version and set of names, in order.
 
     Runs on the event loop once a round, over every call of the round, so the loops over
     calls are ``map``'s and NumPy's where they can be rather than Python statements.
     """
-    groups: dict[tuple[Any, ...], list[Answered]] = {}
-    for answered in calls:
+    groups: dict[tuple[Any, ...], list[Call]] = {}
+    for call in calls:
         # The version by identity: the engine hands over its loaded version object, and a
         # reload's new object merely starts a batch of its own.
-        key = (id(answered.version), *answered.inputs, None, *answered.outputs)
+        key = (id(call[1]), *call[4], None, *call[5])
         group = groups.get(key)
         if group is None:
             group = groups[key] = []
-        group.append(answered)
+        group.append(call)
     return [merged for group in groups.values() for merged in _merge(group)]
 
 
 _AT, _IDS, _ROWS, _INPUTS, _OUTPUTS = (itemgetter(i) for i in (0, 2, 3, 4, 5))
-_DTYPE, _SHAPE = attrgetter("dtype"), attrgetter("shape")
 
 
-def _merge(group: list[Answered]) -> list[Merged]:
+def _merge(group: list[Call]) -> list[Merged]:
     """``group``'s calls as one: every input and output concatenated, requests in order.
 
     Calls whose arrays cannot be joined (rows of different shapes) stay apart.
     """
-    first = group[0]
+    _, version, _, _, first_inputs, first_outputs = group[0]
     if len(group) == 1:
-        inputs, outputs = dict(first.inputs), dict(first.outputs)
+        inputs, outputs = dict(first_inputs), dict(first_outputs)
     else:
         try:
             inputs = {
-                n: _joined(list(map(itemgetter(n), map(_INPUTS, group)))) for n in first.inputs
+                n: np.concatenate(list(map(itemgetter(n), map(_INPUTS, group))))
+                for n in first_inputs
             }
             outputs = {
-                n: _joined(list(map(itemgetter(n), map(_OUTPUTS, group)))) for n in first.outputs
+                n: np.concatenate(list(map(itemgetter(n), map(_OUTPUTS, group))))
+                for n in first_outputs
             }
         except ValueError:
-            return [merged for answered in group for merged in _merge([answered])]
+            return [merged for call in group for merged in _merge([call])]
     ids = list(chain.from_iterable(map(_IDS, group)))
     rows = list(chain.from_iterable(map(_ROWS, group)))
     if len(ids) == len(group):  # one request per call
         times = list(map(_AT, group))
     else:  # each call's time once per request it answered
         times = list(chain.from_iterable(map(repeat, map(_AT, group), map(len, map(_IDS, group)))))
-    return [Merged(first.version, ids, times, rows, inputs, outputs)]
-
-
-def _joined(arrays: list[np.ndarray]) -> np.ndarray:
-    """``arrays`` end to end along their first axis, as ``np.concatenate`` would join them.
-
-    Arrays of one plain type and one row shape, each in one piece of memory (what the
-    engine's calls hand over), are joined as bytes: for arrays of a few rows,
-    ``np.concatenate`` spends several times as long checking each one as copying it.
-    """
-    first = arrays[0]
-    shapes = set(map(_SHAPE, arrays))
-    if (
-        not first.dtype.hasobject
-        and len(set(map(_DTYPE, arrays))) == 1
-        and len({shape[1:] for shape in shapes}) == 1
-        and () not in shapes
-    ):
-        with contextlib.suppress(TypeError):  # an array not in one piece of memory
-            # (An array is a buffer, which NumPy's type stubs do not declare.)
-            data = b"".join(arrays)  # type: ignore[arg-type]
-            return np.frombuffer(data, first.dtype).reshape(sum(map(len, arrays)), *first.shape[1:])
-    return np.concatenate(arrays)
+    return [Merged(version, ids, times, rows, inputs, outputs)]

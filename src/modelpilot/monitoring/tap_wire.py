@@ -1,14 +1,15 @@
 """How a round of merged calls travels from the server to its monitoring process.
 
 Pickling a ``Merged`` as it is costs the event loop most per request, not per round: every
-request id is a string that pickle writes and memoizes on its own, every time and row count
-a number of its own, and the model version goes whole, with its signature and metadata,
-every round. So each batch is sent as a plain tuple in which
+request id is a string that pickle writes and memoizes on its own, every row count a number
+of its own, and the model version goes whole, with its signature and metadata, every round.
+So each batch is sent as a plain tuple in which
 
 - the version is sent whole only the first time this child sees it, then as its key;
 - the request ids are one string, joined by newlines (or a list, if an id holds one);
-- the times and row counts are typed arrays (``array.array``), one buffer each;
-- the inputs and outputs stay the joined NumPy arrays they are.
+- the row counts are one number when every request had one row;
+- the times stay a list of floats (which pickle writes without memoizing them), and the
+  inputs and outputs the joined NumPy arrays they are.
 
 Everything here runs in C but a few lines per batch; the child turns the tuples back into
 ``Merged`` batches.
@@ -17,7 +18,6 @@ Everything here runs in C but a few lines per batch; the child turns the tuples 
 from __future__ import annotations
 
 import pickle
-from array import array
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,8 +49,10 @@ class RoundEncoder:
             ids: str | list[str] = "\n".join(merged.request_ids)
             if ids.count("\n") != len(merged.request_ids) - 1:  # an id holds a newline
                 ids = merged.request_ids
-            times, rows = array("d", merged.times), array("q", merged.rows)
-            wire.append((version, ids, times, rows, merged.inputs, merged.outputs))
+            rows: list[int] | int = merged.rows
+            if merged.rows.count(1) == len(merged.rows):  # one row each, the usual case
+                rows = len(merged.rows)
+            wire.append((version, ids, merged.times, rows, merged.inputs, merged.outputs))
         return pickle.dumps(wire, protocol=pickle.HIGHEST_PROTOCOL), new
 
     def sent(self, versions: set[VersionKey]) -> None:
@@ -75,8 +77,8 @@ class RoundDecoder:
                 Merged(
                     self._version(version),
                     ids.split("\n") if isinstance(ids, str) else ids,
-                    times.tolist(),
-                    rows.tolist(),
+                    times,
+                    [1] * rows if isinstance(rows, int) else rows,
                     inputs,
                     outputs,
                 )
