@@ -9,8 +9,8 @@ move. All are written to docs/benchmarks.md. Absolute numbers depend on the mach
 else runs on it; the ratios, measured in one run, are what to read.
 
     python bench/run.py                       # everything (about 25 minutes)
-    python bench/run.py --quick               # 3 s per point, concurrency 16 only, 2 rounds
-    python bench/run.py --only monitoring     # just the monitoring cost (about 9 minutes)
+    python bench/run.py --quick               # 3 s per point, concurrency 16 only, 3 rounds
+    python bench/run.py --only monitoring     # just the monitoring cost (about 8 minutes)
     python bench/run.py --only instructions   # just the instruction counts (about 8 minutes)
 
 --only re-measures one section of docs/benchmarks.md and keeps the others as they were.
@@ -59,6 +59,8 @@ FEATURES = 20
 MONITORING_LABEL = "(monitoring on)"
 GRPCIO_LABEL = "ModelPilot, MODELPILOT_GRPC_SERVER=grpcio"
 GRPC_CEILING = "grpc.aio answering a canned response"
+MONITORING_TURN_SECONDS = 4.0
+"""Load per turn in the monitoring comparison: short turns, many rounds (see monitoring_cost)."""
 
 
 def train(workdir: Path) -> tuple[dict[str, Path], Path]:
@@ -225,22 +227,23 @@ def main() -> None:
         "--concurrency", default="1,16,64", help="comma-separated connection counts"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="3 s per point at 16 connections, 2 rounds"
+        "--quick", action="store_true", help="3 s per point at 16 connections, 3 rounds"
     )
     parser.add_argument("--skip-mlserver", action="store_true", help="leave MLServer out")
     parser.add_argument(
         "--only", choices=report.SECTIONS, help="measure one section, keep the others"
     )
     parser.add_argument(
-        "--rounds", type=int, help="rounds of the monitoring comparison (default 5, quick 2)"
+        "--rounds", type=int, help="rounds of the monitoring comparison (default 12, quick 3)"
     )
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.concurrency = 3.0, "16"
-    rounds = args.rounds or (2 if args.quick else 5)
+    rounds = args.rounds or (3 if args.quick else 12)
     if rounds < 2:
         parser.error("--rounds must be at least 2")
+    turn_seconds = 2.0 if args.quick else MONITORING_TURN_SECONDS
     sections = [args.only] if args.only else list(report.SECTIONS)
     tools = {"comparison": ("wrk", "h2load"), "monitoring": ("wrk",), "instructions": ("h2load",)}
     for tool in sorted({tool for section in sections for tool in tools[section]}):
@@ -272,7 +275,7 @@ def main() -> None:
             row = np.round(np.random.default_rng(1).normal(size=FEATURES), 4).tolist()
             models = ["forest", "logreg"]
             result = monitoring_cost.measure(
-                registry, workdir, v2_body(workdir, row), models, args.seconds, rounds
+                registry, workdir, v2_body(workdir, row), models, turn_seconds, rounds
             )
             written["monitoring"] = monitoring_cost.render(result, command, when)
             report.write(args.output, written)

@@ -54,6 +54,18 @@ def test_wasserstein_reads_in_reference_standard_deviations() -> None:
     assert wasserstein(points, np.zeros(3), points, np.ones(3), 1.0) == 0.0
 
 
+def test_wasserstein_agrees_with_scipy_on_weighted_points() -> None:
+    from scipy import stats
+
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        n, m = rng.integers(1, 15, size=2)
+        a, b = np.round(rng.normal(size=n), 1), np.round(rng.normal(size=m) + 0.5, 1)  # ties
+        wa, wb = rng.integers(1, 5, size=n).astype(float), rng.integers(1, 5, size=m).astype(float)
+        expected = stats.wasserstein_distance(a, b, wa, wb)
+        assert wasserstein(a, wa, b, wb, 2.0) == pytest.approx(expected / 2.0, abs=1e-12)
+
+
 def test_chi_squared_with_an_unseen_category_is_finite() -> None:
     statistic, p_value = chi_squared(np.array([50, 50, 0]), np.array([45, 50, 5]))
     assert math.isfinite(statistic) and 0 <= p_value < 0.01
