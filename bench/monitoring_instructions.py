@@ -167,14 +167,14 @@ def _count(
     """``variant``'s instructions per request to ``model``, and the counted requests/s."""
     url = f"http://127.0.0.1:{http}/v2/models/{model}/infer"
     _h2load(url, body, WARMUP_REQUESTS)
-    # Let the monitoring process take every round of the warm-up before counting starts, and
-    # every round of the measured requests before it stops.
-    settle = 2 * round_seconds + 1.0
-    time.sleep(settle)
+    # Let the monitoring process take every round of the warm-up before counting starts
+    # (the first of a model also loads its profile and sets up its log: under callgrind that
+    # takes far longer than a round), and every round of the measured requests before it stops.
+    _settle(server, round_seconds)
     pids = [pid for pid in server.pids() if _under_callgrind(pid)]
     _control(pids, "--instr=on")
     rate = _h2load(url, body, REQUESTS)
-    time.sleep(settle)
+    _settle(server, round_seconds)
     _control(pids, "--instr=off")
     _control(pids, "--dump")
     server_pid, total = server.pid, {"server": 0, "monitoring": 0}
@@ -183,6 +183,19 @@ def _count(
         total["server" if pid == server_pid else "monitoring"] += instructions
     count = Count(variant.key, model, total["server"] / REQUESTS, total["monitoring"] / REQUESTS)
     return count, rate
+
+
+def _settle(server: Server, round_seconds: float, timeout: float = 600.0) -> None:
+    """Wait for the last round to be handed over, then until the server's processes are
+    idle: under 15% of a core over two seconds (their timers use about 8% under callgrind)."""
+    time.sleep(2 * round_seconds + 1.0)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = server.cpu_seconds()
+        time.sleep(2.0)
+        if server.cpu_seconds() - before < 0.3:
+            return
+    raise RuntimeError(f"the server did not settle within {timeout:.0f} s")
 
 
 def _h2load(url: str, body: Path, requests: int) -> float:
