@@ -2,8 +2,8 @@
 
 Requests are recorded on the event loop (a list append or two): the history is an observer
 of the engine of its own, beside the monitor. The monitor's thread closes an interval every
-few seconds and turns it into one point. The
-dashboard draws the points; the error-rate and latency alerts read them.
+few seconds and turns it into one point. The dashboard draws the points; the error-rate and
+latency alerts read them.
 """
 
 from __future__ import annotations

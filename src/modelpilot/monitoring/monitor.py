@@ -111,12 +111,11 @@ class Monitor(InferenceObserver):
         # (a lookup or a window after every call taken before it); ``_lock`` guards the labels
         # and reports, so readers never wait for the tap's work.
         self._ship_lock = threading.Lock()
-        self._ship_timer = False
-        """A handover is due on the event loop (see ``_attend``)."""
         self._ships_on_loop = self.tap.takes_on_loop
         self._unattended = True
-        """The next call queued must see to the queue (``_attend``): always, when the thread
-        hands calls over; once a round, when the loop does."""
+        """No handover is due on the event loop, so the next call queued must see to the
+        queue (``_attend``): always, when the thread hands calls over; once a round, when
+        the loop does. While it is False, the loop's timer will hand the calls over."""
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -159,7 +158,7 @@ class Monitor(InferenceObserver):
             # or ``flush`` hands them over.)
             with contextlib.suppress(RuntimeError):
                 asyncio.get_running_loop().call_later(self.round_seconds, self._ship_from_loop)
-                self._ship_timer, self._unattended = True, False
+                self._unattended = False
                 return
         if len(self._queue) > self.max_queue:
             # Serving comes first: rather than hold on to ever more requests, skip these.
@@ -167,7 +166,7 @@ class Monitor(InferenceObserver):
             self._dropped += requests
 
     def _ship_from_loop(self) -> None:
-        self._ship_timer, self._unattended = False, True
+        self._unattended = True
         try:
             self._ship()
         except Exception:
@@ -206,7 +205,7 @@ class Monitor(InferenceObserver):
             self._wake.wait(self.tick_seconds)
             self._wake.clear()
             try:
-                if not self._ship_timer:  # else the loop hands the calls over
+                if self._unattended:  # else the loop's timer hands the calls over
                     self._ship()
                 if time.time() - self._last_evaluation >= self.evaluate_seconds:
                     self._evaluate()
