@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelpilot.monitoring.tap import Answered, merge
+from modelpilot.monitoring.model_monitor import MonitorConfig
+from modelpilot.monitoring.tap import Answered, LocalTap, merge
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.registration import register_model
@@ -76,3 +77,22 @@ def test_zero_dimensional_outputs_are_not_joined(versions: list[ModelVersion]) -
     merged = merge(calls)
     assert [m.request_ids for m in merged] == [["a"], ["b"]]
     assert [float(m.outputs["y"]) for m in merged] == [0.5, 0.7]
+
+
+def test_without_a_full_log_labels_find_the_latest_answers_of_the_last_requests(
+    registry: Registry, versions: list[ModelVersion]
+) -> None:
+    one, two = versions
+    tap = LocalTap(registry, MonitorConfig(), log=None, join_capacity=4)
+    x = np.arange(10.0).reshape(5, 2)
+    tap.take(merge([call(1.0, one, ["a", "b"], x[:2], y=np.array([10, 11]))]))
+    tap.take(merge([call(2.0, one, ["c"], x[2:5], y=np.array([12, 13, 14]))]))  # three rows
+    tap.take(merge([call(3.0, one, ["b"], x[:1], y=np.array([15]))]))  # "b" answered again
+    tap.take(merge([call(4.0, two, ["d", "e"], x[:2], y=np.array([16, 17]))]))
+
+    found = tap.lookup("iris", ["a", "b", "c", "d", "zz"])
+    assert sorted(found) == ["b", "c", "d"]  # "a" is older than the last four requests
+    assert (found["b"].version, found["b"].outputs["y"].tolist()) == (1, [15])
+    assert (found["c"].version, found["c"].outputs["y"].tolist()) == (1, [12, 13, 14])
+    assert (found["d"].version, found["d"].outputs["y"].tolist()) == (2, [16])
+    assert tap.lookup("other-model", ["b", "c"]) == {}

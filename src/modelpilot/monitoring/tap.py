@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import accumulate, chain, repeat
 from operator import itemgetter
 from typing import Any, NamedTuple, Protocol
 
@@ -135,9 +135,12 @@ class LocalTap:
         self.dropped = 0
         self._lock = threading.Lock()
         self._monitors: dict[tuple[str, int], ModelMonitor] = {}
-        # Recent answers by request id, for labels: the batch and the request's rows in it.
+        # Recent batches, for labels whose requests the log does not hold: at least the last
+        # ``join_capacity`` requests. Kept whole and searched when labels come (rarely, next
+        # to requests): indexing every request id as it passed cost more than binning it.
         # With every request in the inference log, labels join there and this stays empty.
-        self._joins: OrderedDict[str, tuple[Merged, int, int]] = OrderedDict()
+        self._kept: deque[Merged] = deque()
+        self._kept_requests = 0
         self._remember = log is None or sample_rate < 1.0
         self._join_capacity = join_capacity
         self._random = np.random.default_rng()
@@ -179,13 +182,7 @@ class LocalTap:
             return self._lookup(model, request_ids)
 
     def _lookup(self, model: str, request_ids: Sequence[str]) -> dict[str, Found]:
-        found: dict[str, Found] = {}
-        for request_id in request_ids:
-            kept = self._joins.get(request_id)
-            if kept is not None and kept[0].version.model == model:
-                merged, start, end = kept
-                outputs = {name: v[start:end] for name, v in merged.outputs.items()}
-                found[request_id] = Found(model, merged.version.version, outputs)
+        found = self._recent(model, request_ids)
         missing = [rid for rid in request_ids if rid not in found]
         if self.log is not None and missing:
             for request_id, entry in self.log.find(model, missing).items():
@@ -202,14 +199,33 @@ class LocalTap:
                 self.log.close()
 
     def _keep_for_labels(self, batches: Sequence[Merged]) -> None:
-        joins = self._joins
+        kept = self._kept
         for merged in batches:
-            start = 0
-            for request_id, rows in zip(merged.request_ids, merged.rows, strict=True):
-                joins[request_id] = (merged, start, start + rows)
-                start += rows
-        while len(joins) > self._join_capacity:
-            joins.popitem(last=False)
+            kept.append(merged)
+            self._kept_requests += len(merged.request_ids)
+        while kept and self._kept_requests - len(kept[0].request_ids) >= self._join_capacity:
+            self._kept_requests -= len(kept.popleft().request_ids)
+
+    def _recent(self, model: str, request_ids: Sequence[str]) -> dict[str, Found]:
+        """The kept answers of ``model`` to ``request_ids``: a request answered twice is
+        found as last answered."""
+        found: dict[str, Found] = {}
+        wanted = set(request_ids)
+        for merged in reversed(self._kept):  # newest first
+            if not wanted:
+                break
+            if merged.version.model != model:
+                continue
+            hits = wanted.intersection(merged.request_ids)
+            if not hits:
+                continue
+            wanted -= hits
+            ends = accumulate(merged.rows)
+            for request_id, end, rows in zip(merged.request_ids, ends, merged.rows, strict=True):
+                if request_id in hits:  # a later answer in the batch replaces an earlier one
+                    outputs = {n: v[end - rows : end] for n, v in merged.outputs.items()}
+                    found[request_id] = Found(model, merged.version.version, outputs)
+        return found
 
     def _sample(self, merged: Merged) -> LogBatch | None:
         """The log's share of ``merged`` (all of it at the default rate), encoded."""
