@@ -66,6 +66,26 @@ def test_answers_include_every_round_handed_over_before(
     assert log.find("iris", ["r7"])["r7"].label == 1
 
 
+def test_rounds_larger_than_the_pipe_arrive_whole(tap: TapProcess, labelled_iris: Registry) -> None:
+    # A round of 40,000 requests is some 3 MB: more than the pipe holds, read in pieces.
+    sizes = [40_000, 3, 40_000, 7]
+    first = 0
+    for size in sizes:
+        round_ = batches(labelled_iris, first, size)
+        assert len(tap._encoder.encode(round_)[0]) > tap_process.PIPE_BYTES or size < 10
+        tap.take(round_)
+        first += size
+    assert requests(tap) == sum(sizes)
+    last = f"r{first - 1}"
+    found = tap.lookup("iris", ["r0", "r40001", last])
+    assert sorted(found) == sorted(["r0", "r40001", last])
+    assert [int(found[r].outputs["predict"][0]) for r in ("r0", "r40001", last)] == [
+        0,
+        40_001 % 3,
+        (first - 1) % 3,
+    ]
+
+
 def test_close_writes_every_round_even_after_sigterm(
     tap: TapProcess, labelled_iris: Registry
 ) -> None:

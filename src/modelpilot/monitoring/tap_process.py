@@ -171,11 +171,9 @@ class TapProcess:
                 self.dropped += sum(len(b.request_ids) for b in batches)
                 return
             self._encoder.sent(versions)
-            self._pending += FRAME.pack(len(blob))
-            self._pending += blob
             self._rounds += 1
             try:
-                self._push()
+                self._send(FRAME.pack(len(blob)), blob)
             except TapFailed:
                 self._failures += 1  # the next round starts a new child
 
@@ -205,6 +203,24 @@ class TapProcess:
             logger.error("the monitoring process did not stop in %.0f s: killed", CLOSE_TIMEOUT)
             self._process.kill()
             self._process.join()
+
+    def _send(self, frame: bytes, blob: bytes) -> None:
+        """Write a round to the pipe, straight from ``blob`` when nothing waits before it;
+        what does not fit waits in the buffer (with the write lock held)."""
+        written = 0
+        if not self._pending:
+            try:
+                written = os.writev(self._data.fileno(), [frame, blob])
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                raise TapFailed(f"the monitoring process is gone ({exc})") from exc
+        if written < len(frame):
+            self._pending += frame[written:]
+            self._pending += blob
+        elif written < len(frame) + len(blob):
+            self._pending += memoryview(blob)[written - len(frame) :]
+        self._push()
 
     def _push(self) -> None:
         """Write what fits in the pipe now of the pending rounds (with the write lock held)."""
@@ -269,7 +285,10 @@ class _Rounds:
         self.closed = False
         self._received = 0
         self._ready: list[Merged] = []
-        self._buffer = bytearray()
+        # Read into the same memory every time: a new chunk per read cost page faults and a
+        # copy of every byte. Only ``_buffer[:_filled]`` holds data.
+        self._buffer = bytearray(PIPE_BYTES)
+        self._filled = 0
         os.set_blocking(reader.fileno(), False)
 
     def catch_up(self, rounds: int = 0) -> None:
@@ -291,26 +310,35 @@ class _Rounds:
 
     def _read(self) -> None:
         """Read what the pipe holds now; set aside the batches of every complete round."""
-        buffer = self._buffer
+        fd = self.reader.fileno()
         while True:
-            try:
-                chunk = os.read(self.reader.fileno(), PIPE_BYTES)
-            except BlockingIOError:
-                break
-            if not chunk:
+            if len(self._buffer) - self._filled < PIPE_BYTES:  # room for a pipe's worth
+                self._buffer.extend(bytes(max(PIPE_BYTES, len(self._buffer))))
+            with memoryview(self._buffer) as free:
+                try:
+                    got = os.readv(fd, [free[self._filled :]])
+                except BlockingIOError:
+                    break
+            if not got:
                 self.closed = True
                 break
-            buffer += chunk
-        start = 0
-        while len(buffer) - start >= FRAME.size:
-            (size,) = FRAME.unpack_from(buffer, start)
-            end = start + FRAME.size + size
-            if len(buffer) < end:
-                break
-            self._ready.extend(self._decoder.decode(memoryview(buffer)[start + FRAME.size : end]))
-            self._received += 1
-            start = end
-        del buffer[:start]
+            self._filled += got
+        buffer, filled, start = self._buffer, self._filled, 0
+        with memoryview(buffer) as view:
+            while filled - start >= FRAME.size:
+                (size,) = FRAME.unpack_from(buffer, start)
+                end = start + FRAME.size + size
+                if filled < end:
+                    break
+                self._ready.extend(self._decoder.decode(view[start + FRAME.size : end]))
+                self._received += 1
+                start = end
+        # What is left of a round the server is still writing moves to the front.
+        self._filled = filled - start
+        if self._filled == 0 and len(buffer) > 4 * PIPE_BYTES:  # a backlog has been taken
+            self._buffer = bytearray(PIPE_BYTES)
+        else:
+            buffer[: self._filled] = buffer[start:filled]
 
 
 def serve(reader: Connection, control: Connection, spec: TapSpec) -> None:
