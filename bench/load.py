@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from servers import pinned
 
 BENCH = Path(__file__).resolve().parent
 
@@ -27,21 +28,27 @@ class Point:
     errors: int
 
 
-def wrk(url: str, body: Path, concurrency: int, seconds: float) -> tuple[float, float, float, int]:
-    """(requests/s, p50 ms, p99 ms, errors) of POSTing ``body`` to ``url`` for ``seconds``."""
+def wrk(
+    url: str, body: Path, concurrency: int, seconds: float, cpus: set[int] | None = None
+) -> tuple[float, float, float, int]:
+    """(requests/s, p50 ms, p99 ms, errors) of POSTing ``body`` to ``url`` for ``seconds``
+    (from the cores ``cpus``, when given)."""
     # One load thread for every server: the machine's other core belongs to the server.
     out = subprocess.run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{concurrency}",
-            f"-d{max(1, round(seconds))}s",
-            "--timeout",
-            "5s",
-            "-s",
-            str(BENCH / "post.lua"),
-            url,
-        ],
+        pinned(
+            [
+                "wrk",
+                "-t1",
+                f"-c{concurrency}",
+                f"-d{max(1, round(seconds))}s",
+                "--timeout",
+                "5s",
+                "-s",
+                str(BENCH / "post.lua"),
+                url,
+            ],
+            cpus,
+        ),
         env={**os.environ, "BODY": str(body)},
         capture_output=True,
         text=True,

@@ -1,27 +1,33 @@
 """What model monitoring costs ModelPilot in serving throughput: on, on in a thread, on
-without log, off.
+without log, against off.
 
-Every configuration's server runs for the whole measurement, each from its own copy of the
-same registry (whose models carry a reference profile, so drift binning really runs and the
-inference log starts empty); only the one being measured gets traffic. Runs are short and
-interleaved: round after round, for each model, the configurations take their turn back to
-back, in alternating order (on, thread, log off, off, then off, log off, thread, on, ...).
-A shared machine's slow spells last longer than a round's turns, so each configuration is
-compared with monitoring off in the same round and model, and the figure reported is the
-median of those paired ratios. At the end the benchmark checks that each configuration took
-effect: drift windows filled (or ``/api/monitoring`` absent when off) and inference log rows
-written (or not).
+Each configuration is measured side by side with a server of its own with monitoring off, its
+partner: the two take the same load at the same time, for a short turn, on one and the same
+core (their load generators, and the monitoring process, niced as always, on the others),
+so that whatever else the shared machine does in that turn slows both alike, and the core's
+time is shared between them (each server is a scheduling group of its own). The ratio of the
+two is the
+turn's figure; the median over the rounds is reported. Partners are loaded only with each
+other, so both have had the same history when a turn starts (a server that has been idle
+runs its first requests slower than one kept busy). A pair of two servers with monitoring off
+takes its turns like the others, as a control: its ratio shows how far from 1.00 the method
+itself lands.
+
+At the end the benchmark checks that each configuration took effect: drift windows filled (or
+``/api/monitoring`` absent when off) and inference log rows written (or not).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sqlite3
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +37,11 @@ from servers import Server, free_port, fresh_copy, modelpilot_env, modelpilot_se
 
 CONNECTIONS = 16
 WARMUP_SECONDS = 1.0
+EVERY_CALL_INLINE = str(10**9)
+"""``MODELPILOT_INLINE_PREDICT_BELOW_US`` that keeps every model call on the event loop.
+
+Both bench models' calls take 30-50 µs and run there at full speed; on half a core their
+wall time doubles as the core is shared, and the server would move them to its thread pool."""
 
 
 @dataclass(frozen=True)
@@ -41,43 +52,59 @@ class Variant:
     """``MODELPILOT_*`` variables set for the server (lower-case, without the prefix)."""
 
 
-VARIANTS = (
+MONITORED = (
     Variant("on", "monitoring on (default)", {}),
     Variant("thread", "monitoring on, in a thread", {"monitor_process": "false"}),
     Variant("nolog", "monitoring on, inference log off", {"inference_log": "false"}),
-    Variant("off", "monitoring off", {"monitoring": "false"}),
 )
+OFF = Variant("off", "monitoring off", {"monitoring": "false"})
+CONTROL = Variant("control", "monitoring off (control: a second server)", OFF.settings)
+VARIANTS = (*MONITORED, CONTROL)
+"""Each measured side by side with ``OFF``."""
 
 
 @dataclass
-class Run:
+class Usage:
+    """One server's share of a turn."""
+
+    rps: float
+    errors: int
+    server_us: float
+    """CPU time (all threads) of the server's own process per request answered, in µs."""
+    helpers_us: float
+    """CPU time of its other processes (the monitoring process) per request answered."""
+
+    @property
+    def cpu_us(self) -> float:
+        return self.server_us + self.helpers_us
+
+
+@dataclass
+class Turn:
     variant: str
     model: str
     round: int
-    rps: float
-    p99_ms: float
-    errors: int
-    cpu_us: float
-    """Server CPU time (all its threads) per request answered, in microseconds."""
+    measured: Usage
+    off: Usage
+    """Monitoring off's server, loaded at the same time."""
 
 
 @dataclass
 class MonitoringCost:
     seconds: float
     rounds: int
-    runs: list[Run] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
     drift_rows: dict[str, int] = field(default_factory=dict)
     """Rows in the drift windows (all models) at the end, by variant."""
     log_rows: dict[str, int] = field(default_factory=dict)
     """Inference log rows written, by variant."""
 
-    def of(self, variant: str, model: str) -> list[Run]:
-        return [r for r in self.runs if (r.variant, r.model) == (variant, model)]
+    def of(self, variant: str, model: str) -> list[Turn]:
+        return [t for t in self.turns if (t.variant, t.model) == (variant, model)]
 
-    def paired(self, variant: str, model: str, value: Callable[[Run], float]) -> float:
-        """Median over the rounds of ``value`` against monitoring off's in the same round."""
-        off = {r.round: value(r) for r in self.of("off", model)}
-        return statistics.median(value(r) / off[r.round] for r in self.of(variant, model))
+    def paired(self, variant: str, model: str, value: Callable[[Usage], float]) -> float:
+        """Median over the rounds of ``value`` against monitoring off's in the same turn."""
+        return statistics.median(value(t.measured) / value(t.off) for t in self.of(variant, model))
 
 
 def measure(
@@ -88,44 +115,66 @@ def measure(
     seconds: float,
     rounds: int,
 ) -> MonitoringCost:
-    """Serve ``models`` from ``registry`` in every configuration, ``rounds`` times each."""
+    """Serve ``models`` from ``registry`` in every configuration, ``rounds`` turns each."""
     result = MonitoringCost(seconds, rounds)
-    with contextlib.ExitStack() as stack:
-        servers: dict[str, tuple[Server, int, Path]] = {}
+    cores = sorted(os.sched_getaffinity(0))
+    serving, loading = {cores[-1]}, set(cores[:-1] or cores)
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(2) as pool:
+        servers: dict[tuple[str, str], tuple[Variant, Server, int, Path]] = {}
         for variant in VARIANTS:
-            copy = fresh_copy(registry, workdir, f"monitoring-{variant.key}")
-            http = free_port()
-            server = stack.enter_context(
-                running(
-                    modelpilot_serve(copy, http, free_port()),
-                    f"http://127.0.0.1:{http}/v2/health/ready",
-                    env=modelpilot_env(**variant.settings),
+            for side, configuration in (("measured", variant), ("off", OFF)):
+                copy = fresh_copy(registry, workdir, f"monitoring-{variant.key}-{side}")
+                http = free_port()
+                server = stack.enter_context(
+                    running(
+                        modelpilot_serve(copy, http, free_port()),
+                        f"http://127.0.0.1:{http}/v2/health/ready",
+                        env=modelpilot_env(
+                            **configuration.settings, inline_predict_below_us=EVERY_CALL_INLINE
+                        ),
+                        cpus=serving,
+                    )
                 )
-            )
-            servers[variant.key] = (server, http, copy)
+                servers[variant.key, side] = (configuration, server, http, copy)
+
+        def load(key: tuple[str, str], model: str, seconds: float) -> Usage:
+            _, server, http, _ = servers[key]
+            before = server.cpu_seconds(), server.own_cpu_seconds()
+            rps, _, _, errors = wrk(_url(http, model), body, CONNECTIONS, seconds, loading)
+            total = server.cpu_seconds() - before[0]
+            own = server.own_cpu_seconds() - before[1]
+            answered = max(rps * seconds, 1)
+            return Usage(rps, errors, own / answered * 1e6, (total - own) / answered * 1e6)
+
+        def turn(variant: Variant, model: str, seconds: float) -> tuple[Usage, Usage]:
+            measured = pool.submit(load, (variant.key, "measured"), model, seconds)
+            off = pool.submit(load, (variant.key, "off"), model, seconds)
+            return measured.result(), off.result()
+
+        for _, server, _, _ in servers.values():
+            for pid in server.pids():  # the monitoring process: on a core of its own, niced
+                if pid != server.pid:
+                    os.sched_setaffinity(pid, loading)
+        for variant in VARIANTS:
             for model in models:
-                wrk(_url(http, model), body, CONNECTIONS, WARMUP_SECONDS)
+                turn(variant, model, WARMUP_SECONDS)
         for round_ in range(rounds):
             order = VARIANTS if round_ % 2 == 0 else tuple(reversed(VARIANTS))
             for model in models:
                 for variant in order:
-                    server, http, _ = servers[variant.key]
-                    cpu = server.cpu_seconds()
-                    rps, _, p99, errors = wrk(_url(http, model), body, CONNECTIONS, seconds)
-                    cpu_us = (server.cpu_seconds() - cpu) / max(rps * seconds, 1) * 1e6
-                    result.runs.append(Run(variant.key, model, round_, rps, p99, errors, cpu_us))
+                    measured, off = turn(variant, model, seconds)
+                    result.turns.append(Turn(variant.key, model, round_, measured, off))
                     print(
-                        f"monitoring {variant.key:6} round {round_:2} {model:7} "
-                        f"{rps:9.0f} req/s  p99 {p99:6.2f} ms  errors {errors}  "
-                        f"CPU {cpu_us:5.1f} us/request",
+                        f"monitoring {variant.key:7} round {round_:2} {model:7} "
+                        f"{measured.rps:7.0f} req/s, off {off.rps:7.0f} req/s; CPU "
+                        f"{measured.server_us:5.1f} + {measured.helpers_us:4.1f} us, "
+                        f"off {off.cpu_us:5.1f} us per request",
                         file=sys.stderr,
                     )
-        for variant in VARIANTS:
-            _, http, _ = servers[variant.key]
-            result.drift_rows[variant.key] = _drift_rows(http, models, variant)
-    for variant in VARIANTS:  # the servers have stopped: their logs are complete
-        copy = servers[variant.key][2]
-        result.log_rows[variant.key] = _log_rows(copy, variant)
+        for configuration, _, http, _ in servers.values():
+            result.drift_rows[configuration.key] = _drift_rows(http, models, configuration)
+    for configuration, _, _, copy in servers.values():  # stopped: their logs are complete
+        result.log_rows[configuration.key] = _log_rows(copy, configuration)
         shutil.rmtree(copy, ignore_errors=True)
     return result
 
@@ -162,7 +211,8 @@ def _log_rows(registry: Path, variant: Variant) -> int:
             if "inference_log_batches" in tables:
                 query = "SELECT coalesce(sum(size), 0) FROM inference_log_batches"
                 rows = int(db.execute(query).fetchone()[0])
-    if (rows > 0) != (variant.settings.get("inference_log") != "false" and variant.key != "off"):
+    monitored = variant.settings.get("monitoring") != "false"
+    if (rows > 0) != (monitored and variant.settings.get("inference_log") != "false"):
         raise RuntimeError(f"{variant.label}: the inference log holds {rows} rows")
     return rows
 
@@ -175,7 +225,7 @@ def cost(ratio: float) -> str:
 
 
 def render(result: MonitoringCost, command: str, when: str) -> str:
-    models = list(dict.fromkeys(r.model for r in result.runs))
+    models = list(dict.fromkeys(t.model for t in result.turns))
     lines = [
         "## What monitoring costs",
         "",
@@ -183,13 +233,23 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
         f"(Open Inference Protocol v2) as above over {CONNECTIONS} connections with wrk. "
         "A server for each configuration ran throughout, each from a copy of the same "
         "registry, its models registered with a reference profile (`modelpilot register NAME "
-        f"FILE --reference DATA`), and took {result.seconds:g} s of traffic per turn: "
-        f"{result.rounds} rounds, in each of which, model by model, the configurations took "
-        "their turns back to back in alternating order (on, thread, log off, off, then off, "
-        "log off, thread, on, ...). The shared machine's speed changes from minute to minute "
-        "(requests/s of one configuration ranged as the column shows), so each turn is "
-        "compared with monitoring off's turn of the same round and model, and the ratios "
-        "reported are the medians of those pairs.",
+        "FILE --reference DATA`). Each configuration was measured side by side with a server "
+        "of its own with monitoring off: the two took the same load at the same time for "
+        f"{result.seconds:g} s, on the same core, so that the shared machine's changes of "
+        "speed, which move one configuration's requests/s by a third from minute to minute "
+        "and differ from core to core, slowed both alike; each server was a scheduling group "
+        "of its own, so the two shared the core's time evenly. wrk and the monitoring "
+        "process (niced, as always) ran on the other core, where the monitoring process "
+        "runs when a server has a spare core beside it. The two were loaded only together, "
+        "so that neither had sat idle longer than the other when a turn began. Model calls "
+        "were kept on the event loop (`MODELPILOT_INLINE_PREDICT_BELOW_US="
+        f"{EVERY_CALL_INLINE}`), where they run at full speed; on half a core their wall "
+        "time doubles and the server would hand them to its thread pool. "
+        f"{result.rounds} rounds, in each of which, model by model, every configuration took "
+        "its turn; the figures are the medians over the rounds of each turn's ratio. The "
+        "control is a pair of two servers with monitoring off, measured the same way: how "
+        "far from 1.00 the method itself lands. Requests/s are those of a server with half "
+        "a core.",
         "",
         "With monitoring on, the default, each model call (a batch of requests) is appended to "
         "a queue on the event loop, and each request's latency to the service history. Every "
@@ -205,37 +265,42 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
         "`MODELPILOT_MONITORING=false` leaves out all of it (the service metrics on "
         "`/metrics` stay).",
         "",
-        "The last two columns measure the same cost another way: the CPU time the server "
-        "used (all its processes and threads, from /proc) per request answered. With one "
-        "process per core (`serve --workers N`), it is what bounds throughput.",
+        "CPU time per request answered, from /proc, is split by process: the server's own "
+        "process, which bounds the throughput of a server with a core to itself (its "
+        "monitoring process runs niced beside it, on another core where there is one), and "
+        "the monitoring process, which takes its share from the rest of the machine: where "
+        "every core serves (`serve --workers N`), the total is what bounds throughput. "
+        "Requests/s fell further than the server's CPU per request rose: the monitored server "
+        "also had less of the core, as its event loop's waits (for the interpreter lock while "
+        "the monitor thread holds it, for instance) hand the core to its partner.",
         "",
-        "| model | configuration | requests/s | range over rounds | p99 ms | errors | x off "
-        "| CPU per request | x off |",
-        "| --- | --- | ---: | --- | ---: | ---: | --- | ---: | --- |",
+        "| model | configuration | requests/s | x off, same time | server process, CPU "
+        "per request | x off | monitoring process | total x off |",
+        "| --- | --- | ---: | --- | ---: | --- | ---: | --- |",
     ]
     for model in models:
         for variant in VARIANTS:
-            runs = result.of(variant.key, model)
-            rps = [r.rps for r in runs]
-            p99 = statistics.median(r.p99_ms for r in runs)
-            cpu_us = statistics.median(r.cpu_us for r in runs)
-            ratio, cpu_ratio = "1.00x", "1.00x"
-            if variant.key != "off":
-                ratio = cost(result.paired(variant.key, model, lambda r: r.rps))
-                cpu_ratio = f"{result.paired(variant.key, model, lambda r: r.cpu_us):.2f}x"
+            turns = result.of(variant.key, model)
+            rps = statistics.median(t.measured.rps for t in turns)
+            server_us = statistics.median(t.measured.server_us for t in turns)
+            helpers_us = statistics.median(t.measured.helpers_us for t in turns)
+            ratio = cost(result.paired(variant.key, model, lambda u: u.rps))
+            server = result.paired(variant.key, model, lambda u: u.server_us)
+            total = result.paired(variant.key, model, lambda u: u.cpu_us)
             lines.append(
-                f"| {model} | {variant.label} | {statistics.median(rps):,.0f} | "
-                f"{min(rps):,.0f}-{max(rps):,.0f} | {p99:.2f} | "
-                f"{sum(r.errors for r in runs)} | {ratio} | {cpu_us:.0f} µs | {cpu_ratio} |"
+                f"| {model} | {variant.label} | {rps:,.0f} | {ratio} | {server_us:.1f} µs | "
+                f"{server:.3f}x | {helpers_us:.1f} µs | {total:.3f}x |"
             )
     drift, logged = result.drift_rows.get("on", 0), result.log_rows.get("on", 0)
+    errors = sum(t.measured.errors + t.off.errors for t in result.turns)
     if drift and logged:
         lines += [
             "",
             f"Checked at the end: with monitoring on the drift windows held {drift:,} rows "
             f"over the {len(models)} models, and the inference log {logged:,} rows (none with "
-            "it off); with monitoring off `/api/monitoring` answered 404. The benchmark sends "
-            "one row over and over, so drift is flagged and its alert raised: the same work as "
-            "for real traffic.",
+            "it off); with monitoring off `/api/monitoring` answered 404. "
+            + (f"{errors} requests failed. " if errors else "No request failed. ")
+            + "The benchmark sends one row over and over, so drift is flagged and its alert "
+            "raised: the same work as for real traffic.",
         ]
     return "\n".join(lines) + "\n"

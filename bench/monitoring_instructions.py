@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from monitoring_cost import VARIANTS, Variant
+from monitoring_cost import EVERY_CALL_INLINE, MONITORED, OFF, Variant
 from servers import Server, free_port, fresh_copy, modelpilot_env, modelpilot_serve, running
 
 REQUESTS = 4000
@@ -47,7 +47,6 @@ CONNECTIONS = 16
 ROUND_SECONDS = 0.05
 """``MODELPILOT_MONITOR_ROUND_SECONDS``'s default, stretched as callgrind is slower."""
 NEVER = str(10**6)
-EVERY_CALL_INLINE = str(10**9)
 FIXED = {
     "monitor_interval_seconds": NEVER,
     "alias_refresh_seconds": NEVER,
@@ -87,11 +86,11 @@ def available() -> bool:
 
 def measure(registry: Path, workdir: Path, body: Path, models: list[str]) -> InstructionCost:
     """Count each configuration's instructions for ``REQUESTS`` requests to each model."""
-    off = next(v for v in VARIANTS if v.key == "off")
+    off = OFF
     full_speed = _full_speed(registry, workdir, body, models, off)
     result = InstructionCost(REQUESTS)
     rates: list[float] = []
-    for variant in sorted(VARIANTS, key=lambda v: v.key != "off"):  # off first: it calibrates
+    for variant in (OFF, *MONITORED):  # off first: it calibrates
         settings = {**variant.settings, **FIXED}
         round_seconds = 0.0
         if variant is not off:
@@ -265,7 +264,7 @@ def render(result: InstructionCost, command: str, when: str) -> str:
         "differ by well under 1%, as requests share model calls a little differently), so a "
         "cost of a few percent is visible here where requests/s cannot show it. Instructions "
         "are not time: a copy or a system call weighs differently, so read these beside the "
-        "CPU-time column above.",
+        "CPU-time columns above.",
         "",
         f"Callgrind ran the server {result.stretch:.0f} times slower than full speed (monitoring "
         "off, measured first), so monitoring rounds were made as much longer "
@@ -281,7 +280,7 @@ def render(result: InstructionCost, command: str, when: str) -> str:
     ]
     for model in models:
         off = result.of("off", model).total
-        for variant in VARIANTS:
+        for variant in (*MONITORED, OFF):
             count = result.of(variant.key, model)
             ratio = count.total / off
             cost = "" if variant.key == "off" else f" ({(ratio - 1) * 100:+.1f}%)"

@@ -2,15 +2,16 @@
 
 Starts each server on loopback, drives it with the same load (wrk for HTTP, h2load for gRPC),
 and prints a table of requests/s, p50, p99 and errors, with ratios to MLServer. A second part
-measures what model monitoring costs ModelPilot: monitoring on, on without the inference log,
-and off, interleaved over several rounds; a third counts the same configurations'
-instructions per request under valgrind's callgrind, which the machine's other work does not
-move. All are written to docs/benchmarks.md. Absolute numbers depend on the machine and what
-else runs on it; the ratios, measured in one run, are what to read.
+measures what model monitoring costs ModelPilot: monitoring on, in a thread and without the
+inference log, each loaded side by side with monitoring off, over several rounds; a third
+counts the same configurations' instructions per request under valgrind's callgrind, which
+the machine's other work does not move. All are written to docs/benchmarks.md. Absolute
+numbers depend on the machine and what else runs on it; the ratios, measured in one run, are
+what to read.
 
     python bench/run.py                       # everything (about 25 minutes)
     python bench/run.py --quick               # 3 s per point, concurrency 16 only, 3 rounds
-    python bench/run.py --only monitoring     # just the monitoring cost (about 8 minutes)
+    python bench/run.py --only monitoring     # just the monitoring cost (about 10 minutes)
     python bench/run.py --only instructions   # just the instruction counts (about 8 minutes)
 
 --only re-measures one section of docs/benchmarks.md and keeps the others as they were.

@@ -57,6 +57,11 @@ class Server:
         ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in self._group())
         return ticks / os.sysconf("SC_CLK_TCK")
 
+    def own_cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the server's own process (all threads)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def pids(self) -> list[int]:
         """Every process of the server's group (the server, its workers, its helpers)."""
         return [pid for pid, _ in self._group()]
@@ -74,6 +79,13 @@ class Server:
                 yield int(entry.name), fields
 
 
+def pinned(cmd: list[str], cpus: set[int] | None) -> list[str]:
+    """``cmd`` run on the cores ``cpus`` only (util-linux's taskset), or as it is."""
+    if cpus is None:
+        return cmd
+    return ["taskset", "--cpu-list", ",".join(map(str, sorted(cpus))), *cmd]
+
+
 @contextlib.contextmanager
 def running(
     cmd: list[str],
@@ -81,16 +93,18 @@ def running(
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
     ready_timeout: float = 120.0,
+    cpus: set[int] | None = None,
 ) -> Iterator[Server]:
     """Run a server for the block.
 
-    ``env`` is the whole environment of the server when given, else this process's.
+    ``env`` is the whole environment of the server when given, else this process's; ``cpus``
+    the cores it (and every process it starts) may run on, when given.
     """
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the server's lifetime
         prefix="bench-server-", suffix=".log", delete=False
     )
     process = subprocess.Popen(
-        cmd,
+        pinned(cmd, cpus),
         cwd=cwd,
         env=dict(os.environ) if env is None else env,
         stdout=log,
