@@ -18,6 +18,7 @@ from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.tap import Answered, Merged, TapFailed, merge
 from modelpilot.monitoring.tap_process import TapProcess, TapSpec
+from modelpilot.monitoring.tap_wire import RoundEncoder
 from modelpilot.registry.store import Registry
 
 ROWS = np.array([[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3], [5.9, 3.0, 5.1, 1.8]])
@@ -72,7 +73,7 @@ def test_rounds_larger_than_the_pipe_arrive_whole(tap: TapProcess, labelled_iris
     first = 0
     for size in sizes:
         round_ = batches(labelled_iris, first, size)
-        assert len(tap._encoder.encode(round_)[0]) > tap_process.PIPE_BYTES or size < 10
+        assert len(RoundEncoder().encode(round_)[0]) > tap_process.PIPE_BYTES or size < 10
         tap.take(round_)
         first += size
     assert requests(tap) == sum(sizes)

@@ -340,7 +340,7 @@ class _Rounds:
         self._filled = filled - start
         if self._filled == 0 and len(buffer) > 4 * PIPE_BYTES:  # a backlog has been taken
             self._buffer = bytearray(PIPE_BYTES)
-        else:
+        elif start:
             buffer[: self._filled] = buffer[start:filled]
 
 
