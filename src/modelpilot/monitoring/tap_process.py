@@ -5,8 +5,8 @@ encoding and writing the inference log) once cost 7-12% of serving throughput, a
 thread used about 4% of one core: while it held the interpreter lock the event loop stood
 still, and every handover of the lock cost the loop more than the work it let through.
 (Since binning and logging were made cheaper, the side-by-side benchmark in
-docs/benchmarks.md measures the two ways at about the same cost to the serving process; this
-one keeps heavier monitoring, more features or more models, off the serving process.)
+docs/benchmarks.md measures the two ways at about the same cost to the serving process for
+its two models; this one is there for heavier monitoring, more features or more models.)
 
 Here the event loop itself hands each round's calls over, every ``Monitor.round_seconds``:
 joined into one array per name (``tap.merge``), encoded (``tap_wire``), and written to a pipe
