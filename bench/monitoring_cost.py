@@ -154,7 +154,8 @@ def measure(
         for _, server, _, _ in servers.values():
             for pid in server.pids():  # the monitoring process: on a core of its own, niced
                 if pid != server.pid:
-                    os.sched_setaffinity(pid, loading)
+                    with contextlib.suppress(ProcessLookupError):  # gone meanwhile
+                        os.sched_setaffinity(pid, loading)
         for variant in VARIANTS:
             for model in models:
                 turn(variant, model, WARMUP_SECONDS)
