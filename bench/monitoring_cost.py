@@ -152,7 +152,7 @@ def measure(
             return measured.result(), off.result()
 
         for _, server, _, _ in servers.values():
-            for pid in server.pids():  # the monitoring process: on a core of its own, niced
+            for pid in server.pids():  # its monitoring process, beside wrk (niced, as always)
                 if pid != server.pid:
                     with contextlib.suppress(ProcessLookupError):  # gone meanwhile
                         os.sched_setaffinity(pid, loading)

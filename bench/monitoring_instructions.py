@@ -86,14 +86,13 @@ def available() -> bool:
 
 def measure(registry: Path, workdir: Path, body: Path, models: list[str]) -> InstructionCost:
     """Count each configuration's instructions for ``REQUESTS`` requests to each model."""
-    off = OFF
-    full_speed = _full_speed(registry, workdir, body, models, off)
+    full_speed = _full_speed(registry, workdir, body, models)
     result = InstructionCost(REQUESTS)
     rates: list[float] = []
     for variant in (OFF, *MONITORED):  # off first: it calibrates
         settings = {**variant.settings, **FIXED}
         round_seconds = 0.0
-        if variant is not off:
+        if variant is not OFF:
             result.stretch = full_speed / statistics.mean(rates)
             round_seconds = ROUND_SECONDS * result.stretch
             settings["monitor_round_seconds"] = f"{round_seconds:.3f}"
@@ -111,7 +110,7 @@ def measure(registry: Path, workdir: Path, body: Path, models: list[str]) -> Ins
             for model in models:
                 count, rate = _count(server, dumps, variant, model, http, body, round_seconds)
                 result.counts.append(count)
-                if variant is off:
+                if variant is OFF:
                     rates.append(rate)
                 print(
                     f"instructions {variant.key:6} {model:7} server {count.server:9,.0f}  "
@@ -122,9 +121,7 @@ def measure(registry: Path, workdir: Path, body: Path, models: list[str]) -> Ins
     return result
 
 
-def _full_speed(
-    registry: Path, workdir: Path, body: Path, models: list[str], off: Variant
-) -> float:
+def _full_speed(registry: Path, workdir: Path, body: Path, models: list[str]) -> float:
     """Requests/s of the ``off`` configuration without callgrind, the models in turn."""
     copy = fresh_copy(registry, workdir, "instructions-full-speed")
     http = free_port()
@@ -132,7 +129,7 @@ def _full_speed(
     with running(
         modelpilot_serve(copy, http, free_port()),
         f"http://127.0.0.1:{http}/v2/health/ready",
-        env=modelpilot_env(**off.settings),
+        env=modelpilot_env(**OFF.settings),
     ):
         for model in models:
             url = f"http://127.0.0.1:{http}/v2/models/{model}/infer"

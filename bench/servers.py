@@ -54,13 +54,11 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) used so far by every process of the server's group."""
-        ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in self._group())
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return sum(_cpu_seconds(fields) for _, fields in self._group())
 
     def own_cpu_seconds(self) -> float:
         """CPU time (user + system) used so far by the server's own process (all threads)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return _cpu_seconds(_stat(Path(f"/proc/{self.pid}")))
 
     def pids(self) -> list[int]:
         """Every process of the server's group (the server, its workers, its helpers)."""
@@ -72,11 +70,21 @@ class Server:
             if not entry.name.isdigit():
                 continue
             try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                fields = _stat(entry)
             except OSError:  # gone meanwhile
                 continue
             if int(fields[2]) == self.pid:  # process group id
                 yield int(entry.name), fields
+
+
+def _stat(process: Path) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the command's name (which may hold spaces)."""
+    return (process / "stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _cpu_seconds(fields: list[str]) -> float:
+    """User plus system CPU time in ``_stat``'s fields, in seconds."""
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pinned(cmd: list[str], cpus: set[int] | None) -> list[str]:

@@ -51,7 +51,7 @@ from modelpilot.registry.store import Registry
 logger = logging.getLogger(__name__)
 
 FRAME = struct.Struct("!Q")
-"""Each round on the data pipe: its length, then the pickled batches."""
+"""Each round on the data pipe: its length, then the round as ``tap_wire`` encodes it."""
 
 MAX_PENDING = 64 << 20
 """Bytes of rounds allowed to wait for room in the pipe; past that, rounds are dropped."""
