@@ -22,8 +22,8 @@ speed. So:
   table include it), so it is put off past the end of the run (``NEVER``). Counted, it would
   weigh fifty times as much per request as at full speed, or not at all, as the clock fell.
 
-What still runs by the clock (the monitor's and the monitoring process's quarter-second
-ticks) is counted, which makes monitoring's share a little larger than it is. How requests
+What still runs by the clock (the monitoring process's quarter-second tick, and the monitor
+thread's in the configuration that bins on it) is counted, which makes monitoring's share a little larger than it is. How requests
 share model calls still depends on timing, so two runs differ a little (see the report).
 """
 

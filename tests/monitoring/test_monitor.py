@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.process import ProcessMonitoring, monitor_config
 from modelpilot.monitoring.tap_process import TapProcess, TapSpec
 from modelpilot.registry.store import Registry
+from modelpilot.registry.types import ModelVersion
 from modelpilot.server.rest import create_app
 from modelpilot.serving.engine import InferenceEngine
 from modelpilot.serving.registration import register_model
@@ -314,3 +316,60 @@ def test_labels_wait_for_a_log_write_already_under_way(labelled_iris: Registry) 
         result = labelled.result(timeout=10)
     assert (result.accepted, result.unknown) == (1, [])
     monitor.stop()
+
+
+def _one_request(monitor: Monitor, version: ModelVersion, request_id: str) -> None:
+    monitor.predicted(
+        version, [request_id], [1], {"input-0": IRIS_ROWS[:1]}, {"predict": np.array([0])}
+    )
+
+
+def test_calls_made_off_any_event_loop_are_handed_over_by_the_thread_promptly(
+    labelled_iris: Registry,
+) -> None:
+    tap = TapProcess(TapSpec(labelled_iris.address(), MonitorConfig()))
+    # Evaluations a minute apart: the calls must not wait for the next one.
+    monitor = Monitor(labelled_iris, tap=tap, evaluate_seconds=60.0, tick_seconds=0.05)
+    monitor.start()
+    try:
+        _one_request(monitor, labelled_iris.get_version("iris", 1), "off-loop")
+        deadline = time.monotonic() + 10
+        while not tap.lookup("iris", ["off-loop"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "off-loop" in tap.lookup("iris", ["off-loop"])
+    finally:
+        monitor.stop()
+
+
+def test_the_thread_sleeps_between_evaluations_while_the_loop_hands_calls_over(
+    labelled_iris: Registry,
+) -> None:
+    tap = TapProcess(TapSpec(labelled_iris.address(), MonitorConfig()))
+    monitor = Monitor(
+        labelled_iris, tap=tap, evaluate_seconds=1.0, tick_seconds=0.02, round_seconds=0.02
+    )
+    wakes = 0
+    pause = monitor._pause
+
+    def counted() -> float:
+        nonlocal wakes
+        wakes += 1
+        return pause()
+
+    monitor._pause = counted  # type: ignore[method-assign]
+    version = labelled_iris.get_version("iris", 1)
+
+    async def traffic() -> None:
+        for i in range(120):  # 1.2 s
+            _one_request(monitor, version, f"r{i}")
+            await asyncio.sleep(0.01)
+
+    monitor.start()
+    try:
+        asyncio.run(traffic())
+        # Every tick would be some 60 wakes; evaluations are 1 s apart.
+        assert wakes <= 4
+        monitor.flush()
+        assert monitor.report("iris").requests == 120
+    finally:
+        monitor.stop()

@@ -9,6 +9,7 @@ latency alerts read them.
 from __future__ import annotations
 
 import time
+from array import array
 from collections import deque
 from dataclasses import dataclass
 
@@ -49,8 +50,11 @@ class ServiceHistory(InferenceObserver):
 
     def __init__(self, points: int = 300) -> None:
         self.points: deque[ServicePoint] = deque(maxlen=points)
-        self._durations: list[float] = []
-        self._errors: list[float] = []
+        # Seconds as C doubles, not a list of float objects: thousands of floats held until
+        # the interval closes would make every allocation on the event loop dearer (measured:
+        # about 1% of the server's CPU).
+        self._durations = array("d")
+        self._errors = array("d")
         self._opened = time.time()
         self._process = psutil.Process()
         self._process.cpu_percent()  # the first call only starts the measurement
@@ -64,19 +68,20 @@ class ServiceHistory(InferenceObserver):
         seconds: float,
         error: str | None,
     ) -> None:
-        # Plain appends, no lock: a request recorded while the interval closes may count in
-        # the next one; that costs nothing on the event loop, where this runs.
+        # An append, no lock: a request recorded while the interval closes may count in the
+        # next one; that costs nothing on the event loop, where this runs.
         self._durations.append(seconds)
         if status != "ok":
             self._errors.append(seconds)
 
     def close_interval(self, now: float | None = None) -> ServicePoint:
         now = time.time() if now is None else now
-        durations, self._durations = self._durations, []
-        errors = len(self._errors)
-        self._errors = []
+        # Swapped, not cleared: a request recorded meanwhile lands in one array or the other.
+        taken, self._durations = self._durations, array("d")
+        errors, self._errors = self._errors, array("d")
+        durations = np.frombuffer(taken, dtype=np.float64)
         opened, self._opened = self._opened, now
-        if durations:
+        if len(durations):
             p50, p95, p99 = (float(x) for x in np.percentile(durations, [50, 95, 99]))
         else:
             p50 = p95 = p99 = 0.0
@@ -84,7 +89,7 @@ class ServiceHistory(InferenceObserver):
             now,
             max(now - opened, 1e-9),
             len(durations),
-            errors,
+            len(errors),
             p50,
             p95,
             p99,

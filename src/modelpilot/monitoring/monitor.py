@@ -16,7 +16,6 @@ Labels join the tap's record of predictions and are kept here. Readers (``/metri
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -156,8 +155,12 @@ class Monitor(InferenceObserver):
             # doing it would stop the loop whenever it took the interpreter lock. Until then
             # calls are only queued. (Called off any loop, as tests do, the monitor's thread
             # or ``flush`` hands them over.)
-            with contextlib.suppress(RuntimeError):
-                asyncio.get_running_loop().call_later(self.round_seconds, self._ship_from_loop)
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._wake.set()  # no loop here: the thread hands them over, promptly
+            else:
+                loop.call_later(self.round_seconds, self._ship_from_loop)
                 self._unattended = False
                 return
         if len(self._queue) > self.max_queue:
@@ -202,7 +205,7 @@ class Monitor(InferenceObserver):
 
     def _run(self) -> None:
         while not self._stopping.is_set():
-            self._wake.wait(self.tick_seconds)
+            self._wake.wait(self._pause())
             self._wake.clear()
             try:
                 if self._unattended:  # else the loop's timer hands the calls over
@@ -212,6 +215,18 @@ class Monitor(InferenceObserver):
             except Exception:
                 self._failures += 1
                 logger.exception("monitoring round failed; carrying on")
+
+    def _pause(self) -> float:
+        """Seconds the thread may sleep: until the next evaluation, when the event loop hands
+        the calls over; at most ``tick_seconds`` while the thread must hand them over itself.
+
+        (A thread that wakes while the loop is busy must wait for the interpreter lock, and
+        then takes it from the loop: four times a second, that showed in the loop's work.)
+        """
+        pause = self._last_evaluation + self.evaluate_seconds - time.time()
+        if not self._ships_on_loop or (self._unattended and self._queue):
+            pause = min(pause, self.tick_seconds)
+        return max(pause, 0.0)
 
     def _ship(self) -> None:
         """Hand everything queued to the tap, joined into as few batches as can be."""

@@ -1,0 +1,47 @@
+"""The service history: one point per interval, every request counted once."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from modelpilot.monitoring.history import ServiceHistory
+
+
+def finish(history: ServiceHistory, seconds: float, status: str = "ok") -> None:
+    history.request_finished("m", "1", "rest", status, seconds, None if status == "ok" else "E")
+
+
+def test_an_interval_holds_its_requests_errors_and_latency_percentiles() -> None:
+    history = ServiceHistory()
+    durations = np.random.default_rng(0).exponential(0.01, size=1000)
+    for i, seconds in enumerate(durations):
+        finish(history, float(seconds), "500" if i % 100 == 0 else "ok")
+    point = history.close_interval()
+    assert (point.requests, point.errors) == (1000, 10)
+    expected = np.percentile(durations, [50, 95, 99])
+    np.testing.assert_allclose([point.p50, point.p95, point.p99], expected)
+    empty = history.close_interval()
+    assert (empty.requests, empty.errors, empty.p99) == (0, 0, 0.0)
+    assert list(history.points) == [point, empty]
+
+
+def test_requests_recorded_while_intervals_close_are_each_counted_once() -> None:
+    history = ServiceHistory(points=100_000)
+    total = 200_000
+    done = threading.Event()
+
+    def close_meanwhile() -> None:
+        while not done.is_set():
+            history.close_interval()
+
+    closer = threading.Thread(target=close_meanwhile)
+    closer.start()
+    for i in range(total):
+        finish(history, 0.001, "500" if i % 2 else "ok")
+    done.set()
+    closer.join()
+    history.close_interval()
+    assert sum(p.requests for p in history.points) == total
+    assert sum(p.errors for p in history.points) == total // 2
