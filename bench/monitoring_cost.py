@@ -13,6 +13,11 @@ runs its first requests slower than one kept busy). A pair of two servers with m
 takes its turns like the others, as a control: its ratio shows how far from 1.00 the method
 itself lands.
 
+Every turn is taken twice: with the two servers scheduled as Linux does by default
+(``SHARED``: it switches between them every few milliseconds, and each switch costs a server
+a refill of its caches) and, where this process may, in long slices (``SLICED``, ``SCHED_RR``),
+closer to a server with a core of its own.
+
 At the end the benchmark checks that each configuration took effect: drift windows filled (or
 ``/api/monitoring`` absent when off) and inference log rows written (or not).
 """
@@ -20,6 +25,7 @@ At the end the benchmark checks that each configuration took effect: drift windo
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import sqlite3
@@ -79,6 +85,12 @@ class Usage:
         return self.server_us + self.helpers_us
 
 
+SHARED, SLICED = "shared", "sliced"
+"""How the two servers of a turn share their core: by Linux's default scheduler, which
+switches between them every few milliseconds, or in long slices (``SCHED_RR``, 100 ms each
+unless a server waits for work first), as a server with a core to itself would run."""
+
+
 @dataclass
 class Turn:
     variant: str
@@ -87,6 +99,7 @@ class Turn:
     measured: Usage
     off: Usage
     """Monitoring off's server, loaded at the same time."""
+    scheduling: str = SHARED
 
 
 @dataclass
@@ -99,12 +112,27 @@ class MonitoringCost:
     log_rows: dict[str, int] = field(default_factory=dict)
     """Inference log rows written, by variant."""
 
-    def of(self, variant: str, model: str) -> list[Turn]:
-        return [t for t in self.turns if (t.variant, t.model) == (variant, model)]
+    def of(self, variant: str, model: str, scheduling: str = SHARED) -> list[Turn]:
+        return [
+            t
+            for t in self.turns
+            if (t.variant, t.model, t.scheduling) == (variant, model, scheduling)
+        ]
 
-    def paired(self, variant: str, model: str, value: Callable[[Usage], float]) -> float:
+    def paired(
+        self,
+        variant: str,
+        model: str,
+        value: Callable[[Usage], float],
+        scheduling: str = SHARED,
+    ) -> float:
         """Median over the rounds of ``value`` against monitoring off's in the same turn."""
-        return statistics.median(value(t.measured) / value(t.off) for t in self.of(variant, model))
+        turns = self.of(variant, model, scheduling)
+        return statistics.median(value(t.measured) / value(t.off) for t in turns)
+
+    @property
+    def schedulings(self) -> list[str]:
+        return list(dict.fromkeys(t.scheduling for t in self.turns))
 
 
 def measure(
@@ -146,7 +174,11 @@ def measure(
             answered = max(rps * seconds, 1)
             return Usage(rps, errors, own / answered * 1e6, (total - own) / answered * 1e6)
 
-        def turn(variant: Variant, model: str, seconds: float) -> tuple[Usage, Usage]:
+        def turn(
+            variant: Variant, model: str, seconds: float, scheduling: str = SHARED
+        ) -> tuple[Usage, Usage]:
+            for side in ("measured", "off"):
+                schedule(servers[variant.key, side][1], scheduling)
             measured = pool.submit(load, (variant.key, "measured"), model, seconds)
             off = pool.submit(load, (variant.key, "off"), model, seconds)
             return measured.result(), off.result()
@@ -159,25 +191,49 @@ def measure(
         for variant in VARIANTS:
             for model in models:
                 turn(variant, model, WARMUP_SECONDS)
+        schedulings = [SHARED, SLICED] if can_slice() else [SHARED]
         for round_ in range(rounds):
             order = VARIANTS if round_ % 2 == 0 else tuple(reversed(VARIANTS))
-            for model in models:
-                for variant in order:
-                    measured, off = turn(variant, model, seconds)
-                    result.turns.append(Turn(variant.key, model, round_, measured, off))
-                    print(
-                        f"monitoring {variant.key:7} round {round_:2} {model:7} "
-                        f"{measured.rps:7.0f} req/s, off {off.rps:7.0f} req/s; CPU "
-                        f"{measured.server_us:5.1f} + {measured.helpers_us:4.1f} us, "
-                        f"off {off.cpu_us:5.1f} us per request",
-                        file=sys.stderr,
-                    )
+            for model, variant, scheduling in itertools.product(models, order, schedulings):
+                measured, off = turn(variant, model, seconds, scheduling)
+                result.turns.append(Turn(variant.key, model, round_, measured, off, scheduling))
+                print(
+                    f"monitoring {variant.key:7} {scheduling:6} round {round_:2} {model:7} "
+                    f"{measured.rps:7.0f} req/s, off {off.rps:7.0f} req/s; CPU "
+                    f"{measured.server_us:5.1f} + {measured.helpers_us:4.1f} us, "
+                    f"off {off.cpu_us:5.1f} us per request",
+                    file=sys.stderr,
+                )
+        for _, server, _, _ in servers.values():
+            schedule(server, SHARED)
         for configuration, _, http, _ in servers.values():
             result.drift_rows[configuration.key] = _drift_rows(http, models, configuration)
     for configuration, _, _, copy in servers.values():  # stopped: their logs are complete
         result.log_rows[configuration.key] = _log_rows(copy, configuration)
         shutil.rmtree(copy, ignore_errors=True)
     return result
+
+
+def can_slice() -> bool:
+    """Whether this process may run servers in long slices (``SCHED_RR`` needs privileges)."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(1))
+    except (PermissionError, AttributeError):
+        return False
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    return True
+
+
+def schedule(server: Server, scheduling: str) -> None:
+    """Every thread of the server's own process (not its monitoring process) by
+    ``scheduling``; threads and processes it starts later get the default."""
+    if scheduling == SLICED:
+        policy, priority = os.SCHED_RR | os.SCHED_RESET_ON_FORK, 1
+    else:
+        policy, priority = os.SCHED_OTHER, 0
+    for thread in server.threads():
+        with contextlib.suppress(ProcessLookupError):  # ended meanwhile
+            os.sched_setscheduler(thread, policy, os.sched_param(priority))
 
 
 def _url(http: int, model: str) -> str:
@@ -216,6 +272,31 @@ def _log_rows(registry: Path, variant: Variant) -> int:
     if (rows > 0) != (monitored and variant.settings.get("inference_log") != "false"):
         raise RuntimeError(f"{variant.label}: the inference log holds {rows} rows")
     return rows
+
+
+def _sliced_saving(result: MonitoringCost) -> str:
+    """How much less CPU per request the monitoring-off servers used sliced than shared."""
+    savings = []
+    for model in dict.fromkeys(t.model for t in result.turns):
+        shared, sliced = (
+            statistics.median(
+                t.off.server_us
+                for t in result.turns
+                if (t.model, t.scheduling) == (model, scheduling)
+            )
+            for scheduling in (SHARED, SLICED)
+        )
+        savings.append(1 - sliced / shared)
+    low, high = min(savings) * 100, max(savings) * 100
+    return f"{low:.0f}%" if round(low) == round(high) else f"{low:.0f}-{high:.0f}%"
+
+
+def _server(usage: Usage) -> float:
+    return usage.server_us
+
+
+def _total(usage: Usage) -> float:
+    return usage.cpu_us
 
 
 def cost(ratio: float) -> str:
@@ -270,15 +351,42 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
         "process, which bounds the throughput of a server with a core to itself (its "
         "monitoring process runs niced beside it, on another core where there is one), and "
         "the monitoring process, which takes its share from the rest of the machine: where "
-        "every core serves (`serve --workers N`), the total is what bounds throughput. "
-        "Requests/s fell further than the server's CPU per request rose: the monitored server "
-        "also had less of the core, as its event loop's waits (for the interpreter lock while "
-        "the monitor thread holds it, for instance) hand the core to its partner.",
+        "every core serves (`serve --workers N`), the total is what bounds throughput.",
         "",
-        "| model | configuration | requests/s | x off, same time | server process, CPU "
-        "per request | x off | monitoring process | total x off |",
-        "| --- | --- | ---: | --- | ---: | --- | ---: | --- |",
+        "Two servers on one core are not quite two servers with a core each: Linux's "
+        "scheduler switches between them every few milliseconds, and after each switch a "
+        "server first refills its caches, the more so the more memory it works on. So "
+        + (
+            'every turn was taken twice: once so ("shared"), and once with both servers '
+            "in long slices (`SCHED_RR`, 100 ms each unless a server runs out of requests "
+            'first; "sliced"), as a server runs that has a core to itself. In long slices '
+            f"the servers with monitoring off spent {_sliced_saving(result)} less CPU per "
+            "request than shared, and monitoring's share of it shrank too. The sliced turns' "
+            "requests/s say little (the scheduler, not speed, decides each server's share); "
+            "their CPU per request is the closer figure for a server with a core of its own. "
+            "The requests/s and µs columns are the shared turns'."
+            if SLICED in result.schedulings
+            else "the figures below, all shared, weigh monitoring's memory more than a server "
+            "with a core to itself would (long slices need `SCHED_RR`, which this run was "
+            "not allowed)."
+        ),
+        "",
     ]
+    sliced = SLICED in result.schedulings
+    head = (
+        "| model | configuration | requests/s | x off, same time | server process, CPU per "
+        "request | x off, shared | "
+    )
+    rule = "| --- | --- | ---: | --- | ---: | --- | "
+    if sliced:
+        head += "x off, sliced | "
+        rule += "--- | "
+    head += "monitoring process | total x off, shared |"
+    rule += "---: | --- |"
+    if sliced:
+        head += " total x off, sliced |"
+        rule += " --- |"
+    lines += [head, rule]
     for model in models:
         for variant in VARIANTS:
             turns = result.of(variant.key, model)
@@ -286,12 +394,16 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
             server_us = statistics.median(t.measured.server_us for t in turns)
             helpers_us = statistics.median(t.measured.helpers_us for t in turns)
             ratio = cost(result.paired(variant.key, model, lambda u: u.rps))
-            server = result.paired(variant.key, model, lambda u: u.server_us)
-            total = result.paired(variant.key, model, lambda u: u.cpu_us)
-            lines.append(
-                f"| {model} | {variant.label} | {rps:,.0f} | {ratio} | {server_us:.1f} µs | "
-                f"{server:.3f}x | {helpers_us:.1f} µs | {total:.3f}x |"
-            )
+            server = result.paired(variant.key, model, _server)
+            total = result.paired(variant.key, model, _total)
+            row = f"| {model} | {variant.label} | {rps:,.0f} | {ratio} | {server_us:.1f} µs | "
+            row += f"{server:.3f}x | "
+            if sliced:
+                row += f"{result.paired(variant.key, model, _server, SLICED):.3f}x | "
+            row += f"{helpers_us:.1f} µs | {total:.3f}x |"
+            if sliced:
+                row += f" {result.paired(variant.key, model, _total, SLICED):.3f}x |"
+            lines.append(row)
     drift, logged = result.drift_rows.get("on", 0), result.log_rows.get("on", 0)
     errors = sum(t.measured.errors + t.off.errors for t in result.turns)
     if drift and logged:

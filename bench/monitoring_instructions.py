@@ -23,8 +23,9 @@ speed. So:
   weigh fifty times as much per request as at full speed, or not at all, as the clock fell.
 
 What still runs by the clock (the monitoring process's quarter-second tick, and the monitor
-thread's in the configuration that bins on it) is counted, which makes monitoring's share a little larger than it is. How requests
-share model calls still depends on timing, so two runs differ a little (see the report).
+thread's in the configuration that bins on it) is counted, which makes monitoring's share a
+little larger than it is. How requests share model calls still depends on timing, so two runs
+differ a little (see the report).
 """
 
 from __future__ import annotations
@@ -257,10 +258,11 @@ def render(result: InstructionCost, command: str, when: str) -> str:
         f"callgrind, answering {result.requests:,} of the same single-row requests per model "
         f"({CONNECTIONS} connections, h2load) after {WARMUP_REQUESTS:,} uncounted ones. The "
         "counts are the instructions all the server's processes executed for those requests, "
-        "which the machine's other work does not change (repeated runs of a configuration "
-        "differ by well under 1%, as requests share model calls a little differently), so a "
-        "cost of a few percent is visible here where requests/s cannot show it. Instructions "
-        "are not time: a copy or a system call weighs differently, so read these beside the "
+        "which the machine's other work changes less than it changes time: the server's "
+        "count for one configuration has differed by up to 2-3% from run to run, as requests "
+        "share model calls differently (a model call costs the same however many requests it "
+        "answers), the monitoring process's by under 1%. Instructions are not time either: a "
+        "copy, a cache miss or a system call weighs differently, so read these beside the "
         "CPU-time columns above.",
         "",
         f"Callgrind ran the server {result.stretch:.0f} times slower than full speed (monitoring "

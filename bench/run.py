@@ -11,7 +11,7 @@ what to read.
 
     python bench/run.py                       # everything (about 25 minutes)
     python bench/run.py --quick               # 3 s per point, concurrency 16 only, 3 rounds
-    python bench/run.py --only monitoring     # just the monitoring cost (about 10 minutes)
+    python bench/run.py --only monitoring     # just the monitoring cost (about 20 minutes)
     python bench/run.py --only instructions   # just the instruction counts (about 8 minutes)
 
 --only re-measures one section of docs/benchmarks.md and keeps the others as they were.

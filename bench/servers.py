@@ -60,6 +60,12 @@ class Server:
         """CPU time (user + system) used so far by the server's own process (all threads)."""
         return _cpu_seconds(_stat(Path(f"/proc/{self.pid}")))
 
+    def threads(self) -> list[int]:
+        """The thread ids of the server's own process."""
+        with contextlib.suppress(FileNotFoundError):
+            return [int(t) for t in os.listdir(f"/proc/{self.pid}/task")]
+        return []
+
     def pids(self) -> list[int]:
         """Every process of the server's group (the server, its workers, its helpers)."""
         return [pid for pid, _ in self._group()]
