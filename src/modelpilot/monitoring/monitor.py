@@ -220,8 +220,8 @@ class Monitor(InferenceObserver):
         """Seconds the thread may sleep: until the next evaluation, when the event loop hands
         the calls over; at most ``tick_seconds`` while the thread must hand them over itself.
 
-        (A thread that wakes while the loop is busy must wait for the interpreter lock, and
-        then takes it from the loop: four times a second, that showed in the loop's work.)
+        (A thread that wakes while the loop is busy waits for the interpreter lock, then
+        takes it from the loop: no reason to, four times a second, for nothing to do.)
         """
         pause = self._last_evaluation + self.evaluate_seconds - time.time()
         if not self._ships_on_loop or (self._unattended and self._queue):
