@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.tap import Answered, LocalTap, merge
 from modelpilot.registry.store import Registry
@@ -96,3 +98,53 @@ def test_without_a_full_log_labels_find_the_latest_answers_of_the_last_requests(
     assert (found["c"].version, found["c"].outputs["y"].tolist()) == (1, [12, 13, 14])
     assert (found["d"].version, found["d"].outputs["y"].tolist()) == (2, [16])
     assert tap.lookup("other-model", ["b", "c"]) == {}
+
+
+def _logging_tap(registry: Registry, log_seconds: float) -> tuple[LocalTap, InferenceLog]:
+    log = InferenceLog(registry.companion_engine("inference-log"))
+    return LocalTap(registry, MonitorConfig(), log, log_seconds=log_seconds), log
+
+
+def _two_requests(tap: LocalTap, version: ModelVersion) -> None:
+    rows = {"input-0": np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]])}
+    tap.take(
+        merge([Answered(1.0, version, ["a", "b"], [1, 1], rows, {"predict": np.array([0, 2])})])
+    )
+
+
+def test_log_writes_wait_together_until_a_lookup_needs_them(
+    registry: Registry, versions: list[ModelVersion]
+) -> None:
+    tap, log = _logging_tap(registry, log_seconds=3600.0)
+    _two_requests(tap, versions[0])
+    assert log.count() == 0  # taken and binned, not yet written
+    found = tap.lookup("iris", ["b"])
+    assert found["b"].outputs["predict"] == [2]
+    assert log.count() == 2
+    tap.close()
+
+
+def test_log_writes_are_made_when_due_even_without_new_requests(
+    registry: Registry, versions: list[ModelVersion]
+) -> None:
+    tap, log = _logging_tap(registry, log_seconds=0.05)
+    _two_requests(tap, versions[0])
+    time.sleep(0.1)
+    tap.take([])  # the monitoring process's tick when no round came
+    assert log.count() == 2
+    tap.close()
+
+
+def test_closing_writes_what_waits_and_labels_find_it(
+    registry: Registry, versions: list[ModelVersion]
+) -> None:
+    tap, log = _logging_tap(registry, log_seconds=3600.0)
+    _two_requests(tap, versions[0])
+    tap.set_labels("iris", {"a": 1})
+    assert log.count() == 2  # labels wrote the requests first
+    _two_requests(tap, versions[1])
+    tap.close()
+    reopened = InferenceLog(registry.companion_engine("inference-log"))
+    assert reopened.count() == 4
+    assert reopened.find("iris", ["a"])["a"].label == 1
+    reopened.close()

@@ -150,12 +150,14 @@ def test_a_dead_child_is_replaced(
     monkeypatch.setattr(tap_process, "RESTART_SECONDS", 0.0)
     tap.take(batches(labelled_iris, 0, 10))
     assert requests(tap) == 10 and tap.pid is not None
+    tap.lookup("iris", ["none"])  # the child writes the log before it looks there
     first = tap.pid
     os.kill(first, signal.SIGKILL)
     tap._process.join(10)
     tap.take(batches(labelled_iris, 10, 5))
     assert tap.restarts == 1 and tap.pid != first
     assert requests(tap) == 5  # the new child's windows start empty
+    tap.lookup("iris", ["none"])
     log = InferenceLog(labelled_iris.companion_engine("inference-log"))
     assert log.count("iris") == 15  # what the first one wrote stays
 

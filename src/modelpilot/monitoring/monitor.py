@@ -199,8 +199,15 @@ class Monitor(InferenceObserver):
         self.tap.close()
 
     def flush(self) -> None:
-        """Hand over everything queued now and recompute the reports (tests, shutdown, API)."""
+        """Hand over everything queued now, have it written to the inference log, and
+        recompute the reports (tests, shutdown, API)."""
         self._ship()
+        try:
+            self.tap.write()
+        except TapFailed:
+            # The log's last writes are lost with the monitoring process; reports go on.
+            self._failures += 1
+            logger.exception("writing the inference log failed")
         self._evaluate()
 
     def _run(self) -> None:

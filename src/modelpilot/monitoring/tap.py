@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -110,6 +111,9 @@ class Tap(Protocol):
     def set_labels(self, model: str, labels: Mapping[str, Any]) -> None:
         """Keep ``labels`` beside the logged requests."""
 
+    def write(self) -> None:
+        """Write every request taken so far to the log now (its writes may wait a little)."""
+
     def close(self) -> None:
         """Write out everything taken (nothing is lost on a clean shutdown)."""
 
@@ -126,11 +130,17 @@ class LocalTap:
         log: InferenceLog | None = None,
         sample_rate: float = 1.0,
         join_capacity: int = 100_000,
+        log_seconds: float = 0.0,
     ) -> None:
         self.registry = registry
         self.config = config
         self.log = log
         self.sample_rate = sample_rate
+        self.log_seconds = log_seconds
+        """How long taken requests may wait to be written to the log together (0: written
+        with every ``take``). A lookup, labels and ``close`` write them first."""
+        self._unlogged: list[LogBatch] = []
+        self._logged_at = time.monotonic()
         self.failures = 0
         self.dropped = 0
         self._lock = threading.Lock()
@@ -164,8 +174,16 @@ class LocalTap:
                 # One version's bad data must not stop the others being watched.
                 self.failures += 1
                 logger.exception("monitoring %s:%d failed", *merged.version.key)
-        if pending and self.log is not None:
-            self.log.append(pending)
+        self._unlogged += pending
+        if time.monotonic() - self._logged_at >= self.log_seconds:
+            self._write_log()
+
+    def _write_log(self) -> None:
+        """Write the requests taken but not yet logged, in one transaction."""
+        unlogged, self._unlogged = self._unlogged, []
+        self._logged_at = time.monotonic()
+        if unlogged and self.log is not None:
+            self.log.append(unlogged)
 
     def _observe(self, merged: Merged) -> None:
         monitor = monitor_of(self._monitors, self.registry, merged.version, self.config)
@@ -185,18 +203,28 @@ class LocalTap:
         found = self._recent(model, request_ids)
         missing = [rid for rid in request_ids if rid not in found]
         if self.log is not None and missing:
+            self._write_log()
             for request_id, entry in self.log.find(model, missing).items():
                 found[request_id] = Found(entry.model, entry.version, entry.outputs)
         return found
 
     def set_labels(self, model: str, labels: Mapping[str, Any]) -> None:
         if self.log is not None:
+            with self._lock:
+                self._write_log()
             self.log.set_labels(model, labels)
+
+    def write(self) -> None:
+        with self._lock:
+            self._write_log()
 
     def close(self) -> None:
         with self._lock:
-            if self.log is not None:
-                self.log.close()
+            try:
+                self._write_log()
+            finally:
+                if self.log is not None:
+                    self.log.close()
 
     def _keep_for_labels(self, batches: Sequence[Merged]) -> None:
         kept = self._kept

@@ -119,7 +119,7 @@ class Registry:
         The companion does not wait for the disk at each commit (PostgreSQL's
         ``synchronous_commit=off``, SQLite's ``synchronous=NORMAL`` with its write-ahead log):
         a crash of the process loses nothing committed, a crash of the machine may lose the
-        last commits (never the database), and the log commits several times a second.
+        last commits (never the database), and the log commits about once a second.
         """
         url = self._engine.url
         if url.get_backend_name() == "postgresql":
