@@ -41,8 +41,12 @@ import httpx
 from load import wrk
 from servers import Server, free_port, fresh_copy, modelpilot_env, modelpilot_serve, running
 
+from modelpilot.monitoring.monitor import SHIP_SECONDS
+
 CONNECTIONS = 16
 WARMUP_SECONDS = 1.0
+ROUND_MS = SHIP_SECONDS * 1000
+"""How often a server hands its answered calls to its monitoring process, by default."""
 EVERY_CALL_INLINE = str(10**9)
 """``MODELPILOT_INLINE_PREDICT_BELOW_US`` that keeps every model call on the event loop.
 
@@ -333,19 +337,19 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
         "far from 1.00 the method itself lands. Requests/s are those of a server with half "
         "a core.",
         "",
-        "With monitoring on, the default, each model call (a batch of requests) is appended to "
-        "a queue on the event loop, and each request's latency to the service history. Every "
-        "50 ms the loop joins the queued calls into one array per input and output and writes "
-        "them to a pipe; a process of its own (niced) bins the inputs against the reference "
-        "profile (drift window of the last 5,000 rows), counts the predictions, and writes "
-        "inputs and outputs of every request to the inference log (SQLite), where delayed "
-        "labels find them. Every 2 s the server's monitor thread gathers that process's "
-        "windows and recomputes drift (PSI, Jensen-Shannon, KL, Wasserstein, KS, "
-        'chi-squared) and the alerts. "In a thread" (`MODELPILOT_MONITOR_PROCESS=false`) '
-        "does the binning and logging on that thread instead, inside the server process. "
-        "`MODELPILOT_INFERENCE_LOG=false` leaves out only the inference log; "
-        "`MODELPILOT_MONITORING=false` leaves out all of it (the service metrics on "
-        "`/metrics` stay).",
+        "With monitoring on, the default, each model call (a batch of requests) is appended "
+        "to a queue on the event loop, and each request's latency to the service history. "
+        f"Every {ROUND_MS:.0f} ms the loop joins the queued calls into one array per input and "
+        "output and writes them to a pipe; a process of its own (niced) bins the inputs "
+        "against the reference profile (drift window of the last 5,000 rows), counts the "
+        "predictions, and writes inputs and outputs of every request to the inference log "
+        "(SQLite), where delayed labels find them. Every 2 s the server's monitor thread "
+        "gathers that process's windows and recomputes drift (PSI, Jensen-Shannon, KL, "
+        'Wasserstein, KS, chi-squared) and the alerts. "In a thread" '
+        "(`MODELPILOT_MONITOR_PROCESS=false`) does the binning and logging on that thread "
+        "instead, inside the server process. `MODELPILOT_INFERENCE_LOG=false` leaves out only"
+        " the inference log; `MODELPILOT_MONITORING=false` leaves out all of it (the service "
+        "metrics on `/metrics` stay).",
         "",
         "CPU time per request answered, from /proc, is split by process: the server's own "
         "process, which bounds the throughput of a server with a core to itself (its "

@@ -13,7 +13,7 @@ speed. So:
 
 - a model call is made on the event loop when it took under 200 us; both models here do at
   full speed, and under callgrind they are kept there (``EVERY_CALL_INLINE``);
-- monitoring hands a round over every 50 ms. Rounds should hold as many requests as at full
+- monitoring hands a round over every quarter second. Rounds should hold as many requests as at full
   speed, so the round is stretched by how much slower callgrind runs the server here, which
   is measured first: monitoring off, the same requests at full speed and under callgrind
   (that counted run is also the ``off`` row);
@@ -42,10 +42,12 @@ from pathlib import Path
 from monitoring_cost import EVERY_CALL_INLINE, MONITORED, OFF, Variant
 from servers import Server, free_port, fresh_copy, modelpilot_env, modelpilot_serve, running
 
+from modelpilot.monitoring.monitor import SHIP_SECONDS
+
 REQUESTS = 4000
 WARMUP_REQUESTS = 1000
 CONNECTIONS = 16
-ROUND_SECONDS = 0.05
+ROUND_SECONDS = SHIP_SECONDS
 """``MODELPILOT_MONITOR_ROUND_SECONDS``'s default, stretched as callgrind is slower."""
 NEVER = str(10**6)
 FIXED = {
@@ -185,7 +187,7 @@ def _count(
 def _settle(server: Server, round_seconds: float, timeout: float = 600.0) -> None:
     """Wait for the last round to be handed over, then until the server's processes are
     idle: under 15% of a core over two seconds (their timers use about 8% under callgrind)."""
-    time.sleep(2 * round_seconds + 1.0)
+    time.sleep(round_seconds + 1.0)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         before = server.cpu_seconds()

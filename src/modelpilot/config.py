@@ -155,7 +155,7 @@ class Settings(BaseSettings):
     monitor_interval_seconds: float = Field(default=2.0, gt=0.0)
     """How often drift, quality and alerts are recomputed."""
 
-    monitor_round_seconds: float = Field(default=0.05, gt=0.0, le=60.0)
+    monitor_round_seconds: float = Field(default=0.25, gt=0.0, le=60.0)
     """How often the event loop hands what it answered to the monitoring process, as one
     round: longer rounds cost serving less per request, and hold more in memory."""
 
