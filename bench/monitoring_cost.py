@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import shutil
 import sqlite3
 import statistics
@@ -83,6 +84,9 @@ class Usage:
     """CPU time (all threads) of the server's own process per request answered, in µs."""
     helpers_us: float
     """CPU time of its other processes (the monitoring process) per request answered."""
+    handover_us: float = 0.0
+    """CPU time its event loop spent handing calls to the monitoring process, per request
+    answered (``modelpilot_monitor_handover_seconds_total``; part of ``server_us``)."""
 
     @property
     def cpu_us(self) -> float:
@@ -171,12 +175,20 @@ def measure(
 
         def load(key: tuple[str, str], model: str, seconds: float) -> Usage:
             _, server, http, _ = servers[key]
+            handed = _handover_seconds(http)  # read outside the CPU times' span
             before = server.cpu_seconds(), server.own_cpu_seconds()
             rps, _, _, errors = wrk(_url(http, model), body, CONNECTIONS, seconds, loading)
             total = server.cpu_seconds() - before[0]
             own = server.own_cpu_seconds() - before[1]
+            handed = _handover_seconds(http) - handed
             answered = max(rps * seconds, 1)
-            return Usage(rps, errors, own / answered * 1e6, (total - own) / answered * 1e6)
+            return Usage(
+                rps,
+                errors,
+                own / answered * 1e6,
+                (total - own) / answered * 1e6,
+                handed / answered * 1e6,
+            )
 
         def turn(
             variant: Variant, model: str, seconds: float, scheduling: str = SHARED
@@ -242,6 +254,13 @@ def schedule(server: Server, scheduling: str) -> None:
 
 def _url(http: int, model: str) -> str:
     return f"http://127.0.0.1:{http}/v2/models/{model}/infer"
+
+
+def _handover_seconds(http: int) -> float:
+    """The server's ``modelpilot_monitor_handover_seconds_total`` (0 when monitoring is off)."""
+    text = httpx.get(f"http://127.0.0.1:{http}/metrics").text
+    match = re.search(r"^modelpilot_monitor_handover_seconds_total (\S+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
 
 
 def _drift_rows(http: int, models: list[str], variant: Variant) -> int:
@@ -355,7 +374,12 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
         "process, which bounds the throughput of a server with a core to itself (its "
         "monitoring process runs niced beside it, on another core where there is one), and "
         "the monitoring process, which takes its share from the rest of the machine: where "
-        "every core serves (`serve --workers N`), the total is what bounds throughput.",
+        "every core serves (`serve --workers N`), the total is what bounds throughput. Of the "
+        'server\'s own, "of which handover" is the CPU time its event loop spent handing '
+        "the calls over (`modelpilot_monitor_handover_seconds_total`, read from `/metrics` "
+        "before and after each turn); the rest of monitoring's share there is the queueing "
+        "of each call, the latency history and, likely, the handovers' effect on the serving "
+        "around them (their data displaces serving's in the caches).",
         "",
         "Two servers on one core are not quite two servers with a core each: Linux's "
         "scheduler switches between them every few milliseconds, and after each switch a "
@@ -379,9 +403,9 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
     sliced = SLICED in result.schedulings
     head = (
         "| model | configuration | requests/s | x off, same time | server process, CPU per "
-        "request | x off, shared | "
+        "request | of which handover | x off, shared | "
     )
-    rule = "| --- | --- | ---: | --- | ---: | --- | "
+    rule = "| --- | --- | ---: | --- | ---: | ---: | --- | "
     if sliced:
         head += "x off, sliced | "
         rule += "--- | "
@@ -397,11 +421,13 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
             rps = statistics.median(t.measured.rps for t in turns)
             server_us = statistics.median(t.measured.server_us for t in turns)
             helpers_us = statistics.median(t.measured.helpers_us for t in turns)
+            handover_us = statistics.median(t.measured.handover_us for t in turns)
+            handover = f"{handover_us:.2f} µs" if handover_us else ""
             ratio = cost(result.paired(variant.key, model, lambda u: u.rps))
             server = result.paired(variant.key, model, _server)
             total = result.paired(variant.key, model, _total)
             row = f"| {model} | {variant.label} | {rps:,.0f} | {ratio} | {server_us:.1f} µs | "
-            row += f"{server:.3f}x | "
+            row += f"{handover} | {server:.3f}x | "
             if sliced:
                 row += f"{result.paired(variant.key, model, _server, SLICED):.3f}x | "
             row += f"{helpers_us:.1f} µs | {total:.3f}x |"

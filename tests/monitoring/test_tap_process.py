@@ -11,9 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
 
 from modelpilot.monitoring import tap_process
 from modelpilot.monitoring.inference_log import InferenceLog
+from modelpilot.monitoring.model_metrics import ModelCollector
 from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.tap import Answered, Merged, TapFailed, merge
@@ -164,15 +166,19 @@ def test_a_dead_child_is_replaced(
 
 async def test_the_event_loop_hands_calls_over_by_itself(labelled_iris: Registry) -> None:
     tap = TapProcess(TapSpec(labelled_iris.address(), MonitorConfig()))
-    monitor = Monitor(labelled_iris, tap=tap)  # its thread is not started
+    monitor = Monitor(labelled_iris, tap=tap, round_seconds=0.05)  # its thread is not started
     version = labelled_iris.get_version("iris", 1)
     for i in range(20):
         monitor.predicted(
             version, [f"r{i}"], [1], {"input-0": ROWS[:1]}, {"predict": np.array([0])}
         )
+    assert monitor.handover_seconds == 0
     await asyncio.sleep(0.3)
     try:
         assert requests(tap) == 20  # a timer on the loop shipped them; nobody flushed
+        assert monitor.handover_seconds > 0  # and the loop's time for it was counted
+        value = metric(monitor, "modelpilot_monitor_handover_seconds_total")
+        assert value == monitor.handover_seconds
     finally:
         await asyncio.to_thread(monitor.stop)
 
@@ -215,3 +221,10 @@ def test_a_question_waiting_for_the_child_never_holds_up_the_caller(
     finally:
         os.kill(tap.pid, signal.SIGCONT)
     assert requests(tap) == sent + 10 - tap.dropped
+
+
+def metric(monitor: Monitor, name: str) -> float | None:
+    """``name``'s value as the monitor's Prometheus collector exports it."""
+    registry = CollectorRegistry()
+    registry.register(ModelCollector(monitor))
+    return registry.get_sample_value(name)

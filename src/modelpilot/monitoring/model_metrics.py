@@ -150,6 +150,12 @@ class ModelCollector(Collector):
             value=self.monitor.dropped,
         )
         yield CounterMetricFamily(
+            "modelpilot_monitor_handover_seconds",
+            "CPU time the event loop spent handing answered calls over to the monitoring "
+            "process (joining, encoding, writing them): monitoring's own cost on the loop.",
+            value=self.monitor.handover_seconds,
+        )
+        yield CounterMetricFamily(
             "modelpilot_monitor_failures",
             "Monitoring rounds that raised (see the log).",
             value=self.monitor.failures,

@@ -105,6 +105,9 @@ class Monitor(InferenceObserver):
         self.started_at = time.time()
         self._failures = 0
         self._dropped = 0
+        self.handover_seconds = 0.0
+        """CPU time the event loop has spent handing answered calls over to the tap (joining,
+        encoding, writing them): monitoring's own cost on the loop, besides the queueing."""
         self.max_queue = max_queue
         """Model calls allowed to wait for the monitor's thread; past that, new ones are
         dropped. (A round on the event loop holds what came in ``round_seconds``.)"""
@@ -176,11 +179,14 @@ class Monitor(InferenceObserver):
 
     def _ship_from_loop(self) -> None:
         self._unattended = True
+        started = time.thread_time()
         try:
             self._ship()
         except Exception:
             self._failures += 1
             logger.exception("handing predictions to monitoring failed; carrying on")
+        finally:
+            self.handover_seconds += time.thread_time() - started
 
     # -- lifecycle ------------------------------------------------------------------------
 
