@@ -4,9 +4,9 @@ In the server's process the monitor's per-prediction work (drift and prediction 
 encoding and writing the inference log) once cost 7-12% of serving throughput, although its
 thread used about 4% of one core: while it held the interpreter lock the event loop stood
 still, and every handover of the lock cost the loop more than the work it let through.
-(Binning and logging have been made cheaper since; the side-by-side benchmark in
-docs/benchmarks.md now has a thread cost the serving process 5-7.5% more CPU per request for
-its two models, and this way 2-2.5%, plus 2 us per request in this process beside it.)
+(Binning and logging have been made cheaper since; in the side-by-side benchmark in
+docs/benchmarks.md a thread now costs the serving process 5-8% more CPU per request for its
+two models, and this way 2.5-4%, plus 1.4-2.0 us per request in this process beside it.)
 
 Here the event loop itself hands each round's calls over, every ``Monitor.round_seconds``:
 joined into one array per name (``tap.merge``), encoded (``tap_wire``), and written to a pipe
