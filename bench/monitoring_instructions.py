@@ -13,10 +13,10 @@ speed. So:
 
 - a model call is made on the event loop when it took under 200 us; both models here do at
   full speed, and under callgrind they are kept there (``EVERY_CALL_INLINE``);
-- monitoring hands a round over every quarter second. Rounds should hold as many requests as at full
-  speed, so the round is stretched by how much slower callgrind runs the server here, which
-  is measured first: monitoring off, the same requests at full speed and under callgrind
-  (that counted run is also the ``off`` row);
+- monitoring hands a round over every quarter second. Rounds should hold as many requests
+  as at full speed, so the round is stretched by how much slower callgrind runs the server
+  here, which is measured first: monitoring off, the same requests at full speed and under
+  callgrind (that counted run is also the ``off`` row);
 - drift and alerts are recomputed every 2 s and aliases re-read every 2 s, however much
   traffic there is: that work does not grow with requests (the CPU-time figures of the other
   table include it), so it is put off past the end of the run (``NEVER``). Counted, it would
