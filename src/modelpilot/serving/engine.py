@@ -19,7 +19,6 @@ from modelpilot.errors import (
     InferenceTimeout,
     InvalidInput,
     ModelFailure,
-    ModelNotFound,
     ModelPilotError,
     NotFound,
 )
@@ -36,6 +35,7 @@ from modelpilot.serving.inputs import assemble_batch, requested_outputs, to_tens
 from modelpilot.serving.observers import EVENTS, InferenceObserver, handlers
 from modelpilot.serving.pool import LoadedModel, ModelPool
 from modelpilot.serving.result_cache import cache_key, create_result_cache
+from modelpilot.serving.served import ServedModels
 
 logger = logging.getLogger(__name__)
 
@@ -67,16 +67,6 @@ class ModelIndexEntry:
     reason: str = ""
 
 
-@dataclass(slots=True)
-class _Served:
-    """A model the server answers for, and where its default reference points now."""
-
-    ref: ModelRef
-    current: ModelVersion | None = None
-    resolved_at: float = 0.0
-    refreshing: asyncio.Task[ModelVersion] | None = None
-
-
 class InferenceEngine:
     """Serves models from a registry.
 
@@ -102,10 +92,6 @@ class InferenceEngine:
             self.add_observer(observer)
         self.inflight: dict[str, int] = {}
         """Requests being answered right now, by model."""
-        self._serve_all = not models
-        self._served: dict[str, _Served] = {ref.name: _Served(ref) for ref in models}
-        self._unloaded: set[str] = set()
-        self._pinned_refs: dict[ModelRef, tuple[ModelVersion, float]] = {}
         self._executor = ThreadPoolExecutor(
             max_workers=settings.inference_threads, thread_name_prefix="modelpilot-infer"
         )
@@ -113,6 +99,8 @@ class InferenceEngine:
             max_workers=2, thread_name_prefix="modelpilot-load"
         )
         self.pool = ModelPool(self._load, self._load_executor, settings.model_memory_budget_bytes)
+        self.served = ServedModels(registry, settings, models, self.pool, self._load_executor)
+        """The models answered for, and the version each request reaches."""
         self.result_cache = create_result_cache(settings)
         self._id_prefix = secrets.token_hex(8)
         self._id_counter = 0
@@ -125,19 +113,7 @@ class InferenceEngine:
 
     async def start(self) -> None:
         """Resolve and load every served model; the server is ready once this returns."""
-        if self._serve_all:
-            infos = await self._blocking(self.registry.list_models)
-            for info in infos:
-                if info.latest_version is not None:
-                    self._served.setdefault(info.name, _Served(ModelRef(info.name)))
-            if not self._served:
-                logger.warning(
-                    "the registry at %s has no models yet; register one with "
-                    "`modelpilot register NAME FILE`",
-                    self.registry.location,
-                )
-        for name in list(self._served):
-            await self._current(name, force=True)
+        await self.served.start()
         self._started = True
 
     def mark_stopping(self) -> None:
@@ -146,6 +122,7 @@ class InferenceEngine:
 
     async def stop(self) -> None:
         self._stopping = True
+        self.served.stop()
         self.pool.clear()
         if self.result_cache is not None:
             await self.result_cache.close()
@@ -161,13 +138,11 @@ class InferenceEngine:
         """Started, not stopping, and every served model's current version in memory."""
         if not self._started or self._draining or self._stopping:
             return False
-        return all(
-            s.current is not None and s.current.key in self.pool for s in self._served.values()
-        )
+        return self.served.all_loaded()
 
     @property
     def served_models(self) -> list[str]:
-        return sorted(self._served)
+        return self.served.names
 
     # -- the hot path ----------------------------------------------------------------------
 
@@ -335,19 +310,12 @@ class InferenceEngine:
 
     async def get_model(self, model: str, version: str | None = None) -> LoadedModel:
         """The loaded version a request for ``model`` (and ``version``) goes to."""
-        if version in (None, ""):
-            current = await self._current(model)
-        else:
-            current = await self._resolve(model, version)
-        return await self.pool.get(current)
+        return await self.pool.get(await self.served.version(model, version))
 
     # -- metadata and repository -------------------------------------------------------------
 
     async def metadata(self, model: str, version: str | None = None) -> ModelMetadata:
-        if version in (None, ""):
-            mv = await self._current(model)
-        else:
-            mv = await self._resolve(model, version)
+        mv = await self.served.version(model, version)
         versions = await self._blocking(self.registry.list_versions, model)
         return ModelMetadata(
             name=mv.model,
@@ -361,32 +329,25 @@ class InferenceEngine:
 
     async def model_ready(self, model: str, version: str | None = None) -> bool:
         """True when the version a request would reach is loaded; never loads."""
+        if version in (None, "") and not self.served.is_served(model):
+            return False
         try:
-            if version in (None, ""):
-                served = self._served.get(model)
-                if served is None or model in self._unloaded:
-                    return False
-                mv = await self._current(model)
-            else:
-                mv = await self._resolve(model, version)
+            mv = await self.served.version(model, version)
         except NotFound:
             return False
         return mv.key in self.pool
 
     async def repository_index(self, ready_only: bool = False) -> list[ModelIndexEntry]:
         infos = await self._blocking(self.registry.list_models)
+        current = dict(self.served.current_versions())
         entries = []
         for info in infos:
-            served = self._served.get(info.name)
-            if served is not None and served.current is not None:
-                loaded = served.current.key in self.pool
-                entry = ModelIndexEntry(
-                    info.name,
-                    str(served.current.version),
-                    "READY" if loaded else "LOADING",
-                )
+            mv = current.get(info.name)
+            if mv is not None:
+                state = "READY" if mv.key in self.pool else "LOADING"
+                entry = ModelIndexEntry(info.name, str(mv.version), state)
             else:
-                reason = "unloaded" if info.name in self._unloaded else "not served"
+                reason = "unloaded" if self.served.was_unloaded(info.name) else "not served"
                 entry = ModelIndexEntry(
                     info.name, str(info.latest_version or ""), "UNAVAILABLE", reason
                 )
@@ -396,92 +357,13 @@ class InferenceEngine:
 
     async def load_model(self, model: str) -> ModelVersion:
         """Serve ``model`` (again) at its default reference and load it."""
-        self._unloaded.discard(model)
-        self._served.setdefault(model, _Served(ModelRef(model)))
-        try:
-            mv = await self._current(model, force=True)
-            await self.pool.get(mv)
-        except NotFound:
-            self._served.pop(model, None)
-            raise
-        return mv
+        return await self.served.load(model)
 
     async def unload_model(self, model: str) -> None:
         """Stop serving ``model`` and drop every version of it from memory."""
-        if model not in self._served:
-            raise ModelNotFound(f"model {model!r} is not served, so it cannot be unloaded")
-        del self._served[model]
-        self._unloaded.add(model)
-        for loaded in self.pool.loaded():
-            if loaded.version.model == model:
-                self.pool.unload(loaded.version.key)
+        self.served.unload(model)
 
     # -- internals ---------------------------------------------------------------------------
-
-    def _require_served(self, model: str) -> None:
-        if model in self._served:
-            return
-        if model in self._unloaded:
-            raise ModelNotFound(
-                f"model {model!r} was unloaded; load it with "
-                f"POST /v2/repository/models/{model}/load"
-            )
-        if not self._serve_all:
-            raise ModelNotFound(
-                f"model {model!r} is not served here; served models: "
-                f"{', '.join(self.served_models) or 'none'}"
-            )
-
-    async def _current(self, model: str, force: bool = False) -> ModelVersion:
-        """The version a request without a version goes to.
-
-        Requests never wait on the registry once a model serves: when the resolution is older
-        than ``alias_refresh_seconds``, one background task looks the alias up again (and
-        loads a new target before switching to it) while requests carry on with the current
-        version.
-        """
-        self._require_served(model)
-        served = self._served.get(model)
-        if served is None:
-            # Serving everything: a model registered after start-up joins on first use.
-            served = _Served(ModelRef(model))
-        if served.current is not None and not force:
-            stale = time.monotonic() - served.resolved_at >= self.settings.alias_refresh_seconds
-            if stale and served.refreshing is None and not self._stopping:
-                served.refreshing = asyncio.create_task(self._refresh(model, served))
-                served.refreshing.add_done_callback(_log_refresh_failure)
-            return served.current
-        return await self._refresh(model, served)
-
-    async def _refresh(self, model: str, served: _Served) -> ModelVersion:
-        try:
-            now = time.monotonic()
-            mv = await self._blocking(self.registry.resolve, served.ref)
-            self._served.setdefault(model, served)
-            previous = served.current
-            if previous is None or previous.key != mv.key:
-                # Load before switching, so that no request waits on a cold version; a version
-                # that fails to load must not take down the one that serves now.
-                try:
-                    await self.pool.get(mv)
-                except ModelPilotError as exc:
-                    if previous is None:
-                        raise
-                    logger.error("keeping %s: new version %s failed to load: %s", previous, mv, exc)
-                    served.resolved_at = now
-                    return previous
-                self.pool.pin(mv.key)
-                if previous is not None:
-                    logger.info("%s now serves version %d", model, mv.version)
-                    self.pool.unpin(previous.key)
-            served.current = mv
-            served.resolved_at = now
-            return mv
-        except ModelPilotError:
-            served.resolved_at = time.monotonic()  # retry after the interval, not at once
-            raise
-        finally:
-            served.refreshing = None
 
     def _load(self, mv: ModelVersion) -> Runtime:
         path = self.registry.fetch_artifact(mv)
@@ -490,30 +372,9 @@ class InferenceEngine:
             runtime = accelerate(self.registry, mv, runtime)
         return runtime
 
-    async def _resolve(self, model: str, version: str) -> ModelVersion:
-        """A version asked for explicitly; numbered versions are immutable, so cached."""
-        self._require_served(model)
-        ref = _ref(model, version)
-        now = time.monotonic()
-        cached = self._pinned_refs.get(ref)
-        if cached is not None and (
-            ref.version is not None or now - cached[1] < self.settings.alias_refresh_seconds
-        ):
-            return cached[0]
-        mv = await self._blocking(self.registry.resolve, ref)
-        if len(self._pinned_refs) > 1024:
-            self._pinned_refs.clear()
-        self._pinned_refs[ref] = (mv, now)
-        return mv
-
     async def _blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         call = functools.partial(fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._load_executor, call)
-
-
-def _log_refresh_failure(task: asyncio.Task[ModelVersion]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("refreshing a model's alias failed: %s", task.exception())
 
 
 def _expire(future: asyncio.Future[Any], version: ModelVersion, seconds: float) -> None:
@@ -541,12 +402,6 @@ def batching_policy(settings: Settings, version: ModelVersion) -> BatchingPolicy
         max_queue_rows=settings.max_queue_rows,
         inline_below=pick("inline_predict_below_us", settings.inline_predict_below_us) / 1e6,
     )
-
-
-def _ref(model: str, version: str) -> ModelRef:
-    if version.isdigit():
-        return ModelRef(model, version=int(version))
-    return ModelRef.parse(f"{model}@{version}")
 
 
 def _predict(

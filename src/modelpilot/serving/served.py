@@ -1,0 +1,236 @@
+"""Which version a request reaches: the served references, resolved against the registry.
+
+The engine serves a list of references (``iris``, ``iris@production``, ``iris:3``), or every
+model in the registry. A request without a version goes to its model's served reference, whose
+resolution is kept and looked up again in the background at most every
+``alias_refresh_seconds``, so that an alias moved in the registry reaches a running server
+without a request ever waiting on the registry. A request with a version (a number, or an
+alias name) gets exactly that one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
+
+from modelpilot.config import Settings
+from modelpilot.errors import ModelNotFound, ModelPilotError, NotFound
+from modelpilot.registry.refs import ModelRef
+from modelpilot.registry.store import Registry
+from modelpilot.registry.types import ModelVersion
+from modelpilot.serving.pool import ModelPool
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Served:
+    """A model the server answers for, and where its default reference points now."""
+
+    ref: ModelRef
+    current: ModelVersion | None = None
+    resolved_at: float = 0.0
+    refreshing: asyncio.Task[ModelVersion] | None = None
+
+
+class ServedModels:
+    """The models a server answers for, each resolved to the version a request reaches.
+
+    ``models`` lists the references to serve; empty means every model in the registry (each
+    at its ``production`` alias, else its latest version), including models registered after
+    start-up. A version becomes current only once ``pool`` has loaded it, and stays pinned
+    there while it is.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        settings: Settings,
+        models: Sequence[ModelRef],
+        pool: ModelPool,
+        executor: Executor,
+    ) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.pool = pool
+        self.serve_all = not models
+        self._served: dict[str, Served] = {ref.name: Served(ref) for ref in models}
+        self._unloaded: set[str] = set()
+        self._pinned_refs: dict[ModelRef, tuple[ModelVersion, float]] = {}
+        self._executor = executor
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Resolve and load every served model (every registered one, when serving all)."""
+        if self.serve_all:
+            infos = await self._blocking(self.registry.list_models)
+            for info in infos:
+                if info.latest_version is not None:
+                    self._served.setdefault(info.name, Served(ModelRef(info.name)))
+            if not self._served:
+                logger.warning(
+                    "the registry at %s has no models yet; register one with "
+                    "`modelpilot register NAME FILE`",
+                    self.registry.location,
+                )
+        for name in list(self._served):
+            await self.current(name, force=True)
+
+    def stop(self) -> None:
+        """Start no more background lookups."""
+        self._stopping = True
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._served)
+
+    def all_loaded(self) -> bool:
+        """Every served model's current version in memory."""
+        return all(
+            s.current is not None and s.current.key in self.pool for s in self._served.values()
+        )
+
+    def current_versions(self) -> Iterator[tuple[str, ModelVersion | None]]:
+        """Each served model and the version its requests go to (None before it resolved)."""
+        for name, served in self._served.items():
+            yield name, served.current
+
+    def is_served(self, model: str) -> bool:
+        return model in self._served and model not in self._unloaded
+
+    def was_unloaded(self, model: str) -> bool:
+        return model in self._unloaded
+
+    async def version(self, model: str, version: str | None = None) -> ModelVersion:
+        """The version a request for ``model`` (and ``version``, if given) goes to."""
+        if version in (None, ""):
+            return await self.current(model)
+        assert version is not None
+        return await self.resolve(model, version)
+
+    async def current(self, model: str, force: bool = False) -> ModelVersion:
+        """The version a request without a version goes to.
+
+        Requests never wait on the registry once a model serves: when the resolution is older
+        than ``alias_refresh_seconds``, one background task looks the alias up again (and
+        loads a new target before switching to it) while requests carry on with the current
+        version.
+        """
+        self._require_served(model)
+        served = self._served.get(model)
+        if served is None:
+            # Serving everything: a model registered after start-up joins on first use.
+            served = Served(ModelRef(model))
+        if served.current is not None and not force:
+            stale = time.monotonic() - served.resolved_at >= self.settings.alias_refresh_seconds
+            if stale and served.refreshing is None and not self._stopping:
+                served.refreshing = asyncio.create_task(self._refresh(model, served))
+                served.refreshing.add_done_callback(_log_refresh_failure)
+            return served.current
+        return await self._refresh(model, served)
+
+    async def resolve(self, model: str, version: str) -> ModelVersion:
+        """A version asked for explicitly; numbered versions are immutable, so cached."""
+        self._require_served(model)
+        ref = _ref(model, version)
+        now = time.monotonic()
+        cached = self._pinned_refs.get(ref)
+        if cached is not None and (
+            ref.version is not None or now - cached[1] < self.settings.alias_refresh_seconds
+        ):
+            return cached[0]
+        mv = await self._blocking(self.registry.resolve, ref)
+        if len(self._pinned_refs) > 1024:
+            self._pinned_refs.clear()
+        self._pinned_refs[ref] = (mv, now)
+        return mv
+
+    async def load(self, model: str) -> ModelVersion:
+        """Serve ``model`` (again) at its default reference, and load it."""
+        self._unloaded.discard(model)
+        self._served.setdefault(model, Served(ModelRef(model)))
+        try:
+            mv = await self.current(model, force=True)
+            await self.pool.get(mv)
+        except NotFound:
+            self._served.pop(model, None)
+            raise
+        return mv
+
+    def unload(self, model: str) -> None:
+        """Stop serving ``model`` and drop every version of it from memory."""
+        if model not in self._served:
+            raise ModelNotFound(f"model {model!r} is not served, so it cannot be unloaded")
+        del self._served[model]
+        self._unloaded.add(model)
+        for loaded in self.pool.loaded():
+            if loaded.version.model == model:
+                self.pool.unload(loaded.version.key)
+
+    def _require_served(self, model: str) -> None:
+        if model in self._served:
+            return
+        if model in self._unloaded:
+            raise ModelNotFound(
+                f"model {model!r} was unloaded; load it with "
+                f"POST /v2/repository/models/{model}/load"
+            )
+        if not self.serve_all:
+            raise ModelNotFound(
+                f"model {model!r} is not served here; served models: "
+                f"{', '.join(self.names) or 'none'}"
+            )
+
+    async def _refresh(self, model: str, served: Served) -> ModelVersion:
+        try:
+            now = time.monotonic()
+            mv = await self._blocking(self.registry.resolve, served.ref)
+            self._served.setdefault(model, served)
+            previous = served.current
+            if previous is None or previous.key != mv.key:
+                # Load before switching, so that no request waits on a cold version; a version
+                # that fails to load must not take down the one that serves now.
+                try:
+                    await self.pool.get(mv)
+                except ModelPilotError as exc:
+                    if previous is None:
+                        raise
+                    logger.error("keeping %s: new version %s failed to load: %s", previous, mv, exc)
+                    served.resolved_at = now
+                    return previous
+                self.pool.pin(mv.key)
+                if previous is not None:
+                    logger.info("%s now serves version %d", model, mv.version)
+                    self.pool.unpin(previous.key)
+            served.current = mv
+            served.resolved_at = now
+            return mv
+        except ModelPilotError:
+            served.resolved_at = time.monotonic()  # retry after the interval, not at once
+            raise
+        finally:
+            served.refreshing = None
+
+    async def _blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        call = functools.partial(fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+
+def _log_refresh_failure(task: asyncio.Task[ModelVersion]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("refreshing a model's alias failed: %s", task.exception())
+
+
+def _ref(model: str, version: str) -> ModelRef:
+    if version.isdigit():
+        return ModelRef(model, version=int(version))
+    return ModelRef.parse(f"{model}@{version}")
