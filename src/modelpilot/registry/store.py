@@ -9,20 +9,25 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, select
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from modelpilot.errors import (
     AliasNotFound,
     Conflict,
-    MissingExtra,
     ModelNotFound,
     RegistryError,
     VersionNotFound,
 )
 from modelpilot.registry import schema
 from modelpilot.registry.artifacts import ArtifactStore
+from modelpilot.registry.database import (
+    WRITE_OPTION,
+    companion_engine,
+    postgres_engine,
+    sqlite_engine,
+    upsert,
+)
 from modelpilot.registry.profile import ReferenceProfile
 from modelpilot.registry.refs import PRODUCTION, ModelRef, check_name
 from modelpilot.registry.signature import Signature
@@ -68,7 +73,7 @@ class Registry:
         if text.startswith("sqlite:///"):
             db = Path(text.removeprefix("sqlite:///"))
             root = artifacts or db.parent / "artifacts"
-            return cls(_sqlite_engine(db), ArtifactStore(root), str(db))
+            return cls(sqlite_engine(db), ArtifactStore(root), str(db))
         if "://" in text:
             raise RegistryError(
                 f"unsupported registry URL {text!r}: use a directory, sqlite:///PATH or "
@@ -80,22 +85,18 @@ class Registry:
         except OSError as exc:
             raise RegistryError(f"cannot create the registry directory {directory}: {exc}") from exc
         store = ArtifactStore(artifacts or directory / "artifacts")
-        return cls(_sqlite_engine(directory / "registry.db"), store, str(directory))
+        return cls(sqlite_engine(directory / "registry.db"), store, str(directory))
 
     @classmethod
     def _open_postgres(cls, text: str, artifacts: Path | None) -> Registry:
-        try:
-            import psycopg  # noqa: F401
-        except ImportError:
-            raise MissingExtra("psycopg", "postgres") from None
         if artifacts is None:
             raise RegistryError(
                 "a PostgreSQL registry keeps artifacts in a shared directory: set "
                 "MODELPILOT_ARTIFACTS or pass --artifacts"
             )
-        url = make_url(text).set(drivername="postgresql+psycopg")
-        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
-        return cls(engine, ArtifactStore(artifacts), url.render_as_string(hide_password=True))
+        engine = postgres_engine(text)
+        location = engine.url.render_as_string(hide_password=True)
+        return cls(engine, ArtifactStore(artifacts), location)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -121,22 +122,7 @@ class Registry:
         a crash of the process loses nothing committed, a crash of the machine may lose the
         last commits (never the database), and the log commits about once a second.
         """
-        url = self._engine.url
-        if url.get_backend_name() == "postgresql":
-            engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
-
-            @event.listens_for(engine, "connect")
-            def _connect(dbapi_conn: Any, _record: Any) -> None:
-                with dbapi_conn.cursor() as cursor:
-                    cursor.execute("SET synchronous_commit TO off")
-                dbapi_conn.commit()  # else the pool's rollback would undo it
-
-            return engine
-        # Large pages: a companion store writes blobs of a hundred kilobytes and more (an
-        # inference log round), which then take a sixteenth of the page writes.
-        return _sqlite_engine(
-            Path(str(url.database)).with_name(f"{name}.db"), page_size=65536, durable=False
-        )
+        return companion_engine(self._engine.url, name)
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -152,7 +138,7 @@ class Registry:
     def _write(self) -> Iterator[Connection]:
         try:
             with self._engine.connect() as conn:
-                conn.execution_options(modelpilot_write=True)
+                conn.execution_options(**{WRITE_OPTION: True})
                 with conn.begin():
                     yield conn
         except OperationalError as exc:
@@ -161,7 +147,9 @@ class Registry:
     def _lock_model(self, conn: Connection, name: str, create: bool) -> None:
         """Make sure the model row exists (if ``create``) and hold its lock until commit."""
         if create:
-            insert = _insert(conn).values(name=name, created_at=_now(), description="")
+            insert = upsert(conn, schema.models).values(
+                name=name, created_at=_now(), description=""
+            )
             conn.execute(insert.on_conflict_do_nothing(index_elements=["name"]))
         query = select(schema.models.c.name).where(schema.models.c.name == name)
         if conn.dialect.name == "postgresql":
@@ -498,47 +486,3 @@ def _ranges(versions: Sequence[int]) -> str:
             else (f"versions {versions[0]}-{versions[-1]}")
         )
     return "versions " + ", ".join(map(str, versions))
-
-
-def _insert(conn: Connection) -> Any:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(schema.models)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(schema.models)
-
-
-def _sqlite_engine(path: Path, page_size: int | None = None, durable: bool = True) -> Engine:
-    """An engine on the SQLite file ``path``; ``page_size`` applies when it creates the file.
-
-    ``durable``: each commit waits for the disk (else only checkpoints do, which loses no
-    commit when the process dies, only when the machine does)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the driver, decide when transactions begin (see "begin" below).
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        if page_size is not None:  # only a new file takes it (before WAL writes the header)
-            cursor.execute(f"PRAGMA page_size={int(page_size)}")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        if not durable:
-            cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        # Writers take the database lock up front, so that reading the latest version number
-        # and inserting the next one cannot interleave with another process doing the same.
-        if conn.get_execution_options().get("modelpilot_write"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
-
-    return engine
