@@ -16,11 +16,8 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
-from hpack import Decoder, HPACKError
-
 from modelpilot.server.grpc.frames import (
     ACK,
-    COMPRESSION_ERROR,
     CONTINUATION,
     DATA,
     DEFAULT_FRAME,
@@ -55,6 +52,7 @@ from modelpilot.server.grpc.frames import (
     u32,
     unpad,
 )
+from modelpilot.server.grpc.headers import HEADER_LIST_LIMIT, HeaderDecoder
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +62,6 @@ STREAM_WINDOW = 4 * 1024 * 1024
 CONNECTION_WINDOW = 16 * 1024 * 1024
 FRAME_LIMIT = 1024 * 1024
 MAX_STREAMS = 1000
-HEADER_LIST_LIMIT = 64 * 1024
-# Decoded header blocks remembered per connection (see ``_decode``).
-HEADER_CACHE_SIZE = 64
 
 
 class Stream:
@@ -138,8 +133,7 @@ class Http2Connection(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
         self._buffer = b""
         self._preface = False
-        self._decoder = Decoder(max_header_list_size=HEADER_LIST_LIMIT)
-        self._decoded: dict[bytes, list[tuple[str, str]]] = {}
+        self._headers_in = HeaderDecoder()
         self._last_id = 0
         # A header block split over CONTINUATION frames: (stream id, flags, fragments).
         self._continued: tuple[int, int, list[bytes]] | None = None
@@ -411,7 +405,7 @@ class Http2Connection(asyncio.Protocol):
             self._header_block(stream_id, first_flags, b"".join(fragments))
 
     def _header_block(self, stream_id: int, flags: int, block: bytes) -> None:
-        headers = self._decode(block)  # always: the decoder's table must see every block
+        headers = self._headers_in.decode(block)  # always, in order (the HPACK table)
         stream = self.streams.get(stream_id)
         if stream is not None:
             # Trailers of a request: they end it; their contents mean nothing to unary calls.
@@ -434,39 +428,6 @@ class Http2Connection(asyncio.Protocol):
         if flags & END_STREAM:
             stream.ended = True
             self._start(stream)
-
-    def _decode(self, block: bytes) -> list[tuple[str, str]]:
-        """Decode a header block, from memory when the same bytes mean the same headers.
-
-        Clients repeat their headers call after call, as references to the dynamic table.
-        A block that leaves the table as it was decodes the same way for as long as the
-        table stays the same, so its result is remembered; any change to the table forgets
-        all of them.
-        """
-        headers = self._decoded.get(block)
-        if headers is not None:
-            return headers
-        table = self._decoder.header_table
-        entries = table.dynamic_entries
-        count, newest, size = len(entries), entries[0] if entries else None, table.maxsize
-        try:
-            decoded = self._decoder.decode(block)
-        except HPACKError as exc:
-            raise ProtocolError(
-                COMPRESSION_ERROR, f"a header block that does not decode: {exc}"
-            ) from None
-        headers = [(str(k), str(v)) for k, v in decoded]
-        if (
-            len(entries) == count
-            and (entries[0] if entries else None) is newest
-            and table.maxsize == size
-        ):
-            if len(self._decoded) >= HEADER_CACHE_SIZE:
-                self._decoded.clear()
-            self._decoded[block] = headers
-        else:
-            self._decoded.clear()
-        return headers
 
     def _settings(self, stream_id: int, flags: int, payload: bytes) -> bytes:
         if stream_id:
