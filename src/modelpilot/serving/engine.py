@@ -310,7 +310,12 @@ class InferenceEngine:
 
     async def get_model(self, model: str, version: str | None = None) -> LoadedModel:
         """The loaded version a request for ``model`` (and ``version``) goes to."""
-        return await self.pool.get(await self.served.version(model, version))
+        # ``served.version`` written out: one coroutine fewer on every request.
+        if version:
+            current = await self.served.resolve(model, version)
+        else:  # None or "": the served reference
+            current = await self.served.current(model)
+        return await self.pool.get(current)
 
     # -- metadata and repository -------------------------------------------------------------
 

@@ -112,10 +112,9 @@ class ServedModels:
 
     async def version(self, model: str, version: str | None = None) -> ModelVersion:
         """The version a request for ``model`` (and ``version``, if given) goes to."""
-        if version in (None, ""):
-            return await self.current(model)
-        assert version is not None
-        return await self.resolve(model, version)
+        if version:
+            return await self.resolve(model, version)
+        return await self.current(model)  # None or "": the served reference
 
     async def current(self, model: str, force: bool = False) -> ModelVersion:
         """The version a request without a version goes to.
