@@ -67,6 +67,7 @@ MONITORED = (
     Variant("on", "monitoring on (default)", {}),
     Variant("thread", "monitoring on, in a thread", {"monitor_process": "false"}),
     Variant("nolog", "monitoring on, inference log off", {"inference_log": "false"}),
+    Variant("sampled", "monitoring on, a fifth of calls watched", {"monitor_sample_rate": "0.2"}),
 )
 OFF = Variant("off", "monitoring off", {"monitoring": "false"})
 CONTROL = Variant("control", "monitoring off (control: a second server)", OFF.settings)
@@ -367,8 +368,10 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
         'Wasserstein, KS, chi-squared) and the alerts. "In a thread" '
         "(`MODELPILOT_MONITOR_PROCESS=false`) does the binning and logging on that thread "
         "instead, inside the server process. `MODELPILOT_INFERENCE_LOG=false` leaves out only"
-        " the inference log; `MODELPILOT_MONITORING=false` leaves out all of it (the service "
-        "metrics on `/metrics` stay).",
+        " the inference log; `MODELPILOT_MONITOR_SAMPLE_RATE=0.2` has the monitor watch a "
+        "fifth of the model calls, drawn at random, and pass the others by; "
+        "`MODELPILOT_MONITORING=false` leaves out all of it (the service metrics on "
+        "`/metrics` stay).",
         "",
         "CPU time per request answered, from /proc, is split by process: the server's own "
         "process, which bounds the throughput of a server with a core to itself (its "

@@ -133,11 +133,17 @@ class Settings(BaseSettings):
     performance_max_drop: float = Field(default=0.1, gt=0.0, le=1.0)
     """Fall of accuracy, F1 or AUC below the registered value that flags concept drift."""
 
+    monitor_sample_rate: float = Field(default=1.0, gt=0.0, le=1.0)
+    """Share of model calls the monitor watches, drawn at random as they are answered: their
+    requests count in drift, the prediction distribution, quality from labels and the
+    inference log. The rest cost serving only the draw. (Service metrics and the error and
+    latency alerts count every request.)"""
+
     inference_log: bool = True
     """Keep sampled requests (inputs, outputs, labels) in the inference log."""
 
     inference_log_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
-    """Share of requests the inference log keeps."""
+    """Share of the watched requests the inference log keeps."""
 
     inference_log_max_rows: int = Field(default=200_000, ge=100)
     """Most requests the inference log keeps; the oldest go first (200,000 single-row

@@ -13,9 +13,11 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from prometheus_client import CollectorRegistry
 
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.log_records import LogBatch
+from modelpilot.monitoring.model_metrics import ModelCollector
 from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.process import ProcessMonitoring, monitor_config
@@ -284,6 +286,40 @@ def test_a_sampled_log_keeps_its_share_and_every_label_still_joins(
     logged = log.find("iris", [e.request_id for e in entries])
     assert all(e.label == labels[e.request_id] for e in logged.values())
     monitor.stop()
+
+
+def test_a_sampled_monitor_watches_its_share_of_calls_and_counts_the_rest(
+    labelled_iris: Registry,
+) -> None:
+    with pytest.raises(ValueError, match="call_sample_rate"):
+        Monitor(labelled_iris, call_sample_rate=0.0)
+    monitor = Monitor(labelled_iris, call_sample_rate=0.25)
+    version = labelled_iris.get_version("iris", 1)
+    for i in range(2000):
+        monitor.predicted(
+            version, [f"r{i}"], [1], {"input-0": IRIS_ROWS[:1]}, {"predict": np.array([0])}
+        )
+    monitor.flush()
+    watched = monitor.report("iris").requests
+    assert 400 <= watched <= 600  # a quarter of 2,000 calls: 500, give or take 19
+    assert watched + monitor.unsampled == 2000 and monitor.dropped == 0
+    registry = CollectorRegistry()
+    registry.register(ModelCollector(monitor))
+    assert registry.get_sample_value("modelpilot_monitor_unsampled_total") == monitor.unsampled
+    # Labels join the watched requests; the others are unknown, as if never answered.
+    result = monitor.feedback("iris", {f"r{i}": 0 for i in range(2000)})
+    assert result.accepted == watched and len(result.unknown) == monitor.unsampled
+    monitor.stop()
+
+
+def test_the_sample_rate_is_a_setting(
+    labelled_iris: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELPILOT_MONITOR_SAMPLE_RATE", "0.1")
+    settings = make_settings(labelled_iris, monitor_process=False)
+    monitoring = ProcessMonitoring.for_engine(InferenceEngine(labelled_iris, settings), settings)
+    assert monitoring.monitor is not None and monitoring.monitor.call_sample_rate == 0.1
+    monitoring.stop()
 
 
 class _GatedLog(InferenceLog):

@@ -150,6 +150,11 @@ class ModelCollector(Collector):
             value=self.monitor.dropped,
         )
         yield CounterMetricFamily(
+            "modelpilot_monitor_unsampled",
+            "Answered requests left unwatched by the sample rate (MODELPILOT_MONITOR_SAMPLE_RATE).",
+            value=self.monitor.unsampled,
+        )
+        yield CounterMetricFamily(
             "modelpilot_monitor_handover_seconds",
             "CPU time the event loop spent handing answered calls over to the monitoring "
             "process (joining, encoding, writing them): monitoring's own cost on the loop.",

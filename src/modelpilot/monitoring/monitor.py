@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import threading
 import time
 from collections import deque
@@ -82,6 +83,7 @@ class Monitor(InferenceObserver):
         exchange: WorkerExchange | None = None,
         max_queue: int = 200_000,
         tap: Tap | None = None,
+        call_sample_rate: float = 1.0,
     ) -> None:
         self.registry = registry
         self.config = config or MonitorConfig()
@@ -106,6 +108,15 @@ class Monitor(InferenceObserver):
         self.started_at = time.time()
         self._failures = 0
         self._dropped = 0
+        if not 0.0 < call_sample_rate <= 1.0:
+            raise ValueError(f"call_sample_rate must be in (0, 1], not {call_sample_rate}")
+        self.call_sample_rate = call_sample_rate
+        """Share of model calls watched, drawn at random (see ``Settings.monitor_sample_rate``);
+        ``sample_rate`` is the inference log's share of those."""
+        self._sampling = call_sample_rate < 1.0
+        self._draw = random.Random().random
+        self.unsampled = 0
+        """Answered requests left unwatched by ``call_sample_rate``."""
         self.handover_seconds = 0.0
         """CPU time the event loop has spent handing answered calls over to the tap (joining,
         encoding, writing them): monitoring's own cost on the loop, besides the queueing."""
@@ -152,6 +163,9 @@ class Monitor(InferenceObserver):
         inputs: Mapping[str, np.ndarray],
         outputs: Mapping[str, np.ndarray],
     ) -> None:
+        if self._sampling and self._draw() >= self.call_sample_rate:
+            self.unsampled += len(request_ids)
+            return
         # A plain tuple, the fields of an ``Answered``: one is made for every call, and a
         # named tuple costs several times as much to make.
         self._queue.append((time.time(), version, request_ids, rows, inputs, outputs))

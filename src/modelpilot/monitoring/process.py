@@ -84,6 +84,7 @@ def _monitor(
         round_seconds=settings.monitor_round_seconds,
         exchange=exchange,
         tap=tap,
+        call_sample_rate=settings.monitor_sample_rate,
     )
 
 
