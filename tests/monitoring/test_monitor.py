@@ -312,14 +312,24 @@ def test_a_sampled_monitor_watches_its_share_of_calls_and_counts_the_rest(
     monitor.stop()
 
 
-def test_the_sample_rate_is_a_setting(
+async def test_the_sample_rate_is_a_setting_that_feedback_errors_mention(
     labelled_iris: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MODELPILOT_MONITOR_SAMPLE_RATE", "0.1")
     settings = make_settings(labelled_iris, monitor_process=False)
-    monitoring = ProcessMonitoring.for_engine(InferenceEngine(labelled_iris, settings), settings)
+    engine = InferenceEngine(labelled_iris, settings)
+    await engine.start()
+    monitoring = ProcessMonitoring.for_engine(engine, settings)
     assert monitoring.monitor is not None and monitoring.monitor.call_sample_rate == 0.1
-    monitoring.stop()
+    app = create_app(engine, settings, monitoring)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        reply = await client.post("/api/feedback/iris", json={"request_id": "no", "label": 0})
+    assert reply.status_code == 404
+    assert "watches 10% of model calls" in reply.json()["error"]
+    await asyncio.to_thread(monitoring.stop)
+    await engine.stop()
 
 
 class _GatedLog(InferenceLog):

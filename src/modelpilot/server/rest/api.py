@@ -68,9 +68,16 @@ async def feedback(model: str, body: Feedback, request: Request) -> FeedbackRepl
         raise InvalidInput("no labels given")
     result = await asyncio.to_thread(monitor.feedback, model, pairs)
     if result.accepted == 0:
+        sampled = ""
+        if monitor.call_sample_rate < 1:
+            sampled = (
+                f" (the monitor watches {monitor.call_sample_rate:.0%} of model calls, "
+                "MODELPILOT_MONITOR_SAMPLE_RATE: the others' predictions take no labels)"
+            )
         raise NotFound(
             f"no prediction of model {model!r} has the request id(s) {result.unknown[:10]}; "
             "use the id a prediction was answered with (the response's id, or x-request-id)"
+            + sampled
         )
     return FeedbackReply(accepted=result.accepted, unknown=result.unknown)
 
