@@ -9,7 +9,9 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from prometheus_client import CollectorRegistry
 
+from modelpilot.monitoring.model_metrics import ModelCollector
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.registry.store import Registry
@@ -76,3 +78,10 @@ async def metrics_text(served: Served, iris_frame: pd.DataFrame) -> str:
     )
     assert reply.status_code == 200
     return (await served.client.get("/metrics")).text
+
+
+def metric(monitor: Monitor, name: str) -> float | None:
+    """``name``'s value as the monitor's Prometheus collector exports it."""
+    registry = CollectorRegistry()
+    registry.register(ModelCollector(monitor))
+    return registry.get_sample_value(name)

@@ -13,11 +13,9 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from prometheus_client import CollectorRegistry
 
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.log_records import LogBatch
-from modelpilot.monitoring.model_metrics import ModelCollector
 from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.process import ProcessMonitoring, monitor_config
@@ -31,6 +29,7 @@ from tests.conftest import make_settings
 from tests.monitoring.conftest import (
     SHIFTED,
     Served,
+    metric,
     reference_traffic,
     send,
     shifted_traffic,
@@ -303,9 +302,7 @@ def test_a_sampled_monitor_watches_its_share_of_calls_and_counts_the_rest(
     watched = monitor.report("iris").requests
     assert 400 <= watched <= 600  # a quarter of 2,000 calls: 500, give or take 19
     assert watched + monitor.unsampled == 2000 and monitor.dropped == 0
-    registry = CollectorRegistry()
-    registry.register(ModelCollector(monitor))
-    assert registry.get_sample_value("modelpilot_monitor_unsampled_total") == monitor.unsampled
+    assert metric(monitor, "modelpilot_monitor_unsampled_total") == monitor.unsampled
     # Labels join the watched requests; the others are unknown, as if never answered.
     result = monitor.feedback("iris", {f"r{i}": 0 for i in range(2000)})
     assert result.accepted == watched and len(result.unknown) == monitor.unsampled

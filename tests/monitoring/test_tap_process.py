@@ -11,17 +11,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from prometheus_client import CollectorRegistry
 
 from modelpilot.monitoring import tap_process
 from modelpilot.monitoring.inference_log import InferenceLog
-from modelpilot.monitoring.model_metrics import ModelCollector
 from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.tap import Answered, Merged, TapFailed, merge
 from modelpilot.monitoring.tap_process import TapProcess, TapSpec
 from modelpilot.monitoring.tap_wire import RoundEncoder
 from modelpilot.registry.store import Registry
+from tests.monitoring.conftest import metric
 
 ROWS = np.array([[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3], [5.9, 3.0, 5.1, 1.8]])
 
@@ -221,10 +220,3 @@ def test_a_question_waiting_for_the_child_never_holds_up_the_caller(
     finally:
         os.kill(tap.pid, signal.SIGCONT)
     assert requests(tap) == sent + 10 - tap.dropped
-
-
-def metric(monitor: Monitor, name: str) -> float | None:
-    """``name``'s value as the monitor's Prometheus collector exports it."""
-    registry = CollectorRegistry()
-    registry.register(ModelCollector(monitor))
-    return registry.get_sample_value(name)
