@@ -6,20 +6,21 @@ partner: the two take the same load at the same time, for a short turn, on one a
 core (their load generators, and the monitoring process, niced as always, on the others),
 so that whatever else the shared machine does in that turn slows both alike, and the core's
 time is shared between them (each server is a scheduling group of its own). The ratio of the
-two is the
-turn's figure; the median over the rounds is reported. Partners are loaded only with each
-other, so both have had the same history when a turn starts (a server that has been idle
-runs its first requests slower than one kept busy). A pair of two servers with monitoring off
-takes its turns like the others, as a control: its ratio shows how far from 1.00 the method
-itself lands.
+two is the turn's figure; the median over the rounds is reported. Partners are loaded only
+with each other, so both have had the same history when a turn starts (a server that has
+been idle runs its first requests slower than one kept busy). A pair of two servers with
+monitoring off takes its turns like the others, as a control: its ratio shows how far from
+1.00 the method itself lands. Every server is started afresh ``LIVES`` times in a run (see
+there), the rounds split between its lives.
 
 Every turn is taken twice: with the two servers scheduled as Linux does by default
 (``SHARED``: it switches between them every few milliseconds, and each switch costs a server
 a refill of its caches) and, where this process may, in long slices (``SLICED``, ``SCHED_RR``),
 closer to a server with a core of its own.
 
-At the end the benchmark checks that each configuration took effect: drift windows filled (or
-``/api/monitoring`` absent when off) and inference log rows written (or not).
+At the end of each life the benchmark checks that each configuration took effect: drift
+windows filled (or ``/api/monitoring`` absent when off) and inference log rows written (or
+not).
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ CONNECTIONS = 16
 WARMUP_SECONDS = 1.0
 ROUND_MS = SHIP_SECONDS * 1000
 """How often a server hands its answered calls to its monitoring process, by default."""
+LIVES = 3
+"""Times each server is started afresh in a run, the rounds split between its lives. Two
+servers of the same configuration do not run equally fast for as long as they live (the
+control pair has come out from 0.98x to 1.01x from run to run, both models alike): how a
+process's memory happens to be laid out stays with it. Three pairs per configuration
+average that out more than one."""
 EVERY_CALL_INLINE = str(10**9)
 """``MODELPILOT_INLINE_PREDICT_BELOW_US`` that keeps every model call on the event loop.
 
@@ -115,11 +122,13 @@ class Turn:
 class MonitoringCost:
     seconds: float
     rounds: int
+    lives: int = 1
+    """Times every server was started afresh (the rounds split between them)."""
     turns: list[Turn] = field(default_factory=list)
     drift_rows: dict[str, int] = field(default_factory=dict)
-    """Rows in the drift windows (all models) at the end, by variant."""
+    """Rows in the drift windows (all models) at the end of the last life, by variant."""
     log_rows: dict[str, int] = field(default_factory=dict)
-    """Inference log rows written, by variant."""
+    """Inference log rows written in all lives, by variant."""
 
     def of(self, variant: str, model: str, scheduling: str = SHARED) -> list[Turn]:
         return [
@@ -151,16 +160,48 @@ def measure(
     models: list[str],
     seconds: float,
     rounds: int,
+    lives: int = LIVES,
 ) -> MonitoringCost:
-    """Serve ``models`` from ``registry`` in every configuration, ``rounds`` turns each."""
-    result = MonitoringCost(seconds, rounds)
+    """Serve ``models`` from ``registry`` in every configuration, ``rounds`` turns each, the
+    servers started afresh ``lives`` times (the rounds split evenly between them)."""
+    lives = max(1, min(lives, rounds))
+    result = MonitoringCost(seconds, rounds, lives)
+    schedulings = [SHARED, SLICED] if can_slice() else [SHARED]
+    bounds = [rounds * life // lives for life in range(lives + 1)]
+    for life in range(lives):
+        _live(
+            result,
+            registry,
+            workdir,
+            body,
+            models,
+            range(bounds[life], bounds[life + 1]),
+            life,
+            schedulings,
+        )
+    return result
+
+
+def _live(
+    result: MonitoringCost,
+    registry: Path,
+    workdir: Path,
+    body: Path,
+    models: list[str],
+    rounds: range,
+    life: int,
+    schedulings: list[str],
+) -> None:
+    """One life of the servers: start them all, warm them up, take ``rounds``, check that
+    each configuration took effect, stop them."""
+    seconds = result.seconds
     cores = sorted(os.sched_getaffinity(0))
     serving, loading = {cores[-1]}, set(cores[:-1] or cores)
     with contextlib.ExitStack() as stack, ThreadPoolExecutor(2) as pool:
         servers: dict[tuple[str, str], tuple[Variant, Server, int, Path]] = {}
         for variant in VARIANTS:
             for side, configuration in (("measured", variant), ("off", OFF)):
-                copy = fresh_copy(registry, workdir, f"monitoring-{variant.key}-{side}")
+                copy = fresh_copy(registry, workdir, f"monitoring-{variant.key}-{side}-{life}")
                 http = free_port()
                 server = stack.enter_context(
                     running(
@@ -208,8 +249,7 @@ def measure(
         for variant in VARIANTS:
             for model in models:
                 turn(variant, model, WARMUP_SECONDS)
-        schedulings = [SHARED, SLICED] if can_slice() else [SHARED]
-        for round_ in range(rounds):
+        for round_ in rounds:
             order = VARIANTS if round_ % 2 == 0 else tuple(reversed(VARIANTS))
             for model, variant, scheduling in itertools.product(models, order, schedulings):
                 measured, off = turn(variant, model, seconds, scheduling)
@@ -226,9 +266,9 @@ def measure(
         for configuration, _, http, _ in servers.values():
             result.drift_rows[configuration.key] = _drift_rows(http, models, configuration)
     for configuration, _, _, copy in servers.values():  # stopped: their logs are complete
-        result.log_rows[configuration.key] = _log_rows(copy, configuration)
+        logged = _log_rows(copy, configuration)
+        result.log_rows[configuration.key] = result.log_rows.get(configuration.key, 0) + logged
         shutil.rmtree(copy, ignore_errors=True)
-    return result
 
 
 def can_slice() -> bool:
@@ -337,7 +377,8 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
         "",
         f"`{command}`, {when}: ModelPilot as one process, the same single-row JSON requests "
         f"(Open Inference Protocol v2) as above over {CONNECTIONS} connections with wrk. "
-        "A server for each configuration ran throughout, each from a copy of the same "
+        f"A server for each configuration, started afresh {result.lives} times in the run "
+        "with the rounds split between its lives, each time from a copy of the same "
         "registry, its models registered with a reference profile (`modelpilot register NAME "
         "FILE --reference DATA`). Each configuration was measured side by side with a server "
         "of its own with monitoring off: the two took the same load at the same time for "
@@ -354,7 +395,10 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
         f"{result.rounds} rounds, in each of which, model by model, every configuration took "
         "its turn; the figures are the medians over the rounds of each turn's ratio. The "
         "control is a pair of two servers with monitoring off, measured the same way: how "
-        "far from 1.00 the method itself lands. Requests/s are those of a server with half "
+        "far from 1.00 the method itself lands; a pair keeps its own lean for as long as it "
+        "lives (the control has come out from 0.98x to 1.01x from run to run, both models "
+        "alike), so each configuration's figures come from several pairs. Requests/s are those "
+        "of a server with half "
         "a core.",
         "",
         "With monitoring on, the default, each model call (a batch of requests) is appended "
@@ -442,9 +486,10 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
     if drift and logged:
         lines += [
             "",
-            f"Checked at the end: with monitoring on the drift windows held {drift:,} rows "
-            f"over the {len(models)} models, and the inference log {logged:,} rows (none with "
-            "it off); with monitoring off `/api/monitoring` answered 404. "
+            "Checked at the end of every life: with monitoring on the drift windows held "
+            f"{drift:,} rows over the {len(models)} models at the last, and the inference logs "
+            f"{logged:,} rows in all (none with it off); with monitoring off `/api/monitoring` "
+            "answered 404. "
             + (f"{errors} requests failed. " if errors else "No request failed. ")
             + "The benchmark sends one row over and over, so drift is flagged and its alert "
             "raised: the same work as for real traffic.",
