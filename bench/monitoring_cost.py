@@ -10,8 +10,8 @@ two is the turn's figure; the median over the rounds is reported. Partners are l
 with each other, so both have had the same history when a turn starts (a server that has
 been idle runs its first requests slower than one kept busy). A pair of two servers with
 monitoring off takes its turns like the others, as a control: its ratio shows how far from
-1.00 the method itself lands. Every server is started afresh ``LIVES`` times in a run (see
-there), the rounds split between its lives.
+1.00 the method itself lands. Every server is started ``LIVES`` times in a run (see there),
+the rounds split between its lives.
 
 Every turn is taken twice: with the two servers scheduled as Linux does by default
 (``SHARED``: it switches between them every few milliseconds, and each switch costs a server
@@ -50,11 +50,11 @@ WARMUP_SECONDS = 1.0
 ROUND_MS = SHIP_SECONDS * 1000
 """How often a server hands its answered calls to its monitoring process, by default."""
 LIVES = 3
-"""Times each server is started afresh in a run, the rounds split between its lives. Two
-servers of the same configuration do not run equally fast for as long as they live (the
-control pair has come out from 0.98x to 1.01x from run to run, both models alike): how a
-process's memory happens to be laid out stays with it. Three pairs per configuration
-average that out more than one."""
+"""Times each server is started in a run, the rounds split between its lives. Two servers
+of the same configuration do not run equally fast for as long as they live (the control
+pair has come out from 0.98x to 1.01x from run to run, both models alike): whatever makes
+one faster, likely how its memory happened to be laid out, stays with the process. Three
+pairs per configuration average that out better than one."""
 EVERY_CALL_INLINE = str(10**9)
 """``MODELPILOT_INLINE_PREDICT_BELOW_US`` that keeps every model call on the event loop.
 
@@ -123,7 +123,7 @@ class MonitoringCost:
     seconds: float
     rounds: int
     lives: int = 1
-    """Times every server was started afresh (the rounds split between them)."""
+    """Times every server was started (the rounds split between its lives)."""
     turns: list[Turn] = field(default_factory=list)
     drift_rows: dict[str, int] = field(default_factory=dict)
     """Rows in the drift windows (all models) at the end of the last life, by variant."""
@@ -163,7 +163,7 @@ def measure(
     lives: int = LIVES,
 ) -> MonitoringCost:
     """Serve ``models`` from ``registry`` in every configuration, ``rounds`` turns each, the
-    servers started afresh ``lives`` times (the rounds split evenly between them)."""
+    servers started ``lives`` times (the rounds split evenly between their lives)."""
     lives = max(1, min(lives, rounds))
     result = MonitoringCost(seconds, rounds, lives)
     schedulings = [SHARED, SLICED] if can_slice() else [SHARED]
@@ -377,8 +377,8 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
         "",
         f"`{command}`, {when}: ModelPilot as one process, the same single-row JSON requests "
         f"(Open Inference Protocol v2) as above over {CONNECTIONS} connections with wrk. "
-        f"A server for each configuration, started afresh {result.lives} times in the run "
-        "with the rounds split between its lives, each time from a copy of the same "
+        f"A server for each configuration, started {result.lives} times in the run (the "
+        "rounds split between its lives), each time from a copy of the same "
         "registry, its models registered with a reference profile (`modelpilot register NAME "
         "FILE --reference DATA`). Each configuration was measured side by side with a server "
         "of its own with monitoring off: the two took the same load at the same time for "
