@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -35,12 +34,9 @@ from modelpilot.serving.inputs import assemble_batch, requested_outputs, to_tens
 from modelpilot.serving.observers import EVENTS, InferenceObserver, handlers
 from modelpilot.serving.pool import LoadedModel, ModelPool
 from modelpilot.serving.result_cache import cache_key, create_result_cache
-from modelpilot.serving.served import ServedModels
+from modelpilot.serving.served import ServedModels, blocking
 
 logger = logging.getLogger(__name__)
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +317,7 @@ class InferenceEngine:
 
     async def metadata(self, model: str, version: str | None = None) -> ModelMetadata:
         mv = await self.served.version(model, version)
-        versions = await self._blocking(self.registry.list_versions, model)
+        versions = await blocking(self._load_executor, self.registry.list_versions, model)
         return ModelMetadata(
             name=mv.model,
             version=str(mv.version),
@@ -343,7 +339,7 @@ class InferenceEngine:
         return mv.key in self.pool
 
     async def repository_index(self, ready_only: bool = False) -> list[ModelIndexEntry]:
-        infos = await self._blocking(self.registry.list_models)
+        infos = await blocking(self._load_executor, self.registry.list_models)
         current = dict(self.served.current_versions())
         entries = []
         for info in infos:
@@ -376,10 +372,6 @@ class InferenceEngine:
         if self.settings.onnx:
             runtime = accelerate(self.registry, mv, runtime)
         return runtime
-
-    async def _blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        call = functools.partial(fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._load_executor, call)
 
 
 def _expire(future: asyncio.Future[Any], version: ModelVersion, seconds: float) -> None:

@@ -72,7 +72,7 @@ class ServedModels:
     async def start(self) -> None:
         """Resolve and load every served model (every registered one, when serving all)."""
         if self.serve_all:
-            infos = await self._blocking(self.registry.list_models)
+            infos = await blocking(self._executor, self.registry.list_models)
             for info in infos:
                 if info.latest_version is not None:
                     self._served.setdefault(info.name, Served(ModelRef(info.name)))
@@ -147,7 +147,7 @@ class ServedModels:
             ref.version is not None or now - cached[1] < self.settings.alias_refresh_seconds
         ):
             return cached[0]
-        mv = await self._blocking(self.registry.resolve, ref)
+        mv = await blocking(self._executor, self.registry.resolve, ref)
         if len(self._pinned_refs) > 1024:
             self._pinned_refs.clear()
         self._pinned_refs[ref] = (mv, now)
@@ -192,7 +192,7 @@ class ServedModels:
     async def _refresh(self, model: str, served: Served) -> ModelVersion:
         try:
             now = time.monotonic()
-            mv = await self._blocking(self.registry.resolve, served.ref)
+            mv = await blocking(self._executor, self.registry.resolve, served.ref)
             self._served.setdefault(model, served)
             previous = served.current
             if previous is None or previous.key != mv.key:
@@ -219,9 +219,11 @@ class ServedModels:
         finally:
             served.refreshing = None
 
-    async def _blocking(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        call = functools.partial(fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+async def blocking(executor: Executor, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``fn(*args, **kwargs)`` run on ``executor`` (registry lookups block), awaited."""
+    call = functools.partial(fn, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(executor, call)
 
 
 def _log_refresh_failure(task: asyncio.Task[ModelVersion]) -> None:
