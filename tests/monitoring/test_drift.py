@@ -15,6 +15,7 @@ from modelpilot.monitoring.drift import (
     chi_squared,
     js_distance,
     kl_divergence,
+    ks_two_sample,
     psi,
     wasserstein,
 )
@@ -52,6 +53,39 @@ def test_wasserstein_reads_in_reference_standard_deviations() -> None:
     moved = wasserstein(points, np.array([1, 1, 1.0]), points + 1.0, np.array([1, 1, 1.0]), 2.0)
     assert moved == pytest.approx(0.5)
     assert wasserstein(points, np.zeros(3), points, np.ones(3), 1.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("sizes", "shift"), [((256, 40), 0.0), ((256, 40), 1.0), ((256, 999), 0.1), ((30, 30), 0.5)]
+)
+def test_ks_statistic_is_scipys_and_its_p_value_close_to_the_exact_one(
+    sizes: tuple[int, int], shift: float
+) -> None:
+    from scipy import stats
+
+    rng = np.random.default_rng(sum(sizes))
+    reference, current = rng.normal(size=sizes[0]), rng.normal(size=sizes[1]) + shift
+    exact = stats.ks_2samp(reference, current, method="exact")
+    statistic, p_value = ks_two_sample(reference, current)
+    assert statistic == pytest.approx(exact.statistic)
+    # Stephens' approximation: within a fifth of the exact p-value here (well within the
+    # factor of ten between the default threshold, 0.01, and a shift to be flagged).
+    assert p_value == pytest.approx(exact.pvalue, rel=0.2)
+
+
+def test_ks_reads_ties_after_every_distinct_value() -> None:
+    from scipy import stats
+
+    reference = np.repeat([0.0, 1.0, 2.0, 3.0], 25)
+    current = np.repeat([1.0, 2.0], [30, 10])
+    statistic, p_value = ks_two_sample(reference, current)
+    assert statistic == pytest.approx(stats.ks_2samp(reference, current).statistic)
+    # After 0, 1, 2, 3 the two read 0.25/0, 0.5/0.75, 0.75/1, 1/1; read between tied values
+    # they would differ by up to 0.75.
+    assert statistic == pytest.approx(0.25)
+    assert 0.01 < p_value < 0.1
+    assert ks_two_sample(reference, reference) == (0.0, 1.0)
+    assert ks_two_sample(reference, np.empty(0)) == (0.0, 1.0)
 
 
 def test_wasserstein_agrees_with_scipy_on_weighted_points() -> None:

@@ -199,13 +199,29 @@ def chi_squared(reference: np.ndarray, current: np.ndarray) -> tuple[float, floa
 
 
 def ks_two_sample(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
-    """Kolmogorov-Smirnov statistic and p-value; conservative when values tie."""
+    """Two-sample Kolmogorov-Smirnov statistic and p-value.
+
+    The statistic is exact, ties included (both distribution functions are read after every
+    distinct value). The p-value is Stephens' approximation of the Kolmogorov distribution at
+    the effective sample size ``n = n1 * n2 / (n1 + n2)``: ``Q((sqrt(n) + 0.12 + 0.11 /
+    sqrt(n)) * D)``, within a few percent of the exact value from ``n`` of about 4 and, where
+    it errs, mostly on the high (quiet) side. ``scipy.stats.ks_2samp`` computes exact p-values
+    for small samples, which cost the server's monitor thread 20 ms per model of twenty
+    features every evaluation, holding the interpreter lock away from serving; this costs a
+    tenth of that.
+    """
     if reference.size == 0 or current.size == 0:
         return 0.0, 1.0
-    from scipy import stats  # imported when first needed: the core imports fast
+    from scipy import special  # imported when first needed: the core imports fast
 
-    result = stats.ks_2samp(reference, current)
-    return float(result.statistic), float(result.pvalue)
+    reference, current = np.sort(reference), np.sort(current)
+    values = np.concatenate([reference, current])
+    gaps = np.searchsorted(reference, values, "right") / reference.size
+    gaps -= np.searchsorted(current, values, "right") / current.size
+    statistic = float(np.abs(gaps).max())
+    root = np.sqrt(reference.size * current.size / (reference.size + current.size))
+    p_value = float(special.kolmogorov((root + 0.12 + 0.11 / root) * statistic))
+    return statistic, min(max(p_value, 0.0), 1.0)
 
 
 # -- verdicts -----------------------------------------------------------------------------
