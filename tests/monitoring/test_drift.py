@@ -107,6 +107,16 @@ def test_chi_squared_with_an_unseen_category_is_finite() -> None:
     assert calm > 0.5
 
 
+def test_chi_squared_is_scipys_goodness_of_fit() -> None:
+    from scipy import stats
+
+    reference, current = np.array([50, 30, 20, 0]), np.array([40, 35, 20, 5])
+    expected = (reference + 0.5) / (reference + 0.5).sum() * current.sum()
+    assert chi_squared(reference, current) == pytest.approx(
+        tuple(stats.chisquare(current, expected))
+    )
+
+
 @pytest.fixture
 def mixed_profile() -> ReferenceProfile:
     rng = np.random.default_rng(0)

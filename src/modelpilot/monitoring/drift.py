@@ -192,10 +192,12 @@ def chi_squared(reference: np.ndarray, current: np.ndarray) -> tuple[float, floa
         return 0.0, 1.0
     expected = np.asarray(reference, dtype=np.float64) + 0.5
     expected = expected / expected.sum() * n
-    from scipy import stats  # imported when first needed: the core imports fast
+    from scipy import special  # imported when first needed: the core imports fast
 
-    statistic, p_value = stats.chisquare(current, expected)
-    return float(statistic), float(p_value)
+    # scipy.stats.chisquare's statistic and p-value, without its per-call machinery (which
+    # costs the monitor thread twenty times the arithmetic, for every feature, every round).
+    statistic = float(np.sum((current - expected) ** 2 / expected))
+    return statistic, float(special.chdtrc(current.size - 1, statistic))
 
 
 def ks_two_sample(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
