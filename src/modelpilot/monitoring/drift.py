@@ -206,11 +206,13 @@ def ks_two_sample(reference: np.ndarray, current: np.ndarray) -> tuple[float, fl
     The statistic is exact, ties included (both distribution functions are read after every
     distinct value). The p-value is Stephens' approximation of the Kolmogorov distribution at
     the effective sample size ``n = n1 * n2 / (n1 + n2)``: ``Q((sqrt(n) + 0.12 + 0.11 /
-    sqrt(n)) * D)``, within a few percent of the exact value from ``n`` of about 4 and, where
-    it errs, mostly on the high (quiet) side. ``scipy.stats.ks_2samp`` computes exact p-values
-    for small samples, which cost the server's monitor thread 20 ms per model of twenty
-    features every evaluation, holding the interpreter lock away from serving; this costs a
-    tenth of that.
+    sqrt(n)) * D)``. Against a reference sample of 256 rows (the profile's) and windows of 30
+    to 1,000 rows it came within 3% of the exact p-value, and within 11% far out in the tail
+    (4.8e-6 for 4.3e-6); between two samples of 30 rows, within 10-20%. That is far less than
+    the factor between the threshold (0.01) and a shift worth flagging.
+    ``scipy.stats.ks_2samp`` computes exact p-values for such samples, which cost the server's
+    monitor thread 8-21 ms per model of twenty features every evaluation, holding the
+    interpreter lock away from serving; this costs a tenth of that.
     """
     if reference.size == 0 or current.size == 0:
         return 0.0, 1.0
