@@ -195,7 +195,7 @@ def chi_squared(reference: np.ndarray, current: np.ndarray) -> tuple[float, floa
     from scipy import special  # imported when first needed: the core imports fast
 
     # scipy.stats.chisquare's statistic and p-value, without its per-call machinery (which
-    # costs the monitor thread twenty times the arithmetic, for every feature, every round).
+    # costs the monitor thread thirty times the arithmetic, for every feature, every round).
     statistic = float(np.sum((current - expected) ** 2 / expected))
     return statistic, float(special.chdtrc(current.size - 1, statistic))
 
