@@ -87,7 +87,7 @@ def test_ks_reads_ties_after_every_distinct_value() -> None:
     statistic, p_value = ks_two_sample(reference, current)
     assert statistic == pytest.approx(stats.ks_2samp(reference, current).statistic)
     # After 0, 1, 2, 3 the two read 0.25/0, 0.5/0.75, 0.75/1, 1/1; read between tied values
-    # they would differ by up to 0.75.
+    # (one sample's before the other's) they would differ by up to 0.5.
     assert statistic == pytest.approx(0.25)
     assert 0.01 < p_value < 0.1
     assert ks_two_sample(reference, reference) == (0.0, 1.0)

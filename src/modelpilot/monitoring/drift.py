@@ -224,8 +224,7 @@ def ks_two_sample(reference: np.ndarray, current: np.ndarray) -> tuple[float, fl
     gaps -= np.searchsorted(current, values, "right") / current.size
     statistic = float(np.abs(gaps).max())
     root = np.sqrt(reference.size * current.size / (reference.size + current.size))
-    p_value = float(special.kolmogorov((root + 0.12 + 0.11 / root) * statistic))
-    return statistic, min(max(p_value, 0.0), 1.0)
+    return statistic, float(special.kolmogorov((root + 0.12 + 0.11 / root) * statistic))
 
 
 # -- verdicts -----------------------------------------------------------------------------
