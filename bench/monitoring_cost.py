@@ -49,12 +49,14 @@ CONNECTIONS = 16
 WARMUP_SECONDS = 1.0
 ROUND_MS = SHIP_SECONDS * 1000
 """How often a server hands its answered calls to its monitoring process, by default."""
-LIVES = 3
+LIVES = 6
 """Times each server is started in a run, the rounds split between its lives. Two servers
 of the same configuration do not run equally fast for as long as they live (the control
 pair has come out from 0.98x to 1.01x from run to run, both models alike): whatever makes
-one faster, likely how its memory happened to be laid out, stays with the process. Three
-pairs per configuration average that out better than one."""
+one faster, likely how its memory happened to be laid out, stays with the process. Within
+one life, a pair's rounds agree to about a percent; from life to life its median moves by
+two or three (four lives of monitoring on against off, in a scratch run: 1.024-1.045x). So
+the rounds are spread over six lives rather than three: six partners per configuration."""
 EVERY_CALL_INLINE = str(10**9)
 """``MODELPILOT_INLINE_PREDICT_BELOW_US`` that keeps every model call on the event loop.
 
@@ -119,6 +121,7 @@ class Turn:
     off: Usage
     """Monitoring off's server, loaded at the same time."""
     scheduling: str = SHARED
+    life: int = 0
 
 
 @dataclass
@@ -150,6 +153,20 @@ class MonitoringCost:
         """Median over the rounds of ``value`` against monitoring off's in the same turn."""
         turns = self.of(variant, model, scheduling)
         return statistics.median(value(t.measured) / value(t.off) for t in turns)
+
+    def lives_range(
+        self,
+        variant: str,
+        model: str,
+        value: Callable[[Usage], float],
+        scheduling: str = SHARED,
+    ) -> tuple[float, float]:
+        """The lowest and highest of the lives' own medians of ``paired``'s ratio."""
+        by_life: dict[int, list[float]] = {}
+        for t in self.of(variant, model, scheduling):
+            by_life.setdefault(t.life, []).append(value(t.measured) / value(t.off))
+        medians = [statistics.median(ratios) for ratios in by_life.values()]
+        return min(medians), max(medians)
 
     @property
     def schedulings(self) -> list[str]:
@@ -256,7 +273,9 @@ def _live(
             order = VARIANTS if round_ % 2 == 0 else tuple(reversed(VARIANTS))
             for model, variant, scheduling in itertools.product(models, order, schedulings):
                 measured, off = turn(variant, model, seconds, scheduling)
-                result.turns.append(Turn(variant.key, model, round_, measured, off, scheduling))
+                result.turns.append(
+                    Turn(variant.key, model, round_, measured, off, scheduling, life)
+                )
                 print(
                     f"monitoring {variant.key:7} {scheduling:6} round {round_:2} {model:7} "
                     f"{measured.rps:7.0f} req/s, off {off.rps:7.0f} req/s; CPU "
@@ -266,6 +285,7 @@ def _live(
                 )
         for _, server, _, _ in servers.values():
             schedule(server, SHARED)
+        time.sleep(2.5)  # one evaluation interval, so the reports include the last requests
         for configuration, _, http, _ in servers.values():
             result.drift_rows[configuration.key] = _drift_rows(http, models, configuration)
     for configuration, _, _, copy in servers.values():  # stopped: their logs are complete
@@ -308,13 +328,14 @@ def _handover_seconds(http: int) -> float:
 
 
 def _drift_rows(http: int, models: list[str], variant: Variant) -> int:
-    """Rows in the models' drift windows; raises if the configuration did not take effect."""
+    """Rows in the models' drift windows; raises if the configuration did not take effect.
+
+    (Read an evaluation interval after the last requests, so the reports include them.)"""
     if variant.settings.get("monitoring") == "false":
         status = httpx.get(f"http://127.0.0.1:{http}/api/monitoring").status_code
         if status != 404:
             raise RuntimeError(f"monitoring was meant to be off, but /api/monitoring is {status}")
         return 0
-    time.sleep(2.5)  # one evaluation interval, so the reports include the last requests
     rows = 0
     for model in models:
         report = httpx.get(f"http://127.0.0.1:{http}/api/monitoring/{model}").json()
@@ -356,6 +377,14 @@ def _sliced_saving(result: MonitoringCost) -> str:
         savings.append(1 - sliced / shared)
     low, high = min(savings) * 100, max(savings) * 100
     return f"{low:.0f}%" if round(low) == round(high) else f"{low:.0f}-{high:.0f}%"
+
+
+def _lives(result: MonitoringCost, variant: Variant, model: str, scheduling: str) -> str:
+    """The serving process's ratio in each life, lowest to highest: ``(1.04-1.07)``."""
+    if result.lives < 2:
+        return ""
+    low, high = result.lives_range(variant.key, model, _server, scheduling)
+    return f"({low:.2f}-{high:.2f})"
 
 
 def _server(usage: Usage) -> float:
@@ -400,9 +429,9 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
         "control is a pair of two servers with monitoring off, measured the same way: how "
         "far from 1.00 the method itself lands; a pair keeps its own lean for as long as it "
         "lives (the control has come out from 0.98x to 1.01x from run to run, both models "
-        "alike), so each configuration's figures come from several pairs. Requests/s are those "
-        "of a server with half "
-        "a core.",
+        "alike), so each configuration's figures come from several pairs; beside the serving "
+        "process's ratios, in brackets, the lowest and highest of the lives' own medians. "
+        "Requests/s are those of a server with half a core.",
         "",
         "With monitoring on, the default, each model call (a batch of requests) is appended "
         "to a queue on the event loop, and each request's latency to the service history. "
@@ -479,9 +508,10 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
             server = result.paired(variant.key, model, _server)
             total = result.paired(variant.key, model, _total)
             row = f"| {model} | {variant.label} | {rps:,.0f} | {ratio} | {server_us:.1f} µs | "
-            row += f"{handover} | {server:.3f}x | "
+            row += f"{handover} | {server:.3f}x {_lives(result, variant, model, SHARED)} | "
             if sliced:
-                row += f"{result.paired(variant.key, model, _server, SLICED):.3f}x | "
+                row += f"{result.paired(variant.key, model, _server, SLICED):.3f}x "
+                row += f"{_lives(result, variant, model, SLICED)} | "
             row += f"{helpers_us:.1f} µs | {total:.3f}x |"
             if sliced:
                 row += f" {result.paired(variant.key, model, _total, SLICED):.3f}x |"

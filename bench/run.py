@@ -9,10 +9,10 @@ the machine's other work does not move. All are written to docs/benchmarks.md. A
 numbers depend on the machine and what else runs on it; the ratios, measured in one run, are
 what to read.
 
-    python bench/run.py                       # everything (about 55 minutes)
+    python bench/run.py                       # everything (about an hour)
     python bench/run.py --quick               # 3 s per point, concurrency 16 only, 3 rounds
-    python bench/run.py --only monitoring     # just the monitoring cost (about 32 minutes)
-    python bench/run.py --only instructions   # just the instruction counts (about 11 minutes)
+    python bench/run.py --only monitoring     # just the monitoring cost (about 35 minutes)
+    python bench/run.py --only instructions   # just the instruction counts (3-11 minutes)
 
 --only re-measures one section of docs/benchmarks.md and keeps the others as they were.
 Needs wrk and h2load (Debian: apt-get install wrk nghttp2-client), and valgrind for the
