@@ -136,11 +136,15 @@ class MonitoringCost:
     log_rows: dict[str, int] = field(default_factory=dict)
     """Inference log rows written in all lives, by variant."""
 
-    def of(self, variant: str, model: str, scheduling: str = SHARED) -> list[Turn]:
+    def of(
+        self, variant: str, model: str, scheduling: str = SHARED, life: int | None = None
+    ) -> list[Turn]:
+        """The turns of ``variant`` on ``model`` scheduled so (in one life, or in all)."""
         return [
             t
             for t in self.turns
             if (t.variant, t.model, t.scheduling) == (variant, model, scheduling)
+            and life in (None, t.life)
         ]
 
     def paired(
@@ -149,24 +153,12 @@ class MonitoringCost:
         model: str,
         value: Callable[[Usage], float],
         scheduling: str = SHARED,
+        life: int | None = None,
     ) -> float:
-        """Median over the rounds of ``value`` against monitoring off's in the same turn."""
-        turns = self.of(variant, model, scheduling)
+        """Median over the rounds (of one life, or of all) of ``value`` against monitoring
+        off's in the same turn."""
+        turns = self.of(variant, model, scheduling, life)
         return statistics.median(value(t.measured) / value(t.off) for t in turns)
-
-    def lives_range(
-        self,
-        variant: str,
-        model: str,
-        value: Callable[[Usage], float],
-        scheduling: str = SHARED,
-    ) -> tuple[float, float]:
-        """The lowest and highest of the lives' own medians of ``paired``'s ratio."""
-        by_life: dict[int, list[float]] = {}
-        for t in self.of(variant, model, scheduling):
-            by_life.setdefault(t.life, []).append(value(t.measured) / value(t.off))
-        medians = [statistics.median(ratios) for ratios in by_life.values()]
-        return min(medians), max(medians)
 
     @property
     def schedulings(self) -> list[str]:
@@ -380,11 +372,13 @@ def _sliced_saving(result: MonitoringCost) -> str:
 
 
 def _lives(result: MonitoringCost, variant: Variant, model: str, scheduling: str) -> str:
-    """The serving process's ratio in each life, lowest to highest: ``(1.04-1.07)``."""
+    """The lowest and highest of the lives' own medians of the serving process's ratio:
+    ``(1.04-1.07)``."""
     if result.lives < 2:
         return ""
-    low, high = result.lives_range(variant.key, model, _server, scheduling)
-    return f"({low:.2f}-{high:.2f})"
+    lives = sorted({t.life for t in result.of(variant.key, model, scheduling)})
+    medians = [result.paired(variant.key, model, _server, scheduling, life) for life in lives]
+    return f"({min(medians):.2f}-{max(medians):.2f})"
 
 
 def _server(usage: Usage) -> float:
