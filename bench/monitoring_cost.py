@@ -144,7 +144,7 @@ class MonitoringCost:
             t
             for t in self.turns
             if (t.variant, t.model, t.scheduling) == (variant, model, scheduling)
-            and life in (None, t.life)
+            and (life is None or t.life == life)
         ]
 
     def paired(
