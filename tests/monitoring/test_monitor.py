@@ -20,6 +20,7 @@ from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.process import ProcessMonitoring, monitor_config
 from modelpilot.monitoring.tap_process import TapProcess, TapSpec
+from modelpilot.protocol.rows import request_from_rows
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.server.rest import create_app
@@ -188,6 +189,22 @@ async def test_monitoring_can_be_switched_off(labelled_iris: Registry) -> None:
         assert "modelpilot_requests_total" in (await client.get("/metrics")).text
     await engine.stop()
     assert not (Path(labelled_iris.location) / "inference-log.db").exists()
+
+
+async def test_a_monitor_built_by_hand_watches_calls_and_requests(labelled_iris: Registry) -> None:
+    engine = InferenceEngine(labelled_iris, make_settings(labelled_iris))
+    await engine.start()
+    monitor = Monitor(labelled_iris)
+    monitor.watch(engine)
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]]
+    for row in rows:
+        await engine.infer("iris", request_from_rows(row))
+    await asyncio.to_thread(monitor.flush)
+    drift = monitor.report("iris").drift
+    assert drift is not None and drift.rows == len(rows)  # the model calls
+    assert [p.requests for p in monitor.history.points] == [len(rows)]  # the requests
+    await asyncio.to_thread(monitor.stop)
+    await engine.stop()
 
 
 def test_a_full_queue_drops_work_instead_of_growing(labelled_iris: Registry) -> None:

@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -42,6 +42,9 @@ from modelpilot.monitoring.tap import Call, LocalTap, Tap, TapFailed, merge, mon
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.observers import InferenceObserver
+
+if TYPE_CHECKING:
+    from modelpilot.serving.engine import InferenceEngine
 
 logger = logging.getLogger(__name__)
 
@@ -97,8 +100,7 @@ class Monitor(InferenceObserver):
         """How often the loop hands the calls over (when the tap takes them on the loop)."""
         self.history = ServiceHistory()
         """Throughput, latency and errors over time: an observer of the engine of its own
-        (registered beside the monitor), which the monitor's thread closes interval by
-        interval."""
+        (``watch`` registers both), which the monitor's thread closes interval by interval."""
         self.exchange = exchange
         """Sibling workers' snapshots, merged into every report (``serve --workers``)."""
         # Every worker computes the same merged alerts; only the first one announces them.
@@ -142,6 +144,14 @@ class Monitor(InferenceObserver):
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._last_evaluation = 0.0
+
+    def watch(self, engine: InferenceEngine) -> None:
+        """Observe ``engine``: its model calls (this monitor) and its requests (``history``).
+
+        Two observers rather than one that forwards: each is told only the event it
+        overrides, so neither costs a request an extra call."""
+        engine.add_observer(self)
+        engine.add_observer(self.history)
 
     @property
     def dropped(self) -> int:

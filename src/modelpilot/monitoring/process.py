@@ -129,8 +129,7 @@ class ProcessMonitoring:
         if settings.monitoring:
             monitor = _monitor(engine, settings, exchange)
             scrape.register(ModelCollector(monitor))
-            engine.add_observer(monitor)
-            engine.add_observer(monitor.history)
+            monitor.watch(engine)
         return cls(scrape, service, monitor, exchange, settings.monitor_interval_seconds)
 
     def start(self) -> None:
