@@ -39,7 +39,6 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
-    event,
     func,
     insert,
     inspect,
@@ -98,7 +97,11 @@ labels_table = Table(
 
 
 class InferenceLog:
-    """Logged requests by batch, found by request id, labelled later, bounded in size."""
+    """Logged requests by batch, found by request id, labelled later, bounded in size.
+
+    How durable its commits are is ``engine``'s to say: ``Registry.companion_engine``, which
+    the server uses, does not wait for the disk at each commit (see there).
+    """
 
     def __init__(self, engine: Engine, max_rows: int = 200_000) -> None:
         self._engine = engine
@@ -106,10 +109,6 @@ class InferenceLog:
         self._since_trim = 0
         self._locator = Locator(batches, max_rows)
         self._locating = threading.Lock()
-        if engine.dialect.name == "sqlite":
-            # The log's writes are many: let WAL commits skip the fsync (a crash of the
-            # machine, not of the process, may lose the last ones; the file stays sound).
-            event.listen(engine, "connect", _relaxed_sync)
         try:
             create_tables(engine, metadata, _upgrade)
         except SQLAlchemyError as exc:
@@ -345,9 +344,3 @@ def _labelled(entry: LogEntry, label: Any) -> LogEntry:
         entry.outputs,
         label,
     )
-
-
-def _relaxed_sync(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
