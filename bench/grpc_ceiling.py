@@ -24,9 +24,11 @@ ANSWER.outputs.add(name="predict", datatype="INT64", shape=[1])
 ANSWER.raw_output_contents.append(bytes(8))
 
 
-class Canned(pb_grpc.GRPCInferenceServiceServicer):
-    async def ModelInfer(  # type: ignore[override]
-        self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
+class Canned(pb_grpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
+    async def ModelInfer(
+        self,
+        request: pb.ModelInferRequest,
+        context: grpc.aio.ServicerContext[pb.ModelInferRequest, pb.ModelInferResponse],
     ) -> pb.ModelInferResponse:
         return ANSWER
 
