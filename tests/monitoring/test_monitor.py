@@ -197,14 +197,16 @@ async def test_a_monitor_built_by_hand_watches_calls_and_requests(labelled_iris:
     monitor = Monitor(labelled_iris)
     monitor.watch(engine)
     rows = [[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]]
-    for row in rows:
-        await engine.infer("iris", request_from_rows(row))
-    await asyncio.to_thread(monitor.flush)
-    drift = monitor.report("iris").drift
-    assert drift is not None and drift.rows == len(rows)  # the model calls
-    assert [p.requests for p in monitor.history.points] == [len(rows)]  # the requests
-    await asyncio.to_thread(monitor.stop)
-    await engine.stop()
+    try:
+        for row in rows:
+            await engine.infer("iris", request_from_rows(row))
+        await asyncio.to_thread(monitor.flush)
+        drift = monitor.report("iris").drift
+        assert drift is not None and drift.rows == len(rows)  # the model calls
+        assert [p.requests for p in monitor.history.points] == [len(rows)]  # the requests
+    finally:
+        await asyncio.to_thread(monitor.stop)
+        await engine.stop()
 
 
 def test_a_full_queue_drops_work_instead_of_growing(labelled_iris: Registry) -> None:
