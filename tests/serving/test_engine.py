@@ -251,6 +251,17 @@ async def test_observers_hear_each_model_call_with_its_requests(engine: Inferenc
     assert max(len(ids) for ids, _, _, _ in recorder.calls) > 1  # the queued ones ran together
 
 
+async def test_an_observer_added_after_a_model_answered_hears_its_next_calls(
+    engine: InferenceEngine,
+) -> None:
+    await engine.infer("iris", request_from_rows([5.1, 3.5, 1.4, 0.2]))  # no one listening
+    recorder = Recorder()
+    engine.add_observer(recorder)
+    response = await engine.infer("iris", request_from_rows([6.2, 3.4, 5.4, 2.3]))
+    assert recorder.calls == [([response.id], [1], 1, 1)]
+    assert recorder.finished == [("ok", None)]
+
+
 async def test_a_request_its_caller_gave_up_on_is_499_not_a_server_error(
     engine: InferenceEngine,
 ) -> None:

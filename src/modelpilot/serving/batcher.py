@@ -76,6 +76,8 @@ STALL_SLACK = 20e-6
 """Seconds of wall time beyond twice its CPU time that a call on the loop may take."""
 
 Predict = Callable[[Batch, list[str]], dict[str, np.ndarray]]
+OnBatch = Callable[[int, list[float]], None]
+"""Told as each model call starts: its rows, and how long each caller waited in the queue."""
 Predicted = Callable[[list[str], list[int], Batch, dict[str, np.ndarray]], None]
 """Told after each successful model call: the callers' tags, their row counts, the inputs
 and the outputs of the call (all rows, in the callers' order; a caller that gave up while
@@ -116,7 +118,7 @@ class AdaptiveBatcher:
         predict: Predict,
         executor: Executor,
         policy: BatchingPolicy,
-        on_batch: Callable[[int, list[float]], None] | None = None,
+        on_batch: OnBatch | None = None,
         on_predicted: Predicted | None = None,
         in_flight: Callable[[], int] | None = None,
     ) -> None:
@@ -145,6 +147,10 @@ class AdaptiveBatcher:
         self._peak_at = -1.0
         self._loop_calls = 0
         self._stalled_calls = 0
+
+    def listen(self, on_batch: OnBatch | None, on_predicted: Predicted | None) -> None:
+        """Who is told of each model call from now on (see ``__init__``)."""
+        self._on_batch, self._on_predicted = on_batch, on_predicted
 
     @property
     def queued_rows(self) -> int:

@@ -29,7 +29,7 @@ from modelpilot.registry.types import ModelVersion
 from modelpilot.runtimes.base import Runtime, batch_rows
 from modelpilot.runtimes.flavors import load_runtime
 from modelpilot.serving.acceleration import accelerate
-from modelpilot.serving.batcher import AdaptiveBatcher, BatchingPolicy
+from modelpilot.serving.batcher import AdaptiveBatcher, BatchingPolicy, OnBatch, Predicted
 from modelpilot.serving.inputs import assemble_batch, requested_outputs, to_tensors
 from modelpilot.serving.observers import EVENTS, InferenceObserver, handlers
 from modelpilot.serving.pool import LoadedModel, ModelPool
@@ -82,10 +82,10 @@ class InferenceEngine:
     ) -> None:
         self.registry = registry
         self.settings = settings
-        self._observers: tuple[InferenceObserver, ...] = ()
-        self._handlers: dict[str, tuple[Any, ...]] = {event: () for event in EVENTS}
-        for observer in observers:
-            self.add_observer(observer)
+        self._observers: tuple[InferenceObserver, ...] = tuple(observers)
+        self._handlers: dict[str, tuple[Any, ...]] = {
+            event: handlers(self._observers, event) for event in EVENTS
+        }
         self.inflight: dict[str, int] = {}
         """Requests being answered right now, by model."""
         self._executor = ThreadPoolExecutor(
@@ -194,9 +194,13 @@ class InferenceEngine:
         return self._observers
 
     def add_observer(self, observer: InferenceObserver) -> None:
-        """Tell ``observer`` the events it overrides from now on (before serving, ideally)."""
+        """Tell ``observer`` the events it overrides from now on (also of models that have
+        answered already)."""
         self._observers = (*self._observers, observer)
         self._handlers = {event: handlers(self._observers, event) for event in EVENTS}
+        for loaded in self.pool.loaded():
+            if loaded.batcher is not None:
+                loaded.batcher.listen(*self._hooks(loaded.version))
 
     def _notify(self, event: str, *args: Any) -> None:
         for handler in self._handlers[event]:
@@ -275,7 +279,19 @@ class InferenceEngine:
         def predict(batch: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
             return _predict(runtime, batch, names)
 
-        version = loaded.version
+        name = loaded.version.model
+        loaded.batcher = AdaptiveBatcher(
+            predict,
+            self._executor,
+            batching_policy(self.settings, loaded.version),
+            *self._hooks(loaded.version),
+            lambda: self.inflight.get(name, 0),
+        )
+        return loaded.batcher
+
+    def _hooks(self, version: ModelVersion) -> tuple[OnBatch | None, Predicted | None]:
+        """Whom ``version``'s batcher tells of each model call: None for an event no observer
+        listens to, so that a call pays for none."""
         name, number = version.model, str(version.version)
 
         def on_batch(rows: int, waits: list[float]) -> None:
@@ -294,15 +310,10 @@ class InferenceEngine:
                 except Exception:
                     logger.exception("observer %r failed on predicted", handler)
 
-        loaded.batcher = AdaptiveBatcher(
-            predict,
-            self._executor,
-            batching_policy(self.settings, version),
+        return (
             on_batch if self._handlers["batch_finished"] else None,
             on_predicted if self._handlers["predicted"] else None,
-            lambda: self.inflight.get(name, 0),
         )
-        return loaded.batcher
 
     async def get_model(self, model: str, version: str | None = None) -> LoadedModel:
         """The loaded version a request for ``model`` (and ``version``) goes to."""
