@@ -82,10 +82,6 @@ class InferenceEngine:
     ) -> None:
         self.registry = registry
         self.settings = settings
-        self._observers: tuple[InferenceObserver, ...] = tuple(observers)
-        self._handlers: dict[str, tuple[Any, ...]] = {
-            event: handlers(self._observers, event) for event in EVENTS
-        }
         self.inflight: dict[str, int] = {}
         """Requests being answered right now, by model."""
         self._executor = ThreadPoolExecutor(
@@ -97,6 +93,10 @@ class InferenceEngine:
         self.pool = ModelPool(self._load, self._load_executor, settings.model_memory_budget_bytes)
         self.served = ServedModels(registry, settings, models, self.pool, self._load_executor)
         """The models answered for, and the version each request reaches."""
+        self._observers: tuple[InferenceObserver, ...] = ()
+        self._handlers: dict[str, tuple[Any, ...]] = {event: () for event in EVENTS}
+        for observer in observers:  # once the pool is there: add_observer looks in it
+            self.add_observer(observer)
         self.result_cache = create_result_cache(settings)
         self._id_prefix = secrets.token_hex(8)
         self._id_counter = 0
