@@ -5,8 +5,8 @@ Each configuration is measured side by side with a server of its own with monito
 partner: the two take the same load at the same time, for a short turn, on one and the same
 core (their load generators, and the monitoring process, niced as always, on the others),
 so that whatever else the shared machine does in that turn slows both alike, and the core's
-time is shared between them (each server is a scheduling group of its own). The ratio of the
-two is the turn's figure; the median over the rounds is reported. Partners are loaded only
+time is shared between them evenly (see ``OWN_SESSION``). The ratio of the two is the turn's
+figure; the median over the rounds is reported. Partners are loaded only
 with each other, so both have had the same history when a turn starts (a server that has
 been idle runs its first requests slower than one kept busy). A pair of two servers with
 monitoring off takes its turns like the others, as a control: its ratio shows how far from
@@ -57,6 +57,24 @@ one faster, likely how its memory happened to be laid out, stays with the proces
 one life, a pair's rounds agree to about a percent; from life to life its median moves by
 two or three (four lives of monitoring on against off, in a scratch run: 1.024-1.045x). So
 the rounds are spread over six lives rather than three: six partners per configuration."""
+OWN_SESSION = False
+"""Whether each server runs in a session of its own: no, in this benchmark's (each in a
+process group of its own, which is what stopping it needs).
+
+Where Linux's autogroup scheduling is on (the default on most distributions, for processes
+outside containers' cgroups), each session is a scheduling group of its own. A server in a
+session of its own, as this benchmark once started them, shares its group with its
+monitoring process, and lost throughput against a partner without one as that process
+worked, although it worked on the other core, which was mostly idle: in a scratch run (the
+forest, four lives of four 4-s rounds) monitoring on came out at 0.946x against off, and a
+monitoring process that read the rounds and dropped them at 0.973x; with autogroup turned
+off (``/proc/sys/kernel/sched_autogroup_enabled``), at 0.975x and 0.983x. (The scheduler
+spreads a group's weight over the cores its tasks are busy on; whether that is all of it,
+those runs do not say: running the monitoring process as ``SCHED_IDLE`` did not help.)
+In one session all processes are scheduled as one group, so each server's share of the core
+is its busy thread's, whatever its monitoring process does elsewhere, as for a server with
+a core of its own; the monitoring process's CPU time is reported beside it (the total
+columns)."""
 EVERY_CALL_INLINE = str(10**9)
 """``MODELPILOT_INLINE_PREDICT_BELOW_US`` that keeps every model call on the event loop.
 
@@ -223,6 +241,7 @@ def _live(
                             **configuration.settings, inline_predict_below_us=EVERY_CALL_INLINE
                         ),
                         cpus=serving,
+                        own_session=OWN_SESSION,
                     )
                 )
                 servers[variant.key, side] = (configuration, server, http, copy)
@@ -410,8 +429,10 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
         "of its own with monitoring off: the two took the same load at the same time for "
         f"{result.seconds:g} s, on the same core, so that the shared machine's changes of "
         "speed, which move one configuration's requests/s by a third from minute to minute "
-        "and differ from core to core, slowed both alike; each server was a scheduling group "
-        "of its own, so the two shared the core's time evenly. wrk and the monitoring "
+        "and differ from core to core, slowed both alike. All servers ran in the benchmark's "
+        "session (where Linux's autogroup scheduling is on, a server in a session of its own "
+        "got less of the shared core the busier its monitoring process was on the other "
+        "core), so the two shared the core's time evenly. wrk and the monitoring "
         "process (niced, as always) ran on the other core, where the monitoring process "
         "runs when a server has a spare core beside it. The two were loaded only together, "
         "so that neither had sat idle longer than the other when a turn began. Model calls "

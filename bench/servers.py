@@ -108,11 +108,15 @@ def running(
     env: dict[str, str] | None = None,
     ready_timeout: float = 120.0,
     cpus: set[int] | None = None,
+    own_session: bool = True,
 ) -> Iterator[Server]:
     """Run a server for the block.
 
     ``env`` is the whole environment of the server when given, else this process's; ``cpus``
-    the cores it (and every process it starts) may run on, when given.
+    the cores it (and every process it starts) may run on, when given. The server leads a
+    process group of its own, in a session of its own unless ``own_session`` is False: where
+    Linux's autogroup scheduling is on, a session is a scheduling group, whose weight on a
+    core shrinks as its processes on other cores get busy.
     """
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the server's lifetime
         prefix="bench-server-", suffix=".log", delete=False
@@ -123,7 +127,8 @@ def running(
         env=dict(os.environ) if env is None else env,
         stdout=log,
         stderr=subprocess.STDOUT,
-        start_new_session=True,
+        start_new_session=own_session,
+        process_group=None if own_session else 0,
     )
     try:
         try:
