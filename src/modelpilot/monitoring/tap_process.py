@@ -6,7 +6,7 @@ thread used about 4% of one core: while it held the interpreter lock the event l
 still, and every handover of the lock cost the loop more than the work it let through.
 (Binning and logging have been made cheaper since; in the side-by-side benchmark in
 docs/benchmarks.md a thread now costs the serving process 5-8% more CPU per request for its
-two models, and this way 2.5-5.9%, plus 1.2-2.0 us per request in this process beside it.)
+two models, and this way 2.2-5.9%, plus 1.2-2.0 us per request in this process beside it.)
 
 Here the event loop itself hands each round's calls over, every ``Monitor.round_seconds``:
 joined into one array per name (``tap.merge``), encoded (``tap_wire``), and written to a pipe
