@@ -3,15 +3,14 @@ without log, against off.
 
 Each configuration is measured side by side with a server of its own with monitoring off, its
 partner: the two take the same load at the same time, for a short turn, on one and the same
-core (their load generators, and the monitoring process, niced as always, on the others),
-so that whatever else the shared machine does in that turn slows both alike, and the core's
-time is shared between them evenly (see ``OWN_SESSION``). The ratio of the two is the turn's
-figure; the median over the rounds is reported. Partners are loaded only
-with each other, so both have had the same history when a turn starts (a server that has
-been idle runs its first requests slower than one kept busy). A pair of two servers with
-monitoring off takes its turns like the others, as a control: its ratio shows how far from
-1.00 the method itself lands. Every server is started ``LIVES`` times in a run (see there),
-the rounds split between its lives.
+core (their load generators, and the monitoring process, niced as always, on the others), so
+that whatever else the shared machine does in that turn slows both alike, and the core's time
+is shared between them evenly (see ``OWN_SESSION``). The ratio of the two is the turn's figure;
+the median over the rounds is reported. Partners are loaded only with each other, so both have
+had the same history when a turn starts (a server that has been idle runs its first requests
+slower than one kept busy). A pair of two servers with monitoring off takes its turns like the
+others, as a control: its ratio shows how far from 1.00 the method itself lands. Every server
+is started ``LIVES`` times in a run (see there), the rounds split between its lives.
 
 Every turn is taken twice: with the two servers scheduled as Linux does by default
 (``SHARED``: it switches between them every few milliseconds, and each switch costs a server
@@ -74,7 +73,9 @@ those runs do not say: running the monitoring process as ``SCHED_IDLE`` did not 
 In one session all processes are scheduled as one group, so each server's share of the core
 is its busy thread's, whatever its monitoring process does elsewhere, as for a server with
 a core of its own; the monitoring process's CPU time is reported beside it (the total
-columns)."""
+columns). The share is then per thread, though: a server that keeps a second thread busy, as
+monitoring in a thread does, gets more than half of the core, and its requests/s flatter it
+(0.96x in the first run so, against 1.073x CPU per request); read its CPU per request."""
 EVERY_CALL_INLINE = str(10**9)
 """``MODELPILOT_INLINE_PREDICT_BELOW_US`` that keeps every model call on the event loop.
 
@@ -432,7 +433,9 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
         "and differ from core to core, slowed both alike. All servers ran in the benchmark's "
         "session (where Linux's autogroup scheduling is on, a server in a session of its own "
         "got less of the shared core the busier its monitoring process was on the other "
-        "core), so the two shared the core's time evenly. wrk and the monitoring "
+        "core), so the two shared the core's time evenly, thread by thread (a server that "
+        "keeps a second thread busy, as monitoring in a thread does, gets more: read its CPU "
+        "per request). wrk and the monitoring "
         "process (niced, as always) ran on the other core, where the monitoring process "
         "runs when a server has a spare core beside it. The two were loaded only together, "
         "so that neither had sat idle longer than the other when a turn began. Model calls "

@@ -115,8 +115,8 @@ def running(
     ``env`` is the whole environment of the server when given, else this process's; ``cpus``
     the cores it (and every process it starts) may run on, when given. The server leads a
     process group of its own, in a session of its own unless ``own_session`` is False: where
-    Linux's autogroup scheduling is on, a session is a scheduling group, whose weight on a
-    core shrinks as its processes on other cores get busy.
+    Linux's autogroup scheduling is on, a session is a scheduling group of its own (see
+    ``monitoring_cost.OWN_SESSION`` for what that did to two servers sharing a core).
     """
     log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open for the server's lifetime
         prefix="bench-server-", suffix=".log", delete=False
