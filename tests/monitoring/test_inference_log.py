@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from modelpilot.monitoring.inference_log import InferenceLog, batch_row, batches
 from modelpilot.monitoring.log_records import (
@@ -234,3 +234,52 @@ def test_packing_keeps_strided_empty_and_scalar_arrays_as_they_were() -> None:
     assert inputs["b"].dtype == bool and inputs["b"].tolist() == [True, False]
     assert outputs["c"].shape == (0, 3) and outputs["c"].dtype == np.int32
     assert outputs["d"].shape == () and outputs["d"] == np.float32(1.5)
+
+
+def test_an_embedded_log_keeps_contents_in_segments_that_go_when_trimmed(
+    tmp_path: Path,
+) -> None:
+    """Two writers (two servers' monitoring processes) on one SQLite log: the one that trims
+    deletes the other's segment once no batch in it is left, and the other starts anew."""
+    registry = Registry.open(str(tmp_path / "registry"), tmp_path / "artifacts")
+    first = InferenceLog(registry.companion_engine("inference-log"), max_rows=100)
+    second = InferenceLog(registry.companion_engine("inference-log"), max_rows=100)
+    folder = tmp_path / "registry" / "inference-log.segments"
+    try:
+        first.write([entry(f"a{i}") for i in range(60)])
+        with registry.companion_engine("inference-log").connect() as conn:
+            row = conn.execute(select(batches)).mappings().one()
+        assert row["request_ids"] == "" and row["packed"] is None  # contents are elsewhere
+        assert [p.name for p in folder.iterdir()] == [row["segment"]]
+        assert row["segment_length"] == (folder / row["segment"]).stat().st_size
+
+        second.write([entry(f"b{i}") for i in range(100)])  # trims all of the first's
+        assert [p.name for p in folder.iterdir()] != [row["segment"]]
+        assert first.find("m", ["a0", "b0"]).keys() == {"b0"}
+        first.write([entry("c")])  # into a new segment: its own was deleted
+        assert len(list(folder.iterdir())) == 2
+        assert sorted(second.find("m", ["c", "b99"])) == ["b99", "c"]
+        assert second.find("m", ["c"])["c"].inputs == {"x": [[1.0, 2.0]]}
+    finally:
+        first.close()
+        second.close()
+        registry.close()
+
+
+def test_a_batch_whose_segment_has_gone_is_missing_not_an_error(tmp_path: Path) -> None:
+    registry = Registry.open(str(tmp_path / "registry"), tmp_path / "artifacts")
+    log = InferenceLog(registry.companion_engine("inference-log"))
+    try:
+        log.write([entry("a")])
+        log.set_labels("m", {"a": 1})
+        for path in (tmp_path / "registry" / "inference-log.segments").iterdir():
+            path.unlink()
+        log.write([entry("b")])
+        assert sorted(log.find("m", ["a", "b"])) == ["b"]
+        assert [e.request_id for e in log.recent("m")] == ["b"]
+        assert log.trim() == 0 and log.count() == 2  # its row stays until trimmed
+        log.max_rows = 1
+        assert log.trim() == 1 and [e.request_id for e in log.recent("m")] == ["b"]
+    finally:
+        log.close()
+        registry.close()

@@ -1,19 +1,22 @@
 """The inference log: sampled requests with their inputs, outputs and, later, their labels.
 
-Three tables beside the registry (in a SQLite file next to it, or in the registry's
+Two tables beside the registry (in a SQLite file next to it, or in the registry's
 PostgreSQL database), written by the monitor's tap (a process of its own in the server),
 never by a request:
 
 - ``inference_log_batches``: the requests one monitoring round took in for one version, as
   one row: their ids, times and row counts, and the inputs and outputs of all their rows as
   one array per name, packed as raw bytes (JSON for strings); see ``log_records``. One row
-  per round rather than per request is what keeps logging every request cheap;
+  per round rather than per request is what keeps logging every request cheap. In a SQLite
+  log the row keeps only the batch's model, version, time and size, and its contents go to
+  a segment file beside the database (see ``log_segments``);
 - ``inference_log_labels``: the labels posted for requests.
 
 Requests are found by id without an index written for each (see ``log_locator``).
 
 It is bounded: after every write that passes a tenth of ``max_rows`` requests, the oldest
-batches go until at most ``max_rows`` requests remain.
+batches go until at most ``max_rows`` requests remain (and with them, in a SQLite log, the
+segment files none of the rest refers to).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -47,6 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from modelpilot.errors import RegistryError
+from modelpilot.monitoring import log_segments
 from modelpilot.monitoring.log_locator import Locator
 from modelpilot.monitoring.log_records import (
     DecodedBatch,
@@ -55,6 +60,7 @@ from modelpilot.monitoring.log_records import (
     columns,
     rows_of,
 )
+from modelpilot.registry.database import WRITE_OPTION
 from modelpilot.registry.schema import create_tables
 
 logger = logging.getLogger(__name__)
@@ -79,6 +85,11 @@ batches = Table(
     # Inputs and outputs packed as raw bytes (log_records.pack_arrays); inputs and outputs
     # are then empty. Absent in logs written before it existed, and for string data.
     Column("packed", LargeBinary, nullable=True),
+    # Where the batch's contents are, in an embedded log (log_segments): its request ids,
+    # times, row counts, inputs, outputs and packed columns are then empty.
+    Column("segment", String(64), nullable=True),
+    Column("segment_offset", BigInteger, nullable=True),
+    Column("segment_length", BigInteger, nullable=True),
     Index("ix_inference_log_batches_model", "model", "id"),
     # Never give a batch id out twice (SQLite would, after the newest batches were deleted):
     # the locator takes a batch id it has read to mean the same batch for good.
@@ -105,9 +116,12 @@ class InferenceLog:
 
     def __init__(self, engine: Engine, max_rows: int = 200_000) -> None:
         self._engine = engine
+        # Writes take SQLite's write lock up front: segments are appended to under it.
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self.max_rows = max_rows
         self._since_trim = 0
-        self._locator = Locator(batches, max_rows)
+        self._segments = segments_of(engine)
+        self._locator = Locator(batches, max_rows, self._request_ids, _ID_COLUMNS)
         self._locating = threading.Lock()
         try:
             create_tables(engine, metadata, _upgrade)
@@ -115,6 +129,8 @@ class InferenceLog:
             raise RegistryError(f"cannot open the inference log at {engine.url}: {exc}") from exc
 
     def close(self) -> None:
+        if self._segments is not None:
+            self._segments.close()
         self._engine.dispose()
 
     # -- writing --------------------------------------------------------------------------
@@ -123,8 +139,8 @@ class InferenceLog:
         """Store batches of requests in one transaction."""
         if not items:
             return
-        with self._engine.begin() as conn:
-            conn.execute(insert(batches), [batch_row(item) for item in items])
+        with self._writer.begin() as conn:
+            conn.execute(insert(batches), [self._stored(batch_row(item)) for item in items])
         self._since_trim += sum(len(item.request_ids) for item in items)
         if self._since_trim * 10 >= self.max_rows:
             self.trim()
@@ -163,7 +179,7 @@ class InferenceLog:
         """Drop the oldest batches until at most ``max_rows`` requests remain; returns how
         many requests went."""
         self._since_trim = 0
-        with self._engine.begin() as conn:
+        with self._writer.begin() as conn:
             total = int(
                 conn.execute(select(func.coalesce(func.sum(batches.c.size), 0))).scalar() or 0
             )
@@ -180,17 +196,28 @@ class InferenceLog:
                 return 0
             self._drop_labels(conn, cutoff)
             conn.execute(delete(batches).where(batches.c.id <= cutoff))
-            return removed
+        self.sweep()
+        return removed
 
-    @staticmethod
-    def _drop_labels(conn: Connection, cutoff: int) -> None:
+    def sweep(self) -> int:
+        """Delete the segment files no batch refers to any more; returns how many went.
+
+        A transaction of its own, after the trim's commit: had the trim rolled back, its
+        batches would refer to files gone."""
+        if self._segments is None:
+            return 0
+        with self._writer.begin() as conn:
+            query = select(batches.c.segment).where(batches.c.segment.is_not(None)).distinct()
+            return self._segments.sweep(set(conn.execute(query).scalars()))
+
+    def _drop_labels(self, conn: Connection, cutoff: int) -> None:
         """Delete the labels of the requests in batches up to ``cutoff``."""
         if conn.execute(select(labels_table.c.model).limit(1)).first() is None:
             return  # no labels at all (the usual case), so no request ids to read
-        query = select(batches.c.model, batches.c.request_ids).where(batches.c.id <= cutoff)
+        query = select(batches.c.model, *_ID_COLUMNS).where(batches.c.id <= cutoff)
         gone: dict[str, list[str]] = {}
-        for model, request_ids in conn.execute(query):
-            gone.setdefault(model, []).extend(orjson.loads(request_ids))
+        for row in conn.execute(query).mappings():
+            gone.setdefault(row["model"], []).extend(self._request_ids(row) or [])
         for model, ids in gone.items():
             _delete_labels(conn, model, ids)
 
@@ -232,7 +259,9 @@ class InferenceLog:
                     batches.c.id.in_(wanted[start : start + 200]), batches.c.model == model
                 )
                 for row in conn.execute(query).mappings():
-                    decoded[int(row["id"])] = DecodedBatch(row)
+                    contents = self._contents(row)
+                    if contents is not None:
+                        decoded[int(row["id"])] = DecodedBatch(contents)
             located: dict[str, tuple[DecodedBatch, int]] = {}
             for rid, found_at in places.items():
                 for batch_id, position in found_at:  # newest first
@@ -260,7 +289,10 @@ class InferenceLog:
         out: list[LogEntry] = []
         with self._engine.connect() as conn:
             for row in conn.execute(query).mappings():
-                batch = DecodedBatch(row)
+                contents = self._contents(row)
+                if contents is None:
+                    continue
+                batch = DecodedBatch(contents)
                 for position in reversed(range(len(batch.request_ids))):
                     if since is not None and batch.times[position] < since:
                         continue
@@ -282,6 +314,44 @@ class InferenceLog:
             query = query.where(batches.c.model == model)
         with self._engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
+
+    # -- segments -------------------------------------------------------------------------
+
+    def _stored(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A batch row as stored: its contents moved to a segment, in an embedded log."""
+        if self._segments is None:
+            return row
+        place = self._segments.append(log_segments.encode(row))
+        emptied = {name: None if name in _NULLABLE else "" for name in log_segments.FIELDS}
+        return {
+            **row,
+            **emptied,
+            "segment": place.segment,
+            "segment_offset": place.offset,
+            "segment_length": place.length,
+        }
+
+    def _contents(self, row: Mapping[Any, Any]) -> Mapping[Any, Any] | None:
+        """A stored row with its contents, read from its segment if it has one (None if that
+        has gone: the batch was trimmed since the row was read)."""
+        place = _place(row)
+        if place is None:
+            return row
+        fields = self._segments_to_read().read(place)
+        return None if fields is None else {**row, **fields}
+
+    def _request_ids(self, row: Mapping[Any, Any]) -> list[str] | None:
+        """A stored row's request ids (of ``_ID_COLUMNS``); None if its segment has gone."""
+        place = _place(row)
+        if place is None:
+            return list(orjson.loads(row["request_ids"]))
+        fields = self._segments_to_read().read(place, only="request_ids")
+        return None if fields is None else list(orjson.loads(fields["request_ids"]))
+
+    def _segments_to_read(self) -> log_segments.Segments:
+        if self._segments is None:
+            raise RegistryError("the inference log holds segment rows but has no segment files")
+        return self._segments
 
     @staticmethod
     def _labels(conn: Connection, model: str, ids: list[str]) -> dict[str, Any]:
@@ -323,13 +393,48 @@ def batch_row(item: LogBatch) -> dict[str, Any]:
     }
 
 
+def segments_of(engine: Engine) -> log_segments.Segments | None:
+    """The segment files of a log in a SQLite file: a folder beside it (``inference-log.db``
+    keeps them in ``inference-log.segments``). None for PostgreSQL, which several machines may
+    share, and for a database in memory: they hold the contents in their rows."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return log_segments.Segments(Path(database).with_suffix(".segments"))
+
+
+def _place(row: Mapping[Any, Any]) -> log_segments.Place | None:
+    if row["segment"] is None:
+        return None
+    return log_segments.Place(
+        str(row["segment"]), int(row["segment_offset"]), int(row["segment_length"])
+    )
+
+
+_ID_COLUMNS = (
+    batches.c.request_ids,
+    batches.c.segment,
+    batches.c.segment_offset,
+    batches.c.segment_length,
+)
+"""What ``InferenceLog._request_ids`` reads a row's request ids from."""
+
+_NULLABLE = frozenset({"row_counts", "packed"})
+
+
 def _upgrade(conn: Connection) -> None:
     """Bring a log created by an earlier release up to date: add the columns it lacks (all
     nullable), and drop the per-request index that releases before the locator wrote."""
     conn.exec_driver_sql("DROP TABLE IF EXISTS inference_log_requests")
     present = {c["name"] for c in inspect(conn).get_columns("inference_log_batches")}
     binary = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
-    for name, kind in (("row_counts", "TEXT"), ("packed", binary)):
+    for name, kind in (
+        ("row_counts", "TEXT"),
+        ("packed", binary),
+        ("segment", "VARCHAR(64)"),
+        ("segment_offset", "BIGINT"),
+        ("segment_length", "BIGINT"),
+    ):
         if name not in present:
             conn.exec_driver_sql(f"ALTER TABLE inference_log_batches ADD COLUMN {name} {kind}")
 

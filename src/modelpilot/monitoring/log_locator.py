@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
-import orjson
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Column, Connection, Table, func, select
 
 SETTLE_SECONDS = 60.0
 """How long after a locator saw a batch id it takes every lower id to be committed."""
@@ -33,9 +33,18 @@ _POSITION_BITS = 32
 class Locator:
     """Request id -> (batch id, position) for the batches of ``table`` read so far."""
 
-    def __init__(self, table: Table, capacity: int) -> None:
+    def __init__(
+        self,
+        table: Table,
+        capacity: int,
+        request_ids: Callable[[Mapping[Any, Any]], list[str] | None],
+        columns: Sequence[Column[Any]],
+    ) -> None:
         self._table = table
         self._capacity = capacity
+        self._request_ids = request_ids
+        """A batch's request ids from its row of ``columns`` (None: the batch has gone)."""
+        self._columns = columns
         # One int (batch id and position) per request id; a list of them for an id logged
         # more than once (a client may send the same id twice, or to two models).
         self._where: dict[str, int | list[int]] = {}
@@ -54,9 +63,11 @@ class Locator:
         unread = sorted(int(i) for i in ids if int(i) not in self._read)
         for start in range(0, len(unread), 200):
             chunk = unread[start : start + 200]
-            query = select(table.c.id, table.c.request_ids).where(table.c.id.in_(chunk))
-            for batch_id, request_ids in conn.execute(query):
-                self._add(int(batch_id), orjson.loads(request_ids))
+            query = select(table.c.id, *self._columns).where(table.c.id.in_(chunk))
+            for row in conn.execute(query).mappings():
+                request_ids = self._request_ids(row)
+                if request_ids is not None:
+                    self._add(int(row["id"]), request_ids)
         highest = max((int(i) for i in ids), default=self._settled)
         if not self._seen or self._seen[-1][1] != highest:
             self._seen.append((now, highest))

@@ -1,0 +1,161 @@
+"""The embedded inference log's batches, kept in append-only files beside its database.
+
+In SQLite a logged round is one row of a few hundred kilobytes, and storing it there costs
+three times over: its pages go to the write-ahead log and again to the database at each
+checkpoint, and trimming it reads every page back (SQLite walks the row's overflow chain to
+free it, and overwrites each freed page with zeros where it was built with secure delete, as
+Debian's is). So the embedded log keeps only a small row per batch in SQLite (model, version,
+time, size) and writes the batch's contents, once, to the end of a segment file; old batches
+go when every batch in their file has gone, with the file. In a scratch measurement (rounds
+of 2,100 one-row requests of 20 64-bit numbers, four rounds a transaction, 200,000 requests
+kept, 600,000 written) this took the log from 610-650 ns of CPU per request to 210-235.
+
+A segment belongs to one writer (the monitoring process of one server process; several may
+log to the same database) until it passes ``SEGMENT_BYTES``. Writers append, and the log
+deletes files no batch refers to, only while holding the database's write lock, so that a
+file is never deleted between a writer's append and the commit of the row that refers to it;
+a writer whose file was deleted (all its batches trimmed by another) starts a new one. A crash
+between an append and its commit leaves bytes no row refers to, which go with their file.
+
+Commits are as durable as the database's: the appends wait for the disk no more than its
+commits do (``Registry.companion_engine``).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import uuid
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SEGMENT_BYTES = 16 << 20
+"""Size past which a writer starts a new segment: what the log may hold beyond its bound,
+per writer, while the batches of its oldest segment are trimmed one by one."""
+
+SUFFIX = ".seg"
+
+FIELDS = ("request_ids", "times", "row_counts", "inputs", "outputs", "packed")
+"""A batch's columns that live in its segment record (text but ``packed``, which is bytes)."""
+
+_HEADER = struct.Struct("<6q")
+"""Each record starts with the length of each of ``FIELDS`` (-1: ``packed`` is None)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a batch's record is: segment file name, offset and length."""
+
+    segment: str
+    offset: int
+    length: int
+
+
+class Segments:
+    """Batch records in the segment files of one directory, for one writer and any reader."""
+
+    def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
+        self.directory = directory
+        self.segment_bytes = segment_bytes
+        self._writer = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self._sequence = 0
+        self._file: Any = None  # the open segment this writer appends to
+        self._name = ""
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def append(self, record: bytes) -> Place:
+        """Write ``record`` at the end of this writer's segment. Call it only while holding
+        the database's write lock, and commit the row that refers to it before letting go."""
+        file = self._current()
+        offset = file.tell()
+        file.write(record)
+        file.flush()
+        return Place(self._name, offset, len(record))
+
+    def read(self, place: Place, only: str | None = None) -> dict[str, Any] | None:
+        """The fields of the record at ``place`` (just ``only``, if given); None if its
+        segment has gone (trimmed since the row was read)."""
+        try:
+            with open(self.directory / place.segment, "rb") as file:
+                file.seek(place.offset)
+                if only is None:
+                    return decode(file.read(place.length))
+                head = file.read(_HEADER.size)
+                lengths = _HEADER.unpack(head)
+                index = FIELDS.index(only)
+                file.seek(sum(max(n, 0) for n in lengths[:index]), os.SEEK_CUR)
+                return {only: _field(only, lengths[index], file.read(max(lengths[index], 0)))}
+        except (FileNotFoundError, struct.error):
+            return None
+
+    def sweep(self, referenced: Collection[str]) -> int:
+        """Delete the segments no batch refers to (under the database's write lock: then no
+        other writer is between an append and its commit). Returns how many went."""
+        removed = 0
+        for path in self.directory.glob(f"*{SUFFIX}"):
+            if path.name in referenced:
+                continue
+            if path.name == self._name:
+                self.close()
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+    def _current(self) -> Any:
+        file = self._file
+        if file is not None and (file.tell() >= self.segment_bytes or _unlinked(file)):
+            self.close()  # full, or deleted by another writer's sweep: start another
+            file = None
+        if file is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._sequence += 1
+            self._name = f"{self._writer}-{self._sequence:06d}{SUFFIX}"
+            file = self._file = open(self.directory / self._name, "ab")  # noqa: SIM115
+        return file
+
+
+def encode(row: Mapping[str, Any]) -> bytes:
+    """A batch row's ``FIELDS`` as one record."""
+    parts: list[bytes] = []
+    lengths: list[int] = []
+    for name in FIELDS:
+        value = row[name]
+        if value is None:
+            parts.append(b"")
+            lengths.append(-1)
+        else:
+            data = value if isinstance(value, bytes) else str(value).encode()
+            parts.append(data)
+            lengths.append(len(data))
+    return b"".join([_HEADER.pack(*lengths), *parts])
+
+
+def decode(record: bytes) -> dict[str, Any]:
+    """The fields :func:`encode` wrote: text again, ``packed`` as bytes or None."""
+    lengths = _HEADER.unpack_from(record)
+    out: dict[str, Any] = {}
+    offset = _HEADER.size
+    for name, length in zip(FIELDS, lengths, strict=True):
+        out[name] = _field(name, length, record[offset : offset + max(length, 0)])
+        offset += max(length, 0)
+    if offset != len(record):
+        raise struct.error("a segment record of the wrong length")
+    return out
+
+
+def _field(name: str, length: int, data: bytes) -> Any:
+    if length < 0:
+        return None
+    if len(data) != length:
+        raise struct.error("a segment record cut short")
+    return data if name == "packed" else data.decode()
+
+
+def _unlinked(file: Any) -> bool:
+    return os.fstat(file.fileno()).st_nlink == 0
