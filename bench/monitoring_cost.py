@@ -457,7 +457,8 @@ def render(result: MonitoringCost, command: str, when: str) -> str:
         "output and writes them to a pipe; a process of its own (niced) bins the inputs "
         "against the reference profile (drift window of the last 5,000 rows), counts the "
         "predictions, and writes inputs and outputs of every request to the inference log "
-        "(SQLite), where delayed labels find them. Every 2 s the server's monitor thread "
+        "(a SQLite row per round, its contents appended to a segment file beside it), where "
+        "delayed labels find them. Every 2 s the server's monitor thread "
         "gathers that process's windows and recomputes drift (PSI, Jensen-Shannon, KL, "
         'Wasserstein, KS, chi-squared) and the alerts. "In a thread" '
         "(`MODELPILOT_MONITOR_PROCESS=false`) does the binning and logging on that thread "
