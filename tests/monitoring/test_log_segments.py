@@ -77,3 +77,18 @@ def test_a_reader_that_never_wrote_creates_nothing(tmp_path: Path) -> None:
     segments = Segments(tmp_path / "segments")
     assert segments.sweep(set()) == 0
     assert not (tmp_path / "segments").exists()
+
+
+def test_a_record_that_never_reached_the_disk_reads_as_missing(tmp_path: Path) -> None:
+    """After a machine crash a committed row may point at zeros or at a file cut short."""
+    segments = Segments(tmp_path / "segments")
+    zeroed = segments.append(encode(record()))
+    cut = segments.append(encode(record('["cut"]')))
+    segments.close()
+    path = tmp_path / "segments" / zeroed.segment
+    data = bytearray(path.read_bytes())
+    data[: zeroed.length] = bytes(zeroed.length)
+    path.write_bytes(bytes(data[: cut.offset + cut.length // 2]))
+    for only in (None, "request_ids", "packed"):
+        assert segments.read(zeroed, only) is None
+        assert segments.read(cut, only) is None

@@ -18,7 +18,8 @@ a writer whose file was deleted (all its batches trimmed by another) starts a ne
 between an append and its commit leaves bytes no row refers to, which go with their file.
 
 Commits are as durable as the database's: the appends wait for the disk no more than its
-commits do (``Registry.companion_engine``).
+commits do (``Registry.companion_engine``). After a machine crash a committed row may refer
+to contents that never reached the disk: its batch reads as missing.
 """
 
 from __future__ import annotations
@@ -80,14 +81,16 @@ class Segments:
 
     def read(self, place: Place, only: str | None = None) -> dict[str, Any] | None:
         """The fields of the record at ``place`` (just ``only``, if given); None if its
-        segment has gone (trimmed since the row was read)."""
+        segment has gone (trimmed since the row was read), or holds something else there
+        (after a machine crash, a committed row's contents may not have reached the disk)."""
         try:
             with open(self.directory / place.segment, "rb") as file:
                 file.seek(place.offset)
                 if only is None:
                     return decode(file.read(place.length))
-                head = file.read(_HEADER.size)
-                lengths = _HEADER.unpack(head)
+                lengths = _HEADER.unpack(file.read(_HEADER.size))
+                if _HEADER.size + sum(max(n, 0) for n in lengths) != place.length:
+                    raise struct.error("a segment record of the wrong length")
                 index = FIELDS.index(only)
                 file.seek(sum(max(n, 0) for n in lengths[:index]), os.SEEK_CUR)
                 return {only: _field(only, lengths[index], file.read(max(lengths[index], 0)))}
