@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 SEGMENT_BYTES = 16 << 20
 """Size past which a writer starts a new segment: what the log may hold beyond its bound,
@@ -62,7 +62,7 @@ class Segments:
         self.segment_bytes = segment_bytes
         self._writer = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._sequence = 0
-        self._file: Any = None  # the open segment this writer appends to
+        self._file: BinaryIO | None = None  # the open segment this writer appends to
         self._name = ""
 
     def close(self) -> None:
@@ -110,7 +110,7 @@ class Segments:
             removed += 1
         return removed
 
-    def _current(self) -> Any:
+    def _current(self) -> BinaryIO:
         file = self._file
         if file is not None and (file.tell() >= self.segment_bytes or _unlinked(file)):
             self.close()  # full, or deleted by another writer's sweep: start another
@@ -160,5 +160,5 @@ def _field(name: str, length: int, data: bytes) -> Any:
     return data if name == "packed" else data.decode()
 
 
-def _unlinked(file: Any) -> bool:
+def _unlinked(file: BinaryIO) -> bool:
     return os.fstat(file.fileno()).st_nlink == 0
