@@ -322,10 +322,9 @@ class InferenceLog:
         if self._segments is None:
             return row
         place = self._segments.append(log_segments.encode(row))
-        emptied = {name: None if name in _NULLABLE else "" for name in log_segments.FIELDS}
         return {
             **row,
-            **emptied,
+            **_MOVED,
             "segment": place.segment,
             "segment_offset": place.offset,
             "segment_length": place.length,
@@ -419,7 +418,9 @@ _ID_COLUMNS = (
 )
 """What ``InferenceLog._request_ids`` reads a row's request ids from."""
 
-_NULLABLE = frozenset({"row_counts", "packed"})
+_MOVED = {name: None if name in ("row_counts", "packed") else "" for name in log_segments.FIELDS}
+"""A segment row's own values of the columns whose contents its segment holds (empty text in
+the columns that must hold some, else null)."""
 
 
 def _upgrade(conn: Connection) -> None:
