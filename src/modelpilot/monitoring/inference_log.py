@@ -342,9 +342,7 @@ class InferenceLog:
     def _request_ids(self, row: Mapping[Any, Any]) -> list[str] | None:
         """A stored row's request ids (of ``_ID_COLUMNS``); None if its segment has gone."""
         place = _place(row)
-        if place is None:
-            return list(orjson.loads(row["request_ids"]))
-        fields = self._segments_to_read().read(place, only="request_ids")
+        fields = row if place is None else self._segments_to_read().read(place, "request_ids")
         return None if fields is None else list(orjson.loads(fields["request_ids"]))
 
     def _segments_to_read(self) -> log_segments.Segments:
