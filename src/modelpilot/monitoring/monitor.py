@@ -59,16 +59,17 @@ every 0.25 s, 1.1-1.2 us every 50 ms (``modelpilot_monitor_handover_seconds_tota
 the monitoring process 1.5-2.0 us against 2.5 us. Its stall on the loop grows with the
 round (about a millisecond at 7,000 requests/s); p99 latency did not move.
 
-Most of what monitoring costs the serving process is neither the handover's own CPU nor the
-queueing, but the keeping of each call's objects until the handover (by then they are cold
-in the caches; likely the cost is in touching them again as they are freed and their memory
-reused, see docs/monitoring-cost.md). In scratch runs (the forest model, four lives of eight
-4-s turns beside an unmonitored partner, CPU per request), a server that only kept its last
-5,000 calls in a ring, with no handover and no monitoring process, spent 1.035-1.042x its
-partner's CPU, the request ids alone as much as the arrays; one keeping its last ten,
-0.996-1.012x. Shorter rounds did not help (every 50 ms 1.031x, every 20 ms 1.036x, against
-1.035x here), nor did copying each call's arrays, ids and times into byte buffers on the
-loop instead of keeping its objects (1.042x: the copies cost what they saved)."""
+Little of what monitoring costs the serving process is the handover's own CPU. Up to half is
+the observers' calls on every request and model call, which a server pays even if it drops each
+call at once (1.012-1.022x its unmonitored partner's CPU per request, against 1.028-1.034x for
+the default, in scratch runs on the forest model); the rest is keeping the calls until the
+handover, and the handover's memory traffic (by then the calls are cold in the caches; see
+docs/monitoring-cost.md). A server that only kept its last 5,000 calls in a ring spent
+1.035-1.042x, one keeping its last ten 0.996-1.012x. Yet bounding the round did not help:
+every 50 ms 1.031x, every 20 ms 1.036x, against 1.035x that day; a round handed over as soon
+as it held 32, 128 or 512 calls 1.033-1.050x. Nor did copying each call's arrays, ids and
+times into byte buffers on the loop instead of keeping its objects (1.042x: the copies cost
+what they saved)."""
 
 
 @dataclass(frozen=True, slots=True)
