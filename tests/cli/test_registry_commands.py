@@ -102,6 +102,31 @@ def test_errors_exit_1_with_one_line_and_no_traceback(
         assert "Traceback" not in proc.stderr
 
 
+def test_usage_errors_exit_2_with_a_hint_and_no_traceback(tmp_path: Path) -> None:
+    """Through the installed entry point, whichever click the installed Typer uses."""
+    cases = [
+        (["serve", "--no-such-flag"], "No such option: --no-such-flag"),
+        (["register"], "Missing argument"),
+        (["versions"], "Missing argument"),
+        (["predict", "iris", str(tmp_path / "rows.csv"), "--batch-size", "0"], "--batch-size"),
+    ]
+    for args, message in cases:
+        proc = subprocess.run(
+            [sys.executable, "-m", "modelpilot", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert message in proc.stderr, (args, proc.stderr)
+        assert "--help" in proc.stderr and "Traceback" not in proc.stderr
+    bare = subprocess.run(
+        [sys.executable, "-m", "modelpilot"], capture_output=True, text=True, timeout=60
+    )
+    assert "Commands:" in bare.stdout + bare.stderr and "Traceback" not in bare.stderr
+
+
 def test_help_explains_every_verb(run: Run) -> None:
     result = run("--help", registry=False)
     for verb in ("register", "models", "versions", "alias", "rollback", "serve", "predict", "demo"):

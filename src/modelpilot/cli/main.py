@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from typing import Annotated
 
-import click
 import typer
 
 import modelpilot
@@ -25,6 +24,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Click's plain help: it wraps each paragraph and gives an option's help the width it
+    # needs; rich's panels kept the docstrings' line breaks and, at 80 columns, cut defaults
+    # short ("drift-report.htm…").
+    rich_markup_mode=None,
 )
 registry_commands.install(app)
 serve_command.install(app)
@@ -50,20 +53,17 @@ def _root(
 
 
 def main() -> None:
-    """Entry point: expected errors print one line and exit 1, never a traceback."""
+    """Entry point: our errors print one line and exit 1, never a traceback.
+
+    Usage errors, ``--help`` and Ctrl-C are left to Typer (its own messages; exit codes 2, 0
+    and 1): it catches its own click's exceptions, which, vendored in newer Typer releases,
+    are not the ``click`` package's.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except ModelPilotError as exc:
         err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
         sys.exit(1)
     except OSError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(1)
-    except typer.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)

@@ -43,14 +43,17 @@ def register(
         ),
     ] = None,
     alias: Annotated[
-        list[str] | None, typer.Option("--alias", "-a", help="Point this alias here (repeatable).")
+        list[str] | None,
+        typer.Option("--alias", "-a", metavar="ALIAS", help="Point this alias here (repeatable)."),
     ] = None,
     description: Annotated[
         str | None, typer.Option(help="Free text kept with the version.")
     ] = None,
     metadata: Annotated[
         list[str] | None,
-        typer.Option("--metadata", "-m", help="KEY=VALUE kept with the version (repeatable)."),
+        typer.Option(
+            "--metadata", "-m", metavar="KEY=VALUE", help="Kept with the version (repeatable)."
+        ),
     ] = None,
     registry: RegistryOption = None,
     artifacts: ArtifactsOption = None,

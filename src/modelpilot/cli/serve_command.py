@@ -17,6 +17,7 @@ def serve(
         typer.Option(
             "--model",
             "-m",
+            metavar="REF",
             help="Serve NAME, NAME:VERSION or NAME@ALIAS (repeatable). Without it, every model "
             "in the registry at its production alias, else its latest version.",
         ),
