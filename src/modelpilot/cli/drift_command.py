@@ -35,10 +35,14 @@ DRIFT_EXIT_CODE = 3
 def drift(
     reference: Annotated[
         Path | None,
-        typer.Argument(help="Reference data (CSV, Parquet or .npy), e.g. the training set."),
+        typer.Argument(
+            metavar="REFERENCE",
+            help="Reference data (CSV, Parquet or .npy), e.g. the training set.",
+        ),
     ] = None,
     current: Annotated[
-        Path | None, typer.Argument(help="Current data to compare with it (same columns).")
+        Path | None,
+        typer.Argument(metavar="CURRENT", help="Current data to compare with it (same columns)."),
     ] = None,
     model: Annotated[
         str | None,

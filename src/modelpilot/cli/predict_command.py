@@ -29,7 +29,9 @@ from modelpilot.tabular import count_rows, has_names, iter_table
 
 
 def predict(
-    model: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS.")],
+    model: Annotated[
+        str, typer.Argument(metavar="MODEL", help="NAME, NAME:VERSION or NAME@ALIAS.")
+    ],
     input_file: Annotated[
         Path, typer.Argument(metavar="INPUT", help="Rows to score: CSV, Parquet or .npy.")
     ],

@@ -18,9 +18,14 @@ from modelpilot.serving.registration import register_model
 
 
 def register(
-    name: Annotated[str, typer.Argument(help="Model name (letters, digits, '_', '-', '.').")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="Model name (letters, digits, '_', '-', '.').")
+    ],
     file: Annotated[
-        Path, typer.Argument(help="Model file: .joblib/.pkl, .onnx, .json/.ubj, .txt or .py.")
+        Path,
+        typer.Argument(
+            metavar="FILE", help="Model file: .joblib/.pkl, .onnx, .json/.ubj, .txt or .py."
+        ),
     ],
     flavor: Annotated[
         str | None,
@@ -138,7 +143,7 @@ def models(
 
 
 def versions(
-    name: Annotated[str, typer.Argument(help="Model name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
     registry: RegistryOption = None,
     artifacts: ArtifactsOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -183,9 +188,9 @@ def versions(
 
 
 def alias(
-    name: Annotated[str, typer.Argument(help="Model name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
     alias_name: Annotated[str, typer.Argument(metavar="ALIAS", help="Alias, e.g. production.")],
-    version: Annotated[int, typer.Argument(help="Version number to point at.")],
+    version: Annotated[int, typer.Argument(metavar="VERSION", help="Version number to point at.")],
     registry: RegistryOption = None,
     artifacts: ArtifactsOption = None,
 ) -> None:
@@ -197,7 +202,7 @@ def alias(
 
 
 def rollback(
-    name: Annotated[str, typer.Argument(help="Model name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
     alias_name: Annotated[
         str, typer.Option("--alias", "-a", help="The alias to move back.")
     ] = PRODUCTION,
