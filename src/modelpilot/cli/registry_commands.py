@@ -16,6 +16,9 @@ from modelpilot.registry.refs import PRODUCTION
 from modelpilot.runtimes.flavors import FLAVORS
 from modelpilot.serving.registration import register_model
 
+ModelName = Annotated[str, typer.Argument(metavar="NAME", help="Model name.")]
+"""The model a verb works on (``versions``, ``alias``, ``rollback``)."""
+
 
 def register(
     name: Annotated[
@@ -143,7 +146,7 @@ def models(
 
 
 def versions(
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
+    name: ModelName,
     registry: RegistryOption = None,
     artifacts: ArtifactsOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -188,7 +191,7 @@ def versions(
 
 
 def alias(
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
+    name: ModelName,
     alias_name: Annotated[str, typer.Argument(metavar="ALIAS", help="Alias, e.g. production.")],
     version: Annotated[int, typer.Argument(metavar="VERSION", help="Version number to point at.")],
     registry: RegistryOption = None,
@@ -202,7 +205,7 @@ def alias(
 
 
 def rollback(
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
+    name: ModelName,
     alias_name: Annotated[
         str, typer.Option("--alias", "-a", help="The alias to move back.")
     ] = PRODUCTION,
