@@ -91,12 +91,7 @@ def test_errors_exit_1_with_one_line_and_no_traceback(
         (["alias", "nope", "production", "1"], "no model named 'nope'"),
     ]
     for args, message in cases:
-        proc = subprocess.run(
-            [sys.executable, "-m", "modelpilot", *args, "--registry", registry],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        proc = _installed(*args, "--registry", registry)
         assert proc.returncode == 1, (args, proc.stderr)
         assert message in proc.stderr
         assert "Traceback" not in proc.stderr
@@ -111,20 +106,23 @@ def test_usage_errors_exit_2_with_a_hint_and_no_traceback(tmp_path: Path) -> Non
         (["predict", "iris", str(tmp_path / "rows.csv"), "--batch-size", "0"], "--batch-size"),
     ]
     for args, message in cases:
-        proc = subprocess.run(
-            [sys.executable, "-m", "modelpilot", *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tmp_path,
-        )
+        proc = _installed(*args, cwd=tmp_path)
         assert proc.returncode == 2, (args, proc.stderr)
         assert message in proc.stderr, (args, proc.stderr)
         assert "--help" in proc.stderr and "Traceback" not in proc.stderr
-    bare = subprocess.run(
-        [sys.executable, "-m", "modelpilot"], capture_output=True, text=True, timeout=60
-    )
+    bare = _installed(cwd=tmp_path)
     assert "Commands:" in bare.stdout + bare.stderr and "Traceback" not in bare.stderr
+
+
+def _installed(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``modelpilot ARGS`` as the installed entry point runs it, in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "modelpilot", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
 
 
 def test_help_explains_every_verb(run: Run) -> None:
