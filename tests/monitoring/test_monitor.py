@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -148,6 +149,28 @@ async def test_feedback_errors_are_clear(served: Served) -> None:
     assert "2 row(s) but got 1 label" in mismatch.json()["error"]
     both = await client.post("/api/feedback/iris", json={"request_id": ids[0], "label": [0, 2]})
     assert both.json() == {"accepted": 2, "unknown": []}
+
+
+async def test_feedback_is_read_as_json_whatever_its_content_type(served: Served) -> None:
+    """`curl -d`, as the README and the demo write it, sends form-encoded content."""
+    client = served.client
+    ids = await send(client, np.array([[5.1, 3.5, 1.4, 0.2]] * 2), per_request=1)
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    one = json.dumps({"request_id": ids[0], "label": 0})
+    reply = await client.post("/api/feedback/iris", content=one, headers=form)
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {"accepted": 1, "unknown": []}
+    many = json.dumps({"labels": [{"request_id": ids[1], "label": 1}]})
+    reply = await client.post("/api/feedback/iris", content=many)  # no content type at all
+    assert reply.json() == {"accepted": 1, "unknown": []}
+    assert (await client.get("/api/monitoring/iris")).json()["performance"]["labels"] == 2
+
+    not_json = await client.post("/api/feedback/iris", content="request_id=x&label=0", headers=form)
+    assert not_json.status_code == 400
+    assert "not valid JSON" in not_json.json()["error"]
+    neither = await client.post("/api/feedback/iris", content=json.dumps({"label": 1}))
+    assert neither.status_code == 422
+    assert "request_id" in neither.json()["error"]
 
 
 async def test_labels_join_through_the_log_after_a_restart(

@@ -6,11 +6,13 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from modelpilot.errors import InvalidInput, NotFound
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.overview import model_overview, overview
+from modelpilot.server.rest.body import json_object
+from modelpilot.server.rest.errors import invalid_request
 
 router = APIRouter(prefix="/api", tags=["Monitoring"])
 
@@ -42,6 +44,45 @@ class Feedback(BaseModel):
         return {self.request_id: self.label}
 
 
+FEEDBACK_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "request_id": {"type": "string"},
+                        "label": {"description": "the true value; a list of one per row"},
+                        "labels": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {"request_id": {"type": "string"}, "label": {}},
+                                "required": ["request_id", "label"],
+                            },
+                        },
+                    },
+                },
+                "examples": {
+                    "one": {"value": {"request_id": "3f9c0a1e00000001", "label": 2}},
+                    "many": {
+                        "value": {
+                            "labels": [
+                                {"request_id": "3f9c0a1e00000001", "label": 2},
+                                {"request_id": "3f9c0a1e00000002", "label": [0, 1]},
+                            ]
+                        }
+                    },
+                },
+            }
+        },
+    }
+}
+"""The body's schema for the OpenAPI docs: the endpoint reads the body itself (see
+``feedback``), so FastAPI does not derive it from ``Feedback``."""
+
+
 class FeedbackReply(BaseModel):
     accepted: int = Field(description="Rows whose label joined a logged prediction.")
     unknown: list[str] = Field(description="Request ids with no prediction of this model.")
@@ -55,15 +96,27 @@ def _monitor(request: Request) -> Monitor:
     return monitor
 
 
-@router.post("/feedback/{model}", summary="Post delayed labels", response_model=FeedbackReply)
-async def feedback(model: str, body: Feedback, request: Request) -> FeedbackReply:
+@router.post(
+    "/feedback/{model}",
+    summary="Post delayed labels",
+    response_model=FeedbackReply,
+    openapi_extra=FEEDBACK_BODY,
+)
+async def feedback(model: str, request: Request) -> FeedbackReply:
     """Join true labels to earlier predictions by request id; they feed accuracy monitoring.
 
     Answers 404 when no id matched a prediction of ``model``; ids that did not match are
     listed in ``unknown`` otherwise.
     """
     monitor = _monitor(request)
-    pairs = body.pairs()
+    # The body is JSON whatever its Content-Type says, as for predictions: `curl -d` sends
+    # form-encoded, and FastAPI would parse a declared model only from application/json.
+    limit = request.app.state.settings.max_request_bytes
+    payload = json_object(await request.body(), request.headers, limit)
+    try:
+        pairs = Feedback.model_validate(payload).pairs()
+    except ValidationError as exc:
+        raise InvalidInput(invalid_request(exc.errors())) from None
     if not pairs:
         raise InvalidInput("no labels given")
     result = await asyncio.to_thread(monitor.feedback, model, pairs)

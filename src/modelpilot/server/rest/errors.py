@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,12 +28,17 @@ async def _modelpilot_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+def invalid_request(errors: Sequence[Any]) -> str:
+    """Pydantic's validation errors as one line: where, and what is wrong there."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in errors
+    )
+    return f"invalid request: {problems}"
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()
-    )
-    return JSONResponse({"error": f"invalid request: {problems}"}, status_code=422)
+    return JSONResponse({"error": invalid_request(exc.errors())}, status_code=422)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
