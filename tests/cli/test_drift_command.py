@@ -62,6 +62,8 @@ def test_calm_data_passes_and_small_samples_use_ks(
     assert result.exit_code == 0, result.output
     assert "No dataset drift: 0 of 4 features drifted over 200 rows" in result.stdout
     assert result.stdout.count(" ks ") == 4
+    # Whole names in 80 columns (the table once cut them to "sepal_le…").
+    assert all(f"\n {name} " in result.stdout for name in iris_frame.columns), result.stdout
 
 
 def test_model_mode_reads_the_inference_log(

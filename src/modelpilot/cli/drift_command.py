@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from modelpilot.cli.common import (
@@ -151,9 +152,18 @@ def _from_log(
 
 
 def _print(report: DriftReport, thresholds: DriftThresholds) -> None:
-    table = Table(title="Feature drift", title_justify="left")
-    for name in ("feature", "verdict", "method", "score", "threshold", "PSI", "JS", "W (sd)"):
-        table.add_column(name, justify="left" if name in ("feature", "verdict") else "right")
+    # Narrow, so that feature names fit in 80 columns ("sepal_le…" said little).
+    table = Table(
+        title="Feature drift",
+        title_justify="left",
+        box=box.SIMPLE,
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    table.add_column("feature", overflow="fold")  # a long name on two lines, not cut short
+    table.add_column("verdict")
+    for name in ("method", "score", "threshold", "PSI", "JS", "W (sd)"):
+        table.add_column(name, justify="right")
     for f in report.features:
         if f.method == "none":
             verdict = "[dim]too few rows[/]"
@@ -165,8 +175,8 @@ def _print(report: DriftReport, thresholds: DriftThresholds) -> None:
             f.method,
             f"{f.score:.4f}",
             f"{f.threshold:.4f}",
-            f"{f.psi:.4f}",
-            f"{f.js_distance:.4f}",
+            f"{f.psi:.3f}",
+            f"{f.js_distance:.3f}",
             "-" if f.wasserstein is None else f"{f.wasserstein:.3f}",
         )
     out.print(table)
