@@ -89,3 +89,30 @@ def test_errors(run: Run, registered: None, tmp_path: Path) -> None:
     result = run("predict", "iris", str(wrong))
     assert isinstance(result.exception, InvalidInput)
     assert "lacks the model's features" in str(result.exception)
+
+
+def test_a_bad_row_is_located_and_leaves_no_half_written_output(
+    run: Run, registered: None, tmp_path: Path, iris_frame: pd.DataFrame
+) -> None:
+    rows = iris_frame.astype(object)
+    rows.iloc[121, 2] = "5,1"  # in the third chunk of 50
+    source = tmp_path / "rows.csv"
+    rows.to_csv(source, index=False)
+    for suffix in (".csv", ".parquet", ".npy"):
+        target = tmp_path / f"scored{suffix}"
+        result = run("predict", "iris", str(source), "-o", str(target), "--batch-size", "50")
+        assert isinstance(result.exception, InvalidInput)
+        problem = str(result.exception)
+        assert "data row 122, column 'petal_length': '5,1' is not a number" in problem
+        assert not target.exists()
+    earlier = tmp_path / "scored.csv"
+    earlier.write_text("an earlier run's output\n")
+    assert run("predict", "iris", str(source), "-o", str(earlier)).exit_code != 0
+    assert earlier.read_text() == "an earlier run's output\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+    rows.iloc[121, 2] = None  # an empty cell, for a model that takes no missing values
+    rows.to_csv(source, index=False)
+    result = run("predict", "iris", str(source), "-o", str(earlier), "--batch-size", "50")
+    assert isinstance(result.exception, InvalidInput)
+    assert "data row 122, column 'petal_length' is empty" in str(result.exception)

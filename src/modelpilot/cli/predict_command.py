@@ -53,7 +53,8 @@ def predict(
 
     Columns are matched to the model's features by name when both have names; a .npy file's
     columns are taken in order. Classifiers get a `predict` column and one `predict_proba_<class>`
-    column per class.
+    column per class. The output appears only once every row is scored: a run stopped by a bad
+    row or Ctrl-C leaves no half-written file (and an earlier output as it was).
     """
     ref = ModelRef.parse(model)
     target = output or input_file.with_name(input_file.stem + ".predictions.csv")
@@ -90,18 +91,22 @@ async def _score(
         with progress_bar() as progress:
             task = progress.add_task(f"scoring with {version}", total=total)
             for frame in iter_table(source, chunk):
-                request = InferenceRequest(inputs=[_tensor(signature, frame)])
+                request = InferenceRequest(inputs=[_tensor(signature, frame, done)])
                 response = await engine.infer(ref.name, request, transport="cli")
                 writer.write(_outputs(signature, response.outputs))
                 done += len(frame)
                 progress.update(task, advance=len(frame))
         writer.close()
+    except BaseException:
+        writer.discard()
+        raise
     finally:
         await engine.stop()
     return done, time.perf_counter() - started, version
 
 
-def _tensor(signature: Signature, frame: pd.DataFrame) -> Tensor:
+def _tensor(signature: Signature, frame: pd.DataFrame, first_row: int) -> Tensor:
+    """``frame`` as the model's input; ``first_row`` is its first row's index in the file."""
     names = signature.feature_names
     if names and has_names(frame):
         missing = [n for n in names if n not in frame.columns]
@@ -116,9 +121,37 @@ def _tensor(signature: Signature, frame: pd.DataFrame) -> Tensor:
         try:
             array = array.astype(np.float64)
         except (TypeError, ValueError) as exc:
-            raise InvalidInput(f"the input has non-numeric values: {exc}") from None
+            problem = _not_numeric(frame, first_row) or f"non-numeric input: {exc}"
+            raise InvalidInput(problem) from None
+    if array.dtype.kind == "f" and not signature.allow_nan:
+        # The server would say so too, counting rows from 0 in this chunk, not in the file.
+        empty = np.argwhere(~np.isfinite(array))
+        if len(empty):
+            row, col = (int(i) for i in empty[0])
+            raise InvalidInput(
+                f"data row {first_row + row + 1}, column {frame.columns[col]!r} is empty or "
+                "not finite, and this model cannot take missing values: impute them or remove "
+                f"those rows ({len(empty):,} such cell(s) in rows {first_row + 1:,}-"
+                f"{first_row + len(frame):,})"
+            )
     name = signature.inputs[0].name if signature.inputs else "input-0"
     return Tensor(name, datatype_of(array), array.shape, array)
+
+
+def _not_numeric(frame: pd.DataFrame, first_row: int) -> str | None:
+    """Where the first value that is not a number is, as a user finds it in the file."""
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype.kind != "O":
+            continue
+        bad = pd.to_numeric(values, errors="coerce").isna() & values.notna()
+        if bad.any():
+            at = int(np.argmax(bad.to_numpy()))
+            return (
+                f"data row {first_row + at + 1}, column {column!r}: {values.iloc[at]!r} is "
+                "not a number; fix or remove that row"
+            )
+    return None
 
 
 def _outputs(signature: Signature, tensors: list[Tensor]) -> pd.DataFrame:
@@ -145,13 +178,17 @@ def _outputs(signature: Signature, tensors: list[Tensor]) -> pd.DataFrame:
 
 
 class _Writer:
-    """Appends chunks to CSV or Parquet as they come; .npy is written once at the end."""
+    """Appends chunks to CSV or Parquet as they come; .npy is written once at the end.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        suffix = path.suffix.lower()
+    Into a hidden file beside ``path``, which ``close`` renames to ``path`` and ``discard``
+    removes: ``path`` is either the whole output or untouched."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        suffix = target.suffix.lower()
         if suffix not in (".csv", ".parquet", ".pq", ".npy"):
-            raise InvalidInput(f"cannot write {path.name}: use .csv, .parquet or .npy")
+            raise InvalidInput(f"cannot write {target.name}: use .csv, .parquet or .npy")
+        self.path = target.with_name(f".{target.name}.partial")
         self.kind = "parquet" if suffix in (".parquet", ".pq") else suffix[1:]
         self._first = True
         self._parquet: Any = None
@@ -178,7 +215,15 @@ class _Writer:
         if self._parquet is not None:
             self._parquet.close()
         if self.kind == "npy" and self._arrays:
-            np.save(self.path, np.concatenate(self._arrays))
+            with self.path.open("wb") as file:  # np.save would add .npy to the name
+                np.save(file, np.concatenate(self._arrays))
+        if self.path.exists():
+            self.path.replace(self.target)
+
+    def discard(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        self.path.unlink(missing_ok=True)
 
 
 def install(app: typer.Typer) -> None:
