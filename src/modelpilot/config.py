@@ -28,13 +28,13 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     """Interface the HTTP and gRPC servers bind to."""
 
-    http_port: int = 8000
+    http_port: int = Field(default=8000, ge=0, le=65535)
     """Port of the REST server (Open Inference Protocol v2, ``/predict``, ``/metrics``)."""
 
-    grpc_port: int = 8001
+    grpc_port: int = Field(default=8001, ge=0, le=65535)
     """Port of the gRPC server (``inference.GRPCInferenceService``); 0 disables it."""
 
-    workers: int = 1
+    workers: int = Field(default=1, ge=1)
     """Number of server processes sharing the ports."""
 
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)

@@ -125,3 +125,7 @@ class MissingExtra(ModelPilotError):
         )
         self.package = package
         self.extra = extra
+
+
+class BadSettings(ModelPilotError):
+    """A setting (a ``MODELPILOT_*`` variable or a flag) has a value it cannot take."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -114,7 +115,26 @@ def test_usage_errors_exit_2_with_a_hint_and_no_traceback(tmp_path: Path) -> Non
     assert "Commands:" in bare.stdout + bare.stderr and "Traceback" not in bare.stderr
 
 
-def _installed(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def test_a_bad_setting_is_named_as_it_was_set_without_a_traceback(tmp_path: Path) -> None:
+    proc = _installed(
+        "serve",
+        "--http-port",
+        "99999",
+        cwd=tmp_path,
+        env={"MODELPILOT_MONITOR_SAMPLE_RATE": "2", "MODELPILOT_MAX_BATCH_SIZE": "many"},
+    )
+    assert proc.returncode == 1, proc.stderr
+    message = " ".join(proc.stderr.split())  # rich wraps at 80 columns
+    assert message.startswith("error: bad setting: ")
+    assert "--http-port=99999: Input should be less than or equal to 65535" in message
+    assert "MODELPILOT_MONITOR_SAMPLE_RATE=2: Input should be less than or equal to 1" in message
+    assert "MODELPILOT_MAX_BATCH_SIZE=many: Input should be a valid integer" in message
+    assert "Traceback" not in proc.stderr
+
+
+def _installed(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``modelpilot ARGS`` as the installed entry point runs it, in a process of its own."""
     return subprocess.run(
         [sys.executable, "-m", "modelpilot", *args],
@@ -122,6 +142,7 @@ def _installed(*args: str, cwd: Path | None = None) -> subprocess.CompletedProce
         text=True,
         timeout=60,
         cwd=cwd,
+        env=None if env is None else os.environ | env,
     )
 
 

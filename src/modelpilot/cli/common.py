@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from modelpilot.config import Settings
+from modelpilot.errors import BadSettings
 from modelpilot.registry.store import Registry
 
 # Results go to stdout (so that scripts can capture them); messages and tables to stderr
@@ -42,7 +44,21 @@ ArtifactsOption = Annotated[
 
 def make_settings(**flags: Any) -> Settings:
     """Settings from the environment, with the flags that were given on top."""
-    return Settings(**{key: value for key, value in flags.items() if value is not None})
+    given = {key: value for key, value in flags.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise BadSettings(_settings_problems(exc, given)) from None
+
+
+def _settings_problems(exc: ValidationError, flags: Mapping[str, Any]) -> str:
+    """Each wrong setting by the name the user set it under, and what is wrong with it."""
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        source = f"--{field.replace('_', '-')}" if field in flags else f"MODELPILOT_{field.upper()}"
+        problems.append(f"{source}={error.get('input')!s}: {error['msg']}")
+    return "bad setting: " + "; ".join(problems)
 
 
 def open_registry(registry: str | None, artifacts: Path | None) -> Registry:
