@@ -147,6 +147,11 @@ async def test_feedback_errors_are_clear(served: Served) -> None:
     mismatch = await client.post("/api/feedback/iris", json={"request_id": ids[0], "label": 0})
     assert mismatch.status_code == 400
     assert "2 row(s) but got 1 label" in mismatch.json()["error"]
+    for label in ([0, None], [0, {"class": 2}]):
+        refused = await client.post(
+            "/api/feedback/iris", content=json.dumps({"request_id": ids[0], "label": label})
+        )
+        assert refused.status_code == 422 and "is not a class" in refused.json()["error"]
     both = await client.post("/api/feedback/iris", json={"request_id": ids[0], "label": [0, 2]})
     assert both.json() == {"accepted": 2, "unknown": []}
 

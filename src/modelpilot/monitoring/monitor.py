@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelpilot.errors import BadRequest, NotFound
+from modelpilot.errors import BadRequest, InvalidInput, NotFound
 from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition
 from modelpilot.monitoring.history import ServiceHistory, ServicePoint, merge_points
 from modelpilot.monitoring.inference_log import InferenceLog
@@ -426,7 +426,9 @@ class Monitor(InferenceObserver):
                 raise NotFound(
                     f"no monitoring data for model {model!r}"
                     + (f" version {version}" if version is not None else "")
-                    + " yet: it has answered no requests since the server started"
+                    + " yet: it has answered no requests since the server started, or its "
+                    f"first report is still to come (reports are made every "
+                    f"{self.evaluate_seconds:g} s)"
                 )
             return self._latest[max(keys)]
 
@@ -453,7 +455,7 @@ class Monitor(InferenceObserver):
                 version = self.registry.get_version(prediction.model, prediction.version)
                 monitor = self._monitor(version)
                 predicted, proba = _predicted(monitor, prediction.outputs)
-                joined.append((monitor, self._pair(request_id, label, predicted), proba))
+                joined.append((monitor, _pair(monitor, request_id, label, predicted), proba))
                 matched[request_id] = label
             accepted = 0
             for monitor, rows, proba in joined:
@@ -466,15 +468,22 @@ class Monitor(InferenceObserver):
         self._evaluate()
         return FeedbackResult(accepted, unknown)
 
-    @staticmethod
-    def _pair(request_id: str, label: Any, predicted: list[Any]) -> list[tuple[Any, Any]]:
-        truths = label if isinstance(label, list) else [label]
-        if len(truths) != len(predicted):
-            raise BadRequest(
-                f"request {request_id!r} predicted {len(predicted)} row(s) but got "
-                f"{len(truths)} label(s); send one label per row (a list for several rows)"
-            )
-        return list(zip(truths, predicted, strict=True))
+
+def _pair(
+    monitor: ModelMonitor, request_id: str, label: Any, predicted: list[Any]
+) -> list[tuple[Any, Any]]:
+    """Each row's label beside what was predicted for it (BadRequest if they do not fit)."""
+    truths = label if isinstance(label, list) else [label]
+    if len(truths) != len(predicted):
+        raise BadRequest(
+            f"request {request_id!r} predicted {len(predicted)} row(s) but got "
+            f"{len(truths)} label(s); send one label per row (a list for several rows)"
+        )
+    try:
+        checked = [monitor.performance.checked(truth) for truth in truths]
+    except ValueError as exc:
+        raise InvalidInput(f"request {request_id!r}: {exc}") from None
+    return list(zip(checked, predicted, strict=True))
 
 
 def _predicted(monitor: ModelMonitor, outputs: Mapping[str, Any]) -> tuple[list[Any], Any]:

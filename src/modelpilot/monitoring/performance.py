@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -83,6 +84,27 @@ class PerformanceWindow:
         self.thresholds = thresholds
         self.total = 0
         self._rows: deque[Labelled] = deque(maxlen=max_rows)
+
+    def checked(self, truth: Any) -> Any:
+        """``truth`` as a label of this window, or ValueError saying why it cannot be one.
+
+        Checked as labels arrive: one that the metrics could not use would stop the
+        version's reports for as long as it stayed in the window."""
+        if self.task == "regression":
+            if isinstance(truth, (int, float, str)) and not isinstance(truth, bool):
+                try:
+                    value = float(truth)
+                except ValueError:
+                    pass
+                else:
+                    if math.isfinite(value):
+                        return value
+            raise ValueError(f"label {truth!r} is not a finite number, as a regression needs")
+        if isinstance(truth, float) and not math.isfinite(truth):
+            raise ValueError(f"label {truth!r} is not a class")
+        if not isinstance(truth, (str, int, float)):  # bool is an int
+            raise ValueError(f"label {truth!r} is not a class (a string or a number)")
+        return truth
 
     def add(self, truth: Any, predicted: Any, proba: np.ndarray | None, at: float | None) -> None:
         self._rows.append(Labelled(time.time() if at is None else at, truth, predicted, proba))

@@ -1,0 +1,109 @@
+"""Delayed labels for a regression model: MAE and RMSE over the window, judged against the
+errors stored at registration; labels that are not numbers are refused, not kept."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelpilot.monitoring.process import ProcessMonitoring
+from modelpilot.registry.store import Registry
+from modelpilot.server.rest import create_app
+from modelpilot.serving.engine import InferenceEngine
+from modelpilot.serving.registration import register_model
+from tests.conftest import make_settings
+
+FEATURES = [f"x{i}" for i in range(10)]
+
+
+@pytest.fixture
+async def client(
+    registry: Registry, forest_model_path: Path, diabetes_data: tuple[np.ndarray, np.ndarray]
+) -> AsyncIterator[httpx.AsyncClient]:
+    x, y = diabetes_data
+    reference = pd.DataFrame(x, columns=FEATURES).assign(progression=y)
+    register_model(registry, "forest", forest_model_path, reference=reference, target="progression")
+    settings = make_settings(registry, performance_min_labels=20)
+    engine = InferenceEngine(registry, settings)
+    monitoring = ProcessMonitoring.for_engine(engine, settings)
+    await engine.start()
+    app = create_app(engine, settings, monitoring)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as http:
+        yield http
+    await engine.stop()
+    monitoring.stop()
+
+
+async def _predict(client: httpx.AsyncClient, rows: np.ndarray) -> list[tuple[str, float]]:
+    answers = []
+    for row in rows:
+        reply = (await client.post("/predict/forest", json={"data": row.tolist()})).json()
+        answers.append((reply["id"], reply["predictions"][0]))
+    return answers
+
+
+async def test_errors_over_the_window_and_a_rise_flags_concept_drift(
+    client: httpx.AsyncClient, diabetes_data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, y = diabetes_data
+    answers = await _predict(client, x[:60])
+    first = {rid: float(truth) for (rid, _), truth in zip(answers[:30], y[:30], strict=True)}
+    reply = await client.post(
+        "/api/feedback/forest",
+        json={"labels": [{"request_id": k, "label": v} for k, v in first.items()]},
+    )
+    assert reply.json() == {"accepted": 30, "unknown": []}
+    performance = (await client.get("/api/monitoring/forest")).json()["performance"]
+    errors = np.array([p for _, p in answers[:30]]) - y[:30]
+    assert performance["current"]["mae"] == pytest.approx(np.abs(errors).mean())
+    assert performance["current"]["rmse"] == pytest.approx(np.sqrt((errors**2).mean()))
+    assert set(performance["reference"]) == {"mae", "rmse"}
+    assert performance["concept_drift"] is False
+
+    # The next labels are far from what was predicted: the window's errors rise past 20%.
+    for (rid, _), truth in zip(answers[30:], y[30:60], strict=True):
+        reply = await client.post(
+            "/api/feedback/forest", json={"request_id": rid, "label": float(truth) + 150.0}
+        )
+        assert reply.status_code == 200, reply.text
+    performance = (await client.get("/api/monitoring/forest")).json()["performance"]
+    assert performance["labels"] == 60
+    assert performance["current"]["mae"] > 1.2 * performance["reference"]["mae"]
+    assert performance["concept_drift"] is True and "mae" in performance["degraded"]
+    active = (await client.get("/api/alerts")).json()["active"]
+    assert ("concept_drift", "forest:1") in [(a["rule"], a["model"]) for a in active]
+    metrics = (await client.get("/metrics")).text
+    mae = performance["current"]["mae"]
+    assert f'modelpilot_model_performance{{metric="mae",model="forest",version="1"}} {mae}' in (
+        metrics
+    )
+
+
+async def test_a_label_that_is_not_a_number_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient, diabetes_data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, _ = diabetes_data
+    (first, _), (second, _) = await _predict(client, x[:2])
+    for label in ("abc", None, [1.0, 2.0], {"value": 1}, "nan"):
+        body = {
+            "labels": [
+                {"request_id": first, "label": 100.0},
+                {"request_id": second, "label": label},
+            ]
+        }
+        reply = await client.post("/api/feedback/forest", json=body)
+        assert reply.status_code in (400, 422), (label, reply.text)
+        assert second in reply.json()["error"], reply.text
+    reply = await client.post("/api/feedback/forest", json={"request_id": second, "label": "151.5"})
+    assert reply.json() == {"accepted": 1, "unknown": []}
+    performance = (await client.get("/api/monitoring/forest")).json()["performance"]
+    # The refused calls' good labels were not kept either; the report is still computed.
+    assert performance["labels"] == 1
+    assert performance["current"]["mae"] >= 0
