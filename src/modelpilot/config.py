@@ -50,7 +50,8 @@ class Settings(BaseSettings):
     """Memory the model pool may use for versions that are not pinned; LRU beyond it."""
 
     alias_refresh_seconds: float = Field(default=2.0, ge=0.0)
-    """How long a resolved alias (``NAME@production``) is trusted before it is looked up again."""
+    """How often served references (``NAME``, ``NAME@production``) are looked up again, so that
+    a moved alias reaches the server (which loads the new version, then switches to it)."""
 
     request_timeout_seconds: float = Field(default=30.0, gt=0.0)
     """Deadline for one inference; past it the caller gets 504 / DEADLINE_EXCEEDED."""

@@ -112,6 +112,24 @@ async def test_alias_moves_reach_the_running_engine(
     assert by_alias.model_version == "2"
 
 
+async def test_an_idle_engine_follows_an_alias_before_its_next_request(
+    registry: Registry, iris_version: ModelVersion, iris_model_path: Path
+) -> None:
+    engine = InferenceEngine(registry, settings_for(registry, alias_refresh_seconds=0.2))
+    await engine.start()
+    try:
+        second = register_model(registry, "iris", iris_model_path)
+        registry.set_alias("iris", "production", second.version)
+        for _ in range(100):  # no request meanwhile: the engine looks by the clock
+            if dict(engine.served.current_versions())["iris"] == second:
+                break
+            await asyncio.sleep(0.02)
+        response = await engine.infer("iris", request_from_rows([5.1, 3.5, 1.4, 0.2]))
+        assert response.model_version == "2"  # the first request after the move
+    finally:
+        await engine.stop()
+
+
 async def test_unknown_model_and_version(engine: InferenceEngine) -> None:
     with pytest.raises(ModelNotFound):
         await engine.infer("nope", request_from_rows([1, 2, 3, 4]))

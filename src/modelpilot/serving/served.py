@@ -2,10 +2,10 @@
 
 The engine serves a list of references (``iris``, ``iris@production``, ``iris:3``), or every
 model in the registry. A request without a version goes to its model's served reference, whose
-resolution is kept and looked up again in the background at most every
-``alias_refresh_seconds``, so that an alias moved in the registry reaches a running server
-without a request ever waiting on the registry. A request with a version (a number, or an
-alias name) gets exactly that one.
+resolution is kept and looked up again in the background every ``alias_refresh_seconds``,
+so that an alias moved in the registry reaches a running server, busy or idle, without a
+request ever waiting on the registry. A request with a version (a number, or an alias name)
+gets exactly that one.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ class Served:
 
     ref: ModelRef
     current: ModelVersion | None = None
-    resolved_at: float = 0.0
     refreshing: asyncio.Task[ModelVersion] | None = None
 
 
@@ -68,6 +67,7 @@ class ServedModels:
         self._pinned_refs: dict[ModelRef, tuple[ModelVersion, float]] = {}
         self._executor = executor
         self._stopping = False
+        self._watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Resolve and load every served model (every registered one, when serving all)."""
@@ -84,10 +84,30 @@ class ServedModels:
                 )
         for name in list(self._served):
             await self.current(name, force=True)
+        self._watcher = asyncio.create_task(self._watch(), name="modelpilot-aliases")
 
     def stop(self) -> None:
         """Start no more background lookups."""
         self._stopping = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+
+    async def _watch(self) -> None:
+        """Look every served reference up again every ``alias_refresh_seconds``.
+
+        By the clock rather than on requests: a server that looked only when asked answered
+        its first request after an alias moved with the version it left (idle, it never
+        looked), and every request paid for asking."""
+        interval = max(self.settings.alias_refresh_seconds, 0.1)
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            for name, served in list(self._served.items()):
+                # One lookup per model at a time: loading a new version may take a while.
+                if served.current is None or served.refreshing is not None:
+                    continue
+                if name not in self._unloaded and not self._stopping:
+                    served.refreshing = asyncio.create_task(self._refresh(name, served))
+                    served.refreshing.add_done_callback(_log_refresh_failure)
 
     @property
     def names(self) -> list[str]:
@@ -119,10 +139,9 @@ class ServedModels:
     async def current(self, model: str, force: bool = False) -> ModelVersion:
         """The version a request without a version goes to.
 
-        Requests never wait on the registry once a model serves: when the resolution is older
-        than ``alias_refresh_seconds``, one background task looks the alias up again (and
-        loads a new target before switching to it) while requests carry on with the current
-        version.
+        Requests never wait on the registry once a model serves: every
+        ``alias_refresh_seconds`` a background task looks the alias up again (and loads a new
+        target before switching to it) while requests carry on with the current version.
         """
         self._require_served(model)
         served = self._served.get(model)
@@ -130,10 +149,6 @@ class ServedModels:
             # Serving everything: a model registered after start-up joins on first use.
             served = Served(ModelRef(model))
         if served.current is not None and not force:
-            stale = time.monotonic() - served.resolved_at >= self.settings.alias_refresh_seconds
-            if stale and served.refreshing is None and not self._stopping:
-                served.refreshing = asyncio.create_task(self._refresh(model, served))
-                served.refreshing.add_done_callback(_log_refresh_failure)
             return served.current
         return await self._refresh(model, served)
 
@@ -191,7 +206,6 @@ class ServedModels:
 
     async def _refresh(self, model: str, served: Served) -> ModelVersion:
         try:
-            now = time.monotonic()
             mv = await blocking(self._executor, self.registry.resolve, served.ref)
             self._served.setdefault(model, served)
             previous = served.current
@@ -203,19 +217,15 @@ class ServedModels:
                 except ModelPilotError as exc:
                     if previous is None:
                         raise
+                    # Tried again at the next lookup.
                     logger.error("keeping %s: new version %s failed to load: %s", previous, mv, exc)
-                    served.resolved_at = now
                     return previous
                 self.pool.pin(mv.key)
                 if previous is not None:
                     logger.info("%s now serves version %d", model, mv.version)
                     self.pool.unpin(previous.key)
             served.current = mv
-            served.resolved_at = now
             return mv
-        except ModelPilotError:
-            served.resolved_at = time.monotonic()  # retry after the interval, not at once
-            raise
         finally:
             served.refreshing = None
 
