@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from modelpilot.errors import InvalidInput
+from modelpilot.errors import InvalidInput, ModelNotFound
 from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.monitoring.service import BATCH_BUCKETS, LATENCY_BUCKETS, ServiceMetrics
 from modelpilot.protocol.rows import request_from_rows
@@ -27,6 +27,7 @@ async def watched(
     await engine.start()
     yield engine, metrics
     await engine.stop()
+    metrics.stop()
 
 
 async def test_requests_errors_batches_and_state_are_counted(
@@ -57,6 +58,22 @@ async def test_requests_errors_batches_and_state_are_counted(
     assert value("modelpilot_uptime_seconds") >= 0
     assert value("modelpilot_process_resident_memory_bytes") > 10_000_000
     assert value("modelpilot_system_cpu_count") >= 1
+
+
+async def test_requests_for_models_that_do_not_exist_share_one_label(
+    watched: tuple[InferenceEngine, ProcessMonitoring],
+) -> None:
+    engine, metrics = watched
+    for name in ("nope", "made-up-1", "made-up-2"):
+        with pytest.raises(ModelNotFound):
+            await engine.infer(name, request_from_rows([1.0, 2.0]), transport="rest")
+    value = metrics.registry.get_sample_value
+    unknown = {"model": "(unknown)", "version": "unknown", "transport": "rest", "status": "404"}
+    assert value("modelpilot_requests_total", unknown) == 3
+    assert value("modelpilot_errors_total", {"model": "(unknown)", "kind": "ModelNotFound"}) == 3
+    exposed = generate_latest(metrics.registry).decode()
+    assert "made-up" not in exposed and "nope" not in exposed
+    assert engine.inflight == {}
 
 
 async def test_metrics_endpoint_serves_the_text_format(

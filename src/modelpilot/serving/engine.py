@@ -18,6 +18,7 @@ from modelpilot.errors import (
     InferenceTimeout,
     InvalidInput,
     ModelFailure,
+    ModelNotFound,
     ModelPilotError,
     NotFound,
 )
@@ -159,15 +160,19 @@ class InferenceEngine:
             try:
                 return await self._infer(model, request, version)
             finally:
-                inflight[model] -= 1
+                _leave(inflight, model)
         started = time.perf_counter()
-        status, error, answered = "ok", None, "unknown"
+        status, error, answered, label = "ok", None, "unknown", model
         try:
             response = await self._infer(model, request, version)
             answered = response.model_version
             return response
         except ModelPilotError as exc:
             status, error = str(exc.http_status), type(exc).__name__
+            if isinstance(exc, ModelNotFound):
+                # Names that name no model share one label: made-up names in requests must
+                # not grow the metrics without bound.
+                label = UNKNOWN_MODEL
             raise
         except asyncio.CancelledError:
             # The caller went away (a closed connection, a gRPC deadline): not a server error.
@@ -178,10 +183,10 @@ class InferenceEngine:
             status, error = "500", type(exc).__name__
             raise
         finally:
-            inflight[model] -= 1
+            _leave(inflight, model)
             self._notify(
                 "request_finished",
-                model,
+                label,
                 answered,
                 transport,
                 status,
@@ -436,3 +441,18 @@ def _predict(
                 f"expected one row per input row ({rows})"
             )
     return arrays
+
+
+UNKNOWN_MODEL = "(unknown)"
+"""The model observers are told of for a request whose model does not exist (no model name
+can be this: names are letters, digits, '_', '-' and '.')."""
+
+
+def _leave(inflight: dict[str, int], model: str) -> None:
+    """One request fewer in flight for ``model``; a model with none has no entry (so that
+    requests for models that do not exist leave nothing behind)."""
+    left = inflight[model] - 1
+    if left:
+        inflight[model] = left
+    else:
+        del inflight[model]
