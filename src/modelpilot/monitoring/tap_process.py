@@ -21,15 +21,19 @@ includes every call handed over before the question.
 
 The child ignores SIGINT and SIGTERM: the server's shutdown closes it after the last round,
 so a signal sent to the whole process group loses nothing. If the server dies, the pipes
-close, and the child writes what it has and exits.
+close, and the child writes what it has and exits. A program that ends without closing its
+taps has them closed on its way out (multiprocessing's own exit hook, which joins children
+after a SIGTERM, would otherwise wait for ours forever).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import logging
 import multiprocessing
+import multiprocessing.util  # its exit hook is registered on import: before ours, so after it
 import os
 import pickle
 import select
@@ -37,6 +41,7 @@ import signal
 import struct
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -128,6 +133,7 @@ class TapProcess:
             daemon=True,
         )
         self._process.start()
+        _open.add(self)
         self._started_at = time.monotonic()
         data_reader.close()
         child_control.close()
@@ -353,6 +359,19 @@ class _Rounds:
             self._buffer = bytearray(PIPE_BYTES)
         elif start:
             buffer[: self._filled] = buffer[start:filled]
+
+
+_open: weakref.WeakSet[TapProcess] = weakref.WeakSet()
+"""Taps whose child was started, until they are closed or dropped."""
+
+
+@atexit.register
+def _close_left_open() -> None:
+    """Close the taps still open as this process exits (their rounds are written, as on any
+    clean shutdown): their children ignore the SIGTERM that multiprocessing sends at exit,
+    then it waits for them, and they for pipes that close only once this process is gone."""
+    for tap in list(_open):
+        tap.close()
 
 
 def serve(reader: Connection, control: Connection, spec: TapSpec) -> None:
