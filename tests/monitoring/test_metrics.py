@@ -8,11 +8,13 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from modelpilot.errors import InvalidInput, ModelNotFound
+from modelpilot.errors import BadRequest, InvalidInput, ModelNotFound
 from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.monitoring.service import BATCH_BUCKETS, LATENCY_BUCKETS, ServiceMetrics
 from modelpilot.protocol.rows import request_from_rows
 from modelpilot.registry.store import Registry
+from modelpilot.server.grpc.generated import inference_pb2 as pb
+from modelpilot.server.grpc.servicer import InferenceServicer
 from modelpilot.server.rest import create_app
 from modelpilot.serving.engine import InferenceEngine
 from tests.conftest import make_settings
@@ -94,6 +96,42 @@ async def test_metrics_endpoint_serves_the_text_format(
     )
     assert "# TYPE modelpilot_request_duration_seconds histogram" in text
     assert 'le="0.0001"' in text
+
+
+async def test_requests_whose_bodies_cannot_be_decoded_count_as_failed(
+    watched: tuple[InferenceEngine, ProcessMonitoring],
+) -> None:
+    engine, metrics = watched
+    app = create_app(engine, engine.settings, metrics)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        assert (await client.post("/predict/iris", content=b"{not json")).status_code == 400
+        assert (await client.post("/predict/iris", json={"rows": []})).status_code == 422
+        v2 = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": "x"}]}
+        assert (await client.post("/v2/models/iris/infer", json=v2)).status_code in (400, 422)
+        assert (await client.post("/predict/made-up", content=b"{")).status_code == 400
+    value = metrics.registry.get_sample_value
+    rest = {"model": "iris", "version": "unknown", "transport": "rest"}
+    failed = sum(
+        value("modelpilot_requests_total", {**rest, "status": status}) or 0
+        for status in ("400", "422")
+    )
+    assert failed == 3
+    assert value("modelpilot_errors_total", {"model": "iris", "kind": "BadRequest"}) >= 1
+    assert value("modelpilot_errors_total", {"model": "(unknown)", "kind": "BadRequest"}) == 1
+    assert (
+        value("modelpilot_request_duration_seconds_count", {"model": "iris", "transport": "rest"})
+        == 3
+    )
+
+    request = pb.ModelInferRequest(model_name="iris")  # 24 bytes for four 8-byte numbers
+    request.inputs.add(name="input-0", datatype="FP64", shape=[1, 4])
+    request.raw_input_contents.append(b"\x00" * 24)
+    with pytest.raises(BadRequest):
+        await InferenceServicer(engine).ModelInfer(request)
+    grpc = {"model": "iris", "version": "unknown", "transport": "grpc", "status": "400"}
+    assert value("modelpilot_requests_total", grpc) == 1
 
 
 async def test_metrics_are_not_global() -> None:

@@ -194,6 +194,13 @@ class InferenceEngine:
                 error,
             )
 
+    def refused(self, model: str, transport: str, error: ModelPilotError, seconds: float) -> None:
+        """Tell observers of a request for ``model`` that a transport turned away before it
+        reached ``infer`` (its body could not be decoded): it counts as a failed request."""
+        label = model if self.served.is_served(model) else UNKNOWN_MODEL
+        status, kind = str(error.http_status), type(error).__name__
+        self._notify("request_finished", label, "unknown", transport, status, seconds, kind)
+
     @property
     def observers(self) -> tuple[InferenceObserver, ...]:
         return self._observers

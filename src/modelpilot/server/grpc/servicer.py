@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from google.protobuf.message import Message
 
 import modelpilot
+from modelpilot.errors import ModelPilotError
 from modelpilot.server.grpc import codec
 from modelpilot.server.grpc.generated import inference_pb2 as pb
 from modelpilot.serving.engine import InferenceEngine
@@ -73,7 +75,13 @@ class InferenceServicer:
         return response
 
     async def ModelInfer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
-        inference = codec.decode_request(request)
+        started = time.perf_counter()
+        try:
+            inference = codec.decode_request(request)
+        except ModelPilotError as exc:
+            elapsed = time.perf_counter() - started
+            self.engine.refused(request.model_name, "grpc", exc, elapsed)
+            raise
         result = await self.engine.infer(
             request.model_name, inference, request.model_version or None, transport="grpc"
         )

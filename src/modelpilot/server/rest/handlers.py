@@ -6,13 +6,14 @@ load) call these, so that there is one behaviour however a request arrives.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from modelpilot.errors import BadRequest, InvalidInput
+from modelpilot.errors import BadRequest, InvalidInput, ModelPilotError
 from modelpilot.protocol.json_codec import decode_request, encode_response
 from modelpilot.protocol.rows import request_from_records, request_from_rows
 from modelpilot.protocol.types import InferenceResponse
@@ -40,15 +41,20 @@ async def infer_reply(
     limit: int,
 ) -> Reply:
     """``POST /v2/models/{name}[/versions/{version}]/infer``, JSON or binary tensors."""
-    body = decompress(body, headers.get("content-encoding", ""), limit)
-    header = headers.get(HEADER_LENGTH)
+    started = time.perf_counter()
     try:
-        header_length = int(header) if header is not None else None
-    except ValueError:
-        raise BadRequest(
-            f"Inference-Header-Content-Length must be a number, not {header!r}"
-        ) from None
-    inference = decode_request(body, header_length)
+        body = decompress(body, headers.get("content-encoding", ""), limit)
+        header = headers.get(HEADER_LENGTH)
+        try:
+            header_length = int(header) if header is not None else None
+        except ValueError:
+            raise BadRequest(
+                f"Inference-Header-Content-Length must be a number, not {header!r}"
+            ) from None
+        inference = decode_request(body, header_length)
+    except ModelPilotError as exc:
+        engine.refused(name, "rest", exc, time.perf_counter() - started)
+        raise
     if inference.id is None:
         inference.id = headers.get("x-request-id")
     result = await engine.infer(name, inference, version, transport="rest")
@@ -69,17 +75,22 @@ async def predict_reply(
     limit: int,
 ) -> Reply:
     """``POST /predict/{name}``: rows or records in, predictions out."""
-    payload = json_object(body, headers, limit)
-    request_id = payload.get("id") or headers.get("x-request-id")
-    if "instances" in payload:
-        inference = request_from_records(payload["instances"], request_id)
-    elif "data" in payload:
-        inference = request_from_rows(payload["data"], request_id)
-    else:
-        raise InvalidInput(
-            'send {"data": [...]} (one row or a list of rows) or '
-            '{"instances": [{feature: value, ...}, ...]}'
-        )
+    started = time.perf_counter()
+    try:
+        payload = json_object(body, headers, limit)
+        request_id = payload.get("id") or headers.get("x-request-id")
+        if "instances" in payload:
+            inference = request_from_records(payload["instances"], request_id)
+        elif "data" in payload:
+            inference = request_from_rows(payload["data"], request_id)
+        else:
+            raise InvalidInput(
+                'send {"data": [...]} (one row or a list of rows) or '
+                '{"instances": [{feature: value, ...}, ...]}'
+            )
+    except ModelPilotError as exc:
+        engine.refused(name, "rest", exc, time.perf_counter() - started)
+        raise
     result = await engine.infer(name, inference, version, transport="rest")
     return Reply(_predictions(result), JSON, {"x-request-id": result.id})
 
