@@ -76,6 +76,10 @@ async def test_requests_for_models_that_do_not_exist_share_one_label(
     exposed = generate_latest(metrics.registry).decode()
     assert "made-up" not in exposed and "nope" not in exposed
     assert engine.inflight == {}
+    await engine.unload_model("forest")  # a model of ours keeps its name
+    with pytest.raises(ModelNotFound, match="was unloaded"):
+        await engine.infer("forest", request_from_rows([1.0, 2.0]), transport="rest")
+    assert value("modelpilot_errors_total", {"model": "forest", "kind": "ModelNotFound"}) == 1
 
 
 async def test_metrics_endpoint_serves_the_text_format(

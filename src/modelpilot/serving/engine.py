@@ -170,9 +170,7 @@ class InferenceEngine:
         except ModelPilotError as exc:
             status, error = str(exc.http_status), type(exc).__name__
             if isinstance(exc, ModelNotFound):
-                # Names that name no model share one label: made-up names in requests must
-                # not grow the metrics without bound.
-                label = UNKNOWN_MODEL
+                label = self._label(model)
             raise
         except asyncio.CancelledError:
             # The caller went away (a closed connection, a gRPC deadline): not a server error.
@@ -197,9 +195,15 @@ class InferenceEngine:
     def refused(self, model: str, transport: str, error: ModelPilotError, seconds: float) -> None:
         """Tell observers of a request for ``model`` that a transport turned away before it
         reached ``infer`` (its body could not be decoded): it counts as a failed request."""
-        label = model if self.served.is_served(model) else UNKNOWN_MODEL
         status, kind = str(error.http_status), type(error).__name__
+        label = self._label(model)
         self._notify("request_finished", label, "unknown", transport, status, seconds, kind)
+
+    def _label(self, model: str) -> str:
+        """``model`` as observers are told of it: names of models not served here (made up
+        in requests, as like as not) share one label, so that metrics stay bounded."""
+        served = self.served
+        return model if served.is_served(model) or served.was_unloaded(model) else UNKNOWN_MODEL
 
     @property
     def observers(self) -> tuple[InferenceObserver, ...]:
