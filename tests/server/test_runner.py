@@ -182,3 +182,24 @@ def test_workers_share_the_port_and_are_restarted(
         assert len(replaced) == 2 and victim not in replaced
     finally:
         assert stop(running) == 0
+
+
+def test_unload_and_load_reach_every_worker(registry: Registry, slow_version: ModelVersion) -> None:
+    """The repository API reaches one worker; every worker follows within a lookup or two."""
+    running = start(registry, "--workers", "2", env={"MODELPILOT_ALIAS_REFRESH_SECONDS": "0.2"})
+    try:
+        assert len(pids_seen(running.url)) == 2
+        unloaded = httpx.post(f"{running.url}/v2/repository/models/slow/unload", timeout=10)
+        assert unloaded.status_code == 200
+        time.sleep(1.0)  # five lookups
+        for _ in range(40):  # new connections: either worker may answer
+            with httpx.Client(timeout=10) as client:
+                answer = client.post(f"{running.url}/predict/slow", json={"data": [[0.0, 0.0]]})
+                assert answer.status_code == 404 and "was unloaded" in answer.text
+                assert client.get(f"{running.url}/v2/models/slow/ready").status_code != 200
+        loaded = httpx.post(f"{running.url}/v2/repository/models/slow/load", timeout=30)
+        assert loaded.status_code == 200
+        time.sleep(1.0)
+        assert len(pids_seen(running.url)) == 2  # both answer it again (pids_seen checks 200s)
+    finally:
+        assert stop(running) == 0

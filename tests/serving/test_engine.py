@@ -26,6 +26,7 @@ from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.engine import InferenceEngine
 from modelpilot.serving.observers import InferenceObserver
 from modelpilot.serving.registration import register_model
+from modelpilot.serving.shared_repository import SharedRepository
 
 PYTHON_MODEL = '''
 import time
@@ -126,6 +127,28 @@ async def test_an_idle_engine_follows_an_alias_before_its_next_request(
             await asyncio.sleep(0.02)
         response = await engine.infer("iris", request_from_rows([5.1, 3.5, 1.4, 0.2]))
         assert response.model_version == "2"  # the first request after the move
+    finally:
+        await engine.stop()
+
+
+async def test_a_worker_started_late_follows_the_others_repository_decisions(
+    registry: Registry, iris_version: ModelVersion, forest_version: ModelVersion, tmp_path: Path
+) -> None:
+    """A worker restarted after ``unload`` (``serve --workers``) does not serve the model."""
+    SharedRepository(tmp_path).record("iris", "unloaded")
+    settings = settings_for(registry, worker_dir=tmp_path, alias_refresh_seconds=0.1)
+    engine = InferenceEngine(registry, settings)
+    await engine.start()
+    try:
+        assert engine.served_models == ["forest"]
+        with pytest.raises(ModelNotFound, match="was unloaded"):
+            await engine.infer("iris", request_from_rows([5.1, 3.5, 1.4, 0.2]))
+        SharedRepository(tmp_path).record("iris", "loaded")  # as another worker is asked to
+        for _ in range(100):
+            if "iris" in engine.served_models:
+                break
+            await asyncio.sleep(0.05)
+        assert (await engine.infer("iris", request_from_rows([5.1, 3.5, 1.4, 0.2]))).model_version
     finally:
         await engine.stop()
 

@@ -389,7 +389,7 @@ class InferenceEngine:
 
     async def unload_model(self, model: str) -> None:
         """Stop serving ``model`` and drop every version of it from memory."""
-        self.served.unload(model)
+        await self.served.unload(model)
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.pool import ModelPool
+from modelpilot.serving.shared_repository import SharedRepository
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,10 @@ class ServedModels:
         self._executor = executor
         self._stopping = False
         self._watcher: asyncio.Task[None] | None = None
+        self._shared = (
+            None if settings.worker_dir is None else SharedRepository(settings.worker_dir)
+        )
+        """Where the workers of ``serve --workers`` keep their load and unload decisions."""
 
     async def start(self) -> None:
         """Resolve and load every served model (every registered one, when serving all)."""
@@ -82,6 +87,13 @@ class ServedModels:
                     "`modelpilot register NAME FILE`",
                     self.registry.location,
                 )
+        if self._shared is not None:  # a worker (re)started after a load or an unload
+            for model, decision in (await self._decisions()).items():
+                if decision == "unloaded" and model in self._served:
+                    del self._served[model]
+                    self._unloaded.add(model)
+                elif decision == "loaded":
+                    self._served.setdefault(model, Served(ModelRef(model)))
         for name in list(self._served):
             await self.current(name, force=True)
         self._watcher = asyncio.create_task(self._watch(), name="modelpilot-aliases")
@@ -101,6 +113,8 @@ class ServedModels:
         interval = max(self.settings.alias_refresh_seconds, 0.1)
         while not self._stopping:
             await asyncio.sleep(interval)
+            if self._shared is not None:
+                await self._follow()
             for name, served in list(self._served.items()):
                 # One lookup per model at a time: loading a new version may take a while.
                 if served.current is None or served.refreshing is not None:
@@ -169,7 +183,21 @@ class ServedModels:
         return mv
 
     async def load(self, model: str) -> ModelVersion:
-        """Serve ``model`` (again) at its default reference, and load it."""
+        """Serve ``model`` (again) at its default reference, and load it (in every worker)."""
+        mv = await self._load(model)
+        if self._shared is not None:
+            await blocking(self._executor, self._shared.record, model, "loaded")
+        return mv
+
+    async def unload(self, model: str) -> None:
+        """Stop serving ``model`` and drop every version of it from memory (in every worker)."""
+        if model not in self._served:
+            raise ModelNotFound(f"model {model!r} is not served, so it cannot be unloaded")
+        self._drop(model)
+        if self._shared is not None:
+            await blocking(self._executor, self._shared.record, model, "unloaded")
+
+    async def _load(self, model: str) -> ModelVersion:
         self._unloaded.discard(model)
         self._served.setdefault(model, Served(ModelRef(model)))
         try:
@@ -180,15 +208,30 @@ class ServedModels:
             raise
         return mv
 
-    def unload(self, model: str) -> None:
-        """Stop serving ``model`` and drop every version of it from memory."""
-        if model not in self._served:
-            raise ModelNotFound(f"model {model!r} is not served, so it cannot be unloaded")
+    def _drop(self, model: str) -> None:
         del self._served[model]
         self._unloaded.add(model)
         for loaded in self.pool.loaded():
             if loaded.version.model == model:
                 self.pool.unload(loaded.version.key)
+
+    async def _decisions(self) -> dict[str, str]:
+        assert self._shared is not None
+        return dict(await blocking(self._executor, self._shared.decisions))
+
+    async def _follow(self) -> None:
+        """Load and unload what another worker was asked to (``serve --workers``)."""
+        for model, decision in (await self._decisions()).items():
+            if decision == "unloaded" and model in self._served:
+                self._drop(model)
+                logger.info("%s unloaded, as another worker was asked to", model)
+            elif decision == "loaded" and model not in self._served:
+                try:
+                    await self._load(model)
+                except ModelPilotError as exc:
+                    logger.error("%s: loading it, as another worker did, failed: %s", model, exc)
+                else:
+                    logger.info("%s loaded, as another worker was asked to", model)
 
     def _require_served(self, model: str) -> None:
         if model in self._served:
