@@ -139,7 +139,8 @@
       ctx.textAlign = 'left';
       for (const v of sr.ticks) ctx.fillText((o.rfmt || tickFmt)(v, sr.step), w - pad.r + 6, Y(v, sr));
     }
-    const nx = Math.max(2, Math.floor(pw / 90));
+    // Ticks a whole second apart at least: labels are to the second, and must not repeat.
+    const nx = Math.max(1, Math.min(Math.floor(pw / 90), Math.floor(x1 - x0)));
     ctx.fillStyle = C.text;
     for (let i = 0; i <= nx; i += 1) {
       const t = x0 + ((x1 - x0) * i) / nx;
