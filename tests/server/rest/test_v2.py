@@ -171,3 +171,7 @@ async def test_openapi_docs_are_served(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
     assert "/v2/models/{name}/infer" in spec["paths"]
     assert "/predict/{name}" in spec["paths"]
+    # Bodies the endpoints read themselves are documented all the same, with examples.
+    for path in ("/v2/models/{name}/infer", "/predict/{name}", "/api/feedback/{model}"):
+        body = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        assert body["schema"]["type"] == "object" and body["examples"], path

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from modelpilot.errors import InvalidInput, NotFound
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.overview import model_overview, overview
-from modelpilot.server.rest.body import json_object
+from modelpilot.server.rest.body import documented_json_body, json_object
 from modelpilot.server.rest.errors import invalid_request
 
 router = APIRouter(prefix="/api", tags=["Monitoring"])
@@ -44,43 +44,32 @@ class Feedback(BaseModel):
         return {self.request_id: self.label}
 
 
-FEEDBACK_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
+FEEDBACK_BODY = documented_json_body(
+    {
+        "type": "object",
+        "properties": {
+            "request_id": {"type": "string"},
+            "label": {"description": "the true value; a list of one per row"},
+            "labels": {
+                "type": "array",
+                "items": {
                     "type": "object",
-                    "properties": {
-                        "request_id": {"type": "string"},
-                        "label": {"description": "the true value; a list of one per row"},
-                        "labels": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {"request_id": {"type": "string"}, "label": {}},
-                                "required": ["request_id", "label"],
-                            },
-                        },
-                    },
+                    "properties": {"request_id": {"type": "string"}, "label": {}},
+                    "required": ["request_id", "label"],
                 },
-                "examples": {
-                    "one": {"value": {"request_id": "3f9c0a1e00000001", "label": 2}},
-                    "many": {
-                        "value": {
-                            "labels": [
-                                {"request_id": "3f9c0a1e00000001", "label": 2},
-                                {"request_id": "3f9c0a1e00000002", "label": [0, 1]},
-                            ]
-                        }
-                    },
-                },
-            }
+            },
         },
-    }
-}
-"""The body's schema for the OpenAPI docs: the endpoint reads the body itself (see
-``feedback``), so FastAPI does not derive it from ``Feedback``."""
+    },
+    {
+        "one": {"request_id": "3f9c0a1e00000001", "label": 2},
+        "many": {
+            "labels": [
+                {"request_id": "3f9c0a1e00000001", "label": 2},
+                {"request_id": "3f9c0a1e00000002", "label": [0, 1]},
+            ]
+        },
+    },
+)
 
 
 class FeedbackReply(BaseModel):

@@ -1,4 +1,4 @@
-"""Request bodies: decompression within the size limit, JSON objects."""
+"""Request bodies: decompression within the size limit, JSON objects, and their OpenAPI entry."""
 
 from __future__ import annotations
 
@@ -33,3 +33,11 @@ def json_object(body: bytes, headers: Mapping[str, str], limit: int) -> dict[str
     if not isinstance(payload, dict):
         raise BadRequest("the body must be a JSON object")
     return payload
+
+
+def documented_json_body(schema: dict[str, Any], examples: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of an endpoint that reads its JSON body itself, for the
+    route's ``openapi_extra``: such a body is read whatever its Content-Type (``curl -d``
+    sends form-encoded), which a declared pydantic body would not be."""
+    content = {"schema": schema, "examples": {k: {"value": v} for k, v in examples.items()}}
+    return {"requestBody": {"required": True, "content": {"application/json": content}}}

@@ -4,36 +4,30 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from modelpilot.server.rest.body import documented_json_body
 from modelpilot.server.rest.handlers import predict_reply
 from modelpilot.serving.engine import InferenceEngine
 
 router = APIRouter(tags=["Simple prediction"])
 
-PREDICT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "data": {"type": "array", "items": {}, "description": "a row or rows"},
-                        "instances": {
-                            "type": "array",
-                            "items": {"type": "object"},
-                            "description": "records {feature: value}",
-                        },
-                        "id": {"type": "string"},
-                    },
-                },
-                "examples": {
-                    "row": {"value": {"data": [5.1, 3.5, 1.4, 0.2]}},
-                    "rows": {"value": {"data": [[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]]}},
-                },
-            }
+PREDICT_BODY = documented_json_body(
+    {
+        "type": "object",
+        "properties": {
+            "data": {"type": "array", "items": {}, "description": "a row or rows"},
+            "instances": {
+                "type": "array",
+                "items": {"type": "object"},
+                "description": "records {feature: value}",
+            },
+            "id": {"type": "string"},
         },
-    }
-}
+    },
+    {
+        "row": {"data": [5.1, 3.5, 1.4, 0.2]},
+        "rows": {"data": [[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]]},
+    },
+)
 
 
 async def _predict(name: str, version: str | None, request: Request) -> Response:

@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 import modelpilot
-from modelpilot.server.rest.body import json_object
+from modelpilot.server.rest.body import documented_json_body, json_object
 from modelpilot.server.rest.handlers import infer_reply
 from modelpilot.serving.engine import InferenceEngine, ModelMetadata
 
@@ -27,44 +27,36 @@ _TENSOR = {
         "data": {"type": "array", "items": {}},
     },
 }
-INFER_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
+INFER_BODY = documented_json_body(
+    {
+        "type": "object",
+        "required": ["inputs"],
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": {"type": "object"},
+            "inputs": {"type": "array", "items": _TENSOR},
+            "outputs": {
+                "type": "array",
+                "items": {
                     "type": "object",
-                    "required": ["inputs"],
-                    "properties": {
-                        "id": {"type": "string"},
-                        "parameters": {"type": "object"},
-                        "inputs": {"type": "array", "items": _TENSOR},
-                        "outputs": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {
-                                    "name": {"type": "string"},
-                                    "parameters": {"type": "object"},
-                                },
-                            },
-                        },
-                    },
+                    "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
                 },
-                "example": {
-                    "inputs": [
-                        {
-                            "name": "input-0",
-                            "shape": [1, 4],
-                            "datatype": "FP64",
-                            "data": [5.1, 3.5, 1.4, 0.2],
-                        }
-                    ]
-                },
-            }
+            },
         },
-    }
-}
+    },
+    {
+        "row": {
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [1, 4],
+                    "datatype": "FP64",
+                    "data": [5.1, 3.5, 1.4, 0.2],
+                }
+            ]
+        }
+    },
+)
 
 
 def _json(payload: Any, status: int = 200) -> Response:
