@@ -217,6 +217,7 @@ class TapProcess:
             self._closed = True
             self._data.close()
             self._control.close()
+        _open.discard(self)
         self._process.join(CLOSE_TIMEOUT)
         if self._process.is_alive():
             logger.error("the monitoring process did not stop in %.0f s: killed", CLOSE_TIMEOUT)
