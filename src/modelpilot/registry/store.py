@@ -62,7 +62,9 @@ class Registry:
         try:
             schema.create_tables(engine, schema.metadata)
         except SQLAlchemyError as exc:
-            raise RegistryError(f"cannot open the registry at {location}: {exc}") from exc
+            # The driver's own words, on one line, without SQLAlchemy's wrapping and link.
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+            raise RegistryError(f"cannot open the registry at {location}: {reason}") from exc
 
     @classmethod
     def open(cls, location: str | Path, artifacts: Path | None = None) -> Registry:
