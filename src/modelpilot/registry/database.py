@@ -8,6 +8,8 @@ instead (see ``Registry``).
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ def sqlite_engine(path: Path, page_size: int | None = None, durable: bool = True
         cursor = dbapi_conn.cursor()
         if page_size is not None:  # only a new file takes it (before WAL writes the header)
             cursor.execute(f"PRAGMA page_size={int(page_size)}")
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _write_ahead(cursor)
         if not durable:
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
@@ -50,6 +52,25 @@ def sqlite_engine(path: Path, page_size: int | None = None, durable: bool = True
             conn.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def _write_ahead(cursor: Any, seconds: float = 30.0) -> None:
+    """Switch the file to write-ahead logging (a no-op once it is).
+
+    Processes opening a new file at once (``serve --workers``) each switch it, and SQLite may
+    refuse a switch at once, "database is locked", without waiting as it waits for other locks
+    (one start in about forty of eight processes did): so try again, a while."""
+    deadline = time.monotonic() + seconds
+    pause = 0.01
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)
 
 
 def postgres_engine(text: str) -> Engine:
