@@ -272,6 +272,26 @@ IRIS_ROWS = np.array(
 )
 
 
+def test_a_batch_larger_than_the_drift_window_fills_it_only_to_its_size(
+    labelled_iris: Registry,
+) -> None:
+    monitor = Monitor(labelled_iris, MonitorConfig(window_rows=100))
+    version = labelled_iris.get_version("iris", 1)
+    rows = np.repeat(IRIS_ROWS, 75, axis=0)  # 300 rows: 75 of each, classes 0 2 2 0
+    predict = np.repeat([0, 2, 2, 0], 75)
+    monitor.predicted(version, ["big"], [300], {"input-0": rows}, {"predict": predict})
+    monitor.predicted(version, ["one"], [1], {"input-0": rows[:1]}, {"predict": predict[:1]})
+    monitor.flush()
+    report = monitor.report("iris")
+    assert (report.requests, report.rows) == (2, 301)
+    assert report.drift is not None and report.drift.rows == 100  # not 301
+    assert report.predictions is not None and report.predictions.count == 100
+    # The window's classes: the last 100 of the 301 rows (the round joined the two calls).
+    assert report.predictions.classes == {"0": 76, "1": 0, "2": 24}
+    assert report.classes_total == {"0": 151, "1": 0, "2": 150}  # since start: every row
+    monitor.stop()
+
+
 @pytest.mark.parametrize("in_process", [True, False], ids=["thread", "process"])
 @pytest.mark.parametrize("logged", [True, False], ids=["log", "memory"])
 def test_requests_sharing_a_model_call_are_logged_and_labelled_apart(

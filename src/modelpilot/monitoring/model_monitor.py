@@ -238,6 +238,18 @@ class ModelMonitor:
     ) -> None:
         """Account for answered requests: their input rows (2-D) and outputs, concatenated."""
         self.requests += requests
+        limit = self.window.max_rows
+        if rows is not None and rows.shape[0] > limit:
+            # The window holds its last ``window_rows`` rows, in whole batches: of a larger one
+            # only its last rows go in (whole, it would hold the window past its size for as
+            # long as it stayed). The totals count it all.
+            total, head = rows.shape[0], rows.shape[0] - limit
+            if self.predictions is not None and self.predictions.classifier and outputs:
+                early = _row_slice(outputs, total, slice(None, head))
+                self.cumulative_classes += self.predictions.count(early)[0]
+            self.rows += head
+            rows = rows[head:]
+            outputs = _row_slice(outputs, total, slice(head, None))
         n = 0 if rows is None else rows.shape[0]
         features, feature_sums = self._split
         counts = np.zeros(self.window.counts.size, dtype=np.int64)
@@ -338,3 +350,11 @@ def _floats(value: Any) -> dict[str, float]:
         except (TypeError, ValueError):
             continue
     return out
+
+
+def _row_slice(outputs: dict[str, np.ndarray], rows: int, part: slice) -> dict[str, np.ndarray]:
+    """``part`` of the rows of every output that has one row per input row (others whole)."""
+    return {
+        name: values[part] if values.ndim and values.shape[0] == rows else values
+        for name, values in outputs.items()
+    }
