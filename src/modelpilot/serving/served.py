@@ -114,7 +114,10 @@ class ServedModels:
         while not self._stopping:
             await asyncio.sleep(interval)
             if self._shared is not None:
-                await self._follow()
+                try:
+                    await self._follow()
+                except Exception:  # the lookups below must go on whatever happened here
+                    logger.exception("following the other workers' load and unload failed")
             for name, served in list(self._served.items()):
                 # One lookup per model at a time: loading a new version may take a while.
                 if served.current is None or served.refreshing is not None:
