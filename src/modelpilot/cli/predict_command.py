@@ -25,6 +25,7 @@ from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.signature import Signature
 from modelpilot.registry.store import Registry
 from modelpilot.serving.engine import InferenceEngine
+from modelpilot.serving.inputs import missing_values
 from modelpilot.tabular import count_rows, has_names, iter_table
 
 
@@ -123,17 +124,16 @@ def _tensor(signature: Signature, frame: pd.DataFrame, first_row: int) -> Tensor
         except (TypeError, ValueError) as exc:
             problem = _not_numeric(frame, first_row) or f"non-numeric input: {exc}"
             raise InvalidInput(problem) from None
-    if array.dtype.kind == "f" and not signature.allow_nan:
-        # The server would say so too, counting rows from 0 in this chunk, not in the file.
-        empty = np.argwhere(~np.isfinite(array))
-        if len(empty):
-            row, col = (int(i) for i in empty[0])
-            raise InvalidInput(
-                f"data row {first_row + row + 1}, column {frame.columns[col]!r} is empty or "
-                "not finite, and this model cannot take missing values: impute them or remove "
-                f"those rows ({len(empty):,} such cell(s) in rows {first_row + 1:,}-"
-                f"{first_row + len(frame):,})"
-            )
+    # The engine would refuse them too, counting rows from 0 in this chunk, not in the file.
+    empty = missing_values(signature, array)
+    if empty is not None:
+        (row, col), count = empty
+        raise InvalidInput(
+            f"data row {first_row + row + 1}, column {frame.columns[col]!r} is empty or "
+            "not finite, and this model cannot take missing values: impute them or remove "
+            f"those rows ({count:,} such cell(s) in rows {first_row + 1:,}-"
+            f"{first_row + len(frame):,})"
+        )
     name = signature.inputs[0].name if signature.inputs else "input-0"
     return Tensor(name, datatype_of(array), array.shape, array)
 

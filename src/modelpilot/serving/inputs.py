@@ -180,21 +180,30 @@ def _whole(array: np.ndarray) -> bool:
     return bool(np.all(np.isfinite(array)) and np.all(np.equal(np.mod(array, 1), 0)))
 
 
-def _check_nan(signature: Signature, array: np.ndarray, name: str | None = None) -> None:
+def missing_values(signature: Signature, array: np.ndarray) -> tuple[tuple[int, ...], int] | None:
+    """Where the first NaN or infinite value of ``array`` is, and how many there are, if the
+    model cannot take them (None if it can, or there are none)."""
     if signature.allow_nan or array.dtype.kind != "f":
-        return
+        return None
     bad = ~np.isfinite(array)
     if not bad.any():
+        return None
+    return tuple(int(i) for i in np.argwhere(bad)[0]), int(bad.sum())
+
+
+def _check_nan(signature: Signature, array: np.ndarray, name: str | None = None) -> None:
+    missing = missing_values(signature, array)
+    if missing is None:
         return
-    where = np.argwhere(bad)[0]
+    where, count = missing
     column = ""
     if array.ndim == 2:
-        col = int(where[1])
+        col = where[1]
         label = signature.feature_names[col] if signature.feature_names else f"column {col}"
         column = f", feature {label!r}"
     raise InvalidInput(
-        f"input{' ' + repr(name) if name else ''} holds {int(bad.sum())} NaN or infinite "
-        f"value(s) (first at row {int(where[0])}{column}); this model cannot take missing "
+        f"input{' ' + repr(name) if name else ''} holds {count} NaN or infinite "
+        f"value(s) (first at row {where[0]}{column}); this model cannot take missing "
         "values: impute them before sending"
     )
 
