@@ -116,3 +116,41 @@ def test_a_bad_row_is_located_and_leaves_no_half_written_output(
     result = run("predict", "iris", str(source), "-o", str(earlier), "--batch-size", "50")
     assert isinstance(result.exception, InvalidInput)
     assert "data row 122, column 'petal_length' is empty" in str(result.exception)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".npy"])
+def test_an_input_without_rows_gives_an_output_without_rows(
+    run: Run, registered: None, tmp_path: Path, iris_frame: pd.DataFrame, suffix: str
+) -> None:
+    # An empty daily partition: the pipeline downstream wants the empty file, not a failure.
+    source = tmp_path / f"empty{suffix}"
+    if suffix == ".csv":
+        iris_frame.head(0).to_csv(source, index=False)
+    elif suffix == ".parquet":
+        iris_frame.head(0).to_parquet(source, index=False)
+    else:
+        np.save(source, np.empty((0, 4)))
+    for written in (".csv", ".parquet"):
+        target = tmp_path / f"scored{written}"
+        result = run("predict", "iris", str(source), "-o", str(target))
+        assert result.exit_code == 0, result.output
+        assert "Scored 0 rows" in result.stderr
+        scored = pd.read_csv(target) if written == ".csv" else pd.read_parquet(target)
+        assert len(scored) == 0
+        assert list(scored.columns) == [
+            "predict",
+            "predict_proba_0",
+            "predict_proba_1",
+            "predict_proba_2",
+        ]
+
+
+def test_the_columns_of_an_input_without_rows_are_checked(
+    run: Run, registered: None, tmp_path: Path
+) -> None:
+    source = tmp_path / "empty.csv"
+    source.write_text("a,b\n")
+    result = run("predict", "iris", str(source), "-o", str(tmp_path / "scored.csv"))
+    assert isinstance(result.exception, InvalidInput)
+    assert "lacks the model's features" in str(result.exception)
+    assert not (tmp_path / "scored.csv").exists()

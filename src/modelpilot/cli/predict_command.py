@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,7 +20,7 @@ from modelpilot.cli.common import (
     progress_bar,
 )
 from modelpilot.errors import InvalidInput
-from modelpilot.protocol.datatypes import datatype_of
+from modelpilot.protocol.datatypes import datatype_of, numpy_dtype
 from modelpilot.protocol.types import InferenceRequest, Tensor
 from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.signature import Signature
@@ -55,7 +56,9 @@ def predict(
     Columns are matched to the model's features by name when both have names; a .npy file's
     columns are taken in order. Classifiers get a `predict` column and one `predict_proba_<class>`
     column per class. The output appears only once every row is scored: a run stopped by a bad
-    row or Ctrl-C leaves no half-written file (and an earlier output as it was).
+    row or Ctrl-C leaves no half-written file (and an earlier output as it was). An input
+    without rows (a header alone, an empty partition) gives an output of the same columns
+    without rows.
     """
     ref = ModelRef.parse(model)
     target = output or input_file.with_name(input_file.stem + ".predictions.csv")
@@ -92,11 +95,16 @@ async def _score(
         with progress_bar() as progress:
             task = progress.add_task(f"scoring with {version}", total=total)
             for frame in iter_table(source, chunk):
-                request = InferenceRequest(inputs=[_tensor(signature, frame, done)])
+                tensor = _tensor(signature, frame, done)  # checks the columns of no rows too
+                if not len(frame):
+                    continue
+                request = InferenceRequest(inputs=[tensor])
                 response = await engine.infer(ref.name, request, transport="cli")
                 writer.write(_outputs(signature, response.outputs))
                 done += len(frame)
                 progress.update(task, advance=len(frame))
+        if not done:  # a header alone, or an empty partition: an output without rows
+            writer.write(_outputs(signature, _no_rows(signature)))
         writer.close()
     except BaseException:
         writer.discard()
@@ -154,6 +162,18 @@ def _not_numeric(frame: pd.DataFrame, first_row: int) -> str | None:
     return None
 
 
+def _no_rows(signature: Signature) -> list[Tensor]:
+    """The model's outputs for no rows, from its signature (the model takes no empty call).
+
+    A trailing dimension the signature leaves open (-1) counts as one column."""
+    tensors = []
+    for spec in signature.outputs:
+        shape = (0, *(d if d > 0 else 1 for d in spec.shape[1:]))
+        data = np.empty(shape, dtype=numpy_dtype(spec.datatype))
+        tensors.append(Tensor(spec.name, spec.datatype, shape, data))
+    return tensors
+
+
 def _outputs(signature: Signature, tensors: list[Tensor]) -> pd.DataFrame:
     columns: dict[str, Any] = {}
     classes = signature.extra.get("classes")
@@ -166,7 +186,7 @@ def _outputs(signature: Signature, tensors: list[Tensor]) -> pd.DataFrame:
         if data.ndim == 1:
             columns[tensor.name] = data
             continue
-        flat = data.reshape(data.shape[0], -1)
+        flat = data.reshape(data.shape[0], math.prod(data.shape[1:]))  # -1 fails on no rows
         labels = (
             [str(c) for c in classes]
             if tensor.name == "predict_proba" and classes and len(classes) == flat.shape[1]
