@@ -114,7 +114,11 @@ async def test_requests_whose_bodies_cannot_be_decoded_count_as_failed(
         assert (await client.post("/predict/iris", json={"rows": []})).status_code == 422
         v2 = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": "x"}]}
         assert (await client.post("/v2/models/iris/infer", json=v2)).status_code in (400, 422)
-        assert (await client.post("/predict/made-up", content=b"{")).status_code == 400
+        # A made-up model, or version, is what the client hears of first, whatever the body.
+        assert (await client.post("/predict/made-up", content=b"{")).status_code == 404
+        bad = await client.post("/v2/models/iris/versions/99/infer", content=b"{")
+        assert bad.status_code == 404
+        assert "version" in bad.json()["error"]
     value = metrics.registry.get_sample_value
     rest = {"model": "iris", "version": "unknown", "transport": "rest"}
     failed = sum(
@@ -123,10 +127,11 @@ async def test_requests_whose_bodies_cannot_be_decoded_count_as_failed(
     )
     assert failed == 3
     assert value("modelpilot_errors_total", {"model": "iris", "kind": "BadRequest"}) >= 1
-    assert value("modelpilot_errors_total", {"model": "(unknown)", "kind": "BadRequest"}) == 1
+    assert value("modelpilot_errors_total", {"model": "(unknown)", "kind": "ModelNotFound"}) == 1
+    assert value("modelpilot_errors_total", {"model": "iris", "kind": "VersionNotFound"}) == 1
     assert (
         value("modelpilot_request_duration_seconds_count", {"model": "iris", "transport": "rest"})
-        == 3
+        == 4
     )
 
     request = pb.ModelInferRequest(model_name="iris")  # 24 bytes for four 8-byte numbers
@@ -136,6 +141,9 @@ async def test_requests_whose_bodies_cannot_be_decoded_count_as_failed(
         await InferenceServicer(engine).ModelInfer(request)
     grpc = {"model": "iris", "version": "unknown", "transport": "grpc", "status": "400"}
     assert value("modelpilot_requests_total", grpc) == 1
+    request.model_name = "made-up"
+    with pytest.raises(ModelNotFound):
+        await InferenceServicer(engine).ModelInfer(request)
 
 
 async def test_metrics_are_not_global() -> None:

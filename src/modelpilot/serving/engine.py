@@ -192,12 +192,29 @@ class InferenceEngine:
                 error,
             )
 
-    def refused(self, model: str, transport: str, error: ModelPilotError, seconds: float) -> None:
-        """Tell observers of a request for ``model`` that a transport turned away before it
-        reached ``infer`` (its body could not be decoded): it counts as a failed request."""
+    async def refused(
+        self,
+        model: str,
+        version: str | None,
+        transport: str,
+        error: ModelPilotError,
+        seconds: float,
+    ) -> ModelPilotError:
+        """A request for ``model`` that a transport turned away before it reached ``infer``
+        (its body could not be decoded): observers count it as failed, and the error to
+        answer with is returned. That is ``error``, unless the model (or the version) does not
+        exist: then the request gets the ``NotFound`` that a good body would have got, as a
+        client that mistyped a name should hear first."""
+        try:
+            await self.served.check(model, version)
+        except NotFound as missing:
+            error = missing
+        except ModelPilotError:
+            pass  # the registry did not answer: the body's own error stands
         status, kind = str(error.http_status), type(error).__name__
         label = self._label(model)
         self._notify("request_finished", label, "unknown", transport, status, seconds, kind)
+        return error
 
     def _label(self, model: str) -> str:
         """``model`` as observers are told of it: names of models not served here (made up

@@ -185,6 +185,18 @@ class ServedModels:
         self._pinned_refs[ref] = (mv, now)
         return mv
 
+    async def check(self, model: str, version: str | None = None) -> None:
+        """Raise the ``NotFound`` error a request for ``model`` (and ``version``) would get,
+        loading nothing: for requests turned away before they reach a model."""
+        if version:
+            await self.resolve(model, version)
+            return
+        self._require_served(model)
+        served = self._served.get(model)
+        if served is None or served.current is None:
+            ref = served.ref if served is not None else ModelRef(model)
+            await blocking(self._executor, self.registry.resolve, ref)
+
     async def load(self, model: str) -> ModelVersion:
         """Serve ``model`` (again) at its default reference, and load it (in every worker)."""
         mv = await self._load(model)

@@ -80,8 +80,10 @@ class InferenceServicer:
             inference = codec.decode_request(request)
         except ModelPilotError as exc:
             elapsed = time.perf_counter() - started
-            self.engine.refused(request.model_name, "grpc", exc, elapsed)
-            raise
+            version = request.model_version or None
+            raise await self.engine.refused(
+                request.model_name, version, "grpc", exc, elapsed
+            ) from None
         result = await self.engine.infer(
             request.model_name, inference, request.model_version or None, transport="grpc"
         )

@@ -53,8 +53,9 @@ async def infer_reply(
             ) from None
         inference = decode_request(body, header_length)
     except ModelPilotError as exc:
-        engine.refused(name, "rest", exc, time.perf_counter() - started)
-        raise
+        raise await engine.refused(
+            name, version, "rest", exc, time.perf_counter() - started
+        ) from None
     if inference.id is None:
         inference.id = headers.get("x-request-id")
     result = await engine.infer(name, inference, version, transport="rest")
@@ -89,8 +90,9 @@ async def predict_reply(
                 '{"instances": [{feature: value, ...}, ...]}'
             )
     except ModelPilotError as exc:
-        engine.refused(name, "rest", exc, time.perf_counter() - started)
-        raise
+        raise await engine.refused(
+            name, version, "rest", exc, time.perf_counter() - started
+        ) from None
     result = await engine.infer(name, inference, version, transport="rest")
     return Reply(_predictions(result), JSON, {"x-request-id": result.id})
 
