@@ -94,3 +94,19 @@ def test_metrics_and_monitoring_aggregate_across_workers(
     )
     accuracy = sample(labelled, "modelpilot_model_performance", metric="accuracy")
     assert len(accuracy) == 1 and 0 < accuracy[0] < 1
+
+
+def test_a_label_posted_right_after_its_prediction_joins_whichever_worker_answered(
+    server: Server, iris_frame: pd.DataFrame
+) -> None:
+    # The other worker's round is still on its way to the shared inference log when the
+    # label comes: half of these went to the other worker, and found nothing.
+    rows = iris_frame.to_numpy()
+    for i in range(20):  # new connections: the kernel spreads them over both workers
+        reply = fresh("POST", f"{server.url}/predict/iris", json={"data": rows[i].tolist()})
+        label = {"request_id": reply.json()["id"], "label": 0}
+        joined = fresh("POST", f"{server.url}/api/feedback/iris", json=label)
+        assert joined.status_code == 200, joined.text
+        assert joined.json() == {"accepted": 1, "unknown": []}
+    made_up = {"request_id": "nope", "label": 0}
+    assert fresh("POST", f"{server.url}/api/feedback/iris", json=made_up).status_code == 404

@@ -38,7 +38,15 @@ from modelpilot.monitoring.model_monitor import (
     MonitorState,
 )
 from modelpilot.monitoring.siblings import WorkerExchange
-from modelpilot.monitoring.tap import Call, LocalTap, Tap, TapFailed, merge, monitor_of
+from modelpilot.monitoring.tap import (
+    Call,
+    Found,
+    LocalTap,
+    Tap,
+    TapFailed,
+    merge,
+    monitor_of,
+)
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.observers import InferenceObserver
@@ -70,6 +78,10 @@ every 50 ms 1.031x, every 20 ms 1.036x, against 1.035x that day; a round handed 
 as it held 32, 128 or 512 calls 1.033-1.050x. Nor did copying each call's arrays, ids and
 times into byte buffers on the loop instead of keeping its objects (1.042x: the copies cost
 what they saved)."""
+
+SIBLING_POLL_SECONDS = 0.1
+"""How often labels for requests not found yet look again, while a sibling worker's round may
+still be on its way to the shared inference log (``Monitor.sibling_seconds``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,9 +451,17 @@ class Monitor(InferenceObserver):
         Predictions are looked up among the tap's recent ones, then in the inference log
         (which survives restarts and is shared by worker processes). Every label is checked
         before any is applied, so a bad one rejects the call and changes nothing.
+
+        With sibling workers, a request another worker answered reaches the shared log only
+        after its round and its tap's writes: ids not found at once are looked for again
+        until they could have arrived (``sibling_seconds``), so a label posted right after
+        its prediction joins whichever worker answered. Ids that match nothing take that
+        long to be reported.
         """
         self._ship()
         found = self.tap.lookup(model, list(labels))
+        if len(found) < len(labels) and self.exchange is not None:
+            found.update(self._from_siblings(model, [i for i in labels if i not in found]))
         with self._lock:
             now = time.time()
             joined: list[tuple[ModelMonitor, list[tuple[Any, Any]], Any]] = []
@@ -467,6 +487,22 @@ class Monitor(InferenceObserver):
             self.tap.set_labels(model, matched)
         self._evaluate()
         return FeedbackResult(accepted, unknown)
+
+    @property
+    def sibling_seconds(self) -> float:
+        """How long after answering a sibling worker's requests may still be on their way to
+        the shared inference log: its round, its tap's writes, and a second to spare."""
+        return max(self.round_seconds, self.tick_seconds) + self.tap.log_delay + 1.0
+
+    def _from_siblings(self, model: str, request_ids: list[str]) -> dict[str, Found]:
+        found: dict[str, Found] = {}
+        deadline = time.monotonic() + self.sibling_seconds
+        while request_ids and time.monotonic() < deadline:
+            time.sleep(SIBLING_POLL_SECONDS)
+            more = self.tap.lookup(model, request_ids)
+            found.update(more)
+            request_ids = [i for i in request_ids if i not in more]
+        return found
 
 
 def _pair(

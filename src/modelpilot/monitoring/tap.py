@@ -92,6 +92,11 @@ class Tap(Protocol):
     """Whether ``take`` is cheap enough to call on the event loop (it only hands over)."""
 
     @property
+    def log_delay(self) -> float:
+        """Seconds a request taken may wait before the inference log holds it (where a
+        sibling worker's lookups can find it)."""
+
+    @property
     def failures(self) -> int:
         """Batches whose monitoring raised (logged; the rest carry on)."""
 
@@ -139,6 +144,7 @@ class LocalTap:
         self.log_seconds = log_seconds
         """How long taken requests may wait to be written to the log together (0: written
         with every ``take``). A lookup, labels and ``close`` write them first."""
+        self.log_delay = log_seconds
         self._unlogged: list[LogBatch] = []
         self._logged_at = time.monotonic()
         self.failures = 0

@@ -163,6 +163,12 @@ class TapProcess:
             self._child_failures = 0
 
     @property
+    def log_delay(self) -> float:
+        """The child takes in the pipe every tick and writes to the log about every
+        ``log_seconds``."""
+        return TICK_SECONDS + self._spec.log_seconds
+
+    @property
     def failures(self) -> int:
         """Rounds the child failed (as it last said), and rounds lost with a child."""
         return self._failures + self._child_failures
