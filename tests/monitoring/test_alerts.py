@@ -110,3 +110,23 @@ def test_label_shift_alone_is_concept_drift() -> None:
     assert report is not None and report.concept_drift and report.degraded == []
     assert report.label_shift is not None and report.label_shift > 0.5
     assert "label distribution moved" in report.reason
+
+
+def test_labels_by_key_replace_and_leave_the_window_as_others_do() -> None:
+    window = PerformanceWindow("classification", [0, 1], {}, None, 3, 60, PerformanceThresholds())
+    for key in "abc":
+        window.add(0, 0, None, at=100.0, key=key)
+    window.add(1, 0, None, at=101.0, key="a")  # replaces a's label: still three rows
+    assert [(r.key, r.truth) for r in window.rows(now=110.0)] == [("b", 0), ("c", 0), ("a", 1)]
+    assert window.total == 3
+    window.add(1, 1, None, at=102.0, key="d")  # the window is full: b leaves it
+    assert [r.key for r in window.rows(now=110.0)] == ["c", "a", "d"]
+    window.add(1, 1, None, at=103.0, key="b")  # b is no longer there: a label like any other
+    assert [r.key for r in window.rows(now=110.0)] == ["a", "d", "b"]
+    assert window.total == 5
+    assert [r.key for r in window.rows(now=161.5)] == ["d", "b"]  # a is too old now
+    window.add(0, 1, None, at=162.0, key="a")
+    assert [r.key for r in window.rows(now=162.0)] == ["d", "b", "a"] and window.total == 6
+    window.add(0, 1, None, at=162.0)  # no key: never replaces
+    window.add(0, 1, None, at=162.0)
+    assert len(window.rows(now=162.0)) == 3 and window.total == 8

@@ -327,6 +327,30 @@ def test_requests_sharing_a_model_call_are_logged_and_labelled_apart(
     monitor.stop()
 
 
+def test_a_label_posted_again_replaces_the_first(labelled_iris: Registry) -> None:
+    # A client that retries its POST, or corrects a label, must not count a row twice.
+    monitor = Monitor(labelled_iris)
+    version = labelled_iris.get_version("iris", 1)
+    predict = np.array([0, 2, 2, 0])
+    monitor.predicted(
+        version, ["a", "b", "c"], [1, 2, 1], {"input-0": IRIS_ROWS}, {"predict": predict}
+    )
+    monitor.flush()
+    assert monitor.feedback("iris", {"a": 0, "b": [2, 2], "c": 1}).accepted == 4
+    assert monitor.feedback("iris", {"a": 0, "c": 1}).accepted == 2  # a retry
+    performance = monitor.report("iris").performance
+    assert performance is not None and performance.labels == 4
+    assert performance.current["accuracy"] == 0.75  # c wrong
+    monitor.feedback("iris", {"c": 0, "b": [2, 1]})  # corrections: c right, b's second wrong
+    monitor_of_version = monitor.model_monitor("iris", 1)
+    assert monitor_of_version is not None
+    assert [row.truth for row in monitor_of_version.performance.rows()] == [0, 0, 2, 1]
+    performance = monitor.report("iris").performance
+    assert performance is not None and performance.labels == 4
+    assert performance.current["accuracy"] == 0.75
+    monitor.stop()
+
+
 def test_a_sampled_log_keeps_its_share_and_every_label_still_joins(
     labelled_iris: Registry,
 ) -> None:

@@ -267,8 +267,12 @@ class ModelMonitor:
         self.rows += n
         self.window.add(n, counts, sums, at)
 
-    def label(self, truth: Any, predicted: Any, proba: np.ndarray | None, at: float) -> None:
-        self.performance.add(truth, predicted, proba, at)
+    def label(
+        self, truth: Any, predicted: Any, proba: np.ndarray | None, at: float, key: Any = None
+    ) -> None:
+        """Take the label of one predicted row; ``key`` (request id and row) makes a second
+        label for the same row replace the first."""
+        self.performance.add(truth, predicted, proba, at, key)
 
     def state(self, now: float | None = None) -> MonitorState:
         """What this process knows about the version, for sibling workers to merge."""

@@ -464,7 +464,7 @@ class Monitor(InferenceObserver):
             found.update(self._from_siblings(model, [i for i in labels if i not in found]))
         with self._lock:
             now = time.time()
-            joined: list[tuple[ModelMonitor, list[tuple[Any, Any]], Any]] = []
+            joined: list[tuple[ModelMonitor, str, list[tuple[Any, Any]], Any]] = []
             matched: dict[str, Any] = {}
             unknown: list[str] = []
             for request_id, label in labels.items():
@@ -475,13 +475,14 @@ class Monitor(InferenceObserver):
                 version = self.registry.get_version(prediction.model, prediction.version)
                 monitor = self._monitor(version)
                 predicted, proba = _predicted(monitor, prediction.outputs)
-                joined.append((monitor, _pair(monitor, request_id, label, predicted), proba))
+                pairs = _pair(monitor, request_id, label, predicted)
+                joined.append((monitor, request_id, pairs, proba))
                 matched[request_id] = label
             accepted = 0
-            for monitor, rows, proba in joined:
+            for monitor, request_id, rows, proba in joined:
                 for index, (truth, predicted) in enumerate(rows):
                     row_proba = None if proba is None else np.asarray(proba[index], dtype=float)
-                    monitor.label(truth, predicted, row_proba, now)
+                    monitor.label(truth, predicted, row_proba, now, (request_id, index))
                 accepted += len(rows)
         if matched:
             self.tap.set_labels(model, matched)

@@ -26,6 +26,8 @@ class Labelled:
     truth: Any
     predicted: Any
     proba: np.ndarray | None
+    key: Any = None
+    """What the label is for (request id and row): a second label for it replaces this one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +85,10 @@ class PerformanceWindow:
         self.max_seconds = max_seconds
         self.thresholds = thresholds
         self.total = 0
-        self._rows: deque[Labelled] = deque(maxlen=max_rows)
+        """Rows labelled since start (a label that replaces an earlier one does not count)."""
+        self.max_rows = max_rows
+        self._rows: deque[Labelled] = deque()
+        self._keyed: dict[Any, Labelled] = {}
 
     def checked(self, truth: Any) -> Any:
         """``truth`` as a label of this window, or ValueError saying why it cannot be one.
@@ -106,16 +111,40 @@ class PerformanceWindow:
             raise ValueError(f"label {truth!r} is not a class (a string or a number)")
         return truth
 
-    def add(self, truth: Any, predicted: Any, proba: np.ndarray | None, at: float | None) -> None:
-        self._rows.append(Labelled(time.time() if at is None else at, truth, predicted, proba))
-        self.total += 1
+    def add(
+        self,
+        truth: Any,
+        predicted: Any,
+        proba: np.ndarray | None,
+        at: float | None,
+        key: Any = None,
+    ) -> None:
+        """Take a label; one for a ``key`` labelled before (a client's retry, or a correction)
+        replaces the earlier label rather than counting twice."""
+        row = Labelled(time.time() if at is None else at, truth, predicted, proba, key)
+        earlier = self._keyed.get(key) if key is not None else None
+        if earlier is not None:
+            self._rows.remove(earlier)  # rare: a scan of at most max_rows
+        else:
+            self.total += 1
+            if len(self._rows) >= self.max_rows:
+                self._forget()
+        if key is not None:
+            self._keyed[key] = row
+        self._rows.append(row)
 
     def rows(self, now: float | None = None) -> list[Labelled]:
         """The labelled predictions still in the window."""
         horizon = (time.time() if now is None else now) - self.max_seconds
         while self._rows and self._rows[0].at < horizon:
-            self._rows.popleft()
+            self._forget()
         return list(self._rows)
+
+    def _forget(self) -> None:
+        """Let the oldest label leave the window."""
+        oldest = self._rows.popleft()
+        if oldest.key is not None and self._keyed.get(oldest.key) is oldest:
+            del self._keyed[oldest.key]
 
     def report(
         self, now: float | None = None, others: Sequence[Labelled] = ()
@@ -125,7 +154,7 @@ class PerformanceWindow:
         if others:
             horizon = (time.time() if now is None else now) - self.max_seconds
             rows = sorted([*rows, *(r for r in others if r.at >= horizon)], key=lambda r: r.at)
-            rows = rows[-(self._rows.maxlen or len(rows)) :]
+            rows = rows[-self.max_rows :]
         if not rows:
             return None
         truth = [r.truth for r in rows]
