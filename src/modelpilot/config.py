@@ -14,7 +14,9 @@ DEFAULT_REGISTRY = "./modelpilot-registry"
 class Settings(BaseSettings):
     """Everything a ModelPilot process can be told; built once and handed down."""
 
-    model_config = SettingsConfigDict(env_prefix="MODELPILOT_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="MODELPILOT_", extra="ignore", use_attribute_docstrings=True
+    )
 
     registry: str = DEFAULT_REGISTRY
     """Registry location: a directory (SQLite + artifact files) or a ``postgresql://`` URL."""
