@@ -153,7 +153,8 @@ class Settings(BaseSettings):
     requests of 20 features take some 100 to 200 MB)."""
 
     alert_error_rate: float = Field(default=0.05, gt=0.0, le=1.0)
-    """Share of failed requests over the last minute that raises an alert."""
+    """Share of requests the server failed (5xx) over the last minute that raises an alert;
+    client errors (4xx) do not count."""
 
     alert_latency_p99_seconds: float = Field(default=0.5, gt=0.0)
     """p99 latency over the last minute that raises an alert."""

@@ -76,13 +76,14 @@ def test_a_failing_webhook_is_counted_not_raised(receiver: Receiver) -> None:
 def test_error_rate_and_latency_rules_fire_from_service_history(labelled_iris: Registry) -> None:
     monitor = Monitor(labelled_iris, alert_rules=AlertRules(min_requests=20))
     for i in range(100):
-        failed = i % 10 == 0  # 10% errors
-        monitor.history.request_finished("iris", "1", "rest", "500" if failed else "ok", 0.9, None)
+        # 10% failed by the server; 30% more were the clients' own errors, which do not count.
+        status = "500" if i % 10 == 0 else "404" if i % 10 < 4 else "ok"
+        monitor.history.request_finished("iris", "1", "rest", status, 0.9, None)
     monitor.flush()
     active = {a.rule: a for a in monitor.alerts.active.values()}
     assert set(active) == {"error_rate", "latency"}
     assert active["error_rate"].value == pytest.approx(0.1)
-    assert "10.0% of 100 requests failed" in active["error_rate"].message
+    assert "10.0% of 100 requests failed on the server (5xx)" in active["error_rate"].message
     assert active["latency"].value == pytest.approx(0.9)
     for _ in range(1000):
         monitor.history.request_finished("iris", "1", "rest", "ok", 0.001, None)
@@ -91,6 +92,10 @@ def test_error_rate_and_latency_rules_fire_from_service_history(labelled_iris: R
     # and the window's is weighted by requests: (100 x 0.9 + 1000 x 0.001) / 1100 < 0.5 s.
     assert monitor.alerts.active == {}
     assert [a.rule for a in monitor.alerts.history if a.resolved_at] == ["error_rate", "latency"]
+    for _ in range(1000):  # a client asking for a model that does not exist: not an outage
+        monitor.history.request_finished("(unknown)", "unknown", "rest", "404", 0.001, None)
+    monitor.flush()
+    assert monitor.alerts.active == {}
     monitor.stop()
 
 

@@ -17,13 +17,13 @@ def test_an_interval_holds_its_requests_errors_and_latency_percentiles() -> None
     history = ServiceHistory()
     durations = np.random.default_rng(0).exponential(0.01, size=1000)
     for i, seconds in enumerate(durations):
-        finish(history, float(seconds), "500" if i % 100 == 0 else "ok")
+        finish(history, float(seconds), "500" if i % 100 == 0 else "422" if i % 100 == 1 else "ok")
     point = history.close_interval()
-    assert (point.requests, point.errors) == (1000, 10)
+    assert (point.requests, point.errors, point.server_errors) == (1000, 20, 10)
     expected = np.percentile(durations, [50, 95, 99])
     np.testing.assert_allclose([point.p50, point.p95, point.p99], expected)
     empty = history.close_interval()
-    assert (empty.requests, empty.errors, empty.p99) == (0, 0, 0.0)
+    assert (empty.requests, empty.errors, empty.server_errors, empty.p99) == (0, 0, 0, 0.0)
     assert list(history.points) == [point, empty]
 
 

@@ -26,7 +26,8 @@ class AlertRules:
     """Thresholds of the service rules (drift rules take theirs from the drift settings)."""
 
     error_rate: float = 0.05
-    """Share of requests answered with an error over ``window_seconds`` that alerts."""
+    """Share of requests the server failed (5xx) over ``window_seconds`` that alerts; client
+    errors (4xx) do not count: a client sending bad input is not an outage."""
     min_requests: int = 20
     """Fewer requests than this in the window: the error rate is not judged."""
     latency_p99_seconds: float = 0.5

@@ -30,6 +30,9 @@ class ServicePoint:
     p99: float
     cpu_percent: float
     memory_bytes: int
+    server_errors: int = 0
+    """Of ``errors``, those the server failed (5xx: the model raised, timed out, overloaded);
+    the rest were the clients' (4xx: bad input, a model that does not exist)."""
 
     def to_dict(self) -> dict[str, float]:
         per_second = 1.0 / self.seconds if self.seconds > 0 else 0.0
@@ -37,6 +40,7 @@ class ServicePoint:
             "t": self.t,
             "rps": self.requests * per_second,
             "errors_per_s": self.errors * per_second,
+            "server_errors_per_s": self.server_errors * per_second,
             "p50_ms": self.p50 * 1000,
             "p95_ms": self.p95 * 1000,
             "p99_ms": self.p99 * 1000,
@@ -55,6 +59,7 @@ class ServiceHistory(InferenceObserver):
         # as it is.
         self._durations = array("d")
         self._errors = array("d")
+        self._server_errors = array("d")
         self._opened = time.time()
         self._process = psutil.Process()
         self._process.cpu_percent()  # the first call only starts the measurement
@@ -73,12 +78,15 @@ class ServiceHistory(InferenceObserver):
         self._durations.append(seconds)
         if status != "ok":
             self._errors.append(seconds)
+            if status[:1] == "5":
+                self._server_errors.append(seconds)
 
     def close_interval(self, now: float | None = None) -> ServicePoint:
         now = time.time() if now is None else now
         # Swapped, not cleared: a request recorded meanwhile lands in one array or the other.
         taken, self._durations = self._durations, array("d")
         errors, self._errors = self._errors, array("d")
+        server_errors, self._server_errors = self._server_errors, array("d")
         durations = np.frombuffer(taken, dtype=np.float64)
         opened, self._opened = self._opened, now
         if len(durations):
@@ -95,6 +103,7 @@ class ServiceHistory(InferenceObserver):
             p99,
             self._process.cpu_percent(),
             self._process.memory_info().rss,
+            len(server_errors),
         )
         self.points.append(point)
         return point
@@ -126,6 +135,7 @@ def merge_points(
                 max(p.p99 for p in points),
                 sum(p.cpu_percent for p in points),
                 sum(p.memory_bytes for p in points),
+                sum(p.server_errors for p in points),
             )
         )
     return merged

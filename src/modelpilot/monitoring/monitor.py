@@ -391,7 +391,9 @@ class Monitor(InferenceObserver):
         horizon = now - self.rules.window_seconds
         window = [p for p in self.series() if p.t > horizon]
         requests = sum(p.requests for p in window)
-        errors = sum(p.errors for p in window)
+        # The server's failures only: clients sending bad input, or asking for models that
+        # do not exist, show on the dashboard and in the metrics, but are not an outage.
+        errors = sum(p.server_errors for p in window)
         rate = errors / requests if requests else 0.0
         conditions.append(
             Condition(
@@ -399,7 +401,7 @@ class Monitor(InferenceObserver):
                 "",
                 requests >= self.rules.min_requests and rate > self.rules.error_rate,
                 "critical",
-                f"{rate:.1%} of {requests} requests failed in the last "
+                f"{rate:.1%} of {requests} requests failed on the server (5xx) in the last "
                 f"{self.rules.window_seconds:.0f} s (threshold {self.rules.error_rate:.1%})",
                 rate,
             )
