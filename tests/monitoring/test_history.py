@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 
-from modelpilot.monitoring.history import ServiceHistory
+from modelpilot.monitoring.history import ServiceHistory, ServicePoint, merge_points
 
 
 def finish(history: ServiceHistory, seconds: float, status: str = "ok") -> None:
@@ -45,3 +45,18 @@ def test_requests_recorded_while_intervals_close_are_each_counted_once() -> None
     history.close_interval()
     assert sum(p.requests for p in history.points) == total
     assert sum(p.errors for p in history.points) == total // 2
+
+
+def point(t: float, requests: int, memory: int) -> ServicePoint:
+    return ServicePoint(t, 2.0, requests, 0, 0.001, 0.002, 0.003, 10.0, memory)
+
+
+def test_workers_histories_merge_only_where_every_worker_has_published() -> None:
+    own = [point(2.0, 10, 100), point(4.0, 10, 100), point(6.0, 10, 100)]
+    sibling = [point(2.1, 5, 200), point(4.1, 5, 200)]  # its next point is not out yet
+    merged = merge_points(own, [sibling], interval=2.0)
+    # Summed without the sibling, the newest interval would show a third of the requests
+    # and of the memory: the dashboard's lines dropped at their right end.
+    assert [(p.requests, p.memory_bytes) for p in merged] == [(15, 300), (15, 300)]
+    assert merge_points(own, [[]], interval=2.0) == own  # a sibling that has not published
+    assert len(merge_points(own, [sibling, [*sibling, point(6.1, 5, 200)]], 2.0)) == 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from array import array
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,18 +111,27 @@ class ServiceHistory(InferenceObserver):
 
 
 def merge_points(
-    own: list[ServicePoint], others: list[ServicePoint], interval: float
+    own: list[ServicePoint], others: Sequence[Sequence[ServicePoint]], interval: float
 ) -> list[ServicePoint]:
-    """Several processes' histories as one: points in the same interval are combined.
+    """Several processes' histories (``others``: one per sibling) as one: points in the same
+    interval are combined.
 
     Requests, errors, CPU and memory add up; for latency percentiles the worst process's
     stands for the whole (percentiles do not add, and the worst is what an alert wants).
+    Intervals that some process has not published yet are left out: summed without it, the
+    newest point would show a fraction of the requests, CPU and memory.
     """
+    others = [series for series in others if series]
     if not others:
         return own
+    histories = [own, *others] if own else others
+    last = min(round(series[-1].t / interval) for series in histories)
     buckets: dict[int, list[ServicePoint]] = {}
-    for point in [*own, *others]:
-        buckets.setdefault(round(point.t / interval), []).append(point)
+    for series in histories:
+        for point in series:
+            bucket = round(point.t / interval)
+            if bucket <= last:
+                buckets.setdefault(bucket, []).append(point)
     merged = []
     for _, points in sorted(buckets.items()):
         merged.append(

@@ -130,7 +130,8 @@ class Monitor(InferenceObserver):
         # Every worker computes the same merged alerts; only the first one announces them.
         announce = exchange is None or exchange.index == 0
         self.alerts = AlertBook(webhook_url if announce else None)
-        self._peer_points: list[ServicePoint] = []
+        self._peer_points: list[list[ServicePoint]] = []
+        """Each sibling worker's service history, as it last published it."""
         self.started_at = time.time()
         self._failures = 0
         self._dropped = 0
@@ -345,10 +346,10 @@ class Monitor(InferenceObserver):
         assert self.exchange is not None
         self.exchange.publish(states, list(self.history.points))
         gathered: list[MonitorState] = []
-        points: list[ServicePoint] = []
+        points: list[list[ServicePoint]] = []
         for peer in self.exchange.peers():
             gathered.extend(peer.states)
-            points.extend(peer.points)
+            points.append(peer.points)
         self._peer_points = points
         return gathered
 
