@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from modelpilot.errors import BadRequest, InvalidInput
-from modelpilot.protocol.json_codec import decode_request, encode_response
+from modelpilot.protocol.json_codec import decode_request, encode_response, nested_json
 from modelpilot.protocol.types import InferenceResponse, RequestedOutput, Tensor
 
 
@@ -135,3 +135,18 @@ def test_binary_response_for_the_outputs_asked() -> None:
     assert header["outputs"][1]["parameters"] == {"binary_data_size": 32}
     assert "data" in header["outputs"][0]
     np.testing.assert_array_equal(np.frombuffer(body[length:], dtype="<f8"), [0.25, 0.75, 0.5, 0.5])
+
+
+def test_nested_values_keep_their_shape_and_their_precision() -> None:
+    def dumped(data: np.ndarray, datatype: str) -> bytes:
+        value = nested_json(Tensor("t", datatype, data.shape, data))
+        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
+
+    probabilities = np.array([[1.0000001, 0.1], [0.25, 0.75]], dtype=np.float32)
+    # As float32 writes them: tolist() made 1.0000001192092896 and 0.10000000149011612.
+    assert dumped(probabilities, "FP32") == b"[[1.0000001,0.1],[0.25,0.75]]"
+    labels = np.array([[b"setosa"], [b"virginica"]], dtype=object)
+    assert dumped(labels, "BYTES") == b'[["setosa"],["virginica"]]'
+    swapped = np.array([1.5, 2.5], dtype=">f8")  # not native: orjson takes no such array
+    assert dumped(swapped, "FP64") == b"[1.5,2.5]"
+    assert dumped(np.array([True, False]), "BOOL") == b"[true,false]"

@@ -173,6 +173,26 @@ def encode_response(
     return body + b"".join(chunks), len(body)
 
 
+def nested_json(tensor: Tensor) -> Any:
+    """``tensor``'s values in its shape, for ``orjson.dumps(..., option=OPT_SERIALIZE_NUMPY)``:
+    numbers stay a NumPy array, which orjson writes itself (a float32 as the shortest float32,
+    ``1.0000001``, not as the float64 ``tolist`` makes of it, ``1.0000001192092896``)."""
+    data = tensor.data
+    if data.dtype.kind == "O":  # BYTES: bytes objects, as text
+        return [_decoded(v) for v in data.tolist()]
+    if tensor.datatype in _NUMPY_OK and data.dtype.isnative:
+        return np.ascontiguousarray(data)
+    return data.tolist()
+
+
+def _decoded(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, list):
+        return [_decoded(v) for v in value]
+    return value
+
+
 def _to_json(tensor: Tensor) -> Any:
     flat = tensor.data.reshape(-1)
     if tensor.datatype == "BYTES":

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from modelpilot.errors import BadRequest, InvalidInput, ModelPilotError
-from modelpilot.protocol.json_codec import decode_request, encode_response
+from modelpilot.protocol.json_codec import decode_request, encode_response, nested_json
 from modelpilot.protocol.rows import request_from_records, request_from_rows
 from modelpilot.protocol.types import InferenceResponse
 from modelpilot.server.rest.body import decompress, json_object
@@ -98,7 +98,7 @@ async def predict_reply(
 
 
 def _predictions(result: InferenceResponse) -> bytes:
-    outputs = {t.name: _plain(t.data) for t in result.outputs}
+    outputs = {t.name: nested_json(t) for t in result.outputs}
     body: dict[str, Any] = {
         "model": result.model_name,
         "version": result.model_version,
@@ -106,18 +106,4 @@ def _predictions(result: InferenceResponse) -> bytes:
         "predictions": outputs[result.outputs[0].name] if result.outputs else [],
         "outputs": outputs,
     }
-    return orjson.dumps(body)
-
-
-def _plain(array: Any) -> Any:
-    if array.dtype.kind == "O":
-        return [_plain_item(v) for v in array.tolist()]
-    return array.tolist()
-
-
-def _plain_item(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    if isinstance(value, list):
-        return [_plain_item(v) for v in value]
-    return value
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
