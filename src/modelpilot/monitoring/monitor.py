@@ -475,8 +475,10 @@ class Monitor(InferenceObserver):
                 if prediction is None:
                     unknown.append(request_id)
                     continue
-                version = self.registry.get_version(prediction.model, prediction.version)
-                monitor = self._monitor(version)
+                monitor = self._monitors.get((prediction.model, prediction.version))
+                if monitor is None:  # a registry read once per version, not per label
+                    version = self.registry.get_version(prediction.model, prediction.version)
+                    monitor = self._monitor(version)
                 predicted, proba = _predicted(monitor, prediction.outputs)
                 pairs = _pair(monitor, request_id, label, predicted)
                 joined.append((monitor, request_id, pairs, proba))
