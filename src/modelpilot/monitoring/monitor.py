@@ -22,13 +22,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelpilot.errors import BadRequest, InvalidInput, NotFound
+from modelpilot.errors import NotFound
 from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition
+from modelpilot.monitoring.feedback import FeedbackResult, label_pairs, look_again, predicted_rows
 from modelpilot.monitoring.history import ServiceHistory, ServicePoint, merge_points
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.model_monitor import (
@@ -40,7 +40,6 @@ from modelpilot.monitoring.model_monitor import (
 from modelpilot.monitoring.siblings import WorkerExchange
 from modelpilot.monitoring.tap import (
     Call,
-    Found,
     LocalTap,
     Tap,
     TapFailed,
@@ -78,18 +77,6 @@ every 50 ms 1.031x, every 20 ms 1.036x, against 1.035x that day; a round handed 
 as it held 32, 128 or 512 calls 1.033-1.050x. Nor did copying each call's arrays, ids and
 times into byte buffers on the loop instead of keeping its objects (1.042x: the copies cost
 what they saved)."""
-
-SIBLING_POLL_SECONDS = 0.1
-"""How often labels for requests not found yet look again, while a sibling worker's round may
-still be on its way to the shared inference log (``Monitor.sibling_seconds``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class FeedbackResult:
-    accepted: int
-    """Labels (rows) joined to a prediction."""
-    unknown: list[str]
-    """Request ids with no prediction on record (not logged, or from another model)."""
 
 
 class Monitor(InferenceObserver):
@@ -464,7 +451,8 @@ class Monitor(InferenceObserver):
         self._ship()
         found = self.tap.lookup(model, list(labels))
         if len(found) < len(labels) and self.exchange is not None:
-            found.update(self._from_siblings(model, [i for i in labels if i not in found]))
+            missing = [i for i in labels if i not in found]
+            found.update(look_again(self.tap, model, missing, self.sibling_seconds))
         with self._lock:
             now = time.time()
             joined: list[tuple[ModelMonitor, str, list[tuple[Any, Any]], Any]] = []
@@ -479,8 +467,8 @@ class Monitor(InferenceObserver):
                 if monitor is None:  # a registry read once per version, not per label
                     version = self.registry.get_version(prediction.model, prediction.version)
                     monitor = self._monitor(version)
-                predicted, proba = _predicted(monitor, prediction.outputs)
-                pairs = _pair(monitor, request_id, label, predicted)
+                predicted, proba = predicted_rows(monitor, prediction.outputs)
+                pairs = label_pairs(monitor, request_id, label, predicted)
                 joined.append((monitor, request_id, pairs, proba))
                 matched[request_id] = label
             accepted = 0
@@ -499,39 +487,3 @@ class Monitor(InferenceObserver):
         """How long after answering a sibling worker's requests may still be on their way to
         the shared inference log: its round, its tap's writes, and a second to spare."""
         return max(self.round_seconds, self.tick_seconds) + self.tap.log_delay + 1.0
-
-    def _from_siblings(self, model: str, request_ids: list[str]) -> dict[str, Found]:
-        found: dict[str, Found] = {}
-        deadline = time.monotonic() + self.sibling_seconds
-        while request_ids and time.monotonic() < deadline:
-            time.sleep(SIBLING_POLL_SECONDS)
-            more = self.tap.lookup(model, request_ids)
-            found.update(more)
-            request_ids = [i for i in request_ids if i not in more]
-        return found
-
-
-def _pair(
-    monitor: ModelMonitor, request_id: str, label: Any, predicted: list[Any]
-) -> list[tuple[Any, Any]]:
-    """Each row's label beside what was predicted for it (BadRequest if they do not fit)."""
-    truths = label if isinstance(label, list) else [label]
-    if len(truths) != len(predicted):
-        raise BadRequest(
-            f"request {request_id!r} predicted {len(predicted)} row(s) but got "
-            f"{len(truths)} label(s); send one label per row (a list for several rows)"
-        )
-    try:
-        checked = [monitor.performance.checked(truth) for truth in truths]
-    except ValueError as exc:
-        raise InvalidInput(f"request {request_id!r}: {exc}") from None
-    return list(zip(checked, predicted, strict=True))
-
-
-def _predicted(monitor: ModelMonitor, outputs: Mapping[str, Any]) -> tuple[list[Any], Any]:
-    """One predicted value per row (the main output's first column), and probabilities."""
-    bins = monitor.predictions
-    output = bins.output if bins is not None else next(iter(outputs))
-    predicted = np.asarray(outputs[output], dtype=object)
-    values = predicted.reshape(len(predicted), -1)[:, 0].tolist()
-    return values, outputs.get("predict_proba")

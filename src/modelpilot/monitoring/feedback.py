@@ -1,0 +1,65 @@
+"""Delayed labels: matching each to the rows predicted for its request, and finding the
+predictions of sibling workers that are still on their way to the shared inference log."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from modelpilot.errors import BadRequest, InvalidInput
+from modelpilot.monitoring.model_monitor import ModelMonitor
+from modelpilot.monitoring.tap import Found, Tap
+
+POLL_SECONDS = 0.1
+"""How often labels for requests not found yet look again, while a sibling worker's round may
+still be on its way to the shared inference log (``Monitor.sibling_seconds``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackResult:
+    accepted: int
+    """Labels (rows) joined to a prediction."""
+    unknown: list[str]
+    """Request ids with no prediction on record (not logged, or from another model)."""
+
+
+def look_again(tap: Tap, model: str, request_ids: list[str], seconds: float) -> dict[str, Found]:
+    """The predictions of ``request_ids`` that reach ``tap``'s log within ``seconds``."""
+    found: dict[str, Found] = {}
+    deadline = time.monotonic() + seconds
+    while request_ids and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+        more = tap.lookup(model, request_ids)
+        found.update(more)
+        request_ids = [i for i in request_ids if i not in more]
+    return found
+
+
+def label_pairs(
+    monitor: ModelMonitor, request_id: str, label: Any, predicted: list[Any]
+) -> list[tuple[Any, Any]]:
+    """Each row's label beside what was predicted for it (BadRequest if they do not fit)."""
+    truths = label if isinstance(label, list) else [label]
+    if len(truths) != len(predicted):
+        raise BadRequest(
+            f"request {request_id!r} predicted {len(predicted)} row(s) but got "
+            f"{len(truths)} label(s); send one label per row (a list for several rows)"
+        )
+    try:
+        checked = [monitor.performance.checked(truth) for truth in truths]
+    except ValueError as exc:
+        raise InvalidInput(f"request {request_id!r}: {exc}") from None
+    return list(zip(checked, predicted, strict=True))
+
+
+def predicted_rows(monitor: ModelMonitor, outputs: Mapping[str, Any]) -> tuple[list[Any], Any]:
+    """One predicted value per row (the main output's first column), and probabilities."""
+    bins = monitor.predictions
+    output = bins.output if bins is not None else next(iter(outputs))
+    predicted = np.asarray(outputs[output], dtype=object)
+    values = predicted.reshape(len(predicted), -1)[:, 0].tolist()
+    return values, outputs.get("predict_proba")
