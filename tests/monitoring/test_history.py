@@ -60,3 +60,13 @@ def test_workers_histories_merge_only_where_every_worker_has_published() -> None
     assert [(p.requests, p.memory_bytes) for p in merged] == [(15, 300), (15, 300)]
     assert merge_points(own, [[]], interval=2.0) == own  # a sibling that has not published
     assert len(merge_points(own, [sibling, [*sibling, point(6.1, 5, 200)]], 2.0)) == 2
+
+
+def test_a_worker_that_closed_two_intervals_in_one_counts_once_in_its_levels() -> None:
+    # Labels close an interval early: that worker's memory was summed twice, and the
+    # dashboard's memory line jumped by half at every feedback call.
+    own = [point(2.0, 10, 100), point(3.6, 4, 110), point(4.1, 6, 120)]
+    sibling = [point(2.1, 5, 200), point(4.0, 5, 200)]
+    merged = merge_points(own, [sibling], interval=2.0)
+    assert [(p.requests, p.memory_bytes) for p in merged] == [(15, 300), (15, 320)]
+    assert merged[1].seconds == 4.0  # the two intervals of the one worker, end to end

@@ -128,10 +128,16 @@ def merge_points(
     last = min(round(series[-1].t / interval) for series in histories)
     buckets: dict[int, list[ServicePoint]] = {}
     for series in histories:
+        # One process may have closed two intervals within one (labels, a flush and the API
+        # close one early): its share of the bucket is their sum, its levels the later's.
+        own_share: dict[int, ServicePoint] = {}
         for point in series:
             bucket = round(point.t / interval)
             if bucket <= last:
-                buckets.setdefault(bucket, []).append(point)
+                earlier = own_share.get(bucket)
+                own_share[bucket] = point if earlier is None else _successive(earlier, point)
+        for bucket, point in own_share.items():
+            buckets.setdefault(bucket, []).append(point)
     merged = []
     for _, points in sorted(buckets.items()):
         merged.append(
@@ -149,3 +155,19 @@ def merge_points(
             )
         )
     return merged
+
+
+def _successive(earlier: ServicePoint, later: ServicePoint) -> ServicePoint:
+    """Two successive intervals of one process as one."""
+    return ServicePoint(
+        later.t,
+        earlier.seconds + later.seconds,
+        earlier.requests + later.requests,
+        earlier.errors + later.errors,
+        max(earlier.p50, later.p50),
+        max(earlier.p95, later.p95),
+        max(earlier.p99, later.p99),
+        later.cpu_percent,
+        later.memory_bytes,
+        earlier.server_errors + later.server_errors,
+    )
