@@ -374,6 +374,28 @@ def test_labels_read_the_registry_once_per_version_not_once_each(
     monitor.stop()
 
 
+def test_labels_recompute_the_reports_without_cutting_the_service_history(
+    labelled_iris: Registry,
+) -> None:
+    # Each feedback call closed a service interval: a client posting labels one by one, 50
+    # times a second, left the dashboard 300 points of 20 ms (six seconds of history), and
+    # put off the thread's evaluation for as long as it posted.
+    monitor = Monitor(labelled_iris)
+    version = labelled_iris.get_version("iris", 1)
+    ids = [f"r{i}" for i in range(50)]
+    rows = np.tile(IRIS_ROWS[:1], (50, 1))
+    monitor.predicted(version, ids, [1] * 50, {"input-0": rows}, {"predict": np.zeros(50)})
+    monitor.flush()
+    points, evaluated = len(monitor.history.points), monitor._last_evaluation
+    for request_id in ids:
+        monitor.feedback("iris", {request_id: 0})
+    assert len(monitor.history.points) == points
+    assert monitor._last_evaluation == evaluated
+    performance = monitor.report("iris").performance
+    assert performance is not None and performance.labels == 50  # the reports are current
+    monitor.stop()
+
+
 def test_a_sampled_log_keeps_its_share_and_every_label_still_joins(
     labelled_iris: Registry,
 ) -> None:

@@ -295,7 +295,10 @@ class Monitor(InferenceObserver):
     def _monitor(self, version: ModelVersion) -> ModelMonitor:
         return monitor_of(self._monitors, self.registry, version, self.config)
 
-    def _evaluate(self) -> None:
+    def _evaluate(self, close_interval: bool = True) -> None:
+        """Recompute every report and the alerts; ``close_interval`` also ends the service
+        history's interval (the thread's and ``flush``'s do, on their clock; labels, which may
+        come many times a second, only recompute)."""
         now = time.time()
         try:
             tapped = self.tap.states(now)
@@ -305,8 +308,9 @@ class Monitor(InferenceObserver):
             logger.exception("monitoring windows unavailable")
             tapped = []
         with self._lock:
-            self._last_evaluation = now
-            self.history.close_interval(now)
+            if close_interval:
+                self._last_evaluation = now
+                self.history.close_interval(now)
             # This process's labels and its tap's windows, taken once: published for the
             # siblings, and merged here with theirs.
             own = {key: monitor.state(now) for key, monitor in self._monitors.items()}
@@ -479,7 +483,7 @@ class Monitor(InferenceObserver):
                 accepted += len(rows)
         if matched:
             self.tap.set_labels(model, matched)
-        self._evaluate()
+        self._evaluate(close_interval=False)
         return FeedbackResult(accepted, unknown)
 
     @property
