@@ -128,15 +128,16 @@ def merge_points(
     last = min(round(series[-1].t / interval) for series in histories)
     buckets: dict[int, list[ServicePoint]] = {}
     for series in histories:
-        # One process may have closed two intervals within one (labels, a flush and the API
-        # close one early): its share of the bucket is their sum, its levels the later's.
-        own_share: dict[int, ServicePoint] = {}
+        # One process may have closed two intervals within one (a flush closes one early,
+        # and each thread keeps its own clock): its share of the bucket is their sum, its
+        # levels the later's.
+        shares: dict[int, ServicePoint] = {}
         for point in series:
             bucket = round(point.t / interval)
             if bucket <= last:
-                earlier = own_share.get(bucket)
-                own_share[bucket] = point if earlier is None else _successive(earlier, point)
-        for bucket, point in own_share.items():
+                earlier = shares.get(bucket)
+                shares[bucket] = point if earlier is None else _successive(earlier, point)
+        for bucket, point in shares.items():
             buckets.setdefault(bucket, []).append(point)
     merged = []
     for _, points in sorted(buckets.items()):
