@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import make_url
+from sqlalchemy import make_url, null, update
 
 from modelpilot.errors import (
     AliasNotFound,
@@ -19,6 +19,7 @@ from modelpilot.errors import (
     VersionNotFound,
 )
 from modelpilot.monitoring.inference_log import InferenceLog
+from modelpilot.registry import schema
 from modelpilot.registry.profile import ReferenceProfile
 from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.signature import Signature, TensorSpec
@@ -89,6 +90,37 @@ def test_aliases_resolve_and_default_to_production_then_latest(
     assert store.set_alias("m", "production", 2) == 1
     store.delete_alias("m", "staging")
     assert store.aliases("m") == {"production": 2}
+
+
+def test_a_version_without_a_profile_says_so_whichever_null_it_holds(
+    store: Registry, tmp_path: Path
+) -> None:
+    profile = ReferenceProfile.from_data([[1.0, 2.0], [3.0, 4.0]], feature_names=["a", "b"])
+    register(store, tmp_path, reference=profile)
+    register(store, tmp_path)  # written as JSON null
+    register(store, tmp_path)
+    with store._engine.begin() as conn:  # as SQL NULL, as an older writer might leave it
+        conn.execute(
+            update(schema.versions).where(schema.versions.c.version == 3), [{"reference": null()}]
+        )
+    assert [v.has_reference for v in store.list_versions("m")] == [True, False, False]
+    assert [store.get_version("m", n).has_reference for n in (1, 2, 3)] == [True, False, False]
+
+
+def test_a_reference_resolves_to_its_number_in_small_queries(
+    store: Registry, tmp_path: Path
+) -> None:
+    register(store, tmp_path)
+    register(store, tmp_path, aliases=["staging"])
+    assert store.resolve_number(ModelRef("m")) == 2  # no production alias: the latest
+    store.set_alias("m", "production", 1)
+    assert store.resolve_number(ModelRef("m")) == 1
+    assert store.resolve_number(ModelRef.parse("m@staging")) == 2
+    assert store.resolve_number(ModelRef.parse("m:7")) == 7  # a number is taken as it is
+    with pytest.raises(AliasNotFound):
+        store.resolve_number(ModelRef.parse("m@canary"))
+    with pytest.raises(ModelNotFound):
+        store.resolve_number(ModelRef("nope"))
 
 
 def test_rollback_follows_the_alias_history(store: Registry, tmp_path: Path) -> None:

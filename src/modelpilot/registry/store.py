@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, Text, cast, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from modelpilot.errors import (
@@ -34,6 +34,17 @@ from modelpilot.registry.signature import Signature
 from modelpilot.registry.types import ModelInfo, ModelVersion
 
 logger = logging.getLogger(__name__)
+
+VERSION_COLUMNS = (
+    *(column for column in schema.versions.c if column.name != "reference"),
+    (func.coalesce(cast(schema.versions.c.reference, Text), "null") != "null").label(
+        "has_reference"
+    ),
+)
+"""A version's row without its reference profile, which only ``reference_profile`` reads:
+decoded with every lookup (some kilobytes of JSON), it was most of the cost of resolving a
+reference, which a server does for every served model every ``alias_refresh_seconds``. A
+version registered without one holds SQL NULL or JSON ``null``."""
 
 
 def _now() -> datetime:
@@ -316,7 +327,7 @@ class Registry:
     def get_version(self, name: str, version: int) -> ModelVersion:
         with self._read() as conn:
             row = conn.execute(
-                select(schema.versions).where(
+                select(*VERSION_COLUMNS).where(
                     (schema.versions.c.model == name) & (schema.versions.c.version == version)
                 )
             ).first()
@@ -337,16 +348,29 @@ class Registry:
         """The version a reference means: ``NAME`` (production, else latest), ``:N``, ``@A``."""
         if isinstance(ref, str):
             ref = ModelRef.parse(ref)
+        return self.get_version(ref.name, self.resolve_number(ref))
+
+    def resolve_number(self, ref: ModelRef) -> int:
+        """The number of the version ``ref`` means, in one or two small queries: what a
+        server asks every ``alias_refresh_seconds`` of each model it serves, reading the
+        whole version only when the number moved."""
         if ref.version is not None:
-            return self.get_version(ref.name, ref.version)
+            return ref.version
         alias = ref.alias or PRODUCTION
         with self._read() as conn:
             target = self._alias_target(conn, ref.name, alias)
-            if target is None and ref.alias is not None:
+            if target is not None:
+                return target
+            if ref.alias is not None:
                 raise self._alias_not_found(conn, ref.name, alias)
-        if target is None:
-            return self.latest(ref.name)
-        return self.get_version(ref.name, target)
+            latest = conn.execute(
+                select(func.max(schema.versions.c.version)).where(
+                    schema.versions.c.model == ref.name
+                )
+            ).scalar()
+            if latest is None:
+                raise self._model_not_found(conn, ref.name)
+            return int(latest)
 
     def list_models(self) -> list[ModelInfo]:
         with self._read() as conn:
@@ -377,7 +401,7 @@ class Registry:
     def list_versions(self, name: str) -> list[ModelVersion]:
         with self._read() as conn:
             rows = conn.execute(
-                select(schema.versions)
+                select(*VERSION_COLUMNS)
                 .where(schema.versions.c.model == name)
                 .order_by(schema.versions.c.version)
             ).all()
@@ -432,7 +456,7 @@ class Registry:
             signature=Signature.from_dict(row["signature"]),
             metadata=dict(row["metadata"] or {}),
             created_at=_utc(row["created_at"]),
-            has_reference=row["reference"] is not None,
+            has_reference=bool(row["has_reference"]),
             aliases=tuple(aliases),
         )
 
