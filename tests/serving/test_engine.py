@@ -153,6 +153,29 @@ async def test_a_worker_started_late_follows_the_others_repository_decisions(
         await engine.stop()
 
 
+async def test_an_unmoved_alias_is_asked_as_a_number_not_read_whole(
+    registry: Registry, iris_version: ModelVersion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read whole (three queries, and the reference profile's JSON decoded), each lookup
+    # cost 1-3 ms of the server's CPU per model every two seconds.
+    engine = InferenceEngine(registry, settings_for(registry, alias_refresh_seconds=0.05))
+    await engine.start()
+    calls: dict[str, int] = {"resolve": 0, "resolve_number": 0}
+    for name in calls:
+        method = getattr(registry, name)
+
+        def counted(ref: ModelRef, _method: object = method, _name: str = name) -> object:
+            calls[_name] += 1
+            return _method(ref)  # type: ignore[operator]
+
+        monkeypatch.setattr(registry, name, counted)
+    try:
+        await asyncio.sleep(0.5)
+        assert calls["resolve_number"] >= 3 and calls["resolve"] == 0
+    finally:
+        await engine.stop()
+
+
 async def test_unknown_model_and_version(engine: InferenceEngine) -> None:
     with pytest.raises(ModelNotFound):
         await engine.infer("nope", request_from_rows([1, 2, 3, 4]))

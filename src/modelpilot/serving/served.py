@@ -264,9 +264,14 @@ class ServedModels:
 
     async def _refresh(self, model: str, served: Served) -> ModelVersion:
         try:
+            previous = served.current
+            if previous is not None:
+                # The usual answer, every few seconds: the same version. Asked as a number.
+                number = await blocking(self._executor, self.registry.resolve_number, served.ref)
+                if number == previous.version:
+                    return previous
             mv = await blocking(self._executor, self.registry.resolve, served.ref)
             self._served.setdefault(model, served)
-            previous = served.current
             if previous is None or previous.key != mv.key:
                 # Load before switching, so that no request waits on a cold version; a version
                 # that fails to load must not take down the one that serves now.
