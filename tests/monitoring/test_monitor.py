@@ -351,16 +351,23 @@ def test_a_label_posted_again_replaces_the_first(labelled_iris: Registry) -> Non
     monitor.stop()
 
 
+def watched_predictions(registry: Registry, count: int) -> tuple[Monitor, list[str]]:
+    """A monitor that has seen ``count`` one-row predictions of iris:1, ids r0, r1, ..."""
+    monitor = Monitor(registry)
+    version = registry.get_version("iris", 1)
+    ids = [f"r{i}" for i in range(count)]
+    rows = np.tile(IRIS_ROWS[:1], (count, 1))
+    predict = {"predict": np.zeros(count)}
+    monitor.predicted(version, ids, [1] * count, {"input-0": rows}, predict)
+    monitor.flush()
+    return monitor, ids
+
+
 def test_labels_read_the_registry_once_per_version_not_once_each(
     labelled_iris: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Read per label, 20,000 labels in one call took 12 s, nearly all of it in the registry.
-    monitor = Monitor(labelled_iris)
-    version = labelled_iris.get_version("iris", 1)
-    ids = [f"r{i}" for i in range(500)]
-    rows = np.tile(IRIS_ROWS[:1], (500, 1))
-    monitor.predicted(version, ids, [1] * 500, {"input-0": rows}, {"predict": np.zeros(500)})
-    monitor.flush()
+    monitor, ids = watched_predictions(labelled_iris, 500)
     reads = []
     read = labelled_iris.get_version
 
@@ -380,12 +387,7 @@ def test_labels_recompute_the_reports_without_cutting_the_service_history(
     # Each feedback call closed a service interval: a client posting labels one by one, 50
     # times a second, left the dashboard 300 points of 20 ms (six seconds of history), and
     # put off the thread's evaluation for as long as it posted.
-    monitor = Monitor(labelled_iris)
-    version = labelled_iris.get_version("iris", 1)
-    ids = [f"r{i}" for i in range(50)]
-    rows = np.tile(IRIS_ROWS[:1], (50, 1))
-    monitor.predicted(version, ids, [1] * 50, {"input-0": rows}, {"predict": np.zeros(50)})
-    monitor.flush()
+    monitor, ids = watched_predictions(labelled_iris, 50)
     points, evaluated = len(monitor.history.points), monitor._last_evaluation
     for request_id in ids:
         monitor.feedback("iris", {request_id: 0})
