@@ -90,8 +90,7 @@ class ServedModels:
         if self._shared is not None:  # a worker (re)started after a load or an unload
             for model, decision in (await self._decisions()).items():
                 if decision == "unloaded" and model in self._served:
-                    del self._served[model]
-                    self._unloaded.add(model)
+                    self._drop(model)
                 elif decision == "loaded":
                     self._served.setdefault(model, Served(ModelRef(model)))
         for name in list(self._served):
@@ -195,7 +194,7 @@ class ServedModels:
         served = self._served.get(model)
         if served is None or served.current is None:
             ref = served.ref if served is not None else ModelRef(model)
-            await blocking(self._executor, self.registry.resolve, ref)
+            await blocking(self._executor, self.registry.resolve_number, ref)
 
     async def load(self, model: str) -> ModelVersion:
         """Serve ``model`` (again) at its default reference, and load it (in every worker)."""
