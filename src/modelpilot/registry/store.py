@@ -337,11 +337,7 @@ class Registry:
 
     def latest(self, name: str) -> ModelVersion:
         with self._read() as conn:
-            latest = conn.execute(
-                select(func.max(schema.versions.c.version)).where(schema.versions.c.model == name)
-            ).scalar()
-            if latest is None:
-                raise self._model_not_found(conn, name)
+            latest = self._latest_number(conn, name)
         return self.get_version(name, latest)
 
     def resolve(self, ref: ModelRef | str) -> ModelVersion:
@@ -363,14 +359,7 @@ class Registry:
                 return target
             if ref.alias is not None:
                 raise self._alias_not_found(conn, ref.name, alias)
-            latest = conn.execute(
-                select(func.max(schema.versions.c.version)).where(
-                    schema.versions.c.model == ref.name
-                )
-            ).scalar()
-            if latest is None:
-                raise self._model_not_found(conn, ref.name)
-            return int(latest)
+            return self._latest_number(conn, ref.name)
 
     def list_models(self) -> list[ModelInfo]:
         with self._read() as conn:
@@ -459,6 +448,14 @@ class Registry:
             has_reference=bool(row["has_reference"]),
             aliases=tuple(aliases),
         )
+
+    def _latest_number(self, conn: Connection, name: str) -> int:
+        latest = conn.execute(
+            select(func.max(schema.versions.c.version)).where(schema.versions.c.model == name)
+        ).scalar()
+        if latest is None:
+            raise self._model_not_found(conn, name)
+        return int(latest)
 
     def _alias_target(self, conn: Connection, name: str, alias: str) -> int | None:
         return conn.execute(
