@@ -12,7 +12,7 @@ import pytest
 
 from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition
 from modelpilot.monitoring.monitor import Monitor
-from modelpilot.monitoring.performance import PerformanceThresholds, PerformanceWindow
+from modelpilot.monitoring.performance import Labelled, PerformanceThresholds, PerformanceWindow
 from modelpilot.registry.store import Registry
 
 
@@ -135,3 +135,25 @@ def test_labels_by_key_replace_and_leave_the_window_as_others_do() -> None:
     window.add(0, 1, None, at=162.0)  # no key: never replaces
     window.add(0, 1, None, at=162.0)
     assert len(window.rows(now=162.0)) == 3 and window.total == 8
+
+
+def test_a_row_labelled_in_two_processes_counts_once_with_the_later_label() -> None:
+    window = PerformanceWindow("classification", [0, 1], {}, None, 10, 60, PerformanceThresholds())
+    window.add(1, 1, None, at=100.0, key=("r1", 0))
+    window.add(0, 0, None, at=100.0, key=("r2", 0))
+    window.add(0, 1, None, at=100.0)
+    sibling = [  # what another worker was posted: r1 again (corrected) and r3
+        Labelled(101.0, 0, 1, None, ("r1", 0)),
+        Labelled(100.5, 1, 1, None, ("r3", 0)),
+        Labelled(100.5, 0, 1, None),  # without a key: never replaces
+    ]
+    report = window.report(now=110.0, others=sibling)
+    assert report is not None and report.labels == 5
+    # r1 counts as wrong (its later label), r2 and r3 right, the two unkeyed rows wrong
+    assert report.current["accuracy"] == pytest.approx(2 / 5)
+    # the other worker sees the same
+    other = PerformanceWindow("classification", [0, 1], {}, None, 10, 60, PerformanceThresholds())
+    for row in sibling:
+        other.add(row.truth, row.predicted, None, at=row.at, key=row.key)
+    seen = other.report(now=110.0, others=window.rows(now=110.0))
+    assert seen is not None and seen.labels == 5 and seen.current == report.current

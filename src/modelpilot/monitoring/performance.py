@@ -149,12 +149,16 @@ class PerformanceWindow:
     def report(
         self, now: float | None = None, others: Sequence[Labelled] = ()
     ) -> PerformanceReport | None:
-        """Quality over the window; ``others`` are labelled rows other processes hold."""
+        """Quality over the window; ``others`` are labelled rows other processes hold.
+
+        Where two processes were each posted a label for the same row (a retry or a
+        correction that reached another worker), the later label counts, as it would have
+        in one process."""
         rows = self.rows(now)
         if others:
             horizon = (time.time() if now is None else now) - self.max_seconds
-            rows = sorted([*rows, *(r for r in others if r.at >= horizon)], key=lambda r: r.at)
-            rows = rows[-self.max_rows :]
+            pooled = sorted([*rows, *(r for r in others if r.at >= horizon)], key=lambda r: r.at)
+            rows = _latest_by_key(pooled)[-self.max_rows :]
         if not rows:
             return None
         truth = [r.truth for r in rows]
@@ -206,3 +210,9 @@ class PerformanceWindow:
         for value in truth:
             current[index.get(label_key(value), len(names))] += 1
         return js_distance(reference, current)
+
+
+def _latest_by_key(rows: list[Labelled]) -> list[Labelled]:
+    """``rows`` (in time order) without those a later row with the same key replaces."""
+    last = {row.key: i for i, row in enumerate(rows) if row.key is not None}
+    return [row for i, row in enumerate(rows) if row.key is None or last[row.key] == i]
