@@ -17,6 +17,7 @@ from modelpilot.monitoring.log_records import (
     pack_arrays,
     unpack_arrays,
 )
+from modelpilot.protocol.types import MAX_REQUEST_ID
 from modelpilot.registry.store import Registry
 
 
@@ -46,6 +47,13 @@ def test_entries_round_trip_and_take_labels(log: InferenceLog) -> None:
     labelled = log.find("m", ["a", "b"])
     assert labelled["a"].label == [1] and labelled["b"].label == "cat"
     assert log.count() == 3 and log.count("m") == 2
+
+
+def test_the_longest_request_id_a_server_takes_is_logged_and_labelled(log: InferenceLog) -> None:
+    longest = "é" * MAX_REQUEST_ID  # PostgreSQL's column counts characters, not bytes
+    log.write([entry(longest)])
+    log.set_labels("m", {longest: 1})
+    assert log.find("m", [longest])[longest].label == 1
 
 
 def test_log_is_bounded_to_the_newest_rows(log: InferenceLog) -> None:

@@ -8,7 +8,12 @@ import pytest
 
 from modelpilot.errors import BadRequest, InvalidInput
 from modelpilot.protocol.json_codec import decode_request, encode_response, nested_json
-from modelpilot.protocol.types import InferenceResponse, RequestedOutput, Tensor
+from modelpilot.protocol.types import (
+    MAX_REQUEST_ID,
+    InferenceResponse,
+    RequestedOutput,
+    Tensor,
+)
 
 
 def test_nested_and_flat_data_give_the_same_tensor() -> None:
@@ -150,3 +155,31 @@ def test_nested_values_keep_their_shape_and_their_precision() -> None:
     swapped = np.array([1.5, 2.5], dtype=">f8")  # not native: orjson takes no such array
     assert dumped(swapped, "FP64") == b"[1.5,2.5]"
     assert dumped(np.array([True, False]), "BOOL") == b"[true,false]"
+
+
+def _with_id(request_id: object) -> bytes:
+    tensor = {"name": "x", "shape": [1], "datatype": "INT32", "data": [1]}
+    return orjson.dumps({"id": request_id, "inputs": [tensor]})
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [("r-1", "r-1"), (17, "17"), ("", None), (None, None), ("é" * 128, "é" * 128)],
+)
+def test_a_request_id_is_kept_as_text(given: object, kept: str | None) -> None:
+    assert decode_request(_with_id(given)).id == kept
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("x" * (MAX_REQUEST_ID + 1), "the request id has 129 characters; at most 128"),
+        ("a\x00b", "holds control characters"),
+        ("line\nbreak", "holds control characters"),
+        ({"a": 1}, "must be a string, not dict"),
+        (True, "must be a string, not bool"),
+    ],
+)
+def test_a_request_id_that_no_store_could_keep_is_refused(given: object, message: str) -> None:
+    with pytest.raises(BadRequest, match=message):
+        decode_request(_with_id(given))

@@ -17,7 +17,13 @@ import orjson
 from modelpilot.errors import BadRequest, InvalidInput
 from modelpilot.protocol.datatypes import DATATYPES, NUMERIC_DATATYPES, numpy_dtype
 from modelpilot.protocol.raw import decode_raw, element_count, encode_raw
-from modelpilot.protocol.types import InferenceRequest, InferenceResponse, RequestedOutput, Tensor
+from modelpilot.protocol.types import (
+    InferenceRequest,
+    InferenceResponse,
+    RequestedOutput,
+    Tensor,
+    checked_request_id,
+)
 
 # Datatypes whose arrays orjson serializes natively (it has no float16).
 _NUMPY_OK = (NUMERIC_DATATYPES - {"FP16"}) | {"BOOL"}
@@ -64,13 +70,12 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferenceRe
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise BadRequest('each of "outputs" must be an object with a "name"')
         outputs.append(RequestedOutput(item["name"], dict(item.get("parameters") or {})))
-    request_id = payload.get("id")
     parameters = payload.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise BadRequest('"parameters" must be an object')
     return InferenceRequest(
         inputs=tensors,
-        id=str(request_id) if request_id not in (None, "") else None,
+        id=checked_request_id(payload.get("id")),
         parameters=parameters,
         outputs=outputs,
     )

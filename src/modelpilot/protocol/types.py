@@ -11,6 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from modelpilot.errors import BadRequest
+
+MAX_REQUEST_ID = 128
+"""Characters a request id may have: it is kept with the logged request, and labels find
+the request by it."""
+
 
 @dataclass(slots=True)
 class Tensor:
@@ -53,3 +59,22 @@ class InferenceResponse:
     id: str
     outputs: list[Tensor]
     parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def checked_request_id(value: Any) -> str | None:
+    """A request id as a client sent it (a string, or a number), checked; None when absent.
+
+    An id is stored with the inference log and looked up by labels, so it must be text that
+    every store takes: at most ``MAX_REQUEST_ID`` printable characters."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise BadRequest(f"the request id must be a string, not {type(value).__name__}")
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_REQUEST_ID:
+        raise BadRequest(
+            f"the request id has {len(text)} characters; at most {MAX_REQUEST_ID} are allowed"
+        )
+    if not text.isprintable():
+        raise BadRequest(f"the request id {text!r} holds control characters")
+    return text

@@ -152,6 +152,15 @@ def test_errors_get_the_matching_status(
     assert triton.infer("iris", [rows_input(np.ones((1, 4)))]).as_numpy("predict").shape == (1,)
 
 
+def test_an_overlong_request_id_is_refused(triton: grpcclient.InferenceServerClient) -> None:
+    with pytest.raises(InferenceServerException) as info:
+        triton.infer("iris", [rows_input(np.ones((1, 4)))], request_id="x" * 200)
+    assert info.value.status() == "StatusCode.INVALID_ARGUMENT"
+    assert "the request id has 200 characters" in info.value.message()
+    answered = triton.infer("iris", [rows_input(np.ones((1, 4)))], request_id="y" * 128)
+    assert answered.get_response().id == "y" * 128
+
+
 def test_raw_contents_that_do_not_fit(stub: pb_grpc.GRPCInferenceServiceStub) -> None:
     request = pb.ModelInferRequest(model_name="iris")
     request.inputs.add(name="input-0", datatype="FP64", shape=[1, 4])

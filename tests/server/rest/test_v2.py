@@ -82,6 +82,24 @@ async def test_a_request_id_header_is_used_when_the_body_has_none(
     assert response.json()["id"] == "from-header"
 
 
+async def test_an_overlong_request_id_is_refused_from_body_or_header(
+    client: httpx.AsyncClient,
+) -> None:
+    row = [[5.1, 3.5, 1.4, 0.2]]
+    long = "x" * 200
+    response = await client.post("/v2/models/iris/infer", json=v2_body(row, id=long))
+    assert response.status_code == 400 and "200 characters" in response.json()["error"]
+    headers = {"x-request-id": long}
+    response = await client.post("/v2/models/iris/infer", json=v2_body(row), headers=headers)
+    assert response.status_code == 400 and "200 characters" in response.json()["error"]
+    response = await client.post("/predict/iris", json={"data": row}, headers=headers)
+    assert response.status_code == 400 and "200 characters" in response.json()["error"]
+    response = await client.post("/predict/iris", json={"data": row, "id": ["a"]})
+    assert response.status_code == 400 and "not list" in response.json()["error"]
+    response = await client.post("/predict/iris", json={"data": row, "id": 7})
+    assert response.status_code == 200 and response.json()["id"] == "7"
+
+
 async def test_binary_inputs_and_outputs(
     client: httpx.AsyncClient, iris_model: LogisticRegression, iris_frame: pd.DataFrame
 ) -> None:

@@ -10,7 +10,13 @@ import numpy as np
 from modelpilot.errors import BadRequest, InvalidInput
 from modelpilot.protocol.datatypes import DATATYPES, numpy_dtype
 from modelpilot.protocol.raw import decode_raw, element_count, encode_raw
-from modelpilot.protocol.types import InferenceRequest, InferenceResponse, RequestedOutput, Tensor
+from modelpilot.protocol.types import (
+    InferenceRequest,
+    InferenceResponse,
+    RequestedOutput,
+    Tensor,
+    checked_request_id,
+)
 from modelpilot.server.grpc.generated import inference_pb2 as pb
 
 # The typed ``contents`` field that carries each datatype when raw contents are not used.
@@ -79,7 +85,7 @@ def decode_request(message: pb.ModelInferRequest) -> InferenceRequest:
     outputs = [RequestedOutput(o.name, parameters_to_dict(o.parameters)) for o in message.outputs]
     return InferenceRequest(
         inputs=tensors,
-        id=message.id or None,
+        id=checked_request_id(message.id),
         parameters=parameters_to_dict(message.parameters),
         outputs=outputs,
     )

@@ -16,7 +16,7 @@ import orjson
 from modelpilot.errors import BadRequest, InvalidInput, ModelPilotError
 from modelpilot.protocol.json_codec import decode_request, encode_response, nested_json
 from modelpilot.protocol.rows import request_from_records, request_from_rows
-from modelpilot.protocol.types import InferenceResponse
+from modelpilot.protocol.types import InferenceResponse, checked_request_id
 from modelpilot.server.rest.body import decompress, json_object
 from modelpilot.serving.engine import InferenceEngine
 
@@ -52,12 +52,12 @@ async def infer_reply(
                 f"Inference-Header-Content-Length must be a number, not {header!r}"
             ) from None
         inference = decode_request(body, header_length)
+        if inference.id is None:
+            inference.id = checked_request_id(headers.get("x-request-id"))
     except ModelPilotError as exc:
         raise await engine.refused(
             name, version, "rest", exc, time.perf_counter() - started
         ) from None
-    if inference.id is None:
-        inference.id = headers.get("x-request-id")
     result = await engine.infer(name, inference, version, transport="rest")
     content, json_length = encode_response(result, inference)
     reply_headers = {"x-request-id": result.id}
@@ -79,7 +79,7 @@ async def predict_reply(
     started = time.perf_counter()
     try:
         payload = json_object(body, headers, limit)
-        request_id = payload.get("id") or headers.get("x-request-id")
+        request_id = checked_request_id(payload.get("id") or headers.get("x-request-id"))
         if "instances" in payload:
             inference = request_from_records(payload["instances"], request_id)
         elif "data" in payload:
