@@ -206,7 +206,7 @@ class InferenceEngine:
         exist: then the request gets the ``NotFound`` that a good body would have got, as a
         client that mistyped a name should hear first."""
         try:
-            await self.served.check(model, version)
+            await self.check(model, version)
         except NotFound as missing:
             error = missing
         except ModelPilotError:
@@ -371,6 +371,11 @@ class InferenceEngine:
             outputs=mv.signature.outputs,
             feature_names=mv.signature.feature_names,
         )
+
+    async def check(self, model: str, version: str | None = None) -> None:
+        """Raise the ``NotFound`` error that a request for ``model`` (and ``version``) would
+        get, if any; loads nothing."""
+        await self.served.check(model, version)
 
     async def model_ready(self, model: str, version: str | None = None) -> bool:
         """True when the version a request would reach is loaded; never loads."""

@@ -44,6 +44,10 @@ async def test_model_metadata(client: httpx.AsyncClient) -> None:
     assert (await client.get("/v2/models/iris/versions/1")).status_code == 200
     assert (await client.get("/v2/models/iris/ready")).json()["ready"] is True
     assert (await client.get("/v2/models/iris/versions/1/ready")).status_code == 200
+    unknown = await client.get("/v2/models/nope/ready")
+    assert unknown.status_code == 404 and "no model named 'nope'" in unknown.json()["error"]
+    unknown = await client.get("/v2/models/iris/versions/7/ready")
+    assert unknown.status_code == 404 and "has no version 7" in unknown.json()["error"]
 
 
 async def test_json_inference_matches_the_model(
@@ -174,7 +178,8 @@ async def test_repository_index_unload_and_load(client: httpx.AsyncClient) -> No
     index = (await client.get("/v2/repository/index")).json()
     assert {(e["name"], e["state"]) for e in index} == {("iris", "READY"), ("forest", "READY")}
     assert (await client.post("/v2/repository/models/forest/unload")).status_code == 200
-    assert (await client.get("/v2/models/forest/ready")).status_code == 503
+    not_ready = await client.get("/v2/models/forest/ready")  # as inference would: 404
+    assert not_ready.status_code == 404 and "was unloaded" in not_ready.json()["error"]
     ready = (await client.post("/v2/repository/index", json={"ready": True})).json()
     assert [e["name"] for e in ready] == ["iris"]
     gone = await client.post("/v2/models/forest/infer", json=v2_body([[0.0] * 10]))

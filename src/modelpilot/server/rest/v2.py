@@ -110,15 +110,27 @@ async def version_metadata(name: str, version: str, request: Request) -> Respons
     return _json(_metadata(await _engine(request).metadata(name, version)))
 
 
+async def _ready(request: Request, name: str, version: str | None) -> bool:
+    """Whether a request would reach a loaded model now; when it would get 404 (a model or
+    version that does not exist, or is not served), that error is raised."""
+    engine = _engine(request)
+    ready = await engine.model_ready(name, version)
+    if not ready:
+        await engine.check(name, version)
+    return ready
+
+
 @router.get("/v2/models/{name}/ready", summary="Is the model loaded?")
 async def model_ready(name: str, request: Request) -> Response:
-    ok = await _engine(request).model_ready(name)
+    """200 when ready, 503 while loading, 404 for a model this server does not serve."""
+    ok = await _ready(request, name, None)
     return _json({"name": name, "ready": ok}, 200 if ok else 503)
 
 
 @router.get("/v2/models/{name}/versions/{version}/ready", summary="Is the version loaded?")
 async def version_ready(name: str, version: str, request: Request) -> Response:
-    ok = await _engine(request).model_ready(name, version)
+    """200 when ready, 503 while loading, 404 for a version that does not exist."""
+    ok = await _ready(request, name, version)
     return _json({"name": name, "version": version, "ready": ok}, 200 if ok else 503)
 
 
