@@ -183,3 +183,59 @@ def test_a_request_id_is_kept_as_text(given: object, kept: str | None) -> None:
 def test_a_request_id_that_no_store_could_keep_is_refused(given: object, message: str) -> None:
     with pytest.raises(BadRequest, match=message):
         decode_request(_with_id(given))
+
+
+_GOOD = {"name": "x", "shape": [1], "datatype": "FP64", "data": [1.0]}
+_ODD: list[object] = [None, 1, 1.5, True, "s", [], [1], {}, {"a": 1}, [[1]]]
+
+
+def _malformed() -> list[dict[str, object]]:
+    bodies: list[dict[str, object]] = [{"inputs": odd} for odd in _ODD]
+    for odd in _ODD:
+        bodies += [{"inputs": [{**_GOOD, field: odd}]} for field in _GOOD]
+        bodies += [{"inputs": [_GOOD], field: odd} for field in ("id", "parameters", "outputs")]
+        bodies += [
+            {"inputs": [{**_GOOD, "parameters": odd}]},
+            {"inputs": [{**_GOOD, "parameters": {"binary_data_size": odd}}]},
+            {"inputs": [_GOOD], "outputs": [odd]},
+            {"inputs": [_GOOD], "outputs": [{"name": odd}]},
+            {"inputs": [_GOOD], "outputs": [{"name": "y", "parameters": odd}]},
+        ]
+    return bodies
+
+
+def test_a_body_of_any_shape_is_refused_as_a_bad_request_or_taken() -> None:
+    """Never with another error, which the server would answer 500 to."""
+    refused = 0
+    for body in _malformed():
+        try:
+            decode_request(orjson.dumps(body))
+        except BadRequest:  # InvalidInput too
+            refused += 1
+    assert refused > 100
+
+
+@pytest.mark.parametrize(
+    ("datatype", "data", "message"),
+    [
+        ("INT8", [1, 300], "does not fit datatype INT8: .*300"),
+        ("INT8", [1, 300.0], "does not fit datatype INT8: .*300"),
+        ("UINT64", [-1], "does not fit datatype UINT64"),
+        ("INT64", [2**63], "does not fit datatype INT64"),
+        ("INT32", [1, 2.5], "INT32 data must be whole numbers"),
+        ("INT32", [None], "does not fit datatype INT32"),
+    ],
+)
+def test_integers_that_a_cast_would_change_are_refused(
+    datatype: str, data: list[object], message: str
+) -> None:
+    body = {"inputs": [{"name": "x", "shape": [len(data)], "datatype": datatype, "data": data}]}
+    with pytest.raises(InvalidInput, match=message):
+        decode_request(orjson.dumps(body))
+
+
+def test_whole_floats_and_the_ends_of_a_range_are_integers_as_sent() -> None:
+    data = [1.0, -(2**63), 2**63 - 1]
+    body = {"inputs": [{"name": "x", "shape": [3], "datatype": "INT64", "data": data}]}
+    decoded = decode_request(orjson.dumps(body)).inputs[0].data
+    assert decoded.dtype == np.int64 and decoded.tolist() == [1, -(2**63), 2**63 - 1]

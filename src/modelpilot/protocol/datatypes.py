@@ -40,6 +40,21 @@ def numpy_dtype(datatype: str) -> np.dtype[np.generic]:
         ) from None
 
 
+def narrowed(name: str, values: np.ndarray, datatype: str) -> np.ndarray:
+    """Integer ``values`` as integer ``datatype``, or InvalidInput if some are outside its
+    range (which a cast would wrap around without a word)."""
+    dtype = numpy_dtype(datatype)
+    if values.size and values.dtype != dtype:
+        info = np.iinfo(dtype.name)
+        low, high = int(values.min()), int(values.max())
+        if low < info.min or high > info.max:
+            raise InvalidInput(
+                f"input {name!r}: {datatype} holds {info.min} to {info.max}; "
+                f"the data reach {low if low < info.min else high}"
+            )
+    return values.astype(dtype, copy=False)
+
+
 def datatype_of(array: np.ndarray) -> str:
     """The protocol datatype name for a NumPy array (strings and objects are BYTES)."""
     dtype = array.dtype

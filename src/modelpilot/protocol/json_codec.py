@@ -15,7 +15,11 @@ import numpy as np
 import orjson
 
 from modelpilot.errors import BadRequest, InvalidInput
-from modelpilot.protocol.datatypes import DATATYPES, NUMERIC_DATATYPES, numpy_dtype
+from modelpilot.protocol.datatypes import (
+    DATATYPES,
+    NUMERIC_DATATYPES,
+    numpy_dtype,
+)
 from modelpilot.protocol.raw import decode_raw, element_count, encode_raw
 from modelpilot.protocol.types import (
     InferenceRequest,
@@ -65,20 +69,32 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferenceRe
             f"the binary section has {len(binary)} bytes but the inputs' binary_data_size "
             f"add up to {offset}"
         )
+    wanted = payload.get("outputs") or []
+    if not isinstance(wanted, list):
+        raise BadRequest('"outputs" must be a list of objects with a "name"')
     outputs = []
-    for item in payload.get("outputs") or []:
+    for item in wanted:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise BadRequest('each of "outputs" must be an object with a "name"')
-        outputs.append(RequestedOutput(item["name"], dict(item.get("parameters") or {})))
-    parameters = payload.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise BadRequest('"parameters" must be an object')
+        name = item["name"]
+        outputs.append(RequestedOutput(name, _parameters(item, f"output {name!r}")))
+    parameters = _parameters(payload, "the request")
     return InferenceRequest(
         inputs=tensors,
         id=checked_request_id(payload.get("id")),
         parameters=parameters,
         outputs=outputs,
     )
+
+
+def _parameters(item: dict[str, Any], owner: str) -> dict[str, Any]:
+    """The ``parameters`` object of a request, input or output ({} when absent)."""
+    parameters = item.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise BadRequest(f'"parameters" of {owner} must be an object')
+    return parameters
 
 
 def _decode_input(item: Any, binary: memoryview | None, offset: int) -> tuple[Tensor, int]:
@@ -89,12 +105,12 @@ def _decode_input(item: Any, binary: memoryview | None, offset: int) -> tuple[Te
         raise BadRequest('every input needs a "name"')
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise InvalidInput(f'input {name!r}: "shape" must be a list of non-negative integers')
-    if datatype not in DATATYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise InvalidInput(
             f"input {name!r}: unknown datatype {datatype!r}; use one of {sorted(DATATYPES)}"
         )
-    parameters = item.get("parameters") or {}
-    size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    parameters = _parameters(item, f"input {name!r}")
+    size = parameters.get("binary_data_size")
     if size is not None:
         if binary is None:
             raise BadRequest(
@@ -121,9 +137,11 @@ def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndar
             flat = np.asarray(data, dtype=object).reshape(-1)
             array = np.empty(flat.size, dtype=object)
             array[:] = [v.encode() if isinstance(v, str) else _bytes(name, v) for v in flat]
+        elif numpy_dtype(datatype).kind in "iu":
+            array = _integers(name, datatype, data)
         else:
             array = np.asarray(data, dtype=numpy_dtype(datatype)).reshape(-1)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidInput(
             f"input {name!r}: data does not fit datatype {datatype}: {exc}; send "
             + ("strings" if datatype == "BYTES" else "numbers (no strings or nulls)")
@@ -133,6 +151,16 @@ def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndar
             f"input {name!r} has {array.size} values but shape {shape} needs {count}"
         )
     return array.reshape(shape)
+
+
+def _integers(name: str, datatype: str, data: Any) -> np.ndarray:
+    """``data`` as integer ``datatype``: numbers out of its range raise OverflowError, and
+    where NumPy would cut a fraction off, InvalidInput says so."""
+    array = np.asarray(data, dtype=numpy_dtype(datatype)).reshape(-1)
+    as_sent = np.asarray(data).reshape(-1)
+    if as_sent.dtype.kind == "f" and (as_sent != array).any():
+        raise InvalidInput(f"input {name!r}: {datatype} data must be whole numbers")
+    return array
 
 
 def _bytes(name: str, value: Any) -> bytes:

@@ -75,3 +75,24 @@ def test_responses_are_raw() -> None:
     ]
     assert np.frombuffer(message.raw_output_contents[0], "<f4").tolist() == [0.5, 1.5]
     assert message.raw_output_contents[1] == b"\x03\x00\x00\x00yes"
+
+
+@pytest.mark.parametrize(
+    ("datatype", "values", "message"),
+    [
+        ("INT8", [1, 300], "INT8 holds -128 to 127; the data reach 300"),
+        ("INT16", [-40000], "the data reach -40000"),
+        ("UINT8", [256], "UINT8 holds 0 to 255"),
+        ("UINT16", [70000], "the data reach 70000"),
+    ],
+)
+def test_typed_contents_outside_a_narrow_type_are_refused_not_wrapped(
+    datatype: str, values: list[int], message: str
+) -> None:
+    request = pb.ModelInferRequest(model_name="m")
+    tensor = request.inputs.add(name="x", datatype=datatype, shape=[len(values)])
+    getattr(tensor.contents, _CONTENTS[datatype]).extend(values)
+    with pytest.raises(InvalidInput, match=message):
+        decode_request(request)
+    getattr(tensor.contents, _CONTENTS[datatype])[:] = [0] * len(values)
+    assert decode_request(request).inputs[0].data.dtype == numpy_dtype(datatype)

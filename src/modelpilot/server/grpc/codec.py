@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from modelpilot.errors import BadRequest, InvalidInput
-from modelpilot.protocol.datatypes import DATATYPES, numpy_dtype
+from modelpilot.protocol.datatypes import DATATYPES, narrowed, numpy_dtype
 from modelpilot.protocol.raw import decode_raw, element_count, encode_raw
 from modelpilot.protocol.types import (
     InferenceRequest,
@@ -108,6 +108,9 @@ def _from_contents(
     if datatype == "BYTES":
         array = np.empty(count, dtype=object)
         array[:] = list(values)
+    elif numpy_dtype(datatype).kind in "iu":
+        # The contents field is wider than INT8/16 and UINT8/16: check before narrowing.
+        array = narrowed(name, np.asarray(values), datatype)
     else:
         array = np.asarray(values, dtype=numpy_dtype(datatype))
     return array.reshape(shape)
