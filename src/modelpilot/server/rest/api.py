@@ -13,6 +13,7 @@ from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.overview import model_overview, overview
 from modelpilot.server.rest.body import documented_json_body, json_object
 from modelpilot.server.rest.errors import invalid_request
+from modelpilot.server.rest.openapi import errors
 
 router = APIRouter(prefix="/api", tags=["Monitoring"])
 
@@ -47,11 +48,13 @@ class Feedback(BaseModel):
 FEEDBACK_BODY = documented_json_body(
     {
         "type": "object",
+        "oneOf": [{"required": ["request_id", "label"]}, {"required": ["labels"]}],
         "properties": {
             "request_id": {"type": "string"},
             "label": {"description": "the true value; a list of one per row"},
             "labels": {
                 "type": "array",
+                "minItems": 1,
                 "items": {
                     "type": "object",
                     "properties": {"request_id": {"type": "string"}, "label": {}},
@@ -90,6 +93,7 @@ def _monitor(request: Request) -> Monitor:
     summary="Post delayed labels",
     response_model=FeedbackReply,
     openapi_extra=FEEDBACK_BODY,
+    responses=errors(400, 404, 413, 422, 503),
 )
 async def feedback(model: str, request: Request) -> FeedbackReply:
     """Join true labels to earlier predictions by request id; they feed accuracy monitoring.
@@ -124,7 +128,11 @@ async def feedback(model: str, request: Request) -> FeedbackReply:
     return FeedbackReply(accepted=result.accepted, unknown=result.unknown)
 
 
-@router.get("/alerts", summary="Active and recent alerts")
+_OFF = errors(404)
+"""What the monitoring routes answer on a server with monitoring off."""
+
+
+@router.get("/alerts", summary="Active and recent alerts", responses=_OFF)
 async def alerts(request: Request) -> dict[str, Any]:
     book = _monitor(request).alerts
     return {
@@ -133,18 +141,26 @@ async def alerts(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/monitoring", summary="Drift, predictions and quality of every watched version")
+@router.get(
+    "/monitoring",
+    summary="Drift, predictions and quality of every watched version",
+    responses=_OFF,
+)
 async def monitoring(request: Request) -> list[dict[str, Any]]:
     return [model_overview(r) for r in _monitor(request).reports()]
 
 
-@router.get("/monitoring/{model}", summary="Drift, predictions and quality of one model")
+@router.get(
+    "/monitoring/{model}",
+    summary="Drift, predictions and quality of one model",
+    responses=errors(404, 422),
+)
 async def monitoring_model(
     model: str, request: Request, version: int | None = None
 ) -> dict[str, Any]:
     return model_overview(_monitor(request).report(model, version))
 
 
-@router.get("/dashboard", summary="Everything the live dashboard draws")
+@router.get("/dashboard", summary="Everything the live dashboard draws", responses=_OFF)
 async def dashboard_data(request: Request) -> dict[str, Any]:
     return overview(_monitor(request))

@@ -13,6 +13,7 @@ from modelpilot.server.rest import api, metrics, predict, v2
 from modelpilot.server.rest.errors import install_error_handlers
 from modelpilot.server.rest.fastpath import InferenceFastPath
 from modelpilot.server.rest.limits import BodyLimit
+from modelpilot.server.rest.openapi import tidy
 from modelpilot.serving.engine import InferenceEngine
 
 
@@ -52,4 +53,5 @@ def create_api(
     app.include_router(metrics.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
+    tidy(app)
     return app

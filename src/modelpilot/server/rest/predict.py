@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from modelpilot.protocol.types import MAX_REQUEST_ID
 from modelpilot.server.rest.body import documented_json_body
 from modelpilot.server.rest.handlers import predict_reply
+from modelpilot.server.rest.openapi import INFERENCE_ERRORS, PREDICT_RESPONSE, answer, errors
 from modelpilot.serving.engine import InferenceEngine
 
 router = APIRouter(tags=["Simple prediction"])
@@ -13,6 +15,7 @@ router = APIRouter(tags=["Simple prediction"])
 PREDICT_BODY = documented_json_body(
     {
         "type": "object",
+        "anyOf": [{"required": ["data"]}, {"required": ["instances"]}],
         "properties": {
             "data": {"type": "array", "items": {}, "description": "a row or rows"},
             "instances": {
@@ -20,7 +23,7 @@ PREDICT_BODY = documented_json_body(
                 "items": {"type": "object"},
                 "description": "records {feature: value}",
             },
-            "id": {"type": "string"},
+            "id": {"type": "string", "maxLength": MAX_REQUEST_ID},
         },
     },
     {
@@ -37,7 +40,15 @@ async def _predict(name: str, version: str | None, request: Request) -> Response
     return Response(reply.body, reply.status, reply.headers, reply.media_type)
 
 
-@router.post("/predict/{name}", summary="Predict rows or records", openapi_extra=PREDICT_BODY)
+_ANSWERS = {200: answer(PREDICT_RESPONSE), **errors(*INFERENCE_ERRORS)}
+
+
+@router.post(
+    "/predict/{name}",
+    summary="Predict rows or records",
+    openapi_extra=PREDICT_BODY,
+    responses=_ANSWERS,
+)
 async def predict(name: str, request: Request) -> Response:
     """Score ``{"data": row-or-rows}`` or ``{"instances": [records]}``.
 
@@ -51,6 +62,7 @@ async def predict(name: str, request: Request) -> Response:
     "/predict/{name}/versions/{version}",
     summary="Predict with a version",
     openapi_extra=PREDICT_BODY,
+    responses=_ANSWERS,
 )
 async def predict_version(name: str, version: str, request: Request) -> Response:
     return await _predict(name, version, request)

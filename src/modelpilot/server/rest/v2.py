@@ -8,8 +8,16 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 import modelpilot
+from modelpilot.protocol.types import MAX_REQUEST_ID
 from modelpilot.server.rest.body import documented_json_body, json_object
 from modelpilot.server.rest.handlers import infer_reply
+from modelpilot.server.rest.openapi import (
+    INFER_RESPONSE,
+    INFERENCE_ERRORS,
+    MODEL_METADATA,
+    answer,
+    errors,
+)
 from modelpilot.serving.engine import InferenceEngine, ModelMetadata
 
 router = APIRouter(tags=["Open Inference Protocol v2"])
@@ -20,8 +28,8 @@ _TENSOR = {
     "type": "object",
     "required": ["name", "shape", "datatype"],
     "properties": {
-        "name": {"type": "string"},
-        "shape": {"type": "array", "items": {"type": "integer"}},
+        "name": {"type": "string", "minLength": 1},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
         "datatype": {"type": "string", "example": "FP64"},
         "parameters": {"type": "object"},
         "data": {"type": "array", "items": {}},
@@ -32,13 +40,14 @@ INFER_BODY = documented_json_body(
         "type": "object",
         "required": ["inputs"],
         "properties": {
-            "id": {"type": "string"},
+            "id": {"type": "string", "maxLength": MAX_REQUEST_ID},
             "parameters": {"type": "object"},
-            "inputs": {"type": "array", "items": _TENSOR},
+            "inputs": {"type": "array", "items": _TENSOR, "minItems": 1},
             "outputs": {
                 "type": "array",
                 "items": {
                     "type": "object",
+                    "required": ["name"],
                     "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
                 },
             },
@@ -68,19 +77,61 @@ def _engine(request: Request) -> InferenceEngine:
     return engine
 
 
-@router.get("/v2/health/live", summary="Is the server live?")
+_LIVE = answer({"type": "object", "properties": {"live": {"type": "boolean"}}})
+_READY = answer({"type": "object", "properties": {"ready": {"type": "boolean"}}})
+_NOT_READY = {**_READY, "description": "Not ready (the body says so too)."}
+_INDEX = answer(
+    {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "state": {"type": "string", "enum": ["READY", "LOADING", "UNAVAILABLE"]},
+                "reason": {"type": "string"},
+            },
+        },
+    }
+)
+
+
+@router.get(
+    "/v2/health/live",
+    summary="Is the server live?",
+    responses={200: _LIVE, 503: {**_LIVE, "description": "Shutting down."}},
+)
 async def live(request: Request) -> Response:
     ok = _engine(request).live
     return _json({"live": ok}, 200 if ok else 503)
 
 
-@router.get("/v2/health/ready", summary="Is every served model loaded?")
+@router.get(
+    "/v2/health/ready",
+    summary="Is every served model loaded?",
+    responses={200: _READY, 503: _NOT_READY},
+)
 async def ready(request: Request) -> Response:
     ok = _engine(request).ready
     return _json({"ready": ok}, 200 if ok else 503)
 
 
-@router.get("/v2", summary="Server metadata")
+@router.get(
+    "/v2",
+    summary="Server metadata",
+    responses={
+        200: answer(
+            {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "version": {"type": "string"},
+                    "extensions": {"type": "array", "items": {"type": "string"}},
+                },
+            }
+        )
+    },
+)
 async def server_metadata() -> Response:
     return _json(
         {"name": "modelpilot", "version": modelpilot.__version__, "extensions": EXTENSIONS}
@@ -100,12 +151,20 @@ def _metadata(meta: ModelMetadata) -> dict[str, Any]:
     return body
 
 
-@router.get("/v2/models/{name}", summary="Model metadata")
+@router.get(
+    "/v2/models/{name}",
+    summary="Model metadata",
+    responses={200: answer(MODEL_METADATA), **errors(404)},
+)
 async def model_metadata(name: str, request: Request) -> Response:
     return _json(_metadata(await _engine(request).metadata(name)))
 
 
-@router.get("/v2/models/{name}/versions/{version}", summary="Model version metadata")
+@router.get(
+    "/v2/models/{name}/versions/{version}",
+    summary="Model version metadata",
+    responses={200: answer(MODEL_METADATA), **errors(404)},
+)
 async def version_metadata(name: str, version: str, request: Request) -> Response:
     return _json(_metadata(await _engine(request).metadata(name, version)))
 
@@ -120,14 +179,22 @@ async def _ready(request: Request, name: str, version: str | None) -> bool:
     return ready
 
 
-@router.get("/v2/models/{name}/ready", summary="Is the model loaded?")
+@router.get(
+    "/v2/models/{name}/ready",
+    summary="Is the model loaded?",
+    responses={200: _READY, 503: _NOT_READY, **errors(404)},
+)
 async def model_ready(name: str, request: Request) -> Response:
     """200 when ready, 503 while loading, 404 for a model this server does not serve."""
     ok = await _ready(request, name, None)
     return _json({"name": name, "ready": ok}, 200 if ok else 503)
 
 
-@router.get("/v2/models/{name}/versions/{version}/ready", summary="Is the version loaded?")
+@router.get(
+    "/v2/models/{name}/versions/{version}/ready",
+    summary="Is the version loaded?",
+    responses={200: _READY, 503: _NOT_READY, **errors(404)},
+)
 async def version_ready(name: str, version: str, request: Request) -> Response:
     """200 when ready, 503 while loading, 404 for a version that does not exist."""
     ok = await _ready(request, name, version)
@@ -147,7 +214,15 @@ async def _infer(name: str, version: str | None, request: Request) -> Response:
     return Response(reply.body, reply.status, reply.headers, reply.media_type)
 
 
-@router.post("/v2/models/{name}/infer", summary="Inference", openapi_extra=INFER_BODY)
+_INFERENCE = {200: answer(INFER_RESPONSE), **errors(*INFERENCE_ERRORS)}
+
+
+@router.post(
+    "/v2/models/{name}/infer",
+    summary="Inference",
+    openapi_extra=INFER_BODY,
+    responses=_INFERENCE,
+)
 async def infer(name: str, request: Request) -> Response:
     """Run the model on the inputs; JSON, or binary tensors with Inference-Header-Content-Length."""
     return await _infer(name, None, request)
@@ -157,6 +232,7 @@ async def infer(name: str, request: Request) -> Response:
     "/v2/models/{name}/versions/{version}/infer",
     summary="Inference on a version",
     openapi_extra=INFER_BODY,
+    responses=_INFERENCE,
 )
 async def infer_version(name: str, version: str, request: Request) -> Response:
     """``version`` is a number or an alias name (``production``, ``staging``...)."""
@@ -179,23 +255,43 @@ async def _index(request: Request) -> Response:
     )
 
 
-@router.get("/v2/repository/index", summary="Models in the registry", tags=["Repository"])
+@router.get(
+    "/v2/repository/index",
+    summary="Models in the registry",
+    tags=["Repository"],
+    responses={200: _INDEX},
+)
 async def index_get(request: Request) -> Response:
     return await _index(request)
 
 
-@router.post("/v2/repository/index", summary="Models in the registry", tags=["Repository"])
+@router.post(
+    "/v2/repository/index",
+    summary="Models in the registry",
+    tags=["Repository"],
+    responses={200: _INDEX, **errors(400, 413)},
+)
 async def index_post(request: Request) -> Response:
     return await _index(request)
 
 
-@router.post("/v2/repository/models/{name}/load", summary="Serve a model", tags=["Repository"])
+@router.post(
+    "/v2/repository/models/{name}/load",
+    summary="Serve a model",
+    tags=["Repository"],
+    responses={200: answer({"type": "object"}), **errors(404)},
+)
 async def load(name: str, request: Request) -> Response:
     await _engine(request).load_model(name)
     return _json({})
 
 
-@router.post("/v2/repository/models/{name}/unload", summary="Stop serving", tags=["Repository"])
+@router.post(
+    "/v2/repository/models/{name}/unload",
+    summary="Stop serving",
+    tags=["Repository"],
+    responses={200: answer({"type": "object"}), **errors(404)},
+)
 async def unload(name: str, request: Request) -> Response:
     await _engine(request).unload_model(name)
     return _json({})

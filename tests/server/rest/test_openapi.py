@@ -1,0 +1,90 @@
+"""The OpenAPI document says what the endpoints answer: every status and body, errors too."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+
+ROW = [5.1, 3.5, 1.4, 0.2]
+TENSOR = {"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": ROW}
+
+CALLS: list[tuple[str, str, Any, int]] = [
+    # (method, path, JSON body or raw bytes, the status it gets)
+    ("GET", "/v2/health/live", None, 200),
+    ("GET", "/v2/health/ready", None, 200),
+    ("GET", "/v2", None, 200),
+    ("GET", "/v2/models/iris", None, 200),
+    ("GET", "/v2/models/nope", None, 404),
+    ("GET", "/v2/models/iris/versions/1", None, 200),
+    ("GET", "/v2/models/iris/versions/7", None, 404),
+    ("GET", "/v2/models/iris/ready", None, 200),
+    ("GET", "/v2/models/nope/ready", None, 404),
+    ("GET", "/v2/models/iris/versions/1/ready", None, 200),
+    ("POST", "/v2/models/iris/infer", {"id": "a", "inputs": [TENSOR]}, 200),
+    ("POST", "/v2/models/iris/versions/1/infer", {"inputs": [TENSOR]}, 200),
+    ("POST", "/v2/models/iris/infer", b"{not json", 400),
+    ("POST", "/v2/models/iris/infer", {"inputs": [TENSOR], "id": "x" * 200}, 400),
+    ("POST", "/v2/models/iris/infer", {"inputs": [{**TENSOR, "shape": [1, 3]}]}, 422),
+    ("POST", "/v2/models/nope/infer", {"inputs": [TENSOR]}, 404),
+    ("POST", "/predict/iris", {"data": [ROW, ROW]}, 200),
+    ("POST", "/predict/iris/versions/1", {"data": ROW}, 200),
+    ("POST", "/predict/iris", {"data": [[1.0, 2.0]]}, 422),
+    ("POST", "/predict/iris", b"[1, 2]", 400),
+    ("GET", "/v2/repository/index", None, 200),
+    ("POST", "/v2/repository/index", {"ready": True}, 200),
+    ("POST", "/v2/repository/models/nope/unload", None, 404),
+    # this app has no monitoring: those routes say so
+    ("GET", "/metrics", None, 404),
+    ("POST", "/api/feedback/iris", {"request_id": "a", "label": 1}, 404),
+    ("GET", "/api/alerts", None, 404),
+    ("GET", "/api/monitoring/iris?version=first", None, 422),
+]
+
+
+def _operation(spec: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+    path = path.split("?")[0]
+    for template, operations in spec["paths"].items():
+        pattern = re.sub(r"\{[^}]+\}", "[^/]+", template)
+        if re.fullmatch(pattern, path) and method.lower() in operations:
+            operation: dict[str, Any] = operations[method.lower()]
+            return operation
+    raise AssertionError(f"{method} {path} is not in the OpenAPI document")
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status"), CALLS)
+async def test_every_answer_is_documented_with_its_body(
+    client: httpx.AsyncClient, method: str, path: str, body: Any, status: int
+) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    content = body if isinstance(body, bytes) else None
+    response = await client.request(
+        method, path, json=None if content is not None else body, content=content
+    )
+    assert response.status_code == status, response.text
+    documented = _operation(spec, method, path)["responses"]
+    assert str(status) in documented, f"{method} {path}: {status} is not documented"
+    assert "HTTPValidationError" not in str(documented)
+    media = documented[str(status)].get("content", {})
+    if "application/json" in media:
+        schema = {**media["application/json"]["schema"], "components": spec["components"]}
+        jsonschema.validate(response.json(), schema)
+    if status >= 400:
+        assert set(response.json()) == {"error"}
+
+
+async def test_only_our_own_error_body_is_documented(client: httpx.AsyncClient) -> None:
+    """(Not FastAPI's validation error. Health and readiness answer 503 with their usual
+    body, saying they are not ready.)"""
+    spec = (await client.get("/openapi.json")).json()
+    assert "HTTPValidationError" not in str(spec)
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                probe = "/health/" in path or path.endswith("/ready")
+                if int(status) >= 400 and not (status == "503" and probe):
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema["required"] == ["error"], (method, path, status)
