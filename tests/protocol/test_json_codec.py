@@ -164,7 +164,14 @@ def _with_id(request_id: object) -> bytes:
 
 @pytest.mark.parametrize(
     ("given", "kept"),
-    [("r-1", "r-1"), (17, "17"), ("", None), (None, None), ("é" * 128, "é" * 128)],
+    [
+        ("r-1", "r-1"),
+        (17, "17"),
+        ("", None),
+        (None, None),
+        ("é" * 128, "é" * 128),
+        ("a\u2028\ue000b", "a\u2028\ue000b"),  # not printable, but no control characters
+    ],
 )
 def test_a_request_id_is_kept_as_text(given: object, kept: str | None) -> None:
     assert decode_request(_with_id(given)).id == kept
@@ -176,6 +183,7 @@ def test_a_request_id_is_kept_as_text(given: object, kept: str | None) -> None:
         ("x" * (MAX_REQUEST_ID + 1), "the request id has 129 characters; at most 128"),
         ("a\x00b", "holds control characters"),
         ("line\nbreak", "holds control characters"),
+        ("c1\x85", "holds control characters"),
         ({"a": 1}, "must be a string, not dict"),
         (True, "must be a string, not bool"),
     ],

@@ -48,7 +48,10 @@ class Feedback(BaseModel):
 FEEDBACK_BODY = documented_json_body(
     {
         "type": "object",
-        "oneOf": [{"required": ["request_id", "label"]}, {"required": ["labels"]}],
+        "oneOf": [
+            {"required": ["request_id", "label"], "not": {"required": ["labels"]}},
+            {"required": ["labels"], "not": {"required": ["request_id"]}},
+        ],
         "properties": {
             "request_id": {"type": "string"},
             "label": {"description": "the true value; a list of one per row"},

@@ -13,6 +13,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from modelpilot.protocol.types import CONTROL_CHARACTERS
+
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["error"],
@@ -20,13 +22,17 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 _MEANINGS = {
-    400: "The body could not be read: malformed JSON, a broken binary header, a bad request id.",
+    400: "The request could not be read: malformed JSON, a broken binary header, a bad request "
+    "id, a version that is neither a number nor an alias name.",
     404: "No such model or version here (unknown, or not served), or no such endpoint.",
     413: "The request is over the size limit (MODELPILOT_MAX_REQUEST_BYTES).",
     422: "The request was read but does not fit: shapes, datatypes, features, labels.",
     503: "Overloaded, or the model is not ready yet: retry after `Retry-After` seconds.",
     504: "The model did not answer in time (MODELPILOT_REQUEST_TIMEOUT_SECONDS).",
 }
+
+ID_PATTERN = f"^[^{CONTROL_CHARACTERS}]*$"
+"""A request id, as JSON Schema says it: no control characters."""
 
 INFERENCE_ERRORS = (400, 404, 413, 422, 503, 504)
 """What a request for a prediction may be answered with, besides 200."""

@@ -7,7 +7,13 @@ from fastapi import APIRouter, Request, Response
 from modelpilot.protocol.types import MAX_REQUEST_ID
 from modelpilot.server.rest.body import documented_json_body
 from modelpilot.server.rest.handlers import predict_reply
-from modelpilot.server.rest.openapi import INFERENCE_ERRORS, PREDICT_RESPONSE, answer, errors
+from modelpilot.server.rest.openapi import (
+    ID_PATTERN,
+    INFERENCE_ERRORS,
+    PREDICT_RESPONSE,
+    answer,
+    errors,
+)
 from modelpilot.serving.engine import InferenceEngine
 
 router = APIRouter(tags=["Simple prediction"])
@@ -23,7 +29,7 @@ PREDICT_BODY = documented_json_body(
                 "items": {"type": "object"},
                 "description": "records {feature: value}",
             },
-            "id": {"type": "string", "maxLength": MAX_REQUEST_ID},
+            "id": {"type": "string", "maxLength": MAX_REQUEST_ID, "pattern": ID_PATTERN},
         },
     },
     {

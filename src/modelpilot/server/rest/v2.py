@@ -12,6 +12,7 @@ from modelpilot.protocol.types import MAX_REQUEST_ID
 from modelpilot.server.rest.body import documented_json_body, json_object
 from modelpilot.server.rest.handlers import infer_reply
 from modelpilot.server.rest.openapi import (
+    ID_PATTERN,
     INFER_RESPONSE,
     INFERENCE_ERRORS,
     MODEL_METADATA,
@@ -40,7 +41,7 @@ INFER_BODY = documented_json_body(
         "type": "object",
         "required": ["inputs"],
         "properties": {
-            "id": {"type": "string", "maxLength": MAX_REQUEST_ID},
+            "id": {"type": "string", "maxLength": MAX_REQUEST_ID, "pattern": ID_PATTERN},
             "parameters": {"type": "object"},
             "inputs": {"type": "array", "items": _TENSOR, "minItems": 1},
             "outputs": {
@@ -163,7 +164,7 @@ async def model_metadata(name: str, request: Request) -> Response:
 @router.get(
     "/v2/models/{name}/versions/{version}",
     summary="Model version metadata",
-    responses={200: answer(MODEL_METADATA), **errors(404)},
+    responses={200: answer(MODEL_METADATA), **errors(400, 404)},
 )
 async def version_metadata(name: str, version: str, request: Request) -> Response:
     return _json(_metadata(await _engine(request).metadata(name, version)))
@@ -193,7 +194,7 @@ async def model_ready(name: str, request: Request) -> Response:
 @router.get(
     "/v2/models/{name}/versions/{version}/ready",
     summary="Is the version loaded?",
-    responses={200: _READY, 503: _NOT_READY, **errors(404)},
+    responses={200: _READY, 503: _NOT_READY, **errors(400, 404)},
 )
 async def version_ready(name: str, version: str, request: Request) -> Response:
     """200 when ready, 503 while loading, 404 for a version that does not exist."""
