@@ -314,3 +314,9 @@ def test_the_inference_log_store_does_not_wait_for_the_disk_at_each_commit(
     finally:
         companion.dispose()
         registry.close()
+
+
+@pytest.mark.parametrize("text", ["m:\u00b9", "m:\u0663", "m:0", "m:x"])
+def test_a_version_must_be_a_number_in_ascii_digits(text: str) -> None:
+    with pytest.raises(BadRequest, match="versions are 1, 2, 3"):
+        ModelRef.parse(text)

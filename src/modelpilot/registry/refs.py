@@ -46,7 +46,7 @@ class ModelRef:
             return cls(check_name(name), alias=check_name(alias, "alias"))
         if ":" in text:
             name, _, version = text.partition(":")
-            if not version.isdigit() or int(version) < 1:
+            if not (version.isascii() and version.isdigit()) or int(version) < 1:
                 raise BadRequest(
                     f"invalid version {version!r} in {text!r}: versions are 1, 2, 3..."
                 )

@@ -304,6 +304,6 @@ def _log_refresh_failure(task: asyncio.Task[ModelVersion]) -> None:
 
 
 def _ref(model: str, version: str) -> ModelRef:
-    if version.isdigit():
+    if version.isascii() and version.isdigit():  # not "¹", which int() refuses
         return ModelRef(model, version=int(version))
     return ModelRef.parse(f"{model}@{version}")

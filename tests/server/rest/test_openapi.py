@@ -23,6 +23,8 @@ CALLS: list[tuple[str, str, Any, int]] = [
     ("GET", "/v2/models/iris/versions/7", None, 404),
     ("GET", "/v2/models/iris/versions/a,b", None, 400),
     ("GET", "/v2/models/iris/versions/a,b/ready", None, 400),
+    ("GET", "/v2/models/iris/versions/\u00b9/ready", None, 400),  # a digit int() refuses
+    ("POST", "/v2/models/iris/versions/\u00b2/infer", {"inputs": [TENSOR]}, 400),
     ("GET", "/v2/models/iris/ready", None, 200),
     ("GET", "/v2/models/nope/ready", None, 404),
     ("GET", "/v2/models/iris/versions/1/ready", None, 200),

@@ -84,7 +84,7 @@ class InferenceFastPath:
 
     async def _body(self, headers: dict[str, str], receive: Receive) -> bytes:
         declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+        if declared and declared.isascii() and declared.isdigit() and int(declared) > self.limit:
             raise self._too_large(int(declared))
         chunks = []
         size = 0
