@@ -54,3 +54,31 @@ def test_unknown_suffix_and_missing_file(tmp_path: Path) -> None:
         read_table(tmp_path / "t.xlsx")
     with pytest.raises(BadRequest, match="no such file"):
         read_table(tmp_path / "missing.csv")
+
+
+GARBAGE = b"\x00\x01\x02 not a table \xff\n1,2\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("empty.csv", b"", "No columns to parse"),
+        ("latin.csv", GARBAGE, "it is not UTF-8 text"),
+        ("empty.parquet", b"", "as Parquet"),
+        ("text.parquet", b"a,b\n1,2\n", "as Parquet"),
+        ("empty.npy", b"", "it ends too soon"),
+        ("text.npy", GARBAGE, "it is no array of numbers or strings"),
+    ],
+)
+def test_a_file_that_is_not_what_its_name_says_is_named_in_one_line(
+    tmp_path: Path, name: str, content: bytes, reason: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    for read in (read_table, lambda p: list(iter_table(p)), count_rows):
+        try:
+            read(path)
+        except BadRequest as exc:
+            assert f"cannot read {name}" in str(exc) and reason in str(exc)
+        else:  # only counting a CSV's lines reads no further than them
+            assert read is count_rows and name.endswith(".csv")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,26 @@ def _exists(path: Path) -> None:
         raise BadRequest(f"no such file: {path}")
 
 
+_FORMATS = {"csv": "CSV", "parquet": "Parquet", "npy": "a NumPy .npy file"}
+
+
+@contextmanager
+def _reading(path: Path, kind: str) -> Iterator[None]:
+    """Turn what the readers raise on a file that is not what its name says (empty,
+    truncated, another format, not UTF-8) into one line that names the file."""
+    try:
+        yield
+    except (ValueError, EOFError) as exc:  # pandas' and pyarrow's errors are ValueErrors
+        reason = str(exc).strip() or type(exc).__name__
+        if isinstance(exc, EOFError):
+            reason = "it ends too soon"
+        elif isinstance(exc, UnicodeDecodeError):
+            reason = f"it is not UTF-8 text ({reason})"
+        elif "allow_pickle" in reason:  # NumPy's guess for whatever is not an .npy array
+            reason = "it is no array of numbers or strings (it would have to be unpickled)"
+        raise BadRequest(f"cannot read {path.name} as {_FORMATS[kind]}: {reason}") from None
+
+
 def has_names(frame: pd.DataFrame) -> bool:
     """True when the columns are real feature names (CSV, Parquet), not positions (.npy)."""
     return all(isinstance(c, str) for c in frame.columns)
@@ -42,15 +63,16 @@ def read_table(path: Path, max_rows: int | None = None) -> pd.DataFrame:
     path = Path(path)
     kind = _kind(path)
     _exists(path)
-    if kind == "csv":
-        return pd.read_csv(path, nrows=max_rows)
-    if kind == "parquet":
-        frame = pd.read_parquet(path)
-        return frame if max_rows is None else frame.head(max_rows)
-    array = np.load(path, allow_pickle=False, mmap_mode="r")
-    if max_rows is not None:
-        array = array[:max_rows]
-    return _frame(np.asarray(array))
+    with _reading(path, kind):
+        if kind == "csv":
+            return pd.read_csv(path, nrows=max_rows)
+        if kind == "parquet":
+            frame = pd.read_parquet(path)
+            return frame if max_rows is None else frame.head(max_rows)
+        array = np.load(path, allow_pickle=False, mmap_mode="r")
+        if max_rows is not None:
+            array = array[:max_rows]
+        return _frame(np.asarray(array))
 
 
 def iter_table(path: Path, chunk_rows: int = 10_000) -> Iterator[pd.DataFrame]:
@@ -58,19 +80,20 @@ def iter_table(path: Path, chunk_rows: int = 10_000) -> Iterator[pd.DataFrame]:
     path = Path(path)
     kind = _kind(path)
     _exists(path)
-    if kind == "csv":
-        with pd.read_csv(path, chunksize=chunk_rows) as reader:
-            yield from reader
-    elif kind == "parquet":
-        import pyarrow.parquet as pq
+    with _reading(path, kind):  # (what the caller does with each chunk is not inside)
+        if kind == "csv":
+            with pd.read_csv(path, chunksize=chunk_rows) as reader:
+                yield from reader
+        elif kind == "parquet":
+            import pyarrow.parquet as pq
 
-        with pq.ParquetFile(path) as file:
-            for batch in file.iter_batches(batch_size=chunk_rows):
-                yield batch.to_pandas()
-    else:
-        array = np.load(path, allow_pickle=False, mmap_mode="r")
-        for start in range(0, len(array), chunk_rows):
-            yield _frame(np.asarray(array[start : start + chunk_rows]))
+            with pq.ParquetFile(path) as file:
+                for batch in file.iter_batches(batch_size=chunk_rows):
+                    yield batch.to_pandas()
+        else:
+            array = np.load(path, allow_pickle=False, mmap_mode="r")
+            for start in range(0, len(array), chunk_rows):
+                yield _frame(np.asarray(array[start : start + chunk_rows]))
 
 
 def count_rows(path: Path) -> int | None:
@@ -78,14 +101,17 @@ def count_rows(path: Path) -> int | None:
     path = Path(path)
     kind = _kind(path)
     _exists(path)
-    if kind == "parquet":
-        import pyarrow.parquet as pq
+    with _reading(path, kind):
+        if kind == "parquet":
+            import pyarrow.parquet as pq
 
-        return int(pq.ParquetFile(path).metadata.num_rows)
-    if kind == "npy":
-        return int(np.load(path, allow_pickle=False, mmap_mode="r").shape[0])
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        if kind == "npy":
+            return int(np.load(path, allow_pickle=False, mmap_mode="r").shape[0])
     if path.suffix.lower() == ".gz":
         return None
+    if path.stat().st_size == 0:
+        return 0
     with path.open("rb") as file:
         lines = sum(chunk.count(b"\n") for chunk in iter(lambda: file.read(1 << 20), b""))
         file.seek(-1, 2)

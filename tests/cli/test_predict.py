@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from modelpilot.errors import InvalidInput, ModelNotFound
+from modelpilot.errors import BadRequest, InvalidInput, ModelNotFound
 from tests.cli.conftest import Run
 
 
@@ -154,3 +154,14 @@ def test_the_columns_of_an_input_without_rows_are_checked(
     assert isinstance(result.exception, InvalidInput)
     assert "lacks the model's features" in str(result.exception)
     assert not (tmp_path / "scored.csv").exists()
+
+
+def test_an_input_that_is_no_table_is_an_error_not_a_traceback(
+    run: Run, registered: None, tmp_path: Path
+) -> None:
+    for name in ("empty.csv", "broken.parquet", "broken.npy"):
+        path = tmp_path / name
+        path.write_bytes(b"" if name.endswith(".csv") else b"\xff\x00 not a table")
+        result = run("predict", "iris", str(path))
+        assert isinstance(result.exception, BadRequest), result.exception
+        assert f"cannot read {name}" in str(result.exception)
