@@ -98,5 +98,8 @@ def test_files_that_are_not_models(tmp_path: Path) -> None:
     junk.write_bytes(b"not a pickle at all")
     with pytest.raises(ArtifactError, match="not a joblib or pickle file"):
         load_runtime("sklearn", junk)
+    junk.write_bytes(b"")
+    with pytest.raises(ArtifactError, match=r"not a joblib or pickle file \(it is empty\)"):
+        load_runtime("sklearn", junk)
     with pytest.raises(ArtifactError, match="has no predict"):
         load_runtime("sklearn", saved(tmp_path, PCA()))

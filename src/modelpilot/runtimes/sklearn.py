@@ -50,7 +50,11 @@ class SklearnRuntime(Runtime):
         try:
             model = joblib.load(path)
         except (pickle.UnpicklingError, EOFError, ValueError, KeyError, IndexError) as exc:
-            raise ArtifactError(f"{path.name} is not a joblib or pickle file: {exc}") from exc
+            # What pickle says of bytes it cannot read is often no more than "0" (a KeyError).
+            why = str(exc) if len(str(exc)) > 3 else f"{type(exc).__name__} {str(exc)!r}"
+            if path.stat().st_size == 0:
+                why = "it is empty"
+            raise ArtifactError(f"{path.name} is not a joblib or pickle file ({why})") from exc
         size = path.stat().st_size
         return cls(model, signature, size)
 
