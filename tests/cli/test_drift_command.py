@@ -115,3 +115,18 @@ def test_drift_errors_say_what_to_do(
     pd.DataFrame({"a": np.arange(50.0)}).to_csv(wrong, index=False)
     columns = run("drift", str(iris_csv), str(wrong), registry=False)
     assert "lacks the reference's columns" in error(columns)
+
+
+def test_wild_values_are_written_in_powers_of_ten_not_cut_off(
+    run: Run, iris_frame: pd.DataFrame, iris_csv: Path, tmp_path: Path
+) -> None:
+    current = tmp_path / "current.csv"
+    wild = iris_frame.sample(2000, replace=True, random_state=1).reset_index(drop=True)
+    wild["sepal_width"] *= 1e200  # a client sending garbage, as fuzzers do
+    wild.to_csv(current, index=False)
+    result = run(
+        "drift", str(iris_csv), str(current), "--report", str(tmp_path / "r.html"), registry=False
+    )
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if "sepal_width" in line)
+    assert "e+" in row and "…" not in row

@@ -173,11 +173,11 @@ def _print(report: DriftReport, thresholds: DriftThresholds) -> None:
             f.name,
             verdict,
             f.method,
-            f"{f.score:.4f}",
-            f"{f.threshold:.4f}",
-            f"{f.psi:.3f}",
-            f"{f.js_distance:.3f}",
-            "-" if f.wasserstein is None else f"{f.wasserstein:.3f}",
+            _figure(f.score, 4),
+            _figure(f.threshold, 4),
+            _figure(f.psi, 3),
+            _figure(f.js_distance, 3),
+            "-" if f.wasserstein is None else _figure(f.wasserstein, 3),
         )
     out.print(table)
     drifted = report.drifted_features
@@ -200,3 +200,9 @@ def _print(report: DriftReport, thresholds: DriftThresholds) -> None:
 
 def install(app: typer.Typer) -> None:
     app.command()(drift)
+
+
+def _figure(value: float, places: int) -> str:
+    """``value`` to ``places`` decimals, or in powers of ten where that would be too wide
+    for its column (a feature whose values went wild: a Wasserstein of 1e+14 spreads)."""
+    return f"{value:.{places}f}" if abs(value) < 1e6 else f"{value:.3g}"
