@@ -119,6 +119,11 @@ def test_dashboard_draws_drift_accuracy_and_alerts(
     assert points["predictions"] == 3  # one bar per iris class
     for name in ("throughput", "latency", "errors", "accuracy", "system"):
         assert points[name] >= 1, f"chart {name} drew nothing"
+    for name in charts:  # axis labels as many decimals as their step needs: 0.25, not 0.3
+        labels = page.by_id[f"chart-{name}"]["data-ticks"].split("|")
+        ticks = [float(re.sub(r"[^0-9.eE+-]", "", label)) for label in labels]
+        steps = np.diff(ticks)
+        assert len(ticks) >= 2 and np.allclose(steps, steps[0]), (name, labels)
     assert float(page.by_id["stat-drifted"]["data-value"]) == 2
     assert float(page.by_id["stat-accuracy"]["data-value"]) == 0.0
     assert float(page.by_id["stat-memory"]["data-value"]) > 10_000_000

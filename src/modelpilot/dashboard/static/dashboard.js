@@ -15,9 +15,10 @@
 
   // ------------------------------------------------------------------ formatting
   const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
-  function fmtNum(v, digits = 3) {  // compact number: 0.030, 1.25, 12.5, 340, 12.3k, 1.20M
+  function fmtNum(v, digits = 3) {  // compact number: 0.030, 1.25, 12.5, 340, 12.3k, 1.20M, 3.4e+12
     if (!isNum(v)) return '—';
     const a = Math.abs(v);
+    if (a >= 1e9) return v.toExponential(1);
     if (a >= 1e4) return a >= 1e6 ? (v / 1e6).toFixed(2) + 'M' : (v / 1e3).toFixed(1) + 'k';
     return a === 0 ? '0' : v.toFixed(a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : digits);
   }
@@ -42,8 +43,14 @@
   const fmtClock = (t, d = new Date(t * 1000)) => `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
   const pct = (v) => (isNum(v) ? v.toFixed(1) + ' %' : '—');
   const count = (v) => (isNum(v) ? v.toLocaleString('en-US') : '—');
-  const tickFmt = (v, step) => (Math.abs(v) >= 1e4 ? fmtNum(v)
-    : v.toFixed(Math.min(4, Math.max(0, -Math.floor(Math.log10(step) + 1e-9)))));
+  function decimalsOf(step) {  // as many as the step has: 0.25 needs two, 0.5 one, 5 none
+    for (let d = 0; d < 4; d++) {
+      const x = step * 10 ** d;
+      if (Math.abs(x - Math.round(x)) < 1e-6 * Math.max(1, x)) return d;
+    }
+    return 4;
+  }
+  const tickFmt = (v, step) => (Math.abs(v) >= 1e4 ? fmtNum(v) : v.toFixed(decimalsOf(step)));
 
   // ------------------------------------------------------------------ DOM helpers
   function el(tag, cls, text, ...children) {
@@ -79,21 +86,22 @@
     ctx.fillText(msg, w / 2, h / 2);
     canvas.dataset.points = '0';
   }
-  function niceScale(lo, hi, n = 4) {
+  function niceScale(lo, hi, n = 4, minStep = 0) {  // minStep 1: counts, no ticks between
     const raw = (hi - lo) / n, mag = 10 ** Math.floor(Math.log10(raw)), r = raw / mag;
-    const step = (r <= 1 ? 1 : r <= 2 ? 2 : r <= 2.5 ? 2.5 : r <= 5 ? 5 : 10) * mag;
+    const step = Math.max(minStep, (r <= 1 ? 1 : r <= 2 ? 2 : r <= 2.5 ? 2.5 : r <= 5 ? 5 : 10) * mag);
     const a = Math.floor(lo / step + 1e-9) * step, b = Math.ceil(hi / step - 1e-9) * step;
     const ticks = [];
     for (let v = a; v <= b + step / 2; v += step) ticks.push(Math.abs(v) < step * 1e-6 ? 0 : v);
     return { lo: a, hi: b > a ? b : a + step, step, ticks };
   }
-  function scaleOf(values, zero, minSpan) {
-    const fin = values.filter(isNum);
+  function scaleOf(values, zero, minSpan, minStep = 0) {
+    // (Numbers near the float's limit would make the span infinite: they are drawn off the chart.)
+    const fin = values.filter((v) => isNum(v) && Math.abs(v) < 1e300);
     let lo = fin.length ? Math.min(...fin) : 0, hi = fin.length ? Math.max(...fin) : 1;
     if (zero) { lo = Math.min(0, lo); hi = Math.max(hi, minSpan || 0); }
     if (hi - lo < 1e-12) { const d = Math.abs(hi) * 0.05 || 1; hi += d; if (!zero) lo -= d; }
     else if (!zero) { const d = (hi - lo) * 0.1; lo -= d; hi += d; }
-    return niceScale(lo, hi);
+    return niceScale(lo, hi, 4, minStep);
   }
   function hline(ctx, x0, x1, y, color, dash, width = 1) {
     ctx.strokeStyle = color; ctx.lineWidth = width; ctx.setLineDash(dash || []);
@@ -110,6 +118,7 @@
     }
   }
   function yAxis(ctx, s, Y, x0, x1, fmt) {
+    ctx.canvas.dataset.ticks = s.ticks.map((v) => (fmt || tickFmt)(v, s.step)).join('|');  // for tests
     for (const v of s.ticks) {
       const y = Math.round(Y(v)) + 0.5;
       hline(ctx, x0, x1, y, C.grid);
@@ -125,13 +134,14 @@
     const { ctx, w, h } = prep(canvas);
     const refs = o.refs || [];
     const hasRight = o.lines.some((l) => l.right);
-    const pad = { l: 48, r: hasRight ? 62 : 16, t: 24, b: 22 };
-    const pw = w - pad.l - pad.r, ph = h - pad.t - pad.b;
     let x0 = Math.min(...all.map((p) => p[0])), x1 = Math.max(...all.map((p) => p[0]));
     if (x1 - x0 < 1e-9) { x0 -= 30; x1 += 30; }
     const ys = (right) => o.lines.filter((l) => !!l.right === right).flatMap((l) => l.pts.map((p) => p[1]));
     const sl = scaleOf([...ys(false), ...refs.map((r) => r.y)], o.zero !== false, o.minSpan);
     const sr = hasRight ? scaleOf(ys(true), true) : null;
+    const widest = Math.max(...sl.ticks.map((v) => ctx.measureText((o.fmt || tickFmt)(v, sl.step)).width));
+    const pad = { l: Math.max(48, widest + 12), r: hasRight ? 62 : 16, t: 24, b: 22 };
+    const pw = w - pad.l - pad.r, ph = h - pad.t - pad.b;
     const X = (x) => pad.l + ((x - x0) / (x1 - x0)) * pw;
     const Y = (y, s) => pad.t + ph - ((y - s.lo) / (s.hi - s.lo)) * ph;
     yAxis(ctx, sl, (v) => Y(v, sl), pad.l, w - pad.r, o.fmt);
@@ -199,7 +209,7 @@
     }
     const ph = h - pad.t - pad.b;
     const showValues = o.valueFmt && Math.max(...o.values.map((v, i) => ctx.measureText(o.valueFmt(v, i)).width)) < slot - 2;
-    const s = scaleOf([...o.values, ...(o.thresholds || [])].map((v) => (isNum(v) ? v * 1.08 : v)), true);
+    const s = scaleOf([...o.values, ...(o.thresholds || [])].map((v) => (isNum(v) ? v * 1.08 : v)), true, 0, o.counts ? 1 : 0);
     const Y = (v) => pad.t + ph - ((v - s.lo) / (s.hi - s.lo)) * ph;
     yAxis(ctx, s, Y, pad.l, w - pad.r, o.fmt);
     const bw = Math.min(slot * (1 - (o.gap ?? 0.3)), 56);
@@ -351,18 +361,18 @@
     const reg = pr.kind === 'regression';
     setText('pred-kind', reg ? 'regression · histogram' : 'classification · classes');
     setText('pred-summary', `${count(pr.count)} predictions · mean ${fmtNum(pr.mean)} · variance ${fmtNum(pr.variance)}`);
-    const intFmt = (v, st) => tickFmt(v, Math.max(1, st));
     if (reg) {
       const counts = (pr.histogram && pr.histogram.counts) || [], edges = (pr.histogram && pr.histogram.edges) || [];
       barChart(canvas, { labels: counts.map((_, i) => fmtNum(edges[i])), values: counts, colors: [C.teal], gap: 0.08,
-        fmt: intFmt, empty: 'No predictions recorded yet' });
+        counts: true, empty: 'No predictions recorded yet' });
       return;
     }
     const entries = Object.entries(pr.classes || {});
     if (entries.every(([k]) => isNum(Number(k)))) entries.sort((a, b) => Number(a[0]) - Number(b[0]));
     const total = entries.reduce((acc, [, v]) => acc + (isNum(v) ? v : 0), 0) || 1;
     barChart(canvas, { labels: entries.map(([k]) => k), values: entries.map(([, v]) => v), colors: PALETTE,
-      fmt: intFmt, empty: 'No predictions recorded yet', valueFmt: (v) => `${((v / total) * 100).toFixed(1)}%` });
+      counts: true, empty: 'No predictions recorded yet',
+      valueFmt: (v) => `${((v / total) * 100).toFixed(1)}%` });
   }
 
   function renderPerformance(m) {
