@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,7 +29,7 @@ from modelpilot.serving.result_cache import (
     pack,
     unpack,
 )
-from tests.services import require_redis
+from tests.services import require_redis, unavailable
 
 COUNTING_MODEL = '''
 import itertools
@@ -88,12 +90,65 @@ async def test_memory_cache_keeps_the_most_recent() -> None:
     assert await cache.get("a") is None and await cache.get("c") is not None
 
 
-async def test_an_unreachable_redis_misses_instead_of_failing() -> None:
+async def test_an_unreachable_redis_misses_and_is_left_alone_for_a_while() -> None:
     cache = RedisResultCache(ttl_seconds=60, url="redis://127.0.0.1:1/0")
+    cache.retry_seconds = 0.5
     assert await cache.get("k") is None
-    await cache.set("k", OUTPUTS)
-    assert cache.errors == 2 and cache.misses == 1
+    for _ in range(20):  # neither waited on nor warned about, request after request
+        await cache.set("k", OUTPUTS)
+        assert await cache.get("k") is None
+    assert cache.errors == 1 and cache.misses == 21
+    await asyncio.sleep(0.6)
+    assert await cache.get("k") is None  # asked again: still gone
+    assert cache.errors == 2
     await cache.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def test_a_redis_that_comes_back_is_used_again() -> None:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        unavailable("redis-server (to start a Redis of the test's own)", "not on PATH")
+        return
+    port = _free_port()
+    command = [binary, "--port", str(port), "--save", "", "--appendonly", "no"]
+
+    async def started() -> asyncio.subprocess.Process:
+        server = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+            else:
+                writer.close()
+                return server
+        raise AssertionError("redis-server did not start")
+
+    server = await started()
+    cache = RedisResultCache(ttl_seconds=60, url=f"redis://127.0.0.1:{port}/0")
+    cache.retry_seconds = 0.3
+    try:
+        await cache.set("a", OUTPUTS)
+        assert await cache.get("a") is not None
+        server.terminate()
+        await server.wait()
+        assert await cache.get("a") is None and cache.errors == 1
+        server = await started()  # empty: it kept nothing
+        await asyncio.sleep(0.35)
+        assert await cache.get("a") is None  # asked, and answered: a miss
+        await cache.set("a", OUTPUTS)
+        assert await cache.get("a") is not None and cache.errors == 1
+    finally:
+        server.terminate()
+        await server.wait()
+        await cache.close()
 
 
 def test_keys_depend_on_version_outputs_and_every_input_byte(iris_version: ModelVersion) -> None:

@@ -74,23 +74,36 @@ def unpack(data: bytes) -> Outputs:
     return result
 
 
+RETRY_SECONDS = 5.0
+"""How long a store that failed is left alone before it is asked again."""
+
+
 class ResultCache(ABC):
-    """Counts its hits and misses; subclasses store."""
+    """Counts its hits and misses; subclasses store.
+
+    A store that fails (Redis gone, a disk full) is a cache that misses: serving goes on
+    without it. It is then left alone for ``retry_seconds``, so that requests neither wait
+    on it one after another (up to its timeout each, if its host does not answer) nor each
+    log the same warning; the first request after that asks it again."""
 
     def __init__(self, ttl_seconds: float) -> None:
         self.ttl = ttl_seconds
         self.hits = 0
         self.misses = 0
         self.errors = 0
+        self.retry_seconds = RETRY_SECONDS
+        self._resting_until: float | None = None
+        """While the store is left alone, when to ask it again (monotonic); else None."""
 
     async def get(self, key: str) -> Outputs | None:
-        try:
-            found = await self._get(key)
-        except Exception as exc:
-            # A cache that fails is a cache that misses; serving goes on.
-            self.errors += 1
-            logger.warning("result cache lookup failed: %s", exc)
-            found = None
+        found = None
+        if not self._resting():
+            try:
+                found = await self._get(key)
+            except Exception as exc:
+                self._failed("lookup", exc)
+            else:
+                self._answered()
         if found is None:
             self.misses += 1
         else:
@@ -98,11 +111,36 @@ class ResultCache(ABC):
         return found
 
     async def set(self, key: str, outputs: Outputs) -> None:
+        if self._resting():
+            return
         try:
             await self._set(key, outputs)
         except Exception as exc:
-            self.errors += 1
-            logger.warning("result cache store failed: %s", exc)
+            self._failed("store", exc)
+        else:
+            self._answered()
+
+    def _resting(self) -> bool:
+        return self._resting_until is not None and time.monotonic() < self._resting_until
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        self.errors += 1
+        if self._resting_until is None:
+            logger.warning(
+                "result cache %s failed: %s; serving without the cache, which is asked "
+                "again every %.0f s",
+                what,
+                exc,
+                self.retry_seconds,
+            )
+        else:
+            logger.debug("result cache %s failed again: %s", what, exc)
+        self._resting_until = time.monotonic() + self.retry_seconds
+
+    def _answered(self) -> None:
+        if self._resting_until is not None:
+            logger.warning("result cache answers again; serving with it")
+            self._resting_until = None
 
     @abstractmethod
     async def _get(self, key: str) -> Outputs | None: ...
@@ -180,7 +218,9 @@ class RedisResultCache(ResultCache):
         except ImportError:
             raise MissingExtra("redis", "redis") from None
         self.prefix = prefix
-        self._client: Any = aioredis.Redis.from_url(url, socket_timeout=1.0)
+        self._client: Any = aioredis.Redis.from_url(
+            url, socket_timeout=1.0, socket_connect_timeout=1.0
+        )
 
     async def _get(self, key: str) -> Outputs | None:
         data = await self._client.get(self.prefix + key)
