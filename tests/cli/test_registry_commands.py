@@ -8,6 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
 from modelpilot.errors import ModelNotFound
 from modelpilot.registry.store import Registry
 from tests.cli.conftest import Run
@@ -151,3 +159,25 @@ def test_help_explains_every_verb(run: Run) -> None:
     for verb in ("register", "models", "versions", "alias", "rollback", "serve", "predict", "demo"):
         assert verb in result.stdout
     assert "--reference" in run("register", "--help", registry=False).stdout
+
+
+def test_a_model_whose_features_are_text_is_refused_with_what_to_do(
+    run: Run, tmp_path: Path, registry_dir: Path
+) -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"color": rng.choice(["red", "blue"], 200), "size": rng.normal(size=200)})
+    encode = ColumnTransformer([("c", OneHotEncoder(), ["color"])], remainder="passthrough")
+    model = make_pipeline(encode, LogisticRegression()).fit(frame, frame["size"] > 0)
+    joblib.dump(model, tmp_path / "shop.joblib")
+    frame.to_csv(tmp_path / "shop.csv", index=False)
+    result = run(
+        "register", "shop", str(tmp_path / "shop.joblib"), "--reference", str(tmp_path / "shop.csv")
+    )
+    assert result.exit_code != 0
+    assert "features ['color'] of the reference data are not numbers" in str(result.exception)
+    assert "Encode them as numbers" in str(result.exception)
+    reg = Registry.open(registry_dir)  # nothing registered that could never be served
+    try:
+        assert reg.list_models() == []
+    finally:
+        reg.close()

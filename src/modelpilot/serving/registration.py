@@ -83,6 +83,8 @@ def register_model(
             )
         # The model's column order wins; reorder the reference to match it.
         frame = frame[list(signature.feature_names)]
+    if frame is not None and signature.is_tabular and signature.inputs[0].datatype != "BYTES":
+        _refuse_text_features(frame, signature.inputs[0].datatype)
     profile = None
     meta: dict[str, Any] = dict(metadata or {})
     if frame is not None:
@@ -167,6 +169,24 @@ def _reference_frame(reference: Path | pd.DataFrame | np.ndarray | None) -> pd.D
     if frame.empty:
         raise InvalidInput("the reference data has no rows")
     return frame
+
+
+def _refuse_text_features(frame: pd.DataFrame, datatype: str) -> None:
+    """InvalidInput if features of the reference are not numbers: the model would be served
+    a numeric tensor, which such a feature can never be sent in."""
+    text = [
+        str(name)
+        for name, dtype in frame.dtypes.items()
+        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
+    ]
+    if text:
+        raise InvalidInput(
+            f"the features {text} of the reference data are not numbers, but the model is "
+            f"served one {datatype} tensor of all its features, which cannot carry them: "
+            "ModelPilot does not serve text or date features yet. Encode them as numbers "
+            "before the model (for example with an OrdinalEncoder outside its pipeline), "
+            "or leave them out of the reference if the model does not take them"
+        )
 
 
 def _numeric(frame: pd.DataFrame) -> np.ndarray | None:
