@@ -112,6 +112,15 @@ def test_requested_outputs_default_to_all_and_reject_unknown() -> None:
     assert requested_outputs(TABULAR, [RequestedOutput("predict_proba")]) == ["predict_proba"]
     with pytest.raises(InvalidInput, match="unknown output"):
         requested_outputs(TABULAR, [RequestedOutput("nope")])
+    twice = [RequestedOutput("predict"), RequestedOutput("predict")]
+    with pytest.raises(InvalidInput, match="output 'predict' is given more than once"):
+        requested_outputs(TABULAR, twice)
+
+
+@pytest.mark.parametrize("signature", [TABULAR, MULTI])
+def test_an_input_given_twice_is_refused_by_its_name(signature: Signature) -> None:
+    with pytest.raises(InvalidInput, match="input 'x' is given more than once"):
+        assemble_batch(signature, [tensor("x", [[1, 2]]), tensor("x", [[1, 2]])])
 
 
 def test_string_outputs_become_bytes_tensors() -> None:

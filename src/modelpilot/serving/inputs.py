@@ -21,6 +21,8 @@ def assemble_batch(signature: Signature, inputs: Sequence[Tensor]) -> Batch:
     """Turn request tensors into the batch the runtime takes, or raise ``InvalidInput``."""
     if not inputs:
         raise InvalidInput("the request has no inputs; send at least one input tensor")
+    if len(inputs) > 1:
+        _once_each("input", [tensor.name for tensor in inputs])
     if signature.is_tabular:
         return {signature.inputs[0].name: _tabular(signature, inputs)}
     return _named(signature, inputs)
@@ -223,7 +225,18 @@ def requested_outputs(signature: Signature, requested: Sequence[RequestedOutput]
     unknown = [n for n in names if n not in available]
     if unknown:
         raise InvalidInput(f"unknown output(s) {unknown}; the model gives {available}")
+    if len(names) > 1:
+        _once_each("output", names)
     return names
+
+
+def _once_each(what: str, names: Sequence[str]) -> None:
+    """InvalidInput if a name is given twice (which of the two would count?)."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InvalidInput(f"{what} {name!r} is given more than once; give each once")
+        seen.add(name)
 
 
 def to_tensors(arrays: dict[str, np.ndarray], names: Sequence[str]) -> list[Tensor]:
