@@ -15,11 +15,7 @@ import numpy as np
 import orjson
 
 from modelpilot.errors import BadRequest, InvalidInput
-from modelpilot.protocol.datatypes import (
-    DATATYPES,
-    NUMERIC_DATATYPES,
-    numpy_dtype,
-)
+from modelpilot.protocol.datatypes import DATATYPES, NUMERIC_DATATYPES, numpy_dtype
 from modelpilot.protocol.raw import decode_raw, element_count, encode_raw
 from modelpilot.protocol.types import (
     InferenceRequest,

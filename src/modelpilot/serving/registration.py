@@ -177,7 +177,7 @@ def _refuse_text_features(frame: pd.DataFrame, datatype: str) -> None:
     text = [
         str(name)
         for name, dtype in frame.dtypes.items()
-        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
+        if not pd.api.types.is_numeric_dtype(dtype)  # (booleans are numbers here)
     ]
     if text:
         raise InvalidInput(
