@@ -320,3 +320,16 @@ def test_the_inference_log_store_does_not_wait_for_the_disk_at_each_commit(
 def test_a_version_must_be_a_number_in_ascii_digits(text: str) -> None:
     with pytest.raises(BadRequest, match="versions are 1, 2, 3"):
         ModelRef.parse(text)
+
+
+@pytest.mark.parametrize("version", [2**31, 10**30, 0, -1])
+def test_a_version_number_no_registry_could_hold_is_simply_not_there(
+    store: Registry, tmp_path: Path, version: int
+) -> None:
+    register(store, tmp_path)
+    with pytest.raises(VersionNotFound, match=f"has no version {version}; it has version 1"):
+        store.get_version("m", version)
+    with pytest.raises(VersionNotFound):
+        store.reference_profile("m", version)
+    with pytest.raises(VersionNotFound):
+        store.resolve(ModelRef("m", version=version))

@@ -326,11 +326,13 @@ class Registry:
 
     def get_version(self, name: str, version: int) -> ModelVersion:
         with self._read() as conn:
-            row = conn.execute(
-                select(*VERSION_COLUMNS).where(
-                    (schema.versions.c.model == name) & (schema.versions.c.version == version)
-                )
-            ).first()
+            row = None
+            if _storable(version):
+                row = conn.execute(
+                    select(*VERSION_COLUMNS).where(
+                        (schema.versions.c.model == name) & (schema.versions.c.version == version)
+                    )
+                ).first()
             if row is None:
                 self._require_version(conn, name, version)
             return self._version(conn, row._mapping)  # type: ignore[union-attr]
@@ -411,11 +413,13 @@ class Registry:
 
     def reference_profile(self, name: str, version: int) -> ReferenceProfile | None:
         with self._read() as conn:
-            row = conn.execute(
-                select(schema.versions.c.reference).where(
-                    (schema.versions.c.model == name) & (schema.versions.c.version == version)
-                )
-            ).first()
+            row = None
+            if _storable(version):
+                row = conn.execute(
+                    select(schema.versions.c.reference).where(
+                        (schema.versions.c.model == name) & (schema.versions.c.version == version)
+                    )
+                ).first()
             if row is None:
                 self._require_version(conn, name, version)
         return ReferenceProfile.from_dict(row.reference) if row and row.reference else None
@@ -509,3 +513,13 @@ def _ranges(versions: Sequence[int]) -> str:
             else (f"versions {versions[0]}-{versions[-1]}")
         )
     return "versions " + ", ".join(map(str, versions))
+
+
+MAX_VERSION = 2**31 - 1
+"""The largest version number a registry holds (its version columns are 32-bit integers)."""
+
+
+def _storable(version: int) -> bool:
+    """Whether ``version`` could be in the registry at all: a larger number asked of the
+    database would fail as an overflow (SQLite) or out of range (PostgreSQL), not be absent."""
+    return 0 < version <= MAX_VERSION

@@ -21,6 +21,7 @@ CALLS: list[tuple[str, str, Any, int]] = [
     ("GET", "/v2/models/nope", None, 404),
     ("GET", "/v2/models/iris/versions/1", None, 200),
     ("GET", "/v2/models/iris/versions/7", None, 404),
+    ("GET", f"/v2/models/iris/versions/{10**30}/ready", None, 404),  # past any integer column
     ("GET", "/v2/models/iris/versions/a,b", None, 400),
     ("GET", "/v2/models/iris/versions/a,b/ready", None, 400),
     ("GET", "/v2/models/iris/versions/\u00b9/ready", None, 400),  # a digit int() refuses
