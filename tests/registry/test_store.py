@@ -21,7 +21,7 @@ from modelpilot.errors import (
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.registry import schema
 from modelpilot.registry.profile import ReferenceProfile
-from modelpilot.registry.refs import ModelRef
+from modelpilot.registry.refs import ModelRef, check_name
 from modelpilot.registry.signature import Signature, TensorSpec
 from modelpilot.registry.store import Registry
 
@@ -333,3 +333,10 @@ def test_a_version_number_no_registry_could_hold_is_simply_not_there(
         store.reference_profile("m", version)
     with pytest.raises(VersionNotFound):
         store.resolve(ModelRef("m", version=version))
+
+
+@pytest.mark.parametrize("name", ["iris\n", "a\x00b", "-iris", ""])
+def test_a_name_with_a_final_newline_or_a_nul_is_not_a_name(name: str) -> None:
+    with pytest.raises(BadRequest, match="use 1-128 letters"):
+        check_name(name)
+    assert check_name("iris-2.b_c") == "iris-2.b_c"

@@ -339,3 +339,28 @@ async def test_a_request_its_caller_gave_up_on_is_499_not_a_server_error(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert recorder.finished == [("ok", None), ("499", None)]
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "iris\n", "-iris", "x" * 129])
+async def test_a_name_no_registry_could_hold_is_an_unknown_model_on_postgres(
+    postgres_location: str, tmp_path: Path, iris_model_path: Path, name: str
+) -> None:
+    """(PostgreSQL refuses a NUL in a query outright: asked, it answered 500.)"""
+    registry = Registry.open(postgres_location, tmp_path / "artifacts")
+    register_model(registry, "iris", iris_model_path)
+    engine = InferenceEngine(registry, Settings(registry=postgres_location))
+    await engine.start()
+    try:
+        with pytest.raises(ModelNotFound, match="model names are 1-128 letters"):
+            await engine.check(name)
+        with pytest.raises(ModelNotFound, match="model names are 1-128 letters"):
+            await engine.metadata(name)
+        with pytest.raises(ModelNotFound, match="model names are 1-128 letters"):
+            await engine.load_model(name)
+        with pytest.raises(ModelNotFound):
+            await engine.infer(name, request_from_rows([[1.0, 2.0, 3.0, 4.0]]))
+        assert await engine.model_ready(name) is False
+        assert await engine.model_ready("iris") is True  # the engine is as it was
+    finally:
+        await engine.stop()
+        registry.close()

@@ -8,15 +8,20 @@ from dataclasses import dataclass
 from modelpilot.errors import BadRequest
 
 PRODUCTION = "production"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+NAME_RULE = "1-128 letters, digits, '_', '-' or '.', starting with a letter or digit"
+
+
+def is_name(name: str) -> bool:
+    """Whether ``name`` could name a model or an alias (a registry holds no other)."""
+    return _NAME.fullmatch(name) is not None  # fullmatch: "$" would let a final newline by
 
 
 def check_name(name: str, what: str = "model name") -> str:
     """Return ``name`` if it is a valid model or alias name, else raise ``BadRequest``."""
-    if not _NAME.match(name) or (name.isdigit() and what == "alias"):
+    if not is_name(name) or (name.isdigit() and what == "alias"):
         raise BadRequest(
-            f"invalid {what} {name!r}: use 1-128 letters, digits, '_', '-' or '.', "
-            "starting with a letter or digit"
+            f"invalid {what} {name!r}: use {NAME_RULE}"
             + ("; an alias may not be all digits" if what == "alias" else "")
         )
     return name

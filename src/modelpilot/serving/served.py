@@ -21,7 +21,7 @@ from typing import ParamSpec, TypeVar
 
 from modelpilot.config import Settings
 from modelpilot.errors import ModelNotFound, ModelPilotError, NotFound
-from modelpilot.registry.refs import ModelRef
+from modelpilot.registry.refs import NAME_RULE, ModelRef, is_name
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.pool import ModelPool
@@ -212,6 +212,7 @@ class ServedModels:
             await blocking(self._executor, self._shared.record, model, "unloaded")
 
     async def _load(self, model: str) -> ModelVersion:
+        _require_name(model)
         self._unloaded.discard(model)
         self._served.setdefault(model, Served(ModelRef(model)))
         try:
@@ -260,6 +261,7 @@ class ServedModels:
                 f"model {model!r} is not served here; served models: "
                 f"{', '.join(self.names) or 'none'}"
             )
+        _require_name(model)
 
     async def _refresh(self, model: str, served: Served) -> ModelVersion:
         try:
@@ -301,6 +303,13 @@ async def blocking(executor: Executor, fn: Callable[P, T], *args: P.args, **kwar
 def _log_refresh_failure(task: asyncio.Task[ModelVersion]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("refreshing a model's alias failed: %s", task.exception())
+
+
+def _require_name(model: str) -> None:
+    """ModelNotFound for a name no registry could hold, before asking one (PostgreSQL would
+    fail on a NUL in it, rather than find nothing)."""
+    if not is_name(model):
+        raise ModelNotFound(f"no model is named {model!r}: model names are {NAME_RULE}")
 
 
 def _ref(model: str, version: str) -> ModelRef:
