@@ -129,3 +129,11 @@ class MissingExtra(ModelPilotError):
 
 class BadSettings(ModelPilotError):
     """A setting (a ``MODELPILOT_*`` variable or a flag) has a value it cannot take."""
+
+
+def internal_message(exc: BaseException) -> str:
+    """What a client is told of an error nobody expected: its kind and the first line of
+    what it says, no more (the rest, a database's statement, say, stays in the logs)."""
+    lines = str(exc).strip().splitlines()
+    said = f": {lines[0][:200]}" if lines else ""
+    return f"internal error: {type(exc).__name__}{said}; the server logs have details"

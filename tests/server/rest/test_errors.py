@@ -9,6 +9,7 @@ import httpx
 import orjson
 import pytest
 
+from modelpilot.errors import internal_message
 from modelpilot.registry.store import Registry
 from modelpilot.server.rest import create_app
 from modelpilot.serving.engine import InferenceEngine
@@ -212,3 +213,12 @@ async def test_a_failing_model_gets_500_and_the_server_lives_on(
     assert response.status_code == 500
     assert "boom" in response.json()["error"]
     assert (await client.post("/v2/models/iris/infer", json=GOOD)).status_code == 200
+
+
+def test_an_unexpected_error_tells_the_client_its_first_line_only() -> None:
+    statement = "(psycopg.DataError) text cannot contain NUL\n[SQL: SELECT secret FROM t]"
+    message = internal_message(ValueError(statement))
+    assert message.startswith("internal error: ValueError: (psycopg.DataError) text cannot")
+    assert "SELECT" not in message and message.endswith("the server logs have details")
+    assert len(internal_message(RuntimeError("x" * 10_000))) < 300
+    assert internal_message(KeyError()) == "internal error: KeyError; the server logs have details"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import NamedTuple
 
-from modelpilot.errors import ModelPilotError, Unavailable
+from modelpilot.errors import ModelPilotError, Unavailable, internal_message
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,4 @@ def status_of(exc: Exception, method: str) -> Status:
             metadata = (("retry-after", str(round(exc.retry_after))),)
         return Status(exc.grpc_status, exc.message, metadata)
     logger.error("unexpected error in %s", method, exc_info=exc)
-    return Status(
-        "INTERNAL", f"internal error: {type(exc).__name__}: {exc}; the server logs have details"
-    )
+    return Status("INTERNAL", internal_message(exc))

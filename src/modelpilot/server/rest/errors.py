@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from modelpilot.errors import ModelPilotError, Unavailable
+from modelpilot.errors import ModelPilotError, Unavailable, internal_message
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unexpected error on %s %s", request.method, request.url.path)
     return JSONResponse(
-        {"error": f"internal error: {type(exc).__name__}: {exc}; the server logs have details"},
+        {"error": internal_message(exc)},
         status_code=500,
     )
 

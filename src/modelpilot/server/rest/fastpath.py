@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelpilot.config import Settings
-from modelpilot.errors import ModelPilotError, PayloadTooLarge
+from modelpilot.errors import ModelPilotError, PayloadTooLarge, internal_message
 from modelpilot.server.rest.errors import error_response
 from modelpilot.server.rest.handlers import Reply, infer_reply, predict_reply
 from modelpilot.server.rest.limits import too_large
@@ -70,9 +70,7 @@ class InferenceFastPath:
             return
         except Exception as exc:
             logger.exception("unexpected error on POST %s", scope["path"])
-            await error_response(ModelPilotError(f"internal error: {type(exc).__name__}: {exc}"))(
-                scope, receive, send
-            )
+            await error_response(ModelPilotError(internal_message(exc)))(scope, receive, send)
             return
         raw_headers = [
             (b"content-type", reply.media_type.encode()),
