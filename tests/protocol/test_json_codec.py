@@ -194,7 +194,7 @@ def test_a_request_id_that_no_store_could_keep_is_refused(given: object, message
 
 
 _GOOD = {"name": "x", "shape": [1], "datatype": "FP64", "data": [1.0]}
-_ODD: list[object] = [None, 1, 1.5, True, "s", [], [1], {}, {"a": 1}, [[1]]]
+_ODD: list[object] = [None, 1, 1.5, True, "s", [], [1], [True], [-1], [1.0], {}, {"a": 1}, [[1]]]
 
 
 def _malformed() -> list[dict[str, object]]:

@@ -99,7 +99,7 @@ def _decode_input(item: Any, binary: memoryview | None, offset: int) -> tuple[Te
     name, shape, datatype = item.get("name"), item.get("shape"), item.get("datatype")
     if not isinstance(name, str) or not name:
         raise BadRequest('every input needs a "name"')
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise InvalidInput(f'input {name!r}: "shape" must be a list of non-negative integers')
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise InvalidInput(
