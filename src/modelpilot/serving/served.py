@@ -266,12 +266,16 @@ class ServedModels:
     async def _refresh(self, model: str, served: Served) -> ModelVersion:
         try:
             previous = served.current
-            if previous is not None:
-                # The usual answer, every few seconds: the same version. Asked as a number.
+            if previous is None:
+                mv = await blocking(self._executor, self.registry.resolve, served.ref)
+            else:
+                # The usual answer, every few seconds: the same version. Asked as a number,
+                # and the version read whole only when the number moved.
                 number = await blocking(self._executor, self.registry.resolve_number, served.ref)
                 if number == previous.version:
                     return previous
-            mv = await blocking(self._executor, self.registry.resolve, served.ref)
+                name = served.ref.name
+                mv = await blocking(self._executor, self.registry.get_version, name, number)
             self._served.setdefault(model, served)
             if previous is None or previous.key != mv.key:
                 # Load before switching, so that no request waits on a cold version; a version
