@@ -95,10 +95,10 @@ async def _score(
         with progress_bar() as progress:
             task = progress.add_task(f"scoring with {version}", total=total)
             for frame in iter_table(source, chunk):
-                tensor = _tensor(signature, frame, done)  # checks the columns of no rows too
+                tensors = _tensors(signature, frame, done)  # checks the columns of no rows too
                 if not len(frame):
                     continue
-                request = InferenceRequest(inputs=[tensor])
+                request = InferenceRequest(inputs=tensors)
                 response = await engine.infer(ref.name, request, transport="cli")
                 writer.write(_outputs(signature, response.outputs))
                 done += len(frame)
@@ -114,8 +114,8 @@ async def _score(
     return done, time.perf_counter() - started, version
 
 
-def _tensor(signature: Signature, frame: pd.DataFrame, first_row: int) -> Tensor:
-    """``frame`` as the model's input; ``first_row`` is its first row's index in the file."""
+def _tensors(signature: Signature, frame: pd.DataFrame, first_row: int) -> list[Tensor]:
+    """``frame`` as the model's inputs; ``first_row`` is its first row's index in the file."""
     names = signature.feature_names
     if names and has_names(frame):
         missing = [n for n in names if n not in frame.columns]
@@ -125,6 +125,41 @@ def _tensor(signature: Signature, frame: pd.DataFrame, first_row: int) -> Tensor
                 f"{list(frame.columns)}"
             )
         frame = frame[list(names)]
+    if signature.feature_datatypes:
+        return _by_feature(signature, frame, first_row)
+    array = _numbers(signature, frame, first_row)
+    name = signature.inputs[0].name if signature.inputs else "input-0"
+    return [Tensor(name, datatype_of(array), array.shape, array)]
+
+
+def _by_feature(signature: Signature, frame: pd.DataFrame, first_row: int) -> list[Tensor]:
+    """A table of numbers beside text, as one tensor per feature (each in its datatype)."""
+    if not has_names(frame):
+        raise InvalidInput(
+            "the model takes text features, which are sent by name: give the input a header "
+            f"naming its columns {list(signature.feature_names or ())} (CSV or Parquet)"
+        )
+    tensors = []
+    for name, kind in zip(frame.columns, signature.feature_datatypes or (), strict=True):
+        if kind != "BYTES":
+            data = _numbers(signature, frame[[name]], first_row)[:, 0]
+            tensors.append(Tensor(name, datatype_of(data), data.shape, data))
+            continue
+        values = frame[name]
+        empty = values.isna().to_numpy()
+        if empty.any():
+            at = int(np.argmax(empty))
+            raise InvalidInput(
+                f"data row {first_row + at + 1}, column {name!r} is empty, and the model takes "
+                "text there: fill it in or remove that row"
+            )
+        data = values.astype(str).to_numpy(dtype=object)
+        tensors.append(Tensor(name, "BYTES", data.shape, data))
+    return tensors
+
+
+def _numbers(signature: Signature, frame: pd.DataFrame, first_row: int) -> np.ndarray:
+    """``frame``'s columns of numbers as one array, or InvalidInput naming a bad cell."""
     array = frame.to_numpy()
     if array.dtype.kind == "O":
         try:
@@ -142,8 +177,7 @@ def _tensor(signature: Signature, frame: pd.DataFrame, first_row: int) -> Tensor
             f"those rows ({count:,} such cell(s) in rows {first_row + 1:,}-"
             f"{first_row + len(frame):,})"
         )
-    name = signature.inputs[0].name if signature.inputs else "input-0"
-    return Tensor(name, datatype_of(array), array.shape, array)
+    return array
 
 
 def _not_numeric(frame: pd.DataFrame, first_row: int) -> str | None:

@@ -179,6 +179,9 @@ def versions(
     table = Table("version", "flavor", "aliases", "input", "sha256", "created", box=box.SIMPLE)
     for v in items:
         inputs = ", ".join(f"{s.datatype}{list(s.shape)}" for s in v.signature.inputs)
+        if v.signature.feature_datatypes:  # rows of text beside numbers: say which is which
+            kinds = v.signature.feature_datatypes
+            inputs = ", ".join(f"{k} x{kinds.count(k)}" for k in dict.fromkeys(kinds))
         table.add_row(
             str(v.version),
             v.flavor,

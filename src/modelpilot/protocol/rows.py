@@ -23,9 +23,8 @@ def tensor_from_rows(rows: Any, name: str = TABULAR_INPUT) -> Tensor:
     except ValueError as exc:
         raise InvalidInput(f'"data" rows must all have the same length: {exc}') from None
     if array.dtype.kind in "US":
-        array = np.array([str(v).encode() for v in array.ravel()], dtype=object).reshape(
-            array.shape
-        )
+        # NumPy made text of numbers that stood beside strings; take the values as given.
+        array = _coerce_objects(np.array(rows, dtype=object))
     elif array.dtype.kind == "O":
         array = _coerce_objects(array)
     if array.ndim == 1:
@@ -73,7 +72,9 @@ def request_from_records(
 
 
 def _coerce_objects(array: np.ndarray) -> np.ndarray:
-    """Mixed JSON values: numbers (and null as NaN) become floats, anything else bytes."""
+    """Mixed JSON values: all numbers (and null as NaN) become floats; else strings become
+    bytes and the rest stay as they are (the model's signature says which feature takes
+    which: a number sent for a text feature is refused, not taken as its digits)."""
     flat = array.ravel()
     if all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in flat):
         return np.array([np.nan if v is None else v for v in flat], dtype=np.float64).reshape(
@@ -81,6 +82,6 @@ def _coerce_objects(array: np.ndarray) -> np.ndarray:
         )
     if any(isinstance(v, list | dict) for v in flat):
         raise InvalidInput('"data" rows must hold plain values (numbers or strings), not lists')
-    return np.array(
-        [v.encode() if isinstance(v, str) else str(v).encode() for v in flat], dtype=object
-    ).reshape(array.shape)
+    out = np.empty(flat.shape, dtype=object)
+    out[:] = [v.encode() if isinstance(v, str) else v for v in flat]
+    return out.reshape(array.shape)

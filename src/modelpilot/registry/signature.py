@@ -34,6 +34,11 @@ class Signature:
     columns, so that callers may send one named tensor (or record field) per feature instead.
     ``allow_nan`` says whether the model copes with missing values (trees in XGBoost and
     LightGBM do; most scikit-learn estimators do not).
+
+    A table whose features differ in kind (numbers beside text, for a pipeline that encodes
+    its categories itself) has ``feature_datatypes``: each feature's own datatype, ``FP64`` or
+    ``BYTES``. Its one input is then a ``BYTES`` tensor of rows, and callers send one tensor
+    per feature, each in its datatype (or records and rows to ``/predict``).
     """
 
     inputs: tuple[TensorSpec, ...]
@@ -41,6 +46,7 @@ class Signature:
     feature_names: tuple[str, ...] | None = None
     allow_nan: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    feature_datatypes: tuple[str, ...] | None = None
 
     @property
     def is_tabular(self) -> bool:
@@ -55,6 +61,13 @@ class Signature:
         width = self.inputs[0].shape[1]
         return width if width > 0 else None
 
+    @property
+    def feature_inputs(self) -> tuple[TensorSpec, ...]:
+        """The tensors a caller sends one per feature: each feature by name, ``[-1]``."""
+        names = self.feature_names or ()
+        kinds = self.feature_datatypes or (self.inputs[0].datatype,) * len(names)
+        return tuple(TensorSpec(n, k, (-1,)) for n, k in zip(names, kinds, strict=True))
+
     def output(self, name: str) -> TensorSpec | None:
         for spec in self.outputs:
             if spec.name == name:
@@ -67,21 +80,26 @@ class Signature:
         return self.output("predict") or (self.outputs[0] if self.outputs else None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "inputs": [spec.to_dict() for spec in self.inputs],
             "outputs": [spec.to_dict() for spec in self.outputs],
             "feature_names": list(self.feature_names) if self.feature_names else None,
             "allow_nan": self.allow_nan,
             "extra": dict(self.extra),
         }
+        if self.feature_datatypes:  # (absent from signatures stored before it existed)
+            data["feature_datatypes"] = list(self.feature_datatypes)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Signature:
         names = data.get("feature_names")
+        kinds = data.get("feature_datatypes")
         return cls(
             inputs=tuple(TensorSpec.from_dict(d) for d in data.get("inputs", [])),
             outputs=tuple(TensorSpec.from_dict(d) for d in data.get("outputs", [])),
             feature_names=tuple(str(n) for n in names) if names else None,
             allow_nan=bool(data.get("allow_nan", False)),
             extra=dict(data.get("extra") or {}),
+            feature_datatypes=tuple(str(k) for k in kinds) if kinds else None,
         )

@@ -34,6 +34,10 @@ class Runtime(ABC):
 
     signature: Signature
 
+    takes_text: ClassVar[bool] = False
+    """Whether a tabular model of this flavor takes rows whose features differ in kind
+    (numbers beside strings), as a pipeline that encodes its categories itself does."""
+
     @classmethod
     @abstractmethod
     def load(cls, path: Path, signature: Signature | None = None, **options: Any) -> Runtime:

@@ -28,6 +28,7 @@ class SklearnRuntime(Runtime):
     """An estimator or pipeline with ``predict`` (and ``predict_proba`` for classifiers)."""
 
     flavor = "sklearn"
+    takes_text = True
 
     def __init__(self, model: Any, signature: Signature | None = None, size: int = 0) -> None:
         if not hasattr(model, "predict"):
@@ -113,7 +114,10 @@ class SklearnRuntime(Runtime):
             return x
         import pandas as pd
 
-        return pd.DataFrame(x, columns=self._columns, copy=False)
+        frame = pd.DataFrame(x, columns=self._columns, copy=False)
+        # Rows of numbers beside text come as objects: the numbers' columns become floats
+        # again, as the model saw them when it was fitted.
+        return frame.infer_objects() if x.dtype.kind == "O" else frame
 
     def predict(self, batch: Batch, outputs: Sequence[str] = ()) -> dict[str, np.ndarray]:
         x = self._frame(next(iter(batch.values())))

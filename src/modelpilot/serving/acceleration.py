@@ -42,6 +42,9 @@ def accelerate(registry: Registry, version: ModelVersion, original: Runtime) -> 
     width = version.signature.n_features
     if not version.signature.is_tabular or width is None:
         return original
+    if version.signature.feature_datatypes:
+        logger.info("%s keeps %s: ONNX Runtime is not given text", version, original.flavor)
+        return original
     conversion = converter_for(original, width)
     if conversion is None:
         return original

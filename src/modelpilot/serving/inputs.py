@@ -52,17 +52,28 @@ def _tabular(signature: Signature, inputs: Sequence[Tensor]) -> np.ndarray:
                 f"input {tensor.name!r} has {array.shape[1]} features per row; the model takes "
                 f"{width}" + _names_hint(signature)
             )
-        array = _convert(tensor.name, array, spec.datatype)
+        if signature.feature_datatypes:
+            array = _mixed(signature, list(array.T))
+        else:
+            array = _convert(tensor.name, array, spec.datatype)
     else:
-        array = _columns(signature, inputs)
+        columns = _feature_columns(signature, inputs)
+        if signature.feature_datatypes:
+            array = _mixed(signature, columns)
+        else:
+            names = signature.feature_names or ()
+            array = np.column_stack(
+                [_convert(n, c, spec.datatype) for n, c in zip(names, columns, strict=True)]
+            )
     if array.shape[0] == 0:
         raise InvalidInput("the input has no rows; send at least one row")
     _check_nan(signature, array)
     return array
 
 
-def _columns(signature: Signature, inputs: Sequence[Tensor]) -> np.ndarray:
-    """One tensor per feature, by name (MLServer's and Evidently's column-wise layout)."""
+def _feature_columns(signature: Signature, inputs: Sequence[Tensor]) -> list[np.ndarray]:
+    """One tensor per feature, by name (MLServer's and Evidently's column-wise layout), as
+    the model's columns in its order."""
     names = signature.feature_names
     spec = signature.inputs[0]
     if not names:
@@ -98,8 +109,62 @@ def _columns(signature: Signature, inputs: Sequence[Tensor]) -> np.ndarray:
                 f"feature {name!r} has {data.shape[0]} rows but others have {rows}; "
                 "every feature needs one value per row"
             )
-        columns.append(_convert(name, data, spec.datatype))
-    return np.column_stack(columns) if columns else np.empty((0, 0))
+        columns.append(data)
+    return columns
+
+
+def _mixed(signature: Signature, columns: Sequence[np.ndarray]) -> np.ndarray:
+    """Rows of numbers beside text, as the model takes them: an object array whose numeric
+    features hold floats (NaN for missing, where the model takes it) and text features str."""
+    names = signature.feature_names or ()
+    kinds = signature.feature_datatypes or ()
+    rows = np.empty((columns[0].shape[0] if columns else 0, len(columns)), dtype=object)
+    for position, (name, kind, column) in enumerate(zip(names, kinds, columns, strict=True)):
+        if kind == "BYTES":
+            rows[:, position] = _texts(name, column)
+            continue
+        if column.dtype.kind in "OSU":
+            column = _numbers_in_text(name, column)
+        values = _convert(name, column, "FP64")
+        _check_nan(signature, values, name)
+        rows[:, position] = values
+    return rows
+
+
+def _texts(name: str, column: np.ndarray) -> np.ndarray:
+    """A text feature's values as str; numbers and nulls are refused, not turned into text
+    that no category of the model's would match."""
+    out = np.empty(column.shape[0], dtype=object)
+    for i, value in enumerate(column.tolist()):
+        if isinstance(value, bytes):
+            try:
+                value = value.decode()
+            except UnicodeDecodeError:
+                raise InvalidInput(
+                    f"feature {name!r}, row {i}: the bytes are not UTF-8 text"
+                ) from None
+        elif not isinstance(value, str):
+            raise InvalidInput(
+                f"feature {name!r} takes text, but row {i} holds {value!r}; send a string "
+                f"(BYTES), as the model saw in its reference"
+            )
+        out[i] = value
+    return out
+
+
+def _numbers_in_text(name: str, column: np.ndarray) -> np.ndarray:
+    """A numeric feature sent as text (in a table of rows of both kinds), as floats."""
+    out = np.empty(column.shape[0], dtype=np.float64)
+    for i, value in enumerate(column.tolist()):
+        if isinstance(value, bytes):
+            value = value.decode(errors="replace")
+        try:
+            out[i] = float(value)
+        except (TypeError, ValueError):
+            raise InvalidInput(
+                f"feature {name!r} takes numbers, but row {i} holds {value!r}; send a number"
+            ) from None
+    return out
 
 
 def _named(signature: Signature, inputs: Sequence[Tensor]) -> Batch:
@@ -163,7 +228,9 @@ def _convert(name: str, array: np.ndarray, datatype: str) -> np.ndarray:
         return array
     got = datatype_of(array) if array.dtype.kind != "O" else "BYTES"
     if datatype == "BYTES":
-        return array.astype(object)
+        if got != "BYTES" or all(isinstance(v, bytes) for v in array.flat):
+            return array.astype(object)
+        return _as_bytes(array)
     if got == "BYTES":
         raise InvalidInput(
             f"input {name!r} holds strings but the model takes {datatype}; send numbers"
@@ -176,6 +243,13 @@ def _convert(name: str, array: np.ndarray, datatype: str) -> np.ndarray:
             )
         return array.astype(target, copy=False)
     raise InvalidInput(f"input {name!r} is {got} but the model takes {datatype}")
+
+
+def _as_bytes(array: np.ndarray) -> np.ndarray:
+    """Objects as the bytes of their text (numbers sent among strings, say)."""
+    out = np.empty(array.shape, dtype=object)
+    out.flat[:] = [v if isinstance(v, bytes) else str(v).encode() for v in array.flat]
+    return out
 
 
 def _whole(array: np.ndarray) -> bool:

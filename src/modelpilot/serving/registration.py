@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pandas as pd
 from modelpilot.errors import BadRequest, InvalidInput
 from modelpilot.registry.profile import ReferenceProfile, outcome_profile
 from modelpilot.registry.quality import classification_metrics, regression_metrics
-from modelpilot.registry.signature import Signature
+from modelpilot.registry.signature import Signature, TensorSpec
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.runtimes.base import Runtime
@@ -64,9 +65,12 @@ def register_model(
     example = None
     feature_names = None
     if frame is not None:
+        _refuse_dates(frame)
         if has_names(frame):
             feature_names = [str(c) for c in frame.columns]
         example = _numeric(frame)
+        if example is None and runtime.takes_text:
+            example = _rows(frame)
     if signature is None:
         signature = runtime.infer_signature(example=example, feature_names=feature_names)
     if (
@@ -84,7 +88,7 @@ def register_model(
         # The model's column order wins; reorder the reference to match it.
         frame = frame[list(signature.feature_names)]
     if frame is not None and signature.is_tabular and signature.inputs[0].datatype != "BYTES":
-        _refuse_text_features(frame, signature.inputs[0].datatype)
+        signature = _with_text_features(runtime, signature, frame)
     profile = None
     meta: dict[str, Any] = dict(metadata or {})
     if frame is not None:
@@ -93,9 +97,9 @@ def register_model(
         )
         meta.setdefault("reference_rows", len(frame))
         meta.setdefault("training_data_sha256", _frame_hash(frame))
-        numeric = _numeric(frame)
-        if numeric is not None:
-            profile, metrics = _outcomes(runtime, signature, numeric, profile, labels)
+        rows = _numeric(frame) if signature.feature_datatypes is None else _rows(frame)
+        if rows is not None:
+            profile, metrics = _outcomes(runtime, signature, rows, profile, labels)
             if metrics:
                 meta.setdefault("reference_metrics", metrics)
     runtime.close()
@@ -171,22 +175,66 @@ def _reference_frame(reference: Path | pd.DataFrame | np.ndarray | None) -> pd.D
     return frame
 
 
-def _refuse_text_features(frame: pd.DataFrame, datatype: str) -> None:
-    """InvalidInput if features of the reference are not numbers: the model would be served
-    a numeric tensor, which such a feature can never be sent in."""
-    text = [
-        str(name)
-        for name, dtype in frame.dtypes.items()
-        if not pd.api.types.is_numeric_dtype(dtype)  # (booleans are numbers here)
-    ]
-    if text:
+def _with_text_features(runtime: Runtime, signature: Signature, frame: pd.DataFrame) -> Signature:
+    """``signature`` for a reference whose features are not all numbers: each feature then
+    keeps its own datatype, if the model's flavor takes such rows; else InvalidInput."""
+    kinds = tuple(_datatype(frame[column]) for column in frame.columns)
+    text = [str(c) for c, kind in zip(frame.columns, kinds, strict=True) if kind != "FP64"]
+    if not text:
+        return signature
+    if not runtime.takes_text:
         raise InvalidInput(
-            f"the features {text} of the reference data are not numbers, but the model is "
-            f"served one {datatype} tensor of all its features, which cannot carry them: "
-            "ModelPilot does not serve text or date features yet. Encode them as numbers "
-            "before the model (for example with an OrdinalEncoder outside its pipeline), "
-            "or leave them out of the reference if the model does not take them"
+            f"the features {text} of the reference data are text, but a {runtime.flavor} model "
+            f"is served one {signature.inputs[0].datatype} tensor of all its features, which "
+            "cannot carry them. Encode them as numbers before the model (for example with an "
+            "OrdinalEncoder outside its pipeline), or leave them out of the reference if the "
+            "model does not take them"
         )
+    if not has_names(frame):
+        raise InvalidInput(
+            f"the reference data has text in columns {text} but no column names; a model that "
+            "takes text is sent its features by name: give the reference a header (CSV, Parquet)"
+        )
+    spec = signature.inputs[0]
+    return replace(
+        signature,
+        inputs=(TensorSpec(spec.name, "BYTES", spec.shape),),
+        feature_names=tuple(str(c) for c in frame.columns),
+        feature_datatypes=kinds,
+    )
+
+
+def _refuse_dates(frame: pd.DataFrame) -> None:
+    """InvalidInput if the reference has dates or times, which no request could carry."""
+    dates = [
+        str(name)
+        for name, column in frame.items()
+        if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column)
+    ]
+    if dates:
+        raise InvalidInput(
+            f"the features {dates} of the reference data are dates or times, which ModelPilot "
+            "does not serve: turn them into numbers (say, days since an epoch, or the hour) "
+            "before the model, in the reference and in the requests alike"
+        )
+
+
+def _datatype(column: pd.Series) -> str:
+    """A reference column's datatype in a table of mixed kinds: FP64 or BYTES."""
+    if pd.api.types.is_numeric_dtype(column):  # (booleans are numbers here)
+        return "FP64"
+    return "BYTES"
+
+
+def _rows(frame: pd.DataFrame) -> np.ndarray:
+    """A mixed table's rows as the server passes them on: numbers as floats, text as str."""
+    rows = np.empty(frame.shape, dtype=object)
+    for position, (_, column) in enumerate(frame.items()):
+        if pd.api.types.is_numeric_dtype(column):
+            rows[:, position] = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            rows[:, position] = column.astype(object).to_numpy()
+    return rows
 
 
 def _numeric(frame: pd.DataFrame) -> np.ndarray | None:

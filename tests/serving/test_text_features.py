@@ -1,0 +1,220 @@
+"""A pipeline that encodes a text feature itself: registered, served and watched.
+
+The most common scikit-learn pipeline one-hot encodes a column of strings. Such a model takes
+rows of numbers beside text, which no single tensor can carry: each feature is then sent as a
+tensor of its own kind, and the engine hands the model a DataFrame as it was fitted on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from skl2onnx import to_onnx
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from modelpilot.errors import InvalidInput
+from modelpilot.monitoring.process import ProcessMonitoring
+from modelpilot.protocol.rows import request_from_records, request_from_rows
+from modelpilot.protocol.types import InferenceRequest, Tensor
+from modelpilot.registry.signature import Signature
+from modelpilot.registry.store import Registry
+from modelpilot.registry.types import ModelVersion
+from modelpilot.server.rest import create_app
+from modelpilot.serving.engine import InferenceEngine
+from modelpilot.serving.registration import register_model
+from tests.conftest import make_settings
+
+COLORS = ["red", "blue", "green"]
+
+
+def shop_frame(rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "color": rng.choice(COLORS, rows),
+            "size": rng.normal(size=rows),
+            "count": rng.integers(0, 5, rows),
+        }
+    )
+
+
+def bought(frame: pd.DataFrame) -> pd.Series:
+    return ((frame["size"] + (frame["color"] == "red")) > 0.5).astype(int)
+
+
+@pytest.fixture(scope="module")
+def shop_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The model file and its reference CSV (with the label column ``bought``)."""
+    frame = shop_frame(600, seed=0)
+    encode = ColumnTransformer(
+        [("color", OneHotEncoder(handle_unknown="ignore"), ["color"])], remainder="passthrough"
+    )
+    model = make_pipeline(encode, LogisticRegression()).fit(frame, bought(frame))
+    folder = tmp_path_factory.mktemp("shop")
+    joblib.dump(model, folder / "shop.joblib")
+    frame.assign(bought=bought(frame)).to_csv(folder / "shop.csv", index=False)
+    return folder / "shop.joblib", folder / "shop.csv"
+
+
+@pytest.fixture
+def shop(registry: Registry, shop_files: tuple[Path, Path]) -> ModelVersion:
+    model, reference = shop_files
+    return register_model(registry, "shop", model, reference=reference, target="bought")
+
+
+@pytest.fixture
+async def engine(registry: Registry, shop: ModelVersion) -> AsyncIterator[InferenceEngine]:
+    engine = InferenceEngine(registry, make_settings(registry))
+    await engine.start()
+    yield engine
+    await engine.stop()
+
+
+def by_feature(frame: pd.DataFrame) -> list[Tensor]:
+    """One tensor per feature, as a v2 client sends them: BYTES for text."""
+    color = np.array([c.encode() for c in frame["color"]], dtype=object)
+    size = frame["size"].to_numpy(dtype=np.float64)
+    count = frame["count"].to_numpy(dtype=np.int64)
+    return [
+        Tensor("color", "BYTES", color.shape, color),
+        Tensor("size", "FP64", size.shape, size),
+        Tensor("count", "INT64", count.shape, count),
+    ]
+
+
+def test_registration_keeps_each_features_kind_and_the_models_quality(
+    registry: Registry, shop: ModelVersion
+) -> None:
+    signature = shop.signature
+    assert signature.feature_names == ("color", "size", "count")
+    assert signature.feature_datatypes == ("BYTES", "FP64", "FP64")
+    assert signature.inputs[0].datatype == "BYTES"
+    assert Signature.from_dict(signature.to_dict()) == signature
+    # The model was scored on its reference: the quality that live labels are judged against.
+    assert shop.metadata["reference_metrics"]["accuracy"] > 0.95
+    reference = registry.reference_profile("shop", 1)
+    assert reference is not None
+    color = reference.feature("color")
+    assert color.kind == "categorical"
+    assert set(color.categories) == set(COLORS)
+
+
+async def test_each_feature_sent_in_its_own_kind_gets_the_models_answer(
+    engine: InferenceEngine, shop_files: tuple[Path, Path]
+) -> None:
+    frame = shop_frame(40, seed=1)
+    expected = joblib.load(shop_files[0]).predict_proba(frame)
+    response = await engine.infer("shop", InferenceRequest(inputs=by_feature(frame)))
+    proba = {t.name: t.data for t in response.outputs}["predict_proba"]
+    np.testing.assert_allclose(proba, expected)
+    # The same rows as records and as plain rows, the shapes /predict takes.
+    records = frame.to_dict("records")
+    for request in (request_from_records(records), request_from_rows(frame.values.tolist())):
+        response = await engine.infer("shop", request)
+        answered = {t.name: t.data for t in response.outputs}
+        np.testing.assert_allclose(answered["predict_proba"], expected)
+
+
+async def test_the_metadata_lists_one_input_per_feature_in_its_kind(
+    engine: InferenceEngine,
+) -> None:
+    meta = await engine.metadata("shop")
+    assert [(s.name, s.datatype, s.shape) for s in meta.inputs] == [
+        ("color", "BYTES", (-1,)),
+        ("size", "FP64", (-1,)),
+        ("count", "FP64", (-1,)),
+    ]
+
+
+async def test_a_value_of_the_wrong_kind_is_refused_by_feature_and_row(
+    engine: InferenceEngine,
+) -> None:
+    frame = shop_frame(3, seed=2)
+    cases = {
+        "'color' takes text, but row 1 holds 7": {"color": 7},
+        "'size' takes numbers, but row 1 holds 'big'": {"size": "big"},
+        "'size' holds 1 NaN": {"size": None},
+    }
+    for message, change in cases.items():
+        records = frame.to_dict("records")
+        records[1] |= change
+        with pytest.raises(InvalidInput, match=message):
+            await engine.infer("shop", request_from_records(records))
+    # A table of numbers alone cannot carry the colors.
+    numbers = np.ones((2, 3))
+    with pytest.raises(InvalidInput, match=r"'color' takes text, but row 0 holds 1\.0"):
+        await engine.infer("shop", InferenceRequest(inputs=[Tensor("x", "FP64", (2, 3), numbers)]))
+    # An unknown color is the model's to handle (this one ignores it), not a refusal.
+    records = frame.to_dict("records")
+    records[0]["color"] = "purple"
+    response = await engine.infer("shop", request_from_records(records))
+    assert response.outputs[0].shape == (3,)
+
+
+def test_a_date_feature_or_a_flavor_that_takes_no_text_is_refused(
+    registry: Registry, shop_files: tuple[Path, Path], tmp_path: Path, forest_model_path: Path
+) -> None:
+    model, reference = shop_files
+    dated = pd.read_csv(reference).assign(count=pd.Timestamp("2026-01-01"))
+    with pytest.raises(InvalidInput, match=r"features \['count'\] of the reference data are dates"):
+        register_model(registry, "shop", model, reference=dated, target="bought")
+    # An ONNX graph takes one numeric tensor: it cannot be sent the text.
+    forest = joblib.load(forest_model_path)
+    graph = to_onnx(forest, np.zeros((1, 10), dtype=np.float32))
+    (tmp_path / "forest.onnx").write_bytes(graph.SerializeToString())
+    table = pd.DataFrame(np.zeros((5, 10)), columns=[f"f{i}" for i in range(10)])
+    table["f3"] = "text"
+    with pytest.raises(InvalidInput, match=r"features \['f3'\] of the reference data are text"):
+        register_model(registry, "forest", tmp_path / "forest.onnx", reference=table)
+    assert registry.list_models() == []
+
+
+async def test_a_shifted_text_feature_drifts_alone_and_wrong_labels_raise_concept_drift(
+    registry: Registry, shop: ModelVersion
+) -> None:
+    settings = make_settings(registry, drift_window_rows=400, performance_min_labels=20)
+    engine = InferenceEngine(registry, settings)
+    monitoring = ProcessMonitoring.for_engine(engine, settings)
+    assert monitoring.monitor is not None
+    await engine.start()
+    app = create_app(engine, settings, monitoring)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as client:
+            shifted = shop_frame(400, seed=3).assign(color="purple")
+            ids = []
+            for start in range(0, 400, 20):
+                part = shifted.iloc[start : start + 20].to_dict("records")
+                reply = await client.post("/predict/shop", json={"instances": part})
+                assert reply.status_code == 200, reply.text
+                ids.append(reply.json()["id"])
+            monitoring.monitor.flush()
+            # Labels that say the opposite of every prediction made.
+            for request_id, start in zip(ids, range(0, 400, 20), strict=True):
+                truth = 1 - bought(shifted.iloc[start : start + 20].assign(color="blue"))
+                labels = {"request_id": request_id, "label": truth.tolist()}
+                assert (await client.post("/api/feedback/shop", json=labels)).status_code == 200
+            metrics = (await client.get("/metrics")).text
+            alerts = (await client.get("/api/alerts")).json()["active"]
+    finally:
+        await engine.stop()
+        monitoring.stop()
+    drifted = {
+        line.split('feature="')[1].split('"')[0]: line.endswith(" 1.0")
+        for line in metrics.splitlines()
+        if line.startswith("modelpilot_feature_drifted{")
+    }
+    assert drifted == {"color": True, "size": False, "count": False}
+    rules = {a["rule"]: a["message"] for a in alerts}
+    assert "color" in rules["data_drift"]
+    assert "concept_drift" in rules
