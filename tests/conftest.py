@@ -12,9 +12,12 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
 
 from modelpilot.config import Settings
 from modelpilot.registry.store import Registry
@@ -125,6 +128,39 @@ def labelled_iris(
 def forest_version(registry: Registry, forest_model_path: Path) -> ModelVersion:
     """The diabetes forest registered as ``forest`` version 1, no reference."""
     return register_model(registry, "forest", forest_model_path)
+
+
+COLORS = ["red", "blue", "green"]
+
+
+def shop_frame(rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "color": rng.choice(COLORS, rows),
+            "size": rng.normal(size=rows),
+            "count": rng.integers(0, 5, rows),
+        }
+    )
+
+
+def bought(frame: pd.DataFrame) -> pd.Series:
+    return ((frame["size"] + (frame["color"] == "red")) > 0.5).astype(int)
+
+
+@pytest.fixture(scope="session")
+def shop_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A pipeline that one-hot encodes a text feature (``color``) beside two numbers: its
+    file, and its reference CSV (with the label column ``bought``)."""
+    frame = shop_frame(600, seed=0)
+    encode = ColumnTransformer(
+        [("color", OneHotEncoder(handle_unknown="ignore"), ["color"])], remainder="passthrough"
+    )
+    model = make_pipeline(encode, LogisticRegression()).fit(frame, bought(frame))
+    folder = tmp_path_factory.mktemp("shop")
+    joblib.dump(model, folder / "shop.joblib")
+    frame.assign(bought=bought(frame)).to_csv(folder / "shop.csv", index=False)
+    return folder / "shop.joblib", folder / "shop.csv"
 
 
 @pytest.fixture

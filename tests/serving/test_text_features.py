@@ -16,10 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from skl2onnx import to_onnx
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder
 
 from modelpilot.errors import InvalidInput
 from modelpilot.monitoring.process import ProcessMonitoring
@@ -31,38 +27,7 @@ from modelpilot.registry.types import ModelVersion
 from modelpilot.server.rest import create_app
 from modelpilot.serving.engine import InferenceEngine
 from modelpilot.serving.registration import register_model
-from tests.conftest import make_settings
-
-COLORS = ["red", "blue", "green"]
-
-
-def shop_frame(rows: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(
-        {
-            "color": rng.choice(COLORS, rows),
-            "size": rng.normal(size=rows),
-            "count": rng.integers(0, 5, rows),
-        }
-    )
-
-
-def bought(frame: pd.DataFrame) -> pd.Series:
-    return ((frame["size"] + (frame["color"] == "red")) > 0.5).astype(int)
-
-
-@pytest.fixture(scope="module")
-def shop_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The model file and its reference CSV (with the label column ``bought``)."""
-    frame = shop_frame(600, seed=0)
-    encode = ColumnTransformer(
-        [("color", OneHotEncoder(handle_unknown="ignore"), ["color"])], remainder="passthrough"
-    )
-    model = make_pipeline(encode, LogisticRegression()).fit(frame, bought(frame))
-    folder = tmp_path_factory.mktemp("shop")
-    joblib.dump(model, folder / "shop.joblib")
-    frame.assign(bought=bought(frame)).to_csv(folder / "shop.csv", index=False)
-    return folder / "shop.joblib", folder / "shop.csv"
+from tests.conftest import COLORS, bought, make_settings, shop_frame
 
 
 @pytest.fixture

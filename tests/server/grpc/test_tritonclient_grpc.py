@@ -6,8 +6,10 @@ Every test runs against both fronts: ModelPilot's own HTTP/2 server and grpcio's
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,8 +17,11 @@ import tritonclient.grpc as grpcclient
 from sklearn.linear_model import LogisticRegression
 from tritonclient.utils import InferenceServerException
 
+from modelpilot.registry.store import Registry
 from modelpilot.server.grpc.generated import inference_pb2 as pb
 from modelpilot.server.grpc.generated import inference_pb2_grpc as pb_grpc
+from modelpilot.serving.registration import register_model
+from tests.conftest import shop_frame
 from tests.server.grpc.conftest import GrpcServer
 
 SERVERS = ["native", "grpcio"]
@@ -186,3 +191,26 @@ def test_messages_over_the_limit_are_refused(grpc_server: GrpcServer, kind: str)
         assert client.infer("iris", [rows_input(np.ones((2, 4)))]).as_numpy("predict").shape == (2,)
     finally:
         client.close()
+
+
+def test_a_model_that_takes_text_gets_one_tensor_per_feature(
+    triton: grpcclient.InferenceServerClient,
+    served_registry: Registry,
+    shop_files: tuple[Path, Path],
+) -> None:
+    model, reference = shop_files
+    register_model(served_registry, "shop", model, reference=reference, target="bought")
+    triton.load_model("shop")
+    meta = triton.get_model_metadata("shop")
+    rows = shop_frame(8, seed=4)
+    tensors = []
+    for spec in meta.inputs:  # what the metadata says to send, as a client reads it
+        values = rows[spec.name].to_numpy()
+        values = values.astype(object) if spec.datatype == "BYTES" else values.astype(float)
+        tensor = grpcclient.InferInput(spec.name, [len(rows)], spec.datatype)
+        tensor.set_data_from_numpy(values)
+        tensors.append(tensor)
+    assert [t.name() for t in tensors] == ["color", "size", "count"]
+    result = triton.infer("shop", tensors)
+    expected = joblib.load(model).predict_proba(rows)
+    np.testing.assert_allclose(result.as_numpy("predict_proba"), expected)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,7 +19,8 @@ from tritonclient.utils import InferenceServerException
 from modelpilot.registry.store import Registry
 from modelpilot.server.rest import create_app
 from modelpilot.serving.engine import InferenceEngine
-from tests.conftest import free_port, make_settings
+from modelpilot.serving.registration import register_model
+from tests.conftest import free_port, make_settings, shop_frame
 from tests.server.conftest import LoopThread
 
 
@@ -119,3 +122,28 @@ def test_errors_reach_the_client(triton: httpclient.InferenceServerClient) -> No
     with pytest.raises(InferenceServerException) as missing:
         triton.infer("nope", [iris_input(np.zeros((1, 4)), True)])
     assert missing.value.status() == "404"
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
+def test_a_model_that_takes_text_gets_one_tensor_per_feature(
+    triton: httpclient.InferenceServerClient,
+    served_registry: Registry,
+    shop_files: tuple[Path, Path],
+    binary: bool,
+) -> None:
+    model, reference = shop_files
+    register_model(served_registry, "shop", model, reference=reference, target="bought")
+    triton.load_model("shop")
+    meta = triton.get_model_metadata("shop")
+    rows = shop_frame(8, seed=4)
+    tensors = []
+    for spec in meta["inputs"]:  # what the metadata says to send, as a client reads it
+        values = rows[spec["name"]].to_numpy()
+        values = values.astype(object) if spec["datatype"] == "BYTES" else values.astype(float)
+        tensor = httpclient.InferInput(spec["name"], [len(rows)], spec["datatype"])
+        tensor.set_data_from_numpy(values, binary_data=binary)
+        tensors.append(tensor)
+    assert [t.name() for t in tensors] == ["color", "size", "count"]
+    result = triton.infer("shop", tensors)
+    expected = joblib.load(model).predict_proba(rows)
+    np.testing.assert_allclose(result.as_numpy("predict_proba"), expected)
