@@ -119,8 +119,11 @@ class ProfileBinning:
             if rows.dtype.kind in "fiub":
                 values = rows if self._all_numeric else rows[:, self._columns]
                 values = np.asarray(values, dtype=np.float64)
-            else:
-                values = _to_float(rows[:, self._columns])
+            else:  # rows of numbers beside text: the numbers' columns hold floats
+                try:
+                    values = rows[:, self._columns].astype(np.float64)
+                except (TypeError, ValueError):
+                    values = _to_float(rows[:, self._columns])
             for start in range(0, values.shape[0], CHUNK_ROWS):
                 # Feature by feature (one contiguous row each), as the comparisons run fastest.
                 by_feature = np.ascontiguousarray(values[start : start + CHUNK_ROWS].T)
