@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ from modelpilot.server.grpc.generated import inference_pb2 as pb
 from modelpilot.server.grpc.servicer import InferenceServicer
 from modelpilot.server.rest import create_app
 from modelpilot.serving.engine import InferenceEngine
+from modelpilot.serving.registration import register_model
 from tests.conftest import make_settings
 
 
@@ -43,17 +45,16 @@ async def test_requests_errors_batches_and_state_are_counted(
         await engine.infer("iris", request_from_rows([1.0, 2.0]), transport="grpc")
     ok = {"model": "iris", "version": "1", "transport": "rest", "status": "ok"}
     assert value("modelpilot_requests_total", ok) == 3
-    bad = {"model": "iris", "version": "unknown", "transport": "grpc", "status": "422"}
+    bad = {"model": "iris", "version": "1", "transport": "grpc", "status": "422"}
+    iris = {"model": "iris", "version": "1"}  # refused by the version chosen
     assert value("modelpilot_requests_total", bad) == 1
-    assert value("modelpilot_errors_total", {"model": "iris", "kind": "InvalidInput"}) == 1
-    assert (
-        value("modelpilot_request_duration_seconds_count", {"model": "iris", "transport": "rest"})
-        == 3
-    )
+    assert value("modelpilot_errors_total", {**iris, "kind": "InvalidInput"}) == 1
+    latency = {"model": "iris", "version": "1", "transport": "rest"}
+    assert value("modelpilot_request_duration_seconds_count", latency) == 3
     assert value("modelpilot_inflight_requests", {"model": "iris"}) == 0
     # The first request ran the model; the other two came from the result cache.
-    assert value("modelpilot_batch_size_rows_count", {"model": "iris"}) == 1
-    assert value("modelpilot_queue_duration_seconds_count", {"model": "iris"}) == 1
+    assert value("modelpilot_batch_size_rows_count", {"model": "iris", "version": "1"}) == 1
+    assert value("modelpilot_queue_duration_seconds_count", {"model": "iris", "version": "1"}) == 1
     assert value("modelpilot_result_cache_hits_total") == 2
     assert value("modelpilot_model_loaded", {"model": "iris", "version": "1"}) == 1
     assert value("modelpilot_model_loaded", {"model": "forest", "version": "1"}) == 1
@@ -72,14 +73,16 @@ async def test_requests_for_models_that_do_not_exist_share_one_label(
     value = metrics.registry.get_sample_value
     unknown = {"model": "(unknown)", "version": "unknown", "transport": "rest", "status": "404"}
     assert value("modelpilot_requests_total", unknown) == 3
-    assert value("modelpilot_errors_total", {"model": "(unknown)", "kind": "ModelNotFound"}) == 3
+    unknown_model = {"model": "(unknown)", "version": "unknown", "kind": "ModelNotFound"}
+    assert value("modelpilot_errors_total", unknown_model) == 3
     exposed = generate_latest(metrics.registry).decode()
     assert "made-up" not in exposed and "nope" not in exposed
     assert engine.inflight == {}
     await engine.unload_model("forest")  # a model of ours keeps its name
     with pytest.raises(ModelNotFound, match="was unloaded"):
         await engine.infer("forest", request_from_rows([1.0, 2.0]), transport="rest")
-    assert value("modelpilot_errors_total", {"model": "forest", "kind": "ModelNotFound"}) == 1
+    forest = {"model": "forest", "version": "unknown", "kind": "ModelNotFound"}
+    assert value("modelpilot_errors_total", forest) == 1
 
 
 async def test_metrics_endpoint_serves_the_text_format(
@@ -121,18 +124,17 @@ async def test_requests_whose_bodies_cannot_be_decoded_count_as_failed(
         assert "version" in bad.json()["error"]
     value = metrics.registry.get_sample_value
     rest = {"model": "iris", "version": "unknown", "transport": "rest"}
+    rest_errors = {"model": "iris", "version": "unknown"}
     failed = sum(
         value("modelpilot_requests_total", {**rest, "status": status}) or 0
         for status in ("400", "422")
     )
     assert failed == 3
-    assert value("modelpilot_errors_total", {"model": "iris", "kind": "BadRequest"}) >= 1
-    assert value("modelpilot_errors_total", {"model": "(unknown)", "kind": "ModelNotFound"}) == 1
-    assert value("modelpilot_errors_total", {"model": "iris", "kind": "VersionNotFound"}) == 1
-    assert (
-        value("modelpilot_request_duration_seconds_count", {"model": "iris", "transport": "rest"})
-        == 4
-    )
+    assert value("modelpilot_errors_total", {**rest_errors, "kind": "BadRequest"}) >= 1
+    unknown_model = {"model": "(unknown)", "version": "unknown", "kind": "ModelNotFound"}
+    assert value("modelpilot_errors_total", unknown_model) == 1
+    assert value("modelpilot_errors_total", {**rest_errors, "kind": "VersionNotFound"}) == 1
+    assert value("modelpilot_request_duration_seconds_count", rest) == 4
 
     request = pb.ModelInferRequest(model_name="iris")  # 24 bytes for four 8-byte numbers
     request.inputs.add(name="input-0", datatype="FP64", shape=[1, 4])
@@ -207,13 +209,13 @@ async def test_counts_gathered_on_the_request_path_read_as_prometheus_would_have
         if i == 10:  # a read in between: counts so far are flushed, later ones still add up
             metrics.registry.get_sample_value("modelpilot_requests_total")
 
-    assert histogram(metrics.registry, "modelpilot_request_duration_seconds", model="m") == (
-        histogram(reference, "latency")
-    )
-    assert histogram(metrics.registry, "modelpilot_queue_duration_seconds", model="m") == (
-        histogram(reference, "queue")
-    )
-    assert histogram(metrics.registry, "modelpilot_batch_size_rows", model="m") == (
+    assert histogram(
+        metrics.registry, "modelpilot_request_duration_seconds", model="m", version="1"
+    ) == (histogram(reference, "latency"))
+    assert histogram(
+        metrics.registry, "modelpilot_queue_duration_seconds", model="m", version="1"
+    ) == (histogram(reference, "queue"))
+    assert histogram(metrics.registry, "modelpilot_batch_size_rows", model="m", version="1") == (
         histogram(reference, "rows")
     )
     ok = {"model": "m", "version": "1", "transport": "grpc", "status": "ok"}
@@ -231,3 +233,36 @@ def histogram(registry: CollectorRegistry, name: str, **labels: str) -> dict[str
             if all(sample.labels.get(k) == v for k, v in labels.items()):
                 found[suffix + sample.labels.get("le", "")] = sample.value
     return found
+
+
+async def test_latency_queueing_batches_and_errors_are_told_apart_by_version(
+    served_registry: Registry, iris_model_path: Path
+) -> None:
+    """Two versions of one model side by side (a canary beside its champion): each version's
+    own latency, queueing, batch sizes and errors, not one blend of both."""
+    register_model(served_registry, "iris", iris_model_path)  # version 2
+    engine = InferenceEngine(served_registry, make_settings(served_registry))
+    metrics = ProcessMonitoring.for_engine(engine)
+    await engine.start()
+    try:
+        for version, count in (("1", 2), ("2", 3)):
+            for _ in range(count):
+                row = request_from_rows([5.1, 3.5, 1.4, 0.2])
+                await engine.infer("iris", row, version=version, transport="rest")
+        with pytest.raises(InvalidInput):
+            await engine.infer("iris", request_from_rows([1.0]), version="2", transport="rest")
+    finally:
+        await engine.stop()
+        metrics.stop()
+    value = metrics.registry.get_sample_value
+    for version, count in (("1", 2), ("2", 4)):
+        latency = {"model": "iris", "version": version, "transport": "rest"}
+        assert value("modelpilot_request_duration_seconds_count", latency) == count
+    for version, calls in (("1", 2), ("2", 3)):
+        labels = {"model": "iris", "version": version}
+        assert value("modelpilot_batch_size_rows_count", labels) == calls
+        assert value("modelpilot_queue_duration_seconds_count", labels) == calls
+    errors = {"model": "iris", "version": "2", "kind": "InvalidInput"}
+    assert value("modelpilot_errors_total", errors) == 1
+    failed = {"model": "iris", "version": "2", "transport": "rest", "status": "422"}
+    assert value("modelpilot_requests_total", failed) == 1

@@ -92,9 +92,9 @@ class ServiceMetrics(InferenceObserver):
         # Prometheus objects: at least every FLUSH_SECONDS, and whenever a registry that
         # shows them is read (flush_when_read, first in it).
         self._requests: dict[tuple[str, str, str, str], int] = {}
-        self._latency: dict[tuple[str, str], _Tally] = {}
-        self._queue: dict[str, _Tally] = {}
-        self._batch_rows: dict[str, _Tally] = {}
+        self._latency: dict[tuple[str, str, str], _Tally] = {}
+        self._queue: dict[tuple[str, str], _Tally] = {}
+        self._batch_rows: dict[tuple[str, str], _Tally] = {}
         self._flush_due = False
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -109,34 +109,34 @@ class ServiceMetrics(InferenceObserver):
         self.latency = Histogram(
             "modelpilot_request_duration_seconds",
             "Time from a request reaching the engine to its answer.",
-            ["model", "transport"],
+            ["model", "version", "transport"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.queue = Histogram(
             "modelpilot_queue_duration_seconds",
             "Time a request waited for its batch to start.",
-            ["model"],
+            ["model", "version"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.batch_rows = Histogram(
             "modelpilot_batch_size_rows",
             "Rows per model call.",
-            ["model"],
+            ["model", "version"],
             buckets=BATCH_BUCKETS,
             registry=r,
         )
         self.errors = Counter(
             "modelpilot_errors",
             "Failed requests by kind of error.",
-            ["model", "kind"],
+            ["model", "version", "kind"],
             registry=r,
         )
         self.timeouts = Counter(
             "modelpilot_timeouts",
             "Requests that ran past their deadline.",
-            ["model"],
+            ["model", "version"],
             registry=r,
         )
         started = time.time()
@@ -165,26 +165,26 @@ class ServiceMetrics(InferenceObserver):
     ) -> None:
         key = (model, version, transport, status)
         self._requests[key] = self._requests.get(key, 0) + 1
-        tally = self._latency.get((model, transport))
+        tally = self._latency.get((model, version, transport))
         if tally is None:
-            tally = self._latency[(model, transport)] = _Tally(LATENCY_BUCKETS)
+            tally = self._latency[(model, version, transport)] = _Tally(LATENCY_BUCKETS)
         tally.add(seconds)
         if error is not None:
-            self.errors.labels(model, error).inc()
+            self.errors.labels(model, version, error).inc()
             if error == "InferenceTimeout":
-                self.timeouts.labels(model).inc()
+                self.timeouts.labels(model, version).inc()
         if not self._flush_due:
             self._schedule_flush()
 
     def batch_finished(
         self, model: str, version: str, rows: int, queue_seconds: Sequence[float]
     ) -> None:
-        rows_tally = self._batch_rows.get(model)
+        rows_tally = self._batch_rows.get((model, version))
         if rows_tally is None:
-            rows_tally = self._batch_rows[model] = _Tally(BATCH_BUCKETS)
-            self._queue[model] = _Tally(LATENCY_BUCKETS)
+            rows_tally = self._batch_rows[(model, version)] = _Tally(BATCH_BUCKETS)
+            self._queue[(model, version)] = _Tally(LATENCY_BUCKETS)
         rows_tally.add(rows)
-        queue = self._queue[model]
+        queue = self._queue[(model, version)]
         for seconds in queue_seconds:
             queue.add(seconds)
         if not self._flush_due:
@@ -199,12 +199,12 @@ class ServiceMetrics(InferenceObserver):
         requests, self._requests = self._requests, {}
         for key, count in requests.items():
             self.requests.labels(*key).inc(count)
-        for (model, transport), tally in self._latency.items():
-            tally.flush_into(self.latency.labels(model, transport))
-        for model, tally in self._queue.items():
-            tally.flush_into(self.queue.labels(model))
-        for model, tally in self._batch_rows.items():
-            tally.flush_into(self.batch_rows.labels(model))
+        for series, tally in self._latency.items():
+            tally.flush_into(self.latency.labels(*series))
+        for (model, version), tally in self._queue.items():
+            tally.flush_into(self.queue.labels(model, version))
+        for (model, version), tally in self._batch_rows.items():
+            tally.flush_into(self.batch_rows.labels(model, version))
 
     def flush_when_read(self, registry: CollectorRegistry) -> None:
         """Flush whenever ``registry`` is collected, before the collectors registered after

@@ -164,9 +164,10 @@ class InferenceEngine:
         started = time.perf_counter()
         status, error, answered, label = "ok", None, "unknown", model
         try:
-            response = await self._infer(model, request, version)
-            answered = response.model_version
-            return response
+            loaded = await self.get_model(model, version)
+            # From here on, a failure is the chosen version's (a canary's errors are its own).
+            answered = str(loaded.version.version)
+            return await self._answer(loaded, request)
         except ModelPilotError as exc:
             status, error = str(exc.http_status), type(exc).__name__
             if isinstance(exc, ModelNotFound):
@@ -245,7 +246,9 @@ class InferenceEngine:
     async def _infer(
         self, model: str, request: InferenceRequest, version: str | None
     ) -> InferenceResponse:
-        loaded = await self.get_model(model, version)
+        return await self._answer(await self.get_model(model, version), request)
+
+    async def _answer(self, loaded: LoadedModel, request: InferenceRequest) -> InferenceResponse:
         signature = loaded.version.signature
         batch = assemble_batch(signature, request.inputs)
         names = requested_outputs(signature, request.outputs)
