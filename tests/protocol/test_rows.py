@@ -32,6 +32,7 @@ def test_null_becomes_nan_and_strings_become_bytes() -> None:
         ({"a": 1}, "non-empty list"),
         ([[1, 2], [3]], "same length"),
         ([[[1]], [[2]]], "3 dimensions"),
+        ([["a", {"b": 1}]], "plain values"),
     ],
 )
 def test_bad_rows(rows: object, message: str) -> None:

@@ -107,7 +107,9 @@ async def test_a_value_of_the_wrong_kind_is_refused_by_feature_and_row(
     cases = {
         "'color' takes text, but row 1 holds 7": {"color": 7},
         "'size' takes numbers, but row 1 holds 'big'": {"size": "big"},
-        "'size' holds 1 NaN": {"size": None},
+        "'size' holds 1 NaN": {"size": None},  # as in a model that takes numbers alone
+        "'color' is missing \\(null\\) in row 1": {"color": None},
+        "instance 1 gives 'color' a list": {"color": ["red"]},
     }
     for message, change in cases.items():
         records = frame.to_dict("records")

@@ -55,6 +55,12 @@ def tensors_from_records(records: Sequence[Mapping[str, Any]]) -> list[Tensor]:
             )
     tensors = []
     for name in names:
+        for i, record in enumerate(records):
+            if isinstance(record[name], list | dict):
+                raise InvalidInput(
+                    f"instance {i} gives {name!r} a {type(record[name]).__name__}; give each "
+                    "feature one plain value (a number, a string or null)"
+                )
         column = tensor_from_rows([[r[name]] for r in records], name)
         data = column.data[:, 0]
         tensors.append(Tensor(name, column.datatype, (data.shape[0],), data))
@@ -81,7 +87,9 @@ def _coerce_objects(array: np.ndarray) -> np.ndarray:
             array.shape
         )
     if any(isinstance(v, list | dict) for v in flat):
-        raise InvalidInput('"data" rows must hold plain values (numbers or strings), not lists')
+        raise InvalidInput(
+            '"data" rows must hold plain values (numbers or strings), not lists or objects'
+        )
     out = np.empty(flat.shape, dtype=object)
     out[:] = [v.encode() if isinstance(v, str) else v for v in flat]
     return out.reshape(array.shape)

@@ -6,6 +6,7 @@ the model takes, once, with messages that say what to send instead.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -143,6 +144,10 @@ def _texts(name: str, column: np.ndarray) -> np.ndarray:
                 raise InvalidInput(
                     f"feature {name!r}, row {i}: the bytes are not UTF-8 text"
                 ) from None
+        elif value is None or (isinstance(value, float) and value != value):
+            raise InvalidInput(
+                f"feature {name!r} is missing (null) in row {i}, and the model takes text there"
+            )
         elif not isinstance(value, str):
             raise InvalidInput(
                 f"feature {name!r} takes text, but row {i} holds {value!r}; send a string "
@@ -158,6 +163,8 @@ def _numbers_in_text(name: str, column: np.ndarray) -> np.ndarray:
     for i, value in enumerate(column.tolist()):
         if isinstance(value, bytes):
             value = value.decode(errors="replace")
+        elif value is None:  # null, as in a column of numbers alone
+            value = math.nan
         try:
             out[i] = float(value)
         except (TypeError, ValueError):
