@@ -94,9 +94,9 @@ async def test_the_metadata_lists_one_input_per_feature_in_its_kind(
 ) -> None:
     meta = await engine.metadata("shop")
     assert [(s.name, s.datatype, s.shape) for s in meta.inputs] == [
-        ("color", "BYTES", (-1,)),
-        ("size", "FP64", (-1,)),
-        ("count", "FP64", (-1,)),
+        ("color", "BYTES", (-1, 1)),
+        ("size", "FP64", (-1, 1)),
+        ("count", "FP64", (-1, 1)),
     ]
 
 

@@ -63,10 +63,11 @@ class Signature:
 
     @property
     def feature_inputs(self) -> tuple[TensorSpec, ...]:
-        """The tensors a caller sends one per feature: each feature by name, ``[-1]``."""
+        """The tensors a caller sends one per feature: each feature by name, a column of one
+        value per row, ``[-1, 1]`` (``[rows]`` is taken as well)."""
         names = self.feature_names or ()
         kinds = self.feature_datatypes or (self.inputs[0].datatype,) * len(names)
-        return tuple(TensorSpec(n, k, (-1,)) for n, k in zip(names, kinds, strict=True))
+        return tuple(TensorSpec(n, k, (-1, 1)) for n, k in zip(names, kinds, strict=True))
 
     def output(self, name: str) -> TensorSpec | None:
         for spec in self.outputs:

@@ -51,6 +51,8 @@ class ModelMetadata:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     feature_names: tuple[str, ...] | None
+    batching: BatchingPolicy
+    """How the version's requests are batched (the largest batch, the longest wait)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +380,7 @@ class InferenceEngine:
             ),
             outputs=mv.signature.outputs,
             feature_names=mv.signature.feature_names,
+            batching=batching_policy(self.settings, mv),
         )
 
     async def check(self, model: str, version: str | None = None) -> None:

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import tritonclient.grpc as grpcclient
 from sklearn.linear_model import LogisticRegression
+from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.utils import InferenceServerException
 
 from modelpilot.registry.store import Registry
@@ -214,3 +215,22 @@ def test_a_model_that_takes_text_gets_one_tensor_per_feature(
     result = triton.infer("shop", tensors)
     expected = joblib.load(model).predict_proba(rows)
     np.testing.assert_allclose(result.as_numpy("predict_proba"), expected)
+
+
+def test_model_config_says_what_triton_tools_read(
+    triton: grpcclient.InferenceServerClient,
+) -> None:
+    """Read with Triton's own message definitions: the field numbers are Triton's."""
+    config = triton.get_model_config("iris").config
+    assert config.max_batch_size == 64
+    assert [(i.name, i.data_type, list(i.dims)) for i in config.input] == [
+        ("input-0", mc.TYPE_FP64, [4])
+    ]
+    assert [(o.name, o.data_type, list(o.dims)) for o in config.output] == [
+        ("predict", mc.TYPE_INT64, [1]),
+        ("predict_proba", mc.TYPE_FP64, [3]),
+    ]
+    assert config.output[0].HasField("reshape") and list(config.output[0].reshape.shape) == []
+    assert config.backend == "sklearn"
+    with pytest.raises(InferenceServerException, match="no model named 'nope'"):
+        triton.get_model_config("nope")

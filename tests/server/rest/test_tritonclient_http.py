@@ -147,3 +147,19 @@ def test_a_model_that_takes_text_gets_one_tensor_per_feature(
     result = triton.infer("shop", tensors)
     expected = joblib.load(model).predict_proba(rows)
     np.testing.assert_allclose(result.as_numpy("predict_proba"), expected)
+
+
+def test_model_config_says_what_triton_tools_read(triton: httpclient.InferenceServerClient) -> None:
+    config = triton.get_model_config("iris")
+    assert config["max_batch_size"] == 64  # the batcher's largest batch
+    assert config["input"] == [{"name": "input-0", "data_type": "TYPE_FP64", "dims": [4]}]
+    predict, proba = config["output"]
+    assert (predict["data_type"], predict["dims"], predict["reshape"]) == (
+        "TYPE_INT64",
+        [1],
+        {"shape": []},  # one value per row, as Triton writes it
+    )
+    assert (proba["data_type"], proba["dims"]) == ("TYPE_FP64", [3])
+    assert triton.get_model_config("iris", "1") == config
+    with pytest.raises(InferenceServerException, match="no model named 'nope'"):
+        triton.get_model_config("nope")

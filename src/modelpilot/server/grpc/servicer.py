@@ -6,15 +6,17 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
+from google.protobuf import json_format
 from google.protobuf.message import Message
 
 import modelpilot
 from modelpilot.errors import ModelPilotError
+from modelpilot.protocol.model_config import model_config
 from modelpilot.server.grpc import codec
 from modelpilot.server.grpc.generated import inference_pb2 as pb
 from modelpilot.serving.engine import InferenceEngine
 
-EXTENSIONS = ["model_repository"]
+EXTENSIONS = ["model_repository", "model_configuration"]
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
 
 
@@ -88,6 +90,18 @@ class InferenceServicer:
             request.model_name, inference, request.model_version or None, transport="grpc"
         )
         return codec.encode_response(result)
+
+    async def ModelConfig(self, request: pb.ModelConfigRequest) -> pb.ModelConfigResponse:
+        meta = await self.engine.metadata(request.name, request.version or None)
+        config = model_config(
+            meta.name,
+            meta.platform,
+            meta.inputs,
+            meta.outputs,
+            meta.batching.max_batch_size,
+            meta.batching.max_latency,
+        )
+        return pb.ModelConfigResponse(config=json_format.ParseDict(config, pb.ModelConfig()))
 
     async def RepositoryIndex(
         self, request: pb.RepositoryIndexRequest

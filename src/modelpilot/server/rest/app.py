@@ -9,7 +9,7 @@ import modelpilot
 from modelpilot import dashboard
 from modelpilot.config import Settings
 from modelpilot.monitoring.process import ProcessMonitoring
-from modelpilot.server.rest import api, metrics, predict, v2
+from modelpilot.server.rest import api, metrics, predict, triton, v2
 from modelpilot.server.rest.errors import install_error_handlers
 from modelpilot.server.rest.fastpath import InferenceFastPath
 from modelpilot.server.rest.limits import BodyLimit
@@ -49,6 +49,7 @@ def create_api(
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.include_router(v2.router)
+    app.include_router(triton.router)
     app.include_router(predict.router)
     app.include_router(metrics.router)
     app.include_router(api.router)
