@@ -195,6 +195,7 @@ async def test_counts_gathered_on_the_request_path_read_as_prometheus_would_have
     latency = Histogram("latency", "", buckets=LATENCY_BUCKETS, registry=reference)
     queue = Histogram("queue", "", buckets=LATENCY_BUCKETS, registry=reference)
     rows = Histogram("rows", "", buckets=BATCH_BUCKETS, registry=reference)
+    compute = Histogram("compute", "", buckets=LATENCY_BUCKETS, registry=reference)
     # Values on bucket bounds, between them, past the last one, and zero.
     seconds = [0.0, 0.0001, 0.00011, 0.001, 0.0042, 1.0, 30.0, 31.0] * 3
     for i, value in enumerate(seconds):
@@ -202,8 +203,11 @@ async def test_counts_gathered_on_the_request_path_read_as_prometheus_would_have
         latency.observe(value)
         if i % 4 == 0:
             batch = seconds[i : i + 4]
-            metrics.batch_finished("m", "1", len(batch) * 300, batch)
+            call = 2.0 ** -(i % 11)  # sums of these are exact, in any order
+            metrics.batch_finished("m", "1", len(batch) * 300, batch, call)
             rows.observe(len(batch) * 300)
+            for _ in batch:  # the call's time, once for each request it ran
+                compute.observe(call)
             for value in batch:
                 queue.observe(value)
         if i == 10:  # a read in between: counts so far are flushed, later ones still add up
@@ -218,6 +222,9 @@ async def test_counts_gathered_on_the_request_path_read_as_prometheus_would_have
     assert histogram(metrics.registry, "modelpilot_batch_size_rows", model="m", version="1") == (
         histogram(reference, "rows")
     )
+    assert histogram(
+        metrics.registry, "modelpilot_model_call_duration_seconds", model="m", version="1"
+    ) == (histogram(reference, "compute"))
     ok = {"model": "m", "version": "1", "transport": "grpc", "status": "ok"}
     assert metrics.registry.get_sample_value("modelpilot_requests_total", ok) == len(seconds)
 
@@ -262,6 +269,8 @@ async def test_latency_queueing_batches_and_errors_are_told_apart_by_version(
         labels = {"model": "iris", "version": version}
         assert value("modelpilot_batch_size_rows_count", labels) == calls
         assert value("modelpilot_queue_duration_seconds_count", labels) == calls
+        assert value("modelpilot_model_call_duration_seconds_count", labels) == calls
+        assert value("modelpilot_model_call_duration_seconds_sum", labels) > 0
     errors = {"model": "iris", "version": "2", "kind": "InvalidInput"}
     assert value("modelpilot_errors_total", errors) == 1
     failed = {"model": "iris", "version": "2", "transport": "rest", "status": "422"}

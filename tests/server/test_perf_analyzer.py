@@ -1,6 +1,7 @@
 """Triton's own load generator, ``perf_analyzer`` (it comes with tritonclient), measures a real
 ``modelpilot serve`` over HTTP and gRPC: it reads each model's configuration and metadata,
-makes up inputs from them (strings included), and sends them, without an error.
+makes up inputs from them (strings included), sends them without an error, and reads the
+server's side of the measurement from the statistics extension.
 
 The binary needs two shared libraries that tritonclient does not bring: libb64 (Debian's
 ``libb64-0d``) and the CUDA runtime's libcudart (``pip install nvidia-cuda-runtime-cu12``; it
@@ -111,3 +112,6 @@ def test_perf_analyzer_measures_the_server(
     assert "error" not in output.lower(), output
     throughput = re.search(r"Throughput: ([\d.]+) infer/sec", output)
     assert throughput is not None and float(throughput.group(1)) > 0, output
+    # The server's side, from the statistics extension: the queue and the model's share.
+    server_side = re.search(r"queue (\d+) usec .* compute infer (\d+) usec", output)
+    assert server_side is not None and int(server_side.group(2)) > 0, output

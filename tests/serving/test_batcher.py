@@ -363,3 +363,27 @@ async def test_after_a_moment_of_company_calls_on_the_loop_wait_for_requests_on_
     assert model.sizes == [2]
     assert model.threads[-1] == threading.get_ident()
     await clients.batcher.close()
+
+
+def test_queue_times_are_measured_finer_than_uvloops_clock() -> None:
+    """uvloop's loop.time() moves in whole milliseconds: queue times read from it were 0 or
+    1 ms, never the microseconds a request really waits."""
+    import uvloop
+
+    told: list[tuple[int, list[float], float]] = []
+
+    async def main() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = AdaptiveBatcher(DoublingModel(), pool, BatchingPolicy(max_batch_size=8))
+            batcher.listen(lambda rows, waits, seconds: told.append((rows, waits, seconds)), None)
+            for _ in range(20):
+                await batcher.enqueue(rows(1.0), ["y"])  # one at a time: a lone wait each
+            batcher.cancel()
+
+    runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    with runner:
+        runner.run(main())
+    waits = [w for _, batch_waits, _ in told for w in batch_waits]
+    assert len(waits) == 20
+    assert all(w > 0 for w in waits), waits  # on uvloop's clock, most were exactly 0
+    assert all(seconds > 0 for _, _, seconds in told)

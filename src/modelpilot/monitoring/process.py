@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
@@ -19,6 +20,7 @@ from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.performance import PerformanceThresholds
 from modelpilot.monitoring.service import EngineCollector, ServiceMetrics
 from modelpilot.monitoring.siblings import SiblingCollector, WorkerExchange, prometheus_dir
+from modelpilot.monitoring.statistics import VersionStatistics, version_statistics
 from modelpilot.monitoring.system import SystemCollector
 from modelpilot.monitoring.tap import LocalTap, Tap
 from modelpilot.monitoring.tap_process import TapProcess, TapSpec
@@ -97,6 +99,8 @@ class ProcessMonitoring:
     """Model monitoring, alerts and the inference log; None when ``settings.monitoring`` is off."""
     exchange: WorkerExchange | None = None
     interval: float = 2.0
+    shared: MultiProcessCollector | None = None
+    """With worker processes: every worker's counters and histograms, summed."""
     _publisher: threading.Thread | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
 
@@ -111,13 +115,13 @@ class ProcessMonitoring:
         """
         settings = settings or engine.settings
         local = CollectorRegistry(auto_describe=True)
-        exchange = None
+        exchange = shared = None
         if settings.worker_dir is not None:
             exchange = WorkerExchange(settings.worker_dir, settings.worker_index, local)
             service = ServiceMetrics(CollectorRegistry(), process_registry=local)
             scrape = CollectorRegistry()
             service.flush_when_read(scrape)  # this worker's counts into the shared files first
-            MultiProcessCollector(scrape, path=str(prometheus_dir(settings.worker_dir)))  # type: ignore[no-untyped-call]
+            shared = MultiProcessCollector(scrape, path=str(prometheus_dir(settings.worker_dir)))  # type: ignore[no-untyped-call]
             scrape.register(SiblingCollector(exchange))
         else:
             scrape = local
@@ -130,7 +134,15 @@ class ProcessMonitoring:
             monitor = _monitor(engine, settings, exchange)
             scrape.register(ModelCollector(monitor))
             monitor.watch(engine)
-        return cls(scrape, service, monitor, exchange, settings.monitor_interval_seconds)
+        return cls(scrape, service, monitor, exchange, settings.monitor_interval_seconds, shared)
+
+    def statistics(self, served: Iterable[tuple[str, str]] = ()) -> list[VersionStatistics]:
+        """Each version's statistics (Triton's extension), over every worker; call it on the
+        thread that serves, as it flushes this process's counts."""
+        if self.shared is None:
+            return version_statistics(self.service.families(), served)
+        self.service.flush()
+        return version_statistics(self.shared.collect(), served)  # type: ignore[no-untyped-call]
 
     def start(self) -> None:
         if self.monitor is not None:

@@ -8,7 +8,7 @@ from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -95,6 +95,8 @@ class ServiceMetrics(InferenceObserver):
         self._latency: dict[tuple[str, str, str], _Tally] = {}
         self._queue: dict[tuple[str, str], _Tally] = {}
         self._batch_rows: dict[tuple[str, str], _Tally] = {}
+        self._compute: dict[tuple[str, str], _Tally] = {}
+        self._failed_seconds: dict[tuple[str, str], float] = {}
         self._flush_due = False
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -126,6 +128,27 @@ class ServiceMetrics(InferenceObserver):
             ["model", "version"],
             buckets=BATCH_BUCKETS,
             registry=r,
+        )
+        self.compute = Histogram(
+            "modelpilot_model_call_duration_seconds",
+            "Time the model call that ran a request took (a batch's call, counted once for "
+            "each request in it).",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.failed_seconds = Counter(
+            "modelpilot_failed_request_duration_seconds",
+            "Time that failed requests took, in all (their share of the request duration's sum).",
+            ["model", "version"],
+            registry=r,
+        )
+        self.last_request = Gauge(
+            "modelpilot_last_request_time_seconds",
+            "When the version last answered a request (Unix time, to within a second).",
+            ["model", "version"],
+            registry=r,
+            multiprocess_mode="max",
         )
         self.errors = Counter(
             "modelpilot_errors",
@@ -165,6 +188,9 @@ class ServiceMetrics(InferenceObserver):
     ) -> None:
         key = (model, version, transport, status)
         self._requests[key] = self._requests.get(key, 0) + 1
+        if status != "ok":
+            series = (model, version)
+            self._failed_seconds[series] = self._failed_seconds.get(series, 0.0) + seconds
         tally = self._latency.get((model, version, transport))
         if tally is None:
             tally = self._latency[(model, version, transport)] = _Tally(LATENCY_BUCKETS)
@@ -177,13 +203,22 @@ class ServiceMetrics(InferenceObserver):
             self._schedule_flush()
 
     def batch_finished(
-        self, model: str, version: str, rows: int, queue_seconds: Sequence[float]
+        self,
+        model: str,
+        version: str,
+        rows: int,
+        queue_seconds: Sequence[float],
+        seconds: float,
     ) -> None:
         rows_tally = self._batch_rows.get((model, version))
         if rows_tally is None:
             rows_tally = self._batch_rows[(model, version)] = _Tally(BATCH_BUCKETS)
             self._queue[(model, version)] = _Tally(LATENCY_BUCKETS)
+            self._compute[(model, version)] = _Tally(LATENCY_BUCKETS)
         rows_tally.add(rows)
+        compute = self._compute[(model, version)]
+        for _ in queue_seconds:  # each request in the batch waited for the whole call
+            compute.add(seconds)
         queue = self._queue[(model, version)]
         for seconds in queue_seconds:
             queue.add(seconds)
@@ -197,14 +232,36 @@ class ServiceMetrics(InferenceObserver):
         """
         self._flush_due = False
         requests, self._requests = self._requests, {}
+        now = time.time()
         for key, count in requests.items():
             self.requests.labels(*key).inc(count)
+        for model, version in {key[:2] for key in requests}:
+            self.last_request.labels(model, version).set(now)
+        failed, self._failed_seconds = self._failed_seconds, {}
+        for (model, version), seconds in failed.items():
+            self.failed_seconds.labels(model, version).inc(seconds)
         for series, tally in self._latency.items():
             tally.flush_into(self.latency.labels(*series))
         for (model, version), tally in self._queue.items():
             tally.flush_into(self.queue.labels(model, version))
         for (model, version), tally in self._batch_rows.items():
             tally.flush_into(self.batch_rows.labels(model, version))
+        for (model, version), tally in self._compute.items():
+            tally.flush_into(self.compute.labels(model, version))
+
+    def families(self) -> Iterator[Metric]:
+        """This process's service metrics alone (flushed first), as a registry collects them."""
+        self.flush()
+        for metric in (
+            self.requests,
+            self.latency,
+            self.failed_seconds,
+            self.last_request,
+            self.queue,
+            self.batch_rows,
+            self.compute,
+        ):
+            yield from metric.collect()
 
     def flush_when_read(self, registry: CollectorRegistry) -> None:
         """Flush whenever ``registry`` is collected, before the collectors registered after

@@ -78,7 +78,9 @@ async def serve_async(
         )
         server = _Server(config)
         if settings.grpc_port:
-            grpc_server, grpc_port = create_grpc_server(engine, settings, reuse_port=reuse_port)
+            grpc_server, grpc_port = create_grpc_server(
+                engine, settings, reuse_port=reuse_port, monitoring=monitoring
+            )
             await grpc_server.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

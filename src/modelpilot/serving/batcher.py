@@ -76,8 +76,9 @@ STALL_SLACK = 20e-6
 """Seconds of wall time beyond twice its CPU time that a call on the loop may take."""
 
 Predict = Callable[[Batch, list[str]], dict[str, np.ndarray]]
-OnBatch = Callable[[int, list[float]], None]
-"""Told as each model call starts: its rows, and how long each caller waited in the queue."""
+OnBatch = Callable[[int, list[float], float], None]
+"""Told as each batch has run: its rows, how long each caller waited in the queue, and the
+seconds its model call took (with the calls of its requests alone, if one of them broke it)."""
 Predicted = Callable[[list[str], list[int], Batch, dict[str, np.ndarray]], None]
 """Told after each successful model call: the callers' tags, their row counts, the inputs
 and the outputs of the call (all rows, in the callers' order; a caller that gave up while
@@ -177,7 +178,7 @@ class AdaptiveBatcher:
                 retry_after=1.0,
             )
         loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = time.perf_counter()  # (uvloop's loop.time() moves in whole milliseconds)
         if self._in_flight is not None:
             held = self._in_flight()
             if held >= self._peak or now - self._peak_at > PEAK_WINDOW:
@@ -245,7 +246,7 @@ class AdaptiveBatcher:
         """Let the loop turn a few times while other clients are active (module docstring)."""
         if self._in_flight is None:
             return
-        now = asyncio.get_running_loop().time()
+        now = time.perf_counter()
         peak = self._peak if now - self._peak_at <= PEAK_WINDOW else 0
         held = self._in_flight()
         busy = peak > 1 or (self._last_callers > 1 and now - self._last_finish < BUSY_GAP)
@@ -259,7 +260,7 @@ class AdaptiveBatcher:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running -= 1
-        self._last_finish = asyncio.get_running_loop().time()
+        self._last_finish = time.perf_counter()
         if not task.cancelled() and task.exception() is not None:
             logger.error("batch task failed", exc_info=task.exception())
         if self._wakeup is not None:
@@ -290,12 +291,20 @@ class AdaptiveBatcher:
         if not items:
             return
         loop = asyncio.get_running_loop()
-        if self._on_batch is not None:
-            now = loop.time()
+        if self._on_batch is None:
+            await self._run_batch(loop, items)
+            return
+        started = time.perf_counter()
+        waits = [started - i.queued_at for i in items]
+        try:
+            await self._run_batch(loop, items)
+        finally:
             try:
-                self._on_batch(sum(i.rows for i in items), [now - i.queued_at for i in items])
+                self._on_batch(sum(i.rows for i in items), waits, time.perf_counter() - started)
             except Exception:
                 logger.exception("batch observer failed")
+
+    async def _run_batch(self, loop: asyncio.AbstractEventLoop, items: list[_Item]) -> None:
         outputs = list(items[0].outputs)
         if len(items) == 1:
             await self._run_one(loop, items[0], outputs)

@@ -332,8 +332,8 @@ class InferenceEngine:
         listens to, so that a call pays for none."""
         name, number = version.model, str(version.version)
 
-        def on_batch(rows: int, waits: list[float]) -> None:
-            self._notify("batch_finished", name, number, rows, waits)
+        def on_batch(rows: int, waits: list[float], seconds: float) -> None:
+            self._notify("batch_finished", name, number, rows, waits, seconds)
 
         def on_predicted(
             ids: list[str],

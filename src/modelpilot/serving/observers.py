@@ -30,9 +30,16 @@ class InferenceObserver:
         """One request is answered; ``status`` is ``ok`` or the error's HTTP status."""
 
     def batch_finished(
-        self, model: str, version: str, rows: int, queue_seconds: Sequence[float]
+        self,
+        model: str,
+        version: str,
+        rows: int,
+        queue_seconds: Sequence[float],
+        seconds: float,
     ) -> None:
-        """One model call ran ``rows`` rows; each request in it waited that long in the queue."""
+        """One batch of ``rows`` rows ran in ``seconds`` (its model call, or the calls that
+        ran its requests one by one when one of them broke it); each request in it had
+        waited that long in the queue."""
 
     def predicted(
         self,

@@ -33,6 +33,9 @@ CALLS: list[tuple[str, str, Any, int]] = [
     ("GET", "/v2/models/nope/config", None, 404),
     ("GET", "/v2/models/iris/versions/1/config", None, 200),
     ("GET", "/v2/models/iris/versions/a,b/config", None, 400),
+    ("GET", "/v2/models/stats", None, 404),  # this app keeps no metrics
+    ("GET", "/v2/models/iris/stats", None, 404),
+    ("GET", "/v2/models/iris/versions/1/stats", None, 404),
     ("POST", "/v2/models/iris/infer", {"id": "a", "inputs": [TENSOR]}, 200),
     ("POST", "/v2/models/iris/versions/1/infer", {"inputs": [TENSOR]}, 200),
     ("POST", "/v2/models/iris/infer", b"{not json", 400),

@@ -15,6 +15,7 @@ import socket
 from typing import Any, Protocol
 
 from modelpilot.config import Settings
+from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.server.grpc.calls import GrpcCalls
 from modelpilot.server.grpc.errors import status_of
 from modelpilot.server.grpc.http2 import Http2Connection
@@ -37,13 +38,14 @@ def create_grpc_server(
     host: str | None = None,
     port: int | None = None,
     reuse_port: bool = False,
+    monitoring: ProcessMonitoring | None = None,
 ) -> tuple[GrpcServer, int]:
     """A bound, not yet started, server; port 0 picks a free one (returned).
 
     ``reuse_port`` lets worker processes bind the same port; the kernel spreads the
     connections among them.
     """
-    servicer = InferenceServicer(engine)
+    servicer = InferenceServicer(engine, monitoring)
     sock = bind_socket(
         host or settings.host, settings.grpc_port if port is None else port, reuse_port
     )

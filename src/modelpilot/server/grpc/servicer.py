@@ -11,12 +11,14 @@ from google.protobuf.message import Message
 
 import modelpilot
 from modelpilot.errors import ModelPilotError
+from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.protocol.model_config import model_config
 from modelpilot.server.grpc import codec
 from modelpilot.server.grpc.generated import inference_pb2 as pb
+from modelpilot.server.statistics import statistics
 from modelpilot.serving.engine import InferenceEngine
 
-EXTENSIONS = ["model_repository", "model_configuration"]
+EXTENSIONS = ["model_repository", "model_configuration", "statistics"]
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
 
 
@@ -47,8 +49,11 @@ class InferenceServicer:
     Errors are raised as ``ModelPilotError``; the server in front maps them to statuses.
     """
 
-    def __init__(self, engine: InferenceEngine) -> None:
+    def __init__(
+        self, engine: InferenceEngine, monitoring: ProcessMonitoring | None = None
+    ) -> None:
         self.engine = engine
+        self.monitoring = monitoring
 
     async def ServerLive(self, request: pb.ServerLiveRequest) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=self.engine.live)
@@ -102,6 +107,14 @@ class InferenceServicer:
             meta.batching.max_latency,
         )
         return pb.ModelConfigResponse(config=json_format.ParseDict(config, pb.ModelConfig()))
+
+    async def ModelStatistics(
+        self, request: pb.ModelStatisticsRequest
+    ) -> pb.ModelStatisticsResponse:
+        found = await statistics(
+            self.engine, self.monitoring, request.name or None, request.version or None
+        )
+        return json_format.ParseDict({"model_stats": found}, pb.ModelStatisticsResponse())
 
     async def RepositoryIndex(
         self, request: pb.RepositoryIndexRequest

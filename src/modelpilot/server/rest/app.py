@@ -48,8 +48,8 @@ def create_api(
     app.state.monitoring = monitoring
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.include_router(triton.router)  # first: /v2/models/stats is not a model's metadata
     app.include_router(v2.router)
-    app.include_router(triton.router)
     app.include_router(predict.router)
     app.include_router(metrics.router)
     app.include_router(api.router)

@@ -1,4 +1,5 @@
-"""Triton's extensions to the protocol over HTTP that its tools need: model configuration."""
+"""Triton's extensions to the protocol over HTTP that its tools need: model configuration and
+statistics."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 
 from modelpilot.protocol.model_config import model_config
 from modelpilot.server.rest.openapi import answer, errors
+from modelpilot.server.statistics import statistics
 from modelpilot.serving.engine import InferenceEngine
 
 router = APIRouter(tags=["Triton extensions"])
@@ -70,3 +72,66 @@ async def config(name: str, request: Request) -> Response:
 )
 async def version_config(name: str, version: str, request: Request) -> Response:
     return await _config(request, name, version)
+
+
+_DURATION = {
+    "type": "object",
+    "properties": {"count": {"type": "integer"}, "ns": {"type": "integer"}},
+}
+STATISTICS = {
+    "type": "object",
+    "required": ["model_stats"],
+    "properties": {
+        "model_stats": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "version", "inference_count", "execution_count"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "version": {"type": "string"},
+                    "last_inference": {"type": "integer", "description": "Unix time, ms."},
+                    "inference_count": {"type": "integer", "description": "Rows."},
+                    "execution_count": {"type": "integer", "description": "Model calls."},
+                    "inference_stats": {"type": "object", "additionalProperties": _DURATION},
+                    "batch_stats": {"type": "array"},
+                },
+            },
+        }
+    },
+}
+
+
+async def _stats(request: Request, name: str | None, version: str | None) -> Response:
+    state = request.app.state
+    found = await statistics(state.engine, state.monitoring, name, version)
+    return Response(orjson.dumps({"model_stats": found}), media_type="application/json")
+
+
+@router.get(
+    "/v2/models/stats",
+    summary="Statistics of every version served",
+    responses={200: answer(STATISTICS), **errors(404)},
+)
+async def all_stats(request: Request) -> Response:
+    """Requests (succeeded, failed), rows, model calls, and the time spent queued and in
+    the model, per version since the server started (Triton's statistics extension)."""
+    return await _stats(request, None, None)
+
+
+@router.get(
+    "/v2/models/{name}/stats",
+    summary="Statistics of a model's versions",
+    responses={200: answer(STATISTICS), **errors(404)},
+)
+async def model_stats(name: str, request: Request) -> Response:
+    return await _stats(request, name, None)
+
+
+@router.get(
+    "/v2/models/{name}/versions/{version}/stats",
+    summary="Statistics of a model version",
+    responses={200: answer(STATISTICS), **errors(400, 404)},
+)
+async def version_stats(name: str, version: str, request: Request) -> Response:
+    return await _stats(request, name, version)

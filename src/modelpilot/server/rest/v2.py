@@ -23,7 +23,7 @@ from modelpilot.serving.engine import InferenceEngine, ModelMetadata
 
 router = APIRouter(tags=["Open Inference Protocol v2"])
 
-EXTENSIONS = ["binary_tensor_data", "model_repository", "model_configuration"]
+EXTENSIONS = ["binary_tensor_data", "model_repository", "model_configuration", "statistics"]
 
 _TENSOR = {
     "type": "object",
