@@ -79,6 +79,11 @@ def test_metrics_and_monitoring_aggregate_across_workers(
     assert sample(text, "modelpilot_inflight_requests", model="iris") == [0.0, 0.0]  # per worker
     # Both workers answered requests: the prediction counter of each version adds up.
     assert sum(sample(text, "modelpilot_prediction_class_total", model="iris")) == REQUESTS
+    # So do the statistics Triton's tools read, whichever worker is asked.
+    for _ in range(4):
+        (stats,) = fresh("GET", f"{server.url}/v2/models/iris/stats").json()["model_stats"]
+        assert stats["inference_count"] == REQUESTS
+        assert stats["inference_stats"]["success"]["count"] == REQUESTS
 
     # Labels posted to whichever worker join predictions made by either.
     accepted = 0
