@@ -103,3 +103,29 @@ def test_files_that_are_not_models(tmp_path: Path) -> None:
         load_runtime("sklearn", junk)
     with pytest.raises(ArtifactError, match="has no predict"):
         load_runtime("sklearn", saved(tmp_path, PCA()))
+
+
+class CountingScaler(StandardScaler):
+    """A StandardScaler that counts the batches it transforms."""
+
+    calls = 0
+
+    def transform(self, X: object, copy: object = None) -> object:
+        CountingScaler.calls += 1
+        return super().transform(X, copy=copy)
+
+
+def test_a_pipeline_transforms_once_for_labels_and_probabilities() -> None:
+    iris = load_iris()
+    model = make_pipeline(CountingScaler(), PCA(2), LogisticRegression()).fit(
+        iris.data, iris.target
+    )
+    runtime = SklearnRuntime(model)
+    CountingScaler.calls = 0
+    out = runtime.predict({"input-0": iris.data})
+    assert CountingScaler.calls == 1  # Pipeline.predict and .predict_proba would make it 2
+    np.testing.assert_array_equal(out["predict"], model.predict(iris.data))
+    np.testing.assert_allclose(out["predict_proba"], model.predict_proba(iris.data))
+    CountingScaler.calls = 0
+    only = runtime.predict({"input-0": iris.data}, ["predict_proba"])
+    assert list(only) == ["predict_proba"] and CountingScaler.calls == 1

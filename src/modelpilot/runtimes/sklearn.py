@@ -42,6 +42,9 @@ class SklearnRuntime(Runtime):
         names = getattr(model, "feature_names_in_", None)
         self._columns = [str(n) for n in names] if names is not None else None
         self._has_proba = hasattr(model, "predict_proba")
+        # A pipeline asked for labels and probabilities transforms its input once, not once
+        # for each (what Pipeline.predict and .predict_proba each do first).
+        self._head, self._tail = _split_pipeline(model)
         self.signature = signature or self.infer_signature()
 
     @classmethod
@@ -122,15 +125,18 @@ class SklearnRuntime(Runtime):
     def predict(self, batch: Batch, outputs: Sequence[str] = ()) -> dict[str, np.ndarray]:
         x = self._frame(next(iter(batch.values())))
         wanted = outputs or [spec.name for spec in self.signature.outputs]
+        model = self.model
+        if len(wanted) > 1 and self._head is not None:
+            x, model = self._head.transform(x), self._tail
         result: dict[str, np.ndarray] = {}
         for name in wanted:
             if name == "predict":
-                labels = np.asarray(self.model.predict(x))
+                labels = np.asarray(model.predict(x))
                 if labels.dtype.kind in "iu":
                     labels = labels.astype(np.int64, copy=False)
                 result[name] = labels
             elif name == "predict_proba":
-                result[name] = np.asarray(self.model.predict_proba(x), dtype=np.float64)
+                result[name] = np.asarray(model.predict_proba(x), dtype=np.float64)
             else:
                 raise InvalidInput(f"unknown output {name!r}; the model gives predict")
         return result
@@ -140,3 +146,16 @@ class SklearnRuntime(Runtime):
         if not self._size:
             self._size = len(pickle.dumps(self.model, protocol=pickle.HIGHEST_PROTOCOL))
         return self._size
+
+
+def _split_pipeline(model: Any) -> tuple[Any, Any]:
+    """A scikit-learn Pipeline's transforming steps and its final estimator, or (None, None)
+    for anything else (or a pipeline of the estimator alone)."""
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(model, Pipeline) or len(model.steps) < 2:
+        return None, None
+    tail = model.steps[-1][1]
+    if not (hasattr(tail, "predict") and hasattr(tail, "predict_proba")):
+        return None, None
+    return model[:-1], tail
