@@ -50,9 +50,9 @@ class _Tally:
         self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
         self.total = 0.0
 
-    def add(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.total += value
+    def add(self, value: float, times: int = 1) -> None:
+        self.counts[bisect_left(self.bounds, value)] += times
+        self.total += value * times
 
     def flush_into(self, child: Histogram) -> None:
         """Add what was counted to a ``Histogram`` child, as that many ``observe`` calls would.
@@ -216,9 +216,8 @@ class ServiceMetrics(InferenceObserver):
             self._queue[(model, version)] = _Tally(LATENCY_BUCKETS)
             self._compute[(model, version)] = _Tally(LATENCY_BUCKETS)
         rows_tally.add(rows)
-        compute = self._compute[(model, version)]
-        for _ in queue_seconds:  # each request in the batch waited for the whole call
-            compute.add(seconds)
+        # Each request in the batch waited for the whole call.
+        self._compute[(model, version)].add(seconds, len(queue_seconds))
         queue = self._queue[(model, version)]
         for seconds in queue_seconds:
             queue.add(seconds)
