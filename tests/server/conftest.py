@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 
 from modelpilot.registry.store import Registry
 from modelpilot.serving.engine import InferenceEngine
@@ -54,6 +56,23 @@ class LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
+
+
+def serve_http(loop_thread: LoopThread, app: Any, port: int) -> Callable[[], None]:
+    """Serve ``app`` with uvicorn on loopback ``port``, in ``loop_thread``, once it listens;
+    returns what stops it."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.run_coroutine_threadsafe(server.serve(), loop_thread.loop)
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    def stop() -> None:
+        server.should_exit = True
+        task.result(10)
+
+    return stop
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +14,6 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-import uvicorn
 from tritonclient.utils import InferenceServerException
 
 from modelpilot.monitoring.process import ProcessMonitoring
@@ -25,7 +23,7 @@ from modelpilot.server.rest import create_app
 from modelpilot.serving.engine import InferenceEngine
 from modelpilot.serving.registration import register_model
 from tests.conftest import free_port, make_settings
-from tests.server.conftest import LoopThread
+from tests.server.conftest import LoopThread, serve_http
 
 ROW = np.array([[5.1, 3.5, 1.4, 0.2]])
 
@@ -59,25 +57,13 @@ def clients(
         return server, grpc_port
 
     grpc_server, grpc_port = loop_thread.run(serve_grpc())
-    config = uvicorn.Config(
-        create_app(engine, settings, monitoring),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.run_coroutine_threadsafe(server.serve(), loop_thread.loop)
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
+    stop = serve_http(loop_thread, create_app(engine, settings, monitoring), port)
     http = httpclient.InferenceServerClient(f"127.0.0.1:{port}")
     grpc = grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}")
     yield Clients(http, grpc, f"http://127.0.0.1:{port}")
     http.close()
     grpc.close()
-    server.should_exit = True
-    task.result(10)
+    stop()
     loop_thread.run(grpc_server.stop(1))
     loop_thread.run(engine.stop())
     monitoring.stop()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import tritonclient.http as httpclient
-import uvicorn
 from sklearn.linear_model import LogisticRegression
 from tritonclient.utils import InferenceServerException
 
@@ -21,7 +18,7 @@ from modelpilot.server.rest import create_app
 from modelpilot.serving.engine import InferenceEngine
 from modelpilot.serving.registration import register_model
 from tests.conftest import free_port, make_settings, shop_frame
-from tests.server.conftest import LoopThread
+from tests.server.conftest import LoopThread, serve_http
 
 
 @pytest.fixture
@@ -32,23 +29,11 @@ def triton(
     settings = make_settings(served_registry, http_port=port)
     engine = InferenceEngine(served_registry, settings)
     loop_thread.run(engine.start())
-    config = uvicorn.Config(
-        create_app(engine, settings),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.run_coroutine_threadsafe(server.serve(), loop_thread.loop)
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
+    stop = serve_http(loop_thread, create_app(engine, settings), port)
     client = httpclient.InferenceServerClient(f"127.0.0.1:{port}")
     yield client
     client.close()
-    server.should_exit = True
-    task.result(10)
+    stop()
     loop_thread.run(engine.stop())
 
 

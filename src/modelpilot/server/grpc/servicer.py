@@ -12,10 +12,9 @@ from google.protobuf.message import Message
 import modelpilot
 from modelpilot.errors import ModelPilotError
 from modelpilot.monitoring.process import ProcessMonitoring
-from modelpilot.protocol.model_config import model_config
 from modelpilot.server.grpc import codec
 from modelpilot.server.grpc.generated import inference_pb2 as pb
-from modelpilot.server.statistics import statistics
+from modelpilot.server.triton_extensions import configuration, statistics
 from modelpilot.serving.engine import InferenceEngine
 
 EXTENSIONS = ["model_repository", "model_configuration", "statistics"]
@@ -97,15 +96,7 @@ class InferenceServicer:
         return codec.encode_response(result)
 
     async def ModelConfig(self, request: pb.ModelConfigRequest) -> pb.ModelConfigResponse:
-        meta = await self.engine.metadata(request.name, request.version or None)
-        config = model_config(
-            meta.name,
-            meta.platform,
-            meta.inputs,
-            meta.outputs,
-            meta.batching.max_batch_size,
-            meta.batching.max_latency,
-        )
+        config = await configuration(self.engine, request.name, request.version or None)
         return pb.ModelConfigResponse(config=json_format.ParseDict(config, pb.ModelConfig()))
 
     async def ModelStatistics(

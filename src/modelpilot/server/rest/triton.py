@@ -3,15 +3,11 @@ statistics."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from fastapi import APIRouter, Request, Response
 
-from modelpilot.protocol.model_config import model_config
 from modelpilot.server.rest.openapi import answer, errors
-from modelpilot.server.statistics import statistics
-from modelpilot.serving.engine import InferenceEngine
+from modelpilot.server.triton_extensions import configuration, statistics
 
 router = APIRouter(tags=["Triton extensions"])
 
@@ -41,16 +37,7 @@ MODEL_CONFIG = {
 
 
 async def _config(request: Request, name: str, version: str | None) -> Response:
-    engine: InferenceEngine = request.app.state.engine
-    meta = await engine.metadata(name, version)
-    config: dict[str, Any] = model_config(
-        meta.name,
-        meta.platform,
-        meta.inputs,
-        meta.outputs,
-        meta.batching.max_batch_size,
-        meta.batching.max_latency,
-    )
+    config = await configuration(request.app.state.engine, name, version)
     return Response(orjson.dumps(config), media_type="application/json")
 
 

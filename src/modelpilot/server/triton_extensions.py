@@ -1,5 +1,5 @@
-"""Triton's statistics extension, for both transports: which versions' statistics a call asks
-for, and the 404 it gets for a model or version not served here."""
+"""Triton's extensions that its tools need, for both transports: a model's configuration, and
+which versions' statistics a call asks for (with the 404 for a model or version not here)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,21 @@ from typing import Any
 
 from modelpilot.errors import NotFound
 from modelpilot.monitoring.process import ProcessMonitoring
+from modelpilot.protocol.model_config import model_config
 from modelpilot.serving.engine import InferenceEngine
+
+
+async def configuration(engine: InferenceEngine, name: str, version: str | None) -> dict[str, Any]:
+    """Triton's model configuration of the version a request for ``name`` would reach."""
+    meta = await engine.metadata(name, version)
+    return model_config(
+        meta.name,
+        meta.platform,
+        meta.inputs,
+        meta.outputs,
+        meta.batching.max_batch_size,
+        meta.batching.max_latency,
+    )
 
 
 async def statistics(
