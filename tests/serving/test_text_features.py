@@ -16,6 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from skl2onnx import to_onnx
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
 
 from modelpilot.errors import InvalidInput
 from modelpilot.monitoring.process import ProcessMonitoring
@@ -24,6 +28,8 @@ from modelpilot.protocol.types import InferenceRequest, Tensor
 from modelpilot.registry.signature import Signature
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
+from modelpilot.runtimes.convert import ATOL, RTOL, ConvertedRuntime
+from modelpilot.runtimes.sklearn import SklearnRuntime
 from modelpilot.server.rest import create_app
 from modelpilot.serving.engine import InferenceEngine
 from modelpilot.serving.registration import register_model
@@ -80,13 +86,47 @@ async def test_each_feature_sent_in_its_own_kind_gets_the_models_answer(
     expected = joblib.load(shop_files[0]).predict_proba(frame)
     response = await engine.infer("shop", InferenceRequest(inputs=by_feature(frame)))
     proba = {t.name: t.data for t in response.outputs}["predict_proba"]
-    np.testing.assert_allclose(proba, expected)
+    np.testing.assert_allclose(proba, expected, rtol=RTOL, atol=ATOL)
     # The same rows as records and as plain rows, the shapes /predict takes.
     records = frame.to_dict("records")
     for request in (request_from_records(records), request_from_rows(frame.values.tolist())):
         response = await engine.infer("shop", request)
         answered = {t.name: t.data for t in response.outputs}
-        np.testing.assert_allclose(answered["predict_proba"], expected)
+        np.testing.assert_allclose(answered["predict_proba"], expected, rtol=RTOL, atol=ATOL)
+
+
+async def test_onnx_runtime_serves_it_after_parity_on_known_and_unseen_text(
+    engine: InferenceEngine, shop_files: tuple[Path, Path]
+) -> None:
+    loaded = await engine.get_model("shop")
+    assert isinstance(loaded.runtime, ConvertedRuntime)
+    # A color the model never saw: ignored by its encoder, in the graph as in scikit-learn.
+    frame = shop_frame(6, seed=5).assign(color=["purple", "red", "", "blue", "RED", "green"])
+    response = await engine.infer("shop", request_from_records(frame.to_dict("records")))
+    proba = {t.name: t.data for t in response.outputs}["predict_proba"]
+    expected = joblib.load(shop_files[0]).predict_proba(frame)
+    np.testing.assert_allclose(proba, expected, rtol=RTOL, atol=ATOL)
+
+
+async def test_a_pipeline_that_refuses_unseen_text_keeps_scikit_learn(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """Its graph would answer for a category the pipeline refuses: the parity check's rows of
+    unseen text find that out."""
+    frame = shop_frame(300, seed=6)
+    encode = ColumnTransformer([("color", OneHotEncoder(), ["color"])], remainder="passthrough")
+    model = make_pipeline(encode, LogisticRegression()).fit(frame, bought(frame))
+    joblib.dump(model, tmp_path / "strict.joblib")
+    register_model(registry, "strict", tmp_path / "strict.joblib", reference=frame)
+    engine = InferenceEngine(registry, make_settings(registry))
+    await engine.start()
+    try:
+        assert isinstance((await engine.get_model("strict")).runtime, SklearnRuntime)
+        records = frame.head(2).assign(color="purple").to_dict("records")
+        with pytest.raises(InvalidInput, match="unknown categories"):
+            await engine.infer("strict", request_from_records(records))
+    finally:
+        await engine.stop()
 
 
 async def test_the_metadata_lists_one_input_per_feature_in_its_kind(

@@ -50,6 +50,36 @@ def sklearn_to_onnx(model: Any, n_features: int, dtype: type = np.float64) -> by
     return data
 
 
+def sklearn_columns_to_onnx(
+    model: Any, names: Sequence[str], datatypes: Sequence[str], dtype: type = np.float64
+) -> bytes:
+    """A pipeline that takes text beside numbers as an ONNX graph with one input per feature,
+    ``[-1, 1]`` each: strings for ``BYTES`` features, ``dtype`` for the others."""
+    try:
+        from skl2onnx import convert_sklearn
+        from skl2onnx.common.data_types import (
+            DoubleTensorType,
+            FloatTensorType,
+            StringTensorType,
+        )
+    except ImportError as exc:  # pragma: no cover - skl2onnx is a dependency
+        raise ConversionError(f"skl2onnx is not installed: {exc}") from None
+    number = DoubleTensorType if dtype == np.float64 else FloatTensorType
+    types = [
+        (name, StringTensorType([None, 1]) if kind == "BYTES" else number([None, 1]))
+        for name, kind in zip(names, datatypes, strict=True)
+    ]
+    options = {id(model): {"zipmap": False}} if hasattr(model, "predict_proba") else {}
+    try:
+        onx = convert_sklearn(
+            model, initial_types=types, options=options, target_opset={"": 17, "ai.onnx.ml": 3}
+        )
+    except Exception as exc:
+        raise ConversionError(f"skl2onnx cannot convert {type(model).__name__}: {exc}") from None
+    data: bytes = onx.SerializeToString()
+    return data
+
+
 def booster_to_onnx(runtime: Runtime, n_features: int) -> bytes:
     """An XGBoost or LightGBM booster as an ONNX graph taking ``[-1, n_features]`` floats.
 
@@ -87,6 +117,13 @@ def converter_for(runtime: Runtime, n_features: int) -> tuple[Converter, list[ty
     """
     if runtime.flavor == "sklearn":
         model = getattr(runtime, "model", None)
+        signature = runtime.signature
+        if signature.feature_datatypes and signature.feature_names:
+            names, kinds = signature.feature_names, signature.feature_datatypes
+            return (lambda dtype: sklearn_columns_to_onnx(model, names, kinds, dtype)), [
+                np.float64,
+                np.float32,
+            ]
         return (lambda dtype: sklearn_to_onnx(model, n_features, dtype)), [np.float64, np.float32]
     if runtime.flavor in ("xgboost", "lightgbm"):
         return (lambda dtype: booster_to_onnx(runtime, n_features)), [np.float32]
@@ -105,10 +142,19 @@ class ConvertedRuntime(Runtime):
         """Runs batches with missing values, where the graph does not treat them alike."""
         onnx_inputs = list(session.signature.inputs)
         onnx_outputs = [spec.name for spec in session.signature.outputs]
-        if len(onnx_inputs) != 1 or not signature.inputs:
+        self._columns: list[tuple[str, np.dtype[Any] | None]] = []
+        """Text beside numbers: each feature's graph input, and its dtype (None for text)."""
+        if signature.feature_datatypes:
+            if [spec.name for spec in onnx_inputs] != list(signature.feature_names or ()):
+                raise ConversionError("the converted graph does not take one input per feature")
+            self._columns = [
+                (spec.name, None if spec.datatype == "BYTES" else _dtype(spec.datatype))
+                for spec in onnx_inputs
+            ]
+        elif len(onnx_inputs) != 1 or not signature.inputs:
             raise ConversionError("the converted graph does not take one tabular input")
         self._input = onnx_inputs[0]
-        self._input_dtype = np.float32 if self._input.datatype == "FP32" else np.float64
+        self._input_dtype = _dtype(self._input.datatype)
         # skl2onnx names outputs label/probabilities (classifiers) or variable (regressors).
         names = [spec.name for spec in signature.outputs]
         if len(onnx_outputs) < len(names):
@@ -124,12 +170,18 @@ class ConvertedRuntime(Runtime):
 
     def predict(self, batch: Batch, outputs: Sequence[str] = ()) -> dict[str, np.ndarray]:
         x = next(iter(batch.values()))
-        if self.fallback is not None and x.dtype.kind == "f" and np.isnan(x).any():
-            return self.fallback.predict(batch, outputs)
-        if x.dtype != self._input_dtype:
-            x = x.astype(self._input_dtype)
+        if self._columns:
+            feed = self._feed(x)
+            if feed is None:
+                return self.fallback.predict(batch, outputs)  # type: ignore[union-attr]
+        else:
+            if self.fallback is not None and x.dtype.kind == "f" and np.isnan(x).any():
+                return self.fallback.predict(batch, outputs)
+            if x.dtype != self._input_dtype:
+                x = x.astype(self._input_dtype)
+            feed = {self._input.name: x}
         wanted = list(outputs) or list(self._outputs)
-        raw = self.session.predict({self._input.name: x}, [self._outputs[n] for n in wanted])
+        raw = self.session.predict(feed, [self._outputs[n] for n in wanted])
         result = {}
         for name in wanted:
             value = raw[self._outputs[name]]
@@ -142,6 +194,21 @@ class ConvertedRuntime(Runtime):
                 value = value[:, 0]
             result[name] = value
         return result
+
+    def _feed(self, rows: np.ndarray) -> dict[str, np.ndarray] | None:
+        """Rows of text beside numbers as the graph's inputs, a column each; None if the
+        rows have missing numbers and a fallback is to take them."""
+        feed = {}
+        for position, (name, dtype) in enumerate(self._columns):
+            column = rows[:, position : position + 1]
+            if dtype is None:
+                feed[name] = column
+                continue
+            numbers = column.astype(dtype)
+            if self.fallback is not None and np.isnan(numbers).any():
+                return None
+            feed[name] = numbers
+        return feed
 
     @property
     def memory_bytes(self) -> int:
@@ -208,3 +275,7 @@ def check_parity(original: Runtime, converted: Runtime, sample: np.ndarray) -> P
                     f"{mismatches} of {len(sample)} labels differ",
                 )
     return Parity(True, len(sample), worst, 0)
+
+
+def _dtype(datatype: str) -> np.dtype[Any]:
+    return np.dtype(np.float32 if datatype == "FP32" else np.float64)
