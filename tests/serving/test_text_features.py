@@ -225,3 +225,19 @@ async def test_a_shifted_text_feature_drifts_alone_and_wrong_labels_raise_concep
     rules = {a["rule"]: a["message"] for a in alerts}
     assert "color" in rules["data_drift"]
     assert "concept_drift" in rules
+
+
+def test_columns_of_the_reference_that_the_model_does_not_take_are_left_out(
+    registry: Registry, shop_files: tuple[Path, Path], iris_model_path: Path, iris_csv: Path
+) -> None:
+    """A timestamp or an id beside the features, as references often have, is no feature of
+    a model fitted on a DataFrame: it is neither refused nor served."""
+    model, reference = shop_files
+    extra = pd.read_csv(reference).assign(
+        seen=pd.Timestamp("2026-01-01"), customer=lambda f: [f"c{i}" for i in range(len(f))]
+    )
+    version = register_model(registry, "shop", model, reference=extra, target="bought")
+    assert version.signature.feature_names == ("color", "size", "count")
+    iris = pd.read_csv(iris_csv).assign(seen=pd.Timestamp("2026-01-01"), customer="c1")
+    numeric = register_model(registry, "iris", iris_model_path, reference=iris)
+    assert numeric.signature.feature_datatypes is None  # its features are numbers alone

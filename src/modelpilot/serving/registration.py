@@ -65,12 +65,9 @@ def register_model(
     example = None
     feature_names = None
     if frame is not None:
-        _refuse_dates(frame)
         if has_names(frame):
             feature_names = [str(c) for c in frame.columns]
         example = _numeric(frame)
-        if example is None and runtime.takes_text:
-            example = _rows(frame)
     if signature is None:
         signature = runtime.infer_signature(example=example, feature_names=feature_names)
     if (
@@ -88,6 +85,8 @@ def register_model(
         # The model's column order wins; reorder the reference to match it.
         frame = frame[list(signature.feature_names)]
     if frame is not None and signature.is_tabular and signature.inputs[0].datatype != "BYTES":
+        # Of the model's own features only: a reference may hold other columns beside them.
+        _refuse_dates(frame)
         signature = _with_text_features(runtime, signature, frame)
     profile = None
     meta: dict[str, Any] = dict(metadata or {})
