@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import joblib
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn import metrics
+from sklearn.linear_model import LogisticRegression
 
-from modelpilot.registry.quality import classification_metrics, label_key
+from modelpilot.monitoring.performance import PerformanceThresholds, PerformanceWindow
+from modelpilot.registry.quality import as_class, classification_metrics, label_key
+from modelpilot.registry.store import Registry
+from modelpilot.serving.registration import register_model
 
 
 def sklearn_figures(
@@ -56,3 +64,33 @@ def test_labels_seen_only_in_the_predictions_or_in_the_truth() -> None:
     assert "auc" not in ours  # no probabilities
     one_class = classification_metrics([1, 1], [1, 0], [np.array([0.2, 0.8])] * 2, [0, 1])
     assert "auc" not in one_class and one_class["accuracy"] == 0.5
+
+
+def test_a_classifier_of_booleans_reads_one_and_zero_as_true_and_false(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """Fitted on a boolean target, labelled 0/1 (as a database column would hold it): the
+    labels are its classes, as scikit-learn compares them, not classes it never predicts."""
+    assert [as_class(v, [False, True]) for v in (1, 0, 1.0, "1", "false", " True ", True)] == [
+        True,
+        False,
+        True,
+        True,
+        False,
+        True,
+        True,
+    ]
+    assert as_class(2, [False, True]) == 2 and as_class(1, [0, 1]) == 1  # left as they are
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+    model = LogisticRegression().fit(x, x["a"] > 0)  # classes [False, True]
+    joblib.dump(model, tmp_path / "m.joblib")
+    reference = x.assign(label=(x["a"] > 0).astype(int))
+    version = register_model(
+        registry, "m", tmp_path / "m.joblib", reference=reference, target="label"
+    )
+    assert version.metadata["reference_metrics"]["accuracy"] > 0.95  # it was 0.0
+    window = PerformanceWindow(
+        "classification", ["False", "True"], {}, None, 100, 60.0, PerformanceThresholds()
+    )
+    assert window.checked(1) is True and window.checked("0") is False

@@ -14,6 +14,7 @@ import numpy as np
 from modelpilot.monitoring.drift import js_distance
 from modelpilot.registry.quality import (
     HIGHER_IS_BETTER,
+    as_class,
     classification_metrics,
     label_key,
     regression_metrics,
@@ -109,7 +110,7 @@ class PerformanceWindow:
             raise ValueError(f"label {truth!r} is not a class")
         if not isinstance(truth, (str, int, float)):  # bool is an int
             raise ValueError(f"label {truth!r} is not a class (a string or a number)")
-        return truth
+        return as_class(truth, self.classes)
 
     def add(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,22 @@ def label_key(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def as_class(value: Any, classes: Sequence[Any]) -> Any:
+    """``value`` read as a label of a classifier of ``classes``: for one of booleans, 1 and 0
+    (as numbers or as text) and "true" and "false" are True and False, as scikit-learn
+    compares them; any other value, or for other classes, is returned as it is."""
+    keys = {label_key(c) for c in classes}
+    if not keys or not keys <= {"False", "True"} or isinstance(value, bool):
+        return value
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("0", "1", "true", "false"):
+        return value.strip().lower() in ("1", "true")
+    return value
 
 
 def classification_metrics(

@@ -13,7 +13,7 @@ import pandas as pd
 
 from modelpilot.errors import BadRequest, InvalidInput
 from modelpilot.registry.profile import ReferenceProfile, outcome_profile
-from modelpilot.registry.quality import classification_metrics, regression_metrics
+from modelpilot.registry.quality import as_class, classification_metrics, regression_metrics
 from modelpilot.registry.signature import Signature, TensorSpec
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
@@ -142,6 +142,9 @@ def _outcomes(
         raise InvalidInput(f"the model cannot predict on the reference data: {exc}") from exc
     predicted = np.asarray(arrays[main])
     classifier = is_classifier(signature)
+    if classifier and labels is not None:  # 0/1 labels of a classifier of booleans, say
+        classes = list(signature.extra.get("classes", []))
+        labels = labels.map(lambda value: as_class(value, classes))
     if predicted.ndim > 1 and not classifier:
         return profile, {}
     target = (
