@@ -1,10 +1,14 @@
-"""Request bodies: decompression within the size limit, JSON objects, and their OpenAPI entry."""
+"""Bodies: requests' decompression within the size limit, JSON objects and their OpenAPI
+entry; and the JSON answers of the routes that are not inferences."""
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
+from fastapi import Response
 
 from modelpilot.errors import BadRequest, PayloadTooLarge
 from modelpilot.protocol.json_codec import parse_json
@@ -41,3 +45,8 @@ def documented_json_body(schema: dict[str, Any], examples: dict[str, Any]) -> di
     sends form-encoded), which a declared pydantic body would not be."""
     content = {"schema": schema, "examples": {k: {"value": v} for k, v in examples.items()}}
     return {"requestBody": {"required": True, "content": {"application/json": content}}}
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    """``payload`` as a JSON answer with ``status``."""
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")

@@ -3,9 +3,9 @@ statistics."""
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter, Request, Response
 
+from modelpilot.server.rest.body import json_response
 from modelpilot.server.rest.openapi import answer, errors
 from modelpilot.server.triton_extensions import configuration, statistics
 
@@ -38,7 +38,7 @@ MODEL_CONFIG = {
 
 async def _config(request: Request, name: str, version: str | None) -> Response:
     config = await configuration(request.app.state.engine, name, version)
-    return Response(orjson.dumps(config), media_type="application/json")
+    return json_response(config)
 
 
 @router.get(
@@ -92,7 +92,7 @@ STATISTICS = {
 async def _stats(request: Request, name: str | None, version: str | None) -> Response:
     state = request.app.state
     found = await statistics(state.engine, state.monitoring, name, version)
-    return Response(orjson.dumps({"model_stats": found}), media_type="application/json")
+    return json_response({"model_stats": found})
 
 
 @router.get(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request, Response
 
 import modelpilot
 from modelpilot.protocol.types import MAX_REQUEST_ID
-from modelpilot.server.rest.body import documented_json_body, json_object
+from modelpilot.server.rest.body import documented_json_body, json_object, json_response
 from modelpilot.server.rest.handlers import infer_reply
 from modelpilot.server.rest.openapi import (
     ID_PATTERN,
@@ -69,10 +68,6 @@ INFER_BODY = documented_json_body(
 )
 
 
-def _json(payload: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
-
-
 def _engine(request: Request) -> InferenceEngine:
     engine: InferenceEngine = request.app.state.engine
     return engine
@@ -104,7 +99,7 @@ _INDEX = answer(
 )
 async def live(request: Request) -> Response:
     ok = _engine(request).live
-    return _json({"live": ok}, 200 if ok else 503)
+    return json_response({"live": ok}, 200 if ok else 503)
 
 
 @router.get(
@@ -114,7 +109,7 @@ async def live(request: Request) -> Response:
 )
 async def ready(request: Request) -> Response:
     ok = _engine(request).ready
-    return _json({"ready": ok}, 200 if ok else 503)
+    return json_response({"ready": ok}, 200 if ok else 503)
 
 
 @router.get(
@@ -134,7 +129,7 @@ async def ready(request: Request) -> Response:
     },
 )
 async def server_metadata() -> Response:
-    return _json(
+    return json_response(
         {"name": "modelpilot", "version": modelpilot.__version__, "extensions": EXTENSIONS}
     )
 
@@ -158,7 +153,7 @@ def _metadata(meta: ModelMetadata) -> dict[str, Any]:
     responses={200: answer(MODEL_METADATA), **errors(404)},
 )
 async def model_metadata(name: str, request: Request) -> Response:
-    return _json(_metadata(await _engine(request).metadata(name)))
+    return json_response(_metadata(await _engine(request).metadata(name)))
 
 
 @router.get(
@@ -167,7 +162,7 @@ async def model_metadata(name: str, request: Request) -> Response:
     responses={200: answer(MODEL_METADATA), **errors(400, 404)},
 )
 async def version_metadata(name: str, version: str, request: Request) -> Response:
-    return _json(_metadata(await _engine(request).metadata(name, version)))
+    return json_response(_metadata(await _engine(request).metadata(name, version)))
 
 
 async def _ready(request: Request, name: str, version: str | None) -> bool:
@@ -188,7 +183,7 @@ async def _ready(request: Request, name: str, version: str | None) -> bool:
 async def model_ready(name: str, request: Request) -> Response:
     """200 when ready, 503 while loading, 404 for a model this server does not serve."""
     ok = await _ready(request, name, None)
-    return _json({"name": name, "ready": ok}, 200 if ok else 503)
+    return json_response({"name": name, "ready": ok}, 200 if ok else 503)
 
 
 @router.get(
@@ -199,7 +194,7 @@ async def model_ready(name: str, request: Request) -> Response:
 async def version_ready(name: str, version: str, request: Request) -> Response:
     """200 when ready, 503 while loading, 404 for a version that does not exist."""
     ok = await _ready(request, name, version)
-    return _json({"name": name, "version": version, "ready": ok}, 200 if ok else 503)
+    return json_response({"name": name, "version": version, "ready": ok}, 200 if ok else 503)
 
 
 async def _infer(name: str, version: str | None, request: Request) -> Response:
@@ -248,7 +243,7 @@ async def _index(request: Request) -> Response:
         payload = json_object(body, request.headers, limit)
         ready_only = bool(payload.get("ready", False)) if isinstance(payload, dict) else False
     entries = await _engine(request).repository_index(ready_only)
-    return _json(
+    return json_response(
         [
             {"name": e.name, "version": e.version, "state": e.state, "reason": e.reason}
             for e in entries
@@ -284,7 +279,7 @@ async def index_post(request: Request) -> Response:
 )
 async def load(name: str, request: Request) -> Response:
     await _engine(request).load_model(name)
-    return _json({})
+    return json_response({})
 
 
 @router.post(
@@ -295,4 +290,4 @@ async def load(name: str, request: Request) -> Response:
 )
 async def unload(name: str, request: Request) -> Response:
     await _engine(request).unload_model(name)
-    return _json({})
+    return json_response({})
