@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Text, cast, func, select
+from sqlalchemy import Connection, Engine, Row, Text, cast, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from modelpilot.errors import (
@@ -326,16 +326,8 @@ class Registry:
 
     def get_version(self, name: str, version: int) -> ModelVersion:
         with self._read() as conn:
-            row = None
-            if _storable(version):
-                row = conn.execute(
-                    select(*VERSION_COLUMNS).where(
-                        (schema.versions.c.model == name) & (schema.versions.c.version == version)
-                    )
-                ).first()
-            if row is None:
-                self._require_version(conn, name, version)
-            return self._version(conn, row._mapping)  # type: ignore[union-attr]
+            row = self._version_row(conn, name, version, *VERSION_COLUMNS)
+            return self._version(conn, row._mapping)
 
     def latest(self, name: str) -> ModelVersion:
         with self._read() as conn:
@@ -413,16 +405,8 @@ class Registry:
 
     def reference_profile(self, name: str, version: int) -> ReferenceProfile | None:
         with self._read() as conn:
-            row = None
-            if _storable(version):
-                row = conn.execute(
-                    select(schema.versions.c.reference).where(
-                        (schema.versions.c.model == name) & (schema.versions.c.version == version)
-                    )
-                ).first()
-            if row is None:
-                self._require_version(conn, name, version)
-        return ReferenceProfile.from_dict(row.reference) if row and row.reference else None
+            row = self._version_row(conn, name, version, schema.versions.c.reference)
+        return ReferenceProfile.from_dict(row.reference) if row.reference else None
 
     def fetch_artifact(self, version: ModelVersion) -> Path:
         """The version's artifact file, after checking its sha256."""
@@ -471,6 +455,19 @@ class Registry:
     def _model_exists(self, conn: Connection, name: str) -> bool:
         query = select(schema.models.c.name).where(schema.models.c.name == name)
         return conn.execute(query).first() is not None
+
+    def _version_row(self, conn: Connection, name: str, version: int, *columns: Any) -> Row[Any]:
+        """``columns`` of ``name``'s ``version``, or the NotFound error that says why not."""
+        if _storable(version):
+            row = conn.execute(
+                select(*columns).where(
+                    (schema.versions.c.model == name) & (schema.versions.c.version == version)
+                )
+            ).first()
+            if row is not None:
+                return row
+        self._require_version(conn, name, version)
+        raise AssertionError("unreachable: the version exists but was not found")
 
     def _require_version(self, conn: Connection, name: str, version: int) -> None:
         versions = (
