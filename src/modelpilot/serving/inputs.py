@@ -235,9 +235,7 @@ def _convert(name: str, array: np.ndarray, datatype: str) -> np.ndarray:
         return array
     got = datatype_of(array) if array.dtype.kind != "O" else "BYTES"
     if datatype == "BYTES":
-        if got != "BYTES" or all(isinstance(v, bytes) for v in array.flat):
-            return array.astype(object)
-        return _as_bytes(array)
+        return _as_bytes(array) if got == "BYTES" else array.astype(object)
     if got == "BYTES":
         raise InvalidInput(
             f"input {name!r} holds strings but the model takes {datatype}; send numbers"
@@ -328,9 +326,6 @@ def to_tensors(arrays: dict[str, np.ndarray], names: Sequence[str]) -> list[Tens
         if array.dtype.kind == "U":
             array = np.array([s.encode() for s in array.ravel()], dtype=object).reshape(array.shape)
         elif array.dtype.kind == "O":
-            array = np.array(
-                [v if isinstance(v, bytes) else str(v).encode() for v in array.ravel()],
-                dtype=object,
-            ).reshape(array.shape)
+            array = _as_bytes(array)
         tensors.append(Tensor(name, datatype_of(array), tuple(array.shape), array))
     return tensors
