@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,14 +58,17 @@ def has_names(frame: pd.DataFrame) -> bool:
     return all(isinstance(c, str) for c in frame.columns)
 
 
-def read_table(path: Path, max_rows: int | None = None) -> pd.DataFrame:
-    """The whole table (or its first ``max_rows``); .npy files get positional column names."""
+def read_table(
+    path: Path, max_rows: int | None = None, text_columns: Sequence[str] = ()
+) -> pd.DataFrame:
+    """The whole table (or its first ``max_rows``); .npy files get positional column names.
+    A CSV's ``text_columns`` are read as text, as by ``iter_table``."""
     path = Path(path)
     kind = _kind(path)
     _exists(path)
     with _reading(path, kind):
         if kind == "csv":
-            return pd.read_csv(path, nrows=max_rows)
+            return pd.read_csv(path, nrows=max_rows, dtype=_as_text(text_columns))
         if kind == "parquet":
             frame = pd.read_parquet(path)
             return frame if max_rows is None else frame.head(max_rows)
@@ -75,14 +78,22 @@ def read_table(path: Path, max_rows: int | None = None) -> pd.DataFrame:
         return _frame(np.asarray(array))
 
 
-def iter_table(path: Path, chunk_rows: int = 10_000) -> Iterator[pd.DataFrame]:
-    """The table in chunks of at most ``chunk_rows`` rows, never all in memory at once."""
+def iter_table(
+    path: Path, chunk_rows: int = 10_000, text_columns: Sequence[str] = ()
+) -> Iterator[pd.DataFrame]:
+    """The table in chunks of at most ``chunk_rows`` rows, never all in memory at once.
+
+    A CSV's ``text_columns`` are read as text even where every value looks like a number
+    (a zip code, an id with leading zeros); empty cells stay missing. Other formats keep the
+    types they store.
+    """
     path = Path(path)
     kind = _kind(path)
     _exists(path)
     with _reading(path, kind):  # (what the caller does with each chunk is not inside)
         if kind == "csv":
-            with pd.read_csv(path, chunksize=chunk_rows) as reader:
+            text = _as_text(text_columns)
+            with pd.read_csv(path, chunksize=chunk_rows, dtype=text) as reader:
                 yield from reader
         elif kind == "parquet":
             import pyarrow.parquet as pq
@@ -94,6 +105,12 @@ def iter_table(path: Path, chunk_rows: int = 10_000) -> Iterator[pd.DataFrame]:
             array = np.load(path, allow_pickle=False, mmap_mode="r")
             for start in range(0, len(array), chunk_rows):
                 yield _frame(np.asarray(array[start : start + chunk_rows]))
+
+
+def _as_text(columns: Sequence[str]) -> dict[str, type] | None:
+    """``read_csv``'s dtype for reading ``columns`` as text (columns the file lacks are
+    passed over; empty cells stay missing)."""
+    return dict.fromkeys(columns, str) or None
 
 
 def count_rows(path: Path) -> int | None:

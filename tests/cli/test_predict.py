@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
 
 from modelpilot.errors import BadRequest, InvalidInput, ModelNotFound
 from tests.cli.conftest import Run
@@ -165,3 +169,39 @@ def test_an_input_that_is_no_table_is_an_error_not_a_traceback(
         result = run("predict", "iris", str(path))
         assert isinstance(result.exception, BadRequest), result.exception
         assert f"cannot read {name}" in str(result.exception)
+
+
+def test_text_of_digits_stays_text(run: Run, tmp_path: Path) -> None:
+    """A zip code with a leading zero is text to a model that encoded it as categories:
+    registration and scoring read it from CSV as text, not as the number 1234."""
+    rng = np.random.default_rng(3)
+    zips = np.array(["01234", "1234", "00042", "98101"])
+    frame = pd.DataFrame({"zip": rng.choice(zips, 400), "size": rng.normal(size=400)})
+    labels = (frame["zip"].isin(["01234", "00042"]) ^ (frame["size"] > 1.0)).astype(int)
+    encode = ColumnTransformer(
+        [("zip", OneHotEncoder(handle_unknown="ignore"), ["zip"])], remainder="passthrough"
+    )
+    model = make_pipeline(encode, LogisticRegression()).fit(frame, labels)
+    joblib.dump(model, tmp_path / "zips.joblib")
+    frame.assign(label=labels).to_csv(tmp_path / "reference.csv", index=False)
+    registered = run(
+        "register",
+        "zips",
+        str(tmp_path / "zips.joblib"),
+        "--reference",
+        str(tmp_path / "reference.csv"),
+        "--target",
+        "label",
+    )
+    assert registered.exit_code == 0, registered.output
+    assert "BYTES x1, FP64 x1" in run("versions", "zips").output
+
+    frame.head(50).to_csv(tmp_path / "rows.csv", index=False)
+    target = tmp_path / "scored.csv"
+    result = run("predict", "zips", str(tmp_path / "rows.csv"), "-o", str(target))
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(target)
+    np.testing.assert_array_equal(scored["predict"], model.predict(frame.head(50)))
+    np.testing.assert_allclose(
+        scored["predict_proba_1"], model.predict_proba(frame.head(50))[:, 1], rtol=1e-6
+    )

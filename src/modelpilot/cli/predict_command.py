@@ -94,7 +94,7 @@ async def _score(
         total = count_rows(source)
         with progress_bar() as progress:
             task = progress.add_task(f"scoring with {version}", total=total)
-            for frame in iter_table(source, chunk):
+            for frame in iter_table(source, chunk, signature.text_features):
                 tensors = _tensors(signature, frame, done)  # checks the columns of no rows too
                 if not len(frame):
                     continue

@@ -69,6 +69,14 @@ class Signature:
         kinds = self.feature_datatypes or (self.inputs[0].datatype,) * len(names)
         return tuple(TensorSpec(n, k, (-1, 1)) for n, k in zip(names, kinds, strict=True))
 
+    @property
+    def text_features(self) -> tuple[str, ...]:
+        """The features that take text (``BYTES``), by name."""
+        if not self.feature_datatypes:
+            return ()
+        pairs = zip(self.feature_names or (), self.feature_datatypes, strict=True)
+        return tuple(name for name, kind in pairs if kind == "BYTES")
+
     def output(self, name: str) -> TensorSpec | None:
         for spec in self.outputs:
             if spec.name == name:

@@ -38,6 +38,11 @@ class Runtime(ABC):
     """Whether a tabular model of this flavor takes rows whose features differ in kind
     (numbers beside strings), as a pipeline that encodes its categories itself does."""
 
+    def text_features(self) -> tuple[str, ...]:
+        """The features the model was fitted on as text, by name, as far as the model itself
+        tells: a reference CSV reads them as text even where they look like numbers."""
+        return ()
+
     @classmethod
     @abstractmethod
     def load(cls, path: Path, signature: Signature | None = None, **options: Any) -> Runtime:

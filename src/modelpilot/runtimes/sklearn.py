@@ -7,7 +7,7 @@ their sha256 matched the one recorded when the owner registered the file.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,20 @@ class SklearnRuntime(Runtime):
             extra=extra,
         )
 
+    def text_features(self) -> tuple[str, ...]:
+        # Encoders fitted on columns of a DataFrame know their names and their categories;
+        # categories of text mean the column was text (a zip code, an id with leading zeros).
+        found: list[str] = []
+        for part in _parts(self.model):
+            names = getattr(part, "feature_names_in_", None)
+            categories = getattr(part, "categories_", None)
+            if names is None or not isinstance(categories, list):
+                continue
+            for name, values in zip(names, categories, strict=False):
+                if any(isinstance(v, str) for v in np.asarray(values, dtype=object).ravel()):
+                    found.append(str(name))
+        return tuple(dict.fromkeys(found))
+
     def _output_shape(self, example: np.ndarray) -> tuple[int, ...]:
         result = np.asarray(self.model.predict(self._frame(example[:2])))
         return (-1,) if result.ndim == 1 else (-1, *result.shape[1:])
@@ -146,6 +160,23 @@ class SklearnRuntime(Runtime):
         if not self._size:
             self._size = len(pickle.dumps(self.model, protocol=pickle.HIGHEST_PROTOCOL))
         return self._size
+
+
+def _parts(model: Any) -> Iterator[Any]:
+    """``model`` and the fitted estimators inside it: a Pipeline's steps, a ColumnTransformer's
+    and a FeatureUnion's transformers, and theirs in turn."""
+    yield model
+    inner: list[Any] = []
+    steps = getattr(model, "steps", None)
+    if isinstance(steps, list):
+        inner += [step for _, step in steps]
+    for attribute in ("transformers_", "transformer_list"):
+        listed = getattr(model, attribute, None)
+        if isinstance(listed, list):
+            inner += [entry[1] for entry in listed if isinstance(entry, tuple) and len(entry) > 1]
+    for part in inner:
+        if hasattr(part, "fit"):  # not "drop" or "passthrough"
+            yield from _parts(part)
 
 
 def _split_pipeline(model: Any) -> tuple[Any, Any]:

@@ -50,7 +50,7 @@ def register_model(
         raise BadRequest(f"no such model file: {artifact}")
     flavor = flavor or detect_flavor(artifact)
     runtime = load_runtime(flavor, artifact)
-    frame = _reference_frame(reference)
+    frame = _reference_frame(reference, runtime.text_features())
     labels = None
     if target is not None:
         if frame is None:
@@ -163,7 +163,10 @@ def _outcomes(
     return profile, regression_metrics(list(labels), list(predicted.ravel()))
 
 
-def _reference_frame(reference: Path | pd.DataFrame | np.ndarray | None) -> pd.DataFrame | None:
+def _reference_frame(
+    reference: Path | pd.DataFrame | np.ndarray | None, text: Sequence[str]
+) -> pd.DataFrame | None:
+    """The reference rows; a CSV's columns the model took as ``text`` are read as text."""
     if reference is None:
         return None
     if isinstance(reference, pd.DataFrame):
@@ -171,7 +174,7 @@ def _reference_frame(reference: Path | pd.DataFrame | np.ndarray | None) -> pd.D
     elif isinstance(reference, np.ndarray):
         frame = pd.DataFrame(reference if reference.ndim == 2 else reference.reshape(-1, 1))
     else:
-        frame = read_table(Path(reference))
+        frame = read_table(Path(reference), text_columns=text)
     if frame.empty:
         raise InvalidInput("the reference data has no rows")
     return frame
