@@ -15,9 +15,6 @@ import numpy as np
 
 from modelpilot.config import Settings
 from modelpilot.errors import (
-    InferenceTimeout,
-    InvalidInput,
-    ModelFailure,
     ModelNotFound,
     ModelPilotError,
     NotFound,
@@ -31,6 +28,7 @@ from modelpilot.runtimes.base import Runtime, batch_rows
 from modelpilot.runtimes.flavors import load_runtime
 from modelpilot.serving.acceleration import accelerate
 from modelpilot.serving.batcher import AdaptiveBatcher, BatchingPolicy, OnBatch, Predicted
+from modelpilot.serving.calls import batching_policy, checked_predict, expire
 from modelpilot.serving.inputs import assemble_batch, requested_outputs, to_tensors
 from modelpilot.serving.observers import EVENTS, InferenceObserver, handlers
 from modelpilot.serving.pool import LoadedModel, ModelPool
@@ -295,7 +293,7 @@ class InferenceEngine:
         # A timer on the future rather than asyncio.wait_for, which costs a task per request.
         timer = asyncio.get_running_loop().call_later(
             self.settings.request_timeout_seconds,
-            _expire,
+            expire,
             future,
             loaded.version,
             self.settings.request_timeout_seconds,
@@ -315,7 +313,7 @@ class InferenceEngine:
         runtime = loaded.runtime
 
         def predict(batch: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
-            return _predict(runtime, batch, names)
+            return checked_predict(runtime, batch, names)
 
         name = loaded.version.model
         loaded.batcher = AdaptiveBatcher(
@@ -432,59 +430,6 @@ class InferenceEngine:
         if self.settings.onnx:
             runtime = accelerate(self.registry, mv, runtime)
         return runtime
-
-
-def _expire(future: asyncio.Future[Any], version: ModelVersion, seconds: float) -> None:
-    if not future.done():
-        future.set_exception(
-            InferenceTimeout(
-                f"{version} did not answer within {seconds:g} s; send fewer rows per request "
-                "or raise MODELPILOT_REQUEST_TIMEOUT_SECONDS"
-            )
-        )
-
-
-def batching_policy(settings: Settings, version: ModelVersion) -> BatchingPolicy:
-    """The server's batching settings, overridden by the version's own metadata if it has any."""
-    meta = version.metadata
-
-    def pick(key: str, default: float) -> float:
-        value = meta.get(key, default)
-        return float(value) if isinstance(value, int | float) and value >= 0 else default
-
-    return BatchingPolicy(
-        max_batch_size=max(1, int(pick("max_batch_size", settings.max_batch_size))),
-        max_latency=pick("max_batch_latency_ms", settings.max_batch_latency_ms) / 1000,
-        concurrency=max(1, int(pick("batch_concurrency", settings.batch_concurrency))),
-        max_queue_rows=settings.max_queue_rows,
-        inline_below=pick("inline_predict_below_us", settings.inline_predict_below_us) / 1e6,
-    )
-
-
-def _predict(
-    runtime: Runtime, batch: dict[str, np.ndarray], names: list[str]
-) -> dict[str, np.ndarray]:
-    try:
-        arrays = runtime.predict(batch, names)
-    except ModelPilotError:
-        raise
-    except (ValueError, TypeError) as exc:
-        # scikit-learn and friends raise these for input they reject after our checks.
-        raise InvalidInput(f"the model rejected the input: {exc}") from exc
-    except Exception as exc:
-        raise ModelFailure(
-            f"the model failed while predicting: {type(exc).__name__}: {exc}"
-        ) from exc
-    rows = batch_rows(batch)
-    for name in names:
-        if name not in arrays:
-            raise ModelFailure(f"the model did not produce output {name!r}")
-        if np.ndim(arrays[name]) == 0 or np.shape(arrays[name])[0] != rows:
-            raise ModelFailure(
-                f"the model returned {np.shape(arrays[name])} for output {name!r}; "
-                f"expected one row per input row ({rows})"
-            )
-    return arrays
 
 
 UNKNOWN_MODEL = "(unknown)"
