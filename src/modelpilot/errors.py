@@ -13,6 +13,9 @@ class ModelPilotError(Exception):
 
     http_status: int = 500
     grpc_status: str = "INTERNAL"
+    request_id: str | None = None
+    """The id the client gave the request that failed, once a transport knows it (REST
+    answers with it in x-request-id, as it does on success)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

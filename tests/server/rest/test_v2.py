@@ -104,6 +104,43 @@ async def test_an_overlong_request_id_is_refused_from_body_or_header(
     assert response.status_code == 200 and response.json()["id"] == "7"
 
 
+async def test_a_request_id_beyond_ascii_is_answered_in_the_body(
+    client: httpx.AsyncClient,
+) -> None:
+    """HTTP headers carry bytes, not text: such an id is echoed in the body alone (it used to
+    fail the answer with a 500 once the model had answered)."""
+    row = [[5.1, 3.5, 1.4, 0.2]]
+    for request_id in ("日本", "café", "a\u2028b"):
+        for path, body in (
+            ("/v2/models/iris/infer", v2_body(row, id=request_id)),
+            ("/predict/iris", {"data": row, "id": request_id}),
+        ):
+            response = await client.post(path, json=body)
+            assert response.status_code == 200, (path, response.text)
+            assert response.json()["id"] == request_id
+            assert "x-request-id" not in response.headers
+
+
+async def test_an_error_answer_carries_the_request_id(client: httpx.AsyncClient) -> None:
+    wrong = {"name": "input-0", "shape": [1, 3], "datatype": "FP64", "data": [[1, 2, 3]]}
+    response = await client.post("/v2/models/iris/infer", json={"id": "e-1", "inputs": [wrong]})
+    assert response.status_code == 422
+    assert response.headers["x-request-id"] == "e-1"
+    response = await client.post("/predict/iris", json={"data": [[1, 2, 3]], "id": "e-2"})
+    assert response.status_code == 422 and response.headers["x-request-id"] == "e-2"
+    headers = {"x-request-id": "e-3"}
+    response = await client.post("/predict/nope", json={"data": [[1.0]]}, headers=headers)
+    assert response.status_code == 404 and response.headers["x-request-id"] == "e-3"
+
+
+async def test_predict_takes_the_ids_v2_takes(client: httpx.AsyncClient) -> None:
+    row = [[5.1, 3.5, 1.4, 0.2]]
+    response = await client.post("/predict/iris", json={"data": row, "id": 0})
+    assert response.status_code == 200 and response.json()["id"] == "0"
+    response = await client.post("/predict/iris", json={"data": row, "id": False})
+    assert response.status_code == 400 and "not bool" in response.json()["error"]
+
+
 async def test_binary_inputs_and_outputs(
     client: httpx.AsyncClient, iris_model: LogisticRegression, iris_frame: pd.DataFrame
 ) -> None:

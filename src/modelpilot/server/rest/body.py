@@ -1,5 +1,5 @@
 """Bodies: requests' decompression within the size limit, JSON objects and their OpenAPI
-entry; and the JSON answers of the routes that are not inferences."""
+entry; the JSON answers of the routes that are not inferences; and the request id's header."""
 
 from __future__ import annotations
 
@@ -50,3 +50,12 @@ def documented_json_body(schema: dict[str, Any], examples: dict[str, Any]) -> di
 def json_response(payload: Any, status: int = 200) -> Response:
     """``payload`` as a JSON answer with ``status``."""
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+def id_header(request_id: str | None) -> dict[str, str]:
+    """The x-request-id header for an answer with ``request_id``: none for an id beyond ASCII
+    (HTTP/1.1 header values are bytes, and no encoding of them is agreed on), which the
+    answer's body carries as it is."""
+    if request_id is None or not request_id.isascii():
+        return {}
+    return {"x-request-id": request_id}

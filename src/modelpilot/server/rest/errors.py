@@ -12,12 +12,13 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from modelpilot.errors import ModelPilotError, Unavailable, internal_message
+from modelpilot.server.rest.body import id_header
 
 logger = logging.getLogger(__name__)
 
 
 def error_response(exc: ModelPilotError) -> JSONResponse:
-    headers = {}
+    headers = id_header(exc.request_id)
     if isinstance(exc, Unavailable):
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     return JSONResponse({"error": exc.message}, status_code=exc.http_status, headers=headers)

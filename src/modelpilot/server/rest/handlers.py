@@ -17,7 +17,7 @@ from modelpilot.errors import BadRequest, InvalidInput, ModelPilotError
 from modelpilot.protocol.json_codec import decode_request, encode_response, nested_json
 from modelpilot.protocol.rows import request_from_records, request_from_rows
 from modelpilot.protocol.types import InferenceResponse, checked_request_id
-from modelpilot.server.rest.body import decompress, json_object
+from modelpilot.server.rest.body import decompress, id_header, json_object
 from modelpilot.serving.engine import InferenceEngine
 
 HEADER_LENGTH = "inference-header-content-length"
@@ -58,9 +58,13 @@ async def infer_reply(
         raise await engine.refused(
             name, version, "rest", exc, time.perf_counter() - started
         ) from None
-    result = await engine.infer(name, inference, version, transport="rest")
+    try:
+        result = await engine.infer(name, inference, version, transport="rest")
+    except ModelPilotError as exc:
+        exc.request_id = inference.id
+        raise
     content, json_length = encode_response(result, inference)
-    reply_headers = {"x-request-id": result.id}
+    reply_headers = id_header(result.id)
     if json_length is None:
         return Reply(content, JSON, reply_headers)
     reply_headers["inference-header-content-length"] = str(json_length)
@@ -79,7 +83,8 @@ async def predict_reply(
     started = time.perf_counter()
     try:
         payload = json_object(body, headers, limit)
-        request_id = checked_request_id(payload.get("id") or headers.get("x-request-id"))
+        sent = payload.get("id")
+        request_id = checked_request_id(headers.get("x-request-id") if sent is None else sent)
         if "instances" in payload:
             inference = request_from_records(payload["instances"], request_id)
         elif "data" in payload:
@@ -93,8 +98,12 @@ async def predict_reply(
         raise await engine.refused(
             name, version, "rest", exc, time.perf_counter() - started
         ) from None
-    result = await engine.infer(name, inference, version, transport="rest")
-    return Reply(_predictions(result), JSON, {"x-request-id": result.id})
+    try:
+        result = await engine.infer(name, inference, version, transport="rest")
+    except ModelPilotError as exc:
+        exc.request_id = request_id
+        raise
+    return Reply(_predictions(result), JSON, id_header(result.id))
 
 
 def _predictions(result: InferenceResponse) -> bytes:
