@@ -231,10 +231,16 @@ def test_a_body_of_any_shape_is_refused_as_a_bad_request_or_taken() -> None:
         ("UINT64", [-1], "does not fit datatype UINT64"),
         ("INT64", [2**63], "does not fit datatype INT64"),
         ("INT32", [1, 2.5], "INT32 data must be whole numbers"),
-        ("INT32", [None], "does not fit datatype INT32"),
+        ("INT32", [None], "INT32 data must be numbers, not nulls"),
+        ("BOOL", ["false", "true"], "BOOL data must be true or false, not strings"),
+        ("BOOL", [0, 1], "BOOL data must be true or false, not numbers"),
+        ("FP64", [1.0, "3.5"], "FP64 data must be numbers, not strings"),
+        ("FP32", [True], "FP32 data must be numbers, not true or false"),
+        ("FP16", [1.0, 1e6], "FP16 data cannot hold 1000000.0"),
+        ("INT64", ["7"], "INT64 data must be numbers, not strings"),
     ],
 )
-def test_integers_that_a_cast_would_change_are_refused(
+def test_values_that_a_cast_would_change_are_refused(
     datatype: str, data: list[object], message: str
 ) -> None:
     body = {"inputs": [{"name": "x", "shape": [len(data)], "datatype": datatype, "data": data}]}

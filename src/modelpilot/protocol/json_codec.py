@@ -133,10 +133,8 @@ def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndar
             flat = np.asarray(data, dtype=object).reshape(-1)
             array = np.empty(flat.size, dtype=object)
             array[:] = [v.encode() if isinstance(v, str) else _bytes(name, v) for v in flat]
-        elif numpy_dtype(datatype).kind in "iu":
-            array = _integers(name, datatype, data)
         else:
-            array = np.asarray(data, dtype=numpy_dtype(datatype)).reshape(-1)
+            array = _numbers(name, datatype, data)
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidInput(
             f"input {name!r}: data does not fit datatype {datatype}: {exc}; send "
@@ -149,14 +147,59 @@ def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndar
     return array.reshape(shape)
 
 
-def _integers(name: str, datatype: str, data: Any) -> np.ndarray:
-    """``data`` as integer ``datatype``: numbers out of its range raise OverflowError, and
-    where NumPy would cut a fraction off, InvalidInput says so."""
-    array = np.asarray(data, dtype=numpy_dtype(datatype)).reshape(-1)
-    as_sent = np.asarray(data).reshape(-1)
-    if as_sent.dtype.kind == "f" and (as_sent != array).any():
-        raise InvalidInput(f"input {name!r}: {datatype} data must be whole numbers")
+def _numbers(name: str, datatype: str, data: Any) -> np.ndarray:
+    """``data`` as ``datatype``, flat: JSON booleans for BOOL, JSON numbers for the others.
+
+    NumPy would take more, and change it: the text "false" as true, "3.5" as 3.5, 300 as an
+    INT8 of 44, 1e6 as an FP16 of infinity. Each of those is refused by name instead."""
+    dtype = numpy_dtype(datatype)
+    sent = np.asarray(data).reshape(-1)
+    kinds = "b" if datatype == "BOOL" else "iuf"
+    if sent.dtype.kind not in kinds and sent.size and not _plain_numbers(sent, datatype):
+        wanted = "true or false" if datatype == "BOOL" else "numbers"
+        raise InvalidInput(
+            f"input {name!r}: {datatype} data must be {wanted}, not {_kind_of(sent)}"
+        )
+    if dtype.kind in "iu":
+        # From the JSON values, not ``sent``: numbers out of range raise OverflowError.
+        array = np.asarray(data, dtype=dtype).reshape(-1)
+        if sent.dtype.kind == "f" and (sent != array).any():
+            raise InvalidInput(f"input {name!r}: {datatype} data must be whole numbers")
+        return array
+    with np.errstate(over="ignore"):
+        array = sent.astype(dtype, copy=False)
+    if dtype.kind == "f" and dtype.itemsize < 8 and np.isinf(array).any():
+        value = sent[int(np.argmax(np.isinf(array)))]
+        raise InvalidInput(
+            f"input {name!r}: {datatype} data cannot hold {value}; its numbers go up to "
+            f"{float(np.finfo(np.float16 if datatype == 'FP16' else np.float32).max):.4g} in size"
+        )
     return array
+
+
+def _plain_numbers(sent: np.ndarray, datatype: str) -> bool:
+    """Whether ``sent``, objects, holds JSON numbers alone (integers past 64 bits, say), or
+    numbers and nulls for a float ``datatype`` (a null is a missing value, NaN)."""
+    if sent.dtype.kind != "O" or datatype == "BOOL":
+        return False
+    nulls = datatype.startswith("FP")
+    return all(
+        (isinstance(v, int | float) and not isinstance(v, bool)) or (v is None and nulls)
+        for v in sent
+    )
+
+
+def _kind_of(sent: np.ndarray) -> str:
+    kind = sent.dtype.kind
+    if kind == "b":
+        return "true or false"
+    if kind in "iuf":
+        return "numbers"
+    if kind == "U":
+        return "strings"
+    found = {type(v).__name__ for v in sent if not isinstance(v, int | float)}
+    names = {"str": "strings", "NoneType": "nulls", "bool": "true or false", "list": "lists"}
+    return " and ".join(sorted(names.get(n, n) for n in found)) or "numbers"
 
 
 def _bytes(name: str, value: Any) -> bytes:

@@ -246,8 +246,51 @@ def _convert(name: str, array: np.ndarray, datatype: str) -> np.ndarray:
                 f"input {name!r} holds fractional or missing values but the model takes "
                 f"{datatype}; send whole numbers"
             )
-        return array.astype(target, copy=False)
+        with np.errstate(all="ignore"):  # what the cast could not hold is found below
+            converted = array.astype(target, copy=False)
+        outside = _outside(array, converted, target)
+        if outside is not None:
+            raise InvalidInput(
+                f"input {name!r} holds {outside}, which {datatype} cannot hold (the model "
+                f"takes {datatype}{_range(target)})"
+            )
+        return converted
     raise InvalidInput(f"input {name!r} is {got} but the model takes {datatype}")
+
+
+def _outside(array: np.ndarray, converted: np.ndarray, target: np.dtype) -> object | None:
+    """The first value of ``array`` that ``converted`` (its cast to ``target``) does not
+    hold, or None: integers wrap around and floats overflow when cast, silently."""
+    if array.dtype.kind == "b" or not array.size:
+        return None
+    if target.kind == "b":
+        wrong = (array != 0) & (array != 1)
+    elif target.kind in "iu":
+        info = np.iinfo(target)
+        if array.dtype.kind == "f":
+            wrong = (array < info.min) | (array > info.max)
+        else:  # integers against integers: compared exactly, not as floats
+            low, high = array.min(), array.max()
+            if int(low) >= info.min and int(high) <= info.max:
+                return None
+            wrong = np.array([not info.min <= int(v) <= info.max for v in array.flat])
+    elif target.kind == "f":
+        wrong = np.isinf(converted) & ~np.isinf(array)
+    else:
+        return None
+    if not wrong.any():
+        return None
+    value: object = array.flat[int(np.argmax(wrong.ravel()))]
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _range(target: np.dtype) -> str:
+    if target.kind == "b":
+        return ": 0 or 1, false or true"
+    if target.kind in "iu":
+        info = np.iinfo(target)
+        return f": whole numbers from {info.min} to {info.max}"
+    return f": numbers up to {np.finfo(target).max:.4g} in size"
 
 
 def _as_bytes(array: np.ndarray) -> np.ndarray:

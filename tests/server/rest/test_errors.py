@@ -52,7 +52,7 @@ CASES = [
         "/v2/models/iris/infer",
         tensor([1, 4], ["a", "b", "c", "d"]),
         422,
-        "does not fit datatype FP64",
+        "FP64 data must be numbers, not strings",
     ),
     ("/v2/models/iris/infer", tensor([1, 4], [1, 2, 3, 4], "FP128"), 422, "unknown datatype"),
     ("/v2/models/iris/infer", tensor([0, 4], []), 422, "no rows"),
