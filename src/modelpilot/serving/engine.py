@@ -252,17 +252,24 @@ class InferenceEngine:
         signature = loaded.version.signature
         batch = assemble_batch(signature, request.inputs)
         names = requested_outputs(signature, request.outputs)
+        computed = names
+        if self._handlers["predicted"] and request.outputs:
+            # Whoever watches the predictions sees "the prediction" of every request, also
+            # of one that asked for other outputs alone (probabilities, say).
+            main = signature.main_output
+            if main is not None and main.name not in names:
+                computed = [*names, main.name]
         request_id = request.id or self._next_id()
         key = None
         if self.result_cache is not None:
-            key = cache_key(loaded.version, batch, names)
+            key = cache_key(loaded.version, batch, computed)
             cached = await self.result_cache.get(key)
             if cached is not None:
                 if self._handlers["predicted"]:
                     rows = [batch_rows(batch)]
                     self._notify("predicted", loaded.version, [request_id], rows, batch, cached)
                 return self._response(loaded, request_id, cached, names)
-        arrays = await self._run(loaded, batch, names, request_id)
+        arrays = await self._run(loaded, batch, computed, request_id)
         if key is not None and self.result_cache is not None:
             await self.result_cache.set(key, arrays)
         return self._response(loaded, request_id, arrays, names)
