@@ -253,3 +253,14 @@ def test_whole_floats_and_the_ends_of_a_range_are_integers_as_sent() -> None:
     body = {"inputs": [{"name": "x", "shape": [3], "datatype": "INT64", "data": data}]}
     decoded = decode_request(orjson.dumps(body)).inputs[0].data
     assert decoded.dtype == np.int64 and decoded.tolist() == [1, -(2**63), 2**63 - 1]
+
+
+def test_binary_flags_are_booleans() -> None:
+    """The text "false" is no flag: it used to send the outputs binary."""
+    tensor = {"name": "x", "shape": [1], "datatype": "FP64", "data": [1.0]}
+    body = {"inputs": [tensor], "parameters": {"binary_data_output": "false"}}
+    with pytest.raises(BadRequest, match='"binary_data_output" of the request must be true or'):
+        decode_request(orjson.dumps(body))
+    body = {"inputs": [tensor], "outputs": [{"name": "y", "parameters": {"binary_data": 1}}]}
+    with pytest.raises(BadRequest, match="\"binary_data\" of output 'y' must be true or false"):
+        decode_request(orjson.dumps(body))

@@ -90,6 +90,44 @@ def test_fractions_for_an_integer_model_are_refused() -> None:
     assert batch["input-0"].dtype == np.int64
 
 
+@pytest.mark.parametrize(
+    ("datatype", "data", "message"),
+    [
+        ("INT8", np.array([[1, 300]]), "holds 300, which INT8 cannot hold"),
+        ("INT8", np.array([[1.0, -129.0]]), "holds -129.0, which INT8 cannot hold"),
+        ("UINT64", np.array([[-1, 5]]), "holds -1, which UINT64 cannot hold"),
+        ("INT64", np.array([[2**64 - 1]], dtype=np.uint64), "holds 18446744073709551615"),
+        ("BOOL", np.array([[0.5, 1.0]]), "holds 0.5, which BOOL cannot hold"),
+        ("BOOL", np.array([[2, 0]]), r"holds 2, which BOOL cannot hold \(the model takes BOOL: 0"),
+        ("FP16", np.array([[1.0, 1e6]]), "holds 1000000.0, which FP16 cannot hold"),
+    ],
+)
+def test_values_a_cast_would_change_are_refused_not_wrapped(
+    datatype: str, data: np.ndarray, message: str
+) -> None:
+    """NumPy's casts wrap integers around (300 becomes the INT8 44) and overflow floats to
+    infinity, silently; the model would have answered for another input than the one sent."""
+    signature = Signature(inputs=(TensorSpec("x", datatype, (-1, data.shape[1])),), outputs=())
+    sent = Tensor("x", "FP64", data.shape, data)
+    with pytest.raises(InvalidInput, match=message):
+        assemble_batch(signature, [sent])
+
+
+def test_values_a_cast_keeps_are_taken() -> None:
+    for datatype, data in (
+        ("INT8", [[-128, 127]]),
+        ("UINT64", [[0, 2**63]]),
+        ("BOOL", [[0, 1]]),
+        ("FP16", [[-65504.0, np.inf]]),
+        ("FP32", [[1e30, np.nan]]),
+    ):
+        array = np.array(data)
+        spec = TensorSpec("x", datatype, (-1, 2))
+        signature = Signature(inputs=(spec,), outputs=(), allow_nan=True)
+        batch = assemble_batch(signature, [Tensor("x", "FP64", array.shape, array)])
+        np.testing.assert_allclose(batch["x"].astype(array.dtype), array, rtol=1e-6)
+
+
 def test_nan_passes_when_the_model_allows_it() -> None:
     signature = Signature(TABULAR.inputs, TABULAR.outputs, TABULAR.feature_names, allow_nan=True)
     batch = assemble_batch(signature, [tensor("input-0", [[1, np.nan, 3]])])
@@ -115,6 +153,10 @@ def test_requested_outputs_default_to_all_and_reject_unknown() -> None:
     twice = [RequestedOutput("predict"), RequestedOutput("predict")]
     with pytest.raises(InvalidInput, match="output 'predict' is given more than once"):
         requested_outputs(TABULAR, twice)
+    # Triton's classification extension is not offered: no silent tensor in its stead.
+    classified = [RequestedOutput("predict_proba", {"classification": 2})]
+    with pytest.raises(InvalidInput, match=r"\['predict_proba'\] ask for classification"):
+        requested_outputs(TABULAR, classified)
 
 
 @pytest.mark.parametrize("signature", [TABULAR, MULTI])

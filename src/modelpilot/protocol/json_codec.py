@@ -73,8 +73,11 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferenceRe
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise BadRequest('each of "outputs" must be an object with a "name"')
         name = item["name"]
-        outputs.append(RequestedOutput(name, _parameters(item, f"output {name!r}")))
+        output_parameters = _parameters(item, f"output {name!r}")
+        _flag(output_parameters, "binary_data", f"output {name!r}")
+        outputs.append(RequestedOutput(name, output_parameters))
     parameters = _parameters(payload, "the request")
+    _flag(parameters, "binary_data_output", "the request")
     return InferenceRequest(
         inputs=tensors,
         id=checked_request_id(payload.get("id")),
@@ -91,6 +94,14 @@ def _parameters(item: dict[str, Any], owner: str) -> dict[str, Any]:
     if not isinstance(parameters, dict):
         raise BadRequest(f'"parameters" of {owner} must be an object')
     return parameters
+
+
+def _flag(parameters: dict[str, Any], key: str, owner: str) -> None:
+    """BadRequest unless ``parameters[key]``, if given, is a JSON boolean (the text "false"
+    would otherwise read as true)."""
+    value = parameters.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise BadRequest(f'"{key}" of {owner} must be true or false, not {value!r}')
 
 
 def _decode_input(item: Any, binary: memoryview | None, offset: int) -> tuple[Tensor, int]:

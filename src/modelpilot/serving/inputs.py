@@ -344,6 +344,15 @@ def requested_outputs(signature: Signature, requested: Sequence[RequestedOutput]
     if not requested:
         return available
     names = [r.name for r in requested]
+    classified = [r.name for r in requested if "classification" in r.parameters]
+    if classified:
+        # Triton's classification extension answers the top classes as text instead of the
+        # tensor; answering the tensor would hand the client another shape than it expects.
+        raise InvalidInput(
+            f"output(s) {classified} ask for classification, an extension this server does not "
+            "offer (see the extensions in GET /v2); ask for predict_proba and take the top "
+            "classes from it, or for predict"
+        )
     unknown = [n for n in names if n not in available]
     if unknown:
         raise InvalidInput(f"unknown output(s) {unknown}; the model gives {available}")

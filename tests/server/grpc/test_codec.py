@@ -96,3 +96,13 @@ def test_typed_contents_outside_a_narrow_type_are_refused_not_wrapped(
         decode_request(request)
     getattr(tensor.contents, _CONTENTS[datatype])[:] = [0] * len(values)
     assert decode_request(request).inputs[0].data.dtype == numpy_dtype(datatype)
+
+
+def test_raw_and_typed_contents_together_are_refused() -> None:
+    """Triton refuses an input sent both ways; which of the two would the model see?"""
+    request = pb.ModelInferRequest(model_name="m")
+    tensor = request.inputs.add(name="x", datatype="FP64", shape=[1])
+    tensor.contents.fp64_contents.append(1.0)
+    request.raw_input_contents.append(np.array([2.0]).tobytes())
+    with pytest.raises(InvalidInput, match="typed contents as well as raw_input_contents"):
+        decode_request(request)

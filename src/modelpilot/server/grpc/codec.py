@@ -76,6 +76,11 @@ def decode_request(message: pb.ModelInferRequest) -> InferenceRequest:
         if any(d < 0 for d in shape):
             raise InvalidInput(f"input {name!r}: shape {shape} has a negative dimension")
         if raw:
+            if item.HasField("contents"):
+                raise InvalidInput(
+                    f"input {name!r} has typed contents as well as raw_input_contents; send "
+                    "each input's data one way (raw for all inputs, or contents for all)"
+                )
             array = decode_raw(name, datatype, shape, raw[i])
         else:
             array = _from_contents(name, datatype, shape, item.contents)
