@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
@@ -205,3 +206,34 @@ def test_text_of_digits_stays_text(run: Run, tmp_path: Path) -> None:
     np.testing.assert_allclose(
         scored["predict_proba_1"], model.predict_proba(frame.head(50))[:, 1], rtol=1e-6
     )
+
+
+def test_a_pipeline_that_imputes_takes_missing_values(run: Run, tmp_path: Path) -> None:
+    """scikit-learn tags a Pipeline as refusing NaN even when its first step imputes them:
+    registration finds out by asking the model, so rows with holes are scored."""
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    model = make_pipeline(SimpleImputer(), LinearRegression()).fit(frame, 2 * frame["a"])
+    joblib.dump(model, tmp_path / "imputing.joblib")
+    frame.to_csv(tmp_path / "reference.csv", index=False)  # no holes in the reference
+    reference = str(tmp_path / "reference.csv")
+    registered = run(
+        "register", "imputing", str(tmp_path / "imputing.joblib"), "--reference", reference
+    )
+    assert registered.exit_code == 0, registered.output
+    holed = frame.head(20).copy()
+    holed.loc[::3, "a"] = np.nan
+    holed.to_csv(tmp_path / "rows.csv", index=False)
+    result = run("predict", "imputing", str(tmp_path / "rows.csv"), "-o", str(tmp_path / "p.csv"))
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(tmp_path / "p.csv")
+    np.testing.assert_allclose(scored["predict"], model.predict(holed))
+
+    # A model that does not cope is still refused such rows, by row and column.
+    plain = LinearRegression().fit(frame, 2 * frame["a"])
+    joblib.dump(plain, tmp_path / "plain.joblib")
+    registered = run("register", "plain", str(tmp_path / "plain.joblib"), "--reference", reference)
+    assert registered.exit_code == 0, registered.output
+    result = run("predict", "plain", str(tmp_path / "rows.csv"), "-o", str(tmp_path / "q.csv"))
+    assert isinstance(result.exception, InvalidInput)
+    assert "row 1, column 'a'" in str(result.exception)

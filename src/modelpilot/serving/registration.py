@@ -88,6 +88,13 @@ def register_model(
         # Of the model's own features only: a reference may hold other columns beside them.
         _refuse_dates(frame)
         signature = _with_text_features(runtime, signature, frame)
+    if (
+        frame is not None
+        and signature.is_tabular
+        and not signature.allow_nan
+        and _copes_with_missing(runtime, signature, frame)
+    ):
+        signature = replace(signature, allow_nan=True)
     profile = None
     meta: dict[str, Any] = dict(metadata or {})
     if frame is not None:
@@ -207,6 +214,36 @@ def _with_text_features(runtime: Runtime, signature: Signature, frame: pd.DataFr
         feature_names=tuple(str(c) for c in frame.columns),
         feature_datatypes=kinds,
     )
+
+
+def _copes_with_missing(runtime: Runtime, signature: Signature, frame: pd.DataFrame) -> bool:
+    """Whether the model predicts on rows with missing numbers, which its own tags may not
+    say: a pipeline that imputes them first (``SimpleImputer``) is tagged as refusing them.
+
+    Tried on the reference's own rows with missing values if it has any, then on a few of
+    its rows with every number missing. A model that copes with them in some features only
+    is let through; it refuses the others itself, and the client hears why."""
+    numbers = [i for i, (_, c) in enumerate(frame.items()) if pd.api.types.is_numeric_dtype(c)]
+    if not numbers:
+        return False
+    rows = _numeric(frame) if signature.feature_datatypes is None else _rows(frame)
+    if rows is None:
+        return False
+    rows = rows.astype(np.float64) if rows.dtype.kind in "iub" else rows
+    holes = frame.iloc[:, numbers].isna().to_numpy().any(axis=1)
+    tries = [rows[holes][:5]] if holes.any() else []
+    blank = rows[:3].copy()
+    blank[:, numbers] = np.nan
+    tries.append(blank)
+    output = signature.main_output
+    wanted = [output.name] if output is not None else []
+    for sample in tries:
+        try:
+            runtime.predict({signature.inputs[0].name: sample}, wanted)
+        except Exception:
+            continue
+        return True
+    return False
 
 
 def _refuse_dates(frame: pd.DataFrame) -> None:
