@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,31 @@ import pandas as pd
 from modelpilot.errors import BadRequest
 
 SUFFIXES = (".csv", ".parquet", ".pq", ".npy")
+
+MISSING_WORDS = frozenset(
+    [
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    ]
+)
+"""What ``read_csv`` reads as a missing value by default (its documented ``na_values``)."""
 
 
 def _kind(path: Path) -> str:
@@ -68,7 +94,8 @@ def read_table(
     _exists(path)
     with _reading(path, kind):
         if kind == "csv":
-            return pd.read_csv(path, nrows=max_rows, dtype=_as_text(text_columns))
+            frame: pd.DataFrame = pd.read_csv(path, nrows=max_rows, **_as_text(path, text_columns))
+            return frame
         if kind == "parquet":
             frame = pd.read_parquet(path)
             return frame if max_rows is None else frame.head(max_rows)
@@ -92,8 +119,8 @@ def iter_table(
     _exists(path)
     with _reading(path, kind):  # (what the caller does with each chunk is not inside)
         if kind == "csv":
-            text = _as_text(text_columns)
-            with pd.read_csv(path, chunksize=chunk_rows, dtype=text) as reader:
+            text = _as_text(path, text_columns)
+            with pd.read_csv(path, chunksize=chunk_rows, **text) as reader:
                 yield from reader
         elif kind == "parquet":
             import pyarrow.parquet as pq
@@ -107,10 +134,26 @@ def iter_table(
                 yield _frame(np.asarray(array[start : start + chunk_rows]))
 
 
-def _as_text(columns: Sequence[str]) -> dict[str, type] | None:
-    """``read_csv``'s dtype for reading ``columns`` as text (columns the file lacks are
-    passed over; empty cells stay missing)."""
-    return dict.fromkeys(columns, str) or None
+def _as_text(path: Path, columns: Sequence[str]) -> dict[str, Any]:
+    """``read_csv``'s options for reading ``columns`` of the CSV at ``path`` as text.
+
+    Their values are kept as written: "01234" stays "01234", and the words pandas takes for
+    missing values elsewhere ("NA", "None", "null"...) are categories like any other (North
+    America, no discount); only an empty cell is missing. Columns the file lacks are passed
+    over; the others read as pandas reads them."""
+    if not columns:
+        return {}
+    header = pd.read_csv(path, nrows=0).columns
+    text = [c for c in header if c in set(columns)]
+    if not text:
+        return {}
+    missing: dict[str, Collection[str]] = {c: MISSING_WORDS for c in header if c not in text}
+    missing.update({column: ("",) for column in text})
+    return {
+        "dtype": dict.fromkeys(text, str),
+        "keep_default_na": False,
+        "na_values": missing,
+    }
 
 
 def count_rows(path: Path) -> int | None:

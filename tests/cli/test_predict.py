@@ -237,3 +237,50 @@ def test_a_pipeline_that_imputes_takes_missing_values(run: Run, tmp_path: Path) 
     result = run("predict", "plain", str(tmp_path / "rows.csv"), "-o", str(tmp_path / "q.csv"))
     assert isinstance(result.exception, InvalidInput)
     assert "row 1, column 'a'" in str(result.exception)
+
+
+def test_words_pandas_reads_as_missing_are_categories_of_a_text_feature(
+    run: Run, tmp_path: Path
+) -> None:
+    """ "NA" is North America and "None" no discount to a model that encoded them: in its
+    text features they are read as written; an empty cell is still missing."""
+    rng = np.random.default_rng(6)
+    frame = pd.DataFrame(
+        {
+            "region": rng.choice(["NA", "EU", "APAC"], 300),
+            "discount": rng.choice(["None", "10%", "20%"], 300),
+            "amount": rng.normal(size=300),
+        }
+    )
+    labels = ((frame["region"] == "NA") | (frame["discount"] == "None")).astype(int)
+    encode = ColumnTransformer(
+        [("text", OneHotEncoder(handle_unknown="ignore"), ["region", "discount"])],
+        remainder="passthrough",
+    )
+    model = make_pipeline(encode, LogisticRegression()).fit(frame, labels)
+    joblib.dump(model, tmp_path / "orders.joblib")
+    frame.assign(label=labels).to_csv(tmp_path / "reference.csv", index=False)
+    registered = run(
+        "register",
+        "orders",
+        str(tmp_path / "orders.joblib"),
+        "--reference",
+        str(tmp_path / "reference.csv"),
+        "--target",
+        "label",
+    )
+    assert registered.exit_code == 0, registered.output
+    accuracy = model.score(frame, labels)
+    assert accuracy == 1.0
+    assert "accuracy 1.000" in registered.output  # lower when "NA" was read as missing
+
+    frame.head(40).to_csv(tmp_path / "rows.csv", index=False)
+    result = run("predict", "orders", str(tmp_path / "rows.csv"), "-o", str(tmp_path / "p.csv"))
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(tmp_path / "p.csv")
+    np.testing.assert_array_equal(scored["predict"], model.predict(frame.head(40)))
+
+    (tmp_path / "hole.csv").write_text("region,discount,amount\nEU,,1.0\n")
+    result = run("predict", "orders", str(tmp_path / "hole.csv"), "-o", str(tmp_path / "h.csv"))
+    assert isinstance(result.exception, InvalidInput)
+    assert "column 'discount' is empty" in str(result.exception)
