@@ -95,6 +95,25 @@ async def test_each_feature_sent_in_its_own_kind_gets_the_models_answer(
         np.testing.assert_allclose(answered["predict_proba"], expected, rtol=RTOL, atol=ATOL)
 
 
+async def test_without_a_reference_the_model_tells_which_features_are_text(
+    registry: Registry, shop_files: tuple[Path, Path]
+) -> None:
+    """Its encoder was fitted on a column of strings: that feature is text, the others are
+    numbers, as a reference would have said (before, it was registered as one FP64 tensor
+    and could never be answered)."""
+    bare = register_model(registry, "bare", shop_files[0])
+    assert bare.signature.feature_datatypes == ("BYTES", "FP64", "FP64")
+    engine = InferenceEngine(registry, make_settings(registry, onnx=False))
+    await engine.start()
+    try:
+        frame = shop_frame(10, seed=2)
+        response = await engine.infer("bare", request_from_records(frame.to_dict("records")))
+        predicted = {t.name: t.data for t in response.outputs}["predict"]
+        np.testing.assert_array_equal(predicted, joblib.load(shop_files[0]).predict(frame))
+    finally:
+        await engine.stop()
+
+
 async def test_onnx_runtime_serves_it_after_parity_on_known_and_unseen_text(
     engine: InferenceEngine, shop_files: tuple[Path, Path]
 ) -> None:

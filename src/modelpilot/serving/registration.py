@@ -88,6 +88,8 @@ def register_model(
         # Of the model's own features only: a reference may hold other columns beside them.
         _refuse_dates(frame)
         signature = _with_text_features(runtime, signature, frame)
+    elif frame is None and signature.is_tabular and signature.feature_datatypes is None:
+        signature = _with_text_of_the_model(runtime, signature)
     if (
         frame is not None
         and signature.is_tabular
@@ -213,6 +215,22 @@ def _with_text_features(runtime: Runtime, signature: Signature, frame: pd.DataFr
         inputs=(TensorSpec(spec.name, "BYTES", spec.shape),),
         feature_names=tuple(str(c) for c in frame.columns),
         feature_datatypes=kinds,
+    )
+
+
+def _with_text_of_the_model(runtime: Runtime, signature: Signature) -> Signature:
+    """``signature`` for a model registered without reference data that says itself which of
+    its features are text (encoders fitted on named columns of strings): each feature keeps
+    its kind, as a reference would have given it."""
+    text = set(runtime.text_features())
+    names = signature.feature_names
+    if not text or not names or not text <= set(names):
+        return signature
+    spec = signature.inputs[0]
+    return replace(
+        signature,
+        inputs=(TensorSpec(spec.name, "BYTES", spec.shape),),
+        feature_datatypes=tuple("BYTES" if name in text else "FP64" for name in names),
     )
 
 
