@@ -13,7 +13,12 @@ import pandas as pd
 
 from modelpilot.errors import BadRequest, InvalidInput
 from modelpilot.registry.profile import ReferenceProfile, outcome_profile
-from modelpilot.registry.quality import as_class, classification_metrics, regression_metrics
+from modelpilot.registry.quality import (
+    as_class,
+    classification_metrics,
+    label_key,
+    regression_metrics,
+)
 from modelpilot.registry.signature import Signature, TensorSpec
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
@@ -151,25 +156,42 @@ def _outcomes(
         raise InvalidInput(f"the model cannot predict on the reference data: {exc}") from exc
     predicted = np.asarray(arrays[main])
     classifier = is_classifier(signature)
-    if classifier and labels is not None:  # 0/1 labels of a classifier of booleans, say
-        classes = list(signature.extra.get("classes", []))
-        labels = labels.map(lambda value: as_class(value, classes))
     if predicted.ndim > 1 and not classifier:
         return profile, {}
-    target = (
-        outcome_profile("target", labels.to_numpy(), classifier) if labels is not None else None
-    )
-    profile = profile.with_outcomes(outcome_profile(main, predicted, classifier), target)
     if labels is None:
-        return profile, {}
+        return profile.with_outcomes(outcome_profile(main, predicted, classifier), None), {}
+    # Rows without a label say nothing of the model's quality: they are left out of it.
+    labelled = labels.notna().to_numpy()
+    labels = labels[labelled]
+    classes = list(signature.extra.get("classes", []))
+    if classifier:  # 0/1 labels of a classifier of booleans, say
+        labels = labels.map(lambda value: as_class(value, classes))
+        _refuse_strange_labels(labels, classes)
+    target = outcome_profile("target", labels.to_numpy(), classifier)
+    profile = profile.with_outcomes(outcome_profile(main, predicted, classifier), target)
+    answered = list(predicted[labelled].ravel())
     if classifier:
         proba = arrays.get("predict_proba")
-        classes = list(signature.extra.get("classes", []))
-        rows_proba = list(np.asarray(proba)) if proba is not None else []
-        return profile, classification_metrics(
-            list(labels), list(predicted.ravel()), rows_proba, classes
+        rows_proba = list(np.asarray(proba)[labelled]) if proba is not None else []
+        return profile, classification_metrics(list(labels), answered, rows_proba, classes)
+    return profile, regression_metrics(list(labels), answered)
+
+
+def _refuse_strange_labels(labels: pd.Series, classes: list[Any]) -> None:
+    """InvalidInput if the target column holds labels the classifier never predicts: its
+    accuracy on them would be stored as the quality live labels are judged against (a model
+    of the classes "setosa"... given the codes 0, 1, 2 would have 0)."""
+    if not classes:
+        return
+    known = {label_key(c) for c in classes}
+    strange = sorted({label_key(v) for v in labels} - known)
+    if strange:
+        shown = ", ".join(repr(v) for v in strange[:5]) + (", ..." if len(strange) > 5 else "")
+        raise InvalidInput(
+            f"the target column holds labels the model does not predict ({shown}); its classes "
+            f"are {classes}. Give the target as the model's classes (the labels it was fitted "
+            "on), or leave --target out"
         )
-    return profile, regression_metrics(list(labels), list(predicted.ravel()))
 
 
 def _reference_frame(

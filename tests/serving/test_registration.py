@@ -1,0 +1,57 @@
+"""Registration's measure of a model on its reference labels (``--target``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from modelpilot.errors import InvalidInput
+from modelpilot.registry.store import Registry
+from modelpilot.serving.registration import register_model
+
+
+def test_labels_the_model_never_predicts_are_refused(
+    registry: Registry, tmp_path: Path, iris_frame: pd.DataFrame, iris_target: np.ndarray
+) -> None:
+    """A model of species names given the codes 0, 1, 2 was stored with accuracy 0, the
+    baseline its live labels would have been judged against."""
+    names = np.array(["setosa", "versicolor", "virginica"])[iris_target]
+    model = LogisticRegression(max_iter=500).fit(iris_frame, names)
+    joblib.dump(model, tmp_path / "named.joblib")
+    coded = iris_frame.assign(species=iris_target)
+    with pytest.raises(InvalidInput, match=r"labels the model does not predict \('0', '1', '2'\)"):
+        register_model(
+            registry, "named", tmp_path / "named.joblib", reference=coded, target="species"
+        )
+    assert registry.list_models() == []
+    named = iris_frame.assign(species=names)
+    version = register_model(
+        registry, "named", tmp_path / "named.joblib", reference=named, target="species"
+    )
+    assert version.metadata["reference_metrics"]["accuracy"] > 0.95
+
+
+def test_rows_without_a_label_are_left_out_of_the_models_quality(
+    registry: Registry,
+    iris_model_path: Path,
+    iris_model: LogisticRegression,
+    iris_frame: pd.DataFrame,
+    iris_target: np.ndarray,
+) -> None:
+    """An empty label is no class: it counted as a wrong answer, and as a class of its own."""
+    labels = pd.Series(iris_target, dtype="float64")
+    labels[[0, 60, 120]] = np.nan
+    version = register_model(
+        registry, "iris", iris_model_path, reference=iris_frame.assign(y=labels), target="y"
+    )
+    kept = labels.notna().to_numpy()
+    expected = iris_model.score(iris_frame[kept], iris_target[kept])
+    assert version.metadata["reference_metrics"]["accuracy"] == pytest.approx(expected)
+    profile = registry.reference_profile("iris", 1)
+    assert profile is not None and profile.target is not None
+    assert sum(profile.target.categories.values()) == 147
