@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -284,3 +285,59 @@ def test_words_pandas_reads_as_missing_are_categories_of_a_text_feature(
     result = run("predict", "orders", str(tmp_path / "hole.csv"), "-o", str(tmp_path / "h.csv"))
     assert isinstance(result.exception, InvalidInput)
     assert "column 'discount' is empty" in str(result.exception)
+
+
+def test_parquets_own_types_are_read_for_what_they_are(run: Run, tmp_path: Path) -> None:
+    """A nullable integer's NA is a missing value; a column of numbers is no text feature."""
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame({"a": rng.integers(0, 9, 300), "b": rng.normal(size=300)})
+    model = HistGradientBoostingRegressor(max_iter=20).fit(frame, frame["b"] * 2)
+    joblib.dump(model, tmp_path / "hgb.joblib")
+    frame.to_csv(tmp_path / "reference.csv", index=False)
+    registered = run(
+        "register",
+        "hgb",
+        str(tmp_path / "hgb.joblib"),
+        "--reference",
+        str(tmp_path / "reference.csv"),
+    )
+    assert registered.exit_code == 0, registered.output
+    rows = frame.head(10).astype({"a": "Int64"})
+    rows.loc[3, "a"] = pd.NA
+    rows.to_parquet(tmp_path / "rows.parquet")
+    result = run("predict", "hgb", str(tmp_path / "rows.parquet"), "-o", str(tmp_path / "p.csv"))
+    assert result.exit_code == 0, result.output
+    expected = model.predict(rows.astype({"a": "float64"}))
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "p.csv")["predict"], expected)
+
+
+def test_a_text_feature_stored_as_numbers_is_refused(run: Run, tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame({"zip": rng.choice(["02134", "10001"], 100), "x": rng.normal(size=100)})
+    encode = ColumnTransformer(
+        [("zip", OneHotEncoder(handle_unknown="ignore"), ["zip"])], remainder="passthrough"
+    )
+    model = make_pipeline(encode, LinearRegression()).fit(frame, frame["x"])
+    joblib.dump(model, tmp_path / "zips.joblib")
+    assert run("register", "zips", str(tmp_path / "zips.joblib")).exit_code == 0
+    frame.astype({"zip": "int64"}).to_parquet(tmp_path / "rows.parquet")
+    result = run("predict", "zips", str(tmp_path / "rows.parquet"))
+    assert isinstance(result.exception, InvalidInput)
+    assert "column 'zip' holds numbers (int64), and the model takes text" in str(result.exception)
+
+
+def test_string_classes_are_written_to_npy_without_pickling(
+    run: Run, tmp_path: Path, iris_frame: pd.DataFrame, iris_target: np.ndarray
+) -> None:
+    names = np.array(["setosa", "versicolor", "virginica"])[iris_target]
+    model = LogisticRegression(max_iter=500).fit(iris_frame, names)
+    joblib.dump(model, tmp_path / "named.joblib")
+    assert run("register", "named", str(tmp_path / "named.joblib")).exit_code == 0
+    iris_frame.to_csv(tmp_path / "rows.csv", index=False)
+    target = tmp_path / "scored.npy"
+    assert run("predict", "named", str(tmp_path / "rows.csv"), "-o", str(target)).exit_code == 0
+    scored = np.load(target)  # allow_pickle=False
+    assert list(scored["predict"]) == list(model.predict(iris_frame))
+    np.testing.assert_allclose(
+        scored["predict_proba_setosa"], model.predict_proba(iris_frame)[:, 0], rtol=1e-6
+    )

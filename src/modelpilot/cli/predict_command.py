@@ -146,6 +146,13 @@ def _by_feature(signature: Signature, frame: pd.DataFrame, first_row: int) -> li
             tensors.append(Tensor(name, datatype_of(data), data.shape, data))
             continue
         values = frame[name]
+        if pd.api.types.is_numeric_dtype(values):
+            # Parquet keeps its types: a number here is no text the model was fitted on
+            # (2134 is not "02134"), and would be an unknown category, silently.
+            raise InvalidInput(
+                f"column {name!r} holds numbers ({values.dtype}), and the model takes text "
+                "there: store it as text (strings), as the model was fitted on it"
+            )
         empty = values.isna().to_numpy()
         if empty.any():
             at = int(np.argmax(empty))
@@ -160,7 +167,12 @@ def _by_feature(signature: Signature, frame: pd.DataFrame, first_row: int) -> li
 
 def _numbers(signature: Signature, frame: pd.DataFrame, first_row: int) -> np.ndarray:
     """``frame``'s columns of numbers as one array, or InvalidInput naming a bad cell."""
-    array = frame.to_numpy()
+    nullable = any(isinstance(t, pd.api.extensions.ExtensionDtype) for t in frame.dtypes)
+    if nullable and all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
+        # Parquet's nullable integers (Int64): their NA is a missing value, as NaN is.
+        array = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        array = frame.to_numpy()
     if array.dtype.kind == "O":
         try:
             array = array.astype(np.float64)
@@ -246,7 +258,7 @@ class _Writer:
         self.kind = "parquet" if suffix in (".parquet", ".pq") else suffix[1:]
         self._first = True
         self._parquet: Any = None
-        self._arrays: list[np.ndarray] = []
+        self._frames: list[pd.DataFrame] = []
 
     def write(self, frame: pd.DataFrame) -> None:
         if self.kind == "csv":
@@ -262,15 +274,15 @@ class _Writer:
                 self._parquet = pq.ParquetWriter(self.path, table.schema)
             self._parquet.write_table(table)
         else:
-            self._arrays.append(frame.to_numpy())
+            self._frames.append(frame)
         self._first = False
 
     def close(self) -> None:
         if self._parquet is not None:
             self._parquet.close()
-        if self.kind == "npy" and self._arrays:
+        if self.kind == "npy" and self._frames:
             with self.path.open("wb") as file:  # np.save would add .npy to the name
-                np.save(file, np.concatenate(self._arrays))
+                np.save(file, _npy(pd.concat(self._frames, ignore_index=True)))
         if self.path.exists():
             self.path.replace(self.target)
 
@@ -278,6 +290,27 @@ class _Writer:
         if self._parquet is not None:
             self._parquet.close()
         self.path.unlink(missing_ok=True)
+
+
+def _npy(frame: pd.DataFrame) -> np.ndarray:
+    """The outputs as an array ``np.load`` reads without unpickling: numbers alone as one
+    2-D array; beside text (string classes), a record per row with a field per column."""
+    if all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
+        return frame.to_numpy()
+    fields = {
+        name: column.astype(str) if column.dtype.kind == "O" else column
+        for name, column in frame.items()
+    }
+    return pd.DataFrame(fields).to_records(index=False, column_dtypes=_unicode(fields))
+
+
+def _unicode(fields: dict[Any, pd.Series]) -> dict[Any, str]:
+    """Fixed-width text fields for the columns of text (objects cannot be saved unpickled)."""
+    widths = {}
+    for name, column in fields.items():
+        if column.dtype.kind == "O":
+            widths[name] = f"<U{max(1, int(column.str.len().max() or 1))}"
+    return widths
 
 
 def install(app: typer.Typer) -> None:
