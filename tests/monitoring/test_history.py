@@ -5,8 +5,14 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pytest
 
-from modelpilot.monitoring.history import ServiceHistory, ServicePoint, merge_points
+from modelpilot.monitoring.history import (
+    ServiceHistory,
+    ServicePoint,
+    merge_points,
+    window_quantile,
+)
 
 
 def finish(history: ServiceHistory, seconds: float, status: str = "ok") -> None:
@@ -70,3 +76,42 @@ def test_a_worker_that_closed_two_intervals_in_one_counts_once_in_its_levels() -
     merged = merge_points(own, [sibling], interval=2.0)
     assert [(p.requests, p.memory_bytes) for p in merged] == [(15, 300), (15, 320)]
     assert merged[1].seconds == 4.0  # the two intervals of the one worker, end to end
+
+
+def test_a_windows_percentiles_count_every_request_in_it() -> None:
+    """12 slow requests among 112 are the p99, in whichever intervals they fell."""
+    history = ServiceHistory()
+    for _ in range(100):
+        finish(history, 0.002)
+    fast = history.close_interval()
+    for _ in range(12):
+        finish(history, 0.7)
+    slow = history.close_interval()
+    assert window_quantile([fast, slow], 0.99) == pytest.approx(0.7)
+    # Exponential latencies over seven intervals: within a bucket's width of the truth.
+    durations = np.random.default_rng(1).exponential(0.01, size=7000)
+    points = []
+    for chunk in np.array_split(durations, 7):
+        for seconds in chunk:
+            finish(history, float(seconds))
+        points.append(history.close_interval())
+    for q in (0.5, 0.95, 0.99):
+        truth = np.percentile(durations, q * 100)
+        assert truth / 1.34 < window_quantile(points, q) < truth * 1.34
+    assert window_quantile([], 0.99) == 0.0
+
+
+def test_workers_latency_buckets_add_up() -> None:
+    one, two = ServiceHistory(), ServiceHistory()
+    for _ in range(990):
+        finish(one, 0.001)
+    for _ in range(10):
+        finish(two, 2.0)
+    a, b = one.close_interval(now=100.0), two.close_interval(now=100.1)
+    merged = merge_points([a], [[b]], interval=2.0)
+    assert sum(merged[0].latency_counts) == 1000
+    # 10 of 1,000 requests took 2 s, one worker's: the 990th fastest is still a fast one,
+    # the 995th a slow one (the workers' worst p99, 2 s, was what the merged point kept).
+    assert merged[0].p99 == pytest.approx(2.0)
+    assert window_quantile(merged, 0.99) < 0.002
+    assert window_quantile(merged, 0.995) == pytest.approx(2.0, rel=0.34)

@@ -11,13 +11,18 @@ from __future__ import annotations
 import time
 from array import array
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import psutil
 
 from modelpilot.serving.observers import InferenceObserver
+
+LATENCY_EDGES = np.geomspace(1e-5, 100.0, 8 * 7 + 1)
+"""Bounds of the latency buckets each interval counts its requests in: 10 us to 100 s, eight
+to a decade (each 33% wider than the last), so that intervals, and workers, add up to the
+percentiles of a whole window within a bucket's width."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +39,9 @@ class ServicePoint:
     server_errors: int = 0
     """Of ``errors``, those the server failed (5xx: the model raised, timed out, overloaded);
     the rest were the clients' (4xx: bad input, a model that does not exist)."""
+    latency_counts: tuple[int, ...] = ()
+    """Requests by latency bucket (``LATENCY_EDGES``; below the first and above the last
+    included), for percentiles over several intervals: empty where none were counted."""
 
     def to_dict(self) -> dict[str, float]:
         per_second = 1.0 / self.seconds if self.seconds > 0 else 0.0
@@ -90,6 +98,8 @@ class ServiceHistory(InferenceObserver):
         server_errors, self._server_errors = self._server_errors, array("d")
         durations = np.frombuffer(taken, dtype=np.float64)
         opened, self._opened = self._opened, now
+        buckets = np.searchsorted(LATENCY_EDGES, durations)
+        counts = tuple(np.bincount(buckets, minlength=LATENCY_EDGES.size + 1).tolist())
         if len(durations):
             p50, p95, p99 = (float(x) for x in np.percentile(durations, [50, 95, 99]))
         else:
@@ -105,9 +115,43 @@ class ServiceHistory(InferenceObserver):
             self._process.cpu_percent(),
             self._process.memory_info().rss,
             len(server_errors),
+            counts,
         )
         self.points.append(point)
         return point
+
+
+def window_quantile(points: Sequence[ServicePoint], q: float) -> float:
+    """The ``q`` quantile (0.99 for p99) of the latency of every request in ``points``.
+
+    Not a mean of the intervals' own quantiles: 12 slow requests among 112 are a p99 of
+    their latency, whatever the intervals they fell in, where the mean of the intervals'
+    p99s, weighted by requests, was a fraction of it. Read off the intervals' buckets, between
+    the bounds of the one the quantile falls in (geometrically), and never above the worst
+    interval's own quantile, which bounds it; points without buckets count by that mean."""
+    counted = [p for p in points if p.latency_counts and p.requests]
+    requests = sum(p.requests for p in points)
+    if not requests:
+        return 0.0
+    if len(counted) < sum(1 for p in points if p.requests):
+        weighted = sum(_quantile_of(p, q) * p.requests for p in points) / requests
+        return float(weighted)
+    counts = np.sum([p.latency_counts for p in counted], axis=0)
+    total = int(counts.sum())
+    rank = q * total
+    cumulative = np.cumsum(counts)
+    bucket = int(np.searchsorted(cumulative, rank))
+    before = int(cumulative[bucket - 1]) if bucket else 0
+    share = (rank - before) / counts[bucket] if counts[bucket] else 1.0
+    low = LATENCY_EDGES[max(bucket - 1, 0)]
+    high = LATENCY_EDGES[min(bucket, LATENCY_EDGES.size - 1)]
+    estimate = float(low * (high / low) ** min(max(share, 0.0), 1.0))
+    return min(estimate, max(_quantile_of(p, q) for p in counted))
+
+
+def _quantile_of(point: ServicePoint, q: float) -> float:
+    """The interval's own quantile nearest ``q`` of the three it keeps."""
+    return point.p50 if q <= 0.5 else point.p95 if q <= 0.95 else point.p99
 
 
 def merge_points(
@@ -153,6 +197,7 @@ def merge_points(
                 sum(p.cpu_percent for p in points),
                 sum(p.memory_bytes for p in points),
                 sum(p.server_errors for p in points),
+                _added(p.latency_counts for p in points),
             )
         )
     return merged
@@ -171,4 +216,13 @@ def _successive(earlier: ServicePoint, later: ServicePoint) -> ServicePoint:
         later.cpu_percent,
         later.memory_bytes,
         earlier.server_errors + later.server_errors,
+        _added([earlier.latency_counts, later.latency_counts]),
     )
+
+
+def _added(counts: Iterable[tuple[int, ...]]) -> tuple[int, ...]:
+    """Bucket counts added up; empty unless every one of them was counted."""
+    counts = list(counts)
+    if not counts or any(not c for c in counts):
+        return ()
+    return tuple(int(x) for x in np.sum(counts, axis=0))

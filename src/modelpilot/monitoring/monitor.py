@@ -29,7 +29,12 @@ import numpy as np
 from modelpilot.errors import NotFound
 from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition
 from modelpilot.monitoring.feedback import FeedbackResult, label_pairs, look_again, predicted_rows
-from modelpilot.monitoring.history import ServiceHistory, ServicePoint, merge_points
+from modelpilot.monitoring.history import (
+    ServiceHistory,
+    ServicePoint,
+    merge_points,
+    window_quantile,
+)
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.model_monitor import (
     ModelMonitor,
@@ -398,8 +403,7 @@ class Monitor(InferenceObserver):
                 rate,
             )
         )
-        # The request-weighted mean of each interval's p99 stands for the window's p99.
-        p99 = sum(p.p99 * p.requests for p in window) / requests if requests else 0.0
+        p99 = window_quantile(window, 0.99)
         conditions.append(
             Condition(
                 "latency",
