@@ -427,9 +427,16 @@ class Monitor(InferenceObserver):
         with self._lock:
             return [self._latest[k] for k in sorted(self._latest)]
 
-    def report(self, model: str, version: int | None = None) -> ModelReport:
+    def report(
+        self, model: str, version: int | None = None, serving: int | None = None
+    ) -> ModelReport:
+        """``model``'s report: of ``version``; else of ``serving`` (the version its requests
+        go to now) if that has one, else of its newest version that has one. (Newest alone
+        would show a version rolled back from, which no longer answers.)"""
         with self._lock:
             keys = [k for k in self._latest if k[0] == model]
+            if version is None and (model, serving) in self._latest:
+                version = serving
             if version is not None:
                 keys = [k for k in keys if k[1] == version]
             if not keys:

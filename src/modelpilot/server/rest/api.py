@@ -161,7 +161,9 @@ async def monitoring(request: Request) -> list[dict[str, Any]]:
 async def monitoring_model(
     model: str, request: Request, version: int | None = None
 ) -> dict[str, Any]:
-    return model_overview(_monitor(request).report(model, version))
+    serving = dict(request.app.state.engine.served.current_versions()).get(model)
+    number = serving.version if serving is not None else None
+    return model_overview(_monitor(request).report(model, version, serving=number))
 
 
 @router.get("/dashboard", summary="Everything the live dashboard draws", responses=_OFF)
