@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pandas as pd
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelpilot.registry.store import Registry
 from tests.processes import Server, start, stop
@@ -77,6 +78,13 @@ def test_metrics_and_monitoring_aggregate_across_workers(
     assert workers == {"0", "1"}
     assert sum(sample(text, "modelpilot_request_duration_seconds_count", model="iris")) == REQUESTS
     assert sample(text, "modelpilot_inflight_requests", model="iris") == [0.0, 0.0]  # per worker
+    # One family per name, as the exposition format requires: uptime was also a second
+    # family of zeros by pid, read off the files every worker's counters share.
+    families = [f.name for f in text_string_to_metric_families(text)]
+    assert len(families) == len(set(families))
+    uptime = re.findall(r"^modelpilot_uptime_seconds\{(.*)\} (\S+)$", text, re.MULTILINE)
+    assert sorted(labels for labels, _ in uptime) == ['worker="0"', 'worker="1"']
+    assert all(float(value) > 0 for _, value in uptime)
     # Both workers answered requests: the prediction counter of each version adds up.
     assert sum(sample(text, "modelpilot_prediction_class_total", model="iris")) == REQUESTS
     # So do the statistics Triton's tools read, whichever worker is asked.

@@ -170,12 +170,9 @@ class ServiceMetrics(InferenceObserver):
             multiprocess_mode="min",
         )
         self.start_time.set(started)
-        self.uptime = Gauge(
-            "modelpilot_uptime_seconds",
-            "Seconds since this process started serving.",
-            registry=process_registry or r,
-        )
-        self.uptime.set_function(lambda: time.time() - started)
+        # Read at scrape time, from no Gauge: with worker processes a Gauge also writes a
+        # shared file, which the summed metrics showed as a second family of zeros by pid.
+        (process_registry or r).register(_Uptime(started))
 
     def request_finished(
         self,
@@ -287,6 +284,20 @@ class _Flush(Collector):
     def collect(self) -> Iterator[Any]:
         self.metrics.flush()
         return iter(())
+
+
+class _Uptime(Collector):
+    """``modelpilot_uptime_seconds``: this process's, at scrape time."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+
+    def collect(self) -> Iterator[Any]:
+        yield GaugeMetricFamily(
+            "modelpilot_uptime_seconds",
+            "Seconds since this process started serving.",
+            value=time.time() - self.started,
+        )
 
 
 class EngineCollector(Collector):
