@@ -107,6 +107,13 @@ async def test_alias_moves_reach_the_running_engine(
     assert await serving_version(engine, "2") == "2"
     pinned = await engine.infer("iris", request_from_rows([5.1, 3.5, 1.4, 0.2]), version="1")
     assert pinned.model_version == "1"
+    # Both versions are in memory and answer: the repository index lists both, the served
+    # one first (it listed the served one alone).
+    index = await engine.repository_index(ready_only=True)
+    assert [(e.name, e.version, e.state) for e in index] == [
+        ("iris", "2", "READY"),
+        ("iris", "1", "READY"),
+    ]
     by_alias = await engine.infer(
         "iris", request_from_rows([5.1, 3.5, 1.4, 0.2]), version="production"
     )

@@ -404,21 +404,31 @@ class InferenceEngine:
         return mv.key in self.pool
 
     async def repository_index(self, ready_only: bool = False) -> list[ModelIndexEntry]:
+        """Each model at the version its requests go to, and every other version of it in
+        memory (asked for by number or alias), by name and version."""
         infos = await blocking(self._load_executor, self.registry.list_models)
         current = dict(self.served.current_versions())
+        others: dict[str, list[int]] = {}
+        for loaded in self.pool.loaded():
+            others.setdefault(loaded.version.model, []).append(loaded.version.version)
         entries = []
         for info in infos:
             mv = current.get(info.name)
+            found = []
             if mv is not None:
                 state = "READY" if mv.key in self.pool else "LOADING"
-                entry = ModelIndexEntry(info.name, str(mv.version), state)
+                found.append(ModelIndexEntry(info.name, str(mv.version), state))
             else:
                 reason = "unloaded" if self.served.was_unloaded(info.name) else "not served"
-                entry = ModelIndexEntry(
-                    info.name, str(info.latest_version or ""), "UNAVAILABLE", reason
+                found.append(
+                    ModelIndexEntry(
+                        info.name, str(info.latest_version or ""), "UNAVAILABLE", reason
+                    )
                 )
-            if not ready_only or entry.state == "READY":
-                entries.append(entry)
+            for number in sorted(others.get(info.name, ())):
+                if mv is None or number != mv.version:
+                    found.append(ModelIndexEntry(info.name, str(number), "READY"))
+            entries += [e for e in found if not ready_only or e.state == "READY"]
         return entries
 
     async def load_model(self, model: str) -> ModelVersion:
