@@ -192,6 +192,7 @@ async def test_bodies_over_the_limit_get_413(small_client: httpx.AsyncClient) ->
 
     streamed = await small_client.post("/v2/models/iris/infer", content=chunks())
     assert streamed.status_code == 413
+    assert streamed.json()["error"].startswith("the request body is over the limit of 2048 bytes")
     assert (await small_client.post("/v2/models/iris/infer", json=GOOD)).status_code == 200
 
 

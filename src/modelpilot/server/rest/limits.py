@@ -9,9 +9,9 @@ from modelpilot.server.rest.errors import error_response
 
 
 def too_large(size: int | None, limit: int) -> PayloadTooLarge:
-    got = f"{size} bytes" if size is not None else "more"
+    got = f"{size} bytes, " if size is not None else ""
     return PayloadTooLarge(
-        f"the request body is {got}, over the limit of {limit} bytes; send fewer "
+        f"the request body is {got}over the limit of {limit} bytes; send fewer "
         "rows per request or raise MODELPILOT_MAX_REQUEST_BYTES"
     )
 
