@@ -161,6 +161,8 @@ class Monitor(InferenceObserver):
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._last_evaluation = 0.0
+        self._engine: InferenceEngine | None = None
+        """The engine watched (``watch``): its stalled rollouts are alerts too."""
 
     def watch(self, engine: InferenceEngine) -> None:
         """Observe ``engine``: its model calls (this monitor) and its requests (``history``).
@@ -169,6 +171,7 @@ class Monitor(InferenceObserver):
         overrides, so neither costs a request an extra call."""
         engine.add_observer(self)
         engine.add_observer(self.history)
+        self._engine = engine
 
     @property
     def dropped(self) -> int:
@@ -385,6 +388,7 @@ class Monitor(InferenceObserver):
                     float(len(performance.degraded)) if performance else 0.0,
                 )
             )
+        conditions += self._stalled_rollouts()
         horizon = now - self.rules.window_seconds
         window = [p for p in self.series() if p.t > horizon]
         requests = sum(p.requests for p in window)
@@ -416,6 +420,28 @@ class Monitor(InferenceObserver):
                 p99,
             )
         )
+        return conditions
+
+    def _stalled_rollouts(self) -> list[Condition]:
+        """A version that a model's reference moved to but that fails to load: its requests
+        still go to the version before, which only the logs said."""
+        stalled = self._engine.served.stalled if self._engine is not None else {}
+        conditions = []
+        for model, (version, reason) in stalled.items():
+            conditions.append(
+                Condition(
+                    "rollout_stalled",
+                    f"{model}:{version.version}",
+                    True,
+                    "critical",
+                    f"{model} stays on its previous version: {reason}",
+                    1.0,
+                )
+            )
+        held = {c.model for c in conditions}
+        for rule, label in list(self.alerts.active):
+            if rule == "rollout_stalled" and label not in held:
+                conditions.append(Condition(rule, label, False, "critical", "loaded", 0.0))
         return conditions
 
     # -- readers --------------------------------------------------------------------------

@@ -324,6 +324,15 @@ class EngineCollector(Collector):
         for model in self.engine.pool.loaded():
             loaded.add_metric([model.version.model, str(model.version.version)], 1)
         yield loaded
+        stalled = GaugeMetricFamily(
+            "modelpilot_rollout_stalled",
+            "1 for a version a model's reference moved to that fails to load (its requests "
+            "stay on the version before).",
+            labels=["model", "version"],
+        )
+        for name, (version, _) in self.engine.served.stalled.items():
+            stalled.add_metric([name, str(version.version)], 1)
+        yield stalled
         yield GaugeMetricFamily(
             "modelpilot_model_pool_memory_bytes",
             "Estimated memory of the loaded versions.",

@@ -104,9 +104,14 @@ class ModelPool:
         except ModelPilotError:
             raise
         except Exception as exc:
+            hint = (
+                "its load() raised"
+                if version.flavor == "python"
+                else "check that the artifact was saved by a compatible library version"
+            )
             raise ArtifactError(
-                f"could not load {version} (flavor {version.flavor}): {exc}; check that the "
-                "artifact was saved by a compatible library version"
+                f"could not load {version} (flavor {version.flavor}): "
+                f"{type(exc).__name__}: {exc}; {hint}"
             ) from exc
         seconds = time.perf_counter() - started
         memory = runtime.memory_bytes or version.artifact_size

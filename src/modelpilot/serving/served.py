@@ -73,6 +73,10 @@ class ServedModels:
             None if settings.worker_dir is None else SharedRepository(settings.worker_dir)
         )
         """Where the workers of ``serve --workers`` keep their load and unload decisions."""
+        self.stalled: dict[str, tuple[ModelVersion, str]] = {}
+        """Models whose reference moved to a version that failed to load (with why), so
+        that their requests still go to the version before: a stalled rollout. Replaced
+        whole on every change, so that other threads read it as it was at one moment."""
 
     async def start(self) -> None:
         """Resolve and load every served model (every registered one, when serving all)."""
@@ -263,6 +267,11 @@ class ServedModels:
             )
         _require_name(model)
 
+    def _resolved(self, model: str) -> None:
+        """``model`` serves the version its reference points to: no rollout of it stalls."""
+        if model in self.stalled:
+            self.stalled = {k: v for k, v in self.stalled.items() if k != model}
+
     async def _refresh(self, model: str, served: Served) -> ModelVersion:
         try:
             previous = served.current
@@ -273,6 +282,7 @@ class ServedModels:
                 # and the version read whole only when the number moved.
                 number = await blocking(self._executor, self.registry.resolve_number, served.ref)
                 if number == previous.version:
+                    self._resolved(model)  # (moved back: whatever stalled is over)
                     return previous
                 name = served.ref.name
                 mv = await blocking(self._executor, self.registry.get_version, name, number)
@@ -285,9 +295,20 @@ class ServedModels:
                 except ModelPilotError as exc:
                     if previous is None:
                         raise
-                    # Tried again at the next lookup.
-                    logger.error("keeping %s: new version %s failed to load: %s", previous, mv, exc)
+                    # Tried again at the next lookup; said once, not at every try.
+                    stalled = self.stalled.get(model)
+                    if stalled is None or stalled[0].key != mv.key:
+                        logger.error(
+                            "keeping %s: new version %s failed to load (trying again every "
+                            "%g s): %s",
+                            previous,
+                            mv,
+                            self.settings.alias_refresh_seconds,
+                            exc,
+                        )
+                        self.stalled = {**self.stalled, model: (mv, str(exc))}
                     return previous
+                self._resolved(model)
                 self.pool.pin(mv.key)
                 if previous is not None:
                     logger.info("%s now serves version %d", model, mv.version)
