@@ -145,7 +145,7 @@ async def test_feedback_errors_are_clear(served: Served) -> None:
     assert "request_id" in malformed.json()["error"]
     ids = await send(client, np.array([[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]]), 2)
     mismatch = await client.post("/api/feedback/iris", json={"request_id": ids[0], "label": 0})
-    assert mismatch.status_code == 400
+    assert mismatch.status_code == 422  # labels that do not fit, as a wrong kind of label is
     assert "2 row(s) but got 1 label" in mismatch.json()["error"]
     for label in ([0, None], [0, {"class": 2}]):
         refused = await client.post(

@@ -12,7 +12,12 @@ from sklearn import metrics
 from sklearn.linear_model import LogisticRegression
 
 from modelpilot.monitoring.performance import PerformanceThresholds, PerformanceWindow
-from modelpilot.registry.quality import as_class, classification_metrics, label_key
+from modelpilot.registry.quality import (
+    as_class,
+    classification_metrics,
+    label_key,
+    regression_metrics,
+)
 from modelpilot.registry.store import Registry
 from modelpilot.serving.registration import register_model
 
@@ -94,3 +99,20 @@ def test_a_classifier_of_booleans_reads_one_and_zero_as_true_and_false(
         "classification", ["False", "True"], {}, None, 100, 60.0, PerformanceThresholds()
     )
     assert window.checked(1) is True and window.checked("0") is False
+
+
+def test_regression_errors_are_numpys_and_stay_finite_for_huge_labels() -> None:
+    rng = np.random.default_rng(0)
+    truth, predicted = rng.normal(150, 60, 500), rng.normal(150, 60, 500)
+    ours = regression_metrics(truth.tolist(), predicted.tolist())
+    assert ours["mae"] == pytest.approx(metrics.mean_absolute_error(truth, predicted), rel=1e-12)
+    assert ours["rmse"] == pytest.approx(
+        np.sqrt(metrics.mean_squared_error(truth, predicted)), rel=1e-12
+    )
+    # Squared as they were, errors past 1.3e154 made RMSE inf; a thousand near 1e306, MAE.
+    huge = regression_metrics([1e200, 100.0], [150.0, 120.0])
+    assert huge["mae"] == pytest.approx(5e199) and huge["rmse"] == pytest.approx(1e200 / 2**0.5)
+    assert regression_metrics([1e308] * 1000, [0.0] * 1000) == {"mae": 1e308, "rmse": 1e308}
+    edge = regression_metrics([1.5e308, -1.5e308], [-1e307, 1e307])  # errors of 1.6e308
+    assert edge["mae"] == pytest.approx(1.6e308) and edge["rmse"] == pytest.approx(1.6e308)
+    assert regression_metrics([3.0, 4.0], [3.0, 4.0]) == {"mae": 0.0, "rmse": 0.0}

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpilot.errors import BadRequest, InvalidInput
+from modelpilot.errors import InvalidInput
 from modelpilot.monitoring.model_monitor import ModelMonitor
 from modelpilot.monitoring.tap import Found, Tap
 
@@ -42,17 +42,24 @@ def look_again(tap: Tap, model: str, request_ids: list[str], seconds: float) -> 
 def label_pairs(
     monitor: ModelMonitor, request_id: str, label: Any, predicted: list[Any]
 ) -> list[tuple[Any, Any]]:
-    """Each row's label beside what was predicted for it (BadRequest if they do not fit)."""
+    """Each row's label beside what was predicted for it.
+
+    InvalidInput (422) when the labels do not fit the prediction: another number of labels
+    than it had rows, or a label that is not one the model could have predicted (see
+    ``PerformanceWindow.checked``). The message names the request, and the row of a list."""
     truths = label if isinstance(label, list) else [label]
     if len(truths) != len(predicted):
-        raise BadRequest(
+        raise InvalidInput(
             f"request {request_id!r} predicted {len(predicted)} row(s) but got "
             f"{len(truths)} label(s); send one label per row (a list for several rows)"
         )
-    try:
-        checked = [monitor.performance.checked(truth) for truth in truths]
-    except ValueError as exc:
-        raise InvalidInput(f"request {request_id!r}: {exc}") from None
+    checked = []
+    for row, truth in enumerate(truths):
+        try:
+            checked.append(monitor.performance.checked(truth))
+        except ValueError as exc:
+            where = f"request {request_id!r}" + (f" row {row}" if isinstance(label, list) else "")
+            raise InvalidInput(f"{where}: {exc}") from None
     return list(zip(checked, predicted, strict=True))
 
 

@@ -230,6 +230,10 @@ class ModelMonitor:
             config.performance_rows,
             config.performance_seconds,
             config.performance,
+            # A label must be one of the model's classes, where it says what they are; label
+            # shift is tested at the significance level data drift is.
+            known_classes=signature.extra.get("classes", []),
+            p_value=config.drift.p_value,
         )
         self._history: deque[dict[str, float]] = deque(maxlen=300)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections import deque
@@ -11,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpilot.monitoring.drift import js_distance
+from modelpilot.monitoring.drift import chi_squared, js_distance
 from modelpilot.registry.quality import (
     HIGHER_IS_BETTER,
     as_class,
@@ -40,7 +41,8 @@ class PerformanceThresholds:
     max_error_increase: float = 0.2
     """Errors (MAE, RMSE): flag a rise of more than this share of the reference error."""
     label_shift: float = 0.1
-    """Jensen-Shannon distance between window and reference label frequencies that flags."""
+    """Jensen-Shannon distance between window and reference label frequencies that flags
+    (when a chi-squared test also finds the move significant: see ``PerformanceWindow``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +53,11 @@ class PerformanceReport:
     degraded: list[str]
     """Metrics that fell past their threshold against the reference."""
     label_shift: float | None
+    """Jensen-Shannon distance between the window's labels and the reference labels."""
     concept_drift: bool
     reason: str
+    label_shift_p_value: float | None = None
+    """The chi-squared test's p-value for the window's labels against the reference labels."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,13 +66,26 @@ class PerformanceReport:
             "reference": self.reference,
             "degraded": self.degraded,
             "label_shift": self.label_shift,
+            "label_shift_p_value": self.label_shift_p_value,
             "concept_drift": self.concept_drift,
             "reason": self.reason,
         }
 
 
 class PerformanceWindow:
-    """The last labelled predictions of one version and how good they were."""
+    """The last labelled predictions of one version and how good they were.
+
+    Concept drift is flagged, once the window holds ``thresholds.min_labels`` labels, when a
+    score falls or an error rises past its threshold against the reference, or when the
+    labels' distribution moves from the reference labels': their Jensen-Shannon distance
+    reaches ``thresholds.label_shift`` *and* a chi-squared goodness-of-fit test of the
+    window's label counts against the reference frequencies finds the move significant at
+    ``p_value`` (the level the data-drift tests use, ``MODELPILOT_DRIFT_P_VALUE``). The
+    distance alone is noise at a few dozen labels: 40 labels drawn from iris's three equal
+    classes reach 0.1 more than a third of the time. At a thousand labels (the default
+    window) the test adds nothing, as any move of 0.1 is significant there: the distance
+    decides, as effect sizes decide data drift from a thousand rows.
+    """
 
     def __init__(
         self,
@@ -78,9 +96,18 @@ class PerformanceWindow:
         max_rows: int,
         max_seconds: float,
         thresholds: PerformanceThresholds,
+        *,
+        known_classes: Sequence[Any] = (),
+        p_value: float = 0.01,
     ) -> None:
         self.task = task
         self.classes = classes
+        self.known_classes = list(known_classes)
+        """The model's own classes (scikit-learn's ``classes_``): a label that is none of
+        them is refused. Empty when the model does not say, and then any string or number
+        is taken as a class."""
+        self._known_keys = {label_key(c) for c in self.known_classes}
+        self.p_value = p_value
         self.reference = {k: v for k, v in reference.items() if k in HIGHER_IS_BETTER}
         self.reference_labels = reference_labels
         self.max_seconds = max_seconds
@@ -95,22 +122,34 @@ class PerformanceWindow:
         """``truth`` as a label of this window, or ValueError saying why it cannot be one.
 
         Checked as labels arrive: one that the metrics could not use would stop the
-        version's reports for as long as it stayed in the window."""
+        version's reports for as long as it stayed in the window, and one that is no class
+        of the model (7 for iris's 0, 1 and 2) would count as a wrong prediction and could
+        raise a concept-drift alert on a typo. A regression takes finite numbers (numbers
+        written as text too); a classifier one of its classes, compared as the metrics
+        compare them (1, 1.0 and "1" are the same class; for a classifier of booleans, 1
+        and 0 and "true" and "false" are True and False, as scikit-learn reads them), or,
+        when the model does not say what its classes are, any string or number."""
         if self.task == "regression":
             if isinstance(truth, (int, float, str)) and not isinstance(truth, bool):
                 try:
                     value = float(truth)
-                except ValueError:
+                except (ValueError, OverflowError):  # not a number; an int past float64
                     pass
                 else:
                     if math.isfinite(value):
                         return value
-            raise ValueError(f"label {truth!r} is not a finite number, as a regression needs")
+            raise ValueError(f"label {_shown(truth)} is not a finite number, as a regression needs")
         if isinstance(truth, float) and not math.isfinite(truth):
-            raise ValueError(f"label {truth!r} is not a class")
+            raise ValueError(f"label {_shown(truth)} is not a class")
         if not isinstance(truth, (str, int, float)):  # bool is an int
-            raise ValueError(f"label {truth!r} is not a class (a string or a number)")
-        return as_class(truth, self.classes)
+            raise ValueError(f"label {_shown(truth)} is not a class (a string or a number)")
+        value = as_class(truth, self.classes)
+        if self._known_keys and label_key(value) not in self._known_keys:
+            raise ValueError(
+                f"label {_shown(truth)} is not one of the model's classes "
+                f"({_listed(self.known_classes)}); send one of those"
+            )
+        return value
 
     def add(
         self,
@@ -186,11 +225,21 @@ class PerformanceWindow:
                 bad = value > reference * (1 + self.thresholds.max_error_increase)
             if bad:
                 degraded.append(name)
-                reasons.append(f"{name} {value:.3f} against {reference:.3f} at registration")
-        shift = self._label_shift(truth)
-        shifted = enough and shift is not None and shift >= self.thresholds.label_shift
+                # :g, not :f: an error of 1e200 is not written out in 200 digits.
+                reasons.append(f"{name} {value:.4g} against {reference:.4g} at registration")
+        shift, p_value = self._label_shift(truth)
+        shifted = (
+            enough
+            and shift is not None
+            and p_value is not None
+            and shift >= self.thresholds.label_shift
+            and p_value < self.p_value
+        )
         if shifted:
-            reasons.append(f"label distribution moved (Jensen-Shannon distance {shift:.3f})")
+            reasons.append(
+                f"label distribution moved (Jensen-Shannon distance {shift:.3f}, "
+                f"chi-squared p-value {p_value:.2g})"
+            )
         return PerformanceReport(
             len(truth),
             current,
@@ -199,18 +248,43 @@ class PerformanceWindow:
             shift,
             bool(degraded) or shifted,
             "; ".join(reasons),
+            p_value,
         )
 
-    def _label_shift(self, truth: list[Any]) -> float | None:
+    def _label_shift(self, truth: list[Any]) -> tuple[float | None, float | None]:
+        """How far the window's labels moved from the reference labels: their Jensen-Shannon
+        distance, and the chi-squared goodness-of-fit p-value of the window's counts against
+        the reference frequencies (smoothed by half a count per class, as data drift's test
+        is, so that a class the reference never had is surprising but not infinitely so)."""
         if self.task != "classification" or not self.reference_labels:
-            return None
+            return None, None
         names = list(self.reference_labels)
         index = {name: i for i, name in enumerate(names)}
         reference = np.array([self.reference_labels[n] for n in names] + [0], dtype=np.float64)
         current = np.zeros(len(names) + 1)
         for value in truth:
             current[index.get(label_key(value), len(names))] += 1
-        return js_distance(reference, current)
+        return js_distance(reference, current), chi_squared(reference, current)[1]
+
+
+def _shown(value: Any) -> str:
+    """A label as the client wrote it in JSON (``true``, ``"setosa"``, ``1e+308``), cut
+    short if long."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _listed(classes: Sequence[Any], most: int = 20) -> str:
+    """``classes`` for an error message: the first ``most`` of them, and how many more."""
+    shown = ", ".join(_shown(c) for c in classes[:most])
+    if len(classes) > most:
+        shown += f" and {len(classes) - most} more"
+    if {label_key(c) for c in classes} == {"False", "True"}:
+        shown += '; 1 and 0, "true" and "false" are read as them'
+    return shown
 
 
 def _latest_by_key(rows: list[Labelled]) -> list[Labelled]:

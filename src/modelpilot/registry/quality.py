@@ -104,8 +104,25 @@ def _binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
 
 
 def regression_metrics(truth: list[Any], predicted: list[Any]) -> dict[str, float]:
-    """Mean absolute error and root mean squared error."""
+    """Mean absolute error and root mean squared error, computed so that nothing overflows.
+
+    The errors are scaled by the largest before they are summed or squared, as BLAS's
+    ``nrm2`` does: squared as they are, errors past 1.3e154 (a label of 1e200 sent by
+    mistake) overflowed to an RMSE of inf, which JSON cannot carry and Prometheus shows as
+    +Inf, and a thousand errors near 1e306 summed to an MAE of inf. Each error is taken as
+    the difference of halves, so that not even two values near float64's limit, of opposite
+    signs, overflow: a figure is infinite only where it is itself beyond float64's range
+    (labels and predictions whose sizes add up to more than 1.8e308)."""
     y_true = np.asarray(truth, dtype=np.float64)
     y_pred = np.asarray(predicted, dtype=np.float64).reshape(y_true.shape)
-    error = y_pred - y_true
-    return {"mae": float(np.abs(error).mean()), "rmse": float(np.sqrt((error**2).mean()))}
+    half_error = np.abs(y_pred / 2 - y_true / 2)
+    if not half_error.size:
+        return {"mae": float("nan"), "rmse": float("nan")}
+    largest = float(half_error.max())
+    if largest == 0.0:
+        return {"mae": 0.0, "rmse": 0.0}
+    scaled = half_error / largest  # in [0, 1] (NaN for a NaN prediction, as before)
+    return {
+        "mae": 2 * largest * float(scaled.mean()),
+        "rmse": 2 * largest * float(np.sqrt(np.square(scaled).mean())),
+    }

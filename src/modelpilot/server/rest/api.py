@@ -101,8 +101,12 @@ def _monitor(request: Request) -> Monitor:
 async def feedback(model: str, request: Request) -> FeedbackReply:
     """Join true labels to earlier predictions by request id; they feed accuracy monitoring.
 
-    Answers 404 when no id matched a prediction of ``model``; ids that did not match are
-    listed in ``unknown`` otherwise.
+    Answers 400 when the body cannot be parsed (not JSON, or not a JSON object), and 422
+    when it parses but does not fit: not one of the two forms, or a label that does not fit
+    its prediction (not one label per predicted row; for a classifier, none of its classes;
+    for a regression, not a finite number). A call answered with an error keeps none of its
+    labels. Answers 404 when no id matched a prediction of ``model``; ids that did not match
+    are listed in ``unknown`` otherwise.
     """
     monitor = _monitor(request)
     # The body is JSON whatever its Content-Type says, as for predictions: `curl -d` sends

@@ -1,0 +1,111 @@
+"""Labels posted to /api/feedback that do not fit their prediction: refused with 422, naming
+the request, and a refused call keeps none of its labels."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from tests.monitoring.conftest import Served, send
+
+
+async def _labelled(served: Served, frame: pd.DataFrame, target: np.ndarray) -> list[str]:
+    """Iris's 150 rows predicted one per request, and their true labels posted."""
+    ids = await send(served.client, frame.to_numpy(), per_request=1)
+    served.monitor.flush()
+    labels = [{"request_id": i, "label": int(t)} for i, t in zip(ids, target, strict=True)]
+    reply = await served.client.post("/api/feedback/iris", json={"labels": labels})
+    assert reply.json() == {"accepted": 150, "unknown": []}
+    return ids
+
+
+async def _performance(client: httpx.AsyncClient) -> dict[str, object]:
+    performance: dict[str, object] = (await client.get("/api/monitoring/iris")).json()[
+        "performance"
+    ]
+    performance.pop("history")
+    return performance
+
+
+NO_CLASS_OF_IRIS = [
+    (7, "7"),
+    (-1, "-1"),
+    (1.5, "1.5"),
+    (1e308, "1e+308"),
+    ("setosa", '"setosa"'),
+    (True, "true"),  # JSON's true is no class of a classifier of 0, 1 and 2
+    ("1.0", '"1.0"'),
+]
+
+
+async def test_a_label_that_is_none_of_the_classifiers_classes_is_refused_and_changes_nothing(
+    served: Served, iris_frame: pd.DataFrame, iris_target: np.ndarray
+) -> None:
+    """Taken, a 7 for iris counted as a wrong prediction: one typo after 150 true labels took
+    F1 from 0.973 to 0.727, dropped AUC, and raised a critical concept-drift alert."""
+    client = served.client
+    ids = await _labelled(served, iris_frame, iris_target)
+    before = await _performance(client)
+    assert before["labels"] == 150 and before["concept_drift"] is False
+    for label, shown in NO_CLASS_OF_IRIS:
+        one = await client.post("/api/feedback/iris", json={"request_id": ids[0], "label": label})
+        assert one.status_code == 422, (label, one.text)
+        error = one.json()["error"]
+        assert ids[0] in error and f"label {shown} is not one of the model's classes" in error
+        assert "(0, 1, 2)" in error  # what to send instead
+        # With a correction for another request, which must not be taken either.
+        labels = [{"request_id": ids[1], "label": 2}, {"request_id": ids[0], "label": label}]
+        many = await client.post("/api/feedback/iris", json={"labels": labels})
+        assert many.status_code == 422 and ids[0] in many.json()["error"], (label, many.text)
+    assert await _performance(client) == before
+    assert (await client.get("/api/alerts")).json()["active"] == []
+
+
+async def test_a_label_the_metrics_read_as_a_class_is_taken(served: Served) -> None:
+    # 2, 2.0 and "2" are the same class to the metrics (and to registration).
+    ids = await send(served.client, np.array([[6.2, 3.4, 5.4, 2.3]] * 3), per_request=1)
+    served.monitor.flush()
+    labels = [{"request_id": i, "label": v} for i, v in zip(ids, [2, 2.0, "2"], strict=True)]
+    reply = await served.client.post("/api/feedback/iris", json={"labels": labels})
+    assert reply.json() == {"accepted": 3, "unknown": []}
+    performance = (await served.client.get("/api/monitoring/iris")).json()["performance"]
+    assert performance["current"]["accuracy"] == 1.0
+
+
+async def test_a_bad_label_in_a_list_names_its_row(served: Served) -> None:
+    ids = await send(served.client, np.array([[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]]), 2)
+    served.monitor.flush()
+    reply = await served.client.post(
+        "/api/feedback/iris", json={"request_id": ids[0], "label": [0, "x"]}
+    )
+    assert reply.status_code == 422
+    error = reply.json()["error"]
+    assert f'request {ids[0]!r} row 1: label "x" is not one of the model\'s classes' in error
+
+
+async def test_labels_that_do_not_fit_are_422_a_body_that_does_not_parse_400(
+    served: Served,
+) -> None:
+    """422 for every label that does not fit its prediction, the wrong number of them as a
+    wrong kind; 400 only for a body that cannot be read as a JSON object."""
+    client = served.client
+    ids = await send(client, np.array([[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]]), 2)
+    served.monitor.flush()
+    for body in (
+        {"request_id": ids[0], "label": 0},  # two rows predicted, one label
+        {"request_id": ids[0], "label": [0, 2, 1]},
+        {"labels": [{"request_id": ids[0], "label": [0]}]},
+        {"request_id": ids[0], "label": [0, None]},  # a label of the wrong kind
+        {"request_id": ids[0], "label": [0, 9]},  # no class of the model
+    ):
+        reply = await client.post("/api/feedback/iris", content=json.dumps(body))
+        assert reply.status_code == 422, (body, reply.text)
+        assert ids[0] in reply.json()["error"]
+    for content in ("request_id=x&label=0", "[1, 2]", '{"request_id": '):
+        reply = await client.post("/api/feedback/iris", content=content)
+        assert reply.status_code == 400, (content, reply.text)
+    performance = (await client.get("/api/monitoring/iris")).json()["performance"]
+    assert performance is None  # nothing was taken
