@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
@@ -20,6 +23,7 @@ from modelpilot.server.rest import create_app
 from modelpilot.serving.engine import InferenceEngine
 from modelpilot.serving.registration import register_model
 from tests.conftest import make_settings
+from tests.monitoring.conftest import send, shifted_traffic
 
 
 @pytest.fixture
@@ -275,3 +279,53 @@ async def test_latency_queueing_batches_and_errors_are_told_apart_by_version(
     assert value("modelpilot_errors_total", errors) == 1
     failed = {"model": "iris", "version": "2", "transport": "rest", "status": "422"}
     assert value("modelpilot_requests_total", failed) == 1
+
+
+async def test_an_emptied_drift_window_exports_no_scores_and_flags_nothing(
+    labelled_iris: Registry, iris_frame: pd.DataFrame
+) -> None:
+    """Once every row of the drift window has aged out there is nothing to compare: no score
+    series, no feature drifted, no alert, and the API says why. (The empty window was scored
+    as if uniform: PSI 1.7-1.9 for every feature, more than while traffic flowed.)"""
+    window_seconds = 2.0
+    settings = make_settings(labelled_iris, drift_window_seconds=window_seconds)
+    engine = InferenceEngine(labelled_iris, settings)
+    monitoring = ProcessMonitoring.for_engine(engine, settings)
+    monitor = monitoring.monitor
+    assert monitor is not None
+    await engine.start()
+    try:
+        app = create_app(engine, settings, monitoring)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            await send(client, shifted_traffic(iris_frame, 100, seed=0))
+            sent = time.time()
+            monitor.flush()
+            during = (await client.get("/api/monitoring/iris")).json()["drift"]
+            assert during["window_rows"] > 0 and during["drifted_features"]
+            assert all(f["psi"] is not None for f in during["features"])
+            active = (await client.get("/api/alerts")).json()["active"]
+            assert [a["rule"] for a in active] == ["data_drift"]
+
+            await asyncio.sleep(sent + window_seconds + 0.2 - time.time())
+            monitor.flush()
+            after = (await client.get("/api/monitoring/iris")).json()["drift"]
+            text = (await client.get("/metrics")).text
+            active = (await client.get("/api/alerts")).json()["active"]
+    finally:
+        await engine.stop()
+        monitoring.stop()
+    assert "modelpilot_feature_drift_score{" not in text
+    for feature in after["features"]:
+        for key in ("psi", "js_distance", "kl_divergence", "wasserstein", "missing_share"):
+            assert feature[key] is None, (feature["name"], key)
+        assert feature["reason"] == "no rows in the window" and not feature["drifted"]
+    assert after["window_rows"] == 0 and after["verdict"] == "no rows in the window"
+    assert after["drifted_features"] == [] and after["dataset_drift"] is False
+    assert 'modelpilot_drift_window_rows{model="iris",version="1"} 0.0' in text
+    assert 'modelpilot_dataset_drift{model="iris",version="1"} 0.0' in text
+    labels = 'feature="sepal_length",model="iris",version="1"'
+    assert f"modelpilot_feature_drifted{{{labels}}} 0.0" in text
+    assert f'modelpilot_feature_missing_share{{data="reference",{labels}}} 0.0' in text
+    assert 'modelpilot_feature_missing_share{data="window"' not in text
+    assert active == []

@@ -11,28 +11,40 @@ million rows costs no more to test than a window of a thousand. Scores:
   that it reads "how many reference sigmas the mass moved";
 - chi-squared goodness of fit for categories, with reference frequencies smoothed by half a
   count per category so that an unseen category is surprising but not infinitely so;
-- a two-sample Kolmogorov-Smirnov test against the reference sample for small windows.
+- a two-sample Kolmogorov-Smirnov test against the reference sample for small windows, and
+  beside it Fisher's exact test of the share of missing values (KS sees only the values
+  present: a feature arriving half empty would otherwise pass it untouched).
 
-The verdict rule (``DriftThresholds``): below ``min_rows`` there is no verdict. Up to
-``large_sample_rows`` a significance test decides (KS for numbers, chi-squared for categories,
-at ``p_value``), because effect sizes estimated from few rows are noisy. From
-``large_sample_rows`` on an effect size decides (PSI for numbers, Jensen-Shannon for
-categories), because on large samples every test finds a negligible shift "significant": a
-p-value answers "is there any difference", the question is "is the difference big enough to
-act on". PSI >= 0.2 is the customary "significant shift" line in credit scoring, and its
-sampling noise at 1,000 rows and a dozen bins is about 0.01; a Jensen-Shannon distance of 0.1
-is a comparable move for categories.
+The verdict rule (``DriftThresholds``): an empty window has no scores at all (the distribution
+of no rows is 0/0; its scores are NaN, null in JSON, and left out of /metrics), and below
+``min_rows`` there is no verdict. Up to ``large_sample_rows`` a significance test decides (KS
+and the missing-share test for numbers, chi-squared for categories, whose missing values are
+one of its bins; all at ``p_value``), because effect sizes estimated from few rows are noisy.
+From ``large_sample_rows`` on an effect size decides (PSI for numbers, Jensen-Shannon for
+categories, both over bins that include the missing one), because on large samples every test
+finds a negligible shift "significant": a p-value answers "is there any difference", the
+question is "is the difference big enough to act on". PSI >= 0.2 is the customary
+"significant shift" line in credit scoring, and its sampling noise at 1,000 rows and a dozen
+bins is about 0.01; a Jensen-Shannon distance of 0.1 is a comparable move for categories.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-EPSILON = 1e-4
-"""Probability given to an empty bin before PSI and KL divergence take its logarithm."""
+from modelpilot.monitoring.divergence import (
+    EPSILON,
+    chi_squared,
+    fisher_exact,
+    js_distance,
+    ks_two_sample,
+    probabilities,
+    wasserstein,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,23 +62,40 @@ class DriftThresholds:
 
 @dataclass(frozen=True, slots=True)
 class FeatureDrift:
-    """One feature's scores and verdict over one window."""
+    """One feature's scores and verdict over one window.
+
+    A statistic the window cannot define is NaN: every score and share of an empty window, as
+    a distribution of no rows is 0/0 (a uniform stand-in made an empty window look drifted).
+    ``to_dict`` gives NaN as null.
+    """
 
     name: str
     kind: str
     rows: int
     method: str
-    """What decided: ``ks``, ``psi``, ``chi2``, ``js`` or ``none`` (too few rows)."""
+    """What decided: ``ks``, ``missing`` (the missing-share test), ``psi``, ``chi2``, ``js``, or
+    ``none`` (too few rows, or none)."""
     score: float
     """Higher means more drift: the effect size, or 1 - p-value for the tests."""
     threshold: float
     """The score at which the feature counts as drifted."""
     drifted: bool
+    reason: str
+    """The verdict in words, with the figure that decided it."""
     psi: float
     js_distance: float
     kl_divergence: float
     wasserstein: float | None
+    """Numbers only (None for categories)."""
     p_value: float | None
+    """The KS (numbers) or chi-squared (categories) test's, on windows small enough for tests."""
+    missing_share: float
+    """Share of the window's rows in which the feature is missing."""
+    reference_missing_share: float
+    """Share of the reference's rows in which it is missing."""
+    missing_p_value: float | None = None
+    """Numbers, on windows small enough for tests: Fisher's exact test of ``missing_share``
+    against ``reference_missing_share``."""
     unseen_share: float = 0.0
     """Categories: share of the window's values the reference never saw."""
 
@@ -79,12 +108,16 @@ class FeatureDrift:
             "score": self.score,
             "threshold": self.threshold,
             "drifted": self.drifted,
-            "psi": self.psi,
-            "js_distance": self.js_distance,
-            "kl_divergence": self.kl_divergence,
-            "wasserstein": self.wasserstein,
+            "reason": self.reason,
+            "psi": _defined(self.psi),
+            "js_distance": _defined(self.js_distance),
+            "kl_divergence": _defined(self.kl_divergence),
+            "wasserstein": _defined(self.wasserstein),
             "p_value": self.p_value,
-            "unseen_share": self.unseen_share,
+            "missing_share": _defined(self.missing_share),
+            "reference_missing_share": _defined(self.reference_missing_share),
+            "missing_p_value": self.missing_p_value,
+            "unseen_share": _defined(self.unseen_share),
         }
 
 
@@ -96,6 +129,9 @@ class DriftReport:
     features: tuple[FeatureDrift, ...]
     dataset_drift: bool
     drifted_share: float
+    verdict: str
+    """The window's verdict in words: "no rows in the window", "too few rows ...", or how many
+    features drifted."""
 
     @property
     def drifted_features(self) -> list[str]:
@@ -104,6 +140,7 @@ class DriftReport:
     def to_dict(self) -> dict[str, object]:
         return {
             "window_rows": self.rows,
+            "verdict": self.verdict,
             "dataset_drift": self.dataset_drift,
             "drifted_share": self.drifted_share,
             "drifted_features": self.drifted_features,
@@ -117,117 +154,25 @@ def summarize(
     judged = [f for f in features if f.method != "none"]
     share = sum(f.drifted for f in judged) / len(judged) if judged else 0.0
     dataset = bool(judged) and share >= thresholds.dataset_share
-    return DriftReport(rows, tuple(features), dataset, share)
+    if rows == 0:
+        verdict = "no rows in the window"
+    elif not judged:
+        verdict = f"too few rows for a verdict: {rows} of the {thresholds.min_rows} needed"
+    else:
+        drifted = [f.name for f in judged if f.drifted]
+        verdict = (
+            f"{'dataset drift' if dataset else 'no dataset drift'}: {len(drifted)} of "
+            f"{len(features)} features drifted" + (f" ({', '.join(drifted)})" if drifted else "")
+        )
+    return DriftReport(rows, tuple(features), dataset, share, verdict)
+
+
+def _defined(value: float | None) -> float | None:
+    """``value``, or None for NaN (a statistic of no rows), which JSON cannot carry."""
+    return None if value is None or math.isnan(value) else value
 
 
 # -- scores on binned counts --------------------------------------------------------------
-
-
-def probabilities(counts: np.ndarray, epsilon: float = 0.0) -> np.ndarray:
-    """Counts as probabilities; with ``epsilon``, empty bins get that much (then renormalized)."""
-    counts = np.asarray(counts, dtype=np.float64)
-    total = counts.sum()
-    if total <= 0:
-        return np.full(counts.shape, 1.0 / max(counts.size, 1))
-    p = counts / total
-    if epsilon > 0:
-        p = np.where(p > 0, p, epsilon)
-        p = p / p.sum()
-    return np.asarray(p, dtype=np.float64)
-
-
-def psi(reference: np.ndarray, current: np.ndarray, epsilon: float = EPSILON) -> float:
-    """Population stability index: sum of (cur - ref) * ln(cur / ref) over bins."""
-    p, q = probabilities(reference, epsilon), probabilities(current, epsilon)
-    return float(np.sum((q - p) * np.log(q / p)))
-
-
-def kl_divergence(reference: np.ndarray, current: np.ndarray, epsilon: float = EPSILON) -> float:
-    """KL(current || reference) in nats: the information lost describing today by the past."""
-    p, q = probabilities(reference, epsilon), probabilities(current, epsilon)
-    return float(np.sum(q * np.log(q / p)))
-
-
-def js_distance(reference: np.ndarray, current: np.ndarray) -> float:
-    """Jensen-Shannon distance (square root of the divergence), base 2: 0 same, 1 disjoint."""
-    p, q = probabilities(reference), probabilities(current)
-    m = (p + q) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        left = np.where(p > 0, p * np.log2(p / m), 0.0)
-        right = np.where(q > 0, q * np.log2(q / m), 0.0)
-    divergence = max(float(np.sum(left) + np.sum(right)) / 2, 0.0)
-    return float(np.sqrt(min(divergence, 1.0)))
-
-
-def wasserstein(
-    reference_points: np.ndarray,
-    reference_counts: np.ndarray,
-    current_points: np.ndarray,
-    current_counts: np.ndarray,
-    scale: float,
-) -> float:
-    """Earth mover's distance between two weighted point sets, in units of ``scale``.
-
-    In one dimension it is the area between the two cumulative distributions: the points of
-    both sets in order, and between each and the next, how far apart the two distributions'
-    shares below it are (what ``scipy.stats.wasserstein_distance`` computes, without its
-    input checks, which took most of its time here: it runs for every feature of every
-    served version at each evaluation)."""
-    reference_total, current_total = reference_counts.sum(), current_counts.sum()
-    if reference_total <= 0 or current_total <= 0:
-        return 0.0
-    points = np.concatenate([reference_points, current_points])
-    weights = np.concatenate([reference_counts / reference_total, -current_counts / current_total])
-    order = np.argsort(points, kind="stable")
-    gaps = np.diff(points[order])
-    below = np.cumsum(weights[order])[:-1]
-    return float(np.dot(np.abs(below), gaps) / scale)
-
-
-def chi_squared(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
-    """Goodness of fit of the current counts to the (half-count smoothed) reference frequencies."""
-    current = np.asarray(current, dtype=np.float64)
-    n = current.sum()
-    if n <= 0 or current.size < 2:
-        return 0.0, 1.0
-    expected = np.asarray(reference, dtype=np.float64) + 0.5
-    expected = expected / expected.sum() * n
-    from scipy import special  # imported when first needed: the core imports fast
-
-    # scipy.stats.chisquare's statistic and p-value, without its per-call machinery (which
-    # costs the monitor thread thirty times the arithmetic, for every feature, every round).
-    statistic = float(np.sum((current - expected) ** 2 / expected))
-    return statistic, float(special.chdtrc(current.size - 1, statistic))
-
-
-def ks_two_sample(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
-    """Two-sample Kolmogorov-Smirnov statistic and p-value.
-
-    The statistic is exact, ties included (both distribution functions are read after every
-    distinct value). The p-value is Stephens' approximation of the Kolmogorov distribution at
-    the effective sample size ``n = n1 * n2 / (n1 + n2)``: ``Q((sqrt(n) + 0.12 + 0.11 /
-    sqrt(n)) * D)``. Against a reference sample of 256 rows (the profile's) and windows of 30
-    to 1,000 rows it came within 3% of the exact p-value, and within 11% far out in the tail
-    (4.8e-6 for 4.3e-6); between two samples of 30 rows, within 10-20%. That is far less than
-    the factor between the threshold (0.01) and a shift worth flagging.
-    ``scipy.stats.ks_2samp`` computes exact p-values for such samples, which cost the server's
-    monitor thread 8-21 ms per model of twenty features every evaluation, holding the
-    interpreter lock away from serving; this costs a tenth of that.
-    """
-    if reference.size == 0 or current.size == 0:
-        return 0.0, 1.0
-    from scipy import special  # imported when first needed: the core imports fast
-
-    reference, current = np.sort(reference), np.sort(current)
-    values = np.concatenate([reference, current])
-    gaps = np.searchsorted(reference, values, "right") / reference.size
-    gaps -= np.searchsorted(current, values, "right") / current.size
-    statistic = float(np.abs(gaps).max())
-    root = np.sqrt(reference.size * current.size / (reference.size + current.size))
-    return statistic, float(special.kolmogorov((root + 0.12 + 0.11 / root) * statistic))
-
-
-# -- verdicts -----------------------------------------------------------------------------
 
 
 def judge_numeric(
@@ -241,12 +186,17 @@ def judge_numeric(
     current_sample: np.ndarray | None,
     thresholds: DriftThresholds,
 ) -> FeatureDrift:
-    """Scores and verdict for a numeric feature (counts include the missing-value bin).
+    """Scores and verdict for a numeric feature (counts end with the missing-value bin).
 
     ``reference_points``/``current_points`` locate the non-missing bins for Wasserstein;
-    ``current_sample`` holds the window's raw values when it is small enough for KS.
+    ``current_sample`` holds the window's values present when it is small enough for KS.
+    On such a window the feature drifts when either its values (KS) or its share of missing
+    values (Fisher's exact test) moved, each judged at ``thresholds.p_value``; the test with
+    the smaller p-value is the one reported as deciding.
     """
     rows = int(current_counts.sum())
+    if rows == 0:
+        return _unobserved(name, "numeric", reference_counts)
     located = reference_points.size
     w = wasserstein(
         reference_points,
@@ -255,36 +205,49 @@ def judge_numeric(
         current_counts[:located].astype(np.float64),
         scale,
     )
-    scores = _scores(reference_counts, current_counts)
+    observed = _observed(name, "numeric", reference_counts, current_counts, thresholds, w)
     if rows < thresholds.min_rows:
-        return FeatureDrift(name, "numeric", rows, "none", 0.0, 0.0, False, *scores, w, None)
+        return observed
     if rows < thresholds.large_sample_rows and current_sample is not None:
-        _, p_value = ks_two_sample(reference_sample, current_sample)
-        drifted = p_value < thresholds.p_value
-        return FeatureDrift(
-            name,
-            "numeric",
+        _, ks_p = ks_two_sample(reference_sample, current_sample)
+        missing_p = fisher_exact(
+            int(reference_counts[-1]),
+            int(reference_counts.sum()),
+            int(current_counts[-1]),
             rows,
-            "ks",
-            1 - p_value,
-            1 - thresholds.p_value,
-            drifted,
-            *scores,
-            w,
-            p_value,
         )
-    value = scores[0]
-    return FeatureDrift(
-        name,
-        "numeric",
-        rows,
-        "psi",
-        value,
-        thresholds.psi,
-        value >= thresholds.psi,
-        *scores,
-        w,
-        None,
+        alpha = thresholds.p_value
+        if missing_p < ks_p:
+            method, deciding_p = "missing", missing_p
+            finding = (
+                f"missing in {observed.missing_share:.1%} of rows against "
+                f"{observed.reference_missing_share:.1%} of the reference's"
+                + ("" if missing_p < alpha else ", within chance")
+                + f": Fisher's exact test p = {missing_p:.2g}"
+            )
+        else:
+            method, deciding_p = "ks", ks_p
+            values = "values differ from" if ks_p < alpha else "values as in"
+            finding = f"{values} the reference: KS test p = {ks_p:.2g}"
+        drifted = deciding_p < alpha
+        return replace(
+            observed,
+            method=method,
+            score=1 - deciding_p,
+            threshold=1 - alpha,
+            drifted=drifted,
+            reason=f"{finding} {'<' if drifted else '>='} {alpha:g}",
+            p_value=ks_p,
+            missing_p_value=missing_p,
+        )
+    drifted = observed.psi >= thresholds.psi
+    return replace(
+        observed,
+        method="psi",
+        score=observed.psi,
+        threshold=thresholds.psi,
+        drifted=drifted,
+        reason=f"PSI {observed.psi:.3f} {'>=' if drifted else '<'} {thresholds.psi:g}",
     )
 
 
@@ -295,43 +258,107 @@ def judge_categorical(
     unseen: int,
     thresholds: DriftThresholds,
 ) -> FeatureDrift:
-    """Scores and verdict for a categorical feature; ``unseen`` of the window's rows are new."""
+    """Scores and verdict for a categorical feature; ``unseen`` of the window's rows are new.
+    Missing values are a category of their own here (the last bin), so the chi-squared test
+    and Jensen-Shannon see a change in their share as they see any other."""
     rows = int(current_counts.sum())
-    scores = _scores(reference_counts, current_counts)
-    unseen_share = unseen / rows if rows else 0.0
+    if rows == 0:
+        return _unobserved(name, "categorical", reference_counts)
+    observed = replace(
+        _observed(name, "categorical", reference_counts, current_counts, thresholds, None),
+        unseen_share=unseen / rows,
+    )
     if rows < thresholds.min_rows:
-        return FeatureDrift(
-            name, "categorical", rows, "none", 0.0, 0.0, False, *scores, None, None, unseen_share
-        )
+        return observed
     if rows < thresholds.large_sample_rows:
         _, p_value = chi_squared(reference_counts, current_counts)
-        return FeatureDrift(
-            name,
-            "categorical",
-            rows,
-            "chi2",
-            1 - p_value,
-            1 - thresholds.p_value,
-            p_value < thresholds.p_value,
-            *scores,
-            None,
-            p_value,
-            unseen_share,
+        alpha = thresholds.p_value
+        drifted = p_value < alpha
+        categories = "categories differ from" if drifted else "categories as in"
+        return replace(
+            observed,
+            method="chi2",
+            score=1 - p_value,
+            threshold=1 - alpha,
+            drifted=drifted,
+            reason=(
+                f"{categories} the reference: chi-squared test p = {p_value:.2g} "
+                f"{'<' if drifted else '>='} {alpha:g}"
+            ),
+            p_value=p_value,
         )
-    value = scores[1]
-    return FeatureDrift(
-        name,
-        "categorical",
-        rows,
-        "js",
-        value,
-        thresholds.js_distance,
-        value >= thresholds.js_distance,
-        *scores,
-        None,
-        None,
-        unseen_share,
+    js = observed.js_distance
+    drifted = js >= thresholds.js_distance
+    return replace(
+        observed,
+        method="js",
+        score=js,
+        threshold=thresholds.js_distance,
+        drifted=drifted,
+        reason=(
+            f"Jensen-Shannon distance {js:.3f} {'>=' if drifted else '<'} "
+            f"{thresholds.js_distance:g}"
+        ),
     )
+
+
+def _observed(
+    name: str,
+    kind: str,
+    reference_counts: np.ndarray,
+    current_counts: np.ndarray,
+    thresholds: DriftThresholds,
+    wasserstein_distance: float | None,
+) -> FeatureDrift:
+    """A window's scores and shares with no verdict yet (what stands when it has too few rows
+    for one); the judges add theirs."""
+    rows = int(current_counts.sum())
+    psi_value, js, kl = _scores(reference_counts, current_counts)
+    return FeatureDrift(
+        name=name,
+        kind=kind,
+        rows=rows,
+        method="none",
+        score=0.0,
+        threshold=0.0,
+        drifted=False,
+        reason=f"too few rows for a verdict: {rows} of the {thresholds.min_rows} needed",
+        psi=psi_value,
+        js_distance=js,
+        kl_divergence=kl,
+        wasserstein=wasserstein_distance,
+        p_value=None,
+        missing_share=_missing_share(current_counts),
+        reference_missing_share=_missing_share(reference_counts),
+    )
+
+
+def _unobserved(name: str, kind: str, reference_counts: np.ndarray) -> FeatureDrift:
+    """A feature over an empty window: no verdict, and no scores to show (NaN)."""
+    return FeatureDrift(
+        name=name,
+        kind=kind,
+        rows=0,
+        method="none",
+        score=0.0,
+        threshold=0.0,
+        drifted=False,
+        reason="no rows in the window",
+        psi=math.nan,
+        js_distance=math.nan,
+        kl_divergence=math.nan,
+        wasserstein=math.nan if kind == "numeric" else None,
+        p_value=None,
+        missing_share=math.nan,
+        reference_missing_share=_missing_share(reference_counts),
+        unseen_share=math.nan if kind == "categorical" else 0.0,
+    )
+
+
+def _missing_share(counts: np.ndarray) -> float:
+    """The share of the last bin, the missing values' (NaN when there are no rows)."""
+    total = int(counts.sum())
+    return int(counts[-1]) / total if total else math.nan
 
 
 def _scores(reference: np.ndarray, current: np.ndarray) -> tuple[float, float, float]:

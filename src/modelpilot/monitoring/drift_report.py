@@ -7,6 +7,7 @@ attaches to a ticket, and archives as one file.
 from __future__ import annotations
 
 import html
+import math
 import time
 from collections.abc import Sequence
 
@@ -86,11 +87,14 @@ def render_html(
 
 _RULE = (
     "<p class='rule'>How to read this: below the minimum row count there is no verdict. "
-    "Small samples are judged by a significance test (two-sample Kolmogorov-Smirnov for "
-    "numbers, chi-squared for categories; score = 1 - p-value), large ones by an effect size "
-    "(PSI for numbers, Jensen-Shannon distance for categories), because on large samples every "
-    "test calls a negligible difference significant. Wasserstein is in reference standard "
-    "deviations. Empty bins get a probability of 1e-4 before PSI and KL divergence.</p>"
+    "Small samples are judged by significance tests (score = 1 - p-value): for numbers, "
+    "two-sample Kolmogorov-Smirnov on the values present and Fisher's exact test of the share "
+    "of missing values, the smaller p-value deciding (method ks or missing); for categories, "
+    "chi-squared, with missing values a category of their own. Large samples are judged by an "
+    "effect size (PSI for numbers, Jensen-Shannon distance for categories, both with a bin for "
+    "missing values), because on large samples every test calls a negligible difference "
+    "significant. Wasserstein is in reference standard deviations. Empty bins get a "
+    "probability of 1e-4 before PSI and KL divergence.</p>"
 )
 
 
@@ -100,7 +104,8 @@ def _table(features: Sequence[FeatureDrift]) -> str:
         f"<table><tr><th>feature</th>{left}kind</th>{left}verdict</th>{left}method</th>"
         "<th>score</th>"
         "<th>threshold</th><th>p-value</th><th>PSI</th><th>JS distance</th><th>KL</th>"
-        "<th>Wasserstein</th><th>rows</th></tr>"
+        "<th>Wasserstein</th><th>missing: reference</th><th>missing: current</th>"
+        "<th>rows</th></tr>"
     )
     rows = []
     for f in features:
@@ -108,8 +113,10 @@ def _table(features: Sequence[FeatureDrift]) -> str:
             "<tr>"
             f"<td>{_e(f.name)}</td><td class='left'>{f.kind}</td><td class='left'>{_badge(f)}</td>"
             f"<td class='left'>{f.method}</td><td>{f.score:.4f}</td><td>{f.threshold:.4f}</td>"
-            f"<td>{_num(f.p_value)}</td><td>{f.psi:.4f}</td><td>{f.js_distance:.4f}</td>"
-            f"<td>{f.kl_divergence:.4f}</td><td>{_num(f.wasserstein)}</td><td>{f.rows:,}</td>"
+            f"<td>{_num(f.p_value)}</td><td>{_num(f.psi, 4)}</td>"
+            f"<td>{_num(f.js_distance, 4)}</td><td>{_num(f.kl_divergence, 4)}</td>"
+            f"<td>{_num(f.wasserstein)}</td><td>{_share(f.reference_missing_share)}</td>"
+            f"<td>{_share(f.missing_share)}</td><td>{f.rows:,}</td>"
             "</tr>"
         )
     return head + "".join(rows) + "</table>"
@@ -117,7 +124,8 @@ def _table(features: Sequence[FeatureDrift]) -> str:
 
 def _badge(feature: FeatureDrift) -> str:
     if feature.method == "none":
-        return "<span class='badge none'>too few rows</span>"
+        label = "no rows" if feature.rows == 0 else "too few rows"
+        return f"<span class='badge none'>{label}</span>"
     if feature.drifted:
         return "<span class='badge drifted'>drifted</span>"
     return "<span class='badge ok'>ok</span>"
@@ -161,10 +169,9 @@ def _plot(histogram: FeatureHistogram, drift: FeatureDrift) -> str:
         f"<div class='legend'><span style='background:{REFERENCE_COLOR}'></span>reference"
         f"<span style='background:{color}'></span>current</div>"
     )
-    caption = f"{drift.method}: score {drift.score:.3f} (threshold {drift.threshold:.3f})"
     return (
         f"<div class='card plot'><h3>{_e(histogram.name)} {_badge(drift)}</h3>{legend}"
-        f"{''.join(parts)}<p>{_e(caption)}</p></div>"
+        f"{''.join(parts)}<p>{_e(drift.reason)}</p></div>"
     )
 
 
@@ -177,8 +184,15 @@ def _short(label: str, limit: int = 16) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
+def _num(value: float | None, places: int | None = None) -> str:
+    """``value`` to ``places`` decimals (else 4 significant digits); "-" for none or NaN."""
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:.4g}" if places is None else f"{value:.{places}f}"
+
+
+def _share(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1%}"
 
 
 def _e(text: object) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,7 +26,8 @@ class ModelCollector(Collector):
         drift_score = GaugeMetricFamily(
             "modelpilot_feature_drift_score",
             "Drift score of one feature over the drift window, by method "
-            "(psi, js_distance, kl_divergence, wasserstein in reference standard deviations).",
+            "(psi, js_distance, kl_divergence, wasserstein in reference standard deviations); "
+            "no series while the window is empty.",
             labels=[*VERSION, "feature", "method"],
         )
         drifted = GaugeMetricFamily(
@@ -36,6 +38,17 @@ class ModelCollector(Collector):
         p_value = GaugeMetricFamily(
             "modelpilot_feature_drift_p_value",
             "p-value of the KS or chi-squared test, on windows small enough to use it.",
+            labels=[*VERSION, "feature"],
+        )
+        missing_share = GaugeMetricFamily(
+            "modelpilot_feature_missing_share",
+            "Share of rows in which the feature is missing, in the drift window or the reference.",
+            labels=[*VERSION, "feature", "data"],
+        )
+        missing_p_value = GaugeMetricFamily(
+            "modelpilot_feature_missing_p_value",
+            "p-value of Fisher's exact test of the window's missing share against the "
+            "reference's, on windows small enough to use it (numeric features).",
             labels=[*VERSION, "feature"],
         )
         dataset = GaugeMetricFamily(
@@ -93,10 +106,20 @@ class ModelCollector(Collector):
                     if feature.wasserstein is not None:
                         scores["wasserstein"] = feature.wasserstein
                     for method, value in scores.items():
-                        drift_score.add_metric([*key, feature.name, method], value)
+                        if not math.isnan(value):  # NaN: an empty window has no scores
+                            drift_score.add_metric([*key, feature.name, method], value)
                     drifted.add_metric([*key, feature.name], float(feature.drifted))
                     if feature.p_value is not None:
                         p_value.add_metric([*key, feature.name], feature.p_value)
+                    shares = {
+                        "window": feature.missing_share,
+                        "reference": feature.reference_missing_share,
+                    }
+                    for data, value in shares.items():
+                        if not math.isnan(value):
+                            missing_share.add_metric([*key, feature.name, data], value)
+                    if feature.missing_p_value is not None:
+                        missing_p_value.add_metric([*key, feature.name], feature.missing_p_value)
                 dataset.add_metric(key, float(report.drift.dataset_drift))
                 share.add_metric(key, report.drift.drifted_share)
                 window.add_metric(key, report.drift.rows)
@@ -116,7 +139,8 @@ class ModelCollector(Collector):
                 for name, value in report.performance.current.items():
                     performance.add_metric([*key, name], value)
             concept.add_metric(key, float(report.concept_drift))
-        yield from (drift_score, drifted, p_value, dataset, share, window)
+        yield from (drift_score, drifted, p_value, missing_share, missing_p_value)
+        yield from (dataset, share, window)
         yield from (classes, mean, variance, prediction_drift)
         yield from (performance, reference, labels, concept)
         yield from self._alerts()

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from modelpilot.monitoring.binning import ProfileBinning
-from modelpilot.monitoring.drift import DriftReport, DriftThresholds, js_distance
+from modelpilot.monitoring.divergence import js_distance
+from modelpilot.monitoring.drift import DriftReport, DriftThresholds
 from modelpilot.monitoring.performance import (
     Labelled,
     PerformanceReport,

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpilot.monitoring.drift import chi_squared, js_distance
+from modelpilot.monitoring.divergence import chi_squared, js_distance
 from modelpilot.registry.quality import (
     HIGHER_IS_BETTER,
     as_class,
