@@ -70,3 +70,32 @@ def test_ambiguous_or_broken_files(tmp_path: Path) -> None:
     broken = write(tmp_path, "import not_a_module_anywhere\n")
     with pytest.raises(ArtifactError, match=r"importing model\.py failed"):
         load_runtime("python", broken)
+
+
+def test_a_model_that_cannot_get_ready_says_which_step_failed_and_why(tmp_path: Path) -> None:
+    """The user's constructor and load() run at registration: what they raise (a file their
+    load() reads is missing, a module the file imports is not installed) is the model's
+    error, not a traceback of the command."""
+    loading = write(
+        tmp_path,
+        "class Model:\n"
+        "    def load(self):\n"
+        "        open('/nonexistent/weights.bin', 'rb')\n"
+        "    def predict(self, x): return x\n",
+    )
+    with pytest.raises(ArtifactError, match=r"Model\.load\(\) failed: FileNotFoundError"):
+        load_runtime("python", loading)
+    making = write(
+        tmp_path,
+        "class Model:\n"
+        "    def __init__(self):\n"
+        "        raise ValueError('no weights')\n"
+        "    def predict(self, x): return x\n",
+    )
+    with pytest.raises(ArtifactError, match=r"Model\(\) failed: ValueError: no weights"):
+        load_runtime("python", making)
+    importing = write(tmp_path, "import not_a_module_anywhere\n")
+    with pytest.raises(
+        ArtifactError, match="it imports the module 'not_a_module_anywhere', which this Python"
+    ):
+        load_runtime("python", importing)

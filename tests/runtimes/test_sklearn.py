@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.datasets import load_iris
 from sklearn.decomposition import PCA
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.multioutput import MultiOutputClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from modelpilot.errors import ArtifactError, InvalidInput
+from modelpilot.errors import ArtifactError, InvalidInput, MissingExtra
 from modelpilot.runtimes.flavors import load_runtime
 from modelpilot.runtimes.sklearn import SklearnRuntime
 
@@ -129,3 +133,78 @@ def test_a_pipeline_transforms_once_for_labels_and_probabilities() -> None:
     CountingScaler.calls = 0
     only = runtime.predict({"input-0": iris.data}, ["predict_proba"])
     assert list(only) == ["predict_proba"] and CountingScaler.calls == 1
+
+
+def _transformer_class(module: str) -> type:
+    """A transformer class that says it lives in ``module``, as one defined there would."""
+
+    def transform(self: object, x: object) -> object:
+        return x
+
+    return type(
+        "Doubler",
+        (BaseEstimator, TransformerMixin),
+        {"__module__": module, "fit": lambda self, x, y=None: self, "transform": transform},
+    )
+
+
+def test_a_pickle_of_code_this_python_cannot_import_names_it_and_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unpickling imports every class a pickle names: one of the script that saved it
+    (``__main__``), or of a module this Python lacks, cannot be, and the owner hears which
+    and how to fix it, not a bare AttributeError or ModuleNotFoundError."""
+    iris = load_iris()
+    saved_in_script = _transformer_class("__main__")
+    monkeypatch.setattr(sys.modules["__main__"], "Doubler", saved_in_script, raising=False)
+    elsewhere = types.ModuleType("mytransforms_nowhere")
+    elsewhere.Doubler = _transformer_class("mytransforms_nowhere")  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "mytransforms_nowhere", elsewhere)
+    for module, transformer in (("main", saved_in_script), ("module", elsewhere.Doubler)):
+        model = make_pipeline(transformer(), LogisticRegression(max_iter=500))
+        saved(tmp_path, model.fit(iris.data, iris.target), f"{module}.joblib")
+    monkeypatch.undo()  # what another program has: neither class
+
+    with pytest.raises(ArtifactError) as in_main:
+        load_runtime("sklearn", tmp_path / "main.joblib")
+    assert "main.joblib refers to the class or function 'Doubler' of the script that saved " in (
+        str(in_main.value)
+    )
+    assert "move 'Doubler' into a module of its own" in str(in_main.value)
+
+    with pytest.raises(ArtifactError) as missing:
+        load_runtime("sklearn", tmp_path / "module.joblib")
+    assert "needs the module 'mytransforms_nowhere' to be unpickled" in str(missing.value)
+    assert "install the package that provides it" in str(missing.value)
+
+    lacking = types.ModuleType("mytransforms_nowhere")  # there, but without the class
+    monkeypatch.setitem(sys.modules, "mytransforms_nowhere", lacking)
+    with pytest.raises(ArtifactError, match="refers to 'Doubler' in the module 'mytransforms_"):
+        load_runtime("sklearn", tmp_path / "module.joblib")
+
+
+def test_a_boosters_scikit_learn_model_without_its_library_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    xgboost = pytest.importorskip("xgboost")
+    iris = load_iris()
+    path = saved(tmp_path, xgboost.XGBClassifier(n_estimators=2).fit(iris.data, iris.target))
+    for name in [m for m in sys.modules if m == "xgboost" or m.startswith("xgboost.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if it were not installed
+    with pytest.raises(MissingExtra, match=r"pip install 'modelpilot\[xgboost\]'"):
+        load_runtime("sklearn", path)
+
+
+def test_a_classifier_of_several_targets_is_refused_by_name() -> None:
+    """Its classes are one array per target and its probabilities one array per target, of
+    their own widths: no tensor holds them, and registering it failed in the database."""
+    iris = load_iris()
+    targets = np.column_stack([iris.target, iris.data[:, 0] > 5.8])
+    for model in (
+        MultiOutputClassifier(LogisticRegression(max_iter=500)).fit(iris.data, targets),
+        RandomForestClassifier(n_estimators=3, random_state=0).fit(iris.data, targets),
+    ):
+        with pytest.raises(ArtifactError, match="predicts 2 targets at once") as refused:
+            SklearnRuntime(model)
+        assert type(model).__name__ in str(refused.value)
+        assert "register one classifier per target" in str(refused.value)

@@ -73,10 +73,25 @@ class PythonRuntime(Runtime):
             try:
                 spec.loader.exec_module(module)
             except Exception as exc:
+                if isinstance(exc, ModuleNotFoundError) and exc.name:
+                    raise ArtifactError(
+                        f"importing {path.name} failed: it imports the module {exc.name!r}, "
+                        "which this Python does not have; install the package that provides "
+                        "it (or add the folder that holds it to PYTHONPATH)"
+                    ) from exc
                 raise ArtifactError(f"importing {path.name} failed: {exc!r}") from exc
-        instance = _model_class(module, path)()
-        if callable(getattr(instance, "load", None)):
-            instance.load()
+        model_class = _model_class(module, path)
+        # The user's own code, run to make the model ready: whatever it raises (a file it
+        # reads is missing, a pickle it loads names code this Python lacks) means the model
+        # cannot be loaded, and says why.
+        step = f"{model_class.__name__}()"
+        try:
+            instance = model_class()
+            if callable(getattr(instance, "load", None)):
+                step = f"{model_class.__name__}.load()"
+                instance.load()
+        except Exception as exc:
+            raise ArtifactError(f"{path.name}: {step} failed: {type(exc).__name__}: {exc}") from exc
         return cls(instance, signature)
 
     def infer_signature(

@@ -7,13 +7,15 @@ their sha256 matched the one recorded when the owner registered the file.
 from __future__ import annotations
 
 import pickle
+import re
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from modelpilot.errors import ArtifactError, InvalidInput
+from modelpilot.errors import ArtifactError, InvalidInput, MissingExtra, ModelPilotError
 from modelpilot.registry.signature import Signature, TensorSpec
 from modelpilot.runtimes.base import Batch, Runtime
 from modelpilot.runtimes.tabular import (
@@ -59,6 +61,12 @@ class SklearnRuntime(Runtime):
             if path.stat().st_size == 0:
                 why = "it is empty"
             raise ArtifactError(f"{path.name} is not a joblib or pickle file ({why})") from exc
+        except (ImportError, AttributeError) as exc:
+            # A pickle holds no code: it names each class by module and name, and unpickling
+            # imports them. Classes of the script that saved it were __main__'s, of that
+            # script's run; others are in modules this Python may lack (or have in a version
+            # without that name).
+            raise _unimportable_code(path, exc) from exc
         size = path.stat().st_size
         return cls(model, signature, size)
 
@@ -70,6 +78,17 @@ class SklearnRuntime(Runtime):
         inputs = (input_spec(n_features, example),)
         outputs: list[TensorSpec] = []
         classes = getattr(self.model, "classes_", None)
+        if isinstance(classes, list | tuple) and any(np.ndim(c) > 0 for c in classes):
+            # A classifier of several targets (a MultiOutputClassifier, a forest fitted on
+            # columns of labels) has one array of classes per target, and predict_proba gives
+            # a list of arrays of as many widths: no one label tensor, no one row of
+            # probabilities, no one prediction to watch for drift or score against a label.
+            raise ArtifactError(
+                f"the model ({type(self.model).__name__}) predicts {len(classes)} targets at "
+                "once, each with classes of its own; ModelPilot serves classifiers of one "
+                "target (a label and a row of probabilities per row): register one classifier "
+                "per target (a MultiOutputClassifier keeps them in its estimators_)"
+            )
         if classes is not None:
             classes = np.asarray(classes)
             outputs.append(TensorSpec("predict", label_datatype(classes), (-1,)))
@@ -190,3 +209,54 @@ def _split_pipeline(model: Any) -> tuple[Any, Any]:
     if not (hasattr(tail, "predict") and hasattr(tail, "predict_proba")):
         return None, None
     return model[:-1], tail
+
+
+_NAME_NOT_FOUND = (
+    re.compile(
+        r"Can't (?:get attribute|resolve path) '(?P<name>[^']+)' on <?module '(?P<module>[^']+)'"
+    ),
+    re.compile(r"module '(?P<module>[^']+)' has no attribute '(?P<name>[^']+)'"),
+)
+"""What pickle says of a name its module lacks: up to Python 3.13, and from 3.14 on (of a
+dotted name, and of a plain one)."""
+
+_EXTRAS = {"xgboost": "xgboost", "lightgbm": "lightgbm"}
+"""Libraries behind an extra whose scikit-learn estimators are saved with joblib."""
+
+
+def _unimportable_code(path: Path, exc: ImportError | AttributeError) -> ModelPilotError:
+    """What to tell the owner of a pickle that refers to code this Python cannot import."""
+    if isinstance(exc, ImportError):
+        module = exc.name or "?"
+        package = module.partition(".")[0]
+        if package in _EXTRAS:
+            return MissingExtra(package, _EXTRAS[package])
+        return ArtifactError(
+            f"{path.name} needs the module {module!r} to be unpickled, and this Python cannot "
+            f"import it ({exc}): install the package that provides it, in the version the "
+            "model was saved with, or add the folder that holds it to PYTHONPATH"
+        )
+    found = next((m for p in _NAME_NOT_FOUND if (m := p.search(str(exc)))), None)
+    if found is None:
+        return ArtifactError(
+            f"{path.name} could not be unpickled ({exc}): it refers to code that differs "
+            "here from where it was saved; load it with the versions of its libraries it was "
+            "saved with"
+        )
+    name, module = found["name"], found["module"]
+    # The module's repr names the running program's __main__ as it was started: a script
+    # "__main__", ``python -m pkg`` "pkg.__main__".
+    main = sys.modules.get("__main__")
+    if module in ("__main__", getattr(getattr(main, "__spec__", None), "name", "__main__")):
+        return ArtifactError(
+            f"{path.name} refers to the class or function {name!r} of the script that saved "
+            f"it (module __main__), which no other program can import: move {name!r} into a "
+            "module of its own, import it from there in that script, save the model again, "
+            "and make that module importable here (install it, or add its folder to "
+            "PYTHONPATH)"
+        )
+    return ArtifactError(
+        f"{path.name} refers to {name!r} in the module {module!r}, which has no such name "
+        f"here: install the version of {module.partition('.')[0]!r} that the model was saved "
+        "with"
+    )

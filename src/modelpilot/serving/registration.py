@@ -160,6 +160,8 @@ def _outcomes(
         return profile, {}
     if labels is None:
         return profile.with_outcomes(outcome_profile(main, predicted, classifier), None), {}
+    if not classifier:
+        labels = _numeric_labels(labels)
     # Rows without a label say nothing of the model's quality: they are left out of it.
     labelled = labels.notna().to_numpy()
     labels = labels[labelled]
@@ -175,6 +177,24 @@ def _outcomes(
         rows_proba = list(np.asarray(proba)[labelled]) if proba is not None else []
         return profile, classification_metrics(list(labels), answered, rows_proba, classes)
     return profile, regression_metrics(list(labels), answered)
+
+
+def _numeric_labels(labels: pd.Series) -> pd.Series:
+    """The target column of a regressor as numbers, which its labels must be (the model is
+    scored against them, and they are watched as a histogram), else InvalidInput naming the
+    column and the values that are not; missing labels stay missing."""
+    numbers = pd.to_numeric(labels, errors="coerce")
+    wrong = numbers.isna().to_numpy() & labels.notna().to_numpy()
+    if not wrong.any():
+        return numbers.astype(np.float64)
+    values = list(dict.fromkeys(labels[wrong].astype(str)))
+    shown = ", ".join(repr(v) for v in values[:3]) + (", ..." if len(values) > 3 else "")
+    raise InvalidInput(
+        f"the target column {str(labels.name)!r} holds values that are not numbers ({shown}: "
+        f"{int(wrong.sum())} of {len(labels)} rows, the first in data row "
+        f"{int(np.flatnonzero(wrong)[0]) + 1}), but the model is a regressor, whose labels are "
+        "numbers: name the column of true values with --target, or correct its values"
+    )
 
 
 def _refuse_strange_labels(labels: pd.Series, classes: list[Any]) -> None:
