@@ -7,42 +7,104 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from modelpilot.cli.main import app
+from modelpilot.errors import Conflict
 from modelpilot.registry.store import Registry
+from modelpilot.serving.registration import register_model
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
 
+def demo(registry: Path) -> subprocess.CompletedProcess[str]:
+    """``modelpilot demo`` on ``registry``, on free ports, returning once it is done."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelpilot",
+            "demo",
+            "--registry",
+            str(registry),
+            "--http-port",
+            str(free_port()),
+            "--grpc-port",
+            str(free_port()),
+            "--no-keep-serving",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
 def test_demo_runs_twice_on_a_fresh_registry(tmp_path: Path) -> None:
     registry = tmp_path / "registry"
     for expected_version in (1, 2):
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "modelpilot",
-                "demo",
-                "--registry",
-                str(registry),
-                "--http-port",
-                str(free_port()),
-                "--grpc-port",
-                str(free_port()),
-                "--no-keep-serving",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        proc = demo(registry)
         assert proc.returncode == 0, proc.stderr
         assert f"registered iris version {expected_version}" in proc.stderr
         assert "REST v2" in proc.stdout and "gRPC" in proc.stdout
-        assert "ModelPilot is serving" in proc.stdout
+        # --no-keep-serving: the server is down by the time the closing text is read.
+        assert "ModelPilot is serving" not in proc.stdout
+        assert "The demo's server has stopped" in proc.stdout
+        assert "Serve it again, where it was:\n  modelpilot serve --model iris " in proc.stdout
         assert "curl -s http://127.0.0.1:" in proc.stdout
     reg = Registry.open(registry)
     try:
         assert reg.resolve("iris").version == 2
         assert reg.reference_profile("iris", 2) is not None
+    finally:
+        reg.close()
+
+
+def test_demo_leaves_a_model_it_did_not_make_as_it_was(
+    tmp_path: Path, iris_model_path: Path
+) -> None:
+    """A user's own ``iris`` keeps its versions and its production alias (the demo moved
+    that alias onto its own version, and servers followed): the demo takes ``iris-demo``."""
+    registry = tmp_path / "registry"
+    reg = Registry.open(registry)
+    try:
+        register_model(reg, "iris", iris_model_path, aliases=["production"])
+    finally:
+        reg.close()
+    proc = demo(registry)
+    assert proc.returncode == 0, proc.stderr
+    assert "registered iris-demo version 1" in proc.stderr
+    assert "modelpilot versions iris-demo" in proc.stdout
+    reg = Registry.open(registry)
+    try:
+        assert [v.version for v in reg.list_versions("iris")] == [1]
+        assert reg.aliases("iris") == {"production": 1}
+        assert reg.aliases("iris-demo") == {"production": 1}
+    finally:
+        reg.close()
+
+
+def test_demo_refuses_a_registry_whose_iris_models_are_not_its_own(
+    tmp_path: Path, iris_model_path: Path
+) -> None:
+    registry = tmp_path / "registry"
+    reg = Registry.open(registry)
+    try:
+        for name in ("iris", "iris-demo"):
+            register_model(reg, name, iris_model_path, aliases=["production"])
+    finally:
+        reg.close()
+    ports = ["--http-port", str(free_port()), "--grpc-port", str(free_port())]
+    result = CliRunner().invoke(
+        app, ["demo", "--registry", str(registry), *ports, "--no-keep-serving"]
+    )
+    assert isinstance(result.exception, Conflict), result.output
+    assert "already holds models named iris and iris-demo that the demo did not register" in (
+        str(result.exception)
+    )
+    assert "modelpilot demo --registry" in str(result.exception)
+    reg = Registry.open(registry)
+    try:
+        assert [i.latest_version for i in reg.list_models()] == [1, 1]
     finally:
         reg.close()

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from typer.testing import Result
 
-from modelpilot.errors import ModelPilotError
+from modelpilot.errors import InvalidInput, ModelPilotError
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.log_records import LogEntry
 from modelpilot.registry.store import Registry
@@ -130,3 +130,47 @@ def test_wild_values_are_written_in_powers_of_ten_not_cut_off(
     assert result.exit_code == 0, result.output
     row = next(line for line in result.stdout.splitlines() if "sepal_width" in line)
     assert "e+" in row and "…" not in row
+
+
+def test_codes_of_digits_in_a_text_column_are_text_in_every_chunk_of_the_current_file(
+    run: Run, tmp_path: Path
+) -> None:
+    """The current file streams in chunks of 50,000 rows, each typed on its own: a first
+    chunk of codes that are all digits ("02134") read as numbers (2134), every one of them
+    an unseen category, and identical data drifted."""
+    codes = np.repeat(["02134", "10001", "94105", "SW1A"], 20_000)
+    frame = pd.DataFrame({"zip": codes, "amount": np.random.default_rng(0).normal(size=codes.size)})
+    frame.sample(frac=1.0, random_state=0).to_csv(tmp_path / "reference.csv", index=False)
+    frame.to_csv(tmp_path / "current.csv", index=False)  # sorted: 60,000 rows of digits first
+    result = run(
+        "drift",
+        str(tmp_path / "reference.csv"),
+        str(tmp_path / "current.csv"),
+        "--report",
+        str(tmp_path / "r.html"),
+        "--fail-on-drift",
+        registry=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "No dataset drift: 0 of 2 features drifted over 80,000 rows" in result.stdout
+
+
+def test_a_reference_without_rows_is_refused_as_an_empty_current_file_is(
+    run: Run, iris_csv: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "header.csv").write_text("sepal_length,sepal_width,petal_length,petal_width\n")
+    for reference, current, empty in (
+        (tmp_path / "header.csv", iris_csv, "reference"),
+        (iris_csv, tmp_path / "header.csv", "current"),
+    ):
+        result = run(
+            "drift",
+            str(reference),
+            str(current),
+            "--fail-on-drift",
+            "-o",
+            str(tmp_path / "r.html"),
+            registry=False,
+        )
+        assert isinstance(result.exception, InvalidInput), result.output
+        assert str(result.exception).startswith(f"the {empty} data has no rows")

@@ -12,11 +12,13 @@ import joblib
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.multioutput import MultiOutputClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from modelpilot.errors import ModelNotFound
+from modelpilot.errors import ArtifactError, InvalidInput, ModelNotFound, RegistryError
 from modelpilot.registry.store import Registry
 from tests.cli.conftest import Run
 
@@ -83,7 +85,8 @@ def test_alias_and_rollback(run: Run, iris_model_path: Path) -> None:
     assert "version 2 -> 1" in run("rollback", "iris", "--alias", "staging").stdout
 
 
-def test_errors_are_raised_as_modelpilot_errors(run: Run) -> None:
+def test_errors_are_raised_as_modelpilot_errors(run: Run, registry_dir: Path) -> None:
+    Registry.open(registry_dir).close()  # empty (one that does not exist is another error)
     result = run("versions", "nope")
     assert isinstance(result.exception, ModelNotFound)
 
@@ -92,6 +95,7 @@ def test_errors_exit_1_with_one_line_and_no_traceback(
     tmp_path: Path, iris_model_path: Path
 ) -> None:
     registry = str(tmp_path / "registry")
+    Registry.open(registry).close()  # empty (one that does not exist is another error)
     cases = [
         (["versions", "nope"], "no model named 'nope'"),
         (["register", "iris", str(tmp_path / "missing.joblib")], "no such model file"),
@@ -188,3 +192,117 @@ def test_a_model_whose_features_are_text_registers_and_scores_a_file(
     holes = run("predict", "shop", str(tmp_path / "holes.csv"), "-o", str(tmp_path / "h.csv"))
     assert holes.exit_code != 0
     assert "data row 4, column 'color' is empty" in str(holes.exception)
+
+
+def test_an_alias_set_twice_to_a_version_rolls_back_to_where_it_was(
+    run: Run, iris_model_path: Path
+) -> None:
+    for _ in range(3):
+        run("register", "iris", str(iris_model_path))
+    run("alias", "iris", "canary", "1")
+    run("alias", "iris", "canary", "3")
+    again = run("alias", "iris", "canary", "3")
+    assert "iris@canary -> version 3 (it pointed there already)" in again.stdout
+    assert "iris@canary: version 3 -> 1" in run("rollback", "iris", "-a", "canary").stdout
+
+
+def test_commands_that_only_read_or_move_aliases_create_no_registry(
+    run: Run, iris_model_path: Path, tmp_path: Path
+) -> None:
+    """A mistyped --registry is said to be one; an empty registry made there answered
+    "No models yet". Registering creates the registry, as before."""
+    typo = tmp_path / "typo" / "path"
+    for args in (
+        ["models"],
+        ["versions", "iris"],
+        ["alias", "iris", "production", "1"],
+        ["rollback", "iris"],
+        ["drift", "--model", "iris"],
+    ):
+        result = run(*args, "--registry", str(typo), registry=False)
+        assert isinstance(result.exception, RegistryError), (args, result.output)
+        assert f"there is no registry at {typo} (no such directory)" in str(result.exception)
+        assert not (tmp_path / "typo").exists(), args
+    registered = run(
+        "register", "iris", str(iris_model_path), "--registry", str(typo), registry=False
+    )
+    assert registered.exit_code == 0, registered.output
+    assert "iris" in run("models", "--registry", str(typo), registry=False).stdout
+
+
+def test_a_pickle_of_code_this_python_cannot_import_is_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """Through the installed entry point, as the tester met it: a model saved by a script
+    that defined its own transformer, and one whose transformer's module is not installed
+    here, are refused with exit code 1 and what to do, not a traceback."""
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "modules" / "mytransforms.py").write_text(
+        "from sklearn.base import BaseEstimator, TransformerMixin\n"
+        "class Halver(BaseEstimator, TransformerMixin):\n"
+        "    def fit(self, x, y=None): return self\n"
+        "    def transform(self, x): return x / 2\n"
+    )
+    (tmp_path / "train.py").write_text(
+        "import sys\n"
+        "import joblib\n"
+        "from sklearn.base import BaseEstimator, TransformerMixin\n"
+        "from sklearn.datasets import load_iris\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "from sklearn.pipeline import make_pipeline\n"
+        "sys.path.insert(0, 'modules')\n"
+        "from mytransforms import Halver\n"
+        "class Doubler(BaseEstimator, TransformerMixin):\n"
+        "    def fit(self, x, y=None): return self\n"
+        "    def transform(self, x): return x * 2\n"
+        "x, y = load_iris(return_X_y=True)\n"
+        "joblib.dump(make_pipeline(Doubler(), LogisticRegression()).fit(x, y), 'main.joblib')\n"
+        "joblib.dump(make_pipeline(Halver(), LogisticRegression()).fit(x, y), 'module.joblib')\n"
+    )
+    trained = subprocess.run(
+        [sys.executable, "train.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert trained.returncode == 0, trained.stderr
+    cases = [
+        ("main.joblib", "refers to the class or function 'Doubler' of the script that saved"),
+        ("module.joblib", "needs the module 'mytransforms' to be unpickled"),
+    ]
+    for file, message in cases:
+        proc = _installed("register", "m", file, "--registry", "registry", cwd=tmp_path)
+        assert proc.returncode == 1, (file, proc.stderr)
+        assert message in " ".join(proc.stderr.split()), proc.stderr  # as rich wrapped it
+        assert "Traceback" not in proc.stderr
+
+
+def test_a_classifier_of_two_targets_is_refused(run: Run, tmp_path: Path) -> None:
+    """It failed in the database, on classes it could not store (one array per target)."""
+    x, y = load_iris(return_X_y=True, as_frame=True)
+    model = MultiOutputClassifier(LogisticRegression(max_iter=500))
+    joblib.dump(model.fit(x, np.column_stack([y, y > 1])), tmp_path / "two.joblib")
+    x.to_csv(tmp_path / "x.csv", index=False)
+    result = run(
+        "register", "two", str(tmp_path / "two.joblib"), "--reference", str(tmp_path / "x.csv")
+    )
+    assert isinstance(result.exception, ArtifactError), result.output
+    assert "(MultiOutputClassifier) predicts 2 targets at once" in str(result.exception)
+
+
+def test_a_regressors_target_of_text_is_refused_by_name(run: Run, tmp_path: Path) -> None:
+    x, y = load_iris(return_X_y=True, as_frame=True)
+    joblib.dump(LinearRegression().fit(x, y), tmp_path / "regressor.joblib")
+    labels = [f"{v} cm" if i >= 3 else str(v) for i, v in enumerate(y)]  # numbers, then not
+    x.assign(length=labels).to_csv(tmp_path / "train.csv", index=False)
+    result = run(
+        "register",
+        "regressor",
+        str(tmp_path / "regressor.joblib"),
+        "--reference",
+        str(tmp_path / "train.csv"),
+        "--target",
+        "length",
+    )
+    assert isinstance(result.exception, InvalidInput), result.output
+    assert str(result.exception).startswith(
+        "the target column 'length' holds values that are not numbers ('0 cm', '1 cm', "
+        "'2 cm': 147 of 150 rows, the first in data row 4), but the model is a regressor"
+    )

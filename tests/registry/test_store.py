@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
+import re
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import make_url, null, update
+from sqlalchemy import make_url, null, select, update
 
 from modelpilot.errors import (
     AliasNotFound,
@@ -133,6 +135,47 @@ def test_rollback_follows_the_alias_history(store: Registry, tmp_path: Path) -> 
     assert store.rollback("m") == (3, 1)
     with pytest.raises(Conflict, match="no earlier version"):
         store.rollback("m")
+
+
+def test_an_alias_set_where_it_points_leaves_nothing_for_rollback_to_undo(
+    store: Registry, tmp_path: Path
+) -> None:
+    """Set to 1, to 3, and to 3 again: a rollback goes back to 1, where the alias was, not
+    to 2, where it never pointed."""
+    for _ in range(3):
+        register(store, tmp_path)
+    store.set_alias("m", "canary", 1)
+    store.set_alias("m", "canary", 3)
+    assert store.set_alias("m", "canary", 3) == 3
+    assert store.rollback("m", "canary") == (3, 1)
+    with store._engine.connect() as conn:
+        steps = conn.execute(
+            select(schema.alias_history.c.version, schema.alias_history.c.previous)
+            .where(schema.alias_history.c.alias == "canary")
+            .order_by(schema.alias_history.c.id)
+        ).all()
+    assert [tuple(step) for step in steps] == [(1, None), (3, 1), (1, 3)]
+
+
+def test_rollback_passes_over_steps_an_older_registry_recorded_that_moved_nothing(
+    store: Registry, tmp_path: Path
+) -> None:
+    for _ in range(3):
+        register(store, tmp_path)
+    store.set_alias("m", "canary", 1)
+    store.set_alias("m", "canary", 3)
+    with store._engine.begin() as conn:  # as set_alias("m", "canary", 3) once recorded it
+        conn.execute(
+            schema.alias_history.insert().values(
+                model="m",
+                alias="canary",
+                version=3,
+                previous=3,
+                action="set",
+                changed_at=datetime.now(timezone.utc),
+            )
+        )
+    assert store.rollback("m", "canary") == (3, 1)
 
 
 def test_rollback_without_history_takes_the_previous_number(
@@ -340,3 +383,20 @@ def test_a_name_with_a_final_newline_or_a_nul_is_not_a_name(name: str) -> None:
     with pytest.raises(BadRequest, match="use 1-128 letters"):
         check_name(name)
     assert check_name("iris-2.b_c") == "iris-2.b_c"
+
+
+def test_only_a_registry_that_may_be_created_is_created(tmp_path: Path) -> None:
+    """Opened to read, a location with no registry is an error that names it, and is left
+    as it was: an empty registry made there would say that nothing is registered."""
+    typo = tmp_path / "typo" / "registry"
+    with pytest.raises(RegistryError, match=re.escape(f"no registry at {typo} (no such directory")):
+        Registry.open(typo, create=False)
+    assert not (tmp_path / "typo").exists()
+    with pytest.raises(RegistryError, match=r"it has no registry\.db"):
+        Registry.open(tmp_path, create=False)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RegistryError, match="no such file"):
+        Registry.open(f"sqlite:///{tmp_path / 'registry.db'}", create=False)
+    assert list(tmp_path.iterdir()) == []
+    Registry.open(typo).close()  # created, as registering does
+    Registry.open(typo, create=False).close()

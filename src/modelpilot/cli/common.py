@@ -61,15 +61,22 @@ def _settings_problems(exc: ValidationError, flags: Mapping[str, Any]) -> str:
     return "bad setting: " + "; ".join(problems)
 
 
-def open_registry(registry: str | None, artifacts: Path | None) -> Registry:
+def open_registry(
+    registry: str | None, artifacts: Path | None, *, create: bool = False
+) -> Registry:
+    """The registry the flags and settings name. Only a verb that registers models may
+    ``create`` it: the others, given a location where there is none (a typo), say so rather
+    than leave an empty registry there and report nothing registered."""
     settings = make_settings(registry=registry, artifacts=artifacts)
-    return Registry.open(settings.registry, settings.artifacts)
+    return Registry.open(settings.registry, settings.artifacts, create=create)
 
 
 @contextmanager
-def opened_registry(registry: str | None, artifacts: Path | None) -> Iterator[Registry]:
+def opened_registry(
+    registry: str | None, artifacts: Path | None, *, create: bool = False
+) -> Iterator[Registry]:
     """The registry for the length of a command, closed however the command ends."""
-    reg = open_registry(registry, artifacts)
+    reg = open_registry(registry, artifacts, create=create)
     try:
         yield reg
     finally:

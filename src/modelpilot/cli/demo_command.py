@@ -17,11 +17,38 @@ import typer
 from rich.table import Table
 
 from modelpilot.cli.common import ArtifactsOption, RegistryOption, err, open_registry, out
-from modelpilot.errors import ModelPilotError
+from modelpilot.errors import Conflict, ModelNotFound, ModelPilotError
+from modelpilot.registry.store import Registry
 from modelpilot.serving.registration import register_model
 
 MODEL = "iris"
+SPARE_MODEL = "iris-demo"
+"""The demo's name where the registry's ``iris`` is someone else's model."""
+DESCRIPTION = "modelpilot demo: iris logistic regression"
+"""The description of every version the demo registers: how it knows its own models."""
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def _model_name(reg: Registry) -> str:
+    """The name to register the demo's model under: ``iris``, unless the registry holds a
+    model of that name the demo did not make, then ``iris-demo``.
+
+    The demo moves its model's ``production`` alias, which a server follows: on a model that
+    is not the demo's own, that would put the demo's version in front of the owner's
+    traffic. A model is the demo's when every one of its versions is."""
+    for name in (MODEL, SPARE_MODEL):
+        try:
+            versions = reg.list_versions(name)
+        except ModelNotFound:
+            return name
+        if all(v.metadata.get("description") == DESCRIPTION for v in versions):
+            return name
+    raise Conflict(
+        f"the registry at {reg.location} already holds models named {MODEL} and "
+        f"{SPARE_MODEL} that the demo did not register, and the demo changes no model but "
+        "its own: run it on a registry of its own, for example "
+        "modelpilot demo --registry /tmp/modelpilot-demo"
+    )
 
 
 def _port(preferred: int) -> int:
@@ -70,26 +97,37 @@ def demo(
     registry: RegistryOption = None,
     artifacts: ArtifactsOption = None,
 ) -> None:
-    """Train a small model, register it, serve it, and call it over REST and gRPC."""
-    reg = open_registry(registry, artifacts)
+    """Train a small model, register it, serve it, and call it over REST and gRPC.
+
+    It registers ``iris`` (or ``iris-demo``, where the registry's ``iris`` is not the demo's)
+    and touches no other model."""
+    serving = keep_serving if keep_serving is not None else sys.stdout.isatty()
+    reg = open_registry(registry, artifacts, create=True)
     location = reg.location
-    with tempfile.TemporaryDirectory(prefix="modelpilot-demo-") as tmp:
-        err.print("[bold]1/5[/] training a logistic regression on the iris data set")
-        model_path, reference, x_test, y_test, names = _train(Path(tmp))
-        try:
+    try:
+        model = _model_name(reg)
+        if model != MODEL:
+            err.print(
+                f"[bold]note:[/] the registry's model {MODEL} was not made by the demo, which "
+                f"leaves it as it is and registers its own as {model}",
+                highlight=False,
+            )
+        with tempfile.TemporaryDirectory(prefix="modelpilot-demo-") as tmp:
+            err.print("[bold]1/5[/] training a logistic regression on the iris data set")
+            model_path, reference, x_test, y_test, names = _train(Path(tmp))
             version = register_model(
                 reg,
-                MODEL,
+                model,
                 model_path,
                 reference=reference,
                 target="species",
                 aliases=["production"],
-                metadata={"description": "modelpilot demo: iris logistic regression"},
+                metadata={"description": DESCRIPTION},
             )
-        finally:
-            reg.close()
+    finally:
+        reg.close()
     err.print(
-        f"[bold]2/5[/] registered [bold]{MODEL}[/] version {version.version} in {location} "
+        f"[bold]2/5[/] registered [bold]{model}[/] version {version.version} in {location} "
         "(alias production, with a reference profile and its accuracy on the training data)",
         highlight=False,
     )
@@ -108,7 +146,7 @@ def demo(
         "--grpc-port",
         str(grpc_),
         "--model",
-        MODEL,
+        model,
         "--log-level",
         "warning",
     ]
@@ -119,11 +157,11 @@ def demo(
     try:
         _wait_ready(f"http://127.0.0.1:{http}", server)
         err.print("[bold]4/5[/] calling it")
-        _call(http, grpc_, x_test, y_test, names)
+        _call(model, http, grpc_, x_test, y_test, names)
         err.print("[bold]5/5[/] watching it: scoring the held-out rows and posting their labels")
-        _watch(http, x_test, y_test)
-        _next_steps(http, grpc_, location)
-        if keep_serving if keep_serving is not None else sys.stdout.isatty():
+        _watch(model, http, x_test, y_test)
+        if serving:
+            _next_steps(model, http, grpc_, location, serving=True)
             err.print("Serving until Ctrl-C...")
             while server.poll() is None:
                 time.sleep(0.5)
@@ -138,6 +176,8 @@ def demo(
                 server.kill()
     if server.returncode not in (0, -signal.SIGTERM):
         raise typer.Exit(1)
+    if not serving:  # said once the server is down, so that it says what is true
+        _next_steps(model, http, grpc_, location, serving=False)
 
 
 def _wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -154,7 +194,9 @@ def _wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 60.
     raise ModelPilotError(f"the server was not ready after {timeout:.0f} s")
 
 
-def _call(http: int, grpc_port: int, x_test: object, y_test: object, names: list[str]) -> None:
+def _call(
+    model: str, http: int, grpc_port: int, x_test: object, y_test: object, names: list[str]
+) -> None:
     import grpc
 
     from modelpilot.server.grpc.generated import inference_pb2 as pb
@@ -164,7 +206,7 @@ def _call(http: int, grpc_port: int, x_test: object, y_test: object, names: list
     truth = np.asarray(y_test)[:5]
     base = f"http://127.0.0.1:{http}"
     v2 = httpx.post(
-        f"{base}/v2/models/{MODEL}/infer",
+        f"{base}/v2/models/{model}/infer",
         json={
             "id": "demo-rest",
             "inputs": [
@@ -180,13 +222,13 @@ def _call(http: int, grpc_port: int, x_test: object, y_test: object, names: list
     ).json()
     rest_labels = next(o["data"] for o in v2["outputs"] if o["name"] == "predict")
     simple = httpx.post(
-        f"{base}/predict/{MODEL}",
+        f"{base}/predict/{model}",
         json={"instances": [dict(zip(FEATURES, map(float, row), strict=True)) for row in rows]},
         timeout=10,
     ).json()
     with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
-        request = pb.ModelInferRequest(model_name=MODEL, id="demo-grpc")
+        request = pb.ModelInferRequest(model_name=model, id="demo-grpc")
         request.inputs.add(name="input-0", datatype="FP64", shape=list(rows.shape))
         request.raw_input_contents.append(rows.astype("<f8").tobytes())
         reply = stub.ModelInfer(request, timeout=10)
@@ -206,7 +248,7 @@ def _call(http: int, grpc_port: int, x_test: object, y_test: object, names: list
         raise ModelPilotError("REST and gRPC disagree; this is a bug, please report it")
 
 
-def _watch(http: int, x_test: object, y_test: object) -> None:
+def _watch(model: str, http: int, x_test: object, y_test: object) -> None:
     """Score the held-out rows, post their true labels, and show what monitoring made of it."""
     base = f"http://127.0.0.1:{http}"
     rows, truth = np.asarray(x_test), np.asarray(y_test)
@@ -214,17 +256,17 @@ def _watch(http: int, x_test: object, y_test: object) -> None:
         labels = []
         for start in range(0, len(rows), 5):
             reply = client.post(
-                f"/predict/{MODEL}", json={"data": rows[start : start + 5].tolist()}
+                f"/predict/{model}", json={"data": rows[start : start + 5].tolist()}
             )
             reply.raise_for_status()
             labels.append(
                 {"request_id": reply.json()["id"], "label": truth[start : start + 5].tolist()}
             )
-        client.post(f"/api/feedback/{MODEL}", json={"labels": labels}).raise_for_status()
+        client.post(f"/api/feedback/{model}", json={"labels": labels}).raise_for_status()
         report: dict[str, object] = {}
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            reply = client.get(f"/api/monitoring/{MODEL}")
+            reply = client.get(f"/api/monitoring/{model}")
             if reply.status_code == 200:
                 report = reply.json()
                 if report.get("performance") and report.get("drift"):
@@ -246,29 +288,42 @@ def _watch(http: int, x_test: object, y_test: object) -> None:
         )
 
 
-def _next_steps(http: int, grpc_port: int, location: str) -> None:
+def _next_steps(model: str, http: int, grpc_port: int, location: str, serving: bool) -> None:
+    """Where the model answers and what to try next: while the server runs, or, once it has
+    stopped (``--no-keep-serving``), how to serve the model again first."""
     base = f"http://127.0.0.1:{http}"
     registry = "" if location == "modelpilot-registry" else f" --registry {location}"
+    serve = f"modelpilot serve --model {model} --http-port {http} --grpc-port {grpc_port}{registry}"
+    endpoints = [
+        f"REST       {base}/v2/models/{model}   (OpenAPI docs: {base}/docs)",
+        f"gRPC       127.0.0.1:{grpc_port}   (inference.GRPCInferenceService)",
+        f"Dashboard  {base}/dashboard",
+        f"Metrics    {base}/metrics   (Prometheus)   alerts: {base}/api/alerts",
+    ]
+    if not serving:
+        endpoints = [
+            "Serve it again, where it was:",
+            f"  {serve}",
+            "and it answers at:",
+            *endpoints,
+        ]
     text = "\n".join(
         [
-            f"REST       {base}/v2/models/{MODEL}   (OpenAPI docs: {base}/docs)",
-            f"gRPC       127.0.0.1:{grpc_port}   (inference.GRPCInferenceService)",
-            f"Dashboard  {base}/dashboard",
-            f"Metrics    {base}/metrics   (Prometheus)   alerts: {base}/api/alerts",
+            *endpoints,
             "",
             "Try next:",
-            f"  curl -s {base}/predict/{MODEL} -d '{{\"data\": [5.1, 3.5, 1.4, 0.2]}}'",
+            f"  curl -s {base}/predict/{model} -d '{{\"data\": [5.1, 3.5, 1.4, 0.2]}}'",
             f"  modelpilot models{registry}",
-            f"  modelpilot versions {MODEL}{registry}",
-            f"  modelpilot predict {MODEL}@production data.csv --output scored.csv{registry}",
-            f"  curl -s {base}/api/feedback/{MODEL} -d "
+            f"  modelpilot versions {model}{registry}",
+            f"  modelpilot predict {model}@production data.csv --output scored.csv{registry}",
+            f"  curl -s {base}/api/feedback/{model} -d "
             f'\'{{"request_id": "<id of a prediction>", "label": 0}}\'',
-            f"  modelpilot drift --model {MODEL}{registry}   (drift of the logged traffic)",
-            f"  modelpilot serve{registry}",
+            f"  modelpilot drift --model {model}{registry}   (drift of the logged traffic)",
+            *([f"  modelpilot serve{registry}"] if serving else []),
         ]
     )
     # Plain lines that never wrap, so that every command can be copied as it stands.
-    out.rule("ModelPilot is serving")
+    out.rule("ModelPilot is serving" if serving else "The demo's server has stopped")
     out.print(text, highlight=False, soft_wrap=True)
 
 

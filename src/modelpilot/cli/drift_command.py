@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich import box
 from rich.table import Table
@@ -111,13 +112,31 @@ def drift(
 
 
 def _from_files(reference: Path, current: Path, thresholds: DriftThresholds) -> Comparison:
-    profile = ReferenceProfile.from_data(read_table(reference))
+    """Both files read alike: the reference's text columns are text in the current file too.
+
+    The reference is read whole, and pandas guesses each column's type from all its values;
+    the current file streams in chunks, each guessed on its own, so a chunk of a text column
+    whose values all look like numbers (zip codes, "02134") would read as numbers (2134) and
+    every one of them count as an unseen category. The reference is then read again with
+    the same columns as text, so that both files read them by the same rule (a word pandas
+    takes for missing, "NA", is then a category in both)."""
+    frame = read_table(reference)
+    if frame.empty:
+        raise InvalidInput(f"the reference data has no rows ({reference})")
+    text = [  # the columns the profile takes as categories
+        str(name)
+        for name, column in frame.items()
+        if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
+    ]
+    if text:
+        frame = read_table(reference, text_columns=text)
+    profile = ReferenceProfile.from_data(frame)
     total = count_rows(current)
     with progress_bar(transient=True) as progress:
         task = progress.add_task(f"reading {current.name}", total=total)
         return compare(
             profile,
-            iter_table(current, 50_000),
+            iter_table(current, 50_000, text_columns=text),
             thresholds,
             on_rows=lambda n: progress.update(task, advance=n),
         )
@@ -130,7 +149,7 @@ def _from_log(
     since_minutes: float | None,
     thresholds: DriftThresholds,
 ) -> tuple[Comparison, tuple[str, str]]:
-    registry = Registry.open(settings.registry, settings.artifacts)
+    registry = Registry.open(settings.registry, settings.artifacts, create=False)
     log = None
     try:
         version = registry.resolve(ModelRef.parse(model))

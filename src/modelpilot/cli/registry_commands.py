@@ -75,7 +75,7 @@ def register(
         meta[key] = _value(value)
     if description:
         meta["description"] = description
-    with opened_registry(registry, artifacts) as reg:
+    with opened_registry(registry, artifacts, create=True) as reg:
         version = register_model(
             reg,
             name,
@@ -203,7 +203,9 @@ def alias(
     """Point ALIAS of a model at VERSION (running servers follow within seconds)."""
     with opened_registry(registry, artifacts) as reg:
         previous = reg.set_alias(name, alias_name, version)
-    before = f" (was {previous})" if previous is not None else ""
+    before = "" if previous is None else f" (was {previous})"
+    if previous == version:
+        before = " (it pointed there already)"
     out.print(f"{name}@{alias_name} -> version {version}{before}", highlight=False)
 
 

@@ -78,13 +78,22 @@ class Registry:
             raise RegistryError(f"cannot open the registry at {location}: {reason}") from exc
 
     @classmethod
-    def open(cls, location: str | Path, artifacts: Path | None = None) -> Registry:
-        """Open (creating if needed) a registry directory or database URL."""
+    def open(
+        cls, location: str | Path, artifacts: Path | None = None, *, create: bool = True
+    ) -> Registry:
+        """Open a registry directory or database URL, creating it if needed and ``create``.
+
+        Without ``create``, a registry directory or SQLite file that does not exist is a
+        RegistryError rather than a new, empty registry: a command that only reads or moves
+        what is registered was given a wrong location (a typo, another working directory),
+        and an empty registry would answer it as if nothing were registered there."""
         text = str(location)
         if text.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
             return cls._open_postgres(text, artifacts)
         if text.startswith("sqlite:///"):
             db = Path(text.removeprefix("sqlite:///"))
+            if not create and not db.is_file():
+                raise _no_registry(text, f"no such file: {db}")
             root = artifacts or db.parent / "artifacts"
             return cls(sqlite_engine(db), ArtifactStore(root), str(db))
         if "://" in text:
@@ -93,6 +102,11 @@ class Registry:
                 "postgresql://USER@HOST/DB"
             )
         directory = Path(text)
+        if not create and not (directory / "registry.db").is_file():
+            why = "it has no registry.db" if directory.is_dir() else "no such directory"
+            if not directory.is_absolute():
+                why += f": {directory.absolute()}"
+            raise _no_registry(text, why)
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -275,8 +289,12 @@ class Registry:
             ).all()
             # The history is an undo stack: a rollback undoes the newest assignment still in
             # force, so that rolling back twice goes back two steps, not back and forth.
+            # An entry that moved nothing (the alias set to where it already pointed, which
+            # registries before this rule recorded) is no step to go back over.
             stack: list[tuple[int | None, int | None]] = []
             for version, previous, action in history:
+                if version == previous:
+                    continue
                 if action == "rollback":
                     if stack:
                         stack.pop()
@@ -300,7 +318,14 @@ class Registry:
     def _point(
         self, conn: Connection, name: str, alias: str, version: int, action: str = "set"
     ) -> int | None:
+        """Point ``alias`` at ``version`` and record the move; returns where it pointed.
+
+        Setting it where it already points changes nothing and records nothing: the history
+        is what a rollback undoes, and a step from a version to itself would have it go back
+        to that same version (and then to a version the alias never pointed at)."""
         previous = self._alias_target(conn, name, alias)
+        if previous == version:
+            return previous
         values = {"version": version, "updated_at": _now()}
         if previous is None:
             conn.execute(schema.aliases.insert().values(model=name, alias=alias, **values))
@@ -500,6 +525,13 @@ class Registry:
         ).scalars()
         known = ", ".join(sorted(names)) or "none"
         return AliasNotFound(f"model {name!r} has no alias {alias!r}; its aliases: {known}")
+
+
+def _no_registry(location: str, why: str) -> RegistryError:
+    return RegistryError(
+        f"there is no registry at {location} ({why}): check --registry or "
+        "MODELPILOT_REGISTRY; `modelpilot register` creates a registry where it is told to"
+    )
 
 
 def _ranges(versions: Sequence[int]) -> str:
