@@ -85,6 +85,10 @@ def test_metrics_and_monitoring_aggregate_across_workers(
     uptime = re.findall(r"^modelpilot_uptime_seconds\{(.*)\} (\S+)$", text, re.MULTILINE)
     assert sorted(labels for labels, _ in uptime) == ['worker="0"', 'worker="1"']
     assert all(float(value) > 0 for _, value in uptime)
+    # Monitoring's own counters are each worker's, by worker: one series alternated between
+    # the workers' values with whichever answered the scrape.
+    own = re.findall(r'^modelpilot_monitor_unsampled_total\{worker="(\d)"\} ', text, re.MULTILINE)
+    assert sorted(own) == ["0", "1"]
     # Both workers answered requests: the prediction counter of each version adds up.
     assert sum(sample(text, "modelpilot_prediction_class_total", model="iris")) == REQUESTS
     # So do the statistics Triton's tools read, whichever worker is asked.

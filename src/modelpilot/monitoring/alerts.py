@@ -18,7 +18,7 @@ import httpx
 
 logger = logging.getLogger(__name__)
 
-RULES = ("data_drift", "concept_drift", "error_rate", "latency")
+RULES = ("data_drift", "concept_drift", "error_rate", "latency", "rollout_stalled")
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,10 +163,22 @@ class ModelCollector(Collector):
         for (rule, model, severity), count in list(book.fired_total.items()):
             fired.add_metric([rule, model, severity], count)
         yield fired
+
+
+class MonitorCollector(Collector):
+    """Monitoring's own work in this process: what it dropped, left unwatched, cost and
+    failed to do. Per process, as the workers of ``serve --workers`` each do their own
+    (exported there with a worker label, which sum() adds up; every worker's merged view of
+    the models is ``ModelCollector``'s)."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+
+    def collect(self) -> Iterator[Any]:
         yield CounterMetricFamily(
             "modelpilot_alert_webhook_failures",
             "Alert notifications the webhook did not accept.",
-            value=book.webhook_failures,
+            value=self.monitor.alerts.webhook_failures,
         )
         yield CounterMetricFamily(
             "modelpilot_monitor_dropped",

@@ -14,7 +14,7 @@ from modelpilot.config import Settings
 from modelpilot.monitoring.alerts import AlertRules
 from modelpilot.monitoring.drift import DriftThresholds
 from modelpilot.monitoring.inference_log import InferenceLog
-from modelpilot.monitoring.model_metrics import ModelCollector
+from modelpilot.monitoring.model_metrics import ModelCollector, MonitorCollector
 from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.performance import PerformanceThresholds
@@ -133,6 +133,7 @@ class ProcessMonitoring:
         if settings.monitoring:
             monitor = _monitor(engine, settings, exchange)
             scrape.register(ModelCollector(monitor))
+            local.register(MonitorCollector(monitor))  # per worker, as its work is
             monitor.watch(engine)
         return cls(scrape, service, monitor, exchange, settings.monitor_interval_seconds, shared)
 
