@@ -201,6 +201,9 @@ def test_errors_name_what_exists(store: Registry, tmp_path: Path) -> None:
         store.set_alias("m", "production", 9)
     with pytest.raises(BadRequest, match="invalid model name"):
         register(store, tmp_path, name="has space")
+    # GET /v2/models/stats is every model's statistics: no model's metadata could be there.
+    with pytest.raises(BadRequest, match="the model name 'stats' is reserved"):
+        register(store, tmp_path, name="stats")
     with pytest.raises(BadRequest, match="may not be all digits"):
         store.set_alias("m", "123", 1)
     with pytest.raises(AliasNotFound):

@@ -27,6 +27,23 @@ def check_name(name: str, what: str = "model name") -> str:
     return name
 
 
+RESERVED = frozenset({"stats"})
+"""Names no new model may take: ``GET /v2/models/stats`` is every model's statistics (Triton's
+statistics extension), so a model named so could never be asked for its metadata."""
+
+
+def check_new_name(name: str) -> str:
+    """``check_name`` for a model about to be registered, which may not take a ``RESERVED``
+    name either (models registered before keep theirs)."""
+    check_name(name)
+    if name in RESERVED:
+        raise BadRequest(
+            f"the model name {name!r} is reserved: GET /v2/models/{name} answers every "
+            "model's statistics (Triton's statistics extension); choose another name"
+        )
+    return name
+
+
 @dataclass(frozen=True, slots=True)
 class ModelRef:
     """A reference to a model version; at most one of ``version`` and ``alias`` is set.

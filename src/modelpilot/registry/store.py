@@ -29,7 +29,7 @@ from modelpilot.registry.database import (
     upsert,
 )
 from modelpilot.registry.profile import ReferenceProfile
-from modelpilot.registry.refs import PRODUCTION, ModelRef, check_name
+from modelpilot.registry.refs import PRODUCTION, ModelRef, check_name, check_new_name
 from modelpilot.registry.signature import Signature
 from modelpilot.registry.types import ModelInfo, ModelVersion
 
@@ -198,7 +198,7 @@ class Registry:
         aliases: Sequence[str] = (),
     ) -> ModelVersion:
         """Store ``artifact`` and record it as the model's next version."""
-        check_name(name)
+        check_new_name(name)
         for alias in aliases:
             check_name(alias, "alias")
         artifact = Path(artifact)
