@@ -174,3 +174,18 @@ def test_a_reference_without_rows_is_refused_as_an_empty_current_file_is(
         )
         assert isinstance(result.exception, InvalidInput), result.output
         assert str(result.exception).startswith(f"the {empty} data has no rows")
+
+
+def test_a_feature_arriving_half_missing_drifts_and_the_table_shows_its_share(
+    run: Run, iris_frame: pd.DataFrame, iris_csv: Path, tmp_path: Path
+) -> None:
+    current = iris_frame.sample(200, replace=True, random_state=3).reset_index(drop=True)
+    current.loc[::2, "sepal_width"] = np.nan
+    current.to_csv(tmp_path / "current.csv", index=False)
+    result = run(
+        "drift", str(iris_csv), str(tmp_path / "current.csv"), "-o", str(tmp_path / "r.html")
+    )
+    assert result.exit_code == 0, result.output
+    (line,) = [row for row in result.output.splitlines() if "0%->50%" in row]
+    assert "drifted" in line and "missing" in line
+    assert "Fisher's exact test of the share of missing values" in " ".join(result.output.split())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Annotated
@@ -181,7 +182,9 @@ def _print(report: DriftReport, thresholds: DriftThresholds) -> None:
     )
     table.add_column("feature", overflow="fold")  # a long name on two lines, not cut short
     table.add_column("verdict")
-    for name in ("method", "score", "threshold", "PSI", "JS", "W (sd)"):
+    # Missing shares only where some feature has missing values: the table fits 80 columns.
+    holes = any(_missing(f.reference_missing_share, f.missing_share) for f in report.features)
+    for name in ("method", "score", "threshold", "PSI", "JS", "W (sd)", "missing")[: 6 + holes]:
         table.add_column(name, justify="right")
     for f in report.features:
         if f.method == "none":
@@ -197,6 +200,7 @@ def _print(report: DriftReport, thresholds: DriftThresholds) -> None:
             _figure(f.psi, 3),
             _figure(f.js_distance, 3),
             "-" if f.wasserstein is None else _figure(f.wasserstein, 3),
+            *([_missing(f.reference_missing_share, f.missing_share) or "-"] if holes else []),
         )
     out.print(table)
     drifted = report.drifted_features
@@ -210,11 +214,24 @@ def _print(report: DriftReport, thresholds: DriftThresholds) -> None:
     out.print(f"{summary} over {report.rows:,} rows.", highlight=False)
     out.print(
         f"[dim]Rule: under {thresholds.min_rows} rows no verdict; under "
-        f"{thresholds.large_sample_rows} rows KS / chi-squared at p < {thresholds.p_value}; "
+        f"{thresholds.large_sample_rows} rows KS (and Fisher's exact test of the share of "
+        f"missing values) / chi-squared at p < {thresholds.p_value}; "
         f"from then on PSI >= {thresholds.psi} / Jensen-Shannon >= {thresholds.js_distance}. "
         f"Dataset drift from {thresholds.dataset_share:.0%} of features.[/]",
         highlight=False,
     )
+
+
+def _missing(reference: float, current: float) -> str:
+    """The share of rows missing the feature, in the reference -> in the current data ("" if
+    neither misses any)."""
+    if math.isnan(reference) or math.isnan(current) or reference == current == 0.0:
+        return ""
+    return f"{_share(reference)}->{_share(current)}"
+
+
+def _share(value: float) -> str:
+    return f"{value:.0%}" if value == 0.0 or value >= 0.1 else f"{value:.1%}"
 
 
 def install(app: typer.Typer) -> None:
