@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import lightgbm as lgb
@@ -56,3 +57,22 @@ def test_lightgbm_multiclass(tmp_path: Path) -> None:
     out = runtime.predict({"input-0": x[:10]})
     np.testing.assert_allclose(out["predict_proba"], booster.predict(x[:10]), rtol=1e-6)
     np.testing.assert_array_equal(out["predict"], booster.predict(x[:10]).argmax(axis=1))
+
+
+def test_an_xgboost_file_without_a_suffix_loads_without_a_warning(tmp_path: Path) -> None:
+    """Registry artifacts are stored by their sha256 alone: XGBoost, which goes by the suffix
+    of a path, warned at every load that it had to guess the format."""
+    x, y = load_diabetes(return_X_y=True)
+    booster = xgb.train({}, xgb.DMatrix(x, y), num_boost_round=3)
+    for suffix in ("json", "ubj"):
+        booster.save_model(tmp_path / f"model.{suffix}")
+        bare = tmp_path / f"bare-{suffix}"
+        bare.write_bytes((tmp_path / f"model.{suffix}").read_bytes())
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            runtime = load_runtime("xgboost", bare)
+        np.testing.assert_allclose(
+            runtime.predict({"input-0": x[:5]})["predict"],
+            booster.predict(xgb.DMatrix(x[:5])),
+            rtol=1e-6,
+        )

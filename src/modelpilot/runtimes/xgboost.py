@@ -43,7 +43,9 @@ class XGBoostRuntime(Runtime):
             raise MissingExtra("xgboost", "xgboost") from None
         booster = xgboost.Booster()
         try:
-            booster.load_model(str(path))
+            # From its bytes, whose format XGBoost tells (JSON or UBJSON) without a warning:
+            # from a path it goes by the suffix, and registry artifacts have none.
+            booster.load_model(bytearray(path.read_bytes()))
         except xgboost.core.XGBoostError as exc:
             raise ArtifactError(f"{path.name} is not an XGBoost model: {exc}") from exc
         booster.set_param({"nthread": int(options.get("threads", 1))})
