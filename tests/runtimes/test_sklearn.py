@@ -208,3 +208,22 @@ def test_a_classifier_of_several_targets_is_refused_by_name() -> None:
             SklearnRuntime(model)
         assert type(model).__name__ in str(refused.value)
         assert "register one classifier per target" in str(refused.value)
+
+
+def test_clusters_and_outlier_flags_are_whole_numbers() -> None:
+    """KMeans and IsolationForest predict labels of groups: INT64, not FP64 (a predict
+    column of 1.0 and 2.0, and counted as a histogram of numbers rather than by label)."""
+    from sklearn.cluster import KMeans
+    from sklearn.ensemble import IsolationForest
+
+    x = np.random.default_rng(0).normal(size=(60, 3))
+    for model in (
+        KMeans(3, n_init=2, random_state=0).fit(x),
+        IsolationForest(random_state=0).fit(x),
+    ):
+        runtime = SklearnRuntime(model)
+        assert runtime.signature.outputs[0].datatype == "INT64"
+        assert runtime.infer_signature(example=x).outputs[0].datatype == "INT64"
+        predicted = runtime.predict({"input-0": x[:5]})["predict"]
+        assert predicted.dtype == np.int64
+        np.testing.assert_array_equal(predicted, model.predict(x[:5]))

@@ -96,9 +96,10 @@ class SklearnRuntime(Runtime):
                 outputs.append(TensorSpec("predict_proba", "FP64", (-1, len(classes))))
         else:
             shape: tuple[int, ...] = (-1,)
+            datatype = "INT64" if _labels_of_groups(self.model) else "FP64"
             if example is not None:
-                shape = self._output_shape(example)
-            outputs.append(TensorSpec("predict", "FP64", shape))
+                shape, datatype = self._output_shape(example)
+            outputs.append(TensorSpec("predict", datatype, shape))
         if example is not None:
             self._smoke_test(example)
         extra: dict[str, Any] = {"estimator": type(self.model).__name__}
@@ -126,9 +127,12 @@ class SklearnRuntime(Runtime):
                     found.append(str(name))
         return tuple(dict.fromkeys(found))
 
-    def _output_shape(self, example: np.ndarray) -> tuple[int, ...]:
+    def _output_shape(self, example: np.ndarray) -> tuple[tuple[int, ...], str]:
+        """The shape and datatype of what ``predict`` gives: numbers, or whole numbers (the
+        clusters of KMeans, the 1 and -1 of IsolationForest)."""
         result = np.asarray(self.model.predict(self._frame(example[:2])))
-        return (-1,) if result.ndim == 1 else (-1, *result.shape[1:])
+        shape = (-1,) if result.ndim == 1 else (-1, *result.shape[1:])
+        return shape, "INT64" if result.dtype.kind in "iu" else "FP64"
 
     def _smoke_test(self, example: np.ndarray) -> None:
         try:
@@ -196,6 +200,15 @@ def _parts(model: Any) -> Iterator[Any]:
     for part in inner:
         if hasattr(part, "fit"):  # not "drop" or "passthrough"
             yield from _parts(part)
+
+
+def _labels_of_groups(model: Any) -> bool:
+    """Whether ``model`` predicts group labels, whole numbers: a clusterer's clusters, an
+    outlier detector's 1 and -1 (a pipeline by its final step)."""
+    from sklearn.base import is_clusterer, is_outlier_detector
+
+    final = model.steps[-1][1] if isinstance(getattr(model, "steps", None), list) else model
+    return bool(is_clusterer(final) or is_outlier_detector(final))
 
 
 def _split_pipeline(model: Any) -> tuple[Any, Any]:
