@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry
 
-from modelpilot.monitoring.model_metrics import ModelCollector
+from modelpilot.monitoring.model_metrics import ModelCollector, MonitorCollector
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.registry.store import Registry
@@ -81,7 +81,8 @@ async def metrics_text(served: Served, iris_frame: pd.DataFrame) -> str:
 
 
 def metric(monitor: Monitor, name: str) -> float | None:
-    """``name``'s value as the monitor's Prometheus collector exports it."""
+    """``name``'s value as the monitor's Prometheus collectors export it."""
     registry = CollectorRegistry()
     registry.register(ModelCollector(monitor))
+    registry.register(MonitorCollector(monitor))
     return registry.get_sample_value(name)
