@@ -165,6 +165,8 @@ def _numbers(name: str, datatype: str, data: Any) -> np.ndarray:
     INT8 of 44, 1e6 as an FP16 of infinity. Each of those is refused by name instead."""
     dtype = numpy_dtype(datatype)
     sent = np.asarray(data).reshape(-1)
+    if sent.dtype == dtype:  # the usual case: FP64 data of floats, BOOL of booleans
+        return sent
     kinds = "b" if datatype == "BOOL" else "iuf"
     if sent.dtype.kind not in kinds and sent.size and not _plain_numbers(sent, datatype):
         wanted = "true or false" if datatype == "BOOL" else "numbers"
@@ -177,9 +179,11 @@ def _numbers(name: str, datatype: str, data: Any) -> np.ndarray:
         if sent.dtype.kind == "f" and (sent != array).any():
             raise InvalidInput(f"input {name!r}: {datatype} data must be whole numbers")
         return array
+    if dtype.itemsize >= 8:
+        return sent.astype(dtype)  # (no float64 overflows)
     with np.errstate(over="ignore"):
-        array = sent.astype(dtype, copy=False)
-    if dtype.kind == "f" and dtype.itemsize < 8 and np.isinf(array).any():
+        array = sent.astype(dtype)
+    if np.isinf(array).any():
         value = sent[int(np.argmax(np.isinf(array)))]
         raise InvalidInput(
             f"input {name!r}: {datatype} data cannot hold {value}; its numbers go up to "
