@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import numpy as np
@@ -28,21 +30,32 @@ class Served:
     monitoring: ProcessMonitoring
     monitor: Monitor
     registry: Registry
+    engine: InferenceEngine
+
+
+@asynccontextmanager
+async def monitored(registry: Registry, **settings: Any) -> AsyncIterator[Served]:
+    """An engine over ``registry`` with monitoring on (``settings`` over the environment's),
+    its REST app, and an in-process client of it; stopped on the way out."""
+    config = make_settings(registry, **settings)
+    engine = InferenceEngine(registry, config)
+    monitoring = ProcessMonitoring.for_engine(engine, config)
+    assert monitoring.monitor is not None
+    await engine.start()
+    app = create_app(engine, config, monitoring)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield Served(client, monitoring, monitoring.monitor, registry, engine)
+    finally:
+        await engine.stop()
+        monitoring.stop()
 
 
 @pytest.fixture
 async def served(labelled_iris: Registry) -> AsyncIterator[Served]:
-    settings = make_settings(labelled_iris, drift_window_rows=400, performance_min_labels=20)
-    engine = InferenceEngine(labelled_iris, settings)
-    monitoring = ProcessMonitoring.for_engine(engine, settings)
-    assert monitoring.monitor is not None
-    await engine.start()
-    app = create_app(engine, settings, monitoring)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        yield Served(client, monitoring, monitoring.monitor, labelled_iris)
-    await engine.stop()
-    monitoring.stop()
+    async with monitored(labelled_iris, drift_window_rows=400, performance_min_labels=20) as it:
+        yield it
 
 
 async def send(client: httpx.AsyncClient, rows: np.ndarray, per_request: int = 10) -> list[str]:

@@ -5,44 +5,28 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import httpx
 import pandas as pd
 
-from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.registry.store import Registry
-from modelpilot.server.rest import create_app
-from modelpilot.serving.engine import InferenceEngine
 from modelpilot.serving.registration import register_model
-from tests.conftest import make_settings
-from tests.monitoring.conftest import reference_traffic, send
+from tests.monitoring.conftest import monitored, reference_traffic, send
 
 
 async def test_a_models_report_is_of_the_version_its_requests_go_to(
     labelled_iris: Registry, iris_model_path: Path, iris_frame: pd.DataFrame
 ) -> None:
     register_model(labelled_iris, "iris", iris_model_path, aliases=["production"])
-    settings = make_settings(labelled_iris, alias_refresh_seconds=0)
-    engine = InferenceEngine(labelled_iris, settings)
-    monitoring = ProcessMonitoring.for_engine(engine, settings)
-    assert monitoring.monitor is not None
-    await engine.start()
-    app = create_app(engine, settings, monitoring)
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://test"
-        ) as client:
-            await send(client, reference_traffic(iris_frame, 20, seed=1))  # to version 2
-            labelled_iris.set_alias("iris", "production", 1)  # rolled back
-            for _ in range(200):
-                if dict(engine.served.current_versions())["iris"].version == 1:
-                    break
-                await asyncio.sleep(0.01)
-            await send(client, reference_traffic(iris_frame, 50, seed=2))  # to version 1
-            monitoring.monitor.flush()
-            report = (await client.get("/api/monitoring/iris")).json()
-            assert (report["version"], report["requests"]) == ("1", 5)
-            newest = (await client.get("/api/monitoring/iris", params={"version": 2})).json()
-            assert (newest["version"], newest["requests"]) == ("2", 2)
-    finally:
-        await engine.stop()
-        monitoring.stop()
+    async with monitored(labelled_iris, alias_refresh_seconds=0) as served:
+        client, engine = served.client, served.engine
+        await send(client, reference_traffic(iris_frame, 20, seed=1))  # to version 2
+        labelled_iris.set_alias("iris", "production", 1)  # rolled back
+        for _ in range(200):
+            if dict(engine.served.current_versions())["iris"].version == 1:
+                break
+            await asyncio.sleep(0.01)
+        await send(client, reference_traffic(iris_frame, 50, seed=2))  # to version 1
+        served.monitor.flush()
+        report = (await client.get("/api/monitoring/iris")).json()
+        assert (report["version"], report["requests"]) == ("1", 5)
+        newest = (await client.get("/api/monitoring/iris", params={"version": 2})).json()
+        assert (newest["version"], newest["requests"]) == ("2", 2)

@@ -5,14 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import httpx
-
-from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.registry.store import Registry
-from modelpilot.server.rest import create_app
-from modelpilot.serving.engine import InferenceEngine
 from modelpilot.serving.registration import register_model
-from tests.conftest import make_settings
+from tests.monitoring.conftest import monitored
 
 SOURCE = """
 from pathlib import Path
@@ -36,40 +31,29 @@ async def test_a_version_that_fails_to_load_raises_an_alert_until_the_alias_move
     register_model(registry, "summer", tmp_path / "first.py", aliases=["production"])
     register_model(registry, "summer", tmp_path / "second.py")
     marker.touch()  # version 2 loads no more: it fails in this server
-    settings = make_settings(registry, alias_refresh_seconds=0)
-    engine = InferenceEngine(registry, settings)
-    monitoring = ProcessMonitoring.for_engine(engine, settings)
-    assert monitoring.monitor is not None
-    await engine.start()
-    app = create_app(engine, settings, monitoring)
     body = {"data": [[1.0, 2.0]]}
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://test"
-        ) as client:
-            registry.set_alias("summer", "production", 2)
-            for _ in range(20):
-                answer = await client.post("/predict/summer", json=body)
-                assert answer.status_code == 200 and answer.json()["version"] == "1"
-                if "summer" in engine.served.stalled:
-                    break
-                await asyncio.sleep(0.05)
-            monitoring.monitor.flush()
-            (alert,) = (await client.get("/api/alerts")).json()["active"]
-            assert (alert["rule"], alert["model"]) == ("rollout_stalled", "summer:2")
-            assert "the weights are gone" in alert["message"]
-            metrics = (await client.get("/metrics")).text
-            assert 'modelpilot_rollout_stalled{model="summer",version="2"} 1.0' in metrics
+    async with monitored(registry, alias_refresh_seconds=0) as served:
+        client, engine = served.client, served.engine
+        registry.set_alias("summer", "production", 2)
+        for _ in range(20):
+            answer = await client.post("/predict/summer", json=body)
+            assert answer.status_code == 200 and answer.json()["version"] == "1"
+            if "summer" in engine.served.stalled:
+                break
+            await asyncio.sleep(0.05)
+        served.monitor.flush()
+        (alert,) = (await client.get("/api/alerts")).json()["active"]
+        assert (alert["rule"], alert["model"]) == ("rollout_stalled", "summer:2")
+        assert "the weights are gone" in alert["message"]
+        metrics = (await client.get("/metrics")).text
+        assert 'modelpilot_rollout_stalled{model="summer",version="2"} 1.0' in metrics
 
-            registry.set_alias("summer", "production", 1)  # rolled back
-            for _ in range(20):
-                await client.post("/predict/summer", json=body)
-                if not engine.served.stalled:
-                    break
-                await asyncio.sleep(0.05)
-            monitoring.monitor.flush()
-            assert (await client.get("/api/alerts")).json()["active"] == []
-            assert "modelpilot_rollout_stalled{" not in (await client.get("/metrics")).text
-    finally:
-        await engine.stop()
-        monitoring.stop()
+        registry.set_alias("summer", "production", 1)  # rolled back
+        for _ in range(20):
+            await client.post("/predict/summer", json=body)
+            if not engine.served.stalled:
+                break
+            await asyncio.sleep(0.05)
+        served.monitor.flush()
+        assert (await client.get("/api/alerts")).json()["active"] == []
+        assert "modelpilot_rollout_stalled{" not in (await client.get("/metrics")).text

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import joblib
 import numpy as np
 import pandas as pd
@@ -22,7 +21,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from modelpilot.errors import InvalidInput
-from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.protocol.rows import request_from_records, request_from_rows
 from modelpilot.protocol.types import InferenceRequest, Tensor
 from modelpilot.registry.signature import Signature
@@ -30,10 +28,10 @@ from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.runtimes.convert import ATOL, RTOL, ConvertedRuntime
 from modelpilot.runtimes.sklearn import SklearnRuntime
-from modelpilot.server.rest import create_app
 from modelpilot.serving.engine import InferenceEngine
 from modelpilot.serving.registration import register_model
 from tests.conftest import COLORS, bought, make_settings, shop_frame
+from tests.monitoring.conftest import monitored
 
 
 @pytest.fixture
@@ -207,34 +205,23 @@ def test_a_date_feature_or_a_flavor_that_takes_no_text_is_refused(
 async def test_a_shifted_text_feature_drifts_alone_and_wrong_labels_raise_concept_drift(
     registry: Registry, shop: ModelVersion
 ) -> None:
-    settings = make_settings(registry, drift_window_rows=400, performance_min_labels=20)
-    engine = InferenceEngine(registry, settings)
-    monitoring = ProcessMonitoring.for_engine(engine, settings)
-    assert monitoring.monitor is not None
-    await engine.start()
-    app = create_app(engine, settings, monitoring)
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://test"
-        ) as client:
-            shifted = shop_frame(400, seed=3).assign(color="purple")
-            ids = []
-            for start in range(0, 400, 20):
-                part = shifted.iloc[start : start + 20].to_dict("records")
-                reply = await client.post("/predict/shop", json={"instances": part})
-                assert reply.status_code == 200, reply.text
-                ids.append(reply.json()["id"])
-            monitoring.monitor.flush()
-            # Labels that say the opposite of every prediction made.
-            for request_id, start in zip(ids, range(0, 400, 20), strict=True):
-                truth = 1 - bought(shifted.iloc[start : start + 20].assign(color="blue"))
-                labels = {"request_id": request_id, "label": truth.tolist()}
-                assert (await client.post("/api/feedback/shop", json=labels)).status_code == 200
-            metrics = (await client.get("/metrics")).text
-            alerts = (await client.get("/api/alerts")).json()["active"]
-    finally:
-        await engine.stop()
-        monitoring.stop()
+    async with monitored(registry, drift_window_rows=400, performance_min_labels=20) as served:
+        client = served.client
+        shifted = shop_frame(400, seed=3).assign(color="purple")
+        ids = []
+        for start in range(0, 400, 20):
+            part = shifted.iloc[start : start + 20].to_dict("records")
+            reply = await client.post("/predict/shop", json={"instances": part})
+            assert reply.status_code == 200, reply.text
+            ids.append(reply.json()["id"])
+        served.monitor.flush()
+        # Labels that say the opposite of every prediction made.
+        for request_id, start in zip(ids, range(0, 400, 20), strict=True):
+            truth = 1 - bought(shifted.iloc[start : start + 20].assign(color="blue"))
+            labels = {"request_id": request_id, "label": truth.tolist()}
+            assert (await client.post("/api/feedback/shop", json=labels)).status_code == 200
+        metrics = (await client.get("/metrics")).text
+        alerts = (await client.get("/api/alerts")).json()["active"]
     drifted = {
         line.split('feature="')[1].split('"')[0]: line.endswith(" 1.0")
         for line in metrics.splitlines()
