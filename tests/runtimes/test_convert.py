@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+from sklearn.datasets import load_iris
+from sklearn.ensemble import RandomForestClassifier
 
 from modelpilot.registry.signature import Signature, TensorSpec
 from modelpilot.runtimes.base import Batch, Runtime
-from modelpilot.runtimes.convert import check_parity
+from modelpilot.runtimes.convert import ConvertedRuntime, check_parity, converter_for
+from modelpilot.runtimes.onnx import OnnxRuntime
+from modelpilot.runtimes.sklearn import SklearnRuntime
 
 SIGNATURE = Signature(
     inputs=(TensorSpec("input-0", "FP64", (-1, 2)),),
@@ -59,3 +64,18 @@ def test_a_single_different_label_fails() -> None:
 def test_a_failing_conversion_fails() -> None:
     parity = check_parity(Fixed(), Fixed(fail=True), SAMPLE)
     assert not parity.ok and "graph broke" in parity.reason
+
+
+def test_a_float32_graphs_probabilities_stay_within_0_and_1(tmp_path: Path) -> None:
+    """A forest's float32 graph sums its trees' votes to 1.0000001 here and there."""
+    x, y = load_iris(return_X_y=True)
+    original = SklearnRuntime(RandomForestClassifier(10, random_state=0).fit(x, y))
+    conversion = converter_for(original, 4)
+    assert conversion is not None
+    (tmp_path / "forest.onnx").write_bytes(conversion[0](np.float32))
+    session = OnnxRuntime.load(tmp_path / "forest.onnx")
+    assert isinstance(session, OnnxRuntime)
+    fast = ConvertedRuntime(session, original.signature)
+    proba = fast.predict({"input-0": x})["predict_proba"]
+    assert proba.min() >= 0.0 and proba.max() <= 1.0
+    np.testing.assert_allclose(proba, original.predict({"input-0": x})["predict_proba"], atol=1e-6)

@@ -192,6 +192,10 @@ class ConvertedRuntime(Runtime):
                 value = value.astype(np.int64, copy=False)
             if value.ndim == 2 and value.shape[1] == 1 and self._flat[name]:
                 value = value[:, 0]
+            if name == "predict_proba":
+                # A float32 graph's sums can come out a rounding past 1 (1.0000001), which no
+                # probability is; clipped in place, as the array is the graph's own.
+                np.clip(value, 0.0, 1.0, out=value)
             result[name] = value
         return result
 
