@@ -18,7 +18,7 @@ from modelpilot.protocol.rows import request_from_rows
 from modelpilot.registry.store import Registry
 from modelpilot.runtimes.convert import ConvertedRuntime
 from modelpilot.runtimes.sklearn import SklearnRuntime
-from modelpilot.serving.acceleration import CONVERTED, OPTIMIZED, VERDICT
+from modelpilot.serving.acceleration import CONVERTED, OPTIMIZED, VERDICT, derived_path
 from modelpilot.serving.engine import InferenceEngine
 from modelpilot.serving.registration import register_model
 
@@ -56,13 +56,11 @@ async def test_a_forest_is_served_by_onnx_with_identical_answers(
         np.testing.assert_array_equal(response.outputs[0].data, model.predict(holes))
     finally:
         await engine.stop()
-    store = registry.artifacts
-    sha = version.artifact_sha256
-    verdict = json.loads(store.derived_path(sha, VERDICT).read_text())
+    verdict = json.loads(derived_path(registry, version, VERDICT).read_text())
     assert verdict["ok"] and verdict["rows"] == 150
     assert verdict["missing_values"] == "original"
-    assert store.derived_path(sha, CONVERTED).exists()
-    assert store.derived_path(sha, OPTIMIZED).exists()
+    assert derived_path(registry, version, CONVERTED).exists()
+    assert derived_path(registry, version, OPTIMIZED).exists()
 
 
 async def test_the_second_load_reuses_the_cached_graphs(registry: Registry, tmp_path: Path) -> None:
@@ -71,7 +69,7 @@ async def test_the_second_load_reuses_the_cached_graphs(registry: Registry, tmp_
     version = register_model(registry, "reg", saved(tmp_path, model, "reg"))
     first = await serve(registry)
     await first.stop()
-    converted = registry.artifacts.derived_path(version.artifact_sha256, CONVERTED)
+    converted = derived_path(registry, version, CONVERTED)
     stamp = converted.stat().st_mtime_ns
     second = await serve(registry)
     try:
@@ -100,9 +98,7 @@ async def test_a_model_that_does_not_convert_keeps_scikit_learn(
         np.testing.assert_array_equal(response.outputs[0].data, model.predict(x[:10]))
     finally:
         await engine.stop()
-    verdict = json.loads(
-        registry.artifacts.derived_path(version.artifact_sha256, VERDICT).read_text()
-    )
+    verdict = json.loads(derived_path(registry, version, VERDICT).read_text())
     assert not verdict["ok"] and "FunctionTransformer" in verdict["reason"]
     # The verdict is remembered: the next load does not try again.
     again = await serve(registry)
@@ -121,7 +117,7 @@ async def test_onnx_can_be_turned_off(registry: Registry, tmp_path: Path) -> Non
         assert isinstance((await engine.get_model("forest")).runtime, SklearnRuntime)
     finally:
         await engine.stop()
-    assert not registry.artifacts.derived_path(version.artifact_sha256, VERDICT).exists()
+    assert not derived_path(registry, version, VERDICT).exists()
 
 
 async def test_boosters_are_served_by_onnx_after_parity_with_missing_values(
@@ -163,8 +159,31 @@ async def test_boosters_are_served_by_onnx_after_parity_with_missing_values(
             np.testing.assert_allclose(outputs[key], original, rtol=1e-4, atol=1e-5)
     finally:
         await engine.stop()
-    verdict = json.loads(
-        registry.artifacts.derived_path(boosted.artifact_sha256, VERDICT).read_text()
-    )
+    verdict = json.loads(derived_path(registry, boosted, VERDICT).read_text())
     assert verdict["ok"] and verdict["dtype"] == "float32" and verdict["rows"] == 150
     assert verdict["missing_values"] == "onnx"  # the converters route NaN as the boosters do
+
+
+async def test_versions_of_one_file_keep_their_own_verdicts(
+    registry: Registry, shop_files: tuple[Path, Path]
+) -> None:
+    """A text pipeline registered without a reference has no rows to check a graph on and
+    keeps scikit-learn; the same file registered with one was converted, and stays so (the
+    verdicts shared the artifact's name, and the second turned ONNX off for the first)."""
+    model, reference = shop_files
+    checked = register_model(registry, "shop", model, reference=reference, target="bought")
+    bare = register_model(registry, "shop", model)
+    assert checked.artifact_sha256 == bare.artifact_sha256
+    for version, served_by in (
+        (checked, ConvertedRuntime),
+        (bare, SklearnRuntime),
+        (checked, ConvertedRuntime),
+    ):
+        engine = await serve(registry)
+        try:
+            loaded = await engine.get_model("shop", str(version.version))
+            assert isinstance(loaded.runtime, served_by), version
+        finally:
+            await engine.stop()
+    assert json.loads(derived_path(registry, checked, VERDICT).read_text())["ok"]
+    assert not json.loads(derived_path(registry, bare, VERDICT).read_text())["ok"]

@@ -9,9 +9,11 @@ fails to convert or to agree keeps its original runtime, and the verdict says wh
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,10 +49,10 @@ def accelerate(registry: Registry, version: ModelVersion, original: Runtime) -> 
         return original
     convert, dtypes = conversion
     store = registry.artifacts
-    sha = version.artifact_sha256
-    converted = store.derived_path(sha, CONVERTED)
-    optimized = store.derived_path(sha, OPTIMIZED)
-    verdict_path = store.derived_path(sha, VERDICT)
+    sha, variant = version.artifact_sha256, variant_of(version)
+    converted = store.derived_path(sha, variant + CONVERTED)
+    optimized = store.derived_path(sha, variant + OPTIMIZED)
+    verdict_path = store.derived_path(sha, variant + VERDICT)
     if verdict_path.exists():
         verdict = json.loads(verdict_path.read_text())
         if not verdict.get("ok"):
@@ -77,7 +79,7 @@ def accelerate(registry: Registry, version: ModelVersion, original: Runtime) -> 
     for dtype in dtypes:
         name = np.dtype(dtype).name
         try:
-            store.write_derived(sha, CONVERTED, convert(dtype))
+            store.write_derived(sha, variant + CONVERTED, convert(dtype))
             optimized.unlink(missing_ok=True)
             fast = ConvertedRuntime(_load(converted, optimized), version.signature)
         except (ConversionError, ArtifactError, MissingExtra, OSError) as exc:
@@ -104,6 +106,22 @@ def accelerate(registry: Registry, version: ModelVersion, original: Runtime) -> 
     _record(registry, version, Parity(False, len(sample), float("inf"), 0, reason), None, None)
     logger.info("%s keeps %s: %s", version, original.flavor, reason)
     return original
+
+
+def variant_of(version: ModelVersion) -> str:
+    """What, besides the artifact, decides its conversion and verdict: the signature (the
+    graph's inputs; text or numbers; missing values) and whether a reference sample checks
+    the graph. Versions of one file that differ there keep their graphs and verdicts apart
+    (one registered without a reference failed and turned ONNX off for the other)."""
+    form = {"signature": version.signature.to_dict(), "reference": version.has_reference}
+    digest = hashlib.sha256(json.dumps(form, sort_keys=True, default=str).encode())
+    return "." + digest.hexdigest()[:12]
+
+
+def derived_path(registry: Registry, version: ModelVersion, suffix: str) -> Path:
+    """Where ``version``'s converted graph (``CONVERTED``), ONNX Runtime's optimized graph
+    (``OPTIMIZED``) or the verdict (``VERDICT``) is cached."""
+    return registry.artifacts.derived_path(version.artifact_sha256, variant_of(version) + suffix)
 
 
 def _with_missing_values(fast: ConvertedRuntime, original: Runtime, nan_ok: bool) -> Runtime:
@@ -134,7 +152,8 @@ def _record(
     data: dict[str, Any] = {**asdict(parity), "dtype": dtype, "missing_values": missing_values}
     if not np.isfinite(data["max_abs_diff"]):
         data["max_abs_diff"] = None
-    registry.artifacts.write_derived(version.artifact_sha256, VERDICT, json.dumps(data).encode())
+    suffix = variant_of(version) + VERDICT
+    registry.artifacts.write_derived(version.artifact_sha256, suffix, json.dumps(data).encode())
 
 
 def _sample(
