@@ -21,13 +21,8 @@ from modelpilot.errors import (
 )
 from modelpilot.registry import schema
 from modelpilot.registry.artifacts import ArtifactStore
-from modelpilot.registry.database import (
-    WRITE_OPTION,
-    companion_engine,
-    postgres_engine,
-    sqlite_engine,
-    upsert,
-)
+from modelpilot.registry.database import WRITE_OPTION, companion_engine, upsert
+from modelpilot.registry.locations import connect
 from modelpilot.registry.profile import ReferenceProfile
 from modelpilot.registry.refs import PRODUCTION, ModelRef, check_name, check_new_name
 from modelpilot.registry.signature import Signature
@@ -81,49 +76,9 @@ class Registry:
     def open(
         cls, location: str | Path, artifacts: Path | None = None, *, create: bool = True
     ) -> Registry:
-        """Open a registry directory or database URL, creating it if needed and ``create``.
-
-        Without ``create``, a registry directory or SQLite file that does not exist is a
-        RegistryError rather than a new, empty registry: a command that only reads or moves
-        what is registered was given a wrong location (a typo, another working directory),
-        and an empty registry would answer it as if nothing were registered there."""
-        text = str(location)
-        if text.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
-            return cls._open_postgres(text, artifacts)
-        if text.startswith("sqlite:///"):
-            db = Path(text.removeprefix("sqlite:///"))
-            if not create and not db.is_file():
-                raise _no_registry(text, f"no such file: {db}")
-            root = artifacts or db.parent / "artifacts"
-            return cls(sqlite_engine(db), ArtifactStore(root), str(db))
-        if "://" in text:
-            raise RegistryError(
-                f"unsupported registry URL {text!r}: use a directory, sqlite:///PATH or "
-                "postgresql://USER@HOST/DB"
-            )
-        directory = Path(text)
-        if not create and not (directory / "registry.db").is_file():
-            why = "it has no registry.db" if directory.is_dir() else "no such directory"
-            if not directory.is_absolute():
-                why += f": {directory.absolute()}"
-            raise _no_registry(text, why)
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RegistryError(f"cannot create the registry directory {directory}: {exc}") from exc
-        store = ArtifactStore(artifacts or directory / "artifacts")
-        return cls(sqlite_engine(directory / "registry.db"), store, str(directory))
-
-    @classmethod
-    def _open_postgres(cls, text: str, artifacts: Path | None) -> Registry:
-        if artifacts is None:
-            raise RegistryError(
-                "a PostgreSQL registry keeps artifacts in a shared directory: set "
-                "MODELPILOT_ARTIFACTS or pass --artifacts"
-            )
-        engine = postgres_engine(text)
-        location = engine.url.render_as_string(hide_password=True)
-        return cls(engine, ArtifactStore(artifacts), location)
+        """Open a registry directory or database URL, creating it if needed and ``create``
+        (see ``locations.connect``)."""
+        return cls(*connect(location, artifacts, create=create))
 
     def close(self) -> None:
         self._engine.dispose()
@@ -525,13 +480,6 @@ class Registry:
         ).scalars()
         known = ", ".join(sorted(names)) or "none"
         return AliasNotFound(f"model {name!r} has no alias {alias!r}; its aliases: {known}")
-
-
-def _no_registry(location: str, why: str) -> RegistryError:
-    return RegistryError(
-        f"there is no registry at {location} ({why}): check --registry or "
-        "MODELPILOT_REGISTRY; `modelpilot register` creates a registry where it is told to"
-    )
 
 
 def _ranges(versions: Sequence[int]) -> str:
