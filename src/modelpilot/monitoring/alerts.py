@@ -1,8 +1,9 @@
 """Alerts: conditions checked in the server, kept while they hold, announced when they change.
 
-Rules are evaluated by the monitor every few seconds. A rule that holds becomes an active alert
-(exposed as ``modelpilot_alert_active`` and on ``/api/alerts``); when it stops holding the alert
-resolves. Both changes go to the optional webhook as JSON, from the monitor's thread.
+The monitor evaluates the rules (the ``*_conditions`` functions) every few seconds. A rule
+that holds becomes an active alert (exposed as ``modelpilot_alert_active`` and on
+``/api/alerts``); when it stops holding the alert resolves. Both changes go to the optional
+webhook as JSON, from the monitor's thread.
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
+
+from modelpilot.monitoring.history import ServicePoint, window_quantile
+from modelpilot.monitoring.model_monitor import ModelReport
+from modelpilot.registry.types import ModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -132,3 +137,94 @@ class AlertBook:
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+
+
+def model_conditions(reports: Iterable[ModelReport]) -> list[Condition]:
+    """Each version's data drift (warning; critical with dataset drift) and concept drift."""
+    conditions = []
+    for report in reports:
+        label = f"{report.model}:{report.version}"
+        drift = report.drift
+        drifted = drift.drifted_features if drift else []
+        conditions.append(
+            Condition(
+                "data_drift",
+                label,
+                bool(drifted),
+                "critical" if drift is not None and drift.dataset_drift else "warning",
+                (
+                    f"{len(drifted)} of {len(drift.features)} features drifted: "
+                    f"{', '.join(drifted)}"
+                    if drift is not None and drifted
+                    else "no drift"
+                ),
+                drift.drifted_share if drift else 0.0,
+            )
+        )
+        performance = report.performance
+        conditions.append(
+            Condition(
+                "concept_drift",
+                label,
+                report.concept_drift,
+                "critical",
+                performance.reason if performance else "",
+                float(len(performance.degraded)) if performance else 0.0,
+            )
+        )
+    return conditions
+
+
+def rollout_conditions(
+    stalled: Mapping[str, tuple[ModelVersion, str]], active: Iterable[tuple[str, str]]
+) -> list[Condition]:
+    """A version that a model's reference moved to but that fails to load (``stalled``, by
+    model): its requests still go to the version before, which only the logs said. Those of
+    the ``active`` alerts (rule, model) that no longer stall resolve."""
+    conditions = [
+        Condition(
+            "rollout_stalled",
+            f"{model}:{version.version}",
+            True,
+            "critical",
+            f"{model} stays on its previous version: {reason}",
+            1.0,
+        )
+        for model, (version, reason) in stalled.items()
+    ]
+    held = {c.model for c in conditions}
+    for rule, label in active:
+        if rule == "rollout_stalled" and label not in held:
+            conditions.append(Condition(rule, label, False, "critical", "loaded", 0.0))
+    return conditions
+
+
+def service_conditions(window: Sequence[ServicePoint], rules: AlertRules) -> list[Condition]:
+    """The error rate and the p99 latency over ``window``, the service history's last
+    ``rules.window_seconds``."""
+    requests = sum(p.requests for p in window)
+    # The server's failures only: clients sending bad input, or asking for models that do
+    # not exist, show on the dashboard and in the metrics, but are not an outage.
+    errors = sum(p.server_errors for p in window)
+    rate = errors / requests if requests else 0.0
+    p99 = window_quantile(window, 0.99)
+    return [
+        Condition(
+            "error_rate",
+            "",
+            requests >= rules.min_requests and rate > rules.error_rate,
+            "critical",
+            f"{rate:.1%} of {requests} requests failed on the server (5xx) in the last "
+            f"{rules.window_seconds:.0f} s (threshold {rules.error_rate:.1%})",
+            rate,
+        ),
+        Condition(
+            "latency",
+            "",
+            requests > 0 and p99 > rules.latency_p99_seconds,
+            "warning",
+            f"p99 latency {p99 * 1000:.1f} ms over the last {rules.window_seconds:.0f} s "
+            f"(threshold {rules.latency_p99_seconds * 1000:.0f} ms)",
+            p99,
+        ),
+    ]

@@ -27,13 +27,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelpilot.errors import NotFound
-from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition
+from modelpilot.monitoring.alerts import (
+    AlertBook,
+    AlertRules,
+    Condition,
+    model_conditions,
+    rollout_conditions,
+    service_conditions,
+)
 from modelpilot.monitoring.feedback import FeedbackResult, label_pairs, look_again, predicted_rows
 from modelpilot.monitoring.history import (
     ServiceHistory,
     ServicePoint,
     merge_points,
-    window_quantile,
 )
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.model_monitor import (
@@ -357,92 +363,14 @@ class Monitor(InferenceObserver):
         return merge_points(list(self.history.points), self._peer_points, self.evaluate_seconds)
 
     def _conditions(self, now: float) -> list[Condition]:
-        conditions = []
-        for report in self._latest.values():
-            label = f"{report.model}:{report.version}"
-            drift = report.drift
-            drifted = drift.drifted_features if drift else []
-            conditions.append(
-                Condition(
-                    "data_drift",
-                    label,
-                    bool(drifted),
-                    "critical" if drift is not None and drift.dataset_drift else "warning",
-                    (
-                        f"{len(drifted)} of {len(drift.features)} features drifted: "
-                        f"{', '.join(drifted)}"
-                        if drift is not None and drifted
-                        else "no drift"
-                    ),
-                    drift.drifted_share if drift else 0.0,
-                )
-            )
-            performance = report.performance
-            conditions.append(
-                Condition(
-                    "concept_drift",
-                    label,
-                    report.concept_drift,
-                    "critical",
-                    performance.reason if performance else "",
-                    float(len(performance.degraded)) if performance else 0.0,
-                )
-            )
-        conditions += self._stalled_rollouts()
         horizon = now - self.rules.window_seconds
         window = [p for p in self.series() if p.t > horizon]
-        requests = sum(p.requests for p in window)
-        # The server's failures only: clients sending bad input, or asking for models that
-        # do not exist, show on the dashboard and in the metrics, but are not an outage.
-        errors = sum(p.server_errors for p in window)
-        rate = errors / requests if requests else 0.0
-        conditions.append(
-            Condition(
-                "error_rate",
-                "",
-                requests >= self.rules.min_requests and rate > self.rules.error_rate,
-                "critical",
-                f"{rate:.1%} of {requests} requests failed on the server (5xx) in the last "
-                f"{self.rules.window_seconds:.0f} s (threshold {self.rules.error_rate:.1%})",
-                rate,
-            )
-        )
-        p99 = window_quantile(window, 0.99)
-        conditions.append(
-            Condition(
-                "latency",
-                "",
-                requests > 0 and p99 > self.rules.latency_p99_seconds,
-                "warning",
-                f"p99 latency {p99 * 1000:.1f} ms over the last "
-                f"{self.rules.window_seconds:.0f} s (threshold "
-                f"{self.rules.latency_p99_seconds * 1000:.0f} ms)",
-                p99,
-            )
-        )
-        return conditions
-
-    def _stalled_rollouts(self) -> list[Condition]:
-        """A version that a model's reference moved to but that fails to load: its requests
-        still go to the version before, which only the logs said."""
         stalled = self._engine.served.stalled if self._engine is not None else {}
-        conditions = []
-        for model, (version, reason) in stalled.items():
-            conditions.append(
-                Condition(
-                    "rollout_stalled",
-                    f"{model}:{version.version}",
-                    True,
-                    "critical",
-                    f"{model} stays on its previous version: {reason}",
-                    1.0,
-                )
-            )
-        held = {c.model for c in conditions}
-        for rule, label in list(self.alerts.active):
-            if rule == "rollout_stalled" and label not in held:
-                conditions.append(Condition(rule, label, False, "critical", "loaded", 0.0))
-        return conditions
+        return [
+            *model_conditions(self._latest.values()),
+            *rollout_conditions(stalled, list(self.alerts.active)),
+            *service_conditions(window, self.rules),
+        ]
 
     # -- readers --------------------------------------------------------------------------
 
