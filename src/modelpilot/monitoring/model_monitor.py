@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -100,6 +100,19 @@ class MonitorState:
     labelled: list[Labelled]
     labels_total: int
     classes: np.ndarray
+
+
+def totals_of(state: MonitorState) -> MonitorState:
+    """``state``'s running totals alone (requests, rows, predictions by class, labels), with
+    empty windows: what of a worker that died carries on in its successor."""
+    return replace(
+        state,
+        window_rows=0,
+        counts=np.zeros_like(state.counts),
+        sums=np.zeros_like(state.sums),
+        recent=None,
+        labelled=[],
+    )
 
 
 class PredictionBins:

@@ -47,6 +47,7 @@ from modelpilot.monitoring.model_monitor import (
     ModelReport,
     MonitorConfig,
     MonitorState,
+    totals_of,
 )
 from modelpilot.monitoring.siblings import WorkerExchange
 from modelpilot.monitoring.tap import (
@@ -125,6 +126,10 @@ class Monitor(InferenceObserver):
         (``watch`` registers both), which the monitor's thread closes interval by interval."""
         self.exchange = exchange
         """Sibling workers' snapshots, merged into every report (``serve --workers``)."""
+        self._inherited = [totals_of(s) for s in exchange.inherit()] if exchange else []
+        """The totals of the worker this one replaces, if it died (killed, crashed): they carry
+        on in this worker's, so that the model's counters never go back (its windows of recent
+        traffic, and its labels, are gone with it)."""
         # Every worker computes the same merged alerts; only the first one announces them.
         announce = exchange is None or exchange.index == 0
         self.alerts = AlertBook(webhook_url if announce else None)
@@ -321,6 +326,7 @@ class Monitor(InferenceObserver):
             self._failures += 1
             logger.exception("monitoring windows unavailable")
             tapped = []
+        tapped = [*tapped, *self._inherited]
         with self._lock:
             if close_interval:
                 self._last_evaluation = now

@@ -6,7 +6,9 @@ over every worker that ever ran, so they never go backwards when one is restarte
 mode cannot merge, each worker writes as a snapshot every monitoring round: its scrape-time
 metrics (engine, process, machine: exported with a ``worker`` label) and its monitoring
 windows (merged: bin counts add up, labelled rows pool). Whichever worker a request reaches
-answers ``/metrics``, ``/api/...`` and the dashboard for the whole server.
+answers ``/metrics``, ``/api/...`` and the dashboard for the whole server. A worker that dies
+leaves its last snapshot to the worker restarted in its place, which carries its running
+totals (predictions by class, labels) on; its windows of recent traffic are lost with it.
 
 Snapshots are pickles, written and read only by the server's own processes in a directory
 created for them with owner-only permissions.
@@ -96,9 +98,29 @@ class WorkerExchange:
                 found.append(snapshot)
         return sorted(found, key=lambda s: s.index)
 
+    def inherit(self) -> list[MonitorState]:
+        """The monitoring states of the workers this one replaces: workers of its index that
+        died (killed, crashed), whose last snapshots the supervisor set aside for it. Each is
+        taken once (and removed), so that its totals carry on in this worker's, never twice."""
+        states: list[MonitorState] = []
+        for path in self.directory.glob(f"retired-{self.index}-*.snapshot"):
+            try:
+                states.extend(pickle.loads(path.read_bytes()).states)
+            except (OSError, EOFError, pickle.UnpicklingError, AttributeError) as exc:
+                logger.warning("a dead worker's snapshot %s is unreadable: %s", path, exc)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return states
+
     def retire(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._path.unlink()
+
+
+def retired_snapshot(directory: Path, index: int, pid: int) -> Path:
+    """Where the last snapshot of worker ``pid``, dead, waits for the next worker of its
+    ``index``."""
+    return directory / f"retired-{index}-{pid}.snapshot"
 
 
 def _alive(pid: int) -> bool:

@@ -18,7 +18,7 @@ from types import FrameType
 from prometheus_client.multiprocess import mark_process_dead
 
 from modelpilot.config import Settings
-from modelpilot.monitoring.siblings import prometheus_dir
+from modelpilot.monitoring.siblings import prometheus_dir, retired_snapshot
 from modelpilot.registry.refs import ModelRef
 from modelpilot.server.sockets import bind_socket
 
@@ -109,7 +109,7 @@ class Supervisor:
                     pause,
                 )
                 process.join()
-                self._forget(process)
+                self._forget(process, slot)
                 deadline = time.monotonic() + pause
                 while time.monotonic() < deadline and not self._stopping:
                     time.sleep(0.05)
@@ -132,13 +132,15 @@ class Supervisor:
                 process.join()
         return 0
 
-    def _forget(self, process: BaseProcess) -> None:
-        """A dead worker's live gauges and monitoring snapshot go; its counters stay summed."""
+    def _forget(self, process: BaseProcess, slot: int) -> None:
+        """A dead worker's live gauges go; its counters stay summed, and its monitoring
+        snapshot is left to the worker that takes its ``slot`` (``WorkerExchange.inherit``)."""
         if process.pid is None or self.shared is None:
             return
         mark_process_dead(process.pid, str(prometheus_dir(self.shared)))  # type: ignore[no-untyped-call]
         with contextlib.suppress(FileNotFoundError):
-            (self.shared / f"worker-{process.pid}.snapshot").unlink()
+            snapshot = self.shared / f"worker-{process.pid}.snapshot"
+            snapshot.replace(retired_snapshot(self.shared, slot, process.pid))
 
 
 def with_signal(pid: int, signum: int) -> None:
