@@ -45,6 +45,12 @@ class Feedback(BaseModel):
         return {self.request_id: self.label}
 
 
+_LABEL_VALUE = {"type": ["string", "number", "boolean"]}
+_LABEL = {
+    "description": "the true value; a list of one per row",
+    "anyOf": [_LABEL_VALUE, {"type": "array", "minItems": 1, "items": _LABEL_VALUE}],
+}
+
 FEEDBACK_BODY = documented_json_body(
     {
         "type": "object",
@@ -54,13 +60,13 @@ FEEDBACK_BODY = documented_json_body(
         ],
         "properties": {
             "request_id": {"type": "string"},
-            "label": {"description": "the true value; a list of one per row"},
+            "label": _LABEL,
             "labels": {
                 "type": "array",
                 "minItems": 1,
                 "items": {
                     "type": "object",
-                    "properties": {"request_id": {"type": "string"}, "label": {}},
+                    "properties": {"request_id": {"type": "string"}, "label": _LABEL},
                     "required": ["request_id", "label"],
                 },
             },
