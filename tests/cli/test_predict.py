@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
@@ -14,6 +15,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
+from typer.testing import Result
 
 from modelpilot.errors import BadRequest, InvalidInput, ModelNotFound
 from tests.cli.conftest import Run
@@ -173,6 +175,22 @@ def test_an_input_that_is_no_table_is_an_error_not_a_traceback(
         assert f"cannot read {name}" in str(result.exception)
 
 
+def register_text_pipeline(
+    run: Run, tmp_path: Path, name: str, frame: pd.DataFrame, labels: pd.Series, text: list[str]
+) -> tuple[Any, Result]:
+    """A pipeline that one-hot encodes the ``text`` columns of ``frame``, fitted on ``labels``
+    and registered as ``name`` with ``frame`` as its reference CSV (target ``label``)."""
+    encode = ColumnTransformer(
+        [("text", OneHotEncoder(handle_unknown="ignore"), text)], remainder="passthrough"
+    )
+    model = make_pipeline(encode, LogisticRegression()).fit(frame, labels)
+    joblib.dump(model, tmp_path / f"{name}.joblib")
+    frame.assign(label=labels).to_csv(tmp_path / "reference.csv", index=False)
+    reference = str(tmp_path / "reference.csv")
+    path = str(tmp_path / f"{name}.joblib")
+    return model, run("register", name, path, "--reference", reference, "--target", "label")
+
+
 def test_text_of_digits_stays_text(run: Run, tmp_path: Path) -> None:
     """A zip code with a leading zero is text to a model that encoded it as categories:
     registration and scoring read it from CSV as text, not as the number 1234."""
@@ -180,21 +198,7 @@ def test_text_of_digits_stays_text(run: Run, tmp_path: Path) -> None:
     zips = np.array(["01234", "1234", "00042", "98101"])
     frame = pd.DataFrame({"zip": rng.choice(zips, 400), "size": rng.normal(size=400)})
     labels = (frame["zip"].isin(["01234", "00042"]) ^ (frame["size"] > 1.0)).astype(int)
-    encode = ColumnTransformer(
-        [("zip", OneHotEncoder(handle_unknown="ignore"), ["zip"])], remainder="passthrough"
-    )
-    model = make_pipeline(encode, LogisticRegression()).fit(frame, labels)
-    joblib.dump(model, tmp_path / "zips.joblib")
-    frame.assign(label=labels).to_csv(tmp_path / "reference.csv", index=False)
-    registered = run(
-        "register",
-        "zips",
-        str(tmp_path / "zips.joblib"),
-        "--reference",
-        str(tmp_path / "reference.csv"),
-        "--target",
-        "label",
-    )
+    model, registered = register_text_pipeline(run, tmp_path, "zips", frame, labels, ["zip"])
     assert registered.exit_code == 0, registered.output
     assert "BYTES x1, FP64 x1" in run("versions", "zips").output
 
@@ -254,22 +258,8 @@ def test_words_pandas_reads_as_missing_are_categories_of_a_text_feature(
         }
     )
     labels = ((frame["region"] == "NA") | (frame["discount"] == "None")).astype(int)
-    encode = ColumnTransformer(
-        [("text", OneHotEncoder(handle_unknown="ignore"), ["region", "discount"])],
-        remainder="passthrough",
-    )
-    model = make_pipeline(encode, LogisticRegression()).fit(frame, labels)
-    joblib.dump(model, tmp_path / "orders.joblib")
-    frame.assign(label=labels).to_csv(tmp_path / "reference.csv", index=False)
-    registered = run(
-        "register",
-        "orders",
-        str(tmp_path / "orders.joblib"),
-        "--reference",
-        str(tmp_path / "reference.csv"),
-        "--target",
-        "label",
-    )
+    text = ["region", "discount"]
+    model, registered = register_text_pipeline(run, tmp_path, "orders", frame, labels, text)
     assert registered.exit_code == 0, registered.output
     accuracy = model.score(frame, labels)
     assert accuracy == 1.0
