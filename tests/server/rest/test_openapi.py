@@ -100,3 +100,21 @@ async def test_only_our_own_error_body_is_documented(client: httpx.AsyncClient) 
                 if int(status) >= 400 and not (status == "503" and probe):
                     schema = response["content"]["application/json"]["schema"]
                     assert schema["required"] == ["error"], (method, path, status)
+
+
+async def test_the_feedback_body_is_documented_as_the_route_takes_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """A label is a string, number or boolean, or a list of them: a null one was documented
+    as fine and refused (schemathesis found it)."""
+    spec = (await client.get("/openapi.json")).json()
+    body = _operation(spec, "POST", "/api/feedback/iris")["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    for good in (
+        {"request_id": "a", "label": 2},
+        {"labels": [{"request_id": "a", "label": [0, "x"]}]},
+    ):
+        jsonschema.validate(good, schema)
+    for bad in ({"request_id": "a", "label": None}, {"labels": [{"request_id": "a", "label": {}}]}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
