@@ -84,7 +84,8 @@ async def test_only_shifted_features_drift_and_alerts_say_so(
     assert (
         gauge(metrics, "modelpilot_feature_drift_score", feature="sepal_length", method="psi") > 1.0
     )
-    assert gauge(metrics, "modelpilot_alert_active", rule="data_drift", model="iris:1") == 1
+    labels = {"rule": "data_drift", "model": "iris", "version": "1", "severity": "critical"}
+    assert gauge(metrics, "modelpilot_alert_active", **labels) == 1
 
     active = (await client.get("/api/alerts")).json()["active"]
     assert [(a["rule"], a["model"]) for a in active] == [("data_drift", "iris:1")]

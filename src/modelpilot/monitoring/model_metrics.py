@@ -146,23 +146,31 @@ class ModelCollector(Collector):
         yield from self._alerts()
 
     def _alerts(self) -> Iterator[Any]:
+        """Alerts by rule, model, version and severity: a model's version apart from its
+        name, as in every other metric, so that they join in PromQL (both empty for the
+        service's own rules, error rate and latency)."""
         book = self.monitor.alerts
+        labels = ["rule", *VERSION, "severity"]
         active = GaugeMetricFamily(
             "modelpilot_alert_active",
             "1 while an alert holds (rule: " + ", ".join(RULES) + ").",
-            labels=["rule", "model", "severity"],
+            labels=labels,
         )
         for alert in list(book.active.values()):
-            active.add_metric([alert.rule, alert.model, alert.severity], 1)
+            active.add_metric([alert.rule, *_model_and_version(alert.model), alert.severity], 1)
         yield active
         fired = CounterMetricFamily(
-            "modelpilot_alerts_fired",
-            "Alerts that started firing.",
-            labels=["rule", "model", "severity"],
+            "modelpilot_alerts_fired", "Alerts that started firing.", labels=labels
         )
         for (rule, model, severity), count in list(book.fired_total.items()):
-            fired.add_metric([rule, model, severity], count)
+            fired.add_metric([rule, *_model_and_version(model), severity], count)
         yield fired
+
+
+def _model_and_version(label: str) -> tuple[str, str]:
+    """An alert's ``model:version`` as its two labels (``""`` twice for the service's)."""
+    model, _, version = label.rpartition(":")
+    return (model, version) if model else (label, "")
 
 
 class MonitorCollector(Collector):
