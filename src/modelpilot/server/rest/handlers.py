@@ -16,7 +16,7 @@ import orjson
 from modelpilot.errors import BadRequest, InvalidInput, ModelPilotError
 from modelpilot.protocol.json_codec import decode_request, encode_response, nested_json
 from modelpilot.protocol.rows import request_from_records, request_from_rows
-from modelpilot.protocol.types import InferenceResponse, checked_request_id
+from modelpilot.protocol.types import InferenceRequest, InferenceResponse, checked_request_id
 from modelpilot.server.rest.body import decompress, id_header, json_object
 from modelpilot.serving.engine import InferenceEngine
 
@@ -58,11 +58,7 @@ async def infer_reply(
         raise await engine.refused(
             name, version, "rest", exc, time.perf_counter() - started
         ) from None
-    try:
-        result = await engine.infer(name, inference, version, transport="rest")
-    except ModelPilotError as exc:
-        exc.request_id = inference.id
-        raise
+    result = await _infer(engine, name, inference, version)
     content, json_length = encode_response(result, inference)
     reply_headers = id_header(result.id)
     if json_length is None:
@@ -98,12 +94,20 @@ async def predict_reply(
         raise await engine.refused(
             name, version, "rest", exc, time.perf_counter() - started
         ) from None
-    try:
-        result = await engine.infer(name, inference, version, transport="rest")
-    except ModelPilotError as exc:
-        exc.request_id = request_id
-        raise
+    result = await _infer(engine, name, inference, version)
     return Reply(_predictions(result), JSON, id_header(result.id))
+
+
+async def _infer(
+    engine: InferenceEngine, name: str, inference: InferenceRequest, version: str | None
+) -> InferenceResponse:
+    """The engine's answer to ``inference``; an error it raises carries the client's request
+    id, which REST answers errors with too."""
+    try:
+        return await engine.infer(name, inference, version, transport="rest")
+    except ModelPilotError as exc:
+        exc.request_id = inference.id
+        raise
 
 
 def _predictions(result: InferenceResponse) -> bytes:
