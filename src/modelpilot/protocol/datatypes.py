@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from modelpilot.errors import InvalidInput
@@ -44,15 +46,23 @@ def narrowed(name: str, values: np.ndarray, datatype: str) -> np.ndarray:
     """Integer ``values`` as integer ``datatype``, or InvalidInput if some are outside its
     range (which a cast would wrap around without a word)."""
     dtype = numpy_dtype(datatype)
-    if values.size and values.dtype != dtype:
+    if values.dtype != dtype and not integers_fit(values, dtype):
         info = np.iinfo(dtype.name)
         low, high = int(values.min()), int(values.max())
-        if low < info.min or high > info.max:
-            raise InvalidInput(
-                f"input {name!r}: {datatype} holds {info.min} to {info.max}; "
-                f"the data reach {low if low < info.min else high}"
-            )
+        raise InvalidInput(
+            f"input {name!r}: {datatype} holds {info.min} to {info.max}; "
+            f"the data reach {low if low < info.min else high}"
+        )
     return values.astype(dtype, copy=False)
+
+
+def integers_fit(values: np.ndarray, dtype: np.dtype[Any]) -> bool:
+    """Whether every one of the integer ``values`` is in the range of integer ``dtype``
+    (compared as Python integers, exactly: a cast would wrap the others around)."""
+    if not values.size:
+        return True
+    info = np.iinfo(dtype)
+    return int(values.min()) >= info.min and int(values.max()) <= info.max
 
 
 def datatype_of(array: np.ndarray) -> str:

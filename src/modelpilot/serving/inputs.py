@@ -12,7 +12,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from modelpilot.errors import InvalidInput
-from modelpilot.protocol.datatypes import NUMERIC_DATATYPES, datatype_of, numpy_dtype
+from modelpilot.protocol.datatypes import (
+    NUMERIC_DATATYPES,
+    datatype_of,
+    integers_fit,
+    numpy_dtype,
+)
 from modelpilot.protocol.types import RequestedOutput, Tensor
 from modelpilot.registry.signature import Signature, TensorSpec
 from modelpilot.runtimes.base import Batch
@@ -270,8 +275,7 @@ def _outside(array: np.ndarray, converted: np.ndarray, target: np.dtype) -> obje
         if array.dtype.kind == "f":
             wrong = (array < info.min) | (array > info.max)
         else:  # integers against integers: compared exactly, not as floats
-            low, high = array.min(), array.max()
-            if int(low) >= info.min and int(high) <= info.max:
+            if integers_fit(array, target):
                 return None
             wrong = np.array([not info.min <= int(v) <= info.max for v in array.flat])
     elif target.kind == "f":
