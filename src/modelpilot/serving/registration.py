@@ -95,22 +95,23 @@ def register_model(
         signature = _with_text_features(runtime, signature, frame)
     elif frame is None and signature.is_tabular and signature.feature_datatypes is None:
         signature = _with_text_of_the_model(runtime, signature)
-    if (
-        frame is not None
-        and signature.is_tabular
-        and not signature.allow_nan
-        and _copes_with_missing(runtime, signature, frame)
-    ):
-        signature = replace(signature, allow_nan=True)
     profile = None
     meta: dict[str, Any] = dict(metadata or {})
     if frame is not None:
+        # The reference rows as the model is given them (allow_nan does not change that).
+        rows = _numeric(frame) if signature.feature_datatypes is None else _rows(frame)
+        if (
+            rows is not None
+            and signature.is_tabular
+            and not signature.allow_nan
+            and _copes_with_missing(runtime, signature, frame, rows)
+        ):
+            signature = replace(signature, allow_nan=True)
         profile = ReferenceProfile.from_data(
             frame, feature_names=list(signature.feature_names or feature_names or []) or None
         )
         meta.setdefault("reference_rows", len(frame))
         meta.setdefault("training_data_sha256", _frame_hash(frame))
-        rows = _numeric(frame) if signature.feature_datatypes is None else _rows(frame)
         if rows is not None:
             profile, metrics = _outcomes(runtime, signature, rows, profile, labels)
             if metrics:
@@ -251,13 +252,7 @@ def _with_text_features(runtime: Runtime, signature: Signature, frame: pd.DataFr
             f"the reference data has text in columns {text} but no column names; a model that "
             "takes text is sent its features by name: give the reference a header (CSV, Parquet)"
         )
-    spec = signature.inputs[0]
-    return replace(
-        signature,
-        inputs=(TensorSpec(spec.name, "BYTES", spec.shape),),
-        feature_names=tuple(str(c) for c in frame.columns),
-        feature_datatypes=kinds,
-    )
+    return _with_kinds(signature, tuple(str(c) for c in frame.columns), kinds)
 
 
 def _with_text_of_the_model(runtime: Runtime, signature: Signature) -> Signature:
@@ -268,26 +263,33 @@ def _with_text_of_the_model(runtime: Runtime, signature: Signature) -> Signature
     names = signature.feature_names
     if not text or not names or not text <= set(names):
         return signature
+    return _with_kinds(signature, names, tuple("BYTES" if n in text else "FP64" for n in names))
+
+
+def _with_kinds(signature: Signature, names: tuple[str, ...], kinds: tuple[str, ...]) -> Signature:
+    """``signature`` of a table whose features ``names`` are each of its kind in ``kinds``:
+    its one input is then a ``BYTES`` tensor of rows (see ``Signature``)."""
     spec = signature.inputs[0]
     return replace(
         signature,
         inputs=(TensorSpec(spec.name, "BYTES", spec.shape),),
-        feature_datatypes=tuple("BYTES" if name in text else "FP64" for name in names),
+        feature_names=names,
+        feature_datatypes=kinds,
     )
 
 
-def _copes_with_missing(runtime: Runtime, signature: Signature, frame: pd.DataFrame) -> bool:
+def _copes_with_missing(
+    runtime: Runtime, signature: Signature, frame: pd.DataFrame, rows: np.ndarray
+) -> bool:
     """Whether the model predicts on rows with missing numbers, which its own tags may not
     say: a pipeline that imputes them first (``SimpleImputer``) is tagged as refusing them.
+    ``rows`` are ``frame``'s as the model is given them.
 
     Tried on the reference's own rows with missing values if it has any, then on a few of
     its rows with every number missing. A model that copes with them in some features only
     is let through; it refuses the others itself, and the client hears why."""
     numbers = [i for i, (_, c) in enumerate(frame.items()) if pd.api.types.is_numeric_dtype(c)]
     if not numbers:
-        return False
-    rows = _numeric(frame) if signature.feature_datatypes is None else _rows(frame)
-    if rows is None:
         return False
     rows = rows.astype(np.float64) if rows.dtype.kind in "iub" else rows
     holes = frame.iloc[:, numbers].isna().to_numpy().any(axis=1)
