@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import pandas as pd
 import typer
 from rich import box
 from rich.table import Table
@@ -27,7 +26,7 @@ from modelpilot.monitoring.drift_report import render_html
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.offline import Comparison, compare, log_rows
 from modelpilot.monitoring.process import drift_thresholds
-from modelpilot.registry.profile import ReferenceProfile
+from modelpilot.registry.profile import ReferenceProfile, is_numeric_feature
 from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.store import Registry
 from modelpilot.tabular import count_rows, iter_table, read_table
@@ -124,11 +123,7 @@ def _from_files(reference: Path, current: Path, thresholds: DriftThresholds) -> 
     frame = read_table(reference)
     if frame.empty:
         raise InvalidInput(f"the reference data has no rows ({reference})")
-    text = [  # the columns the profile takes as categories
-        str(name)
-        for name, column in frame.items()
-        if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
-    ]
+    text = [str(name) for name, column in frame.items() if not is_numeric_feature(column)]
     if text:
         frame = read_table(reference, text_columns=text)
     profile = ReferenceProfile.from_data(frame)

@@ -173,7 +173,7 @@ class ReferenceProfile:
         features = []
         for name in frame.columns:
             column = frame[name]
-            if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            if is_numeric_feature(column):
                 features.append(FeatureProfile.numeric(name, column.to_numpy(dtype=np.float64)))
             else:
                 features.append(FeatureProfile.categorical(name, column))
@@ -206,6 +206,12 @@ class ReferenceProfile:
         self, predictions: FeatureProfile | None, target: FeatureProfile | None
     ) -> ReferenceProfile:
         return ReferenceProfile(self.features, self.n_rows, self.sample, predictions, target)
+
+
+def is_numeric_feature(column: pd.Series) -> bool:
+    """Whether a reference column is profiled as numbers (binned on its quantiles) rather than
+    as categories: numbers that are not booleans."""
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
 
 
 def outcome_profile(name: str, values: np.ndarray | pd.Series, categorical: bool) -> FeatureProfile:
