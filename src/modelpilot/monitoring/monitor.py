@@ -36,11 +36,7 @@ from modelpilot.monitoring.alerts import (
     service_conditions,
 )
 from modelpilot.monitoring.feedback import FeedbackResult, label_pairs, look_again, predicted_rows
-from modelpilot.monitoring.history import (
-    ServiceHistory,
-    ServicePoint,
-    merge_points,
-)
+from modelpilot.monitoring.history import ServiceHistory, ServicePoint, merge_points
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.model_monitor import (
     ModelMonitor,

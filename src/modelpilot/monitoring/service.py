@@ -216,8 +216,8 @@ class ServiceMetrics(InferenceObserver):
         # Each request in the batch waited for the whole call.
         self._compute[(model, version)].add(seconds, len(queue_seconds))
         queue = self._queue[(model, version)]
-        for seconds in queue_seconds:
-            queue.add(seconds)
+        for waited in queue_seconds:
+            queue.add(waited)
         if not self._flush_due:
             self._schedule_flush()
 

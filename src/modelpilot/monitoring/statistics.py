@@ -87,7 +87,7 @@ def version_statistics(
             found[key] = VersionStatistics(*key)
         return found[key]
 
-    latency: dict[tuple[str, str], Duration] = defaultdict(Duration)
+    latency: dict[tuple[str, str], float] = defaultdict(float)
     failed_seconds: dict[tuple[str, str], float] = defaultdict(float)
     for family in families:
         for sample in family.samples:
@@ -101,7 +101,7 @@ def version_statistics(
                 else:
                     stats.fail.count += int(value)
             elif name == "modelpilot_request_duration_seconds_sum":
-                latency[(labels["model"], labels["version"])].seconds += value
+                latency[(labels["model"], labels["version"])] += value
             elif name == "modelpilot_failed_request_duration_seconds_total":
                 failed_seconds[(labels["model"], labels["version"])] += value
             elif name == "modelpilot_last_request_time_seconds":
@@ -120,7 +120,7 @@ def version_statistics(
             continue
         stats = found[key]
         stats.fail.seconds = failed_seconds.get(key, 0.0)
-        stats.success.seconds = max(0.0, total.seconds - stats.fail.seconds)
+        stats.success.seconds = max(0.0, total - stats.fail.seconds)
     for key in served:
         if key not in found:
             found[key] = VersionStatistics(*key)
