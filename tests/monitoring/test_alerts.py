@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -13,12 +14,16 @@ import pytest
 from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.performance import Labelled, PerformanceThresholds, PerformanceWindow
+from modelpilot.monitoring.webhook import Webhook
 from modelpilot.registry.store import Registry
 
 
-class Receiver(HTTPServer):
+class Receiver(ThreadingHTTPServer):
     received: list[dict[str, Any]]
     status: int
+    statuses: list[int]
+    """Statuses to answer first, in turn, before ``status``."""
+    delay: float
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -26,8 +31,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = int(self.headers["content-length"])
-        self.server.received.append(json.loads(self.rfile.read(length)))
-        self.send_response(self.server.status)
+        body = json.loads(self.rfile.read(length))
+        time.sleep(self.server.delay)
+        status = self.server.statuses.pop(0) if self.server.statuses else self.server.status
+        if status < 300:
+            self.server.received.append(body)
+        self.send_response(status)
         self.end_headers()
 
     def log_message(self, *args: Any) -> None:
@@ -37,7 +46,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     server = Receiver(("127.0.0.1", 0), _Handler)
-    server.received, server.status = [], 200
+    server.received, server.status, server.statuses, server.delay = [], 200, [], 0.0
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -59,18 +68,97 @@ def test_alert_lifecycle_goes_to_the_webhook(receiver: Receiver) -> None:
     resolved = book.update([drift(False)], now=4.0)
     assert resolved[0].resolved_at == 4.0 and book.active == {}
     assert book.fired_total == {("data_drift", "iris:1", "critical"): 1}
+    book.close()  # delivers what waits
     states = [[a["state"] for a in body["alerts"]] for body in receiver.received]
     assert states == [["firing"], ["resolved"]]
     assert receiver.received[0]["alerts"][0]["message"] == "2 of 4 features drifted"
+
+
+def hook(receiver: Receiver, retry_seconds: tuple[float, ...] = (0.05, 0.05)) -> Webhook:
+    return Webhook(f"http://127.0.0.1:{receiver.server_port}/hook", 2.0, retry_seconds)
+
+
+def settled(webhook: Webhook, receiver: Receiver, delivered: int) -> None:
+    deadline = time.monotonic() + 10
+    while len(receiver.received) < delivered and time.monotonic() < deadline:
+        time.sleep(0.01)
+    webhook.close()
+
+
+def test_a_slow_receiver_does_not_hold_up_the_alerts(receiver: Receiver) -> None:
+    # The monitor updates alerts under the lock that the event loop reads reports under.
+    receiver.delay = 1.0
+    book = AlertBook(f"http://127.0.0.1:{receiver.server_port}/hook")
+    started = time.monotonic()
+    book.update([drift(True)], now=1.0)
+    book.update([drift(False)], now=2.0)
+    assert time.monotonic() - started < 0.5
+    assert receiver.received == []
     book.close()
+    assert [body["alerts"][0]["state"] for body in receiver.received] == ["firing", "resolved"]
+
+
+def test_a_failed_notification_is_tried_again_before_the_next(receiver: Receiver) -> None:
+    receiver.statuses = [500, 503, 429]
+    webhook = hook(receiver, (0.05, 0.05, 0.05))
+    webhook.send({"n": 1})
+    webhook.send({"n": 2})
+    settled(webhook, receiver, 2)
+    assert receiver.received == [{"n": 1}, {"n": 2}]  # in order: a resolve never comes first
+    assert (webhook.failures, webhook.dropped) == (3, 0)
+
+
+def test_a_notification_is_given_up_after_its_retries(receiver: Receiver) -> None:
+    receiver.status = 500
+    webhook = hook(receiver)
+    webhook.send({"n": 1})
+    deadline = time.monotonic() + 10
+    while webhook.dropped == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (webhook.failures, webhook.dropped) == (3, 1)  # the first attempt and two retries
+    receiver.status = 200
+    webhook.send({"n": 2})  # the next one still goes
+    settled(webhook, receiver, 1)
+    assert receiver.received == [{"n": 2}]
+
+
+def test_a_refused_notification_is_not_sent_again(receiver: Receiver) -> None:
+    receiver.statuses = [400]
+    webhook = hook(receiver)
+    webhook.send({"n": 1})
+    webhook.send({"n": 2})
+    settled(webhook, receiver, 1)
+    assert receiver.received == [{"n": 2}]
+    assert (webhook.failures, webhook.dropped) == (1, 1)
 
 
 def test_a_failing_webhook_is_counted_not_raised(receiver: Receiver) -> None:
     receiver.status = 500
     book = AlertBook(f"http://127.0.0.1:{receiver.server_port}/hook")
     book.update([drift(True)], now=1.0)
-    assert book.webhook_failures == 1 and len(book.active) == 1
-    book.close()
+    assert len(book.active) == 1
+    book.close()  # one more attempt, cut short: no retry waits at shutdown
+    assert book.webhook_failures == 2 and book.webhook_dropped == 1
+
+
+def test_a_receiver_that_is_down_is_tried_again(receiver: Receiver) -> None:
+    port = receiver.server_port
+    receiver.shutdown()
+    receiver.server_close()
+    webhook = Webhook(f"http://127.0.0.1:{port}/hook", 2.0, (0.3, 5.0))
+    webhook.send({"n": 1})
+    time.sleep(0.1)
+    assert webhook.failures == 1
+    again = Receiver(("127.0.0.1", port), _Handler)
+    again.received, again.status, again.statuses, again.delay = [], 200, [], 0.0
+    thread = threading.Thread(target=again.serve_forever, daemon=True)
+    thread.start()
+    try:
+        settled(webhook, again, 1)
+        assert again.received == [{"n": 1}] and webhook.dropped == 0
+    finally:
+        again.shutdown()
+        again.server_close()
 
 
 def test_error_rate_and_latency_rules_fire_from_service_history(labelled_iris: Registry) -> None:

@@ -8,20 +8,16 @@ webhook as JSON, from the monitor's thread.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import httpx
-
 from modelpilot.monitoring.history import ServicePoint, window_quantile
 from modelpilot.monitoring.model_monitor import ModelReport
+from modelpilot.monitoring.webhook import Webhook
 from modelpilot.registry.types import ModelVersion
-
-logger = logging.getLogger(__name__)
 
 RULES = ("data_drift", "concept_drift", "error_rate", "latency", "rollout_stalled")
 
@@ -87,8 +83,7 @@ class AlertBook:
         self.active: dict[tuple[str, str], Alert] = {}
         self.history: deque[Alert] = deque(maxlen=history)
         self.fired_total: dict[tuple[str, str, str], int] = {}
-        self.webhook_failures = 0
-        self._client: httpx.Client | None = None
+        self.webhook = Webhook(webhook_url) if webhook_url else None
 
     def update(self, conditions: Iterable[Condition], now: float | None = None) -> list[Alert]:
         """Apply this round's verdicts; returns the alerts that fired or resolved."""
@@ -118,25 +113,24 @@ class AlertBook:
                 del self.active[key]
                 changes.append(replace(current, resolved_at=now))
         self.history.extend(changes)
-        if changes and self.webhook_url:
-            self._notify(changes)
+        if changes and self.webhook is not None:
+            self.webhook.send({"source": "modelpilot", "alerts": [a.to_dict() for a in changes]})
         return changes
 
-    def _notify(self, changes: list[Alert]) -> None:
-        assert self.webhook_url is not None
-        if self._client is None:
-            self._client = httpx.Client(timeout=5.0)
-        payload = {"source": "modelpilot", "alerts": [a.to_dict() for a in changes]}
-        try:
-            response = self._client.post(self.webhook_url, json=payload)
-            response.raise_for_status()
-        except httpx.HTTPError as exc:
-            self.webhook_failures += 1
-            logger.warning("alert webhook %s failed: %s", self.webhook_url, exc)
+    @property
+    def webhook_failures(self) -> int:
+        """Attempts at notifying the webhook that it did not accept."""
+        return 0 if self.webhook is None else self.webhook.failures
+
+    @property
+    def webhook_dropped(self) -> int:
+        """Notifications the webhook never took (refused, or given up after every retry)."""
+        return 0 if self.webhook is None else self.webhook.dropped
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        """Deliver what still waits for the webhook (briefly), then stop its thread."""
+        if self.webhook is not None:
+            self.webhook.close()
 
 
 def model_conditions(reports: Iterable[ModelReport]) -> list[Condition]:

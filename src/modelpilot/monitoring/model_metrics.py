@@ -185,8 +185,13 @@ class MonitorCollector(Collector):
     def collect(self) -> Iterator[Any]:
         yield CounterMetricFamily(
             "modelpilot_alert_webhook_failures",
-            "Alert notifications the webhook did not accept.",
+            "Attempts at an alert notification that the webhook did not take (retries count).",
             value=self.monitor.alerts.webhook_failures,
+        )
+        yield CounterMetricFamily(
+            "modelpilot_alert_webhook_dropped",
+            "Alert notifications never delivered: refused, or given up after every retry.",
+            value=self.monitor.alerts.webhook_dropped,
         )
         yield CounterMetricFamily(
             "modelpilot_monitor_dropped",

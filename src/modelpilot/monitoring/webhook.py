@@ -1,0 +1,125 @@
+"""Alert notifications to a webhook: sent off the caller's thread, in order, and retried.
+
+The monitor decides on alerts while it holds the lock that reports are read under, and the
+event loop reads reports (``/metrics``, ``/api/monitoring``): a receiver that took its time
+would hold up serving. So notifications wait in a queue, and a thread of their own posts
+them, one at a time and in the order they came, so that a receiver never sees an alert
+resolve before it fired. A notification the receiver did not take (it is down, answered 5xx,
+408 or 429, or did not answer in time) is tried again after ``RETRY_SECONDS``; a "resolved"
+lost for good would leave the receiver's alert firing forever. Any other 4xx answer is final:
+sending the same body again would get the same answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+"""Pauses before each further attempt at one notification: it is given up after the last."""
+
+MAX_WAITING = 1000
+"""Notifications allowed to wait; past that, the oldest waiting one is dropped."""
+
+CLOSE_SECONDS = 5.0
+"""How long ``close`` waits for the notifications still waiting (one attempt each)."""
+
+
+def _final(response: httpx.Response) -> bool:
+    """Whether the receiver's answer says that sending again would not help (a 4xx but a
+    timeout, 408, or too many requests, 429)."""
+    return response.status_code < 500 and response.status_code not in (408, 429)
+
+
+class Webhook:
+    """Posts JSON notifications to ``url`` from a thread of its own. Thread-safe."""
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 5.0,
+        retry_seconds: Sequence[float] = RETRY_SECONDS,
+        max_waiting: int = MAX_WAITING,
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.retry_seconds = tuple(retry_seconds)
+        self.max_waiting = max_waiting
+        self.failures = 0
+        """Attempts the receiver did not accept (each retry that fails counts)."""
+        self.dropped = 0
+        """Notifications never delivered: given up after every retry, refused with a 4xx,
+        or pushed out of a full queue."""
+        self._waiting: deque[dict[str, Any]] = deque()
+        self._changed = threading.Condition()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    def send(self, payload: dict[str, Any]) -> None:
+        """Queue ``payload`` for delivery; returns at once."""
+        with self._changed:
+            if self._closing:
+                return
+            if len(self._waiting) >= self.max_waiting:
+                self._waiting.popleft()
+                self.dropped += 1
+                logger.error(
+                    "alert webhook %s: too many notifications waiting; dropped the oldest", self.url
+                )
+            self._waiting.append(payload)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="modelpilot-webhook", daemon=True
+                )
+                self._thread.start()
+            self._changed.notify()
+
+    def close(self, timeout: float = CLOSE_SECONDS) -> None:
+        """Try what still waits once more each, for up to ``timeout`` seconds, then stop."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=self.timeout) as client:
+            while True:
+                with self._changed:
+                    self._changed.wait_for(lambda: self._waiting or self._closing)
+                    if not self._waiting:
+                        return
+                    payload = self._waiting.popleft()
+                self._deliver(client, payload)
+
+    def _deliver(self, client: httpx.Client, payload: dict[str, Any]) -> None:
+        attempts = (0.0, *self.retry_seconds)
+        for attempt, pause in enumerate(attempts, 1):
+            last = attempt == len(attempts)
+            if pause and not self._pause(pause):
+                last = True  # closing: this attempt, with no wait before it, is the last
+            try:
+                client.post(self.url, json=payload).raise_for_status()
+                return
+            except httpx.HTTPError as exc:
+                self.failures += 1
+                refused = isinstance(exc, httpx.HTTPStatusError) and _final(exc.response)
+                if refused or last:
+                    outcome = "refused" if refused else f"not taken after {attempt} attempts"
+                    logger.error("alert webhook %s: a notification %s: %s", self.url, outcome, exc)
+                    break
+                logger.warning("alert webhook %s (attempt %d): %s", self.url, attempt, exc)
+        self.dropped += 1
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` before another attempt; False if closing (no more waits)."""
+        with self._changed:
+            return not self._changed.wait_for(lambda: self._closing, timeout=seconds)
