@@ -116,7 +116,8 @@ class Settings(BaseSettings):
     """From this many rows on, effect sizes (PSI, Jensen-Shannon) decide instead of p-values."""
 
     drift_p_value: float = Field(default=0.01, gt=0.0, lt=1.0)
-    """Significance level of the KS and chi-squared tests on small windows."""
+    """Significance level of the drift tests on small windows, for all features together
+    (each feature's tests run at it divided by the number of features)."""
 
     drift_psi_threshold: float = Field(default=0.2, gt=0.0)
     """PSI at or above which a numeric feature drifted (large windows)."""

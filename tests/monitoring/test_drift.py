@@ -11,6 +11,7 @@ import pytest
 from modelpilot.monitoring.binning import ProfileBinning
 from modelpilot.monitoring.divergence import (
     EPSILON,
+    category_tests,
     chi_squared,
     fisher_exact,
     js_distance,
@@ -122,6 +123,58 @@ def test_chi_squared_is_scipys_goodness_of_fit() -> None:
     assert chi_squared(reference, current) == pytest.approx(
         tuple(stats.chisquare(current, expected))
     )
+
+
+def test_one_new_category_in_a_small_window_is_weighed_exactly() -> None:
+    # red, green, blue, unseen, missing: the window's one new value was read by chi-squared
+    # as p = 1e-52, the approximation failing on a category expected 0.005 times.
+    reference = np.array([2000, 1200, 800, 0, 0])
+    chi_p, rare_p, rare = category_tests(reference, np.array([20, 12, 7, 1, 0]))
+    assert rare.tolist() == [False, False, False, True, True]
+    # Of the 4,040 rows in all, one is new: the chance it falls among the window's 40.
+    assert rare_p == pytest.approx(40 / 4040)
+    assert chi_p > 0.9
+    # Five new values in forty are far past chance; the known categories still fit.
+    _, rare_p, _ = category_tests(reference, np.array([18, 10, 7, 5, 0]))
+    assert rare_p < 1e-8
+
+
+def test_a_moved_share_among_known_categories_is_chi_squared() -> None:
+    from scipy import stats
+
+    reference, current = np.array([2000, 1200, 800, 0, 0]), np.array([10, 30, 20, 0, 0])
+    chi_p, rare_p, _ = category_tests(reference, current)
+    expected = (reference[:3] + 0.5) / (reference[:3] + 0.5).sum() * 60
+    assert chi_p == pytest.approx(stats.chisquare(current[:3], expected).pvalue)
+    assert rare_p == 1.0  # no row in the rare ones, as in the reference
+
+
+@pytest.fixture
+def twenty_features() -> ReferenceProfile:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({f"x{i}": rng.normal(size=2000) for i in range(20)})
+    frame["color"] = rng.choice(["red", "green", "blue", "grey"], 2000, p=[0.4, 0.3, 0.2, 0.1])
+    return ReferenceProfile.from_data(frame)
+
+
+def test_p_value_bounds_a_whole_windows_false_alarms(twenty_features: ReferenceProfile) -> None:
+    """Windows drawn as the reference was: at p < 0.01 per window, about 1% with any feature
+    flagged. Tested feature by feature at 0.01 each, 21 features flagged a fifth of them."""
+    binning = ProfileBinning(twenty_features)
+    rng = np.random.default_rng(1)
+    alarms = 0
+    for _ in range(300):
+        rows = np.column_stack(
+            [
+                *(rng.normal(size=200) for _ in range(20)),
+                rng.choice(["red", "green", "blue", "grey"], 200, p=[0.4, 0.3, 0.2, 0.1]),
+            ]
+        ).astype(object)
+        counts, sums = binning.count(rows)
+        report = binning.report(counts, sums, rows, DriftThresholds())
+        alarms += bool(report.drifted_features)
+    assert report.features[0].threshold == pytest.approx(1 - 0.01 / 21)
+    assert alarms <= 9  # of 300: expected at most 3
 
 
 @pytest.fixture
@@ -358,5 +411,7 @@ def test_categories_test_their_missing_values_as_a_category(
     rows[::2, 2] = None
     counts, sums = binning.count(rows)
     color = binning.report(counts, sums, rows, DriftThresholds()).features[2]
-    assert color.method == "chi2" and color.drifted
+    # The reference has none missing: a bin too rare for chi-squared, tested by Fisher's.
+    assert color.method == "rare" and color.drifted
+    assert color.rare_p_value is not None and color.rare_p_value < 1e-20
     assert (color.missing_share, color.reference_missing_share) == (0.5, 0.0)

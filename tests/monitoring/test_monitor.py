@@ -70,7 +70,8 @@ async def test_only_shifted_features_drift_and_alerts_say_so(
     by_name = {f["name"]: f for f in report["drift"]["features"]}
     for name in SHIFTED:
         assert by_name[name]["method"] == "ks" and by_name[name]["p_value"] < 1e-6
-        assert by_name[name]["score"] > by_name[name]["threshold"] == pytest.approx(0.99)
+        # Each of the four features is tested at 0.01 / 4 (Bonferroni).
+        assert by_name[name]["score"] > by_name[name]["threshold"] == pytest.approx(0.9975)
         assert by_name[name]["psi"] > 1.0
     for name in ("petal_length", "petal_width"):
         assert not by_name[name]["drifted"] and by_name[name]["psi"] < 0.2

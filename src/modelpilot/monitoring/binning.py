@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -211,6 +211,7 @@ class ProfileBinning:
         thresholds: DriftThresholds,
     ) -> DriftReport:
         """The drift of a window with these counts; ``recent`` holds its rows when few."""
+        thresholds = replace(thresholds, features=len(self.names))
         results: list[FeatureDrift] = []
         rows = 0
         for position, spec in enumerate(self._numeric):

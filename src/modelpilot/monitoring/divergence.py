@@ -73,6 +73,37 @@ def wasserstein(
     return float(np.dot(np.abs(below), gaps) / scale)
 
 
+MIN_EXPECTED = 5.0
+"""Rows a category must be expected to hold in a window for the chi-squared test to weigh
+it (Cochran's rule): below that the test's approximation fails, and one row of a category
+never seen became p = 1e-52."""
+
+
+def category_tests(reference: np.ndarray, current: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """p-values of a window's category counts against the reference's, and which are rare.
+
+    The categories the window should hold at least ``MIN_EXPECTED`` rows of are tested
+    together by chi-squared, on the window's rows among them. The others (rare, unseen or
+    missing in the reference, by this window's size) are pooled, and their share of rows is
+    tested by Fisher's exact test against the reference's, as a share of missing values is
+    for numbers. Returns (chi-squared p, Fisher p, the mask of rare categories); a test with
+    nothing to tell apart gives 1.
+    """
+    reference = np.asarray(reference, dtype=np.float64)
+    current = np.asarray(current, dtype=np.float64)
+    rows, total = current.sum(), reference.sum()
+    if rows <= 0 or total <= 0:
+        return 1.0, 1.0, np.zeros(current.size, dtype=bool)
+    rare = reference / total * rows < MIN_EXPECTED
+    _, chi_p = chi_squared(reference[~rare], current[~rare])
+    rare_p = 1.0
+    if rare.any():
+        rare_p = fisher_exact(
+            int(reference[rare].sum()), int(total), int(current[rare].sum()), int(rows)
+        )
+    return chi_p, rare_p, rare
+
+
 def chi_squared(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     """Goodness of fit of the current counts to the (half-count smoothed) reference frequencies."""
     current = np.asarray(current, dtype=np.float64)

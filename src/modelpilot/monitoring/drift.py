@@ -13,13 +13,21 @@ million rows costs no more to test than a window of a thousand. Scores:
   count per category so that an unseen category is surprising but not infinitely so;
 - a two-sample Kolmogorov-Smirnov test against the reference sample for small windows, and
   beside it Fisher's exact test of the share of missing values (KS sees only the values
-  present: a feature arriving half empty would otherwise pass it untouched).
+  present: a feature arriving half empty would otherwise pass it untouched); for categories,
+  chi-squared over those a window should hold at least five rows of, and Fisher's exact test
+  of the share of rows in the others (rare or unseen: there chi-squared's approximation fails,
+  and one row of a new category in forty read as p = 1e-52).
 
 The verdict rule (``DriftThresholds``): an empty window has no scores at all (the distribution
 of no rows is 0/0; its scores are NaN, null in JSON, and left out of /metrics), and below
 ``min_rows`` there is no verdict. Up to ``large_sample_rows`` a significance test decides (KS
-and the missing-share test for numbers, chi-squared for categories, whose missing values are
-one of its bins; all at ``p_value``), because effect sizes estimated from few rows are noisy.
+and the missing-share test for numbers, chi-squared and the rare-category test for categories,
+whose missing values are one of their bins), because effect sizes estimated from few rows are
+noisy. ``p_value`` is the window's, not each feature's: a window is tested feature by feature,
+each at ``p_value`` divided by the number of features (Bonferroni). Otherwise the more features
+a model had, the more often a window drawn as the reference was would raise an alert: with six
+features tested each at 0.01 as a window grew from 30 to 1,000 rows (a verdict every 20 rows),
+a fifth of such streams raised one at some point; divided, 5% did.
 From ``large_sample_rows`` on an effect size decides (PSI for numbers, Jensen-Shannon for
 categories, both over bins that include the missing one), because on large samples every test
 finds a negligible shift "significant": a p-value answers "is there any difference", the
@@ -38,7 +46,7 @@ import numpy as np
 
 from modelpilot.monitoring.divergence import (
     EPSILON,
-    chi_squared,
+    category_tests,
     fisher_exact,
     js_distance,
     ks_two_sample,
@@ -58,6 +66,21 @@ class DriftThresholds:
     js_distance: float = 0.1
     dataset_share: float = 0.5
     """A window has dataset drift when at least this share of its features drift."""
+    features: int = 1
+    """Features tested together (set per window, not configured): each test runs at
+    ``p_value`` divided by them (Bonferroni), so that ``p_value`` bounds the chance that a
+    window drawn as the reference was has any feature flagged, not each one's."""
+
+    @property
+    def alpha(self) -> float:
+        """The p-value under which one feature's test finds drift."""
+        return self.p_value / max(self.features, 1)
+
+    def alpha_text(self) -> str:
+        """``alpha`` in words: "0.01", or "0.0025 (0.01 over 4 features)"."""
+        if self.features <= 1:
+            return f"{self.p_value:g}"
+        return f"{self.alpha:.2g} ({self.p_value:g} over {self.features} features)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +96,8 @@ class FeatureDrift:
     kind: str
     rows: int
     method: str
-    """What decided: ``ks``, ``missing`` (the missing-share test), ``psi``, ``chi2``, ``js``, or
-    ``none`` (too few rows, or none)."""
+    """What decided: ``ks``, ``missing`` (the missing-share test), ``psi``, ``chi2``, ``rare``
+    (the test of rare and unseen categories), ``js``, or ``none`` (too few rows, or none)."""
     score: float
     """Higher means more drift: the effect size, or 1 - p-value for the tests."""
     threshold: float
@@ -98,6 +121,9 @@ class FeatureDrift:
     against ``reference_missing_share``."""
     unseen_share: float = 0.0
     """Categories: share of the window's values the reference never saw."""
+    rare_p_value: float | None = None
+    """Categories, on windows small enough for tests: Fisher's exact test of the share of rows
+    in categories too rare in the reference for chi-squared (unseen ones among them)."""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -118,6 +144,7 @@ class FeatureDrift:
             "reference_missing_share": _defined(self.reference_missing_share),
             "missing_p_value": self.missing_p_value,
             "unseen_share": _defined(self.unseen_share),
+            "rare_p_value": self.rare_p_value,
         }
 
 
@@ -216,7 +243,7 @@ def judge_numeric(
             int(current_counts[-1]),
             rows,
         )
-        alpha = thresholds.p_value
+        alpha = thresholds.alpha
         if missing_p < ks_p:
             method, deciding_p = "missing", missing_p
             finding = (
@@ -236,7 +263,7 @@ def judge_numeric(
             score=1 - deciding_p,
             threshold=1 - alpha,
             drifted=drifted,
-            reason=f"{finding} {'<' if drifted else '>='} {alpha:g}",
+            reason=f"{finding} {'<' if drifted else '>='} {thresholds.alpha_text()}",
             p_value=ks_p,
             missing_p_value=missing_p,
         )
@@ -271,21 +298,32 @@ def judge_categorical(
     if rows < thresholds.min_rows:
         return observed
     if rows < thresholds.large_sample_rows:
-        _, p_value = chi_squared(reference_counts, current_counts)
-        alpha = thresholds.p_value
-        drifted = p_value < alpha
-        categories = "categories differ from" if drifted else "categories as in"
+        chi_p, rare_p, rare = category_tests(reference_counts, current_counts)
+        alpha = thresholds.alpha
+        if rare_p < chi_p:
+            method, deciding_p = "rare", rare_p
+            share = current_counts[rare].sum() / rows
+            reference_share = reference_counts[rare].sum() / max(reference_counts.sum(), 1)
+            finding = (
+                f"{share:.1%} of rows in categories rare or unseen in the reference, against "
+                f"{reference_share:.1%} of its rows"
+                + ("" if rare_p < alpha else ", within chance")
+                + f": Fisher's exact test p = {rare_p:.2g}"
+            )
+        else:
+            method, deciding_p = "chi2", chi_p
+            categories = "categories differ from" if chi_p < alpha else "categories as in"
+            finding = f"{categories} the reference: chi-squared test p = {chi_p:.2g}"
+        drifted = deciding_p < alpha
         return replace(
             observed,
-            method="chi2",
-            score=1 - p_value,
+            method=method,
+            score=1 - deciding_p,
             threshold=1 - alpha,
             drifted=drifted,
-            reason=(
-                f"{categories} the reference: chi-squared test p = {p_value:.2g} "
-                f"{'<' if drifted else '>='} {alpha:g}"
-            ),
-            p_value=p_value,
+            reason=f"{finding} {'<' if drifted else '>='} {thresholds.alpha_text()}",
+            p_value=chi_p,
+            rare_p_value=rare_p,
         )
     js = observed.js_distance
     drifted = js >= thresholds.js_distance
