@@ -170,6 +170,11 @@ class Settings(BaseSettings):
     """How often the event loop hands what it answered to the monitoring process, as one
     round: longer rounds cost serving less per request, and hold more in memory."""
 
+    monitor_restore: bool = True
+    """Start the drift and prediction windows (the last drift_window_seconds) and the quality
+    windows (labels of the last day) from the inference log, so that a restarted server
+    watches on where it stopped."""
+
     monitor_process: bool = True
     """Bin and log predictions in a process of its own beside each server process, so that
     monitoring never competes with serving for the interpreter lock; off, a thread does it."""

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
@@ -105,6 +105,13 @@ labels_table = Table(
     Column("labelled_at", Float, nullable=False),
     Index("ix_inference_log_labels", "model", "request_id"),
 )
+
+
+class StoredLabel(NamedTuple):
+    request_id: str
+    label: Any
+    """As it was posted (a value, or a list of one per row)."""
+    at: float
 
 
 class InferenceLog:
@@ -306,6 +313,33 @@ class InferenceLog:
         return [
             e if e.request_id not in labels else _labelled(e, labels[e.request_id]) for e in out
         ]
+
+    def versions_since(self, since: float) -> list[tuple[str, int]]:
+        """The versions (model, version) with requests logged since ``since``."""
+        query = (
+            select(batches.c.model, batches.c.version)
+            .where(batches.c.created_at >= since)
+            .group_by(batches.c.model, batches.c.version)
+        )
+        with self._engine.connect() as conn:
+            return [(str(model), int(version)) for model, version in conn.execute(query)]
+
+    def labels_since(self, since: float, limit: int) -> dict[str, list[StoredLabel]]:
+        """The labels posted since ``since``, by model: each model's newest ``limit``, oldest
+        first."""
+        query = (
+            select(labels_table.c.model, labels_table.c.request_id, labels_table.c.label)
+            .add_columns(labels_table.c.labelled_at)
+            .where(labels_table.c.labelled_at >= since)
+            .order_by(labels_table.c.labelled_at.desc())
+        )
+        found: dict[str, list[StoredLabel]] = {}
+        with self._engine.connect() as conn:
+            for model, request_id, label, at in conn.execute(query):
+                kept = found.setdefault(model, [])
+                if len(kept) < limit:
+                    kept.append(StoredLabel(request_id, orjson.loads(label), float(at)))
+        return {model: kept[::-1] for model, kept in found.items()}
 
     def count(self, model: str | None = None) -> int:
         """Requests held (of ``model``, or of all models)."""

@@ -13,6 +13,7 @@ import numpy as np
 from modelpilot.monitoring.binning import ProfileBinning
 from modelpilot.monitoring.divergence import js_distance
 from modelpilot.monitoring.drift import DriftReport, DriftThresholds
+from modelpilot.monitoring.log_records import LogEntry
 from modelpilot.monitoring.performance import (
     Labelled,
     PerformanceReport,
@@ -24,6 +25,9 @@ from modelpilot.registry.profile import ReferenceProfile
 from modelpilot.registry.quality import HIGHER_IS_BETTER, label_key
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.registration import is_classifier
+
+RESTORE_CHUNK = 200
+"""Logged requests put back in a window together (the window's time is kept per chunk)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,20 +256,27 @@ class ModelMonitor:
         self._history: deque[dict[str, float]] = deque(maxlen=300)
 
     def observe(
-        self, requests: int, rows: np.ndarray | None, outputs: dict[str, np.ndarray], at: float
+        self,
+        requests: int,
+        rows: np.ndarray | None,
+        outputs: dict[str, np.ndarray],
+        at: float,
+        totals: bool = True,
     ) -> None:
-        """Account for answered requests: their input rows (2-D) and outputs, concatenated."""
-        self.requests += requests
+        """Account for answered requests: their input rows (2-D) and outputs, concatenated.
+        Without ``totals`` they go into the windows only (requests restored from the log were
+        counted by the server that answered them)."""
+        self.requests += requests if totals else 0
         limit = self.window.max_rows
         if rows is not None and rows.shape[0] > limit:
             # The window holds its last ``window_rows`` rows, in whole batches: of a larger one
             # only its last rows go in (whole, it would hold the window past its size for as
             # long as it stayed). The totals count it all.
             total, head = rows.shape[0], rows.shape[0] - limit
-            if self.predictions is not None and self.predictions.classifier and outputs:
+            if totals and self.predictions is not None and self.predictions.classifier and outputs:
                 early = _row_slice(outputs, total, slice(None, head))
                 self.cumulative_classes += self.predictions.count(early)[0]
-            self.rows += head
+            self.rows += head if totals else 0
             rows = rows[head:]
             outputs = _row_slice(outputs, total, slice(head, None))
         n = 0 if rows is None else rows.shape[0]
@@ -279,11 +290,25 @@ class ModelMonitor:
             prediction_counts, prediction_sums = self.predictions.count(outputs)
             counts[features:] = prediction_counts
             sums[feature_sums:] = prediction_sums
-            if self.predictions.classifier:
+            if totals and self.predictions.classifier:
                 self.cumulative_classes += prediction_counts
             n = n or int(prediction_sums[0])
-        self.rows += n
+        self.rows += n if totals else 0
         self.window.add(n, counts, sums, at)
+
+    def restore(self, entries: Sequence[LogEntry]) -> None:
+        """Put requests from the inference log (oldest first) back in the windows, as a
+        server that restarts finds them; the totals stay as they are."""
+        signature = self.version.signature
+        name = signature.inputs[0].name if signature.is_tabular and self.binning else None
+        for start in range(0, len(entries), RESTORE_CHUNK):
+            chunk = entries[start : start + RESTORE_CHUNK]
+            names = set(chunk[0].outputs)
+            if any(set(e.outputs) != names or (name and name not in e.inputs) for e in chunk):
+                continue  # written by another form of the version: not this window's
+            rows = _logged([r for e in chunk for r in e.inputs[name]]) if name else None
+            outputs = {n: _logged([v for e in chunk for v in e.outputs[n]]) for n in names}
+            self.observe(len(chunk), rows, outputs, chunk[-1].created_at, totals=False)
 
     def label(
         self, truth: Any, predicted: Any, proba: np.ndarray | None, at: float, key: Any = None
@@ -360,6 +385,15 @@ class ModelMonitor:
             own.labels_total + sum(p.labels_total for p in peers),
             dict(self.performance.reference),
         )
+
+
+def _logged(values: list[Any]) -> np.ndarray:
+    """Logged values (JSON's lists) as the array the model was given: numbers as floats
+    (null a missing value), anything else (text beside numbers) as objects."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.asarray(values, dtype=object)
 
 
 def _floats(value: Any) -> dict[str, float]:

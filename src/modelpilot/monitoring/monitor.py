@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelpilot.errors import NotFound
+from modelpilot.errors import InvalidInput, NotFound
 from modelpilot.monitoring.alerts import (
     AlertBook,
     AlertRules,
@@ -106,6 +106,7 @@ class Monitor(InferenceObserver):
         max_queue: int = 200_000,
         tap: Tap | None = None,
         call_sample_rate: float = 1.0,
+        restore: bool = False,
     ) -> None:
         self.registry = registry
         self.config = config or MonitorConfig()
@@ -170,6 +171,9 @@ class Monitor(InferenceObserver):
         self._last_evaluation = 0.0
         self._engine: InferenceEngine | None = None
         """The engine watched (``watch``): its stalled rollouts are alerts too."""
+        self._restore = restore
+        """Whether the thread first puts the inference log's recent labels back in the
+        quality windows (``restore_labels``)."""
 
     def watch(self, engine: InferenceEngine) -> None:
         """Observe ``engine``: its model calls (this monitor) and its requests (``history``).
@@ -275,6 +279,12 @@ class Monitor(InferenceObserver):
         self._evaluate()
 
     def _run(self) -> None:
+        if self._restore:
+            try:
+                self.restore_labels()
+            except Exception:
+                self._failures += 1
+                logger.exception("restoring labels from the inference log failed; carrying on")
         while not self._stopping.is_set():
             self._wake.wait(self._pause())
             self._wake.clear()
@@ -444,17 +454,56 @@ class Monitor(InferenceObserver):
                 matched[request_id] = label
             accepted = 0
             for monitor, request_id, rows, proba in joined:
-                for index, (truth, predicted) in enumerate(rows):
-                    row_proba = None if proba is None else np.asarray(proba[index], dtype=float)
-                    monitor.label(truth, predicted, row_proba, now, (request_id, index))
-                accepted += len(rows)
+                accepted += _apply(monitor, request_id, rows, proba, now)
         if matched:
             self.tap.set_labels(model, matched)
         self._evaluate(close_interval=False)
         return FeedbackResult(accepted, unknown)
+
+    def restore_labels(self) -> int:
+        """Put the labels the inference log holds from the last ``performance_seconds`` back
+        in the quality windows, joined to their predictions as when they were posted: a
+        server that restarts keeps its accuracy and concept drift, which labels that come
+        days late may take long to build up again. Returns how many rows came back."""
+        since = time.time() - self.config.performance_seconds
+        relabelled = self.tap.labelled_since(since, self.config.performance_rows)
+        restored = 0
+        with self._lock:
+            for item in relabelled:
+                found = item.found
+                try:
+                    monitor = self._monitors.get((found.model, found.version))
+                    if monitor is None:
+                        monitor = self._monitor(
+                            self.registry.get_version(found.model, found.version)
+                        )
+                    predicted, proba = predicted_rows(monitor, found.outputs)
+                    pairs = label_pairs(monitor, item.request_id, item.label, predicted)
+                except (NotFound, InvalidInput):
+                    continue  # its version is gone, or it no longer fits: as if never posted
+                restored += _apply(monitor, item.request_id, pairs, proba, item.at)
+        if relabelled:
+            logger.info("quality windows restored from the inference log: %d labels", restored)
+            self._evaluate(close_interval=False)
+        return restored
 
     @property
     def sibling_seconds(self) -> float:
         """How long after answering a sibling worker's requests may still be on their way to
         the shared inference log: its round, its tap's writes, and a second to spare."""
         return max(self.round_seconds, self.tick_seconds) + self.tap.log_delay + 1.0
+
+
+def _apply(
+    monitor: ModelMonitor,
+    request_id: str,
+    rows: list[tuple[Any, Any]],
+    proba: Any,
+    at: float,
+) -> int:
+    """Give ``monitor`` the labels of one request's rows (label, prediction); returns how
+    many. A label for a row labelled before replaces it."""
+    for index, (truth, predicted) in enumerate(rows):
+        row_proba = None if proba is None else np.asarray(proba[index], dtype=float)
+        monitor.label(truth, predicted, row_proba, at, (request_id, index))
+    return len(rows)

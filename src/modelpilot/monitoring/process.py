@@ -57,6 +57,7 @@ def _monitor(
     engine: InferenceEngine, settings: Settings, exchange: WorkerExchange | None
 ) -> Monitor:
     config = monitor_config(settings)
+    restore = _restores(settings, exchange)
     tap: Tap
     if settings.monitor_process:
         spec = TapSpec(
@@ -65,6 +66,8 @@ def _monitor(
             settings.inference_log,
             settings.inference_log_max_rows,
             settings.inference_log_sample_rate,
+            restore=restore,
+            restore_after_crash=restore and exchange is None,
         )
         tap = TapProcess(spec)
     else:
@@ -73,7 +76,9 @@ def _monitor(
             log = InferenceLog(
                 engine.registry.companion_engine("inference-log"), settings.inference_log_max_rows
             )
-        tap = LocalTap(engine.registry, config, log, settings.inference_log_sample_rate)
+        tap = LocalTap(
+            engine.registry, config, log, settings.inference_log_sample_rate, restore=restore
+        )
     return Monitor(
         engine.registry,
         config,
@@ -87,7 +92,20 @@ def _monitor(
         exchange=exchange,
         tap=tap,
         call_sample_rate=settings.monitor_sample_rate,
+        restore=restore,
     )
+
+
+def _restores(settings: Settings, exchange: WorkerExchange | None) -> bool:
+    """Whether this process's windows start from the inference log: always when it serves
+    alone; with workers, only in worker 0 of a server that is starting. (A worker that
+    replaces one that died finds its siblings' snapshots beside it: their windows already
+    hold the log's recent requests, which would count twice.)"""
+    if not settings.monitor_restore or not settings.inference_log:
+        return False
+    if exchange is None:
+        return True
+    return exchange.index == 0 and not any(exchange.directory.glob("*.snapshot"))
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from modelpilot.errors import Unavailable
+from modelpilot.errors import NotFound, Unavailable
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.log_records import LogBatch, log_batch
 from modelpilot.monitoring.model_monitor import ModelMonitor, MonitorConfig, MonitorState
@@ -83,6 +83,16 @@ class Found:
     outputs: Mapping[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Relabelled:
+    """A label from the inference log, with the prediction it was joined to."""
+
+    request_id: str
+    label: Any
+    at: float
+    found: Found
+
+
 class TapFailed(Unavailable):
     """The monitoring process failed a request, or is gone."""
 
@@ -116,6 +126,10 @@ class Tap(Protocol):
     def set_labels(self, model: str, labels: Mapping[str, Any]) -> None:
         """Keep ``labels`` beside the logged requests."""
 
+    def labelled_since(self, since: float, limit: int) -> list[Relabelled]:
+        """The labels the log holds from ``since`` on (each model's newest ``limit``), with
+        their predictions: what a restarted server's quality windows held."""
+
     def write(self) -> None:
         """Write every request taken so far to the log now (its writes may wait a little)."""
 
@@ -136,7 +150,10 @@ class LocalTap:
         sample_rate: float = 1.0,
         join_capacity: int = 100_000,
         log_seconds: float = 0.0,
+        restore: bool = False,
     ) -> None:
+        """With ``restore``, the windows start with what the log holds of their last
+        ``config.window_seconds`` (see :meth:`restore`)."""
         self.registry = registry
         self.config = config
         self.log = log
@@ -160,6 +177,30 @@ class LocalTap:
         self._remember = log is None or sample_rate < 1.0
         self._join_capacity = join_capacity
         self._random = np.random.default_rng()
+        if restore:
+            self.restore(time.time())
+
+    def restore(self, now: float) -> int:
+        """Put back in the windows the requests the log holds from the last
+        ``config.window_seconds`` (at most ``config.window_rows`` per version), so that a
+        server that restarts watches on from where it stopped rather than from empty windows;
+        returns how many requests came back. Their totals are not counted again."""
+        if self.log is None:
+            return 0
+        since = now - self.config.window_seconds
+        restored = 0
+        with self._lock:
+            for model, number in self.log.versions_since(since):
+                try:
+                    version = self.registry.get_version(model, number)
+                except NotFound:  # deleted since: nothing to watch
+                    continue
+                entries = self.log.recent(model, number, self.config.window_rows, since)
+                monitor_of(self._monitors, self.registry, version, self.config).restore(entries)
+                restored += len(entries)
+        if restored:
+            logger.info("monitoring windows restored from the inference log: %d requests", restored)
+        return restored
 
     def take(self, batches: Sequence[Merged]) -> None:
         with self._lock:
@@ -219,6 +260,21 @@ class LocalTap:
             with self._lock:
                 self._write_log()
             self.log.set_labels(model, labels)
+
+    def labelled_since(self, since: float, limit: int) -> list[Relabelled]:
+        if self.log is None:
+            return []
+        with self._lock:
+            self._write_log()
+        relabelled = []
+        for model, labels in self.log.labels_since(since, limit).items():
+            found = self.lookup(model, [stored.request_id for stored in labels])
+            relabelled += [
+                Relabelled(stored.request_id, stored.label, stored.at, found[stored.request_id])
+                for stored in labels
+                if stored.request_id in found
+            ]
+        return relabelled
 
     def write(self) -> None:
         with self._lock:

@@ -43,14 +43,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.model_monitor import MonitorConfig, MonitorState
-from modelpilot.monitoring.tap import Found, LocalTap, Merged, TapFailed
+from modelpilot.monitoring.tap import Found, LocalTap, Merged, Relabelled, TapFailed
 from modelpilot.monitoring.tap_wire import RoundDecoder, RoundEncoder
 from modelpilot.registry.store import Registry
 
@@ -97,6 +97,11 @@ class TapSpec:
     sample_rate: float = 1.0
     join_capacity: int = 100_000
     log_seconds: float = LOG_SECONDS
+    restore: bool = False
+    """Whether the child's windows start from the inference log (``LocalTap.restore``)."""
+    restore_after_crash: bool = False
+    """Whether a child started in place of one that died does too (not where sibling
+    workers' windows already hold the log's recent requests: they would count twice)."""
 
 
 class TapProcess:
@@ -157,6 +162,8 @@ class TapProcess:
         with self._control_lock:
             self._data.close()
             self._control.close()
+            if not self._spec.restore_after_crash:
+                self._spec = replace(self._spec, restore=False)
             self._start()
             self.restarts += 1
             self._failures += self._child_failures
@@ -209,6 +216,10 @@ class TapProcess:
 
     def set_labels(self, model: str, labels: Mapping[str, Any]) -> None:
         self._call("set_labels", model, dict(labels))
+
+    def labelled_since(self, since: float, limit: int) -> list[Relabelled]:
+        relabelled: list[Relabelled] = self._call("labelled_since", since, limit)
+        return relabelled
 
     def write(self) -> None:
         self._call("write")
@@ -297,6 +308,7 @@ QUERIES: dict[str, Callable[..., Any]] = {
     "states": LocalTap.states,
     "lookup": LocalTap.lookup,
     "set_labels": LocalTap.set_labels,
+    "labelled_since": LocalTap.labelled_since,
     "write": LocalTap.write,
 }
 """What the server may ask the child (besides ``close``)."""
@@ -393,7 +405,13 @@ def serve(reader: Connection, control: Connection, spec: TapSpec) -> None:
     if spec.inference_log:
         log = InferenceLog(registry.companion_engine("inference-log"), spec.log_max_rows)
     tap = LocalTap(
-        registry, spec.config, log, spec.sample_rate, spec.join_capacity, spec.log_seconds
+        registry,
+        spec.config,
+        log,
+        spec.sample_rate,
+        spec.join_capacity,
+        spec.log_seconds,
+        spec.restore,  # before any round is taken: the windows stay in time order
     )
     rounds = _Rounds(reader, tap)
     try:
