@@ -163,6 +163,32 @@ def test_a_dead_child_is_replaced(
     assert log.count("iris") == 15  # what the first one wrote stays
 
 
+def test_a_replaced_child_carries_on_from_where_the_dead_one_was(
+    labelled_iris: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Totals as the dead child last told them; windows from the log (``restore_after_crash``,
+    as a server that serves alone has it)."""
+    monkeypatch.setattr(tap_process, "RESTART_SECONDS", 0.0)
+    spec = TapSpec(labelled_iris.address(), MonitorConfig(), restore=True, restore_after_crash=True)
+    tap = TapProcess(spec)
+    monitor = Monitor(labelled_iris, tap=tap)  # its thread is not started
+    try:
+        tap.take(batches(labelled_iris, 0, 12))
+        monitor.flush()  # the log holds them, and the monitor has their totals
+        assert monitor.report("iris").requests == 12
+        assert tap.pid is not None
+        os.kill(tap.pid, signal.SIGKILL)
+        tap._process.join(10)
+        tap.take(batches(labelled_iris, 12, 6))
+        monitor.flush()
+        report = monitor.report("iris")
+        assert tap.restarts == 1
+        assert (report.requests, sum(report.classes_total.values())) == (18, 18)
+        assert report.drift is not None and report.drift.rows == 18  # 12 from the log
+    finally:
+        monitor.stop()
+
+
 async def test_the_event_loop_hands_calls_over_by_itself(labelled_iris: Registry) -> None:
     tap = TapProcess(TapSpec(labelled_iris.address(), MonitorConfig()))
     monitor = Monitor(labelled_iris, tap=tap, round_seconds=0.05)  # its thread is not started

@@ -172,6 +172,9 @@ class Monitor(InferenceObserver):
         self._engine: InferenceEngine | None = None
         """The engine watched (``watch``): its stalled rollouts are alerts too."""
         self._restore = restore
+        self._tap_restarts = 0
+        self._last_tapped: list[MonitorState] = []
+        """The tap's states as it last told them (whose totals outlive its process)."""
         """Whether the thread first puts the inference log's recent labels back in the
         quality windows (``restore_labels``)."""
 
@@ -332,6 +335,12 @@ class Monitor(InferenceObserver):
             self._failures += 1
             logger.exception("monitoring windows unavailable")
             tapped = []
+        if self.tap.restarts != self._tap_restarts:
+            # A new monitoring process counts from zero: the totals of the one that died, as
+            # it last told them, carry on (what it took after that is lost with it).
+            self._tap_restarts = self.tap.restarts
+            self._inherited += [totals_of(state) for state in self._last_tapped]
+        self._last_tapped = tapped
         tapped = [*tapped, *self._inherited]
         with self._lock:
             if close_interval:

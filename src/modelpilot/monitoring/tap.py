@@ -111,6 +111,10 @@ class Tap(Protocol):
         """Batches whose monitoring raised (logged; the rest carry on)."""
 
     @property
+    def restarts(self) -> int:
+        """Times the tap started again with empty windows and totals (its process died)."""
+
+    @property
     def dropped(self) -> int:
         """Requests handed over but not monitored (the tap fell too far behind)."""
 
@@ -141,6 +145,7 @@ class LocalTap:
     """A ``Tap`` in this process, doing the work in whichever thread calls. Thread-safe."""
 
     takes_on_loop = False
+    restarts = 0
 
     def __init__(
         self,

@@ -155,9 +155,11 @@ class TapProcess:
         if time.monotonic() - self._started_at < RESTART_SECONDS:
             return
         logger.error(
-            "the monitoring process died (exit code %s); starting a new one, whose windows "
-            "start empty",
+            "the monitoring process died (exit code %s); starting a new one (%s)",
             self._process.exitcode,
+            "its windows from the inference log"
+            if self._spec.restore_after_crash
+            else "its windows empty",
         )
         with self._control_lock:
             self._data.close()
