@@ -148,3 +148,33 @@ def test_closing_writes_what_waits_and_labels_find_it(
     assert reopened.count() == 4
     assert reopened.find("iris", ["a"])["a"].label == 1
     reopened.close()
+
+
+def test_a_tap_restores_the_windows_of_the_models_it_is_given(
+    registry: Registry, versions: list[ModelVersion]
+) -> None:
+    tap, _ = _logging_tap(registry, log_seconds=0.0)
+    rows = {"input-0": np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]])}
+    now = time.time()
+    old = Answered(now - 7200, versions[0], ["a", "b"], [1, 1], rows, {"predict": np.array([0, 2])})
+    new = Answered(now - 60, versions[1], ["c", "d"], [1, 1], rows, {"predict": np.array([0, 2])})
+    tap.take(merge([old, new]))
+    tap.close()
+    config = MonitorConfig(window_seconds=3600.0)
+    again = LocalTap(
+        registry, config, InferenceLog(registry.companion_engine("inference-log")), restore=True
+    )
+    # The last hour's requests only: of version 2; their windows, not their totals.
+    (state,) = again.states(now)
+    assert (state.version, state.window_rows, state.requests) == (2, 2, 0)
+    assert state.counts.sum() > 0
+    again.close()
+    elsewhere = LocalTap(
+        registry,
+        config,
+        InferenceLog(registry.companion_engine("inference-log")),
+        restore=True,
+        models=["x"],
+    )
+    assert elsewhere.states(now) == []  # another server's models are not this one's
+    elsewhere.close()

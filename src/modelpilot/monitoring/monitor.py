@@ -477,9 +477,12 @@ class Monitor(InferenceObserver):
         since = time.time() - self.config.performance_seconds
         relabelled = self.tap.labelled_since(since, self.config.performance_rows)
         restored = 0
+        served = self._engine.served if self._engine is not None else None
         with self._lock:
             for item in relabelled:
                 found = item.found
+                if served is not None and not served.serve_all and found.model not in served.names:
+                    continue  # another server's model
                 try:
                     monitor = self._monitors.get((found.model, found.version))
                     if monitor is None:

@@ -58,6 +58,8 @@ def _monitor(
 ) -> Monitor:
     config = monitor_config(settings)
     restore = _restores(settings, exchange)
+    served = engine.served
+    models = None if served.serve_all else tuple(served.names)
     tap: Tap
     if settings.monitor_process:
         spec = TapSpec(
@@ -67,6 +69,7 @@ def _monitor(
             settings.inference_log_max_rows,
             settings.inference_log_sample_rate,
             restore=restore,
+            restore_models=models,
             restore_after_crash=restore and exchange is None,
         )
         tap = TapProcess(spec)
@@ -77,7 +80,12 @@ def _monitor(
                 engine.registry.companion_engine("inference-log"), settings.inference_log_max_rows
             )
         tap = LocalTap(
-            engine.registry, config, log, settings.inference_log_sample_rate, restore=restore
+            engine.registry,
+            config,
+            log,
+            settings.inference_log_sample_rate,
+            restore=restore,
+            models=models,
         )
     return Monitor(
         engine.registry,

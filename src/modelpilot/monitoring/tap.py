@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, chain, repeat
 from operator import itemgetter
@@ -156,9 +156,11 @@ class LocalTap:
         join_capacity: int = 100_000,
         log_seconds: float = 0.0,
         restore: bool = False,
+        models: Collection[str] | None = None,
     ) -> None:
         """With ``restore``, the windows start with what the log holds of their last
-        ``config.window_seconds`` (see :meth:`restore`)."""
+        ``config.window_seconds`` (see :meth:`restore`), of ``models`` only if given (those the
+        server serves: the log may hold others, which a server of several took)."""
         self.registry = registry
         self.config = config
         self.log = log
@@ -183,9 +185,9 @@ class LocalTap:
         self._join_capacity = join_capacity
         self._random = np.random.default_rng()
         if restore:
-            self.restore(time.time())
+            self.restore(time.time(), models)
 
-    def restore(self, now: float) -> int:
+    def restore(self, now: float, models: Collection[str] | None = None) -> int:
         """Put back in the windows the requests the log holds from the last
         ``config.window_seconds`` (at most ``config.window_rows`` per version), so that a
         server that restarts watches on from where it stopped rather than from empty windows;
@@ -196,6 +198,8 @@ class LocalTap:
         restored = 0
         with self._lock:
             for model, number in self.log.versions_since(since):
+                if models is not None and model not in models:
+                    continue
                 try:
                     version = self.registry.get_version(model, number)
                 except NotFound:  # deleted since: nothing to watch
