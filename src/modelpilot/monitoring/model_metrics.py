@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from modelpilot.errors import NotFound
 from modelpilot.monitoring.alerts import RULES
+from modelpilot.monitoring.model_monitor import ModelReport, PredictionBins
 from modelpilot.monitoring.monitor import Monitor
 
 VERSION = ["model", "version"]
@@ -20,9 +23,12 @@ class ModelCollector(Collector):
 
     def __init__(self, monitor: Monitor) -> None:
         self.monitor = monitor
+        self._class_names: dict[tuple[str, int], list[str]] = {}
+        """Each version's classes, in the order of its states' class counts ([] if none)."""
 
     def collect(self) -> Iterator[Any]:
         reports = self.monitor.reports()
+        totals = self._running_totals(reports)
         drift_score = GaugeMetricFamily(
             "modelpilot_feature_drift_score",
             "Drift score of one feature over the drift window, by method "
@@ -123,8 +129,6 @@ class ModelCollector(Collector):
                 dataset.add_metric(key, float(report.drift.dataset_drift))
                 share.add_metric(key, report.drift.drifted_share)
                 window.add_metric(key, report.drift.rows)
-            for name, count in report.classes_total.items():
-                classes.add_metric([*key, name], float(count))
             if report.predictions is not None:
                 if report.predictions.mean is not None:
                     mean.add_metric(key, report.predictions.mean)
@@ -132,18 +136,79 @@ class ModelCollector(Collector):
                     variance.add_metric(key, report.predictions.variance)
                 if report.predictions.drift is not None:
                     prediction_drift.add_metric(key, report.predictions.drift)
-            labels.add_metric(key, report.labels_total)
             for name, value in report.reference_performance.items():
                 reference.add_metric([*key, name], value)
             if report.performance is not None:
                 for name, value in report.performance.current.items():
                     performance.add_metric([*key, name], value)
             concept.add_metric(key, float(report.concept_drift))
+        for (model, version), (by_class, labelled) in sorted(totals.items()):
+            for name, count in by_class.items():
+                classes.add_metric([model, version, name], float(count))
+            labels.add_metric([model, version], labelled)
         yield from (drift_score, drifted, p_value, missing_share, missing_p_value)
         yield from (dataset, share, window)
         yield from (classes, mean, variance, prediction_drift)
         yield from (performance, reference, labels, concept)
         yield from self._alerts()
+
+    def _running_totals(
+        self, reports: Sequence[ModelReport]
+    ) -> dict[tuple[str, str], tuple[dict[str, int], int]]:
+        """Each version's predictions by class and labels since the server started.
+
+        With worker processes, summed over the last snapshot of every worker (``siblings``),
+        this one's included, and of a dead one until its successor carries its totals on;
+        not taken from this worker's report, which adds its own live totals to its
+        siblings' last published ones. Every worker then answers with the same sums, or
+        newer ones, and they never go back; they lag by up to a monitoring round.
+        """
+        exchange = self.monitor.exchange
+        if exchange is None:
+            return {(r.model, r.version): (r.classes_total, r.labels_total) for r in reports}
+        for report in reports:
+            self._class_names.setdefault(
+                (report.model, int(report.version)), list(report.classes_total)
+            )
+        sums: dict[tuple[str, int], tuple[np.ndarray, int]] = {}
+        for snapshot in exchange.everyone():
+            for state in snapshot.states:
+                key = (state.model, state.version)
+                counted = sums.get(key)
+                if counted is None:
+                    sums[key] = (state.classes.copy(), state.labels_total)
+                elif counted[0].shape == state.classes.shape:
+                    sums[key] = (counted[0] + state.classes, counted[1] + state.labels_total)
+        totals = {}
+        for (model, version), (counts, labelled) in sums.items():
+            names = self._names(model, version)
+            by_class = {}
+            if len(names) < counts.size:  # the last count: classes the version does not know
+                by_class = {name: int(counts[i]) for i, name in enumerate(names)}
+            totals[(model, str(version))] = (by_class, labelled)
+        return totals
+
+    def _names(self, model: str, version: int) -> list[str]:
+        """``version``'s classes: as its monitor knows them, or (in a worker just started, before
+        its first report) as the registry does."""
+        names = self._class_names.get((model, version))
+        if names is None:
+            watched = self.monitor.model_monitor(model, version)
+            bins = watched.predictions if watched is not None else None
+            if watched is None:
+                registry = self.monitor.registry
+                try:
+                    found = registry.get_version(model, version)
+                except NotFound:
+                    return []
+                if found.signature.outputs:
+                    profile = None
+                    if found.has_reference:
+                        profile = registry.reference_profile(model, version)
+                    bins = PredictionBins(found, profile)
+            names = bins.classes if bins is not None and bins.classifier else []
+            self._class_names[(model, version)] = names
+        return names
 
     def _alerts(self) -> Iterator[Any]:
         """Alerts by rule, model, version and severity: a model's version apart from its

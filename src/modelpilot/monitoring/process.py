@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -41,8 +42,18 @@ def drift_thresholds(settings: Settings) -> DriftThresholds:
 
 
 def monitor_config(settings: Settings) -> MonitorConfig:
+    """Monitoring's windows and thresholds for one server process.
+
+    The workers of ``serve --workers N`` share the drift window's rows (which the prediction
+    window's are too): each keeps ``ceil(rows / N)``, so that the window merged over them
+    holds about ``drift_window_rows``. The labelled window is not split: pooled over the
+    workers, it keeps its newest ``performance_window_rows`` (whichever worker took them).
+    """
+    window_rows = settings.drift_window_rows
+    if settings.worker_dir is not None:
+        window_rows = math.ceil(window_rows / settings.workers)
     return MonitorConfig(
-        window_rows=settings.drift_window_rows,
+        window_rows=window_rows,
         window_seconds=settings.drift_window_seconds,
         drift=drift_thresholds(settings),
         performance_rows=settings.performance_window_rows,

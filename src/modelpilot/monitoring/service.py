@@ -37,7 +37,13 @@ LATENCY_BUCKETS = (
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 FLUSH_SECONDS = 1.0
-"""Most seconds that counts gathered on the request path wait before they reach Prometheus."""
+"""Most seconds that counts gathered on the request path wait before they reach Prometheus.
+
+A scrape of the process flushes them first, and so does a clean shutdown (``serve`` after its
+last answer), which loses none. A process killed (SIGKILL, the OOM killer) loses what it
+gathered in its last FLUSH_SECONDS at most: with ``serve --workers``, the counters summed over
+the workers miss that much of a killed worker's requests, for good. (A shorter wait would
+only shrink the loss: the requests a killed worker was answering are lost with it anyway.)"""
 
 
 class _Tally:

@@ -6,9 +6,18 @@ over every worker that ever ran, so they never go backwards when one is restarte
 mode cannot merge, each worker writes as a snapshot every monitoring round: its scrape-time
 metrics (engine, process, machine: exported with a ``worker`` label) and its monitoring
 windows (merged: bin counts add up, labelled rows pool). Whichever worker a request reaches
-answers ``/metrics``, ``/api/...`` and the dashboard for the whole server. A worker that dies
-leaves its last snapshot to the worker restarted in its place, which carries its running
-totals (predictions by class, labels) on; its windows of recent traffic are lost with it.
+answers ``/metrics``, ``/api/...`` and the dashboard for the whole server.
+
+``/metrics`` reads every worker's figures, its own included, from the snapshots, so that two
+scrapes answered by different workers see the same figures, or newer ones: a counter never goes
+back because the scrape went to the other worker. The price is a lag of up to one monitoring
+round (``MODELPILOT_MONITOR_INTERVAL_SECONDS``, 2 s) behind the answering worker's live figures.
+
+A worker that stops (killed, crashed, or stopped on its own) leaves its last snapshot to the
+worker started in its place, which carries its running totals (predictions by class, labels)
+on; its windows of recent traffic are lost with it. Until that worker has published a snapshot
+that carries them, the dead worker's own snapshot counts in the totals: they are counted once
+all along, neither dropped nor doubled.
 
 Snapshots are pickles, written and read only by the server's own processes in a directory
 created for them with owner-only permissions.
@@ -20,6 +29,7 @@ import contextlib
 import logging
 import os
 import pickle
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,7 +47,8 @@ from modelpilot.monitoring.model_monitor import MonitorState
 logger = logging.getLogger(__name__)
 
 STALE_SECONDS = 30.0
-"""A snapshot older than this belongs to a worker that stopped reporting: ignored."""
+"""A live worker's snapshot older than this belongs to a worker that stopped reporting: its
+windows and scrape-time metrics are ignored (its running totals still count)."""
 
 
 def prometheus_dir(directory: Path) -> Path:
@@ -54,18 +65,29 @@ class WorkerSnapshot:
     """The worker's scrape-time metrics in the Prometheus text format."""
     states: list[MonitorState] = field(default_factory=list)
     points: list[ServicePoint] = field(default_factory=list)
+    inherited: frozenset[int] = frozenset()
+    """The dead workers (pids) whose running totals ``states`` carry on: the ones this worker
+    replaced, and the ones they had replaced."""
 
 
 class WorkerExchange:
     """This worker's side of the shared directory: publish own snapshot, read the others'."""
 
-    def __init__(self, directory: Path, index: int, local: CollectorRegistry) -> None:
+    def __init__(
+        self, directory: Path, index: int, local: CollectorRegistry, pid: int | None = None
+    ) -> None:
         self.directory = directory
         self.index = index
         self.local = local
         """Scrape-time collectors of this process (engine, system)."""
-        self.pid = os.getpid()
+        self.pid = os.getpid() if pid is None else pid
         self._path = directory / f"worker-{self.pid}.snapshot"
+        self._inherited: frozenset[int] = frozenset()
+        self._taken: list[Path] = []
+        """Dead workers' snapshots taken over (``inherit``), to remove once this worker's
+        snapshot carries their totals."""
+        self._read_cache: dict[Path, tuple[tuple[int, int, int], WorkerSnapshot]] = {}
+        self._read_lock = threading.Lock()  # scrapes and the monitor's thread both read
 
     def publish(
         self, states: list[MonitorState] | None = None, points: list[ServicePoint] | None = None
@@ -77,48 +99,101 @@ class WorkerExchange:
             generate_latest(self.local),
             states or [],
             points or [],
+            self._inherited,
         )
         temporary = self._path.with_suffix(".tmp")
         temporary.write_bytes(pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL))
         os.replace(temporary, self._path)
+        # Only now that this worker's snapshot carries their totals may the dead workers' go
+        # (readers skip them anyway, by ``inherited``).
+        for path in self._taken:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        self._taken = []
 
     def peers(self) -> list[WorkerSnapshot]:
         """The latest snapshots of the other live workers."""
-        found = []
+        return [s for s in self.workers() if s.pid != self.pid]
+
+    def workers(self) -> list[WorkerSnapshot]:
+        """The latest snapshots of the live workers, this one's included (once published)."""
         now = time.time()
-        for path in self.directory.glob("worker-*.snapshot"):
-            if path == self._path:
-                continue
-            try:
-                snapshot = pickle.loads(path.read_bytes())
-            except (OSError, EOFError, pickle.UnpicklingError) as exc:
-                logger.debug("skipping unreadable snapshot %s: %s", path, exc)
-                continue
-            if now - snapshot.at <= STALE_SECONDS and _alive(snapshot.pid):
-                found.append(snapshot)
+        found = [
+            s
+            for s in self._read_all("worker-*.snapshot")
+            if now - s.at <= STALE_SECONDS and _alive(s.pid)
+        ]
         return sorted(found, key=lambda s: s.index)
+
+    def everyone(self) -> list[WorkerSnapshot]:
+        """The last snapshot of every worker whose running totals count: each worker's that
+        runs or ran, this one's included, but a dead one's only until the worker that took
+        its place has published a snapshot that carries its totals on (never both)."""
+        # Retired ones before and after the live ones: a snapshot set aside (``retire``, the
+        # supervisor) or taken over (``inherit``, then ``publish``) while the directory is
+        # read is in one of the three reads.
+        retired = self._read_all("retired-*.snapshot")
+        workers = self._read_all("worker-*.snapshot")
+        retired += self._read_all("retired-*.snapshot")
+        carried = frozenset().union(*(s.inherited for s in [*workers, *retired]))
+        found: dict[int, WorkerSnapshot] = {}
+        for snapshot in [*workers, *retired]:
+            if snapshot.pid not in carried:
+                found.setdefault(snapshot.pid, snapshot)
+        return sorted(found.values(), key=lambda s: (s.index, s.at))
 
     def inherit(self) -> list[MonitorState]:
         """The monitoring states of the workers this one replaces: workers of its index that
-        died (killed, crashed), whose last snapshots the supervisor set aside for it. Each is
-        taken once (and removed), so that its totals carry on in this worker's, never twice."""
+        stopped (killed, crashed, or on their own), whose last snapshots were set aside for it.
+
+        Its caller must publish their totals in every snapshot from then on: each snapshot
+        names the workers it carries on, so that readers count their totals in it alone.
+        """
+        taken = sorted(self.directory.glob(f"retired-{self.index}-*.snapshot"))
+        snapshots = [s for s in map(self._read, taken) if s is not None]
+        # A predecessor that had itself taken another's over carries that one's totals.
+        carried = frozenset().union(*(s.inherited for s in snapshots))
         states: list[MonitorState] = []
-        for path in self.directory.glob(f"retired-{self.index}-*.snapshot"):
-            try:
-                states.extend(pickle.loads(path.read_bytes()).states)
-            except (OSError, EOFError, pickle.UnpicklingError, AttributeError) as exc:
-                logger.warning("a dead worker's snapshot %s is unreadable: %s", path, exc)
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+        for snapshot in snapshots:
+            if snapshot.pid not in carried:
+                states.extend(snapshot.states)
+        self._inherited = carried | {s.pid for s in snapshots}
+        self._taken = taken
         return states
 
     def retire(self) -> None:
+        """Set this worker's last snapshot aside for the worker that will take its place."""
         with contextlib.suppress(FileNotFoundError):
-            self._path.unlink()
+            self._path.replace(retired_snapshot(self.directory, self.index, self.pid))
+
+    def _read_all(self, pattern: str) -> list[WorkerSnapshot]:
+        paths = list(self.directory.glob(pattern))
+        return [s for s in map(self._read, paths) if s is not None]
+
+    def _read(self, path: Path) -> WorkerSnapshot | None:
+        """The snapshot at ``path``, unpickled again only when the file changed."""
+        try:
+            stat = path.stat()
+            version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            with self._read_lock:
+                cached = self._read_cache.get(path)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            snapshot: WorkerSnapshot = pickle.loads(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError) as exc:
+            logger.warning("skipping unreadable snapshot %s: %s", path, exc)
+            return None
+        with self._read_lock:
+            if len(self._read_cache) > 64:  # mostly snapshots of workers long gone
+                self._read_cache = {p: v for p, v in self._read_cache.items() if p.exists()}
+            self._read_cache[path] = (version, snapshot)
+        return snapshot
 
 
 def retired_snapshot(directory: Path, index: int, pid: int) -> Path:
-    """Where the last snapshot of worker ``pid``, dead, waits for the next worker of its
+    """Where the last snapshot of worker ``pid``, stopped, waits for the next worker of its
     ``index``."""
     return directory / f"retired-{index}-{pid}.snapshot"
 
@@ -134,16 +209,18 @@ def _alive(pid: int) -> bool:
 
 
 class SiblingCollector(Collector):
-    """This worker's scrape-time metrics and its siblings' (from their snapshots), by worker."""
+    """Every live worker's scrape-time metrics, this one's included, by worker: all from
+    their snapshots, so that whichever worker answers, a counter never goes back (this
+    worker's own figures lag by up to a monitoring round, as its siblings' do)."""
 
     def __init__(self, exchange: WorkerExchange) -> None:
         self.exchange = exchange
 
     def collect(self) -> Iterator[Metric]:
         merged: dict[str, Metric] = {}
-        self._add(merged, self.exchange.local.collect(), self.exchange.index)
-        for peer in self.exchange.peers():
-            self._add(merged, text_string_to_metric_families(peer.metrics.decode()), peer.index)
+        for worker in self.exchange.workers():
+            families = text_string_to_metric_families(worker.metrics.decode())
+            self._add(merged, families, worker.index)
         yield from merged.values()
 
     @staticmethod
