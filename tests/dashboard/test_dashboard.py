@@ -89,10 +89,34 @@ def wait_for_alerts(client: httpx.Client, rules: set[str], seconds: float = 20) 
     raise AssertionError(f"alerts {rules} not active after {seconds} s")
 
 
+def text_of(dom: str, element: str) -> str:
+    found = re.search(rf'id="{element}"[^>]*>([^<]*)<', dom)
+    assert found, f"no element {element!r} with text in the page"
+    return found[1]
+
+
 def test_dashboard_draws_drift_accuracy_and_alerts(
     server: Server, iris_frame: pd.DataFrame, tmp_path: Path
 ) -> None:
     browser = chromium()
+    url = f"{server.url}/dashboard"
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,1800"]
+
+    # Before any traffic: the model served, waiting for requests (not "No models loaded").
+    idle = subprocess.run(
+        [*common, "--virtual-time-budget=2000", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert idle.returncode == 0, idle.stderr[-2000:]
+    assert "No models loaded" not in idle.stdout
+    assert text_of(idle.stdout, "model-title") == "iris v1 · no traffic yet"
+    assert text_of(idle.stdout, "drift-badge") == "no traffic yet"
+    # The CPU card is this process's; the machine's is beside it, labelled.
+    assert text_of(idle.stdout, "stat-cpu-label") == "Process CPU"
+    assert re.fullmatch(r"machine [0-9.]+ %", text_of(idle.stdout, "stat-cpu-sub"))
+
     rng = np.random.default_rng(0)
     rows = iris_frame.to_numpy()
     with httpx.Client(base_url=server.url, timeout=10) as client:
@@ -109,8 +133,6 @@ def test_dashboard_draws_drift_accuracy_and_alerts(
         client.post("/api/feedback/iris", json={"labels": labels}).raise_for_status()
         wait_for_alerts(client, {"data_drift", "concept_drift"})
 
-    url = f"{server.url}/dashboard"
-    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,1800"]
     budget = "--virtual-time-budget=5000"
     dom = subprocess.run(
         [*common, budget, "--dump-dom", url], capture_output=True, text=True, timeout=90

@@ -13,6 +13,9 @@ import yaml
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"
 METRIC = re.compile(r"\bmodelpilot_[a-z_]+")
 SUFFIXES = ("_bucket", "_count", "_sum")
+REQUESTS_BY_STATUS = re.compile(  # the status matcher of a requests_total selector
+    r"modelpilot_requests_total\{[^}]*\bstatus\s*(=~|!=|=|!~)\s*\"([^\"]*)\""
+)
 
 
 def exported_names(metrics_text: str) -> set[str]:
@@ -60,3 +63,29 @@ def test_every_metric_in_the_deploy_files_is_exported(metrics_text: str) -> None
     for path in (DEPLOY / "prometheus-rules.yml", DEPLOY / "grafana-dashboard.json"):
         missing = referenced(path.read_text()) - exported
         assert not missing, f"{path.name} uses metrics the server does not export: {missing}"
+
+
+def test_the_error_rate_is_server_errors_in_the_rule_the_panels_and_the_readme() -> None:
+    """The rule counted 5xx, the README said "5% non-ok requests" and the Grafana panels
+    drew status!="ok", client errors and hang-ups included: three different error rates.
+    The server's own error_rate alert counts 5xx only, and so do they all now."""
+    rules = yaml.safe_load((DEPLOY / "prometheus-rules.yml").read_text())
+    rule = next(
+        r for g in rules["groups"] for r in g["rules"] if r["alert"] == "ModelPilotHighErrorRate"
+    )
+    assert REQUESTS_BY_STATUS.findall(rule["expr"]) == [("=~", "5..")]
+    dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
+    shares = {}
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            selectors = REQUESTS_BY_STATUS.findall(target["expr"])
+            if selectors:
+                shares[(panel["title"], target["legendFormat"])] = selectors
+    assert shares == {
+        ("Error rate (5xx)", "__auto"): [("=~", "5..")],
+        ("Error rate by model", "{{model}} 5xx share"): [("=~", "5..")],
+        ("Error rate by model", "{{model}} 4xx share (client errors)"): [("=~", "4..")],
+    }
+    readme = (DEPLOY / "README.md").read_text()
+    assert "non-ok" not in readme
+    assert "5% of requests failed on the server (5xx)" in " ".join(readme.split())

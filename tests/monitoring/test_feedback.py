@@ -109,3 +109,57 @@ async def test_labels_that_do_not_fit_are_422_a_body_that_does_not_parse_400(
         assert reply.status_code == 400, (content, reply.text)
     performance = (await client.get("/api/monitoring/iris")).json()["performance"]
     assert performance is None  # nothing was taken
+
+
+async def test_labels_for_a_model_that_does_not_exist_say_so(served: Served) -> None:
+    """The answer was that no prediction of model 'nosuch' had the id: true, but it sent
+    the client looking for a wrong id rather than the wrong name."""
+    ids = await send(served.client, np.array([[5.1, 3.5, 1.4, 0.2]]), 1)
+    served.monitor.flush()
+    for model in ("nosuch", "iris2"):
+        reply = await served.client.post(
+            f"/api/feedback/{model}", json={"request_id": ids[0], "label": 0}
+        )
+        assert reply.status_code == 404
+        error = reply.json()["error"]
+        assert error == (await served.client.get(f"/v2/models/{model}")).json()["error"]
+        assert error.startswith(f"no model named {model!r} in the registry; registered models: ")
+    reply = await served.client.post("/api/feedback/-x", json={"request_id": ids[0], "label": 0})
+    assert reply.status_code == 404 and "model names are" in reply.json()["error"]
+    # A model that exists, and ids that match nothing of it, are told apart from that.
+    reply = await served.client.post("/api/feedback/iris", json={"request_id": "x1", "label": 0})
+    assert reply.status_code == 404
+    assert reply.json()["error"].startswith("no prediction of model 'iris' has the request id")
+
+
+async def test_labels_for_a_model_no_longer_served_are_taken(served: Served) -> None:
+    ids = await send(served.client, np.array([[5.1, 3.5, 1.4, 0.2]]), 1)
+    served.monitor.flush()
+    unload = await served.client.post("/v2/repository/models/iris/unload")
+    assert unload.status_code == 200, unload.text
+    assert (await served.client.get("/v2/models/iris")).status_code == 404
+    reply = await served.client.post("/api/feedback/iris", json={"request_id": ids[0], "label": 0})
+    assert reply.json() == {"accepted": 1, "unknown": []}
+
+
+async def test_two_different_labels_for_one_request_in_one_call_are_refused(
+    served: Served,
+) -> None:
+    """The labels were made a dict by request id: the last of two silently won."""
+    ids = await send(served.client, np.array([[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3]]), 1)
+    served.monitor.flush()
+    labels = [
+        {"request_id": ids[0], "label": 0},
+        {"request_id": ids[1], "label": 2},
+        {"request_id": ids[0], "label": 1},
+    ]
+    reply = await served.client.post("/api/feedback/iris", json={"labels": labels})
+    assert reply.status_code == 422
+    error = reply.json()["error"]
+    assert error.startswith(f"labels[0] and labels[2] give request {ids[0]!r} different labels")
+    performance = (await served.client.get("/api/monitoring/iris")).json()["performance"]
+    assert performance is None  # nothing was taken, not even the other request's label
+    # The same label twice (a client's retry within a batch) is taken once.
+    labels[2]["label"] = 0
+    reply = await served.client.post("/api/feedback/iris", json={"labels": labels})
+    assert reply.json() == {"accepted": 2, "unknown": []}

@@ -91,7 +91,7 @@ async def test_a_label_that_is_not_a_number_is_refused_and_changes_nothing(
 ) -> None:
     x, _ = diabetes_data
     (first, _), (second, _) = await _predict(client, x[:2])
-    for label in ("abc", None, [1.0, 2.0], {"value": 1}, "nan", "inf", "-Infinity", "1e400"):
+    for label in ("abc", None, [1.0, 2.0], {"value": 1}, "nan", "inf", "-Infinity", "1e400", "1.5"):
         body = {
             "labels": [
                 {"request_id": first, "label": 100.0},
@@ -101,7 +101,7 @@ async def test_a_label_that_is_not_a_number_is_refused_and_changes_nothing(
         reply = await client.post("/api/feedback/forest", json=body)
         assert reply.status_code == 422, (label, reply.text)  # a list for one row was 400
         assert second in reply.json()["error"], reply.text
-    reply = await client.post("/api/feedback/forest", json={"request_id": second, "label": "151.5"})
+    reply = await client.post("/api/feedback/forest", json={"request_id": second, "label": 151.5})
     assert reply.json() == {"accepted": 1, "unknown": []}
     performance = (await client.get("/api/monitoring/forest")).json()["performance"]
     # The refused calls' good labels were not kept either; the report is still computed.
@@ -116,7 +116,7 @@ async def test_huge_labels_leave_the_errors_finite_and_the_alert_readable(
     /api/monitoring, +Inf in /metrics, and an alert whose reason held a 200-digit number."""
     x, y = diabetes_data
     answers = await _predict(client, x[:40])
-    truths: list[object] = [1e200, "1e200", 1e308, *y[3:40].tolist()]
+    truths: list[object] = [1e200, 1e200, 1e308, *y[3:40].tolist()]
     labels = [{"request_id": rid, "label": t} for (rid, _), t in zip(answers, truths, strict=True)]
     reply = await client.post("/api/feedback/forest", json={"labels": labels})
     assert reply.json() == {"accepted": 40, "unknown": []}
@@ -135,3 +135,34 @@ async def test_huge_labels_leave_the_errors_finite_and_the_alert_readable(
     assert len(exported) == 2 and all(np.isfinite(exported)), exported
     alert = next(a for a in (await client.get("/api/alerts")).json()["active"])
     assert alert["rule"] == "concept_drift" and "rmse 1.581e+307 against " in alert["message"]
+
+
+async def test_a_number_written_as_text_is_refused_naming_the_request_and_the_value(
+    client: httpx.AsyncClient, diabetes_data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """A label of "1.5" was taken as 1.5, though the README says a regression's label is a
+    finite number."""
+    x, _ = diabetes_data
+    (one, _), (two, _) = await _predict(client, x[:2])
+    reply = await client.post("/api/feedback/forest", json={"request_id": one, "label": "1.5"})
+    assert reply.status_code == 422
+    assert reply.json()["error"] == (
+        f'request {one!r}: label "1.5" is not a finite number, as a regression needs '
+        "(send a JSON number, not text)"
+    )
+    # One request of two rows, labelled with a list: the row is named too.
+    both = (await client.post("/predict/forest", json={"data": x[2:4].tolist()})).json()["id"]
+    reply = await client.post(
+        "/api/feedback/forest", json={"request_id": both, "label": [2.0, "3"]}
+    )
+    assert reply.status_code == 422
+    assert reply.json()["error"].startswith(f'request {both!r} row 1: label "3" is not a finite')
+    reply = await client.post(
+        "/api/feedback/forest",
+        json={"labels": [{"request_id": two, "label": 1.5}, {"request_id": one, "label": "1.5"}]},
+    )
+    assert reply.status_code == 422 and one in reply.json()["error"]
+    reply = await client.post("/api/feedback/forest", json={"request_id": one, "label": 1.5})
+    assert reply.json() == {"accepted": 1, "unknown": []}
+    performance = (await client.get("/api/monitoring/forest")).json()["performance"]
+    assert performance["labels"] == 1  # none of the refused calls' labels was kept

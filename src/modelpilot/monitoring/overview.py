@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.monitor import Monitor
+from modelpilot.monitoring.system import MachineCpu
+
+if TYPE_CHECKING:
+    from modelpilot.serving.engine import InferenceEngine
 
 
 def model_overview(report: ModelReport) -> dict[str, Any]:
@@ -30,29 +34,70 @@ def model_overview(report: ModelReport) -> dict[str, Any]:
     }
 
 
-def overview(monitor: Monitor) -> dict[str, Any]:
-    """Service history, every watched version, active alerts and the machine, right now."""
-    now = time.time()
-    process = psutil.Process()
-    with process.oneshot():
-        rss = process.memory_info().rss
-    disk = psutil.disk_io_counters()
-    net = psutil.net_io_counters()
-    points = [p.to_dict() for p in monitor.series()]
-    return {
-        "time": now,
-        "uptime_seconds": now - monitor.started_at,
-        "series": points,
-        "system": {
-            "cpu_percent": points[-1]["cpu_percent"] if points else 0.0,
-            "machine_cpu_percent": psutil.cpu_percent(None),
-            "memory_percent": psutil.virtual_memory().percent,
-            "process_memory_bytes": rss,
-            "disk_read_bytes": disk.read_bytes if disk else None,
-            "disk_write_bytes": disk.write_bytes if disk else None,
-            "net_sent_bytes": net.bytes_sent if net else None,
-            "net_recv_bytes": net.bytes_recv if net else None,
-        },
-        "models": [model_overview(r) for r in monitor.reports()],
-        "alerts": [a.to_dict() for a in list(monitor.alerts.active.values())],
-    }
+class Overview:
+    """Service history, every served model, active alerts and the machine, for the dashboard.
+
+    One for each server process, kept between requests: it holds the dashboard's own reader of
+    the machine's CPU, whose interval nobody else's reading shortens.
+    """
+
+    def __init__(
+        self, monitor: Monitor, engine: InferenceEngine, cpu: MachineCpu | None = None
+    ) -> None:
+        self.monitor = monitor
+        self.engine = engine
+        self.cpu = cpu or MachineCpu()
+
+    def read(self) -> dict[str, Any]:
+        now = time.time()
+        process = psutil.Process()
+        with process.oneshot():
+            rss = process.memory_info().rss
+        disk = psutil.disk_io_counters()
+        net = psutil.net_io_counters()
+        points = [p.to_dict() for p in self.monitor.series()]
+        last = points[-1] if points else None
+        return {
+            "time": now,
+            "uptime_seconds": now - self.monitor.started_at,
+            "series": points,
+            "system": {
+                "workers": self.engine.settings.workers,
+                # The server's, as the chart draws them: every worker's added up (see
+                # ``merge_points``); until the first interval closes, this process's memory.
+                "cpu_percent": last["cpu_percent"] if last else None,
+                "memory_bytes": last["memory_bytes"] if last else rss,
+                "process_memory_bytes": rss,  # this worker's alone
+                "machine_cpu_percent": self.cpu.share() * 100,
+                "memory_percent": psutil.virtual_memory().percent,
+                "disk_read_bytes": disk.read_bytes if disk else None,
+                "disk_write_bytes": disk.write_bytes if disk else None,
+                "net_sent_bytes": net.bytes_sent if net else None,
+                "net_recv_bytes": net.bytes_recv if net else None,
+            },
+            "models": self._models(),
+            "alerts": [a.to_dict() for a in list(self.monitor.alerts.active.values())],
+        }
+
+    def _models(self) -> list[dict[str, Any]]:
+        """Every version with a report; then each served model without one, with no traffic
+        yet (the monitor reports on a version only once it has answered requests)."""
+        reports = self.monitor.reports()
+        reported = {r.model for r in reports}
+        idle = [
+            ModelReport(
+                model=name,
+                version=str(version.version),
+                requests=0,
+                rows=0,
+                drift=None,
+                predictions=None,
+                performance=None,
+                performance_history=[],
+            )
+            for name, version in sorted(
+                self.engine.served.current_versions(), key=lambda pair: pair[0]
+            )
+            if version is not None and name not in reported and self.engine.served.is_served(name)
+        ]
+        return [model_overview(r) for r in [*reports, *idle]]

@@ -124,21 +124,25 @@ class PerformanceWindow:
         Checked as labels arrive: one that the metrics could not use would stop the
         version's reports for as long as it stayed in the window, and one that is no class
         of the model (7 for iris's 0, 1 and 2) would count as a wrong prediction and could
-        raise a concept-drift alert on a typo. A regression takes finite numbers (numbers
-        written as text too); a classifier one of its classes, compared as the metrics
-        compare them (1, 1.0 and "1" are the same class; for a classifier of booleans, 1
-        and 0 and "true" and "false" are True and False, as scikit-learn reads them), or,
-        when the model does not say what its classes are, any string or number."""
+        raise a concept-drift alert on a typo. A regression takes finite JSON numbers, not
+        numbers written as text ("1.5" is a slip in the client, as a label of the wrong
+        kind is); a classifier one of its classes, compared as the metrics compare them (1,
+        1.0 and "1" are the same class; for a classifier of booleans, 1 and 0 and "true" and
+        "false" are True and False, as scikit-learn reads them), or, when the model does not
+        say what its classes are, any string or number."""
         if self.task == "regression":
-            if isinstance(truth, (int, float, str)) and not isinstance(truth, bool):
+            if isinstance(truth, (int, float)) and not isinstance(truth, bool):
                 try:
                     value = float(truth)
-                except (ValueError, OverflowError):  # not a number; an int past float64
+                except OverflowError:  # an int past float64
                     pass
                 else:
                     if math.isfinite(value):
                         return value
-            raise ValueError(f"label {_shown(truth)} is not a finite number, as a regression needs")
+            text = " (send a JSON number, not text)" if isinstance(truth, str) else ""
+            raise ValueError(
+                f"label {_shown(truth)} is not a finite number, as a regression needs{text}"
+            )
         if isinstance(truth, float) and not math.isfinite(truth):
             raise ValueError(f"label {_shown(truth)} is not a class")
         if not isinstance(truth, (str, int, float)):  # bool is an int

@@ -3,14 +3,61 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from typing import Any
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import psutil
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 logger = logging.getLogger(__name__)
+
+
+class MachineCpu:
+    """The share of the machine's CPU in use, measured by one reader between its own readings.
+
+    Not ``psutil.cpu_percent(None)``: that measures since the last call by anyone in the
+    process, so two readers close together (a scrape right after the dashboard's poll) shrink
+    its interval to milliseconds and its figure to noise, 0 or 100 %. Each reader keeps an
+    instance of its own; a reading less than ``min_seconds`` after the last one returns the
+    last figure again, and the first ones the machine's average since it booted.
+    """
+
+    def __init__(
+        self,
+        min_seconds: float = 1.0,
+        read: Callable[[], NamedTuple] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.min_seconds = min_seconds
+        self._read = read or psutil.cpu_times
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._busy, self._total = _busy_and_total(self._read())
+        self._at = clock()
+        self._share = self._busy / self._total if self._total > 0 else 0.0
+
+    def share(self) -> float:
+        """The busy share (0-1) since this reader's previous measurement."""
+        with self._lock:
+            now = self._clock()
+            if now - self._at < self.min_seconds:
+                return self._share
+            busy, total = _busy_and_total(self._read())
+            if total > self._total:
+                self._share = min(max((busy - self._busy) / (total - self._total), 0.0), 1.0)
+            self._busy, self._total, self._at = busy, total, now
+            return self._share
+
+
+def _busy_and_total(times: NamedTuple) -> tuple[float, float]:
+    """CPU seconds spent busy, and in all, as ``psutil.cpu_percent`` counts them."""
+    values = times._asdict()
+    # Linux counts guest time in user and nice already.
+    total = sum(values.values()) - values.get("guest", 0.0) - values.get("guest_nice", 0.0)
+    return total - values.get("idle", 0.0) - values.get("iowait", 0.0), total
 
 
 class SystemCollector(Collector):
@@ -20,10 +67,10 @@ class SystemCollector(Collector):
     absent, not zero, and nothing is logged.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cpu: MachineCpu | None = None) -> None:
         self.process = psutil.Process()
-        self.process.cpu_percent(None)
-        psutil.cpu_percent(None)
+        self.cpu = cpu or MachineCpu()
+        """The collector's own reader of the machine's CPU (whatever else reads it)."""
         self._nvml: Any = None
         try:
             import pynvml
@@ -55,8 +102,8 @@ class SystemCollector(Collector):
         )
         yield _gauge(
             "modelpilot_system_cpu_utilization_ratio",
-            "Share of the machine's CPU in use since the last scrape (0-1).",
-            psutil.cpu_percent(None) / 100,
+            "Share of the machine's CPU in use since the last scrape, a second ago at least (0-1).",
+            self.cpu.share(),
         )
         yield _gauge(
             "modelpilot_system_cpu_count", "Logical CPUs of the machine.", psutil.cpu_count() or 0

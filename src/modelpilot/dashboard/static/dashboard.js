@@ -256,8 +256,8 @@
     const unit = byteUnit(mem.length ? Math.max(...mem) : 0), div = 1024 ** unit;
     lineChart($('chart-system'), {
       lines: [{ label: 'CPU %', color: C.purple, pts: pts('cpu_percent'), fill: true },
-        { label: 'process memory', color: C.teal, pts: pts('memory_bytes', (v) => v / div), right: true }],
-      fmt: (v) => v.toFixed(0) + '%', rfmt: (v, st) => `${tickFmt(v, st)} ${BYTE_UNITS[unit]}`, minSpan: 10, points: n,
+        { label: 'memory (RSS)', color: C.teal, pts: pts('memory_bytes', (v) => v / div), right: true }],
+      fmt: (v, st) => tickFmt(v, st) + '%', rfmt: (v, st) => `${tickFmt(v, st)} ${BYTE_UNITS[unit]}`, minSpan: 10, points: n,
     });
     setStat('stat-rps', isNum(last.rps) ? `${last.rps.toFixed(last.rps >= 1000 ? 0 : 1)} req/s` : '—', last.rps);
     setStat('stat-p99', fmtMs(last.p99_ms), last.p99_ms);
@@ -270,16 +270,24 @@
 
   function renderSystem(p) {
     const sys = p.system || {};
+    // The server's figures, as the chart beside them: with workers, all of them added up.
+    const workers = isNum(sys.workers) && sys.workers > 1 ? sys.workers : 1;
+    const who = workers > 1 ? `${workers} workers` : 'this process';
+    setText('stat-cpu-label', workers > 1 ? `CPU · ${who}` : 'Process CPU');
     setStat('stat-cpu', pct(sys.cpu_percent), sys.cpu_percent);
-    setStat('stat-memory', fmtBytes(sys.process_memory_bytes), sys.process_memory_bytes);
-    setText('stat-memory-sub', isNum(sys.memory_percent) ? `RSS · host ${pct(sys.memory_percent)}` : 'process RSS');
+    setText('stat-cpu-sub', `machine ${pct(sys.machine_cpu_percent)}`);
+    setText('stat-memory-label', workers > 1 ? `Memory · ${who}` : 'Process memory');
+    setStat('stat-memory', fmtBytes(sys.memory_bytes), sys.memory_bytes);
+    setText('stat-memory-sub', `RSS · machine ${pct(sys.memory_percent)}`);
+    setText('sys-hint', `CPU % · memory of ${who}`);
     if (!state.curSys || state.curSys.time !== p.time) { state.prevSys = state.curSys; state.curSys = { time: p.time, sys }; }
     const prev = state.prevSys, dt = prev ? p.time - prev.time : 0;
     const io = (k) => {
       const ok = prev && dt > 0 && isNum(sys[k]) && isNum(prev.sys[k]);
       return ok ? `${fmtBytes(Math.max(0, (sys[k] - prev.sys[k]) / dt))}/s` : fmtBytes(sys[k]);
     };
-    const rows = [['Host memory', pct(sys.memory_percent)], ['Disk read', io('disk_read_bytes')],
+    const rows = [['Machine CPU', pct(sys.machine_cpu_percent)], ['Machine memory', pct(sys.memory_percent)],
+      ['Disk read', io('disk_read_bytes')],
       ['Disk write', io('disk_write_bytes')], ['Net in / out', `${io('net_recv_bytes')} / ${io('net_sent_bytes')}`]];
     $('sys-details').replaceChildren(...rows.map(([k, v]) => el('div', '', null, el('dt', '', k), el('dd', '', v))));
   }
@@ -312,17 +320,22 @@
     $('model-picker').hidden = models.length <= 1;
   }
 
+  // A served model with nothing to show: it has answered no requests yet (and no windows
+  // were restored from the inference log).
+  const idle = (m) => !!m && !m.requests && !m.drift && !m.predictions && !m.performance;
+
   function renderDrift(m) {
     const drift = m && m.drift;
     const feats = drift && Array.isArray(drift.features) ? drift.features : [];
     const tbody = $('drift-table').querySelector('tbody');
     if (!drift) {
-      setBadge('drift-badge', 'muted', m ? 'no reference profile' : 'no model');
-      drawEmpty($('chart-drift'), m ? 'No reference profile for this model' : 'No models loaded');
+      const why = !m ? 'No models loaded' : idle(m) ? 'No traffic yet' : 'No reference profile for this model';
+      setBadge('drift-badge', 'muted', !m ? 'no model' : idle(m) ? 'no traffic yet' : 'no reference profile');
+      drawEmpty($('chart-drift'), why);
       setStat('stat-drifted', '—', null, '');
       ['drift-foot', 'drift-window'].forEach((id) => setText(id, '—'));
-      setText('stat-drift-sub', m ? `${m.name} · no reference` : '—');
-      const td = Object.assign(el('td', 'empty', m ? 'No reference profile for this model.' : 'No models loaded.'), { colSpan: 8 });
+      setText('stat-drift-sub', m ? `${m.name} · ${idle(m) ? 'no traffic yet' : 'no reference'}` : '—');
+      const td = Object.assign(el('td', 'empty', `${why}.`), { colSpan: 8 });
       tbody.replaceChildren(el('tr', '', null, td));
       return;
     }
@@ -354,7 +367,7 @@
     const pr = m && m.predictions;
     const canvas = $('chart-predictions');
     if (!pr) {
-      drawEmpty(canvas, m ? 'No predictions recorded yet' : 'No models loaded');
+      drawEmpty(canvas, !m ? 'No models loaded' : idle(m) ? 'No traffic yet' : 'No predictions recorded yet');
       setText('pred-kind', '—'); setText('pred-summary', '—');
       return;
     }
@@ -379,7 +392,7 @@
     const perf = m && m.performance;
     const canvas = $('chart-accuracy'), concept = $('concept-badge');
     if (!perf) {
-      drawEmpty(canvas, m ? 'No ground-truth labels yet' : 'No models loaded');
+      drawEmpty(canvas, !m ? 'No models loaded' : idle(m) ? 'No traffic yet' : 'No ground-truth labels yet');
       setStat('stat-accuracy', '—', null, '');
       setText('stat-accuracy-label', 'Accuracy'); setText('perf-title', 'Accuracy');
       setText('stat-accuracy-sub', 'no labels yet'); setText('perf-summary', '—');
@@ -414,7 +427,8 @@
   function renderModel() {
     const models = Array.isArray(state.payload.models) ? state.payload.models : [];
     const m = models.find((x) => x.name === state.model) || null;
-    setText('model-title', m ? `${m.name}${m.version ? ` v${m.version}` : ''} · ${count(m.requests || 0)} requests` : 'none loaded');
+    const traffic = idle(m) ? 'no traffic yet' : `${count(m && m.requests)} requests`;
+    setText('model-title', m ? `${m.name}${m.version ? ` v${m.version}` : ''} · ${traffic}` : 'none loaded');
     renderDrift(m);
     renderPredictions(m);
     renderPerformance(m);

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from modelpilot.errors import InvalidInput, NotFound
+from modelpilot.errors import InvalidInput, ModelNotFound, NotFound
 from modelpilot.monitoring.monitor import Monitor
-from modelpilot.monitoring.overview import model_overview, overview
+from modelpilot.monitoring.overview import Overview, model_overview
+from modelpilot.registry.refs import NAME_RULE, is_name
 from modelpilot.server.rest.body import documented_json_body, json_object
 from modelpilot.server.rest.errors import invalid_request
 from modelpilot.server.rest.openapi import errors
@@ -39,10 +41,27 @@ class Feedback(BaseModel):
         return self
 
     def pairs(self) -> dict[str, Any]:
-        if self.labels is not None:
-            return {item.request_id: item.label for item in self.labels}
-        assert self.request_id is not None
-        return {self.request_id: self.label}
+        """The labels by request id.
+
+        InvalidInput (422) for a request given two different labels in one call: which
+        one is meant is the client's to say (a later call may correct a label, and its
+        label replaces the first). The same label twice is taken once, as a retry is."""
+        if self.labels is None:
+            assert self.request_id is not None
+            return {self.request_id: self.label}
+        pairs: dict[str, Any] = {}
+        first: dict[str, int] = {}
+        for index, item in enumerate(self.labels):
+            key = item.request_id
+            if key not in pairs:
+                pairs[key], first[key] = item.label, index
+            elif json.dumps(item.label) != json.dumps(pairs[key]):
+                raise InvalidInput(
+                    f"labels[{first[key]}] and labels[{index}] give request {key!r} different "
+                    "labels; send one label per request (a list of one per row for several "
+                    "rows), and correct a label in a later call, which replaces it"
+                )
+        return pairs
 
 
 _LABEL_VALUE = {"type": ["string", "number", "boolean"]}
@@ -108,11 +127,12 @@ async def feedback(model: str, request: Request) -> FeedbackReply:
     """Join true labels to earlier predictions by request id; they feed accuracy monitoring.
 
     Answers 400 when the body cannot be parsed (not JSON, or not a JSON object), and 422
-    when it parses but does not fit: not one of the two forms, or a label that does not fit
-    its prediction (not one label per predicted row; for a classifier, none of its classes;
-    for a regression, not a finite number). A call answered with an error keeps none of its
-    labels. Answers 404 when no id matched a prediction of ``model``; ids that did not match
-    are listed in ``unknown`` otherwise.
+    when it parses but does not fit: not one of the two forms, two different labels for one
+    request, or a label that does not fit its prediction (not one label per predicted row;
+    for a classifier, none of its classes; for a regression, not a finite JSON number). A
+    call answered with an error keeps none of its labels. Answers 404 when no id matched a
+    prediction of ``model`` (saying so, or that no model has that name); ids that did not
+    match are listed in ``unknown`` otherwise.
     """
     monitor = _monitor(request)
     # The body is JSON whatever its Content-Type says, as for predictions: `curl -d` sends
@@ -127,6 +147,7 @@ async def feedback(model: str, request: Request) -> FeedbackReply:
         raise InvalidInput("no labels given")
     result = await asyncio.to_thread(monitor.feedback, model, pairs)
     if result.accepted == 0:
+        await _registered(monitor, model)
         sampled = ""
         if monitor.call_sample_rate < 1:
             sampled = (
@@ -139,6 +160,16 @@ async def feedback(model: str, request: Request) -> FeedbackReply:
             + sampled
         )
     return FeedbackReply(accepted=result.accepted, unknown=result.unknown)
+
+
+async def _registered(monitor: Monitor, model: str) -> None:
+    """ModelNotFound, as ``/v2/models/{model}`` answers, unless ``model`` is registered.
+
+    Asked only when no label joined: labels for the logged predictions of a version no
+    longer served, or of a model no longer registered, join all the same."""
+    if not is_name(model):
+        raise ModelNotFound(f"no model is named {model!r}: model names are {NAME_RULE}")
+    await asyncio.to_thread(monitor.registry.latest, model)
 
 
 _OFF = errors(404)
@@ -178,4 +209,10 @@ async def monitoring_model(
 
 @router.get("/dashboard", summary="Everything the live dashboard draws", responses=_OFF)
 async def dashboard_data(request: Request) -> dict[str, Any]:
-    return overview(_monitor(request))
+    state = request.app.state
+    # Made on the first request and kept: it holds the dashboard's own baseline of the
+    # machine's CPU (a fresh one each time would measure nothing).
+    if getattr(state, "overview", None) is None:
+        state.overview = Overview(_monitor(request), state.engine)
+    read: dict[str, Any] = state.overview.read()
+    return read

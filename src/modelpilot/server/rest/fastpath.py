@@ -8,8 +8,10 @@ use; everything else (and the OpenAPI docs of these endpoints) is FastAPI's.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -50,6 +52,7 @@ class InferenceFastPath:
         self.app = app
         self.engine = engine
         self.limit = settings.max_request_bytes
+        self.hang_ups = HangUps()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -64,7 +67,11 @@ class InferenceFastPath:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             body = await self._body(headers, receive)
-            reply = await handler(self.engine, model, version, body, headers, self.limit)
+            reply = await self.hang_ups.answer(
+                handler(self.engine, model, version, body, headers, self.limit), receive
+            )
+            if reply is None:
+                return  # no one to answer; the engine counted the request as 499
         except ModelPilotError as exc:
             await error_response(exc)(scope, receive, send)
             return
@@ -101,3 +108,79 @@ class InferenceFastPath:
 
     def _too_large(self, size: int | None) -> PayloadTooLarge:
         return too_large(size, self.limit)
+
+
+class HangUps:
+    """The requests being answered, and the clients among them that hang up.
+
+    A client that hangs up has its request cancelled, as gRPC cancels a call whose stream
+    is reset, and the engine counts it as 499 ("client closed request").
+
+    Once a request's body is read, its ``receive`` has nothing more to give but
+    ``http.disconnect``. A task awaiting that for every request cost some 5 microseconds
+    of CPU, a tenth of what a small request costs, to catch a rare event; so requests are
+    only noted as they start, and every ``tick`` seconds (while any are in flight) those
+    still being answered get such a task. A request answered less than ``tick`` after
+    its client hung up may count as answered: the work was done, just for no one.
+    """
+
+    def __init__(self, tick: float = 0.05) -> None:
+        self.tick = tick
+        self._answering: set[_Watch] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def answer(self, call: Awaitable[Reply], receive: Receive) -> Reply | None:
+        """``call``'s reply, or None if the client hangs up first (``call`` is cancelled)."""
+        watch = _Watch(asyncio.current_task(), receive)
+        self._answering.add(watch)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.tick, self._look)
+        try:
+            return await call
+        except asyncio.CancelledError:
+            if not watch.hung_up or watch.task is None:
+                raise  # cancelled from outside (the server is stopping), not by the client
+            watch.task.uncancel()
+            return None
+        finally:
+            self._answering.discard(watch)
+            watch.task = None
+            if watch.watcher is not None:
+                watch.watcher.cancel()
+
+    def _look(self) -> None:
+        """Watch for the hang-up of every client whose request is still being answered."""
+        self._timer = None
+        if not self._answering:
+            return
+        loop = asyncio.get_running_loop()
+        for watch in self._answering:
+            if watch.watcher is None:
+                watch.watcher = loop.create_task(watch.run())
+        self._timer = loop.call_later(self.tick, self._look)
+
+
+class _Watch:
+    """One request being answered: cancels it if its client hangs up, once watched."""
+
+    __slots__ = ("hung_up", "receive", "task", "watcher")
+
+    def __init__(self, task: asyncio.Task[Any] | None, receive: Receive) -> None:
+        self.task = task
+        """The task answering; None once it has answered."""
+        self.receive = receive
+        self.hung_up = False
+        self.watcher: asyncio.Task[None] | None = None
+        """The task awaiting the hang-up, once there is one (held: the event loop keeps
+        only a weak reference to a task)."""
+
+    async def run(self) -> None:
+        try:
+            while (await self.receive())["type"] != "http.disconnect":
+                pass
+        except Exception:
+            logger.exception("waiting for a client to hang up failed")
+            return
+        if self.task is not None:
+            self.hung_up = True
+            self.task.cancel()
