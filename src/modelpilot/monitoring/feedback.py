@@ -70,3 +70,29 @@ def predicted_rows(monitor: ModelMonitor, outputs: Mapping[str, Any]) -> tuple[l
     predicted = np.asarray(outputs[output], dtype=object)
     values = predicted.reshape(len(predicted), -1)[:, 0].tolist()
     return values, outputs.get("predict_proba")
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """One request's labels, checked, beside what was predicted for each of its rows."""
+
+    monitor: ModelMonitor
+    request_id: str
+    pairs: list[tuple[Any, Any]]
+    """(label, prediction) of each row."""
+    proba: Any
+
+    def apply(self, at: float) -> int:
+        """Give the version's monitor these labels; returns how many. A label for a row
+        labelled before replaces it."""
+        for index, (truth, predicted) in enumerate(self.pairs):
+            row_proba = None if self.proba is None else np.asarray(self.proba[index], dtype=float)
+            self.monitor.label(truth, predicted, row_proba, at, (self.request_id, index))
+        return len(self.pairs)
+
+
+def join(monitor: ModelMonitor, request_id: str, label: Any, outputs: Mapping[str, Any]) -> Joined:
+    """``label`` (of request ``request_id``) checked against the rows ``monitor``'s version
+    predicted for it, ``outputs``; InvalidInput (422) if it does not fit them."""
+    predicted, proba = predicted_rows(monitor, outputs)
+    return Joined(monitor, request_id, label_pairs(monitor, request_id, label, predicted), proba)

@@ -35,7 +35,7 @@ from modelpilot.monitoring.alerts import (
     rollout_conditions,
     service_conditions,
 )
-from modelpilot.monitoring.feedback import FeedbackResult, label_pairs, look_again, predicted_rows
+from modelpilot.monitoring.feedback import FeedbackResult, Joined, join, look_again
 from modelpilot.monitoring.history import ServiceHistory, ServicePoint, merge_points
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.model_monitor import (
@@ -320,6 +320,11 @@ class Monitor(InferenceObserver):
             if taken:
                 self.tap.take(merge(taken))
 
+    def _version_monitor(self, model: str, version: int) -> ModelMonitor:
+        """The monitor of a version labels came for (a registry read once per version)."""
+        monitor = self._monitors.get((model, version))
+        return monitor or self._monitor(self.registry.get_version(model, version))
+
     def _monitor(self, version: ModelVersion) -> ModelMonitor:
         return monitor_of(self._monitors, self.registry, version, self.config)
 
@@ -445,7 +450,7 @@ class Monitor(InferenceObserver):
             found.update(look_again(self.tap, model, missing, self.sibling_seconds))
         with self._lock:
             now = time.time()
-            joined: list[tuple[ModelMonitor, str, list[tuple[Any, Any]], Any]] = []
+            joined: list[Joined] = []
             matched: dict[str, Any] = {}
             unknown: list[str] = []
             for request_id, label in labels.items():
@@ -453,17 +458,10 @@ class Monitor(InferenceObserver):
                 if prediction is None:
                     unknown.append(request_id)
                     continue
-                monitor = self._monitors.get((prediction.model, prediction.version))
-                if monitor is None:  # a registry read once per version, not per label
-                    version = self.registry.get_version(prediction.model, prediction.version)
-                    monitor = self._monitor(version)
-                predicted, proba = predicted_rows(monitor, prediction.outputs)
-                pairs = label_pairs(monitor, request_id, label, predicted)
-                joined.append((monitor, request_id, pairs, proba))
+                monitor = self._version_monitor(prediction.model, prediction.version)
+                joined.append(join(monitor, request_id, label, prediction.outputs))
                 matched[request_id] = label
-            accepted = 0
-            for monitor, request_id, rows, proba in joined:
-                accepted += _apply(monitor, request_id, rows, proba, now)
+            accepted = sum(request.apply(now) for request in joined)
         if matched:
             self.tap.set_labels(model, matched)
         self._evaluate(close_interval=False)
@@ -484,16 +482,11 @@ class Monitor(InferenceObserver):
                 if served is not None and not served.serve_all and found.model not in served.names:
                     continue  # another server's model
                 try:
-                    monitor = self._monitors.get((found.model, found.version))
-                    if monitor is None:
-                        monitor = self._monitor(
-                            self.registry.get_version(found.model, found.version)
-                        )
-                    predicted, proba = predicted_rows(monitor, found.outputs)
-                    pairs = label_pairs(monitor, item.request_id, item.label, predicted)
+                    monitor = self._version_monitor(found.model, found.version)
+                    request = join(monitor, item.request_id, item.label, found.outputs)
                 except (NotFound, InvalidInput):
                     continue  # its version is gone, or it no longer fits: as if never posted
-                restored += _apply(monitor, item.request_id, pairs, proba, item.at)
+                restored += request.apply(item.at)
         if relabelled:
             logger.info("quality windows restored from the inference log: %d labels", restored)
             self._evaluate(close_interval=False)
@@ -504,18 +497,3 @@ class Monitor(InferenceObserver):
         """How long after answering a sibling worker's requests may still be on their way to
         the shared inference log: its round, its tap's writes, and a second to spare."""
         return max(self.round_seconds, self.tick_seconds) + self.tap.log_delay + 1.0
-
-
-def _apply(
-    monitor: ModelMonitor,
-    request_id: str,
-    rows: list[tuple[Any, Any]],
-    proba: Any,
-    at: float,
-) -> int:
-    """Give ``monitor`` the labels of one request's rows (label, prediction); returns how
-    many. A label for a row labelled before replaces it."""
-    for index, (truth, predicted) in enumerate(rows):
-        row_proba = None if proba is None else np.asarray(proba[index], dtype=float)
-        monitor.label(truth, predicted, row_proba, at, (request_id, index))
-    return len(rows)
