@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import Result
 
 from modelpilot.errors import InvalidInput, ModelPilotError
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.log_records import LogEntry
+from modelpilot.monitoring.offline import compare
+from modelpilot.registry.profile import ReferenceProfile
 from modelpilot.registry.store import Registry
 from tests.cli.conftest import Run
 
@@ -39,7 +43,7 @@ def test_two_files_report_only_the_shifted_features(
         registry=False,
     )
     assert result.exit_code == 3, result.output  # 2 of 4 features: dataset drift
-    assert "Dataset drift: 2 of 4 features (sepal_width, petal_length)" in result.stdout
+    assert "Dataset drift: 2 of 4 features drifted (sepal_width, petal_length)" in result.stdout
     page = report.read_text()
     assert page.count("<svg") == 4 and page.count("class='badge drifted'") == 4  # table + plots
     assert "petal_length" in page and "PSI" in page
@@ -64,6 +68,67 @@ def test_calm_data_passes_and_small_samples_use_ks(
     assert result.stdout.count(" ks ") == 4
     # Whole names in 80 columns (the table once cut them to "sepal_le…").
     assert all(f"\n {name} " in result.stdout for name in iris_frame.columns), result.stdout
+
+
+@pytest.mark.parametrize("n", [1, 20])
+def test_too_few_rows_say_so_and_fail_ci_with_a_code_of_their_own(
+    run: Run, iris_frame: pd.DataFrame, iris_csv: Path, tmp_path: Path, n: int
+) -> None:
+    """20 rows, under the 30 a verdict needs, printed "No dataset drift: 0 of 4 features
+    drifted over 20 rows." and passed --fail-on-drift: a CI job fed a truncated file passed
+    it as clean."""
+    current = tmp_path / "current.csv"
+    shifted(iris_frame, n, ["sepal_length"]).to_csv(current, index=False)
+    report = tmp_path / "r.html"
+    args = ("drift", str(iris_csv), str(current), "-o", str(report))
+    failing = run(*args, "--fail-on-drift", registry=False)
+    assert failing.exit_code == 4, failing.output
+    assert f"Too few rows for a verdict: {n} of the 30 needed." in failing.stdout
+    assert "No dataset drift" not in failing.stdout
+    assert run(*args, registry=False).exit_code == 0  # without the flag, only a report
+    page = report.read_text()
+    assert "<b>No verdict</b>" in page and "No dataset drift" not in page
+    assert f"too few rows for a verdict: {n} of the 30 needed" in page
+
+
+def test_fail_on_drift_help_names_both_exit_codes(run: Run) -> None:
+    help_text = " ".join(run("drift", "--help", registry=False).stdout.split())
+    assert "exit with code 3 when the dataset drifted, and with 4 when" in help_text
+    assert "too few rows for a verdict" in help_text
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--psi", "0", "greater than 0"),
+        ("--psi", "-0.5", "greater than 0"),
+        ("--p-value", "0", "greater than 0"),
+        ("--p-value", "1", "less than 1"),
+        ("--p-value", "nan", "not a number"),
+        ("--js", "0", "greater than 0"),
+        ("--js", "1.5", "less than or equal to 1"),
+    ],
+)
+def test_thresholds_out_of_range_are_refused_by_the_flag_the_user_typed(
+    run: Run, iris_csv: Path, tmp_path: Path, flag: str, value: str, message: str
+) -> None:
+    """--help showed --psi [x>=0] and --p-value [0<=x<=1], and 0 was then refused as
+    "--drift-psi-threshold=0.0", a flag there is not."""
+    result = run("drift", str(iris_csv), str(iris_csv), flag, value, "-o", str(tmp_path / "r"))
+    assert result.exit_code == 2, result.output  # a usage error, before any reading
+    assert f"Invalid value for '{flag}'" in result.output and message in result.output
+    assert "drift-" not in result.output
+
+
+def test_thresholds_help_shows_the_ranges_accepted(
+    run: Run, iris_csv: Path, tmp_path: Path
+) -> None:
+    help_text = " ".join(run("drift", "--help", registry=False).stdout.split())
+    for flag, bounds in (("--psi", "[x>0;"), ("--p-value", "[0<x<1;"), ("--js", "[0<x<=1;")):
+        assert bounds in help_text.split(f" {flag} ")[1].split(" --")[0], flag
+    for flag, value in (("--psi", "1e-9"), ("--p-value", "0.999"), ("--js", "1")):
+        result = run("drift", str(iris_csv), str(iris_csv), flag, value, "-o", str(tmp_path / "r"))
+        assert result.exit_code == 0, result.output
 
 
 def test_model_mode_reads_the_inference_log(
@@ -98,6 +163,35 @@ def test_model_mode_reads_the_inference_log(
     assert "100 logged requests (400 rows)" in report.read_text()
 
 
+def test_model_mode_with_too_few_logged_rows_has_no_verdict(
+    run: Run,
+    iris_model_path: Path,
+    iris_csv: Path,
+    iris_frame: pd.DataFrame,
+    tmp_path: Path,
+    registry_dir: Path,
+) -> None:
+    assert (
+        run("register", "iris", str(iris_model_path), "--reference", str(iris_csv)).exit_code == 0
+    )
+    registry = Registry.open(registry_dir)
+    log = InferenceLog(registry.companion_engine("inference-log"))
+    rows = iris_frame.to_numpy()[:12]
+    log.write(
+        [
+            LogEntry(f"r{i}", "iris", 1, time.time(), {"input-0": rows[i : i + 4].tolist()}, {})
+            for i in range(0, 12, 4)
+        ]
+    )
+    log.close()
+    registry.close()
+    report = tmp_path / "log.html"
+    result = run("drift", "--model", "iris", "--report", str(report), "--fail-on-drift")
+    assert result.exit_code == 4, result.output
+    assert "Too few rows for a verdict: 12 of the 30 needed." in result.stdout
+    assert "<b>No verdict</b>" in report.read_text()
+
+
 def test_drift_errors_say_what_to_do(
     run: Run, iris_model_path: Path, iris_csv: Path, tmp_path: Path
 ) -> None:
@@ -130,6 +224,65 @@ def test_wild_values_are_written_in_powers_of_ten_not_cut_off(
     assert result.exit_code == 0, result.output
     row = next(line for line in result.stdout.splitlines() if "sepal_width" in line)
     assert "e+" in row and "…" not in row
+
+
+def test_a_wild_wasserstein_is_never_cut_at_80_columns(
+    run: Run, iris_frame: pd.DataFrame, iris_csv: Path, tmp_path: Path
+) -> None:
+    """With the column of missing shares the table is at its widest, and a Wasserstein of
+    1.02e+300 showed as "1.02e+3…", which reads as a thousand."""
+    current = iris_frame.sample(2000, replace=True, random_state=1).reset_index(drop=True)
+    current["sepal_width"] *= 1e300
+    current.loc[::3, "petal_width"] = np.nan
+    current.to_csv(tmp_path / "current.csv", index=False)
+    result = run(
+        "drift", str(iris_csv), str(tmp_path / "current.csv"), "-o", str(tmp_path / "r.html")
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    table = lines[: next(i for i, line in enumerate(lines) if "features drifted" in line)]
+    assert not any("…" in line for line in table) and "0%->33%" in result.stdout
+    assert all(len(line) <= 80 for line in table)
+    row = next(line for line in table if "sepal_width" in line)
+    assert re.search(r" \d(\.\d)?e\+(299|300) ", row), row
+
+
+def test_the_tables_and_the_reports_figures_are_the_apis(
+    run: Run, iris_frame: pd.DataFrame, iris_csv: Path, tmp_path: Path
+) -> None:
+    """The terminal table, the HTML report and the API show one Wasserstein per feature;
+    one without any reference value to move from shows none ("-", not 0.000)."""
+    reference = iris_frame.assign(blank=np.nan)
+    reference.to_csv(tmp_path / "reference.csv", index=False)
+    current = shifted(reference, 300, ["sepal_length"], seed=4).assign(blank=1.0)
+    current.to_csv(tmp_path / "current.csv", index=False)
+    report = tmp_path / "r.html"
+    result = run(
+        "drift",
+        str(tmp_path / "reference.csv"),
+        str(tmp_path / "current.csv"),
+        "-o",
+        str(report),
+        registry=False,
+    )
+    assert result.exit_code == 0, result.output
+    api = compare(ReferenceProfile.from_data(reference), [current]).report.to_dict()
+    page = report.read_text()
+    for feature in api["features"]:
+        assert isinstance(feature, dict)
+        w = feature["wasserstein"]
+        line = next(row for row in result.stdout.splitlines() if f" {feature['name']} " in row)
+        cells = line.split()
+        shown = "-" if w is None else f"{w:.3f}"
+        assert cells[7] == shown, line  # W (sd), before the missing shares
+        cell = "-" if w is None else f"{w:.4g}"
+        assert re.search(f"<td>{_e(feature['name'])}</td>.*?<td>{re.escape(cell)}</td><td>", page)
+    blank = next(f for f in api["features"] if isinstance(f, dict) and f["name"] == "blank")
+    assert blank["wasserstein"] is None
+
+
+def _e(name: object) -> str:
+    return re.escape(str(name))
 
 
 def test_codes_of_digits_in_a_text_column_are_text_in_every_chunk_of_the_current_file(

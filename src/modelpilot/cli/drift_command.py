@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import TypeAdapter, ValidationError
 from rich import box
 from rich.table import Table
 
@@ -32,6 +34,44 @@ from modelpilot.registry.store import Registry
 from modelpilot.tabular import count_rows, iter_table, read_table
 
 DRIFT_EXIT_CODE = 3
+NO_VERDICT_EXIT_CODE = 4
+"""With --fail-on-drift, too few rows for a verdict: neither drift nor its absence, so that
+a CI job fed a truncated file does not pass it as "no drift"."""
+
+
+def _bounds(setting: str) -> str:
+    """A setting's range as --help writes ranges ("0<x<1", "x>0"), from its own declaration,
+    so that the two cannot disagree (--p-value once showed 0<=x<=1 and refused 0 and 1)."""
+    bound = {
+        name: f"{getattr(rule, name):g}"
+        for rule in Settings.model_fields[setting].metadata
+        for name in ("gt", "ge", "lt", "le")
+        if getattr(rule, name, None) is not None
+    }
+    low = f"{bound['gt']}<" if "gt" in bound else f"{bound['ge']}<=" if "ge" in bound else ""
+    high = f"<{bound['lt']}" if "lt" in bound else f"<={bound['le']}" if "le" in bound else ""
+    if low and not high:  # as click writes a range open above
+        return f"x>{bound['gt']}" if "gt" in bound else f"x>={bound['ge']}"
+    return f"{low}x{high}"
+
+
+def _checked(setting: str) -> Callable[[float | None], float | None]:
+    """A flag's check by the rules of the setting it sets: refused there, the value is
+    refused here, and the error names the flag the user typed (the setting's message named
+    --drift-psi-threshold, which is no flag)."""
+    adapter: TypeAdapter[float] = TypeAdapter(Settings.model_fields[setting].rebuild_annotation())
+
+    def check(value: float | None) -> float | None:
+        if value is None:
+            return None
+        if math.isnan(value):  # else refused as "should be less than 1", which it is not
+            raise typer.BadParameter("not a number")
+        try:
+            return adapter.validate_python(value)
+        except ValidationError as exc:
+            raise typer.BadParameter(exc.errors()[0]["msg"]) from None
+
+    return check
 
 
 def drift(
@@ -68,15 +108,42 @@ def drift(
     ] = Path("drift-report.html"),
     psi: Annotated[
         float | None,
-        typer.Option(help="PSI from which a numeric feature drifts on large samples.", min=0),
+        typer.Option(
+            help="PSI from which a numeric feature drifts on large samples. "
+            f"[{_bounds('drift_psi_threshold')}; default: $MODELPILOT_DRIFT_PSI_THRESHOLD, "
+            f"else {Settings.model_fields['drift_psi_threshold'].default:g}]",
+            callback=_checked("drift_psi_threshold"),
+            show_default=False,
+        ),
+    ] = None,
+    js: Annotated[
+        float | None,
+        typer.Option(
+            help="Jensen-Shannon distance from which a categorical feature drifts on large "
+            f"samples. [{_bounds('drift_js_threshold')}; default: "
+            "$MODELPILOT_DRIFT_JS_THRESHOLD, else "
+            f"{Settings.model_fields['drift_js_threshold'].default:g}]",
+            callback=_checked("drift_js_threshold"),
+            show_default=False,
+        ),
     ] = None,
     p_value: Annotated[
         float | None,
-        typer.Option(help="Significance level of the tests on small samples.", min=0, max=1),
+        typer.Option(
+            help="Significance level of the tests on small samples, for all features "
+            f"together. [{_bounds('drift_p_value')}; default: $MODELPILOT_DRIFT_P_VALUE, "
+            f"else {Settings.model_fields['drift_p_value'].default:g}]",
+            callback=_checked("drift_p_value"),
+            show_default=False,
+        ),
     ] = None,
     fail_on_drift: Annotated[
         bool,
-        typer.Option(help=f"Exit with code {DRIFT_EXIT_CODE} when the dataset drifted (for CI)."),
+        typer.Option(
+            help=f"For CI: exit with code {DRIFT_EXIT_CODE} when the dataset drifted, and "
+            f"with {NO_VERDICT_EXIT_CODE} when the current data has too few rows for a "
+            "verdict (neither passes as no drift)."
+        ),
     ] = False,
     registry: RegistryOption = None,
     artifacts: ArtifactsOption = None,
@@ -91,6 +158,7 @@ def drift(
         registry=registry,
         artifacts=artifacts,
         drift_psi_threshold=psi,
+        drift_js_threshold=js,
         drift_p_value=p_value,
     )
     thresholds = drift_thresholds(settings)
@@ -109,6 +177,13 @@ def drift(
     err.print(f"HTML report: {report}", highlight=False)
     if fail_on_drift and comparison.report.dataset_drift:
         raise typer.Exit(DRIFT_EXIT_CODE)
+    if fail_on_drift and not _has_verdict(comparison.report):
+        raise typer.Exit(NO_VERDICT_EXIT_CODE)
+
+
+def _has_verdict(report: DriftReport) -> bool:
+    """Whether any feature was judged: below the minimum of rows none is."""
+    return any(f.method != "none" for f in report.features)
 
 
 def _from_files(reference: Path, current: Path, thresholds: DriftThresholds) -> Comparison:
@@ -176,37 +251,51 @@ def _print(report: DriftReport, thresholds: DriftThresholds) -> None:
         pad_edge=False,
     )
     table.add_column("feature", overflow="fold")  # a long name on two lines, not cut short
-    table.add_column("verdict")
+    table.add_column("verdict", overflow="fold")  # "drifted" in pieces, never "drift…"
     # Missing shares only where some feature has missing values: the table fits 80 columns.
     holes = any(_missing(f.reference_missing_share, f.missing_share) for f in report.features)
-    for name in ("method", "score", "threshold", "PSI", "JS", "W (sd)", "missing")[: 6 + holes]:
-        table.add_column(name, justify="right")
+    rows = []
     for f in report.features:
-        if f.method == "none":
-            verdict = "[dim]too few rows[/]"
+        if f.method == "none":  # no verdict, so no score to weigh against a threshold
+            verdict, score, threshold = "[dim]too few rows[/]", "-", "-"
         else:
             verdict = "[bold red]drifted[/]" if f.drifted else "[green]ok[/]"
-        table.add_row(
-            f.name,
-            verdict,
-            f.method,
-            _figure(f.score, 4),
-            _figure(f.threshold, 4),
-            _figure(f.psi, 3),
-            _figure(f.js_distance, 3),
-            "-" if f.wasserstein is None else _figure(f.wasserstein, 3),
-            *([_missing(f.reference_missing_share, f.missing_share) or "-"] if holes else []),
+            score, threshold = _figure(f.score, 4), _figure(f.threshold, 4)
+        rows.append(
+            (
+                f.name,
+                verdict,
+                f.method,
+                score,
+                threshold,
+                _figure(f.psi, 3),
+                _figure(f.js_distance, 3),
+                "-" if f.wasserstein is None else _figure(f.wasserstein, 3),
+                *([_missing(f.reference_missing_share, f.missing_share) or "-"] if holes else []),
+            )
         )
+    names = ("method", "score", "threshold", "PSI", "JS", "W (sd)", "missing")[: 6 + holes]
+    for position, name in enumerate(names, start=2):
+        # Never wrapped nor cut: squeezed, "1.02e+300" read "1.02e+3…", a thousand. The
+        # figures are short enough (see _figure) for the words to give way instead.
+        widest = max((len(row[position]) for row in rows), default=0)
+        table.add_column(name, justify="right", no_wrap=True, min_width=widest)
+    for row in rows:
+        table.add_row(*row)
+    if out.measure(table, options=out.options.update_width(1_000)).maximum > out.width:
+        # One space between columns rather than two, before any word has to give way; the
+        # verdict keeps two ("drifted missing" read as one phrase).
+        table.padding = (0, 0)
+        table.columns[1].min_width = len("drifted") + 1
     out.print(table)
-    drifted = report.drifted_features
-    summary = (
-        f"[bold red]Dataset drift[/]: {len(drifted)} of {len(report.features)} features "
-        f"({', '.join(drifted)})"
-        if report.dataset_drift
-        else f"No dataset drift: {len(drifted)} of {len(report.features)} features drifted"
-        + (f" ({', '.join(drifted)})" if drifted else "")
-    )
-    out.print(f"{summary} over {report.rows:,} rows.", highlight=False)
+    verdict = report.verdict[:1].upper() + report.verdict[1:]
+    if report.dataset_drift:
+        summary = f"[bold red]{verdict}[/] over {report.rows:,} rows."
+    elif _has_verdict(report):
+        summary = f"{verdict} over {report.rows:,} rows."
+    else:  # the verdict says how many rows there were, and how many are needed
+        summary = f"[yellow]{verdict}[/]."
+    out.print(summary, highlight=False)
     out.print(
         f"[dim]Rule: under {thresholds.min_rows} rows no verdict; under "
         f"{thresholds.large_sample_rows} rows KS (and Fisher's exact test of the share of "
@@ -214,7 +303,8 @@ def _print(report: DriftReport, thresholds: DriftThresholds) -> None:
         f"p < {thresholds.p_value} over all features (each at {thresholds.p_value} / their "
         "number); "
         f"from then on PSI >= {thresholds.psi} / Jensen-Shannon >= {thresholds.js_distance}. "
-        f"Dataset drift from {thresholds.dataset_share:.0%} of features.[/]",
+        f"Dataset drift from {thresholds.dataset_share:.0%} of features. W (sd): "
+        "Wasserstein in reference standard deviations.[/]",
         highlight=False,
     )
 
@@ -236,6 +326,10 @@ def install(app: typer.Typer) -> None:
 
 
 def _figure(value: float, places: int) -> str:
-    """``value`` to ``places`` decimals, or in powers of ten where that would be too wide
-    for its column (a feature whose values went wild: a Wasserstein of 1e+14 spreads)."""
-    return f"{value:.{places}f}" if abs(value) < 1e6 else f"{value:.3g}"
+    """``value`` to ``places`` decimals, or in powers of ten to two digits where that would
+    be wider (a feature whose values went wild: a Wasserstein of 1e+14 spreads, or 1e+300,
+    which as 1.02e+300 left the 80 columns no room for its digits); "-" for NaN, a figure
+    the data cannot define (no reference value to move from)."""
+    if math.isnan(value):
+        return "-"
+    return f"{value:.{places}f}" if abs(value) < 1e4 else f"{value:.2g}"

@@ -6,14 +6,16 @@ feature's bins end to end in one flat vector so that a batch of rows becomes one
 - numeric: ``[below reference min, reference bins..., above reference max, missing]``;
 - categorical: ``[reference categories..., unseen, missing]``.
 
-Besides counts it keeps, per numeric feature, the sum of the values that fell below and above
-the reference range, so that Wasserstein can place that mass where it really went.
+Besides counts it keeps, per numeric feature, the sum of the values in each of its bins but the
+missing one, so that Wasserstein can place each bin's mass where it really lies (see
+``ProfileBinning.count``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -38,7 +40,8 @@ class _Numeric:
     offset: int
     edges: np.ndarray
     reference: np.ndarray
-    midpoints: np.ndarray
+    points: np.ndarray
+    """Where each bin's reference mass lies, for Wasserstein (see ``_reference_points``)."""
     scale: float
     sample: np.ndarray
 
@@ -92,8 +95,19 @@ class ProfileBinning:
                 offset += categorical.width
         self.size = offset
         """Length of the flat count vector."""
-        self.sums_size = 2 * len(self._numeric)
-        """Length of the flat vector of out-of-range sums (below, above per numeric feature)."""
+        inner = [n.edges.size - 1 for n in self._numeric]
+        self.sums_size = 2 * len(self._numeric) + sum(inner)
+        """Length of the flat vector of sums: below and above the range per numeric feature,
+        then each numeric feature's reference bins."""
+        # Where each numeric feature's reference bins sit in the flat counts, and in the sums.
+        self._inner_bins = np.concatenate(
+            [
+                np.arange(n.offset + 1, n.offset + 1 + k)
+                for n, k in zip(self._numeric, inner, strict=True)
+            ]
+            or [np.zeros(0, dtype=np.int64)]
+        )
+        self._inner_sums = 2 * len(self._numeric) + np.cumsum([0, *inner])
         # All numeric features binned at once (see _bins): their edges side by side, padded
         # with NaN, which no value is at or above.
         widest = max((n.edges.size - 1 for n in self._numeric), default=0)
@@ -110,7 +124,14 @@ class ProfileBinning:
         self._all_numeric = self._columns.tolist() == list(range(len(self.names)))
 
     def count(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Flat bin counts and out-of-range sums of a 2-D batch whose columns are the features."""
+        """Flat bin counts and sums of a 2-D batch whose columns are the features.
+
+        The sums are of the values in each numeric bin: first those below and above the
+        reference range (two per numeric feature), then those in each reference bin. Divided
+        by the counts they give the mean of each bin, where Wasserstein places its mass: at
+        the bin's midpoint instead, a clean shift of half a standard deviation read 0.59 to
+        0.68 where scipy on the values gave 0.50 to 0.52, as the outer deciles of a bell
+        curve lie far nearer its middle than the midpoints of their wide bins."""
         if rows.ndim != 2 or rows.shape[1] != len(self.names):
             raise ValueError(f"expected rows of {len(self.names)} features, got {rows.shape}")
         counts = np.zeros(self.size, dtype=np.int64)
@@ -129,10 +150,11 @@ class ProfileBinning:
                 by_feature = np.ascontiguousarray(values[start : start + CHUNK_ROWS].T)
                 bins = self._bins(by_feature).ravel()
                 counts += np.bincount(bins, minlength=self.size)
-                # Each bin's sum of values, of which those below and above the range are kept.
+                # Each bin's sum of values (the missing bin's, NaN, is not kept).
                 totals = np.bincount(bins, weights=by_feature.ravel(), minlength=self.size)
-                sums[0::2] += totals[self._offsets]
-                sums[1::2] += totals[self._offsets + self._inner + 1]
+                sums[0 : 2 * self._offsets.size : 2] += totals[self._offsets]
+                sums[1 : 2 * self._offsets.size : 2] += totals[self._offsets + self._inner + 1]
+                sums[2 * self._offsets.size :] += totals[self._inner_bins]
         for category in self._categorical:
             slots = category.offset + _category_slots(rows[:, category.index], category)
             counts += np.bincount(slots, minlength=self.size)
@@ -239,13 +261,23 @@ class ProfileBinning:
         recent: np.ndarray | None,
         thresholds: DriftThresholds,
     ) -> FeatureDrift:
-        inner = spec.edges.size - 1
-        below, above = int(current[0]), int(current[inner + 1])
-        points = spec.midpoints.copy()
-        if below:
-            points[0] = sums[2 * position] / below
-        if above:
-            points[-1] = sums[2 * position + 1] / above
+        edges = spec.edges
+        located = current[: edges.size + 1]
+        total = np.concatenate(
+            [
+                sums[2 * position : 2 * position + 1],
+                sums[self._inner_sums[position] : self._inner_sums[position + 1]],
+                sums[2 * position + 1 : 2 * position + 2],
+            ]
+        )
+        # Each bin's mean where the window has values there, kept within the bin: the window
+        # adds and subtracts the sums of chunks as they come and go, which leaves rounding
+        # residue (from values of 1e200, say) in a bin that was emptied and filled again.
+        lower = np.concatenate([[-np.inf], edges])
+        upper = np.concatenate([edges, [np.inf]])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.clip(total / located, lower, upper)
+        points = np.where(located > 0, means, spec.points)
         sample = None
         if recent is not None and int(current.sum()) < thresholds.large_sample_rows:
             column = np.asarray(recent[:, spec.index], dtype=np.float64)
@@ -254,7 +286,7 @@ class ProfileBinning:
             self.names[spec.index],
             spec.reference,
             current,
-            spec.midpoints,
+            spec.points,
             points,
             spec.scale,
             spec.sample,
@@ -272,16 +304,41 @@ def _numeric_bins(
     counts = np.zeros(edges.size - 1 + 3, dtype=np.int64)
     counts[1 : edges.size] = feature.bin_counts or 0
     counts[-1] = feature.missing
-    # Below and above the reference range there is no reference mass; their points are only
-    # placeholders (edge values) that the current window's own means replace.
-    midpoints = np.concatenate([[edges[0]], (edges[:-1] + edges[1:]) / 2, [edges[-1]]])
-    scale = _spread(feature)
     column = np.empty(0) if sample is None else sample[~np.isnan(sample)]
-    return _Numeric(index, offset, edges, counts, midpoints, scale, column)
+    points = _reference_points(edges, column)
+    return _Numeric(index, offset, edges, counts, points, _spread(feature), column)
+
+
+def _reference_points(edges: np.ndarray, sample: np.ndarray) -> np.ndarray:
+    """Where the reference's mass lies in each bin: the mean of the profile's sample rows in
+    it, else (no sample row there) the bin's midpoint.
+
+    The profile keeps counts per bin, not means; its sample (256 rows, or the whole reference
+    when smaller) has about 25 rows per decile. Their mean put a bell curve's outer deciles
+    within a few hundredths of a standard deviation of the true ones, and a bin of whole
+    numbers (counts, ratings) at its values (a midpoint of 0.5 for a bin of zeros made
+    identical windows of such a feature differ). Below and above the range there is no
+    reference mass; their points are placeholders (the edges) that the window's own means
+    replace."""
+    inner = edges.size - 1
+    lower, upper = edges[:-1], edges[1:]
+    points = (lower + upper) / 2
+    sample = sample[np.isfinite(sample)]
+    if sample.size:
+        slot = np.clip(np.searchsorted(edges, sample, side="right") - 1, 0, inner - 1)
+        rows = np.bincount(slot, minlength=inner)
+        total = np.bincount(slot, weights=sample, minlength=inner)
+        seen = rows > 0
+        points[seen] = np.clip(total[seen] / rows[seen], lower[seen], upper[seen])
+    return np.concatenate([[edges[0]], points, [edges[-1]]])
 
 
 def _spread(feature: FeatureProfile) -> float:
-    """What Wasserstein is divided by: the reference std, or a stated stand-in when constant."""
+    """What Wasserstein is divided by: the reference std; a stated stand-in when constant
+    (its absolute mean, else 1); NaN, which leaves Wasserstein undefined, when the profile
+    has no std (a column with no finite value, or one whose std overflowed)."""
+    if feature.std is None or not math.isfinite(feature.std):
+        return math.nan
     if feature.std:
         return float(feature.std)
     if feature.mean:

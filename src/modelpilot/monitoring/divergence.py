@@ -6,6 +6,8 @@ for the KS test, samples; see ``drift`` for how their verdicts are reached.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 EPSILON = 1e-4
@@ -61,10 +63,18 @@ def wasserstein(
     both sets in order, and between each and the next, how far apart the two distributions'
     shares below it are (what ``scipy.stats.wasserstein_distance`` computes, without its
     input checks, which took most of its time here: it runs for every feature of every
-    served version at each evaluation)."""
+    served version at each evaluation).
+
+    Binned data are points where each bin's mass lies: at each bin's mean (see ``binning``)
+    a shift reads right, as where one cumulative distribution lies wholly below the other
+    the distance is the difference of their means, which the bins' means add up to.
+
+    NaN, undefined, when either set has no mass (a column with no value present) or the
+    ``scale`` is NaN (a reference without a standard deviation): 0 would read as "nothing
+    moved"."""
     reference_total, current_total = reference_counts.sum(), current_counts.sum()
     if reference_total <= 0 or current_total <= 0:
-        return 0.0
+        return math.nan
     points = np.concatenate([reference_points, current_points])
     weights = np.concatenate([reference_counts / reference_total, -current_counts / current_total])
     order = np.argsort(points, kind="stable")

@@ -6,9 +6,10 @@ million rows costs no more to test than a window of a thousand. Scores:
 - PSI (population stability index) and KL divergence, with empty bins given ``EPSILON``
   probability before the logarithm (so neither is ever infinite);
 - Jensen-Shannon distance (base 2, so in [0, 1]; defined without smoothing);
-- Wasserstein-1 distance between bin masses placed at bin midpoints (and at the mean of the
-  values that fell outside the reference range), divided by the reference standard deviation so
-  that it reads "how many reference sigmas the mass moved";
+- Wasserstein-1 distance between bin masses, each placed at the mean of the values that fell
+  in its bin (the reference's from its sample), divided by the reference standard deviation so
+  that it reads "how many reference sigmas the mass moved" (at bin midpoints it read a shift
+  of half a sigma as 0.68);
 - chi-squared goodness of fit for categories, with reference frequencies smoothed by half a
   count per category so that an unseen category is surprising but not infinitely so;
 - a two-sample Kolmogorov-Smirnov test against the reference sample for small windows, and

@@ -30,6 +30,7 @@ main{padding:24px 32px;max-width:1200px}
 .summary{display:flex;gap:16px;margin-bottom:24px;flex-wrap:wrap}
 .card{background:#fff;border:1px solid #e2e8f0;border-radius:10px;padding:14px 18px}
 .card b{display:block;font-size:22px;margin-top:4px}
+.card small{display:block;color:#64748b;font-size:12px;margin-top:2px;max-width:320px}
 table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #e2e8f0;
 border-radius:10px;overflow:hidden;font-size:13px}
 th,td{padding:8px 10px;text-align:right;border-bottom:1px solid #f1f5f9}
@@ -54,13 +55,20 @@ def render_html(
 ) -> str:
     report = comparison.report
     features = {f.name: f for f in report.features}
-    verdict = "Dataset drift" if report.dataset_drift else "No dataset drift"
+    if any(f.method != "none" for f in report.features):
+        verdict = "Dataset drift" if report.dataset_drift else "No dataset drift"
+        drifted = f"{len(report.drifted_features)} / {len(report.features)}"
+        share = f"{report.drifted_share:.0%}"
+    else:
+        # Too few rows: no feature was judged. "No dataset drift" and "0 / 6" claimed a
+        # finding that was never made; the report's verdict says what there is instead.
+        verdict, drifted, share = "No verdict", "-", "-"
     cards = [
-        ("Verdict", verdict),
-        ("Drifted features", f"{len(report.drifted_features)} / {len(report.features)}"),
-        ("Drifted share", f"{report.drifted_share:.0%}"),
-        ("Current rows", f"{report.rows:,}"),
-        ("Reference rows", f"{comparison.binning.profile.n_rows:,}"),
+        ("Verdict", verdict, report.verdict),
+        ("Drifted features", drifted, ""),
+        ("Drifted share", share, ""),
+        ("Current rows", f"{report.rows:,}", ""),
+        ("Reference rows", f"{comparison.binning.profile.n_rows:,}", ""),
     ]
     plots = [
         _plot(histogram, features[histogram.name])
@@ -74,7 +82,12 @@ def render_html(
             f"<header><h1>{_e(title)}</h1><p>reference: {_e(reference_label)} &middot; ",
             f"current: {_e(current_label)} &middot; generated {_e(generated)}</p></header><main>",
             "<div class='summary'>",
-            *(f"<div class='card'>{_e(k)}<b>{_e(v)}</b></div>" for k, v in cards),
+            *(
+                f"<div class='card'>{_e(k)}<b>{_e(v)}</b>"
+                + (f"<small>{_e(note)}</small>" if note else "")
+                + "</div>"
+                for k, v, note in cards
+            ),
             "</div>",
             _table(report.features),
             _RULE,
@@ -93,7 +106,9 @@ _RULE = (
     "chi-squared, with missing values a category of their own. Large samples are judged by an "
     "effect size (PSI for numbers, Jensen-Shannon distance for categories, both with a bin for "
     "missing values), because on large samples every test calls a negligible difference "
-    "significant. Wasserstein is in reference standard deviations. Empty bins get a "
+    "significant. Wasserstein is in reference standard deviations, with each bin's mass at "
+    "the mean of its values (a dash where the reference has no value or no standard "
+    "deviation). Empty bins get a "
     "probability of 1e-4 before PSI and KL divergence.</p>"
 )
 
@@ -112,7 +127,7 @@ def _table(features: Sequence[FeatureDrift]) -> str:
         rows.append(
             "<tr>"
             f"<td>{_e(f.name)}</td><td class='left'>{f.kind}</td><td class='left'>{_badge(f)}</td>"
-            f"<td class='left'>{f.method}</td><td>{f.score:.4f}</td><td>{f.threshold:.4f}</td>"
+            f"<td class='left'>{f.method}</td>{_judgement(f)}"
             f"<td>{_num(f.p_value)}</td><td>{_num(f.psi, 4)}</td>"
             f"<td>{_num(f.js_distance, 4)}</td><td>{_num(f.kl_divergence, 4)}</td>"
             f"<td>{_num(f.wasserstein)}</td><td>{_share(f.reference_missing_share)}</td>"
@@ -120,6 +135,13 @@ def _table(features: Sequence[FeatureDrift]) -> str:
             "</tr>"
         )
     return head + "".join(rows) + "</table>"
+
+
+def _judgement(feature: FeatureDrift) -> str:
+    """The score and threshold cells: none without a verdict (they read 0.0000, 0.0000)."""
+    if feature.method == "none":
+        return "<td>-</td><td>-</td>"
+    return f"<td>{feature.score:.4f}</td><td>{feature.threshold:.4f}</td>"
 
 
 def _badge(feature: FeatureDrift) -> str:
