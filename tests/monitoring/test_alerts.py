@@ -141,6 +141,19 @@ def test_a_failing_webhook_is_counted_not_raised(receiver: Receiver) -> None:
     assert book.webhook_failures == 2 and book.webhook_dropped == 1
 
 
+def test_what_is_not_delivered_by_shutdown_is_counted_and_said(
+    receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.delay = 2.0
+    webhook = hook(receiver)
+    for n in range(3):
+        webhook.send({"n": n})
+    time.sleep(0.2)  # the first is on its way
+    webhook.close(timeout=0.3)
+    assert webhook.dropped == 3  # the one being sent, and the two behind it
+    assert "3 notification(s) not delivered before shutdown" in caplog.text
+
+
 def test_a_receiver_that_is_down_is_tried_again(receiver: Receiver) -> None:
     port = receiver.server_port
     receiver.shutdown()

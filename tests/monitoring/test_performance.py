@@ -155,3 +155,25 @@ def test_forty_true_labels_of_training_rows_raise_no_concept_drift(
     watched = monitor.model_monitor("iris", 1)
     assert watched is not None and watched.performance.p_value == 0.05
     monitor.stop()
+
+
+def test_a_correction_of_rows_alike_but_for_their_probabilities_replaces_the_label() -> None:
+    # Labels posted in one call share their time: rows alike in all but their probabilities
+    # were compared array against array when one was corrected (a 500).
+    window = PerformanceWindow(
+        "classification", ["0", "1"], {}, None, 100, 3600.0, PerformanceThresholds()
+    )
+    for i in range(3):
+        window.add("1", "1", np.array([0.1 * i, 1 - 0.1 * i]), 5.0, (f"r{i}", 0))
+    window.add("0", "1", np.array([0.2, 0.8]), 6.0, ("r2", 0))
+    assert window.total == 3
+    assert [row.truth for row in window.rows(10.0)] == ["1", "1", "0"]
+
+
+def test_labels_left_uncounted_still_join_the_window() -> None:
+    window = PerformanceWindow(
+        "classification", ["0", "1"], {}, None, 100, 3600.0, PerformanceThresholds()
+    )
+    window.add("1", "1", None, 5.0, ("r1", 0), count=False)  # restored: counted when posted
+    window.add("0", "1", None, 5.0, ("r2", 0))
+    assert window.total == 1 and len(window.rows(10.0)) == 2

@@ -150,31 +150,33 @@ def test_closing_writes_what_waits_and_labels_find_it(
     reopened.close()
 
 
-def test_a_tap_restores_the_windows_of_the_models_it_is_given(
+def test_a_tap_restores_the_windows_of_the_versions_requests_reach(
     registry: Registry, versions: list[ModelVersion]
 ) -> None:
     tap, _ = _logging_tap(registry, log_seconds=0.0)
     rows = {"input-0": np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]])}
     now = time.time()
-    old = Answered(now - 7200, versions[0], ["a", "b"], [1, 1], rows, {"predict": np.array([0, 2])})
-    new = Answered(now - 60, versions[1], ["c", "d"], [1, 1], rows, {"predict": np.array([0, 2])})
-    tap.take(merge([old, new]))
+    outputs = {"predict": np.array([0, 2])}
+    for call in (
+        Answered(now - 7200, versions[1], ["a", "b"], [1, 1], rows, outputs),
+        Answered(now - 120, versions[0], ["c", "d"], [1, 1], rows, outputs),
+        Answered(now - 60, versions[1], ["e", "f"], [1, 1], rows, outputs),
+    ):
+        tap.take(merge([call]))  # a round each
     tap.close()
     config = MonitorConfig(window_seconds=3600.0)
-    again = LocalTap(
-        registry, config, InferenceLog(registry.companion_engine("inference-log")), restore=True
-    )
-    # The last hour's requests only: of version 2; their windows, not their totals.
-    (state,) = again.states(now)
-    assert (state.version, state.window_rows, state.requests) == (2, 2, 0)
-    assert state.counts.sum() > 0
-    again.close()
-    elsewhere = LocalTap(
-        registry,
-        config,
-        InferenceLog(registry.companion_engine("inference-log")),
-        restore=True,
-        models=["x"],
-    )
-    assert elsewhere.states(now) == []  # another server's models are not this one's
-    elsewhere.close()
+
+    def restored(refs: list[str] | None) -> list[tuple[int, int, int]]:
+        log = InferenceLog(registry.companion_engine("inference-log"))
+        again = LocalTap(registry, config, log, restore=True, refs=refs)
+        try:
+            return [(s.version, s.window_rows, s.requests) for s in again.states(now)]
+        finally:
+            again.close()
+
+    # iris reaches version 2 (its latest): of it, the last hour's requests, windows only.
+    assert restored(None) == [(2, 2, 0)]
+    assert restored(["iris"]) == [(2, 2, 0)]
+    # Version 1, rolled away from, comes back only for a server of iris:1.
+    assert restored(["iris:1"]) == [(1, 2, 0)]
+    assert restored(["other"]) == []

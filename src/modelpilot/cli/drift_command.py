@@ -300,8 +300,8 @@ def _print(report: DriftReport, thresholds: DriftThresholds) -> None:
         f"[dim]Rule: under {thresholds.min_rows} rows no verdict; under "
         f"{thresholds.large_sample_rows} rows KS (and Fisher's exact test of the share of "
         f"missing values) / chi-squared (and Fisher's of rare and unseen categories) at "
-        f"p < {thresholds.p_value} over all features (each at {thresholds.p_value} / their "
-        "number); "
+        f"p < {thresholds.p_value} over all features (each test at {thresholds.p_value} / "
+        "twice their number); "
         f"from then on PSI >= {thresholds.psi} / Jensen-Shannon >= {thresholds.js_distance}. "
         f"Dataset drift from {thresholds.dataset_share:.0%} of features. W (sd): "
         "Wasserstein in reference standard deviations.[/]",

@@ -24,11 +24,11 @@ of no rows is 0/0; its scores are NaN, null in JSON, and left out of /metrics), 
 ``min_rows`` there is no verdict. Up to ``large_sample_rows`` a significance test decides (KS
 and the missing-share test for numbers, chi-squared and the rare-category test for categories,
 whose missing values are one of their bins), because effect sizes estimated from few rows are
-noisy. ``p_value`` is the window's, not each feature's: a window is tested feature by feature,
-each at ``p_value`` divided by the number of features (Bonferroni). Otherwise the more features
+noisy. ``p_value`` is the window's, not each feature's: each of a feature's two tests runs at
+``p_value`` divided by twice the number of features (Bonferroni). Otherwise the more features
 a model had, the more often a window drawn as the reference was would raise an alert: with six
 features tested each at 0.01 as a window grew from 30 to 1,000 rows (a verdict every 20 rows),
-a fifth of such streams raised one at some point; divided, 5% did.
+a fifth of such streams raised one at some point; divided, 3% did.
 From ``large_sample_rows`` on an effect size decides (PSI for numbers, Jensen-Shannon for
 categories, both over bins that include the missing one), because on large samples every test
 finds a negligible shift "significant": a p-value answers "is there any difference", the
@@ -55,6 +55,10 @@ from modelpilot.monitoring.divergence import (
     wasserstein,
 )
 
+TESTS_PER_FEATURE = 2
+"""A small window's tests of one feature: KS of its values and Fisher's of its missing share
+(numbers), chi-squared of its common categories and Fisher's of its rare ones."""
+
 
 @dataclass(frozen=True, slots=True)
 class DriftThresholds:
@@ -68,20 +72,21 @@ class DriftThresholds:
     dataset_share: float = 0.5
     """A window has dataset drift when at least this share of its features drift."""
     features: int = 1
-    """Features tested together (set per window, not configured): each test runs at
-    ``p_value`` divided by them (Bonferroni), so that ``p_value`` bounds the chance that a
-    window drawn as the reference was has any feature flagged, not each one's."""
+    """Features tested together (set per window, not configured). Each feature has two
+    tests (values and missing share; common and rare categories), and each test runs at
+    ``p_value`` divided by all of them (Bonferroni), so that ``p_value`` bounds the chance
+    that a window drawn as the reference was has any feature flagged, not each test's."""
 
     @property
     def alpha(self) -> float:
-        """The p-value under which one feature's test finds drift."""
-        return self.p_value / max(self.features, 1)
+        """The p-value under which one test of one feature finds drift."""
+        return self.p_value / (TESTS_PER_FEATURE * max(self.features, 1))
 
     def alpha_text(self) -> str:
-        """``alpha`` in words: "0.01", or "0.0025 (0.01 over 4 features)"."""
-        if self.features <= 1:
-            return f"{self.p_value:g}"
-        return f"{self.alpha:.2g} ({self.p_value:g} over {self.features} features)"
+        """``alpha`` in words: "0.00125 (0.01 over 4 features, 2 tests each)"."""
+        features = max(self.features, 1)
+        tests = f"{features} feature{'s' if features > 1 else ''}, {TESTS_PER_FEATURE} tests each"
+        return f"{self.alpha:.2g} ({self.p_value:g} over {tests})"
 
 
 @dataclass(frozen=True, slots=True)

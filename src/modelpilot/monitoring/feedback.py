@@ -82,12 +82,13 @@ class Joined:
     """(label, prediction) of each row."""
     proba: Any
 
-    def apply(self, at: float) -> int:
+    def apply(self, at: float, count: bool = True) -> int:
         """Give the version's monitor these labels; returns how many. A label for a row
-        labelled before replaces it."""
+        labelled before replaces it; without ``count``, the labels total leaves them out."""
         for index, (truth, predicted) in enumerate(self.pairs):
             row_proba = None if self.proba is None else np.asarray(self.proba[index], dtype=float)
-            self.monitor.label(truth, predicted, row_proba, at, (self.request_id, index))
+            key = (self.request_id, index)
+            self.monitor.label(truth, predicted, row_proba, at, key, count)
         return len(self.pairs)
 
 

@@ -311,11 +311,18 @@ class ModelMonitor:
             self.observe(len(chunk), rows, outputs, chunk[-1].created_at, totals=False)
 
     def label(
-        self, truth: Any, predicted: Any, proba: np.ndarray | None, at: float, key: Any = None
+        self,
+        truth: Any,
+        predicted: Any,
+        proba: np.ndarray | None,
+        at: float,
+        key: Any = None,
+        count: bool = True,
     ) -> None:
         """Take the label of one predicted row; ``key`` (request id and row) makes a second
-        label for the same row replace the first."""
-        self.performance.add(truth, predicted, proba, at, key)
+        label for the same row replace the first. Without ``count``, the labels total leaves
+        it out (restored from the log, it was counted when posted)."""
+        self.performance.add(truth, predicted, proba, at, key, count)
 
     def state(self, now: float | None = None) -> MonitorState:
         """What this process knows about the version, for sibling workers to merge."""

@@ -53,6 +53,7 @@ from modelpilot.monitoring.tap import (
     TapFailed,
     merge,
     monitor_of,
+    served_versions,
 )
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
@@ -107,6 +108,7 @@ class Monitor(InferenceObserver):
         tap: Tap | None = None,
         call_sample_rate: float = 1.0,
         restore: bool = False,
+        restore_refs: Sequence[str] | None = None,
     ) -> None:
         self.registry = registry
         self.config = config or MonitorConfig()
@@ -172,6 +174,8 @@ class Monitor(InferenceObserver):
         self._engine: InferenceEngine | None = None
         """The engine watched (``watch``): its stalled rollouts are alerts too."""
         self._restore = restore
+        self._restore_refs = restore_refs
+        """The references served: their versions' labels are restored (None: all models')."""
         self._tap_restarts = 0
         self._last_tapped: list[MonitorState] = []
         """The tap's states as it last told them (whose totals outlive its process)."""
@@ -475,18 +479,18 @@ class Monitor(InferenceObserver):
         since = time.time() - self.config.performance_seconds
         relabelled = self.tap.labelled_since(since, self.config.performance_rows)
         restored = 0
-        served = self._engine.served if self._engine is not None else None
+        wanted = served_versions(self.registry, self._restore_refs)
         with self._lock:
             for item in relabelled:
                 found = item.found
-                if served is not None and not served.serve_all and found.model not in served.names:
-                    continue  # another server's model
+                if (found.model, found.version) not in wanted:
+                    continue  # a version rolled away from, or another server's model
                 try:
                     monitor = self._version_monitor(found.model, found.version)
                     request = join(monitor, item.request_id, item.label, found.outputs)
                 except (NotFound, InvalidInput):
                     continue  # its version is gone, or it no longer fits: as if never posted
-                restored += request.apply(item.at)
+                restored += request.apply(item.at, count=False)  # counted when posted
         if relabelled:
             logger.info("quality windows restored from the inference log: %d labels", restored)
             self._evaluate(close_interval=False)

@@ -162,15 +162,19 @@ class PerformanceWindow:
         proba: np.ndarray | None,
         at: float | None,
         key: Any = None,
+        count: bool = True,
     ) -> None:
         """Take a label; one for a ``key`` labelled before (a client's retry, or a correction)
-        replaces the earlier label rather than counting twice."""
+        replaces the earlier label rather than counting twice. Without ``count`` it is not
+        counted in ``total`` at all (a label restored from the log was counted when posted)."""
         row = Labelled(time.time() if at is None else at, truth, predicted, proba, key)
         earlier = self._keyed.get(key) if key is not None else None
         if earlier is not None:
-            self._rows.remove(earlier)  # rare: a scan of at most max_rows
+            # By identity, and rarely: a scan of at most max_rows. (``remove`` compares rows
+            # field by field, and two rows alike but for their probabilities compare arrays.)
+            del self._rows[next(i for i, r in enumerate(self._rows) if r is earlier)]
         else:
-            self.total += 1
+            self.total += count
             if len(self._rows) >= self.max_rows:
                 self._forget()
         if key is not None:

@@ -70,7 +70,7 @@ def _monitor(
     config = monitor_config(settings)
     restore = _restores(settings, exchange)
     served = engine.served
-    models = None if served.serve_all else tuple(served.names)
+    refs = None if served.serve_all else tuple(served.refs)
     tap: Tap
     if settings.monitor_process:
         spec = TapSpec(
@@ -80,7 +80,7 @@ def _monitor(
             settings.inference_log_max_rows,
             settings.inference_log_sample_rate,
             restore=restore,
-            restore_models=models,
+            restore_refs=refs,
             restore_after_crash=restore and exchange is None,
         )
         tap = TapProcess(spec)
@@ -96,7 +96,7 @@ def _monitor(
             log,
             settings.inference_log_sample_rate,
             restore=restore,
-            models=models,
+            refs=refs,
         )
     return Monitor(
         engine.registry,
@@ -112,6 +112,7 @@ def _monitor(
         tap=tap,
         call_sample_rate=settings.monitor_sample_rate,
         restore=restore,
+        restore_refs=refs,
     )
 
 

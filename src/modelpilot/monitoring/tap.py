@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, chain, repeat
 from operator import itemgetter
@@ -156,11 +156,10 @@ class LocalTap:
         join_capacity: int = 100_000,
         log_seconds: float = 0.0,
         restore: bool = False,
-        models: Collection[str] | None = None,
+        refs: Sequence[str] | None = None,
     ) -> None:
         """With ``restore``, the windows start with what the log holds of their last
-        ``config.window_seconds`` (see :meth:`restore`), of ``models`` only if given (those the
-        server serves: the log may hold others, which a server of several took)."""
+        ``config.window_seconds`` (see :meth:`restore`) for the versions ``refs`` reach."""
         self.registry = registry
         self.config = config
         self.log = log
@@ -185,20 +184,24 @@ class LocalTap:
         self._join_capacity = join_capacity
         self._random = np.random.default_rng()
         if restore:
-            self.restore(time.time(), models)
+            self.restore(time.time(), refs)
 
-    def restore(self, now: float, models: Collection[str] | None = None) -> int:
+    def restore(self, now: float, refs: Sequence[str] | None = None) -> int:
         """Put back in the windows the requests the log holds from the last
         ``config.window_seconds`` (at most ``config.window_rows`` per version), so that a
         server that restarts watches on from where it stopped rather than from empty windows;
-        returns how many requests came back. Their totals are not counted again."""
+        returns how many requests came back. Their totals are not counted again. Only the
+        versions that requests reach now on a server of ``refs`` come back
+        (``served_versions``): a version rolled away from, or another server's model, would
+        show its windows, and raise its alerts, until they aged out."""
         if self.log is None:
             return 0
         since = now - self.config.window_seconds
+        wanted = served_versions(self.registry, refs)
         restored = 0
         with self._lock:
             for model, number in self.log.versions_since(since):
-                if models is not None and model not in models:
+                if (model, number) not in wanted:
                     continue
                 try:
                     version = self.registry.get_version(model, number)
@@ -343,6 +346,20 @@ class LocalTap:
                 outputs = {name: array[mask] for name, array in outputs.items()}
         version = merged.version
         return log_batch(version.model, version.version, ids, times, rows, inputs, outputs)
+
+
+def served_versions(registry: Registry, refs: Sequence[str] | None) -> set[tuple[str, int]]:
+    """The versions (model, version) that requests reach now on a server of ``refs``; None
+    means every model in the registry, each at its ``production`` alias, else its latest."""
+    if refs is None:
+        refs = [info.name for info in registry.list_models()]
+    versions = set()
+    for ref in refs:
+        try:
+            versions.add(registry.resolve(ref).key)
+        except NotFound:  # nothing registered under it yet
+            continue
+    return versions
 
 
 def monitor_of(

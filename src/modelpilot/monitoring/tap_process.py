@@ -99,8 +99,8 @@ class TapSpec:
     log_seconds: float = LOG_SECONDS
     restore: bool = False
     """Whether the child's windows start from the inference log (``LocalTap.restore``)."""
-    restore_models: tuple[str, ...] | None = None
-    """The models whose windows are restored (None: every model the log holds)."""
+    restore_refs: tuple[str, ...] | None = None
+    """The references the server serves (None: every model), whose versions are restored."""
     restore_after_crash: bool = False
     """Whether a child started in place of one that died does too (not where sibling
     workers' windows already hold the log's recent requests: they would count twice)."""
@@ -416,7 +416,7 @@ def serve(reader: Connection, control: Connection, spec: TapSpec) -> None:
         spec.join_capacity,
         spec.log_seconds,
         spec.restore,  # before any round is taken: the windows stay in time order
-        spec.restore_models,
+        spec.restore_refs,
     )
     rounds = _Rounds(reader, tap)
     try:

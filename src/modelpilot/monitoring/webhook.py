@@ -87,8 +87,19 @@ class Webhook:
             self._closing = True
             self._changed.notify_all()
             thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
+        if thread is None:
+            return
+        thread.join(timeout)
+        with self._changed:
+            left = len(self._waiting) + thread.is_alive()  # waiting, and the one being sent
+            self._waiting.clear()
+        if left:
+            self.dropped += left
+            logger.error(
+                "alert webhook %s: %d notification(s) not delivered before shutdown",
+                self.url,
+                left,
+            )
 
     def _run(self) -> None:
         with httpx.Client(timeout=self.timeout) as client:

@@ -133,6 +133,11 @@ class ServedModels:
     def names(self) -> list[str]:
         return sorted(self._served)
 
+    @property
+    def refs(self) -> list[str]:
+        """The references served, as given (``iris``, ``iris@staging``, ``iris:2``)."""
+        return [str(served.ref) for served in self._served.values()]
+
     def all_loaded(self) -> bool:
         """Every served model's current version in memory."""
         return all(
