@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from modelpilot.errors import internal_message
 from modelpilot.registry.store import Registry
 from modelpilot.server.rest import create_app
+from modelpilot.server.rest.app import create_api
 from modelpilot.serving.engine import InferenceEngine
 from modelpilot.serving.registration import register_model
 from tests.conftest import make_settings
@@ -169,12 +171,15 @@ async def test_unknown_routes_and_methods_use_the_error_shape(client: httpx.Asyn
     assert wrong.status_code == 405 and "error" in wrong.json()
 
 
-@pytest.fixture
-async def small_client(served_registry: Registry) -> AsyncIterator[httpx.AsyncClient]:
+@pytest.fixture(params=["fast path", "fastapi"])
+async def small_client(
+    served_registry: Registry, request: pytest.FixtureRequest
+) -> AsyncIterator[httpx.AsyncClient]:
     settings = make_settings(served_registry, max_request_bytes=2048)
     engine = InferenceEngine(served_registry, settings)
     await engine.start()
-    transport = httpx.ASGITransport(app=create_app(engine, settings))
+    build = create_app if request.param == "fast path" else create_api
+    transport = httpx.ASGITransport(app=build(engine, settings))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
     await engine.stop()
@@ -194,6 +199,136 @@ async def test_bodies_over_the_limit_get_413(small_client: httpx.AsyncClient) ->
     assert streamed.status_code == 413
     assert streamed.json()["error"].startswith("the request body is over the limit of 2048 bytes")
     assert (await small_client.post("/v2/models/iris/infer", json=GOOD)).status_code == 200
+
+
+RR = {"x-request-id": "rr"}
+
+UNDECODED = [
+    # (path, body that gives no request id, status)
+    ("/v2/models/iris/infer", b"garbage{", 400),
+    ("/v2/models/iris/infer", b"[]", 400),
+    ("/v2/models/iris/infer", b"{}", 422),
+    ("/v2/models/iris/infer", b'{"inputs": []}', 422),
+    ("/v2/models/iris/infer", orjson.dumps(tensor([2, 4], [1, 2, 3, 4])), 422),
+    ("/v2/models/iris/infer", orjson.dumps({**GOOD, "outputs": "all"}), 400),
+    ("/v2/models/nope/infer", b"garbage{", 404),
+    ("/v2/models/iris/versions/9/infer", b"[]", 404),
+    ("/predict/iris", b"garbage{", 400),
+    ("/predict/iris", b"[]", 400),
+    ("/predict/iris", b'{"rows": [1]}', 422),
+    ("/predict/nope", b"garbage{", 404),
+]
+
+
+@pytest.mark.parametrize(("path", "content", "status"), UNDECODED)
+async def test_an_error_echoes_the_request_id_header_when_the_body_gave_none(
+    client: httpx.AsyncClient, path: str, content: bytes, status: int
+) -> None:
+    response = await client.post(path, content=content, headers=RR)
+    assert response.status_code == status, response.text
+    assert "error" in response.json()
+    assert response.headers["x-request-id"] == "rr"
+
+
+async def test_an_error_echoes_the_id_of_a_body_that_failed_to_decode(
+    client: httpx.AsyncClient,
+) -> None:
+    """As on success, the body's id comes before the header's."""
+    bodies = [
+        ("/v2/models/iris/infer", {"id": "b-1", **tensor([2, 4], [1, 2, 3, 4])}, 422),
+        ("/v2/models/iris/infer", {"id": "b-2", "inputs": []}, 422),
+        ("/v2/models/nope/infer", {"id": "b-3", "inputs": []}, 404),
+        ("/predict/iris", {"id": "b-4", "data": []}, 422),
+        ("/predict/nope", {"id": "b-5", "rows": [1]}, 404),
+    ]
+    for path, body, status in bodies:
+        response = await client.post(path, json=body, headers=RR)
+        assert response.status_code == status, response.text
+        assert response.headers["x-request-id"] == body["id"], path
+    header = orjson.dumps(
+        {
+            "id": "b-6",
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [1, 4],
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": 32},
+                }
+            ],
+        }
+    )
+    response = await client.post(
+        "/v2/models/iris/infer",
+        content=header + b"\x00" * 8,
+        headers={**RR, "Inference-Header-Content-Length": str(len(header))},
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["x-request-id"] == "b-6"
+
+
+async def test_an_error_echoes_the_header_when_the_bodys_id_is_invalid(
+    client: httpx.AsyncClient,
+) -> None:
+    row = [[5.1, 3.5, 1.4, 0.2]]
+    for path, body in (
+        ("/v2/models/iris/infer", {**GOOD, "id": "x" * 200}),
+        ("/v2/models/iris/infer", {"id": "x" * 200, "inputs": []}),
+        ("/predict/iris", {"data": row, "id": "x" * 200}),
+        ("/predict/iris", {"data": row, "id": ["a"]}),
+    ):
+        response = await client.post(path, json=body, headers=RR)
+        assert response.status_code in (400, 422), response.text
+        assert response.headers["x-request-id"] == "rr", (path, body)
+
+
+@pytest.mark.parametrize("sent", ["x" * 129, "a\tb", "café".encode("latin-1")])
+async def test_an_invalid_request_id_header_is_not_echoed(
+    client: httpx.AsyncClient, sent: str | bytes
+) -> None:
+    """Over 128 characters or holding a control character, it is no id (so the error may be
+    about it); beyond ASCII, it is not echoed in a header on success either."""
+    for path in ("/v2/models/iris/infer", "/predict/iris"):
+        response = await client.post(path, content=b"garbage{", headers={"x-request-id": sent})
+        assert response.status_code == 400, response.text
+        assert "x-request-id" not in response.headers
+
+
+async def test_errors_off_the_inference_routes_echo_the_request_id(
+    client: httpx.AsyncClient,
+) -> None:
+    """Framework errors (no route, wrong method, a query that does not validate) too."""
+    for method, path, status in [
+        ("GET", "/v3/nothing", 404),
+        ("GET", "/v2/models/iris/infer", 405),
+        ("GET", "/api/monitoring/iris?version=first", 422),
+        ("GET", "/v2/models/nope", 404),
+        ("POST", "/v2/repository/index", 400),
+    ]:
+        response = await client.request(method, path, content=b"garbage{", headers=RR)
+        assert response.status_code == status, (path, response.text)
+        assert response.headers["x-request-id"] == "rr", path
+    wrong = await client.get("/v2/models/iris/infer", headers=RR)
+    assert "allow" in wrong.headers  # the framework's own headers are kept
+
+
+async def test_bodies_over_the_limit_echo_the_request_id(small_client: httpx.AsyncClient) -> None:
+    big = orjson.dumps(tensor([300, 4], [[5.1, 3.5, 1.4, 0.2]] * 300))
+    zipped = gzip.compress(big)
+    assert len(zipped) < 2048 < len(big)
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: limited while read
+        yield big
+
+    for path in ("/v2/models/iris/infer", "/predict/iris"):
+        for content, headers in [
+            (big, RR),
+            (chunks(), RR),
+            (zipped, {**RR, "content-encoding": "gzip"}),
+        ]:
+            response = await small_client.post(path, content=content, headers=headers)
+            assert response.status_code == 413, response.text
+            assert response.headers["x-request-id"] == "rr", path
 
 
 async def test_nan_is_fine_for_a_model_that_allows_it(

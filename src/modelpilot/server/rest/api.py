@@ -162,14 +162,19 @@ async def feedback(model: str, request: Request) -> FeedbackReply:
     return FeedbackReply(accepted=result.accepted, unknown=result.unknown)
 
 
-async def _registered(monitor: Monitor, model: str) -> None:
-    """ModelNotFound, as ``/v2/models/{model}`` answers, unless ``model`` is registered.
+async def _registered(monitor: Monitor, model: str, version: int | None = None) -> None:
+    """ModelNotFound, as ``/v2/models/{model}`` answers, unless ``model`` is registered (and
+    VersionNotFound unless it has ``version``, if one is given).
 
-    Asked only when no label joined: labels for the logged predictions of a version no
-    longer served, or of a model no longer registered, join all the same."""
+    Asked only when there is nothing to answer with (no label joined, no report): labels for
+    the logged predictions of a version no longer served, or of a model no longer
+    registered, join all the same, and their reports are shown all the same."""
     if not is_name(model):
         raise ModelNotFound(f"no model is named {model!r}: model names are {NAME_RULE}")
-    await asyncio.to_thread(monitor.registry.latest, model)
+    if version is None:
+        await asyncio.to_thread(monitor.registry.latest, model)
+    else:
+        await asyncio.to_thread(monitor.registry.get_version, model, version)
 
 
 _OFF = errors(404)
@@ -202,9 +207,16 @@ async def monitoring(request: Request) -> list[dict[str, Any]]:
 async def monitoring_model(
     model: str, request: Request, version: int | None = None
 ) -> dict[str, Any]:
+    monitor = _monitor(request)
     serving = dict(request.app.state.engine.served.current_versions()).get(model)
     number = serving.version if serving is not None else None
-    return model_overview(_monitor(request).report(model, version, serving=number))
+    try:
+        report = monitor.report(model, version, serving=number)
+    except NotFound:
+        # "No data yet" is for a model that may have some: one not registered never will.
+        await _registered(monitor, model, version)
+        raise
+    return model_overview(report)
 
 
 @router.get("/dashboard", summary="Everything the live dashboard draws", responses=_OFF)

@@ -12,6 +12,7 @@ from fastapi import Response
 
 from modelpilot.errors import BadRequest, PayloadTooLarge
 from modelpilot.protocol.json_codec import parse_json
+from modelpilot.protocol.types import checked_request_id
 
 
 def decompress(body: bytes, encoding: str, limit: int) -> bytes:
@@ -59,3 +60,12 @@ def id_header(request_id: str | None) -> dict[str, str]:
     if request_id is None or not request_id.isascii():
         return {}
     return {"x-request-id": request_id}
+
+
+def sent_request_id(headers: Mapping[str, str]) -> str | None:
+    """The request id in the client's x-request-id header, for an error answer to echo: None
+    when there is none, or when it is no valid id (an error answer must not fail on it)."""
+    try:
+        return checked_request_id(headers.get("x-request-id"))
+    except BadRequest:
+        return None

@@ -12,13 +12,15 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from modelpilot.errors import ModelPilotError, Unavailable, internal_message
-from modelpilot.server.rest.body import id_header
+from modelpilot.server.rest.body import id_header, sent_request_id
 
 logger = logging.getLogger(__name__)
 
 
-def error_response(exc: ModelPilotError) -> JSONResponse:
-    headers = id_header(exc.request_id)
+def error_response(exc: ModelPilotError, sent_id: str | None = None) -> JSONResponse:
+    """The answer to ``exc``, with the request id it carries, else ``sent_id`` (the client's
+    x-request-id header's, for an error raised before the body gave an id, if it had one)."""
+    headers = id_header(exc.request_id if exc.request_id is not None else sent_id)
     if isinstance(exc, Unavailable):
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     return JSONResponse({"error": exc.message}, status_code=exc.http_status, headers=headers)
@@ -26,7 +28,7 @@ def error_response(exc: ModelPilotError) -> JSONResponse:
 
 async def _modelpilot_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ModelPilotError)
-    return error_response(exc)
+    return error_response(exc, sent_request_id(request.headers))
 
 
 def invalid_request(errors: Sequence[Any]) -> str:
@@ -39,7 +41,11 @@ def invalid_request(errors: Sequence[Any]) -> str:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    return JSONResponse({"error": invalid_request(exc.errors())}, status_code=422)
+    return JSONResponse(
+        {"error": invalid_request(exc.errors())},
+        status_code=422,
+        headers=id_header(sent_request_id(request.headers)),
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -47,7 +53,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404:
         message = f"no such endpoint: {request.method} {request.url.path}; see /docs"
-    return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+    headers = {**(exc.headers or {}), **id_header(sent_request_id(request.headers))}
+    return JSONResponse({"error": message}, status_code=exc.status_code, headers=headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -55,6 +62,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return JSONResponse(
         {"error": internal_message(exc)},
         status_code=500,
+        headers=id_header(sent_request_id(request.headers)),
     )
 
 

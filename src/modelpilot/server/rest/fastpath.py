@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelpilot.config import Settings
 from modelpilot.errors import ModelPilotError, PayloadTooLarge, internal_message
+from modelpilot.server.rest.body import sent_request_id
 from modelpilot.server.rest.errors import error_response
 from modelpilot.server.rest.handlers import Reply, infer_reply, predict_reply
 from modelpilot.server.rest.limits import too_large
@@ -73,11 +74,12 @@ class InferenceFastPath:
             if reply is None:
                 return  # no one to answer; the engine counted the request as 499
         except ModelPilotError as exc:
-            await error_response(exc)(scope, receive, send)
+            await error_response(exc, sent_request_id(headers))(scope, receive, send)
             return
         except Exception as exc:
             logger.exception("unexpected error on POST %s", scope["path"])
-            await error_response(ModelPilotError(internal_message(exc)))(scope, receive, send)
+            error = ModelPilotError(internal_message(exc))
+            await error_response(error, sent_request_id(headers))(scope, receive, send)
             return
         raw_headers = [
             (b"content-type", reply.media_type.encode()),

@@ -42,6 +42,7 @@ async def infer_reply(
 ) -> Reply:
     """``POST /v2/models/{name}[/versions/{version}]/infer``, JSON or binary tensors."""
     started = time.perf_counter()
+    header_length: int | None = None
     try:
         body = decompress(body, headers.get("content-encoding", ""), limit)
         header = headers.get(HEADER_LENGTH)
@@ -55,9 +56,9 @@ async def infer_reply(
         if inference.id is None:
             inference.id = checked_request_id(headers.get("x-request-id"))
     except ModelPilotError as exc:
-        raise await engine.refused(
-            name, version, "rest", exc, time.perf_counter() - started
-        ) from None
+        error = await engine.refused(name, version, "rest", exc, time.perf_counter() - started)
+        error.request_id = _sent_id(body, header_length)
+        raise error from None
     result = await _infer(engine, name, inference, version)
     content, json_length = encode_response(result, inference)
     reply_headers = id_header(result.id)
@@ -77,6 +78,7 @@ async def predict_reply(
 ) -> Reply:
     """``POST /predict/{name}``: rows or records in, predictions out."""
     started = time.perf_counter()
+    request_id = None
     try:
         payload = json_object(body, headers, limit)
         sent = payload.get("id")
@@ -91,9 +93,9 @@ async def predict_reply(
                 '{"instances": [{feature: value, ...}, ...]}'
             )
     except ModelPilotError as exc:
-        raise await engine.refused(
-            name, version, "rest", exc, time.perf_counter() - started
-        ) from None
+        error = await engine.refused(name, version, "rest", exc, time.perf_counter() - started)
+        error.request_id = request_id
+        raise error from None
     result = await _infer(engine, name, inference, version)
     return Reply(_predictions(result), JSON, id_header(result.id))
 
@@ -108,6 +110,18 @@ async def _infer(
     except ModelPilotError as exc:
         exc.request_id = inference.id
         raise
+
+
+def _sent_id(body: bytes, header_length: int | None) -> str | None:
+    """The valid request id in a v2 body that failed to decode, if it has one; None leaves
+    the answer to the x-request-id header's. Only errors pay for parsing the body again."""
+    if header_length is not None and not 0 <= header_length <= len(body):
+        return None
+    try:
+        payload = orjson.loads(body if header_length is None else body[:header_length])
+        return checked_request_id(payload.get("id")) if isinstance(payload, dict) else None
+    except (orjson.JSONDecodeError, BadRequest):
+        return None
 
 
 def _predictions(result: InferenceResponse) -> bytes:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modelpilot.errors import PayloadTooLarge
+from modelpilot.server.rest.body import sent_request_id
 from modelpilot.server.rest.errors import error_response
 
 
@@ -37,7 +39,8 @@ class BodyLimit:
                 except ValueError:
                     declared = 0
                 if declared > self.max_bytes:
-                    await error_response(self._error(declared))(scope, receive, send)
+                    sent_id = sent_request_id(Headers(scope=scope))
+                    await error_response(self._error(declared), sent_id)(scope, receive, send)
                     return
         seen = 0
 
