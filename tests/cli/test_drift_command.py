@@ -131,6 +131,24 @@ def test_thresholds_help_shows_the_ranges_accepted(
         assert result.exit_code == 0, result.output
 
 
+def log_iris(run: Run, model: Path, reference: Path, registry_dir: Path, rows: np.ndarray) -> None:
+    """Register iris, and log ``rows`` as its requests of four rows each."""
+    assert run("register", "iris", str(model), "--reference", str(reference)).exit_code == 0
+    registry = Registry.open(registry_dir)
+    log = InferenceLog(registry.companion_engine("inference-log"))
+    now = time.time()
+    log.write(
+        [
+            LogEntry(
+                f"r{i}", "iris", 1, now, {"input-0": rows[i : i + 4].tolist()}, {"predict": []}
+            )
+            for i in range(0, len(rows), 4)
+        ]
+    )
+    log.close()
+    registry.close()
+
+
 def test_model_mode_reads_the_inference_log(
     run: Run,
     iris_model_path: Path,
@@ -139,23 +157,8 @@ def test_model_mode_reads_the_inference_log(
     tmp_path: Path,
     registry_dir: Path,
 ) -> None:
-    assert (
-        run("register", "iris", str(iris_model_path), "--reference", str(iris_csv)).exit_code == 0
-    )
-    registry = Registry.open(registry_dir)
-    log = InferenceLog(registry.companion_engine("inference-log"))
     rows = shifted(iris_frame, 400, ["sepal_length"]).to_numpy()
-    now = time.time()
-    log.write(
-        [
-            LogEntry(
-                f"r{i}", "iris", 1, now, {"input-0": rows[i : i + 4].tolist()}, {"predict": []}
-            )
-            for i in range(0, 400, 4)
-        ]
-    )
-    log.close()
-    registry.close()
+    log_iris(run, iris_model_path, iris_csv, registry_dir, rows)
     report = tmp_path / "log.html"
     result = run("drift", "--model", "iris", "--report", str(report))
     assert result.exit_code == 0, result.output
@@ -171,20 +174,7 @@ def test_model_mode_with_too_few_logged_rows_has_no_verdict(
     tmp_path: Path,
     registry_dir: Path,
 ) -> None:
-    assert (
-        run("register", "iris", str(iris_model_path), "--reference", str(iris_csv)).exit_code == 0
-    )
-    registry = Registry.open(registry_dir)
-    log = InferenceLog(registry.companion_engine("inference-log"))
-    rows = iris_frame.to_numpy()[:12]
-    log.write(
-        [
-            LogEntry(f"r{i}", "iris", 1, time.time(), {"input-0": rows[i : i + 4].tolist()}, {})
-            for i in range(0, 12, 4)
-        ]
-    )
-    log.close()
-    registry.close()
+    log_iris(run, iris_model_path, iris_csv, registry_dir, iris_frame.to_numpy()[:12])
     report = tmp_path / "log.html"
     result = run("drift", "--model", "iris", "--report", str(report), "--fail-on-drift")
     assert result.exit_code == 4, result.output

@@ -262,14 +262,12 @@ def judge_numeric(
             method, deciding_p = "ks", ks_p
             values = "values differ from" if ks_p < alpha else "values as in"
             finding = f"{values} the reference: KS test p = {ks_p:.2g}"
-        drifted = deciding_p < alpha
-        return replace(
+        return _tested(
             observed,
-            method=method,
-            score=1 - deciding_p,
-            threshold=1 - alpha,
-            drifted=drifted,
-            reason=f"{finding} {'<' if drifted else '>='} {thresholds.alpha_text()}",
+            method,
+            deciding_p,
+            finding,
+            thresholds,
             p_value=ks_p,
             missing_p_value=missing_p,
         )
@@ -320,16 +318,8 @@ def judge_categorical(
             method, deciding_p = "chi2", chi_p
             categories = "categories differ from" if chi_p < alpha else "categories as in"
             finding = f"{categories} the reference: chi-squared test p = {chi_p:.2g}"
-        drifted = deciding_p < alpha
-        return replace(
-            observed,
-            method=method,
-            score=1 - deciding_p,
-            threshold=1 - alpha,
-            drifted=drifted,
-            reason=f"{finding} {'<' if drifted else '>='} {thresholds.alpha_text()}",
-            p_value=chi_p,
-            rare_p_value=rare_p,
+        return _tested(
+            observed, method, deciding_p, finding, thresholds, p_value=chi_p, rare_p_value=rare_p
         )
     js = observed.js_distance
     drifted = js >= thresholds.js_distance
@@ -343,6 +333,33 @@ def judge_categorical(
             f"Jensen-Shannon distance {js:.3f} {'>=' if drifted else '<'} "
             f"{thresholds.js_distance:g}"
         ),
+    )
+
+
+def _tested(
+    observed: FeatureDrift,
+    method: str,
+    deciding: float,
+    finding: str,
+    thresholds: DriftThresholds,
+    p_value: float,
+    missing_p_value: float | None = None,
+    rare_p_value: float | None = None,
+) -> FeatureDrift:
+    """``observed`` judged by the test of a small window that decided, of the feature's two
+    the one with the smaller p-value (``deciding``); ``finding`` says what it found. The
+    other p-values are kept for the report."""
+    drifted = deciding < thresholds.alpha
+    return replace(
+        observed,
+        method=method,
+        score=1 - deciding,
+        threshold=1 - thresholds.alpha,
+        drifted=drifted,
+        reason=f"{finding} {'<' if drifted else '>='} {thresholds.alpha_text()}",
+        p_value=p_value,
+        missing_p_value=missing_p_value,
+        rare_p_value=rare_p_value,
     )
 
 
