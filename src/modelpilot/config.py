@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_REGISTRY = "./modelpilot-registry"
+
+
+def _lower(value: object) -> object:
+    """A choice in any case: ``INFO``, as the logging module spells it, is ``info``."""
+    return value.lower() if isinstance(value, str) else value
 
 
 class Settings(BaseSettings):
@@ -97,7 +102,9 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=20.0, ge=0.0)
     """On SIGTERM, how long in-flight requests get to finish before the process exits."""
 
-    log_level: str = "info"
+    log_level: Annotated[
+        Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(_lower)
+    ] = "info"
     """Log level of the server processes."""
 
     monitoring: bool = True
@@ -117,7 +124,7 @@ class Settings(BaseSettings):
 
     drift_p_value: float = Field(default=0.01, gt=0.0, lt=1.0)
     """Significance level of the drift tests on small windows, for all features together
-    (each feature's tests run at it divided by the number of features)."""
+    (each feature's two tests run at it divided by twice the number of features)."""
 
     drift_psi_threshold: float = Field(default=0.2, gt=0.0)
     """PSI at or above which a numeric feature drifted (large windows)."""

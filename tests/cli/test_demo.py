@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -18,8 +22,9 @@ from tests.conftest import free_port
 pytestmark = pytest.mark.slow
 
 
-def demo(registry: Path) -> subprocess.CompletedProcess[str]:
-    """``modelpilot demo`` on ``registry``, on free ports, returning once it is done."""
+def demo(registry: Path, http_port: int | None = None) -> subprocess.CompletedProcess[str]:
+    """``modelpilot demo`` on ``registry``, run in its parent directory, on free ports (or
+    ``http_port``), returning once it is done."""
     return subprocess.run(
         [
             sys.executable,
@@ -29,7 +34,7 @@ def demo(registry: Path) -> subprocess.CompletedProcess[str]:
             "--registry",
             str(registry),
             "--http-port",
-            str(free_port()),
+            str(http_port or free_port()),
             "--grpc-port",
             str(free_port()),
             "--no-keep-serving",
@@ -37,20 +42,38 @@ def demo(registry: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=180,
+        cwd=registry.parent,
     )
 
 
-def test_demo_runs_twice_on_a_fresh_registry(tmp_path: Path) -> None:
+def test_demo_runs_twice_on_a_fresh_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     registry = tmp_path / "registry"
     for expected_version in (1, 2):
-        proc = demo(registry)
+        if expected_version == 1:
+            proc = demo(registry)
+        else:  # on a busy port: the demo serves elsewhere, and says where
+            with socket.socket() as busy:
+                busy.bind(("127.0.0.1", 0))
+                busy.listen()
+                port = busy.getsockname()[1]
+                proc = demo(registry, http_port=port)
+            assert f"port {port} is busy; serving REST on 127.0.0.1:" in proc.stderr
         assert proc.returncode == 0, proc.stderr
         assert f"registered iris version {expected_version}" in proc.stderr
         assert "REST v2" in proc.stdout and "gRPC" in proc.stdout
         # --no-keep-serving: the server is down by the time the closing text is read.
         assert "ModelPilot is serving" not in proc.stdout
         assert "The demo's server has stopped" in proc.stdout
-        assert "Serve it again, where it was:\n  modelpilot serve --model iris " in proc.stdout
+        http = re.search(r"REST +http://127\.0\.0\.1:(\d+)/", proc.stdout)
+        grpc = re.search(r"gRPC +127\.0\.0\.1:(\d+) ", proc.stdout)
+        assert http and grpc, proc.stdout
+        assert expected_version == 1 or int(http[1]) != port
+        assert (
+            "Serve it again, where it was:\n  modelpilot serve --model iris --host 127.0.0.1 "
+            f"--http-port {http[1]} --grpc-port {grpc[1]} --registry {registry}\n"
+        ) in proc.stdout
         assert "curl -s http://127.0.0.1:" in proc.stdout
     reg = Registry.open(registry)
     try:
@@ -58,6 +81,13 @@ def test_demo_runs_twice_on_a_fresh_registry(tmp_path: Path) -> None:
         assert reg.reference_profile("iris", 2) is not None
     finally:
         reg.close()
+    # The closing text's predict command works as printed, where the demo ran.
+    (line,) = [s for s in proc.stdout.splitlines() if s.startswith("  modelpilot predict ")]
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, shlex.split(line)[1:])
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(tmp_path / "scored.csv")
+    assert len(scored) == 30 and "predict" in scored.columns
 
 
 def test_demo_leaves_a_model_it_did_not_make_as_it_was(

@@ -306,3 +306,38 @@ def test_a_regressors_target_of_text_is_refused_by_name(run: Run, tmp_path: Path
         "the target column 'length' holds values that are not numbers ('0 cm', '1 cm', "
         "'2 cm': 147 of 150 rows, the first in data row 4), but the model is a regressor"
     )
+
+
+def test_a_reference_with_its_label_column_gets_a_hint_naming_target(
+    run: Run, tmp_path: Path, iris_model_path: Path, iris_frame: pd.DataFrame
+) -> None:
+    """Training data kept with its labels has one column more than the model takes."""
+    iris_frame.assign(species=load_iris().target).to_csv(tmp_path / "train.csv", index=False)
+    args = ("register", "iris", str(iris_model_path), "--reference", str(tmp_path / "train.csv"))
+    result = run(*args)
+    assert isinstance(result.exception, InvalidInput), result.output
+    assert str(result.exception) == (
+        "the reference data has shape [150, 5] but the model takes 4 features per row; "
+        "if 'species' is the label, name it with --target species"
+    )
+    assert run(*args, "--target", "species").exit_code == 0
+
+
+def test_the_target_hint_names_no_column_the_model_does_not_tell(run: Run, tmp_path: Path) -> None:
+    """A model fitted on an array has no feature names to tell the label column by."""
+    x, y = load_iris(return_X_y=True)
+    joblib.dump(LogisticRegression(max_iter=500).fit(x, y), tmp_path / "iris.joblib")
+    columns = ["a", "b", "c", "d"]
+    frame = pd.DataFrame(x, columns=columns)
+    frame.assign(label=y).to_csv(tmp_path / "train.csv", index=False)
+    frame.assign(label=y, other=y).to_csv(tmp_path / "wide.csv", index=False)
+    model = str(tmp_path / "iris.joblib")
+    result = run("register", "iris", model, "--reference", str(tmp_path / "train.csv"))
+    assert isinstance(result.exception, InvalidInput), result.output
+    assert str(result.exception).endswith(
+        "takes 4 features per row; if one column is the label, name it with --target COLUMN"
+    )
+    # Two columns too many: not a label column alone, so no hint.
+    result = run("register", "iris", model, "--reference", str(tmp_path / "wide.csv"))
+    assert isinstance(result.exception, InvalidInput), result.output
+    assert str(result.exception).endswith("takes 4 features per row")

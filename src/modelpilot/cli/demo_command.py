@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import signal
 import socket
 import subprocess
@@ -27,6 +28,9 @@ SPARE_MODEL = "iris-demo"
 DESCRIPTION = "modelpilot demo: iris logistic regression"
 """The description of every version the demo registers: how it knows its own models."""
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+ROWS_FILE = Path("modelpilot-demo-rows.csv")
+"""The held-out rows the demo sends, written to the working directory for ``modelpilot
+predict`` to score as the closing text says."""
 
 
 def _model_name(reg: Registry) -> str:
@@ -51,19 +55,26 @@ def _model_name(reg: Registry) -> str:
     )
 
 
-def _port(preferred: int) -> int:
-    """``preferred`` if nobody listens there, else a free port."""
+def _port(preferred: int, what: str) -> int:
+    """``preferred`` if nobody listens there, else a free port, said so: the closing text's
+    addresses and commands then differ from what the user asked for."""
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", preferred))
             return preferred
         except OSError:
             sock.bind(("127.0.0.1", 0))
-            return int(sock.getsockname()[1])
+            port = int(sock.getsockname()[1])
+    err.print(
+        f"[bold]note:[/] port {preferred} is busy; serving {what} on 127.0.0.1:{port} instead",
+        highlight=False,
+    )
+    return port
 
 
-def _train(workdir: Path) -> tuple[Path, Path, object, object, list[str]]:
-    """A logistic regression on iris (shipped with scikit-learn), saved with its data."""
+def _train(workdir: Path, rows_file: Path) -> tuple[Path, Path, object, object, list[str]]:
+    """A logistic regression on iris (shipped with scikit-learn), saved with its data in
+    ``workdir``, and the held-out rows (which the demo sends) in ``rows_file``."""
     import joblib
     import pandas as pd
     from sklearn.datasets import load_iris
@@ -80,6 +91,7 @@ def _train(workdir: Path) -> tuple[Path, Path, object, object, list[str]]:
     joblib.dump(model, model_path)
     reference = workdir / "iris-train.csv"
     x_train.assign(species=y_train).to_csv(reference, index=False)
+    x_test.to_csv(rows_file, index=False)
     return model_path, reference, x_test, y_test, list(iris.target_names)
 
 
@@ -113,8 +125,12 @@ def demo(
                 highlight=False,
             )
         with tempfile.TemporaryDirectory(prefix="modelpilot-demo-") as tmp:
-            err.print("[bold]1/5[/] training a logistic regression on the iris data set")
-            model_path, reference, x_test, y_test, names = _train(Path(tmp))
+            err.print(
+                "[bold]1/5[/] training a logistic regression on the iris data set; the rows "
+                f"held out of training go to {ROWS_FILE}",
+                highlight=False,
+            )
+            model_path, reference, x_test, y_test, names = _train(Path(tmp), ROWS_FILE)
             version = register_model(
                 reg,
                 model,
@@ -131,14 +147,19 @@ def demo(
         "(alias production, with a reference profile and its accuracy on the training data)",
         highlight=False,
     )
-    http, grpc_ = _port(http_port), _port(grpc_port)
+    http, grpc_ = _port(http_port, "REST"), _port(grpc_port, "gRPC")
+    # The registry as the user named it (a location shown by the registry hides a database
+    # password and turns sqlite:///FILE into FILE); without --registry, the server finds it
+    # as this process did ($MODELPILOT_REGISTRY, else the default), and so do the hints.
+    where = (["--registry", registry] if registry is not None else []) + (
+        ["--artifacts", str(artifacts)] if artifacts is not None else []
+    )
     command = [
         sys.executable,
         "-m",
         "modelpilot",
         "serve",
-        "--registry",
-        location,
+        *where,
         "--host",
         "127.0.0.1",
         "--http-port",
@@ -150,9 +171,7 @@ def demo(
         "--log-level",
         "warning",
     ]
-    if artifacts is not None:
-        command += ["--artifacts", str(artifacts)]
-    err.print(f"[bold]3/5[/] starting the server: {' '.join(command[2:])}", highlight=False)
+    err.print(f"[bold]3/5[/] starting the server: {shlex.join(command[2:])}", highlight=False)
     server = subprocess.Popen(command)
     try:
         _wait_ready(f"http://127.0.0.1:{http}", server)
@@ -161,7 +180,7 @@ def demo(
         err.print("[bold]5/5[/] watching it: scoring the held-out rows and posting their labels")
         _watch(model, http, x_test, y_test)
         if serving:
-            _next_steps(model, http, grpc_, location, serving=True)
+            _next_steps(model, http, grpc_, where, serving=True)
             err.print("Serving until Ctrl-C...")
             while server.poll() is None:
                 time.sleep(0.5)
@@ -177,7 +196,7 @@ def demo(
     if server.returncode not in (0, -signal.SIGTERM):
         raise typer.Exit(1)
     if not serving:  # said once the server is down, so that it says what is true
-        _next_steps(model, http, grpc_, location, serving=False)
+        _next_steps(model, http, grpc_, where, serving=False)
 
 
 def _wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -288,12 +307,16 @@ def _watch(model: str, http: int, x_test: object, y_test: object) -> None:
         )
 
 
-def _next_steps(model: str, http: int, grpc_port: int, location: str, serving: bool) -> None:
+def _next_steps(model: str, http: int, grpc_port: int, where: list[str], serving: bool) -> None:
     """Where the model answers and what to try next: while the server runs, or, once it has
-    stopped (``--no-keep-serving``), how to serve the model again first."""
+    stopped (``--no-keep-serving``), how to serve the model again first. Every command works
+    as printed, from the demo's working directory (``where``: its registry flags)."""
     base = f"http://127.0.0.1:{http}"
-    registry = "" if location == "modelpilot-registry" else f" --registry {location}"
-    serve = f"modelpilot serve --model {model} --http-port {http} --grpc-port {grpc_port}{registry}"
+    registry = "".join(f" {shlex.quote(arg)}" for arg in where)
+    serve = (
+        f"modelpilot serve --model {model} --host 127.0.0.1 --http-port {http} "
+        f"--grpc-port {grpc_port}{registry}"
+    )
     endpoints = [
         f"REST       {base}/v2/models/{model}   (OpenAPI docs: {base}/docs)",
         f"gRPC       127.0.0.1:{grpc_port}   (inference.GRPCInferenceService)",
@@ -312,14 +335,16 @@ def _next_steps(model: str, http: int, grpc_port: int, location: str, serving: b
             *endpoints,
             "",
             "Try next:",
-            f"  curl -s {base}/predict/{model} -d '{{\"data\": [5.1, 3.5, 1.4, 0.2]}}'",
+            # A request id of the user's choosing, so that the label below can name it.
+            f"  curl -s {base}/predict/{model} -d "
+            f'\'{{"id": "try-1", "data": [5.1, 3.5, 1.4, 0.2]}}\'',
+            f'  curl -s {base}/api/feedback/{model} -d \'{{"request_id": "try-1", "label": 0}}\'',
             f"  modelpilot models{registry}",
             f"  modelpilot versions {model}{registry}",
-            f"  modelpilot predict {model}@production data.csv --output scored.csv{registry}",
-            f"  curl -s {base}/api/feedback/{model} -d "
-            f'\'{{"request_id": "<id of a prediction>", "label": 0}}\'',
-            f"  modelpilot drift --model {model}{registry}   (drift of the logged traffic)",
-            *([f"  modelpilot serve{registry}"] if serving else []),
+            f"  modelpilot predict {model}@production {ROWS_FILE} --output scored.csv{registry}",
+            f"  modelpilot drift --model {model}{registry}   # drift of the logged traffic",
+            # While the demo serves, its ports are taken: serving again waits for Ctrl-C.
+            *(["", "After Ctrl-C, serve it again:", f"  {serve}"] if serving else []),
         ]
     )
     # Plain lines that never wrap, so that every command can be copied as it stands.

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 
 from modelpilot.cli.common import ArtifactsOption, RegistryOption, make_settings
+from modelpilot.config import Settings
 from modelpilot.registry.refs import ModelRef
+from modelpilot.registry.store import Registry
 from modelpilot.server.logs import configure_logging
 
 
@@ -67,7 +70,8 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[
-        str | None, typer.Option(help="debug, info, warning or error. Default: info.")
+        str | None,
+        typer.Option(help="debug, info, warning, error or critical. Default: info."),
     ] = None,
     registry: RegistryOption = None,
     artifacts: ArtifactsOption = None,
@@ -95,10 +99,26 @@ def serve(
     if settings.workers > 1:
         from modelpilot.server.supervisor import Supervisor
 
+        check_models(settings, refs)
         raise typer.Exit(Supervisor(settings, refs, settings.workers).run())
     from modelpilot.server.runner import serve as run
 
     run(settings, refs)
+
+
+def check_models(settings: Settings, refs: Sequence[ModelRef]) -> None:
+    """Raise, as one process serving alone would, if a reference names no version.
+
+    Before workers start: each worker would fail on it and be started again, and the error
+    would reach the user as the workers' tracebacks rather than as one line."""
+    if not refs:
+        return
+    registry = Registry.open(settings.registry, settings.artifacts)
+    try:
+        for ref in refs:
+            registry.resolve(ref)
+    finally:
+        registry.close()
 
 
 def install(app: typer.Typer) -> None:

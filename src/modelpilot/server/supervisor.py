@@ -8,41 +8,69 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
+from multiprocessing.queues import SimpleQueue
 from pathlib import Path
 from types import FrameType
 
 from prometheus_client.multiprocess import mark_process_dead
 
 from modelpilot.config import Settings
+from modelpilot.errors import ModelPilotError
 from modelpilot.monitoring.siblings import prometheus_dir, retired_snapshot
 from modelpilot.registry.refs import ModelRef
 from modelpilot.server.sockets import bind_socket
 
 logger = logging.getLogger("modelpilot.supervisor")
 
+YOUNG_SECONDS = 30.0
+"""A worker that dies sooner than this after it started is taken to have failed at start-up.
+By the clock, because the supervisor cannot ask one worker whether it is ready: the workers
+share one port. Long enough for loading large models, short next to a worker's life."""
 
-def _worker(settings_json: str, models: list[str], log_level: str) -> None:
+
+def _worker(
+    settings_json: str, models: list[str], log_level: str, errors: SimpleQueue[tuple[int, str]]
+) -> None:
     from modelpilot.server.logs import configure_logging
     from modelpilot.server.runner import serve
 
     configure_logging(log_level)
     settings = Settings.model_validate_json(settings_json)
-    serve(settings, [ModelRef.parse(m) for m in models], reuse_port=True)
+    try:
+        serve(settings, [ModelRef.parse(m) for m in models], reuse_port=True)
+    except ModelPilotError as exc:
+        # One line that says what to fix (a missing model, a bad registry): a traceback per
+        # worker and restart would bury it. The supervisor repeats it if it gives up.
+        logger.error("worker %d stopped: %s", settings.worker_index, exc.message)
+        errors.put((settings.worker_index, exc.message))
+        sys.exit(1)
 
 
 class Supervisor:
     """Starts ``workers`` processes that share the HTTP and gRPC ports through SO_REUSEPORT.
 
     The kernel spreads new connections across the processes. A worker that exits on its own
-    is started again, with a growing pause if it keeps dying young. SIGTERM or SIGINT is passed
-    on to every worker, which drains and exits; the supervisor waits for them.
+    is started again, with a growing pause if it keeps dying young. One that dies young
+    ``give_up_after`` times in a row fails at start-up (a bad setting, a model that does not
+    load): the supervisor then stops every worker and raises the worker's error, rather than
+    start it again forever. SIGTERM or SIGINT is passed on to every worker, which drains and
+    exits; the supervisor waits for them.
     """
 
-    def __init__(self, settings: Settings, models: Sequence[ModelRef], workers: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        models: Sequence[ModelRef],
+        workers: int,
+        *,
+        give_up_after: int = 5,
+        young_seconds: float = YOUNG_SECONDS,
+    ) -> None:
         self.settings = settings
         self.shared: Path | None = None
         self.models = [str(m) for m in models]
@@ -51,6 +79,13 @@ class Supervisor:
         self._processes: dict[int, BaseProcess] = {}
         self._started_at: dict[int, float] = {}
         self._failures: dict[int, int] = {}
+        """Deaths in a row of each slot's worker, each within ``young_seconds`` of starting."""
+        self._errors: SimpleQueue[tuple[int, str]] | None = None
+        """What workers said as they failed: their slot and ``ModelPilotError`` message."""
+        self._said: dict[int, str] = {}
+        """The last of those by slot, until the supervisor sees that worker dead."""
+        self.give_up_after = give_up_after
+        self.young_seconds = young_seconds
         self._stopping = False
         self.restarts = 0
 
@@ -58,7 +93,7 @@ class Supervisor:
         settings = self.settings.model_copy(update={"worker_index": slot})
         process = self._context.Process(
             target=_worker,
-            args=(settings.model_dump_json(), self.models, self.settings.log_level),
+            args=(settings.model_dump_json(), self.models, self.settings.log_level, self._errors),
             name=f"modelpilot-worker-{slot}",
             daemon=False,
         )
@@ -88,8 +123,24 @@ class Supervisor:
             shutil.rmtree(self.shared, ignore_errors=True)
 
     def _supervise(self) -> int:
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
+        handlers = {
+            signum: signal.signal(signum, self._stop) for signum in (signal.SIGTERM, signal.SIGINT)
+        }
+        self._errors = self._context.SimpleQueue()
+        try:
+            failed = self._watch()
+            self._shutdown()
+        finally:
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+            self._errors.close()
+        if failed is not None:
+            raise ModelPilotError(failed)
+        return 0
+
+    def _watch(self) -> str | None:
+        """Keep the workers running until told to stop (None), or until one fails at start-up
+        ``give_up_after`` times in a row (what to tell the user)."""
         for slot in range(self.workers):
             self._start(slot)
         while not self._stopping:
@@ -97,9 +148,16 @@ class Supervisor:
             for slot, process in list(self._processes.items()):
                 if process.is_alive() or self._stopping:
                     continue
+                process.join()
                 lived = time.monotonic() - self._started_at[slot]
-                self._failures[slot] = self._failures.get(slot, 0) + 1 if lived < 10 else 1
-                pause = min(10.0, 0.5 * 2 ** (self._failures[slot] - 1))
+                young = lived < self.young_seconds
+                self._failures[slot] = self._failures.get(slot, 0) + 1 if young else 0
+                self._forget(process, slot)
+                why = self._why(slot)
+                if self._failures[slot] >= self.give_up_after:
+                    del self._processes[slot]
+                    return self._giving_up(slot, why)
+                pause = min(10.0, 0.5 * 2 ** max(self._failures[slot] - 1, 0))
                 logger.error(
                     "worker %d (pid %s) exited with %s after %.1f s; restarting in %.1f s",
                     slot,
@@ -108,17 +166,34 @@ class Supervisor:
                     lived,
                     pause,
                 )
-                process.join()
-                self._forget(process, slot)
                 deadline = time.monotonic() + pause
                 while time.monotonic() < deadline and not self._stopping:
                     time.sleep(0.05)
                 if not self._stopping:
                     self.restarts += 1
                     self._start(slot)
-        return self._shutdown()
+        return None
 
-    def _shutdown(self) -> int:
+    def _why(self, slot: int) -> str | None:
+        """The error the dead worker of ``slot`` said, if it said one. Read at every death, so
+        that the queue's pipe never fills (a worker would block on it as it exits)."""
+        assert self._errors is not None
+        while not self._errors.empty():
+            index, message = self._errors.get()
+            self._said[index] = message
+        return self._said.pop(slot, None)
+
+    def _giving_up(self, slot: int, why: str | None) -> str:
+        """The one line the user is told when a worker keeps failing at start-up."""
+        how = (
+            f"worker {slot} died {self._failures[slot]} times in a row, each time within "
+            f"{self.young_seconds:.0f} s of starting"
+        )
+        if why is None:
+            return f"the workers keep dying: {how} (its errors are above)"
+        return f"the workers cannot start: {why} ({how})"
+
+    def _shutdown(self) -> None:
         logger.info("stopping %d workers", len(self._processes))
         for process in self._processes.values():
             if process.is_alive() and process.pid is not None:
@@ -130,7 +205,6 @@ class Supervisor:
                 logger.error("worker pid %s did not stop in time; killing it", process.pid)
                 process.kill()
                 process.join()
-        return 0
 
     def _forget(self, process: BaseProcess, slot: int) -> None:
         """A dead worker's live gauges go; its counters stay summed, and its monitoring

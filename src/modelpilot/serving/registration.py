@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelpilot.errors import BadRequest, InvalidInput
+from modelpilot.errors import BadRequest, InvalidInput, ModelPilotError
 from modelpilot.registry.profile import ReferenceProfile, outcome_profile
 from modelpilot.registry.quality import (
     as_class,
@@ -74,7 +74,7 @@ def register_model(
             feature_names = [str(c) for c in frame.columns]
         example = _numeric(frame)
     if signature is None:
-        signature = runtime.infer_signature(example=example, feature_names=feature_names)
+        signature = _signature(runtime, example, feature_names, target)
     if (
         frame is not None
         and signature.feature_names
@@ -126,6 +126,40 @@ def register_model(
         reference=profile,
         aliases=aliases,
     )
+
+
+def _signature(
+    runtime: Runtime,
+    example: np.ndarray | None,
+    feature_names: list[str] | None,
+    target: str | None,
+) -> Signature:
+    """``runtime.infer_signature``; where the reference has one column more than the model
+    takes, and no ``target`` was named, its error says how to leave the label column out:
+    training data kept with its labels is the reference users most often have at hand."""
+    try:
+        return runtime.infer_signature(example=example, feature_names=feature_names)
+    except InvalidInput as exc:
+        if target is not None or example is None or example.ndim != 2:
+            raise
+        try:
+            model = runtime.infer_signature()  # what the model alone says it takes
+        except ModelPilotError:
+            raise exc from None
+        spec = model.inputs[0] if len(model.inputs) == 1 else None
+        if spec is None or len(spec.shape) != 2 or spec.shape[1] != example.shape[1] - 1:
+            raise
+        extra = [n for n in feature_names or () if n not in (model.feature_names or ())]
+        if len(extra) == 1 and model.feature_names:
+            hint = f"if {extra[0]!r} is the label, name it with --target {extra[0]}"
+        elif feature_names:
+            hint = "if one column is the label, name it with --target COLUMN"
+        else:  # --target names a column of the header
+            hint = (
+                "if one column is the label, give the reference a header and name the label "
+                "with --target COLUMN, or leave the label out"
+            )
+        raise InvalidInput(f"{exc.message}; {hint}") from exc
 
 
 def is_classifier(signature: Signature) -> bool:

@@ -1,0 +1,60 @@
+"""``modelpilot serve``: what it refuses before any server starts."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from modelpilot.cli.common import make_settings
+from modelpilot.errors import BadSettings, ModelNotFound
+from modelpilot.registry.store import Registry
+from modelpilot.serving.registration import register_model
+from tests.cli.conftest import Run
+
+
+def test_serve_with_workers_checks_the_models_before_starting_any(
+    run: Run, registry_dir: Path, iris_model_path: Path
+) -> None:
+    """Each worker died of the missing model and was started again, forever; alone, the
+    server said it in one line and exited 1. Now the workers' server says the same, first."""
+    reg = Registry.open(registry_dir)
+    try:
+        register_model(reg, "iris", iris_model_path, aliases=["staging"])
+    finally:
+        reg.close()
+    # The port is taken (not shared): starting workers would fail on it, after the check.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        result = run(
+            "serve",
+            *("--model", "iris@staging", "--model", "fraud:3", "--workers", "2"),
+            *("--host", "127.0.0.1", "--http-port", port, "--grpc-port", "0"),
+        )
+    assert isinstance(result.exception, ModelNotFound), result.output
+    assert (
+        str(result.exception) == "no model named 'fraud' in the registry; registered models: iris"
+    )
+
+
+LEVELS = "Input should be 'debug', 'info', 'warning', 'error' or 'critical'"
+
+
+def test_an_unknown_log_level_is_a_bad_setting(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It was a ValueError traceback from the logging module."""
+    result = run("serve", "--log-level", "loud")
+    assert isinstance(result.exception, BadSettings), result.output
+    assert str(result.exception) == f"bad setting: --log-level=loud: {LEVELS}"
+    monkeypatch.setenv("MODELPILOT_LOG_LEVEL", "loud")
+    result = run("serve")
+    assert isinstance(result.exception, BadSettings), result.output
+    assert str(result.exception) == f"bad setting: MODELPILOT_LOG_LEVEL=loud: {LEVELS}"
+
+
+def test_log_levels_are_listed_and_taken_in_any_case(run: Run) -> None:
+    assert make_settings(log_level="WARNING").log_level == "warning"
+    help_text = " ".join(run("serve", "--help", registry=False).stdout.split())
+    assert "debug, info, warning, error or critical" in help_text
