@@ -17,6 +17,10 @@ speed. So:
   as at full speed, so the round is stretched by how much slower callgrind runs the server
   here, which is measured first: monitoring off, the same requests at full speed and under
   callgrind (that counted run is also the ``off`` row);
+- the REST fast path looks for clients that hung up every 50 ms, among the requests still
+  being answered (``MODELPILOT_HANG_UP_CHECK_SECONDS``): at full speed a few of them are; under
+  callgrind nearly every request would be, and get a watcher task, as many as the clock
+  allowed. It is put off too (``NEVER``); monitoring on and off pay it alike;
 - drift and alerts are recomputed every 2 s and aliases re-read every 2 s, however much
   traffic there is: that work does not grow with requests (the CPU-time figures of the other
   table include it), so it is put off past the end of the run (``NEVER``). Counted, it would
@@ -53,6 +57,7 @@ NEVER = str(10**6)
 FIXED = {
     "monitor_interval_seconds": NEVER,
     "alias_refresh_seconds": NEVER,
+    "hang_up_check_seconds": NEVER,
     "inline_predict_below_us": EVERY_CALL_INLINE,
 }
 """Settings of every configuration under callgrind (see the module's docstring)."""
@@ -279,8 +284,9 @@ def render(result: InstructionCost, command: str, when: str) -> str:
         "about as many requests as at full speed. Every configuration ran with "
         + ", ".join(f"`MODELPILOT_{key.upper()}={value}`" for key, value in FIXED.items())
         + ": the models' calls stay on the event loop, as at full speed, and the "
-        "recomputation of drift and alerts (every 2 s, however much traffic there is) and the "
-        "re-reading of aliases are left out of these counts.",
+        "recomputation of drift and alerts (every 2 s, however much traffic there is), the "
+        "re-reading of aliases and the fast path's look for clients that hung up (every 50 ms, "
+        "at the requests then in flight) are left out of these counts.",
         "",
         "| model | configuration | server process | monitoring process | total | x off |",
         "| --- | --- | ---: | ---: | ---: | --- |",

@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     taking far longer than their CPU time there (waiting for something); 0 keeps every call
     on the thread pool (per model: metadata key)."""
 
+    hang_up_check_seconds: float = Field(default=0.05, gt=0.0)
+    """How often the REST fast path looks for clients that hung up among the requests it is
+    still answering (it cancels them, counted as 499): a request answered sooner than this
+    after its client left counts as answered."""
+
     max_queue_rows: int = Field(default=10_000, ge=1)
     """Rows allowed to wait for one model version before requests get 503 + Retry-After."""
 

@@ -53,7 +53,7 @@ class InferenceFastPath:
         self.app = app
         self.engine = engine
         self.limit = settings.max_request_bytes
-        self.hang_ups = HangUps()
+        self.hang_ups = HangUps(settings.hang_up_check_seconds)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
