@@ -17,9 +17,9 @@ import pytest
 
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.log_records import LogBatch
-from modelpilot.monitoring.model_monitor import ModelReport, MonitorConfig
+from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
-from modelpilot.monitoring.process import ProcessMonitoring, monitor_config
+from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.monitoring.tap_process import TapProcess, TapSpec
 from modelpilot.protocol.rows import request_from_rows
 from modelpilot.registry.store import Registry
@@ -31,8 +31,6 @@ from tests.conftest import make_settings
 from tests.monitoring.conftest import (
     SHIFTED,
     Served,
-    metric,
-    monitored,
     reference_traffic,
     send,
     shifted_traffic,
@@ -179,95 +177,6 @@ async def test_feedback_is_read_as_json_whatever_its_content_type(served: Served
     neither = await client.post("/api/feedback/iris", content=json.dumps({"label": 1}))
     assert neither.status_code == 422
     assert "request_id" in neither.json()["error"]
-
-
-async def test_labels_join_through_the_log_after_a_restart(
-    served: Served, labelled_iris: Registry
-) -> None:
-    ids = await send(served.client, np.array([[5.1, 3.5, 1.4, 0.2]] * 3), per_request=1)
-    served.monitoring.stop()  # a clean shutdown writes everything queued
-
-    log = InferenceLog(labelled_iris.companion_engine("inference-log"))
-    fresh = Monitor(labelled_iris, monitor_config(make_settings(labelled_iris)), log=log)
-    try:
-        assert log.count("iris") == 3
-        entry = log.find("iris", ids[:1])[ids[0]]
-        assert entry.inputs == {"input-0": [[5.1, 3.5, 1.4, 0.2]]}
-        assert entry.version == 1
-        result = fresh.feedback("iris", {ids[0]: 0, ids[1]: 1, "missing": 2})
-        assert (result.accepted, result.unknown) == (2, ["missing"])
-        assert log.find("iris", ids[:1])[ids[0]].label == 0
-        performance = fresh.report("iris").performance
-        assert performance is not None and performance.labels == 2
-        assert performance.current["accuracy"] == 0.5
-    finally:
-        fresh.stop()
-
-
-async def restored(served: Served, labels: int) -> ModelReport:
-    """``served``'s iris report once its thread (started here, as the server starts it) has
-    put ``labels`` labels back."""
-    served.monitoring.start()
-    deadline = time.monotonic() + 20
-    while True:
-        await asyncio.to_thread(served.monitor.flush)
-        report = served.monitor.report("iris")
-        performance = report.performance
-        if (performance is not None and performance.labels >= labels) or (
-            time.monotonic() > deadline
-        ):
-            return report
-        await asyncio.sleep(0.1)
-
-
-@pytest.mark.parametrize("process", [True, False], ids=["monitoring process", "thread"])
-async def test_a_restarted_server_watches_on_where_it_stopped(
-    labelled_iris: Registry, iris_frame: pd.DataFrame, iris_target: np.ndarray, process: bool
-) -> None:
-    settings = {"drift_window_rows": 400, "performance_min_labels": 20, "monitor_process": process}
-    rows = reference_traffic(iris_frame, 120, seed=3)
-    async with monitored(labelled_iris, **settings) as first:
-        ids = await send(first.client, rows, per_request=1)
-        await asyncio.to_thread(first.monitor.flush)
-        # Labels for 60 requests, a third of them wrong: accuracy 2/3.
-        found = first.monitor.tap.lookup("iris", ids[:60])
-        labels = {
-            i: (int(np.asarray(found[i].outputs["predict"])[0]) + (j % 3 == 0)) % 3
-            for j, i in enumerate(ids[:60])
-        }
-        answer = await first.client.post(
-            "/api/feedback/iris",
-            json={"labels": [{"request_id": i, "label": label} for i, label in labels.items()]},
-        )
-        assert answer.json()["accepted"] == 60, answer.json()
-        await asyncio.to_thread(first.monitor.flush)
-        before = first.monitor.report("iris")
-        assert before.performance is not None
-    async with monitored(labelled_iris, **settings) as second:
-        after = await restored(second, 60)
-        assert after.performance is not None and after.performance.labels == 60
-        assert after.performance.current == before.performance.current
-        assert after.performance.current["accuracy"] == pytest.approx(2 / 3)
-        assert after.drift is not None and before.drift is not None
-        assert after.drift.rows == before.drift.rows == 120
-        assert [f.psi for f in after.drift.features] == [f.psi for f in before.drift.features]
-        # The totals count what this server answered and was told: none of it yet.
-        assert (after.requests, after.rows, after.labels_total) == (0, 0, 0)
-        await send(second.client, rows[:10], per_request=1)
-        await asyncio.to_thread(second.monitor.flush)
-        assert second.monitor.report("iris").drift.rows == 130
-
-
-async def test_restoring_can_be_switched_off(
-    labelled_iris: Registry, iris_frame: pd.DataFrame
-) -> None:
-    async with monitored(labelled_iris, drift_window_rows=400) as first:
-        await send(first.client, reference_traffic(iris_frame, 40, seed=4), per_request=1)
-    async with monitored(labelled_iris, drift_window_rows=400, monitor_restore=False) as second:
-        await send(second.client, reference_traffic(iris_frame, 5, seed=5), per_request=1)
-        await asyncio.to_thread(second.monitor.flush)
-        drift = second.monitor.report("iris").drift
-        assert drift is not None and drift.rows == 5
 
 
 async def test_monitoring_can_be_switched_off(labelled_iris: Registry) -> None:
@@ -465,75 +374,6 @@ def test_labels_recompute_the_reports_without_cutting_the_service_history(
     performance = monitor.report("iris").performance
     assert performance is not None and performance.labels == 50  # the reports are current
     monitor.stop()
-
-
-def test_a_sampled_log_keeps_its_share_and_every_label_still_joins(
-    labelled_iris: Registry,
-) -> None:
-    log = InferenceLog(labelled_iris.companion_engine("inference-log"))
-    monitor = Monitor(labelled_iris, log=log, sample_rate=0.3)
-    version = labelled_iris.get_version("iris", 1)
-    rows, predict = IRIS_ROWS[:3], np.array([0, 2, 2])
-    for i in range(100):
-        ids = [f"r{2 * i}", f"r{2 * i + 1}"]
-        monitor.predicted(version, ids, [1, 2], {"input-0": rows}, {"predict": predict})
-    monitor.flush()
-    # Drift sees every row; the log holds about 30% of the 200 requests, each with its rows.
-    assert monitor.report("iris").rows == 300
-    entries = log.recent("iris", limit=1000)
-    assert 25 <= len(entries) <= 100
-    for entry in entries:
-        number = int(entry.request_id[1:])
-        expected = rows[:1] if number % 2 == 0 else rows[1:]
-        assert entry.inputs == {"input-0": expected.tolist()}
-    labels: dict[str, object] = {f"r{i}": 0 if i % 2 == 0 else [2, 2] for i in range(200)}
-    result = monitor.feedback("iris", labels)
-    assert (result.accepted, result.unknown) == (300, [])
-    logged = log.find("iris", [e.request_id for e in entries])
-    assert all(e.label == labels[e.request_id] for e in logged.values())
-    monitor.stop()
-
-
-def test_a_sampled_monitor_watches_its_share_of_calls_and_counts_the_rest(
-    labelled_iris: Registry,
-) -> None:
-    with pytest.raises(ValueError, match="call_sample_rate"):
-        Monitor(labelled_iris, call_sample_rate=0.0)
-    monitor = Monitor(labelled_iris, call_sample_rate=0.25)
-    version = labelled_iris.get_version("iris", 1)
-    for i in range(2000):
-        monitor.predicted(
-            version, [f"r{i}"], [1], {"input-0": IRIS_ROWS[:1]}, {"predict": np.array([0])}
-        )
-    monitor.flush()
-    watched = monitor.report("iris").requests
-    assert 400 <= watched <= 600  # a quarter of 2,000 calls: 500, give or take 19
-    assert watched + monitor.unsampled == 2000 and monitor.dropped == 0
-    assert metric(monitor, "modelpilot_monitor_unsampled_total") == monitor.unsampled
-    # Labels join the watched requests; the others are unknown, as if never answered.
-    result = monitor.feedback("iris", {f"r{i}": 0 for i in range(2000)})
-    assert result.accepted == watched and len(result.unknown) == monitor.unsampled
-    monitor.stop()
-
-
-async def test_the_sample_rate_is_a_setting_that_feedback_errors_mention(
-    labelled_iris: Registry, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("MODELPILOT_MONITOR_SAMPLE_RATE", "0.1")
-    settings = make_settings(labelled_iris, monitor_process=False)
-    engine = InferenceEngine(labelled_iris, settings)
-    await engine.start()
-    monitoring = ProcessMonitoring.for_engine(engine, settings)
-    assert monitoring.monitor is not None and monitoring.monitor.call_sample_rate == 0.1
-    app = create_app(engine, settings, monitoring)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as client:
-        reply = await client.post("/api/feedback/iris", json={"request_id": "no", "label": 0})
-    assert reply.status_code == 404
-    assert "watches 10% of model calls" in reply.json()["error"]
-    await asyncio.to_thread(monitoring.stop)
-    await engine.stop()
 
 
 class _GatedLog(InferenceLog):
