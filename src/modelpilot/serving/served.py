@@ -221,7 +221,7 @@ class ServedModels:
             await blocking(self._executor, self._shared.record, model, "unloaded")
 
     async def _load(self, model: str) -> ModelVersion:
-        _require_name(model)
+        require_name(model)
         self._unloaded.discard(model)
         self._served.setdefault(model, Served(ModelRef(model)))
         try:
@@ -270,7 +270,7 @@ class ServedModels:
                 f"model {model!r} is not served here; served models: "
                 f"{', '.join(self.names) or 'none'}"
             )
-        _require_name(model)
+        require_name(model)
 
     def _resolved(self, model: str) -> None:
         """``model`` serves the version its reference points to: no rollout of it stalls."""
@@ -335,7 +335,7 @@ def _log_refresh_failure(task: asyncio.Task[ModelVersion]) -> None:
         logger.error("refreshing a model's alias failed: %s", task.exception())
 
 
-def _require_name(model: str) -> None:
+def require_name(model: str) -> None:
     """ModelNotFound for a name no registry could hold, before asking one (PostgreSQL would
     fail on a NUL in it, rather than find nothing)."""
     if not is_name(model):

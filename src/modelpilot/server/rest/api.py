@@ -9,13 +9,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from modelpilot.errors import InvalidInput, ModelNotFound, NotFound
+from modelpilot.errors import InvalidInput, NotFound
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.overview import Overview, model_overview
-from modelpilot.registry.refs import NAME_RULE, is_name
 from modelpilot.server.rest.body import documented_json_body, json_object
 from modelpilot.server.rest.errors import invalid_request
 from modelpilot.server.rest.openapi import errors
+from modelpilot.serving.served import require_name
 
 router = APIRouter(prefix="/api", tags=["Monitoring"])
 
@@ -169,8 +169,7 @@ async def _registered(monitor: Monitor, model: str, version: int | None = None) 
     Asked only when there is nothing to answer with (no label joined, no report): labels for
     the logged predictions of a version no longer served, or of a model no longer
     registered, join all the same, and their reports are shown all the same."""
-    if not is_name(model):
-        raise ModelNotFound(f"no model is named {model!r}: model names are {NAME_RULE}")
+    require_name(model)
     if version is None:
         await asyncio.to_thread(monitor.registry.latest, model)
     else:
