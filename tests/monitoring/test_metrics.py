@@ -59,7 +59,9 @@ async def test_requests_errors_batches_and_state_are_counted(
     # The first request ran the model; the other two came from the result cache.
     assert value("modelpilot_batch_size_rows_count", {"model": "iris", "version": "1"}) == 1
     assert value("modelpilot_queue_duration_seconds_count", {"model": "iris", "version": "1"}) == 1
-    assert value("modelpilot_result_cache_hits_total") == 2
+    assert value("modelpilot_result_cache_hits_total", iris) == 2
+    assert value("modelpilot_result_cache_misses_total", iris) == 1
+    assert value("modelpilot_result_cache_duration_seconds_total", {**iris, "result": "hit"}) > 0
     assert value("modelpilot_model_loaded", {"model": "iris", "version": "1"}) == 1
     assert value("modelpilot_model_loaded", {"model": "forest", "version": "1"}) == 1
     assert value("modelpilot_uptime_seconds") >= 0

@@ -42,9 +42,30 @@ def clients(
     iris_model_path: Path,
     loop_thread: LoopThread,
 ) -> Iterator[Clients]:
+    yield from serve_clients(request.param, served_registry, iris_model_path, loop_thread)
+
+
+@pytest.fixture
+def cached_clients(
+    served_registry: Registry, iris_model_path: Path, loop_thread: LoopThread
+) -> Iterator[Clients]:
+    yield from serve_clients(
+        "native", served_registry, iris_model_path, loop_thread, result_cache="memory"
+    )
+
+
+def serve_clients(
+    grpc_server: str,
+    served_registry: Registry,
+    iris_model_path: Path,
+    loop_thread: LoopThread,
+    **overrides: Any,
+) -> Iterator[Clients]:
     register_model(served_registry, "iris", iris_model_path)  # version 2, beside 1
     port = free_port()
-    settings = make_settings(served_registry, http_port=port, grpc_server=request.param)
+    settings = make_settings(
+        served_registry, http_port=port, grpc_server=grpc_server, **overrides
+    )
     engine = InferenceEngine(served_registry, settings)
     loop_thread.run(engine.start())
     monitoring = ProcessMonitoring.for_engine(engine, settings)
@@ -115,6 +136,22 @@ def test_each_version_counts_its_requests_rows_calls_and_time(clients: Clients) 
     assert grpc_two.inference_stats.success.count == 3
     assert grpc_two.inference_stats.fail.count == 1
     assert grpc_two.inference_stats.compute_infer.count == 3
+
+
+def test_result_cache_hits_and_misses_are_counted_per_version(cached_clients: Clients) -> None:
+    other = ROW + 1.0
+    for rows in (ROW, ROW, ROW, other):
+        cached_clients.http.infer("iris", [rows_input(rows)], model_version="2")
+
+    (two,) = cached_clients.http.get_inference_statistics("iris", "2")["model_stats"]
+    infer = two["inference_stats"]
+    assert infer["cache_hit"]["count"] == 2 and infer["cache_miss"]["count"] == 2
+    assert infer["cache_hit"]["ns"] > 0 and infer["cache_miss"]["ns"] > 0
+    assert infer["success"]["count"] == 4
+    assert two["execution_count"] == 2  # the model ran for the misses alone
+    (grpc_two,) = cached_clients.grpc.get_inference_statistics("iris", "2").model_stats
+    assert grpc_two.inference_stats.cache_hit.count == 2
+    assert grpc_two.inference_stats.cache_miss.count == 2
 
 
 def test_statistics_of_a_model_or_version_not_served_are_not_found(clients: Clients) -> None:

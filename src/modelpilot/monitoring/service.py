@@ -103,6 +103,8 @@ class ServiceMetrics(InferenceObserver):
         self._batch_rows: dict[tuple[str, str], _Tally] = {}
         self._compute: dict[tuple[str, str], _Tally] = {}
         self._failed_seconds: dict[tuple[str, str], float] = {}
+        self._cached: dict[tuple[str, str, bool], list[float]] = {}
+        """(model, version, hit) -> [lookups, seconds]"""
         self._flush_due = False
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
@@ -168,6 +170,25 @@ class ServiceMetrics(InferenceObserver):
             ["model", "version"],
             registry=r,
         )
+        self.cache_hits = Counter(
+            "modelpilot_result_cache_hits",
+            "Requests answered from the result cache.",
+            ["model", "version"],
+            registry=r,
+        )
+        self.cache_misses = Counter(
+            "modelpilot_result_cache_misses",
+            "Requests the result cache could not answer (the model answered them).",
+            ["model", "version"],
+            registry=r,
+        )
+        self.cache_seconds = Counter(
+            "modelpilot_result_cache_duration_seconds",
+            "Time spent asking the result cache, in all: the lookup on a hit, the lookup and "
+            "storing the answer on a miss.",
+            ["model", "version", "result"],
+            registry=r,
+        )
         started = time.time()
         self.start_time = Gauge(
             "modelpilot_start_time_seconds",
@@ -227,6 +248,16 @@ class ServiceMetrics(InferenceObserver):
         if not self._flush_due:
             self._schedule_flush()
 
+    def cache_looked_up(self, model: str, version: str, hit: bool, seconds: float) -> None:
+        key = (model, version, hit)
+        tally = self._cached.get(key)
+        if tally is None:
+            tally = self._cached[key] = [0, 0.0]
+        tally[0] += 1
+        tally[1] += seconds
+        if not self._flush_due:
+            self._schedule_flush()
+
     def flush(self) -> None:
         """Hand the counts gathered since the last flush to the Prometheus metrics.
 
@@ -250,6 +281,11 @@ class ServiceMetrics(InferenceObserver):
             tally.flush_into(self.batch_rows.labels(model, version))
         for (model, version), tally in self._compute.items():
             tally.flush_into(self.compute.labels(model, version))
+        cached, self._cached = self._cached, {}
+        for (model, version, hit), (count, seconds) in cached.items():
+            (self.cache_hits if hit else self.cache_misses).labels(model, version).inc(count)
+            result = "hit" if hit else "miss"
+            self.cache_seconds.labels(model, version, result).inc(seconds)
 
     def families(self) -> Iterator[Metric]:
         """This process's service metrics alone (flushed first), as a registry collects them."""
@@ -262,6 +298,9 @@ class ServiceMetrics(InferenceObserver):
             self.queue,
             self.batch_rows,
             self.compute,
+            self.cache_hits,
+            self.cache_misses,
+            self.cache_seconds,
         ):
             yield from metric.collect()
 
@@ -346,16 +385,6 @@ class EngineCollector(Collector):
         )
         cache = self.engine.result_cache
         if cache is not None:
-            yield CounterMetricFamily(
-                "modelpilot_result_cache_hits",
-                "Answers served from the result cache.",
-                value=cache.hits,
-            )
-            yield CounterMetricFamily(
-                "modelpilot_result_cache_misses",
-                "Lookups the result cache could not answer.",
-                value=cache.misses,
-            )
             yield CounterMetricFamily(
                 "modelpilot_result_cache_errors",
                 "Result cache lookups or stores that failed.",

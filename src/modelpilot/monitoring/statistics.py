@@ -46,10 +46,13 @@ class VersionStatistics:
     queue: Duration = field(default_factory=Duration)
     compute_infer: Duration = field(default_factory=Duration)
     """Each request's model call (a batch's call counts once for each request in it)."""
+    cache_hit: Duration = field(default_factory=Duration)
+    """Requests the result cache answered, and its lookups' time."""
+    cache_miss: Duration = field(default_factory=Duration)
+    """Requests it could not answer, and the time of their lookups and stores."""
 
     def to_dict(self) -> dict[str, Any]:
         """Triton's ``$model_stat`` JSON object."""
-        empty = Duration().to_dict()
         # The model call is one step: no input or output copy is timed apart from it (they
         # count in the request's own time). Triton's tools expect the three steps of a
         # request to have the same count, so those two carry it with no time.
@@ -67,8 +70,8 @@ class VersionStatistics:
                 "compute_input": untimed,
                 "compute_infer": self.compute_infer.to_dict(),
                 "compute_output": untimed,
-                "cache_hit": empty,
-                "cache_miss": empty,
+                "cache_hit": self.cache_hit.to_dict(),
+                "cache_miss": self.cache_miss.to_dict(),
             },
             "batch_stats": [],
         }
@@ -115,6 +118,13 @@ def version_statistics(
                 _add(of(labels).queue, name, value)
             elif name.startswith("modelpilot_model_call_duration_seconds_"):
                 _add(of(labels).compute_infer, name, value)
+            elif name == "modelpilot_result_cache_hits_total":
+                of(labels).cache_hit.count += int(value)
+            elif name == "modelpilot_result_cache_misses_total":
+                of(labels).cache_miss.count += int(value)
+            elif name == "modelpilot_result_cache_duration_seconds_total":
+                stats = of(labels)
+                (stats.cache_hit if labels["result"] == "hit" else stats.cache_miss).seconds += value
     for key, total in latency.items():
         if key not in found:
             continue

@@ -260,18 +260,28 @@ class InferenceEngine:
             if main is not None and main.name not in names:
                 computed = [*names, main.name]
         request_id = request.id or self._next_id()
-        key = None
-        if self.result_cache is not None:
-            key = cache_key(loaded.version, batch, computed)
-            cached = await self.result_cache.get(key)
-            if cached is not None:
-                if self._handlers["predicted"]:
-                    rows = [batch_rows(batch)]
-                    self._notify("predicted", loaded.version, [request_id], rows, batch, cached)
-                return self._response(loaded, request_id, cached, names)
+        cache = self.result_cache
+        if cache is None:
+            arrays = await self._run(loaded, batch, computed, request_id)
+            return self._response(loaded, request_id, arrays, names)
+        key = cache_key(loaded.version, batch, computed)
+        started = time.perf_counter()
+        cached = await cache.get(key)
+        looked_up = time.perf_counter() - started
+        version = loaded.version
+        if cached is not None:
+            self._notify("cache_looked_up", version.model, str(version.version), True, looked_up)
+            if self._handlers["predicted"]:
+                rows = [batch_rows(batch)]
+                self._notify("predicted", version, [request_id], rows, batch, cached)
+            return self._response(loaded, request_id, cached, names)
         arrays = await self._run(loaded, batch, computed, request_id)
-        if key is not None and self.result_cache is not None:
-            await self.result_cache.set(key, arrays)
+        started = time.perf_counter()
+        await cache.set(key, arrays)
+        stored = time.perf_counter() - started
+        self._notify(
+            "cache_looked_up", version.model, str(version.version), False, looked_up + stored
+        )
         return self._response(loaded, request_id, arrays, names)
 
     def _response(

@@ -14,7 +14,7 @@ import numpy as np
 
 from modelpilot.registry.types import ModelVersion
 
-EVENTS = ("request_finished", "batch_finished", "predicted")
+EVENTS = ("request_finished", "batch_finished", "predicted", "cache_looked_up")
 
 
 class InferenceObserver:
@@ -57,6 +57,11 @@ class InferenceObserver:
         costs the event loop one call per batch. The arrays are not copied and must not be
         changed; keep references, work later.
         """
+
+    def cache_looked_up(self, model: str, version: str, hit: bool, seconds: float) -> None:
+        """The result cache was asked for one request's answer. ``seconds`` is the lookup's
+        time on a hit, and the lookup's and the store's after the model call on a miss (as
+        Triton counts ``cache_hit`` and ``cache_miss``)."""
 
 
 def handlers(observers: Sequence[object], event: str) -> tuple[object, ...]:
