@@ -63,9 +63,7 @@ def serve_clients(
 ) -> Iterator[Clients]:
     register_model(served_registry, "iris", iris_model_path)  # version 2, beside 1
     port = free_port()
-    settings = make_settings(
-        served_registry, http_port=port, grpc_server=grpc_server, **overrides
-    )
+    settings = make_settings(served_registry, http_port=port, grpc_server=grpc_server, **overrides)
     engine = InferenceEngine(served_registry, settings)
     loop_thread.run(engine.start())
     monitoring = ProcessMonitoring.for_engine(engine, settings)

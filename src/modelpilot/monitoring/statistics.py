@@ -124,7 +124,8 @@ def version_statistics(
                 of(labels).cache_miss.count += int(value)
             elif name == "modelpilot_result_cache_duration_seconds_total":
                 stats = of(labels)
-                (stats.cache_hit if labels["result"] == "hit" else stats.cache_miss).seconds += value
+                cached = stats.cache_hit if labels["result"] == "hit" else stats.cache_miss
+                cached.seconds += value
     for key, total in latency.items():
         if key not in found:
             continue
