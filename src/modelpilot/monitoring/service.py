@@ -282,8 +282,8 @@ class ServiceMetrics(InferenceObserver):
         for (model, version), tally in self._compute.items():
             tally.flush_into(self.compute.labels(model, version))
         cached, self._cached = self._cached, {}
-        for (model, version, hit), (count, seconds) in cached.items():
-            (self.cache_hits if hit else self.cache_misses).labels(model, version).inc(count)
+        for (model, version, hit), (lookups, seconds) in cached.items():
+            (self.cache_hits if hit else self.cache_misses).labels(model, version).inc(lookups)
             result = "hit" if hit else "miss"
             self.cache_seconds.labels(model, version, result).inc(seconds)
 
