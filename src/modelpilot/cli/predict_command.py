@@ -43,7 +43,7 @@ def predict(
             "--output",
             "-o",
             help="Where to write predictions (.csv, .parquet or .npy). "
-            "[default: INPUT's name + .predictions.csv]",
+            "[default: beside INPUT, its extension replaced: rows.csv gives rows.predictions.csv]",
             show_default=False,
         ),
     ] = None,
