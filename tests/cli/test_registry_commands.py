@@ -41,8 +41,10 @@ def test_register_prints_the_version_number(
     )
     assert first.exit_code == 0, first.output
     assert first.stdout.strip() == "1"
+    assert "same file" not in first.stderr
     second = run("register", "iris", str(iris_model_path))
     assert second.stdout.strip() == "2"
+    assert "the same file as version 1;" in second.stderr  # said, though it is allowed
     reg = Registry.open(registry_dir)
     try:
         v1 = reg.get_version("iris", 1)

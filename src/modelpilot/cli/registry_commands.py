@@ -86,6 +86,11 @@ def register(
             metadata=meta,
             target=target,
         )
+        same = [
+            v.version
+            for v in reg.list_versions(name)
+            if v.artifact_sha256 == version.artifact_sha256 and v.version != version.version
+        ]
     aliases = f" ({', '.join(version.aliases)})" if version.aliases else ""
     err.print(
         f"Registered [bold]{name}[/] version [bold]{version.version}[/]{aliases}: "
@@ -94,6 +99,13 @@ def register(
         + _metrics_note(version.metadata.get("reference_metrics")),
         highlight=False,
     )
+    if same:
+        listed = ", ".join(map(str, same))
+        err.print(
+            f"Note: the same file as version{'s' if len(same) > 1 else ''} {listed}; "
+            "a new version all the same (its reference, aliases and metadata are its own)",
+            highlight=False,
+        )
     typer.echo(version.version)
 
 
