@@ -22,6 +22,7 @@ def booster_signature(
 ) -> Signature:
     """Classifiers give labels and probabilities; regressors a number; NaN is welcome."""
     check_example(example, n_features)
+    extra: dict[str, object] = {}
     if kind == REGRESSION:
         outputs: tuple[TensorSpec, ...] = (TensorSpec("predict", "FP64", (-1,)),)
     else:
@@ -30,11 +31,15 @@ def booster_signature(
             TensorSpec("predict", "INT64", (-1,)),
             TensorSpec("predict_proba", "FP64", (-1, classes)),
         )
+        # A booster learns classes 0 to K-1 (it takes no other labels), and predicts their
+        # index: saying so lets labels be checked (a 5 or a "yes" is no class of it).
+        extra["classes"] = list(range(classes))
     return Signature(
         inputs=(input_spec(n_features, example),),
         outputs=outputs,
         feature_names=feature_names_for(model_names, feature_names, n_features),
         allow_nan=True,
+        extra=extra,
     )
 
 
