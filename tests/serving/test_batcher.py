@@ -205,6 +205,71 @@ async def test_each_model_call_is_told_once_with_its_callers(
     await batcher.close()
 
 
+class TurnstileModel(DoublingModel):
+    """Doubles its input, each call waiting for a turn the test gives (``turns.release()``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.turns = threading.Semaphore(0)
+        self.waiting = 0
+
+    def __call__(self, batch: Batch, outputs: list[str]) -> dict[str, np.ndarray]:
+        self.waiting += 1
+        self.turns.acquire(timeout=5)
+        return super().__call__(batch, outputs)
+
+
+async def test_requests_whose_callers_left_during_the_call_are_not_told(
+    executor: ThreadPoolExecutor,
+) -> None:
+    """A request that timed out (504) or whose client hung up (499) while its model call ran
+    was told all the same: monitored, logged, and open to a label, though no one got it."""
+    model = TurnstileModel()
+    told: list[tuple[list[str], list[int], list[float], list[float]]] = []
+
+    def on_predicted(
+        tags: list[str], counts: list[int], inputs: Batch, outputs: dict[str, np.ndarray]
+    ) -> None:
+        told.append((tags, counts, inputs["x"][:, 0].tolist(), outputs["y"].tolist()))
+
+    async def called(times: int) -> None:
+        for _ in range(200):
+            if model.waiting == times:
+                return
+            await asyncio.sleep(0.005)
+        raise AssertionError(f"the model was called {model.waiting} times, not {times}")
+
+    batcher = AdaptiveBatcher(model, executor, BatchingPolicy(), on_predicted=on_predicted)
+    first = asyncio.create_task(batcher.submit(rows(1), ["y"], "a"))
+    await called(1)
+    rest = {
+        tag: asyncio.create_task(batcher.submit(values, ["y"], tag))
+        for tag, values in [("b", rows(2, 3)), ("c", rows(4)), ("d", rows(5))]
+    }
+    await asyncio.sleep(0.02)
+    model.turns.release()
+    await first
+    await called(2)  # b, c and d in one call
+    rest["c"].cancel()
+    await asyncio.sleep(0.01)
+    model.turns.release()
+    assert (await rest["d"])["y"].tolist() == [10.0]
+    await rest["b"]
+    assert model.sizes == [1, 4]
+    assert told == [
+        (["a"], [1], [1.0], [2.0]),
+        (["b", "d"], [2, 1], [2.0, 3.0, 5.0], [4.0, 6.0, 10.0]),
+    ]
+    alone = asyncio.create_task(batcher.submit(rows(6), ["y"], "e"))
+    await called(3)
+    alone.cancel()
+    await asyncio.sleep(0.01)
+    model.turns.release()
+    await asyncio.sleep(0.05)
+    assert model.sizes == [1, 4, 1] and len(told) == 2  # ran, and not told
+    await batcher.close()
+
+
 class ThreadRecordingModel(DoublingModel):
     """Doubles its input, records the thread of every call, and may burn CPU for a while."""
 

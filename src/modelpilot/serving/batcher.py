@@ -319,12 +319,18 @@ class AdaptiveBatcher:
         self.batches += 1
         self.batched_rows += sum(i.rows for i in items)
         start = 0
-        for item in items:
+        unanswered: list[int] = []
+        for index, item in enumerate(items):
             end = start + item.rows
-            if not item.future.done():
+            if item.future.done():  # timed out or cancelled during the call
+                unanswered.append(index)
+            else:
                 item.future.set_result({k: v[start:end] for k, v in result.items()})
             start = end
-        self._tell(items, merged, result)
+        if unanswered:
+            self._tell_answered(items, unanswered, merged, result)
+        else:
+            self._tell(items, merged, result)
 
     async def _run_one(
         self, loop: asyncio.AbstractEventLoop, item: _Item, outputs: list[str]
@@ -337,9 +343,9 @@ class AdaptiveBatcher:
             return
         self.batches += 1
         self.batched_rows += item.rows
-        if not item.future.done():
+        if not item.future.done():  # else timed out or cancelled during the call
             item.future.set_result(result)
-        self._tell([item], item.batch, result)
+            self._tell([item], item.batch, result)
 
     async def _call(
         self, loop: asyncio.AbstractEventLoop, batch: Batch, outputs: list[str]
@@ -379,6 +385,28 @@ class AdaptiveBatcher:
             self._inline_after = min(2 * self._inline_after, INLINE_AFTER_MAX)
         else:
             self._inline_after = INLINE_AFTER
+
+    def _tell_answered(
+        self,
+        items: list[_Item],
+        unanswered: list[int],
+        batch: Batch,
+        result: dict[str, np.ndarray],
+    ) -> None:
+        """Tell of the rows of a call's requests that were answered, leaving out those whose
+        clients had gone (a timeout, a hang-up): no one saw those predictions, so they are
+        neither monitored nor logged, and a label for them is for no answer."""
+        if self._on_predicted is None or len(unanswered) == len(items):
+            return
+        ends = np.cumsum([i.rows for i in items])
+        left_out = set(unanswered)
+        kept = [i for n, i in enumerate(items) if n not in left_out]
+        rows = np.concatenate(
+            [np.arange(ends[n] - i.rows, ends[n]) for n, i in enumerate(items) if n not in left_out]
+        )
+        self._tell(
+            kept, {k: v[rows] for k, v in batch.items()}, {k: v[rows] for k, v in result.items()}
+        )
 
     def _tell(self, items: list[_Item], batch: Batch, result: dict[str, np.ndarray]) -> None:
         if self._on_predicted is None:
