@@ -14,6 +14,7 @@ from modelpilot.errors import NotFound
 from modelpilot.monitoring.alerts import RULES
 from modelpilot.monitoring.model_monitor import ModelReport, PredictionBins
 from modelpilot.monitoring.monitor import Monitor
+from modelpilot.monitoring.system import ChildUsage
 
 VERSION = ["model", "version"]
 
@@ -246,8 +247,23 @@ class MonitorCollector(Collector):
 
     def __init__(self, monitor: Monitor) -> None:
         self.monitor = monitor
+        self._child = ChildUsage()
 
     def collect(self) -> Iterator[Any]:
+        child = self._child.read(self.monitor.tap.pid)
+        if child is not None:  # "process" metrics cover the serving process alone
+            cpu, rss = child
+            yield CounterMetricFamily(
+                "modelpilot_monitor_process_cpu_seconds",
+                "CPU time of the monitoring process (of every one, where one died and was "
+                "replaced).",
+                value=cpu,
+            )
+            yield GaugeMetricFamily(
+                "modelpilot_monitor_process_resident_memory_bytes",
+                "Resident memory of the monitoring process.",
+                value=rss,
+            )
         yield CounterMetricFamily(
             "modelpilot_alert_webhook_failures",
             "Attempts at an alert notification that the webhook did not take (retries count).",

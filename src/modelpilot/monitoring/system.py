@@ -52,6 +52,46 @@ class MachineCpu:
             return self._share
 
 
+class ChildUsage:
+    """CPU seconds and resident memory of a helper process that may be replaced (the
+    monitoring process, started again after it dies): the CPU seconds carry on over
+    replacements, so that they make a counter that never goes back."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._process: psutil.Process | None = None
+        self._last = 0.0
+        """The current process's CPU seconds when last read."""
+        self._before = 0.0
+        """The CPU seconds of the processes before it."""
+
+    def read(self, pid: int | None) -> tuple[float, int] | None:
+        """(CPU seconds of every process that was ``pid`` so far, ``pid``'s resident bytes),
+        or None if there has never been one to read."""
+        with self._lock:
+            if pid is not None and pid != self._pid:
+                self._before += self._last
+                self._last = 0.0
+                self._pid = pid
+                try:
+                    self._process = psutil.Process(pid)
+                except psutil.Error:
+                    self._process = None
+            if self._pid is None:
+                return None
+            rss = 0
+            if self._process is not None:
+                try:
+                    with self._process.oneshot():
+                        times = self._process.cpu_times()
+                        rss = self._process.memory_info().rss
+                    self._last = times.user + times.system
+                except psutil.Error:  # gone; its last reading stands
+                    self._process = None
+            return self._before + self._last, rss
+
+
 def _busy_and_total(times: NamedTuple) -> tuple[float, float]:
     """CPU seconds spent busy, and in all, as ``psutil.cpu_percent`` counts them."""
     values = times._asdict()
@@ -90,11 +130,13 @@ class SystemCollector(Collector):
             except (AttributeError, psutil.Error):
                 open_files = len(proc.open_files())
         yield _counter(
-            "modelpilot_process_cpu_seconds", "CPU time of this process.", times.user + times.system
+            "modelpilot_process_cpu_seconds",
+            "CPU time of this (serving) process; its monitoring process's is apart.",
+            times.user + times.system,
         )
         yield _gauge(
             "modelpilot_process_resident_memory_bytes",
-            "Resident memory of this process.",
+            "Resident memory of this (serving) process.",
             memory.rss,
         )
         yield _gauge(
@@ -124,9 +166,15 @@ class SystemCollector(Collector):
         net = psutil.net_io_counters()
         if net is not None:
             yield _counter(
-                "modelpilot_system_network_received_bytes", "Bytes received.", net.bytes_recv
+                "modelpilot_system_network_received_bytes",
+                "Bytes the machine's network interfaces received, loopback included.",
+                net.bytes_recv,
             )
-            yield _counter("modelpilot_system_network_sent_bytes", "Bytes sent.", net.bytes_sent)
+            yield _counter(
+                "modelpilot_system_network_sent_bytes",
+                "Bytes the machine's network interfaces sent, loopback included.",
+                net.bytes_sent,
+            )
         if self._nvml is not None:
             yield from self._gpus()
 

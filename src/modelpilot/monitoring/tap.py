@@ -118,6 +118,10 @@ class Tap(Protocol):
     def dropped(self) -> int:
         """Requests handed over but not monitored (the tap fell too far behind)."""
 
+    @property
+    def pid(self) -> int | None:
+        """The process doing the tap's work, where it is not this one."""
+
     def take(self, batches: Sequence[Merged]) -> None:
         """Bin and log ``batches``."""
 
@@ -146,6 +150,7 @@ class LocalTap:
 
     takes_on_loop = False
     restarts = 0
+    pid = None
 
     def __init__(
         self,
