@@ -146,6 +146,17 @@ async def test_labels_for_a_model_no_longer_served_are_taken(served: Served) -> 
     assert reply.json() == {"accepted": 1, "unknown": []}
 
 
+async def test_a_body_of_neither_shape_is_refused_in_plain_words(served: Served) -> None:
+    reply = await served.client.post("/api/feedback/iris", json={})
+    assert reply.status_code == 422
+    # Was "invalid request: : Value error, send ...": pydantic's location and kind of error.
+    assert reply.json()["error"] == (
+        'invalid request: send {"request_id": ..., "label": ...} or {"labels": [...]}'
+    )
+    reply = await served.client.post("/api/feedback/iris", json={"request_id": 5, "label": 1})
+    assert reply.json()["error"] == "invalid request: request_id: Input should be a valid string"
+
+
 async def test_two_different_labels_for_one_request_in_one_call_are_refused(
     served: Served,
 ) -> None:

@@ -63,7 +63,10 @@ def test_binary_inputs_mixed_with_json() -> None:
 @pytest.mark.parametrize(
     ("body", "error", "message"),
     [
-        (b"{", BadRequest, "not valid JSON"),
+        (b"{", BadRequest, "not valid JSON: unexpected end of data at line 1, column 2"),
+        # orjson said "invalid literal, expected 'null'" of a bare word
+        (b"not json", BadRequest, "not valid JSON: unexpected text at line 1, column 1"),
+        (b"", BadRequest, "the body is empty; send JSON"),
         (b'"text"', BadRequest, "must be a JSON object"),
         (b'{"inputs": {}}', InvalidInput, "non-empty list"),
         (b'{"inputs": [{"shape": [1], "datatype": "FP32", "data": [1]}]}', BadRequest, '"name"'),

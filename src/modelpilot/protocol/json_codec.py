@@ -33,7 +33,14 @@ def parse_json(body: bytes | memoryview, what: str = "request body") -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the {what} is not valid JSON: {exc}") from None
+        if not body:
+            raise BadRequest(f"the {what} is empty; send JSON") from None
+        # orjson reads a bare word as a literal it could not finish: "not json" gave
+        # "invalid literal, expected 'null'".
+        problem = "unexpected text" if exc.msg.startswith("invalid literal") else exc.msg
+        raise BadRequest(
+            f"the {what} is not valid JSON: {problem} at line {exc.lineno}, column {exc.colno}"
+        ) from None
 
 
 def decode_request(body: bytes, header_length: int | None = None) -> InferenceRequest:

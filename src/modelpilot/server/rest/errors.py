@@ -33,10 +33,14 @@ async def _modelpilot_error(request: Request, exc: Exception) -> Response:
 
 def invalid_request(errors: Sequence[Any]) -> str:
     """Pydantic's validation errors as one line: where, and what is wrong there."""
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in errors
-    )
-    return f"invalid request: {problems}"
+    return "invalid request: " + "; ".join(map(_problem, errors))
+
+
+def _problem(error: Any) -> str:
+    where = ".".join(str(p) for p in error.get("loc", ()))
+    # A validator's ValueError comes as "Value error, <its message>".
+    what = str(error.get("msg", "")).removeprefix("Value error, ")
+    return f"{where}: {what}" if where else what
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
