@@ -73,10 +73,15 @@ class ModelCollector(Collector):
             labels=[*VERSION, "class"],
         )
         mean = GaugeMetricFamily(
-            "modelpilot_prediction_mean", "Mean prediction over the window.", labels=VERSION
+            "modelpilot_prediction_mean",
+            "Mean prediction over the window (of a classifier's labels where they are numbers: "
+            "for 0/1 labels, the share of 1s; none for text labels).",
+            labels=VERSION,
         )
         variance = GaugeMetricFamily(
-            "modelpilot_prediction_variance", "Prediction variance over the window.", labels=VERSION
+            "modelpilot_prediction_variance",
+            "Prediction variance over the window (as the mean, of numeric labels alone).",
+            labels=VERSION,
         )
         prediction_drift = GaugeMetricFamily(
             "modelpilot_prediction_drift_score",
