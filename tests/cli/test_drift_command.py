@@ -199,6 +199,15 @@ def test_drift_errors_say_what_to_do(
     pd.DataFrame({"a": np.arange(50.0)}).to_csv(wrong, index=False)
     columns = run("drift", str(iris_csv), str(wrong), registry=False)
     assert "lacks the reference's columns" in error(columns)
+    # Text where the reference has numbers was counted as missing: 100%, a drift by PSI 16.
+    typo = tmp_path / "typo.csv"
+    current = pd.read_csv(iris_csv)
+    current["sepal_length"] = current["sepal_length"].astype(object)
+    current.loc[3, "sepal_length"] = "5.1x"
+    current.to_csv(typo, index=False)
+    text = error(run("drift", str(iris_csv), str(typo), registry=False))
+    assert "column 'sepal_length' holds numbers in the reference but text" in text
+    assert "(1 value in this part of it, the first '5.1x' in data row 4)" in text
 
 
 def test_wild_values_are_written_in_powers_of_ten_not_cut_off(

@@ -46,7 +46,10 @@ def compare(
     sums = np.zeros(binning.sums_size)
     recent = RecentRows(thresholds.large_sample_rows)
     rows = 0
+    numeric = [f.name for f in profile.features if f.kind == "numeric"]
     for chunk in chunks:
+        if isinstance(chunk, pd.DataFrame):
+            _refuse_text_for_numbers(chunk, numeric, rows)
         array = _columns(chunk, profile.feature_names)
         chunk_counts, chunk_sums = binning.count(array)
         counts += chunk_counts
@@ -75,6 +78,23 @@ def log_rows(entries: Iterable[LogEntry], signature: Signature) -> np.ndarray:
         return stacked.astype(np.float64)
     except (TypeError, ValueError):
         return stacked
+
+
+def _refuse_text_for_numbers(chunk: pd.DataFrame, numeric: list[str], first_row: int) -> None:
+    """A column of numbers in the reference that holds text in the current data would be
+    counted as missing throughout (and read as drift in its missing share): say so instead."""
+    for name in numeric:
+        if name not in chunk.columns or pd.api.types.is_numeric_dtype(chunk[name].dtype):
+            continue
+        column = chunk[name]
+        text = column.notna() & pd.to_numeric(column, errors="coerce").isna()
+        if text.any():
+            at, count = int(np.argmax(text.to_numpy())), int(text.sum())
+            raise InvalidInput(
+                f"column {name!r} holds numbers in the reference but text in the current data "
+                f"({count} value{'s' if count > 1 else ''} in this part of it, the first "
+                f"{column.iloc[at]!r} in data row {first_row + at + 1}); fix or drop them"
+            )
 
 
 def _columns(chunk: pd.DataFrame | np.ndarray, names: list[str]) -> np.ndarray:
