@@ -49,6 +49,27 @@ def test_two_files_report_only_the_shifted_features(
     assert "petal_length" in page and "PSI" in page
 
 
+def test_ignored_columns_are_no_features(
+    run: Run, iris_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The target (or an id) was compared as a feature and counted in the dataset rule."""
+    reference, current = tmp_path / "reference.csv", tmp_path / "current.csv"
+    iris_frame.assign(species="setosa", id=range(150)).to_csv(reference, index=False)
+    calm = iris_frame.sample(3000, replace=True, random_state=1)
+    calm.assign(species="virginica", id=range(1000, 4000)).to_csv(current, index=False)
+    args = ["drift", str(reference), str(current), "-o", str(tmp_path / "r.html")]
+    both = run(*args, registry=False)
+    assert "2 of 6 features drifted (species, id)" in both.stdout, both.output
+    result = run(*args, "--ignore", "species", "--ignore", "id", registry=False)
+    assert result.exit_code == 0, result.output
+    assert "No dataset drift: 0 of 4 features drifted" in result.stdout
+    assert "species" not in result.stdout
+    wrong = run(*args, "--ignore", "label", registry=False)
+    assert "--ignore names columns the reference does not have: ['label']" in str(
+        wrong.exception
+    )
+
+
 def test_calm_data_passes_and_small_samples_use_ks(
     run: Run, iris_frame: pd.DataFrame, iris_csv: Path, tmp_path: Path
 ) -> None:

@@ -103,6 +103,16 @@ def drift(
         float | None,
         typer.Option(help="With --model: only requests of the last this many minutes."),
     ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore",
+            metavar="COLUMN",
+            help="With two files: a column that is no feature (the target, an id) to leave "
+            "out of the comparison (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
     report: Annotated[
         Path, typer.Option("--report", "-o", help="Where to write the HTML report.")
     ] = Path("drift-report.html"),
@@ -165,11 +175,13 @@ def drift(
     if model is not None:
         if reference is not None or current is not None:
             raise BadRequest("give either two data files or --model, not both")
+        if ignore:
+            raise BadRequest("--ignore is for two data files; --model compares the features")
         comparison, labels = _from_log(settings, model, last, since_minutes, thresholds)
     else:
         if reference is None or current is None:
             raise BadRequest("give a reference and a current data file, or --model NAME")
-        comparison = _from_files(reference, current, thresholds)
+        comparison = _from_files(reference, current, thresholds, ignore or [])
         labels = (str(reference), str(current))
     _print(comparison.report, thresholds)
     title = f"Drift report: {labels[1]} against {labels[0]}"
@@ -186,7 +198,9 @@ def _has_verdict(report: DriftReport) -> bool:
     return any(f.method != "none" for f in report.features)
 
 
-def _from_files(reference: Path, current: Path, thresholds: DriftThresholds) -> Comparison:
+def _from_files(
+    reference: Path, current: Path, thresholds: DriftThresholds, ignore: list[str]
+) -> Comparison:
     """Both files read alike: the reference's text columns are text in the current file too.
 
     The reference is read whole, and pandas guesses each column's type from all its values;
@@ -198,9 +212,19 @@ def _from_files(reference: Path, current: Path, thresholds: DriftThresholds) -> 
     frame = read_table(reference)
     if frame.empty:
         raise InvalidInput(f"the reference data has no rows ({reference})")
+    unknown = [name for name in ignore if name not in frame.columns.astype(str)]
+    if unknown:
+        raise InvalidInput(
+            f"--ignore names columns the reference does not have: {unknown}; it has "
+            f"{[str(c) for c in frame.columns]}"
+        )
+    frame = frame.drop(columns=[c for c in frame.columns if str(c) in ignore])
+    if frame.columns.empty:
+        raise InvalidInput("--ignore leaves no column to compare")
     text = [str(name) for name, column in frame.items() if not is_numeric_feature(column)]
     if text:
         frame = read_table(reference, text_columns=text)
+        frame = frame.drop(columns=[c for c in frame.columns if str(c) in ignore])
     profile = ReferenceProfile.from_data(frame)
     total = count_rows(current)
     with progress_bar(transient=True) as progress:
