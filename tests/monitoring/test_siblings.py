@@ -138,6 +138,34 @@ def test_a_worker_that_stops_leaves_its_totals_to_the_next_and_each_counts_once(
     assert not list(tmp_path.glob("retired-*"))
 
 
+def test_a_successors_per_worker_counters_carry_on_from_its_predecessors(
+    tmp_path: Path,
+) -> None:
+    """A restarted worker's CPU seconds and monitoring counters started again at 0: by
+    worker label, modelpilot_process_cpu_seconds_total{worker="1"} went from 6.18 to 2.89."""
+    reader, _ = _exchange(tmp_path, 1, os.getpid())
+    first_pid = _dead_pid()
+    first, ticking = _exchange(tmp_path, 0, first_pid)
+    ticking.value = 40.0
+    first.publish()  # 41 ticks
+    first.retire()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        second, _ = _exchange(tmp_path, 0, alive.pid)
+        assert second.inherit() == []
+        second.publish()  # its own first tick, on top of the 41
+        reader.publish()
+        assert _ticks(reader) == {"0": 42.0, "1": 1.0}
+        second.retire()
+    finally:
+        alive.kill()
+        alive.wait()
+    third, _ = _exchange(tmp_path, 0, os.getppid())
+    third.inherit()
+    third.publish()  # 42 carried (the first's 41 within them, counted once), and 1 of its own
+    assert _ticks(reader)["0"] == 43.0
+
+
 def test_workers_share_the_drift_windows_rows_and_pool_the_labelled_ones(tmp_path: Path) -> None:
     """Each worker kept a whole window and the merge added them: 10,017 rows of a 5000-row
     drift window with two workers."""

@@ -83,6 +83,10 @@ class WorkerExchange:
         self.pid = os.getpid() if pid is None else pid
         self._path = directory / f"worker-{self.pid}.snapshot"
         self._inherited: frozenset[int] = frozenset()
+        self._carried: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        """The counters of the workers this one replaces, as they last published them: added
+        to this worker's own in every snapshot, so that its per-worker counters (CPU seconds,
+        monitoring's own work) carry on where theirs stopped rather than start again at 0."""
         self._taken: list[Path] = []
         """Dead workers' snapshots taken over (``inherit``), to remove once this worker's
         snapshot carries their totals."""
@@ -96,7 +100,7 @@ class WorkerExchange:
             self.pid,
             self.index,
             time.time(),
-            generate_latest(self.local),
+            _with_counters(generate_latest(self.local), self._carried),
             states or [],
             points or [],
             self._inherited,
@@ -157,6 +161,8 @@ class WorkerExchange:
         for snapshot in snapshots:
             if snapshot.pid not in carried:
                 states.extend(snapshot.states)
+                for key, value in _counters(snapshot.metrics).items():
+                    self._carried[key] = self._carried.get(key, 0.0) + value
         self._inherited = carried | {s.pid for s in snapshots}
         self._taken = taken
         return states
@@ -190,6 +196,52 @@ class WorkerExchange:
                 self._read_cache = {p: v for p, v in self._read_cache.items() if p.exists()}
             self._read_cache[path] = (version, snapshot)
         return snapshot
+
+
+def _counters(metrics: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The counter samples of metrics in the text format, by sample name and labels."""
+    found = {}
+    for family in text_string_to_metric_families(metrics.decode()):
+        if family.type == "counter":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def _with_counters(
+    metrics: bytes, carried: dict[tuple[str, tuple[tuple[str, str], ...]], float]
+) -> bytes:
+    """``metrics`` (the text format) with ``carried`` added to its counters."""
+    if not carried:
+        return metrics
+    families = list(text_string_to_metric_families(metrics.decode()))
+    left = dict(carried)
+    for family in families:
+        if family.type != "counter":
+            continue
+        for i, sample in enumerate(family.samples):
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            if key in left:
+                family.samples[i] = sample._replace(value=sample.value + left.pop(key))
+    for (name, labels), value in left.items():  # series this worker has not (yet) had
+        family_name = name.removesuffix("_total")
+        target = next((f for f in families if f.name == family_name), None)
+        if target is None:
+            target = Metric(family_name, "Carried on from a worker this one replaced.", "counter")
+            families.append(target)
+        target.add_sample(name, dict(labels), value)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    return generate_latest(registry)
+
+
+class _Families(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
 
 
 def retired_snapshot(directory: Path, index: int, pid: int) -> Path:
