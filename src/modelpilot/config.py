@@ -163,11 +163,16 @@ class Settings(BaseSettings):
 
     inference_log_max_rows: int = Field(default=200_000, ge=100)
     """Most requests the inference log keeps; the oldest go first (200,000 single-row
-    requests of 20 features take some 100 to 200 MB)."""
+    requests of 20 features take some 45 MB when they came in rounds of hundreds, as under
+    load; more in rounds of a few)."""
 
     alert_error_rate: float = Field(default=0.05, gt=0.0, le=1.0)
     """Share of requests the server failed (5xx) over the last minute that raises an alert;
     client errors (4xx) do not count."""
+
+    alert_min_requests: int = Field(default=20, ge=1)
+    """Fewer requests than this over the last minute: the error rate is not judged, so that a
+    few failures among a handful of requests raise no alert."""
 
     alert_latency_p99_seconds: float = Field(default=0.5, gt=0.0)
     """p99 latency over the last minute that raises an alert."""

@@ -11,9 +11,22 @@ from typing import Any
 
 import pytest
 
-from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition
+from modelpilot.config import Settings
+from modelpilot.monitoring.alerts import (
+    RULES,
+    SEVERITY,
+    AlertBook,
+    AlertRules,
+    Condition,
+    model_conditions,
+    service_conditions,
+)
+from modelpilot.monitoring.drift import DriftReport, FeatureDrift
+from modelpilot.monitoring.history import ServicePoint
+from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.performance import Labelled, PerformanceThresholds, PerformanceWindow
+from modelpilot.monitoring.process import alert_rules
 from modelpilot.monitoring.webhook import Webhook
 from modelpilot.registry.store import Registry
 
@@ -55,7 +68,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 def drift(holds: bool, message: str = "2 of 4 features drifted") -> Condition:
-    return Condition("data_drift", "iris:1", holds, "critical", message, 0.5)
+    return Condition("data_drift", "iris:1", holds, "warning", message, 0.5)
 
 
 def test_alert_lifecycle_goes_to_the_webhook(receiver: Receiver) -> None:
@@ -67,7 +80,7 @@ def test_alert_lifecycle_goes_to_the_webhook(receiver: Receiver) -> None:
     assert book.active[("data_drift", "iris:1")].message == "3 of 4 features drifted"
     resolved = book.update([drift(False)], now=4.0)
     assert resolved[0].resolved_at == 4.0 and book.active == {}
-    assert book.fired_total == {("data_drift", "iris:1", "critical"): 1}
+    assert book.fired_total == {("data_drift", "iris:1", "warning"): 1}
     book.close()  # delivers what waits
     states = [[a["state"] for a in body["alerts"]] for body in receiver.received]
     assert states == [["firing"], ["resolved"]]
@@ -205,6 +218,78 @@ def test_error_rate_and_latency_rules_fire_from_service_history(labelled_iris: R
     monitor.flush()
     assert monitor.alerts.active == {}
     monitor.stop()
+
+
+def minute(requests: int, server_errors: int) -> ServicePoint:
+    return ServicePoint(0.0, 60.0, requests, server_errors, 0.01, 0.01, 0.01, 0.0, 0, server_errors)
+
+
+def test_the_error_rate_is_judged_from_the_configured_number_of_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """5 server errors of 12 requests (42%) raised nothing, by a minimum of 20 requests that
+    no setting changed and no page told of: MODELPILOT_ALERT_MIN_REQUESTS sets it now."""
+    (judged,) = [
+        c for c in service_conditions([minute(12, 5)], AlertRules()) if c.rule == "error_rate"
+    ]
+    assert not judged.holds and "judged from 20 requests" in judged.message
+    monkeypatch.setenv("MODELPILOT_ALERT_MIN_REQUESTS", "10")
+    rules = alert_rules(Settings())
+    assert rules.min_requests == 10
+    error_rate = {c.rule: c for c in service_conditions([minute(12, 5)], rules)}["error_rate"]
+    assert error_rate.holds and error_rate.value == pytest.approx(5 / 12)
+    assert "41.7% of 12 requests failed on the server (5xx)" in error_rate.message
+    quiet = {c.rule: c for c in service_conditions([minute(9, 5)], rules)}["error_rate"]
+    assert not quiet.holds  # under the minimum, whatever the share
+
+
+def feature(name: str, drifted: bool) -> FeatureDrift:
+    return FeatureDrift(
+        name=name,
+        kind="numeric",
+        rows=500,
+        method="ks",
+        score=0.999 if drifted else 0.5,
+        threshold=0.99875,
+        drifted=drifted,
+        reason="",
+        psi=0.3,
+        js_distance=0.1,
+        kl_divergence=0.2,
+        wasserstein=0.5,
+        p_value=0.001 if drifted else 0.5,
+        missing_share=0.0,
+        reference_missing_share=0.0,
+    )
+
+
+def version_drifting(drifted: int, of: int = 4) -> ModelReport:
+    features = tuple(feature(f"x{i}", i < drifted) for i in range(of))
+    drift = DriftReport(500, features, drifted / of >= 0.5, drifted / of, "")
+    return ModelReport("iris", "1", 500, 500, drift, None, None, [])
+
+
+def test_each_rule_has_one_severity_and_data_drift_is_a_warning() -> None:
+    """Data drift was critical when it was dataset drift and a warning before, while
+    Prometheus's ModelPilotDataDrift (on dataset drift) was a warning. Drifted inputs only
+    warn that the model may degrade; concept drift, seen in labels, is the critical one."""
+    assert set(SEVERITY) == set(RULES)
+    assert SEVERITY["data_drift"] == "warning" and SEVERITY["concept_drift"] == "critical"
+    for drifted in (1, 3):  # some features, and dataset drift
+        conditions = model_conditions([version_drifting(drifted)])
+        assert [(c.rule, c.holds) for c in conditions] == [
+            ("data_drift", True),
+            ("concept_drift", False),
+        ]
+        assert all(c.severity == SEVERITY[c.rule] for c in conditions)
+    conditions = service_conditions([minute(100, 50)], AlertRules())
+    assert all(c.severity == SEVERITY[c.rule] for c in conditions)
+    # An alert keeps the severity it fired with: one severity a rule keeps it true.
+    book = AlertBook()
+    book.update(model_conditions([version_drifting(1)]), now=1.0)
+    book.update(model_conditions([version_drifting(3)]), now=2.0)
+    alert = book.active[("data_drift", "iris:1")]
+    assert alert.severity == "warning" and alert.value == 0.75
 
 
 def test_label_shift_alone_is_concept_drift() -> None:

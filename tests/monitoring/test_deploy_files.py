@@ -7,8 +7,13 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
+
+from modelpilot.config import Settings
+from modelpilot.monitoring.alerts import RULES, SEVERITY
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"
 METRIC = re.compile(r"\bmodelpilot_[a-z_]+")
@@ -89,3 +94,155 @@ def test_the_error_rate_is_server_errors_in_the_rule_the_panels_and_the_readme()
     readme = (DEPLOY / "README.md").read_text()
     assert "non-ok" not in readme
     assert "5% of requests failed on the server (5xx)" in " ".join(readme.split())
+
+
+SERVER_RULE = {  # each Prometheus rule and the server's own alert (/api/alerts) it stands for
+    "ModelPilotHighErrorRate": "error_rate",
+    "ModelPilotHighLatencyP99": "latency",
+    "ModelPilotRolloutStalled": "rollout_stalled",
+    "ModelPilotDataDrift": "data_drift",
+    "ModelPilotFeatureDrift": "data_drift",
+    "ModelPilotConceptDrift": "concept_drift",
+    "ModelPilotAccuracyDrop": "concept_drift",
+}
+PROMETHEUS_ONLY = {"ModelPilotDown", "ModelPilotRequestTimeouts"}
+ERROR_SHARE = re.compile(r"\)\s*>\s*([0-9.]+)\s+and\b")
+REQUESTS_A_MINUTE = re.compile(r"\*\s*60\s*\)\s*>=\s*([0-9]+)")
+GROUPED_BY = re.compile(r"\bby\s*\(([^)]*)\)")
+LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    rules = yaml.safe_load((DEPLOY / "prometheus-rules.yml").read_text())
+    return [r for group in rules["groups"] for r in group["rules"]]
+
+
+def alert_rule(name: str) -> dict[str, Any]:
+    return next(r for r in alert_rules() if r["alert"] == name)
+
+
+def default(setting: str) -> Any:
+    return Settings.model_fields[setting].default
+
+
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def dashboard_targets() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
+    return [(p, t) for p in dashboard["panels"] for t in p.get("targets", [])]
+
+
+def test_each_rule_has_the_severity_of_the_servers_alert_of_its_kind() -> None:
+    """The server's data drift alert was critical on dataset drift, when ModelPilotDataDrift,
+    which fires on nothing else, was a warning."""
+    severities = {r["alert"]: r["labels"]["severity"] for r in alert_rules()}
+    assert set(severities) == set(SERVER_RULE) | PROMETHEUS_ONLY
+    assert set(SERVER_RULE.values()) == set(RULES)
+    for name, rule in SERVER_RULE.items():
+        assert severities[name] == SEVERITY[rule], f"{name} is not {rule}'s {SEVERITY[rule]}"
+
+
+def test_the_error_rate_rule_has_the_servers_thresholds_and_says_how_it_differs() -> None:
+    """The server judged the error rate on at least 20 requests a minute, which no page told
+    of, and ModelPilotHighErrorRate on any: 5 server errors of 12 requests fired only it."""
+    rule = alert_rule("ModelPilotHighErrorRate")
+    expr = words(rule["expr"])
+    share, minimum = ERROR_SHARE.search(expr), REQUESTS_A_MINUTE.search(expr)
+    assert share and float(share[1]) == default("alert_error_rate")
+    assert minimum and int(minimum[1]) == default("alert_min_requests")
+    text = words(rule["annotations"]["description"])
+    assert f"at least {default('alert_min_requests')} requests a minute" in text
+    assert "MODELPILOT_ALERT_MIN_REQUESTS" in text
+    # The server's alert is service-wide (model=""), this rule per model: it says so.
+    assert "all of one server's requests together rather than per model" in text
+
+
+def test_the_error_rate_rule_fires_where_the_server_would(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool (Debian's prometheus package) is not installed")
+    rules = yaml.safe_load((DEPLOY / "prometheus-rules.yml").read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            del rule["annotations"]  # promtool would compare their wording too
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules))
+    each_minute = [
+        ("few", "500", 5),  # the tester's 5 server errors of 12 requests: under the minimum
+        ("few", "ok", 7),
+        ("busy", "500", 10),  # 10% of 100 requests a minute
+        ("busy", "ok", 90),
+        ("clients", "404", 50),  # client errors do not count
+        ("clients", "ok", 50),
+    ]
+    series = [
+        {
+            "series": f'modelpilot_requests_total{{model="{model}", status="{status}"}}',
+            "values": f"0+{count}x30",
+        }
+        for model, status, count in each_minute
+    ]
+    fired = [{"exp_labels": {"model": "busy", "severity": "critical"}}]
+    case = {"interval": "1m", "input_series": series}
+    case["alert_rule_test"] = [
+        {"eval_time": "20m", "alertname": "ModelPilotHighErrorRate", "exp_alerts": fired}
+    ]
+    tests = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": [case]}
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump(tests))
+    result = subprocess.run(
+        [promtool, "test", "rules", "tests.yml"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_feature_drift_rule_and_panel_say_what_their_metric_means() -> None:
+    """ModelPilotFeatureDrift said "a drift score above its threshold", and the panel of
+    modelpilot_feature_drifted "the feature's score is above its threshold": under 1,000 rows
+    a test's p-value decides it."""
+    rule = alert_rule("ModelPilotFeatureDrift")
+    assert rule["expr"].startswith("max by (model, version, feature) (modelpilot_feature_drifted)")
+    text = words(" ".join(rule["annotations"].values()))
+    verdict = [p for p, t in dashboard_targets() if "modelpilot_feature_drifted" in t["expr"]]
+    assert verdict
+    for said in [text, *(words(p["description"]) for p in verdict)]:
+        assert "above its threshold" not in said and "p-value" in said
+        assert "MODELPILOT_DRIFT_LARGE_SAMPLE_ROWS rows (default 1000)" in said
+        assert default("drift_large_sample_rows") == 1000
+    assert "modelpilot_feature_drifted has been 1" in text
+    assert f"MODELPILOT_DRIFT_P_VALUE (default {default('drift_p_value')})" in text
+    assert f"PSI (numbers, default threshold {default('drift_psi_threshold')})" in text
+    assert f"Jensen-Shannon distance (categories, {default('drift_js_threshold')})" in text
+
+
+def test_every_series_a_panel_draws_has_a_legend_of_its_own() -> None:
+    """ "Drift score per feature" drew the raw series as "{{model}} · {{feature}}
+    ({{method}})", and "Drifted features" and "Prediction mean / variance" dropped the
+    version: the two versions of a canary were drawn under one name."""
+    for panel, target in dashboard_targets():
+        legend = target["legendFormat"]
+        if legend == "__auto":  # Grafana names the series by all their labels
+            continue
+        grouped = GROUPED_BY.search(target["expr"])
+        assert grouped, f"{panel['title']}: {target['expr']} draws labels it does not name"
+        kept = {label.strip() for label in grouped[1].split(",")} - {"le"}
+        named = set(LEGEND_LABEL.findall(legend))
+        assert kept <= named, f"{panel['title']}: {legend!r} does not name {kept - named}"
+
+
+def test_the_drift_score_panel_draws_the_one_score_a_variable_picks(metrics_text: str) -> None:
+    """PSI, Jensen-Shannon, KL and Wasserstein (in standard deviations) shared one axis."""
+    scores = [(p, t) for p, t in dashboard_targets() if "feature_drift_score" in t["expr"]]
+    assert [p["title"] for p, _ in scores] == ["Drift score per feature: $method"]
+    assert all('method="$method"' in t["expr"] for _, t in scores)
+    dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
+    method = next(v for v in dashboard["templating"]["list"] if v["name"] == "method")
+    assert method["query"]["query"] == "label_values(modelpilot_feature_drift_score, method)"
+    assert not method["multi"] and not method["includeAll"]
+    exported = set(
+        re.findall(r'^modelpilot_feature_drift_score\{[^}]*method="(\w+)"', metrics_text, re.M)
+    )
+    assert exported == {"psi", "js_distance", "kl_divergence", "wasserstein"}
+    assert method["current"]["value"] == "psi"
+    readme = (DEPLOY / "README.md").read_text()
+    assert all(f"`{name}`" in readme for name in exported)

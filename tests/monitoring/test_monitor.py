@@ -84,7 +84,7 @@ async def test_only_shifted_features_drift_and_alerts_say_so(
     assert (
         gauge(metrics, "modelpilot_feature_drift_score", feature="sepal_length", method="psi") > 1.0
     )
-    labels = {"rule": "data_drift", "model": "iris", "version": "1", "severity": "critical"}
+    labels = {"rule": "data_drift", "model": "iris", "version": "1", "severity": "warning"}
     assert gauge(metrics, "modelpilot_alert_active", **labels) == 1
 
     active = (await client.get("/api/alerts")).json()["active"]

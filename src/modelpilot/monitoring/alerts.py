@@ -20,6 +20,17 @@ from modelpilot.monitoring.webhook import Webhook
 from modelpilot.registry.types import ModelVersion
 
 RULES = ("data_drift", "concept_drift", "error_rate", "latency", "rollout_stalled")
+SEVERITY = {
+    "data_drift": "warning",
+    "concept_drift": "critical",
+    "error_rate": "critical",
+    "latency": "warning",
+    "rollout_stalled": "critical",
+}
+"""Each rule's one severity, whatever its figures; deploy/monitoring's rules use the same.
+Data drift, of one feature or most, warns that the model may degrade; concept drift is the
+degradation, seen in labels. (A firing alert keeps the severity it fired with, so a severity
+that rose with the figures told a drift's history, not its state.)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +41,8 @@ class AlertRules:
     """Share of requests the server failed (5xx) over ``window_seconds`` that alerts; client
     errors (4xx) do not count: a client sending bad input is not an outage."""
     min_requests: int = 20
-    """Fewer requests than this in the window: the error rate is not judged."""
+    """Fewer requests than this in the window: the error rate is not judged, so that a few
+    failures among a handful of requests raise no alert (``MODELPILOT_ALERT_MIN_REQUESTS``)."""
     latency_p99_seconds: float = 0.5
     """p99 latency over ``window_seconds`` above which the latency rule fires."""
     window_seconds: float = 60.0
@@ -134,7 +146,8 @@ class AlertBook:
 
 
 def model_conditions(reports: Iterable[ModelReport]) -> list[Condition]:
-    """Each version's data drift (warning; critical with dataset drift) and concept drift."""
+    """Each version's data drift (a warning, dataset drift or not) and concept drift
+    (critical)."""
     conditions = []
     for report in reports:
         label = f"{report.model}:{report.version}"
@@ -145,7 +158,7 @@ def model_conditions(reports: Iterable[ModelReport]) -> list[Condition]:
                 "data_drift",
                 label,
                 bool(drifted),
-                "critical" if drift is not None and drift.dataset_drift else "warning",
+                SEVERITY["data_drift"],
                 (
                     f"{len(drifted)} of {len(drift.features)} features drifted: "
                     f"{', '.join(drifted)}"
@@ -161,7 +174,7 @@ def model_conditions(reports: Iterable[ModelReport]) -> list[Condition]:
                 "concept_drift",
                 label,
                 report.concept_drift,
-                "critical",
+                SEVERITY["concept_drift"],
                 performance.reason if performance else "",
                 float(len(performance.degraded)) if performance else 0.0,
             )
@@ -180,7 +193,7 @@ def rollout_conditions(
             "rollout_stalled",
             f"{model}:{version.version}",
             True,
-            "critical",
+            SEVERITY["rollout_stalled"],
             f"{model} stays on its previous version: {reason}",
             1.0,
         )
@@ -189,7 +202,7 @@ def rollout_conditions(
     held = {c.model for c in conditions}
     for rule, label in active:
         if rule == "rollout_stalled" and label not in held:
-            conditions.append(Condition(rule, label, False, "critical", "loaded", 0.0))
+            conditions.append(Condition(rule, label, False, SEVERITY[rule], "loaded", 0.0))
     return conditions
 
 
@@ -207,16 +220,17 @@ def service_conditions(window: Sequence[ServicePoint], rules: AlertRules) -> lis
             "error_rate",
             "",
             requests >= rules.min_requests and rate > rules.error_rate,
-            "critical",
+            SEVERITY["error_rate"],
             f"{rate:.1%} of {requests} requests failed on the server (5xx) in the last "
-            f"{rules.window_seconds:.0f} s (threshold {rules.error_rate:.1%})",
+            f"{rules.window_seconds:.0f} s (threshold {rules.error_rate:.1%}, judged from "
+            f"{rules.min_requests} requests)",
             rate,
         ),
         Condition(
             "latency",
             "",
             requests > 0 and p99 > rules.latency_p99_seconds,
-            "warning",
+            SEVERITY["latency"],
             f"p99 latency {p99 * 1000:.1f} ms over the last {rules.window_seconds:.0f} s "
             f"(threshold {rules.latency_p99_seconds * 1000:.0f} ms)",
             p99,

@@ -41,6 +41,14 @@ def drift_thresholds(settings: Settings) -> DriftThresholds:
     )
 
 
+def alert_rules(settings: Settings) -> AlertRules:
+    return AlertRules(
+        error_rate=settings.alert_error_rate,
+        min_requests=settings.alert_min_requests,
+        latency_p99_seconds=settings.alert_latency_p99_seconds,
+    )
+
+
 def monitor_config(settings: Settings) -> MonitorConfig:
     """Monitoring's windows and thresholds for one server process.
 
@@ -101,10 +109,7 @@ def _monitor(
     return Monitor(
         engine.registry,
         config,
-        AlertRules(
-            error_rate=settings.alert_error_rate,
-            latency_p99_seconds=settings.alert_latency_p99_seconds,
-        ),
+        alert_rules(settings),
         webhook_url=settings.alert_webhook_url,
         evaluate_seconds=settings.monitor_interval_seconds,
         round_seconds=settings.monitor_round_seconds,
