@@ -68,3 +68,22 @@ async def test_the_dashboard_and_metrics_each_measure_the_cpu_from_their_own_rea
             )
             assert dashboard["system"]["machine_cpu_percent"] == pytest.approx(25)
             assert ratio == pytest.approx(0.25)
+
+
+async def test_an_interval_without_requests_has_no_latency(
+    labelled_iris: Registry, iris_frame: pd.DataFrame
+) -> None:
+    # Idle is no latency (a gap in the chart, "-" on the card), not a latency of 0 ms.
+    async with monitored(labelled_iris) as served:
+        await asyncio.to_thread(served.monitor.flush)  # an interval without requests
+        await send(served.client, reference_traffic(iris_frame, 30, seed=1))
+        await asyncio.to_thread(served.monitor.flush)
+        series = (await served.client.get("/api/dashboard")).json()["series"]
+    idle = [p for p in series if p["rps"] == 0]
+    busy = [p for p in series if p["rps"] > 0]
+    assert idle and busy
+    for point in idle:
+        assert point["errors_per_s"] == 0 and point["server_errors_per_s"] == 0
+        assert (point["p50_ms"], point["p95_ms"], point["p99_ms"]) == (None, None, None)
+    for point in busy:
+        assert 0 < point["p50_ms"] <= point["p95_ms"] <= point["p99_ms"]

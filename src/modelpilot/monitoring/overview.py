@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from modelpilot.monitoring.history import ServicePoint
 from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.system import MachineCpu
@@ -34,6 +35,15 @@ def model_overview(report: ModelReport) -> dict[str, Any]:
     }
 
 
+def service_point(point: ServicePoint) -> dict[str, float | None]:
+    """One interval as the charts draw it: an interval without requests has no latency
+    (None, a gap in the chart), not a latency of 0 ms."""
+    data: dict[str, float | None] = {**point.to_dict()}
+    if not point.requests:
+        data.update(p50_ms=None, p95_ms=None, p99_ms=None)
+    return data
+
+
 class Overview:
     """Service history, every served model, active alerts and the machine, for the dashboard.
 
@@ -55,7 +65,7 @@ class Overview:
             rss = process.memory_info().rss
         disk = psutil.disk_io_counters()
         net = psutil.net_io_counters()
-        points = [p.to_dict() for p in self.monitor.series()]
+        points = [service_point(p) for p in self.monitor.series()]
         last = points[-1] if points else None
         return {
             "time": now,

@@ -10,6 +10,12 @@
     teal: '#0d9488', ink: '#0f172a', grid: '#eef2f7', axis: '#94a3b8', text: '#475569' };
   const PALETTE = [C.blue, C.teal, C.purple, C.orange, '#db2777', '#0891b2', '#65a30d', '#9333ea'];
   const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  // Drift methods whose score lies in [0, 1] (1 - p-value for the tests, Jensen-Shannon);
+  // PSI has no upper bound.
+  const BOUNDED_SCORES = new Set(['ks', 'missing', 'chi2', 'rare', 'js']);
+  // Quality metrics: scores in [0, 1], higher is better; errors from 0 up, lower is better.
+  const SCORE_METRICS = new Set(['accuracy', 'f1', 'auc']);
+  const ERROR_METRICS = new Set(['mae', 'rmse', 'mse', 'log_loss']);
   const state = { payload: null, model: null, prevSys: null, curSys: null };
   const $ = (id) => document.getElementById(id);
 
@@ -67,7 +73,10 @@
     if (isNum(value)) e.dataset.value = String(value); else delete e.dataset.value;
     if (cls !== undefined) e.className = 'stat-value' + (cls ? ' ' + cls : '');
   }
-  function setBadge(id, kind, text) { const e = $(id); e.className = 'badge badge-' + kind; e.textContent = text; }
+  function setBadge(id, kind, text, title = '') {
+    const e = $(id);
+    Object.assign(e, { className: 'badge badge-' + kind, textContent: text, title });
+  }
 
   // ------------------------------------------------------------------ chart primitives
   function prep(canvas) {
@@ -78,6 +87,8 @@
     const ctx = canvas.getContext('2d');
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0); ctx.clearRect(0, 0, w, h); ctx.setLineDash([]);
     Object.assign(ctx, { font: `11px ${FONT}`, textBaseline: 'middle' });
+    // What the last drawing exposed for tests and scripts (data-ticks, data-labels, ...).
+    for (const k of ['message', 'ticks', 'labels', 'values', 'segments']) delete canvas.dataset[k];
     return { ctx, w, h };
   }
   function drawEmpty(canvas, msg) {
@@ -85,6 +96,7 @@
     ctx.fillStyle = C.axis; ctx.textAlign = 'center'; ctx.font = `13px ${FONT}`;
     ctx.fillText(msg, w / 2, h / 2);
     canvas.dataset.points = '0';
+    canvas.dataset.message = msg;
   }
   function niceScale(lo, hi, n = 4, minStep = 0) {  // minStep 1: counts, no ticks between
     const raw = (hi - lo) / n, mag = 10 ** Math.floor(Math.log10(raw)), r = raw / mag;
@@ -94,13 +106,17 @@
     for (let v = a; v <= b + step / 2; v += step) ticks.push(Math.abs(v) < step * 1e-6 ? 0 : v);
     return { lo: a, hi: b > a ? b : a + step, step, ticks };
   }
-  function scaleOf(values, zero, minSpan, minStep = 0) {
+  // bounds: {min, max} that a value can never pass (a score in [0, 1], an error from 0): the
+  // axis's margins stop there.
+  function scaleOf(values, zero, minSpan, minStep = 0, bounds = {}) {
     // (Numbers near the float's limit would make the span infinite: they are drawn off the chart.)
     const fin = values.filter((v) => isNum(v) && Math.abs(v) < 1e300);
     let lo = fin.length ? Math.min(...fin) : 0, hi = fin.length ? Math.max(...fin) : 1;
     if (zero) { lo = Math.min(0, lo); hi = Math.max(hi, minSpan || 0); }
     if (hi - lo < 1e-12) { const d = Math.abs(hi) * 0.05 || 1; hi += d; if (!zero) lo -= d; }
     else if (!zero) { const d = (hi - lo) * 0.1; lo -= d; hi += d; }
+    const min = isNum(bounds.min) ? bounds.min : -Infinity, max = isNum(bounds.max) ? bounds.max : Infinity;
+    if (Math.max(lo, min) < Math.min(hi, max)) { lo = Math.max(lo, min); hi = Math.min(hi, max); }
     return niceScale(lo, hi, 4, minStep);
   }
   function hline(ctx, x0, x1, y, color, dash, width = 1) {
@@ -127,17 +143,30 @@
     }
   }
 
-  // o.lines: [{label, color, pts: [[t, y]], dash, right, fill}]; o.refs: [{y, label, color}]
+  // Runs of consecutive points with a value: a point without one (null) is a gap in the line.
+  function runsOf(pts) {
+    const runs = [[]];
+    for (const p of pts) {
+      if (isNum(p[0]) && isNum(p[1])) runs[runs.length - 1].push(p);
+      else if (runs[runs.length - 1].length) runs.push([]);
+    }
+    return runs.filter((r) => r.length);
+  }
+
+  // o.lines: [{label, color, pts: [[t, y]] (y null: a gap), dash, right, fill}];
+  // o.refs: [{y, label, color}]; o.min / o.max: bounds of the left axis's values.
   function lineChart(canvas, o) {
     const all = o.lines.flatMap((l) => l.pts.filter((p) => isNum(p[0]) && isNum(p[1])));
     if (!all.length) return drawEmpty(canvas, o.empty || 'Waiting for data…');
     const { ctx, w, h } = prep(canvas);
     const refs = o.refs || [];
     const hasRight = o.lines.some((l) => l.right);
-    let x0 = Math.min(...all.map((p) => p[0])), x1 = Math.max(...all.map((p) => p[0]));
+    // The whole time span, points without a value too: an idle stretch at the end is a gap.
+    const ts = o.lines.flatMap((l) => l.pts.map((p) => p[0])).filter(isNum);
+    let x0 = Math.min(...ts), x1 = Math.max(...ts);
     if (x1 - x0 < 1e-9) { x0 -= 30; x1 += 30; }
     const ys = (right) => o.lines.filter((l) => !!l.right === right).flatMap((l) => l.pts.map((p) => p[1]));
-    const sl = scaleOf([...ys(false), ...refs.map((r) => r.y)], o.zero !== false, o.minSpan);
+    const sl = scaleOf([...ys(false), ...refs.map((r) => r.y)], o.zero !== false, o.minSpan, 0, { min: o.min, max: o.max });
     const sr = hasRight ? scaleOf(ys(true), true) : null;
     const widest = Math.max(...sl.ticks.map((v) => ctx.measureText((o.fmt || tickFmt)(v, sl.step)).width));
     const pad = { l: Math.max(48, widest + 12), r: hasRight ? 62 : 16, t: 24, b: 22 };
@@ -163,32 +192,42 @@
       ctx.fillStyle = r.color; ctx.textAlign = 'right';
       ctx.fillText(`${r.label} ${fmtNum(r.y)}`, w - pad.r - 4, Y(r.y, sl) - 8);
     }
+    const segments = [];
     for (const l of o.lines) {
       const s = l.right ? sr : sl;
-      const pts = l.pts.filter((p) => isNum(p[0]) && isNum(p[1]));
-      if (!pts.length) continue;
+      const runs = runsOf(l.pts);
+      segments.push(runs.length);
       const base = Y(Math.max(s.lo, 0), s);
-      if (l.fill && pts.length > 1) {
-        const g = ctx.createLinearGradient(0, pad.t, 0, pad.t + ph);
-        g.addColorStop(0, l.color + '33'); g.addColorStop(1, l.color + '05');
-        ctx.fillStyle = g;
-        ctx.beginPath(); ctx.moveTo(X(pts[0][0]), base);
-        for (const p of pts) ctx.lineTo(X(p[0]), Y(p[1], s));
-        ctx.lineTo(X(pts[pts.length - 1][0]), base); ctx.closePath(); ctx.fill();
+      for (const pts of runs) {
+        if (l.fill && pts.length > 1) {
+          const g = ctx.createLinearGradient(0, pad.t, 0, pad.t + ph);
+          g.addColorStop(0, l.color + '33'); g.addColorStop(1, l.color + '05');
+          ctx.fillStyle = g;
+          ctx.beginPath(); ctx.moveTo(X(pts[0][0]), base);
+          for (const p of pts) ctx.lineTo(X(p[0]), Y(p[1], s));
+          ctx.lineTo(X(pts[pts.length - 1][0]), base); ctx.closePath(); ctx.fill();
+        }
+        ctx.strokeStyle = l.color; ctx.lineWidth = 1.8; ctx.lineJoin = 'round'; ctx.setLineDash(l.dash ? [5, 4] : []);
+        ctx.beginPath();
+        pts.forEach((p, i) => (i ? ctx.lineTo(X(p[0]), Y(p[1], s)) : ctx.moveTo(X(p[0]), Y(p[1], s))));
+        ctx.stroke(); ctx.setLineDash([]); ctx.lineWidth = 1;
+        if (pts.length === 1) {  // a point between two gaps: a dot, or it would not show
+          ctx.fillStyle = l.color;
+          ctx.beginPath(); ctx.arc(X(pts[0][0]), Y(pts[0][1], s), 1.8, 0, Math.PI * 2); ctx.fill();
+        }
       }
-      ctx.strokeStyle = l.color; ctx.lineWidth = 1.8; ctx.lineJoin = 'round'; ctx.setLineDash(l.dash ? [5, 4] : []);
-      ctx.beginPath();
-      pts.forEach((p, i) => (i ? ctx.lineTo(X(p[0]), Y(p[1], s)) : ctx.moveTo(X(p[0]), Y(p[1], s))));
-      ctx.stroke(); ctx.setLineDash([]); ctx.lineWidth = 1;
-      const last = pts[pts.length - 1];
+      if (!runs.length) continue;
+      const lastRun = runs[runs.length - 1], last = lastRun[lastRun.length - 1];
       ctx.fillStyle = l.color;
       ctx.beginPath(); ctx.arc(X(last[0]), Y(last[1], s), 2.8, 0, Math.PI * 2); ctx.fill();
     }
     drawLegend(ctx, [...o.lines, ...refs.map((r) => ({ ...r, dash: true }))], pad.l, 9);
     canvas.dataset.points = String(o.points ?? Math.max(...o.lines.map((l) => l.pts.length)));
+    canvas.dataset.segments = segments.join('|');
   }
 
-  // o: {labels, values, colors, thresholds (per bar, optional), valueFmt, fmt, gap, legend, empty}
+  // o: {labels, values (null: no bar), colors, thresholds (per bar, optional), valueFmt, fmt,
+  // gap, legend, empty, max (a bound no value passes: the axis stops there)}
   function barChart(canvas, o) {
     const n = o.values.length;
     if (!n) return drawEmpty(canvas, o.empty || 'No data');
@@ -209,23 +248,27 @@
     }
     const ph = h - pad.t - pad.b;
     const showValues = o.valueFmt && Math.max(...o.values.map((v, i) => ctx.measureText(o.valueFmt(v, i)).width)) < slot - 2;
-    const s = scaleOf([...o.values, ...(o.thresholds || [])].map((v) => (isNum(v) ? v * 1.08 : v)), true, 0, o.counts ? 1 : 0);
+    const s = scaleOf([...o.values, ...(o.thresholds || [])].map((v) => (isNum(v) ? v * 1.08 : v)), true, 0, o.counts ? 1 : 0,
+      { max: o.max });
     const Y = (v) => pad.t + ph - ((v - s.lo) / (s.hi - s.lo)) * ph;
     yAxis(ctx, s, Y, pad.l, w - pad.r, o.fmt);
     const bw = Math.min(slot * (1 - (o.gap ?? 0.3)), 56);
     for (let i = 0; i < n; i += 1) {
-      const v = isNum(o.values[i]) ? o.values[i] : 0;
-      const cx = pad.l + slot * i + slot / 2, top = Y(Math.max(v, 0));
-      ctx.fillStyle = o.colors[i % o.colors.length];
-      ctx.fillRect(cx - bw / 2, top, bw, Math.max(Y(0) - top, v > 0 ? 1 : 0));
+      const v = o.values[i], has = isNum(v);
+      const cx = pad.l + slot * i + slot / 2, top = Y(Math.max(has ? v : 0, 0));
+      if (has) {
+        ctx.fillStyle = o.colors[i % o.colors.length];
+        ctx.fillRect(cx - bw / 2, top, bw, Math.max(Y(0) - top, v > 0 ? 1 : 0));
+      }
       const th = o.thresholds ? o.thresholds[i] : null;
       if (isNum(th)) {
         const half = Math.min(slot * 0.48, bw / 2 + 6);
         hline(ctx, cx - half, cx + half, Y(th), C.ink, [4, 3], 1.5);
       }
-      if (showValues) {
-        ctx.fillStyle = C.ink; ctx.textAlign = 'center';
-        ctx.fillText(o.valueFmt(v, i), cx, Math.max(top - 8, pad.t + 4));
+      if (showValues && has) {  // above the bar, or inside its top where the axis ends
+        const inside = top - 8 < pad.t + 4;
+        ctx.fillStyle = inside ? '#fff' : C.ink; ctx.textAlign = 'center';
+        ctx.fillText(o.valueFmt(v, i), cx, inside ? top + 8 : top - 8);
       }
       ctx.fillStyle = C.text;
       if (rotate) {
@@ -238,6 +281,8 @@
     hline(ctx, pad.l, w - pad.r, Y(0) + 0.5, C.axis);
     if (o.legend) drawLegend(ctx, o.legend, pad.l, 9);
     canvas.dataset.points = String(n);
+    canvas.dataset.labels = o.labels.map(String).join('|');
+    canvas.dataset.values = o.values.map((v) => (isNum(v) ? String(v) : '')).join('|');
   }
 
   // ------------------------------------------------------------------ service-wide sections
@@ -246,12 +291,21 @@
     const n = series.length, last = series[n - 1] || {};
     const pts = (k, f = (v) => v) => series.map((s) => [s.t, isNum(s[k]) ? f(s[k]) : null]);
     lineChart($('chart-throughput'), { lines: [{ label: 'requests/s', color: C.blue, pts: pts('rps'), fill: true }], points: n });
+    // An interval without requests has no latency (null): a gap, not a fall to 0 ms.
     lineChart($('chart-latency'), {
       lines: [{ label: 'p50', color: C.green, pts: pts('p50_ms') }, { label: 'p95', color: C.orange, pts: pts('p95_ms') },
         { label: 'p99', color: C.red, pts: pts('p99_ms') }],
-      fmt: (v, st) => tickFmt(v, st) + ' ms', points: n,
+      fmt: (v, st) => tickFmt(v, st) + ' ms', points: n, empty: n ? 'No requests in the window' : undefined,
     });
-    lineChart($('chart-errors'), { lines: [{ label: 'errors/s', color: C.red, pts: pts('errors_per_s'), fill: true }], points: n });
+    // The server's failures (5xx) are the alarming figure, as for the error-rate alert; the
+    // clients' (4xx: bad input, unknown models) are drawn beside them, in grey.
+    const clientErrors = (s) => (isNum(s.errors_per_s) && isNum(s.server_errors_per_s)
+      ? Math.max(0, s.errors_per_s - s.server_errors_per_s) : null);
+    lineChart($('chart-errors'), {
+      lines: [{ label: '5xx/s (server)', color: C.red, pts: pts('server_errors_per_s'), fill: true },
+        { label: '4xx/s (client)', color: C.axis, pts: series.map((s) => [s.t, clientErrors(s)]), dash: true }],
+      points: n,
+    });
     const mem = series.map((s) => s.memory_bytes).filter(isNum);
     const unit = byteUnit(mem.length ? Math.max(...mem) : 0), div = 1024 ** unit;
     lineChart($('chart-system'), {
@@ -262,10 +316,14 @@
     setStat('stat-rps', isNum(last.rps) ? `${last.rps.toFixed(last.rps >= 1000 ? 0 : 1)} req/s` : '—', last.rps);
     setStat('stat-p99', fmtMs(last.p99_ms), last.p99_ms);
     const short = isNum(last.p95_ms) && last.p95_ms < 1000 && isNum(last.p50_ms);
-    setText('stat-p50-p95', !n ? '—' : short ? `p50 ${fmtMs(last.p50_ms).slice(0, -3)} · p95 ${fmtMs(last.p95_ms)}`
-      : `p50 ${fmtMs(last.p50_ms)} · p95 ${fmtMs(last.p95_ms)}`);
-    const e = last.errors_per_s;
+    setText('stat-p50-p95', !n ? '—' : !isNum(last.p99_ms) ? 'no requests'
+      : short ? `p50 ${fmtMs(last.p50_ms).slice(0, -3)} · p95 ${fmtMs(last.p95_ms)}`
+        : `p50 ${fmtMs(last.p50_ms)} · p95 ${fmtMs(last.p95_ms)}`);
+    const e = last.server_errors_per_s, client = clientErrors(last);
     setStat('stat-errors', isNum(e) ? `${fmtNum(e, 2)} /s` : '—', e, isNum(e) && e > 0 ? 'bad' : '');
+    const sub = $('stat-errors-sub');
+    sub.textContent = `5xx · 4xx ${isNum(client) ? `${fmtNum(client, 2)} /s` : '—'}`;
+    if (isNum(client)) sub.dataset.value = String(client); else delete sub.dataset.value;
   }
 
   function renderSystem(p) {
@@ -339,25 +397,49 @@
       tbody.replaceChildren(el('tr', '', null, td));
       return;
     }
-    const nd = feats.filter((f) => f.drifted).length;
-    setBadge('drift-badge', drift.dataset_drift ? 'bad' : 'ok', drift.dataset_drift ? 'dataset drift' : 'no dataset drift');
-    setStat('stat-drifted', `${nd} / ${feats.length}`, nd, nd ? 'bad' : 'ok');
-    const share = isNum(drift.drifted_share) ? `${(drift.drifted_share * 100).toFixed(0)} %` : '—';
-    setText('stat-drift-sub', `${m.name} · share ${share}`);
+    // A feature the server judged nothing of (method "none": too few rows, or none) has no
+    // verdict: neither "ok" nor a score of 0 against a threshold of 0.
+    const judged = (f) => f.method !== 'none';
+    const counted = feats.filter(judged);
+    const nd = counted.filter((f) => f.drifted).length;
+    const verdict = typeof drift.verdict === 'string' ? drift.verdict : '';
     const win = isNum(drift.window_rows) ? `window ${count(drift.window_rows)} rows` : '—';
     setText('drift-window', win);
-    setText('drift-foot', `${win} · dashed tick = per-feature threshold · red = drifted`);
-    barChart($('chart-drift'), {
-      labels: feats.map((f) => f.name), values: feats.map((f) => f.score),
-      colors: feats.map((f) => (f.drifted ? C.red : C.blue)), thresholds: feats.map((f) => f.threshold),
-      valueFmt: (v) => fmtNum(v), empty: 'No features monitored',
-      legend: [{ label: 'score', color: C.blue }, { label: 'drifted', color: C.red }, { label: 'threshold', color: C.ink, dash: true }],
-    });
+    if (!counted.length) {
+      const none = feats.length ? (drift.window_rows ? 'no verdict yet' : 'no rows in the window') : 'no features';
+      setBadge('drift-badge', 'muted', none, verdict);
+      setStat('stat-drifted', '—', null, '');
+      setText('stat-drift-sub', `${m.name} · ${none}`);
+      setText('drift-foot', [win, verdict].filter(Boolean).join(' · '));
+      const why = verdict ? verdict.charAt(0).toUpperCase() + verdict.slice(1) : 'No features monitored';
+      drawEmpty($('chart-drift'), why);
+    } else {
+      setBadge('drift-badge', drift.dataset_drift ? 'bad' : 'ok', drift.dataset_drift ? 'dataset drift' : 'no dataset drift', verdict);
+      setStat('stat-drifted', `${nd} / ${counted.length}`, nd, nd ? 'bad' : 'ok');
+      const share = isNum(drift.drifted_share) ? `${(drift.drifted_share * 100).toFixed(0)} %` : '—';
+      setText('stat-drift-sub', `${m.name} · share ${share}`);
+      const unjudged = feats.length > counted.length ? ' · no bar = no verdict' : '';
+      setText('drift-foot', `${win} · dashed tick = per-feature threshold · red = drifted${unjudged}`);
+      barChart($('chart-drift'), {
+        labels: feats.map((f) => f.name), values: feats.map((f) => (judged(f) ? f.score : null)),
+        colors: feats.map((f) => (f.drifted ? C.red : C.blue)), thresholds: feats.map((f) => (judged(f) ? f.threshold : null)),
+        valueFmt: (v) => fmtNum(v), empty: 'No features monitored',
+        // Tests' 1 - p-value and Jensen-Shannon lie in [0, 1]: the axis ends at 1. PSI does not.
+        max: counted.every((f) => BOUNDED_SCORES.has(f.method)) ? 1 : undefined,
+        legend: [{ label: 'score', color: C.blue }, { label: 'drifted', color: C.red }, { label: 'threshold', color: C.ink, dash: true }],
+      });
+    }
     tbody.replaceChildren(...feats.map((f) => {
       const tr = el('tr', f.drifted ? 'drifted' : '');
-      tr.append(el('td', '', f.name), el('td', '', f.method || '—'));
-      for (const k of ['score', 'threshold', 'p_value', 'js_distance', 'wasserstein']) tr.append(el('td', 'num', fmtNum(f[k])));
-      tr.append(el('td', '', null, el('span', `pill ${f.drifted ? 'bad' : 'ok'}`, f.drifted ? 'drifted' : 'ok')));
+      const has = judged(f);
+      tr.append(el('td', '', f.name), el('td', '', has ? f.method || '—' : '—'));
+      for (const k of ['score', 'threshold', 'p_value', 'js_distance', 'wasserstein']) {
+        tr.append(el('td', 'num', !has && (k === 'score' || k === 'threshold') ? '—' : fmtNum(f[k])));
+      }
+      const [cls, text] = !has ? ['muted', 'no verdict'] : f.drifted ? ['bad', 'drifted'] : ['ok', 'ok'];
+      const pill = el('span', `pill ${cls}`, text);
+      if (f.reason) pill.title = f.reason;
+      tr.append(el('td', '', null, pill));
       if (f.kind) tr.title = `${f.name}: ${f.kind} feature`;
       return tr;
     }));
@@ -373,13 +455,39 @@
     }
     const reg = pr.kind === 'regression';
     setText('pred-kind', reg ? 'regression · histogram' : 'classification · classes');
-    setText('pred-summary', `${count(pr.count)} predictions · mean ${fmtNum(pr.mean)} · variance ${fmtNum(pr.variance)}`);
-    if (reg) {
-      const counts = (pr.histogram && pr.histogram.counts) || [], edges = (pr.histogram && pr.histogram.edges) || [];
-      barChart(canvas, { labels: counts.map((_, i) => fmtNum(edges[i])), values: counts, colors: [C.teal], gap: 0.08,
-        counts: true, empty: 'No predictions recorded yet' });
+    const stats = `mean ${fmtNum(pr.mean)} · variance ${fmtNum(pr.variance)}`;
+    setText('pred-summary', `${count(pr.count)} predictions · ${stats}`);
+    if (reg) renderHistogram(canvas, pr, stats);
+    else renderClasses(canvas, pr);
+  }
+
+  // Predictions outside the reference's range count in an edge bar each (orange), so that the
+  // bars add up to the predictions counted; the bins between are labelled as ranges (each holds
+  // its left edge, the last its right edge too).
+  function renderHistogram(canvas, pr, stats) {
+    const hist = pr.histogram;
+    const counts = hist && Array.isArray(hist.counts) ? hist.counts : [];
+    const edges = hist && Array.isArray(hist.edges) ? hist.edges : [];
+    if (!counts.length || edges.length !== counts.length + 1) {
+      drawEmpty(canvas, hist ? 'No predictions recorded yet' : 'No reference predictions to bin them against');
       return;
     }
+    const total = (x) => [].concat(x ?? []).reduce((a, b) => a + (isNum(b) ? b : 0), 0);  // the API sends [n]
+    const below = total(hist.below), above = total(hist.above);
+    const edge = (i) => fmtNum(edges[i]);
+    barChart(canvas, {
+      labels: [`< ${edge(0)}`, ...counts.map((_, i) => `${edge(i)}–${edge(i + 1)}`), `> ${edge(edges.length - 1)}`],
+      values: [below, ...counts, above], colors: [C.orange, ...counts.map(() => C.teal), C.orange], gap: 0.08,
+      counts: true, valueFmt: (v) => count(v), empty: 'No predictions recorded yet',
+      legend: [{ label: 'in the reference range', color: C.teal }, { label: 'outside it', color: C.orange }],
+    });
+    if (below + above) {
+      const outside = `${count(below)} below, ${count(above)} above the reference range`;
+      setText('pred-summary', `${count(pr.count)} predictions (${outside}) · ${stats}`);
+    }
+  }
+
+  function renderClasses(canvas, pr) {
     const entries = Object.entries(pr.classes || {});
     if (entries.every(([k]) => isNum(Number(k)))) entries.sort((a, b) => Number(a[0]) - Number(b[0]));
     const total = entries.reduce((acc, [, v]) => acc + (isNum(v) ? v : 0), 0) || 1;
@@ -406,15 +514,19 @@
     const ref = perf.reference ? perf.reference[metric] : null;
     const label = metric.length <= 4 ? metric.toUpperCase() : metric.charAt(0).toUpperCase() + metric.slice(1);
     const pts = hist.map((x) => [x.t, x[metric]]).filter((q) => isNum(q[0]) && isNum(q[1]));
+    // Errors (MAE, RMSE) from 0 up; scores (accuracy, F1, AUC) zoomed in, within [0, 1].
+    const lowerBetter = ERROR_METRICS.has(metric);
     lineChart(canvas, {
-      lines: [{ label: metric, color: C.blue, pts }], zero: false, points: pts.length,
+      lines: [{ label: metric, color: C.blue, pts }], zero: lowerBetter, points: pts.length,
+      min: 0, max: SCORE_METRICS.has(metric) ? 1 : undefined,
       refs: isNum(ref) ? [{ y: ref, label: 'reference', color: C.axis }] : [], empty: 'No performance history yet',
     });
     setText('stat-accuracy-label', label);
     setText('perf-title', `${label} over time`);
     const v = cur[metric];
-    const lowerBetter = ['mae', 'rmse', 'mse', 'log_loss'].includes(metric);
-    const worse = isNum(v) && isNum(ref) && (lowerBetter ? v > ref * 1.1 : v < ref - 0.05);
+    // Red when the server judged the metric degraded, by the thresholds that flag concept
+    // drift (and only once the window holds enough labels), never by a rule of its own.
+    const worse = Array.isArray(perf.degraded) && perf.degraded.includes(metric);
     setStat('stat-accuracy', fmtNum(v), v, worse ? 'bad' : '');
     const labels = isNum(perf.labels) ? `${count(perf.labels)} labels` : '';
     setText('stat-accuracy-sub', [isNum(ref) ? `ref ${fmtNum(ref)}` : '', labels].filter(Boolean).join(' · ') || '—');
