@@ -65,9 +65,7 @@ def test_ignored_columns_are_no_features(
     assert "No dataset drift: 0 of 4 features drifted" in result.stdout
     assert "species" not in result.stdout
     wrong = run(*args, "--ignore", "label", registry=False)
-    assert "--ignore names columns the reference does not have: ['label']" in str(
-        wrong.exception
-    )
+    assert "--ignore names columns the reference does not have: ['label']" in str(wrong.exception)
 
 
 def test_calm_data_passes_and_small_samples_use_ks(
