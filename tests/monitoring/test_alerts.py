@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -85,6 +86,34 @@ def test_alert_lifecycle_goes_to_the_webhook(receiver: Receiver) -> None:
     states = [[a["state"] for a in body["alerts"]] for body in receiver.received]
     assert states == [["firing"], ["resolved"]]
     assert receiver.received[0]["alerts"][0]["message"] == "2 of 4 features drifted"
+
+
+def test_a_book_carried_on_keeps_its_alerts_counts_and_undelivered_notifications(
+    receiver: Receiver,
+) -> None:
+    """What a worker that decides on alerts leaves to the worker that replaces it: without
+    it, the successor announced every active alert again as new, and never a resolve."""
+    nowhere = socket.socket()
+    nowhere.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    gone = AlertBook(f"http://127.0.0.1:{nowhere.getsockname()[1]}/hook")
+    gone.update([drift(True)], now=2.0)
+    state = gone.state()
+    assert state.undelivered  # its receiver never took the firing
+    assert gone.webhook is not None
+    gone.webhook.close(timeout=0)
+    nowhere.close()
+
+    successor = AlertBook(f"http://127.0.0.1:{receiver.server_port}/hook")
+    successor.carry_on(state)
+    assert successor.update([drift(True, "3 of 4 features drifted")], now=3.0) == []
+    (resolved,) = successor.update([drift(False, "no drift")], now=4.0)
+    assert (resolved.since, resolved.resolved_at) == (2.0, 4.0)
+    assert resolved.message == "no drift"  # what resolved it, not what last fired it
+    assert successor.fired_total == {("data_drift", "iris:1", "warning"): 1}
+    assert [a.resolved_at for a in successor.history] == [None, 4.0]
+    successor.close()
+    states = [[a["state"] for a in body["alerts"]] for body in receiver.received]
+    assert states == [["firing"], ["resolved"]]
 
 
 def hook(receiver: Receiver, retry_seconds: tuple[float, ...] = (0.05, 0.05)) -> Webhook:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from modelpilot.monitoring.history import ServicePoint, window_quantile
@@ -87,6 +87,19 @@ class Condition:
     value: float
 
 
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """What an alert book holds, as the worker that decides on alerts publishes it (``serve
+    --workers``): every worker answers from it, and the worker that replaces it carries on
+    from it."""
+
+    active: tuple[Alert, ...] = ()
+    history: tuple[Alert, ...] = ()
+    fired_total: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    undelivered: tuple[dict[str, Any], ...] = ()
+    """Webhook notifications not yet delivered."""
+
+
 class AlertBook:
     """Active alerts and the recent history of firings and resolutions."""
 
@@ -123,11 +136,39 @@ class AlertBook:
                 )
             elif not condition.holds and current is not None:
                 del self.active[key]
-                changes.append(replace(current, resolved_at=now))
+                # Resolved with the figures that resolve it, not the last ones that fired it.
+                changes.append(
+                    replace(
+                        current,
+                        message=condition.message or current.message,
+                        value=condition.value,
+                        resolved_at=now,
+                    )
+                )
         self.history.extend(changes)
         if changes and self.webhook is not None:
             self.webhook.send({"source": "modelpilot", "alerts": [a.to_dict() for a in changes]})
         return changes
+
+    def state(self) -> AlertState:
+        undelivered = self.webhook.undelivered() if self.webhook is not None else []
+        return AlertState(
+            tuple(self.active.values()),
+            tuple(self.history),
+            dict(self.fired_total),
+            tuple(undelivered),
+        )
+
+    def carry_on(self, state: AlertState) -> None:
+        """Take over the book of the worker this one replaces: its alerts stay active (not
+        announced again), its counts go on, and what its webhook had not delivered is sent."""
+        self.active = {alert.key: alert for alert in state.active}
+        self.history.extend(state.history)
+        for key, count in state.fired_total.items():
+            self.fired_total[key] = self.fired_total.get(key, 0) + count
+        if self.webhook is not None:
+            for payload in state.undelivered:
+                self.webhook.send(payload)
 
     @property
     def webhook_failures(self) -> int:

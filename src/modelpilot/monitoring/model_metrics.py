@@ -220,20 +220,20 @@ class ModelCollector(Collector):
         """Alerts by rule, model, version and severity: a model's version apart from its
         name, as in every other metric, so that they join in PromQL (both empty for the
         service's own rules, error rate and latency)."""
-        book = self.monitor.alerts
+        book = self.monitor.alert_state()
         labels = ["rule", *VERSION, "severity"]
         active = GaugeMetricFamily(
             "modelpilot_alert_active",
             "1 while an alert holds (rule: " + ", ".join(RULES) + ").",
             labels=labels,
         )
-        for alert in list(book.active.values()):
+        for alert in book.active:
             active.add_metric([alert.rule, *_model_and_version(alert.model), alert.severity], 1)
         yield active
         fired = CounterMetricFamily(
             "modelpilot_alerts_fired", "Alerts that started firing.", labels=labels
         )
-        for (rule, model, severity), count in list(book.fired_total.items()):
+        for (rule, model, severity), count in book.fired_total.items():
             fired.add_metric([rule, *_model_and_version(model), severity], count)
         yield fired
 

@@ -30,6 +30,7 @@ from modelpilot.errors import InvalidInput, NotFound
 from modelpilot.monitoring.alerts import (
     AlertBook,
     AlertRules,
+    AlertState,
     Condition,
     model_conditions,
     rollout_conditions,
@@ -129,9 +130,12 @@ class Monitor(InferenceObserver):
         """The totals of the worker this one replaces, if it died (killed, crashed): they carry
         on in this worker's, so that the model's counters never go back (its windows of recent
         traffic, and its labels, are gone with it)."""
-        # Every worker computes the same merged alerts; only the first one announces them.
-        announce = exchange is None or exchange.index == 0
-        self.alerts = AlertBook(webhook_url if announce else None)
+        # One worker decides on the alerts, for all: every worker answers with its book (see
+        # ``alert_state``), and the worker that replaces it carries that book on.
+        self.decides_alerts = exchange is None or exchange.index == 0
+        self.alerts = AlertBook(webhook_url if self.decides_alerts else None)
+        if self.decides_alerts and exchange is not None and exchange.inherited_alerts:
+            self.alerts.carry_on(exchange.inherited_alerts)
         self._peer_points: list[list[ServicePoint]] = []
         """Each sibling worker's service history, as it last published it."""
         self.started_at = time.time()
@@ -360,7 +364,7 @@ class Monitor(InferenceObserver):
             own = {key: monitor.state(now) for key, monitor in self._monitors.items()}
             others = list(tapped)
             if self.exchange is not None:
-                others += self._exchange([*tapped, *own.values()])
+                others += self._gather()
             by_key: dict[tuple[str, int], list[MonitorState]] = {}
             for state in others:
                 by_key.setdefault((state.model, state.version), []).append(state)
@@ -374,12 +378,28 @@ class Monitor(InferenceObserver):
                     # One version's bad data must not stop the others being watched.
                     self._failures += 1
                     logger.exception("monitoring report of %s:%d failed", *key)
-            self.alerts.update(self._conditions(now), now)
+            if self.decides_alerts:
+                self.alerts.update(self._conditions(now), now)
+            if self.exchange is not None:
+                # After the alerts: a book published a round late could be taken over
+                # without an alert it had announced, which would then be announced again.
+                self.exchange.publish(
+                    [*tapped, *own.values()],
+                    list(self.history.points),
+                    self.alerts.state() if self.decides_alerts else None,
+                )
 
-    def _exchange(self, states: list[MonitorState]) -> list[MonitorState]:
-        """Publish this worker's states; gather its siblings'."""
+    def alert_state(self) -> AlertState:
+        """The active alerts, their history and counts: this process's, or with workers the
+        one that decides's, as published (so that whichever worker answers, they agree)."""
+        if self.exchange is None:
+            with self._lock:
+                return self.alerts.state()
+        return self.exchange.alerts() or AlertState()
+
+    def _gather(self) -> list[MonitorState]:
+        """The siblings' states (and their service history, kept for ``series``)."""
         assert self.exchange is not None
-        self.exchange.publish(states, list(self.history.points))
         gathered: list[MonitorState] = []
         points: list[list[ServicePoint]] = []
         for peer in self.exchange.peers():

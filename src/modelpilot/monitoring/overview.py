@@ -86,7 +86,7 @@ class Overview:
                 "net_recv_bytes": net.bytes_recv if net else None,
             },
             "models": self._models(),
-            "alerts": [a.to_dict() for a in list(self.monitor.alerts.active.values())],
+            "alerts": [a.to_dict() for a in self.monitor.alert_state().active],
         }
 
     def _models(self) -> list[dict[str, Any]]:

@@ -41,6 +41,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from modelpilot.monitoring.alerts import AlertState
 from modelpilot.monitoring.history import ServicePoint
 from modelpilot.monitoring.model_monitor import MonitorState
 
@@ -68,6 +69,8 @@ class WorkerSnapshot:
     inherited: frozenset[int] = frozenset()
     """The dead workers (pids) whose running totals ``states`` carry on: the ones this worker
     replaced, and the ones they had replaced."""
+    alerts: AlertState | None = None
+    """The alert book, from the worker that decides on alerts (worker 0) alone."""
 
 
 class WorkerExchange:
@@ -90,11 +93,16 @@ class WorkerExchange:
         self._taken: list[Path] = []
         """Dead workers' snapshots taken over (``inherit``), to remove once this worker's
         snapshot carries their totals."""
+        self.inherited_alerts: AlertState | None = None
+        """The alert book of the worker this one replaces, as it last published it."""
         self._read_cache: dict[Path, tuple[tuple[int, int, int], WorkerSnapshot]] = {}
         self._read_lock = threading.Lock()  # scrapes and the monitor's thread both read
 
     def publish(
-        self, states: list[MonitorState] | None = None, points: list[ServicePoint] | None = None
+        self,
+        states: list[MonitorState] | None = None,
+        points: list[ServicePoint] | None = None,
+        alerts: AlertState | None = None,
     ) -> None:
         snapshot = WorkerSnapshot(
             self.pid,
@@ -104,6 +112,7 @@ class WorkerExchange:
             states or [],
             points or [],
             self._inherited,
+            alerts,
         )
         temporary = self._path.with_suffix(".tmp")
         temporary.write_bytes(pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL))
@@ -163,9 +172,22 @@ class WorkerExchange:
                 states.extend(snapshot.states)
                 for key, value in _counters(snapshot.metrics).items():
                     self._carried[key] = self._carried.get(key, 0.0) + value
+        books = [s for s in snapshots if s.alerts is not None]
+        if books:  # the newest carries what the older ones held
+            self.inherited_alerts = max(books, key=lambda s: s.at).alerts
         self._inherited = carried | {s.pid for s in snapshots}
         self._taken = taken
         return states
+
+    def alerts(self) -> AlertState | None:
+        """The alert book as worker 0 last published it: a live one's, else the last one
+        that stopped (until the worker in its place publishes its own)."""
+        books = [
+            s
+            for s in [*self._read_all("worker-*.snapshot"), *self._read_all("retired-0-*.snapshot")]
+            if s.index == 0 and s.alerts is not None
+        ]
+        return max(books, key=lambda s: s.at).alerts if books else None
 
     def retire(self) -> None:
         """Set this worker's last snapshot aside for the worker that will take its place."""

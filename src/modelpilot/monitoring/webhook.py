@@ -58,6 +58,7 @@ class Webhook:
         """Notifications never delivered: given up after every retry, refused with a 4xx,
         or pushed out of a full queue."""
         self._waiting: deque[dict[str, Any]] = deque()
+        self._sending: dict[str, Any] | None = None
         self._changed = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -80,6 +81,13 @@ class Webhook:
                 )
                 self._thread.start()
             self._changed.notify()
+
+    def undelivered(self) -> list[dict[str, Any]]:
+        """The notifications not yet delivered, in order: the one being sent, and those
+        waiting."""
+        with self._changed:
+            sending = [] if self._sending is None else [self._sending]
+            return [*sending, *self._waiting]
 
     def close(self, timeout: float = CLOSE_SECONDS) -> None:
         """Try what still waits once more each, for up to ``timeout`` seconds, then stop."""
@@ -108,8 +116,10 @@ class Webhook:
                     self._changed.wait_for(lambda: self._waiting or self._closing)
                     if not self._waiting:
                         return
-                    payload = self._waiting.popleft()
+                    payload = self._sending = self._waiting.popleft()
                 self._deliver(client, payload)
+                with self._changed:
+                    self._sending = None
 
     def _deliver(self, client: httpx.Client, payload: dict[str, Any]) -> None:
         attempts = (0.0, *self.retry_seconds)

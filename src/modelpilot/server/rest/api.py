@@ -182,10 +182,10 @@ _OFF = errors(404)
 
 @router.get("/alerts", summary="Active and recent alerts", responses=_OFF)
 async def alerts(request: Request) -> dict[str, Any]:
-    book = _monitor(request).alerts
+    book = _monitor(request).alert_state()
     return {
-        "active": [a.to_dict() for a in list(book.active.values())],
-        "history": [a.to_dict() for a in list(book.history)],
+        "active": [a.to_dict() for a in book.active],
+        "history": [a.to_dict() for a in book.history],
     }
 
 
