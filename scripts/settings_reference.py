@@ -23,7 +23,8 @@ HEAD = """# Settings
 
 Every setting is an environment variable with the `MODELPILOT_` prefix; the command-line flags
 of `modelpilot serve` and the other commands override them. A value out of range stops the
-command with one line naming the setting. This page is generated from
+command with one line naming the setting, and `serve` warns of a `MODELPILOT_` variable that
+names no setting (a typo). This page is generated from
 `src/modelpilot/config.py` by `python scripts/settings_reference.py`; the tests check that it
 is fresh.
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_REGISTRY = "./modelpilot-registry"
@@ -180,6 +183,16 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = None
     """URL that alert changes are POSTed to as JSON (optional)."""
 
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        """Checked at start-up, not first when an alert fires (and fails to be sent)."""
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http:// or https:// URL with a host")
+        return value or None
+
     monitor_interval_seconds: float = Field(default=2.0, gt=0.0)
     """How often drift, quality and alerts are recomputed."""
 
@@ -202,3 +215,22 @@ class Settings(BaseSettings):
 
     worker_index: int = Field(default=0, ge=0)
     """This process's slot among the workers; slot 0 sends the alert webhooks."""
+
+
+NOT_SETTINGS = frozenset({"MODELPILOT_REQUIRE_SERVICES"})
+"""``MODELPILOT_*`` variables read elsewhere than ``Settings`` (the test suite's)."""
+
+
+def unknown_settings(environ: Mapping[str, str]) -> list[str]:
+    """Each ``MODELPILOT_*`` variable in ``environ`` that names no setting, with the setting
+    it likely meant: pydantic ignores them, so a typo would silently leave a default."""
+    known = {f"MODELPILOT_{name.upper()}" for name in Settings.model_fields}
+    found = []
+    for name in sorted(environ):
+        if not name.startswith("MODELPILOT_") or name in known or name in NOT_SETTINGS:
+            continue
+        if name.startswith("MODELPILOT_TEST_"):
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        found.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return found

@@ -58,3 +58,27 @@ def test_log_levels_are_listed_and_taken_in_any_case(run: Run) -> None:
     assert make_settings(log_level="WARNING").log_level == "warning"
     help_text = " ".join(run("serve", "--help", registry=False).stdout.split())
     assert "debug, info, warning, error or critical" in help_text
+
+
+def test_a_misspelt_setting_is_said_and_a_bad_webhook_refused(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pydantic ignores variables that name no setting: a typo left the default in place,
+    unsaid. A webhook URL that was no URL was taken, and failed when an alert fired."""
+    monkeypatch.setenv("MODELPILOT_ALERT_WEBHOOK_URL", "notaurl")
+    result = run("serve")
+    assert isinstance(result.exception, BadSettings), result.output
+    assert "MODELPILOT_ALERT_WEBHOOK_URL=notaurl" in str(result.exception)
+    assert "http:// or https:// URL" in str(result.exception)
+    monkeypatch.delenv("MODELPILOT_ALERT_WEBHOOK_URL")
+    monkeypatch.setenv("MODELPILOT_DRIFT_WINDOW_ROW", "100")
+    with socket.socket() as busy:  # so that serve stops right after its start-up checks
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        result = run("serve", "--host", "127.0.0.1", "--http-port", port, "--grpc-port", "0")
+    assert result.exit_code != 0
+    assert (
+        "MODELPILOT_DRIFT_WINDOW_ROW (did you mean MODELPILOT_DRIFT_WINDOW_ROWS?) is no setting"
+        in result.stderr
+    ), result.output

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 
 from modelpilot.cli.common import ArtifactsOption, RegistryOption, make_settings
-from modelpilot.config import Settings
+from modelpilot.config import Settings, unknown_settings
 from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.store import Registry
 from modelpilot.server.logs import configure_logging
+
+logger = logging.getLogger("modelpilot.settings")
 
 
 def serve(
@@ -96,6 +100,8 @@ def serve(
     )
     refs = [ModelRef.parse(m) for m in model or []]
     configure_logging(settings.log_level)
+    for name in unknown_settings(os.environ):
+        logger.warning("%s is no setting of ModelPilot's; ignored (see docs/settings.md)", name)
     if settings.workers > 1:
         from modelpilot.server.supervisor import Supervisor
 

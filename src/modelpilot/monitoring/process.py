@@ -178,6 +178,8 @@ class ProcessMonitoring:
             scrape.register(ModelCollector(monitor))
             local.register(MonitorCollector(monitor))  # per worker, as its work is
             monitor.watch(engine)
+        elif exchange is not None:
+            exchange.inherit()  # no monitoring totals to carry on: the per-worker counters
         return cls(scrape, service, monitor, exchange, settings.monitor_interval_seconds, shared)
 
     def statistics(self, served: Iterable[tuple[str, str]] = ()) -> list[VersionStatistics]:
