@@ -192,6 +192,9 @@ async def test_monitoring_can_be_switched_off(labelled_iris: Registry) -> None:
         assert (await client.post("/predict/iris", json={"data": [5.1, 3.5, 1.4, 0.2]})).is_success
         off = await client.get("/api/alerts")
         assert off.status_code == 404 and "monitoring is off" in off.json()["error"]
+        # The page too: it drew nothing and retried forever, saying "HTTP 404".
+        page = await client.get("/dashboard")
+        assert page.status_code == 404 and "monitoring is off" in page.json()["error"]
         assert "modelpilot_requests_total" in (await client.get("/metrics")).text
     await engine.stop()
     assert not (Path(labelled_iris.location) / "inference-log.db").exists()

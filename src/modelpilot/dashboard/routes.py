@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from modelpilot.errors import NotFound
@@ -28,7 +28,15 @@ def _read(name: str) -> bytes:
 
 
 @router.get("/dashboard", response_class=HTMLResponse, summary="Live dashboard")
-async def dashboard() -> HTMLResponse:
+async def dashboard(request: Request) -> HTMLResponse:
+    monitoring = request.app.state.monitoring
+    if monitoring is None or monitoring.monitor is None:
+        # Its data (/api/dashboard) would be refused: say why here, not on a page that
+        # retries forever.
+        raise NotFound(
+            "the dashboard shows what monitoring measures, and monitoring is off on this "
+            "server (MODELPILOT_MONITORING=false)"
+        )
     return HTMLResponse(_read("dashboard.html"), headers={"cache-control": "no-cache"})
 
 
