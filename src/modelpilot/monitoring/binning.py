@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -305,24 +306,33 @@ def _numeric_bins(
     counts[1 : edges.size] = feature.bin_counts or 0
     counts[-1] = feature.missing
     column = np.empty(0) if sample is None else sample[~np.isnan(sample)]
-    points = _reference_points(edges, column)
+    points = _reference_points(edges, column, feature.bin_means)
     return _Numeric(index, offset, edges, counts, points, _spread(feature), column)
 
 
-def _reference_points(edges: np.ndarray, sample: np.ndarray) -> np.ndarray:
-    """Where the reference's mass lies in each bin: the mean of the profile's sample rows in
-    it, else (no sample row there) the bin's midpoint.
+def _reference_points(
+    edges: np.ndarray, sample: np.ndarray, means: Sequence[float | None] = ()
+) -> np.ndarray:
+    """Where the reference's mass lies in each bin: its mean in the whole reference (the
+    profile's ``bin_means``), else that of the profile's sample rows in it, else (no sample
+    row there) the bin's midpoint.
 
-    The profile keeps counts per bin, not means; its sample (256 rows, or the whole reference
-    when smaller) has about 25 rows per decile. Their mean put a bell curve's outer deciles
-    within a few hundredths of a standard deviation of the true ones, and a bin of whole
-    numbers (counts, ratings) at its values (a midpoint of 0.5 for a bin of zeros made
-    identical windows of such a feature differ). Below and above the range there is no
+    A bin's midpoint misplaces its mass: a bell curve's outer deciles are far from their
+    means, and a midpoint of 0.5 for a bin of zeros made identical windows of a feature of
+    whole numbers differ. The sample (256 rows, about 25 per decile), which profiles made
+    before ``bin_means`` are left with, puts the means within a few hundredths of a standard
+    deviation, which doubled Wasserstein's floor on windows drawn from the reference itself
+    (0.037 where scipy's, on the same rows, was 0.019). Below and above the range there is no
     reference mass; their points are placeholders (the edges) that the window's own means
     replace."""
     inner = edges.size - 1
     lower, upper = edges[:-1], edges[1:]
     points = (lower + upper) / 2
+    if len(means) == inner:
+        known = np.array([m is not None for m in means])
+        values = np.array([m if m is not None else 0.0 for m in means], dtype=np.float64)
+        points[known] = np.clip(values[known], lower[known], upper[known])
+        return np.concatenate([[edges[0]], points, [edges[-1]]])
     sample = sample[np.isfinite(sample)]
     if sample.size:
         slot = np.clip(np.searchsorted(edges, sample, side="right") - 1, 0, inner - 1)

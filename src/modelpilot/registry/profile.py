@@ -44,6 +44,9 @@ class FeatureProfile:
     quantiles: tuple[float, ...] = ()
     bin_edges: tuple[float, ...] = ()
     bin_counts: tuple[int, ...] = ()
+    bin_means: tuple[float | None, ...] = ()
+    """Each bin's mean (None for an empty bin), where its mass lies for Wasserstein; profiles
+    made before it have none, and their sample's means stand in."""
     categories: dict[str, int] = field(default_factory=dict)
 
     @classmethod
@@ -58,6 +61,11 @@ class FeatureProfile:
         if edges.size == 1:
             edges = np.array([edges[0], edges[0]])
         counts, _ = np.histogram(finite, bins=edges)
+        sums, _ = np.histogram(finite, bins=edges, weights=finite)
+        means = tuple(
+            _finite(float(total / count)) if count else None
+            for total, count in zip(sums, counts, strict=True)
+        )
         return cls(
             name,
             "numeric",
@@ -71,6 +79,7 @@ class FeatureProfile:
             quantiles=tuple(float(q) for q in quantiles),
             bin_edges=tuple(float(e) for e in edges),
             bin_counts=tuple(int(c) for c in counts),
+            bin_means=means,
         )
 
     @classmethod
@@ -100,6 +109,7 @@ class FeatureProfile:
                 quantiles=list(self.quantiles),
                 bin_edges=list(self.bin_edges),
                 bin_counts=list(self.bin_counts),
+                bin_means=list(self.bin_means),
             )
         else:
             data["categories"] = dict(self.categories)
@@ -120,6 +130,7 @@ class FeatureProfile:
             quantiles=tuple(data.get("quantiles", ())),
             bin_edges=tuple(data.get("bin_edges", ())),
             bin_counts=tuple(data.get("bin_counts", ())),
+            bin_means=tuple(data.get("bin_means", ())),
             categories=dict(data.get("categories", {})),
         )
 
