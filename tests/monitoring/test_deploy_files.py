@@ -246,3 +246,14 @@ def test_the_drift_score_panel_draws_the_one_score_a_variable_picks(metrics_text
     assert method["current"]["value"] == "psi"
     readme = (DEPLOY / "README.md").read_text()
     assert all(f"`{name}`" in readme for name in exported)
+
+
+def test_the_metrics_pass_promtools_lint(metrics_text: str) -> None:
+    """``modelpilot_system_cpu_count`` was a gauge named like a histogram's count."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool (Debian's prometheus package) is not installed")
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=metrics_text, capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -380,7 +380,8 @@ class EngineCollector(Collector):
         yield stalled
         yield GaugeMetricFamily(
             "modelpilot_model_pool_memory_bytes",
-            "Estimated memory of the loaded versions.",
+            "Estimated memory of the loaded versions: their models' sizes as their runtimes "
+            "tell them (what the pool's budget counts), not the process's memory.",
             value=self.engine.pool.memory_bytes,
         )
         cache = self.engine.result_cache

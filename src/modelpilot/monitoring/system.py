@@ -148,7 +148,7 @@ class SystemCollector(Collector):
             self.cpu.share(),
         )
         yield _gauge(
-            "modelpilot_system_cpu_count", "Logical CPUs of the machine.", psutil.cpu_count() or 0
+            "modelpilot_system_cpus", "Logical CPUs of the machine.", psutil.cpu_count() or 0
         )
         vm = psutil.virtual_memory()
         yield _gauge("modelpilot_system_memory_total_bytes", "Memory of the machine.", vm.total)
