@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -48,12 +49,22 @@ def serve_command(registry: Registry, http: int, grpc: int, *extra: str) -> list
 
 
 def start(
-    registry: Registry, *extra: str, grace: float = 20, env: dict[str, str] | None = None
+    registry: Registry,
+    *extra: str,
+    grace: float = 20,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
 ) -> Server:
-    """Start ``modelpilot serve`` over ``registry`` and wait until it is ready."""
+    """Start ``modelpilot serve`` over ``registry`` and wait until it is ready; with ``log``,
+    its log (standard error) goes to that file."""
     http, grpc = free_port(), free_port()
     env = {**os.environ, "MODELPILOT_SHUTDOWN_GRACE_SECONDS": str(grace), **(env or {})}
-    process = subprocess.Popen(serve_command(registry, http, grpc, *extra), env=env)
+    command = serve_command(registry, http, grpc, *extra)
+    if log is None:
+        process = subprocess.Popen(command, env=env)
+    else:
+        with log.open("wb") as stderr:
+            process = subprocess.Popen(command, env=env, stderr=stderr)
     server = Server(process, http, grpc)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

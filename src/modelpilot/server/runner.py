@@ -6,8 +6,13 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
+import os
 import signal
 import socket
+import sys
+import threading
+import time
 from collections.abc import Sequence
 
 import uvicorn
@@ -23,6 +28,13 @@ from modelpilot.server.sockets import bind_socket
 from modelpilot.serving.engine import InferenceEngine
 
 logger = logging.getLogger("modelpilot.server")
+
+CUT_OFF_SECONDS = 5.0
+"""How long the requests cut off at the end of the shutdown grace get to be answered (503),
+and the gRPC server to close its connections."""
+
+THREADS_END_SECONDS = 0.25
+"""How long a stopped server waits for its threads to end before exiting without them."""
 
 
 def tune_gc() -> None:
@@ -51,7 +63,9 @@ async def serve_async(
     http_socket: socket.socket | None = None,
     reuse_port: bool = False,
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then drain: not ready, stop accepting, finish, exit."""
+    """Serve until SIGTERM or SIGINT, then drain: not ready, stop accepting, finish what is in
+    flight for up to the shutdown grace, answer what is still running 503 (gRPC: UNAVAILABLE),
+    flush monitoring, return."""
     registry = Registry.open(settings.registry, settings.artifacts)
     engine = InferenceEngine(registry, settings, models)
     monitoring = None
@@ -65,13 +79,16 @@ async def serve_async(
         monitoring = ProcessMonitoring.for_engine(engine, settings)
         monitoring.start()
         tune_gc()
+        grace = settings.shutdown_grace_seconds
         app = create_app(engine, settings, monitoring)
         config = uvicorn.Config(
             app,
             log_level=settings.log_level,
             access_log=False,
             lifespan="off",
-            timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds)),
+            # Only a backstop: the requests still running at the end of the grace are cut off
+            # below, and answered, well before uvicorn would cancel them (answering 500).
+            timeout_graceful_shutdown=math.ceil(grace + CUT_OFF_SECONDS),
             server_header=False,
             proxy_headers=False,
             http=CoalescingHttpProtocol,
@@ -104,11 +121,19 @@ async def serve_async(
         # Readiness goes first, so that load balancers stop sending while requests finish.
         engine.mark_stopping()
         server.should_exit = True
-        grace = settings.shutdown_grace_seconds
         stops = [http_task]
         if grpc_server is not None:
+            # Its in-flight calls end as UNAVAILABLE when it drops their connections at `grace`.
             stops.append(asyncio.create_task(grpc_server.stop(grace)))
-        await asyncio.wait(stops, timeout=grace + 5)
+        await asyncio.wait(stops, timeout=grace)
+        cut = app.cut_off(
+            "the server is shutting down: this request was still running when its shutdown "
+            f"grace period of {grace:g} s (MODELPILOT_SHUTDOWN_GRACE_SECONDS) ended; "
+            "send it again, to another server"
+        )
+        if cut:
+            logger.warning("cut off %d HTTP request(s) still running after %g s", cut, grace)
+        await asyncio.wait(stops, timeout=CUT_OFF_SECONDS)
     finally:
         stop_task_cleanup = [grpc_server.stop(0)] if grpc_server is not None else []
         for coro in stop_task_cleanup:
@@ -140,3 +165,41 @@ def serve(
         asyncio.run(coro)
     else:
         uvloop.run(coro)
+    _exit_despite_stuck_threads()
+
+
+def _exit_despite_stuck_threads() -> None:
+    """Exit the process now if threads are still running after a clean stop.
+
+    A model call cut off at the end of the shutdown grace goes on in its thread pool's thread
+    (Python cannot stop a thread), and the interpreter joins such threads as it exits: a call
+    stuck for minutes held the process for minutes after "stopped". Everything worth keeping
+    is written by now (answers, metrics, the inference log), so once the log handlers are
+    flushed ``os._exit`` leaves without joining them, with the status a normal return gives.
+    A process whose threads all end exits the normal way.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return  # serving inside a program, not as one: not ours to end
+    deadline = time.monotonic() + THREADS_END_SECONDS
+    for thread in _other_threads():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t.name for t in _other_threads() if t.is_alive()]
+    if not stuck:
+        return
+    logger.warning(
+        "exiting without waiting for %d thread(s) still busy, likely with calls cut "
+        "off at the end of the grace: %s",
+        len(stuck),
+        ", ".join(stuck),
+    )
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
+
+
+def _other_threads() -> list[threading.Thread]:
+    """The threads the interpreter would wait for as it exits, but this one."""
+    current = threading.current_thread()
+    return [t for t in threading.enumerate() if t is not current and not t.daemon]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp
 
 import modelpilot
 from modelpilot import dashboard
@@ -21,8 +20,9 @@ def create_app(
     engine: InferenceEngine,
     settings: Settings,
     monitoring: ProcessMonitoring | None = None,
-) -> ASGIApp:
-    """The REST app over ``engine``; whoever runs it starts and stops the engine.
+) -> InferenceFastPath:
+    """The REST app over ``engine``; whoever runs it starts and stops the engine, and cuts off
+    the requests still running at the end of its shutdown grace (``cut_off``).
 
     ``monitoring`` backs ``GET /metrics``, ``/api/...`` and the dashboard; without it they
     answer 404 (whoever runs the app starts and stops it, too).

@@ -10,22 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelpilot.config import Settings
-from modelpilot.errors import ModelPilotError, PayloadTooLarge, internal_message
+from modelpilot.errors import ModelPilotError, PayloadTooLarge, Unavailable, internal_message
 from modelpilot.server.rest.body import sent_request_id
 from modelpilot.server.rest.errors import error_response
 from modelpilot.server.rest.handlers import Reply, infer_reply, predict_reply
 from modelpilot.server.rest.limits import too_large
+from modelpilot.server.rest.shutdown import InFlightRequests
 from modelpilot.serving.engine import InferenceEngine
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[..., Awaitable[Reply]]
+Handler = Callable[..., Coroutine[Any, Any, Reply]]
 
 
 def _route(path: str) -> tuple[Handler, str, str | None] | None:
@@ -50,10 +51,17 @@ class InferenceFastPath:
     """Serve ``POST .../infer`` and ``POST /predict/...`` directly; pass the rest on."""
 
     def __init__(self, app: ASGIApp, engine: InferenceEngine, settings: Settings) -> None:
-        self.app = app
+        self.app = InFlightRequests(app)
         self.engine = engine
         self.limit = settings.max_request_bytes
         self.hang_ups = HangUps(settings.hang_up_check_seconds)
+
+    def cut_off(self, message: str) -> int:
+        """At the end of the shutdown grace period: cancel every request still being
+        answered, each to be answered 503 with ``message``, as is every request from now on;
+        how many were cancelled. The fast path's own are the ones ``hang_ups`` watches, so
+        that it costs them nothing more than that."""
+        return self.hang_ups.cut_off(message) + self.app.cut_off(message)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -116,7 +124,9 @@ class HangUps:
     """The requests being answered, and the clients among them that hang up.
 
     A client that hangs up has its request cancelled, as gRPC cancels a call whose stream
-    is reset, and the engine counts it as 499 ("client closed request").
+    is reset, and the engine counts it as 499 ("client closed request"). At the end of the
+    shutdown grace period, the requests still being answered are cancelled too
+    (:meth:`cut_off`), and raise ``Unavailable``: the server answers them 503.
 
     Once a request's body is read, its ``receive`` has nothing more to give but
     ``http.disconnect``. A task awaiting that for every request cost some 5 microseconds
@@ -130,9 +140,16 @@ class HangUps:
         self.tick = tick
         self._answering: set[_Watch] = set()
         self._timer: asyncio.TimerHandle | None = None
+        self._cut_off: str | None = None
+        """What the requests cut off at shutdown are told, once they are."""
 
-    async def answer(self, call: Awaitable[Reply], receive: Receive) -> Reply | None:
-        """``call``'s reply, or None if the client hangs up first (``call`` is cancelled)."""
+    async def answer(self, call: Coroutine[Any, Any, Reply], receive: Receive) -> Reply | None:
+        """``call``'s reply, or None if the client hangs up first (``call`` is cancelled).
+        ``Unavailable`` if the request is cut off, or comes after the cut-off (its body was
+        still arriving): then ``call`` is closed unrun."""
+        if self._cut_off is not None:
+            call.close()
+            raise Unavailable(self._cut_off)
         watch = _Watch(asyncio.current_task(), receive)
         self._answering.add(watch)
         if self._timer is None:
@@ -140,15 +157,29 @@ class HangUps:
         try:
             return await call
         except asyncio.CancelledError:
-            if not watch.hung_up or watch.task is None:
-                raise  # cancelled from outside (the server is stopping), not by the client
-            watch.task.uncancel()
-            return None
+            task = watch.task
+            if task is None or not (watch.hung_up or watch.cut_off):
+                raise  # cancelled from outside: neither by the client nor by the cut-off
+            task.uncancel()
+            if watch.hung_up:
+                return None
+            assert self._cut_off is not None
+            raise Unavailable(self._cut_off) from None
         finally:
             self._answering.discard(watch)
             watch.task = None
             if watch.watcher is not None:
                 watch.watcher.cancel()
+
+    def cut_off(self, message: str) -> int:
+        """Cancel every request being answered, each to raise ``Unavailable(message)``, as
+        will every request from now on; how many were cancelled."""
+        self._cut_off = message
+        for watch in self._answering:
+            if watch.task is not None:
+                watch.cut_off = True
+                watch.task.cancel()
+        return len(self._answering)
 
     def _look(self) -> None:
         """Watch for the hang-up of every client whose request is still being answered."""
@@ -165,13 +196,15 @@ class HangUps:
 class _Watch:
     """One request being answered: cancels it if its client hangs up, once watched."""
 
-    __slots__ = ("hung_up", "receive", "task", "watcher")
+    __slots__ = ("cut_off", "hung_up", "receive", "task", "watcher")
 
     def __init__(self, task: asyncio.Task[Any] | None, receive: Receive) -> None:
         self.task = task
         """The task answering; None once it has answered."""
         self.receive = receive
         self.hung_up = False
+        self.cut_off = False
+        """Cancelled at the end of the shutdown grace period."""
         self.watcher: asyncio.Task[None] | None = None
         """The task awaiting the hang-up, once there is one (held: the event loop keeps
         only a weak reference to a task)."""
