@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from modelpilot.errors import Overloaded
+from modelpilot.errors import Overloaded, Unavailable
 from modelpilot.runtimes.base import Batch
 from modelpilot.serving.batcher import (
     INLINE_AFTER,
@@ -267,6 +267,28 @@ async def test_requests_whose_callers_left_during_the_call_are_not_told(
     model.turns.release()
     await asyncio.sleep(0.05)
     assert model.sizes == [1, 4, 1] and len(told) == 2  # ran, and not told
+    await batcher.close()
+
+
+async def test_requests_still_queued_when_the_model_goes_fail_as_unavailable(
+    executor: ThreadPoolExecutor,
+) -> None:
+    """They were cancelled: their callers got CancelledError, no error to answer with (REST
+    answered a plain-text 500, gRPC nothing at all). The call already made finishes."""
+    model = TurnstileModel()
+    batcher = AdaptiveBatcher(model, executor, BatchingPolicy())
+    running = asyncio.create_task(batcher.submit(rows(1), ["y"], "a"))
+    for _ in range(200):  # until the model holds it
+        if model.waiting:
+            break
+        await asyncio.sleep(0.005)
+    queued = asyncio.create_task(batcher.submit(rows(2), ["y"], "b"))
+    await asyncio.sleep(0.01)
+    batcher.cancel("iris:1 was unloaded while this request waited for it")
+    with pytest.raises(Unavailable, match="iris:1 was unloaded while this request waited"):
+        await queued
+    model.turns.release()
+    assert (await running)["y"].tolist() == [2.0]
     await batcher.close()
 
 

@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from modelpilot.errors import Overloaded
+from modelpilot.errors import Overloaded, Unavailable
 from modelpilot.runtimes.base import Batch, batch_rows
 
 logger = logging.getLogger(__name__)
@@ -196,19 +196,22 @@ class AdaptiveBatcher:
             self._wakeup = asyncio.Event()
             self._worker = asyncio.create_task(self._run(), name="modelpilot-batcher")
 
-    def cancel(self) -> None:
-        """Stop the worker and cancel whatever still waits (the model is going away)."""
+    def cancel(self, reason: str = "the model was unloaded") -> None:
+        """Stop the worker, and fail whatever still waits with ``Unavailable(reason)`` (the
+        model is going away; the calls already made finish). Not cancelled: a future that
+        is cancelled raises CancelledError in its caller, which then has no error to answer
+        with (REST gave a plain-text 500, gRPC no answer at all)."""
         if self._worker is not None:
             self._worker.cancel()
         for item in self._queue:
             if not item.future.done():
-                item.future.cancel()
+                item.future.set_exception(Unavailable(f"{reason}; send the request again"))
         self._queue.clear()
         self._queued_rows = 0
 
     async def close(self) -> None:
         worker = self._worker
-        self.cancel()
+        self.cancel("the server is stopping")
         if worker is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker

@@ -135,7 +135,7 @@ class ModelPool:
         if model is None:
             return False
         if model.batcher is not None:
-            model.batcher.cancel()
+            model.batcher.cancel(f"{model.version} was unloaded while this request waited for it")
         model.runtime.close()
         logger.info("unloaded %s", model.version)
         return True
