@@ -5,6 +5,8 @@ Every test runs against both fronts: ModelPilot's own HTTP/2 server and grpcio's
 
 from __future__ import annotations
 
+import contextlib
+import queue
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,6 +158,27 @@ def test_errors_get_the_matching_status(
     assert info.value.status() == f"StatusCode.{status}"
     assert message in info.value.message()
     # The next good request is unaffected.
+    assert triton.infer("iris", [rows_input(np.ones((1, 4)))]).as_numpy("predict").shape == (1,)
+
+
+def test_a_stream_is_refused_at_once_while_the_client_keeps_it_open(
+    triton: grpcclient.InferenceServerClient,
+) -> None:
+    """Streaming is not served. ModelPilot's own front answered a call only once its request
+    had ended: tritonclient's stream, which stays open, waited forever for its answer."""
+    answers: queue.Queue[object] = queue.Queue()
+    triton.start_stream(callback=lambda result, error: answers.put(error))
+    try:
+        # The refusal may come as soon as the stream opens, before this request is sent: the
+        # client then refuses to send it, and says the error went to the callback.
+        with contextlib.suppress(InferenceServerException):
+            triton.async_stream_infer("iris", [rows_input(np.ones((1, 4)))])
+        error = answers.get(timeout=5)
+        assert isinstance(error, InferenceServerException)
+        assert error.status() == "StatusCode.UNIMPLEMENTED"
+    finally:
+        triton.stop_stream()
+    # The connection serves on.
     assert triton.infer("iris", [rows_input(np.ones((1, 4)))]).as_numpy("predict").shape == (1,)
 
 

@@ -84,6 +84,12 @@ class GrpcCalls:
             message = b"\x00" + _length.pack(len(payload)) + payload
             connection.respond(stream, RESPONSE_HEADERS, message, OK_TRAILERS)
 
+    def answers_at_once(self, stream: Stream) -> bool:
+        """A call of a method this server does not have (a stream, ``ModelStreamInfer``) is
+        answered UNIMPLEMENTED from its headers: a client that keeps its stream open would
+        otherwise wait for an answer that comes only once it has sent everything."""
+        return (stream.header(":path") or "") not in self.methods
+
     def _method(self, stream: Stream) -> Method:
         path = stream.header(":path") or ""
         if stream.header(":method") != "POST":

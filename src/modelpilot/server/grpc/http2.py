@@ -123,9 +123,16 @@ class Http2Connection(asyncio.Protocol):
     """
 
     def __init__(
-        self, handler: Handler, max_body: int, on_close: Callable[[Http2Connection], None]
+        self,
+        handler: Handler,
+        max_body: int,
+        on_close: Callable[[Http2Connection], None],
+        answers_at_once: Callable[[Stream], bool] = lambda stream: False,
     ) -> None:
         self.handler = handler
+        self.answers_at_once = answers_at_once
+        """Whether ``handler`` can answer a request from its headers alone (a method it does
+        not have): it is then started at once, not once a body that may never end has come."""
         self.max_body = max_body
         self.on_close = on_close
         self.transport: asyncio.Transport | None = None
@@ -427,6 +434,8 @@ class Http2Connection(asyncio.Protocol):
         self.streams[stream_id] = stream
         if flags & END_STREAM:
             stream.ended = True
+            self._start(stream)
+        elif self.answers_at_once(stream):
             self._start(stream)
 
     def _settings(self, stream_id: int, flags: int, payload: bytes) -> bytes:

@@ -70,7 +70,9 @@ class NativeGrpcServer:
         limit = self.calls.max_message + 5
 
         def connection() -> Http2Connection:
-            made = Http2Connection(self.calls, limit, self.connections.discard)
+            made = Http2Connection(
+                self.calls, limit, self.connections.discard, self.calls.answers_at_once
+            )
             self.connections.add(made)
             return made
 
