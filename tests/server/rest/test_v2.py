@@ -219,6 +219,9 @@ async def test_repository_index_unload_and_load(client: httpx.AsyncClient) -> No
     assert not_ready.status_code == 404 and "was unloaded" in not_ready.json()["error"]
     ready = (await client.post("/v2/repository/index", json={"ready": True})).json()
     assert [e["name"] for e in ready] == ["iris"]
+    # The text "false" read as true, and left the unloaded model out.
+    text = await client.post("/v2/repository/index", json={"ready": "false"})
+    assert text.status_code == 400 and '"ready" must be true or false' in text.json()["error"]
     gone = await client.post("/v2/models/forest/infer", json=v2_body([[0.0] * 10]))
     assert gone.status_code == 404 and "was unloaded" in gone.json()["error"]
     assert (await client.post("/v2/repository/models/forest/load")).status_code == 200
