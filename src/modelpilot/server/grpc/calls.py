@@ -21,8 +21,9 @@ from google.protobuf.message import DecodeError, Message
 
 from modelpilot.server.grpc.errors import Status, status_of
 from modelpilot.server.grpc.frames import literal
-from modelpilot.server.grpc.http2 import Http2Connection, Stream
+from modelpilot.server.grpc.http2 import Http2Connection
 from modelpilot.server.grpc.servicer import InferenceServicer, Method, methods
+from modelpilot.server.grpc.stream import Stream
 
 logger = logging.getLogger(__name__)
 
