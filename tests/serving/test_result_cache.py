@@ -7,6 +7,7 @@ import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +159,9 @@ def test_keys_depend_on_version_outputs_and_every_input_byte(iris_version: Model
     assert key != cache_key(iris_version, {"input-0": np.array([[1.0, 2.5]])}, ["predict"])
     assert key != cache_key(iris_version, batch, ["predict", "predict_proba"])
     assert key != cache_key(iris_version, {"input-0": np.array([[1, 2]])}, ["predict"])
+    # Another registry's iris:1 (sharing the Redis): another model, another key.
+    other = replace(iris_version, artifact_sha256="0" * 64)
+    assert key != cache_key(other, batch, ["predict"])
 
 
 def test_settings_choose_the_store(tmp_path: Path) -> None:

@@ -38,8 +38,12 @@ KINDS = ("off", "memory", "disk", "redis")
 
 
 def cache_key(version: ModelVersion, batch: Batch, outputs: Sequence[str]) -> str:
-    """sha256 over the version, the outputs asked for, and every input's dtype, shape, bytes."""
-    digest = hashlib.sha256(f"{version.model}:{version.version}:{','.join(outputs)}".encode())
+    """sha256 over the version and its artifact's sha256, the outputs asked for, and every
+    input's dtype, shape and bytes. The artifact's hash, not the version's number alone: two
+    registries (staging's and production's, say) sharing one Redis each have an ``iris:1`` of
+    their own, and one served the other's answers."""
+    head = f"{version.model}:{version.version}:{version.artifact_sha256}:{','.join(outputs)}"
+    digest = hashlib.sha256(head.encode())
     for name in sorted(batch):
         array = batch[name]
         digest.update(f"|{name}:{array.dtype.str}:{array.shape}|".encode())
