@@ -55,3 +55,22 @@ def test_rows_without_a_label_are_left_out_of_the_models_quality(
     profile = registry.reference_profile("iris", 1)
     assert profile is not None and profile.target is not None
     assert sum(profile.target.categories.values()) == 147
+
+
+def test_a_float32_onnx_graph_is_measured_on_its_float64_reference(
+    registry: Registry, tmp_path: Path, iris_frame: pd.DataFrame, iris_target: np.ndarray
+) -> None:
+    """What skl2onnx and torch export take float32: the reference's float64 rows went to ONNX
+    Runtime as they were, which refused them, and the model could not be registered with a
+    reference, though serving and ``predict`` cast its requests' rows."""
+    from skl2onnx import to_onnx
+
+    x = iris_frame.to_numpy(dtype=np.float32)
+    model = LogisticRegression(max_iter=500).fit(x, iris_target)
+    path = tmp_path / "iris32.onnx"
+    path.write_bytes(to_onnx(model, x[:1], options={"zipmap": False}).SerializeToString())
+    version = register_model(
+        registry, "iris32", path, reference=iris_frame.assign(species=iris_target), target="species"
+    )
+    assert version.signature.inputs[0].datatype == "FP32"
+    assert version.metadata["reference_metrics"]["accuracy"] > 0.95

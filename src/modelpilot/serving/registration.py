@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from modelpilot.errors import BadRequest, InvalidInput, ModelPilotError
+from modelpilot.protocol.datatypes import datatype_of
+from modelpilot.protocol.types import Tensor
 from modelpilot.registry.profile import ReferenceProfile, outcome_profile
 from modelpilot.registry.quality import (
     as_class,
@@ -24,6 +26,7 @@ from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.runtimes.base import Runtime
 from modelpilot.runtimes.flavors import detect_flavor, load_runtime
+from modelpilot.serving.inputs import assemble_batch
 from modelpilot.tabular import has_names, read_table
 
 
@@ -186,7 +189,12 @@ def _outcomes(
     main = output.name
     wanted = [main] + (["predict_proba"] if signature.output("predict_proba") else [])
     try:
-        arrays = runtime.predict({signature.inputs[0].name: rows}, wanted)
+        # Cast as a request's rows are (a float32 ONNX graph takes the reference's float64).
+        tensor = Tensor(signature.inputs[0].name, datatype_of(rows), rows.shape, rows)
+        batch = assemble_batch(signature, [tensor])
+        arrays = runtime.predict(batch, wanted)
+    except ModelPilotError as exc:
+        raise InvalidInput(f"the reference data does not fit the model: {exc}") from exc
     except Exception as exc:
         raise InvalidInput(f"the model cannot predict on the reference data: {exc}") from exc
     predicted = np.asarray(arrays[main])
