@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     """Artifact directory; required when the registry is a database URL, else inside it."""
 
     redis_url: str | None = None
-    """Redis URL for the shared model cache and update notifications (optional)."""
+    """Redis URL of the result cache that servers share (``--result-cache redis``)."""
 
     host: str = "0.0.0.0"
     """Interface the HTTP and gRPC servers bind to."""
