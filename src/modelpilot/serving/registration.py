@@ -283,7 +283,7 @@ def _with_text_features(runtime: Runtime, signature: Signature, frame: pd.DataFr
         return signature
     if not runtime.takes_text:
         raise InvalidInput(
-            f"the features {text} of the reference data are text, but a {runtime.flavor} model "
+            f"the features {text} of the reference data are text, but the model ({runtime.flavor}) "
             f"is served one {signature.inputs[0].datatype} tensor of all its features, which "
             "cannot carry them. Encode them as numbers before the model (for example with an "
             "OrdinalEncoder outside its pipeline), or leave them out of the reference if the "
