@@ -82,6 +82,34 @@ async def test_the_second_load_reuses_the_cached_graphs(registry: Registry, tmp_
     assert converted.stat().st_mtime_ns == stamp
 
 
+async def test_a_cached_graph_swapped_for_another_is_not_served(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """The artifact is checked on every load, but the graph cached beside it was not: with
+    version 1's graphs copied over version 2's, version 2 answered version 1's figures."""
+    x, y = load_iris(return_X_y=True)
+    first = LogisticRegression(max_iter=500).fit(x, y)
+    second = LogisticRegression(max_iter=500, C=0.01).fit(x, y)
+    one = register_model(registry, "iris", saved(tmp_path, first, "one"), reference=x)
+    two = register_model(registry, "iris", saved(tmp_path, second, "two"), reference=x)
+    engine = await serve(registry)
+    for version in ("1", "2"):  # converted, checked and cached once each
+        await engine.get_model("iris", version)
+    await engine.stop()
+    for suffix in (CONVERTED, OPTIMIZED):
+        derived = derived_path(registry, two, suffix)
+        derived.write_bytes(derived_path(registry, one, suffix).read_bytes())
+    engine = await serve(registry)
+    try:
+        response = await engine.infer("iris", request_from_rows(x[:5].tolist()), version="2")
+        proba = {t.name: t.data for t in response.outputs}["predict_proba"]
+        np.testing.assert_allclose(proba, second.predict_proba(x[:5]), atol=1e-5)
+        loaded = await engine.get_model("iris", "2")
+        assert isinstance(loaded.runtime, ConvertedRuntime)  # converted again, and served
+    finally:
+        await engine.stop()
+
+
 async def test_a_model_that_does_not_convert_keeps_scikit_learn(
     registry: Registry, tmp_path: Path
 ) -> None:

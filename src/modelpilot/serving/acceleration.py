@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from modelpilot.errors import ArtifactError, MissingExtra
+from modelpilot.registry.artifacts import sha256_of
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.runtimes.base import Runtime
@@ -59,12 +60,17 @@ def accelerate(registry: Registry, version: ModelVersion, original: Runtime) -> 
             logger.info("%s keeps %s: %s", version, original.flavor, verdict.get("reason"))
             return original
         try:
+            _check_cached(verdict, converted, optimized)
             fast = ConvertedRuntime(_load(converted, optimized), version.signature)
         except (ConversionError, ArtifactError, OSError) as exc:
             logger.warning(
                 "%s: the cached ONNX graph failed to load (%s); converting again", version, exc
             )
         else:
+            made_again = _hash(optimized)
+            if made_again != verdict.get("optimized_sha256"):  # from the graph just checked
+                verdict["optimized_sha256"] = made_again
+                store.write_derived(sha, variant + VERDICT, json.dumps(verdict).encode())
             return _with_missing_values(fast, original, verdict.get("missing_values") == "onnx")
     try:
         sample, holes = _sample(registry, version, width)
@@ -90,7 +96,14 @@ def accelerate(registry: Registry, version: ModelVersion, original: Runtime) -> 
             # Missing values are checked on their own: a graph may agree on complete rows and
             # route NaN differently (scikit-learn's trees send it where most samples went).
             nan_ok = not untested_nan and (holes is None or check_parity(original, fast, holes).ok)
-            _record(registry, version, parity, name, "onnx" if nan_ok else "original")
+            _record(
+                registry,
+                version,
+                parity,
+                name,
+                "onnx" if nan_ok else "original",
+                {"graph_sha256": _hash(converted), "optimized_sha256": _hash(optimized)},
+            )
             logger.info(
                 "%s served by ONNX Runtime (%s; parity on %d rows, max |diff| %.2g)%s",
                 version,
@@ -142,14 +155,38 @@ def _load(converted: Any, optimized: Any) -> OnnxRuntime:
     return runtime
 
 
+def _check_cached(verdict: dict[str, Any], converted: Path, optimized: Path) -> None:
+    """ArtifactError unless the cached graph is the one the verdict was given on: the
+    artifact is checked on every load, and a graph swapped beside it (another version's)
+    answered for it unseen. An optimized graph that does not match is made again from it."""
+    recorded = verdict.get("graph_sha256")
+    if recorded is None:
+        raise ArtifactError("its verdict predates checking the graph's hash")
+    if not converted.exists() or _hash(converted) != recorded:
+        raise ArtifactError("the graph does not hash to what its verdict recorded")
+    if optimized.exists() and _hash(optimized) != verdict.get("optimized_sha256"):
+        logger.warning("%s does not hash to what was recorded; making it again", optimized.name)
+        optimized.unlink()
+
+
+def _hash(path: Path) -> str | None:
+    return sha256_of(path)[0] if path.exists() else None
+
+
 def _record(
     registry: Registry,
     version: ModelVersion,
     parity: Parity,
     dtype: str | None,
     missing_values: str | None = None,
+    hashes: dict[str, str | None] | None = None,
 ) -> None:
-    data: dict[str, Any] = {**asdict(parity), "dtype": dtype, "missing_values": missing_values}
+    data: dict[str, Any] = {
+        **asdict(parity),
+        "dtype": dtype,
+        "missing_values": missing_values,
+        **(hashes or {}),
+    }
     if not np.isfinite(data["max_abs_diff"]):
         data["max_abs_diff"] = None
     suffix = variant_of(version) + VERDICT
