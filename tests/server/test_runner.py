@@ -202,10 +202,7 @@ def test_sigterm_cuts_off_what_outlasts_the_grace_and_exits_soon(
         wait_for_in_flight(running, {"slow": 3})
         finishing.start()
         wait_for_in_flight(running, {"quick": 1})  # and done 0.5 s after it started
-        signalled = time.monotonic()
-        running.process.send_signal(signal.SIGTERM)
-        code = running.process.wait(30)
-        took = time.monotonic() - signalled
+        signalled, code, took = terminated(running)
     finally:
         stop(running)
         for caller in callers:
@@ -325,10 +322,7 @@ def test_workers_cut_off_what_outlasts_the_grace_and_exit_soon(
         for caller in callers:
             caller.start()
         time.sleep(1.0)  # the requests are now inside the model, or waiting for it
-        signalled = time.monotonic()
-        running.process.send_signal(signal.SIGTERM)
-        code = running.process.wait(30)
-        took = time.monotonic() - signalled
+        _, code, took = terminated(running)
     finally:
         stop(running)
         for caller in callers:
@@ -362,3 +356,12 @@ def test_unload_and_load_reach_every_worker(registry: Registry, slow_version: Mo
         assert len(pids_seen(running.url)) == 2  # both answer it again (pids_seen checks 200s)
     finally:
         assert stop(running) == 0
+
+
+def terminated(running: Server) -> tuple[float, int, float]:
+    """SIGTERM ``running``: when it was sent (monotonic), the exit code, and the seconds the
+    process took to exit."""
+    signalled = time.monotonic()
+    running.process.send_signal(signal.SIGTERM)
+    code = running.process.wait(30)
+    return signalled, code, time.monotonic() - signalled
