@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 from typer.testing import Result
 
+from modelpilot.cli.predict_command import _Writer
 from modelpilot.errors import BadRequest, InvalidInput, ModelNotFound
 from tests.cli.conftest import Run
 
@@ -88,6 +93,15 @@ def test_default_output_sits_next_to_the_input(
     iris_frame.head(7).to_csv(source, index=False)
     assert run("predict", "iris", str(source)).exit_code == 0
     assert len(pd.read_csv(tmp_path / "batch.predictions.csv")) == 7
+
+
+def test_one_row_is_one_row(
+    run: Run, registered: None, tmp_path: Path, iris_frame: pd.DataFrame
+) -> None:
+    iris_frame.head(1).to_csv(tmp_path / "one.csv", index=False)
+    result = run("predict", "iris", str(tmp_path / "one.csv"))
+    assert result.exit_code == 0, result.output
+    assert "Scored 1 row with iris:1" in result.stderr
 
 
 def test_errors(run: Run, registered: None, tmp_path: Path) -> None:
@@ -331,3 +345,92 @@ def test_string_classes_are_written_to_npy_without_pickling(
     np.testing.assert_allclose(
         scored["predict_proba_setosa"], model.predict_proba(iris_frame)[:, 0], rtol=1e-6
     )
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".npy"])
+def test_two_runs_into_one_output_each_write_a_whole_file(tmp_path: Path, suffix: str) -> None:
+    """Two runs writing the same output at once, their chunks interleaved: each writes a
+    file of its own, and the output is the whole of the one that finished last."""
+    target = tmp_path / f"scored{suffix}"
+    first, second = _Writer(target), _Writer(target)
+    chunks = {
+        first: [pd.DataFrame({"predict": [1.0, 2.0]}), pd.DataFrame({"predict": [3.0]})],
+        second: [pd.DataFrame({"predict": [10.0]}), pd.DataFrame({"predict": [20.0, 30.0]})],
+    }
+    for i in range(2):
+        for writer in (first, second):
+            writer.write(chunks[writer][i])
+    first.close()
+    assert list(_read(target)) == [1.0, 2.0, 3.0]
+    second.close()
+    assert list(_read(target)) == [10.0, 20.0, 30.0]
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_a_partial_file_gone_before_the_end_is_an_error_not_success(tmp_path: Path) -> None:
+    """Someone removed the hidden file being written: the run fails rather than report an
+    output it did not write (or write one missing the rows before)."""
+    target = tmp_path / "scored.csv"
+    writer = _Writer(target)
+    writer.write(pd.DataFrame({"predict": [1.0, 2.0]}))
+    (partial,) = tmp_path.glob("*.partial")
+    partial.unlink()
+    writer.write(pd.DataFrame({"predict": [3.0]}))
+    with pytest.raises(OSError, match="was removed"):
+        writer.close()
+    assert not target.exists()
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_sigterm_handler_is_put_back(
+    run: Run, registered: None, tmp_path: Path, iris_csv: Path
+) -> None:
+    def before(signum: int, frame: Any) -> None:
+        raise AssertionError("not to be called")
+
+    previous = signal.signal(signal.SIGTERM, before)
+    try:
+        result = run("predict", "iris", str(iris_csv), "-o", str(tmp_path / "scored.csv"))
+        assert result.exit_code == 0, result.output
+        assert signal.getsignal(signal.SIGTERM) is before
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_run_as_ctrl_c_does(
+    run: Run, registered: None, registry_dir: Path, tmp_path: Path, iris_frame: pd.DataFrame
+) -> None:
+    """kill, timeout, Kubernetes and batch schedulers stop a job with SIGTERM: the run exits
+    143 (128 + 15), its hidden file is removed, and an earlier output is left as it was."""
+    source = tmp_path / "rows.csv"
+    pd.concat([iris_frame] * 400, ignore_index=True).to_csv(source, index=False)  # 60,000
+    target = tmp_path / "scored.csv"
+    target.write_text("an earlier run's output\n")
+    command = [sys.executable, "-m", "modelpilot", "predict", "iris", str(source)]
+    command += ["-o", str(target), "--batch-size", "5", "--registry", str(registry_dir)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob("*.partial")):
+            assert process.poll() is None, process.communicate()[1].decode()
+            assert time.monotonic() < deadline, "no partial file after 60 s"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143, stderr.decode()
+    assert "Stopped by SIGTERM" in stderr.decode()
+    assert target.read_text() == "an earlier run's output\n"
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def _read(path: Path) -> pd.Series:
+    if path.suffix == ".csv":
+        return pd.read_csv(path)["predict"]
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)["predict"]
+    return pd.Series(np.load(path)[:, 0])

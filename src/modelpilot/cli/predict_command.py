@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import os
+import secrets
+import signal
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from types import FrameType
+from typing import IO, Annotated, Any
 
 import numpy as np
 import pandas as pd
@@ -56,30 +63,87 @@ def predict(
     Columns are matched to the model's features by name when both have names; a .npy file's
     columns are taken in order. Classifiers get a `predict` column and one `predict_proba_<class>`
     column per class. The output appears only once every row is scored: a run stopped by a bad
-    row or Ctrl-C leaves no half-written file (and an earlier output as it was). An input
-    without rows (a header alone, an empty partition) gives an output of the same columns
-    without rows.
+    row, Ctrl-C or SIGTERM (exit code 143) leaves no half-written file (and an earlier output
+    as it was). Two runs writing the same output at once each write a whole file; the last to
+    finish wins. An input without rows (a header alone, an empty partition) gives an output of
+    the same columns without rows.
     """
     ref = ModelRef.parse(model)
     target = output or input_file.with_name(input_file.stem + ".predictions.csv")
     if target.resolve() == input_file.resolve():
         raise InvalidInput("--output must not be the input file")
+    if not target.parent.is_dir():
+        raise InvalidInput(f"cannot write {target}: there is no directory {target.parent}")
     settings = make_settings(registry=registry, artifacts=artifacts)
     reg = Registry.open(settings.registry, settings.artifacts)
     try:
         rows, seconds, version = asyncio.run(
             _score(reg, settings, ref, input_file, target, batch_size)
         )
+    except _Terminated:
+        err.print("Stopped by SIGTERM.")
+        raise typer.Exit(128 + signal.SIGTERM) from None
     finally:
         reg.close()
     rate = rows / seconds if seconds > 0 else float("inf")
     err.print(
-        f"Scored {rows:,} rows with {version} in {seconds:.2f} s ({rate:,.0f} rows/s) -> {target}",
+        f"Scored {rows:,} {'row' if rows == 1 else 'rows'} with {version} in {seconds:.2f} s "
+        f"({rate:,.0f} rows/s) -> {target}",
         highlight=False,
     )
 
 
+class _Terminated(BaseException):
+    """The run was stopped by SIGTERM: a BaseException, as KeyboardInterrupt is, so that no
+    ``except Exception`` on the way takes it for an error of the run."""
+
+
+@contextlib.contextmanager
+def _signal_handler(
+    signum: int, handler: Callable[[int, FrameType | None], None]
+) -> Iterator[None]:
+    """``handler`` for ``signum`` while the block runs, the handler before restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set a signal handler (and only it receives signals)
+        return
+    previous = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        # None: a handler set outside Python, which cannot be put back; the default is closest.
+        signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+
+
 async def _score(
+    registry: Registry, settings: Any, ref: ModelRef, source: Path, target: Path, chunk: int
+) -> tuple[int, float, str]:
+    """The run, which SIGTERM (what kill, timeout, Kubernetes and batch schedulers send) stops
+    as Ctrl-C does, through the cleanup that removes the hidden file, rather than kill the
+    process and leave that file behind: then _Terminated."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    received = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        # As asyncio.run does on Ctrl-C: cancel the run, to stop at its next await. Raising
+        # here instead could land in one of the loop's callbacks, which logs and goes on.
+        nonlocal received
+        received = True
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
+        task.cancel()
+        loop.call_soon_threadsafe(lambda: None)  # wakes a loop asleep in select()
+
+    with _signal_handler(signal.SIGTERM, stop):
+        try:
+            return await _score_all(registry, settings, ref, source, target, chunk)
+        except asyncio.CancelledError:
+            if received:
+                raise _Terminated from None
+            raise
+
+
+async def _score_all(
     registry: Registry, settings: Any, ref: ModelRef, source: Path, target: Path, chunk: int
 ) -> tuple[int, float, str]:
     engine = InferenceEngine(registry, settings, [ref])
@@ -246,49 +310,85 @@ def _outputs(signature: Signature, tensors: list[Tensor]) -> pd.DataFrame:
 class _Writer:
     """Appends chunks to CSV or Parquet as they come; .npy is written once at the end.
 
-    Into a hidden file beside ``path``, which ``close`` renames to ``path`` and ``discard``
-    removes: ``path`` is either the whole output or untouched."""
+    Into a hidden file beside ``target``, of this writer alone, which ``close`` renames to
+    ``target`` and ``discard`` removes: ``target`` is either a whole output or untouched. Two
+    runs writing the same target each write a file of their own; the last renamed wins."""
 
     def __init__(self, target: Path) -> None:
         self.target = target
         suffix = target.suffix.lower()
         if suffix not in (".csv", ".parquet", ".pq", ".npy"):
             raise InvalidInput(f"cannot write {target.name}: use .csv, .parquet or .npy")
-        self.path = target.with_name(f".{target.name}.partial")
         self.kind = "parquet" if suffix in (".parquet", ".pq") else suffix[1:]
-        self._first = True
+        self.path = target.with_name(f".{target.name}.{secrets.token_hex(6)}.partial")
+        self._file: IO[Any] | None = None  # created at the first write
         self._parquet: Any = None
         self._frames: list[pd.DataFrame] = []
 
-    def write(self, frame: pd.DataFrame) -> None:
-        if self.kind == "csv":
-            frame.to_csv(
-                self.path, mode="w" if self._first else "a", header=self._first, index=False
+    def _open(self) -> IO[Any]:
+        if self._file is None:
+            # Not mkstemp, whose files are their owner's alone (0600): the output gets the
+            # permissions any new file gets (the umask's). O_EXCL: a name in use is an error,
+            # never a file shared with another run.
+            descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            # Written through this one handle, not reopened by name for each chunk: a file
+            # removed meanwhile is found missing at the end, not begun again without a header.
+            text = self.kind == "csv"  # newline="": pandas writes its own line ends
+            self._file = open(  # noqa: SIM115 -- open until close() or discard()
+                descriptor,
+                "w" if text else "wb",
+                newline="" if text else None,
+                encoding="utf-8" if text else None,
             )
+        return self._file
+
+    def write(self, frame: pd.DataFrame) -> None:
+        first = self._file is None
+        file = self._open()
+        if self.kind == "csv":
+            frame.to_csv(file, header=first, index=False)
         elif self.kind == "parquet":
             import pyarrow as pa
             import pyarrow.parquet as pq
 
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self.path, table.schema)
+                self._parquet = pq.ParquetWriter(file, table.schema)
             self._parquet.write_table(table)
         else:
             self._frames.append(frame)
-        self._first = False
 
     def close(self) -> None:
+        """Finishes the file and renames it to the target; an OSError if it is gone."""
+        file = self._open()
         if self._parquet is not None:
             self._parquet.close()
         if self.kind == "npy" and self._frames:
-            with self.path.open("wb") as file:  # np.save would add .npy to the name
-                np.save(file, _npy(pd.concat(self._frames, ignore_index=True)))
-        if self.path.exists():
-            self.path.replace(self.target)
+            np.save(file, _npy(pd.concat(self._frames, ignore_index=True)))
+        file.flush()
+        os.fsync(file.fileno())  # the rows on disk before the name that promises them
+        written = os.fstat(file.fileno())
+        file.close()
+        try:
+            there = os.stat(self.path)
+        except FileNotFoundError:
+            there = None
+        if there is None or not os.path.samestat(written, there):
+            raise FileNotFoundError(
+                f"{self.path} was removed while the output was written to it; "
+                f"{self.target} is left as it was: run again"
+            )
+        self.path.replace(self.target)
 
     def discard(self) -> None:
-        if self._parquet is not None:
-            self._parquet.close()
+        # The file is thrown away: an error closing it is no news, and would hide the error
+        # (or the Ctrl-C) that stopped the run.
+        with contextlib.suppress(Exception):
+            if self._parquet is not None:
+                self._parquet.close()
+        with contextlib.suppress(Exception):
+            if self._file is not None:
+                self._file.close()
         self.path.unlink(missing_ok=True)
 
 
