@@ -146,6 +146,19 @@ def test_a_bad_setting_is_named_as_it_was_set_without_a_traceback(tmp_path: Path
     assert "Traceback" not in proc.stderr
 
 
+def test_errors_are_printed_as_text_not_markup(tmp_path: Path, iris_model_path: Path) -> None:
+    """Rich read square brackets in an error as markup: "pip install 'modelpilot[lightgbm]'"
+    came out as "pip install 'modelpilot'", and a path holding "[/old]" ended in Rich's
+    MarkupError traceback."""
+    registry = str(tmp_path / "reg")
+    assert _installed("register", "iris", str(iris_model_path), "-r", registry).returncode == 0
+    for name in ("rows[old].csv", "rows[/old].csv"):  # the second in a directory "rows["
+        proc = _installed("predict", "iris", name, "-r", registry, cwd=tmp_path)
+        assert proc.returncode == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert name.removesuffix(".csv") in " ".join(proc.stderr.split()), proc.stderr
+
+
 def _installed(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -15,6 +15,7 @@ from typing import Annotated
 import httpx
 import numpy as np
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from modelpilot.cli.common import ArtifactsOption, RegistryOption, err, open_registry, out
@@ -127,7 +128,7 @@ def demo(
         with tempfile.TemporaryDirectory(prefix="modelpilot-demo-") as tmp:
             err.print(
                 "[bold]1/5[/] training a logistic regression on the iris data set; the rows "
-                f"held out of training go to {ROWS_FILE}",
+                f"held out of training go to {escape(str(ROWS_FILE))}",
                 highlight=False,
             )
             model_path, reference, x_test, y_test, names = _train(Path(tmp), ROWS_FILE)
@@ -143,7 +144,8 @@ def demo(
     finally:
         reg.close()
     err.print(
-        f"[bold]2/5[/] registered [bold]{model}[/] version {version.version} in {location} "
+        f"[bold]2/5[/] registered [bold]{model}[/] version {version.version} in "
+        f"{escape(str(location))} "
         "(alias production, with a reference profile and its accuracy on the training data)",
         highlight=False,
     )
@@ -171,7 +173,9 @@ def demo(
         "--log-level",
         "warning",
     ]
-    err.print(f"[bold]3/5[/] starting the server: {shlex.join(command[2:])}", highlight=False)
+    err.print(
+        f"[bold]3/5[/] starting the server: {escape(shlex.join(command[2:]))}", highlight=False
+    )
     server = subprocess.Popen(command)
     try:
         _wait_ready(f"http://127.0.0.1:{http}", server)

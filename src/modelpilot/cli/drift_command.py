@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from pydantic import TypeAdapter, ValidationError
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from modelpilot.cli.common import (
@@ -186,7 +187,7 @@ def drift(
     _print(comparison.report, thresholds)
     title = f"Drift report: {labels[1]} against {labels[0]}"
     report.write_text(render_html(comparison, title, *labels), encoding="utf-8")
-    err.print(f"HTML report: {report}", highlight=False)
+    err.print(f"HTML report: {escape(str(report))}", highlight=False)
     if fail_on_drift and comparison.report.dataset_drift:
         raise typer.Exit(DRIFT_EXIT_CODE)
     if fail_on_drift and not _has_verdict(comparison.report):

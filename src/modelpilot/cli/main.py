@@ -6,6 +6,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 import modelpilot
 from modelpilot.cli import (
@@ -62,8 +63,10 @@ def main() -> None:
     try:
         app()
     except ModelPilotError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        # The message is text, not markup: "pip install 'modelpilot[lightgbm]'" lost its
+        # brackets, and a path holding "[/x]" made Rich raise.
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
         sys.exit(1)
     except OSError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(1)

@@ -18,6 +18,7 @@ from typing import IO, Annotated, Any
 import numpy as np
 import pandas as pd
 import typer
+from rich.markup import escape
 
 from modelpilot.cli.common import (
     ArtifactsOption,
@@ -88,7 +89,7 @@ def predict(
     rate = rows / seconds if seconds > 0 else float("inf")
     err.print(
         f"Scored {rows:,} {'row' if rows == 1 else 'rows'} with {version} in {seconds:.2f} s "
-        f"({rate:,.0f} rows/s) -> {target}",
+        f"({rate:,.0f} rows/s) -> {escape(str(target))}",
         highlight=False,
     )
 
