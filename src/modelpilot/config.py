@@ -191,6 +191,10 @@ class Settings(BaseSettings):
             parts = urlsplit(value)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError("must be an http:// or https:// URL with a host")
+            try:
+                parts.port  # noqa: B018 (read for its check: a port past 65535 raises)
+            except ValueError as exc:
+                raise ValueError(f"has a bad port: {exc}") from None
         return value or None
 
     monitor_interval_seconds: float = Field(default=2.0, gt=0.0)
@@ -227,10 +231,11 @@ def unknown_settings(environ: Mapping[str, str]) -> list[str]:
     known = {f"MODELPILOT_{name.upper()}" for name in Settings.model_fields}
     found = []
     for name in sorted(environ):
-        if not name.startswith("MODELPILOT_") or name in known or name in NOT_SETTINGS:
+        upper = name.upper()  # settings are read whatever the case of their names
+        if not upper.startswith("MODELPILOT_") or upper in known or upper in NOT_SETTINGS:
             continue
-        if name.startswith("MODELPILOT_TEST_"):
+        if upper.startswith("MODELPILOT_TEST_"):
             continue
-        close = difflib.get_close_matches(name, known, n=1)
+        close = difflib.get_close_matches(upper, known, n=1)
         found.append(f"{name} (did you mean {close[0]}?)" if close else name)
     return found

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelpilot.cli.common import make_settings
+from modelpilot.config import unknown_settings
 from modelpilot.errors import BadSettings, ModelNotFound
 from modelpilot.registry.store import Registry
 from modelpilot.serving.registration import register_model
@@ -70,6 +71,10 @@ def test_a_misspelt_setting_is_said_and_a_bad_webhook_refused(
     assert isinstance(result.exception, BadSettings), result.output
     assert "MODELPILOT_ALERT_WEBHOOK_URL=notaurl" in str(result.exception)
     assert "http:// or https:// URL" in str(result.exception)
+    monkeypatch.setenv("MODELPILOT_ALERT_WEBHOOK_URL", "http://127.0.0.1:99999/hook")
+    result = run("serve")
+    assert isinstance(result.exception, BadSettings), result.output
+    assert "has a bad port" in str(result.exception)
     monkeypatch.delenv("MODELPILOT_ALERT_WEBHOOK_URL")
     monkeypatch.setenv("MODELPILOT_DRIFT_WINDOW_ROW", "100")
     with socket.socket() as busy:  # so that serve stops right after its start-up checks
@@ -82,3 +87,18 @@ def test_a_misspelt_setting_is_said_and_a_bad_webhook_refused(
         "MODELPILOT_DRIFT_WINDOW_ROW (did you mean MODELPILOT_DRIFT_WINDOW_ROWS?) is no setting"
         in result.stderr
     ), result.output
+
+
+def test_setting_names_are_judged_whatever_their_case() -> None:
+    """pydantic reads MODELPILOT_Http_Port as MODELPILOT_HTTP_PORT: it was said to be ignored
+    though it was used, and a misspelt lower-case name went unsaid."""
+    found = unknown_settings(
+        {
+            "MODELPILOT_Http_Port": "1",
+            "modelpilot_http_port": "2",
+            "modelpilot_drift_window_row": "5",
+            "MODELPILOT_REQUIRE_SERVICES": "1",
+            "PATH": "/bin",
+        }
+    )
+    assert found == ["modelpilot_drift_window_row (did you mean MODELPILOT_DRIFT_WINDOW_ROWS?)"]
