@@ -18,6 +18,7 @@ from modelpilot.monitoring.alerts import (
     SEVERITY,
     AlertBook,
     AlertRules,
+    AlertState,
     Condition,
     model_conditions,
     service_conditions,
@@ -116,6 +117,23 @@ def test_a_book_carried_on_keeps_its_alerts_counts_and_undelivered_notifications
     assert states == [["firing"], ["resolved"]]
 
 
+def test_the_book_is_told_when_a_notification_is_delivered(receiver: Receiver) -> None:
+    """Worker 0 wrote its book once a round: killed within that round of a delivery, it left
+    the notification listed as undelivered, and its successor sent it again."""
+    states: list[AlertState] = []
+    book = AlertBook(
+        f"http://127.0.0.1:{receiver.server_port}/hook",
+        on_delivered=lambda: states.append(book.state()),
+    )
+    book.update([drift(True)], now=1.0)
+    assert book.state().undelivered  # queued, or on its way
+    deadline = time.monotonic() + 5
+    while not states and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert states and states[-1].undelivered == ()  # delivered: nothing left to send again
+    book.close()
+
+
 def hook(receiver: Receiver, retry_seconds: tuple[float, ...] = (0.05, 0.05)) -> Webhook:
     return Webhook(f"http://127.0.0.1:{receiver.server_port}/hook", 2.0, retry_seconds)
 
@@ -202,7 +220,9 @@ def test_a_receiver_that_is_down_is_tried_again(receiver: Receiver) -> None:
     receiver.server_close()
     webhook = Webhook(f"http://127.0.0.1:{port}/hook", 2.0, (0.3, 5.0))
     webhook.send({"n": 1})
-    time.sleep(0.1)
+    deadline = time.monotonic() + 0.25  # the first attempt, refused; the next after 0.3 s
+    while webhook.failures < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert webhook.failures == 1
     again = Receiver(("127.0.0.1", port), _Handler)
     again.received, again.status, again.statuses, again.delay = [], 200, [], 0.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -103,12 +103,19 @@ class AlertState:
 class AlertBook:
     """Active alerts and the recent history of firings and resolutions."""
 
-    def __init__(self, webhook_url: str | None = None, history: int = 200) -> None:
+    def __init__(
+        self,
+        webhook_url: str | None = None,
+        history: int = 200,
+        on_delivered: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_delivered`` is called (from the webhook's thread) whenever a notification is
+        delivered or given up."""
         self.webhook_url = webhook_url
         self.active: dict[tuple[str, str], Alert] = {}
         self.history: deque[Alert] = deque(maxlen=history)
         self.fired_total: dict[tuple[str, str, str], int] = {}
-        self.webhook = Webhook(webhook_url) if webhook_url else None
+        self.webhook = Webhook(webhook_url, on_done=on_delivered) if webhook_url else None
 
     def update(self, conditions: Iterable[Condition], now: float | None = None) -> list[Alert]:
         """Apply this round's verdicts; returns the alerts that fired or resolved."""

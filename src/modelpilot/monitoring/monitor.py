@@ -133,7 +133,10 @@ class Monitor(InferenceObserver):
         # One worker decides on the alerts, for all: every worker answers with its book (see
         # ``alert_state``), and the worker that replaces it carries that book on.
         self.decides_alerts = exchange is None or exchange.index == 0
-        self.alerts = AlertBook(webhook_url if self.decides_alerts else None)
+        self.alerts = AlertBook(
+            webhook_url if self.decides_alerts else None,
+            on_delivered=self._publish_alerts if exchange is not None else None,
+        )
         if self.decides_alerts and exchange is not None and exchange.inherited_alerts:
             self.alerts.carry_on(exchange.inherited_alerts)
         self._peer_points: list[list[ServicePoint]] = []
@@ -381,13 +384,17 @@ class Monitor(InferenceObserver):
             if self.decides_alerts:
                 self.alerts.update(self._conditions(now), now)
             if self.exchange is not None:
-                # After the alerts: a book published a round late could be taken over
-                # without an alert it had announced, which would then be announced again.
-                self.exchange.publish(
-                    [*tapped, *own.values()],
-                    list(self.history.points),
-                    self.alerts.state() if self.decides_alerts else None,
-                )
+                self.exchange.publish([*tapped, *own.values()], list(self.history.points))
+                self._publish_alerts()
+
+    def _publish_alerts(self) -> None:
+        """Worker 0's book for the others, and for the worker that may replace it (after
+        every round, and after every notification the webhook delivers)."""
+        if self.exchange is None or not self.decides_alerts:
+            return
+        with self._lock:
+            state = self.alerts.state()
+            self.exchange.publish_alerts(state)
 
     def alert_state(self) -> AlertState:
         """The active alerts, their history and counts: this process's, or with workers the

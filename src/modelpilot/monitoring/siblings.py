@@ -47,6 +47,9 @@ from modelpilot.monitoring.model_monitor import MonitorState
 
 logger = logging.getLogger(__name__)
 
+ALERTS_FILE = "alerts.book"
+"""The alert book of the worker that decides on alerts, beside the snapshots."""
+
 STALE_SECONDS = 30.0
 """A live worker's snapshot older than this belongs to a worker that stopped reporting: its
 windows and scrape-time metrics are ignored (its running totals still count)."""
@@ -69,8 +72,6 @@ class WorkerSnapshot:
     inherited: frozenset[int] = frozenset()
     """The dead workers (pids) whose running totals ``states`` carry on: the ones this worker
     replaced, and the ones they had replaced."""
-    alerts: AlertState | None = None
-    """The alert book, from the worker that decides on alerts (worker 0) alone."""
 
 
 class WorkerExchange:
@@ -99,10 +100,7 @@ class WorkerExchange:
         self._read_lock = threading.Lock()  # scrapes and the monitor's thread both read
 
     def publish(
-        self,
-        states: list[MonitorState] | None = None,
-        points: list[ServicePoint] | None = None,
-        alerts: AlertState | None = None,
+        self, states: list[MonitorState] | None = None, points: list[ServicePoint] | None = None
     ) -> None:
         snapshot = WorkerSnapshot(
             self.pid,
@@ -112,7 +110,6 @@ class WorkerExchange:
             states or [],
             points or [],
             self._inherited,
-            alerts,
         )
         temporary = self._path.with_suffix(".tmp")
         temporary.write_bytes(pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL))
@@ -172,22 +169,32 @@ class WorkerExchange:
                 states.extend(snapshot.states)
                 for key, value in _counters(snapshot.metrics).items():
                     self._carried[key] = self._carried.get(key, 0.0) + value
-        books = [s for s in snapshots if s.alerts is not None]
-        if books:  # the newest carries what the older ones held
-            self.inherited_alerts = max(books, key=lambda s: s.at).alerts
+        if self.index == 0:
+            self.inherited_alerts = self.alerts()
         self._inherited = carried | {s.pid for s in snapshots}
         self._taken = taken
         return states
 
+    def publish_alerts(self, state: AlertState) -> None:
+        """Write the alert book (worker 0's, which decides on alerts) as it is now. Written
+        whenever it changes and whenever a notification of it is delivered, not once a
+        round with the snapshot: a worker 0 killed in between left a book whose delivered
+        notifications its successor sent again."""
+        path = self.directory / ALERTS_FILE
+        temporary = path.with_name(f"{ALERTS_FILE}.{self.pid}.tmp")
+        temporary.write_bytes(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(temporary, path)
+
     def alerts(self) -> AlertState | None:
-        """The alert book as worker 0 last published it: a live one's, else the last one
-        that stopped (until the worker in its place publishes its own)."""
-        books = [
-            s
-            for s in [*self._read_all("worker-*.snapshot"), *self._read_all("retired-0-*.snapshot")]
-            if s.index == 0 and s.alerts is not None
-        ]
-        return max(books, key=lambda s: s.at).alerts if books else None
+        """The alert book as worker 0 last wrote it (None before it first did)."""
+        try:
+            state: AlertState = pickle.loads((self.directory / ALERTS_FILE).read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError) as exc:
+            logger.warning("skipping the unreadable alert book: %s", exc)
+            return None
+        return state
 
     def retire(self) -> None:
         """Set this worker's last snapshot aside for the worker that will take its place."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -47,8 +47,12 @@ class Webhook:
         timeout: float = 5.0,
         retry_seconds: Sequence[float] = RETRY_SECONDS,
         max_waiting: int = MAX_WAITING,
+        on_done: Callable[[], None] | None = None,
     ) -> None:
+        """``on_done`` is called, from the webhook's thread, after each notification is
+        delivered or given up."""
         self.url = url
+        self.on_done = on_done
         self.timeout = timeout
         self.retry_seconds = tuple(retry_seconds)
         self.max_waiting = max_waiting
@@ -120,6 +124,11 @@ class Webhook:
                 self._deliver(client, payload)
                 with self._changed:
                     self._sending = None
+                if self.on_done is not None:
+                    try:
+                        self.on_done()
+                    except Exception:
+                        logger.exception("alert webhook %s: after a delivery", self.url)
 
     def _deliver(self, client: httpx.Client, payload: dict[str, Any]) -> None:
         attempts = (0.0, *self.retry_seconds)
