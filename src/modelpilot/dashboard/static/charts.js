@@ -1,0 +1,264 @@
+// ModelPilot live dashboard: number, byte and time formatting, and the canvas chart primitives
+// (scales, axes, legends, line and bar charts) that dashboard.js draws with. No dependencies, no
+// build step; plain ES2020. Loaded before dashboard.js, it shares them as window.ModelPilotCharts.
+'use strict';
+(() => {
+  const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif';
+  const C = { blue: '#2563eb', green: '#16a34a', orange: '#f59e0b', red: '#dc2626', purple: '#7c3aed',
+    teal: '#0d9488', ink: '#0f172a', grid: '#eef2f7', axis: '#94a3b8', text: '#475569' };
+  const PALETTE = [C.blue, C.teal, C.purple, C.orange, '#db2777', '#0891b2', '#65a30d', '#9333ea'];
+  const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+
+  // ------------------------------------------------------------------ formatting
+  const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
+  function fmtNum(v, digits = 3) {  // compact number: 0.030, 1.25, 12.5, 340, 12.3k, 1.20M, 3.4e+12
+    if (!isNum(v)) return '—';
+    const a = Math.abs(v);
+    if (a >= 1e9) return v.toExponential(1);
+    if (a >= 1e4) return a >= 1e6 ? (v / 1e6).toFixed(2) + 'M' : (v / 1e3).toFixed(1) + 'k';
+    return a === 0 ? '0' : v.toFixed(a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : digits);
+  }
+  function fmtMs(ms) {
+    if (!isNum(ms)) return '—';
+    if (ms >= 1000) return (ms / 1000).toFixed(2) + ' s';
+    return ms.toFixed(ms >= 100 ? 0 : ms >= 10 ? 1 : 2) + ' ms';
+  }
+  const byteUnit = (b) => Math.max(0, Math.min(BYTE_UNITS.length - 1, Math.floor(Math.log2(Math.max(1, Math.abs(b))) / 10)));
+  function fmtBytes(b) {
+    if (!isNum(b)) return '—';
+    const i = byteUnit(b), v = b / 1024 ** i;
+    return (i === 0 ? v.toFixed(0) : v.toFixed(Math.abs(v) >= 100 ? 0 : 1)) + ' ' + BYTE_UNITS[i];
+  }
+  function fmtDuration(s) {
+    if (!isNum(s)) return '—';
+    s = Math.max(0, Math.floor(s));
+    const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+    return d ? `${d}d ${h}h` : h ? `${h}h ${m}m` : m ? `${m}m ${s % 60}s` : `${s}s`;
+  }
+  const pad2 = (n) => String(n).padStart(2, '0');
+  const fmtClock = (t, d = new Date(t * 1000)) => `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
+  const pct = (v) => (isNum(v) ? v.toFixed(1) + ' %' : '—');
+  const count = (v) => (isNum(v) ? v.toLocaleString('en-US') : '—');
+  function decimalsOf(step) {  // as many as the step has: 0.25 needs two, 0.5 one, 5 none
+    for (let d = 0; d < 4; d++) {
+      const x = step * 10 ** d;
+      if (Math.abs(x - Math.round(x)) < 1e-6 * Math.max(1, x)) return d;
+    }
+    return 4;
+  }
+  const tickFmt = (v, step) => (Math.abs(v) >= 1e4 ? fmtNum(v) : v.toFixed(decimalsOf(step)));
+
+  // ------------------------------------------------------------------ chart primitives
+  function prep(canvas) {
+    const dpr = window.devicePixelRatio || 1;
+    const w = Math.max(160, canvas.clientWidth), h = Math.max(100, canvas.clientHeight);
+    const W = Math.round(w * dpr), H = Math.round(h * dpr);
+    if (canvas.width !== W || canvas.height !== H) { canvas.width = W; canvas.height = H; }
+    const ctx = canvas.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0); ctx.clearRect(0, 0, w, h); ctx.setLineDash([]);
+    Object.assign(ctx, { font: `11px ${FONT}`, textBaseline: 'middle' });
+    // What the last drawing exposed for tests and scripts (data-ticks, data-labels, ...).
+    for (const k of ['message', 'ticks', 'labels', 'values', 'segments']) delete canvas.dataset[k];
+    return { ctx, w, h };
+  }
+  function drawEmpty(canvas, msg) {
+    const { ctx, w, h } = prep(canvas);
+    ctx.fillStyle = C.axis; ctx.textAlign = 'center'; ctx.font = `13px ${FONT}`;
+    ctx.fillText(msg, w / 2, h / 2);
+    canvas.dataset.points = '0';
+    canvas.dataset.message = msg;
+  }
+  function niceScale(lo, hi, n = 4, minStep = 0) {  // minStep 1: counts, no ticks between
+    const raw = (hi - lo) / n, mag = 10 ** Math.floor(Math.log10(raw)), r = raw / mag;
+    const step = Math.max(minStep, (r <= 1 ? 1 : r <= 2 ? 2 : r <= 2.5 ? 2.5 : r <= 5 ? 5 : 10) * mag);
+    const a = Math.floor(lo / step + 1e-9) * step, b = Math.ceil(hi / step - 1e-9) * step;
+    const ticks = [];
+    for (let v = a; v <= b + step / 2; v += step) ticks.push(Math.abs(v) < step * 1e-6 ? 0 : v);
+    return { lo: a, hi: b > a ? b : a + step, step, ticks };
+  }
+  // bounds: {min, max} that a value can never pass (a score in [0, 1], an error from 0): the
+  // axis's margins stop there.
+  function scaleOf(values, zero, minSpan, minStep = 0, bounds = {}) {
+    // (Numbers near the float's limit would make the span infinite: they are drawn off the chart.)
+    const fin = values.filter((v) => isNum(v) && Math.abs(v) < 1e300);
+    let lo = fin.length ? Math.min(...fin) : 0, hi = fin.length ? Math.max(...fin) : 1;
+    if (zero) { lo = Math.min(0, lo); hi = Math.max(hi, minSpan || 0); }
+    if (hi - lo < 1e-12) { const d = Math.abs(hi) * 0.05 || 1; hi += d; if (!zero) lo -= d; }
+    else if (!zero) { const d = (hi - lo) * 0.1; lo -= d; hi += d; }
+    const min = isNum(bounds.min) ? bounds.min : -Infinity, max = isNum(bounds.max) ? bounds.max : Infinity;
+    if (Math.max(lo, min) < Math.min(hi, max)) { lo = Math.max(lo, min); hi = Math.min(hi, max); }
+    return niceScale(lo, hi, 4, minStep);
+  }
+  function hline(ctx, x0, x1, y, color, dash, width = 1) {
+    ctx.strokeStyle = color; ctx.lineWidth = width; ctx.setLineDash(dash || []);
+    ctx.beginPath(); ctx.moveTo(x0, y); ctx.lineTo(x1, y); ctx.stroke();
+    ctx.setLineDash([]); ctx.lineWidth = 1;
+  }
+  function drawLegend(ctx, items, x, y) {
+    ctx.textAlign = 'left';
+    for (const it of items) {
+      hline(ctx, x, x + 14, y, it.color, it.dash ? [4, 3] : null, 2);
+      ctx.fillStyle = C.text;
+      ctx.fillText(it.label, x + 18, y);
+      x += 32 + ctx.measureText(it.label).width;
+    }
+  }
+  function yAxis(ctx, s, Y, x0, x1, fmt) {
+    ctx.canvas.dataset.ticks = s.ticks.map((v) => (fmt || tickFmt)(v, s.step)).join('|');  // for tests
+    for (const v of s.ticks) {
+      const y = Math.round(Y(v)) + 0.5;
+      hline(ctx, x0, x1, y, C.grid);
+      ctx.fillStyle = C.text; ctx.textAlign = 'right';
+      ctx.fillText((fmt || tickFmt)(v, s.step), x0 - 6, y);
+    }
+  }
+
+  // Runs of consecutive points with a value: a point without one (null) is a gap in the line.
+  function runsOf(pts) {
+    const runs = [[]];
+    for (const p of pts) {
+      if (isNum(p[0]) && isNum(p[1])) runs[runs.length - 1].push(p);
+      else if (runs[runs.length - 1].length) runs.push([]);
+    }
+    return runs.filter((r) => r.length);
+  }
+
+  // o.lines: [{label, color, pts: [[t, y]] (y null: a gap), dash, right, fill}];
+  // o.refs: [{y, label, color}]; o.min / o.max: bounds of the left axis's values.
+  function lineChart(canvas, o) {
+    const all = o.lines.flatMap((l) => l.pts.filter((p) => isNum(p[0]) && isNum(p[1])));
+    if (!all.length) return drawEmpty(canvas, o.empty || 'Waiting for data…');
+    const { ctx, w, h } = prep(canvas);
+    const refs = o.refs || [];
+    const hasRight = o.lines.some((l) => l.right);
+    // The whole time span, points without a value too: an idle stretch at the end is a gap.
+    const ts = o.lines.flatMap((l) => l.pts.map((p) => p[0])).filter(isNum);
+    let x0 = Math.min(...ts), x1 = Math.max(...ts);
+    if (x1 - x0 < 1e-9) { x0 -= 30; x1 += 30; }
+    const ys = (right) => o.lines.filter((l) => !!l.right === right).flatMap((l) => l.pts.map((p) => p[1]));
+    const sl = scaleOf([...ys(false), ...refs.map((r) => r.y)], o.zero !== false, o.minSpan, 0, { min: o.min, max: o.max });
+    const sr = hasRight ? scaleOf(ys(true), true) : null;
+    const widest = Math.max(...sl.ticks.map((v) => ctx.measureText((o.fmt || tickFmt)(v, sl.step)).width));
+    const pad = { l: Math.max(48, widest + 12), r: hasRight ? 62 : 16, t: 24, b: 22 };
+    const pw = w - pad.l - pad.r, ph = h - pad.t - pad.b;
+    const X = (x) => pad.l + ((x - x0) / (x1 - x0)) * pw;
+    const Y = (y, s) => pad.t + ph - ((y - s.lo) / (s.hi - s.lo)) * ph;
+    yAxis(ctx, sl, (v) => Y(v, sl), pad.l, w - pad.r, o.fmt);
+    if (sr) {
+      ctx.textAlign = 'left';
+      for (const v of sr.ticks) ctx.fillText((o.rfmt || tickFmt)(v, sr.step), w - pad.r + 6, Y(v, sr));
+    }
+    // Ticks a whole second apart at least: labels are to the second, and must not repeat.
+    const nx = Math.max(1, Math.min(Math.floor(pw / 90), Math.floor(x1 - x0)));
+    ctx.fillStyle = C.text;
+    for (let i = 0; i <= nx; i += 1) {
+      const t = x0 + ((x1 - x0) * i) / nx;
+      ctx.textAlign = i === 0 ? 'left' : i === nx ? 'right' : 'center';
+      ctx.fillText(fmtClock(t), X(t), h - pad.b / 2 + 2);
+    }
+    hline(ctx, pad.l, w - pad.r, pad.t + ph + 0.5, C.axis);
+    for (const r of refs) {
+      hline(ctx, pad.l, w - pad.r, Y(r.y, sl), r.color, [6, 4], 1.5);
+      ctx.fillStyle = r.color; ctx.textAlign = 'right';
+      ctx.fillText(`${r.label} ${fmtNum(r.y)}`, w - pad.r - 4, Y(r.y, sl) - 8);
+    }
+    const segments = [];
+    for (const l of o.lines) {
+      const s = l.right ? sr : sl;
+      const runs = runsOf(l.pts);
+      segments.push(runs.length);
+      const base = Y(Math.max(s.lo, 0), s);
+      for (const pts of runs) {
+        if (l.fill && pts.length > 1) {
+          const g = ctx.createLinearGradient(0, pad.t, 0, pad.t + ph);
+          g.addColorStop(0, l.color + '33'); g.addColorStop(1, l.color + '05');
+          ctx.fillStyle = g;
+          ctx.beginPath(); ctx.moveTo(X(pts[0][0]), base);
+          for (const p of pts) ctx.lineTo(X(p[0]), Y(p[1], s));
+          ctx.lineTo(X(pts[pts.length - 1][0]), base); ctx.closePath(); ctx.fill();
+        }
+        ctx.strokeStyle = l.color; ctx.lineWidth = 1.8; ctx.lineJoin = 'round'; ctx.setLineDash(l.dash ? [5, 4] : []);
+        ctx.beginPath();
+        pts.forEach((p, i) => (i ? ctx.lineTo(X(p[0]), Y(p[1], s)) : ctx.moveTo(X(p[0]), Y(p[1], s))));
+        ctx.stroke(); ctx.setLineDash([]); ctx.lineWidth = 1;
+        if (pts.length === 1) {  // a point between two gaps: a dot, or it would not show
+          ctx.fillStyle = l.color;
+          ctx.beginPath(); ctx.arc(X(pts[0][0]), Y(pts[0][1], s), 1.8, 0, Math.PI * 2); ctx.fill();
+        }
+      }
+      if (!runs.length) continue;
+      const lastRun = runs[runs.length - 1], last = lastRun[lastRun.length - 1];
+      ctx.fillStyle = l.color;
+      ctx.beginPath(); ctx.arc(X(last[0]), Y(last[1], s), 2.8, 0, Math.PI * 2); ctx.fill();
+    }
+    drawLegend(ctx, [...o.lines, ...refs.map((r) => ({ ...r, dash: true }))], pad.l, 9);
+    canvas.dataset.points = String(o.points ?? Math.max(...o.lines.map((l) => l.pts.length)));
+    canvas.dataset.segments = segments.join('|');
+  }
+
+  // o: {labels, values (null: no bar), colors, thresholds (per bar, optional), valueFmt, fmt,
+  // gap, legend, empty, max (a bound no value passes: the axis stops there)}
+  function barChart(canvas, o) {
+    const n = o.values.length;
+    if (!n) return drawEmpty(canvas, o.empty || 'No data');
+    canvas.style.height = '';
+    let { ctx, w, h } = prep(canvas);
+    const labels = o.labels.map((x, _, __, s = String(x)) => (s.length > 16 ? `${s.slice(0, 7)}…${s.slice(-8)}` : s));
+    const maxLw = Math.max(...labels.map((s) => ctx.measureText(s).width));
+    const pad = { l: 48, r: 16, t: o.legend ? 26 : 14, b: 22 };
+    let slot = (w - pad.l - pad.r) / n;
+    const rotate = maxLw > slot - 6;
+    if (rotate) {  // 45° labels: make room below and on the left, and grow the canvas to keep the plot area
+      const drop = maxLw * 0.72;
+      pad.b = 14 + drop;
+      pad.l = Math.max(pad.l, drop - slot / 2 + 6);
+      slot = (w - pad.l - pad.r) / n;
+      canvas.style.height = `${Math.round(h + drop - 8)}px`;
+      ({ ctx, w, h } = prep(canvas));
+    }
+    const ph = h - pad.t - pad.b;
+    const showValues = o.valueFmt && Math.max(...o.values.map((v, i) => ctx.measureText(o.valueFmt(v, i)).width)) < slot - 2;
+    const s = scaleOf([...o.values, ...(o.thresholds || [])].map((v) => (isNum(v) ? v * 1.08 : v)), true, 0, o.counts ? 1 : 0,
+      { max: o.max });
+    const Y = (v) => pad.t + ph - ((v - s.lo) / (s.hi - s.lo)) * ph;
+    yAxis(ctx, s, Y, pad.l, w - pad.r, o.fmt);
+    const bw = Math.min(slot * (1 - (o.gap ?? 0.3)), 56);
+    for (let i = 0; i < n; i += 1) {
+      const v = o.values[i], has = isNum(v);
+      const cx = pad.l + slot * i + slot / 2, top = Y(Math.max(has ? v : 0, 0));
+      if (has) {
+        ctx.fillStyle = o.colors[i % o.colors.length];
+        ctx.fillRect(cx - bw / 2, top, bw, Math.max(Y(0) - top, v > 0 ? 1 : 0));
+      }
+      const th = o.thresholds ? o.thresholds[i] : null;
+      if (isNum(th)) {
+        const half = Math.min(slot * 0.48, bw / 2 + 6);
+        hline(ctx, cx - half, cx + half, Y(th), C.ink, [4, 3], 1.5);
+      }
+      if (showValues && has) {  // above the bar, or inside its top where the axis ends
+        const inside = top - 8 < pad.t + 4;
+        ctx.fillStyle = inside ? '#fff' : C.ink; ctx.textAlign = 'center';
+        ctx.fillText(o.valueFmt(v, i), cx, inside ? top + 8 : top - 8);
+      }
+      ctx.fillStyle = C.text;
+      if (rotate) {
+        ctx.save(); ctx.translate(cx, Y(0) + 8); ctx.rotate(-Math.PI / 4);
+        ctx.textAlign = 'right'; ctx.fillText(labels[i], 0, 0); ctx.restore();
+      } else {
+        ctx.textAlign = 'center'; ctx.fillText(labels[i], cx, Y(0) + pad.b / 2 + 1);
+      }
+    }
+    hline(ctx, pad.l, w - pad.r, Y(0) + 0.5, C.axis);
+    if (o.legend) drawLegend(ctx, o.legend, pad.l, 9);
+    canvas.dataset.points = String(n);
+    canvas.dataset.labels = o.labels.map(String).join('|');
+    canvas.dataset.values = o.values.map((v) => (isNum(v) ? String(v) : '')).join('|');
+  }
+
+  // What dashboard.js uses: the one name this file adds to the page.
+  window.ModelPilotCharts = Object.freeze({
+    C, PALETTE, BYTE_UNITS,
+    isNum, fmtNum, fmtMs, byteUnit, fmtBytes, fmtDuration, fmtClock, pct, count, tickFmt,
+    drawEmpty, lineChart, barChart,
+  });
+})();
