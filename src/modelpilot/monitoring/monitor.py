@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelpilot.errors import InvalidInput, NotFound
+from modelpilot.monitoring.alert_keeper import AlertKeeper
 from modelpilot.monitoring.alerts import (
-    AlertBook,
     AlertRules,
     AlertState,
     Condition,
@@ -130,15 +130,9 @@ class Monitor(InferenceObserver):
         """The totals of the worker this one replaces, if it died (killed, crashed): they carry
         on in this worker's, so that the model's counters never go back (its windows of recent
         traffic, and its labels, are gone with it)."""
-        # One worker decides on the alerts, for all: every worker answers with its book (see
-        # ``alert_state``), and the worker that replaces it carries that book on.
-        self.decides_alerts = exchange is None or exchange.index == 0
-        self.alerts = AlertBook(
-            webhook_url if self.decides_alerts else None,
-            on_delivered=self._publish_alerts if exchange is not None else None,
-        )
-        if self.decides_alerts and exchange is not None and exchange.inherited_alerts:
-            self.alerts.carry_on(exchange.inherited_alerts)
+        self.keeper = AlertKeeper(webhook_url, exchange)
+        """Who decides on the alerts, and the book every worker answers from."""
+        self.alerts = self.keeper.book
         self._peer_points: list[list[ServicePoint]] = []
         """Each sibling worker's service history, as it last published it."""
         self.started_at = time.time()
@@ -381,28 +375,13 @@ class Monitor(InferenceObserver):
                     # One version's bad data must not stop the others being watched.
                     self._failures += 1
                     logger.exception("monitoring report of %s:%d failed", *key)
-            if self.decides_alerts:
-                self.alerts.update(self._conditions(now), now)
             if self.exchange is not None:
                 self.exchange.publish([*tapped, *own.values()], list(self.history.points))
-                self._publish_alerts()
-
-    def _publish_alerts(self) -> None:
-        """Worker 0's book for the others, and for the worker that may replace it (after
-        every round, and after every notification the webhook delivers)."""
-        if self.exchange is None or not self.decides_alerts:
-            return
-        with self._lock:
-            state = self.alerts.state()
-            self.exchange.publish_alerts(state)
+            self.keeper.update(self._conditions(now) if self.keeper.decides else (), now)
 
     def alert_state(self) -> AlertState:
-        """The active alerts, their history and counts: this process's, or with workers the
-        one that decides's, as published (so that whichever worker answers, they agree)."""
-        if self.exchange is None:
-            with self._lock:
-                return self.alerts.state()
-        return self.exchange.alerts() or AlertState()
+        """The active alerts, their history and counts, as every worker answers them."""
+        return self.keeper.state()
 
     def _gather(self) -> list[MonitorState]:
         """The siblings' states (and their service history, kept for ``series``)."""
