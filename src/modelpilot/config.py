@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     """Interface the HTTP and gRPC servers bind to."""
 
     http_port: int = Field(default=8000, ge=0, le=65535)
-    """Port of the REST server (Open Inference Protocol v2, ``/predict``, ``/metrics``)."""
+    """Port of the REST server (Open Inference Protocol v2, ``/predict``, ``/metrics``); 0 takes
+    a free port the system picks (printed at start)."""
 
     grpc_port: int = Field(default=8001, ge=0, le=65535)
     """Port of the gRPC server (``inference.GRPCInferenceService``); 0 disables it."""
@@ -61,7 +62,8 @@ class Settings(BaseSettings):
 
     alias_refresh_seconds: float = Field(default=2.0, ge=0.0)
     """How often served references (``NAME``, ``NAME@production``) are looked up again, so that
-    a moved alias reaches the server (which loads the new version, then switches to it)."""
+    a moved alias reaches the server (which loads the new version, then switches to it); at
+    least every 0.1 s, whatever smaller figure is set."""
 
     request_timeout_seconds: float = Field(default=30.0, gt=0.0)
     """Deadline for one inference; past it the caller gets 504 / DEADLINE_EXCEEDED."""
@@ -70,7 +72,8 @@ class Settings(BaseSettings):
     """Threads that run model code off the event loop (all but the fastest models')."""
 
     onnx: bool = True
-    """Serve scikit-learn models through ONNX Runtime when the converted model agrees."""
+    """Serve scikit-learn, XGBoost and LightGBM models through ONNX Runtime when the converted
+    model agrees with them."""
 
     result_cache: Literal["off", "memory", "disk", "redis"] = "off"
     """Cache answers to repeated identical inputs: off, memory, disk or redis."""
