@@ -202,6 +202,26 @@ async def test_unload_then_load(engine: InferenceEngine) -> None:
     assert [(e.name, e.version, e.state) for e in index] == [("iris", "1", "READY")]
 
 
+async def test_a_model_loaded_again_comes_back_at_the_reference_it_was_served_at(
+    registry: Registry, iris_version: ModelVersion, iris_model_path: Path
+) -> None:
+    """A server started with iris@staging (version 1) served production's version 2 after
+    an unload and a load through the repository API."""
+    register_model(registry, "iris", iris_model_path, aliases=["production"])  # version 2
+    registry.set_alias("iris", "staging", 1)
+    engine = InferenceEngine(
+        registry, settings_for(registry), models=[ModelRef.parse("iris@staging")]
+    )
+    await engine.start()
+    try:
+        await engine.unload_model("iris")
+        await engine.load_model("iris")
+        response = await engine.infer("iris", request_from_rows([5.1, 3.5, 1.4, 0.2]))
+        assert response.model_version == "1"
+    finally:
+        await engine.stop()
+
+
 async def test_only_listed_models_are_served(
     registry: Registry, iris_version: ModelVersion, forest_version: ModelVersion
 ) -> None:

@@ -64,6 +64,10 @@ class ServedModels:
         self.pool = pool
         self.serve_all = not models
         self._served: dict[str, Served] = {ref.name: Served(ref) for ref in models}
+        self._given = {ref.name: ref for ref in models}
+        """The references the server was started with: a model unloaded and loaded again
+        through the repository API comes back at its own (``iris@staging``), not at the
+        default reference."""
         self._unloaded: set[str] = set()
         self._pinned_refs: dict[ModelRef, tuple[ModelVersion, float]] = {}
         self._executor = executor
@@ -96,7 +100,7 @@ class ServedModels:
                 if decision == "unloaded" and model in self._served:
                     self._drop(model)
                 elif decision == "loaded":
-                    self._served.setdefault(model, Served(ModelRef(model)))
+                    self._served.setdefault(model, Served(self._ref(model)))
         for name in list(self._served):
             await self.current(name, force=True)
         self._watcher = asyncio.create_task(self._watch(), name="modelpilot-aliases")
@@ -206,7 +210,8 @@ class ServedModels:
             await blocking(self._executor, self.registry.resolve_number, ref)
 
     async def load(self, model: str) -> ModelVersion:
-        """Serve ``model`` (again) at its default reference, and load it (in every worker)."""
+        """Serve ``model`` (again), at the reference the server was started with for it, else
+        at its default reference, and load it (in every worker)."""
         mv = await self._load(model)
         if self._shared is not None:
             await blocking(self._executor, self._shared.record, model, "loaded")
@@ -223,7 +228,7 @@ class ServedModels:
     async def _load(self, model: str) -> ModelVersion:
         require_name(model)
         self._unloaded.discard(model)
-        self._served.setdefault(model, Served(ModelRef(model)))
+        self._served.setdefault(model, Served(self._ref(model)))
         try:
             mv = await self.current(model, force=True)
             await self.pool.get(mv)
@@ -231,6 +236,9 @@ class ServedModels:
             self._served.pop(model, None)
             raise
         return mv
+
+    def _ref(self, model: str) -> ModelRef:
+        return self._given.get(model) or ModelRef(model)
 
     def _drop(self, model: str) -> None:
         del self._served[model]
