@@ -328,8 +328,10 @@ def _print(report: DriftReport, thresholds: DriftThresholds) -> None:
         f"p < {thresholds.p_value} over all features (each test at {thresholds.p_value} / "
         "twice their number); "
         f"from then on PSI >= {thresholds.psi} / Jensen-Shannon >= {thresholds.js_distance}. "
-        f"Dataset drift from {thresholds.dataset_share:.0%} of features. W (sd): "
-        "Wasserstein in reference standard deviations.[/]",
+        f"Dataset drift from {thresholds.dataset_share:.0%} of features. Score: the figure "
+        "that decides, 1 - p for a test (its threshold 1 - the test's level), so that higher "
+        "is always further from the reference. W (sd): Wasserstein in reference standard "
+        "deviations.[/]",
         highlight=False,
     )
 

@@ -229,7 +229,11 @@ def rollback(
     registry: RegistryOption = None,
     artifacts: ArtifactsOption = None,
 ) -> None:
-    """Move an alias back to the version it pointed at before."""
+    """Move an alias back to the version it pointed at before.
+
+    Each rollback steps one move further back in the alias's history (as an undo does); a move
+    rolled back is not redone by rolling back again: point the alias there with `alias`.
+    """
     with opened_registry(registry, artifacts) as reg:
         before, after = reg.rollback(name, alias_name)
     out.print(f"{name}@{alias_name}: version {before} -> {after}", highlight=False)
