@@ -367,6 +367,15 @@ async def test_a_request_its_caller_gave_up_on_is_499_not_a_server_error(
         await task
     assert recorder.finished == [("ok", None), ("499", None)]
 
+    # Cut off at the end of the shutdown grace (and answered 503): not the client's doing.
+    task = asyncio.create_task(engine.infer("iris", request_from_rows([[5.1, 3.5, 1.4, 0.2]])))
+    await asyncio.sleep(0)
+    engine.mark_stopping()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert recorder.finished[-1] == ("503", "Unavailable")
+
 
 @pytest.mark.parametrize("name", ["a\x00b", "iris\n", "-iris", "x" * 129])
 async def test_a_name_no_registry_could_hold_is_an_unknown_model_on_postgres(

@@ -174,9 +174,13 @@ class InferenceEngine:
                 label = self._label(model)
             raise
         except asyncio.CancelledError:
-            # The caller went away (a closed connection, a gRPC deadline): not a server error.
-            # 499 as in nginx, "client closed request".
-            status = "499"
+            if self._stopping:
+                # Cut off at the end of the shutdown grace, and answered 503 for it.
+                status, error = "503", "Unavailable"
+            else:
+                # The caller went away (a closed connection, a gRPC deadline): not a server
+                # error. 499 as in nginx, "client closed request".
+                status = "499"
             raise
         except BaseException as exc:
             status, error = "500", type(exc).__name__
