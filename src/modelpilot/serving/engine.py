@@ -174,8 +174,9 @@ class InferenceEngine:
                 label = self._label(model)
             raise
         except asyncio.CancelledError:
-            if self._stopping:
-                # Cut off at the end of the shutdown grace, and answered 503 for it.
+            if self._draining:
+                # Shutting down: cut off at the end of the grace, and answered 503 for it
+                # (a client that hangs up in the grace counts the same).
                 status, error = "503", "Unavailable"
             else:
                 # The caller went away (a closed connection, a gRPC deadline): not a server
