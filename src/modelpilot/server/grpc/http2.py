@@ -186,6 +186,19 @@ class Http2Connection(asyncio.Protocol):
         self.transport.write(frame(GOAWAY, 0, 0, goaway.pack(self._last_id, NO_ERROR)))
         self._close_if_drained()
 
+    def cut_off(self, trailers: bytes) -> int:
+        """Cancel every call still being answered and end it with the trailers-only answer
+        ``trailers``, then close once they are written; how many were cut off."""
+        cut = 0
+        for stream in list(self.streams.values()):
+            if stream.task is not None and not stream.task.done():
+                stream.task.cancel()
+                self.respond(stream, trailers, None, None)
+                cut += 1
+        if self.transport is not None:
+            self.transport.close()  # after what is written (abort would drop the answers)
+        return cut
+
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 from modelpilot.config import Settings
 from modelpilot.monitoring.process import ProcessMonitoring
-from modelpilot.server.grpc.calls import GrpcCalls
-from modelpilot.server.grpc.errors import status_of
+from modelpilot.server.grpc.calls import GrpcCalls, trailers_only
+from modelpilot.server.grpc.errors import Status, status_of
 from modelpilot.server.grpc.http2 import Http2Connection
 from modelpilot.server.grpc.servicer import SERVICE, InferenceServicer, Method, methods
 from modelpilot.server.sockets import bind_socket
@@ -55,6 +55,12 @@ def create_grpc_server(
     return NativeGrpcServer(GrpcCalls(servicer, settings.grpc_max_message_bytes), sock), bound
 
 
+CUT_OFF = (
+    "the server is shutting down: this call was still running when its shutdown grace period "
+    "(MODELPILOT_SHUTDOWN_GRACE_SECONDS) ended; send it again, to another server"
+)
+
+
 class NativeGrpcServer:
     """Unary gRPC calls over :class:`Http2Connection`, on the running event loop."""
 
@@ -88,6 +94,14 @@ class NativeGrpcServer:
         pending = [c.closed for c in self.connections if not c.closed.done()]
         if pending and grace:
             await asyncio.wait(pending, timeout=grace)
+        # What is still running gets UNAVAILABLE with a reason, not a dropped connection
+        # (which clients report as "Stream removed").
+        cut_off = trailers_only(Status("UNAVAILABLE", CUT_OFF))
+        for connection in list(self.connections):
+            connection.cut_off(cut_off)
+        pending = [c.closed for c in self.connections if not c.closed.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=1)
         for connection in list(self.connections):
             connection.abort()
         with contextlib.suppress(Exception):
