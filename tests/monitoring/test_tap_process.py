@@ -102,6 +102,20 @@ def test_close_writes_every_round_even_after_sigterm(
     assert log.count("iris") == 500
 
 
+def test_a_child_handed_nothing_is_not_waited_for(labelled_iris: Registry) -> None:
+    """Closing waited for the child to start up (imports, the registry) only to write
+    nothing: a server stopped soon after its start took seconds more to exit."""
+    idle = TapProcess(TapSpec(labelled_iris.address(), MonitorConfig()))
+    idle.close()
+    assert idle._process.exitcode == -signal.SIGKILL  # stopped, not asked and waited for
+    busy = TapProcess(TapSpec(labelled_iris.address(), MonitorConfig()))
+    busy.take(batches(labelled_iris, 0, 3))
+    busy.close()
+    assert busy._process.exitcode == 0  # it had rounds to write: asked, and waited for
+    log = InferenceLog(labelled_iris.companion_engine("inference-log"))
+    assert log.count("iris") == 3
+
+
 def test_a_server_that_dies_leaves_what_it_handed_over_logged(
     tap: TapProcess, labelled_iris: Registry
 ) -> None:

@@ -229,11 +229,18 @@ class TapProcess:
         self._call("write")
 
     def close(self) -> None:
-        """Have the child take every round, write what it holds and exit."""
+        """Have the child take every round, write what it holds and exit.
+
+        A child handed no round has nothing to write (labels are written as they are set):
+        it is stopped at once, rather than waited for while it may still be starting up,
+        which held a server stopped soon after its start for seconds."""
         if self._closed:
             return
-        with contextlib.suppress(TapFailed, OSError):
-            self._call("close")
+        if self._rounds == 0 and not self._pending:
+            self._process.kill()
+        else:
+            with contextlib.suppress(TapFailed, OSError):
+                self._call("close")
         with self._write_lock, self._control_lock:
             self._closed = True
             self._data.close()
