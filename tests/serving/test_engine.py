@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 
 from modelpilot.config import Settings
 from modelpilot.errors import (
+    BadRequest,
     InferenceTimeout,
     InvalidInput,
     ModelFailure,
@@ -256,6 +257,31 @@ async def test_slow_inference_times_out(registry: Registry, python_model: Path) 
     try:
         with pytest.raises(InferenceTimeout, match=r"did not answer within 0\.05 s"):
             await engine.infer("summer", request_from_rows([[300.0, 1.0]]))
+    finally:
+        await engine.stop()
+
+
+async def test_a_requests_own_timeout_parameter_is_honoured_within_the_servers(
+    registry: Registry, python_model: Path
+) -> None:
+    """Triton's clients send ``timeout`` (microseconds) as a request parameter (tritonclient's
+    ``infer(timeout=...)``): it was ignored, and a 100 ms request answered after 2 s."""
+    register_model(registry, "summer", python_model, flavor="python")
+    engine = InferenceEngine(registry, settings_for(registry, request_timeout_seconds=30))
+    await engine.start()
+    try:
+        slow = request_from_rows([[300.0, 1.0]])
+        slow.parameters["timeout"] = 50_000
+        with pytest.raises(InferenceTimeout, match=r"within 0\.05 s \(the request's timeout"):
+            await engine.infer("summer", slow)
+        quick = request_from_rows([[1.0, 2.0]])
+        quick.parameters["timeout"] = 5_000_000
+        assert (await engine.infer("summer", quick)).outputs[0].data.tolist() == [3.0]
+        for wrong in (0, -5, "soon", True):
+            bad = request_from_rows([[1.0, 2.0]])
+            bad.parameters["timeout"] = wrong
+            with pytest.raises(BadRequest, match='"timeout" parameter is microseconds'):
+                await engine.infer("summer", bad)
     finally:
         await engine.stop()
 

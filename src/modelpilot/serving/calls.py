@@ -8,21 +8,46 @@ from typing import Any
 import numpy as np
 
 from modelpilot.config import Settings
-from modelpilot.errors import InferenceTimeout, InvalidInput, ModelFailure, ModelPilotError
+from modelpilot.errors import (
+    BadRequest,
+    InferenceTimeout,
+    InvalidInput,
+    ModelFailure,
+    ModelPilotError,
+)
 from modelpilot.registry.types import ModelVersion
 from modelpilot.runtimes.base import Runtime, batch_rows
 from modelpilot.serving.batcher import BatchingPolicy
 
 
-def expire(future: asyncio.Future[Any], version: ModelVersion, seconds: float) -> None:
-    """Fail ``future`` (a request's answer) as timed out, unless it is answered already."""
+def expire(
+    future: asyncio.Future[Any], version: ModelVersion, seconds: float, asked: bool = False
+) -> None:
+    """Fail ``future`` (a request's answer) as timed out, unless it is answered already;
+    ``asked``: the timeout was the request's own (its ``timeout`` parameter)."""
     if not future.done():
-        future.set_exception(
-            InferenceTimeout(
-                f"{version} did not answer within {seconds:g} s; send fewer rows per request "
-                "or raise MODELPILOT_REQUEST_TIMEOUT_SECONDS"
-            )
+        advice = (
+            "the request's timeout parameter"
+            if asked
+            else "send fewer rows per request or raise MODELPILOT_REQUEST_TIMEOUT_SECONDS"
         )
+        future.set_exception(
+            InferenceTimeout(f"{version} did not answer within {seconds:g} s ({advice})")
+        )
+
+
+def request_timeout(parameters: dict[str, Any], limit: float) -> tuple[float, bool]:
+    """Seconds a request may take: Triton's ``timeout`` request parameter (microseconds),
+    within the server's ``limit``; and whether the request's own timeout is the one."""
+    value = parameters.get("timeout")
+    if value is None:
+        return limit, False
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise BadRequest(
+            f'the "timeout" parameter is microseconds, a number above 0, not {value!r}'
+        )
+    seconds = value / 1_000_000
+    return (seconds, True) if seconds < limit else (limit, False)
 
 
 def batching_policy(settings: Settings, version: ModelVersion) -> BatchingPolicy:

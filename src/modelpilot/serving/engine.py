@@ -28,7 +28,7 @@ from modelpilot.runtimes.base import Runtime, batch_rows
 from modelpilot.runtimes.flavors import load_runtime
 from modelpilot.serving.acceleration import accelerate
 from modelpilot.serving.batcher import AdaptiveBatcher, BatchingPolicy, OnBatch, Predicted
-from modelpilot.serving.calls import batching_policy, checked_predict, expire
+from modelpilot.serving.calls import batching_policy, checked_predict, expire, request_timeout
 from modelpilot.serving.inputs import assemble_batch, requested_outputs, to_tensors
 from modelpilot.serving.observers import EVENTS, InferenceObserver, handlers
 from modelpilot.serving.pool import LoadedModel, ModelPool
@@ -265,9 +265,12 @@ class InferenceEngine:
             if main is not None and main.name not in names:
                 computed = [*names, main.name]
         request_id = request.id or self._next_id()
+        timeout = self.settings.request_timeout_seconds, False
+        if request.parameters:
+            timeout = request_timeout(request.parameters, timeout[0])
         cache = self.result_cache
         if cache is None:
-            arrays = await self._run(loaded, batch, computed, request_id)
+            arrays = await self._run(loaded, batch, computed, request_id, timeout)
             return self._response(loaded, request_id, arrays, names)
         key = cache_key(loaded.version, batch, computed)
         started = time.perf_counter()
@@ -280,7 +283,7 @@ class InferenceEngine:
                 rows = [batch_rows(batch)]
                 self._notify("predicted", version, [request_id], rows, batch, cached)
             return self._response(loaded, request_id, cached, names)
-        arrays = await self._run(loaded, batch, computed, request_id)
+        arrays = await self._run(loaded, batch, computed, request_id, timeout)
         started = time.perf_counter()
         await cache.set(key, arrays)
         stored = time.perf_counter() - started
@@ -309,16 +312,15 @@ class InferenceEngine:
         batch: dict[str, np.ndarray],
         names: list[str],
         request_id: str,
+        timeout: tuple[float, bool],
     ) -> dict[str, np.ndarray]:
+        """``timeout``: the seconds the request may take, and whether they are its own."""
         batcher = loaded.batcher or self._batcher_for(loaded)
         future = batcher.enqueue(batch, names, request_id)
         # A timer on the future rather than asyncio.wait_for, which costs a task per request.
+        seconds, asked = timeout
         timer = asyncio.get_running_loop().call_later(
-            self.settings.request_timeout_seconds,
-            expire,
-            future,
-            loaded.version,
-            self.settings.request_timeout_seconds,
+            seconds, expire, future, loaded.version, seconds, asked
         )
         try:
             return await future
