@@ -17,7 +17,9 @@ A worker that stops (killed, crashed, or stopped on its own) leaves its last sna
 worker started in its place, which carries its running totals (predictions by class, labels)
 on; its windows of recent traffic are lost with it. Until that worker has published a snapshot
 that carries them, the dead worker's own snapshot counts in the totals: they are counted once
-all along, neither dropped nor doubled.
+all along, neither dropped nor doubled. Its per-worker counters (CPU seconds, monitoring's own
+work) carry on in the new worker's the same way. Worker 0 also writes the alert book it
+decides on (``alerts.book``), which every worker answers from and its successor takes over.
 
 Snapshots are pickles, written and read only by the server's own processes in a directory
 created for them with owner-only permissions.
