@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
+import pytest
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LogisticRegression
@@ -18,7 +21,13 @@ from modelpilot.protocol.rows import request_from_rows
 from modelpilot.registry.store import Registry
 from modelpilot.runtimes.convert import ConvertedRuntime
 from modelpilot.runtimes.sklearn import SklearnRuntime
-from modelpilot.serving.acceleration import CONVERTED, OPTIMIZED, VERDICT, derived_path
+from modelpilot.serving.acceleration import (
+    CONVERTED,
+    OPTIMIZED,
+    VERDICT,
+    accelerate,
+    derived_path,
+)
 from modelpilot.serving.engine import InferenceEngine
 from modelpilot.serving.registration import register_model
 
@@ -108,6 +117,30 @@ async def test_a_cached_graph_swapped_for_another_is_not_served(
         assert isinstance(loaded.runtime, ConvertedRuntime)  # converted again, and served
     finally:
         await engine.stop()
+
+
+def test_processes_loading_one_version_at_once_convert_it_once(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers started together each converted the same version (7 s each in a tester's
+    run): one converts now, and the others wait for it and take its graph from the cache."""
+    x, y = load_iris(return_X_y=True)
+    model = RandomForestClassifier(n_estimators=20, random_state=0).fit(x, y)
+    version = register_model(registry, "forest", saved(tmp_path, model, "forest"), reference=x)
+    written: list[str] = []
+    write = type(registry.artifacts).write_derived
+
+    def counting(store: Any, sha256: str, suffix: str, data: bytes) -> Path:
+        written.append(suffix)
+        return write(store, sha256, suffix, data)
+
+    monkeypatch.setattr(type(registry.artifacts), "write_derived", counting)
+    runtime = SklearnRuntime.load(registry.fetch_artifact(version))
+    with ThreadPoolExecutor(4) as pool:
+        served = list(pool.map(lambda _: accelerate(registry, version, runtime), range(4)))
+    assert all(isinstance(r, ConvertedRuntime) for r in served)
+    assert sum(s.endswith(VERDICT) for s in written) == 1  # one conversion, one verdict
+    assert sum(s.endswith(CONVERTED) for s in written) == 2  # doubles, then floats
 
 
 async def test_a_model_that_does_not_convert_keeps_scikit_learn(

@@ -9,9 +9,11 @@ fails to convert or to agree keeps its original runtime, and the verdict says wh
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -32,11 +34,17 @@ from modelpilot.runtimes.convert import (
 )
 from modelpilot.runtimes.onnx import OnnxRuntime
 
+try:
+    import fcntl
+except ImportError:  # Windows: workers may then convert a version each
+    fcntl = None  # type: ignore[assignment]
+
 logger = logging.getLogger(__name__)
 
 CONVERTED = ".onnx"
 OPTIMIZED = ".ort.onnx"
 VERDICT = ".onnx.json"
+LOCK = ".onnx.lock"
 SYNTHETIC_ROWS = 256
 
 
@@ -49,29 +57,72 @@ def accelerate(registry: Registry, version: ModelVersion, original: Runtime) -> 
     if conversion is None:
         return original
     convert, dtypes = conversion
+    cached = _from_cache(registry, version, original)
+    if cached is not None:
+        return cached
+    # Workers started together would each convert the same version, for seconds each: one
+    # converts while the others wait for it, then take what it cached.
+    lock = registry.artifacts.derived_path(version.artifact_sha256, variant_of(version) + LOCK)
+    with _held(lock):
+        cached = _from_cache(registry, version, original)
+        if cached is not None:
+            return cached
+        return _converted(registry, version, original, convert, dtypes, width)
+
+
+def _from_cache(registry: Registry, version: ModelVersion, original: Runtime) -> Runtime | None:
+    """What the cached verdict says to serve with (the cached graph, or ``original``), or
+    None when there is no verdict, or its graph does not load: convert then."""
     store = registry.artifacts
     sha, variant = version.artifact_sha256, variant_of(version)
     converted = store.derived_path(sha, variant + CONVERTED)
     optimized = store.derived_path(sha, variant + OPTIMIZED)
     verdict_path = store.derived_path(sha, variant + VERDICT)
-    if verdict_path.exists():
-        verdict = json.loads(verdict_path.read_text())
-        if not verdict.get("ok"):
-            logger.info("%s keeps %s: %s", version, original.flavor, verdict.get("reason"))
-            return original
-        try:
-            _check_cached(verdict, converted, optimized)
-            fast = ConvertedRuntime(_load(converted, optimized), version.signature)
-        except (ConversionError, ArtifactError, OSError) as exc:
-            logger.warning(
-                "%s: the cached ONNX graph failed to load (%s); converting again", version, exc
-            )
-        else:
-            made_again = _hash(optimized)
-            if made_again != verdict.get("optimized_sha256"):  # from the graph just checked
-                verdict["optimized_sha256"] = made_again
-                store.write_derived(sha, variant + VERDICT, json.dumps(verdict).encode())
-            return _with_missing_values(fast, original, verdict.get("missing_values") == "onnx")
+    if not verdict_path.exists():
+        return None
+    verdict = json.loads(verdict_path.read_text())
+    if not verdict.get("ok"):
+        logger.info("%s keeps %s: %s", version, original.flavor, verdict.get("reason"))
+        return original
+    try:
+        _check_cached(verdict, converted, optimized)
+        fast = ConvertedRuntime(_load(converted, optimized), version.signature)
+    except (ConversionError, ArtifactError, OSError) as exc:
+        logger.warning(
+            "%s: the cached ONNX graph failed to load (%s); converting again", version, exc
+        )
+        return None
+    made_again = _hash(optimized)
+    if made_again != verdict.get("optimized_sha256"):  # from the graph just checked
+        verdict["optimized_sha256"] = made_again
+        store.write_derived(sha, variant + VERDICT, json.dumps(verdict).encode())
+    return _with_missing_values(fast, original, verdict.get("missing_values") == "onnx")
+
+
+@contextlib.contextmanager
+def _held(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (created) between processes, where the OS has flock."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as file:
+        if fcntl is not None:
+            fcntl.flock(file, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+def _converted(
+    registry: Registry,
+    version: ModelVersion,
+    original: Runtime,
+    convert: Callable[[Any], bytes],
+    dtypes: Sequence[Any],
+    width: int,
+) -> Runtime:
+    """Convert ``version``, check parity, cache the graphs and the verdict; the runtime to
+    serve it with."""
+    store = registry.artifacts
+    sha, variant = version.artifact_sha256, variant_of(version)
+    converted = store.derived_path(sha, variant + CONVERTED)
+    optimized = store.derived_path(sha, variant + OPTIMIZED)
     try:
         sample, holes = _sample(registry, version, width)
     except ConversionError as exc:
