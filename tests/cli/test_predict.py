@@ -67,6 +67,17 @@ def test_predictions_match_the_model(
     )
 
 
+def test_columns_that_are_no_feature_are_named_as_left_out(
+    run: Run, registered: None, tmp_path: Path, iris_frame: pd.DataFrame
+) -> None:
+    """A label or an id beside the features was left out of scoring unsaid."""
+    source = tmp_path / "rows.csv"
+    iris_frame.assign(id=range(150), species=0).to_csv(source, index=False)
+    result = run("predict", "iris", str(source), "--output", str(tmp_path / "scored.csv"))
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("note: left out, as no feature of the model: id, species") == 1
+
+
 @pytest.mark.parametrize("suffix", [".parquet", ".npy"])
 def test_output_formats(
     run: Run,

@@ -160,6 +160,8 @@ async def _score_all(
         with progress_bar() as progress:
             task = progress.add_task(f"scoring with {version}", total=total)
             for frame in iter_table(source, chunk, signature.text_features):
+                if not done:
+                    _say_left_out(signature, frame)
                 tensors = _tensors(signature, frame, done)  # checks the columns of no rows too
                 if not len(frame):
                     continue
@@ -177,6 +179,19 @@ async def _score_all(
     finally:
         await engine.stop()
     return done, time.perf_counter() - started, version
+
+
+def _say_left_out(signature: Signature, frame: pd.DataFrame) -> None:
+    """Name the input's columns that are no feature of the model (a label, an id): they are
+    left out of scoring and of the output, which a run should not do unsaid."""
+    names = signature.feature_names
+    if names and has_names(frame):
+        extra = [str(c) for c in frame.columns if c not in names]
+        if extra:
+            err.print(
+                f"note: left out, as no feature of the model: {escape(', '.join(extra))}",
+                highlight=False,
+            )
 
 
 def _tensors(signature: Signature, frame: pd.DataFrame, first_row: int) -> list[Tensor]:
