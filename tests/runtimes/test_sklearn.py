@@ -167,14 +167,16 @@ def test_a_pickle_of_code_this_python_cannot_import_names_it_and_says_what_to_do
 
     with pytest.raises(ArtifactError) as in_main:
         load_runtime("sklearn", tmp_path / "main.joblib")
-    assert "main.joblib refers to the class or function 'Doubler' of the script that saved " in (
+    assert "the model refers to the class or function 'Doubler' of the script that saved " in (
         str(in_main.value)
     )
     assert "move 'Doubler' into a module of its own" in str(in_main.value)
 
     with pytest.raises(ArtifactError) as missing:
         load_runtime("sklearn", tmp_path / "module.joblib")
-    assert "needs the module 'mytransforms_nowhere' to be unpickled" in str(missing.value)
+    # "the model", not the file: a server loads the stored artifact, named by its hash, and
+    # a stalled rollout's alert read "536be59342a7...d04a2f needs the module ...".
+    assert "the model needs the module 'mytransforms_nowhere' to be unpickled" in str(missing.value)
     assert "install the package that provides it" in str(missing.value)
 
     lacking = types.ModuleType("mytransforms_nowhere")  # there, but without the class

@@ -66,7 +66,7 @@ class SklearnRuntime(Runtime):
             # imports them. Classes of the script that saved it were __main__'s, of that
             # script's run; others are in modules this Python may lack (or have in a version
             # without that name).
-            raise _unimportable_code(path, exc) from exc
+            raise _unimportable_code(exc) from exc
         size = path.stat().st_size
         return cls(model, signature, size)
 
@@ -237,22 +237,24 @@ _EXTRAS = {"xgboost": "xgboost", "lightgbm": "lightgbm"}
 """Libraries behind an extra whose scikit-learn estimators are saved with joblib."""
 
 
-def _unimportable_code(path: Path, exc: ImportError | AttributeError) -> ModelPilotError:
-    """What to tell the owner of a pickle that refers to code this Python cannot import."""
+def _unimportable_code(exc: ImportError | AttributeError) -> ModelPilotError:
+    """What to tell the owner of a pickle that refers to code this Python cannot import (said
+    of "the model": the file is the stored artifact's, named by its hash, when a server loads
+    it, and the caller names the version)."""
     if isinstance(exc, ImportError):
         module = exc.name or "?"
         package = module.partition(".")[0]
         if package in _EXTRAS:
             return MissingExtra(package, _EXTRAS[package])
         return ArtifactError(
-            f"{path.name} needs the module {module!r} to be unpickled, and this Python cannot "
+            f"the model needs the module {module!r} to be unpickled, and this Python cannot "
             f"import it ({exc}): install the package that provides it, in the version the "
             "model was saved with, or add the folder that holds it to PYTHONPATH"
         )
     found = next((m for p in _NAME_NOT_FOUND if (m := p.search(str(exc)))), None)
     if found is None:
         return ArtifactError(
-            f"{path.name} could not be unpickled ({exc}): it refers to code that differs "
+            f"the model could not be unpickled ({exc}): it refers to code that differs "
             "here from where it was saved; load it with the versions of its libraries it was "
             "saved with"
         )
@@ -262,14 +264,14 @@ def _unimportable_code(path: Path, exc: ImportError | AttributeError) -> ModelPi
     main = sys.modules.get("__main__")
     if module in ("__main__", getattr(getattr(main, "__spec__", None), "name", "__main__")):
         return ArtifactError(
-            f"{path.name} refers to the class or function {name!r} of the script that saved "
+            f"the model refers to the class or function {name!r} of the script that saved "
             f"it (module __main__), which no other program can import: move {name!r} into a "
             "module of its own, import it from there in that script, save the model again, "
             "and make that module importable here (install it, or add its folder to "
             "PYTHONPATH)"
         )
     return ArtifactError(
-        f"{path.name} refers to {name!r} in the module {module!r}, which has no such name "
+        f"the model refers to {name!r} in the module {module!r}, which has no such name "
         f"here: install the version of {module.partition('.')[0]!r} that the model was saved "
         "with"
     )
