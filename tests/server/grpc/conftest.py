@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 
 from modelpilot.registry.store import Registry
 from modelpilot.server.grpc import create_grpc_server
+from modelpilot.server.grpc.generated import inference_pb2 as pb
 from modelpilot.server.grpc.server import GrpcServer as Server
 from modelpilot.serving.engine import InferenceEngine
 from tests.conftest import make_settings
@@ -40,3 +43,29 @@ def grpc_server(served_registry: Registry, loop_thread: LoopThread) -> Iterator[
     for server, engine in started:
         loop_thread.run(server.stop(1))
         loop_thread.run(engine.stop())
+
+
+@pytest.fixture
+def port(grpc_server: GrpcServer) -> int:
+    """A server taking messages of up to 16 MB (test modules may choose their own)."""
+    return grpc_server(grpc_max_message_bytes=16 * 1024 * 1024)
+
+
+def infer_request(
+    rows: np.ndarray, model: str = "iris", request_id: str = ""
+) -> pb.ModelInferRequest:
+    request = pb.ModelInferRequest(model_name=model, id=request_id)
+    request.inputs.add(name="input-0", datatype="FP64", shape=list(rows.shape))
+    request.raw_input_contents.append(np.ascontiguousarray(rows, dtype="<f8").tobytes())
+    return request
+
+
+def labels(response: pb.ModelInferResponse) -> np.ndarray:
+    index = [o.name for o in response.outputs].index("predict")
+    return np.frombuffer(response.raw_output_contents[index], dtype="<i8")
+
+
+def grpc_message(message: Any) -> bytes:
+    """A gRPC message as it goes in a DATA frame: uncompressed, length-prefixed."""
+    payload = message.SerializeToString()
+    return b"\x00" + struct.pack(">I", len(payload)) + payload
