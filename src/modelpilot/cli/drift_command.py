@@ -219,13 +219,16 @@ def _from_files(
             f"--ignore names columns the reference does not have: {unknown}; it has "
             f"{[str(c) for c in frame.columns]}"
         )
-    frame = frame.drop(columns=[c for c in frame.columns if str(c) in ignore])
-    if frame.columns.empty:
+    if set(ignore) >= {str(c) for c in frame.columns}:
         raise InvalidInput("--ignore leaves no column to compare")
-    text = [str(name) for name, column in frame.items() if not is_numeric_feature(column)]
+    text = [
+        str(name)
+        for name, column in frame.items()
+        if str(name) not in ignore and not is_numeric_feature(column)
+    ]
     if text:
         frame = read_table(reference, text_columns=text)
-        frame = frame.drop(columns=[c for c in frame.columns if str(c) in ignore])
+    frame = frame.drop(columns=[c for c in frame.columns if str(c) in ignore])
     profile = ReferenceProfile.from_data(frame)
     total = count_rows(current)
     with progress_bar(transient=True) as progress:
