@@ -62,8 +62,7 @@ def accelerate(registry: Registry, version: ModelVersion, original: Runtime) -> 
         return cached
     # Workers started together would each convert the same version, for seconds each: one
     # converts while the others wait for it, then take what it cached.
-    lock = registry.artifacts.derived_path(version.artifact_sha256, variant_of(version) + LOCK)
-    with _held(lock):
+    with _held(derived_path(registry, version, LOCK)):
         cached = _from_cache(registry, version, original)
         if cached is not None:
             return cached
