@@ -236,7 +236,7 @@ class TapProcess:
         which held a server stopped soon after its start for seconds."""
         if self._closed:
             return
-        if self._rounds == 0 and not self._pending:
+        if self._rounds == 0:
             self._process.kill()
         else:
             with contextlib.suppress(TapFailed, OSError):
