@@ -74,7 +74,8 @@ code and data are cold in the caches by the time it runs), and much of that is p
 round: under the benchmark's load the loop spent 0.62-0.66 us of CPU per request on it
 every 0.25 s, 1.1-1.2 us every 50 ms (``modelpilot_monitor_handover_seconds_total``), and
 the monitoring process 1.5-2.0 us against 2.5 us. Its stall on the loop grows with the
-round (about a millisecond at 7,000 requests/s); p99 latency did not move.
+round (about 2 ms at 19,000 requests/s); p99 latency rose, though not for that reason (see
+"Tail latency" in docs/monitoring-cost.md).
 
 Little of what monitoring costs the serving process is the handover's own CPU. Up to half is
 the observers' calls on every request and model call, which a server pays even if it drops each
