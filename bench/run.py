@@ -35,6 +35,7 @@ from pathlib import Path
 import joblib
 import monitoring_cost
 import monitoring_instructions
+import monitoring_table
 import numpy as np
 import report
 from load import Point, grpc_body, h2load_grpc, wrk
@@ -278,7 +279,7 @@ def main() -> None:
             result = monitoring_cost.measure(
                 registry, workdir, v2_body(workdir, row), models, turn_seconds, rounds
             )
-            written["monitoring"] = monitoring_cost.render(result, command, when)
+            written["monitoring"] = monitoring_table.render(result, command, when)
             report.write(args.output, written)
         if "instructions" in sections:
             if monitoring_instructions.available():

@@ -69,25 +69,12 @@ logger = logging.getLogger(__name__)
 SHIP_SECONDS = 0.25
 """How often the event loop hands answered calls to a tap in another process.
 
-Inside a loaded server a handover takes four times as long as timed alone in a loop (its
-code and data are cold in the caches by the time it runs), and much of that is paid per
-round: under the benchmark's load the loop spent 0.62-0.66 us of CPU per request on it
-every 0.25 s, 1.1-1.2 us every 50 ms (``modelpilot_monitor_handover_seconds_total``), and
-the monitoring process 1.5-2.0 us against 2.5 us. Its stall on the loop grows with the
-round (about 2 ms at 19,000 requests/s); p99 latency rose, though not for that reason (see
-"Tail latency" in docs/monitoring-cost.md).
-
-Little of what monitoring costs the serving process is the handover's own CPU. Up to half is
-the observers' calls on every request and model call, which a server pays even if it drops each
-call at once (1.012-1.022x its unmonitored partner's CPU per request, against 1.028-1.034x for
-the default, in scratch runs on the forest model); the rest is keeping the calls until the
-handover, and the handover's memory traffic (by then the calls are cold in the caches; see
-docs/monitoring-cost.md). A server that only kept its last 5,000 calls in a ring spent
-1.035-1.042x, one keeping its last ten 0.996-1.012x. Yet bounding the round did not help:
-every 50 ms 1.031x, every 20 ms 1.036x, against 1.035x that day; a round handed over as soon
-as it held 32, 128 or 512 calls 1.033-1.050x. Nor did copying each call's arrays, ids and
-times into byte buffers on the loop instead of keeping its objects (1.042x: the copies cost
-what they saved)."""
+A handover costs much per round: under the benchmark's load the loop spent 0.62-0.66 us of
+CPU per request on it every 0.25 s, 1.1-1.2 us every 50 ms
+(``modelpilot_monitor_handover_seconds_total``), and the monitoring process 1.5-2.0 us against
+2.5 us. It stops the loop for about 2 ms a round at 19,000 requests/s. Little of what
+monitoring costs the serving process is the handover's own CPU, and shorter rounds do not
+lower it: docs/monitoring-cost.md takes the cost apart."""
 
 
 class Monitor(InferenceObserver):
