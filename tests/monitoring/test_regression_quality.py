@@ -116,7 +116,9 @@ async def test_huge_labels_leave_the_errors_finite_and_the_alert_readable(
     /api/monitoring, +Inf in /metrics, and an alert whose reason held a 200-digit number."""
     x, y = diabetes_data
     answers = await _predict(client, x[:40])
-    truths: list[object] = [1e200, 1e200, 1e308, *y[3:40].tolist()]
+    # A dozen of the forty: three among forty may be luck, to the bootstrap that judges a
+    # small window (a resample without them, one in twenty, is as good as the reference).
+    truths: list[object] = [*[1e200] * 11, 1e308, *y[12:40].tolist()]
     labels = [{"request_id": rid, "label": t} for (rid, _), t in zip(answers, truths, strict=True)]
     reply = await client.post("/api/feedback/forest", json={"labels": labels})
     assert reply.json() == {"accepted": 40, "unknown": []}

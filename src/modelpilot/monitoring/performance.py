@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from modelpilot.monitoring.divergence import chi_squared, js_distance
+from modelpilot.monitoring.resampling import p_values
 from modelpilot.registry.quality import (
     HIGHER_IS_BETTER,
     as_class,
@@ -76,7 +77,9 @@ class PerformanceWindow:
     """The last labelled predictions of one version and how good they were.
 
     Concept drift is flagged, once the window holds ``thresholds.min_labels`` labels, when a
-    score falls or an error rises past its threshold against the reference, or when the
+    score falls or an error rises past its threshold against the reference *and* the
+    window's bootstrap finds the fall significant at ``p_value`` (``resampling``: at 30
+    labels a model as good as ever falls 0.1 below its accuracy one time in nine), or when the
     labels' distribution moves from the reference labels': their Jensen-Shannon distance
     reaches ``thresholds.label_shift`` *and* a chi-squared goodness-of-fit test of the
     window's label counts against the reference frequencies finds the move significant at
@@ -117,6 +120,8 @@ class PerformanceWindow:
         self.max_rows = max_rows
         self._rows: deque[Labelled] = deque()
         self._keyed: dict[Any, Labelled] = {}
+        self._noise_key: tuple[Any, ...] | None = None
+        self._noise_p: dict[str, float] = {}
 
     def checked(self, truth: Any) -> Any:
         """``truth`` as a label of this window, or ValueError saying why it cannot be one.
@@ -211,30 +216,61 @@ class PerformanceWindow:
             return None
         truth = [r.truth for r in rows]
         predicted = [r.predicted for r in rows]
+        proba = [r.proba for r in rows]
         if self.task == "classification":
-            current = classification_metrics(
-                truth, predicted, [r.proba for r in rows], self.classes
-            )
+            current = classification_metrics(truth, predicted, proba, self.classes)
         else:
             current = regression_metrics(truth, predicted)
-        return self._judge(truth, current)
+        crossed = self._crossed(current) if len(rows) >= self.thresholds.min_labels else {}
+        p_values = self._noise(rows, crossed, predicted, proba) if crossed else {}
+        return self._judge(truth, current, p_values)
 
-    def _judge(self, truth: list[Any], current: dict[str, float]) -> PerformanceReport:
-        enough = len(truth) >= self.thresholds.min_labels
-        degraded = []
-        reasons = []
+    def _crossed(self, current: dict[str, float]) -> dict[str, float]:
+        """The metrics past their threshold against the reference, with their reference."""
+        crossed = {}
         for name, value in current.items():
             reference = self.reference.get(name)
-            if reference is None or not enough:
+            if reference is None:
                 continue
             if HIGHER_IS_BETTER[name]:
                 bad = value < reference - self.thresholds.max_drop
             else:
                 bad = value > reference * (1 + self.thresholds.max_error_increase)
             if bad:
+                crossed[name] = reference
+        return crossed
+
+    def _noise(
+        self,
+        rows: list[Labelled],
+        crossed: dict[str, float],
+        predicted: list[Any],
+        proba: list[np.ndarray | None],
+    ) -> dict[str, float]:
+        """The bootstrap p-values of the ``crossed`` metrics (``resampling``), computed again
+        only when the window's labels changed."""
+        key = (len(rows), rows[0].at, rows[-1].at, tuple(crossed))
+        if key != self._noise_key:
+            truth = [r.truth for r in rows]
+            self._noise_key = key
+            self._noise_p = p_values(self.task, truth, predicted, proba, self.classes, crossed)
+        return self._noise_p
+
+    def _judge(
+        self, truth: list[Any], current: dict[str, float], p_values: dict[str, float]
+    ) -> PerformanceReport:
+        """``p_values``: of the metrics past their threshold (none below ``min_labels``)."""
+        enough = len(truth) >= self.thresholds.min_labels
+        degraded = []
+        reasons = []
+        for name, chance in p_values.items():
+            if chance < self.p_value:
                 degraded.append(name)
                 # :g, not :f: an error of 1e200 is not written out in 200 digits.
-                reasons.append(f"{name} {value:.4g} against {reference:.4g} at registration")
+                reasons.append(
+                    f"{name} {current[name]:.4g} against {self.reference[name]:.4g} at "
+                    f"registration (bootstrap p-value {chance:.2g})"
+                )
         shift, p_value = self._label_shift(truth)
         shifted = (
             enough
