@@ -248,6 +248,33 @@ def test_metrics_stated_at_registration_are_the_reference(
     monitor.stop()
 
 
+def test_a_metric_stated_beside_labelled_reference_data_wins(
+    registry: Registry, iris_model_path: Path, iris_frame: pd.DataFrame, iris_target: np.ndarray
+) -> None:
+    """Measured on rows the model trained on, a figure flatters it; one stated at
+    registration (from held-out rows, say) is what live quality is judged against."""
+    reference = iris_frame.assign(species=iris_target)
+    version = register_model(
+        registry,
+        "stated",
+        iris_model_path,
+        reference=reference,
+        target="species",
+        metadata={"accuracy": 0.9},
+    )
+    measured = version.metadata["reference_metrics"]
+    assert measured["accuracy"] > 0.95  # its own training rows
+    monitor = Monitor(registry)
+    monitor.predicted(
+        version, ["r1"], [1], {"input-0": iris_frame.to_numpy()[:1]}, {"predict": np.array([0])}
+    )
+    monitor.flush()
+    watched = monitor.model_monitor("stated", 1)
+    assert watched is not None
+    assert watched.performance.reference == {**measured, "accuracy": 0.9}
+    monitor.stop()
+
+
 IRIS_ROWS = np.array(
     [[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3], [5.9, 3.0, 5.1, 1.8], [4.9, 3.0, 1.4, 0.2]]
 )

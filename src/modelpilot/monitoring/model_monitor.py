@@ -227,12 +227,13 @@ class ModelMonitor:
         self.requests = 0
         self.rows = 0
         metadata = version.metadata
-        # Stated at registration (`--metadata accuracy=0.95`, or a "metrics" mapping), or
-        # measured there on the labelled reference data (which wins).
+        # Measured at registration on the labelled reference data, or stated there (a
+        # "metrics" mapping, or `--metadata accuracy=0.95`, which wins: a figure stated beside
+        # reference data that the model trained on is the one to judge against).
         reference_metrics = {
-            **_floats({k: v for k, v in metadata.items() if k in HIGHER_IS_BETTER}),
-            **_floats(metadata.get("metrics")),
             **_floats(metadata.get("reference_metrics")),
+            **_floats(metadata.get("metrics")),
+            **_floats({k: v for k, v in metadata.items() if k in HIGHER_IS_BETTER}),
         }
         # Label shift is judged against the reference labels, else against what the model
         # predicted on the reference data (a classifier's predictions track its labels).

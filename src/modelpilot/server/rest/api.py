@@ -156,8 +156,9 @@ async def feedback(model: str, request: Request) -> FeedbackReply:
             )
         raise NotFound(
             f"no prediction of model {model!r} has the request id(s) {result.unknown[:10]}; "
-            "use the id a prediction was answered with (the response's id, or x-request-id)"
-            + sampled
+            "use the id a prediction was answered with (the response's id, or x-request-id); "
+            "predictions stay on record for labels as long as the inference log keeps them "
+            "(its last MODELPILOT_INFERENCE_LOG_MAX_ROWS requests)" + sampled
         )
     return FeedbackReply(accepted=result.accepted, unknown=result.unknown)
 
