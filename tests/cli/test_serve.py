@@ -9,7 +9,7 @@ import pytest
 
 from modelpilot.cli.common import make_settings
 from modelpilot.config import unknown_settings
-from modelpilot.errors import BadSettings, ModelNotFound
+from modelpilot.errors import BadRequest, BadSettings, ModelNotFound
 from modelpilot.registry.store import Registry
 from modelpilot.serving.registration import register_model
 from tests.cli.conftest import Run
@@ -39,6 +39,16 @@ def test_serve_with_workers_checks_the_models_before_starting_any(
     assert (
         str(result.exception) == "no model named 'fraud' in the registry; registered models: iris"
     )
+
+
+def test_two_references_to_one_model_are_refused(run: Run, registry_dir: Path) -> None:
+    """``--model ver:1 --model ver@staging`` served the last alone, and said nothing."""
+    result = run("serve", "--model", "ver:1", "--model", "ver@staging", "--http-port", "0")
+    assert isinstance(result.exception, BadRequest), result.output
+    assert str(result.exception).startswith(
+        "--model ver:1 and --model ver@staging name the same model: a server serves one "
+    )
+    assert "/v2/models/ver/versions/N" in str(result.exception)
 
 
 LEVELS = "Input should be 'debug', 'info', 'warning', 'error' or 'critical'"

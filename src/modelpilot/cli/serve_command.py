@@ -11,6 +11,7 @@ import typer
 
 from modelpilot.cli.common import ArtifactsOption, RegistryOption, make_settings
 from modelpilot.config import Settings, unknown_settings
+from modelpilot.errors import BadRequest
 from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.store import Registry
 from modelpilot.server.logs import configure_logging
@@ -98,7 +99,7 @@ def serve(
         inference_log=inference_log,
         result_cache=result_cache,
     )
-    refs = [ModelRef.parse(m) for m in model or []]
+    refs = one_each([ModelRef.parse(m) for m in model or []])
     configure_logging(settings.log_level)
     for name in unknown_settings(os.environ):
         logger.warning("%s is no setting of ModelPilot's; ignored (see docs/settings.md)", name)
@@ -110,6 +111,21 @@ def serve(
     from modelpilot.server.runner import serve as run
 
     run(settings, refs)
+
+
+def one_each(refs: list[ModelRef]) -> list[ModelRef]:
+    """``refs``, or BadRequest if two name one model: a server serves one reference of each
+    model (its requests without a version go there; any version is reachable by number)."""
+    seen: dict[str, ModelRef] = {}
+    for ref in refs:
+        earlier = seen.setdefault(ref.name, ref)
+        if earlier is not ref:
+            raise BadRequest(
+                f"--model {earlier} and --model {ref} name the same model: a server serves "
+                f"one reference of each (its requests without a version go there; any "
+                f"version is reachable as /v2/models/{ref.name}/versions/N)"
+            )
+    return refs
 
 
 def check_models(settings: Settings, refs: Sequence[ModelRef]) -> None:
