@@ -174,10 +174,12 @@ async def test_two_different_labels_for_one_request_in_one_call_are_refused(
     assert error.startswith(f"labels[0] and labels[2] give request {ids[0]!r} different labels")
     performance = (await served.client.get("/api/monitoring/iris")).json()["performance"]
     assert performance is None  # nothing was taken, not even the other request's label
-    # The same label twice (a client's retry within a batch) is taken once.
-    labels[2]["label"] = 0
-    reply = await served.client.post("/api/feedback/iris", json={"labels": labels})
-    assert reply.json() == {"accepted": 2, "unknown": []}
+    # The same label twice (a client's retry within a batch) is taken once, however it is
+    # spelt: 0, 0.0 and "0" are one class, as each alone is (they were "different labels").
+    for same in (0, 0.0, "0"):
+        labels[2]["label"] = same
+        reply = await served.client.post("/api/feedback/iris", json={"labels": labels})
+        assert reply.json() == {"accepted": 2, "unknown": []}, same
 
 
 async def test_a_boosters_labels_are_its_class_indexes(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -12,6 +11,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from modelpilot.errors import InvalidInput, NotFound
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.overview import Overview, model_overview
+from modelpilot.registry.quality import label_key
 from modelpilot.server.rest.body import documented_json_body, json_object
 from modelpilot.server.rest.errors import invalid_request
 from modelpilot.server.rest.openapi import errors
@@ -55,13 +55,21 @@ class Feedback(BaseModel):
             key = item.request_id
             if key not in pairs:
                 pairs[key], first[key] = item.label, index
-            elif json.dumps(item.label) != json.dumps(pairs[key]):
+            elif _as_compared(item.label) != _as_compared(pairs[key]):
                 raise InvalidInput(
                     f"labels[{first[key]}] and labels[{index}] give request {key!r} different "
                     "labels; send one label per request (a list of one per row for several "
                     "rows), and correct a label in a later call, which replaces it"
                 )
         return pairs
+
+
+def _as_compared(label: Any) -> Any:
+    """A label (or a list of one per row) as the metrics compare labels: 1, 1.0 and "1" alike
+    (``label_key``), so that sending one class twice in two spellings is no conflict."""
+    if isinstance(label, list):
+        return [label_key(value) for value in label]
+    return label_key(label)
 
 
 _LABEL_VALUE = {"type": ["string", "number", "boolean"]}
