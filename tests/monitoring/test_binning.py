@@ -105,3 +105,22 @@ def test_many_features_bin_as_each_would_alone_across_chunks() -> None:
             assert counts[offset + width - 2] == (column == "c").sum()  # unseen
             offset += width
     assert offset == binning.size
+
+
+def test_huge_values_that_left_the_window_leave_its_sums_finite() -> None:
+    """Two rows of 1e308 summed to inf, and taking them away left NaN: a tester's window
+    read Wasserstein null (+Inf in /metrics) until the server restarted, long after those
+    rows had aged out."""
+    profile = ReferenceProfile.from_data(pd.DataFrame({"x": np.arange(100.0)}))
+    binning = ProfileBinning(profile)
+    window = SlidingWindow(binning.size, binning.sums_size, max_rows=1000, max_seconds=10)
+    for at in (0.0, 1.0):  # above the range: both land in one bin's sum
+        window.add(1, *binning.count(np.array([[1e308]])), at=at)
+    assert np.isinf(window.sums).any()
+    normal = np.array([[20.0], [300.0], [400.0]])
+    window.add(3, *binning.count(normal), at=5.0)
+    window.expire(now=12.0)  # the huge rows are older than 10 s; the normal ones stay
+    _, expected = binning.count(normal)
+    assert window.rows == 3 and window.sums.tolist() == expected.tolist()
+    window.add(3, *binning.count(normal), at=13.0)  # and it adds up as before
+    assert window.sums.tolist() == (2 * expected).tolist()

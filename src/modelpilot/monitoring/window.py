@@ -2,8 +2,9 @@
 
 A window is a queue of chunks (the counts of a few rows that arrived together) and the running
 totals of the chunks it holds; a chunk leaves when it is older than ``max_seconds`` or when the
-window would still hold ``max_rows`` rows without it. Nothing is ever recounted, so keeping a
-window current costs one vector addition per chunk in and one subtraction per chunk out.
+window would still hold ``max_rows`` rows without it. Nothing is recounted, so keeping a
+window current costs one vector addition per chunk in and one subtraction per chunk out
+(except when a chunk of huge sums leaves: see ``EXACT``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+EXACT = 2.0**53
+"""Past this, float64 no longer holds every whole number: a running total that held a sum this
+large cannot give back the smaller ones exactly once it is taken away (1e308 + 700 - 1e308 is
+0), and two of 1e308 make inf, which taken away leaves NaN."""
+
 
 @dataclass(slots=True)
 class Chunk:
@@ -21,6 +27,9 @@ class Chunk:
     rows: int
     counts: np.ndarray
     sums: np.ndarray
+    huge: bool = False
+    """Its sums reach ``EXACT`` (or are not finite): when it leaves, the window's sums are
+    added up again from the chunks that stay, rather than taken away from."""
 
 
 class SlidingWindow:
@@ -36,9 +45,11 @@ class SlidingWindow:
 
     def add(self, rows: int, counts: np.ndarray, sums: np.ndarray, at: float | None = None) -> None:
         at = time.time() if at is None else at
-        self._chunks.append(Chunk(at, rows, counts, sums))
+        huge = bool(sums.size) and not np.abs(sums).max() < EXACT  # NaN is huge too
+        self._chunks.append(Chunk(at, rows, counts, sums, huge))
         self.counts += counts
-        self.sums += sums
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.sums += sums
         self.rows += rows
         while len(self._chunks) > 1 and self.rows - self._chunks[0].rows >= self.max_rows:
             self._drop()
@@ -53,8 +64,14 @@ class SlidingWindow:
     def _drop(self) -> None:
         chunk = self._chunks.popleft()
         self.counts -= chunk.counts
-        self.sums -= chunk.sums
         self.rows -= chunk.rows
+        if not chunk.huge:
+            self.sums -= chunk.sums
+        elif self._chunks:
+            with np.errstate(over="ignore", invalid="ignore"):
+                self.sums = np.sum([c.sums for c in self._chunks], axis=0)
+        else:
+            self.sums = np.zeros_like(self.sums)
 
 
 class RecentRows:
