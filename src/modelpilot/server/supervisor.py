@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -33,14 +34,67 @@ By the clock, because the supervisor cannot ask one worker whether it is ready: 
 share one port. Long enough for loading large models, short next to a worker's life."""
 
 
+PR_SET_PDEATHSIG = 1
+"""prctl(2)'s option: the signal the kernel sends a process when its parent dies."""
+
+
+def follow_supervisor(supervisor: int) -> bool:
+    """Have the kernel send this process SIGTERM when ``supervisor``, its parent, dies; False
+    if it has died already.
+
+    A supervisor killed outright (SIGKILL, the OOM killer) left its workers serving, adopted by
+    init, and a new ``serve --workers`` on the same port then shared it with them
+    (SO_REUSEPORT): two generations answered at once. On SIGTERM a worker finishes what is in
+    flight and exits, as when the supervisor passes one on.
+
+    Linux only (prctl's PR_SET_PDEATHSIG, through ctypes); elsewhere, or if prctl refuses,
+    a worker outlives a killed supervisor as before. The kernel signals for a parent that
+    dies after this call, and only when the thread that started the process ends: the
+    supervisor starts every worker from the thread it runs in, which ends with it. A parent
+    gone before the call shows in ``getppid()``: this process has been adopted by then.
+    """
+    if sys.platform != "linux":
+        return True
+    why = None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        why = "this C library has no prctl"
+    else:
+        args = (signal.SIGTERM, 0, 0, 0)  # prctl is variadic: each as the unsigned long it takes
+        if prctl(PR_SET_PDEATHSIG, *(ctypes.c_ulong(a) for a in args)) != 0:
+            why = os.strerror(ctypes.get_errno())
+    if why is not None:
+        logger.warning(
+            "worker pid %d will not stop by itself if its supervisor is killed: "
+            "prctl(PR_SET_PDEATHSIG) failed (%s)",
+            os.getpid(),
+            why,
+        )
+    return os.getppid() == supervisor
+
+
 def _worker(
-    settings_json: str, models: list[str], log_level: str, errors: SimpleQueue[tuple[int, str]]
+    settings_json: str,
+    models: list[str],
+    log_level: str,
+    errors: SimpleQueue[tuple[int, str]],
+    supervisor: int,
 ) -> None:
     from modelpilot.server.logs import configure_logging
-    from modelpilot.server.runner import serve
 
     configure_logging(log_level)
     settings = Settings.model_validate_json(settings_json)
+    # First: a worker whose supervisor died while it started has nobody to serve for.
+    if not follow_supervisor(supervisor):
+        logger.warning(
+            "worker %d not starting: its supervisor (pid %d) is gone",
+            settings.worker_index,
+            supervisor,
+        )
+        return
+    from modelpilot.server.runner import serve
+
     try:
         serve(settings, [ModelRef.parse(m) for m in models], reuse_port=True)
     except ModelPilotError as exc:
@@ -59,7 +113,8 @@ class Supervisor:
     ``give_up_after`` times in a row fails at start-up (a bad setting, a model that does not
     load): the supervisor then stops every worker and raises the worker's error, rather than
     start it again forever. SIGTERM or SIGINT is passed on to every worker, which drains and
-    exits; the supervisor waits for them.
+    exits; the supervisor waits for them. A supervisor that dies without passing it on (SIGKILL)
+    has the kernel send SIGTERM to its workers instead, on Linux (``follow_supervisor``).
     """
 
     def __init__(
@@ -93,7 +148,13 @@ class Supervisor:
         settings = self.settings.model_copy(update={"worker_index": slot})
         process = self._context.Process(
             target=_worker,
-            args=(settings.model_dump_json(), self.models, self.settings.log_level, self._errors),
+            args=(
+                settings.model_dump_json(),
+                self.models,
+                self.settings.log_level,
+                self._errors,
+                os.getpid(),
+            ),
             name=f"modelpilot-worker-{slot}",
             daemon=False,
         )
