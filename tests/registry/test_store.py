@@ -223,6 +223,30 @@ def test_artifacts_are_checked_on_every_fetch(store: Registry, tmp_path: Path) -
         store.fetch_artifact(version)
 
 
+def test_registering_the_file_again_repairs_its_corrupted_artifact(
+    store: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The error of a corrupted artifact says to register the model file again, but a stored
+    file of the right size was kept as it was: the new version pointed at the same broken
+    bytes. A byte flipped in place, the size unchanged, is what a bad disk does."""
+    register(store, tmp_path)
+    path = store.artifacts.path_for(store.get_version("m", 1).artifact_sha256)
+    damaged = bytearray(path.read_bytes())
+    damaged[3] ^= 0xFF
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(ArtifactError, match="is corrupted"):
+        store.fetch_artifact(store.get_version("m", 1))
+    again = register(store, tmp_path)
+    for version in (1, again):  # one file for both: both are whole again
+        fetched = store.fetch_artifact(store.get_version("m", version))
+        assert fetched.read_bytes() == b"model bytes"
+    assert "the stored artifact" in caplog.text and "was corrupted" in caplog.text
+    # A whole stored copy is kept: registering once more leaves the file untouched.
+    stamp = path.stat().st_mtime_ns
+    register(store, tmp_path)
+    assert path.stat().st_mtime_ns == stamp
+
+
 def test_a_failed_registration_leaves_no_version(store: Registry, tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="no such file"):
         store.register_version("m", tmp_path / "missing.bin", flavor="sklearn", signature=SIGNATURE)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from modelpilot.errors import ArtifactError
+
+logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 
@@ -58,14 +61,26 @@ class ArtifactStore:
         return target
 
     def put(self, source: Path) -> tuple[str, int]:
-        """Store a copy of ``source``; returns its sha256 and size."""
+        """Store a copy of ``source``; returns its sha256 and size.
+
+        A stored file of the same hash is kept only if it still hashes to it: registering
+        the file again is how a corrupted artifact is repaired (``fetch`` says so), and a
+        check of the size alone kept a file with a flipped byte, under the new version too.
+        """
         source = Path(source)
         if not source.is_file():
             raise ArtifactError(f"no such file: {source}")
         sha, size = sha256_of(source)
         target = self.path_for(sha)
-        if target.exists() and target.stat().st_size == size:
-            return sha, size
+        if target.is_file():
+            if target.stat().st_size == size and sha256_of(target)[0] == sha:
+                return sha, size
+            logger.warning(
+                "the stored artifact %s was corrupted (its content no longer hashes to its "
+                "name); replacing it with a copy of %s",
+                sha[:12],
+                source,
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
