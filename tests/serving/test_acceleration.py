@@ -119,6 +119,50 @@ async def test_a_cached_graph_swapped_for_another_is_not_served(
         await engine.stop()
 
 
+@pytest.mark.parametrize(
+    ("suffix", "damage"),
+    [
+        (VERDICT, "cut short"),
+        (VERDICT, "not an object"),
+        (VERDICT, "not text"),
+        (CONVERTED, "cut short"),
+        (OPTIMIZED, "cut short"),
+    ],
+)
+async def test_a_damaged_cache_is_made_again(
+    registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture, suffix: str, damage: str
+) -> None:
+    """A parity record cut short (``head -c 20``) failed every load of its version, with a
+    JSONDecodeError said to come from the artifact's library version; only turning ONNX off
+    served it. What is cached beside an artifact and cannot be read is now as if absent: the
+    version is converted and checked again, and the cache written anew, with one warning."""
+    x, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=500).fit(x, y)
+    version = register_model(registry, "iris", saved(tmp_path, model, "iris"), reference=x)
+    await (await serve(registry)).stop()  # converted, checked and cached
+    cached = derived_path(registry, version, suffix)
+    whole = cached.read_bytes()
+    cached.write_bytes(
+        {"cut short": whole[:20], "not an object": b"null", "not text": b"\xff\xfe{"}[damage]
+    )
+    caplog.set_level("WARNING", logger="modelpilot.serving.acceleration")
+    engine = await serve(registry)
+    try:
+        assert isinstance((await engine.get_model("iris")).runtime, ConvertedRuntime)
+        response = await engine.infer("iris", request_from_rows(x[:5].tolist()))
+        outputs = {t.name: t.data for t in response.outputs}
+        np.testing.assert_array_equal(outputs["predict"], model.predict(x[:5]))
+    finally:
+        await engine.stop()
+    assert cached.stat().st_size > 20
+    verdict = json.loads(derived_path(registry, version, VERDICT).read_text())
+    assert verdict["ok"] and verdict["rows"] == 150
+    (warning,) = [r.getMessage() for r in caplog.records if r.name.endswith("acceleration")]
+    assert warning.endswith(("converting again", "making it again")), warning
+    if suffix == VERDICT:
+        assert "iris:1: its cached ONNX parity record" in warning
+
+
 def test_processes_loading_one_version_at_once_convert_it_once(
     registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -57,7 +57,8 @@ def accelerate(registry: Registry, version: ModelVersion, original: Runtime) -> 
     if conversion is None:
         return original
     convert, dtypes = conversion
-    cached = _from_cache(registry, version, original)
+    # Quietly: a cache found wanting is looked at again below, and said so then.
+    cached = _from_cache(registry, version, original, quiet=True)
     if cached is not None:
         return cached
     # Workers started together would each convert the same version, for seconds each: one
@@ -69,17 +70,20 @@ def accelerate(registry: Registry, version: ModelVersion, original: Runtime) -> 
         return _converted(registry, version, original, convert, dtypes, width)
 
 
-def _from_cache(registry: Registry, version: ModelVersion, original: Runtime) -> Runtime | None:
+def _from_cache(
+    registry: Registry, version: ModelVersion, original: Runtime, *, quiet: bool = False
+) -> Runtime | None:
     """What the cached verdict says to serve with (the cached graph, or ``original``), or
-    None when there is no verdict, or its graph does not load: convert then."""
+    None when there is no verdict, it cannot be read, or its graph does not load: convert
+    then. ``quiet``: without warning of the last two."""
     store = registry.artifacts
     sha, variant = version.artifact_sha256, variant_of(version)
     converted = store.derived_path(sha, variant + CONVERTED)
     optimized = store.derived_path(sha, variant + OPTIMIZED)
     verdict_path = store.derived_path(sha, variant + VERDICT)
-    if not verdict_path.exists():
+    verdict = _read_verdict(verdict_path, version, quiet)
+    if verdict is None:
         return None
-    verdict = json.loads(verdict_path.read_text())
     if not verdict.get("ok"):
         logger.info("%s keeps %s: %s", version, original.flavor, verdict.get("reason"))
         return original
@@ -87,15 +91,43 @@ def _from_cache(registry: Registry, version: ModelVersion, original: Runtime) ->
         _check_cached(verdict, converted, optimized)
         fast = ConvertedRuntime(_load(converted, optimized), version.signature)
     except (ConversionError, ArtifactError, OSError) as exc:
-        logger.warning(
-            "%s: the cached ONNX graph failed to load (%s); converting again", version, exc
-        )
+        if not quiet:
+            logger.warning(
+                "%s: the cached ONNX graph failed to load (%s); converting again", version, exc
+            )
         return None
     made_again = _hash(optimized)
     if made_again != verdict.get("optimized_sha256"):  # from the graph just checked
         verdict["optimized_sha256"] = made_again
         store.write_derived(sha, variant + VERDICT, json.dumps(verdict).encode())
     return _with_missing_values(fast, original, verdict.get("missing_values") == "onnx")
+
+
+def _read_verdict(path: Path, version: ModelVersion, quiet: bool) -> dict[str, Any] | None:
+    """The cached verdict, or None if there is none or it cannot be read.
+
+    A damaged record (cut short, overwritten) is treated as absent, so that the version is
+    converted and checked again and the record written anew: read as it was, it failed every
+    load of the version with a JSONDecodeError that blamed the artifact's library version.
+    """
+    try:
+        verdict = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:  # ValueError: JSONDecodeError, UnicodeDecodeError
+        why = f"{type(exc).__name__}: {exc}"
+    else:
+        if isinstance(verdict, dict):
+            return verdict
+        why = f"a JSON {type(verdict).__name__}, not an object"
+    if not quiet:
+        logger.warning(
+            "%s: its cached ONNX parity record %s cannot be read (%s); converting again",
+            version,
+            path.name,
+            why,
+        )
+    return None
 
 
 @contextlib.contextmanager
