@@ -134,6 +134,39 @@ class BadSettings(ModelPilotError):
     """A setting (a ``MODELPILOT_*`` variable or a flag) has a value it cannot take."""
 
 
+QUOTED_CHARACTERS = 100
+"""The most of a client's text that an error message quotes."""
+
+
+def quoted(value: object, limit: int = QUOTED_CHARACTERS) -> str:
+    """``value`` as an error message shows something the client sent: its ``repr``, cut to
+    its first ``limit`` characters (with how long it was) when longer.
+
+    Names, ids and headers come from the client at any length: quoted whole, a
+    100,000-character model name came back as a 100 KB answer, and as a gRPC status message
+    that clients refuse to read."""
+    text = value if isinstance(value, str) else _shown(value)
+    if len(text) <= limit:
+        return repr(value) if isinstance(value, str) else text
+    shown = repr(text[:limit]) if isinstance(value, str) else text[:limit]
+    return f"{shown}... ({len(text)} characters)"
+
+
+def clipped(text: str, limit: int = 3 * QUOTED_CHARACTERS) -> str:
+    """Free text for an error message that may quote the client (a library's complaint about
+    a value it was given), cut as ``quoted`` cuts, without quoting it."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _shown(value: object) -> str:
+    try:
+        return repr(value)
+    except ValueError:  # an integer past Python's 4300-digit limit of int-to-text
+        if not isinstance(value, int):
+            raise
+        return f"<an integer of {value.bit_length()} bits>"
+
+
 def internal_message(exc: BaseException) -> str:
     """What a client is told of an error nobody expected: its kind and the first line of
     what it says, no more (the rest, a database's statement, say, stays in the logs)."""

@@ -136,6 +136,19 @@ async def test_labels_for_a_model_that_does_not_exist_say_so(served: Served) -> 
     assert reply.json()["error"].startswith("no prediction of model 'iris' has the request id")
 
 
+async def test_request_ids_that_match_nothing_are_quoted_short(served: Served) -> None:
+    """A 100,000-character request id came back whole in the 404, as did ten of them."""
+    long_id = "r" * 100_000
+    reply = await served.client.post("/api/feedback/iris", json={"request_id": long_id, "label": 0})
+    assert reply.status_code == 404
+    error = reply.json()["error"]
+    assert len(error) < 1000 and "'rrrr" in error and "... (100000 characters)" in error
+    labels = [{"request_id": f"{i}-{long_id}", "label": 0} for i in range(12)]
+    reply = await served.client.post("/api/feedback/iris", json={"labels": labels})
+    error = reply.json()["error"]
+    assert len(error) < 2500 and "(100002 characters) and 2 more;" in error
+
+
 async def test_labels_for_a_model_no_longer_served_are_taken(served: Served) -> None:
     ids = await send(served.client, np.array([[5.1, 3.5, 1.4, 0.2]]), 1)
     served.monitor.flush()

@@ -198,6 +198,7 @@ def test_a_request_id_that_no_store_could_keep_is_refused(given: object, message
 
 _GOOD = {"name": "x", "shape": [1], "datatype": "FP64", "data": [1.0]}
 _ODD: list[object] = [None, 1, 1.5, True, "s", [], [1], [True], [-1], [1.0], {}, {"a": 1}, [[1]]]
+_ODD += [[1] * 65, [0, 2**63], [0, 2**62, 2**62], [2**62, 2**62, 0]]  # shapes NumPy refuses
 
 
 def _malformed() -> list[dict[str, object]]:
@@ -267,3 +268,32 @@ def test_binary_flags_are_booleans() -> None:
     body = {"inputs": [tensor], "outputs": [{"name": "y", "parameters": {"binary_data": 1}}]}
     with pytest.raises(BadRequest, match="\"binary_data\" of output 'y' must be true or false"):
         decode_request(orjson.dumps(body))
+
+
+@pytest.mark.parametrize(
+    "shape", [[1] * 64 + [4], [0, 2**63], [0, 2**62, 2**62], [2**62, 2**62, 0]]
+)
+@pytest.mark.parametrize("binary", [False, True])
+def test_shapes_no_array_can_have_are_invalid_input(shape: list[int], binary: bool) -> None:
+    """NumPy refused them with a ValueError, which the server answered 500."""
+    tensor: dict[str, object] = {"name": "x", "shape": shape, "datatype": "FP64"}
+    if binary:
+        header = orjson.dumps({"inputs": [{**tensor, "parameters": {"binary_data_size": 0}}]})
+        with pytest.raises(InvalidInput, match=r"input 'x': .*(dimensions|larger than any)"):
+            decode_request(header, len(header))
+    else:
+        body = orjson.dumps({"inputs": [{**tensor, "data": []}]})
+        with pytest.raises(InvalidInput, match=r"input 'x': .*(dimensions|larger than any)"):
+            decode_request(body)
+
+
+def test_what_the_client_sent_is_quoted_short() -> None:
+    """A 100,000-character input name or datatype came back whole in the error."""
+    name, odd = "n" * 100_000, "D" * 100_000
+    body = {"inputs": [{"name": name, "shape": [1], "datatype": odd, "data": [1]}]}
+    with pytest.raises(InvalidInput) as refused:
+        decode_request(orjson.dumps(body))
+    assert len(str(refused.value)) < 500
+    assert "nnnn'... (100000 characters): unknown datatype 'DDDD" in str(refused.value)
+    with pytest.raises(BadRequest, match=r"is \d{100}\.\.\. \(4000 characters\) but the body"):
+        decode_request(b"{}", 10**3999)

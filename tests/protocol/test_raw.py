@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modelpilot.errors import BadRequest
+from modelpilot.errors import BadRequest, InvalidInput
 from modelpilot.protocol.datatypes import DATATYPES, numpy_dtype
-from modelpilot.protocol.raw import decode_raw, encode_raw
+from modelpilot.protocol.raw import decode_raw, element_count, encode_raw
 
 
 @pytest.mark.parametrize("datatype", sorted(DATATYPES - {"BYTES"}))
@@ -39,3 +39,29 @@ def test_bytes_are_length_prefixed() -> None:
 def test_sizes_that_do_not_fit(datatype: str, shape: list[int], raw: bytes, message: str) -> None:
     with pytest.raises(BadRequest, match=message.replace("[", r"\[").replace("]", r"\]")):
         decode_raw("x", datatype, shape, raw)
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ([1] * 64 + [4], "its shape has 65 dimensions; a tensor has at most 32"),
+        ([1] * 33, "its shape has 33 dimensions"),
+        ([0, 2**63], "larger than any tensor can be"),
+        ([0, 2**62, 2**62], "larger than any tensor can be"),  # empty, but NumPy refuses it
+        ([2**62, 2**62, 0], "larger than any tensor can be"),
+        ([2**31, 2**31], "larger than any tensor can be"),
+    ],
+)
+def test_shapes_no_array_can_have_are_invalid_input(shape: list[int], message: str) -> None:
+    """NumPy's own ValueError (more than 64 dimensions, "array is too big") was a 500."""
+    with pytest.raises(InvalidInput, match=message):
+        element_count("x", shape)
+    with pytest.raises(InvalidInput, match=message):
+        decode_raw("x", "FP64", shape, b"")
+
+
+@pytest.mark.parametrize("datatype", ["FP64", "BYTES"])
+def test_an_empty_tensor_may_have_large_dimensions_beside_its_zero(datatype: str) -> None:
+    shape = [1] * 29 + [2**30, 2**29 + 3, 0]  # 32 dimensions, the others' product under 2**60
+    assert element_count("x", shape) == 0
+    assert decode_raw("x", datatype, shape, b"").shape == tuple(shape)

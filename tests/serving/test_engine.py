@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
@@ -189,6 +190,51 @@ async def test_unknown_model_and_version(engine: InferenceEngine) -> None:
         await engine.infer("nope", request_from_rows([1, 2, 3, 4]))
     with pytest.raises(VersionNotFound):
         await engine.infer("iris", request_from_rows([1, 2, 3, 4]), version="7")
+
+
+@pytest.mark.parametrize("version", ["-", "\u00a2", "abc", "7"])
+async def test_a_made_up_model_is_not_found_whatever_its_version(
+    engine: InferenceEngine, version: str
+) -> None:
+    """An alias that is not even valid ("-") was answered 400 before the 404 the model's
+    name deserves, and checked before a body's errors (so that a bad body won over it)."""
+    request = request_from_rows([1, 2, 3, 4])
+    with pytest.raises(ModelNotFound, match="no model named 'made-up'"):
+        await engine.infer("made-up", request, version=version)
+    with pytest.raises(ModelNotFound, match="no model named 'made-up'"):
+        await engine.check("made-up", version)
+
+
+async def test_an_invalid_alias_of_a_model_that_exists_is_a_bad_request(
+    engine: InferenceEngine,
+) -> None:
+    with pytest.raises(BadRequest, match="invalid alias '-'"):
+        await engine.infer("iris", request_from_rows([1, 2, 3, 4]), version="-")
+
+
+async def test_a_request_for_a_made_up_model_is_in_flight_under_the_shared_label(
+    engine: InferenceEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In flight by the name asked for, each made-up name was a series of the in-flight gauge
+    while its request waited on the registry."""
+    asked, release = threading.Event(), threading.Event()
+    resolve = engine.registry.resolve
+
+    def held(ref: ModelRef) -> ModelVersion:
+        asked.set()
+        release.wait(10)
+        return resolve(ref)
+
+    monkeypatch.setattr(engine.registry, "resolve", held)
+    task = asyncio.create_task(engine.infer("made-up", request_from_rows([1, 2, 3, 4]), "abc"))
+    try:
+        assert await asyncio.to_thread(asked.wait, 10)
+        assert engine.inflight == {"(unknown)": 1}
+    finally:
+        release.set()
+    with pytest.raises(ModelNotFound):
+        await task
+    assert engine.inflight == {}
 
 
 async def test_unload_then_load(engine: InferenceEngine) -> None:

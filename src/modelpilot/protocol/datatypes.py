@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpilot.errors import InvalidInput
+from modelpilot.errors import InvalidInput, quoted
 
 # BYTES tensors are NumPy object arrays of ``bytes``; every other datatype is a fixed-size dtype.
 _TO_NUMPY: dict[str, np.dtype[np.generic]] = {
@@ -38,7 +38,7 @@ def numpy_dtype(datatype: str) -> np.dtype[np.generic]:
         return _TO_NUMPY[datatype]
     except KeyError:
         raise InvalidInput(
-            f"unknown datatype {datatype!r}; use one of {', '.join(sorted(DATATYPES))}"
+            f"unknown datatype {quoted(datatype)}; use one of {', '.join(sorted(DATATYPES))}"
         ) from None
 
 
@@ -50,7 +50,7 @@ def narrowed(name: str, values: np.ndarray, datatype: str) -> np.ndarray:
         info = np.iinfo(dtype.name)
         low, high = int(values.min()), int(values.max())
         raise InvalidInput(
-            f"input {name!r}: {datatype} holds {info.min} to {info.max}; "
+            f"input {quoted(name)}: {datatype} holds {info.min} to {info.max}; "
             f"the data reach {low if low < info.min else high}"
         )
     return values.astype(dtype, copy=False)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from modelpilot.errors import BadRequest, InvalidInput
+from modelpilot.errors import BadRequest, InvalidInput, clipped, quoted
 from modelpilot.protocol.datatypes import DATATYPES, NUMERIC_DATATYPES, numpy_dtype
 from modelpilot.protocol.raw import decode_raw, element_count, encode_raw
 from modelpilot.protocol.types import (
@@ -49,8 +49,8 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferenceRe
     if header_length is not None:
         if header_length < 0 or header_length > len(body):
             raise BadRequest(
-                f"Inference-Header-Content-Length is {header_length} but the body has only "
-                f"{len(body)} bytes"
+                f"Inference-Header-Content-Length is {quoted(header_length)} but the body has "
+                f"only {len(body)} bytes"
             )
         header, binary = view[:header_length], view[header_length:]
     else:
@@ -80,8 +80,8 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferenceRe
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise BadRequest('each of "outputs" must be an object with a "name"')
         name = item["name"]
-        output_parameters = _parameters(item, f"output {name!r}")
-        _flag(output_parameters, "binary_data", f"output {name!r}")
+        output_parameters = _parameters(item, f"output {quoted(name)}")
+        _flag(output_parameters, "binary_data", f"output {quoted(name)}")
         outputs.append(RequestedOutput(name, output_parameters))
     parameters = _parameters(payload, "the request")
     _flag(parameters, "binary_data_output", "the request")
@@ -108,7 +108,7 @@ def _flag(parameters: dict[str, Any], key: str, owner: str) -> None:
     would otherwise read as true)."""
     value = parameters.get(key)
     if value is not None and not isinstance(value, bool):
-        raise BadRequest(f'"{key}" of {owner} must be true or false, not {value!r}')
+        raise BadRequest(f'"{key}" of {owner} must be true or false, not {quoted(value)}')
 
 
 def _decode_input(item: Any, binary: memoryview | None, offset: int) -> tuple[Tensor, int]:
@@ -118,34 +118,35 @@ def _decode_input(item: Any, binary: memoryview | None, offset: int) -> tuple[Te
     if not isinstance(name, str) or not name:
         raise BadRequest('every input needs a "name"')
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        raise InvalidInput(f'input {name!r}: "shape" must be a list of non-negative integers')
+        raise InvalidInput(f'input {quoted(name)}: "shape" must be a list of non-negative integers')
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise InvalidInput(
-            f"input {name!r}: unknown datatype {datatype!r}; use one of {sorted(DATATYPES)}"
+            f"input {quoted(name)}: unknown datatype {quoted(datatype)}; use one of "
+            f"{sorted(DATATYPES)}"
         )
-    parameters = _parameters(item, f"input {name!r}")
+    parameters = _parameters(item, f"input {quoted(name)}")
     size = parameters.get("binary_data_size")
     if size is not None:
         if binary is None:
             raise BadRequest(
-                f"input {name!r} has binary_data_size but the request has no "
+                f"input {quoted(name)} has binary_data_size but the request has no "
                 "Inference-Header-Content-Length header"
             )
         if not isinstance(size, int) or size < 0 or offset + size > len(binary):
             raise BadRequest(
-                f"input {name!r}: binary_data_size {size} runs past the end of the binary "
-                f"section ({len(binary) - offset} bytes left)"
+                f"input {quoted(name)}: binary_data_size {quoted(size)} runs past the end of "
+                f"the binary section ({len(binary) - offset} bytes left)"
             )
         array = decode_raw(name, datatype, shape, binary[offset : offset + size])
         return Tensor(name, datatype, tuple(shape), array, parameters), size
     if "data" not in item:
-        raise InvalidInput(f'input {name!r} has no "data"')
+        raise InvalidInput(f'input {quoted(name)} has no "data"')
     array = _from_json(name, datatype, shape, item["data"])
     return Tensor(name, datatype, tuple(shape), array, parameters), 0
 
 
 def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarray:
-    count = element_count(shape)
+    count = element_count(name, shape)
     try:
         if datatype == "BYTES":
             flat = np.asarray(data, dtype=object).reshape(-1)
@@ -155,12 +156,13 @@ def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndar
             array = _numbers(name, datatype, data)
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidInput(
-            f"input {name!r}: data does not fit datatype {datatype}: {exc}; send "
+            f"input {quoted(name)}: data does not fit datatype {datatype}: "
+            f"{clipped(str(exc))}; send "
             + ("strings" if datatype == "BYTES" else "numbers (no strings or nulls)")
         ) from None
     if array.size != count:
         raise InvalidInput(
-            f"input {name!r} has {array.size} values but shape {shape} needs {count}"
+            f"input {quoted(name)} has {array.size} values but shape {shape} needs {count}"
         )
     return array.reshape(shape)
 
@@ -178,13 +180,13 @@ def _numbers(name: str, datatype: str, data: Any) -> np.ndarray:
     if sent.dtype.kind not in kinds and sent.size and not _plain_numbers(sent, datatype):
         wanted = "true or false" if datatype == "BOOL" else "numbers"
         raise InvalidInput(
-            f"input {name!r}: {datatype} data must be {wanted}, not {_kind_of(sent)}"
+            f"input {quoted(name)}: {datatype} data must be {wanted}, not {_kind_of(sent)}"
         )
     if dtype.kind in "iu":
         # From the JSON values, not ``sent``: numbers out of range raise OverflowError.
         array = np.asarray(data, dtype=dtype).reshape(-1)
         if sent.dtype.kind == "f" and (sent != array).any():
-            raise InvalidInput(f"input {name!r}: {datatype} data must be whole numbers")
+            raise InvalidInput(f"input {quoted(name)}: {datatype} data must be whole numbers")
         return array
     if dtype.itemsize >= 8:
         return sent.astype(dtype)  # (no float64 overflows)
@@ -193,7 +195,7 @@ def _numbers(name: str, datatype: str, data: Any) -> np.ndarray:
     if np.isinf(array).any():
         value = sent[int(np.argmax(np.isinf(array)))]
         raise InvalidInput(
-            f"input {name!r}: {datatype} data cannot hold {value}; its numbers go up to "
+            f"input {quoted(name)}: {datatype} data cannot hold {value}; its numbers go up to "
             f"{float(np.finfo(np.float16 if datatype == 'FP16' else np.float32).max):.4g} in size"
         )
     return array
@@ -227,7 +229,9 @@ def _kind_of(sent: np.ndarray) -> str:
 def _bytes(name: str, value: Any) -> bytes:
     if isinstance(value, bytes):
         return value
-    raise InvalidInput(f"input {name!r}: BYTES data must be strings, got {type(value).__name__}")
+    raise InvalidInput(
+        f"input {quoted(name)}: BYTES data must be strings, got {type(value).__name__}"
+    )
 
 
 def encode_response(

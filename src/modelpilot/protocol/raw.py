@@ -11,18 +11,42 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from modelpilot.errors import BadRequest
+from modelpilot.errors import BadRequest, InvalidInput, quoted
 from modelpilot.protocol.datatypes import element_size, numpy_dtype
 
 _LENGTH = struct.Struct("<I")
 
+MAX_DIMENSIONS = 32
+"""The most dimensions a tensor may have: NumPy 1's limit (NumPy 2's is 64), far past what
+any model takes."""
+MAX_EXTENT = 2**60
+"""The product of a shape's dimensions, zeros left out, must stay under this: an array of it,
+even an empty one, would need more bytes than NumPy can count (2**63, at 8 bytes an element)."""
 
-def element_count(shape: Sequence[int]) -> int:
-    count = 1
+
+def element_count(name: str, shape: Sequence[int]) -> int:
+    """The number of elements of input ``name``'s tensor of ``shape``, or InvalidInput for a
+    shape that no array can have: a negative dimension, more than ``MAX_DIMENSIONS``, or
+    dimensions too large. NumPy refuses an array of ``[0, 2**62, 2**62]`` too, although it
+    would hold nothing: it counts the bytes without the zeros."""
+    if len(shape) > MAX_DIMENSIONS:
+        raise InvalidInput(
+            f"input {quoted(name)}: its shape has {len(shape)} dimensions; a tensor has at "
+            f"most {MAX_DIMENSIONS}"
+        )
+    count = extent = 1
     for dim in shape:
         if dim < 0:
-            raise BadRequest(f"shape {list(shape)} has a negative dimension")
+            raise InvalidInput(
+                f"input {quoted(name)}: shape {list(shape)} has a negative dimension"
+            )
         count *= dim
+        extent *= dim or 1
+    if extent >= MAX_EXTENT:
+        raise InvalidInput(
+            f"input {quoted(name)}: shape {list(shape)} is larger than any tensor can be (its "
+            "dimensions other than 0 multiply to 2**60 or more); send the shape of the data"
+        )
     return count
 
 
@@ -30,13 +54,13 @@ def decode_raw(
     name: str, datatype: str, shape: Sequence[int], raw: bytes | memoryview
 ) -> np.ndarray:
     """Raw bytes as an array of ``shape``; zero-copy for fixed-size types (read-only view)."""
-    count = element_count(shape)
+    count = element_count(name, shape)
     if datatype == "BYTES":
         return _decode_bytes(name, shape, count, raw)
     size = element_size(datatype)
     if len(raw) != count * size:
         raise BadRequest(
-            f"input {name!r}: {len(raw)} bytes of raw data, but shape {list(shape)} of "
+            f"input {quoted(name)}: {len(raw)} bytes of raw data, but shape {list(shape)} of "
             f"{datatype} needs {count * size}"
         )
     dtype = numpy_dtype(datatype).newbyteorder("<")
@@ -52,19 +76,20 @@ def _decode_bytes(
     end = len(view)
     while offset < end:
         if offset + 4 > end:
-            raise BadRequest(f"input {name!r}: BYTES data ends inside a length prefix")
+            raise BadRequest(f"input {quoted(name)}: BYTES data ends inside a length prefix")
         (length,) = _LENGTH.unpack_from(view, offset)
         offset += 4
         if offset + length > end:
             raise BadRequest(
-                f"input {name!r}: a BYTES element claims {length} bytes but only "
+                f"input {quoted(name)}: a BYTES element claims {length} bytes but only "
                 f"{end - offset} remain"
             )
         items.append(bytes(view[offset : offset + length]))
         offset += length
     if len(items) != count:
         raise BadRequest(
-            f"input {name!r}: {len(items)} BYTES elements, but shape {list(shape)} needs {count}"
+            f"input {quoted(name)}: {len(items)} BYTES elements, but shape {list(shape)} "
+            f"needs {count}"
         )
     array = np.empty(count, dtype=object)
     array[:] = items

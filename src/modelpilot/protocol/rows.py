@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpilot.errors import InvalidInput
+from modelpilot.errors import InvalidInput, clipped, quoted
 from modelpilot.protocol.datatypes import datatype_of
 from modelpilot.protocol.types import InferenceRequest, Tensor
 
@@ -21,7 +21,9 @@ def tensor_from_rows(rows: Any, name: str = TABULAR_INPUT) -> Tensor:
     try:
         array = np.asarray(rows)
     except ValueError as exc:
-        raise InvalidInput(f'"data" rows must all have the same length: {exc}') from None
+        raise InvalidInput(
+            f'"data" rows must all have the same length: {clipped(str(exc))}'
+        ) from None
     if array.dtype.kind in "US":
         # NumPy made text of numbers that stood beside strings; take the values as given.
         array = _coerce_objects(np.array(rows, dtype=object))
@@ -50,15 +52,15 @@ def tensors_from_records(records: Sequence[Mapping[str, Any]]) -> list[Tensor]:
             extra = sorted(set(record) - set(names))
             raise InvalidInput(
                 f"instance {i} has different fields from instance 0"
-                + (f"; missing {missing}" if missing else "")
-                + (f"; extra {extra}" if extra else "")
+                + (f"; missing {quoted(missing)}" if missing else "")
+                + (f"; extra {quoted(extra)}" if extra else "")
             )
     tensors = []
     for name in names:
         for i, record in enumerate(records):
             if isinstance(record[name], list | dict):
                 raise InvalidInput(
-                    f"instance {i} gives {name!r} a {type(record[name]).__name__}; give each "
+                    f"instance {i} gives {quoted(name)} a {type(record[name]).__name__}; give each "
                     "feature one plain value (a number, a string or null)"
                 )
         column = tensor_from_rows([[r[name]] for r in records], name)

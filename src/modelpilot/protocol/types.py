@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpilot.errors import BadRequest
+from modelpilot.errors import BadRequest, quoted
 
 MAX_REQUEST_ID = 128
 """Characters a request id may have: it is kept with the logged request, and labels find
@@ -83,5 +83,5 @@ def checked_request_id(value: Any) -> str | None:
             f"the request id has {len(text)} characters; at most {MAX_REQUEST_ID} are allowed"
         )
     if not text.isprintable() and _CONTROL.search(text):  # the test in C first: fast
-        raise BadRequest(f"the request id {text!r} holds control characters")
+        raise BadRequest(f"the request id {quoted(text)} holds control characters")
     return text

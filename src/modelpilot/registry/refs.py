@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from modelpilot.errors import BadRequest
+from modelpilot.errors import BadRequest, quoted
 
 PRODUCTION = "production"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
@@ -21,7 +21,7 @@ def check_name(name: str, what: str = "model name") -> str:
     """Return ``name`` if it is a valid model or alias name, else raise ``BadRequest``."""
     if not is_name(name) or (name.isdigit() and what == "alias"):
         raise BadRequest(
-            f"invalid {what} {name!r}: use {NAME_RULE}"
+            f"invalid {what} {quoted(name)}: use {NAME_RULE}"
             + ("; an alias may not be all digits" if what == "alias" else "")
         )
     return name
@@ -38,7 +38,7 @@ def check_new_name(name: str) -> str:
     check_name(name)
     if name in RESERVED:
         raise BadRequest(
-            f"the model name {name!r} is reserved: GET /v2/models/{name} answers every "
+            f"the model name {quoted(name)} is reserved: GET /v2/models/{name} answers every "
             "model's statistics (Triton's statistics extension); choose another name"
         )
     return name
@@ -70,7 +70,7 @@ class ModelRef:
             name, _, version = text.partition(":")
             if not (version.isascii() and version.isdigit()) or int(version) < 1:
                 raise BadRequest(
-                    f"invalid version {version!r} in {text!r}: versions are 1, 2, 3..."
+                    f"invalid version {quoted(version)} in {quoted(text)}: versions are 1, 2, 3..."
                 )
             return cls(check_name(name), version=int(version))
         return cls(check_name(text))

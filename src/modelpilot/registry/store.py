@@ -16,8 +16,10 @@ from modelpilot.errors import (
     AliasNotFound,
     Conflict,
     ModelNotFound,
+    NotFound,
     RegistryError,
     VersionNotFound,
+    quoted,
 )
 from modelpilot.registry import schema
 from modelpilot.registry.artifacts import ArtifactStore
@@ -463,23 +465,27 @@ class Registry:
             raise self._model_not_found(conn, name)
         if version not in versions:
             raise VersionNotFound(
-                f"model {name!r} has no version {version}; it has {_ranges(versions)}"
+                f"model {quoted(name)} has no version {version}; it has {_ranges(versions)}"
             )
 
     def _model_not_found(self, conn: Connection, name: str) -> ModelNotFound:
         names = conn.execute(select(schema.models.c.name).order_by(schema.models.c.name))
         known = [n for n in names.scalars() if n != name]
         hint = f"; registered models: {', '.join(known[:20])}" if known else ""
-        return ModelNotFound(f"no model named {name!r} in the registry{hint}")
+        return ModelNotFound(f"no model named {quoted(name)} in the registry{hint}")
 
-    def _alias_not_found(self, conn: Connection, name: str, alias: str) -> AliasNotFound:
+    def _alias_not_found(self, conn: Connection, name: str, alias: str) -> NotFound:
         if not self._model_exists(conn, name):
-            return AliasNotFound(str(self._model_not_found(conn, name)))
+            # The model is what is missing, as for a version number: ModelNotFound, also in
+            # the kind of error the metrics count.
+            return self._model_not_found(conn, name)
         names = conn.execute(
             select(schema.aliases.c.alias).where(schema.aliases.c.model == name)
         ).scalars()
         known = ", ".join(sorted(names)) or "none"
-        return AliasNotFound(f"model {name!r} has no alias {alias!r}; its aliases: {known}")
+        return AliasNotFound(
+            f"model {quoted(name)} has no alias {quoted(alias)}; its aliases: {known}"
+        )
 
 
 def _ranges(versions: Sequence[int]) -> str:

@@ -14,6 +14,8 @@ from modelpilot.errors import (
     InvalidInput,
     ModelFailure,
     ModelPilotError,
+    clipped,
+    quoted,
 )
 from modelpilot.registry.types import ModelVersion
 from modelpilot.runtimes.base import Runtime, batch_rows
@@ -44,7 +46,7 @@ def request_timeout(parameters: dict[str, Any], limit: float) -> tuple[float, bo
         return limit, False
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise BadRequest(
-            f'the "timeout" parameter is microseconds, a number above 0, not {value!r}'
+            f'the "timeout" parameter is microseconds, a number above 0, not {quoted(value)}'
         )
     seconds = value / 1_000_000
     return (seconds, True) if seconds < limit else (limit, False)
@@ -79,10 +81,10 @@ def checked_predict(
         raise
     except (ValueError, TypeError) as exc:
         # scikit-learn and friends raise these for input they reject after our checks.
-        raise InvalidInput(f"the model rejected the input: {exc}") from exc
+        raise InvalidInput(f"the model rejected the input: {clipped(str(exc))}") from exc
     except Exception as exc:
         raise ModelFailure(
-            f"the model failed while predicting: {type(exc).__name__}: {exc}"
+            f"the model failed while predicting: {type(exc).__name__}: {clipped(str(exc))}"
         ) from exc
     rows = batch_rows(batch)
     for name in names:

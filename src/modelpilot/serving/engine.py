@@ -14,11 +14,7 @@ from typing import Any
 import numpy as np
 
 from modelpilot.config import Settings
-from modelpilot.errors import (
-    ModelNotFound,
-    ModelPilotError,
-    NotFound,
-)
+from modelpilot.errors import ModelPilotError, NotFound
 from modelpilot.protocol.types import InferenceRequest, InferenceResponse
 from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.signature import TensorSpec
@@ -154,24 +150,26 @@ class InferenceEngine:
 
         ``transport`` (``rest``, ``grpc``, ``cli``...) only labels what observers see.
         """
+        # Counted under the model's label, not the name asked for: a request for a made-up
+        # name must leave no gauge series behind it, even while it waits on the registry.
+        label = self._label(model)
         inflight = self.inflight
-        inflight[model] = inflight.get(model, 0) + 1
+        inflight[label] = inflight.get(label, 0) + 1
         if not self._handlers["request_finished"]:
             try:
                 return await self._infer(model, request, version)
             finally:
-                _leave(inflight, model)
+                _leave(inflight, label)
         started = time.perf_counter()
-        status, error, answered, label = "ok", None, "unknown", model
+        status, error, answered, named = "ok", None, "unknown", label
         try:
             loaded = await self.get_model(model, version)
-            # From here on, a failure is the chosen version's (a canary's errors are its own).
-            answered = str(loaded.version.version)
+            # From here on, a failure is the chosen version's (a canary's errors are its own),
+            # of a model that exists (one registered after start-up may not be served yet).
+            answered, named = str(loaded.version.version), loaded.version.model
             return await self._answer(loaded, request)
         except ModelPilotError as exc:
             status, error = str(exc.http_status), type(exc).__name__
-            if isinstance(exc, ModelNotFound):
-                label = self._label(model)
             raise
         except asyncio.CancelledError:
             if self._draining:
@@ -187,10 +185,10 @@ class InferenceEngine:
             status, error = "500", type(exc).__name__
             raise
         finally:
-            _leave(inflight, model)
+            _leave(inflight, label)
             self._notify(
                 "request_finished",
-                label,
+                named,
                 answered,
                 transport,
                 status,
@@ -216,15 +214,28 @@ class InferenceEngine:
         except NotFound as missing:
             error = missing
         except ModelPilotError:
-            pass  # the registry did not answer: the body's own error stands
+            # The registry did not answer, or the version of a model that exists is not
+            # even valid (an alias "-"): the body's own error stands.
+            pass
         status, kind = str(error.http_status), type(error).__name__
         label = self._label(model)
         self._notify("request_finished", label, "unknown", transport, status, seconds, kind)
         return error
 
+    def failed(self, model: str, transport: str, error: BaseException, seconds: float) -> None:
+        """A request for ``model`` that a transport failed on before it reached ``infer``,
+        with an error nobody expected (a bug; the transport logs it and answers 500):
+        observers count it as a 500, as ``infer`` counts one of its own, so that the error
+        rate and its alert see it."""
+        kind = type(error).__name__
+        label = self._label(model)
+        self._notify("request_finished", label, "unknown", transport, "500", seconds, kind)
+
     def _label(self, model: str) -> str:
-        """``model`` as observers are told of it: names of models not served here (made up
-        in requests, as like as not) share one label, so that metrics stay bounded."""
+        """``model`` as observers are told of it before a version was chosen: names of
+        models not served here (made up in requests, as like as not) share one label,
+        whatever the error (a 404, or a version or alias that is not even valid), so that
+        metrics stay bounded."""
         served = self.served
         return model if served.is_served(model) or served.was_unloaded(model) else UNKNOWN_MODEL
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from modelpilot.errors import InvalidInput
+from modelpilot.errors import InvalidInput, quoted
 from modelpilot.protocol.datatypes import (
     NUMERIC_DATATYPES,
     datatype_of,
@@ -50,13 +50,13 @@ def _tabular(signature: Signature, inputs: Sequence[Tensor]) -> np.ndarray:
             array = array.reshape(-1, 1)
         if array.ndim != 2:
             raise InvalidInput(
-                f"input {tensor.name!r} has shape {list(tensor.shape)}; the model takes a 2-D "
-                f"tensor [rows, {width if width is not None else 'features'}]"
+                f"input {quoted(tensor.name)} has shape {list(tensor.shape)}; the model takes a "
+                f"2-D tensor [rows, {width if width is not None else 'features'}]"
             )
         if width is not None and array.shape[1] != width:
             raise InvalidInput(
-                f"input {tensor.name!r} has {array.shape[1]} features per row; the model takes "
-                f"{width}" + _names_hint(signature)
+                f"input {quoted(tensor.name)} has {array.shape[1]} features per row; the model "
+                f"takes {width}" + _names_hint(signature)
             )
         if signature.feature_datatypes:
             array = _mixed(signature, list(array.T))
@@ -84,8 +84,8 @@ def _feature_columns(signature: Signature, inputs: Sequence[Tensor]) -> list[np.
     spec = signature.inputs[0]
     if not names:
         raise InvalidInput(
-            f"the model takes a single input {spec.name!r} of shape [rows, features]; it has no "
-            f"feature names, so it cannot take {len(inputs)} separate inputs"
+            f"the model takes a single input {quoted(spec.name)} of shape [rows, features]; it "
+            f"has no feature names, so it cannot take {len(inputs)} separate inputs"
         )
     by_name = {t.name: t for t in inputs}
     missing = [n for n in names if n not in by_name]
@@ -95,7 +95,7 @@ def _feature_columns(signature: Signature, inputs: Sequence[Tensor]) -> list[np.
         if missing:
             parts.append(f"missing features {missing}")
         if extra:
-            parts.append(f"unknown features {extra}")
+            parts.append(f"unknown features {quoted(extra)}")
         raise InvalidInput("; ".join(parts) + f"; the model takes {list(names)}")
     rows = None
     columns = []
@@ -105,14 +105,14 @@ def _feature_columns(signature: Signature, inputs: Sequence[Tensor]) -> list[np.
             data = data[:, 0]
         if data.ndim != 1:
             raise InvalidInput(
-                f"feature {name!r} has shape {list(data.shape)}; send one value per row, "
+                f"feature {quoted(name)} has shape {list(data.shape)}; send one value per row, "
                 "shape [rows] or [rows, 1]"
             )
         if rows is None:
             rows = data.shape[0]
         elif data.shape[0] != rows:
             raise InvalidInput(
-                f"feature {name!r} has {data.shape[0]} rows but others have {rows}; "
+                f"feature {quoted(name)} has {data.shape[0]} rows but others have {rows}; "
                 "every feature needs one value per row"
             )
         columns.append(data)
@@ -147,16 +147,17 @@ def _texts(name: str, column: np.ndarray) -> np.ndarray:
                 value = value.decode()
             except UnicodeDecodeError:
                 raise InvalidInput(
-                    f"feature {name!r}, row {i}: the bytes are not UTF-8 text"
+                    f"feature {quoted(name)}, row {i}: the bytes are not UTF-8 text"
                 ) from None
         elif value is None or (isinstance(value, float) and value != value):
             raise InvalidInput(
-                f"feature {name!r} is missing (null) in row {i}, and the model takes text there"
+                f"feature {quoted(name)} is missing (null) in row {i}, and the model takes text "
+                "there"
             )
         elif not isinstance(value, str):
             raise InvalidInput(
-                f"feature {name!r} takes text, but row {i} holds {value!r}; send a string "
-                f"(BYTES), as the model saw in its reference"
+                f"feature {quoted(name)} takes text, but row {i} holds {quoted(value)}; send a "
+                f"string (BYTES), as the model saw in its reference"
             )
         out[i] = value
     return out
@@ -174,7 +175,8 @@ def _numbers_in_text(name: str, column: np.ndarray) -> np.ndarray:
             out[i] = float(value)
         except (TypeError, ValueError):
             raise InvalidInput(
-                f"feature {name!r} takes numbers, but row {i} holds {value!r}; send a number"
+                f"feature {quoted(name)} takes numbers, but row {i} holds {quoted(value)}; send "
+                "a number"
             ) from None
     return out
 
@@ -194,7 +196,7 @@ def _named(signature: Signature, inputs: Sequence[Tensor]) -> Batch:
                 p
                 for p in (
                     f"missing {missing}" if missing else "",
-                    f"unknown {extra}" if extra else "",
+                    f"unknown {quoted(extra)}" if extra else "",
                 )
                 if p
             )
@@ -207,11 +209,11 @@ def _named(signature: Signature, inputs: Sequence[Tensor]) -> Batch:
         array = _convert(spec.name, array, spec.datatype)
         if array.ndim and rows is not None and array.shape[0] != rows:
             raise InvalidInput(
-                f"input {spec.name!r} has {array.shape[0]} rows but others have {rows}"
+                f"input {quoted(spec.name)} has {array.shape[0]} rows but others have {rows}"
             )
         rows = array.shape[0] if array.ndim else rows
         if array.size == 0:
-            raise InvalidInput(f"input {spec.name!r} is empty; send at least one row")
+            raise InvalidInput(f"input {quoted(spec.name)} is empty; send at least one row")
         if spec.datatype in ("FP16", "FP32", "FP64") and not signature.allow_nan:
             _check_nan(signature, array, spec.name)
         batch[spec.name] = array
@@ -227,7 +229,7 @@ def _check_shape(spec: TensorSpec, tensor: Tensor) -> np.ndarray:
         want not in (-1, got) for want, got in zip(spec.shape, array.shape, strict=True)
     ):
         raise InvalidInput(
-            f"input {spec.name!r} has shape {list(tensor.shape)}; the model takes "
+            f"input {quoted(spec.name)} has shape {list(tensor.shape)}; the model takes "
             f"{list(spec.shape)} (-1 means any size)"
         )
     return array
@@ -243,12 +245,12 @@ def _convert(name: str, array: np.ndarray, datatype: str) -> np.ndarray:
         return _as_bytes(array) if got == "BYTES" else array.astype(object)
     if got == "BYTES":
         raise InvalidInput(
-            f"input {name!r} holds strings but the model takes {datatype}; send numbers"
+            f"input {quoted(name)} holds strings but the model takes {datatype}; send numbers"
         )
     if datatype in NUMERIC_DATATYPES or datatype == "BOOL":
         if target.kind in "iu" and array.dtype.kind == "f" and not _whole(array):
             raise InvalidInput(
-                f"input {name!r} holds fractional or missing values but the model takes "
+                f"input {quoted(name)} holds fractional or missing values but the model takes "
                 f"{datatype}; send whole numbers"
             )
         with np.errstate(all="ignore"):  # what the cast could not hold is found below
@@ -256,11 +258,11 @@ def _convert(name: str, array: np.ndarray, datatype: str) -> np.ndarray:
         outside = _outside(array, converted, target)
         if outside is not None:
             raise InvalidInput(
-                f"input {name!r} holds {outside}, which {datatype} cannot hold (the model "
+                f"input {quoted(name)} holds {outside}, which {datatype} cannot hold (the model "
                 f"takes {datatype}{_range(target)})"
             )
         return converted
-    raise InvalidInput(f"input {name!r} is {got} but the model takes {datatype}")
+    raise InvalidInput(f"input {quoted(name)} is {got} but the model takes {datatype}")
 
 
 def _outside(array: np.ndarray, converted: np.ndarray, target: np.dtype) -> object | None:
@@ -353,13 +355,13 @@ def requested_outputs(signature: Signature, requested: Sequence[RequestedOutput]
         # Triton's classification extension answers the top classes as text instead of the
         # tensor; answering the tensor would hand the client another shape than it expects.
         raise InvalidInput(
-            f"output(s) {classified} ask for classification, an extension this server does not "
-            "offer (see the extensions in GET /v2); ask for predict_proba and take the top "
-            "classes from it, or for predict"
+            f"output(s) {quoted(classified)} ask for classification, an extension this server "
+            "does not offer (see the extensions in GET /v2); ask for predict_proba and take the "
+            "top classes from it, or for predict"
         )
     unknown = [n for n in names if n not in available]
     if unknown:
-        raise InvalidInput(f"unknown output(s) {unknown}; the model gives {available}")
+        raise InvalidInput(f"unknown output(s) {quoted(unknown)}; the model gives {available}")
     if len(names) > 1:
         _once_each("output", names)
     return names
@@ -370,7 +372,7 @@ def _once_each(what: str, names: Sequence[str]) -> None:
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise InvalidInput(f"{what} {name!r} is given more than once; give each once")
+            raise InvalidInput(f"{what} {quoted(name)} is given more than once; give each once")
         seen.add(name)
 
 

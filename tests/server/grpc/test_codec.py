@@ -106,3 +106,25 @@ def test_raw_and_typed_contents_together_are_refused() -> None:
     request.raw_input_contents.append(np.array([2.0]).tobytes())
     with pytest.raises(InvalidInput, match="typed contents as well as raw_input_contents"):
         decode_request(request)
+
+
+@pytest.mark.parametrize("shape", [[1] * 64 + [4], [0, 2**62, 2**62], [2**62, 2**62, 0]])
+@pytest.mark.parametrize("raw", [False, True])
+def test_shapes_no_array_can_have_are_invalid_input(shape: list[int], raw: bool) -> None:
+    """NumPy refused them with a ValueError, which the server answered INTERNAL."""
+    request = pb.ModelInferRequest(model_name="m")
+    tensor = request.inputs.add(name="x", datatype="FP64", shape=shape)
+    if raw:
+        request.raw_input_contents.append(b"" if 0 in shape else b"\x00" * 32)
+    elif 0 not in shape:
+        tensor.contents.fp64_contents.extend([1.0, 2.0, 3.0, 4.0])
+    with pytest.raises(InvalidInput, match=r"input 'x': .*(dimensions|larger than any)"):
+        decode_request(request)
+
+
+def test_what_the_client_sent_is_quoted_short() -> None:
+    request = pb.ModelInferRequest(model_name="m")
+    request.inputs.add(name="n" * 100_000, datatype="D" * 100_000, shape=[1])
+    with pytest.raises(InvalidInput) as refused:
+        decode_request(request)
+    assert len(str(refused.value)) < 500 and "(100000 characters)" in str(refused.value)

@@ -205,6 +205,33 @@ def test_raw_contents_that_do_not_fit(stub: pb_grpc.GRPCInferenceServiceStub) ->
     assert "1 inputs but 2 raw_input_contents" in extra.value.details()
 
 
+def test_a_long_model_name_is_quoted_short(stub: pb_grpc.GRPCInferenceServiceStub) -> None:
+    """Quoted whole, a 100,000-character name made a grpc-message that clients refuse to read
+    (they saw INTERNAL, or a broken connection, not NOT_FOUND)."""
+    request = pb.ModelInferRequest(model_name="a" * 100_000, model_version="abc")
+    request.inputs.add(name="input-0", datatype="FP64", shape=[1, 4])
+    request.raw_input_contents.append(b"\x00" * 32)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.ModelInfer(request)
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    details = info.value.details()
+    assert len(details) < 500 and "'aaaa" in details and "(100000 characters)" in details
+
+
+@pytest.mark.parametrize("shape", [[1] * 64 + [4], [0, 2**62, 2**62], [2**62, 2**62, 0]])
+def test_shapes_no_array_can_have_are_invalid_arguments(
+    stub: pb_grpc.GRPCInferenceServiceStub, shape: list[int]
+) -> None:
+    """NumPy refused them with a ValueError: INTERNAL, and a traceback in the log."""
+    request = pb.ModelInferRequest(model_name="iris")
+    request.inputs.add(name="input-0", datatype="FP64", shape=shape)
+    request.raw_input_contents.append(b"" if 0 in shape else b"\x00" * 32)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.ModelInfer(request)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "input 'input-0'" in info.value.details()
+
+
 @pytest.mark.parametrize("kind", SERVERS)
 def test_messages_over_the_limit_are_refused(grpc_server: GrpcServer, kind: str) -> None:
     port = grpc_server(grpc_max_message_bytes=4096, grpc_server=kind)

@@ -171,6 +171,58 @@ async def test_unknown_routes_and_methods_use_the_error_shape(client: httpx.Asyn
     assert wrong.status_code == 405 and "error" in wrong.json()
 
 
+async def test_a_made_up_model_is_not_found_whatever_its_version_and_body(
+    client: httpx.AsyncClient,
+) -> None:
+    """An alias no model can have ("¢", percent-encoded) was answered 400, and with a bad
+    body, that body's 422: the README promises 404 for an unknown model, whatever the body."""
+    for content in (orjson.dumps(GOOD), b"{}"):
+        response = await client.post("/v2/models/unreg9/versions/%C2%A2/infer", content=content)
+        assert response.status_code == 404, response.text
+        assert response.json()["error"].startswith("no model named 'unreg9' in the registry")
+    # A model that exists with an alias no model can have is the client's mistake, 400.
+    response = await client.post("/v2/models/iris/versions/%C2%A2/infer", json=GOOD)
+    assert response.status_code == 400 and "invalid alias" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status", "shown"),
+    [
+        ("POST", "/v2/models/" + "m" * 60_000 + "/infer", {}, 404, "'mmmm"),
+        ("POST", "/predict/" + "m" * 60_000, {}, 404, "'mmmm"),
+        (
+            "POST",
+            "/v2/models/iris/infer",
+            {"Inference-Header-Content-Length": "9" * 5000},
+            400,
+            "'9999",
+        ),
+        (
+            "POST",
+            "/v2/models/iris/infer",
+            {"Inference-Header-Content-Length": "9" * 4000},  # a number, but not of this body
+            400,
+            "9999",
+        ),
+        ("GET", "/v3/" + "p" * 60_000, {}, 404, "pppp"),
+    ],
+    ids=["v2 model", "predict model", "header no number", "header past the body", "route"],
+)
+async def test_what_the_client_sent_is_quoted_short(
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    status: int,
+    shown: str,
+) -> None:
+    """A 60,000-character model name came back as a 60 KB answer; a 5,000-digit header, too."""
+    response = await client.request(method, path, content=orjson.dumps(GOOD), headers=headers)
+    assert response.status_code == status, response.text[:300]
+    error = response.json()["error"]
+    assert len(response.content) < 1000 and shown in error and " characters)" in error, error
+
+
 @pytest.fixture(params=["fast path", "fastapi"])
 async def small_client(
     served_registry: Registry, request: pytest.FixtureRequest

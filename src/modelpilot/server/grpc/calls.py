@@ -19,6 +19,7 @@ import zlib
 
 from google.protobuf.message import DecodeError, Message
 
+from modelpilot.errors import clipped, quoted
 from modelpilot.server.grpc.errors import Status, status_of
 from modelpilot.server.grpc.frames import literal
 from modelpilot.server.grpc.http2 import Http2Connection
@@ -98,7 +99,7 @@ class GrpcCalls:
         content_type = stream.header("content-type") or ""
         if content_type not in ("application/grpc", "application/grpc+proto"):
             raise CallFailed(
-                "UNKNOWN", f"content-type {content_type!r} is not application/grpc", 415
+                "UNKNOWN", f"content-type {quoted(content_type)} is not application/grpc", 415
             )
         if stream.overflow == "request":
             raise CallFailed(
@@ -114,7 +115,7 @@ class GrpcCalls:
             )
         method = self.methods.get(path)
         if method is None:
-            raise CallFailed("UNIMPLEMENTED", f"no method {path}")
+            raise CallFailed("UNIMPLEMENTED", f"no method {clipped(path)}")
         return method
 
     def _request(self, stream: Stream, method: Method) -> Message:
@@ -147,7 +148,7 @@ class GrpcCalls:
         else:
             raise CallFailed(
                 "UNIMPLEMENTED" if encoding != "identity" else "INTERNAL",
-                f"a compressed message in grpc-encoding {encoding!r}; "
+                f"a compressed message in grpc-encoding {quoted(encoding)}; "
                 f"this server reads {ENCODINGS}",
             )
         inflater = zlib.decompressobj(wbits)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpilot.errors import BadRequest, InvalidInput
+from modelpilot.errors import BadRequest, InvalidInput, quoted
 from modelpilot.protocol.datatypes import DATATYPES, narrowed, numpy_dtype
 from modelpilot.protocol.raw import decode_raw, element_count, encode_raw
 from modelpilot.protocol.types import (
@@ -71,14 +71,13 @@ def decode_request(message: pb.ModelInferRequest) -> InferenceRequest:
         name, datatype, shape = item.name, item.datatype, list(item.shape)
         if datatype not in DATATYPES:
             raise InvalidInput(
-                f"input {name!r}: unknown datatype {datatype!r}; use one of {sorted(DATATYPES)}"
+                f"input {quoted(name)}: unknown datatype {quoted(datatype)}; use one of "
+                f"{sorted(DATATYPES)}"
             )
-        if any(d < 0 for d in shape):
-            raise InvalidInput(f"input {name!r}: shape {shape} has a negative dimension")
         if raw:
             if item.HasField("contents"):
                 raise InvalidInput(
-                    f"input {name!r} has typed contents as well as raw_input_contents; send "
+                    f"input {quoted(name)} has typed contents as well as raw_input_contents; send "
                     "each input's data one way (raw for all inputs, or contents for all)"
                 )
             array = decode_raw(name, datatype, shape, raw[i])
@@ -102,13 +101,14 @@ def _from_contents(
     field = _CONTENTS.get(datatype)
     if field is None:
         raise InvalidInput(
-            f"input {name!r}: {datatype} has no typed contents field; send raw_input_contents"
+            f"input {quoted(name)}: {datatype} has no typed contents field; send raw_input_contents"
         )
     values = getattr(contents, field)
-    count = element_count(shape)
+    count = element_count(name, shape)
     if len(values) != count:
         raise InvalidInput(
-            f"input {name!r} has {len(values)} values in {field} but shape {shape} needs {count}"
+            f"input {quoted(name)} has {len(values)} values in {field} but shape {shape} "
+            f"needs {count}"
         )
     if datatype == "BYTES":
         array = np.empty(count, dtype=object)

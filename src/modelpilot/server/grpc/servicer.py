@@ -90,6 +90,9 @@ class InferenceServicer:
             raise await self.engine.refused(
                 request.model_name, version, "grpc", exc, elapsed
             ) from None
+        except Exception as exc:
+            self.engine.failed(request.model_name, "grpc", exc, time.perf_counter() - started)
+            raise
         result = await self.engine.infer(
             request.model_name, inference, request.model_version or None, transport="grpc"
         )

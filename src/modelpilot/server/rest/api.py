@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from modelpilot.errors import InvalidInput, NotFound
+from modelpilot.errors import InvalidInput, NotFound, quoted
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.overview import Overview, model_overview
 from modelpilot.registry.quality import label_key
@@ -57,9 +57,9 @@ class Feedback(BaseModel):
                 pairs[key], first[key] = item.label, index
             elif _as_compared(item.label) != _as_compared(pairs[key]):
                 raise InvalidInput(
-                    f"labels[{first[key]}] and labels[{index}] give request {key!r} different "
-                    "labels; send one label per request (a list of one per row for several "
-                    "rows), and correct a label in a later call, which replaces it"
+                    f"labels[{first[key]}] and labels[{index}] give request {quoted(key)} "
+                    "different labels; send one label per request (a list of one per row for "
+                    "several rows), and correct a label in a later call, which replaces it"
                 )
         return pairs
 
@@ -163,12 +163,18 @@ async def feedback(model: str, request: Request) -> FeedbackReply:
                 "MODELPILOT_MONITOR_SAMPLE_RATE: the others' predictions take no labels)"
             )
         raise NotFound(
-            f"no prediction of model {model!r} has the request id(s) {result.unknown[:10]}; "
+            f"no prediction of model {quoted(model)} has the request id(s) {_ids(result.unknown)}; "
             "use the id a prediction was answered with (the response's id, or x-request-id); "
             "predictions stay on record for labels as long as the inference log keeps them "
             "(its last MODELPILOT_INFERENCE_LOG_MAX_ROWS requests)" + sampled
         )
     return FeedbackReply(accepted=result.accepted, unknown=result.unknown)
+
+
+def _ids(unknown: list[str]) -> str:
+    """The first of the request ids that matched nothing, as a 404 quotes them."""
+    more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+    return ", ".join(quoted(i) for i in unknown[:10]) + more
 
 
 async def _registered(monitor: Monitor, model: str, version: int | None = None) -> None:

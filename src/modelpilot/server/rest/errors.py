@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from modelpilot.errors import ModelPilotError, Unavailable, internal_message
+from modelpilot.errors import ModelPilotError, Unavailable, clipped, internal_message
 from modelpilot.server.rest.body import id_header, sent_request_id
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404:
-        message = f"no such endpoint: {request.method} {request.url.path}; see /docs"
+        message = f"no such endpoint: {request.method} {clipped(request.url.path)}; see /docs"
     headers = {**(exc.headers or {}), **id_header(sent_request_id(request.headers))}
     return JSONResponse({"error": message}, status_code=exc.status_code, headers=headers)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from modelpilot.errors import BadRequest, InvalidInput, ModelPilotError
+from modelpilot.errors import BadRequest, InvalidInput, ModelPilotError, quoted
 from modelpilot.protocol.json_codec import decode_request, encode_response, nested_json
 from modelpilot.protocol.rows import request_from_records, request_from_rows
 from modelpilot.protocol.types import InferenceRequest, InferenceResponse, checked_request_id
@@ -45,13 +45,7 @@ async def infer_reply(
     header_length: int | None = None
     try:
         body = decompress(body, headers.get("content-encoding", ""), limit)
-        header = headers.get(HEADER_LENGTH)
-        try:
-            header_length = int(header) if header is not None else None
-        except ValueError:
-            raise BadRequest(
-                f"Inference-Header-Content-Length must be a number, not {header!r}"
-            ) from None
+        header_length = _header_length(headers.get(HEADER_LENGTH))
         inference = decode_request(body, header_length)
         if inference.id is None:
             inference.id = checked_request_id(headers.get("x-request-id"))
@@ -59,6 +53,9 @@ async def infer_reply(
         error = await engine.refused(name, version, "rest", exc, time.perf_counter() - started)
         error.request_id = _sent_id(body, header_length)
         raise error from None
+    except Exception as exc:
+        engine.failed(name, "rest", exc, time.perf_counter() - started)
+        raise
     result = await _infer(engine, name, inference, version)
     content, json_length = encode_response(result, inference)
     reply_headers = id_header(result.id)
@@ -96,6 +93,9 @@ async def predict_reply(
         error = await engine.refused(name, version, "rest", exc, time.perf_counter() - started)
         error.request_id = request_id
         raise error from None
+    except Exception as exc:
+        engine.failed(name, "rest", exc, time.perf_counter() - started)
+        raise
     result = await _infer(engine, name, inference, version)
     return Reply(_predictions(result), JSON, id_header(result.id))
 
@@ -110,6 +110,18 @@ async def _infer(
     except ModelPilotError as exc:
         exc.request_id = inference.id
         raise
+
+
+def _header_length(header: str | None) -> int | None:
+    """The Inference-Header-Content-Length header's bytes, None without one."""
+    if header is None:
+        return None
+    try:
+        return int(header)
+    except ValueError:  # also past 4300 digits, which int() refuses to read
+        raise BadRequest(
+            f"Inference-Header-Content-Length must be a number of bytes, not {quoted(header)}"
+        ) from None
 
 
 def _sent_id(body: bytes, header_length: int | None) -> str | None:

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 import modelpilot
-from modelpilot.errors import BadRequest
+from modelpilot.errors import BadRequest, quoted
 from modelpilot.protocol.types import MAX_REQUEST_ID
 from modelpilot.server.rest.body import documented_json_body, json_object, json_response
 from modelpilot.server.rest.handlers import infer_reply
@@ -244,7 +244,7 @@ async def _index(request: Request) -> Response:
         payload = json_object(body, request.headers, limit)
         ready = payload.get("ready", False) if isinstance(payload, dict) else False
         if not isinstance(ready, bool):  # the text "false" would read as true
-            raise BadRequest(f'"ready" must be true or false, not {ready!r}')
+            raise BadRequest(f'"ready" must be true or false, not {quoted(ready)}')
         ready_only = ready
     entries = await _engine(request).repository_index(ready_only)
     return json_response(
