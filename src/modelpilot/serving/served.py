@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 from modelpilot.config import Settings
-from modelpilot.errors import ModelNotFound, ModelPilotError, NotFound
+from modelpilot.errors import (
+    ArtifactError,
+    BadRequest,
+    ModelNotFound,
+    ModelPilotError,
+    NotFound,
+    quoted,
+)
 from modelpilot.registry.refs import NAME_RULE, ModelRef, is_name
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
@@ -184,7 +191,14 @@ class ServedModels:
     async def resolve(self, model: str, version: str) -> ModelVersion:
         """A version asked for explicitly; numbered versions are immutable, so cached."""
         self._require_served(model)
-        ref = _ref(model, version)
+        try:
+            ref = _ref(model, version)
+        except BadRequest:
+            if model not in self._served:
+                # A made-up model is what the client hears of first, whatever the version
+                # (and the body): ModelNotFound, if the registry has no such model either.
+                await blocking(self._executor, self.registry.resolve_number, ModelRef(model))
+            raise
         now = time.monotonic()
         cached = self._pinned_refs.get(ref)
         if cached is not None and (
@@ -220,7 +234,7 @@ class ServedModels:
     async def unload(self, model: str) -> None:
         """Stop serving ``model`` and drop every version of it from memory (in every worker)."""
         if model not in self._served:
-            raise ModelNotFound(f"model {model!r} is not served, so it cannot be unloaded")
+            raise ModelNotFound(f"model {quoted(model)} is not served, so it cannot be unloaded")
         self._drop(model)
         if self._shared is not None:
             await blocking(self._executor, self._shared.record, model, "unloaded")
@@ -270,12 +284,12 @@ class ServedModels:
             return
         if model in self._unloaded:
             raise ModelNotFound(
-                f"model {model!r} was unloaded; load it with "
+                f"model {quoted(model)} was unloaded; load it with "
                 f"POST /v2/repository/models/{model}/load"
             )
         if not self.serve_all:
             raise ModelNotFound(
-                f"model {model!r} is not served here; served models: "
+                f"model {quoted(model)} is not served here; served models: "
                 f"{', '.join(self.names) or 'none'}"
             )
         require_name(model)
@@ -304,7 +318,7 @@ class ServedModels:
                 # Load before switching, so that no request waits on a cold version; a version
                 # that fails to load must not take down the one that serves now.
                 try:
-                    await self.pool.get(mv)
+                    await self._get(mv)
                 except ModelPilotError as exc:
                     if previous is None:
                         raise
@@ -331,6 +345,35 @@ class ServedModels:
         finally:
             served.refreshing = None
 
+    async def _get(self, mv: ModelVersion) -> None:
+        """Load ``mv``; an artifact that fails to load says which version it is."""
+        try:
+            await self.pool.get(mv)
+        except ArtifactError as exc:
+            named = _naming_version(mv, exc)
+            if named is exc:
+                raise
+            raise named from exc
+
+
+def _naming_version(mv: ModelVersion, exc: ArtifactError) -> ArtifactError:
+    """``exc``, raised loading ``mv``, as an error that names the version.
+
+    The runtimes name the file that failed to load, and a stored artifact is named by its
+    sha256: a server that would not start said "2e9c10d7...(64 digits): Model.load() failed"
+    and left the reader to find which model that was. Such a message begins instead with the
+    version and the artifact's short hash, and calls the file "the file"; one that names the
+    artifact by its short hash (missing, corrupted) gets the version in front of it; one that
+    names the version already (the pool's own) stays as it was.
+    """
+    sha, said = mv.artifact_sha256, exc.message
+    if sha in said:
+        said = said.removeprefix(f"{sha}: ").replace(sha, "the file")
+        return ArtifactError(f"{mv} (artifact {sha[:12]}): {said}")
+    if str(mv) in said:
+        return exc
+    return ArtifactError(f"{mv}: {said}")
+
 
 async def blocking(executor: Executor, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """``fn(*args, **kwargs)`` run on ``executor`` (registry lookups block), awaited."""
@@ -347,7 +390,7 @@ def require_name(model: str) -> None:
     """ModelNotFound for a name no registry could hold, before asking one (PostgreSQL would
     fail on a NUL in it, rather than find nothing)."""
     if not is_name(model):
-        raise ModelNotFound(f"no model is named {model!r}: model names are {NAME_RULE}")
+        raise ModelNotFound(f"no model is named {quoted(model)}: model names are {NAME_RULE}")
 
 
 def _ref(model: str, version: str) -> ModelRef:
