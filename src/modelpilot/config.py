@@ -57,6 +57,29 @@ class Settings(BaseSettings):
     grpc_server: Literal["native", "grpcio"] = "native"
     """gRPC front: ModelPilot's own HTTP/2 (fast, unary calls) or grpcio's asyncio server."""
 
+    max_connections: int = Field(default=1000, ge=1)
+    """Most connections each port (REST, gRPC) of a server process keeps open; one more is
+    refused at once (REST: 503, gRPC: GOAWAY, then closed). Lowered at start, with a warning,
+    to what the process's open-file limit (``ulimit -n``) leaves room for."""
+
+    header_timeout_seconds: float = Field(default=10.0, gt=0.0)
+    """How long a client has to send a request's line and headers (REST: from the connection's
+    start, or the request's first byte; 408 past it) or the HTTP/2 preface (gRPC); a
+    connection that sends nothing is closed then too."""
+
+    body_timeout_seconds: float = Field(default=60.0, gt=0.0)
+    """How long a request's body has to arrive once its headers have: past it REST answers 408
+    and closes the connection, gRPC resets the call (RST_STREAM CANCEL); what came is freed."""
+
+    grpc_idle_timeout_seconds: float = Field(default=300.0, gt=0.0)
+    """How long a gRPC connection with no call open is kept; then GOAWAY and closed (clients
+    connect again for their next call). REST connections wait 5 s between requests."""
+
+    send_timeout_seconds: float = Field(default=60.0, gt=0.0)
+    """How long an answer may wait for its client: a connection whose client takes nothing of
+    what waits for it for this long is dropped (REST, gRPC), and a gRPC answer that the
+    client's flow-control window holds back this long is reset (RST_STREAM CANCEL)."""
+
     model_memory_budget_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=0)
     """Memory the model pool may use for versions that are not pinned; LRU beyond it."""
 

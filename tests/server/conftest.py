@@ -58,10 +58,12 @@ class LoopThread:
         self.loop.close()
 
 
-def serve_http(loop_thread: LoopThread, app: Any, port: int) -> Callable[[], None]:
-    """Serve ``app`` with uvicorn on loopback ``port``, in ``loop_thread``, once it listens;
-    returns what stops it."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+def serve_http(loop_thread: LoopThread, app: Any, port: int, **options: Any) -> Callable[[], None]:
+    """Serve ``app`` with uvicorn (and its ``options``) on loopback ``port``, in
+    ``loop_thread``, once it listens; returns what stops it."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", **options
+    )
     server = uvicorn.Server(config)
     task = asyncio.run_coroutine_threadsafe(server.serve(), loop_thread.loop)
     deadline = time.monotonic() + 10

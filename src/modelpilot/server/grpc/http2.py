@@ -7,17 +7,26 @@ here directly, and each response goes out in one write. What it takes from HTTP/
 their flags (padding, priority, CONTINUATION), SETTINGS, PING, GOAWAY, RST_STREAM, flow
 control both ways, HPACK (the ``hpack`` package decodes; responses are encoded without the
 dynamic table), and a graceful drain. It serves no pushes and no streaming responses.
+
+A client gets a bounded share of the server's time and memory: the preface, each request's
+body and each answer held back by flow control must come or go within their timeouts, a
+connection with no call open is closed once idle, what one connection may make the server
+hold is bounded, and a server past its number of connections refuses new ones at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, cast
 
+from modelpilot.config import Settings
 from modelpilot.server.grpc.frames import (
     ACK,
+    CANCEL,
     CONTINUATION,
     DATA,
     DEFAULT_FRAME,
@@ -68,13 +77,45 @@ MAX_STREAMS = 1000
 Handler = Callable[["Http2Connection", Stream], Coroutine[Any, Any, None]]
 
 
+@dataclass(frozen=True)
+class Http2Limits:
+    """How long a client may take over each part of its work, and how many connections a
+    server keeps; the ``MODELPILOT_*`` settings named in each field's comment."""
+
+    header_timeout: float  # HEADER_TIMEOUT_SECONDS: for the connection preface
+    body_timeout: float  # BODY_TIMEOUT_SECONDS: for a request's body, from its headers
+    idle_timeout: float  # GRPC_IDLE_TIMEOUT_SECONDS: for a connection with no call open
+    send_timeout: float  # SEND_TIMEOUT_SECONDS: for an answer the client does not take
+    max_connections: int  # MAX_CONNECTIONS: of one server; the server counts them
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Http2Limits:
+        return cls(
+            header_timeout=settings.header_timeout_seconds,
+            body_timeout=settings.body_timeout_seconds,
+            idle_timeout=settings.grpc_idle_timeout_seconds,
+            send_timeout=settings.send_timeout_seconds,
+            max_connections=settings.max_connections,
+        )
+
+
+DEFAULT_LIMITS = Http2Limits.from_settings(Settings.model_construct())
+"""The limits of the settings' defaults."""
+
+
 class Http2Connection(asyncio.Protocol):
     """One client connection: frames in, requests handed to ``handler``, responses out.
 
     ``handler`` runs as a task once a request is complete, and must answer with
     :meth:`respond`. It runs at once, with ``stream.overflow`` set, when a body outgrows
     ``max_body``, or when the bodies still arriving on the connection outgrow four times
-    that (a client cannot make the server hold more than that for it).
+    that (a client cannot make the server hold more than that for it). New calls are
+    refused (RST_STREAM REFUSED_STREAM) while as much in answers waits for the client's
+    flow-control window.
+
+    ``limits`` bound the time each part of the work may take (see :meth:`_check`). With
+    ``over_limit`` the server has as many connections as it may keep: this one is refused
+    at once, with GOAWAY.
     """
 
     def __init__(
@@ -83,6 +124,9 @@ class Http2Connection(asyncio.Protocol):
         max_body: int,
         on_close: Callable[[Http2Connection], None],
         answers_at_once: Callable[[Stream], bool] = lambda stream: False,
+        *,
+        limits: Http2Limits = DEFAULT_LIMITS,
+        over_limit: bool = False,
     ) -> None:
         self.handler = handler
         self.answers_at_once = answers_at_once
@@ -90,9 +134,12 @@ class Http2Connection(asyncio.Protocol):
         not have): it is then started at once, not once a body that may never end has come."""
         self.max_body = max_body
         self.on_close = on_close
+        self.limits = limits
+        self.over_limit = over_limit
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, Stream] = {}
-        self.closed = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self.closed = self._loop.create_future()
         self._buffer = b""
         self._preface = False
         self._headers_in = HeaderDecoder()
@@ -106,13 +153,31 @@ class Http2Connection(asyncio.Protocol):
         self._recv_unacked = 0
         self._blocked: dict[int, Stream] = {}
         self._held = 0  # bytes of request bodies still arriving
+        self._queued = 0  # bytes of answers in _blocked, waiting for the client's window
+        self._budget = 4 * max_body  # of either, for one connection
         self._draining = False
+        # The one timer of the connection, for the earliest deadline of its work (_check).
+        self._timer: asyncio.TimerHandle | None = None
+        self._started = self._loop.time()
+        self._quiet_since = self._started  # when the last call ended (while none is open)
+        self._write_paused_since: float | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not subclasses of asyncio's; they have the same methods.
         self.transport = cast(asyncio.Transport, transport)
+        if self.over_limit:
+            # A server's first frame must be its SETTINGS, even one that only says goodbye.
+            limit = self.limits.max_connections
+            reason = (
+                f"the server holds its limit of {limit} connections (MODELPILOT_MAX_CONNECTIONS); "
+                "try again shortly, or another server"
+            )
+            self.transport.write(frame(SETTINGS, 0, 0))
+            self._close(NO_ERROR, reason)
+            return
+        self._watch(self._started + self.limits.header_timeout)
         settings = b"".join(
             setting.pack(key, value)
             for key, value in (
@@ -129,6 +194,9 @@ class Http2Connection(asyncio.Protocol):
         )
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         for stream in self.streams.values():
             if stream.task is not None:
                 stream.task.cancel()
@@ -140,11 +208,15 @@ class Http2Connection(asyncio.Protocol):
         self.on_close(self)
 
     def pause_writing(self) -> None:
-        # The client does not read its answers: stop reading its requests until it does.
+        # The client does not read its answers: stop reading its requests until it does, and
+        # give up on it if it does not within the send timeout.
         if self.transport is not None:
             self.transport.pause_reading()
+            self._write_paused_since = self._loop.time()
+            self._watch(self._write_paused_since + self.limits.send_timeout)
 
     def resume_writing(self) -> None:
+        self._write_paused_since = None
         if self.transport is not None:
             self.transport.resume_reading()
 
@@ -168,6 +240,7 @@ class Http2Connection(asyncio.Protocol):
         """
         if self.transport is None or self.streams.get(stream.id) is not stream:
             return  # the client reset the stream or went away
+        stream.chunks = []  # the request is answered; its body is no longer needed
         if body is None and trailers is None:
             out = self._header_frames(stream.id, headers, END_STREAM) + self._finish(stream)
         else:
@@ -178,12 +251,13 @@ class Http2Connection(asyncio.Protocol):
         self.transport.write(out)
         self._close_if_drained()
 
-    def goaway(self) -> None:
+    def goaway(self, reason: str = "") -> None:
         """Start draining: no new streams; the connection closes when its streams are done."""
         if self._draining or self.transport is None:
             return
         self._draining = True
-        self.transport.write(frame(GOAWAY, 0, 0, goaway.pack(self._last_id, NO_ERROR)))
+        debug = reason.encode("utf-8", "replace")[:256]
+        self.transport.write(frame(GOAWAY, 0, 0, goaway.pack(self._last_id, NO_ERROR) + debug))
         self._close_if_drained()
 
     def cut_off(self, trailers: bytes) -> int:
@@ -207,10 +281,17 @@ class Http2Connection(asyncio.Protocol):
         """The DATA frames and trailers of ``stream`` that the flow-control windows allow.
 
         Once everything is out, the stream is finished; else it waits in ``_blocked`` for a
-        WINDOW_UPDATE.
+        WINDOW_UPDATE, for up to the send timeout from when it first had to.
         """
         out = []
+        was_blocked = self._blocked.pop(stream.id, None) is not None
+        if was_blocked:
+            self._queued -= len(stream.pending)
         pending = stream.pending
+        if len(pending) > self._peer_frame:
+            # Slicing bytes would copy what is left for every frame: quadratic in the size of
+            # an answer of many frames.
+            pending = memoryview(pending)
         while pending:
             room = min(stream.send_window, self._peer_window, self._peer_frame)
             if room <= 0:
@@ -218,10 +299,15 @@ class Http2Connection(asyncio.Protocol):
             chunk, pending = pending[:room], pending[room:]
             stream.send_window -= len(chunk)
             self._peer_window -= len(chunk)
-            out.append(frame(DATA, 0, stream.id, chunk))
+            # (frame() joins a view as it joins bytes; bytes(chunk) would copy it once more.)
+            out.append(frame(DATA, 0, stream.id, chunk))  # type: ignore[arg-type]
         stream.pending = pending
         if pending:
             self._blocked[stream.id] = stream
+            self._queued += len(pending)
+            if not was_blocked:
+                stream.deadline = self._loop.time() + self.limits.send_timeout
+                self._watch(stream.deadline)
             return b"".join(out)
         if stream.trailers is not None:
             out.append(self._header_frames(stream.id, stream.trailers, END_STREAM))
@@ -245,9 +331,19 @@ class Http2Connection(asyncio.Protocol):
         (An answer before the whole request, as to a body over the limit, asks the client to
         stop sending with RST_STREAM NO_ERROR.)
         """
-        self.streams.pop(stream.id, None)
-        self._blocked.pop(stream.id, None)
+        self._forget(stream)
         return b"" if stream.ended else frame(RST_STREAM, 0, stream.id, u32.pack(NO_ERROR))
+
+    def _forget(self, stream: Stream) -> None:
+        """Drop ``stream`` and what it holds; a connection left without one starts idling."""
+        self.streams.pop(stream.id, None)
+        if self._blocked.pop(stream.id, None) is not None:
+            self._queued -= len(stream.pending)
+        stream.pending = b""
+        stream.chunks = []
+        if not self.streams:
+            self._quiet_since = self._loop.time()
+            self._watch(self._quiet_since + self.limits.idle_timeout)
 
     def _close_if_drained(self) -> None:
         if self._draining and not self.streams and self.transport is not None:
@@ -394,7 +490,8 @@ class Http2Connection(asyncio.Protocol):
         if stream_id % 2 == 0 or stream_id <= self._last_id:
             raise ProtocolError(PROTOCOL_ERROR, f"HEADERS on stream {stream_id}")
         self._last_id = stream_id
-        if self._draining or len(self.streams) >= MAX_STREAMS:
+        if self._draining or len(self.streams) >= MAX_STREAMS or self._queued >= self._budget:
+            # (The last: the client leaves answers untaken; it gets no more until it takes them.)
             if self.transport is not None:
                 self.transport.write(frame(RST_STREAM, 0, stream_id, u32.pack(REFUSED_STREAM)))
             return
@@ -405,6 +502,9 @@ class Http2Connection(asyncio.Protocol):
             self._start(stream)
         elif self.answers_at_once(stream):
             self._start(stream)
+        else:
+            stream.deadline = self._loop.time() + self.limits.body_timeout
+            self._watch(stream.deadline)
 
     def _settings(self, stream_id: int, flags: int, payload: bytes) -> bytes:
         if stream_id:
@@ -452,20 +552,94 @@ class Http2Connection(asyncio.Protocol):
         return b""
 
     def _reset(self, stream_id: int) -> None:
-        stream = self.streams.pop(stream_id, None)
-        self._blocked.pop(stream_id, None)
+        stream = self.streams.get(stream_id)
         if stream is None:
             return
         if stream.task is not None:
             stream.task.cancel()
         else:
             self._held -= stream.size
+        self._forget(stream)
 
     def _start(self, stream: Stream) -> None:
         self._held -= stream.size
-        task = asyncio.get_running_loop().create_task(self.handler(self, stream))
+        stream.deadline = math.inf  # the call's own deadline (grpc-timeout) is the handler's
+        task = self._loop.create_task(self.handler(self, stream))
         stream.task = task
         task.add_done_callback(_log_failure)
+
+    # -- timeouts ---------------------------------------------------------------------------
+
+    def _watch(self, when: float) -> None:
+        """Have :meth:`_check` run at ``when`` (event loop time), or earlier."""
+        timer = self._timer
+        if timer is None or when < timer.when():
+            if timer is not None:
+                timer.cancel()
+            self._timer = self._loop.call_at(when, self._check)
+
+    def _check(self) -> None:
+        """End what has overrun its time, then wait for the next deadline.
+
+        The connection preface must come within the header timeout of the connection; a
+        request's body within the body timeout of its headers, and an answer that flow
+        control holds back must be taken within the send timeout (else the stream is reset
+        with CANCEL, and what it held is freed); a connection with no stream open for the
+        idle timeout is closed with GOAWAY, as is one whose client reads nothing for the
+        send timeout. Deadlines are noted as work comes and goes; only this one timer runs
+        for them, at the earliest (and again at the next).
+        """
+        self._timer = None
+        transport = self.transport
+        if transport is None:
+            return
+        now = self._loop.time()
+        limits = self.limits
+        if not self._preface:
+            end = self._started + limits.header_timeout
+            if now < end:
+                self._watch(end)
+            else:
+                self._close(
+                    NO_ERROR,
+                    f"no HTTP/2 connection preface within {limits.header_timeout:g} s "
+                    "(MODELPILOT_HEADER_TIMEOUT_SECONDS)",
+                )
+            return
+        paused = self._write_paused_since
+        if paused is not None and now >= paused + limits.send_timeout:
+            logger.debug("closing an HTTP/2 connection whose client reads nothing")
+            transport.abort()  # closing would wait for the client to read what is written
+            return
+        out = []
+        upcoming = math.inf if paused is None else paused + limits.send_timeout
+        for stream in list(self.streams.values()):
+            if stream.deadline > now:
+                upcoming = min(upcoming, stream.deadline)
+                continue
+            if stream.task is None:
+                self._held -= stream.size
+                logger.debug("reset stream %d: its body took too long", stream.id)
+            elif stream.id in self._blocked:
+                logger.debug("reset stream %d: its answer was not taken", stream.id)
+            else:
+                stream.deadline = math.inf  # running: the handler's
+                continue
+            self._forget(stream)
+            out.append(frame(RST_STREAM, 0, stream.id, u32.pack(CANCEL)))
+        if out:
+            transport.write(b"".join(out))
+        if not self.streams:
+            end = self._quiet_since + limits.idle_timeout
+            if now >= end:
+                self.goaway(
+                    f"no call within {limits.idle_timeout:g} s "
+                    "(MODELPILOT_GRPC_IDLE_TIMEOUT_SECONDS)"
+                )
+                return
+            upcoming = min(upcoming, end)
+        if upcoming < math.inf:
+            self._watch(upcoming)
 
     def _close(self, code: int, message: str) -> None:
         if self.transport is None:

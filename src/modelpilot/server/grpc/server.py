@@ -18,7 +18,7 @@ from modelpilot.config import Settings
 from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.server.grpc.calls import GrpcCalls, trailers_only
 from modelpilot.server.grpc.errors import Status, status_of
-from modelpilot.server.grpc.http2 import Http2Connection
+from modelpilot.server.grpc.http2 import DEFAULT_LIMITS, Http2Connection, Http2Limits
 from modelpilot.server.grpc.servicer import SERVICE, InferenceServicer, Method, methods
 from modelpilot.server.sockets import bind_socket
 from modelpilot.serving.engine import InferenceEngine
@@ -52,7 +52,8 @@ def create_grpc_server(
     bound = int(sock.getsockname()[1])
     if settings.grpc_server == "grpcio":
         return _grpcio_server(servicer, settings, sock), bound
-    return NativeGrpcServer(GrpcCalls(servicer, settings.grpc_max_message_bytes), sock), bound
+    calls = GrpcCalls(servicer, settings.grpc_max_message_bytes)
+    return NativeGrpcServer(calls, sock, Http2Limits.from_settings(settings)), bound
 
 
 CUT_OFF = (
@@ -64,9 +65,12 @@ CUT_OFF = (
 class NativeGrpcServer:
     """Unary gRPC calls over :class:`Http2Connection`, on the running event loop."""
 
-    def __init__(self, calls: GrpcCalls, sock: socket.socket) -> None:
+    def __init__(
+        self, calls: GrpcCalls, sock: socket.socket, limits: Http2Limits = DEFAULT_LIMITS
+    ) -> None:
         self.calls = calls
         self.sock = sock
+        self.limits = limits
         self.connections: set[Http2Connection] = set()
         self._server: asyncio.Server | None = None
 
@@ -77,7 +81,12 @@ class NativeGrpcServer:
 
         def connection() -> Http2Connection:
             made = Http2Connection(
-                self.calls, limit, self.connections.discard, self.calls.answers_at_once
+                self.calls,
+                limit,
+                self.connections.discard,
+                self.calls.answers_at_once,
+                limits=self.limits,
+                over_limit=len(self.connections) >= self.limits.max_connections,
             )
             self.connections.add(made)
             return made

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 
 class Stream:
@@ -10,6 +11,7 @@ class Stream:
 
     __slots__ = (
         "chunks",
+        "deadline",
         "ended",
         "headers",
         "id",
@@ -36,13 +38,20 @@ class Stream:
         self.send_window = send_window
         self.recv_unacked = 0
         # Response bytes that flow control holds back, and the trailers that follow them.
-        self.pending = b""
+        self.pending: bytes | memoryview = b""
         self.trailers: bytes | None = None
         self.task: asyncio.Task[None] | None = None
+        # The event loop's time by which the body must have come (while it arrives), or the
+        # answer been taken by the client (while flow control holds it back).
+        self.deadline = math.inf
 
     @property
     def body(self) -> bytes:
-        return self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        """The request body, handed over once: the stream lets go of it, so that it is freed
+        when the handler has decoded it, not when the answer is out (which a client that
+        keeps its flow-control window shut can put off for long)."""
+        chunks, self.chunks = self.chunks, []
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
