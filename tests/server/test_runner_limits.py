@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import socket
 import subprocess
@@ -147,6 +148,36 @@ def test_a_body_that_stalls_gets_408_and_the_connection_closed(serve: Serve) -> 
             assert "MODELPILOT_BODY_TIMEOUT_SECONDS" in error
     # The server serves on.
     assert httpx.post(f"http://127.0.0.1:{port}/v2/models/iris/infer", content=BODY).is_success
+
+
+def test_a_body_that_stalls_off_the_fast_path_is_the_clients_hang_up(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A FastAPI route reading the body hears that the client is gone (starlette's
+    ClientDisconnect): that was logged as an unexpected error with a traceback, by the app
+    and again by uvicorn, as if the server had failed."""
+    caplog.set_level(logging.DEBUG, logger="modelpilot.server.rest.errors")
+    port = serve(body_timeout=0.5)
+    body = b'{"ready": true}'
+    head = b"POST /v2/repository/index HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    uvicorn_errors.addHandler(caplog.handler)  # it does not propagate to the root logger
+    try:
+        with connect(port) as sock:
+            sock.sendall(head % len(body) + body[:-3])
+            status, _, error = error_answer(until_closed(sock))
+        assert status == 408 and "MODELPILOT_BODY_TIMEOUT_SECONDS" in error
+        end = time.monotonic() + 5
+        while time.monotonic() < end and not any(
+            "went away" in record.getMessage() for record in caplog.records
+        ):
+            time.sleep(0.02)
+    finally:
+        uvicorn_errors.removeHandler(caplog.handler)
+    gone = [r for r in caplog.records if r.name == "modelpilot.server.rest.errors"]
+    assert [r.levelno for r in gone] == [logging.DEBUG], caplog.text
+    assert "POST /v2/repository/index" in gone[0].getMessage()
+    assert not any(r.levelno >= logging.WARNING or r.exc_info for r in caplog.records)
 
 
 def test_requests_in_time_are_served_however_long_the_connection_lives(serve: Serve) -> None:

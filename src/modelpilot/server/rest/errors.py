@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from modelpilot.errors import ModelPilotError, Unavailable, clipped, internal_message
 from modelpilot.server.rest.body import id_header, sent_request_id
@@ -61,6 +62,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": message}, status_code=exc.status_code, headers=headers)
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client hung up, or its body did not come in time (the server has answered 408 and
+    # closes the connection): nothing failed here, and no one hears this answer. 499, "client
+    # closed request", as the engine counts a client that hangs up on a running request.
+    logger.debug("the client went away during %s %s", request.method, request.url.path)
+    return JSONResponse(
+        {"error": "the client went away before its request had all come"},
+        status_code=499,
+        headers=id_header(sent_request_id(request.headers)),
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unexpected error on %s %s", request.method, request.url.path)
     return JSONResponse(
@@ -74,4 +87,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ModelPilotError, _modelpilot_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    # Handled as the client's, not as an error of the server's: a handler of Exception
+    # itself logs a traceback, and starlette raises the exception again for uvicorn to log.
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)
