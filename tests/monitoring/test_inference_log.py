@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import create_engine, insert, select
 
-from modelpilot.monitoring.inference_log import InferenceLog, batch_row, batches
+from modelpilot.errors import RegistryError
+from modelpilot.monitoring.inference_log import InferenceLog, batch_row, batches, open_log
 from modelpilot.monitoring.log_records import (
     LogEntry,
     jsonable,
@@ -291,3 +294,101 @@ def test_a_batch_whose_segment_has_gone_is_missing_not_an_error(tmp_path: Path) 
     finally:
         log.close()
         registry.close()
+
+
+def _rows(registry: Registry) -> list[dict[str, Any]]:
+    with registry.companion_engine("inference-log").connect() as conn:
+        return [dict(r) for r in conn.execute(select(batches).order_by(batches.c.id)).mappings()]
+
+
+def test_a_damaged_segment_costs_its_batches_not_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A tester overwrote 100 bytes in the middle of a segment file: every read of the log
+    that passed it (a restore, a label's lookup) raised, and the monitoring process died at
+    each start. Now the batches it damaged read as missing, and one line names the file."""
+    registry = Registry.open(str(tmp_path / "registry"), tmp_path / "artifacts")
+    log = InferenceLog(registry.companion_engine("inference-log"))
+    try:
+        ids = [[f"r{b}-{i}" for i in range(20)] for b in range(5)]
+        for batch in ids:  # a batch each, one after the other in one segment file
+            log.write([entry(i) for i in batch])
+        log.set_labels("m", {i: 1 for batch in ids for i in batch})
+        rows = _rows(registry)
+        path = tmp_path / "registry" / "inference-log.segments" / rows[0]["segment"]
+        size = path.stat().st_size
+        with open(path, "r+b") as file:
+            file.seek(size // 2)
+            file.write(b"#" * 100)
+        hit = [
+            n
+            for n, row in enumerate(rows)
+            if row["segment_offset"] < size // 2 + 100
+            and size // 2 < row["segment_offset"] + row["segment_length"]
+        ]
+        assert hit and len(hit) < 5
+        intact = [i for n, batch in enumerate(ids) if n not in hit for i in batch]
+
+        caplog.set_level(logging.ERROR)
+        found = log.find("m", [i for batch in ids for i in batch])
+        assert sorted(found) == sorted(intact)
+        assert all(found[i].label == 1 for i in intact)
+        assert sorted(e.request_id for e in log.recent("m")) == sorted(intact)
+        assert log.unreadable == len(hit)  # each counted once, however often it is read
+        said = [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
+        assert len(said) == 1 and str(path) in said[0]
+        log.max_rows = 20
+        assert log.trim() == 80  # trimming reads their ids to drop their labels: no error
+    finally:
+        log.close()
+        registry.close()
+
+
+def test_a_batch_whose_contents_do_not_decode_is_skipped(
+    log: InferenceLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same on PostgreSQL, whose rows hold the contents: a damaged row is skipped."""
+    log.write([entry("a"), entry("b")])
+    log.write([entry("c")])
+    with log._engine.begin() as conn:
+        first = conn.execute(select(batches).order_by(batches.c.id)).mappings().first()
+        assert first is not None
+        if first["segment"] is None:
+            conn.execute(batches.update().where(batches.c.id == first["id"]).values(times="[1,"))
+    if first["segment"] is not None:
+        folder = Path(str(log._engine.url.database)).with_suffix(".segments")
+        with open(folder / first["segment"], "r+b") as file:
+            file.seek(first["segment_offset"] + 48)  # past the lengths: the request ids
+            file.write(b"#")
+    caplog.set_level(logging.ERROR)
+    assert sorted(log.find("m", ["a", "b", "c"])) == ["c"]
+    assert [e.request_id for e in log.recent("m")] == ["c"]
+    assert log.unreadable == 1
+    assert sum("cannot be read" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_log_whose_database_cannot_be_opened_is_left_out_with_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    registry = Registry.open(str(tmp_path / "registry"), tmp_path / "artifacts")
+    log = InferenceLog(registry.companion_engine("inference-log"))
+    log.write([entry("a")])
+    log.close()
+    database = tmp_path / "registry" / "inference-log.db"
+    with open(database, "r+b") as file:
+        file.write(b"x" * 64)  # its header: "file is not a database"
+    caplog.set_level(logging.ERROR)
+    assert open_log(registry.companion_engine("inference-log"), 100) is None
+    [said] = [r.getMessage() for r in caplog.records]
+    assert "inference-log.db" in said and "file is not a database" in said
+    assert "monitoring carries on without the inference log" in said
+    registry.close()
+
+
+def test_a_postgresql_log_out_of_reach_is_not_left_out_for_good() -> None:
+    """It may answer in a moment: the monitoring process dies, and its replacement (after a
+    wait that grows) opens the log again, rather than run without one until a restart."""
+    pytest.importorskip("psycopg")
+    nobody = create_engine("postgresql+psycopg://postgres@127.0.0.1:21299/none")
+    with pytest.raises(RegistryError, match="cannot open the inference log"):
+        open_log(nobody, 100)

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from modelpilot.monitoring.log_segments import FIELDS, Segments, decode, encode
+from modelpilot.monitoring.log_segments import (
+    FIELDS,
+    Segments,
+    UnreadableRecord,
+    decode,
+    encode,
+)
 
 
 def record(ids: str = '["a"]', packed: bytes | None = b"\x00\x01") -> dict[str, object]:
@@ -79,8 +85,12 @@ def test_a_reader_that_never_wrote_creates_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "segments").exists()
 
 
-def test_a_record_that_never_reached_the_disk_reads_as_missing(tmp_path: Path) -> None:
-    """After a machine crash a committed row may point at zeros or at a file cut short."""
+def test_a_record_that_never_reached_the_disk_is_unreadable_and_says_where(
+    tmp_path: Path,
+) -> None:
+    """After a machine crash a committed row may point at zeros or at a file cut short: the
+    log skips such a batch, and says which file holds it (``UnreadableRecord``); a file that
+    is gone is a batch trimmed (None), which is no error."""
     segments = Segments(tmp_path / "segments")
     zeroed = segments.append(encode(record()))
     cut = segments.append(encode(record('["cut"]')))
@@ -90,5 +100,21 @@ def test_a_record_that_never_reached_the_disk_reads_as_missing(tmp_path: Path) -
     data[: zeroed.length] = bytes(zeroed.length)
     path.write_bytes(bytes(data[: cut.offset + cut.length // 2]))
     for only in (None, "request_ids", "packed"):
-        assert segments.read(zeroed, only) is None
-        assert segments.read(cut, only) is None
+        for place in (zeroed, cut):
+            with pytest.raises(UnreadableRecord, match=f"{path}, the record at byte"):
+                segments.read(place, only)
+    path.unlink()
+    assert segments.read(zeroed) is None
+
+
+def test_text_overwritten_with_bytes_that_are_not_utf8_is_unreadable(tmp_path: Path) -> None:
+    segments = Segments(tmp_path / "segments")
+    place = segments.append(encode(record('["abcdefgh"]')))
+    segments.close()
+    path = tmp_path / "segments" / place.segment
+    data = bytearray(path.read_bytes())
+    at = data.index(b"abcdefgh")
+    data[at : at + 4] = b"\xff\xfe\xff\xfe"
+    path.write_bytes(bytes(data))
+    with pytest.raises(UnreadableRecord, match="byte 0"):
+        segments.read(place, "request_ids")

@@ -177,3 +177,22 @@ def test_labels_left_uncounted_still_join_the_window() -> None:
     window.add("1", "1", None, 5.0, ("r1", 0), count=False)  # restored: counted when posted
     window.add("0", "1", None, 5.0, ("r2", 0))
     assert window.total == 1 and len(window.rows(10.0)) == 2
+
+
+def test_a_regressions_labels_of_predictions_that_are_no_number_are_left_out() -> None:
+    """One NaN prediction made MAE and RMSE NaN for as long as it stayed in the window."""
+    thresholds = PerformanceThresholds(min_labels=3)
+    errors = PerformanceWindow("regression", [], {"mae": 1.0}, None, 1000, 3600.0, thresholds)
+    for n, predicted in enumerate([10.0, float("nan"), 12.0, None, float("inf"), 14.0]):
+        errors.add(11.0, predicted, None, at=None, key=(f"r{n}", 0))
+    report = errors.report()
+    assert report is not None
+    assert (report.labels, report.unscored) == (6, 3)
+    # Errors of 1, 1 and 3 on the three finite predictions.
+    assert report.current == pytest.approx({"mae": 5 / 3, "rmse": (11 / 3) ** 0.5})
+    assert report.to_dict()["unscored"] == 3
+    for n in range(3):  # nothing a finite number: no figures, rather than NaN
+        errors.add(11.0, None, None, at=None, key=(f"r{n}", 0))
+    errors.add(11.0, float("nan"), None, at=None, key=("r5", 0))
+    report = errors.report()
+    assert report is not None and report.current == {} and report.unscored == 6

@@ -168,3 +168,57 @@ async def test_a_number_written_as_text_is_refused_naming_the_request_and_the_va
     assert reply.json() == {"accepted": 1, "unknown": []}
     performance = (await client.get("/api/monitoring/forest")).json()["performance"]
     assert performance["labels"] == 1  # none of the refused calls' labels was kept
+
+
+async def test_a_nan_prediction_leaves_the_errors_and_concept_drift_visible(
+    registry: Registry, tmp_path: Path, diabetes_data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """One NaN prediction among 60 labelled ones made MAE and RMSE NaN (null in
+    /api/monitoring, NaN in /metrics) and hid concept drift until it left the window of
+    1,000 labels. Labels of predictions that are no finite number are left out of the
+    errors, and counted."""
+    path = tmp_path / "sums.py"
+    path.write_text(
+        "import numpy as np\n"
+        "class Model:\n"
+        "    def predict(self, x):\n"
+        "        x = np.asarray(x, dtype=float)\n"
+        "        return np.where(x[:, 0] == -1.0, np.nan, x.sum(axis=1) * 1000)\n"
+    )
+    x, y = diabetes_data
+    reference = pd.DataFrame(x, columns=FEATURES).assign(progression=y)
+    register_model(
+        registry, "sums", path, flavor="python", reference=reference, target="progression"
+    )
+    settings = make_settings(registry, performance_min_labels=20)
+    engine = InferenceEngine(registry, settings)
+    monitoring = ProcessMonitoring.for_engine(engine, settings)
+    await engine.start()
+    app = create_app(engine, settings, monitoring)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            rows = x[:60].copy()
+            rows[7, 0] = -1.0  # the request the model answers NaN
+            ids = []
+            for row in rows:
+                reply = await client.post("/predict/sums", json={"data": row.tolist()})
+                assert reply.status_code == 200, reply.text
+                ids.append(reply.json()["id"])
+            # Every label is 500 off what was predicted: far past the reference's error.
+            truths = (rows.sum(axis=1) * 1000 + 500).tolist()
+            labels = [{"request_id": i, "label": t} for i, t in zip(ids, truths, strict=True)]
+            reply = await client.post("/api/feedback/sums", json={"labels": labels})
+            assert reply.json() == {"accepted": 60, "unknown": []}
+            performance = (await client.get("/api/monitoring/sums")).json()["performance"]
+            assert (performance["labels"], performance["unscored"]) == (60, 1)
+            assert performance["current"]["mae"] == pytest.approx(500)
+            assert performance["current"]["rmse"] == pytest.approx(500)
+            assert performance["concept_drift"] is True and "mae" in performance["degraded"]
+            metrics = (await client.get("/metrics")).text
+            assert 'modelpilot_model_performance{metric="mae",model="sums",version="1"} 500' in (
+                metrics
+            )
+    finally:
+        await engine.stop()
+        monitoring.stop()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from modelpilot.monitoring import tap as tap_module
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.tap import Answered, LocalTap, merge
@@ -180,3 +183,79 @@ def test_a_tap_restores_the_windows_of_the_versions_requests_reach(
     # Version 1, rolled away from, comes back only for a server of iris:1.
     assert restored(["iris:1"]) == [(1, 2, 0)]
     assert restored(["other"]) == []
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def iris_anywhere(
+    request: pytest.FixtureRequest, tmp_path: Path, iris_model_path: Path
+) -> Iterator[tuple[Registry, ModelVersion]]:
+    """iris:1 in a registry of each kind: its log a SQLite file, or PostgreSQL tables."""
+    if request.param == "sqlite":
+        location = str(tmp_path / "registry")
+    else:
+        location = request.getfixturevalue("postgres_location")
+    registry = Registry.open(location, tmp_path / "artifacts")
+    yield registry, register_model(registry, "iris", iris_model_path)
+    registry.close()
+
+
+def test_a_failed_log_write_is_tried_again_and_what_it_never_takes_is_counted(
+    iris_anywhere: tuple[Registry, ModelVersion],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A log that could not be written (PostgreSQL down for 9 s, a full disk) lost every
+    request answered meanwhile without a word: no counter moved, and each label posted
+    logged a traceback. Now they wait for the log to come back, for up to ``RETRY_SECONDS``;
+    what it never takes counts in ``unlogged``; and the error is logged once a minute."""
+    registry, version = iris_anywhere
+    tap, log = _logging_tap(registry, log_seconds=0.0)
+    engine = registry.companion_engine("inference-log")
+
+    def down(renamed: tuple[str, str] = ("inference_log_batches", "aside")) -> None:
+        with engine.begin() as conn:  # the log's writes fail until it is back
+            conn.exec_driver_sql(f"ALTER TABLE {renamed[0]} RENAME TO {renamed[1]}")
+
+    def back() -> None:
+        down(("aside", "inference_log_batches"))
+
+    def answer(first: int) -> None:
+        rows = {"input-0": np.array([[5.1, 3.5, 1.4, 0.2]] * 10)}
+        ids = [f"r{i}" for i in range(first, first + 10)]
+        outputs = {"predict": np.zeros(10, dtype=np.int64)}
+        tap.take(merge([Answered(time.time(), version, ids, [1] * 10, rows, outputs)]))
+
+    try:
+        answer(0)
+        assert log.count() == 10
+        down()
+        caplog.set_level(logging.ERROR)
+        for first in (10, 20, 30):
+            answer(first)  # nothing raises: serving and binning go on
+        assert (tap.failures, tap.unlogged) == (3, 0)
+        assert requests_of(tap) == 40  # the windows have them all
+        said = [r for r in caplog.records if "inference log failed" in r.getMessage()]
+        assert len(said) == 1 and said[0].exc_info is not None  # once, with its traceback
+
+        back()
+        assert log.count() == 10
+        answer(40)  # the log is back: the requests that waited go first
+        assert log.count() == 50
+        assert sorted(log.find("iris", ["r15", "r35", "r45"])) == ["r15", "r35", "r45"]
+        assert tap.unlogged == 0
+
+        monkeypatch.setattr(tap_module, "RETRY_SECONDS", 0.0)  # a log down for too long
+        down()
+        answer(50)
+        back()
+        assert tap.unlogged == 10
+        answer(60)
+        assert log.count() == 60 and tap.unlogged == 10  # the dropped ones are gone for good
+        assert tap.lookup("iris", ["r55", "r65"]).keys() == {"r65"}
+    finally:
+        tap.close()
+    engine.dispose()
+
+
+def requests_of(tap: LocalTap) -> int:
+    return sum(state.requests for state in tap.states(time.time()))

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
+from sqlalchemy import select
 
-from modelpilot.monitoring import tap_process
+from modelpilot.monitoring import inference_log, tap_process
 from modelpilot.monitoring.inference_log import InferenceLog
+from modelpilot.monitoring.log_records import LogBatch, log_batch
 from modelpilot.monitoring.model_metrics import MonitorCollector
 from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
@@ -22,7 +26,7 @@ from modelpilot.monitoring.tap import Answered, Merged, TapFailed, merge
 from modelpilot.monitoring.tap_process import TapProcess, TapSpec
 from modelpilot.monitoring.tap_wire import RoundEncoder
 from modelpilot.registry.store import Registry
-from tests.monitoring.conftest import metric
+from tests.monitoring.conftest import metric, monitored, send
 
 ROWS = np.array([[5.1, 3.5, 1.4, 0.2], [6.2, 3.4, 5.4, 2.3], [5.9, 3.0, 5.1, 1.8]])
 
@@ -147,8 +151,9 @@ def test_a_stalled_child_never_blocks_the_caller(
 
 
 def test_a_dead_child_fails_questions_not_the_caller(
-    tap: TapProcess, labelled_iris: Registry
+    tap: TapProcess, labelled_iris: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(tap_process, "RESTART_SECONDS", 60.0)  # it died young: not replaced yet
     assert tap.pid is not None
     os.kill(tap.pid, signal.SIGKILL)
     tap._process.join(10)
@@ -298,3 +303,228 @@ def test_a_question_waiting_for_the_child_never_holds_up_the_caller(
     finally:
         os.kill(tap.pid, signal.SIGCONT)
     assert requests(tap) == sent + 10 - tap.dropped
+
+
+def _resume(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_a_hung_child_fails_questions_in_time_and_is_replaced(
+    tap: TapProcess, labelled_iris: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stopped child (``kill -STOP``) held every question, and so every label post, with no
+    time limit (a tester waited 40 s)."""
+    monkeypatch.setattr(tap_process, "QUESTION_SECONDS", 1.0)
+    monkeypatch.setattr(tap_process, "RESTART_SECONDS", 0.0)
+    tap.take(batches(labelled_iris, 0, 10))
+    assert requests(tap) == 10 and tap.pid is not None
+    tap.lookup("iris", ["none"])  # the child writes the log before it looks there
+    hung = tap.pid
+    os.kill(hung, signal.SIGSTOP)
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            asked = time.monotonic()
+            question = pool.submit(tap.lookup, "iris", ["r1"])
+            with pytest.raises(TapFailed, match="did not answer lookup in time"):
+                question.result(timeout=15)
+            assert time.monotonic() - asked < 5
+        finally:
+            _resume(hung)  # (before the pool waits for its thread)
+    tap._process.join(10)  # killed
+    assert tap._process.exitcode == -signal.SIGKILL
+    tap.take(batches(labelled_iris, 10, 5))  # replaced, as a dead one is
+    assert tap.restarts == 1 and tap.pid != hung
+    assert requests(tap) == 5
+    assert tap.lookup("iris", ["r1"]).keys() == {"r1"}  # the log kept what the first wrote
+
+
+def test_a_child_killed_twice_is_replaced_at_once_then_after_a_growing_wait(
+    tap: TapProcess, labelled_iris: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restarts were at most one per 10 s: a child killed twice within 10 s left the server
+    unmonitored for up to 10 s. Now one that had been running is replaced at once, and only
+    one that keeps dying young waits, 1 s, 2 s, ... (``RESTART_SECONDS``)."""
+    monkeypatch.setattr(tap_process, "STEADY_SECONDS", 1.0)
+    tap.take(batches(labelled_iris, 0, 10))
+    assert requests(tap) == 10
+    time.sleep(1.0)  # running steadily
+
+    def kill() -> int:
+        assert tap.pid is not None
+        killed = tap.pid
+        os.kill(killed, signal.SIGKILL)
+        tap._process.join(10)
+        return killed
+
+    first = kill()
+    tap.take(batches(labelled_iris, 10, 5))
+    assert tap.restarts == 1 and tap.pid != first and tap.dropped == 0
+    kill()  # again at once: it died young, so the next waits RESTART_SECONDS
+    tap.take(batches(labelled_iris, 15, 5))
+    assert tap.restarts == 1 and tap.dropped == 5
+    time.sleep(tap_process.RESTART_SECONDS + 0.1)
+    tap.take(batches(labelled_iris, 20, 5))
+    assert tap.restarts == 2
+    kill()  # and again: twice as long
+    tap.take(batches(labelled_iris, 25, 5))
+    time.sleep(tap_process.RESTART_SECONDS + 0.1)
+    tap.take(batches(labelled_iris, 30, 5))
+    assert tap.restarts == 2 and tap.dropped == 15
+    time.sleep(tap_process.RESTART_SECONDS)
+    tap.take(batches(labelled_iris, 35, 5))
+    assert tap.restarts == 3 and requests(tap) == 5
+
+
+def _log(registry: Registry, *items: LogBatch) -> InferenceLog:
+    log = InferenceLog(registry.companion_engine("inference-log"))
+    for item in items:  # a round each
+        log.append([item])
+    return log
+
+
+def _logged(first: int, count: int, **outputs: np.ndarray) -> LogBatch:
+    """``count`` one-row iris requests r<first>... as the log holds them."""
+    ids = [f"r{i}" for i in range(first, first + count)]
+    rows = np.concatenate([ROWS[i % 3 : i % 3 + 1] for i in range(first, first + count)])
+    predicted = outputs or {"predict": np.array([i % 3 for i in range(first, first + count)])}
+    times = [time.time()] * count
+    return log_batch("iris", 1, ids, times, [1] * count, {"input-0": rows}, predicted)
+
+
+def test_a_logged_answer_of_another_shape_is_restored_as_it_was_watched(
+    labelled_iris: Registry,
+) -> None:
+    """A model answered one request with 3 columns where it declared one: binned while the
+    server ran (its first column), it stopped every restore after (``setting an array
+    element with a sequence``), killing the monitoring process at every start, for every
+    model, until it left the log."""
+    _log(
+        labelled_iris,
+        _logged(0, 30),
+        _logged(30, 1, predict=np.zeros((1, 3))),
+        _logged(31, 9),
+    ).close()
+    spec = TapSpec(labelled_iris.address(), MonitorConfig(), restore=True)
+    tap = TapProcess(spec)
+    try:
+        [state] = tap.states(time.time())
+        assert state.window_rows == 40 and state.requests == 0
+        assert tap.failures == 0
+        found = tap.lookup("iris", ["r30", "r31"])
+        assert np.asarray(found["r30"].outputs["predict"]).shape == (1, 3)
+    finally:
+        tap.close()
+
+
+def test_a_damaged_log_is_skipped_where_it_is_damaged_and_said_once(
+    labelled_iris: Registry, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """100 bytes overwritten in a segment file stopped every restore (``JSONDecodeError``):
+    the monitoring process crash-looped, dropping every request, taking no label."""
+    log = _log(labelled_iris, *(_logged(n * 10, 10) for n in range(6)))
+    with labelled_iris.companion_engine("inference-log").connect() as conn:
+        table = inference_log.batches
+        rows = conn.execute(select(table).order_by(table.c.id)).mappings().all()
+    path = Path(str(log._engine.url.database)).with_suffix(".segments") / rows[0]["segment"]
+    log.close()
+    with open(path, "r+b") as file:
+        for damaged in (rows[1], rows[4]):  # past the lengths: the request ids
+            file.seek(damaged["segment_offset"] + 48)
+            file.write(b"#" * 100)
+    tap = TapProcess(TapSpec(labelled_iris.address(), MonitorConfig(), restore=True))
+    try:
+        [state] = tap.states(time.time())
+        assert state.window_rows == 40  # the four batches that read
+        assert tap.failures == 2  # each damaged batch once
+        assert sorted(tap.lookup("iris", ["r5", "r15", "r55"])) == ["r5", "r55"]
+        tap.take(batches(labelled_iris, 100, 10))
+        tap.set_labels("iris", {"r100": 0, "r5": 1})
+        assert requests(tap) == 10
+    finally:
+        tap.close()
+    said = [line for line in capfd.readouterr().err.splitlines() if "cannot be read" in line]
+    assert len(said) == 1 and str(path) in said[0]
+
+
+def test_a_log_that_cannot_be_opened_leaves_monitoring_without_it(
+    labelled_iris: Registry, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The first 64 bytes of inference-log.db overwritten: the monitoring process died at
+    every start ("file is not a database"), and with it drift, predictions, alerts, labels."""
+    log = _log(labelled_iris, _logged(0, 10))
+    database = Path(str(log._engine.url.database))
+    log.close()
+    with open(database, "r+b") as file:
+        file.write(b"x" * 64)
+    tap = TapProcess(TapSpec(labelled_iris.address(), MonitorConfig(), restore=True))
+    monitor = Monitor(labelled_iris, tap=tap)  # its thread is not started
+    version = labelled_iris.get_version("iris", 1)
+    try:
+        for i in range(20):
+            monitor.predicted(
+                version, [f"n{i}"], [1], {"input-0": ROWS[:1]}, {"predict": np.array([0])}
+            )
+        monitor.flush()
+        report = monitor.report("iris")
+        assert report.requests == 20 and report.drift is not None
+        assert monitor.feedback("iris", {"n3": 0, "r3": 0}).unknown == ["r3"]  # joined in memory
+        assert monitor.unlogged == 20
+        assert metric(monitor, "modelpilot_monitor_unlogged_total") == 20
+        assert monitor.failures == 1  # the log that would not open
+    finally:
+        monitor.stop()
+    err = capfd.readouterr().err
+    assert err.count("monitoring carries on without the inference log") == 1
+    assert "file is not a database" in err
+
+
+def test_a_question_that_keeps_failing_is_logged_once_not_each_time(
+    labelled_iris: Registry, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """With PostgreSQL down, each label post's failed lookup logged a full traceback."""
+    tap = TapProcess(TapSpec(labelled_iris.address(), MonitorConfig()))  # its stderr: capfd's
+    tap.take(batches(labelled_iris, 0, 10))
+    assert tap.lookup("iris", ["r1"]).keys() == {"r1"}
+    engine = labelled_iris.companion_engine("inference-log")
+    with engine.begin() as conn:  # the log's database fails every read from now on
+        conn.exec_driver_sql("ALTER TABLE inference_log_batches RENAME TO aside")
+    engine.dispose()
+    for _ in range(5):
+        with pytest.raises(TapFailed, match="failed lookup: OperationalError"):
+            tap.lookup("iris", ["missing"])
+    tap.close()
+    err = capfd.readouterr().err
+    assert err.count("monitoring process: lookup failed") == 1
+    assert err.count("no such table") < 10  # one traceback's mentions, not five
+
+
+async def test_a_label_posted_to_a_hung_monitoring_process_gets_503_in_time(
+    labelled_iris: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tap_process, "QUESTION_SECONDS", 1.0)
+    async with monitored(labelled_iris) as served:
+        assert isinstance(served.monitor.tap, TapProcess)
+        ids = await send(served.client, np.repeat(ROWS, 2, axis=0), per_request=1)
+        await asyncio.to_thread(served.monitor.flush)  # the child has answered
+        hung = served.monitor.tap.pid
+        assert hung is not None
+        os.kill(hung, signal.SIGSTOP)
+        try:
+            asked = time.monotonic()
+            label = {"request_id": ids[0], "label": 0}
+            reply = await asyncio.wait_for(served.client.post("/api/feedback/iris", json=label), 15)
+            assert time.monotonic() - asked < 5
+            assert reply.status_code == 503
+            assert "did not answer lookup in time" in reply.json()["error"]
+        finally:
+            _resume(hung)
+        # The next question finds it dead and replaces it (its windows from the log).
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            reply = await served.client.post("/api/feedback/iris", json=label)
+            if reply.status_code == 200:
+                break
+            await asyncio.sleep(0.2)
+        assert reply.json() == {"accepted": 1, "unknown": []}
+        assert served.monitor.tap.restarts == 1

@@ -17,6 +17,10 @@ Requests are found by id without an index written for each (see ``log_locator``)
 It is bounded: after every write that passes a tenth of ``max_rows`` requests, the oldest
 batches go until at most ``max_rows`` requests remain (and with them, in a SQLite log, the
 segment files none of the rest refers to).
+
+A batch that cannot be read back (a damaged segment file or row) is skipped wherever it is
+read, as if trimmed: one error line names its file, and ``unreadable`` counts it. A log
+that cannot be opened at all is no reason to stop monitoring: see :func:`open_log`.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from sqlalchemy import (
     inspect,
     select,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from modelpilot.errors import RegistryError
 from modelpilot.monitoring import log_segments
@@ -60,6 +64,7 @@ from modelpilot.monitoring.log_records import (
     columns,
     rows_of,
 )
+from modelpilot.monitoring.repeated_errors import first_line
 from modelpilot.registry.database import WRITE_OPTION
 from modelpilot.registry.schema import create_tables
 
@@ -130,6 +135,11 @@ class InferenceLog:
         self._segments = segments_of(engine)
         self._locator = Locator(batches, max_rows, self._request_ids, _ID_COLUMNS)
         self._locating = threading.Lock()
+        self.unreadable = 0
+        """Batches skipped because they could not be read back (each counted once)."""
+        self._skipped: set[int] = set()
+        self._reported: set[str] = set()
+        """Where unreadable batches were found (a segment file, or the table): each said once."""
         try:
             create_tables(engine, metadata, _upgrade)
         except SQLAlchemyError as exc:
@@ -150,7 +160,12 @@ class InferenceLog:
             conn.execute(insert(batches), [self._stored(batch_row(item)) for item in items])
         self._since_trim += sum(len(item.request_ids) for item in items)
         if self._since_trim * 10 >= self.max_rows:
-            self.trim()
+            try:
+                self.trim()
+            except (SQLAlchemyError, OSError):
+                # The batches are committed: a caller that took this for a failed append
+                # would write them twice. Trimming is tried again a tenth later.
+                logger.exception("trimming the inference log failed; it is tried again later")
 
     def write(self, entries: Sequence[LogEntry]) -> None:
         """Store entries one batch per model version (their labels, if any, too)."""
@@ -221,7 +236,7 @@ class InferenceLog:
         """Delete the labels of the requests in batches up to ``cutoff``."""
         if conn.execute(select(labels_table.c.model).limit(1)).first() is None:
             return  # no labels at all (the usual case), so no request ids to read
-        query = select(batches.c.model, *_ID_COLUMNS).where(batches.c.id <= cutoff)
+        query = select(batches.c.id, batches.c.model, *_ID_COLUMNS).where(batches.c.id <= cutoff)
         gone: dict[str, list[str]] = {}
         for row in conn.execute(query).mappings():
             gone.setdefault(row["model"], []).extend(self._request_ids(row) or [])
@@ -266,9 +281,9 @@ class InferenceLog:
                     batches.c.id.in_(wanted[start : start + 200]), batches.c.model == model
                 )
                 for row in conn.execute(query).mappings():
-                    contents = self._contents(row)
-                    if contents is not None:
-                        decoded[int(row["id"])] = DecodedBatch(contents)
+                    batch = self._decoded(row)
+                    if batch is not None:
+                        decoded[int(row["id"])] = batch
             located: dict[str, tuple[DecodedBatch, int]] = {}
             for rid, found_at in places.items():
                 for batch_id, position in found_at:  # newest first
@@ -296,10 +311,9 @@ class InferenceLog:
         out: list[LogEntry] = []
         with self._engine.connect() as conn:
             for row in conn.execute(query).mappings():
-                contents = self._contents(row)
-                if contents is None:
+                batch = self._decoded(row)
+                if batch is None:
                     continue
-                batch = DecodedBatch(contents)
                 for position in reversed(range(len(batch.request_ids))):
                     if since is not None and batch.times[position] < since:
                         continue
@@ -338,7 +352,9 @@ class InferenceLog:
             for model, request_id, label, at in conn.execute(query):
                 kept = found.setdefault(model, [])
                 if len(kept) < limit:
-                    kept.append(StoredLabel(request_id, orjson.loads(label), float(at)))
+                    value = _label(label)
+                    if value is not _UNREADABLE_LABEL:
+                        kept.append(StoredLabel(request_id, value, float(at)))
         return {model: kept[::-1] for model, kept in found.items()}
 
     def count(self, model: str | None = None) -> int:
@@ -364,20 +380,61 @@ class InferenceLog:
             "segment_length": place.length,
         }
 
-    def _contents(self, row: Mapping[Any, Any]) -> Mapping[Any, Any] | None:
-        """A stored row with its contents, read from its segment if it has one (None if that
-        has gone: the batch was trimmed since the row was read)."""
-        place = _place(row)
-        if place is None:
-            return row
-        fields = self._segments_to_read().read(place)
-        return None if fields is None else {**row, **fields}
+    def _decoded(self, row: Mapping[Any, Any]) -> DecodedBatch | None:
+        """A stored row's batch, decoded; None if its segment has gone (the batch was trimmed
+        since the row was read) or it cannot be read (see :meth:`_skip`)."""
+        try:
+            place = _place(row)
+            if place is None:
+                return DecodedBatch(row)
+            fields = self._segments_to_read().read(place)
+            return None if fields is None else DecodedBatch({**row, **fields})
+        except _UNREADABLE as exc:
+            self._skip(row, exc)
+            return None
 
     def _request_ids(self, row: Mapping[Any, Any]) -> list[str] | None:
-        """A stored row's request ids (of ``_ID_COLUMNS``); None if its segment has gone."""
-        place = _place(row)
-        fields = row if place is None else self._segments_to_read().read(place, "request_ids")
-        return None if fields is None else list(orjson.loads(fields["request_ids"]))
+        """A stored row's request ids (of ``_ID_COLUMNS``, and its id); None if its segment
+        has gone or they cannot be read."""
+        try:
+            place = _place(row)
+            fields = row if place is None else self._segments_to_read().read(place, "request_ids")
+            if fields is None:
+                return None
+            ids = orjson.loads(fields["request_ids"])
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise ValueError("its request ids are not a list of strings")
+            return ids
+        except _UNREADABLE as exc:
+            self._skip(row, exc)
+            return None
+
+    def _skip(self, row: Mapping[Any, Any], exc: Exception) -> None:
+        """Count a batch that cannot be read (once), and say so once per file: a damaged
+        file (or table) may hold many, and each is read whenever a lookup or a restore
+        passes it."""
+        batch_id = int(row["id"])
+        if batch_id in self._skipped:
+            return
+        self._skipped.add(batch_id)
+        self.unreadable += 1
+        place = row["segment"]
+        if place is not None and self._segments is not None:
+            where = str(self._segments.directory / str(place))
+        else:
+            where = f"table inference_log_batches of {self._engine.url!r}"
+        if where in self._reported:
+            return
+        self._reported.add(where)
+        logger.error(
+            "the inference log's batch %d cannot be read, so it is skipped as if trimmed "
+            "(%s: %s); other such batches of %s are skipped without a word "
+            "(modelpilot_monitor_failures_total counts them)",
+            batch_id,
+            where,
+            exc,
+            "this file" if place is not None else "the table",
+        )
 
     def _segments_to_read(self) -> log_segments.Segments:
         if self._segments is None:
@@ -393,8 +450,49 @@ class InferenceLog:
                 labels_table.c.request_id.in_(ids[start : start + 500]),
             )
             for rid, label in conn.execute(query):
-                labels[rid] = orjson.loads(label)
+                value = _label(label)
+                if value is not _UNREADABLE_LABEL:
+                    labels[rid] = value
         return labels
+
+
+def open_log(engine: Engine, max_rows: int) -> InferenceLog | None:
+    """The inference log on ``engine``; None, with the error logged, if it cannot be opened
+    (its file damaged, not a database, out of reach): monitoring is better off without its
+    log than without drift, predictions and alerts too. A PostgreSQL server that does not
+    answer raises, as it may answer in a moment: the monitoring process dies, and its
+    replacement tries again."""
+    try:
+        return InferenceLog(engine, max_rows)
+    except (RegistryError, SQLAlchemyError, OSError) as exc:
+        engine.dispose()
+        cause = exc.__cause__ if isinstance(exc, RegistryError) else exc
+        if engine.dialect.name == "postgresql" and isinstance(cause, OperationalError):
+            raise
+        logger.error(
+            "%s; monitoring carries on without the inference log: drift, predictions and "
+            "alerts go on, but no request is logged (modelpilot_monitor_unlogged_total counts "
+            "them), labels join only predictions made since this start, and nothing comes "
+            "back after a restart. Repair or move away the log's database and restart.",
+            first_line(exc)
+            if isinstance(exc, RegistryError)
+            else f"cannot open the inference log: {first_line(exc)}",
+        )
+        return None
+
+
+def _label(text: str) -> Any:
+    """A stored label; ``_UNREADABLE_LABEL`` if it is not JSON (a damaged row: skipped)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return _UNREADABLE_LABEL
+
+
+_UNREADABLE_LABEL = object()
+
+_UNREADABLE = (ValueError, TypeError, KeyError, IndexError, OverflowError)
+"""What decoding damaged bytes raises (JSON, UTF-8 and segment errors are ValueErrors)."""
 
 
 def _delete_labels(conn: Connection, model: str, request_ids: list[str]) -> None:

@@ -160,21 +160,26 @@ class DecodedBatch:
         self.model = str(row["model"])
         self.version = int(row["version"])
         self.request_ids: list[str] = orjson.loads(row["request_ids"])
-        self.times: list[float] = orjson.loads(row["times"])
+        self.times: list[float] = [float(t) for t in orjson.loads(row["times"])]
         self._per_request: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
         # Column-wise: name -> all rows, as arrays (packed) or nested lists (JSON).
         self._columns: tuple[Mapping[str, Any], Mapping[str, Any]] = ({}, {})
         self._packed = row.get("packed") is not None
         if row["row_counts"] is None:  # written before row counts: one object per request
             self._per_request = (orjson.loads(row["inputs"]), orjson.loads(row["outputs"]))
-            return
-        if self._packed:
-            self._columns = unpack_arrays(bytes(row["packed"]))
+            _check(len(self._per_request[0]) == len(self._per_request[1]) == len(self.times))
         else:
-            self._columns = (orjson.loads(row["inputs"]), orjson.loads(row["outputs"]))
-        self.starts = [0]
-        for rows in orjson.loads(row["row_counts"]):
-            self.starts.append(self.starts[-1] + int(rows))
+            if self._packed:
+                self._columns = unpack_arrays(bytes(row["packed"]))
+            else:
+                self._columns = (orjson.loads(row["inputs"]), orjson.loads(row["outputs"]))
+            self.starts = [0]
+            for rows in orjson.loads(row["row_counts"]):
+                self.starts.append(self.starts[-1] + int(rows))
+            _check(len(self.starts) == len(self.times) + 1)
+        # Damaged bytes may still decode: what does not add up is refused here, not when one
+        # of its requests is asked for.
+        _check(len(self.request_ids) == len(self.times))
 
     def holds(self, request_id: str, position: int) -> bool:
         """Whether request ``request_id`` is at ``position`` of this batch."""
@@ -202,6 +207,11 @@ class DecodedBatch:
             outputs,
             label,
         )
+
+
+def _check(consistent: bool) -> None:
+    if not consistent:
+        raise ValueError("a logged batch whose request ids, times and rows do not add up")
 
 
 def rows_of(values: Mapping[str, Any]) -> int:

@@ -19,11 +19,13 @@ between an append and its commit leaves bytes no row refers to, which go with th
 
 Commits are as durable as the database's: the appends wait for the disk no more than its
 commits do (``Registry.companion_engine``). After a machine crash a committed row may refer
-to contents that never reached the disk: its batch reads as missing.
+to contents that never reached the disk: its record is ``UnreadableRecord``, as is one that
+was overwritten since, and the log reads its batch as missing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import uuid
@@ -43,6 +45,11 @@ FIELDS = ("request_ids", "times", "row_counts", "inputs", "outputs", "packed")
 
 _HEADER = struct.Struct("<6q")
 """Each record starts with the length of each of ``FIELDS`` (-1: ``packed`` is None)."""
+
+
+class UnreadableRecord(ValueError):
+    """A record that does not decode: cut short, zeroed or overwritten (its message names
+    the file and the offset)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +82,27 @@ class Segments:
         the database's write lock, and commit the row that refers to it before letting go."""
         file = self._current()
         offset = file.tell()
-        file.write(record)
-        file.flush()
+        try:
+            file.write(record)
+            file.flush()
+        except OSError:
+            # The disk is full, or the file cannot be written: what part of the record got
+            # there is left behind (no row refers to it), and the next append starts a new
+            # file rather than trust this one's offsets.
+            with contextlib.suppress(OSError):
+                file.close()
+            self._file = None
+            raise
         return Place(self._name, offset, len(record))
 
     def read(self, place: Place, only: str | None = None) -> dict[str, Any] | None:
         """The fields of the record at ``place`` (just ``only``, if given); None if its
-        segment has gone (trimmed since the row was read), or holds something else there
-        (after a machine crash, a committed row's contents may not have reached the disk)."""
+        segment has gone (trimmed since the row was read). ``UnreadableRecord`` if the
+        segment holds something else there: after a machine crash a committed row's contents
+        may not have reached the disk, and a file may have been damaged since."""
+        path = self.directory / place.segment
         try:
-            with open(self.directory / place.segment, "rb") as file:
+            with open(path, "rb") as file:
                 file.seek(place.offset)
                 if only is None:
                     return decode(file.read(place.length))
@@ -94,8 +112,10 @@ class Segments:
                 index = FIELDS.index(only)
                 file.seek(sum(max(n, 0) for n in lengths[:index]), os.SEEK_CUR)
                 return {only: _field(only, lengths[index], file.read(max(lengths[index], 0)))}
-        except (FileNotFoundError, struct.error):
+        except FileNotFoundError:
             return None
+        except (struct.error, UnicodeDecodeError) as exc:
+            raise UnreadableRecord(f"{path}, the record at byte {place.offset}: {exc}") from None
 
     def sweep(self, referenced: Collection[str]) -> int:
         """Delete the segments no batch refers to (under the database's write lock: then no

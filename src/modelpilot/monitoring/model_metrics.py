@@ -285,6 +285,13 @@ class MonitorCollector(Collector):
             value=self.monitor.dropped,
         )
         yield CounterMetricFamily(
+            "modelpilot_monitor_unlogged",
+            "Answered requests monitored but never written to the inference log: its writes "
+            "failed for longer than a minute (database down, disk full), or it could not be "
+            "opened. Labels for them cannot join.",
+            value=self.monitor.unlogged,
+        )
+        yield CounterMetricFamily(
             "modelpilot_monitor_unsampled",
             "Answered requests left unwatched by the sample rate (MODELPILOT_MONITOR_SAMPLE_RATE).",
             value=self.monitor.unsampled,
@@ -297,6 +304,7 @@ class MonitorCollector(Collector):
         )
         yield CounterMetricFamily(
             "modelpilot_monitor_failures",
-            "Monitoring rounds that raised (see the log).",
+            "Monitoring rounds, inference log writes and restores that raised, and logged "
+            "batches that could not be read back (see the log).",
             value=self.monitor.failures,
         )

@@ -43,6 +43,15 @@ class MonitorConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Skipped:
+    """Logged requests that could not be put back in the windows."""
+
+    requests: int
+    error: str
+    """What the first of them raised."""
+
+
+@dataclass(frozen=True, slots=True)
 class PredictionSummary:
     kind: str
     count: int
@@ -266,9 +275,14 @@ class ModelMonitor:
     ) -> None:
         """Account for answered requests: their input rows (2-D) and outputs, concatenated.
         Without ``totals`` they go into the windows only (requests restored from the log were
-        counted by the server that answered them)."""
+        counted by the server that answered them).
+
+        Everything is binned before anything is kept: requests that cannot be binned raise
+        and leave the windows as they were (counted among the requests, as answered)."""
         self.requests += requests if totals else 0
         limit = self.window.max_rows
+        head = 0
+        early_classes = None
         if rows is not None and rows.shape[0] > limit:
             # The window holds its last ``window_rows`` rows, in whole batches: of a larger one
             # only its last rows go in (whole, it would hold the window past its size for as
@@ -276,40 +290,68 @@ class ModelMonitor:
             total, head = rows.shape[0], rows.shape[0] - limit
             if totals and self.predictions is not None and self.predictions.classifier and outputs:
                 early = _row_slice(outputs, total, slice(None, head))
-                self.cumulative_classes += self.predictions.count(early)[0]
-            self.rows += head if totals else 0
+                early_classes = self.predictions.count(early)[0]
             rows = rows[head:]
             outputs = _row_slice(outputs, total, slice(head, None))
         n = 0 if rows is None else rows.shape[0]
         features, feature_sums = self._split
         counts = np.zeros(self.window.counts.size, dtype=np.int64)
         sums = np.zeros(self.window.sums.size)
-        if self.binning is not None and rows is not None and n:
+        binned = self.binning is not None and rows is not None and n > 0
+        if binned:
+            assert self.binning is not None and rows is not None
             counts[:features], sums[:feature_sums] = self.binning.count(rows)
-            self.recent.add(rows)
+        prediction_counts = None
         if self.predictions is not None and outputs:
             prediction_counts, prediction_sums = self.predictions.count(outputs)
             counts[features:] = prediction_counts
             sums[feature_sums:] = prediction_sums
-            if totals and self.predictions.classifier:
-                self.cumulative_classes += prediction_counts
             n = n or int(prediction_sums[0])
-        self.rows += n if totals else 0
+        if binned:
+            assert rows is not None
+            self.recent.add(rows)
+        if totals:
+            self.rows += head + n
+            if early_classes is not None:
+                self.cumulative_classes += early_classes
+            if prediction_counts is not None and self.predictions and self.predictions.classifier:
+                self.cumulative_classes += prediction_counts
         self.window.add(n, counts, sums, at)
 
-    def restore(self, entries: Sequence[LogEntry]) -> None:
+    def restore(self, entries: Sequence[LogEntry]) -> Skipped | None:
         """Put requests from the inference log (oldest first) back in the windows, as a
-        server that restarts finds them; the totals stay as they are."""
+        server that restarts finds them; the totals stay as they are.
+
+        Requests are put back in chunks, as rounds were taken. A chunk that cannot be joined
+        into one array per name (a request answered with rows of another shape, which the
+        running server binned apart) goes back request by request, as it was binned; a
+        request that cannot go back at all is skipped (what was skipped is returned): one
+        logged answer must not cost the windows the rest."""
         signature = self.version.signature
         name = signature.inputs[0].name if signature.is_tabular and self.binning else None
+        skipped, error = 0, ""
         for start in range(0, len(entries), RESTORE_CHUNK):
             chunk = entries[start : start + RESTORE_CHUNK]
             names = set(chunk[0].outputs)
             if any(set(e.outputs) != names or (name and name not in e.inputs) for e in chunk):
                 continue  # written by another form of the version: not this window's
-            rows = _logged([r for e in chunk for r in e.inputs[name]]) if name else None
-            outputs = {n: _logged([v for e in chunk for v in e.outputs[n]]) for n in names}
-            self.observe(len(chunk), rows, outputs, chunk[-1].created_at, totals=False)
+            try:
+                self._restore_chunk(chunk, name, names)
+                continue
+            except (ValueError, TypeError, KeyError, IndexError):
+                pass  # nothing was counted: ``observe`` fails before it adds
+            for entry in chunk:
+                try:
+                    self._restore_chunk([entry], name, names)
+                except (ValueError, TypeError, KeyError, IndexError) as exc:
+                    skipped += 1
+                    error = error or f"{type(exc).__name__}: {exc}"
+        return Skipped(skipped, error) if skipped else None
+
+    def _restore_chunk(self, chunk: Sequence[LogEntry], name: str | None, names: set[str]) -> None:
+        rows = _logged([r for e in chunk for r in e.inputs[name]]) if name else None
+        outputs = {n: _logged([v for e in chunk for v in e.outputs[n]]) for n in names}
+        self.observe(len(chunk), rows, outputs, chunk[-1].created_at, totals=False)
 
     def label(
         self,

@@ -46,6 +46,7 @@ from modelpilot.monitoring.model_monitor import (
     MonitorState,
     totals_of,
 )
+from modelpilot.monitoring.repeated_errors import RepeatedErrors, first_line
 from modelpilot.monitoring.siblings import WorkerExchange
 from modelpilot.monitoring.tap import (
     Call,
@@ -126,6 +127,7 @@ class Monitor(InferenceObserver):
         self.started_at = time.time()
         self._failures = 0
         self._dropped = 0
+        self._errors = RepeatedErrors(logger)
         if not 0.0 < call_sample_rate <= 1.0:
             raise ValueError(f"call_sample_rate must be in (0, 1], not {call_sample_rate}")
         self.call_sample_rate = call_sample_rate
@@ -189,6 +191,11 @@ class Monitor(InferenceObserver):
     def failures(self) -> int:
         """Rounds and batches whose monitoring raised (logged; the rest carries on)."""
         return self._failures + self.tap.failures
+
+    @property
+    def unlogged(self) -> int:
+        """Requests monitored but never written to the inference log (``Tap.unlogged``)."""
+        return self.tap.unlogged
 
     # -- InferenceObserver (called on the event loop: append and return) -------------------
 
@@ -328,10 +335,13 @@ class Monitor(InferenceObserver):
         now = time.time()
         try:
             tapped = self.tap.states(now)
-        except TapFailed:
-            # Reported without the tap's windows this once; labels and alerts carry on.
+        except TapFailed as exc:
+            # Reported without the tap's windows this once; labels and alerts carry on. (Every
+            # evaluation until a new monitoring process answers: logged once a minute.)
             self._failures += 1
-            logger.exception("monitoring windows unavailable")
+            self._errors.error(
+                "states", "monitoring windows unavailable: %s", first_line(exc), exc_info=True
+            )
             tapped = []
         if self.tap.restarts != self._tap_restarts:
             # A new monitoring process counts from zero: the totals of the one that died, as
@@ -472,7 +482,7 @@ class Monitor(InferenceObserver):
         days late may take long to build up again. Returns how many rows came back."""
         since = time.time() - self.config.performance_seconds
         relabelled = self.tap.labelled_since(since, self.config.performance_rows)
-        restored = 0
+        restored = unreadable = 0
         wanted = served_versions(self.registry, self._restore_refs)
         with self._lock:
             for item in relabelled:
@@ -484,7 +494,17 @@ class Monitor(InferenceObserver):
                     request = join(monitor, item.request_id, item.label, found.outputs)
                 except (NotFound, InvalidInput):
                     continue  # its version is gone, or it no longer fits: as if never posted
+                except (ValueError, TypeError, KeyError, IndexError):
+                    unreadable += 1  # a logged prediction of no shape a label can join
+                    continue
                 restored += request.apply(item.at, count=False)  # counted when posted
+        if unreadable:
+            self._failures += 1
+            logger.error(
+                "restoring labels: %d of them belong to logged predictions they cannot be "
+                "joined to; skipped",
+                unreadable,
+            )
         if relabelled:
             logger.info("quality windows restored from the inference log: %d labels", restored)
             self._evaluate(close_interval=False)

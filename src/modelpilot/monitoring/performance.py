@@ -59,10 +59,14 @@ class PerformanceReport:
     reason: str
     label_shift_p_value: float | None = None
     """The chi-squared test's p-value for the window's labels against the reference labels."""
+    unscored: int = 0
+    """Labels (in ``labels``) left out of a regression's metrics: their prediction was no
+    finite number (NaN, infinite, missing)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "labels": self.labels,
+            "unscored": self.unscored,
             "current": self.current,
             "reference": self.reference,
             "degraded": self.degraded,
@@ -88,6 +92,11 @@ class PerformanceWindow:
     classes reach 0.1 more than a third of the time. At a thousand labels (the default
     window) the test adds nothing, as any move of 0.1 is significant there: the distance
     decides, as effect sizes decide data drift from a thousand rows.
+
+    A regression's labels joined to a prediction that is no finite number (a model that
+    answered NaN) are left out of its errors, and counted as ``unscored``: one NaN made MAE
+    and RMSE NaN, and hid the model's quality and concept drift, for as long as it stayed in
+    the window. The threshold of ``min_labels`` counts the labels scored.
     """
 
     def __init__(
@@ -214,16 +223,19 @@ class PerformanceWindow:
             rows = _latest_by_key(pooled)[-self.max_rows :]
         if not rows:
             return None
+        labels = len(rows)
+        if self.task == "regression":
+            rows = [r for r in rows if _finite(r.predicted)]
         truth = [r.truth for r in rows]
         predicted = [r.predicted for r in rows]
         proba = [r.proba for r in rows]
         if self.task == "classification":
             current = classification_metrics(truth, predicted, proba, self.classes)
         else:
-            current = regression_metrics(truth, predicted)
+            current = regression_metrics(truth, predicted) if rows else {}
         crossed = self._crossed(current) if len(rows) >= self.thresholds.min_labels else {}
         p_values = self._noise(rows, crossed, predicted, proba) if crossed else {}
-        return self._judge(truth, current, p_values)
+        return self._judge(truth, current, p_values, labels)
 
     def _crossed(self, current: dict[str, float]) -> dict[str, float]:
         """The metrics past their threshold against the reference, with their reference."""
@@ -257,9 +269,14 @@ class PerformanceWindow:
         return self._noise_p
 
     def _judge(
-        self, truth: list[Any], current: dict[str, float], p_values: dict[str, float]
+        self,
+        truth: list[Any],
+        current: dict[str, float],
+        p_values: dict[str, float],
+        labels: int,
     ) -> PerformanceReport:
-        """``p_values``: of the metrics past their threshold (none below ``min_labels``)."""
+        """``p_values``: of the metrics past their threshold (none below ``min_labels``);
+        ``truth``: the labels scored, of the window's ``labels``."""
         enough = len(truth) >= self.thresholds.min_labels
         degraded = []
         reasons = []
@@ -285,7 +302,7 @@ class PerformanceWindow:
                 f"chi-squared p-value {p_value:.2g})"
             )
         return PerformanceReport(
-            len(truth),
+            labels,
             current,
             dict(self.reference),
             degraded,
@@ -293,6 +310,7 @@ class PerformanceWindow:
             bool(degraded) or shifted,
             "; ".join(reasons),
             p_value,
+            labels - len(truth),
         )
 
     def _label_shift(self, truth: list[Any]) -> tuple[float | None, float | None]:
@@ -309,6 +327,16 @@ class PerformanceWindow:
         for value in truth:
             current[index.get(label_key(value), len(names))] += 1
         return js_distance(reference, current), chi_squared(reference, current)[1]
+
+
+def _finite(value: Any) -> bool:
+    """Whether ``value`` is a finite number (a prediction a regression's errors can use)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int past float64
+        return False
 
 
 def _shown(value: Any) -> str:

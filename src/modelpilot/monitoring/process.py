@@ -14,7 +14,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from modelpilot.config import Settings
 from modelpilot.monitoring.alerts import AlertRules
 from modelpilot.monitoring.drift import DriftThresholds
-from modelpilot.monitoring.inference_log import InferenceLog
+from modelpilot.monitoring.inference_log import open_log
 from modelpilot.monitoring.model_metrics import ModelCollector, MonitorCollector
 from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
@@ -95,7 +95,7 @@ def _monitor(
     else:
         log = None
         if settings.inference_log:
-            log = InferenceLog(
+            log = open_log(
                 engine.registry.companion_engine("inference-log"), settings.inference_log_max_rows
             )
         tap = LocalTap(
@@ -105,7 +105,10 @@ def _monitor(
             settings.inference_log_sample_rate,
             restore=restore,
             refs=refs,
+            log_missing=settings.inference_log,
         )
+        if settings.inference_log and log is None:
+            tap.count_failure()
     return Monitor(
         engine.registry,
         config,

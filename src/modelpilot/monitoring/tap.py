@@ -30,10 +30,20 @@ from modelpilot.errors import NotFound, Unavailable
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.log_records import LogBatch, log_batch
 from modelpilot.monitoring.model_monitor import ModelMonitor, MonitorConfig, MonitorState
+from modelpilot.monitoring.repeated_errors import RepeatedErrors, first_line
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 
 logger = logging.getLogger(__name__)
+
+RETRY_SECONDS = 60.0
+"""How long requests whose inference log write failed are kept to be written again (the
+database restarting, a disk full for a moment): a write fails for as long as the log is
+down, and every request answered meanwhile would be lost. Older ones are dropped, and
+counted in ``unlogged``."""
+
+RETRY_BYTES = 64 << 20
+"""At most this many bytes of such requests are kept; past it the oldest are dropped."""
 
 
 class Answered(NamedTuple):
@@ -119,6 +129,11 @@ class Tap(Protocol):
         """Requests handed over but not monitored (the tap fell too far behind)."""
 
     @property
+    def unlogged(self) -> int:
+        """Requests monitored but never written to the inference log: its writes failed for
+        longer than ``RETRY_SECONDS``, or it could not be opened at all."""
+
+    @property
     def pid(self) -> int | None:
         """The process doing the tap's work, where it is not this one."""
 
@@ -162,9 +177,12 @@ class LocalTap:
         log_seconds: float = 0.0,
         restore: bool = False,
         refs: Sequence[str] | None = None,
+        log_missing: bool = False,
     ) -> None:
         """With ``restore``, the windows start with what the log holds of their last
-        ``config.window_seconds`` (see :meth:`restore`) for the versions ``refs`` reach."""
+        ``config.window_seconds`` (see :meth:`restore`) for the versions ``refs`` reach.
+        ``log_missing``: a log was wanted but could not be opened (``log`` is None), so every
+        request it would have held counts in ``unlogged``."""
         self.registry = registry
         self.config = config
         self.log = log
@@ -175,8 +193,13 @@ class LocalTap:
         self.log_delay = log_seconds
         self._unlogged: list[LogBatch] = []
         self._logged_at = time.monotonic()
-        self.failures = 0
+        self._failures = 0
         self.dropped = 0
+        self.unlogged = 0
+        """Requests never written to the log (see ``Tap.unlogged``)."""
+        self._log_missing = log_missing and log is None
+        self._closed = False
+        self._errors = RepeatedErrors(logger)
         self._lock = threading.Lock()
         self._monitors: dict[tuple[str, int], ModelMonitor] = {}
         # Recent batches, for labels whose requests the log does not hold: at least the last
@@ -191,6 +214,15 @@ class LocalTap:
         if restore:
             self.restore(time.time(), refs)
 
+    @property
+    def failures(self) -> int:
+        """Batches whose monitoring raised, log writes that failed, and logged batches that
+        could not be read back."""
+        return self._failures + (self.log.unreadable if self.log is not None else 0)
+
+    def count_failure(self) -> None:
+        self._failures += 1
+
     def restore(self, now: float, refs: Sequence[str] | None = None) -> int:
         """Put back in the windows the requests the log holds from the last
         ``config.window_seconds`` (at most ``config.window_rows`` per version), so that a
@@ -198,26 +230,59 @@ class LocalTap:
         returns how many requests came back. Their totals are not counted again. Only the
         versions that requests reach now on a server of ``refs`` come back
         (``served_versions``): a version rolled away from, or another server's model, would
-        show its windows, and raise its alerts, until they aged out."""
+        show its windows, and raise its alerts, until they aged out.
+
+        Nothing the log holds stops the monitoring that follows: a version whose requests
+        cannot be put back starts with what could be (logged and counted in ``failures``)."""
         if self.log is None:
             return 0
         since = now - self.config.window_seconds
-        wanted = served_versions(self.registry, refs)
         restored = 0
         with self._lock:
-            for model, number in self.log.versions_since(since):
+            try:
+                wanted = served_versions(self.registry, refs)
+                logged = self.log.versions_since(since)
+            except Exception:
+                self._failures += 1
+                logger.exception("restoring the windows from the inference log failed")
+                return 0
+            for model, number in logged:
                 if (model, number) not in wanted:
                     continue
                 try:
-                    version = self.registry.get_version(model, number)
+                    restored += self._restore_version(self.log, model, number, since)
                 except NotFound:  # deleted since: nothing to watch
                     continue
-                entries = self.log.recent(model, number, self.config.window_rows, since)
-                monitor_of(self._monitors, self.registry, version, self.config).restore(entries)
-                restored += len(entries)
+                except Exception:
+                    self._failures += 1
+                    logger.exception(
+                        "restoring %s:%d from the inference log failed; its windows start "
+                        "with what was put back before",
+                        model,
+                        number,
+                    )
         if restored:
             logger.info("monitoring windows restored from the inference log: %d requests", restored)
         return restored
+
+    def _restore_version(self, log: InferenceLog, model: str, number: int, since: float) -> int:
+        version = self.registry.get_version(model, number)
+        entries = log.recent(model, number, self.config.window_rows, since)
+        monitor = monitor_of(self._monitors, self.registry, version, self.config)
+        skipped = monitor.restore(entries)
+        if skipped is not None:
+            self._failures += 1
+            logger.error(
+                "restoring %s:%d from the inference log: %d of its %d logged requests could "
+                "not be put back in the windows (%s); skipped",
+                model,
+                number,
+                skipped.requests,
+                len(entries),
+                skipped.error,
+            )
+            return len(entries) - skipped.requests
+        return len(entries)
 
     def take(self, batches: Sequence[Merged]) -> None:
         with self._lock:
@@ -236,18 +301,52 @@ class LocalTap:
                         pending.append(batch)
             except Exception:
                 # One version's bad data must not stop the others being watched.
-                self.failures += 1
+                self._failures += 1
                 logger.exception("monitoring %s:%d failed", *merged.version.key)
+        if self._log_missing:
+            self.unlogged += sum(self._sampled(len(merged.request_ids)) for merged in batches)
         self._unlogged += pending
         if time.monotonic() - self._logged_at >= self.log_seconds:
             self._write_log()
 
     def _write_log(self) -> None:
-        """Write the requests taken but not yet logged, in one transaction."""
+        """Write the requests taken but not yet logged, in one transaction.
+
+        If that fails, they wait for the next write (up to ``RETRY_SECONDS`` and
+        ``RETRY_BYTES``; past that they are counted in ``unlogged``): a lookup or labels
+        that asked for the write go on to read what the log holds."""
         unlogged, self._unlogged = self._unlogged, []
         self._logged_at = time.monotonic()
-        if unlogged and self.log is not None:
+        if not unlogged or self.log is None:
+            return
+        try:
             self.log.append(unlogged)
+        except Exception as exc:
+            self._failures += 1
+            self._errors.error(
+                ("write", type(exc)),
+                "writing %d requests to the inference log failed (%s); they are written with "
+                "the next requests if the log takes them within %.0f s",
+                sum(len(b.request_ids) for b in unlogged),
+                first_line(exc),
+                RETRY_SECONDS,
+                exc_info=True,
+            )
+            self._unlogged = self._kept_for_retry(unlogged)
+
+    def _kept_for_retry(self, unlogged: list[LogBatch]) -> list[LogBatch]:
+        """The newest of ``unlogged`` within ``RETRY_SECONDS`` and ``RETRY_BYTES``; the rest
+        are counted in ``unlogged``."""
+        horizon = time.time() - RETRY_SECONDS
+        kept: list[LogBatch] = []
+        size = 0
+        for batch in reversed(unlogged):
+            size += _size(batch)
+            if batch.times[-1] < horizon or size > RETRY_BYTES:
+                self.unlogged += len(batch.request_ids)
+            else:
+                kept.append(batch)
+        return kept[::-1]
 
     def _observe(self, merged: Merged) -> None:
         monitor = monitor_of(self._monitors, self.registry, merged.version, self.config)
@@ -299,8 +398,16 @@ class LocalTap:
 
     def close(self) -> None:
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
             try:
                 self._write_log()
+                if self._unlogged:
+                    lost = sum(len(b.request_ids) for b in self._unlogged)
+                    self.unlogged += lost
+                    self._unlogged = []
+                    logger.error("closing: %d requests could not be written to the log", lost)
             finally:
                 if self.log is not None:
                     self.log.close()
@@ -334,6 +441,12 @@ class LocalTap:
                     found[request_id] = Found(model, merged.version.version, outputs)
         return found
 
+    def _sampled(self, requests: int) -> int:
+        """How many of ``requests`` the log's sample would take."""
+        if self.sample_rate >= 1.0:
+            return requests
+        return int((self._random.random(requests) < self.sample_rate).sum())
+
     def _sample(self, merged: Merged) -> LogBatch | None:
         """The log's share of ``merged`` (all of it at the default rate), encoded."""
         ids, times, rows = merged.request_ids, merged.times, merged.rows
@@ -351,6 +464,12 @@ class LocalTap:
                 outputs = {name: array[mask] for name, array in outputs.items()}
         version = merged.version
         return log_batch(version.model, version.version, ids, times, rows, inputs, outputs)
+
+
+def _size(batch: LogBatch) -> int:
+    """Bytes ``batch`` holds, near enough."""
+    packed = len(batch.packed) if batch.packed is not None else 0
+    return packed + len(batch.inputs) + len(batch.outputs) + 48 * len(batch.request_ids)
 
 
 def served_versions(registry: Registry, refs: Sequence[str] | None) -> set[tuple[str, int]]:

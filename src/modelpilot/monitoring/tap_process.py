@@ -21,9 +21,15 @@ includes every call handed over before the question.
 
 The child ignores SIGINT and SIGTERM: the server's shutdown closes it after the last round,
 so a signal sent to the whole process group loses nothing. If the server dies, the pipes
-close, and the child writes what it has and exits. A program that ends without closing its
-taps has them closed on its way out (multiprocessing's own exit hook, which joins children
-after a SIGTERM, would otherwise wait for ours forever).
+close, and the child writes what it has and exits. A child that dies is replaced (at once,
+unless it keeps dying: see ``RESTART_SECONDS``), and so is one that does not answer a question
+within ``QUESTION_SECONDS`` (stopped, or stuck): the question fails, and the server answers
+503 rather than wait with it. Nothing the inference log holds may stop the child: what it
+cannot read is skipped, and a log it cannot open leaves it monitoring without one.
+
+A program that ends without closing its taps has them closed on its way out
+(multiprocessing's own exit hook, which joins children after a SIGTERM, would otherwise wait
+for ours forever).
 """
 
 from __future__ import annotations
@@ -45,11 +51,13 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from modelpilot.monitoring.inference_log import InferenceLog
+from modelpilot.monitoring.inference_log import open_log
 from modelpilot.monitoring.model_monitor import MonitorConfig, MonitorState
+from modelpilot.monitoring.repeated_errors import RepeatedErrors, first_line
 from modelpilot.monitoring.tap import Found, LocalTap, Merged, Relabelled, TapFailed
 from modelpilot.monitoring.tap_wire import RoundDecoder, RoundEncoder
 from modelpilot.registry.store import Registry
@@ -73,8 +81,26 @@ TICK_SECONDS = 0.25
 """How often the child takes in what the pipe holds (the pipe and the server's buffer hold
 a round's worth and more in between)."""
 
-RESTART_SECONDS = 10.0
-"""A child that died is replaced, but not sooner than this after the last start."""
+RESTART_SECONDS = 1.0
+"""How long a child that died young (less than ``STEADY_SECONDS`` after its start) waits to be
+replaced; the wait doubles with each such death in a row, up to ``MAX_RESTART_SECONDS``. A
+child that had been running longer is replaced at once. While none runs, the server's rounds
+are dropped (and counted): a fixed ten seconds between starts left a server whose child was
+killed twice unmonitored for up to that, and the backoff still keeps a child that dies at
+every start (its registry unreachable) from being started four times a second."""
+
+MAX_RESTART_SECONDS = 30.0
+
+STEADY_SECONDS = 60.0
+"""A child that lived this long died of something new: it is replaced at once."""
+
+QUESTION_SECONDS = 20.0
+"""How long the server waits for the child's answer to a question (windows, a label lookup)
+before it takes the child for hung, kills it, and fails the question: a stopped or stuck child
+held label posts with no time limit. A child's first answer also waits for its start-up
+(its windows restored from the log), and gets ``START_SECONDS`` more."""
+
+START_SECONDS = 60.0
 
 LOG_SECONDS = 1.0
 """How long the child lets taken requests wait to be written to the inference log together:
@@ -120,9 +146,14 @@ class TapProcess:
         self._started_at = 0.0
         self._failures = 0
         self._child_failures = 0
+        self._unlogged = 0
+        self._child_unlogged = 0
         self.dropped = 0
         """Requests in rounds dropped: the child fell too far behind, or was gone."""
         self.restarts = 0
+        self._restart_wait = 0.0
+        self._restart_due: float | None = None
+        """When the dead child is to be replaced (None: it is not known to be dead)."""
         self._start()
 
     def _start(self) -> None:
@@ -142,6 +173,7 @@ class TapProcess:
         self._process.start()
         _open.add(self)
         self._started_at = time.monotonic()
+        self._answered = False
         data_reader.close()
         child_control.close()
         self._pending = bytearray()
@@ -150,19 +182,32 @@ class TapProcess:
         """Rounds handed to this child (in the pipe or pending)."""
 
     def _restart(self) -> None:
-        """Replace a dead child, at most once every ``RESTART_SECONDS`` (call with the write
-        lock held)."""
+        """Replace a dead child, when its wait is over (see ``RESTART_SECONDS``; call with
+        the write lock held)."""
         if self._process.is_alive() or self._closed:
             return
-        if time.monotonic() - self._started_at < RESTART_SECONDS:
+        now = time.monotonic()
+        if self._restart_due is None:  # found dead just now
+            lived = now - self._started_at
+            if lived >= STEADY_SECONDS:
+                self._restart_wait = 0.0
+            else:
+                wait = max(2 * self._restart_wait, RESTART_SECONDS)
+                self._restart_wait = min(wait, MAX_RESTART_SECONDS)
+            self._restart_due = now + self._restart_wait
+            logger.error(
+                "the monitoring process died (exit code %s, %.0f s after it started); a new "
+                "one starts %s, %s",
+                self._process.exitcode,
+                lived,
+                f"in {self._restart_wait:g} s" if self._restart_wait else "now",
+                "its windows from the inference log"
+                if self._spec.restore_after_crash
+                else "its windows empty",
+            )
+        if now < self._restart_due:
             return
-        logger.error(
-            "the monitoring process died (exit code %s); starting a new one (%s)",
-            self._process.exitcode,
-            "its windows from the inference log"
-            if self._spec.restore_after_crash
-            else "its windows empty",
-        )
+        self._restart_due = None
         with self._control_lock:
             self._data.close()
             self._control.close()
@@ -172,6 +217,8 @@ class TapProcess:
             self.restarts += 1
             self._failures += self._child_failures
             self._child_failures = 0
+            self._unlogged += self._child_unlogged
+            self._child_unlogged = 0
 
     @property
     def log_delay(self) -> float:
@@ -183,6 +230,12 @@ class TapProcess:
     def failures(self) -> int:
         """Rounds the child failed (as it last said), and rounds lost with a child."""
         return self._failures + self._child_failures
+
+    @property
+    def unlogged(self) -> int:
+        """Requests the children took but never wrote to the inference log (as they last
+        said)."""
+        return self._unlogged + self._child_unlogged
 
     @property
     def pid(self) -> int | None:
@@ -240,7 +293,7 @@ class TapProcess:
             self._process.kill()
         else:
             with contextlib.suppress(TapFailed, OSError):
-                self._call("close")
+                self._call("close", timeout=CLOSE_TIMEOUT)
         with self._write_lock, self._control_lock:
             self._closed = True
             self._data.close()
@@ -282,37 +335,100 @@ class TapProcess:
                 raise TapFailed(f"the monitoring process is gone ({exc})") from exc
             del pending[:written]
 
-    def _flush_pending(self) -> int:
+    def _flush_pending(self, method: str, timeout: float | None) -> int:
         """Get every pending round into the pipe; returns how many rounds were handed over.
 
         Waits for room without the write lock, so the event loop's ``take`` never waits for
-        the child.
+        the child. A child that takes nothing from the pipe for the time a question gets
+        (``_deadline``) is taken for hung; one that is slowly catching up is waited for.
         """
+        progress_at = time.monotonic()
+        left_over = -1
         while True:
             with self._write_lock:
                 self._restart()
                 self._push()
                 if not self._pending:
                     return self._rounds
+                if len(self._pending) != left_over:
+                    progress_at, left_over = time.monotonic(), len(self._pending)
                 fd = self._data.fileno()
-            select.select([], [fd], [], 1.0)
-            if not self._process.is_alive():
+                process = self._process
+            left = self._deadline(progress_at, timeout) - time.monotonic()
+            select.select([], [fd], [], min(max(left, 0.0), 1.0))
+            if not process.is_alive():
                 raise TapFailed("the monitoring process is gone")
+            if left <= 0:
+                self._hung(process, method)
+                raise TapFailed(self._no_answer(method))
 
-    def _call(self, method: str, *args: Any) -> Any:
+    def _deadline(self, since: float, timeout: float | None) -> float:
+        """When a question asked at ``since`` is past waiting for (of the child there is now:
+        a question may replace a dead one)."""
+        if timeout is not None:
+            return since + timeout
+        if self._answered:
+            return since + QUESTION_SECONDS
+        return max(since, self._started_at + START_SECONDS) + QUESTION_SECONDS
+
+    def _call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+        """Ask the child; TapFailed if it is gone, or does not answer in time (see
+        ``QUESTION_SECONDS``; ``timeout`` instead, if given), and then it is killed, to be
+        replaced."""
         if self._closed:
             raise TapFailed("the monitoring process is closed")
-        rounds = self._flush_pending()
+        rounds = self._flush_pending(method, timeout)
         message = pickle.dumps((method, rounds, args), protocol=pickle.HIGHEST_PROTOCOL)
-        with self._control_lock:
+        asked = time.monotonic()
+        if not self._control_lock.acquire(
+            timeout=max(self._deadline(asked, timeout) - time.monotonic(), 0.0)
+        ):
+            raise TapFailed(self._no_answer(method))  # another question waits for the child
+        try:
+            process, control = self._process, self._control
+            deadline = self._deadline(asked, timeout)
+            # A hung child may hold the question anywhere (its control pipe full, its answer
+            # cut off): killed at the deadline, its end closes, and the wait ends.
+            watchdog = threading.Timer(
+                max(deadline - time.monotonic(), 0.0), self._hung, (process, method)
+            )
+            watchdog.daemon = True
+            watchdog.start()
             try:
-                self._control.send_bytes(message)
-                ok, value, self._child_failures = pickle.loads(self._control.recv_bytes())
+                control.send_bytes(message)
+                ok, value, counters = pickle.loads(control.recv_bytes())
             except (OSError, EOFError) as exc:
+                if time.monotonic() >= deadline:
+                    raise TapFailed(self._no_answer(method)) from exc
                 raise TapFailed(f"the monitoring process is gone ({exc})") from exc
+            finally:
+                watchdog.cancel()
+            self._answered = True
+            self._child_failures, self._child_unlogged = counters
+        finally:
+            self._control_lock.release()
         if not ok:
             raise TapFailed(f"the monitoring process failed {method}: {value}")
         return value
+
+    def _hung(self, process: BaseProcess, method: str) -> None:
+        """Kill ``process``, which did not answer ``method`` in time: the next round or
+        question replaces it, as it does a dead one."""
+        if process is not self._process or not process.is_alive():
+            return
+        logger.error(
+            "the monitoring process (pid %s) did not answer %s in time: killed, to be replaced",
+            process.pid,
+            method,
+        )
+        process.kill()  # (reaped by whoever next asks whether it is alive)
+
+    @staticmethod
+    def _no_answer(method: str) -> str:
+        return (
+            f"the monitoring process did not answer {method} in time; it is being replaced, "
+            "so try again in a few seconds"
+        )
 
 
 QUERIES: dict[str, Callable[..., Any]] = {
@@ -355,7 +471,7 @@ class _Rounds:
         try:
             self.tap.take(batches)  # also when none came: the log's writes may be due
         except Exception:
-            self.tap.failures += 1
+            self.tap.count_failure()
             logger.exception("monitoring process: a round failed; carrying on")
 
     def _read(self) -> None:
@@ -414,7 +530,7 @@ def serve(reader: Connection, control: Connection, spec: TapSpec) -> None:
     registry = Registry.open(location, Path(artifacts))
     log = None
     if spec.inference_log:
-        log = InferenceLog(registry.companion_engine("inference-log"), spec.log_max_rows)
+        log = open_log(registry.companion_engine("inference-log"), spec.log_max_rows)
     tap = LocalTap(
         registry,
         spec.config,
@@ -424,7 +540,11 @@ def serve(reader: Connection, control: Connection, spec: TapSpec) -> None:
         spec.log_seconds,
         spec.restore,  # before any round is taken: the windows stay in time order
         spec.restore_refs,
+        log_missing=spec.inference_log,
     )
+    if spec.inference_log and log is None:
+        tap.count_failure()
+    errors = RepeatedErrors(logger)
     rounds = _Rounds(reader, tap)
     try:
         # The pipe is read on a timer, not whenever the server writes to it: a child woken by
@@ -443,13 +563,22 @@ def serve(reader: Connection, control: Connection, spec: TapSpec) -> None:
                 break
             rounds.catch_up(after)
             if method == "close":
-                control.send_bytes(pickle.dumps((True, None, tap.failures)))
+                tap.close()  # first: what it cannot write counts, and is told
+                control.send_bytes(pickle.dumps((True, None, (tap.failures, tap.unlogged))))
                 break
             try:
-                reply = (True, QUERIES[method](tap, *args), tap.failures)
+                reply = (True, QUERIES[method](tap, *args), (tap.failures, tap.unlogged))
             except Exception as exc:
-                logger.exception("monitoring process: %s failed", method)
-                reply = (False, f"{type(exc).__name__}: {exc}", tap.failures)
+                # Asked again and again while the log is down (a label post each): once a
+                # minute in the log, every time in the answer.
+                errors.error(
+                    (method, type(exc)),
+                    "monitoring process: %s failed: %s",
+                    method,
+                    first_line(exc),
+                    exc_info=True,
+                )
+                reply = (False, f"{type(exc).__name__}: {exc}", (tap.failures, tap.unlogged))
             control.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
     finally:
         tap.close()
