@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, insert, select
 
 from modelpilot.errors import RegistryError
 from modelpilot.monitoring.inference_log import InferenceLog, batch_row, batches, open_log
+from modelpilot.monitoring.log_locator import PLACES_PER_ID
 from modelpilot.monitoring.log_records import (
     LogEntry,
     jsonable,
@@ -175,6 +176,16 @@ def test_what_labels_are_looked_up_in_stays_bounded(log: InferenceLog) -> None:
         assert f"r{start}" in log.find("m", [f"r{start}"])
     assert sorted(log.find("m", ["r0", "r999"])) == ["r999"]
     assert len(log._locator) <= 2 * log.max_rows + 50  # not every request ever written
+
+
+def test_one_id_sent_with_every_request_keeps_its_lookup_small(log: InferenceLog) -> None:
+    """A client that sends every request with the same id grew that id's list of places
+    without end (the bound counted ids, not places), and every label for it read them all."""
+    for version in range(1, 61):
+        log.write([entry("dup", version=version)])
+        assert log.find("m", ["dup"])["dup"].version == version  # the newest, every time
+    places = log._locator.candidates(["dup"])["dup"]
+    assert len(places) <= PLACES_PER_ID
 
 
 def test_trimming_drops_the_labels_of_the_requests_it_drops(log: InferenceLog) -> None:
