@@ -176,7 +176,19 @@ class Settings(BaseSettings):
     """Fewer labels than this: quality is shown but not judged."""
 
     performance_max_drop: float = Field(default=0.1, gt=0.0, le=1.0)
-    """Fall of accuracy, F1 or AUC below the registered value that flags concept drift."""
+    """Fall of accuracy, F1 or AUC below the registered value that flags concept drift (when
+    the window's bootstrap also finds it significant at ``drift_p_value``)."""
+
+    performance_max_error_increase: float = Field(default=0.2, gt=0.0)
+    """Rise of MAE or RMSE, as a share of the registered value, that flags concept drift (when
+    the window's bootstrap also finds it significant at ``drift_p_value``)."""
+
+    performance_label_shift: float = Field(default=0.1, gt=0.0, le=1.0)
+    """Jensen-Shannon distance of the window's labels from the reference labels that flags
+    concept drift (when a chi-squared test also finds it significant at ``drift_p_value``)."""
+
+    performance_window_seconds: float = Field(default=86_400.0, gt=0.0)
+    """Age (from when the label came) past which a label leaves the quality window."""
 
     monitor_sample_rate: float = Field(default=1.0, gt=0.0, le=1.0)
     """Share of model calls the monitor watches, drawn at random as they are answered: their

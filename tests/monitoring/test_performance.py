@@ -196,3 +196,33 @@ def test_a_regressions_labels_of_predictions_that_are_no_number_are_left_out() -
     errors.add(11.0, float("nan"), None, at=None, key=("r5", 0))
     report = errors.report()
     assert report is not None and report.current == {} and report.unscored == 6
+
+
+def test_the_quality_thresholds_and_window_age_are_settings() -> None:
+    """The error-rise threshold, the label-shift distance and the window's age were fixed in
+    code: ``MODELPILOT_PERFORMANCE_MAX_ERROR_INCREASE`` was warned of as no setting."""
+    from modelpilot.config import Settings, unknown_settings
+    from modelpilot.monitoring.process import monitor_config
+
+    names = [
+        "MODELPILOT_PERFORMANCE_MAX_ERROR_INCREASE",
+        "MODELPILOT_PERFORMANCE_LABEL_SHIFT",
+        "MODELPILOT_PERFORMANCE_WINDOW_SECONDS",
+    ]
+    assert unknown_settings(dict.fromkeys(names, "1")) == []
+    settings = Settings(
+        performance_max_error_increase=0.5,
+        performance_label_shift=0.25,
+        performance_window_seconds=60,
+    )
+    config = monitor_config(settings)
+    thresholds = config.performance
+    assert (thresholds.max_error_increase, thresholds.label_shift) == (0.5, 0.25)
+    errors = PerformanceWindow(
+        "regression", [], {"mae": 1.0}, None, 1000, config.performance_seconds, thresholds
+    )
+    for i in range(40):  # every error 1.4: 40% over the reference, under the 50% allowed
+        errors.add(10.0, 11.4 if i % 2 else 8.6, None, at=1000.0 + i)
+    report = errors.report(now=1050.0)
+    assert report is not None and report.labels == 40 and report.concept_drift is False
+    assert errors.report(now=1100.0) is None  # a minute after the last label: all aged out

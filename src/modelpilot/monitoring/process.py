@@ -65,9 +65,12 @@ def monitor_config(settings: Settings) -> MonitorConfig:
         window_seconds=settings.drift_window_seconds,
         drift=drift_thresholds(settings),
         performance_rows=settings.performance_window_rows,
+        performance_seconds=settings.performance_window_seconds,
         performance=PerformanceThresholds(
             min_labels=settings.performance_min_labels,
             max_drop=settings.performance_max_drop,
+            max_error_increase=settings.performance_max_error_increase,
+            label_shift=settings.performance_label_shift,
         ),
     )
 
