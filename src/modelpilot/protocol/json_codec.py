@@ -80,8 +80,8 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferenceRe
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise BadRequest('each of "outputs" must be an object with a "name"')
         name = item["name"]
-        output_parameters = _parameters(item, f"output {quoted(name)}")
-        _flag(output_parameters, "binary_data", f"output {quoted(name)}")
+        output_parameters = _parameters(item, "output", name)
+        _flag(output_parameters, "binary_data", "output", name)
         outputs.append(RequestedOutput(name, output_parameters))
     parameters = _parameters(payload, "the request")
     _flag(parameters, "binary_data_output", "the request")
@@ -93,22 +93,31 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferenceRe
     )
 
 
-def _parameters(item: dict[str, Any], owner: str) -> dict[str, Any]:
-    """The ``parameters`` object of a request, input or output ({} when absent)."""
+def _parameters(item: dict[str, Any], kind: str, name: str | None = None) -> dict[str, Any]:
+    """The ``parameters`` object of a request, or of its input or output ``name`` ({} when
+    absent)."""
     parameters = item.get("parameters")
     if parameters is None:
         return {}
     if not isinstance(parameters, dict):
-        raise BadRequest(f'"parameters" of {owner} must be an object')
+        raise BadRequest(f'"parameters" of {_owner(kind, name)} must be an object')
     return parameters
 
 
-def _flag(parameters: dict[str, Any], key: str, owner: str) -> None:
+def _flag(parameters: dict[str, Any], key: str, kind: str, name: str | None = None) -> None:
     """BadRequest unless ``parameters[key]``, if given, is a JSON boolean (the text "false"
     would otherwise read as true)."""
     value = parameters.get(key)
     if value is not None and not isinstance(value, bool):
-        raise BadRequest(f'"{key}" of {owner} must be true or false, not {quoted(value)}')
+        raise BadRequest(
+            f'"{key}" of {_owner(kind, name)} must be true or false, not {quoted(value)}'
+        )
+
+
+def _owner(kind: str, name: str | None) -> str:
+    """Whose parameters are wrong, for the message: made only then (``quoted`` costs a
+    request as much as the rest of its parameters' checks)."""
+    return kind if name is None else f"{kind} {quoted(name)}"
 
 
 def _decode_input(item: Any, binary: memoryview | None, offset: int) -> tuple[Tensor, int]:
@@ -124,7 +133,7 @@ def _decode_input(item: Any, binary: memoryview | None, offset: int) -> tuple[Te
             f"input {quoted(name)}: unknown datatype {quoted(datatype)}; use one of "
             f"{sorted(DATATYPES)}"
         )
-    parameters = _parameters(item, f"input {quoted(name)}")
+    parameters = _parameters(item, "input", name)
     size = parameters.get("binary_data_size")
     if size is not None:
         if binary is None:
