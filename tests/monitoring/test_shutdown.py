@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from modelpilot.monitoring.model_monitor import MonitorConfig
-from modelpilot.monitoring.tap import merge
+from modelpilot.monitoring.tap_batches import merge
 from modelpilot.monitoring.tap_process import TapProcess, TapSpec
 from modelpilot.registry.store import Registry
 

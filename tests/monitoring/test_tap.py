@@ -13,7 +13,8 @@ import pytest
 from modelpilot.monitoring import tap as tap_module
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.model_monitor import MonitorConfig
-from modelpilot.monitoring.tap import Answered, LocalTap, merge
+from modelpilot.monitoring.tap import LocalTap
+from modelpilot.monitoring.tap_batches import Answered, merge
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.registration import register_model

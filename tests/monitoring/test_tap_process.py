@@ -22,7 +22,8 @@ from modelpilot.monitoring.log_records import LogBatch, log_batch
 from modelpilot.monitoring.model_metrics import MonitorCollector
 from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
-from modelpilot.monitoring.tap import Answered, Merged, TapFailed, merge
+from modelpilot.monitoring.tap import TapFailed
+from modelpilot.monitoring.tap_batches import Answered, Merged, merge
 from modelpilot.monitoring.tap_process import TapProcess, TapSpec
 from modelpilot.monitoring.tap_wire import RoundEncoder
 from modelpilot.registry.store import Registry

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelpilot.monitoring.tap import Merged
+from modelpilot.monitoring.tap_batches import Merged
 from modelpilot.monitoring.tap_wire import RoundDecoder, RoundEncoder
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion

@@ -12,7 +12,8 @@ import numpy as np
 
 from modelpilot.errors import InvalidInput
 from modelpilot.monitoring.model_monitor import ModelMonitor
-from modelpilot.monitoring.tap import Found, Tap
+from modelpilot.monitoring.tap import Tap
+from modelpilot.monitoring.tap_batches import Found
 
 POLL_SECONDS = 0.1
 """How often labels for requests not found yet look again, while a sibling worker's round may

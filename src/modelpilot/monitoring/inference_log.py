@@ -29,27 +29,15 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Connection,
     Engine,
-    Float,
-    Index,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    Text,
     delete,
     func,
     insert,
-    inspect,
     select,
 )
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -64,52 +52,22 @@ from modelpilot.monitoring.log_records import (
     columns,
     rows_of,
 )
+from modelpilot.monitoring.log_tables import (
+    _ID_COLUMNS,
+    _MOVED,
+    _place,
+    _upgrade,
+    labels_table,
+    metadata,
+    segments_of,
+)
+from modelpilot.monitoring.log_tables import batch_row as batch_row
+from modelpilot.monitoring.log_tables import batches as batches
 from modelpilot.monitoring.repeated_errors import first_line
 from modelpilot.registry.database import WRITE_OPTION
 from modelpilot.registry.schema import create_tables
 
 logger = logging.getLogger(__name__)
-
-metadata = MetaData()
-
-batches = Table(
-    "inference_log_batches",
-    metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
-    Column("model", String(256), nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("size", Integer, nullable=False),
-    Column("request_ids", Text, nullable=False),
-    Column("times", Text, nullable=False),
-    Column("inputs", Text, nullable=False),
-    Column("outputs", Text, nullable=False),
-    # Rows of each request (JSON array). Absent in logs written before it existed, whose
-    # inputs and outputs are arrays of one object per request instead.
-    Column("row_counts", Text, nullable=True),
-    # Inputs and outputs packed as raw bytes (log_records.pack_arrays); inputs and outputs
-    # are then empty. Absent in logs written before it existed, and for string data.
-    Column("packed", LargeBinary, nullable=True),
-    # Where the batch's contents are, in an embedded log (log_segments): its request ids,
-    # times, row counts, inputs, outputs and packed columns are then empty.
-    Column("segment", String(64), nullable=True),
-    Column("segment_offset", BigInteger, nullable=True),
-    Column("segment_length", BigInteger, nullable=True),
-    Index("ix_inference_log_batches_model", "model", "id"),
-    # Never give a batch id out twice (SQLite would, after the newest batches were deleted):
-    # the locator takes a batch id it has read to mean the same batch for good.
-    sqlite_autoincrement=True,
-)
-
-labels_table = Table(
-    "inference_log_labels",
-    metadata,
-    Column("request_id", String(128), nullable=False),
-    Column("model", String(256), nullable=False),
-    Column("label", Text, nullable=False),
-    Column("labelled_at", Float, nullable=False),
-    Index("ix_inference_log_labels", "model", "request_id"),
-)
 
 
 class StoredLabel(NamedTuple):
@@ -504,70 +462,6 @@ def _delete_labels(conn: Connection, model: str, request_ids: list[str]) -> None
                 labels_table.c.request_id.in_(request_ids[start : start + 500]),
             )
         )
-
-
-def batch_row(item: LogBatch) -> dict[str, Any]:
-    """``item`` as a row of ``inference_log_batches``."""
-    return {
-        "model": item.model,
-        "version": item.version,
-        "created_at": item.times[0],
-        "size": len(item.request_ids),
-        "request_ids": orjson.dumps(item.request_ids).decode(),
-        "times": orjson.dumps(item.times).decode(),
-        "row_counts": orjson.dumps(item.rows).decode(),
-        "inputs": item.inputs,
-        "outputs": item.outputs,
-        "packed": item.packed,
-    }
-
-
-def segments_of(engine: Engine) -> log_segments.Segments | None:
-    """The segment files of a log in a SQLite file: a folder beside it (``inference-log.db``
-    keeps them in ``inference-log.segments``). None for PostgreSQL, which several machines may
-    share, and for a database in memory: they hold the contents in their rows."""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        return None
-    return log_segments.Segments(Path(database).with_suffix(".segments"))
-
-
-def _place(row: Mapping[Any, Any]) -> log_segments.Place | None:
-    if row["segment"] is None:
-        return None
-    return log_segments.Place(
-        str(row["segment"]), int(row["segment_offset"]), int(row["segment_length"])
-    )
-
-
-_ID_COLUMNS = (
-    batches.c.request_ids,
-    batches.c.segment,
-    batches.c.segment_offset,
-    batches.c.segment_length,
-)
-"""What ``InferenceLog._request_ids`` reads a row's request ids from."""
-
-_MOVED = {name: None if name in ("row_counts", "packed") else "" for name in log_segments.FIELDS}
-"""A segment row's own values of the columns whose contents its segment holds (empty text in
-the columns that must hold some, else null)."""
-
-
-def _upgrade(conn: Connection) -> None:
-    """Bring a log created by an earlier release up to date: add the columns it lacks (all
-    nullable), and drop the per-request index that releases before the locator wrote."""
-    conn.exec_driver_sql("DROP TABLE IF EXISTS inference_log_requests")
-    present = {c["name"] for c in inspect(conn).get_columns("inference_log_batches")}
-    binary = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
-    for name, kind in (
-        ("row_counts", "TEXT"),
-        ("packed", binary),
-        ("segment", "VARCHAR(64)"),
-        ("segment_offset", "BIGINT"),
-        ("segment_length", "BIGINT"),
-    ):
-        if name not in present:
-            conn.exec_driver_sql(f"ALTER TABLE inference_log_batches ADD COLUMN {name} {kind}")
 
 
 def _labelled(entry: LogEntry, label: Any) -> LogEntry:

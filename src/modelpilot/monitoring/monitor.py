@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelpilot.errors import InvalidInput, NotFound
+from modelpilot.errors import NotFound
+from modelpilot.monitoring import monitor_labels
 from modelpilot.monitoring.alert_keeper import AlertKeeper
 from modelpilot.monitoring.alerts import (
     AlertRules,
@@ -36,7 +37,7 @@ from modelpilot.monitoring.alerts import (
     rollout_conditions,
     service_conditions,
 )
-from modelpilot.monitoring.feedback import FeedbackResult, Joined, join, look_again
+from modelpilot.monitoring.feedback import FeedbackResult
 from modelpilot.monitoring.history import ServiceHistory, ServicePoint, merge_points
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.model_monitor import (
@@ -48,15 +49,8 @@ from modelpilot.monitoring.model_monitor import (
 )
 from modelpilot.monitoring.repeated_errors import RepeatedErrors, first_line
 from modelpilot.monitoring.siblings import WorkerExchange
-from modelpilot.monitoring.tap import (
-    Call,
-    LocalTap,
-    Tap,
-    TapFailed,
-    merge,
-    monitor_of,
-    served_versions,
-)
+from modelpilot.monitoring.tap import LocalTap, Tap, TapFailed, monitor_of
+from modelpilot.monitoring.tap_batches import Call, merge
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.observers import InferenceObserver
@@ -320,11 +314,6 @@ class Monitor(InferenceObserver):
             if taken:
                 self.tap.take(merge(taken))
 
-    def _version_monitor(self, model: str, version: int) -> ModelMonitor:
-        """The monitor of a version labels came for (a registry read once per version)."""
-        monitor = self._monitors.get((model, version))
-        return monitor or self._monitor(self.registry.get_version(model, version))
-
     def _monitor(self, version: ModelVersion) -> ModelMonitor:
         return monitor_of(self._monitors, self.registry, version, self.config)
 
@@ -451,64 +440,14 @@ class Monitor(InferenceObserver):
         its prediction joins whichever worker answered. Ids that match nothing take that
         long to be reported.
         """
-        self._ship()
-        found = self.tap.lookup(model, list(labels))
-        if len(found) < len(labels) and self.exchange is not None:
-            missing = [i for i in labels if i not in found]
-            found.update(look_again(self.tap, model, missing, self.sibling_seconds))
-        with self._lock:
-            now = time.time()
-            joined: list[Joined] = []
-            matched: dict[str, Any] = {}
-            unknown: list[str] = []
-            for request_id, label in labels.items():
-                prediction = found.get(request_id)
-                if prediction is None:
-                    unknown.append(request_id)
-                    continue
-                monitor = self._version_monitor(prediction.model, prediction.version)
-                joined.append(join(monitor, request_id, label, prediction.outputs))
-                matched[request_id] = label
-            accepted = sum(request.apply(now) for request in joined)
-        if matched:
-            self.tap.set_labels(model, matched)
-        self._evaluate(close_interval=False)
-        return FeedbackResult(accepted, unknown)
+        return monitor_labels.feedback(self, model, labels)
 
     def restore_labels(self) -> int:
         """Put the labels the inference log holds from the last ``performance_seconds`` back
         in the quality windows, joined to their predictions as when they were posted: a
         server that restarts keeps its accuracy and concept drift, which labels that come
         days late may take long to build up again. Returns how many rows came back."""
-        since = time.time() - self.config.performance_seconds
-        relabelled = self.tap.labelled_since(since, self.config.performance_rows)
-        restored = unreadable = 0
-        wanted = served_versions(self.registry, self._restore_refs)
-        with self._lock:
-            for item in relabelled:
-                found = item.found
-                if (found.model, found.version) not in wanted:
-                    continue  # a version rolled away from, or another server's model
-                try:
-                    monitor = self._version_monitor(found.model, found.version)
-                    request = join(monitor, item.request_id, item.label, found.outputs)
-                except (NotFound, InvalidInput):
-                    continue  # its version is gone, or it no longer fits: as if never posted
-                except (ValueError, TypeError, KeyError, IndexError):
-                    unreadable += 1  # a logged prediction of no shape a label can join
-                    continue
-                restored += request.apply(item.at, count=False)  # counted when posted
-        if unreadable:
-            self._failures += 1
-            logger.error(
-                "restoring labels: %d of them belong to logged predictions they cannot be "
-                "joined to; skipped",
-                unreadable,
-            )
-        if relabelled:
-            logger.info("quality windows restored from the inference log: %d labels", restored)
-            self._evaluate(close_interval=False)
-        return restored
+        return monitor_labels.restore_labels(self)
 
     @property
     def sibling_seconds(self) -> float:

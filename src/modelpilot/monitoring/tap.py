@@ -4,7 +4,7 @@ Everything a model call answered passes through a ``Tap``: it counts the inputs 
 version's drift bins and the outputs into its prediction bins, writes the sampled part to
 the inference log, and keeps recent answers by request id so that labels can find them. The
 ``Monitor`` hands it the calls of each round already joined into one array per name (see
-:func:`merge`), asks it for its windows every evaluation, and for the predictions that
+``tap_batches.merge``), asks it for its windows every evaluation, and for the predictions that
 arriving labels belong to.
 
 A tap runs on the monitor's thread (``LocalTap``) or in a process of its own
@@ -19,10 +19,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from itertools import accumulate, chain, repeat
-from operator import itemgetter
-from typing import Any, NamedTuple, Protocol
+from itertools import accumulate
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -31,6 +29,7 @@ from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.log_records import LogBatch, log_batch
 from modelpilot.monitoring.model_monitor import ModelMonitor, MonitorConfig, MonitorState
 from modelpilot.monitoring.repeated_errors import RepeatedErrors, first_line
+from modelpilot.monitoring.tap_batches import Found, Merged, Relabelled
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 
@@ -44,63 +43,6 @@ counted in ``unlogged``."""
 
 RETRY_BYTES = 64 << 20
 """At most this many bytes of such requests are kept; past it the oldest are dropped."""
-
-
-class Answered(NamedTuple):
-    """The requests one model call answered (as the engine told them), by name.
-
-    The monitor queues the same fields as a plain tuple (a ``Call``): one is made on the
-    event loop for every model call, and a named tuple costs several times as much to make.
-    ``merge`` takes either."""
-
-    at: float
-    version: ModelVersion
-    request_ids: Sequence[str]
-    rows: Sequence[int]
-    inputs: Mapping[str, np.ndarray]
-    outputs: Mapping[str, np.ndarray]
-
-
-Call = tuple[
-    float,
-    ModelVersion,
-    Sequence[str],
-    Sequence[int],
-    Mapping[str, np.ndarray],
-    Mapping[str, np.ndarray],
-]
-"""A call as the monitor queues it: an ``Answered``'s fields, in order, in a plain tuple."""
-
-
-@dataclass(frozen=True, slots=True)
-class Merged:
-    """Calls of one version taken in together: all their requests and rows, in order."""
-
-    version: ModelVersion
-    request_ids: list[str]
-    times: list[float]
-    rows: list[int]
-    inputs: dict[str, np.ndarray]
-    outputs: dict[str, np.ndarray]
-
-
-@dataclass(frozen=True, slots=True)
-class Found:
-    """A prediction that a label can join: its version and the request's own output rows."""
-
-    model: str
-    version: int
-    outputs: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Relabelled:
-    """A label from the inference log, with the prediction it was joined to."""
-
-    request_id: str
-    label: Any
-    at: float
-    found: Found
 
 
 class TapFailed(Unavailable):
@@ -501,53 +443,3 @@ def monitor_of(
             profile = registry.reference_profile(version.model, version.version)
         monitor = monitors[version.key] = ModelMonitor(version, profile, config)
     return monitor
-
-
-def merge(calls: Sequence[Call]) -> list[Merged]:
-    """``calls`` as few batches as can be: one per version and set of names, in order.
-
-    Runs on the event loop once a round, over every call of the round, so the loops over
-    calls are ``map``'s and NumPy's where they can be rather than Python statements.
-    """
-    groups: dict[tuple[Any, ...], list[Call]] = {}
-    for call in calls:
-        # The version by identity: the engine hands over its loaded version object, and a
-        # reload's new object merely starts a batch of its own.
-        key = (id(call[1]), *call[4], None, *call[5])
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = []
-        group.append(call)
-    return [merged for group in groups.values() for merged in _merge(group)]
-
-
-_AT, _IDS, _ROWS, _INPUTS, _OUTPUTS = (itemgetter(i) for i in (0, 2, 3, 4, 5))
-
-
-def _merge(group: list[Call]) -> list[Merged]:
-    """``group``'s calls as one: every input and output concatenated, requests in order.
-
-    Calls whose arrays cannot be joined (rows of different shapes) stay apart.
-    """
-    _, version, _, _, first_inputs, first_outputs = group[0]
-    if len(group) == 1:
-        inputs, outputs = dict(first_inputs), dict(first_outputs)
-    else:
-        try:
-            inputs = {
-                n: np.concatenate(list(map(itemgetter(n), map(_INPUTS, group))))
-                for n in first_inputs
-            }
-            outputs = {
-                n: np.concatenate(list(map(itemgetter(n), map(_OUTPUTS, group))))
-                for n in first_outputs
-            }
-        except ValueError:
-            return [merged for call in group for merged in _merge([call])]
-    ids = list(chain.from_iterable(map(_IDS, group)))
-    rows = list(chain.from_iterable(map(_ROWS, group)))
-    if len(ids) == len(group):  # one request per call
-        times = list(map(_AT, group))
-    else:  # each call's time once per request it answered
-        times = list(chain.from_iterable(map(repeat, map(_AT, group), map(len, map(_IDS, group)))))
-    return [Merged(version, ids, times, rows, inputs, outputs)]

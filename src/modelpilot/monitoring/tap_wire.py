@@ -21,7 +21,7 @@ import pickle
 from collections.abc import Sequence
 from typing import Any
 
-from modelpilot.monitoring.tap import Merged
+from modelpilot.monitoring.tap_batches import Merged
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 

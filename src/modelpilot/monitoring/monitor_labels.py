@@ -1,0 +1,88 @@
+"""Labels posted to a ``Monitor``: joined to the predictions they belong to, and put back in
+the quality windows from the inference log at start-up.
+
+Each function is the body of the ``Monitor`` method of its name, and takes the monitor as
+``self``; they are called only from there."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from modelpilot.errors import InvalidInput, NotFound
+from modelpilot.monitoring.feedback import FeedbackResult, Joined, join, look_again
+from modelpilot.monitoring.model_monitor import ModelMonitor
+from modelpilot.monitoring.tap import served_versions
+
+if TYPE_CHECKING:
+    from modelpilot.monitoring.monitor import Monitor
+
+logger = logging.getLogger("modelpilot.monitoring.monitor")
+
+
+def feedback(self: Monitor, model: str, labels: Mapping[str, Any]) -> FeedbackResult:
+    """Join ``labels`` to predictions of ``model`` (``Monitor.feedback``)."""
+    self._ship()
+    found = self.tap.lookup(model, list(labels))
+    if len(found) < len(labels) and self.exchange is not None:
+        missing = [i for i in labels if i not in found]
+        found.update(look_again(self.tap, model, missing, self.sibling_seconds))
+    with self._lock:
+        now = time.time()
+        joined: list[Joined] = []
+        matched: dict[str, Any] = {}
+        unknown: list[str] = []
+        for request_id, label in labels.items():
+            prediction = found.get(request_id)
+            if prediction is None:
+                unknown.append(request_id)
+                continue
+            monitor = _version_monitor(self, prediction.model, prediction.version)
+            joined.append(join(monitor, request_id, label, prediction.outputs))
+            matched[request_id] = label
+        accepted = sum(request.apply(now) for request in joined)
+    if matched:
+        self.tap.set_labels(model, matched)
+    self._evaluate(close_interval=False)
+    return FeedbackResult(accepted, unknown)
+
+
+def restore_labels(self: Monitor) -> int:
+    """Restore the inference log's recent labels (``Monitor.restore_labels``)."""
+    since = time.time() - self.config.performance_seconds
+    relabelled = self.tap.labelled_since(since, self.config.performance_rows)
+    restored = unreadable = 0
+    wanted = served_versions(self.registry, self._restore_refs)
+    with self._lock:
+        for item in relabelled:
+            found = item.found
+            if (found.model, found.version) not in wanted:
+                continue  # a version rolled away from, or another server's model
+            try:
+                monitor = _version_monitor(self, found.model, found.version)
+                request = join(monitor, item.request_id, item.label, found.outputs)
+            except (NotFound, InvalidInput):
+                continue  # its version is gone, or it no longer fits: as if never posted
+            except (ValueError, TypeError, KeyError, IndexError):
+                unreadable += 1  # a logged prediction of no shape a label can join
+                continue
+            restored += request.apply(item.at, count=False)  # counted when posted
+    if unreadable:
+        self._failures += 1
+        logger.error(
+            "restoring labels: %d of them belong to logged predictions they cannot be "
+            "joined to; skipped",
+            unreadable,
+        )
+    if relabelled:
+        logger.info("quality windows restored from the inference log: %d labels", restored)
+        self._evaluate(close_interval=False)
+    return restored
+
+
+def _version_monitor(self: Monitor, model: str, version: int) -> ModelMonitor:
+    """The monitor of a version labels came for (a registry read once per version)."""
+    monitor = self._monitors.get((model, version))
+    return monitor or self._monitor(self.registry.get_version(model, version))
