@@ -14,7 +14,9 @@ import pytest
 import uvicorn
 
 from modelpilot.registry.store import Registry
+from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.engine import InferenceEngine
+from modelpilot.serving.registration import register_model
 from tests.conftest import make_settings
 
 NAN_MODEL = '''
@@ -92,3 +94,25 @@ def nan_model(tmp_path: Path) -> Path:
 
 
 EngineFactory = Callable[..., InferenceEngine]
+
+
+SLOW_MODEL = '''
+import os
+import time
+
+
+class Model:
+    """Sleeps for the first value (seconds), then answers with its process id."""
+
+    def predict(self, x):
+        if x[0, 0] > 0:
+            time.sleep(float(x[0, 0]))
+        return [float(os.getpid())] * len(x)
+'''
+
+
+@pytest.fixture
+def slow_version(registry: Registry, tmp_path: Path) -> ModelVersion:
+    path = tmp_path / "slow.py"
+    path.write_text(SLOW_MODEL)
+    return register_model(registry, "slow", path, flavor="python")

@@ -15,7 +15,6 @@ import pytest
 from modelpilot.config import Settings
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
-from modelpilot.serving.registration import register_model
 from tests.conftest import free_port
 from tests.processes import start, stop
 
@@ -23,27 +22,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(sys.platform != "linux", reason="the kernel's PR_SET_PDEATHSIG is Linux's"),
 ]
-
-SLOW_MODEL = '''
-import os
-import time
-
-
-class Model:
-    """Sleeps for the first value (seconds), then answers with its process id."""
-
-    def predict(self, x):
-        if x[0, 0] > 0:
-            time.sleep(float(x[0, 0]))
-        return [float(os.getpid())] * len(x)
-'''
-
-
-@pytest.fixture
-def slow_version(registry: Registry, tmp_path: Path) -> ModelVersion:
-    path = tmp_path / "slow.py"
-    path.write_text(SLOW_MODEL)
-    return register_model(registry, "slow", path, flavor="python")
 
 
 def answering_pids(url: str, wanted: int) -> set[int]:

@@ -28,27 +28,6 @@ from tests.processes import Server, serve_command, start, stop
 
 pytestmark = pytest.mark.slow
 
-SLOW_MODEL = '''
-import os
-import time
-
-
-class Model:
-    """Sleeps for the first value (seconds), then answers with its process id."""
-
-    def predict(self, x):
-        if x[0, 0] > 0:
-            time.sleep(float(x[0, 0]))
-        return [float(os.getpid())] * len(x)
-'''
-
-
-@pytest.fixture
-def slow_version(registry: Registry, tmp_path: Path) -> ModelVersion:
-    path = tmp_path / "slow.py"
-    path.write_text(SLOW_MODEL)
-    return register_model(registry, "slow", path, flavor="python")
-
 
 @pytest.fixture
 def server(
