@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpilot.registry.quality import HIGHER_IS_BETTER, label_key
+from modelpilot.registry.quality import HIGHER_IS_BETTER, auc_scores, label_key
 
 RESAMPLES = 400
 """Bootstrap resamples of a window: a p-value's resolution is 1/401, under a quarter of the
@@ -115,18 +115,9 @@ def _classification(
     # Macro: the mean over the classes the resample holds (as labels or as predictions).
     held = np.count_nonzero(denominator > 0, axis=1)
     figures["f1"] = f1.sum(axis=1) / np.maximum(held, 1)
-    labels = [label_key(c) for c in classes]
-    present = set(y_true.tolist())
-    if (
-        labels
-        and proba
-        and all(p is not None for p in proba)
-        and len(present) >= 2
-        and present <= set(labels)
-    ):
-        scores = np.vstack([p for p in proba if p is not None])
-        if scores.shape[1] == len(labels):
-            figures["auc"] = _auc(y_true, scores, labels, present, weights)
+    scored = auc_scores(y_true, list(proba), classes)
+    if scored is not None:
+        figures["auc"] = _auc(y_true, *scored, weights)
     return figures
 
 

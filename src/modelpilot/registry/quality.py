@@ -50,19 +50,30 @@ def classification_metrics(
     y_true = np.array([label_key(v) for v in truth])
     y_pred = np.array([label_key(v) for v in predicted])
     result = {"accuracy": float(np.mean(y_true == y_pred)), "f1": _macro_f1(y_true, y_pred)}
+    scored = auc_scores(y_true, proba, classes)
+    if scored is not None:
+        result["auc"] = _auc(y_true, *scored)
+    return result
+
+
+def auc_scores(
+    y_true: np.ndarray, proba: list[np.ndarray | None], classes: Sequence[Any]
+) -> tuple[np.ndarray, list[str], set[str]] | None:
+    """What an AUC of labels ``y_true`` (as ``label_key`` gives them) is computed over: every
+    row's probabilities, the classes' labels and those the labels hold; None when there is
+    no AUC (a row without probabilities, fewer than two classes, a label not a class)."""
     labels = [label_key(c) for c in classes]
     present = set(y_true.tolist())
-    if (
+    if not (
         labels
         and proba
         and all(p is not None for p in proba)
         and len(present) >= 2
         and present <= set(labels)
     ):
-        scores = np.vstack([p for p in proba if p is not None])
-        if scores.shape[1] == len(labels):
-            result["auc"] = _auc(y_true, scores, labels, present)
-    return result
+        return None
+    scores = np.vstack([p for p in proba if p is not None])
+    return (scores, labels, present) if scores.shape[1] == len(labels) else None
 
 
 def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
