@@ -83,8 +83,8 @@ class PerformanceWindow:
     Concept drift is flagged, once the window holds ``thresholds.min_labels`` labels, when a
     score falls or an error rises past its threshold against the reference *and* the
     window's bootstrap finds the fall significant at ``p_value`` (``resampling``: at 30
-    labels a model as good as ever falls 0.1 below its accuracy one time in nine), or when the
-    labels' distribution moves from the reference labels': their Jensen-Shannon distance
+    labels a model as good as ever falls 0.1 below its accuracy or F1 one time in ten to
+    twenty), or when the labels' distribution moves from the reference labels': their Jensen-Shannon distance
     reaches ``thresholds.label_shift`` *and* a chi-squared goodness-of-fit test of the
     window's label counts against the reference frequencies finds the move significant at
     ``p_value`` (the level the data-drift tests use, ``MODELPILOT_DRIFT_P_VALUE``). The
