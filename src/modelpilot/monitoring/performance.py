@@ -84,8 +84,9 @@ class PerformanceWindow:
     score falls or an error rises past its threshold against the reference *and* the
     window's bootstrap finds the fall significant at ``p_value`` (``resampling``: at 30
     labels a model as good as ever falls 0.1 below its accuracy or F1 one time in ten to
-    twenty), or when the labels' distribution moves from the reference labels': their Jensen-Shannon distance
-    reaches ``thresholds.label_shift`` *and* a chi-squared goodness-of-fit test of the
+    twenty), or when the labels' distribution moves from the reference labels': their
+    Jensen-Shannon distance reaches ``thresholds.label_shift`` *and* a chi-squared
+    goodness-of-fit test of the
     window's label counts against the reference frequencies finds the move significant at
     ``p_value`` (the level the data-drift tests use, ``MODELPILOT_DRIFT_P_VALUE``). The
     distance alone is noise at a few dozen labels: 40 labels drawn from iris's three equal

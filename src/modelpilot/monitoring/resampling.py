@@ -3,8 +3,8 @@
 Thirty labels drawn from a model that has not changed at all put its accuracy or F1 more
 than 0.1 below the registered figure one time in ten to twenty (accuracy's standard error
 there is some 0.065), so a fixed drop alone raised critical concept-drift alerts on noise.
-A drop therefore counts
-only when the window's own bootstrap also says it is real: of ``RESAMPLES`` resamples of the
+A drop therefore counts only when the window's own bootstrap also says it is real: of
+``RESAMPLES`` resamples of the
 window (rows drawn with replacement, as many as it holds), fewer than a share ``p_value``
 score at or above the reference (for an error, at or below it). That is a one-sided test at
 that level of "the model is as good as at registration", the same level the drift tests and
