@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
+from modelpilot.config import Settings
 from modelpilot.errors import BadRequest, InvalidInput, ModelNotFound
 from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.monitoring.service import BATCH_BUCKETS, LATENCY_BUCKETS, ServiceMetrics
@@ -37,6 +38,18 @@ async def watched(
     yield engine, metrics
     await engine.stop()
     metrics.stop()
+
+
+def rest_client(
+    engine: InferenceEngine,
+    metrics: ProcessMonitoring,
+    settings: Settings | None = None,
+    raise_app_exceptions: bool = True,
+) -> httpx.AsyncClient:
+    """A client of the REST app over ``engine`` and ``metrics``, in process."""
+    app = create_app(engine, settings or engine.settings, metrics)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
 
 
 async def test_requests_errors_batches_and_state_are_counted(
@@ -97,9 +110,7 @@ async def test_metrics_endpoint_serves_the_text_format(
     watched: tuple[InferenceEngine, ProcessMonitoring],
 ) -> None:
     engine, metrics = watched
-    app = create_app(engine, engine.settings, metrics)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with rest_client(engine, metrics) as client:
         await client.post("/predict/iris", json={"data": [5.1, 3.5, 1.4, 0.2]})
         response = await client.get("/metrics")
     assert response.status_code == 200
@@ -117,10 +128,7 @@ async def test_requests_whose_bodies_cannot_be_decoded_count_as_failed(
     watched: tuple[InferenceEngine, ProcessMonitoring],
 ) -> None:
     engine, metrics = watched
-    app = create_app(engine, engine.settings, metrics)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as client:
+    async with rest_client(engine, metrics) as client:
         assert (await client.post("/predict/iris", content=b"{not json")).status_code == 400
         assert (await client.post("/predict/iris", json={"rows": []})).status_code == 422
         v2 = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": "x"}]}
@@ -162,11 +170,8 @@ async def test_made_up_models_share_one_label_whatever_the_version_body_or_trans
     """With a version (valid or not), a made-up name got a series of its own: 1,000 requests
     of 120-character names took /metrics from 82 KB to 6.2 MB."""
     engine, metrics = watched
-    app = create_app(engine, engine.settings, metrics)
     good = {"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [1] * 4}]}
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as client:
+    async with rest_client(engine, metrics) as client:
         for path, body in [
             ("/v2/models/made-up-1/versions/%C2%A2/infer", good),  # an alias no model can have
             ("/v2/models/made-up-2/versions/abc/infer", good),
@@ -198,10 +203,7 @@ async def test_shapes_no_array_can_have_are_refused_and_counted(
 ) -> None:
     """They were answered 500 with a traceback, and not counted at all."""
     engine, metrics = watched
-    app = create_app(engine, engine.settings, metrics)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as client:
+    async with rest_client(engine, metrics) as client:
         for shape in SHAPES_NO_ARRAY_CAN_HAVE:
             data = [] if 0 in shape else [5.1, 3.5, 1.4, 0.2]
             body = {
@@ -235,11 +237,7 @@ async def test_a_request_that_fails_unexpectedly_before_the_model_is_counted_as_
     monkeypatch.setattr(handlers, "decode_request", broken)
     monkeypatch.setattr(handlers, "request_from_rows", broken)
     monkeypatch.setattr(codec, "decode_request", broken)
-    app = create_app(engine, engine.settings, metrics)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-        base_url="http://test",
-    ) as client:
+    async with rest_client(engine, metrics, raise_app_exceptions=False) as client:
         v2 = await client.post("/v2/models/iris/infer", content=b"{}")
         predict = await client.post("/predict/iris", json={"data": [5.1, 3.5, 1.4, 0.2]})
         made_up = await client.post("/predict/made-up", json={"data": [5.1, 3.5, 1.4, 0.2]})
@@ -400,9 +398,7 @@ async def test_an_emptied_drift_window_exports_no_scores_and_flags_nothing(
     assert monitor is not None
     await engine.start()
     try:
-        app = create_app(engine, settings, monitoring)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with rest_client(engine, monitoring, settings) as client:
             await send(client, shifted_traffic(iris_frame, 100, seed=0))
             sent = time.time()
             monitor.flush()
