@@ -117,3 +117,24 @@ async def test_a_stalled_rollout_names_the_version_that_failed(
         f"weighted:2 (artifact {second.artifact_sha256[:12]}): Model.load() failed: "
         "ValueError: weights file missing"
     ]
+
+
+async def test_a_version_asked_for_by_number_that_fails_to_load_is_named(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """A request for an explicit version loads it on demand, past the served references:
+    its error still read as the artifact's 64-character hash."""
+    model, weights = needing_weights(tmp_path)
+    register_model(registry, "weighted", model, flavor="python", aliases=["production"])
+    second = register_model(registry, "weighted", model, flavor="python")
+    engine = await started(registry, "weighted")
+    try:
+        weights.unlink()
+        with pytest.raises(ArtifactError) as info:
+            await engine.infer("weighted", request_from_rows([[1.0, 2.0]]), "2")
+    finally:
+        await engine.stop()
+    assert str(info.value) == (
+        f"weighted:2 (artifact {second.artifact_sha256[:12]}): Model.load() failed: "
+        "ValueError: weights file missing"
+    )

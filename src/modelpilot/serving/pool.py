@@ -101,6 +101,11 @@ class ModelPool:
         loop = asyncio.get_running_loop()
         try:
             runtime = await loop.run_in_executor(self._executor, self._loader, version)
+        except ArtifactError as exc:
+            named = _naming_version(version, exc)
+            if named is exc:
+                raise
+            raise named from exc
         except ModelPilotError:
             raise
         except Exception as exc:
@@ -153,3 +158,22 @@ class ModelPool:
                 continue
             total -= self._models[key].memory_bytes
             self.unload(key)
+
+
+def _naming_version(mv: ModelVersion, exc: ArtifactError) -> ArtifactError:
+    """``exc``, raised loading ``mv``, as an error that names the version.
+
+    The runtimes name the file that failed to load, and a stored artifact is named by its
+    sha256: a server that would not start said "2e9c10d7...(64 digits): Model.load() failed"
+    and left the reader to find which model that was. Such a message begins instead with the
+    version and the artifact's short hash, and calls the file "the file"; one that names the
+    artifact by its short hash (missing, corrupted) gets the version in front of it; one that
+    names the version already (the pool's own) stays as it was.
+    """
+    sha, said = mv.artifact_sha256, exc.message
+    if sha in said:
+        said = said.removeprefix(f"{sha}: ").replace(sha, "the file")
+        return ArtifactError(f"{mv} (artifact {sha[:12]}): {said}")
+    if str(mv) in said:
+        return exc
+    return ArtifactError(f"{mv}: {said}")

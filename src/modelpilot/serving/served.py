@@ -21,7 +21,6 @@ from typing import ParamSpec, TypeVar
 
 from modelpilot.config import Settings
 from modelpilot.errors import (
-    ArtifactError,
     BadRequest,
     ModelNotFound,
     ModelPilotError,
@@ -318,7 +317,7 @@ class ServedModels:
                 # Load before switching, so that no request waits on a cold version; a version
                 # that fails to load must not take down the one that serves now.
                 try:
-                    await self._get(mv)
+                    await self.pool.get(mv)
                 except ModelPilotError as exc:
                     if previous is None:
                         raise
@@ -344,35 +343,6 @@ class ServedModels:
             return mv
         finally:
             served.refreshing = None
-
-    async def _get(self, mv: ModelVersion) -> None:
-        """Load ``mv``; an artifact that fails to load says which version it is."""
-        try:
-            await self.pool.get(mv)
-        except ArtifactError as exc:
-            named = _naming_version(mv, exc)
-            if named is exc:
-                raise
-            raise named from exc
-
-
-def _naming_version(mv: ModelVersion, exc: ArtifactError) -> ArtifactError:
-    """``exc``, raised loading ``mv``, as an error that names the version.
-
-    The runtimes name the file that failed to load, and a stored artifact is named by its
-    sha256: a server that would not start said "2e9c10d7...(64 digits): Model.load() failed"
-    and left the reader to find which model that was. Such a message begins instead with the
-    version and the artifact's short hash, and calls the file "the file"; one that names the
-    artifact by its short hash (missing, corrupted) gets the version in front of it; one that
-    names the version already (the pool's own) stays as it was.
-    """
-    sha, said = mv.artifact_sha256, exc.message
-    if sha in said:
-        said = said.removeprefix(f"{sha}: ").replace(sha, "the file")
-        return ArtifactError(f"{mv} (artifact {sha[:12]}): {said}")
-    if str(mv) in said:
-        return exc
-    return ArtifactError(f"{mv}: {said}")
 
 
 async def blocking(executor: Executor, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
