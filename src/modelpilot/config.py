@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(default=30.0, gt=0.0)
     """Deadline for one inference; past it the caller gets 504 / DEADLINE_EXCEEDED."""
 
+    rollout_stall_seconds: float = Field(default=120.0, gt=0.0)
+    """How long a served reference's new version may take to load before the rollout counts
+    as stalled (alert ``rollout_stalled``); the load goes on, and traffic moves once it is done.
+    Requests for a version still loading wait for it up to the request timeout, then get 503."""
+
     inference_threads: int = Field(default=4, ge=1)
     """Threads that run model code off the event loop (all but the fastest models')."""
 

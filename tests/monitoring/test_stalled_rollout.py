@@ -21,6 +21,8 @@ class Model:
         return x.sum(axis=1)
 """
 
+V2_BODY = {"inputs": [{"name": "input-0", "shape": [1, 2], "datatype": "FP64", "data": [1.0, 2.0]}]}
+
 
 async def test_a_version_that_fails_to_load_raises_an_alert_until_the_alias_moves_back(
     registry: Registry, tmp_path: Path
@@ -57,3 +59,59 @@ async def test_a_version_that_fails_to_load_raises_an_alert_until_the_alias_move
         served.monitor.flush()
         assert (await client.get("/api/alerts")).json()["active"] == []
         assert "modelpilot_rollout_stalled{" not in (await client.get("/metrics")).text
+
+
+HANGING = """
+import time
+from pathlib import Path
+
+class Model:
+    def load(self):
+        for _ in range(2000):  # at most 20 s, so that a failed test does not hang the run
+            if not Path({hold!r}).exists():
+                return
+            time.sleep(0.01)
+
+    def predict(self, x):
+        return x.sum(axis=1) * 2
+"""
+
+
+async def test_a_version_that_hangs_loading_stalls_the_rollout_until_it_loads(
+    registry: Registry, tmp_path: Path
+) -> None:
+    (tmp_path / "first.py").write_text(SOURCE.format(marker=str(tmp_path / "never")))
+    hold = tmp_path / "hold"
+    (tmp_path / "second.py").write_text(HANGING.format(hold=str(hold)))
+    register_model(registry, "summer", tmp_path / "first.py", aliases=["production"])
+    register_model(registry, "summer", tmp_path / "second.py")
+    hold.touch()  # from now on, version 2's load() hangs until this file goes
+    body = {"data": [[1.0, 2.0]]}
+    settings = {"alias_refresh_seconds": 0, "rollout_stall_seconds": 0.2}
+    async with monitored(registry, request_timeout_seconds=0.2, **settings) as served:
+        client, engine = served.client, served.engine
+        try:
+            registry.set_alias("summer", "production", 2)
+            for _ in range(40):
+                answer = await client.post("/predict/summer", json=body)
+                assert answer.status_code == 200 and answer.json()["version"] == "1"
+                if "summer" in engine.served.stalled:
+                    break
+                await asyncio.sleep(0.05)
+            served.monitor.flush()
+            (alert,) = (await client.get("/api/alerts")).json()["active"]
+            assert (alert["rule"], alert["model"]) == ("rollout_stalled", "summer:2")
+            assert "still loading after 0.2 s" in alert["message"]
+            # Asked for by number, it answers 503 past the request timeout, not never.
+            asked = await client.post("/v2/models/summer/versions/2/infer", json=V2_BODY)
+            assert asked.status_code == 503 and "still loading" in asked.json()["error"]
+        finally:
+            hold.unlink()
+        for _ in range(100):
+            answer = await client.post("/predict/summer", json=body)
+            if answer.json()["version"] == "2":
+                break
+            await asyncio.sleep(0.05)
+        assert answer.json()["version"] == "2" and not engine.served.stalled
+        served.monitor.flush()
+        assert (await client.get("/api/alerts")).json()["active"] == []

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelpilot.errors import ArtifactError
+from modelpilot.errors import ArtifactError, ModelNotReady
 from modelpilot.registry.signature import Signature
 from modelpilot.registry.types import ModelVersion
 from modelpilot.runtimes.base import Batch, Runtime
@@ -115,3 +115,37 @@ async def test_unload_closes_the_runtime(executor: ThreadPoolExecutor) -> None:
     assert pool.unload(("m", 1))
     assert model.runtime.closed  # type: ignore[attr-defined]
     assert not pool.unload(("m", 1))
+
+
+class HeldLoader(Loader):
+    """A loader that does not return until ``release`` is set: a load that hangs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def __call__(self, mv: ModelVersion) -> Runtime:
+        self.release.wait(10)
+        return super().__call__(mv)
+
+
+async def test_a_caller_that_gives_up_leaves_the_load_to_the_others(
+    executor: ThreadPoolExecutor,
+) -> None:
+    loader = HeldLoader()
+    pool = ModelPool(loader, executor, memory_budget_bytes=1000)
+    try:
+        with pytest.raises(ModelNotReady, match=r"m:1 is still loading after 0.05 s"):
+            await pool.get(version(1), timeout=0.05)
+        cancelled = asyncio.ensure_future(pool.get(version(1)))
+        waiting = asyncio.ensure_future(pool.get(version(1)))
+        await asyncio.sleep(0.05)
+        cancelled.cancel()  # its client hung up
+        await asyncio.sleep(0.05)
+        assert pool.is_loading(("m", 1)) and not waiting.done()
+    finally:
+        loader.release.set()
+    model = await waiting
+    assert ("m", 1) in pool and not pool.is_loading(("m", 1))
+    assert await pool.get(version(1)) is model
+    assert loader.calls == [1]  # one load, however many gave up on it

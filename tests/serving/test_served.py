@@ -111,9 +111,9 @@ async def test_a_stalled_rollout_names_the_version_that_failed(
             assert response.model_version == "1"
     finally:
         await engine.stop()
-    failed = [r.getMessage() for r in caplog.records if "failed to load" in r.getMessage()]
+    failed = [r.getMessage() for r in caplog.records if "did not load" in r.getMessage()]
     assert failed == [
-        "keeping weighted:1: new version weighted:2 failed to load (trying again every 0.05 s): "
+        "keeping weighted:1: new version weighted:2 did not load (trying again every 0.05 s): "
         f"weighted:2 (artifact {second.artifact_sha256[:12]}): Model.load() failed: "
         "ValueError: weights file missing"
     ]

@@ -393,7 +393,7 @@ class InferenceEngine:
             current = await self.served.resolve(model, version)
         else:  # None or "": the served reference
             current = await self.served.current(model)
-        return await self.pool.get(current)
+        return await self.pool.get(current, self.settings.request_timeout_seconds)
 
     # -- metadata and repository -------------------------------------------------------------
 

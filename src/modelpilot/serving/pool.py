@@ -10,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
-from modelpilot.errors import ArtifactError, ModelPilotError
+from modelpilot.errors import ArtifactError, ModelNotReady, ModelPilotError
 from modelpilot.registry.types import ModelVersion
 from modelpilot.runtimes.base import Runtime
 from modelpilot.serving.batcher import AdaptiveBatcher
@@ -49,7 +49,7 @@ class ModelPool:
         self._executor = executor
         self._budget = memory_budget_bytes
         self._models: OrderedDict[VersionKey, LoadedModel] = OrderedDict()
-        self._loading: dict[VersionKey, asyncio.Future[LoadedModel]] = {}
+        self._loading: dict[VersionKey, asyncio.Task[LoadedModel]] = {}
         self._pinned: set[VersionKey] = set()
 
     def __contains__(self, key: object) -> bool:
@@ -69,30 +69,40 @@ class ModelPool:
         """The loaded version, if it is in memory; never loads."""
         return self._models.get(key)
 
-    async def get(self, version: ModelVersion) -> LoadedModel:
-        """The loaded version, loading it first if needed."""
+    async def get(self, version: ModelVersion, timeout: float | None = None) -> LoadedModel:
+        """The loaded version, loading it first if needed.
+
+        The load runs as a task of its own, which every caller for the version waits on, so
+        that one caller giving up (its client gone, or past ``timeout`` seconds, after which
+        it gets ``ModelNotReady``) neither cancels the load for the others nor starts another.
+        """
         key = version.key
         model = self._models.get(key)
         if model is not None:
             self._models.move_to_end(key)
             return model
-        pending = self._loading.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[LoadedModel] = asyncio.get_running_loop().create_future()
-        self._loading[key] = future
+        task = self._loading.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._keep(version))
+            task.add_done_callback(_retrieved)
+            self._loading[key] = task
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), timeout)
+        except asyncio.TimeoutError:
+            raise ModelNotReady(
+                f"{version} is still loading after {timeout:g} s; it answers once loaded "
+                f"(GET /v2/models/{version.model}/versions/{version.version}/ready)"
+            ) from None
+
+    def is_loading(self, key: VersionKey) -> bool:
+        return key in self._loading
+
+    async def _keep(self, version: ModelVersion) -> LoadedModel:
         try:
             model = await self._load(version)
-        except BaseException as exc:
-            future.set_exception(exc)
-            # Nobody else may be waiting; retrieve it so asyncio does not log it as lost.
-            future.exception()
-            raise
-        else:
-            future.set_result(model)
         finally:
-            del self._loading[key]
-        self._models[key] = model
+            del self._loading[version.key]
+        self._models[version.key] = model
         self._evict()
         return model
 
@@ -158,6 +168,13 @@ class ModelPool:
                 continue
             total -= self._models[key].memory_bytes
             self.unload(key)
+
+
+def _retrieved(task: asyncio.Task[LoadedModel]) -> None:
+    """Mark a load's failure as seen: its callers may all have given up (asyncio would log it
+    as never retrieved), and each caller that waited raised it already."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _naming_version(mv: ModelVersion, exc: ArtifactError) -> ArtifactError:

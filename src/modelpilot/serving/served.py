@@ -298,6 +298,21 @@ class ServedModels:
         if model in self.stalled:
             self.stalled = {k: v for k, v in self.stalled.items() if k != model}
 
+    def _load_wait(
+        self, mv: ModelVersion, previous: ModelVersion | None, waited: bool
+    ) -> float | None:
+        """Seconds a lookup waits for ``mv`` to load before it keeps serving ``previous``.
+
+        A first version is waited for as long as it takes; a new one for
+        ``rollout_stall_seconds``, after which the rollout counts as stalled while the load
+        goes on, and later lookups only look whether it has finished.
+        """
+        if previous is None:
+            return None
+        if waited and self.pool.is_loading(mv.key):
+            return 0.0
+        return self.settings.rollout_stall_seconds
+
     async def _refresh(self, model: str, served: Served) -> ModelVersion:
         try:
             previous = served.current
@@ -315,18 +330,19 @@ class ServedModels:
             self._served.setdefault(model, served)
             if previous is None or previous.key != mv.key:
                 # Load before switching, so that no request waits on a cold version; a version
-                # that fails to load must not take down the one that serves now.
+                # that fails to load, or takes too long, must not take down the one that
+                # serves now.
+                stalled = self.stalled.get(model)
+                waited = stalled is not None and stalled[0].key == mv.key
                 try:
-                    await self.pool.get(mv)
+                    await self.pool.get(mv, self._load_wait(mv, previous, waited))
                 except ModelPilotError as exc:
                     if previous is None:
                         raise
                     # Tried again at the next lookup; said once, not at every try.
-                    stalled = self.stalled.get(model)
-                    if stalled is None or stalled[0].key != mv.key:
+                    if not waited:
                         logger.error(
-                            "keeping %s: new version %s failed to load (trying again every "
-                            "%g s): %s",
+                            "keeping %s: new version %s did not load (trying again every %g s): %s",
                             previous,
                             mv,
                             self.settings.alias_refresh_seconds,
