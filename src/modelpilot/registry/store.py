@@ -9,19 +9,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Text, cast, func, select
+from sqlalchemy import Connection, Engine, Text, cast, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from modelpilot.errors import (
-    AliasNotFound,
     Conflict,
-    ModelNotFound,
-    NotFound,
     RegistryError,
-    VersionNotFound,
-    quoted,
 )
-from modelpilot.registry import schema
+from modelpilot.registry import missing, schema
 from modelpilot.registry.artifacts import ArtifactStore
 from modelpilot.registry.database import WRITE_OPTION, companion_engine, upsert
 from modelpilot.registry.locations import connect
@@ -139,7 +134,7 @@ class Registry:
         if conn.dialect.name == "postgresql":
             query = query.with_for_update()
         if conn.execute(query).first() is None:
-            raise self._model_not_found(conn, name)
+            raise missing.model_not_found(conn, name)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -201,7 +196,7 @@ class Registry:
         check_name(alias, "alias")
         with self._write() as conn:
             self._lock_model(conn, name, create=False)
-            self._require_version(conn, name, version)
+            missing.require_version(conn, name, version)
             return self._point(conn, name, alias, version)
 
     def delete_alias(self, name: str, alias: str) -> None:
@@ -209,7 +204,7 @@ class Registry:
             self._lock_model(conn, name, create=False)
             previous = self._alias_target(conn, name, alias)
             if previous is None:
-                raise self._alias_not_found(conn, name, alias)
+                raise missing.alias_not_found(conn, name, alias)
             conn.execute(
                 schema.aliases.delete().where(
                     (schema.aliases.c.model == name) & (schema.aliases.c.alias == alias)
@@ -232,7 +227,7 @@ class Registry:
             self._lock_model(conn, name, create=False)
             current = self._alias_target(conn, name, alias)
             if current is None:
-                raise self._alias_not_found(conn, name, alias)
+                raise missing.alias_not_found(conn, name, alias)
             history = conn.execute(
                 select(
                     schema.alias_history.c.version,
@@ -308,7 +303,7 @@ class Registry:
 
     def get_version(self, name: str, version: int) -> ModelVersion:
         with self._read() as conn:
-            row = self._version_row(conn, name, version, *VERSION_COLUMNS)
+            row = missing.version_row(conn, name, version, *VERSION_COLUMNS)
             return self._version(conn, row._mapping)
 
     def latest(self, name: str) -> ModelVersion:
@@ -334,7 +329,7 @@ class Registry:
             if target is not None:
                 return target
             if ref.alias is not None:
-                raise self._alias_not_found(conn, ref.name, alias)
+                raise missing.alias_not_found(conn, ref.name, alias)
             return self._latest_number(conn, ref.name)
 
     def list_models(self) -> list[ModelInfo]:
@@ -371,7 +366,7 @@ class Registry:
                 .order_by(schema.versions.c.version)
             ).all()
             if not rows:
-                raise self._model_not_found(conn, name)
+                raise missing.model_not_found(conn, name)
             return [self._version(conn, row._mapping) for row in rows]
 
     def aliases(self, name: str) -> dict[str, int]:
@@ -381,13 +376,13 @@ class Registry:
                 .where(schema.aliases.c.model == name)
                 .order_by(schema.aliases.c.alias)
             ).all()
-            if not rows and not self._model_exists(conn, name):
-                raise self._model_not_found(conn, name)
+            if not rows and not missing.model_exists(conn, name):
+                raise missing.model_not_found(conn, name)
             return {row.alias: row.version for row in rows}
 
     def reference_profile(self, name: str, version: int) -> ReferenceProfile | None:
         with self._read() as conn:
-            row = self._version_row(conn, name, version, schema.versions.c.reference)
+            row = missing.version_row(conn, name, version, schema.versions.c.reference)
         return ReferenceProfile.from_dict(row.reference) if row.reference else None
 
     def fetch_artifact(self, version: ModelVersion) -> Path:
@@ -424,7 +419,7 @@ class Registry:
             select(func.max(schema.versions.c.version)).where(schema.versions.c.model == name)
         ).scalar()
         if latest is None:
-            raise self._model_not_found(conn, name)
+            raise missing.model_not_found(conn, name)
         return int(latest)
 
     def _alias_target(self, conn: Connection, name: str, alias: str) -> int | None:
@@ -433,76 +428,3 @@ class Registry:
                 (schema.aliases.c.model == name) & (schema.aliases.c.alias == alias)
             )
         ).scalar()
-
-    def _model_exists(self, conn: Connection, name: str) -> bool:
-        query = select(schema.models.c.name).where(schema.models.c.name == name)
-        return conn.execute(query).first() is not None
-
-    def _version_row(self, conn: Connection, name: str, version: int, *columns: Any) -> Row[Any]:
-        """``columns`` of ``name``'s ``version``, or the NotFound error that says why not."""
-        if _storable(version):
-            row = conn.execute(
-                select(*columns).where(
-                    (schema.versions.c.model == name) & (schema.versions.c.version == version)
-                )
-            ).first()
-            if row is not None:
-                return row
-        self._require_version(conn, name, version)
-        raise AssertionError("unreachable: the version exists but was not found")
-
-    def _require_version(self, conn: Connection, name: str, version: int) -> None:
-        versions = (
-            conn.execute(
-                select(schema.versions.c.version)
-                .where(schema.versions.c.model == name)
-                .order_by(schema.versions.c.version)
-            )
-            .scalars()
-            .all()
-        )
-        if not versions:
-            raise self._model_not_found(conn, name)
-        if version not in versions:
-            raise VersionNotFound(
-                f"model {quoted(name)} has no version {version}; it has {_ranges(versions)}"
-            )
-
-    def _model_not_found(self, conn: Connection, name: str) -> ModelNotFound:
-        names = conn.execute(select(schema.models.c.name).order_by(schema.models.c.name))
-        known = [n for n in names.scalars() if n != name]
-        hint = f"; registered models: {', '.join(known[:20])}" if known else ""
-        return ModelNotFound(f"no model named {quoted(name)} in the registry{hint}")
-
-    def _alias_not_found(self, conn: Connection, name: str, alias: str) -> NotFound:
-        if not self._model_exists(conn, name):
-            # The model is what is missing, as for a version number: ModelNotFound, also in
-            # the kind of error the metrics count.
-            return self._model_not_found(conn, name)
-        names = conn.execute(
-            select(schema.aliases.c.alias).where(schema.aliases.c.model == name)
-        ).scalars()
-        known = ", ".join(sorted(names)) or "none"
-        return AliasNotFound(
-            f"model {quoted(name)} has no alias {quoted(alias)}; its aliases: {known}"
-        )
-
-
-def _ranges(versions: Sequence[int]) -> str:
-    if versions == list(range(versions[0], versions[-1] + 1)):
-        return (
-            f"version {versions[0]}"
-            if len(versions) == 1
-            else (f"versions {versions[0]}-{versions[-1]}")
-        )
-    return "versions " + ", ".join(map(str, versions))
-
-
-MAX_VERSION = 2**31 - 1
-"""The largest version number a registry holds (its version columns are 32-bit integers)."""
-
-
-def _storable(version: int) -> bool:
-    """Whether ``version`` could be in the registry at all: a larger number asked of the
-    database would fail as an overflow (SQLite) or out of range (PostgreSQL), not be absent."""
-    return 0 < version <= MAX_VERSION
