@@ -14,9 +14,14 @@ never by a request:
 
 Requests are found by id without an index written for each (see ``log_locator``).
 
-It is bounded: after every write that passes a tenth of ``max_rows`` requests, the oldest
-batches go until at most ``max_rows`` requests remain (and with them, in a SQLite log, the
-segment files none of the rest refers to).
+It is bounded, and always keeps its newest requests: after every write that passes a tenth
+of ``max_rows`` requests, the oldest batches go until at most ``max_rows`` requests remain
+(and with them, in a SQLite log, the segment files none of the rest refers to), but the
+newest batch never goes. Batches go whole, so a batch of more than ``max_rows`` requests (a
+round at 8,000 requests/s, with ``max_rows=100``) would have emptied the log, and left labels
+nothing to join: it is written as its newest ``max_rows`` requests instead, the rest counted
+in ``left_out``. So the log holds the newest ``min(max_rows, n)`` requests of its newest batch
+of ``n``, and the older batches that fit beside them.
 
 A batch that cannot be read back (a damaged segment file or row) is skipped wherever it is
 read, as if trimmed: one error line names its file, and ``unreadable`` counts it. A log
@@ -29,6 +34,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import orjson
@@ -50,6 +56,7 @@ from modelpilot.monitoring.log_records import (
     LogBatch,
     LogEntry,
     columns,
+    newest,
     rows_of,
 )
 from modelpilot.monitoring.log_tables import (
@@ -57,6 +64,7 @@ from modelpilot.monitoring.log_tables import (
     _MOVED,
     _place,
     _upgrade,
+    delete_labels,
     labels_table,
     metadata,
     segments_of,
@@ -95,6 +103,9 @@ class InferenceLog:
         self._locating = threading.Lock()
         self.unreadable = 0
         """Batches skipped because they could not be read back (each counted once)."""
+        self.left_out = 0
+        """Requests not written because their batch alone held more than ``max_rows`` (its
+        newest ``max_rows`` were)."""
         self._skipped: set[int] = set()
         self._reported: set[str] = set()
         """Where unreadable batches were found (a segment file, or the table): each said once."""
@@ -111,12 +122,17 @@ class InferenceLog:
     # -- writing --------------------------------------------------------------------------
 
     def append(self, items: Sequence[LogBatch]) -> None:
-        """Store batches of requests in one transaction."""
+        """Store batches of requests in one transaction: of one larger than ``max_rows``,
+        only its newest ``max_rows`` requests (see the module's docstring)."""
         if not items:
             return
+        bound = max(self.max_rows, 1)
+        kept = [newest(item, bound) for item in items]
         with self._writer.begin() as conn:
-            conn.execute(insert(batches), [self._stored(batch_row(item)) for item in items])
-        self._since_trim += sum(len(item.request_ids) for item in items)
+            conn.execute(insert(batches), [self._stored(batch_row(item)) for item in kept])
+        # Counted once committed: a caller retries a failed append with the same batches.
+        self._count_left_out(items, kept)
+        self._since_trim += sum(len(item.request_ids) for item in kept)
         if self._since_trim * 10 >= self.max_rows:
             try:
                 self.trim()
@@ -155,19 +171,49 @@ class InferenceLog:
                 },
             )
 
+    def _count_left_out(self, items: Sequence[LogBatch], kept: Sequence[LogBatch]) -> None:
+        """Count the requests ``append`` left out of ``items``; the first time, say why and
+        what to do (once: it recurs every round for as long as the bound is too small)."""
+        for item, written in zip(items, kept, strict=True):
+            left_out = len(item.request_ids) - len(written.request_ids)
+            if not left_out:
+                continue
+            if not self.left_out:
+                logger.warning(
+                    "a batch of %d requests of %s:%d is more than the inference log holds "
+                    "(MODELPILOT_INFERENCE_LOG_MAX_ROWS=%d): only its newest %d are logged, "
+                    "and labels for the rest find nothing. Raise the bound above the requests "
+                    "one monitoring round takes in; this is said once, and the log's "
+                    "left_out counts the requests left out",
+                    len(item.request_ids),
+                    item.model,
+                    item.version,
+                    self.max_rows,
+                    len(written.request_ids),
+                )
+            self.left_out += left_out
+
     def trim(self) -> int:
-        """Drop the oldest batches until at most ``max_rows`` requests remain; returns how
-        many requests went."""
+        """Drop the oldest batches until at most ``max_rows`` requests remain, but never the
+        newest one; returns how many requests went.
+
+        The batches of this log hold no more than ``max_rows`` requests each (see
+        ``append``), but another writer's may (a server with a larger bound, or an earlier
+        release), and dropping it would leave the log empty."""
         self._since_trim = 0
         with self._writer.begin() as conn:
-            total = int(
-                conn.execute(select(func.coalesce(func.sum(batches.c.size), 0))).scalar() or 0
-            )
-            excess = total - self.max_rows
+            total, last = conn.execute(
+                select(func.coalesce(func.sum(batches.c.size), 0), func.max(batches.c.id))
+            ).one()
+            excess = int(total or 0) - self.max_rows
             if excess <= 0:
                 return 0
             cutoff, removed = None, 0
-            sizes = conn.execute(select(batches.c.id, batches.c.size).order_by(batches.c.id))
+            sizes = conn.execute(
+                select(batches.c.id, batches.c.size)
+                .where(batches.c.id < last)
+                .order_by(batches.c.id)
+            )
             for batch_id, size in sizes:
                 if removed >= excess:
                     break
@@ -199,7 +245,7 @@ class InferenceLog:
         for row in conn.execute(query).mappings():
             gone.setdefault(row["model"], []).extend(self._request_ids(row) or [])
         for model, ids in gone.items():
-            _delete_labels(conn, model, ids)
+            delete_labels(conn, model, ids)
 
     def set_labels(self, model: str, labels: Mapping[str, Any]) -> None:
         """Record (or replace) the labels of requests of ``model``."""
@@ -208,7 +254,7 @@ class InferenceLog:
         now = time.time()
         ids = list(labels)
         with self._engine.begin() as conn:
-            _delete_labels(conn, model, ids)
+            delete_labels(conn, model, ids)
             conn.execute(
                 insert(labels_table),
                 [
@@ -283,7 +329,7 @@ class InferenceLog:
             labels = self._labels(conn, model, [e.request_id for e in out])
         out.sort(key=lambda e: e.created_at)
         return [
-            e if e.request_id not in labels else _labelled(e, labels[e.request_id]) for e in out
+            e if e.request_id not in labels else replace(e, label=labels[e.request_id]) for e in out
         ]
 
     def versions_since(self, since: float) -> list[tuple[str, int]]:
@@ -451,26 +497,3 @@ _UNREADABLE_LABEL = object()
 
 _UNREADABLE = (ValueError, TypeError, KeyError, IndexError, OverflowError)
 """What decoding damaged bytes raises (JSON, UTF-8 and segment errors are ValueErrors)."""
-
-
-def _delete_labels(conn: Connection, model: str, request_ids: list[str]) -> None:
-    """Delete the labels of these requests of ``model`` (in chunks the drivers accept)."""
-    for start in range(0, len(request_ids), 500):
-        conn.execute(
-            delete(labels_table).where(
-                labels_table.c.model == model,
-                labels_table.c.request_id.in_(request_ids[start : start + 500]),
-            )
-        )
-
-
-def _labelled(entry: LogEntry, label: Any) -> LogEntry:
-    return LogEntry(
-        entry.request_id,
-        entry.model,
-        entry.version,
-        entry.created_at,
-        entry.inputs,
-        entry.outputs,
-        label,
-    )

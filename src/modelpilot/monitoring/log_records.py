@@ -82,6 +82,50 @@ def log_batch(
     )
 
 
+def newest(batch: LogBatch, count: int) -> LogBatch:
+    """The last ``count`` requests of ``batch`` (``batch`` itself if it holds no more), as a
+    batch of their own: what the log keeps of a batch larger than its bound.
+
+    Decoded and encoded again, so not free; only a batch larger than the log's bound comes
+    here, and it is then smaller to write."""
+    cut = len(batch.request_ids) - count
+    if cut <= 0:
+        return batch
+    first = sum(batch.rows[:cut])
+    packed: bytes | None = None
+    inputs = outputs = ""
+    if batch.packed is not None:
+        packed_inputs, packed_outputs = unpack_arrays(batch.packed)
+        packed = pack_arrays(_rows_from(packed_inputs, first), _rows_from(packed_outputs, first))
+    else:
+        inputs = _json_rows_from(batch.inputs, first)
+        outputs = _json_rows_from(batch.outputs, first)
+    return LogBatch(
+        batch.model,
+        batch.version,
+        batch.request_ids[cut:],
+        batch.times[cut:],
+        batch.rows[cut:],
+        packed,
+        inputs,
+        outputs,
+    )
+
+
+def _rows_from(arrays: Mapping[str, np.ndarray], first: int) -> dict[str, np.ndarray]:
+    """Each array from row ``first`` on (rows are its first axis, as ``DecodedBatch`` reads
+    them; one without an axis has no rows to leave out)."""
+    return {name: a[first:] if a.ndim else a for name, a in arrays.items()}
+
+
+def _json_rows_from(text: str, first: int) -> str:
+    """JSON columns (``encode_arrays``) from row ``first`` on."""
+    arrays: dict[str, Any] = orjson.loads(text)
+    return orjson.dumps(
+        {name: v[first:] if isinstance(v, list) else v for name, v in arrays.items()}
+    ).decode()
+
+
 def pack_arrays(
     inputs: Mapping[str, np.ndarray], outputs: Mapping[str, np.ndarray]
 ) -> bytes | None:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     inspect,
 )
 
@@ -83,6 +84,17 @@ def batch_row(item: LogBatch) -> dict[str, Any]:
         "outputs": item.outputs,
         "packed": item.packed,
     }
+
+
+def delete_labels(conn: Connection, model: str, request_ids: list[str]) -> None:
+    """Delete the labels of these requests of ``model`` (in chunks the drivers accept)."""
+    for start in range(0, len(request_ids), 500):
+        conn.execute(
+            delete(labels_table).where(
+                labels_table.c.model == model,
+                labels_table.c.request_id.in_(request_ids[start : start + 500]),
+            )
+        )
 
 
 def segments_of(engine: Engine) -> log_segments.Segments | None:
