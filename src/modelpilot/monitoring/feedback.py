@@ -3,6 +3,7 @@ predictions of sibling workers that are still on their way to the shared inferen
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,13 +29,20 @@ class FeedbackResult:
     """Request ids with no prediction on record (not logged, or from another model)."""
 
 
-def look_again(tap: Tap, model: str, request_ids: list[str], seconds: float) -> dict[str, Found]:
-    """The predictions of ``request_ids`` that reach ``tap``'s log within ``seconds``."""
+async def look_again(
+    tap: Tap, model: str, request_ids: list[str], seconds: float
+) -> dict[str, Found]:
+    """The predictions of ``request_ids`` that reach ``tap``'s log within ``seconds``.
+
+    The pauses are awaited on the event loop and only each lookup goes to a thread: waited
+    out in a thread, each call held one of the loop's few executor threads for all of
+    ``seconds``, and a dozen labels for ids not on record yet held up every other label post
+    (and all other work sent to threads) for as long."""
     found: dict[str, Found] = {}
     deadline = time.monotonic() + seconds
     while request_ids and time.monotonic() < deadline:
-        time.sleep(POLL_SECONDS)
-        more = tap.lookup(model, request_ids)
+        await asyncio.sleep(POLL_SECONDS)
+        more = await asyncio.to_thread(tap.lookup, model, request_ids)
         found.update(more)
         request_ids = [i for i in request_ids if i not in more]
     return found

@@ -434,13 +434,22 @@ class Monitor(InferenceObserver):
         (which survives restarts and is shared by worker processes). Every label is checked
         before any is applied, so a bad one rejects the call and changes nothing.
 
+        Only what is on record now joins: a sibling worker's predictions still on their way
+        to the shared log are waited for by ``feedback_async``, which waits on the loop.
+        """
+        return monitor_labels.feedback(self, model, labels)
+
+    async def feedback_async(self, model: str, labels: Mapping[str, Any]) -> FeedbackResult:
+        """``feedback``, for the event loop, waiting for sibling workers' predictions.
+
         With sibling workers, a request another worker answered reaches the shared log only
         after its round and its tap's writes: ids not found at once are looked for again
         until they could have arrived (``sibling_seconds``), so a label posted right after
         its prediction joins whichever worker answered. Ids that match nothing take that
-        long to be reported.
+        long to be reported. The waits are the loop's, not an executor thread's: a thread
+        held that long by each such call stalled every other label post behind a few.
         """
-        return monitor_labels.feedback(self, model, labels)
+        return await monitor_labels.feedback_async(self, model, labels)
 
     def restore_labels(self) -> int:
         """Put the labels the inference log holds from the last ``performance_seconds`` back

@@ -1,11 +1,12 @@
 """Labels posted to a ``Monitor``: joined to the predictions they belong to, and put back in
 the quality windows from the inference log at start-up.
 
-Each function is the body of the ``Monitor`` method of its name, and takes the monitor as
-``self``; they are called only from there."""
+Each public function is the body of the ``Monitor`` method of its name, and takes the monitor
+as ``self``; they are called only from there."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from modelpilot.errors import InvalidInput, NotFound
 from modelpilot.monitoring.feedback import FeedbackResult, Joined, join, look_again
 from modelpilot.monitoring.model_monitor import ModelMonitor
 from modelpilot.monitoring.tap import served_versions
+from modelpilot.monitoring.tap_batches import Found
 
 if TYPE_CHECKING:
     from modelpilot.monitoring.monitor import Monitor
@@ -23,12 +25,32 @@ logger = logging.getLogger("modelpilot.monitoring.monitor")
 
 
 def feedback(self: Monitor, model: str, labels: Mapping[str, Any]) -> FeedbackResult:
-    """Join ``labels`` to predictions of ``model`` (``Monitor.feedback``)."""
-    self._ship()
-    found = self.tap.lookup(model, list(labels))
+    """Join ``labels`` to predictions of ``model`` on record now (``Monitor.feedback``)."""
+    return _joined(self, model, labels, _on_record(self, model, list(labels)))
+
+
+async def feedback_async(self: Monitor, model: str, labels: Mapping[str, Any]) -> FeedbackResult:
+    """Join ``labels`` to predictions of ``model``, sibling workers' on their way too
+    (``Monitor.feedback_async``). Lookups and joins go to threads, the waits stay on the loop."""
+    found = await asyncio.to_thread(_on_record, self, model, list(labels))
     if len(found) < len(labels) and self.exchange is not None:
         missing = [i for i in labels if i not in found]
-        found.update(look_again(self.tap, model, missing, self.sibling_seconds))
+        found.update(await look_again(self.tap, model, missing, self.sibling_seconds))
+    return await asyncio.to_thread(_joined, self, model, labels, found)
+
+
+def _on_record(self: Monitor, model: str, request_ids: list[str]) -> dict[str, Found]:
+    """The predictions of ``request_ids`` the tap knows, once it has every call this process
+    answered before (a label may come as soon as its prediction)."""
+    self._ship()
+    return self.tap.lookup(model, request_ids)
+
+
+def _joined(
+    self: Monitor, model: str, labels: Mapping[str, Any], found: Mapping[str, Found]
+) -> FeedbackResult:
+    """``labels`` joined to the predictions ``found`` for them, and kept beside them in the
+    inference log; all are checked before any is applied (InvalidInput: none is)."""
     with self._lock:
         now = time.time()
         joined: list[Joined] = []

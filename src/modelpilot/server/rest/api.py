@@ -153,7 +153,7 @@ async def feedback(model: str, request: Request) -> FeedbackReply:
         raise InvalidInput(invalid_request(exc.errors())) from None
     if not pairs:
         raise InvalidInput("no labels given")
-    result = await asyncio.to_thread(monitor.feedback, model, pairs)
+    result = await monitor.feedback_async(model, pairs)
     if result.accepted == 0:
         await _registered(monitor, model)
         sampled = ""

@@ -1,0 +1,53 @@
+"""Labels for request ids a sibling worker may still be logging (``serve --workers``): looked
+for again without holding up other requests, and reported unknown only once they could have
+arrived."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from modelpilot.monitoring.siblings import prometheus_dir
+from modelpilot.registry.store import Registry
+from tests.monitoring.conftest import monitored, send
+
+THREADS = 4
+"""The event loop's executor threads in this test: fewer than the posts looking again."""
+
+
+async def test_labels_looked_for_again_hold_up_no_other_label(
+    labelled_iris: Registry, tmp_path: Path
+) -> None:
+    """Each post of ids not on record waited out the siblings' rounds (2.5 s) in one of the
+    loop's executor threads: a dozen such posts held all six, and every other label post
+    waited behind them (0.05 s became 2.1 s)."""
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(THREADS))
+    prometheus_dir(tmp_path).mkdir()  # as ``serve --workers`` makes the workers' directory
+    async with monitored(labelled_iris, workers=2, worker_dir=tmp_path) as served:
+        client, monitor = served.client, served.monitor
+        assert monitor.exchange is not None and monitor.sibling_seconds >= 2.0
+        (known,) = await send(client, np.array([[5.1, 3.5, 1.4, 0.2]]), per_request=1)
+        await asyncio.to_thread(monitor.flush)
+        posted = time.monotonic()
+        unknown = [
+            asyncio.create_task(
+                client.post("/api/feedback/iris", json={"request_id": f"later-{i}", "label": 0})
+            )
+            for i in range(3 * THREADS)
+        ]
+        await asyncio.sleep(0.5)  # every one of them is looking again by now
+        asked = time.monotonic()
+        label = {"request_id": known, "label": 0}
+        reply = await asyncio.wait_for(client.post("/api/feedback/iris", json=label), 10)
+        assert reply.json() == {"accepted": 1, "unknown": []}
+        assert time.monotonic() - asked < 1.0
+        assert not any(task.done() for task in unknown)  # still looking again meanwhile
+        replies = await asyncio.gather(*unknown)
+        # They looked as long as before: until a sibling's round could have arrived.
+        assert time.monotonic() - posted >= monitor.sibling_seconds
+        assert all(r.status_code == 404 for r in replies), [r.text for r in replies]
+        assert "no prediction of model 'iris' has the request id" in replies[0].json()["error"]
