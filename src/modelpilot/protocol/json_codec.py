@@ -148,9 +148,16 @@ def _decode_input(item: Any, binary: memoryview | None, offset: int) -> tuple[Te
             )
         array = decode_raw(name, datatype, shape, binary[offset : offset + size])
         return Tensor(name, datatype, tuple(shape), array, parameters), size
-    if "data" not in item:
-        raise InvalidInput(f'input {quoted(name)} has no "data"')
-    array = _from_json(name, datatype, shape, item["data"])
+    data = item.get("data")
+    if not isinstance(data, list):
+        # As the protocol has it: a list, flat or nested, even of the one value of shape [].
+        raise InvalidInput(
+            f'input {quoted(name)} has no "data"'
+            if data is None
+            else f'input {quoted(name)}: "data" must be a list of its values (flat or nested), '
+            f"not {_json_kind(data)}; a tensor of shape [] holds one value: [value]"
+        )
+    array = _from_json(name, datatype, shape, data)
     return Tensor(name, datatype, tuple(shape), array, parameters), 0
 
 
@@ -233,6 +240,15 @@ def _kind_of(sent: np.ndarray) -> str:
     found = {type(v).__name__ for v in sent if not isinstance(v, int | float)}
     names = {"str": "strings", "NoneType": "nulls", "bool": "true or false", "list": "lists"}
     return " and ".join(sorted(names.get(n, n) for n in found)) or "numbers"
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, as a message names it."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a string" if isinstance(value, str) else "an object"
 
 
 def _bytes(name: str, value: Any) -> bytes:

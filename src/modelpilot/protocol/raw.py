@@ -63,8 +63,23 @@ def decode_raw(
             f"input {quoted(name)}: {len(raw)} bytes of raw data, but shape {list(shape)} of "
             f"{datatype} needs {count * size}"
         )
+    if datatype == "BOOL":
+        _check_bools(name, raw)
     dtype = numpy_dtype(datatype).newbyteorder("<")
     return np.frombuffer(raw, dtype=dtype).reshape(tuple(shape))
+
+
+def _check_bools(name: str, raw: bytes | memoryview) -> None:
+    """BadRequest unless every byte of BOOL data is 0 (false) or 1 (true), as Triton's are:
+    NumPy would take any other byte as a bool, which compares equal to neither."""
+    octets = np.frombuffer(raw, dtype=np.uint8)
+    wrong = octets > 1
+    if wrong.any():
+        at = int(np.argmax(wrong))
+        raise BadRequest(
+            f"input {quoted(name)}: BOOL data must be bytes 0 (false) or 1 (true), but byte "
+            f"{at} of its raw data is {octets[at]}"
+        )
 
 
 def _decode_bytes(

@@ -27,6 +27,20 @@ def check_name(name: str, what: str = "model name") -> str:
     return name
 
 
+MAX_VERSION_DIGITS = 100
+"""The most digits a version number is read from: far more than any version has, and far
+fewer than the 4300 past which ``int()`` refuses to read a number (it raises ValueError)."""
+
+
+def version_number(text: str) -> int | None:
+    """The number ``text`` writes if it is written as version numbers are, in ASCII decimal
+    digits alone, else None. ``int()`` reads more as numbers: "1_0" as 10, "+1", " 1" and
+    "\u0661" (an Arabic-Indic one) as 1; clients that send those mean no version number."""
+    if text.isascii() and text.isdigit() and len(text) <= MAX_VERSION_DIGITS:
+        return int(text)
+    return None
+
+
 RESERVED = frozenset({"stats"})
 """Names no new model may take: ``GET /v2/models/stats`` is every model's statistics (Triton's
 statistics extension), so a model named so could never be asked for its metadata."""
@@ -68,11 +82,12 @@ class ModelRef:
             return cls(check_name(name), alias=check_name(alias, "alias"))
         if ":" in text:
             name, _, version = text.partition(":")
-            if not (version.isascii() and version.isdigit()) or int(version) < 1:
+            number = version_number(version)
+            if number is None or number < 1:
                 raise BadRequest(
                     f"invalid version {quoted(version)} in {quoted(text)}: versions are 1, 2, 3..."
                 )
-            return cls(check_name(name), version=int(version))
+            return cls(check_name(name), version=number)
         return cls(check_name(text))
 
     def __str__(self) -> str:

@@ -27,7 +27,7 @@ from modelpilot.errors import (
     NotFound,
     quoted,
 )
-from modelpilot.registry.refs import NAME_RULE, ModelRef, is_name
+from modelpilot.registry.refs import NAME_RULE, ModelRef, is_name, version_number
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.pool import ModelPool
@@ -380,6 +380,7 @@ def require_name(model: str) -> None:
 
 
 def _ref(model: str, version: str) -> ModelRef:
-    if version.isascii() and version.isdigit():  # not "¹", which int() refuses
-        return ModelRef(model, version=int(version))
+    number = version_number(version)
+    if number is not None:
+        return ModelRef(model, version=number)
     return ModelRef.parse(f"{model}@{version}")

@@ -354,6 +354,7 @@ async def test_errors_off_the_inference_routes_echo_the_request_id(
         ("GET", "/v3/nothing", 404),
         ("GET", "/v2/models/iris/infer", 405),
         ("GET", "/api/monitoring/iris?version=first", 422),
+        ("GET", "/api/monitoring/iris?version=1_0", 422),  # not version 10
         ("GET", "/v2/models/nope", 404),
         ("POST", "/v2/repository/index", 400),
     ]:

@@ -15,6 +15,7 @@ from modelpilot.registry.quality import label_key
 from modelpilot.server.rest.body import documented_json_body, json_object
 from modelpilot.server.rest.errors import invalid_request
 from modelpilot.server.rest.openapi import errors
+from modelpilot.server.rest.params import VersionNumber
 from modelpilot.serving.served import require_name
 
 router = APIRouter(prefix="/api", tags=["Monitoring"])
@@ -219,7 +220,7 @@ async def monitoring(request: Request) -> list[dict[str, Any]]:
     responses=errors(404, 422),
 )
 async def monitoring_model(
-    model: str, request: Request, version: int | None = None
+    model: str, request: Request, version: VersionNumber | None = None
 ) -> dict[str, Any]:
     monitor = _monitor(request)
     serving = dict(request.app.state.engine.served.current_versions()).get(model)

@@ -11,6 +11,7 @@ from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.server.rest import api, metrics, predict, triton, v2
 from modelpilot.server.rest.errors import install_error_handlers
 from modelpilot.server.rest.fastpath import InferenceFastPath
+from modelpilot.server.rest.head import HeadAsGet
 from modelpilot.server.rest.limits import BodyLimit
 from modelpilot.server.rest.openapi import tidy
 from modelpilot.serving.engine import InferenceEngine
@@ -47,7 +48,8 @@ def create_api(
     app.state.settings = settings
     app.state.monitoring = monitoring
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, engine=engine)
+    app.add_middleware(HeadAsGet)
     app.include_router(triton.router)  # first: /v2/models/stats is not a model's metadata
     app.include_router(v2.router)
     app.include_router(predict.router)

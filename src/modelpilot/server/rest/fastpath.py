@@ -10,41 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import Coroutine
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from modelpilot.config import Settings
-from modelpilot.errors import ModelPilotError, PayloadTooLarge, Unavailable, internal_message
+from modelpilot.errors import ModelPilotError, Unavailable, internal_message
 from modelpilot.server.rest.body import sent_request_id
 from modelpilot.server.rest.errors import error_response
-from modelpilot.server.rest.handlers import Reply, infer_reply, predict_reply
-from modelpilot.server.rest.limits import too_large
+from modelpilot.server.rest.handlers import Reply, inference_route
+from modelpilot.server.rest.limits import refused_too_large, too_large
 from modelpilot.server.rest.shutdown import InFlightRequests
 from modelpilot.serving.engine import InferenceEngine
 
 logger = logging.getLogger(__name__)
-
-Handler = Callable[..., Coroutine[Any, Any, Reply]]
-
-
-def _route(path: str) -> tuple[Handler, str, str | None] | None:
-    """(handler, model, version) for the hot endpoints, None for anything else."""
-    if path.startswith("/v2/models/") and path.endswith("/infer"):
-        parts = path[len("/v2/models/") : -len("/infer")].split("/")
-        if len(parts) == 1 and parts[0]:
-            return infer_reply, parts[0], None
-        if len(parts) == 3 and parts[1] == "versions" and parts[0] and parts[2]:
-            return infer_reply, parts[0], parts[2]
-        return None
-    if path.startswith("/predict/"):
-        parts = path[len("/predict/") :].split("/")
-        if len(parts) == 1 and parts[0]:
-            return predict_reply, parts[0], None
-        if len(parts) == 3 and parts[1] == "versions" and parts[0] and parts[2]:
-            return predict_reply, parts[0], parts[2]
-    return None
 
 
 class InferenceFastPath:
@@ -67,7 +48,7 @@ class InferenceFastPath:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        route = _route(scope["path"])
+        route = inference_route(scope["path"])
         if route is None or "%" in scope["raw_path"].decode("latin-1"):
             # Percent-encoded names are rare; FastAPI decodes them properly.
             await self.app(scope, receive, send)
@@ -75,7 +56,7 @@ class InferenceFastPath:
         handler, model, version = route
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            body = await self._body(headers, receive)
+            body = await self._body(scope["path"], headers, receive)
             reply = await self.hang_ups.answer(
                 handler(self.engine, model, version, body, headers, self.limit), receive
             )
@@ -97,10 +78,11 @@ class InferenceFastPath:
         await send({"type": "http.response.start", "status": reply.status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": reply.body})
 
-    async def _body(self, headers: dict[str, str], receive: Receive) -> bytes:
+    async def _body(self, path: str, headers: dict[str, str], receive: Receive) -> bytes:
+        started = time.perf_counter()
         declared = headers.get("content-length")
         if declared and declared.isascii() and declared.isdigit() and int(declared) > self.limit:
-            raise self._too_large(int(declared))
+            raise await self._too_large(path, int(declared), started)
         chunks = []
         size = 0
         while True:
@@ -110,14 +92,14 @@ class InferenceFastPath:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limit:
-                raise self._too_large(None)
+                raise await self._too_large(path, None, started)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _too_large(self, size: int | None) -> PayloadTooLarge:
-        return too_large(size, self.limit)
+    async def _too_large(self, path: str, size: int | None, started: float) -> ModelPilotError:
+        return await refused_too_large(self.engine, path, too_large(size, self.limit), started)
 
 
 class HangUps:

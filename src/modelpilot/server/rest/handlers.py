@@ -7,7 +7,7 @@ load) call these, so that there is one behaviour however a request arrives.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,3 +146,25 @@ def _predictions(result: InferenceResponse) -> bytes:
         "outputs": outputs,
     }
     return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+Handler = Callable[..., Coroutine[Any, Any, Reply]]
+
+
+def inference_route(path: str) -> tuple[Handler, str, str | None] | None:
+    """(handler, model, version) of a ``POST`` to ``path`` if it is one of the inference
+    endpoints, None for anything else."""
+    if path.startswith("/v2/models/") and path.endswith("/infer"):
+        parts = path[len("/v2/models/") : -len("/infer")].split("/")
+        if len(parts) == 1 and parts[0]:
+            return infer_reply, parts[0], None
+        if len(parts) == 3 and parts[1] == "versions" and parts[0] and parts[2]:
+            return infer_reply, parts[0], parts[2]
+        return None
+    if path.startswith("/predict/"):
+        parts = path[len("/predict/") :].split("/")
+        if len(parts) == 1 and parts[0]:
+            return predict_reply, parts[0], None
+        if len(parts) == 3 and parts[1] == "versions" and parts[0] and parts[2]:
+            return predict_reply, parts[0], parts[2]
+    return None

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Request, Response
 
 import modelpilot
 from modelpilot.errors import BadRequest, quoted
+from modelpilot.protocol.datatypes import DATATYPES
+from modelpilot.protocol.raw import MAX_DIMENSIONS
 from modelpilot.protocol.types import MAX_REQUEST_ID
 from modelpilot.server.rest.body import documented_json_body, json_object, json_response
 from modelpilot.server.rest.handlers import infer_reply
@@ -30,10 +32,20 @@ _TENSOR = {
     "required": ["name", "shape", "datatype"],
     "properties": {
         "name": {"type": "string", "minLength": 1},
-        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-        "datatype": {"type": "string", "example": "FP64"},
+        "shape": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 0},
+            "maxItems": MAX_DIMENSIONS,
+            "description": "[] is a scalar: one value",
+        },
+        "datatype": {"type": "string", "enum": sorted(DATATYPES), "example": "FP64"},
         "parameters": {"type": "object"},
-        "data": {"type": "array", "items": {}},
+        "data": {
+            "type": "array",
+            "items": {},
+            "description": "The values, flat or nested, in row-major order; [value] for shape "
+            "[]. Absent when sent as binary data (parameters.binary_data_size).",
+        },
     },
 }
 INFER_BODY = documented_json_body(
