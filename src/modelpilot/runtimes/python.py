@@ -46,7 +46,8 @@ def _model_class(module: Any, path: Path) -> type:
 
 
 class PythonRuntime(Runtime):
-    """An instance of the user's class; ``predict`` gets the batch's single array (or dict)."""
+    """An instance of the user's class; ``predict`` gets the batch's single array (or dict),
+    its text as ``str`` (see ``_as_text``)."""
 
     flavor = "python"
 
@@ -115,6 +116,7 @@ class PythonRuntime(Runtime):
         )
 
     def predict(self, batch: Batch, outputs: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        batch = {name: _as_text(array) for name, array in batch.items()}
         arg: Any = next(iter(batch.values())) if len(batch) == 1 else batch
         result = self.instance.predict(arg)
         if isinstance(result, dict):
@@ -125,3 +127,18 @@ class PythonRuntime(Runtime):
         if outputs:
             return {name: arrays[name] for name in outputs if name in arrays}
         return arrays
+
+
+def _as_text(array: np.ndarray) -> np.ndarray:
+    """A ``BYTES`` tensor (an object array of bytes) as the ``str`` its client sent: what a
+    Python user compares with ``"red"``, and what a scikit-learn pipeline is given. A tensor
+    holding any bytes that are not UTF-8 is binary data (an image sent with the binary
+    extension or over gRPC) and stays bytes; other arrays are left as they are."""
+    if array.dtype.kind != "O":
+        return array
+    text = np.empty(array.shape, dtype=object)
+    try:
+        text.flat[:] = [v.decode() if isinstance(v, bytes) else v for v in array.flat]
+    except UnicodeDecodeError:
+        return array
+    return text

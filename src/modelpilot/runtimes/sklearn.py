@@ -9,7 +9,7 @@ from __future__ import annotations
 import pickle
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,17 +114,14 @@ class SklearnRuntime(Runtime):
         )
 
     def text_features(self) -> tuple[str, ...]:
-        # Encoders fitted on columns of a DataFrame know their names and their categories;
-        # categories of text mean the column was text (a zip code, an id with leading zeros).
-        found: list[str] = []
-        for part in _parts(self.model):
-            names = getattr(part, "feature_names_in_", None)
-            categories = getattr(part, "categories_", None)
-            if names is None or not isinstance(categories, list):
-                continue
-            for name, values in zip(names, categories, strict=False):
-                if any(isinstance(v, str) for v in np.asarray(values, dtype=object).ravel()):
-                    found.append(str(name))
+        # Encoders fitted on text have categories of text: the columns they were given were
+        # text (a zip code, an id with leading zeros). Which columns those were is followed
+        # from the model's own inputs, through each ColumnTransformer's column lists and the
+        # steps of each Pipeline: an encoder after an imputer was fitted on a bare array,
+        # and knows no names of its own.
+        found = _text_columns(self.model, self._columns)
+        if self._columns is not None:  # (names inside the model that it is not sent)
+            found = [name for name in found if name in self._columns]
         return tuple(dict.fromkeys(found))
 
     def _output_shape(self, example: np.ndarray) -> tuple[tuple[int, ...], str]:
@@ -185,21 +182,99 @@ class SklearnRuntime(Runtime):
         return self._size
 
 
-def _parts(model: Any) -> Iterator[Any]:
-    """``model`` and the fitted estimators inside it: a Pipeline's steps, a ColumnTransformer's
-    and a FeatureUnion's transformers, and theirs in turn."""
-    yield model
-    inner: list[Any] = []
-    steps = getattr(model, "steps", None)
+def _text_columns(part: Any, names: Sequence[str] | None) -> list[str]:
+    """The columns among ``names`` (those ``part`` is given, in order; None where unknown)
+    that ``part`` or an estimator inside it encodes as text."""
+    if isinstance(getattr(part, "categories_", None), list):
+        return _encoded_as_text(part, names)
+    steps = getattr(part, "steps", None)
     if isinstance(steps, list):
-        inner += [step for _, step in steps]
-    for attribute in ("transformers_", "transformer_list"):
-        listed = getattr(model, attribute, None)
-        if isinstance(listed, list):
-            inner += [entry[1] for entry in listed if isinstance(entry, tuple) and len(entry) > 1]
-    for part in inner:
-        if hasattr(part, "fit"):  # not "drop" or "passthrough"
-            yield from _parts(part)
+        return _text_of_steps([step for _, step in steps], names)
+    transformers = getattr(part, "transformers_", None)
+    if isinstance(transformers, list):
+        return _text_of_branches(part, transformers, names)
+    listed = getattr(part, "transformer_list", None)
+    if isinstance(listed, list):  # a FeatureUnion: each of its transformers gets every column
+        return [n for _, each in listed if hasattr(each, "fit") for n in _text_columns(each, names)]
+    return []
+
+
+def _encoded_as_text(encoder: Any, names: Sequence[str] | None) -> list[str]:
+    """The columns whose categories ``encoder`` learned as text: named as the model's inputs
+    where their names reached it, else by the encoder's own (fitted on a DataFrame)."""
+    categories = encoder.categories_
+    if names is None or len(names) != len(categories):
+        own = getattr(encoder, "feature_names_in_", None)
+        names = [str(n) for n in own] if own is not None else None
+    if names is None or len(names) != len(categories):
+        return []
+    return [
+        name
+        for name, values in zip(names, categories, strict=True)
+        if any(isinstance(v, str) for v in np.asarray(values, dtype=object).ravel())
+    ]
+
+
+def _text_of_steps(steps: Sequence[Any], names: Sequence[str] | None) -> list[str]:
+    """Of a Pipeline: each step is given what the one before it gave."""
+    found: list[str] = []
+    for step in steps:
+        if not hasattr(step, "fit"):  # "passthrough" or None
+            continue
+        found += _text_columns(step, names)
+        names = _columns_kept(step, names)
+    return found
+
+
+def _columns_kept(step: Any, names: Sequence[str] | None) -> list[str] | None:
+    """The names of the columns ``step`` gives, if they are columns it was given (an imputer,
+    a scaler, a selector keep theirs); else None: an encoder's columns are its codes."""
+    if names is None:
+        return None
+    try:
+        out = [str(n) for n in step.get_feature_names_out(list(names))]
+    except (AttributeError, ValueError, TypeError):  # (NotFittedError is both of the first)
+        return None
+    return out if set(out) <= set(names) else None
+
+
+def _text_of_branches(
+    transformer: Any, branches: list[Any], names: Sequence[str] | None
+) -> list[str]:
+    """Of a fitted ColumnTransformer: each branch (its ``remainder`` too) is given the
+    columns it names."""
+    width = getattr(transformer, "n_features_in_", None)
+    if names is None or len(names) != width:
+        own = getattr(transformer, "feature_names_in_", None)
+        names = [str(n) for n in own] if own is not None else None
+    found: list[str] = []
+    for branch in branches:
+        if isinstance(branch, tuple) and len(branch) == 3 and hasattr(branch[1], "fit"):
+            found += _text_columns(branch[1], _picked(branch[2], names))
+    return found
+
+
+def _picked(columns: Any, names: Sequence[str] | None) -> list[str] | None:
+    """The names of the columns a ColumnTransformer gives one branch: chosen by name, by
+    position, by slice or by boolean mask. A callable's choice (make_column_selector) is
+    kept as names or positions once fitted; one that is not is unknown (None)."""
+    if names is None or callable(columns):
+        return None
+    names = list(names)
+    if isinstance(columns, str):
+        return [columns]
+    if isinstance(columns, slice):
+        if isinstance(columns.start, str) or isinstance(columns.stop, str):  # (end included)
+            start = names.index(columns.start) if columns.start is not None else 0
+            stop = names.index(columns.stop) + 1 if columns.stop is not None else len(names)
+            return names[start:stop]
+        return names[columns]
+    chosen = np.asarray(columns).reshape(-1)
+    if chosen.dtype.kind == "b":
+        return [name for name, keep in zip(names, chosen, strict=False) if keep]
+    if chosen.dtype.kind in "iu":
+        return [names[int(i)] for i in chosen]
+    return [str(c) for c in chosen]
 
 
 def _labels_of_groups(model: Any) -> bool:
