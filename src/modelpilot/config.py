@@ -217,8 +217,8 @@ class Settings(BaseSettings):
     client errors (4xx) do not count."""
 
     alert_min_requests: int = Field(default=20, ge=1)
-    """Fewer requests than this over the last minute: the error rate is not judged, so that a
-    few failures among a handful of requests raise no alert."""
+    """Fewer requests than this over the last minute: the error rate and the p99 latency are not
+    judged, so that a few failures, or one slow request, among a handful raise no alert."""
 
     alert_latency_p99_seconds: float = Field(default=0.5, gt=0.0)
     """p99 latency over the last minute that raises an alert."""

@@ -281,7 +281,8 @@ def test_the_error_rate_is_judged_from_the_configured_number_of_requests(
     (judged,) = [
         c for c in service_conditions([minute(12, 5)], AlertRules()) if c.rule == "error_rate"
     ]
-    assert not judged.holds and "judged from 20 requests" in judged.message
+    assert not judged.holds
+    assert "12 requests in the last 60 s, fewer than the 20 it is judged from" in judged.message
     monkeypatch.setenv("MODELPILOT_ALERT_MIN_REQUESTS", "10")
     rules = alert_rules(Settings())
     assert rules.min_requests == 10
@@ -290,6 +291,47 @@ def test_the_error_rate_is_judged_from_the_configured_number_of_requests(
     assert "41.7% of 12 requests failed on the server (5xx)" in error_rate.message
     quiet = {c.rule: c for c in service_conditions([minute(9, 5)], rules)}["error_rate"]
     assert not quiet.holds  # under the minimum, whatever the share
+
+
+def test_one_slow_request_to_an_idle_server_is_no_latency_alert() -> None:
+    """A 0.7 s request alone in its minute was the minute's p99, and fired the latency alert
+    (and its webhook), where the error rate waited for 20 requests."""
+    slow = ServicePoint(0.0, 60.0, 1, 0, 0.7, 0.7, 0.7, 0.0, 0)
+    (latency,) = [c for c in service_conditions([slow], AlertRules()) if c.rule == "latency"]
+    assert not latency.holds and latency.value == pytest.approx(0.7)
+    assert "fewer than the 20 it is judged from" in latency.message
+    busy = ServicePoint(0.0, 60.0, 20, 0, 0.7, 0.7, 0.7, 0.0, 0)
+    (latency,) = [c for c in service_conditions([busy], AlertRules()) if c.rule == "latency"]
+    assert latency.holds and "p99 latency 700.0 ms" in latency.message
+
+
+def test_a_resolved_concept_drift_is_announced_with_the_figures_that_resolve_it() -> None:
+    """The resolved notification repeated the reason it had fired with ("accuracy 0 against
+    0.9733 at registration"), while the model was back at 0.969."""
+    window = PerformanceWindow(
+        "classification",
+        [0, 1],
+        {"accuracy": 0.95},
+        {"0": 50, "1": 50},
+        max_rows=40,
+        max_seconds=3600,
+        thresholds=PerformanceThresholds(min_labels=30),
+    )
+
+    def report() -> ModelReport:
+        return ModelReport("iris", "1", 0, 0, None, None, window.report(), [])
+
+    book = AlertBook()
+    for i in range(40):  # every one wrong
+        window.add(i % 2, 1 - i % 2, None, at=None)
+    (fired,) = book.update(model_conditions([report()]), now=1.0)
+    assert fired.rule == "concept_drift" and "accuracy 0 against 0.95" in fired.message
+    for i in range(40):  # every one right
+        window.add(i % 2, i % 2, None, at=None)
+    (resolved,) = book.update(model_conditions([report()]), now=2.0)
+    assert resolved.resolved_at == 2.0
+    assert resolved.message.startswith("accuracy 1 against 0.95")
+    assert resolved.message.endswith("over 40 labels")
 
 
 def feature(name: str, drifted: bool) -> FeatureDrift:

@@ -16,6 +16,7 @@ from typing import Any
 
 from modelpilot.monitoring.history import ServicePoint, window_quantile
 from modelpilot.monitoring.model_monitor import ModelReport
+from modelpilot.monitoring.performance import PerformanceReport
 from modelpilot.monitoring.webhook import Webhook
 from modelpilot.registry.types import ModelVersion
 
@@ -41,8 +42,9 @@ class AlertRules:
     """Share of requests the server failed (5xx) over ``window_seconds`` that alerts; client
     errors (4xx) do not count: a client sending bad input is not an outage."""
     min_requests: int = 20
-    """Fewer requests than this in the window: the error rate is not judged, so that a few
-    failures among a handful of requests raise no alert (``MODELPILOT_ALERT_MIN_REQUESTS``)."""
+    """Fewer requests than this in the window: the error rate and the latency are not judged,
+    so that a few failures, or one slow request, among a handful raise no alert
+    (``MODELPILOT_ALERT_MIN_REQUESTS``)."""
     latency_p99_seconds: float = 0.5
     """p99 latency over ``window_seconds`` above which the latency rule fires."""
     window_seconds: float = 60.0
@@ -223,11 +225,30 @@ def model_conditions(reports: Iterable[ModelReport]) -> list[Condition]:
                 label,
                 report.concept_drift,
                 SEVERITY["concept_drift"],
-                performance.reason if performance else "",
+                _performance_said(performance),
                 float(len(performance.degraded)) if performance else 0.0,
             )
         )
     return conditions
+
+
+def _performance_said(performance: PerformanceReport | None) -> str:
+    """Why the version's quality is judged as it is: the reason it drifted, else its figures
+    (which a resolved alert is announced with, not the reason it fired)."""
+    if performance is None:
+        return "no labels in the window"
+    if performance.concept_drift:
+        return performance.reason
+    figures = [
+        f"{metric} {value:.4g}"
+        + (
+            f" against {performance.reference[metric]:.4g}"
+            if metric in performance.reference
+            else ""
+        )
+        for metric, value in performance.current.items()
+    ]
+    return f"{', '.join(figures) or 'no figures'} over {performance.labels} labels"
 
 
 def rollout_conditions(
@@ -263,24 +284,33 @@ def service_conditions(window: Sequence[ServicePoint], rules: AlertRules) -> lis
     errors = sum(p.server_errors for p in window)
     rate = errors / requests if requests else 0.0
     p99 = window_quantile(window, 0.99)
+    # Both judged only on enough requests: one slow request of an idle minute is its p99.
+    judged = requests >= rules.min_requests
+    last = f"the last {rules.window_seconds:.0f} s"
+    too_few = (
+        f"{requests} requests in {last}, fewer than the {rules.min_requests} it is judged from"
+    )
     return [
         Condition(
             "error_rate",
             "",
-            requests >= rules.min_requests and rate > rules.error_rate,
+            judged and rate > rules.error_rate,
             SEVERITY["error_rate"],
-            f"{rate:.1%} of {requests} requests failed on the server (5xx) in the last "
-            f"{rules.window_seconds:.0f} s (threshold {rules.error_rate:.1%}, judged from "
-            f"{rules.min_requests} requests)",
+            f"{rate:.1%} of {requests} requests failed on the server (5xx) in {last} "
+            f"(threshold {rules.error_rate:.1%}, judged from {rules.min_requests} requests)"
+            if judged
+            else too_few,
             rate,
         ),
         Condition(
             "latency",
             "",
-            requests > 0 and p99 > rules.latency_p99_seconds,
+            judged and p99 > rules.latency_p99_seconds,
             SEVERITY["latency"],
-            f"p99 latency {p99 * 1000:.1f} ms over the last {rules.window_seconds:.0f} s "
-            f"(threshold {rules.latency_p99_seconds * 1000:.0f} ms)",
+            f"p99 latency {p99 * 1000:.1f} ms over {last} "
+            f"(threshold {rules.latency_p99_seconds * 1000:.0f} ms)"
+            if judged
+            else too_few,
             p99,
         ),
     ]
