@@ -103,7 +103,6 @@ SERVER_RULE = {  # each Prometheus rule and the server's own alert (/api/alerts)
     "ModelPilotDataDrift": "data_drift",
     "ModelPilotFeatureDrift": "data_drift",
     "ModelPilotConceptDrift": "concept_drift",
-    "ModelPilotAccuracyDrop": "concept_drift",
 }
 PROMETHEUS_ONLY = {"ModelPilotDown", "ModelPilotRequestTimeouts"}
 ERROR_SHARE = re.compile(r"\)\s*>\s*([0-9.]+)\s+and\b")
@@ -159,7 +158,9 @@ def test_the_error_rate_rule_has_the_servers_thresholds_and_says_how_it_differs(
     assert "all of one server's requests together rather than per model" in text
 
 
-def test_the_error_rate_rule_fires_where_the_server_would(tmp_path: Path) -> None:
+def rules_test(tmp_path: Path, series: list[dict[str, str]], alerts: list[Any]) -> None:
+    """Run ``alerts`` (promtool's alert_rule_test cases) over ``series``, sampled each minute,
+    against the rule file; fail with promtool's words."""
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool (Debian's prometheus package) is not installed")
@@ -168,6 +169,16 @@ def test_the_error_rate_rule_fires_where_the_server_would(tmp_path: Path) -> Non
         for rule in group["rules"]:
             del rule["annotations"]  # promtool would compare their wording too
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules))
+    case = {"interval": "1m", "input_series": series, "alert_rule_test": alerts}
+    tests = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": [case]}
+    (tmp_path / "tests.yml").write_text(yaml.safe_dump(tests))
+    result = subprocess.run(
+        [promtool, "test", "rules", "tests.yml"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_error_rate_rule_fires_where_the_server_would(tmp_path: Path) -> None:
     each_minute = [
         ("few", "500", 5),  # the tester's 5 server errors of 12 requests: under the minimum
         ("few", "ok", 7),
@@ -184,16 +195,64 @@ def test_the_error_rate_rule_fires_where_the_server_would(tmp_path: Path) -> Non
         for model, status, count in each_minute
     ]
     fired = [{"exp_labels": {"model": "busy", "severity": "critical"}}]
-    case = {"interval": "1m", "input_series": series}
-    case["alert_rule_test"] = [
-        {"eval_time": "20m", "alertname": "ModelPilotHighErrorRate", "exp_alerts": fired}
-    ]
-    tests = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": [case]}
-    (tmp_path / "tests.yml").write_text(yaml.safe_dump(tests))
-    result = subprocess.run(
-        [promtool, "test", "rules", "tests.yml"], capture_output=True, text=True, cwd=tmp_path
+    rules_test(
+        tmp_path,
+        series,
+        [{"eval_time": "20m", "alertname": "ModelPilotHighErrorRate", "exp_alerts": fired}],
     )
-    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_latency_rule_waits_for_requests_as_the_server_does(tmp_path: Path) -> None:
+    """One 0.7 s request to an idle model was its p99, and fired ModelPilotHighLatencyP99."""
+    series = []
+    for model, slow_a_minute in [("idle", 1), ("busy", 30)]:
+        for le, count in [("0.5", 0), ("1.0", slow_a_minute), ("+Inf", slow_a_minute)]:
+            series.append(
+                {
+                    "series": f'modelpilot_request_duration_seconds_bucket{{model="{model}", '
+                    f'le="{le}"}}',
+                    "values": f"0+{count}x30",
+                }
+            )
+        series.append(
+            {
+                "series": f'modelpilot_request_duration_seconds_count{{model="{model}"}}',
+                "values": f"0+{slow_a_minute}x30",
+            }
+        )
+    fired = [{"exp_labels": {"model": "busy", "severity": "warning"}}]
+    rules_test(
+        tmp_path,
+        series,
+        [{"eval_time": "20m", "alertname": "ModelPilotHighLatencyP99", "exp_alerts": fired}],
+    )
+
+
+def test_a_servers_own_verdict_fires_naming_that_server(tmp_path: Path) -> None:
+    """Concept drift on one of two instances fired as the maximum over both, named neither,
+    and kept firing for the other once the first resolved."""
+    series = [
+        {
+            "series": f'modelpilot_concept_drift{{instance="{at}", model="iris", version="1"}}',
+            "values": f"{value}x30",
+        }
+        for at, value in [("a:8000", 1), ("b:8000", 0)]
+    ]
+    fired = [
+        {
+            "exp_labels": {
+                "instance": "a:8000",
+                "model": "iris",
+                "version": "1",
+                "severity": "critical",
+            }
+        }
+    ]
+    rules_test(
+        tmp_path,
+        series,
+        [{"eval_time": "20m", "alertname": "ModelPilotConceptDrift", "exp_alerts": fired}],
+    )
 
 
 def test_the_feature_drift_rule_and_panel_say_what_their_metric_means() -> None:
@@ -201,7 +260,9 @@ def test_the_feature_drift_rule_and_panel_say_what_their_metric_means() -> None:
     modelpilot_feature_drifted "the feature's score is above its threshold": under 1,000 rows
     a test's p-value decides it."""
     rule = alert_rule("ModelPilotFeatureDrift")
-    assert rule["expr"].startswith("max by (model, version, feature) (modelpilot_feature_drifted)")
+    assert rule["expr"].startswith(
+        "max by (instance, model, version, feature) (modelpilot_feature_drifted)"
+    )
     text = words(" ".join(rule["annotations"].values()))
     verdict = [p for p, t in dashboard_targets() if "modelpilot_feature_drifted" in t["expr"]]
     assert verdict
