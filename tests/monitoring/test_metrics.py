@@ -106,6 +106,32 @@ async def test_requests_for_models_that_do_not_exist_share_one_label(
     assert value("modelpilot_errors_total", forest) == 1
 
 
+async def test_a_versions_failures_count_from_zero_from_its_first_request(
+    watched: tuple[InferenceEngine, ProcessMonitoring],
+) -> None:
+    """A series that appears with its first failure shows no rise to ``rate()``: one request
+    past its deadline made modelpilot_timeouts_total 1 and ``increase()`` over it 0, and the
+    alerting rules missed a scrape or more of every new kind of failure."""
+    engine, metrics = watched
+    value = metrics.registry.get_sample_value
+    await engine.infer("iris", request_from_rows([5.1, 3.5, 1.4, 0.2]), transport="grpc")
+    iris = {"model": "iris", "version": "1"}
+    assert value("modelpilot_timeouts_total", iris) == 0
+    for status in ("500", "503", "504"):
+        labels = {**iris, "transport": "grpc", "status": status}
+        assert value("modelpilot_requests_total", labels) == 0, status
+    assert (
+        value("modelpilot_requests_total", {**iris, "transport": "rest", "status": "500"}) is None
+    )
+    with pytest.raises(ModelNotFound):
+        await engine.infer("nope", request_from_rows([1.0, 2.0]), transport="rest")
+    unknown = {"model": "(unknown)", "version": "unknown"}
+    assert value("modelpilot_timeouts_total", unknown) is None
+    for status in ("500", "503", "504"):
+        labels = {**unknown, "transport": "rest", "status": status}
+        assert value("modelpilot_requests_total", labels) is None, status
+
+
 async def test_metrics_endpoint_serves_the_text_format(
     watched: tuple[InferenceEngine, ProcessMonitoring],
 ) -> None:

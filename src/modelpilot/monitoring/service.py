@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metr
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from modelpilot.serving.engine import InferenceEngine
+from modelpilot.serving.engine import UNKNOWN_MODEL, InferenceEngine
 from modelpilot.serving.observers import InferenceObserver
 
 # Sub-millisecond to tens of seconds: a cache hit, an ONNX forest, a slow pipeline.
@@ -36,6 +36,9 @@ LATENCY_BUCKETS = (
     30.0,
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+SERVER_STATUSES = ("500", "503", "504")
+"""The statuses of the server's own failures (the model failed, overloaded or not ready,
+past its deadline): a version's series of them start at 0 with its first request."""
 FLUSH_SECONDS = 1.0
 """Most seconds that counts gathered on the request path wait before they reach Prometheus.
 
@@ -106,6 +109,9 @@ class ServiceMetrics(InferenceObserver):
         self._cached: dict[tuple[str, str, bool], list[float]] = {}
         """(model, version, hit) -> [lookups, seconds]"""
         self._flush_due = False
+        self._answered: set[tuple[str, str, str]] = set()
+        """(model, version, transport) that have answered a request, with their failures'
+        series at 0 (``_failures_at_zero``)."""
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         self.flush_when_read(r)
@@ -267,6 +273,8 @@ class ServiceMetrics(InferenceObserver):
         requests, self._requests = self._requests, {}
         now = time.time()
         for key, count in requests.items():
+            if key[:3] not in self._answered:
+                self._failures_at_zero(*key[:3])
             self.requests.labels(*key).inc(count)
         for model, version in {key[:2] for key in requests}:
             self.last_request.labels(model, version).set(now)
@@ -286,6 +294,17 @@ class ServiceMetrics(InferenceObserver):
             (self.cache_hits if hit else self.cache_misses).labels(model, version).inc(lookups)
             result = "hit" if hit else "miss"
             self.cache_seconds.labels(model, version, result).inc(seconds)
+
+    def _failures_at_zero(self, model: str, version: str, transport: str) -> None:
+        """Start the series of a version's failures (5xx, timeouts) at 0 with its first
+        request: ``rate()`` and ``increase()`` see no rise in a series' first sample, so a
+        version's first failures were lost to the alerting rules for a scrape or more."""
+        self._answered.add((model, version, transport))
+        if model == UNKNOWN_MODEL or version == "unknown":  # (no version was answering)
+            return
+        for status in SERVER_STATUSES:
+            self.requests.labels(model, version, transport, status)
+        self.timeouts.labels(model, version)
 
     def families(self) -> Iterator[Metric]:
         """This process's service metrics alone (flushed first), as a registry collects them."""
