@@ -296,10 +296,11 @@ def test_words_pandas_reads_as_missing_are_categories_of_a_text_feature(
     scored = pd.read_csv(tmp_path / "p.csv")
     np.testing.assert_array_equal(scored["predict"], model.predict(frame.head(40)))
 
+    # An empty cell is still missing, which this model copes with (it ignores what it never
+    # saw): scored (tests/serving/test_text_nulls.py checks the answers).
     (tmp_path / "hole.csv").write_text("region,discount,amount\nEU,,1.0\n")
     result = run("predict", "orders", str(tmp_path / "hole.csv"), "-o", str(tmp_path / "h.csv"))
-    assert isinstance(result.exception, InvalidInput)
-    assert "column 'discount' is empty" in str(result.exception)
+    assert result.exit_code == 0, result.output
 
 
 def test_parquets_own_types_are_read_for_what_they_are(run: Run, tmp_path: Path) -> None:

@@ -119,6 +119,7 @@ def test_usage_errors_exit_2_with_a_hint_and_no_traceback(tmp_path: Path) -> Non
         (["register"], "Missing argument"),
         (["versions"], "Missing argument"),
         (["predict", "iris", str(tmp_path / "rows.csv"), "--batch-size", "0"], "--batch-size"),
+        (["alias", "iris", "production", "1_0"], "'1_0' is no version number"),  # not 10
     ]
     for args, message in cases:
         proc = _installed(*args, cwd=tmp_path)

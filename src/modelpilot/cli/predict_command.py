@@ -34,7 +34,7 @@ from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.signature import Signature
 from modelpilot.registry.store import Registry
 from modelpilot.serving.engine import InferenceEngine
-from modelpilot.serving.inputs import missing_values
+from modelpilot.serving.inputs import column_inputs, missing_values, takes_missing_text
 from modelpilot.tabular import count_rows, has_names, iter_table
 
 
@@ -159,7 +159,7 @@ async def _score_all(
         total = count_rows(source)
         with progress_bar() as progress:
             task = progress.add_task(f"scoring with {version}", total=total)
-            for frame in iter_table(source, chunk, signature.text_features):
+            for frame in iter_table(source, chunk, _text_columns(signature)):
                 if not done:
                     _say_left_out(signature, frame)
                 tensors = _tensors(signature, frame, done)  # checks the columns of no rows too
@@ -184,7 +184,7 @@ async def _score_all(
 def _say_left_out(signature: Signature, frame: pd.DataFrame) -> None:
     """Name the input's columns that are no feature of the model (a label, an id): they are
     left out of scoring and of the output, which a run should not do unsaid."""
-    names = signature.feature_names
+    names = _feature_names(signature)
     if names and has_names(frame):
         extra = [str(c) for c in frame.columns if c not in names]
         if extra:
@@ -194,9 +194,21 @@ def _say_left_out(signature: Signature, frame: pd.DataFrame) -> None:
             )
 
 
+def _feature_names(signature: Signature) -> tuple[str, ...] | None:
+    """The columns the model takes by name: its features, or the inputs it declares one per
+    column (a ``.py`` model's)."""
+    return signature.feature_names or tuple(s.name for s in column_inputs(signature)) or None
+
+
+def _text_columns(signature: Signature) -> tuple[str, ...]:
+    """The columns a CSV reads as text: the text features, or the inputs declared BYTES."""
+    declared = [s.name for s in column_inputs(signature) if s.datatype == "BYTES"]
+    return signature.text_features or tuple(declared)
+
+
 def _tensors(signature: Signature, frame: pd.DataFrame, first_row: int) -> list[Tensor]:
     """``frame`` as the model's inputs; ``first_row`` is its first row's index in the file."""
-    names = signature.feature_names
+    names = _feature_names(signature)
     if names and has_names(frame):
         missing = [n for n in names if n not in frame.columns]
         if missing:
@@ -205,7 +217,7 @@ def _tensors(signature: Signature, frame: pd.DataFrame, first_row: int) -> list[
                 f"{list(frame.columns)}"
             )
         frame = frame[list(names)]
-    if signature.feature_datatypes:
+    if signature.feature_datatypes or column_inputs(signature):
         return _by_feature(signature, frame, first_row)
     array = _numbers(signature, frame, first_row)
     name = signature.inputs[0].name if signature.inputs else "input-0"
@@ -213,36 +225,48 @@ def _tensors(signature: Signature, frame: pd.DataFrame, first_row: int) -> list[
 
 
 def _by_feature(signature: Signature, frame: pd.DataFrame, first_row: int) -> list[Tensor]:
-    """A table of numbers beside text, as one tensor per feature (each in its datatype)."""
+    """One tensor per feature, each in its datatype: a table of numbers beside text, or the
+    inputs a model declares one per column (each column as the model declares it, as
+    ``/predict`` sends it)."""
+    specs = signature.feature_inputs if signature.feature_datatypes else column_inputs(signature)
     if not has_names(frame):
         raise InvalidInput(
-            "the model takes text features, which are sent by name: give the input a header "
-            f"naming its columns {list(signature.feature_names or ())} (CSV or Parquet)"
+            "the model takes its features by name: give the input a header naming its "
+            f"columns {[s.name for s in specs]} (CSV or Parquet)"
         )
     tensors = []
-    for name, kind in zip(frame.columns, signature.feature_datatypes or (), strict=True):
-        if kind != "BYTES":
-            data = _numbers(signature, frame[[name]], first_row)[:, 0]
-            tensors.append(Tensor(name, datatype_of(data), data.shape, data))
-            continue
-        values = frame[name]
-        if pd.api.types.is_numeric_dtype(values):
-            # Parquet keeps its types: a number here is no text the model was fitted on
-            # (2134 is not "02134"), and would be an unknown category, silently.
-            raise InvalidInput(
-                f"column {name!r} holds numbers ({values.dtype}), and the model takes text "
-                "there: store it as text (strings), as the model was fitted on it"
-            )
-        empty = values.isna().to_numpy()
-        if empty.any():
-            at = int(np.argmax(empty))
-            raise InvalidInput(
-                f"data row {first_row + at + 1}, column {name!r} is empty, and the model takes "
-                "text there: fill it in or remove that row"
-            )
-        data = values.astype(str).to_numpy(dtype=object)
-        tensors.append(Tensor(name, "BYTES", data.shape, data))
+    for spec in specs:
+        if spec.datatype == "BYTES":
+            data = _texts(signature, frame[spec.name], first_row)
+        else:
+            data = _numbers(signature, frame[[spec.name]], first_row)[:, 0]
+        if len(spec.shape) == 2 and not signature.feature_datatypes:  # declared [rows, 1]
+            data = data.reshape(-1, 1)
+        tensors.append(Tensor(spec.name, datatype_of(data), data.shape, data))
     return tensors
+
+
+def _texts(signature: Signature, values: pd.Series, first_row: int) -> np.ndarray:
+    """A text column as strings; an empty cell None where the model copes with missing text,
+    else InvalidInput naming its row."""
+    name = values.name
+    if pd.api.types.is_numeric_dtype(values):
+        # Parquet keeps its types: a number here is no text the model was fitted on
+        # (2134 is not "02134"), and would be an unknown category, silently.
+        raise InvalidInput(
+            f"column {name!r} holds numbers ({values.dtype}), and the model takes text "
+            "there: store it as text (strings), as the model was fitted on it"
+        )
+    empty = values.isna().to_numpy()
+    if empty.any() and not takes_missing_text(signature):
+        at = int(np.argmax(empty))
+        raise InvalidInput(
+            f"data row {first_row + at + 1}, column {name!r} is empty, and the model takes "
+            "text there: fill it in or remove that row"
+        )
+    data: np.ndarray = values.astype(str).to_numpy(dtype=object)
+    data[empty] = None
+    return data
 
 
 def _numbers(signature: Signature, frame: pd.DataFrame, first_row: int) -> np.ndarray:

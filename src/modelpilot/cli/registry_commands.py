@@ -8,11 +8,12 @@ from typing import Annotated
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from modelpilot.cli.common import ArtifactsOption, RegistryOption, err, opened_registry, out
 from modelpilot.errors import BadRequest
-from modelpilot.registry.refs import PRODUCTION
+from modelpilot.registry.refs import PRODUCTION, version_number
 from modelpilot.runtimes.flavors import FLAVORS
 from modelpilot.serving.registration import register_model
 
@@ -101,6 +102,8 @@ def register(
         + _metrics_note(version.metadata.get("reference_metrics")),
         highlight=False,
     )
+    for note in _notes(version.metadata.get("monitoring_notes")):
+        err.print(f"warning: {escape(note)}", highlight=False)
     if same:
         listed = ", ".join(map(str, same))
         err.print(
@@ -207,10 +210,23 @@ def versions(
     out.print(table)
 
 
+def _version_argument(text: str) -> int:
+    """VERSION written in plain digits: click's ``int`` reads "1_0" as version 10."""
+    number = version_number(text)
+    if number is None:
+        raise typer.BadParameter(f"{text!r} is no version number (1, 2, 3...)")
+    return number
+
+
 def alias(
     name: ModelName,
     alias_name: Annotated[str, typer.Argument(metavar="ALIAS", help="Alias, e.g. production.")],
-    version: Annotated[int, typer.Argument(metavar="VERSION", help="Version number to point at.")],
+    version: Annotated[
+        int,
+        typer.Argument(
+            metavar="VERSION", help="Version number to point at.", parser=_version_argument
+        ),
+    ],
     registry: RegistryOption = None,
     artifacts: ArtifactsOption = None,
 ) -> None:
@@ -247,6 +263,12 @@ def install(app: typer.Typer) -> None:
     app.command()(versions)
     app.command()(alias)
     app.command()(rollback)
+
+
+def _notes(notes: object) -> list[str]:
+    """What registration found monitoring cannot watch (``monitoring_notes``), said when
+    the version is made rather than found missing on the dashboard later."""
+    return [str(note) for note in notes] if isinstance(notes, list) else []
 
 
 def _metrics_note(metrics: object) -> str:

@@ -306,7 +306,10 @@ class ModelMonitor:
             prediction_counts, prediction_sums = self.predictions.count(outputs)
             counts[features:] = prediction_counts
             sums[feature_sums:] = prediction_sums
-            n = n or int(prediction_sums[0])
+            # Without input rows (a model of named inputs), rows are its predictions: a
+            # classifier's counted by class (labels of text have no numeric sums).
+            counted = prediction_counts.sum() if self.predictions.classifier else prediction_sums[0]
+            n = n or int(counted)
         if binned:
             assert rows is not None
             self.recent.add(rows)

@@ -251,11 +251,13 @@ def _json_kind(value: Any) -> str:
     return "a string" if isinstance(value, str) else "an object"
 
 
-def _bytes(name: str, value: Any) -> bytes:
-    if isinstance(value, bytes):
+def _bytes(name: str, value: Any) -> bytes | None:
+    """A JSON value of BYTES data that is no string: null is a missing value (None), which
+    the model's signature takes or refuses by feature and row (serving.inputs)."""
+    if isinstance(value, bytes) or value is None:
         return value
     raise InvalidInput(
-        f"input {quoted(name)}: BYTES data must be strings, got {type(value).__name__}"
+        f"input {quoted(name)}: BYTES data must be strings or null, got {type(value).__name__}"
     )
 
 

@@ -201,11 +201,14 @@ class ConvertedRuntime(Runtime):
 
     def _feed(self, rows: np.ndarray) -> dict[str, np.ndarray] | None:
         """Rows of text beside numbers as the graph's inputs, a column each; None if the
-        rows have missing numbers and a fallback is to take them."""
+        rows have missing numbers or text and a fallback is to take them."""
         feed = {}
         for position, (name, dtype) in enumerate(self._columns):
             column = rows[:, position : position + 1]
             if dtype is None:
+                # A string tensor holds no None: missing text is the original's to answer.
+                if self.fallback is not None and any(v is None for v in column.flat):
+                    return None
                 feed[name] = column
                 continue
             numbers = column.astype(dtype)

@@ -33,6 +33,7 @@ from modelpilot.runtimes.convert import (
     converter_for,
 )
 from modelpilot.runtimes.onnx import OnnxRuntime
+from modelpilot.serving.inputs import takes_missing_text
 
 try:
     import fcntl
@@ -161,8 +162,10 @@ def _converted(
         logger.info("%s keeps %s: %s", version, original.flavor, exc)
         return original
     # Missing values are checked on their own rows, made from the sample; text models' rows
-    # are not, so their missing numbers always go to the original.
-    untested_nan = version.signature.allow_nan and holes is None
+    # are not, so their missing numbers (and missing text, which no string tensor holds)
+    # always go to the original.
+    missing = version.signature.allow_nan or takes_missing_text(version.signature)
+    untested_nan = missing and holes is None
     reasons = []
     for dtype in dtypes:
         name = np.dtype(dtype).name

@@ -22,6 +22,32 @@ from modelpilot.protocol.types import RequestedOutput, Tensor
 from modelpilot.registry.signature import Signature, TensorSpec
 from modelpilot.runtimes.base import Batch
 
+MISSING_TEXT = "missing_text"
+"""The key of ``Signature.extra`` that is true when the model predicts on rows whose text
+features are missing (None): a pipeline that imputes them, an encoder that takes None for a
+category. Registration finds it out by asking the model, as ``allow_nan`` for numbers."""
+
+
+def takes_missing_text(signature: Signature) -> bool:
+    """Whether a null may be sent for the model's text features (see ``MISSING_TEXT``)."""
+    return bool(signature.extra.get(MISSING_TEXT))
+
+
+def column_inputs(signature: Signature) -> tuple[TensorSpec, ...]:
+    """The inputs of a model that declares one named input per column of a table, each of one
+    value per row (shape ``[-1]`` or ``[-1, 1]``), as a ``.py`` model may: a table's columns
+    of those names fill them. Empty for tabular models (``feature_inputs`` is theirs) and for
+    inputs of other shapes (an image is no column)."""
+    if signature.is_tabular or not signature.inputs:
+        return ()
+    if all(_one_per_row(spec.shape) for spec in signature.inputs):
+        return signature.inputs
+    return ()
+
+
+def _one_per_row(shape: tuple[int, ...]) -> bool:
+    return len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)
+
 
 def assemble_batch(signature: Signature, inputs: Sequence[Tensor]) -> Batch:
     """Turn request tensors into the batch the runtime takes, or raise ``InvalidInput``."""
@@ -127,7 +153,7 @@ def _mixed(signature: Signature, columns: Sequence[np.ndarray]) -> np.ndarray:
     rows = np.empty((columns[0].shape[0] if columns else 0, len(columns)), dtype=object)
     for position, (name, kind, column) in enumerate(zip(names, kinds, columns, strict=True)):
         if kind == "BYTES":
-            rows[:, position] = _texts(name, column)
+            rows[:, position] = _texts(name, column, takes_missing_text(signature))
             continue
         if column.dtype.kind in "OSU":
             column = _numbers_in_text(name, column)
@@ -137,9 +163,11 @@ def _mixed(signature: Signature, columns: Sequence[np.ndarray]) -> np.ndarray:
     return rows
 
 
-def _texts(name: str, column: np.ndarray) -> np.ndarray:
-    """A text feature's values as str; numbers and nulls are refused, not turned into text
-    that no category of the model's would match."""
+def _texts(name: str, column: np.ndarray, missing_ok: bool = False) -> np.ndarray:
+    """A text feature's values as str; numbers are refused, not turned into text that no
+    category of the model's would match. A null (None, or NaN where a column of nulls alone
+    came as numbers) is None for a model that copes with missing text (``missing_ok``), and
+    refused for the others, whose failure on it would not say which feature was missing."""
     out = np.empty(column.shape[0], dtype=object)
     for i, value in enumerate(column.tolist()):
         if isinstance(value, bytes):
@@ -149,11 +177,13 @@ def _texts(name: str, column: np.ndarray) -> np.ndarray:
                 raise InvalidInput(
                     f"feature {quoted(name)}, row {i}: the bytes are not UTF-8 text"
                 ) from None
-        elif value is None or (isinstance(value, float) and value != value):
-            raise InvalidInput(
-                f"feature {quoted(name)} is missing (null) in row {i}, and the model takes text "
-                "there"
-            )
+        elif _is_null(value):
+            if not missing_ok:
+                raise InvalidInput(
+                    f"feature {quoted(name)} is missing (null) in row {i}, and the model takes "
+                    "text there"
+                )
+            value = None
         elif not isinstance(value, str):
             raise InvalidInput(
                 f"feature {quoted(name)} takes text, but row {i} holds {quoted(value)}; send a "
@@ -161,6 +191,23 @@ def _texts(name: str, column: np.ndarray) -> np.ndarray:
             )
         out[i] = value
     return out
+
+
+def _is_null(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _refuse_missing_text(name: str, array: np.ndarray) -> None:
+    """InvalidInput if a ``BYTES`` input of a model of named inputs holds a null: it would
+    reach the model as the text "None" (or a NaN where it takes text), which it never
+    declared it takes."""
+    if array.dtype.kind not in "Of":
+        return
+    for i, value in enumerate(array.ravel().tolist()):
+        if _is_null(value):
+            raise InvalidInput(
+                f"input {quoted(name)} is missing (null) in row {i}, and the model takes text there"
+            )
 
 
 def _numbers_in_text(name: str, column: np.ndarray) -> np.ndarray:
@@ -206,6 +253,8 @@ def _named(signature: Signature, inputs: Sequence[Tensor]) -> Batch:
     for spec in signature.inputs:
         tensor = by_name[spec.name]
         array = _check_shape(spec, tensor)
+        if spec.datatype == "BYTES":
+            _refuse_missing_text(spec.name, array)
         array = _convert(spec.name, array, spec.datatype)
         if array.ndim and rows is not None and array.shape[0] != rows:
             raise InvalidInput(

@@ -26,7 +26,8 @@ from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.runtimes.base import Runtime
 from modelpilot.runtimes.flavors import detect_flavor, load_runtime
-from modelpilot.serving.inputs import assemble_batch
+from modelpilot.serving.inputs import assemble_batch, column_inputs
+from modelpilot.serving.missing_values import with_what_it_copes_with
 from modelpilot.tabular import has_names, read_table
 
 
@@ -58,7 +59,7 @@ def register_model(
         raise BadRequest(f"no such model file: {artifact}")
     flavor = flavor or detect_flavor(artifact)
     runtime = load_runtime(flavor, artifact)
-    frame = _reference_frame(reference, runtime.text_features())
+    frame = _reference_frame(reference, _text_columns(runtime))
     labels = None
     if target is not None:
         if frame is None:
@@ -78,20 +79,8 @@ def register_model(
         example = _numeric(frame)
     if signature is None:
         signature = _signature(runtime, example, feature_names, target)
-    if (
-        frame is not None
-        and signature.feature_names
-        and feature_names
-        and list(signature.feature_names) != feature_names
-    ):
-        missing = [n for n in signature.feature_names if n not in feature_names]
-        if missing:
-            raise InvalidInput(
-                f"the reference data lacks the model's features {missing}; "
-                f"its columns are {feature_names}"
-            )
-        # The model's column order wins; reorder the reference to match it.
-        frame = frame[list(signature.feature_names)]
+    if frame is not None:
+        frame = _model_columns(signature, frame, feature_names)
     if frame is not None and signature.is_tabular and signature.inputs[0].datatype != "BYTES":
         # Of the model's own features only: a reference may hold other columns beside them.
         _refuse_dates(frame)
@@ -101,24 +90,7 @@ def register_model(
     profile = None
     meta: dict[str, Any] = dict(metadata or {})
     if frame is not None:
-        # The reference rows as the model is given them (allow_nan does not change that).
-        rows = _numeric(frame) if signature.feature_datatypes is None else _rows(frame)
-        if (
-            rows is not None
-            and signature.is_tabular
-            and not signature.allow_nan
-            and _copes_with_missing(runtime, signature, frame, rows)
-        ):
-            signature = replace(signature, allow_nan=True)
-        profile = ReferenceProfile.from_data(
-            frame, feature_names=list(signature.feature_names or feature_names or []) or None
-        )
-        meta.setdefault("reference_rows", len(frame))
-        meta.setdefault("training_data_sha256", _frame_hash(frame))
-        if rows is not None:
-            profile, metrics = _outcomes(runtime, signature, rows, profile, labels)
-            if metrics:
-                meta.setdefault("reference_metrics", metrics)
+        signature, profile, meta = _profiled(runtime, signature, frame, labels, meta)
     runtime.close()
     return registry.register_version(
         name,
@@ -129,6 +101,85 @@ def register_model(
         reference=profile,
         aliases=aliases,
     )
+
+
+def _profiled(
+    runtime: Runtime,
+    signature: Signature,
+    frame: pd.DataFrame,
+    labels: pd.Series | None,
+    meta: dict[str, Any],
+) -> tuple[Signature, ReferenceProfile, dict[str, Any]]:
+    """The reference ``frame`` (the model's columns, in its order) profiled: ``signature``
+    with what the model was found to cope with, the profile with the model's predictions on
+    the rows (and the ``labels``), and ``meta`` with the rows' count, hash and the metrics."""
+    batch = None
+    if signature.is_tabular:
+        # The reference rows as the model is given them (allow_nan does not change that).
+        rows = _numeric(frame) if signature.feature_datatypes is None else _rows(frame)
+        if rows is not None:
+            signature = with_what_it_copes_with(runtime, signature, frame, rows)
+            batch = [Tensor(signature.inputs[0].name, datatype_of(rows), rows.shape, rows)]
+    elif column_inputs(signature) and has_names(frame):
+        batch = [_column_tensor(spec, frame[spec.name]) for spec in column_inputs(signature)]
+    names = signature.feature_names  # else the frame's own: the model's inputs, if named
+    profile = ReferenceProfile.from_data(frame, feature_names=list(names) if names else None)
+    meta.setdefault("reference_rows", len(frame))
+    meta.setdefault("training_data_sha256", _frame_hash(frame))
+    notes = _unwatched(signature, batch is not None, labels is not None)
+    if notes:
+        meta["monitoring_notes"] = notes
+    if batch is not None:
+        profile, metrics = _outcomes(runtime, signature, batch, profile, labels)
+        if metrics:
+            meta.setdefault("reference_metrics", metrics)
+    return signature, profile, meta
+
+
+def _text_columns(runtime: Runtime) -> tuple[str, ...]:
+    """The columns a reference CSV reads as text: the features the model was fitted on as
+    text, and the inputs it declares ``BYTES`` (a ``.py`` model's)."""
+    declared = [s.name for s in column_inputs(runtime.signature) if s.datatype == "BYTES"]
+    return tuple(dict.fromkeys([*runtime.text_features(), *declared]))
+
+
+def _model_columns(
+    signature: Signature, frame: pd.DataFrame, feature_names: list[str] | None
+) -> pd.DataFrame:
+    """The reference's columns that the model takes, in its order: its features, or the
+    inputs it declares one per column; InvalidInput if it lacks some. A reference may hold
+    other columns beside them (an id, a timestamp): they are left out."""
+    wanted = signature.feature_names or tuple(s.name for s in column_inputs(signature))
+    if not wanted or not feature_names or list(wanted) == feature_names:
+        return frame
+    missing = [n for n in wanted if n not in feature_names]
+    if missing:
+        what = "features" if signature.feature_names else "inputs"
+        raise InvalidInput(
+            f"the reference data lacks the model's {what} {missing}; "
+            f"its columns are {feature_names}"
+        )
+    return frame[list(wanted)]
+
+
+def _unwatched(signature: Signature, predicted: bool, labelled: bool) -> list[str]:
+    """What monitoring cannot watch of the model, said at registration rather than found
+    missing on the dashboard later."""
+    notes = []
+    if not signature.is_tabular:
+        inputs = ", ".join(s.name for s in signature.inputs)
+        notes.append(
+            "the drift of the model's input features is not watched: drift is watched on one "
+            f"table of features, and the model declares inputs of its own ({inputs})"
+            + ("; its predictions and accuracy are watched" if predicted else "")
+        )
+    if labelled and not predicted:
+        notes.append(
+            "the target column is unused: the model's answers on the reference could not be "
+            "computed (its inputs are no named columns of it), so there are no reference "
+            "metrics to judge live accuracy against"
+        )
+    return notes
 
 
 def _signature(
@@ -178,23 +229,29 @@ def is_classifier(signature: Signature) -> bool:
 def _outcomes(
     runtime: Runtime,
     signature: Signature,
-    rows: np.ndarray,
+    tensors: list[Tensor],
     profile: ReferenceProfile,
     labels: pd.Series | None,
 ) -> tuple[ReferenceProfile, dict[str, float]]:
-    """The model's predictions on the reference rows, the labels, and how good it was."""
+    """The model's predictions on the reference rows (``tensors``, as a request sends
+    them), the labels, and how good it was."""
     output = signature.main_output
-    if not signature.is_tabular or output is None:
+    if output is None:
         return profile, {}
     main = output.name
     wanted = [main] + (["predict_proba"] if signature.output("predict_proba") else [])
     try:
         # Cast as a request's rows are (a float32 ONNX graph takes the reference's float64).
-        tensor = Tensor(signature.inputs[0].name, datatype_of(rows), rows.shape, rows)
-        batch = assemble_batch(signature, [tensor])
+        batch = assemble_batch(signature, tensors)
         arrays = runtime.predict(batch, wanted)
     except ModelPilotError as exc:
-        raise InvalidInput(f"the reference data does not fit the model: {exc}") from exc
+        hint = ""
+        if not signature.is_tabular and "NaN" in exc.message:
+            hint = (
+                '; if the model takes missing numbers, say so in its signature ("allow_nan": '
+                "true), else leave such rows out of the reference"
+            )
+        raise InvalidInput(f"the reference data does not fit the model: {exc}{hint}") from exc
     except Exception as exc:
         raise InvalidInput(f"the model cannot predict on the reference data: {exc}") from exc
     predicted = np.asarray(arrays[main])
@@ -281,6 +338,8 @@ def _with_text_features(runtime: Runtime, signature: Signature, frame: pd.DataFr
     text = [str(c) for c, kind in zip(frame.columns, kinds, strict=True) if kind != "FP64"]
     if not text:
         return signature
+    if not runtime.takes_text and runtime.flavor == "python":
+        raise InvalidInput(_undeclared_text(text, frame, kinds))
     if not runtime.takes_text:
         raise InvalidInput(
             f"the features {text} of the reference data are text, but the model ({runtime.flavor}) "
@@ -295,6 +354,23 @@ def _with_text_features(runtime: Runtime, signature: Signature, frame: pd.DataFr
             "takes text is sent its features by name: give the reference a header (CSV, Parquet)"
         )
     return _with_kinds(signature, tuple(str(c) for c in frame.columns), kinds)
+
+
+def _undeclared_text(text: list[str], frame: pd.DataFrame, kinds: tuple[str, ...]) -> str:
+    """What to tell the owner of a ``.py`` model without a signature whose reference has
+    text: the signature to declare, made from the reference's own columns."""
+    inputs = ", ".join(
+        f'{{"name": "{c}", "datatype": "{k}", "shape": [-1]}}'
+        for c, k in zip(frame.columns, kinds, strict=True)
+    )
+    return (
+        f"the features {text} of the reference data are text, but a .py model that declares "
+        "no signature is given one array of numbers (FP64) of all its features, which cannot "
+        "carry them. Declare its inputs, one per feature and text as BYTES, in a `signature` "
+        f'attribute of its class: signature = {{"inputs": [{inputs}], "outputs": [{{"name": '
+        '"predict", "datatype": "FP64", "shape": [-1]}]} (the output\'s datatype "BYTES" if it '
+        "answers labels of text); its predict() is then given a dict of one array per input"
+    )
 
 
 def _with_text_of_the_model(runtime: Runtime, signature: Signature) -> Signature:
@@ -318,36 +394,6 @@ def _with_kinds(signature: Signature, names: tuple[str, ...], kinds: tuple[str, 
         feature_names=names,
         feature_datatypes=kinds,
     )
-
-
-def _copes_with_missing(
-    runtime: Runtime, signature: Signature, frame: pd.DataFrame, rows: np.ndarray
-) -> bool:
-    """Whether the model predicts on rows with missing numbers, which its own tags may not
-    say: a pipeline that imputes them first (``SimpleImputer``) is tagged as refusing them.
-    ``rows`` are ``frame``'s as the model is given them.
-
-    Tried on the reference's own rows with missing values if it has any, then on a few of
-    its rows with every number missing. A model that copes with them in some features only
-    is let through; it refuses the others itself, and the client hears why."""
-    numbers = [i for i, (_, c) in enumerate(frame.items()) if pd.api.types.is_numeric_dtype(c)]
-    if not numbers:
-        return False
-    rows = rows.astype(np.float64) if rows.dtype.kind in "iub" else rows
-    holes = frame.iloc[:, numbers].isna().to_numpy().any(axis=1)
-    tries = [rows[holes][:5]] if holes.any() else []
-    blank = rows[:3].copy()
-    blank[:, numbers] = np.nan
-    tries.append(blank)
-    output = signature.main_output
-    wanted = [output.name] if output is not None else []
-    for sample in tries:
-        try:
-            runtime.predict({signature.inputs[0].name: sample}, wanted)
-        except Exception:
-            continue
-        return True
-    return False
 
 
 def _refuse_dates(frame: pd.DataFrame) -> None:
@@ -381,6 +427,22 @@ def _rows(frame: pd.DataFrame) -> np.ndarray:
         else:
             rows[:, position] = column.astype(object).to_numpy()
     return rows
+
+
+def _column_tensor(spec: TensorSpec, column: pd.Series) -> Tensor:
+    """A reference column as the tensor a request sends for the input ``spec``: text as
+    objects (missing as NaN, which the input refuses), numbers as they are stored (missing
+    as NaN)."""
+    data: np.ndarray
+    if spec.datatype == "BYTES" or not pd.api.types.is_numeric_dtype(column):
+        data = column.astype(object).to_numpy()
+    elif isinstance(column.dtype, pd.api.extensions.ExtensionDtype) or column.hasnans:
+        data = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        data = column.to_numpy()
+    if len(spec.shape) == 2:
+        data = data.reshape(-1, 1)
+    return Tensor(spec.name, datatype_of(data), data.shape, data)
 
 
 def _numeric(frame: pd.DataFrame) -> np.ndarray | None:
