@@ -169,7 +169,9 @@ class Settings(BaseSettings):
     """PSI at or above which a numeric feature drifted (large windows)."""
 
     drift_js_threshold: float = Field(default=0.1, gt=0.0, le=1.0)
-    """Jensen-Shannon distance at or above which a categorical feature drifted (large windows)."""
+    """Jensen-Shannon distance at or above which a categorical feature drifted (large windows,
+    once its chi-squared or rare-category test also finds the difference significant at
+    drift_p_value)."""
 
     drift_dataset_share: float = Field(default=0.5, gt=0.0, le=1.0)
     """Share of drifted features at which the whole window counts as drifted."""

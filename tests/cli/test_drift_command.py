@@ -326,25 +326,62 @@ def test_codes_of_digits_in_a_text_column_are_text_in_every_chunk_of_the_current
     assert "No dataset drift: 0 of 2 features drifted over 80,000 rows" in result.stdout
 
 
-def test_a_reference_without_rows_is_refused_as_an_empty_current_file_is(
+def test_a_reference_without_rows_is_refused(run: Run, iris_csv: Path, tmp_path: Path) -> None:
+    """An empty current file has no verdict (see the test below); an empty
+    reference has nothing to compare with."""
+    (tmp_path / "header.csv").write_text("sepal_length,sepal_width,petal_length,petal_width\n")
+    result = run(
+        "drift",
+        str(tmp_path / "header.csv"),
+        str(iris_csv),
+        "--fail-on-drift",
+        "-o",
+        str(tmp_path / "r.html"),
+        registry=False,
+    )
+    assert isinstance(result.exception, InvalidInput), result.output
+    assert str(result.exception).startswith("the reference data has no rows")
+
+
+def test_an_empty_current_file_has_no_verdict_as_one_of_too_few_rows_has(
     run: Run, iris_csv: Path, tmp_path: Path
 ) -> None:
+    """A file of a header alone ended in "error: ... no rows" and exit 1 with
+    --fail-on-drift, which promises 4 for too few rows for a verdict (nine rows got it)."""
     (tmp_path / "header.csv").write_text("sepal_length,sepal_width,petal_length,petal_width\n")
-    for reference, current, empty in (
-        (tmp_path / "header.csv", iris_csv, "reference"),
-        (iris_csv, tmp_path / "header.csv", "current"),
-    ):
-        result = run(
-            "drift",
-            str(reference),
-            str(current),
-            "--fail-on-drift",
-            "-o",
-            str(tmp_path / "r.html"),
-            registry=False,
-        )
-        assert isinstance(result.exception, InvalidInput), result.output
-        assert str(result.exception).startswith(f"the {empty} data has no rows")
+    report = tmp_path / "r.html"
+    args = ["drift", str(iris_csv), str(tmp_path / "header.csv"), "-o", str(report)]
+    failing = run(*args, "--fail-on-drift", registry=False)
+    assert failing.exit_code == 4, failing.output
+    assert "No rows in the current data: no verdict." in failing.stdout
+    assert failing.stdout.count("no rows") == 4  # each feature's verdict
+    assert "No verdict" in report.read_text()
+    assert run(*args, registry=False).exit_code == 0  # as with nine rows
+
+
+def test_booleans_and_pandas_missing_values_read_alike_from_csv_and_parquet(
+    run: Run, tmp_path: Path
+) -> None:
+    """A file against itself, or its CSV copy, flagged its boolean column (read as 1.0, an
+    unseen category); a nullable Parquet column's NA crashed the KS test or was a category."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(size=400),
+            "flag": rng.random(400) < 0.5,
+            "n": pd.array(rng.integers(0, 5, 400), dtype="Int64"),
+            "s": pd.array(rng.choice(["a", "b"], 400), dtype="string"),
+        }
+    )
+    frame.loc[::4, ["n", "s"]] = pd.NA
+    frame.to_parquet(tmp_path / "data.parquet")
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    for reference, current in (("data.parquet", "data.parquet"), ("data.csv", "data.parquet")):
+        args = [str(tmp_path / reference), str(tmp_path / current), "-o", str(tmp_path / "r.html")]
+        result = run("drift", *args, "--fail-on-drift", registry=False)
+        assert result.exit_code == 0, result.output
+        assert "No dataset drift: 0 of 4 features drifted over 400 rows" in result.stdout
+        assert result.stdout.count("25%->25%") == 2, result.stdout  # n and s: missing, alike
 
 
 def test_a_feature_arriving_half_missing_drifts_and_the_table_shows_its_share(

@@ -103,14 +103,14 @@ def test_a_label_shift_must_be_significant_as_well_as_large() -> None:
     assert report is not None and report.labels == 40
     assert report.label_shift == pytest.approx(0.109, abs=1e-3)  # past 0.1: it used to flag
     assert report.concept_drift is False and report.reason == ""
-    assert report.label_shift_p_value is not None and report.label_shift_p_value > 0.4
+    assert report.label_shift_p_value is not None and report.label_shift_p_value > 0.3
 
     shifted = window(reference_labels=IRIS_LABELS)
     for label in [0] * 30 + [1] * 5 + [2] * 5:  # three quarters one class: a real move
         shifted.add(label, label, None, at=None)
     report = shifted.report()
     assert report is not None and report.concept_drift is True
-    assert report.label_shift_p_value is not None and report.label_shift_p_value < 1e-5
+    assert report.label_shift_p_value is not None and report.label_shift_p_value < 1e-4
     assert "label distribution moved (Jensen-Shannon distance 0.361, chi-squared p-value" in (
         report.reason
     )

@@ -36,8 +36,9 @@ from modelpilot.tabular import count_rows, iter_table, read_table
 
 DRIFT_EXIT_CODE = 3
 NO_VERDICT_EXIT_CODE = 4
-"""With --fail-on-drift, too few rows for a verdict: neither drift nor its absence, so that
-a CI job fed a truncated file does not pass it as "no drift"."""
+"""With --fail-on-drift, too few rows for a verdict (none at all among them): neither drift
+nor its absence, so that a CI job fed a truncated (or empty) file does not pass it as "no
+drift"."""
 
 
 def _bounds(setting: str) -> str:
@@ -153,7 +154,7 @@ def drift(
         typer.Option(
             help=f"For CI: exit with code {DRIFT_EXIT_CODE} when the dataset drifted, and "
             f"with {NO_VERDICT_EXIT_CODE} when the current data has too few rows for a "
-            "verdict (neither passes as no drift)."
+            "verdict, or none (neither passes as no drift)."
         ),
     ] = False,
     registry: RegistryOption = None,
@@ -285,7 +286,8 @@ def _print(report: DriftReport, thresholds: DriftThresholds) -> None:
     rows = []
     for f in report.features:
         if f.method == "none":  # no verdict, so no score to weigh against a threshold
-            verdict, score, threshold = "[dim]too few rows[/]", "-", "-"
+            verdict = "[dim]no rows[/]" if f.rows == 0 else "[dim]too few rows[/]"
+            score, threshold = "-", "-"
         else:
             verdict = "[bold red]drifted[/]" if f.drifted else "[green]ok[/]"
             score, threshold = _figure(f.score, 4), _figure(f.threshold, 4)
@@ -317,6 +319,8 @@ def _print(report: DriftReport, thresholds: DriftThresholds) -> None:
         table.columns[1].min_width = len("drifted") + 1
     out.print(table)
     verdict = report.verdict[:1].upper() + report.verdict[1:]
+    if report.rows == 0:  # a file of a header alone, or a log without rows in the window
+        verdict = "No rows in the current data: no verdict"
     if report.dataset_drift:
         summary = f"[bold red]{verdict}[/] over {report.rows:,} rows."
     elif _has_verdict(report):
@@ -327,10 +331,10 @@ def _print(report: DriftReport, thresholds: DriftThresholds) -> None:
     out.print(
         f"[dim]Rule: under {thresholds.min_rows} rows no verdict; under "
         f"{thresholds.large_sample_rows} rows KS (and Fisher's exact test of the share of "
-        f"missing values) / chi-squared (and Fisher's of rare and unseen categories) at "
-        f"p < {thresholds.p_value} over all features (each test at {thresholds.p_value} / "
-        "twice their number); "
-        f"from then on PSI >= {thresholds.psi} / Jensen-Shannon >= {thresholds.js_distance}. "
+        f"missing values) / chi-squared of both samples' counts (and Fisher's of rare and "
+        f"unseen categories) at p < {thresholds.p_value} over all features (each test at "
+        f"{thresholds.p_value} / twice their number); from then on PSI >= {thresholds.psi} / "
+        f"Jensen-Shannon >= {thresholds.js_distance} with the categories' tests past chance. "
         f"Dataset drift from {thresholds.dataset_share:.0%} of features. Score: the figure "
         "that decides, 1 - p for a test (its threshold 1 - the test's level), so that higher "
         "is always further from the reference. W (sd): Wasserstein in reference standard "

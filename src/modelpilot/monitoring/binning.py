@@ -4,7 +4,7 @@ A ``ProfileBinning`` is built once per served version from its reference profile
 feature's bins end to end in one flat vector so that a batch of rows becomes one ``bincount``:
 
 - numeric: ``[below reference min, reference bins..., above reference max, missing]``;
-- categorical: ``[reference categories..., unseen, missing]``.
+- categorical: ``[reference categories..., unseen (or other), missing]`` (see ``category_bins``).
 
 Besides counts it keeps, per numeric feature, the sum of the values in each of its bins but the
 missing one, so that Wasserstein can place each bin's mass where it really lies (see
@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from modelpilot.monitoring.category_bins import CategoricalBins, categorical_bins, category_slots
 from modelpilot.monitoring.drift import (
     DriftReport,
     DriftThresholds,
@@ -29,7 +30,7 @@ from modelpilot.monitoring.drift import (
     judge_numeric,
     summarize,
 )
-from modelpilot.registry.profile import OTHER, FeatureProfile, ReferenceProfile
+from modelpilot.registry.profile import FeatureProfile, ReferenceProfile
 
 CHUNK_ROWS = 8192
 """Rows binned in one go, which bounds the scratch arrays of a large offline comparison."""
@@ -52,18 +53,6 @@ class _Numeric:
 
 
 @dataclass(frozen=True, slots=True)
-class _Categorical:
-    index: int
-    offset: int
-    codes: dict[str, int]
-    reference: np.ndarray
-
-    @property
-    def width(self) -> int:
-        return len(self.codes) + 2
-
-
-@dataclass(frozen=True, slots=True)
 class FeatureHistogram:
     """One feature's bins side by side: labels, reference counts, current counts."""
 
@@ -82,7 +71,7 @@ class ProfileBinning:
         self.names = profile.feature_names
         sample = profile.sample_array() if profile.sample else None
         self._numeric: list[_Numeric] = []
-        self._categorical: list[_Categorical] = []
+        self._categorical: list[CategoricalBins] = []
         offset = 0
         for index, feature in enumerate(profile.features):
             if feature.kind == "numeric":
@@ -91,7 +80,7 @@ class ProfileBinning:
                 self._numeric.append(numeric)
                 offset += numeric.width
             else:
-                categorical = _categorical_bins(index, offset, feature)
+                categorical = categorical_bins(index, offset, feature)
                 self._categorical.append(categorical)
                 offset += categorical.width
         self.size = offset
@@ -157,7 +146,7 @@ class ProfileBinning:
                 sums[1 : 2 * self._offsets.size : 2] += totals[self._offsets + self._inner + 1]
                 sums[2 * self._offsets.size :] += totals[self._inner_bins]
         for category in self._categorical:
-            slots = category.offset + _category_slots(rows[:, category.index], category)
+            slots = category.offset + category_slots(rows[:, category.index], category)
             counts += np.bincount(slots, minlength=self.size)
         return counts, sums
 
@@ -197,7 +186,7 @@ class ProfileBinning:
             current = counts[spec.offset : spec.offset + spec.width]
             out.append(self._histogram(spec.index, "numeric", labels, spec.reference, current))
         for category in self._categorical:
-            labels = [*category.codes, "unseen", "missing"]
+            labels = category.labels
             current = counts[category.offset : category.offset + category.width]
             out.append(
                 self._histogram(category.index, "categorical", labels, category.reference, current)
@@ -244,7 +233,9 @@ class ProfileBinning:
         for category in self._categorical:
             current = counts[category.offset : category.offset + category.width]
             rows = max(rows, int(current.sum()))
-            unseen = int(current[len(category.codes)])
+            # With a tail in the reference, a value outside its named categories may be one
+            # of the tail's: how many are new is unknown.
+            unseen = None if category.tail else int(current[category.other])
             results.append(
                 judge_categorical(
                     self.names[category.index], category.reference, current, unseen, thresholds
@@ -281,7 +272,7 @@ class ProfileBinning:
         points = np.where(located > 0, means, spec.points)
         sample = None
         if recent is not None and int(current.sum()) < thresholds.large_sample_rows:
-            column = np.asarray(recent[:, spec.index], dtype=np.float64)
+            column = _float_column(recent, spec.index)
             sample = column[~np.isnan(column)]
         return judge_numeric(
             self.names[spec.index],
@@ -356,42 +347,19 @@ def _spread(feature: FeatureProfile) -> float:
     return 1.0
 
 
-def _categorical_bins(index: int, offset: int, feature: FeatureProfile) -> _Categorical:
-    names = [c for c in feature.categories if c != OTHER]
-    codes = {name: i for i, name in enumerate(names)}
-    other = feature.categories.get(OTHER, 0)
-    counts = np.zeros(len(codes) + 2, dtype=np.int64)
-    for name, i in codes.items():
-        counts[i] = feature.categories[name]
-    # Categories beyond the profile's top ones were pooled as OTHER; a window's values outside
-    # the known set land in "unseen", which then carries OTHER's reference mass.
-    counts[len(codes)] = other
-    counts[-1] = feature.missing
-    return _Categorical(index, offset, codes, counts)
-
-
-def _category_slots(column: np.ndarray, spec: _Categorical) -> np.ndarray:
-    unseen, missing = len(spec.codes), len(spec.codes) + 1
-    out = np.empty(column.shape[0], dtype=np.int64)
-    for i, value in enumerate(column):
-        if value is None or (isinstance(value, float) and value != value):
-            out[i] = missing
-            continue
-        if isinstance(value, bytes):
-            value = value.decode(errors="replace")
-        elif isinstance(value, np.generic):
-            value = value.item()
-        out[i] = spec.codes.get(str(value), unseen)
-    return out
-
-
 def _sample_column(sample: np.ndarray | None, index: int) -> np.ndarray | None:
     if sample is None or sample.size == 0:
         return None
+    return _float_column(sample, index)
+
+
+def _float_column(rows: np.ndarray, index: int) -> np.ndarray:
+    """A numeric feature's column as floats, whatever else is missing there (pandas' NA in a
+    nullable column crashed the KS test's sample)."""
     try:
-        return np.asarray(sample[:, index], dtype=np.float64)
+        return np.asarray(rows[:, index], dtype=np.float64)
     except (TypeError, ValueError):
-        return _to_float(sample[:, index : index + 1])[:, 0]
+        return _to_float(rows[:, index : index + 1])[:, 0]
 
 
 def _to_float(values: np.ndarray) -> np.ndarray:

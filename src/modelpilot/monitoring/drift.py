@@ -10,14 +10,13 @@ million rows costs no more to test than a window of a thousand. Scores:
   in its bin (the reference's from its sample), divided by the reference standard deviation so
   that it reads "how many reference sigmas the mass moved" (at bin midpoints it read a shift
   of half a sigma as 0.68);
-- chi-squared goodness of fit for categories, with reference frequencies smoothed by half a
-  count per category so that an unseen category is surprising but not infinitely so;
 - a two-sample Kolmogorov-Smirnov test against the reference sample for small windows, and
   beside it Fisher's exact test of the share of missing values (KS sees only the values
   present: a feature arriving half empty would otherwise pass it untouched); for categories,
-  chi-squared over those a window should hold at least five rows of, and Fisher's exact test
-  of the share of rows in the others (rare or unseen: there chi-squared's approximation fails,
-  and one row of a new category in forty read as p = 1e-52).
+  the chi-squared test of homogeneity (the reference is a sample too) over those both samples
+  should hold at least five rows of, and Fisher's exact test of the share of rows in the
+  others (rare or unseen: there chi-squared's approximation fails, and one row of a new
+  category in forty read as p = 1e-52); see ``divergence.category_tests``.
 
 The verdict rule (``DriftThresholds``): an empty window has no scores at all (the distribution
 of no rows is 0/0; its scores are NaN, null in JSON, and left out of /metrics), and below
@@ -34,7 +33,9 @@ categories, both over bins that include the missing one), because on large sampl
 finds a negligible shift "significant": a p-value answers "is there any difference", the
 question is "is the difference big enough to act on". PSI >= 0.2 is the customary
 "significant shift" line in credit scoring, and its sampling noise at 1,000 rows and a dozen
-bins is about 0.01; a Jensen-Shannon distance of 0.1 is a comparable move for categories.
+bins is about 0.01; a Jensen-Shannon distance of 0.1 is a comparable move for categories,
+which counts once the categories' tests (at the same level) find it past chance: over many
+categories counted in a small reference the distance's own noise reaches 0.1.
 """
 
 from __future__ import annotations
@@ -117,7 +118,9 @@ class FeatureDrift:
     wasserstein: float | None
     """Numbers only (None for categories)."""
     p_value: float | None
-    """The KS (numbers) or chi-squared (categories) test's, on windows small enough for tests."""
+    """The KS test's (numbers, on windows small enough for tests) or the chi-squared test's
+    (categories, on any window with a verdict: on large ones it tells Jensen-Shannon from
+    noise)."""
     missing_share: float
     """Share of the window's rows in which the feature is missing."""
     reference_missing_share: float
@@ -126,10 +129,22 @@ class FeatureDrift:
     """Numbers, on windows small enough for tests: Fisher's exact test of ``missing_share``
     against ``reference_missing_share``."""
     unseen_share: float = 0.0
-    """Categories: share of the window's values the reference never saw."""
+    """Categories: share of the window's values the reference never saw; NaN when that cannot
+    be told, as the profile kept the reference's most frequent categories and pooled the rest
+    (a value outside the ones it named may be one of those)."""
     rare_p_value: float | None = None
-    """Categories, on windows small enough for tests: Fisher's exact test of the share of rows
-    in categories too rare in the reference for chi-squared (unseen ones among them)."""
+    """Categories, on any window with a verdict: Fisher's exact test of the share of rows in
+    categories too rare for chi-squared (unseen ones and missing values among them)."""
+
+    @property
+    def deciding_p_value(self) -> float | None:
+        """The p-value that decided a small window's verdict: the smaller of the feature's two
+        tests' (see ``_tested``), drifted when under ``DriftThresholds.alpha``; None where an
+        effect size decided, or nothing did."""
+        tested = [
+            p for p in (self.p_value, self.missing_p_value, self.rare_p_value) if p is not None
+        ]
+        return min(tested) if tested else None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -286,54 +301,99 @@ def judge_categorical(
     name: str,
     reference_counts: np.ndarray,
     current_counts: np.ndarray,
-    unseen: int,
+    unseen: int | None,
     thresholds: DriftThresholds,
 ) -> FeatureDrift:
-    """Scores and verdict for a categorical feature; ``unseen`` of the window's rows are new.
+    """Scores and verdict for a categorical feature; ``unseen`` of the window's rows are new
+    (None: unknown, as the reference's rarer categories were pooled into its next to last
+    bin, "other", rather than that bin holding only new values).
     Missing values are a category of their own here (the last bin), so the chi-squared test
-    and Jensen-Shannon see a change in their share as they see any other."""
+    and Jensen-Shannon see a change in their share as they see any other.
+
+    On a large window Jensen-Shannon decides, once the tests also find the difference past
+    chance: its noise grows with the categories and shrinks with the reference's rows, and
+    a window drawn as the reference was read 0.09 to 0.12 over fifty equally frequent
+    categories counted in 1,000 reference rows (two windows in three "drifted"). A real move
+    of that size is far past chance on such windows: the tests hold back only the noise."""
     rows = int(current_counts.sum())
     if rows == 0:
         return _unobserved(name, "categorical", reference_counts)
     observed = replace(
         _observed(name, "categorical", reference_counts, current_counts, thresholds, None),
-        unseen_share=unseen / rows,
+        unseen_share=math.nan if unseen is None else unseen / rows,
     )
     if rows < thresholds.min_rows:
         return observed
+    method, deciding_p, finding, chi_p, rare_p = _category_finding(
+        reference_counts, current_counts, unseen is None, thresholds.alpha
+    )
     if rows < thresholds.large_sample_rows:
-        chi_p, rare_p, rare = category_tests(reference_counts, current_counts)
-        alpha = thresholds.alpha
-        if rare_p < chi_p:
-            method, deciding_p = "rare", rare_p
-            share = current_counts[rare].sum() / rows
-            reference_share = reference_counts[rare].sum() / max(reference_counts.sum(), 1)
-            finding = (
-                f"{share:.1%} of rows in categories rare or unseen in the reference, against "
-                f"{reference_share:.1%} of its rows"
-                + ("" if rare_p < alpha else ", within chance")
-                + f": Fisher's exact test p = {rare_p:.2g}"
-            )
-        else:
-            method, deciding_p = "chi2", chi_p
-            categories = "categories differ from" if chi_p < alpha else "categories as in"
-            finding = f"{categories} the reference: chi-squared test p = {chi_p:.2g}"
         return _tested(
             observed, method, deciding_p, finding, thresholds, p_value=chi_p, rare_p_value=rare_p
         )
-    js = observed.js_distance
-    drifted = js >= thresholds.js_distance
+    js, line = observed.js_distance, thresholds.js_distance
+    far = js >= line
+    drifted = far and deciding_p < thresholds.alpha
+    test = "chi-squared test" if method == "chi2" else "Fisher's exact test of rare categories"
+    test = f"{test} p = {deciding_p:.2g} {'<' if drifted else '>='} {thresholds.alpha_text()}"
+    if not far:
+        chance = ""
+    elif drifted:
+        chance = f", past chance: {test}"
+    else:  # too few reference rows for this many categories to tell the distance from noise
+        chance = f", but within chance: {test}"
     return replace(
         observed,
         method="js",
         score=js,
-        threshold=thresholds.js_distance,
+        threshold=line,
         drifted=drifted,
-        reason=(
-            f"Jensen-Shannon distance {js:.3f} {'>=' if drifted else '<'} "
-            f"{thresholds.js_distance:g}"
-        ),
+        reason=f"Jensen-Shannon distance {js:.3f} {'>=' if far else '<'} {line:g}{chance}",
+        p_value=chi_p,
+        rare_p_value=rare_p,
     )
+
+
+def _category_finding(
+    reference_counts: np.ndarray, current_counts: np.ndarray, tail: bool, alpha: float
+) -> tuple[str, float, str, float, float]:
+    """The categorical tests (see ``category_tests``): which decides (the smaller p-value),
+    its p-value, what it found in words, and both p-values. With a ``tail`` (the reference's
+    rarer categories pooled, see ``category_bins``) rare named categories join it."""
+    rows = int(current_counts.sum())
+    other = reference_counts.size - 2  # the tail, else the values the reference never held
+    fold_into, unseen = (other, None) if tail else (None, other)
+    chi_p, rare_p, rare = category_tests(reference_counts, current_counts, fold_into, unseen)
+    if rare_p < chi_p:
+        share = current_counts[rare].sum() / rows
+        reference_share = reference_counts[rare].sum() / max(reference_counts.sum(), 1)
+        pooled = _rare_bins(rare & (reference_counts + current_counts > 0), tail)
+        finding = (
+            f"{share:.1%} of rows in bins too rare to test one by one ({pooled}), "
+            f"against {reference_share:.1%} of the reference's rows"
+            + ("" if rare_p < alpha else ", within chance")
+            + f": Fisher's exact test p = {rare_p:.2g}"
+        )
+        return "rare", rare_p, finding, chi_p, rare_p
+    categories = "categories differ from" if chi_p < alpha else "categories as in"
+    finding = f"{categories} the reference: chi-squared test p = {chi_p:.2g}"
+    return "chi2", chi_p, finding, chi_p, rare_p
+
+
+def _rare_bins(pooled: np.ndarray, tail: bool) -> str:
+    """What the rare-category test pooled, in words: of a categorical feature's bins (its
+    named categories, then values outside them, then missing values), those ``pooled``."""
+    named = int(pooled[:-2].sum())
+    parts = [f"{named} of the reference's categories"] if named else []
+    if pooled[-2]:
+        parts.append(
+            "values outside the reference's named categories"
+            if tail
+            else "values the reference never held"
+        )
+    if pooled[-1]:
+        parts.append("missing values")
+    return ", ".join(parts)
 
 
 def _tested(

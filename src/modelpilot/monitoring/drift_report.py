@@ -16,6 +16,7 @@ import numpy as np
 from modelpilot.monitoring.binning import FeatureHistogram
 from modelpilot.monitoring.drift import FeatureDrift
 from modelpilot.monitoring.offline import Comparison
+from modelpilot.registry.profile import TOP_CATEGORIES
 
 REFERENCE_COLOR = "#94a3b8"
 CURRENT_COLOR = "#2563eb"
@@ -103,13 +104,17 @@ _RULE = (
     "Small samples are judged by significance tests (score = 1 - p-value): for numbers, "
     "two-sample Kolmogorov-Smirnov on the values present and Fisher's exact test of the share "
     "of missing values, the smaller p-value deciding (method ks or missing); for categories, "
-    "chi-squared, with missing values a category of their own. Large samples are judged by an "
-    "effect size (PSI for numbers, Jensen-Shannon distance for categories, both with a bin for "
-    "missing values), because on large samples every test calls a negligible difference "
-    "significant. Wasserstein is in reference standard deviations, with each bin's mass at "
-    "the mean of its values (a dash where the reference has no value or no standard "
-    "deviation). Empty bins get a "
-    "probability of 1e-4 before PSI and KL divergence.</p>"
+    "chi-squared of both samples' counts, with missing values a category of their own, and "
+    "Fisher's exact test of the share of rows in categories too rare for it (method chi2 or "
+    "rare). Large samples are judged by an effect size (PSI for numbers, Jensen-Shannon "
+    "distance for categories, both with a bin for missing values), because on large samples "
+    "every test calls a negligible difference significant; a categorical feature's distance "
+    "counts once its tests find it past chance, as over many categories and a small "
+    "reference it is noise of that size. A reference with more categories than the profile "
+    f"names ({TOP_CATEGORIES}) pools the rest as other, where a value it never held counts too. "
+    "Wasserstein is in reference standard deviations, with each bin's mass at the mean of its "
+    "values (a dash where the reference has no value or no standard deviation). Empty bins "
+    "get a probability of 1e-4 before PSI and KL divergence.</p>"
 )
 
 

@@ -44,7 +44,12 @@ class ModelCollector(Collector):
         )
         p_value = GaugeMetricFamily(
             "modelpilot_feature_drift_p_value",
-            "p-value of the KS or chi-squared test, on windows small enough to use it.",
+            "p-value that decides the feature's drift: the smaller of its two tests' (numbers: "
+            "KS of the values, Fisher's exact test of the missing share; categories: "
+            "chi-squared, Fisher's exact test of the rare categories' share); under the "
+            "drift p-value divided by twice the number of features it drifted (categories on "
+            "large windows: when Jensen-Shannon also reaches its threshold). No series where "
+            "no test ran (too few rows; numbers on large windows, where PSI decides).",
             labels=[*VERSION, "feature"],
         )
         missing_share = GaugeMetricFamily(
@@ -121,8 +126,11 @@ class ModelCollector(Collector):
                         if not math.isnan(value):  # NaN: an empty window has no scores
                             drift_score.add_metric([*key, feature.name, method], value)
                     drifted.add_metric([*key, feature.name], float(feature.drifted))
-                    if feature.p_value is not None:
-                        p_value.add_metric([*key, feature.name], feature.p_value)
+                    # The p-value of the verdict's test (a feature drifted by the rare
+                    # categories' test once read 1.0 here, its chi-squared test's).
+                    deciding = feature.deciding_p_value
+                    if deciding is not None:
+                        p_value.add_metric([*key, feature.name], deciding)
                     shares = {
                         "window": feature.missing_share,
                         "reference": feature.reference_missing_share,

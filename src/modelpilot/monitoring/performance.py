@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpilot.monitoring.divergence import chi_squared, js_distance
+from modelpilot.monitoring.divergence import chi_squared_homogeneity, js_distance
 from modelpilot.monitoring.resampling import p_values
 from modelpilot.registry.quality import (
     HIGHER_IS_BETTER,
@@ -85,9 +85,8 @@ class PerformanceWindow:
     window's bootstrap finds the fall significant at ``p_value`` (``resampling``: at 30
     labels a model as good as ever falls 0.1 below its accuracy or F1 one time in ten to
     twenty), or when the labels' distribution moves from the reference labels': their
-    Jensen-Shannon distance reaches ``thresholds.label_shift`` *and* a chi-squared
-    goodness-of-fit test of the
-    window's label counts against the reference frequencies finds the move significant at
+    Jensen-Shannon distance reaches ``thresholds.label_shift`` *and* a chi-squared test of
+    the window's label counts against the reference's (both samples) finds the move significant at
     ``p_value`` (the level the data-drift tests use, ``MODELPILOT_DRIFT_P_VALUE``). The
     distance alone is noise at a few dozen labels: 40 labels drawn from iris's three equal
     classes reach 0.1 more than a third of the time. At a thousand labels (the default
@@ -316,9 +315,10 @@ class PerformanceWindow:
 
     def _label_shift(self, truth: list[Any]) -> tuple[float | None, float | None]:
         """How far the window's labels moved from the reference labels: their Jensen-Shannon
-        distance, and the chi-squared goodness-of-fit p-value of the window's counts against
-        the reference frequencies (smoothed by half a count per class, as data drift's test
-        is, so that a class the reference never had is surprising but not infinitely so)."""
+        distance, and the p-value of the chi-squared test that both come from one
+        distribution (the reference labels are a sample too: tested as exact frequencies, a
+        window about their size took their own sampling noise for a shift, as data drift's
+        test did; see ``divergence.category_tests``)."""
         if self.task != "classification" or not self.reference_labels:
             return None, None
         names = list(self.reference_labels)
@@ -327,7 +327,7 @@ class PerformanceWindow:
         current = np.zeros(len(names) + 1)
         for value in truth:
             current[index.get(label_key(value), len(names))] += 1
-        return js_distance(reference, current), chi_squared(reference, current)[1]
+        return js_distance(reference, current), chi_squared_homogeneity(reference, current)[1]
 
 
 def _finite(value: Any) -> bool:

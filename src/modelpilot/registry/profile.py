@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,8 @@ QUANTILE_LEVELS = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9,
 HISTOGRAM_BINS = 10
 TOP_CATEGORIES = 100
 OTHER = "__other__"
+TRUE, FALSE = "True", "False"
+"""The categories of a boolean feature, however its values were written (see ``is_boolean``)."""
 
 
 def _finite(value: float) -> float | None:
@@ -83,11 +85,24 @@ class FeatureProfile:
         )
 
     @classmethod
-    def categorical(cls, name: str, values: pd.Series) -> FeatureProfile:
+    def categorical(cls, name: str, values: pd.Series, booleans: bool = True) -> FeatureProfile:
+        """Category counts, the most frequent ``TOP_CATEGORIES`` by name and the rest as
+        ``OTHER``; each value counted under its ``category_key``, as the monitor counts it.
+        With ``booleans`` a feature of truth values, however written, counts them as ``TRUE``
+        and ``FALSE`` (see ``is_boolean``); labels keep the classes' own names."""
         missing = int(values.isna().sum())
-        counts = values.dropna().astype(str).value_counts()
-        top = {str(k): int(v) for k, v in counts.iloc[:TOP_CATEGORIES].items()}
-        rest = int(counts.iloc[TOP_CATEGORIES:].sum())
+        keyed: dict[str, int] = {}
+        for value, count in values.dropna().value_counts(sort=False).items():
+            key = category_key(value)
+            if key is None:  # missing by the monitor's rule though pandas kept it
+                missing += int(count)
+            else:
+                keyed[key] = keyed.get(key, 0) + int(count)
+        if booleans and is_boolean(keyed):
+            keyed = boolean_counts(keyed)
+        ranked = sorted(keyed.items(), key=lambda item: -item[1])
+        top = dict(ranked[:TOP_CATEGORIES])
+        rest = sum(count for _, count in ranked[TOP_CATEGORIES:])
         if rest:
             top[OTHER] = rest
         return cls(name, "categorical", int(values.size), missing, categories=top)
@@ -185,7 +200,8 @@ class ReferenceProfile:
         for name in frame.columns:
             column = frame[name]
             if is_numeric_feature(column):
-                features.append(FeatureProfile.numeric(name, column.to_numpy(dtype=np.float64)))
+                numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)  # Int64's <NA>
+                features.append(FeatureProfile.numeric(name, numbers))
             else:
                 features.append(FeatureProfile.categorical(name, column))
         rng = np.random.default_rng(0)
@@ -219,6 +235,54 @@ class ReferenceProfile:
         return ReferenceProfile(self.features, self.n_rows, self.sample, predictions, target)
 
 
+def category_key(value: Any) -> str | None:
+    """The category a value counts in, or None when it is missing: one rule for the profile,
+    the live monitor and offline comparison, so that a value arriving as another type is
+    still the same category.
+
+    Missing is None, NaN and pandas' NA and NaT (nullable Parquet columns hold them: NA was
+    once counted as the category "<NA>"). Bytes are their text, NumPy scalars their Python
+    value (``np.True_`` is "True"). A boolean feature's other spellings (1.0, "true") are
+    the binning's to map (see ``is_boolean``), as they are categories of their own in a
+    feature of text."""
+    if _is_missing(value):
+        return None
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, np.generic):
+        value = value.item()
+    return str(value)
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, float | np.floating | np.datetime64 | np.timedelta64):
+        return bool(value != value)  # NaN, and NumPy's NaT
+    return False
+
+
+def is_boolean(categories: Collection[str]) -> bool:
+    """Whether a feature's categories are the two truth values, however written: a boolean
+    column (Parquet, pandas), or one of "true" and "false" read as text from a CSV file.
+
+    A boolean feature reaches the monitor as booleans, as 1.0 and 0.0 (a v2 request's FP64
+    tensor, a float array of all the features) or as text; it is one feature whichever way,
+    so its values are counted as ``TRUE`` and ``FALSE`` (every boolean feature of a profile
+    made before this rule read 1.0 as a category the reference never saw)."""
+    names = [name.lower() for name in categories if name != OTHER]
+    return bool(names) and set(names) <= {"true", "false"} and OTHER not in categories
+
+
+def boolean_counts(counts: dict[str, int]) -> dict[str, int]:
+    """A boolean feature's counts under ``TRUE`` and ``FALSE`` ("true" and "TRUE" added up)."""
+    out: dict[str, int] = {}
+    for name, count in counts.items():
+        key = TRUE if name.lower() == "true" else FALSE
+        out[key] = out.get(key, 0) + count
+    return out
+
+
 def is_numeric_feature(column: pd.Series) -> bool:
     """Whether a reference column is profiled as numbers (binned on its quantiles) rather than
     as categories: numbers that are not booleans."""
@@ -229,7 +293,7 @@ def outcome_profile(name: str, values: np.ndarray | pd.Series, categorical: bool
     """A profile of model outputs or labels: category counts for classes, else a histogram."""
     if categorical:
         labels = [label_key(v) for v in np.asarray(values).ravel()]
-        return FeatureProfile.categorical(name, pd.Series(labels, dtype=object))
+        return FeatureProfile.categorical(name, pd.Series(labels, dtype=object), booleans=False)
     return FeatureProfile.numeric(name, np.asarray(values, dtype=np.float64).ravel())
 
 
@@ -238,7 +302,10 @@ def _optional_profile(data: dict[str, Any] | None) -> FeatureProfile | None:
 
 
 def _json_value(value: Any) -> Any:
-    """A cell as JSON can hold it: NaN and infinities become null, NumPy scalars plain."""
+    """A cell as JSON can hold it: missing values (pandas' NA and NaT among them), NaN and
+    infinities become null, NumPy scalars plain."""
+    if _is_missing(value):
+        return None
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
