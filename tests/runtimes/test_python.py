@@ -99,3 +99,28 @@ def test_a_model_that_cannot_get_ready_says_which_step_failed_and_why(tmp_path: 
         ArtifactError, match="it imports the module 'not_a_module_anywhere', which this Python"
     ):
         load_runtime("python", importing)
+
+
+@pytest.mark.parametrize(
+    ("declared", "said"),
+    [
+        # A scalar input registered, and every request for it was a 500 (IndexError).
+        ('{"name": "x", "datatype": "FP64", "shape": []}', "'x' has shape [], but every"),
+        ('{"name": "x", "shape": [-1]}', "is not a signature (KeyError: 'datatype')"),
+        ('{"name": "x", "datatype": "FLOAT", "shape": [-1]}', "datatype 'FLOAT', not one of"),
+    ],
+)
+def test_a_declared_signature_the_server_cannot_serve_is_refused_at_load(
+    tmp_path: Path, declared: str, said: str
+) -> None:
+    path = tmp_path / "declared.py"
+    path.write_text(
+        "class Model:\n"
+        f"    signature = {{'inputs': [{declared}], 'outputs': "
+        "[{'name': 'y', 'datatype': 'FP64', 'shape': [-1]}]}\n"
+        "    def predict(self, x):\n"
+        "        return x\n"
+    )
+    with pytest.raises(ArtifactError, match=r"Model\.signature") as raised:
+        load_runtime("python", path)
+    assert said in str(raised.value)

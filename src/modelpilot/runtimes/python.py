@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from modelpilot.errors import ArtifactError, InvalidInput
-from modelpilot.protocol.datatypes import datatype_of
+from modelpilot.protocol.datatypes import DATATYPES, datatype_of
 from modelpilot.registry.signature import Signature, TensorSpec
 from modelpilot.runtimes.base import Batch, Runtime
 from modelpilot.runtimes.tabular import INPUT, feature_names_for, input_spec
@@ -55,7 +55,7 @@ class PythonRuntime(Runtime):
         self.instance = instance
         declared = getattr(instance, "signature", None)
         if signature is None and isinstance(declared, dict):
-            signature = Signature.from_dict(declared)
+            signature = _declared(declared, type(instance).__name__)
         self.signature = signature or Signature(
             inputs=(TensorSpec(INPUT, "FP64", (-1, -1)),),
             outputs=(TensorSpec("predict", "FP64", (-1,)),),
@@ -127,6 +127,35 @@ class PythonRuntime(Runtime):
         if outputs:
             return {name: arrays[name] for name in outputs if name in arrays}
         return arrays
+
+
+def _declared(declared: dict[str, Any], owner: str) -> Signature:
+    """The signature a model's class declares, or ArtifactError saying what is wrong with it:
+    found when the model is registered, not as a 500 on its first request."""
+    where = f"{owner}.signature"
+    try:
+        signature = Signature.from_dict(declared)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactError(
+            f"{where} is not a signature ({type(exc).__name__}: {exc}): it is "
+            '{"inputs": [...], "outputs": [...]}, each tensor {"name": ..., "datatype": ..., '
+            '"shape": [...]}'
+        ) from None
+    if not signature.inputs or not signature.outputs:
+        raise ArtifactError(f"{where} declares no inputs or no outputs")
+    for spec in (*signature.inputs, *signature.outputs):
+        if spec.datatype not in DATATYPES:
+            raise ArtifactError(
+                f"{where}: {spec.name!r} has datatype {spec.datatype!r}, not one of "
+                f"{', '.join(sorted(DATATYPES))}"
+            )
+        if not spec.shape:
+            # Requests are batched along the first dimension, and answers split along it.
+            raise ArtifactError(
+                f"{where}: {spec.name!r} has shape [], but every input and output has a first "
+                "dimension of rows: [-1] for one value per row"
+            )
+    return signature
 
 
 def _as_text(array: np.ndarray) -> np.ndarray:
