@@ -159,6 +159,16 @@ def test_keys_depend_on_version_outputs_and_every_input_byte(iris_version: Model
     assert key != cache_key(iris_version, {"input-0": np.array([[1.0, 2.5]])}, ["predict"])
     assert key != cache_key(iris_version, batch, ["predict", "predict_proba"])
     assert key != cache_key(iris_version, {"input-0": np.array([[1, 2]])}, ["predict"])
+    # Rows of text and numbers: a missing value is not the text "None", nor 1.0 "1.0".
+    rows = np.array([["red", None]], dtype=object)
+    texts = np.array([["red", "None"]], dtype=object)
+    assert cache_key(iris_version, {"x": rows}, ["predict"]) != cache_key(
+        iris_version, {"x": texts}, ["predict"]
+    )
+    number, text = np.array([[1.0]], dtype=object), np.array([["1.0"]], dtype=object)
+    assert cache_key(iris_version, {"x": number}, ["p"]) != cache_key(
+        iris_version, {"x": text}, ["p"]
+    )
     # Another registry's iris:1 (sharing the Redis): another model, another key.
     other = replace(iris_version, artifact_sha256="0" * 64)
     assert key != cache_key(other, batch, ["predict"])

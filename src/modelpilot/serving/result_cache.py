@@ -37,6 +37,10 @@ Outputs = dict[str, np.ndarray]
 KINDS = ("off", "memory", "disk", "redis")
 
 
+_KINDS = {type(None): 1, str: 2, bytes: 3, float: 4, int: 5, bool: 6}
+"""The kinds of value an object array's element may be, by a byte each (others: 0)."""
+
+
 def cache_key(version: ModelVersion, batch: Batch, outputs: Sequence[str]) -> str:
     """sha256 over the version and its artifact's sha256, the outputs asked for, and every
     input's dtype, shape and bytes. The artifact's hash, not the version's number alone: two
@@ -48,6 +52,10 @@ def cache_key(version: ModelVersion, batch: Batch, outputs: Sequence[str]) -> st
         array = batch[name]
         digest.update(f"|{name}:{array.dtype.str}:{array.shape}|".encode())
         if array.dtype.kind == "O":
+            # Rows of text and numbers: the protocol's bytes spell None as "None" and 1.0 as
+            # "1.0", so a missing value and that text (or a number and its text) need their
+            # kinds beside them to be told apart.
+            digest.update(bytes(_KINDS.get(type(v), 0) for v in array.flat))
             digest.update(encode_raw("BYTES", array))
         else:
             digest.update(np.ascontiguousarray(array).tobytes())
