@@ -87,6 +87,7 @@ def test_alert_lifecycle_goes_to_the_webhook(receiver: Receiver) -> None:
     states = [[a["state"] for a in body["alerts"]] for body in receiver.received]
     assert states == [["firing"], ["resolved"]]
     assert receiver.received[0]["alerts"][0]["message"] == "2 of 4 features drifted"
+    assert receiver.received[0]["host"] == socket.gethostname()  # whose verdict it is
 
 
 def test_a_book_carried_on_keeps_its_alerts_counts_and_undelivered_notifications(

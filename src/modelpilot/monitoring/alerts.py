@@ -8,6 +8,7 @@ webhook as JSON, from the monitor's thread.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,6 +33,11 @@ SEVERITY = {
 Data drift, of one feature or most, warns that the model may degrade; concept drift is the
 degradation, seen in labels. (A firing alert keeps the severity it fired with, so a severity
 that rose with the figures told a drift's history, not its state.)"""
+
+
+HOST = socket.gethostname()
+"""Which server a webhook notification comes from (a pod's name, under Kubernetes): several
+servers tell one receiver of their own verdicts, which may differ."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +162,9 @@ class AlertBook:
                 )
         self.history.extend(changes)
         if changes and self.webhook is not None:
-            self.webhook.send({"source": "modelpilot", "alerts": [a.to_dict() for a in changes]})
+            self.webhook.send(
+                {"source": "modelpilot", "host": HOST, "alerts": [a.to_dict() for a in changes]}
+            )
         return changes
 
     def state(self) -> AlertState:
