@@ -1,6 +1,6 @@
-"""Labels for request ids a sibling worker may still be logging (``serve --workers``): looked
-for again without holding up other requests, and reported unknown only once they could have
-arrived."""
+"""Labels for request ids a sibling worker (``serve --workers``) or another server of the same
+PostgreSQL registry may still be logging: looked for again without holding up other requests,
+and reported unknown only once they could have arrived."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from modelpilot.monitoring.siblings import prometheus_dir
 from modelpilot.registry.store import Registry
+from modelpilot.serving.registration import register_model
 from tests.monitoring.conftest import monitored, send
 
 THREADS = 4
@@ -51,3 +53,32 @@ async def test_labels_looked_for_again_hold_up_no_other_label(
         assert time.monotonic() - posted >= monitor.sibling_seconds
         assert all(r.status_code == 404 for r in replies), [r.text for r in replies]
         assert "no prediction of model 'iris' has the request id" in replies[0].json()["error"]
+
+
+async def test_a_label_for_another_replicas_prediction_waits_for_it(
+    postgres_location: str,
+    tmp_path: Path,
+    iris_model_path: Path,
+    iris_frame: pd.DataFrame,
+    iris_target: np.ndarray,
+) -> None:
+    """Two servers of one PostgreSQL registry, behind a load balancer that sent the label to
+    the one that did not answer: it got 404 at once, where a sibling worker would have
+    waited for the prediction to reach the shared log (40 of 60 such labels were lost)."""
+    first = Registry.open(postgres_location, tmp_path / "artifacts")
+    reference = iris_frame.assign(species=iris_target)
+    register_model(first, "iris", iris_model_path, reference=reference, target="species")
+    second = Registry.open(postgres_location, tmp_path / "artifacts")
+    try:
+        async with monitored(first) as answering, monitored(second) as labelling:
+            assert labelling.monitor.exchange is None and labelling.monitor.log_shared
+            (answered,) = await send(
+                answering.client, np.array([[5.1, 3.5, 1.4, 0.2]]), per_request=1
+            )
+            label = {"request_id": answered, "label": 0}
+            reply = await labelling.client.post("/api/feedback/iris", json=label)
+            assert reply.status_code == 200, reply.text
+            assert reply.json() == {"accepted": 1, "unknown": []}
+    finally:
+        first.close()
+        second.close()

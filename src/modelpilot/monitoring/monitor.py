@@ -109,6 +109,10 @@ class Monitor(InferenceObserver):
         (``watch`` registers both), which the monitor's thread closes interval by interval."""
         self.exchange = exchange
         """Sibling workers' snapshots, merged into every report (``serve --workers``)."""
+        self.log_shared = exchange is not None or registry.address()[0].startswith("postgresql")
+        """Whether other processes write the inference log this one reads: sibling workers,
+        or other servers of the same PostgreSQL registry (replicas behind a load balancer,
+        any of which may take the label of another's prediction)."""
         self._inherited = [totals_of(s) for s in exchange.inherit()] if exchange else []
         """The totals of the worker this one replaces, if it died (killed, crashed): they carry
         on in this worker's, so that the model's counters never go back (its windows of recent
@@ -442,10 +446,11 @@ class Monitor(InferenceObserver):
     async def feedback_async(self, model: str, labels: Mapping[str, Any]) -> FeedbackResult:
         """``feedback``, for the event loop, waiting for sibling workers' predictions.
 
-        With sibling workers, a request another worker answered reaches the shared log only
+        With sibling workers, or other servers of the same PostgreSQL registry
+        (``log_shared``), a request another process answered reaches the shared log only
         after its round and its tap's writes: ids not found at once are looked for again
         until they could have arrived (``sibling_seconds``), so a label posted right after
-        its prediction joins whichever worker answered. Ids that match nothing take that
+        its prediction joins whichever worker or replica answered. Ids that match nothing take that
         long to be reported. The waits are the loop's, not an executor thread's: a thread
         held that long by each such call stalled every other label post behind a few.
         """

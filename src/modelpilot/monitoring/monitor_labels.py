@@ -33,7 +33,7 @@ async def feedback_async(self: Monitor, model: str, labels: Mapping[str, Any]) -
     """Join ``labels`` to predictions of ``model``, sibling workers' on their way too
     (``Monitor.feedback_async``). Lookups and joins go to threads, the waits stay on the loop."""
     found = await asyncio.to_thread(_on_record, self, model, list(labels))
-    if len(found) < len(labels) and self.exchange is not None:
+    if len(found) < len(labels) and self.log_shared:
         missing = [i for i in labels if i not in found]
         found.update(await look_again(self.tap, model, missing, self.sibling_seconds))
     return await asyncio.to_thread(_joined, self, model, labels, found)
