@@ -62,12 +62,16 @@ from modelpilot.monitoring.log_records import (
 from modelpilot.monitoring.log_tables import (
     _ID_COLUMNS,
     _MOVED,
+    UNREADABLE_LABEL,
     _place,
     _upgrade,
     delete_labels,
     labels_table,
+    lock_labels,
     metadata,
+    read_labels,
     segments_of,
+    stored_label,
 )
 from modelpilot.monitoring.log_tables import batch_row as batch_row
 from modelpilot.monitoring.log_tables import batches as batches
@@ -248,12 +252,15 @@ class InferenceLog:
             delete_labels(conn, model, ids)
 
     def set_labels(self, model: str, labels: Mapping[str, Any]) -> None:
-        """Record (or replace) the labels of requests of ``model``."""
+        """Record (or replace) the labels of requests of ``model``: deleted and inserted in
+        one transaction, one at a time for each model (``lock_labels``): two servers taking
+        the same labels at once each deleted before either inserted, and both rows stayed."""
         if not labels:
             return
         now = time.time()
         ids = list(labels)
         with self._engine.begin() as conn:
+            lock_labels(conn, model)
             delete_labels(conn, model, ids)
             conn.execute(
                 insert(labels_table),
@@ -295,7 +302,7 @@ class InferenceLog:
                     if batch is not None and batch.holds(rid, position):
                         located[rid] = (batch, position)
                         break
-            labels = self._labels(conn, model, list(located))
+            labels = read_labels(conn, model, list(located))
         for rid, (batch, position) in located.items():
             found[rid] = batch.entry(position, labels.get(rid))
         return found
@@ -326,7 +333,7 @@ class InferenceLog:
                         break
                 if len(out) >= limit or (since is not None and batch.times[0] < since):
                     break
-            labels = self._labels(conn, model, [e.request_id for e in out])
+            labels = read_labels(conn, model, [e.request_id for e in out])
         out.sort(key=lambda e: e.created_at)
         return [
             e if e.request_id not in labels else replace(e, label=labels[e.request_id]) for e in out
@@ -356,8 +363,8 @@ class InferenceLog:
             for model, request_id, label, at in conn.execute(query):
                 kept = found.setdefault(model, [])
                 if len(kept) < limit:
-                    value = _label(label)
-                    if value is not _UNREADABLE_LABEL:
+                    value = stored_label(label)
+                    if value is not UNREADABLE_LABEL:
                         kept.append(StoredLabel(request_id, value, float(at)))
         return {model: kept[::-1] for model, kept in found.items()}
 
@@ -445,20 +452,6 @@ class InferenceLog:
             raise RegistryError("the inference log holds segment rows but has no segment files")
         return self._segments
 
-    @staticmethod
-    def _labels(conn: Connection, model: str, ids: list[str]) -> dict[str, Any]:
-        labels: dict[str, Any] = {}
-        for start in range(0, len(ids), 500):
-            query = select(labels_table.c.request_id, labels_table.c.label).where(
-                labels_table.c.model == model,
-                labels_table.c.request_id.in_(ids[start : start + 500]),
-            )
-            for rid, label in conn.execute(query):
-                value = _label(label)
-                if value is not _UNREADABLE_LABEL:
-                    labels[rid] = value
-        return labels
-
 
 def open_log(engine: Engine, max_rows: int) -> InferenceLog | None:
     """The inference log on ``engine``; None, with the error logged, if it cannot be opened
@@ -484,16 +477,6 @@ def open_log(engine: Engine, max_rows: int) -> InferenceLog | None:
         )
         return None
 
-
-def _label(text: str) -> Any:
-    """A stored label; ``_UNREADABLE_LABEL`` if it is not JSON (a damaged row: skipped)."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return _UNREADABLE_LABEL
-
-
-_UNREADABLE_LABEL = object()
 
 _UNREADABLE = (ValueError, TypeError, KeyError, IndexError, OverflowError)
 """What decoding damaged bytes raises (JSON, UTF-8 and segment errors are ValueErrors)."""

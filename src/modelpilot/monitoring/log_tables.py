@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    func,
     inspect,
+    select,
 )
 
 from modelpilot.monitoring import log_segments
@@ -95,6 +98,43 @@ def delete_labels(conn: Connection, model: str, request_ids: list[str]) -> None:
                 labels_table.c.request_id.in_(request_ids[start : start + 500]),
             )
         )
+
+
+def lock_labels(conn: Connection, model: str) -> None:
+    """Hold the lock of ``model``'s labels until ``conn``'s transaction ends, on PostgreSQL
+    (SQLite writes one transaction at a time anyway): an advisory lock on a signed 64-bit
+    number of the model's name, hashed with what it is for, apart from any other lock."""
+    if conn.dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(f"modelpilot inference-log labels {model}".encode()).digest()
+    conn.execute(select(func.pg_advisory_xact_lock(int.from_bytes(digest[:8], "big", signed=True))))
+
+
+def read_labels(conn: Connection, model: str, ids: list[str]) -> dict[str, Any]:
+    """The stored labels of these requests of ``model`` (in chunks the drivers accept),
+    leaving out those that cannot be read."""
+    labels: dict[str, Any] = {}
+    for start in range(0, len(ids), 500):
+        query = select(labels_table.c.request_id, labels_table.c.label).where(
+            labels_table.c.model == model,
+            labels_table.c.request_id.in_(ids[start : start + 500]),
+        )
+        for rid, label in conn.execute(query):
+            value = stored_label(label)
+            if value is not UNREADABLE_LABEL:
+                labels[rid] = value
+    return labels
+
+
+def stored_label(text: str) -> Any:
+    """A stored label; ``UNREADABLE_LABEL`` if it is not JSON (a damaged row: skipped)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return UNREADABLE_LABEL
+
+
+UNREADABLE_LABEL = object()
 
 
 def segments_of(engine: Engine) -> log_segments.Segments | None:
