@@ -130,6 +130,13 @@ async def test_labels_for_a_model_that_does_not_exist_say_so(served: Served) -> 
         assert error.startswith(f"no model named {model!r} in the registry; registered models: ")
     reply = await served.client.post("/api/feedback/-x", json={"request_id": ids[0], "label": 0})
     assert reply.status_code == 404 and "model names are" in reply.json()["error"]
+    # Whatever the body, as the inference endpoints answer (it was 400, "not valid JSON").
+    for body in (b"garbage", b'{"labels": 3}'):
+        reply = await served.client.post("/api/feedback/nosuch", content=body)
+        assert reply.status_code == 404, reply.text
+        assert reply.json()["error"].startswith("no model named 'nosuch' in the registry")
+    reply = await served.client.post("/api/feedback/iris", content=b"garbage")
+    assert reply.status_code == 400  # a model that exists: the body is what is wrong
     # A model that exists, and ids that match nothing of it, are told apart from that.
     reply = await served.client.post("/api/feedback/iris", json={"request_id": "x1", "label": 0})
     assert reply.status_code == 404

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from modelpilot.errors import InvalidInput, NotFound, quoted
+from modelpilot.errors import BadRequest, InvalidInput, NotFound, quoted
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.overview import Overview, model_overview
 from modelpilot.registry.quality import label_key
@@ -147,10 +147,15 @@ async def feedback(model: str, request: Request) -> FeedbackReply:
     # The body is JSON whatever its Content-Type says, as for predictions: `curl -d` sends
     # form-encoded, and FastAPI would parse a declared model only from application/json.
     limit = request.app.state.settings.max_request_bytes
-    payload = json_object(await request.body(), request.headers, limit)
     try:
+        payload = json_object(await request.body(), request.headers, limit)
         pairs = Feedback.model_validate(payload).pairs()
-    except ValidationError as exc:
+    except (BadRequest, ValidationError) as exc:
+        # A made-up model is what the client hears of first, whatever the body, as from
+        # the inference endpoints.
+        await _registered(monitor, model)
+        if isinstance(exc, BadRequest):
+            raise
         raise InvalidInput(invalid_request(exc.errors())) from None
     if not pairs:
         raise InvalidInput("no labels given")
