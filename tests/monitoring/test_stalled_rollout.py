@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from modelpilot.registry.store import Registry
 from modelpilot.serving.registration import register_model
-from tests.monitoring.conftest import monitored
+from tests.monitoring.conftest import Served, monitored
 
 SOURCE = """
 from pathlib import Path
@@ -24,6 +25,17 @@ class Model:
 V2_BODY = {"inputs": [{"name": "input-0", "shape": [1, 2], "datatype": "FP64", "data": [1.0, 2.0]}]}
 
 
+async def served_around(served: Served, body: dict[str, Any]) -> None:
+    """Ask for ``summer`` until its rollout to version 2 stalls, every answer version 1's."""
+    for _ in range(40):
+        answer = await served.client.post("/predict/summer", json=body)
+        assert answer.status_code == 200 and answer.json()["version"] == "1"
+        if "summer" in served.engine.served.stalled:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the rollout to version 2 never stalled")
+
+
 async def test_a_version_that_fails_to_load_raises_an_alert_until_the_alias_moves_back(
     registry: Registry, tmp_path: Path
 ) -> None:
@@ -37,12 +49,7 @@ async def test_a_version_that_fails_to_load_raises_an_alert_until_the_alias_move
     async with monitored(registry, alias_refresh_seconds=0) as served:
         client, engine = served.client, served.engine
         registry.set_alias("summer", "production", 2)
-        for _ in range(20):
-            answer = await client.post("/predict/summer", json=body)
-            assert answer.status_code == 200 and answer.json()["version"] == "1"
-            if "summer" in engine.served.stalled:
-                break
-            await asyncio.sleep(0.05)
+        await served_around(served, body)
         served.monitor.flush()
         (alert,) = (await client.get("/api/alerts")).json()["active"]
         assert (alert["rule"], alert["model"]) == ("rollout_stalled", "summer:2")
@@ -92,12 +99,7 @@ async def test_a_version_that_hangs_loading_stalls_the_rollout_until_it_loads(
         client, engine = served.client, served.engine
         try:
             registry.set_alias("summer", "production", 2)
-            for _ in range(40):
-                answer = await client.post("/predict/summer", json=body)
-                assert answer.status_code == 200 and answer.json()["version"] == "1"
-                if "summer" in engine.served.stalled:
-                    break
-                await asyncio.sleep(0.05)
+            await served_around(served, body)
             served.monitor.flush()
             (alert,) = (await client.get("/api/alerts")).json()["active"]
             assert (alert["rule"], alert["model"]) == ("rollout_stalled", "summer:2")

@@ -9,9 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner, Result
 
-from modelpilot.cli.main import app
 from modelpilot.errors import InvalidInput
 from modelpilot.protocol.rows import request_from_records
 from modelpilot.registry.store import Registry
@@ -73,18 +71,6 @@ def files(tmp_path: Path) -> Path:
     truth[::10] = np.where(truth[::10] == "yes", "no", "yes")
     frame.assign(id=range(300), y=truth).to_csv(tmp_path / "reference.csv", index=False)
     return tmp_path
-
-
-@pytest.fixture
-def run(tmp_path: Path) -> Run:
-    """``run("models")`` runs ``modelpilot models --registry <tmp>``, in process."""
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        argv = [*args, "--registry", str(tmp_path / "cli-registry")]
-        return runner.invoke(app, argv, catch_exceptions=True)
-
-    return invoke
 
 
 def test_registration_profiles_the_declared_inputs_predictions_and_target(

@@ -21,9 +21,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder
-from typer.testing import CliRunner, Result
 
-from modelpilot.cli.main import app
 from modelpilot.errors import InvalidInput
 from modelpilot.protocol.json_codec import decode_request
 from modelpilot.protocol.rows import request_from_records
@@ -164,18 +162,6 @@ async def test_a_bytes_tensor_with_a_null_as_a_v2_client_sends_it(
     np.testing.assert_array_equal(response.outputs[0].data, expected)
     with pytest.raises(InvalidInput, match="'color' is missing \\(null\\) in row 1"):
         await engine.infer("strict", InferenceRequest(inputs=inputs))
-
-
-@pytest.fixture
-def run(tmp_path: Path) -> Run:
-    """``run("models")`` runs ``modelpilot models --registry <tmp>``, in process."""
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        argv = [*args, "--registry", str(tmp_path / "cli-registry")]
-        return runner.invoke(app, argv, catch_exceptions=True)
-
-    return invoke
 
 
 def test_predict_scores_empty_text_cells_where_the_model_copes(
