@@ -40,7 +40,8 @@ class Settings(BaseSettings):
 
     http_port: int = Field(default=8000, ge=0, le=65535)
     """Port of the REST server (Open Inference Protocol v2, ``/predict``, ``/metrics``); 0 takes
-    a free port the system picks (printed at start)."""
+    a free port the system picks (printed at start; with ``--workers N`` it is picked once, and
+    every worker serves on it)."""
 
     grpc_port: int = Field(default=8001, ge=0, le=65535)
     """Port of the gRPC server (``inference.GRPCInferenceService``); 0 disables it."""

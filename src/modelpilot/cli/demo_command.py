@@ -18,7 +18,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from modelpilot.cli.common import ArtifactsOption, RegistryOption, err, open_registry, out
+from modelpilot.cli.common import (
+    ArtifactsOption,
+    RegistryOption,
+    err,
+    make_settings,
+    open_registry,
+    out,
+)
 from modelpilot.errors import Conflict, ModelNotFound, ModelPilotError
 from modelpilot.registry.store import Registry
 from modelpilot.serving.registration import register_model
@@ -58,18 +65,20 @@ def _model_name(reg: Registry) -> str:
 
 def _port(preferred: int, what: str) -> int:
     """``preferred`` if nobody listens there, else a free port, said so: the closing text's
-    addresses and commands then differ from what the user asked for."""
+    addresses and commands then differ from what the user asked for. Port 0 is any free
+    port: the demo must know its ports to call them (and gRPC, which 0 turns off in
+    ``serve``, is part of what it shows)."""
     with socket.socket() as sock:
         try:
-            sock.bind(("127.0.0.1", preferred))
-            return preferred
+            if preferred:
+                sock.bind(("127.0.0.1", preferred))
+                return preferred
         except OSError:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-    err.print(
-        f"[bold]note:[/] port {preferred} is busy; serving {what} on 127.0.0.1:{port} instead",
-        highlight=False,
-    )
+            pass
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    busy = f"port {preferred} is busy" if preferred else "port 0 takes a free port"
+    err.print(f"[bold]note:[/] {busy}; serving {what} on 127.0.0.1:{port} instead", highlight=False)
     return port
 
 
@@ -97,8 +106,24 @@ def _train(workdir: Path, rows_file: Path) -> tuple[Path, Path, object, object, 
 
 
 def demo(
-    http_port: Annotated[int, typer.Option("--http-port", help="REST port, if free.")] = 8000,
-    grpc_port: Annotated[int, typer.Option("--grpc-port", help="gRPC port, if free.")] = 8001,
+    http_port: Annotated[
+        int | None,
+        typer.Option(
+            "--http-port",
+            help="REST port; a busy one (or 0) is swapped for a free one, said so. "
+            "Default: $MODELPILOT_HTTP_PORT, else 8000.",
+            show_default=False,
+        ),
+    ] = None,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            "--grpc-port",
+            help="gRPC port; a busy one (or 0) is swapped for a free one, said so. "
+            "Default: $MODELPILOT_GRPC_PORT, else 8001.",
+            show_default=False,
+        ),
+    ] = None,
     keep_serving: Annotated[
         bool | None,
         typer.Option(
@@ -112,9 +137,14 @@ def demo(
 ) -> None:
     """Train a small model, register it, serve it, and call it over REST and gRPC.
 
-    It registers ``iris`` (or ``iris-demo``, where the registry's ``iris`` is not the demo's)
-    and touches no other model."""
+    Each run registers a new version of the model iris (or iris-demo, where the registry's
+    iris is not the demo's) and points its production alias there; it touches no other
+    model. The held-out rows it sends are written to modelpilot-demo-rows.csv in the current
+    folder, for modelpilot predict to score. A busy port is swapped for a free one, said so.
+    """
     serving = keep_serving if keep_serving is not None else sys.stdout.isatty()
+    # As serve takes them: the settings, with the flags on top. Checked before any work.
+    ports = make_settings(http_port=http_port, grpc_port=grpc_port)
     reg = open_registry(registry, artifacts, create=True)
     location = reg.location
     try:
@@ -149,7 +179,7 @@ def demo(
         "(alias production, with a reference profile and its accuracy on the training data)",
         highlight=False,
     )
-    http, grpc_ = _port(http_port, "REST"), _port(grpc_port, "gRPC")
+    http, grpc_ = _port(ports.http_port, "REST"), _port(ports.grpc_port, "gRPC")
     # The registry as the user named it (a location shown by the registry hides a database
     # password and turns sqlite:///FILE into FILE); without --registry, the server finds it
     # as this process did ($MODELPILOT_REGISTRY, else the default), and so do the hints.

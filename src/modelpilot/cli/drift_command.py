@@ -103,7 +103,11 @@ def drift(
     ] = 5000,
     since_minutes: Annotated[
         float | None,
-        typer.Option(help="With --model: only requests of the last this many minutes."),
+        typer.Option(
+            help="With --model: only requests of the last this many minutes. "
+            "Default: no time limit (the newest --last requests, however old).",
+            show_default=False,
+        ),
     ] = None,
     ignore: Annotated[
         list[str] | None,

@@ -57,16 +57,23 @@ def main() -> None:
     """Entry point: our errors print one line and exit 1, never a traceback.
 
     Usage errors, ``--help`` and Ctrl-C are left to Typer (its own messages; exit codes 2, 0
-    and 1): it catches its own click's exceptions, which, vendored in newer Typer releases,
+    and 130): it catches its own click's exceptions, which, vendored in newer Typer releases,
     are not the ``click`` package's.
     """
     try:
         app()
     except ModelPilotError as exc:
-        # The message is text, not markup: "pip install 'modelpilot[lightgbm]'" lost its
-        # brackets, and a path holding "[/x]" made Rich raise.
-        err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
-        sys.exit(1)
+        _error(exc.message)
     except OSError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        sys.exit(1)
+        _error(str(exc))
+
+
+def _error(message: str) -> None:
+    """Print ``message`` as the one line the docs promise, and exit 1.
+
+    The message is text, not markup: "pip install 'modelpilot[lightgbm]'" lost its brackets,
+    and a path holding "[/x]" made Rich raise. Never wrapped: where stderr is no terminal
+    Rich wrapped at 80 columns, and a line grepped for, or naming a setting, came in two.
+    """
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(1)

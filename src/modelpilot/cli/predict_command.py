@@ -64,10 +64,10 @@ def predict(
     Columns are matched to the model's features by name when both have names; a .npy file's
     columns are taken in order. Classifiers get a `predict` column and one `predict_proba_<class>`
     column per class. The output appears only once every row is scored: a run stopped by a bad
-    row, Ctrl-C or SIGTERM (exit code 143) leaves no half-written file (and an earlier output
-    as it was). Two runs writing the same output at once each write a whole file; the last to
-    finish wins. An input without rows (a header alone, an empty partition) gives an output of
-    the same columns without rows.
+    row, Ctrl-C (exit code 130) or SIGTERM (exit code 143) leaves no half-written file (and an
+    earlier output as it was). Two runs writing the same output at once each write a whole
+    file; the last to finish wins. An input without rows (a header alone, an empty partition)
+    gives an output of the same columns without rows.
     """
     ref = ModelRef.parse(model)
     target = output or input_file.with_name(input_file.stem + ".predictions.csv")

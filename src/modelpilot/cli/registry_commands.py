@@ -15,7 +15,7 @@ from modelpilot.cli.common import ArtifactsOption, RegistryOption, err, opened_r
 from modelpilot.errors import BadRequest
 from modelpilot.registry.refs import PRODUCTION, version_number
 from modelpilot.runtimes.flavors import FLAVORS
-from modelpilot.serving.registration import register_model
+from modelpilot.serving.registration import register_model, stated_metrics
 
 ModelName = Annotated[str, typer.Argument(metavar="NAME", help="Model name.")]
 """The model a verb works on (``versions``, ``alias``, ``rollback``)."""
@@ -102,6 +102,8 @@ def register(
         + _metrics_note(version.metadata.get("reference_metrics")),
         highlight=False,
     )
+    for note in _judged_against(version.metadata):
+        err.print(note, highlight=False)
     for note in _notes(version.metadata.get("monitoring_notes")):
         err.print(f"warning: {escape(note)}", highlight=False)
     if same:
@@ -275,3 +277,17 @@ def _metrics_note(metrics: object) -> str:
     if not isinstance(metrics, dict) or not metrics:
         return ""
     return " (" + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()) + " on it)"
+
+
+def _judged_against(metadata: dict[str, object]) -> list[str]:
+    """A line for each measured figure that a stated one overrides: the measured one is
+    printed first, and without this a reader took it for what live quality is judged by."""
+    measured = metadata.get("reference_metrics")
+    if not isinstance(measured, dict):
+        return []
+    return [
+        f"Live {key} will be judged against the stated {value:g}, not the {measured[key]:.3f} "
+        "measured on the reference"
+        for key, value in stated_metrics(metadata).items()
+        if key in measured
+    ]

@@ -30,16 +30,35 @@ def serve(
             "in the registry at its production alias, else its latest version.",
         ),
     ] = None,
-    host: Annotated[str | None, typer.Option(help="Interface to bind. Default: 0.0.0.0.")] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Interface to bind. 0.0.0.0 serves every network the machine is on, with no "
+            "authentication; 127.0.0.1 keeps it to this machine. "
+            "Default: $MODELPILOT_HOST, else 0.0.0.0."
+        ),
+    ] = None,
     http_port: Annotated[
-        int | None, typer.Option("--http-port", help="REST port. Default: 8000.")
+        int | None,
+        typer.Option(
+            "--http-port",
+            help="REST port; 0 takes a free port the system picks (printed at start). "
+            "Default: $MODELPILOT_HTTP_PORT, else 8000.",
+        ),
     ] = None,
     grpc_port: Annotated[
-        int | None, typer.Option("--grpc-port", help="gRPC port; 0 turns gRPC off. Default: 8001.")
+        int | None,
+        typer.Option(
+            "--grpc-port",
+            help="gRPC port; 0 turns gRPC off. Default: $MODELPILOT_GRPC_PORT, else 8001.",
+        ),
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option(min=1, help="Server processes sharing the ports. Default: 1."),
+        typer.Option(
+            min=1,
+            help="Server processes sharing the ports. Default: $MODELPILOT_WORKERS, else 1.",
+        ),
     ] = None,
     onnx: Annotated[
         bool | None,
@@ -99,6 +118,7 @@ def serve(
         inference_log=inference_log,
         result_cache=result_cache,
     )
+    _check_result_cache(settings, result_cache)
     refs = one_each([ModelRef.parse(m) for m in model or []])
     configure_logging(settings.log_level)
     for name in unknown_settings(os.environ):
@@ -111,6 +131,17 @@ def serve(
     from modelpilot.server.runner import serve as run
 
     run(settings, refs)
+
+
+def _check_result_cache(settings: Settings, flag: str | None) -> None:
+    """BadRequest if ``--result-cache`` asks for a cache whose setting is missing: said by the
+    flag's name, where the engine, not knowing a flag, names MODELPILOT_RESULT_CACHE."""
+    needs = {"disk": "MODELPILOT_RESULT_CACHE_DIR", "redis": "MODELPILOT_REDIS_URL"}
+    if flag is None or flag not in needs:
+        return
+    have = settings.result_cache_dir if flag == "disk" else settings.redis_url
+    if not have:
+        raise BadRequest(f"--result-cache {flag} needs {needs[flag]}")
 
 
 def one_each(refs: list[ModelRef]) -> list[ModelRef]:

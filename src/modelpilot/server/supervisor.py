@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -167,10 +168,40 @@ class Supervisor:
         self._stopping = True
 
     def run(self) -> int:
-        # Fail early, and clearly, if the port is taken by something that is not sharing it.
-        bind_socket(self.settings.host, self.settings.http_port, reuse_port=True).close()
-        if self.settings.grpc_port:
-            bind_socket(self.settings.host, self.settings.grpc_port, reuse_port=True).close()
+        reservation = self._settle_ports()
+        try:
+            return self._run_in_shared_dir()
+        finally:
+            if reservation is not None:
+                reservation.close()
+
+    def _settle_ports(self) -> socket.socket | None:
+        """Check the ports are free to share, and turn an HTTP port of 0 into one port for
+        every worker; the socket that holds that port for them, if one was chosen.
+
+        Each worker asked the system for a free port of its own: two workers served on two
+        ports, and clients reached one of them. Checked early so that a port taken by
+        something that is not sharing it fails clearly, once, rather than in every worker.
+        """
+        host = self.settings.host
+        for port in (self.settings.http_port, self.settings.grpc_port):
+            if port:
+                bind_socket(host, port, reuse_port=True).close()
+        reservation = None
+        if not self.settings.http_port:
+            reservation = reserve_port(host)
+            port = reservation.getsockname()[1]
+            self.settings = self.settings.model_copy(update={"http_port": port})
+        logger.info(
+            "%d workers share http://%s:%d%s",
+            self.workers,
+            host,
+            self.settings.http_port,
+            f" and gRPC on port {self.settings.grpc_port}" if self.settings.grpc_port else "",
+        )
+        return reservation
+
+    def _run_in_shared_dir(self) -> int:
         # The workers' shared directory (owner-only): metrics in prometheus_client's
         # multiprocess mode, and monitoring snapshots (see monitoring.siblings).
         self.shared = Path(tempfile.mkdtemp(prefix="modelpilot-workers-"))
@@ -276,6 +307,25 @@ class Supervisor:
         with contextlib.suppress(FileNotFoundError):
             snapshot = self.shared / f"worker-{process.pid}.snapshot"
             snapshot.replace(retired_snapshot(self.shared, slot, process.pid))
+
+
+def reserve_port(host: str) -> socket.socket:
+    """A socket bound to a free port of ``host``, not listening, that workers may share.
+
+    Held while the supervisor runs, so that nothing else takes the port between the choice
+    and the workers' binding, or while every worker is being restarted. Not listening, it
+    is no member of the port's group of listeners: the kernel hands it no connection.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, 0))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {host}: {exc.strerror or exc}") from None
+    return sock
 
 
 def with_signal(pid: int, signum: int) -> None:

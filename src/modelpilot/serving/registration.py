@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from modelpilot.protocol.datatypes import datatype_of
 from modelpilot.protocol.types import Tensor
 from modelpilot.registry.profile import ReferenceProfile, outcome_profile
 from modelpilot.registry.quality import (
+    HIGHER_IS_BETTER,
     as_class,
     classification_metrics,
     label_key,
@@ -54,6 +56,7 @@ def register_model(
     label distribution and the model's metrics on it (``reference_metrics``), against which
     live accuracy is judged.
     """
+    _refuse_unjudgeable_metrics(metadata or {})
     artifact = Path(artifact)
     if not artifact.is_file():
         raise BadRequest(f"no such model file: {artifact}")
@@ -101,6 +104,32 @@ def register_model(
         reference=profile,
         aliases=aliases,
     )
+
+
+def stated_metrics(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The quality figures ``metadata`` states (a ``metrics`` mapping, then its own keys such
+    as ``accuracy``, which win), as the monitor reads them: live quality is judged against
+    these rather than against what was measured on the reference data."""
+    nested = metadata.get("metrics")
+    stated = dict(nested) if isinstance(nested, Mapping) else {}
+    stated.update(metadata)
+    return {key: stated[key] for key in HIGHER_IS_BETTER if key in stated}
+
+
+def _refuse_unjudgeable_metrics(metadata: Mapping[str, Any]) -> None:
+    """Refuse a stated quality figure that is not a finite number.
+
+    "91%" was kept as text, which the monitor cannot read: live quality was then judged
+    against the figure measured on the reference data, with nothing said, though a stated
+    figure is meant to win over it.
+    """
+    for key, value in stated_metrics(metadata).items():
+        number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value):
+            raise InvalidInput(
+                f"metadata {key}={value!r}: {key} is a quality figure live labels are judged "
+                f"against, so it must be a finite number, such as {key}=0.91"
+            )
 
 
 def _profiled(
