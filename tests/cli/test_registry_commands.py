@@ -196,6 +196,12 @@ def test_a_model_whose_features_are_text_registers_and_scores_a_file(
     assert result.exit_code == 0, result.output
     listing = run("versions", "shop").stdout
     assert "BYTES" in listing and "FP64" in listing  # each feature in its own kind
+    # --json lists the inputs a client sends, as the server's metadata does: one per feature.
+    (version,) = json.loads(run("versions", "shop", "--json").stdout)
+    assert [(i["name"], i["datatype"]) for i in version["inputs"]] == [
+        ("color", "BYTES"),
+        ("size", "FP64"),
+    ]
     # Columns in another order, as a file may have them: they go by name.
     frame[["size", "color"]].iloc[:50].to_csv(tmp_path / "rows.csv", index=False)
     scored = run("predict", "shop", str(tmp_path / "rows.csv"), "-o", str(tmp_path / "out.csv"))

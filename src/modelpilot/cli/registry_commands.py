@@ -185,6 +185,7 @@ def versions(
                         "size": v.artifact_size,
                         "created_at": v.created_at.isoformat(),
                         "signature": v.signature.to_dict(),
+                        "inputs": [spec.to_dict() for spec in v.signature.served_inputs],
                         "metadata": v.metadata,
                         "has_reference": v.has_reference,
                     }

@@ -70,6 +70,13 @@ class Signature:
         return tuple(TensorSpec(n, k, (-1, 1)) for n, k in zip(names, kinds, strict=True))
 
     @property
+    def served_inputs(self) -> tuple[TensorSpec, ...]:
+        """The inputs a v2 client sends, as the model's metadata lists them: one per feature
+        for a table of features of different kinds (which cannot share one tensor), else the
+        inputs as they are."""
+        return self.feature_inputs if self.feature_datatypes else self.inputs
+
+    @property
     def text_features(self) -> tuple[str, ...]:
         """The features that take text (``BYTES``), by name."""
         if not self.feature_datatypes:

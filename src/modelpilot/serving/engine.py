@@ -405,12 +405,7 @@ class InferenceEngine:
             version=str(mv.version),
             versions=tuple(str(v.version) for v in versions),
             platform=mv.flavor,
-            # Features of different kinds cannot share one tensor: each is sent on its own.
-            inputs=(
-                mv.signature.feature_inputs
-                if mv.signature.feature_datatypes
-                else mv.signature.inputs
-            ),
+            inputs=mv.signature.served_inputs,
             outputs=mv.signature.outputs,
             feature_names=mv.signature.feature_names,
             batching=batching_policy(self.settings, mv),
