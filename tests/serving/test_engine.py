@@ -249,6 +249,25 @@ async def test_unload_then_load(engine: InferenceEngine) -> None:
     assert [(e.name, e.version, e.state) for e in index] == [("iris", "1", "READY")]
 
 
+async def test_a_model_registered_since_start_up_is_listed_as_loading_on_first_use(
+    registry: Registry, iris_version: ModelVersion, iris_model_path: Path
+) -> None:
+    """It was UNAVAILABLE, "not served", though the next request for it loaded and served it."""
+    engine = InferenceEngine(registry, settings_for(registry))
+    await engine.start()
+    try:
+        register_model(registry, "later", iris_model_path)
+        index = {e.name: e for e in await engine.repository_index()}
+        assert (index["later"].state, index["later"].reason) == (
+            "UNAVAILABLE",
+            "not loaded: loads on its first request",
+        )
+        response = await engine.infer("later", request_from_rows([5.1, 3.5, 1.4, 0.2]))
+        assert response.model_name == "later"
+    finally:
+        await engine.stop()
+
+
 async def test_a_model_loaded_again_comes_back_at_the_reference_it_was_served_at(
     registry: Registry, iris_version: ModelVersion, iris_model_path: Path
 ) -> None:

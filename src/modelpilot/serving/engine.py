@@ -442,7 +442,14 @@ class InferenceEngine:
                 state = "READY" if mv.key in self.pool else "LOADING"
                 found.append(ModelIndexEntry(info.name, str(mv.version), state))
             else:
-                reason = "unloaded" if self.served.was_unloaded(info.name) else "not served"
+                reason = (
+                    "unloaded"
+                    if self.served.was_unloaded(info.name)
+                    # Registered since start-up, serving everything: it loads when asked for.
+                    else "not loaded: loads on its first request"
+                    if self.served.serve_all
+                    else "not served"
+                )
                 found.append(
                     ModelIndexEntry(
                         info.name, str(info.latest_version or ""), "UNAVAILABLE", reason
