@@ -352,7 +352,8 @@ def test_a_label_posted_again_replaces_the_first(labelled_iris: Registry) -> Non
     monitor.feedback("iris", {"c": 0, "b": [2, 1]})  # corrections: c right, b's second wrong
     monitor_of_version = monitor.model_monitor("iris", 1)
     assert monitor_of_version is not None
-    assert [row.truth for row in monitor_of_version.performance.rows()] == [0, 0, 2, 1]
+    # Corrected rows move to the window's end; rows labelled again as they were stay put.
+    assert [row.truth for row in monitor_of_version.performance.rows()] == [0, 2, 0, 1]
     performance = monitor.report("iris").performance
     assert performance is not None and performance.labels == 4
     assert performance.current["accuracy"] == 0.75

@@ -70,6 +70,8 @@ labels_table = Table(
     Column("label", Text, nullable=False),
     Column("labelled_at", Float, nullable=False),
     Index("ix_inference_log_labels", "model", "request_id"),
+    # Servers of one log read each other's new labels by time, every few seconds.
+    Index("ix_inference_log_labels_at", "labelled_at"),
 )
 
 
@@ -170,8 +172,13 @@ the columns that must hold some, else null)."""
 
 def _upgrade(conn: Connection) -> None:
     """Bring a log created by an earlier release up to date: add the columns it lacks (all
-    nullable), and drop the per-request index that releases before the locator wrote."""
+    nullable) and the index of labels by time, and drop the per-request index that releases
+    before the locator wrote."""
     conn.exec_driver_sql("DROP TABLE IF EXISTS inference_log_requests")
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS ix_inference_log_labels_at ON inference_log_labels "
+        "(labelled_at)"
+    )
     present = {c["name"] for c in inspect(conn).get_columns("inference_log_batches")}
     binary = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
     for name, kind in (

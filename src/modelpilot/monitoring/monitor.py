@@ -109,10 +109,15 @@ class Monitor(InferenceObserver):
         (``watch`` registers both), which the monitor's thread closes interval by interval."""
         self.exchange = exchange
         """Sibling workers' snapshots, merged into every report (``serve --workers``)."""
-        self.log_shared = exchange is not None or registry.address()[0].startswith("postgresql")
+        self.shares_labels = registry.address()[0].startswith("postgresql")
+        """Whether other servers may take labels of this one's predictions: those of the same
+        PostgreSQL registry (replicas behind a load balancer), whose labels reach this one's
+        quality windows through the shared log (``catch_up_labels``)."""
+        self.log_shared = exchange is not None or self.shares_labels
         """Whether other processes write the inference log this one reads: sibling workers,
-        or other servers of the same PostgreSQL registry (replicas behind a load balancer,
-        any of which may take the label of another's prediction)."""
+        or other servers of the same PostgreSQL registry."""
+        self.labels_read_to = time.time()
+        """Until when other servers' labels were read (``catch_up_labels``)."""
         self._inherited = [totals_of(s) for s in exchange.inherit()] if exchange else []
         """The totals of the worker this one replaces, if it died (killed, crashed): they carry
         on in this worker's, so that the model's counters never go back (its windows of recent
@@ -293,6 +298,8 @@ class Monitor(InferenceObserver):
                 if self._unattended:  # else the loop's timer hands the calls over
                     self._ship()
                 if time.time() - self._last_evaluation >= self.evaluate_seconds:
+                    if self.shares_labels:
+                        self._catch_up()
                     self._evaluate()
             except Exception:
                 self._failures += 1
@@ -455,6 +462,23 @@ class Monitor(InferenceObserver):
         held that long by each such call stalled every other label post behind a few.
         """
         return await monitor_labels.feedback_async(self, model, labels)
+
+    def catch_up_labels(self) -> int:
+        """Put the labels other servers of the shared log took since the last look in the
+        quality windows (every ``evaluate_seconds``, with a PostgreSQL registry): behind a
+        load balancer, each server judged quality on the share of labels posted to it, and
+        servers of one model disagreed (0.01 on one, 0.99 on another), until a restart read
+        them all back. Returns how many rows the labels read label."""
+        return monitor_labels.catch_up_labels(self)
+
+    def _catch_up(self) -> None:
+        try:
+            self.catch_up_labels()
+        except TapFailed as exc:  # tried again at the next evaluation, which goes on
+            self._failures += 1
+            self._errors.error(
+                "labels", "reading other servers' labels failed: %s", first_line(exc)
+            )
 
     def restore_labels(self) -> int:
         """Put the labels the inference log holds from the last ``performance_seconds`` back

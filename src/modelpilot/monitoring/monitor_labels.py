@@ -16,7 +16,7 @@ from modelpilot.errors import InvalidInput, NotFound
 from modelpilot.monitoring.feedback import FeedbackResult, Joined, join, look_again
 from modelpilot.monitoring.model_monitor import ModelMonitor
 from modelpilot.monitoring.tap import served_versions
-from modelpilot.monitoring.tap_batches import Found
+from modelpilot.monitoring.tap_batches import Found, Relabelled
 
 if TYPE_CHECKING:
     from modelpilot.monitoring.monitor import Monitor
@@ -75,6 +75,34 @@ def restore_labels(self: Monitor) -> int:
     """Restore the inference log's recent labels (``Monitor.restore_labels``)."""
     since = time.time() - self.config.performance_seconds
     relabelled = self.tap.labelled_since(since, self.config.performance_rows)
+    restored = _apply_logged(self, relabelled)
+    if relabelled:
+        logger.info("quality windows restored from the inference log: %d labels", restored)
+        self._evaluate(close_interval=False)
+    return restored
+
+
+def catch_up_labels(self: Monitor) -> int:
+    """Take the labels other servers of the shared log took since the last look
+    (``Monitor.catch_up_labels``); returns how many rows they label (those read again
+    included, which change nothing)."""
+    now = time.time()
+    since = self.labels_read_to - LABELS_LAG_SECONDS
+    relabelled = self.tap.labelled_since(since, self.config.performance_rows)
+    self.labels_read_to = now
+    return _apply_logged(self, relabelled)
+
+
+LABELS_LAG_SECONDS = 10.0
+"""How far back each look for other servers' labels reaches past the last: a label is
+stamped when its server writes it, and commits a moment later, so that one stamped just
+before the last look may not have been there to see. Labels read again change nothing."""
+
+
+def _apply_logged(self: Monitor, relabelled: list[Relabelled]) -> int:
+    """Put labels read from the log in the quality windows of the versions served here,
+    joined to their logged predictions; not counted in the labels total (their server
+    counted them when they were posted). Returns how many rows they labelled."""
     restored = unreadable = 0
     wanted = served_versions(self.registry, self._restore_refs)
     with self._lock:
@@ -90,17 +118,14 @@ def restore_labels(self: Monitor) -> int:
             except (ValueError, TypeError, KeyError, IndexError):
                 unreadable += 1  # a logged prediction of no shape a label can join
                 continue
-            restored += request.apply(item.at, count=False)  # counted when posted
+            restored += request.apply(item.at, count=False)
     if unreadable:
         self._failures += 1
         logger.error(
-            "restoring labels: %d of them belong to logged predictions they cannot be "
-            "joined to; skipped",
+            "reading labels from the inference log: %d of them belong to logged predictions "
+            "they cannot be joined to; skipped",
             unreadable,
         )
-    if relabelled:
-        logger.info("quality windows restored from the inference log: %d labels", restored)
-        self._evaluate(close_interval=False)
     return restored
 
 

@@ -179,10 +179,17 @@ class PerformanceWindow:
         count: bool = True,
     ) -> None:
         """Take a label; one for a ``key`` labelled before (a client's retry, or a correction)
-        replaces the earlier label rather than counting twice. Without ``count`` it is not
-        counted in ``total`` at all (a label restored from the log was counted when posted)."""
-        row = Labelled(time.time() if at is None else at, truth, predicted, proba, key)
+        replaces the earlier label rather than counting twice, and the same label again
+        changes nothing. Without ``count`` it is not counted in ``total`` at all (a label
+        restored from the log, or read from another server's, was counted when posted)."""
         earlier = self._keyed.get(key) if key is not None else None
+        if (
+            earlier is not None
+            and _same(earlier.truth, truth)
+            and _same(earlier.predicted, predicted)
+        ):
+            return  # read again (from the shared log): nothing changed
+        row = Labelled(time.time() if at is None else at, truth, predicted, proba, key)
         if earlier is not None:
             # By identity, and rarely: a scan of at most max_rows. (``remove`` compares rows
             # field by field, and two rows alike but for their probabilities compare arrays.)
@@ -328,6 +335,12 @@ class PerformanceWindow:
         for value in truth:
             current[index.get(label_key(value), len(names))] += 1
         return js_distance(reference, current), chi_squared_homogeneity(reference, current)[1]
+
+
+def _same(earlier: Any, truth: Any) -> bool:
+    """Whether a row's label (or prediction) is ``truth`` again, of the same type (1 and True
+    differ); a NaN never is."""
+    return type(earlier) is type(truth) and bool(earlier == truth)
 
 
 def _finite(value: Any) -> bool:
