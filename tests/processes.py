@@ -87,3 +87,17 @@ def stop(server: Server) -> int:
     except subprocess.TimeoutExpired:
         server.process.kill()
         raise
+
+
+def answering_pids(url: str, wanted: int) -> set[int]:
+    """The pids of the worker processes that answer at ``url`` (the test model ``slow`` tells
+    its pid), once ``wanted`` of them have."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + 30
+    while len(seen) < wanted and time.monotonic() < deadline:
+        # A new connection each time, so that the kernel may pick another worker.
+        with httpx.Client(timeout=10) as client:
+            answer = client.post(f"{url}/predict/slow", json={"data": [[0.0, 0.0]]})
+        seen.add(int(answer.json()["predictions"][0]))
+    assert len(seen) == wanted, seen
+    return seen

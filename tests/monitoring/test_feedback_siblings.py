@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from modelpilot.monitoring.siblings import prometheus_dir
 from modelpilot.registry.store import Registry
@@ -55,77 +57,72 @@ async def test_labels_looked_for_again_hold_up_no_other_label(
         assert "no prediction of model 'iris' has the request id" in replies[0].json()["error"]
 
 
-async def test_a_label_for_another_replicas_prediction_waits_for_it(
+@pytest.fixture
+def replicas(
     postgres_location: str,
     tmp_path: Path,
     iris_model_path: Path,
     iris_frame: pd.DataFrame,
     iris_target: np.ndarray,
+) -> Iterator[tuple[Registry, Registry]]:
+    """Two servers' registries: one PostgreSQL registry (``iris``, with its labels), opened
+    twice, as replicas behind a load balancer open it."""
+    first = Registry.open(postgres_location, tmp_path / "artifacts")
+    reference = iris_frame.assign(species=iris_target)
+    register_model(first, "iris", iris_model_path, reference=reference, target="species")
+    second = Registry.open(postgres_location, tmp_path / "artifacts")
+    yield first, second
+    first.close()
+    second.close()
+
+
+async def test_a_label_for_another_replicas_prediction_waits_for_it(
+    replicas: tuple[Registry, Registry],
 ) -> None:
     """Two servers of one PostgreSQL registry, behind a load balancer that sent the label to
     the one that did not answer: it got 404 at once, where a sibling worker would have
     waited for the prediction to reach the shared log (40 of 60 such labels were lost)."""
-    first = Registry.open(postgres_location, tmp_path / "artifacts")
-    reference = iris_frame.assign(species=iris_target)
-    register_model(first, "iris", iris_model_path, reference=reference, target="species")
-    second = Registry.open(postgres_location, tmp_path / "artifacts")
-    try:
-        async with monitored(first) as answering, monitored(second) as labelling:
-            assert labelling.monitor.exchange is None and labelling.monitor.log_shared
-            (answered,) = await send(
-                answering.client, np.array([[5.1, 3.5, 1.4, 0.2]]), per_request=1
-            )
-            label = {"request_id": answered, "label": 0}
-            reply = await labelling.client.post("/api/feedback/iris", json=label)
-            assert reply.status_code == 200, reply.text
-            assert reply.json() == {"accepted": 1, "unknown": []}
-    finally:
-        first.close()
-        second.close()
+    first, second = replicas
+    async with monitored(first) as answering, monitored(second) as labelling:
+        assert labelling.monitor.exchange is None and labelling.monitor.log_shared
+        (answered,) = await send(answering.client, np.array([[5.1, 3.5, 1.4, 0.2]]), per_request=1)
+        label = {"request_id": answered, "label": 0}
+        reply = await labelling.client.post("/api/feedback/iris", json=label)
+        assert reply.status_code == 200, reply.text
+        assert reply.json() == {"accepted": 1, "unknown": []}
 
 
 async def test_labels_posted_to_one_replica_reach_the_others_quality(
-    postgres_location: str,
-    tmp_path: Path,
-    iris_model_path: Path,
-    iris_frame: pd.DataFrame,
-    iris_target: np.ndarray,
+    replicas: tuple[Registry, Registry], iris_frame: pd.DataFrame, iris_target: np.ndarray
 ) -> None:
     """Behind a load balancer, each server judged quality on the labels posted to it alone:
     one read 0.01 where another read 0.99, and only a restart read them all back."""
-    first = Registry.open(postgres_location, tmp_path / "artifacts")
-    reference = iris_frame.assign(species=iris_target)
-    register_model(first, "iris", iris_model_path, reference=reference, target="species")
-    second = Registry.open(postgres_location, tmp_path / "artifacts")
+    first, second = replicas
     quick = {"monitor_interval_seconds": 0.2, "performance_min_labels": 20}
-    try:
-        async with monitored(first, **quick) as a, monitored(second, **quick) as b:
-            b.monitoring.start()  # its thread, as a server runs it: it reads the labels
-            rows = iris_frame.to_numpy()[:40]
-            ids = await send(a.client, rows, per_request=1)
-            await send(b.client, rows[:1], per_request=1)  # b serves iris too
-            for _ in range(100):  # b's thread restored (no labels yet), then reported
-                if "error" not in (await b.client.get("/api/monitoring/iris")).json():
-                    break
-                await asyncio.sleep(0.1)
-            wrong = (iris_target[:40] + 1) % 3  # every label contradicts its prediction
-            labels = [{"request_id": i, "label": int(y)} for i, y in zip(ids, wrong, strict=True)]
-            reply = await a.client.post("/api/feedback/iris", json={"labels": labels})
-            assert reply.json()["accepted"] == 40
-            for _ in range(100):  # server b was told nothing: it reads them from the log
-                report = (await b.client.get("/api/monitoring/iris")).json()
-                performance = report.get("performance")
-                if performance is not None and performance["labels"] == 40:
-                    break
-                await asyncio.sleep(0.1)
-            assert performance is not None and performance["labels"] == 40, report
-            assert performance["current"]["accuracy"] < 0.2
-            # Read again and again, they stay 40 labels, and count nowhere twice.
-            await asyncio.sleep(0.5)
-            again = (await b.client.get("/api/monitoring/iris")).json()["performance"]
-            assert again["labels"] == 40
-            metrics = (await b.client.get("/metrics")).text
-            assert 'modelpilot_labels_total{model="iris",version="1"} 40' not in metrics
-    finally:
-        first.close()
-        second.close()
+    async with monitored(first, **quick) as a, monitored(second, **quick) as b:
+        b.monitoring.start()  # its thread, as a server runs it: it reads the labels
+        rows = iris_frame.to_numpy()[:40]
+        ids = await send(a.client, rows, per_request=1)
+        await send(b.client, rows[:1], per_request=1)  # b serves iris too
+        for _ in range(100):  # b's thread restored (no labels yet), then reported
+            if "error" not in (await b.client.get("/api/monitoring/iris")).json():
+                break
+            await asyncio.sleep(0.1)
+        wrong = (iris_target[:40] + 1) % 3  # every label contradicts its prediction
+        labels = [{"request_id": i, "label": int(y)} for i, y in zip(ids, wrong, strict=True)]
+        reply = await a.client.post("/api/feedback/iris", json={"labels": labels})
+        assert reply.json()["accepted"] == 40
+        for _ in range(100):  # server b was told nothing: it reads them from the log
+            report = (await b.client.get("/api/monitoring/iris")).json()
+            performance = report.get("performance")
+            if performance is not None and performance["labels"] == 40:
+                break
+            await asyncio.sleep(0.1)
+        assert performance is not None and performance["labels"] == 40, report
+        assert performance["current"]["accuracy"] < 0.2
+        # Read again and again, they stay 40 labels, and count nowhere twice.
+        await asyncio.sleep(0.5)
+        again = (await b.client.get("/api/monitoring/iris")).json()["performance"]
+        assert again["labels"] == 40
+        metrics = (await b.client.get("/metrics")).text
+        assert 'modelpilot_labels_total{model="iris",version="1"} 40' not in metrics

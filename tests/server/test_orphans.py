@@ -16,25 +16,12 @@ from modelpilot.config import Settings
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from tests.conftest import free_port
-from tests.processes import start, stop
+from tests.processes import answering_pids, start, stop
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(sys.platform != "linux", reason="the kernel's PR_SET_PDEATHSIG is Linux's"),
 ]
-
-
-def answering_pids(url: str, wanted: int) -> set[int]:
-    """The pids of the processes that answer at ``url``, once ``wanted`` of them have."""
-    seen: set[int] = set()
-    deadline = time.monotonic() + 30
-    while len(seen) < wanted and time.monotonic() < deadline:
-        # A new connection each time, so that the kernel may pick another worker.
-        with httpx.Client(timeout=10) as client:
-            answer = client.post(f"{url}/predict/slow", json={"data": [[0.0, 0.0]]})
-        seen.add(int(answer.json()["predictions"][0]))
-    assert len(seen) == wanted, seen
-    return seen
 
 
 def ended(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:

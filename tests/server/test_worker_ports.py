@@ -7,12 +7,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
-from tests.processes import Server, serve_command, stop
+from tests.processes import Server, answering_pids, serve_command, stop
 
 pytestmark = pytest.mark.slow
 
@@ -35,18 +34,6 @@ def start_on_port_zero(registry: Registry, log: Path) -> tuple[subprocess.Popen[
         time.sleep(0.1)
     process.kill()
     raise AssertionError(f"the workers did not start within 60 s:\n{log.read_text()}")
-
-
-def answering_pids(url: str, wanted: int) -> set[int]:
-    """The pids of the workers that answer at ``url``, once ``wanted`` of them have."""
-    seen: set[int] = set()
-    deadline = time.monotonic() + 30
-    while len(seen) < wanted and time.monotonic() < deadline:
-        # A new connection each time, so that the kernel may pick another worker.
-        with httpx.Client(timeout=10) as client:
-            answer = client.post(f"{url}/predict/slow", json={"data": [[0.0, 0.0]]})
-        seen.add(int(answer.json()["predictions"][0]))
-    return seen
 
 
 def test_workers_on_port_zero_share_the_one_port_printed(
