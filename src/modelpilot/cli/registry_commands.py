@@ -13,9 +13,10 @@ from rich.table import Table
 
 from modelpilot.cli.common import ArtifactsOption, RegistryOption, err, opened_registry, out
 from modelpilot.errors import BadRequest
+from modelpilot.registry.quality import stated_metrics
 from modelpilot.registry.refs import PRODUCTION, version_number
 from modelpilot.runtimes.flavors import FLAVORS
-from modelpilot.serving.registration import register_model, stated_metrics
+from modelpilot.serving.registration import register_model
 
 ModelName = Annotated[str, typer.Argument(metavar="NAME", help="Model name.")]
 """The model a verb works on (``versions``, ``alias``, ``rollback``)."""

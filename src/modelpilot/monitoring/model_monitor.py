@@ -22,7 +22,7 @@ from modelpilot.monitoring.performance import (
 )
 from modelpilot.monitoring.window import RecentRows, SlidingWindow
 from modelpilot.registry.profile import ReferenceProfile
-from modelpilot.registry.quality import HIGHER_IS_BETTER, label_key
+from modelpilot.registry.quality import label_key, stated_metrics
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.registration import is_classifier
 
@@ -241,8 +241,7 @@ class ModelMonitor:
         # reference data that the model trained on is the one to judge against).
         reference_metrics = {
             **_floats(metadata.get("reference_metrics")),
-            **_floats(metadata.get("metrics")),
-            **_floats({k: v for k, v in metadata.items() if k in HIGHER_IS_BETTER}),
+            **_floats(stated_metrics(metadata)),
         }
         # Label shift is judged against the reference labels, else against what the model
         # predicted on the reference data (a classifier's predictions track its labels).

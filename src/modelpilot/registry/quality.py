@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "auc": True, "mae": False, "rmse": False}
 """Every metric ModelPilot computes, and which way is up."""
+
+
+def stated_metrics(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The quality figures ``metadata`` states (a ``metrics`` mapping, then its own keys such
+    as ``accuracy``, which win), as the monitor reads them: live quality is judged against
+    these rather than against what was measured on the reference data."""
+    nested = metadata.get("metrics")
+    stated = dict(nested) if isinstance(nested, Mapping) else {}
+    stated.update(metadata)
+    return {key: stated[key] for key in HIGHER_IS_BETTER if key in stated}
 
 
 def label_key(value: Any) -> str:

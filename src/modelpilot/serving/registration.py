@@ -17,11 +17,11 @@ from modelpilot.protocol.datatypes import datatype_of
 from modelpilot.protocol.types import Tensor
 from modelpilot.registry.profile import ReferenceProfile, outcome_profile
 from modelpilot.registry.quality import (
-    HIGHER_IS_BETTER,
     as_class,
     classification_metrics,
     label_key,
     regression_metrics,
+    stated_metrics,
 )
 from modelpilot.registry.signature import Signature, TensorSpec
 from modelpilot.registry.store import Registry
@@ -104,16 +104,6 @@ def register_model(
         reference=profile,
         aliases=aliases,
     )
-
-
-def stated_metrics(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """The quality figures ``metadata`` states (a ``metrics`` mapping, then its own keys such
-    as ``accuracy``, which win), as the monitor reads them: live quality is judged against
-    these rather than against what was measured on the reference data."""
-    nested = metadata.get("metrics")
-    stated = dict(nested) if isinstance(nested, Mapping) else {}
-    stated.update(metadata)
-    return {key: stated[key] for key in HIGHER_IS_BETTER if key in stated}
 
 
 def _refuse_unjudgeable_metrics(metadata: Mapping[str, Any]) -> None:
