@@ -34,7 +34,13 @@ from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.signature import Signature
 from modelpilot.registry.store import Registry
 from modelpilot.serving.engine import InferenceEngine
-from modelpilot.serving.inputs import column_inputs, missing_values, takes_missing_text
+from modelpilot.serving.inputs import (
+    column_inputs,
+    column_names,
+    declared_text,
+    missing_values,
+    takes_missing_text,
+)
 from modelpilot.tabular import count_rows, has_names, iter_table
 
 
@@ -159,7 +165,9 @@ async def _score_all(
         total = count_rows(source)
         with progress_bar() as progress:
             task = progress.add_task(f"scoring with {version}", total=total)
-            for frame in iter_table(source, chunk, _text_columns(signature)):
+            for frame in iter_table(
+                source, chunk, signature.text_features or declared_text(signature)
+            ):
                 if not done:
                     _say_left_out(signature, frame)
                 tensors = _tensors(signature, frame, done)  # checks the columns of no rows too
@@ -184,7 +192,7 @@ async def _score_all(
 def _say_left_out(signature: Signature, frame: pd.DataFrame) -> None:
     """Name the input's columns that are no feature of the model (a label, an id): they are
     left out of scoring and of the output, which a run should not do unsaid."""
-    names = _feature_names(signature)
+    names = column_names(signature)
     if names and has_names(frame):
         extra = [str(c) for c in frame.columns if c not in names]
         if extra:
@@ -194,21 +202,9 @@ def _say_left_out(signature: Signature, frame: pd.DataFrame) -> None:
             )
 
 
-def _feature_names(signature: Signature) -> tuple[str, ...] | None:
-    """The columns the model takes by name: its features, or the inputs it declares one per
-    column (a ``.py`` model's)."""
-    return signature.feature_names or tuple(s.name for s in column_inputs(signature)) or None
-
-
-def _text_columns(signature: Signature) -> tuple[str, ...]:
-    """The columns a CSV reads as text: the text features, or the inputs declared BYTES."""
-    declared = [s.name for s in column_inputs(signature) if s.datatype == "BYTES"]
-    return signature.text_features or tuple(declared)
-
-
 def _tensors(signature: Signature, frame: pd.DataFrame, first_row: int) -> list[Tensor]:
     """``frame`` as the model's inputs; ``first_row`` is its first row's index in the file."""
-    names = _feature_names(signature)
+    names = column_names(signature)
     if names and has_names(frame):
         missing = [n for n in names if n not in frame.columns]
         if missing:

@@ -45,6 +45,18 @@ def column_inputs(signature: Signature) -> tuple[TensorSpec, ...]:
     return ()
 
 
+def column_names(signature: Signature) -> tuple[str, ...]:
+    """The columns of a table the model takes by name: its features, or the inputs it
+    declares one per column (``column_inputs``)."""
+    return signature.feature_names or tuple(s.name for s in column_inputs(signature))
+
+
+def declared_text(signature: Signature) -> tuple[str, ...]:
+    """The inputs a model declares one per column as text (``BYTES``): columns a CSV file
+    is read as text for."""
+    return tuple(s.name for s in column_inputs(signature) if s.datatype == "BYTES")
+
+
 def _one_per_row(shape: tuple[int, ...]) -> bool:
     return len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)
 

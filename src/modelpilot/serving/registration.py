@@ -28,7 +28,7 @@ from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.runtimes.base import Runtime
 from modelpilot.runtimes.flavors import detect_flavor, load_runtime
-from modelpilot.serving.inputs import assemble_batch, column_inputs
+from modelpilot.serving.inputs import assemble_batch, column_inputs, column_names, declared_text
 from modelpilot.serving.missing_values import with_what_it_copes_with
 from modelpilot.tabular import has_names, read_table
 
@@ -158,7 +158,7 @@ def _profiled(
 def _text_columns(runtime: Runtime) -> tuple[str, ...]:
     """The columns a reference CSV reads as text: the features the model was fitted on as
     text, and the inputs it declares ``BYTES`` (a ``.py`` model's)."""
-    declared = [s.name for s in column_inputs(runtime.signature) if s.datatype == "BYTES"]
+    declared = declared_text(runtime.signature)
     return tuple(dict.fromkeys([*runtime.text_features(), *declared]))
 
 
@@ -168,7 +168,7 @@ def _model_columns(
     """The reference's columns that the model takes, in its order: its features, or the
     inputs it declares one per column; InvalidInput if it lacks some. A reference may hold
     other columns beside them (an id, a timestamp): they are left out."""
-    wanted = signature.feature_names or tuple(s.name for s in column_inputs(signature))
+    wanted = column_names(signature)
     if not wanted or not feature_names or list(wanted) == feature_names:
         return frame
     missing = [n for n in wanted if n not in feature_names]
