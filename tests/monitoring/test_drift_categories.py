@@ -77,8 +77,8 @@ def test_a_value_outside_the_named_categories_counts_with_the_reference_tail() -
     """With more values than the profile names, one outside them may be from the reference's
     tail as well as new: it counts there, and how many are new is unknown."""
     rng = np.random.default_rng(2)
-    ranks = np.arange(1, 1001)
-    values, shares = categories(1000), (1 / ranks) / (1 / ranks).sum()
+    ranks = np.arange(1, 5001)  # some 1,500 of them in 5,000 rows: more than the profile names
+    values, shares = categories(5000), (1 / ranks) / (1 / ranks).sum()
     reference = rng.choice(values, 5000, p=shares)
     profile = ReferenceProfile.from_data(pd.DataFrame({"c": reference}))
     assert OTHER in profile.feature("c").categories
@@ -102,10 +102,11 @@ def test_new_values_are_told_where_the_reference_named_every_value() -> None:
     feature = judged(reference, window.astype(object))
     assert feature.drifted and feature.method == "rare"
     assert feature.unseen_share == pytest.approx(np.mean(window == "purple"))
-    # The finding says what it counted: the share of rows in the pooled bins, named.
+    # The finding says what it counted: the pool held new values alone, so their own test
+    # decided, against the reference's share of values it held once.
     assert feature.reason.startswith(
-        f"{np.mean(window == 'purple'):.1%} of rows in bins too rare to test one by one "
-        "(values the reference never held), against 0.0% of the reference's rows: "
+        f"{np.mean(window == 'purple'):.1%} of rows hold values the reference never had, "
+        "against 0.0% of the reference's rows held values it had once: "
     )
 
 

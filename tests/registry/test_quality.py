@@ -32,14 +32,15 @@ def sklearn_figures(
         "f1": metrics.f1_score(y_true, y_pred, average="macro", zero_division=0),
     }
     if proba is not None:
+        # A binary model's AUC is of its second class; else each class the labels hold
+        # against the rest, on the model's own probabilities, averaged.
         labels = [label_key(c) for c in classes]
-        keep = [i for i, label in enumerate(labels) if label in set(y_true)]
-        sub = proba[:, keep] / proba[:, keep].sum(axis=1, keepdims=True)
-        if len(keep) == 2:
-            figures["auc"] = metrics.roc_auc_score(y_true == labels[keep[1]], sub[:, 1])
+        if len(labels) == 2:
+            figures["auc"] = metrics.roc_auc_score(y_true == labels[1], proba[:, 1])
         else:
-            kept = [labels[i] for i in keep]
-            figures["auc"] = metrics.roc_auc_score(y_true, sub, multi_class="ovr", labels=kept)
+            keep = [i for i, label in enumerate(labels) if label in set(y_true)]
+            each = [metrics.roc_auc_score(y_true == labels[i], proba[:, i]) for i in keep]
+            figures["auc"] = float(np.mean(each))
     return figures
 
 

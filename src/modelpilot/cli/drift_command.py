@@ -243,6 +243,7 @@ def _from_files(
             iter_table(current, 50_000, text_columns=text),
             thresholds,
             on_rows=lambda n: progress.update(task, advance=n),
+            reference=frame,
         )
 
 

@@ -103,7 +103,7 @@ def register(
         + _metrics_note(version.metadata.get("reference_metrics")),
         highlight=False,
     )
-    for note in _judged_against(version.metadata):
+    for note in [*_unscored(version.metadata), *_judged_against(version.metadata)]:
         err.print(note, highlight=False)
     for note in _notes(version.metadata.get("monitoring_notes")):
         err.print(f"warning: {escape(note)}", highlight=False)
@@ -275,10 +275,30 @@ def _notes(notes: object) -> list[str]:
     return [str(note) for note in notes] if isinstance(notes, list) else []
 
 
+METRIC_NAMES = {"f1": "f1 (macro)"}
+"""How ``register`` names a metric: F1 is the mean of every class's, binary models' too,
+which a reader of a bare "f1" takes for scikit-learn's F1 of the positive class."""
+
+
 def _metrics_note(metrics: object) -> str:
     if not isinstance(metrics, dict) or not metrics:
         return ""
-    return " (" + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()) + " on it)"
+    named = (f"{METRIC_NAMES.get(k, k)} {v:.3f}" for k, v in metrics.items())
+    return " (" + ", ".join(named) + " on it)"
+
+
+def _unscored(metadata: dict[str, object]) -> list[str]:
+    """A line saying how many labelled reference rows the errors leave out, if any: the
+    figures printed are then not over every row."""
+    unscored = metadata.get("reference_unscored")
+    if not isinstance(unscored, int) or not unscored:
+        return []
+    rows = "row" if unscored == 1 else "rows"
+    return [
+        f"{unscored} labelled reference {rows} left out of the errors: the model's prediction "
+        "was no finite number (NaN or infinite), as live labels of such predictions are "
+        "(counted there as unscored)"
+    ]
 
 
 def _judged_against(metadata: dict[str, object]) -> list[str]:

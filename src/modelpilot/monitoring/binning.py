@@ -66,10 +66,13 @@ class FeatureHistogram:
 class ProfileBinning:
     """The reference profile's bins, and the arithmetic between them and a window's counts."""
 
-    def __init__(self, profile: ReferenceProfile) -> None:
+    def __init__(self, profile: ReferenceProfile, sample: np.ndarray | None = None) -> None:
+        """``sample``: reference rows (the profile's columns) that the KS test compares with,
+        in place of the profile's sample: all of them, where the reference data is at hand."""
         self.profile = profile
         self.names = profile.feature_names
-        sample = profile.sample_array() if profile.sample else None
+        if sample is None and profile.sample:
+            sample = profile.sample_array()
         self._numeric: list[_Numeric] = []
         self._categorical: list[CategoricalBins] = []
         offset = 0
@@ -238,7 +241,12 @@ class ProfileBinning:
             unseen = None if category.tail else int(current[category.other])
             results.append(
                 judge_categorical(
-                    self.names[category.index], category.reference, current, unseen, thresholds
+                    self.names[category.index],
+                    category.reference,
+                    current,
+                    unseen,
+                    thresholds,
+                    category.fold_rare,
                 )
             )
         results.sort(key=lambda f: self.names.index(f.name))

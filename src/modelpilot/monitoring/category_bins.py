@@ -4,8 +4,10 @@ The bins are the reference's categories by name, then one for every other value,
 missing values. The other-values bin is "unseen" when the profile knows every category of
 the reference (a value outside them is new), and "other" when the profile kept only the
 most frequent ones and pooled the rest (``OTHER``): a value outside the named ones may then
-be one of that tail, as likely as it is new, and it counts with the tail. Of the named
-categories, those kept by chance near the cut go to that bin too (see ``trusted_count``).
+be one of that tail, as likely as it is new, and it counts with the tail. A profile made
+before categories were chosen and counted on separate halves of the reference rows
+(``FeatureProfile.held_out``) had its named categories near the cut kept by chance; those go
+to that bin too (see ``trusted_count``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ class CategoricalBins:
     cannot be told unseen."""
     boolean: bool
     """A boolean feature (see ``is_boolean``): 1.0, "true" and ``True`` are one category."""
+    fold_rare: bool = True
+    """With a tail, the tests fold rare named categories into it, as their counts may run
+    high (``divergence.category_tests``); not for a ``FeatureProfile.held_out`` profile,
+    whose counts are honest: folded, a feature of many about equally common categories had
+    them all in one bin with the tail, and a window of a few tail values read as no drift."""
 
     @property
     def width(self) -> int:
@@ -67,23 +74,28 @@ class CategoricalBins:
 def categorical_bins(index: int, offset: int, feature: FeatureProfile) -> CategoricalBins:
     """The bins of ``feature``, laid from ``offset`` in the flat count vector."""
     counts = {name: n for name, n in feature.categories.items() if name != OTHER}
-    tail = int(feature.categories.get(OTHER, 0))
-    if tail and counts:
+    # A held-out profile stores the pooled rest even when its counted rows held none of it.
+    tail = OTHER in feature.categories and (feature.held_out or feature.categories[OTHER] > 0)
+    pooled = int(feature.categories.get(OTHER, 0))
+    if tail and counts and not feature.held_out:
         trusted = trusted_count(min(counts.values()))
-        tail += sum(n for n in counts.values() if n < trusted)
+        pooled += sum(n for n in counts.values() if n < trusted)
         counts = {name: n for name, n in counts.items() if n >= trusted}
     boolean = not tail and is_boolean(counts)
     if boolean:  # a profile made before booleans were one rule may say "true"
         counts = boolean_counts(counts)
     labels = [*counts, "other" if tail else "unseen", "missing"]
-    reference = np.array([*counts.values(), tail, feature.missing], dtype=np.int64)
+    reference = np.array([*counts.values(), pooled, feature.missing], dtype=np.int64)
     codes = {name: i for i, name in enumerate(counts)}
-    return CategoricalBins(index, offset, codes, labels, reference, bool(tail), boolean)
+    return CategoricalBins(
+        index, offset, codes, labels, reference, tail, boolean, not feature.held_out
+    )
 
 
 def trusted_count(cut: int) -> float:
     """The least count of a named category that keeps its own bin when the profile kept only
-    the most frequent categories, ``cut`` being the least count it kept.
+    the most frequent categories, counted on the rows that chose them (a profile made before
+    ``FeatureProfile.held_out``), ``cut`` being the least count it kept.
 
     Categories were kept for their counts, so those near the cut were kept partly by luck:
     their counts run high, and the pooled rest's low, against any fresh sample. Where every
@@ -91,7 +103,8 @@ def trusted_count(cut: int) -> float:
     reference rows for a third of the categories, and held-out rows from the same
     distribution read as p = 6e-14. A category whose count lies ``CUT_MARGIN`` standard
     deviations (of a Poisson count, its square root) above the cut was kept whatever its
-    luck; the others are pooled with the tail, whose count is then honest."""
+    luck; the others are pooled with the tail, whose count is then honest. Profiles made
+    now count on other rows than those that chose, and need no such pooling."""
     root = (CUT_MARGIN + math.sqrt(CUT_MARGIN**2 + 4 * cut)) / 2  # n - 3 sqrt(n) = cut
     return root * root
 

@@ -16,7 +16,9 @@ million rows costs no more to test than a window of a thousand. Scores:
   the chi-squared test of homogeneity (the reference is a sample too) over those both samples
   should hold at least five rows of, and Fisher's exact test of the share of rows in the
   others (rare or unseen: there chi-squared's approximation fails, and one row of a new
-  category in forty read as p = 1e-52); see ``divergence.category_tests``.
+  category in forty read as p = 1e-52), beside which values the reference never held are
+  weighed on their own; see ``divergence.compare_categories`` (and ``category_findings`` for
+  the findings in words).
 
 The verdict rule (``DriftThresholds``): an empty window has no scores at all (the distribution
 of no rows is 0/0; its scores are NaN, null in JSON, and left out of /metrics), and below
@@ -46,9 +48,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from modelpilot.monitoring.category_findings import category_finding
 from modelpilot.monitoring.divergence import (
     EPSILON,
-    category_tests,
     fisher_exact,
     js_distance,
     ks_two_sample,
@@ -134,7 +136,9 @@ class FeatureDrift:
     (a value outside the ones it named may be one of those)."""
     rare_p_value: float | None = None
     """Categories, on any window with a verdict: Fisher's exact test of the share of rows in
-    categories too rare for chi-squared (unseen ones and missing values among them)."""
+    categories too rare for chi-squared (unseen ones and missing values among them), and where
+    the reference named every category, of the share of values it never held on its own (see
+    ``divergence.compare_categories``)."""
 
     @property
     def deciding_p_value(self) -> float | None:
@@ -147,6 +151,9 @@ class FeatureDrift:
         return min(tested) if tested else None
 
     def to_dict(self) -> dict[str, object]:
+        """The feature as JSON; ``deciding_p_value`` is the p-value that decided, the one
+        /metrics exports, which pages show as "p" (``p_value`` alone is the KS or chi-squared
+        test's, even where the missing-share or rare-category test decided)."""
         return {
             "name": self.name,
             "kind": self.kind,
@@ -166,6 +173,7 @@ class FeatureDrift:
             "missing_p_value": self.missing_p_value,
             "unseen_share": _defined(self.unseen_share),
             "rare_p_value": self.rare_p_value,
+            "deciding_p_value": self.deciding_p_value,
         }
 
 
@@ -303,10 +311,12 @@ def judge_categorical(
     current_counts: np.ndarray,
     unseen: int | None,
     thresholds: DriftThresholds,
+    fold_rare: bool = True,
 ) -> FeatureDrift:
     """Scores and verdict for a categorical feature; ``unseen`` of the window's rows are new
     (None: unknown, as the reference's rarer categories were pooled into its next to last
-    bin, "other", rather than that bin holding only new values).
+    bin, "other", rather than that bin holding only new values); ``fold_rare``: see
+    ``CategoricalBins.fold_rare``.
     Missing values are a category of their own here (the last bin), so the chi-squared test
     and Jensen-Shannon see a change in their share as they see any other.
 
@@ -324,8 +334,8 @@ def judge_categorical(
     )
     if rows < thresholds.min_rows:
         return observed
-    method, deciding_p, finding, chi_p, rare_p = _category_finding(
-        reference_counts, current_counts, unseen is None, thresholds.alpha
+    method, deciding_p, finding, chi_p, rare_p = category_finding(
+        reference_counts, current_counts, unseen is None, thresholds.alpha, fold_rare
     )
     if rows < thresholds.large_sample_rows:
         return _tested(
@@ -352,48 +362,6 @@ def judge_categorical(
         p_value=chi_p,
         rare_p_value=rare_p,
     )
-
-
-def _category_finding(
-    reference_counts: np.ndarray, current_counts: np.ndarray, tail: bool, alpha: float
-) -> tuple[str, float, str, float, float]:
-    """The categorical tests (see ``category_tests``): which decides (the smaller p-value),
-    its p-value, what it found in words, and both p-values. With a ``tail`` (the reference's
-    rarer categories pooled, see ``category_bins``) rare named categories join it."""
-    rows = int(current_counts.sum())
-    other = reference_counts.size - 2  # the tail, else the values the reference never held
-    fold_into, unseen = (other, None) if tail else (None, other)
-    chi_p, rare_p, rare = category_tests(reference_counts, current_counts, fold_into, unseen)
-    if rare_p < chi_p:
-        share = current_counts[rare].sum() / rows
-        reference_share = reference_counts[rare].sum() / max(reference_counts.sum(), 1)
-        pooled = _rare_bins(rare & (reference_counts + current_counts > 0), tail)
-        finding = (
-            f"{share:.1%} of rows in bins too rare to test one by one ({pooled}), "
-            f"against {reference_share:.1%} of the reference's rows"
-            + ("" if rare_p < alpha else ", within chance")
-            + f": Fisher's exact test p = {rare_p:.2g}"
-        )
-        return "rare", rare_p, finding, chi_p, rare_p
-    categories = "categories differ from" if chi_p < alpha else "categories as in"
-    finding = f"{categories} the reference: chi-squared test p = {chi_p:.2g}"
-    return "chi2", chi_p, finding, chi_p, rare_p
-
-
-def _rare_bins(pooled: np.ndarray, tail: bool) -> str:
-    """What the rare-category test pooled, in words: of a categorical feature's bins (its
-    named categories, then values outside them, then missing values), those ``pooled``."""
-    named = int(pooled[:-2].sum())
-    parts = [f"{named} of the reference's categories"] if named else []
-    if pooled[-2]:
-        parts.append(
-            "values outside the reference's named categories"
-            if tail
-            else "values the reference never held"
-        )
-    if pooled[-1]:
-        parts.append("missing values")
-    return ", ".join(parts)
 
 
 def _tested(

@@ -12,8 +12,9 @@ from prometheus_client.registry import Collector
 
 from modelpilot.errors import NotFound
 from modelpilot.monitoring.alerts import RULES
-from modelpilot.monitoring.model_monitor import ModelReport, PredictionBins
+from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.monitor import Monitor
+from modelpilot.monitoring.predictions import PredictionBins
 from modelpilot.monitoring.system import ChildUsage
 
 VERSION = ["model", "version"]
@@ -95,12 +96,16 @@ class ModelCollector(Collector):
         )
         performance = GaugeMetricFamily(
             "modelpilot_model_performance",
-            "Quality over the window of labelled predictions.",
+            "Quality over the window of labelled predictions (metric: accuracy; f1, the "
+            "macro-averaged F1, the mean of every class's, binary models too; auc, of the "
+            "second class for two classes, else one-vs-rest macro-averaged over the classes "
+            "the labels hold; mae; rmse).",
             labels=[*VERSION, "metric"],
         )
         reference = GaugeMetricFamily(
             "modelpilot_reference_performance",
-            "Quality stored at registration.",
+            "Quality stored at registration (metrics as in modelpilot_model_performance: f1 "
+            "macro-averaged F1).",
             labels=[*VERSION, "metric"],
         )
         labels = CounterMetricFamily(
@@ -289,7 +294,9 @@ class MonitorCollector(Collector):
         )
         yield CounterMetricFamily(
             "modelpilot_monitor_dropped",
-            "Answered requests left unmonitored because the monitor fell behind.",
+            "Answered requests left unmonitored: the monitor fell behind (more calls waited "
+            "for it than it holds), or its monitoring process was being replaced. Labels for "
+            "them cannot join.",
             value=self.monitor.dropped,
         )
         yield CounterMetricFamily(

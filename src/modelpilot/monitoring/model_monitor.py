@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from modelpilot.monitoring.binning import ProfileBinning
-from modelpilot.monitoring.divergence import js_distance
 from modelpilot.monitoring.drift import DriftReport, DriftThresholds
 from modelpilot.monitoring.log_records import LogEntry
 from modelpilot.monitoring.performance import (
@@ -20,11 +19,11 @@ from modelpilot.monitoring.performance import (
     PerformanceThresholds,
     PerformanceWindow,
 )
+from modelpilot.monitoring.predictions import PredictionBins, PredictionSummary
 from modelpilot.monitoring.window import RecentRows, SlidingWindow
-from modelpilot.registry.profile import ReferenceProfile
-from modelpilot.registry.quality import label_key, stated_metrics
+from modelpilot.registry.profile import FeatureProfile, ReferenceProfile
+from modelpilot.registry.quality import stated_metrics
 from modelpilot.registry.types import ModelVersion
-from modelpilot.serving.registration import is_classifier
 
 RESTORE_CHUNK = 200
 """Logged requests put back in a window together (the window's time is kept per chunk)."""
@@ -49,32 +48,6 @@ class Skipped:
     requests: int
     error: str
     """What the first of them raised."""
-
-
-@dataclass(frozen=True, slots=True)
-class PredictionSummary:
-    kind: str
-    count: int
-    classes: dict[str, int] | None
-    histogram: dict[str, list[float]] | None
-    mean: float | None
-    variance: float | None
-    drift: float | None
-    """Jensen-Shannon distance to what the model predicted on the reference data."""
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "kind": self.kind,
-            "count": self.count,
-            "mean": self.mean,
-            "variance": self.variance,
-            "drift": self.drift,
-        }
-        if self.classes is not None:
-            data["classes"] = self.classes
-        if self.histogram is not None:
-            data["histogram"] = self.histogram
-        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +86,15 @@ class MonitorState:
     labelled: list[Labelled]
     labels_total: int
     classes: np.ndarray
+    prediction_pivot: float | None = None
+    """What the predictions' sums (the last three of ``sums``) are taken about (see
+    ``PredictionBins``); None while no numeric prediction was counted (the sums are 0)."""
+
+
+def pivot_of(state: MonitorState) -> float:
+    """``state``'s ``prediction_pivot``: 0 where it has none, as in states written before
+    sums were taken about a pivot (a pickled snapshot), whose sums are of the values."""
+    return getattr(state, "prediction_pivot", None) or 0.0
 
 
 def totals_of(state: MonitorState) -> MonitorState:
@@ -126,85 +108,6 @@ def totals_of(state: MonitorState) -> MonitorState:
         recent=None,
         labelled=[],
     )
-
-
-class PredictionBins:
-    """Where each prediction lands: its class, or a bin of the reference predictions' histogram."""
-
-    def __init__(self, version: ModelVersion, profile: ReferenceProfile | None) -> None:
-        signature = version.signature
-        main = signature.main_output
-        assert main is not None, "a version with outputs has a main one"
-        self.output = main.name
-        self.classifier = is_classifier(signature)
-        reference = profile.predictions if profile else None
-        self.reference: np.ndarray | None = None
-        self.edges: np.ndarray | None = None
-        if self.classifier:
-            names = [label_key(c) for c in signature.extra.get("classes", [])]
-            if reference is not None:
-                names += [c for c in reference.categories if c not in names]
-            self.classes = names
-            self._codes = {name: i for i, name in enumerate(names)}
-            self.size = len(names) + 1  # the last slot: a class never seen before
-            if reference is not None:
-                self.reference = np.array(
-                    [reference.categories.get(n, 0) for n in names] + [0], dtype=np.float64
-                )
-        else:
-            self.classes = []
-            self._codes = {}
-            if reference is not None and len(reference.bin_edges) >= 2:
-                self.edges = np.asarray(reference.bin_edges, dtype=np.float64)
-                self.reference = np.concatenate([[0], reference.bin_counts, [0]]).astype(float)
-            self.size = 0 if self.edges is None else self.edges.size + 1
-
-    def count(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Counts per slot, and [rows, sum, sum of squares] of the numeric predictions."""
-        values = np.asarray(outputs[self.output])
-        sums = np.zeros(3)
-        if values.ndim > 1:
-            values = values.reshape(values.shape[0], -1)[:, 0]
-        if values.dtype.kind in "fiub":
-            numeric = values.astype(np.float64)
-            numeric = numeric[np.isfinite(numeric)]
-            sums[:] = (numeric.size, numeric.sum(), np.square(numeric).sum())
-        if self.classifier:
-            # Few distinct labels in many rows: look each distinct one up once.
-            distinct, inverse = np.unique(values, return_inverse=True)
-            codes = np.array(
-                [self._codes.get(label_key(v), len(self.classes)) for v in distinct],
-                dtype=np.int64,
-            )
-            slots = codes[inverse.ravel()] if len(distinct) else np.zeros(0, dtype=np.int64)
-            return np.bincount(slots, minlength=self.size).astype(np.int64), sums
-        if self.edges is None:
-            return np.zeros(0, dtype=np.int64), sums
-        numeric = values.astype(np.float64)
-        slot = np.searchsorted(self.edges, numeric, side="right")
-        slot[numeric == self.edges[-1]] = self.edges.size - 1
-        return np.bincount(slot, minlength=self.size).astype(np.int64), sums
-
-    def summary(self, counts: np.ndarray, sums: np.ndarray) -> PredictionSummary:
-        rows, total, squares = (float(x) for x in sums)
-        mean = total / rows if rows else None
-        variance = max(squares / rows - mean**2, 0.0) if rows and mean is not None else None
-        drift = None
-        if self.reference is not None and counts.sum() > 0:
-            drift = js_distance(self.reference, counts)
-        if self.classifier:
-            classes = {name: int(counts[i]) for i, name in enumerate(self.classes)}
-            if counts[-1]:
-                classes["(unknown)"] = int(counts[-1])
-            return PredictionSummary(
-                "classification", int(counts.sum()), classes, None, mean, variance, drift
-            )
-        histogram = None
-        if self.edges is not None:
-            histogram = {"edges": self.edges.tolist(), "counts": counts[1:-1].tolist()}
-            histogram["below"] = [float(counts[0])]
-            histogram["above"] = [float(counts[-1])]
-        return PredictionSummary("regression", int(rows), None, histogram, mean, variance, drift)
 
 
 class ModelMonitor:
@@ -261,6 +164,8 @@ class ModelMonitor:
             # shift is tested at the significance level data drift is.
             known_classes=signature.extra.get("classes", []),
             p_value=config.drift.p_value,
+            # An error is judged against the target's scale where its reference one is ~0.
+            target_scale=_scale(outcome),
         )
         self._history: deque[dict[str, float]] = deque(maxlen=300)
 
@@ -387,6 +292,7 @@ class ModelMonitor:
             self.performance.rows(now),
             self.performance.total,
             self.cumulative_classes.copy(),
+            self.predictions.pivot if self.predictions else None,
         )
 
     def report(
@@ -401,9 +307,9 @@ class ModelMonitor:
         own = own or self.state(now)
         peers = [p for p in peers if p.counts.shape == own.counts.shape]
         counts = own.counts + sum((p.counts for p in peers), np.zeros_like(own.counts))
-        sums = own.sums + sum((p.sums for p in peers), np.zeros_like(own.sums))
-        window_rows = own.window_rows + sum(p.window_rows for p in peers)
         features, feature_sums = self._split
+        sums = own.sums + sum((self._rebased(p) for p in peers), np.zeros_like(own.sums))
+        window_rows = own.window_rows + sum(p.window_rows for p in peers)
         drift = None
         if self.binning is not None:
             recent = None
@@ -438,6 +344,19 @@ class ModelMonitor:
             dict(self.performance.reference),
         )
 
+    def _rebased(self, peer: MonitorState) -> np.ndarray:
+        """``peer``'s sums, its predictions' taken about this process's pivot (which is
+        the peer's, where this process has counted no number yet)."""
+        predictions = self.predictions
+        if predictions is None:
+            return peer.sums
+        if predictions.pivot is None:
+            predictions.pivot = getattr(peer, "prediction_pivot", None)
+        at = self._split[1]
+        sums = peer.sums.copy()
+        sums[at:] = predictions.rebased(sums[at:], pivot_of(peer))
+        return sums
+
 
 def _logged(values: list[Any]) -> np.ndarray:
     """Logged values (JSON's lists) as the array the model was given: numbers as floats
@@ -446,6 +365,15 @@ def _logged(values: list[Any]) -> np.ndarray:
         return np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         return np.asarray(values, dtype=object)
+
+
+def _scale(outcome: FeatureProfile | None) -> float | None:
+    """How large a regression's labels run (their standard deviation, else their size where
+    they are constant), from their profile (or that of the predictions, which track them);
+    None where nothing says (no numeric profile, or labels all 0)."""
+    if outcome is None or outcome.kind != "numeric":
+        return None
+    return outcome.std or (abs(outcome.mean) if outcome.mean else None)
 
 
 def _floats(value: Any) -> dict[str, float]:

@@ -3,7 +3,9 @@
 The same bins, scores and verdicts as the live monitor (``binning``, ``drift``): the reference
 becomes a profile, the current data is counted on its bins chunk by chunk, so a current file
 of any size streams through in constant memory (the rows kept for the KS test are the last
-``large_sample_rows``, which is all of them whenever the test is used).
+``large_sample_rows``, which is all of them whenever the test is used). Given two files, the
+KS test compares the current values with every reference value, not with the profile's
+sample of 256 rows, which the live monitor (and drift from the log) has alone.
 """
 
 from __future__ import annotations
@@ -38,11 +40,17 @@ def compare(
     chunks: Iterable[pd.DataFrame | np.ndarray],
     thresholds: DriftThresholds | None = None,
     on_rows: Callable[[int], None] | None = None,
+    reference: pd.DataFrame | None = None,
 ) -> Comparison:
     """Count ``chunks`` (columns named, or in the profile's order) on ``profile``'s bins; with
-    no rows at all, the report is that of an empty window (no scores, no verdict)."""
+    no rows at all, the report is that of an empty window (no scores, no verdict).
+
+    ``reference``: the data ``profile`` was made of, whose values the KS test then takes
+    whole: tested against the profile's sample of 256 rows, a current file drawn as the
+    reference was read p = 0.21 where scipy's ``ks_2samp`` on the two files read 0.56."""
     thresholds = thresholds or DriftThresholds()
-    binning = ProfileBinning(profile)
+    sample = None if reference is None else _columns(reference, profile.feature_names)
+    binning = ProfileBinning(profile, sample)
     counts = np.zeros(binning.size, dtype=np.int64)
     sums = np.zeros(binning.sums_size)
     recent = RecentRows(thresholds.large_sample_rows)

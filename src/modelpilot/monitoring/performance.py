@@ -20,7 +20,12 @@ from modelpilot.registry.quality import (
     classification_metrics,
     label_key,
     regression_metrics,
+    scorable,
 )
+
+ERROR_FLOOR = 0.01
+"""An error baseline (MAE, RMSE at registration) below this share of the target's scale
+counts as this share of it (see ``PerformanceWindow``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +45,8 @@ class PerformanceThresholds:
     max_drop: float = 0.1
     """Scores in [0, 1] (accuracy, F1, AUC): flag a fall of more than this, absolute."""
     max_error_increase: float = 0.2
-    """Errors (MAE, RMSE): flag a rise of more than this share of the reference error."""
+    """Errors (MAE, RMSE): flag a rise of more than this share of the reference error (of
+    ``ERROR_FLOOR`` of the target's scale, where the reference error is smaller)."""
     label_shift: float = 0.1
     """Jensen-Shannon distance between window and reference label frequencies that flags
     (when a chi-squared test also finds the move significant: see ``PerformanceWindow``)."""
@@ -93,10 +99,20 @@ class PerformanceWindow:
     window) the test adds nothing, as any move of 0.1 is significant there: the distance
     decides, as effect sizes decide data drift from a thousand rows.
 
+    An error (MAE, RMSE) is judged by its rise relative to the reference's, which means
+    nothing where that is 0 or nearly: a model that fitted a constant target exactly (MAE 0)
+    raised a critical alert on an error of 0.003 with the target at 5. The baseline is
+    therefore at least ``ERROR_FLOOR`` of the target's scale (``target_scale``: the standard
+    deviation of the reference labels, or their size where they are constant), an error too
+    small to matter against the labels' own spread; the bootstrap tests the window against
+    that baseline too. With no scale known (no reference labels or predictions, or labels
+    all 0), an error whose baseline is 0 is not judged, and the report's reason says so.
+
     A regression's labels joined to a prediction that is no finite number (a model that
-    answered NaN) are left out of its errors, and counted as ``unscored``: one NaN made MAE
-    and RMSE NaN, and hid the model's quality and concept drift, for as long as it stayed in
-    the window. The threshold of ``min_labels`` counts the labels scored.
+    answered NaN) are left out of its errors, and counted as ``unscored`` (by
+    ``quality.scorable``, the rule the reference figures follow): one NaN made MAE and RMSE
+    NaN, and hid the model's quality and concept drift, for as long as it stayed in the
+    window. The threshold of ``min_labels`` counts the labels scored.
     """
 
     def __init__(
@@ -111,6 +127,7 @@ class PerformanceWindow:
         *,
         known_classes: Sequence[Any] = (),
         p_value: float = 0.01,
+        target_scale: float | None = None,
     ) -> None:
         self.task = task
         self.classes = classes
@@ -121,6 +138,9 @@ class PerformanceWindow:
         self._known_keys = {label_key(c) for c in self.known_classes}
         self.p_value = p_value
         self.reference = {k: v for k, v in reference.items() if k in HIGHER_IS_BETTER}
+        self.baselines, self.unjudged = _baselines(self.reference, target_scale)
+        """What each metric is judged against (an error's reference raised to its floor),
+        and why the errors that are not judged are not."""
         self.reference_labels = reference_labels
         self.max_seconds = max_seconds
         self.thresholds = thresholds
@@ -232,7 +252,7 @@ class PerformanceWindow:
             return None
         labels = len(rows)
         if self.task == "regression":
-            rows = [r for r in rows if _finite(r.predicted)]
+            rows = [r for r in rows if scorable(r.predicted)]
         truth = [r.truth for r in rows]
         predicted = [r.predicted for r in rows]
         proba = [r.proba for r in rows]
@@ -245,18 +265,18 @@ class PerformanceWindow:
         return self._judge(truth, current, p_values, labels)
 
     def _crossed(self, current: dict[str, float]) -> dict[str, float]:
-        """The metrics past their threshold against the reference, with their reference."""
+        """The metrics past their threshold against their baseline, with their baseline."""
         crossed = {}
         for name, value in current.items():
-            reference = self.reference.get(name)
-            if reference is None:
+            baseline = self.baselines.get(name)
+            if baseline is None:
                 continue
             if HIGHER_IS_BETTER[name]:
-                bad = value < reference - self.thresholds.max_drop
+                bad = value < baseline - self.thresholds.max_drop
             else:
-                bad = value > reference * (1 + self.thresholds.max_error_increase)
+                bad = value > baseline * (1 + self.thresholds.max_error_increase)
             if bad:
-                crossed[name] = reference
+                crossed[name] = baseline
         return crossed
 
     def _noise(
@@ -291,9 +311,15 @@ class PerformanceWindow:
             if chance < self.p_value:
                 degraded.append(name)
                 # :g, not :f: an error of 1e200 is not written out in 200 digits.
+                reference, baseline = self.reference[name], self.baselines[name]
+                floor = (
+                    f", judged as {baseline:.4g} ({ERROR_FLOOR:.0%} of the target's scale)"
+                    if baseline != reference
+                    else ""
+                )
                 reasons.append(
-                    f"{name} {current[name]:.4g} against {self.reference[name]:.4g} at "
-                    f"registration (bootstrap p-value {chance:.2g})"
+                    f"{name} {current[name]:.4g} against {reference:.4g} at "
+                    f"registration{floor} (bootstrap p-value {chance:.2g})"
                 )
         shift, p_value = self._label_shift(truth)
         shifted = (
@@ -308,6 +334,7 @@ class PerformanceWindow:
                 f"label distribution moved (Jensen-Shannon distance {shift:.3f}, "
                 f"chi-squared p-value {p_value:.2g})"
             )
+        reasons += [self.unjudged[name] for name in current if name in self.unjudged]
         return PerformanceReport(
             labels,
             current,
@@ -343,14 +370,28 @@ def _same(earlier: Any, truth: Any) -> bool:
     return type(earlier) is type(truth) and bool(earlier == truth)
 
 
-def _finite(value: Any) -> bool:
-    """Whether ``value`` is a finite number (a prediction a regression's errors can use)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int past float64
-        return False
+def _baselines(
+    reference: dict[str, float], target_scale: float | None
+) -> tuple[dict[str, float], dict[str, str]]:
+    """What each metric of ``reference`` is judged against, and the errors not judged with
+    why: an error's baseline is at least ``ERROR_FLOOR`` of ``target_scale``; without a
+    scale, an error whose reference is 0 (or less) has no baseline a rise is relative to."""
+    scale = target_scale if target_scale is not None and math.isfinite(target_scale) else 0.0
+    floor = ERROR_FLOOR * abs(scale)
+    baselines, unjudged = {}, {}
+    for name, value in reference.items():
+        if HIGHER_IS_BETTER[name]:
+            baselines[name] = value
+        elif not math.isfinite(value):
+            unjudged[name] = f"{name} not judged: its figure at registration is {value}"
+        elif max(value, floor) > 0:
+            baselines[name] = max(value, floor)
+        else:
+            unjudged[name] = (
+                f"{name} not judged: it was {value:.4g} at registration, which no rise is "
+                "relative to, and no reference labels give the errors a scale"
+            )
+    return baselines, unjudged
 
 
 def _shown(value: Any) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpilot.registry.quality import HIGHER_IS_BETTER, auc_scores, label_key
+from modelpilot.registry.quality import HIGHER_IS_BETTER, auc_columns, auc_scores, label_key
 
 RESAMPLES = 400
 """Bootstrap resamples of a window: a p-value's resolution is 1/401, under a quarter of the
@@ -130,14 +130,10 @@ def _auc(
     weights: np.ndarray,
 ) -> np.ndarray:
     """Each resample's AUC, one class against the rest, averaged (``quality._auc``'s)."""
-    keep = [i for i, label in enumerate(labels) if label in present]
-    if len(keep) == 2:
-        pair = scores[:, keep]
-        share = pair[:, 1] / np.clip(pair.sum(axis=1), 1e-12, None)
-        return _binary_auc(y_true == labels[keep[1]], share, weights)
-    sub = scores[:, keep]
-    sub = sub / np.clip(sub.sum(axis=1, keepdims=True), 1e-12, None)
-    each = [_binary_auc(y_true == labels[i], sub[:, j], weights) for j, i in enumerate(keep)]
+    each = [
+        _binary_auc(y_true == label, scores[:, i], weights)
+        for i, label in auc_columns(labels, present)
+    ]
     return np.asarray(np.mean(each, axis=0))
 
 

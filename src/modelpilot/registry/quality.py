@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -54,7 +55,8 @@ def classification_metrics(
     """Accuracy and macro F1; AUC too when every row has probabilities and two classes occur.
 
     As scikit-learn's ``accuracy_score``, ``f1_score(average="macro", zero_division=0)`` and
-    ``roc_auc_score`` compute them (the tests hold them to it), in NumPy: the monitor
+    ``roc_auc_score`` compute them (the tests hold them to it; for AUC see ``auc_columns``),
+    in NumPy: the monitor
     recomputes them over its window at every evaluation and every feedback call, where
     scikit-learn's checks took milliseconds each."""
     y_true = np.array([label_key(v) for v in truth])
@@ -99,17 +101,26 @@ def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(f1.mean())
 
 
+def auc_columns(labels: Sequence[str], present: set[str]) -> list[tuple[int, str]]:
+    """The (column of the probabilities, class) pairs whose AUCs, each of the class against
+    the rest, an AUC is the mean of.
+
+    A model of two classes: its second class's probability, as scikit-learn's
+    ``roc_auc_score`` takes a binary model's. Of more: every class the labels hold, on the
+    model's own probability of it, macro-averaged, which is scikit-learn's
+    ``roc_auc_score(multi_class="ovr", average="macro")`` when they hold every class. A class
+    the labels lack has no AUC of its own (no positive row) and is left out of the mean; the
+    others' probabilities are not rescaled to the classes present: a window of two of iris's
+    three classes was once scored as a binary model of those two, which is neither the
+    one-against-the-rest AUC stated nor scikit-learn's."""
+    if len(labels) == 2:
+        return [(1, labels[1])]
+    return [(i, label) for i, label in enumerate(labels) if label in present]
+
+
 def _auc(y_true: np.ndarray, scores: np.ndarray, labels: list[str], present: set[str]) -> float:
-    keep = [i for i, label in enumerate(labels) if label in present]
-    if len(keep) == 2:
-        # Two classes occur (of maybe more): a binary AUC on the second one's share.
-        pair = scores[:, keep]
-        share = pair[:, 1] / np.clip(pair.sum(axis=1), 1e-12, None)
-        return _binary_auc(y_true == labels[keep[1]], share)
-    sub = scores[:, keep]
-    sub = sub / np.clip(sub.sum(axis=1, keepdims=True), 1e-12, None)
-    # One class against the rest, each in turn, averaged: scikit-learn's "ovr", "macro".
-    return float(np.mean([_binary_auc(y_true == labels[i], sub[:, j]) for j, i in enumerate(keep)]))
+    each = [_binary_auc(y_true == label, scores[:, i]) for i, label in auc_columns(labels, present)]
+    return float(np.mean(each))
 
 
 def _binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
@@ -122,6 +133,19 @@ def _binary_auc(positive: np.ndarray, score: np.ndarray) -> float:
     negatives = len(positive) - positives
     u = ranks[positive].sum() - positives * (positives + 1) / 2
     return float(u / (positives * negatives))
+
+
+def scorable(prediction: Any) -> bool:
+    """Whether a regression's errors take a labelled row of this ``prediction``: a finite
+    number. A NaN (or infinite) prediction made MAE and RMSE NaN (or inf), which hid the
+    model's quality: such rows are left out of the errors and counted apart, by this one
+    rule, in the live window and in the reference figures alike."""
+    if isinstance(prediction, bool) or not isinstance(prediction, (int, float, np.number)):
+        return False
+    try:
+        return math.isfinite(prediction)
+    except OverflowError:  # an int past float64
+        return False
 
 
 def regression_metrics(truth: list[Any], predicted: list[Any]) -> dict[str, float]:

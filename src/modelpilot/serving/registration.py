@@ -21,6 +21,7 @@ from modelpilot.registry.quality import (
     classification_metrics,
     label_key,
     regression_metrics,
+    scorable,
     stated_metrics,
 )
 from modelpilot.registry.signature import Signature, TensorSpec
@@ -149,9 +150,11 @@ def _profiled(
     if notes:
         meta["monitoring_notes"] = notes
     if batch is not None:
-        profile, metrics = _outcomes(runtime, signature, batch, profile, labels)
+        profile, metrics, unscored = _outcomes(runtime, signature, batch, profile, labels)
         if metrics:
             meta.setdefault("reference_metrics", metrics)
+        if unscored:
+            meta.setdefault("reference_unscored", unscored)
     return signature, profile, meta
 
 
@@ -251,12 +254,14 @@ def _outcomes(
     tensors: list[Tensor],
     profile: ReferenceProfile,
     labels: pd.Series | None,
-) -> tuple[ReferenceProfile, dict[str, float]]:
+) -> tuple[ReferenceProfile, dict[str, float], int]:
     """The model's predictions on the reference rows (``tensors``, as a request sends
-    them), the labels, and how good it was."""
+    them), the labels, how good it was, and how many labelled rows a regressor's errors
+    leave out, as the live window does (``quality.scorable``: the prediction was no finite
+    number; with them, one NaN made the reference MAE and RMSE NaN)."""
     output = signature.main_output
     if output is None:
-        return profile, {}
+        return profile, {}, 0
     main = output.name
     wanted = [main] + (["predict_proba"] if signature.output("predict_proba") else [])
     try:
@@ -276,9 +281,9 @@ def _outcomes(
     predicted = np.asarray(arrays[main])
     classifier = is_classifier(signature)
     if predicted.ndim > 1 and not classifier:
-        return profile, {}
+        return profile, {}, 0
     if labels is None:
-        return profile.with_outcomes(outcome_profile(main, predicted, classifier), None), {}
+        return profile.with_outcomes(outcome_profile(main, predicted, classifier), None), {}, 0
     if not classifier:
         labels = _numeric_labels(labels)
     # Rows without a label say nothing of the model's quality: they are left out of it.
@@ -294,8 +299,14 @@ def _outcomes(
     if classifier:
         proba = arrays.get("predict_proba")
         rows_proba = list(np.asarray(proba)[labelled]) if proba is not None else []
-        return profile, classification_metrics(list(labels), answered, rows_proba, classes)
-    return profile, regression_metrics(list(labels), answered)
+        return profile, classification_metrics(list(labels), answered, rows_proba, classes), 0
+    scored = [scorable(p) for p in answered]
+    truth = [t for t, ok in zip(labels, scored, strict=True) if ok]
+    unscored = len(answered) - len(truth)
+    if not truth:  # nothing to judge live errors against
+        return profile, {}, unscored
+    kept = [p for p, ok in zip(answered, scored, strict=True) if ok]
+    return profile, regression_metrics(truth, kept), unscored
 
 
 def _numeric_labels(labels: pd.Series) -> pd.Series:
