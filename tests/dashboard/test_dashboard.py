@@ -116,9 +116,12 @@ def test_dashboard_draws_drift_accuracy_and_alerts(
         labels = page.by_id[f"chart-{name}"]["data-ticks"].split("|")
         steps = np.diff([tick_value(label) for label in labels])
         assert len(labels) >= 2 and np.allclose(steps, steps[0], rtol=0.01), (name, labels)
-    # The window's 400 rows are judged by tests, whose scores (1 - p-value) end at 1: so does
-    # the axis. Accuracy, a score too, stays within [0, 1].
-    assert max(page.ticks("drift")) == 1
+    # The drift bars are evidence, 1 at the line a feature drifts at, capped at 3: the two
+    # shifted features far past it, at the cap, where the axis ends. Accuracy, a score, stays
+    # within [0, 1].
+    assert max(page.ticks("drift")) == 3
+    evidence = [float(v) for v in page.by_id["chart-drift"]["data-values"].split("|")]
+    assert evidence[:2] == [3, 3] and all(0 <= e < 1 for e in evidence[2:]), evidence
     assert min(page.ticks("accuracy")) >= 0 and max(page.ticks("accuracy")) <= 1
     assert float(page.by_id["stat-drifted"]["data-value"]) == 2
     assert float(page.by_id["stat-accuracy"]["data-value"]) == 0.0
@@ -214,3 +217,53 @@ def test_a_regression_with_outliers_in_a_window_too_small_for_a_verdict(
 
     # Idle since: no latency, not 0 ms.
     assert text_of(dom, "stat-p99") == "—"
+
+
+def serving(client: httpx.Client) -> set[str]:
+    """The versions ``/api/dashboard`` says serve."""
+    return {m["version"] for m in client.get("/api/dashboard").json()["models"] if m["serving"]}
+
+
+def option_values(dom: str) -> list[str]:
+    return re.findall(r'<option value="([^"]*)">', dom)
+
+
+def test_the_page_follows_an_alias_move_and_shows_either_version(
+    registry: Registry, iris_model_path: Path, iris_csv: Path, iris_frame: pd.DataFrame
+) -> None:
+    # The tester's sequence: traffic to v1, `modelpilot alias iris production 2`, traffic to
+    # v2. Both versions have reports; the page shows the one that serves, and either on demand.
+    register_model(registry, "iris", iris_model_path, reference=iris_csv, aliases=["production"])
+    register_model(registry, "iris", iris_model_path, reference=iris_csv)
+    env = {"MODELPILOT_MONITOR_INTERVAL_SECONDS": "0.5", "MODELPILOT_ALIAS_REFRESH_SECONDS": "0.2"}
+    server = start(registry, env=env)
+    url = f"{server.url}/dashboard"
+    rows = iris_frame.to_numpy()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            traffic(client, rows[:40])
+            wait_for_model(client, lambda m: m["version"] == "1")
+            before = dump_dom(url, budget_ms=2000)
+
+            registry.set_alias("iris", "production", 2)
+            deadline = time.monotonic() + 20
+            while serving(client) != {"2"}:
+                assert time.monotonic() < deadline, "the alias move never reached the server"
+                time.sleep(0.2)
+            traffic(client, rows[40:70])
+            models = client.get("/api/dashboard").json()["models"]
+            assert {(m["version"], m["serving"]) for m in models} == {("1", False), ("2", True)}
+        after = dump_dom(url)
+        picked = dump_dom(f"{url}#model=iris:1")
+    finally:
+        assert stop(server) == 0
+
+    assert Elements(before).by_id["model-select"]["data-value"] == "iris:1"
+    assert text_of(before, "model-title").startswith("iris v1 · ")
+    # The alias moved mid-run: the picker followed it to v2, and lists both versions apart.
+    assert sorted(option_values(after)) == ["iris:1", "iris:2"]
+    assert Elements(after).by_id["model-select"]["data-value"] == "iris:2"
+    assert text_of(after, "model-title").startswith("iris v2 · ")
+    # v1, picked, stays shown through the page's refreshes.
+    assert Elements(picked).by_id["model-select"]["data-value"] == "iris:1"
+    assert text_of(picked, "model-title").startswith("iris v1 · ")

@@ -2,152 +2,32 @@
 
 The payloads are built by the functions that build the real one (``service_point``,
 ``model_overview``) from the monitor's own report types, so they have its shape; the page is
-served by the dashboard's own routes.
+served by the dashboard's own routes (see ``pages``).
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
-from typing import Any
+import math
 
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
-from modelpilot.dashboard import router
-from modelpilot.monitoring.drift import DriftThresholds, FeatureDrift, summarize
-from modelpilot.monitoring.history import ServicePoint
-from modelpilot.monitoring.model_monitor import ModelReport
-from modelpilot.monitoring.overview import model_overview, service_point
 from modelpilot.monitoring.performance import PerformanceReport
-from tests.conftest import free_port
-from tests.dashboard.browser import Elements, dump_dom, text_of
+from tests.dashboard.browser import text_of
+from tests.dashboard.pages import (
+    INTERVAL,
+    NOW,
+    PageServer,
+    busy,
+    feature,
+    interval,
+    iris,
+    page_server,
+    payload,
+)
 
 pytestmark = pytest.mark.slow
 
-NOW = 1_800_000_000.0
-INTERVAL = 2.0
-
-
-class PageServer:
-    """The dashboard's routes, and an ``/api/dashboard`` that answers ``payload``."""
-
-    def __init__(self) -> None:
-        self.payload: dict[str, Any] = {}
-        app = FastAPI()
-        app.include_router(router)
-        app.add_api_route("/api/dashboard", self._answer, methods=["GET"])
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    async def _answer(self) -> dict[str, Any]:
-        return self.payload
-
-    def __enter__(self) -> PageServer:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            assert time.monotonic() < deadline, "the page server did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-
-    def draw(self, payload: dict[str, Any]) -> tuple[str, Elements]:
-        """The page's DOM once it has drawn ``payload``."""
-        self.payload = payload
-        dom = dump_dom(f"{self.url}/dashboard", budget_ms=3000)
-        page = Elements(dom)
-        assert page.body.get("data-updated") == str(int(NOW)), "the page never drew a payload"
-        return dom, page
-
-
-@pytest.fixture(scope="module")
-def page_server() -> Iterator[PageServer]:
-    with PageServer() as server:
-        yield server
-
-
-def interval(
-    t: float, requests: int, client_errors: int = 0, server_errors: int = 0
-) -> ServicePoint:
-    latency = 0.004 if requests else 0.0  # as the history records an interval without requests
-    return ServicePoint(
-        t=t,
-        seconds=INTERVAL,
-        requests=requests,
-        errors=client_errors + server_errors,
-        p50=latency,
-        p95=latency * 2,
-        p99=latency * 3,
-        cpu_percent=5.0,
-        memory_bytes=200_000_000,
-        server_errors=server_errors,
-    )
-
-
-def payload(series: list[ServicePoint], report: ModelReport | None = None) -> dict[str, Any]:
-    return {
-        "time": NOW,
-        "uptime_seconds": 600.0,
-        "series": [service_point(p) for p in series],
-        "system": {
-            "workers": 1,
-            "cpu_percent": 5.0,
-            "memory_bytes": 200_000_000,
-            "process_memory_bytes": 200_000_000,
-            "machine_cpu_percent": 10.0,
-            "memory_percent": 30.0,
-            "disk_read_bytes": None,
-            "disk_write_bytes": None,
-            "net_sent_bytes": None,
-            "net_recv_bytes": None,
-        },
-        "models": [model_overview(report)] if report else [],
-        "alerts": [],
-    }
-
-
-def busy(points: int = 5) -> list[ServicePoint]:
-    return [interval(NOW - INTERVAL * (points - i), 20) for i in range(points)]
-
-
-def iris(
-    performance: PerformanceReport | None = None,
-    history: list[dict[str, float]] | None = None,
-    features: list[FeatureDrift] | None = None,
-    rows: int = 400,
-) -> ModelReport:
-    drift = summarize(rows, features, DriftThresholds(features=len(features))) if features else None
-    return ModelReport("iris", "1", rows, rows, drift, None, performance, history or [])
-
-
-def feature(name: str, method: str, score: float, threshold: float) -> FeatureDrift:
-    judged = method != "none"
-    return FeatureDrift(
-        name=name,
-        kind="numeric",
-        rows=400,
-        method=method,
-        score=score,
-        threshold=threshold,
-        drifted=judged and score >= threshold,
-        reason="" if judged else "too few rows for a verdict: 12 of the 30 needed",
-        psi=0.1,
-        js_distance=0.1,
-        kl_divergence=0.1,
-        wasserstein=0.5,
-        p_value=1 - score if method == "ks" else None,
-        missing_share=0.0,
-        reference_missing_share=0.0,
-    )
+__all__ = ["page_server"]  # the fixture, used by the tests here
 
 
 @pytest.mark.parametrize(("server_errors", "client_errors"), [(0, 6), (2, 4)])
@@ -206,23 +86,34 @@ def test_the_accuracy_tile_is_red_when_the_server_judges_it_degraded(
     assert max(page.ticks("accuracy")) <= 1  # a score ends at 1
 
 
-def test_the_drift_axis_ends_at_one_for_scores_that_do(page_server: PageServer) -> None:
-    threshold = 1 - 0.01 / 8
+def test_drift_bars_are_evidence_with_the_line_at_one_and_chance_low(
+    page_server: PageServer,
+) -> None:
+    # 1 - p drew a healthy p = 0.2 at 80 % of the chart, beside a threshold of 0.999. On the
+    # evidence scale (log p / log alpha for tests, score / threshold for effect sizes) every
+    # feature drifts at 1, chance-level p-values stay low, and the bars end at 3.
+    alpha = 0.01 / 8
     features = [
-        feature("sepal_length", "ks", 0.9999, threshold),
-        feature("sepal_width", "ks", 0.2, threshold),
-        feature("petal_length", "js", 0.05, 0.1),
-        feature("petal_width", "missing", 0.5, threshold),
+        feature("sepal_length", "ks", 0.8, 1 - alpha, p_value=0.2),
+        feature("sepal_width", "ks", 1 - 1e-4, 1 - alpha, p_value=1e-4),
+        feature("petal_length", "psi", 0.1, 0.2),
+        feature("petal_width", "missing", 1.0, 1 - alpha, p_value=0.4, missing_p_value=1e-40),
     ]
-    _, page = page_server.draw(payload(busy(), iris(features=features)))
-    assert max(page.ticks("drift")) == 1
-    assert page.by_id["chart-drift"]["data-values"] == "0.9999|0.2|0.05|0.5"
+    dom, page = page_server.draw(payload(busy(), iris(features=features)))
+    values = [float(v) for v in page.by_id["chart-drift"]["data-values"].split("|")]
+    assert values == pytest.approx(
+        [math.log(0.2) / math.log(alpha), math.log(1e-4) / math.log(alpha), 0.5, 3]
+    )
+    assert values[0] < 0.25 and values[1] > 1  # chance stays low; drift is past the line
+    assert max(page.ticks("drift")) == 3
+    assert "log p / log \u03b1" in text_of(dom, "drift-foot")
 
 
 def test_the_drift_axis_reaches_past_one_for_psi(page_server: PageServer) -> None:
     features = [feature("sepal_length", "psi", 2.5, 0.2), feature("sepal_width", "psi", 0.1, 0.2)]
     _, page = page_server.draw(payload(busy(), iris(features=features, rows=2000)))
-    assert max(page.ticks("drift")) >= 2.5
+    assert page.by_id["chart-drift"]["data-values"] == "3|0.5"  # 12.5 times the line: capped
+    assert max(page.ticks("drift")) == 3
 
 
 def test_a_feature_without_a_verdict_has_no_bar_and_no_ok(page_server: PageServer) -> None:
@@ -232,10 +123,12 @@ def test_a_feature_without_a_verdict_has_no_bar_and_no_ok(page_server: PageServe
         feature("sepal_width", "none", 0.0, 0.0),
     ]
     dom, page = page_server.draw(payload(busy(), iris(features=features)))
-    assert page.by_id["chart-drift"]["data-values"] == "0.9999|"
+    first, second = page.by_id["chart-drift"]["data-values"].split("|")
+    assert float(first) > 1 and second == ""
     assert page.pills == [("bad", "drifted"), ("muted", "no verdict")]
     assert text_of(dom, "stat-drifted") == "1 / 1"
     assert "badge-bad" in page.classes("drift-badge")  # the one feature judged drifted
+    assert text_of(dom, "drift-badge") == "dataset drift"
 
 
 def test_a_window_too_small_for_a_verdict_is_not_green(page_server: PageServer) -> None:

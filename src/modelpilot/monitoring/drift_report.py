@@ -10,6 +10,7 @@ import html
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -34,18 +35,28 @@ main{padding:24px 32px;max-width:1200px}
 .card small{display:block;color:#64748b;font-size:12px;margin-top:2px;max-width:320px}
 table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #e2e8f0;
 border-radius:10px;overflow:hidden;font-size:13px}
-th,td{padding:8px 10px;text-align:right;border-bottom:1px solid #f1f5f9}
+th,td{padding:8px 10px;text-align:right;border-bottom:1px solid #f1f5f9}td{white-space:nowrap}
 th:first-child,td:first-child,td.left{text-align:left}
 th{background:#f8fafc;color:#475569;font-weight:600}
 .badge{display:inline-block;padding:2px 8px;border-radius:999px;font-size:12px;font-weight:600}
 .drifted{background:#fee2e2;color:#b91c1c}.ok{background:#dcfce7;color:#15803d}
 .none{background:#e2e8f0;color:#475569}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:16px;
+.wide{overflow-x:auto;border-radius:10px}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(360px,100%),1fr));gap:16px;
 margin-top:24px}
-.plot h3{margin:0 0 6px;font-size:14px}.plot p{margin:6px 0 0;color:#64748b;font-size:12px}
+.plot h3{margin:0 0 6px;font-size:14px}.plot.many{grid-column:1/-1}
+.plot p{margin:6px 0 0;color:#64748b;font-size:12px}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px;border-radius:2px}
 .rule{color:#475569;font-size:13px;margin-top:20px;line-height:1.5}
+details{margin-top:6px;font-size:12px;color:#475569}summary{cursor:pointer}
+details table{margin-top:6px;font-size:12px}details .scroll{max-height:320px;overflow-y:auto}
+@media (max-width:600px){header{padding:14px 16px}main{padding:16px}}
 """
+
+MAX_PLOTTED_CATEGORIES = 30
+"""A categorical histogram plots at most this many categories, the largest by either sample's
+share; the rest are pooled into one bar (their counts are in the table under the plot). A
+feature may have up to 1,000 categories, whose labels would overlap into a smear."""
 
 
 def render_html(
@@ -55,7 +66,9 @@ def render_html(
     current_label: str,
 ) -> str:
     report = comparison.report
-    features = {f.name: f for f in report.features}
+    # An empty current file is no rows "in the current data": "the window" is the live
+    # monitor's word.
+    features = {f.name: _offline(f) for f in report.features}
     if any(f.method != "none" for f in report.features):
         verdict = "Dataset drift" if report.dataset_drift else "No dataset drift"
         drifted = f"{len(report.drifted_features)} / {len(report.features)}"
@@ -65,7 +78,7 @@ def render_html(
         # finding that was never made; the report's verdict says what there is instead.
         verdict, drifted, share = "No verdict", "-", "-"
     cards = [
-        ("Verdict", verdict, report.verdict),
+        ("Verdict", verdict, _offline_text(report.verdict)),
         ("Drifted features", drifted, ""),
         ("Drifted share", share, ""),
         ("Current rows", f"{report.rows:,}", ""),
@@ -79,6 +92,7 @@ def render_html(
     return "".join(
         [
             "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
             f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
             f"<header><h1>{_e(title)}</h1><p>reference: {_e(reference_label)} &middot; ",
             f"current: {_e(current_label)} &middot; generated {_e(generated)}</p></header><main>",
@@ -90,7 +104,7 @@ def render_html(
                 for k, v, note in cards
             ),
             "</div>",
-            _table(report.features),
+            _table(list(features.values())),
             _RULE,
             "<div class='grid'>",
             *plots,
@@ -101,7 +115,8 @@ def render_html(
 
 _RULE = (
     "<p class='rule'>How to read this: below the minimum row count there is no verdict. "
-    "Small samples are judged by significance tests (score = 1 - p-value): for numbers, "
+    "Small samples are judged by significance tests (score = 1 - p-value, the p-value shown "
+    "being that of the test that decided): for numbers, "
     "two-sample Kolmogorov-Smirnov on the values present and Fisher's exact test of the share "
     "of missing values, the smaller p-value deciding (method ks or missing); for categories, "
     "chi-squared of both samples' counts, with missing values a category of their own, and "
@@ -118,12 +133,21 @@ _RULE = (
 )
 
 
+def _offline_text(text: str) -> str:
+    return text.replace("no rows in the window", "no rows in the current data")
+
+
+def _offline(feature: FeatureDrift) -> FeatureDrift:
+    return replace(feature, reason=_offline_text(feature.reason))
+
+
 def _table(features: Sequence[FeatureDrift]) -> str:
     left = "<th style='text-align:left'>"
     head = (
-        f"<table><tr><th>feature</th>{left}kind</th>{left}verdict</th>{left}method</th>"
-        "<th>score</th>"
-        "<th>threshold</th><th>p-value</th><th>PSI</th><th>JS distance</th><th>KL</th>"
+        f"<div class='wide'><table><tr><th>feature</th>{left}kind</th>{left}verdict</th>"
+        f"{left}method</th><th>score</th><th>threshold</th>"
+        "<th title='of the test that decided (the one method names)'>p-value</th><th>PSI</th>"
+        "<th>JS distance</th><th>KL</th>"
         "<th>Wasserstein</th><th>missing: reference</th><th>missing: current</th>"
         "<th>rows</th></tr>"
     )
@@ -133,13 +157,13 @@ def _table(features: Sequence[FeatureDrift]) -> str:
             "<tr>"
             f"<td>{_e(f.name)}</td><td class='left'>{f.kind}</td><td class='left'>{_badge(f)}</td>"
             f"<td class='left'>{f.method}</td>{_judgement(f)}"
-            f"<td>{_num(f.p_value)}</td><td>{_num(f.psi, 4)}</td>"
+            f"<td>{_p(f.deciding_p_value)}</td><td>{_num(f.psi, 4)}</td>"
             f"<td>{_num(f.js_distance, 4)}</td><td>{_num(f.kl_divergence, 4)}</td>"
             f"<td>{_num(f.wasserstein)}</td><td>{_share(f.reference_missing_share)}</td>"
             f"<td>{_share(f.missing_share)}</td><td>{f.rows:,}</td>"
             "</tr>"
         )
-    return head + "".join(rows) + "</table>"
+    return head + "".join(rows) + "</table></div>"
 
 
 def _judgement(feature: FeatureDrift) -> str:
@@ -159,24 +183,39 @@ def _badge(feature: FeatureDrift) -> str:
 
 
 def _plot(histogram: FeatureHistogram, drift: FeatureDrift) -> str:
-    width, height, left, bottom, top = 360, 190, 36, 44, 10
-    reference = _shares(histogram.reference)
-    current = _shares(histogram.current)
-    n = len(histogram.labels)
-    peak = max(float(reference.max(initial=0)), float(current.max(initial=0)), 1e-9)
+    plotted = _plotted(histogram)
+    labels = [_short(label) for label in plotted.labels]
+    reference = _shares(plotted.reference)
+    current = _shares(plotted.current)
+    n = len(labels)
+    # Many bins take a row of their own, with room for each label, and steeper labels.
+    many = n > _BINS_PER_CARD
+    width, top = (max(360, 26 * n), 10) if many else (360, 10)
+    tilt = math.radians(60 if many else 35)
+    # Labels are rotated to the left of their bar: the first one's reach sets the left
+    # margin (a fixed 36 px cut it off at the card's edge), the longest the bottom one.
+    reach = [_LABEL_PX * len(label) for label in labels] or [0.0]
+    left = 36.0
+    for _ in range(2):  # the slot depends on the margin, and the margin on the slot
+        slot = (width - left - 8) / max(n, 1)
+        left = max(36.0, math.cos(tilt) * reach[0] - slot / 2 + 4)
     slot = (width - left - 8) / max(n, 1)
+    bottom = max(44, math.ceil(math.sin(tilt) * max(reach) + 18))
+    height = 146 + bottom
+    peak = max(float(reference.max(initial=0)), float(current.max(initial=0)), 1e-9)
     bar = max(slot * 0.4, 1.0)
     scale = (height - bottom - top) / peak
     color = DRIFTED_COLOR if drift.drifted else CURRENT_COLOR
+    degrees = math.degrees(tilt)
     parts = [
         f"<svg viewBox='0 0 {width} {height}' width='100%' role='img' "
         f"aria-label='{_e(histogram.name)} histogram'>",
-        f"<line x1='{left}' y1='{height - bottom}' x2='{width - 4}' y2='{height - bottom}' "
+        f"<line x1='{left:.1f}' y1='{height - bottom}' x2='{width - 4}' y2='{height - bottom}' "
         "stroke='#cbd5e1'/>",
-        f"<text x='{left - 4}' y='{top + 8}' font-size='10' text-anchor='end' fill='#64748b'>"
-        f"{peak:.0%}</text>",
+        f"<text x='{left - 4:.1f}' y='{top + 8}' font-size='10' text-anchor='end' "
+        f"fill='#64748b'>{peak:.0%}</text>",
     ]
-    for i, label in enumerate(histogram.labels):
+    for i, label in enumerate(plotted.labels):
         x = left + i * slot + (slot - 2 * bar) / 2
         for j, (share, fill) in enumerate(((reference[i], REFERENCE_COLOR), (current[i], color))):
             h = share * scale
@@ -188,17 +227,77 @@ def _plot(histogram: FeatureHistogram, drift: FeatureDrift) -> str:
         cx = left + i * slot + slot / 2
         parts.append(
             f"<text x='{cx:.1f}' y='{height - bottom + 12}' font-size='9' fill='#475569' "
-            f"text-anchor='end' transform='rotate(-35 {cx:.1f} {height - bottom + 12})'>"
-            f"{_e(_short(label))}</text>"
+            f"text-anchor='end' transform='rotate(-{degrees:g} {cx:.1f} {height - bottom + 12})'>"
+            f"{_e(labels[i])}</text>"
         )
     parts.append("</svg>")
     legend = (
         f"<div class='legend'><span style='background:{REFERENCE_COLOR}'></span>reference"
         f"<span style='background:{color}'></span>current</div>"
     )
+    counts = _counts_table(histogram) if len(plotted.labels) < len(histogram.labels) else ""
     return (
-        f"<div class='card plot'><h3>{_e(histogram.name)} {_badge(drift)}</h3>{legend}"
-        f"{''.join(parts)}<p>{_e(drift.reason)}</p></div>"
+        f"<div class='card plot{' many' if many else ''}'><h3>{_e(histogram.name)} "
+        f"{_badge(drift)}</h3>{legend}{''.join(parts)}<p>{_e(drift.reason)}</p>{counts}</div>"
+    )
+
+
+_BINS_PER_CARD = 14
+"""More bins than this, and a histogram spans the grid's width."""
+_LABEL_PX = 5.4
+"""Width of a character of a 9 px label, a little over the average, so that margins hold."""
+
+
+def _plotted(histogram: FeatureHistogram) -> FeatureHistogram:
+    """``histogram`` as plotted: a categorical one with more than ``MAX_PLOTTED_CATEGORIES``
+    named categories keeps the largest (by the larger of their two shares, in the profile's
+    order) and pools the rest into one bar, "N more". Its last bins (see ``category_bins``:
+    values outside the named categories, "other" or "unseen", then "missing") always show:
+    rows there are what drift often looks like."""
+    labels = histogram.labels
+    named = len(labels)
+    if named and labels[named - 1] == "missing":
+        named -= 1
+    if named and labels[named - 1] in ("other", "unseen"):
+        named -= 1
+    if histogram.kind != "categorical" or named <= MAX_PLOTTED_CATEGORIES:
+        return histogram
+    reference, current = _shares(histogram.reference), _shares(histogram.current)
+    largest = np.maximum(reference, current)[:named]
+    order = np.argsort(-largest, kind="stable")
+    keep = np.sort(order[:MAX_PLOTTED_CATEGORIES])
+    rest = np.sort(order[MAX_PLOTTED_CATEGORIES:])
+    tail = np.arange(named, len(labels))
+
+    def pooled(counts: np.ndarray) -> np.ndarray:
+        return np.concatenate([counts[keep], [counts[rest].sum()], counts[tail]]).astype(np.int64)
+
+    return FeatureHistogram(
+        histogram.name,
+        histogram.kind,
+        [
+            *(labels[i] for i in keep),
+            f"{rest.size} more",
+            *(labels[i] for i in tail),
+        ],
+        pooled(histogram.reference),
+        pooled(histogram.current),
+    )
+
+
+def _counts_table(histogram: FeatureHistogram) -> str:
+    """Every bin's counts, for a plot that pooled some of them."""
+    reference, current = _shares(histogram.reference), _shares(histogram.current)
+    rows = "".join(
+        f"<tr><td>{_e(label)}</td><td>{int(histogram.reference[i]):,}</td>"
+        f"<td>{reference[i]:.1%}</td><td>{int(histogram.current[i]):,}</td>"
+        f"<td>{current[i]:.1%}</td></tr>"
+        for i, label in enumerate(histogram.labels)
+    )
+    return (
+        f"<details><summary>all {len(histogram.labels):,} bins' counts</summary>"
+        "<div class='scroll'><table><tr><th>bin</th><th>reference</th><th>share</th>"
+        f"<th>current</th><th>share</th></tr>{rows}</table></div></details>"
     )
 
 
@@ -216,6 +315,11 @@ def _num(value: float | None, places: int | None = None) -> str:
     if value is None or math.isnan(value):
         return "-"
     return f"{value:.4g}" if places is None else f"{value:.{places}f}"
+
+
+def _p(value: float | None) -> str:
+    """A p-value: two significant digits (1.9e-76), as the verdicts quote them."""
+    return "-" if value is None or math.isnan(value) else f"{value:.2g}"
 
 
 def _share(value: float) -> str:

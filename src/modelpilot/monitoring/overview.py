@@ -90,14 +90,27 @@ class Overview:
         }
 
     def _models(self) -> list[dict[str, Any]]:
-        """Every version with a report; then each served model without one, with no traffic
-        yet (the monitor reports on a version only once it has answered requests)."""
+        """Every version with a report; then each served version without one, with no traffic
+        yet (the monitor reports on a version only once it has answered requests).
+
+        One entry per version, each saying whether it is ``serving`` (the version a request
+        without a version goes to now): after ``modelpilot alias`` moves traffic, the old
+        version's report stays beside the new one's, and the page must tell them apart and
+        show the one that serves. Each drift report carries ``dataset_share``, the share of
+        drifted features that makes dataset drift, for the page to say how far a window is
+        from it (an alert fires on any drifted feature; the dataset verdict needs the share).
+        """
+        serving = {
+            (name, str(version.version))
+            for name, version in self.engine.served.current_versions()
+            if version is not None and self.engine.served.is_served(name)
+        }
         reports = self.monitor.reports()
-        reported = {r.model for r in reports}
+        reported = {(r.model, r.version) for r in reports}
         idle = [
             ModelReport(
                 model=name,
-                version=str(version.version),
+                version=version,
                 requests=0,
                 rows=0,
                 drift=None,
@@ -105,9 +118,15 @@ class Overview:
                 performance=None,
                 performance_history=[],
             )
-            for name, version in sorted(
-                self.engine.served.current_versions(), key=lambda pair: pair[0]
-            )
-            if version is not None and name not in reported and self.engine.served.is_served(name)
+            for name, version in sorted(serving)
+            if (name, version) not in reported
         ]
-        return [model_overview(r) for r in [*reports, *idle]]
+        share = self.engine.settings.drift_dataset_share
+        models = []
+        for report in [*reports, *idle]:
+            entry = model_overview(report)
+            entry["serving"] = (report.model, report.version) in serving
+            if entry["drift"] is not None:
+                entry["drift"]["dataset_share"] = share
+            models.append(entry)
+        return models

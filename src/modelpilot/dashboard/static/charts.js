@@ -5,7 +5,7 @@
 (() => {
   const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif';
   const C = { blue: '#2563eb', green: '#16a34a', orange: '#f59e0b', red: '#dc2626', purple: '#7c3aed',
-    teal: '#0d9488', ink: '#0f172a', grid: '#eef2f7', axis: '#94a3b8', text: '#475569' };
+    teal: '#0d9488', ink: '#0f172a', grid: '#eef2f7', axis: '#94a3b8', text: '#475569', muted: '#64748b' };
   const PALETTE = [C.blue, C.teal, C.purple, C.orange, '#db2777', '#0891b2', '#65a30d', '#9333ea'];
   const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
@@ -61,12 +61,21 @@
     for (const k of ['message', 'ticks', 'labels', 'values', 'segments']) delete canvas.dataset[k];
     return { ctx, w, h };
   }
+  // A chart is an image to assistive technology (role="img"): its aria-label is the page's
+  // description of it, then what the last drawing showed ("latest 12.5 requests per second").
+  function describe(canvas, text) {
+    if (canvas.dataset.alt === undefined) canvas.dataset.alt = canvas.getAttribute('aria-label') || '';
+    const base = canvas.dataset.alt;
+    canvas.setAttribute('aria-label', text ? (base ? `${base}: ${text}` : text) : base);
+  }
   function drawEmpty(canvas, msg) {
     const { ctx, w, h } = prep(canvas);
-    ctx.fillStyle = C.axis; ctx.textAlign = 'center'; ctx.font = `13px ${FONT}`;
+    // Slate 500: 4.8:1 on the white card (the axis grey read 2.6:1).
+    ctx.fillStyle = C.muted; ctx.textAlign = 'center'; ctx.font = `13px ${FONT}`;
     ctx.fillText(msg, w / 2, h / 2);
     canvas.dataset.points = '0';
     canvas.dataset.message = msg;
+    describe(canvas, msg);
   }
   function niceScale(lo, hi, n = 4, minStep = 0) {  // minStep 1: counts, no ticks between
     const raw = (hi - lo) / n, mag = 10 ** Math.floor(Math.log10(raw)), r = raw / mag;
@@ -159,7 +168,7 @@
     hline(ctx, pad.l, w - pad.r, pad.t + ph + 0.5, C.axis);
     for (const r of refs) {
       hline(ctx, pad.l, w - pad.r, Y(r.y, sl), r.color, [6, 4], 1.5);
-      ctx.fillStyle = r.color; ctx.textAlign = 'right';
+      ctx.fillStyle = C.text; ctx.textAlign = 'right';  // the line's grey is too faint for text
       ctx.fillText(`${r.label} ${fmtNum(r.y)}`, w - pad.r - 4, Y(r.y, sl) - 8);
     }
     const segments = [];
@@ -259,6 +268,6 @@
   window.ModelPilotCharts = Object.freeze({
     C, PALETTE, BYTE_UNITS,
     isNum, fmtNum, fmtMs, byteUnit, fmtBytes, fmtDuration, fmtClock, pct, count, tickFmt,
-    drawEmpty, lineChart, barChart,
+    drawEmpty, lineChart, barChart, describe,
   });
 })();

@@ -6,18 +6,20 @@
   const {
     C, PALETTE, BYTE_UNITS,
     isNum, fmtNum, fmtMs, byteUnit, fmtBytes, fmtDuration, fmtClock, pct, count, tickFmt,
-    drawEmpty, lineChart, barChart,
+    drawEmpty, lineChart, barChart, describe,
   } = window.ModelPilotCharts;
   const API = '/api/dashboard';
   const REFRESH_MS = 2000;
   const FETCH_TIMEOUT_MS = 5000;
-  // Drift methods whose score lies in [0, 1] (1 - p-value for the tests, Jensen-Shannon);
-  // PSI has no upper bound.
-  const BOUNDED_SCORES = new Set(['ks', 'missing', 'chi2', 'rare', 'js']);
+  // Drift methods decided by a significance test (score 1 - p-value, threshold 1 - its level).
+  const TESTS = new Set(['ks', 'missing', 'chi2', 'rare']);
+  // The drift chart's bars end here: 3 times the evidence that makes drift.
+  const EVIDENCE_CAP = 3;
   // Quality metrics: scores in [0, 1], higher is better; errors from 0 up, lower is better.
   const SCORE_METRICS = new Set(['accuracy', 'f1', 'auc']);
   const ERROR_METRICS = new Set(['mae', 'rmse', 'mse', 'log_loss']);
-  const state = { payload: null, model: null, prevSys: null, curSys: null };
+  // pick: the model the user chose (else the first), and its version (null: whichever serves).
+  const state = { payload: null, pick: { name: null, version: null }, prevSys: null, curSys: null };
   const $ = (id) => document.getElementById(id);
 
   // ------------------------------------------------------------------ DOM helpers
@@ -39,6 +41,10 @@
     const e = $(id);
     Object.assign(e, { className: 'badge badge-' + kind, textContent: text, title });
   }
+  // "1 request", "2 requests".
+  const plural = (n, word) => `${count(n)} ${word}${n === 1 ? '' : 's'}`;
+  // A p-value as the verdicts quote it: 0.15, 1.9e-76 (not 0.000).
+  const fmtP = (p) => (!isNum(p) ? '—' : p === 0 || p >= 0.001 ? fmtNum(p) : p.toExponential(1));
 
   // ------------------------------------------------------------------ service-wide sections
   function renderService(p) {
@@ -68,6 +74,14 @@
         { label: 'memory (RSS)', color: C.teal, pts: pts('memory_bytes', (v) => v / div), right: true }],
       fmt: (v, st) => tickFmt(v, st) + '%', rfmt: (v, st) => `${tickFmt(v, st)} ${BYTE_UNITS[unit]}`, minSpan: 10, points: n,
     });
+    if (n) {  // each chart's latest figures, for those who hear the page rather than see it
+      describe($('chart-throughput'), `latest ${fmtNum(last.rps)} requests per second`);
+      describe($('chart-latency'), isNum(last.p99_ms)
+        ? `latest p50 ${fmtMs(last.p50_ms)}, p95 ${fmtMs(last.p95_ms)}, p99 ${fmtMs(last.p99_ms)}` : 'no requests in the latest interval');
+      describe($('chart-errors'), `latest ${fmtNum(last.server_errors_per_s)} server errors and `
+        + `${fmtNum(clientErrors(last))} client errors per second`);
+      describe($('chart-system'), `latest CPU ${pct(last.cpu_percent)}, memory ${fmtBytes(last.memory_bytes)}`);
+    }
     setStat('stat-rps', isNum(last.rps) ? `${last.rps.toFixed(last.rps >= 1000 ? 0 : 1)} req/s` : '—', last.rps);
     setStat('stat-p99', fmtMs(last.p99_ms), last.p99_ms);
     const short = isNum(last.p95_ms) && last.p95_ms < 1000 && isNum(last.p50_ms);
@@ -122,20 +136,75 @@
   }
 
   // ------------------------------------------------------------------ per-model sections
+  // One entry per version: after `modelpilot alias` moves traffic, the version it left keeps its
+  // report beside the new one's. An option is a version; by default the one that serves (the
+  // newest where none says so), followed as the alias moves until the user picks another.
+  const keyOf = (m) => `${m.name}:${m.version ?? ''}`;
+  const newest = (ms) => ms.reduce((a, b) => (Number(b.version) > Number(a.version) ? b : a), ms[0]);
+  function shownModel(models) {
+    const names = [...new Set(models.map((m) => m.name))];
+    const name = names.includes(state.pick.name) ? state.pick.name : names[0];
+    const mine = models.filter((m) => m.name === name);
+    if (!mine.length) return null;
+    const picked = state.pick.version === null ? null : mine.find((m) => String(m.version) === state.pick.version);
+    return picked || mine.find((m) => m.serving) || newest(mine);
+  }
+  // The pick in the address (#model=NAME or #model=NAME:VERSION): a link to one version.
+  function readHash() {
+    const found = /^#model=(.+)$/.exec(window.location.hash);
+    if (!found) return;
+    let ref;
+    try { ref = decodeURIComponent(found[1]); } catch { return; }  // a malformed address: no pick
+    const colon = ref.lastIndexOf(':');
+    const versioned = colon > 0 && /^[0-9]+$/.test(ref.slice(colon + 1));
+    state.pick = versioned ? { name: ref.slice(0, colon), version: ref.slice(colon + 1) } : { name: ref, version: null };
+  }
+  function choose(key) {
+    const models = Array.isArray(state.payload && state.payload.models) ? state.payload.models : [];
+    const m = models.find((x) => keyOf(x) === key);
+    if (!m) return;
+    // Choosing the version that serves means "the one that serves": it follows the alias.
+    state.pick = { name: m.name, version: m.serving ? null : String(m.version) };
+    const ref = state.pick.version === null ? m.name : key;
+    window.history.replaceState(null, '', `#model=${encodeURIComponent(ref)}`);
+    syncModelSelect(models);
+    renderModel();
+  }
   function syncModelSelect(models) {
     const sel = $('model-select');
-    const names = models.map((m) => m.name);
-    if (!names.includes(state.model)) state.model = names[0] ?? null;
-    if ([...sel.options].map((o) => o.value).join('\n') !== names.join('\n')) {
-      sel.replaceChildren(...models.map((m) => new Option(m.version ? `${m.name} (v${m.version})` : m.name, m.name)));
+    const byName = [...models].sort((a, b) => (a.name === b.name ? Number(b.version) - Number(a.version)
+      : a.name < b.name ? -1 : 1));
+    const text = (m) => `${m.name}${m.version ? ` v${m.version}` : ''}${m.serving ? ' · serving' : ''}`;
+    const wanted = byName.map((m) => `${keyOf(m)}=${text(m)}`).join('\n');
+    if ([...sel.options].map((o) => `${o.value}=${o.text}`).join('\n') !== wanted) {
+      sel.replaceChildren(...byName.map((m) => new Option(text(m), keyOf(m))));
     }
-    if (state.model !== null) sel.value = state.model;
+    const shown = shownModel(models);
+    if (shown) { sel.value = keyOf(shown); sel.dataset.value = sel.value; } else delete sel.dataset.value;
     $('model-picker').hidden = models.length <= 1;
   }
 
   // A served model with nothing to show: it has answered no requests yet (and no windows
   // were restored from the inference log).
   const idle = (m) => !!m && !m.requests && !m.drift && !m.predictions && !m.performance;
+
+  // How far a feature is toward drift, on one scale for every method, where 1 is the line it
+  // drifts at: a test's p-value as log p / log α (p = 0.2 against α = 0.00125 reads 0.24, where
+  // 1 - p filled 80 % of the chart beside a threshold of 0.999), an effect size as score /
+  // threshold; capped at EVIDENCE_CAP. The p-value is the one that decided (1 - score loses
+  // the small ones to rounding).
+  function evidence(f) {
+    if (f.method === 'none') return null;
+    if (TESTS.has(f.method)) {
+      const alpha = 1 - f.threshold;
+      const p = isNum(f.deciding_p_value) ? f.deciding_p_value : 1 - f.score;
+      if (!isNum(p) || !(alpha > 0 && alpha < 1)) return null;
+      return p <= 0 ? EVIDENCE_CAP : Math.min(EVIDENCE_CAP, Math.log(Math.min(p, 1)) / Math.log(alpha));
+    }
+    return isNum(f.score) && f.threshold > 0 ? Math.min(EVIDENCE_CAP, Math.max(0, f.score / f.threshold)) : null;
+  }
+  // A bar's figure in the method's own terms: the p-value of a test, else the effect size.
+  const figure = (f) => (TESTS.has(f.method) ? `p ${fmtP(f.deciding_p_value)}` : `${f.method.toUpperCase()} ${fmtNum(f.score)}`);
 
   function renderDrift(m) {
     const drift = m && m.drift;
@@ -158,7 +227,7 @@
     const counted = feats.filter(judged);
     const nd = counted.filter((f) => f.drifted).length;
     const verdict = typeof drift.verdict === 'string' ? drift.verdict : '';
-    const win = isNum(drift.window_rows) ? `window ${count(drift.window_rows)} rows` : '—';
+    const win = isNum(drift.window_rows) ? `window ${plural(drift.window_rows, 'row')}` : '—';
     setText('drift-window', win);
     if (!counted.length) {
       const none = feats.length ? (drift.window_rows ? 'no verdict yet' : 'no rows in the window') : 'no features';
@@ -169,28 +238,39 @@
       const why = verdict ? verdict.charAt(0).toUpperCase() + verdict.slice(1) : 'No features monitored';
       drawEmpty($('chart-drift'), why);
     } else {
-      setBadge('drift-badge', drift.dataset_drift ? 'bad' : 'ok', drift.dataset_drift ? 'dataset drift' : 'no dataset drift', verdict);
+      // An alert fires on any drifted feature; dataset drift needs a share of them. Between the
+      // two the badge is amber, never a green "no dataset drift" beside a firing alert.
+      const needs = isNum(drift.dataset_share) ? `dataset drift from ${Math.round(drift.dataset_share * 100)} % of features` : '';
+      const [kind, text] = drift.dataset_drift ? ['bad', 'dataset drift']
+        : nd ? ['warn', `${nd} of ${counted.length} features drifted`] : ['ok', 'no drift'];
+      setBadge('drift-badge', kind, text, [verdict, needs].filter(Boolean).join(' · '));
       setStat('stat-drifted', `${nd} / ${counted.length}`, nd, nd ? 'bad' : 'ok');
       const share = isNum(drift.drifted_share) ? `${(drift.drifted_share * 100).toFixed(0)} %` : '—';
-      setText('stat-drift-sub', `${m.name} · share ${share}`);
+      const of = isNum(drift.dataset_share) ? ` of ${Math.round(drift.dataset_share * 100)} %` : '';
+      setText('stat-drift-sub', `${m.name} · share ${share}${of}`);
       const unjudged = feats.length > counted.length ? ' · no bar = no verdict' : '';
-      setText('drift-foot', `${win} · dashed tick = per-feature threshold · red = drifted${unjudged}`);
+      setText('drift-foot', `${win} · bar: evidence, 1 = drifts (tests: log p / log α; PSI, JS: score / threshold; `
+        + `capped at ${EVIDENCE_CAP}) · red = drifted${unjudged}`);
+      const values = feats.map(evidence);
       barChart($('chart-drift'), {
-        labels: feats.map((f) => f.name), values: feats.map((f) => (judged(f) ? f.score : null)),
-        colors: feats.map((f) => (f.drifted ? C.red : C.blue)), thresholds: feats.map((f) => (judged(f) ? f.threshold : null)),
-        valueFmt: (v) => fmtNum(v), empty: 'No features monitored',
-        // Tests' 1 - p-value and Jensen-Shannon lie in [0, 1]: the axis ends at 1. PSI does not.
-        max: counted.every((f) => BOUNDED_SCORES.has(f.method)) ? 1 : undefined,
-        legend: [{ label: 'score', color: C.blue }, { label: 'drifted', color: C.red }, { label: 'threshold', color: C.ink, dash: true }],
+        labels: feats.map((f) => f.name), values,
+        colors: feats.map((f) => (f.drifted ? C.red : C.blue)), thresholds: feats.map((f, i) => (isNum(values[i]) ? 1 : null)),
+        valueFmt: (v, i) => figure(feats[i]), empty: 'No features monitored', max: EVIDENCE_CAP,
+        legend: [{ label: 'evidence (1 = drift line)', color: C.blue }, { label: 'drifted', color: C.red },
+          { label: 'drift line', color: C.ink, dash: true }],
       });
+      const drifted = counted.filter((f) => f.drifted).map((f) => f.name);
+      describe($('chart-drift'), `${nd} of ${counted.length} features drifted${drifted.length ? `: ${drifted.join(', ')}` : ''}`);
     }
     tbody.replaceChildren(...feats.map((f) => {
       const tr = el('tr', f.drifted ? 'drifted' : '');
       const has = judged(f);
       tr.append(el('td', '', f.name), el('td', '', has ? f.method || '—' : '—'));
-      for (const k of ['score', 'threshold', 'p_value', 'js_distance', 'wasserstein']) {
-        tr.append(el('td', 'num', !has && (k === 'score' || k === 'threshold') ? '—' : fmtNum(f[k])));
-      }
+      for (const k of ['score', 'threshold']) tr.append(el('td', 'num', has ? fmtNum(f[k]) : '—'));
+      // The p-value that decided, as /metrics exports it (not the KS or chi-squared test's
+      // where the missing-share or rare-category test decided).
+      tr.append(el('td', 'num', fmtP(f.deciding_p_value)));
+      for (const k of ['js_distance', 'wasserstein']) tr.append(el('td', 'num', fmtNum(f[k])));
       const [cls, text] = !has ? ['muted', 'no verdict'] : f.drifted ? ['bad', 'drifted'] : ['ok', 'ok'];
       const pill = el('span', `pill ${cls}`, text);
       if (f.reason) pill.title = f.reason;
@@ -212,8 +292,8 @@
     setText('pred-kind', reg ? 'regression · histogram' : 'classification · classes');
     const stats = `mean ${fmtNum(pr.mean)} · variance ${fmtNum(pr.variance)}`;
     setText('pred-summary', `${count(pr.count)} predictions · ${stats}`);
-    if (reg) renderHistogram(canvas, pr, stats);
-    else renderClasses(canvas, pr);
+    const shares = reg ? renderHistogram(canvas, pr, stats) : renderClasses(canvas, pr);
+    if (canvas.dataset.points !== '0') describe(canvas, [$('pred-summary').textContent, shares].filter(Boolean).join(' · '));
   }
 
   // Predictions outside the reference's range count in an edge bar each (orange), so that the
@@ -249,6 +329,7 @@
     barChart(canvas, { labels: entries.map(([k]) => k), values: entries.map(([, v]) => v), colors: PALETTE,
       counts: true, empty: 'No predictions recorded yet',
       valueFmt: (v) => `${((v / total) * 100).toFixed(1)}%` });
+    return entries.map(([k, v]) => `${k} ${((v / total) * 100).toFixed(1)}%`).join(', ');
   }
 
   function renderPerformance(m) {
@@ -283,6 +364,7 @@
     // drift (and only once the window holds enough labels), never by a rule of its own.
     const worse = Array.isArray(perf.degraded) && perf.degraded.includes(metric);
     setStat('stat-accuracy', fmtNum(v), v, worse ? 'bad' : '');
+    if (pts.length) describe(canvas, `latest ${metric} ${fmtNum(v)}${isNum(ref) ? `, reference ${fmtNum(ref)}` : ''}`);
     const labels = isNum(perf.labels) ? `${count(perf.labels)} labels` : '';
     setText('stat-accuracy-sub', [isNum(ref) ? `ref ${fmtNum(ref)}` : '', labels].filter(Boolean).join(' · ') || '—');
     const metrics = Object.entries(cur).map(([k, x]) => `${k} ${fmtNum(x)}`).join(' · ');
@@ -293,8 +375,8 @@
 
   function renderModel() {
     const models = Array.isArray(state.payload.models) ? state.payload.models : [];
-    const m = models.find((x) => x.name === state.model) || null;
-    const traffic = idle(m) ? 'no traffic yet' : `${count(m && m.requests)} requests`;
+    const m = shownModel(models);
+    const traffic = idle(m) ? 'no traffic yet' : plural(m && m.requests, 'request');
     setText('model-title', m ? `${m.name}${m.version ? ` v${m.version}` : ''} · ${traffic}` : 'none loaded');
     renderDrift(m);
     renderPredictions(m);
@@ -313,9 +395,12 @@
   }
 
   // ------------------------------------------------------------------ polling
+  // While the server does not answer, the figures on the page are its last ones: greyed out
+  // (body[data-connected="false"]) and said to be stale, with the time they are from.
   function setConnected(ok, why) {
     document.body.dataset.connected = String(ok);
-    setBadge('conn', ok ? 'ok' : 'bad', ok ? 'live' : 'disconnected');
+    const since = state.payload && isNum(state.payload.time) ? fmtClock(state.payload.time) : null;
+    setBadge('conn', ok ? 'ok' : 'bad', ok ? 'live' : since ? `disconnected · figures from ${since}` : 'disconnected');
     $('conn').title = ok ? '' : `Last error: ${why}. Retrying every ${REFRESH_MS / 1000} s.`;
   }
 
@@ -346,10 +431,9 @@
     resizeTimer = setTimeout(() => { if (state.payload) render(state.payload); }, 150);
   });
   document.addEventListener('DOMContentLoaded', () => {
-    $('model-select').addEventListener('change', (ev) => {
-      state.model = ev.target.value;
-      if (state.payload) renderModel();
-    });
+    readHash();
+    window.addEventListener('hashchange', () => { readHash(); if (state.payload) render(state.payload); });
+    $('model-select').addEventListener('change', (ev) => choose(ev.target.value));
     document.querySelectorAll('canvas.chart').forEach((c) => drawEmpty(c, 'Connecting…'));
     refresh();
   });

@@ -1,0 +1,131 @@
+"""The page in headless Chromium: one option a version, the p-value that decided, a verdict
+badge that agrees with the alerts, charts described to screen readers, and stale figures."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from modelpilot.monitoring.model_monitor import ModelReport
+from modelpilot.monitoring.overview import model_overview
+from tests.dashboard.browser import Elements, text_of
+from tests.dashboard.pages import NOW, PageServer, busy, feature, iris, page_server, payload
+
+pytestmark = pytest.mark.slow
+
+__all__ = ["page_server"]  # the fixture, used by the tests here
+
+ALPHA = 0.01 / 6
+
+
+def versions(serving: str) -> dict[str, Any]:
+    """``iris`` v1 with five requests and v2 with one, ``serving`` the one that serves."""
+    page = payload(busy())
+    page["models"] = [
+        {
+            **model_overview(ModelReport("iris", v, n, n, None, None, None, [])),
+            "serving": v == serving,
+        }
+        for v, n in (("1", 5), ("2", 1))
+    ]
+    return page
+
+
+def options(dom: str) -> list[tuple[str, str]]:
+    """The model picker's options: (value, text)."""
+    return re.findall(r'<option value="([^"]*)">([^<]*)</option>', dom)
+
+
+def test_each_version_is_an_option_and_the_serving_one_is_shown(page_server: PageServer) -> None:
+    # After `modelpilot alias iris production 2`: both versions listed, told apart, and the
+    # one that serves shown (not the first), with its own figures.
+    dom, page = page_server.draw(versions(serving="2"))
+    assert options(dom) == [("iris:2", "iris v2 · serving"), ("iris:1", "iris v1")]
+    assert page.by_id["model-select"]["data-value"] == "iris:2"
+    assert text_of(dom, "model-title") == "iris v2 · 1 request"
+
+    # The alias moved back: the page follows it, as the user picked no version.
+    dom, page = page_server.draw(versions(serving="1"))
+    assert page.by_id["model-select"]["data-value"] == "iris:1"
+    assert text_of(dom, "model-title") == "iris v1 · 5 requests"
+
+
+@pytest.mark.parametrize(("fragment", "shown"), [("#model=iris:1", "1"), ("#model=iris", "2")])
+def test_a_version_picked_stays_picked_across_refreshes(
+    page_server: PageServer, fragment: str, shown: str
+) -> None:
+    # A pick (the picker writes it to the address) holds through the refreshes of the page's
+    # five seconds: v1 stays v1 while v2 serves; a pick of the model alone follows the alias.
+    dom, page = page_server.draw(versions(serving="2"), fragment=fragment)
+    assert page.by_id["model-select"]["data-value"] == f"iris:{shown}"
+    assert text_of(dom, "model-title").startswith(f"iris v{shown} · ")
+
+
+def test_the_p_shown_is_the_one_that_decided(page_server: PageServer) -> None:
+    # The missing-share test decided (p = 5.4e-46): the KS test's 0.389 is not the verdict's.
+    features = [
+        feature("sepal_length", "missing", 1.0, 1 - ALPHA, p_value=0.389, missing_p_value=5.4e-46),
+        feature("sepal_width", "ks", 0.5, 1 - ALPHA, p_value=0.5),
+        feature("petal_length", "ks", 0.5, 1 - ALPHA, p_value=0.5),
+    ]
+    dom, _ = page_server.draw(payload(busy(), iris(features=features)))
+    cells = re.findall(r'<td class="num">([^<]*)</td>', dom)
+    assert "5.4e-46" in cells and "0.389" not in cells
+
+
+def test_one_drifted_feature_is_amber_not_all_clear(page_server: PageServer) -> None:
+    # The data_drift alert fires on any drifted feature; dataset drift needs half of them.
+    features = [
+        feature("sepal_length", "ks", 1 - 1e-9, 1 - ALPHA, p_value=1e-9),
+        feature("sepal_width", "ks", 0.5, 1 - ALPHA, p_value=0.5),
+        feature("petal_length", "ks", 0.5, 1 - ALPHA, p_value=0.5),
+    ]
+    report = iris(features=features)
+    page = payload(busy(), report)
+    page["models"][0]["drift"]["dataset_share"] = 0.5
+    dom, elements = page_server.draw(page)
+    assert text_of(dom, "drift-badge") == "1 of 3 features drifted"
+    assert "badge-warn" in elements.classes("drift-badge")
+    assert "dataset drift from 50 % of features" in elements.by_id["drift-badge"]["title"]
+
+    assert report.drift is not None
+    drifted = replace(report, drift=replace(report.drift, dataset_drift=True))
+    dom, elements = page_server.draw(payload(busy(), drifted))
+    assert text_of(dom, "drift-badge") == "dataset drift"
+    assert "badge-bad" in elements.classes("drift-badge")
+
+
+def test_charts_are_images_described_with_their_latest_figures(page_server: PageServer) -> None:
+    dom, page = page_server.draw(payload(busy(), iris()))
+    assert re.search(r"<h1[^>]*>ModelPilot</h1>", dom)
+    canvases = re.findall(r"<canvas[^>]*>", dom)
+    assert len(canvases) == 7
+    for canvas in canvases:
+        chart = Elements(canvas).by_id
+        (attributes,) = chart.values()
+        assert attributes.get("role") == "img" and attributes.get("aria-label"), canvas
+    label = page.by_id["chart-throughput"]["aria-label"]
+    assert label.endswith(": latest 10.0 requests per second"), label
+    assert page.by_id["chart-drift"]["aria-label"].endswith(": No reference profile for this model")
+
+
+def test_one_of_a_thing_is_singular(page_server: PageServer) -> None:
+    one = ModelReport("iris", "1", 1, 1, None, None, None, [])
+    features = [feature("sepal_length", "none", 0.0, 0.0)]
+    dom, _ = page_server.draw(payload(busy(), one))
+    assert text_of(dom, "model-title") == "iris v1 · 1 request"
+    dom, _ = page_server.draw(payload(busy(), iris(features=features, rows=1)))
+    assert text_of(dom, "drift-window") == "window 1 row"
+
+
+def test_figures_are_marked_stale_while_the_server_does_not_answer(
+    page_server: PageServer,
+) -> None:
+    dom, page = page_server.draw(payload(busy(), iris()), answers=1)
+    assert page.body["data-connected"] == "false"
+    clock = re.fullmatch(r"disconnected · figures from (\d\d:\d\d:\d\d)", text_of(dom, "conn"))
+    assert clock and clock[1] == text_of(dom, "stat-updated")
+    assert page.body["data-updated"] == str(int(NOW))  # the last payload's figures stay
