@@ -60,8 +60,8 @@ class Settings(BaseSettings):
 
     max_connections: int = Field(default=1000, ge=1)
     """Most connections each port (REST, gRPC) of a server process keeps open; one more is
-    refused at once (REST: 503, gRPC: GOAWAY, then closed). Lowered at start, with a warning,
-    to what the process's open-file limit (``ulimit -n``) leaves room for."""
+    refused at once (REST: 503; gRPC: its calls UNAVAILABLE, then GOAWAY). Lowered at start,
+    with a warning, to what the process's open-file limit (``ulimit -n``) leaves room for."""
 
     header_timeout_seconds: float = Field(default=10.0, gt=0.0)
     """How long a client has to send a request's line and headers (REST: from the connection's

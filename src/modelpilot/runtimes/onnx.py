@@ -29,16 +29,35 @@ _TYPES = {
 }
 
 
-def _spec(node: Any) -> TensorSpec:
+def _spec(node: Any, kind: str) -> TensorSpec:
+    """The spec of an ONNX graph's ``kind`` (``input`` or ``output``) ``node``; ArtifactError
+    for a type the protocol has no datatype for, naming which node and why."""
     datatype = _TYPES.get(node.type)
     if datatype is None:
-        # skl2onnx's ZipMap output is a sequence of maps, which no tensor protocol carries.
-        raise ArtifactError(
-            f"ONNX output {node.name!r} has type {node.type}, which is not a tensor; convert "
-            "scikit-learn classifiers with options={'zipmap': False}"
-        )
+        raise ArtifactError(_unsupported(node.name, node.type, kind))
     shape = tuple(d if isinstance(d, int) and d > 0 else -1 for d in (node.shape or []))
     return TensorSpec(node.name, datatype, shape)
+
+
+def _unsupported(name: str, onnx_type: str, kind: str) -> str:
+    """Why an ONNX ``kind`` ``name`` of ``onnx_type`` cannot be served, and what to do."""
+    if onnx_type.startswith("tensor("):
+        # bfloat16, float8, int4, complex...: element types the protocol's datatypes lack.
+        element = onnx_type[len("tensor(") : -1]
+        supported = ", ".join(t[len("tensor(") : -1] for t in _TYPES)
+        return (
+            f"ONNX {kind} {name!r} has element type {element}, which the Open Inference "
+            f"Protocol has no datatype for; this server takes tensors of {supported}: cast "
+            f"the {kind} to one of them in the graph (a Cast node)"
+        )
+    message = (
+        f"ONNX {kind} {name!r} has type {onnx_type}, which is not a tensor; the Open "
+        "Inference Protocol carries tensors only"
+    )
+    if kind == "output":
+        # skl2onnx's ZipMap output is a sequence of maps, which no tensor protocol carries.
+        message += "; convert scikit-learn classifiers with options={'zipmap': False}"
+    return message
 
 
 class OnnxRuntime(Runtime):
@@ -49,7 +68,7 @@ class OnnxRuntime(Runtime):
     def __init__(self, session: Any, signature: Signature | None, size: int) -> None:
         self.session = session
         self._size = size
-        self._inputs = {node.name: _spec(node) for node in session.get_inputs()}
+        self._inputs = {node.name: _spec(node, "input") for node in session.get_inputs()}
         self.signature = signature or self.infer_signature()
 
     @classmethod
@@ -84,7 +103,7 @@ class OnnxRuntime(Runtime):
         self, example: np.ndarray | None = None, feature_names: Sequence[str] | None = None
     ) -> Signature:
         inputs = tuple(self._inputs.values())
-        outputs = tuple(_spec(node) for node in self.session.get_outputs())
+        outputs = tuple(_spec(node, "output") for node in self.session.get_outputs())
         names = None
         if feature_names and len(inputs) == 1 and len(inputs[0].shape) == 2:
             width = inputs[0].shape[1]

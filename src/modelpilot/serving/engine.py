@@ -198,7 +198,7 @@ class InferenceEngine:
 
     async def refused(
         self,
-        model: str,
+        model: str | None,
         version: str | None,
         transport: str,
         error: ModelPilotError,
@@ -208,17 +208,20 @@ class InferenceEngine:
         (its body could not be decoded): observers count it as failed, and the error to
         answer with is returned. That is ``error``, unless the model (or the version) does not
         exist: then the request gets the ``NotFound`` that a good body would have got, as a
-        client that mistyped a name should hear first."""
-        try:
-            await self.check(model, version)
-        except NotFound as missing:
-            error = missing
-        except ModelPilotError:
-            # The registry did not answer, or the version of a model that exists is not
-            # even valid (an alias "-"): the body's own error stands.
-            pass
+        client that mistyped a name should hear first. ``model`` is None when the request
+        names its model in the body that could not be read (gRPC): it is counted under
+        ``UNKNOWN_MODEL``."""
+        if model is not None:
+            try:
+                await self.check(model, version)
+            except NotFound as missing:
+                error = missing
+            except ModelPilotError:
+                # The registry did not answer, or the version of a model that exists is not
+                # even valid (an alias "-"): the body's own error stands.
+                pass
         status, kind = str(error.http_status), type(error).__name__
-        label = self._label(model)
+        label = UNKNOWN_MODEL if model is None else self._label(model)
         self._notify("request_finished", label, "unknown", transport, status, seconds, kind)
         return error
 

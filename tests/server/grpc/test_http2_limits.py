@@ -22,6 +22,7 @@ from modelpilot.server.grpc.calls import OK_TRAILERS, RESPONSE_HEADERS, trailers
 from modelpilot.server.grpc.errors import Status
 from modelpilot.server.grpc.frames import PREFACE
 from modelpilot.server.grpc.http2 import Http2Connection, Http2Limits
+from modelpilot.server.grpc.http2_refusal import RefusedConnection
 from modelpilot.server.grpc.stream import Stream
 from modelpilot.serving.engine import InferenceEngine
 from tests.conftest import make_settings
@@ -62,11 +63,12 @@ def serve(loop_thread: LoopThread) -> Iterator[Serve]:
         chosen = dataclasses.replace(SLOW, **limits)
         connections: set[Http2Connection] = set()
 
-        def connection() -> Http2Connection:
-            full = len(connections) >= chosen.max_connections
-            made = Http2Connection(
-                echo, MAX_BODY, connections.discard, limits=chosen, over_limit=full
-            )
+        def connection() -> Http2Connection | RefusedConnection:
+            if len(connections) >= chosen.max_connections:
+                reason = f"the server holds its limit of {chosen.max_connections} connections"
+                refusal = Status("UNAVAILABLE", f"{reason} (MODELPILOT_MAX_CONNECTIONS)")
+                return RefusedConnection(trailers_only(refusal), refusal.message, lambda c: None)
+            made = Http2Connection(echo, MAX_BODY, connections.discard, limits=chosen)
             connections.add(made)
             return made
 

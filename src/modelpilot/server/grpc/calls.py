@@ -14,17 +14,19 @@ import asyncio
 import logging
 import re
 import struct
+import time
 import urllib.parse
 import zlib
 
 from google.protobuf.message import DecodeError, Message
 
-from modelpilot.errors import clipped, quoted
+from modelpilot.errors import BadRequest, ModelPilotError, PayloadTooLarge, clipped, quoted
 from modelpilot.server.grpc.errors import Status, status_of
 from modelpilot.server.grpc.frames import literal
 from modelpilot.server.grpc.http2 import Http2Connection
-from modelpilot.server.grpc.servicer import InferenceServicer, Method, methods
+from modelpilot.server.grpc.servicer import INFER, InferenceServicer, Method, methods
 from modelpilot.server.grpc.stream import Stream
+from modelpilot.serving.engine import InferenceEngine
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +44,24 @@ _PLAIN = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 
 class CallFailed(Exception):
-    """A call ends with this status before its method runs (bad framing, bad headers)."""
+    """A call ends with this status before its method runs (bad framing, bad headers).
 
-    def __init__(self, name: str, message: str, http_status: int = 200) -> None:
+    ``counted_as`` is the error a ModelInfer call refused so is counted as, as REST counts
+    a body it cannot read (``BadRequest``) or takes (``PayloadTooLarge``); None for a request
+    that is no gRPC call of the method (a GET, another content-type), which is not counted.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        message: str,
+        http_status: int = 200,
+        counted_as: type[ModelPilotError] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = Status(name, message)
         self.http_status = http_status
+        self.counted_as = counted_as
 
 
 class GrpcCalls:
@@ -55,10 +69,12 @@ class GrpcCalls:
 
     def __init__(self, servicer: InferenceServicer, max_message: int) -> None:
         self.methods = methods(servicer)
+        self.engine = servicer.engine
         self.max_message = max_message
 
     async def __call__(self, connection: Http2Connection, stream: Stream) -> None:
         method = None
+        started = time.perf_counter()
         try:
             method = self._method(stream)
             request = self._request(stream, method)
@@ -76,6 +92,8 @@ class GrpcCalls:
                 )
         except CallFailed as exc:
             connection.respond(stream, trailers_only(exc.status, exc.http_status), None, None)
+            if stream.header(":path") == INFER:
+                await count_refused(self.engine, exc, started)
         except asyncio.TimeoutError:
             status = Status("DEADLINE_EXCEEDED", "the call's deadline (grpc-timeout) passed")
             connection.respond(stream, trailers_only(status), None, None)
@@ -106,12 +124,14 @@ class GrpcCalls:
                 "RESOURCE_EXHAUSTED",
                 f"the request is over the limit of {self.max_message} bytes "
                 "(MODELPILOT_GRPC_MAX_MESSAGE_BYTES)",
+                counted_as=PayloadTooLarge,
             )
         if stream.overflow == "connection":
             raise CallFailed(
                 "RESOURCE_EXHAUSTED",
                 "the requests still arriving on this connection are over four times the "
                 f"limit of one ({self.max_message} bytes); finish some before starting more",
+                counted_as=PayloadTooLarge,
             )
         method = self.methods.get(path)
         if method is None:
@@ -121,7 +141,11 @@ class GrpcCalls:
     def _request(self, stream: Stream, method: Method) -> Message:
         body = stream.body
         if len(body) < 5:
-            raise CallFailed("INTERNAL", "a unary call needs one request message; none came")
+            raise CallFailed(
+                "INTERNAL",
+                "a unary call needs one request message; none came",
+                counted_as=BadRequest,
+            )
         compressed = body[0]
         size = _length.unpack_from(body, 1)[0]
         if size != len(body) - 5:
@@ -129,16 +153,12 @@ class GrpcCalls:
                 "INTERNAL",
                 f"the request message says {size} bytes but {len(body) - 5} came; "
                 "a unary call takes exactly one message",
+                counted_as=BadRequest,
             )
         data = body[5:]
         if compressed:
             data = self._decompress(stream.header("grpc-encoding") or "identity", data)
-        try:
-            return method.request_type.FromString(data)
-        except DecodeError as exc:
-            raise CallFailed(
-                "INTERNAL", f"the request is not a {method.request_type.__name__}: {exc}"
-            ) from None
+        return decode_message(method, data)
 
     def _decompress(self, encoding: str, data: bytes) -> bytes:
         if encoding == "gzip":
@@ -150,20 +170,44 @@ class GrpcCalls:
                 "UNIMPLEMENTED" if encoding != "identity" else "INTERNAL",
                 f"a compressed message in grpc-encoding {quoted(encoding)}; "
                 f"this server reads {ENCODINGS}",
+                counted_as=BadRequest,
             )
         inflater = zlib.decompressobj(wbits)
         try:
             out = inflater.decompress(data, self.max_message + 1)
         except zlib.error as exc:
             raise CallFailed(
-                "INTERNAL", f"the {encoding} message does not inflate: {exc}"
+                "INTERNAL", f"the {encoding} message does not inflate: {exc}", counted_as=BadRequest
             ) from None
         if len(out) > self.max_message:
             raise CallFailed(
                 "RESOURCE_EXHAUSTED",
                 f"the request inflates to over the limit of {self.max_message} bytes",
+                counted_as=PayloadTooLarge,
             )
         return out
+
+
+def decode_message(method: Method, data: bytes) -> Message:
+    """``data`` as ``method``'s request message; CallFailed INTERNAL (what gRPC answers a
+    message that does not parse with), counted as a ``BadRequest``, if it is not one."""
+    try:
+        return method.request_type.FromString(data)
+    except DecodeError as exc:
+        raise CallFailed(
+            "INTERNAL",
+            f"the request is not a {method.request_type.__name__}: {exc}",
+            counted_as=BadRequest,
+        ) from None
+
+
+async def count_refused(engine: InferenceEngine, failed: CallFailed, started: float) -> None:
+    """Count a ModelInfer call refused before its message was read as REST counts its like
+    (see ``CallFailed.counted_as``): under no model's name, as the name is in the message
+    that was not read, so that a stream of garbage adds no series."""
+    if failed.counted_as is not None:
+        error = failed.counted_as(str(failed))
+        await engine.refused(None, None, "grpc", error, time.perf_counter() - started)
 
 
 def deadline(value: str | None) -> float | None:

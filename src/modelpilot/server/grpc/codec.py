@@ -69,6 +69,10 @@ def decode_request(message: pb.ModelInferRequest) -> InferenceRequest:
     tensors = []
     for i, item in enumerate(message.inputs):
         name, datatype, shape = item.name, item.datatype, list(item.shape)
+        if not name:
+            # As over REST: a nameless input would go to a lone input under any name, and
+            # say nothing of itself in an error.
+            raise BadRequest(f"input {i} has no name; every input needs a name")
         if datatype not in DATATYPES:
             raise InvalidInput(
                 f"input {quoted(name)}: unknown datatype {quoted(datatype)}; use one of "
@@ -86,13 +90,31 @@ def decode_request(message: pb.ModelInferRequest) -> InferenceRequest:
         tensors.append(
             Tensor(name, datatype, tuple(shape), array, parameters_to_dict(item.parameters))
         )
-    outputs = [RequestedOutput(o.name, parameters_to_dict(o.parameters)) for o in message.outputs]
+    outputs = []
+    for output in message.outputs:
+        output_parameters = parameters_to_dict(output.parameters)
+        _flag(output_parameters, "binary_data", output.name)
+        outputs.append(RequestedOutput(output.name, output_parameters))
+    parameters = parameters_to_dict(message.parameters)
+    _flag(parameters, "binary_data_output")
     return InferenceRequest(
         inputs=tensors,
         id=checked_request_id(message.id),
-        parameters=parameters_to_dict(message.parameters),
+        parameters=parameters,
         outputs=outputs,
     )
+
+
+def _flag(parameters: dict[str, Any], key: str, output: str | None = None) -> None:
+    """BadRequest unless ``parameters[key]`` (of the request, or of its ``output``), if
+    given, is a ``bool_param``, as REST takes only true or false for it (an int64 5 would
+    otherwise read as true)."""
+    value = parameters.get(key)
+    if value is not None and not isinstance(value, bool):
+        owner = "the request" if output is None else f"output {quoted(output)}"
+        raise BadRequest(
+            f'"{key}" of {owner} must be a bool_param (true or false), not {quoted(value)}'
+        )
 
 
 def _from_contents(
@@ -102,6 +124,13 @@ def _from_contents(
     if field is None:
         raise InvalidInput(
             f"input {quoted(name)}: {datatype} has no typed contents field; send raw_input_contents"
+        )
+    others = [f.name for f, _ in contents.ListFields() if f.name != field]
+    if others:
+        # Only one field is read: what the others hold would be dropped without a word.
+        raise InvalidInput(
+            f"input {quoted(name)} of datatype {datatype} has values in {', '.join(others)}; "
+            f"send them in {field} alone"
         )
     values = getattr(contents, field)
     count = element_count(name, shape)

@@ -11,7 +11,8 @@ dynamic table), and a graceful drain. It serves no pushes and no streaming respo
 A client gets a bounded share of the server's time and memory: the preface, each request's
 body and each answer held back by flow control must come or go within their timeouts, a
 connection with no call open is closed once idle, what one connection may make the server
-hold is bounded, and a server past its number of connections refuses new ones at once.
+hold is bounded, and a server past its number of connections refuses new ones at once
+(:mod:`~.http2_refusal`).
 
 :class:`Http2Connection` is here, with the connection's life and its answers (flow control
 of what goes out included); it reads frames as a :class:`~.http2_receiver.FrameReceiver`,
@@ -86,9 +87,8 @@ class Http2Connection(FrameReceiver, ConnectionDeadlines, asyncio.Protocol):
     refused (RST_STREAM REFUSED_STREAM) while as much in answers waits for the client's
     flow-control window.
 
-    ``limits`` bound the time each part of the work may take (see :meth:`_check`). With
-    ``over_limit`` the server has as many connections as it may keep: this one is refused
-    at once, with GOAWAY.
+    ``limits`` bound the time each part of the work may take (see :meth:`_check`). (A
+    connection past the server's limit is a :class:`~.http2_refusal.RefusedConnection`.)
     """
 
     def __init__(
@@ -99,7 +99,6 @@ class Http2Connection(FrameReceiver, ConnectionDeadlines, asyncio.Protocol):
         answers_at_once: Callable[[Stream], bool] = lambda stream: False,
         *,
         limits: Http2Limits = DEFAULT_LIMITS,
-        over_limit: bool = False,
     ) -> None:
         self.handler = handler
         self.answers_at_once = answers_at_once
@@ -108,7 +107,6 @@ class Http2Connection(FrameReceiver, ConnectionDeadlines, asyncio.Protocol):
         self.max_body = max_body
         self.on_close = on_close
         self.limits = limits
-        self.over_limit = over_limit
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, Stream] = {}
         self._loop = asyncio.get_running_loop()
@@ -140,16 +138,6 @@ class Http2Connection(FrameReceiver, ConnectionDeadlines, asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not subclasses of asyncio's; they have the same methods.
         self.transport = cast(asyncio.Transport, transport)
-        if self.over_limit:
-            # A server's first frame must be its SETTINGS, even one that only says goodbye.
-            limit = self.limits.max_connections
-            reason = (
-                f"the server holds its limit of {limit} connections (MODELPILOT_MAX_CONNECTIONS); "
-                "try again shortly, or another server"
-            )
-            self.transport.write(frame(SETTINGS, 0, 0))
-            self._close(NO_ERROR, reason)
-            return
         self._watch(self._started + self.limits.header_timeout)
         settings = b"".join(
             setting.pack(key, value)

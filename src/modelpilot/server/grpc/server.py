@@ -12,14 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 from typing import Any, Protocol
 
 from modelpilot.config import Settings
 from modelpilot.monitoring.process import ProcessMonitoring
-from modelpilot.server.grpc.calls import GrpcCalls, trailers_only
+from modelpilot.server.grpc.calls import (
+    CallFailed,
+    GrpcCalls,
+    count_refused,
+    decode_message,
+    trailers_only,
+)
 from modelpilot.server.grpc.errors import Status, status_of
 from modelpilot.server.grpc.http2 import DEFAULT_LIMITS, Http2Connection, Http2Limits
-from modelpilot.server.grpc.servicer import SERVICE, InferenceServicer, Method, methods
+from modelpilot.server.grpc.http2_refusal import REFUSAL_WAIT, RefusedConnection
+from modelpilot.server.grpc.servicer import INFER, SERVICE, InferenceServicer, Method, methods
 from modelpilot.server.sockets import bind_socket
 from modelpilot.serving.engine import InferenceEngine
 
@@ -56,6 +64,10 @@ def create_grpc_server(
     return NativeGrpcServer(calls, sock, Http2Limits.from_settings(settings)), bound
 
 
+REFUSALS = 64
+"""Connections past the limit that a server holds at once to tell them why (each for a
+second or two); one more is sent away with GOAWAY alone, so that refusals hold few files."""
+
 CUT_OFF = (
     "the server is shutting down: this call was still running when its shutdown grace period "
     "(MODELPILOT_SHUTDOWN_GRACE_SECONDS) ended; send it again, to another server"
@@ -72,26 +84,46 @@ class NativeGrpcServer:
         self.sock = sock
         self.limits = limits
         self.connections: set[Http2Connection] = set()
+        self.refusing: set[RefusedConnection] = set()
         self._server: asyncio.Server | None = None
+        # What a call on a connection past the limit is answered, as REST answers 503 with
+        # Retry-After: a status that the client takes as the call's outcome (GOAWAY alone it
+        # takes as a reason to connect again, and again, until its deadline).
+        self._refusal = Status(
+            "UNAVAILABLE",
+            f"the server holds its limit of {limits.max_connections} connections "
+            "(MODELPILOT_MAX_CONNECTIONS); try again shortly, or another server",
+            (("retry-after", "1"),),
+        )
+        self._refusal_block = trailers_only(self._refusal)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         # A request body may carry the message's 5-byte prefix on top of the message.
         limit = self.calls.max_message + 5
 
-        def connection() -> Http2Connection:
+        def connection() -> Http2Connection | RefusedConnection:
+            if len(self.connections) >= self.limits.max_connections:
+                return self._refused()
             made = Http2Connection(
                 self.calls,
                 limit,
                 self.connections.discard,
                 self.calls.answers_at_once,
                 limits=self.limits,
-                over_limit=len(self.connections) >= self.limits.max_connections,
             )
             self.connections.add(made)
             return made
 
         self._server = await loop.create_server(connection, sock=self.sock)
+
+    def _refused(self) -> RefusedConnection:
+        wait = REFUSAL_WAIT if len(self.refusing) < REFUSALS else 0.0
+        made = RefusedConnection(
+            self._refusal_block, self._refusal.message, self.refusing.discard, wait
+        )
+        self.refusing.add(made)
+        return made
 
     async def stop(self, grace: float | None) -> None:
         """Stop accepting; GOAWAY to every client; wait ``grace`` seconds for their calls."""
@@ -113,6 +145,8 @@ class NativeGrpcServer:
             await asyncio.wait(pending, timeout=1)
         for connection in list(self.connections):
             connection.abort()
+        for refused in list(self.refusing):
+            refused.abort()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._server.wait_closed(), timeout=1)
         self._server = None
@@ -132,10 +166,11 @@ def _grpcio_server(servicer: InferenceServicer, settings: Settings, sock: socket
             ("grpc.so_reuseport", 1),
         ]
     )
+    # Requests come as bytes (no request_deserializer): a message that does not parse is
+    # then counted as the native front counts it, not answered by grpcio unseen.
     handlers = {
         method.path.rsplit("/", 1)[1]: grpc.unary_unary_rpc_method_handler(
-            _with_status(method),
-            request_deserializer=method.request_type.FromString,
+            _with_status(method, servicer.engine),
             response_serializer=lambda message: message.SerializeToString(),
         )
         for method in methods(servicer).values()
@@ -149,10 +184,17 @@ def _grpcio_server(servicer: InferenceServicer, settings: Settings, sock: socket
     return server
 
 
-def _with_status(method: Method) -> Any:
+def _with_status(method: Method, engine: InferenceEngine) -> Any:
     import grpc
 
-    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    async def call(data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            request = decode_message(method, data)
+        except CallFailed as failed:
+            if method.path == INFER:
+                await count_refused(engine, failed, started)
+            await context.abort(grpc.StatusCode[failed.status.name], failed.status.message)
         try:
             return await method.call(request)
         except Exception as exc:

@@ -19,6 +19,8 @@ from modelpilot.serving.engine import InferenceEngine
 
 EXTENSIONS = ["model_repository", "model_configuration", "statistics"]
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
+INFER = f"/{SERVICE.full_name}/ModelInfer"
+"""The path of the one method whose calls the service metrics count."""
 
 
 class Method(NamedTuple):
