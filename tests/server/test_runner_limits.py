@@ -1,6 +1,6 @@
-"""The REST port's limits (``runner.GuardedHttpProtocol``) through uvicorn on real sockets:
-time for a request's headers and for its body, and a number of connections; and, with a real
-``modelpilot serve``, the limit that the open-file limit sets."""
+"""The REST port's limits (``rest.connection_limits.GuardedHttpProtocol``) through uvicorn on
+real sockets: time for a request's headers and for its body, and a number of connections; and,
+with a real ``modelpilot serve``, the limit that the open-file limit sets."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from modelpilot.registry.store import Registry
 from modelpilot.server.grpc.generated import inference_pb2 as pb
 from modelpilot.server.grpc.generated import inference_pb2_grpc as pb_grpc
 from modelpilot.server.rest import create_app
-from modelpilot.server.runner import GuardedHttpProtocol, HttpLimits
+from modelpilot.server.rest.connection_limits import GuardedHttpProtocol, HttpLimits
 from modelpilot.serving.engine import InferenceEngine
 from tests.conftest import free_port, make_settings
 from tests.processes import Server, serve_command, stop

@@ -141,7 +141,12 @@ def _decode_input(item: Any, binary: memoryview | None, offset: int) -> tuple[Te
                 f"input {quoted(name)} has binary_data_size but the request has no "
                 "Inference-Header-Content-Length header"
             )
-        if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+        if type(size) is not int or size < 0:  # not a bool either: true read as 1
+            raise BadRequest(
+                f'input {quoted(name)}: "binary_data_size" must be a whole number of bytes, '
+                f"0 or more, not {_as_sent(size)}"
+            )
+        if offset + size > len(binary):
             raise BadRequest(
                 f"input {quoted(name)}: binary_data_size {quoted(size)} runs past the end of "
                 f"the binary section ({len(binary) - offset} bytes left)"
@@ -165,16 +170,19 @@ def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndar
     count = element_count(name, shape)
     try:
         if datatype == "BYTES":
-            flat = np.asarray(data, dtype=object).reshape(-1)
+            try:
+                flat = np.asarray(data, dtype=object).reshape(-1)
+            except ValueError:
+                raise _uneven(name, shape, data) from None
             array = np.empty(flat.size, dtype=object)
-            array[:] = [v.encode() if isinstance(v, str) else _bytes(name, v) for v in flat]
+            array[:] = [
+                v.encode() if isinstance(v, str) else _bytes(name, v, shape, data) for v in flat
+            ]
         else:
-            array = _numbers(name, datatype, data)
+            array = _numbers(name, datatype, shape, data)
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidInput(
-            f"input {quoted(name)}: data does not fit datatype {datatype}: "
-            f"{clipped(str(exc))}; send "
-            + ("strings" if datatype == "BYTES" else "numbers (no strings or nulls)")
+            f"input {quoted(name)}: data does not fit datatype {datatype}: {clipped(str(exc))}"
         ) from None
     if array.size != count:
         raise InvalidInput(
@@ -183,13 +191,16 @@ def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndar
     return array.reshape(shape)
 
 
-def _numbers(name: str, datatype: str, data: Any) -> np.ndarray:
+def _numbers(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarray:
     """``data`` as ``datatype``, flat: JSON booleans for BOOL, JSON numbers for the others.
 
     NumPy would take more, and change it: the text "false" as true, "3.5" as 3.5, 300 as an
     INT8 of 44, 1e6 as an FP16 of infinity. Each of those is refused by name instead."""
     dtype = numpy_dtype(datatype)
-    sent = np.asarray(data).reshape(-1)
+    try:
+        sent = np.asarray(data).reshape(-1)
+    except ValueError:
+        raise _uneven(name, shape, data) from None
     if sent.dtype == dtype:  # the usual case: FP64 data of floats, BOOL of booleans
         return sent
     kinds = "b" if datatype == "BOOL" else "iuf"
@@ -199,9 +210,12 @@ def _numbers(name: str, datatype: str, data: Any) -> np.ndarray:
             f"input {quoted(name)}: {datatype} data must be {wanted}, not {_kind_of(sent)}"
         )
     if dtype.kind in "iu":
-        # From the JSON values, not ``sent``: numbers out of range raise OverflowError.
-        array = np.asarray(data, dtype=dtype).reshape(-1)
-        if sent.dtype.kind == "f" and (sent != array).any():
+        try:
+            # From the JSON values, not ``sent``: a float64 rounds integers past 2**53.
+            array = np.asarray(data, dtype=dtype).reshape(-1)
+        except OverflowError:
+            raise _out_of_range(name, datatype, data) from None
+        if sent.dtype.kind in "fO" and (sent != array).any():
             raise InvalidInput(f"input {quoted(name)}: {datatype} data must be whole numbers")
         return array
     if dtype.itemsize >= 8:
@@ -215,6 +229,35 @@ def _numbers(name: str, datatype: str, data: Any) -> np.ndarray:
             f"{float(np.finfo(np.float16 if datatype == 'FP16' else np.float32).max):.4g} in size"
         )
     return array
+
+
+def _out_of_range(name: str, datatype: str, data: list[Any]) -> InvalidInput:
+    """The error for integer ``datatype`` ``data`` that holds a number outside its range,
+    which it names (compared as Python numbers, exactly)."""
+    info = np.iinfo(numpy_dtype(datatype).name)
+    low, high = int(info.min), int(info.max)
+    values: list[int | float] = np.asarray(data, dtype=object).reshape(-1).tolist()
+    outside = next((v for v in values if not low <= v <= high), None)
+    return InvalidInput(
+        f"input {quoted(name)}: {datatype} holds whole numbers from {low} to {high}"
+        + ("" if outside is None else f"; the data hold {quoted(outside)}")
+    )
+
+
+def _uneven(name: str, shape: list[int], data: list[Any]) -> InvalidInput:
+    """The error for ``data`` that NumPy could not make an array of: lists of different
+    lengths side by side, lists beside values, or lists nested deeper than it takes."""
+    depth, inner = 0, data
+    while isinstance(inner, list) and inner:
+        depth, inner = depth + 1, inner[0]
+    if depth > 32:  # NumPy takes 32 dimensions (64 from NumPy 2 on)
+        problem = f"its lists are nested {depth} deep"
+    else:
+        problem = "it is ragged: its lists are not all of one length, or mix lists and values"
+    return InvalidInput(
+        f"input {quoted(name)}: data cannot be a tensor of shape {shape}; {problem}. Send one "
+        "flat list of the values, or lists nested as the shape says"
+    )
 
 
 def _plain_numbers(sent: np.ndarray, datatype: str) -> bool:
@@ -251,11 +294,26 @@ def _json_kind(value: Any) -> str:
     return "a string" if isinstance(value, str) else "an object"
 
 
-def _bytes(name: str, value: Any) -> bytes | None:
-    """A JSON value of BYTES data that is no string: null is a missing value (None), which
-    the model's signature takes or refuses by feature and row (serving.inputs)."""
+def _as_sent(value: Any) -> str:
+    """A JSON value as a message names it: numbers as they are, text quoted (to tell "32"
+    from 32), true and false as JSON spells them, lists and objects by kind."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"the text {quoted(value)}"
+    if isinstance(value, int | float):
+        return quoted(value)
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _bytes(name: str, value: Any, shape: list[int], data: list[Any]) -> bytes | None:
+    """A JSON value of BYTES ``data`` that is no string: null is a missing value (None), which
+    the model's signature takes or refuses by feature and row (serving.inputs). A list is
+    what NumPy left of ragged lists, or of lists nested past its dimensions, as objects."""
     if isinstance(value, bytes) or value is None:
         return value
+    if isinstance(value, list):
+        raise _uneven(name, shape, data)
     raise InvalidInput(
         f"input {quoted(name)}: BYTES data must be strings or null, got {type(value).__name__}"
     )

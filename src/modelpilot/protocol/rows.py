@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,15 @@ from modelpilot.protocol.datatypes import datatype_of
 from modelpilot.protocol.types import InferenceRequest, Tensor
 
 TABULAR_INPUT = "input-0"
+
+
+@dataclass(slots=True)
+class RecordField(Tensor):
+    """One field of records, ``[{feature: value, ...}, ...]``: a feature by the name the
+    client gave it, one value per record. A tensor of a v2 request may be a tabular model's
+    whole input under any name; a field never is, so that one by a name the model does not
+    know is refused as an unknown feature (four records of it were taken as one row of four
+    features)."""
 
 
 def tensor_from_rows(rows: Any, name: str = TABULAR_INPUT) -> Tensor:
@@ -55,7 +65,7 @@ def tensors_from_records(records: Sequence[Mapping[str, Any]]) -> list[Tensor]:
                 + (f"; missing {quoted(missing)}" if missing else "")
                 + (f"; extra {quoted(extra)}" if extra else "")
             )
-    tensors = []
+    tensors: list[Tensor] = []
     for name in names:
         for i, record in enumerate(records):
             if isinstance(record[name], list | dict):
@@ -65,7 +75,7 @@ def tensors_from_records(records: Sequence[Mapping[str, Any]]) -> list[Tensor]:
                 )
         column = tensor_from_rows([[r[name]] for r in records], name)
         data = column.data[:, 0]
-        tensors.append(Tensor(name, column.datatype, (data.shape[0],), data))
+        tensors.append(RecordField(name, column.datatype, (data.shape[0],), data))
     return tensors
 
 

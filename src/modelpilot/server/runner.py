@@ -15,11 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from http import HTTPStatus
-from typing import Any, ClassVar
 
-import orjson
 import uvicorn
 
 from modelpilot.config import Settings
@@ -28,7 +24,7 @@ from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.store import Registry
 from modelpilot.server.grpc import create_grpc_server
 from modelpilot.server.rest import create_app
-from modelpilot.server.rest.protocol import CoalescingHttpProtocol
+from modelpilot.server.rest.connection_limits import GuardedHttpProtocol, HttpLimits
 from modelpilot.server.sockets import bind_socket
 from modelpilot.serving.engine import InferenceEngine
 
@@ -94,179 +90,6 @@ def connection_limit(settings: Settings, ports: int) -> int:
     return room
 
 
-@dataclass(frozen=True)
-class HttpLimits:
-    """What a REST client may take: connections of one server, time for a request and for
-    taking its answer."""
-
-    max_connections: int
-    header_timeout: float
-    body_timeout: float
-    send_timeout: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> HttpLimits:
-        return cls(
-            settings.max_connections,
-            settings.header_timeout_seconds,
-            settings.body_timeout_seconds,
-            settings.send_timeout_seconds,
-        )
-
-
-class GuardedHttpProtocol(CoalescingHttpProtocol):
-    """uvicorn's HTTP/1.1 protocol with the limits uvicorn lacks: time for a request's headers
-    and body, and a number of connections.
-
-    uvicorn closes a connection that waits for its next request (``timeout_keep_alive``), but
-    not one that never finishes a request: a client sending a byte now and then, or nothing,
-    held its connection and what it had sent for ever, and enough of them took every file the
-    process may open. Here a request's line and headers must come within the header timeout
-    (counted from the connection's start for its first request, else from the request's first
-    byte), and its body within the body timeout of its headers; past either the client gets
-    408 and the connection is closed (a connection that sent nothing is just closed). While
-    the server itself holds a request up (pipelined behind another, or its body not read
-    yet), its clock starts again. A client that takes nothing of its answers for the send
-    timeout (the server holding more than uvicorn's high-water mark for it) is dropped: its
-    answer was kept for as long as it kept the connection. A connection past
-    ``max_connections`` is answered 503 and closed at once, before it sends anything.
-
-    One timer per connection: a request only notes its deadline, and the timer, when it
-    fires, either acts or waits for the deadline noted by then.
-    """
-
-    limits: ClassVar[HttpLimits]
-
-    @classmethod
-    def with_limits(cls, limits: HttpLimits) -> type[GuardedHttpProtocol]:
-        """The protocol class for a server with ``limits`` (uvicorn takes a class)."""
-        return type(cls.__name__, (cls,), {"limits": limits})
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._timer: asyncio.TimerHandle | None = None
-        self._deadline: float | None = None  # for the request being read; None between them
-        self._waiting_for = "a request"  # what the deadline is for: "headers" or "body" next
-        self._stalled: asyncio.TimerHandle | None = None  # while the client takes nothing
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        limit = self.limits.max_connections
-        if len(self.connections) > limit:
-            logger.debug("refused a connection: %d are open", limit)
-            self._answer_and_close(
-                503,
-                f"the server holds its limit of {limit} connections "
-                "(MODELPILOT_MAX_CONNECTIONS); try again shortly, or another server",
-            )
-            return
-        self._expect("a request", self.limits.header_timeout)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        for timer in (self._timer, self._stalled):
-            if timer is not None:
-                timer.cancel()
-        self._timer = self._stalled = None
-        super().connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        super().pause_writing()
-        if self._stalled is None:
-            self._stalled = self.loop.call_later(self.limits.send_timeout, self._drop)
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        if self._stalled is not None:
-            self._stalled.cancel()
-            self._stalled = None
-
-    def _drop(self) -> None:
-        self._stalled = None
-        logger.debug("dropping a connection whose client has taken nothing for a while")
-        self.transport.abort()  # closing would wait for the client to read what is written
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        if self._deadline is None:
-            self._expect("headers", self.limits.header_timeout)
-        else:
-            self._waiting_for = "headers"  # the first request: timed from the connection
-
-    def on_headers_complete(self) -> None:
-        super().on_headers_complete()
-        self._expect("body", self.limits.body_timeout)
-
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        self._deadline = None
-
-    def handle_websocket_upgrade(self) -> None:
-        self._deadline = None  # the connection is the WebSocket protocol's from now on
-        super().handle_websocket_upgrade()
-
-    def _expect(self, what: str, seconds: float) -> None:
-        self._waiting_for = what
-        deadline = self._deadline = self.loop.time() + seconds
-        timer = self._timer
-        if timer is None or timer.when() > deadline:
-            if timer is not None:
-                timer.cancel()
-            self._timer = self.loop.call_at(deadline, self._expire)
-
-    def _expire(self) -> None:
-        self._timer = None
-        deadline = self._deadline
-        if deadline is None or self.transport.is_closing():
-            return  # no request being read: uvicorn's keep-alive timeout, or the app's time
-        now = self.loop.time()
-        if now < deadline:
-            self._timer = self.loop.call_at(deadline, self._expire)
-            return
-        limits = self.limits
-        what = self._waiting_for
-        if self.flow.read_paused:
-            self._expect(what, limits.body_timeout if what == "body" else limits.header_timeout)
-            return
-        if what == "a request":
-            self.transport.close()  # nothing came: nothing to answer
-            return
-        if what == "headers":
-            message = (
-                f"the request's line and headers did not all come within "
-                f"{limits.header_timeout:g} s (MODELPILOT_HEADER_TIMEOUT_SECONDS)"
-            )
-            answered = False
-        else:
-            message = (
-                f"the request's body did not all come within {limits.body_timeout:g} s of its "
-                "headers (MODELPILOT_BODY_TIMEOUT_SECONDS); send it faster, or in smaller "
-                "requests"
-            )
-            cycle = self.cycle
-            answered = cycle.response_started
-            # The app reading the body hears that the client is gone; its answer goes nowhere.
-            cycle.disconnected = True
-            cycle.message_event.set()
-        logger.debug("closing a connection: %s", message)
-        if answered:
-            self.transport.close()
-        else:
-            self._answer_and_close(408, message)
-
-    def _answer_and_close(self, status: int, message: str) -> None:
-        body = orjson.dumps({"error": message})
-        head = [
-            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
-            "content-type: application/json",
-            f"content-length: {len(body)}",
-            "connection: close",
-        ]
-        if status == 503:
-            head.append("retry-after: 1")
-        self.transport.write("\r\n".join(head).encode() + b"\r\n\r\n" + body)
-        self.transport.close()
-
-
 async def serve_async(
     settings: Settings,
     models: Sequence[ModelRef] = (),
@@ -304,7 +127,7 @@ async def serve_async(
             server_header=False,
             proxy_headers=False,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
-            http=GuardedHttpProtocol.with_limits(HttpLimits.from_settings(settings)),
+            http=GuardedHttpProtocol.with_limits(HttpLimits.from_settings(settings), engine),
         )
         server = _Server(config)
         if settings.grpc_port:

@@ -18,6 +18,7 @@ from modelpilot.protocol.datatypes import (
     integers_fit,
     numpy_dtype,
 )
+from modelpilot.protocol.rows import RecordField
 from modelpilot.protocol.types import RequestedOutput, Tensor
 from modelpilot.registry.signature import Signature, TensorSpec
 from modelpilot.runtimes.base import Batch
@@ -78,7 +79,10 @@ def _tabular(signature: Signature, inputs: Sequence[Tensor]) -> np.ndarray:
     if len(inputs) == 1 and (
         inputs[0].name == spec.name
         or not signature.feature_names
-        or inputs[0].name not in signature.feature_names
+        or (
+            inputs[0].name not in signature.feature_names
+            and not isinstance(inputs[0], RecordField)  # a feature of records: one unknown
+        )
     ):
         tensor = inputs[0]
         array = tensor.data
@@ -303,7 +307,14 @@ def _convert(name: str, array: np.ndarray, datatype: str) -> np.ndarray:
         return array
     got = datatype_of(array) if array.dtype.kind != "O" else "BYTES"
     if datatype == "BYTES":
-        return _as_bytes(array) if got == "BYTES" else array.astype(object)
+        if got != "BYTES":
+            # Numbers turned into objects would reach the model as floats where it declared
+            # text: it would fail on them (len() of a float) or answer for the wrong thing.
+            raise InvalidInput(
+                f"input {quoted(name)} is {got} but the model takes text (BYTES); send "
+                "strings, as BYTES"
+            )
+        return _as_bytes(array)
     if got == "BYTES":
         raise InvalidInput(
             f"input {quoted(name)} holds strings but the model takes {datatype}; send numbers"

@@ -16,7 +16,8 @@ from modelpilot.protocol.types import checked_request_id
 
 
 def decompress(body: bytes, encoding: str, limit: int) -> bytes:
-    """``body`` decoded per ``Content-Encoding`` (gzip or deflate), never past ``limit``."""
+    """``body`` decoded per ``Content-Encoding`` (gzip or deflate), never past ``limit``; it
+    must be one whole stream."""
     encoding = encoding.lower()
     if encoding in ("", "identity"):
         return body
@@ -30,6 +31,18 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
         raise BadRequest(f"the body is not valid {encoding} data: {exc}") from None
     if len(data) > limit or inflater.unconsumed_tail:
         raise PayloadTooLarge(f"the decompressed body is over the limit of {limit} bytes")
+    # Else a cut-short stream read as JSON cut short, and bytes after the stream's end were
+    # dropped without a word.
+    if not inflater.eof:
+        raise BadRequest(
+            f"the body is not a whole {encoding} stream: it ends before the stream does (cut "
+            "short?); send all of it"
+        )
+    if inflater.unused_data:
+        raise BadRequest(
+            f"the body goes on for {len(inflater.unused_data)} bytes after its {encoding} "
+            "stream ends; send the one stream alone"
+        )
     return data
 
 

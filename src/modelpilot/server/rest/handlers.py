@@ -80,6 +80,11 @@ async def predict_reply(
         payload = json_object(body, headers, limit)
         sent = payload.get("id")
         request_id = checked_request_id(headers.get("x-request-id") if sent is None else sent)
+        if "instances" in payload and "data" in payload:
+            # Else "instances" won, and what "data" said was dropped without a word.
+            raise BadRequest(
+                'the body has both "data" and "instances"; send one of data or instances'
+            )
         if "instances" in payload:
             inference = request_from_records(payload["instances"], request_id)
         elif "data" in payload:

@@ -1,4 +1,5 @@
-"""Request size limit, enforced before and while the body is read (413 past it)."""
+"""Request size limits: the body's, enforced before and while it is read (413 past it), and
+the error of the head's (431, enforced by ``connection_limits``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ from modelpilot.server.rest.body import sent_request_id
 from modelpilot.server.rest.errors import error_response
 from modelpilot.server.rest.handlers import inference_route
 from modelpilot.serving.engine import InferenceEngine
+
+
+class HeadersTooLarge(PayloadTooLarge):
+    """The request's line and headers are over the REST port's limit (gRPC's HTTP/2 bounds
+    its header lists itself)."""
+
+    http_status = 431
 
 
 def too_large(size: int | None, limit: int) -> PayloadTooLarge:

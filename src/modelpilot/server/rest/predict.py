@@ -21,7 +21,7 @@ router = APIRouter(tags=["Simple prediction"])
 PREDICT_BODY = documented_json_body(
     {
         "type": "object",
-        "anyOf": [{"required": ["data"]}, {"required": ["instances"]}],
+        "oneOf": [{"required": ["data"]}, {"required": ["instances"]}],
         "properties": {
             "data": {"type": "array", "items": {}, "description": "a row or rows"},
             "instances": {
