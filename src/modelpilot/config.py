@@ -188,8 +188,10 @@ class Settings(BaseSettings):
     the window's bootstrap also finds it significant at ``drift_p_value``)."""
 
     performance_max_error_increase: float = Field(default=0.2, gt=0.0)
-    """Rise of MAE or RMSE, as a share of the registered value, that flags concept drift (when
-    the window's bootstrap also finds it significant at ``drift_p_value``)."""
+    """Rise of MAE or RMSE, as a share of the registered value (taken as at least 1% of the
+    target's scale, so that a model that fitted its reference exactly is not judged against
+    0), that flags concept drift (when the window's bootstrap also finds it significant at
+    ``drift_p_value``)."""
 
     performance_label_shift: float = Field(default=0.1, gt=0.0, le=1.0)
     """Jensen-Shannon distance of the window's labels from the reference labels that flags
