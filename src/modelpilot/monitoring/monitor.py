@@ -284,6 +284,12 @@ class Monitor(InferenceObserver):
             logger.exception("writing the inference log failed")
         self._evaluate()
 
+    def refresh(self) -> None:
+        """Recompute the reports now, with the sibling workers' latest snapshots: a scrape
+        of ``serve --workers`` answered from reports older than a sibling's showed figures
+        that the scrape before, answered by that sibling, had had (``/metrics``)."""
+        self._evaluate(close_interval=False)
+
     def _run(self) -> None:
         if self._restore:
             try:

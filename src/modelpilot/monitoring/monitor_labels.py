@@ -67,8 +67,35 @@ def _joined(
         accepted = sum(request.apply(now) for request in joined)
     if matched:
         self.tap.set_labels(model, matched)
-    self._evaluate(close_interval=False)
+        _report_labelled(self, {request.monitor.version.key for request in joined})
     return FeedbackResult(accepted, unknown)
+
+
+def _report_labelled(self: Monitor, keys: set[tuple[str, int]]) -> None:
+    """Report again on the versions ``keys`` that labels were just joined to, so that the
+    labels show at once; the alerts and this worker's snapshot follow them.
+
+    Not every report, with the tap asked for its windows: every label post paid for a round
+    trip to the monitoring process (which first takes every round handed to it, so longest
+    under load) and for every version's report, 8-20 ms a post, for labels that changed one
+    version's quality window, or nothing at all (ids not on record). The other versions'
+    reports stand; this one's windows are the tap's as the last report had them, as
+    its drift and predictions were shown until now (the thread's next round takes newer)."""
+    now = time.time()
+    with self._lock:
+        own = {key: monitor.state(now) for key, monitor in self._monitors.items()}
+        tapped = [*self._last_tapped, *self._inherited]
+        others = tapped + (self._gather() if self.exchange is not None else [])
+        for key in keys:
+            states = [s for s in others if (s.model, s.version) == key]
+            try:
+                self._latest[key] = self._monitors[key].report(now, states, own.get(key))
+            except Exception:
+                self._failures += 1
+                logger.exception("monitoring report of %s:%d failed", *key)
+        if self.exchange is not None:
+            self.exchange.publish([*tapped, *own.values()], list(self.history.points))
+        self.keeper.update(self._conditions(now) if self.keeper.decides else (), now)
 
 
 def restore_labels(self: Monitor) -> int:

@@ -11,10 +11,10 @@ two models, and this way 2.2-5.9%, plus 1.2-2.0 us per request in this process b
 Here the event loop itself hands each round's calls over, every ``Monitor.round_seconds``:
 joined into one array per name (``tap.merge``), encoded (``tap_wire``), and written to a pipe
 without blocking (what the pipe cannot take yet waits in a buffer, up to ``MAX_PENDING``
-bytes; past that a round is dropped and counted). No other thread of the server takes the
-lock for it. The child, niced, takes in what the pipe holds every ``TICK_SECONDS``, bins it,
-and writes it to the inference log in order, about once a second (``LOG_SECONDS``; before
-any lookup or labels, and at shutdown).
+bytes; past that a round is dropped and counted, unless nothing waits before it). No other
+thread of the server takes the lock for it. The child, niced, takes in what the pipe holds
+every ``TICK_SECONDS``, bins it, and writes it to the inference log in order, about once a
+second (``LOG_SECONDS``; before any lookup or labels, and at shutdown).
 Questions (windows, label lookups) go through a second pipe and carry the number of rounds
 written before them; the child answers once it has taken that many, so an answer always
 includes every call handed over before the question.
@@ -61,7 +61,13 @@ from modelpilot.monitoring.tap_wire import RoundEncoder
 logger = logging.getLogger(__name__)
 
 MAX_PENDING = 64 << 20
-"""Bytes of rounds allowed to wait for room in the pipe; past that, rounds are dropped."""
+"""Bytes of rounds allowed to wait for room in the pipe; past that, rounds are dropped.
+
+A round larger than this on its own is taken when nothing waits before it (so at most this
+and one round wait): bounded only by the bytes waiting, one legal request of 60 MiB (under
+``max_request_bytes``, 64 MiB) was answered but never monitored, counted as dropped, and its
+labels were refused. Its arrays are in this process already; the round holds one copy of them
+until the child has read it, as the child reads any round, a pipe's worth at a time."""
 
 RESTART_SECONDS = 1.0
 """How long a child that died young (less than ``STEADY_SECONDS`` after its start) waits to be
@@ -105,7 +111,8 @@ class TapProcess:
         self._unlogged = 0
         self._child_unlogged = 0
         self.dropped = 0
-        """Requests in rounds dropped: the child fell too far behind, or was gone."""
+        """Requests in rounds dropped: the child fell too far behind (``MAX_PENDING``), or
+        was gone (being replaced)."""
         self.restarts = 0
         self._restart_wait = 0.0
         self._restart_due: float | None = None
@@ -208,7 +215,7 @@ class TapProcess:
             if (
                 self._closed
                 or not self._process.is_alive()
-                or len(self._pending) + len(blob) > MAX_PENDING
+                or (self._pending and len(self._pending) + len(blob) > MAX_PENDING)
             ):
                 self.dropped += sum(len(b.request_ids) for b in batches)
                 return

@@ -240,10 +240,16 @@ class ServedModels:
 
     async def _load(self, model: str) -> ModelVersion:
         require_name(model)
-        self._unloaded.discard(model)
-        self._served.setdefault(model, Served(self._ref(model)))
+        served = self._served.get(model)
         try:
-            mv = await self.current(model, force=True)
+            if served is None:
+                # Served only once the registry has found it (``_refresh`` adds it then): a
+                # made-up name served while the registry was asked was a request's metric
+                # label for good (each request for it at that moment counted as for a
+                # served model), and one load for it made the server unready until the 404.
+                mv = await self._refresh(model, Served(self._ref(model)), loading=True)
+            else:
+                mv = await self.current(model, force=True)
             await self.pool.get(mv)
         except NotFound:
             self._served.pop(model, None)
@@ -313,7 +319,10 @@ class ServedModels:
             return 0.0
         return self.settings.rollout_stall_seconds
 
-    async def _refresh(self, model: str, served: Served) -> ModelVersion:
+    async def _refresh(self, model: str, served: Served, loading: bool = False) -> ModelVersion:
+        """Look ``served``'s reference up and switch to the version it points to once loaded;
+        ``model`` joins the served models here, once the registry has found it (``loading``:
+        asked to load it, so served again even if it was unloaded)."""
         try:
             previous = served.current
             if previous is None:
@@ -327,6 +336,11 @@ class ServedModels:
                     return previous
                 name = served.ref.name
                 mv = await blocking(self._executor, self.registry.get_version, name, number)
+            if loading:
+                self._unloaded.discard(model)
+            else:
+                # Unloaded while the registry was asked: it stays unloaded.
+                self._require_served(model)
             self._served.setdefault(model, served)
             if previous is None or previous.key != mv.key:
                 # Load before switching, so that no request waits on a cold version; a version

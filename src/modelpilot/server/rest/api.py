@@ -168,11 +168,18 @@ async def feedback(model: str, request: Request) -> FeedbackReply:
                 f" (the monitor watches {monitor.call_sample_rate:.0%} of model calls, "
                 "MODELPILOT_MONITOR_SAMPLE_RATE: the others' predictions take no labels)"
             )
+        dropped = ""
+        if monitor.dropped:
+            # Not the log's length: these were never on record (modelpilot_monitor_dropped_total).
+            dropped = (
+                f"; {monitor.dropped} answered request(s) were left unmonitored, as the monitor "
+                "fell behind or its process was being replaced, and take no labels"
+            )
         raise NotFound(
             f"no prediction of model {quoted(model)} has the request id(s) {_ids(result.unknown)}; "
             "use the id a prediction was answered with (the response's id, or x-request-id); "
             "predictions stay on record for labels as long as the inference log keeps them "
-            "(its last MODELPILOT_INFERENCE_LOG_MAX_ROWS requests)" + sampled
+            "(its last MODELPILOT_INFERENCE_LOG_MAX_ROWS requests)" + sampled + dropped
         )
     return FeedbackReply(accepted=result.accepted, unknown=result.unknown)
 

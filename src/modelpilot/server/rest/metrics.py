@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from modelpilot.errors import NotFound
+from modelpilot.monitoring.monitor import Monitor
+from modelpilot.monitoring.siblings import WorkerExchange
 from modelpilot.server.rest.openapi import errors
 
 router = APIRouter(tags=["Monitoring"])
+
+FIRST_SCRAPE_WAIT_SECONDS = 5.0
+"""How long a worker's first scrapes wait for every worker's first snapshot: well under
+Prometheus' default scrape timeout (10 s), and longer than a monitoring process takes to start."""
 
 
 @router.get(
@@ -22,4 +31,58 @@ async def metrics(request: Request) -> Response:
     monitoring = request.app.state.monitoring
     if monitoring is None:
         raise NotFound("metrics are not collected by this app (it was built without monitoring)")
+    state = request.app.state
+    if monitoring.exchange is not None and not getattr(state, "first_snapshots_seen", False):
+        workers = state.settings.workers
+        await asyncio.to_thread(
+            every_worker_published, monitoring.exchange, workers, FIRST_SCRAPE_WAIT_SECONDS
+        )
+        # Once only, whatever came of it: a worker that cannot start must not slow every
+        # scrape down; it shows when it has started.
+        state.first_snapshots_seen = True
+    if monitoring.exchange is not None and monitoring.monitor is not None:
+        await asyncio.to_thread(catch_up, monitoring.exchange, monitoring.monitor)
     return Response(generate_latest(monitoring.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def every_worker_published(exchange: WorkerExchange, workers: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds until each of the ``workers`` has published a snapshot
+    (``exchange``'s own worker included); whether they all have.
+
+    ``serve --workers`` answers ``/metrics`` from the workers' snapshots, which each worker
+    writes at the end of its monitoring rounds, the first once its monitoring process has
+    started: for a second or more after a worker said ready, a scrape held none of its figures
+    (1 sample line, then 29, then 204), and a scrape that reached a worker whose first round
+    had not ended lacked every model's figures (204, 67, 204). Waited for in the first scrapes
+    of each worker process only (a worker restarted later waits in its own first scrapes).
+    """
+    wanted = set(range(workers)) | {exchange.index}
+    deadline = time.monotonic() + timeout
+    while True:
+        published = {snapshot.index for snapshot in exchange.workers()}
+        if wanted <= published:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def catch_up(exchange: WorkerExchange, monitor: Monitor) -> None:
+    """Have ``monitor`` report again if a sibling worker published a snapshot after this
+    worker's last one, which its reports were made with (each round ends by publishing).
+
+    Each worker reports the models from its own latest round, merged with its siblings'
+    snapshots as they were then: after new traffic, a scrape answered by one worker held the
+    drift windows' figures, and the next, answered by the other worker, did not, until its
+    next round (185 sample lines, then 139, then 185). Reports made again from the newest
+    snapshots hold everything the scrapes before held. One evaluation per scrape at most (as
+    a label posted costs), and none when no sibling has published since this worker's last
+    round or scrape."""
+    own, newest = 0.0, 0.0
+    for snapshot in exchange.workers():
+        if snapshot.pid == exchange.pid:
+            own = snapshot.at
+        else:
+            newest = max(newest, snapshot.at)
+    if newest > own:
+        monitor.refresh()
