@@ -21,7 +21,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -305,7 +305,7 @@ class Monitor(InferenceObserver):
                     self._ship()
                 if time.time() - self._last_evaluation >= self.evaluate_seconds:
                     if self.shares_labels:
-                        self._catch_up()
+                        monitor_labels.catch_up_quietly(self)
                     self._evaluate()
             except Exception:
                 self._failures += 1
@@ -366,22 +366,37 @@ class Monitor(InferenceObserver):
             others = list(tapped)
             if self.exchange is not None:
                 others += self._gather()
-            by_key: dict[tuple[str, int], list[MonitorState]] = {}
             for state in others:
-                by_key.setdefault((state.model, state.version), []).append(state)
-            for key in by_key:
-                if key not in self._monitors:
-                    self._monitor(self.registry.get_version(*key))
-            for key, monitor in self._monitors.items():
-                try:
-                    self._latest[key] = monitor.report(now, by_key.get(key, ()), own.get(key))
-                except Exception:
-                    # One version's bad data must not stop the others being watched.
-                    self._failures += 1
-                    logger.exception("monitoring report of %s:%d failed", *key)
-            if self.exchange is not None:
-                self.exchange.publish([*tapped, *own.values()], list(self.history.points))
-            self.keeper.update(self._conditions(now) if self.keeper.decides else (), now)
+                if (state.model, state.version) not in self._monitors:
+                    self._monitor(self.registry.get_version(state.model, state.version))
+            self._report(now, own, tapped, others, list(self._monitors))
+
+    def _report(
+        self,
+        now: float,
+        own: dict[tuple[str, int], MonitorState],
+        tapped: list[MonitorState],
+        others: list[MonitorState],
+        keys: Iterable[tuple[str, int]],
+    ) -> None:
+        """Report on the versions ``keys`` from this process's labels (``own``) and the
+        windows of ``others`` (its tap's, ``tapped``, and the siblings'), then publish this
+        worker's snapshot and update the alerts; under ``_lock``."""
+        by_key: dict[tuple[str, int], list[MonitorState]] = {}
+        for state in others:
+            by_key.setdefault((state.model, state.version), []).append(state)
+        for key in keys:
+            try:
+                self._latest[key] = self._monitors[key].report(
+                    now, by_key.get(key, ()), own.get(key)
+                )
+            except Exception:
+                # One version's bad data must not stop the others being watched.
+                self._failures += 1
+                logger.exception("monitoring report of %s:%d failed", *key)
+        if self.exchange is not None:
+            self.exchange.publish([*tapped, *own.values()], list(self.history.points))
+        self.keeper.update(self._conditions(now) if self.keeper.decides else (), now)
 
     def alert_state(self) -> AlertState:
         """The active alerts, their history and counts, as every worker answers them."""
@@ -476,15 +491,6 @@ class Monitor(InferenceObserver):
         servers of one model disagreed (0.01 on one, 0.99 on another), until a restart read
         them all back. Returns how many rows the labels read label."""
         return monitor_labels.catch_up_labels(self)
-
-    def _catch_up(self) -> None:
-        try:
-            self.catch_up_labels()
-        except TapFailed as exc:  # tried again at the next evaluation, which goes on
-            self._failures += 1
-            self._errors.error(
-                "labels", "reading other servers' labels failed: %s", first_line(exc)
-            )
 
     def restore_labels(self) -> int:
         """Put the labels the inference log holds from the last ``performance_seconds`` back

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from modelpilot.errors import InvalidInput, NotFound
 from modelpilot.monitoring.feedback import FeedbackResult, Joined, join, look_again
 from modelpilot.monitoring.model_monitor import ModelMonitor
-from modelpilot.monitoring.tap import served_versions
+from modelpilot.monitoring.repeated_errors import first_line
+from modelpilot.monitoring.tap import TapFailed, served_versions
 from modelpilot.monitoring.tap_batches import Found, Relabelled
 
 if TYPE_CHECKING:
@@ -86,16 +87,7 @@ def _report_labelled(self: Monitor, keys: set[tuple[str, int]]) -> None:
         own = {key: monitor.state(now) for key, monitor in self._monitors.items()}
         tapped = [*self._last_tapped, *self._inherited]
         others = tapped + (self._gather() if self.exchange is not None else [])
-        for key in keys:
-            states = [s for s in others if (s.model, s.version) == key]
-            try:
-                self._latest[key] = self._monitors[key].report(now, states, own.get(key))
-            except Exception:
-                self._failures += 1
-                logger.exception("monitoring report of %s:%d failed", *key)
-        if self.exchange is not None:
-            self.exchange.publish([*tapped, *own.values()], list(self.history.points))
-        self.keeper.update(self._conditions(now) if self.keeper.decides else (), now)
+        self._report(now, own, tapped, others, keys)
 
 
 def restore_labels(self: Monitor) -> int:
@@ -118,6 +110,16 @@ def catch_up_labels(self: Monitor) -> int:
     relabelled = self.tap.labelled_since(since, self.config.performance_rows)
     self.labels_read_to = now
     return _apply_logged(self, relabelled)
+
+
+def catch_up_quietly(self: Monitor) -> None:
+    """``catch_up_labels`` for the monitor thread: a failure is counted and logged, and the
+    evaluation goes on; the next tries again."""
+    try:
+        catch_up_labels(self)
+    except TapFailed as exc:
+        self._failures += 1
+        self._errors.error("labels", "reading other servers' labels failed: %s", first_line(exc))
 
 
 LABELS_LAG_SECONDS = 10.0
