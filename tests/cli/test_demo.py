@@ -63,6 +63,13 @@ def test_demo_runs_twice_on_a_fresh_registry(
         assert proc.returncode == 0, proc.stderr
         assert f"registered iris version {expected_version}" in proc.stderr
         assert "REST v2" in proc.stdout and "gRPC" in proc.stdout
+        # What monitoring made of the scored rows: their labels, and the rows in the drift
+        # window (the 30 watched and those of the calls before them), not an empty window.
+        watched = re.search(
+            r"accuracy on 30 labelled rows: [\d.]+ .*drift window: (\d+) rows",
+            " ".join((proc.stdout + proc.stderr).split()),
+        )
+        assert watched and int(watched[1]) >= 30, proc.stdout + proc.stderr
         # --no-keep-serving: the server is down by the time the closing text is read.
         assert "ModelPilot is serving" not in proc.stdout
         assert "The demo's server has stopped" in proc.stdout

@@ -322,7 +322,11 @@ def _watch(model: str, http: int, x_test: object, y_test: object) -> None:
             reply = client.get(f"/api/monitoring/{model}")
             if reply.status_code == 200:
                 report = reply.json()
-                if report.get("performance") and report.get("drift"):
+                window = report.get("drift") or {}
+                # The labels show at once; the drift window at the monitor's next report
+                # (every MODELPILOT_MONITOR_INTERVAL_SECONDS), which takes the scored rows.
+                filled = isinstance(window, dict) and window.get("window_rows", 0) >= len(rows)
+                if report.get("performance") and filled:
                     break
             time.sleep(0.3)
     performance = report.get("performance") or {}
