@@ -260,3 +260,31 @@ def test_a_failed_log_write_is_tried_again_and_what_it_never_takes_is_counted(
 
 def requests_of(tap: LocalTap) -> int:
     return sum(state.requests for state in tap.states(time.time()))
+
+
+def test_labels_read_back_keep_each_versions_newest(
+    registry: Registry, versions: list[ModelVersion]
+) -> None:
+    """Labels of a version rolled away from, newer than those of the version served again,
+    must not crowd the latter out of what a restart reads back: capped by model, a version's
+    window came back with a tenth of its labels and another verdict."""
+    tap, _ = _logging_tap(registry, log_seconds=0.0)
+    now = time.time()
+    old = [f"old-{i}" for i in range(30)]
+    new = [f"new-{i}" for i in range(80)]
+    for version, ids in ((versions[0], old), (versions[1], new)):
+        rows = {"input-0": np.tile([[5.1, 3.5, 1.4, 0.2]], (len(ids), 1))}
+        answers = {"predict": np.zeros(len(ids), dtype=int)}
+        tap.take(merge([Answered(now, version, ids, [1] * len(ids), rows, answers)]))
+    tap.set_labels("iris", dict.fromkeys(old, 0))
+    time.sleep(0.01)
+    tap.set_labels("iris", dict.fromkeys(new, 1))
+    read = tap.labelled_since(now - 60, limit=20)
+    by_version: dict[int, list[str]] = {}
+    for item in read:
+        by_version.setdefault(item.found.version, []).append(item.request_id)
+    assert sorted(by_version) == [1, 2]
+    assert len(by_version[1]) == 20 and set(by_version[1]) <= set(old)
+    assert len(by_version[2]) == 20 and set(by_version[2]) <= set(new)
+    assert [item.at for item in read] == sorted(item.at for item in read)  # oldest first
+    tap.close()
