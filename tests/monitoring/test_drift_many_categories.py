@@ -155,3 +155,27 @@ def test_a_profile_stored_before_the_halves_still_pools_the_towns_near_its_cut()
     assert bins.tail and bins.labels == [*kept, "other", "missing"]
     assert bins.reference.tolist() == [*kept.values(), 10_000 - 7 - sum(kept.values()), 7]
     assert bins.fold_rare  # and the tests fold its rare named categories into the tail
+
+
+def test_a_stored_profile_that_pools_every_category_says_so() -> None:
+    """An old profile of many about equally common categories had them all pooled by that
+    guard: its verdict reads "ok" whatever the categories do, so the finding says why and
+    what to do (an upgraded server gave "JS 0.000, p = 1" on traffic of 30 of 300 cities)."""
+    rng = np.random.default_rng(1)
+    reference = rng.choice(names("city", 300), 3000)
+    top = pd.Series(reference).value_counts().iloc[:100]
+    stored = FeatureProfile.from_dict(
+        {
+            "name": "city",
+            "kind": "categorical",
+            "count": 3000,
+            "missing": 0,
+            "categories": {**top.to_dict(), OTHER: 3000 - int(top.sum())},
+        }
+    )
+    assert not categorical_bins(0, 0, stored).codes  # every named one pooled
+    old = ReferenceProfile((stored,), 3000, sample=[])
+    feature = judged(old, rng.choice(names("city", 30), 500))
+    assert not feature.drifted
+    assert "register the version again" in feature.reason
+    assert "register the version again" not in judged(profiled(reference), reference[:500]).reason

@@ -32,6 +32,15 @@ from modelpilot.monitoring.drift import (
 )
 from modelpilot.registry.profile import FeatureProfile, ReferenceProfile
 
+POOLED_WHOLE = (
+    "its profile pools every category in one bin, so only its missing share is watched: "
+    "it was made before profiles named up to 1,000 categories (and chose them apart from "
+    "counting them); register the version again to watch its categories one by one"
+)
+"""Said of a feature whose old profile named more categories than it could keep apart (many
+about equally common ones, all pooled with the tail: ``category_bins.trusted_count``): its
+verdict reads "no drift" whatever its categories do."""
+
 CHUNK_ROWS = 8192
 """Rows binned in one go, which bounds the scratch arrays of a large offline comparison."""
 
@@ -239,16 +248,17 @@ class ProfileBinning:
             # With a tail in the reference, a value outside its named categories may be one
             # of the tail's: how many are new is unknown.
             unseen = None if category.tail else int(current[category.other])
-            results.append(
-                judge_categorical(
-                    self.names[category.index],
-                    category.reference,
-                    current,
-                    unseen,
-                    thresholds,
-                    category.fold_rare,
-                )
+            judged = judge_categorical(
+                self.names[category.index],
+                category.reference,
+                current,
+                unseen,
+                thresholds,
+                category.fold_rare,
             )
+            if category.tail and not category.codes:
+                judged = replace(judged, reason=f"{judged.reason}; {POOLED_WHOLE}")
+            results.append(judged)
         results.sort(key=lambda f: self.names.index(f.name))
         return summarize(rows, results, thresholds)
 
