@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from fastapi import APIRouter, Request, Response
@@ -14,11 +15,17 @@ from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.siblings import WorkerExchange
 from modelpilot.server.rest.openapi import errors
 
+logger = logging.getLogger(__name__)
+
 router = APIRouter(tags=["Monitoring"])
 
 FIRST_SCRAPE_WAIT_SECONDS = 5.0
 """How long a worker's first scrapes wait for every worker's first snapshot: well under
 Prometheus' default scrape timeout (10 s), and longer than a monitoring process takes to start."""
+
+CATCH_UP_WAIT_SECONDS = 1.0
+"""How long a scrape waits for reports made again from its siblings' newer snapshots (see
+``catch_up``) before it answers with the figures at hand; the reports go on for the next."""
 
 
 @router.get(
@@ -41,8 +48,22 @@ async def metrics(request: Request) -> Response:
         # scrape down; it shows when it has started.
         state.first_snapshots_seen = True
     if monitoring.exchange is not None and monitoring.monitor is not None:
-        await asyncio.to_thread(catch_up, monitoring.exchange, monitoring.monitor)
+        catching_up: asyncio.Task[None] | None = getattr(state, "metrics_catching_up", None)
+        if catching_up is None or catching_up.done():
+            catching_up = asyncio.create_task(
+                asyncio.to_thread(catch_up, monitoring.exchange, monitoring.monitor)
+            )
+            catching_up.add_done_callback(_logged)
+            state.metrics_catching_up = catching_up
+        # Not waited for past a second: it waits on the monitor's round, which a restart's
+        # restore of a large label history held for 10-18 s, past Prometheus' scrape timeout.
+        await asyncio.wait({catching_up}, timeout=CATCH_UP_WAIT_SECONDS)
     return Response(generate_latest(monitoring.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _logged(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("reporting again for a scrape failed", exc_info=task.exception())
 
 
 def every_worker_published(exchange: WorkerExchange, workers: int, timeout: float) -> bool:
