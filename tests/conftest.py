@@ -130,6 +130,19 @@ def forest_version(registry: Registry, forest_model_path: Path) -> ModelVersion:
     return register_model(registry, "forest", forest_model_path)
 
 
+SOMETIMES_NAN = (
+    "import numpy as np\n"
+    "class Model:\n"
+    "    def predict(self, x):\n"
+    "        x = np.asarray(x, dtype=float)\n"
+    "        out = 2 * x[:, 0] + x[:, 1]\n"
+    "        out[x[:, 0] > 1.5] = np.nan\n"
+    "        return out\n"
+)
+"""A `.py` regression whose predictions are NaN where the first feature is over 1.5: rows
+that MAE and RMSE leave out, at registration and live alike."""
+
+
 COLORS = ["red", "blue", "green"]
 
 

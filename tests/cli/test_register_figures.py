@@ -11,16 +11,7 @@ from sklearn import metrics
 
 from modelpilot.registry.store import Registry
 from tests.cli.conftest import Run
-
-SOMETIMES_NAN = (
-    "import numpy as np\n"
-    "class Model:\n"
-    "    def predict(self, x):\n"
-    "        x = np.asarray(x, dtype=float)\n"
-    "        out = 2 * x[:, 0] + x[:, 1]\n"
-    "        out[x[:, 0] > 1.5] = np.nan\n"
-    "        return out\n"
-)
+from tests.conftest import SOMETIMES_NAN
 
 
 def test_register_names_f1_as_macro_averaged(

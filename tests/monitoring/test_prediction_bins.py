@@ -13,6 +13,7 @@ from scipy.spatial.distance import jensenshannon
 from modelpilot.monitoring.model_monitor import ModelMonitor, MonitorConfig, MonitorState
 from modelpilot.registry.store import Registry
 from modelpilot.serving.registration import register_model
+from tests.conftest import SOMETIMES_NAN
 
 LARGE = (
     "import numpy as np\n"
@@ -22,16 +23,6 @@ LARGE = (
 )
 """Predictions near 1e8 that differ by about 1: their squares' mean less the squared mean
 is all rounding."""
-
-SOMETIMES_NAN = (
-    "import numpy as np\n"
-    "class Model:\n"
-    "    def predict(self, x):\n"
-    "        x = np.asarray(x, dtype=float)\n"
-    "        out = 2 * x[:, 0] + x[:, 1]\n"
-    "        out[x[:, 0] > 1.5] = np.nan\n"
-    "        return out\n"
-)
 
 
 def watched(
