@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from modelpilot.monitoring.binning import ProfileBinning
-from modelpilot.monitoring.divergence import category_tests, chi_squared_homogeneity
+from modelpilot.monitoring.divergence import chi_squared_homogeneity, compare_categories
 from modelpilot.monitoring.drift import DriftThresholds, FeatureDrift, judge_categorical
 from modelpilot.registry.profile import OTHER, ReferenceProfile
 
@@ -115,7 +115,8 @@ def test_the_rare_share_counts_every_bin_it_names() -> None:
     counted the rare categories alone, not the unseen values beside them."""
     reference = np.array([400, 300, 200, 3, 2, 0, 0])  # 5 named, unseen, missing
     current = np.array([40, 30, 20, 6, 5, 12, 0])
-    _, rare_p, rare = category_tests(reference, current, unseen=5)
+    tests = compare_categories(reference, current, unseen=5)
+    rare_p, rare = tests.rare_p, tests.rare
     assert rare.tolist() == [False, False, False, True, True, True, True]
     feature = _judge(reference, current, unseen=12)
     assert feature.method == "rare" and feature.rare_p_value == rare_p

@@ -57,7 +57,7 @@ class CategoricalBins:
     """A boolean feature (see ``is_boolean``): 1.0, "true" and ``True`` are one category."""
     fold_rare: bool = True
     """With a tail, the tests fold rare named categories into it, as their counts may run
-    high (``divergence.category_tests``); not for a ``FeatureProfile.held_out`` profile,
+    high (``divergence.compare_categories``); not for a ``FeatureProfile.held_out`` profile,
     whose counts are honest: folded, a feature of many about equally common categories had
     them all in one bin with the tail, and a window of a few tail values read as no drift."""
 

@@ -107,17 +107,6 @@ class CategoryTests:
     """The unseen test gave ``rare_p``, rather than the pool's test."""
 
 
-def category_tests(
-    reference: np.ndarray,
-    current: np.ndarray,
-    fold_into: int | None = None,
-    unseen: int | None = None,
-) -> tuple[float, float, np.ndarray]:
-    """``compare_categories`` as (chi-squared p, rare p, the mask of the bins in the pool)."""
-    tests = compare_categories(reference, current, fold_into, unseen)
-    return tests.chi_p, tests.rare_p, tests.rare
-
-
 def compare_categories(
     reference: np.ndarray,
     current: np.ndarray,

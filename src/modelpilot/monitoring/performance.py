@@ -352,7 +352,7 @@ class PerformanceWindow:
         distance, and the p-value of the chi-squared test that both come from one
         distribution (the reference labels are a sample too: tested as exact frequencies, a
         window about their size took their own sampling noise for a shift, as data drift's
-        test did; see ``divergence.category_tests``)."""
+        test did; see ``divergence.compare_categories``)."""
         if self.task != "classification" or not self.reference_labels:
             return None, None
         names = list(self.reference_labels)
