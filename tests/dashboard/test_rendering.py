@@ -142,3 +142,13 @@ def test_a_window_too_small_for_a_verdict_is_not_green(page_server: PageServer) 
     assert page.by_id["chart-drift"]["data-message"] == verdict.capitalize()
     assert text_of(dom, "stat-drifted") == "—"
     assert page.pills == [("muted", "no verdict")] * 2
+
+
+def test_a_model_with_traffic_and_no_labels_in_its_window_says_so(
+    page_server: PageServer,
+) -> None:
+    # Labels that aged out of the quality window leave it as empty as labels that never came:
+    # "no labels yet" told an operator with late labels that they had never arrived.
+    dom, page = page_server.draw(payload(busy(), iris(performance=None)))
+    assert text_of(dom, "stat-accuracy-sub") == "no labels in the window"
+    assert text_of(dom, "stat-accuracy") == "—"

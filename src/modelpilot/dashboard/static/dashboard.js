@@ -336,10 +336,12 @@
     const perf = m && m.performance;
     const canvas = $('chart-accuracy'), concept = $('concept-badge');
     if (!perf) {
-      drawEmpty(canvas, !m ? 'No models loaded' : idle(m) ? 'No traffic yet' : 'No ground-truth labels yet');
+      // "In the window", not "yet": labels that came and aged out of the quality window leave
+      // it as empty as labels that never came, and late labels are the usual case.
+      drawEmpty(canvas, !m ? 'No models loaded' : idle(m) ? 'No traffic yet' : 'No ground-truth labels in the window');
       setStat('stat-accuracy', '—', null, '');
       setText('stat-accuracy-label', 'Accuracy'); setText('perf-title', 'Accuracy');
-      setText('stat-accuracy-sub', 'no labels yet'); setText('perf-summary', '—');
+      setText('stat-accuracy-sub', 'no labels in the window'); setText('perf-summary', '—');
       concept.hidden = true;
       return;
     }
