@@ -149,6 +149,6 @@ def test_a_model_with_traffic_and_no_labels_in_its_window_says_so(
 ) -> None:
     # Labels that aged out of the quality window leave it as empty as labels that never came:
     # "no labels yet" told an operator with late labels that they had never arrived.
-    dom, page = page_server.draw(payload(busy(), iris(performance=None)))
+    dom, _ = page_server.draw(payload(busy(), iris(performance=None)))
     assert text_of(dom, "stat-accuracy-sub") == "no labels in the window"
     assert text_of(dom, "stat-accuracy") == "—"
