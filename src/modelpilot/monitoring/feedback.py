@@ -73,12 +73,14 @@ def label_pairs(
 
 
 def predicted_rows(monitor: ModelMonitor, outputs: Mapping[str, Any]) -> tuple[list[Any], Any]:
-    """One predicted value per row (the main output's first column), and probabilities."""
+    """One predicted value per row (the main output's first column), and the probabilities
+    (the output ``Signature.probabilities`` names, as registration measured AUC on)."""
     bins = monitor.predictions
     output = bins.output if bins is not None else next(iter(outputs))
     predicted = np.asarray(outputs[output], dtype=object)
     values = predicted.reshape(len(predicted), -1)[:, 0].tolist()
-    return values, outputs.get("predict_proba")
+    probabilities = monitor.version.signature.probabilities
+    return values, outputs.get(probabilities.name) if probabilities is not None else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+PROBABILITY_OUTPUTS = ("predict_proba", "probabilities", "output_probability")
+"""The names of a classifier's output of class probabilities, by who gives it: ModelPilot's
+scikit-learn, XGBoost and LightGBM runtimes, skl2onnx, onnxmltools (with ``zipmap=False``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class TensorSpec:
@@ -94,6 +98,21 @@ class Signature:
     def main_output(self) -> TensorSpec | None:
         """The output that is "the prediction": ``predict`` when there is one, else the first."""
         return self.output("predict") or (self.outputs[0] if self.outputs else None)
+
+    @property
+    def probabilities(self) -> TensorSpec | None:
+        """The output of a classifier's class probabilities, a row of them per sample, one
+        column per class in the order of ``extra["classes"]``: the first output named as in
+        ``PROBABILITY_OUTPUTS`` that holds two dimensions of floating-point numbers.
+
+        Registration and the label monitor both ask this, so that a model's AUC is measured
+        on the same output at registration and live (an ONNX classifier's ``probabilities``
+        was once passed over by both, which looked for ``predict_proba`` alone)."""
+        for name in PROBABILITY_OUTPUTS:
+            spec = self.output(name)
+            if spec is not None and spec.datatype.startswith("FP") and len(spec.shape) == 2:
+                return spec
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         data = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,16 +61,71 @@ def _unsupported(name: str, onnx_type: str, kind: str) -> str:
     return message
 
 
+_CLASS_LABELS = ("classlabels_ints", "classlabels_int64s", "classlabels_strings")
+"""The attributes in which ONNX-ML's classifier operators (``LinearClassifier``,
+``TreeEnsembleClassifier``, ``SVMClassifier``) hold their classes, in the order of their
+scores."""
+
+
+def graph_classes(path: Path) -> list[Any] | None:
+    """The classes an ONNX classifier's graph states, if it states one list of them.
+
+    They are where ONNX-ML's classifier operators keep them (``_CLASS_LABELS``), and, for
+    the models skl2onnx converts with no such operator (a neural network, naive Bayes,
+    nearest neighbours), the constant array of labels an ``ArrayFeatureExtractor`` picks
+    each row's label from by the index of its highest probability (``ArgMax``). Graphs that
+    hold several different lists (one-against-the-rest: ``[0, 1]`` per class) or none state
+    no classes of the model, and give None."""
+    import onnx
+    from onnx import numpy_helper
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False).graph
+    except Exception:  # ONNX Runtime took the file: this reading is no reason to refuse it
+        return None
+    constants = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attribute in node.attribute:
+                if attribute.name == "value":
+                    constants[node.output[0]] = attribute.t
+    argmax = {out for node in graph.node if node.op_type == "ArgMax" for out in node.output}
+    found: list[list[Any]] = []
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.name in _CLASS_LABELS:
+                labels: list[Any] = list(attribute.ints)
+                labels = labels or [v.decode() for v in attribute.strings]
+                if labels:
+                    found.append(labels)
+        if (
+            node.op_type == "ArrayFeatureExtractor"
+            and len(node.input) == 2
+            and node.input[0] in constants
+            and node.input[1] in argmax
+        ):
+            values = numpy_helper.to_array(constants[node.input[0]]).ravel().tolist()
+            found.append([v.decode() if isinstance(v, bytes) else v for v in values])
+    distinct = {tuple(labels) for labels in found}
+    return list(found[0]) if len(distinct) == 1 else None
+
+
 class OnnxRuntime(Runtime):
     """An ONNX graph in an ``onnxruntime.InferenceSession`` (thread-safe for ``run``)."""
 
     flavor = "onnx"
 
-    def __init__(self, session: Any, signature: Signature | None, size: int) -> None:
+    def __init__(
+        self, session: Any, signature: Signature | None, size: int, path: Path | None = None
+    ) -> None:
         self.session = session
         self._size = size
+        self._path = path
         self._inputs = {node.name: _spec(node, "input") for node in session.get_inputs()}
-        self.signature = signature or self.infer_signature()
+        # The session's inputs and outputs; the classes the graph states are read only where
+        # a signature is inferred to be stored (a graph of 10 MB takes some 70 ms to read,
+        # which every load of a model converted for speed would pay again).
+        self.signature = signature or self._session_signature()
 
     @classmethod
     def load(cls, path: Path, signature: Signature | None = None, **options: Any) -> Runtime:
@@ -97,19 +153,46 @@ class OnnxRuntime(Runtime):
             )
         except Exception as exc:
             raise ArtifactError(f"{path.name} is not a valid ONNX model: {exc}") from exc
-        return cls(session, signature, path.stat().st_size)
+        return cls(session, signature, path.stat().st_size, path)
 
     def infer_signature(
         self, example: np.ndarray | None = None, feature_names: Sequence[str] | None = None
     ) -> Signature:
+        signature = self._session_signature()
+        width = signature.n_features
+        if feature_names and signature.is_tabular and width in (None, len(feature_names)):
+            signature = replace(signature, feature_names=tuple(feature_names))
+        classes = self._classes(signature)
+        if classes:
+            signature = replace(signature, extra={"classes": classes})
+        return signature
+
+    def _session_signature(self) -> Signature:
+        """The inputs and outputs ONNX Runtime reads off the graph."""
         inputs = tuple(self._inputs.values())
         outputs = tuple(_spec(node, "output") for node in self.session.get_outputs())
-        names = None
-        if feature_names and len(inputs) == 1 and len(inputs[0].shape) == 2:
-            width = inputs[0].shape[1]
-            if width in (-1, len(feature_names)):
-                names = tuple(feature_names)
-        return Signature(inputs=inputs, outputs=outputs, feature_names=names, allow_nan=False)
+        return Signature(inputs=inputs, outputs=outputs, allow_nan=False)
+
+    def _classes(self, signature: Signature) -> list[Any] | None:
+        """A classifier's classes, in the order of its probabilities' columns, as its graph
+        states them (see ``graph_classes``); None for other models, or where the graph
+        does not say them once.
+
+        Without them a label is not checked against the classes, and no AUC is measured: the
+        probabilities' columns are no classes that labels could be matched to."""
+        proba = signature.probabilities
+        label = signature.main_output
+        if proba is None or label is None or self._path is None:
+            return None
+        if not (label.datatype == "BYTES" or label.datatype.startswith(("INT", "UINT"))):
+            return None
+        classes = graph_classes(self._path)
+        if classes is None or proba.shape[1] not in (-1, len(classes)):
+            return None
+        text = [isinstance(c, str) for c in classes]
+        if any(text) != (label.datatype == "BYTES") or any(text) != all(text):
+            return None  # classes of another kind than the labels the model gives
+        return classes
 
     def predict(self, batch: Batch, outputs: Sequence[str] = ()) -> dict[str, np.ndarray]:
         wanted = list(outputs) or [spec.name for spec in self.signature.outputs]

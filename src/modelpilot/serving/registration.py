@@ -146,15 +146,17 @@ def _profiled(
     profile = ReferenceProfile.from_data(frame, feature_names=list(names) if names else None)
     meta.setdefault("reference_rows", len(frame))
     meta.setdefault("training_data_sha256", _frame_hash(frame))
-    notes = _unwatched(signature, batch is not None, labels is not None)
-    if notes:
-        meta["monitoring_notes"] = notes
     if batch is not None:
         profile, metrics, unscored = _outcomes(runtime, signature, batch, profile, labels)
         if metrics:
             meta.setdefault("reference_metrics", metrics)
         if unscored:
             meta.setdefault("reference_unscored", unscored)
+    # (Outcomes of a model that predicted are not profiled where each row has several.)
+    several = batch is not None and profile.predictions is None
+    notes = _unwatched(signature, batch is not None, labels is not None, several)
+    if notes:
+        meta["monitoring_notes"] = notes
     return signature, profile, meta
 
 
@@ -184,9 +186,12 @@ def _model_columns(
     return frame[list(wanted)]
 
 
-def _unwatched(signature: Signature, predicted: bool, labelled: bool) -> list[str]:
+def _unwatched(
+    signature: Signature, predicted: bool, labelled: bool, several: bool = False
+) -> list[str]:
     """What monitoring cannot watch of the model, said at registration rather than found
-    missing on the dashboard later."""
+    missing on the dashboard later; ``several``: its prediction is several values a row (a
+    regressor of several targets), which are neither profiled nor scored."""
     notes = []
     if not signature.is_tabular:
         inputs = ", ".join(s.name for s in signature.inputs)
@@ -200,6 +205,13 @@ def _unwatched(signature: Signature, predicted: bool, labelled: bool) -> list[st
             "the target column is unused: the model's answers on the reference could not be "
             "computed (its inputs are no named columns of it), so there are no reference "
             "metrics to judge live accuracy against"
+        )
+    output = signature.main_output
+    if several and output is not None:
+        unused = ", and the target column is unused (no reference metrics)" if labelled else ""
+        notes.append(
+            f"the drift of the model's predictions is not watched{unused}: its output "
+            f"{output.name!r} gives several values a row, not one"
         )
     return notes
 
@@ -263,7 +275,8 @@ def _outcomes(
     if output is None:
         return profile, {}, 0
     main = output.name
-    wanted = [main] + (["predict_proba"] if signature.output("predict_proba") else [])
+    probabilities = signature.probabilities
+    wanted = [main] + ([probabilities.name] if probabilities is not None else [])
     try:
         # Cast as a request's rows are (a float32 ONNX graph takes the reference's float64).
         batch = assemble_batch(signature, tensors)
@@ -279,6 +292,10 @@ def _outcomes(
     except Exception as exc:
         raise InvalidInput(f"the model cannot predict on the reference data: {exc}") from exc
     predicted = np.asarray(arrays[main])
+    if predicted.ndim == 2 and predicted.shape[1] == 1:
+        # One value per row in a column of its own: skl2onnx's and tf2onnx's regressors
+        # answer [N, 1], which the live monitor reads as the one value of each row too.
+        predicted = predicted[:, 0]
     classifier = is_classifier(signature)
     if predicted.ndim > 1 and not classifier:
         return profile, {}, 0
@@ -297,7 +314,7 @@ def _outcomes(
     profile = profile.with_outcomes(outcome_profile(main, predicted, classifier), target)
     answered = list(predicted[labelled].ravel())
     if classifier:
-        proba = arrays.get("predict_proba")
+        proba = arrays.get(probabilities.name) if probabilities is not None else None
         rows_proba = list(np.asarray(proba)[labelled]) if proba is not None else []
         return profile, classification_metrics(list(labels), answered, rows_proba, classes), 0
     scored = [scorable(p) for p in answered]
@@ -443,17 +460,34 @@ def _refuse_dates(frame: pd.DataFrame) -> None:
 
 def _datatype(column: pd.Series) -> str:
     """A reference column's datatype in a table of mixed kinds: FP64 or BYTES."""
-    if pd.api.types.is_numeric_dtype(column):  # (booleans are numbers here)
-        return "FP64"
-    return "BYTES"
+    return "FP64" if _is_number(column) else "BYTES"
+
+
+def _is_number(column: pd.Series) -> bool:
+    """Whether the model is given a reference column as numbers: numbers, and booleans
+    (1.0 and 0.0, as a request's FP64 tensor gives them), also as objects beside missing
+    values (a CSV's True and False with empty cells), which are no text."""
+    if pd.api.types.is_numeric_dtype(column):  # (booleans among them)
+        return True
+    present = column.dropna() if column.dtype == object else ()
+    return len(present) > 0 and all(isinstance(v, bool | np.bool_) for v in present)
+
+
+def _as_numbers(column: pd.Series) -> np.ndarray:
+    """A column that ``_is_number`` as the model is given it: NumPy's numbers as they are,
+    the rest (booleans, pandas' nullable Int64...) as float64, missing as NaN: as NumPy's
+    objects, the model's input took them for text ("holds strings")."""
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iuf":
+        return column.to_numpy()
+    return column.astype(object).to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _rows(frame: pd.DataFrame) -> np.ndarray:
     """A mixed table's rows as the server passes them on: numbers as floats, text as str."""
     rows = np.empty(frame.shape, dtype=object)
     for position, (_, column) in enumerate(frame.items()):
-        if pd.api.types.is_numeric_dtype(column):
-            rows[:, position] = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        if _is_number(column):
+            rows[:, position] = _as_numbers(column).astype(np.float64)
         else:
             rows[:, position] = column.astype(object).to_numpy()
     return rows
@@ -476,10 +510,14 @@ def _column_tensor(spec: TensorSpec, column: pd.Series) -> Tensor:
 
 
 def _numeric(frame: pd.DataFrame) -> np.ndarray | None:
-    """The reference rows as a 2-D array the model can take, when they are all numeric."""
-    if all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
+    """The reference rows as a 2-D array the model can take, when they are all numbers
+    (``_is_number``): of integers if they all are, else of float64."""
+    columns = [column for _, column in frame.items()]
+    if not all(_is_number(column) for column in columns):
+        return None
+    if not columns:
         return frame.to_numpy()
-    return None
+    return np.column_stack([_as_numbers(column) for column in columns])
 
 
 def _frame_hash(frame: pd.DataFrame) -> str:
