@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -31,6 +30,14 @@ from modelpilot.runtimes.base import Runtime
 from modelpilot.runtimes.flavors import detect_flavor, load_runtime
 from modelpilot.serving.inputs import assemble_batch, column_inputs, column_names, declared_text
 from modelpilot.serving.missing_values import with_what_it_copes_with
+from modelpilot.serving.reference_rows import (
+    column_datatype,
+    column_tensor,
+    frame_hash,
+    mixed_rows,
+    numeric_rows,
+    refuse_dates,
+)
 from modelpilot.tabular import has_names, read_table
 
 
@@ -80,14 +87,14 @@ def register_model(
     if frame is not None:
         if has_names(frame):
             feature_names = [str(c) for c in frame.columns]
-        example = _numeric(frame)
+        example = numeric_rows(frame)
     if signature is None:
         signature = _signature(runtime, example, feature_names, target)
     if frame is not None:
         frame = _model_columns(signature, frame, feature_names)
     if frame is not None and signature.is_tabular and signature.inputs[0].datatype != "BYTES":
         # Of the model's own features only: a reference may hold other columns beside them.
-        _refuse_dates(frame)
+        refuse_dates(frame)
         signature = _with_text_features(runtime, signature, frame)
     elif frame is None and signature.is_tabular and signature.feature_datatypes is None:
         signature = _with_text_of_the_model(runtime, signature)
@@ -136,16 +143,16 @@ def _profiled(
     batch = None
     if signature.is_tabular:
         # The reference rows as the model is given them (allow_nan does not change that).
-        rows = _numeric(frame) if signature.feature_datatypes is None else _rows(frame)
+        rows = numeric_rows(frame) if signature.feature_datatypes is None else mixed_rows(frame)
         if rows is not None:
             signature = with_what_it_copes_with(runtime, signature, frame, rows)
             batch = [Tensor(signature.inputs[0].name, datatype_of(rows), rows.shape, rows)]
     elif column_inputs(signature) and has_names(frame):
-        batch = [_column_tensor(spec, frame[spec.name]) for spec in column_inputs(signature)]
+        batch = [column_tensor(spec, frame[spec.name]) for spec in column_inputs(signature)]
     names = signature.feature_names  # else the frame's own: the model's inputs, if named
     profile = ReferenceProfile.from_data(frame, feature_names=list(names) if names else None)
     meta.setdefault("reference_rows", len(frame))
-    meta.setdefault("training_data_sha256", _frame_hash(frame))
+    meta.setdefault("training_data_sha256", frame_hash(frame))
     if batch is not None:
         profile, metrics, unscored = _outcomes(runtime, signature, batch, profile, labels)
         if metrics:
@@ -381,7 +388,7 @@ def _reference_frame(
 def _with_text_features(runtime: Runtime, signature: Signature, frame: pd.DataFrame) -> Signature:
     """``signature`` for a reference whose features are not all numbers: each feature then
     keeps its own datatype, if the model's flavor takes such rows; else InvalidInput."""
-    kinds = tuple(_datatype(frame[column]) for column in frame.columns)
+    kinds = tuple(column_datatype(frame[column]) for column in frame.columns)
     text = [str(c) for c, kind in zip(frame.columns, kinds, strict=True) if kind != "FP64"]
     if not text:
         return signature
@@ -441,87 +448,3 @@ def _with_kinds(signature: Signature, names: tuple[str, ...], kinds: tuple[str, 
         feature_names=names,
         feature_datatypes=kinds,
     )
-
-
-def _refuse_dates(frame: pd.DataFrame) -> None:
-    """InvalidInput if the reference has dates or times, which no request could carry."""
-    dates = [
-        str(name)
-        for name, column in frame.items()
-        if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column)
-    ]
-    if dates:
-        raise InvalidInput(
-            f"the features {dates} of the reference data are dates or times, which ModelPilot "
-            "does not serve: turn them into numbers (say, days since an epoch, or the hour) "
-            "before the model, in the reference and in the requests alike"
-        )
-
-
-def _datatype(column: pd.Series) -> str:
-    """A reference column's datatype in a table of mixed kinds: FP64 or BYTES."""
-    return "FP64" if _is_number(column) else "BYTES"
-
-
-def _is_number(column: pd.Series) -> bool:
-    """Whether the model is given a reference column as numbers: numbers, and booleans
-    (1.0 and 0.0, as a request's FP64 tensor gives them), also as objects beside missing
-    values (a CSV's True and False with empty cells), which are no text."""
-    if pd.api.types.is_numeric_dtype(column):  # (booleans among them)
-        return True
-    present = column.dropna() if column.dtype == object else ()
-    return len(present) > 0 and all(isinstance(v, bool | np.bool_) for v in present)
-
-
-def _as_numbers(column: pd.Series) -> np.ndarray:
-    """A column that ``_is_number`` as the model is given it: NumPy's numbers as they are,
-    the rest (booleans, pandas' nullable Int64...) as float64, missing as NaN: as NumPy's
-    objects, the model's input took them for text ("holds strings")."""
-    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iuf":
-        return column.to_numpy()
-    return column.astype(object).to_numpy(dtype=np.float64, na_value=np.nan)
-
-
-def _rows(frame: pd.DataFrame) -> np.ndarray:
-    """A mixed table's rows as the server passes them on: numbers as floats, text as str."""
-    rows = np.empty(frame.shape, dtype=object)
-    for position, (_, column) in enumerate(frame.items()):
-        if _is_number(column):
-            rows[:, position] = _as_numbers(column).astype(np.float64)
-        else:
-            rows[:, position] = column.astype(object).to_numpy()
-    return rows
-
-
-def _column_tensor(spec: TensorSpec, column: pd.Series) -> Tensor:
-    """A reference column as the tensor a request sends for the input ``spec``: text as
-    objects (missing as NaN, which the input refuses), numbers as they are stored (missing
-    as NaN)."""
-    data: np.ndarray
-    if spec.datatype == "BYTES" or not pd.api.types.is_numeric_dtype(column):
-        data = column.astype(object).to_numpy()
-    elif isinstance(column.dtype, pd.api.extensions.ExtensionDtype) or column.hasnans:
-        data = column.to_numpy(dtype=np.float64, na_value=np.nan)
-    else:
-        data = column.to_numpy()
-    if len(spec.shape) == 2:
-        data = data.reshape(-1, 1)
-    return Tensor(spec.name, datatype_of(data), data.shape, data)
-
-
-def _numeric(frame: pd.DataFrame) -> np.ndarray | None:
-    """The reference rows as a 2-D array the model can take, when they are all numbers
-    (``_is_number``): of integers if they all are, else of float64."""
-    columns = [column for _, column in frame.items()]
-    if not all(_is_number(column) for column in columns):
-        return None
-    if not columns:
-        return frame.to_numpy()
-    return np.column_stack([_as_numbers(column) for column in columns])
-
-
-def _frame_hash(frame: pd.DataFrame) -> str:
-    digest = hashlib.sha256()
-    digest.update(",".join(map(str, frame.columns)).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
