@@ -446,3 +446,27 @@ def _read(path: Path) -> pd.Series:
     if path.suffix == ".parquet":
         return pd.read_parquet(path)["predict"]
     return pd.Series(np.load(path)[:, 0])
+
+
+def test_an_onnx_classifiers_probabilities_are_named_by_its_classes(
+    run: Run, tmp_path: Path, iris_frame: pd.DataFrame
+) -> None:
+    """skl2onnx names the output ``probabilities``: its columns were numbered, not named by
+    the classes the graph states, as ``predict_proba``'s are."""
+    from skl2onnx import to_onnx
+
+    species = np.array(["setosa", "versicolor", "virginica"])[np.arange(150) % 3]
+    x = iris_frame.to_numpy()
+    model = LogisticRegression(max_iter=500).fit(x, species)
+    onnx_path = tmp_path / "iris.onnx"
+    onx = to_onnx(model, x[:1].astype(np.float32), options={id(model): {"zipmap": False}})
+    onnx_path.write_bytes(onx.SerializeToString())
+    assert run("register", "iris_onnx", str(onnx_path)).exit_code == 0
+    source, target = tmp_path / "rows.npy", tmp_path / "scored.csv"
+    np.save(source, x)
+    result = run("predict", "iris_onnx", str(source), "--output", str(target))
+    assert result.exit_code == 0, result.output
+    scored = pd.read_csv(target)
+    wanted = [f"probabilities_{c}" for c in model.classes_]
+    assert list(scored.columns) == ["label", *wanted]
+    np.testing.assert_allclose(scored[wanted].to_numpy(), model.predict_proba(x), atol=1e-5)

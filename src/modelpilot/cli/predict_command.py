@@ -323,6 +323,7 @@ def _no_rows(signature: Signature) -> list[Tensor]:
 def _outputs(signature: Signature, tensors: list[Tensor]) -> pd.DataFrame:
     columns: dict[str, Any] = {}
     classes = signature.extra.get("classes")
+    probabilities = signature.probabilities
     for tensor in tensors:
         data = tensor.data
         if data.dtype.kind == "O":
@@ -335,7 +336,10 @@ def _outputs(signature: Signature, tensors: list[Tensor]) -> pd.DataFrame:
         flat = data.reshape(data.shape[0], math.prod(data.shape[1:]))  # -1 fails on no rows
         labels = (
             [str(c) for c in classes]
-            if tensor.name == "predict_proba" and classes and len(classes) == flat.shape[1]
+            if probabilities is not None
+            and tensor.name == probabilities.name
+            and classes
+            and len(classes) == flat.shape[1]
             else [str(i) for i in range(flat.shape[1])]
         )
         for i, label in enumerate(labels):
