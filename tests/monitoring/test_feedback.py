@@ -175,6 +175,15 @@ async def test_a_body_of_neither_shape_is_refused_in_plain_words(served: Served)
     )
     reply = await served.client.post("/api/feedback/iris", json={"request_id": 5, "label": 1})
     assert reply.json()["error"] == "invalid request: request_id: Input should be a valid string"
+    # A label sent as null is there: "label is missing" told the client it forgot the field.
+    reply = await served.client.post("/api/feedback/iris", json={"request_id": "a"})
+    assert reply.json()["error"] == "invalid request: label is missing"
+    reply = await served.client.post("/api/feedback/iris", json={"request_id": "a", "label": None})
+    assert reply.status_code == 422
+    assert reply.json()["error"] == (
+        "invalid request: label is null: send the true value, or leave the request out until "
+        "it is known"
+    )
 
 
 async def test_two_different_labels_for_one_request_in_one_call_are_refused(

@@ -38,7 +38,11 @@ class Feedback(BaseModel):
         if (self.labels is None) == (self.request_id is None):
             raise ValueError('send {"request_id": ..., "label": ...} or {"labels": [...]}')
         if self.request_id is not None and self.label is None:
-            raise ValueError("label is missing")
+            if "label" not in self.model_fields_set:
+                raise ValueError("label is missing")
+            raise ValueError(
+                "label is null: send the true value, or leave the request out until it is known"
+            )
         return self
 
     def pairs(self) -> dict[str, Any]:
