@@ -24,7 +24,13 @@ from modelpilot.runtimes.base import Runtime, batch_rows
 from modelpilot.runtimes.flavors import load_runtime
 from modelpilot.serving.acceleration import accelerate
 from modelpilot.serving.batcher import AdaptiveBatcher, BatchingPolicy, OnBatch, Predicted
-from modelpilot.serving.calls import batching_policy, checked_predict, expire, request_timeout
+from modelpilot.serving.calls import (
+    ModelFailures,
+    batching_policy,
+    checked_predict,
+    expire,
+    request_timeout,
+)
 from modelpilot.serving.inputs import assemble_batch, requested_outputs, to_tensors
 from modelpilot.serving.observers import EVENTS, InferenceObserver, handlers
 from modelpilot.serving.pool import LoadedModel, ModelPool
@@ -348,10 +354,10 @@ class InferenceEngine:
         return f"{self._id_prefix}{self._id_counter:08x}"
 
     def _batcher_for(self, loaded: LoadedModel) -> AdaptiveBatcher:
-        runtime = loaded.runtime
+        runtime, failures = loaded.runtime, ModelFailures(loaded.version)
 
         def predict(batch: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
-            return checked_predict(runtime, batch, names)
+            return checked_predict(runtime, batch, names, failures)
 
         name = loaded.version.model
         loaded.batcher = AdaptiveBatcher(

@@ -21,13 +21,15 @@ from typing import ParamSpec, TypeVar
 
 from modelpilot.config import Settings
 from modelpilot.errors import (
+    ArtifactError,
     BadRequest,
+    MissingExtra,
     ModelNotFound,
     ModelPilotError,
     NotFound,
     quoted,
 )
-from modelpilot.registry.refs import NAME_RULE, ModelRef, is_name, version_number
+from modelpilot.registry.refs import NAME_RULE, PRODUCTION, ModelRef, is_name, version_number
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.pool import ModelPool
@@ -108,8 +110,50 @@ class ServedModels:
                 elif decision == "loaded":
                     self._served.setdefault(model, Served(self._ref(model)))
         for name in list(self._served):
-            await self.current(name, force=True)
+            try:
+                await self.current(name, force=True)
+            except (ArtifactError, MissingExtra) as exc:  # the version did not load
+                advice = await self._way_back(name)
+                if advice is None:
+                    raise
+                said = exc.message
+                raise ArtifactError(f"{said}{' ' if said.endswith('.') else '. '}{advice}") from exc
         self._watcher = asyncio.create_task(self._watch(), name="modelpilot-aliases")
+
+    async def _way_back(self, model: str) -> str | None:
+        """What to do when ``model`` did not load at start-up because an alias points at a
+        version that fails to load (a rollout that a running server reports as stalled,
+        serving the version before); None when no alias does: a version asked for by number,
+        or the latest one of a model without the alias.
+
+        A server does not start while a model it serves fails to load (Triton's default,
+        ``--exit-on-error``), and a server restarted after a stalled rollout said only which
+        version was broken: not that an alias had moved there, nor how to get back.
+        """
+        ref = self._served[model].ref
+        if ref.version is not None:
+            return None
+        alias = ref.alias or PRODUCTION
+        try:
+            number = (await blocking(self._executor, self.registry.aliases, model)).get(alias)
+        except ModelPilotError:
+            return None
+        if number is None or (model, number) in self.pool:
+            return None
+        others = [str(s.ref) for name, s in self._served.items() if name != model]
+        rollback = f"modelpilot rollback {model}" + (
+            "" if alias == PRODUCTION else f" --alias {alias}"
+        )
+        without = (
+            f", or serve the other models without it: --model {' --model '.join(others)}"
+            if others
+            else ""
+        )
+        return (
+            f"{model}@{alias} points at version {number}, which does not load, and a server "
+            f"does not start while a model it serves fails to load. Move the alias back to the "
+            f"version it pointed at before with `{rollback}`{without}."
+        )
 
     def stop(self) -> None:
         """Start no more background lookups."""

@@ -1,0 +1,104 @@
+"""A server started after an alias moved to a version that fails to load: it does not start
+(as Triton's default), and its error says which alias moved there and how to get back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modelpilot.config import Settings
+from modelpilot.errors import ArtifactError
+from modelpilot.protocol.rows import request_from_rows
+from modelpilot.registry.refs import ModelRef
+from modelpilot.registry.store import Registry
+from modelpilot.registry.types import ModelVersion
+from modelpilot.serving.engine import InferenceEngine
+from modelpilot.serving.registration import register_model
+
+MODEL = """
+class Model:
+    def predict(self, x):
+        return x[:, 0] * {factor}
+"""
+
+
+async def started(registry: Registry, *refs: str) -> InferenceEngine:
+    settings = Settings(registry=registry.location)
+    engine = InferenceEngine(registry, settings, [ModelRef.parse(r) for r in refs])
+    try:
+        await engine.start()
+    except BaseException:
+        await engine.stop()
+        raise
+    return engine
+
+
+def rolled_out_broken(registry: Registry, tmp_path: Path, alias: str) -> ModelVersion:
+    """``scorer`` version 1 at ``alias``, then ``alias`` moved to a version 2 whose artifact
+    is corrupted; version 2."""
+    for version in (1, 2):
+        path = tmp_path / f"scorer_v{version}.py"
+        path.write_text(MODEL.format(factor=version))
+        broken = register_model(registry, "scorer", path, flavor="python")
+    registry.set_alias("scorer", alias, 1)
+    stored = registry.artifacts.path_for(broken.artifact_sha256)
+    stored.write_text(stored.read_text() + "# tampered\n")
+    registry.set_alias("scorer", alias, 2)
+    return broken
+
+
+async def test_the_error_names_the_alias_and_the_commands_that_get_back(
+    registry: Registry, iris_version: ModelVersion, tmp_path: Path
+) -> None:
+    """The restarted server said only "scorer:2: artifact ... is corrupted", and exited: not
+    that production had moved there (a running server kept serving scorer:1), nor that
+    `modelpilot rollback` moves it back, nor that iris, with nothing wrong, could be served."""
+    broken = rolled_out_broken(registry, tmp_path, "production")
+    with pytest.raises(ArtifactError) as info:
+        await started(registry)  # every model, as `modelpilot serve` without --model
+    message = str(info.value)
+    assert message.startswith(f"scorer:2: artifact {broken.artifact_sha256[:12]} is corrupted")
+    assert message.endswith(
+        "Register the model file again. scorer@production points at version 2, which does not "
+        "load, and a server does not start while a model it serves fails to load. Move the "
+        "alias back to the version it pointed at before with `modelpilot rollback scorer`, "
+        "or serve the other models without it: --model iris."
+    )
+
+    # Each way back works: the other models alone, and the rollback.
+    engine = await started(registry, "iris")
+    await engine.stop()
+    assert registry.rollback("scorer") == (2, 1)
+    engine = await started(registry)
+    try:
+        response = await engine.infer("scorer", request_from_rows([[3.0]]))
+        assert response.model_version == "1"
+    finally:
+        await engine.stop()
+
+
+async def test_an_alias_other_than_production_is_named_in_the_rollback(
+    registry: Registry, tmp_path: Path
+) -> None:
+    rolled_out_broken(registry, tmp_path, "staging")
+    with pytest.raises(ArtifactError) as info:
+        await started(registry, "scorer@staging")
+    assert str(info.value).endswith(
+        "scorer@staging points at version 2, which does not load, and a server does not start "
+        "while a model it serves fails to load. Move the alias back to the version it pointed "
+        "at before with `modelpilot rollback scorer --alias staging`."
+    )
+
+
+async def test_a_version_no_alias_points_at_gets_no_advice_about_aliases(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """Asked for by number, or the latest version of a model without the alias, no alias
+    moved: the error is the load's alone."""
+    broken = rolled_out_broken(registry, tmp_path, "staging")
+    for refs in (("scorer:2",), ()):  # () serves scorer at its latest: no production alias
+        with pytest.raises(ArtifactError) as info:
+            await started(registry, *refs)
+        assert str(info.value).startswith(f"scorer:2: artifact {broken.artifact_sha256[:12]}")
+        assert str(info.value).endswith("Register the model file again.")
