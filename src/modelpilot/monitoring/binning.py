@@ -9,6 +9,11 @@ feature's bins end to end in one flat vector so that a batch of rows becomes one
 Besides counts it keeps, per numeric feature, the sum of the values in each of its bins but the
 missing one, so that Wasserstein can place each bin's mass where it really lies (see
 ``ProfileBinning.count``).
+
+A float32 model's inputs reach the monitor after the cast to float32 (0.7 as 0.69999999), and
+its reference is float64: values that are all float32 are binned by the edges rounded to
+float32 (see ``_float32_edges``), and tested by KS against the reference sample rounded so
+(see ``ProfileBinning._ks_sample``).
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ POOLED_WHOLE = (
 """Said of a feature whose old profile named more categories than it could keep apart (many
 about equally common ones, all pooled with the tail: ``category_bins.trusted_count``): its
 verdict reads "no drift" whatever its categories do."""
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 CHUNK_ROWS = 8192
 """Rows binned in one go, which bounds the scratch arrays of a large offline comparison."""
@@ -84,6 +91,8 @@ class ProfileBinning:
             sample = profile.sample_array()
         self._numeric: list[_Numeric] = []
         self._categorical: list[CategoricalBins] = []
+        self._rounded_samples: dict[int, np.ndarray] = {}
+        """Each numeric feature's KS sample rounded to float32, made when first needed."""
         offset = 0
         for index, feature in enumerate(profile.features):
             if feature.kind == "numeric":
@@ -111,15 +120,22 @@ class ProfileBinning:
         )
         self._inner_sums = 2 * len(self._numeric) + np.cumsum([0, *inner])
         # All numeric features binned at once (see _bins): their edges side by side, padded
-        # with NaN, which no value is at or above.
+        # with NaN, which no value is at or above; and so the edges that float32 values are
+        # binned by, worked out here once.
         widest = max((n.edges.size - 1 for n in self._numeric), default=0)
-        lower = np.full((len(self._numeric), widest), np.nan)
+        lower = np.full((2, len(self._numeric), widest), np.nan)
+        top = np.zeros((2, len(self._numeric)))
         for position, spec in enumerate(self._numeric):
-            lower[position, : spec.edges.size - 1] = spec.edges[:-1]
-        self._lower = np.ascontiguousarray(lower.T)[:, :, None]
+            bins = spec.edges.size - 1
+            lower[0, position, :bins], top[0, position] = spec.edges[:-1], spec.edges[-1]
+            lower[1, position, :bins], top[1, position] = _float32_edges(spec.edges, spec.sample)
+        self._lower = np.ascontiguousarray(lower[0].T)[:, :, None]
         """Every edge but the top one of each numeric feature, padded with NaN: entry ``i``
         holds each feature's ``i``-th edge, as a column (it is compared with rows of values)."""
-        self._top = np.array([n.edges[-1] for n in self._numeric])[:, None]
+        self._top = top[0][:, None]
+        self._lower32 = np.ascontiguousarray(lower[1].T)[:, :, None]
+        """``_lower`` for values that are all float32."""
+        self._top32 = top[1][:, None]
         self._inner = np.array([n.edges.size - 1 for n in self._numeric], dtype=np.int64)
         self._offsets = np.array([n.offset for n in self._numeric], dtype=np.int64)
         self._columns = np.array([n.index for n in self._numeric], dtype=np.intp)
@@ -147,10 +163,11 @@ class ProfileBinning:
                     values = rows[:, self._columns].astype(np.float64)
                 except (TypeError, ValueError):
                     values = _to_float(rows[:, self._columns])
+            single = rows.dtype == np.float32 or _float32_valued(values)
             for start in range(0, values.shape[0], CHUNK_ROWS):
                 # Feature by feature (one contiguous row each), as the comparisons run fastest.
                 by_feature = np.ascontiguousarray(values[start : start + CHUNK_ROWS].T)
-                bins = self._bins(by_feature).ravel()
+                bins = self._bins(by_feature, single).ravel()
                 counts += np.bincount(bins, minlength=self.size)
                 # Each bin's sum of values (the missing bin's, NaN, is not kept).
                 totals = np.bincount(bins, weights=by_feature.ravel(), minlength=self.size)
@@ -162,23 +179,25 @@ class ProfileBinning:
             counts += np.bincount(slots, minlength=self.size)
         return counts, sums
 
-    def _bins(self, by_feature: np.ndarray) -> np.ndarray:
+    def _bins(self, by_feature: np.ndarray, single: bool = False) -> np.ndarray:
         """Each numeric value's bin in the flat vector; ``by_feature`` holds one numeric
-        feature per row (in the order of ``_numeric``)."""
+        feature per row (in the order of ``_numeric``), ``single``: values that are all
+        float32, binned by the edges for them."""
         # A value's bin is the number of edges at or below it (searchsorted, side="right"),
         # except that the top edge belongs to the last bin, as in np.histogram: it counts only
         # when the value is past it. Taken edge position by edge position: a dozen NumPy calls
         # on the whole batch rather than a dozen per feature. Counted in bytes where the edges
         # allow: the comparisons' booleans then add in as bytes of the same type, which NumPy
         # does without converting them through a buffer.
-        small = self._lower.shape[0] < 255
+        lower, top = (self._lower32, self._top32) if single else (self._lower, self._top)
+        small = lower.shape[0] < 255
         slot = np.zeros(by_feature.shape, dtype=np.uint8 if small else np.int64)
         passed = np.empty(by_feature.shape, dtype=bool)
         step = passed.view(np.uint8) if small else passed
-        for edge in self._lower:
+        for edge in lower:
             np.less_equal(edge, by_feature, out=passed)
             slot += step
-        np.less(self._top, by_feature, out=passed)
+        np.less(top, by_feature, out=passed)
         slot += step
         bins = slot.astype(np.int64)
         missing = np.isnan(by_feature)
@@ -193,7 +212,10 @@ class ProfileBinning:
         for spec in self._numeric:
             edges = spec.edges
             labels = [f"< {edges[0]:.4g}"]
-            labels += [f"{lo:.4g} - {hi:.4g}" for lo, hi in itertools.pairwise(edges)]
+            labels += [
+                f"{lo:.4g}" if lo == hi else f"{lo:.4g} - {hi:.4g}"
+                for lo, hi in itertools.pairwise(edges)
+            ]
             labels += [f"> {edges[-1]:.4g}", "missing"]
             current = counts[spec.offset : spec.offset + spec.width]
             out.append(self._histogram(spec.index, "numeric", labels, spec.reference, current))
@@ -299,10 +321,25 @@ class ProfileBinning:
             spec.points,
             points,
             spec.scale,
-            spec.sample,
+            self._ks_sample(position, spec, sample),
             sample,
             thresholds,
         )
+
+    def _ks_sample(self, position: int, spec: _Numeric, window: np.ndarray | None) -> np.ndarray:
+        """The reference sample that the KS test compares ``window``'s values with: rounded
+        to float32 when they all are float32, as a float32 model's inputs are.
+
+        Unrounded, no logged value of such a model equals a reference value it was sent (0.7
+        is 0.69999999 in float32): a model sent its own reference rows, of a feature of the
+        values 0.1, 0.2, 0.3 and 0.7, read KS p = 2e-11. A window of float64 values that
+        happen to be float32 (whole numbers) loses nothing by it: the rounding moves a
+        reference value by less than half a float32 step, past no such value."""
+        if window is None or window.size == 0 or not _float32_valued(window):
+            return spec.sample
+        if position not in self._rounded_samples:
+            self._rounded_samples[position] = _rounded(spec.sample)
+        return self._rounded_samples[position]
 
 
 def _numeric_bins(
@@ -350,6 +387,49 @@ def _reference_points(
         seen = rows > 0
         points[seen] = np.clip(total[seen] / rows[seen], lower[seen], upper[seen])
     return np.concatenate([[edges[0]], points, [edges[-1]]])
+
+
+def _float32_edges(edges: np.ndarray, sample: np.ndarray) -> tuple[np.ndarray, float]:
+    """The lower edges and the top edge that values which are all float32 are binned by: the
+    edges rounded to float32, as a float32 model's inputs were.
+
+    Compared with the float64 edges, those inputs fell in other bins than the reference rows
+    they were cast from: 0.7, the first edge of its own bin (``registry.profile.bin_edges``),
+    is 0.69999999 in float32, and values of the diabetes data's ``sex`` fell below the range
+    (PSI 4.2 on a model's own reference rows). Compared with the rounded edges, a value counts
+    past an edge when its float64 original was (or lay within float32's precision of it).
+    Except where a reference value lies below an edge and rounds as it does: a decile a hair
+    past a value (0.7 + 6e-14, interpolated next to it) put all of that value's rows below
+    it, and its float32, the edge's, must stay there; that edge is raised to the next float32.
+    An edge past float32's range stays as it is: values past it are infinite in float32."""
+    rounded = _rounded(edges)
+    lower = rounded[:-1]
+    ordered = np.sort(sample)
+    if ordered.size:
+        below = np.searchsorted(ordered, edges[:-1], side="left") - 1
+        hair = (below >= 0) & (_rounded(ordered[np.maximum(below, 0)]) == lower)
+        raised = np.nextafter(lower.astype(np.float32), np.float32(np.inf)).astype(np.float64)
+        lower = np.where(hair, raised, lower)
+    finite = np.isfinite(rounded)
+    return np.where(finite[:-1], lower, edges[:-1]), float(rounded[-1] if finite[-1] else edges[-1])
+
+
+def _rounded(values: np.ndarray) -> np.ndarray:
+    """``values`` rounded to float32, as float64 (past float32's range, infinite)."""
+    with np.errstate(over="ignore"):
+        return values.astype(np.float32).astype(np.float64)
+
+
+def _float32_valued(values: np.ndarray) -> bool:
+    """Whether every value is a float32 (or NaN), as a float32 model's inputs are however
+    they come (a float32 array; float64 numbers from the inference log, restored after a
+    restart). Most float64 data shows otherwise in its first value, looked at first (a
+    round's binning of a batch of 64 rows takes some 50 us; looking at it whole, 10 more)."""
+    first = float(values.flat[0]) if values.size else 0.0
+    if abs(first) < FLOAT32_MAX and float(np.float32(first)) != first:
+        return False
+    same = _rounded(values) == values
+    return bool(same.all() or (same | np.isnan(values)).all())
 
 
 def _spread(feature: FeatureProfile) -> float:

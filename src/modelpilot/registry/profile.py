@@ -30,9 +30,9 @@ def _finite(value: float) -> float | None:
 class FeatureProfile:
     """One column of the reference data.
 
-    Numeric columns keep quantiles and a histogram whose bin edges are reference deciles (so
-    that every bin holds about a tenth of the reference; constant columns get one bin);
-    categorical columns keep their category counts.
+    Numeric columns keep quantiles and a histogram whose bins hold about a tenth of the
+    reference each, but where single values hold that much: those have bins of their own
+    (see ``bin_edges``); categorical columns keep their category counts.
     """
 
     name: str
@@ -67,9 +67,7 @@ class FeatureProfile:
         if finite.size == 0:
             return cls(name, "numeric", int(values.size), missing)
         quantiles = np.quantile(finite, QUANTILE_LEVELS)
-        edges = np.unique(np.quantile(finite, np.linspace(0, 1, HISTOGRAM_BINS + 1)))
-        if edges.size == 1:
-            edges = np.array([edges[0], edges[0]])
+        edges = bin_edges(finite)
         counts, _ = np.histogram(finite, bins=edges)
         sums, _ = np.histogram(finite, bins=edges, weights=finite)
         means = tuple(
@@ -329,6 +327,40 @@ def is_numeric_feature(column: pd.Series) -> bool:
     """Whether a reference column is profiled as numbers (binned on its quantiles) rather than
     as categories: numbers that are not booleans."""
     return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
+def bin_edges(finite: np.ndarray) -> np.ndarray:
+    """The bin edges of a numeric feature's finite reference values: its deciles, except that
+    single values get bins of their own where the column has at most ``HISTOGRAM_BINS``
+    distinct values (held by two rows each, on average), or where one value holds a tenth of
+    the rows or more (an atom: the zeros of a zero-inflated amount, a cap).
+
+    Deciles merge such values: a 0/1 flag's unique deciles were [0, 1], one bin holding both,
+    so PSI and Jensen-Shannon read 0 however their shares moved (32% ones against 95% ones,
+    whose PSI is 2.3), and on large windows, where PSI alone decides, the flag could never
+    drift. A value's bin runs from it to the next reference value, so that of the reference
+    it holds that value alone; a top value of its own ends the edges twice (``[..., 9, 9]``),
+    as a constant column's ``[c, c]`` always did, for the last bin is closed (as in
+    ``np.histogram``) and then holds just that value. The values between the atoms get bins
+    of their quantiles, as many as the tenths of the rows they hold. So every edge is still a
+    reference value or quantile, and values bin by the same rule: in the bin of the last edge
+    at or below them, the top edge closing the last bin."""
+    values, where, counts = np.unique(finite, return_inverse=True, return_counts=True)
+    few = values.size <= HISTOGRAM_BINS and 2 * values.size <= finite.size
+    if few or values.size == 1:
+        atoms = np.ones(values.size, dtype=bool)
+    else:
+        atoms = (counts * HISTOGRAM_BINS >= finite.size) & (counts > 1)
+    if not atoms.any():
+        return np.unique(np.quantile(finite, np.linspace(0, 1, HISTOGRAM_BINS + 1)))
+    following = np.flatnonzero(atoms) + 1
+    cuts = [values[:1], values[-1:], values[atoms], values[following[following < values.size]]]
+    rest = finite[~atoms[where.ravel()]]
+    if rest.size:
+        parts = max(1, round(HISTOGRAM_BINS * rest.size / finite.size))
+        cuts.append(np.quantile(rest, np.linspace(0, 1, parts + 1)[1:-1]))
+    edges = np.unique(np.concatenate(cuts))
+    return np.append(edges, values[-1]) if atoms[-1] else edges
 
 
 def outcome_profile(name: str, values: np.ndarray | pd.Series, categorical: bool) -> FeatureProfile:
