@@ -223,18 +223,23 @@ class Settings(BaseSettings):
 
     alert_min_requests: int = Field(default=20, ge=1)
     """Fewer requests than this over the last minute: the error rate and the p99 latency are not
-    judged, so that a few failures, or one slow request, among a handful raise no alert."""
+    judged, so that a few failures, or one slow request, among a handful raise no alert; nor
+    do they resolve one that fires (too few to judge is not healthy)."""
 
     alert_latency_p99_seconds: float = Field(default=0.5, gt=0.0)
     """p99 latency over the last minute that raises an alert."""
 
     alert_webhook_url: str | None = None
-    """URL that alert changes are POSTed to as JSON (optional)."""
+    """URL that alert changes are POSTed to as JSON (optional); whitespace around it, such as
+    the newline that ends a secret mounted from a file, is dropped."""
 
     @field_validator("alert_webhook_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        """Checked at start-up, not first when an alert fires (and fails to be sent)."""
+        """Checked at start-up, not first when an alert fires (and fails to be sent): by
+        httpx, which sends it, as well as for its parts. (``urlsplit`` alone drops control
+        characters that httpx refuses, and a URL it took failed at every notification.)"""
+        value = value.strip() if value else value
         if value:
             parts = urlsplit(value)
             if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -243,6 +248,12 @@ class Settings(BaseSettings):
                 parts.port  # noqa: B018 (read for its check: a port past 65535 raises)
             except ValueError as exc:
                 raise ValueError(f"has a bad port: {exc}") from None
+            import httpx  # only where a webhook is set: the settings module imports fast
+
+            try:
+                httpx.URL(value)
+            except httpx.InvalidURL as exc:
+                raise ValueError(f"is no URL that can be sent to: {exc}") from None
         return value or None
 
     monitor_interval_seconds: float = Field(default=2.0, gt=0.0)

@@ -2,12 +2,15 @@
 
 The monitor evaluates the rules (the ``*_conditions`` functions) every few seconds. A rule
 that holds becomes an active alert (exposed as ``modelpilot_alert_active`` and on
-``/api/alerts``); when it stops holding the alert resolves. Both changes go to the optional
-webhook as JSON, from the monitor's thread.
+``/api/alerts``); when it stops holding the alert resolves. A rule that cannot judge (too few
+requests) changes nothing: an alert that fires stays firing. Both changes go to the optional
+webhook as JSON (``Alert.to_dict``), queued from the monitor's thread.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import socket
 import time
 from collections import deque
@@ -50,7 +53,8 @@ class AlertRules:
     min_requests: int = 20
     """Fewer requests than this in the window: the error rate and the latency are not judged,
     so that a few failures, or one slow request, among a handful raise no alert
-    (``MODELPILOT_ALERT_MIN_REQUESTS``)."""
+    (``MODELPILOT_ALERT_MIN_REQUESTS``); nor do they resolve one that fires, since too few
+    to judge is not healthy (a model failing each of 19 requests a minute "resolved")."""
     latency_p99_seconds: float = 0.5
     """p99 latency over ``window_seconds`` above which the latency rule fires."""
     window_seconds: float = 60.0
@@ -58,11 +62,18 @@ class AlertRules:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
+    """One occurrence of a rule holding for a model, from when it fired (``since``) to when
+    it resolved, as ``/api/alerts`` shows it and the webhook is told (``to_dict``)."""
+
     rule: str
     model: str
+    """``NAME:VERSION``, or ``""`` for the service-wide rules (error_rate, latency)."""
     severity: str
     message: str
     value: float
+    """The rule's figure, in the rule's unit: data_drift, the share of features drifted;
+    concept_drift, the number of quality metrics that fell; error_rate, the share of
+    requests failed (5xx); latency, the p99 in seconds; rollout_stalled, 1 (0 resolved)."""
     since: float
     resolved_at: float | None = None
 
@@ -70,13 +81,23 @@ class Alert:
     def key(self) -> tuple[str, str]:
         return (self.rule, self.model)
 
+    @property
+    def id(self) -> str:
+        """The same in the firing and the resolution of this occurrence, and in each retry
+        of them, and no other's: a receiver that got a notification twice (it answered
+        after the timeout, and was sent it again) can tell by ``(id, state)``."""
+        named = "\0".join((HOST, self.rule, self.model, repr(self.since)))
+        return hashlib.sha256(named.encode()).hexdigest()[:16]
+
     def to_dict(self) -> dict[str, Any]:
         return {
+            "id": self.id,
             "rule": self.rule,
             "model": self.model,
             "severity": self.severity,
             "message": self.message,
-            "value": self.value,
+            # JSON has no NaN (httpx refuses to send one): no figure is null.
+            "value": self.value if math.isfinite(self.value) else None,
             "since": self.since,
             "resolved_at": self.resolved_at,
             "state": "resolved" if self.resolved_at else "firing",
@@ -93,6 +114,9 @@ class Condition:
     severity: str
     message: str
     value: float
+    judged: bool = True
+    """False where the rule had too little to judge from: then ``holds`` says nothing, and
+    an alert neither fires nor resolves."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +156,14 @@ class AlertBook:
         for condition in conditions:
             key = (condition.rule, condition.model)
             current = self.active.get(key)
-            if condition.holds and current is None:
+            if not condition.judged:
+                # Too few to judge is not healthy: a firing alert holds, its message saying
+                # why, until a window that can be judged resolves it.
+                if current is not None:
+                    self.active[key] = replace(
+                        current, message=condition.message, value=condition.value
+                    )
+            elif condition.holds and current is None:
                 alert = Alert(
                     condition.rule,
                     condition.model,
@@ -285,7 +316,7 @@ def rollout_conditions(
 
 def service_conditions(window: Sequence[ServicePoint], rules: AlertRules) -> list[Condition]:
     """The error rate and the p99 latency over ``window``, the service history's last
-    ``rules.window_seconds``."""
+    ``rules.window_seconds``; judged only on ``rules.min_requests`` requests."""
     requests = sum(p.requests for p in window)
     # The server's failures only: clients sending bad input, or asking for models that do
     # not exist, show on the dashboard and in the metrics, but are not an outage.
@@ -295,9 +326,6 @@ def service_conditions(window: Sequence[ServicePoint], rules: AlertRules) -> lis
     # Both judged only on enough requests: one slow request of an idle minute is its p99.
     judged = requests >= rules.min_requests
     last = f"the last {rules.window_seconds:.0f} s"
-    too_few = (
-        f"{requests} requests in {last}, fewer than the {rules.min_requests} it is judged from"
-    )
     return [
         Condition(
             "error_rate",
@@ -307,8 +335,9 @@ def service_conditions(window: Sequence[ServicePoint], rules: AlertRules) -> lis
             f"{rate:.1%} of {requests} requests failed on the server (5xx) in {last} "
             f"(threshold {rules.error_rate:.1%}, judged from {rules.min_requests} requests)"
             if judged
-            else too_few,
+            else _too_few(requests, last, rules.min_requests, f"{rate:.1%} failed, 5xx"),
             rate,
+            judged,
         ),
         Condition(
             "latency",
@@ -318,7 +347,16 @@ def service_conditions(window: Sequence[ServicePoint], rules: AlertRules) -> lis
             f"p99 latency {p99 * 1000:.1f} ms over {last} "
             f"(threshold {rules.latency_p99_seconds * 1000:.0f} ms)"
             if judged
-            else too_few,
+            else _too_few(requests, last, rules.min_requests, f"p99 {p99 * 1000:.1f} ms"),
             p99,
+            judged,
         ),
     ]
+
+
+def _too_few(requests: int, last: str, minimum: int, figures: str) -> str:
+    """Why a service rule did not judge, with the figures it did not judge on."""
+    seen = f"{requests} requests in {last}, fewer than the {minimum} it is judged from"
+    if requests:
+        seen += f" ({figures})"
+    return f"{seen}: too few to judge, so an alert neither fires nor resolves"

@@ -7,7 +7,11 @@ them, one at a time and in the order they came, so that a receiver never sees an
 resolve before it fired. A notification the receiver did not take (it is down, answered 5xx,
 408 or 429, or did not answer in time) is tried again after ``RETRY_SECONDS``; a "resolved"
 lost for good would leave the receiver's alert firing forever. Any other 4xx answer is final:
-sending the same body again would get the same answer.
+sending the same body again would get the same answer. A 307 or 308 redirect is followed (they
+keep the POST and its body); 301, 302 and 303 are refusals, as following them would turn the
+POST into a bodiless GET. Whatever else goes wrong with a notification is counted as a failure
+and logged, and the thread goes on with the next: one that died left every later
+notification waiting, unsent and uncounted.
 """
 
 from __future__ import annotations
@@ -31,11 +35,29 @@ MAX_WAITING = 1000
 CLOSE_SECONDS = 5.0
 """How long ``close`` waits for the notifications still waiting (one attempt each)."""
 
+MAX_REDIRECTS = 5
+"""307 or 308 redirects followed for one attempt; one more is a refusal (a loop)."""
+
+_KEEPING_POST = (307, 308)
+"""Redirects that keep the method and the body (RFC 9110, 15.4): the only ones followed."""
+
 
 def _final(response: httpx.Response) -> bool:
     """Whether the receiver's answer says that sending again would not help (a 4xx but a
     timeout, 408, or too many requests, 429)."""
     return response.status_code < 500 and response.status_code not in (408, 429)
+
+
+def _redirect_said(exc: httpx.HTTPError) -> str:
+    """What to do about a redirect that was not followed, for the log."""
+    if not isinstance(exc, httpx.HTTPStatusError) or not exc.response.is_redirect:
+        return ""
+    if exc.response.status_code in _KEEPING_POST:
+        return f" (more than {MAX_REDIRECTS} redirects)"
+    return (
+        " (a 301, 302 or 303 would turn the POST into a GET without the notification: set "
+        "MODELPILOT_ALERT_WEBHOOK_URL to where it points)"
+    )
 
 
 class Webhook:
@@ -66,6 +88,9 @@ class Webhook:
         self._changed = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
+        self._client: httpx.Client | None = None
+        """Made, and closed, by the webhook's thread."""
+        self._moved_said = False
 
     def send(self, payload: dict[str, Any]) -> None:
         """Queue ``payload`` for delivery; returns at once."""
@@ -114,14 +139,14 @@ class Webhook:
             )
 
     def _run(self) -> None:
-        with httpx.Client(timeout=self.timeout) as client:
+        try:
             while True:
                 with self._changed:
                     self._changed.wait_for(lambda: self._waiting or self._closing)
                     if not self._waiting:
                         return
                     payload = self._sending = self._waiting.popleft()
-                self._deliver(client, payload)
+                self._deliver(payload)
                 with self._changed:
                     self._sending = None
                 if self.on_done is not None:
@@ -129,25 +154,60 @@ class Webhook:
                         self.on_done()
                     except Exception:
                         logger.exception("alert webhook %s: after a delivery", self.url)
+        finally:
+            if self._client is not None:
+                self._client.close()
 
-    def _deliver(self, client: httpx.Client, payload: dict[str, Any]) -> None:
+    def _deliver(self, payload: dict[str, Any]) -> None:
         attempts = (0.0, *self.retry_seconds)
         for attempt, pause in enumerate(attempts, 1):
             last = attempt == len(attempts)
             if pause and not self._pause(pause):
                 last = True  # closing: this attempt, with no wait before it, is the last
             try:
-                client.post(self.url, json=payload).raise_for_status()
+                self._post(payload)
                 return
             except httpx.HTTPError as exc:
                 self.failures += 1
                 refused = isinstance(exc, httpx.HTTPStatusError) and _final(exc.response)
                 if refused or last:
                     outcome = "refused" if refused else f"not taken after {attempt} attempts"
-                    logger.error("alert webhook %s: a notification %s: %s", self.url, outcome, exc)
+                    logger.error(
+                        "alert webhook %s: a notification %s: %s%s",
+                        self.url,
+                        outcome,
+                        exc,
+                        _redirect_said(exc),
+                    )
                     break
                 logger.warning("alert webhook %s (attempt %d): %s", self.url, attempt, exc)
+            except Exception:
+                # Neither the receiver's answer nor the network: the URL (httpx.InvalidURL is
+                # no HTTPError), the payload, the client. Sending again would fail alike.
+                self.failures += 1
+                logger.exception("alert webhook %s: a notification could not be sent", self.url)
+                break
         self.dropped += 1
+
+    def _post(self, payload: dict[str, Any]) -> None:
+        """POST ``payload``, following the redirects that keep a POST what it is; raises
+        for any final answer but 2xx."""
+        if self._client is None:
+            self._client = httpx.Client(timeout=self.timeout)
+        response = self._client.post(self.url, json=payload)
+        for _ in range(MAX_REDIRECTS):
+            if response.status_code not in _KEEPING_POST or response.next_request is None:
+                break
+            if response.status_code == 308 and not self._moved_said:
+                self._moved_said = True
+                logger.warning(
+                    "alert webhook %s has moved for good to %s: set "
+                    "MODELPILOT_ALERT_WEBHOOK_URL to it (followed meanwhile)",
+                    self.url,
+                    response.next_request.url,
+                )
+            response = self._client.send(response.next_request)
+        response.raise_for_status()
 
     def _pause(self, seconds: float) -> bool:
         """Wait ``seconds`` before another attempt; False if closing (no more waits)."""
