@@ -166,3 +166,12 @@ def test_demo_help_is_plain_text_and_says_what_it_changes(run: Run) -> None:
 def test_predict_and_drift_help_say_exit_codes_and_defaults(run: Run) -> None:
     assert "Ctrl-C (exit code 130) or SIGTERM (exit code 143)" in help_of(run, "predict")
     assert "Default: no time limit" in help_of(run, "drift")
+
+
+def test_a_setting_holding_what_would_not_show_is_quoted_in_its_error(registry: Registry) -> None:
+    """A tab inside the webhook URL showed as a space, and the error read as if the URL
+    were fine."""
+    url = "http://127.0.0.1:9/ho\tok"
+    proc = modelpilot("serve", "--registry", registry.location, MODELPILOT_ALERT_WEBHOOK_URL=url)
+    assert proc.returncode == 1
+    assert "MODELPILOT_ALERT_WEBHOOK_URL='http://127.0.0.1:9/ho\\tok': " in proc.stderr

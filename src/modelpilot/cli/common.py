@@ -57,8 +57,15 @@ def _settings_problems(exc: ValidationError, flags: Mapping[str, Any]) -> str:
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else ""
         source = f"--{field.replace('_', '-')}" if field in flags else f"MODELPILOT_{field.upper()}"
-        problems.append(f"{source}={error.get('input')!s}: {error['msg']}")
+        problems.append(f"{source}={_shown(error.get('input'))}: {error['msg']}")
     return "bad setting: " + "; ".join(problems)
+
+
+def _shown(value: Any) -> str:
+    """A setting's value as the user gave it: quoted, with its escapes, where it holds what
+    would not show (a tab inside a URL, a newline at its end), else as it is."""
+    text = str(value)
+    return text if text.isprintable() and text == text.strip() else repr(text)
 
 
 def open_registry(
