@@ -1,5 +1,7 @@
-"""A server started after an alias moved to a version that fails to load: it does not start
-(as Triton's default), and its error says which alias moved there and how to get back."""
+"""A server started while an alias points at a version that fails to load, with no version
+before it in the alias's history to start on instead (test_start_on_previous_version.py has
+those that have one): it does not start (as Triton's default), and its error says which alias
+points there and how to get back."""
 
 from __future__ import annotations
 
@@ -35,13 +37,12 @@ async def started(registry: Registry, *refs: str) -> InferenceEngine:
 
 
 def rolled_out_broken(registry: Registry, tmp_path: Path, alias: str) -> ModelVersion:
-    """``scorer`` version 1 at ``alias``, then ``alias`` moved to a version 2 whose artifact
-    is corrupted; version 2."""
+    """``scorer`` versions 1 and 2, ``alias`` created at version 2, whose artifact is
+    corrupted: its history names no version before; version 2."""
     for version in (1, 2):
         path = tmp_path / f"scorer_v{version}.py"
         path.write_text(MODEL.format(factor=version))
         broken = register_model(registry, "scorer", path, flavor="python")
-    registry.set_alias("scorer", alias, 1)
     stored = registry.artifacts.path_for(broken.artifact_sha256)
     stored.write_text(stored.read_text() + "# tampered\n")
     registry.set_alias("scorer", alias, 2)
@@ -51,9 +52,9 @@ def rolled_out_broken(registry: Registry, tmp_path: Path, alias: str) -> ModelVe
 async def test_the_error_names_the_alias_and_the_commands_that_get_back(
     registry: Registry, iris_version: ModelVersion, tmp_path: Path
 ) -> None:
-    """The restarted server said only "scorer:2: artifact ... is corrupted", and exited: not
-    that production had moved there (a running server kept serving scorer:1), nor that
-    `modelpilot rollback` moves it back, nor that iris, with nothing wrong, could be served."""
+    """The server said only "scorer:2: artifact ... is corrupted", and exited: not that
+    production pointed there, nor that `modelpilot rollback` moves it back, nor that iris,
+    with nothing wrong, could be served."""
     broken = rolled_out_broken(registry, tmp_path, "production")
     with pytest.raises(ArtifactError) as info:
         await started(registry)  # every model, as `modelpilot serve` without --model
@@ -61,9 +62,9 @@ async def test_the_error_names_the_alias_and_the_commands_that_get_back(
     assert message.startswith(f"scorer:2: artifact {broken.artifact_sha256[:12]} is corrupted")
     assert message.endswith(
         "Register the model file again. scorer@production points at version 2, which does not "
-        "load, and a server does not start while a model it serves fails to load. Move the "
-        "alias back to the version it pointed at before with `modelpilot rollback scorer`, "
-        "or serve the other models without it: --model iris."
+        "load, and its history names no version it pointed at before, to start on instead. "
+        "Move the alias back to an earlier version with `modelpilot rollback scorer`, or serve "
+        "the other models without it: --model iris."
     )
 
     # Each way back works: the other models alone, and the rollback.
@@ -85,9 +86,9 @@ async def test_an_alias_other_than_production_is_named_in_the_rollback(
     with pytest.raises(ArtifactError) as info:
         await started(registry, "scorer@staging")
     assert str(info.value).endswith(
-        "scorer@staging points at version 2, which does not load, and a server does not start "
-        "while a model it serves fails to load. Move the alias back to the version it pointed "
-        "at before with `modelpilot rollback scorer --alias staging`."
+        "scorer@staging points at version 2, which does not load, and its history names no "
+        "version it pointed at before, to start on instead. Move the alias back to an earlier "
+        "version with `modelpilot rollback scorer --alias staging`."
     )
 
 

@@ -228,32 +228,8 @@ class Registry:
             current = self._alias_target(conn, name, alias)
             if current is None:
                 raise missing.alias_not_found(conn, name, alias)
-            history = conn.execute(
-                select(
-                    schema.alias_history.c.version,
-                    schema.alias_history.c.previous,
-                    schema.alias_history.c.action,
-                )
-                .where(
-                    (schema.alias_history.c.model == name) & (schema.alias_history.c.alias == alias)
-                )
-                .order_by(schema.alias_history.c.id)
-            ).all()
-            # The history is an undo stack: a rollback undoes the newest assignment still in
-            # force, so that rolling back twice goes back two steps, not back and forth.
-            # An entry that moved nothing (the alias set to where it already pointed, which
-            # registries before this rule recorded) is no step to go back over.
-            stack: list[tuple[int | None, int | None]] = []
-            for version, previous, action in history:
-                if version == previous:
-                    continue
-                if action == "rollback":
-                    if stack:
-                        stack.pop()
-                else:
-                    stack.append((version, previous))
-            target = stack[-1][1] if stack and stack[-1][0] == current else None
-            if target is None or target == current:
+            target = self._history_target(conn, name, alias, current)
+            if target is None:
                 target = conn.execute(
                     select(func.max(schema.versions.c.version)).where(
                         (schema.versions.c.model == name) & (schema.versions.c.version < current)
@@ -266,6 +242,18 @@ class Registry:
                 )
             self._point(conn, name, alias, target, action="rollback")
             return current, target
+
+    def previous_target(self, name: str, alias: str = PRODUCTION) -> int | None:
+        """Where ``rollback`` would move ``alias`` back to, as its history says: the version
+        it pointed at before the assignment now in force (after a rollback, the one before
+        that). None when the history holds none (the alias was created where it points, or
+        set there again after a delete; ``rollback`` then takes the previous number). Reads
+        only: what a server starts on when the version the alias points at fails to load."""
+        with self._read() as conn:
+            current = self._alias_target(conn, name, alias)
+            if current is None:
+                raise missing.alias_not_found(conn, name, alias)
+            return self._history_target(conn, name, alias, current)
 
     def _point(
         self, conn: Connection, name: str, alias: str, version: int, action: str = "set"
@@ -421,6 +409,34 @@ class Registry:
         if latest is None:
             raise missing.model_not_found(conn, name)
         return int(latest)
+
+    def _history_target(self, conn: Connection, name: str, alias: str, current: int) -> int | None:
+        """Where ``alias``, now at ``current``, pointed before its newest assignment still in
+        force, by its history; None when the history does not say."""
+        history = conn.execute(
+            select(
+                schema.alias_history.c.version,
+                schema.alias_history.c.previous,
+                schema.alias_history.c.action,
+            )
+            .where((schema.alias_history.c.model == name) & (schema.alias_history.c.alias == alias))
+            .order_by(schema.alias_history.c.id)
+        ).all()
+        # The history is an undo stack: a rollback undoes the newest assignment still in
+        # force, so that rolling back twice goes back two steps, not back and forth.
+        # An entry that moved nothing (the alias set to where it already pointed, which
+        # registries before this rule recorded) is no step to go back over.
+        stack: list[tuple[int | None, int | None]] = []
+        for version, previous, action in history:
+            if version == previous:
+                continue
+            if action == "rollback":
+                if stack:
+                    stack.pop()
+            else:
+                stack.append((version, previous))
+        target = stack[-1][1] if stack and stack[-1][0] == current else None
+        return None if target == current else target
 
     def _alias_target(self, conn: Connection, name: str, alias: str) -> int | None:
         return conn.execute(

@@ -11,6 +11,7 @@ gets exactly that one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -113,46 +114,91 @@ class ServedModels:
             try:
                 await self.current(name, force=True)
             except (ArtifactError, MissingExtra) as exc:  # the version did not load
-                advice = await self._way_back(name)
-                if advice is None:
-                    raise
-                said = exc.message
-                raise ArtifactError(f"{said}{' ' if said.endswith('.') else '. '}{advice}") from exc
+                await self._start_on_previous(name, exc)
         self._watcher = asyncio.create_task(self._watch(), name="modelpilot-aliases")
 
-    async def _way_back(self, model: str) -> str | None:
-        """What to do when ``model`` did not load at start-up because an alias points at a
-        version that fails to load (a rollout that a running server reports as stalled,
-        serving the version before); None when no alias does: a version asked for by number,
-        or the latest one of a model without the alias.
+    async def _start_on_previous(self, model: str, exc: ArtifactError | MissingExtra) -> None:
+        """Serve ``model`` at the version its alias pointed at before, when the version the
+        alias points at did not load at start-up (``exc``): as a stalled rollout, the way a
+        running server keeps serving the version before (the same ``rollout_stalled`` alert,
+        the same retries, and traffic moves when the alias does). Else raise ``exc``, saying
+        how to get back when an alias moved there.
 
-        A server does not start while a model it serves fails to load (Triton's default,
-        ``--exit-on-error``), and a server restarted after a stalled rollout said only which
-        version was broken: not that an alias had moved there, nor how to get back.
+        A server restarted after a rollout stalled (a pod restarted, a deploy) did not start
+        at all, so that every model it served went down, where the running server had kept
+        them all up. A version asked for by number, or the latest one of a model without the
+        alias, has no version before: a server does not start while a model it serves fails
+        to load (Triton's default, ``--exit-on-error``).
         """
         ref = self._served[model].ref
-        if ref.version is not None:
-            return None
         alias = ref.alias or PRODUCTION
-        try:
-            number = (await blocking(self._executor, self.registry.aliases, model)).get(alias)
-        except ModelPilotError:
-            return None
+        number = before = None
+        if ref.version is None:
+            with contextlib.suppress(ModelPilotError):
+                number = (await blocking(self._executor, self.registry.aliases, model)).get(alias)
+                if number is not None:
+                    before = await blocking(
+                        self._executor, self.registry.previous_target, model, alias
+                    )
         if number is None or (model, number) in self.pool:
-            return None
+            raise exc
+        failed = None
+        if before is not None:
+            previous = await blocking(self._executor, self.registry.get_version, model, before)
+            try:
+                await self.pool.get(previous)
+            except (ArtifactError, MissingExtra) as again:
+                failed = again
+            else:
+                mv = await blocking(self._executor, self.registry.get_version, model, number)
+                self.pool.pin(previous.key)
+                self._served[model].current = previous
+                self.stalled = {**self.stalled, model: (mv, str(exc))}
+                logger.error(
+                    "serving %s, where %s@%s pointed before: %s did not load (trying again "
+                    "every %g s): %s",
+                    previous,
+                    model,
+                    alias,
+                    mv,
+                    self.settings.alias_refresh_seconds,
+                    exc,
+                )
+                return
+        said = exc.message
+        advice = self._way_back(model, alias, number, before, failed)
+        raise ArtifactError(f"{said}{' ' if said.endswith('.') else '. '}{advice}") from exc
+
+    def _way_back(
+        self,
+        model: str,
+        alias: str,
+        number: int,
+        before: int | None,
+        failed: ArtifactError | MissingExtra | None,
+    ) -> str:
+        """What to do when ``model@alias`` points at version ``number``, which does not load,
+        and there is no version before it to start on: the history names none (``before``),
+        or it did not load either (``failed``)."""
+        if failed is None:
+            rollback = f"modelpilot rollback {model}" + (
+                "" if alias == PRODUCTION else f" --alias {alias}"
+            )
+            back = (
+                "and its history names no version it pointed at before, to start on instead. "
+                f"Move the alias back to an earlier version with `{rollback}`"
+            )
+        else:
+            back = (
+                f"nor does version {before}, where it pointed before "
+                f"({failed.message.rstrip('.')}). Point the alias at a version that loads with "
+                f"`modelpilot alias {model} {alias} VERSION`"
+            )
         others = [str(s.ref) for name, s in self._served.items() if name != model]
-        rollback = f"modelpilot rollback {model}" + (
-            "" if alias == PRODUCTION else f" --alias {alias}"
-        )
-        without = (
-            f", or serve the other models without it: --model {' --model '.join(others)}"
-            if others
-            else ""
-        )
+        without = f", or serve the other models without it: --model {' --model '.join(others)}"
         return (
-            f"{model}@{alias} points at version {number}, which does not load, and a server "
-            f"does not start while a model it serves fails to load. Move the alias back to the "
-            f"version it pointed at before with `{rollback}`{without}."
+            f"{model}@{alias} points at version {number}, which does not load, {back}"
+            f"{without if others else ''}."
         )
 
     def stop(self) -> None:
