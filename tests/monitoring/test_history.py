@@ -115,3 +115,25 @@ def test_workers_latency_buckets_add_up() -> None:
     assert merged[0].p99 == pytest.approx(2.0)
     assert window_quantile(merged, 0.99) < 0.002
     assert window_quantile(merged, 0.995) == pytest.approx(2.0, rel=0.34)
+
+
+def test_the_error_rate_alert_names_the_versions_the_server_errors_came_from() -> None:
+    """The rule is the whole server's (its model is ""): its message said how many requests
+    failed, and an on-call engineer could not tell which model's."""
+    from modelpilot.monitoring.alerts import AlertRules, service_conditions
+
+    histories = [ServiceHistory(), ServiceHistory()]  # two workers
+    for worker, history in enumerate(histories):
+        for i in range(40):
+            history.request_finished("iris", "1", "rest", "ok", 0.001, None)
+            if i < 10 + worker:
+                history.request_finished("fraud", "3", "rest", "500", 0.001, "ModelFailure")
+        history.request_finished("fraud", "unknown", "rest", "503", 0.001, "Overloaded")
+        history.request_finished("iris", "1", "rest", "422", 0.001, "InvalidInput")
+    own, sibling = ([h.close_interval(now=2.0 + w / 10)] for w, h in enumerate(histories))
+    assert own[0].failing == (("fraud:3", 10), ("fraud", 1))
+    (merged,) = merge_points(own, [sibling], interval=2.0)
+    assert merged.failing == (("fraud:3", 21), ("fraud", 2))
+    rule = {c.rule: c for c in service_conditions([merged], AlertRules())}["error_rate"]
+    assert rule.holds
+    assert rule.message.endswith("; failed: fraud:3 21, fraud 2")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from modelpilot.monitoring.history import ServicePoint, window_quantile
+from modelpilot.monitoring.history import ServicePoint, failing_in, window_quantile
 from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.performance import PerformanceReport
 from modelpilot.monitoring.webhook import Webhook
@@ -334,6 +334,7 @@ def service_conditions(window: Sequence[ServicePoint], rules: AlertRules) -> lis
             SEVERITY["error_rate"],
             f"{rate:.1%} of {requests} requests failed on the server (5xx) in {last} "
             f"(threshold {rules.error_rate:.1%}, judged from {rules.min_requests} requests)"
+            f"{_failing(window)}"
             if judged
             else _too_few(requests, last, rules.min_requests, f"{rate:.1%} failed, 5xx"),
             rate,
@@ -360,3 +361,15 @@ def _too_few(requests: int, last: str, minimum: int, figures: str) -> str:
     if requests:
         seen += f" ({figures})"
     return f"{seen}: too few to judge, so an alert neither fires nor resolves"
+
+
+def _failing(window: Sequence[ServicePoint]) -> str:
+    """Which model versions the server errors of ``window`` came from, the three with the
+    most: the rule is the whole server's (``model`` ""), and an on-call engineer's first
+    question is which model fails."""
+    failing = failing_in(window)
+    if not failing:
+        return ""
+    named = ", ".join(f"{name} {count}" for name, count in failing[:3])
+    more = f" and {len(failing) - 3} more" if len(failing) > 3 else ""
+    return f"; failed: {named}{more}"

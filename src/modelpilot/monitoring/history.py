@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -42,6 +42,9 @@ class ServicePoint:
     latency_counts: tuple[int, ...] = ()
     """Requests by latency bucket (``LATENCY_EDGES``; below the first and above the last
     included), for percentiles over several intervals: empty where none were counted."""
+    failing: tuple[tuple[str, int], ...] = ()
+    """Of ``server_errors``, each model version's (``NAME:VERSION``), most first: the
+    error-rate alert is the whole server's, and said only how many failed, not where."""
 
     def to_dict(self) -> dict[str, float]:
         per_second = 1.0 / self.seconds if self.seconds > 0 else 0.0
@@ -69,6 +72,7 @@ class ServiceHistory(InferenceObserver):
         self._durations = array("d")
         self._errors = array("d")
         self._server_errors = array("d")
+        self._failing: list[str] = []
         self._opened = time.time()
         self._process = psutil.Process()
         self._process.cpu_percent()  # the first call only starts the measurement
@@ -89,6 +93,8 @@ class ServiceHistory(InferenceObserver):
             self._errors.append(seconds)
             if status[:1] == "5":
                 self._server_errors.append(seconds)
+                # (A request failed before a version was chosen has the version "unknown".)
+                self._failing.append(f"{model}:{version}" if version.isdigit() else model)
 
     def close_interval(self, now: float | None = None) -> ServicePoint:
         now = time.time() if now is None else now
@@ -96,6 +102,7 @@ class ServiceHistory(InferenceObserver):
         taken, self._durations = self._durations, array("d")
         errors, self._errors = self._errors, array("d")
         server_errors, self._server_errors = self._server_errors, array("d")
+        failing, self._failing = self._failing, []
         durations = np.frombuffer(taken, dtype=np.float64)
         opened, self._opened = self._opened, now
         buckets = np.searchsorted(LATENCY_EDGES, durations)
@@ -116,6 +123,7 @@ class ServiceHistory(InferenceObserver):
             self._process.memory_info().rss,
             len(server_errors),
             counts,
+            tuple(Counter(failing).most_common()),
         )
         self.points.append(point)
         return point
@@ -198,6 +206,7 @@ def merge_points(
                 sum(p.memory_bytes for p in points),
                 sum(p.server_errors for p in points),
                 _added(p.latency_counts for p in points),
+                failing_in(points),
             )
         )
     return merged
@@ -217,6 +226,7 @@ def _successive(earlier: ServicePoint, later: ServicePoint) -> ServicePoint:
         later.memory_bytes,
         earlier.server_errors + later.server_errors,
         _added([earlier.latency_counts, later.latency_counts]),
+        failing_in([earlier, later]),
     )
 
 
@@ -226,3 +236,11 @@ def _added(counts: Iterable[tuple[int, ...]]) -> tuple[int, ...]:
     if not counts or any(not c for c in counts):
         return ()
     return tuple(int(x) for x in np.sum(counts, axis=0))
+
+
+def failing_in(points: Iterable[ServicePoint]) -> tuple[tuple[str, int], ...]:
+    """The server errors of ``points`` by model version, added up, most first."""
+    total: Counter[str] = Counter()
+    for point in points:
+        total.update(dict(point.failing))
+    return tuple(total.most_common())
