@@ -76,6 +76,14 @@ def _checked(setting: str) -> Callable[[float | None], float | None]:
     return check
 
 
+def _minutes(value: float | None) -> float | None:
+    """--since-minutes: a window of some length (NaN once meant no limit, and -5 a window
+    that could hold no request, said as if the log were empty)."""
+    if value is not None and not value > 0:  # NaN is not
+        raise typer.BadParameter(f"{value:g} is not a number of minutes above 0 (x>0)")
+    return value
+
+
 def drift(
     reference: Annotated[
         Path | None,
@@ -104,8 +112,9 @@ def drift(
     since_minutes: Annotated[
         float | None,
         typer.Option(
-            help="With --model: only requests of the last this many minutes. "
+            help="With --model: only requests of the last this many minutes [x>0]. "
             "Default: no time limit (the newest --last requests, however old).",
+            callback=_minutes,
             show_default=False,
         ),
     ] = None,
@@ -266,9 +275,14 @@ def _from_log(
         log = InferenceLog(registry.companion_engine("inference-log"))
         since = time.time() - since_minutes * 60 if since_minutes is not None else None
         entries = log.recent(version.model, version.version, limit=last, since=since)
-        rows = log_rows(entries, version.signature)
-        window = f"{len(entries):,} logged requests ({rows.shape[0]:,} rows)"
-        return compare(profile, [rows], thresholds), (f"{version} reference profile", window)
+        # No request in the window (a quiet model, a version not served yet) is no rows: no
+        # verdict, as too few rows are (exit 4 with --fail-on-drift), not an error (exit 1,
+        # as for a mistyped name). log_rows still refuses a model that is not tabular.
+        empty = not entries and version.signature.is_tabular
+        chunks = [] if empty else [log_rows(entries, version.signature)]
+        rows = sum(chunk.shape[0] for chunk in chunks)
+        window = f"{len(entries):,} logged requests ({rows:,} rows)"
+        return compare(profile, chunks, thresholds), (f"{version} reference profile", window)
     finally:
         if log is not None:
             log.close()

@@ -23,6 +23,14 @@ nothing to join: it is written as its newest ``max_rows`` requests instead, the 
 in ``left_out``. So the log holds the newest ``min(max_rows, n)`` requests of its newest batch
 of ``n``, and the older batches that fit beside them.
 
+Labels go with their requests' batches; labels of requests it does not hold (a sampled log
+takes those of every request the server remembers) once its oldest request is newer than they
+are by ``LABELS_GRACE_SECONDS``. In PostgreSQL trimmed rows' space is taken again only when
+the tables are vacuumed: with autovacuum off they grow by every row trimmed (a log of about
+100 requests of 1,000 rows went from 19 to 171 MB), and the log says so at start. VACUUM is
+not run at each trim (it cannot run in the trim's transaction, and reads the table whole):
+that is autovacuum's job, or a scheduled VACUUM's.
+
 A batch that cannot be read back (a damaged segment file or row) is skipped wherever it is
 read, as if trimmed: one error line names its file, and ``unreadable`` counts it. A log
 that cannot be opened at all is no reason to stop monitoring: see :func:`open_log`.
@@ -72,6 +80,7 @@ from modelpilot.monitoring.log_tables import (
     read_labels,
     segments_of,
     stored_label,
+    warn_without_autovacuum,
 )
 from modelpilot.monitoring.log_tables import batch_row as batch_row
 from modelpilot.monitoring.log_tables import batches as batches
@@ -80,6 +89,11 @@ from modelpilot.registry.database import WRITE_OPTION
 from modelpilot.registry.schema import create_tables
 
 logger = logging.getLogger(__name__)
+
+LABELS_GRACE_SECONDS = 60.0
+"""How much older than the log's oldest request a label must be for a trim to take it without
+its request: a label comes after its answer, so an older one labels no logged request. The
+grace covers clocks of servers sharing a PostgreSQL log, and siblings' reads of new labels."""
 
 
 class StoredLabel(NamedTuple):
@@ -117,6 +131,7 @@ class InferenceLog:
             create_tables(engine, metadata, _upgrade)
         except SQLAlchemyError as exc:
             raise RegistryError(f"cannot open the inference log at {engine.url}: {exc}") from exc
+        warn_without_autovacuum(engine)
 
     def close(self) -> None:
         if self._segments is not None:
@@ -226,6 +241,7 @@ class InferenceLog:
                 return 0
             self._drop_labels(conn, cutoff)
             conn.execute(delete(batches).where(batches.c.id <= cutoff))
+            self._drop_unlogged_labels(conn)
         self.sweep()
         return removed
 
@@ -251,10 +267,21 @@ class InferenceLog:
         for model, ids in gone.items():
             delete_labels(conn, model, ids)
 
+    def _drop_unlogged_labels(self, conn: Connection) -> None:
+        """Delete the labels older than the log's oldest request (by ``LABELS_GRACE_SECONDS``):
+        of requests it does not hold, which no batch's trim would take (see the module's
+        docstring)."""
+        oldest = conn.execute(select(func.min(batches.c.created_at))).scalar()
+        if oldest is not None:
+            since = float(oldest) - LABELS_GRACE_SECONDS
+            conn.execute(delete(labels_table).where(labels_table.c.labelled_at < since))
+
     def set_labels(self, model: str, labels: Mapping[str, Any]) -> None:
         """Record (or replace) the labels of requests of ``model``: deleted and inserted in
         one transaction, one at a time for each model (``lock_labels``): two servers taking
-        the same labels at once each deleted before either inserted, and both rows stayed."""
+        the same labels at once each deleted before either inserted, and both rows stayed.
+        Labels of requests the sample left out too (siblings read them here); ``trim`` takes
+        them as the log moves past them."""
         if not labels:
             return
         now = time.time()

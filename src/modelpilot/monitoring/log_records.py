@@ -8,7 +8,10 @@ each request's row count beside it), in one of two encodings:
   Writing it is a copy, with no number turned into text (that conversion was most of what
   logging a request cost the monitor thread);
 - JSON: for arrays that have no fixed-size number type (strings, bytes, objects), one object
-  of nested arrays.
+  of nested arrays. What JSON cannot hold exactly is marked: an array of floats holding +inf
+  or -inf (which JSON would write as null, read back as a missing value) as its raw bytes
+  (:data:`RAW`), bytes that are not UTF-8 (which text would hold with U+FFFD) as base64
+  (:data:`BASE64`).
 
 Logs written before row counts existed hold one JSON object per request instead; they are
 still read.
@@ -16,6 +19,7 @@ still read.
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,6 +30,14 @@ import orjson
 
 PACKED_KINDS = frozenset("biuf")
 """NumPy kinds stored as raw bytes: booleans, integers, floats."""
+
+RAW = "$raw"
+"""Key of a JSON column that holds an array of floats as its raw bytes, in base64 (beside
+``dtype`` and ``shape``): one with +inf or -inf, which JSON has no literal for."""
+
+BASE64 = "$base64"
+"""Key of a JSON column of bytes, some not UTF-8: nested lists of each value's bytes in
+base64 (text as its UTF-8 bytes, so it reads back as bytes too; anything else as it is)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +133,20 @@ def _rows_from(arrays: Mapping[str, np.ndarray], first: int) -> dict[str, np.nda
 def _json_rows_from(text: str, first: int) -> str:
     """JSON columns (``encode_arrays``) from row ``first`` on."""
     arrays: dict[str, Any] = orjson.loads(text)
-    return orjson.dumps(
-        {name: v[first:] if isinstance(v, list) else v for name, v in arrays.items()}
-    ).decode()
+    return orjson.dumps({name: _column_from(v, first) for name, v in arrays.items()}).decode()
+
+
+def _column_from(column: Any, first: int) -> Any:
+    """One JSON column from row ``first`` on, marked as it was."""
+    if isinstance(column, list):
+        return column[first:]
+    if isinstance(column, dict) and RAW in column:
+        array = _unmarked(column)
+        return _raw(array[first:] if array.ndim else array)
+    if isinstance(column, dict) and BASE64 in column:
+        values = column[BASE64]
+        return {BASE64: values[first:] if isinstance(values, list) else values}
+    return column
 
 
 def pack_arrays(
@@ -166,32 +189,107 @@ def unpack_arrays(blob: bytes) -> tuple[dict[str, np.ndarray], dict[str, np.ndar
 
 
 def jsonable(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """Arrays as JSON can hold them: numbers as numbers, bytes as text, NaN as null."""
-    out: dict[str, Any] = {}
-    for name, array in arrays.items():
-        array = np.asarray(array)
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            out[name] = np.where(np.isfinite(array), array.astype(object), np.array(None)).tolist()
-        elif array.dtype.kind in "OSU":
-            out[name] = [_text(v) for v in array.ravel()]
-            if array.ndim > 1:
-                out[name] = np.array(out[name], dtype=object).reshape(array.shape).tolist()
-        else:
-            out[name] = array.tolist()
-    return out
+    """Arrays as a ``LogEntry`` holds them (see :func:`_listed`)."""
+    return {name: _listed(np.asarray(array)) for name, array in arrays.items()}
+
+
+def _listed(array: np.ndarray) -> Any:
+    """An array as nested lists: numbers as numbers (+inf and -inf too), NaN as None, bytes
+    as text where they are UTF-8 (bytes where not)."""
+    if array.dtype.kind == "f" and np.isnan(array).any():
+        return np.where(np.isnan(array), np.array(None), array.astype(object)).tolist()
+    if array.dtype.kind in "OSU":
+        return _shaped([_text(v) for v in array.ravel()], array)
+    return array.tolist()
 
 
 def encode_arrays(arrays: Mapping[str, np.ndarray]) -> str:
-    """A JSON object of nested arrays: numbers straight from NumPy in one call."""
+    """A JSON object of nested arrays: numbers straight from NumPy in one call, and what JSON
+    cannot hold exactly marked (see :data:`RAW`, :data:`BASE64`)."""
+    columns = {name: _json_column(np.asarray(array)) for name, array in arrays.items()}
     try:
-        return orjson.dumps(dict(arrays), option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    except TypeError:  # object arrays (bytes, strings), or views that are not contiguous
-        return orjson.dumps(jsonable(arrays)).decode()
+        return orjson.dumps(columns, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:  # views that are not contiguous
+        return orjson.dumps(
+            {n: c.tolist() if isinstance(c, np.ndarray) else c for n, c in columns.items()}
+        ).decode()
+
+
+def _json_column(array: np.ndarray) -> Any:
+    """What ``encode_arrays`` writes of ``array``: itself (orjson writes NaN as null, the
+    missing value it is read back as), or nested lists of text, or a marked column."""
+    if array.dtype.kind == "f" and np.isinf(array).any():
+        return _raw(array)
+    if array.dtype.kind in "OSU":
+        values = [_text(v) for v in array.ravel()]
+        if any(isinstance(v, bytes) for v in values):
+            return {BASE64: _shaped([_base64(v) for v in array.ravel()], array)}
+        return _shaped(values, array)
+    return array
+
+
+def decode_arrays(text: str) -> dict[str, Any]:
+    """What :func:`encode_arrays` wrote: nested lists, or for a marked column what it holds
+    (an array of :data:`RAW`, nested lists of bytes of :data:`BASE64`)."""
+    columns = orjson.loads(text)
+    if not isinstance(columns, dict):
+        raise ValueError("logged columns that are not a JSON object")
+    for name, column in columns.items():
+        if isinstance(column, dict):
+            columns[name] = _unmarked(column)
+    return columns
+
+
+def _raw(array: np.ndarray) -> dict[str, Any]:
+    return {
+        RAW: base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii"),
+        "dtype": array.dtype.str,
+        "shape": list(array.shape),
+    }
+
+
+def _unmarked(column: Mapping[str, Any]) -> Any:
+    if RAW in column:
+        dtype = np.dtype(column["dtype"])
+        if dtype.kind not in PACKED_KINDS:
+            raise ValueError(f"a logged column of raw {dtype}")
+        data = base64.b64decode(column[RAW], validate=True)
+        return np.frombuffer(data, dtype).reshape(column["shape"])
+    if BASE64 in column:
+        return _unbase64(column[BASE64])
+    raise ValueError(f"a logged column of unknown form (keys {sorted(column)})")
+
+
+def _unbase64(values: Any) -> Any:
+    if isinstance(values, list):
+        return [_unbase64(v) for v in values]
+    if isinstance(values, str):
+        return base64.b64decode(values, validate=True)
+    return values
+
+
+def _shaped(values: list[Any], array: np.ndarray) -> Any:
+    """``array``'s values, listed flat, nested again as ``array`` is."""
+    if array.ndim > 1:
+        return np.array(values, dtype=object).reshape(array.shape).tolist()
+    return values
+
+
+def _base64(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.encode()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return _text(value)
 
 
 def _text(value: Any) -> Any:
+    """Bytes as text where they are UTF-8 (as most BYTES tensors are): bytes where not."""
     if isinstance(value, bytes):
-        return value.decode(errors="replace")
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return bytes(value)
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -206,7 +304,8 @@ class DecodedBatch:
         self.request_ids: list[str] = orjson.loads(row["request_ids"])
         self.times: list[float] = [float(t) for t in orjson.loads(row["times"])]
         self._per_request: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None
-        # Column-wise: name -> all rows, as arrays (packed) or nested lists (JSON).
+        # Column-wise: name -> all rows, as arrays (packed, or marked in JSON) or nested
+        # lists (JSON).
         self._columns: tuple[Mapping[str, Any], Mapping[str, Any]] = ({}, {})
         self._packed = row.get("packed") is not None
         if row["row_counts"] is None:  # written before row counts: one object per request
@@ -216,7 +315,7 @@ class DecodedBatch:
             if self._packed:
                 self._columns = unpack_arrays(bytes(row["packed"]))
             else:
-                self._columns = (orjson.loads(row["inputs"]), orjson.loads(row["outputs"]))
+                self._columns = (decode_arrays(row["inputs"]), decode_arrays(row["outputs"]))
             self.starts = [0]
             for rows in orjson.loads(row["row_counts"]):
                 self.starts.append(self.starts[-1] + int(rows))
@@ -237,11 +336,9 @@ class DecodedBatch:
         else:
             start, end = self.starts[position], self.starts[position + 1]
             inputs, outputs = (
-                {name: values[start:end] for name, values in columns.items()}
+                {name: _rows(values, start, end) for name, values in columns.items()}
                 for columns in self._columns
             )
-            if self._packed:
-                inputs, outputs = jsonable(inputs), jsonable(outputs)
         return LogEntry(
             self.request_ids[position],
             self.model,
@@ -251,6 +348,13 @@ class DecodedBatch:
             outputs,
             label,
         )
+
+
+def _rows(values: Any, start: int, end: int) -> Any:
+    """Rows ``start`` to ``end`` of a column as nested lists: an array's (packed, or marked in
+    JSON) listed, JSON's as they are."""
+    part = values[start:end]
+    return _listed(part) if isinstance(part, np.ndarray) else part
 
 
 def _check(consistent: bool) -> None:

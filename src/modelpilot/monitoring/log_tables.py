@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,12 @@ from sqlalchemy import (
     inspect,
     select,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from modelpilot.monitoring import log_segments
 from modelpilot.monitoring.log_records import LogBatch
+
+logger = logging.getLogger("modelpilot.monitoring.inference_log")
 
 metadata = MetaData()
 
@@ -137,6 +141,25 @@ def stored_label(text: str) -> Any:
 
 
 UNREADABLE_LABEL = object()
+
+
+def warn_without_autovacuum(engine: Engine) -> None:
+    """Say once, at start, that a PostgreSQL log's tables grow when nothing vacuums them (see
+    ``inference_log``'s docstring)."""
+    if engine.dialect.name != "postgresql":
+        return
+    try:
+        with engine.connect() as conn:
+            setting = conn.exec_driver_sql("SHOW autovacuum").scalar()
+    except SQLAlchemyError:
+        return  # no reason to refuse the log: this is only advice
+    if str(setting).lower() == "off":
+        logger.warning(
+            "PostgreSQL's autovacuum is off: the inference log deletes the rows it trims, but "
+            "their space is taken again only when vacuumed, so its tables grow with every "
+            "request logged. Turn autovacuum on, or run VACUUM inference_log_batches, "
+            "inference_log_labels regularly"
+        )
 
 
 def segments_of(engine: Engine) -> log_segments.Segments | None:
