@@ -175,9 +175,11 @@ def drift(
 ) -> None:
     """Test every feature for drift, print a table and write an HTML report with histograms.
 
-    Numbers are binned on the reference's deciles and compared with PSI, Jensen-Shannon,
-    KL divergence and Wasserstein (plus a KS test on small samples); categories with
-    Jensen-Shannon and chi-squared. The rule that decides is printed under the table.
+    Numbers are binned on the reference's deciles (a value holding a tenth of the rows, or
+    each value of a feature of ten or fewer, in a bin of its own) and compared with PSI,
+    Jensen-Shannon, KL divergence and Wasserstein (plus a KS test on small samples);
+    categories with Jensen-Shannon and chi-squared. The rule that decides is printed under
+    the table.
     """
     settings = make_settings(
         registry=registry,
