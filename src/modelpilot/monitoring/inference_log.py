@@ -84,9 +84,9 @@ from modelpilot.monitoring.log_tables import (
 )
 from modelpilot.monitoring.log_tables import batch_row as batch_row
 from modelpilot.monitoring.log_tables import batches as batches
-from modelpilot.monitoring.repeated_errors import first_line
 from modelpilot.registry.database import WRITE_OPTION
 from modelpilot.registry.schema import create_tables
+from modelpilot.repeated_errors import first_line
 
 logger = logging.getLogger(__name__)
 

@@ -47,12 +47,12 @@ from modelpilot.monitoring.model_monitor import (
     MonitorState,
     totals_of,
 )
-from modelpilot.monitoring.repeated_errors import RepeatedErrors, first_line
 from modelpilot.monitoring.siblings import WorkerExchange
 from modelpilot.monitoring.tap import LocalTap, Tap, TapFailed, monitor_of
 from modelpilot.monitoring.tap_batches import Call, merge
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
+from modelpilot.repeated_errors import RepeatedErrors, first_line
 from modelpilot.serving.observers import InferenceObserver
 
 if TYPE_CHECKING:

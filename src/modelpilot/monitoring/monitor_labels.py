@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from modelpilot.errors import InvalidInput, NotFound
 from modelpilot.monitoring.feedback import FeedbackResult, Joined, join, look_again
 from modelpilot.monitoring.model_monitor import ModelMonitor
-from modelpilot.monitoring.repeated_errors import first_line
 from modelpilot.monitoring.tap import TapFailed, served_versions
 from modelpilot.monitoring.tap_batches import Found, Relabelled
+from modelpilot.repeated_errors import first_line
 
 if TYPE_CHECKING:
     from modelpilot.monitoring.monitor import Monitor

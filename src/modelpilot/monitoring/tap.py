@@ -28,10 +28,10 @@ from modelpilot.errors import NotFound, Unavailable
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.log_records import LogBatch, log_batch
 from modelpilot.monitoring.model_monitor import ModelMonitor, MonitorConfig, MonitorState
-from modelpilot.monitoring.repeated_errors import RepeatedErrors, first_line
 from modelpilot.monitoring.tap_batches import Found, Merged, Relabelled
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
+from modelpilot.repeated_errors import RepeatedErrors, first_line
 
 logger = logging.getLogger(__name__)
 

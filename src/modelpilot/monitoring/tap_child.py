@@ -22,11 +22,11 @@ from typing import Any
 
 from modelpilot.monitoring.inference_log import open_log
 from modelpilot.monitoring.model_monitor import MonitorConfig
-from modelpilot.monitoring.repeated_errors import RepeatedErrors, first_line
 from modelpilot.monitoring.tap import LocalTap
 from modelpilot.monitoring.tap_batches import Merged
 from modelpilot.monitoring.tap_wire import RoundDecoder
 from modelpilot.registry.store import Registry
+from modelpilot.repeated_errors import RepeatedErrors, first_line
 
 logger = logging.getLogger(__name__)
 

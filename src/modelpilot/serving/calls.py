@@ -20,8 +20,8 @@ from modelpilot.errors import (
     clipped,
     quoted,
 )
-from modelpilot.monitoring.repeated_errors import REPEAT_SECONDS, RepeatedErrors
 from modelpilot.registry.types import ModelVersion
+from modelpilot.repeated_errors import REPEAT_SECONDS, RepeatedErrors
 from modelpilot.runtimes.base import Runtime, batch_rows
 from modelpilot.serving.batcher import BatchingPolicy
 

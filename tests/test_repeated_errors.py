@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from modelpilot.monitoring.repeated_errors import RepeatedErrors
+from modelpilot.repeated_errors import RepeatedErrors
 
 logger = logging.getLogger("tests.repeated")
 
