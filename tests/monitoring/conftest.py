@@ -1,10 +1,12 @@
-"""A served, labelled iris model with monitoring on, and the traffic the tests send it."""
+"""A served, labelled iris model with monitoring on, and the traffic the tests send it; an
+inference log on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +15,7 @@ import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry
 
+from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.model_metrics import ModelCollector, MonitorCollector
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.process import ProcessMonitoring
@@ -22,6 +25,29 @@ from modelpilot.serving.engine import InferenceEngine
 from tests.conftest import make_settings
 
 SHIFTED = ["sepal_length", "sepal_width"]
+
+LOG_BOUND = 100
+"""Requests the ``log`` fixture's inference log holds at most."""
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def log_registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
+    """A registry on SQLite, then one on PostgreSQL: where an inference log lives."""
+    if request.param == "sqlite":
+        location = str(tmp_path / "registry")
+    else:
+        location = request.getfixturevalue("postgres_location")
+    registry = Registry.open(location, tmp_path / "artifacts")
+    yield registry
+    registry.close()
+
+
+@pytest.fixture
+def log(log_registry: Registry) -> Iterator[InferenceLog]:
+    """An inference log of at most ``LOG_BOUND`` requests, on each of ``log_registry``'s."""
+    log = InferenceLog(log_registry.companion_engine("inference-log"), max_rows=LOG_BOUND)
+    yield log
+    log.close()
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +22,6 @@ from modelpilot.monitoring.log_records import (
 )
 from modelpilot.protocol.types import MAX_REQUEST_ID
 from modelpilot.registry.store import Registry
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InferenceLog]:
-    if request.param == "sqlite":
-        location = str(tmp_path / "registry")
-    else:
-        location = request.getfixturevalue("postgres_location")
-    registry = Registry.open(location, tmp_path / "artifacts")
-    log = InferenceLog(registry.companion_engine("inference-log"), max_rows=100)
-    yield log
-    log.close()
-    registry.close()
 
 
 def entry(request_id: str, model: str = "m", version: int = 1, at: float = 0.0) -> LogEntry:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,26 +19,7 @@ from sqlalchemy import text
 from modelpilot.monitoring.inference_log import LABELS_GRACE_SECONDS, InferenceLog
 from modelpilot.monitoring.log_records import LogBatch, log_batch
 from modelpilot.registry.store import Registry
-
-BOUND = 100
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
-    if request.param == "sqlite":
-        location = str(tmp_path / "registry")
-    else:
-        location = request.getfixturevalue("postgres_location")
-    registry = Registry.open(location, tmp_path / "artifacts")
-    yield registry
-    registry.close()
-
-
-@pytest.fixture
-def log(registry: Registry) -> Iterator[InferenceLog]:
-    log = InferenceLog(registry.companion_engine("inference-log"), max_rows=BOUND)
-    yield log
-    log.close()
+from tests.monitoring.conftest import LOG_BOUND
 
 
 def sampled(prefix: str, requests: int, at: float, every: int = 3) -> tuple[list[str], LogBatch]:
@@ -72,7 +51,7 @@ def test_labels_of_requests_the_log_never_held_go_as_the_log_moves_past_them(
     for round_number in range(4):
         log.append([sampled(f"n{round_number}-", 150, later + round_number)[1]])
     log.trim()
-    assert log.count() == BOUND
+    assert log.count() == LOG_BOUND
     assert labels_held(log) == set()
 
 
@@ -97,17 +76,17 @@ def test_labels_the_log_still_has_a_use_for_stay(log: InferenceLog) -> None:
 
 
 def test_a_postgresql_log_without_autovacuum_says_its_tables_grow(
-    registry: Registry, caplog: pytest.LogCaptureFixture
+    log_registry: Registry, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Trimmed rows' space comes back only when vacuumed: with autovacuum off, a tester's log
     of about 100 requests grew from 19 to 171 MB, and nothing said why."""
-    engine = registry.companion_engine("inference-log")
+    engine = log_registry.companion_engine("inference-log")
     off = False
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             off = conn.execute(text("SHOW autovacuum")).scalar() == "off"
     with caplog.at_level(logging.WARNING, "modelpilot.monitoring.inference_log"):
-        InferenceLog(engine, max_rows=BOUND).close()
+        InferenceLog(engine, max_rows=LOG_BOUND).close()
     warned = [r.getMessage() for r in caplog.records if "autovacuum is off" in r.getMessage()]
     assert len(warned) == (1 if off else 0)
     if off:

@@ -8,7 +8,6 @@ that are not UTF-8 were logged as text, with U+FFFD in place of each byte that i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,19 +33,6 @@ SIGNATURE = Signature.from_dict(
 )
 
 PNG = b"\x89PNG\r\n\x1a\n\xff\xfe"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[InferenceLog]:
-    if request.param == "sqlite":
-        location = str(tmp_path / "registry")
-    else:
-        location = request.getfixturevalue("postgres_location")
-    registry = Registry.open(location, tmp_path / "artifacts")
-    log = InferenceLog(registry.companion_engine("inference-log"), max_rows=100)
-    yield log
-    log.close()
-    registry.close()
 
 
 def a_round(words: bool) -> LogBatch:

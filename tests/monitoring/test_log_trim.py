@@ -7,8 +7,6 @@ batches, dropped it too, so labels joined nothing and ``modelpilot drift`` read 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,26 +15,7 @@ import pytest
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.log_records import LogBatch, log_batch
 from modelpilot.registry.store import Registry
-
-BOUND = 100
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
-    if request.param == "sqlite":
-        location = str(tmp_path / "registry")
-    else:
-        location = request.getfixturevalue("postgres_location")
-    registry = Registry.open(location, tmp_path / "artifacts")
-    yield registry
-    registry.close()
-
-
-@pytest.fixture
-def log(registry: Registry) -> Iterator[InferenceLog]:
-    log = InferenceLog(registry.companion_engine("inference-log"), max_rows=BOUND)
-    yield log
-    log.close()
+from tests.monitoring.conftest import LOG_BOUND
 
 
 def a_round(prefix: str, requests: int, words: bool = False) -> LogBatch:
@@ -66,7 +45,7 @@ def test_a_batch_larger_than_the_bound_keeps_its_newest_requests(
 ) -> None:
     batch = a_round("r", 250, words)
     log.append([batch])
-    newest_ids = batch.request_ids[-BOUND:]
+    newest_ids = batch.request_ids[-LOG_BOUND:]
     found = log.find("m", batch.request_ids)
     assert sorted(found) == sorted(newest_ids)  # the newest 100, not none
     for position in (150, 151, 249):
@@ -75,7 +54,7 @@ def test_a_batch_larger_than_the_bound_keeps_its_newest_requests(
         assert entry.created_at == batch.times[position]
     window = log.recent("m")
     assert [e.request_id for e in window] == newest_ids
-    assert log.count() == BOUND and log.left_out == 150
+    assert log.count() == LOG_BOUND and log.left_out == 150
 
 
 def test_rounds_larger_than_the_bound_leave_the_newest_round_every_time(
@@ -86,22 +65,22 @@ def test_rounds_larger_than_the_bound_leave_the_newest_round_every_time(
     for write in range(3):
         rounds = [a_round(f"w{write}-{n}-", 400) for n in range(4)]
         log.append(rounds)
-        newest_ids = rounds[-1].request_ids[-BOUND:]
+        newest_ids = rounds[-1].request_ids[-LOG_BOUND:]
         assert [e.request_id for e in log.recent("m")] == newest_ids
         log.set_labels("m", {rid: 1 for rid in newest_ids})
         found = log.find("m", [rid for r in rounds for rid in r.request_ids])
         assert sorted(found) == sorted(newest_ids)
         assert all(e.label == 1 for e in found.values())
-        assert log.count() == BOUND
-    assert log.left_out == 3 * 4 * (400 - BOUND)
+        assert log.count() == LOG_BOUND
+    assert log.left_out == 3 * 4 * (400 - LOG_BOUND)
 
 
 def test_a_trim_keeps_the_newest_batch_even_when_another_writer_made_it_larger(
-    registry: Registry, log: InferenceLog
+    log_registry: Registry, log: InferenceLog
 ) -> None:
     """A server with a larger bound (or an earlier release) on the same database writes
     batches larger than this one's bound: its trims must not leave the log empty."""
-    other = InferenceLog(registry.companion_engine("inference-log"), max_rows=10_000)
+    other = InferenceLog(log_registry.companion_engine("inference-log"), max_rows=10_000)
     try:
         log.append([a_round("a", 30)])
         other.append([a_round("b", 300)])
@@ -115,7 +94,7 @@ def test_a_trim_keeps_the_newest_batch_even_when_another_writer_made_it_larger(
 
 
 def test_a_batch_within_the_bound_is_written_as_it_is(log: InferenceLog) -> None:
-    batch = a_round("r", BOUND)
+    batch = a_round("r", LOG_BOUND)
     log.append([batch])
     assert sorted(log.find("m", batch.request_ids)) == sorted(batch.request_ids)
     assert log.left_out == 0
