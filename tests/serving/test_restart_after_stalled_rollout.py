@@ -9,42 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from modelpilot.config import Settings
 from modelpilot.errors import ArtifactError
 from modelpilot.protocol.rows import request_from_rows
-from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
-from modelpilot.serving.engine import InferenceEngine
-from modelpilot.serving.registration import register_model
-
-MODEL = """
-class Model:
-    def predict(self, x):
-        return x[:, 0] * {factor}
-"""
-
-
-async def started(registry: Registry, *refs: str) -> InferenceEngine:
-    settings = Settings(registry=registry.location)
-    engine = InferenceEngine(registry, settings, [ModelRef.parse(r) for r in refs])
-    try:
-        await engine.start()
-    except BaseException:
-        await engine.stop()
-        raise
-    return engine
+from tests.serving.conftest import corrupt, register_scorer, started
 
 
 def rolled_out_broken(registry: Registry, tmp_path: Path, alias: str) -> ModelVersion:
     """``scorer`` versions 1 and 2, ``alias`` created at version 2, whose artifact is
     corrupted: its history names no version before; version 2."""
-    for version in (1, 2):
-        path = tmp_path / f"scorer_v{version}.py"
-        path.write_text(MODEL.format(factor=version))
-        broken = register_model(registry, "scorer", path, flavor="python")
-    stored = registry.artifacts.path_for(broken.artifact_sha256)
-    stored.write_text(stored.read_text() + "# tampered\n")
+    register_scorer(registry, tmp_path, 1)
+    broken = register_scorer(registry, tmp_path, 2)
+    corrupt(registry, broken)
     registry.set_alias("scorer", alias, 2)
     return broken
 

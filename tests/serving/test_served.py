@@ -7,13 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from modelpilot.config import Settings
 from modelpilot.errors import ArtifactError
 from modelpilot.protocol.rows import request_from_rows
-from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.store import Registry
-from modelpilot.serving.engine import InferenceEngine
 from modelpilot.serving.registration import register_model
+from tests.serving.conftest import started
 
 NEEDS_WEIGHTS = '''
 from pathlib import Path
@@ -43,17 +41,6 @@ def needing_weights(tmp_path: Path, at_import: bool = False) -> tuple[Path, Path
     model = tmp_path / "weighted.py"
     model.write_text(NEEDS_WEIGHTS.format(weights=str(weights), at_import=check * at_import))
     return model, weights
-
-
-async def started(registry: Registry, *refs: str, **overrides: object) -> InferenceEngine:
-    settings = Settings(registry=registry.location, **overrides)  # type: ignore[arg-type]
-    engine = InferenceEngine(registry, settings, [ModelRef.parse(r) for r in refs])
-    try:
-        await engine.start()
-    except BaseException:
-        await engine.stop()
-        raise
-    return engine
 
 
 @pytest.mark.parametrize(

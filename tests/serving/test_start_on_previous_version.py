@@ -12,58 +12,25 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from modelpilot.config import Settings
 from modelpilot.errors import AliasNotFound, ArtifactError
 from modelpilot.protocol.rows import request_from_rows
 from modelpilot.registry import schema
-from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.engine import InferenceEngine
-from modelpilot.serving.registration import register_model
 from tests.monitoring.conftest import monitored
-
-MODEL = """
-class Model:
-    def predict(self, x):
-        return x[:, 0] * {factor}
-"""
-
-
-def register(registry: Registry, tmp_path: Path, version: int) -> ModelVersion:
-    path = tmp_path / f"scorer_v{version}.py"
-    path.write_text(MODEL.format(factor=version))
-    return register_model(registry, "scorer", path, flavor="python")
-
-
-def corrupt(registry: Registry, mv: ModelVersion) -> str:
-    """Spoil ``mv``'s stored artifact; what it held."""
-    stored = registry.artifacts.path_for(mv.artifact_sha256)
-    held = stored.read_text()
-    stored.write_text(held + "# tampered\n")
-    return held
+from tests.serving.conftest import corrupt, register_scorer, started
 
 
 def rolled_out_broken(registry: Registry, tmp_path: Path, alias: str) -> tuple[ModelVersion, str]:
     """``scorer`` version 1 at ``alias``, then ``alias`` moved to a version 2 whose artifact
     is corrupted; version 2, and what its artifact held."""
-    register(registry, tmp_path, 1)
-    broken = register(registry, tmp_path, 2)
+    register_scorer(registry, tmp_path, 1)
+    broken = register_scorer(registry, tmp_path, 2)
     registry.set_alias("scorer", alias, 1)
     held = corrupt(registry, broken)
     registry.set_alias("scorer", alias, 2)
     return broken, held
-
-
-async def started(registry: Registry, *refs: str, **settings: float) -> InferenceEngine:
-    config = Settings(registry=registry.location, **settings)
-    engine = InferenceEngine(registry, config, [ModelRef.parse(r) for r in refs])
-    try:
-        await engine.start()
-    except BaseException:
-        await engine.stop()
-        raise
-    return engine
 
 
 async def answered_by(engine: InferenceEngine, version: str) -> None:
@@ -122,7 +89,7 @@ async def test_the_rollout_stalled_alert_holds_until_the_alias_moves_on(
         metrics = (await client.get("/metrics")).text
         assert 'modelpilot_rollout_stalled{model="scorer",version="2"} 1.0' in metrics
 
-        register(registry, tmp_path, 3)
+        register_scorer(registry, tmp_path, 3)
         registry.set_alias("scorer", "production", 3)  # the alias moves on to one that loads
         await answered_by(engine, "3")
         assert engine.served.stalled == {}
@@ -134,7 +101,7 @@ async def test_an_alias_other_than_production_starts_on_its_own_version_before(
     registry: Registry, tmp_path: Path
 ) -> None:
     for version in (1, 2, 3):
-        register(registry, tmp_path, version)
+        register_scorer(registry, tmp_path, version)
     registry.set_alias("scorer", "production", 1)
     registry.set_alias("scorer", "staging", 2)
     corrupt(registry, registry.get_version("scorer", 3))
@@ -153,7 +120,7 @@ async def test_the_version_before_is_the_one_a_rollback_moves_to(
     """Rolled back from 3 to 2, which does not load: the version before is 1, where a second
     rollback goes, not 3, which the rollback moved away from."""
     for version in (1, 2, 3):
-        register(registry, tmp_path, version)
+        register_scorer(registry, tmp_path, version)
     for version in (1, 2, 3):
         registry.set_alias("scorer", "production", version)
     corrupt(registry, registry.get_version("scorer", 2))
@@ -212,7 +179,7 @@ def test_previous_target_reads_where_a_rollback_would_go_and_changes_nothing(
     store: Registry, tmp_path: Path
 ) -> None:
     for version in (1, 2, 3, 4):
-        register(store, tmp_path, version)
+        register_scorer(store, tmp_path, version)
     store.set_alias("scorer", "production", 1)
     assert store.previous_target("scorer") is None  # created there: no version before
     store.set_alias("scorer", "production", 3)
