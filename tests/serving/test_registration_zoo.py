@@ -191,6 +191,42 @@ async def test_an_skl2onnx_classifier_gets_its_auc_at_registration_and_live(
     assert performance["current"]["auc"] == pytest.approx(roc_auc_score(y[:100], served_proba))
 
 
+async def test_an_onnx_classifier_registered_without_its_classes_gets_no_auc(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """Registered before ONNX graphs' classes were read, its signature names no classes: its
+    probabilities' columns were scored against the classes in the order its reference
+    predictions counted them, and read AUC 0.244 where scikit-learn gives 0.756. With no
+    classes to pair the columns with, there is no AUC, as at its registration."""
+    from sqlalchemy import update
+
+    from modelpilot.registry import schema
+
+    data = load_breast_cancer()
+    x = data.data[:, :8].astype(np.float32)
+    y = np.array(["yes", "no"])[data.target]  # "no", the second column, is the commoner
+    model = LogisticRegression(max_iter=2000).fit(x[:300], y[:300])
+    path = tmp_path / "bc.onnx"
+    path.write_bytes(
+        to_onnx(model, x[:1], options={id(model): {"zipmap": False}}).SerializeToString()
+    )
+    reference = pd.DataFrame(x[300:], columns=[f"f{i}" for i in range(8)]).assign(label=y[300:])
+    version = register_model(registry, "bc", path, reference=reference, target="label")
+    old = version.signature.to_dict()
+    del old["extra"]["classes"]
+    with registry._engine.begin() as conn:  # as the release before stored it
+        conn.execute(update(schema.versions).values(signature=old))
+    async with monitored(registry, performance_min_labels=20) as served:
+        ids = [(await _predict(served.client, "bc", {"data": r.tolist()}))["id"] for r in x[:100]]
+        served.monitor.flush()
+        await _labelled(served.client, "bc", ids, y[:100].tolist())
+        performance = (await served.client.get("/api/monitoring/bc")).json()["performance"]
+    assert performance["current"]["accuracy"] == pytest.approx(
+        accuracy_score(y[:100], model.predict(x[:100]))
+    )
+    assert "auc" not in performance["current"]
+
+
 def test_a_regressor_of_several_values_a_row_is_said_to_be_unwatched(
     registry: Registry, tmp_path: Path
 ) -> None:

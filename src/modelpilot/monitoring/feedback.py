@@ -74,13 +74,21 @@ def label_pairs(
 
 def predicted_rows(monitor: ModelMonitor, outputs: Mapping[str, Any]) -> tuple[list[Any], Any]:
     """One predicted value per row (the main output's first column), and the probabilities
-    (the output ``Signature.probabilities`` names, as registration measured AUC on)."""
+    (the output ``Signature.probabilities`` names, as registration measured AUC on), where
+    the signature states the classes of their columns, as registration requires too.
+
+    Without them the columns' classes are unknown: an ONNX classifier registered before its
+    graph's classes were read was scored against the classes in the order its reference
+    predictions counted them, and read AUC 0.244 where scikit-learn gives 0.756."""
     bins = monitor.predictions
     output = bins.output if bins is not None else next(iter(outputs))
     predicted = np.asarray(outputs[output], dtype=object)
     values = predicted.reshape(len(predicted), -1)[:, 0].tolist()
-    probabilities = monitor.version.signature.probabilities
-    return values, outputs.get(probabilities.name) if probabilities is not None else None
+    signature = monitor.version.signature
+    probabilities = signature.probabilities
+    if probabilities is None or not signature.extra.get("classes"):
+        return values, None
+    return values, outputs.get(probabilities.name)
 
 
 @dataclass(frozen=True, slots=True)
