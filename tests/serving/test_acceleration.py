@@ -298,3 +298,27 @@ async def test_versions_of_one_file_keep_their_own_verdicts(
             await engine.stop()
     assert json.loads(derived_path(registry, checked, VERDICT).read_text())["ok"]
     assert not json.loads(derived_path(registry, bare, VERDICT).read_text())["ok"]
+
+
+async def test_why_a_model_keeps_scikit_learn_is_said_in_a_line(
+    registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """skl2onnx's complaint about a node it could not make lists every attribute array of
+    the trees: 941 KB of one log record, 31,677 lines, at every start."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    x, y = load_iris(return_X_y=True)
+    model = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(x, y)
+    version = register_model(registry, "hgb", saved(tmp_path, model, "hgb"), reference=x)
+    caplog.set_level(logging.INFO, logger="modelpilot.serving.acceleration")
+    engine = await serve(registry)
+    try:
+        loaded = await engine.get_model("hgb")
+    finally:
+        await engine.stop()
+    if not isinstance(loaded.runtime, SklearnRuntime):
+        pytest.skip("this skl2onnx converts the model: there is no failure to tell of")
+    (said,) = [r.getMessage() for r in caplog.records if "keeps" in r.getMessage()]
+    assert "\n" not in said and len(said) < 600, said[:200]
+    verdict = json.loads(derived_path(registry, version, VERDICT).read_text())
+    assert "\n" not in verdict["reason"] and len(verdict["reason"]) < 1000

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpilot.errors import ArtifactError, MissingExtra
+from modelpilot.errors import ArtifactError, MissingExtra, clipped
 from modelpilot.registry.artifacts import sha256_of
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
@@ -158,8 +158,8 @@ def _converted(
     try:
         sample, holes = _sample(registry, version, width)
     except ConversionError as exc:
-        _record(registry, version, Parity(False, 0, float("inf"), 0, str(exc)), None, None)
-        logger.info("%s keeps %s: %s", version, original.flavor, exc)
+        _record(registry, version, Parity(False, 0, float("inf"), 0, _said(exc)), None, None)
+        logger.info("%s keeps %s: %s", version, original.flavor, _said(exc))
         return original
     # Missing values are checked on their own rows, made from the sample; text models' rows
     # are not, so their missing numbers (and missing text, which no string tensor holds)
@@ -174,7 +174,7 @@ def _converted(
             optimized.unlink(missing_ok=True)
             fast = ConvertedRuntime(_load(converted, optimized), version.signature)
         except (ConversionError, ArtifactError, MissingExtra, OSError) as exc:
-            reasons.append(f"{name}: {exc}")
+            reasons.append(f"{name}: {_said(exc)}")
             continue
         parity = check_parity(original, fast, sample)
         if parity.ok:
@@ -340,3 +340,12 @@ def _text_sample(rows: np.ndarray, datatypes: tuple[str, ...]) -> np.ndarray:
     unseen = sample.copy()
     unseen[:, text] = UNSEEN
     return np.concatenate([sample, unseen])
+
+
+def _said(exc: BaseException) -> str:
+    """Why a conversion failed, in a line: skl2onnx's complaint about a node it could not make
+    lists every attribute array of the trees (941 KB, 31,677 lines for a small
+    HistGradientBoostingClassifier), which was logged at every start and stored as the
+    verdict's reason."""
+    lines = str(exc).strip().splitlines()
+    return clipped(lines[0] if lines else type(exc).__name__, 400)
