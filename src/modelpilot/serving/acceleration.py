@@ -86,7 +86,9 @@ def _from_cache(
     if verdict is None:
         return None
     if not verdict.get("ok"):
-        logger.info("%s keeps %s: %s", version, original.flavor, verdict.get("reason"))
+        # (A verdict stored before reasons were cut to a line may hold a whole graph.)
+        reason = _in_a_line(str(verdict.get("reason", "")))
+        logger.info("%s keeps %s: %s", version, original.flavor, reason)
         return original
     try:
         _check_cached(verdict, converted, optimized)
@@ -347,5 +349,10 @@ def _said(exc: BaseException) -> str:
     lists every attribute array of the trees (941 KB, 31,677 lines for a small
     HistGradientBoostingClassifier), which was logged at every start and stored as the
     verdict's reason."""
-    lines = str(exc).strip().splitlines()
-    return clipped(lines[0] if lines else type(exc).__name__, 400)
+    return _in_a_line(str(exc)) or type(exc).__name__
+
+
+def _in_a_line(text: str) -> str:
+    """``text``'s first line, clipped."""
+    lines = text.strip().splitlines()
+    return clipped(lines[0], 400) if lines else ""
