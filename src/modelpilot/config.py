@@ -229,6 +229,22 @@ class Settings(BaseSettings):
     alert_latency_p99_seconds: float = Field(default=0.5, gt=0.0)
     """p99 latency over the last minute that raises an alert."""
 
+    alert_for_seconds: float = Field(default=0.0, ge=0.0)
+    """How long data drift or concept drift must hold, at every evaluation, before its alert
+    fires (pending meanwhile: neither shown nor sent); one evaluation where it does not hold
+    starts the wait over. 0 fires at once, so that a drift is seen as soon as a window shows
+    it. A wait keeps a feature flagged by chance in one window from firing, but also holds
+    back a drift that short windows show only most of the time: with a wait, keep the drift
+    window long enough to show a drift in every evaluation."""
+
+    alert_keep_firing_seconds: float = Field(default=60.0, ge=0.0)
+    """How long a firing data drift or concept drift alert must not hold before it resolves
+    (its message saying since when it has not held); if it holds again before, it stays the
+    same alert. Each evaluation judges a partly new window: a steady shift that five windows
+    in six showed fired and resolved ten times in two minutes without it. A minute makes one
+    incident one firing and one resolution, the resolution sent a minute after the drift
+    ends."""
+
     alert_webhook_url: str | None = None
     """URL that alert changes are POSTed to as JSON (optional); whitespace around it, such as
     the newline that ends a secret mounted from a file, is dropped."""

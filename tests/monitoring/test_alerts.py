@@ -69,12 +69,17 @@ def receiver() -> Iterator[Receiver]:
     server.server_close()
 
 
+AT_ONCE = AlertRules(keep_firing_seconds=0.0)
+"""Drift alerts that resolve at the first evaluation that does not hold (the default waits a
+minute: test_alert_persistence.py)."""
+
+
 def drift(holds: bool, message: str = "2 of 4 features drifted") -> Condition:
     return Condition("data_drift", "iris:1", holds, "warning", message, 0.5)
 
 
 def test_alert_lifecycle_goes_to_the_webhook(receiver: Receiver) -> None:
-    book = AlertBook(f"http://127.0.0.1:{receiver.server_port}/hook")
+    book = AlertBook(f"http://127.0.0.1:{receiver.server_port}/hook", rules=AT_ONCE)
     assert book.update([drift(False)], now=1.0) == []
     fired = book.update([drift(True)], now=2.0)
     assert [a.rule for a in fired] == ["data_drift"] and fired[0].since == 2.0
@@ -105,7 +110,7 @@ def test_a_book_carried_on_keeps_its_alerts_counts_and_undelivered_notifications
     gone.webhook.close(timeout=0)
     nowhere.close()
 
-    successor = AlertBook(f"http://127.0.0.1:{receiver.server_port}/hook")
+    successor = AlertBook(f"http://127.0.0.1:{receiver.server_port}/hook", rules=AT_ONCE)
     successor.carry_on(state)
     assert successor.update([drift(True, "3 of 4 features drifted")], now=3.0) == []
     (resolved,) = successor.update([drift(False, "no drift")], now=4.0)
@@ -149,7 +154,7 @@ def settled(webhook: Webhook, receiver: Receiver, delivered: int) -> None:
 def test_a_slow_receiver_does_not_hold_up_the_alerts(receiver: Receiver) -> None:
     # The monitor updates alerts under the lock that the event loop reads reports under.
     receiver.delay = 1.0
-    book = AlertBook(f"http://127.0.0.1:{receiver.server_port}/hook")
+    book = AlertBook(f"http://127.0.0.1:{receiver.server_port}/hook", rules=AT_ONCE)
     started = time.monotonic()
     book.update([drift(True)], now=1.0)
     book.update([drift(False)], now=2.0)
@@ -322,7 +327,7 @@ def test_a_resolved_concept_drift_is_announced_with_the_figures_that_resolve_it(
     def report() -> ModelReport:
         return ModelReport("iris", "1", 0, 0, None, None, window.report(), [])
 
-    book = AlertBook()
+    book = AlertBook(rules=AT_ONCE)
     for i in range(40):  # every one wrong
         window.add(i % 2, 1 - i % 2, None, at=None)
     (fired,) = book.update(model_conditions([report()]), now=1.0)

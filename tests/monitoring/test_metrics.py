@@ -417,7 +417,9 @@ async def test_an_emptied_drift_window_exports_no_scores_and_flags_nothing(
     series, no feature drifted, no alert, and the API says why. (The empty window was scored
     as if uniform: PSI 1.7-1.9 for every feature, more than while traffic flowed.)"""
     window_seconds = 2.0
-    settings = make_settings(labelled_iris, drift_window_seconds=window_seconds)
+    settings = make_settings(
+        labelled_iris, drift_window_seconds=window_seconds, alert_keep_firing_seconds=0.0
+    )
     engine = InferenceEngine(labelled_iris, settings)
     monitoring = ProcessMonitoring.for_engine(engine, settings)
     monitor = monitoring.monitor

@@ -82,6 +82,7 @@ def test_the_alerts_outlive_the_worker_that_decides_on_them(
         "MODELPILOT_DRIFT_WINDOW_ROWS": "60",
         "MODELPILOT_ALERT_WEBHOOK_URL": receiver.url,
         "MODELPILOT_MONITOR_RESTORE": "false",
+        "MODELPILOT_ALERT_KEEP_FIRING_SECONDS": "0",  # resolves at once, as it did
     }
     server = start(labelled_iris, "--workers", "2", env=env)
     try:

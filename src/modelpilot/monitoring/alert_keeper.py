@@ -6,7 +6,9 @@ webhook): it writes its book to the workers' shared directory whenever the book 
 whenever the webhook delivers a notification, and every worker answers ``/api/alerts`` and
 the alert metrics from that file, so that they agree whichever worker is asked. The worker
 that replaces a dead worker 0 takes that book over: its alerts stay active without being
-announced again, its counts go on, and what the webhook had not delivered is sent.
+announced again, the model rules that wait to fire or to resolve (``AlertRules.for_seconds``,
+``keep_firing_seconds``) wait on from when they started, its counts go on, and what the
+webhook had not delivered is sent.
 """
 
 from __future__ import annotations
@@ -14,20 +16,26 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-from modelpilot.monitoring.alerts import AlertBook, AlertState, Condition
+from modelpilot.monitoring.alerts import AlertBook, AlertRules, AlertState, Condition
 from modelpilot.monitoring.siblings import WorkerExchange
 
 
 class AlertKeeper:
     """This process's part in the alerts: deciding on them, or reading worker 0's book."""
 
-    def __init__(self, webhook_url: str | None, exchange: WorkerExchange | None) -> None:
+    def __init__(
+        self,
+        webhook_url: str | None,
+        exchange: WorkerExchange | None,
+        rules: AlertRules | None = None,
+    ) -> None:
         self.exchange = exchange
         self.decides = exchange is None or exchange.index == 0
         self._lock = threading.Lock()  # the webhook's thread writes the book too
         self.book = AlertBook(
             webhook_url if self.decides else None,
             on_delivered=self.publish if exchange is not None else None,
+            rules=rules,
         )
         if self.decides and exchange is not None and exchange.inherited_alerts:
             self.book.carry_on(exchange.inherited_alerts)

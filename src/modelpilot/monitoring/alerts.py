@@ -2,9 +2,11 @@
 
 The monitor evaluates the rules (the ``*_conditions`` functions) every few seconds. A rule
 that holds becomes an active alert (exposed as ``modelpilot_alert_active`` and on
-``/api/alerts``); when it stops holding the alert resolves. A rule that cannot judge (too few
-requests) changes nothing: an alert that fires stays firing. Both changes go to the optional
-webhook as JSON (``Alert.to_dict``), queued from the monitor's thread.
+``/api/alerts``); when it stops holding the alert resolves. The model rules (``LASTING``) do
+so only once they have held, or not held, for a while (``AlertRules.for_seconds`` and
+``keep_firing_seconds``, Prometheus's ``for`` and ``keep_firing_for``). A rule that cannot
+judge (too few requests) changes nothing: an alert that fires stays firing. Both changes go to
+the optional webhook as JSON (``Alert.to_dict``), queued from the monitor's thread.
 """
 
 from __future__ import annotations
@@ -38,6 +40,15 @@ degradation, seen in labels. (A firing alert keeps the severity it fired with, s
 that rose with the figures told a drift's history, not its state.)"""
 
 
+LASTING = frozenset({"data_drift", "concept_drift"})
+"""The rules that ``AlertRules.for_seconds`` and ``keep_firing_seconds`` apply to. Each
+evaluation judges them on a window that is partly new, and so gives a test a fresh chance to
+flag by chance, or to miss a real change: a steady shift that 84% of 200-row windows showed
+fired and resolved the alert ten times in two minutes, twenty notifications for one incident.
+The service rules judge the last minute already, and a stalled rollout is a fact, not a
+sample."""
+
+
 HOST = socket.gethostname()
 """Which server a webhook notification comes from (a pod's name, under Kubernetes): several
 servers tell one receiver of their own verdicts, which may differ."""
@@ -58,6 +69,14 @@ class AlertRules:
     latency_p99_seconds: float = 0.5
     """p99 latency over ``window_seconds`` above which the latency rule fires."""
     window_seconds: float = 60.0
+    for_seconds: float = 0.0
+    """How long a model rule (``LASTING``) must hold, evaluation after evaluation, before its
+    alert fires (``MODELPILOT_ALERT_FOR_SECONDS``); pending meanwhile, which is neither shown
+    nor sent. An evaluation where it does not hold starts the wait over."""
+    keep_firing_seconds: float = 60.0
+    """How long a model rule's firing alert must not hold before it resolves
+    (``MODELPILOT_ALERT_KEEP_FIRING_SECONDS``): if it holds again before, it is the same
+    alert, announced neither again nor resolved."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +149,10 @@ class AlertState:
     fired_total: dict[tuple[str, str, str], int] = field(default_factory=dict)
     undelivered: tuple[dict[str, Any], ...] = ()
     """Webhook notifications not yet delivered."""
+    pending: dict[tuple[str, str], float] = field(default_factory=dict)
+    """Since when each model rule that holds, but has not held ``for_seconds``, has held."""
+    clearing: dict[tuple[str, str], float] = field(default_factory=dict)
+    """Since when each firing alert that has not resolved yet has not held."""
 
 
 class AlertBook:
@@ -140,11 +163,18 @@ class AlertBook:
         webhook_url: str | None = None,
         history: int = 200,
         on_delivered: Callable[[], None] | None = None,
+        rules: AlertRules | None = None,
     ) -> None:
         """``on_delivered`` is called (from the webhook's thread) whenever a notification is
-        delivered or given up."""
+        delivered or given up; ``rules`` give how long the model rules must hold, or not
+        hold, before their alerts change."""
         self.webhook_url = webhook_url
+        self.rules = rules or AlertRules()
         self.active: dict[tuple[str, str], Alert] = {}
+        self.pending: dict[tuple[str, str], float] = {}
+        """Since when each rule that holds, but whose alert does not fire yet, has held."""
+        self.clearing: dict[tuple[str, str], float] = {}
+        """Since when each firing alert's rule has not held, while its alert keeps firing."""
         self.history: deque[Alert] = deque(maxlen=history)
         self.fired_total: dict[tuple[str, str, str], int] = {}
         self.webhook = Webhook(webhook_url, on_done=on_delivered) if webhook_url else None
@@ -163,40 +193,69 @@ class AlertBook:
                     self.active[key] = replace(
                         current, message=condition.message, value=condition.value
                     )
-            elif condition.holds and current is None:
-                alert = Alert(
-                    condition.rule,
-                    condition.model,
-                    condition.severity,
-                    condition.message,
-                    condition.value,
-                    now,
-                )
-                self.active[key] = alert
-                counter = (condition.rule, condition.model, condition.severity)
-                self.fired_total[counter] = self.fired_total.get(counter, 0) + 1
-                changes.append(alert)
-            elif condition.holds and current is not None:
-                self.active[key] = replace(
-                    current, message=condition.message, value=condition.value
-                )
-            elif not condition.holds and current is not None:
-                del self.active[key]
-                # Resolved with the figures that resolve it, not the last ones that fired it.
-                changes.append(
-                    replace(
-                        current,
-                        message=condition.message or current.message,
-                        value=condition.value,
-                        resolved_at=now,
-                    )
-                )
+            elif condition.holds:
+                fired = self._held(condition, current, now)
+                if fired is not None:
+                    changes.append(fired)
+            else:
+                resolved = self._not_held(condition, current, now)
+                if resolved is not None:
+                    changes.append(resolved)
         self.history.extend(changes)
         if changes and self.webhook is not None:
             self.webhook.send(
                 {"source": "modelpilot", "host": HOST, "alerts": [a.to_dict() for a in changes]}
             )
         return changes
+
+    def _held(self, condition: Condition, current: Alert | None, now: float) -> Alert | None:
+        """A rule that holds: its alert fires once the rule has held ``for_seconds``.
+        Returns the alert if it fired now."""
+        key = (condition.rule, condition.model)
+        self.clearing.pop(key, None)
+        if current is not None:
+            self.active[key] = replace(current, message=condition.message, value=condition.value)
+            return None
+        held_since = self.pending.setdefault(key, now)
+        if condition.rule in LASTING and now - held_since < self.rules.for_seconds:
+            return None
+        del self.pending[key]
+        alert = Alert(
+            condition.rule,
+            condition.model,
+            condition.severity,
+            condition.message,
+            condition.value,
+            now,
+        )
+        self.active[key] = alert
+        counter = (condition.rule, condition.model, condition.severity)
+        self.fired_total[counter] = self.fired_total.get(counter, 0) + 1
+        return alert
+
+    def _not_held(self, condition: Condition, current: Alert | None, now: float) -> Alert | None:
+        """A rule that does not hold: its firing alert resolves once the rule has not held
+        for ``keep_firing_seconds``. Returns the alert if it resolved now."""
+        key = (condition.rule, condition.model)
+        self.pending.pop(key, None)
+        if current is None:
+            return None
+        keep = self.rules.keep_firing_seconds if condition.rule in LASTING else 0.0
+        cleared_since = self.clearing.setdefault(key, now)
+        if now - cleared_since < keep:
+            self.active[key] = replace(
+                current,
+                message=f"{condition.message}; has not held since {_clock(cleared_since)}, "
+                f"resolves at {_clock(cleared_since + keep)} unless it holds again",
+                value=condition.value,
+            )
+            return None
+        del self.active[key], self.clearing[key]
+        # Resolved with the figures that resolve it, not the last ones that fired it.
+        message = condition.message or current.message
+        if keep:
+            message += f"; has not held since {_clock(cleared_since)}"
+        return replace(current, message=message, value=condition.value, resolved_at=now)
 
     def state(self) -> AlertState:
         undelivered = self.webhook.undelivered() if self.webhook is not None else []
@@ -205,12 +264,17 @@ class AlertBook:
             tuple(self.history),
             dict(self.fired_total),
             tuple(undelivered),
+            dict(self.pending),
+            dict(self.clearing),
         )
 
     def carry_on(self, state: AlertState) -> None:
         """Take over the book of the worker this one replaces: its alerts stay active (not
-        announced again), its counts go on, and what its webhook had not delivered is sent."""
+        announced again), those pending or not holding go on waiting from when they started,
+        its counts go on, and what its webhook had not delivered is sent."""
         self.active = {alert.key: alert for alert in state.active}
+        self.pending = dict(state.pending)
+        self.clearing = dict(state.clearing)
         self.history.extend(state.history)
         for key, count in state.fired_total.items():
             self.fired_total[key] = self.fired_total.get(key, 0) + count
@@ -232,6 +296,11 @@ class AlertBook:
         """Deliver what still waits for the webhook (briefly), then stop its thread."""
         if self.webhook is not None:
             self.webhook.close()
+
+
+def _clock(at: float) -> str:
+    """A Unix time in an alert's message: in UTC, which servers in several zones agree on."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
 
 
 def model_conditions(reports: Iterable[ModelReport]) -> list[Condition]:

@@ -122,7 +122,7 @@ class Monitor(InferenceObserver):
         """The totals of the worker this one replaces, if it died (killed, crashed): they carry
         on in this worker's, so that the model's counters never go back (its windows of recent
         traffic, and its labels, are gone with it)."""
-        self.keeper = AlertKeeper(webhook_url, exchange)
+        self.keeper = AlertKeeper(webhook_url, exchange, self.rules)
         """Who decides on the alerts, and the book every worker answers from."""
         self.alerts = self.keeper.book
         self._peer_points: list[list[ServicePoint]] = []
