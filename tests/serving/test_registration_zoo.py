@@ -4,6 +4,7 @@ skl2onnx's regressors (an ``[N, 1]`` output) and classifiers (``label`` and
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,23 @@ def test_booleans_with_missing_values_are_numbers_the_model_may_take_missing(
     assert version.signature.inputs[0].datatype == "FP64" and version.signature.allow_nan
     expected = accuracy_score(y, model.predict(numbers))
     assert version.metadata["reference_metrics"]["accuracy"] == pytest.approx(expected)
+    # And served so: JSON's true and null in one column (pandas' to_dict of such a column)
+    # were refused as "holds strings", though the same rows registered.
+    rows = numbers.iloc[:14]
+    records = frame.assign(flag=flags).iloc[:14].to_dict("records")
+    records = [{k: None if v != v else v for k, v in r.items()} for r in records]
+    assert {type(r["flag"]) for r in records} == {bool, type(None)}
+    data = [[r["x"], r["flag"]] for r in records]
+
+    async def scored() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with monitored(registry) as served:
+            return (
+                await _predict(served.client, "holes", {"instances": records}),
+                await _predict(served.client, "holes", {"data": data}),
+            )
+
+    for answer in asyncio.run(scored()):
+        assert answer["predictions"] == model.predict(rows).tolist()
 
 
 async def test_an_onnx_regressor_of_one_column_is_measured_and_watched_as_one_value_a_row(

@@ -316,9 +316,12 @@ def _convert(name: str, array: np.ndarray, datatype: str) -> np.ndarray:
             )
         return _as_bytes(array)
     if got == "BYTES":
-        raise InvalidInput(
-            f"input {quoted(name)} holds strings but the model takes {datatype}; send numbers"
-        )
+        numbers = _booleans_with_missing(array)
+        if numbers is None:
+            raise InvalidInput(
+                f"input {quoted(name)} holds strings but the model takes {datatype}; send numbers"
+            )
+        array = numbers
     if datatype in NUMERIC_DATATYPES or datatype == "BOOL":
         if target.kind in "iu" and array.dtype.kind == "f" and not _whole(array):
             raise InvalidInput(
@@ -335,6 +338,19 @@ def _convert(name: str, array: np.ndarray, datatype: str) -> np.ndarray:
             )
         return converted
     raise InvalidInput(f"input {quoted(name)} is {got} but the model takes {datatype}")
+
+
+def _booleans_with_missing(array: np.ndarray) -> np.ndarray | None:
+    """An object array of booleans beside missing values, and numbers (JSON's ``[0.4, true]``
+    and ``[0.2, null]``, as pandas writes rows with a boolean column with gaps), as float64:
+    1.0, 0.0 and NaN, as the reference read them; None for one that holds no boolean, or
+    anything but these (text). It was refused as "holds strings", holding none."""
+    flat = array.ravel().tolist()
+    if not any(isinstance(v, bool | np.bool_) for v in flat):
+        return None
+    if not all(v is None or isinstance(v, bool | int | float | np.number | np.bool_) for v in flat):
+        return None
+    return np.array([np.nan if v is None else float(v) for v in flat]).reshape(array.shape)
 
 
 def _outside(array: np.ndarray, converted: np.ndarray, target: np.dtype) -> object | None:
