@@ -133,6 +133,30 @@ async def test_the_version_before_is_the_one_a_rollback_moves_to(
         await engine.stop()
 
 
+async def test_two_broken_versions_in_a_row_start_on_the_one_before_both(
+    registry: Registry, iris_version: ModelVersion, tmp_path: Path
+) -> None:
+    """The alias moved 1 -> 2 -> 3, neither of which loads: a running server stays on 1, and
+    a restarted one looked only one step back, at 2, and did not start at all."""
+    for version in (1, 2, 3):
+        register_scorer(registry, tmp_path, version)
+    for version in (1, 2, 3):
+        registry.set_alias("scorer", "production", version)
+    for version in (2, 3):
+        corrupt(registry, registry.get_version("scorer", version))
+    assert registry.previous_targets("scorer") == [2, 1]
+    engine = await started(registry)
+    try:
+        assert (await engine.infer("scorer", request_from_rows([[3.0]]))).model_version == "1"
+        assert (await engine.infer("iris", request_from_rows([[5.1, 3.5, 1.4, 0.2]]))).outputs
+        assert engine.served.stalled["scorer"][0].version == 3
+    finally:
+        await engine.stop()
+    corrupt(registry, registry.get_version("scorer", 1))
+    with pytest.raises(ArtifactError, match="nor do versions 2, 1, where it pointed before"):
+        await started(registry)
+
+
 async def test_a_version_before_that_fails_too_is_the_error_and_its_way_out(
     registry: Registry, iris_version: ModelVersion, tmp_path: Path
 ) -> None:

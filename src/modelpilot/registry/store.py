@@ -248,12 +248,20 @@ class Registry:
         it pointed at before the assignment now in force (after a rollback, the one before
         that). None when the history holds none (the alias was created where it points, or
         set there again after a delete; ``rollback`` then takes the previous number). Reads
-        only: what a server starts on when the version the alias points at fails to load."""
+        only."""
+        targets = self.previous_targets(name, alias)
+        return targets[0] if targets else None
+
+    def previous_targets(self, name: str, alias: str = PRODUCTION) -> list[int]:
+        """Where ``rollback`` would move ``alias`` back to, once, twice and so on, as its
+        history says, newest first (``previous_target`` is the first). Reads only: what a
+        server starts on when the version the alias points at fails to load, and the one
+        before it too (an alias moved to two broken versions in a row)."""
         with self._read() as conn:
             current = self._alias_target(conn, name, alias)
             if current is None:
                 raise missing.alias_not_found(conn, name, alias)
-            return self._history_target(conn, name, alias, current)
+            return self._history_targets(conn, name, alias, current)
 
     def _point(
         self, conn: Connection, name: str, alias: str, version: int, action: str = "set"
@@ -413,6 +421,12 @@ class Registry:
     def _history_target(self, conn: Connection, name: str, alias: str, current: int) -> int | None:
         """Where ``alias``, now at ``current``, pointed before its newest assignment still in
         force, by its history; None when the history does not say."""
+        targets = self._history_targets(conn, name, alias, current)
+        return targets[0] if targets else None
+
+    def _history_targets(self, conn: Connection, name: str, alias: str, current: int) -> list[int]:
+        """Where ``alias``, now at ``current``, pointed before each assignment still in force,
+        newest first, by its history: the versions successive rollbacks would go to."""
         history = conn.execute(
             select(
                 schema.alias_history.c.version,
@@ -435,8 +449,14 @@ class Registry:
                     stack.pop()
             else:
                 stack.append((version, previous))
-        target = stack[-1][1] if stack and stack[-1][0] == current else None
-        return None if target == current else target
+        targets: list[int] = []
+        at = current
+        for version, previous in reversed(stack):
+            if version != at or previous is None or previous == at or previous in targets:
+                break
+            targets.append(previous)
+            at = previous
+        return targets
 
     def _alias_target(self, conn: Connection, name: str, alias: str) -> int | None:
         return conn.execute(

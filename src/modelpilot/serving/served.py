@@ -132,23 +132,26 @@ class ServedModels:
         """
         ref = self._served[model].ref
         alias = ref.alias or PRODUCTION
-        number = before = None
+        number, earlier = None, []
         if ref.version is None:
             with contextlib.suppress(ModelPilotError):
                 number = (await blocking(self._executor, self.registry.aliases, model)).get(alias)
                 if number is not None:
-                    before = await blocking(
-                        self._executor, self.registry.previous_target, model, alias
+                    earlier = await blocking(
+                        self._executor, self.registry.previous_targets, model, alias
                     )
         if number is None or (model, number) in self.pool:
             raise exc
         failed = None
-        if before is not None:
+        # Back through the history to the newest version that loads: an alias moved to two
+        # broken versions in a row left a running server on the one before both.
+        for before in earlier:
             previous = await blocking(self._executor, self.registry.get_version, model, before)
             try:
                 await self.pool.get(previous)
             except (ArtifactError, MissingExtra) as again:
                 failed = again
+                continue
             else:
                 mv = await blocking(self._executor, self.registry.get_version, model, number)
                 self.pool.pin(previous.key)
@@ -166,7 +169,7 @@ class ServedModels:
                 )
                 return
         said = exc.message
-        advice = self._way_back(model, alias, number, before, failed)
+        advice = self._way_back(model, alias, number, earlier, failed)
         raise ArtifactError(f"{said}{' ' if said.endswith('.') else '. '}{advice}") from exc
 
     def _way_back(
@@ -174,12 +177,12 @@ class ServedModels:
         model: str,
         alias: str,
         number: int,
-        before: int | None,
+        earlier: list[int],
         failed: ArtifactError | MissingExtra | None,
     ) -> str:
         """What to do when ``model@alias`` points at version ``number``, which does not load,
-        and there is no version before it to start on: the history names none (``before``),
-        or it did not load either (``failed``)."""
+        and there is no version before it to start on: the history names none (``earlier``),
+        or none of those loaded either (the last one's error, ``failed``)."""
         if failed is None:
             rollback = f"modelpilot rollback {model}" + (
                 "" if alias == PRODUCTION else f" --alias {alias}"
@@ -189,9 +192,14 @@ class ServedModels:
                 f"Move the alias back to an earlier version with `{rollback}`"
             )
         else:
+            versions = (
+                f"does version {earlier[0]}"
+                if len(earlier) == 1
+                else f"do versions {', '.join(map(str, earlier))}"
+            )
             back = (
-                f"nor does version {before}, where it pointed before "
-                f"({failed.message.rstrip('.')}). Point the alias at a version that loads with "
+                f"nor {versions}, where it pointed before ({failed.message.rstrip('.')}). "
+                f"Point the alias at a version that loads with "
                 f"`modelpilot alias {model} {alias} VERSION`"
             )
         others = [str(s.ref) for name, s in self._served.items() if name != model]
