@@ -64,8 +64,14 @@ async def test_a_version_that_fails_to_load_raises_an_alert_until_the_alias_move
                 break
             await asyncio.sleep(0.05)
         served.monitor.flush()
-        assert (await client.get("/api/alerts")).json()["active"] == []
+        alerts = (await client.get("/api/alerts")).json()
+        assert alerts["active"] == []
         assert "modelpilot_rollout_stalled{" not in (await client.get("/metrics")).text
+        # Resolved because the alias left version 2, which never loaded: it said "loaded".
+        resolved = [a for a in alerts["history"] if a["state"] == "resolved"]
+        assert [a["message"] for a in resolved] == [
+            "not loaded, but no longer wanted: summer serves version 1"
+        ]
 
 
 HANGING = """

@@ -360,11 +360,15 @@ def _performance_said(performance: PerformanceReport | None) -> str:
 
 
 def rollout_conditions(
-    stalled: Mapping[str, tuple[ModelVersion, str]], active: Iterable[tuple[str, str]]
+    stalled: Mapping[str, tuple[ModelVersion, str]],
+    active: Iterable[tuple[str, str]],
+    serving: Mapping[str, int] | None = None,
 ) -> list[Condition]:
     """A version that a model's reference moved to but that fails to load (``stalled``, by
     model): its requests still go to the version before, which only the logs said. Those of
-    the ``active`` alerts (rule, model) that no longer stall resolve."""
+    the ``active`` alerts (rule, model) that no longer stall resolve, saying why, by the
+    version each model serves now (``serving``): it loaded, or the reference moved away from
+    it (every resolution said "loaded", and a build that never loaded read as fixed)."""
     conditions = [
         Condition(
             "rollout_stalled",
@@ -379,7 +383,13 @@ def rollout_conditions(
     held = {c.model for c in conditions}
     for rule, label in active:
         if rule == "rollout_stalled" and label not in held:
-            conditions.append(Condition(rule, label, False, SEVERITY[rule], "loaded", 0.0))
+            model, _, version = label.rpartition(":")
+            now = (serving or {}).get(model)
+            if now is None or str(now) == version:
+                said = "loaded"
+            else:
+                said = f"not loaded, but no longer wanted: {model} serves version {now}"
+            conditions.append(Condition(rule, label, False, SEVERITY[rule], said, 0.0))
     return conditions
 
 

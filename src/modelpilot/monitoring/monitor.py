@@ -420,10 +420,13 @@ class Monitor(InferenceObserver):
     def _conditions(self, now: float) -> list[Condition]:
         horizon = now - self.rules.window_seconds
         window = [p for p in self.series() if p.t > horizon]
-        stalled = self._engine.served.stalled if self._engine is not None else {}
+        stalled, serving = {}, {}
+        if self._engine is not None:
+            stalled = self._engine.served.stalled
+            serving = {name: v.version for name, v in self._engine.served.current_versions() if v}
         return [
             *model_conditions(self._latest.values()),
-            *rollout_conditions(stalled, list(self.alerts.active)),
+            *rollout_conditions(stalled, list(self.alerts.active), serving),
             *service_conditions(window, self.rules),
         ]
 
