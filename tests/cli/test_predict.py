@@ -470,3 +470,22 @@ def test_an_onnx_classifiers_probabilities_are_named_by_its_classes(
     wanted = [f"probabilities_{c}" for c in model.classes_]
     assert list(scored.columns) == ["label", *wanted]
     np.testing.assert_allclose(scored[wanted].to_numpy(), model.predict_proba(x), atol=1e-5)
+
+
+def test_an_output_of_one_column_is_one_column_named_as_the_output(
+    run: Run, tmp_path: Path
+) -> None:
+    """skl2onnx's regressors answer [N, 1]: the column was ``variable_0``."""
+    from skl2onnx import to_onnx
+
+    x = np.random.default_rng(0).normal(size=(50, 3))
+    model = LinearRegression().fit(x, x @ [1.0, 2.0, 3.0])
+    path = tmp_path / "lr.onnx"
+    path.write_bytes(to_onnx(model, x[:1].astype(np.float32)).SerializeToString())
+    assert run("register", "lr", str(path)).exit_code == 0
+    source, target = tmp_path / "rows.npy", tmp_path / "scored.csv"
+    np.save(source, x)
+    assert run("predict", "lr", str(source), "--output", str(target)).exit_code == 0
+    scored = pd.read_csv(target)
+    assert list(scored.columns) == ["variable"]
+    np.testing.assert_allclose(scored["variable"], model.predict(x), rtol=1e-4, atol=1e-4)

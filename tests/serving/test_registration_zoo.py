@@ -149,7 +149,12 @@ async def test_an_onnx_regressor_of_one_column_is_measured_and_watched_as_one_va
         for row in x[:60]:
             answer = await _predict(served.client, "lr", {"data": row.tolist()})
             ids.append(answer["id"])
-            answers.append(np.ravel(answer["predictions"])[0])
+            # One value a row in /predict's predictions, as other regressors answer (it was a
+            # list of one), and the model's own [N, 1] in its outputs.
+            (value,) = answer["predictions"]
+            assert isinstance(value, float)
+            assert answer["outputs"]["variable"] == [[value]]
+            answers.append(value)
         served.monitor.flush()
         await _labelled(served.client, "lr", ids, y[:60].tolist())
         watched = (await served.client.get("/api/monitoring/lr")).json()

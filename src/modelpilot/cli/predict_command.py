@@ -330,10 +330,10 @@ def _outputs(signature: Signature, tensors: list[Tensor]) -> pd.DataFrame:
             data = np.array(
                 [v.decode() if isinstance(v, bytes) else v for v in data.ravel()], dtype=object
             ).reshape(data.shape)
-        if data.ndim == 1:
-            columns[tensor.name] = data
-            continue
         flat = data.reshape(data.shape[0], math.prod(data.shape[1:]))  # -1 fails on no rows
+        if data.ndim == 1 or flat.shape[1] == 1:  # a column of one ([N, 1]): its name alone
+            columns[tensor.name] = flat[:, 0]
+            continue
         labels = (
             [str(c) for c in classes]
             if probabilities is not None

@@ -16,7 +16,12 @@ import orjson
 from modelpilot.errors import BadRequest, InvalidInput, ModelPilotError, quoted
 from modelpilot.protocol.json_codec import decode_request, encode_response, nested_json
 from modelpilot.protocol.rows import request_from_records, request_from_rows
-from modelpilot.protocol.types import InferenceRequest, InferenceResponse, checked_request_id
+from modelpilot.protocol.types import (
+    InferenceRequest,
+    InferenceResponse,
+    Tensor,
+    checked_request_id,
+)
 from modelpilot.server.rest.body import decompress, id_header, json_object
 from modelpilot.serving.engine import InferenceEngine
 
@@ -142,12 +147,24 @@ def _sent_id(body: bytes, header_length: int | None) -> str | None:
 
 
 def _predictions(result: InferenceResponse) -> bytes:
+    """``/predict``'s answer: ``predictions``, the first output, one value per row (a column
+    of one, as skl2onnx's regressors answer ``[N, 1]``, read as its values: each row's came
+    as a list of one), and every output as it is."""
     outputs = {t.name: nested_json(t) for t in result.outputs}
+    predictions: Any = []
+    if result.outputs:
+        first = result.outputs[0]
+        if first.data.ndim == 2 and first.data.shape[1] == 1:
+            predictions = nested_json(
+                Tensor(first.name, first.datatype, (len(first.data),), first.data[:, 0])
+            )
+        else:
+            predictions = outputs[first.name]
     body: dict[str, Any] = {
         "model": result.model_name,
         "version": result.model_version,
         "id": result.id,
-        "predictions": outputs[result.outputs[0].name] if result.outputs else [],
+        "predictions": predictions,
         "outputs": outputs,
     }
     return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)

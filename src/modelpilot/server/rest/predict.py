@@ -59,7 +59,8 @@ async def predict(name: str, request: Request) -> Response:
     """Score ``{"data": row-or-rows}`` or ``{"instances": [records]}``.
 
     Answers ``{"model", "version", "id", "predictions", "outputs"}``: ``predictions`` is the
-    model's first output (labels for a classifier), ``outputs`` has every output by name.
+    model's first output (labels for a classifier), one value per row (a column of one,
+    ``[N, 1]``, as its values), ``outputs`` has every output by name, as the model gave it.
     """
     return await _predict(name, None, request)
 
