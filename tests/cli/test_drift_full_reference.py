@@ -1,5 +1,6 @@
-"""``modelpilot drift REF CUR`` tests the current values against every reference value, not
-the profile's sample of 256 rows (which is all the live monitor keeps)."""
+"""``modelpilot drift REF CUR`` tests the current values against every reference value; the
+live monitor, and ``compare`` without the reference, against the profile's sketch of it (a
+profile stored before sketches, against its sample of 256 rows)."""
 
 from __future__ import annotations
 
@@ -54,8 +55,17 @@ def test_the_reference_data_given_to_compare_replaces_the_profiles_sample(
     reference, current = files
     profile = ReferenceProfile.from_data(reference)
     whole = compare(profile, [current], reference=reference).report.features[0]
-    sampled = compare(profile, [current]).report.features[0]
+    sketched = compare(profile, [current]).report.features[0]
     exact = ks_2samp(reference["x"], current["x"]).pvalue
     assert whole.p_value == pytest.approx(exact, rel=0.03)
-    sample = profile.sample_array()[:, 0]
+    # The profile's sketch stands for the whole reference, within 1/2,048 of its distribution.
+    assert sketched.p_value == pytest.approx(exact, rel=0.05)
+    # A profile stored before sketches tests its sample of 256 rows, as it did.
+    stored = profile.to_dict()
+    for feature in stored["features"]:
+        feature.pop("sketch", None)
+    old = ReferenceProfile.from_dict(stored)
+    sampled = compare(old, [current]).report.features[0]
+    sample = old.sample_array()[:, 0]
     assert sampled.p_value == pytest.approx(ks_2samp(sample, current["x"]).pvalue, rel=0.05)
+    assert abs(sampled.p_value - exact) > 0.1  # (so the two cases are told apart)

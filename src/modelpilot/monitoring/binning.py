@@ -12,7 +12,7 @@ missing one, so that Wasserstein can place each bin's mass where it really lies 
 
 A float32 model's inputs reach the monitor after the cast to float32 (0.7 as 0.69999999), and
 its reference is float64: values that are all float32 are binned by the edges rounded to
-float32 (see ``_float32_edges``), and tested by KS against the reference sample rounded so
+float32 (see ``_float32_edges``), and tested by KS against the reference's values rounded so
 (see ``ProfileBinning._ks_sample``).
 """
 
@@ -62,6 +62,13 @@ class _Numeric:
     """Where each bin's reference mass lies, for Wasserstein (see ``_reference_points``)."""
     scale: float
     sample: np.ndarray
+    """The reference values that the KS test compares a window's with, in order: the
+    reference itself where it is at hand (``modelpilot drift REF CUR``), else the profile's
+    sketch of all its values (``FeatureProfile.sketch``), else, in a profile made before
+    sketches, its sample of 256 rows."""
+    sample_rows: int
+    """How many reference values ``sample`` stands for, the KS test's reference size: all the
+    reference's finite values for a sketch, else its own size."""
 
     @property
     def width(self) -> int:
@@ -84,9 +91,11 @@ class ProfileBinning:
 
     def __init__(self, profile: ReferenceProfile, sample: np.ndarray | None = None) -> None:
         """``sample``: reference rows (the profile's columns) that the KS test compares with,
-        in place of the profile's sample: all of them, where the reference data is at hand."""
+        in place of the profile's sketch of each feature: all of them, where the reference
+        data is at hand."""
         self.profile = profile
         self.names = profile.feature_names
+        whole = sample is not None
         if sample is None and profile.sample:
             sample = profile.sample_array()
         self._numeric: list[_Numeric] = []
@@ -97,7 +106,7 @@ class ProfileBinning:
         for index, feature in enumerate(profile.features):
             if feature.kind == "numeric":
                 column = _sample_column(sample, index)
-                numeric = _numeric_bins(index, offset, feature, column)
+                numeric = _numeric_bins(index, offset, feature, column, whole)
                 self._numeric.append(numeric)
                 offset += numeric.width
             else:
@@ -324,11 +333,12 @@ class ProfileBinning:
             self._ks_sample(position, spec, sample),
             sample,
             thresholds,
+            spec.sample_rows,
         )
 
     def _ks_sample(self, position: int, spec: _Numeric, window: np.ndarray | None) -> np.ndarray:
-        """The reference sample that the KS test compares ``window``'s values with: rounded
-        to float32 when they all are float32, as a float32 model's inputs are.
+        """The reference values that the KS test compares ``window``'s with (``spec.sample``):
+        rounded to float32 when the window's all are float32, as a float32 model's inputs are.
 
         Unrounded, no logged value of such a model equals a reference value it was sent (0.7
         is 0.69999999 in float32): a model sent its own reference rows, of a feature of the
@@ -343,8 +353,10 @@ class ProfileBinning:
 
 
 def _numeric_bins(
-    index: int, offset: int, feature: FeatureProfile, sample: np.ndarray | None
+    index: int, offset: int, feature: FeatureProfile, sample: np.ndarray | None, whole: bool
 ) -> _Numeric:
+    """A numeric feature's bins; ``sample``: its reference values at hand, all of them when
+    ``whole``, else the profile's sample rows'."""
     edges = np.asarray(feature.bin_edges, dtype=np.float64)
     if edges.size < 2:  # a column with no finite reference value: everything is out of range
         edges = np.array([0.0, 0.0])
@@ -353,7 +365,15 @@ def _numeric_bins(
     counts[-1] = feature.missing
     column = np.empty(0) if sample is None else sample[~np.isnan(sample)]
     points = _reference_points(edges, column, feature.bin_means)
-    return _Numeric(index, offset, edges, counts, points, _spread(feature), column)
+    tested, rows = np.sort(column), column.size
+    if feature.sketch and not whole:
+        # Every window against the whole reference, not against one sample of it, whose luck
+        # the p-value (valid over fresh samples) would carry to every window: see
+        # ``registry.profile.quantile_sketch``.
+        tested = np.asarray(feature.sketch, dtype=np.float64)
+        rows = feature.count - feature.missing
+    scale = _spread(feature)
+    return _Numeric(index, offset, edges, counts, points, scale, tested, rows)
 
 
 def _reference_points(

@@ -10,9 +10,10 @@ million rows costs no more to test than a window of a thousand. Scores:
   in its bin (the reference's from its sample), divided by the reference standard deviation so
   that it reads "how many reference sigmas the mass moved" (at bin midpoints it read a shift
   of half a sigma as 0.68);
-- a two-sample Kolmogorov-Smirnov test against the reference sample for small windows, and
-  beside it Fisher's exact test of the share of missing values (KS sees only the values
-  present: a feature arriving half empty would otherwise pass it untouched); for categories,
+- a two-sample Kolmogorov-Smirnov test against the whole reference for small windows (read
+  from the profile's sketch of its values: ``registry.profile.quantile_sketch``), and beside
+  it Fisher's exact test of the share of missing values (KS sees only the values present: a
+  feature arriving half empty would otherwise pass it untouched); for categories,
   the chi-squared test of homogeneity (the reference is a sample too) over those both samples
   should hold at least five rows of, and Fisher's exact test of the share of rows in the
   others (rare or unseen: there chi-squared's approximation fails, and one row of a new
@@ -241,11 +242,14 @@ def judge_numeric(
     reference_sample: np.ndarray,
     current_sample: np.ndarray | None,
     thresholds: DriftThresholds,
+    reference_rows: int | None = None,
 ) -> FeatureDrift:
     """Scores and verdict for a numeric feature (counts end with the missing-value bin).
 
     ``reference_points``/``current_points`` locate the non-missing bins for Wasserstein;
-    ``current_sample`` holds the window's values present when it is small enough for KS.
+    ``current_sample`` holds the window's values present when it is small enough for KS,
+    ``reference_sample`` the reference's that it is compared with, or a sketch of them that
+    stands for ``reference_rows`` values (see ``divergence.ks_two_sample``).
     On such a window the feature drifts when either its values (KS) or its share of missing
     values (Fisher's exact test) moved, each judged at ``thresholds.p_value``; the test with
     the smaller p-value is the one reported as deciding.
@@ -265,7 +269,7 @@ def judge_numeric(
     if rows < thresholds.min_rows:
         return observed
     if rows < thresholds.large_sample_rows and current_sample is not None:
-        _, ks_p = ks_two_sample(reference_sample, current_sample)
+        _, ks_p = ks_two_sample(reference_sample, current_sample, reference_rows)
         missing_p = fisher_exact(
             int(reference_counts[-1]),
             int(reference_counts.sum()),

@@ -3,9 +3,10 @@
 The same bins, scores and verdicts as the live monitor (``binning``, ``drift``): the reference
 becomes a profile, the current data is counted on its bins chunk by chunk, so a current file
 of any size streams through in constant memory (the rows kept for the KS test are the last
-``large_sample_rows``, which is all of them whenever the test is used). Given two files, the
-KS test compares the current values with every reference value, not with the profile's
-sample of 256 rows, which the live monitor (and drift from the log) has alone.
+``large_sample_rows``, which is all of them whenever the test is used). The KS test compares
+the current values with all of the reference: given two files, with every reference value;
+from the log, as the live monitor does, with the profile's sketch of them (its values at
+1,024 evenly spaced quantile levels, their distribution function within 1/2,048).
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ def compare(
     no rows at all, the report is that of an empty window (no scores, no verdict).
 
     ``reference``: the data ``profile`` was made of, whose values the KS test then takes
-    whole: tested against the profile's sample of 256 rows, a current file drawn as the
-    reference was read p = 0.21 where scipy's ``ks_2samp`` on the two files read 0.56."""
+    whole, rather than the profile's sketch of them (within 1/2,048 of them; a profile made
+    before sketches has a sample of 256 rows, against which a current file drawn as the
+    reference was read p = 0.21 where scipy's ``ks_2samp`` on the two files read 0.56)."""
     thresholds = thresholds or DriftThresholds()
     sample = None if reference is None else _columns(reference, profile.feature_names)
     binning = ProfileBinning(profile, sample)
