@@ -171,3 +171,18 @@ async def test_a_served_flag_drifts(registry: Registry, tmp_path: Path) -> None:
     flag = next(f for f in drift["features"] if f["name"] == "flag")
     assert drift["window_rows"] == 1500
     assert flag["drifted"] and flag["method"] == "psi" and flag["psi"] > 2, flag
+
+
+def test_a_bin_of_a_single_value_is_named_by_it_in_the_report() -> None:
+    """The report's histograms labelled a flag's zeros "0 - 1", and code 3 "3 - 7"."""
+    from modelpilot.monitoring.binning import ProfileBinning
+
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame(
+        {"flag": (rng.random(1000) < 0.3).astype(int), "x": rng.normal(size=1000)}
+    )
+    binning = ProfileBinning(ReferenceProfile.from_data(reference))
+    counts, _ = binning.count(reference.to_numpy().astype(float))
+    flag, x = binning.histograms(counts)
+    assert flag.labels == ["0", "1"]
+    assert all(" - " in label for label in x.labels)  # ranges, as before

@@ -220,10 +220,14 @@ class ProfileBinning:
         out: list[FeatureHistogram] = []
         for spec in self._numeric:
             edges = spec.edges
+            # A bin whose reference rows all hold its first edge (a value of its own, see
+            # ``registry.profile.bin_edges``) is named by that value: a flag's zeros read
+            # "0 - 1", and code 3 "3 - 7".
+            means, held = spec.points[1:-1], spec.reference[1:-2] > 0
             labels = [f"< {edges[0]:.4g}"]
             labels += [
-                f"{lo:.4g}" if lo == hi else f"{lo:.4g} - {hi:.4g}"
-                for lo, hi in itertools.pairwise(edges)
+                f"{lo:.4g}" if lo == hi or (held[i] and means[i] == lo) else f"{lo:.4g} - {hi:.4g}"
+                for i, (lo, hi) in enumerate(itertools.pairwise(edges))
             ]
             labels += [f"> {edges[-1]:.4g}", "missing"]
             current = counts[spec.offset : spec.offset + spec.width]
