@@ -23,6 +23,7 @@ from modelpilot.registry.store import Registry
 from modelpilot.server.rest import create_app
 from modelpilot.serving.engine import InferenceEngine
 from tests.conftest import make_settings
+from tests.monitoring.webhook_receiver import Receiver, receiving
 
 SHIFTED = ["sepal_length", "sepal_width"]
 
@@ -125,3 +126,10 @@ def metric(monitor: Monitor, name: str) -> float | None:
     registry.register(ModelCollector(monitor))
     registry.register(MonitorCollector(monitor))
     return registry.get_sample_value(name)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback (see ``webhook_receiver``)."""
+    with receiving() as server:
+        yield server

@@ -4,12 +4,7 @@ one incident is one firing and one resolution, however its evaluations flicker."
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,40 +17,7 @@ from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.process import alert_rules
 from modelpilot.registry.store import Registry
 from tests.monitoring.conftest import monitored, reference_traffic, send, shifted_traffic
-
-
-class Receiver(ThreadingHTTPServer):
-    """A webhook receiver on loopback: keeps the state of every alert it is told of."""
-
-    states: list[str]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hook"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.states.extend(alert["state"] for alert in body["alerts"])
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        return None
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver(("127.0.0.1", 0), _Handler)
-    server.states = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+from tests.monitoring.webhook_receiver import Receiver
 
 
 def drift(holds: bool) -> Condition:
@@ -74,7 +36,7 @@ def test_a_flickering_drift_is_one_firing_and_one_resolution(receiver: Receiver)
         changes += book.update([drift(holds)], now=1000.0 + 2 * tick)
     book.close()
     assert held.count(False) > 45  # it flickered: 5 or more evaluations missed the shift
-    assert receiver.states == ["firing", "resolved"]
+    assert [a["state"] for a in receiver.alerts] == ["firing", "resolved"]
     assert book.fired_total == {("data_drift", "iris:1", "warning"): 1}
     fired, resolved = changes
     assert fired.since == resolved.since == 1000.0  # at the first evaluation

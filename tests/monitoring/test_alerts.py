@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
@@ -31,43 +26,7 @@ from modelpilot.monitoring.performance import Labelled, PerformanceThresholds, P
 from modelpilot.monitoring.process import alert_rules
 from modelpilot.monitoring.webhook import Webhook
 from modelpilot.registry.store import Registry
-
-
-class Receiver(ThreadingHTTPServer):
-    received: list[dict[str, Any]]
-    status: int
-    statuses: list[int]
-    """Statuses to answer first, in turn, before ``status``."""
-    delay: float
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        length = int(self.headers["content-length"])
-        body = json.loads(self.rfile.read(length))
-        time.sleep(self.server.delay)
-        status = self.server.statuses.pop(0) if self.server.statuses else self.server.status
-        if status < 300:
-            self.server.received.append(body)
-        self.send_response(status)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        return None
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver(("127.0.0.1", 0), _Handler)
-    server.received, server.status, server.statuses, server.delay = [], 200, [], 0.0
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
+from tests.monitoring.webhook_receiver import Receiver, receiving
 
 AT_ONCE = AlertRules(keep_firing_seconds=0.0)
 """Drift alerts that resolve at the first evaluation that does not hold (the default waits a
@@ -230,16 +189,9 @@ def test_a_receiver_that_is_down_is_tried_again(receiver: Receiver) -> None:
     while webhook.failures < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert webhook.failures == 1
-    again = Receiver(("127.0.0.1", port), _Handler)
-    again.received, again.status, again.statuses, again.delay = [], 200, [], 0.0
-    thread = threading.Thread(target=again.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with receiving(port) as again:
         settled(webhook, again, 1)
         assert again.received == [{"n": 1}] and webhook.dropped == 0
-    finally:
-        again.shutdown()
-        again.server_close()
 
 
 def test_error_rate_and_latency_rules_fire_from_service_history(labelled_iris: Registry) -> None:

@@ -3,12 +3,7 @@ follows the redirects that keep a POST, and its notifications carry an id per oc
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -16,48 +11,7 @@ from pydantic import ValidationError
 from modelpilot.config import Settings
 from modelpilot.monitoring.alerts import AlertBook, Condition
 from modelpilot.monitoring.webhook import MAX_REDIRECTS, Webhook
-
-
-class Receiver(ThreadingHTTPServer):
-    received: list[tuple[str, str, Any]]
-    """(method, path, body) of each request answered 2xx."""
-    redirects: dict[str, tuple[int, str]]
-    """Paths answered with a redirect: status and Location."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        raw = self.rfile.read(length)
-        if self.path in self.server.redirects:
-            status, location = self.server.redirects[self.path]
-            self.send_response(status)
-            self.send_header("Location", location)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.server.received.append((self.command, self.path, json.loads(raw) if raw else None))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    do_POST = do_GET = _answer
-
-    def log_message(self, *args: Any) -> None:
-        return None
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver(("127.0.0.1", 0), _Handler)
-    server.received, server.redirects = [], {}
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+from tests.monitoring.webhook_receiver import Receiver
 
 
 def url(receiver: Receiver, path: str = "/hook") -> str:
@@ -109,7 +63,7 @@ def test_a_send_that_raises_is_counted_and_the_thread_goes_on(
     webhook.send({"n": float("nan")})
     webhook.send({"n": 3})
     finished(webhook, 2)
-    assert receiver.received == [("POST", "/hook", {"n": 3})]
+    assert receiver.requests == [("POST", "/hook", {"n": 3})]
     assert (webhook.failures, webhook.dropped) == (1, 1)
 
 
@@ -122,7 +76,7 @@ def test_a_redirect_that_keeps_the_post_is_followed(receiver: Receiver, status: 
     webhook = Webhook(url(receiver), 2.0, (0.05,))
     webhook.send({"n": 1})
     finished(webhook, 1)
-    assert receiver.received == [("POST", "/real", {"n": 1})]
+    assert receiver.requests == [("POST", "/real", {"n": 1})]
     assert (webhook.failures, webhook.dropped) == (0, 0)
 
 
@@ -164,7 +118,7 @@ def test_notifications_carry_an_id_per_occurrence_and_no_nan(receiver: Receiver)
     book.update([latency(False, float("nan"))], now=2.0)
     book.update([latency(True)], now=3.0)  # a new occurrence
     book.close()
-    alerts = [body["alerts"][0] for _, _, body in receiver.received]
+    alerts = [body["alerts"][0] for _, _, body in receiver.requests]
     assert [a["state"] for a in alerts] == ["firing", "resolved", "firing"]
     first, resolved, again = alerts
     assert first["id"] == resolved["id"] != again["id"]

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pandas as pd
@@ -17,50 +13,10 @@ import pytest
 from modelpilot.registry.store import Registry
 from tests.monitoring.conftest import reference_traffic, shifted_traffic
 from tests.monitoring.test_workers import _workers, fresh, sample
+from tests.monitoring.webhook_receiver import Receiver
 from tests.processes import Server, start, stop
 
 pytestmark = pytest.mark.slow
-
-
-class Receiver(ThreadingHTTPServer):
-    """A webhook receiver on loopback: keeps every alert it is told of, in order."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.alerts: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/hook"
-
-    def told(self, rule: str) -> list[str]:
-        with self.lock:
-            return [a["state"] for a in self.alerts if a["rule"] == rule]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: Receiver
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        with self.server.lock:
-            self.server.alerts.extend(body["alerts"])
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    hook = Receiver()
-    thread = threading.Thread(target=hook.serve_forever, daemon=True)
-    thread.start()
-    yield hook
-    hook.shutdown()
-    hook.server_close()
 
 
 def until(check: Any, seconds: float = 40) -> None:
