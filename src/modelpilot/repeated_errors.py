@@ -22,9 +22,13 @@ class RepeatedErrors:
 
     Thread-safe."""
 
-    def __init__(self, logger: logging.Logger, seconds: float = REPEAT_SECONDS) -> None:
+    def __init__(
+        self, logger: logging.Logger, seconds: float = REPEAT_SECONDS, level: int = logging.ERROR
+    ) -> None:
         self._logger = logger
         self.seconds = seconds
+        self.level = level
+        """The level each is logged at."""
         self._lock = threading.Lock()
         # kind -> (when last logged, repeats since)
         self._kinds: dict[Hashable, tuple[float, int]] = {}
@@ -41,9 +45,10 @@ class RepeatedErrors:
                 return False
             self._kinds[kind] = (now, 0)
         if last is None:
-            self._logger.error(message, *args, exc_info=exc_info)
+            self._logger.log(self.level, message, *args, exc_info=exc_info)
         else:
-            self._logger.error(
+            self._logger.log(
+                self.level,
                 message + " (%d times since it was last logged: it is logged once every %g s)",
                 *args,
                 last[1] + 1,

@@ -29,6 +29,8 @@ class Model:
             raise RuntimeError(f"boom on input {x[0, 1]:g}")
         if x[0, 0] == 3:
             return np.zeros((len(x) + 5, 7))
+        if x[0, 0] == 4:
+            return {"a": 1}[x[0]]  # a bug of the model's: TypeError, unhashable array
         return x.sum(axis=1)
 """
 
@@ -113,3 +115,28 @@ async def test_requests_the_model_fails_on_are_logged_by_the_engine(
         "RuntimeError: boom on input 0"
     ]
     assert records[0].exc_info is not None
+
+
+async def test_a_model_raising_what_marks_bad_input_is_logged_as_a_warning(
+    engine: InferenceEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ValueError and TypeError are answered 422 (scikit-learn raises them for input it
+    rejects), but a model's own bug raises them too: 60 such requests left no line."""
+    from modelpilot.errors import InvalidInput
+
+    caplog.set_level(logging.INFO)
+    for n in range(5):
+        with pytest.raises(InvalidInput, match="the model rejected the input"):
+            await engine.infer("failing", request_from_rows([[4.0, float(n)]]))
+    records = logged(caplog)
+    assert [r.levelno for r in records] == [logging.WARNING]
+    assert (
+        records[0]
+        .getMessage()
+        .startswith(
+            "failing:1 rejected the input of a call of 1 row(s) (answered 422; if the input was "
+            "right, the model raised it): the model rejected the input: "
+        )
+    )
+    assert records[0].exc_info is not None
+    assert 'return {"a": 1}[x[0]]' in caplog.text  # the model's own line

@@ -91,6 +91,22 @@ class ModelFailures:
     def __init__(self, version: ModelVersion, seconds: float = REPEAT_SECONDS) -> None:
         self.version = version
         self._errors = RepeatedErrors(logger, seconds)
+        self._rejections = RepeatedErrors(logger, seconds, logging.WARNING)
+
+    def rejected(self, kind: Hashable, rejection: InvalidInput, rows: int) -> None:
+        """Log, as a warning with its traceback, that the model raised ValueError or
+        TypeError on a call of ``rows`` rows (answered 422: the input's fault, as
+        scikit-learn's checks mean it, or a bug of the model's, which only the traceback
+        tells), unless its ``kind`` was logged in the last ``seconds``."""
+        self._rejections.error(
+            kind,
+            "%s rejected the input of a call of %d row(s) (answered 422; if the input was "
+            "right, the model raised it): %s",
+            self.version,
+            rows,
+            rejection.message,
+            exc_info=True,
+        )
 
     def failed(self, kind: Hashable, failure: ModelFailure, rows: int, traceback: bool) -> None:
         """Log ``failure`` of a call on ``rows`` rows, unless its ``kind`` was logged in the
@@ -120,8 +136,13 @@ def checked_predict(
     except ModelPilotError:
         raise
     except (ValueError, TypeError) as exc:
-        # scikit-learn and friends raise these for input they reject after our checks.
-        raise InvalidInput(f"the model rejected the input: {clipped(str(exc))}") from exc
+        # scikit-learn and friends raise these for input they reject after our checks. A
+        # model's own bug may raise them too: the client's 422 cannot tell, so the log says
+        # where it was raised (a model whose lookup failed on some inputs left no line).
+        rejected = InvalidInput(f"the model rejected the input: {clipped(str(exc))}")
+        if failures is not None:
+            failures.rejected(_raised_at(exc), rejected, batch_rows(batch))
+        raise rejected from exc
     except Exception as exc:
         failure = ModelFailure(
             f"the model failed while predicting: {type(exc).__name__}: {clipped(str(exc))}"
