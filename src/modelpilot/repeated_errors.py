@@ -32,6 +32,8 @@ class RepeatedErrors:
         self._lock = threading.Lock()
         # kind -> (when last logged, repeats since)
         self._kinds: dict[Hashable, tuple[float, int]] = {}
+        # kind -> the message and arguments it was last seen with
+        self._said: dict[Hashable, tuple[str, tuple[object, ...]]] = {}
 
     def error(self, kind: Hashable, message: str, *args: object, exc_info: bool = False) -> bool:
         """Log ``message % args`` if ``kind`` was not logged in the last ``seconds``;
@@ -42,6 +44,7 @@ class RepeatedErrors:
             last = self._kinds.get(kind)
             if last is not None and now - last[0] < self.seconds:
                 self._kinds[kind] = (last[0], last[1] + 1)
+                self._said[kind] = (message, args)
                 return False
             self._kinds[kind] = (now, 0)
         if last is None:
@@ -55,6 +58,23 @@ class RepeatedErrors:
                 self.seconds,
             )
         return True
+
+    def flush(self) -> None:
+        """Log each kind that came again since it was last logged, with how many times (on
+        the way out: a burst that stopped was otherwise never counted)."""
+        with self._lock:
+            pending = [(kind, repeats) for kind, (_, repeats) in self._kinds.items() if repeats]
+            said = {kind: self._said[kind] for kind, _ in pending}
+            for kind, _ in pending:
+                self._kinds[kind] = (time.monotonic(), 0)
+        for kind, repeats in pending:
+            message, args = said[kind]
+            self._logger.log(
+                self.level,
+                message + " (%d times since it was last logged)",
+                *args,
+                repeats,
+            )
 
 
 def first_line(exc: BaseException) -> str:

@@ -140,3 +140,29 @@ async def test_a_model_raising_what_marks_bad_input_is_logged_as_a_warning(
     )
     assert records[0].exc_info is not None
     assert 'return {"a": 1}[x[0]]' in caplog.text  # the model's own line
+
+
+async def test_repeats_not_yet_counted_are_logged_when_the_engine_stops(
+    registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A burst of 50 failures that stopped showed as one line: its repeats were counted only
+    when the next failure came after the minute, and never on the way out."""
+    path = tmp_path / "failing.py"
+    path.write_text(FAILING)
+    register_model(registry, "failing", path, flavor="python")
+    engine = InferenceEngine(registry, Settings(registry=registry.location), [ModelRef("failing")])
+    await engine.start()
+    caplog.set_level(logging.INFO)
+    try:
+        for n in range(6):
+            with pytest.raises(ModelFailure):
+                await engine.infer("failing", request_from_rows([[1.0, float(n)]]))
+        assert len(logged(caplog)) == 1
+    finally:
+        await engine.stop()
+    messages = [r.getMessage() for r in logged(caplog)]
+    assert len(messages) == 2
+    assert messages[1] == (
+        "failing:1 failed on a call of 1 row(s): the model failed while predicting: "
+        "RuntimeError: boom on input 5 (5 times since it was last logged)"
+    )

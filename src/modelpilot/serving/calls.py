@@ -93,6 +93,11 @@ class ModelFailures:
         self._errors = RepeatedErrors(logger, seconds)
         self._rejections = RepeatedErrors(logger, seconds, logging.WARNING)
 
+    def flush(self) -> None:
+        """Log the failures that came again since they were last logged (at shutdown)."""
+        self._errors.flush()
+        self._rejections.flush()
+
     def rejected(self, kind: Hashable, rejection: InvalidInput, rows: int) -> None:
         """Log, as a warning with its traceback, that the model raised ValueError or
         TypeError on a call of ``rows`` rows (answered 422: the input's fault, as

@@ -97,6 +97,8 @@ class InferenceEngine:
         self.served = ServedModels(registry, settings, models, self.pool, self._load_executor)
         """The models answered for, and the version each request reaches."""
         self._observers: tuple[InferenceObserver, ...] = ()
+        self._failures: dict[tuple[str, int], ModelFailures] = {}
+        """Each version's failures in the log, by version (flushed on ``stop``)."""
         self._handlers: dict[str, tuple[Any, ...]] = {event: () for event in EVENTS}
         for observer in observers:  # once the pool is there: add_observer looks in it
             self.add_observer(observer)
@@ -123,6 +125,8 @@ class InferenceEngine:
         self._stopping = True
         self.served.stop()
         self.pool.clear()
+        for failures in self._failures.values():
+            failures.flush()
         if self.result_cache is not None:
             await self.result_cache.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -355,6 +359,7 @@ class InferenceEngine:
 
     def _batcher_for(self, loaded: LoadedModel) -> AdaptiveBatcher:
         runtime, failures = loaded.runtime, ModelFailures(loaded.version)
+        self._failures[loaded.version.key] = failures
 
         def predict(batch: dict[str, np.ndarray], names: list[str]) -> dict[str, np.ndarray]:
             return checked_predict(runtime, batch, names, failures)
