@@ -199,25 +199,25 @@ def history_rows(store: Registry) -> int:
         return int(conn.execute(select(func.count()).select_from(schema.alias_history)).scalar())
 
 
-def test_previous_target_reads_where_a_rollback_would_go_and_changes_nothing(
+def test_previous_targets_read_where_a_rollback_would_go_and_changes_nothing(
     store: Registry, tmp_path: Path
 ) -> None:
     for version in (1, 2, 3, 4):
         register_scorer(store, tmp_path, version)
     store.set_alias("scorer", "production", 1)
-    assert store.previous_target("scorer") is None  # created there: no version before
+    assert store.previous_targets("scorer") == []  # created there: no version before
     store.set_alias("scorer", "production", 3)
     store.set_alias("scorer", "production", 4)
     rows = history_rows(store)
-    assert store.previous_target("scorer") == 3
-    assert store.previous_target("scorer") == 3  # read twice: nothing moved
+    assert store.previous_targets("scorer") == [3, 1]
+    assert store.previous_targets("scorer") == [3, 1]  # read twice: nothing moved
     assert store.aliases("scorer") == {"production": 4}
     assert history_rows(store) == rows
     assert store.rollback("scorer") == (4, 3)
-    assert store.previous_target("scorer") == 1  # an undo stack, as rollback's
+    assert store.previous_targets("scorer") == [1]  # an undo stack, as rollback's
     assert store.rollback("scorer") == (3, 1)
-    assert store.previous_target("scorer") is None
+    assert store.previous_targets("scorer") == []
     store.set_alias("scorer", "staging", 2)
-    assert store.previous_target("scorer", "staging") is None
+    assert store.previous_targets("scorer", "staging") == []
     with pytest.raises(AliasNotFound):
-        store.previous_target("scorer", "canary")
+        store.previous_targets("scorer", "canary")

@@ -228,7 +228,8 @@ class Registry:
             current = self._alias_target(conn, name, alias)
             if current is None:
                 raise missing.alias_not_found(conn, name, alias)
-            target = self._history_target(conn, name, alias, current)
+            targets = self._history_targets(conn, name, alias, current)
+            target = targets[0] if targets else None
             if target is None:
                 target = conn.execute(
                     select(func.max(schema.versions.c.version)).where(
@@ -243,18 +244,9 @@ class Registry:
             self._point(conn, name, alias, target, action="rollback")
             return current, target
 
-    def previous_target(self, name: str, alias: str = PRODUCTION) -> int | None:
-        """Where ``rollback`` would move ``alias`` back to, as its history says: the version
-        it pointed at before the assignment now in force (after a rollback, the one before
-        that). None when the history holds none (the alias was created where it points, or
-        set there again after a delete; ``rollback`` then takes the previous number). Reads
-        only."""
-        targets = self.previous_targets(name, alias)
-        return targets[0] if targets else None
-
     def previous_targets(self, name: str, alias: str = PRODUCTION) -> list[int]:
         """Where ``rollback`` would move ``alias`` back to, once, twice and so on, as its
-        history says, newest first (``previous_target`` is the first). Reads only: what a
+        history says, newest first. Reads only: what a
         server starts on when the version the alias points at fails to load, and the one
         before it too (an alias moved to two broken versions in a row)."""
         with self._read() as conn:
@@ -417,12 +409,6 @@ class Registry:
         if latest is None:
             raise missing.model_not_found(conn, name)
         return int(latest)
-
-    def _history_target(self, conn: Connection, name: str, alias: str, current: int) -> int | None:
-        """Where ``alias``, now at ``current``, pointed before its newest assignment still in
-        force, by its history; None when the history does not say."""
-        targets = self._history_targets(conn, name, alias, current)
-        return targets[0] if targets else None
 
     def _history_targets(self, conn: Connection, name: str, alias: str, current: int) -> list[int]:
         """Where ``alias``, now at ``current``, pointed before each assignment still in force,
