@@ -231,11 +231,12 @@ class Settings(BaseSettings):
 
     alert_for_seconds: float = Field(default=0.0, ge=0.0)
     """How long data drift or concept drift must hold, at every evaluation, before its alert
-    fires (pending meanwhile: neither shown nor sent); one evaluation where it does not hold
-    starts the wait over. 0 fires at once, so that a drift is seen as soon as a window shows
-    it. A wait keeps a feature flagged by chance in one window from firing, but also holds
-    back a drift that short windows show only most of the time: with a wait, keep the drift
-    window long enough to show a drift in every evaluation."""
+    fires (pending meanwhile: not sent, shown as pending on /api/alerts and /metrics); one
+    evaluation where it does not hold starts the wait over. 0 fires at once, so that a drift
+    is seen as soon as a window shows it. A wait keeps a feature flagged by chance in one
+    window from firing, but also holds back a drift that short windows show only most of the
+    time: with a wait, keep the drift window long enough to show a drift in every
+    evaluation."""
 
     alert_keep_firing_seconds: float = Field(default=60.0, ge=0.0)
     """How long a firing data drift or concept drift alert must not hold before it resolves

@@ -54,6 +54,8 @@ class Elements(HTMLParser):
         self.by_id: dict[str, dict[str, str]] = {}
         self.body: dict[str, str] = {}
         self.alerts: list[str] = []
+        self.alert_states: list[str] = []
+        """Each alert item's ``data-state``: firing, or pending (waiting out its for)."""
         self.pills: list[tuple[str, str]] = []
         """The drift table's status pills: (class, text)."""
         self._pill: str | None = None
@@ -68,6 +70,7 @@ class Elements(HTMLParser):
             self.by_id[values["id"]] = values
         if tag == "li" and "data-rule" in values:
             self.alerts.append(values["data-rule"])
+            self.alert_states.append(values.get("data-state", ""))
         classes = values.get("class", "").split()
         if tag == "span" and "pill" in classes:
             self._pill = " ".join(c for c in classes if c != "pill")

@@ -11,6 +11,7 @@ import math
 
 import pytest
 
+from modelpilot.monitoring.alerts import Alert, AlertState
 from modelpilot.monitoring.performance import PerformanceReport
 from tests.dashboard.browser import text_of
 from tests.dashboard.pages import (
@@ -152,3 +153,20 @@ def test_a_model_with_traffic_and_no_labels_in_its_window_says_so(
     dom, _ = page_server.draw(payload(busy(), iris(performance=None)))
     assert text_of(dom, "stat-accuracy-sub") == "no labels in the window"
     assert text_of(dom, "stat-accuracy") == "—"
+
+
+def test_a_pending_alert_is_listed_after_the_firing_ones_and_not_counted(
+    page_server: PageServer,
+) -> None:
+    """A drift rule waiting out MODELPILOT_ALERT_FOR_SECONDS is shown, with when it fires."""
+    firing = Alert("error_rate", "", "critical", "9% of requests failed", 0.09, NOW - 30)
+    shown = payload(busy())
+    shown["alerts"] = [firing.to_dict()]
+    book = AlertState(pending={("data_drift", "iris:1"): NOW - 20})
+    shown["pending_alerts"] = book.waiting(for_seconds=50.0)
+    dom, page = page_server.draw(shown)
+    assert page.alerts == ["error_rate", "data_drift"]
+    assert page.alert_states == ["firing", "pending"]
+    assert text_of(dom, "alerts-count") == "1"
+    assert "fires in 30s" in dom
+    assert page.by_id["alerts-empty"].get("hidden") is not None

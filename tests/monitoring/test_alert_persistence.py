@@ -202,12 +202,28 @@ async def test_a_served_drift_waits_to_fire_and_to_resolve(
         await send(client, shifted_traffic(iris_frame, 100, seed=3))
         monitor.flush()
         assert (await client.get("/api/monitoring/iris")).json()["drift"]["drifted_features"]
-        assert (await client.get("/api/alerts")).json()["active"] == []  # pending
-        assert "modelpilot_alert_active{" not in (await client.get("/metrics")).text
+        alerts = (await client.get("/api/alerts")).json()
+        assert alerts["active"] == []
+        (pending,) = alerts["pending"]
+        assert (pending["rule"], pending["model"], pending["state"]) == (
+            "data_drift",
+            "iris:1",
+            "pending",
+        )
+        assert pending["fires_at"] == pytest.approx(pending["since"] + 0.5)
+        metrics = (await client.get("/metrics")).text
+        assert "modelpilot_alert_active{" not in metrics
+        assert (
+            'modelpilot_alert_pending{model="iris",rule="data_drift",severity="warning",'
+            'version="1"} 1.0' in metrics
+        )
         await asyncio.sleep(0.6)
         monitor.flush()
-        (fired,) = (await client.get("/api/alerts")).json()["active"]
+        alerts = (await client.get("/api/alerts")).json()
+        (fired,) = alerts["active"]
         assert fired["rule"] == "data_drift" and fired["state"] == "firing"
+        assert alerts["pending"] == []
+        assert "modelpilot_alert_pending{" not in (await client.get("/metrics")).text
 
         await send(client, reference_traffic(iris_frame, 200, seed=4))
         monitor.flush()

@@ -72,7 +72,8 @@ class AlertRules:
     for_seconds: float = 0.0
     """How long a model rule (``LASTING``) must hold, evaluation after evaluation, before its
     alert fires (``MODELPILOT_ALERT_FOR_SECONDS``); pending meanwhile, which is neither shown
-    nor sent. An evaluation where it does not hold starts the wait over."""
+    sent (it is shown: ``pending`` on ``/api/alerts``, ``modelpilot_alert_pending``). An
+    evaluation where it does not hold starts the wait over."""
     keep_firing_seconds: float = 60.0
     """How long a model rule's firing alert must not hold before it resolves
     (``MODELPILOT_ALERT_KEEP_FIRING_SECONDS``): if it holds again before, it is the same
@@ -153,6 +154,22 @@ class AlertState:
     """Since when each model rule that holds, but has not held ``for_seconds``, has held."""
     clearing: dict[tuple[str, str], float] = field(default_factory=dict)
     """Since when each firing alert that has not resolved yet has not held."""
+
+    def waiting(self, for_seconds: float) -> list[dict[str, Any]]:
+        """The rules that hold but whose alerts do not fire yet, as ``/api/alerts`` shows
+        them (Prometheus' pending alerts): each with when it started holding and when it
+        fires if it goes on holding."""
+        return [
+            {
+                "rule": rule,
+                "model": model,
+                "severity": SEVERITY[rule],
+                "since": since,
+                "fires_at": since + for_seconds,
+                "state": "pending",
+            }
+            for (rule, model), since in sorted(self.pending.items(), key=lambda kv: kv[1])
+        ]
 
 
 class AlertBook:

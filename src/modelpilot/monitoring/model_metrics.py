@@ -243,6 +243,16 @@ class ModelCollector(Collector):
         for alert in book.active:
             active.add_metric([alert.rule, *_model_and_version(alert.model), alert.severity], 1)
         yield active
+        pending = GaugeMetricFamily(
+            "modelpilot_alert_pending",
+            "1 while a drift rule holds but has not held long enough to fire "
+            "(MODELPILOT_ALERT_FOR_SECONDS).",
+            labels=labels,
+        )
+        for waiting in book.waiting(0.0):
+            model_version = _model_and_version(waiting["model"])
+            pending.add_metric([waiting["rule"], *model_version, waiting["severity"]], 1)
+        yield pending
         fired = CounterMetricFamily(
             "modelpilot_alerts_fired", "Alerts that started firing.", labels=labels
         )

@@ -67,6 +67,7 @@ class Overview:
         net = psutil.net_io_counters()
         points = [service_point(p) for p in self.monitor.series()]
         last = points[-1] if points else None
+        book = self.monitor.alert_state()
         return {
             "time": now,
             "uptime_seconds": now - self.monitor.started_at,
@@ -86,7 +87,8 @@ class Overview:
                 "net_recv_bytes": net.bytes_recv if net else None,
             },
             "models": self._models(),
-            "alerts": [a.to_dict() for a in self.monitor.alert_state().active],
+            "alerts": [a.to_dict() for a in book.active],
+            "pending_alerts": book.waiting(self.monitor.rules.for_seconds),
         }
 
     def _models(self) -> list[dict[str, Any]]:

@@ -121,16 +121,21 @@
 
   function renderAlerts(p) {
     const alerts = Array.isArray(p.alerts) ? p.alerts : [];
-    $('alerts').replaceChildren(...alerts.map((a) => {
+    // Rules that hold but wait out MODELPILOT_ALERT_FOR_SECONDS before they fire.
+    const pending = Array.isArray(p.pending_alerts) ? p.pending_alerts : [];
+    const item = (a, waiting) => {
       const sev = String(a.severity || 'warning').toLowerCase();
-      const since = isNum(a.since) && isNum(p.time) ? `for ${fmtDuration(p.time - a.since)}` : '';
+      let when = '';
+      if (waiting && isNum(a.fires_at) && isNum(p.time)) when = `fires in ${fmtDuration(Math.max(0, a.fires_at - p.time))}`;
+      else if (isNum(a.since) && isNum(p.time)) when = `for ${fmtDuration(p.time - a.since)}`;
       const head = el('span', 'rule', a.rule || 'alert', ...(a.model ? [el('span', 'model', ` · ${a.model}`)] : []));
-      const li = el('li', `sev-${sev}`, null, el('span', 'sev', sev), head, el('span', 'since', since),
-        el('div', 'msg', a.message || ''));
-      Object.assign(li.dataset, { rule: a.rule || '', model: a.model || '', severity: sev });
+      const li = el('li', waiting ? 'pending' : `sev-${sev}`, null, el('span', 'sev', waiting ? 'pending' : sev), head,
+        el('span', 'since', when), ...(waiting ? [] : [el('div', 'msg', a.message || '')]));
+      Object.assign(li.dataset, { rule: a.rule || '', model: a.model || '', severity: sev, state: waiting ? 'pending' : 'firing' });
       return li;
-    }));
-    $('alerts-empty').hidden = alerts.length > 0;
+    };
+    $('alerts').replaceChildren(...alerts.map((a) => item(a, false)), ...pending.map((a) => item(a, true)));
+    $('alerts-empty').hidden = alerts.length + pending.length > 0;
     const worst = alerts.some((a) => a.severity === 'critical') ? 'bad' : alerts.length ? 'warn' : 'muted';
     setBadge('alerts-count', worst, String(alerts.length));
   }

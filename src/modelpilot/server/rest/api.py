@@ -214,9 +214,11 @@ _OFF = errors(404)
 
 @router.get("/alerts", summary="Active and recent alerts", responses=_OFF)
 async def alerts(request: Request) -> dict[str, Any]:
-    book = _monitor(request).alert_state()
+    monitor = _monitor(request)
+    book = monitor.alert_state()
     return {
         "active": [a.to_dict() for a in book.active],
+        "pending": book.waiting(monitor.rules.for_seconds),
         "history": [a.to_dict() for a in book.history],
     }
 
