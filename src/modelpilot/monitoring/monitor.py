@@ -168,13 +168,13 @@ class Monitor(InferenceObserver):
         self._engine: InferenceEngine | None = None
         """The engine watched (``watch``): its stalled rollouts are alerts too."""
         self._restore = restore
+        """Whether the thread first puts the inference log's recent labels back in the
+        quality windows (``restore_labels``)."""
         self._restore_refs = restore_refs
         """The references served: their versions' labels are restored (None: all models')."""
         self._tap_restarts = 0
         self._last_tapped: list[MonitorState] = []
         """The tap's states as it last told them (whose totals outlive its process)."""
-        """Whether the thread first puts the inference log's recent labels back in the
-        quality windows (``restore_labels``)."""
 
     def watch(self, engine: InferenceEngine) -> None:
         """Observe ``engine``: its model calls (this monitor) and its requests (``history``).
