@@ -106,6 +106,17 @@ def test_default_output_sits_next_to_the_input(
     assert len(pd.read_csv(tmp_path / "batch.predictions.csv")) == 7
 
 
+def test_a_parquet_input_gives_a_parquet_output_by_default(
+    run: Run, registered: None, tmp_path: Path, iris_frame: pd.DataFrame
+) -> None:
+    """The help said "its extension replaced"; a Parquet input gave a CSV."""
+    source = tmp_path / "batch.parquet"
+    iris_frame.head(5).to_parquet(source, index=False)
+    assert run("predict", "iris", str(source)).exit_code == 0
+    assert len(pd.read_parquet(tmp_path / "batch.predictions.parquet")) == 5
+    assert not (tmp_path / "batch.predictions.csv").exists()
+
+
 def test_one_row_is_one_row(
     run: Run, registered: None, tmp_path: Path, iris_frame: pd.DataFrame
 ) -> None:

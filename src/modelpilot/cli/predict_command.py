@@ -57,7 +57,8 @@ def predict(
             "--output",
             "-o",
             help="Where to write predictions (.csv, .parquet or .npy). "
-            "[default: beside INPUT, its extension replaced: rows.csv gives rows.predictions.csv]",
+            "[default: beside INPUT, in its format: rows.csv gives rows.predictions.csv, "
+            "rows.parquet rows.predictions.parquet; a .npy input gives a CSV]",
             show_default=False,
         ),
     ] = None,
@@ -76,7 +77,7 @@ def predict(
     gives an output of the same columns without rows.
     """
     ref = ModelRef.parse(model)
-    target = output or input_file.with_name(input_file.stem + ".predictions.csv")
+    target = output or _beside(input_file)
     if target.resolve() == input_file.resolve():
         raise InvalidInput("--output must not be the input file")
     if not target.parent.is_dir():
@@ -98,6 +99,13 @@ def predict(
         f"({rate:,.0f} rows/s) -> {escape(str(target))}",
         highlight=False,
     )
+
+
+def _beside(input_file: Path) -> Path:
+    """The default output: beside the input, in its format (a .npy input, which could hold
+    only an array, gets a CSV with its columns named)."""
+    suffix = ".parquet" if input_file.suffix.lower() == ".parquet" else ".csv"
+    return input_file.with_name(f"{input_file.stem}.predictions{suffix}")
 
 
 class _Terminated(BaseException):
