@@ -4,14 +4,19 @@
 
 from __future__ import annotations
 
+import html
+import json
+import re
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import uvicorn
 from fastapi import FastAPI, HTTPException
+from fastapi.responses import HTMLResponse
 
 from modelpilot.dashboard import router
 from modelpilot.monitoring.drift import DriftThresholds, FeatureDrift, summarize
@@ -24,6 +29,9 @@ from tests.dashboard.browser import Elements, dump_dom
 
 NOW = 1_800_000_000.0
 INTERVAL = 2.0
+WIDTH = 1400
+"""The width ``PageServer.measure`` lays the page out at by default: the test browser's
+window's."""
 
 
 class PageServer:
@@ -36,6 +44,9 @@ class PageServer:
         app = FastAPI()
         app.include_router(router)
         app.add_api_route("/api/dashboard", self._answer, methods=["GET"])
+        app.add_api_route("/probe", self._probe, methods=["GET"], response_class=HTMLResponse)
+        self.expressions: dict[str, str] = {}
+        """What ``/probe`` evaluates in the page it frames (see ``measure``)."""
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
@@ -48,6 +59,28 @@ class PageServer:
                 raise HTTPException(503, "down")
             self.answers_left -= 1
         return self.payload
+
+    async def _probe(self, fragment: str = "", width: int = WIDTH) -> HTMLResponse:
+        # The dashboard in a frame ``width`` px wide; once it has drawn,
+        # each expression's value goes into #probe as JSON, for ``dump_dom`` to read.
+        expressions = json.dumps(self.expressions).replace("</", "<\\/")
+        return HTMLResponse(
+            "<!doctype html><body style='margin:0'>"
+            f"<iframe id='page' src='/dashboard{html.escape(fragment, quote=True)}' "
+            f"style='border:0;width:{width}px;height:1800px'></iframe><pre id='probe'></pre>"
+            "<script>const page = document.getElementById('page');"
+            f"const expressions = {expressions};"
+            "function probe() {"
+            "  const w = page.contentWindow, d = w.document;"
+            "  if (!d.body || !d.body.dataset.updated) return setTimeout(probe, 50);"
+            "  const out = {};"
+            "  for (const [k, e] of Object.entries(expressions)) {"
+            "    try { out[k] = new w.Function('document', 'window', `return (${e});`)(d, w); }"
+            "    catch (err) { out[k] = `error: ${err}`; } }"
+            "  document.getElementById('probe').textContent = JSON.stringify(out);"
+            "}"
+            "setTimeout(probe, 50);</script></body>"
+        )
 
     def __enter__(self) -> PageServer:
         self._thread.start()
@@ -72,6 +105,27 @@ class PageServer:
         page = Elements(dom)
         assert page.body.get("data-updated") == str(int(NOW)), "the page never drew a payload"
         return dom, page
+
+    def measure(
+        self,
+        payload: dict[str, Any],
+        expressions: dict[str, str],
+        fragment: str = "",
+        width: int = WIDTH,
+    ) -> dict[str, Any]:
+        """Each of ``expressions`` (JavaScript over the page's ``document`` and ``window``)
+        evaluated once the page has drawn ``payload`` in a frame ``width`` px wide: what the
+        page laid out (widths, overflow), which its DOM does not say."""
+        self.payload = payload
+        self.answers_left = None
+        self.expressions = expressions
+        dom = dump_dom(f"{self.url}/probe?fragment={quote(fragment)}&width={width}", budget_ms=3000)
+        found = re.search(r'<pre id="probe">([^<]*)</pre>', dom)
+        assert found and found[1], "the page never drew a payload"
+        values: dict[str, Any] = json.loads(html.unescape(found[1]))
+        errors = {k: v for k, v in values.items() if str(v).startswith("error: ")}
+        assert not errors, errors
+        return values
 
 
 @pytest.fixture(scope="module")

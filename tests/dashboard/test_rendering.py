@@ -8,11 +8,15 @@ served by the dashboard's own routes (see ``pages``).
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import replace
 
 import pytest
 
 from modelpilot.monitoring.alerts import Alert, AlertState
+from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.performance import PerformanceReport
+from modelpilot.monitoring.predictions import PredictionSummary
 from tests.dashboard.browser import text_of
 from tests.dashboard.pages import (
     INTERVAL,
@@ -170,3 +174,116 @@ def test_a_pending_alert_is_listed_after_the_firing_ones_and_not_counted(
     assert text_of(dom, "alerts-count") == "1"
     assert "fires in 30s" in dom
     assert page.by_id["alerts-empty"].get("hidden") is not None
+
+
+def test_of_many_features_the_chart_shows_those_with_the_most_evidence(
+    page_server: PageServer,
+) -> None:
+    # 150 bars' labels overlapped into a grey band, and the table was in the profile's order:
+    # a red bar could not be told from its neighbours, nor found in the table.
+    alpha = 0.01 / 150
+    features = [feature(f"f{i:03d}", "ks", 0.5, 1 - alpha, p_value=0.5) for i in range(150)]
+    for i, p in ((7, 1e-9), (80, 1e-30), (149, 1e-12)):  # drifted, among the healthy
+        features[i] = feature(f"f{i:03d}", "ks", 1 - p, 1 - alpha, p_value=p)
+    features[3] = feature("f003", "ks", 0.99, 1 - alpha, p_value=0.01)  # some evidence
+    dom, page = page_server.draw(payload(busy(), iris(features=features)))
+    chart = page.by_id["chart-drift"]
+    labels = chart["data-labels"].split("|")
+    assert len(labels) == 20
+    assert labels[:4] == ["f080", "f149", "f007", "f003"]  # the most evidence first
+    assert "20 of 150 features shown" in text_of(dom, "drift-foot")
+    rows = re.findall(r'<td class="name" title="([^"]*)">', dom)
+    assert len(rows) == 150
+    assert rows[:3] == ["f080", "f149", "f007"]  # drifted first, then the profile's order
+    assert rows[3:6] == ["f000", "f001", "f002"]
+
+
+def test_a_few_features_keep_their_places_on_the_chart(page_server: PageServer) -> None:
+    alpha = 0.01 / 3
+    features = [
+        feature("a", "ks", 0.5, 1 - alpha, p_value=0.5),
+        feature("b", "ks", 1 - 1e-9, 1 - alpha, p_value=1e-9),
+        feature("c", "ks", 0.9, 1 - alpha, p_value=0.1),
+    ]
+    dom, page = page_server.draw(payload(busy(), iris(features=features)))
+    assert page.by_id["chart-drift"]["data-labels"] == "a|b|c"
+    assert "shown" not in text_of(dom, "drift-foot")
+
+
+def test_a_figure_wider_than_its_bar_is_not_drawn_white_on_the_card(
+    page_server: PageServer,
+) -> None:
+    # Past the axis's end (evidence capped at 3) the figure goes inside the bar's top, in
+    # white: "p 2.3e-137" is wider than a bar of eight, and spilled white onto the white card.
+    alpha = 0.01 / 8
+    features = [feature(f"f{i}", "ks", 1.0, 1 - alpha, p_value=2.3e-137) for i in range(8)]
+    _, page = page_server.draw(payload(busy(), iris(features=features)))
+    assert page.by_id["chart-drift"]["data-inks"] == "|".join(["halo"] * 8)
+    features = [feature(f"f{i}", "psi", 9.0, 0.2) for i in range(2)]  # "PSI 9.00" fits
+    _, page = page_server.draw(payload(busy(), iris(features=features, rows=2000)))
+    assert page.by_id["chart-drift"]["data-inks"] == "inside|inside"
+
+
+def regressor(predictions: PredictionSummary) -> ModelReport:
+    return ModelReport("price", "1", 6, 6, None, predictions, None, [])
+
+
+def test_predictions_that_are_no_number_have_a_bar_and_are_counted(
+    page_server: PageServer,
+) -> None:
+    # A model that answers NaN or inf: its predictions appeared nowhere on the page ("6
+    # requests", "4 predictions"), though the payload counts them in the histogram's missing.
+    histogram = {
+        "edges": [0.0, 1.0, 2.0],
+        "counts": [1.0, 1.0],
+        "below": [0.0],
+        "above": [2.0],
+        "missing": [2.0],
+    }
+    summary = PredictionSummary("regression", 4, None, histogram, 1.5, 0.25, None)
+    dom, page = page_server.draw(payload(busy(), regressor(summary)))
+    chart = page.by_id["chart-predictions"]
+    assert chart["data-labels"].split("|")[-1] == "not finite"
+    assert [float(v) for v in chart["data-values"].split("|")] == [0, 1, 1, 2, 2]
+    assert text_of(dom, "pred-summary") == (
+        "6 predictions (2 not finite; 0 below, 2 above the reference range) · "
+        "mean 1.50 · variance 0.250"
+    )
+    # Two predictions of 1e308 overflow the window's sums: the page says so, not "mean —".
+    overflowed = replace(summary, mean=None, variance=None)
+    dom, _ = page_server.draw(payload(busy(), regressor(overflowed)))
+    assert "mean, variance — (too large for a float" in text_of(dom, "pred-summary")
+
+
+def test_classes_are_in_natural_order_without_a_mean(page_server: PageServer) -> None:
+    # class_10 came before class_2, eight colours were recycled over twelve classes, and a
+    # classifier's summary read "mean — · variance —".
+    classes = {f"class_{i}": 10 + i for i in sorted(range(12), key=str)}
+    classes["(unknown)"] = 1
+    summary = PredictionSummary("classification", 187, classes, None, None, None, None)
+    dom, page = page_server.draw(payload(busy(), regressor(summary)))
+    labels = page.by_id["chart-predictions"]["data-labels"].split("|")
+    assert labels == [f"class_{i}" for i in range(12)] + ["(unknown)"]
+    assert text_of(dom, "pred-summary") == "187 predictions"
+
+
+def test_the_throughput_window_and_the_charts_span_are_the_servers(
+    page_server: PageServer,
+) -> None:
+    # "last 2 s window" was written in the page; at MODELPILOT_MONITOR_INTERVAL_SECONDS=15
+    # the points are 15 s apart. The charts hold the last 300 points: the page says how long.
+    series = [replace(interval(NOW - 15 * (40 - i), 20), seconds=15.0) for i in range(41)]
+    history = [{"t": NOW - 60 * (10 - i), "accuracy": 0.9} for i in range(11)]
+    performance = PerformanceReport(
+        labels=200,
+        current={"accuracy": 0.9},
+        reference={"accuracy": 0.9},
+        degraded=[],
+        label_shift=None,
+        concept_drift=False,
+        reason="",
+    )
+    dom, _ = page_server.draw(payload(series, iris(performance, history)))
+    assert text_of(dom, "stat-rps-sub") == "last 15 s window"
+    assert text_of(dom, "series-span") == "· charts: last 10 min"  # 41 points, 15 s each
+    assert text_of(dom, "perf-title") == "Accuracy · last 11 min"

@@ -12,7 +12,16 @@ import pytest
 from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.overview import model_overview
 from tests.dashboard.browser import Elements, text_of
-from tests.dashboard.pages import NOW, PageServer, busy, feature, iris, page_server, payload
+from tests.dashboard.pages import (
+    NOW,
+    WIDTH,
+    PageServer,
+    busy,
+    feature,
+    iris,
+    page_server,
+    payload,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -21,12 +30,12 @@ __all__ = ["page_server"]  # the fixture, used by the tests here
 ALPHA = 0.01 / 6
 
 
-def versions(serving: str) -> dict[str, Any]:
-    """``iris`` v1 with five requests and v2 with one, ``serving`` the one that serves."""
+def versions(serving: str, name: str = "iris") -> dict[str, Any]:
+    """``name`` v1 with five requests and v2 with one, ``serving`` the one that serves."""
     page = payload(busy())
     page["models"] = [
         {
-            **model_overview(ModelReport("iris", v, n, n, None, None, None, [])),
+            **model_overview(ModelReport(name, v, n, n, None, None, None, [])),
             "serving": v == serving,
         }
         for v, n in (("1", 5), ("2", 1))
@@ -129,3 +138,46 @@ def test_figures_are_marked_stale_while_the_server_does_not_answer(
     clock = re.fullmatch(r"disconnected · figures from (\d\d:\d\d:\d\d)", text_of(dom, "conn"))
     assert clock and clock[1] == text_of(dom, "stat-updated")
     assert page.body["data-updated"] == str(int(NOW))  # the last payload's figures stay
+
+
+def test_a_long_feature_name_leaves_every_column_in_the_card(page_server: PageServer) -> None:
+    # A 311-character name (a one-hot or feature-store column) made the table 2,741 px wide
+    # in its 617 px card: every column but the feature's was out of sight, on every row.
+    long = "L" * 300 + "<b>bold</b>"
+    features = [
+        feature(long, "ks", 1 - 1e-9, 1 - ALPHA, p_value=1e-9),
+        feature("plain", "ks", 0.5, 1 - ALPHA, p_value=0.5),
+    ]
+    wrap = "document.querySelector('.table-wrap')"
+    cell = "document.querySelector('#drift-table tbody td:first-child')"
+    laid = page_server.measure(
+        payload(busy(), iris(features=features)),
+        {
+            "overflow": f"{wrap}.scrollWidth - {wrap}.clientWidth",
+            "status_right": "document.querySelector('#drift-table tbody td:last-child')"
+            ".getBoundingClientRect().right",
+            "card_right": f"{wrap}.getBoundingClientRect().right",
+            "tooltip": f"{cell}.title",
+            "text": f"{cell}.textContent",
+        },
+    )
+    assert laid["overflow"] == 0
+    assert laid["status_right"] <= laid["card_right"]
+    assert laid["tooltip"] == laid["text"] == long  # cut short on screen, whole in its tooltip
+
+
+@pytest.mark.parametrize("width", [WIDTH, 390])
+def test_a_long_model_name_does_not_widen_the_page(page_server: PageServer, width: int) -> None:
+    # Model names may have 128 characters: one made the page 2,400 px wide, on a phone too.
+    name = "m" + "x" * 120 + ".long-"
+    laid = page_server.measure(
+        versions(serving="2", name=name),
+        {
+            "page": "document.documentElement.scrollWidth",
+            "window": "document.documentElement.clientWidth",
+            "title": "document.getElementById('model-title').textContent",
+        },
+        width=width,
+    )
+    assert laid["title"] == f"{name} v2 · 1 request"
+    assert laid["page"] <= laid["window"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -23,11 +24,15 @@ REFERENCE_COLOR = "#94a3b8"
 CURRENT_COLOR = "#2563eb"
 DRIFTED_COLOR = "#dc2626"
 
+# Names and category values wrap anywhere (the table's first column, plot titles and notes):
+# one unbroken name of 300 characters, common in generated data, pushed every verdict column
+# out of sight and the page to 3,200 px.
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f1f5f9;
 color:#0f172a}
 header{background:#0f172a;color:#f8fafc;padding:18px 32px}
 header h1{margin:0;font-size:20px}header p{margin:4px 0 0;color:#cbd5e1;font-size:13px}
+header h1,header p,.card small,.plot h3,.plot p{overflow-wrap:anywhere}
 main{padding:24px 32px;max-width:1200px}
 .summary{display:flex;gap:16px;margin-bottom:24px;flex-wrap:wrap}
 .card{background:#fff;border:1px solid #e2e8f0;border-radius:10px;padding:14px 18px}
@@ -36,6 +41,7 @@ main{padding:24px 32px;max-width:1200px}
 table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #e2e8f0;
 border-radius:10px;overflow:hidden;font-size:13px}
 th,td{padding:8px 10px;text-align:right;border-bottom:1px solid #f1f5f9}td{white-space:nowrap}
+td:first-child{white-space:normal;overflow-wrap:anywhere;min-width:10ch}
 th:first-child,td:first-child,td.left{text-align:left}
 th{background:#f8fafc;color:#475569;font-weight:600}
 .badge{display:inline-block;padding:2px 8px;border-radius:999px;font-size:12px;font-weight:600}
@@ -44,7 +50,7 @@ th{background:#f8fafc;color:#475569;font-weight:600}
 .wide{overflow-x:auto;border-radius:10px}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(360px,100%),1fr));gap:16px;
 margin-top:24px}
-.plot h3{margin:0 0 6px;font-size:14px}.plot.many{grid-column:1/-1}
+.plot{min-width:0}.plot h3{margin:0 0 6px;font-size:14px}.plot.many{grid-column:1/-1}
 .plot p{margin:6px 0 0;color:#64748b;font-size:12px}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px;border-radius:2px}
 .rule{color:#475569;font-size:13px;margin-top:20px;line-height:1.5}
@@ -184,7 +190,10 @@ def _badge(feature: FeatureDrift) -> str:
 
 def _plot(histogram: FeatureHistogram, drift: FeatureDrift) -> str:
     plotted = _plotted(histogram)
-    labels = [_short(label) for label in plotted.labels]
+    if histogram.kind == "numeric":
+        labels = _bin_labels(plotted.labels)
+    else:
+        labels = [_short(label) for label in plotted.labels]
     reference = _shares(plotted.reference)
     current = _shares(plotted.current)
     n = len(labels)
@@ -304,6 +313,26 @@ def _counts_table(histogram: FeatureHistogram) -> str:
 def _shares(counts: np.ndarray) -> np.ndarray:
     total = counts.sum()
     return counts / total if total else np.zeros(counts.shape)
+
+
+_NUMBER = re.compile(r"(?<![\w.])-?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?")
+"""A number in a numeric bin's label ("< -1.5", "0.25 - 3e+05"); not the " - " between."""
+
+
+def _bin_labels(labels: Sequence[str]) -> list[str]:
+    """A numeric histogram's bin labels for its axis, whole, with their numbers to three
+    significant digits where those still tell every edge apart (else as the binning wrote
+    them, to four): cut to 16 characters, "-0.8258 - -0.5512" read "-0.8258 - -0.55…", and
+    half the axis lost its upper edges. The bars' tooltips keep the four digits."""
+    numbers = {float(n) for label in labels for n in _NUMBER.findall(label)}
+    if len({_three_digits(n) for n in numbers}) < len(numbers):
+        return list(labels)
+    return [_NUMBER.sub(lambda m: _three_digits(float(m[0])), label) for label in labels]
+
+
+def _three_digits(value: float) -> str:
+    """``value`` to three significant digits, written out below a million: 1230, -0.826."""
+    return f"{float(f'{value:.3g}'):g}"
 
 
 def _short(label: str, limit: int = 16) -> str:

@@ -6,7 +6,6 @@
   const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif';
   const C = { blue: '#2563eb', green: '#16a34a', orange: '#f59e0b', red: '#dc2626', purple: '#7c3aed',
     teal: '#0d9488', ink: '#0f172a', grid: '#eef2f7', axis: '#94a3b8', text: '#475569', muted: '#64748b' };
-  const PALETTE = [C.blue, C.teal, C.purple, C.orange, '#db2777', '#0891b2', '#65a30d', '#9333ea'];
   const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
   // ------------------------------------------------------------------ formatting
@@ -39,6 +38,20 @@
   const fmtClock = (t, d = new Date(t * 1000)) => `${pad2(d.getHours())}:${pad2(d.getMinutes())}:${pad2(d.getSeconds())}`;
   const pct = (v) => (isNum(v) ? v.toFixed(1) + ' %' : '—');
   const count = (v) => (isNum(v) ? v.toLocaleString('en-US') : '—');
+  // A stretch of time: "2 s", "0.5 s", "10 min", "2h 30m".
+  const fmtSpan = (s) => (s < 90 ? `${Number(s.toFixed(s < 10 ? 1 : 0))} s` : s < 5400 ? `${Math.round(s / 60)} min` : fmtDuration(s));
+  // The time between a series' points (the monitor's interval, MODELPILOT_MONITOR_INTERVAL_SECONDS):
+  // the median spacing, which a restart's gap does not move; null under two points.
+  function spacing(ts) {
+    const steps = ts.slice(1).map((t, i) => t - ts[i]).filter((d) => isNum(d) && d > 0).sort((a, b) => a - b);
+    return steps.length ? steps[Math.floor(steps.length / 2)] : null;
+  }
+  // What a chart of points at these times covers: each holds the interval that ends at it.
+  // The server keeps the last 300 of them (ten minutes at the default 2 s), no more.
+  function spanOf(ts) {
+    const step = spacing(ts);
+    return step === null ? '' : `last ${fmtSpan(ts[ts.length - 1] - ts[0] + step)}`;
+  }
   function decimalsOf(step) {  // as many as the step has: 0.25 needs two, 0.5 one, 5 none
     for (let d = 0; d < 4; d++) {
       const x = step * 10 ** d;
@@ -58,7 +71,7 @@
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0); ctx.clearRect(0, 0, w, h); ctx.setLineDash([]);
     Object.assign(ctx, { font: `11px ${FONT}`, textBaseline: 'middle' });
     // What the last drawing exposed for tests and scripts (data-ticks, data-labels, ...).
-    for (const k of ['message', 'ticks', 'labels', 'values', 'segments']) delete canvas.dataset[k];
+    for (const k of ['message', 'ticks', 'labels', 'values', 'segments', 'inks']) delete canvas.dataset[k];
     return { ctx, w, h };
   }
   // A chart is an image to assistive technology (role="img"): its aria-label is the page's
@@ -232,6 +245,7 @@
     const Y = (v) => pad.t + ph - ((v - s.lo) / (s.hi - s.lo)) * ph;
     yAxis(ctx, s, Y, pad.l, w - pad.r, o.fmt);
     const bw = Math.min(slot * (1 - (o.gap ?? 0.3)), 56);
+    const inks = [];  // where each bar's figure went, for tests: above, inside, halo or none
     for (let i = 0; i < n; i += 1) {
       const v = o.values[i], has = isNum(v);
       const cx = pad.l + slot * i + slot / 2, top = Y(Math.max(has ? v : 0, 0));
@@ -244,11 +258,21 @@
         const half = Math.min(slot * 0.48, bw / 2 + 6);
         hline(ctx, cx - half, cx + half, Y(th), C.ink, [4, 3], 1.5);
       }
-      if (showValues && has) {  // above the bar, or inside its top where the axis ends
-        const inside = top - 8 < pad.t + 4;
-        ctx.fillStyle = inside ? '#fff' : C.ink; ctx.textAlign = 'center';
-        ctx.fillText(o.valueFmt(v, i), cx, inside ? top + 8 : top - 8);
-      }
+      if (showValues && has) {
+        // Above the bar, or inside its top where the axis ends: there in white where the figure
+        // fits the bar, else dark on a white halo (white wider than the bar spilled onto the
+        // white card, and "p 2.3e-137" read "þ 2.3e-13").
+        const text = o.valueFmt(v, i), inside = top - 8 < pad.t + 4, y = inside ? top + 8 : top - 8;
+        const ink = !inside ? 'above' : ctx.measureText(text).width <= bw - 4 ? 'inside' : 'halo';
+        ctx.textAlign = 'center';
+        if (ink === 'halo') {
+          Object.assign(ctx, { strokeStyle: '#fff', lineWidth: 3, lineJoin: 'round' });
+          ctx.strokeText(text, cx, y); ctx.lineWidth = 1;
+        }
+        ctx.fillStyle = ink === 'inside' ? '#fff' : C.ink;
+        ctx.fillText(text, cx, y);
+        inks.push(ink);
+      } else inks.push('');
       ctx.fillStyle = C.text;
       if (rotate) {
         ctx.save(); ctx.translate(cx, Y(0) + 8); ctx.rotate(-Math.PI / 4);
@@ -262,12 +286,13 @@
     canvas.dataset.points = String(n);
     canvas.dataset.labels = o.labels.map(String).join('|');
     canvas.dataset.values = o.values.map((v) => (isNum(v) ? String(v) : '')).join('|');
+    canvas.dataset.inks = inks.join('|');
   }
 
   // What dashboard.js uses: the one name this file adds to the page.
   window.ModelPilotCharts = Object.freeze({
-    C, PALETTE, BYTE_UNITS,
-    isNum, fmtNum, fmtMs, byteUnit, fmtBytes, fmtDuration, fmtClock, pct, count, tickFmt,
-    drawEmpty, lineChart, barChart, describe,
+    C, BYTE_UNITS,
+    isNum, fmtNum, fmtMs, byteUnit, fmtBytes, fmtDuration, fmtClock, fmtSpan, pct, count, tickFmt,
+    spacing, spanOf, drawEmpty, lineChart, barChart, describe,
   });
 })();

@@ -4,9 +4,9 @@
 'use strict';
 (() => {
   const {
-    C, PALETTE, BYTE_UNITS,
-    isNum, fmtNum, fmtMs, byteUnit, fmtBytes, fmtDuration, fmtClock, pct, count, tickFmt,
-    drawEmpty, lineChart, barChart, describe,
+    C, BYTE_UNITS,
+    isNum, fmtNum, fmtMs, byteUnit, fmtBytes, fmtDuration, fmtClock, fmtSpan, pct, count, tickFmt,
+    spacing, spanOf, drawEmpty, lineChart, barChart, describe,
   } = window.ModelPilotCharts;
   const API = '/api/dashboard';
   const REFRESH_MS = 2000;
@@ -15,6 +15,10 @@
   const TESTS = new Set(['ks', 'missing', 'chi2', 'rare']);
   // The drift chart's bars end here: 3 times the evidence that makes drift.
   const EVIDENCE_CAP = 3;
+  // The drift chart's bars at most, fewer on a narrow card (a bar and its label in 28 px):
+  // 150 bars' labels overlapped into a grey band. Past that, the chart shows the features with
+  // the most evidence, and the table lists them all.
+  const MAX_DRIFT_BARS = 20, MIN_DRIFT_BARS = 8, DRIFT_BAR_PX = 28;
   // Quality metrics: scores in [0, 1], higher is better; errors from 0 up, lower is better.
   const SCORE_METRICS = new Set(['accuracy', 'f1', 'auc']);
   const ERROR_METRICS = new Set(['mae', 'rmse', 'mse', 'log_loss']);
@@ -83,6 +87,9 @@
       describe($('chart-system'), `latest CPU ${pct(last.cpu_percent)}, memory ${fmtBytes(last.memory_bytes)}`);
     }
     setStat('stat-rps', isNum(last.rps) ? `${last.rps.toFixed(last.rps >= 1000 ? 0 : 1)} req/s` : '—', last.rps);
+    const ts = series.map((s) => s.t).filter(isNum), step = spacing(ts);
+    setText('stat-rps-sub', step === null ? (n ? 'latest interval' : '—') : `last ${fmtSpan(step)} window`);
+    setText('series-span', n ? `· charts: ${spanOf(ts) || 'latest interval'}` : '');
     setStat('stat-p99', fmtMs(last.p99_ms), last.p99_ms);
     const short = isNum(last.p95_ms) && last.p95_ms < 1000 && isNum(last.p50_ms);
     setText('stat-p50-p95', !n ? '—' : !isNum(last.p99_ms) ? 'no requests'
@@ -208,8 +215,21 @@
     }
     return isNum(f.score) && f.threshold > 0 ? Math.min(EVIDENCE_CAP, Math.max(0, f.score / f.threshold)) : null;
   }
+  // Features by their evidence, the most first; those without a verdict last, in the
+  // profile's order, as ties are.
+  function ranked(feats) {
+    const e = (f) => evidence(f) ?? -1;
+    return feats.map((f, i) => [f, e(f), i]).sort((a, b) => b[1] - a[1] || a[2] - b[2]).map(([f]) => f);
+  }
   // A bar's figure in the method's own terms: the p-value of a test, else the effect size.
   const figure = (f) => (TESTS.has(f.method) ? `p ${fmtP(f.deciding_p_value)}` : `${f.method.toUpperCase()} ${fmtNum(f.score)}`);
+
+  // The drift tile's line: the model's name (cut short, its full name the tooltip: a name of
+  // 128 characters filled the tile with seven lines), then what its window shows.
+  function setDriftSub(m, text) {
+    const name = m ? Object.assign(el('span', 'cut', m.name), { title: m.name }) : '';
+    $('stat-drift-sub').replaceChildren(...(m ? [name, ` · ${text}`] : ['—']));
+  }
 
   function renderDrift(m) {
     const drift = m && m.drift;
@@ -221,7 +241,7 @@
       drawEmpty($('chart-drift'), why);
       setStat('stat-drifted', '—', null, '');
       ['drift-foot', 'drift-window'].forEach((id) => setText(id, '—'));
-      setText('stat-drift-sub', m ? `${m.name} · ${idle(m) ? 'no traffic yet' : 'no reference'}` : '—');
+      setDriftSub(m, idle(m) ? 'no traffic yet' : 'no reference');
       const td = Object.assign(el('td', 'empty', `${why}.`), { colSpan: 8 });
       tbody.replaceChildren(el('tr', '', null, td));
       return;
@@ -238,7 +258,7 @@
       const none = feats.length ? (drift.window_rows ? 'no verdict yet' : 'no rows in the window') : 'no features';
       setBadge('drift-badge', 'muted', none, verdict);
       setStat('stat-drifted', '—', null, '');
-      setText('stat-drift-sub', `${m.name} · ${none}`);
+      setDriftSub(m, none);
       setText('drift-foot', [win, verdict].filter(Boolean).join(' · '));
       const why = verdict ? verdict.charAt(0).toUpperCase() + verdict.slice(1) : 'No features monitored';
       drawEmpty($('chart-drift'), why);
@@ -252,25 +272,35 @@
       setStat('stat-drifted', `${nd} / ${counted.length}`, nd, nd ? 'bad' : 'ok');
       const share = isNum(drift.drifted_share) ? `${(drift.drifted_share * 100).toFixed(0)} %` : '—';
       const of = isNum(drift.dataset_share) ? ` of ${Math.round(drift.dataset_share * 100)} %` : '';
-      setText('stat-drift-sub', `${m.name} · share ${share}${of}`);
-      const unjudged = feats.length > counted.length ? ' · no bar = no verdict' : '';
+      setDriftSub(m, `share ${share}${of}`);
+      // All the features, in the profile's order, where their bars fit (they then stay put from
+      // one refresh to the next); else those with the most evidence, the most first.
+      const canvas = $('chart-drift');
+      const room = Math.max(MIN_DRIFT_BARS, Math.min(MAX_DRIFT_BARS, Math.floor(canvas.clientWidth / DRIFT_BAR_PX)));
+      const bars = feats.length <= room ? feats : ranked(feats).slice(0, room);
+      const values = bars.map(evidence);
+      const unjudged = bars.some((f) => !judged(f)) ? ' · no bar = no verdict' : '';
+      const shown = bars.length < feats.length
+        ? ` · ${bars.length} of ${feats.length} features shown, those with the most evidence (all in Drift details)` : '';
       setText('drift-foot', `${win} · bar: evidence, 1 = drifts (tests: log p / log α; PSI, JS: score / threshold; `
-        + `capped at ${EVIDENCE_CAP}) · red = drifted${unjudged}`);
-      const values = feats.map(evidence);
-      barChart($('chart-drift'), {
-        labels: feats.map((f) => f.name), values,
-        colors: feats.map((f) => (f.drifted ? C.red : C.blue)), thresholds: feats.map((f, i) => (isNum(values[i]) ? 1 : null)),
-        valueFmt: (v, i) => figure(feats[i]), empty: 'No features monitored', max: EVIDENCE_CAP,
+        + `capped at ${EVIDENCE_CAP}) · red = drifted${unjudged}${shown}`);
+      barChart(canvas, {
+        labels: bars.map((f) => f.name), values,
+        colors: bars.map((f) => (f.drifted ? C.red : C.blue)), thresholds: bars.map((f, i) => (isNum(values[i]) ? 1 : null)),
+        valueFmt: (v, i) => figure(bars[i]), empty: 'No features monitored', max: EVIDENCE_CAP,
         legend: [{ label: 'evidence (1 = drift line)', color: C.blue }, { label: 'drifted', color: C.red },
           { label: 'drift line', color: C.ink, dash: true }],
       });
       const drifted = counted.filter((f) => f.drifted).map((f) => f.name);
       describe($('chart-drift'), `${nd} of ${counted.length} features drifted${drifted.length ? `: ${drifted.join(', ')}` : ''}`);
     }
-    tbody.replaceChildren(...feats.map((f) => {
+    // Drifted features first, the most evidence first; the others stay in the profile's order.
+    const worst = ranked(feats.filter((f) => f.drifted));
+    tbody.replaceChildren(...[...worst, ...feats.filter((f) => !f.drifted)].map((f) => {
       const tr = el('tr', f.drifted ? 'drifted' : '');
       const has = judged(f);
-      tr.append(el('td', '', f.name), el('td', '', has ? f.method || '—' : '—'));
+      // A long name is cut short, the full name its tooltip (see .table td.name).
+      tr.append(Object.assign(el('td', 'name', f.name), { title: f.name }), el('td', '', has ? f.method || '—' : '—'));
       for (const k of ['score', 'threshold']) tr.append(el('td', 'num', has ? fmtNum(f[k]) : '—'));
       // The p-value that decided, as /metrics exports it (not the KS or chi-squared test's
       // where the missing-share or rare-category test decided).
@@ -295,43 +325,69 @@
     }
     const reg = pr.kind === 'regression';
     setText('pred-kind', reg ? 'regression · histogram' : 'classification · classes');
-    const stats = `mean ${fmtNum(pr.mean)} · variance ${fmtNum(pr.variance)}`;
-    setText('pred-summary', `${count(pr.count)} predictions · ${stats}`);
-    const shares = reg ? renderHistogram(canvas, pr, stats) : renderClasses(canvas, pr);
+    const n = isNum(pr.count) ? pr.count : 0;
+    let shares = '';
+    if (reg) {
+      // The API sends each edge bin as [n]. Predictions that are no number (NaN, ±inf) are not
+      // among pr.count: they count in their own bar, and in the total here.
+      const total = (x) => [].concat(x ?? []).reduce((a, b) => a + (isNum(b) ? b : 0), 0);
+      const h = pr.histogram || {}, below = total(h.below), above = total(h.above), missing = total(h.missing);
+      const notes = [missing ? `${count(missing)} not finite` : '',
+        below + above ? `${count(below)} below, ${count(above)} above the reference range` : ''].filter(Boolean);
+      setText('pred-summary', `${count(n + missing)} predictions${notes.length ? ` (${notes.join('; ')})` : ''} · ${moments(pr)}`);
+      renderHistogram(canvas, pr.histogram, below, above, missing);
+    } else {
+      // A classifier's mean and variance would be those of its class labels: not shown.
+      setText('pred-summary', `${count(n)} predictions`);
+      shares = renderClasses(canvas, pr);
+    }
     if (canvas.dataset.points !== '0') describe(canvas, [$('pred-summary').textContent, shares].filter(Boolean).join(' · '));
   }
 
-  // Predictions outside the reference's range count in an edge bar each (orange), so that the
-  // bars add up to the predictions counted; the bins between are labelled as ranges (each holds
-  // its left edge, the last its right edge too).
-  function renderHistogram(canvas, pr, stats) {
-    const hist = pr.histogram;
+  // A regression's mean and variance, from running sums of its finite predictions: one
+  // prediction near the float's limit (1e308) overflows them for the whole window, which is
+  // said rather than shown as a bare "—".
+  function moments(pr) {
+    if (!pr.count) return 'no finite predictions';
+    if (isNum(pr.mean) && isNum(pr.variance)) return `mean ${fmtNum(pr.mean)} · variance ${fmtNum(pr.variance)}`;
+    if (isNum(pr.mean)) return `mean ${fmtNum(pr.mean)} · variance — (too large for a float: predictions past ±1e154)`;
+    return 'mean, variance — (too large for a float: predictions near ±1.8e308)';
+  }
+
+  // Predictions outside the reference's range count in an edge bar each (orange), and those
+  // that are no number in a red one, so that the bars add up to every prediction; the bins
+  // between are labelled as ranges (each holds its left edge, the last its right edge too).
+  function renderHistogram(canvas, hist, below, above, missing) {
     const counts = hist && Array.isArray(hist.counts) ? hist.counts : [];
     const edges = hist && Array.isArray(hist.edges) ? hist.edges : [];
     if (!counts.length || edges.length !== counts.length + 1) {
       drawEmpty(canvas, hist ? 'No predictions recorded yet' : 'No reference predictions to bin them against');
       return;
     }
-    const total = (x) => [].concat(x ?? []).reduce((a, b) => a + (isNum(b) ? b : 0), 0);  // the API sends [n]
-    const below = total(hist.below), above = total(hist.above);
     const edge = (i) => fmtNum(edges[i]);
+    const nan = missing ? ['not finite'] : [];
     barChart(canvas, {
-      labels: [`< ${edge(0)}`, ...counts.map((_, i) => `${edge(i)}–${edge(i + 1)}`), `> ${edge(edges.length - 1)}`],
-      values: [below, ...counts, above], colors: [C.orange, ...counts.map(() => C.teal), C.orange], gap: 0.08,
+      labels: [`< ${edge(0)}`, ...counts.map((_, i) => `${edge(i)}–${edge(i + 1)}`), `> ${edge(edges.length - 1)}`, ...nan],
+      values: [below, ...counts, above, ...(missing ? [missing] : [])],
+      colors: [C.orange, ...counts.map(() => C.teal), C.orange, ...nan.map(() => C.red)], gap: 0.08,
       counts: true, valueFmt: (v) => count(v), empty: 'No predictions recorded yet',
-      legend: [{ label: 'in the reference range', color: C.teal }, { label: 'outside it', color: C.orange }],
+      legend: [{ label: 'in the reference range', color: C.teal }, { label: 'outside it', color: C.orange },
+        ...nan.map(() => ({ label: 'not finite (NaN, ±inf)', color: C.red }))],
     });
-    if (below + above) {
-      const outside = `${count(below)} below, ${count(above)} above the reference range`;
-      setText('pred-summary', `${count(pr.count)} predictions (${outside}) · ${stats}`);
-    }
   }
 
+  // Classes in natural order (class_2 before class_10), a class the model never named last;
+  // all in one colour, as a colour of their own would mean nothing (and 8 were recycled).
+  const UNKNOWN_CLASS = '(unknown)';
+  const natural = new Intl.Collator('en', { numeric: true }).compare;
   function renderClasses(canvas, pr) {
     const entries = Object.entries(pr.classes || {});
-    if (entries.every(([k]) => isNum(Number(k)))) entries.sort((a, b) => Number(a[0]) - Number(b[0]));
+    const numeric = entries.every(([k]) => k === UNKNOWN_CLASS || isNum(Number(k)));
+    const order = numeric ? (a, b) => Number(a) - Number(b) : natural;
+    entries.sort(([a], [b]) => (a === UNKNOWN_CLASS) - (b === UNKNOWN_CLASS) || order(a, b));
     const total = entries.reduce((acc, [, v]) => acc + (isNum(v) ? v : 0), 0) || 1;
-    barChart(canvas, { labels: entries.map(([k]) => k), values: entries.map(([, v]) => v), colors: PALETTE,
+    barChart(canvas, { labels: entries.map(([k]) => k), values: entries.map(([, v]) => v),
+      colors: entries.map(([k]) => (k === UNKNOWN_CLASS ? C.orange : C.teal)),
       counts: true, empty: 'No predictions recorded yet',
       valueFmt: (v) => `${((v / total) * 100).toFixed(1)}%` });
     return entries.map(([k, v]) => `${k} ${((v / total) * 100).toFixed(1)}%`).join(', ');
@@ -365,7 +421,8 @@
       refs: isNum(ref) ? [{ y: ref, label: 'reference', color: C.axis }] : [], empty: 'No performance history yet',
     });
     setText('stat-accuracy-label', label);
-    setText('perf-title', `${label} over time`);
+    const span = spanOf(pts.map((q) => q[0]));
+    setText('perf-title', span ? `${label} · ${span}` : `${label} over time`);
     const v = cur[metric];
     // Red when the server judged the metric degraded, by the thresholds that flag concept
     // drift (and only once the window holds enough labels), never by a rule of its own.
