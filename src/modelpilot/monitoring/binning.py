@@ -12,7 +12,7 @@ missing one, so that Wasserstein can place each bin's mass where it really lies 
 
 A float32 model's inputs reach the monitor after the cast to float32 (0.7 as 0.69999999), and
 its reference is float64: values that are all float32 are binned by the edges rounded to
-float32 (see ``_float32_edges``), and tested by KS against the reference's values rounded so
+float32 (see ``float32_bins``), and tested by KS against the reference's values rounded so
 (see ``ProfileBinning._ks_sample``).
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -31,11 +32,16 @@ from modelpilot.monitoring.drift import (
     DriftReport,
     DriftThresholds,
     FeatureDrift,
+    failed,
     judge_categorical,
     judge_numeric,
     summarize,
 )
+from modelpilot.monitoring.float32_bins import float32_edges, float32_valued, to_float32
 from modelpilot.registry.profile import FeatureProfile, ReferenceProfile
+from modelpilot.repeated_errors import RepeatedErrors, first_line
+
+logger = logging.getLogger(__name__)
 
 POOLED_WHOLE = (
     "its profile pools every category in one bin, so only its missing share is watched: "
@@ -45,8 +51,6 @@ POOLED_WHOLE = (
 """Said of a feature whose old profile named more categories than it could keep apart (many
 about equally common ones, all pooled with the tail: ``category_bins.trusted_count``): its
 verdict reads "no drift" whatever its categories do."""
-
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 CHUNK_ROWS = 8192
 """Rows binned in one go, which bounds the scratch arrays of a large offline comparison."""
@@ -95,6 +99,8 @@ class ProfileBinning:
         data is at hand."""
         self.profile = profile
         self.names = profile.feature_names
+        self._errors = RepeatedErrors(logger)
+        """Features whose tests failed, logged once a minute each (see ``report``)."""
         whole = sample is not None
         if sample is None and profile.sample:
             sample = profile.sample_array()
@@ -137,7 +143,7 @@ class ProfileBinning:
         for position, spec in enumerate(self._numeric):
             bins = spec.edges.size - 1
             lower[0, position, :bins], top[0, position] = spec.edges[:-1], spec.edges[-1]
-            lower[1, position, :bins], top[1, position] = _float32_edges(spec.edges, spec.sample)
+            lower[1, position, :bins], top[1, position] = float32_edges(spec.edges, spec.sample)
         self._lower = np.ascontiguousarray(lower[0].T)[:, :, None]
         """Every edge but the top one of each numeric feature, padded with NaN: entry ``i``
         holds each feature's ``i``-th edge, as a column (it is compared with rows of values)."""
@@ -172,7 +178,7 @@ class ProfileBinning:
                     values = rows[:, self._columns].astype(np.float64)
                 except (TypeError, ValueError):
                     values = _to_float(rows[:, self._columns])
-            single = rows.dtype == np.float32 or _float32_valued(values)
+            single = rows.dtype == np.float32 or float32_valued(values)
             for start in range(0, values.shape[0], CHUNK_ROWS):
                 # Feature by feature (one contiguous row each), as the comparisons run fastest.
                 by_feature = np.ascontiguousarray(values[start : start + CHUNK_ROWS].T)
@@ -269,33 +275,72 @@ class ProfileBinning:
         recent: np.ndarray | None,
         thresholds: DriftThresholds,
     ) -> DriftReport:
-        """The drift of a window with these counts; ``recent`` holds its rows when few."""
+        """The drift of a window with these counts; ``recent`` holds its rows when few.
+
+        A feature whose tests raise has no verdict, its reason saying why (``drift.failed``),
+        and the error is logged, once a minute while it lasts: the other features are still
+        judged. (One feature's ZeroDivisionError once failed the whole report, every
+        evaluation, and the served model's report froze at the last one that worked.)"""
         thresholds = replace(thresholds, features=len(self.names))
         results: list[FeatureDrift] = []
         rows = 0
         for position, spec in enumerate(self._numeric):
             current = counts[spec.offset : spec.offset + spec.width]
             rows = max(rows, int(current.sum()))
-            results.append(self._judge_numeric(position, spec, current, sums, recent, thresholds))
+            try:
+                judged = self._judge_numeric(position, spec, current, sums, recent, thresholds)
+            except Exception as exc:
+                judged = self._failed(spec.index, "numeric", spec.reference, current, exc)
+            results.append(judged)
         for category in self._categorical:
             current = counts[category.offset : category.offset + category.width]
             rows = max(rows, int(current.sum()))
-            # With a tail in the reference, a value outside its named categories may be one
-            # of the tail's: how many are new is unknown.
-            unseen = None if category.tail else int(current[category.other])
-            judged = judge_categorical(
-                self.names[category.index],
-                category.reference,
-                current,
-                unseen,
-                thresholds,
-                category.fold_rare,
-            )
-            if category.tail and not category.codes:
-                judged = replace(judged, reason=f"{judged.reason}; {POOLED_WHOLE}")
+            try:
+                judged = self._judge_categorical(category, current, thresholds)
+            except Exception as exc:
+                kind, reference = "categorical", category.reference
+                judged = self._failed(category.index, kind, reference, current, exc)
             results.append(judged)
         results.sort(key=lambda f: self.names.index(f.name))
         return summarize(rows, results, thresholds)
+
+    def _judge_categorical(
+        self, category: CategoricalBins, current: np.ndarray, thresholds: DriftThresholds
+    ) -> FeatureDrift:
+        # With a tail in the reference, a value outside its named categories may be one of
+        # the tail's: how many are new is unknown.
+        unseen = None if category.tail else int(current[category.other])
+        judged = judge_categorical(
+            self.names[category.index],
+            category.reference,
+            current,
+            unseen,
+            thresholds,
+            category.fold_rare,
+        )
+        if category.tail and not category.codes:
+            judged = replace(judged, reason=f"{judged.reason}; {POOLED_WHOLE}")
+        return judged
+
+    def _failed(
+        self,
+        index: int,
+        kind: str,
+        reference: np.ndarray,
+        current: np.ndarray,
+        error: Exception,
+    ) -> FeatureDrift:
+        """Feature ``index`` without a verdict, as its tests raised ``error``, which is logged
+        (with its traceback the first time; see ``RepeatedErrors``)."""
+        name = self.names[index]
+        self._errors.error(
+            name,
+            "the drift tests of feature %r failed, so it has no verdict: %s",
+            name,
+            first_line(error),
+            exc_info=True,
+        )
+        return failed(name, kind, reference, current, error)
 
     def _judge_numeric(
         self,
@@ -349,10 +394,10 @@ class ProfileBinning:
         values 0.1, 0.2, 0.3 and 0.7, read KS p = 2e-11. A window of float64 values that
         happen to be float32 (whole numbers) loses nothing by it: the rounding moves a
         reference value by less than half a float32 step, past no such value."""
-        if window is None or window.size == 0 or not _float32_valued(window):
+        if window is None or window.size == 0 or not float32_valued(window):
             return spec.sample
         if position not in self._rounded_samples:
-            self._rounded_samples[position] = _rounded(spec.sample)
+            self._rounded_samples[position] = to_float32(spec.sample)
         return self._rounded_samples[position]
 
 
@@ -411,49 +456,6 @@ def _reference_points(
         seen = rows > 0
         points[seen] = np.clip(total[seen] / rows[seen], lower[seen], upper[seen])
     return np.concatenate([[edges[0]], points, [edges[-1]]])
-
-
-def _float32_edges(edges: np.ndarray, sample: np.ndarray) -> tuple[np.ndarray, float]:
-    """The lower edges and the top edge that values which are all float32 are binned by: the
-    edges rounded to float32, as a float32 model's inputs were.
-
-    Compared with the float64 edges, those inputs fell in other bins than the reference rows
-    they were cast from: 0.7, the first edge of its own bin (``registry.profile.bin_edges``),
-    is 0.69999999 in float32, and values of the diabetes data's ``sex`` fell below the range
-    (PSI 4.2 on a model's own reference rows). Compared with the rounded edges, a value counts
-    past an edge when its float64 original was (or lay within float32's precision of it).
-    Except where a reference value lies below an edge and rounds as it does: a decile a hair
-    past a value (0.7 + 6e-14, interpolated next to it) put all of that value's rows below
-    it, and its float32, the edge's, must stay there; that edge is raised to the next float32.
-    An edge past float32's range stays as it is: values past it are infinite in float32."""
-    rounded = _rounded(edges)
-    lower = rounded[:-1]
-    ordered = np.sort(sample)
-    if ordered.size:
-        below = np.searchsorted(ordered, edges[:-1], side="left") - 1
-        hair = (below >= 0) & (_rounded(ordered[np.maximum(below, 0)]) == lower)
-        raised = np.nextafter(lower.astype(np.float32), np.float32(np.inf)).astype(np.float64)
-        lower = np.where(hair, raised, lower)
-    finite = np.isfinite(rounded)
-    return np.where(finite[:-1], lower, edges[:-1]), float(rounded[-1] if finite[-1] else edges[-1])
-
-
-def _rounded(values: np.ndarray) -> np.ndarray:
-    """``values`` rounded to float32, as float64 (past float32's range, infinite)."""
-    with np.errstate(over="ignore"):
-        return values.astype(np.float32).astype(np.float64)
-
-
-def _float32_valued(values: np.ndarray) -> bool:
-    """Whether every value is a float32 (or NaN), as a float32 model's inputs are however
-    they come (a float32 array; float64 numbers from the inference log, restored after a
-    restart). Most float64 data shows otherwise in its first value, looked at first (a
-    round's binning of a batch of 64 rows takes some 50 us; looking at it whole, 10 more)."""
-    first = float(values.flat[0]) if values.size else 0.0
-    if abs(first) < FLOAT32_MAX and float(np.float32(first)) != first:
-        return False
-    same = _rounded(values) == values
-    return bool(same.all() or (same | np.isnan(values)).all())
 
 
 def _spread(feature: FeatureProfile) -> float:

@@ -51,6 +51,16 @@ def category_finding(
             )
         finding += f": Fisher's exact test p = {rare_p:.2g}"
         return CategoryFinding("rare", rare_p, finding, chi_p, rare_p)
+    if not tail and current_counts[other] and _values_of_their_own(reference_counts):
+        # Else "categories as in the reference: chi-squared test p = 1" of a window of ids
+        # the reference never held, as if the test had weighed them.
+        finding = (
+            f"{current_counts[other] / rows:.1%} of rows hold values the reference never had, "
+            "as expected where every reference row held a value of its own (an id, a time, "
+            "free text), so new ones tell nothing; a change in its missing share, or its "
+            f"values recurring, would: Fisher's exact test p = {rare_p:.2g}"
+        )
+        return CategoryFinding("rare", rare_p, finding, chi_p, rare_p)
     categories = "categories differ from" if chi_p < alpha else "categories as in"
     finding = f"{categories} the reference: chi-squared test p = {chi_p:.2g}"
     return CategoryFinding("chi2", chi_p, finding, chi_p, rare_p)
@@ -67,6 +77,13 @@ def _unseen_finding(reference_counts: np.ndarray, current_counts: np.ndarray, wi
         f"reference never had, against {once / max(reference_counts.sum(), 1):.1%} of the "
         f"reference's rows held values it had once{within}"
     )
+
+
+def _values_of_their_own(reference_counts: np.ndarray) -> bool:
+    """Whether every reference row held a value no other row held (``unseen_test``'s case of
+    a new value in every fresh row)."""
+    named = reference_counts[:-2]
+    return bool(named.size) and int(np.count_nonzero(named == 1)) == int(reference_counts.sum())
 
 
 def _rare_bins(pooled: np.ndarray, tail: bool) -> str:

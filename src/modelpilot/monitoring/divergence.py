@@ -202,12 +202,24 @@ def unseen_test(reference: np.ndarray, current: np.ndarray, unseen: int) -> floa
     the level 0.01 (60 equally frequent categories, 100 reference rows, windows of 999), so
     the reference enters the test as the fewer rows whose binomial share has that variance
     (the singletons rounded in proportion): without categories held twice, all of them.
+
+    Where every reference row held a value of its own (an id, a time or free text read as
+    text, a reference of one row), the estimate is that every fresh row holds a new value
+    too, and no window can hold more: p = 1, whatever share of the window is new. That is
+    the conclusion, not a fallback: a feature whose values never repeated in the reference
+    is expected to bring new ones, and a window of new ids is what a window drawn as the
+    reference was looks like. (Esty's variance is then 0, as is the binomial one of a share
+    of 1, and the effective rows below were 0 / 0: the test raised ZeroDivisionError, and
+    the live monitor's report of the model froze.) Such a feature's drift shows only in its
+    missing share, or as values the reference held coming back often (the pool's test).
     """
     total, rows = int(reference.sum()), int(current.sum())
     named = reference[:unseen]
     once, twice = int(np.count_nonzero(named == 1)), int(np.count_nonzero(named == 2))
     if once == 0:  # no estimate of the unseen mass beyond none: the reference as it is
         return fisher_exact(0, total, int(current[unseen]), rows, higher=True)
+    if once == total:  # every row new to the rest of the reference: see above
+        return 1.0
     binomial = once * (1 - once / total)
     effective = max(round(total * binomial / (binomial + 2 * twice)), 1)
     hits = min(round(once * effective / total), effective)

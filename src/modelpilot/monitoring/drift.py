@@ -58,6 +58,7 @@ from modelpilot.monitoring.divergence import (
     probabilities,
     wasserstein,
 )
+from modelpilot.repeated_errors import first_line
 
 TESTS_PER_FEATURE = 2
 """A small window's tests of one feature: KS of its values and Fisher's of its missing share
@@ -107,7 +108,8 @@ class FeatureDrift:
     rows: int
     method: str
     """What decided: ``ks``, ``missing`` (the missing-share test), ``psi``, ``chi2``, ``rare``
-    (the test of rare and unseen categories), ``js``, or ``none`` (too few rows, or none)."""
+    (the test of rare and unseen categories), ``js``, or ``none`` (too few rows, or none, or
+    the feature's tests failed: ``error``)."""
     score: float
     """Higher means more drift: the effect size, or 1 - p-value for the tests."""
     threshold: float
@@ -140,6 +142,9 @@ class FeatureDrift:
     categories too rare for chi-squared (unseen ones and missing values among them), and where
     the reference named every category, of the share of values it never held on its own (see
     ``divergence.compare_categories``)."""
+    error: str | None = None
+    """Why the feature has no verdict where the window may have rows enough: its tests
+    failed, and this is the error in one line (see ``failed``)."""
 
     @property
     def deciding_p_value(self) -> float | None:
@@ -175,6 +180,7 @@ class FeatureDrift:
             "unseen_share": _defined(self.unseen_share),
             "rare_p_value": self.rare_p_value,
             "deciding_p_value": self.deciding_p_value,
+            "error": self.error,
         }
 
 
@@ -211,16 +217,21 @@ def summarize(
     judged = [f for f in features if f.method != "none"]
     share = sum(f.drifted for f in judged) / len(judged) if judged else 0.0
     dataset = bool(judged) and share >= thresholds.dataset_share
+    failed = [f.name for f in features if f.error is not None]
+    notes = [f"the tests of {', '.join(failed)} failed"] if failed else []
     if rows == 0:
         verdict = "no rows in the window"
-    elif not judged:
+    elif rows < thresholds.min_rows:
         verdict = f"too few rows for a verdict: {rows} of the {thresholds.min_rows} needed"
+    elif not judged:
+        verdict = "no verdict" + (f" ({notes[0]})" if notes else "")
     else:
         drifted = [f.name for f in judged if f.drifted]
+        named = [", ".join(drifted)] if drifted else []
         verdict = (
             f"{'dataset drift' if dataset else 'no dataset drift'}: {len(drifted)} of "
-            f"{len(features)} features drifted" + (f" ({', '.join(drifted)})" if drifted else "")
-        )
+            f"{len(features)} features drifted"
+        ) + (f" ({'; '.join(named + notes)})" if named or notes else "")
     return DriftReport(rows, tuple(features), dataset, share, verdict)
 
 
@@ -423,6 +434,28 @@ def _observed(
         p_value=None,
         missing_share=_missing_share(current_counts),
         reference_missing_share=_missing_share(reference_counts),
+    )
+
+
+def failed(
+    name: str,
+    kind: str,
+    reference_counts: np.ndarray,
+    current_counts: np.ndarray,
+    error: BaseException,
+) -> FeatureDrift:
+    """A feature whose scores or tests raised ``error``: no verdict and no scores (NaN), the
+    error said in its reason, so that the window's other features keep theirs. (A feature
+    of a served model whose tests raised took the whole report with it: the model's report
+    froze at the last one that worked, with no verdict or alert while its traffic drifted.)
+    """
+    said = first_line(error)
+    return replace(
+        _unobserved(name, kind, reference_counts),
+        rows=int(current_counts.sum()),
+        missing_share=_missing_share(current_counts),
+        reason=f"no verdict: its tests failed ({type(error).__name__}: {said})",
+        error=f"{type(error).__name__}: {said}",
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from modelpilot.errors import InvalidInput
 from modelpilot.registry.quality import label_key
 
 QUANTILE_LEVELS = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
@@ -231,6 +233,7 @@ class ReferenceProfile:
             frame = frame.set_axis([str(n) for n in feature_names], axis=1)
         else:
             frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+        refuse_unprofiled(frame)
         features = []
         for name in frame.columns:
             column = frame[name]
@@ -346,6 +349,49 @@ def is_numeric_feature(column: pd.Series) -> bool:
     """Whether a reference column is profiled as numbers (binned on its quantiles) rather than
     as categories: numbers that are not booleans."""
     return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
+TIMES = (datetime.date, datetime.time, datetime.timedelta, np.datetime64, np.timedelta64)
+"""Values of a column of dates or times held as objects (Parquet's date32 and time64 columns
+read so; ``pd.Timestamp`` is a ``datetime.date`` too)."""
+NESTED = (list, tuple, dict, set, np.ndarray)
+"""Values of a column that holds several values a row (Parquet's list and struct columns)."""
+
+
+def refuse_unprofiled(frame: pd.DataFrame) -> None:
+    """InvalidInput naming the columns of ``frame`` that a profile cannot describe as one
+    feature: dates, times and durations, and lists or records (several values a row).
+
+    Dates and times were categories of their distinct values: every row of a time column is
+    its own, and every one in fresh data is one the reference never held, so the column
+    could never tell drift (and its tests once raised, failing the whole report). Turned
+    into numbers they would drift always, as time moves on. Lists were categories of their
+    text, or failed deep in registration with a traceback.
+    """
+    dates, nested = [], []
+    types = pd.api.types
+    for name, column in frame.items():
+        if types.is_datetime64_any_dtype(column) or types.is_timedelta64_dtype(column):
+            dates.append(str(name))
+        elif column.dtype == object:
+            kinds = set(map(type, column.dropna()))
+            if any(issubclass(kind, TIMES) for kind in kinds):
+                dates.append(str(name))
+            elif any(issubclass(kind, NESTED) for kind in kinds):
+                nested.append(str(name))
+    if dates:
+        raise InvalidInput(
+            f"the reference's columns {dates} hold dates, times or durations, which drift "
+            "cannot judge (every time in fresh data is one the reference never held): leave "
+            "them out (modelpilot drift's --ignore COLUMN), or turn them into numbers (the "
+            "hour, the weekday, days since an event, a duration in seconds) in all the data"
+        )
+    if nested:
+        raise InvalidInput(
+            f"the reference's columns {nested} hold lists or records (several values a row), "
+            "and a feature holds one number or text a row: leave them out (modelpilot drift's "
+            "--ignore COLUMN), or give each value a column of its own"
+        )
 
 
 def bin_edges(finite: np.ndarray) -> np.ndarray:
