@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from modelpilot.errors import BadRequest
+from modelpilot.errors import BadRequest, InvalidInput
 
 SUFFIXES = (".csv", ".parquet", ".pq", ".npy")
 
@@ -42,10 +44,15 @@ MISSING_WORDS = frozenset(
 
 def _kind(path: Path) -> str:
     suffix = path.suffix.lower()
-    if suffix == ".csv" or path.name.lower().endswith(".csv.gz"):
-        return "csv"
     if suffix in (".parquet", ".pq"):
         return "parquet"
+    if path.is_dir():
+        raise BadRequest(
+            f"{path} is a directory: give a file (a directory of Parquet files, as Spark and "
+            "Dask write one, is read when its name ends in .parquet)"
+        )
+    if suffix == ".csv" or path.name.lower().endswith(".csv.gz"):
+        return "csv"
     if suffix == ".npy":
         return "npy"
     raise BadRequest(
@@ -54,8 +61,10 @@ def _kind(path: Path) -> str:
     )
 
 
-def _exists(path: Path) -> None:
-    if not path.is_file():
+def _exists(path: Path, kind: str) -> None:
+    """BadRequest unless ``path`` is a file, or a directory of Parquet files (a partitioned
+    data set, which pandas and Spark read as one table)."""
+    if not (path.is_file() or (kind == "parquet" and path.is_dir())):
         raise BadRequest(f"no such file: {path}")
 
 
@@ -84,6 +93,102 @@ def has_names(frame: pd.DataFrame) -> bool:
     return all(isinstance(c, str) for c in frame.columns)
 
 
+def refuse_repeated(names: Sequence[object], where: str) -> None:
+    """BadRequest naming a column that appears more than once among ``names``: pandas reads
+    a CSV's second "a" as "a.1", which then passed for a feature of its own (compared with
+    nothing, or one too many for the model), and Parquet keeps both under one name."""
+    counts = Counter(str(name) for name in names if name == name and str(name))  # (not NaN)
+    repeated = [(name, count) for name, count in counts.items() if count > 1]
+    if repeated:
+        name, count = repeated[0]
+        times = "twice" if count == 2 else f"{count} times"
+        raise BadRequest(
+            f"column {name!r} appears {times} in {where}; give each column a name of its own"
+        )
+
+
+def refuse_nested(frame: pd.DataFrame, first_row: int = 0, hint: str = "") -> None:
+    """InvalidInput naming the first column of ``frame`` whose values are lists, records or
+    sets (Parquet's list, struct and map columns): a feature is a number or a text, and such
+    a column failed deep in registration with a traceback ("unhashable type"), or was compared
+    as categories of each list's text. ``first_row``: the data row of ``frame``'s first,
+    where it is one part of a file; ``hint``: how to leave the column out."""
+    for name, column in frame.items():
+        if isinstance(column.dtype, pd.ArrowDtype) and _is_nested(column.dtype.pyarrow_dtype):
+            at = int(np.argmax(column.notna().to_numpy()))  # (the first value, if any)
+        elif column.dtype == object and pd.api.types.infer_dtype(column) in _MIXED:
+            found = np.flatnonzero([isinstance(v, _NESTED) for v in column])
+            if not found.size:
+                continue
+            at = int(found[0])
+        else:
+            continue
+        value = column.iloc[at]
+        kind = (
+            "records" if isinstance(value, dict) else "sets" if isinstance(value, set) else "lists"
+        )
+        shown = repr(value.tolist() if isinstance(value, np.ndarray) else value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        raise InvalidInput(
+            f"column {str(name)!r} holds {kind} ({shown} in data row {first_row + at + 1}), but "
+            "a feature is a number or a text: spread its values into columns of their own"
+            + (f", or {hint}" if hint else "")
+        )
+
+
+_MIXED = ("mixed", "mixed-integer", "unknown-array")
+"""What ``infer_dtype`` calls a column of objects that may hold lists (one of strings or
+numbers alone is not looked at value by value)."""
+_NESTED = (list, tuple, dict, set, np.ndarray)
+
+
+def _is_nested(arrow_type: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_nested(arrow_type))
+
+
+def _dataset(path: Path) -> Any:
+    """A directory of Parquet files as one data set (``key=value`` subdirectories are the
+    columns they name, as pandas and Spark read them)."""
+    import pyarrow.dataset as ds
+
+    return ds.dataset(path, format="parquet", partitioning="hive")
+
+
+def _refuse_strange_header(path: Path, kind: str) -> None:
+    """BadRequest for a header that pandas would read into something else than it says: a
+    column named twice (see ``refuse_repeated``), or a CSV of one column whose name holds
+    semicolons or tabs, which is no comma-separated file (every row a single text).
+
+    Such a file is refused rather than read with a guessed separator: files separated by
+    semicolons mostly write decimal commas ("1,5"), which would then be read as text."""
+    if kind == "parquet":
+        if path.is_dir():
+            names = list(_dataset(path).schema.names)
+        else:
+            import pyarrow.parquet as pq
+
+            names = list(pq.read_schema(path).names)
+        refuse_repeated(names, f"the columns of {path.name}")
+        return
+    if kind != "csv":
+        return
+    first = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+    names = list(first.iloc[0]) if len(first) else []
+    refuse_repeated(names, f"the header of {path.name}")
+    mark = next((m for m in (";", "\t") if len(names) == 1 and m in names[0]), None)
+    if mark is not None:
+        shown = names[0] if len(names[0]) <= 60 else names[0][:57] + "..."
+        raise BadRequest(
+            f"cannot read {path.name} as CSV: its header {shown!r} is one column holding "
+            f"{'semicolons' if mark == ';' else 'tabs'}, so each row would be one text; "
+            "ModelPilot reads comma-separated files: write it with commas (with pandas: "
+            f"read_csv(path, sep={mark!r}).to_csv(new_path, index=False), adding decimal=',' "
+            "where its numbers have decimal commas)"
+        )
+
+
 def read_table(
     path: Path, max_rows: int | None = None, text_columns: Sequence[str] = ()
 ) -> pd.DataFrame:
@@ -91,13 +196,18 @@ def read_table(
     A CSV's ``text_columns`` are read as text, as by ``iter_table``."""
     path = Path(path)
     kind = _kind(path)
-    _exists(path)
+    _exists(path, kind)
     with _reading(path, kind):
+        _refuse_strange_header(path, kind)
         if kind == "csv":
             frame: pd.DataFrame = pd.read_csv(path, nrows=max_rows, **_as_text(path, text_columns))
             return frame
         if kind == "parquet":
-            frame = pd.read_parquet(path)
+            if path.is_dir():  # (as iter_table reads it: pandas makes its key columns categories)
+                frame = _dataset(path).to_table().to_pandas()
+            else:
+                frame = pd.read_parquet(path)
+            frame = decimals_as_numbers(frame)
             return frame if max_rows is None else frame.head(max_rows)
         array = np.load(path, allow_pickle=False, mmap_mode="r")
         if max_rows is not None:
@@ -116,22 +226,48 @@ def iter_table(
     """
     path = Path(path)
     kind = _kind(path)
-    _exists(path)
+    _exists(path, kind)
     with _reading(path, kind):  # (what the caller does with each chunk is not inside)
+        _refuse_strange_header(path, kind)
         if kind == "csv":
             text = _as_text(path, text_columns)
             with pd.read_csv(path, chunksize=chunk_rows, **text) as reader:
                 yield from reader
+        elif kind == "parquet" and path.is_dir():
+            for batch in _dataset(path).to_batches(batch_size=chunk_rows):
+                if batch.num_rows:
+                    yield decimals_as_numbers(batch.to_pandas())
         elif kind == "parquet":
             import pyarrow.parquet as pq
 
             with pq.ParquetFile(path) as file:
                 for batch in file.iter_batches(batch_size=chunk_rows):
-                    yield batch.to_pandas()
+                    yield decimals_as_numbers(batch.to_pandas())
         else:
             array = np.load(path, allow_pickle=False, mmap_mode="r")
             for start in range(0, len(array), chunk_rows):
                 yield _frame(np.asarray(array[start : start + chunk_rows]))
+
+
+def decimals_as_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its columns of decimals as float64 (missing as NaN): Parquet's decimal
+    columns (money, as databases export it), which pandas holds as objects of
+    ``decimal.Decimal``, as it does SQL's numeric columns.
+
+    As objects they were text to every rule that types a column: drift judged an amount as
+    categories of its distinct values, and registration said a model of numbers "takes
+    text". A float64 keeps 15 significant digits, more than a model's input or drift's bins
+    tell apart."""
+    decimals = [
+        name
+        for name, column in frame.items()
+        if column.dtype == object and _all_decimal(column.dropna())
+    ]
+    return frame.astype(dict.fromkeys(decimals, np.float64)) if decimals else frame
+
+
+def _all_decimal(present: pd.Series) -> bool:
+    return len(present) > 0 and all(isinstance(value, Decimal) for value in present)
 
 
 def _as_text(path: Path, columns: Sequence[str]) -> dict[str, Any]:
@@ -160,8 +296,10 @@ def count_rows(path: Path) -> int | None:
     """Number of data rows, cheaply where the format allows (for progress bars)."""
     path = Path(path)
     kind = _kind(path)
-    _exists(path)
+    _exists(path, kind)
     with _reading(path, kind):
+        if kind == "parquet" and path.is_dir():
+            return int(_dataset(path).count_rows())
         if kind == "parquet":
             import pyarrow.parquet as pq
 

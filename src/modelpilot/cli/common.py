@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,7 +11,17 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from modelpilot.config import Settings
 from modelpilot.errors import BadSettings
@@ -91,12 +102,44 @@ def opened_registry(
 
 
 def progress_bar(transient: bool = False) -> Progress:
-    """The progress bar of long verbs (predict, drift), on stderr so stdout stays clean."""
+    """The progress bar of long verbs (predict, drift), on stderr so stdout stays clean. A
+    task of no known total (a step that says nothing of its progress, as profiling a wide
+    reference) pulses and shows the time it has taken, rather than "0/?" and "-:--:--"."""
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
+        _Counted(),
+        _Remaining(),
         console=err,
         transient=transient,
     )
+
+
+class _Counted(MofNCompleteColumn):
+    def render(self, task: Task) -> Text:
+        return super().render(task) if task.total is not None else Text("")
+
+
+class _Remaining(TimeRemainingColumn):
+    def render(self, task: Task) -> Text:
+        if task.total is None:
+            return TimeElapsedColumn().render(task)
+        return super().render(task)
+
+
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+"""What a terminal acts on rather than shows: control characters (C0, DEL, C1: ESC starts
+the sequences that clear the screen, recolour, set the window's title or a link), the
+line and paragraph separators, and the marks that set the direction of the text after them
+(an override, U+202E, printed the rest of the line backwards)."""
+
+
+def terminal_text(text: object) -> str:
+    """``text`` safe to print: what a terminal would act on (see ``_UNSHOWABLE``) written as
+    its escape (``\\x1b``, ``\\u202e``), as git and kubectl print names from data, and rich's
+    markup escaped ("[/]" in a name was taken for a tag). For names and values of files
+    (features, categories), printed in tables and verdicts."""
+    shown = _UNSHOWABLE.sub(
+        lambda found: found.group().encode("unicode_escape").decode(), str(text)
+    )
+    return escape(shown)

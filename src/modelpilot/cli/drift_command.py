@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ import typer
 from pydantic import TypeAdapter, ValidationError
 from rich import box
 from rich.markup import escape
+from rich.progress import Progress
 from rich.table import Table
 
 from modelpilot.cli.common import (
@@ -21,10 +23,11 @@ from modelpilot.cli.common import (
     make_settings,
     out,
     progress_bar,
+    terminal_text,
 )
 from modelpilot.config import Settings
 from modelpilot.errors import BadRequest, InvalidInput
-from modelpilot.monitoring.drift import DriftReport, DriftThresholds
+from modelpilot.monitoring.drift import DriftReport, DriftThresholds, FeatureDrift
 from modelpilot.monitoring.drift_report import render_html
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.offline import Comparison, compare, log_rows
@@ -32,7 +35,7 @@ from modelpilot.monitoring.process import drift_thresholds
 from modelpilot.registry.profile import ReferenceProfile, is_numeric_feature
 from modelpilot.registry.refs import ModelRef
 from modelpilot.registry.store import Registry
-from modelpilot.tabular import count_rows, iter_table, read_table
+from modelpilot.tabular import count_rows, iter_table, read_table, refuse_nested
 
 DRIFT_EXIT_CODE = 3
 NO_VERDICT_EXIT_CODE = 4
@@ -189,20 +192,23 @@ def drift(
         drift_p_value=p_value,
     )
     thresholds = drift_thresholds(settings)
-    if model is not None:
-        if reference is not None or current is not None:
-            raise BadRequest("give either two data files or --model, not both")
-        if ignore:
-            raise BadRequest("--ignore is for two data files; --model compares the features")
-        comparison, labels = _from_log(settings, model, last, since_minutes, thresholds)
-    else:
-        if reference is None or current is None:
-            raise BadRequest("give a reference and a current data file, or --model NAME")
-        comparison = _from_files(reference, current, thresholds, ignore or [])
-        labels = (str(reference), str(current))
-    _print(comparison.report, thresholds)
-    title = f"Drift report: {labels[1]} against {labels[0]}"
-    report.write_text(render_html(comparison, title, *labels), encoding="utf-8")
+    with progress_bar(transient=True) as progress:
+        if model is not None:
+            if reference is not None or current is not None:
+                raise BadRequest("give either two data files or --model, not both")
+            if ignore:
+                raise BadRequest("--ignore is for two data files; --model compares the features")
+            comparison, labels = _from_log(settings, model, last, since_minutes, thresholds)
+        else:
+            if reference is None or current is None:
+                raise BadRequest("give a reference and a current data file, or --model NAME")
+            comparison = _from_files(reference, current, thresholds, ignore or [], progress)
+            labels = (str(reference), str(current))
+        title = f"Drift report: {labels[1]} against {labels[0]}"
+        with _step(progress, f"writing {report.name}"):
+            page = render_html(comparison, title, *labels)
+    _print(comparison, thresholds)
+    report.write_text(page, encoding="utf-8")
     err.print(f"HTML report: {escape(str(report))}", highlight=False)
     if fail_on_drift and comparison.report.dataset_drift:
         raise typer.Exit(DRIFT_EXIT_CODE)
@@ -216,7 +222,11 @@ def _has_verdict(report: DriftReport) -> bool:
 
 
 def _from_files(
-    reference: Path, current: Path, thresholds: DriftThresholds, ignore: list[str]
+    reference: Path,
+    current: Path,
+    thresholds: DriftThresholds,
+    ignore: list[str],
+    progress: Progress,
 ) -> Comparison:
     """Both files read alike: the reference's text columns are text in the current file too.
 
@@ -226,7 +236,8 @@ def _from_files(
     every one of them count as an unseen category. The reference is then read again with
     the same columns as text, so that both files read them by the same rule (a word pandas
     takes for missing, "NA", is then a category in both)."""
-    frame = read_table(reference)
+    with _step(progress, f"reading {reference.name}"):
+        frame = read_table(reference)
     if frame.empty:
         raise InvalidInput(f"the reference data has no rows ({reference})")
     unknown = [name for name in ignore if name not in frame.columns.astype(str)]
@@ -243,19 +254,37 @@ def _from_files(
         if str(name) not in ignore and not is_numeric_feature(column)
     ]
     if text:
-        frame = read_table(reference, text_columns=text)
+        with _step(progress, f"reading {reference.name}"):
+            frame = read_table(reference, text_columns=text)
     frame = frame.drop(columns=[c for c in frame.columns if str(c) in ignore])
-    profile = ReferenceProfile.from_data(frame)
-    total = count_rows(current)
-    with progress_bar(transient=True) as progress:
-        task = progress.add_task(f"reading {current.name}", total=total)
-        return compare(
-            profile,
-            iter_table(current, 50_000, text_columns=text),
-            thresholds,
-            on_rows=lambda n: progress.update(task, advance=n),
-            reference=frame,
-        )
+    refuse_nested(frame, hint="leave it out with --ignore")
+    with _step(progress, f"profiling {reference.name} ({frame.shape[1]:,} columns)"):
+        profile = ReferenceProfile.from_data(frame)
+    task = progress.add_task(f"reading {terminal_text(current.name)}", total=count_rows(current))
+    testing = f"testing {frame.shape[1]:,} features"
+    comparison = compare(
+        profile,
+        iter_table(current, 50_000, text_columns=text),
+        thresholds,
+        on_rows=lambda n: progress.update(task, advance=n),
+        reference=frame,
+        # The bar of the rows read gives way to one of the tests.
+        on_testing=lambda: progress.update(task, description=testing, total=None),
+    )
+    progress.remove_task(task)
+    return comparison
+
+
+@contextmanager
+def _step(progress: Progress, description: str) -> Iterator[None]:
+    """A step of the command that says nothing of its progress (reading a file whole,
+    profiling it), shown while it runs, with the time it takes: on a wide file each took
+    many seconds with nothing on the screen."""
+    task = progress.add_task(terminal_text(description), total=None)
+    try:
+        yield
+    finally:
+        progress.remove_task(task)
 
 
 def _from_log(
@@ -291,7 +320,13 @@ def _from_log(
         registry.close()
 
 
-def _print(report: DriftReport, thresholds: DriftThresholds) -> None:
+TABLE_ROWS = 50
+"""A report of more features prints this many rows, the drifted ones first: a table of 5,000
+took a minute to print and could not be read. The HTML report has them all."""
+
+
+def _print(comparison: Comparison, thresholds: DriftThresholds) -> None:
+    report = comparison.report
     # Narrow, so that feature names fit in 80 columns ("sepal_le…" said little).
     table = Table(
         title="Feature drift",
@@ -302,19 +337,22 @@ def _print(report: DriftReport, thresholds: DriftThresholds) -> None:
     )
     table.add_column("feature", overflow="fold")  # a long name on two lines, not cut short
     table.add_column("verdict", overflow="fold")  # "drifted" in pieces, never "drift…"
+    shown = _shown(report.features)
     # Missing shares only where some feature has missing values: the table fits 80 columns.
-    holes = any(_missing(f.reference_missing_share, f.missing_share) for f in report.features)
+    holes = any(_missing(f.reference_missing_share, f.missing_share) for f in shown)
     rows = []
-    for f in report.features:
+    for f in shown:
         if f.method == "none":  # no verdict, so no score to weigh against a threshold
             verdict = "[dim]no rows[/]" if f.rows == 0 else "[dim]too few rows[/]"
+            if f.error is not None:  # its tests failed (the verdict line says so)
+                verdict = "[bold red]failed[/]"
             score, threshold = "-", "-"
         else:
             verdict = "[bold red]drifted[/]" if f.drifted else "[green]ok[/]"
             score, threshold = _figure(f.score, 4), _figure(f.threshold, 4)
         rows.append(
             (
-                f.name,
+                terminal_text(f.name),
                 verdict,
                 f.method,
                 score,
@@ -339,9 +377,23 @@ def _print(report: DriftReport, thresholds: DriftThresholds) -> None:
         table.padding = (0, 0)
         table.columns[1].min_width = len("drifted") + 1
     out.print(table)
+    left = len(report.features) - len(shown)
+    if left:
+        drifted = sum(f.drifted for f in report.features) - sum(f.drifted for f in shown)
+        among = f", {drifted:,} of them drifted" if drifted else ", none of them drifted"
+        out.print(
+            f"[dim]{left:,} more features left out of the table{among}: the HTML report "
+            "has them all.[/]",
+            highlight=False,
+        )
+    for f in shown:
+        if f.drifted and f.name in comparison.new_values:
+            said = terminal_text(f"{f.name}: {comparison.new_values[f.name]}")
+            out.print(said, highlight=False)
     verdict = report.verdict[:1].upper() + report.verdict[1:]
     if report.rows == 0:  # a file of a header alone, or a log without rows in the window
         verdict = "No rows in the current data: no verdict"
+    verdict = terminal_text(verdict)
     if report.dataset_drift:
         summary = f"[bold red]{verdict}[/] over {report.rows:,} rows."
     elif _has_verdict(report):
@@ -362,6 +414,15 @@ def _print(report: DriftReport, thresholds: DriftThresholds) -> None:
         "deviations.[/]",
         highlight=False,
     )
+
+
+def _shown(features: Sequence[FeatureDrift]) -> list[FeatureDrift]:
+    """The features the table prints: all of them, in the profile's order, up to
+    ``TABLE_ROWS``; of more, the drifted ones first (still in that order), then the others."""
+    if len(features) <= TABLE_ROWS:
+        return list(features)
+    first = sorted(features, key=lambda f: not f.drifted)  # (a stable sort)
+    return first[:TABLE_ROWS]
 
 
 def _missing(reference: float, current: float) -> str:

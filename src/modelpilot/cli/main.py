@@ -6,7 +6,6 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 import modelpilot
 from modelpilot.cli import (
@@ -16,7 +15,7 @@ from modelpilot.cli import (
     registry_commands,
     serve_command,
 )
-from modelpilot.cli.common import err
+from modelpilot.cli.common import err, terminal_text
 from modelpilot.errors import ModelPilotError
 
 app = typer.Typer(
@@ -72,8 +71,10 @@ def _error(message: str) -> None:
     """Print ``message`` as the one line the docs promise, and exit 1.
 
     The message is text, not markup: "pip install 'modelpilot[lightgbm]'" lost its brackets,
-    and a path holding "[/x]" made Rich raise. Never wrapped: where stderr is no terminal
-    Rich wrapped at 80 columns, and a line grepped for, or naming a setting, came in two.
+    and a path holding "[/x]" made Rich raise. What a terminal would act on (an escape
+    sequence in a model's own error, a newline) is printed as its escape (``terminal_text``).
+    Never wrapped: where stderr is no terminal Rich wrapped at 80 columns, and a line grepped
+    for, or naming a setting, came in two.
     """
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {terminal_text(message)}", highlight=False, soft_wrap=True)
     sys.exit(1)

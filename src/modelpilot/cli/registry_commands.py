@@ -8,10 +8,16 @@ from typing import Annotated
 
 import typer
 from rich import box
-from rich.markup import escape
 from rich.table import Table
 
-from modelpilot.cli.common import ArtifactsOption, RegistryOption, err, opened_registry, out
+from modelpilot.cli.common import (
+    ArtifactsOption,
+    RegistryOption,
+    err,
+    opened_registry,
+    out,
+    terminal_text,
+)
 from modelpilot.errors import BadRequest
 from modelpilot.registry.quality import stated_metrics
 from modelpilot.registry.refs import PRODUCTION, version_number
@@ -106,7 +112,7 @@ def register(
     for note in [*_unscored(version.metadata), *_judged_against(version.metadata)]:
         err.print(note, highlight=False)
     for note in _notes(version.metadata.get("monitoring_notes")):
-        err.print(f"warning: {escape(note)}", highlight=False)
+        err.print(f"warning: {terminal_text(note)}", highlight=False)  # (names from data)
     if same:
         listed = ", ".join(map(str, same))
         err.print(

@@ -182,6 +182,8 @@ def _judgement(feature: FeatureDrift) -> str:
 def _badge(feature: FeatureDrift) -> str:
     if feature.method == "none":
         label = "no rows" if feature.rows == 0 else "too few rows"
+        if feature.error is not None:  # its tests failed: said in its reason
+            label = "failed"
         return f"<span class='badge none'>{label}</span>"
     if feature.drifted:
         return "<span class='badge drifted'>drifted</span>"

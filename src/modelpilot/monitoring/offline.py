@@ -11,19 +11,50 @@ from the log, as the live monitor does, with the profile's sketch of them (its v
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from modelpilot.errors import InvalidInput
 from modelpilot.monitoring.binning import ProfileBinning
+from modelpilot.monitoring.category_bins import categorical_bins, category_slots
 from modelpilot.monitoring.drift import DriftReport, DriftThresholds
 from modelpilot.monitoring.log_records import LogEntry
 from modelpilot.monitoring.window import RecentRows
-from modelpilot.registry.profile import ReferenceProfile
+from modelpilot.registry.profile import ReferenceProfile, category_key
 from modelpilot.registry.signature import Signature
+from modelpilot.tabular import refuse_nested
+
+NEW_VALUES_SHOWN = 3
+"""How many of a categorical feature's new values (most common first) its reason names."""
+NEW_VALUES_KEPT = 10_000
+"""How many distinct new values of a feature are counted: past it the rarer half is dropped,
+so that a current file of ids does not hold them all in memory."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewValues:
+    """A categorical feature's values that the reference never had, the most common first:
+    the share of rows they hold says that something new came, these say what."""
+
+    top: tuple[tuple[str, int], ...]
+    """Each value (as its category) and its count, the most common first."""
+    distinct: int | None
+    """How many distinct new values there were; None where more than ``NEW_VALUES_KEPT``."""
+    rows: int
+    """The current data's rows, which the shares are of."""
+
+    def __str__(self) -> str:
+        shown = ", ".join(
+            f"{_clipped(value)!r} ({count / max(self.rows, 1):.1%})"
+            for value, count in self.top[:NEW_VALUES_SHOWN]
+        )
+        rest = (self.distinct or 0) - NEW_VALUES_SHOWN
+        more = " and more" if self.distinct is None else f" and {rest:,} more" if rest > 0 else ""
+        return f"new values, the most common first: {shown}{more}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +65,9 @@ class Comparison:
     binning: ProfileBinning
     counts: np.ndarray
     """The current data's counts on the reference bins (flat, as ``binning`` lays them out)."""
+    new_values: Mapping[str, NewValues] = field(default_factory=dict)
+    """Of each categorical feature whose reference named every category, the values the
+    current data held that it never had (none: no entry); its reason names them too."""
 
 
 def compare(
@@ -42,6 +76,7 @@ def compare(
     thresholds: DriftThresholds | None = None,
     on_rows: Callable[[int], None] | None = None,
     reference: pd.DataFrame | None = None,
+    on_testing: Callable[[], None] | None = None,
 ) -> Comparison:
     """Count ``chunks`` (columns named, or in the profile's order) on ``profile``'s bins; with
     no rows at all, the report is that of an empty window (no scores, no verdict).
@@ -49,30 +84,92 @@ def compare(
     ``reference``: the data ``profile`` was made of, whose values the KS test then takes
     whole, rather than the profile's sketch of them (within 1/2,048 of them; a profile made
     before sketches has a sample of 256 rows, against which a current file drawn as the
-    reference was read p = 0.21 where scipy's ``ks_2samp`` on the two files read 0.56)."""
+    reference was read p = 0.21 where scipy's ``ks_2samp`` on the two files read 0.56).
+    ``on_rows`` is called with each chunk's rows, ``on_testing`` once they are all counted and
+    the features' tests begin (for progress bars)."""
     thresholds = thresholds or DriftThresholds()
     sample = None if reference is None else _columns(reference, profile.feature_names)
     binning = ProfileBinning(profile, sample)
     counts = np.zeros(binning.size, dtype=np.int64)
     sums = np.zeros(binning.sums_size)
     recent = RecentRows(thresholds.large_sample_rows)
+    new = _NewValueCounts(profile)
     rows = 0
     numeric = [f.name for f in profile.features if f.kind == "numeric"]
+    names = set(profile.feature_names)
     for chunk in chunks:
         if isinstance(chunk, pd.DataFrame):
+            refuse_nested(chunk[[c for c in chunk.columns if str(c) in names]], rows)
             _refuse_text_for_numbers(chunk, numeric, rows)
         array = _columns(chunk, profile.feature_names)
         chunk_counts, chunk_sums = binning.count(array)
         counts += chunk_counts
         sums += chunk_sums
         recent.add(array)
+        new.add(array)
         rows += array.shape[0]
         if on_rows is not None:
             on_rows(array.shape[0])
+    if on_testing is not None:
+        on_testing()
     # No rows is no verdict, as too few are: the report says so (a CI job told to fail
     # without a verdict must not see an error of its own instead).
     sample = recent.last(rows) if rows < thresholds.large_sample_rows else None
-    return Comparison(binning.report(counts, sums, sample, thresholds), binning, counts)
+    report = binning.report(counts, sums, sample, thresholds)
+    found = new.found(rows)
+    features = tuple(
+        replace(f, reason=f"{f.reason}; {found[f.name]}") if f.name in found else f
+        for f in report.features
+    )
+    return Comparison(replace(report, features=features), binning, counts, found)
+
+
+class _NewValueCounts:
+    """Counts of the values of the categorical features that the reference never had, as
+    chunks of the current data come (see ``NewValues``). Only features whose profile named
+    every reference category: where it pooled the rarer ones, a value outside the named ones
+    may be one of them."""
+
+    def __init__(self, profile: ReferenceProfile) -> None:
+        bins = (
+            (feature.name, categorical_bins(index, 0, feature))
+            for index, feature in enumerate(profile.features)
+            if feature.kind == "categorical"
+        )
+        self._bins = [(name, spec) for name, spec in bins if not spec.tail]
+        self._counts: dict[str, Counter[str]] = {name: Counter() for name, _ in self._bins}
+        self._cut: set[str] = set()
+
+    def add(self, rows: np.ndarray) -> None:
+        for name, spec in self._bins:
+            # Each distinct value binned once, by the monitor's rule (category_slots).
+            values = pd.Series(rows[:, spec.index], dtype=object).value_counts()
+            if values.empty:
+                continue
+            new = category_slots(values.index.to_numpy(dtype=object), spec) == spec.other
+            counts = self._counts[name]
+            for value, count in zip(values.index[new], values.to_numpy()[new], strict=True):
+                key = category_key(value)
+                if key is not None:
+                    counts[key] += int(count)
+            if len(counts) > NEW_VALUES_KEPT:
+                self._counts[name] = Counter(dict(counts.most_common(NEW_VALUES_KEPT // 2)))
+                self._cut.add(name)
+
+    def found(self, rows: int) -> dict[str, NewValues]:
+        return {
+            name: NewValues(
+                tuple(counts.most_common(NEW_VALUES_SHOWN)),
+                None if name in self._cut else len(counts),
+                rows,
+            )
+            for name, counts in self._counts.items()
+            if counts
+        }
+
+
+def _clipped(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def log_rows(entries: Iterable[LogEntry], signature: Signature) -> np.ndarray:
@@ -114,7 +211,7 @@ def _columns(chunk: pd.DataFrame | np.ndarray, names: list[str]) -> np.ndarray:
         if array.shape[1] != len(names):
             raise InvalidInput(
                 f"the current data has {array.shape[1]} columns; the reference has "
-                f"{len(names)} ({', '.join(names)})"
+                f"{len(names)} ({', '.join(map(repr, names))})"
             )
         return array
     columns = [str(c) for c in chunk.columns]

@@ -38,7 +38,13 @@ from modelpilot.serving.reference_rows import (
     numeric_rows,
     refuse_dates,
 )
-from modelpilot.tabular import has_names, read_table
+from modelpilot.tabular import (
+    decimals_as_numbers,
+    has_names,
+    read_table,
+    refuse_nested,
+    refuse_repeated,
+)
 
 
 def register_model(
@@ -84,7 +90,12 @@ def register_model(
         frame = frame.drop(columns=[target])
     example = None
     feature_names = None
+    left_out: list[str] = []
     if frame is not None:
+        # The model's own columns first: an id beside them (a number) made the rows one
+        # column too wide for it, where the README says such columns are left out.
+        frame, left_out = _own_columns(runtime, frame)
+        refuse_nested(frame, hint="leave it out of the reference")
         if has_names(frame):
             feature_names = [str(c) for c in frame.columns]
         example = numeric_rows(frame)
@@ -102,6 +113,8 @@ def register_model(
     meta: dict[str, Any] = dict(metadata or {})
     if frame is not None:
         signature, profile, meta = _profiled(runtime, signature, frame, labels, meta)
+    if left_out and labels is None:
+        meta["monitoring_notes"] = [_left_out(left_out), *meta.get("monitoring_notes", [])]
     runtime.close()
     return registry.register_version(
         name,
@@ -191,6 +204,41 @@ def _model_columns(
             f"its columns are {feature_names}"
         )
     return frame[list(wanted)]
+
+
+def _own_columns(runtime: Runtime, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The reference's columns that the model names as its own (its features, or its inputs
+    one per column), in its order, and the names of the others, which are left out; the
+    frame as it is where the model names none, or the frame lacks some of them (which
+    ``_model_columns`` then says)."""
+    if not has_names(frame):
+        return frame, []
+    try:
+        wanted = column_names(runtime.infer_signature())
+    except ModelPilotError:  # (a model that needs an example to say what it takes)
+        return frame, []
+    columns = [str(c) for c in frame.columns]
+    if not wanted or not set(wanted) <= set(columns) or list(wanted) == columns:
+        return frame, []
+    return frame[list(wanted)], [c for c in columns if c not in set(wanted)]
+
+
+def _left_out(columns: list[str]) -> str:
+    """What registration says of reference columns the model does not take, where no target
+    was named: one of them may be the label, and without it the version keeps no metrics on
+    the reference for live accuracy to be judged against."""
+    if len(columns) == 1:
+        return (
+            f"the reference's column {columns[0]!r} is no feature of the model, left out of its "
+            f"profile; if it is the label, name it with --target {columns[0]}, so that live "
+            "accuracy is judged against the model's metrics on the reference"
+        )
+    named = ", ".join(repr(c) for c in columns[:5]) + (", ..." if len(columns) > 5 else "")
+    return (
+        f"the reference's columns {named} are no features of the model, left out of its "
+        "profile; if one of them is the label, name it with --target COLUMN, so that live "
+        "accuracy is judged against the model's metrics on the reference"
+    )
 
 
 def _unwatched(
@@ -375,7 +423,8 @@ def _reference_frame(
     if reference is None:
         return None
     if isinstance(reference, pd.DataFrame):
-        frame = reference
+        refuse_repeated(list(reference.columns), "the reference's columns")
+        frame = decimals_as_numbers(reference)  # (as read_table does a file's)
     elif isinstance(reference, np.ndarray):
         frame = pd.DataFrame(reference if reference.ndim == 2 else reference.reshape(-1, 1))
     else:
