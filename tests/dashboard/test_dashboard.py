@@ -82,8 +82,10 @@ def test_dashboard_draws_drift_accuracy_and_alerts(
     assert text_of(idle, "model-title") == "iris v1 · no traffic yet"
     assert text_of(idle, "drift-badge") == "no traffic yet"
     assert text_of(idle, "stat-p99") == "—"  # no requests: no latency, not 0 ms
-    # The CPU card is this process's; the machine's is beside it, labelled.
-    assert text_of(idle, "stat-cpu-label") == "Process CPU"
+    # The CPU and memory cards are the server's (its serving and monitoring processes); the
+    # machine's figures are beside them, labelled.
+    assert text_of(idle, "stat-cpu-label") == "Server CPU"
+    assert text_of(idle, "stat-memory-label") == "Server memory"
     assert re.fullmatch(r"machine [0-9.]+ %", text_of(idle, "stat-cpu-sub"))
 
     rng = np.random.default_rng(0)
@@ -128,6 +130,8 @@ def test_dashboard_draws_drift_accuracy_and_alerts(
     assert "bad" in page.classes("stat-accuracy")  # degraded, as the concept-drift badge says
     assert text_of(dom, "concept-badge") == "concept drift"
     assert float(page.by_id["stat-memory"]["data-value"]) > 10_000_000
+    memory = text_of(dom, "stat-memory-sub")  # and of it, the monitoring process's
+    assert re.fullmatch(r"RSS, monitoring [0-9.]+ MiB · machine [0-9.]+ %", memory), memory
     assert {"data_drift", "concept_drift"} <= set(page.alerts)
     assert re.search(r"sepal_length, sepal_width", dom)
 

@@ -10,7 +10,7 @@ from modelpilot.monitoring.history import ServicePoint
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.registry.store import Registry
 
-RULES = AlertRules()  # 5% of at least 20 requests; p99 500 ms
+RULES = AlertRules(keep_firing_seconds=0.0)  # 5% of at least 20 requests; p99 500 ms; no wait
 
 
 def minute(requests: int, server_errors: int = 0, p99: float = 0.01) -> list[ServicePoint]:
@@ -24,7 +24,7 @@ def of(rule: str, window: list[ServicePoint]) -> Condition:
 def test_a_firing_error_rate_holds_on_too_few_requests_and_resolves_on_enough() -> None:
     """A model failing every one of 19 requests a minute was announced "resolved", value 1.0,
     because 19 is under the 20 the rule judges from."""
-    book = AlertBook()
+    book = AlertBook(rules=RULES)
     (fired,) = book.update(service_conditions(minute(26, 26), RULES), now=1.0)
     assert fired.rule == "error_rate" and fired.value == 1.0
     for now, window in ((2.0, minute(19, 19)), (3.0, minute(0))):
@@ -44,7 +44,7 @@ def test_a_firing_error_rate_holds_on_too_few_requests_and_resolves_on_enough() 
 
 
 def test_a_firing_latency_alert_holds_on_too_few_requests() -> None:
-    book = AlertBook()
+    book = AlertBook(rules=RULES)
     (fired,) = book.update([of("latency", minute(30, p99=0.7))], now=1.0)
     assert fired.rule == "latency"
     assert book.update([of("latency", minute(5, p99=0.001))], now=2.0) == []
@@ -56,7 +56,7 @@ def test_a_firing_latency_alert_holds_on_too_few_requests() -> None:
 def test_no_flapping_around_the_minimum() -> None:
     """About 20 requests a minute, 18% failing: fired, "resolved" at 17.6% errors (17
     requests), fired again 4 s later; each change a notification."""
-    book = AlertBook()
+    book = AlertBook(rules=RULES)
     changes = []
     for now, requests in enumerate((22, 17, 21, 19, 20, 18, 23, 12)):
         failed = round(requests * 0.18)
@@ -65,14 +65,15 @@ def test_no_flapping_around_the_minimum() -> None:
 
 
 def test_an_alert_never_fires_on_too_few_requests() -> None:
-    book = AlertBook()
+    book = AlertBook(rules=RULES)
     assert book.update(service_conditions(minute(19, 19, p99=5.0), RULES), now=1.0) == []
     assert book.active == {}
 
 
 def test_the_monitor_keeps_the_alert_while_traffic_is_too_low(labelled_iris: Registry) -> None:
     """Through the monitor, on its service history's window (one second long here)."""
-    monitor = Monitor(labelled_iris, alert_rules=AlertRules(min_requests=20, window_seconds=1.0))
+    rules = AlertRules(min_requests=20, window_seconds=1.0, keep_firing_seconds=0.0)
+    monitor = Monitor(labelled_iris, alert_rules=rules)
     try:
         for _ in range(30):
             monitor.history.request_finished("iris", "1", "rest", "500", 0.001, None)

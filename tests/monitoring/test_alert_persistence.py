@@ -1,5 +1,6 @@
-"""Drift alerts wait to fire and to resolve (MODELPILOT_ALERT_FOR_SECONDS, _KEEP_FIRING_SECONDS):
-one incident is one firing and one resolution, however its evaluations flicker."""
+"""Drift alerts wait to fire and to resolve (MODELPILOT_ALERT_FOR_SECONDS, _KEEP_FIRING_SECONDS),
+the error-rate and latency alerts to resolve: one incident is one firing and one resolution,
+however its evaluations flicker."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pandas as pd
 import pytest
 
 from modelpilot.config import Settings
-from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition
+from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition, service_conditions
+from modelpilot.monitoring.history import ServicePoint
 from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.process import alert_rules
@@ -90,7 +92,9 @@ def test_a_drift_fires_only_once_it_has_held_for_seconds() -> None:
     assert resolved.message == "no drift"  # resolved at once: nothing to say since when
 
 
-def test_concept_drift_waits_as_data_drift_does_and_the_service_rules_do_not() -> None:
+def test_the_drift_rules_wait_to_fire_and_every_sampled_rule_to_resolve() -> None:
+    """Concept drift waits as data drift does; the error rate and the latency fire at once but
+    resolve only after the wait too; a stalled rollout, a fact, waits for neither."""
     rules = AlertRules(for_seconds=10.0, keep_firing_seconds=10.0)
     book = AlertBook(rules=rules)
 
@@ -106,12 +110,46 @@ def test_concept_drift_waits_as_data_drift_does_and_the_service_rules_do_not() -
 
     assert round_(True, 0.0) == ["error_rate fired", "latency fired", "rollout_stalled fired"]
     assert round_(True, 10.0) == ["concept_drift fired"]
-    assert round_(False, 11.0) == [
+    assert round_(False, 11.0) == ["rollout_stalled resolved"]
+    assert round_(False, 20.0) == []
+    assert round_(False, 21.0) == [
+        "concept_drift resolved",
         "error_rate resolved",
         "latency resolved",
-        "rollout_stalled resolved",
     ]
-    assert round_(False, 21.0) == ["concept_drift resolved"]
+
+
+def test_one_burst_of_failures_is_one_error_rate_firing_and_one_resolution(
+    receiver: Receiver,
+) -> None:
+    """A tester's burst of 30 failures among steady traffic (some 570 requests a minute): the
+    share of a minute's requests that failed crossed 5% back and forth as requests slid in and
+    out of the minute, and fired and resolved the alert three times in 40 s, a notification
+    each time."""
+    book = AlertBook(receiver.url)  # the defaults: a minute's wait to resolve
+    at_once = AlertBook(rules=AlertRules(keep_firing_seconds=0.0))
+    traffic = np.random.default_rng(3)
+    points: list[ServicePoint] = []
+    flapped = []
+    for tick in range(120):  # four minutes, evaluated every 2 s
+        now = 2.0 * tick
+        requests, failed = int(traffic.poisson(15)), 0
+        if tick == 30:
+            requests, failed = requests + 120, 30
+        points.append(ServicePoint(now, 2.0, requests, failed, 0.01, 0.01, 0.01, 0.0, 0, failed))
+        window = [p for p in points if p.t > now - 60.0]
+        conditions = service_conditions(window, AlertRules())
+        book.update(conditions, now=now)
+        flapped += at_once.update(conditions, now=now)
+    book.close()
+    assert len([a for a in flapped if a.rule == "error_rate"]) >= 6  # it crossed 5% again
+    told = [(a["rule"], a["state"]) for a in receiver.alerts]
+    assert told == [("error_rate", "firing"), ("error_rate", "resolved")]
+    fired, resolved = receiver.alerts
+    assert fired["id"] == resolved["id"]
+    # At the latest a minute after the burst left the minute's window (at 120 s).
+    assert fired["since"] >= 60.0 and resolved["resolved_at"] <= 120.0 + 60.0
+    assert "has not held since" in resolved["message"]
 
 
 def test_a_successor_waits_on_from_where_the_book_it_carries_on_stood() -> None:

@@ -29,8 +29,8 @@ from modelpilot.registry.store import Registry
 from tests.monitoring.webhook_receiver import Receiver, receiving
 
 AT_ONCE = AlertRules(keep_firing_seconds=0.0)
-"""Drift alerts that resolve at the first evaluation that does not hold (the default waits a
-minute: test_alert_persistence.py)."""
+"""Alerts that resolve at the first evaluation that does not hold (the default waits a minute:
+test_alert_persistence.py)."""
 
 
 def drift(holds: bool, message: str = "2 of 4 features drifted") -> Condition:
@@ -195,7 +195,9 @@ def test_a_receiver_that_is_down_is_tried_again(receiver: Receiver) -> None:
 
 
 def test_error_rate_and_latency_rules_fire_from_service_history(labelled_iris: Registry) -> None:
-    monitor = Monitor(labelled_iris, alert_rules=AlertRules(min_requests=20))
+    monitor = Monitor(
+        labelled_iris, alert_rules=AlertRules(min_requests=20, keep_firing_seconds=0.0)
+    )
     for i in range(100):
         # 10% failed by the server; 30% more were the clients' own errors, which do not count.
         status = "500" if i % 10 == 0 else "404" if i % 10 < 4 else "ok"

@@ -120,9 +120,8 @@ async def test_a_versions_failures_count_from_zero_from_its_first_request(
     for status in ("500", "503", "504"):
         labels = {**iris, "transport": "grpc", "status": status}
         assert value("modelpilot_requests_total", labels) == 0, status
-    assert (
-        value("modelpilot_requests_total", {**iris, "transport": "rest", "status": "500"}) is None
-    )
+    # Loaded, the version's series over REST are at 0 too, before any request over REST.
+    assert value("modelpilot_requests_total", {**iris, "transport": "rest", "status": "500"}) == 0
     with pytest.raises(ModelNotFound):
         await engine.infer("nope", request_from_rows([1.0, 2.0]), transport="rest")
     unknown = {"model": "(unknown)", "version": "unknown"}
@@ -414,8 +413,10 @@ async def test_an_emptied_drift_window_exports_no_scores_and_flags_nothing(
     labelled_iris: Registry, iris_frame: pd.DataFrame
 ) -> None:
     """Once every row of the drift window has aged out there is nothing to compare: no score
-    series, no feature drifted, no alert, and the API says why. (The empty window was scored
-    as if uniform: PSI 1.7-1.9 for every feature, more than while traffic flowed.)"""
+    series, no feature drifted, and the API says why. (The empty window was scored as if
+    uniform: PSI 1.7-1.9 for every feature, more than while traffic flowed.) Nor is there a
+    verdict that ends the drift: its alert holds, saying why, as the error rate's does on too
+    few requests (test_alert_unjudged_windows.py)."""
     window_seconds = 2.0
     settings = make_settings(
         labelled_iris, drift_window_seconds=window_seconds, alert_keep_firing_seconds=0.0
@@ -457,4 +458,8 @@ async def test_an_emptied_drift_window_exports_no_scores_and_flags_nothing(
     assert f"modelpilot_feature_drifted{{{labels}}} 0.0" in text
     assert f'modelpilot_feature_missing_share{{data="reference",{labels}}} 0.0' in text
     assert 'modelpilot_feature_missing_share{data="window"' not in text
-    assert active == []
+    (held,) = active
+    assert (held["rule"], held["state"]) == ("data_drift", "firing")
+    assert held["message"] == (
+        "no rows in the window; without a verdict an alert neither fires nor resolves"
+    )

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from modelpilot.config import Settings
-from modelpilot.monitoring.alerts import AlertBook, Condition
+from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition
 from modelpilot.monitoring.webhook import MAX_REDIRECTS, Webhook
 from tests.monitoring.webhook_receiver import Receiver
 
@@ -109,7 +109,7 @@ def test_a_redirect_loop_is_refused(receiver: Receiver, caplog: pytest.LogCaptur
 def test_notifications_carry_an_id_per_occurrence_and_no_nan(receiver: Receiver) -> None:
     """A receiver sent the same notification again (it answered after the timeout) had
     nothing to tell it by; and a figure that is NaN would not be sent at all."""
-    book = AlertBook(url(receiver))
+    book = AlertBook(url(receiver), rules=AlertRules(keep_firing_seconds=0.0))  # resolves at once
 
     def latency(holds: bool, value: float = 0.9) -> Condition:
         return Condition("latency", "", holds, "warning", "p99", value)

@@ -6,7 +6,7 @@ webhook): it writes its book to the workers' shared directory whenever the book 
 whenever the webhook delivers a notification, and every worker answers ``/api/alerts`` and
 the alert metrics from that file, so that they agree whichever worker is asked. The worker
 that replaces a dead worker 0 takes that book over: its alerts stay active without being
-announced again, the model rules that wait to fire or to resolve (``AlertRules.for_seconds``,
+announced again, the rules that wait to fire or to resolve (``AlertRules.for_seconds``,
 ``keep_firing_seconds``) wait on from when they started, its counts go on, and what the
 webhook had not delivered is sent.
 """

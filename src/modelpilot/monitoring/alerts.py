@@ -2,11 +2,13 @@
 
 The monitor evaluates the rules (the ``*_conditions`` functions) every few seconds. A rule
 that holds becomes an active alert (exposed as ``modelpilot_alert_active`` and on
-``/api/alerts``); when it stops holding the alert resolves. The model rules (``LASTING``) do
-so only once they have held, or not held, for a while (``AlertRules.for_seconds`` and
-``keep_firing_seconds``, Prometheus's ``for`` and ``keep_firing_for``). A rule that cannot
-judge (too few requests) changes nothing: an alert that fires stays firing. Both changes go to
-the optional webhook as JSON (``Alert.to_dict``), queued from the monitor's thread.
+``/api/alerts``); when it stops holding the alert resolves. The drift rules fire only once they
+have held for a while (``AlertRules.for_seconds``, Prometheus's ``for``; ``WAITS_TO_FIRE``),
+and every rule judged on a sample resolves only once it has not held for a while
+(``keep_firing_seconds``, Prometheus's ``keep_firing_for``; ``WAITS_TO_RESOLVE``). A rule that
+cannot judge (too few requests, labels or rows) changes nothing: an alert that fires stays
+firing. Both changes go to the optional webhook as JSON (``Alert.to_dict``), queued from the
+monitor's thread.
 """
 
 from __future__ import annotations
@@ -40,13 +42,21 @@ degradation, seen in labels. (A firing alert keeps the severity it fired with, s
 that rose with the figures told a drift's history, not its state.)"""
 
 
-LASTING = frozenset({"data_drift", "concept_drift"})
-"""The rules that ``AlertRules.for_seconds`` and ``keep_firing_seconds`` apply to. Each
-evaluation judges them on a window that is partly new, and so gives a test a fresh chance to
-flag by chance, or to miss a real change: a steady shift that 84% of 200-row windows showed
-fired and resolved the alert ten times in two minutes, twenty notifications for one incident.
-The service rules judge the last minute already, and a stalled rollout is a fact, not a
-sample."""
+WAITS_TO_FIRE = frozenset({"data_drift", "concept_drift"})
+"""The rules that ``AlertRules.for_seconds`` applies to. Each evaluation judges them on a
+window that is partly new, and so gives a test a fresh chance to flag by chance. The service
+rules judge the whole last minute already (a burst must be 5% of a minute's requests to fire
+the error rate), and a wait would hold back the page of an outage; a stalled rollout is a
+fact, not a sample, and waits ``MODELPILOT_ROLLOUT_STALL_SECONDS`` of its own."""
+
+WAITS_TO_RESOLVE = WAITS_TO_FIRE | {"error_rate", "latency"}
+"""The rules that ``AlertRules.keep_firing_seconds`` applies to: those judged on a sample that
+moves between evaluations, which crosses a threshold back and forth while one incident lasts.
+A steady shift that 84% of 200-row drift windows showed fired and resolved its alert ten times
+in two minutes; one burst of 30 failures among steady traffic fired and resolved the error
+rate three times in 40 s, as the minute's requests slid past a fixed number of failures (and
+evaluations follow label posts too, so two changes came 0.15 s apart). Each change is a
+webhook notification."""
 
 
 HOST = socket.gethostname()
@@ -70,14 +80,14 @@ class AlertRules:
     """p99 latency over ``window_seconds`` above which the latency rule fires."""
     window_seconds: float = 60.0
     for_seconds: float = 0.0
-    """How long a model rule (``LASTING``) must hold, evaluation after evaluation, before its
-    alert fires (``MODELPILOT_ALERT_FOR_SECONDS``); pending meanwhile, which is neither shown
-    sent (it is shown: ``pending`` on ``/api/alerts``, ``modelpilot_alert_pending``). An
+    """How long a drift rule (``WAITS_TO_FIRE``) must hold, evaluation after evaluation,
+    before its alert fires (``MODELPILOT_ALERT_FOR_SECONDS``); pending meanwhile, which is
+    not sent (it is shown: ``pending`` on ``/api/alerts``, ``modelpilot_alert_pending``). An
     evaluation where it does not hold starts the wait over."""
     keep_firing_seconds: float = 60.0
-    """How long a model rule's firing alert must not hold before it resolves
-    (``MODELPILOT_ALERT_KEEP_FIRING_SECONDS``): if it holds again before, it is the same
-    alert, announced neither again nor resolved."""
+    """How long the firing alert of a drift, error-rate or latency rule (``WAITS_TO_RESOLVE``)
+    must not hold before it resolves (``MODELPILOT_ALERT_KEEP_FIRING_SECONDS``): if it holds
+    again before, it is the same alert, announced neither again nor resolved."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +244,7 @@ class AlertBook:
             self.active[key] = replace(current, message=condition.message, value=condition.value)
             return None
         held_since = self.pending.setdefault(key, now)
-        if condition.rule in LASTING and now - held_since < self.rules.for_seconds:
+        if condition.rule in WAITS_TO_FIRE and now - held_since < self.rules.for_seconds:
             return None
         del self.pending[key]
         alert = Alert(
@@ -257,7 +267,7 @@ class AlertBook:
         self.pending.pop(key, None)
         if current is None:
             return None
-        keep = self.rules.keep_firing_seconds if condition.rule in LASTING else 0.0
+        keep = self.rules.keep_firing_seconds if condition.rule in WAITS_TO_RESOLVE else 0.0
         cleared_since = self.clearing.setdefault(key, now)
         if now - cleared_since < keep:
             self.active[key] = replace(
@@ -320,41 +330,81 @@ def _clock(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
 
 
-def model_conditions(reports: Iterable[ModelReport]) -> list[Condition]:
+def model_conditions(
+    reports: Iterable[ModelReport],
+    min_labels: int = 30,
+    serving: Mapping[str, int] | None = None,
+) -> list[Condition]:
     """Each version's data drift (a warning, dataset drift or not) and concept drift
-    (critical)."""
+    (critical).
+
+    A window that gives no verdict (too few rows; fewer than ``min_labels`` labels scored)
+    judges nothing, so that a firing alert holds, as the service rules' do on too few
+    requests: a worker restarted after a crash starts with an empty share of the windows, and
+    the drift alert it carried on was announced resolved, "no drift", a minute later, for a
+    window that held no row. Except for a version its model no longer serves (``serving``: the
+    version each model's requests go to; None counts every version as served): no request
+    will judge it again, so its alerts resolve once its window is too small to judge (its rows
+    age out), saying so."""
     conditions = []
     for report in reports:
         label = f"{report.model}:{report.version}"
+        left = _left(report, serving)
         drift = report.drift
         drifted = drift.drifted_features if drift else []
+        judged = drift is not None and any(f.method != "none" for f in drift.features)
+        if drift is not None and drifted:
+            said = f"{len(drifted)} of {len(drift.features)} features drifted: {', '.join(drifted)}"
+        elif judged:
+            said = "no drift"
+        else:
+            said = drift.verdict if drift is not None else "no reference profile to judge by"
+            said += left or _UNJUDGED
         conditions.append(
             Condition(
                 "data_drift",
                 label,
                 bool(drifted),
                 SEVERITY["data_drift"],
-                (
-                    f"{len(drifted)} of {len(drift.features)} features drifted: "
-                    f"{', '.join(drifted)}"
-                    if drift is not None and drifted
-                    else "no drift"
-                ),
+                said,
                 drift.drifted_share if drift else 0.0,
+                judged or bool(left),
             )
         )
         performance = report.performance
+        scored = performance.labels - performance.unscored if performance else 0
+        said = _performance_said(performance)
+        if scored < min_labels:
+            said += f", fewer than the {min_labels} judged from" if performance else ""
+            said += left or _UNJUDGED
         conditions.append(
             Condition(
                 "concept_drift",
                 label,
                 report.concept_drift,
                 SEVERITY["concept_drift"],
-                _performance_said(performance),
+                said,
                 float(len(performance.degraded)) if performance else 0.0,
+                scored >= min_labels or bool(left),
             )
         )
     return conditions
+
+
+_UNJUDGED = "; without a verdict an alert neither fires nor resolves"
+
+
+def _left(report: ModelReport, serving: Mapping[str, int] | None) -> str:
+    """Why no request will judge ``report``'s version again (its model's requests go to
+    another version, or to none), in words; "" while it is served."""
+    if serving is None:
+        return ""
+    now = serving.get(report.model)
+    if now is None:
+        return f" ({report.model} is no longer served)"
+    if str(now) != report.version:
+        return f" ({report.model}'s requests go to version {now} now)"
+    return ""
 
 
 def _performance_said(performance: PerformanceReport | None) -> str:

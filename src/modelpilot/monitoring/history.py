@@ -11,12 +11,13 @@ from __future__ import annotations
 import time
 from array import array
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import psutil
 
+from modelpilot.monitoring.system import ChildUsage
 from modelpilot.serving.observers import InferenceObserver
 
 LATENCY_EDGES = np.geomspace(1e-5, 100.0, 8 * 7 + 1)
@@ -35,7 +36,11 @@ class ServicePoint:
     p95: float
     p99: float
     cpu_percent: float
+    """CPU the server used over the interval, in percent of one core: the serving process's
+    and its monitoring process's (with ``serve --workers``, one worker's until merged)."""
     memory_bytes: int
+    """Resident memory of the same processes at the interval's end: what a container that
+    runs the server must hold (bar the supervisor of ``--workers``, in no figure)."""
     server_errors: int = 0
     """Of ``errors``, those the server failed (5xx: the model raised, timed out, overloaded);
     the rest were the clients' (4xx: bad input, a model that does not exist)."""
@@ -45,6 +50,11 @@ class ServicePoint:
     failing: tuple[tuple[str, int], ...] = ()
     """Of ``server_errors``, each model version's (``NAME:VERSION``), most first: the
     error-rate alert is the whole server's, and said only how many failed, not where."""
+    monitor_cpu_percent: float = 0.0
+    """Of ``cpu_percent``, the monitoring process's (0 where monitoring runs in the serving
+    process, ``MODELPILOT_MONITOR_PROCESS=false``, whose CPU is the serving process's)."""
+    monitor_memory_bytes: int = 0
+    """Of ``memory_bytes``, the monitoring process's."""
 
     def to_dict(self) -> dict[str, float]:
         per_second = 1.0 / self.seconds if self.seconds > 0 else 0.0
@@ -58,13 +68,21 @@ class ServicePoint:
             "p99_ms": self.p99 * 1000,
             "cpu_percent": self.cpu_percent,
             "memory_bytes": self.memory_bytes,
+            "monitor_cpu_percent": self.monitor_cpu_percent,
+            "monitor_memory_bytes": self.monitor_memory_bytes,
         }
 
 
 class ServiceHistory(InferenceObserver):
     """The engine's observer that keeps the service history (the monitor reads it)."""
 
-    def __init__(self, points: int = 300) -> None:
+    def __init__(
+        self, points: int = 300, monitor_pid: Callable[[], int | None] | None = None
+    ) -> None:
+        """``monitor_pid`` tells the pid of the monitoring process (a new one after it was
+        replaced), whose CPU and memory each point counts in the server's: without it, the
+        dashboard showed some 60% of the memory the server used, and a container sized by
+        it would have been too small."""
         self.points: deque[ServicePoint] = deque(maxlen=points)
         # Seconds as C doubles, not a list of float objects: the event loop then holds no
         # object per request until the interval closes, and the percentiles read the array
@@ -76,6 +94,11 @@ class ServiceHistory(InferenceObserver):
         self._opened = time.time()
         self._process = psutil.Process()
         self._process.cpu_percent()  # the first call only starts the measurement
+        self._monitor_pid = monitor_pid
+        self._monitor = ChildUsage()
+        self._monitor_cpu_seconds = 0.0
+        """The monitoring processes' CPU seconds when the last interval closed; 0 before the
+        first, as they start with the monitor that this history is part of."""
 
     def request_finished(
         self,
@@ -111,22 +134,37 @@ class ServiceHistory(InferenceObserver):
             p50, p95, p99 = (float(x) for x in np.percentile(durations, [50, 95, 99]))
         else:
             p50 = p95 = p99 = 0.0
+        seconds = max(now - opened, 1e-9)
+        monitor_cpu, monitor_memory = self._monitoring_process(seconds)
         point = ServicePoint(
             now,
-            max(now - opened, 1e-9),
+            seconds,
             len(durations),
             len(errors),
             p50,
             p95,
             p99,
-            self._process.cpu_percent(),
-            self._process.memory_info().rss,
+            self._process.cpu_percent() + monitor_cpu,
+            self._process.memory_info().rss + monitor_memory,
             len(server_errors),
             counts,
             tuple(Counter(failing).most_common()),
+            monitor_cpu,
+            monitor_memory,
         )
         self.points.append(point)
         return point
+
+    def _monitoring_process(self, seconds: float) -> tuple[float, int]:
+        """The monitoring process's CPU (percent of one core) over the last ``seconds``, and
+        its resident memory now; zeros where there is none."""
+        pid = self._monitor_pid() if self._monitor_pid is not None else None
+        read = self._monitor.read(pid)
+        if read is None:
+            return 0.0, 0
+        cpu_seconds, memory = read
+        used, self._monitor_cpu_seconds = cpu_seconds - self._monitor_cpu_seconds, cpu_seconds
+        return max(used, 0.0) / seconds * 100, memory
 
 
 def window_quantile(points: Sequence[ServicePoint], q: float) -> float:
@@ -207,6 +245,8 @@ def merge_points(
                 sum(p.server_errors for p in points),
                 _added(p.latency_counts for p in points),
                 failing_in(points),
+                sum(p.monitor_cpu_percent for p in points),
+                sum(p.monitor_memory_bytes for p in points),
             )
         )
     return merged
@@ -227,6 +267,8 @@ def _successive(earlier: ServicePoint, later: ServicePoint) -> ServicePoint:
         earlier.server_errors + later.server_errors,
         _added([earlier.latency_counts, later.latency_counts]),
         failing_in([earlier, later]),
+        later.monitor_cpu_percent,
+        later.monitor_memory_bytes,
     )
 
 

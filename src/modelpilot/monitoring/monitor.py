@@ -93,6 +93,7 @@ class Monitor(InferenceObserver):
         call_sample_rate: float = 1.0,
         restore: bool = False,
         restore_refs: Sequence[str] | None = None,
+        restoring: bool = False,
     ) -> None:
         self.registry = registry
         self.config = config or MonitorConfig()
@@ -104,9 +105,10 @@ class Monitor(InferenceObserver):
         self.evaluate_seconds = evaluate_seconds
         self.round_seconds = round_seconds
         """How often the loop hands the calls over (when the tap takes them on the loop)."""
-        self.history = ServiceHistory()
-        """Throughput, latency and errors over time: an observer of the engine of its own
-        (``watch`` registers both), which the monitor's thread closes interval by interval."""
+        self.history = ServiceHistory(monitor_pid=lambda: self.tap.pid)
+        """Throughput, latency, errors, and the CPU and memory of the serving and monitoring
+        processes over time: an observer of the engine of its own (``watch`` registers both),
+        which the monitor's thread closes interval by interval."""
         self.exchange = exchange
         """Sibling workers' snapshots, merged into every report (``serve --workers``)."""
         self.shares_labels = registry.address()[0].startswith("postgresql")
@@ -121,7 +123,7 @@ class Monitor(InferenceObserver):
         self._inherited = [totals_of(s) for s in exchange.inherit()] if exchange else []
         """The totals of the worker this one replaces, if it died (killed, crashed): they carry
         on in this worker's, so that the model's counters never go back (its windows of recent
-        traffic, and its labels, are gone with it)."""
+        traffic are gone with it; its labels come back from the log, with ``restore``)."""
         self.keeper = AlertKeeper(webhook_url, exchange, self.rules)
         """Who decides on the alerts, and the book every worker answers from."""
         self.alerts = self.keeper.book
@@ -169,9 +171,19 @@ class Monitor(InferenceObserver):
         """The engine watched (``watch``): its stalled rollouts are alerts too."""
         self._restore = restore
         """Whether the thread first puts the inference log's recent labels back in the
-        quality windows (``restore_labels``)."""
+        quality windows (``restore_labels``), and again those of a version that a model's
+        requests go to again (``monitor_labels.restore_returned``)."""
         self._restore_refs = restore_refs
         """The references served: their versions' labels are restored (None: all models')."""
+        self._from_log = restoring
+        """Whether this server starts from the inference log (in this process or another)."""
+        self.restoring = restoring
+        """Whether the windows are still being put back from the inference log as the server
+        starts: until this process's thread has first evaluated, where it restores; with
+        workers, in a sibling of a starting worker 0, until worker 0 has (``_restored``).
+        Until then a model may lack the report it is to have (``report`` says so)."""
+        self._served_before: dict[str, int] = {}
+        """The version each model's requests went to at the thread's last look."""
         self._tap_restarts = 0
         self._last_tapped: list[MonitorState] = []
         """The tap's states as it last told them (whose totals outlive its process)."""
@@ -292,6 +304,15 @@ class Monitor(InferenceObserver):
 
     def _run(self) -> None:
         if self._restore:
+            self._served_before = self._serving()  # their labels are restored now
+            if self.exchange is not None:
+                # The restore holds this worker's first round, and the snapshot it ends with,
+                # for seconds: the figures it has already go out first (scrapes waited 5 s
+                # for them, then went without).
+                try:
+                    self.exchange.publish_metrics()
+                except OSError:
+                    logger.exception("could not publish this worker's metrics snapshot")
             try:
                 self.restore_labels()
             except Exception:
@@ -306,10 +327,26 @@ class Monitor(InferenceObserver):
                 if time.time() - self._last_evaluation >= self.evaluate_seconds:
                     if self.shares_labels:
                         monitor_labels.catch_up_quietly(self)
+                    if self._restore:
+                        monitor_labels.restore_returned(self)
                     self._evaluate()
+                    self.restoring = self.restoring and not self._restored()
             except Exception:
                 self._failures += 1
                 logger.exception("monitoring round failed; carrying on")
+
+    def _restored(self) -> bool:
+        """Whether the server's restore is done, after an evaluation of this thread: this
+        process's own, where it restores (before its first evaluation); else worker 0's, which
+        has evaluated once it has published its alert book (with the server's start, after its
+        restore: its snapshots may come sooner, published for scrapes)."""
+        return self.exchange is None or self._restore or self.exchange.alerts() is not None
+
+    def _serving(self) -> dict[str, int]:
+        """The version each served model's requests go to now (none before it resolved)."""
+        if self._engine is None:
+            return {}
+        return {name: v.version for name, v in self._engine.served.current_versions() if v}
 
     def _pause(self) -> float:
         """Seconds the thread may sleep: until the next evaluation, when the event loop hands
@@ -390,10 +427,18 @@ class Monitor(InferenceObserver):
                 self._latest[key] = self._monitors[key].report(
                     now, by_key.get(key, ()), own.get(key)
                 )
-            except Exception:
-                # One version's bad data must not stop the others being watched.
+            except Exception as exc:
+                # One version's bad data must not stop the others being watched. Logged once
+                # a minute while it lasts: the report is made every evaluation, and a
+                # traceback every two seconds buried the rest of the log.
                 self._failures += 1
-                logger.exception("monitoring report of %s:%d failed", *key)
+                self._errors.error(
+                    ("report", key),
+                    "monitoring report of %s:%d failed: %s",
+                    *key,
+                    first_line(exc),
+                    exc_info=True,
+                )
         if self.exchange is not None:
             self.exchange.publish([*tapped, *own.values()], list(self.history.points))
         self.keeper.update(self._conditions(now) if self.keeper.decides else (), now)
@@ -420,12 +465,14 @@ class Monitor(InferenceObserver):
     def _conditions(self, now: float) -> list[Condition]:
         horizon = now - self.rules.window_seconds
         window = [p for p in self.series() if p.t > horizon]
-        stalled, serving = {}, {}
+        stalled: Mapping[str, tuple[ModelVersion, str]] = {}
+        serving: dict[str, int] | None = None  # not watching an engine: every version counts
         if self._engine is not None:
             stalled = self._engine.served.stalled
-            serving = {name: v.version for name, v in self._engine.served.current_versions() if v}
+            serving = self._serving()
+        min_labels = self.config.performance.min_labels
         return [
-            *model_conditions(self._latest.values()),
+            *model_conditions(self._latest.values(), min_labels, serving),
             *rollout_conditions(stalled, list(self.alerts.active), serving),
             *service_conditions(window, self.rules),
         ]
@@ -452,14 +499,27 @@ class Monitor(InferenceObserver):
             if version is not None:
                 keys = [k for k in keys if k[1] == version]
             if not keys:
-                raise NotFound(
-                    f"no monitoring data for model {model!r}"
-                    + (f" version {version}" if version is not None else "")
-                    + " yet: it has answered no requests since the server started, or its "
-                    f"first report is still to come (reports are made every "
-                    f"{self.evaluate_seconds:g} s)"
+                subject = f"model {model!r}" + (
+                    f" version {version}" if version is not None else ""
                 )
+                raise NotFound(f"no monitoring data for {subject} yet: {self._why_none()}")
             return self._latest[max(keys)]
+
+    def _why_none(self) -> str:
+        """Why a model has no report, for the answer that says it has none."""
+        if self.restoring:
+            return (
+                "the server is still putting its windows and labels back from the inference "
+                "log, as it does when it starts (it answers requests meanwhile); the report "
+                "shows once they are back"
+            )
+        if not self._last_evaluation:
+            every = f"{self.evaluate_seconds:g} s"
+            return f"its first report is still to come (reports are made every {every})"
+        said = "it has answered no requests since the server started"
+        if self._from_log:
+            said += ", and the inference log held none of its recent requests or labels"
+        return said
 
     def feedback(self, model: str, labels: Mapping[str, Any]) -> FeedbackResult:
         """Join labels (by request id) to predictions of ``model``; returns what matched.
@@ -495,12 +555,13 @@ class Monitor(InferenceObserver):
         them all back. Returns how many rows the labels read label."""
         return monitor_labels.catch_up_labels(self)
 
-    def restore_labels(self) -> int:
+    def restore_labels(self, versions: set[tuple[str, int]] | None = None) -> int:
         """Put the labels the inference log holds from the last ``performance_seconds`` back
         in the quality windows, joined to their predictions as when they were posted: a
         server that restarts keeps its accuracy and concept drift, which labels that come
-        days late may take long to build up again. Returns how many rows came back."""
-        return monitor_labels.restore_labels(self)
+        days late may take long to build up again. Only those of ``versions`` (model,
+        version), if given, else of every version served. Returns how many rows came back."""
+        return monitor_labels.restore_labels(self, versions)
 
     @property
     def sibling_seconds(self) -> float:

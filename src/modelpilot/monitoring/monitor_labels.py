@@ -1,5 +1,5 @@
 """Labels posted to a ``Monitor``: joined to the predictions they belong to, and put back in
-the quality windows from the inference log at start-up.
+the quality windows from the inference log at start-up (and for a version served again).
 
 Each public function is the body of the ``Monitor`` method of its name, and takes the monitor
 as ``self``; they are called only from there."""
@@ -90,15 +90,34 @@ def _report_labelled(self: Monitor, keys: set[tuple[str, int]]) -> None:
         self._report(now, own, tapped, others, keys)
 
 
-def restore_labels(self: Monitor) -> int:
+def restore_labels(self: Monitor, versions: set[tuple[str, int]] | None = None) -> int:
     """Restore the inference log's recent labels (``Monitor.restore_labels``)."""
     since = time.time() - self.config.performance_seconds
     relabelled = self.tap.labelled_since(since, self.config.performance_rows)
-    restored = _apply_logged(self, relabelled)
+    restored = _apply_logged(self, relabelled, versions)
+    if restored:
+        of = "" if versions is None else " of " + ", ".join(f"{m}:{v}" for m, v in sorted(versions))
+        logger.info("quality windows%s restored from the inference log: %d labels", of, restored)
     if relabelled:
-        logger.info("quality windows restored from the inference log: %d labels", restored)
         self._evaluate(close_interval=False)
     return restored
+
+
+def restore_returned(self: Monitor) -> None:
+    """Put the logged labels of the versions that a model's requests went to again since the
+    thread's last look (an alias moved back: a rollback) back in their quality windows, as a
+    server started now would: behind one load balancer, a server restarted meanwhile judged
+    the version rolled back to on the 320 labels of the last day, the others on the 20 posted
+    since. Called by the monitor's thread, where it restores labels."""
+    serving = self._serving()
+    returned = {
+        (model, version)
+        for model, version in serving.items()
+        if self._served_before.get(model, version) != version
+    }
+    self._served_before = serving
+    if returned:
+        restore_labels(self, returned)
 
 
 def catch_up_labels(self: Monitor) -> int:
@@ -128,12 +147,15 @@ stamped when its server writes it, and commits a moment later, so that one stamp
 before the last look may not have been there to see. Labels read again change nothing."""
 
 
-def _apply_logged(self: Monitor, relabelled: list[Relabelled]) -> int:
-    """Put labels read from the log in the quality windows of the versions served here,
-    joined to their logged predictions; not counted in the labels total (their server
-    counted them when they were posted). Returns how many rows they labelled."""
+def _apply_logged(
+    self: Monitor, relabelled: list[Relabelled], versions: set[tuple[str, int]] | None = None
+) -> int:
+    """Put labels read from the log in the quality windows of the versions served here (of
+    ``versions``, if given), joined to their logged predictions; not counted in the labels
+    total (their server counted them when they were posted). Returns how many rows they
+    labelled."""
     restored = unreadable = 0
-    wanted = served_versions(self.registry, self._restore_refs)
+    wanted = served_versions(self.registry, self._restore_refs) if versions is None else versions
     with self._lock:
         for item in relabelled:
             found = item.found

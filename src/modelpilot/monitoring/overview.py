@@ -10,7 +10,7 @@ import psutil
 from modelpilot.monitoring.history import ServicePoint
 from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.monitor import Monitor
-from modelpilot.monitoring.system import MachineCpu
+from modelpilot.monitoring.system import MachineCpu, disk_bytes
 
 if TYPE_CHECKING:
     from modelpilot.serving.engine import InferenceEngine
@@ -63,7 +63,7 @@ class Overview:
         process = psutil.Process()
         with process.oneshot():
             rss = process.memory_info().rss
-        disk = psutil.disk_io_counters()
+        disk = disk_bytes()
         net = psutil.net_io_counters()
         points = [service_point(p) for p in self.monitor.series()]
         last = points[-1] if points else None
@@ -74,15 +74,19 @@ class Overview:
             "series": points,
             "system": {
                 "workers": self.engine.settings.workers,
-                # The server's, as the chart draws them: every worker's added up (see
-                # ``merge_points``); until the first interval closes, this process's memory.
+                # The server's, as the chart draws them: its serving and monitoring processes',
+                # every worker's added up (see ``ServicePoint``, ``merge_points``); of them,
+                # the monitoring processes'. None until the first interval closes.
                 "cpu_percent": last["cpu_percent"] if last else None,
-                "memory_bytes": last["memory_bytes"] if last else rss,
-                "process_memory_bytes": rss,  # this worker's alone
+                "memory_bytes": last["memory_bytes"] if last else None,
+                "monitor_cpu_percent": last["monitor_cpu_percent"] if last else None,
+                "monitor_memory_bytes": last["monitor_memory_bytes"] if last else None,
+                "process_memory_bytes": rss,  # this worker's serving process alone
                 "machine_cpu_percent": self.cpu.share() * 100,
                 "memory_percent": psutil.virtual_memory().percent,
-                "disk_read_bytes": disk.read_bytes if disk else None,
-                "disk_write_bytes": disk.write_bytes if disk else None,
+                # The machine's physical disks (see ``disk_bytes``), as /metrics counts them.
+                "disk_read_bytes": disk[0] if disk else None,
+                "disk_write_bytes": disk[1] if disk else None,
                 "net_sent_bytes": net.bytes_sent if net else None,
                 "net_recv_bytes": net.bytes_recv if net else None,
             },

@@ -82,6 +82,7 @@ def _monitor(
 ) -> Monitor:
     config = monitor_config(settings)
     restore = _restores(settings, exchange)
+    labels = _restores_labels(settings, exchange)
     served = engine.served
     refs = None if served.serve_all else tuple(served.refs)
     tap: Tap
@@ -124,21 +125,46 @@ def _monitor(
         exchange=exchange,
         tap=tap,
         call_sample_rate=settings.monitor_sample_rate,
-        restore=restore,
+        restore=labels,
         restore_refs=refs,
+        restoring=restore or labels or (_logged(settings) and _starting(exchange)),
     )
 
 
 def _restores(settings: Settings, exchange: WorkerExchange | None) -> bool:
-    """Whether this process's windows start from the inference log: always when it serves
-    alone; with workers, only in worker 0 of a server that is starting. (A worker that
-    replaces one that died finds its siblings' snapshots beside it: their windows already
-    hold the log's recent requests, which would count twice.)"""
-    if not settings.monitor_restore or not settings.inference_log:
+    """Whether this process's drift and prediction windows start from the inference log:
+    always when it serves alone; with workers, only in worker 0 of a server that is starting.
+
+    Not in a worker that replaces one that died: the log does not say which worker answered
+    a request, and the siblings' windows hold theirs, which would count twice. The dead
+    worker's share of those windows is lost with it and refills with traffic (a drift alert
+    meanwhile holds while the merged window is too small to judge); its labels come back
+    (``_restores_labels``)."""
+    if not _logged(settings):
         return False
-    if exchange is None:
-        return True
-    return exchange.index == 0 and not any(exchange.directory.glob("*.snapshot"))
+    return exchange is None or (exchange.index == 0 and _starting(exchange))
+
+
+def _restores_labels(settings: Settings, exchange: WorkerExchange | None) -> bool:
+    """Whether this process's quality windows start with the labels the inference log holds:
+    always when it serves alone; with workers, in worker 0 and in a worker that replaces one
+    that died. A worker 0 killed took the labels of days with it, which its replacement did
+    not read again: one crash lost what a restart keeps. Labelled rows pool over the workers
+    by request and row, so labels a sibling holds too count once."""
+    if not _logged(settings):
+        return False
+    return exchange is None or exchange.index == 0 or not _starting(exchange)
+
+
+def _logged(settings: Settings) -> bool:
+    """Whether monitoring starts from the inference log (``MODELPILOT_MONITOR_RESTORE``)."""
+    return settings.monitor_restore and settings.inference_log
+
+
+def _starting(exchange: WorkerExchange | None) -> bool:
+    """Whether this process is a worker that starts with its server: no sibling has
+    published a snapshot yet (none that runs, none set aside by one that died)."""
+    return exchange is not None and not any(exchange.directory.glob("*.snapshot"))
 
 
 @dataclass
@@ -179,7 +205,7 @@ class ProcessMonitoring:
             service = ServiceMetrics(local)
         local.register(EngineCollector(engine))
         local.register(SystemCollector())
-        engine.add_observer(service)
+        service.watch(engine)
         monitor = None
         if settings.monitoring:
             monitor = _monitor(engine, settings, exchange)

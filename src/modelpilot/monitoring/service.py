@@ -38,7 +38,9 @@ LATENCY_BUCKETS = (
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 SERVER_STATUSES = ("500", "503", "504")
 """The statuses of the server's own failures (the model failed, overloaded or not ready,
-past its deadline): a version's series of them start at 0 with its first request."""
+past its deadline): a version's series of them start at 0 (``ServiceMetrics.start_at_zero``)."""
+SERVER_TRANSPORTS = ("rest", "grpc")
+"""The transports of ``serve``: a version's series of each start at 0 once it is loaded."""
 FLUSH_SECONDS = 1.0
 """Most seconds that counts gathered on the request path wait before they reach Prometheus.
 
@@ -109,39 +111,42 @@ class ServiceMetrics(InferenceObserver):
         self._cached: dict[tuple[str, str, bool], list[float]] = {}
         """(model, version, hit) -> [lookups, seconds]"""
         self._flush_due = False
-        self._answered: set[tuple[str, str, str]] = set()
-        """(model, version, transport) that have answered a request, with their failures'
-        series at 0 (``_failures_at_zero``)."""
+        self._at_zero: set[tuple[str, str, str]] = set()
+        """(model, version, transport) whose series start at 0 already (``start_at_zero``)."""
+        self._engine: InferenceEngine | None = None
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         self.flush_when_read(r)
+        # On no registry (not even prometheus_client's global one): ``_Exported`` shows them
+        # on ``registry`` without their ``_created`` series, as the multiprocess collector of
+        # ``serve --workers`` does.
         self.requests = Counter(
             "modelpilot_requests",
             "Inference requests answered, by outcome: status is ok, or the HTTP status of the "
             "error (499: the client gave up first).",
             ["model", "version", "transport", "status"],
-            registry=r,
+            registry=None,
         )
         self.latency = Histogram(
             "modelpilot_request_duration_seconds",
             "Time from a request reaching the engine to its answer.",
             ["model", "version", "transport"],
             buckets=LATENCY_BUCKETS,
-            registry=r,
+            registry=None,
         )
         self.queue = Histogram(
             "modelpilot_queue_duration_seconds",
             "Time a request waited for its batch to start.",
             ["model", "version"],
             buckets=LATENCY_BUCKETS,
-            registry=r,
+            registry=None,
         )
         self.batch_rows = Histogram(
             "modelpilot_batch_size_rows",
             "Rows per model call.",
             ["model", "version"],
             buckets=BATCH_BUCKETS,
-            registry=r,
+            registry=None,
         )
         self.compute = Histogram(
             "modelpilot_model_call_duration_seconds",
@@ -149,63 +154,88 @@ class ServiceMetrics(InferenceObserver):
             "each request in it).",
             ["model", "version"],
             buckets=LATENCY_BUCKETS,
-            registry=r,
+            registry=None,
         )
         self.failed_seconds = Counter(
             "modelpilot_failed_request_duration_seconds",
             "Time that failed requests took, in all (their share of the request duration's sum).",
             ["model", "version"],
-            registry=r,
+            registry=None,
         )
         self.last_request = Gauge(
             "modelpilot_last_request_time_seconds",
             "When the version last answered a request (Unix time, to within a second).",
             ["model", "version"],
-            registry=r,
+            registry=None,
             multiprocess_mode="max",
         )
         self.errors = Counter(
             "modelpilot_errors",
             "Failed requests by kind of error.",
             ["model", "version", "kind"],
-            registry=r,
+            registry=None,
         )
         self.timeouts = Counter(
             "modelpilot_timeouts",
             "Requests that ran past their deadline.",
             ["model", "version"],
-            registry=r,
+            registry=None,
         )
         self.cache_hits = Counter(
             "modelpilot_result_cache_hits",
             "Requests answered from the result cache.",
             ["model", "version"],
-            registry=r,
+            registry=None,
         )
         self.cache_misses = Counter(
             "modelpilot_result_cache_misses",
             "Requests the result cache could not answer (the model answered them).",
             ["model", "version"],
-            registry=r,
+            registry=None,
         )
         self.cache_seconds = Counter(
             "modelpilot_result_cache_duration_seconds",
             "Time spent asking the result cache, in all: the lookup on a hit, the lookup and "
             "storing the answer on a miss.",
             ["model", "version", "result"],
-            registry=r,
+            registry=None,
         )
         started = time.time()
         self.start_time = Gauge(
             "modelpilot_start_time_seconds",
             "When the server started serving (Unix time; the first worker's start).",
-            registry=r,
+            registry=None,
             multiprocess_mode="min",
         )
         self.start_time.set(started)
+        r.register(
+            _Exported(
+                (
+                    self.requests,
+                    self.latency,
+                    self.queue,
+                    self.batch_rows,
+                    self.compute,
+                    self.failed_seconds,
+                    self.last_request,
+                    self.errors,
+                    self.timeouts,
+                    self.cache_hits,
+                    self.cache_misses,
+                    self.cache_seconds,
+                    self.start_time,
+                )
+            )
+        )
         # Read at scrape time, from no Gauge: with worker processes a Gauge also writes a
         # shared file, which the summed metrics showed as a second family of zeros by pid.
         (process_registry or r).register(_Uptime(started))
+
+    def watch(self, engine: InferenceEngine) -> None:
+        """Count ``engine``'s requests, and start the series of each version it loads at 0
+        before its first request (see ``start_at_zero``)."""
+        engine.add_observer(self)
+        self._engine = engine
 
     def request_finished(
         self,
@@ -270,11 +300,17 @@ class ServiceMetrics(InferenceObserver):
         Call it on the thread that serves (the event loop), or once serving has stopped.
         """
         self._flush_due = False
+        if self._engine is not None:
+            for loaded in self._engine.pool.loaded():
+                for transport in SERVER_TRANSPORTS:
+                    series = (loaded.version.model, str(loaded.version.version), transport)
+                    if series not in self._at_zero:
+                        self.start_at_zero(*series)
         requests, self._requests = self._requests, {}
         now = time.time()
         for key, count in requests.items():
-            if key[:3] not in self._answered:
-                self._failures_at_zero(*key[:3])
+            if key[:3] not in self._at_zero:
+                self.start_at_zero(*key[:3])
             self.requests.labels(*key).inc(count)
         for model, version in {key[:2] for key in requests}:
             self.last_request.labels(model, version).set(now)
@@ -295,33 +331,46 @@ class ServiceMetrics(InferenceObserver):
             result = "hit" if hit else "miss"
             self.cache_seconds.labels(model, version, result).inc(seconds)
 
-    def _failures_at_zero(self, model: str, version: str, transport: str) -> None:
-        """Start the series of a version's failures (5xx, timeouts) at 0 with its first
-        request: ``rate()`` and ``increase()`` see no rise in a series' first sample, so a
-        version's first failures were lost to the alerting rules for a scrape or more."""
-        self._answered.add((model, version, transport))
+    def start_at_zero(self, model: str, version: str, transport: str) -> None:
+        """Start the series that the alerting rules and the dashboard read of a version's
+        requests over ``transport`` at 0: its answers (ok) and failures (5xx, timeouts), and
+        its latency.
+
+        ``rate()`` and ``increase()`` see no rise in a series' first sample: a version's
+        first failures, counted in the scrape that first showed its series, were lost to the
+        error-rate rule (a burst of 30 failures before the first scrape, never seen). So each
+        version the engine of ``watch`` holds loaded gets its series over the transports of
+        ``serve`` in the first flush after it loaded (a scrape flushes first): the versions a
+        server loads at start are at 0 from its first scrape on. A version loaded only as
+        requests come for it (one asked for by number; one an alias moved to, whose traffic
+        moves as soon as it has loaded), and other transports, may start with the flush that
+        counts their first requests: what of them failed before the next scrape stays hidden.
+        """
+        self._at_zero.add((model, version, transport))
         if model == UNKNOWN_MODEL or version == "unknown":  # (no version was answering)
             return
-        for status in SERVER_STATUSES:
+        for status in ("ok", *SERVER_STATUSES):
             self.requests.labels(model, version, transport, status)
+        self.latency.labels(model, version, transport)
         self.timeouts.labels(model, version)
 
     def families(self) -> Iterator[Metric]:
         """This process's service metrics alone (flushed first), as a registry collects them."""
         self.flush()
-        for metric in (
-            self.requests,
-            self.latency,
-            self.failed_seconds,
-            self.last_request,
-            self.queue,
-            self.batch_rows,
-            self.compute,
-            self.cache_hits,
-            self.cache_misses,
-            self.cache_seconds,
-        ):
-            yield from metric.collect()
+        yield from _Exported(
+            (
+                self.requests,
+                self.latency,
+                self.failed_seconds,
+                self.last_request,
+                self.queue,
+                self.batch_rows,
+                self.compute,
+                self.cache_hits,
+                self.cache_misses,
+                self.cache_seconds,
+            )
+        ).collect()
 
     def flush_when_read(self, registry: CollectorRegistry) -> None:
         """Flush whenever ``registry`` is collected, before the collectors registered after
@@ -348,6 +397,32 @@ class _Flush(Collector):
     def collect(self) -> Iterator[Any]:
         self.metrics.flush()
         return iter(())
+
+
+class _Exported(Collector):
+    """Service metrics as a registry shows them, without their ``_created`` series.
+
+    prometheus_client gives each counter and histogram series a ``_created`` gauge, which
+    the text format exports as a series of its own: nearly twice the series of the busiest
+    families, which no rule or panel reads, and which the multiprocess collector of
+    ``serve --workers`` leaves out, so that one server's exposition differed by its mode.
+    Left out here, rather than for the whole process (``disable_created_metrics``), so that
+    the metrics of an application that embeds ModelPilot keep theirs.
+    """
+
+    def __init__(self, metrics: Sequence[Counter | Gauge | Histogram]) -> None:
+        self.metrics = metrics
+
+    def describe(self) -> Iterator[Metric]:
+        for metric in self.metrics:
+            yield from metric.describe()
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self.metrics:
+            for family in metric.collect():
+                created = f"{family.name}_created"
+                family.samples = [s for s in family.samples if s.name != created]
+                yield family
 
 
 class _Uptime(Collector):

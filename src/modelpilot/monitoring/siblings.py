@@ -12,14 +12,20 @@ answers ``/metrics``, ``/api/...`` and the dashboard for the whole server.
 scrapes answered by different workers see the same figures, or newer ones: a counter never goes
 back because the scrape went to the other worker. The price is a lag of up to one monitoring
 round (``MODELPILOT_MONITOR_INTERVAL_SECONDS``, 2 s) behind the answering worker's live figures.
+A worker whose first round has not ended yet (worker 0's waits for the restore from the
+inference log) publishes its scrape-time metrics as it answers a scrape: its own figures are in
+every scrape it answers, and from then on in every scrape its siblings answer.
 
 A worker that stops (killed, crashed, or stopped on its own) leaves its last snapshot to the
 worker started in its place, which carries its running totals (predictions by class, labels)
 on; its windows of recent traffic are lost with it. Until that worker has published a snapshot
 that carries them, the dead worker's own snapshot counts in the totals: they are counted once
 all along, neither dropped nor doubled. Its per-worker counters (CPU seconds, monitoring's own
-work) carry on in the new worker's the same way. Worker 0 also writes the alert book it
-decides on (``alerts.book``), which every worker answers from and its successor takes over.
+work) carry on in the new worker's the same way, and stand in the scrapes, as it last
+published them, until then; its gauges (memory, uptime, requests in flight) go with it. The
+machine's counters (disk and network bytes) do not carry on: they are the kernel's running
+totals, which the new worker reads afresh. Worker 0 also writes the alert book it decides on
+(``alerts.book``), which every worker answers from and its successor takes over.
 
 Snapshots are pickles, written and read only by the server's own processes in a directory
 created for them with owner-only permissions.
@@ -45,12 +51,17 @@ from prometheus_client.registry import Collector
 
 from modelpilot.monitoring.alerts import AlertState
 from modelpilot.monitoring.history import ServicePoint
-from modelpilot.monitoring.model_monitor import MonitorState
+from modelpilot.monitoring.model_monitor import MonitorState, totals_of
 
 logger = logging.getLogger(__name__)
 
 ALERTS_FILE = "alerts.book"
 """The alert book of the worker that decides on alerts, beside the snapshots."""
+
+MACHINE_METRICS = "modelpilot_system_"
+"""How the machine's metrics are named (``SystemCollector``): its counters are the kernel's
+running totals, which a worker started in place of another reads afresh, so they do not carry on
+from the dead worker's (the new worker's disk and network bytes were the machine's twice)."""
 
 STALE_SECONDS = 30.0
 """A live worker's snapshot older than this belongs to a worker that stopped reporting: its
@@ -93,9 +104,14 @@ class WorkerExchange:
         """The counters of the workers this one replaces, as they last published them: added
         to this worker's own in every snapshot, so that its per-worker counters (CPU seconds,
         monitoring's own work) carry on where theirs stopped rather than start again at 0."""
+        self._carried_totals: list[MonitorState] = []
+        """The running totals of the workers this one replaces (``inherit``), which its
+        snapshots carry on before its first monitoring round (``publish_metrics``)."""
         self._taken: list[Path] = []
         """Dead workers' snapshots taken over (``inherit``), to remove once this worker's
         snapshot carries their totals."""
+        self._publishing = threading.Lock()  # the monitor's rounds and scrapes both publish
+        self._round_published = False
         self.inherited_alerts: AlertState | None = None
         """The alert book of the worker this one replaces, as it last published it."""
         self._read_cache: dict[Path, tuple[tuple[int, int, int], WorkerSnapshot]] = {}
@@ -104,13 +120,30 @@ class WorkerExchange:
     def publish(
         self, states: list[MonitorState] | None = None, points: list[ServicePoint] | None = None
     ) -> None:
+        """Publish this worker's snapshot at the end of a monitoring round: its scrape-time
+        metrics, its monitoring ``states`` (its windows, and the running totals it carries on
+        from the workers it replaces) and its service history ``points``."""
+        with self._publishing:
+            self._write(states or [], points or [])
+            self._round_published = True
+
+    def publish_metrics(self) -> None:
+        """Publish this worker's scrape-time metrics, and the running totals it carries on,
+        if it has not ended a monitoring round yet: scrapes read every worker's figures from
+        the snapshots alone, and worker 0's first round waits for the restore from the
+        inference log (for 8-15 s after ready, scrapes held not one worker's figures)."""
+        with self._publishing:
+            if not self._round_published:
+                self._write(list(self._carried_totals), [])
+
+    def _write(self, states: list[MonitorState], points: list[ServicePoint]) -> None:
         snapshot = WorkerSnapshot(
             self.pid,
             self.index,
             time.time(),
             _with_counters(generate_latest(self.local), self._carried),
-            states or [],
-            points or [],
+            states,
+            points,
             self._inherited,
         )
         temporary = self._path.with_suffix(".tmp")
@@ -154,6 +187,16 @@ class WorkerExchange:
                 found.setdefault(snapshot.pid, snapshot)
         return sorted(found.values(), key=lambda s: (s.index, s.at))
 
+    def stopped(self) -> list[WorkerSnapshot]:
+        """The last snapshots of the workers that stopped and are still in the directory: set
+        aside for the workers started in their places (whose first snapshots remove them), or
+        not yet (killed a moment ago)."""
+        # Retired ones before and after the others: one set aside meanwhile is in either read.
+        found = self._read_all("retired-*.snapshot")
+        found += [s for s in self._read_all("worker-*.snapshot") if not _alive(s.pid)]
+        found += self._read_all("retired-*.snapshot")
+        return found
+
     def inherit(self) -> list[MonitorState]:
         """The monitoring states of the workers this one replaces: workers of its index that
         stopped (killed, crashed, or on their own), whose last snapshots were set aside for it.
@@ -170,9 +213,11 @@ class WorkerExchange:
             if snapshot.pid not in carried:
                 states.extend(snapshot.states)
                 for key, value in _counters(snapshot.metrics).items():
-                    self._carried[key] = self._carried.get(key, 0.0) + value
+                    if not key[0].startswith(MACHINE_METRICS):
+                        self._carried[key] = self._carried.get(key, 0.0) + value
         if self.index == 0:
             self.inherited_alerts = self.alerts()
+        self._carried_totals = [totals_of(state) for state in states]
         self._inherited = carried | {s.pid for s in snapshots}
         self._taken = taken
         return states
@@ -275,6 +320,10 @@ class _Families(Collector):
         return iter(self.families)
 
 
+def _families(snapshot: WorkerSnapshot) -> list[Metric]:
+    return list(text_string_to_metric_families(snapshot.metrics.decode()))
+
+
 def retired_snapshot(directory: Path, index: int, pid: int) -> Path:
     """Where the last snapshot of worker ``pid``, stopped, waits for the next worker of its
     ``index``."""
@@ -294,16 +343,37 @@ def _alive(pid: int) -> bool:
 class SiblingCollector(Collector):
     """Every live worker's scrape-time metrics, this one's included, by worker: all from
     their snapshots, so that whichever worker answers, a counter never goes back (this
-    worker's own figures lag by up to a monitoring round, as its siblings' do)."""
+    worker's own figures lag by up to a monitoring round, as its siblings' do; until its first
+    round has ended, it publishes them as it is scraped).
+
+    A worker that stopped keeps its counters, as it last published them, until the worker
+    started in its place publishes (whose counters carry them on): for the 15 s that took,
+    they were gone from the scrapes, their series went stale and their sums went back. Its
+    gauges go: they described a process that no longer runs."""
 
     def __init__(self, exchange: WorkerExchange) -> None:
         self.exchange = exchange
 
     def collect(self) -> Iterator[Metric]:
+        exchange = self.exchange
+        try:
+            exchange.publish_metrics()  # this worker's own, before its first round
+        except OSError:
+            logger.exception("could not publish this worker's metrics snapshot")
+        # The stopped ones before the live: a successor that publishes in between (which
+        # removes its predecessors' snapshots) is in either read.
+        stopped = exchange.stopped()
+        live = exchange.workers()
         merged: dict[str, Metric] = {}
-        for worker in self.exchange.workers():
-            families = text_string_to_metric_families(worker.metrics.decode())
-            self._add(merged, families, worker.index)
+        for worker in live:
+            self._add(merged, _families(worker), worker.index)
+        shown = {worker.index for worker in live}
+        for worker in sorted(stopped, key=lambda s: s.at, reverse=True):
+            # The newest of its index: a successor that stopped too carries the older one's.
+            if worker.index not in shown:
+                shown.add(worker.index)
+                counters = [f for f in _families(worker) if f.type == "counter"]
+                self._add(merged, counters, worker.index)
         yield from merged.values()
 
     @staticmethod

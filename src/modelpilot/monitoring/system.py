@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import psutil
@@ -13,6 +14,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 logger = logging.getLogger(__name__)
+
+SYS_BLOCK = Path("/sys/block")
+"""Linux's block devices: whole disks and virtual devices, no partitions."""
 
 
 class MachineCpu:
@@ -92,6 +96,42 @@ class ChildUsage:
             return self._before + self._last, rss
 
 
+def physical_disks(sys_block: Path = SYS_BLOCK) -> set[str]:
+    """The block devices of ``sys_block`` with a device behind them (a ``device`` link), by
+    their names in ``/proc/diskstats``: the physical disks, whose bytes added up count each
+    byte read or written once.
+
+    Left out are the virtual devices, whose bytes a disk counts again: on LVM (or LUKS) every
+    byte goes through a ``dm-*`` device and then a disk, on software RAID through ``md*`` and
+    a member disk, through a ``loop`` device and the disk its file is on; and ``zram*`` and
+    ``ram*`` are memory. Summed with them, as ``psutil.disk_io_counters()`` sums every block
+    device, a server on LVM counted each byte twice (three times with LUKS on LVM).
+    """
+    try:
+        devices = list(sys_block.iterdir())
+    except OSError:
+        return set()
+    # sysfs spells a "/" in a device's name (cciss/c0d0) "!".
+    return {device.name.replace("!", "/") for device in devices if (device / "device").exists()}
+
+
+def disk_bytes(sys_block: Path = SYS_BLOCK) -> tuple[int, int] | None:
+    """Bytes read from and written to the machine's physical disks since it booted (see
+    ``physical_disks``); None where none is found or the system tells no disk I/O.
+
+    Where there is no ``sys_block`` (not Linux), the system's own total."""
+    if not sys_block.is_dir():
+        total = psutil.disk_io_counters()
+        return None if total is None else (total.read_bytes, total.write_bytes)
+    disks = physical_disks(sys_block)
+    counted = [
+        io for name, io in (psutil.disk_io_counters(perdisk=True) or {}).items() if name in disks
+    ]
+    if not counted:
+        return None
+    return sum(io.read_bytes for io in counted), sum(io.write_bytes for io in counted)
+
+
 def _busy_and_total(times: NamedTuple) -> tuple[float, float]:
     """CPU seconds spent busy, and in all, as ``psutil.cpu_percent`` counts them."""
     values = times._asdict()
@@ -155,13 +195,19 @@ class SystemCollector(Collector):
         yield _gauge(
             "modelpilot_system_memory_available_bytes", "Memory still available.", vm.available
         )
-        disk = psutil.disk_io_counters()
+        disk = disk_bytes()
         if disk is not None:
             yield _counter(
-                "modelpilot_system_disk_read_bytes", "Bytes read from disks.", disk.read_bytes
+                "modelpilot_system_disk_read_bytes",
+                "Bytes read from the machine's physical disks (not from virtual block devices: "
+                "device-mapper, RAID, loop, zram; their bytes are the disks' again).",
+                disk[0],
             )
             yield _counter(
-                "modelpilot_system_disk_written_bytes", "Bytes written to disks.", disk.write_bytes
+                "modelpilot_system_disk_written_bytes",
+                "Bytes written to the machine's physical disks (not to virtual block devices: "
+                "device-mapper, RAID, loop, zram; their bytes are the disks' again).",
+                disk[1],
             )
         net = psutil.net_io_counters()
         if net is not None:

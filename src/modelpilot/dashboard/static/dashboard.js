@@ -104,16 +104,17 @@
 
   function renderSystem(p) {
     const sys = p.system || {};
-    // The server's figures, as the chart beside them: with workers, all of them added up.
+    // The server's figures, as the chart beside them: its serving and monitoring processes',
+    // with workers all of them added up (what a container that runs it must hold).
     const workers = isNum(sys.workers) && sys.workers > 1 ? sys.workers : 1;
-    const who = workers > 1 ? `${workers} workers` : 'this process';
-    setText('stat-cpu-label', workers > 1 ? `CPU · ${who}` : 'Process CPU');
+    const who = workers > 1 ? `${workers} workers` : 'the server';
+    setText('stat-cpu-label', workers > 1 ? `CPU · ${who}` : 'Server CPU');
     setStat('stat-cpu', pct(sys.cpu_percent), sys.cpu_percent);
     setText('stat-cpu-sub', `machine ${pct(sys.machine_cpu_percent)}`);
-    setText('stat-memory-label', workers > 1 ? `Memory · ${who}` : 'Process memory');
+    setText('stat-memory-label', workers > 1 ? `Memory · ${who}` : 'Server memory');
     setStat('stat-memory', fmtBytes(sys.memory_bytes), sys.memory_bytes);
-    setText('stat-memory-sub', `RSS · machine ${pct(sys.memory_percent)}`);
-    setText('sys-hint', `CPU % · memory of ${who}`);
+    setText('stat-memory-sub', `RSS, monitoring ${fmtBytes(sys.monitor_memory_bytes)} · machine ${pct(sys.memory_percent)}`);
+    setText('sys-hint', `CPU % · memory of ${who}, serving and monitoring processes`);
     if (!state.curSys || state.curSys.time !== p.time) { state.prevSys = state.curSys; state.curSys = { time: p.time, sys }; }
     const prev = state.prevSys, dt = prev ? p.time - prev.time : 0;
     const io = (k) => {

@@ -76,6 +76,8 @@ def every_worker_published(exchange: WorkerExchange, workers: int, timeout: floa
     (1 sample line, then 29, then 204), and a scrape that reached a worker whose first round
     had not ended lacked every model's figures (204, 67, 204). Waited for in the first scrapes
     of each worker process only (a worker restarted later waits in its own first scrapes).
+    Whatever came of it, the scrape holds the answering worker's own figures: it publishes
+    them as the scrape reads the snapshots if its first round has not ended (``SiblingCollector``).
     """
     wanted = set(range(workers)) | {exchange.index}
     deadline = time.monotonic() + timeout
