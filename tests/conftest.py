@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,10 @@ from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.registration import register_model
 from tests.services import require_postgres
+
+# A server stopped with SIGTERM serves on, not ready, for the drain period first: the servers
+# of the tests stop at once (and their tests wait no longer); tests of the drain set their own.
+os.environ["MODELPILOT_SHUTDOWN_DRAIN_SECONDS"] = "0"
 
 IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 

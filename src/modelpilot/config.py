@@ -139,8 +139,15 @@ class Settings(BaseSettings):
     max_queue_rows: int = Field(default=10_000, ge=1)
     """Rows allowed to wait for one model version before requests get 503 + Retry-After."""
 
+    shutdown_drain_seconds: float = Field(default=5.0, ge=0.0)
+    """On SIGTERM, how long the server answers not-ready (``/v2/health/ready`` 503) yet goes on
+    taking connections and serving them before it closes its ports, so that load balancers (a
+    Kubernetes Service's endpoints) stop sending to it first; skipped on Ctrl-C (SIGINT) and
+    cut short by a second signal."""
+
     shutdown_grace_seconds: float = Field(default=20.0, ge=0.0)
-    """On SIGTERM, how long in-flight requests get to finish before the process exits."""
+    """On SIGTERM or Ctrl-C, once the ports are closed, how long in-flight requests get to
+    finish before the process exits."""
 
     log_level: Annotated[
         Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(_lower)
@@ -239,12 +246,13 @@ class Settings(BaseSettings):
     evaluation."""
 
     alert_keep_firing_seconds: float = Field(default=60.0, ge=0.0)
-    """How long a firing data drift or concept drift alert must not hold before it resolves
-    (its message saying since when it has not held); if it holds again before, it stays the
-    same alert. Each evaluation judges a partly new window: a steady shift that five windows
-    in six showed fired and resolved ten times in two minutes without it. A minute makes one
-    incident one firing and one resolution, the resolution sent a minute after the drift
-    ends."""
+    """How long a firing data drift, concept drift, error-rate or latency alert must not hold
+    before it resolves (its message saying since when it has not held); if it holds again
+    before, it stays the same alert. Each evaluation judges a sample that moves: a steady shift
+    that five drift windows in six showed fired and resolved ten times in two minutes without
+    it, and one burst of failures, whose share of the last minute's requests crossed 5% back
+    and forth as requests slid past it, three times in 40 s. A minute makes one incident one
+    firing and one resolution, the resolution sent a minute after the rule stops holding."""
 
     alert_webhook_url: str | None = None
     """URL that alert changes are POSTed to as JSON (optional); whitespace around it, such as

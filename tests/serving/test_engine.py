@@ -458,10 +458,19 @@ async def test_a_request_its_caller_gave_up_on_is_499_not_a_server_error(
         await task
     assert recorder.finished == [("ok", None), ("499", None)]
 
+    # Not ready, draining: the server serves on as before, and a client that leaves, leaves.
+    engine.mark_stopping()
+    task = asyncio.create_task(engine.infer("iris", request_from_rows([[5.1, 3.5, 1.4, 0.2]])))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert recorder.finished[-1] == ("499", None)
+
     # Cut off at the end of the shutdown grace (and answered 503): not the client's doing.
     task = asyncio.create_task(engine.infer("iris", request_from_rows([[5.1, 3.5, 1.4, 0.2]])))
     await asyncio.sleep(0)
-    engine.mark_stopping()
+    engine.mark_closed()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

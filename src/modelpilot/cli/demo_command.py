@@ -222,12 +222,13 @@ def demo(
         pass
     finally:
         if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
+            # As Ctrl-C stops it: no drain, which only a load balancer needs (SIGTERM's).
+            server.send_signal(signal.SIGINT)
             try:
                 server.wait(30)
             except subprocess.TimeoutExpired:
                 server.kill()
-    if server.returncode not in (0, -signal.SIGTERM):
+    if server.returncode not in (0, -signal.SIGTERM, -signal.SIGINT):
         raise typer.Exit(1)
     if not serving:  # said once the server is down, so that it says what is true
         _next_steps(model, http, grpc_, where, serving=False)

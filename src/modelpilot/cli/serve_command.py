@@ -102,8 +102,10 @@ def serve(
 ) -> None:
     """Serve models over REST (Open Inference Protocol v2, /predict, /docs) and gRPC.
 
-    Stops gracefully on SIGTERM or Ctrl-C: readiness turns false, no new connections are
-    taken, requests in flight finish, then the process exits.
+    Stops gracefully on SIGTERM or Ctrl-C: readiness turns false (on SIGTERM the server goes
+    on serving for MODELPILOT_SHUTDOWN_DRAIN_SECONDS, 5 s, so that load balancers stop
+    sending first), then no new connections are taken, requests in flight finish, and the
+    process exits.
     """
     settings = make_settings(
         registry=registry,

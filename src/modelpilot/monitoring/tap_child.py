@@ -7,6 +7,7 @@ See ``tap_process`` for how the two sides work together.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -185,13 +186,14 @@ def serve(reader: Connection, control: Connection, spec: TapSpec) -> None:
                 continue
             try:
                 method, after, args = pickle.loads(control.recv_bytes())
-            except EOFError:  # the server is gone: keep what it handed over
-                rounds.catch_up(1 << 62)
+            except (EOFError, ConnectionError):
+                _server_gone(rounds)
                 break
             rounds.catch_up(after)
             if method == "close":
                 tap.close()  # first: what it cannot write counts, and is told
-                control.send_bytes(pickle.dumps((True, None, (tap.failures, tap.unlogged))))
+                with contextlib.suppress(ConnectionError):  # killed since: it asks no more
+                    control.send_bytes(pickle.dumps((True, None, (tap.failures, tap.unlogged))))
                 break
             try:
                 reply = (True, QUERIES[method](tap, *args), (tap.failures, tap.unlogged))
@@ -206,7 +208,21 @@ def serve(reader: Connection, control: Connection, spec: TapSpec) -> None:
                     exc_info=True,
                 )
                 reply = (False, f"{type(exc).__name__}: {exc}", (tap.failures, tap.unlogged))
-            control.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+            try:
+                control.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
+            except ConnectionError:  # killed while it waited for the answer
+                _server_gone(rounds)
+                break
     finally:
         tap.close()
         registry.close()
+
+
+def _server_gone(rounds: _Rounds) -> None:
+    """The server died without closing the control pipe (SIGKILL, the OOM killer, a crash):
+    take what it handed over, which the caller writes as it returns, and say so once."""
+    rounds.catch_up(1 << 62)  # to the end of the data pipe, which its death closed
+    logger.warning(
+        "monitoring process: its server process is gone (killed?); writing what it handed "
+        "over to the inference log (what it answered since its last handover is lost)"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import math
@@ -14,7 +15,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import uvicorn
 
@@ -60,10 +61,52 @@ def tune_gc() -> None:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: this process decides how to shut down."""
+    """uvicorn without its own signal handlers (this process decides how to shut down), and
+    with a way to close its port that serves the connections queued on it."""
 
-    def install_signal_handlers(self) -> None:
-        return None
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn's own handlers (since 0.29) closed the port at the first signal, whatever
+        # this process did with it, and raised the signal again once uvicorn had stopped.
+        yield
+
+    async def stop_accepting(self, listener: socket.socket) -> int:
+        """Stop taking connections, and serve those the kernel has queued on ``listener`` (the
+        listening socket, a handle of its own) rather than reset them; how many there were.
+
+        The kernel completes a client's handshake before the server accepts it, and the
+        client sends its request at once: closing the listening socket reset every
+        connection in its queue, after its request was written (a balancer's 502).
+        Accepted here, each is answered and then closed (``GuardedHttpProtocol.shutdown``);
+        a connection that comes after the last accept is refused, which a client or
+        balancer may safely retry.
+        """
+        for server in self.servers:
+            server.close()
+        loop = asyncio.get_running_loop()
+        # What uvicorn's startup builds for each connection (its class is typed asyncio's).
+        protocol = functools.partial(
+            self.config.http_protocol_class,  # type: ignore[call-arg]
+            config=self.config,
+            server_state=self.server_state,
+            app_state=self.lifespan.state,
+        )
+        taken = 0
+        try:
+            listener.setblocking(False)
+            while True:
+                try:
+                    connection, _ = listener.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:  # out of files: the rest are reset, as they were
+                    logger.warning("could not take a queued connection: %s", exc)
+                    break
+                await loop.connect_accepted_socket(protocol, connection)
+                taken += 1
+        finally:
+            listener.close()
+        return taken
 
 
 def connection_limit(settings: Settings, ports: int) -> int:
@@ -96,15 +139,17 @@ async def serve_async(
     http_socket: socket.socket | None = None,
     reuse_port: bool = False,
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then drain: not ready, stop accepting, finish what is in
-    flight for up to the shutdown grace, answer what is still running 503 (gRPC: UNAVAILABLE),
-    flush monitoring, return."""
+    """Serve until SIGTERM or SIGINT, then shut down: answer not-ready, on SIGTERM go on serving
+    for the drain period, stop accepting, finish what is in flight for up to the shutdown
+    grace, answer what is still running 503 (gRPC: UNAVAILABLE), flush monitoring, return."""
     ports = 2 if settings.grpc_port else 1
     settings = settings.model_copy(update={"max_connections": connection_limit(settings, ports)})
     registry = Registry.open(settings.registry, settings.artifacts)
     engine = InferenceEngine(registry, settings, models)
     monitoring = None
     sock = http_socket or bind_socket(settings.host, settings.http_port, reuse_port)
+    # The listening socket, open after uvicorn closes its own handle: see stop_accepting.
+    listener = sock.dup()
     grpc_server = None
     try:
         await engine.start()
@@ -116,6 +161,7 @@ async def serve_async(
         tune_gc()
         grace = settings.shutdown_grace_seconds
         app = create_app(engine, settings, monitoring)
+        protocol = GuardedHttpProtocol.with_limits(HttpLimits.from_settings(settings), engine)
         config = uvicorn.Config(
             app,
             log_level=settings.log_level,
@@ -127,7 +173,7 @@ async def serve_async(
             server_header=False,
             proxy_headers=False,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
-            http=GuardedHttpProtocol.with_limits(HttpLimits.from_settings(settings), engine),
+            http=protocol,
         )
         server = _Server(config)
         if settings.grpc_port:
@@ -136,9 +182,15 @@ async def serve_async(
             )
             await grpc_server.start()
         stop = asyncio.Event()
+        signals: list[int] = []
+
+        def on_signal(signum: int) -> None:
+            signals.append(signum)
+            stop.set()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
         host, port = sock.getsockname()[:2]
         logger.info(
             "serving %s on http://%s:%d (docs at /docs)%s",
@@ -153,9 +205,15 @@ async def serve_async(
         if http_task in done:
             http_task.result()  # uvicorn gave up (it logged why); surface it
             return
-        logger.info("shutting down: finishing in-flight requests")
         # Readiness goes first, so that load balancers stop sending while requests finish.
         engine.mark_stopping()
+        if signals[0] == signal.SIGTERM and settings.shutdown_drain_seconds:
+            await _drain(settings.shutdown_drain_seconds, stop, signals, http_task, protocol)
+        logger.info("shutting down: finishing in-flight requests")
+        engine.mark_closed()
+        taken = await server.stop_accepting(listener)
+        if taken:
+            logger.info("serving %d connection(s) queued as the port closed", taken)
         server.should_exit = True
         stops = [http_task]
         if grpc_server is not None:
@@ -184,7 +242,38 @@ async def serve_async(
             await asyncio.to_thread(monitoring.stop)
         registry.close()
         sock.close()
+        listener.close()
         logger.info("stopped")
+
+
+async def _drain(
+    seconds: float,
+    stop: asyncio.Event,
+    signals: list[int],
+    http_task: asyncio.Task[None],
+    protocol: type[GuardedHttpProtocol],
+) -> None:
+    """Go on serving, not ready, for ``seconds`` or until another signal comes.
+
+    A load balancer only learns that a server is stopping at its next health check, and a
+    Kubernetes Service once the endpoint change reaches every node; until then it sends
+    requests, which closed ports would refuse (or reset, once queued). REST and gRPC serve on
+    meanwhile. Each REST answer closes its connection, so that a client's next request opens
+    a new one, which goes to another server once the balancer has taken note, and none is
+    idle when the ports close.
+    """
+    logger.info(
+        "shutting down: not ready, serving on for %g s (MODELPILOT_SHUTDOWN_DRAIN_SECONDS) "
+        "so that load balancers stop sending first; a second signal ends this",
+        seconds,
+    )
+    protocol.closing = True
+    stop.clear()
+    if len(signals) > 1:
+        return  # the second came already
+    again = asyncio.create_task(stop.wait())
+    await asyncio.wait({again, http_task}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    again.cancel()
 
 
 def serve(

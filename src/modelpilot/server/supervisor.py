@@ -45,8 +45,9 @@ def follow_supervisor(supervisor: int) -> bool:
 
     A supervisor killed outright (SIGKILL, the OOM killer) left its workers serving, adopted by
     init, and a new ``serve --workers`` on the same port then shared it with them
-    (SO_REUSEPORT): two generations answered at once. On SIGTERM a worker finishes what is in
-    flight and exits, as when the supervisor passes one on.
+    (SO_REUSEPORT): two generations answered at once. On SIGTERM a worker drains (not ready,
+    for MODELPILOT_SHUTDOWN_DRAIN_SECONDS), finishes what is in flight and exits, as when the
+    supervisor passes one on.
 
     Linux only (prctl's PR_SET_PDEATHSIG, through ctypes); elsewhere, or if prctl refuses,
     a worker outlives a killed supervisor as before. The kernel signals for a parent that
@@ -113,8 +114,10 @@ class Supervisor:
     is started again, with a growing pause if it keeps dying young. One that dies young
     ``give_up_after`` times in a row fails at start-up (a bad setting, a model that does not
     load): the supervisor then stops every worker and raises the worker's error, rather than
-    start it again forever. SIGTERM or SIGINT is passed on to every worker, which drains and
-    exits; the supervisor waits for them. A supervisor that dies without passing it on (SIGKILL)
+    start it again forever. SIGTERM or SIGINT is passed on to every worker as it came (on
+    SIGTERM a worker serves on, not ready, for the drain period), and so is a second one
+    (which ends that period); the workers finish what is in flight and exit, and the
+    supervisor waits for them. A supervisor that dies without passing it on (SIGKILL)
     has the kernel send SIGTERM to its workers instead, on Linux (``follow_supervisor``).
     """
 
@@ -143,6 +146,9 @@ class Supervisor:
         self.give_up_after = give_up_after
         self.young_seconds = young_seconds
         self._stopping = False
+        self._signal = signal.SIGTERM
+        """What the workers are told to stop with: the signal the supervisor got first."""
+        self._told = False
         self.restarts = 0
 
     def _start(self, slot: int) -> None:
@@ -165,6 +171,10 @@ class Supervisor:
         logger.info("worker %d started (pid %s)", slot, process.pid)
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
+        if self._told:
+            self._tell(signum)  # a second signal: it ends the workers' drain
+        elif not self._stopping:
+            self._signal = signal.Signals(signum)
         self._stopping = True
 
     def run(self) -> int:
@@ -287,16 +297,21 @@ class Supervisor:
 
     def _shutdown(self) -> None:
         logger.info("stopping %d workers", len(self._processes))
-        for process in self._processes.values():
-            if process.is_alive() and process.pid is not None:
-                with_signal(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.settings.shutdown_grace_seconds + 10
+        self._told = True
+        self._tell(self._signal)
+        drain, grace = self.settings.shutdown_drain_seconds, self.settings.shutdown_grace_seconds
+        deadline = time.monotonic() + drain + grace + 10
         for process in self._processes.values():
             process.join(max(0.1, deadline - time.monotonic()))
             if process.is_alive():
                 logger.error("worker pid %s did not stop in time; killing it", process.pid)
                 process.kill()
                 process.join()
+
+    def _tell(self, signum: int) -> None:
+        for process in list(self._processes.values()):
+            if process.is_alive() and process.pid is not None:
+                with_signal(process.pid, signum)
 
     def _forget(self, process: BaseProcess, slot: int) -> None:
         """A dead worker's live gauges go; its counters stay summed, and its monitoring

@@ -107,6 +107,7 @@ class InferenceEngine:
         self._id_counter = 0
         self._started = False
         self._draining = False
+        self._closed = False
         self._stopping = False
         self.started_at = time.time()
 
@@ -120,6 +121,11 @@ class InferenceEngine:
     def mark_stopping(self) -> None:
         """Answer not-ready from now on (live stays true) so that traffic drains away."""
         self._draining = True
+
+    def mark_closed(self) -> None:
+        """The server's ports are closed: a request cancelled from now on is cut off by the
+        shutdown (counted 503), not left by its client (499), as during the drain before."""
+        self._closed = True
 
     async def stop(self) -> None:
         self._stopping = True
@@ -182,7 +188,7 @@ class InferenceEngine:
             status, error = str(exc.http_status), type(exc).__name__
             raise
         except asyncio.CancelledError:
-            if self._draining:
+            if self._closed:
                 # Shutting down: cut off at the end of the grace, and answered 503 for it
                 # (a client that hangs up in the grace counts the same).
                 status, error = "503", "Unavailable"

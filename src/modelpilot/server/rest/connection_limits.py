@@ -32,6 +32,12 @@ drops, what its client still sends, so that closing it does not reset the connec
 the client has read its answer (RFC 9112, 9.6)."""
 
 
+LAST_REQUEST_SECONDS = 1.0
+"""How long a connection that has sent no request yet when the server shuts down still gets
+to send its first (within its header timeout): its client connected to send one, likely as
+the port closed, and closing it at once reset that request once it came."""
+
+
 @dataclass(frozen=True)
 class HttpLimits:
     """What a REST client may take: connections of one server, time for a request and for
@@ -86,6 +92,9 @@ class GuardedHttpProtocol(CoalescingHttpProtocol):
     limits: ClassVar[HttpLimits]
     engine: ClassVar[InferenceEngine | None] = None
     """Counts refused heads of predictions, if given."""
+    closing: ClassVar[bool] = False
+    """Set on a server's class as it shuts down: each connection closes after its next answer
+    (``connection: close``), and a client's next request opens a new one."""
 
     @classmethod
     def with_limits(
@@ -107,6 +116,7 @@ class GuardedHttpProtocol(CoalescingHttpProtocol):
         self._discarding = False  # what comes is dropped: refused, or the WebSocket's now
         self._refusal: ModelPilotError | None = None  # to answer once the others are
         self._counting: asyncio.Task[None] | None = None  # held: the loop's ref is weak
+        self._last = False  # the server is shutting down: this request is the last one
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -177,6 +187,8 @@ class GuardedHttpProtocol(CoalescingHttpProtocol):
         self._head_room = None
         self._head_started = None
         super().on_headers_complete()
+        if (self.closing or self._last) and self.cycle is not None:
+            self.cycle.keep_alive = False
         self._expect("body", self.limits.body_timeout)
 
     def on_message_complete(self) -> None:
@@ -188,6 +200,23 @@ class GuardedHttpProtocol(CoalescingHttpProtocol):
         super().on_response_complete()
         if self._refusal is not None:
             self._answer_refusal()
+
+    def shutdown(self) -> None:
+        """Close the connection as the server shuts down: now if it is idle, else after its
+        answer (uvicorn's way), and if no request has begun on it yet, after the first, should
+        one come within ``LAST_REQUEST_SECONDS``.
+
+        uvicorn closed such a connection at once too, and a request its client had sent by
+        then (the kernel takes connections before the server accepts them: the queued ones
+        taken as the port closed, above all) was reset unanswered.
+        """
+        if self.cycle is not None or self._discarding or self.transport.is_closing():
+            super().shutdown()
+            return
+        self._last = True
+        deadline = self._deadline
+        if deadline is None or deadline > self.loop.time() + LAST_REQUEST_SECONDS:
+            self._expect(self._waiting_for, LAST_REQUEST_SECONDS)
 
     def handle_websocket_upgrade(self) -> None:
         self._deadline = None  # the connection is the WebSocket protocol's from now on
