@@ -81,10 +81,10 @@ def _monitor(
     engine: InferenceEngine, settings: Settings, exchange: WorkerExchange | None
 ) -> Monitor:
     config = monitor_config(settings)
-    restore = _restores(settings, exchange)
-    labels = _restores_labels(settings, exchange)
-    served = engine.served
-    refs = None if served.serve_all else tuple(served.refs)
+    starting = _starting(exchange)
+    restore = _restores(settings, exchange, starting)
+    labels = _restores_labels(settings, exchange, starting)
+    refs = _served_now(engine)
     tap: Tap
     if settings.monitor_process:
         spec = TapSpec(
@@ -127,11 +127,25 @@ def _monitor(
         call_sample_rate=settings.monitor_sample_rate,
         restore=labels,
         restore_refs=refs,
-        restoring=restore or labels or (_logged(settings) and _starting(exchange)),
+        restoring=restore or labels or (_logged(settings) and starting),
     )
 
 
-def _restores(settings: Settings, exchange: WorkerExchange | None) -> bool:
+def _served_now(engine: InferenceEngine) -> tuple[str, ...] | None:
+    """The versions requests reach now (the engine has started), as ``NAME:VERSION``: what
+    the windows and labels are restored for. Not the references served, which resolve to
+    where an alias points: a server started while its alias pointed at a version that does
+    not load serves the version before, and restored the windows of the one that never
+    served (none), so the version taking the traffic lost its window and its firing alert."""
+    served = engine.served
+    now = tuple(
+        f"{name}:{version.version}" if version is not None else name
+        for name, version in served.current_versions()
+    )
+    return None if served.serve_all and not now else now  # None: every model's
+
+
+def _restores(settings: Settings, exchange: WorkerExchange | None, starting: bool) -> bool:
     """Whether this process's drift and prediction windows start from the inference log:
     always when it serves alone; with workers, only in worker 0 of a server that is starting.
 
@@ -142,10 +156,10 @@ def _restores(settings: Settings, exchange: WorkerExchange | None) -> bool:
     (``_restores_labels``)."""
     if not _logged(settings):
         return False
-    return exchange is None or (exchange.index == 0 and _starting(exchange))
+    return exchange is None or (exchange.index == 0 and starting)
 
 
-def _restores_labels(settings: Settings, exchange: WorkerExchange | None) -> bool:
+def _restores_labels(settings: Settings, exchange: WorkerExchange | None, starting: bool) -> bool:
     """Whether this process's quality windows start with the labels the inference log holds:
     always when it serves alone; with workers, in worker 0 and in a worker that replaces one
     that died. A worker 0 killed took the labels of days with it, which its replacement did
@@ -153,7 +167,7 @@ def _restores_labels(settings: Settings, exchange: WorkerExchange | None) -> boo
     by request and row, so labels a sibling holds too count once."""
     if not _logged(settings):
         return False
-    return exchange is None or exchange.index == 0 or not _starting(exchange)
+    return exchange is None or exchange.index == 0 or not starting
 
 
 def _logged(settings: Settings) -> bool:
@@ -162,9 +176,18 @@ def _logged(settings: Settings) -> bool:
 
 
 def _starting(exchange: WorkerExchange | None) -> bool:
-    """Whether this process is a worker that starts with its server: no sibling has
-    published a snapshot yet (none that runs, none set aside by one that died)."""
-    return exchange is not None and not any(exchange.directory.glob("*.snapshot"))
+    """Whether this process is a worker that starts with its server, not one started in
+    place of a worker that died: no worker of its index has started before in this server
+    (each leaves a mark, ``worker-N.started``, as it asks) and none of its index left a
+    snapshot behind. Asked once per process. (Whether any sibling had published a snapshot
+    told it before, but a sibling scraped early publishes one before its first round, and
+    worker 0 then skipped its restore.)"""
+    if exchange is None:
+        return False
+    mark = exchange.directory / f"worker-{exchange.index}.started"
+    replaces = mark.exists() or any(exchange.directory.glob(f"retired-{exchange.index}-*"))
+    mark.touch()
+    return not replaces
 
 
 @dataclass
