@@ -3,6 +3,8 @@ inference log on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.model_metrics import ModelCollector, MonitorCollector
+from modelpilot.monitoring.model_monitor import MonitorState
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.registry.store import Registry
@@ -133,3 +136,27 @@ def receiver() -> Iterator[Receiver]:
     """A webhook receiver on loopback (see ``webhook_receiver``)."""
     with receiving() as server:
         yield server
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited: a worker that died."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def worker_state(classes: list[int], labels: int = 0) -> MonitorState:
+    """iris:1's state as a worker publishes it: ``classes`` predicted, ``labels`` told."""
+    return MonitorState(
+        model="iris",
+        version=1,
+        requests=sum(classes),
+        rows=sum(classes),
+        window_rows=4,
+        counts=np.ones(4, dtype=np.int64),
+        sums=np.zeros(2),
+        recent=None,
+        labelled=[],
+        labels_total=labels,
+        classes=np.array(classes, dtype=np.int64),
+    )

@@ -14,9 +14,10 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from modelpilot.config import Settings
-from modelpilot.monitoring.model_monitor import MonitorState, totals_of
+from modelpilot.monitoring.model_monitor import totals_of
 from modelpilot.monitoring.process import monitor_config
 from modelpilot.monitoring.siblings import SiblingCollector, WorkerExchange, retired_snapshot
+from tests.monitoring.conftest import dead_pid, worker_state
 
 
 class _Ticking(Collector):
@@ -40,28 +41,6 @@ def _exchange(directory: Path, index: int, pid: int) -> tuple[WorkerExchange, _T
 def _ticks(exchange: WorkerExchange) -> dict[str, float]:
     (family,) = [f for f in SiblingCollector(exchange).collect() if f.name == "ticks"]
     return {s.labels["worker"]: s.value for s in family.samples if s.name == "ticks_total"}
-
-
-def _dead_pid() -> int:
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    return process.pid
-
-
-def _state(classes: list[int], labels: int = 0) -> MonitorState:
-    return MonitorState(
-        model="iris",
-        version=1,
-        requests=sum(classes),
-        rows=sum(classes),
-        window_rows=4,
-        counts=np.ones(4, dtype=np.int64),
-        sums=np.zeros(2),
-        recent=None,
-        labelled=[],
-        labels_total=labels,
-        classes=np.array(classes, dtype=np.int64),
-    )
 
 
 def _totals(exchange: WorkerExchange) -> tuple[list[int], int]:
@@ -96,19 +75,19 @@ def test_a_dead_workers_totals_count_until_its_successor_carries_them_then_once(
     """Its snapshot was dropped the moment it died, and its successor's carried its totals
     only from its first round on: 6000 predictions by class fell to 4220, then to none."""
     reader, _ = _exchange(tmp_path, 1, os.getpid())
-    reader.publish([_state([1, 2, 0], labels=1)])
-    dead_pid = _dead_pid()
-    dead, _ = _exchange(tmp_path, 0, dead_pid)
-    dead.publish([_state([10, 20, 0], labels=5)])
+    reader.publish([worker_state([1, 2, 0], labels=1)])
+    gone = dead_pid()
+    dead, _ = _exchange(tmp_path, 0, gone)
+    dead.publish([worker_state([10, 20, 0], labels=5)])
     whole = ([11, 22, 0], 6)
     assert _totals(reader) == whole  # killed, not yet set aside by the supervisor
-    (tmp_path / f"worker-{dead_pid}.snapshot").replace(retired_snapshot(tmp_path, 0, dead_pid))
+    (tmp_path / f"worker-{gone}.snapshot").replace(retired_snapshot(tmp_path, 0, gone))
     assert _totals(reader) == whole  # set aside, not yet taken over
 
     successor, _ = _exchange(tmp_path, 0, os.getppid())
     carried = [totals_of(s) for s in successor.inherit()]
     assert _totals(reader) == whole  # taken over, but not yet published as its own
-    successor.publish([*carried, _state([0, 0, 3])])
+    successor.publish([*carried, worker_state([0, 0, 3])])
     assert _totals(reader) == ([11, 22, 3], 6)
     assert not list(tmp_path.glob("retired-*"))
     assert reader.peers()[0].pid == os.getppid()  # the dead one's windows are gone
@@ -119,15 +98,15 @@ def test_a_worker_that_stops_leaves_its_totals_to_the_next_and_each_counts_once(
 ) -> None:
     """A worker stopped on its own deleted its snapshot, and its totals with it."""
     reader, _ = _exchange(tmp_path, 1, os.getpid())
-    first_pid, second_pid = _dead_pid(), _dead_pid()
+    first_pid, second_pid = dead_pid(), dead_pid()
     first, _ = _exchange(tmp_path, 0, first_pid)
-    first.publish([_state([5, 0, 0])])
+    first.publish([worker_state([5, 0, 0])])
     first.retire()
     assert _totals(reader) == ([5, 0, 0], 0)
     left = retired_snapshot(tmp_path, 0, first_pid)
     leftover = left.read_bytes()
     second, _ = _exchange(tmp_path, 0, second_pid)
-    second.publish([*map(totals_of, second.inherit()), _state([0, 7, 0])])
+    second.publish([*map(totals_of, second.inherit()), worker_state([0, 7, 0])])
     left.write_bytes(leftover)  # as if its removal had failed: second carries it already
     assert _totals(reader) == ([5, 7, 0], 0)
     second.retire()
@@ -144,7 +123,7 @@ def test_a_successors_per_worker_counters_carry_on_from_its_predecessors(
     """A restarted worker's CPU seconds and monitoring counters started again at 0: by
     worker label, modelpilot_process_cpu_seconds_total{worker="1"} went from 6.18 to 2.89."""
     reader, _ = _exchange(tmp_path, 1, os.getpid())
-    first_pid = _dead_pid()
+    first_pid = dead_pid()
     first, ticking = _exchange(tmp_path, 0, first_pid)
     ticking.value = 40.0
     first.publish()  # 41 ticks

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from modelpilot.monitoring.model_monitor import MonitorState, totals_of
+from modelpilot.monitoring.model_monitor import totals_of
 from modelpilot.monitoring.siblings import SiblingCollector, WorkerExchange, retired_snapshot
+from tests.monitoring.conftest import dead_pid, worker_state
 
 DISK = "modelpilot_system_disk_read_bytes"
 NETWORK = "modelpilot_system_network_received_bytes"
@@ -49,28 +47,6 @@ def scraped(exchange: WorkerExchange) -> dict[tuple[str, str], float]:
         for family in SiblingCollector(exchange).collect()
         for sample in family.samples
     }
-
-
-def dead_pid() -> int:
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    return process.pid
-
-
-def state(labels: int) -> MonitorState:
-    return MonitorState(
-        model="iris",
-        version=1,
-        requests=labels,
-        rows=labels,
-        window_rows=4,
-        counts=np.ones(4, dtype=np.int64),
-        sums=np.zeros(2),
-        recent=None,
-        labelled=[],
-        labels_total=labels,
-        classes=np.array([labels, 0, 0], dtype=np.int64),
-    )
 
 
 def labels(exchange: WorkerExchange) -> int:
@@ -155,16 +131,16 @@ def test_a_worker_before_its_first_round_publishes_the_totals_it_carries_on(
     snapshots) stands for its predecessors' totals: they count once, and its first round's
     snapshot is not written over by a scrape after it."""
     reader = worker(tmp_path, 1, os.getpid())
-    reader.publish([state(1)])
+    reader.publish([worker_state([1, 0, 0], 1)])
     killed_pid = dead_pid()
     killed = worker(tmp_path, 0, killed_pid)
-    killed.publish([state(5)])
+    killed.publish([worker_state([5, 0, 0], 5)])
     killed.retire()
     successor = worker(tmp_path, 0, os.getppid())
     carried = [totals_of(s) for s in successor.inherit()]
     scraped(successor)  # a scrape it answered before its first round
     assert labels(reader) == 6
     assert not list(tmp_path.glob("retired-*"))
-    successor.publish([*carried, state(2)])  # its first round
+    successor.publish([*carried, worker_state([2, 0, 0], 2)])  # its first round
     scraped(successor)
     assert labels(reader) == 8

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -22,15 +20,9 @@ from prometheus_client import CollectorRegistry
 from modelpilot.monitoring.model_monitor import ModelReport, MonitorState, totals_of
 from modelpilot.monitoring.siblings import WorkerExchange, prometheus_dir
 from modelpilot.registry.store import Registry
-from tests.monitoring.conftest import Served, monitored, reference_traffic, send
+from tests.monitoring.conftest import Served, dead_pid, monitored, reference_traffic, send
 
 LABELS = 60
-
-
-def _dead_pid() -> int:
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    return process.pid
 
 
 async def _labelled_traffic(registry: Registry, frame: pd.DataFrame) -> MonitorState:
@@ -81,7 +73,7 @@ async def test_a_worker_replacing_a_dead_one_restores_the_labels(
     prometheus_dir(tmp_path).mkdir()  # as ``serve --workers`` makes the workers' directory
     # The dead worker of this index held every label; its last snapshot was set aside for the
     # worker started in its place. Its live sibling holds 20 of them too (posted to it).
-    dead = WorkerExchange(tmp_path, index, CollectorRegistry(), pid=_dead_pid())
+    dead = WorkerExchange(tmp_path, index, CollectorRegistry(), pid=dead_pid())
     dead.publish([state])
     dead.retire()
     sibling = WorkerExchange(tmp_path, 1 - index, CollectorRegistry(), pid=os.getppid())
