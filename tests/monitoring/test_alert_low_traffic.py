@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 
-from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition, service_conditions
+from modelpilot.monitoring.alert_rules import service_conditions
+from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition
 from modelpilot.monitoring.history import ServicePoint
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.registry.store import Registry

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from modelpilot.config import Settings
-from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition, service_conditions
+from modelpilot.monitoring.alert_rules import service_conditions
+from modelpilot.monitoring.alerts import AlertBook, AlertRules, Condition
 from modelpilot.monitoring.history import ServicePoint
 from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor

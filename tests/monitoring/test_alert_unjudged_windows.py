@@ -8,7 +8,8 @@ import time
 
 import pandas as pd
 
-from modelpilot.monitoring.alerts import AlertBook, AlertRules, model_conditions
+from modelpilot.monitoring.alert_rules import model_conditions
+from modelpilot.monitoring.alerts import AlertBook, AlertRules
 from modelpilot.monitoring.model_monitor import ModelReport, MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.performance import PerformanceThresholds, PerformanceWindow

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from modelpilot.config import Settings
+from modelpilot.monitoring.alert_rules import model_conditions, service_conditions
 from modelpilot.monitoring.alerts import (
     RULES,
     SEVERITY,
@@ -15,8 +16,6 @@ from modelpilot.monitoring.alerts import (
     AlertRules,
     AlertState,
     Condition,
-    model_conditions,
-    service_conditions,
 )
 from modelpilot.monitoring.drift import DriftReport, FeatureDrift
 from modelpilot.monitoring.history import ServicePoint

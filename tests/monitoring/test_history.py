@@ -120,7 +120,8 @@ def test_workers_latency_buckets_add_up() -> None:
 def test_the_error_rate_alert_names_the_versions_the_server_errors_came_from() -> None:
     """The rule is the whole server's (its model is ""): its message said how many requests
     failed, and an on-call engineer could not tell which model's."""
-    from modelpilot.monitoring.alerts import AlertRules, service_conditions
+    from modelpilot.monitoring.alert_rules import service_conditions
+    from modelpilot.monitoring.alerts import AlertRules
 
     histories = [ServiceHistory(), ServiceHistory()]  # two workers
     for worker, history in enumerate(histories):

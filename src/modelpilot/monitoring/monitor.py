@@ -29,14 +29,12 @@ import numpy as np
 from modelpilot.errors import NotFound
 from modelpilot.monitoring import monitor_labels
 from modelpilot.monitoring.alert_keeper import AlertKeeper
-from modelpilot.monitoring.alerts import (
-    AlertRules,
-    AlertState,
-    Condition,
+from modelpilot.monitoring.alert_rules import (
     model_conditions,
     rollout_conditions,
     service_conditions,
 )
+from modelpilot.monitoring.alerts import AlertRules, AlertState, Condition
 from modelpilot.monitoring.feedback import FeedbackResult
 from modelpilot.monitoring.history import ServiceHistory, ServicePoint, merge_points
 from modelpilot.monitoring.inference_log import InferenceLog

@@ -1,0 +1,211 @@
+"""The alert rules: from each round's reports and service history to the verdicts
+(``Condition``) that the alert book (``alerts.AlertBook``) fires and resolves alerts on.
+
+- ``model_conditions``: data drift and concept drift of each watched version;
+- ``rollout_conditions``: an alias moved to a version that did not load;
+- ``service_conditions``: the server's error rate and p99 latency over the last minute.
+
+A rule that has too little to judge from says so (``Condition.judged``), which changes no
+alert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from modelpilot.monitoring.alerts import SEVERITY, AlertRules, Condition
+from modelpilot.monitoring.history import ServicePoint, failing_in, window_quantile
+from modelpilot.monitoring.model_monitor import ModelReport
+from modelpilot.monitoring.performance import PerformanceReport
+from modelpilot.registry.types import ModelVersion
+
+
+def model_conditions(
+    reports: Iterable[ModelReport],
+    min_labels: int = 30,
+    serving: Mapping[str, int] | None = None,
+) -> list[Condition]:
+    """Each version's data drift (a warning, dataset drift or not) and concept drift
+    (critical).
+
+    A window that gives no verdict (too few rows; fewer than ``min_labels`` labels scored)
+    judges nothing, so that a firing alert holds, as the service rules' do on too few
+    requests: a worker restarted after a crash starts with an empty share of the windows, and
+    the drift alert it carried on was announced resolved, "no drift", a minute later, for a
+    window that held no row. Except for a version its model no longer serves (``serving``: the
+    version each model's requests go to; None counts every version as served): no request
+    will judge it again, so its alerts resolve once its window is too small to judge (its rows
+    age out), saying so."""
+    conditions = []
+    for report in reports:
+        label = f"{report.model}:{report.version}"
+        left = _left(report, serving)
+        drift = report.drift
+        drifted = drift.drifted_features if drift else []
+        judged = drift is not None and any(f.method != "none" for f in drift.features)
+        if drift is not None and drifted:
+            said = f"{len(drifted)} of {len(drift.features)} features drifted: {', '.join(drifted)}"
+        elif judged:
+            said = "no drift"
+        else:
+            said = drift.verdict if drift is not None else "no reference profile to judge by"
+            said += left or _UNJUDGED
+        conditions.append(
+            Condition(
+                "data_drift",
+                label,
+                bool(drifted),
+                SEVERITY["data_drift"],
+                said,
+                drift.drifted_share if drift else 0.0,
+                judged or bool(left),
+            )
+        )
+        performance = report.performance
+        scored = performance.labels - performance.unscored if performance else 0
+        said = _performance_said(performance)
+        if scored < min_labels:
+            said += f", fewer than the {min_labels} judged from" if performance else ""
+            said += left or _UNJUDGED
+        conditions.append(
+            Condition(
+                "concept_drift",
+                label,
+                report.concept_drift,
+                SEVERITY["concept_drift"],
+                said,
+                float(len(performance.degraded)) if performance else 0.0,
+                scored >= min_labels or bool(left),
+            )
+        )
+    return conditions
+
+
+_UNJUDGED = "; without a verdict an alert neither fires nor resolves"
+
+
+def _left(report: ModelReport, serving: Mapping[str, int] | None) -> str:
+    """Why no request will judge ``report``'s version again (its model's requests go to
+    another version, or to none), in words; "" while it is served."""
+    if serving is None:
+        return ""
+    now = serving.get(report.model)
+    if now is None:
+        return f" ({report.model} is no longer served)"
+    if str(now) != report.version:
+        return f" ({report.model}'s requests go to version {now} now)"
+    return ""
+
+
+def _performance_said(performance: PerformanceReport | None) -> str:
+    """Why the version's quality is judged as it is: the reason it drifted, else its figures
+    (which a resolved alert is announced with, not the reason it fired)."""
+    if performance is None:
+        return "no labels in the window"
+    if performance.concept_drift:
+        return performance.reason
+    figures = [
+        f"{metric} {value:.4g}"
+        + (
+            f" against {performance.reference[metric]:.4g}"
+            if metric in performance.reference
+            else ""
+        )
+        for metric, value in performance.current.items()
+    ]
+    return f"{', '.join(figures) or 'no figures'} over {performance.labels} labels"
+
+
+def rollout_conditions(
+    stalled: Mapping[str, tuple[ModelVersion, str]],
+    active: Iterable[tuple[str, str]],
+    serving: Mapping[str, int] | None = None,
+) -> list[Condition]:
+    """A version that a model's reference moved to but that fails to load (``stalled``, by
+    model): its requests still go to the version before, which only the logs said. Those of
+    the ``active`` alerts (rule, model) that no longer stall resolve, saying why, by the
+    version each model serves now (``serving``): it loaded, or the reference moved away from
+    it (every resolution said "loaded", and a build that never loaded read as fixed)."""
+    conditions = [
+        Condition(
+            "rollout_stalled",
+            f"{model}:{version.version}",
+            True,
+            SEVERITY["rollout_stalled"],
+            f"{model} stays on its previous version: {reason}",
+            1.0,
+        )
+        for model, (version, reason) in stalled.items()
+    ]
+    held = {c.model for c in conditions}
+    for rule, label in active:
+        if rule == "rollout_stalled" and label not in held:
+            model, _, version = label.rpartition(":")
+            now = (serving or {}).get(model)
+            if now is None or str(now) == version:
+                said = "loaded"
+            else:
+                said = f"not loaded, but no longer wanted: {model} serves version {now}"
+            conditions.append(Condition(rule, label, False, SEVERITY[rule], said, 0.0))
+    return conditions
+
+
+def service_conditions(window: Sequence[ServicePoint], rules: AlertRules) -> list[Condition]:
+    """The error rate and the p99 latency over ``window``, the service history's last
+    ``rules.window_seconds``; judged only on ``rules.min_requests`` requests."""
+    requests = sum(p.requests for p in window)
+    # The server's failures only: clients sending bad input, or asking for models that do
+    # not exist, show on the dashboard and in the metrics, but are not an outage.
+    errors = sum(p.server_errors for p in window)
+    rate = errors / requests if requests else 0.0
+    p99 = window_quantile(window, 0.99)
+    # Both judged only on enough requests: one slow request of an idle minute is its p99.
+    judged = requests >= rules.min_requests
+    last = f"the last {rules.window_seconds:.0f} s"
+    return [
+        Condition(
+            "error_rate",
+            "",
+            judged and rate > rules.error_rate,
+            SEVERITY["error_rate"],
+            f"{rate:.1%} of {requests} requests failed on the server (5xx) in {last} "
+            f"(threshold {rules.error_rate:.1%}, judged from {rules.min_requests} requests)"
+            f"{_failing(window)}"
+            if judged
+            else _too_few(requests, last, rules.min_requests, f"{rate:.1%} failed, 5xx"),
+            rate,
+            judged,
+        ),
+        Condition(
+            "latency",
+            "",
+            judged and p99 > rules.latency_p99_seconds,
+            SEVERITY["latency"],
+            f"p99 latency {p99 * 1000:.1f} ms over {last} "
+            f"(threshold {rules.latency_p99_seconds * 1000:.0f} ms)"
+            if judged
+            else _too_few(requests, last, rules.min_requests, f"p99 {p99 * 1000:.1f} ms"),
+            p99,
+            judged,
+        ),
+    ]
+
+
+def _too_few(requests: int, last: str, minimum: int, figures: str) -> str:
+    """Why a service rule did not judge, with the figures it did not judge on."""
+    seen = f"{requests} requests in {last}, fewer than the {minimum} it is judged from"
+    if requests:
+        seen += f" ({figures})"
+    return f"{seen}: too few to judge, so an alert neither fires nor resolves"
+
+
+def _failing(window: Sequence[ServicePoint]) -> str:
+    """Which model versions the server errors of ``window`` came from, the three with the
+    most: the rule is the whole server's (``model`` ""), and an on-call engineer's first
+    question is which model fails."""
+    failing = failing_in(window)
+    if not failing:
+        return ""
+    named = ", ".join(f"{name} {count}" for name, count in failing[:3])
+    more = f" and {len(failing) - 3} more" if len(failing) > 3 else ""
+    return f"; failed: {named}{more}"
