@@ -150,6 +150,9 @@ class Monitor(InferenceObserver):
         # Versions seen here or by siblings: the labels posted here, and the reports.
         self._monitors: dict[tuple[str, int], ModelMonitor] = {}
         self._latest: dict[tuple[str, int], ModelReport] = {}
+        # Versions given labels since their last report: reported on again when next read
+        # (``report_labelled``) or evaluated, not at every label post.
+        self._labelled: set[tuple[str, int]] = set()
         # Two locks, never held together: ``_ship_lock`` keeps what goes to the tap in order
         # (a lookup or a window after every call taken before it); ``_lock`` guards the labels
         # and reports, so readers never wait for the tap's work.
@@ -395,6 +398,7 @@ class Monitor(InferenceObserver):
             if close_interval:
                 self._last_evaluation = now
                 self.history.close_interval(now)
+            self._labelled.clear()  # every version is reported on now
             # This process's labels and its tap's windows, taken once: published for the
             # siblings, and merged here with theirs.
             own = {key: monitor.state(now) for key, monitor in self._monitors.items()}
@@ -443,6 +447,7 @@ class Monitor(InferenceObserver):
 
     def alert_state(self) -> AlertState:
         """The active alerts, their history and counts, as every worker answers them."""
+        self.report_labelled()
         return self.keeper.state()
 
     def _gather(self) -> list[MonitorState]:
@@ -480,7 +485,14 @@ class Monitor(InferenceObserver):
     def model_monitor(self, model: str, version: int) -> ModelMonitor | None:
         return self._monitors.get((model, version))
 
+    def report_labelled(self) -> None:
+        """Report again on the versions given labels since their last report, so that a
+        reader sees them at once (the readers here call it; the event loop's readers call
+        it first in a thread, as it may take a while)."""
+        monitor_labels.report_labelled(self)
+
     def reports(self) -> list[ModelReport]:
+        self.report_labelled()
         with self._lock:
             return [self._latest[k] for k in sorted(self._latest)]
 
@@ -490,6 +502,7 @@ class Monitor(InferenceObserver):
         """``model``'s report: of ``version``; else of ``serving`` (the version its requests
         go to now) if that has one, else of its newest version that has one. (Newest alone
         would show a version rolled back from, which no longer answers.)"""
+        self.report_labelled()
         with self._lock:
             keys = [k for k in self._latest if k[0] == model]
             if version is None and (model, serving) in self._latest:

@@ -66,24 +66,30 @@ def _joined(
             joined.append(join(monitor, request_id, label, prediction.outputs))
             matched[request_id] = label
         accepted = sum(request.apply(now) for request in joined)
+        self._labelled.update(request.monitor.version.key for request in joined)
     if matched:
         self.tap.set_labels(model, matched)
-        _report_labelled(self, {request.monitor.version.key for request in joined})
     return FeedbackResult(accepted, unknown)
 
 
-def _report_labelled(self: Monitor, keys: set[tuple[str, int]]) -> None:
-    """Report again on the versions ``keys`` that labels were just joined to, so that the
-    labels show at once; the alerts and this worker's snapshot follow them.
+def report_labelled(self: Monitor) -> None:
+    """Report again on the versions labels were joined to since their last report
+    (``Monitor.report_labelled``); the alerts and this worker's snapshot follow them.
 
-    Not every report, with the tap asked for its windows: every label post paid for a round
-    trip to the monitoring process (which first takes every round handed to it, so longest
-    under load) and for every version's report, 8-20 ms a post, for labels that changed one
-    version's quality window, or nothing at all (ids not on record). The other versions'
-    reports stand; this one's windows are the tap's as the last report had them, as
-    its drift and predictions were shown until now (the thread's next round takes newer)."""
+    Not at every post: a post of one label paid for its version's whole report (a bootstrap
+    over the quality window) under the monitor's lock, and posts that matched were answered at
+    35 a second. Not every report either, with the tap asked for its windows: a round trip
+    to the monitoring process and every version's report, for labels that changed one
+    version's quality window. The other versions' reports stand; this one's windows are the
+    tap's as the last report had them, as its drift and predictions were shown until now
+    (the thread's next round takes newer)."""
+    if not self._labelled:
+        return
     now = time.time()
     with self._lock:
+        keys, self._labelled = self._labelled, set()
+        if not keys:
+            return  # another reader reported on them meanwhile
         own = {key: monitor.state(now) for key, monitor in self._monitors.items()}
         tapped = [*self._last_tapped, *self._inherited]
         others = tapped + (self._gather() if self.exchange is not None else [])
