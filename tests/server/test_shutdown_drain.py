@@ -105,6 +105,11 @@ def test_workers_drain_on_sigterm_to_the_supervisor(
     log = tmp_path / "server.log"
     server = start(registry, "--workers", "2", *INFO, env=DRAIN, log=log)
     try:
+        # Ready answers once one worker serves; a worker still starting stops at a signal.
+        deadline = time.monotonic() + 30
+        while log.read_text().count("modelpilot.server: serving") < 2:
+            assert time.monotonic() < deadline, "the second worker did not start"
+            time.sleep(0.05)
         server.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 20
         answered = 0
