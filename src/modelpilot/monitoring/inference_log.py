@@ -32,8 +32,9 @@ not run at each trim (it cannot run in the trim's transaction, and reads the tab
 that is autovacuum's job, or a scheduled VACUUM's.
 
 A batch that cannot be read back (a damaged segment file or row) is skipped wherever it is
-read, as if trimmed: one error line names its file, and ``unreadable`` counts it. A log
-that cannot be opened at all is no reason to stop monitoring: see :func:`open_log`.
+read, as if trimmed: one error line names its file, and ``unreadable`` counts it (see
+``log_rows``). A log that cannot be opened at all is no reason to stop monitoring: see
+:func:`open_log`.
 """
 
 from __future__ import annotations
@@ -57,7 +58,6 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from modelpilot.errors import RegistryError
-from modelpilot.monitoring import log_segments
 from modelpilot.monitoring.log_locator import Locator
 from modelpilot.monitoring.log_records import (
     DecodedBatch,
@@ -67,11 +67,10 @@ from modelpilot.monitoring.log_records import (
     newest,
     rows_of,
 )
+from modelpilot.monitoring.log_rows import BatchRows
 from modelpilot.monitoring.log_tables import (
     _ID_COLUMNS,
-    _MOVED,
     UNREADABLE_LABEL,
-    _place,
     _upgrade,
     delete_labels,
     labels_table,
@@ -117,21 +116,22 @@ class InferenceLog:
         self.max_rows = max_rows
         self._since_trim = 0
         self._segments = segments_of(engine)
-        self._locator = Locator(batches, max_rows, self._request_ids, _ID_COLUMNS)
+        self._rows = BatchRows(self._segments, engine.url)
+        self._locator = Locator(batches, max_rows, self._rows.request_ids, _ID_COLUMNS)
         self._locating = threading.Lock()
-        self.unreadable = 0
-        """Batches skipped because they could not be read back (each counted once)."""
         self.left_out = 0
         """Requests not written because their batch alone held more than ``max_rows`` (its
         newest ``max_rows`` were)."""
-        self._skipped: set[int] = set()
-        self._reported: set[str] = set()
-        """Where unreadable batches were found (a segment file, or the table): each said once."""
         try:
             create_tables(engine, metadata, _upgrade)
         except SQLAlchemyError as exc:
             raise RegistryError(f"cannot open the inference log at {engine.url}: {exc}") from exc
         warn_without_autovacuum(engine)
+
+    @property
+    def unreadable(self) -> int:
+        """Batches skipped because they could not be read back (each counted once)."""
+        return self._rows.unreadable
 
     def close(self) -> None:
         if self._segments is not None:
@@ -148,7 +148,7 @@ class InferenceLog:
         bound = max(self.max_rows, 1)
         kept = [newest(item, bound) for item in items]
         with self._writer.begin() as conn:
-            conn.execute(insert(batches), [self._stored(batch_row(item)) for item in kept])
+            conn.execute(insert(batches), [self._rows.stored(batch_row(item)) for item in kept])
         # Counted once committed: a caller retries a failed append with the same batches.
         self._count_left_out(items, kept)
         self._since_trim += sum(len(item.request_ids) for item in kept)
@@ -263,7 +263,7 @@ class InferenceLog:
         query = select(batches.c.id, batches.c.model, *_ID_COLUMNS).where(batches.c.id <= cutoff)
         gone: dict[str, list[str]] = {}
         for row in conn.execute(query).mappings():
-            gone.setdefault(row["model"], []).extend(self._request_ids(row) or [])
+            gone.setdefault(row["model"], []).extend(self._rows.request_ids(row) or [])
         for model, ids in gone.items():
             delete_labels(conn, model, ids)
 
@@ -319,7 +319,7 @@ class InferenceLog:
                     batches.c.id.in_(wanted[start : start + 200]), batches.c.model == model
                 )
                 for row in conn.execute(query).mappings():
-                    batch = self._decoded(row)
+                    batch = self._rows.decoded(row)
                     if batch is not None:
                         decoded[int(row["id"])] = batch
             located: dict[str, tuple[DecodedBatch, int]] = {}
@@ -349,7 +349,7 @@ class InferenceLog:
         out: list[LogEntry] = []
         with self._engine.connect() as conn:
             for row in conn.execute(query).mappings():
-                batch = self._decoded(row)
+                batch = self._rows.decoded(row)
                 if batch is None:
                     continue
                 for position in reversed(range(len(batch.request_ids))):
@@ -403,82 +403,6 @@ class InferenceLog:
         with self._engine.connect() as conn:
             return int(conn.execute(query).scalar() or 0)
 
-    # -- segments -------------------------------------------------------------------------
-
-    def _stored(self, row: dict[str, Any]) -> dict[str, Any]:
-        """A batch row as stored: its contents moved to a segment, in an embedded log."""
-        if self._segments is None:
-            return row
-        place = self._segments.append(log_segments.encode(row))
-        return {
-            **row,
-            **_MOVED,
-            "segment": place.segment,
-            "segment_offset": place.offset,
-            "segment_length": place.length,
-        }
-
-    def _decoded(self, row: Mapping[Any, Any]) -> DecodedBatch | None:
-        """A stored row's batch, decoded; None if its segment has gone (the batch was trimmed
-        since the row was read) or it cannot be read (see :meth:`_skip`)."""
-        try:
-            place = _place(row)
-            if place is None:
-                return DecodedBatch(row)
-            fields = self._segments_to_read().read(place)
-            return None if fields is None else DecodedBatch({**row, **fields})
-        except _UNREADABLE as exc:
-            self._skip(row, exc)
-            return None
-
-    def _request_ids(self, row: Mapping[Any, Any]) -> list[str] | None:
-        """A stored row's request ids (of ``_ID_COLUMNS``, and its id); None if its segment
-        has gone or they cannot be read."""
-        try:
-            place = _place(row)
-            fields = row if place is None else self._segments_to_read().read(place, "request_ids")
-            if fields is None:
-                return None
-            ids = orjson.loads(fields["request_ids"])
-            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-                raise ValueError("its request ids are not a list of strings")
-            return ids
-        except _UNREADABLE as exc:
-            self._skip(row, exc)
-            return None
-
-    def _skip(self, row: Mapping[Any, Any], exc: Exception) -> None:
-        """Count a batch that cannot be read (once), and say so once per file: a damaged
-        file (or table) may hold many, and each is read whenever a lookup or a restore
-        passes it."""
-        batch_id = int(row["id"])
-        if batch_id in self._skipped:
-            return
-        self._skipped.add(batch_id)
-        self.unreadable += 1
-        place = row["segment"]
-        if place is not None and self._segments is not None:
-            where = str(self._segments.directory / str(place))
-        else:
-            where = f"table inference_log_batches of {self._engine.url!r}"
-        if where in self._reported:
-            return
-        self._reported.add(where)
-        logger.error(
-            "the inference log's batch %d cannot be read, so it is skipped as if trimmed "
-            "(%s: %s); other such batches of %s are skipped without a word "
-            "(modelpilot_monitor_failures_total counts them)",
-            batch_id,
-            where,
-            exc,
-            "this file" if place is not None else "the table",
-        )
-
-    def _segments_to_read(self) -> log_segments.Segments:
-        if self._segments is None:
-            raise RegistryError("the inference log holds segment rows but has no segment files")
-        return self._segments
-
 
 def open_log(engine: Engine, max_rows: int) -> InferenceLog | None:
     """The inference log on ``engine``; None, with the error logged, if it cannot be opened
@@ -503,7 +427,3 @@ def open_log(engine: Engine, max_rows: int) -> InferenceLog | None:
             else f"cannot open the inference log: {first_line(exc)}",
         )
         return None
-
-
-_UNREADABLE = (ValueError, TypeError, KeyError, IndexError, OverflowError)
-"""What decoding damaged bytes raises (JSON, UTF-8 and segment errors are ValueErrors)."""

@@ -186,7 +186,7 @@ _ID_COLUMNS = (
     batches.c.segment_offset,
     batches.c.segment_length,
 )
-"""What ``InferenceLog._request_ids`` reads a row's request ids from."""
+"""What ``log_rows.BatchRows.request_ids`` reads a row's request ids from."""
 
 _MOVED = {name: None if name in ("row_counts", "packed") else "" for name in log_segments.FIELDS}
 """A segment row's own values of the columns whose contents its segment holds (empty text in

@@ -26,17 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelpilot.errors import NotFound
-from modelpilot.monitoring import monitor_labels
+from modelpilot.monitoring import monitor_evaluation, monitor_labels
 from modelpilot.monitoring.alert_keeper import AlertKeeper
-from modelpilot.monitoring.alert_rules import (
-    model_conditions,
-    rollout_conditions,
-    service_conditions,
-)
 from modelpilot.monitoring.alerts import AlertRules, AlertState, Condition
 from modelpilot.monitoring.feedback import FeedbackResult
-from modelpilot.monitoring.history import ServiceHistory, ServicePoint, merge_points
+from modelpilot.monitoring.history import ServiceHistory, ServicePoint
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.model_monitor import (
     ModelMonitor,
@@ -50,7 +44,7 @@ from modelpilot.monitoring.tap import LocalTap, Tap, TapFailed, monitor_of
 from modelpilot.monitoring.tap_batches import Call, merge
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
-from modelpilot.repeated_errors import RepeatedErrors, first_line
+from modelpilot.repeated_errors import RepeatedErrors
 from modelpilot.serving.observers import InferenceObserver
 
 if TYPE_CHECKING:
@@ -372,43 +366,11 @@ class Monitor(InferenceObserver):
     def _monitor(self, version: ModelVersion) -> ModelMonitor:
         return monitor_of(self._monitors, self.registry, version, self.config)
 
+    # -- evaluation (``monitor_evaluation``) ---------------------------------------------
+
     def _evaluate(self, close_interval: bool = True) -> None:
-        """Recompute every report and the alerts; ``close_interval`` also ends the service
-        history's interval (the thread's and ``flush``'s do, on their clock; labels, which may
-        come many times a second, only recompute)."""
-        now = time.time()
-        try:
-            tapped = self.tap.states(now)
-        except TapFailed as exc:
-            # Reported without the tap's windows this once; labels and alerts carry on. (Every
-            # evaluation until a new monitoring process answers: logged once a minute.)
-            self._failures += 1
-            self._errors.error(
-                "states", "monitoring windows unavailable: %s", first_line(exc), exc_info=True
-            )
-            tapped = []
-        if self.tap.restarts != self._tap_restarts:
-            # A new monitoring process counts from zero: the totals of the one that died, as
-            # it last told them, carry on (what it took after that is lost with it).
-            self._tap_restarts = self.tap.restarts
-            self._inherited += [totals_of(state) for state in self._last_tapped]
-        self._last_tapped = tapped
-        tapped = [*tapped, *self._inherited]
-        with self._lock:
-            if close_interval:
-                self._last_evaluation = now
-                self.history.close_interval(now)
-            self._labelled.clear()  # every version is reported on now
-            # This process's labels and its tap's windows, taken once: published for the
-            # siblings, and merged here with theirs.
-            own = {key: monitor.state(now) for key, monitor in self._monitors.items()}
-            others = list(tapped)
-            if self.exchange is not None:
-                others += self._gather()
-            for state in others:
-                if (state.model, state.version) not in self._monitors:
-                    self._monitor(self.registry.get_version(state.model, state.version))
-            self._report(now, own, tapped, others, list(self._monitors))
+        """Recompute every report and the alerts (``monitor_evaluation.evaluate``)."""
+        monitor_evaluation.evaluate(self, close_interval)
 
     def _report(
         self,
@@ -418,69 +380,27 @@ class Monitor(InferenceObserver):
         others: list[MonitorState],
         keys: Iterable[tuple[str, int]],
     ) -> None:
-        """Report on the versions ``keys`` from this process's labels (``own``) and the
-        windows of ``others`` (its tap's, ``tapped``, and the siblings'), then publish this
-        worker's snapshot and update the alerts; under ``_lock``."""
-        by_key: dict[tuple[str, int], list[MonitorState]] = {}
-        for state in others:
-            by_key.setdefault((state.model, state.version), []).append(state)
-        for key in keys:
-            try:
-                self._latest[key] = self._monitors[key].report(
-                    now, by_key.get(key, ()), own.get(key)
-                )
-            except Exception as exc:
-                # One version's bad data must not stop the others being watched. Logged once
-                # a minute while it lasts: the report is made every evaluation, and a
-                # traceback every two seconds buried the rest of the log.
-                self._failures += 1
-                self._errors.error(
-                    ("report", key),
-                    "monitoring report of %s:%d failed: %s",
-                    *key,
-                    first_line(exc),
-                    exc_info=True,
-                )
-        if self.exchange is not None:
-            self.exchange.publish([*tapped, *own.values()], list(self.history.points))
-        self.keeper.update(self._conditions(now) if self.keeper.decides else (), now)
+        """Report on the versions ``keys`` (``monitor_evaluation.report``); under ``_lock``."""
+        monitor_evaluation.report(self, now, own, tapped, others, keys)
+
+    def _gather(self) -> list[MonitorState]:
+        """The siblings' states (``monitor_evaluation.gather``)."""
+        return monitor_evaluation.gather(self)
+
+    def series(self) -> list[ServicePoint]:
+        """Service history of the whole server: this worker's points and its siblings'."""
+        return monitor_evaluation.series(self)
+
+    def _conditions(self, now: float) -> list[Condition]:
+        """What the alert rules judge now (``monitor_evaluation.conditions``)."""
+        return monitor_evaluation.conditions(self, now)
+
+    # -- readers --------------------------------------------------------------------------
 
     def alert_state(self) -> AlertState:
         """The active alerts, their history and counts, as every worker answers them."""
         self.report_labelled()
         return self.keeper.state()
-
-    def _gather(self) -> list[MonitorState]:
-        """The siblings' states (and their service history, kept for ``series``)."""
-        assert self.exchange is not None
-        gathered: list[MonitorState] = []
-        points: list[list[ServicePoint]] = []
-        for peer in self.exchange.peers():
-            gathered.extend(peer.states)
-            points.append(peer.points)
-        self._peer_points = points
-        return gathered
-
-    def series(self) -> list[ServicePoint]:
-        """Service history of the whole server: this worker's points and its siblings'."""
-        return merge_points(list(self.history.points), self._peer_points, self.evaluate_seconds)
-
-    def _conditions(self, now: float) -> list[Condition]:
-        horizon = now - self.rules.window_seconds
-        window = [p for p in self.series() if p.t > horizon]
-        stalled: Mapping[str, tuple[ModelVersion, str]] = {}
-        serving: dict[str, int] | None = None  # not watching an engine: every version counts
-        if self._engine is not None:
-            stalled = self._engine.served.stalled
-            serving = self._serving()
-        min_labels = self.config.performance.min_labels
-        return [
-            *model_conditions(self._latest.values(), min_labels, serving),
-            *rollout_conditions(stalled, list(self.alerts.active), serving),
-            *service_conditions(window, self.rules),
-        ]
-
-    # -- readers --------------------------------------------------------------------------
 
     def model_monitor(self, model: str, version: int) -> ModelMonitor | None:
         return self._monitors.get((model, version))
@@ -503,34 +423,11 @@ class Monitor(InferenceObserver):
         go to now) if that has one, else of its newest version that has one. (Newest alone
         would show a version rolled back from, which no longer answers.)"""
         self.report_labelled()
-        with self._lock:
-            keys = [k for k in self._latest if k[0] == model]
-            if version is None and (model, serving) in self._latest:
-                version = serving
-            if version is not None:
-                keys = [k for k in keys if k[1] == version]
-            if not keys:
-                subject = f"model {model!r}" + (
-                    f" version {version}" if version is not None else ""
-                )
-                raise NotFound(f"no monitoring data for {subject} yet: {self._why_none()}")
-            return self._latest[max(keys)]
+        return monitor_evaluation.report_of(self, model, version, serving)
 
     def _why_none(self) -> str:
-        """Why a model has no report, for the answer that says it has none."""
-        if self.restoring:
-            return (
-                "the server is still putting its windows and labels back from the inference "
-                "log, as it does when it starts (it answers requests meanwhile); the report "
-                "shows once they are back"
-            )
-        if not self._last_evaluation:
-            every = f"{self.evaluate_seconds:g} s"
-            return f"its first report is still to come (reports are made every {every})"
-        said = "it has answered no requests since the server started"
-        if self._from_log:
-            said += ", and the inference log held none of its recent requests or labels"
-        return said
+        """Why a model has no report (``monitor_evaluation.why_none``)."""
+        return monitor_evaluation.why_none(self)
 
     def feedback(self, model: str, labels: Mapping[str, Any]) -> FeedbackResult:
         """Join labels (by request id) to predictions of ``model``; returns what matched.

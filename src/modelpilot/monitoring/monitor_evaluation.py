@@ -1,0 +1,171 @@
+"""A ``Monitor``'s evaluation: every version's report, and what the alert rules judge.
+
+Reports come from the tap's windows (and sibling workers') and this process's labels; the
+alert rules judge them, stalled rollouts and the service history of the whole server. The
+readers' answer for a model is here too: which report stands for it, or why none does.
+
+Each function is the body of the ``Monitor`` method of its name (``_evaluate`` for
+``evaluate``, and so on; ``report_of`` for ``report``), and takes the monitor as ``self``; they
+are called only from there."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from modelpilot.errors import NotFound
+from modelpilot.monitoring.alert_rules import (
+    model_conditions,
+    rollout_conditions,
+    service_conditions,
+)
+from modelpilot.monitoring.alerts import Condition
+from modelpilot.monitoring.history import ServicePoint, merge_points
+from modelpilot.monitoring.model_monitor import ModelReport, MonitorState, totals_of
+from modelpilot.monitoring.tap import TapFailed
+from modelpilot.registry.types import ModelVersion
+from modelpilot.repeated_errors import first_line
+
+if TYPE_CHECKING:
+    from modelpilot.monitoring.monitor import Monitor
+
+
+def evaluate(self: Monitor, close_interval: bool = True) -> None:
+    """Recompute every report and the alerts; ``close_interval`` also ends the service
+    history's interval (the thread's and ``flush``'s do, on their clock; labels, which may
+    come many times a second, only recompute)."""
+    now = time.time()
+    try:
+        tapped = self.tap.states(now)
+    except TapFailed as exc:
+        # Reported without the tap's windows this once; labels and alerts carry on. (Every
+        # evaluation until a new monitoring process answers: logged once a minute.)
+        self._failures += 1
+        self._errors.error(
+            "states", "monitoring windows unavailable: %s", first_line(exc), exc_info=True
+        )
+        tapped = []
+    if self.tap.restarts != self._tap_restarts:
+        # A new monitoring process counts from zero: the totals of the one that died, as
+        # it last told them, carry on (what it took after that is lost with it).
+        self._tap_restarts = self.tap.restarts
+        self._inherited += [totals_of(state) for state in self._last_tapped]
+    self._last_tapped = tapped
+    tapped = [*tapped, *self._inherited]
+    with self._lock:
+        if close_interval:
+            self._last_evaluation = now
+            self.history.close_interval(now)
+        self._labelled.clear()  # every version is reported on now
+        # This process's labels and its tap's windows, taken once: published for the
+        # siblings, and merged here with theirs.
+        own = {key: monitor.state(now) for key, monitor in self._monitors.items()}
+        others = list(tapped)
+        if self.exchange is not None:
+            others += gather(self)
+        for state in others:
+            if (state.model, state.version) not in self._monitors:
+                self._monitor(self.registry.get_version(state.model, state.version))
+        report(self, now, own, tapped, others, list(self._monitors))
+
+
+def report(
+    self: Monitor,
+    now: float,
+    own: dict[tuple[str, int], MonitorState],
+    tapped: list[MonitorState],
+    others: list[MonitorState],
+    keys: Iterable[tuple[str, int]],
+) -> None:
+    """Report on the versions ``keys`` from this process's labels (``own``) and the
+    windows of ``others`` (its tap's, ``tapped``, and the siblings'), then publish this
+    worker's snapshot and update the alerts; under ``_lock``."""
+    by_key: dict[tuple[str, int], list[MonitorState]] = {}
+    for state in others:
+        by_key.setdefault((state.model, state.version), []).append(state)
+    for key in keys:
+        try:
+            self._latest[key] = self._monitors[key].report(now, by_key.get(key, ()), own.get(key))
+        except Exception as exc:
+            # One version's bad data must not stop the others being watched. Logged once
+            # a minute while it lasts: the report is made every evaluation, and a
+            # traceback every two seconds buried the rest of the log.
+            self._failures += 1
+            self._errors.error(
+                ("report", key),
+                "monitoring report of %s:%d failed: %s",
+                *key,
+                first_line(exc),
+                exc_info=True,
+            )
+    if self.exchange is not None:
+        self.exchange.publish([*tapped, *own.values()], list(self.history.points))
+    self.keeper.update(conditions(self, now) if self.keeper.decides else (), now)
+
+
+def gather(self: Monitor) -> list[MonitorState]:
+    """The siblings' states (and their service history, kept for ``series``)."""
+    assert self.exchange is not None
+    gathered: list[MonitorState] = []
+    points: list[list[ServicePoint]] = []
+    for peer in self.exchange.peers():
+        gathered.extend(peer.states)
+        points.append(peer.points)
+    self._peer_points = points
+    return gathered
+
+
+def series(self: Monitor) -> list[ServicePoint]:
+    """Service history of the whole server: this worker's points and its siblings'."""
+    return merge_points(list(self.history.points), self._peer_points, self.evaluate_seconds)
+
+
+def conditions(self: Monitor, now: float) -> list[Condition]:
+    """What the alert rules judge now: the versions' reports, stalled rollouts, and the
+    service history within the rules' window."""
+    horizon = now - self.rules.window_seconds
+    window = [p for p in series(self) if p.t > horizon]
+    stalled: Mapping[str, tuple[ModelVersion, str]] = {}
+    serving: dict[str, int] | None = None  # not watching an engine: every version counts
+    if self._engine is not None:
+        stalled = self._engine.served.stalled
+        serving = self._serving()
+    min_labels = self.config.performance.min_labels
+    return [
+        *model_conditions(self._latest.values(), min_labels, serving),
+        *rollout_conditions(stalled, list(self.alerts.active), serving),
+        *service_conditions(window, self.rules),
+    ]
+
+
+def report_of(self: Monitor, model: str, version: int | None, serving: int | None) -> ModelReport:
+    """The last report that answers for ``model`` (``Monitor.report``, which says which);
+    NotFound, saying why, if there is none."""
+    with self._lock:
+        keys = [k for k in self._latest if k[0] == model]
+        if version is None and (model, serving) in self._latest:
+            version = serving
+        if version is not None:
+            keys = [k for k in keys if k[1] == version]
+        if not keys:
+            subject = f"model {model!r}" + (f" version {version}" if version is not None else "")
+            raise NotFound(f"no monitoring data for {subject} yet: {why_none(self)}")
+        return self._latest[max(keys)]
+
+
+def why_none(self: Monitor) -> str:
+    """Why a model has no report, for the answer that says it has none."""
+    if self.restoring:
+        return (
+            "the server is still putting its windows and labels back from the inference "
+            "log, as it does when it starts (it answers requests meanwhile); the report "
+            "shows once they are back"
+        )
+    if not self._last_evaluation:
+        every = f"{self.evaluate_seconds:g} s"
+        return f"its first report is still to come (reports are made every {every})"
+    said = "it has answered no requests since the server started"
+    if self._from_log:
+        said += ", and the inference log held none of its recent requests or labels"
+    return said
