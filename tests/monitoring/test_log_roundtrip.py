@@ -87,8 +87,8 @@ def test_bytes_that_are_not_utf8_come_back_as_bytes_and_text_as_text(log: Infere
 
 
 def test_a_restored_window_counts_infinities_as_the_live_one_did(labelled_iris: Registry) -> None:
-    """The live monitor bins +inf above the reference's top (no missing value); the window
-    a restarted server put back from the log said sepal_length was 50% missing."""
+    """The live monitor counts +inf and -inf as missing, as the reference profile does; the
+    window a restarted server put back from the log counts them so too."""
     rows = np.tile([5.1, 3.5, 1.4, 0.2], (200, 1))
     rows[:100, 0] = INF
     rows[100:150, 1] = -INF
@@ -113,8 +113,8 @@ def test_a_restored_window_counts_infinities_as_the_live_one_did(labelled_iris: 
     assert before is not None and after is not None
     shares = {f.name: f.missing_share for f in after.features}
     assert shares == {
-        "sepal_length": 0.0,
-        "sepal_width": 0.0,
+        "sepal_length": 0.5,
+        "sepal_width": 0.25,
         "petal_length": 0.25,
         "petal_width": 0.0,
     }

@@ -402,12 +402,12 @@ def _print(comparison: Comparison, thresholds: DriftThresholds) -> None:
         summary = f"[yellow]{verdict}[/]."
     out.print(summary, highlight=False)
     out.print(
-        f"[dim]Rule: under {thresholds.min_rows} rows no verdict; under "
-        f"{thresholds.large_sample_rows} rows KS (and Fisher's exact test of the share of "
-        f"missing values) / chi-squared of both samples' counts (and Fisher's of rare and "
-        f"unseen categories) at p < {thresholds.p_value} over all features (each test at "
-        f"{thresholds.p_value} / twice their number); from then on PSI >= {thresholds.psi} / "
-        f"Jensen-Shannon >= {thresholds.js_distance} with the categories' tests past chance. "
+        f"[dim]Rule: under {thresholds.min_rows} rows no verdict; then PSI >= "
+        f"{thresholds.psi} / Jensen-Shannon >= {thresholds.js_distance}, and, under "
+        f"{thresholds.large_sample_rows} rows, KS (and Fisher's exact test of the share of "
+        f"missing values) / on any, chi-squared of both samples' counts (and Fisher's of rare "
+        f"and unseen categories) at p < {thresholds.p_value} over all features (each test at "
+        f"{thresholds.p_value} / twice their number). "
         f"Dataset drift from {thresholds.dataset_share:.0%} of features. Score: the figure "
         "that decides, 1 - p for a test (its threshold 1 - the test's level), so that higher "
         "is always further from the reference. W (sd): Wasserstein in reference standard "

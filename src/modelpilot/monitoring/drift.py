@@ -23,29 +23,33 @@ million rows costs no more to test than a window of a thousand. Scores:
 
 The verdict rule (``DriftThresholds``): an empty window has no scores at all (the distribution
 of no rows is 0/0; its scores are NaN, null in JSON, and left out of /metrics), and below
-``min_rows`` there is no verdict. Up to ``large_sample_rows`` a significance test decides (KS
-and the missing-share test for numbers, chi-squared and the rare-category test for categories,
-whose missing values are one of their bins), because effect sizes estimated from few rows are
-noisy. ``p_value`` is the window's, not each feature's: each of a feature's two tests runs at
+``min_rows`` there is no verdict. A feature drifts when its shift is large enough to act on,
+by an effect size (PSI for numbers, Jensen-Shannon for categories, both over bins that include
+the missing one), and, where the data can tell, past chance by the feature's tests: on windows
+of up to ``large_sample_rows`` the numbers' (KS and the missing-share test) and on every window
+the categories' (chi-squared and the rare-category test, whose missing values are one of their
+bins). A p-value answers "is there any difference", the question is "is the difference big
+enough to act on": on large samples every test finds a negligible shift "significant", and on
+small ones effect sizes are noisy (a window drawn as the reference was, of 100 rows and ten
+bins, reads a PSI of about 0.1), so each holds back what the other cannot tell. The tests alone
+once decided small windows, and a 0.3-sigma shift (PSI 0.11) drifted in every window of 999 rows
+and in none of 1,000: the live verdict flapped as the window filled (see ``_floored``).
+``p_value`` is the window's, not each feature's: each of a feature's two tests runs at
 ``p_value`` divided by twice the number of features (Bonferroni). Otherwise the more features
 a model had, the more often a window drawn as the reference was would raise an alert: with six
 features tested each at 0.01 as a window grew from 30 to 1,000 rows (a verdict every 20 rows),
 a fifth of such streams raised one at some point; divided, 3% did.
-From ``large_sample_rows`` on an effect size decides (PSI for numbers, Jensen-Shannon for
-categories, both over bins that include the missing one), because on large samples every test
-finds a negligible shift "significant": a p-value answers "is there any difference", the
-question is "is the difference big enough to act on". PSI >= 0.2 is the customary
-"significant shift" line in credit scoring, and its sampling noise at 1,000 rows and a dozen
-bins is about 0.01; a Jensen-Shannon distance of 0.1 is a comparable move for categories,
-which counts once the categories' tests (at the same level) find it past chance: over many
-categories counted in a small reference the distance's own noise reaches 0.1.
+PSI >= 0.2 is the customary "significant shift" line in credit scoring (about 0.45 sigma of a
+normal feature's mean), and its sampling noise at 1,000 rows and a dozen bins is about 0.01,
+so from ``large_sample_rows`` on PSI decides alone; a Jensen-Shannon distance of 0.1 is a
+comparable move for categories, whose tests still count on large windows: over many categories
+counted in a small reference the distance's own noise reaches 0.1.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -58,187 +62,26 @@ from modelpilot.monitoring.divergence import (
     probabilities,
     wasserstein,
 )
+from modelpilot.monitoring.drift_results import (
+    TESTS_PER_FEATURE,
+    DriftReport,
+    DriftThresholds,
+    FeatureDrift,
+    summarize,
+)
 from modelpilot.repeated_errors import first_line
 
-TESTS_PER_FEATURE = 2
-"""A small window's tests of one feature: KS of its values and Fisher's of its missing share
-(numbers), chi-squared of its common categories and Fisher's of its rare ones."""
-
-
-@dataclass(frozen=True, slots=True)
-class DriftThresholds:
-    """When a feature, and a whole window, counts as drifted."""
-
-    min_rows: int = 30
-    large_sample_rows: int = 1000
-    p_value: float = 0.01
-    psi: float = 0.2
-    js_distance: float = 0.1
-    dataset_share: float = 0.5
-    """A window has dataset drift when at least this share of its features drift."""
-    features: int = 1
-    """Features tested together (set per window, not configured). Each feature has two
-    tests (values and missing share; common and rare categories), and each test runs at
-    ``p_value`` divided by all of them (Bonferroni), so that ``p_value`` bounds the chance
-    that a window drawn as the reference was has any feature flagged, not each test's."""
-
-    @property
-    def alpha(self) -> float:
-        """The p-value under which one test of one feature finds drift."""
-        return self.p_value / (TESTS_PER_FEATURE * max(self.features, 1))
-
-    def alpha_text(self) -> str:
-        """``alpha`` in words: "0.00125 (0.01 over 4 features, 2 tests each)"."""
-        features = max(self.features, 1)
-        tests = f"{features} feature{'s' if features > 1 else ''}, {TESTS_PER_FEATURE} tests each"
-        return f"{self.alpha:.2g} ({self.p_value:g} over {tests})"
-
-
-@dataclass(frozen=True, slots=True)
-class FeatureDrift:
-    """One feature's scores and verdict over one window.
-
-    A statistic the window cannot define is NaN: every score and share of an empty window, as
-    a distribution of no rows is 0/0 (a uniform stand-in made an empty window look drifted).
-    ``to_dict`` gives NaN as null.
-    """
-
-    name: str
-    kind: str
-    rows: int
-    method: str
-    """What decided: ``ks``, ``missing`` (the missing-share test), ``psi``, ``chi2``, ``rare``
-    (the test of rare and unseen categories), ``js``, or ``none`` (too few rows, or none, or
-    the feature's tests failed: ``error``)."""
-    score: float
-    """Higher means more drift: the effect size, or 1 - p-value for the tests."""
-    threshold: float
-    """The score at which the feature counts as drifted."""
-    drifted: bool
-    reason: str
-    """The verdict in words, with the figure that decided it."""
-    psi: float
-    js_distance: float
-    kl_divergence: float
-    wasserstein: float | None
-    """Numbers only (None for categories)."""
-    p_value: float | None
-    """The KS test's (numbers, on windows small enough for tests) or the chi-squared test's
-    (categories, on any window with a verdict: on large ones it tells Jensen-Shannon from
-    noise)."""
-    missing_share: float
-    """Share of the window's rows in which the feature is missing."""
-    reference_missing_share: float
-    """Share of the reference's rows in which it is missing."""
-    missing_p_value: float | None = None
-    """Numbers, on windows small enough for tests: Fisher's exact test of ``missing_share``
-    against ``reference_missing_share``."""
-    unseen_share: float = 0.0
-    """Categories: share of the window's values the reference never saw; NaN when that cannot
-    be told, as the profile kept the reference's most frequent categories and pooled the rest
-    (a value outside the ones it named may be one of those)."""
-    rare_p_value: float | None = None
-    """Categories, on any window with a verdict: Fisher's exact test of the share of rows in
-    categories too rare for chi-squared (unseen ones and missing values among them), and where
-    the reference named every category, of the share of values it never held on its own (see
-    ``divergence.compare_categories``)."""
-    error: str | None = None
-    """Why the feature has no verdict where the window may have rows enough: its tests
-    failed, and this is the error in one line (see ``failed``)."""
-
-    @property
-    def deciding_p_value(self) -> float | None:
-        """The p-value that decided a small window's verdict: the smaller of the feature's two
-        tests' (see ``_tested``), drifted when under ``DriftThresholds.alpha``; None where an
-        effect size decided, or nothing did."""
-        tested = [
-            p for p in (self.p_value, self.missing_p_value, self.rare_p_value) if p is not None
-        ]
-        return min(tested) if tested else None
-
-    def to_dict(self) -> dict[str, object]:
-        """The feature as JSON; ``deciding_p_value`` is the p-value that decided, the one
-        /metrics exports, which pages show as "p" (``p_value`` alone is the KS or chi-squared
-        test's, even where the missing-share or rare-category test decided)."""
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "rows": self.rows,
-            "method": self.method,
-            "score": self.score,
-            "threshold": self.threshold,
-            "drifted": self.drifted,
-            "reason": self.reason,
-            "psi": _defined(self.psi),
-            "js_distance": _defined(self.js_distance),
-            "kl_divergence": _defined(self.kl_divergence),
-            "wasserstein": _defined(self.wasserstein),
-            "p_value": self.p_value,
-            "missing_share": _defined(self.missing_share),
-            "reference_missing_share": _defined(self.reference_missing_share),
-            "missing_p_value": self.missing_p_value,
-            "unseen_share": _defined(self.unseen_share),
-            "rare_p_value": self.rare_p_value,
-            "deciding_p_value": self.deciding_p_value,
-            "error": self.error,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class DriftReport:
-    """Every feature of one window, and whether the window as a whole drifted."""
-
-    rows: int
-    features: tuple[FeatureDrift, ...]
-    dataset_drift: bool
-    drifted_share: float
-    verdict: str
-    """The window's verdict in words: "no rows in the window", "too few rows ...", or how many
-    features drifted."""
-
-    @property
-    def drifted_features(self) -> list[str]:
-        return [f.name for f in self.features if f.drifted]
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "window_rows": self.rows,
-            "verdict": self.verdict,
-            "dataset_drift": self.dataset_drift,
-            "drifted_share": self.drifted_share,
-            "drifted_features": self.drifted_features,
-            "features": [f.to_dict() for f in self.features],
-        }
-
-
-def summarize(
-    rows: int, features: Sequence[FeatureDrift], thresholds: DriftThresholds
-) -> DriftReport:
-    judged = [f for f in features if f.method != "none"]
-    share = sum(f.drifted for f in judged) / len(judged) if judged else 0.0
-    dataset = bool(judged) and share >= thresholds.dataset_share
-    failed = [f.name for f in features if f.error is not None]
-    notes = [f"the tests of {', '.join(failed)} failed"] if failed else []
-    if rows == 0:
-        verdict = "no rows in the window"
-    elif rows < thresholds.min_rows:
-        verdict = f"too few rows for a verdict: {rows} of the {thresholds.min_rows} needed"
-    elif not judged:
-        verdict = "no verdict" + (f" ({notes[0]})" if notes else "")
-    else:
-        drifted = [f.name for f in judged if f.drifted]
-        named = [", ".join(drifted)] if drifted else []
-        verdict = (
-            f"{'dataset drift' if dataset else 'no dataset drift'}: {len(drifted)} of "
-            f"{len(features)} features drifted"
-        ) + (f" ({'; '.join(named + notes)})" if named or notes else "")
-    return DriftReport(rows, tuple(features), dataset, share, verdict)
-
-
-def _defined(value: float | None) -> float | None:
-    """``value``, or None for NaN (a statistic of no rows), which JSON cannot carry."""
-    return None if value is None or math.isnan(value) else value
-
+__all__ = [
+    "TESTS_PER_FEATURE",
+    "DriftReport",
+    "DriftThresholds",
+    "FeatureDrift",
+    "failed",
+    "judge_categorical",
+    "judge_numeric",
+    "summarize",
+]
+"""The value types (``drift_results``) are named here too, where the rule that fills them is."""
 
 # -- scores on binned counts --------------------------------------------------------------
 
@@ -262,8 +105,9 @@ def judge_numeric(
     ``reference_sample`` the reference's that it is compared with, or a sketch of them that
     stands for ``reference_rows`` values (see ``divergence.ks_two_sample``).
     On such a window the feature drifts when either its values (KS) or its share of missing
-    values (Fisher's exact test) moved, each judged at ``thresholds.p_value``; the test with
-    the smaller p-value is the one reported as deciding.
+    values (Fisher's exact test) moved, each judged at ``thresholds.alpha``, and its PSI
+    reaches ``thresholds.psi`` (see ``_floored``); the test with the smaller p-value is the
+    one reported as deciding. From ``large_sample_rows`` rows PSI decides alone.
     """
     rows = int(current_counts.sum())
     if rows == 0:
@@ -300,7 +144,7 @@ def judge_numeric(
             method, deciding_p = "ks", ks_p
             values = "values differ from" if ks_p < alpha else "values as in"
             finding = f"{values} the reference: KS test p = {ks_p:.2g}"
-        return _tested(
+        tested = _tested(
             observed,
             method,
             deciding_p,
@@ -309,6 +153,7 @@ def judge_numeric(
             p_value=ks_p,
             missing_p_value=missing_p,
         )
+        return _floored(tested, "psi", "PSI", observed.psi, thresholds.psi)
     drifted = observed.psi >= thresholds.psi
     return replace(
         observed,
@@ -335,8 +180,9 @@ def judge_categorical(
     Missing values are a category of their own here (the last bin), so the chi-squared test
     and Jensen-Shannon see a change in their share as they see any other.
 
-    On a large window Jensen-Shannon decides, once the tests also find the difference past
-    chance: its noise grows with the categories and shrinks with the reference's rows, and
+    Jensen-Shannon decides, once the tests also find the difference past chance (on a small
+    window the tests decide, once Jensen-Shannon also reaches its line: see ``_floored``): its
+    noise grows with the categories and shrinks with the reference's rows, and
     a window drawn as the reference was read 0.09 to 0.12 over fifty equally frequent
     categories counted in 1,000 reference rows (two windows in three "drifted"). A real move
     of that size is far past chance on such windows: the tests hold back only the noise."""
@@ -353,9 +199,11 @@ def judge_categorical(
         reference_counts, current_counts, unseen is None, thresholds.alpha, fold_rare
     )
     if rows < thresholds.large_sample_rows:
-        return _tested(
+        tested = _tested(
             observed, method, deciding_p, finding, thresholds, p_value=chi_p, rare_p_value=rare_p
         )
+        js_name = "Jensen-Shannon distance"
+        return _floored(tested, "js", js_name, observed.js_distance, thresholds.js_distance)
     js, line = observed.js_distance, thresholds.js_distance
     far = js >= line
     drifted = far and deciding_p < thresholds.alpha
@@ -403,6 +251,37 @@ def _tested(
         p_value=p_value,
         missing_p_value=missing_p_value,
         rare_p_value=rare_p_value,
+    )
+
+
+def _floored(
+    tested: FeatureDrift, method: str, said: str, effect: float, line: float
+) -> FeatureDrift:
+    """A small window's verdict by its tests (``tested``), held to the effect size that the
+    large windows are judged by (``effect``, PSI or Jensen-Shannon, at ``line``): a feature
+    drifts when its shift is past chance and large enough to act on.
+
+    The tests alone flagged any shift they could tell from chance, so a shift too small to
+    matter drifted while the window filled and stopped at ``large_sample_rows``, where the
+    effect size takes over: 0.3 reference sigmas (PSI 0.11) in every window of 999 rows and
+    none of 1,000, and the live verdict and its alert flapped with the window's size, not the
+    data. Where the tests find the window past chance and the effect size falls short, the
+    effect size is what decided (``method``, its score against ``line``); else the test, as
+    before, its finding followed by the effect size that let it stand."""
+    if not tested.drifted:
+        return tested
+    if effect >= line:
+        return replace(tested, reason=f"{tested.reason}; {said} {effect:.3f} >= {line:g}")
+    return replace(
+        tested,
+        method=method,
+        score=effect,
+        threshold=line,
+        drifted=False,
+        reason=(
+            f"{said} {effect:.3f} < {line:g}, too small a shift to act on, though past "
+            f"chance: {tested.reason}"
+        ),
     )
 
 

@@ -20,7 +20,8 @@ def float32_edges(edges: np.ndarray, sample: np.ndarray) -> tuple[np.ndarray, fl
     Except where a reference value lies below an edge and rounds as it does: a decile a hair
     past a value (0.7 + 6e-14, interpolated next to it) put all of that value's rows below
     it, and its float32, the edge's, must stay there; that edge is raised to the next float32.
-    An edge past float32's range stays as it is: values past it are infinite in float32."""
+    An edge past float32's range stays as it is: values past it are infinite in float32, and
+    count as missing, as every infinity does (see ``binning``)."""
     rounded = to_float32(edges)
     lower = rounded[:-1]
     ordered = np.sort(sample)

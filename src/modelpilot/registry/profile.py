@@ -79,6 +79,9 @@ class FeatureProfile:
 
     @classmethod
     def numeric(cls, name: str, values: np.ndarray) -> FeatureProfile:
+        """Quantiles, bins and a sketch of the finite values; NaN and +/-inf count as
+        ``missing``, by the rule the monitor bins a window's values by
+        (``monitoring.binning``), so that the reference's own rows read no drift."""
         values = values.astype(np.float64, copy=False)
         finite = values[np.isfinite(values)]
         missing = int(values.size - finite.size)

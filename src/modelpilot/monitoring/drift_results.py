@@ -1,0 +1,194 @@
+"""A window's drift as values: the thresholds of the verdict rule, each feature's scores and
+verdict, and the window's (the rule itself, and the scores, are ``drift``'s)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+TESTS_PER_FEATURE = 2
+"""A small window's tests of one feature: KS of its values and Fisher's of its missing share
+(numbers), chi-squared of its common categories and Fisher's of its rare ones."""
+
+
+@dataclass(frozen=True, slots=True)
+class DriftThresholds:
+    """When a feature, and a whole window, counts as drifted."""
+
+    min_rows: int = 30
+    large_sample_rows: int = 1000
+    p_value: float = 0.01
+    psi: float = 0.2
+    """The PSI a numeric feature's shift must reach to drift, on any window (on one under
+    ``large_sample_rows``, its tests must also find it past chance)."""
+    js_distance: float = 0.1
+    """The Jensen-Shannon distance a categorical feature's shift must reach to drift, its
+    tests also finding it past chance."""
+    dataset_share: float = 0.5
+    """A window has dataset drift when at least this share of its features drift."""
+    features: int = 1
+    """Features tested together (set per window, not configured). Each feature has two
+    tests (values and missing share; common and rare categories), and each test runs at
+    ``p_value`` divided by all of them (Bonferroni), so that ``p_value`` bounds the chance
+    that a window drawn as the reference was has any feature flagged, not each test's."""
+
+    @property
+    def alpha(self) -> float:
+        """The p-value under which one test of one feature finds drift."""
+        return self.p_value / (TESTS_PER_FEATURE * max(self.features, 1))
+
+    def alpha_text(self) -> str:
+        """``alpha`` in words: "0.00125 (0.01 over 4 features, 2 tests each)"."""
+        features = max(self.features, 1)
+        tests = f"{features} feature{'s' if features > 1 else ''}, {TESTS_PER_FEATURE} tests each"
+        return f"{self.alpha:.2g} ({self.p_value:g} over {tests})"
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureDrift:
+    """One feature's scores and verdict over one window.
+
+    A statistic the window cannot define is NaN: every score and share of an empty window, as
+    a distribution of no rows is 0/0 (a uniform stand-in made an empty window look drifted).
+    ``to_dict`` gives NaN as null.
+    """
+
+    name: str
+    kind: str
+    rows: int
+    method: str
+    """What decided: ``ks``, ``missing`` (the missing-share test), ``psi``, ``chi2``, ``rare``
+    (the test of rare and unseen categories), ``js``, or ``none`` (too few rows, or none, or
+    the feature's tests failed: ``error``). On a small window, the test unless it found the
+    window past chance and the effect size (``psi``, ``js``) fell short of its line."""
+    score: float
+    """Higher means more drift: the effect size, or 1 - p-value for the tests."""
+    threshold: float
+    """The score at which the feature counts as drifted (but for a large window's
+    Jensen-Shannon distance that its categories' tests find within chance)."""
+    drifted: bool
+    reason: str
+    """The verdict in words, with the figure that decided it."""
+    psi: float
+    js_distance: float
+    kl_divergence: float
+    wasserstein: float | None
+    """Numbers only (None for categories)."""
+    p_value: float | None
+    """The KS test's (numbers, on windows small enough for tests) or the chi-squared test's
+    (categories, on any window with a verdict: on large ones it tells Jensen-Shannon from
+    noise)."""
+    missing_share: float
+    """Share of the window's rows in which the feature is missing."""
+    reference_missing_share: float
+    """Share of the reference's rows in which it is missing."""
+    missing_p_value: float | None = None
+    """Numbers, on windows small enough for tests: Fisher's exact test of ``missing_share``
+    against ``reference_missing_share``."""
+    unseen_share: float = 0.0
+    """Categories: share of the window's values the reference never saw; NaN when that cannot
+    be told, as the profile kept the reference's most frequent categories and pooled the rest
+    (a value outside the ones it named may be one of those)."""
+    rare_p_value: float | None = None
+    """Categories, on any window with a verdict: Fisher's exact test of the share of rows in
+    categories too rare for chi-squared (unseen ones and missing values among them), and where
+    the reference named every category, of the share of values it never held on its own (see
+    ``divergence.compare_categories``)."""
+    error: str | None = None
+    """Why the feature has no verdict where the window may have rows enough: its tests
+    failed, and this is the error in one line (see ``drift.failed``)."""
+
+    @property
+    def deciding_p_value(self) -> float | None:
+        """The p-value that the verdict weighed: the smaller of the feature's two tests' (see
+        ``drift._tested``), drifted when under ``DriftThresholds.alpha`` and the effect size
+        reaches its line; None where no test ran (a numeric feature's large window, too few
+        rows)."""
+        tested = [
+            p for p in (self.p_value, self.missing_p_value, self.rare_p_value) if p is not None
+        ]
+        return min(tested) if tested else None
+
+    def to_dict(self) -> dict[str, object]:
+        """The feature as JSON; ``deciding_p_value`` is the p-value that decided, the one
+        /metrics exports, which pages show as "p" (``p_value`` alone is the KS or chi-squared
+        test's, even where the missing-share or rare-category test decided)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "rows": self.rows,
+            "method": self.method,
+            "score": self.score,
+            "threshold": self.threshold,
+            "drifted": self.drifted,
+            "reason": self.reason,
+            "psi": _defined(self.psi),
+            "js_distance": _defined(self.js_distance),
+            "kl_divergence": _defined(self.kl_divergence),
+            "wasserstein": _defined(self.wasserstein),
+            "p_value": self.p_value,
+            "missing_share": _defined(self.missing_share),
+            "reference_missing_share": _defined(self.reference_missing_share),
+            "missing_p_value": self.missing_p_value,
+            "unseen_share": _defined(self.unseen_share),
+            "rare_p_value": self.rare_p_value,
+            "deciding_p_value": self.deciding_p_value,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DriftReport:
+    """Every feature of one window, and whether the window as a whole drifted."""
+
+    rows: int
+    features: tuple[FeatureDrift, ...]
+    dataset_drift: bool
+    drifted_share: float
+    verdict: str
+    """The window's verdict in words: "no rows in the window", "too few rows ...", or how many
+    features drifted."""
+
+    @property
+    def drifted_features(self) -> list[str]:
+        return [f.name for f in self.features if f.drifted]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "window_rows": self.rows,
+            "verdict": self.verdict,
+            "dataset_drift": self.dataset_drift,
+            "drifted_share": self.drifted_share,
+            "drifted_features": self.drifted_features,
+            "features": [f.to_dict() for f in self.features],
+        }
+
+
+def summarize(
+    rows: int, features: Sequence[FeatureDrift], thresholds: DriftThresholds
+) -> DriftReport:
+    judged = [f for f in features if f.method != "none"]
+    share = sum(f.drifted for f in judged) / len(judged) if judged else 0.0
+    dataset = bool(judged) and share >= thresholds.dataset_share
+    failed = [f.name for f in features if f.error is not None]
+    notes = [f"the tests of {', '.join(failed)} failed"] if failed else []
+    if rows == 0:
+        verdict = "no rows in the window"
+    elif rows < thresholds.min_rows:
+        verdict = f"too few rows for a verdict: {rows} of the {thresholds.min_rows} needed"
+    elif not judged:
+        verdict = "no verdict" + (f" ({notes[0]})" if notes else "")
+    else:
+        drifted = [f.name for f in judged if f.drifted]
+        named = [", ".join(drifted)] if drifted else []
+        verdict = (
+            f"{'dataset drift' if dataset else 'no dataset drift'}: {len(drifted)} of "
+            f"{len(features)} features drifted"
+        ) + (f" ({'; '.join(named + notes)})" if named or notes else "")
+    return DriftReport(rows, tuple(features), dataset, share, verdict)
+
+
+def _defined(value: float | None) -> float | None:
+    """``value``, or None for NaN (a statistic of no rows), which JSON cannot carry."""
+    return None if value is None or math.isnan(value) else value
