@@ -56,8 +56,21 @@ webhook notification."""
 
 
 HOST = socket.gethostname()
-"""Which server a webhook notification comes from (a pod's name, under Kubernetes): several
-servers tell one receiver of their own verdicts, which may differ."""
+"""Which machine a webhook notification comes from (a pod's name, under Kubernetes): several
+servers tell one receiver of their own verdicts, which may differ. (``server`` in the payload
+adds the HTTP port: two servers of one machine sent the same ``host``.)"""
+
+RESTORED_UNJUDGED_SECONDS = 600.0
+"""How long an alert taken over from before a restart (``AlertBook.resume``) holds while its
+rule cannot judge it: then it resolves, saying that it could not be judged since the restart.
+
+Too few to judge is not healthy, so the alert holds meanwhile, as it would have without the
+restart; but what judged it may not come back: an error rate or a latency judged on the last
+minute's requests, in memory, is judged again only once 20 requests came
+(``MODELPILOT_ALERT_MIN_REQUESTS``), and a version no longer served has no report to judge its
+drift. Ten minutes are many times what a server takes to put its windows back from the
+inference log (seconds; about a minute for a long history of labels) and for a load balancer
+to send traffic to it again, and bound the time a receiver keeps an alert nothing can judge."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +173,9 @@ class AlertState:
     """Since when each model rule that holds, but has not held ``for_seconds``, has held."""
     clearing: dict[tuple[str, str], float] = field(default_factory=dict)
     """Since when each firing alert that has not resolved yet has not held."""
+    unjudged: dict[tuple[str, str], float] = field(default_factory=dict)
+    """Since when each alert taken over at a restart has waited for a verdict
+    (``AlertBook.unjudged``)."""
 
     def waiting(self, for_seconds: float) -> list[dict[str, Any]]:
         """The rules that hold but whose alerts do not fire yet, as ``/api/alerts`` shows
@@ -187,10 +203,12 @@ class AlertBook:
         history: int = 200,
         on_delivered: Callable[[], None] | None = None,
         rules: AlertRules | None = None,
+        server: str | None = None,
     ) -> None:
         """``on_delivered`` is called (from the webhook's thread) whenever a notification is
         delivered or given up; ``rules`` give how long the model rules must hold, or not
-        hold, before their alerts change."""
+        hold, before their alerts change; ``server`` names this server to the webhook
+        (default: the machine's name)."""
         self.webhook_url = webhook_url
         self.rules = rules or AlertRules()
         self.active: dict[tuple[str, str], Alert] = {}
@@ -200,6 +218,12 @@ class AlertBook:
         """Since when each firing alert's rule has not held, while its alert keeps firing."""
         self.history: deque[Alert] = deque(maxlen=history)
         self.fired_total: dict[tuple[str, str, str], int] = {}
+        self.server = server or HOST
+        """Which server this is, in the webhook's payload (``alert_book_store.server_name``)."""
+        self.unjudged: dict[tuple[str, str], float] = {}
+        """The alerts taken over from before a restart (``resume``) that no evaluation has
+        judged since, with when it was taken over: each resolves once it has waited
+        ``RESTORED_UNJUDGED_SECONDS`` unjudged."""
         self.webhook = Webhook(webhook_url, on_done=on_delivered) if webhook_url else None
 
     def update(self, conditions: Iterable[Condition], now: float | None = None) -> list[Alert]:
@@ -209,6 +233,8 @@ class AlertBook:
         for condition in conditions:
             key = (condition.rule, condition.model)
             current = self.active.get(key)
+            if condition.judged:
+                self.unjudged.pop(key, None)
             if not condition.judged:
                 # Too few to judge is not healthy: a firing alert holds, its message saying
                 # why, until a window that can be judged resolves it.
@@ -224,12 +250,37 @@ class AlertBook:
                 resolved = self._not_held(condition, current, now)
                 if resolved is not None:
                     changes.append(resolved)
+        changes += self._unjudged_since_restart(now)
         self.history.extend(changes)
         if changes and self.webhook is not None:
             self.webhook.send(
-                {"source": "modelpilot", "host": HOST, "alerts": [a.to_dict() for a in changes]}
+                {
+                    "source": "modelpilot",
+                    "host": HOST,
+                    "server": self.server,
+                    "alerts": [a.to_dict() for a in changes],
+                }
             )
         return changes
+
+    def _unjudged_since_restart(self, now: float) -> list[Alert]:
+        """The alerts taken over at a restart that no evaluation could judge in
+        ``RESTORED_UNJUDGED_SECONDS``, resolved (with the figures they last had)."""
+        resolved = []
+        for key, taken_at in list(self.unjudged.items()):
+            current = self.active.get(key)
+            if current is None:
+                del self.unjudged[key]
+            elif now - taken_at >= RESTORED_UNJUDGED_SECONDS:
+                del self.unjudged[key], self.active[key]
+                self.clearing.pop(key, None)
+                message = (
+                    f"{current.message}; could not be judged since the server restarted at "
+                    f"{_clock(taken_at)}: resolved after {RESTORED_UNJUDGED_SECONDS:.0f} s "
+                    "without a verdict"
+                )
+                resolved.append(replace(current, message=message, resolved_at=now))
+        return resolved
 
     def _held(self, condition: Condition, current: Alert | None, now: float) -> Alert | None:
         """A rule that holds: its alert fires once the rule has held ``for_seconds``.
@@ -289,6 +340,7 @@ class AlertBook:
             tuple(undelivered),
             dict(self.pending),
             dict(self.clearing),
+            dict(self.unjudged),
         )
 
     def carry_on(self, state: AlertState) -> None:
@@ -298,12 +350,24 @@ class AlertBook:
         self.active = {alert.key: alert for alert in state.active}
         self.pending = dict(state.pending)
         self.clearing = dict(state.clearing)
+        self.unjudged = dict(state.unjudged)
         self.history.extend(state.history)
         for key, count in state.fired_total.items():
             self.fired_total[key] = self.fired_total.get(key, 0) + count
         if self.webhook is not None:
             for payload in state.undelivered:
                 self.webhook.send(payload)
+
+    def resume(self, state: AlertState, now: float | None = None) -> None:
+        """Take over the book this server kept before it restarted (``alert_book_store``):
+        its alerts stay active with their ids and ``since`` (not announced again), those
+        pending or not holding wait on from when they started, its history is shown, and what
+        its webhook had not delivered is sent. Its counts are not: Prometheus counters start
+        from zero with a process. An alert taken over that its rule cannot judge holds, for
+        up to ``RESTORED_UNJUDGED_SECONDS``."""
+        now = time.time() if now is None else now
+        self.carry_on(replace(state, fired_total={}))
+        self.unjudged = {key: now for key in self.active}
 
     @property
     def webhook_failures(self) -> int:

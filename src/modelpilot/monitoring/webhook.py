@@ -24,6 +24,8 @@ from typing import Any
 
 import httpx
 
+from modelpilot.repeated_errors import RepeatedErrors, first_line
+
 logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -54,10 +56,27 @@ def _redirect_said(exc: httpx.HTTPError) -> str:
         return ""
     if exc.response.status_code in _KEEPING_POST:
         return f" (more than {MAX_REDIRECTS} redirects)"
+    location = exc.response.headers.get("location")
+    where = f"where it points, {exc.response.url.join(location)}" if location else "where it points"
     return (
         " (a 301, 302 or 303 would turn the POST into a GET without the notification: set "
-        "MODELPILOT_ALERT_WEBHOOK_URL to where it points)"
+        f"MODELPILOT_ALERT_WEBHOOK_URL to {where})"
     )
+
+
+def described(payload: dict[str, Any]) -> str:
+    """Which notification ``payload`` is, for the log: each alert's state, rule, model and
+    id, so that an operator can tell which one a receiver missed (a ``resolved`` lost leaves
+    the receiver's alert firing, to be closed by hand)."""
+    alerts = payload.get("alerts")
+    if not isinstance(alerts, list) or not alerts:
+        return "a notification"
+    said = [
+        f"{a.get('state')} {a.get('rule')} {a.get('model') or '(service)'} id {a.get('id')}"
+        for a in alerts
+        if isinstance(a, dict)
+    ]
+    return f"the notification of {', '.join(said)}"
 
 
 class Webhook:
@@ -91,6 +110,12 @@ class Webhook:
         self._client: httpx.Client | None = None
         """Made, and closed, by the webhook's thread."""
         self._moved_said = False
+        self._cut: list[dict[str, Any]] = []
+        """Notifications whose retries the shutdown cut short (their last attempt failed)."""
+        self._unsent: list[dict[str, Any]] | None = None
+        """What ``close`` left undelivered, in order (kept for the next start by the alert
+        book's keeper, where the book is kept)."""
+        self._errors = RepeatedErrors(logger)
 
     def send(self, payload: dict[str, Any]) -> None:
         """Queue ``payload`` for delivery; returns at once."""
@@ -98,10 +123,15 @@ class Webhook:
             if self._closing:
                 return
             if len(self._waiting) >= self.max_waiting:
-                self._waiting.popleft()
+                oldest = self._waiting.popleft()
                 self.dropped += 1
-                logger.error(
-                    "alert webhook %s: too many notifications waiting; dropped the oldest", self.url
+                # Once a minute, with how many: a receiver down for long dropped one a line.
+                self._errors.error(
+                    "full",
+                    "alert webhook %s: too many notifications waiting (%d); dropped the oldest, %s",
+                    self.url,
+                    self.max_waiting,
+                    described(oldest),
                 )
             self._waiting.append(payload)
             if self._thread is None:
@@ -113,13 +143,16 @@ class Webhook:
 
     def undelivered(self) -> list[dict[str, Any]]:
         """The notifications not yet delivered, in order: the one being sent, and those
-        waiting."""
+        waiting (after ``close``, those it left)."""
         with self._changed:
+            if self._unsent is not None:
+                return list(self._unsent)
             sending = [] if self._sending is None else [self._sending]
-            return [*sending, *self._waiting]
+            return [*self._cut, *sending, *self._waiting]
 
     def close(self, timeout: float = CLOSE_SECONDS) -> None:
-        """Try what still waits once more each, for up to ``timeout`` seconds, then stop."""
+        """Try what still waits once more each, for up to ``timeout`` seconds, then stop.
+        What is left undelivered stays in ``undelivered``."""
         with self._changed:
             self._closing = True
             self._changed.notify_all()
@@ -128,14 +161,19 @@ class Webhook:
             return
         thread.join(timeout)
         with self._changed:
-            left = len(self._waiting) + thread.is_alive()  # waiting, and the one being sent
+            # Those cut short, the one being sent, and those waiting, in the order they came.
+            sending = [self._sending] if thread.is_alive() and self._sending is not None else []
+            left = [*self._cut, *sending, *self._waiting]
             self._waiting.clear()
+            self._unsent = left
+        self._errors.flush()
         if left:
-            self.dropped += left
+            self.dropped += len(left)
             logger.error(
-                "alert webhook %s: %d notification(s) not delivered before shutdown",
+                "alert webhook %s: %d notification(s) not delivered before shutdown: %s",
                 self.url,
-                left,
+                len(left),
+                "; ".join(described(payload) for payload in left),
             )
 
     def _run(self) -> None:
@@ -160,32 +198,49 @@ class Webhook:
 
     def _deliver(self, payload: dict[str, Any]) -> None:
         attempts = (0.0, *self.retry_seconds)
+        cut = False
         for attempt, pause in enumerate(attempts, 1):
             last = attempt == len(attempts)
             if pause and not self._pause(pause):
-                last = True  # closing: this attempt, with no wait before it, is the last
+                # Closing: this attempt, with no wait before it, is the last.
+                last = cut = True
             try:
                 self._post(payload)
                 return
             except httpx.HTTPError as exc:
                 self.failures += 1
                 refused = isinstance(exc, httpx.HTTPStatusError) and _final(exc.response)
+                if cut and not refused:
+                    # Not given up: left undelivered at shutdown (``close`` says so, and
+                    # counts it), which a server that keeps its alert book sends next start.
+                    with self._changed:
+                        self._cut.append(payload)
+                    return
                 if refused or last:
                     outcome = "refused" if refused else f"not taken after {attempt} attempts"
                     logger.error(
-                        "alert webhook %s: a notification %s: %s%s",
+                        "alert webhook %s: %s %s: %s%s",
                         self.url,
+                        described(payload),
                         outcome,
-                        exc,
+                        first_line(exc),
                         _redirect_said(exc),
                     )
                     break
-                logger.warning("alert webhook %s (attempt %d): %s", self.url, attempt, exc)
+                logger.warning(
+                    "alert webhook %s (attempt %d, %s): %s",
+                    self.url,
+                    attempt,
+                    described(payload),
+                    first_line(exc),
+                )
             except Exception:
                 # Neither the receiver's answer nor the network: the URL (httpx.InvalidURL is
                 # no HTTPError), the payload, the client. Sending again would fail alike.
                 self.failures += 1
-                logger.exception("alert webhook %s: a notification could not be sent", self.url)
+                logger.exception(
+                    "alert webhook %s: %s could not be sent", self.url, described(payload)
+                )
                 break
         self.dropped += 1
 

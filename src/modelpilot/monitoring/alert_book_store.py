@@ -1,0 +1,203 @@
+"""The alert book kept across a server's restarts, beside the inference log.
+
+A server restarted while an alert fired announced it again under a new id and ``since`` and
+never resolved the old one, which a receiver keyed by id kept firing for good; an error-rate
+or latency alert (judged on the last minute's requests, in memory) vanished without a
+``resolved``. So the server that decides on the alerts (a server alone, or worker 0 of
+``serve --workers``) writes its book whenever it changes, and a server that starts takes it
+over (``AlertBook.resume``): its alerts are the same alerts, with the same ids.
+
+Each server keeps a book of its own, named by ``server_name`` (the machine's name and the
+HTTP port): servers sharing a registry judge their own traffic and tell their own verdicts.
+
+- Beside a registry directory (SQLite): ``alert-books/HOST_PORT.json`` in it, written to a
+  temporary file and renamed over the old one, so that a crash leaves the old book or the new,
+  never half of one. A book of a few alerts is a few kilobytes.
+- With a PostgreSQL registry: a row of the table ``mp_alert_books`` in its database, by server
+  (the inference log's database, which servers on other machines reach too; the artifacts
+  directory may be read-only to a server, and a pod's own disk goes with it).
+
+A book is written only when what it holds changed (an alert's figures change with each
+evaluation while it fires: one small write per ``MODELPILOT_MONITOR_INTERVAL_SECONDS``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import Column, Engine, Float, MetaData, String, Table, Text, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from modelpilot.monitoring.alerts import Alert, AlertState
+from modelpilot.registry.database import upsert
+from modelpilot.registry.schema import create_tables
+from modelpilot.registry.store import Registry
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 1
+"""The version of a saved book's layout; a book of another is not read (started empty)."""
+
+metadata = MetaData()
+
+books = Table(
+    "mp_alert_books",
+    metadata,
+    Column("server", String(300), primary_key=True),
+    Column("book", Text, nullable=False),
+    Column("saved_at", Float, nullable=False),
+)
+
+
+class BookStore(Protocol):
+    """Where one server's alert book is kept between its runs."""
+
+    where: str
+    """Where, in words (for the log)."""
+
+    def load(self) -> AlertState | None:
+        """The book as it was last saved (None if never); raises OSError, ValueError or
+        SQLAlchemyError if it cannot be read."""
+
+    def save(self, text: str) -> None:
+        """Keep ``text`` (``encode``'s) as the book; raises OSError or SQLAlchemyError."""
+
+    def close(self) -> None:
+        """Let go of what the store holds open (after the last save)."""
+
+
+def server_name(port: int, host: str | None = None) -> str:
+    """What tells this server from the others of its registry and of its machine: the
+    machine's name (a pod's, under Kubernetes) and the HTTP port."""
+    return f"{host or socket.gethostname()}:{port}"
+
+
+def book_store(registry: Registry, server: str) -> BookStore | None:
+    """Where ``server``'s book is kept beside ``registry``: a file in a registry directory, a
+    table row in a PostgreSQL registry; None for a registry in memory."""
+    url, _ = registry.address()
+    if url.startswith("postgresql"):
+        return BookTable(registry.companion_engine("inference-log"), server)
+    database = url.removeprefix("sqlite:///")
+    if not database or database == ":memory:":
+        return None
+    return BookFile(Path(database).parent / "alert-books", server)
+
+
+class BookFile:
+    """A server's book as a JSON file in a directory, replaced whole on each save."""
+
+    def __init__(self, directory: Path, server: str) -> None:
+        self.path = directory / f"{re.sub(r'[^A-Za-z0-9._-]', '_', server)}.json"
+        self.where = str(self.path)
+
+    def load(self) -> AlertState | None:
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return None
+        return decode(text)
+
+    def save(self, text: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        temporary.write_text(text)
+        os.replace(temporary, self.path)
+
+    def close(self) -> None:
+        return None
+
+
+class BookTable:
+    """A server's book as a row of ``mp_alert_books``, by server, in a database."""
+
+    def __init__(self, engine: Engine, server: str) -> None:
+        self.engine = engine
+        self.server = server
+        self.where = f"table {books.name} (server {server!r})"
+        self._created = False
+
+    def _create(self) -> None:
+        if not self._created:
+            create_tables(self.engine, metadata)
+            self._created = True
+
+    def load(self) -> AlertState | None:
+        self._create()
+        with self.engine.connect() as conn:
+            text = conn.execute(select(books.c.book).where(books.c.server == self.server)).scalar()
+        return None if text is None else decode(text)
+
+    def save(self, text: str) -> None:
+        self._create()
+        with self.engine.begin() as conn:
+            statement = upsert(conn, books).values(
+                server=self.server, book=text, saved_at=time.time()
+            )
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[books.c.server],
+                    set_={"book": text, "saved_at": statement.excluded.saved_at},
+                )
+            )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def encode(state: AlertState) -> str:
+    """``state`` as the JSON a store keeps: what a server that starts takes over (its
+    counts are left out: Prometheus counters start from zero with a process)."""
+    return json.dumps(
+        {
+            "format": FORMAT,
+            "active": [_alert(a) for a in state.active],
+            "history": [_alert(a) for a in state.history],
+            "pending": [[rule, model, since] for (rule, model), since in state.pending.items()],
+            "clearing": [[rule, model, since] for (rule, model), since in state.clearing.items()],
+            "undelivered": list(state.undelivered),
+        },
+        sort_keys=True,
+    )
+
+
+def decode(text: str) -> AlertState:
+    """The book ``encode`` wrote; ValueError if it is not one."""
+    try:
+        found = json.loads(text)
+        if found.get("format") != FORMAT:
+            raise ValueError(f"format {found.get('format')!r}, not {FORMAT}")
+        return AlertState(
+            active=tuple(Alert(**a) for a in found["active"]),
+            history=tuple(Alert(**a) for a in found["history"]),
+            undelivered=tuple(found["undelivered"]),
+            pending={(r, m): float(s) for r, m, s in found["pending"]},
+            clearing={(r, m): float(s) for r, m, s in found["clearing"]},
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not an alert book: {exc!r}") from exc
+
+
+def _alert(alert: Alert) -> dict[str, Any]:
+    return {
+        "rule": alert.rule,
+        "model": alert.model,
+        "severity": alert.severity,
+        "message": alert.message,
+        "value": alert.value,  # NaN as JSON's NaN extension: read back as itself
+        "since": alert.since,
+        "resolved_at": alert.resolved_at,
+    }
+
+
+def unreadable(exc: BaseException) -> bool:
+    """Whether ``exc`` is one that ``BookStore.load`` or ``save`` raise for a book they
+    cannot read or write (and the server goes on without)."""
+    return isinstance(exc, OSError | ValueError | SQLAlchemyError)
