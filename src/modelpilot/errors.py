@@ -112,10 +112,18 @@ class ArtifactError(ModelPilotError):
 
 
 class RegistryError(ModelPilotError):
-    """The registry is unreachable or in a state it should never be in."""
+    """The registry cannot be opened, or is in a state it should never be in."""
 
     http_status = 500
     grpc_status = "INTERNAL"
+
+
+class RegistryUnavailable(Unavailable, RegistryError):
+    """The registry's database does not answer for now (down, restarting, out of reach).
+
+    Unavailable, not a failure of the server: clients and proxies retry a 503 (gRPC
+    UNAVAILABLE) and take a 500 as final. Its message names no host, port or driver: those
+    are in the server's log, not in an answer to whoever asked."""
 
 
 class MissingExtra(ModelPilotError):

@@ -85,6 +85,7 @@ from modelpilot.monitoring.log_tables import batch_row as batch_row
 from modelpilot.monitoring.log_tables import batches as batches
 from modelpilot.registry.database import WRITE_OPTION
 from modelpilot.registry.schema import create_tables
+from modelpilot.registry.store import Registry
 from modelpilot.repeated_errors import first_line
 
 logger = logging.getLogger(__name__)
@@ -109,7 +110,9 @@ class InferenceLog:
     the server uses, does not wait for the disk at each commit (see there).
     """
 
-    def __init__(self, engine: Engine, max_rows: int = 200_000) -> None:
+    def __init__(self, engine: Engine, max_rows: int = 200_000, advise: bool = True) -> None:
+        """``advise``: say what the log's database needs (``advise``), unless the server's
+        process has said it already."""
         self._engine = engine
         # Writes take SQLite's write lock up front: segments are appended to under it.
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
@@ -126,7 +129,8 @@ class InferenceLog:
             create_tables(engine, metadata, _upgrade)
         except SQLAlchemyError as exc:
             raise RegistryError(f"cannot open the inference log at {engine.url}: {exc}") from exc
-        warn_without_autovacuum(engine)
+        if advise:
+            warn_without_autovacuum(engine)
 
     @property
     def unreadable(self) -> int:
@@ -404,14 +408,26 @@ class InferenceLog:
             return int(conn.execute(query).scalar() or 0)
 
 
-def open_log(engine: Engine, max_rows: int) -> InferenceLog | None:
+def advise(registry: Registry) -> None:
+    """Say what the inference log's database needs (autovacuum, in PostgreSQL) from the
+    server's own process, before it says it serves: said by the monitoring process as it
+    opened the log, it came as many seconds after start as that process took to start (on a
+    loaded machine, after the first requests), or never where it did not start."""
+    engine = registry.companion_engine("inference-log")
+    try:
+        warn_without_autovacuum(engine)
+    finally:
+        engine.dispose()
+
+
+def open_log(engine: Engine, max_rows: int, advise: bool = True) -> InferenceLog | None:
     """The inference log on ``engine``; None, with the error logged, if it cannot be opened
     (its file damaged, not a database, out of reach): monitoring is better off without its
     log than without drift, predictions and alerts too. A PostgreSQL server that does not
     answer raises, as it may answer in a moment: the monitoring process dies, and its
     replacement tries again."""
     try:
-        return InferenceLog(engine, max_rows)
+        return InferenceLog(engine, max_rows, advise)
     except (RegistryError, SQLAlchemyError, OSError) as exc:
         engine.dispose()
         cause = exc.__cause__ if isinstance(exc, RegistryError) else exc

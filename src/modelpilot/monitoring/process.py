@@ -12,9 +12,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from modelpilot.config import Settings
+from modelpilot.monitoring.alert_book_store import book_store, server_name
 from modelpilot.monitoring.alerts import AlertRules
 from modelpilot.monitoring.drift import DriftThresholds
-from modelpilot.monitoring.inference_log import open_log
+from modelpilot.monitoring.inference_log import advise, open_log
 from modelpilot.monitoring.model_metrics import ModelCollector, MonitorCollector
 from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
@@ -87,6 +88,10 @@ def _monitor(
     refs = _served_now(engine)
     tap: Tap
     if settings.monitor_process:
+        if settings.inference_log:
+            # Here, before the server says it serves: the monitoring process opens the log
+            # only once it has started, which on a loaded machine took many seconds.
+            advise(engine.registry)
         spec = TapSpec(
             engine.registry.address(),
             config,
@@ -96,6 +101,7 @@ def _monitor(
             restore=restore,
             restore_refs=refs,
             restore_after_crash=restore and exchange is None,
+            advised=settings.inference_log,
         )
         tap = TapProcess(spec)
     else:
@@ -115,6 +121,9 @@ def _monitor(
         )
         if settings.inference_log and log is None:
             tap.count_failure()
+    # Each server keeps its own alert book, by machine and port (with workers, the port the
+    # supervisor picked): servers sharing a registry judge their own traffic.
+    server = server_name(settings.http_port)
     return Monitor(
         engine.registry,
         config,
@@ -128,6 +137,9 @@ def _monitor(
         restore=labels,
         restore_refs=refs,
         restoring=restore or labels or (_logged(settings) and starting),
+        alert_store=book_store(engine.registry, server),
+        resume_alerts=settings.monitor_restore,
+        alert_server=server,
     )
 
 

@@ -29,9 +29,9 @@ from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.log_records import LogBatch, log_batch
 from modelpilot.monitoring.model_monitor import ModelMonitor, MonitorConfig, MonitorState
 from modelpilot.monitoring.tap_batches import Found, Merged, Relabelled
+from modelpilot.registry.outage import Outage, cause, is_outage
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
-from modelpilot.repeated_errors import RepeatedErrors, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +149,12 @@ class LocalTap:
         """Requests never written to the log (see ``Tap.unlogged``)."""
         self._log_missing = log_missing and log is None
         self._closed = False
-        self._errors = RepeatedErrors(logger)
+        self._observe_errors = Outage(logger)
+        """Rounds that could not be watched (see ``_take``): never over, only rate-limited."""
+        self._log_outage = Outage(logger)
+        """The inference log's writes failing (see ``_write_log``)."""
+        self._unlogged_before = 0
+        """``unlogged`` when they began to."""
         self._lock = threading.Lock()
         self._monitors: dict[tuple[str, int], ModelMonitor] = {}
         # Recent batches, for labels whose requests the log does not hold: at least the last
@@ -192,9 +197,13 @@ class LocalTap:
             try:
                 wanted = served_versions(self.registry, refs)
                 logged = self.log.versions_since(since)
-            except Exception:
+            except Exception as exc:
                 self._failures += 1
-                logger.exception("restoring the windows from the inference log failed")
+                logger.error(
+                    "restoring the windows from the inference log failed: %s",
+                    cause(exc),
+                    exc_info=None if is_outage(exc) else exc,
+                )
                 return 0
             for model, number in logged:
                 if (model, number) not in wanted:
@@ -249,10 +258,14 @@ class LocalTap:
                     batch = self._sample(merged)
                     if batch is not None:
                         pending.append(batch)
-            except Exception:
-                # One version's bad data must not stop the others being watched.
+            except Exception as exc:
+                # One version's bad data must not stop the others being watched. Once a
+                # minute: a version whose monitor needs the registry, while it is down,
+                # failed every round (4 a second), each with a traceback of ~100 lines.
                 self._failures += 1
-                logger.exception("monitoring %s:%d failed", *merged.version.key)
+                self._observe_errors.failed(
+                    exc, "monitoring %s:%d failed: %s", *merged.version.key, cause(exc)
+                )
         if self._log_missing:
             self.unlogged += sum(self._sampled(len(merged.request_ids)) for merged in batches)
         self._unlogged += pending
@@ -273,16 +286,32 @@ class LocalTap:
             self.log.append(unlogged)
         except Exception as exc:
             self._failures += 1
-            self._errors.error(
-                ("write", type(exc)),
+            if not self._log_outage.down:
+                self._unlogged_before = self.unlogged
+            # Once a minute while it lasts; a database or a disk out of reach (is_outage) in
+            # one line, without the traceback of ~60 lines the driver's error comes with.
+            self._log_outage.failed(
+                exc,
                 "writing %d requests to the inference log failed (%s); they are written with "
                 "the next requests if the log takes them within %.0f s",
                 sum(len(b.request_ids) for b in unlogged),
-                first_line(exc),
+                cause(exc),
                 RETRY_SECONDS,
-                exc_info=True,
             )
             self._unlogged = self._kept_for_retry(unlogged)
+            return
+        ended = self._log_outage.over()
+        if ended is not None:
+            # Else only the errors said anything, and their stopping was the only sign.
+            logger.info(
+                "writing to the inference log works again, after %.0f s (%d writes failed): "
+                "%d requests written, those that waited among them; %d were kept waiting too "
+                "long and are not logged (modelpilot_monitor_unlogged_total counts them)",
+                ended.seconds,
+                ended.failures,
+                sum(len(b.request_ids) for b in unlogged),
+                self.unlogged - self._unlogged_before,
+            )
 
     def _kept_for_retry(self, unlogged: list[LogBatch]) -> list[LogBatch]:
         """The newest of ``unlogged`` within ``RETRY_SECONDS`` and ``RETRY_BYTES``; the rest

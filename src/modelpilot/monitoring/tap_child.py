@@ -14,18 +14,20 @@ import pickle
 import select
 import signal
 import struct
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from modelpilot.monitoring.inference_log import open_log
+from modelpilot.monitoring.inference_log import InferenceLog, open_log
 from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.tap import LocalTap
 from modelpilot.monitoring.tap_batches import Merged
 from modelpilot.monitoring.tap_wire import RoundDecoder
+from modelpilot.registry.outage import Outage, cause, is_outage
 from modelpilot.registry.store import Registry
 from modelpilot.repeated_errors import RepeatedErrors, first_line
 
@@ -51,6 +53,24 @@ a transaction per second, not per tick, cost it a fifth less CPU per request. Lo
 and shutdown write them first; if the child itself crashed, the last second would be lost."""
 
 
+LOG_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
+"""The child's log lines, where the server's own format cannot be found (see ``TapSpec``)."""
+
+
+def _server_log_format() -> str:
+    """The format of this process's log lines, as whoever configured logging set it (the
+    server: ``server.logs``): the child's lines, without the time and pid every other line
+    had, were mis-parsed by log shippers that read the server's format."""
+    for handler in logging.getLogger().handlers:
+        if handler.formatter is not None and handler.formatter._fmt:
+            return handler.formatter._fmt
+    return LOG_FORMAT
+
+
+def _server_log_level() -> int:
+    return logging.getLogger().getEffectiveLevel()
+
+
 @dataclass(frozen=True, slots=True)
 class TapSpec:
     """What the child needs to build its ``LocalTap``."""
@@ -70,6 +90,14 @@ class TapSpec:
     restore_after_crash: bool = False
     """Whether a child started in place of one that died does too (not where sibling
     workers' windows already hold the log's recent requests: they would count twice)."""
+    advised: bool = False
+    """Whether the server's process has said what the log's database needs
+    (``inference_log.advise``), so that the child does not say it again."""
+    log_format: str = field(default_factory=_server_log_format)
+    """The format of the child's log lines: the server's (taken where the spec is made)."""
+    log_level: int = field(default_factory=_server_log_level)
+    """The least level the child logs: the server's (it said when the log came back at
+    INFO, which the child's WARNING once left out)."""
 
 
 QUERIES: dict[str, Callable[..., Any]] = {
@@ -153,12 +181,16 @@ def serve(reader: Connection, control: Connection, spec: TapSpec) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.nice(NICENESS)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    location, artifacts = spec.registry
-    registry = Registry.open(location, Path(artifacts))
-    log = None
-    if spec.inference_log:
-        log = open_log(registry.companion_engine("inference-log"), spec.log_max_rows)
+    logging.basicConfig(level=spec.log_level, format=spec.log_format)
+    try:
+        registry, log = _open(spec)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        # One line, not the ~100 of the traceback multiprocessing prints of an error that
+        # ends a process: this comes at every start until the database answers again.
+        logger.error("monitoring process: cannot start: %s", cause(exc))
+        sys.exit(1)
     tap = LocalTap(
         registry,
         spec.config,
@@ -173,6 +205,8 @@ def serve(reader: Connection, control: Connection, spec: TapSpec) -> None:
     if spec.inference_log and log is None:
         tap.count_failure()
     errors = RepeatedErrors(logger)
+    outage = Outage(logger)
+    """Questions failing because the log's database is out of reach (see ``_answer``)."""
     rounds = _Rounds(reader, tap)
     try:
         # The pipe is read on a timer, not whenever the server writes to it: a child woken by
@@ -195,19 +229,7 @@ def serve(reader: Connection, control: Connection, spec: TapSpec) -> None:
                 with contextlib.suppress(ConnectionError):  # killed since: it asks no more
                     control.send_bytes(pickle.dumps((True, None, (tap.failures, tap.unlogged))))
                 break
-            try:
-                reply = (True, QUERIES[method](tap, *args), (tap.failures, tap.unlogged))
-            except Exception as exc:
-                # Asked again and again while the log is down (a label post each): once a
-                # minute in the log, every time in the answer.
-                errors.error(
-                    (method, type(exc)),
-                    "monitoring process: %s failed: %s",
-                    method,
-                    first_line(exc),
-                    exc_info=True,
-                )
-                reply = (False, f"{type(exc).__name__}: {exc}", (tap.failures, tap.unlogged))
+            reply = _answer(tap, method, args, errors, outage)
             try:
                 control.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
             except ConnectionError:  # killed while it waited for the answer
@@ -216,6 +238,61 @@ def serve(reader: Connection, control: Connection, spec: TapSpec) -> None:
     finally:
         tap.close()
         registry.close()
+
+
+LOG_QUESTIONS = frozenset({"lookup", "set_labels", "labelled_since"})
+"""The questions whose answer reads or writes the inference log: one that worked says that it
+answers again. (``states`` never reads it, and ``write`` keeps its own failures.)"""
+
+
+def _open(spec: TapSpec) -> tuple[Registry, InferenceLog | None]:
+    """The registry and the inference log (None if not wanted, or it cannot be opened)."""
+    location, artifacts = spec.registry
+    registry = Registry.open(location, Path(artifacts))
+    if not spec.inference_log:
+        return registry, None
+    try:
+        engine = registry.companion_engine("inference-log")
+        return registry, open_log(engine, spec.log_max_rows, advise=not spec.advised)
+    except BaseException:
+        registry.close()
+        raise
+
+
+def _answer(
+    tap: LocalTap, method: str, args: Any, errors: RepeatedErrors, outage: Outage
+) -> tuple[bool, Any, tuple[int, int]]:
+    """The reply to the server's question ``method``: (whether it worked, its answer or what
+    went wrong, the tap's counters).
+
+    Asked again and again while the log is down (a label post each): once a minute in the
+    log, every time in the answer. A database out of reach is said in one line, not with the
+    ~60 lines of its traceback, and once when it answers again; the answer, which a label
+    post's 503 shows its client, names no host, port or driver."""
+    try:
+        value = QUERIES[method](tap, *args)
+    except Exception as exc:
+        if is_outage(exc):
+            outage.failed(exc, "monitoring process: %s failed: %s", method, cause(exc))
+            said = "the inference log's database does not answer for now; retry in a few seconds"
+        else:
+            errors.error(
+                (method, type(exc)),
+                "monitoring process: %s failed: %s",
+                method,
+                first_line(exc),
+                exc_info=True,
+            )
+            said = f"{type(exc).__name__}: {exc}"
+        return False, said, (tap.failures, tap.unlogged)
+    ended = outage.over() if method in LOG_QUESTIONS else None
+    if ended is not None:
+        logger.info(
+            "monitoring process: the inference log answers questions again, after %.0f s "
+            "(%d failed)",
+            *ended,
+        )
+    return True, value, (tap.failures, tap.unlogged)
 
 
 def _server_gone(rounds: _Rounds) -> None:

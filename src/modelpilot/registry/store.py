@@ -15,11 +15,13 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from modelpilot.errors import (
     Conflict,
     RegistryError,
+    RegistryUnavailable,
 )
 from modelpilot.registry import missing, schema
 from modelpilot.registry.artifacts import ArtifactStore
 from modelpilot.registry.database import WRITE_OPTION, companion_engine, upsert
 from modelpilot.registry.locations import connect
+from modelpilot.registry.outage import Outage, cause, is_outage
 from modelpilot.registry.profile import ReferenceProfile
 from modelpilot.registry.refs import PRODUCTION, ModelRef, check_name, check_new_name
 from modelpilot.registry.signature import Signature
@@ -62,6 +64,7 @@ class Registry:
         self._engine = engine
         self.artifacts = artifacts
         self.location = location
+        self._outage = Outage(logger)
         try:
             schema.create_tables(engine, schema.metadata)
         except SQLAlchemyError as exc:
@@ -111,7 +114,8 @@ class Registry:
             with self._engine.connect() as conn:
                 yield conn
         except OperationalError as exc:
-            raise RegistryError(f"the registry at {self.location} is unreachable: {exc}") from exc
+            raise self._failed(exc) from exc
+        self._answered()
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -121,7 +125,40 @@ class Registry:
                 with conn.begin():
                     yield conn
         except OperationalError as exc:
-            raise RegistryError(f"the registry at {self.location} is unreachable: {exc}") from exc
+            raise self._failed(exc) from exc
+        self._answered()
+
+    def _failed(self, exc: OperationalError) -> RegistryError:
+        """What a read or write the database failed raises: ``_unreachable`` if it is out of
+        reach; else (a table missing from a SQLite file, say) a RegistryError that says why."""
+        if is_outage(exc):
+            return self._unreachable(exc)
+        return RegistryError(f"the registry at {self.location} failed: {cause(exc)}")
+
+    def _unreachable(self, exc: OperationalError) -> RegistryUnavailable:
+        """What a read or write that found the database out of reach raises: unavailable
+        for now (503, gRPC UNAVAILABLE), not a failure of the server (a 500 with the
+        driver's words, the database's host and port and SQLAlchemy's help link, which
+        clients and proxies do not retry). Where and why go to the log, once a minute while
+        it lasts (an alias refresh every 2 s logged it 10 times in a 20-s outage)."""
+        self._outage.failed(
+            exc, "the registry at %s does not answer: %s", self.location, cause(exc)
+        )
+        return RegistryUnavailable(
+            "the model registry does not answer for now (its database is out of reach); "
+            "retry in a few seconds (the log says which database, and why)"
+        )
+
+    def _answered(self) -> None:
+        """Say once that the registry answers again, after an outage."""
+        ended = self._outage.over()
+        if ended is not None:
+            logger.info(
+                "the registry at %s answers again, after %.0f s (%d reads and writes failed)",
+                self.location,
+                ended.seconds,
+                ended.failures,
+            )
 
     def _lock_model(self, conn: Connection, name: str, create: bool) -> None:
         """Make sure the model row exists (if ``create``) and hold its lock until commit."""

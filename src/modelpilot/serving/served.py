@@ -28,8 +28,10 @@ from modelpilot.errors import (
     ModelNotFound,
     ModelPilotError,
     NotFound,
+    RegistryUnavailable,
     quoted,
 )
+from modelpilot.registry.outage import Outage
 from modelpilot.registry.refs import NAME_RULE, PRODUCTION, ModelRef, is_name, version_number
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
@@ -86,6 +88,8 @@ class ServedModels:
             None if settings.worker_dir is None else SharedRepository(settings.worker_dir)
         )
         """Where the workers of ``serve --workers`` keep their load and unload decisions."""
+        self._refresh_failures: dict[str, Outage] = {}
+        """Each model's background lookups failing (see ``_refreshed``)."""
         self.stalled: dict[str, tuple[ModelVersion, str]] = {}
         """Models whose reference moved to a version that failed to load (with why), so
         that their requests still go to the version before: a stalled rollout. Replaced
@@ -235,7 +239,28 @@ class ServedModels:
                     continue
                 if name not in self._unloaded and not self._stopping:
                     served.refreshing = asyncio.create_task(self._refresh(name, served))
-                    served.refreshing.add_done_callback(_log_refresh_failure)
+                    served.refreshing.add_done_callback(functools.partial(self._refreshed, name))
+
+    def _refreshed(self, model: str, task: asyncio.Task[ModelVersion]) -> None:
+        """Log failed background lookups of ``model`` once a minute while they fail, and once
+        when one works again (every 2 s filled the log). A registry that does not answer says
+        so itself (``Registry``), not once more for each model here."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        outage = self._refresh_failures.setdefault(model, Outage(logger))
+        if exc is None:
+            if (ended := outage.over()) is not None:
+                logger.info(
+                    "looking %s's reference up works again, after %.0f s (%d lookups failed)",
+                    model,
+                    *ended,
+                )
+        elif not isinstance(exc, RegistryUnavailable):
+            expected = isinstance(exc, ModelPilotError)
+            outage.failed(
+                exc, "looking %s's reference up failed: %s", model, exc, expected=expected
+            )
 
     @property
     def names(self) -> list[str]:
@@ -477,11 +502,6 @@ async def blocking(executor: Executor, fn: Callable[P, T], *args: P.args, **kwar
     """``fn(*args, **kwargs)`` run on ``executor`` (registry lookups block), awaited."""
     call = functools.partial(fn, *args, **kwargs)
     return await asyncio.get_running_loop().run_in_executor(executor, call)
-
-
-def _log_refresh_failure(task: asyncio.Task[ModelVersion]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("refreshing a model's alias failed: %s", task.exception())
 
 
 def require_name(model: str) -> None:
