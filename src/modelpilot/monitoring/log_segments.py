@@ -15,7 +15,9 @@ log to the same database) until it passes ``SEGMENT_BYTES``. Writers append, and
 deletes files no batch refers to, only while holding the database's write lock, so that a
 file is never deleted between a writer's append and the commit of the row that refers to it;
 a writer whose file was deleted (all its batches trimmed by another) starts a new one. A crash
-between an append and its commit leaves bytes no row refers to, which go with their file.
+between an append and its commit leaves bytes no row refers to, which go with their file; an
+append that fails (the disk full) is taken back, and leaves no file behind (a file with no
+bytes in it holds no batch: writers delete such files as they start one).
 
 Commits are as durable as the database's: the appends wait for the disk no more than its
 commits do (``Registry.companion_engine``). After a machine crash a committed row may refer
@@ -26,13 +28,15 @@ was overwritten since, and the log reads its batch as missing.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import struct
 import uuid
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from io import FileIO
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 SEGMENT_BYTES = 16 << 20
 """Size past which a writer starts a new segment: what the log may hold beyond its bound,
@@ -69,7 +73,7 @@ class Segments:
         self.segment_bytes = segment_bytes
         self._writer = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._sequence = 0
-        self._file: BinaryIO | None = None  # the open segment this writer appends to
+        self._file: FileIO | None = None  # the open segment this writer appends to
         self._name = ""
 
     def close(self) -> None:
@@ -79,21 +83,38 @@ class Segments:
 
     def append(self, record: bytes) -> Place:
         """Write ``record`` at the end of this writer's segment. Call it only while holding
-        the database's write lock, and commit the row that refers to it before letting go."""
+        the database's write lock, and commit the row that refers to it before letting go.
+
+        A failed write (the disk full, or the file past the size limit) is taken back
+        (``_take_back``): on a full disk the log retries about once a second, and a new
+        file for each try left 136 empty files behind in two minutes (some 86,000 a day),
+        which on a small file system use up its inodes too."""
         file = self._current()
-        offset = file.tell()
+        offset = file.seek(0, os.SEEK_END)
         try:
-            file.write(record)
-            file.flush()
+            _write_all(file, record)
         except OSError:
-            # The disk is full, or the file cannot be written: what part of the record got
-            # there is left behind (no row refers to it), and the next append starts a new
-            # file rather than trust this one's offsets.
-            with contextlib.suppress(OSError):
-                file.close()
-            self._file = None
+            self._take_back(file, offset)
             raise
         return Place(self._name, offset, len(record))
+
+    def _take_back(self, file: FileIO, offset: int) -> None:
+        """Leave the segment as it was before a failed append: cut back to ``offset``, and
+        a file the append made, gone (its name free for the next). Shortening a file needs
+        no free space; if it fails all the same, what got there stays behind (no row refers
+        to it, and it goes with its file), and the next append starts another file rather
+        than trust this one's offsets."""
+        name = self._name
+        try:
+            if offset:
+                file.truncate(offset)
+                file.seek(offset)
+                return
+            self.close()
+            (self.directory / name).unlink()
+            self._sequence -= 1
+        except OSError:
+            self.close()
 
     def read(self, place: Place, only: str | None = None) -> dict[str, Any] | None:
         """The fields of the record at ``place`` (just ``only``, if given); None if its
@@ -130,17 +151,30 @@ class Segments:
             removed += 1
         return removed
 
-    def _current(self) -> BinaryIO:
+    def _current(self) -> FileIO:
         file = self._file
         if file is not None and (file.tell() >= self.segment_bytes or _unlinked(file)):
             self.close()  # full, or deleted by another writer's sweep: start another
             file = None
         if file is None:
             self.directory.mkdir(parents=True, exist_ok=True)
+            self._sweep_empty()
             self._sequence += 1
             self._name = f"{self._writer}-{self._sequence:06d}{SUFFIX}"
-            file = self._file = open(self.directory / self._name, "ab")  # noqa: SIM115
+            # Unbuffered: a failed write leaves nothing waiting in a buffer to reach the file
+            # after it has been cut back.
+            file = self._file = open(self.directory / self._name, "ab", buffering=0)  # noqa: SIM115
         return file
+
+    def _sweep_empty(self) -> None:
+        """Delete the empty segment files: no batch is in them, and (under the write lock)
+        none is a writer's between making its file and writing to it. Earlier releases left
+        one for every failed append; a writer whose file this was starts another, as after
+        a sweep. Once a segment, so at a writer's first append too: a few files to list."""
+        for path in self.directory.glob(f"*{SUFFIX}"):
+            with contextlib.suppress(OSError):  # gone meanwhile, or not ours to delete
+                if path.stat().st_size == 0:
+                    path.unlink()
 
 
 def encode(row: Mapping[str, Any]) -> bytes:
@@ -180,5 +214,17 @@ def _field(name: str, length: int, data: bytes) -> Any:
     return data if name == "packed" else data.decode()
 
 
-def _unlinked(file: BinaryIO) -> bool:
+def _write_all(file: FileIO, data: bytes) -> None:
+    """Write all of ``data`` (an unbuffered file may take part of it; the rest then raises
+    the reason, such as ENOSPC or EFBIG)."""
+    with memoryview(data) as view:
+        written = 0
+        while written < len(view):
+            taken = file.write(view[written:])
+            if not taken:  # not seen from a regular file, but never loop on it
+                raise OSError(errno.EIO, "a segment file took no bytes")
+            written += taken
+
+
+def _unlinked(file: FileIO) -> bool:
     return os.fstat(file.fileno()).st_nlink == 0

@@ -90,8 +90,16 @@ held label posts with no time limit. A child's first answer also waits for its s
 
 START_SECONDS = 60.0
 
-CLOSE_TIMEOUT = 60.0
-"""Seconds a closing child gets to write what it holds before it is killed."""
+CLOSE_SECONDS = 10.0
+"""How long a closing child gets, in all, to take the last rounds, write what it holds and
+exit, before it is killed (what it has not written by then is lost, and said).
+
+It comes after the shutdown's drain and grace (5 + 20 s by default), where a pod's
+``terminationGracePeriodSeconds`` must leave room for it: Kubernetes kills a pod past that,
+losing the rounds all the same. An idle server's child closes in 0.3-0.6 s, and one at 300
+requests/s holds about a second of them, written in milliseconds; but a niced child on a
+machine short of CPU took 21 s, and it had a minute twice (for its answer, then for its exit).
+"""
 
 
 class TapProcess:
@@ -105,6 +113,8 @@ class TapProcess:
         self._write_lock = threading.Lock()
         self._control_lock = threading.Lock()
         self._closed = False
+        self._closing = False
+        self._killed_closing = False
         self._started_at = 0.0
         self._failures = 0
         self._child_failures = 0
@@ -147,8 +157,8 @@ class TapProcess:
     def _restart(self) -> None:
         """Replace a dead child, when its wait is over (see ``RESTART_SECONDS``; call with
         the write lock held)."""
-        if self._process.is_alive() or self._closed:
-            return
+        if self._process.is_alive() or self._closed or self._closing:
+            return  # (a child started while closing would only be waited for, to write nothing)
         now = time.monotonic()
         if self._restart_due is None:  # found dead just now
             lived = now - self._started_at
@@ -245,27 +255,29 @@ class TapProcess:
         self._call("write")
 
     def close(self) -> None:
-        """Have the child take every round, write what it holds and exit.
+        """Have the child take every round, write what it holds and exit, within
+        ``CLOSE_SECONDS``.
 
         A child handed no round has nothing to write (labels are written as they are set):
         it is stopped at once, rather than waited for while it may still be starting up,
         which held a server stopped soon after its start for seconds."""
         if self._closed:
             return
+        by = time.monotonic() + CLOSE_SECONDS
+        self._closing = True
         if self._rounds == 0:
             self._process.kill()
         else:
             with contextlib.suppress(TapFailed, OSError):
-                self._call("close", timeout=CLOSE_TIMEOUT)
+                self._call("close", by=by)
         with self._write_lock, self._control_lock:
             self._closed = True
             self._data.close()
             self._control.close()
         _open.discard(self)
-        self._process.join(CLOSE_TIMEOUT)
+        self._process.join(max(by - time.monotonic(), 0.0))
         if self._process.is_alive():
-            logger.error("the monitoring process did not stop in %.0f s: killed", CLOSE_TIMEOUT)
-            self._process.kill()
+            self._hung(self._process, "close")
             self._process.join()
 
     def _send(self, frame: bytes, blob: bytes) -> None:
@@ -298,7 +310,7 @@ class TapProcess:
                 raise TapFailed(f"the monitoring process is gone ({exc})") from exc
             del pending[:written]
 
-    def _flush_pending(self, method: str, timeout: float | None) -> int:
+    def _flush_pending(self, method: str, timeout: float | None, by: float | None = None) -> int:
         """Get every pending round into the pipe; returns how many rounds were handed over.
 
         Waits for room without the write lock, so the event loop's ``take`` never waits for
@@ -317,7 +329,7 @@ class TapProcess:
                     progress_at, left_over = time.monotonic(), len(self._pending)
                 fd = self._data.fileno()
                 process = self._process
-            left = self._deadline(progress_at, timeout) - time.monotonic()
+            left = self._deadline(progress_at, timeout, by) - time.monotonic()
             select.select([], [fd], [], min(max(left, 0.0), 1.0))
             if not process.is_alive():
                 raise TapFailed("the monitoring process is gone")
@@ -325,31 +337,35 @@ class TapProcess:
                 self._hung(process, method)
                 raise TapFailed(self._no_answer(method))
 
-    def _deadline(self, since: float, timeout: float | None) -> float:
+    def _deadline(self, since: float, timeout: float | None, by: float | None = None) -> float:
         """When a question asked at ``since`` is past waiting for (of the child there is now:
-        a question may replace a dead one)."""
+        a question may replace a dead one); never later than ``by``."""
         if timeout is not None:
-            return since + timeout
-        if self._answered:
-            return since + QUESTION_SECONDS
-        return max(since, self._started_at + START_SECONDS) + QUESTION_SECONDS
+            deadline = since + timeout
+        elif self._answered:
+            deadline = since + QUESTION_SECONDS
+        else:
+            deadline = max(since, self._started_at + START_SECONDS) + QUESTION_SECONDS
+        return deadline if by is None else min(deadline, by)
 
-    def _call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
+    def _call(
+        self, method: str, *args: Any, timeout: float | None = None, by: float | None = None
+    ) -> Any:
         """Ask the child; TapFailed if it is gone, or does not answer in time (see
-        ``QUESTION_SECONDS``; ``timeout`` instead, if given), and then it is killed, to be
-        replaced."""
+        ``QUESTION_SECONDS``; ``timeout`` instead, if given; by ``by`` at the latest), and
+        then it is killed, to be replaced."""
         if self._closed:
             raise TapFailed("the monitoring process is closed")
-        rounds = self._flush_pending(method, timeout)
+        rounds = self._flush_pending(method, timeout, by)
         message = pickle.dumps((method, rounds, args), protocol=pickle.HIGHEST_PROTOCOL)
         asked = time.monotonic()
         if not self._control_lock.acquire(
-            timeout=max(self._deadline(asked, timeout) - time.monotonic(), 0.0)
+            timeout=max(self._deadline(asked, timeout, by) - time.monotonic(), 0.0)
         ):
             raise TapFailed(self._no_answer(method))  # another question waits for the child
         try:
             process, control = self._process, self._control
-            deadline = self._deadline(asked, timeout)
+            deadline = self._deadline(asked, timeout, by)
             # A hung child may hold the question anywhere (its control pipe full, its answer
             # cut off): killed at the deadline, its end closes, and the wait ends.
             watchdog = threading.Timer(
@@ -378,6 +394,20 @@ class TapProcess:
         """Kill ``process``, which did not answer ``method`` in time: the next round or
         question replaces it, as it does a dead one."""
         if process is not self._process or not process.is_alive():
+            return
+        if self._closing:
+            if self._killed_closing:
+                return  # killed by the watchdog already, and not yet reaped
+            self._killed_closing = True
+            logger.error(
+                "the monitoring process (pid %s) did not write what it held and exit within "
+                "%g s of being closed: killed, and what it had not written to the inference "
+                "log is lost. It runs niced, so a machine short of CPU slows it: give the "
+                "server CPU of its own (a container's CPU request) to stop cleanly",
+                process.pid,
+                CLOSE_SECONDS,
+            )
+            process.kill()
             return
         logger.error(
             "the monitoring process (pid %s) did not answer %s in time: killed, to be replaced",

@@ -22,11 +22,32 @@ WRITE_OPTION = "modelpilot_write"
 """Execution option of a connection that will write (a SQLite one then begins IMMEDIATE)."""
 
 
-def sqlite_engine(path: Path, page_size: int | None = None, durable: bool = True) -> Engine:
+COMPANION_WAL_BYTES = 4 << 20
+"""About how large a companion database's write-ahead log grows (see ``sqlite_engine``).
+
+A companion (the inference log) is made with SQLite's default pages, 4 KiB: its rows are
+small since the log's contents went to segment files (``log_segments``). With the 64 KiB pages
+it was made with before, for rows of a hundred kilobytes and more, each commit (about one a
+second) wrote several pages whatever it held, and the log's write-ahead log grew to 64 MB
+(about 7 MB every 30 s at 300 requests/s), whatever ``MODELPILOT_INFERENCE_LOG_MAX_ROWS``. Such
+a file keeps its pages, and is checkpointed every 64 of them instead."""
+
+
+def sqlite_engine(
+    path: Path,
+    page_size: int | None = None,
+    durable: bool = True,
+    wal_bytes: int | None = None,
+) -> Engine:
     """An engine on the SQLite file ``path``; ``page_size`` applies when it creates the file.
 
     ``durable``: each commit waits for the disk (else only checkpoints do, which loses no
-    commit when the process dies, only when the machine does)."""
+    commit when the process dies, only when the machine does).
+
+    ``wal_bytes``: about how large the write-ahead log may grow before it is checkpointed,
+    whatever the file's page size (SQLite's default, 1,000 pages, is 4 MB of 4 KiB pages but
+    64 MB of 64 KiB ones), and what it is cut back to once checkpointed past it (else it keeps
+    the largest size it ever had)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
 
@@ -38,6 +59,10 @@ def sqlite_engine(path: Path, page_size: int | None = None, durable: bool = True
         if page_size is not None:  # only a new file takes it (before WAL writes the header)
             cursor.execute(f"PRAGMA page_size={int(page_size)}")
         _write_ahead(cursor)
+        if wal_bytes is not None:
+            (size,) = cursor.execute("PRAGMA page_size").fetchone()
+            cursor.execute(f"PRAGMA wal_autocheckpoint={max(int(wal_bytes) // int(size), 1)}")
+            cursor.execute(f"PRAGMA journal_size_limit={int(wal_bytes)}")
         if not durable:
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
@@ -96,10 +121,10 @@ def companion_engine(url: URL, name: str) -> Engine:
             dbapi_conn.commit()  # else the pool's rollback would undo it
 
         return engine
-    # Large pages: a companion store writes blobs of a hundred kilobytes and more (an
-    # inference log round), which then take a sixteenth of the page writes.
     return sqlite_engine(
-        Path(str(url.database)).with_name(f"{name}.db"), page_size=65536, durable=False
+        Path(str(url.database)).with_name(f"{name}.db"),
+        durable=False,
+        wal_bytes=COMPANION_WAL_BYTES,
     )
 
 
