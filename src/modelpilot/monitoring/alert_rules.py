@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from modelpilot.monitoring.alerts import SEVERITY, AlertRules, Condition
-from modelpilot.monitoring.history import ServicePoint, failing_in, window_quantile
+from modelpilot.monitoring.history import ServicePoint, failing_in, slower_than, window_quantile
 from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.performance import PerformanceReport
 from modelpilot.registry.types import ModelVersion
@@ -158,7 +158,10 @@ def service_conditions(window: Sequence[ServicePoint], rules: AlertRules) -> lis
     # not exist, show on the dashboard and in the metrics, but are not an outage.
     errors = sum(p.server_errors for p in window)
     rate = errors / requests if requests else 0.0
-    p99 = window_quantile(window, 0.99)
+    # Split at the threshold, the p99 is over it exactly when more than 1% of the requests
+    # took longer (see ``window_quantile``).
+    threshold = rules.latency_p99_seconds
+    p99 = window_quantile(window, 0.99, bound=threshold)
     # Both judged only on enough requests: one slow request of an idle minute is its p99.
     judged = requests >= rules.min_requests
     last = f"the last {rules.window_seconds:.0f} s"
@@ -179,10 +182,10 @@ def service_conditions(window: Sequence[ServicePoint], rules: AlertRules) -> lis
         Condition(
             "latency",
             "",
-            judged and p99 > rules.latency_p99_seconds,
+            judged and p99 > threshold,
             SEVERITY["latency"],
             f"p99 latency {p99 * 1000:.1f} ms over {last} "
-            f"(threshold {rules.latency_p99_seconds * 1000:.0f} ms)"
+            f"(threshold {threshold * 1000:.0f} ms{_slower(window, threshold, requests)})"
             if judged
             else _too_few(requests, last, rules.min_requests, f"p99 {p99 * 1000:.1f} ms"),
             p99,
@@ -197,6 +200,17 @@ def _too_few(requests: int, last: str, minimum: int, figures: str) -> str:
     if requests:
         seen += f" ({figures})"
     return f"{seen}: too few to judge, so an alert neither fires nor resolves"
+
+
+def _slower(window: Sequence[ServicePoint], threshold: float, requests: int) -> str:
+    """How many requests took longer than the latency threshold, which says on which side of
+    it the p99 is (over it when more than 1% did), where the window counted them; the p99
+    itself is read off latency buckets, within the one it falls in (a third wider than the
+    one below)."""
+    slower = slower_than(window, threshold)
+    if slower is None:
+        return ""
+    return f"; {slower} of {requests} requests, {slower / requests:.1%}, took longer"
 
 
 def _failing(window: Sequence[ServicePoint]) -> str:

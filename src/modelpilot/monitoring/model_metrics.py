@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from modelpilot.errors import NotFound
 from modelpilot.monitoring.alerts import RULES
 from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.monitor import Monitor
-from modelpilot.monitoring.predictions import PredictionBins
+from modelpilot.monitoring.predictions import WATCHED_COLUMNS, PredictionBins
 from modelpilot.monitoring.system import ChildUsage
 
 VERSION = ["model", "version"]
@@ -48,9 +49,10 @@ class ModelCollector(Collector):
             "p-value that decides the feature's drift: the smaller of its two tests' (numbers: "
             "KS of the values, Fisher's exact test of the missing share; categories: "
             "chi-squared, Fisher's exact test of the rare categories' share); under the "
-            "drift p-value divided by twice the number of features it drifted (categories on "
-            "large windows: when Jensen-Shannon also reaches its threshold). No series where "
-            "no test ran (too few rows; numbers on large windows, where PSI decides).",
+            "drift p-value divided by twice the number of features it drifted, when its effect "
+            "size (PSI for numbers, Jensen-Shannon for categories) also reaches its threshold. "
+            "No series where no test ran (too few rows; numbers on large windows, where PSI "
+            "decides).",
             labels=[*VERSION, "feature"],
         )
         missing_share = GaugeMetricFamily(
@@ -81,12 +83,15 @@ class ModelCollector(Collector):
         mean = GaugeMetricFamily(
             "modelpilot_prediction_mean",
             "Mean prediction over the window (of a classifier's labels where they are numbers: "
-            "for 0/1 labels, the share of 1s; none for text labels).",
+            "for 0/1 labels, the share of 1s; none for text labels). A prediction of several "
+            'values a row has one per column instead, labelled output="predict[0]" (from 0; '
+            f"its first {WATCHED_COLUMNS} columns).",
             labels=VERSION,
         )
         variance = GaugeMetricFamily(
             "modelpilot_prediction_variance",
-            "Prediction variance over the window (as the mean, of numeric labels alone).",
+            "Prediction variance over the window (as the mean, of numeric labels alone; by "
+            "output column, as the mean).",
             labels=VERSION,
         )
         prediction_drift = GaugeMetricFamily(
@@ -153,6 +158,7 @@ class ModelCollector(Collector):
                     mean.add_metric(key, report.predictions.mean)
                 if report.predictions.variance is not None:
                     variance.add_metric(key, report.predictions.variance)
+                _by_column(report, mean, variance)
                 if report.predictions.drift is not None:
                     prediction_drift.add_metric(key, report.predictions.drift)
             for name, value in report.reference_performance.items():
@@ -259,6 +265,20 @@ class ModelCollector(Collector):
         for (rule, model, severity), count in book.fired_total.items():
             fired.add_metric([rule, *_model_and_version(model), severity], count)
         yield fired
+
+
+def _by_column(report: ModelReport, mean: GaugeMetricFamily, variance: GaugeMetricFamily) -> None:
+    """The mean and variance of each column of a prediction of several values a row, with
+    an ``output`` label beside the model's and version's (``predict[1]``). The series of a
+    prediction of one value a row keep their labels as they were (no ``output``), so that
+    dashboards and rules over them hold; a version's series have one form or the other."""
+    columns = report.predictions.columns if report.predictions is not None else None
+    for column in columns or ():
+        labels = {"model": report.model, "version": report.version, "output": column.output}
+        if column.mean is not None:
+            mean.samples.append(Sample(mean.name, labels, column.mean))
+        if column.variance is not None:
+            variance.samples.append(Sample(variance.name, labels, column.variance))
 
 
 def _model_and_version(label: str) -> tuple[str, str]:

@@ -64,6 +64,10 @@ class ModelReport:
     """Predictions by class since the server started (classifiers)."""
     labels_total: int = 0
     reference_performance: dict[str, float] = field(default_factory=dict)
+    drift_unwatched: str = ""
+    """Why the version's input drift is not watched (``drift`` None), in words; "" where
+    it is: the dashboard said "no reference profile" of a model that declares inputs of its
+    own, registered with a reference (whose predictions were watched against it)."""
 
     @property
     def concept_drift(self) -> bool:
@@ -89,12 +93,19 @@ class MonitorState:
     prediction_pivot: float | None = None
     """What the predictions' sums (the last three of ``sums``) are taken about (see
     ``PredictionBins``); None while no numeric prediction was counted (the sums are 0)."""
+    prediction_pivots: tuple[float | None, ...] | None = None
+    """Each column's pivot, of a prediction of several values a row (whose sums are three
+    a column, the first column's first); None where a row has one value, and in states
+    written before columns had sums of their own."""
 
 
-def pivot_of(state: MonitorState) -> float:
-    """``state``'s ``prediction_pivot``: 0 where it has none, as in states written before
-    sums were taken about a pivot (a pickled snapshot), whose sums are of the values."""
-    return getattr(state, "prediction_pivot", None) or 0.0
+def pivots_of(state: MonitorState) -> tuple[float | None, ...]:
+    """Each column's pivot in ``state``: ``prediction_pivots``, or the one
+    ``prediction_pivot`` of a prediction of one value a row. None where it has none: no
+    number counted, or a state written before sums were taken about a pivot (a pickled
+    snapshot), whose sums are of the values (about 0)."""
+    pivots = getattr(state, "prediction_pivots", None)
+    return pivots if pivots is not None else (getattr(state, "prediction_pivot", None),)
 
 
 def totals_of(state: MonitorState) -> MonitorState:
@@ -107,6 +118,23 @@ def totals_of(state: MonitorState) -> MonitorState:
         sums=np.zeros_like(state.sums),
         recent=None,
         labelled=[],
+    )
+
+
+def _drift_unwatched(version: ModelVersion, profile: ReferenceProfile | None) -> str:
+    """Why ``version``'s input drift is not watched, as registration said it."""
+    signature = version.signature
+    if profile is None:
+        return "the version has no reference profile (register it with --reference DATA)"
+    if not signature.is_tabular:
+        inputs = ", ".join(s.name for s in signature.inputs)
+        return (
+            f"the model declares inputs of its own ({inputs}), and drift is watched on one "
+            "table of features"
+        )
+    return (
+        f"its reference profile has {len(profile.features)} features and the model takes "
+        f"{signature.n_features}"
     )
 
 
@@ -126,13 +154,20 @@ class ModelMonitor:
             and (signature.n_features in (None, len(profile.features)))
         ):
             self.binning = ProfileBinning(profile)
+        self.drift_unwatched = (
+            "" if self.binning is not None else _drift_unwatched(version, profile)
+        )
         self.predictions = PredictionBins(version, profile) if signature.outputs else None
         features = self.binning.size if self.binning else 0
         feature_sums = self.binning.sums_size if self.binning else 0
         self._split = (features, feature_sums)
         prediction_size = self.predictions.size if self.predictions else 0
+        prediction_sums = self.predictions.sums_size if self.predictions else 3
         self.window = SlidingWindow(
-            features + prediction_size, feature_sums + 3, config.window_rows, config.window_seconds
+            features + prediction_size,
+            feature_sums + prediction_sums,
+            config.window_rows,
+            config.window_seconds,
         )
         self.recent = RecentRows(config.drift.large_sample_rows)
         self.cumulative_classes = np.zeros(prediction_size, dtype=np.int64)
@@ -293,6 +328,9 @@ class ModelMonitor:
             self.performance.total,
             self.cumulative_classes.copy(),
             self.predictions.pivot if self.predictions else None,
+            tuple(self.predictions.pivots)
+            if self.predictions and self.predictions.several
+            else None,
         )
 
     def report(
@@ -305,7 +343,13 @@ class ModelMonitor:
         ``now``) plus those of ``peers``."""
         now = time.time() if now is None else now
         own = own or self.state(now)
-        peers = [p for p in peers if p.counts.shape == own.counts.shape]
+        # (A state of another shape is of another form of the version: a worker of a release
+        # that kept one column's sums of a prediction of several values a row, say.)
+        peers = [
+            p
+            for p in peers
+            if p.counts.shape == own.counts.shape and p.sums.shape == own.sums.shape
+        ]
         counts = own.counts + sum((p.counts for p in peers), np.zeros_like(own.counts))
         features, feature_sums = self._split
         sums = own.sums + sum((self._rebased(p) for p in peers), np.zeros_like(own.sums))
@@ -342,19 +386,22 @@ class ModelMonitor:
             classes,
             own.labels_total + sum(p.labels_total for p in peers),
             dict(self.performance.reference),
+            drift_unwatched=self.drift_unwatched,
         )
 
     def _rebased(self, peer: MonitorState) -> np.ndarray:
-        """``peer``'s sums, its predictions' taken about this process's pivot (which is
-        the peer's, where this process has counted no number yet)."""
+        """``peer``'s sums, its predictions' taken about this process's pivots (each the
+        peer's, where this process has counted no number of that column yet)."""
         predictions = self.predictions
         if predictions is None:
             return peer.sums
-        if predictions.pivot is None:
-            predictions.pivot = getattr(peer, "prediction_pivot", None)
+        theirs = pivots_of(peer)
+        for column, pivot in enumerate(theirs[: predictions.width]):
+            if predictions.pivots[column] is None:
+                predictions.pivots[column] = pivot
         at = self._split[1]
         sums = peer.sums.copy()
-        sums[at:] = predictions.rebased(sums[at:], pivot_of(peer))
+        sums[at:] = predictions.rebased(sums[at:], [p or 0.0 for p in theirs])
         return sums
 
 

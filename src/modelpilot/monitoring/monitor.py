@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelpilot.monitoring import monitor_evaluation, monitor_labels
+from modelpilot.monitoring.alert_book_store import BookStore
 from modelpilot.monitoring.alert_keeper import AlertKeeper
 from modelpilot.monitoring.alerts import AlertRules, AlertState, Condition
 from modelpilot.monitoring.feedback import FeedbackResult
@@ -86,7 +87,13 @@ class Monitor(InferenceObserver):
         restore: bool = False,
         restore_refs: Sequence[str] | None = None,
         restoring: bool = False,
+        alert_store: BookStore | None = None,
+        resume_alerts: bool = True,
+        alert_server: str | None = None,
     ) -> None:
+        """``alert_store``: where the alert book is kept across restarts, and
+        ``resume_alerts`` whether this process starts from it (``AlertKeeper``);
+        ``alert_server``: this server's name in the webhook's notifications."""
         self.registry = registry
         self.config = config or MonitorConfig()
         self.rules = alert_rules or AlertRules()
@@ -97,10 +104,13 @@ class Monitor(InferenceObserver):
         self.evaluate_seconds = evaluate_seconds
         self.round_seconds = round_seconds
         """How often the loop hands the calls over (when the tap takes them on the loop)."""
-        self.history = ServiceHistory(monitor_pid=lambda: self.tap.pid)
+        self.history = ServiceHistory(
+            monitor_pid=lambda: self.tap.pid, latency_bound=self.rules.latency_p99_seconds
+        )
         """Throughput, latency, errors, and the CPU and memory of the serving and monitoring
         processes over time: an observer of the engine of its own (``watch`` registers both),
-        which the monitor's thread closes interval by interval."""
+        which the monitor's thread closes interval by interval. It counts the requests over
+        the latency alert's threshold, which the alert decides by exactly."""
         self.exchange = exchange
         """Sibling workers' snapshots, merged into every report (``serve --workers``)."""
         self.shares_labels = registry.address()[0].startswith("postgresql")
@@ -116,7 +126,9 @@ class Monitor(InferenceObserver):
         """The totals of the worker this one replaces, if it died (killed, crashed): they carry
         on in this worker's, so that the model's counters never go back (its windows of recent
         traffic are gone with it; its labels come back from the log, with ``restore``)."""
-        self.keeper = AlertKeeper(webhook_url, exchange, self.rules)
+        self.keeper = AlertKeeper(
+            webhook_url, exchange, self.rules, alert_store, resume_alerts, alert_server
+        )
         """Who decides on the alerts, and the book every worker answers from."""
         self.alerts = self.keeper.book
         self._peer_points: list[list[ServicePoint]] = []
@@ -276,7 +288,7 @@ class Monitor(InferenceObserver):
             self._thread.join(timeout=30)
             self._thread = None
         self.flush()
-        self.alerts.close()
+        self.keeper.close()  # the webhook's last deliveries, then the book kept
         self.tap.close()
 
     def flush(self) -> None:

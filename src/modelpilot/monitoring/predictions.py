@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,32 @@ from modelpilot.registry.quality import label_key
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.registration import is_classifier
 
+WATCHED_COLUMNS = 32
+"""Columns of a prediction of several values a row (a regressor of several targets) whose
+mean and variance are watched, the first ones: each is two series on /metrics, so an output
+of 1,000 values a row (an embedding) would have made 2,000 series a version. The summary
+says how many columns were left out (``unwatched_columns``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnSummary:
+    """The mean and variance of one column of a prediction of several values a row."""
+
+    output: str
+    """The column as the metrics' ``output`` label names it: ``predict[1]`` (from 0)."""
+    count: int
+    """Its finite values in the window."""
+    mean: float | None
+    variance: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": self.output,
+            "count": self.count,
+            "mean": self.mean,
+            "variance": self.variance,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class PredictionSummary:
@@ -21,9 +48,14 @@ class PredictionSummary:
     classes: dict[str, int] | None
     histogram: dict[str, list[float]] | None
     mean: float | None
+    """None for a prediction of several values a row: each column has its own (``columns``)."""
     variance: float | None
     drift: float | None
     """Jensen-Shannon distance to what the model predicted on the reference data."""
+    columns: tuple[ColumnSummary, ...] | None = None
+    """Each column's figures, where a row's prediction is several values; else None."""
+    unwatched_columns: int = 0
+    """Columns past ``WATCHED_COLUMNS``, left unwatched."""
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -37,7 +69,37 @@ class PredictionSummary:
             data["classes"] = self.classes
         if self.histogram is not None:
             data["histogram"] = self.histogram
+        if self.columns is not None:
+            data["columns"] = [c.to_dict() for c in self.columns]
+            data["unwatched_columns"] = self.unwatched_columns
+            data["note"] = self.note
         return data
+
+    @property
+    def note(self) -> str | None:
+        """What a prediction of several values a row is summarised as, for a reader who
+        would take a bare mean for the whole prediction's."""
+        if self.columns is None:
+            return None
+        watched = len(self.columns)
+        note = f"several values a row: mean and variance by column ({watched} columns"
+        if self.unwatched_columns:
+            note += f"; the first {watched} of {watched + self.unwatched_columns} are watched"
+        return note + "), none for the prediction as a whole"
+
+
+def several_columns(spec_shape: Sequence[int]) -> tuple[int, int] | None:
+    """(columns watched, columns left unwatched) of an output of ``spec_shape`` that gives
+    several values a row ([-1, 3]: a regressor of three targets); None for one value a row
+    ([-1] or [-1, 1]) or a shape of more dimensions (whose first value alone is watched).
+    An output of unknown width ([-1, -1]) has its first ``WATCHED_COLUMNS`` watched, and
+    is summarised by column once a second column held a value."""
+    if len(spec_shape) != 2 or spec_shape[1] == 1:
+        return None
+    width = spec_shape[1]
+    if width < 0:
+        return WATCHED_COLUMNS, 0
+    return min(width, WATCHED_COLUMNS), max(width - WATCHED_COLUMNS, 0)
 
 
 class PredictionBins:
@@ -51,7 +113,15 @@ class PredictionBins:
     counted): of the values themselves, the variance (mean of squares less the squared mean)
     of predictions near 1e8 that differ by 1 was lost to rounding, and read 0. Sums about
     another pivot (another worker's) are moved to this one before they are added
-    (``rebased``)."""
+    (``rebased``).
+
+    A prediction of several values a row (a regressor of three targets, ``[-1, 3]``) has
+    these sums for each of its first ``WATCHED_COLUMNS`` columns, about a pivot of each
+    column's own (``pivots``), ``[rows, sum, sum of squares]`` of its first column first:
+    its mean and variance had been those of the first column alone, under the name of the
+    whole prediction, and the other targets went unwatched. Its first column alone is binned
+    (registration profiles no reference predictions of several values a row, so it has no
+    bins to land in)."""
 
     def __init__(self, version: ModelVersion, profile: ReferenceProfile | None) -> None:
         signature = version.signature
@@ -59,9 +129,18 @@ class PredictionBins:
         assert main is not None, "a version with outputs has a main one"
         self.output = main.name
         self.classifier = is_classifier(signature)
+        several = None if self.classifier else several_columns(main.shape)
+        self.several = several is not None
+        self.width, self.unwatched = several or (1, 0)
+        self._width_known = not self.several or main.shape[1] > 0
+        self._widest = 0
+        """The most values a row this process was given (of an output of unknown width)."""
+        self.sums_size = 3 * self.width
         reference = profile.predictions if profile else None
         self.reference: np.ndarray | None = None
         self.edges: np.ndarray | None = None
+        self.pivots: list[float | None] = [None] * self.width
+        """Each column's pivot; None until a number of the column was counted."""
         self.pivot = reference.mean if reference is not None else None
         if self.classifier:
             names = [label_key(c) for c in signature.extra.get("classes", [])]
@@ -85,20 +164,29 @@ class PredictionBins:
             # Below, the bins, above, missing.
             self.size = 0 if self.edges is None else self.edges.size + 2
 
+    @property
+    def pivot(self) -> float | None:
+        """The first column's pivot: the predictions' own, where a row has one value."""
+        return self.pivots[0]
+
+    @pivot.setter
+    def pivot(self, value: float | None) -> None:
+        self.pivots[0] = value
+
     def count(self, outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Counts per slot, and [rows, sum, sum of squares] of the numeric predictions (less
-        ``pivot``, which the first of them sets if the reference did not)."""
+        ``pivot``, which the first of them sets if the reference did not), of each watched
+        column where a row holds several."""
         values = np.asarray(outputs[self.output])
-        sums = np.zeros(3)
+        sums = np.zeros(self.sums_size)
+        block = values.reshape(values.shape[0], -1) if values.ndim > 1 else values.reshape(-1, 1)
         if values.ndim > 1:
-            values = values.reshape(values.shape[0], -1)[:, 0]
+            values = block[:, 0]
+        if not self._width_known:
+            self._widest = max(self._widest, block.shape[1])
         if values.dtype.kind in "fiub":
-            numeric = values.astype(np.float64)
-            numeric = numeric[np.isfinite(numeric)]
-            if numeric.size and self.pivot is None:
-                self.pivot = float(numeric[0])
-            shifted = numeric - (self.pivot or 0.0)
-            sums[:] = (numeric.size, shifted.sum(), np.square(shifted).sum())
+            for column in range(min(block.shape[1], self.width)):
+                sums[3 * column : 3 * column + 3] = self._sums(block[:, column], column)
         if self.classifier:
             # Few distinct labels in many rows: look each distinct one up once.
             distinct, inverse = np.unique(values, return_inverse=True)
@@ -116,20 +204,60 @@ class PredictionBins:
         slot[~np.isfinite(numeric)] = self.edges.size + 1
         return np.bincount(slot, minlength=self.size).astype(np.int64), sums
 
-    def rebased(self, sums: np.ndarray, pivot: float) -> np.ndarray:
-        """[rows, sum, sum of squares] about ``pivot`` moved to about this ``pivot``."""
-        rows, total, squares = (float(x) for x in sums)
-        step = pivot - (self.pivot or 0.0)
-        if not step:
-            return sums
-        return np.array([rows, total + rows * step, squares + 2 * step * total + rows * step**2])
+    def _sums(self, values: np.ndarray, column: int) -> tuple[int, float, float]:
+        """[rows, sum, sum of squares] of ``column``'s finite ``values`` about its pivot."""
+        numeric = values.astype(np.float64)
+        numeric = numeric[np.isfinite(numeric)]
+        if numeric.size and self.pivots[column] is None:
+            self.pivots[column] = float(numeric[0])
+        shifted = numeric - (self.pivots[column] or 0.0)
+        return numeric.size, float(shifted.sum()), float(np.square(shifted).sum())
+
+    def rebased(self, sums: np.ndarray, pivots: Sequence[float]) -> np.ndarray:
+        """[rows, sum, sum of squares] of each column about ``pivots`` moved to about this
+        one's ``pivots``."""
+        moved = np.array(sums, dtype=np.float64)
+        for column, pivot in enumerate(pivots[: moved.size // 3]):
+            rows, total, squares = (float(x) for x in moved[3 * column : 3 * column + 3])
+            step = pivot - (self.pivots[column] or 0.0)
+            if step:
+                moved[3 * column : 3 * column + 3] = (
+                    rows,
+                    total + rows * step,
+                    squares + 2 * step * total + rows * step**2,
+                )
+        return moved
+
+    def _moments(self, sums: np.ndarray, column: int) -> tuple[int, float | None, float | None]:
+        """Rows, mean and variance of ``column`` from its ``sums`` about its pivot."""
+        rows, total, squares = (float(x) for x in sums[3 * column : 3 * column + 3])
+        if not rows:
+            return 0, None, None
+        shift = total / rows
+        mean = (self.pivots[column] or 0.0) + shift
+        return int(rows), mean, max(squares / rows - shift**2, 0.0)
+
+    def _columns(self, sums: np.ndarray) -> tuple[tuple[ColumnSummary, ...] | None, int]:
+        """Each watched column's figures and how many columns go unwatched, where a row's
+        prediction is several values; (None, 0) where it is one. Of an output of unknown
+        width, the columns up to the last that held a value: by column once there are two."""
+        if not self.several:
+            return None, 0
+        width, unwatched = self.width, self.unwatched
+        if not self._width_known:
+            held = [c for c in range(self.width) if sums[3 * c]]
+            width = held[-1] + 1 if held else 0
+            if width <= 1:
+                return None, 0
+            unwatched = max(self._widest - self.width, 0)
+        columns = tuple(
+            ColumnSummary(f"{self.output}[{c}]", *self._moments(sums, c)) for c in range(width)
+        )
+        return columns, unwatched
 
     def summary(self, counts: np.ndarray, sums: np.ndarray) -> PredictionSummary:
         """The window's predictions, from their ``counts`` and their sums about ``pivot``."""
-        rows, total, squares = (float(x) for x in sums)
-        shift = total / rows if rows else 0.0
-        mean = (self.pivot or 0.0) + shift if rows else None
-        variance = max(squares / rows - shift**2, 0.0) if rows else None
+        rows, mean, variance = self._moments(sums, 0)
         drift = None
         if self.reference is not None and counts.sum() > 0:
             drift = js_distance(self.reference, counts)
@@ -147,4 +275,10 @@ class PredictionBins:
             histogram["above"] = [float(counts[-2])]
             # Not among the predictions counted (``count``): they are no number.
             histogram["missing"] = [float(counts[-1])]
-        return PredictionSummary("regression", int(rows), None, histogram, mean, variance, drift)
+        columns, unwatched = self._columns(sums)
+        if columns is not None:
+            # No one mean of several targets: a bare one was read as the whole prediction's.
+            rows, mean, variance = max(c.count for c in columns), None, None
+        return PredictionSummary(
+            "regression", rows, None, histogram, mean, variance, drift, columns, unwatched
+        )

@@ -135,10 +135,10 @@ def _feature_columns(signature: Signature, inputs: Sequence[Tensor]) -> list[np.
     if missing or extra:
         parts = []
         if missing:
-            parts.append(f"missing features {missing}")
+            parts.append(f"missing features [{_first(missing)}]")
         if extra:
-            parts.append(f"unknown features {quoted(extra)}")
-        raise InvalidInput("; ".join(parts) + f"; the model takes {list(names)}")
+            parts.append(f"unknown features [{_first([quoted(n) for n in extra], quote=False)}]")
+        raise InvalidInput("; ".join(parts) + f"; the model takes [{_first(names)}]")
     rows = None
     columns = []
     for name in names:
@@ -428,8 +428,21 @@ def _check_nan(signature: Signature, array: np.ndarray, name: str | None = None)
 
 def _names_hint(signature: Signature) -> str:
     if signature.feature_names:
-        return f" ({', '.join(signature.feature_names)})"
+        return f" ({_first(signature.feature_names, quote=False)})"
     return ""
+
+
+NAMES_SHOWN = 10
+"""Feature names an error message lists, the first ones: a 200-feature model's wrong-width
+error listed all 200 names (1.3 KB)."""
+
+
+def _first(names: Sequence[str], quote: bool = True) -> str:
+    """The first ``NAMES_SHOWN`` of ``names`` (each its ``repr``, with ``quote``), and how
+    many more there are: "'f0', 'f1', [...], 'f9' and 190 more"."""
+    shown = [repr(n) if quote else n for n in names[:NAMES_SHOWN]]
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more else "")
 
 
 def requested_outputs(signature: Signature, requested: Sequence[RequestedOutput]) -> list[str]:

@@ -232,17 +232,32 @@
     $('stat-drift-sub').replaceChildren(...(m ? [name, ` · ${text}`] : ['—']));
   }
 
+  // Why a version that answered requests has no drift report: the server's reason (no reference
+  // profile, or inputs that are no table of features); else, where its predictions are binned on
+  // a reference, the profile there is. ("No reference profile" for a model with text inputs
+  // registered with one sent its operator to register it again, which changes nothing.)
+  function unwatched(m) {
+    if (typeof m.drift_unwatched === 'string' && m.drift_unwatched) return m.drift_unwatched;
+    return m.predictions && isNum(m.predictions.drift)
+      ? 'the model has a reference profile (its predictions are watched against it), but not its inputs' : '';
+  }
+
   function renderDrift(m) {
     const drift = m && m.drift;
     const feats = drift && Array.isArray(drift.features) ? drift.features : [];
     const tbody = $('drift-table').querySelector('tbody');
     if (!drift) {
-      const why = !m ? 'No models loaded' : idle(m) ? 'No traffic yet' : 'No reference profile for this model';
-      setBadge('drift-badge', 'muted', !m ? 'no model' : idle(m) ? 'no traffic yet' : 'no reference profile');
+      const reason = m && !idle(m) ? unwatched(m) : '';
+      const why = !m ? 'No models loaded' : idle(m) ? 'No traffic yet'
+        : reason ? 'Input drift not watched for this model' : 'No reference profile for this model';
+      setBadge('drift-badge', 'muted', !m ? 'no model' : idle(m) ? 'no traffic yet'
+        : reason ? 'not watched' : 'no reference profile', reason);
       drawEmpty($('chart-drift'), why);
       setStat('stat-drifted', '—', null, '');
-      ['drift-foot', 'drift-window'].forEach((id) => setText(id, '—'));
-      setDriftSub(m, idle(m) ? 'no traffic yet' : 'no reference');
+      // The reason under the chart, where a line wraps (the table's row does not).
+      setText('drift-foot', reason ? `${reason.charAt(0).toUpperCase()}${reason.slice(1)}.` : '—');
+      setText('drift-window', '—');
+      setDriftSub(m, idle(m) ? 'no traffic yet' : reason ? 'input drift not watched' : 'no reference');
       const td = Object.assign(el('td', 'empty', `${why}.`), { colSpan: 8 });
       tbody.replaceChildren(el('tr', '', null, td));
       return;
@@ -325,6 +340,7 @@
       return;
     }
     const reg = pr.kind === 'regression';
+    if (reg && Array.isArray(pr.columns)) { renderColumns(canvas, pr); return; }
     setText('pred-kind', reg ? 'regression · histogram' : 'classification · classes');
     const n = isNum(pr.count) ? pr.count : 0;
     let shares = '';
@@ -343,6 +359,23 @@
       shares = renderClasses(canvas, pr);
     }
     if (canvas.dataset.points !== '0') describe(canvas, [$('pred-summary').textContent, shares].filter(Boolean).join(' · '));
+  }
+
+  // A prediction of several values a row (a regressor of several targets): each column's mean
+  // and variance, as /metrics exports them (output="predict[1]"), never one figure of them all,
+  // which read as the whole prediction's; no histogram (registration bins no reference
+  // predictions of several values a row). The first few columns here, all in the API.
+  const COLUMNS_SHOWN = 6;
+  function renderColumns(canvas, pr) {
+    const cols = pr.columns, past = isNum(pr.unwatched_columns) ? pr.unwatched_columns : 0;
+    setText('pred-kind', `regression · ${count(cols.length + past)} values a row`);
+    const each = cols.slice(0, COLUMNS_SHOWN).map((c) => `${c.output} ${moments(c)}`);
+    const rest = cols.length - Math.min(cols.length, COLUMNS_SHOWN);
+    if (rest) each.push(`${count(rest)} more columns in /api/monitoring`);
+    if (past) each.push(`${count(past)} columns past the first ${count(cols.length)} unwatched`);
+    setText('pred-summary', `${count(isNum(pr.count) ? pr.count : 0)} predictions · ${each.join('; ')}`);
+    drawEmpty(canvas, 'Several values a row: each column\'s mean and variance below');
+    describe(canvas, $('pred-summary').textContent);
   }
 
   // A regression's mean and variance, from running sums of its finite predictions: one
