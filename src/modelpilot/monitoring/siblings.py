@@ -2,7 +2,13 @@
 
 ``serve --workers N`` gives its workers a directory. Service metrics go there through
 prometheus_client's multiprocess mode (``prometheus/``): counters and histograms are summed
-over every worker that ever ran, so they never go backwards when one is restarted. What that
+over every worker that ever ran, so they never go backwards when one is restarted. A worker
+writes its counts there at most ``service.FLUSH_SECONDS`` (1 s) after it counted them, and at
+a clean stop: one killed (SIGKILL, the OOM killer) takes what it answered since its last write
+with it, and the sums miss those requests for good (a soak of 200 requests/s that killed one
+of two workers: 33 of 4,796 answered requests and 66 rows, a third of a second of that
+worker's). Exact sums would take a write to the shared files per request, 5-7 us of CPU, a
+tenth of a request's cost, which is what gathering the counts saves. What
 mode cannot merge, each worker writes as a snapshot every monitoring round: its scrape-time
 metrics (engine, process, machine: exported with a ``worker`` label) and its monitoring
 windows (merged: bin counts add up, labelled rows pool). Whichever worker a request reaches
@@ -19,8 +25,13 @@ every scrape it answers, and from then on in every scrape its siblings answer.
 A worker that stops (killed, crashed, or stopped on its own) leaves its last snapshot to the
 worker started in its place, which carries its running totals (predictions by class, labels)
 on; its windows of recent traffic are lost with it. Until that worker has published a snapshot
-that carries them, the dead worker's own snapshot counts in the totals: they are counted once
-all along, neither dropped nor doubled. Its per-worker counters (CPU seconds, monitoring's own
+that carries them, the dead worker's own snapshot counts in the totals: a snapshot's totals
+are counted once all along, never twice and never dropped. What a killed worker counted after
+its last snapshot is in none: a SIGKILL cannot publish, so its predictions and labels of up to
+a monitoring round (``MODELPILOT_MONITOR_INTERVAL_SECONDS``, 2 s) are lost from the totals for
+good, as its last second is from the service counters and its last quarter second from the
+inference log (``MODELPILOT_MONITOR_ROUND_SECONDS``); one that stops cleanly publishes first
+and loses none. Its per-worker counters (CPU seconds, monitoring's own
 work) carry on in the new worker's the same way, and stand in the scrapes, as it last
 published them, until then; its gauges (memory, uptime, requests in flight) go with it. The
 machine's counters (disk and network bytes) do not carry on: they are the kernel's running
