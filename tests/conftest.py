@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -31,6 +32,19 @@ from tests.services import require_postgres
 os.environ["MODELPILOT_SHUTDOWN_DRAIN_SECONDS"] = "0"
 
 IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_as_it_was() -> Iterator[None]:
+    """Put the root logger's handlers and level back after each test: a command run in this
+    process (``serve``, ``demo``) sets up the server's logging on the stream pytest gave it,
+    closed once the test ends, and every later test's log lines then printed "--- Logging
+    error ---" tracebacks to the real stderr (which tests that read it with ``capfd`` saw)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def free_port() -> int:

@@ -167,42 +167,52 @@ class Settings(BaseSettings):
     """Fewer rows than this in the window: no drift verdict."""
 
     drift_large_sample_rows: int = Field(default=1000, ge=1)
-    """From this many rows on, effect sizes (PSI, Jensen-Shannon) decide instead of p-values."""
+    """Windows under this many rows need a numeric feature's tests (KS, missing share) to find
+    its shift past chance too; from this many on, PSI alone decides."""
 
     drift_p_value: float = Field(default=0.01, gt=0.0, lt=1.0)
     """Significance level of the drift tests on small windows, for all features together
-    (each feature's two tests run at it divided by twice the number of features)."""
+    (each feature's two tests run at it divided by twice the number of features), and of
+    concept drift for a window of labels as it fills (split over each look's tests and the
+    window's sizes: see performance_min_labels)."""
 
     drift_psi_threshold: float = Field(default=0.2, gt=0.0)
-    """PSI at or above which a numeric feature drifted (large windows)."""
+    """PSI at or above which a numeric feature drifted, on any window (under
+    drift_large_sample_rows, when its tests also find the shift significant)."""
 
     drift_js_threshold: float = Field(default=0.1, gt=0.0, le=1.0)
-    """Jensen-Shannon distance at or above which a categorical feature drifted (large windows,
+    """Jensen-Shannon distance at or above which a categorical feature drifted, on any window,
     once its chi-squared or rare-category test also finds the difference significant at
-    drift_p_value)."""
+    drift_p_value."""
 
     drift_dataset_share: float = Field(default=0.5, gt=0.0, le=1.0)
-    """Share of drifted features at which the whole window counts as drifted."""
+    """Share of drifted features at which the whole window counts as drifted
+    (``modelpilot_dataset_drift``, ``drift --fail-on-drift``); the server's ``data_drift``
+    alert does not wait for it: it fires once one feature drifted."""
 
     performance_window_rows: int = Field(default=1000, ge=1)
     """Labelled predictions that accuracy and friends are computed over."""
 
     performance_min_labels: int = Field(default=30, ge=1)
-    """Fewer labels than this: quality is shown but not judged."""
+    """Fewer labels than this: quality is shown but not judged. From here to
+    performance_window_rows, each doubling of the window is a size that drift_p_value is
+    split over (six for the defaults), with the tests of a look (up to four)."""
 
     performance_max_drop: float = Field(default=0.1, gt=0.0, le=1.0)
     """Fall of accuracy, F1 or AUC below the registered value that flags concept drift (when
-    the window's bootstrap also finds it significant at ``drift_p_value``)."""
+    the window's bootstrap also finds it significant at ``drift_p_value`` split over the
+    look's tests and the window's sizes)."""
 
     performance_max_error_increase: float = Field(default=0.2, gt=0.0)
     """Rise of MAE or RMSE, as a share of the registered value (taken as at least 1% of the
     target's scale, so that a model that fitted its reference exactly is not judged against
     0), that flags concept drift (when the window's bootstrap also finds it significant at
-    ``drift_p_value``)."""
+    ``drift_p_value`` split over the look's tests and the window's sizes)."""
 
     performance_label_shift: float = Field(default=0.1, gt=0.0, le=1.0)
     """Jensen-Shannon distance of the window's labels from the reference labels that flags
-    concept drift (when a chi-squared test also finds it significant at ``drift_p_value``)."""
+    concept drift (when a chi-squared test also finds it significant at ``drift_p_value``
+    split over the look's tests and the window's sizes)."""
 
     performance_window_seconds: float = Field(default=86_400.0, gt=0.0)
     """Age (from when the label came) past which a label leaves the quality window."""
@@ -220,9 +230,10 @@ class Settings(BaseSettings):
     """Share of the watched requests the inference log keeps."""
 
     inference_log_max_rows: int = Field(default=200_000, ge=100)
-    """Most requests the inference log keeps; the oldest go first (200,000 single-row
-    requests of 20 features take some 45 MB when they came in rounds of hundreds, as under
-    load; more in rounds of a few)."""
+    """Requests the inference log keeps, oldest going first: it trims after every tenth of
+    this written, so it holds up to some 10% more (200,000 single-row requests of 20
+    features take some 45 MB when they came in rounds of hundreds, as under load; more in
+    rounds of a few)."""
 
     alert_error_rate: float = Field(default=0.05, gt=0.0, le=1.0)
     """Share of requests the server failed (5xx) over the last minute that raises an alert;
@@ -290,8 +301,9 @@ class Settings(BaseSettings):
 
     monitor_restore: bool = True
     """Start the drift and prediction windows (the last drift_window_seconds) and the quality
-    windows (labels of the last day) from the inference log, so that a restarted server
-    watches on where it stopped."""
+    windows (labels of the last day) from the inference log, and the alerts from the alert book
+    this server kept (same ids, not announced again), so that a restarted server watches on
+    where it stopped."""
 
     monitor_process: bool = True
     """Bin and log predictions in a process of its own beside each server process, so that
