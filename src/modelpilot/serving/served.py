@@ -11,7 +11,6 @@ gets exactly that one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -36,6 +35,7 @@ from modelpilot.registry.refs import NAME_RULE, PRODUCTION, ModelRef, is_name, v
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.pool import ModelPool
+from modelpilot.serving.previous_versions import alias_history, first_that_loads, way_back
 from modelpilot.serving.shared_repository import SharedRepository
 
 logger = logging.getLogger(__name__)
@@ -136,81 +136,33 @@ class ServedModels:
         """
         ref = self._served[model].ref
         alias = ref.alias or PRODUCTION
-        number, earlier = None, []
-        if ref.version is None:
-            with contextlib.suppress(ModelPilotError):
-                number = (await blocking(self._executor, self.registry.aliases, model)).get(alias)
-                if number is not None:
-                    earlier = await blocking(
-                        self._executor, self.registry.previous_targets, model, alias
-                    )
+        number, earlier = (
+            await alias_history(self.registry, self._executor, model, alias)
+            if ref.version is None
+            else (None, [])
+        )
         if number is None or (model, number) in self.pool:
             raise exc
-        failed = None
-        # Back through the history to the newest version that loads: an alias moved to two
-        # broken versions in a row left a running server on the one before both.
-        for before in earlier:
-            previous = await blocking(self._executor, self.registry.get_version, model, before)
-            try:
-                await self.pool.get(previous)
-            except (ArtifactError, MissingExtra) as again:
-                failed = again
-                continue
-            else:
-                mv = await blocking(self._executor, self.registry.get_version, model, number)
-                self.pool.pin(previous.key)
-                self._served[model].current = previous
-                self.stalled = {**self.stalled, model: (mv, str(exc))}
-                logger.error(
-                    "serving %s, where %s@%s pointed before: %s did not load (trying again "
-                    "every %g s): %s",
-                    previous,
-                    model,
-                    alias,
-                    mv,
-                    self.settings.alias_refresh_seconds,
-                    exc,
-                )
-                return
-        said = exc.message
-        advice = self._way_back(model, alias, number, earlier, failed)
-        raise ArtifactError(f"{said}{' ' if said.endswith('.') else '. '}{advice}") from exc
-
-    def _way_back(
-        self,
-        model: str,
-        alias: str,
-        number: int,
-        earlier: list[int],
-        failed: ArtifactError | MissingExtra | None,
-    ) -> str:
-        """What to do when ``model@alias`` points at version ``number``, which does not load,
-        and there is no version before it to start on: the history names none (``earlier``),
-        or none of those loaded either (the last one's error, ``failed``)."""
-        if failed is None:
-            rollback = f"modelpilot rollback {model}" + (
-                "" if alias == PRODUCTION else f" --alias {alias}"
-            )
-            back = (
-                "and its history names no version it pointed at before, to start on instead. "
-                f"Move the alias back to an earlier version with `{rollback}`"
-            )
-        else:
-            versions = (
-                f"does version {earlier[0]}"
-                if len(earlier) == 1
-                else f"do versions {', '.join(map(str, earlier))}"
-            )
-            back = (
-                f"nor {versions}, where it pointed before ({failed.message.rstrip('.')}). "
-                f"Point the alias at a version that loads with "
-                f"`modelpilot alias {model} {alias} VERSION`"
-            )
-        others = [str(s.ref) for name, s in self._served.items() if name != model]
-        without = f", or serve the other models without it: --model {' --model '.join(others)}"
-        return (
-            f"{model}@{alias} points at version {number}, which does not load, {back}"
-            f"{without if others else ''}."
+        previous, failed = await first_that_loads(
+            self.registry, self.pool, self._executor, model, earlier
+        )
+        if previous is None:
+            others = [str(s.ref) for name, s in self._served.items() if name != model]
+            said = exc.message
+            advice = way_back(model, alias, number, earlier, failed, others)
+            raise ArtifactError(f"{said}{' ' if said.endswith('.') else '. '}{advice}") from exc
+        mv = await blocking(self._executor, self.registry.get_version, model, number)
+        self.pool.pin(previous.key)
+        self._served[model].current = previous
+        self.stalled = {**self.stalled, model: (mv, str(exc))}
+        logger.error(
+            "serving %s, where %s@%s pointed before: %s did not load (trying again every %g s): %s",
+            previous,
+            model,
+            alias,
+            mv,
+            self.settings.alias_refresh_seconds,
+            exc,
         )
 
     def stop(self) -> None:
