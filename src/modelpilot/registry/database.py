@@ -98,6 +98,18 @@ def _write_ahead(cursor: Any, seconds: float = 30.0) -> None:
         pause = min(pause * 2, 0.5)
 
 
+CONNECT_TIMEOUT_SECONDS = 10
+"""How long a connection to PostgreSQL may take to open, unless the URL says otherwise
+(``?connect_timeout=N``). libpq waits for ever by default: a database host that drops packets
+rather than refusing them (a firewall, a host gone from the network) held every request that
+needed the registry, and the server's alias refresh, as long as the kernel's TCP retries
+(minutes); with a bound they fail as an outage, 503 and one log line a minute."""
+
+
+def _connect_args(url: URL) -> dict[str, Any]:
+    return {} if "connect_timeout" in url.query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+
+
 def postgres_engine(text: str) -> Engine:
     """An engine on the PostgreSQL database at the URL ``text`` (with the psycopg driver)."""
     try:
@@ -105,14 +117,18 @@ def postgres_engine(text: str) -> Engine:
     except ImportError:
         raise MissingExtra("psycopg", "postgres") from None
     url = make_url(text).set(drivername="postgresql+psycopg")
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=_connect_args(url)
+    )
 
 
 def companion_engine(url: URL, name: str) -> Engine:
     """A database for another store beside the registry at ``url``: see
     ``Registry.companion_engine``."""
     if url.get_backend_name() == "postgresql":
-        engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+        engine = create_engine(
+            url, pool_pre_ping=True, pool_size=2, max_overflow=2, connect_args=_connect_args(url)
+        )
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_conn: Any, _record: Any) -> None:
