@@ -35,10 +35,16 @@ class RepeatedErrors:
         # kind -> the message and arguments it was last seen with
         self._said: dict[Hashable, tuple[str, tuple[object, ...]]] = {}
 
-    def error(self, kind: Hashable, message: str, *args: object, exc_info: bool = False) -> bool:
+    def error(
+        self,
+        kind: Hashable,
+        message: str,
+        *args: object,
+        exc_info: bool | BaseException | None = False,
+    ) -> bool:
         """Log ``message % args`` if ``kind`` was not logged in the last ``seconds``;
         returns whether it was. ``exc_info``: with the traceback of the exception being
-        handled, the first time only."""
+        handled (True) or of the one given, the first time only (None, as False: none)."""
         now = time.monotonic()
         with self._lock:
             last = self._kinds.get(kind)

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from modelpilot.errors import Unavailable
-from modelpilot.repeated_errors import REPEAT_SECONDS
+from modelpilot.repeated_errors import REPEAT_SECONDS, RepeatedErrors
 
 _OUTAGES = (DisconnectionError, PoolTimeout, OSError, Unavailable)
 
@@ -67,8 +67,9 @@ class Ended(NamedTuple):
 
 class Outage:
     """The failures of one thing while it is down: the first of each kind logged at once,
-    repeats once every ``seconds`` with how many came (as ``RepeatedErrors`` does), and the
-    end handed, once, to whoever next sees it work (``over``), to say so in its own words.
+    repeats once every ``seconds`` with how many came (a ``RepeatedErrors`` for each outage),
+    and the end handed, once, to whoever next sees it work (``over``), to say so in its own
+    words.
 
     A new outage is logged at once again, however soon after the last. Thread-safe."""
 
@@ -81,8 +82,8 @@ class Outage:
         self._lock = threading.Lock()
         self._since: float | None = None
         """When the outage going on began; None while nothing fails."""
-        # kind -> (when last logged, repeats since)
-        self._kinds: dict[type[BaseException], tuple[float, int]] = {}
+        self._said = RepeatedErrors(logger, seconds, level)
+        """What the outage going on has logged, by kind of error: new for each outage."""
         self.failures = 0
         """Failures in the outage going on (or the last one)."""
 
@@ -96,30 +97,16 @@ class Outage:
         """Count a failure, and log ``message % args`` unless one of ``exc``'s kind was
         logged in the last ``seconds``. With ``exc``'s traceback the first time, unless it
         was ``expected`` (by default: it is an outage, ``is_outage``)."""
-        now = time.monotonic()
-        kind = type(exc)
         with self._lock:
             if self._since is None:
-                self._since = now
+                self._since = time.monotonic()
                 self.failures = 0
-                self._kinds.clear()
+                self._said = RepeatedErrors(self._logger, self.seconds, self.level)
             self.failures += 1
-            last = self._kinds.get(kind)
-            if last is not None and now - last[0] < self.seconds:
-                self._kinds[kind] = (last[0], last[1] + 1)
-                return
-            self._kinds[kind] = (now, 0)
-        if last is None:
-            quiet = is_outage(exc) if expected is None else expected
-            self._logger.log(self.level, message, *args, exc_info=None if quiet else exc)
-        else:
-            self._logger.log(
-                self.level,
-                message + " (%d times since it was last logged: it is logged once every %g s)",
-                *args,
-                last[1] + 1,
-                self.seconds,
-            )
+            said = self._said
+        quiet = is_outage(exc) if expected is None else expected
+        kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        said.error(kind, message, *args, exc_info=None if quiet else exc)
 
     def over(self) -> Ended | None:
         """The outage that this success ended (how long it lasted, how often it failed), to
