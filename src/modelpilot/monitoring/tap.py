@@ -32,6 +32,7 @@ from modelpilot.monitoring.tap_batches import Found, Merged, Relabelled
 from modelpilot.registry.outage import Outage, cause, is_outage
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
+from modelpilot.repeated_errors import RepeatedErrors
 
 logger = logging.getLogger(__name__)
 
@@ -149,8 +150,8 @@ class LocalTap:
         """Requests never written to the log (see ``Tap.unlogged``)."""
         self._log_missing = log_missing and log is None
         self._closed = False
-        self._observe_errors = Outage(logger)
-        """Rounds that could not be watched (see ``_take``): never over, only rate-limited."""
+        self._observe_errors = RepeatedErrors(logger)
+        """Rounds that could not be watched (see ``_take``), logged once a minute by kind."""
         self._log_outage = Outage(logger)
         """The inference log's writes failing (see ``_write_log``)."""
         self._unlogged_before = 0
@@ -263,8 +264,12 @@ class LocalTap:
                 # minute: a version whose monitor needs the registry, while it is down,
                 # failed every round (4 a second), each with a traceback of ~100 lines.
                 self._failures += 1
-                self._observe_errors.failed(
-                    exc, "monitoring %s:%d failed: %s", *merged.version.key, cause(exc)
+                self._observe_errors.error(
+                    type(exc).__qualname__,
+                    "monitoring %s:%d failed: %s",
+                    *merged.version.key,
+                    cause(exc),
+                    exc_info=None if is_outage(exc) else exc,
                 )
         if self._log_missing:
             self.unlogged += sum(self._sampled(len(merged.request_ids)) for merged in batches)
