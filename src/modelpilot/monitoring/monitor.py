@@ -65,6 +65,14 @@ monitoring costs the serving process is the handover's own CPU, and shorter roun
 lower it: docs/monitoring-cost.md takes the cost apart."""
 
 
+STOP_SECONDS = 10.0
+"""How long ``Monitor.stop`` takes at most before the webhook's last deliveries: the last
+evaluation and the tap's close (the monitoring process writing what it holds to the inference
+log) share it, and a thread or process that is not done by then is left or killed (what had
+not been written is lost, and the log says so). A server's shutdown is budgeted in the
+README: its drain, its grace, these seconds and the webhook's."""
+
+
 class Monitor(InferenceObserver):
     """Model, service and alert monitoring for one server process (an ``InferenceObserver``)."""
 
@@ -278,18 +286,22 @@ class Monitor(InferenceObserver):
         self._thread.start()
 
     def stop(self) -> None:
-        """Hand over and write everything queued, then stop the thread and the tap (once)."""
+        """Hand over everything queued, judge it a last time and have the tap write it all
+        out, within ``STOP_SECONDS``; then the webhook's last deliveries (once)."""
         if self._stopped:
             return
         self._stopped = True
+        by = time.monotonic() + STOP_SECONDS
+        self.tap.closing(by)
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=max(by - time.monotonic(), 0.0))
             self._thread = None
-        self.flush()
+        self._ship()
+        self._evaluate()
+        self.tap.close()  # writes all it took to the inference log
         self.keeper.close()  # the webhook's last deliveries, then the book kept
-        self.tap.close()
 
     def flush(self) -> None:
         """Hand over everything queued now, have it written to the inference log, and

@@ -103,6 +103,10 @@ class Tap(Protocol):
     def close(self) -> None:
         """Write out everything taken (nothing is lost on a clean shutdown)."""
 
+    def closing(self, by: float) -> None:
+        """The server is stopping: no question asked from now on waits past ``by`` (a
+        ``time.monotonic()``), and ``close`` is done by then."""
+
 
 LABELS_SCANNED = 10
 """How many times a quality window's rows of a model's newest labels ``labelled_since`` reads,
@@ -400,6 +404,9 @@ class LocalTap:
             finally:
                 if self.log is not None:
                     self.log.close()
+
+    def closing(self, by: float) -> None:
+        """Nothing to bound: the work is done by whoever calls, in this process."""
 
     def _keep_for_labels(self, batches: Sequence[Merged]) -> None:
         kept = self._kept

@@ -38,6 +38,7 @@ import atexit
 import contextlib
 import fcntl
 import logging
+import math
 import multiprocessing
 import multiprocessing.util  # its exit hook is registered on import: before ours, so after it
 import os
@@ -99,6 +100,8 @@ It comes after the shutdown's drain and grace (5 + 20 s by default), where a pod
 losing the rounds all the same. An idle server's child closes in 0.3-0.6 s, and one at 300
 requests/s holds about a second of them, written in milliseconds; but a niced child on a
 machine short of CPU took 21 s, and it had a minute twice (for its answer, then for its exit).
+In a server, the monitor's stop gives its last evaluation and this close one budget
+(``monitor.STOP_SECONDS``, through ``closing``).
 """
 
 
@@ -115,6 +118,10 @@ class TapProcess:
         self._closed = False
         self._closing = False
         self._killed_closing = False
+        self._by = math.inf
+        """When the tap must be closed by (``closing``, ``close``)."""
+        self._close_seconds = CLOSE_SECONDS
+        """How long it was given, from then (said if the child is killed for it)."""
         self._started_at = 0.0
         self._failures = 0
         self._child_failures = 0
@@ -254,17 +261,26 @@ class TapProcess:
     def write(self) -> None:
         self._call("write")
 
+    def closing(self, by: float) -> None:
+        """Bound every question from now on by ``by``, and the close too (see ``close``);
+        a child that dies or is killed meanwhile is not replaced."""
+        self._by = by
+        self._close_seconds = max(by - time.monotonic(), 0.0)
+        self._closing = True
+
     def close(self) -> None:
         """Have the child take every round, write what it holds and exit, within
-        ``CLOSE_SECONDS``.
+        ``CLOSE_SECONDS`` (by the time given to ``closing``, if that is sooner).
 
         A child handed no round has nothing to write (labels are written as they are set):
         it is stopped at once, rather than waited for while it may still be starting up,
         which held a server stopped soon after its start for seconds."""
         if self._closed:
             return
-        by = time.monotonic() + CLOSE_SECONDS
-        self._closing = True
+        if not self._closing:
+            self._by = time.monotonic() + CLOSE_SECONDS
+            self._closing = True
+        by = self._by
         if self._rounds == 0:
             self._process.kill()
         else:
@@ -339,14 +355,15 @@ class TapProcess:
 
     def _deadline(self, since: float, timeout: float | None, by: float | None = None) -> float:
         """When a question asked at ``since`` is past waiting for (of the child there is now:
-        a question may replace a dead one); never later than ``by``."""
+        a question may replace a dead one); never later than ``by``, nor than the time the
+        server's shutdown gives (``closing``)."""
         if timeout is not None:
             deadline = since + timeout
         elif self._answered:
             deadline = since + QUESTION_SECONDS
         else:
             deadline = max(since, self._started_at + START_SECONDS) + QUESTION_SECONDS
-        return deadline if by is None else min(deadline, by)
+        return min(deadline, self._by if by is None else min(by, self._by))
 
     def _call(
         self, method: str, *args: Any, timeout: float | None = None, by: float | None = None
@@ -401,11 +418,11 @@ class TapProcess:
             self._killed_closing = True
             logger.error(
                 "the monitoring process (pid %s) did not write what it held and exit within "
-                "%g s of being closed: killed, and what it had not written to the inference "
+                "%.0f s of being closed: killed, and what it had not written to the inference "
                 "log is lost. It runs niced, so a machine short of CPU slows it: give the "
                 "server CPU of its own (a container's CPU request) to stop cleanly",
                 process.pid,
-                CLOSE_SECONDS,
+                self._close_seconds,
             )
             process.kill()
             return
