@@ -292,6 +292,22 @@ class Settings(BaseSettings):
                 raise ValueError(f"is no URL that can be sent to: {exc}") from None
         return value or None
 
+    server_name: str | None = Field(default=None, max_length=200)
+    """This server's name among those of its registry: its alert book is kept under it, and
+    its webhook notifications carry it as ``server``. Unset, the machine's name and the HTTP
+    port (``HOST:PORT``), which a Kubernetes Deployment's new pod does not keep: name a
+    single-replica Deployment's server for its replacement to take its alerts over (a
+    StatefulSet's pods keep their names). Servers that share a registry need names of their
+    own; whitespace around it is dropped, and empty is unset."""
+
+    @field_validator("server_name")
+    @classmethod
+    def _printable_name(cls, value: str | None) -> str | None:
+        value = value.strip() if value else value
+        if value and not value.isprintable():
+            raise ValueError("must be printable text (no control characters)")
+        return value or None
+
     monitor_interval_seconds: float = Field(default=2.0, gt=0.0)
     """How often drift, quality and alerts are recomputed."""
 

@@ -7,10 +7,11 @@ or latency alert (judged on the last minute's requests, in memory) vanished with
 ``serve --workers``) writes its book whenever it changes, and a server that starts takes it
 over (``AlertBook.resume``): its alerts are the same alerts, with the same ids.
 
-Each server keeps a book of its own, named by ``server_name`` (the machine's name and the
-HTTP port): servers sharing a registry judge their own traffic and tell their own verdicts.
+Each server keeps a book of its own, under ``MODELPILOT_SERVER_NAME``, else under
+``server_name`` (the machine's name and the HTTP port): servers sharing a registry judge their
+own traffic and tell their own verdicts.
 
-- Beside a registry directory (SQLite): ``alert-books/HOST_PORT.json`` in it, written to a
+- Beside a registry directory (SQLite): ``alert-books/NAME.json`` in it, written to a
   temporary file and renamed over the old one, so that a crash leaves the old book or the new,
   never half of one. A book of a few alerts is a few kilobytes.
 - With a PostgreSQL registry: a row of the table ``mp_alert_books`` in its database, by server

@@ -121,9 +121,10 @@ def _monitor(
         )
         if settings.inference_log and log is None:
             tap.count_failure()
-    # Each server keeps its own alert book, by machine and port (with workers, the port the
-    # supervisor picked): servers sharing a registry judge their own traffic.
-    server = server_name(settings.http_port)
+    # Each server keeps its own alert book, by its name, else by machine and port (with
+    # workers, the port the supervisor picked): servers sharing a registry judge their own
+    # traffic.
+    server = settings.server_name or server_name(settings.http_port)
     return Monitor(
         engine.registry,
         config,
