@@ -6,10 +6,9 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -23,9 +22,13 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from modelpilot.config import Settings
 from modelpilot.errors import BadSettings
-from modelpilot.registry.store import Registry
+
+if TYPE_CHECKING:  # imported where used: every verb, and --help, would wait for them
+    from pydantic import ValidationError
+
+    from modelpilot.config import Settings
+    from modelpilot.registry.store import Registry
 
 # Results go to stdout (so that scripts can capture them); messages and tables to stderr
 # only where stdout must stay clean.
@@ -55,6 +58,10 @@ ArtifactsOption = Annotated[
 
 def make_settings(**flags: Any) -> Settings:
     """Settings from the environment, with the flags that were given on top."""
+    from pydantic import ValidationError
+
+    from modelpilot.config import Settings
+
     given = {key: value for key, value in flags.items() if value is not None}
     try:
         return Settings(**given)
@@ -85,6 +92,8 @@ def open_registry(
     """The registry the flags and settings name. Only a verb that registers models may
     ``create`` it: the others, given a location where there is none (a typo), say so rather
     than leave an empty registry there and report nothing registered."""
+    from modelpilot.registry.store import Registry
+
     settings = make_settings(registry=registry, artifacts=artifacts)
     return Registry.open(settings.registry, settings.artifacts, create=create)
 

@@ -10,10 +10,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import httpx
-import numpy as np
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -27,8 +25,9 @@ from modelpilot.cli.common import (
     out,
 )
 from modelpilot.errors import Conflict, ModelNotFound, ModelPilotError
-from modelpilot.registry.store import Registry
-from modelpilot.serving.registration import register_model
+
+if TYPE_CHECKING:
+    from modelpilot.registry.store import Registry
 
 MODEL = "iris"
 SPARE_MODEL = "iris-demo"
@@ -142,6 +141,8 @@ def demo(
     model. The held-out rows it sends are written to modelpilot-demo-rows.csv in the current
     folder, for modelpilot predict to score. A busy port is swapped for a free one, said so.
     """
+    from modelpilot.serving.registration import register_model
+
     serving = keep_serving if keep_serving is not None else sys.stdout.isatty()
     # As serve takes them: the settings, with the flags on top. Checked before any work.
     ports = make_settings(http_port=http_port, grpc_port=grpc_port)
@@ -235,6 +236,8 @@ def demo(
 
 
 def _wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    import httpx
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -252,6 +255,8 @@ def _call(
     model: str, http: int, grpc_port: int, x_test: object, y_test: object, names: list[str]
 ) -> None:
     import grpc
+    import httpx
+    import numpy as np
 
     from modelpilot.server.grpc.generated import inference_pb2 as pb
     from modelpilot.server.grpc.generated import inference_pb2_grpc as pb_grpc
@@ -304,6 +309,9 @@ def _call(
 
 def _watch(model: str, http: int, x_test: object, y_test: object) -> None:
     """Score the held-out rows, post their true labels, and show what monitoring made of it."""
+    import httpx
+    import numpy as np
+
     base = f"http://127.0.0.1:{http}"
     rows, truth = np.asarray(x_test), np.asarray(y_test)
     with httpx.Client(base_url=base, timeout=10) as client:

@@ -7,10 +7,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import TypeAdapter, ValidationError
 from rich import box
 from rich.markup import escape
 from rich.progress import Progress
@@ -25,17 +24,13 @@ from modelpilot.cli.common import (
     progress_bar,
     terminal_text,
 )
-from modelpilot.config import Settings
+from modelpilot.cli.declared import DRIFT_SETTINGS
 from modelpilot.errors import BadRequest, InvalidInput
-from modelpilot.monitoring.drift import DriftReport, DriftThresholds, FeatureDrift
-from modelpilot.monitoring.drift_report import render_html
-from modelpilot.monitoring.inference_log import InferenceLog
-from modelpilot.monitoring.offline import Comparison, compare, log_rows
-from modelpilot.monitoring.process import drift_thresholds
-from modelpilot.registry.profile import ReferenceProfile, is_numeric_feature
-from modelpilot.registry.refs import ModelRef
-from modelpilot.registry.store import Registry
-from modelpilot.tabular import count_rows, iter_table, read_table, refuse_nested
+
+if TYPE_CHECKING:  # imported where used: pandas and SQLAlchemy, which --help needs not
+    from modelpilot.config import Settings
+    from modelpilot.monitoring.drift import DriftReport, DriftThresholds, FeatureDrift
+    from modelpilot.monitoring.offline import Comparison
 
 DRIFT_EXIT_CODE = 3
 NO_VERDICT_EXIT_CODE = 4
@@ -45,13 +40,14 @@ drift"."""
 
 
 def _bounds(setting: str) -> str:
-    """A setting's range as --help writes ranges ("0<x<1", "x>0"), from its own declaration,
-    so that the two cannot disagree (--p-value once showed 0<=x<=1 and refused 0 and 1)."""
+    """A setting's range as --help writes ranges ("0<x<1", "x>0"), from its declaration (as
+    ``declared`` copies it, pinned to it by a test), so that the two cannot disagree
+    (--p-value once showed 0<=x<=1 and refused 0 and 1)."""
+    rule = DRIFT_SETTINGS[setting]
     bound = {
         name: f"{getattr(rule, name):g}"
-        for rule in Settings.model_fields[setting].metadata
         for name in ("gt", "ge", "lt", "le")
-        if getattr(rule, name, None) is not None
+        if getattr(rule, name) is not None
     }
     low = f"{bound['gt']}<" if "gt" in bound else f"{bound['ge']}<=" if "ge" in bound else ""
     high = f"<{bound['lt']}" if "lt" in bound else f"<={bound['le']}" if "le" in bound else ""
@@ -64,13 +60,20 @@ def _checked(setting: str) -> Callable[[float | None], float | None]:
     """A flag's check by the rules of the setting it sets: refused there, the value is
     refused here, and the error names the flag the user typed (the setting's message named
     --drift-psi-threshold, which is no flag)."""
-    adapter: TypeAdapter[float] = TypeAdapter(Settings.model_fields[setting].rebuild_annotation())
 
     def check(value: float | None) -> float | None:
+        from pydantic import TypeAdapter, ValidationError
+
+        from modelpilot.config import Settings
+
         if value is None:
             return None
         if math.isnan(value):  # else refused as "should be less than 1", which it is not
             raise typer.BadParameter("not a number")
+        # Built here, not with the app: it needs the settings' class, which --help does not.
+        adapter: TypeAdapter[float] = TypeAdapter(
+            Settings.model_fields[setting].rebuild_annotation()
+        )
         try:
             return adapter.validate_python(value)
         except ValidationError as exc:
@@ -139,7 +142,7 @@ def drift(
         typer.Option(
             help="PSI from which a numeric feature drifts on large samples. "
             f"[{_bounds('drift_psi_threshold')}; default: $MODELPILOT_DRIFT_PSI_THRESHOLD, "
-            f"else {Settings.model_fields['drift_psi_threshold'].default:g}]",
+            f"else {DRIFT_SETTINGS['drift_psi_threshold'].default:g}]",
             callback=_checked("drift_psi_threshold"),
             show_default=False,
         ),
@@ -150,7 +153,7 @@ def drift(
             help="Jensen-Shannon distance from which a categorical feature drifts on large "
             f"samples. [{_bounds('drift_js_threshold')}; default: "
             "$MODELPILOT_DRIFT_JS_THRESHOLD, else "
-            f"{Settings.model_fields['drift_js_threshold'].default:g}]",
+            f"{DRIFT_SETTINGS['drift_js_threshold'].default:g}]",
             callback=_checked("drift_js_threshold"),
             show_default=False,
         ),
@@ -160,7 +163,7 @@ def drift(
         typer.Option(
             help="Significance level of the tests on small samples, for all features "
             f"together. [{_bounds('drift_p_value')}; default: $MODELPILOT_DRIFT_P_VALUE, "
-            f"else {Settings.model_fields['drift_p_value'].default:g}]",
+            f"else {DRIFT_SETTINGS['drift_p_value'].default:g}]",
             callback=_checked("drift_p_value"),
             show_default=False,
         ),
@@ -184,6 +187,9 @@ def drift(
     categories with Jensen-Shannon and chi-squared. The rule that decides is printed under
     the table.
     """
+    from modelpilot.monitoring.drift_report import render_html
+    from modelpilot.monitoring.process import drift_thresholds
+
     settings = make_settings(
         registry=registry,
         artifacts=artifacts,
@@ -236,6 +242,10 @@ def _from_files(
     every one of them count as an unseen category. The reference is then read again with
     the same columns as text, so that both files read them by the same rule (a word pandas
     takes for missing, "NA", is then a category in both)."""
+    from modelpilot.monitoring.offline import compare
+    from modelpilot.registry.profile import ReferenceProfile, is_numeric_feature
+    from modelpilot.tabular import count_rows, iter_table, read_table, refuse_nested
+
     with _step(progress, f"reading {reference.name}"):
         frame = read_table(reference)
     if frame.empty:
@@ -294,6 +304,11 @@ def _from_log(
     since_minutes: float | None,
     thresholds: DriftThresholds,
 ) -> tuple[Comparison, tuple[str, str]]:
+    from modelpilot.monitoring.inference_log import InferenceLog
+    from modelpilot.monitoring.offline import compare, log_rows
+    from modelpilot.registry.refs import ModelRef
+    from modelpilot.registry.store import Registry
+
     registry = Registry.open(settings.registry, settings.artifacts, create=False)
     log = None
     try:

@@ -18,11 +18,8 @@ from modelpilot.cli.common import (
     out,
     terminal_text,
 )
+from modelpilot.cli.declared import FLAVORS, PRODUCTION
 from modelpilot.errors import BadRequest
-from modelpilot.registry.quality import stated_metrics
-from modelpilot.registry.refs import PRODUCTION, version_number
-from modelpilot.runtimes.flavors import FLAVORS
-from modelpilot.serving.registration import register_model
 
 ModelName = Annotated[str, typer.Argument(metavar="NAME", help="Model name.")]
 """The model a verb works on (``versions``, ``alias``, ``rollback``)."""
@@ -77,6 +74,8 @@ def register(
     artifacts: ArtifactsOption = None,
 ) -> None:
     """Register FILE as the next version of NAME; prints the new version number."""
+    from modelpilot.serving.registration import register_model
+
     meta: dict[str, object] = {}
     for item in metadata or []:
         key, sep, value = item.partition("=")
@@ -222,6 +221,8 @@ def versions(
 
 def _version_argument(text: str) -> int:
     """VERSION written in plain digits: click's ``int`` reads "1_0" as version 10."""
+    from modelpilot.registry.refs import version_number
+
     number = version_number(text)
     if number is None:
         raise typer.BadParameter(f"{text!r} is no version number (1, 2, 3...)")
@@ -310,6 +311,8 @@ def _unscored(metadata: dict[str, object]) -> list[str]:
 def _judged_against(metadata: dict[str, object]) -> list[str]:
     """A line for each measured figure that a stated one overrides: the measured one is
     printed first, and without this a reader took it for what live quality is judged by."""
+    from modelpilot.registry.quality import stated_metrics
+
     measured = metadata.get("reference_metrics")
     if not isinstance(measured, dict):
         return []

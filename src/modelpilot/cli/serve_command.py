@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from modelpilot.cli.common import ArtifactsOption, RegistryOption, make_settings
-from modelpilot.config import Settings, unknown_settings
 from modelpilot.errors import BadRequest
-from modelpilot.registry.refs import ModelRef
-from modelpilot.registry.store import Registry
-from modelpilot.server.logs import configure_logging
+
+if TYPE_CHECKING:
+    from modelpilot.config import Settings
+    from modelpilot.registry.refs import ModelRef
 
 logger = logging.getLogger("modelpilot.settings")
 
@@ -107,6 +107,10 @@ def serve(
     sending first), then no new connections are taken, requests in flight finish, and the
     process exits.
     """
+    from modelpilot.config import unknown_settings
+    from modelpilot.registry.refs import ModelRef
+    from modelpilot.server.logs import configure_logging
+
     settings = make_settings(
         registry=registry,
         artifacts=artifacts,
@@ -166,6 +170,8 @@ def check_models(settings: Settings, refs: Sequence[ModelRef]) -> None:
 
     Before workers start: each worker would fail on it and be started again, and the error
     would reach the user as the workers' tracebacks rather than as one line."""
+    from modelpilot.registry.store import Registry
+
     if not refs:
         return
     registry = Registry.open(settings.registry, settings.artifacts)
