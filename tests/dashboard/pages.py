@@ -16,7 +16,7 @@ from urllib.parse import quote
 import pytest
 import uvicorn
 from fastapi import FastAPI, HTTPException
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from modelpilot.dashboard import router
 from modelpilot.monitoring.drift import DriftThresholds, FeatureDrift, summarize
@@ -35,15 +35,21 @@ window's."""
 
 
 class PageServer:
-    """The dashboard's routes, and an ``/api/dashboard`` that answers ``payload``."""
+    """The dashboard's routes, an ``/api/dashboard`` that answers ``payload`` (or each of
+    ``later`` in turn, then the last of them again), and ``/v2/health/ready``."""
 
     def __init__(self) -> None:
         self.payload: dict[str, Any] = {}
+        self.later: list[dict[str, Any]] = []
+        """The payloads answered after ``payload``, one a request."""
         self.answers_left: int | None = None
         """How many more requests are answered before the server "goes down" (503)."""
+        self.ready = True
+        """What ``/v2/health/ready`` says: 503 when False, as during the drain after SIGTERM."""
         app = FastAPI()
         app.include_router(router)
         app.add_api_route("/api/dashboard", self._answer, methods=["GET"])
+        app.add_api_route("/v2/health/ready", self._ready, methods=["GET"])
         app.add_api_route("/probe", self._probe, methods=["GET"], response_class=HTMLResponse)
         self.expressions: dict[str, str] = {}
         """What ``/probe`` evaluates in the page it frames (see ``measure``)."""
@@ -58,7 +64,13 @@ class PageServer:
             if self.answers_left <= 0:
                 raise HTTPException(503, "down")
             self.answers_left -= 1
-        return self.payload
+        answer = self.payload
+        if self.later:
+            self.payload = self.later.pop(0)
+        return answer
+
+    async def _ready(self) -> JSONResponse:
+        return JSONResponse({"ready": self.ready}, 200 if self.ready else 503)
 
     async def _probe(self, fragment: str = "", width: int = WIDTH) -> HTMLResponse:
         # The dashboard in a frame ``width`` px wide; once it has drawn,
@@ -95,13 +107,23 @@ class PageServer:
         self._thread.join(10)
 
     def draw(
-        self, payload: dict[str, Any], fragment: str = "", answers: int | None = None
+        self,
+        payload: dict[str, Any],
+        fragment: str = "",
+        answers: int | None = None,
+        later: list[dict[str, Any]] | None = None,
+        ready: bool = True,
     ) -> tuple[str, Elements]:
         """The page's DOM once it has drawn ``payload`` (at ``/dashboard`` + ``fragment``),
-        answering ``answers`` requests (all, by default) and then 503."""
+        answering ``answers`` requests (all, by default) and then 503; with ``later``, each
+        of them on the page's next refreshes, one a refresh. ``ready``: what
+        ``/v2/health/ready`` answers."""
         self.payload = payload
+        self.later = list(later or [])
         self.answers_left = answers
-        dom = dump_dom(f"{self.url}/dashboard{fragment}", budget_ms=5000 if answers else 3000)
+        self.ready = ready
+        slow = answers or later  # the refreshes are 2 s apart, in the page's virtual time
+        dom = dump_dom(f"{self.url}/dashboard{fragment}", budget_ms=5000 if slow else 3000)
         page = Elements(dom)
         assert page.body.get("data-updated") == str(int(NOW)), "the page never drew a payload"
         return dom, page
@@ -117,7 +139,9 @@ class PageServer:
         evaluated once the page has drawn ``payload`` in a frame ``width`` px wide: what the
         page laid out (widths, overflow), which its DOM does not say."""
         self.payload = payload
+        self.later = []
         self.answers_left = None
+        self.ready = True
         self.expressions = expressions
         dom = dump_dom(f"{self.url}/probe?fragment={quote(fragment)}&width={width}", budget_ms=3000)
         found = re.search(r'<pre id="probe">([^<]*)</pre>', dom)

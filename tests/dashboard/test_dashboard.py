@@ -190,7 +190,9 @@ def test_a_regression_with_outliers_in_a_window_too_small_for_a_verdict(
 
     # Every prediction in a bar: those past the reference's range in an edge bar each; bins
     # labelled as ranges.
-    assert text_of(dom, "pred-summary").startswith("18 predictions (1 below, 2 above ")
+    assert text_of(dom, "pred-summary").startswith(
+        "18 predictions in the window (1 below, 2 above "
+    )
     chart = page.by_id["chart-predictions"]
     values = [float(v) for v in chart["data-values"].split("|")]
     labels = chart["data-labels"].split("|")

@@ -81,3 +81,19 @@ def test_the_page_names_no_icon_to_fetch_and_has_a_heading() -> None:
     # Without an icon in the head, every load asked the server for /favicon.ico (a 404).
     assert '<link rel="icon" href="data:,">' in page
     assert re.search(r"<h1[^>]*>ModelPilot</h1>", page)
+
+
+def test_regions_that_scroll_can_be_reached_by_keyboard_and_are_named() -> None:
+    # The alert list and the drift table scroll (max-height): Chromium puts such a region in
+    # the tab order itself, Firefox and Safari do not, and a keyboard could not scroll them.
+    page = (STATIC / "dashboard.html").read_text()
+    alerts = re.search(r"<ul [^>]*id=\"alerts\"[^>]*>", page)
+    table = re.search(r"<div [^>]*class=\"table-wrap\"[^>]*>", page)
+    assert alerts and table
+    for region in (alerts[0], table[0]):
+        assert 'tabindex="0"' in region, region
+        assert "aria-label=" in region or "aria-labelledby=" in region, region
+    assert re.search(r'<h3 id="alerts-heading">Active alerts</h3>', page)
+    scrolls = rules()
+    assert "overflow-y" in scrolls[".alerts"] and "overflow" in scrolls[".table-wrap"]
+    assert "outline" in scrolls[".alerts:focus-visible"]  # where the focus is shows

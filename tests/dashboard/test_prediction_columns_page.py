@@ -27,7 +27,7 @@ def test_each_column_has_its_mean_and_variance(page_server: PageServer) -> None:
     dom, page = page_server.draw(payload(busy(), several(3)))
     assert text_of(dom, "pred-kind") == "regression · 3 values a row"
     assert text_of(dom, "pred-summary") == (
-        "400 predictions · predict[0] mean 0 · variance 0.500; "
+        "400 predictions in the window · predict[0] mean 0 · variance 0.500; "
         "predict[1] mean 1.00 · variance 1.00; predict[2] mean 2.00 · variance 1.50"
     )
     assert "each column" in page.by_id["chart-predictions"]["data-message"]

@@ -246,7 +246,7 @@ def test_predictions_that_are_no_number_have_a_bar_and_are_counted(
     assert chart["data-labels"].split("|")[-1] == "not finite"
     assert [float(v) for v in chart["data-values"].split("|")] == [0, 1, 1, 2, 2]
     assert text_of(dom, "pred-summary") == (
-        "6 predictions (2 not finite; 0 below, 2 above the reference range) · "
+        "6 predictions in the window (2 not finite; 0 below, 2 above the reference range) · "
         "mean 1.50 · variance 0.250"
     )
     # Two predictions of 1e308 overflow the window's sums: the page says so, not "mean —".
@@ -264,7 +264,7 @@ def test_classes_are_in_natural_order_without_a_mean(page_server: PageServer) ->
     dom, page = page_server.draw(payload(busy(), regressor(summary)))
     labels = page.by_id["chart-predictions"]["data-labels"].split("|")
     assert labels == [f"class_{i}" for i in range(12)] + ["(unknown)"]
-    assert text_of(dom, "pred-summary") == "187 predictions"
+    assert text_of(dom, "pred-summary") == "187 predictions in the window"
 
 
 def test_the_throughput_window_and_the_charts_span_are_the_servers(
@@ -287,3 +287,48 @@ def test_the_throughput_window_and_the_charts_span_are_the_servers(
     assert text_of(dom, "stat-rps-sub") == "last 15 s window"
     assert text_of(dom, "series-span") == "· charts: last 10 min"  # 41 points, 15 s each
     assert text_of(dom, "perf-title") == "Accuracy · last 11 min"
+
+
+def test_after_a_restart_the_card_counts_its_window_and_the_title_the_requests_since_start(
+    page_server: PageServer,
+) -> None:
+    # The window restored from the inference log: "5,113 predictions" under "house v1 · 113
+    # requests", and nothing said which one counted what.
+    histogram = {
+        "edges": [0.0, 1.0, 2.0],
+        "counts": [5000.0, 112.0],
+        "below": [0.0],
+        "above": [1.0],
+        "missing": [0.0],
+    }
+    summary = PredictionSummary("regression", 5113, None, histogram, 1.0, 0.25, None)
+    restored = ModelReport("house", "1", 113, 5113, None, summary, None, [])
+    dom, page = page_server.draw(payload(busy(), restored))
+    assert text_of(dom, "model-title") == "house v1 \u00b7 113 requests since start"
+    assert text_of(dom, "pred-summary").startswith(
+        "5,113 predictions in the window (0 below, 1 above the reference range)"
+    )
+    said = page.by_id["pred-summary"]["title"]
+    assert "MODELPILOT_DRIFT_WINDOW_ROWS" in said and "inference log" in said
+
+
+def test_alerts_that_start_or_stop_firing_are_announced_once(page_server: PageServer) -> None:
+    # The alert list had no live region: an alert that started firing was not announced. The
+    # list is redrawn every refresh, so what changed is said in a status region of its own.
+    errors = Alert("error_rate", "", "critical", "9% of requests failed", 0.09, NOW - 30)
+    drift = Alert("data_drift", "iris:1", "warning", "sepal_length drifted", 0.25, NOW - 5)
+    first, then = payload(busy()), payload(busy())
+    first["alerts"] = [errors.to_dict()]
+    then["alerts"] = [drift.to_dict()]
+    dom, page = page_server.draw(first, later=[then])
+    assert page.alerts == ["data_drift"]  # the page drew the second payload
+    assert page.by_id["alerts-news"]["role"] == "status"
+    assert text_of(dom, "alerts-news") == (
+        "Alert firing: data_drift on iris:1 (warning). Alert resolved: error_rate. 1 active alert."
+    )
+    # The alerts firing when the page opens are on the list, not news; so are unchanged ones.
+    dom, page = page_server.draw(first)
+    assert text_of(dom, "alerts-news") == ""
+    assert "hidden" not in page.by_id["alerts"]
+    dom, page = page_server.draw(payload(busy()))
+    assert "hidden" in page.by_id["alerts"]  # nothing to scroll to in the tab order

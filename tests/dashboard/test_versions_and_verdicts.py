@@ -54,12 +54,12 @@ def test_each_version_is_an_option_and_the_serving_one_is_shown(page_server: Pag
     dom, page = page_server.draw(versions(serving="2"))
     assert options(dom) == [("iris:2", "iris v2 · serving"), ("iris:1", "iris v1")]
     assert page.by_id["model-select"]["data-value"] == "iris:2"
-    assert text_of(dom, "model-title") == "iris v2 · 1 request"
+    assert text_of(dom, "model-title") == "iris v2 · 1 request since start"
 
     # The alias moved back: the page follows it, as the user picked no version.
     dom, page = page_server.draw(versions(serving="1"))
     assert page.by_id["model-select"]["data-value"] == "iris:1"
-    assert text_of(dom, "model-title") == "iris v1 · 5 requests"
+    assert text_of(dom, "model-title") == "iris v1 · 5 requests since start"
 
 
 @pytest.mark.parametrize(("fragment", "shown"), [("#model=iris:1", "1"), ("#model=iris", "2")])
@@ -125,7 +125,7 @@ def test_one_of_a_thing_is_singular(page_server: PageServer) -> None:
     one = ModelReport("iris", "1", 1, 1, None, None, None, [])
     features = [feature("sepal_length", "none", 0.0, 0.0)]
     dom, _ = page_server.draw(payload(busy(), one))
-    assert text_of(dom, "model-title") == "iris v1 · 1 request"
+    assert text_of(dom, "model-title") == "iris v1 · 1 request since start"
     dom, _ = page_server.draw(payload(busy(), iris(features=features, rows=1)))
     assert text_of(dom, "drift-window") == "window 1 row"
 
@@ -179,5 +179,82 @@ def test_a_long_model_name_does_not_widen_the_page(page_server: PageServer, widt
         },
         width=width,
     )
-    assert laid["title"] == f"{name} v2 · 1 request"
+    assert laid["title"] == f"{name} v2 · 1 request since start"
     assert laid["page"] <= laid["window"]
+
+
+@pytest.mark.parametrize(
+    ("fragment", "asked", "known"),
+    [("#model=nope", "nope", ""), ("#model=iris:9", "iris v9", " (of iris, it has v1, v2)")],
+)
+def test_a_link_to_a_model_or_version_not_there_says_so(
+    page_server: PageServer, fragment: str, asked: str, known: str
+) -> None:
+    # A link shared in an incident ("#model=fraud:7") showed another model's healthy figures,
+    # under an address that still named the one asked for, without a word.
+    dom, page = page_server.draw(versions(serving="2"), fragment=fragment)
+    assert text_of(dom, "model-title") == "iris v2 · 1 request since start"
+    assert "hidden" not in page.by_id["model-notice"]
+    assert page.by_id["model-notice"]["role"] == "status"
+    assert text_of(dom, "model-notice") == (
+        f"The link asks for {asked}: this server does not serve it and has no figures of it"
+        f"{known}. Showing iris v2 instead."
+    )
+    # A link to a version that is there: shown, and nothing to say.
+    dom, page = page_server.draw(versions(serving="2"), fragment="#model=iris:1")
+    assert text_of(dom, "model-title") == "iris v1 · 5 requests since start"
+    assert "hidden" in page.by_id["model-notice"]
+
+
+def drift_rows(dom: str) -> dict[str, list[str]]:
+    """The Drift details table's rows by feature: the text of each cell after the name."""
+    body = re.search(r'id="drift-table".*?<tbody>(.*?)</tbody>', dom, re.S)
+    assert body, "no drift table"
+    rows = {}
+    for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body[1], re.S):
+        cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        rows[cells[0]] = cells[1:]
+    return rows
+
+
+def test_a_score_and_its_threshold_can_be_told_apart(page_server: PageServer) -> None:
+    # 200 features: a test's level is 0.01 / 400 = 2.5e-5, and 1 - p against 1 - alpha read
+    # "1.000 | 1.000" for a drifted feature and for one that was not. An effect size of 1 read
+    # "1.00" beside thresholds' "1.000", and one just short of its threshold "0.200 | 0.200".
+    alpha = 0.01 / 400
+    features = [
+        feature("drifted", "ks", 1 - 1.2e-15, 1 - alpha, p_value=1.2e-15),
+        feature("within", "ks", 1 - 3e-4, 1 - alpha, p_value=3e-4),
+        feature("whole", "psi", 1.0, 0.2),
+        feature("short", "psi", 0.19995, 0.2),
+    ]
+    dom, _ = page_server.draw(payload(busy(), iris(features=features)))
+    rows = drift_rows(dom)
+    score_threshold_p_status = {name: [*cells[1:4], cells[-1]] for name, cells in rows.items()}
+    assert score_threshold_p_status == {
+        "drifted": ["p 1.2e-15", "\u03b1 2.5e-5", "1.2e-15", "drifted"],
+        "within": ["p 3.0e-4", "\u03b1 2.5e-5", "3.0e-4", "ok"],
+        "whole": ["1.000", "0.200", "\u2014", "drifted"],
+        "short": ["0.1999", "0.2000", "\u2014", "ok"],
+    }
+
+
+def test_a_p_and_a_level_past_a_thousandth_keep_their_digits(page_server: PageServer) -> None:
+    # p = 0.0012 against alpha = 0.00125 read "0.001" against "0.001" in three decimals.
+    alpha = 0.01 / 8
+    features = [feature("a", "ks", 1 - 0.0012, 1 - alpha, p_value=0.0012)]
+    dom, _ = page_server.draw(payload(busy(), iris(features=features)))
+    assert drift_rows(dom)["a"][1:4] == ["p 0.0012", "\u03b1 0.00125", "0.0012"]
+
+
+def test_the_page_says_the_server_is_not_ready_while_it_drains(page_server: PageServer) -> None:
+    # For the drain after SIGTERM /v2/health/ready answers 503 while /api/dashboard still
+    # answers: the badge said "live", when the balancers had stopped sending traffic.
+    dom, page = page_server.draw(payload(busy(), iris()), ready=False)
+    assert text_of(dom, "conn") == "live \u00b7 not ready"
+    assert "badge-warn" in page.classes("conn")
+    assert "shutting down" in page.by_id["conn"]["title"]
+    assert page.body["data-connected"] == "true"  # live figures: not greyed out
+    dom, page = page_server.draw(payload(busy(), iris()))
+    assert text_of(dom, "conn") == "live"
+    assert "badge-ok" in page.classes("conn")

@@ -11,6 +11,9 @@
   } = window.ModelPilotCharts;
   const { renderPredictions } = window.ModelPilotPredictions;
   const API = '/api/dashboard';
+  // Whether the server takes traffic: 503 while it drains after SIGTERM (or while a served model
+  // is not loaded), when /api/dashboard still answers and the figures look live.
+  const READY = '/v2/health/ready';
   const REFRESH_MS = 2000;
   const FETCH_TIMEOUT_MS = 5000;
   // Drift methods decided by a significance test (score 1 - p-value, threshold 1 - its level).
@@ -25,7 +28,9 @@
   const SCORE_METRICS = new Set(['accuracy', 'f1', 'auc']);
   const ERROR_METRICS = new Set(['mae', 'rmse', 'mse', 'log_loss']);
   // pick: the model the user chose (else the first), and its version (null: whichever serves).
-  const state = { payload: null, pick: { name: null, version: null }, prevSys: null, curSys: null };
+  // firing: the keys of the alerts firing at the last refresh (null before the first), to tell
+  // screen readers what changed.
+  const state = { payload: null, pick: { name: null, version: null }, prevSys: null, curSys: null, firing: null };
   const $ = (id) => document.getElementById(id);
 
   // ------------------------------------------------------------------ DOM helpers
@@ -43,14 +48,30 @@
     if (isNum(value)) e.dataset.value = String(value); else delete e.dataset.value;
     if (cls !== undefined) e.className = 'stat-value' + (cls ? ' ' + cls : '');
   }
+  // Written only where it changed: #conn is a status region, read out on every change, and a
+  // refresh rewrote it every 2 s.
   function setBadge(id, kind, text, title = '') {
-    const e = $(id);
-    Object.assign(e, { className: 'badge badge-' + kind, textContent: text, title });
+    const e = $(id), className = 'badge badge-' + kind;
+    if (e.className !== className) e.className = className;
+    if (e.textContent !== text) e.textContent = text;
+    if (e.title !== title) e.title = title;
   }
   // "1 request", "2 requests".
   const plural = (n, word) => `${count(n)} ${word}${n === 1 ? '' : 's'}`;
-  // A p-value as the verdicts quote it: 0.15, 1.9e-76 (not 0.000).
-  const fmtP = (p) => (!isNum(p) ? '—' : p === 0 || p >= 0.001 ? fmtNum(p) : p.toExponential(1));
+  // A p-value or a test's level α as the verdicts quote them: 0.15, 0.00125, 1.9e-76 (not 0.000),
+  // to significant digits, so that a p beside its α can be compared (both read "0.001" in
+  // three decimals).
+  const fmtP = (p) => (!isNum(p) ? '—' : p === 0 ? '0' : p >= 0.001 ? String(Number(p.toPrecision(3)))
+    : p.toExponential(1));
+  // An effect size beside its threshold: to the same decimals, as many as tell them apart (3 to
+  // 6). A score of 1 read "1.00" beside a threshold's "1.000", and 0.19995 read "0.200" beside
+  // 0.2's "0.200", marked ok.
+  function fmtPair(score, threshold) {
+    if (!isNum(score) || !isNum(threshold)) return [fmtNum(score), fmtNum(threshold)];
+    let d = 3;
+    while (d < 6 && score !== threshold && score.toFixed(d) === threshold.toFixed(d)) d += 1;
+    return [score.toFixed(d), threshold.toFixed(d)];
+  }
 
   // ------------------------------------------------------------------ service-wide sections
   function renderService(p) {
@@ -145,9 +166,29 @@
       return li;
     };
     $('alerts').replaceChildren(...alerts.map((a) => item(a, false)), ...pending.map((a) => item(a, true)));
+    // The list, in the tab order to be scrolled by keyboard, only while it lists something.
+    $('alerts').hidden = alerts.length + pending.length === 0;
     $('alerts-empty').hidden = alerts.length + pending.length > 0;
     const worst = alerts.some((a) => a.severity === 'critical') ? 'bad' : alerts.length ? 'warn' : 'muted';
-    setBadge('alerts-count', worst, String(alerts.length));
+    setBadge('alerts-count', worst, String(alerts.length), plural(alerts.length, 'active alert'));
+    announceAlerts(alerts);
+  }
+
+  // Alerts that started or stopped firing since the last refresh, said once in #alerts-news (a
+  // status region): the list itself is redrawn on every refresh, and would be read out again.
+  // The alerts firing when the page opens are on the list; they are not news.
+  const alertKey = (a) => `${a.rule || 'alert'}${a.model ? ` on ${a.model}` : ''}`;
+  function announceAlerts(alerts) {
+    const now = new Map(alerts.map((a) => [alertKey(a), String(a.severity || 'warning').toLowerCase()]));
+    const before = state.firing;
+    state.firing = new Set(now.keys());
+    if (before === null) return;
+    const started = [...now].filter(([k]) => !before.has(k)).map(([k, sev]) => `${k} (${sev})`);
+    const stopped = [...before].filter((k) => !now.has(k));
+    if (!started.length && !stopped.length) return;
+    const news = [started.length ? `Alert firing: ${started.join(', ')}.` : '',
+      stopped.length ? `Alert resolved: ${stopped.join(', ')}.` : '', `${plural(alerts.length, 'active alert')}.`];
+    setText('alerts-news', news.filter(Boolean).join(' '));
   }
 
   // ------------------------------------------------------------------ per-model sections
@@ -163,6 +204,19 @@
     if (!mine.length) return null;
     const picked = state.pick.version === null ? null : mine.find((m) => String(m.version) === state.pick.version);
     return picked || mine.find((m) => m.serving) || newest(mine);
+  }
+  // What the page says of a pick (a link's #model=...) that the server reports nothing of, as
+  // it shows another model or version in its place: '' when it shows the one asked for.
+  function missingPick(models, shown) {
+    const { name, version } = state.pick;
+    if (name === null) return '';
+    const mine = models.filter((m) => m.name === name);
+    const asked = version === null ? name : `${name} v${version}`;
+    if (mine.length && (version === null || mine.some((m) => String(m.version) === version))) return '';
+    const versions = mine.map((m) => Number(m.version)).sort((a, b) => a - b).map((v) => `v${v}`);
+    const known = mine.length ? ` (of ${name}, it has ${versions.join(', ')})` : '';
+    const instead = shown ? `Showing ${shown.name}${shown.version ? ` v${shown.version}` : ''} instead.` : '';
+    return `The link asks for ${asked}: this server does not serve it and has no figures of it${known}. ${instead}`.trim();
   }
   // The pick in the address (#model=NAME or #model=NAME:VERSION): a link to one version.
   function readHash() {
@@ -319,7 +373,12 @@
       const has = judged(f);
       // A long name is cut short, the full name its tooltip (see .table td.name).
       tr.append(Object.assign(el('td', 'name', f.name), { title: f.name }), el('td', '', has ? f.method || '—' : '—'));
-      for (const k of ['score', 'threshold']) tr.append(el('td', 'num', has ? fmtNum(f[k]) : '—'));
+      // A test's p-value against its level α (as 1 - p against 1 - α, p = 0.0003 and α =
+      // 0.000025 both read "1.000"); an effect size against its threshold.
+      const [score, line] = !has ? ['—', '—'] : TESTS.has(f.method)
+        ? [`p ${fmtP(isNum(f.deciding_p_value) ? f.deciding_p_value : 1 - f.score)}`, `α ${fmtP(1 - f.threshold)}`]
+        : fmtPair(f.score, f.threshold);
+      tr.append(el('td', 'num', score), el('td', 'num', line));
       // The p-value that decided, as /metrics exports it (not the KS or chi-squared test's
       // where the missing-share or rare-category test decided).
       tr.append(el('td', 'num', fmtP(f.deciding_p_value)));
@@ -380,8 +439,14 @@
   function renderModel() {
     const models = Array.isArray(state.payload.models) ? state.payload.models : [];
     const m = shownModel(models);
-    const traffic = idle(m) ? 'no traffic yet' : plural(m && m.requests, 'request');
+    // Requests since the server started; the cards count their windows, which a restart
+    // restores from the inference log (5,113 predictions beside "113 requests").
+    const traffic = idle(m) ? 'no traffic yet' : `${plural(m && m.requests, 'request')} since start`;
     setText('model-title', m ? `${m.name}${m.version ? ` v${m.version}` : ''} · ${traffic}` : 'none loaded');
+    // Set only when it changes: it is a status region, read out on every change.
+    const notice = missingPick(models, m);
+    if ($('model-notice').textContent !== notice) setText('model-notice', notice);
+    $('model-notice').hidden = !notice;
     renderDrift(m);
     renderPredictions(m, idle(m));
     renderPerformance(m);
@@ -401,11 +466,31 @@
   // ------------------------------------------------------------------ polling
   // While the server does not answer, the figures on the page are its last ones: greyed out
   // (body[data-connected="false"]) and said to be stale, with the time they are from.
-  function setConnected(ok, why) {
+  // ready: false while /v2/health/ready answers 503 (the figures are live, but the server takes
+  // no new traffic from load balancers); null where it could not be told.
+  function setConnected(ok, why, ready = null) {
     document.body.dataset.connected = String(ok);
     const since = state.payload && isNum(state.payload.time) ? fmtClock(state.payload.time) : null;
-    setBadge('conn', ok ? 'ok' : 'bad', ok ? 'live' : since ? `disconnected · figures from ${since}` : 'disconnected');
-    $('conn').title = ok ? '' : `Last error: ${why}. Retrying every ${REFRESH_MS / 1000} s.`;
+    if (!ok) {
+      setBadge('conn', 'bad', since ? `disconnected · figures from ${since}` : 'disconnected',
+        `Last error: ${why}. Retrying every ${REFRESH_MS / 1000} s.`);
+    } else if (ready === false) {
+      setBadge('conn', 'warn', 'live · not ready', `${READY} answers 503: the server is shutting down (draining its `
+        + 'connections before it stops), or a model it serves is not loaded. Load balancers send it no new traffic.');
+    } else {
+      setBadge('conn', 'ok', 'live');
+    }
+  }
+
+  // Whether the server says it is ready: true, false (503), or null (no answer, or no such
+  // route where the page is served by an app of its own).
+  async function readiness(signal) {
+    try {
+      const resp = await fetch(READY, { cache: 'no-store', signal, headers: { Accept: 'application/json' } });
+      return resp.ok ? true : resp.status === 503 ? false : null;
+    } catch {
+      return null;
+    }
   }
 
   async function refresh() {
@@ -413,10 +498,11 @@
     const timer = setTimeout(() => ctl.abort(), FETCH_TIMEOUT_MS);
     let payload = null;
     try {
+      const ready = readiness(ctl.signal);
       const resp = await fetch(API, { cache: 'no-store', signal: ctl.signal, headers: { Accept: 'application/json' } });
       if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
       payload = await resp.json();
-      setConnected(true);
+      setConnected(true, '', await ready);
     } catch (err) {
       setConnected(false, (err && err.message) || String(err));
     }

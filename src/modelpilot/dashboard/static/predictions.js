@@ -8,6 +8,13 @@
   const { C, isNum, fmtNum, count, drawEmpty, barChart, describe } = window.ModelPilotCharts;
   const $ = (id) => document.getElementById(id);
   const setText = (id, text) => { $(id).textContent = text; };
+  // What the card counts: the predictions in the monitor's window (the drift window's rows), not
+  // the requests since start that the model's title counts. After a restart the window is
+  // restored from the inference log: "5,113 predictions" under "113 requests" read as an error.
+  const IN_WINDOW = 'in the window';
+  const WINDOW_NOTE = 'Predictions in the monitor\'s window, the rows the drift window holds: the last '
+    + 'MODELPILOT_DRIFT_WINDOW_ROWS of them, none older than MODELPILOT_DRIFT_WINDOW_SECONDS. After a restart '
+    + 'the window is restored from the inference log: it may hold more predictions than the requests since start.';
 
   // idle: the model has answered no requests yet (dashboard.js decides, for every card alike).
   function renderPredictions(m, idle) {
@@ -15,10 +22,11 @@
     const canvas = $('chart-predictions');
     if (!pr) {
       drawEmpty(canvas, !m ? 'No models loaded' : idle ? 'No traffic yet' : 'No predictions recorded yet');
-      setText('pred-kind', '—'); setText('pred-summary', '—');
+      setText('pred-kind', '—'); setText('pred-summary', '—'); $('pred-summary').title = '';
       return;
     }
     const reg = pr.kind === 'regression';
+    $('pred-summary').title = WINDOW_NOTE;
     if (reg && Array.isArray(pr.columns)) { renderColumns(canvas, pr); return; }
     setText('pred-kind', reg ? 'regression · histogram' : 'classification · classes');
     const n = isNum(pr.count) ? pr.count : 0;
@@ -30,11 +38,11 @@
       const h = pr.histogram || {}, below = total(h.below), above = total(h.above), missing = total(h.missing);
       const notes = [missing ? `${count(missing)} not finite` : '',
         below + above ? `${count(below)} below, ${count(above)} above the reference range` : ''].filter(Boolean);
-      setText('pred-summary', `${count(n + missing)} predictions${notes.length ? ` (${notes.join('; ')})` : ''} · ${moments(pr)}`);
+      setText('pred-summary', `${count(n + missing)} predictions ${IN_WINDOW}${notes.length ? ` (${notes.join('; ')})` : ''} · ${moments(pr)}`);
       renderHistogram(canvas, pr.histogram, below, above, missing);
     } else {
       // A classifier's mean and variance would be those of its class labels: not shown.
-      setText('pred-summary', `${count(n)} predictions`);
+      setText('pred-summary', `${count(n)} predictions ${IN_WINDOW}`);
       shares = renderClasses(canvas, pr);
     }
     if (canvas.dataset.points !== '0') describe(canvas, [$('pred-summary').textContent, shares].filter(Boolean).join(' · '));
@@ -52,7 +60,7 @@
     const rest = cols.length - Math.min(cols.length, COLUMNS_SHOWN);
     if (rest) each.push(`${count(rest)} more columns in /api/monitoring`);
     if (past) each.push(`${count(past)} columns past the first ${count(cols.length)} unwatched`);
-    setText('pred-summary', `${count(isNum(pr.count) ? pr.count : 0)} predictions · ${each.join('; ')}`);
+    setText('pred-summary', `${count(isNum(pr.count) ? pr.count : 0)} predictions ${IN_WINDOW} · ${each.join('; ')}`);
     drawEmpty(canvas, 'Several values a row: each column\'s mean and variance below');
     describe(canvas, $('pred-summary').textContent);
   }
