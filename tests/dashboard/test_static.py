@@ -26,10 +26,15 @@ async def test_every_file_the_page_loads_is_served_from_the_package() -> None:
         html = (await client.get("/dashboard")).raise_for_status().text
         scripts = re.findall(r'<script src="([^"]+)"', html)
         styles = re.findall(r'<link rel="stylesheet" href="([^"]+)"', html)
-        # No build step: plain scripts, run in document order; predictions.js and dashboard.js
-        # draw with charts.js's helpers, and dashboard.js calls predictions.js's renderer, so
-        # charts.js comes first and dashboard.js last.
-        assert scripts == [f"{STATIC}charts.js", f"{STATIC}predictions.js", f"{STATIC}dashboard.js"]
+        # No build step: plain scripts, run in document order; drift.js, predictions.js and
+        # dashboard.js draw with charts.js's helpers, and dashboard.js calls the others'
+        # renderers, so charts.js comes first and dashboard.js last.
+        assert scripts == [
+            f"{STATIC}charts.js",
+            f"{STATIC}drift.js",
+            f"{STATIC}predictions.js",
+            f"{STATIC}dashboard.js",
+        ]
         assert styles == [f"{STATIC}dashboard.css"]
         package = resources.files("modelpilot.dashboard") / "static"
         for url, media in [*((s, "text/javascript") for s in scripts), (styles[0], "text/css")]:

@@ -1,6 +1,7 @@
-// ModelPilot live dashboard: number, byte and time formatting, and the canvas chart primitives
-// (scales, axes, legends, line and bar charts) that dashboard.js draws with. No dependencies, no
-// build step; plain ES2020. Loaded before dashboard.js, it shares them as window.ModelPilotCharts.
+// ModelPilot live dashboard: number, byte and time formatting, the canvas chart primitives
+// (scales, axes, legends, line and bar charts) and the DOM helpers that the cards draw with. No
+// dependencies, no build step; plain ES2020. Loaded first, it shares them as
+// window.ModelPilotCharts.
 'use strict';
 (() => {
   const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif';
@@ -290,9 +291,51 @@
   }
 
   // What dashboard.js uses: the one name this file adds to the page.
+  // ------------------------------------------------------------------ DOM helpers and verdicts' numbers
+  const $ = (id) => document.getElementById(id);
+  function el(tag, cls, text, ...children) {
+    const e = Object.assign(document.createElement(tag), { className: cls || '' });
+    if (text !== undefined && text !== null) e.textContent = text;
+    e.append(...children);
+    return e;
+  }
+  const setText = (id, text) => { $(id).textContent = text; };
+  // Text for humans, data-value with the raw number for tests and scripts.
+  function setStat(id, text, value, cls) {
+    const e = $(id);
+    e.textContent = text;
+    if (isNum(value)) e.dataset.value = String(value); else delete e.dataset.value;
+    if (cls !== undefined) e.className = 'stat-value' + (cls ? ' ' + cls : '');
+  }
+  // Written only where it changed: #conn is a status region, read out on every change, and a
+  // refresh rewrote it every 2 s.
+  function setBadge(id, kind, text, title = '') {
+    const e = $(id), className = 'badge badge-' + kind;
+    if (e.className !== className) e.className = className;
+    if (e.textContent !== text) e.textContent = text;
+    if (e.title !== title) e.title = title;
+  }
+  // "1 request", "2 requests".
+  const plural = (n, word) => `${count(n)} ${word}${n === 1 ? '' : 's'}`;
+  // A p-value or a test's level α as the verdicts quote them: 0.15, 0.00125, 1.9e-76 (not 0.000),
+  // to significant digits, so that a p beside its α can be compared (both read "0.001" in
+  // three decimals).
+  const fmtP = (p) => (!isNum(p) ? '—' : p === 0 ? '0' : p >= 0.001 ? String(Number(p.toPrecision(3)))
+    : p.toExponential(1));
+  // An effect size beside its threshold: to the same decimals, as many as tell them apart (3 to
+  // 6). A score of 1 read "1.00" beside a threshold's "1.000", and 0.19995 read "0.200" beside
+  // 0.2's "0.200", marked ok.
+  function fmtPair(score, threshold) {
+    if (!isNum(score) || !isNum(threshold)) return [fmtNum(score), fmtNum(threshold)];
+    let d = 3;
+    while (d < 6 && score !== threshold && score.toFixed(d) === threshold.toFixed(d)) d += 1;
+    return [score.toFixed(d), threshold.toFixed(d)];
+  }
+
   window.ModelPilotCharts = Object.freeze({
     C, BYTE_UNITS,
     isNum, fmtNum, fmtMs, byteUnit, fmtBytes, fmtDuration, fmtClock, fmtSpan, pct, count, tickFmt,
     spacing, spanOf, drawEmpty, lineChart, barChart, describe,
+    $, el, setText, setStat, setBadge, plural, fmtP, fmtPair,
   });
 })();

@@ -1,29 +1,24 @@
 // ModelPilot live dashboard: polls GET /api/dashboard every 2 s and draws small canvas charts.
 // No dependencies, no build step; plain ES2020.
-// Formatting and the chart primitives are charts.js's (window.ModelPilotCharts), the prediction
-// distribution card predictions.js's (window.ModelPilotPredictions): both loaded first.
+// Formatting, the chart primitives and the DOM helpers are charts.js's (window.ModelPilotCharts),
+// the input-drift card drift.js's (window.ModelPilotDrift) and the prediction distribution card
+// predictions.js's (window.ModelPilotPredictions): all loaded first.
 'use strict';
 (() => {
   const {
     C, BYTE_UNITS,
     isNum, fmtNum, fmtMs, byteUnit, fmtBytes, fmtDuration, fmtClock, fmtSpan, pct, count, tickFmt,
-    spacing, spanOf, drawEmpty, lineChart, barChart, describe,
+    spacing, spanOf, drawEmpty, lineChart, describe,
+    $, el, setText, setStat, setBadge, plural,
   } = window.ModelPilotCharts;
   const { renderPredictions } = window.ModelPilotPredictions;
+  const { renderDrift } = window.ModelPilotDrift;
   const API = '/api/dashboard';
   // Whether the server takes traffic: 503 while it drains after SIGTERM (or while a served model
   // is not loaded), when /api/dashboard still answers and the figures look live.
   const READY = '/v2/health/ready';
   const REFRESH_MS = 2000;
   const FETCH_TIMEOUT_MS = 5000;
-  // Drift methods decided by a significance test (score 1 - p-value, threshold 1 - its level).
-  const TESTS = new Set(['ks', 'missing', 'chi2', 'rare']);
-  // The drift chart's bars end here: 3 times the evidence that makes drift.
-  const EVIDENCE_CAP = 3;
-  // The drift chart's bars at most, fewer on a narrow card (a bar and its label in 28 px):
-  // 150 bars' labels overlapped into a grey band. Past that, the chart shows the features with
-  // the most evidence, and the table lists them all.
-  const MAX_DRIFT_BARS = 20, MIN_DRIFT_BARS = 8, DRIFT_BAR_PX = 28;
   // Quality metrics: scores in [0, 1], higher is better; errors from 0 up, lower is better.
   const SCORE_METRICS = new Set(['accuracy', 'f1', 'auc']);
   const ERROR_METRICS = new Set(['mae', 'rmse', 'mse', 'log_loss']);
@@ -31,47 +26,6 @@
   // firing: the keys of the alerts firing at the last refresh (null before the first), to tell
   // screen readers what changed.
   const state = { payload: null, pick: { name: null, version: null }, prevSys: null, curSys: null, firing: null };
-  const $ = (id) => document.getElementById(id);
-
-  // ------------------------------------------------------------------ DOM helpers
-  function el(tag, cls, text, ...children) {
-    const e = Object.assign(document.createElement(tag), { className: cls || '' });
-    if (text !== undefined && text !== null) e.textContent = text;
-    e.append(...children);
-    return e;
-  }
-  const setText = (id, text) => { $(id).textContent = text; };
-  // Text for humans, data-value with the raw number for tests and scripts.
-  function setStat(id, text, value, cls) {
-    const e = $(id);
-    e.textContent = text;
-    if (isNum(value)) e.dataset.value = String(value); else delete e.dataset.value;
-    if (cls !== undefined) e.className = 'stat-value' + (cls ? ' ' + cls : '');
-  }
-  // Written only where it changed: #conn is a status region, read out on every change, and a
-  // refresh rewrote it every 2 s.
-  function setBadge(id, kind, text, title = '') {
-    const e = $(id), className = 'badge badge-' + kind;
-    if (e.className !== className) e.className = className;
-    if (e.textContent !== text) e.textContent = text;
-    if (e.title !== title) e.title = title;
-  }
-  // "1 request", "2 requests".
-  const plural = (n, word) => `${count(n)} ${word}${n === 1 ? '' : 's'}`;
-  // A p-value or a test's level α as the verdicts quote them: 0.15, 0.00125, 1.9e-76 (not 0.000),
-  // to significant digits, so that a p beside its α can be compared (both read "0.001" in
-  // three decimals).
-  const fmtP = (p) => (!isNum(p) ? '—' : p === 0 ? '0' : p >= 0.001 ? String(Number(p.toPrecision(3)))
-    : p.toExponential(1));
-  // An effect size beside its threshold: to the same decimals, as many as tell them apart (3 to
-  // 6). A score of 1 read "1.00" beside a threshold's "1.000", and 0.19995 read "0.200" beside
-  // 0.2's "0.200", marked ok.
-  function fmtPair(score, threshold) {
-    if (!isNum(score) || !isNum(threshold)) return [fmtNum(score), fmtNum(threshold)];
-    let d = 3;
-    while (d < 6 && score !== threshold && score.toFixed(d) === threshold.toFixed(d)) d += 1;
-    return [score.toFixed(d), threshold.toFixed(d)];
-  }
 
   // ------------------------------------------------------------------ service-wide sections
   function renderService(p) {
@@ -257,141 +211,6 @@
   // were restored from the inference log).
   const idle = (m) => !!m && !m.requests && !m.drift && !m.predictions && !m.performance;
 
-  // How far a feature is toward drift, on one scale for every method, where 1 is the line it
-  // drifts at: a test's p-value as log p / log α (p = 0.2 against α = 0.00125 reads 0.24, where
-  // 1 - p filled 80 % of the chart beside a threshold of 0.999), an effect size as score /
-  // threshold; capped at EVIDENCE_CAP. The p-value is the one that decided (1 - score loses
-  // the small ones to rounding).
-  function evidence(f) {
-    if (f.method === 'none') return null;
-    if (TESTS.has(f.method)) {
-      const alpha = 1 - f.threshold;
-      const p = isNum(f.deciding_p_value) ? f.deciding_p_value : 1 - f.score;
-      if (!isNum(p) || !(alpha > 0 && alpha < 1)) return null;
-      return p <= 0 ? EVIDENCE_CAP : Math.min(EVIDENCE_CAP, Math.log(Math.min(p, 1)) / Math.log(alpha));
-    }
-    return isNum(f.score) && f.threshold > 0 ? Math.min(EVIDENCE_CAP, Math.max(0, f.score / f.threshold)) : null;
-  }
-  // Features by their evidence, the most first; those without a verdict last, in the
-  // profile's order, as ties are.
-  function ranked(feats) {
-    const e = (f) => evidence(f) ?? -1;
-    return feats.map((f, i) => [f, e(f), i]).sort((a, b) => b[1] - a[1] || a[2] - b[2]).map(([f]) => f);
-  }
-  // A bar's figure in the method's own terms: the p-value of a test, else the effect size.
-  const figure = (f) => (TESTS.has(f.method) ? `p ${fmtP(f.deciding_p_value)}` : `${f.method.toUpperCase()} ${fmtNum(f.score)}`);
-
-  // The drift tile's line: the model's name (cut short, its full name the tooltip: a name of
-  // 128 characters filled the tile with seven lines), then what its window shows.
-  function setDriftSub(m, text) {
-    const name = m ? Object.assign(el('span', 'cut', m.name), { title: m.name }) : '';
-    $('stat-drift-sub').replaceChildren(...(m ? [name, ` · ${text}`] : ['—']));
-  }
-
-  // Why a version that answered requests has no drift report: the server's reason (no reference
-  // profile, or inputs that are no table of features); else, where its predictions are binned on
-  // a reference, the profile there is. ("No reference profile" for a model with text inputs
-  // registered with one sent its operator to register it again, which changes nothing.)
-  function unwatched(m) {
-    if (typeof m.drift_unwatched === 'string' && m.drift_unwatched) return m.drift_unwatched;
-    return m.predictions && isNum(m.predictions.drift)
-      ? 'the model has a reference profile (its predictions are watched against it), but not its inputs' : '';
-  }
-
-  function renderDrift(m) {
-    const drift = m && m.drift;
-    const feats = drift && Array.isArray(drift.features) ? drift.features : [];
-    const tbody = $('drift-table').querySelector('tbody');
-    if (!drift) {
-      const reason = m && !idle(m) ? unwatched(m) : '';
-      const why = !m ? 'No models loaded' : idle(m) ? 'No traffic yet'
-        : reason ? 'Input drift not watched for this model' : 'No reference profile for this model';
-      setBadge('drift-badge', 'muted', !m ? 'no model' : idle(m) ? 'no traffic yet'
-        : reason ? 'not watched' : 'no reference profile', reason);
-      drawEmpty($('chart-drift'), why);
-      setStat('stat-drifted', '—', null, '');
-      // The reason under the chart, where a line wraps (the table's row does not).
-      setText('drift-foot', reason ? `${reason.charAt(0).toUpperCase()}${reason.slice(1)}.` : '—');
-      setText('drift-window', '—');
-      setDriftSub(m, idle(m) ? 'no traffic yet' : reason ? 'input drift not watched' : 'no reference');
-      const td = Object.assign(el('td', 'empty', `${why}.`), { colSpan: 8 });
-      tbody.replaceChildren(el('tr', '', null, td));
-      return;
-    }
-    // A feature the server judged nothing of (method "none": too few rows, or none) has no
-    // verdict: neither "ok" nor a score of 0 against a threshold of 0.
-    const judged = (f) => f.method !== 'none';
-    const counted = feats.filter(judged);
-    const nd = counted.filter((f) => f.drifted).length;
-    const verdict = typeof drift.verdict === 'string' ? drift.verdict : '';
-    const win = isNum(drift.window_rows) ? `window ${plural(drift.window_rows, 'row')}` : '—';
-    setText('drift-window', win);
-    if (!counted.length) {
-      const none = feats.length ? (drift.window_rows ? 'no verdict yet' : 'no rows in the window') : 'no features';
-      setBadge('drift-badge', 'muted', none, verdict);
-      setStat('stat-drifted', '—', null, '');
-      setDriftSub(m, none);
-      setText('drift-foot', [win, verdict].filter(Boolean).join(' · '));
-      const why = verdict ? verdict.charAt(0).toUpperCase() + verdict.slice(1) : 'No features monitored';
-      drawEmpty($('chart-drift'), why);
-    } else {
-      // An alert fires on any drifted feature; dataset drift needs a share of them. Between the
-      // two the badge is amber, never a green "no dataset drift" beside a firing alert.
-      const needs = isNum(drift.dataset_share) ? `dataset drift from ${Math.round(drift.dataset_share * 100)} % of features` : '';
-      const [kind, text] = drift.dataset_drift ? ['bad', 'dataset drift']
-        : nd ? ['warn', `${nd} of ${counted.length} features drifted`] : ['ok', 'no drift'];
-      setBadge('drift-badge', kind, text, [verdict, needs].filter(Boolean).join(' · '));
-      setStat('stat-drifted', `${nd} / ${counted.length}`, nd, nd ? 'bad' : 'ok');
-      const share = isNum(drift.drifted_share) ? `${(drift.drifted_share * 100).toFixed(0)} %` : '—';
-      const of = isNum(drift.dataset_share) ? ` of ${Math.round(drift.dataset_share * 100)} %` : '';
-      setDriftSub(m, `share ${share}${of}`);
-      // All the features, in the profile's order, where their bars fit (they then stay put from
-      // one refresh to the next); else those with the most evidence, the most first.
-      const canvas = $('chart-drift');
-      const room = Math.max(MIN_DRIFT_BARS, Math.min(MAX_DRIFT_BARS, Math.floor(canvas.clientWidth / DRIFT_BAR_PX)));
-      const bars = feats.length <= room ? feats : ranked(feats).slice(0, room);
-      const values = bars.map(evidence);
-      const unjudged = bars.some((f) => !judged(f)) ? ' · no bar = no verdict' : '';
-      const shown = bars.length < feats.length
-        ? ` · ${bars.length} of ${feats.length} features shown, those with the most evidence (all in Drift details)` : '';
-      setText('drift-foot', `${win} · bar: evidence, 1 = drifts (tests: log p / log α; PSI, JS: score / threshold; `
-        + `capped at ${EVIDENCE_CAP}) · red = drifted${unjudged}${shown}`);
-      barChart(canvas, {
-        labels: bars.map((f) => f.name), values,
-        colors: bars.map((f) => (f.drifted ? C.red : C.blue)), thresholds: bars.map((f, i) => (isNum(values[i]) ? 1 : null)),
-        valueFmt: (v, i) => figure(bars[i]), empty: 'No features monitored', max: EVIDENCE_CAP,
-        legend: [{ label: 'evidence (1 = drift line)', color: C.blue }, { label: 'drifted', color: C.red },
-          { label: 'drift line', color: C.ink, dash: true }],
-      });
-      const drifted = counted.filter((f) => f.drifted).map((f) => f.name);
-      describe($('chart-drift'), `${nd} of ${counted.length} features drifted${drifted.length ? `: ${drifted.join(', ')}` : ''}`);
-    }
-    // Drifted features first, the most evidence first; the others stay in the profile's order.
-    const worst = ranked(feats.filter((f) => f.drifted));
-    tbody.replaceChildren(...[...worst, ...feats.filter((f) => !f.drifted)].map((f) => {
-      const tr = el('tr', f.drifted ? 'drifted' : '');
-      const has = judged(f);
-      // A long name is cut short, the full name its tooltip (see .table td.name).
-      tr.append(Object.assign(el('td', 'name', f.name), { title: f.name }), el('td', '', has ? f.method || '—' : '—'));
-      // A test's p-value against its level α (as 1 - p against 1 - α, p = 0.0003 and α =
-      // 0.000025 both read "1.000"); an effect size against its threshold.
-      const [score, line] = !has ? ['—', '—'] : TESTS.has(f.method)
-        ? [`p ${fmtP(isNum(f.deciding_p_value) ? f.deciding_p_value : 1 - f.score)}`, `α ${fmtP(1 - f.threshold)}`]
-        : fmtPair(f.score, f.threshold);
-      tr.append(el('td', 'num', score), el('td', 'num', line));
-      // The p-value that decided, as /metrics exports it (not the KS or chi-squared test's
-      // where the missing-share or rare-category test decided).
-      tr.append(el('td', 'num', fmtP(f.deciding_p_value)));
-      for (const k of ['js_distance', 'wasserstein']) tr.append(el('td', 'num', fmtNum(f[k])));
-      const [cls, text] = !has ? ['muted', 'no verdict'] : f.drifted ? ['bad', 'drifted'] : ['ok', 'ok'];
-      const pill = el('span', `pill ${cls}`, text);
-      if (f.reason) pill.title = f.reason;
-      tr.append(el('td', '', null, pill));
-      if (f.kind) tr.title = `${f.name}: ${f.kind} feature`;
-      return tr;
-    }));
-  }
-
   function renderPerformance(m) {
     const perf = m && m.performance;
     const canvas = $('chart-accuracy'), concept = $('concept-badge');
@@ -447,7 +266,7 @@
     const notice = missingPick(models, m);
     if ($('model-notice').textContent !== notice) setText('model-notice', notice);
     $('model-notice').hidden = !notice;
-    renderDrift(m);
+    renderDrift(m, idle(m));
     renderPredictions(m, idle(m));
     renderPerformance(m);
   }

@@ -5,9 +5,7 @@
 // window.ModelPilotPredictions.
 'use strict';
 (() => {
-  const { C, isNum, fmtNum, count, drawEmpty, barChart, describe } = window.ModelPilotCharts;
-  const $ = (id) => document.getElementById(id);
-  const setText = (id, text) => { $(id).textContent = text; };
+  const { C, isNum, fmtNum, count, drawEmpty, barChart, describe, $, setText } = window.ModelPilotCharts;
   // What the card counts: the predictions in the monitor's window (the drift window's rows), not
   // the requests since start that the model's title counts. After a restart the window is
   // restored from the inference log: "5,113 predictions" under "113 requests" read as an error.
