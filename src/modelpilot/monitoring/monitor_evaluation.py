@@ -147,14 +147,42 @@ def report_of(self: Monitor, model: str, version: int | None, serving: int | Non
     NotFound, saying why, if there is none."""
     with self._lock:
         keys = [k for k in self._latest if k[0] == model]
-        if version is None and (model, serving) in self._latest:
+        if version is None and serving is not None and keys:
+            # Its requests' version, or none: another version's report would be read as the
+            # serving one's (the newest was the one rolled back from, with its drift).
             version = serving
+            if (model, serving) not in self._latest:
+                raise NotFound(serving_unreported(self, model, serving, sorted(keys)))
         if version is not None:
             keys = [k for k in keys if k[1] == version]
         if not keys:
             subject = f"model {model!r}" + (f" version {version}" if version is not None else "")
             raise NotFound(f"no monitoring data for {subject} yet: {why_none(self)}")
         return self._latest[max(keys)]
+
+
+def serving_unreported(
+    self: Monitor, model: str, serving: int, reported: list[tuple[str, int]]
+) -> str:
+    """Why ``model``'s ``serving`` version has no report, and which of its versions have."""
+    if self.restoring or not self._last_evaluation:
+        why = why_none(self)
+    else:  # an alias moved to it: its traffic comes at once, its report the next evaluation
+        every = f"{self.evaluate_seconds:g} s"
+        why = (
+            "it has answered no requests since the server started, or its first report is "
+            f"still to come (reports are made every {every})"
+        )
+    numbers = ", ".join(str(number) for _, number in reported)
+    others = (
+        f"version {numbers} has a report"
+        if len(reported) == 1
+        else f"versions {numbers} have reports"
+    )
+    return (
+        f"no monitoring data for model {model!r} version {serving}, the version its requests "
+        f"go to, yet: {why} (its {others})"
+    )
 
 
 def why_none(self: Monitor) -> str:

@@ -47,8 +47,10 @@ FLUSH_SECONDS = 1.0
 A scrape of the process flushes them first, and so does a clean shutdown (``serve`` after its
 last answer), which loses none. A process killed (SIGKILL, the OOM killer) loses what it
 gathered in its last FLUSH_SECONDS at most: with ``serve --workers``, the counters summed over
-the workers miss that much of a killed worker's requests, for good. (A shorter wait would
-only shrink the loss: the requests a killed worker was answering are lost with it anyway.)"""
+the workers miss that much of a killed worker's requests, for good: of every family alike
+(requests, their errors and timeouts, latencies), so that they still agree with each other.
+(A shorter wait would only shrink the loss: the requests a killed worker was answering are
+lost with it anyway.)"""
 
 
 class _Tally:
@@ -108,6 +110,10 @@ class ServiceMetrics(InferenceObserver):
         self._batch_rows: dict[tuple[str, str], _Tally] = {}
         self._compute: dict[tuple[str, str], _Tally] = {}
         self._failed_seconds: dict[tuple[str, str], float] = {}
+        self._errors: dict[tuple[str, str, str], int] = {}
+        """(model, version, kind) -> failed requests: flushed with the requests that count
+        them, so that a worker killed between two flushes loses both alike (written through,
+        ``modelpilot_errors_total`` came out above the failed ``modelpilot_requests_total``)."""
         self._cached: dict[tuple[str, str, bool], list[float]] = {}
         """(model, version, hit) -> [lookups, seconds]"""
         self._flush_due = False
@@ -256,9 +262,8 @@ class ServiceMetrics(InferenceObserver):
             tally = self._latency[(model, version, transport)] = _Tally(LATENCY_BUCKETS)
         tally.add(seconds)
         if error is not None:
-            self.errors.labels(model, version, error).inc()
-            if error == "InferenceTimeout":
-                self.timeouts.labels(model, version).inc()
+            kind = (model, version, error)
+            self._errors[kind] = self._errors.get(kind, 0) + 1
         if not self._flush_due:
             self._schedule_flush()
 
@@ -314,6 +319,11 @@ class ServiceMetrics(InferenceObserver):
             self.requests.labels(*key).inc(count)
         for model, version in {key[:2] for key in requests}:
             self.last_request.labels(model, version).set(now)
+        errors, self._errors = self._errors, {}
+        for (model, version, kind), count in errors.items():
+            self.errors.labels(model, version, kind).inc(count)
+            if kind == "InferenceTimeout":
+                self.timeouts.labels(model, version).inc(count)
         failed, self._failed_seconds = self._failed_seconds, {}
         for (model, version), seconds in failed.items():
             self.failed_seconds.labels(model, version).inc(seconds)

@@ -34,6 +34,7 @@ from modelpilot.serving.calls import (
 from modelpilot.serving.inputs import assemble_batch, requested_outputs, to_tensors
 from modelpilot.serving.observers import EVENTS, InferenceObserver, handlers
 from modelpilot.serving.pool import LoadedModel, ModelPool
+from modelpilot.serving.repository_index import ModelIndexEntry, index_entries
 from modelpilot.serving.result_cache import cache_key, create_result_cache
 from modelpilot.serving.served import ServedModels, blocking
 
@@ -53,17 +54,6 @@ class ModelMetadata:
     feature_names: tuple[str, ...] | None
     batching: BatchingPolicy
     """How the version's requests are batched (the largest batch, the longest wait)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ModelIndexEntry:
-    """One row of the repository index."""
-
-    name: str
-    version: str
-    state: str
-    """``READY``, ``UNAVAILABLE`` or ``LOADING``."""
-    reason: str = ""
 
 
 class InferenceEngine:
@@ -96,6 +86,9 @@ class InferenceEngine:
         self.pool = ModelPool(self._load, self._load_executor, settings.model_memory_budget_bytes)
         self.served = ServedModels(registry, settings, models, self.pool, self._load_executor)
         """The models answered for, and the version each request reaches."""
+        self._references = {ref.name: ref for ref in models}
+        """The references given, by model: where a model unloaded comes back (as ``served``
+        has them), for the index to name the version that went away."""
         self._observers: tuple[InferenceObserver, ...] = ()
         self._failures: dict[tuple[str, int], ModelFailures] = {}
         """Each version's failures in the log, by version (flushed on ``stop``)."""
@@ -448,41 +441,14 @@ class InferenceEngine:
 
     async def repository_index(self, ready_only: bool = False) -> list[ModelIndexEntry]:
         """Each model at the version its requests go to, and every other version of it in
-        memory (asked for by number or alias), by name and version."""
+        memory (asked for by number or alias), by name and version; one not served at the
+        version ``load_model`` would serve."""
         infos = await blocking(self._load_executor, self.registry.list_models)
-        current = dict(self.served.current_versions())
-        others: dict[str, list[int]] = {}
-        for loaded in self.pool.loaded():
-            others.setdefault(loaded.version.model, []).append(loaded.version.version)
-        entries = []
-        for info in infos:
-            mv = current.get(info.name)
-            found = []
-            if mv is not None:
-                state = "READY" if mv.key in self.pool else "LOADING"
-                found.append(ModelIndexEntry(info.name, str(mv.version), state))
-            else:
-                reason = (
-                    "unloaded"
-                    if self.served.was_unloaded(info.name)
-                    # Registered since start-up, serving everything: it loads when asked for.
-                    else "not loaded: loads on its first request"
-                    if self.served.serve_all
-                    else "not served"
-                )
-                found.append(
-                    ModelIndexEntry(
-                        info.name, str(info.latest_version or ""), "UNAVAILABLE", reason
-                    )
-                )
-            for number in sorted(others.get(info.name, ())):
-                if mv is None or number != mv.version:
-                    found.append(ModelIndexEntry(info.name, str(number), "READY"))
-            entries += [e for e in found if not ready_only or e.state == "READY"]
-        return entries
+        return index_entries(infos, self.served, self.pool, self._references, ready_only)
 
     async def load_model(self, model: str) -> ModelVersion:
-        """Serve ``model`` (again) at its default reference and load it."""
+        """Serve ``model`` (again) at the reference it was given, else its default one, and
+        load it."""
         return await self.served.load(model)
 
     async def unload_model(self, model: str) -> None:
