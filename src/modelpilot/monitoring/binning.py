@@ -12,9 +12,12 @@ missing one, so that Wasserstein can place each bin's mass where it really lies 
 ``ProfileBinning.count``).
 
 A float32 model's inputs reach the monitor after the cast to float32 (0.7 as 0.69999999), and
-its reference is float64: values that are all float32 are binned by the edges rounded to
-float32 (see ``float32_bins``), and tested by KS against the reference's values rounded so
-(see ``ProfileBinning._ks_sample``).
+its reference is float64: a feature whose values in a batch are all float32 is binned by the
+edges rounded to float32 (see ``float32_bins``), and tested by KS against the reference's
+values rounded so (see ``ProfileBinning._ks_sample``); each feature by its own values, as a
+file's columns may be stored each as it was. A feature whose reference was stored as float32
+(``FeatureProfile.float32``) has a window's values rounded to float32 first, whatever their
+type, so that float64 copies of the reference's numbers bin where they do.
 """
 
 from __future__ import annotations
@@ -38,7 +41,12 @@ from modelpilot.monitoring.drift import (
     judge_numeric,
     summarize,
 )
-from modelpilot.monitoring.float32_bins import float32_edges, float32_valued, to_float32
+from modelpilot.monitoring.float32_bins import (
+    float32_edges,
+    float32_rows,
+    float32_valued,
+    to_float32,
+)
 from modelpilot.registry.profile import FeatureProfile, ReferenceProfile
 from modelpilot.repeated_errors import RepeatedErrors, first_line
 
@@ -55,6 +63,8 @@ verdict reads "no drift" whatever its categories do."""
 
 CHUNK_ROWS = 8192
 """Rows binned in one go, which bounds the scratch arrays of a large offline comparison."""
+MIXED_EDGES_KEPT = 16
+"""How many mixes of float32 and float64 features a binning keeps the edges of."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +84,8 @@ class _Numeric:
     sample_rows: int
     """How many reference values ``sample`` stands for, the KS test's reference size: all the
     reference's finite values for a sketch, else its own size."""
+    float32: bool
+    """The reference was stored as float32: a window's values are rounded to float32."""
 
     @property
     def width(self) -> int:
@@ -156,6 +168,17 @@ class ProfileBinning:
         self._offsets = np.array([n.offset for n in self._numeric], dtype=np.int64)
         self._columns = np.array([n.index for n in self._numeric], dtype=np.intp)
         self._all_numeric = self._columns.tolist() == list(range(len(self.names)))
+        self._float32 = np.array([n.float32 for n in self._numeric], dtype=bool)
+        """The numeric features whose reference was stored as float32, rounded to it."""
+        self._rounded = np.flatnonzero(self._float32)
+        same = (lower[0] == lower[1]) | np.isnan(lower[0])
+        self._rounding_matters = np.flatnonzero(~same.all(axis=1) | (top[0] != top[1]))
+        """The numeric features whose edges for float32 values differ from their own: the
+        others bin float32 values alike by either, and need not be looked at."""
+        self._float32_watched = self._float32[self._rounding_matters]
+        self._mixed_edges: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        """The edges of batches some of whose features are float32 and some not, by which
+        (see ``_edges_for``): a served model's batches come alike, round after round."""
 
     def count(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Flat bin counts and sums of a 2-D batch whose columns are the features.
@@ -179,11 +202,18 @@ class ProfileBinning:
                     values = rows[:, self._columns].astype(np.float64)
                 except (TypeError, ValueError):
                     values = _to_float(rows[:, self._columns])
-            single = rows.dtype == np.float32 or float32_valued(values)
             for start in range(0, values.shape[0], CHUNK_ROWS):
                 # Feature by feature (one contiguous row each), as the comparisons run fastest.
                 by_feature = np.ascontiguousarray(values[start : start + CHUNK_ROWS].T)
-                bins = self._bins(by_feature, single).ravel()
+                if rows.dtype == np.float32:
+                    lower, top = self._lower32, self._top32
+                else:
+                    if self._rounded.size:  # so that a float64 0.1 is a float32 reference's
+                        if np.may_share_memory(by_feature, values):  # the caller's rows
+                            by_feature = by_feature.copy()
+                        by_feature[self._rounded] = to_float32(by_feature[self._rounded])
+                    lower, top = self._edges_for(by_feature)
+                bins = self._bins(by_feature, lower, top).ravel()
                 counts += np.bincount(bins, minlength=self.size)
                 # Each bin's sum of values (the missing bin's, NaN, is not kept).
                 totals = np.bincount(bins, weights=by_feature.ravel(), minlength=self.size)
@@ -195,17 +225,41 @@ class ProfileBinning:
             counts += np.bincount(slots, minlength=self.size)
         return counts, sums
 
-    def _bins(self, by_feature: np.ndarray, single: bool = False) -> np.ndarray:
+    def _edges_for(self, by_feature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The lower and top edges (as ``_lower`` and ``_top``) that the numeric features of
+        float64 values ``by_feature`` are binned by: those for float32 values where a
+        feature's values all are, each feature by its own (a file's columns come each as it
+        was stored), and where its reference was float32 (its values rounded so)."""
+        watched = self._rounding_matters
+        matters = float32_rows(by_feature, watched) | self._float32_watched
+        found = np.count_nonzero(matters)  # a tenth of .all()'s and .any()'s time, each
+        if found == matters.size:
+            return self._lower32, self._top32
+        if not found:
+            return self._lower, self._top
+        key = matters.tobytes()
+        if key not in self._mixed_edges:
+            if len(self._mixed_edges) >= MIXED_EDGES_KEPT:
+                self._mixed_edges.clear()
+            single = np.zeros(self._float32.size, dtype=bool)
+            single[watched] = matters
+            where = single[:, None]
+            self._mixed_edges[key] = (
+                np.where(where[None], self._lower32, self._lower),
+                np.where(where, self._top32, self._top),
+            )
+        return self._mixed_edges[key]
+
+    def _bins(self, by_feature: np.ndarray, lower: np.ndarray, top: np.ndarray) -> np.ndarray:
         """Each numeric value's bin in the flat vector; ``by_feature`` holds one numeric
-        feature per row (in the order of ``_numeric``), ``single``: values that are all
-        float32, binned by the edges for them."""
+        feature per row (in the order of ``_numeric``), binned by ``lower`` and ``top``
+        (see ``_edges_for``)."""
         # A value's bin is the number of edges at or below it (searchsorted, side="right"),
         # except that the top edge belongs to the last bin, as in np.histogram: it counts only
         # when the value is past it. Taken edge position by edge position: a dozen NumPy calls
         # on the whole batch rather than a dozen per feature. Counted in bytes where the edges
         # allow: the comparisons' booleans then add in as bytes of the same type, which NumPy
         # does without converting them through a buffer.
-        lower, top = (self._lower32, self._top32) if single else (self._lower, self._top)
         small = lower.shape[0] < 255
         slot = np.zeros(by_feature.shape, dtype=np.uint8 if small else np.int64)
         passed = np.empty(by_feature.shape, dtype=bool)
@@ -376,6 +430,8 @@ class ProfileBinning:
         if recent is not None and int(current.sum()) < thresholds.large_sample_rows:
             column = _float_column(recent, spec.index)
             sample = column[np.isfinite(column)]  # the values present: see ``_bins``
+            if spec.float32:  # as they were binned (see ``count``)
+                sample = to_float32(sample)
         return judge_numeric(
             self.names[spec.index],
             spec.reference,
@@ -426,7 +482,7 @@ def _numeric_bins(
         tested = np.asarray(feature.sketch, dtype=np.float64)
         rows = feature.count - feature.missing
     scale = _spread(feature)
-    return _Numeric(index, offset, edges, counts, points, scale, tested, rows)
+    return _Numeric(index, offset, edges, counts, points, scale, tested, rows, feature.float32)
 
 
 def _reference_points(

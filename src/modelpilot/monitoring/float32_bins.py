@@ -1,5 +1,5 @@
-"""Binning values that are all float32, as a float32 model's inputs reach the monitor, by
-edges rounded as they were (see ``binning``)."""
+"""Binning features whose values are all float32 (a float32 model's inputs, a file's float32
+columns) by edges rounded as they were (see ``binning``)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,32 @@ def to_float32(values: np.ndarray) -> np.ndarray:
     """``values`` rounded to float32, as float64 (past float32's range, infinite)."""
     with np.errstate(over="ignore"):
         return values.astype(np.float32).astype(np.float64)
+
+
+def float32_rows(by_feature: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Which of ``rows`` (indices) of ``by_feature`` (one feature's values a row) hold float32
+    values only (or NaN), as ``float32_valued`` tells of a whole array: each feature is binned
+    by the edges for its own values.
+
+    Decided for a batch as a whole, one column of float32 values beside float64 ones (a
+    Parquet file's float32 column, pandas' downcast) was binned by the float64 edges: the
+    reference's own rows read PSI 1.6. The first value rules most float64 features out at
+    once, so only the others are looked at whole (this runs on every round of the monitor)."""
+    single = np.zeros(rows.size, dtype=bool)
+    if not by_feature.shape[1]:
+        return ~single
+    with np.errstate(over="ignore"):  # past float32's range: infinite, so not float32
+        first = by_feature[rows, 0]
+        candidates = (first.astype(np.float32) == first) | np.isnan(first)
+        if np.count_nonzero(candidates):  # a tenth of .any()'s time
+            picked = rows[candidates]
+            looked = by_feature if picked.size == by_feature.shape[0] else by_feature[picked]
+            same = looked.astype(np.float32) == looked
+            held = same.all(axis=1)
+            if not held.all():
+                held = (same | np.isnan(looked)).all(axis=1)
+            single[candidates] = held
+    return single
 
 
 def float32_valued(values: np.ndarray) -> bool:

@@ -76,17 +76,25 @@ class FeatureProfile:
     sample of the named categories and of the pooled rest. Profiles made before it chose and
     counted on the same rows; the monitor then guards against their luck near the cut
     (``monitoring.category_bins.trusted_count``)."""
+    float32: bool = False
+    """The reference column was stored as float32 (a float32 Parquet column, a float32
+    array): its values, edges and sketch are float32 numbers (0.1 as 0.10000000149), and the
+    monitor rounds a window's values of the feature to float32 before it bins them, or the
+    same numbers from a float64 file fell below the edges (0.1 below the reference's 0.1:
+    PSI 6.0). Profiles made before it have none, and bin a window's values as they come."""
 
     @classmethod
     def numeric(cls, name: str, values: np.ndarray) -> FeatureProfile:
         """Quantiles, bins and a sketch of the finite values; NaN and +/-inf count as
         ``missing``, by the rule the monitor bins a window's values by
-        (``monitoring.binning``), so that the reference's own rows read no drift."""
+        (``monitoring.binning``), so that the reference's own rows read no drift. Values of
+        a float32 array make a ``float32`` profile."""
+        float32 = values.dtype == np.float32
         values = values.astype(np.float64, copy=False)
         finite = values[np.isfinite(values)]
         missing = int(values.size - finite.size)
         if finite.size == 0:
-            return cls(name, "numeric", int(values.size), missing)
+            return cls(name, "numeric", int(values.size), missing, float32=float32)
         quantiles = np.quantile(finite, QUANTILE_LEVELS)
         edges = bin_edges(finite)
         counts, _ = np.histogram(finite, bins=edges)
@@ -110,6 +118,7 @@ class FeatureProfile:
             bin_counts=tuple(int(c) for c in counts),
             bin_means=means,
             sketch=tuple(float(v) for v in quantile_sketch(finite)),
+            float32=float32,
         )
 
     @classmethod
@@ -162,6 +171,7 @@ class FeatureProfile:
                 bin_counts=list(self.bin_counts),
                 bin_means=list(self.bin_means),
                 sketch=list(self.sketch),
+                float32=self.float32,
             )
         else:
             data["categories"] = dict(self.categories)
@@ -187,6 +197,7 @@ class FeatureProfile:
             sketch=tuple(data.get("sketch", ())),
             categories=dict(data.get("categories", {})),
             held_out=bool(data.get("held_out", False)),
+            float32=bool(data.get("float32", False)),
         )
 
 
@@ -241,7 +252,9 @@ class ReferenceProfile:
         for name in frame.columns:
             column = frame[name]
             if is_numeric_feature(column):
-                numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)  # Int64's <NA>
+                # Int64's <NA> as NaN; a float32 column kept so (see FeatureProfile.float32).
+                stored = np.float32 if _float32_dtype(column) else np.float64
+                numbers = column.to_numpy(dtype=stored, na_value=np.nan)
                 features.append(FeatureProfile.numeric(name, numbers))
             else:
                 features.append(FeatureProfile.categorical(name, column))
@@ -346,6 +359,12 @@ def boolean_counts(counts: dict[str, int]) -> dict[str, int]:
         key = TRUE if name.lower() == "true" else FALSE
         out[key] = out.get(key, 0) + count
     return out
+
+
+def _float32_dtype(column: pd.Series) -> bool:
+    """Whether a column holds float32 numbers: NumPy's float32, or pandas' nullable Float32
+    (as a Parquet file's nullable float column reads with ``dtype_backend``)."""
+    return getattr(column.dtype, "numpy_dtype", column.dtype) == np.float32
 
 
 def is_numeric_feature(column: pd.Series) -> bool:
