@@ -27,6 +27,6 @@ async def test_a_models_report_is_of_the_version_its_requests_go_to(
         await send(client, reference_traffic(iris_frame, 50, seed=2))  # to version 1
         served.monitor.flush()
         report = (await client.get("/api/monitoring/iris")).json()
-        assert (report["version"], report["requests"]) == ("1", 5)
+        assert (report["version"], report["requests"], report["serving"]) == ("1", 5, True)
         newest = (await client.get("/api/monitoring/iris", params={"version": 2})).json()
-        assert (newest["version"], newest["requests"]) == ("2", 2)
+        assert (newest["version"], newest["requests"], newest["serving"]) == ("2", 2, False)

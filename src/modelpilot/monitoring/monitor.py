@@ -444,8 +444,9 @@ class Monitor(InferenceObserver):
         self, model: str, version: int | None = None, serving: int | None = None
     ) -> ModelReport:
         """``model``'s report: of ``version``; else of ``serving`` (the version its requests
-        go to now) if that has one, else of its newest version that has one. (Newest alone
-        would show a version rolled back from, which no longer answers.)"""
+        go to now), NotFound while that has none (another version's, the newest say, would
+        show one rolled back from, which no longer answers, as the serving one's); else (no
+        version serving) of its newest version that has one."""
         self.report_labelled()
         return monitor_evaluation.report_of(self, model, version, serving)
 

@@ -313,7 +313,9 @@ async def monitoring_model(
         # "No data yet" is for a model that may have some: one not registered never will.
         await _registered(monitor, model, version)
         raise
-    return model_overview(report)
+    # As the dashboard's entries say it: a version asked for by number may be one rolled
+    # back from, whose drift and quality no longer answer for the model.
+    return {**model_overview(report), "serving": report.version == str(number)}
 
 
 @router.get("/dashboard", summary="Everything the live dashboard draws", responses=_OFF)
