@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections import Counter
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -158,8 +160,9 @@ def _dataset(path: Path) -> Any:
 
 def _refuse_strange_header(path: Path, kind: str) -> None:
     """BadRequest for a header that pandas would read into something else than it says: a
-    column named twice (see ``refuse_repeated``), or a CSV of one column whose name holds
-    semicolons or tabs, which is no comma-separated file (every row a single text).
+    column named twice (see ``refuse_repeated``), a CSV header of numbers alone (see
+    ``_refuse_numbers_for_names``), or a CSV of one column whose name holds semicolons or
+    tabs, which is no comma-separated file (every row a single text).
 
     Such a file is refused rather than read with a guessed separator: files separated by
     semicolons mostly write decimal commas ("1,5"), which would then be read as text."""
@@ -176,6 +179,7 @@ def _refuse_strange_header(path: Path, kind: str) -> None:
         return
     first = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
     names = list(first.iloc[0]) if len(first) else []
+    _refuse_numbers_for_names(path, names)
     refuse_repeated(names, f"the header of {path.name}")
     mark = next((m for m in (";", "\t") if len(names) == 1 and m in names[0]), None)
     if mark is not None:
@@ -189,11 +193,43 @@ def _refuse_strange_header(path: Path, kind: str) -> None:
         )
 
 
+def _refuse_numbers_for_names(path: Path, names: Sequence[str]) -> None:
+    """BadRequest for a CSV header whose every cell reads as a number: the first row of a
+    file written without a header (``to_csv(header=False)``, ``np.savetxt``), which pandas
+    takes for the column names. Read as one, a reference's first row was lost and its values
+    became the version's feature names ("6.7", "3.3"...), which requests, metrics and drift
+    reports then had to use, and only a new version could undo.
+
+    The names pandas gives a frame's unnamed columns, 0, 1, 2..., in that order (a NumPy
+    array written with ``pd.DataFrame(array).to_csv``), are a header, positional like an
+    .npy file's; so is an empty cell beside them (the index, written with its frame)."""
+    cells = [name for name in names if name.strip()]
+    if not cells or not all(_reads_as_number(cell) for cell in cells):
+        return
+    if cells == [str(position) for position in range(len(cells))]:
+        return
+    shown = ", ".join(cells[:4]) + (", ..." if len(cells) > 4 else "")
+    raise BadRequest(
+        f"cannot read {path.name} as CSV: its header row is all numbers ({shown}), so it is "
+        "likely the first row of data, which would be taken for the column names and lost; "
+        "ModelPilot reads CSV files with a header row of column names: write one (with pandas: "
+        "read_csv(path, header=None, names=[...]).to_csv(new_path, index=False))"
+    )
+
+
+def _reads_as_number(cell: str) -> bool:
+    try:
+        return math.isfinite(float(cell))  # ("nan" and "inf" are words a header may hold)
+    except ValueError:
+        return False
+
+
 def read_table(
     path: Path, max_rows: int | None = None, text_columns: Sequence[str] = ()
 ) -> pd.DataFrame:
     """The whole table (or its first ``max_rows``); .npy files get positional column names.
-    A CSV's ``text_columns`` are read as text, as by ``iter_table``."""
+    A CSV's ``text_columns`` are read as text, as by ``iter_table``; its other columns of
+    ISO 8601 dates as dates (see ``dates_as_times``)."""
     path = Path(path)
     kind = _kind(path)
     _exists(path, kind)
@@ -201,7 +237,7 @@ def read_table(
         _refuse_strange_header(path, kind)
         if kind == "csv":
             frame: pd.DataFrame = pd.read_csv(path, nrows=max_rows, **_as_text(path, text_columns))
-            return frame
+            return dates_as_times(frame, text_columns)
         if kind == "parquet":
             if path.is_dir():  # (as iter_table reads it: pandas makes its key columns categories)
                 frame = _dataset(path).to_table().to_pandas()
@@ -268,6 +304,45 @@ def decimals_as_numbers(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _all_decimal(present: pd.Series) -> bool:
     return len(present) > 0 and all(isinstance(value, Decimal) for value in present)
+
+
+def dates_as_times(frame: pd.DataFrame, text: Collection[str] = ()) -> pd.DataFrame:
+    """``frame`` with its columns of text whose every value is an ISO 8601 date or date-time
+    ("2024-01-31", "2024-01-31 12:00:00", "2024-01-31T12:00:00.5+01:00") as datetime64,
+    as Parquet stores such a column, and as pandas reads numbers from CSV text.
+
+    As text a CSV's column of times was a category of each distinct time, which no
+    reference can have held (fresh traffic comes later), so it could never tell drift, where
+    the same column from Parquet was refused by name (``refuse_unprofiled``), with what to
+    do instead. Read as times, it is refused alike. The columns ``text`` stay text (a model
+    that takes dates as text categories is served them so). Values of several time zones
+    are read in UTC; a column with a value that is no such date (or no valid one) stays
+    text."""
+    dates = {}
+    for name, column in frame.items():
+        if str(name) in text or not pd.api.types.is_string_dtype(column):
+            continue
+        present = column.dropna().astype(str)
+        # The first value first: most columns of text are no dates, and tell it at once.
+        if present.empty or not re.fullmatch(_ISO_DATE, present.iloc[0]):
+            continue
+        if not present.str.fullmatch(_ISO_DATE).all():
+            continue
+        for utc in (False, True):  # (one offset, or none: as written; several: in UTC)
+            try:
+                dates[name] = pd.to_datetime(column, format="ISO8601", utc=utc)
+                break
+            except (ValueError, OverflowError):
+                continue
+    return frame.assign(**{str(name): values for name, values in dates.items()}) if dates else frame
+
+
+_ISO_DATE = (
+    r"\d{4}-\d{2}-\d{2}"
+    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?)?"
+)
+"""An ISO 8601 date, with a time of day or without (the form Python, pandas, databases and
+spreadsheets write dates in); a year or a number alone (2024, 20240131) is no date here."""
 
 
 def _as_text(path: Path, columns: Sequence[str]) -> dict[str, Any]:

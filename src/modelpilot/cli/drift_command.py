@@ -28,9 +28,13 @@ from modelpilot.cli.declared import DRIFT_SETTINGS
 from modelpilot.errors import BadRequest, InvalidInput
 
 if TYPE_CHECKING:  # imported where used: pandas and SQLAlchemy, which --help needs not
+    import numpy as np
+
     from modelpilot.config import Settings
     from modelpilot.monitoring.drift import DriftReport, DriftThresholds, FeatureDrift
+    from modelpilot.monitoring.inference_log import InferenceLog
     from modelpilot.monitoring.offline import Comparison
+    from modelpilot.registry.types import ModelVersion
 
 DRIFT_EXIT_CODE = 3
 NO_VERDICT_EXIT_CODE = 4
@@ -113,13 +117,19 @@ def drift(
         ),
     ] = None,
     last: Annotated[
-        int, typer.Option(min=1, help="With --model: the newest requests to compare.")
-    ] = 5000,
+        int | None,
+        typer.Option(
+            min=1,
+            help="With --model: the newest rows to compare (of requests of several rows, "
+            "the oldest in part). Default: $MODELPILOT_DRIFT_WINDOW_ROWS, the live window's.",
+            show_default=False,
+        ),
+    ] = None,
     since_minutes: Annotated[
         float | None,
         typer.Option(
             help="With --model: only requests of the last this many minutes [x>0]. "
-            "Default: no time limit (the newest --last requests, however old).",
+            "Default: $MODELPILOT_DRIFT_WINDOW_SECONDS, the live window's age.",
             callback=_minutes,
             show_default=False,
         ),
@@ -242,6 +252,8 @@ def _from_files(
     every one of them count as an unseen category. The reference is then read again with
     the same columns as text, so that both files read them by the same rule (a word pandas
     takes for missing, "NA", is then a category in both)."""
+    import pandas as pd
+
     from modelpilot.monitoring.offline import compare
     from modelpilot.registry.profile import ReferenceProfile, is_numeric_feature
     from modelpilot.tabular import count_rows, iter_table, read_table, refuse_nested
@@ -250,6 +262,16 @@ def _from_files(
         frame = read_table(reference)
     if frame.empty:
         raise InvalidInput(f"the reference data has no rows ({reference})")
+    if len(frame) < thresholds.min_rows:
+        # As few rows describe no distribution: one row made every numeric feature a
+        # constant, which any spread in the current data drifted from ("Dataset drift", and
+        # exit 3 for a CI job fed a truncated reference).
+        raise InvalidInput(
+            f"the reference data has {len(frame)} row{'s' if len(frame) > 1 else ''} "
+            f"({reference}), too few to judge drift against: it needs at least "
+            f"{thresholds.min_rows}, as the current data does for a verdict "
+            "(MODELPILOT_DRIFT_MIN_ROWS); is the file whole?"
+        )
     unknown = [name for name in ignore if name not in frame.columns.astype(str)]
     if unknown:
         raise InvalidInput(
@@ -258,10 +280,13 @@ def _from_files(
         )
     if set(ignore) >= {str(c) for c in frame.columns}:
         raise InvalidInput("--ignore leaves no column to compare")
+    # (Dates are no text: read as dates again, they are refused by name when profiled.)
     text = [
         str(name)
         for name, column in frame.items()
-        if str(name) not in ignore and not is_numeric_feature(column)
+        if str(name) not in ignore
+        and not is_numeric_feature(column)
+        and not pd.api.types.is_datetime64_any_dtype(column)
     ]
     if text:
         with _step(progress, f"reading {reference.name}"):
@@ -272,9 +297,15 @@ def _from_files(
         profile = ReferenceProfile.from_data(frame)
     task = progress.add_task(f"reading {terminal_text(current.name)}", total=count_rows(current))
     testing = f"testing {frame.shape[1]:,} features"
+    # The ignored columns leave the current data too: those of a file without names
+    # (.npy) are matched by position, every column then a feature.
+    chunks = (
+        chunk.drop(columns=[c for c in chunk.columns if str(c) in ignore])
+        for chunk in iter_table(current, 50_000, text_columns=text)
+    )
     comparison = compare(
         profile,
-        iter_table(current, 50_000, text_columns=text),
+        chunks,
         thresholds,
         on_rows=lambda n: progress.update(task, advance=n),
         reference=frame,
@@ -300,15 +331,25 @@ def _step(progress: Progress, description: str) -> Iterator[None]:
 def _from_log(
     settings: Settings,
     model: str,
-    last: int,
+    last: int | None,
     since_minutes: float | None,
     thresholds: DriftThresholds,
 ) -> tuple[Comparison, tuple[str, str]]:
+    """``model``'s reference profile against its newest ``last`` logged rows of the last
+    ``since_minutes``: by default the live monitor's window, its newest
+    ``drift_window_rows`` rows of the last ``drift_window_seconds``.
+
+    --last once counted requests: 5,000 requests of 50 rows each are 250,000 rows, and the
+    command judged another window than the server's 5,000 rows, and often another verdict.
+    (The live window keeps whole monitoring rounds, so it may hold up to a round's rows
+    more than these: see ``SlidingWindow``.)"""
     from modelpilot.monitoring.inference_log import InferenceLog
-    from modelpilot.monitoring.offline import compare, log_rows
+    from modelpilot.monitoring.offline import compare
     from modelpilot.registry.refs import ModelRef
     from modelpilot.registry.store import Registry
 
+    rows = last if last is not None else settings.drift_window_rows
+    seconds = since_minutes * 60 if since_minutes is not None else settings.drift_window_seconds
     registry = Registry.open(settings.registry, settings.artifacts, create=False)
     log = None
     try:
@@ -319,20 +360,52 @@ def _from_log(
                 f"{version} has no reference profile: register it with --reference DATA"
             )
         log = InferenceLog(registry.companion_engine("inference-log"))
-        since = time.time() - since_minutes * 60 if since_minutes is not None else None
-        entries = log.recent(version.model, version.version, limit=last, since=since)
+        requests, window = _newest_rows(log, version, rows, time.time() - seconds)
         # No request in the window (a quiet model, a version not served yet) is no rows: no
         # verdict, as too few rows are (exit 4 with --fail-on-drift), not an error (exit 1,
-        # as for a mistyped name). log_rows still refuses a model that is not tabular.
-        empty = not entries and version.signature.is_tabular
-        chunks = [] if empty else [log_rows(entries, version.signature)]
-        rows = sum(chunk.shape[0] for chunk in chunks)
-        window = f"{len(entries):,} logged requests ({rows:,} rows)"
-        return compare(profile, chunks, thresholds), (f"{version} reference profile", window)
+        # as for a mistyped name). Reading the rows still refuses a model that is not tabular.
+        chunks = [] if window is None else [window]
+        counted = 0 if window is None else window.shape[0]
+        label = f"{requests:,} logged requests ({counted:,} rows) of the last {_duration(seconds)}"
+        return compare(profile, chunks, thresholds), (f"{version} reference profile", label)
     finally:
         if log is not None:
             log.close()
         registry.close()
+
+
+FIRST_LOOK = 256
+"""How many of the newest requests ``_newest_rows`` reads first: more are read only where
+these hold fewer rows than it needs."""
+
+
+def _newest_rows(
+    log: InferenceLog, version: ModelVersion, rows: int, since: float
+) -> tuple[int, np.ndarray | None]:
+    """How many of the newest requests of ``version`` logged since ``since`` hold its newest
+    ``rows`` rows, and those rows (None: no request). The log is read by requests, whose
+    rows are not known before: a first look reads ``FIRST_LOOK``, a second as many as their
+    rows a request say are needed (never more than ``rows`` requests, which hold at least
+    ``rows`` rows)."""
+    from modelpilot.monitoring.offline import newest_log_rows
+
+    limit = min(rows, FIRST_LOOK)
+    while True:
+        entries = log.recent(version.model, version.version, limit=limit, since=since)
+        if not entries and version.signature.is_tabular:
+            return 0, None
+        requests, found = newest_log_rows(entries, version.signature, rows)
+        if found.shape[0] >= rows or len(entries) < limit or limit >= rows:
+            return requests, found
+        per_request = found.shape[0] / len(entries)
+        limit = min(rows, max(2 * limit, math.ceil(1.25 * rows / per_request)))
+
+
+def _duration(seconds: float) -> str:
+    minutes = seconds / 60
+    if minutes >= 120 and minutes % 60 == 0:
+        return f"{minutes / 60:g} hours"
+    return f"{minutes:g} minute{'' if minutes == 1 else 's'}"
 
 
 TABLE_ROWS = 50

@@ -12,7 +12,7 @@ from the log, as the live monitor does, with the profile's sketch of them (its v
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -26,7 +26,7 @@ from modelpilot.monitoring.log_records import LogEntry
 from modelpilot.monitoring.window import RecentRows
 from modelpilot.registry.profile import ReferenceProfile, category_key
 from modelpilot.registry.signature import Signature
-from modelpilot.tabular import refuse_nested
+from modelpilot.tabular import has_names, refuse_nested
 
 NEW_VALUES_SHOWN = 3
 """How many of a categorical feature's new values (most common first) its reason names."""
@@ -174,6 +174,28 @@ def _clipped(text: str, limit: int = 40) -> str:
 
 def log_rows(entries: Iterable[LogEntry], signature: Signature) -> np.ndarray:
     """The input rows of logged requests to a tabular version, one row per predicted row."""
+    return _stacked(_request_rows(entries, signature))
+
+
+def newest_log_rows(
+    entries: Sequence[LogEntry], signature: Signature, rows: int
+) -> tuple[int, np.ndarray]:
+    """The newest ``rows`` input rows of logged requests (oldest first), as ``log_rows``
+    gives them, and how many of the newest requests hold them (the oldest of those may be
+    in part): a window of rows, as the live monitor's is, of requests of any size."""
+    parts = _request_rows(entries, signature)
+    held, requests = 0, 0
+    for part in reversed(parts):
+        if held >= rows:
+            break
+        held += part.shape[0]
+        requests += 1
+    stacked = _stacked(parts[len(parts) - requests :])
+    return requests, stacked[max(stacked.shape[0] - rows, 0) :]
+
+
+def _request_rows(entries: Iterable[LogEntry], signature: Signature) -> list[np.ndarray]:
+    """Each logged request's input rows (2-D), of those that have the version's input."""
     if not signature.is_tabular:
         raise InvalidInput("drift from the log needs a tabular model (one 2-D input)")
     name = signature.inputs[0].name
@@ -181,6 +203,10 @@ def log_rows(entries: Iterable[LogEntry], signature: Signature) -> np.ndarray:
     parts = [p.reshape(-1, p.shape[-1]) if p.ndim > 1 else p.reshape(1, -1) for p in parts]
     if not parts:
         raise InvalidInput("the inference log holds no requests for this version in that window")
+    return parts
+
+
+def _stacked(parts: list[np.ndarray]) -> np.ndarray:
     stacked = np.concatenate(parts)
     try:
         return stacked.astype(np.float64)
@@ -206,15 +232,19 @@ def _refuse_text_for_numbers(chunk: pd.DataFrame, numeric: list[str], first_row:
 
 
 def _columns(chunk: pd.DataFrame | np.ndarray, names: list[str]) -> np.ndarray:
+    """``chunk``'s columns of the features ``names``, in their order: by name where it has
+    names; by position where it has none (an array, an .npy file's frame), every column then
+    a feature. An .npy file of more columns than the reference was compared on its first
+    ones, matched by their positions' names ("0", "1"...): a column added or inserted
+    upstream shifts every feature after it, and the report was of the wrong columns."""
     if isinstance(chunk, np.ndarray):
         array = chunk if chunk.ndim == 2 else chunk.reshape(-1, 1)
         if array.shape[1] != len(names):
-            raise InvalidInput(
-                f"the current data has {array.shape[1]} columns; the reference has "
-                f"{len(names)} ({', '.join(map(repr, names))})"
-            )
+            raise InvalidInput(_other_count(array.shape[1], names))
         return array
     columns = [str(c) for c in chunk.columns]
+    if not has_names(chunk) and len(columns) != len(names):
+        raise InvalidInput(_other_count(len(columns), names))
     if set(names) <= set(columns):
         frame = chunk.set_axis(columns, axis=1)[names]
     elif len(columns) == len(names) and all(c.isdigit() for c in columns):
@@ -229,3 +259,11 @@ def _columns(chunk: pd.DataFrame | np.ndarray, names: list[str]) -> np.ndarray:
     if all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
         return frame.to_numpy(dtype=np.float64, na_value=np.nan)
     return frame.to_numpy(dtype=object, na_value=np.nan)
+
+
+def _other_count(columns: int, names: list[str]) -> str:
+    shown = ", ".join(map(repr, names[:10])) + (", ..." if len(names) > 10 else "")
+    return (
+        f"the current data has {columns} columns; the reference has {len(names)} ({shown}); "
+        "columns without names are matched by their positions, so both must have the same"
+    )

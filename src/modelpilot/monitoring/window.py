@@ -1,10 +1,11 @@
 """Sliding windows over counts: bounded by rows and by age, updated by adding and subtracting.
 
 A window is a queue of chunks (the counts of a few rows that arrived together) and the running
-totals of the chunks it holds; a chunk leaves when it is older than ``max_seconds`` or when the
-window would still hold ``max_rows`` rows without it. Nothing is recounted, so keeping a
-window current costs one vector addition per chunk in and one subtraction per chunk out
-(except when a chunk of huge sums leaves: see ``EXACT``).
+totals of the chunks it holds; a chunk leaves, whole, when it is older than ``max_seconds`` or
+when the window would still hold ``max_rows`` rows without it (so a window holds at least
+``max_rows`` rows, if as many came, and less than one chunk more: see ``SlidingWindow``).
+Nothing is recounted, so keeping a window current costs one vector addition per chunk in and
+one subtraction per chunk out (except when a chunk of huge sums leaves: see ``EXACT``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,17 @@ class Chunk:
 
 
 class SlidingWindow:
-    """Running totals of the most recent chunks (at least ``max_rows`` rows, if there are)."""
+    """Running totals of the most recent chunks: those of the last ``max_seconds``, less the
+    oldest ones that the window would hold ``max_rows`` rows without. So it holds at least
+    ``max_rows`` rows where that many came in time, and fewer than ``max_rows`` plus its
+    oldest chunk's rows: the monitor's chunk is a monitoring round's rows of a version (of
+    more than ``max_rows``, their last ``max_rows``), so a window of 5,000 rows held 6,300
+    under traffic of 1,300 rows a round, and may hold up to twice its rows less one.
+
+    Chunks leave whole because their rows are gone: only their counts are kept, and a
+    chunk's oldest rows cannot be taken out of them. Trimmed to the row, the window would
+    keep every row it holds (``max_rows`` of every feature, where ``RecentRows`` keeps
+    ``large_sample_rows``) to count again the part of a chunk that leaves."""
 
     def __init__(self, counts_size: int, sums_size: int, max_rows: int, max_seconds: float) -> None:
         self.max_rows = max_rows
