@@ -208,8 +208,10 @@ NOTES: dict[str, Note] = {
     "modelpilot_drifted_features_share": Note("model", "0 to 1; the `data_drift` alert's value."),
     "modelpilot_drift_window_rows": Note(
         "model",
-        "Rows, at most `MODELPILOT_DRIFT_WINDOW_ROWS` and no older than "
-        "`MODELPILOT_DRIFT_WINDOW_SECONDS`; with `--workers`, merged over the workers.",
+        "Rows, no older than `MODELPILOT_DRIFT_WINDOW_SECONDS`: at least "
+        "`MODELPILOT_DRIFT_WINDOW_ROWS` where traffic sent as many, in whole monitoring "
+        "rounds, so up to one round's rows more (at most twice the setting less one); with "
+        "`--workers`, merged over the workers.",
     ),
     "modelpilot_prediction_class_total": Note(
         "model",

@@ -158,7 +158,7 @@ class Settings(BaseSettings):
     """Watch served models (drift, predictions, labels, alerts) and keep the inference log."""
 
     drift_window_rows: int = Field(default=5000, ge=1)
-    """Rows in a version's drift window (at least; whole chunks leave it)."""
+    """Rows in a version's drift window: at least these, in whole monitoring rounds."""
 
     drift_window_seconds: float = Field(default=3600.0, gt=0.0)
     """Oldest a row in the drift window may be."""

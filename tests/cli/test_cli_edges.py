@@ -165,7 +165,7 @@ def test_demo_help_is_plain_text_and_says_what_it_changes(run: Run) -> None:
 
 def test_predict_and_drift_help_say_exit_codes_and_defaults(run: Run) -> None:
     assert "Ctrl-C (exit code 130) or SIGTERM (exit code 143)" in help_of(run, "predict")
-    assert "Default: no time limit" in help_of(run, "drift")
+    assert "Default: $MODELPILOT_DRIFT_WINDOW_ROWS, the live window's" in help_of(run, "drift")
 
 
 def test_a_setting_holding_what_would_not_show_is_quoted_in_its_error(registry: Registry) -> None:

@@ -45,7 +45,7 @@ def test_a_window_without_requests_has_no_verdict_not_an_error(
     never_served = run("drift", "--model", "iris", "-o", str(report), "--fail-on-drift")
     assert never_served.exit_code == 4, never_served.output
     assert "No rows in the current data: no verdict." in never_served.stdout
-    assert "0 logged requests (0 rows)" in report.read_text()
+    assert "0 logged requests (0 rows) of the last 60 minutes" in report.read_text()
     assert run("drift", "--model", "iris", "-o", str(report)).exit_code == 0
     # Traffic an hour ago: none in the last ten minutes, 300 rows in the last two hours.
     log_rows(tmp_path / "registry", iris_frame.to_numpy()[np.arange(300) % 150], time.time() - 3600)
@@ -71,7 +71,8 @@ def test_since_minutes_must_be_a_length_of_time(
         assert result.exit_code == 2, (value, result.output)
         assert "is not a number of minutes above 0" in result.output, value
     help_text = " ".join(run("drift", "--help", registry=False).stdout.split())
-    assert "minutes [x>0]. Default: no time limit" in help_text.split(" --since-minutes ")[1]
+    since = help_text.split(" --since-minutes ")[1]
+    assert "minutes [x>0]. Default: $MODELPILOT_DRIFT_WINDOW_SECONDS, the live" in since
 
 
 def test_infinite_values_from_the_log_count_as_missing_as_in_the_reference(
