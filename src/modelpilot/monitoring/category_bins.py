@@ -8,21 +8,29 @@ be one of that tail, as likely as it is new, and it counts with the tail. A prof
 before categories were chosen and counted on separate halves of the reference rows
 (``FeatureProfile.held_out``) had its named categories near the cut kept by chance; those go
 to that bin too (see ``trusted_count``).
+
+After the bins, the feature's values outside the named categories are counted again by
+``category_group`` (a hash of the value), so that a window of one value repeated (a join
+that fills every row with "UNKNOWN") can be told from one of many values that each come
+once, which the other-values bin alone counts alike (see ``category_findings.recurring_test``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from modelpilot.monitoring.category_findings import ValueGroups
 from modelpilot.registry.profile import (
+    CATEGORY_GROUPS,
     FALSE,
     OTHER,
     TRUE,
     FeatureProfile,
     boolean_counts,
+    category_group,
     category_key,
     is_boolean,
 )
@@ -60,10 +68,37 @@ class CategoricalBins:
     high (``divergence.compare_categories``); not for a ``FeatureProfile.held_out`` profile,
     whose counts are honest: folded, a feature of many about equally common categories had
     them all in one bin with the tail, and a window of a few tail values read as no drift."""
+    groups: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Each named category's ``category_group``."""
+    other_groups: np.ndarray | None = None
+    """The reference's rows in the other-values bin by group: none but the tail's, which
+    a profile made before it does not know (None: no test of recurring values)."""
+
+    @property
+    def bins(self) -> int:
+        """The bins the tests and plots read (one per label); the window's values outside
+        the named categories are counted again after them, by group."""
+        return len(self.labels)
 
     @property
     def width(self) -> int:
-        return len(self.labels)
+        return len(self.labels) + CATEGORY_GROUPS
+
+    def value_groups(self, counts: np.ndarray) -> ValueGroups | None:
+        """The reference's and the window's rows by group, from the window's ``counts`` of
+        this feature (``width`` of them); None where the tail's groups are unknown."""
+        if self.other_groups is None:
+            return None
+        named = self.bins - 2
+        outside = counts[self.bins :]
+        reference = np.bincount(self.groups, self.reference[:named], CATEGORY_GROUPS)
+        current = np.bincount(self.groups, counts[:named], CATEGORY_GROUPS)
+        return ValueGroups(
+            reference.astype(np.int64) + self.other_groups,
+            current.astype(np.int64) + outside,
+            self.other_groups,
+            outside,
+        )
 
     @property
     def other(self) -> int:
@@ -87,8 +122,22 @@ def categorical_bins(index: int, offset: int, feature: FeatureProfile) -> Catego
     labels = [*counts, "other" if tail else "unseen", "missing"]
     reference = np.array([*counts.values(), pooled, feature.missing], dtype=np.int64)
     codes = {name: i for i, name in enumerate(counts)}
+    groups = np.array([category_group(name) for name in counts], dtype=np.int64)
+    other_groups: np.ndarray | None = np.zeros(CATEGORY_GROUPS, dtype=np.int64)
+    if tail:  # the pooled rest's groups, where the profile kept them (and pooled no more)
+        known = len(feature.other_groups) == CATEGORY_GROUPS and pooled == sum(feature.other_groups)
+        other_groups = np.array(feature.other_groups, dtype=np.int64) if known else None
     return CategoricalBins(
-        index, offset, codes, labels, reference, tail, boolean, not feature.held_out
+        index,
+        offset,
+        codes,
+        labels,
+        reference,
+        tail,
+        boolean,
+        not feature.held_out,
+        groups,
+        other_groups,
     )
 
 
@@ -107,6 +156,44 @@ def trusted_count(cut: int) -> float:
     now count on other rows than those that chose, and need no such pooling."""
     root = (CUT_MARGIN + math.sqrt(CUT_MARGIN**2 + 4 * cut)) / 2  # n - 3 sqrt(n) = cut
     return root * root
+
+
+def category_counts(column: np.ndarray, spec: CategoricalBins) -> np.ndarray:
+    """A column's counts in the feature's bins, then its values outside the named
+    categories by group (``spec.width`` counts in all)."""
+    slots = category_slots(column, spec)
+    counts = np.bincount(slots, minlength=spec.width)
+    outside = slots == spec.other
+    if outside.any():
+        counts[spec.bins :] += np.bincount(_groups(column[outside]), minlength=CATEGORY_GROUPS)
+    return counts
+
+
+def _groups(values: np.ndarray) -> np.ndarray:
+    """Each value's ``category_group`` (of values that are not missing), each distinct one
+    hashed once."""
+    if values.dtype.kind in "fiub":
+        distinct, inverse = np.unique(values, return_inverse=True)
+        groups = np.array([_group(v) for v in distinct], dtype=np.int64)
+        return groups[inverse.ravel()]
+    seen: dict[tuple[type, object], int] = {}
+
+    def group(value: object) -> int:
+        key = (type(value), value)
+        try:
+            return seen[key]
+        except KeyError:
+            seen[key] = _group(value)
+            return seen[key]
+        except TypeError:  # unhashable
+            return _group(value)
+
+    return np.fromiter(map(group, values), dtype=np.int64, count=values.shape[0])
+
+
+def _group(value: object) -> int:
+    key = category_key(value)
+    return 0 if key is None else category_group(key)
 
 
 def category_slots(column: np.ndarray, spec: CategoricalBins) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""What a categorical feature's tests found, in words: which test decides, and its finding."""
+"""What a categorical feature's tests found, in words: which test decides, and its finding
+(with the test of values recurring among those outside the named categories)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,20 @@ from typing import NamedTuple
 
 import numpy as np
 
-from modelpilot.monitoring.divergence import compare_categories
+from modelpilot.monitoring.divergence import compare_categories, fisher_exact, js_distance
+
+
+class ValueGroups(NamedTuple):
+    """A feature's rows by ``registry.profile.category_group`` (a hash of the value), of the
+    values present, in the reference and in a window (see ``category_bins``)."""
+
+    reference: np.ndarray
+    current: np.ndarray
+    reference_other: np.ndarray
+    """Of ``reference``, the rows in the other-values bin: the pooled tail's, none where the
+    profile named every category."""
+    current_other: np.ndarray
+    """Of ``current``, the rows of values outside the named categories."""
 
 
 class CategoryFinding(NamedTuple):
@@ -19,6 +33,12 @@ class CategoryFinding(NamedTuple):
     """What that test found, ending in its p-value."""
     chi_p: float
     rare_p: float
+    test: str
+    """The deciding test in words ("chi-squared test")."""
+    js_distance: float | None = None
+    """Where values recurring decided, Jensen-Shannon over the bins with the values outside
+    the named categories split by group (see ``recurring_test``), the shift's effect size:
+    over the bins alone, a pooled tail of ids and a window of one of them are alike (0)."""
 
 
 def category_finding(
@@ -27,18 +47,34 @@ def category_finding(
     tail: bool,
     alpha: float,
     fold_rare: bool = True,
+    groups: ValueGroups | None = None,
 ) -> CategoryFinding:
     """The categorical tests (see ``divergence.compare_categories``) on a feature's bins, and
     what the deciding one found. With a ``tail`` (the reference's rarer categories pooled, see
     ``category_bins``) rare named categories join it if ``fold_rare``; without, the bin after
-    the named categories holds the values the reference never held."""
+    the named categories holds the values the reference never held.
+
+    Where the window holds values outside the named categories and their ``groups`` are
+    known, ``recurring_test`` joins the rare test: its p-value is then the smaller of the two
+    times two (Bonferroni within it, as the unseen test joins it), so that each feature
+    still has two tests at the level ``drift`` divides."""
     rows = int(current_counts.sum())
     other = reference_counts.size - 2  # the tail, else the values the reference never held
     fold_into, unseen = (other if fold_rare else None, None) if tail else (None, other)
     tests = compare_categories(reference_counts, current_counts, fold_into, unseen)
     chi_p, rare_p = tests.chi_p, tests.rare_p
+    recurring, group = 1.0, -1
+    if groups is not None and current_counts[other]:
+        recurring, group = recurring_test(groups)
+        rare_p = min(2 * min(rare_p, recurring), 1.0)
     if rare_p < chi_p:
         within = "" if rare_p < alpha else ", within chance"
+        if groups is not None and group >= 0 and recurring < tests.rare_p:
+            finding = _recurring_finding(reference_counts, current_counts, groups, group, tail)
+            finding += f"{within}: Fisher's exact test p = {rare_p:.2g}"
+            test = "Fisher's exact test of values recurring"
+            split = _split_js(reference_counts, current_counts, groups)
+            return CategoryFinding("rare", rare_p, finding, chi_p, rare_p, test, split)
         if tests.unseen_decides:
             finding = _unseen_finding(reference_counts, current_counts, within)
         else:
@@ -50,7 +86,8 @@ def category_finding(
                 f"against {reference_share:.1%} of the reference's rows{within}"
             )
         finding += f": Fisher's exact test p = {rare_p:.2g}"
-        return CategoryFinding("rare", rare_p, finding, chi_p, rare_p)
+        test = "Fisher's exact test of rare categories"
+        return CategoryFinding("rare", rare_p, finding, chi_p, rare_p, test)
     if not tail and current_counts[other] and _values_of_their_own(reference_counts):
         # Else "categories as in the reference: chi-squared test p = 1" of a window of ids
         # the reference never held, as if the test had weighed them.
@@ -60,10 +97,82 @@ def category_finding(
             "free text), so new ones tell nothing; a change in its missing share, or its "
             f"values recurring, would: Fisher's exact test p = {rare_p:.2g}"
         )
-        return CategoryFinding("rare", rare_p, finding, chi_p, rare_p)
+        test = "Fisher's exact test of rare categories"
+        return CategoryFinding("rare", rare_p, finding, chi_p, rare_p, test)
     categories = "categories differ from" if chi_p < alpha else "categories as in"
     finding = f"{categories} the reference: chi-squared test p = {chi_p:.2g}"
-    return CategoryFinding("chi2", chi_p, finding, chi_p, rare_p)
+    return CategoryFinding("chi2", chi_p, finding, chi_p, rare_p, "chi-squared test")
+
+
+def recurring_test(groups: ValueGroups) -> tuple[float, int]:
+    """One-sided p-value that one value (or a few) recurs in the window far more often than
+    any of the reference's did, and the group it is in (-1: no group to test).
+
+    Values that the reference never held, or that its profile pooled, all count in one bin,
+    however many they are: a window of 2,000 distinct new ids and one of "UNKNOWN" 2,000
+    times read alike there, and against a reference of ids of their own both are what the
+    unseen test expects (see ``divergence.unseen_test``). So the values are also counted by
+    group, a hash of the value (``registry.profile.category_group``): the null hypothesis is
+    the drift tests' own, that the reference and the window are drawn from one
+    distribution; the groups are fixed before either is seen, so each group's share of rows
+    is then the same in both, whatever the values, and a group's rows in the window, given
+    its rows in both, are hypergeometric (Fisher's exact test, one-sided toward more in the
+    window), as any category's are. Ids, new or not, each come once and spread evenly over
+    the groups in both samples (about 1/64 each): no group stands out, and a window of ids
+    none of which the reference held stays "no drift". One value repeated lands all its rows
+    in one group: 5% of a window of 2,000 rows, against 500 reference ids of which its group
+    held 1.6%, is p = 1e-6 in the group, 7e-5 over the 64.
+
+    The group with the least p-value is tested, times the number of groups (Bonferroni),
+    among those whose excess of rows over their expected share the window's values outside
+    the named categories could make up: a named category's own move is the chi-squared
+    test's to weigh, not a value recurring (choosing among the groups can only make fewer
+    of them count)."""
+    reference, current = groups.reference, groups.current
+    total, rows = int(reference.sum()), int(current.sum())
+    if total <= 0 or rows <= 0:
+        return 1.0, -1
+    expected = (reference + current) * rows / (total + rows)
+    excess = current - expected
+    candidates = np.flatnonzero((excess > 0) & (groups.current_other >= excess))
+    best, group = 1.0, -1
+    for candidate in candidates:
+        p = fisher_exact(
+            int(reference[candidate]), total, int(current[candidate]), rows, higher=True
+        )
+        if p < best or group < 0:
+            best, group = p, int(candidate)
+    return min(best * reference.size, 1.0), group
+
+
+def _recurring_finding(
+    reference_counts: np.ndarray,
+    current_counts: np.ndarray,
+    groups: ValueGroups,
+    group: int,
+    tail: bool,
+) -> str:
+    """The finding of ``recurring_test``: the window's values outside the named categories,
+    and the share of rows of the group that stood out, against the reference's."""
+    rows, total = int(current_counts.sum()), max(int(reference_counts.sum()), 1)
+    outside = "outside the reference's named categories" if tail else "the reference never had"
+    return (
+        f"{groups.current_other.sum() / rows:.1%} of rows hold values {outside}, and "
+        f"{groups.current[group] / rows:.1%} of rows fall in one of the {groups.current.size} "
+        f"groups that values are hashed into, against {groups.reference[group] / total:.1%} of "
+        "the reference's: a value recurring far more often than the reference's did"
+    )
+
+
+def _split_js(
+    reference_counts: np.ndarray, current_counts: np.ndarray, groups: ValueGroups
+) -> float:
+    """Jensen-Shannon distance over the bins with the other-values bin split by group."""
+    other = reference_counts.size - 2
+    return js_distance(
+        np.concatenate([reference_counts[:other], groups.reference_other, reference_counts[-1:]]),
+        np.concatenate([current_counts[:other], groups.current_other, current_counts[-1:]]),
+    )
 
 
 def _unseen_finding(reference_counts: np.ndarray, current_counts: np.ndarray, within: str) -> str:

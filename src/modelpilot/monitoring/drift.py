@@ -18,8 +18,9 @@ million rows costs no more to test than a window of a thousand. Scores:
   should hold at least five rows of, and Fisher's exact test of the share of rows in the
   others (rare or unseen: there chi-squared's approximation fails, and one row of a new
   category in forty read as p = 1e-52), beside which values the reference never held are
-  weighed on their own; see ``divergence.compare_categories`` (and ``category_findings`` for
-  the findings in words).
+  weighed on their own, and one value recurring among those outside the named categories
+  (``category_findings.recurring_test``); see ``divergence.compare_categories`` (and
+  ``category_findings`` for the findings in words).
 
 The verdict rule (``DriftThresholds``): an empty window has no scores at all (the distribution
 of no rows is 0/0; its scores are NaN, null in JSON, and left out of /metrics), and below
@@ -53,7 +54,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from modelpilot.monitoring.category_findings import category_finding
+from modelpilot.monitoring.category_findings import ValueGroups, category_finding
 from modelpilot.monitoring.divergence import (
     EPSILON,
     fisher_exact,
@@ -172,11 +173,14 @@ def judge_categorical(
     unseen: int | None,
     thresholds: DriftThresholds,
     fold_rare: bool = True,
+    groups: ValueGroups | None = None,
 ) -> FeatureDrift:
     """Scores and verdict for a categorical feature; ``unseen`` of the window's rows are new
     (None: unknown, as the reference's rarer categories were pooled into its next to last
     bin, "other", rather than that bin holding only new values); ``fold_rare``: see
-    ``CategoricalBins.fold_rare``.
+    ``CategoricalBins.fold_rare``; ``groups``: its rows by hash group, for the test of
+    values recurring (``category_findings.recurring_test``), whose finding, where it
+    decides, takes Jensen-Shannon over the bins with the other-values bin split by group.
     Missing values are a category of their own here (the last bin), so the chi-squared test
     and Jensen-Shannon see a change in their share as they see any other.
 
@@ -195,20 +199,22 @@ def judge_categorical(
     )
     if rows < thresholds.min_rows:
         return observed
-    method, deciding_p, finding, chi_p, rare_p = category_finding(
-        reference_counts, current_counts, unseen is None, thresholds.alpha, fold_rare
+    found = category_finding(
+        reference_counts, current_counts, unseen is None, thresholds.alpha, fold_rare, groups
     )
+    method, deciding_p, chi_p, rare_p = found.method, found.deciding_p, found.chi_p, found.rare_p
+    if found.js_distance is not None:
+        observed = replace(observed, js_distance=found.js_distance)
     if rows < thresholds.large_sample_rows:
         tested = _tested(
-            observed, method, deciding_p, finding, thresholds, p_value=chi_p, rare_p_value=rare_p
+            observed, method, deciding_p, found.finding, thresholds, chi_p, rare_p_value=rare_p
         )
         js_name = "Jensen-Shannon distance"
         return _floored(tested, "js", js_name, observed.js_distance, thresholds.js_distance)
     js, line = observed.js_distance, thresholds.js_distance
     far = js >= line
     drifted = far and deciding_p < thresholds.alpha
-    test = "chi-squared test" if method == "chi2" else "Fisher's exact test of rare categories"
-    test = f"{test} p = {deciding_p:.2g} {'<' if drifted else '>='} {thresholds.alpha_text()}"
+    test = f"{found.test} p = {deciding_p:.2g} {'<' if drifted else '>='} {thresholds.alpha_text()}"
     if not far:
         chance = ""
     elif drifted:

@@ -7,6 +7,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+VERDICT_NAMES = 10
+"""How many feature names a window's verdict lists (the drifted ones, those whose tests
+failed), the rest counted: with 300 drifted features it named all 300, 27 lines of a
+terminal and a tall box in the HTML report's verdict card, beside a table that shows 50."""
+
 TESTS_PER_FEATURE = 2
 """A small window's tests of one feature: KS of its values and Fisher's of its missing share
 (numbers), chi-squared of its common categories and Fisher's of its rare ones."""
@@ -172,7 +177,7 @@ def summarize(
     share = sum(f.drifted for f in judged) / len(judged) if judged else 0.0
     dataset = bool(judged) and share >= thresholds.dataset_share
     failed = [f.name for f in features if f.error is not None]
-    notes = [f"the tests of {', '.join(failed)} failed"] if failed else []
+    notes = [f"the tests of {_listed(failed)} failed"] if failed else []
     if rows == 0:
         verdict = "no rows in the window"
     elif rows < thresholds.min_rows:
@@ -181,12 +186,19 @@ def summarize(
         verdict = "no verdict" + (f" ({notes[0]})" if notes else "")
     else:
         drifted = [f.name for f in judged if f.drifted]
-        named = [", ".join(drifted)] if drifted else []
+        named = [_listed(drifted)] if drifted else []
         verdict = (
             f"{'dataset drift' if dataset else 'no dataset drift'}: {len(drifted)} of "
             f"{len(features)} features drifted"
         ) + (f" ({'; '.join(named + notes)})" if named or notes else "")
     return DriftReport(rows, tuple(features), dataset, share, verdict)
+
+
+def _listed(names: Sequence[str]) -> str:
+    """The first ``VERDICT_NAMES`` of ``names``, and how many more there are."""
+    if len(names) <= VERDICT_NAMES:
+        return ", ".join(names)
+    return f"{', '.join(names[:VERDICT_NAMES])} and {len(names) - VERDICT_NAMES} more"
 
 
 def _defined(value: float | None) -> float | None:
