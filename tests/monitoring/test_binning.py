@@ -8,7 +8,7 @@ import pytest
 
 from modelpilot.monitoring.binning import CHUNK_ROWS, ProfileBinning
 from modelpilot.monitoring.window import RecentRows, SlidingWindow
-from modelpilot.registry.profile import ReferenceProfile
+from modelpilot.registry.profile import CATEGORY_GROUPS, ReferenceProfile, category_group
 
 
 def test_each_feature_counts_every_row_once_in_the_right_bin() -> None:
@@ -29,7 +29,9 @@ def test_unseen_categories_and_missing_values_have_their_own_bins() -> None:
     profile = ReferenceProfile.from_data(pd.DataFrame({"c": ["a", "b", "b", None]}))
     binning = ProfileBinning(profile)
     counts, _ = binning.count(np.array([["a"], [b"b"], ["zzz"], [None]], dtype=object))
-    assert counts.tolist() == [1, 1, 1, 1]  # b, a (by frequency), unseen, missing
+    assert counts[:4].tolist() == [1, 1, 1, 1]  # b, a (by frequency), unseen, missing
+    # then the values outside the named ones again, by hash group: "zzz"'s
+    assert counts[4:].tolist() == np.eye(CATEGORY_GROUPS)[category_group("zzz")].tolist()
 
 
 def test_window_keeps_at_least_max_rows_and_forgets_old_chunks() -> None:
@@ -104,7 +106,9 @@ def test_many_features_bin_as_each_would_alone_across_chunks() -> None:
             width = len(feature.categories) + 2
             assert counts[offset : offset + width].sum() == rows
             assert counts[offset + width - 2] == (column == "c").sum()  # unseen
-            offset += width
+            groups = counts[offset + width : offset + width + CATEGORY_GROUPS]
+            assert groups[category_group("c")] == groups.sum() == (column == "c").sum()
+            offset += width + CATEGORY_GROUPS
     assert offset == binning.size
 
 

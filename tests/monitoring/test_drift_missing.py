@@ -15,7 +15,7 @@ import pytest
 from modelpilot.monitoring.binning import ProfileBinning
 from modelpilot.monitoring.drift import DriftThresholds
 from modelpilot.monitoring.offline import compare
-from modelpilot.registry.profile import FeatureProfile, ReferenceProfile
+from modelpilot.registry.profile import CATEGORY_GROUPS, FeatureProfile, ReferenceProfile
 from modelpilot.tabular import iter_table
 
 
@@ -54,7 +54,7 @@ def test_every_kind_of_missing_value_falls_in_the_missing_bin(value: object) -> 
     profile = FeatureProfile.categorical("s", pd.Series(["a", "b", None] * 10, dtype=object))
     binning = ProfileBinning(ReferenceProfile((profile,), 30, []))
     counts, _ = binning.count(np.array([["a"], [value]], dtype=object))
-    assert counts.tolist() == [1, 0, 0, 1]  # a, b, unseen, missing
+    assert counts.tolist() == [1, 0, 0, 1] + [0] * CATEGORY_GROUPS  # a, b, unseen, missing
 
 
 def test_nullable_parquet_columns_compare_as_their_csv_copy_does(tmp_path: Path) -> None:

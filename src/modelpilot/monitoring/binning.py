@@ -5,7 +5,8 @@ feature's bins end to end in one flat vector so that a batch of rows becomes one
 
 - numeric: ``[below reference min, reference bins..., above reference max, missing]``, where
   missing is NaN and +/-inf alike, as in the reference profile (``FeatureProfile.numeric``);
-- categorical: ``[reference categories..., unseen (or other), missing]`` (see ``category_bins``).
+- categorical: ``[reference categories..., unseen (or other), missing]``, then the values
+  outside the named categories again, by hash group (see ``category_bins``).
 
 Besides counts it keeps, per numeric feature, the sum of the values in each of its bins but the
 missing one, so that Wasserstein can place each bin's mass where it really lies (see
@@ -31,7 +32,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from modelpilot.monitoring.category_bins import CategoricalBins, categorical_bins, category_slots
+from modelpilot.monitoring.category_bins import (
+    CategoricalBins,
+    categorical_bins,
+    category_counts,
+)
 from modelpilot.monitoring.drift import (
     DriftReport,
     DriftThresholds,
@@ -221,8 +226,8 @@ class ProfileBinning:
                 sums[1 : 2 * self._offsets.size : 2] += totals[self._offsets + self._inner + 1]
                 sums[2 * self._offsets.size :] += totals[self._inner_bins]
         for category in self._categorical:
-            slots = category.offset + category_slots(rows[:, category.index], category)
-            counts += np.bincount(slots, minlength=self.size)
+            feature = counts[category.offset : category.offset + category.width]
+            feature += category_counts(rows[:, category.index], category)
         return counts, sums
 
     def _edges_for(self, by_feature: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -298,7 +303,7 @@ class ProfileBinning:
             out.append(self._histogram(spec.index, "numeric", labels, spec.reference, current))
         for category in self._categorical:
             labels = category.labels
-            current = counts[category.offset : category.offset + category.width]
+            current = counts[category.offset : category.offset + category.bins]
             out.append(
                 self._histogram(category.index, "categorical", labels, category.reference, current)
             )
@@ -351,10 +356,11 @@ class ProfileBinning:
                 judged = self._failed(spec.index, "numeric", spec.reference, current, exc)
             results.append(judged)
         for category in self._categorical:
-            current = counts[category.offset : category.offset + category.width]
+            feature = counts[category.offset : category.offset + category.width]
+            current = feature[: category.bins]  # then the values outside them, by group
             rows = max(rows, int(current.sum()))
             try:
-                judged = self._judge_categorical(category, current, thresholds)
+                judged = self._judge_categorical(category, feature, thresholds)
             except Exception as exc:
                 kind, reference = "categorical", category.reference
                 judged = self._failed(category.index, kind, reference, current, exc)
@@ -363,8 +369,9 @@ class ProfileBinning:
         return summarize(rows, results, thresholds)
 
     def _judge_categorical(
-        self, category: CategoricalBins, current: np.ndarray, thresholds: DriftThresholds
+        self, category: CategoricalBins, feature: np.ndarray, thresholds: DriftThresholds
     ) -> FeatureDrift:
+        current = feature[: category.bins]
         # With a tail in the reference, a value outside its named categories may be one of
         # the tail's: how many are new is unknown.
         unseen = None if category.tail else int(current[category.other])
@@ -375,6 +382,7 @@ class ProfileBinning:
             unseen,
             thresholds,
             category.fold_rare,
+            category.value_groups(feature),
         )
         if category.tail and not category.codes:
             judged = replace(judged, reason=f"{judged.reason}; {POOLED_WHOLE}")

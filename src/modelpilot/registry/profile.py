@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,11 @@ TOP_CATEGORIES = 1000
 """How many categories a profile names by count: a feature of up to this many has every one
 named (a value outside them is unseen); with more, the rest are pooled as ``OTHER``."""
 OTHER = "__other__"
+CATEGORY_GROUPS = 64
+"""Groups that a categorical feature's values are hashed into (``category_group``): the
+monitor counts a window's values outside the named categories by group, and a profile with a
+pooled tail keeps the tail's rows by group, so that one value recurring among them can be told
+from many that each come once (see ``monitoring.category_findings.recurring_test``)."""
 TRUE, FALSE = "True", "False"
 """The categories of a boolean feature, however its values were written (see ``is_boolean``)."""
 
@@ -70,6 +76,9 @@ class FeatureProfile:
     stands in, against which a feature drawn as the reference was could be flagged in 6% of
     windows for that sample's luck (see ``quantile_sketch``)."""
     categories: dict[str, int] = field(default_factory=dict)
+    other_groups: tuple[int, ...] = ()
+    """The pooled rest's (``OTHER``) rows in each ``category_group``, counted with it; empty
+    where nothing was pooled, and in profiles made before it."""
     held_out: bool = False
     """The categories were chosen on one half of the reference rows and counted, with
     ``count`` and ``missing``, on the other (see ``categorical``): the counts are an honest
@@ -149,8 +158,19 @@ class FeatureProfile:
         # Stored even when 0: the profile has a tail, and a value outside the named ones may
         # be of it (the monitor calls its bin "other", not "unseen").
         categories[OTHER] = sum(counted.values())
+        groups = np.zeros(CATEGORY_GROUPS, dtype=np.int64)
+        for key, count in counted.items():
+            groups[category_group(key)] += count
         rows = int(values.size - np.count_nonzero(choosing))
-        return cls(name, "categorical", rows, missing, categories=categories, held_out=True)
+        return cls(
+            name,
+            "categorical",
+            rows,
+            missing,
+            categories=categories,
+            other_groups=tuple(int(n) for n in groups),
+            held_out=True,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -175,6 +195,8 @@ class FeatureProfile:
             )
         else:
             data["categories"] = dict(self.categories)
+            if self.other_groups:
+                data["other_groups"] = list(self.other_groups)
             data["held_out"] = self.held_out
         return data
 
@@ -196,6 +218,7 @@ class FeatureProfile:
             bin_means=tuple(data.get("bin_means", ())),
             sketch=tuple(data.get("sketch", ())),
             categories=dict(data.get("categories", {})),
+            other_groups=tuple(int(n) for n in data.get("other_groups", ())),
             held_out=bool(data.get("held_out", False)),
             float32=bool(data.get("float32", False)),
         )
@@ -306,6 +329,14 @@ def category_key(value: Any) -> str | None:
     if isinstance(value, np.generic):
         value = value.item()
     return str(value)
+
+
+def category_group(key: str) -> int:
+    """The group (of ``CATEGORY_GROUPS``) of a category, by its ``category_key``: a hash that
+    is the same in every process and release (Python's own hash of text is salted per
+    process), so that a profile's groups and a window's agree."""
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % CATEGORY_GROUPS
 
 
 def _category_counts(values: pd.Series) -> tuple[dict[str, int], int]:
