@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +18,16 @@ from modelpilot.monitoring.system import MachineCpu, disk_bytes
 
 if TYPE_CHECKING:
     from modelpilot.serving.engine import InferenceEngine
+
+logger = logging.getLogger(__name__)
+
+FIRST_READ_WAIT_SECONDS = 5.0
+"""How long a worker's first answer waits for its siblings' figures (as ``/metrics``'s first
+scrapes do): longer than a monitoring process takes to start, short for a page to wait."""
+
+READ_WAIT_SECONDS = 1.0
+"""How long a later answer, before the worker's first monitoring round has ended, waits for
+reports made again with its siblings' figures; they go on for the next answer."""
 
 
 def model_overview(report: ModelReport) -> dict[str, Any]:
@@ -50,6 +64,10 @@ class Overview:
 
     One for each server process, kept between requests: it holds the dashboard's own reader of
     the machine's CPU, whose interval nobody else's reading shortens.
+
+    With worker processes (``serve --workers``) any worker answers for the whole server: its
+    uptime is the supervisor's, its memory counts the supervisor's, and a worker's first
+    answers wait for its siblings' figures (``settle``).
     """
 
     def __init__(
@@ -58,28 +76,70 @@ class Overview:
         self.monitor = monitor
         self.engine = engine
         self.cpu = cpu or MachineCpu()
+        self.supervisor = _supervisor(engine) if monitor.exchange is not None else None
+        """The process that runs this worker and its siblings, if this is a worker."""
+        self.started_at = _started_at(self.supervisor, monitor.started_at)
+        """When the server started: its supervisor, with workers; each worker's own start made
+        the page's uptime jump between answers after a worker was restarted (6 min, 1 min)."""
+        self._seen = False
+        self._reporting: asyncio.Task[None] | None = None
+
+    async def settle(self) -> None:
+        """Until this worker's first monitoring round has ended, report again with its sibling
+        workers' latest snapshots, which each round gathers.
+
+        Until then its reports and service history held its own figures alone: a worker
+        started in place of one that died answered the page with an empty server (0
+        requests, no charts) for 20 s, while its sibling answered with the server's, answer
+        after answer. Its first answer waits up to ``FIRST_READ_WAIT_SECONDS`` for every
+        worker's snapshot and the reports made with them, as ``/metrics``'s first scrapes
+        do; later ones up to ``READ_WAIT_SECONDS`` (the reports wait on this worker's
+        monitoring process, which may still be starting, and go on for the next answer).
+        """
+        exchange = self.monitor.exchange
+        if exchange is None or self.monitor.history.points:
+            return
+        first, self._seen = not self._seen, True
+        budget = FIRST_READ_WAIT_SECONDS if first else READ_WAIT_SECONDS
+        deadline = time.monotonic() + budget
+        if first:
+            workers = set(range(self.engine.settings.workers)) | {exchange.index}
+            while {s.index for s in await asyncio.to_thread(exchange.workers)} < workers:
+                if time.monotonic() >= deadline:
+                    break  # once only: a worker that cannot start must not hold every answer
+                await asyncio.sleep(0.05)
+        if self._reporting is None or self._reporting.done():
+            self._reporting = asyncio.create_task(asyncio.to_thread(self.monitor.refresh))
+            self._reporting.add_done_callback(_logged)
+        await asyncio.wait({self._reporting}, timeout=max(deadline - time.monotonic(), 0.0))
 
     def read(self) -> dict[str, Any]:
         now = time.time()
         process = psutil.Process()
         with process.oneshot():
             rss = process.memory_info().rss
+        supervisor_rss = _family_memory(self.supervisor, self._worker_pids())
         disk = disk_bytes()
         net = psutil.net_io_counters()
-        points = [service_point(p) for p in self.monitor.series()]
+        series = self.monitor.series()
+        points = [service_point(p) for p in series]
+        memory = series[-1].memory_bytes + supervisor_rss if series else None
         last = points[-1] if points else None
         book = self.monitor.alert_state()
         return {
             "time": now,
-            "uptime_seconds": now - self.monitor.started_at,
+            "uptime_seconds": now - self.started_at,
             "series": points,
             "system": {
                 "workers": self.engine.settings.workers,
                 # The server's, as the chart draws them: its serving and monitoring processes',
                 # every worker's added up (see ``ServicePoint``, ``merge_points``); of them,
-                # the monitoring processes'. None until the first interval closes.
+                # the monitoring processes'. None until the first interval closes. The
+                # memory also counts the supervisor's (and its helpers'), in no point: what
+                # a container that runs the server must hold.
                 "cpu_percent": last["cpu_percent"] if last else None,
-                "memory_bytes": last["memory_bytes"] if last else None,
+                "memory_bytes": memory,
+                "supervisor_memory_bytes": supervisor_rss if self.supervisor else None,
                 "monitor_cpu_percent": last["monitor_cpu_percent"] if last else None,
                 "monitor_memory_bytes": last["monitor_memory_bytes"] if last else None,
                 "process_memory_bytes": rss,  # this worker's serving process alone
@@ -95,6 +155,11 @@ class Overview:
             "alerts": [a.to_dict() for a in book.active],
             "pending_alerts": book.waiting(self.monitor.rules.for_seconds),
         }
+
+    def _worker_pids(self) -> set[int]:
+        """The live workers, whose memory the service history counts."""
+        exchange = self.monitor.exchange
+        return {s.pid for s in exchange.workers()} if exchange is not None else set()
 
     def _models(self) -> list[dict[str, Any]]:
         """Every version with a report; then each served version without one, with no traffic
@@ -137,3 +202,42 @@ class Overview:
                 entry["drift"]["dataset_share"] = share
             models.append(entry)
         return models
+
+
+def _supervisor(engine: InferenceEngine) -> psutil.Process | None:
+    """This worker's supervisor: its parent (``serve --workers`` starts every worker)."""
+    if engine.settings.worker_dir is None:
+        return None
+    try:
+        return psutil.Process(os.getppid())
+    except psutil.Error:
+        return None
+
+
+def _started_at(supervisor: psutil.Process | None, default: float) -> float:
+    if supervisor is not None:
+        with contextlib.suppress(psutil.Error):
+            return float(supervisor.create_time())
+    return default
+
+
+def _family_memory(supervisor: psutil.Process | None, workers: set[int]) -> int:
+    """Resident memory of the supervisor and its children but the live ``workers``
+    (multiprocessing's resource tracker, and a worker started in place of one that died until
+    it publishes), which the workers' figures leave out; 0 without one."""
+    if supervisor is None:
+        return 0
+    total = 0
+    with contextlib.suppress(psutil.Error):
+        for process in [supervisor, *supervisor.children()]:
+            if process.pid not in workers:
+                with contextlib.suppress(psutil.Error):
+                    total += process.memory_info().rss
+    return total
+
+
+def _logged(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error(
+            "reporting with the sibling workers' figures failed", exc_info=task.exception()
+        )

@@ -26,7 +26,7 @@ from modelpilot.registry.store import Registry
 from modelpilot.server.grpc import create_grpc_server
 from modelpilot.server.rest import create_app
 from modelpilot.server.rest.connection_limits import GuardedHttpProtocol, HttpLimits
-from modelpilot.server.sockets import bind_socket
+from modelpilot.server.sockets import bound_socket, listen
 from modelpilot.serving.engine import InferenceEngine
 
 logger = logging.getLogger("modelpilot.server")
@@ -147,7 +147,10 @@ async def serve_async(
     registry = Registry.open(settings.registry, settings.artifacts)
     engine = InferenceEngine(registry, settings, models)
     monitoring = None
-    sock = http_socket or bind_socket(settings.host, settings.http_port, reuse_port)
+    # Bound now, so that a port in use fails before the models load; listening only once
+    # they have (see ``bound_socket``): a worker started in place of one that died shares the
+    # port with its siblings, and the connections it was dealt waited for its whole load.
+    sock = http_socket or bound_socket(settings.host, settings.http_port, reuse_port)
     # The listening socket, open after uvicorn closes its own handle: see stop_accepting.
     listener = sock.dup()
     grpc_server = None
@@ -191,6 +194,7 @@ async def serve_async(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal, sig)
+        listen(sock)  # uvicorn accepts from its start below; the kernel queues until then
         host, port = sock.getsockname()[:2]
         logger.info(
             "serving %s on http://%s:%d (docs at /docs)%s",

@@ -25,7 +25,7 @@ from modelpilot.config import Settings
 from modelpilot.errors import ModelPilotError
 from modelpilot.monitoring.siblings import prometheus_dir, retired_snapshot
 from modelpilot.registry.refs import ModelRef
-from modelpilot.server.sockets import bind_socket
+from modelpilot.server.sockets import bound_socket
 
 logger = logging.getLogger("modelpilot.supervisor")
 
@@ -196,7 +196,8 @@ class Supervisor:
         host = self.settings.host
         for port in (self.settings.http_port, self.settings.grpc_port):
             if port:
-                bind_socket(host, port, reuse_port=True).close()
+                # Bound, not listening: the kernel deals a listening one connections.
+                bound_socket(host, port, reuse_port=True).close()
         reservation = None
         if not self.settings.http_port:
             reservation = reserve_port(host)
