@@ -90,7 +90,9 @@
     setText('stat-cpu-sub', `machine ${pct(sys.machine_cpu_percent)}`);
     setText('stat-memory-label', workers > 1 ? `Memory · ${who}` : 'Server memory');
     setStat('stat-memory', fmtBytes(sys.memory_bytes), sys.memory_bytes);
-    setText('stat-memory-sub', `RSS, monitoring ${fmtBytes(sys.monitor_memory_bytes)} · machine ${pct(sys.memory_percent)}`);
+    // With workers the tile counts their supervisor too (in no chart point): say so.
+    const supervisor = isNum(sys.supervisor_memory_bytes) ? ` · supervisor ${fmtBytes(sys.supervisor_memory_bytes)}` : '';
+    setText('stat-memory-sub', `RSS, monitoring ${fmtBytes(sys.monitor_memory_bytes)}${supervisor} · machine ${pct(sys.memory_percent)}`);
     setText('sys-hint', `CPU % · memory of ${who}, serving and monitoring processes`);
     if (!state.curSys || state.curSys.time !== p.time) { state.prevSys = state.curSys; state.curSys = { time: p.time, sys }; }
     const prev = state.prevSys, dt = prev ? p.time - prev.time : 0;

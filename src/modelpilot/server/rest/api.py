@@ -326,6 +326,8 @@ async def dashboard_data(request: Request) -> dict[str, Any]:
     monitor = _monitor(request)
     if getattr(state, "overview", None) is None:
         state.overview = Overview(monitor, state.engine)
+    # With workers, a worker's first answers wait for its siblings' figures, as /metrics's do.
+    await state.overview.settle()
     await _labels_reported(monitor)
     read: dict[str, Any] = state.overview.read()
     return read
