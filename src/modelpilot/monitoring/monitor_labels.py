@@ -51,9 +51,15 @@ def _joined(
     self: Monitor, model: str, labels: Mapping[str, Any], found: Mapping[str, Found]
 ) -> FeedbackResult:
     """``labels`` joined to the predictions ``found`` for them, and kept beside them in the
-    inference log; all are checked before any is applied (InvalidInput: none is)."""
+    inference log; all are checked before any is kept (InvalidInput: none is), and none is
+    applied unless the log took them (TapFailed: none is).
+
+    A label the log held already is not counted again, and one it held unchanged is not
+    applied again either: the quality window dedups only the labels it still holds, and a
+    re-sent label of a request that had left it (a nightly re-sync of a week's labels) came
+    back as the newest, and counted again. The log knows them wherever they were posted,
+    so a label posted again to another worker or server does not count again either."""
     with self._lock:
-        now = time.time()
         joined: list[Joined] = []
         matched: dict[str, Any] = {}
         unknown: list[str] = []
@@ -65,10 +71,16 @@ def _joined(
             monitor = _version_monitor(self, prediction.model, prediction.version)
             joined.append(join(monitor, request_id, label, prediction.outputs))
             matched[request_id] = label
-        accepted = sum(request.apply(now) for request in joined)
-        self._labelled.update(request.monitor.version.key for request in joined)
-    if matched:
-        self.tap.set_labels(model, matched)
+    held = self.tap.set_labels(model, matched) if matched else {}
+    with self._lock:
+        now = time.time()
+        accepted = 0
+        for request in joined:
+            if held.get(request.request_id, False):
+                accepted += len(request.pairs)  # the label it had: nothing changes
+                continue
+            accepted += request.apply(now, count=request.request_id not in held)
+            self._labelled.add(request.monitor.version.key)
     return FeedbackResult(accepted, unknown)
 
 
@@ -100,7 +112,8 @@ def restore_labels(self: Monitor, versions: set[tuple[str, int]] | None = None) 
     """Restore the inference log's recent labels (``Monitor.restore_labels``)."""
     since = time.time() - self.config.performance_seconds
     relabelled = self.tap.labelled_since(since, self.config.performance_rows)
-    restored = _apply_logged(self, relabelled, versions)
+    wanted = served_versions(self.registry, self._restore_refs) if versions is None else versions
+    restored = _apply_logged(self, relabelled, wanted)
     if restored:
         of = "" if versions is None else " of " + ", ".join(f"{m}:{v}" for m, v in sorted(versions))
         logger.info("quality windows%s restored from the inference log: %d labels", of, restored)
@@ -134,7 +147,15 @@ def catch_up_labels(self: Monitor) -> int:
     since = self.labels_read_to - LABELS_LAG_SECONDS
     relabelled = self.tap.labelled_since(since, self.config.performance_rows)
     self.labels_read_to = now
-    return _apply_logged(self, relabelled)
+    # The versions served, and those watched here already: a version rolled away from keeps
+    # taking the labels posted for it here, and so those posted to the other servers. (Only
+    # the served ones, and the servers disagreed on the version rolled back from, each
+    # judging it on its share of the labels.)
+    with self._lock:
+        watched = set(self._monitors)
+    return _apply_logged(
+        self, relabelled, served_versions(self.registry, self._restore_refs) | watched
+    )
 
 
 def catch_up_quietly(self: Monitor) -> None:
@@ -154,18 +175,16 @@ before the last look may not have been there to see. Labels read again change no
 
 
 def _apply_logged(
-    self: Monitor, relabelled: list[Relabelled], versions: set[tuple[str, int]] | None = None
+    self: Monitor, relabelled: list[Relabelled], versions: set[tuple[str, int]]
 ) -> int:
-    """Put labels read from the log in the quality windows of the versions served here (of
-    ``versions``, if given), joined to their logged predictions; not counted in the labels
-    total (their server counted them when they were posted). Returns how many rows they
-    labelled."""
+    """Put labels read from the log in the quality windows of ``versions``, joined to their
+    logged predictions; not counted in the labels total (their server counted them when they
+    were posted). Returns how many rows they labelled."""
     restored = unreadable = 0
-    wanted = served_versions(self.registry, self._restore_refs) if versions is None else versions
     with self._lock:
         for item in relabelled:
             found = item.found
-            if (found.model, found.version) not in wanted:
+            if (found.model, found.version) not in versions:
                 continue  # a version rolled away from, or another server's model
             try:
                 monitor = _version_monitor(self, found.model, found.version)

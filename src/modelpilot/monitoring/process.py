@@ -78,10 +78,38 @@ def monitor_config(settings: Settings) -> MonitorConfig:
     )
 
 
+def labels_apart(settings: Settings) -> str | None:
+    """Why a label may join on one worker of the server and be refused on another (None
+    when it cannot be): the workers share the inference log alone, and a request that the
+    log leaves out (sampled, or off) is kept for labels only in the memory of the worker
+    that answered it. Asking the other workers would take a channel between them that a
+    load balancer's replicas, sharing only the log, do not have either."""
+    if settings.workers < 2:
+        return None
+    if not settings.inference_log:
+        left_out = "the inference log is off (MODELPILOT_INFERENCE_LOG=false), so every request"
+    elif settings.inference_log_sample_rate < 1:
+        left_out = (
+            f"the inference log keeps {settings.inference_log_sample_rate:.0%} of requests "
+            "(MODELPILOT_INFERENCE_LOG_SAMPLE_RATE), and a request it leaves out"
+        )
+    else:
+        return None
+    return (
+        f"{left_out} takes labels only at the worker that answered it, one of "
+        f"{settings.workers}: a label for it posted to another worker is refused as unknown. "
+        "Log every request to have any worker take its label (and set "
+        "MODELPILOT_MONITOR_SAMPLE_RATE to watch fewer, the same ones on every worker)"
+    )
+
+
 def _monitor(
     engine: InferenceEngine, settings: Settings, exchange: WorkerExchange | None
 ) -> Monitor:
     config = monitor_config(settings)
+    apart = labels_apart(settings)
+    if apart is not None and exchange is not None and exchange.index == 0:
+        logger.warning("labels: %s", apart)
     starting = _starting(exchange)
     restore = _restores(settings, exchange, starting)
     labels = _restores_labels(settings, exchange, starting)
@@ -98,6 +126,10 @@ def _monitor(
             settings.inference_log,
             settings.inference_log_max_rows,
             settings.inference_log_sample_rate,
+            # Labels of the requests a sampled (or no) log leaves out join in memory, for as
+            # many requests as the log holds: a fixed 100,000 refused 70% of late labels at
+            # a sample rate of 0.3, whatever the log's bound said.
+            join_capacity=settings.inference_log_max_rows,
             restore=restore,
             restore_refs=refs,
             restore_after_crash=restore and exchange is None,
@@ -115,6 +147,7 @@ def _monitor(
             config,
             log,
             settings.inference_log_sample_rate,
+            join_capacity=settings.inference_log_max_rows,
             restore=restore,
             refs=refs,
             log_missing=settings.inference_log,

@@ -19,6 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from itertools import accumulate
 from typing import Any, Protocol
 
@@ -89,8 +90,10 @@ class Tap(Protocol):
     def lookup(self, model: str, request_ids: Sequence[str]) -> dict[str, Found]:
         """The answers of ``model`` to these requests that are still known."""
 
-    def set_labels(self, model: str, labels: Mapping[str, Any]) -> None:
-        """Keep ``labels`` beside the logged requests."""
+    def set_labels(self, model: str, labels: Mapping[str, Any]) -> dict[str, bool]:
+        """Keep ``labels`` beside the logged requests; returns the requests that held a
+        label already, each with whether it was this one (then left as it was; see
+        ``InferenceLog.set_labels``). Nothing without a log: it knows no labels."""
 
     def labelled_since(self, since: float, limit: int) -> list[Relabelled]:
         """The labels the log holds from ``since`` on (each version's newest ``limit``, of
@@ -137,7 +140,10 @@ class LocalTap:
         """With ``restore``, the windows start with what the log holds of their last
         ``config.window_seconds`` (see :meth:`restore`) for the versions ``refs`` reach.
         ``log_missing``: a log was wanted but could not be opened (``log`` is None), so every
-        request it would have held counts in ``unlogged``."""
+        request it would have held counts in ``unlogged``. ``join_capacity``: how many of
+        the newest requests labels can join in memory where the log does not hold them (it
+        is off or sampled); the server gives the log's bound,
+        ``MODELPILOT_INFERENCE_LOG_MAX_ROWS``."""
         self.registry = registry
         self.config = config
         self.log = log
@@ -165,7 +171,9 @@ class LocalTap:
         # Recent batches, for labels whose requests the log does not hold: at least the last
         # ``join_capacity`` requests. Kept whole and searched when labels come (rarely, next
         # to requests): indexing every request id as it passed cost more than binning it.
-        # With every request in the inference log, labels join there and this stays empty.
+        # Their outputs only, all a label joins: the inputs of as many requests would double
+        # what the log's own bound costs in memory. With every request in the inference log,
+        # labels join there and this stays empty.
         self._kept: deque[Merged] = deque()
         self._kept_requests = 0
         self._remember = log is None or sample_rate < 1.0
@@ -359,11 +367,12 @@ class LocalTap:
                 found[request_id] = Found(entry.model, entry.version, entry.outputs)
         return found
 
-    def set_labels(self, model: str, labels: Mapping[str, Any]) -> None:
-        if self.log is not None:
-            with self._lock:
-                self._write_log()
-            self.log.set_labels(model, labels)
+    def set_labels(self, model: str, labels: Mapping[str, Any]) -> dict[str, bool]:
+        if self.log is None:
+            return {}
+        with self._lock:
+            self._write_log()
+        return self.log.set_labels(model, labels)
 
     def labelled_since(self, since: float, limit: int) -> list[Relabelled]:
         if self.log is None:
@@ -411,7 +420,7 @@ class LocalTap:
     def _keep_for_labels(self, batches: Sequence[Merged]) -> None:
         kept = self._kept
         for merged in batches:
-            kept.append(merged)
+            kept.append(replace(merged, times=[], inputs={}))
             self._kept_requests += len(merged.request_ids)
         while kept and self._kept_requests - len(kept[0].request_ids) >= self._join_capacity:
             self._kept_requests -= len(kept.popleft().request_ids)

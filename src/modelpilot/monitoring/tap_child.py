@@ -82,6 +82,8 @@ class TapSpec:
     log_max_rows: int = 200_000
     sample_rate: float = 1.0
     join_capacity: int = 100_000
+    """How many of the newest requests labels join in memory where the log does not hold
+    them (``LocalTap``): the server gives ``log_max_rows``."""
     log_seconds: float = LOG_SECONDS
     restore: bool = False
     """Whether the child's windows start from the inference log (``LocalTap.restore``)."""

@@ -9,9 +9,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from modelpilot.config import Settings
 from modelpilot.errors import BadRequest, InvalidInput, NotFound, PayloadTooLarge, quoted
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.overview import Overview, model_overview
+from modelpilot.monitoring.process import labels_apart
 from modelpilot.registry.quality import label_key
 from modelpilot.server.rest.body import decompress, documented_json_body, json_object
 from modelpilot.server.rest.errors import invalid_request
@@ -218,11 +220,15 @@ async def feedback(model: str, request: Request) -> FeedbackReply:
                 f"; {monitor.dropped} answered request(s) were left unmonitored, as the monitor "
                 "fell behind or its process was being replaced, and take no labels"
             )
+        settings = request.app.state.settings
+        apart = labels_apart(settings)
         raise NotFound(
             f"no prediction of model {quoted(model)} has the request id(s) {_ids(result.unknown)}; "
             "use the id a prediction was answered with (the response's id, or x-request-id); "
-            "predictions stay on record for labels as long as the inference log keeps them "
-            "(its last MODELPILOT_INFERENCE_LOG_MAX_ROWS requests)" + sampled + dropped
+            f"predictions stay on record for labels {_on_record(settings, apart is None)}"
+            + sampled
+            + dropped
+            + ("" if apart is None else f"; {apart}")
         )
     return FeedbackReply(accepted=result.accepted, unknown=result.unknown)
 
@@ -239,6 +245,23 @@ def _read_feedback(body: bytes, headers: Mapping[str, str], limit: int) -> dict[
     if count > MAX_LABELS:
         raise _too_many(count)
     return feedback_pairs(json_object(data, {}, limit))
+
+
+def _on_record(settings: Settings, in_memory: bool) -> str:
+    """How long a prediction takes labels, as a 404 for unknown request ids says; with
+    ``in_memory``, also those the log leaves out (else ``labels_apart`` says what of them)."""
+    logged = (
+        "as long as the inference log keeps them (its last MODELPILOT_INFERENCE_LOG_MAX_ROWS "
+        "requests)"
+    )
+    if not settings.inference_log:
+        return "for the last MODELPILOT_INFERENCE_LOG_MAX_ROWS requests, in memory until a restart"
+    if in_memory and settings.inference_log_sample_rate < 1:
+        return (
+            f"{logged}, and those it leaves out (MODELPILOT_INFERENCE_LOG_SAMPLE_RATE) for "
+            "the last as many requests, in memory until a restart"
+        )
+    return logged
 
 
 def _ids(unknown: list[str]) -> str:
