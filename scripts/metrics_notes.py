@@ -235,7 +235,8 @@ NOTES: dict[str, Note] = {
     ),
     "modelpilot_labels_total": Note(
         "model",
-        "Counted since the server started; a label posted again to another worker counts again.",
+        "Counted since the server started; a label posted again (to any worker) counts once "
+        "while the inference log holds the first.",
     ),
     "modelpilot_concept_drift": Note(
         "model", "0 or 1; the `concept_drift` alert fires on the same verdict."

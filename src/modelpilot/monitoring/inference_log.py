@@ -280,31 +280,44 @@ class InferenceLog:
             since = float(oldest) - LABELS_GRACE_SECONDS
             conn.execute(delete(labels_table).where(labels_table.c.labelled_at < since))
 
-    def set_labels(self, model: str, labels: Mapping[str, Any]) -> None:
-        """Record (or replace) the labels of requests of ``model``: deleted and inserted in
-        one transaction, one at a time for each model (``lock_labels``): two servers taking
-        the same labels at once each deleted before either inserted, and both rows stayed.
-        Labels of requests the sample left out too (siblings read them here); ``trim`` takes
-        them as the log moves past them."""
+    def set_labels(self, model: str, labels: Mapping[str, Any]) -> dict[str, bool]:
+        """Record (or replace) the labels of requests of ``model``; returns the requests
+        that held a label already, each with whether it was this very one (the same JSON).
+
+        Such a label is left as it was, its time too: written again, a re-sent label (a
+        retry, a nightly re-sync) read as new to every server that reads the log's labels,
+        which put an outcome of days ago back in their quality windows as the newest.
+
+        Read, deleted and inserted in one transaction, one at a time for each model
+        (``lock_labels``): two servers taking the same labels at once each deleted before
+        either inserted, and both rows stayed. Labels of requests the sample left out too
+        (siblings read them here); ``trim`` takes them as the log moves past them."""
         if not labels:
-            return
+            return {}
         now = time.time()
-        ids = list(labels)
         with self._engine.begin() as conn:
             lock_labels(conn, model)
-            delete_labels(conn, model, ids)
+            held = {
+                rid: orjson.dumps(before) == orjson.dumps(labels[rid])
+                for rid, before in read_labels(conn, model, list(labels)).items()
+            }
+            changed = [rid for rid in labels if not held.get(rid, False)]
+            if not changed:
+                return held
+            delete_labels(conn, model, changed)
             conn.execute(
                 insert(labels_table),
                 [
                     {
                         "request_id": rid,
                         "model": model,
-                        "label": orjson.dumps(label).decode(),
+                        "label": orjson.dumps(labels[rid]).decode(),
                         "labelled_at": now,
                     }
-                    for rid, label in labels.items()
+                    for rid in changed
                 ],
             )
+        return held
 
     # -- reading --------------------------------------------------------------------------
 

@@ -251,8 +251,9 @@ class TapProcess:
         found: dict[str, Found] = self._call("lookup", model, list(request_ids))
         return found
 
-    def set_labels(self, model: str, labels: Mapping[str, Any]) -> None:
-        self._call("set_labels", model, dict(labels))
+    def set_labels(self, model: str, labels: Mapping[str, Any]) -> dict[str, bool]:
+        held: dict[str, bool] = self._call("set_labels", model, dict(labels))
+        return held
 
     def labelled_since(self, since: float, limit: int) -> list[Relabelled]:
         relabelled: list[Relabelled] = self._call("labelled_since", since, limit)
