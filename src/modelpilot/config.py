@@ -337,8 +337,13 @@ NOT_SETTINGS = frozenset({"MODELPILOT_REQUIRE_SERVICES"})
 """``MODELPILOT_*`` variables read elsewhere than ``Settings`` (the test suite's)."""
 
 
+SUGGESTED_AT_MOST = 5
+"""How many settings an unknown name's warning suggests at most (``MODELPILOT_TIMEOUT`` has
+five that time something out)."""
+
+
 def unknown_settings(environ: Mapping[str, str]) -> list[str]:
-    """Each ``MODELPILOT_*`` variable in ``environ`` that names no setting, with the setting
+    """Each ``MODELPILOT_*`` variable in ``environ`` that names no setting, with the settings
     it likely meant: pydantic ignores them, so a typo would silently leave a default."""
     known = {f"MODELPILOT_{name.upper()}" for name in Settings.model_fields}
     found = []
@@ -348,6 +353,31 @@ def unknown_settings(environ: Mapping[str, str]) -> list[str]:
             continue
         if upper.startswith("MODELPILOT_TEST_"):
             continue
-        close = difflib.get_close_matches(upper, known, n=1)
-        found.append(f"{name} (did you mean {close[0]}?)" if close else name)
+        close = [f"MODELPILOT_{meant.upper()}" for meant in likely_meant(upper[11:])]
+        if close:
+            meant = close[0] if len(close) == 1 else f"{', '.join(close[:-1])} or {close[-1]}"
+            found.append(f"{name} (did you mean {meant}?)")
+        else:
+            found.append(name)
     return found
+
+
+def likely_meant(typed: str) -> list[str]:
+    """The settings a name typed after the prefix (``PORT``, ``DRIFT_WINDOW_ROW``) likely
+    meant, closest first: those with each of its words, spelt alike, among theirs (``PORT``:
+    ``http_port``, ``grpc_port``); else the one spelt most alike.
+
+    Compared whole, with the prefix that every name shares, the prefix decided: PORT was
+    taken for HOST, TIMEOUT for HOST, THREADS for REDIS_URL."""
+    typed = typed.lower()
+    words = [word for word in typed.split("_") if word]
+    alike = [
+        setting
+        for setting in Settings.model_fields
+        if words
+        and all(difflib.get_close_matches(word, setting.split("_"), cutoff=0.8) for word in words)
+    ]
+    if alike:
+        closest = sorted(alike, key=lambda s: -difflib.SequenceMatcher(None, typed, s).ratio())
+        return closest[:SUGGESTED_AT_MOST]
+    return difflib.get_close_matches(typed, list(Settings.model_fields), n=1)

@@ -261,7 +261,8 @@ def rollback(
     """Move an alias back to the version it pointed at before.
 
     Each rollback steps one move further back in the alias's history (as an undo does); a move
-    rolled back is not redone by rolling back again: point the alias there with `alias`.
+    rolled back is not redone by rolling back again: point the alias there with `alias`. Once
+    its history is used up, it refuses: it never moves an alias to a version it did not point at.
     """
     with opened_registry(registry, artifacts) as reg:
         before, after = reg.rollback(name, alias_name)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from modelpilot.cli.common import ArtifactsOption, RegistryOption, make_settings
-from modelpilot.errors import BadRequest
+from modelpilot.errors import BadRequest, RegistryError
 
 if TYPE_CHECKING:
     from modelpilot.config import Settings
@@ -129,6 +130,14 @@ def serve(
     configure_logging(settings.log_level)
     for name in unknown_settings(os.environ):
         logger.warning("%s is no setting of ModelPilot's; ignored (see docs/settings.md)", name)
+    created = registry_to_create(settings.registry)
+    if created is not None:
+        logger.warning(
+            "there is no registry at %s: serving a new, empty one created there, which serves "
+            "the models registered in it from now on; if you meant an existing registry, "
+            "check --registry or MODELPILOT_REGISTRY",
+            created,
+        )
     if settings.workers > 1:
         from modelpilot.server.supervisor import Supervisor
 
@@ -163,6 +172,31 @@ def one_each(refs: list[ModelRef]) -> list[ModelRef]:
                 f"version is reachable as /v2/models/{ref.name}/versions/N)"
             )
     return refs
+
+
+def registry_to_create(location: str) -> Path | None:
+    """The directory ``serve`` is to create an empty registry in (None: there is one, or the
+    location is a URL); RegistryError if not even its parent directory exists.
+
+    A server started on an empty registry serves the models registered in it later (a fresh
+    start: a volume mounted empty), so ``serve`` creates one where there is none, as
+    ``register`` does; but a mistyped path did the same, said only that it had no models
+    yet, and reported ready, while the read commands refused it. Now it says that it created
+    the registry, and a path whose parent is missing, more likely a typo than a fresh start,
+    is refused as the read commands refuse it."""
+    if "://" in location:
+        return None
+    directory = Path(location)
+    if (directory / "registry.db").is_file():
+        return None
+    parent = directory.absolute().parent
+    if not parent.is_dir():
+        raise RegistryError(
+            f"there is no registry at {location} (no such directory, nor its parent {parent} "
+            "to create an empty one in): check --registry or MODELPILOT_REGISTRY; to start on "
+            f"an empty registry there, create {parent} first"
+        )
+    return directory
 
 
 def check_models(settings: Settings, refs: Sequence[ModelRef]) -> None:

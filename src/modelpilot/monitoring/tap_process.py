@@ -20,7 +20,9 @@ written before them; the child answers once it has taken that many, so an answer
 includes every call handed over before the question.
 
 The child ignores SIGINT and SIGTERM: the server's shutdown closes it after the last round,
-so a signal sent to the whole process group loses nothing. If the server dies, the pipes
+so a signal sent to the whole process group loses nothing. It is started with them blocked,
+for the second or so it takes to import what it needs before it ignores them
+(``_signals_blocked``). If the server dies, the pipes
 close, and the child writes what it has and exits. A child that dies is replaced (at once,
 unless it keeps dying: see ``RESTART_SECONDS``), and so is one that does not answer a question
 within ``QUESTION_SECONDS`` (stopped, or stuck): the question fails, and the server answers
@@ -40,14 +42,16 @@ import fcntl
 import logging
 import math
 import multiprocessing
+import multiprocessing.resource_tracker
 import multiprocessing.util  # its exit hook is registered on import: before ours, so after it
 import os
 import pickle
 import select
+import signal
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -150,7 +154,8 @@ class TapProcess:
             name="modelpilot-monitor",
             daemon=True,
         )
-        self._process.start()
+        with _signals_blocked():
+            self._process.start()
         _open.add(self)
         self._started_at = time.monotonic()
         self._answered = False
@@ -453,3 +458,27 @@ def _close_left_open() -> None:
     then it waits for them, and they for pipes that close only once this process is gone."""
     for tap in list(_open):
         tap.close()
+
+
+SHUTDOWN_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+@contextlib.contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """Block SIGINT and SIGTERM on this thread while a child starts: the child inherits the
+    mask across the spawn's exec, and they stay pending until it ignores them (``serve``,
+    which discards them). The server's own handling is untouched: a signal meanwhile goes to
+    another of its threads, or to this one once they are unblocked.
+
+    The child ignored them only once its imports were done, a second or so after it
+    started: a signal to the whole process group then (systemd's ``KillMode=control-group``,
+    ``timeout``, a terminal's Ctrl-C) killed it, two errors with tracebacks came of an
+    ordinary stop, and a new child started while the server shut down. (multiprocessing's
+    resource tracker starts its process the same way; it is started first, here, as its start
+    unblocks them on its way out, whatever they were.)"""
+    multiprocessing.resource_tracker.ensure_running()  # (the spawn's Popen starts it anyway)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SHUTDOWN_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)

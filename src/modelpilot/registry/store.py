@@ -259,25 +259,26 @@ class Registry:
             )
 
     def rollback(self, name: str, alias: str = PRODUCTION) -> tuple[int, int]:
-        """Move ``alias`` back to where it pointed before; returns (from, to)."""
+        """Move ``alias`` back to where it pointed before; returns (from, to).
+
+        Only to a version its history says it pointed at (``previous_targets``, where a
+        server starts when the alias's version fails to load): once that is used up, it
+        refuses. It took the version numbered before the current one then, which the alias
+        had never pointed at: an old experiment or a rejected candidate went to production
+        as if it were an undo."""
         with self._write() as conn:
             self._lock_model(conn, name, create=False)
             current = self._alias_target(conn, name, alias)
             if current is None:
                 raise missing.alias_not_found(conn, name, alias)
             targets = self._history_targets(conn, name, alias, current)
-            target = targets[0] if targets else None
-            if target is None:
-                target = conn.execute(
-                    select(func.max(schema.versions.c.version)).where(
-                        (schema.versions.c.model == name) & (schema.versions.c.version < current)
-                    )
-                ).scalar()
-            if target is None:
+            if not targets:
                 raise Conflict(
                     f"{name}@{alias} points at version {current} and there is no earlier version "
-                    "to roll back to"
+                    "it pointed at to roll back to; to point it at another version: "
+                    f"modelpilot alias {name} {alias} VERSION"
                 )
+            target = targets[0]
             self._point(conn, name, alias, target, action="rollback")
             return current, target
 

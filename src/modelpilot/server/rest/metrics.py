@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import time
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import gzip_accepted
+from prometheus_client.registry import Collector
 
 from modelpilot.errors import NotFound
 from modelpilot.monitoring.monitor import Monitor
@@ -26,6 +29,10 @@ Prometheus' default scrape timeout (10 s), and longer than a monitoring process 
 CATCH_UP_WAIT_SECONDS = 1.0
 """How long a scrape waits for reports made again from its siblings' newer snapshots (see
 ``catch_up``) before it answers with the figures at hand; the reports go on for the next."""
+
+GZIP_LEVEL = 6
+"""zlib's default: a 60-version scrape of 842 KB in 53 KB and 9 ms of CPU, where level 9
+(``gzip.compress``'s default) took 33 ms for 49 KB."""
 
 
 @router.get(
@@ -58,7 +65,32 @@ async def metrics(request: Request) -> Response:
         # Not waited for past a second: it waits on the monitor's round, which a restart's
         # restore of a large label history held for 10-18 s, past Prometheus' scrape timeout.
         await asyncio.wait({catching_up}, timeout=CATCH_UP_WAIT_SECONDS)
-    return Response(generate_latest(monitoring.registry), media_type=CONTENT_TYPE_LATEST)
+    compress = gzip_accepted(request.headers.get("accept-encoding", ""))
+    rendering: asyncio.Lock | None = getattr(state, "metrics_rendering", None)
+    if rendering is None:
+        rendering = state.metrics_rendering = asyncio.Lock()
+    async with rendering:
+        body = await asyncio.to_thread(render, monitoring.registry, compress)
+    headers = {"Vary": "Accept-Encoding"}
+    if compress:
+        headers["Content-Encoding"] = "gzip"
+    return Response(body, media_type=CONTENT_TYPE_LATEST, headers=headers)
+
+
+def render(registry: Collector, compress: bool) -> bytes:
+    """``registry`` in the text format, gzipped if ``compress``: the scrape's work, done on a
+    thread of its own (``metrics`` renders one scrape at a time).
+
+    On the event loop it held up every request that arrived meanwhile for the whole scrape:
+    130-280 ms with 20 models of 3 versions (9,461 lines, 842 KB), a p99.9 of 13 ms that became
+    195 ms at one scrape a second. The service metrics' flush, which reading the registry
+    starts with, still runs on the loop, where the request path counts
+    (``ServiceMetrics.flush_on_loop``). One at a time, as they were on the loop: collectors
+    keep state from one scrape to the next (the machine's CPU share since the last one).
+    Prometheus asks for gzip: 16 times fewer bytes, as prometheus_client's own exposition sends.
+    """
+    body = generate_latest(registry)
+    return gzip.compress(body, GZIP_LEVEL) if compress else body
 
 
 def _logged(task: asyncio.Task[None]) -> None:
