@@ -84,7 +84,19 @@ def test_alias_and_rollback(run: Run, iris_model_path: Path) -> None:
     assert "iris@production: version 3 -> 1" in back.stdout
     staging = run("alias", "iris", "staging", "2")
     assert staging.exit_code == 0
-    assert "version 2 -> 1" in run("rollback", "iris", "--alias", "staging").stdout
+    assert "version 2 -> 1" not in run("rollback", "iris", "--alias", "staging").stdout
+    run("alias", "iris", "staging", "3")
+    assert "version 3 -> 2" in run("rollback", "iris", "--alias", "staging").stdout
+
+
+def test_rollback_refuses_once_the_history_is_used_up(run: Run, iris_model_path: Path) -> None:
+    """Not to version 1, which production never pointed at (a rejected candidate, say)."""
+    run("register", "iris", str(iris_model_path))
+    run("register", "iris", str(iris_model_path), "--alias", "production")
+    refused = run("rollback", "iris")
+    assert refused.exit_code != 0
+    assert "no earlier version it pointed at" in str(refused.exception or refused.output)
+    assert "iris@production: version" not in refused.stdout
 
 
 def test_errors_are_raised_as_modelpilot_errors(run: Run, registry_dir: Path) -> None:

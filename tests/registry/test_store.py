@@ -178,12 +178,25 @@ def test_rollback_passes_over_steps_an_older_registry_recorded_that_moved_nothin
     assert store.rollback("m", "canary") == (3, 1)
 
 
-def test_rollback_without_history_takes_the_previous_number(
+def test_rollback_goes_to_no_version_the_alias_never_pointed_at(
     store: Registry, tmp_path: Path
 ) -> None:
+    """Versions 1 and 2 never in production (an old experiment, a rejected candidate): once
+    the history is used up, a rollback refuses rather than take the number before."""
+    register(store, tmp_path)
     register(store, tmp_path)
     register(store, tmp_path, aliases=["production"])
-    assert store.rollback("m") == (2, 1)
+    store.set_alias("m", "staging", 3)
+    with pytest.raises(Conflict, match="no earlier version it pointed at"):
+        store.rollback("m")
+    with pytest.raises(Conflict, match="modelpilot alias m staging VERSION"):
+        store.rollback("m", "staging")
+    store.set_alias("m", "production", 1)
+    assert store.rollback("m") == (1, 3)
+    with pytest.raises(Conflict):
+        store.rollback("m")
+    assert store.resolve_number(ModelRef.parse("m@production")) == 3
+    assert store.previous_targets("m") == []
 
 
 def test_errors_name_what_exists(store: Registry, tmp_path: Path) -> None:

@@ -40,14 +40,14 @@ async def test_the_error_names_the_alias_and_the_commands_that_get_back(
     assert message.endswith(
         "Register the model file again. scorer@production points at version 2, which does not "
         "load, and its history names no version it pointed at before, to start on instead. "
-        "Move the alias back to an earlier version with `modelpilot rollback scorer`, or serve "
-        "the other models without it: --model iris."
+        "Point the alias at a version that loads with `modelpilot alias scorer production "
+        "VERSION`, or serve the other models without it: --model iris."
     )
 
-    # Each way back works: the other models alone, and the rollback.
+    # Each way back works: the other models alone, and the alias moved.
     engine = await started(registry, "iris")
     await engine.stop()
-    assert registry.rollback("scorer") == (2, 1)
+    assert registry.set_alias("scorer", "production", 1) == 2
     engine = await started(registry)
     try:
         response = await engine.infer("scorer", request_from_rows([[3.0]]))
@@ -64,8 +64,8 @@ async def test_an_alias_other_than_production_is_named_in_the_rollback(
         await started(registry, "scorer@staging")
     assert str(info.value).endswith(
         "scorer@staging points at version 2, which does not load, and its history names no "
-        "version it pointed at before, to start on instead. Move the alias back to an earlier "
-        "version with `modelpilot rollback scorer --alias staging`."
+        "version it pointed at before, to start on instead. Point the alias at a version that "
+        "loads with `modelpilot alias scorer staging VERSION`."
     )
 
 

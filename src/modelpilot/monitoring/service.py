@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import time
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
@@ -51,6 +53,10 @@ the workers miss that much of a killed worker's requests, for good: of every fam
 (requests, their errors and timeouts, latencies), so that they still agree with each other.
 (A shorter wait would only shrink the loss: the requests a killed worker was answering are
 lost with it anyway.)"""
+LOOP_FLUSH_WAIT_SECONDS = 1.0
+"""Most seconds that a read of the metrics on another thread waits for the event loop to
+flush (``ServiceMetrics.flush_on_loop``); a loop held up longer leaves the counts of the
+last FLUSH_SECONDS to the next read."""
 
 
 class _Tally:
@@ -117,6 +123,8 @@ class ServiceMetrics(InferenceObserver):
         self._cached: dict[tuple[str, str, bool], list[float]] = {}
         """(model, version, hit) -> [lookups, seconds]"""
         self._flush_due = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The event loop that serves, on which the request path counts (once known)."""
         self._at_zero: set[tuple[str, str, str]] = set()
         """(model, version, transport) whose series start at 0 already (``start_at_zero``)."""
         self._engine: InferenceEngine | None = None
@@ -242,6 +250,7 @@ class ServiceMetrics(InferenceObserver):
         before its first request (see ``start_at_zero``)."""
         engine.add_observer(self)
         self._engine = engine
+        self._loop = _running_loop() or self._loop
 
     def request_finished(
         self,
@@ -302,7 +311,8 @@ class ServiceMetrics(InferenceObserver):
     def flush(self) -> None:
         """Hand the counts gathered since the last flush to the Prometheus metrics.
 
-        Call it on the thread that serves (the event loop), or once serving has stopped.
+        Call it on the thread that serves (the event loop), or once serving has stopped;
+        elsewhere, ``flush_on_loop``.
         """
         self._flush_due = False
         if self._engine is not None:
@@ -340,6 +350,39 @@ class ServiceMetrics(InferenceObserver):
             (self.cache_hits if hit else self.cache_misses).labels(model, version).inc(lookups)
             result = "hit" if hit else "miss"
             self.cache_seconds.labels(model, version, result).inc(seconds)
+
+    def flush_on_loop(self) -> None:
+        """``flush`` on the event loop that serves, from whichever thread, and return once it
+        has (or after LOOP_FLUSH_WAIT_SECONDS).
+
+        ``/metrics`` renders on a thread of its own, not to hold serving up for a scrape;
+        the request path counts on the loop, in plain dicts and lists without a lock, which a
+        flush on another thread meanwhile could lose or count twice, or fail on a dict that
+        grew as it was read. Where no loop serves (a script, a test, serving has stopped)
+        it flushes on the calling thread.
+        """
+        loop = self._loop
+        if loop is None or not loop.is_running() or _running_loop() is loop:
+            self.flush()
+            return
+        flushed: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def flush() -> None:
+            try:
+                self.flush()
+            except BaseException as error:
+                flushed.set_exception(error)
+                raise
+            flushed.set_result(None)
+
+        try:
+            loop.call_soon_threadsafe(flush)
+        except RuntimeError:  # the loop closed meanwhile: serving has stopped
+            self.flush()
+            return
+        # A loop held up longer: the flush runs when it gets to it.
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            flushed.result(LOOP_FLUSH_WAIT_SECONDS)
 
     def start_at_zero(self, model: str, version: str, transport: str) -> None:
         """Start the series that the alerting rules and the dashboard read of a version's
@@ -394,6 +437,7 @@ class ServiceMetrics(InferenceObserver):
         except RuntimeError:  # not serving on a loop (a script, a test): no one to wait for
             self.flush()
             return
+        self._loop = loop
         self._flush_due = True
         loop.call_later(FLUSH_SECONDS, self.flush)
 
@@ -405,7 +449,7 @@ class _Flush(Collector):
         self.metrics = metrics
 
     def collect(self) -> Iterator[Any]:
-        self.metrics.flush()
+        self.metrics.flush_on_loop()  # a scrape renders on a thread of its own
         return iter(())
 
 
@@ -479,7 +523,8 @@ class EngineCollector(Collector):
             "stay on the version before).",
             labels=["model", "version"],
         )
-        for name, (version, _) in self.engine.served.stalled.items():
+        # A copy: a scrape collects on a thread of its own while the loop may change it.
+        for name, (version, _) in list(self.engine.served.stalled.items()):
             stalled.add_metric([name, str(version.version)], 1)
         yield stalled
         yield GaugeMetricFamily(
@@ -495,3 +540,11 @@ class EngineCollector(Collector):
                 "Result cache lookups or stores that failed.",
                 value=cache.errors,
             )
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running on this thread, if any."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

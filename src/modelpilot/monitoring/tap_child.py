@@ -182,6 +182,9 @@ def serve(reader: Connection, control: Connection, spec: TapSpec) -> None:
     """The child: take rounds from ``reader`` and answer ``control`` until told to close."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Started with them blocked (``tap_process._signals_blocked``); ignored now, any pending
+    # is discarded, and they need no blocking.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     os.nice(NICENESS)
     logging.basicConfig(level=spec.log_level, format=spec.log_format)
     try:

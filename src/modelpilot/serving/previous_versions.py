@@ -12,7 +12,6 @@ import contextlib
 from concurrent.futures import Executor
 
 from modelpilot.errors import ArtifactError, MissingExtra, ModelPilotError
-from modelpilot.registry.refs import PRODUCTION
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.pool import ModelPool
@@ -66,12 +65,11 @@ def way_back(
     or none of those loaded either (the last one's error, ``failed``). ``others``: the
     references of the other models served, to serve without it."""
     if failed is None:
-        rollback = f"modelpilot rollback {model}" + (
-            "" if alias == PRODUCTION else f" --alias {alias}"
-        )
+        # Not `modelpilot rollback`: it goes only where the history says, as here.
         back = (
             "and its history names no version it pointed at before, to start on instead. "
-            f"Move the alias back to an earlier version with `{rollback}`"
+            f"Point the alias at a version that loads with "
+            f"`modelpilot alias {model} {alias} VERSION`"
         )
     else:
         versions = (
