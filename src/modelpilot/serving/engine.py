@@ -86,9 +86,6 @@ class InferenceEngine:
         self.pool = ModelPool(self._load, self._load_executor, settings.model_memory_budget_bytes)
         self.served = ServedModels(registry, settings, models, self.pool, self._load_executor)
         """The models answered for, and the version each request reaches."""
-        self._references = {ref.name: ref for ref in models}
-        """The references given, by model: where a model unloaded comes back (as ``served``
-        has them), for the index to name the version that went away."""
         self._observers: tuple[InferenceObserver, ...] = ()
         self._failures: dict[tuple[str, int], ModelFailures] = {}
         """Each version's failures in the log, by version (flushed on ``stop``)."""
@@ -444,7 +441,7 @@ class InferenceEngine:
         memory (asked for by number or alias), by name and version; one not served at the
         version ``load_model`` would serve."""
         infos = await blocking(self._load_executor, self.registry.list_models)
-        return index_entries(infos, self.served, self.pool, self._references, ready_only)
+        return index_entries(infos, self.served, self.pool, ready_only)
 
     async def load_model(self, model: str) -> ModelVersion:
         """Serve ``model`` (again) at the reference it was given, else its default one, and

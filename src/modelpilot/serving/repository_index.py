@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from modelpilot.registry.refs import PRODUCTION, ModelRef
@@ -26,12 +26,11 @@ def index_entries(
     infos: Sequence[ModelInfo],
     served: ServedModels,
     pool: ModelPool,
-    references: Mapping[str, ModelRef],
     ready_only: bool = False,
 ) -> list[ModelIndexEntry]:
     """Each model of ``infos`` at the version its requests go to, and every other version of
     it in ``pool`` (asked for by number or alias); a model not served at the version loading
-    it would serve: its reference in ``references``, else its default one."""
+    it would serve: its reference in ``served``, given or default."""
     current = dict(served.current_versions())
     others: dict[str, list[int]] = {}
     for loaded in pool.loaded():
@@ -52,8 +51,7 @@ def index_entries(
                 if served.serve_all
                 else "not served"
             )
-            ref = references.get(info.name) or ModelRef(info.name)
-            version = referenced_version(info, ref)
+            version = referenced_version(info, served.reference(info.name))
             found.append(ModelIndexEntry(info.name, str(version or ""), "UNAVAILABLE", reason))
         for number in sorted(others.get(info.name, ())):
             if mv is None or number != mv.version:

@@ -113,7 +113,7 @@ class ServedModels:
                 if decision == "unloaded" and model in self._served:
                     self._drop(model)
                 elif decision == "loaded":
-                    self._served.setdefault(model, Served(self._ref(model)))
+                    self._served.setdefault(model, Served(self.reference(model)))
         for name in list(self._served):
             try:
                 await self.current(name, force=True)
@@ -322,7 +322,7 @@ class ServedModels:
                 # made-up name served while the registry was asked was a request's metric
                 # label for good (each request for it at that moment counted as for a
                 # served model), and one load for it made the server unready until the 404.
-                mv = await self._refresh(model, Served(self._ref(model)), loading=True)
+                mv = await self._refresh(model, Served(self.reference(model)), loading=True)
             else:
                 mv = await self.current(model, force=True)
             await self.pool.get(mv)
@@ -331,7 +331,9 @@ class ServedModels:
             raise
         return mv
 
-    def _ref(self, model: str) -> ModelRef:
+    def reference(self, model: str) -> ModelRef:
+        """Where ``model``'s requests go: the reference it was given, else its default one
+        (and where a model unloaded comes back)."""
         return self._given.get(model) or ModelRef(model)
 
     def _drop(self, model: str) -> None:
