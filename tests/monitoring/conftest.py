@@ -25,6 +25,7 @@ from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.registry.store import Registry
 from modelpilot.server.rest import create_app
 from modelpilot.serving.engine import InferenceEngine
+from modelpilot.serving.registration import register_model
 from tests.conftest import make_settings
 from tests.monitoring.webhook_receiver import Receiver, receiving
 
@@ -86,6 +87,25 @@ async def monitored(registry: Registry, **settings: Any) -> AsyncIterator[Served
 async def served(labelled_iris: Registry) -> AsyncIterator[Served]:
     async with monitored(labelled_iris, drift_window_rows=400, performance_min_labels=20) as it:
         yield it
+
+
+@pytest.fixture
+def replicas(
+    postgres_location: str,
+    tmp_path: Path,
+    iris_model_path: Path,
+    iris_frame: pd.DataFrame,
+    iris_target: np.ndarray,
+) -> Iterator[tuple[Registry, Registry]]:
+    """Two servers' registries: one PostgreSQL registry (``iris``, with its labels), opened
+    twice, as replicas behind a load balancer open it."""
+    first = Registry.open(postgres_location, tmp_path / "artifacts")
+    reference = iris_frame.assign(species=iris_target)
+    register_model(first, "iris", iris_model_path, reference=reference, target="species")
+    second = Registry.open(postgres_location, tmp_path / "artifacts")
+    yield first, second
+    first.close()
+    second.close()
 
 
 async def send(client: httpx.AsyncClient, rows: np.ndarray, per_request: int = 10) -> list[str]:

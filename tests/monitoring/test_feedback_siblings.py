@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from modelpilot.monitoring.siblings import prometheus_dir
 from modelpilot.registry.store import Registry
-from modelpilot.serving.registration import register_model
 from tests.monitoring.conftest import monitored, send
 
 THREADS = 4
@@ -55,25 +52,6 @@ async def test_labels_looked_for_again_hold_up_no_other_label(
         assert time.monotonic() - posted >= monitor.sibling_seconds
         assert all(r.status_code == 404 for r in replies), [r.text for r in replies]
         assert "no prediction of model 'iris' has the request id" in replies[0].json()["error"]
-
-
-@pytest.fixture
-def replicas(
-    postgres_location: str,
-    tmp_path: Path,
-    iris_model_path: Path,
-    iris_frame: pd.DataFrame,
-    iris_target: np.ndarray,
-) -> Iterator[tuple[Registry, Registry]]:
-    """Two servers' registries: one PostgreSQL registry (``iris``, with its labels), opened
-    twice, as replicas behind a load balancer open it."""
-    first = Registry.open(postgres_location, tmp_path / "artifacts")
-    reference = iris_frame.assign(species=iris_target)
-    register_model(first, "iris", iris_model_path, reference=reference, target="species")
-    second = Registry.open(postgres_location, tmp_path / "artifacts")
-    yield first, second
-    first.close()
-    second.close()
 
 
 async def test_a_label_for_another_replicas_prediction_waits_for_it(

@@ -5,8 +5,6 @@ once the quality window has let the first go."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +13,6 @@ import pytest
 
 from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.registry.store import Registry
-from modelpilot.serving.registration import register_model
 from tests.monitoring.conftest import Served, monitored, send
 
 WINDOW = 10
@@ -75,24 +72,6 @@ async def test_a_label_posted_again_after_it_left_the_window_changes_nothing(
         assert await _post(served, {first: corrected}) == {"accepted": 1, "unknown": []}
         assert _window(served) == [*window[1:], (first, corrected)]
         assert _report(served).labels_total == 30
-
-
-@pytest.fixture
-def replicas(
-    postgres_location: str,
-    tmp_path: Path,
-    iris_model_path: Path,
-    iris_frame: pd.DataFrame,
-    iris_target: np.ndarray,
-) -> Iterator[tuple[Registry, Registry]]:
-    """One PostgreSQL registry (``iris``, with its labels), opened by two servers."""
-    first = Registry.open(postgres_location, tmp_path / "artifacts")
-    reference = iris_frame.assign(species=iris_target)
-    register_model(first, "iris", iris_model_path, reference=reference, target="species")
-    second = Registry.open(postgres_location, tmp_path / "artifacts")
-    yield first, second
-    first.close()
-    second.close()
 
 
 async def test_a_label_posted_again_to_another_server_is_not_counted_again(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,29 +21,23 @@ QUICK = {"monitor_process": False, "monitor_interval_seconds": 0.2, "alias_refre
 
 
 @pytest.fixture
-def replicas(
-    postgres_location: str,
-    tmp_path: Path,
+def rolled_replicas(
+    replicas: tuple[Registry, Registry],
     iris_model_path: Path,
     iris_frame: pd.DataFrame,
     iris_target: np.ndarray,
-) -> Iterator[tuple[Registry, Registry]]:
+) -> tuple[Registry, Registry]:
     """One PostgreSQL registry (``iris`` 1 and 2, 2 in production), opened by two servers."""
-    first = Registry.open(postgres_location, tmp_path / "artifacts")
     reference = iris_frame.assign(species=iris_target)
-    register_model(first, "iris", iris_model_path, reference=reference, target="species")
     register_model(
-        first,
+        replicas[0],
         "iris",
         iris_model_path,
         reference=reference,
         target="species",
         aliases=["production"],
     )
-    second = Registry.open(postgres_location, tmp_path / "artifacts")
-    yield first, second
-    first.close()
-    second.close()
+    return replicas
 
 
 async def _answered_by(served: Served, version: int) -> None:
@@ -68,11 +61,11 @@ def _labels_of_version_2(served: Served) -> int:
 
 
 async def test_servers_share_the_labels_of_a_version_rolled_away_from(
-    replicas: tuple[Registry, Registry], iris_frame: pd.DataFrame, iris_target: np.ndarray
+    rolled_replicas: tuple[Registry, Registry], iris_frame: pd.DataFrame, iris_target: np.ndarray
 ) -> None:
     """Rolled back from, version 2 read 0.488 on one server and 0.492 on the other: each
     took only the labels posted to it once version 2 was no longer served."""
-    first, second = replicas
+    first, second = rolled_replicas
     async with monitored(first, **QUICK) as a, monitored(second, **QUICK) as b:
         a.monitoring.start()
         b.monitoring.start()
