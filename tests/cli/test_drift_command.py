@@ -397,3 +397,27 @@ def test_a_feature_arriving_half_missing_drifts_and_the_table_shows_its_share(
     (line,) = [row for row in result.output.splitlines() if "0%->50%" in row]
     assert "drifted" in line and "missing" in line
     assert "Fisher's exact test of the share of missing values" in " ".join(result.output.split())
+
+
+def test_a_misspelt_threshold_is_said(
+    run: Run,
+    iris_frame: pd.DataFrame,
+    iris_csv: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only ``serve`` warned of variables that name no setting: ``drift`` judged a misspelt
+    threshold's data at the default without a word."""
+    current = tmp_path / "current.csv"
+    iris_frame.sample(600, replace=True, random_state=3).to_csv(current, index=False)
+    monkeypatch.setenv("MODELPILOT_DRIFT_PSI_THRESHHOLD", "0.5")
+    result = run(
+        "drift", str(iris_csv), str(current), "-o", str(tmp_path / "r.html"), registry=False
+    )
+    assert result.exit_code == 0, result.output
+    warning = (
+        "warning: MODELPILOT_DRIFT_PSI_THRESHHOLD (did you mean MODELPILOT_DRIFT_PSI_THRESHOLD?) "
+        "is no setting of ModelPilot's; ignored"
+    )
+    assert " ".join(result.stderr.split()).count(warning) == 1, result.stderr
+    assert "THRESHHOLD" not in result.stdout  # the table stays clean for scripts

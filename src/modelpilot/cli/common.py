@@ -56,17 +56,32 @@ ArtifactsOption = Annotated[
 ]
 
 
-def make_settings(**flags: Any) -> Settings:
-    """Settings from the environment, with the flags that were given on top."""
+def make_settings(*, warn_typos: bool = True, **flags: Any) -> Settings:
+    """Settings from the environment, with the flags that were given on top.
+
+    ``warn_typos``: say on stderr which ``MODELPILOT_*`` variables name no setting, and what
+    they likely meant (pydantic ignores them): ``drift`` run with
+    ``MODELPILOT_DRIFT_PSI_THRESHHOLD=0.5`` judged at the default 0.2 without a word. ``serve``
+    says it in its log instead."""
+    import os
+
     from pydantic import ValidationError
 
-    from modelpilot.config import Settings
+    from modelpilot.config import Settings, unknown_settings
 
     given = {key: value for key, value in flags.items() if value is not None}
     try:
-        return Settings(**given)
+        settings = Settings(**given)
     except ValidationError as exc:
         raise BadSettings(_settings_problems(exc, given)) from None
+    if warn_typos:
+        for name in unknown_settings(os.environ):
+            err.print(
+                f"warning: {escape(name)} is no setting of ModelPilot's; ignored "
+                "(see docs/settings.md)",
+                highlight=False,
+            )
+    return settings
 
 
 def _settings_problems(exc: ValidationError, flags: Mapping[str, Any]) -> str:

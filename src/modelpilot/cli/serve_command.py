@@ -113,6 +113,7 @@ def serve(
     from modelpilot.server.logs import configure_logging
 
     settings = make_settings(
+        warn_typos=False,  # logged below, where the server's log says the rest
         registry=registry,
         artifacts=artifacts,
         host=host,
