@@ -218,7 +218,7 @@ async def feedback(model: str, request: Request) -> FeedbackReply:
             # Not the log's length: these were never on record (modelpilot_monitor_dropped_total).
             dropped = (
                 f"; {monitor.dropped} answered request(s) were left unmonitored, as the monitor "
-                "fell behind or its process was being replaced, and take no labels"
+                "fell behind, or its process died or was being replaced, and take no labels"
             )
         settings = request.app.state.settings
         apart = labels_apart(settings)
