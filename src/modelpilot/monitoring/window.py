@@ -6,6 +6,9 @@ when the window would still hold ``max_rows`` rows without it (so a window holds
 ``max_rows`` rows, if as many came, and less than one chunk more: see ``SlidingWindow``).
 Nothing is recounted, so keeping a window current costs one vector addition per chunk in and
 one subtraction per chunk out (except when a chunk of huge sums leaves: see ``EXACT``).
+
+Small chunks that arrive close together are kept as one (see ``MERGED_ROWS``): each chunk is
+a vector of every feature's bins, so a window of one-row chunks held thousands of them.
 """
 
 from __future__ import annotations
@@ -21,16 +24,34 @@ EXACT = 2.0**53
 large cannot give back the smaller ones exactly once it is taken away (1e308 + 700 - 1e308 is
 0), and two of 1e308 make inf, which taken away leaves NaN."""
 
+MERGED_ROWS = 50
+"""A chunk takes in the chunks that follow it while it holds at most a ``MERGED_ROWS``th of the
+window's rows, and they came within a ``MERGED_SPAN``th of its age (a monitoring round is a
+chunk). Each chunk keeps a copy of every feature's bins: a 500-feature version taking one
+request a round kept 78 KB a request, 390 MB once its window of 5,000 rows was full, which
+rounds of 100 requests would have held in 4 MB. Merged, a window holds at most some
+``2 * MERGED_ROWS + MERGED_SPAN`` small chunks (160 by default), beside the large ones; it
+may hold a merged chunk's rows more than ``max_rows`` (100 by default, where a round of 1,700
+rows already held 1,699), and its rows leave up to a ``MERGED_SPAN``th of its age early (one
+minute of the hour), never late."""
+
+MERGED_SPAN = 60
+"""See ``MERGED_ROWS``."""
+
 
 @dataclass(slots=True)
 class Chunk:
     at: float
+    """When its oldest rows came: it leaves the window once they are too old."""
     rows: int
     counts: np.ndarray
     sums: np.ndarray
     huge: bool = False
     """Its sums reach ``EXACT`` (or are not finite): when it leaves, the window's sums are
     added up again from the chunks that stay, rather than taken away from."""
+    owned: bool = False
+    """Its arrays are the window's own (made when it first took another chunk in), not the
+    caller's, so that more can be added to them in place."""
 
 
 class SlidingWindow:
@@ -53,11 +74,31 @@ class SlidingWindow:
         self.sums = np.zeros(sums_size, dtype=np.float64)
         self.rows = 0
         self._chunks: deque[Chunk] = deque()
+        self._merged_rows = max_rows // MERGED_ROWS
+        self._merged_span = max_seconds / MERGED_SPAN
+
+    def __len__(self) -> int:
+        """How many chunks it keeps."""
+        return len(self._chunks)
 
     def add(self, rows: int, counts: np.ndarray, sums: np.ndarray, at: float | None = None) -> None:
         at = time.time() if at is None else at
-        huge = bool(sums.size) and not np.abs(sums).max() < EXACT  # NaN is huge too
-        self._chunks.append(Chunk(at, rows, counts, sums, huge))
+        huge = _huge(sums)
+        last = self._chunks[-1] if self._chunks else None
+        if (
+            last is not None
+            and last.rows + rows <= self._merged_rows
+            and 0.0 <= at - last.at <= self._merged_span
+        ):
+            if not last.owned:
+                last.counts, last.sums, last.owned = last.counts.copy(), last.sums.copy(), True
+            last.counts += counts
+            with np.errstate(over="ignore", invalid="ignore"):
+                last.sums += sums
+            last.rows += rows
+            last.huge = last.huge or huge or _huge(last.sums)
+        else:
+            self._chunks.append(Chunk(at, rows, counts, sums, huge))
         self.counts += counts
         with np.errstate(over="ignore", invalid="ignore"):
             self.sums += sums
@@ -83,6 +124,11 @@ class SlidingWindow:
                 self.sums = np.sum([c.sums for c in self._chunks], axis=0)
         else:
             self.sums = np.zeros_like(self.sums)
+
+
+def _huge(sums: np.ndarray) -> bool:
+    """Whether ``sums`` reach ``EXACT`` (NaN does too)."""
+    return bool(sums.size) and not np.abs(sums).max() < EXACT
 
 
 class RecentRows:
