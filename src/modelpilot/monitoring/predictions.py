@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from modelpilot.monitoring.divergence import js_distance
+from modelpilot.monitoring.float32_bins import float32_edges, to_float32
 from modelpilot.registry.profile import ReferenceProfile
 from modelpilot.registry.quality import label_key
 from modelpilot.registry.types import ModelVersion
@@ -88,6 +89,21 @@ class PredictionSummary:
         return note + "), none for the prediction as a whole"
 
 
+def _bounds(lower: np.ndarray, top: float) -> tuple[np.ndarray, float]:
+    """Edges to bin by (see ``_slots``): ``lower`` in order (rounded to float32, an edge
+    raised past the next one's float32 may lie above it), and the ``top`` one."""
+    return np.sort(lower), top
+
+
+def _slots(values: np.ndarray, lower: np.ndarray, top: float) -> np.ndarray:
+    """Each value's slot (0 below the range, then the bins, then above it): the number of
+    ``lower`` edges at or below it, and one more past ``top``, which closes the last bin, as
+    in ``np.histogram`` and the features' binning. Missing values are the caller's."""
+    slot = np.searchsorted(lower, values, side="right")
+    slot += values > top
+    return slot
+
+
 def several_columns(spec_shape: Sequence[int]) -> tuple[int, int] | None:
     """(columns watched, columns left unwatched) of an output of ``spec_shape`` that gives
     several values a row ([-1, 3]: a regressor of three targets); None for one value a row
@@ -121,7 +137,16 @@ class PredictionBins:
     its mean and variance had been those of the first column alone, under the name of the
     whole prediction, and the other targets went unwatched. Its first column alone is binned
     (registration profiles no reference predictions of several values a row, so it has no
-    bins to land in)."""
+    bins to land in).
+
+    A prediction that is a float32 (a float32 ONNX graph's, however the server casts it, and
+    as the inference log gives it back) is binned by the edges rounded to float32, as a
+    float32 model's inputs are (see ``float32_bins``): the reference predictions are those the
+    original model made in float64 at registration, and a tree served in float32 put every
+    prediction of a leaf value one bin low (171.90908813 below the edge 171.9090909, the
+    leaf's own), its drift 0.42 where its original's read 0.08. Decided prediction by
+    prediction: a graph hands rows with missing values to its float64 original, and in a
+    batch of both, each prediction lands where its own kind does."""
 
     def __init__(self, version: ModelVersion, profile: ReferenceProfile | None) -> None:
         signature = version.signature
@@ -142,6 +167,11 @@ class PredictionBins:
         self.pivots: list[float | None] = [None] * self.width
         """Each column's pivot; None until a number of the column was counted."""
         self.pivot = reference.mean if reference is not None else None
+        self._bounds: tuple[np.ndarray, float] | None = None
+        """The edges below the top one, in order, and the top one: what a prediction is
+        binned by (see ``_slots``)."""
+        self._bounds32: tuple[np.ndarray, float] | None = None
+        """``_bounds`` for predictions that are float32, where they differ."""
         if self.classifier:
             names = [label_key(c) for c in signature.extra.get("classes", [])]
             if reference is not None:
@@ -161,6 +191,10 @@ class PredictionBins:
                 self.reference = np.concatenate(
                     [[0], reference.bin_counts, [0], [reference.missing]]
                 ).astype(float)
+                self._bounds = _bounds(self.edges[:-1], float(self.edges[-1]))
+                lower, top = float32_edges(self.edges, np.asarray(reference.sketch, dtype=float))
+                if (lower != self.edges[:-1]).any() or top != self.edges[-1]:
+                    self._bounds32 = _bounds(lower, top)
             # Below, the bins, above, missing.
             self.size = 0 if self.edges is None else self.edges.size + 2
 
@@ -196,12 +230,22 @@ class PredictionBins:
             )
             slots = codes[inverse.ravel()] if len(distinct) else np.zeros(0, dtype=np.int64)
             return np.bincount(slots, minlength=self.size).astype(np.int64), sums
-        if self.edges is None:
+        if self._bounds is None:
             return np.zeros(0, dtype=np.int64), sums
         numeric = values.astype(np.float64)
-        slot = np.searchsorted(self.edges, numeric, side="right")
-        slot[numeric == self.edges[-1]] = self.edges.size - 1
-        slot[~np.isfinite(numeric)] = self.edges.size + 1
+        if self._bounds32 is None:
+            slot = _slots(numeric, *self._bounds)
+        elif values.dtype == np.float32:
+            slot = _slots(numeric, *self._bounds32)
+        else:  # float64 numbers, float32 ones among them or not
+            single = to_float32(numeric) == numeric
+            if single.all():
+                slot = _slots(numeric, *self._bounds32)
+            else:
+                slot = _slots(numeric, *self._bounds)
+                if single.any():
+                    slot[single] = _slots(numeric[single], *self._bounds32)
+        slot[~np.isfinite(numeric)] = self.size - 1
         return np.bincount(slot, minlength=self.size).astype(np.int64), sums
 
     def _sums(self, values: np.ndarray, column: int) -> tuple[int, float, float]:
