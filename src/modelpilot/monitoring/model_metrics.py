@@ -325,9 +325,9 @@ class MonitorCollector(Collector):
         yield CounterMetricFamily(
             "modelpilot_monitor_dropped",
             "Answered requests left unmonitored: the monitor fell behind (more calls waited "
-            "for it than it holds), or its monitoring process was being replaced, or died "
-            "before it counted them (in no total, though the inference log may hold them). "
-            "Labels for the others cannot join.",
+            "for it than it holds), or its monitoring process was being replaced, or died (or "
+            "was killed as hung) before it counted them (in no total; in the inference log only "
+            "as far as it wrote them). Labels for those the log lacks cannot join.",
             value=self.monitor.dropped,
         )
         yield CounterMetricFamily(

@@ -199,9 +199,9 @@ class Monitor(InferenceObserver):
         Until then a model may lack the report it is to have (``report`` says so)."""
         self._served_before: dict[str, int] = {}
         """The version each model's requests went to at the thread's last look."""
-        self._tap_restarts = 0
         self._last_tapped: list[MonitorState] = []
-        """The tap's states as it last told them (whose totals outlive its process)."""
+        """The tap's states as it last told them (with the totals of its processes that died,
+        which ``TapProcess`` carries on): an evaluation it fails reports their totals."""
 
     def watch(self, engine: InferenceEngine) -> None:
         """Observe ``engine``: its model calls (this monitor) and its requests (``history``).

@@ -40,18 +40,17 @@ def evaluate(self: Monitor, close_interval: bool = True) -> None:
         tapped = self.tap.states(now)
     except TapFailed as exc:
         # Reported without the tap's windows this once; labels and alerts carry on. (Every
-        # evaluation until a new monitoring process answers: logged once a minute.)
+        # evaluation until a new monitoring process answers: logged once a minute.) Its
+        # running totals stand as it last told them: left out, a single-process server's
+        # predictions by class went back to 0 when its monitoring process was found dead
+        # before its replacement answered, and a counter must never go back.
         self._failures += 1
         self._errors.error(
             "states", "monitoring windows unavailable: %s", first_line(exc), exc_info=True
         )
-        tapped = []
-    if self.tap.restarts != self._tap_restarts:
-        # A new monitoring process counts from zero: the totals of the one that died, as
-        # it last told them, carry on (what it took after that is lost with it).
-        self._tap_restarts = self.tap.restarts
-        self._inherited += [totals_of(state) for state in self._last_tapped]
-    self._last_tapped = tapped
+        tapped = [totals_of(state) for state in self._last_tapped]
+    else:
+        self._last_tapped = tapped
     tapped = [*tapped, *self._inherited]
     with self._lock:
         if close_interval:
@@ -157,7 +156,9 @@ def report_of(self: Monitor, model: str, version: int | None, serving: int | Non
             keys = [k for k in keys if k[1] == version]
         if not keys:
             subject = f"model {model!r}" + (f" version {version}" if version is not None else "")
-            raise NotFound(f"no monitoring data for {subject} yet: {why_none(self)}")
+            raise NotFound(
+                f"no monitoring data for {subject} yet: {why_none(self, model, version)}"
+            )
         return self._latest[max(keys)]
 
 
@@ -185,8 +186,9 @@ def serving_unreported(
     )
 
 
-def why_none(self: Monitor) -> str:
-    """Why a model has no report, for the answer that says it has none."""
+def why_none(self: Monitor, model: str | None = None, version: int | None = None) -> str:
+    """Why a model (``version``, if given) has no report, for the answer that says it has
+    none."""
     if self.restoring:
         return (
             "the server is still putting its windows and labels back from the inference "
@@ -197,6 +199,22 @@ def why_none(self: Monitor) -> str:
         every = f"{self.evaluate_seconds:g} s"
         return f"its first report is still to come (reports are made every {every})"
     said = "it has answered no requests since the server started"
-    if self._from_log:
-        said += ", and the inference log held none of its recent requests or labels"
-    return said
+    if not self._from_log:
+        return said
+    serving = self._serving() if self._engine is not None else {}
+    going = serving.get(model) if model is not None else None
+    if self._engine is not None and version is not None and going != version:
+        # Not restored, rather than absent from the log: a restarted server was said to have
+        # found none of the requests of a version rolled away from, of which the log held 300
+        # (and whose drift alert, kept, was firing).
+        where = (
+            f"{model}'s requests go to version {going}"
+            if going is not None
+            else f"this server does not serve {model}"
+        )
+        return (
+            f"{said}, and it is not served ({where}): a server puts back from the inference "
+            "log only the windows and labels of the versions it serves; "
+            f"`modelpilot drift --model {model}:{version}` reads what the log holds of it"
+        )
+    return said + ", and the inference log held none of its recent requests or labels"

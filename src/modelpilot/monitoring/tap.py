@@ -66,7 +66,8 @@ class Tap(Protocol):
 
     @property
     def restarts(self) -> int:
-        """Times the tap started again with empty windows and totals (its process died)."""
+        """Times the tap started again with empty windows (its process died; the totals it
+        had told carry on in ``states``)."""
 
     @property
     def dropped(self) -> int:
@@ -85,7 +86,8 @@ class Tap(Protocol):
         """Bin and log ``batches``."""
 
     def states(self, now: float) -> list[MonitorState]:
-        """Every watched version's windows, including everything taken so far."""
+        """Every watched version's windows, including everything taken so far, and the
+        running totals of the tap's processes that died (as each last told them)."""
 
     def lookup(self, model: str, request_ids: Sequence[str]) -> dict[str, Found]:
         """The answers of ``model`` to these requests that are still known."""

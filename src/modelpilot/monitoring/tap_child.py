@@ -1,6 +1,7 @@
 """The monitoring process's side of a ``tap_process.TapProcess``: what the child is started
-with (``TapSpec``), how it takes rounds from the data pipe (``_Rounds``), and its loop
-(``serve``), which answers the server's questions (``QUERIES``) on the control pipe.
+with (``TapSpec``, and its shutdown signals blocked: ``signals_blocked``), how it takes rounds
+from the data pipe (``_Rounds``), and its loop (``serve``), which answers the server's
+questions (``QUERIES``) on the control pipe.
 
 See ``tap_process`` for how the two sides work together.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing.resource_tracker
 import os
 import pickle
 import select
@@ -16,7 +18,7 @@ import signal
 import struct
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -178,13 +180,37 @@ class _Rounds:
             buffer[: self._filled] = buffer[start:filled]
 
 
+SHUTDOWN_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+@contextlib.contextmanager
+def signals_blocked() -> Iterator[None]:
+    """Block SIGINT and SIGTERM on this thread while a child starts: the child inherits the
+    mask across the spawn's exec, and they stay pending until it ignores them (``serve``,
+    which discards them). The server's own handling is untouched: a signal meanwhile goes to
+    another of its threads, or to this one once they are unblocked.
+
+    The child ignored them only once its imports were done, a second or so after it
+    started: a signal to the whole process group then (systemd's ``KillMode=control-group``,
+    ``timeout``, a terminal's Ctrl-C) killed it, two errors with tracebacks came of an
+    ordinary stop, and a new child started while the server shut down. (multiprocessing's
+    resource tracker starts its process the same way; it is started first, here, as its start
+    unblocks them on its way out, whatever they were.)"""
+    multiprocessing.resource_tracker.ensure_running()  # (the spawn's Popen starts it anyway)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SHUTDOWN_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
 def serve(reader: Connection, control: Connection, spec: TapSpec) -> None:
     """The child: take rounds from ``reader`` and answer ``control`` until told to close."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # Started with them blocked (``tap_process._signals_blocked``); ignored now, any pending
-    # is discarded, and they need no blocking.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    # Started with them blocked (``signals_blocked``); ignored now, any pending is
+    # discarded, and they need no blocking.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SHUTDOWN_SIGNALS)
     os.nice(NICENESS)
     logging.basicConfig(level=spec.log_level, format=spec.log_format)
     try:

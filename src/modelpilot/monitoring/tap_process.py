@@ -22,12 +22,14 @@ includes every call handed over before the question.
 The child ignores SIGINT and SIGTERM: the server's shutdown closes it after the last round,
 so a signal sent to the whole process group loses nothing. It is started with them blocked,
 for the second or so it takes to import what it needs before it ignores them
-(``_signals_blocked``). If the server dies, the pipes
+(``tap_child.signals_blocked``). If the server dies, the pipes
 close, and the child writes what it has and exits. A child that dies is replaced (at once,
 unless it keeps dying: see ``RESTART_SECONDS``), and so is one that does not answer a question
 within ``QUESTION_SECONDS`` (stopped, or stuck): the question fails, and the server answers
-503 rather than wait with it. Nothing the inference log holds may stop the child: what it
-cannot read is skipped, and a log it cannot open leaves it monitoring without one.
+503 rather than wait with it. The totals a dead child last told carry on in ``states``, and
+what it took with it is counted and said (``tap_ledger``). Nothing the inference log holds
+may stop the child: what it cannot read is skipped, and a log it cannot open leaves it
+monitoring without one.
 
 A program that ends without closing its taps has them closed on its way out
 (multiprocessing's own exit hook, which joins children after a SIGTERM, would otherwise wait
@@ -42,16 +44,14 @@ import fcntl
 import logging
 import math
 import multiprocessing
-import multiprocessing.resource_tracker
 import multiprocessing.util  # its exit hook is registered on import: before ours, so after it
 import os
 import pickle
 import select
-import signal
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -59,8 +59,15 @@ from typing import Any
 from modelpilot.monitoring.model_monitor import MonitorState
 from modelpilot.monitoring.tap import TapFailed
 from modelpilot.monitoring.tap_batches import Found, Merged, Relabelled
-from modelpilot.monitoring.tap_child import FRAME, PIPE_BYTES, TICK_SECONDS, serve
+from modelpilot.monitoring.tap_child import (
+    FRAME,
+    PIPE_BYTES,
+    TICK_SECONDS,
+    serve,
+    signals_blocked,
+)
 from modelpilot.monitoring.tap_child import TapSpec as TapSpec
+from modelpilot.monitoring.tap_ledger import TapLedger
 from modelpilot.monitoring.tap_wire import RoundEncoder
 
 logger = logging.getLogger(__name__)
@@ -131,10 +138,9 @@ class TapProcess:
         self._child_failures = 0
         self._unlogged = 0
         self._child_unlogged = 0
-        self.dropped = 0
-        """Requests in rounds dropped: the child fell too far behind (``MAX_PENDING``), or
-        was gone (being replaced); and those a child that died took after it last told its
-        states (see ``_restart``)."""
+        self._ledger = TapLedger(MAX_PENDING)
+        self._killed_for = ""
+        """Why this process killed its child (``_hung``), said when it is found dead."""
         self.restarts = 0
         self._restart_wait = 0.0
         self._restart_due: float | None = None
@@ -155,7 +161,7 @@ class TapProcess:
             name="modelpilot-monitor",
             daemon=True,
         )
-        with _signals_blocked():
+        with signals_blocked():
             self._process.start()
         _open.add(self)
         self._started_at = time.monotonic()
@@ -166,10 +172,6 @@ class TapProcess:
         self._encoder = RoundEncoder()
         self._rounds = 0
         """Rounds handed to this child (in the pipe or pending)."""
-        self._handed = 0
-        """Requests in those rounds."""
-        self._told = 0
-        """Requests this child had counted when it last told its states."""
 
     def _restart(self) -> None:
         """Replace a dead child, when its wait is over (see ``RESTART_SECONDS``; call with
@@ -184,27 +186,30 @@ class TapProcess:
             else:
                 wait = max(2 * self._restart_wait, RESTART_SECONDS)
                 self._restart_wait = min(wait, MAX_RESTART_SECONDS)
-            self._restart_due = now + self._restart_wait
+            with self._control_lock:  # no answer of the dead child counts from here on
+                self._restart_due = now + self._restart_wait
+                lost = self._ledger.died()
+            why = self._killed_for or f"died (exit code {self._process.exitcode})"
+            self._killed_for = ""
             logger.error(
-                "the monitoring process died (exit code %s, %.0f s after it started); a new "
-                "one starts %s, %s",
-                self._process.exitcode,
+                "the monitoring process (pid %s) %s, %.0f s after it started; a new one starts "
+                "%s, %s. %s",
+                self._process.pid,
+                why,
                 lived,
                 f"in {self._restart_wait:g} s" if self._restart_wait else "now",
                 "its windows from the inference log"
                 if self._spec.restore_after_crash
                 else "its windows empty",
+                lost,
             )
         if now < self._restart_due:
             return
-        self._restart_due = None
         with self._control_lock:
+            self._restart_due = None
             self._data.close()
             self._control.close()
-            # The monitor carries the dead child's totals on as it last told them (``states``):
-            # what it took after that is in no total. It was lost unsaid: killed, a child
-            # under load took some 0.3 s of requests with it.
-            self.dropped += max(self._handed - self._told, 0)
+            unserved = self._ledger.started()
             if not self._spec.restore_after_crash:
                 self._spec = replace(self._spec, restore=False)
             self._start()
@@ -213,6 +218,22 @@ class TapProcess:
             self._child_failures = 0
             self._unlogged += self._child_unlogged
             self._child_unlogged = 0
+        if unserved:
+            logger.warning(
+                "a new monitoring process (pid %s) started, %g s after the last one died: %d "
+                "answered requests went unmonitored meanwhile (counted in "
+                "modelpilot_monitor_dropped_total)",
+                self._process.pid,
+                self._restart_wait,
+                unserved,
+            )
+
+    @property
+    def dropped(self) -> int:
+        """Requests handed over but left unmonitored: in rounds refused, as the child was
+        too far behind (``MAX_PENDING``) or none ran (one being replaced), and those a child
+        that died took with it, handed after it last told its states (``tap_ledger``)."""
+        return self._ledger.dropped
 
     @property
     def log_delay(self) -> float:
@@ -243,28 +264,31 @@ class TapProcess:
                 self._restart()
             # Encoded for the child that is there now (versions go whole once per child).
             blob, versions = self._encoder.encode(batches)
-            if (
-                self._closed
-                or not self._process.is_alive()
-                or (self._pending and len(self._pending) + len(blob) > MAX_PENDING)
-            ):
-                self.dropped += sum(len(b.request_ids) for b in batches)
+            requests = sum(len(b.request_ids) for b in batches)
+            if self._closed or not self._process.is_alive():
+                self._ledger.unserved(requests)
+                return
+            if self._pending and len(self._pending) + len(blob) > MAX_PENDING:
+                self._ledger.refused(requests)
                 return
             self._encoder.sent(versions)
             self._rounds += 1
-            self._handed += sum(len(b.request_ids) for b in batches)
+            self._ledger.handed(requests)
             try:
                 self._send(FRAME.pack(len(blob)), blob)
             except TapFailed:
                 self._failures += 1  # the next round starts a new child
 
     def states(self, now: float) -> list[MonitorState]:
+        """The child's states, and the running totals of those that died before it (as
+        each last told them, with empty windows)."""
         process = self._process
         states: list[MonitorState] = self._call("states", now)
         with self._control_lock:
-            if process is self._process:  # not replaced meanwhile
-                self._told = sum(state.requests for state in states)
-        return states
+            if process is not self._process or self._restart_due is not None:
+                # It died as it answered: its totals carry on as it told them before.
+                raise TapFailed("the monitoring process died as it answered; it is replaced")
+            return self._ledger.told(states)
 
     def lookup(self, model: str, request_ids: Sequence[str]) -> dict[str, Found]:
         found: dict[str, Found] = self._call("lookup", model, list(request_ids))
@@ -446,11 +470,8 @@ class TapProcess:
             )
             process.kill()
             return
-        logger.error(
-            "the monitoring process (pid %s) did not answer %s in time: killed, to be replaced",
-            process.pid,
-            method,
-        )
+        # Said, with what it took with it, when it is found dead (``_restart``).
+        self._killed_for = f"was killed, as it did not answer {method} in time (stopped, or stuck)"
         process.kill()  # (reaped by whoever next asks whether it is alive)
 
     @staticmethod
@@ -472,27 +493,3 @@ def _close_left_open() -> None:
     then it waits for them, and they for pipes that close only once this process is gone."""
     for tap in list(_open):
         tap.close()
-
-
-SHUTDOWN_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
-
-
-@contextlib.contextmanager
-def _signals_blocked() -> Iterator[None]:
-    """Block SIGINT and SIGTERM on this thread while a child starts: the child inherits the
-    mask across the spawn's exec, and they stay pending until it ignores them (``serve``,
-    which discards them). The server's own handling is untouched: a signal meanwhile goes to
-    another of its threads, or to this one once they are unblocked.
-
-    The child ignored them only once its imports were done, a second or so after it
-    started: a signal to the whole process group then (systemd's ``KillMode=control-group``,
-    ``timeout``, a terminal's Ctrl-C) killed it, two errors with tracebacks came of an
-    ordinary stop, and a new child started while the server shut down. (multiprocessing's
-    resource tracker starts its process the same way; it is started first, here, as its start
-    unblocks them on its way out, whatever they were.)"""
-    multiprocessing.resource_tracker.ensure_running()  # (the spawn's Popen starts it anyway)
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SHUTDOWN_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
