@@ -176,7 +176,9 @@ def test_a_dead_child_is_replaced(
     tap._process.join(10)
     tap.take(batches(labelled_iris, 10, 5))
     assert tap.restarts == 1 and tap.pid != first
-    assert requests(tap) == 5  # the new child's windows start empty
+    # The new child's windows start empty; the totals the dead one told carry on.
+    assert requests(tap) == 15
+    assert sum(state.window_rows for state in tap.states(time.time())) == 5
     tap.lookup("iris", ["none"])
     log = InferenceLog(labelled_iris.companion_engine("inference-log"))
     assert log.count("iris") == 15  # what the first one wrote stays
@@ -333,7 +335,7 @@ def test_a_hung_child_fails_questions_in_time_and_is_replaced(
     assert tap._process.exitcode == -signal.SIGKILL
     tap.take(batches(labelled_iris, 10, 5))  # replaced, as a dead one is
     assert tap.restarts == 1 and tap.pid != hung
-    assert requests(tap) == 5
+    assert requests(tap) == 15  # the 10 the hung one told, carried on, and the new one's 5
     assert tap.lookup("iris", ["r1"]).keys() == {"r1"}  # the log kept what the first wrote
 
 
@@ -360,7 +362,8 @@ def test_a_child_killed_twice_is_replaced_at_once_then_after_a_growing_wait(
     assert tap.restarts == 1 and tap.pid != first and tap.dropped == 0
     kill()  # again at once: it died young, so the next waits RESTART_SECONDS
     tap.take(batches(labelled_iris, 15, 5))
-    assert tap.restarts == 1 and tap.dropped == 5
+    # The 5 it took and never told, and these 5, while none runs.
+    assert tap.restarts == 1 and tap.dropped == 10
     time.sleep(tap_process.RESTART_SECONDS + 0.1)
     tap.take(batches(labelled_iris, 20, 5))
     assert tap.restarts == 2
@@ -368,11 +371,11 @@ def test_a_child_killed_twice_is_replaced_at_once_then_after_a_growing_wait(
     tap.take(batches(labelled_iris, 25, 5))
     time.sleep(tap_process.RESTART_SECONDS + 0.1)
     tap.take(batches(labelled_iris, 30, 5))
-    # 5 + 5 + 5 while no child was there, and the second child's 5, never told.
-    assert tap.restarts == 2 and tap.dropped == 20
+    # 5 + 5 + 5 while no child was there, and the 5 the second and the third took, never told.
+    assert tap.restarts == 2 and tap.dropped == 25
     time.sleep(tap_process.RESTART_SECONDS)
     tap.take(batches(labelled_iris, 35, 5))
-    assert tap.restarts == 3 and requests(tap) == 5
+    assert tap.restarts == 3 and requests(tap) == 15  # the first child's 10 carried on
 
 
 def test_a_question_that_keeps_failing_is_logged_once_not_each_time(
@@ -442,7 +445,7 @@ def test_what_a_killed_child_took_after_it_last_told_is_counted_as_dropped(
     tap.take(batches(labelled_iris, 17, 4))  # replaces the child
     assert tap.restarts == 1
     assert tap.dropped == 7
-    assert requests(tap) == 4
+    assert requests(tap) == 14  # the 10 it told carry on
     os.kill(tap.pid, signal.SIGKILL)  # told all it took: nothing more is lost
     tap._process.join(10)
     tap.take(batches(labelled_iris, 21, 1))
