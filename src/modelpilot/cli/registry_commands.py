@@ -57,6 +57,17 @@ def register(
             show_default=False,
         ),
     ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TASK",
+            help="classification or regression: what the model's prediction is, which decides "
+            "how it is watched (classes and accuracy/F1/AUC, or bins and MAE/RMSE). Needed "
+            "only for a model that answers whole numbers and names no classes, which is taken "
+            "for a classifier: a regressor of counts or whole prices is --task regression.",
+            show_default=False,
+        ),
+    ] = None,
     alias: Annotated[
         list[str] | None,
         typer.Option("--alias", "-a", metavar="ALIAS", help="Point this alias here (repeatable)."),
@@ -67,7 +78,13 @@ def register(
     metadata: Annotated[
         list[str] | None,
         typer.Option(
-            "--metadata", "-m", metavar="KEY=VALUE", help="Kept with the version (repeatable)."
+            "--metadata",
+            "-m",
+            metavar="KEY=VALUE",
+            help="Kept with the version (repeatable). A stated accuracy, f1 or auc (0 to 1, of "
+            "a classifier; auc of one that gives probabilities) or mae or rmse (0 or more, of a "
+            "regressor) is what live quality is judged against, over the one measured with "
+            "--target; one out of its range or of another task is refused.",
         ),
     ] = None,
     registry: RegistryOption = None,
@@ -94,6 +111,7 @@ def register(
             aliases=alias or [],
             metadata=meta,
             target=target,
+            task=task,
         )
         same = [
             v.version

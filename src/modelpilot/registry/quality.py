@@ -8,8 +8,14 @@ from typing import Any
 
 import numpy as np
 
+from modelpilot.errors import InvalidInput
+from modelpilot.registry.signature import Signature
+
 HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "auc": True, "mae": False, "rmse": False}
 """Every metric ModelPilot computes, and which way is up."""
+
+SCORES = ("accuracy", "f1", "auc")
+"""The metrics that are shares, from 0 to 1; the others (``mae``, ``rmse``) are errors, from 0."""
 
 
 def stated_metrics(metadata: Mapping[str, Any]) -> dict[str, Any]:
@@ -20,6 +26,52 @@ def stated_metrics(metadata: Mapping[str, Any]) -> dict[str, Any]:
     stated = dict(nested) if isinstance(nested, Mapping) else {}
     stated.update(metadata)
     return {key: stated[key] for key in HIGHER_IS_BETTER if key in stated}
+
+
+def computed_metrics(signature: Signature) -> tuple[str, ...]:
+    """The metrics live labels of a model of ``signature`` are scored by, as registration
+    and the label monitor compute them: a regression's errors; a classifier's accuracy and
+    F1, and AUC where it gives probabilities of the classes it names (else there is no
+    column of a class to rank by)."""
+    if signature.task == "regression":
+        return ("mae", "rmse")
+    if signature.probabilities is not None and signature.extra.get("classes"):
+        return ("accuracy", "f1", "auc")
+    return ("accuracy", "f1")
+
+
+def out_of_range(metric: str, value: float) -> str | None:
+    """Why ``value`` can be no figure of ``metric`` (a score past 1 or below 0, an error
+    below 0), or None. Live quality is judged against a stated figure: one no model can
+    reach (accuracy=1.5, or 91 meant as 91%) raised a concept-drift alert that never ended."""
+    if metric in SCORES and not 0.0 <= value <= 1.0:
+        return f"{metric} is a share from 0 to 1 (such as {metric}=0.91 for 91%)"
+    if metric not in SCORES and value < 0.0:
+        return f"{metric} is an error, 0 or more, in the units of the target"
+    return None
+
+
+def refuse_unjudgeable_metrics(metadata: Mapping[str, Any]) -> None:
+    """Refuse a stated quality figure that is not a finite number, or not one its metric
+    can take (``out_of_range``).
+
+    "91%" was kept as text, which the monitor cannot read: live quality was then judged
+    against the figure measured on the reference data, with nothing said, though a stated
+    figure is meant to win over it.
+    """
+    for key, value in stated_metrics(metadata).items():
+        number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+        if not number or not math.isfinite(value):
+            raise InvalidInput(
+                f"metadata {key}={value!r}: {key} is a quality figure live labels are judged "
+                f"against, so it must be a finite number, such as {key}=0.91"
+            )
+        why = out_of_range(key, float(value))
+        if why is not None:
+            raise InvalidInput(
+                f"metadata {key}={value!r}: {why}; live labels are judged against it, and "
+                "no model reaches a figure past its range"
+            )
 
 
 def label_key(value: Any) -> str:

@@ -9,6 +9,10 @@ PROBABILITY_OUTPUTS = ("predict_proba", "probabilities", "output_probability")
 """The names of a classifier's output of class probabilities, by who gives it: ModelPilot's
 scikit-learn, XGBoost and LightGBM runtimes, skl2onnx, onnxmltools (with ``zipmap=False``)."""
 
+TASKS = ("classification", "regression")
+"""What a model's prediction is, which decides how it is watched: a class label (counted by
+class, scored by accuracy, F1 and AUC) or a number (binned, scored by MAE and RMSE)."""
+
 
 @dataclass(frozen=True, slots=True)
 class TensorSpec:
@@ -98,6 +102,27 @@ class Signature:
     def main_output(self) -> TensorSpec | None:
         """The output that is "the prediction": ``predict`` when there is one, else the first."""
         return self.output("predict") or (self.outputs[0] if self.outputs else None)
+
+    @property
+    def task(self) -> str:
+        """``classification`` or ``regression`` (see ``TASKS``): as ``extra["task"]`` says,
+        where registration or the model stated it; else a classifier is a model that lists
+        its classes or whose prediction is text, booleans or whole numbers.
+
+        Whole numbers are a guess: a regressor may answer counts or prices in whole units,
+        which were watched as one class per value until its owner could say otherwise
+        (``register --task regression``, or a ``.py`` model's ``task`` attribute)."""
+        stated = self.extra.get("task")
+        if stated in TASKS:
+            return str(stated)
+        if "classes" in self.extra:
+            return "classification"
+        output = self.main_output
+        if output is not None and (
+            output.datatype in ("BYTES", "BOOL") or output.datatype.startswith(("INT", "UINT"))
+        ):
+            return "classification"
+        return "regression"
 
     @property
     def probabilities(self) -> TensorSpec | None:

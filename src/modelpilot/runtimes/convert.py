@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from modelpilot.errors import MissingExtra
+from modelpilot.errors import InvalidInput, MissingExtra
+from modelpilot.protocol.datatypes import datatype_of, numpy_dtype
 from modelpilot.registry.signature import Signature
 from modelpilot.runtimes.base import Batch, Runtime
 from modelpilot.runtimes.onnx import OnnxRuntime
@@ -185,11 +186,7 @@ class ConvertedRuntime(Runtime):
         result = {}
         for name in wanted:
             value = raw[self._outputs[name]]
-            datatype = self._dtypes[name]
-            if datatype == "FP64":
-                value = value.astype(np.float64, copy=False)
-            elif datatype == "INT64":
-                value = value.astype(np.int64, copy=False)
+            value = _as_declared(value, self._dtypes[name])
             if value.ndim == 2 and value.shape[1] == 1 and self._flat[name]:
                 value = value[:, 0]
             if name == "predict_proba":
@@ -260,6 +257,16 @@ def check_parity(original: Runtime, converted: Runtime, sample: np.ndarray) -> P
                 0,
                 f"output {key!r} has shape {shape}, expected {expected.shape}",
             )
+        if _datatype(actual) != _datatype(expected):
+            # Compared as they are answered: cast back to the original's dtype, the int64 0
+            # and 1 of a classifier of booleans equalled its False and True, and passed.
+            return Parity(
+                False,
+                len(sample),
+                float("inf"),
+                0,
+                f"output {key!r} is {_datatype(actual)}, the original's {_datatype(expected)}",
+            )
         if expected.dtype.kind in "fc":
             diff = np.abs(actual.astype(np.float64) - expected)
             worst = max(worst, float(diff.max(initial=0.0)))
@@ -272,7 +279,7 @@ def check_parity(original: Runtime, converted: Runtime, sample: np.ndarray) -> P
                     f"output {key!r} differs by up to {worst:.3g}",
                 )
         else:
-            mismatches += int(np.sum(actual.astype(expected.dtype) != expected))
+            mismatches += int(np.sum(actual != expected))
             if mismatches:
                 return Parity(
                     False,
@@ -282,6 +289,26 @@ def check_parity(original: Runtime, converted: Runtime, sample: np.ndarray) -> P
                     f"{mismatches} of {len(sample)} labels differ",
                 )
     return Parity(True, len(sample), worst, 0)
+
+
+def _as_declared(value: np.ndarray, datatype: str) -> np.ndarray:
+    """A graph's output in the dtype of the original's ``datatype``, as the original answers.
+
+    skl2onnx gives a classifier of booleans int64 labels, 0 and 1: passed on as they were,
+    they went out as INT64 under a signature that says BOOL, and the monitor, comparing
+    "1" with the classes "True" and "False", counted every prediction as no class of the
+    model. Text stays as the graph gives it (an object array of ``str``, as the original's)."""
+    if datatype == "BYTES":
+        return value
+    return value.astype(numpy_dtype(datatype), copy=False)
+
+
+def _datatype(array: np.ndarray) -> str:
+    """The protocol datatype ``array`` is answered as (its dtype, where it has none)."""
+    try:
+        return datatype_of(array)
+    except InvalidInput:
+        return str(array.dtype)
 
 
 def _dtype(datatype: str) -> np.dtype[Any]:

@@ -12,6 +12,7 @@ import inspect
 import itertools
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from modelpilot.errors import ArtifactError, InvalidInput
 from modelpilot.protocol.datatypes import DATATYPES, datatype_of
-from modelpilot.registry.signature import Signature, TensorSpec
+from modelpilot.registry.signature import TASKS, Signature, TensorSpec
 from modelpilot.runtimes.base import Batch, Runtime
 from modelpilot.runtimes.tabular import INPUT, feature_names_for, input_spec
 
@@ -53,13 +54,19 @@ class PythonRuntime(Runtime):
 
     def __init__(self, instance: Any, signature: Signature | None) -> None:
         self.instance = instance
-        declared = getattr(instance, "signature", None)
-        if signature is None and isinstance(declared, dict):
-            signature = _declared(declared, type(instance).__name__)
-        self.signature = signature or Signature(
-            inputs=(TensorSpec(INPUT, "FP64", (-1, -1)),),
-            outputs=(TensorSpec("predict", "FP64", (-1,)),),
-        )
+        self._task = _stated_task(instance)
+        if signature is None:  # (a stored one has the task registration settled on)
+            declared = getattr(instance, "signature", None)
+            if isinstance(declared, dict):
+                signature = _declared(declared, type(instance).__name__)
+            signature = self._with_task(
+                signature
+                or Signature(
+                    inputs=(TensorSpec(INPUT, "FP64", (-1, -1)),),
+                    outputs=(TensorSpec("predict", "FP64", (-1,)),),
+                )
+            )
+        self.signature = signature
 
     @classmethod
     def load(cls, path: Path, signature: Signature | None = None, **options: Any) -> Runtime:
@@ -109,11 +116,19 @@ class PythonRuntime(Runtime):
             for name, array in result.items()
         )
         width = example.shape[1] if example.ndim == 2 else None
-        return Signature(
-            inputs=(input_spec(width, example),),
-            outputs=outputs,
-            feature_names=feature_names_for(None, feature_names, width),
+        return self._with_task(
+            Signature(
+                inputs=(input_spec(width, example),),
+                outputs=outputs,
+                feature_names=feature_names_for(None, feature_names, width),
+            )
         )
+
+    def _with_task(self, signature: Signature) -> Signature:
+        """``signature`` with the task the model's class states, if it states one."""
+        if self._task is None:
+            return signature
+        return replace(signature, extra={**signature.extra, "task": self._task})
 
     def predict(self, batch: Batch, outputs: Sequence[str] = ()) -> dict[str, np.ndarray]:
         batch = {name: _as_text(array) for name, array in batch.items()}
@@ -127,6 +142,21 @@ class PythonRuntime(Runtime):
         if outputs:
             return {name: arrays[name] for name in outputs if name in arrays}
         return arrays
+
+
+def _stated_task(instance: Any) -> str | None:
+    """The task the model's class states in a ``task`` attribute, ``"classification"`` or
+    ``"regression"``: whole numbers answered by a regressor (counts, whole prices) were
+    otherwise watched as one class per value. ArtifactError for text that is neither."""
+    task = getattr(instance, "task", None)
+    if not isinstance(task, str):  # (none, or an attribute of the model's own by that name)
+        return None
+    if task not in TASKS:
+        raise ArtifactError(
+            f"{type(instance).__name__}.task is {task!r}; it says what the model's prediction "
+            f"is: {' or '.join(repr(t) for t in TASKS)}"
+        )
+    return task
 
 
 def _declared(declared: dict[str, Any], owner: str) -> Signature:
@@ -143,6 +173,11 @@ def _declared(declared: dict[str, Any], owner: str) -> Signature:
         ) from None
     if not signature.inputs or not signature.outputs:
         raise ArtifactError(f"{where} declares no inputs or no outputs")
+    task = signature.extra.get("task")
+    if task is not None and task not in TASKS:
+        raise ArtifactError(
+            f"{where}: extra task is {task!r}, not {' or '.join(repr(t) for t in TASKS)}"
+        )
     for spec in (*signature.inputs, *signature.outputs):
         if spec.datatype not in DATATYPES:
             raise ArtifactError(

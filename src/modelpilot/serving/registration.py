@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -19,9 +18,9 @@ from modelpilot.registry.quality import (
     as_class,
     classification_metrics,
     label_key,
+    refuse_unjudgeable_metrics,
     regression_metrics,
     scorable,
-    stated_metrics,
 )
 from modelpilot.registry.signature import Signature, TensorSpec
 from modelpilot.registry.store import Registry
@@ -38,6 +37,7 @@ from modelpilot.serving.reference_rows import (
     numeric_rows,
     refuse_dates,
 )
+from modelpilot.serving.task import refuse_uncomputed_metrics, with_task
 from modelpilot.tabular import (
     decimals_as_numbers,
     has_names,
@@ -58,6 +58,7 @@ def register_model(
     metadata: Mapping[str, Any] | None = None,
     signature: Signature | None = None,
     target: str | None = None,
+    task: str | None = None,
 ) -> ModelVersion:
     """Inspect ``artifact``, check that it predicts, and store it as the next version.
 
@@ -68,9 +69,10 @@ def register_model(
     signature's dtypes and feature names come from that data. ``target`` names the label column
     of the reference data: it is left out of the features, and the version then also keeps its
     label distribution and the model's metrics on it (``reference_metrics``), against which
-    live accuracy is judged.
+    live accuracy is judged. ``task`` (``classification`` or ``regression``) says what the
+    model's prediction is, where its whole numbers would leave that a guess (``serving.task``).
     """
-    _refuse_unjudgeable_metrics(metadata or {})
+    refuse_unjudgeable_metrics(metadata or {})
     artifact = Path(artifact)
     if not artifact.is_file():
         raise BadRequest(f"no such model file: {artifact}")
@@ -109,10 +111,14 @@ def register_model(
         signature = _with_text_features(runtime, signature, frame)
     elif frame is None and signature.is_tabular and signature.feature_datatypes is None:
         signature = _with_text_of_the_model(runtime, signature)
+    signature, guess = with_task(signature, task, labels, runtime.flavor)
+    refuse_uncomputed_metrics(metadata or {}, signature)
     profile = None
     meta: dict[str, Any] = dict(metadata or {})
     if frame is not None:
         signature, profile, meta = _profiled(runtime, signature, frame, labels, meta)
+    if guess is not None:
+        meta["monitoring_notes"] = [*meta.get("monitoring_notes", []), guess]
     if left_out and labels is None:
         meta["monitoring_notes"] = [_left_out(left_out), *meta.get("monitoring_notes", [])]
     runtime.close()
@@ -125,22 +131,6 @@ def register_model(
         reference=profile,
         aliases=aliases,
     )
-
-
-def _refuse_unjudgeable_metrics(metadata: Mapping[str, Any]) -> None:
-    """Refuse a stated quality figure that is not a finite number.
-
-    "91%" was kept as text, which the monitor cannot read: live quality was then judged
-    against the figure measured on the reference data, with nothing said, though a stated
-    figure is meant to win over it.
-    """
-    for key, value in stated_metrics(metadata).items():
-        number = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-        if not number or not math.isfinite(value):
-            raise InvalidInput(
-                f"metadata {key}={value!r}: {key} is a quality figure live labels are judged "
-                f"against, so it must be a finite number, such as {key}=0.91"
-            )
 
 
 def _profiled(
@@ -307,12 +297,7 @@ def _signature(
 
 def is_classifier(signature: Signature) -> bool:
     """Whether the version's ``predict`` output is a class label rather than a number."""
-    if "classes" in signature.extra:
-        return True
-    output = signature.main_output
-    if output is None:
-        return False
-    return output.datatype in ("BYTES", "BOOL") or output.datatype.startswith(("INT", "UINT"))
+    return signature.task == "classification"
 
 
 def _outcomes(
