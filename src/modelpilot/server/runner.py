@@ -27,6 +27,7 @@ from modelpilot.server.grpc import create_grpc_server
 from modelpilot.server.rest import create_app
 from modelpilot.server.rest.connection_limits import GuardedHttpProtocol, HttpLimits
 from modelpilot.server.sockets import bound_socket, listen
+from modelpilot.server.supervisor import serving_mark
 from modelpilot.serving.engine import InferenceEngine
 
 logger = logging.getLogger("modelpilot.server")
@@ -195,6 +196,9 @@ async def serve_async(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal, sig)
         listen(sock)  # uvicorn accepts from its start below; the kernel queues until then
+        if settings.worker_dir is not None:
+            # Told to the supervisor, which stops no serving worker for one that cannot start.
+            serving_mark(settings.worker_dir, os.getpid()).touch()
         host, port = sock.getsockname()[:2]
         logger.info(
             "serving %s on http://%s:%d (docs at /docs)%s",

@@ -35,6 +35,16 @@ By the clock, because the supervisor cannot ask one worker whether it is ready: 
 share one port. Long enough for loading large models, short next to a worker's life."""
 
 
+RETRY_SECONDS = 60.0
+"""How often a worker that keeps failing at start-up is started again while the others serve."""
+
+
+def serving_mark(shared: Path, pid: int) -> Path:
+    """The file in the workers' shared directory by which worker ``pid`` tells the supervisor
+    that it serves: its models are loaded and its port listens (``runner.serve_async``)."""
+    return shared / f"worker-{pid}.serving"
+
+
 PR_SET_PDEATHSIG = 1
 """prctl(2)'s option: the signal the kernel sends a process when its parent dies."""
 
@@ -113,10 +123,11 @@ class Supervisor:
     The kernel spreads new connections across the processes. A worker that exits on its own
     is started again, with a growing pause if it keeps dying young. One that dies young
     ``give_up_after`` times in a row fails at start-up (a bad setting, a model that does not
-    load): the supervisor then stops every worker and raises the worker's error, rather than
-    start it again forever. SIGTERM or SIGINT is passed on to every worker as it came (on
-    SIGTERM a worker serves on, not ready, for the drain period), and so is a second one
-    (which ends that period); the workers finish what is in flight and exit, and the
+    load): while another worker serves, it is started again every ``RETRY_SECONDS`` and the
+    others serve on; else the supervisor stops every worker and raises the worker's error,
+    rather than start it again forever. SIGTERM or SIGINT is passed on to every worker as it
+    came (on SIGTERM a worker serves on, not ready, for the drain period), and so is a second
+    one (which ends that period); the workers finish what is in flight and exit, and the
     supervisor waits for them. A supervisor that dies without passing it on (SIGKILL)
     has the kernel send SIGTERM to its workers instead, on Linux (``follow_supervisor``).
     """
@@ -243,13 +254,17 @@ class Supervisor:
 
     def _watch(self) -> str | None:
         """Keep the workers running until told to stop (None), or until one fails at start-up
-        ``give_up_after`` times in a row (what to tell the user)."""
+        ``give_up_after`` times in a row while no other worker serves (what to tell the
+        user)."""
         for slot in range(self.workers):
             self._start(slot)
+        due: dict[int, float] = {}
+        """Slots whose worker died, and when each is started again: each waits on its own,
+        so that one slot's pause holds up no other's restart."""
         while not self._stopping:
             time.sleep(0.2)
             for slot, process in list(self._processes.items()):
-                if process.is_alive() or self._stopping:
+                if slot in due or process.is_alive() or self._stopping:
                     continue
                 process.join()
                 lived = time.monotonic() - self._started_at[slot]
@@ -257,25 +272,51 @@ class Supervisor:
                 self._failures[slot] = self._failures.get(slot, 0) + 1 if young else 0
                 self._forget(process, slot)
                 why = self._why(slot)
-                if self._failures[slot] >= self.give_up_after:
+                failures = self._failures[slot]
+                if failures < self.give_up_after:
+                    pause = min(10.0, 0.5 * 2 ** max(failures - 1, 0))
+                    logger.error(
+                        "worker %d (pid %s) exited with %s after %.1f s; restarting in %.1f s",
+                        slot,
+                        process.pid,
+                        process.exitcode,
+                        lived,
+                        pause,
+                    )
+                elif self._serving_besides(slot):
+                    pause = RETRY_SECONDS
+                    logger.error(
+                        "worker %d cannot start: %s (%s); the other workers serve on without "
+                        "it, and it is started again every %.0f s",
+                        slot,
+                        why or "its errors are above",
+                        self._deaths(slot),
+                        pause,
+                    )
+                else:
                     del self._processes[slot]
                     return self._giving_up(slot, why)
-                pause = min(10.0, 0.5 * 2 ** max(self._failures[slot] - 1, 0))
-                logger.error(
-                    "worker %d (pid %s) exited with %s after %.1f s; restarting in %.1f s",
-                    slot,
-                    process.pid,
-                    process.exitcode,
-                    lived,
-                    pause,
-                )
-                deadline = time.monotonic() + pause
-                while time.monotonic() < deadline and not self._stopping:
-                    time.sleep(0.05)
-                if not self._stopping:
+                due[slot] = time.monotonic() + pause
+            for slot, when in list(due.items()):
+                if when <= time.monotonic() and not self._stopping:
+                    del due[slot]
                     self.restarts += 1
                     self._start(slot)
         return None
+
+    def _serving_besides(self, slot: int) -> bool:
+        """Whether a worker of another slot is alive and serving (it has marked itself so,
+        ``serving_mark``): then one slot that cannot start (its models do not load, the
+        registry does not answer it) must not take down the ones that serve. Stopping them
+        all turned a worker's crash into an outage of every model."""
+        assert self.shared is not None
+        return any(
+            other != slot
+            and process.is_alive()
+            and process.pid is not None
+            and serving_mark(self.shared, process.pid).exists()
+            for other, process in self._processes.items()
+        )
 
     def _why(self, slot: int) -> str | None:
         """The error the dead worker of ``slot`` said, if it said one. Read at every death, so
@@ -288,13 +329,16 @@ class Supervisor:
 
     def _giving_up(self, slot: int, why: str | None) -> str:
         """The one line the user is told when a worker keeps failing at start-up."""
-        how = (
-            f"worker {slot} died {self._failures[slot]} times in a row, each time within "
-            f"{self.young_seconds:.0f} s of starting"
-        )
+        how = self._deaths(slot)
         if why is None:
             return f"the workers keep dying: {how} (its errors are above)"
         return f"the workers cannot start: {why} ({how})"
+
+    def _deaths(self, slot: int) -> str:
+        return (
+            f"worker {slot} died {self._failures[slot]} times in a row, each time within "
+            f"{self.young_seconds:.0f} s of starting"
+        )
 
     def _shutdown(self) -> None:
         logger.info("stopping %d workers", len(self._processes))
@@ -319,6 +363,7 @@ class Supervisor:
         snapshot is left to the worker that takes its ``slot`` (``WorkerExchange.inherit``)."""
         if process.pid is None or self.shared is None:
             return
+        serving_mark(self.shared, process.pid).unlink(missing_ok=True)
         mark_process_dead(process.pid, str(prometheus_dir(self.shared)))  # type: ignore[no-untyped-call]
         with contextlib.suppress(FileNotFoundError):
             snapshot = self.shared / f"worker-{process.pid}.snapshot"

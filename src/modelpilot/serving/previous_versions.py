@@ -1,8 +1,9 @@
-"""The versions an alias pointed at before, to start on when the one it points at does not load.
+"""The versions before the one a reference points at, to start on when that one does not load.
 
-Owns the alias's history as the registry tells it, the walk back through it to the newest
-version that loads, and the way back to tell the operator when none does. ``ServedModels``
-decides when to start on one, and serves it.
+Owns the alias's history as the registry tells it (and, for a model served at its latest
+version, the versions registered before it), the walk back through them to the newest version
+that loads, and the way back to tell the operator when none does. ``ServedModels`` decides
+when to start on one, and serves it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 from concurrent.futures import Executor
 
 from modelpilot.errors import ArtifactError, MissingExtra, ModelPilotError
+from modelpilot.registry.refs import PRODUCTION
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.pool import ModelPool
@@ -30,6 +32,22 @@ async def alias_history(
         if number is not None:
             earlier = await run(executor, registry.previous_targets, model, alias)
     return number, earlier
+
+
+async def versions_before_latest(
+    registry: Registry, executor: Executor, model: str
+) -> tuple[int | None, list[int]]:
+    """``model``'s latest version, and those registered before it, newest first (None, and
+    none before, when the registry cannot say): where a model served at its latest version
+    was before, as a running server stays on the version it served when a newer one does
+    not load."""
+    run = asyncio.get_running_loop().run_in_executor  # registry lookups block
+    numbers: list[int] = []
+    with contextlib.suppress(ModelPilotError):
+        numbers = sorted(v.version for v in await run(executor, registry.list_versions, model))
+    if not numbers:
+        return None, []
+    return numbers[-1], numbers[-2::-1]
 
 
 async def first_that_loads(
@@ -86,4 +104,34 @@ def way_back(
     return (
         f"{model}@{alias} points at version {number}, which does not load, {back}"
         f"{without if others else ''}."
+    )
+
+
+def way_back_from_latest(
+    model: str,
+    number: int,
+    earlier: list[int],
+    failed: ArtifactError | MissingExtra | None,
+    others: list[str],
+) -> str | None:
+    """What to do when ``model`` is served at its latest version, ``number``, which does not
+    load, and no version registered before it (``earlier``) loads either (the last one's
+    error, ``failed``); None when there is nothing to add to the load's own error (the
+    model's only version, and no other model served)."""
+    if not earlier and not others:
+        return None
+    if failed is None:
+        back = "and it has no version before it to start on instead"
+    else:
+        versions = (
+            f"does version {earlier[0]}"
+            if len(earlier) == 1
+            else f"do versions {', '.join(map(str, earlier))}"
+        )
+        back = f"nor {versions}, registered before it ({failed.message.rstrip('.')})"
+    without = f", or serve the other models without it: --model {' --model '.join(others)}"
+    return (
+        f"{model}:{number}, its latest version (served as no alias {PRODUCTION} names one), "
+        f"does not load, {back}. Register a version that loads with `modelpilot register "
+        f"{model} FILE`{without if others else ''}."
     )

@@ -20,7 +20,7 @@ import zlib
 
 from google.protobuf.message import DecodeError, Message
 
-from modelpilot.errors import BadRequest, ModelPilotError, PayloadTooLarge, clipped, quoted
+from modelpilot.errors import ModelPilotError, PayloadTooLarge, clipped, quoted
 from modelpilot.server.grpc.errors import Status, status_of
 from modelpilot.server.grpc.frames import literal
 from modelpilot.server.grpc.http2 import Http2Connection
@@ -43,12 +43,35 @@ _UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
 _PLAIN = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 
 
+class UnreadableMessage(ModelPilotError):
+    """A call's request message that could not be read: none came, its length prefix is
+    wrong, it does not inflate, or it is no protobuf of the method's request.
+
+    Answered INTERNAL, as gRPC's own libraries answer it (their table of status codes has
+    "Error parsing request proto" as INTERNAL), so counted as that code's HTTP equivalent,
+    500, as the client's own gRPC metrics count it: counted as a BadRequest (400), it was a
+    client error in this server's metrics and a server error in the client's, and the two
+    never reconciled."""
+
+    http_status = 500
+    grpc_status = "INTERNAL"
+
+
+class UnknownEncoding(ModelPilotError):
+    """A call's request message compressed in an encoding this server does not read:
+    UNIMPLEMENTED, as gRPC answers it, so counted as that code's HTTP equivalent, 501."""
+
+    http_status = 501
+    grpc_status = "UNIMPLEMENTED"
+
+
 class CallFailed(Exception):
     """A call ends with this status before its method runs (bad framing, bad headers).
 
-    ``counted_as`` is the error a ModelInfer call refused so is counted as, as REST counts
-    a body it cannot read (``BadRequest``) or takes (``PayloadTooLarge``); None for a request
-    that is no gRPC call of the method (a GET, another content-type), which is not counted.
+    ``counted_as`` is the error a ModelInfer call refused so is counted as, with the HTTP
+    equivalent of the status the client was answered (REST counts its like so: 413 for a
+    body over the limit); None for a request that is no gRPC call of the method (a GET,
+    another content-type), which is not counted.
     """
 
     def __init__(
@@ -144,7 +167,7 @@ class GrpcCalls:
             raise CallFailed(
                 "INTERNAL",
                 "a unary call needs one request message; none came",
-                counted_as=BadRequest,
+                counted_as=UnreadableMessage,
             )
         compressed = body[0]
         size = _length.unpack_from(body, 1)[0]
@@ -153,7 +176,7 @@ class GrpcCalls:
                 "INTERNAL",
                 f"the request message says {size} bytes but {len(body) - 5} came; "
                 "a unary call takes exactly one message",
-                counted_as=BadRequest,
+                counted_as=UnreadableMessage,
             )
         data = body[5:]
         if compressed:
@@ -166,18 +189,21 @@ class GrpcCalls:
         elif encoding == "deflate":
             wbits = 15
         else:
+            unknown = encoding != "identity"  # else: compressed, and said not to be
             raise CallFailed(
-                "UNIMPLEMENTED" if encoding != "identity" else "INTERNAL",
+                "UNIMPLEMENTED" if unknown else "INTERNAL",
                 f"a compressed message in grpc-encoding {quoted(encoding)}; "
                 f"this server reads {ENCODINGS}",
-                counted_as=BadRequest,
+                counted_as=UnknownEncoding if unknown else UnreadableMessage,
             )
         inflater = zlib.decompressobj(wbits)
         try:
             out = inflater.decompress(data, self.max_message + 1)
         except zlib.error as exc:
             raise CallFailed(
-                "INTERNAL", f"the {encoding} message does not inflate: {exc}", counted_as=BadRequest
+                "INTERNAL",
+                f"the {encoding} message does not inflate: {exc}",
+                counted_as=UnreadableMessage,
             ) from None
         if len(out) > self.max_message:
             raise CallFailed(
@@ -190,14 +216,15 @@ class GrpcCalls:
 
 def decode_message(method: Method, data: bytes) -> Message:
     """``data`` as ``method``'s request message; CallFailed INTERNAL (what gRPC answers a
-    message that does not parse with), counted as a ``BadRequest``, if it is not one."""
+    message that does not parse with), counted as the ``UnreadableMessage`` that is, if it is
+    not one."""
     try:
         return method.request_type.FromString(data)
     except DecodeError as exc:
         raise CallFailed(
             "INTERNAL",
             f"the request is not a {method.request_type.__name__}: {exc}",
-            counted_as=BadRequest,
+            counted_as=UnreadableMessage,
         ) from None
 
 
