@@ -76,9 +76,14 @@ NOTES: dict[str, Note] = {
     "modelpilot_requests_total": Note(
         "service",
         "`status`: `ok`, else the HTTP status (for gRPC, its code's HTTP equivalent): `400` "
-        "and `422` bad input, `404` unknown model or version, `413` too large, `499` the "
-        "client gave up, `500` the model or server failed, `503` overloaded or not ready, "
-        "`504` past its deadline. The error-rate rule counts `5..` alone.",
+        "and `422` bad input, `404` unknown model or version, `413` too large, `431` request "
+        "line and headers too large (REST), `499` the client gave up, `500` the model or "
+        "server failed (and, over gRPC, a message that could not be read: answered INTERNAL), "
+        "`501` a gRPC message in an encoding the server does not read (UNIMPLEMENTED), `503` "
+        "overloaded or not ready, `504` past its deadline. A REST request whose head or body "
+        "did not all come (its client hung up, or was too slow: answered `408`, past "
+        "`MODELPILOT_HEADER_TIMEOUT_SECONDS` or `MODELPILOT_BODY_TIMEOUT_SECONDS`) is not "
+        "counted: it never reached a model. The error-rate rule counts `5..` alone.",
     ),
     "modelpilot_request_duration_seconds": Note(
         "service", _LATENCY + " Failed requests included (their time apart: below)."
@@ -98,10 +103,12 @@ NOTES: dict[str, Note] = {
     "modelpilot_errors_total": Note(
         "service",
         "`kind` is the error's class: `BadRequest`, `InvalidInput`, `ModelNotFound`, "
-        "`VersionNotFound`, `AliasNotFound`, `PayloadTooLarge`, `Overloaded`, `ModelNotReady`, "
-        "`Unavailable`, `InferenceTimeout`, `ModelFailure`, `ArtifactError`, `RegistryError`, "
-        "`RegistryUnavailable`, or the class of an unexpected exception (counted as a 500). "
-        "499s are not errors. With `--workers`, the family appears with the first error.",
+        "`VersionNotFound`, `AliasNotFound`, `PayloadTooLarge`, `HeadersTooLarge` (431), "
+        "`Overloaded`, `ModelNotReady`, `Unavailable`, `InferenceTimeout`, `ModelFailure`, "
+        "`ArtifactError`, `MissingExtra` (a flavor's package not installed), `RegistryError`, "
+        "`RegistryUnavailable`, `UnreadableMessage` (gRPC, 500) and `UnknownEncoding` (gRPC, "
+        "501), or the class of an unexpected exception (counted as a 500). 499s are not "
+        "errors. With `--workers`, the family appears with the first error.",
     ),
     "modelpilot_timeouts_total": Note(
         "service",

@@ -1,7 +1,8 @@
 """ModelInfer calls refused before their message is read (a length prefix that lies, bytes
 that are no protobuf, a message over the limit, one that does not inflate) are counted in the
-service metrics, as REST counts its like: BadRequest (400) or PayloadTooLarge (413), under
-the model ``(unknown)``, as the model's name was in the message."""
+service metrics, as REST counts its like, with the HTTP equivalent of the status answered:
+UnreadableMessage (INTERNAL, 500) or PayloadTooLarge (413), under the model ``(unknown)``, as
+the model's name was in the message."""
 
 from __future__ import annotations
 
@@ -100,7 +101,7 @@ def test_a_message_that_is_no_protobuf_is_counted(
             infer(b"\xff\xff\xff\xff", timeout=10)
         assert garbage.value.code() == grpc.StatusCode.INTERNAL
         pbg.GRPCInferenceServiceStub(channel).ModelInfer(infer_request(ROWS), timeout=10)
-    assert served.refused("400", "BadRequest") == (1, 1)
+    assert served.refused("500", "UnreadableMessage") == (1, 1)
     assert served.count("modelpilot_requests_total", transport="grpc", status="ok") == 0
     ok = served.count("modelpilot_requests_total", "iris", transport="grpc", status="ok")
     assert ok == 1  # a good call stays its model's
@@ -127,5 +128,5 @@ def test_calls_refused_by_the_native_front_are_counted(serve: Callable[[str], Se
     finally:
         client.sock.close()
     assert statuses == ["13", "13", "13", "2", "13"]
-    assert served.refused("400", "BadRequest") == (3, 3)
+    assert served.refused("500", "UnreadableMessage") == (3, 3)
     assert served.refused("413", "PayloadTooLarge") == (1, 1)
