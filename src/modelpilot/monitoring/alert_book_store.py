@@ -9,7 +9,9 @@ over (``AlertBook.resume``): its alerts are the same alerts, with the same ids.
 
 Each server keeps a book of its own, under ``MODELPILOT_SERVER_NAME``, else under
 ``server_name`` (the machine's name and the HTTP port): servers sharing a registry judge their
-own traffic and tell their own verdicts.
+own traffic and tell their own verdicts. A book says which process keeps it (``Lease``), so
+that two servers given one name (a named Deployment scaled to two replicas) find out, rather
+than silently overwriting each other's alerts (``alert_keeper``).
 
 - Beside a registry directory (SQLite): ``alert-books/NAME.json`` in it, written to a
   temporary file and renamed over the old one, so that a crash leaves the old book or the new,
@@ -28,8 +30,10 @@ import json
 import logging
 import os
 import re
+import secrets
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -57,6 +61,33 @@ books = Table(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """The process that keeps a book: its machine and pid (for the log), and a token drawn
+    at its start, which tells it from a process of the same pid on another machine or in
+    another container."""
+
+    host: str
+    pid: int
+    token: str
+
+    @classmethod
+    def this_process(cls) -> Holder:
+        return cls(socket.gethostname(), os.getpid(), secrets.token_hex(8))
+
+    def __str__(self) -> str:
+        return f"{self.host} (pid {self.pid})"
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Who saved a book last, when, and whether it let go of it then (at its shutdown)."""
+
+    holder: Holder
+    saved_at: float
+    released: bool
+
+
 class BookStore(Protocol):
     """Where one server's alert book is kept between its runs."""
 
@@ -66,6 +97,10 @@ class BookStore(Protocol):
     def load(self) -> AlertState | None:
         """The book as it was last saved (None if never); raises OSError, ValueError or
         SQLAlchemyError if it cannot be read."""
+
+    def lease(self) -> Lease | None:
+        """Who saved the book last (None if nobody did, or a server that did not say, from
+        before books said); raises as ``load`` does."""
 
     def save(self, text: str) -> None:
         """Keep ``text`` (``encode``'s) as the book; raises OSError or SQLAlchemyError."""
@@ -100,11 +135,18 @@ class BookFile:
         self.where = str(self.path)
 
     def load(self) -> AlertState | None:
+        text = self._read()
+        return None if text is None else decode(text)
+
+    def lease(self) -> Lease | None:
+        text = self._read()
+        return None if text is None else lease_of(text)
+
+    def _read(self) -> str | None:
         try:
-            text = self.path.read_text()
+            return self.path.read_text()
         except FileNotFoundError:
             return None
-        return decode(text)
 
     def save(self, text: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,10 +173,20 @@ class BookTable:
             self._created = True
 
     def load(self) -> AlertState | None:
+        text = self._read()
+        return None if text is None else decode(text)
+
+    def lease(self) -> Lease | None:
+        text = self._read()
+        return None if text is None else lease_of(text)
+
+    def _read(self) -> str | None:
         self._create()
         with self.engine.connect() as conn:
-            text = conn.execute(select(books.c.book).where(books.c.server == self.server)).scalar()
-        return None if text is None else decode(text)
+            text: str | None = conn.execute(
+                select(books.c.book).where(books.c.server == self.server)
+            ).scalar()
+        return text
 
     def save(self, text: str) -> None:
         self._create()
@@ -153,20 +205,23 @@ class BookTable:
         self.engine.dispose()
 
 
-def encode(state: AlertState) -> str:
+def encode(state: AlertState, holder: Holder | None = None, released: bool = False) -> str:
     """``state`` as the JSON a store keeps: what a server that starts takes over (its
-    counts are left out: Prometheus counters start from zero with a process)."""
-    return json.dumps(
-        {
-            "format": FORMAT,
-            "active": [_alert(a) for a in state.active],
-            "history": [_alert(a) for a in state.history],
-            "pending": [[rule, model, since] for (rule, model), since in state.pending.items()],
-            "clearing": [[rule, model, since] for (rule, model), since in state.clearing.items()],
-            "undelivered": list(state.undelivered),
-        },
-        sort_keys=True,
-    )
+    counts are left out: Prometheus counters start from zero with a process); with the
+    ``holder`` that saves it, now, and whether it lets go of it (``Lease``)."""
+    book: dict[str, Any] = {
+        "format": FORMAT,
+        "active": [_alert(a) for a in state.active],
+        "history": [_alert(a) for a in state.history],
+        "pending": [[rule, model, since] for (rule, model), since in state.pending.items()],
+        "clearing": [[rule, model, since] for (rule, model), since in state.clearing.items()],
+        "undelivered": list(state.undelivered),
+    }
+    if holder is not None:
+        book["holder"] = {"host": holder.host, "pid": holder.pid, "token": holder.token}
+        book["saved_at"] = time.time()
+        book["released"] = released
+    return json.dumps(book, sort_keys=True)
 
 
 def decode(text: str) -> AlertState:
@@ -186,8 +241,27 @@ def decode(text: str) -> AlertState:
         raise ValueError(f"not an alert book: {exc!r}") from exc
 
 
+def lease_of(text: str) -> Lease | None:
+    """Who saved the book ``encode`` wrote (None: it does not say); ValueError if it is no
+    book."""
+    try:
+        found = json.loads(text)
+        holder = found.get("holder")
+        if holder is None:
+            return None
+        return Lease(
+            Holder(str(holder["host"]), int(holder["pid"]), str(holder["token"])),
+            float(found["saved_at"]),
+            bool(found["released"]),
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"not an alert book: {exc!r}") from exc
+
+
 def _alert(alert: Alert) -> dict[str, Any]:
     return {
+        # Kept: an id derived again at the next start changed with the machine's name.
+        "id": alert.id,
         "rule": alert.rule,
         "model": alert.model,
         "severity": alert.severity,

@@ -7,8 +7,8 @@ have held for a while (``AlertRules.for_seconds``, Prometheus's ``for``; ``WAITS
 and every rule judged on a sample resolves only once it has not held for a while
 (``keep_firing_seconds``, Prometheus's ``keep_firing_for``; ``WAITS_TO_RESOLVE``). A rule that
 cannot judge (too few requests, labels or rows) changes nothing: an alert that fires stays
-firing. Both changes go to the optional webhook as JSON (``Alert.to_dict``), queued from the
-monitor's thread.
+firing, at the figure it was last judged at. Both changes go to the optional webhook as JSON
+(``Alert.to_dict``), queued from the monitor's thread.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from modelpilot.monitoring.webhook import Webhook
+from modelpilot.monitoring.webhook import TIMEOUT_SECONDS, Webhook
 
 RULES = ("data_drift", "concept_drift", "error_rate", "latency", "rollout_stalled")
 SEVERITY = {
@@ -60,6 +60,20 @@ HOST = socket.gethostname()
 servers tell one receiver of their own verdicts, which may differ. (``server`` in the payload
 adds the HTTP port: two servers of one machine sent the same ``host``.)"""
 
+
+def alert_id(server: str, rule: str, model: str, since: float) -> str:
+    """The id of the alert of ``rule`` for ``model`` that ``server`` fired at ``since``: the
+    same in its firing, its resolution and each retry of them, and no other's.
+
+    Given once, at firing, and kept with the alert (in the alert book too): derived from the
+    machine's name at every notification, it changed when a named server came back on a new
+    pod (a Kubernetes Deployment's), and the resolution carried an id its receiver never saw
+    fire. Derived from the server's name, not the machine's, two servers of one machine do
+    not rely on ``since`` alone to tell their alerts apart."""
+    named = "\0".join((server, rule, model, repr(since)))
+    return hashlib.sha256(named.encode()).hexdigest()[:16]
+
+
 RESTORED_UNJUDGED_SECONDS = 600.0
 """How long an alert taken over from before a restart (``AlertBook.resume``) holds while its
 rule cannot judge it: then it resolves, saying that it could not be judged since the restart.
@@ -71,6 +85,12 @@ minute's requests, in memory, is judged again only once 20 requests came
 drift. Ten minutes are many times what a server takes to put its windows back from the
 inference log (seconds; about a minute for a long history of labels) and for a load balancer
 to send traffic to it again, and bound the time a receiver keeps an alert nothing can judge."""
+
+
+_HOLDS = "; without a verdict the alert holds, at the value last judged"
+"""What a firing alert's message adds to why its rule could not judge: the rule says why
+(for any alert, firing or not); only the book knows what that does to this one. A resolution
+for want of a verdict (``_unjudged_since_restart``) says otherwise, and drops it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,21 +132,24 @@ class Alert:
     value: float
     """The rule's figure, in the rule's unit: data_drift, the share of features drifted;
     concept_drift, the number of quality metrics that fell; error_rate, the share of
-    requests failed (5xx); latency, the p99 in seconds; rollout_stalled, 1 (0 resolved)."""
+    requests failed (5xx); latency, the p99 in seconds; rollout_stalled, 1 (0 resolved). A
+    firing alert whose rule cannot judge keeps the figure it was last judged at."""
     since: float
     resolved_at: float | None = None
+    id: str = ""
+    """The same in the firing and the resolution of this occurrence, in each retry of them
+    and after a restart, and no other's: a receiver that got a notification twice (it
+    answered after the timeout, and was sent it again) can tell by ``(id, state)``. Given at
+    firing (``alert_id``); one made without (read from a book kept before ids were kept in
+    it) gets the id it was sent with then, derived from this machine's name."""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", alert_id(HOST, self.rule, self.model, self.since))
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.rule, self.model)
-
-    @property
-    def id(self) -> str:
-        """The same in the firing and the resolution of this occurrence, and in each retry
-        of them, and no other's: a receiver that got a notification twice (it answered
-        after the timeout, and was sent it again) can tell by ``(id, state)``."""
-        named = "\0".join((HOST, self.rule, self.model, repr(self.since)))
-        return hashlib.sha256(named.encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -155,7 +178,8 @@ class Condition:
     value: float
     judged: bool = True
     """False where the rule had too little to judge from: then ``holds`` says nothing, and
-    an alert neither fires nor resolves."""
+    an alert neither fires nor resolves. ``message`` then says why, with the figures it was
+    not judged on, and ``value`` is not the rule's figure (a share of 0 of no rows)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,11 +228,14 @@ class AlertBook:
         on_delivered: Callable[[], None] | None = None,
         rules: AlertRules | None = None,
         server: str | None = None,
+        webhook_timeout: float = TIMEOUT_SECONDS,
     ) -> None:
         """``on_delivered`` is called (from the webhook's thread) whenever a notification is
         delivered or given up; ``rules`` give how long the model rules must hold, or not
-        hold, before their alerts change; ``server`` names this server to the webhook
-        (default: the machine's name)."""
+        hold, before their alerts change; ``server`` names this server to the webhook, and
+        in its alerts' ids (default: the machine's name); ``webhook_timeout`` is how long
+        each attempt waits for the receiver's answer
+        (``MODELPILOT_ALERT_WEBHOOK_TIMEOUT_SECONDS``)."""
         self.webhook_url = webhook_url
         self.rules = rules or AlertRules()
         self.active: dict[tuple[str, str], Alert] = {}
@@ -224,7 +251,9 @@ class AlertBook:
         """The alerts taken over from before a restart (``resume``) that no evaluation has
         judged since, with when it was taken over: each resolves once it has waited
         ``RESTORED_UNJUDGED_SECONDS`` unjudged."""
-        self.webhook = Webhook(webhook_url, on_done=on_delivered) if webhook_url else None
+        self.webhook = (
+            Webhook(webhook_url, webhook_timeout, on_done=on_delivered) if webhook_url else None
+        )
 
     def update(self, conditions: Iterable[Condition], now: float | None = None) -> list[Alert]:
         """Apply this round's verdicts; returns the alerts that fired or resolved."""
@@ -237,11 +266,11 @@ class AlertBook:
                 self.unjudged.pop(key, None)
             if not condition.judged:
                 # Too few to judge is not healthy: a firing alert holds, its message saying
-                # why, until a window that can be judged resolves it.
+                # why, until a window that can be judged resolves it. Its value stays the
+                # figure last judged: the unjudged one is no figure (a firing drift alert
+                # showed 0, no feature drifted, once its window had emptied).
                 if current is not None:
-                    self.active[key] = replace(
-                        current, message=condition.message, value=condition.value
-                    )
+                    self.active[key] = replace(current, message=condition.message + _HOLDS)
             elif condition.holds:
                 fired = self._held(condition, current, now)
                 if fired is not None:
@@ -265,7 +294,8 @@ class AlertBook:
 
     def _unjudged_since_restart(self, now: float) -> list[Alert]:
         """The alerts taken over at a restart that no evaluation could judge in
-        ``RESTORED_UNJUDGED_SECONDS``, resolved (with the figures they last had)."""
+        ``RESTORED_UNJUDGED_SECONDS``, resolved (with the figures they last had, without
+        saying that the alert holds)."""
         resolved = []
         for key, taken_at in list(self.unjudged.items()):
             current = self.active.get(key)
@@ -275,7 +305,8 @@ class AlertBook:
                 del self.unjudged[key], self.active[key]
                 self.clearing.pop(key, None)
                 message = (
-                    f"{current.message}; could not be judged since the server restarted at "
+                    f"{current.message.removesuffix(_HOLDS)}; could not be judged since the "
+                    "server restarted at "
                     f"{_clock(taken_at)}: resolved after {RESTORED_UNJUDGED_SECONDS:.0f} s "
                     "without a verdict"
                 )
@@ -301,6 +332,7 @@ class AlertBook:
             condition.message,
             condition.value,
             now,
+            id=alert_id(self.server, condition.rule, condition.model, now),
         )
         self.active[key] = alert
         counter = (condition.rule, condition.model, condition.severity)

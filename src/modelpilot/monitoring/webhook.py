@@ -6,7 +6,10 @@ would hold up serving. So notifications wait in a queue, and a thread of their o
 them, one at a time and in the order they came, so that a receiver never sees an alert
 resolve before it fired. A notification the receiver did not take (it is down, answered 5xx,
 408 or 429, or did not answer in time) is tried again after ``RETRY_SECONDS``; a "resolved"
-lost for good would leave the receiver's alert firing forever. Any other 4xx answer is final:
+lost for good would leave the receiver's alert firing forever. One it did not answer in time
+may have been taken all the same: sent again, it comes twice, which the receiver tells by its
+alerts' ``id`` and ``state``; the wait for an answer (``TIMEOUT_SECONDS``) is a setting, to be
+kept above the receiver's slowest answer. Any other 4xx answer is final:
 sending the same body again would get the same answer. A 307 or 308 redirect is followed (they
 keep the POST and its body); 301, 302 and 303 are refusals, as following them would turn the
 POST into a bodiless GET. Whatever else goes wrong with a notification is counted as a failure
@@ -30,6 +33,12 @@ logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 """Pauses before each further attempt at one notification: it is given up after the last."""
+
+TIMEOUT_SECONDS = 10.0
+"""How long an attempt waits for the receiver's answer, by default
+(``MODELPILOT_ALERT_WEBHOOK_TIMEOUT_SECONDS``). It was 5 s, fixed and said nowhere: a receiver
+that did some work before answering 200 in 6 s (a ticketing system, a chat relay) was sent each
+notification four times, and each attempt counted as failed."""
 
 MAX_WAITING = 1000
 """Notifications allowed to wait; past that, the oldest waiting one is dropped."""
@@ -64,6 +73,20 @@ def _redirect_said(exc: httpx.HTTPError) -> str:
     )
 
 
+def _timeout_said(exc: httpx.HTTPError, timeout: float, again: bool) -> str:
+    """What an attempt that got no answer in time means, for the log: the receiver may have
+    taken it, and (``again``) is sent it again."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f" (no connection in {timeout:g} s)"
+    if not isinstance(exc, httpx.TimeoutException):
+        return ""
+    sent = ", and gets it again with the same id and state" if again else ""
+    return (
+        f" (no answer in {timeout:g} s, MODELPILOT_ALERT_WEBHOOK_TIMEOUT_SECONDS: the receiver "
+        f"may have taken it{sent}; keep the setting above its slowest answer)"
+    )
+
+
 def described(payload: dict[str, Any]) -> str:
     """Which notification ``payload`` is, for the log: each alert's state, rule, model and
     id, so that an operator can tell which one a receiver missed (a ``resolved`` lost leaves
@@ -85,13 +108,14 @@ class Webhook:
     def __init__(
         self,
         url: str,
-        timeout: float = 5.0,
+        timeout: float = TIMEOUT_SECONDS,
         retry_seconds: Sequence[float] = RETRY_SECONDS,
         max_waiting: int = MAX_WAITING,
         on_done: Callable[[], None] | None = None,
     ) -> None:
-        """``on_done`` is called, from the webhook's thread, after each notification is
-        delivered or given up."""
+        """``timeout``: how long each attempt waits for the receiver (to connect, and for
+        its answer); ``on_done`` is called, from the webhook's thread, after each
+        notification is delivered or given up."""
         self.url = url
         self.on_done = on_done
         self.timeout = timeout
@@ -224,15 +248,16 @@ class Webhook:
                         described(payload),
                         outcome,
                         first_line(exc),
-                        _redirect_said(exc),
+                        _redirect_said(exc) or _timeout_said(exc, self.timeout, again=False),
                     )
                     break
                 logger.warning(
-                    "alert webhook %s (attempt %d, %s): %s",
+                    "alert webhook %s (attempt %d, %s): %s%s",
                     self.url,
                     attempt,
                     described(payload),
                     first_line(exc),
+                    _timeout_said(exc, self.timeout, again=True),
                 )
             except Exception:
                 # Neither the receiver's answer nor the network: the URL (httpx.InvalidURL is
