@@ -292,13 +292,21 @@ class Settings(BaseSettings):
                 raise ValueError(f"is no URL that can be sent to: {exc}") from None
         return value or None
 
+    alert_webhook_timeout_seconds: float = Field(default=10.0, gt=0.0, le=300.0)
+    """How long each attempt at a webhook notification waits for the receiver's answer. A
+    receiver that answers later (or not at all) is sent the notification again, with the same
+    ``id`` and ``state``, which tell it the notification it already has: keep it above the
+    receiver's slowest answer (a ticketing system or a chat relay that does its work before
+    answering). At shutdown the webhook gets 5 s in all, whatever this is."""
+
     server_name: str | None = Field(default=None, max_length=200)
     """This server's name among those of its registry: its alert book is kept under it, and
     its webhook notifications carry it as ``server``. Unset, the machine's name and the HTTP
     port (``HOST:PORT``), which a Kubernetes Deployment's new pod does not keep: name a
     single-replica Deployment's server for its replacement to take its alerts over (a
     StatefulSet's pods keep their names). Servers that share a registry need names of their
-    own; whitespace around it is dropped, and empty is unset."""
+    own: of two that run under one name, the one started last keeps the book, and the other
+    says so in its log. Whitespace around it is dropped, and empty is unset."""
 
     @field_validator("server_name")
     @classmethod

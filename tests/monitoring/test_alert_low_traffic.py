@@ -32,7 +32,7 @@ def test_a_firing_error_rate_holds_on_too_few_requests_and_resolves_on_enough() 
         assert book.update([of("error_rate", window)], now=now) == []
         held = book.active[("error_rate", "")]
         assert held.since == 1.0 and held.resolved_at is None
-        assert "too few to judge, so an alert neither fires nor resolves" in held.message
+        assert "too few to judge; without a verdict the alert holds" in held.message
     assert book.active[("error_rate", "")].message.startswith("0 requests in the last 60 s")
     book.update([of("error_rate", minute(19, 19))], now=4.0)
     assert "19 requests in the last 60 s, fewer than the 20 it is judged from (100.0% failed" in (

@@ -45,7 +45,7 @@ def test_a_drift_alert_holds_on_a_window_that_emptied(
         (held,) = monitor.alert_state().active
         assert (held.since, held.resolved_at) == (fired.since, None)
         assert held.message == (
-            "no rows in the window; without a verdict an alert neither fires nor resolves"
+            "no rows in the window; without a verdict the alert holds, at the value last judged"
         )
         # Served no longer (its model's requests go to version 2): nothing will judge it
         # again, and it resolves, saying why.
@@ -83,7 +83,7 @@ def test_a_concept_drift_alert_holds_on_too_few_labels() -> None:
     held = book.active[("concept_drift", "iris:1")]
     assert held.message == (
         "accuracy 1 against 0.95, f1 1 over 10 labels, fewer than the 30 judged from; without "
-        "a verdict an alert neither fires nor resolves"
+        "a verdict the alert holds, at the value last judged"
     )
     (resolved,) = [
         c for c in book.update(model_conditions([window(40, 0)]), now=3.0) if c.resolved_at

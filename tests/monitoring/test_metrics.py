@@ -463,5 +463,5 @@ async def test_an_emptied_drift_window_exports_no_scores_and_flags_nothing(
     (held,) = active
     assert (held["rule"], held["state"]) == ("data_drift", "firing")
     assert held["message"] == (
-        "no rows in the window; without a verdict an alert neither fires nor resolves"
+        "no rows in the window; without a verdict the alert holds, at the value last judged"
     )

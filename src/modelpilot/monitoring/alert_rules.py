@@ -6,7 +6,10 @@
 - ``service_conditions``: the server's error rate and p99 latency over the last minute.
 
 A rule that has too little to judge from says so (``Condition.judged``), which changes no
-alert.
+alert: its message says why, with the figures it did not judge on, and the alert book says
+what that does to the alert (one that fires holds; one taken over at a restart resolves in
+time). Said here, "an alert neither fires nor resolves" ended the message of an alert that
+resolved for want of a verdict.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def model_conditions(
             said = "no drift"
         else:
             said = drift.verdict if drift is not None else "no reference profile to judge by"
-            said += left or _UNJUDGED
+            said += left
         conditions.append(
             Condition(
                 "data_drift",
@@ -66,7 +69,7 @@ def model_conditions(
         said = _performance_said(performance)
         if scored < min_labels:
             said += f", fewer than the {min_labels} judged from" if performance else ""
-            said += left or _UNJUDGED
+            said += left
         conditions.append(
             Condition(
                 "concept_drift",
@@ -79,9 +82,6 @@ def model_conditions(
             )
         )
     return conditions
-
-
-_UNJUDGED = "; without a verdict an alert neither fires nor resolves"
 
 
 def _left(report: ModelReport, serving: Mapping[str, int] | None) -> str:
@@ -199,7 +199,7 @@ def _too_few(requests: int, last: str, minimum: int, figures: str) -> str:
     seen = f"{requests} requests in {last}, fewer than the {minimum} it is judged from"
     if requests:
         seen += f" ({figures})"
-    return f"{seen}: too few to judge, so an alert neither fires nor resolves"
+    return f"{seen}: too few to judge"
 
 
 def _slower(window: Sequence[ServicePoint], threshold: float, requests: int) -> str:

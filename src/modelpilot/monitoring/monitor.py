@@ -43,6 +43,7 @@ from modelpilot.monitoring.model_monitor import (
 from modelpilot.monitoring.siblings import WorkerExchange
 from modelpilot.monitoring.tap import LocalTap, Tap, TapFailed, monitor_of
 from modelpilot.monitoring.tap_batches import Call, merge
+from modelpilot.monitoring.webhook import TIMEOUT_SECONDS as WEBHOOK_TIMEOUT_SECONDS
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.repeated_errors import RepeatedErrors
@@ -98,10 +99,12 @@ class Monitor(InferenceObserver):
         alert_store: BookStore | None = None,
         resume_alerts: bool = True,
         alert_server: str | None = None,
+        webhook_timeout: float = WEBHOOK_TIMEOUT_SECONDS,
     ) -> None:
         """``alert_store``: where the alert book is kept across restarts, and
         ``resume_alerts`` whether this process starts from it (``AlertKeeper``);
-        ``alert_server``: this server's name in the webhook's notifications."""
+        ``alert_server``: this server's name in the webhook's notifications;
+        ``webhook_timeout``: how long the webhook waits for each answer."""
         self.registry = registry
         self.config = config or MonitorConfig()
         self.rules = alert_rules or AlertRules()
@@ -135,7 +138,13 @@ class Monitor(InferenceObserver):
         on in this worker's, so that the model's counters never go back (its windows of recent
         traffic are gone with it; its labels come back from the log, with ``restore``)."""
         self.keeper = AlertKeeper(
-            webhook_url, exchange, self.rules, alert_store, resume_alerts, alert_server
+            webhook_url,
+            exchange,
+            self.rules,
+            alert_store,
+            resume_alerts,
+            alert_server,
+            webhook_timeout,
         )
         """Who decides on the alerts, and the book every worker answers from."""
         self.alerts = self.keeper.book

@@ -174,6 +174,7 @@ def _monitor(
         alert_store=book_store(engine.registry, server),
         resume_alerts=settings.monitor_restore,
         alert_server=server,
+        webhook_timeout=settings.alert_webhook_timeout_seconds,
     )
 
 
