@@ -14,13 +14,17 @@ never by a request:
 
 Requests are found by id without an index written for each (see ``log_locator``).
 
-It is bounded, and always keeps its newest requests: after every write that passes a tenth
-of ``max_rows`` requests, the oldest batches go until at most ``max_rows`` requests remain
-(and with them, in a SQLite log, the segment files none of the rest refers to), but the
-newest batch never goes. Batches go whole, so a batch of more than ``max_rows`` requests (a
-round at 8,000 requests/s, with ``max_rows=100``) would have emptied the log, and left labels
-nothing to join: it is written as its newest ``max_rows`` requests instead, the rest counted
-in ``left_out``. So the log holds the newest ``min(max_rows, n)`` requests of its newest batch
+It is bounded, and always keeps its newest requests: once it holds a tenth more than
+``max_rows`` requests, the oldest batches go until at most ``max_rows`` remain (and with
+them, in a SQLite log, the segment files none of the rest refers to), but the newest batch
+never goes. What it holds is counted in the log itself (``log_tables.state``), by every
+process that writes to it, and across restarts: counted by each process from its start, a
+log whose servers restarted before each wrote a tenth of the bound was never trimmed.
+
+Batches go whole, so a batch of more than ``max_rows`` requests (a round at 8,000
+requests/s, with ``max_rows=100``) would have emptied the log, and left labels nothing to
+join: it is written as its newest ``max_rows`` requests instead, the rest counted in
+``left_out``. So the log holds the newest ``min(max_rows, n)`` requests of its newest batch
 of ``n``, and the older batches that fit beside them.
 
 Labels go with their requests' batches; labels of requests it does not hold (a sampled log
@@ -72,12 +76,15 @@ from modelpilot.monitoring.log_tables import (
     _ID_COLUMNS,
     UNREADABLE_LABEL,
     _upgrade,
+    add_held,
     delete_labels,
     labels_table,
+    lock_held,
     lock_labels,
     metadata,
     read_labels,
     segments_of,
+    set_held,
     stored_label,
     warn_without_autovacuum,
 )
@@ -117,7 +124,8 @@ class InferenceLog:
         # Writes take SQLite's write lock up front: segments are appended to under it.
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self.max_rows = max_rows
-        self._since_trim = 0
+        self._trim_wait = 0
+        """Requests this process writes before it tries again a trim that failed."""
         self._segments = segments_of(engine)
         self._rows = BatchRows(self._segments, engine.url)
         self._locator = Locator(batches, max_rows, self._rows.request_ids, _ID_COLUMNS)
@@ -151,17 +159,20 @@ class InferenceLog:
             return
         bound = max(self.max_rows, 1)
         kept = [newest(item, bound) for item in items]
+        written = sum(len(item.request_ids) for item in kept)
         with self._writer.begin() as conn:
             conn.execute(insert(batches), [self._rows.stored(batch_row(item)) for item in kept])
+            held = add_held(conn, written)
         # Counted once committed: a caller retries a failed append with the same batches.
         self._count_left_out(items, kept)
-        self._since_trim += sum(len(item.request_ids) for item in kept)
-        if self._since_trim * 10 >= self.max_rows:
+        self._trim_wait = max(self._trim_wait - written, 0)
+        if self._trim_wait == 0 and (held is None or held * 10 >= self.max_rows * 11):
             try:
                 self.trim()
             except (SQLAlchemyError, OSError):
                 # The batches are committed: a caller that took this for a failed append
                 # would write them twice. Trimming is tried again a tenth later.
+                self._trim_wait = max(self.max_rows // 10, 1)
                 logger.exception("trimming the inference log failed; it is tried again later")
 
     def write(self, entries: Sequence[LogEntry]) -> None:
@@ -222,14 +233,19 @@ class InferenceLog:
 
         The batches of this log hold no more than ``max_rows`` requests each (see
         ``append``), but another writer's may (a server with a larger bound, or an earlier
-        release), and dropping it would leave the log empty."""
-        self._since_trim = 0
+        release), and dropping it would leave the log empty.
+
+        It counts what the log holds, and leaves the count for the writes that follow (see
+        the module's docstring)."""
         with self._writer.begin() as conn:
+            lock_held(conn)
             total, last = conn.execute(
                 select(func.coalesce(func.sum(batches.c.size), 0), func.max(batches.c.id))
             ).one()
-            excess = int(total or 0) - self.max_rows
+            total = int(total or 0)
+            excess = total - self.max_rows
             if excess <= 0:
+                set_held(conn, total)
                 return 0
             cutoff, removed = None, 0
             sizes = conn.execute(
@@ -241,6 +257,7 @@ class InferenceLog:
                 if removed >= excess:
                     break
                 cutoff, removed = batch_id, removed + int(size)
+            set_held(conn, total - removed)
             if cutoff is None:
                 return 0
             self._drop_labels(conn, cutoff)

@@ -37,7 +37,9 @@ RAW = "$raw"
 
 BASE64 = "$base64"
 """Key of a JSON column of bytes, some not UTF-8: nested lists of each value's bytes in
-base64 (text as its UTF-8 bytes, so it reads back as bytes too; anything else as it is)."""
+base64 (text as its UTF-8 bytes; anything else as it is). Each reads back on its own, as in a
+column without the mark: text where its bytes are UTF-8, bytes where not. Read back as bytes
+all, one binary input turned the text of every other request of its round into bytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +225,7 @@ def _json_column(array: np.ndarray) -> Any:
     if array.dtype.kind in "OSU":
         values = [_text(v) for v in array.ravel()]
         if any(isinstance(v, bytes) for v in values):
-            return {BASE64: _shaped([_base64(v) for v in array.ravel()], array)}
+            return {BASE64: _shaped([_base64(v) for v in values], array)}
         return _shaped(values, array)
     return array
 
@@ -261,10 +263,11 @@ def _unmarked(column: Mapping[str, Any]) -> Any:
 
 
 def _unbase64(values: Any) -> Any:
+    """A :data:`BASE64` column's values: each as ``_text`` has it (text where UTF-8)."""
     if isinstance(values, list):
         return [_unbase64(v) for v in values]
     if isinstance(values, str):
-        return base64.b64decode(values, validate=True)
+        return _text(base64.b64decode(values, validate=True))
     return values
 
 
@@ -276,11 +279,12 @@ def _shaped(values: list[Any], array: np.ndarray) -> Any:
 
 
 def _base64(value: Any) -> Any:
+    """A value as ``_text`` made it, in a :data:`BASE64` column."""
     if isinstance(value, str):
         value = value.encode()
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
-    return _text(value)
+    return value
 
 
 def _text(value: Any) -> Any:

@@ -23,10 +23,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     func,
+    insert,
     inspect,
     select,
+    update,
 )
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -77,6 +80,23 @@ labels_table = Table(
     # Servers of one log read each other's new labels by time, every few seconds.
     Index("ix_inference_log_labels_at", "labelled_at"),
 )
+
+
+state = Table(
+    "inference_log_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    # Requests the log holds: counted by the last trim, and added to by every write since,
+    # whichever process or server made it. Null: not counted yet (a log of a release before
+    # the count, or one whose count was lost), which the next write's trim counts.
+    Column("held", BigInteger, nullable=True),
+)
+"""One row: what tells a writer when the log is due a trim. Each process once counted its own
+writes since it started, so a log whose servers restarted (or whose monitoring processes were
+replaced) before each had written a tenth of the bound was never trimmed, and grew without
+end; and with workers, each counted apart."""
+
+_STATE_ROW = 1
 
 
 def batch_row(item: LogBatch) -> dict[str, Any]:
@@ -162,6 +182,39 @@ def warn_without_autovacuum(engine: Engine) -> None:
         )
 
 
+_ADD = update(state).values(held=state.c.held + bindparam("requests"))
+_ADD_RETURNING = _ADD.returning(state.c.held)
+_HELD = select(state.c.held)
+# Built once: built at each call, they cost a SQLite log's append a third more.
+
+
+def add_held(conn: Connection, requests: int) -> int | None:
+    """Count ``requests`` more in the log; returns how many it holds (None: not known).
+
+    On PostgreSQL this holds the count's row lock until ``conn``'s transaction ends: make it
+    the transaction's last statement, so that the other servers' writes wait for no more than
+    its commit."""
+    if conn.dialect.update_returning:  # PostgreSQL, SQLite from 3.35
+        held = conn.execute(_ADD_RETURNING, {"requests": requests}).scalar()
+    else:
+        conn.execute(_ADD, {"requests": requests})
+        held = conn.execute(_HELD).scalar()
+    return None if held is None else int(held)
+
+
+def lock_held(conn: Connection) -> None:
+    """Hold the count's row until ``conn``'s transaction ends (PostgreSQL; a SQLite write
+    transaction holds the whole file): a trim counts the log, and writes committed while it
+    did would be lost from the count it leaves."""
+    conn.execute(select(state.c.held).with_for_update())
+
+
+def set_held(conn: Connection, requests: int) -> None:
+    """The count as a trim found it (the row put back if it has gone)."""
+    if conn.execute(update(state).values(held=requests)).rowcount == 0:
+        conn.execute(insert(state).values(id=_STATE_ROW, held=requests))
+
+
 def segments_of(engine: Engine) -> log_segments.Segments | None:
     """The segment files of a log in a SQLite file: a folder beside it (``inference-log.db``
     keeps them in ``inference-log.segments``). None for PostgreSQL, which several machines may
@@ -195,8 +248,10 @@ the columns that must hold some, else null)."""
 
 def _upgrade(conn: Connection) -> None:
     """Bring a log created by an earlier release up to date: add the columns it lacks (all
-    nullable) and the index of labels by time, and drop the per-request index that releases
-    before the locator wrote."""
+    nullable) and the index of labels by time, drop the per-request index that releases
+    before the locator wrote, and start the count of requests held (``state``): at 0 in an
+    empty log, else not known, which the first write's trim counts. A few index lookups: a
+    start does not read a large log through."""
     conn.exec_driver_sql("DROP TABLE IF EXISTS inference_log_requests")
     conn.exec_driver_sql(
         "CREATE INDEX IF NOT EXISTS ix_inference_log_labels_at ON inference_log_labels "
@@ -213,3 +268,7 @@ def _upgrade(conn: Connection) -> None:
     ):
         if name not in present:
             conn.exec_driver_sql(f"ALTER TABLE inference_log_batches ADD COLUMN {name} {kind}")
+    # Under create_tables' lock: no two processes opening a log add the row twice.
+    if conn.execute(select(state.c.id)).first() is None:
+        empty = conn.execute(select(batches.c.id).limit(1)).first() is None
+        conn.execute(insert(state).values(id=_STATE_ROW, held=0 if empty else None))

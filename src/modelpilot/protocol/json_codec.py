@@ -5,10 +5,19 @@ followed by raw tensor bytes; each tensor whose ``parameters.binary_data_size`` 
 that many bytes from the tail, in order. Outputs go binary when the request asks for it
 (``binary_data`` on an output, or ``binary_data_output`` on the request), as the Triton client
 does by default.
+
+JSON has no number for +inf and -inf. They are written as the strings ``"Infinity"`` and
+``"-Infinity"``, as protobuf's JSON mapping writes the protocol's gRPC messages (NumPy, the
+Triton client's ``as_numpy`` and JavaScript's ``Number`` read them back), and FP data may send
+them so, with ``"NaN"``; NaN is written as null, the protocol's missing value, as the
+inference log gives it back. Written as null too (orjson's way, and KServe's and MLServer's),
+an answer of +inf read as missing, where the log and gRPC held it as +inf; Triton writes bare
+``Infinity`` and ``NaN``, which strict JSON parsers (browsers', Go's, orjson) refuse whole.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -27,6 +36,12 @@ from modelpilot.protocol.types import (
 
 # Datatypes whose arrays orjson serializes natively (it has no float16).
 _NUMPY_OK = (NUMERIC_DATATYPES - {"FP16"}) | {"BOOL"}
+
+INFINITIES = {math.inf: "Infinity", -math.inf: "-Infinity"}
+"""How +inf and -inf are written (see the module's docstring)."""
+
+_NAMED_NUMBERS = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
+"""The numbers FP data may send as text."""
 
 
 def parse_json(body: bytes | memoryview, what: str = "request body") -> Any:
@@ -203,6 +218,8 @@ def _numbers(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarra
         raise _uneven(name, shape, data) from None
     if sent.dtype == dtype:  # the usual case: FP64 data of floats, BOOL of booleans
         return sent
+    if dtype.kind == "f" and sent.dtype.kind in "UO":
+        sent = _named_numbers(data, sent)
     kinds = "b" if datatype == "BOOL" else "iuf"
     if sent.dtype.kind not in kinds and sent.size and not _plain_numbers(sent, datatype):
         wanted = "true or false" if datatype == "BOOL" else "numbers"
@@ -223,11 +240,25 @@ def _numbers(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarra
     with np.errstate(over="ignore"):
         array = sent.astype(dtype)
     if np.isinf(array).any():
-        value = sent[int(np.argmax(np.isinf(array)))]
+        grown = np.isinf(array) & np.isfinite(sent.astype(np.float64))  # not sent as inf
+        if not grown.any():
+            return array
+        value = sent[int(np.argmax(grown))]
         raise InvalidInput(
             f"input {quoted(name)}: {datatype} data cannot hold {value}; its numbers go up to "
             f"{float(np.finfo(np.float16 if datatype == 'FP16' else np.float32).max):.4g} in size"
         )
+    return array
+
+
+def _named_numbers(data: Any, sent: np.ndarray) -> np.ndarray:
+    """FP ``data`` that NumPy read as text or objects (``sent``), with the numbers sent as
+    text (``_NAMED_NUMBERS``) read: as objects, any other text left as sent, to be refused.
+    A list of numbers and text is text to NumPy: ``data`` tells which were numbers."""
+    values = sent if sent.dtype.kind == "O" else np.asarray(data, dtype=object).reshape(-1)
+    read = [_NAMED_NUMBERS.get(v, v) if isinstance(v, str) else v for v in values]
+    array = np.empty(len(read), dtype=object)
+    array[:] = read
     return array
 
 
@@ -356,13 +387,38 @@ def encode_response(
     return body + b"".join(chunks), len(body)
 
 
+def _holds_infinity(flat: np.ndarray) -> bool:
+    """Whether the float array ``flat`` holds +inf or -inf. Each float output of an answer is
+    asked: a small one as a list, where NumPy's own check cost a three-value answer a third
+    of its encoding."""
+    if flat.size <= 16:
+        listed = flat.tolist()
+        return math.inf in listed or -math.inf in listed
+    return bool(np.isinf(flat).any())
+
+
+def _infinities_named(values: np.ndarray) -> Any:
+    """``values`` (floats) as nested lists, +inf and -inf as ``INFINITIES`` names them; the
+    other numbers stay NumPy scalars, which orjson writes as their dtype has them (a float32
+    as the shortest float32)."""
+    flat = values.reshape(-1)
+    named = np.empty(flat.size, dtype=object)
+    named[:] = list(flat)
+    named[np.isposinf(flat)] = INFINITIES[math.inf]
+    named[np.isneginf(flat)] = INFINITIES[-math.inf]
+    return named.reshape(values.shape).tolist()
+
+
 def nested_json(tensor: Tensor) -> Any:
     """``tensor``'s values in its shape, for ``orjson.dumps(..., option=OPT_SERIALIZE_NUMPY)``:
     numbers stay a NumPy array, which orjson writes itself (a float32 as the shortest float32,
-    ``1.0000001``, not as the float64 ``tolist`` makes of it, ``1.0000001192092896``)."""
+    ``1.0000001``, not as the float64 ``tolist`` makes of it, ``1.0000001192092896``); +inf and
+    -inf as ``INFINITIES`` names them (orjson would write null)."""
     data = tensor.data
     if data.dtype.kind == "O":  # BYTES: bytes objects, as text
         return [_decoded(v) for v in data.tolist()]
+    if data.dtype.kind == "f" and _holds_infinity(data.reshape(-1)):
+        return _infinities_named(data)
     if tensor.datatype in _NUMPY_OK and data.dtype.isnative:
         return np.ascontiguousarray(data)
     return data.tolist()
@@ -380,6 +436,8 @@ def _to_json(tensor: Tensor) -> Any:
     flat = tensor.data.reshape(-1)
     if tensor.datatype == "BYTES":
         return [v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in flat]
+    if flat.dtype.kind == "f" and _holds_infinity(flat):
+        return _infinities_named(flat)
     if tensor.datatype in _NUMPY_OK:
         # orjson writes contiguous native arrays itself, far faster than tolist().
         return np.ascontiguousarray(flat)
