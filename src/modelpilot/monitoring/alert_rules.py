@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from modelpilot.monitoring.alerts import SEVERITY, AlertRules, Condition
+from modelpilot.monitoring.alerts import SEVERITY, AlertRules, AlertState, Condition
 from modelpilot.monitoring.history import ServicePoint, failing_in, slower_than, window_quantile
 from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.performance import PerformanceReport
@@ -31,14 +31,16 @@ def model_conditions(
     """Each version's data drift (a warning, dataset drift or not) and concept drift
     (critical).
 
-    A window that gives no verdict (too few rows; fewer than ``min_labels`` labels scored)
-    judges nothing, so that a firing alert holds, as the service rules' do on too few
-    requests: a worker restarted after a crash starts with an empty share of the windows, and
-    the drift alert it carried on was announced resolved, "no drift", a minute later, for a
-    window that held no row. Except for a version its model no longer serves (``serving``: the
-    version each model's requests go to; None counts every version as served): no request
-    will judge it again, so its alerts resolve once its window is too small to judge (its rows
-    age out), saying so."""
+    A window that gives no verdict (too few rows; fewer than ``min_labels`` labels scored,
+    or none to judge against: ``PerformanceReport.judged``) judges nothing, so that a firing
+    alert holds, as the service rules' do on too few requests: a worker restarted after a
+    crash starts with an empty share of the windows, and the drift alert it carried on was
+    announced resolved, "no drift", a minute later, for a window that held no row. (Its
+    report then says that concept drift holds, with the alert: ``concept_drift_held``.)
+    Except for a version its model no longer serves (``serving``: the version each model's
+    requests go to; None counts every version as served): no request will judge it again, so
+    its alerts resolve once its window is too small to judge (its rows age out), saying
+    so."""
     conditions = []
     for report in reports:
         label = f"{report.model}:{report.version}"
@@ -66,22 +68,42 @@ def model_conditions(
         )
         performance = report.performance
         scored = performance.labels - performance.unscored if performance else 0
-        said = _performance_said(performance)
-        if scored < min_labels:
-            said += f", fewer than the {min_labels} judged from" if performance else ""
+        judged = performance is not None and performance.judged and scored >= min_labels
+        # A drift judged, or held over a window that cannot judge, says why in its reason; a
+        # version no longer served resolves on why its window cannot judge.
+        concept = performance is not None and performance.concept_drift and (judged or not left)
+        said = performance.reason if concept and performance else _performance_said(performance)
+        if not judged:
+            if performance and performance.labels and not concept:
+                if scored < min_labels:
+                    said += f", fewer than the {min_labels} judged from"
+                else:  # nothing to judge them against
+                    said += f"; {performance.unjudged}"
             said += left
         conditions.append(
             Condition(
                 "concept_drift",
                 label,
-                report.concept_drift,
+                judged and report.concept_drift,
                 SEVERITY["concept_drift"],
                 said,
                 float(len(performance.degraded)) if performance else 0.0,
-                scored >= min_labels or bool(left),
+                judged or bool(left),
             )
         )
     return conditions
+
+
+def concept_drift_held(state: AlertState) -> set[str]:
+    """The versions (``NAME:VERSION``) whose concept drift holds in the alert book ``state``:
+    its alert fires and has not stopped holding (``clearing``), or holds but waits to fire
+    (``pending``). What a window too small to judge reports as its concept drift
+    (``PerformanceWindow.report``'s ``held``), so that the report, its gauge
+    (``modelpilot_concept_drift``) and the alert tell one story: a window whose labels aged out
+    read "no concept drift" while the alert, as meant, held."""
+    rule = "concept_drift"
+    firing = {a.model for a in state.active if a.rule == rule and a.key not in state.clearing}
+    return firing | {model for (name, model) in state.pending if name == rule}
 
 
 def _left(report: ModelReport, serving: Mapping[str, int] | None) -> str:
@@ -98,12 +120,10 @@ def _left(report: ModelReport, serving: Mapping[str, int] | None) -> str:
 
 
 def _performance_said(performance: PerformanceReport | None) -> str:
-    """Why the version's quality is judged as it is: the reason it drifted, else its figures
-    (which a resolved alert is announced with, not the reason it fired)."""
-    if performance is None:
+    """The version's quality figures (which a resolved alert is announced with, not the
+    reason it fired)."""
+    if performance is None or not performance.labels:
         return "no labels in the window"
-    if performance.concept_drift:
-        return performance.reason
     figures = [
         f"{metric} {value:.4g}"
         + (

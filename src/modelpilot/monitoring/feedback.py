@@ -53,29 +53,43 @@ def label_pairs(
 ) -> list[tuple[Any, Any]]:
     """Each row's label beside what was predicted for it.
 
+    A row's label is one value; of a regression of several targets (whose rows
+    ``predicted_rows`` gives as tuples), a list of one number a target, which for a request
+    of one row may come as it is (``[97.0, 51.5]``) or in a list of rows
+    (``[[97.0, 51.5]]``).
+
     InvalidInput (422) when the labels do not fit the prediction: another number of labels
     than it had rows, or a label that is not one the model could have predicted (see
     ``PerformanceWindow.checked``). The message names the request, and the row of a list."""
-    truths = label if isinstance(label, list) else [label]
+    values = len(predicted[0]) if predicted and isinstance(predicted[0], tuple) else 1
+    by_row = isinstance(label, list)
+    if by_row and values > 1 and len(predicted) == 1:
+        by_row = any(isinstance(value, list) for value in label)  # else one row's targets
+    truths = label if by_row else [label]
     if len(truths) != len(predicted):
+        each = f" of {values} values (targets)" if values > 1 else ""
+        one = f"a list of {values} numbers" if values > 1 else "one label"
         raise InvalidInput(
-            f"request {request_id!r} predicted {len(predicted)} row(s) but got "
-            f"{len(truths)} label(s); send one label per row (a list for several rows)"
+            f"request {request_id!r} predicted {len(predicted)} row(s){each} but got "
+            f"{len(truths)} label(s); send {one} per row (a list of them for several rows)"
         )
     checked = []
     for row, truth in enumerate(truths):
         try:
-            checked.append(monitor.performance.checked(truth))
+            checked.append(monitor.performance.checked(truth, values))
         except ValueError as exc:
-            where = f"request {request_id!r}" + (f" row {row}" if isinstance(label, list) else "")
+            where = f"request {request_id!r}" + (f" row {row}" if by_row else "")
             raise InvalidInput(f"{where}: {exc}") from None
     return list(zip(checked, predicted, strict=True))
 
 
 def predicted_rows(monitor: ModelMonitor, outputs: Mapping[str, Any]) -> tuple[list[Any], Any]:
-    """One predicted value per row (the main output's first column), and the probabilities
-    (the output ``Signature.probabilities`` names, as registration measured AUC on), where
-    the signature states the classes of their columns, as registration requires too.
+    """What was predicted for each row: a classifier's class (the main output's first
+    column), a regression's value, or for a regression of several targets (several values a
+    row) the row's values as a tuple, whose label is one number a target; and the
+    probabilities (the output ``Signature.probabilities`` names, as registration measured
+    AUC on), where the signature states the classes of their columns, as registration
+    requires too.
 
     Without them the columns' classes are unknown: an ONNX classifier registered before its
     graph's classes were read was scored against the classes in the order its reference
@@ -83,7 +97,11 @@ def predicted_rows(monitor: ModelMonitor, outputs: Mapping[str, Any]) -> tuple[l
     bins = monitor.predictions
     output = bins.output if bins is not None else next(iter(outputs))
     predicted = np.asarray(outputs[output], dtype=object)
-    values = predicted.reshape(len(predicted), -1)[:, 0].tolist()
+    block = predicted.reshape(len(predicted), -1)
+    if monitor.performance.task == "regression" and block.shape[1] > 1:
+        values: list[Any] = [tuple(row) for row in block.tolist()]
+    else:
+        values = block[:, 0].tolist()
     signature = monitor.version.signature
     probabilities = signature.probabilities
     if probabilities is None or not signature.extra.get("classes"):

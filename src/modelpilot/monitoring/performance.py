@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import deque
@@ -13,14 +12,14 @@ from typing import Any
 import numpy as np
 
 from modelpilot.monitoring.divergence import chi_squared_homogeneity, js_distance
+from modelpilot.monitoring.label_values import class_label, known_labels, regression_label
+from modelpilot.monitoring.regression_errors import error_pairs, scored_rows
 from modelpilot.monitoring.resampling import p_values
 from modelpilot.registry.quality import (
     HIGHER_IS_BETTER,
-    as_class,
     classification_metrics,
     label_key,
     regression_metrics,
-    scorable,
 )
 
 ERROR_FLOOR = 0.01
@@ -68,11 +67,21 @@ class PerformanceReport:
     unscored: int = 0
     """Labels (in ``labels``) left out of a regression's metrics: their prediction was no
     finite number (NaN, infinite, missing)."""
+    unjudged: str = ""
+    """Why the window gave no verdict ("" where it did): too few labels scored, or nothing
+    to judge them against. ``concept_drift`` is then the verdict that holds meanwhile (see
+    ``PerformanceWindow.report``), and ``reason`` says so."""
+
+    @property
+    def judged(self) -> bool:
+        """Whether ``concept_drift`` is this window's verdict, not one held from before."""
+        return not self.unjudged
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "labels": self.labels,
             "unscored": self.unscored,
+            "judged": self.judged,
             "current": self.current,
             "reference": self.reference,
             "degraded": self.degraded,
@@ -134,6 +143,17 @@ class PerformanceWindow:
     ``quality.scorable``, the rule the reference figures follow): one NaN made MAE and RMSE
     NaN, and hid the model's quality and concept drift, for as long as it stayed in the
     window. The threshold of ``min_labels`` counts the labels scored.
+
+    A regression of several targets takes a label of one number a target, and its MAE and
+    RMSE pool every target's errors (``regression_errors``): a single number was scored
+    against the first target alone, and exported as the model's error.
+
+    A window that cannot judge (fewer than ``min_labels`` labels scored, none at all once
+    they aged out, or nothing to judge them against) gives no verdict of its own: its
+    report's ``concept_drift`` is then the verdict that holds (``report``'s ``held``: the
+    ``concept_drift`` alert, which holds on too few labels), and its ``reason`` says so. A
+    window whose labels had aged out read "no concept drift" while the alert held, and the
+    Prometheus rule on its gauge resolved whenever labels came late.
     """
 
     def __init__(
@@ -149,13 +169,15 @@ class PerformanceWindow:
         known_classes: Sequence[Any] = (),
         p_value: float = 0.01,
         target_scale: float | None = None,
+        label_classes: Sequence[str] = (),
     ) -> None:
         self.task = task
         self.classes = classes
-        self.known_classes = list(known_classes)
-        """The model's own classes (scikit-learn's ``classes_``): a label that is none of
-        them is refused. Empty when the model does not say, and then any string or number
-        is taken as a class."""
+        self.known_classes, self._whose = known_labels(
+            list(known_classes), label_classes if task == "classification" else (), classes
+        )
+        """The classes a label must be one of (empty: any string or number), and what they
+        are, for the message (``label_values.known_labels``)."""
         self._known_keys = {label_key(c) for c in self.known_classes}
         self.p_value = p_value
         self.reference = {k: v for k, v in reference.items() if k in HIGHER_IS_BETTER}
@@ -172,43 +194,27 @@ class PerformanceWindow:
         self._keyed: dict[Any, Labelled] = {}
         self._noise_key: tuple[Any, ...] | None = None
         self._noise_p: dict[str, float] = {}
+        self._drifted: tuple[float, str] | None = None
+        """When the window last judged concept drift, and why; None since it last judged
+        none (or before it judged at all)."""
+        self.never_judged = self._never_judged()
+        """Why no label will ever be judged ("" where they will be): nothing to judge them
+        against."""
 
-    def checked(self, truth: Any) -> Any:
-        """``truth`` as a label of this window, or ValueError saying why it cannot be one.
+    def checked(self, truth: Any, values: int = 1) -> Any:
+        """``truth`` as a label of this window, of a row of ``values`` predicted values, or
+        ValueError saying why it cannot be one (``label_values``).
 
         Checked as labels arrive: one that the metrics could not use would stop the
         version's reports for as long as it stayed in the window, and one that is no class
-        of the model (7 for iris's 0, 1 and 2) would count as a wrong prediction and could
-        raise a concept-drift alert on a typo. A regression takes finite JSON numbers, not
-        numbers written as text ("1.5" is a slip in the client, as a label of the wrong
-        kind is); a classifier one of its classes, compared as the metrics compare them (1,
-        1.0 and "1" are the same class; for a classifier of booleans, 1 and 0 and "true" and
-        "false" are True and False, as scikit-learn reads them), or, when the model does not
-        say what its classes are, any string or number."""
+        of the model (7 for iris's 0, 1 and 2, or "banana" for the iris labels registered as
+        its reference) would count as a wrong prediction and could raise a concept-drift
+        alert on a typo. A regression takes finite JSON numbers, a list of one a target for
+        several targets; a classifier one of its classes where they are known
+        (``known_classes``), else any string or number."""
         if self.task == "regression":
-            if isinstance(truth, (int, float)) and not isinstance(truth, bool):
-                try:
-                    value = float(truth)
-                except OverflowError:  # an int past float64
-                    pass
-                else:
-                    if math.isfinite(value):
-                        return value
-            text = " (send a JSON number, not text)" if isinstance(truth, str) else ""
-            raise ValueError(
-                f"label {_shown(truth)} is not a finite number, as a regression needs{text}"
-            )
-        if isinstance(truth, float) and not math.isfinite(truth):
-            raise ValueError(f"label {_shown(truth)} is not a class")
-        if not isinstance(truth, (str, int, float)):  # bool is an int
-            raise ValueError(f"label {_shown(truth)} is not a class (a string or a number)")
-        value = as_class(truth, self.classes)
-        if self._known_keys and label_key(value) not in self._known_keys:
-            raise ValueError(
-                f"label {_shown(truth)} is not one of the model's classes "
-                f"({_listed(self.known_classes)}); send one of those"
-            )
-        return value
+            return regression_label(truth, values)
+        return class_label(truth, self.classes, self.known_classes, self._known_keys, self._whose)
 
     def add(
         self,
@@ -257,33 +263,40 @@ class PerformanceWindow:
             del self._keyed[oldest.key]
 
     def report(
-        self, now: float | None = None, others: Sequence[Labelled] = ()
+        self, now: float | None = None, others: Sequence[Labelled] = (), held: bool = False
     ) -> PerformanceReport | None:
-        """Quality over the window; ``others`` are labelled rows other processes hold.
+        """Quality over the window; ``others`` are labelled rows other processes hold;
+        ``held``: whether concept drift holds where the window cannot judge (the monitor
+        passes whether the version's ``concept_drift`` alert holds, which is what holds
+        over a window too small to judge, over a restart, and until a version no longer
+        served resolves). None for an empty window, unless concept drift holds.
 
         Where two processes were each posted a label for the same row (a retry or a
         correction that reached another worker), the later label counts, as it would have
         in one process."""
+        now = time.time() if now is None else now
         rows = self.rows(now)
         if others:
-            horizon = (time.time() if now is None else now) - self.max_seconds
+            horizon = now - self.max_seconds
             pooled = sorted([*rows, *(r for r in others if r.at >= horizon)], key=lambda r: r.at)
             rows = _latest_by_key(pooled)[-self.max_rows :]
-        if not rows:
+        if not rows and not held:
             return None
         labels = len(rows)
         if self.task == "regression":
-            rows = [r for r in rows if scorable(r.predicted)]
+            rows = scored_rows(rows)
         truth = [r.truth for r in rows]
         predicted = [r.predicted for r in rows]
         proba = [r.proba for r in rows]
         if self.task == "classification":
-            current = classification_metrics(truth, predicted, proba, self.classes)
+            current = classification_metrics(truth, predicted, proba, self.classes) if rows else {}
+            scored = dict.fromkeys(current, (truth, predicted))
         else:
-            current = regression_metrics(truth, predicted) if rows else {}
+            scored = error_pairs(truth, predicted) if rows else {}
+            current = {name: regression_metrics(*pair)[name] for name, pair in scored.items()}
         crossed = self._crossed(current) if len(rows) >= self.thresholds.min_labels else {}
-        p_values = self._noise(rows, crossed, predicted, proba) if crossed else {}
-        return self._judge(truth, current, p_values, labels)
+        p_values = self._noise(rows, crossed, scored, proba) if crossed else {}
+        return self._judge(truth, current, p_values, labels, now, held)
 
     def level(self, current: dict[str, float]) -> float:
         """The level each test of a look with the metrics ``current`` is judged at: the
@@ -313,16 +326,24 @@ class PerformanceWindow:
         self,
         rows: list[Labelled],
         crossed: dict[str, float],
-        predicted: list[Any],
+        scored: dict[str, tuple[list[Any], list[Any]]],
         proba: list[np.ndarray | None],
     ) -> dict[str, float]:
-        """The bootstrap p-values of the ``crossed`` metrics (``resampling``), computed again
-        only when the window's labels changed."""
+        """The bootstrap p-values of the ``crossed`` metrics (``resampling``), each on the
+        (labels, predictions) it is ``scored`` on, computed again only when the window's
+        labels changed."""
         key = (len(rows), rows[0].at, rows[-1].at, tuple(crossed))
         if key != self._noise_key:
-            truth = [r.truth for r in rows]
             self._noise_key = key
-            self._noise_p = p_values(self.task, truth, predicted, proba, self.classes, crossed)
+            self._noise_p = {}
+            # The metrics scored on the same pair in one bootstrap, as they always were.
+            groups: dict[int, tuple[tuple[list[Any], list[Any]], dict[str, float]]] = {}
+            for name, baseline in crossed.items():
+                pair = scored[name]
+                groups.setdefault(id(pair), (pair, {}))[1][name] = baseline
+            for (truth, predicted), part in groups.values():
+                found = p_values(self.task, truth, predicted, proba, self.classes, part)
+                self._noise_p.update(found)
         return self._noise_p
 
     def _judge(
@@ -331,9 +352,12 @@ class PerformanceWindow:
         current: dict[str, float],
         p_values: dict[str, float],
         labels: int,
+        now: float,
+        held: bool,
     ) -> PerformanceReport:
         """``p_values``: of the metrics past their threshold (none below ``min_labels``);
-        ``truth``: the labels scored, of the window's ``labels``."""
+        ``truth``: the labels scored, of the window's ``labels``; ``held``: whether concept
+        drift holds if the window cannot judge (see ``report``)."""
         enough = len(truth) >= self.thresholds.min_labels
         level = self.level(current)
         degraded = []
@@ -366,16 +390,63 @@ class PerformanceWindow:
                 f"chi-squared p-value {p_value:.2g})"
             )
         reasons += [self.unjudged[name] for name in current if name in self.unjudged]
+        judgeable = p_value is not None or any(name in self.baselines for name in current)
+        unjudged = ""
+        if not truth:
+            unjudged = "no labels in the window"
+        elif not enough:
+            unjudged = (
+                f"{len(truth)} labels in the window, fewer than the "
+                f"{self.thresholds.min_labels} judged from"
+            )
+        elif self.never_judged:
+            unjudged = self.never_judged
+        elif not judgeable:
+            unjudged = "none of the window's figures has one at registration to judge it by"
+        drifted = bool(degraded) or shifted
+        if not unjudged:
+            self._drifted = (now, "; ".join(reasons)) if drifted else None
+        elif held:
+            drifted, reasons = True, [self._holding(unjudged)]
+        elif not reasons and self.never_judged:
+            reasons = [self.never_judged]
         return PerformanceReport(
             labels,
             current,
             dict(self.reference),
             degraded,
             shift,
-            bool(degraded) or shifted,
+            drifted,
             "; ".join(reasons),
             p_value,
             labels - len(truth),
+            unjudged,
+        )
+
+    def _holding(self, unjudged: str) -> str:
+        """Why concept drift holds over a window that cannot judge (``unjudged`` says why it
+        cannot): the last drift this window judged, or (where it judged none: since a
+        restart, or in a worker that replaced another) the alert's."""
+        until = f"holds until the window can judge again ({unjudged})"
+        if self._drifted is None:
+            return f"concept drift {until}, as its alert does"
+        at, why = self._drifted
+        clock = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+        return f"concept drift found at {clock} {until}: {why}"
+
+    def _never_judged(self) -> str:
+        """Why this window will judge no label ("" where it will): the version has no
+        reference figures (measured on labelled reference data, or stated), nor, for a
+        classifier, reference labels whose distribution the labels' could move from."""
+        if self.baselines or (self.task == "classification" and self.reference_labels):
+            return ""
+        if self.unjudged:
+            return "; ".join(self.unjudged.values())
+        stated = "accuracy=0.95" if self.task == "classification" else "mae=12.5"
+        return (
+            "quality not judged: the version has no reference figures to judge its labels "
+            "against (register it with --reference DATA --target COLUMN, or state one with "
+            f"--metadata {stated})"
         )
 
     def _label_shift(self, truth: list[Any]) -> tuple[float | None, float | None]:
@@ -384,7 +455,7 @@ class PerformanceWindow:
         distribution (the reference labels are a sample too: tested as exact frequencies, a
         window about their size took their own sampling noise for a shift, as data drift's
         test did; see ``divergence.compare_categories``)."""
-        if self.task != "classification" or not self.reference_labels:
+        if self.task != "classification" or not self.reference_labels or not truth:
             return None, None
         names = list(self.reference_labels)
         index = {name: i for i, name in enumerate(names)}
@@ -444,26 +515,6 @@ def _baselines(
                 "relative to, and no reference labels give the errors a scale"
             )
     return baselines, unjudged
-
-
-def _shown(value: Any) -> str:
-    """A label as the client wrote it in JSON (``true``, ``"setosa"``, ``1e+308``), cut
-    short if long."""
-    try:
-        text = json.dumps(value)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _listed(classes: Sequence[Any], most: int = 20) -> str:
-    """``classes`` for an error message: the first ``most`` of them, and how many more."""
-    shown = ", ".join(_shown(c) for c in classes[:most])
-    if len(classes) > most:
-        shown += f" and {len(classes) - most} more"
-    if {label_key(c) for c in classes} == {"False", "True"}:
-        shown += '; 1 and 0, "true" and "false" are read as them'
-    return shown
 
 
 def _latest_by_key(rows: list[Labelled]) -> list[Labelled]:

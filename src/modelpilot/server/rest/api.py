@@ -26,7 +26,10 @@ router = APIRouter(prefix="/api", tags=["Monitoring"])
 
 class Label(BaseModel):
     request_id: str = Field(description="The id a prediction was answered with.")
-    label: Any = Field(description="The true value; a list with one per row for several rows.")
+    label: Any = Field(
+        description="The true value; a list with one per row for several rows. Of a regressor "
+        "of several targets, a list of one number a target (a list of those for several rows)."
+    )
 
 
 class Feedback(BaseModel):
@@ -116,9 +119,15 @@ def _as_compared(label: Any) -> Any:
 
 
 _LABEL_VALUE = {"type": ["string", "number", "boolean"]}
+_TARGETS = {"type": "array", "minItems": 1, "items": {"type": "number"}}
+"""A row's label of a regressor of several targets: one number a target."""
 _LABEL = {
-    "description": "the true value; a list of one per row",
-    "anyOf": [_LABEL_VALUE, {"type": "array", "minItems": 1, "items": _LABEL_VALUE}],
+    "description": "the true value; a list of one per row; of a regressor of several targets, "
+    "a list of one number a target (a list of those for several rows)",
+    "anyOf": [
+        _LABEL_VALUE,
+        {"type": "array", "minItems": 1, "items": {"anyOf": [_LABEL_VALUE, _TARGETS]}},
+    ],
 }
 
 FEEDBACK_BODY = documented_json_body(
@@ -180,11 +189,12 @@ async def feedback(model: str, request: Request) -> FeedbackReply:
     Answers 400 when the body cannot be parsed (not JSON, or not a JSON object), and 422
     when it parses but does not fit: not one of the two forms, two different labels for one
     request, or a label that does not fit its prediction (not one label per predicted row;
-    for a classifier, none of its classes; for a regression, not a finite JSON number). A
-    call answered with an error keeps none of its labels. Answers 404 when no id matched a
-    prediction of ``model`` (saying so, or that no model has that name); ids that did not
-    match are listed in ``unknown`` otherwise. Answers 413 for more than ``MAX_LABELS``
-    (100,000) labels in one post: split them into several.
+    for a classifier, none of its classes, or where it does not list them, of those its
+    reference data named; for a regression, not a finite JSON number, or for one of several
+    targets, not a list of one a target). A call answered with an error keeps none of its
+    labels. Answers 404 when no id matched a prediction of ``model`` (saying so, or that no
+    model has that name); ids that did not match are listed in ``unknown`` otherwise. Answers
+    413 for more than ``MAX_LABELS`` (100,000) labels in one post: split them into several.
     """
     monitor = _monitor(request)
     # The body is JSON whatever its Content-Type says, as for predictions: `curl -d` sends
