@@ -234,8 +234,10 @@ NOTES: dict[str, Note] = {
     "modelpilot_model_performance": Note(
         "model",
         "`metric` is `accuracy`, `f1` or `auc` (classifiers; 0 to 1), `mae` or `rmse` "
-        "(regressors; in the target's unit). From `MODELPILOT_PERFORMANCE_MIN_LABELS` labels on "
-        "it is judged (`modelpilot_concept_drift`).",
+        "(regressors; in the target's unit; of several targets, MAE and RMSE of every target's "
+        "errors pooled, scikit-learn's `uniform_average` MAE and the root of its "
+        "MSE). From `MODELPILOT_PERFORMANCE_MIN_LABELS` labels on it is judged "
+        "(`modelpilot_concept_drift`).",
     ),
     "modelpilot_reference_performance": Note(
         "model", "`metric` as in `modelpilot_model_performance`."
@@ -246,7 +248,9 @@ NOTES: dict[str, Note] = {
         "while the inference log holds the first.",
     ),
     "modelpilot_concept_drift": Note(
-        "model", "0 or 1; the `concept_drift` alert fires on the same verdict."
+        "model",
+        "0 or 1; the `concept_drift` alert fires on the same verdict, and holds it as the gauge "
+        "does: labels that came late and left the window empty are no drift that ended.",
     ),
     # Monitoring itself
     "modelpilot_monitor_process_cpu_seconds_total": Note("monitoring", "Seconds."),

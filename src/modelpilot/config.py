@@ -230,10 +230,10 @@ class Settings(BaseSettings):
     """Share of the watched requests the inference log keeps."""
 
     inference_log_max_rows: int = Field(default=200_000, ge=100)
-    """Requests the inference log keeps, oldest going first: it trims after every tenth of
-    this written, so it holds up to some 10% more (200,000 single-row requests of 20
-    features take some 45 MB when they came in rounds of hundreds, as under load; more in
-    rounds of a few)."""
+    """Requests the inference log keeps, oldest going first: it trims once it holds a tenth
+    more (counted in the log, across restarts and workers), so it holds up to some 10% more
+    (200,000 single-row requests of 20 features take some 45 MB when they came in rounds of
+    hundreds, as under load; more in rounds of a few)."""
 
     alert_error_rate: float = Field(default=0.05, gt=0.0, le=1.0)
     """Share of requests the server failed (5xx) over the last minute that raises an alert;

@@ -104,7 +104,8 @@ class ModelCollector(Collector):
             "Quality over the window of labelled predictions (metric: accuracy; f1, the "
             "macro-averaged F1, the mean of every class's, binary models too; auc, of the "
             "second class for two classes, else one-vs-rest macro-averaged over the classes "
-            "the labels hold; mae; rmse).",
+            "the labels hold; mae; rmse: of a regressor of several targets, over every "
+            "target's errors).",
             labels=[*VERSION, "metric"],
         )
         reference = GaugeMetricFamily(
@@ -118,7 +119,8 @@ class ModelCollector(Collector):
         )
         concept = GaugeMetricFamily(
             "modelpilot_concept_drift",
-            "1 when quality fell or the labels shifted past their thresholds.",
+            "1 when quality fell or the labels shifted past their thresholds; while the window "
+            "holds too few labels to judge, the verdict the concept_drift alert holds.",
             labels=VERSION,
         )
         for report in reports:

@@ -68,6 +68,11 @@ class ModelReport:
     """Why the version's input drift is not watched (``drift`` None), in words; "" where
     it is: the dashboard said "no reference profile" of a model that declares inputs of its
     own, registered with a reference (whose predictions were watched against it)."""
+    quality_unjudged: str = ""
+    """Why the version's labels are never judged for concept drift (nothing to judge them
+    against: ``PerformanceWindow.never_judged``), in words; "" where they are: a version
+    registered without reference figures showed its accuracy, 2%, beside "concept_drift":
+    false and no word that nothing judged it."""
 
     @property
     def concept_drift(self) -> bool:
@@ -195,9 +200,13 @@ class ModelMonitor:
             config.performance_rows,
             config.performance_seconds,
             config.performance,
-            # A label must be one of the model's classes, where it says what they are; label
-            # shift is tested at the significance level data drift is.
+            # A label must be one of the model's classes, where it says what they are, else
+            # of the reference labels' (and predictions'); label shift is tested at the
+            # significance level data drift is.
             known_classes=signature.extra.get("classes", []),
+            label_classes=list(profile.target.categories)
+            if profile is not None and profile.target is not None
+            else [],
             p_value=config.drift.p_value,
             # An error is judged against the target's scale where its reference one is ~0.
             target_scale=_scale(outcome),
@@ -338,9 +347,11 @@ class ModelMonitor:
         now: float | None = None,
         peers: Sequence[MonitorState] = (),
         own: MonitorState | None = None,
+        held: bool = False,
     ) -> ModelReport:
         """This version's report, over this process's windows (``own``, if already taken at
-        ``now``) plus those of ``peers``."""
+        ``now``) plus those of ``peers``; ``held``: whether its concept drift holds where its
+        quality window cannot judge (``PerformanceWindow.report``)."""
         now = time.time() if now is None else now
         own = own or self.state(now)
         # (A state of another shape is of another form of the version: a worker of a release
@@ -367,8 +378,8 @@ class ModelMonitor:
         if self.predictions is not None:
             predictions = self.predictions.summary(counts[features:], sums[feature_sums:])
         others = [row for p in peers for row in p.labelled]
-        performance = self.performance.report(now, others)
-        if performance is not None:
+        performance = self.performance.report(now, others, held)
+        if performance is not None and performance.current:  # (not a drift held on no labels)
             self._history.append({"t": now, **performance.current})
         classes: dict[str, int] = {}
         if self.predictions is not None and self.predictions.classifier:
@@ -387,6 +398,7 @@ class ModelMonitor:
             own.labels_total + sum(p.labels_total for p in peers),
             dict(self.performance.reference),
             drift_unwatched=self.drift_unwatched,
+            quality_unjudged=self.performance.never_judged,
         )
 
     def _rebased(self, peer: MonitorState) -> np.ndarray:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from modelpilot.errors import NotFound
 from modelpilot.monitoring.alert_rules import (
+    concept_drift_held,
     model_conditions,
     rollout_conditions,
     service_conditions,
@@ -86,9 +87,14 @@ def report(
     by_key: dict[tuple[str, int], list[MonitorState]] = {}
     for state in others:
         by_key.setdefault((state.model, state.version), []).append(state)
+    # A quality window too small to judge reports the concept drift its alert holds (over
+    # labels that aged out, a restart), so that the report, the gauge and the alert agree.
+    held = concept_drift_held(self.keeper.state())
     for key in keys:
         try:
-            self._latest[key] = self._monitors[key].report(now, by_key.get(key, ()), own.get(key))
+            monitor = self._monitors[key]
+            peers, mine = by_key.get(key, ()), own.get(key)
+            self._latest[key] = monitor.report(now, peers, mine, f"{key[0]}:{key[1]}" in held)
         except Exception as exc:
             # One version's bad data must not stop the others being watched. Logged once
             # a minute while it lasts: the report is made every evaluation, and a

@@ -44,6 +44,7 @@ def model_overview(report: ModelReport) -> dict[str, Any]:
         "rows": report.rows,
         "drift": report.drift.to_dict() if report.drift is not None else None,
         "drift_unwatched": report.drift_unwatched or None,
+        "quality_unjudged": report.quality_unjudged or None,
         "predictions": report.predictions.to_dict() if report.predictions is not None else None,
         "performance": performance,
         "concept_drift": report.concept_drift,
