@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from modelpilot.monitoring.divergence import compare_categories, fisher_exact, js_distance
+from modelpilot.monitoring.drift_results import p_shown
 
 
 class ValueGroups(NamedTuple):
@@ -71,7 +72,7 @@ def category_finding(
         within = "" if rare_p < alpha else ", within chance"
         if groups is not None and group >= 0 and recurring < tests.rare_p:
             finding = _recurring_finding(reference_counts, current_counts, groups, group, tail)
-            finding += f"{within}: Fisher's exact test p = {rare_p:.2g}"
+            finding += f"{within}: Fisher's exact test p = {p_shown(rare_p, alpha)}"
             test = "Fisher's exact test of values recurring"
             split = _split_js(reference_counts, current_counts, groups)
             return CategoryFinding("rare", rare_p, finding, chi_p, rare_p, test, split)
@@ -85,7 +86,7 @@ def category_finding(
                 f"{share:.1%} of rows in bins too rare to test one by one ({pooled}), "
                 f"against {reference_share:.1%} of the reference's rows{within}"
             )
-        finding += f": Fisher's exact test p = {rare_p:.2g}"
+        finding += f": Fisher's exact test p = {p_shown(rare_p, alpha)}"
         test = "Fisher's exact test of rare categories"
         return CategoryFinding("rare", rare_p, finding, chi_p, rare_p, test)
     if not tail and current_counts[other] and _values_of_their_own(reference_counts):
@@ -95,12 +96,12 @@ def category_finding(
             f"{current_counts[other] / rows:.1%} of rows hold values the reference never had, "
             "as expected where every reference row held a value of its own (an id, a time, "
             "free text), so new ones tell nothing; a change in its missing share, or its "
-            f"values recurring, would: Fisher's exact test p = {rare_p:.2g}"
+            f"values recurring, would: Fisher's exact test p = {p_shown(rare_p, alpha)}"
         )
         test = "Fisher's exact test of rare categories"
         return CategoryFinding("rare", rare_p, finding, chi_p, rare_p, test)
     categories = "categories differ from" if chi_p < alpha else "categories as in"
-    finding = f"{categories} the reference: chi-squared test p = {chi_p:.2g}"
+    finding = f"{categories} the reference: chi-squared test p = {p_shown(chi_p, alpha)}"
     return CategoryFinding("chi2", chi_p, finding, chi_p, rare_p, "chi-squared test")
 
 

@@ -11,7 +11,8 @@ million rows costs no more to test than a window of a thousand. Scores:
   that it reads "how many reference sigmas the mass moved" (at bin midpoints it read a shift
   of half a sigma as 0.68);
 - a two-sample Kolmogorov-Smirnov test against the whole reference for small windows (read
-  from the profile's sketch of its values: ``registry.profile.quantile_sketch``), and beside
+  from the profile's sketch of its values: ``registry.profile.quantile_sketch``; a large
+  window's against a small reference, on its counts: ``divergence.ks_binned``), and beside
   it Fisher's exact test of the share of missing values (KS sees only the values present: a
   feature arriving half empty would otherwise pass it untouched); for categories,
   the chi-squared test of homogeneity (the reference is a sample too) over those both samples
@@ -27,24 +28,37 @@ of no rows is 0/0; its scores are NaN, null in JSON, and left out of /metrics), 
 ``min_rows`` there is no verdict. A feature drifts when its shift is large enough to act on,
 by an effect size (PSI for numbers, Jensen-Shannon for categories, both over bins that include
 the missing one), and, where the data can tell, past chance by the feature's tests: on windows
-of up to ``large_sample_rows`` the numbers' (KS and the missing-share test) and on every window
-the categories' (chi-squared and the rare-category test, whose missing values are one of their
-bins). A p-value answers "is there any difference", the question is "is the difference big
-enough to act on": on large samples every test finds a negligible shift "significant", and on
-small ones effect sizes are noisy (a window drawn as the reference was, of 100 rows and ten
-bins, reads a PSI of about 0.1), so each holds back what the other cannot tell. The tests alone
-once decided small windows, and a 0.3-sigma shift (PSI 0.11) drifted in every window of 999 rows
-and in none of 1,000: the live verdict flapped as the window filled (see ``_floored``).
+under ``large_sample_rows`` rows, or against a reference of fewer values, the numbers' (KS and
+the missing-share test) and on every window the categories' (chi-squared and the rare-category
+test, whose missing values are one of their bins). A p-value answers "is there any difference",
+the question is "is the difference big enough to act on": on large samples every test finds a
+negligible shift "significant", and on small ones effect sizes are noisy (a window drawn as the
+reference was, of 100 rows and ten bins, reads a PSI of about 0.1), so each holds back what the
+other cannot tell. The tests alone once decided small windows, and a 0.3-sigma shift (PSI 0.09)
+drifted in every window of 999 rows and in none of 1,000: the live verdict flapped as the window
+filled (see ``_floored``).
 ``p_value`` is the window's, not each feature's: each of a feature's two tests runs at
 ``p_value`` divided by twice the number of features (Bonferroni). Otherwise the more features
 a model had, the more often a window drawn as the reference was would raise an alert: with six
 features tested each at 0.01 as a window grew from 30 to 1,000 rows (a verdict every 20 rows),
 a fifth of such streams raised one at some point; divided, 3% did.
-PSI >= 0.2 is the customary "significant shift" line in credit scoring (about 0.45 sigma of a
-normal feature's mean), and its sampling noise at 1,000 rows and a dozen bins is about 0.01,
-so from ``large_sample_rows`` on PSI decides alone; a Jensen-Shannon distance of 0.1 is a
-comparable move for categories, whose tests still count on large windows: over many categories
-counted in a small reference the distance's own noise reaches 0.1.
+PSI >= 0.2 is the customary "significant shift" line in credit scoring (about a 0.46-sigma
+shift of a normal feature's mean: on its deciles 0.45 sigma reads 0.19, 0.46 sigma 0.20). Its
+noise on a window drawn as the reference was is that of the smaller of the two samples (see
+``_reference_noise``): 0.012 on average for 1,000 rows against 5,000, 0.026 for 1,000 against
+1,000, far under its line, so PSI decides alone where the window's rows and the reference's
+values both reach ``large_sample_rows``; against a smaller reference the tests keep deciding,
+on a large window read on its counts (``divergence.ks_binned``). A Jensen-Shannon distance of
+0.19 is the same size of move for categories where shares move between values both samples
+hold (for small moves PSI is the chi-squared divergence and Jensen-Shannon's squared is it over
+8 ln 2): a flag from 50% to 72% ones reads PSI 0.20 and JS 0.19, whether it comes as 0/1 (a
+number) or True/False (a category), and 14 points of share moved between two of five
+categories read 0.21 and 0.19. Mass moving where the reference held none (new values, missing
+ones where it missed none, numbers out of its range) is another matter: PSI weighs it by the
+log of its share over ``EPSILON``, Jensen-Shannon does not, and 3.4% of the rows there read
+PSI 0.2 and Jensen-Shannon 0.13; 7% reach Jensen-Shannon 0.19. The categories' tests still
+count on large windows: over many categories counted in a small reference the distance's own
+noise reaches its line.
 """
 
 from __future__ import annotations
@@ -59,6 +73,7 @@ from modelpilot.monitoring.divergence import (
     EPSILON,
     fisher_exact,
     js_distance,
+    ks_binned,
     ks_two_sample,
     probabilities,
     wasserstein,
@@ -68,6 +83,7 @@ from modelpilot.monitoring.drift_results import (
     DriftReport,
     DriftThresholds,
     FeatureDrift,
+    p_shown,
     summarize,
 )
 from modelpilot.repeated_errors import first_line
@@ -102,13 +118,18 @@ def judge_numeric(
     """Scores and verdict for a numeric feature (counts end with the missing-value bin).
 
     ``reference_points``/``current_points`` locate the non-missing bins for Wasserstein;
-    ``current_sample`` holds the window's values present when it is small enough for KS,
-    ``reference_sample`` the reference's that it is compared with, or a sketch of them that
-    stands for ``reference_rows`` values (see ``divergence.ks_two_sample``).
-    On such a window the feature drifts when either its values (KS) or its share of missing
-    values (Fisher's exact test) moved, each judged at ``thresholds.alpha``, and its PSI
-    reaches ``thresholds.psi`` (see ``_floored``); the test with the smaller p-value is the
-    one reported as deciding. From ``large_sample_rows`` rows PSI decides alone.
+    ``current_sample`` holds the window's values present when it is small enough for KS on
+    its values, ``reference_sample`` the reference's that it is compared with, or a sketch of
+    them that stands for ``reference_rows`` values (see ``divergence.ks_two_sample``).
+
+    PSI decides alone where both the window's rows and the reference's values present (its
+    bins' rows) reach ``large_sample_rows``: PSI's noise is that of the smaller sample (see
+    ``_reference_noise``). Elsewhere the feature drifts when either its values (KS) or its
+    share of missing values (Fisher's exact test) moved, each judged at
+    ``thresholds.alpha``, and its PSI reaches ``thresholds.psi`` (see ``_floored``); the test
+    with the smaller p-value is the one reported as deciding. KS reads the window's values
+    where it is small and they are at hand, else its counts on the reference's bins
+    (``divergence.ks_binned``: a large window against a small reference).
     """
     rows = int(current_counts.sum())
     if rows == 0:
@@ -124,45 +145,73 @@ def judge_numeric(
     observed = _observed(name, "numeric", reference_counts, current_counts, thresholds, w)
     if rows < thresholds.min_rows:
         return observed
-    if rows < thresholds.large_sample_rows and current_sample is not None:
-        _, ks_p = ks_two_sample(reference_sample, current_sample, reference_rows)
-        missing_p = fisher_exact(
-            int(reference_counts[-1]),
-            int(reference_counts.sum()),
-            int(current_counts[-1]),
-            rows,
-        )
-        alpha = thresholds.alpha
-        if missing_p < ks_p:
-            method, deciding_p = "missing", missing_p
-            finding = (
-                f"missing in {observed.missing_share:.1%} of rows against "
-                f"{observed.reference_missing_share:.1%} of the reference's"
-                + ("" if missing_p < alpha else ", within chance")
-                + f": Fisher's exact test p = {missing_p:.2g}"
-            )
-        else:
-            method, deciding_p = "ks", ks_p
-            values = "values differ from" if ks_p < alpha else "values as in"
-            finding = f"{values} the reference: KS test p = {ks_p:.2g}"
-        tested = _tested(
+    values = int(reference_counts[:-1].sum())
+    if min(rows, values) >= thresholds.large_sample_rows:
+        drifted = observed.psi >= thresholds.psi
+        return replace(
             observed,
-            method,
-            deciding_p,
-            finding,
-            thresholds,
-            p_value=ks_p,
-            missing_p_value=missing_p,
+            method="psi",
+            score=observed.psi,
+            threshold=thresholds.psi,
+            drifted=drifted,
+            reason=f"PSI {_against(observed.psi, thresholds.psi)}",
         )
-        return _floored(tested, "psi", "PSI", observed.psi, thresholds.psi)
-    drifted = observed.psi >= thresholds.psi
-    return replace(
+    if current_sample is not None and rows < thresholds.large_sample_rows:
+        _, ks_p = ks_two_sample(reference_sample, current_sample, reference_rows)
+        binned = ""
+    else:  # the window's values are not at hand: its counts on the reference's bins
+        _, ks_p = ks_binned(reference_counts[:-1], current_counts[:-1])
+        binned = " (read on the reference's bins)"
+    missing_p = fisher_exact(
+        int(reference_counts[-1]),
+        int(reference_counts.sum()),
+        int(current_counts[-1]),
+        rows,
+    )
+    alpha = thresholds.alpha
+    if missing_p < ks_p:
+        method, deciding_p = "missing", missing_p
+        finding = (
+            f"missing in {observed.missing_share:.1%} of rows against "
+            f"{observed.reference_missing_share:.1%} of the reference's"
+            + ("" if missing_p < alpha else ", within chance")
+            + f": Fisher's exact test p = {p_shown(missing_p, alpha)}"
+        )
+    else:
+        method, deciding_p = "ks", ks_p
+        values_said = "values differ from" if ks_p < alpha else "values as in"
+        finding = f"{values_said} the reference{binned}: KS test p = {p_shown(ks_p, alpha)}"
+    tested = _tested(
         observed,
-        method="psi",
-        score=observed.psi,
-        threshold=thresholds.psi,
-        drifted=drifted,
-        reason=f"PSI {observed.psi:.3f} {'>=' if drifted else '<'} {thresholds.psi:g}",
+        method,
+        deciding_p,
+        finding,
+        thresholds,
+        p_value=ks_p,
+        missing_p_value=missing_p,
+    )
+    floored = _floored(tested, "psi", "PSI", observed.psi, thresholds.psi)
+    return replace(floored, reason=f"{floored.reason}{_reference_noise(rows, values, thresholds)}")
+
+
+def _reference_noise(rows: int, values: int, thresholds: DriftThresholds) -> str:
+    """Why a window of ``large_sample_rows`` rows or more is judged by its tests: the
+    reference's ``values`` are fewer (else nothing to say).
+
+    PSI's own noise, on a window drawn as the reference was, is that of both samples: about
+    (bins - 1) (1/n + 1/m) over the decile bins, plus the bins below the reference's least
+    value and above its greatest, which the reference holds none of by construction and a
+    window about 1/(n + 1) of its rows each. So the smaller sample sets it, and a large window
+    against a small reference reads its noise: windows of 5,000 rows drawn as a reference of
+    50 rows was read PSI 0.39 (the median over 20 references) and drifted 18 times in 20
+    when PSI decided alone from 1,000 rows, as it did whatever the reference's size (one of
+    999 rows, judged by KS, did not). KS, whose p-value counts the reference's size, keeps
+    deciding while the reference is small."""
+    if rows < thresholds.large_sample_rows:
+        return ""
+    return (
+        f"; tested, as the reference's {values:,} values are too few (under "
+        f"{thresholds.large_sample_rows:,}) for PSI to decide alone"
     )
 
 
@@ -214,7 +263,9 @@ def judge_categorical(
     js, line = observed.js_distance, thresholds.js_distance
     far = js >= line
     drifted = far and deciding_p < thresholds.alpha
-    test = f"{found.test} p = {deciding_p:.2g} {'<' if drifted else '>='} {thresholds.alpha_text()}"
+    shown = p_shown(deciding_p, thresholds.alpha)
+    level = thresholds.alpha_text(deciding_p)
+    test = f"{found.test} p = {shown} {'<' if deciding_p < thresholds.alpha else '>='} {level}"
     if not far:
         chance = ""
     elif drifted:
@@ -227,7 +278,7 @@ def judge_categorical(
         score=js,
         threshold=line,
         drifted=drifted,
-        reason=f"Jensen-Shannon distance {js:.3f} {'>=' if far else '<'} {line:g}{chance}",
+        reason=f"Jensen-Shannon distance {_against(js, line)}{chance}",
         p_value=chi_p,
         rare_p_value=rare_p,
     )
@@ -253,7 +304,7 @@ def _tested(
         score=1 - deciding,
         threshold=1 - thresholds.alpha,
         drifted=drifted,
-        reason=f"{finding} {'<' if drifted else '>='} {thresholds.alpha_text()}",
+        reason=f"{finding} {'<' if drifted else '>='} {thresholds.alpha_text(deciding)}",
         p_value=p_value,
         missing_p_value=missing_p_value,
         rare_p_value=rare_p_value,
@@ -269,7 +320,7 @@ def _floored(
 
     The tests alone flagged any shift they could tell from chance, so a shift too small to
     matter drifted while the window filled and stopped at ``large_sample_rows``, where the
-    effect size takes over: 0.3 reference sigmas (PSI 0.11) in every window of 999 rows and
+    effect size takes over: 0.3 reference sigmas (PSI 0.09) in every window of 999 rows and
     none of 1,000, and the live verdict and its alert flapped with the window's size, not the
     data. Where the tests find the window past chance and the effect size falls short, the
     effect size is what decided (``method``, its score against ``line``); else the test, as
@@ -277,7 +328,7 @@ def _floored(
     if not tested.drifted:
         return tested
     if effect >= line:
-        return replace(tested, reason=f"{tested.reason}; {said} {effect:.3f} >= {line:g}")
+        return replace(tested, reason=f"{tested.reason}; {said} {_against(effect, line)}")
     return replace(
         tested,
         method=method,
@@ -285,10 +336,24 @@ def _floored(
         threshold=line,
         drifted=False,
         reason=(
-            f"{said} {effect:.3f} < {line:g}, too small a shift to act on, though past "
+            f"{said} {_against(effect, line)}, too small a shift to act on, though past "
             f"chance: {tested.reason}"
         ),
     )
+
+
+def _against(effect: float, line: float) -> str:
+    """An effect size against its line, as the verdict compared them ("0.0997 < 0.1"): the
+    effect with three decimals, or as many more as keep it on its side of the line as shown
+    (at three, 0.0997 read "0.100 < 0.1", and 0.19996 "0.200 < 0.2")."""
+    reached = effect >= line
+    shown_line = f"{line:g}" if float(f"{line:g}") == line else repr(line)
+    shown = repr(effect)
+    for decimals in range(3, 18):
+        if (float(f"{effect:.{decimals}f}") >= float(shown_line)) == reached:
+            shown = f"{effect:.{decimals}f}"
+            break
+    return f"{shown} {'>=' if reached else '<'} {shown_line}"
 
 
 def _observed(

@@ -26,10 +26,14 @@ class DriftThresholds:
     p_value: float = 0.01
     psi: float = 0.2
     """The PSI a numeric feature's shift must reach to drift, on any window (on one under
-    ``large_sample_rows``, its tests must also find it past chance)."""
-    js_distance: float = 0.1
+    ``large_sample_rows``, or against a reference of fewer values, its tests must also find
+    it past chance)."""
+    js_distance: float = 0.19
     """The Jensen-Shannon distance a categorical feature's shift must reach to drift, its
-    tests also finding it past chance."""
+    tests also finding it past chance: the size of move that PSI's line is, where shares
+    move between values both samples hold (for small moves PSI is the chi-squared divergence
+    and Jensen-Shannon's squared is it over 8 ln 2, so sqrt(0.2 / (8 ln 2)) = 0.19). At 0.1
+    the same flag drifted from 50% to 62% ones as True/False and only at 72% as 0/1."""
     dataset_share: float = 0.5
     """A window has dataset drift when at least this share of its features drift."""
     features: int = 1
@@ -43,11 +47,42 @@ class DriftThresholds:
         """The p-value under which one test of one feature finds drift."""
         return self.p_value / (TESTS_PER_FEATURE * max(self.features, 1))
 
-    def alpha_text(self) -> str:
-        """``alpha`` in words: "0.00125 (0.01 over 4 features, 2 tests each)"."""
+    def alpha_text(self, p: float | None = None) -> str:
+        """``alpha`` in words: "0.00125 (0.01 over 4 features, 2 tests each)"; beside a
+        p-value ``p``, with as many digits as ``p_shown`` gives it."""
         features = max(self.features, 1)
         tests = f"{features} feature{'s' if features > 1 else ''}, {TESTS_PER_FEATURE} tests each"
-        return f"{self.alpha:.2g} ({self.p_value:g} over {tests})"
+        digits = 2 if p is None else _digits(p, self.alpha)
+        return f"{self.alpha:.{digits}g} ({self.p_value:g} over {tests})"
+
+
+def figures_apart(value: float, line: float, places: int = 4) -> tuple[str, str]:
+    """``value`` and ``line`` to ``places`` decimals, or as many more as keep them, read as
+    printed, on the sides of each other that they are (``value`` at or above ``line``, or
+    under it): at four, a PSI of 0.19996 read "0.2000" beside its line's "0.2000", and the
+    verdict beside them "ok". NaN, and figures past 1e4, as they are."""
+    reached = value >= line
+    for decimals in range(places, 18):
+        shown, line_shown = f"{value:.{decimals}f}", f"{line:.{decimals}f}"
+        if (float(shown) >= float(line_shown)) == reached or math.isnan(value):
+            return shown, line_shown
+    return repr(value), repr(line)
+
+
+def p_shown(p: float, alpha: float) -> str:
+    """A p-value as a verdict shows it beside its level ``alpha`` (``alpha_text``): with two
+    significant digits, or as many more as keep the two figures on the sides of each other
+    that they are. At two, a p-value of 0.00166 under the level 0.001667 (0.01 over three
+    features, two tests each) read "p = 0.0017 < 0.0017"."""
+    return f"{p:.{_digits(p, alpha)}g}"
+
+
+def _digits(p: float, alpha: float) -> int:
+    below = p < alpha
+    for digits in range(2, 18):
+        if (float(f"{p:.{digits}g}") < float(f"{alpha:.{digits}g}")) == below:
+            return digits
+    return 17
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +116,8 @@ class FeatureDrift:
     wasserstein: float | None
     """Numbers only (None for categories)."""
     p_value: float | None
-    """The KS test's (numbers, on windows small enough for tests) or the chi-squared test's
+    """The KS test's (numbers, where the tests run: see ``drift.judge_numeric``) or the
+    chi-squared test's
     (categories, on any window with a verdict: on large ones it tells Jensen-Shannon from
     noise)."""
     missing_share: float
@@ -89,8 +125,8 @@ class FeatureDrift:
     reference_missing_share: float
     """Share of the reference's rows in which it is missing."""
     missing_p_value: float | None = None
-    """Numbers, on windows small enough for tests: Fisher's exact test of ``missing_share``
-    against ``reference_missing_share``."""
+    """Numbers, where the tests run: Fisher's exact test of ``missing_share`` against
+    ``reference_missing_share``."""
     unseen_share: float = 0.0
     """Categories: share of the window's values the reference never saw; NaN when that cannot
     be told, as the profile kept the reference's most frequent categories and pooled the rest
@@ -108,8 +144,8 @@ class FeatureDrift:
     def deciding_p_value(self) -> float | None:
         """The p-value that the verdict weighed: the smaller of the feature's two tests' (see
         ``drift._tested``), drifted when under ``DriftThresholds.alpha`` and the effect size
-        reaches its line; None where no test ran (a numeric feature's large window, too few
-        rows)."""
+        reaches its line; None where no test ran (a numeric feature's large window against a
+        reference of as many values, too few rows)."""
         tested = [
             p for p in (self.p_value, self.missing_p_value, self.rare_p_value) if p is not None
         ]
