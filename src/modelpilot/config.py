@@ -168,7 +168,8 @@ class Settings(BaseSettings):
 
     drift_large_sample_rows: int = Field(default=1000, ge=1)
     """Windows under this many rows need a numeric feature's tests (KS, missing share) to find
-    its shift past chance too; from this many on, PSI alone decides."""
+    its shift past chance too, as do windows of any size against a reference of fewer values
+    than this; from this many on both sides, PSI alone decides."""
 
     drift_p_value: float = Field(default=0.01, gt=0.0, lt=1.0)
     """Significance level of the drift tests on small windows, for all features together
@@ -180,10 +181,10 @@ class Settings(BaseSettings):
     """PSI at or above which a numeric feature drifted, on any window (under
     drift_large_sample_rows, when its tests also find the shift significant)."""
 
-    drift_js_threshold: float = Field(default=0.1, gt=0.0, le=1.0)
+    drift_js_threshold: float = Field(default=0.19, gt=0.0, le=1.0)
     """Jensen-Shannon distance at or above which a categorical feature drifted, on any window,
     once its chi-squared or rare-category test also finds the difference significant at
-    drift_p_value."""
+    drift_p_value (0.19: the size of move that drift_psi_threshold's 0.2 is for numbers)."""
 
     drift_dataset_share: float = Field(default=0.5, gt=0.0, le=1.0)
     """Share of drifted features at which the whole window counts as drifted

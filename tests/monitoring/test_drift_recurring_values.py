@@ -51,8 +51,11 @@ def test_one_placeholder_in_every_row_drifts(reference_rows: int) -> None:
 
 
 @pytest.mark.parametrize(("reference_rows", "rows"), [(500, 2000), (3000, 2000), (3000, 500)])
-def test_a_placeholder_in_a_twentieth_of_the_rows_drifts(reference_rows: int, rows: int) -> None:
-    found = user_id(ids(reference_rows, 2), ids(rows, 3, placeholder=0.05))
+def test_a_placeholder_in_a_tenth_of_the_rows_drifts(reference_rows: int, rows: int) -> None:
+    """(In a twentieth of 2,000 rows, against 3,000 ids pooled as a tail, it moves the split
+    Jensen-Shannon by 0.16: past the line of 0.1 that categories had, under the 0.19 that is
+    PSI's 0.2 in a move of shares; see docs/drift.md, "The two lines".)"""
+    found = user_id(ids(reference_rows, 2), ids(rows, 3, placeholder=0.1))
     assert found.drifted, found.reason
 
 

@@ -31,7 +31,7 @@ class FloatSetting:
 
 DRIFT_SETTINGS = {
     "drift_psi_threshold": FloatSetting(0.2, gt=0.0),
-    "drift_js_threshold": FloatSetting(0.1, gt=0.0, le=1.0),
+    "drift_js_threshold": FloatSetting(0.19, gt=0.0, le=1.0),
     "drift_p_value": FloatSetting(0.01, gt=0.0, lt=1.0),
 }
 """``modelpilot.config.Settings``' drift thresholds, which ``drift --help`` states (building

@@ -414,6 +414,8 @@ took a minute to print and could not be read. The HTML report has them all."""
 
 
 def _print(comparison: Comparison, thresholds: DriftThresholds) -> None:
+    from modelpilot.monitoring.drift_results import figures_apart
+
     report = comparison.report
     # Narrow, so that feature names fit in 80 columns ("sepal_le…" said little).
     table = Table(
@@ -438,6 +440,8 @@ def _print(comparison: Comparison, thresholds: DriftThresholds) -> None:
         else:
             verdict = "[bold red]drifted[/]" if f.drifted else "[green]ok[/]"
             score, threshold = _figure(f.score, 4), _figure(f.threshold, 4)
+            if abs(f.score) < 1e4:  # as many places as keep the two on their sides
+                score, threshold = figures_apart(f.score, f.threshold, 4)
         rows.append(
             (
                 terminal_text(f.name),
@@ -492,7 +496,8 @@ def _print(comparison: Comparison, thresholds: DriftThresholds) -> None:
     out.print(
         f"[dim]Rule: under {thresholds.min_rows} rows no verdict; then PSI >= "
         f"{thresholds.psi} / Jensen-Shannon >= {thresholds.js_distance}, and, under "
-        f"{thresholds.large_sample_rows} rows, KS (and Fisher's exact test of the share of "
+        f"{thresholds.large_sample_rows} rows or against a reference of fewer values, KS (and "
+        "Fisher's exact test of the share of "
         f"missing values) / on any, chi-squared of both samples' counts (and Fisher's of rare "
         f"and unseen categories) at p < {thresholds.p_value} over all features (each test at "
         f"{thresholds.p_value} / twice their number). "

@@ -17,6 +17,7 @@ import numpy as np
 
 from modelpilot.monitoring.binning import FeatureHistogram
 from modelpilot.monitoring.drift import FeatureDrift
+from modelpilot.monitoring.drift_results import figures_apart
 from modelpilot.monitoring.offline import Comparison
 from modelpilot.registry.profile import TOP_CATEGORIES
 
@@ -123,7 +124,8 @@ _RULE = (
     "<p class='rule'>How to read this: below the minimum row count there is no verdict. "
     "A feature drifts when an effect size reaches its line (PSI for numbers, Jensen-Shannon "
     "distance for categories, both with a bin for missing values) and, on small samples "
-    "(and for categories on any), significance tests find the difference past chance "
+    "(for numbers also on large ones against a small reference, and for categories on any), "
+    "significance tests find the difference past chance "
     "(score = 1 - p-value, the p-value shown being that of the test that decided): for "
     "numbers, two-sample Kolmogorov-Smirnov on the values present and Fisher's exact test of "
     "the share of missing values, the smaller p-value deciding (method ks or missing); for "
@@ -175,10 +177,13 @@ def _table(features: Sequence[FeatureDrift]) -> str:
 
 
 def _judgement(feature: FeatureDrift) -> str:
-    """The score and threshold cells: none without a verdict (they read 0.0000, 0.0000)."""
+    """The score and threshold cells: none without a verdict (they read 0.0000, 0.0000);
+    with the places that keep the two on their sides (a PSI of 0.19996 read "0.2000" beside
+    "0.2000", the verdict "ok")."""
     if feature.method == "none":
         return "<td>-</td><td>-</td>"
-    return f"<td>{feature.score:.4f}</td><td>{feature.threshold:.4f}</td>"
+    score, threshold = figures_apart(feature.score, feature.threshold, 4)
+    return f"<td>{score}</td><td>{threshold}</td>"
 
 
 def _badge(feature: FeatureDrift) -> str:

@@ -51,8 +51,8 @@ class ModelCollector(Collector):
             "chi-squared, Fisher's exact test of the rare categories' share); under the "
             "drift p-value divided by twice the number of features it drifted, when its effect "
             "size (PSI for numbers, Jensen-Shannon for categories) also reaches its threshold. "
-            "No series where no test ran (too few rows; numbers on large windows, where PSI "
-            "decides).",
+            "No series where no test ran (too few rows; numbers on large windows against a "
+            "reference of as many values, where PSI decides).",
             labels=[*VERSION, "feature"],
         )
         missing_share = GaugeMetricFamily(
