@@ -72,7 +72,7 @@ async def test_a_drift_whose_labels_aged_out_holds_in_the_report_the_gauge_and_t
         (alert,) = (await served.client.get("/api/alerts")).json()["active"]
         assert (alert["rule"], alert["model"]) == ("concept_drift", "iris:1")
         assert alert["message"] == (
-            performance["reason"] + "; without a verdict an alert neither fires nor resolves"
+            performance["reason"] + "; without a verdict the alert holds, at the value last judged"
         )
 
         # Once the alert resolves (its version no longer served, say), nothing holds.
