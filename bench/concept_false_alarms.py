@@ -178,7 +178,7 @@ def walk(total: float, step: int, paths: int = 40_000) -> float:
     """How often a random walk judged from ``PerformanceThresholds().min_labels`` to ``LABELS``
     steps, every ``step``, at ``look_level`` for one test crosses its normal bound: the
     sequential rate of one test whose statistic is a mean (``LOOKS_PER_SIZE``)."""
-    from modelpilot.monitoring.performance import look_level  # not in older releases
+    from modelpilot.monitoring.resampling import look_level  # not in older releases
 
     rng = np.random.default_rng(13)
     start = PerformanceThresholds().min_labels

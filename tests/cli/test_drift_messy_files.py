@@ -12,7 +12,8 @@ import pytest
 from rich.console import Console
 from rich.progress import Progress, TaskID
 
-from modelpilot.cli.drift_command import TABLE_ROWS, _from_files
+from modelpilot.cli.drift_command import _from_files
+from modelpilot.cli.drift_table import TABLE_ROWS
 from modelpilot.errors import BadRequest, InvalidInput
 from modelpilot.monitoring.drift import DriftThresholds
 from tests.cli.conftest import Run

@@ -8,13 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modelpilot.monitoring.performance import (
-    LOOKS_PER_SIZE,
-    PerformanceThresholds,
-    PerformanceWindow,
-    look_level,
-)
-from modelpilot.monitoring.resampling import p_values
+from modelpilot.monitoring.performance import PerformanceThresholds, PerformanceWindow
+from modelpilot.monitoring.resampling import LOOKS_PER_SIZE, look_level, p_values
 
 REFERENCE = {"accuracy": 0.857, "f1": 0.8567}
 """A binary classifier at registration (held-out data)."""

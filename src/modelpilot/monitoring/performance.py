@@ -14,7 +14,7 @@ import numpy as np
 from modelpilot.monitoring.divergence import chi_squared_homogeneity, js_distance
 from modelpilot.monitoring.label_values import class_label, known_labels, regression_label
 from modelpilot.monitoring.regression_errors import error_pairs, scored_rows
-from modelpilot.monitoring.resampling import p_values
+from modelpilot.monitoring.resampling import look_level, p_values
 from modelpilot.registry.quality import (
     HIGHER_IS_BETTER,
     classification_metrics,
@@ -464,27 +464,6 @@ class PerformanceWindow:
         for value in truth:
             current[index.get(label_key(value), len(names))] += 1
         return js_distance(reference, current), chi_squared_homogeneity(reference, current)[1]
-
-
-LOOKS_PER_SIZE = 3
-"""What the looks at a window while it doubles in size count as, in independent looks: a
-random walk judged at every step from 30 to 1000 (six sizes) at ``a / (6 x 3)`` crossed that
-level's normal bound in about ``a`` of its runs (``a`` 0.01: 1.01%, 0.005: 0.54%, 0.0025:
-0.28%; judged every 10 steps 0.74%, 0.38%, 0.19%; 40,000 runs each,
-``bench/concept_false_alarms.py --only walk``); at ``a / 6`` (one look a size), in 2.5 ``a``."""
-
-
-def look_level(p_value: float, tests: int, min_labels: int, max_rows: int) -> float:
-    """The level each of a look's ``tests`` is judged at, in a window of at most ``max_rows``
-    labels that is judged from ``min_labels`` on: ``p_value`` split over the
-    tests (as the drift tests split theirs over features) and over the sizes the window is
-    judged at while it grows, one for each doubling from ``min_labels`` (30, 60, 120, 240,
-    480 and 960 on, for the defaults: six), each counted as ``LOOKS_PER_SIZE`` looks. The same
-    at every size, and so stateless: the looks at every label of a doubling are about as many
-    independent looks whatever its size, and a window that is full judges at that level as
-    it slides."""
-    sizes = math.floor(math.log2(max_rows / min_labels)) + 1 if max_rows > min_labels else 1
-    return p_value / (tests * sizes * LOOKS_PER_SIZE)
 
 
 def _same(earlier: Any, truth: Any) -> bool:
