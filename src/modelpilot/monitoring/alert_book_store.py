@@ -127,12 +127,11 @@ def book_store(registry: Registry, server: str) -> BookStore | None:
     return BookFile(Path(database).parent / "alert-books", server)
 
 
-class BookFile:
-    """A server's book as a JSON file in a directory, replaced whole on each save."""
+class _Stored:
+    """A book read back from where it is saved (``_read``: its JSON text, or None)."""
 
-    def __init__(self, directory: Path, server: str) -> None:
-        self.path = directory / f"{re.sub(r'[^A-Za-z0-9._-]', '_', server)}.json"
-        self.where = str(self.path)
+    def _read(self) -> str | None:
+        raise NotImplementedError
 
     def load(self) -> AlertState | None:
         text = self._read()
@@ -141,6 +140,14 @@ class BookFile:
     def lease(self) -> Lease | None:
         text = self._read()
         return None if text is None else lease_of(text)
+
+
+class BookFile(_Stored):
+    """A server's book as a JSON file in a directory, replaced whole on each save."""
+
+    def __init__(self, directory: Path, server: str) -> None:
+        self.path = directory / f"{re.sub(r'[^A-Za-z0-9._-]', '_', server)}.json"
+        self.where = str(self.path)
 
     def _read(self) -> str | None:
         try:
@@ -158,7 +165,7 @@ class BookFile:
         return None
 
 
-class BookTable:
+class BookTable(_Stored):
     """A server's book as a row of ``mp_alert_books``, by server, in a database."""
 
     def __init__(self, engine: Engine, server: str) -> None:
@@ -171,14 +178,6 @@ class BookTable:
         if not self._created:
             create_tables(self.engine, metadata)
             self._created = True
-
-    def load(self) -> AlertState | None:
-        text = self._read()
-        return None if text is None else decode(text)
-
-    def lease(self) -> Lease | None:
-        text = self._read()
-        return None if text is None else lease_of(text)
 
     def _read(self) -> str | None:
         self._create()

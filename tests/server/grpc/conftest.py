@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,12 +22,15 @@ GrpcServer = Callable[..., int]
 
 @pytest.fixture
 def grpc_server(served_registry: Registry, loop_thread: LoopThread) -> Iterator[GrpcServer]:
-    """Starts a server (settings overridable) and returns its port; stops them all after."""
+    """Starts a server (settings overridable; ``observers`` watch its engine) and returns its
+    port; stops them all after."""
     started: list[tuple[Server, InferenceEngine]] = []
 
-    def start(**overrides: Any) -> int:
+    def start(*, observers: Sequence[object] = (), **overrides: Any) -> int:
         settings = make_settings(served_registry, **overrides)
         engine = InferenceEngine(served_registry, settings)
+        for observer in observers:
+            engine.add_observer(observer)
         loop_thread.run(engine.start())
 
         async def serve() -> tuple[Server, int]:

@@ -7,8 +7,7 @@ the model's name was in the message."""
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import grpc
 import h2.events
@@ -16,14 +15,9 @@ import numpy as np
 import pytest
 
 from modelpilot.monitoring.service import ServiceMetrics
-from modelpilot.registry.store import Registry
-from modelpilot.server.grpc import create_grpc_server
 from modelpilot.server.grpc.generated import inference_pb2 as pb
 from modelpilot.server.grpc.generated import inference_pb2_grpc as pbg
-from modelpilot.serving.engine import InferenceEngine
-from tests.conftest import make_settings
-from tests.server.conftest import LoopThread
-from tests.server.grpc.conftest import grpc_message, infer_request
+from tests.server.grpc.conftest import GrpcServer, grpc_message, infer_request
 from tests.server.grpc.test_http2_frames import H2Client, answer
 
 LIMIT = 64 * 1024
@@ -56,29 +50,17 @@ class Served:
 
 
 @pytest.fixture
-def serve(served_registry: Registry, loop_thread: LoopThread) -> Iterator[Callable[[str], Served]]:
-    stops = []
+def serve(grpc_server: GrpcServer) -> Callable[[str], Served]:
+    """Starts a gRPC server of the kind asked for (``Served``)."""
 
     def start(kind: str) -> Served:
-        settings = make_settings(served_registry, grpc_max_message_bytes=LIMIT, grpc_server=kind)
-        engine = InferenceEngine(served_registry, settings)
         metrics = ServiceMetrics()
-        engine.add_observer(metrics)
-        loop_thread.run(engine.start())
+        return Served(
+            grpc_server(observers=[metrics], grpc_max_message_bytes=LIMIT, grpc_server=kind),
+            metrics,
+        )
 
-        async def serve() -> Any:
-            server, port = create_grpc_server(engine, settings, host="127.0.0.1", port=0)
-            await server.start()
-            return server, port
-
-        server, port = loop_thread.run(serve())
-        stops.append((server, engine))
-        return Served(int(port), metrics)
-
-    yield start
-    for server, engine in stops:
-        loop_thread.run(server.stop(1))
-        loop_thread.run(engine.stop())
+    return start
 
 
 def grpc_status(client: H2Client, stream: int) -> str:
