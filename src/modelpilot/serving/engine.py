@@ -169,11 +169,7 @@ class InferenceEngine:
         started = time.perf_counter()
         status, error, answered, named = "ok", None, "unknown", label
         try:
-            # ``served.version`` written out, as in ``get_model``: one coroutine fewer.
-            if version:
-                chosen = await self.served.resolve(model, version)
-            else:  # None or "": the served reference
-                chosen = await self.served.current(model)
+            chosen = await self.served.version(model, version)
             # From here on, a failure is the chosen version's (a canary's errors are its own),
             # of a model that exists (one registered after start-up may not be served yet):
             # also its load's, so that a version asked for by number that does not load has
@@ -405,11 +401,7 @@ class InferenceEngine:
 
     async def get_model(self, model: str, version: str | None = None) -> LoadedModel:
         """The loaded version a request for ``model`` (and ``version``) goes to."""
-        # ``served.version`` written out: one coroutine fewer on every request.
-        if version:
-            current = await self.served.resolve(model, version)
-        else:  # None or "": the served reference
-            current = await self.served.current(model)
+        current = await self.served.version(model, version)
         return await self.pool.get(current, self.settings.request_timeout_seconds)
 
     # -- metadata and repository -------------------------------------------------------------

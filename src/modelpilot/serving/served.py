@@ -14,10 +14,10 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from modelpilot.config import Settings
 from modelpilot.errors import (
@@ -259,11 +259,14 @@ class ServedModels:
     def was_unloaded(self, model: str) -> bool:
         return model in self._unloaded
 
-    async def version(self, model: str, version: str | None = None) -> ModelVersion:
-        """The version a request for ``model`` (and ``version``, if given) goes to."""
+    def version(self, model: str, version: str | None = None) -> Coroutine[Any, Any, ModelVersion]:
+        """The version a request for ``model`` (and ``version``, if given) goes to, to await.
+
+        ``resolve``'s or ``current``'s own coroutine, not one of its own around it: every
+        request awaits this, and a coroutine more cost each of them."""
         if version:
-            return await self.resolve(model, version)
-        return await self.current(model)  # None or "": the served reference
+            return self.resolve(model, version)
+        return self.current(model)  # None or "": the served reference
 
     async def current(self, model: str, force: bool = False) -> ModelVersion:
         """The version a request without a version goes to.
