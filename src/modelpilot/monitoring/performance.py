@@ -293,7 +293,9 @@ class PerformanceWindow:
             scored = dict.fromkeys(current, (truth, predicted))
         else:
             scored = error_pairs(truth, predicted) if rows else {}
-            current = {name: regression_metrics(*pair)[name] for name, pair in scored.items()}
+            # Once a pair: a row of one target scores MAE and RMSE on the same one.
+            figures = {id(pair): regression_metrics(*pair) for pair in scored.values()}
+            current = {name: figures[id(pair)][name] for name, pair in scored.items()}
         crossed = self._crossed(current) if len(rows) >= self.thresholds.min_labels else {}
         p_values = self._noise(rows, crossed, scored, proba) if crossed else {}
         return self._judge(truth, current, p_values, labels, now, held)
