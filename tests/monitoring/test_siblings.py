@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from modelpilot.config import Settings
+from modelpilot.monitoring.alerts import Alert, AlertState
 from modelpilot.monitoring.model_monitor import totals_of
 from modelpilot.monitoring.process import monitor_config
 from modelpilot.monitoring.siblings import SiblingCollector, WorkerExchange, retired_snapshot
@@ -160,3 +162,25 @@ def test_workers_share_the_drift_windows_rows_and_pool_the_labelled_ones(tmp_pat
         config = monitor_config(settings)
         # Labelled rows pooled over the workers are cut to the newest 1000 already.
         assert (config.window_rows, config.performance_rows) == (rows, 1000)
+
+
+def test_the_other_workers_read_the_alert_book_anew_only_when_worker_0_wrote_it(
+    tmp_path: Path,
+) -> None:
+    """Every worker but 0 reads the book at each evaluation (every 2 s, and after each label
+    post) to answer from it: unpickled every time, a book holding a long history cost each
+    of them that much CPU for a book that had not changed."""
+    writer, _ = _exchange(tmp_path, 0, os.getpid())
+    reader, _ = _exchange(tmp_path, 1, dead_pid())
+    assert reader.alerts() is None
+    firing = Alert("data_drift", "m:1", "warning", "2 of 4 features drifted", 0.5, 100.0)
+    writer.publish_alerts(AlertState(active=(firing,)))
+    first = reader.alerts()
+    assert first is not None and first.active == (firing,)
+    assert reader.alerts() is first  # the same book, not unpickled again
+
+    resolved = replace(firing, resolved_at=130.0)
+    writer.publish_alerts(AlertState(history=(resolved,)))
+    second = reader.alerts()
+    assert second is not None and second is not first
+    assert second.active == () and second.history == (resolved,)

@@ -125,7 +125,7 @@ class WorkerExchange:
         self._round_published = False
         self.inherited_alerts: AlertState | None = None
         """The alert book of the worker this one replaces, as it last published it."""
-        self._read_cache: dict[Path, tuple[tuple[int, int, int], WorkerSnapshot]] = {}
+        self._read_cache: dict[Path, tuple[tuple[int, int, int], object]] = {}
         self._read_lock = threading.Lock()  # scrapes and the monitor's thread both read
 
     def publish(
@@ -244,15 +244,11 @@ class WorkerExchange:
         os.replace(temporary, path)
 
     def alerts(self) -> AlertState | None:
-        """The alert book as worker 0 last wrote it (None before it first did)."""
-        try:
-            state: AlertState = pickle.loads((self.directory / ALERTS_FILE).read_bytes())
-        except FileNotFoundError:
-            return None
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError) as exc:
-            logger.warning("skipping the unreadable alert book: %s", exc)
-            return None
-        return state
+        """The alert book as worker 0 last wrote it (None before it first did). Read every
+        evaluation by the other workers, and unpickled again only when it changed (it does
+        when an alert fires, resolves or is delivered, not every round)."""
+        state = self._load(self.directory / ALERTS_FILE, "the alert book")
+        return state if isinstance(state, AlertState) else None
 
     def retire(self) -> None:
         """Set this worker's last snapshot aside for the worker that will take its place."""
@@ -264,7 +260,13 @@ class WorkerExchange:
         return [s for s in map(self._read, paths) if s is not None]
 
     def _read(self, path: Path) -> WorkerSnapshot | None:
-        """The snapshot at ``path``, unpickled again only when the file changed."""
+        snapshot = self._load(path, "snapshot")
+        return snapshot if isinstance(snapshot, WorkerSnapshot) else None
+
+    def _load(self, path: Path, what: str) -> object | None:
+        """The object pickled at ``path`` (``what`` it is, for the log), unpickled again only
+        when the file changed: writers replace the file whole, so a new inode, time or size
+        is a new object. Both are frozen, so readers may share one."""
         try:
             stat = path.stat()
             version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
@@ -272,17 +274,17 @@ class WorkerExchange:
                 cached = self._read_cache.get(path)
             if cached is not None and cached[0] == version:
                 return cached[1]
-            snapshot: WorkerSnapshot = pickle.loads(path.read_bytes())
+            loaded: object = pickle.loads(path.read_bytes())
         except FileNotFoundError:
             return None
         except (OSError, EOFError, pickle.UnpicklingError, AttributeError) as exc:
-            logger.warning("skipping unreadable snapshot %s: %s", path, exc)
+            logger.warning("skipping unreadable %s %s: %s", what, path, exc)
             return None
         with self._read_lock:
             if len(self._read_cache) > 64:  # mostly snapshots of workers long gone
                 self._read_cache = {p: v for p, v in self._read_cache.items() if p.exists()}
-            self._read_cache[path] = (version, snapshot)
-        return snapshot
+            self._read_cache[path] = (version, loaded)
+        return loaded
 
 
 def _counters(metrics: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
