@@ -17,10 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
-from itertools import accumulate
 from typing import Any, Protocol
 
 import numpy as np
@@ -30,6 +27,7 @@ from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.log_records import LogBatch, log_batch
 from modelpilot.monitoring.model_monitor import ModelMonitor, MonitorConfig, MonitorState
 from modelpilot.monitoring.tap_batches import Found, Merged, Relabelled
+from modelpilot.monitoring.tap_recent import RecentAnswers
 from modelpilot.registry.outage import Outage, cause, is_outage
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
@@ -170,16 +168,9 @@ class LocalTap:
         """``unlogged`` when they began to."""
         self._lock = threading.Lock()
         self._monitors: dict[tuple[str, int], ModelMonitor] = {}
-        # Recent batches, for labels whose requests the log does not hold: at least the last
-        # ``join_capacity`` requests. Kept whole and searched when labels come (rarely, next
-        # to requests): indexing every request id as it passed cost more than binning it.
-        # Their outputs only, all a label joins: the inputs of as many requests would double
-        # what the log's own bound costs in memory. With every request in the inference log,
-        # labels join there and this stays empty.
-        self._kept: deque[Merged] = deque()
-        self._kept_requests = 0
+        self._recent = RecentAnswers(join_capacity)
+        """For labels whose requests the log does not hold (it is off, or sampled)."""
         self._remember = log is None or sample_rate < 1.0
-        self._join_capacity = join_capacity
         self._random = np.random.default_rng()
         if restore:
             self.restore(time.time(), refs)
@@ -264,7 +255,7 @@ class LocalTap:
 
     def _take(self, batches: Sequence[Merged]) -> None:
         if self._remember:
-            self._keep_for_labels(batches)
+            self._recent.keep(batches)
         pending: list[LogBatch] = []
         for merged in batches:
             try:
@@ -361,7 +352,7 @@ class LocalTap:
             return self._lookup(model, request_ids)
 
     def _lookup(self, model: str, request_ids: Sequence[str]) -> dict[str, Found]:
-        found = self._recent(model, request_ids)
+        found = self._recent.find(model, request_ids)
         missing = [rid for rid in request_ids if rid not in found]
         if self.log is not None and missing:
             self._write_log()
@@ -418,35 +409,6 @@ class LocalTap:
 
     def closing(self, by: float) -> None:
         """Nothing to bound: the work is done by whoever calls, in this process."""
-
-    def _keep_for_labels(self, batches: Sequence[Merged]) -> None:
-        kept = self._kept
-        for merged in batches:
-            kept.append(replace(merged, times=[], inputs={}))
-            self._kept_requests += len(merged.request_ids)
-        while kept and self._kept_requests - len(kept[0].request_ids) >= self._join_capacity:
-            self._kept_requests -= len(kept.popleft().request_ids)
-
-    def _recent(self, model: str, request_ids: Sequence[str]) -> dict[str, Found]:
-        """The kept answers of ``model`` to ``request_ids``: a request answered twice is
-        found as last answered."""
-        found: dict[str, Found] = {}
-        wanted = set(request_ids)
-        for merged in reversed(self._kept):  # newest first
-            if not wanted:
-                break
-            if merged.version.model != model:
-                continue
-            hits = wanted.intersection(merged.request_ids)
-            if not hits:
-                continue
-            wanted -= hits
-            ends = accumulate(merged.rows)
-            for request_id, end, rows in zip(merged.request_ids, ends, merged.rows, strict=True):
-                if request_id in hits:  # a later answer in the batch replaces an earlier one
-                    outputs = {n: v[end - rows : end] for n, v in merged.outputs.items()}
-                    found[request_id] = Found(model, merged.version.version, outputs)
-        return found
 
     def _sampled(self, requests: int) -> int:
         """How many of ``requests`` the log's sample would take."""
