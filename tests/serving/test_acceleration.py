@@ -169,6 +169,32 @@ async def test_a_damaged_cache_is_made_again(
         assert "iris:1: its cached ONNX parity record" in warning
 
 
+async def test_a_graph_cached_by_an_earlier_release_is_checked_again_without_a_warning(
+    registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A registry upgraded from a release that did not record the graph's hash logged, for
+    every version at the first start, a WARNING that "the cached ONNX graph failed to load",
+    which reads as a damaged artifact: nothing failed, the graph is checked again once."""
+    x, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=500).fit(x, y)
+    version = register_model(registry, "iris", saved(tmp_path, model, "iris"), reference=x)
+    await (await serve(registry)).stop()  # converted, checked and cached
+    path = derived_path(registry, version, VERDICT)
+    verdict = json.loads(path.read_text())
+    del verdict["graph_sha256"]  # as an earlier release recorded it
+    path.write_text(json.dumps(verdict))
+    caplog.set_level("INFO", logger="modelpilot.serving.acceleration")
+    engine = await serve(registry)
+    try:
+        assert isinstance((await engine.get_model("iris")).runtime, ConvertedRuntime)
+    finally:
+        await engine.stop()
+    said = [r for r in caplog.records if r.name.endswith("acceleration")]
+    assert not [r.getMessage() for r in said if r.levelno >= logging.WARNING]
+    assert any("cached by an earlier release" in r.getMessage() for r in said)
+    assert json.loads(path.read_text())["graph_sha256"]  # recorded now: checked once
+
+
 def test_processes_loading_one_version_at_once_convert_it_once(
     registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

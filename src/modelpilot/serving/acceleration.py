@@ -90,6 +90,16 @@ def _from_cache(
         reason = _in_a_line(str(verdict.get("reason", "")))
         logger.info("%s keeps %s: %s", version, original.flavor, reason)
         return original
+    if verdict.get("graph_sha256") is None:
+        # Cached by a release from before graphs were checked by their hash: nothing failed,
+        # but the graph cannot be vouched for; checked again once, and recorded with it.
+        if not quiet:
+            logger.info(
+                "%s: its ONNX graph was cached by an earlier release, which did not record "
+                "the graph's hash; converting and checking it again (once, after an upgrade)",
+                version,
+            )
+        return None
     try:
         _check_cached(verdict, converted, optimized)
         fast = ConvertedRuntime(_load(converted, optimized), version.signature)
