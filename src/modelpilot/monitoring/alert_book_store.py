@@ -13,9 +13,10 @@ own traffic and tell their own verdicts. A book says which process keeps it (``L
 that two servers given one name (a named Deployment scaled to two replicas) find out, rather
 than silently overwriting each other's alerts (``alert_keeper``).
 
-- Beside a registry directory (SQLite): ``alert-books/NAME.json`` in it, written to a
-  temporary file and renamed over the old one, so that a crash leaves the old book or the new,
-  never half of one. A book of a few alerts is a few kilobytes.
+- Beside a registry directory (SQLite): ``alert-books/NAME.json`` in it (a name of other
+  characters than ``[A-Za-z0-9._-]``, such as ``HOST:PORT``, with a digest: ``book_file_name``),
+  written to a temporary file and renamed over the old one, so that a crash leaves the old
+  book or the new, never half of one. A book of a few alerts is a few kilobytes.
 - With a PostgreSQL registry: a row of the table ``mp_alert_books`` in its database, by server
   (the inference log's database, which servers on other machines reach too; the artifacts
   directory may be read-only to a server, and a pod's own disk goes with it).
@@ -26,6 +27,7 @@ evaluation while it fires: one small write per ``MODELPILOT_MONITOR_INTERVAL_SEC
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -142,18 +144,69 @@ class _Stored:
         return None if text is None else lease_of(text)
 
 
+PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+")
+"""The server names that are their book file's name as they stand (``NAME.json``)."""
+
+
+def book_file_name(server: str) -> str:
+    """The file name of ``server``'s book: the name itself where it is plain (``PLAIN_NAME``,
+    as before), else its plain characters (``_`` for each other, cut to 100) and a digest of
+    the whole name after a ``~``, which no plain name holds.
+
+    Books were named by the name with every character outside ``PLAIN_NAME`` replaced by
+    ``_``: 東京 and 大阪 (any two names of one length in a non-Latin script), ``eu/1`` and
+    ``eu_1`` shared a file, and each server took the other's alerts over. The digest (64 bits
+    of SHA-256: two names of a registry meet by chance once in billions of billions) tells
+    such names apart, and keeps a name of 200 characters in three bytes each within the 255
+    bytes a file name may have."""
+    if PLAIN_NAME.fullmatch(server):
+        return f"{server}.json"
+    digest = hashlib.sha256(server.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{_former_stem(server)[:100]}~{digest}.json"
+
+
+def _former_stem(server: str) -> str:
+    """What the book file of ``server`` was named before (but for ``.json``)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", server)
+
+
 class BookFile(_Stored):
-    """A server's book as a JSON file in a directory, replaced whole on each save."""
+    """A server's book as a JSON file in a directory, replaced whole on each save.
+
+    A server whose name is not plain (the default ``HOST:PORT`` too) kept its book under
+    another file name before (``former``): it takes that book over while its own file does not
+    exist yet, so that an upgrade does not announce its firing alerts again under new ids (nor
+    leave the old ones firing at the receiver). The former file is left in place: it may be
+    the book of a server whose name it is, or of another whose name mapped to it too."""
 
     def __init__(self, directory: Path, server: str) -> None:
-        self.path = directory / f"{re.sub(r'[^A-Za-z0-9._-]', '_', server)}.json"
+        self.path = directory / book_file_name(server)
         self.where = str(self.path)
+        former = directory / f"{_former_stem(server)}.json"
+        self.former = None if former == self.path else former
+        self._former_said = False
 
     def _read(self) -> str | None:
         try:
             return self.path.read_text()
         except FileNotFoundError:
+            pass
+        if self.former is None:
             return None
+        try:
+            text = self.former.read_text()
+        except FileNotFoundError:
+            return None
+        if not self._former_said:
+            self._former_said = True
+            logger.info(
+                "the alert book of this server is read from %s, the file it was kept in "
+                "before names beyond A-Z, a-z, 0-9, '.', '_' and '-' had files of their own; "
+                "it is kept at %s from now on",
+                self.former,
+                self.path,
+            )
+        return text
 
     def save(self, text: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

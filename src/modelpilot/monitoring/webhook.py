@@ -15,6 +15,10 @@ keep the POST and its body); 301, 302 and 303 are refusals, as following them wo
 POST into a bodiless GET. Whatever else goes wrong with a notification is counted as a failure
 and logged, and the thread goes on with the next: one that died left every later
 notification waiting, unsent and uncounted.
+
+The log names the receiver by its scheme, host and port alone (``shown_url``): a webhook URL
+is a secret, as a chat relay's carries its token in its path, and others a password or a
+``?token=``; written whole into every warning, it went wherever the server's log goes.
 """
 
 from __future__ import annotations
@@ -53,6 +57,34 @@ _KEEPING_POST = (307, 308)
 """Redirects that keep the method and the body (RFC 9110, 15.4): the only ones followed."""
 
 
+def shown_url(url: str | httpx.URL) -> str:
+    """``url`` as the log may show it: its scheme, host and port, without the user and
+    password, the path and the query (``/***`` where it has either), which may hold
+    credentials."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return "(a URL that cannot be read)"
+    hidden = "/***" if parsed.path not in ("", "/") or parsed.query else ""
+    return f"{parsed.scheme}://{parsed.netloc.decode('ascii')}{hidden}"
+
+
+def _failure_said(exc: Exception, url: str) -> str:
+    """What went wrong with an attempt, for the log, without the URL: httpx says a refusal
+    with it whole (``... for url 'http://user:password@...'``)."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        response = exc.response
+        return f"answered {response.status_code} {response.reason_phrase}".rstrip()
+    said = first_line(exc)
+    try:
+        written = {url, str(httpx.URL(url))}
+    except httpx.InvalidURL:
+        written = {url}
+    for secret in written:
+        said = said.replace(secret, shown_url(url))
+    return said
+
+
 def _final(response: httpx.Response) -> bool:
     """Whether the receiver's answer says that sending again would not help (a 4xx but a
     timeout, 408, or too many requests, 429)."""
@@ -66,7 +98,10 @@ def _redirect_said(exc: httpx.HTTPError) -> str:
     if exc.response.status_code in _KEEPING_POST:
         return f" (more than {MAX_REDIRECTS} redirects)"
     location = exc.response.headers.get("location")
-    where = f"where it points, {exc.response.url.join(location)}" if location else "where it points"
+    where = "where it points"
+    if location:
+        # Shown as the receiver is: the place it points to may hold the same token.
+        where += f", {shown_url(exc.response.url.join(location))} (its answer's Location)"
     return (
         " (a 301, 302 or 303 would turn the POST into a GET without the notification: set "
         f"MODELPILOT_ALERT_WEBHOOK_URL to {where})"
@@ -117,6 +152,8 @@ class Webhook:
         its answer); ``on_done`` is called, from the webhook's thread, after each
         notification is delivered or given up."""
         self.url = url
+        self.shown = shown_url(url)
+        """The receiver as the log names it (``shown_url``)."""
         self.on_done = on_done
         self.timeout = timeout
         self.retry_seconds = tuple(retry_seconds)
@@ -153,7 +190,7 @@ class Webhook:
                 self._errors.error(
                     "full",
                     "alert webhook %s: too many notifications waiting (%d); dropped the oldest, %s",
-                    self.url,
+                    self.shown,
                     self.max_waiting,
                     described(oldest),
                 )
@@ -195,7 +232,7 @@ class Webhook:
             self.dropped += len(left)
             logger.error(
                 "alert webhook %s: %d notification(s) not delivered before shutdown: %s",
-                self.url,
+                self.shown,
                 len(left),
                 "; ".join(described(payload) for payload in left),
             )
@@ -215,7 +252,7 @@ class Webhook:
                     try:
                         self.on_done()
                     except Exception:
-                        logger.exception("alert webhook %s: after a delivery", self.url)
+                        logger.exception("alert webhook %s: after a delivery", self.shown)
         finally:
             if self._client is not None:
                 self._client.close()
@@ -230,6 +267,7 @@ class Webhook:
                 last = cut = True
             try:
                 self._post(payload)
+                logger.info("alert webhook %s took %s", self.shown, described(payload))
                 return
             except httpx.HTTPError as exc:
                 self.failures += 1
@@ -244,28 +282,34 @@ class Webhook:
                     outcome = "refused" if refused else f"not taken after {attempt} attempts"
                     logger.error(
                         "alert webhook %s: %s %s: %s%s",
-                        self.url,
+                        self.shown,
                         described(payload),
                         outcome,
-                        first_line(exc),
+                        _failure_said(exc, self.url),
                         _redirect_said(exc) or _timeout_said(exc, self.timeout, again=False),
                     )
                     break
                 logger.warning(
                     "alert webhook %s (attempt %d, %s): %s%s",
-                    self.url,
+                    self.shown,
                     attempt,
                     described(payload),
-                    first_line(exc),
+                    _failure_said(exc, self.url),
                     _timeout_said(exc, self.timeout, again=True),
                 )
-            except Exception:
+            except Exception as exc:
                 # Neither the receiver's answer nor the network: the URL (httpx.InvalidURL is
-                # no HTTPError), the payload, the client. Sending again would fail alike.
+                # no HTTPError), the payload, the client. Sending again would fail alike. The
+                # traceback goes to the debug log alone: its last line may quote the URL.
                 self.failures += 1
-                logger.exception(
-                    "alert webhook %s: %s could not be sent", self.url, described(payload)
+                logger.error(
+                    "alert webhook %s: %s could not be sent: %s: %s",
+                    self.shown,
+                    described(payload),
+                    type(exc).__name__,
+                    _failure_said(exc, self.url),
                 )
+                logger.debug("alert webhook: the sending failed", exc_info=True)
                 break
         self.dropped += 1
 
@@ -281,10 +325,10 @@ class Webhook:
             if response.status_code == 308 and not self._moved_said:
                 self._moved_said = True
                 logger.warning(
-                    "alert webhook %s has moved for good to %s: set "
+                    "alert webhook %s has moved for good to %s (its answer's Location): set "
                     "MODELPILOT_ALERT_WEBHOOK_URL to it (followed meanwhile)",
-                    self.url,
-                    response.next_request.url,
+                    self.shown,
+                    shown_url(response.next_request.url),
                 )
             response = self._client.send(response.next_request)
         response.raise_for_status()

@@ -13,3 +13,7 @@ def configure_logging(level: str = "info") -> None:
     )
     # uvicorn's own error logger would print each message twice through ours.
     logging.getLogger("uvicorn.error").propagate = True
+    # httpx logs each request at INFO with its URL whole: the alert webhook's, a secret that
+    # may carry a password or a token, went into the log with every notification. The
+    # webhook logs its deliveries and failures itself, naming the receiver without them.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

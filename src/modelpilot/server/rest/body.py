@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from fastapi import Response
 
-from modelpilot.errors import BadRequest, PayloadTooLarge
+from modelpilot.errors import BadRequest, PayloadTooLarge, quoted
 from modelpilot.protocol.json_codec import parse_json
 from modelpilot.protocol.types import checked_request_id
 
@@ -67,18 +67,59 @@ def json_response(payload: Any, status: int = 200) -> Response:
 
 
 def id_header(request_id: str | None) -> dict[str, str]:
-    """The x-request-id header for an answer with ``request_id``: none for an id beyond ASCII
-    (HTTP/1.1 header values are bytes, and no encoding of them is agreed on), which the
-    answer's body carries as it is."""
+    """The x-request-id header for an answer with ``request_id``: none for an id beyond ASCII,
+    which the answer's body carries as it is. HTTP header values are bytes that clients read
+    as they please (Go and curl as UTF-8, Python's requests and Node as Latin-1): a header
+    that one of them misread would give a wrong id without a word, and labels posted with it
+    would match nothing; a header missing is seen."""
     if request_id is None or not request_id.isascii():
         return {}
     return {"x-request-id": request_id}
+
+
+def header_request_id(headers: Mapping[str, str]) -> str | None:
+    """The request id in the client's x-request-id header, read as UTF-8 and checked (None
+    without one); BadRequest if its bytes are not UTF-8 or it is no valid id.
+
+    The ASGI server hands header values over as bytes, which arrive here as Latin-1 text (each
+    byte one character): read so, the UTF-8 of ``hdr-é`` became the id ``hdr-Ã©``, and a label
+    posted for ``hdr-é`` matched nothing. UTF-8 is what clients send for text (Go, curl from a
+    UTF-8 shell, Node) and what the body's JSON holds; other bytes are refused rather than
+    guessed at."""
+    value = headers.get("x-request-id")
+    if value is None:
+        return None
+    sent = value.encode("latin-1")
+    try:
+        text = sent.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(
+            f"the x-request-id header is not UTF-8 text: its bytes are {quoted(sent)}. Send "
+            "the id in UTF-8 (Python's requests and http.client send a str header in "
+            'Latin-1: pass it as bytes, id.encode()), or as the body\'s "id"'
+        ) from None
+    return checked_request_id(text)
+
+
+def body_request_id(value: Any) -> str | None:
+    """A request id from a body (``checked_request_id``'s), refused (BadRequest) if it begins
+    or ends with a space: the answer's x-request-id header could not carry it (HTTP drops
+    the spaces around a header's value), so the header and the body would name two ids, and
+    a label posted for what the header said would match nothing. Refused rather than trimmed,
+    as the id is the client's: one that kept it with its spaces would label it so."""
+    text = checked_request_id(value)
+    if text is not None and (text[0] == " " or text[-1] == " "):
+        raise BadRequest(
+            f"the request id {quoted(text)} begins or ends with a space, which the "
+            "x-request-id header cannot carry (HTTP drops it); send the id without the spaces"
+        )
+    return text
 
 
 def sent_request_id(headers: Mapping[str, str]) -> str | None:
     """The request id in the client's x-request-id header, for an error answer to echo: None
     when there is none, or when it is no valid id (an error answer must not fail on it)."""
     try:
-        return checked_request_id(headers.get("x-request-id"))
+        return header_request_id(headers)
     except BadRequest:
         return None

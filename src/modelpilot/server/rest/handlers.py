@@ -16,13 +16,14 @@ import orjson
 from modelpilot.errors import BadRequest, InvalidInput, ModelPilotError, quoted
 from modelpilot.protocol.json_codec import decode_request, encode_response, nested_json
 from modelpilot.protocol.rows import request_from_records, request_from_rows
-from modelpilot.protocol.types import (
-    InferenceRequest,
-    InferenceResponse,
-    Tensor,
-    checked_request_id,
+from modelpilot.protocol.types import InferenceRequest, InferenceResponse, Tensor
+from modelpilot.server.rest.body import (
+    body_request_id,
+    decompress,
+    header_request_id,
+    id_header,
+    json_object,
 )
-from modelpilot.server.rest.body import decompress, id_header, json_object
 from modelpilot.serving.engine import InferenceEngine
 
 HEADER_LENGTH = "inference-header-content-length"
@@ -53,7 +54,9 @@ async def infer_reply(
         header_length = _header_length(headers.get(HEADER_LENGTH))
         inference = decode_request(body, header_length)
         if inference.id is None:
-            inference.id = checked_request_id(headers.get("x-request-id"))
+            inference.id = header_request_id(headers)
+        else:
+            inference.id = body_request_id(inference.id)
     except ModelPilotError as exc:
         error = await engine.refused(name, version, "rest", exc, time.perf_counter() - started)
         error.request_id = _sent_id(body, header_length)
@@ -84,7 +87,7 @@ async def predict_reply(
     try:
         payload = json_object(body, headers, limit)
         sent = payload.get("id")
-        request_id = checked_request_id(headers.get("x-request-id") if sent is None else sent)
+        request_id = header_request_id(headers) if sent is None else body_request_id(sent)
         if "instances" in payload and "data" in payload:
             # Else "instances" won, and what "data" said was dropped without a word.
             raise BadRequest(
@@ -141,7 +144,7 @@ def _sent_id(body: bytes, header_length: int | None) -> str | None:
         return None
     try:
         payload = orjson.loads(body if header_length is None else body[:header_length])
-        return checked_request_id(payload.get("id")) if isinstance(payload, dict) else None
+        return body_request_id(payload.get("id")) if isinstance(payload, dict) else None
     except (orjson.JSONDecodeError, BadRequest):
         return None
 
