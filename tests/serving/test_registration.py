@@ -74,3 +74,26 @@ def test_a_float32_onnx_graph_is_measured_on_its_float64_reference(
     )
     assert version.signature.inputs[0].datatype == "FP32"
     assert version.metadata["reference_metrics"]["accuracy"] > 0.95
+
+
+def test_a_csv_target_of_text_classes_is_read_as_text(registry: Registry, tmp_path: Path) -> None:
+    """Classes of product, ICD or zip codes, "007" and "010", were read from CSV as the
+    numbers 7 and 10, and the file refused for labels the model does not predict; "1" and
+    "1.0", two classes, were one. A word pandas reads as missing ("NA") that is no class is
+    a missing label still."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 2))
+    classes = np.where(x[:, 0] > 0.5, "007", np.where(x[:, 0] < -0.5, "010", "100"))
+    model = LogisticRegression().fit(x, classes)
+    joblib.dump(model, tmp_path / "codes.joblib")
+    frame = pd.DataFrame(x, columns=["a", "b"]).assign(y=classes)
+    frame.loc[[0, 1], "y"] = ["NA", ""]
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    version = register_model(
+        registry, "codes", tmp_path / "codes.joblib", reference=tmp_path / "train.csv", target="y"
+    )
+    expected = model.score(x[2:], classes[2:])
+    assert version.metadata["reference_metrics"]["accuracy"] == pytest.approx(expected)
+    profile = registry.reference_profile("codes", 1)
+    assert profile is not None and profile.target is not None
+    assert set(profile.target.categories) == {"007", "010", "100"}

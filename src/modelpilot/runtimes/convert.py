@@ -203,8 +203,9 @@ class ConvertedRuntime(Runtime):
         for position, (name, dtype) in enumerate(self._columns):
             column = rows[:, position : position + 1]
             if dtype is None:
-                # A string tensor holds no None: missing text is the original's to answer.
-                if self.fallback is not None and any(v is None for v in column.flat):
+                # A string tensor holds no missing value (NaN or None, as the model knows
+                # it: serving.inputs.missing_text): missing text is the original's to answer.
+                if self.fallback is not None and any(v is None or v != v for v in column.flat):
                     return None
                 feed[name] = column
                 continue

@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from modelpilot.errors import ArtifactError, InvalidInput, MissingExtra, ModelPilotError
+from modelpilot.errors import (
+    ArtifactError,
+    InvalidInput,
+    MissingExtra,
+    ModelFailure,
+    ModelPilotError,
+)
 from modelpilot.registry.signature import Signature, TensorSpec
 from modelpilot.runtimes.base import Batch, Runtime
 from modelpilot.runtimes.tabular import (
@@ -48,6 +54,12 @@ class SklearnRuntime(Runtime):
         # for each (what Pipeline.predict and .predict_proba each do first).
         self._head, self._tail = _split_pipeline(model)
         self.signature = signature or self.infer_signature()
+        # The columns a table's rows carry text in: where the model's encoders learned text,
+        # and what its signature says is text (an encoder this does not find).
+        encoded = self.text_features()
+        self._text = frozenset([*encoded, *(self.signature.text_features or ())])
+        # (Of a stored signature only: registration infers one of numbers first.)
+        self._numbers_only = _registered_as_numbers(signature, encoded) if signature else ()
 
     @classmethod
     def load(cls, path: Path, signature: Signature | None = None, **options: Any) -> Runtime:
@@ -151,12 +163,31 @@ class SklearnRuntime(Runtime):
             return x
         import pandas as pd
 
-        frame = pd.DataFrame(x, columns=self._columns, copy=False)
-        # Rows of numbers beside text come as objects: the numbers' columns become floats
-        # again, as the model saw them when it was fitted.
-        return frame.infer_objects() if x.dtype.kind == "O" else frame
+        if x.dtype.kind != "O":
+            return pd.DataFrame(x, columns=self._columns, copy=False)
+        # Rows of numbers beside text come as objects. The text stays objects, a missing one
+        # as it came (NaN or None, as the model knows it: serving.inputs.missing_text), not
+        # pandas' type of strings, which made None NaN where a column held some text, and
+        # a column of NaN alone numbers. The numbers' columns become floats again, as the
+        # model saw them when it was fitted.
+        frame = pd.DataFrame(x, columns=self._columns, dtype=object, copy=False)
+        numbers = [
+            name
+            for name in self._columns
+            if name not in self._text
+            and pd.api.types.infer_dtype(frame[name], skipna=True) in _NUMBERS
+        ]
+        return frame.astype(dict.fromkeys(numbers, np.float64)) if numbers else frame
 
     def predict(self, batch: Batch, outputs: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        if self._numbers_only:
+            try:
+                return self._predict(batch, outputs)
+            except (TypeError, ValueError) as exc:
+                raise ModelFailure(_registered_as_numbers_message(self._numbers_only)) from exc
+        return self._predict(batch, outputs)
+
+    def _predict(self, batch: Batch, outputs: Sequence[str]) -> dict[str, np.ndarray]:
         x = self._frame(next(iter(batch.values())))
         wanted = outputs or [spec.name for spec in self.signature.outputs]
         model = self.model
@@ -180,6 +211,32 @@ class SklearnRuntime(Runtime):
         if not self._size:
             self._size = len(pickle.dumps(self.model, protocol=pickle.HIGHEST_PROTOCOL))
         return self._size
+
+
+_NUMBERS = frozenset(["floating", "integer", "mixed-integer-float", "decimal", "boolean", "empty"])
+"""What ``infer_dtype`` calls a column of objects that holds numbers alone (or nothing but
+missing values)."""
+
+
+def _registered_as_numbers(signature: Signature, text: Sequence[str]) -> tuple[str, ...]:
+    """The features the model encodes as text, where its ``signature`` says it takes one
+    tensor of numbers (a version registered by a release before text features were served,
+    whose every request fails: its text refused as no number, numbers failing in the
+    model's encoder); else none."""
+    if not text or not signature.is_tabular or signature.feature_datatypes:
+        return ()
+    if signature.inputs[0].datatype == "BYTES":
+        return ()
+    return tuple(text)
+
+
+def _registered_as_numbers_message(text: Sequence[str]) -> str:
+    return (
+        f"the model encodes the features {list(text)} as text, but this version was "
+        "registered as taking numbers only (by a release before text features were served): "
+        "register the model file again (modelpilot register NAME FILE --reference DATA, "
+        "with its training data), and serve the new version, which takes them as text"
+    )
 
 
 def _text_columns(part: Any, names: Sequence[str] | None) -> list[str]:

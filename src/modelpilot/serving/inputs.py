@@ -12,26 +12,36 @@ from collections.abc import Sequence
 import numpy as np
 
 from modelpilot.errors import InvalidInput, quoted
-from modelpilot.protocol.datatypes import (
-    NUMERIC_DATATYPES,
-    datatype_of,
-    integers_fit,
-    numpy_dtype,
-)
+from modelpilot.protocol.datatypes import datatype_of
 from modelpilot.protocol.rows import RecordField
 from modelpilot.protocol.types import RequestedOutput, Tensor
 from modelpilot.registry.signature import Signature, TensorSpec
 from modelpilot.runtimes.base import Batch
+from modelpilot.serving.casts import as_bytes, cast
 
 MISSING_TEXT = "missing_text"
 """The key of ``Signature.extra`` that is true when the model predicts on rows whose text
-features are missing (None): a pipeline that imputes them, an encoder that takes None for a
-category. Registration finds it out by asking the model, as ``allow_nan`` for numbers."""
+features are missing: a pipeline that imputes them, an encoder that takes a missing value for
+a category. Registration finds it out by asking the model, as ``allow_nan`` for numbers."""
+
+MISSING_TEXT_AS_NONE = "missing_text_as_none"
+"""The key of ``Signature.extra`` that is true when the model knows a missing text as None
+rather than NaN (see ``missing_text``)."""
 
 
 def takes_missing_text(signature: Signature) -> bool:
     """Whether a null may be sent for the model's text features (see ``MISSING_TEXT``)."""
     return bool(signature.extra.get(MISSING_TEXT))
+
+
+def missing_text(signature: Signature) -> float | None:
+    """What a missing text reaches the model as: NaN, as pandas reads an empty cell of a
+    column of text (in which the model's imputer finds it, ``SimpleImputer``'s default
+    ``missing_values=np.nan``), unless registration found that the model was fitted on None
+    instead (``MISSING_TEXT_AS_NONE``: a DataFrame of records, or a Parquet file read by
+    pandas 2). None, given to a model fitted on NaN, passed its imputer as a category it
+    never saw."""
+    return None if signature.extra.get(MISSING_TEXT_AS_NONE) else math.nan
 
 
 def column_inputs(signature: Signature) -> tuple[TensorSpec, ...]:
@@ -103,7 +113,7 @@ def _tabular(signature: Signature, inputs: Sequence[Tensor]) -> np.ndarray:
         if signature.feature_datatypes:
             array = _mixed(signature, list(array.T))
         else:
-            array = _convert(tensor.name, array, spec.datatype)
+            array = _numbers_of_table(signature, tensor.name, array)
     else:
         columns = _feature_columns(signature, inputs)
         if signature.feature_datatypes:
@@ -111,12 +121,28 @@ def _tabular(signature: Signature, inputs: Sequence[Tensor]) -> np.ndarray:
         else:
             names = signature.feature_names or ()
             array = np.column_stack(
-                [_convert(n, c, spec.datatype) for n, c in zip(names, columns, strict=True)]
+                [_numbers_of_table(signature, n, c) for n, c in zip(names, columns, strict=True)]
             )
     if array.shape[0] == 0:
         raise InvalidInput("the input has no rows; send at least one row")
     _check_nan(signature, array)
     return array
+
+
+def _numbers_of_table(signature: Signature, name: str, array: np.ndarray) -> np.ndarray:
+    """``cast`` to a table of numbers; text refused there says how the version may have
+    come to take numbers where its model was fitted on text."""
+    try:
+        return cast(name, array, signature.inputs[0].datatype)
+    except InvalidInput as exc:
+        if not signature.feature_names or not any(isinstance(v, str | bytes) for v in array.flat):
+            raise
+        raise InvalidInput(
+            f"{exc.message}. If the model was fitted on text there, this version was "
+            "registered as taking numbers only (by a release before text features were "
+            "served, or with a reference that read them as numbers): register the model again "
+            "with its training data as --reference, to serve its text"
+        ) from None
 
 
 def _feature_columns(signature: Signature, inputs: Sequence[Tensor]) -> list[np.ndarray]:
@@ -169,21 +195,24 @@ def _mixed(signature: Signature, columns: Sequence[np.ndarray]) -> np.ndarray:
     rows = np.empty((columns[0].shape[0] if columns else 0, len(columns)), dtype=object)
     for position, (name, kind, column) in enumerate(zip(names, kinds, columns, strict=True)):
         if kind == "BYTES":
-            rows[:, position] = _texts(name, column, takes_missing_text(signature))
+            rows[:, position] = _texts(name, column, signature)
             continue
         if column.dtype.kind in "OSU":
             column = _numbers_in_text(name, column)
-        values = _convert(name, column, "FP64")
+        values = cast(name, column, "FP64")
         _check_nan(signature, values, name)
         rows[:, position] = values
     return rows
 
 
-def _texts(name: str, column: np.ndarray, missing_ok: bool = False) -> np.ndarray:
+def _texts(name: str, column: np.ndarray, signature: Signature) -> np.ndarray:
     """A text feature's values as str; numbers are refused, not turned into text that no
     category of the model's would match. A null (None, or NaN where a column of nulls alone
-    came as numbers) is None for a model that copes with missing text (``missing_ok``), and
-    refused for the others, whose failure on it would not say which feature was missing."""
+    came as numbers) is the model's own missing text (``missing_text``) where it copes with
+    one, and refused for the others, whose failure on it would not say which feature was
+    missing."""
+    missing_ok = takes_missing_text(signature)
+    missing = missing_text(signature)
     out = np.empty(column.shape[0], dtype=object)
     for i, value in enumerate(column.tolist()):
         if isinstance(value, bytes):
@@ -199,7 +228,7 @@ def _texts(name: str, column: np.ndarray, missing_ok: bool = False) -> np.ndarra
                     f"feature {quoted(name)} is missing (null) in row {i}, and the model takes "
                     "text there"
                 )
-            value = None
+            value = missing
         elif not isinstance(value, str):
             raise InvalidInput(
                 f"feature {quoted(name)} takes text, but row {i} holds {quoted(value)}; send a "
@@ -271,7 +300,7 @@ def _named(signature: Signature, inputs: Sequence[Tensor]) -> Batch:
         array = _check_shape(spec, tensor)
         if spec.datatype == "BYTES":
             _refuse_missing_text(spec.name, array)
-        array = _convert(spec.name, array, spec.datatype)
+        array = cast(spec.name, array, spec.datatype)
         if array.ndim and rows is not None and array.shape[0] != rows:
             raise InvalidInput(
                 f"input {quoted(spec.name)} has {array.shape[0]} rows but others have {rows}"
@@ -298,104 +327,6 @@ def _check_shape(spec: TensorSpec, tensor: Tensor) -> np.ndarray:
             f"{list(spec.shape)} (-1 means any size)"
         )
     return array
-
-
-def _convert(name: str, array: np.ndarray, datatype: str) -> np.ndarray:
-    """Cast to the model's dtype where no value changes meaning; refuse otherwise."""
-    target = numpy_dtype(datatype)
-    if array.dtype == target:
-        return array
-    got = datatype_of(array) if array.dtype.kind != "O" else "BYTES"
-    if datatype == "BYTES":
-        if got != "BYTES":
-            # Numbers turned into objects would reach the model as floats where it declared
-            # text: it would fail on them (len() of a float) or answer for the wrong thing.
-            raise InvalidInput(
-                f"input {quoted(name)} is {got} but the model takes text (BYTES); send "
-                "strings, as BYTES"
-            )
-        return _as_bytes(array)
-    if got == "BYTES":
-        numbers = _booleans_with_missing(array)
-        if numbers is None:
-            raise InvalidInput(
-                f"input {quoted(name)} holds strings but the model takes {datatype}; send numbers"
-            )
-        array = numbers
-    if datatype in NUMERIC_DATATYPES or datatype == "BOOL":
-        if target.kind in "iu" and array.dtype.kind == "f" and not _whole(array):
-            raise InvalidInput(
-                f"input {quoted(name)} holds fractional or missing values but the model takes "
-                f"{datatype}; send whole numbers"
-            )
-        with np.errstate(all="ignore"):  # what the cast could not hold is found below
-            converted = array.astype(target, copy=False)
-        outside = _outside(array, converted, target)
-        if outside is not None:
-            raise InvalidInput(
-                f"input {quoted(name)} holds {outside}, which {datatype} cannot hold (the model "
-                f"takes {datatype}{_range(target)})"
-            )
-        return converted
-    raise InvalidInput(f"input {quoted(name)} is {got} but the model takes {datatype}")
-
-
-def _booleans_with_missing(array: np.ndarray) -> np.ndarray | None:
-    """An object array of booleans beside missing values, and numbers (JSON's ``[0.4, true]``
-    and ``[0.2, null]``, as pandas writes rows with a boolean column with gaps), as float64:
-    1.0, 0.0 and NaN, as the reference read them; None for one that holds no boolean, or
-    anything but these (text). It was refused as "holds strings", holding none."""
-    flat = array.ravel().tolist()
-    if not any(isinstance(v, bool | np.bool_) for v in flat):
-        return None
-    if not all(v is None or isinstance(v, bool | int | float | np.number | np.bool_) for v in flat):
-        return None
-    return np.array([np.nan if v is None else float(v) for v in flat]).reshape(array.shape)
-
-
-def _outside(array: np.ndarray, converted: np.ndarray, target: np.dtype) -> object | None:
-    """The first value of ``array`` that ``converted`` (its cast to ``target``) does not
-    hold, or None: integers wrap around and floats overflow when cast, silently."""
-    if array.dtype.kind == "b" or not array.size:
-        return None
-    if target.kind == "b":
-        wrong = (array != 0) & (array != 1)
-    elif target.kind in "iu":
-        info = np.iinfo(target)
-        if array.dtype.kind == "f":
-            wrong = (array < info.min) | (array > info.max)
-        else:  # integers against integers: compared exactly, not as floats
-            if integers_fit(array, target):
-                return None
-            wrong = np.array([not info.min <= int(v) <= info.max for v in array.flat])
-    elif target.kind == "f":
-        wrong = np.isinf(converted) & ~np.isinf(array)
-    else:
-        return None
-    if not wrong.any():
-        return None
-    value: object = array.flat[int(np.argmax(wrong.ravel()))]
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _range(target: np.dtype) -> str:
-    if target.kind == "b":
-        return ": 0 or 1, false or true"
-    if target.kind in "iu":
-        info = np.iinfo(target)
-        return f": whole numbers from {info.min} to {info.max}"
-    return f": numbers up to {np.finfo(target).max:.4g} in size"
-
-
-def _as_bytes(array: np.ndarray) -> np.ndarray:
-    """Objects as the bytes of their text (numbers sent among strings, say)."""
-    out = np.empty(array.shape, dtype=object)
-    out.flat[:] = [v if isinstance(v, bytes) else str(v).encode() for v in array.flat]
-    return out
-
-
-def _whole(array: np.ndarray) -> bool:
-    return bool(np.all(np.isfinite(array)) and np.all(np.equal(np.mod(array, 1), 0)))
 
 
 def missing_values(signature: Signature, array: np.ndarray) -> tuple[tuple[int, ...], int] | None:
@@ -485,6 +416,6 @@ def to_tensors(arrays: dict[str, np.ndarray], names: Sequence[str]) -> list[Tens
         if array.dtype.kind == "U":
             array = np.array([s.encode() for s in array.ravel()], dtype=object).reshape(array.shape)
         elif array.dtype.kind == "O":
-            array = _as_bytes(array)
+            array = as_bytes(array)
         tensors.append(Tensor(name, datatype_of(array), tuple(array.shape), array))
     return tensors

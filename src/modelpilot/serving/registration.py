@@ -39,6 +39,7 @@ from modelpilot.serving.reference_rows import (
 )
 from modelpilot.serving.task import refuse_uncomputed_metrics, with_task
 from modelpilot.tabular import (
+    MISSING_WORDS,
     decimals_as_numbers,
     has_names,
     read_table,
@@ -78,7 +79,7 @@ def register_model(
         raise BadRequest(f"no such model file: {artifact}")
     flavor = flavor or detect_flavor(artifact)
     runtime = load_runtime(flavor, artifact)
-    frame = _reference_frame(reference, _text_columns(runtime))
+    frame = _reference_frame(reference, _text_columns(runtime, target))
     labels = None
     if target is not None:
         if frame is None:
@@ -88,7 +89,7 @@ def register_model(
                 f"the reference data has no column {target!r}; its columns are "
                 f"{[str(c) for c in frame.columns]}"
             )
-        labels = frame[target]
+        labels = _missing_words_as_missing(frame[target], runtime.signature)
         frame = frame.drop(columns=[target])
     example = None
     feature_names = None
@@ -170,11 +171,28 @@ def _profiled(
     return signature, profile, meta
 
 
-def _text_columns(runtime: Runtime) -> tuple[str, ...]:
+def _text_columns(runtime: Runtime, target: str | None = None) -> tuple[str, ...]:
     """The columns a reference CSV reads as text: the features the model was fitted on as
-    text, and the inputs it declares ``BYTES`` (a ``.py`` model's)."""
+    text, the inputs it declares ``BYTES`` (a ``.py`` model's), and the ``target`` of a
+    classifier of classes of text. Read as numbers, classes such as "007" and "010" became
+    7 and 10, which the model never predicts, and "1" and "1.0" one class."""
     declared = declared_text(runtime.signature)
-    return tuple(dict.fromkeys([*runtime.text_features(), *declared]))
+    classes = runtime.signature.extra.get("classes") or ()
+    labels = [target] if target is not None and any(isinstance(c, str) for c in classes) else []
+    return tuple(dict.fromkeys([*runtime.text_features(), *declared, *labels]))
+
+
+def _missing_words_as_missing(labels: pd.Series, signature: Signature) -> pd.Series:
+    """The labels of a classifier of text classes, with the words pandas reads as missing
+    ("NA", "null"...: ``MISSING_WORDS``) missing again where they are none of its classes:
+    its target is read from CSV as text (``_text_columns``), where only an empty cell is
+    missing, and a label "NA" would otherwise be refused as a class it never predicts."""
+    classes = signature.extra.get("classes") or ()
+    if not any(isinstance(c, str) for c in classes):
+        return labels
+    words = MISSING_WORDS - {c for c in classes if isinstance(c, str)}
+    missing = labels.isin(words)
+    return labels.mask(missing) if missing.any() else labels
 
 
 def _model_columns(
