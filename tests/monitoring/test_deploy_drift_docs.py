@@ -35,3 +35,29 @@ def test_the_drift_rules_say_which_server_alert_they_match() -> None:
     head = (DEPLOY / "prometheus-rules.yml").read_text().split("groups:")[0]
     header = words(head.replace("#", " "))
     assert "data_drift fires on one drifted feature" in header
+
+
+OLD_VERDICT = (  # "under 1000 rows a test decides, from there on PSI/JS": not the server's rule
+    "a test decides",
+    "from there on PSI",
+    "PSI or Jensen-Shannon from there on",
+    "On a larger window the PSI",
+)
+
+
+def test_the_readme_and_metrics_page_give_the_servers_verdict_rule() -> None:
+    """The deploy README and docs/metrics.md said that under 1,000 rows a test decides a
+    feature's drift and from there on PSI or Jensen-Shannon: the server wants the effect size
+    on every window, and the tests too on small windows (and always for categories), so a
+    feature with a KS p-value of 1e-11 and a PSI of 0.12 is not drifted."""
+    readme = words((DEPLOY / "README.md").read_text())
+    row = next(
+        line
+        for line in (DEPLOY.parents[1] / "docs" / "metrics.md").read_text().splitlines()
+        if line.startswith("| `modelpilot_feature_drifted`")
+    )
+    for said in (readme, row):
+        assert not [old for old in OLD_VERDICT if old in said]
+        assert "on any window" in said
+    assert "a categorical feature's on every window" in readme
+    assert "category's on every window" in row
