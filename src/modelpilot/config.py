@@ -251,8 +251,12 @@ class Settings(BaseSettings):
     alert_for_seconds: float = Field(default=0.0, ge=0.0)
     """How long data drift or concept drift must hold, at every evaluation, before its alert
     fires (pending meanwhile: not sent, shown as pending on /api/alerts and /metrics); one
-    evaluation where it does not hold starts the wait over. 0 fires at once, so that a drift
-    is seen as soon as a window shows it. A wait keeps a feature flagged by chance in one
+    evaluation where it does not hold starts the wait over, and so does one whose window is
+    too small to judge (no rows, fewer than drift_min_rows, fewer labels than
+    performance_min_labels), as Prometheus drops a pending alert whose expression returns
+    nothing. Started over rather than paused: flags on either side of a quiet spell, by
+    chance, are no drift seen to hold for the wait. 0 fires at once, so that a drift is seen
+    as soon as a window shows it. A wait keeps a feature flagged by chance in one
     window from firing, but also holds back a drift that short windows show only most of the
     time: with a wait, keep the drift window long enough to show a drift in every
     evaluation."""

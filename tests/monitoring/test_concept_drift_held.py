@@ -11,7 +11,7 @@ import dataclasses
 import pandas as pd
 from prometheus_client import CollectorRegistry
 
-from modelpilot.monitoring.alert_rules import concept_drift_held, model_conditions
+from modelpilot.monitoring.alert_rules import drift_held, model_conditions
 from modelpilot.monitoring.alerts import Alert, AlertBook, AlertRules, AlertState, Condition
 from modelpilot.monitoring.model_metrics import ModelCollector
 from modelpilot.monitoring.model_monitor import ModelReport, MonitorConfig
@@ -149,13 +149,40 @@ def test_what_holds_is_what_the_alert_book_holds() -> None:
     book = AlertBook(rules=AlertRules(for_seconds=60.0, keep_firing_seconds=60.0))
     holds = Condition("concept_drift", "a:1", True, "critical", "accuracy fell", 1.0)
     book.update([holds, dataclasses.replace(holds, model="b:1")], now=0.0)
-    assert concept_drift_held(book.state()) == {"a:1", "b:1"}  # pending: drift judged
+    # Pending is not held: a window that cannot judge starts its wait over (the report said
+    # concept drift where the book, an evaluation later, had none).
+    assert drift_held(book.state()) == {}
     book.update([dataclasses.replace(holds, model="b:1")], now=60.0)  # b fires
+    assert list(drift_held(book.state())) == [("concept_drift", "b:1")]
     stops = dataclasses.replace(holds, holds=False, model="b:1")
     book.update([stops, dataclasses.replace(holds, holds=False)], now=61.0)
     # b's alert still fires (for a minute) but its rule no longer holds: nor does its drift.
     assert [a.model for a in book.state().active] == ["b:1"]
-    assert concept_drift_held(book.state()) == set()
+    assert drift_held(book.state()) == {}
+
+
+async def test_a_restarted_server_reports_the_drift_it_took_over_before_any_request(
+    labelled_iris: Registry,
+) -> None:
+    """Restarted after its labels aged out, with no traffic since: the report and the gauge
+    hold the drift from the first evaluation (they were missing until the model's next
+    request, a 404 and no series beside a firing alert, so that the Prometheus rule on the
+    gauge resolved at every restart)."""
+    async with monitored(labelled_iris, alert_keep_firing_seconds=0.0) as served:
+        said = "accuracy 0.45 against 0.96 at registration (bootstrap p-value 1e-10)"
+        fired = Alert("concept_drift", "iris:1", "critical", said, 3.0, since=1000.0)
+        # A version not served (here: none such) is left to resolve unjudged, in time.
+        elsewhere = dataclasses.replace(fired, model="iris:7")
+        served.monitor.alerts.resume(AlertState(active=(fired, elsewhere)))
+        served.monitor.flush()
+        reply = await served.client.get("/api/monitoring/iris")
+        assert reply.status_code == 200, reply.text
+        performance = reply.json()["performance"]
+        assert reply.json()["concept_drift"] is True
+        assert (performance["judged"], performance["labels"]) == (False, 0)
+        assert gauge(served.monitor) == 1.0
+        assert served.monitor.model_monitor("iris", 7) is None
+        assert len(served.monitor.alert_state().active) == 2
 
 
 def test_a_version_no_longer_served_resolves_on_why_its_window_cannot_judge() -> None:

@@ -413,10 +413,11 @@ async def test_an_emptied_drift_window_exports_no_scores_and_flags_nothing(
     labelled_iris: Registry, iris_frame: pd.DataFrame
 ) -> None:
     """Once every row of the drift window has aged out there is nothing to compare: no score
-    series, no feature drifted, and the API says why. (The empty window was scored as if
+    series, no feature tested, and the API says why. (The empty window was scored as if
     uniform: PSI 1.7-1.9 for every feature, more than while traffic flowed.) Nor is there a
     verdict that ends the drift: its alert holds, saying why, as the error rate's does on too
-    few requests (test_alert_unjudged_windows.py)."""
+    few requests (test_alert_unjudged_windows.py), and the report and the verdict gauges hold
+    the drift it holds (test_data_drift_held.py)."""
     # Long enough that the traffic's first rows are still in the window when it is first read
     # on a loaded machine (at 2 s, they had aged out under a load of 16 on two cores).
     window_seconds = 5.0
@@ -448,16 +449,19 @@ async def test_an_emptied_drift_window_exports_no_scores_and_flags_nothing(
         await engine.stop()
         monitoring.stop()
     assert "modelpilot_feature_drift_score{" not in text
+    drifted = during["drifted_features"]
     for feature in after["features"]:
         for key in ("psi", "js_distance", "kl_divergence", "wasserstein", "missing_share"):
             assert feature[key] is None, (feature["name"], key)
-        assert feature["reason"] == "no rows in the window" and not feature["drifted"]
-    assert after["window_rows"] == 0 and after["verdict"] == "no rows in the window"
-    assert after["drifted_features"] == [] and after["dataset_drift"] is False
+        assert feature["method"] == "none" and feature["drifted"] == (feature["name"] in drifted)
+        assert feature["reason"].startswith("no rows in the window")
+    assert after["window_rows"] == 0 and after["judged"] is False
+    assert after["verdict"].startswith("no rows in the window; the drift last judged holds")
+    assert after["drifted_features"] == drifted
+    assert after["drifted_share"] == during["drifted_share"]
     assert 'modelpilot_drift_window_rows{model="iris",version="1"} 0.0' in text
-    assert 'modelpilot_dataset_drift{model="iris",version="1"} 0.0' in text
     labels = 'feature="sepal_length",model="iris",version="1"'
-    assert f"modelpilot_feature_drifted{{{labels}}} 0.0" in text
+    assert f"modelpilot_feature_drifted{{{labels}}} 1.0" in text
     assert f'modelpilot_feature_missing_share{{data="reference",{labels}}} 0.0' in text
     assert 'modelpilot_feature_missing_share{data="window"' not in text
     (held,) = active

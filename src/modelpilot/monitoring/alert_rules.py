@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from modelpilot.monitoring.alerts import SEVERITY, AlertRules, AlertState, Condition
+from modelpilot.monitoring.alerts import (
+    SEVERITY,
+    WAITS_TO_FIRE,
+    Alert,
+    AlertRules,
+    AlertState,
+    Condition,
+)
 from modelpilot.monitoring.history import ServicePoint, failing_in, slower_than, window_quantile
 from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.performance import PerformanceReport
@@ -36,18 +43,19 @@ def model_conditions(
     alert holds, as the service rules' do on too few requests: a worker restarted after a
     crash starts with an empty share of the windows, and the drift alert it carried on was
     announced resolved, "no drift", a minute later, for a window that held no row. (Its
-    report then says that concept drift holds, with the alert: ``concept_drift_held``.)
-    Except for a version its model no longer serves (``serving``: the version each model's
-    requests go to; None counts every version as served): no request will judge it again, so
-    its alerts resolve once its window is too small to judge (its rows age out), saying
-    so."""
+    report then says that the drift holds, with the alert: ``drift_held``; a report that holds
+    the drift is no verdict either.) Except for a version its model no longer serves
+    (``serving``: the version each model's requests go to; None counts every version as
+    served): no request will judge it again, so its alerts resolve once its window is too
+    small to judge (its rows age out), saying so."""
     conditions = []
     for report in reports:
         label = f"{report.model}:{report.version}"
         left = _left(report, serving)
         drift = report.drift
-        drifted = drift.drifted_features if drift else []
-        judged = drift is not None and any(f.method != "none" for f in drift.features)
+        judged = drift is not None and drift.judged
+        # (Features a window that cannot judge holds drifted are no verdict: not what holds.)
+        drifted = drift.drifted_features if drift is not None and judged else []
         if drift is not None and drifted:
             said = f"{len(drifted)} of {len(drift.features)} features drifted: {', '.join(drifted)}"
         elif judged:
@@ -64,6 +72,7 @@ def model_conditions(
                 said,
                 drift.drifted_share if drift else 0.0,
                 judged or bool(left),
+                tuple(drifted),
             )
         )
         performance = report.performance
@@ -94,16 +103,21 @@ def model_conditions(
     return conditions
 
 
-def concept_drift_held(state: AlertState) -> set[str]:
-    """The versions (``NAME:VERSION``) whose concept drift holds in the alert book ``state``:
-    its alert fires and has not stopped holding (``clearing``), or holds but waits to fire
-    (``pending``). What a window too small to judge reports as its concept drift
-    (``PerformanceWindow.report``'s ``held``), so that the report, its gauge
-    (``modelpilot_concept_drift``) and the alert tell one story: a window whose labels aged out
-    read "no concept drift" while the alert, as meant, held."""
-    rule = "concept_drift"
-    firing = {a.model for a in state.active if a.rule == rule and a.key not in state.clearing}
-    return firing | {model for (name, model) in state.pending if name == rule}
+def drift_held(state: AlertState) -> dict[tuple[str, str], Alert]:
+    """The drift alerts (data_drift, concept_drift) of the alert book ``state`` that hold, by
+    rule and version (``NAME:VERSION``): those that fire and have not stopped holding
+    (``clearing``). What a window too small to judge reports as its drift (concept drift:
+    ``PerformanceWindow.report``'s ``held``; data drift: ``drift_results.holding``), so that
+    the report, its gauges and the alert tell one story: a window whose labels aged out read
+    "no concept drift", and an emptied drift window "not drifted", while the alert, as meant,
+    held.
+
+    Not those that wait to fire (``pending``): a window that cannot judge starts their wait
+    over (``AlertBook.update``), and holding them, the report said concept drift where the
+    alert book, an evaluation later, had none."""
+    return {
+        a.key: a for a in state.active if a.rule in WAITS_TO_FIRE and a.key not in state.clearing
+    }
 
 
 def _left(report: ModelReport, serving: Mapping[str, int] | None) -> str:

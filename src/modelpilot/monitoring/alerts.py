@@ -6,9 +6,9 @@ that holds becomes an active alert (exposed as ``modelpilot_alert_active`` and o
 have held for a while (``AlertRules.for_seconds``, Prometheus's ``for``; ``WAITS_TO_FIRE``),
 and every rule judged on a sample resolves only once it has not held for a while
 (``keep_firing_seconds``, Prometheus's ``keep_firing_for``; ``WAITS_TO_RESOLVE``). A rule that
-cannot judge (too few requests, labels or rows) changes nothing: an alert that fires stays
-firing, at the figure it was last judged at. Both changes go to the optional webhook as JSON
-(``Alert.to_dict``), queued from the monitor's thread.
+cannot judge (too few requests, labels or rows) fires and resolves nothing: an alert that fires
+stays firing, at the figure it was last judged at, and a wait to fire starts over. Both changes
+go to the optional webhook as JSON (``Alert.to_dict``), queued from the monitor's thread.
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ class AlertRules:
     """How long a drift rule (``WAITS_TO_FIRE``) must hold, evaluation after evaluation,
     before its alert fires (``MODELPILOT_ALERT_FOR_SECONDS``); pending meanwhile, which is
     not sent (it is shown: ``pending`` on ``/api/alerts``, ``modelpilot_alert_pending``). An
-    evaluation where it does not hold starts the wait over."""
+    evaluation where it does not hold starts the wait over, and so does one that cannot judge
+    it (too few rows or labels; see ``AlertBook.update``)."""
     keep_firing_seconds: float = 60.0
     """How long the firing alert of a drift, error-rate or latency rule (``WAITS_TO_RESOLVE``)
     must not hold before it resolves (``MODELPILOT_ALERT_KEEP_FIRING_SECONDS``): if it holds
@@ -142,6 +143,11 @@ class Alert:
     answered after the timeout, and was sent it again) can tell by ``(id, state)``. Given at
     firing (``alert_id``); one made without (read from a book kept before ids were kept in
     it) gets the id it was sent with then, derived from this machine's name."""
+    drifted: tuple[str, ...] = ()
+    """data_drift: the features drifted at the verdict last judged, which the version's
+    report and gauges hold with the alert while its window cannot judge (``drift_results.
+    holding``); kept in the alert book, so that they hold over a restart too. Not sent: the
+    message names them."""
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -180,6 +186,8 @@ class Condition:
     """False where the rule had too little to judge from: then ``holds`` says nothing, and
     an alert neither fires nor resolves. ``message`` then says why, with the figures it was
     not judged on, and ``value`` is not the rule's figure (a share of 0 of no rows)."""
+    drifted: tuple[str, ...] = ()
+    """data_drift: the features drifted (``Alert.drifted``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +277,11 @@ class AlertBook:
                 # why, until a window that can be judged resolves it. Its value stays the
                 # figure last judged: the unjudged one is no figure (a firing drift alert
                 # showed 0, no feature drifted, once its window had emptied).
+                # Nor did the rule hold: a wait to fire starts over, as Prometheus drops a
+                # pending alert whose expression returns nothing. (Kept, it stayed pending
+                # past its ``fires_at`` through a quiet hour, and two chance flags an hour
+                # apart fired it; paused, they would add up to the wait as well.)
+                self.pending.pop(key, None)
                 if current is not None:
                     self.active[key] = replace(current, message=condition.message + _HOLDS)
             elif condition.holds:
@@ -319,7 +332,12 @@ class AlertBook:
         key = (condition.rule, condition.model)
         self.clearing.pop(key, None)
         if current is not None:
-            self.active[key] = replace(current, message=condition.message, value=condition.value)
+            self.active[key] = replace(
+                current,
+                message=condition.message,
+                value=condition.value,
+                drifted=condition.drifted,
+            )
             return None
         held_since = self.pending.setdefault(key, now)
         if condition.rule in WAITS_TO_FIRE and now - held_since < self.rules.for_seconds:
@@ -333,6 +351,7 @@ class AlertBook:
             condition.value,
             now,
             id=alert_id(self.server, condition.rule, condition.model, now),
+            drifted=condition.drifted,
         )
         self.active[key] = alert
         counter = (condition.rule, condition.model, condition.severity)
@@ -354,6 +373,7 @@ class AlertBook:
                 message=f"{condition.message}; has not held since {_clock(cleared_since)}, "
                 f"resolves at {_clock(cleared_since + keep)} unless it holds again",
                 value=condition.value,
+                drifted=condition.drifted,
             )
             return None
         del self.active[key], self.clearing[key]
@@ -361,7 +381,13 @@ class AlertBook:
         message = condition.message or current.message
         if keep:
             message += f"; has not held since {_clock(cleared_since)}"
-        return replace(current, message=message, value=condition.value, resolved_at=now)
+        return replace(
+            current,
+            message=message,
+            value=condition.value,
+            resolved_at=now,
+            drifted=condition.drifted,
+        )
 
     def state(self) -> AlertState:
         undelivered = self.webhook.undelivered() if self.webhook is not None else []

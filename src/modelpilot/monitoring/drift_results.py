@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 VERDICT_NAMES = 10
 """How many feature names a window's verdict lists (the drifted ones, those whose tests
@@ -190,15 +190,26 @@ class DriftReport:
     verdict: str
     """The window's verdict in words: "no rows in the window", "too few rows ...", or how many
     features drifted."""
+    held: str = ""
+    """Where the window cannot judge, the drift its alert holds, in words ("" where nothing
+    is held): what the report's features and share then are (``holding``)."""
 
     @property
     def drifted_features(self) -> list[str]:
         return [f.name for f in self.features if f.drifted]
 
+    @property
+    def judged(self) -> bool:
+        """Whether the window gave a verdict of its own: some feature was tested (not one
+        of too few rows, or none). A report that is not holds its alert's drift (``holding``)
+        or none."""
+        return any(f.method != "none" for f in self.features)
+
     def to_dict(self) -> dict[str, object]:
         return {
             "window_rows": self.rows,
-            "verdict": self.verdict,
+            "judged": self.judged,
+            "verdict": f"{self.verdict}; {self.held}" if self.held else self.verdict,
             "dataset_drift": self.dataset_drift,
             "drifted_share": self.drifted_share,
             "drifted_features": self.drifted_features,
@@ -228,6 +239,52 @@ def summarize(
             f"{len(features)} features drifted"
         ) + (f" ({'; '.join(named + notes)})" if named or notes else "")
     return DriftReport(rows, tuple(features), dataset, share, verdict)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldDrift:
+    """The data drift that holds while a version's window cannot judge: that of its
+    ``data_drift`` alert, which fires and has not stopped holding (``alert_rules.
+    drift_held``)."""
+
+    features: tuple[str, ...]
+    """The features drifted at the verdict last judged (``Alert.drifted``)."""
+    share: float
+    """The share of features drifted then: the alert's value."""
+
+
+def holding(report: DriftReport, held: HeldDrift, thresholds: DriftThresholds) -> DriftReport:
+    """``report``, of a window that cannot judge (``DriftReport.judged`` false), holding the
+    drift ``held``: its features drifted as last judged, and the share and dataset drift of
+    then, each held feature's reason and the report's ``held`` saying so.
+
+    So that the report, its gauges (``modelpilot_feature_drifted``,
+    ``modelpilot_drifted_features_share``, ``modelpilot_dataset_drift``) and the alert tell
+    one story, as concept drift's do: an emptied window read "not drifted", share 0, while
+    the alert held at 0.33, and the Prometheus rule on the gauge resolved whenever traffic
+    paused. The features keep their method (``none``: nothing was tested) and the report its
+    ``verdict``, the window's own, which the alert's message gives."""
+    names = set(held.features)
+    until = "holds until the window can judge again"
+    features = tuple(
+        replace(
+            f, drifted=True, reason=f"{f.reason}; drifted at the verdict last judged, which {until}"
+        )
+        if f.name in names
+        else f
+        for f in report.features
+    )
+    drifted = [f.name for f in features if f.drifted]
+    said = f"{len(drifted)} of {len(features)} features drifted"
+    if drifted:
+        said += f" ({_listed(drifted)})"
+    return replace(
+        report,
+        features=features,
+        dataset_drift=held.share >= thresholds.dataset_share,
+        drifted_share=held.share,
+        held=f"the drift last judged {until}, as its alert does: {said}",
+    )
 
 
 def _listed(names: Sequence[str]) -> str:

@@ -41,7 +41,8 @@ class ModelCollector(Collector):
         )
         drifted = GaugeMetricFamily(
             "modelpilot_feature_drifted",
-            "1 when the feature drifted under the configured rule.",
+            "1 when the feature drifted under the configured rule; while the window holds too "
+            "few rows to judge, the verdict the data_drift alert holds.",
             labels=[*VERSION, "feature"],
         )
         p_value = GaugeMetricFamily(
@@ -67,10 +68,16 @@ class ModelCollector(Collector):
             labels=[*VERSION, "feature"],
         )
         dataset = GaugeMetricFamily(
-            "modelpilot_dataset_drift", "1 when enough features drifted.", labels=VERSION
+            "modelpilot_dataset_drift",
+            "1 when enough features drifted (as modelpilot_feature_drifted, held with the "
+            "data_drift alert while the window cannot judge).",
+            labels=VERSION,
         )
         share = GaugeMetricFamily(
-            "modelpilot_drifted_features_share", "Share of features that drifted.", labels=VERSION
+            "modelpilot_drifted_features_share",
+            "Share of features that drifted; while the window holds too few rows to judge, "
+            "the share the data_drift alert holds.",
+            labels=VERSION,
         )
         window = GaugeMetricFamily(
             "modelpilot_drift_window_rows", "Rows in the drift window.", labels=VERSION

@@ -12,6 +12,7 @@ import numpy as np
 
 from modelpilot.monitoring.binning import ProfileBinning
 from modelpilot.monitoring.drift import DriftReport, DriftThresholds
+from modelpilot.monitoring.drift_results import HeldDrift, holding
 from modelpilot.monitoring.log_records import LogEntry
 from modelpilot.monitoring.performance import (
     Labelled,
@@ -348,10 +349,12 @@ class ModelMonitor:
         peers: Sequence[MonitorState] = (),
         own: MonitorState | None = None,
         held: bool = False,
+        held_drift: HeldDrift | None = None,
     ) -> ModelReport:
         """This version's report, over this process's windows (``own``, if already taken at
         ``now``) plus those of ``peers``; ``held``: whether its concept drift holds where its
-        quality window cannot judge (``PerformanceWindow.report``)."""
+        quality window cannot judge (``PerformanceWindow.report``); ``held_drift``: the data
+        drift that holds where its drift window cannot judge (``drift_results.holding``)."""
         now = time.time() if now is None else now
         own = own or self.state(now)
         # (A state of another shape is of another form of the version: a worker of a release
@@ -374,6 +377,8 @@ class ModelMonitor:
             drift = self.binning.report(
                 counts[:features], sums[:feature_sums], recent, self.config.drift
             )
+            if held_drift is not None and not drift.judged:
+                drift = holding(drift, held_drift, self.config.drift)
         predictions = None
         if self.predictions is not None:
             predictions = self.predictions.summary(counts[features:], sums[feature_sums:])

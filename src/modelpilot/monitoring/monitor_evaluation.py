@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING
 
 from modelpilot.errors import NotFound
 from modelpilot.monitoring.alert_rules import (
-    concept_drift_held,
+    drift_held,
     model_conditions,
     rollout_conditions,
     service_conditions,
 )
 from modelpilot.monitoring.alerts import Condition
+from modelpilot.monitoring.drift_results import HeldDrift
 from modelpilot.monitoring.history import ServicePoint, merge_points
 from modelpilot.monitoring.model_monitor import ModelReport, MonitorState, totals_of
 from modelpilot.monitoring.tap import TapFailed
@@ -70,7 +71,30 @@ def evaluate(self: Monitor, close_interval: bool = True) -> None:
         for state in others:
             if (state.model, state.version) not in self._monitors:
                 self._monitor(self.registry.get_version(state.model, state.version))
+        _watch_held(self)
         report(self, now, own, tapped, others, list(self._monitors))
+
+
+def _watch_held(self: Monitor) -> None:
+    """Watch each served version whose drift alert holds, if nothing else had it watched:
+    one taken over at a restart whose windows came back empty (its rows and labels aged out
+    before), so that it has its report, holding the drift with the alert, from the first
+    evaluation. Without, it had none until its next request: a 404 from /api/monitoring and
+    no ``modelpilot_concept_drift`` series beside a firing alert, which the Prometheus rule
+    on the gauge resolved at every restart. (A version no longer served is left: a server
+    puts back no window of it, and its alert holds unjudged, ``RESTORED_UNJUDGED_SECONDS``.)
+    """
+    serving = self._serving() if self._engine is not None else None
+    for _, label in drift_held(self.keeper.state()):
+        model, _, number = label.rpartition(":")
+        if not number.isdigit() or (model, int(number)) in self._monitors:
+            continue
+        if serving is not None and serving.get(model) != int(number):
+            continue
+        try:
+            self._monitor(self.registry.get_version(model, int(number)))
+        except NotFound:
+            continue  # no longer in the registry: no report can hold its drift
 
 
 def report(
@@ -87,14 +111,22 @@ def report(
     by_key: dict[tuple[str, int], list[MonitorState]] = {}
     for state in others:
         by_key.setdefault((state.model, state.version), []).append(state)
-    # A quality window too small to judge reports the concept drift its alert holds (over
-    # labels that aged out, a restart), so that the report, the gauge and the alert agree.
-    held = concept_drift_held(self.keeper.state())
+    # A window too small to judge reports the drift its alert holds (over rows or labels that
+    # aged out, a restart), so that the report, the gauges and the alert agree.
+    held = drift_held(self.keeper.state())
     for key in keys:
         try:
             monitor = self._monitors[key]
             peers, mine = by_key.get(key, ()), own.get(key)
-            self._latest[key] = monitor.report(now, peers, mine, f"{key[0]}:{key[1]}" in held)
+            label = f"{key[0]}:{key[1]}"
+            data = held.get(("data_drift", label))
+            self._latest[key] = monitor.report(
+                now,
+                peers,
+                mine,
+                ("concept_drift", label) in held,
+                HeldDrift(data.drifted, data.value) if data is not None else None,
+            )
         except Exception as exc:
             # One version's bad data must not stop the others being watched. Logged once
             # a minute while it lasts: the report is made every evaluation, and a
