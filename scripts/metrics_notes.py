@@ -201,8 +201,10 @@ NOTES: dict[str, Note] = {
     ),
     "modelpilot_feature_drifted": Note(
         "model",
-        "0 or 1: the server's verdict (a test's p-value under `MODELPILOT_DRIFT_LARGE_SAMPLE_ROWS` "
-        "rows, PSI or Jensen-Shannon from there on; docs/drift.md).",
+        "0 or 1: the server's verdict (its PSI or Jensen-Shannon distance reached its line, on "
+        "any window, and where the data can tell its tests found the shift past chance too: a "
+        "category's on every window, a number's under `MODELPILOT_DRIFT_LARGE_SAMPLE_ROWS` rows "
+        'or against a reference of fewer values; docs/drift.md, "The verdict").',
     ),
     "modelpilot_feature_drift_p_value": Note("model", "0 to 1."),
     "modelpilot_feature_missing_share": Note("model", "0 to 1; `data` is `window` or `reference`."),
@@ -260,7 +262,9 @@ NOTES: dict[str, Note] = {
     "modelpilot_monitor_unsampled_total": Note("monitoring", "Requests."),
     "modelpilot_monitor_handover_seconds_total": Note(
         "monitoring",
-        "Seconds of CPU; about 0.5-0.7 µs a request in the benchmark (docs/monitoring-cost.md).",
+        "Seconds of CPU, paid each round (every quarter second) however few calls it holds: "
+        "about 0.5-0.7 µs a request in the benchmark (docs/monitoring-cost.md), at thousands of "
+        "requests a second; at a few a second, hundreds of µs a request (some 0.1% of a core).",
     ),
     "modelpilot_monitor_failures_total": Note(
         "monitoring",

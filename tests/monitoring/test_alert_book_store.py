@@ -5,6 +5,8 @@ resolves through the usual path, or once it could not be judged for
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import time
 from pathlib import Path
@@ -240,3 +242,17 @@ def test_the_book_round_trips_with_waits_and_notifications(store: BookFile) -> N
     assert back.active == state.active and back.history == state.history
     assert back.pending == {("data_drift", "iris:1"): 1000.0}
     assert back.clearing == {("error_rate", ""): 1010.0}
+
+
+def test_a_drift_alert_keeps_its_drifted_features_through_the_book(store: BookFile) -> None:
+    """What a held data drift's report and gauges hold (``Alert.drifted``) comes back after a
+    restart; a book written before it was kept reads as none."""
+    kept = keeper(store)
+    kept.update([dataclasses.replace(drift(True), drifted=("x0",))], now=1000.0)
+    text = encode(kept.state())
+    (alert,) = decode(text).active
+    assert alert.drifted == ("x0",)
+    book = json.loads(text)
+    del book["active"][0]["drifted"]
+    (alert,) = decode(json.dumps(book)).active
+    assert alert.drifted == ()

@@ -283,8 +283,8 @@ def decode(text: str) -> AlertState:
         if found.get("format") != FORMAT:
             raise ValueError(f"format {found.get('format')!r}, not {FORMAT}")
         return AlertState(
-            active=tuple(Alert(**a) for a in found["active"]),
-            history=tuple(Alert(**a) for a in found["history"]),
+            active=tuple(_read_alert(a) for a in found["active"]),
+            history=tuple(_read_alert(a) for a in found["history"]),
             undelivered=tuple(found["undelivered"]),
             pending={(r, m): float(s) for r, m, s in found["pending"]},
             clearing={(r, m): float(s) for r, m, s in found["clearing"]},
@@ -321,7 +321,14 @@ def _alert(alert: Alert) -> dict[str, Any]:
         "value": alert.value,  # NaN as JSON's NaN extension: read back as itself
         "since": alert.since,
         "resolved_at": alert.resolved_at,
+        # What a held data drift's report and gauges hold over a restart (``Alert.drifted``).
+        "drifted": list(alert.drifted),
     }
+
+
+def _read_alert(found: dict[str, Any]) -> Alert:
+    """An alert ``_alert`` wrote (or a release before ``drifted`` was kept: none held)."""
+    return Alert(**{**found, "drifted": tuple(found.get("drifted", ()))})
 
 
 def unreadable(exc: BaseException) -> bool:
