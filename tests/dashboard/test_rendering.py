@@ -91,6 +91,30 @@ def test_the_accuracy_tile_is_red_when_the_server_judges_it_degraded(
     assert max(page.ticks("accuracy")) <= 1  # a score ends at 1
 
 
+def test_a_stretch_without_labels_is_a_gap_in_the_accuracy_line(page_server: PageServer) -> None:
+    """The quality window held no labels for 50 s (a point with no metric): the line went
+    straight from 0.5 before to 1.0 after, a recovery through a stretch of nothing."""
+    performance = PerformanceReport(
+        labels=40,
+        current={"accuracy": 1.0},
+        reference={"accuracy": 0.97},
+        degraded=[],
+        label_shift=None,
+        concept_drift=False,
+        reason="",
+    )
+    history = [
+        {"t": NOW - 60, "accuracy": 0.5},
+        {"t": NOW - 58, "accuracy": 0.5},
+        {"t": NOW - 10},
+        {"t": NOW - 4, "accuracy": 1.0},
+        {"t": NOW - 2, "accuracy": 1.0},
+    ]
+    _, page = page_server.draw(payload(busy(), iris(performance, history)))
+    assert page.by_id["chart-accuracy"]["data-segments"] == "2"
+    assert page.by_id["chart-accuracy"]["data-points"] == "4"
+
+
 def test_drift_bars_are_evidence_with_the_line_at_one_and_chance_low(
     page_server: PageServer,
 ) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,9 +25,10 @@ from starlette.types import Receive, Scope, Send
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.server.rest.connection_limits import GuardedHttpProtocol, HttpLimits
-from modelpilot.server.runner import _Server
+from modelpilot.server.runner import REPEATED_SIGNAL_SECONDS, StopRequests, _Server
 from modelpilot.server.sockets import bind_socket
-from tests.processes import Server, start, stop
+from tests.conftest import free_port
+from tests.processes import Server, serve_command, start, stop
 from tests.server.conftest import LoopThread
 
 pytestmark = pytest.mark.slow
@@ -111,7 +114,8 @@ def test_workers_drain_on_sigterm_to_the_supervisor(
             assert time.monotonic() < deadline, "the second worker did not start"
             time.sleep(0.05)
         server.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
+        signalled = time.monotonic()
+        deadline = signalled + 20
         answered = 0
         # New connections, each to whichever worker the kernel picks (which worker is not
         # up to the test: under load one may take them all); the log shows both drained.
@@ -121,7 +125,9 @@ def test_workers_drain_on_sigterm_to_the_supervisor(
                 assert predict(server.url).status_code == 200
                 answered += 1
         assert server.process.poll() is None
-        server.process.send_signal(signal.SIGTERM)  # passed on: it ends the workers' drain
+        # A second signal, not the first repeated: passed on, it ends the workers' drain.
+        time.sleep(max(signalled + REPEATED_SIGNAL_SECONDS - time.monotonic(), 0.0))
+        server.process.send_signal(signal.SIGTERM)
         assert exited(server) == 0
     finally:
         if server.process.poll() is None:
@@ -243,3 +249,59 @@ def test_connections_queued_as_the_port_closes_are_answered(loop: LoopThread) ->
             client.close()
         sock.close()
         listener.close()
+
+
+def test_a_signal_repeated_at_once_is_one_stop_request() -> None:
+    """Each worker of ``serve --workers`` stopped by systemd (KillMode=control-group) or
+    ``kill -TERM -PGID`` gets SIGTERM twice, its own and the supervisor's, milliseconds
+    apart: the second was taken as the one that ends the drain."""
+    now = [100.0]
+    requests = StopRequests(clock=lambda: now[0])
+    requests(signal.SIGTERM)
+    now[0] += 0.01
+    requests(signal.SIGTERM)  # the supervisor's copy
+    assert requests.signals == [signal.SIGTERM]
+    now[0] += REPEATED_SIGNAL_SECONDS
+    requests(signal.SIGTERM)  # sent on purpose, later: it ends the drain
+    assert requests.signals == [signal.SIGTERM, signal.SIGTERM]
+
+
+def test_sigint_after_sigterm_ends_the_drain_at_once() -> None:
+    requests = StopRequests(clock=lambda: 0.0)
+    requests(signal.SIGTERM)
+    requests(signal.SIGINT)
+    assert requests.signals == [signal.SIGTERM, signal.SIGINT]
+
+
+def test_workers_drain_on_sigterm_to_the_whole_process_group(
+    registry: Registry, slow_version: ModelVersion, tmp_path: Path
+) -> None:
+    """systemd's default KillMode=control-group signals every process of the unit at once,
+    as does ``kill -TERM -PGID``: the workers stopped 12 ms later, without a drain."""
+    log = tmp_path / "server.log"
+    http, grpc = free_port(), free_port()
+    command = serve_command(registry, http, grpc, "--workers", "2", *INFO)
+    env = {**os.environ, **DRAIN}
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(command, env=env, stderr=stderr, start_new_session=True)
+    server = Server(process, http, grpc)
+    try:
+        deadline = time.monotonic() + 60
+        while log.read_text().count("modelpilot.server: serving") < 2:
+            assert process.poll() is None and time.monotonic() < deadline, "workers not up"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGTERM)  # the supervisor and both workers
+        wait_not_ready(server.url)
+        time.sleep(1.5)  # past the supervisor's copy of the signal
+        assert "finishing in-flight" not in log.read_text(), "a worker skipped its drain"
+        for _ in range(5):  # the port is open, whichever worker the kernel picks
+            assert predict(server.url).status_code == 200
+        process.send_signal(signal.SIGTERM)  # a second signal, on purpose: ends the drain
+        assert exited(server) == 0
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    written = log.read_text()
+    assert written.count("MODELPILOT_SHUTDOWN_DRAIN_SECONDS") == 2  # both workers drained
+    assert "Traceback" not in written and "did not stop in time" not in written

@@ -25,6 +25,10 @@ LATENCY_EDGES = np.geomspace(1e-5, 100.0, 8 * 7 + 1)
 to a decade (each 33% wider than the last), so that intervals, and workers, add up to the
 percentiles of a whole window within a bucket's width."""
 
+HISTORY_POINTS = 300
+"""Intervals a service history keeps: the span of the dashboard's charts (10 minutes at the
+default 2 s interval), and of a dead worker's history that its successor carries on."""
+
 LATENCY_BOUND = 0.5
 """The latency each interval counts its slower requests over, by default: the latency alert's
 default threshold (``AlertRules.latency_p99_seconds``; the monitor passes the one it judges
@@ -97,7 +101,7 @@ class ServiceHistory(InferenceObserver):
 
     def __init__(
         self,
-        points: int = 300,
+        points: int = HISTORY_POINTS,
         monitor_pid: Callable[[], int | None] | None = None,
         latency_bound: float = LATENCY_BOUND,
     ) -> None:
@@ -273,7 +277,10 @@ def _quantile_of(point: ServicePoint, q: float) -> float:
 
 
 def merge_points(
-    own: list[ServicePoint], others: Sequence[Sequence[ServicePoint]], interval: float
+    own: list[ServicePoint],
+    others: Sequence[Sequence[ServicePoint]],
+    interval: float,
+    ended: Sequence[Sequence[ServicePoint]] = (),
 ) -> list[ServicePoint]:
     """Several processes' histories (``others``: one per sibling) as one: points in the same
     interval are combined.
@@ -282,14 +289,22 @@ def merge_points(
     stands for the whole (percentiles do not add, and the worst is what an alert wants).
     Intervals that some process has not published yet are left out: summed without it, the
     newest point would show a fraction of the requests, CPU and memory.
+
+    ``ended``: the histories of workers that died, up to their last point, which count in
+    every interval they cover but hold back none (they will publish no more). Left out, a
+    worker's death rewrote the past: every interval of the last 10 minutes lost the requests
+    and CPU that worker had served (a third, of three), and the error-rate alert the failures
+    it had answered in its last minute.
     """
     others = [series for series in others if series]
-    if not others:
+    ended = [series for series in ended if series]
+    if not others and not ended:
         return own
     histories = [own, *others] if own else others
-    last = min(round(series[-1].t / interval) for series in histories)
+    running = histories or ended  # (none running yet: the dead ones' points are all there is)
+    last = min(round(series[-1].t / interval) for series in running)
     buckets: dict[int, list[ServicePoint]] = {}
-    for series in histories:
+    for series in [*histories, *ended]:
         # One process may have closed two intervals within one (a flush closes one early,
         # and each thread keeps its own clock): its share of the bucket is their sum, its
         # levels the later's.

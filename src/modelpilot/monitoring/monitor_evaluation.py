@@ -145,20 +145,35 @@ def report(
 
 
 def gather(self: Monitor) -> list[MonitorState]:
-    """The siblings' states (and their service history, kept for ``series``)."""
+    """The siblings' states: the live ones' windows and totals, and the totals of workers
+    gone whose successors do not carry them on yet (their windows are gone with them). Their
+    service histories are kept for ``series``: the live ones', and the gone ones' to their
+    last point (as the live carry their predecessors')."""
     assert self.exchange is not None
     gathered: list[MonitorState] = []
     points: list[list[ServicePoint]] = []
-    for peer in self.exchange.peers():
+    ended: list[list[ServicePoint]] = [self.exchange.carried_points]
+    live, gone = self.exchange.siblings()
+    for peer in live:
         gathered.extend(peer.states)
         points.append(peer.points)
+        ended.append(getattr(peer, "carried_points", []))
+    for snapshot in gone:
+        # Left out, the model's requests and rows went back by the dead worker's share (and
+        # what it carried of its own predecessors') until its successor published.
+        gathered.extend(totals_of(state) for state in snapshot.states)
+        ended.append([*getattr(snapshot, "carried_points", []), *snapshot.points])
     self._peer_points = points
+    self._ended_points = ended
     return gathered
 
 
 def series(self: Monitor) -> list[ServicePoint]:
-    """Service history of the whole server: this worker's points and its siblings'."""
-    return merge_points(list(self.history.points), self._peer_points, self.evaluate_seconds)
+    """Service history of the whole server: this worker's points and its siblings', and
+    those of the workers that died before them, until they age out."""
+    return merge_points(
+        list(self.history.points), self._peer_points, self.evaluate_seconds, self._ended_points
+    )
 
 
 def conditions(self: Monitor, now: float) -> list[Condition]:

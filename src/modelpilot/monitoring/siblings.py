@@ -24,15 +24,19 @@ every scrape it answers, and from then on in every scrape its siblings answer.
 
 A worker that stops (killed, crashed, or stopped on its own) leaves its last snapshot to the
 worker started in its place, which carries its running totals (predictions by class, labels)
-on; its windows of recent traffic are lost with it. Until that worker has published a snapshot
-that carries them, the dead worker's own snapshot counts in the totals: a snapshot's totals
-are counted once all along, never twice and never dropped. What a killed worker counted after
-its last snapshot is in none: a SIGKILL cannot publish, so its predictions and labels of up to
-a monitoring round (``MODELPILOT_MONITOR_INTERVAL_SECONDS``, 2 s) are lost from the totals for
-good, as its last second is from the service counters and its last quarter second from the
-inference log (``MODELPILOT_MONITOR_ROUND_SECONDS``); one that stops cleanly publishes first
-and loses none. Its per-worker counters (CPU seconds, monitoring's own
-work) carry on in the new worker's the same way, and stand in the scrapes, as it last
+and its service history (the dashboard's charts, the error-rate and latency alerts' last
+minute, until its points age out) on; its windows of recent traffic are lost with it. Until
+that worker has published a snapshot that carries them, the dead worker's own snapshot counts,
+in every worker's reports, charts and scrapes: a snapshot's totals are counted once all along,
+never twice and never dropped (the model's requests and rows read by the dashboard and
+``/api/monitoring`` went back by the dead worker's share for the 5-7 s its successor took), and
+so are its points (the charts lost a third of every past interval's requests at a death).
+What a killed worker counted after its last snapshot is in none: a SIGKILL cannot publish, so
+its predictions and labels of up to a monitoring round (``MODELPILOT_MONITOR_INTERVAL_SECONDS``,
+2 s) are lost from the totals for good, as its last second is from the service counters and
+its last quarter second from the inference log (``MODELPILOT_MONITOR_ROUND_SECONDS``); one that
+stops cleanly publishes first and loses none. Its per-worker counters (CPU seconds, monitoring's
+own work) carry on in the new worker's the same way, and stand in the scrapes, as it last
 published them, until then; its gauges (memory, uptime, requests in flight) go with it. The
 machine's counters (disk and network bytes) do not carry on: they are the kernel's running
 totals, which the new worker reads afresh. Worker 0 also writes the alert book it decides on
@@ -61,7 +65,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from modelpilot.monitoring.alerts import AlertState
-from modelpilot.monitoring.history import ServicePoint
+from modelpilot.monitoring.history import HISTORY_POINTS, ServicePoint
 from modelpilot.monitoring.model_monitor import MonitorState, totals_of
 
 logger = logging.getLogger(__name__)
@@ -96,6 +100,10 @@ class WorkerSnapshot:
     inherited: frozenset[int] = frozenset()
     """The dead workers (pids) whose running totals ``states`` carry on: the ones this worker
     replaced, and the ones they had replaced."""
+    carried_points: list[ServicePoint] = field(default_factory=list)
+    """The service history of the workers this one replaced (``inherited``), up to their last
+    points, oldest first: theirs to the server's history until it ages out (``points`` and
+    these keep ``HISTORY_POINTS`` between them, as one history would)."""
 
 
 class WorkerExchange:
@@ -118,6 +126,9 @@ class WorkerExchange:
         self._carried_totals: list[MonitorState] = []
         """The running totals of the workers this one replaces (``inherit``), which its
         snapshots carry on before its first monitoring round (``publish_metrics``)."""
+        self._carried_points: list[ServicePoint] = []
+        """The service history of the workers this one replaces (``inherit``), which its
+        snapshots carry on until this worker's own history has pushed it out."""
         self._taken: list[Path] = []
         """Dead workers' snapshots taken over (``inherit``), to remove once this worker's
         snapshot carries their totals."""
@@ -148,6 +159,10 @@ class WorkerExchange:
                 self._write(list(self._carried_totals), [])
 
     def _write(self, states: list[MonitorState], points: list[ServicePoint]) -> None:
+        # The predecessors' points and this worker's as one history of HISTORY_POINTS: theirs
+        # go as this worker's own come, as the oldest of one history would.
+        room = max(HISTORY_POINTS - len(points), 0)
+        self._carried_points = self._carried_points[-room:] if room else []
         snapshot = WorkerSnapshot(
             self.pid,
             self.index,
@@ -156,6 +171,7 @@ class WorkerExchange:
             states,
             points,
             self._inherited,
+            list(self._carried_points),
         )
         temporary = self._path.with_suffix(".tmp")
         temporary.write_bytes(pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL))
@@ -170,6 +186,39 @@ class WorkerExchange:
     def peers(self) -> list[WorkerSnapshot]:
         """The latest snapshots of the other live workers."""
         return [s for s in self.workers() if s.pid != self.pid]
+
+    def siblings(self) -> tuple[list[WorkerSnapshot], list[WorkerSnapshot]]:
+        """The other workers' latest snapshots, from one read of the directory: those of the
+        live workers (``peers``), and those of workers gone (stopped, or stopped reporting)
+        whose totals and history no snapshot carries on yet: this worker's reports count
+        both, the live ones' windows and the gone ones' totals and points. From one read, so
+        that a successor publishing meanwhile is counted or its predecessor is, not both."""
+        retired = self._read_all("retired-*.snapshot")
+        workers = self._read_all("worker-*.snapshot")
+        retired += self._read_all("retired-*.snapshot")
+        # This worker's own inheritance too: its snapshot may not say so yet, and its
+        # reports carry those totals (``inherit``) from the start.
+        carried = self._inherited.union(*(s.inherited for s in [*workers, *retired]))
+        now = time.time()
+        live = [
+            s
+            for s in workers
+            if s.pid != self.pid and now - s.at <= STALE_SECONDS and _alive(s.pid)
+        ]
+        counted = carried | {self.pid} | {s.pid for s in live}
+        gone: dict[int, WorkerSnapshot] = {}
+        for snapshot in [*workers, *retired]:
+            if snapshot.pid not in counted:
+                gone.setdefault(snapshot.pid, snapshot)
+        return (
+            sorted(live, key=lambda s: s.index),
+            sorted(gone.values(), key=lambda s: (s.index, s.at)),
+        )
+
+    @property
+    def carried_points(self) -> list[ServicePoint]:
+        """The service history of the workers this one replaces, as its snapshots carry it."""
+        return self._carried_points
 
     def workers(self) -> list[WorkerSnapshot]:
         """The latest snapshots of the live workers, this one's included (once published)."""
@@ -220,15 +269,18 @@ class WorkerExchange:
         # A predecessor that had itself taken another's over carries that one's totals.
         carried = frozenset().union(*(s.inherited for s in snapshots))
         states: list[MonitorState] = []
+        points: list[ServicePoint] = []
         for snapshot in snapshots:
             if snapshot.pid not in carried:
                 states.extend(snapshot.states)
+                points += [*getattr(snapshot, "carried_points", ()), *snapshot.points]
                 for key, value in _counters(snapshot.metrics).items():
                     if not key[0].startswith(MACHINE_METRICS):
                         self._carried[key] = self._carried.get(key, 0.0) + value
         if self.index == 0:
             self.inherited_alerts = self.alerts()
         self._carried_totals = [totals_of(state) for state in states]
+        self._carried_points = sorted(points, key=lambda p: p.t)[-HISTORY_POINTS:]
         self._inherited = carried | {s.pid for s in snapshots}
         self._taken = taken
         return states

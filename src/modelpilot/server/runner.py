@@ -15,7 +15,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import uvicorn
 
@@ -38,6 +38,14 @@ and the gRPC server to close its connections."""
 
 THREADS_END_SECONDS = 0.25
 """How long a stopped server waits for its threads to end before exiting without them."""
+
+REPEATED_SIGNAL_SECONDS = 1.0
+"""A signal of the kind that began the shutdown, arriving within this long of it, is the
+same stop request delivered twice, not a second one: systemd's default (KillMode=
+control-group) and ``kill -TERM -PGID`` signal every process of a ``serve --workers`` at once,
+and the supervisor passes the signal on too (within its 0.2 s watch), so each worker got two
+SIGTERMs milliseconds apart and took the second as "end the drain now": no drain at all. A
+second signal sent on purpose comes later, or is of the other kind (SIGINT after SIGTERM)."""
 
 KEEP_ALIVE_SECONDS = 5
 """How long a REST connection may wait between an answer and its next request (uvicorn's)."""
@@ -185,16 +193,11 @@ async def serve_async(
                 engine, settings, reuse_port=reuse_port, monitoring=monitoring
             )
             await grpc_server.start()
-        stop = asyncio.Event()
-        signals: list[int] = []
-
-        def on_signal(signum: int) -> None:
-            signals.append(signum)
-            stop.set()
-
+        requests = StopRequests()
+        stop, signals = requests.stop, requests.signals
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, on_signal, sig)
+            loop.add_signal_handler(sig, requests, sig)
         listen(sock)  # uvicorn accepts from its start below; the kernel queues until then
         if settings.worker_dir is not None:
             # Told to the supervisor, which stops no serving worker for one that cannot start.
@@ -254,6 +257,35 @@ async def serve_async(
         logger.info("stopped")
 
 
+class StopRequests:
+    """The stop signals this process got (``signals``, in order), each stop request once;
+    ``stop`` is set at each.
+
+    A signal of the kind that began the shutdown, again within ``REPEATED_SIGNAL_SECONDS``,
+    is that request delivered twice (see there), not a second one that ends the drain."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.signals: list[int] = []
+        self.stop = asyncio.Event()
+        self._clock = clock
+        self._first_at = 0.0
+
+    def __call__(self, signum: int) -> None:
+        now = self._clock()
+        repeated = bool(self.signals) and signum == self.signals[0]
+        if repeated and now - self._first_at < REPEATED_SIGNAL_SECONDS:
+            logger.info(
+                "signal %d again within %g s of the first: the same stop request",
+                signum,
+                REPEATED_SIGNAL_SECONDS,
+            )
+            return
+        if not self.signals:
+            self._first_at = now
+        self.signals.append(signum)
+        self.stop.set()
+
+
 async def _drain(
     seconds: float,
     stop: asyncio.Event,
@@ -272,8 +304,10 @@ async def _drain(
     """
     logger.info(
         "shutting down: not ready, serving on for %g s (MODELPILOT_SHUTDOWN_DRAIN_SECONDS) "
-        "so that load balancers stop sending first; a second signal ends this",
+        "so that load balancers stop sending first; a second signal (%g s or more after "
+        "the first) ends this",
         seconds,
+        REPEATED_SIGNAL_SECONDS,
     )
     protocol.closing = True
     stop.clear()

@@ -127,7 +127,9 @@ class Supervisor:
     others serve on; else the supervisor stops every worker and raises the worker's error,
     rather than start it again forever. SIGTERM or SIGINT is passed on to every worker as it
     came (on SIGTERM a worker serves on, not ready, for the drain period), and so is a second
-    one (which ends that period); the workers finish what is in flight and exit, and the
+    one (which ends that period, if it comes a second or more after the first: a worker also
+    signalled directly, by systemd or ``kill -TERM -PGID``, takes the supervisor's copy for the
+    same request, ``runner.StopRequests``); the workers finish what is in flight and exit, and the
     supervisor waits for them. A supervisor that dies without passing it on (SIGKILL)
     has the kernel send SIGTERM to its workers instead, on Linux (``follow_supervisor``).
     """

@@ -228,15 +228,18 @@
     }
     const cur = perf.current || {};
     const hist = Array.isArray(perf.history) ? perf.history : [];
+    // A point with no metric is a stretch the window held no labels in: a gap in the line.
+    const measured = hist.find((x) => Object.keys(x).some((k) => k !== 't')) || {};
     const metric = 'accuracy' in cur ? 'accuracy'
-      : Object.keys(cur)[0] || Object.keys(hist[0] || {}).find((k) => k !== 't') || 'accuracy';
+      : Object.keys(cur)[0] || Object.keys(measured).find((k) => k !== 't') || 'accuracy';
     const ref = perf.reference ? perf.reference[metric] : null;
     const label = metric.length <= 4 ? metric.toUpperCase() : metric.charAt(0).toUpperCase() + metric.slice(1);
-    const pts = hist.map((x) => [x.t, x[metric]]).filter((q) => isNum(q[0]) && isNum(q[1]));
+    const pts = hist.map((x) => [x.t, isNum(x[metric]) ? x[metric] : null]).filter((q) => isNum(q[0]));
+    const measuredPts = pts.filter((q) => isNum(q[1]));
     // Errors (MAE, RMSE) from 0 up; scores (accuracy, F1, AUC) zoomed in, within [0, 1].
     const lowerBetter = ERROR_METRICS.has(metric);
     lineChart(canvas, {
-      lines: [{ label: metric, color: C.blue, pts }], zero: lowerBetter, points: pts.length,
+      lines: [{ label: metric, color: C.blue, pts }], zero: lowerBetter, points: measuredPts.length,
       min: 0, max: SCORE_METRICS.has(metric) ? 1 : undefined,
       refs: isNum(ref) ? [{ y: ref, label: 'reference', color: C.axis }] : [], empty: 'No performance history yet',
     });
@@ -248,7 +251,7 @@
     // drift (and only once the window holds enough labels), never by a rule of its own.
     const worse = Array.isArray(perf.degraded) && perf.degraded.includes(metric);
     setStat('stat-accuracy', fmtNum(v), v, worse ? 'bad' : '');
-    if (pts.length) describe(canvas, `latest ${metric} ${fmtNum(v)}${isNum(ref) ? `, reference ${fmtNum(ref)}` : ''}`);
+    if (measuredPts.length) describe(canvas, `latest ${metric} ${fmtNum(v)}${isNum(ref) ? `, reference ${fmtNum(ref)}` : ''}`);
     const labels = isNum(perf.labels) ? `${count(perf.labels)} labels` : '';
     setText('stat-accuracy-sub', [isNum(ref) ? `ref ${fmtNum(ref)}` : '', labels].filter(Boolean).join(' · ') || '—');
     const metrics = Object.entries(cur).map(([k, x]) => `${k} ${fmtNum(x)}`).join(' · ');
