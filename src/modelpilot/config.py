@@ -143,7 +143,8 @@ class Settings(BaseSettings):
     """On SIGTERM, how long the server answers not-ready (``/v2/health/ready`` 503) yet goes on
     taking connections and serving them before it closes its ports, so that load balancers (a
     Kubernetes Service's endpoints) stop sending to it first; skipped on Ctrl-C (SIGINT) and
-    cut short by a second signal."""
+    cut short by a second signal (one of the same kind within a second is the same request:
+    a SIGTERM sent to a process group reaches each ``--workers`` worker twice)."""
 
     shutdown_grace_seconds: float = Field(default=20.0, ge=0.0)
     """On SIGTERM or Ctrl-C, once the ports are closed, how long in-flight requests get to

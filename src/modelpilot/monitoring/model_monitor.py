@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -21,6 +20,7 @@ from modelpilot.monitoring.performance import (
     PerformanceWindow,
 )
 from modelpilot.monitoring.predictions import PredictionBins, PredictionSummary
+from modelpilot.monitoring.quality_history import QualityHistory
 from modelpilot.monitoring.window import RecentRows, SlidingWindow
 from modelpilot.registry.profile import FeatureProfile, ReferenceProfile
 from modelpilot.registry.quality import stated_metrics
@@ -212,7 +212,7 @@ class ModelMonitor:
             # An error is judged against the target's scale where its reference one is ~0.
             target_scale=_scale(outcome),
         )
-        self._history: deque[dict[str, float]] = deque(maxlen=300)
+        self._history = QualityHistory()
 
     def observe(
         self,
@@ -384,8 +384,8 @@ class ModelMonitor:
             predictions = self.predictions.summary(counts[features:], sums[feature_sums:])
         others = [row for p in peers for row in p.labelled]
         performance = self.performance.report(now, others, held)
-        if performance is not None and performance.current:  # (not a drift held on no labels)
-            self._history.append({"t": now, **performance.current})
+        # No labels (an empty window, or a drift held on none): a gap in the chart.
+        self._history.record(now, performance.current if performance is not None else {})
         classes: dict[str, int] = {}
         if self.predictions is not None and self.predictions.classifier:
             totals = own.classes + sum((p.classes for p in peers), np.zeros_like(own.classes))
@@ -398,7 +398,7 @@ class ModelMonitor:
             drift,
             predictions,
             performance,
-            list(self._history),
+            self._history.points(),
             classes,
             own.labels_total + sum(p.labels_total for p in peers),
             dict(self.performance.reference),

@@ -150,6 +150,9 @@ class Monitor(InferenceObserver):
         self.alerts = self.keeper.book
         self._peer_points: list[list[ServicePoint]] = []
         """Each sibling worker's service history, as it last published it."""
+        self._ended_points: list[list[ServicePoint]] = []
+        """The service histories of workers that died, to their last points, as this worker
+        and its siblings carry them on (``monitor_evaluation.gather``)."""
         self.started_at = time.time()
         self._failures = 0
         self._dropped = 0

@@ -324,6 +324,7 @@ async def alerts(request: Request) -> dict[str, Any]:
 )
 async def monitoring(request: Request) -> list[dict[str, Any]]:
     monitor = _monitor(request)
+    await _settled(request, monitor)
     await _labels_reported(monitor)
     return [model_overview(r) for r in monitor.reports()]
 
@@ -339,6 +340,7 @@ async def monitoring_model(
     monitor = _monitor(request)
     serving = dict(request.app.state.engine.served.current_versions()).get(model)
     number = serving.version if serving is not None else None
+    await _settled(request, monitor)
     await _labels_reported(monitor)
     try:
         report = monitor.report(model, version, serving=number)
@@ -353,14 +355,24 @@ async def monitoring_model(
 
 @router.get("/dashboard", summary="Everything the live dashboard draws", responses=_OFF)
 async def dashboard_data(request: Request) -> dict[str, Any]:
+    monitor = _monitor(request)
+    overview = await _settled(request, monitor)
+    await _labels_reported(monitor)
+    read: dict[str, Any] = overview.read()
+    return read
+
+
+async def _settled(request: Request, monitor: Monitor) -> Overview:
+    """The server's overview, once it has its sibling workers' figures: with workers, a
+    worker's first answers wait for them, as /metrics's do (``Overview.settle``). The
+    monitoring routes wait too: a worker started in place of one that died answered
+    /api/monitoring/{model} 404 ("still putting its windows back") for 1.5 s, while its
+    siblings answered with the server's report."""
     state = request.app.state
     # Made on the first request and kept: it holds the dashboard's own baseline of the
     # machine's CPU (a fresh one each time would measure nothing).
-    monitor = _monitor(request)
     if getattr(state, "overview", None) is None:
         state.overview = Overview(monitor, state.engine)
-    # With workers, a worker's first answers wait for its siblings' figures, as /metrics's do.
-    await state.overview.settle()
-    await _labels_reported(monitor)
-    read: dict[str, Any] = state.overview.read()
-    return read
+    overview: Overview = state.overview
+    await overview.settle()
+    return overview
