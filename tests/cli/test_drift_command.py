@@ -68,6 +68,21 @@ def test_ignored_columns_are_no_features(
     assert "--ignore names columns the reference does not have: ['label']" in str(wrong.exception)
 
 
+def test_a_reference_with_its_target_says_to_leave_it_out(
+    run: Run, iris_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The tester's first try: the reference that ``register --target`` takes holds the
+    label, today's data does not; the error named the column but not the way on."""
+    reference, current = tmp_path / "reference.csv", tmp_path / "today.csv"
+    iris_frame.assign(**{"the label": "setosa"}).to_csv(reference, index=False)
+    iris_frame.to_csv(current, index=False)
+    args = ["drift", str(reference), str(current), "-o", str(tmp_path / "r.html")]
+    message = str(run(*args, registry=False).exception)
+    assert "the current data lacks the reference's columns ['the label']" in message
+    assert message.endswith("modelpilot drift's --ignore 'the label'"), message
+    assert run(*args, "--ignore", "the label", registry=False).exit_code == 0
+
+
 def test_calm_data_passes_and_small_samples_use_ks(
     run: Run, iris_frame: pd.DataFrame, iris_csv: Path, tmp_path: Path
 ) -> None:

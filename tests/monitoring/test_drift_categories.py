@@ -15,7 +15,7 @@ import pytest
 from modelpilot.monitoring.binning import ProfileBinning
 from modelpilot.monitoring.divergence import chi_squared_homogeneity, compare_categories
 from modelpilot.monitoring.drift import DriftThresholds, FeatureDrift, judge_categorical
-from modelpilot.registry.profile import OTHER, ReferenceProfile
+from modelpilot.registry.profile import ReferenceProfile
 
 
 def categories(count: int) -> np.ndarray:
@@ -81,7 +81,7 @@ def test_a_value_outside_the_named_categories_counts_with_the_reference_tail() -
     values, shares = categories(5000), (1 / ranks) / (1 / ranks).sum()
     reference = rng.choice(values, 5000, p=shares)
     profile = ReferenceProfile.from_data(pd.DataFrame({"c": reference}))
-    assert OTHER in profile.feature("c").categories
+    assert profile.feature("c").other is not None
     binning = ProfileBinning(profile)
     (histogram,) = binning.histograms(np.zeros(binning.size, dtype=np.int64))
     assert histogram.labels[-1] == "other" and "unseen" not in histogram.labels
@@ -143,3 +143,25 @@ def test_chi_squared_homogeneity_is_scipys_contingency_test() -> None:
     # Categories neither sample holds are no part of the table.
     padded = chi_squared_homogeneity(np.append(reference, 0), np.append(current, 0))
     assert padded == pytest.approx((expected.statistic, expected.pvalue))
+
+
+def test_a_category_named_like_the_old_pooled_key_is_a_category() -> None:
+    """The tester's finding: a value "__other__" (pipelines bucket rare categories under it)
+    was taken for the profile's pooled tail, its feature read as an old profile whose named
+    categories were all pooled: 90% of a window in a value the reference never had read
+    "ok", JS 0, "register the version again"."""
+    rng = np.random.default_rng(3)
+    reference = rng.choice(
+        np.array(["__other__", "a", "b"], dtype=object), 1000, p=[0.1, 0.45, 0.45]
+    )
+    window = rng.choice(np.array(["zzz", "a"], dtype=object), 1000, p=[0.9, 0.1])
+    drifted = judged(reference, window)
+    assert drifted.drifted and drifted.unseen_share == pytest.approx(0.9, abs=0.03)
+    assert "register the version again" not in drifted.reason
+    # Its own rows read no drift, "__other__" counted as itself.
+    same = judged(reference, rng.choice(reference, 1000))
+    assert not same.drifted and same.unseen_share == 0.0, same.reason
+    profile = ReferenceProfile.from_data(pd.DataFrame({"c": reference}))
+    feature = profile.feature("c")
+    assert feature.other is None and set(feature.categories) == {"__other__", "a", "b"}
+    assert ReferenceProfile.from_dict(profile.to_dict()) == profile

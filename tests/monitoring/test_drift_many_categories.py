@@ -16,7 +16,8 @@ import pytest
 from modelpilot.monitoring.binning import ProfileBinning
 from modelpilot.monitoring.category_bins import categorical_bins, trusted_count
 from modelpilot.monitoring.drift import DriftThresholds, FeatureDrift
-from modelpilot.registry.profile import OTHER, TOP_CATEGORIES, FeatureProfile, ReferenceProfile
+from modelpilot.registry.profile import TOP_CATEGORIES, FeatureProfile, ReferenceProfile
+from modelpilot.registry.profile_formats import LEGACY_OTHER
 
 SEEDS = 20
 ALARMS = 2
@@ -51,7 +52,7 @@ def test_every_one_of_500_cities_is_named_and_a_value_outside_them_is_unseen(
     cities: ReferenceProfile,
 ) -> None:
     feature = cities.feature("city")
-    assert len(feature.categories) == 500 and OTHER not in feature.categories
+    assert len(feature.categories) == 500 and feature.other is None
     assert not feature.held_out and feature.count == 5000
     bins = categorical_bins(0, 0, feature)
     assert not bins.tail and bins.labels[-2:] == ["unseen", "missing"]
@@ -99,13 +100,14 @@ def test_a_tail_is_chosen_on_half_of_the_rows_and_counted_on_the_other() -> None
     values = np.random.default_rng(2).choice(TOWNS, 30_001).astype(object)
     values[::100] = None
     feature = profiled(values, "town").feature("town")
-    assert feature.held_out and len(feature.categories) == TOP_CATEGORIES + 1
+    assert feature.held_out and len(feature.categories) == TOP_CATEGORIES
     # count and missing are of the counted rows, as the category counts are.
-    assert feature.count == 15_001 == sum(feature.categories.values()) + feature.missing
+    assert feature.other is not None
+    named = sum(feature.categories.values())
+    assert feature.count == 15_001 == named + feature.other + feature.missing
     assert 100 < feature.missing < 200
     # Chosen for their counts in other rows, the named towns hold about their share of these
     # (a third), not the lucky half they held where they were chosen.
-    named = sum(n for name, n in feature.categories.items() if name != OTHER)
     assert named / (feature.count - feature.missing) == pytest.approx(1 / 3, abs=0.02)
     bins = categorical_bins(0, 0, feature)
     assert bins.tail and len(bins.codes) == TOP_CATEGORIES  # none pooled by trusted_count
@@ -127,7 +129,7 @@ def test_windows_drawn_as_3000_towns_were_do_not_drift(sorted_rows: bool) -> Non
 @pytest.mark.parametrize("rows", [999, 5000])
 def test_a_shift_to_a_few_of_3000_towns_drifts(rows: int) -> None:
     reference = towns_reference(5, sorted_rows=False)
-    named = [name for name in reference.feature("town").categories if name != OTHER]
+    named = list(reference.feature("town").categories)
     pooled = sorted(set(TOWNS) - set(named))
     rng = np.random.default_rng(6)
     for few in (named[:5], pooled[:5]):
@@ -144,7 +146,7 @@ def test_a_profile_stored_before_the_halves_still_pools_the_towns_near_its_cut()
         "kind": "categorical",
         "count": 10_000,
         "missing": 7,
-        "categories": {**counts, OTHER: 10_000 - 7 - sum(counts.values())},
+        "categories": {**counts, LEGACY_OTHER: 10_000 - 7 - sum(counts.values())},
     }
     feature = FeatureProfile.from_dict(stored)
     assert not feature.held_out
@@ -170,7 +172,7 @@ def test_a_stored_profile_that_pools_every_category_says_so() -> None:
             "kind": "categorical",
             "count": 3000,
             "missing": 0,
-            "categories": {**top.to_dict(), OTHER: 3000 - int(top.sum())},
+            "categories": {**top.to_dict(), LEGACY_OTHER: 3000 - int(top.sum())},
         }
     )
     assert not categorical_bins(0, 0, stored).codes  # every named one pooled

@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 from modelpilot.monitoring.performance import PerformanceThresholds, PerformanceWindow
-from modelpilot.registry.profile import OTHER
 from modelpilot.registry.store import Registry
 from modelpilot.serving.registration import register_model
 from tests.monitoring.conftest import Served, monitored
@@ -85,9 +84,9 @@ def test_numbers_among_the_reference_classes_are_compared_as_numbers() -> None:
 
 
 def test_no_class_is_refused_where_they_are_not_all_known() -> None:
-    """Of a target of more classes than its profile names (the rest pooled), or a model
-    registered without labels, any string or number is taken, as before."""
-    assert window(["a", "b", OTHER]).checked("zebra") == "zebra"
+    """Of a target of more classes than its profile names (the rest pooled: its monitor
+    gives no classes), or a model registered without labels, any string or number is taken,
+    as before."""
     assert window([]).checked("zebra") == "zebra"
     # The model's own classes, where it lists them, come first.
     declared = PerformanceWindow(
@@ -103,3 +102,12 @@ def test_no_class_is_refused_where_they_are_not_all_known() -> None:
     )
     with pytest.raises(ValueError, match=r"is not one of the model's classes \(0, 1\)"):
         declared.checked(2)
+
+
+def test_a_class_named_like_the_old_pooled_key_is_a_class() -> None:
+    """Pipelines bucket rare classes under "__other__": such a class was taken for a profile's
+    pooled tail, and then any label at all was taken (a typo among them too)."""
+    pooled_name = window(["a", "b", "__other__"])
+    assert pooled_name.checked("__other__") == "__other__"
+    with pytest.raises(ValueError, match=r'\("__other__", "a", "b"\); send one of those'):
+        pooled_name.checked("zebra")

@@ -248,6 +248,7 @@ def _from_files(
     import pandas as pd
 
     from modelpilot.monitoring.offline import compare
+    from modelpilot.registry.category_keys import holds_booleans
     from modelpilot.registry.profile import ReferenceProfile, is_numeric_feature
     from modelpilot.tabular import count_rows, iter_table, read_table, refuse_nested
 
@@ -273,13 +274,15 @@ def _from_files(
         )
     if set(ignore) >= {str(c) for c in frame.columns}:
         raise InvalidInput("--ignore leaves no column to compare")
-    # (Dates are no text: read as dates again, they are refused by name when profiled.)
+    # (Dates are no text: read as dates again, they are refused by name when profiled.
+    # Nor are booleans, "true" and "TRUE" alike: as text they were two categories.)
     text = [
         str(name)
         for name, column in frame.items()
         if str(name) not in ignore
         and not is_numeric_feature(column)
         and not pd.api.types.is_datetime64_any_dtype(column)
+        and not holds_booleans(column)
     ]
     if text:
         with _step(progress, f"reading {reference.name}"):

@@ -60,7 +60,7 @@ def print_table(comparison: Comparison, thresholds: DriftThresholds) -> None:
                 score, threshold = figures_apart(f.score, f.threshold, 4)
         rows.append(
             (
-                terminal_text(f.name),
+                _name(f.name),
                 verdict,
                 f.method,
                 score,
@@ -96,8 +96,8 @@ def print_table(comparison: Comparison, thresholds: DriftThresholds) -> None:
         )
     for f in shown:
         if f.drifted and f.name in comparison.new_values:
-            said = terminal_text(f"{f.name}: {comparison.new_values[f.name]}")
-            out.print(said, highlight=False)
+            said = terminal_text(comparison.new_values[f.name])
+            out.print(f"{_name(f.name)}: {said}", highlight=False)
     verdict = report.verdict[:1].upper() + report.verdict[1:]
     if report.rows == 0:  # a file of a header alone, or a log without rows in the window
         verdict = "No rows in the current data: no verdict"
@@ -123,6 +123,12 @@ def print_table(comparison: Comparison, thresholds: DriftThresholds) -> None:
         "deviations.[/]",
         highlight=False,
     )
+
+
+def _name(name: str) -> str:
+    """A feature's name for the table (markup): as ``terminal_text`` writes it, the empty
+    name as "(empty)" in italics, as the HTML report shows it (a blank cell said nothing)."""
+    return terminal_text(name) if name else "[italic](empty)[/]"
 
 
 def _shown(features: Sequence[FeatureDrift]) -> list[FeatureDrift]:

@@ -3,8 +3,9 @@
 The bins are the reference's categories by name, then one for every other value, then one for
 missing values. The other-values bin is "unseen" when the profile knows every category of
 the reference (a value outside them is new), and "other" when the profile kept only the
-most frequent ones and pooled the rest (``OTHER``): a value outside the named ones may then
-be one of that tail, as likely as it is new, and it counts with the tail. A profile made
+most frequent ones and pooled the rest (``FeatureProfile.other``): a value outside the named
+ones may then be one of that tail, as likely as it is new, and it counts with the tail. A
+profile made
 before categories were chosen and counted on separate halves of the reference rows
 (``FeatureProfile.held_out``) had its named categories near the cut kept by chance; those go
 to that bin too (see ``trusted_count``).
@@ -23,17 +24,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from modelpilot.monitoring.category_findings import ValueGroups
-from modelpilot.registry.profile import (
+from modelpilot.registry.category_keys import (
     CATEGORY_GROUPS,
     FALSE,
-    OTHER,
     TRUE,
-    FeatureProfile,
     boolean_counts,
     category_group,
     category_key,
     is_boolean,
 )
+from modelpilot.registry.profile import FeatureProfile
 
 TRUTHS = {
     **dict.fromkeys(("true", "1", "1.0"), TRUE),
@@ -62,7 +62,8 @@ class CategoricalBins:
     """The profile pooled the reference's rarer categories: a value outside the named ones
     cannot be told unseen."""
     boolean: bool
-    """A boolean feature (see ``is_boolean``): 1.0, "true" and ``True`` are one category."""
+    """A boolean feature (``FeatureProfile.boolean``): 1.0, "true" and ``True`` are one
+    category. Not a feature of text, whose "TRUE" is another category than its "true"."""
     fold_rare: bool = True
     """With a tail, the tests fold rare named categories into it, as their counts may run
     high (``divergence.compare_categories``); not for a ``FeatureProfile.held_out`` profile,
@@ -108,16 +109,18 @@ class CategoricalBins:
 
 def categorical_bins(index: int, offset: int, feature: FeatureProfile) -> CategoricalBins:
     """The bins of ``feature``, laid from ``offset`` in the flat count vector."""
-    counts = {name: n for name, n in feature.categories.items() if name != OTHER}
-    # A held-out profile stores the pooled rest even when its counted rows held none of it.
-    tail = OTHER in feature.categories and (feature.held_out or feature.categories[OTHER] > 0)
-    pooled = int(feature.categories.get(OTHER, 0))
+    counts = dict(feature.categories)
+    # (A held-out profile has a tail even where its counted rows held none of it.)
+    tail = feature.other is not None
+    pooled = feature.other or 0
     if tail and counts and not feature.held_out:
         trusted = trusted_count(min(counts.values()))
         pooled += sum(n for n in counts.values() if n < trusted)
         counts = {name: n for name, n in counts.items() if n >= trusted}
-    boolean = not tail and is_boolean(counts)
-    if boolean:  # a profile made before booleans were one rule may say "true"
+    boolean = feature.boolean
+    if boolean is None:  # a profile made before it: its words say (it may say "true")
+        boolean = not tail and is_boolean(counts)
+    if boolean:
         counts = boolean_counts(counts)
     labels = [*counts, "other" if tail else "unseen", "missing"]
     reference = np.array([*counts.values(), pooled, feature.missing], dtype=np.int64)

@@ -85,7 +85,7 @@ def render_html(
         # finding that was never made; the report's verdict says what there is instead.
         verdict, drifted, share = "No verdict", "-", "-"
     cards = [
-        ("Verdict", verdict, _offline_text(report.verdict)),
+        ("Verdict", verdict, shown(_offline_text(report.verdict))),
         ("Drifted features", drifted, ""),
         ("Drifted share", share, ""),
         ("Current rows", f"{report.rows:,}", ""),
@@ -165,7 +165,8 @@ def _table(features: Sequence[FeatureDrift]) -> str:
     for f in features:
         rows.append(
             "<tr>"
-            f"<td>{_e(f.name)}</td><td class='left'>{f.kind}</td><td class='left'>{_badge(f)}</td>"
+            f"<td>{_name(f.name)}</td><td class='left'>{f.kind}</td>"
+            f"<td class='left'>{_badge(f)}</td>"
             f"<td class='left'>{f.method}</td>{_judgement(f)}"
             f"<td>{_p(f.deciding_p_value)}</td><td>{_num(f.psi, 4)}</td>"
             f"<td>{_num(f.js_distance, 4)}</td><td>{_num(f.kl_divergence, 4)}</td>"
@@ -202,7 +203,7 @@ def _plot(histogram: FeatureHistogram, drift: FeatureDrift) -> str:
     if histogram.kind == "numeric":
         labels = _bin_labels(plotted.labels)
     else:
-        labels = [_short(label) for label in plotted.labels]
+        labels = [_short(shown(label)) for label in plotted.labels]
     reference = _shares(plotted.reference)
     current = _shares(plotted.current)
     n = len(labels)
@@ -227,7 +228,7 @@ def _plot(histogram: FeatureHistogram, drift: FeatureDrift) -> str:
     degrees = math.degrees(tilt)
     parts = [
         f"<svg viewBox='0 0 {width} {height}' width='100%' role='img' "
-        f"aria-label='{_e(histogram.name)} histogram'>",
+        f"aria-label='{_e(shown(histogram.name))} histogram'>",
         f"<line x1='{left:.1f}' y1='{height - bottom}' x2='{width - 4}' y2='{height - bottom}' "
         "stroke='#cbd5e1'/>",
         f"<text x='{left - 4:.1f}' y='{top + 8}' font-size='10' text-anchor='end' "
@@ -239,14 +240,15 @@ def _plot(histogram: FeatureHistogram, drift: FeatureDrift) -> str:
             h = share * scale
             parts.append(
                 f"<rect x='{x + j * bar:.1f}' y='{height - bottom - h:.1f}' width='{bar:.1f}' "
-                f"height='{h:.1f}' fill='{fill}'><title>{_e(label)}: "
+                f"height='{h:.1f}' fill='{fill}'><title>{_e(shown(label))}: "
                 f"{'reference' if j == 0 else 'current'} {share:.1%}</title></rect>"
             )
         cx = left + i * slot + slot / 2
+        empty = " font-style='italic'" if histogram.kind == "categorical" and not label else ""
         parts.append(
             f"<text x='{cx:.1f}' y='{height - bottom + 12}' font-size='9' fill='#475569' "
-            f"text-anchor='end' transform='rotate(-{degrees:g} {cx:.1f} {height - bottom + 12})'>"
-            f"{_e(labels[i])}</text>"
+            f"text-anchor='end' transform='rotate(-{degrees:g} {cx:.1f} {height - bottom + 12})'"
+            f"{empty}>{_e(labels[i])}</text>"
         )
     parts.append("</svg>")
     legend = (
@@ -255,7 +257,7 @@ def _plot(histogram: FeatureHistogram, drift: FeatureDrift) -> str:
     )
     counts = _counts_table(histogram) if len(plotted.labels) < len(histogram.labels) else ""
     return (
-        f"<div class='card plot{' many' if many else ''}'><h3>{_e(histogram.name)} "
+        f"<div class='card plot{' many' if many else ''}'><h3>{_name(histogram.name)} "
         f"{_badge(drift)}</h3>{legend}{''.join(parts)}<p>{_e(drift.reason)}</p>{counts}</div>"
     )
 
@@ -307,7 +309,7 @@ def _counts_table(histogram: FeatureHistogram) -> str:
     """Every bin's counts, for a plot that pooled some of them."""
     reference, current = _shares(histogram.reference), _shares(histogram.current)
     rows = "".join(
-        f"<tr><td>{_e(label)}</td><td>{int(histogram.reference[i]):,}</td>"
+        f"<tr><td>{_name(label)}</td><td>{int(histogram.reference[i]):,}</td>"
         f"<td>{reference[i]:.1%}</td><td>{int(histogram.current[i]):,}</td>"
         f"<td>{current[i]:.1%}</td></tr>"
         for i, label in enumerate(histogram.labels)
@@ -366,3 +368,28 @@ def _share(value: float) -> str:
 
 def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
+
+
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+"""What a page does not show as written: control characters (a newline shows as a space,
+the page folding white space), the line and paragraph separators, and the marks that set
+the direction of the text after them. The terminal's table writes the same as escapes
+(``cli.common.terminal_text``); so does the dashboard (``drift.js``)."""
+EMPTY = "(empty)"
+"""How an empty name or category value is shown (in italics, where the page can)."""
+
+
+def shown(text: object) -> str:
+    """A feature's name or a category's value as the report shows it: what a page would not
+    show as written as its escape (``new\\nline``, not "new line", which read as another
+    name than the terminal's), and the empty text as ``EMPTY`` (an empty category was a bar
+    without a label)."""
+    value = str(text)
+    if not value:
+        return EMPTY
+    return _UNSHOWABLE.sub(lambda found: found.group().encode("unicode_escape").decode(), value)
+
+
+def _name(text: object) -> str:
+    """``shown`` as HTML: the empty text in italics, told from a value "(empty)"."""
+    return f"<i>{EMPTY}</i>" if not str(text) else _e(shown(text))

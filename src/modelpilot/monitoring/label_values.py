@@ -8,7 +8,6 @@ import math
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from modelpilot.registry.profile import OTHER
 from modelpilot.registry.quality import as_class, label_key
 
 MODELS_CLASSES = "the model's classes"
@@ -88,9 +87,11 @@ def known_labels(
 
     A model that does not list its classes took any label, and three typos ("banana", 3.7,
     true) among 35 iris labels halved its macro F1 and raised a critical concept drift,
-    although its reference data named its three classes. Not from a target of more classes
-    than a profile names (the rest pooled as one): a label of the pool would be refused."""
-    if declared or not label_classes or OTHER in label_classes:
+    although its reference data named its three classes. ``label_classes`` are empty for a
+    target of more classes than its profile names (``FeatureProfile.other``), as a label of
+    the pooled rest would be refused; every one given is a class (a class named "__other__"
+    too, which an in-band key once took for that pool, so that any label was taken)."""
+    if declared or not label_classes:
         return declared, MODELS_CLASSES
     keys = dict.fromkeys([*label_classes, *(label_key(c) for c in predicted)])
     whose = "the classes of the reference data (its labels, and the model's predictions of it)"

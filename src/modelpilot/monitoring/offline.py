@@ -11,6 +11,7 @@ from the log, as the live monitor does, with the profile's sketch of them (its v
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -24,7 +25,8 @@ from modelpilot.monitoring.category_bins import categorical_bins, category_slots
 from modelpilot.monitoring.drift import DriftReport, DriftThresholds
 from modelpilot.monitoring.log_records import LogEntry
 from modelpilot.monitoring.window import RecentRows
-from modelpilot.registry.profile import ReferenceProfile, category_key
+from modelpilot.registry.category_keys import category_key
+from modelpilot.registry.profile import ReferenceProfile
 from modelpilot.registry.signature import Signature
 from modelpilot.tabular import has_names, refuse_nested
 
@@ -48,8 +50,9 @@ class NewValues:
     """The current data's rows, which the shares are of."""
 
     def __str__(self) -> str:
+        # The empty text said in words: '' alone was easily read past.
         shown = ", ".join(
-            f"{_clipped(value)!r} ({count / max(self.rows, 1):.1%})"
+            f"{_clipped(value)!r} ({'empty, ' if not value else ''}{count / max(self.rows, 1):.1%})"
             for value, count in self.top[:NEW_VALUES_SHOWN]
         )
         rest = (self.distinct or 0) - NEW_VALUES_SHOWN
@@ -252,13 +255,22 @@ def _columns(chunk: pd.DataFrame | np.ndarray, names: list[str]) -> np.ndarray:
     else:
         missing = [n for n in names if n not in columns]
         raise InvalidInput(
-            f"the current data lacks the reference's columns {missing}; it has {columns}"
+            f"the current data lacks the reference's columns {missing}; it has {columns}. "
+            "Where they are no features (the target, an id), leave them out of the "
+            f"comparison: modelpilot drift's {_ignored(missing)}"
         )
     # Every missing value as NaN, as the monitor reads one: pandas' NA in a nullable column
     # (Int64, boolean, string) was once a category, or crashed the KS test.
     if all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
         return frame.to_numpy(dtype=np.float64, na_value=np.nan)
     return frame.to_numpy(dtype=object, na_value=np.nan)
+
+
+def _ignored(names: list[str]) -> str:
+    """The ``--ignore`` options that leave ``names`` out, quoted as a shell takes them: of
+    many, the first three (a file that lacks many is more likely the wrong file)."""
+    shown = " ".join(f"--ignore {shlex.quote(name)}" for name in names[:3])
+    return shown + (" ..." if len(names) > 3 else "")
 
 
 def _other_count(columns: int, names: list[str]) -> str:

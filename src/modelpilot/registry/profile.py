@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime
-import hashlib
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +12,14 @@ import numpy as np
 import pandas as pd
 
 from modelpilot.errors import InvalidInput
+from modelpilot.registry.category_keys import (
+    CATEGORY_GROUPS,
+    category_group,
+    category_key,
+    holds_booleans,
+    is_missing,
+)
+from modelpilot.registry.profile_formats import stored_categories
 from modelpilot.registry.quality import label_key
 
 QUANTILE_LEVELS = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
@@ -27,15 +34,8 @@ there by about a tenth, as much as Stephens' approximation of it errs. Twice the
 halve that for twice the JSON (some 20 KB a feature at 1,024)."""
 TOP_CATEGORIES = 1000
 """How many categories a profile names by count: a feature of up to this many has every one
-named (a value outside them is unseen); with more, the rest are pooled as ``OTHER``."""
-OTHER = "__other__"
-CATEGORY_GROUPS = 64
-"""Groups that a categorical feature's values are hashed into (``category_group``): the
-monitor counts a window's values outside the named categories by group, and a profile with a
-pooled tail keeps the tail's rows by group, so that one value recurring among them can be told
-from many that each come once (see ``monitoring.category_findings.recurring_test``)."""
-TRUE, FALSE = "True", "False"
-"""The categories of a boolean feature, however its values were written (see ``is_boolean``)."""
+named (a value outside them is unseen); with more, the rest are pooled
+(``FeatureProfile.other``)."""
 
 
 def _finite(value: float) -> float | None:
@@ -76,9 +76,22 @@ class FeatureProfile:
     stands in, against which a feature drawn as the reference was could be flagged in 6% of
     windows for that sample's luck (see ``quantile_sketch``)."""
     categories: dict[str, int] = field(default_factory=dict)
+    """The named categories' rows, by ``category_key``: every category of the reference, or
+    where it had more than ``TOP_CATEGORIES``, the most frequent ones."""
+    other: int | None = None
+    """The rows of the reference's rarer categories, pooled (see ``categorical``); None where
+    the profile names every category. Kept apart from ``categories``: profiles stored by
+    earlier releases held it among them as the category "__other__", and a real value of that
+    name (pipelines bucket rare categories under it) was taken for a pooled tail, which
+    turned the feature's drift off (see ``profile_formats``)."""
     other_groups: tuple[int, ...] = ()
-    """The pooled rest's (``OTHER``) rows in each ``category_group``, counted with it; empty
+    """The pooled rest's (``other``) rows in each ``category_group``, counted with it; empty
     where nothing was pooled, and in profiles made before it."""
+    boolean: bool | None = None
+    """A feature of truth values (see ``holds_booleans``), whose categories are ``TRUE`` and
+    ``FALSE``, and which the monitor counts so however a value is written (1.0, "true");
+    False for any other, text above all, whose categories are its exact strings. None in a
+    profile made before it, whose categories say (see ``is_boolean``)."""
     held_out: bool = False
     """The categories were chosen on one half of the reference rows and counted, with
     ``count`` and ``missing``, on the other (see ``categorical``): the counts are an honest
@@ -131,13 +144,13 @@ class FeatureProfile:
         )
 
     @classmethod
-    def categorical(cls, name: str, values: pd.Series, booleans: bool = True) -> FeatureProfile:
+    def categorical(cls, name: str, values: pd.Series) -> FeatureProfile:
         """Category counts, each value counted under its ``category_key``, as the monitor
-        counts it. With ``booleans`` a feature of truth values, however written, counts them
-        as ``TRUE`` and ``FALSE`` (see ``is_boolean``); labels keep the classes' own names.
+        counts it: a column of booleans as ``TRUE`` and ``FALSE`` (a ``boolean`` feature),
+        text as its exact strings.
 
         A feature of at most ``TOP_CATEGORIES`` categories has them all named. With more, the
-        most frequent ``TOP_CATEGORIES`` are named and the rest pooled as ``OTHER``; they are
+        most frequent ``TOP_CATEGORIES`` are named and the rest pooled (``other``); they are
         chosen on one half of the rows and counted on the other (``held_out``). Chosen for
         their own counts, the categories near the cut were those the sample held more often
         by chance, so their counts ran high, and the pooled rest's low, against any fresh
@@ -145,19 +158,22 @@ class FeatureProfile:
         drifted at p = 6e-14). Counted on rows that did not choose them, they are an honest
         sample; ``count`` and ``missing`` are then of those rows, as the counts are."""
         keyed, missing = _category_counts(values)
-        if booleans and is_boolean(keyed):
-            keyed = boolean_counts(keyed)
+        boolean = holds_booleans(values)
         if len(keyed) <= TOP_CATEGORIES:
             ranked = sorted(keyed.items(), key=lambda item: -item[1])
-            return cls(name, "categorical", int(values.size), missing, categories=dict(ranked))
+            return cls(
+                name,
+                "categorical",
+                int(values.size),
+                missing,
+                categories=dict(ranked),
+                boolean=boolean,
+            )
         choosing = _choosing_half(values.size)
         chosen, _ = _category_counts(values[choosing])
         named = sorted(chosen, key=lambda key: -chosen[key])[:TOP_CATEGORIES]
         counted, missing = _category_counts(values[~choosing])
         categories = {key: counted.pop(key, 0) for key in named}
-        # Stored even when 0: the profile has a tail, and a value outside the named ones may
-        # be of it (the monitor calls its bin "other", not "unseen").
-        categories[OTHER] = sum(counted.values())
         groups = np.zeros(CATEGORY_GROUPS, dtype=np.int64)
         for key, count in counted.items():
             groups[category_group(key)] += count
@@ -168,8 +184,12 @@ class FeatureProfile:
             rows,
             missing,
             categories=categories,
+            # Even 0: the profile has a tail, and a value outside the named ones may be of it
+            # (the monitor calls its bin "other", not "unseen").
+            other=sum(counted.values()),
             other_groups=tuple(int(n) for n in groups),
             held_out=True,
+            boolean=boolean,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -194,14 +214,22 @@ class FeatureProfile:
                 float32=self.float32,
             )
         else:
+            # "other" always, null where nothing was pooled: it marks the profile as one whose
+            # categories are all real values (see profile_formats.stored_categories).
             data["categories"] = dict(self.categories)
+            data["other"] = self.other
             if self.other_groups:
                 data["other_groups"] = list(self.other_groups)
             data["held_out"] = self.held_out
+            data["boolean"] = self.boolean
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureProfile:
+        """A profile as ``to_dict`` stored it, or as earlier releases did (see
+        ``profile_formats``)."""
+        categories, other = stored_categories(data)
+        boolean = data.get("boolean")
         return cls(
             name=str(data["name"]),
             kind=str(data["kind"]),
@@ -217,8 +245,10 @@ class FeatureProfile:
             bin_counts=tuple(data.get("bin_counts", ())),
             bin_means=tuple(data.get("bin_means", ())),
             sketch=tuple(data.get("sketch", ())),
-            categories=dict(data.get("categories", {})),
+            categories=categories,
+            other=other,
             other_groups=tuple(int(n) for n in data.get("other_groups", ())),
+            boolean=None if boolean is None else bool(boolean),
             held_out=bool(data.get("held_out", False)),
             float32=bool(data.get("float32", False)),
         )
@@ -312,33 +342,6 @@ class ReferenceProfile:
         return ReferenceProfile(self.features, self.n_rows, self.sample, predictions, target)
 
 
-def category_key(value: Any) -> str | None:
-    """The category a value counts in, or None when it is missing: one rule for the profile,
-    the live monitor and offline comparison, so that a value arriving as another type is
-    still the same category.
-
-    Missing is None, NaN and pandas' NA and NaT (nullable Parquet columns hold them: NA was
-    once counted as the category "<NA>"). Bytes are their text, NumPy scalars their Python
-    value (``np.True_`` is "True"). A boolean feature's other spellings (1.0, "true") are
-    the binning's to map (see ``is_boolean``), as they are categories of their own in a
-    feature of text."""
-    if _is_missing(value):
-        return None
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    if isinstance(value, np.generic):
-        value = value.item()
-    return str(value)
-
-
-def category_group(key: str) -> int:
-    """The group (of ``CATEGORY_GROUPS``) of a category, by its ``category_key``: a hash that
-    is the same in every process and release (Python's own hash of text is salted per
-    process), so that a profile's groups and a window's agree."""
-    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "little") % CATEGORY_GROUPS
-
-
 def _category_counts(values: pd.Series) -> tuple[dict[str, int], int]:
     """How many of ``values`` are in each category (by ``category_key``), and how many are
     missing."""
@@ -361,35 +364,6 @@ def _choosing_half(rows: int) -> np.ndarray:
     choosing = np.zeros(rows, dtype=bool)
     choosing[np.random.default_rng(0).permutation(rows)[: rows // 2]] = True
     return choosing
-
-
-def _is_missing(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    if isinstance(value, float | np.floating | np.datetime64 | np.timedelta64):
-        return bool(value != value)  # NaN, and NumPy's NaT
-    return False
-
-
-def is_boolean(categories: Collection[str]) -> bool:
-    """Whether a feature's categories are the two truth values, however written: a boolean
-    column (Parquet, pandas), or one of "true" and "false" read as text from a CSV file.
-
-    A boolean feature reaches the monitor as booleans, as 1.0 and 0.0 (a v2 request's FP64
-    tensor, a float array of all the features) or as text; it is one feature whichever way,
-    so its values are counted as ``TRUE`` and ``FALSE`` (every boolean feature of a profile
-    made before this rule read 1.0 as a category the reference never saw)."""
-    names = [name.lower() for name in categories if name != OTHER]
-    return bool(names) and set(names) <= {"true", "false"} and OTHER not in categories
-
-
-def boolean_counts(counts: dict[str, int]) -> dict[str, int]:
-    """A boolean feature's counts under ``TRUE`` and ``FALSE`` ("true" and "TRUE" added up)."""
-    out: dict[str, int] = {}
-    for name, count in counts.items():
-        key = TRUE if name.lower() == "true" else FALSE
-        out[key] = out.get(key, 0) + count
-    return out
 
 
 def _float32_dtype(column: pd.Series) -> bool:
@@ -509,7 +483,7 @@ def outcome_profile(name: str, values: np.ndarray | pd.Series, categorical: bool
     """A profile of model outputs or labels: category counts for classes, else a histogram."""
     if categorical:
         labels = [label_key(v) for v in np.asarray(values).ravel()]
-        return FeatureProfile.categorical(name, pd.Series(labels, dtype=object), booleans=False)
+        return FeatureProfile.categorical(name, pd.Series(labels, dtype=object))
     return FeatureProfile.numeric(name, np.asarray(values, dtype=np.float64).ravel())
 
 
@@ -520,7 +494,7 @@ def _optional_profile(data: dict[str, Any] | None) -> FeatureProfile | None:
 def _json_value(value: Any) -> Any:
     """A cell as JSON can hold it: missing values (pandas' NA and NaT among them), NaN and
     infinities become null, NumPy scalars plain."""
-    if _is_missing(value):
+    if is_missing(value):
         return None
     if isinstance(value, np.generic):
         value = value.item()

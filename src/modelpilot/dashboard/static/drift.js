@@ -37,6 +37,14 @@
     const e = (f) => evidence(f) ?? -1;
     return feats.map((f, i) => [f, e(f), i]).sort((a, b) => b[1] - a[1] || a[2] - b[2]).map(([f]) => f);
   }
+  // A feature's name as the report and the terminal show it: what the page would not show as
+  // written (control characters, a newline folding into a space, the marks that turn the text's
+  // direction) as its escape, "new\nline"; the empty name as "(empty)".
+  const UNSHOWABLE = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
+  const ESCAPES = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+  const escaped = (c) => ESCAPES[c] ?? (c.charCodeAt(0) < 0x100
+    ? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}` : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const nameOf = (f) => (f.name === '' ? '(empty)' : String(f.name).replace(UNSHOWABLE, escaped));
   // A bar's figure in the method's own terms: the p-value of a test, else the effect size.
   const figure = (f) => (TESTS.has(f.method) ? `p ${fmtP(f.deciding_p_value)}` : `${f.method.toUpperCase()} ${fmtNum(f.score)}`);
 
@@ -117,13 +125,13 @@
       setText('drift-foot', `${win} · bar: evidence, 1 = drifts (tests: log p / log α; PSI, JS: score / threshold; `
         + `capped at ${EVIDENCE_CAP}) · red = drifted${unjudged}${shown}`);
       barChart(canvas, {
-        labels: bars.map((f) => f.name), values,
+        labels: bars.map(nameOf), values,
         colors: bars.map((f) => (f.drifted ? C.red : C.blue)), thresholds: bars.map((f, i) => (isNum(values[i]) ? 1 : null)),
         valueFmt: (v, i) => figure(bars[i]), empty: 'No features monitored', max: EVIDENCE_CAP,
         legend: [{ label: 'evidence (1 = drift line)', color: C.blue }, { label: 'drifted', color: C.red },
           { label: 'drift line', color: C.ink, dash: true }],
       });
-      const drifted = counted.filter((f) => f.drifted).map((f) => f.name);
+      const drifted = counted.filter((f) => f.drifted).map(nameOf);
       describe($('chart-drift'), `${nd} of ${counted.length} features drifted${drifted.length ? `: ${drifted.join(', ')}` : ''}`);
     }
     // Drifted features first, the most evidence first; the others stay in the profile's order.
@@ -132,7 +140,7 @@
       const tr = el('tr', f.drifted ? 'drifted' : '');
       const has = judged(f);
       // A long name is cut short, the full name its tooltip (see .table td.name).
-      tr.append(Object.assign(el('td', 'name', f.name), { title: f.name }), el('td', '', has ? f.method || '—' : '—'));
+      tr.append(Object.assign(el('td', 'name', nameOf(f)), { title: nameOf(f) }), el('td', '', has ? f.method || '—' : '—'));
       // A test's p-value against its level α (as 1 - p against 1 - α, p = 0.0003 and α =
       // 0.000025 both read "1.000"); an effect size against its threshold.
       const [score, line] = !has ? ['—', '—'] : TESTS.has(f.method)
@@ -147,7 +155,7 @@
       const pill = el('span', `pill ${cls}`, text);
       if (f.reason) pill.title = f.reason;
       tr.append(el('td', '', null, pill));
-      if (f.kind) tr.title = `${f.name}: ${f.kind} feature`;
+      if (f.kind) tr.title = `${nameOf(f)}: ${f.kind} feature`;
       return tr;
     }));
   }
