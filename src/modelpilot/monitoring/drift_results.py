@@ -288,10 +288,12 @@ def holding(report: DriftReport, held: HeldDrift, thresholds: DriftThresholds) -
 
 
 def _listed(names: Sequence[str]) -> str:
-    """The first ``VERDICT_NAMES`` of ``names``, and how many more there are."""
+    """The first ``VERDICT_NAMES`` of ``names``, and how many more there are; an empty name
+    as '' (a Parquet column may have one: "1 of 2 features drifted ()" named none)."""
+    written = [name or "''" for name in names[:VERDICT_NAMES]]
     if len(names) <= VERDICT_NAMES:
-        return ", ".join(names)
-    return f"{', '.join(names[:VERDICT_NAMES])} and {len(names) - VERDICT_NAMES} more"
+        return ", ".join(written)
+    return f"{', '.join(written)} and {len(names) - VERDICT_NAMES} more"
 
 
 def _defined(value: float | None) -> float | None:

@@ -202,11 +202,12 @@ class ModelMonitor:
             config.performance_seconds,
             config.performance,
             # A label must be one of the model's classes, where it says what they are, else
-            # of the reference labels' (and predictions'); label shift is tested at the
+            # of the reference labels' (and predictions'), where its profile names them all
+            # (not where it pooled the rarer ones); label shift is tested at the
             # significance level data drift is.
             known_classes=signature.extra.get("classes", []),
             label_classes=list(profile.target.categories)
-            if profile is not None and profile.target is not None
+            if profile is not None and profile.target is not None and profile.target.other is None
             else [],
             p_value=config.drift.p_value,
             # An error is judged against the target's scale where its reference one is ~0.

@@ -180,8 +180,11 @@ class PredictionBins:
             self._codes = {name: i for i, name in enumerate(names)}
             self.size = len(names) + 1  # the last slot: a class never seen before
             if reference is not None:
+                # A profile of more classes than it names pooled the rest (``other``): a
+                # class outside the named ones may be one of them.
                 self.reference = np.array(
-                    [reference.categories.get(n, 0) for n in names] + [0], dtype=np.float64
+                    [reference.categories.get(n, 0) for n in names] + [reference.other or 0],
+                    dtype=np.float64,
                 )
         else:
             self.classes = []
