@@ -177,7 +177,7 @@ def fall(name: str, model: Model, worse: Worse, runs: int, step: int, seed: int)
 def walk(total: float, step: int, paths: int = 40_000) -> float:
     """How often a random walk judged from ``PerformanceThresholds().min_labels`` to ``LABELS``
     steps, every ``step``, at ``look_level`` for one test crosses its normal bound: the
-    sequential rate of one test whose statistic is a mean (``LOOKS_PER_SIZE``)."""
+    sequential rate of one test whose statistic is a mean (``looks.LOOKS_PER_SIZE``)."""
     from modelpilot.monitoring.resampling import look_level  # not in older releases
 
     rng = np.random.default_rng(13)

@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from modelpilot.monitoring.looks import LOOKS_PER_SIZE
 from modelpilot.monitoring.performance import PerformanceThresholds, PerformanceWindow
-from modelpilot.monitoring.resampling import LOOKS_PER_SIZE, look_level, p_values
+from modelpilot.monitoring.resampling import look_level, p_values
 
 REFERENCE = {"accuracy": 0.857, "f1": 0.8567}
 """A binary classifier at registration (held-out data)."""

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from modelpilot.monitoring.looks import window_looks
 from modelpilot.registry.quality import HIGHER_IS_BETTER, auc_columns, auc_scores, label_key
 
 RESAMPLES = 400
@@ -185,22 +186,12 @@ def _binary_auc(positive: np.ndarray, score: np.ndarray, weights: np.ndarray) ->
         return np.where(pairs > 0, u / np.where(pairs > 0, pairs, 1), np.nan)
 
 
-LOOKS_PER_SIZE = 3
-"""What the looks at a window while it doubles in size count as, in independent looks: a
-random walk judged at every step from 30 to 1000 (six sizes) at ``a / (6 x 3)`` crossed that
-level's normal bound in about ``a`` of its runs (``a`` 0.01: 1.01%, 0.005: 0.54%, 0.0025:
-0.28%; judged every 10 steps 0.74%, 0.38%, 0.19%; 40,000 runs each,
-``bench/concept_false_alarms.py --only walk``); at ``a / 6`` (one look a size), in 2.5 ``a``."""
-
-
 def look_level(p_value: float, tests: int, min_labels: int, max_rows: int) -> float:
     """The level each of a look's ``tests`` is judged at, in a window of at most ``max_rows``
     labels that is judged from ``min_labels`` on: ``p_value`` split over the
-    tests (as the drift tests split theirs over features) and over the sizes the window is
-    judged at while it grows, one for each doubling from ``min_labels`` (30, 60, 120, 240,
-    480 and 960 on, for the defaults: six), each counted as ``LOOKS_PER_SIZE`` looks. The same
-    at every size, and so stateless: the looks at every label of a doubling are about as many
-    independent looks whatever its size, and a window that is full judges at that level as
-    it slides."""
-    sizes = math.floor(math.log2(max_rows / min_labels)) + 1 if max_rows > min_labels else 1
-    return p_value / (tests * sizes * LOOKS_PER_SIZE)
+    tests (as the drift tests split theirs over features) and over the looks the window gets
+    while it grows (``looks.window_looks``: one size for each doubling from ``min_labels``,
+    30, 60, 120, 240, 480 and 960 on for the defaults, six, each counted as
+    ``looks.LOOKS_PER_SIZE`` looks). The same at every size, and so stateless: a window that is
+    full judges at that level as it slides."""
+    return p_value / (tests * window_looks(min_labels, max_rows))
