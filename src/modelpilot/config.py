@@ -174,9 +174,12 @@ class Settings(BaseSettings):
 
     drift_p_value: float = Field(default=0.01, gt=0.0, lt=1.0)
     """Significance level of the drift tests on small windows, for all features together
-    (each feature's two tests run at it divided by twice the number of features), and of
-    concept drift for a window of labels as it fills (split over each look's tests and the
-    window's sizes: see performance_min_labels)."""
+    (each feature's two tests run at it divided by twice the number of features); the server
+    splits it over the looks a window gets as well (three for each doubling from
+    drift_min_rows to drift_window_rows: 24 for the defaults), so that it bounds the chance
+    of a false data-drift alert while a window fills, not at each look; and of concept drift
+    for a window of labels as it fills (split over each look's tests and the window's sizes:
+    see performance_min_labels)."""
 
     drift_psi_threshold: float = Field(default=0.2, gt=0.0)
     """PSI at or above which a numeric feature drifted, on any window (under

@@ -69,8 +69,10 @@ async def test_only_shifted_features_drift_and_alerts_say_so(
     by_name = {f["name"]: f for f in report["drift"]["features"]}
     for name in SHIFTED:
         assert by_name[name]["method"] == "ks" and by_name[name]["p_value"] < 1e-6
-        # Each of the four features' two tests at 0.01 / 8 (Bonferroni).
-        assert by_name[name]["score"] > by_name[name]["threshold"] == pytest.approx(0.99875)
+        # Each of the four features' two tests at 0.01 / 8 (Bonferroni), and over the 12
+        # looks a window of 400 rows gets as it fills and slides (sizes 30, 60, 120, 240 on).
+        level = 0.01 / 8 / 12
+        assert by_name[name]["score"] > by_name[name]["threshold"] == pytest.approx(1 - level)
         assert by_name[name]["psi"] > 1.0
     for name in ("petal_length", "petal_width"):
         assert not by_name[name]["drifted"] and by_name[name]["psi"] < 0.2

@@ -41,17 +41,27 @@ class DriftThresholds:
     tests (values and missing share; common and rare categories), and each test runs at
     ``p_value`` divided by all of them (Bonferroni), so that ``p_value`` bounds the chance
     that a window drawn as the reference was has any feature flagged, not each test's."""
+    looks: int = 1
+    """The independent looks ``p_value`` is spent over besides (``looks.window_looks``): 1
+    where a window is judged once (``modelpilot drift``); the live monitor's, judged every
+    round while it fills and as it slides, 24 at the defaults, so that ``p_value`` bounds
+    the chance that a version whose traffic is drawn as the reference was raises data drift
+    at all, not at each look (at 1, one fill in 30 did, and a low-traffic model a few
+    times a day)."""
 
     @property
     def alpha(self) -> float:
         """The p-value under which one test of one feature finds drift."""
-        return self.p_value / (TESTS_PER_FEATURE * max(self.features, 1))
+        return self.p_value / (TESTS_PER_FEATURE * max(self.features, 1) * max(self.looks, 1))
 
     def alpha_text(self, p: float | None = None) -> str:
-        """``alpha`` in words: "0.00125 (0.01 over 4 features, 2 tests each)"; beside a
-        p-value ``p``, with as many digits as ``p_shown`` gives it."""
+        """``alpha`` in words: "0.00125 (0.01 over 4 features, 2 tests each)", "2.6e-05 (0.01
+        over 8 features, 2 tests each, and 24 looks)"; beside a p-value ``p``, with as many
+        digits as ``p_shown`` gives it."""
         features = max(self.features, 1)
         tests = f"{features} feature{'s' if features > 1 else ''}, {TESTS_PER_FEATURE} tests each"
+        if self.looks > 1:
+            tests += f", and {self.looks} looks"
         digits = 2 if p is None else _digits(p, self.alpha)
         return f"{self.alpha:.{digits}g} ({self.p_value:g} over {tests})"
 

@@ -6,7 +6,7 @@ import logging
 import math
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -16,6 +16,7 @@ from modelpilot.monitoring.alert_book_store import book_store, server_name
 from modelpilot.monitoring.alerts import AlertRules
 from modelpilot.monitoring.drift import DriftThresholds
 from modelpilot.monitoring.inference_log import advise, open_log
+from modelpilot.monitoring.looks import window_looks
 from modelpilot.monitoring.model_metrics import ModelCollector, MonitorCollector
 from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
@@ -63,10 +64,13 @@ def monitor_config(settings: Settings) -> MonitorConfig:
     window_rows = settings.drift_window_rows
     if settings.worker_dir is not None:
         window_rows = math.ceil(window_rows / settings.workers)
+    # Judged every round as it fills and slides, a window spends its level over the looks it
+    # gets (``modelpilot drift`` judges once, at the level itself).
+    looks = window_looks(settings.drift_min_rows, settings.drift_window_rows)
     return MonitorConfig(
         window_rows=window_rows,
         window_seconds=settings.drift_window_seconds,
-        drift=drift_thresholds(settings),
+        drift=replace(drift_thresholds(settings), looks=looks),
         performance_rows=settings.performance_window_rows,
         performance_seconds=settings.performance_window_seconds,
         performance=PerformanceThresholds(
