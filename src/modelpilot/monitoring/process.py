@@ -15,13 +15,14 @@ from modelpilot.config import Settings
 from modelpilot.monitoring.alert_book_store import book_store, server_name
 from modelpilot.monitoring.alerts import AlertRules
 from modelpilot.monitoring.drift import DriftThresholds
+from modelpilot.monitoring.engine_metrics import EngineCollector
 from modelpilot.monitoring.inference_log import advise, open_log
 from modelpilot.monitoring.looks import window_looks
 from modelpilot.monitoring.model_metrics import ModelCollector, MonitorCollector
 from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.performance import PerformanceThresholds
-from modelpilot.monitoring.service import EngineCollector, ServiceMetrics
+from modelpilot.monitoring.service import ServiceMetrics
 from modelpilot.monitoring.siblings import SiblingCollector, WorkerExchange, prometheus_dir
 from modelpilot.monitoring.statistics import VersionStatistics, version_statistics
 from modelpilot.monitoring.system import SystemCollector
