@@ -87,6 +87,20 @@ def test_bytes_that_are_not_utf8_come_back_as_bytes_and_text_as_text(log: Infere
     assert found["p1"].inputs == {"color": ["ok"], "name": ["a\x00b"], "age": [2.0]}
 
 
+@pytest.mark.parametrize("words", [False, True], ids=["packed", "json"])
+def test_halves_come_back_as_the_numbers_sent(log: InferenceLog, words: bool) -> None:
+    """A half (FP16) came back from a round written as JSON as its shortest float32 text:
+    0.099975586 for the 0.0999755859375 sent, which the answer itself had given exactly."""
+    halves = np.array([0.1, 65504, -3.5, 6e-8], dtype=np.float16)
+    outputs = np.array(["a"] * 4, dtype=object) if words else halves
+    ids = [f"h{i}" for i in range(4)]
+    log.append([log_batch("m", 1, ids, [1.0] * 4, [1] * 4, {"x": halves}, {"y": outputs})])
+    found = log.find("m", ids)
+    assert [found[i].inputs["x"] for i in ids] == [[float(v)] for v in halves]
+    if not words:
+        assert [found[i].outputs["y"] for i in ids] == [[float(v)] for v in halves]
+
+
 def test_a_restored_window_counts_infinities_as_the_live_one_did(labelled_iris: Registry) -> None:
     """The live monitor counts +inf and -inf as missing, as the reference profile does; the
     window a restarted server put back from the log counts them so too."""
