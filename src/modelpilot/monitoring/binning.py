@@ -23,11 +23,8 @@ type, so that float64 copies of the reference's numbers bin where they do.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -52,7 +49,14 @@ from modelpilot.monitoring.float32_bins import (
     float32_valued,
     to_float32,
 )
-from modelpilot.registry.profile import FeatureProfile, ReferenceProfile
+from modelpilot.monitoring.numeric_bins import (
+    NumericBins,
+    float_column,
+    numeric_bins,
+    sample_column,
+    to_float,
+)
+from modelpilot.registry.profile import ReferenceProfile
 from modelpilot.repeated_errors import RepeatedErrors, first_line
 
 logger = logging.getLogger(__name__)
@@ -70,31 +74,6 @@ CHUNK_ROWS = 8192
 """Rows binned in one go, which bounds the scratch arrays of a large offline comparison."""
 MIXED_EDGES_KEPT = 16
 """How many mixes of float32 and float64 features a binning keeps the edges of."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Numeric:
-    index: int
-    offset: int
-    edges: np.ndarray
-    reference: np.ndarray
-    points: np.ndarray
-    """Where each bin's reference mass lies, for Wasserstein (see ``_reference_points``)."""
-    scale: float
-    sample: np.ndarray
-    """The reference values that the KS test compares a window's with, in order: the
-    reference itself where it is at hand (``modelpilot drift REF CUR``), else the profile's
-    sketch of all its values (``FeatureProfile.sketch``), else, in a profile made before
-    sketches, its sample of 256 rows."""
-    sample_rows: int
-    """How many reference values ``sample`` stands for, the KS test's reference size: all the
-    reference's finite values for a sketch, else its own size."""
-    float32: bool
-    """The reference was stored as float32: a window's values are rounded to float32."""
-
-    @property
-    def width(self) -> int:
-        return self.edges.size - 1 + 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,15 +101,15 @@ class ProfileBinning:
         whole = sample is not None
         if sample is None and profile.sample:
             sample = profile.sample_array()
-        self._numeric: list[_Numeric] = []
+        self._numeric: list[NumericBins] = []
         self._categorical: list[CategoricalBins] = []
         self._rounded_samples: dict[int, np.ndarray] = {}
         """Each numeric feature's KS sample rounded to float32, made when first needed."""
         offset = 0
         for index, feature in enumerate(profile.features):
             if feature.kind == "numeric":
-                column = _sample_column(sample, index)
-                numeric = _numeric_bins(index, offset, feature, column, whole)
+                column = sample_column(sample, index)
+                numeric = numeric_bins(index, offset, feature, column, whole)
                 self._numeric.append(numeric)
                 offset += numeric.width
             else:
@@ -206,7 +185,7 @@ class ProfileBinning:
                 try:
                     values = rows[:, self._columns].astype(np.float64)
                 except (TypeError, ValueError):
-                    values = _to_float(rows[:, self._columns])
+                    values = to_float(rows[:, self._columns])
             for start in range(0, values.shape[0], CHUNK_ROWS):
                 # Feature by feature (one contiguous row each), as the comparisons run fastest.
                 by_feature = np.ascontiguousarray(values[start : start + CHUNK_ROWS].T)
@@ -411,7 +390,7 @@ class ProfileBinning:
     def _judge_numeric(
         self,
         position: int,
-        spec: _Numeric,
+        spec: NumericBins,
         current: np.ndarray,
         sums: np.ndarray,
         recent: np.ndarray | None,
@@ -436,7 +415,7 @@ class ProfileBinning:
         points = np.where(located > 0, means, spec.points)
         sample = None
         if recent is not None and int(current.sum()) < thresholds.large_sample_rows:
-            column = _float_column(recent, spec.index)
+            column = float_column(recent, spec.index)
             sample = column[np.isfinite(column)]  # the values present: see ``_bins``
             if spec.float32:  # as they were binned (see ``count``)
                 sample = to_float32(sample)
@@ -453,7 +432,7 @@ class ProfileBinning:
             spec.sample_rows,
         )
 
-    def _ks_sample(self, position: int, spec: _Numeric, window: np.ndarray | None) -> np.ndarray:
+    def _ks_sample(self, position: int, spec: NumericBins, window: np.ndarray | None) -> np.ndarray:
         """The reference values that the KS test compares ``window``'s with (``spec.sample``):
         rounded to float32 when the window's all are float32, as a float32 model's inputs are.
 
@@ -467,96 +446,3 @@ class ProfileBinning:
         if position not in self._rounded_samples:
             self._rounded_samples[position] = to_float32(spec.sample)
         return self._rounded_samples[position]
-
-
-def _numeric_bins(
-    index: int, offset: int, feature: FeatureProfile, sample: np.ndarray | None, whole: bool
-) -> _Numeric:
-    """A numeric feature's bins; ``sample``: its reference values at hand, all of them when
-    ``whole``, else the profile's sample rows'."""
-    edges = np.asarray(feature.bin_edges, dtype=np.float64)
-    if edges.size < 2:  # a column with no finite reference value: everything is out of range
-        edges = np.array([0.0, 0.0])
-    counts = np.zeros(edges.size - 1 + 3, dtype=np.int64)
-    counts[1 : edges.size] = feature.bin_counts or 0
-    counts[-1] = feature.missing
-    column = np.empty(0) if sample is None else sample[np.isfinite(sample)]
-    points = _reference_points(edges, column, feature.bin_means)
-    tested, rows = np.sort(column), column.size
-    if feature.sketch and not whole:
-        # Every window against the whole reference, not against one sample of it, whose luck
-        # the p-value (valid over fresh samples) would carry to every window: see
-        # ``registry.profile.quantile_sketch``.
-        tested = np.asarray(feature.sketch, dtype=np.float64)
-        rows = feature.count - feature.missing
-    scale = _spread(feature)
-    return _Numeric(index, offset, edges, counts, points, scale, tested, rows, feature.float32)
-
-
-def _reference_points(
-    edges: np.ndarray, sample: np.ndarray, means: Sequence[float | None] = ()
-) -> np.ndarray:
-    """Where the reference's mass lies in each bin: its mean in the whole reference (the
-    profile's ``bin_means``), else that of the profile's sample rows in it, else (no sample
-    row there) the bin's midpoint.
-
-    A bin's midpoint misplaces its mass: a bell curve's outer deciles are far from their
-    means, and a midpoint of 0.5 for a bin of zeros made identical windows of a feature of
-    whole numbers differ. The sample (256 rows, about 25 per decile), which profiles made
-    before ``bin_means`` are left with, puts the means within a few hundredths of a standard
-    deviation, which doubled Wasserstein's floor on windows drawn from the reference itself
-    (0.037 where scipy's, on the same rows, was 0.019). Below and above the range there is no
-    reference mass; their points are placeholders (the edges) that the window's own means
-    replace."""
-    inner = edges.size - 1
-    lower, upper = edges[:-1], edges[1:]
-    points = (lower + upper) / 2
-    if len(means) == inner:
-        known = np.array([m is not None for m in means])
-        values = np.array([m if m is not None else 0.0 for m in means], dtype=np.float64)
-        points[known] = np.clip(values[known], lower[known], upper[known])
-        return np.concatenate([[edges[0]], points, [edges[-1]]])
-    sample = sample[np.isfinite(sample)]
-    if sample.size:
-        slot = np.clip(np.searchsorted(edges, sample, side="right") - 1, 0, inner - 1)
-        rows = np.bincount(slot, minlength=inner)
-        total = np.bincount(slot, weights=sample, minlength=inner)
-        seen = rows > 0
-        points[seen] = np.clip(total[seen] / rows[seen], lower[seen], upper[seen])
-    return np.concatenate([[edges[0]], points, [edges[-1]]])
-
-
-def _spread(feature: FeatureProfile) -> float:
-    """What Wasserstein is divided by: the reference std; a stated stand-in when constant
-    (its absolute mean, else 1); NaN, which leaves Wasserstein undefined, when the profile
-    has no std (a column with no finite value, or one whose std overflowed)."""
-    if feature.std is None or not math.isfinite(feature.std):
-        return math.nan
-    if feature.std:
-        return float(feature.std)
-    if feature.mean:
-        return abs(float(feature.mean))
-    return 1.0
-
-
-def _sample_column(sample: np.ndarray | None, index: int) -> np.ndarray | None:
-    if sample is None or sample.size == 0:
-        return None
-    return _float_column(sample, index)
-
-
-def _float_column(rows: np.ndarray, index: int) -> np.ndarray:
-    """A numeric feature's column as floats, whatever else is missing there (pandas' NA in a
-    nullable column crashed the KS test's sample)."""
-    try:
-        return np.asarray(rows[:, index], dtype=np.float64)
-    except (TypeError, ValueError):
-        return _to_float(rows[:, index : index + 1])[:, 0]
-
-
-def _to_float(values: np.ndarray) -> np.ndarray:
-    out = np.full(values.shape, np.nan)
-    for position, value in np.ndenumerate(values):
-        with contextlib.suppress(TypeError, ValueError):
-            out[position] = float(value)
-    return out

@@ -21,7 +21,7 @@ from modelpilot.monitoring.alert_rules import (
     rollout_conditions,
     service_conditions,
 )
-from modelpilot.monitoring.alerts import Condition
+from modelpilot.monitoring.alerts import Alert, Condition
 from modelpilot.monitoring.drift_results import HeldDrift
 from modelpilot.monitoring.history import ServicePoint, merge_points
 from modelpilot.monitoring.model_monitor import ModelReport, MonitorState, totals_of
@@ -71,11 +71,14 @@ def evaluate(self: Monitor, close_interval: bool = True) -> None:
         for state in others:
             if (state.model, state.version) not in self._monitors:
                 self._monitor(self.registry.get_version(state.model, state.version))
-        _watch_held(self)
-        report(self, now, own, tapped, others, list(self._monitors))
+        # The alerts that hold drift, taken once for both (on workers other than 0 it is the
+        # book worker 0 last wrote).
+        held = drift_held(self.keeper.state())
+        _watch_held(self, held)
+        report(self, now, own, tapped, others, list(self._monitors), held)
 
 
-def _watch_held(self: Monitor) -> None:
+def _watch_held(self: Monitor, held: Mapping[tuple[str, str], Alert]) -> None:
     """Watch each served version whose drift alert holds, if nothing else had it watched:
     one taken over at a restart whose windows came back empty (its rows and labels aged out
     before), so that it has its report, holding the drift with the alert, from the first
@@ -85,7 +88,7 @@ def _watch_held(self: Monitor) -> None:
     puts back no window of it, and its alert holds unjudged, ``RESTORED_UNJUDGED_SECONDS``.)
     """
     serving = self._serving() if self._engine is not None else None
-    for _, label in drift_held(self.keeper.state()):
+    for _, label in held:
         model, _, number = label.rpartition(":")
         if not number.isdigit() or (model, int(number)) in self._monitors:
             continue
@@ -104,16 +107,19 @@ def report(
     tapped: list[MonitorState],
     others: list[MonitorState],
     keys: Iterable[tuple[str, int]],
+    held: Mapping[tuple[str, str], Alert] | None = None,
 ) -> None:
     """Report on the versions ``keys`` from this process's labels (``own``) and the
     windows of ``others`` (its tap's, ``tapped``, and the siblings'), then publish this
-    worker's snapshot and update the alerts; under ``_lock``."""
+    worker's snapshot and update the alerts; under ``_lock``. ``held``: the alerts that hold
+    drift (``drift_held``), if the caller has them."""
     by_key: dict[tuple[str, int], list[MonitorState]] = {}
     for state in others:
         by_key.setdefault((state.model, state.version), []).append(state)
     # A window too small to judge reports the drift its alert holds (over rows or labels that
     # aged out, a restart), so that the report, the gauges and the alert agree.
-    held = drift_held(self.keeper.state())
+    if held is None:
+        held = drift_held(self.keeper.state())
     for key in keys:
         try:
             monitor = self._monitors[key]

@@ -193,12 +193,10 @@ class WorkerExchange:
         whose totals and history no snapshot carries on yet: this worker's reports count
         both, the live ones' windows and the gone ones' totals and points. From one read, so
         that a successor publishing meanwhile is counted or its predecessor is, not both."""
-        retired = self._read_all("retired-*.snapshot")
-        workers = self._read_all("worker-*.snapshot")
-        retired += self._read_all("retired-*.snapshot")
+        workers, retired, carried = self._read_directory()
         # This worker's own inheritance too: its snapshot may not say so yet, and its
         # reports carry those totals (``inherit``) from the start.
-        carried = self._inherited.union(*(s.inherited for s in [*workers, *retired]))
+        carried |= self._inherited
         now = time.time()
         live = [
             s
@@ -234,13 +232,7 @@ class WorkerExchange:
         """The last snapshot of every worker whose running totals count: each worker's that
         runs or ran, this one's included, but a dead one's only until the worker that took
         its place has published a snapshot that carries its totals on (never both)."""
-        # Retired ones before and after the live ones: a snapshot set aside (``retire``, the
-        # supervisor) or taken over (``inherit``, then ``publish``) while the directory is
-        # read is in one of the three reads.
-        retired = self._read_all("retired-*.snapshot")
-        workers = self._read_all("worker-*.snapshot")
-        retired += self._read_all("retired-*.snapshot")
-        carried = frozenset().union(*(s.inherited for s in [*workers, *retired]))
+        workers, retired, carried = self._read_directory()
         found: dict[int, WorkerSnapshot] = {}
         for snapshot in [*workers, *retired]:
             if snapshot.pid not in carried:
@@ -306,6 +298,20 @@ class WorkerExchange:
         """Set this worker's last snapshot aside for the worker that will take its place."""
         with contextlib.suppress(FileNotFoundError):
             self._path.replace(retired_snapshot(self.directory, self.index, self.pid))
+
+    def _read_directory(
+        self,
+    ) -> tuple[list[WorkerSnapshot], list[WorkerSnapshot], frozenset[int]]:
+        """Every snapshot in the directory: the workers' latest and the retired ones, and the
+        pids whose totals some snapshot among them carries on (``inherited``)."""
+        # Retired ones before and after the workers': a snapshot set aside (``retire``, the
+        # supervisor) or taken over (``inherit``, then ``publish``) while the directory is
+        # read is in one of the three reads.
+        retired = self._read_all("retired-*.snapshot")
+        workers = self._read_all("worker-*.snapshot")
+        retired += self._read_all("retired-*.snapshot")
+        carried = frozenset().union(*(s.inherited for s in [*workers, *retired]))
+        return workers, retired, carried
 
     def _read_all(self, pattern: str) -> list[WorkerSnapshot]:
         paths = list(self.directory.glob(pattern))
