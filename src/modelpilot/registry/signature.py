@@ -9,6 +9,10 @@ PROBABILITY_OUTPUTS = ("predict_proba", "probabilities", "output_probability")
 """The names of a classifier's output of class probabilities, by who gives it: ModelPilot's
 scikit-learn, XGBoost and LightGBM runtimes, skl2onnx, onnxmltools (with ``zipmap=False``)."""
 
+LABEL_OUTPUTS = ("predict", "label", "output_label")
+"""The names of a model's output of its prediction (a classifier's label), by who gives it:
+ModelPilot's runtimes and ``.py`` models, skl2onnx, onnxmltools."""
+
 TASKS = ("classification", "regression")
 """What a model's prediction is, which decides how it is watched: a class label (counted by
 class, scored by accuracy, F1 and AUC) or a number (binned, scored by MAE and RMSE)."""
@@ -100,8 +104,22 @@ class Signature:
 
     @property
     def main_output(self) -> TensorSpec | None:
-        """The output that is "the prediction": ``predict`` when there is one, else the first."""
-        return self.output("predict") or (self.outputs[0] if self.outputs else None)
+        """The output that is "the prediction": the first named as in ``LABEL_OUTPUTS``
+        (``predict``, skl2onnx's ``label``...), else the first that is not the class
+        probabilities (``probabilities``), else the first.
+
+        The order of a graph's outputs means nothing: an ONNX classifier that listed its
+        ``probabilities`` before its ``label`` was watched as a regressor of one target a
+        class, and its class labels refused."""
+        for name in LABEL_OUTPUTS:
+            spec = self.output(name)
+            if spec is not None:
+                return spec
+        probabilities = self.probabilities
+        for spec in self.outputs:
+            if spec is not probabilities:
+                return spec
+        return self.outputs[0] if self.outputs else None
 
     @property
     def task(self) -> str:

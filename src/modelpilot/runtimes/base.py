@@ -38,6 +38,11 @@ class Runtime(ABC):
     """Whether a tabular model of this flavor takes rows whose features differ in kind
     (numbers beside strings), as a pipeline that encodes its categories itself does."""
 
+    output_assumed: bool = False
+    """Whether the signature's outputs are a default the model never stated (a ``.py`` model
+    that declares no signature), to be learnt from its answers on an example, if one is given
+    (``infer_signature``)."""
+
     def text_features(self) -> tuple[str, ...]:
         """The features the model was fitted on as text, by name, as far as the model itself
         tells: a reference CSV reads them as text even where they look like numbers."""

@@ -59,6 +59,7 @@ class PythonRuntime(Runtime):
             declared = getattr(instance, "signature", None)
             if isinstance(declared, dict):
                 signature = _declared(declared, type(instance).__name__)
+            self.output_assumed = signature is None
             signature = self._with_task(
                 signature
                 or Signature(

@@ -117,6 +117,8 @@ class SklearnRuntime(Runtime):
         extra: dict[str, Any] = {"estimator": type(self.model).__name__}
         if classes is not None:
             extra["classes"] = [c.item() if isinstance(c, np.generic) else c for c in classes]
+        elif outputs[0].datatype == "INT64" and (groups := _group_labels(self.model)):
+            extra["classes"] = groups
         return Signature(
             inputs=inputs,
             outputs=tuple(outputs),
@@ -341,6 +343,23 @@ def _labels_of_groups(model: Any) -> bool:
 
     final = model.steps[-1][1] if isinstance(getattr(model, "steps", None), list) else model
     return bool(is_clusterer(final) or is_outlier_detector(final))
+
+
+def _group_labels(model: Any) -> list[int] | None:
+    """Every label a clusterer or outlier detector predicts, where the model knows them: an
+    outlier detector's -1 and 1, the clusters 0 to k - 1 of a clusterer that keeps its
+    centres (KMeans and its kin, MeanShift); None for others (DBSCAN predicts nothing).
+    Named as its classes, they are counted by class on every worker alike; unnamed, a
+    KMeans registered without a reference had every prediction counted as "(unknown)"."""
+    from sklearn.base import is_clusterer, is_outlier_detector
+
+    final = model.steps[-1][1] if isinstance(getattr(model, "steps", None), list) else model
+    if is_outlier_detector(final):
+        return [-1, 1]
+    centers = getattr(final, "cluster_centers_", None)
+    if is_clusterer(final) and callable(getattr(final, "predict", None)) and centers is not None:
+        return list(range(len(centers)))
+    return None
 
 
 def _split_pipeline(model: Any) -> tuple[Any, Any]:

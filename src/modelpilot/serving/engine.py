@@ -283,10 +283,14 @@ class InferenceEngine:
         computed = names
         if self._handlers["predicted"] and request.outputs:
             # Whoever watches the predictions sees "the prediction" of every request, also
-            # of one that asked for other outputs alone (probabilities, say).
-            main = signature.main_output
-            if main is not None and main.name not in names:
-                computed = [*names, main.name]
+            # of one that asked for other outputs alone (probabilities, say), and a
+            # classifier's probabilities, also of one that asked for its label alone: AUC is
+            # measured on every labelled row's, and one such request among a thousand had
+            # left the whole window without it.
+            watched = (signature.main_output, signature.probabilities)
+            missing = [s.name for s in watched if s is not None and s.name not in names]
+            if missing:
+                computed = [*names, *dict.fromkeys(missing)]
         request_id = request.id or self._next_id()
         timeout = self.settings.request_timeout_seconds, False
         if request.parameters:

@@ -29,6 +29,7 @@ from modelpilot.runtimes.base import Runtime
 from modelpilot.runtimes.flavors import detect_flavor, load_runtime
 from modelpilot.serving.inputs import assemble_batch, column_inputs, column_names, declared_text
 from modelpilot.serving.missing_values import with_what_it_copes_with
+from modelpilot.serving.prediction_output import UNDECLARED_OUTPUT, refuse_several_labels
 from modelpilot.serving.reference_rows import (
     column_datatype,
     column_tensor,
@@ -102,6 +103,8 @@ def register_model(
         if has_names(frame):
             feature_names = [str(c) for c in frame.columns]
         example = numeric_rows(frame)
+    # (A .py model that declares no signature, and is given no example to answer.)
+    assumed = signature is None and example is None and runtime.output_assumed
     if signature is None:
         signature = _signature(runtime, example, feature_names, target)
     if frame is not None:
@@ -113,6 +116,9 @@ def register_model(
     elif frame is None and signature.is_tabular and signature.feature_datatypes is None:
         signature = _with_text_of_the_model(runtime, signature)
     signature, guess = with_task(signature, task, labels, runtime.flavor)
+    refuse_several_labels(signature)
+    if assumed and "task" not in signature.extra:
+        guess = UNDECLARED_OUTPUT
     refuse_uncomputed_metrics(metadata or {}, signature)
     profile = None
     meta: dict[str, Any] = dict(metadata or {})
@@ -357,6 +363,8 @@ def _outcomes(
     classifier = is_classifier(signature)
     if predicted.ndim > 1 and not classifier:
         return profile, {}, 0
+    if predicted.ndim > 1:  # (an output of unknown width, [-1, -1], that gave several)
+        refuse_several_labels(signature, int(np.prod(predicted.shape[1:])))
     if labels is None:
         return profile.with_outcomes(outcome_profile(main, predicted, classifier), None), {}, 0
     if not classifier:
