@@ -56,6 +56,7 @@ from modelpilot.monitoring.numeric_bins import (
     sample_column,
     to_float,
 )
+from modelpilot.monitoring.window_digest import window_digest
 from modelpilot.registry.profile import ReferenceProfile
 from modelpilot.repeated_errors import RepeatedErrors, first_line
 
@@ -163,6 +164,9 @@ class ProfileBinning:
         self._mixed_edges: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
         """The edges of batches some of whose features are float32 and some not, by which
         (see ``_edges_for``): a served model's batches come alike, round after round."""
+        self._last: tuple[bytes, DriftThresholds, DriftReport] | None = None
+        """The last window judged (its ``window_digest``), at which thresholds, and its
+        verdict, given again while neither changes (see ``report``)."""
 
     def count(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Flat bin counts and sums of a 2-D batch whose columns are the features.
@@ -322,8 +326,33 @@ class ProfileBinning:
         A feature whose tests raise has no verdict, its reason saying why (``drift.failed``),
         and the error is logged, once a minute while it lasts: the other features are still
         judged. (One feature's ZeroDivisionError once failed the whole report, every
-        evaluation, and the served model's report froze at the last one that worked.)"""
+        evaluation, and the served model's report froze at the last one that worked.)
+
+        The verdict of a window the same as the last one judged (the same counts, sums and
+        rows, at the same thresholds) is the last one, not judged again: an idle server
+        judged its unchanged windows every round (see ``window_digest``). Rows that arrive
+        or age out change the window; a verdict with a failed feature is judged again, so
+        that its error is logged while it lasts."""
         thresholds = replace(thresholds, features=len(self.names))
+        try:
+            digest = window_digest(counts, sums, recent, self._columns)
+        except (TypeError, ValueError, IndexError):
+            digest = None  # rows of another shape: judged (each feature's tests say what)
+        last = self._last
+        if digest is not None and last is not None and last[:2] == (digest, thresholds):
+            return last[2]
+        report = self._judge(counts, sums, recent, thresholds)
+        failed = any(f.error is not None for f in report.features)
+        self._last = None if failed or digest is None else (digest, thresholds, report)
+        return report
+
+    def _judge(
+        self,
+        counts: np.ndarray,
+        sums: np.ndarray,
+        recent: np.ndarray | None,
+        thresholds: DriftThresholds,
+    ) -> DriftReport:
         results: list[FeatureDrift] = []
         rows = 0
         for position, spec in enumerate(self._numeric):
