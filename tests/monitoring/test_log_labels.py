@@ -49,3 +49,37 @@ def test_the_same_labels_taken_by_two_servers_at_once_are_one_row_each(
             log.close()
         for registry in registries:
             registry.close()
+
+
+def test_labels_taken_at_once_by_workers_of_one_sqlite_log_are_all_kept(tmp_path: Path) -> None:
+    """``serve --workers 3`` on a SQLite registry: each worker's monitoring process writes the
+    log, and a sixth of the labels posted at once were refused at once, "database is locked"
+    (a transaction begun as a read, turned into a write after another process's commit, is
+    refused without the busy timeout), and answered 503."""
+    registries = [Registry.open(tmp_path / "registry") for _ in range(4)]
+    logs = [InferenceLog(r.companion_engine("inference-log")) for r in registries]
+    failed: list[BaseException] = []
+    start = threading.Barrier(len(logs))
+
+    def post(worker: int, log: InferenceLog) -> None:
+        start.wait()
+        for n in range(50):
+            try:
+                log.set_labels("iris", {f"w{worker}-{n}": n % 3})
+            except Exception as exc:
+                failed.append(exc)
+
+    try:
+        threads = [threading.Thread(target=post, args=item) for item in enumerate(logs)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failed == []
+        with logs[0]._engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(labels_table)).scalar() == 200
+    finally:
+        for log in logs:
+            log.close()
+        for registry in registries:
+            registry.close()

@@ -33,6 +33,7 @@ from modelpilot.monitoring.alerts import AlertRules, AlertState, Condition
 from modelpilot.monitoring.feedback import FeedbackResult
 from modelpilot.monitoring.history import ServiceHistory, ServicePoint
 from modelpilot.monitoring.inference_log import InferenceLog
+from modelpilot.monitoring.log_sharers import LogSharers
 from modelpilot.monitoring.model_monitor import (
     ModelMonitor,
     ModelReport,
@@ -124,13 +125,11 @@ class Monitor(InferenceObserver):
         the latency alert's threshold, which the alert decides by exactly."""
         self.exchange = exchange
         """Sibling workers' snapshots, merged into every report (``serve --workers``)."""
-        self.shares_labels = registry.address()[0].startswith("postgresql")
-        """Whether other servers may take labels of this one's predictions: those of the same
-        PostgreSQL registry (replicas behind a load balancer), whose labels reach this one's
-        quality windows through the shared log (``catch_up_labels``)."""
-        self.log_shared = exchange is not None or self.shares_labels
-        """Whether other processes write the inference log this one reads: sibling workers,
-        or other servers of the same PostgreSQL registry."""
+        self.sharers = LogSharers.of(
+            registry.address()[0], exchange.directory if exchange else None
+        )
+        """The other servers of this SQLite registry directory, which share its inference log
+        (None with PostgreSQL, where any may: ``shares_labels``)."""
         self.labels_read_to = time.time()
         """Until when other servers' labels were read (``catch_up_labels``)."""
         self._inherited = [totals_of(s) for s in exchange.inherit()] if exchange else []
@@ -214,6 +213,20 @@ class Monitor(InferenceObserver):
         self._last_tapped: list[MonitorState] = []
         """The tap's states as it last told them (with the totals of its processes that died,
         which ``TapProcess`` carries on): an evaluation it fails reports their totals."""
+
+    @property
+    def shares_labels(self) -> bool:
+        """Whether other servers may take labels of this one's predictions: those of the same
+        PostgreSQL registry (replicas behind a load balancer), or of the same SQLite registry
+        directory while one is there (``sharers``), whose labels reach this one's quality
+        windows through the shared log (``catch_up_labels``)."""
+        return self.sharers is None or bool(self.sharers.others())
+
+    @property
+    def log_shared(self) -> bool:
+        """Whether other processes write the inference log this one reads: sibling workers,
+        or other servers of the same registry (``shares_labels``)."""
+        return self.exchange is not None or self.shares_labels
 
     def watch(self, engine: InferenceEngine) -> None:
         """Observe ``engine``: its model calls (this monitor) and its requests (``history``).
@@ -314,6 +327,8 @@ class Monitor(InferenceObserver):
         self._evaluate()
         self.tap.close()  # writes all it took to the inference log
         self.keeper.close()  # the webhook's last deliveries, then the book kept
+        if self.sharers is not None:
+            self.sharers.close()
 
     def flush(self) -> None:
         """Hand over everything queued now, have it written to the inference log, and
@@ -358,6 +373,8 @@ class Monitor(InferenceObserver):
                 if time.time() - self._last_evaluation >= self.evaluate_seconds:
                     if self.shares_labels:
                         monitor_labels.catch_up_quietly(self)
+                    else:  # so that a server coming reads from now (``catch_up_labels``)
+                        self.labels_read_to = time.time()
                     if self._restore:
                         monitor_labels.restore_returned(self)
                     self._evaluate()
@@ -482,13 +499,13 @@ class Monitor(InferenceObserver):
     async def feedback_async(self, model: str, labels: Mapping[str, Any]) -> FeedbackResult:
         """``feedback``, for the event loop, waiting for sibling workers' predictions.
 
-        With sibling workers, or other servers of the same PostgreSQL registry
-        (``log_shared``), a request another process answered reaches the shared log only
-        after its round and its tap's writes: ids not found at once are looked for again
-        until they could have arrived (``sibling_seconds``), so a label posted right after
-        its prediction joins whichever worker or replica answered. Ids that match nothing take that
-        long to be reported. The waits are the loop's, not an executor thread's: a thread
-        held that long by each such call stalled every other label post behind a few.
+        With sibling workers, or other servers of the same registry (``log_shared``), a
+        request another process answered reaches the shared log only after its round and its
+        tap's writes: ids not found at once are looked for again until they could have arrived
+        (``sibling_seconds``), so a label posted right after its prediction joins whichever
+        worker or replica answered. Ids that match nothing take that long to be reported. The
+        waits are the loop's, not an executor thread's: a thread held that long by each such
+        call stalled every other label post behind a few.
         """
         return await monitor_labels.feedback_async(self, model, labels)
 

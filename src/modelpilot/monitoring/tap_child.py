@@ -236,7 +236,7 @@ def serve(reader: Connection, control: Connection, spec: TapSpec) -> None:
     if spec.inference_log and log is None:
         tap.count_failure()
     errors = RepeatedErrors(logger)
-    outage = Outage(logger)
+    outages = LogOutages.of(logger)
     """Questions failing because the log's database is out of reach (see ``_answer``)."""
     rounds = _Rounds(reader, tap)
     try:
@@ -260,7 +260,7 @@ def serve(reader: Connection, control: Connection, spec: TapSpec) -> None:
                 with contextlib.suppress(ConnectionError):  # killed since: it asks no more
                     control.send_bytes(pickle.dumps((True, None, (tap.failures, tap.unlogged))))
                 break
-            reply = _answer(tap, method, args, errors, outage)
+            reply = _answer(tap, method, args, errors, outages)
             try:
                 control.send_bytes(pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL))
             except ConnectionError:  # killed while it waited for the answer
@@ -271,9 +271,64 @@ def serve(reader: Connection, control: Connection, spec: TapSpec) -> None:
         registry.close()
 
 
-LOG_QUESTIONS = frozenset({"lookup", "set_labels", "labelled_since"})
-"""The questions whose answer reads or writes the inference log: one that worked says that it
-answers again. (``states`` never reads it, and ``write`` keeps its own failures.)"""
+LOG_READS = frozenset({"lookup", "labelled_since"})
+"""The questions whose answer reads the inference log: one that worked says that it answers
+questions again. (``states`` never reads it, and ``write`` keeps its own failures.)"""
+
+LOG_WRITES = frozenset({"set_labels"})
+"""The questions whose answer writes to the inference log: one that worked says that it takes
+labels again. Kept apart from the reads: on a full disk reads go on working, and each, ending
+the outage, let the next label post's failure be logged again (an error and a false "answers
+again" for every label posted)."""
+
+
+@dataclass(slots=True)
+class LogOutages:
+    """The inference log failing the server's questions: reads and writes each an outage of
+    their own, ended only by a question of their own kind."""
+
+    reads: Outage
+    writes: Outage
+
+    @classmethod
+    def of(cls, logger: logging.Logger) -> LogOutages:
+        return cls(Outage(logger), Outage(logger))
+
+    def failed(self, method: str, exc: BaseException) -> None:
+        outage = self.writes if method in LOG_WRITES else self.reads
+        outage.failed(exc, "monitoring process: %s failed: %s", method, cause(exc))
+
+    def worked(self, method: str) -> None:
+        """Say the end of the outage that ``method`` working ends, if one was going on."""
+        if method in LOG_WRITES:
+            ended, what = self.writes.over(), "takes labels again"
+        elif method in LOG_READS:
+            ended, what = self.reads.over(), "answers questions again"
+        else:
+            return
+        if ended is not None:
+            logger.info(
+                "monitoring process: the inference log %s, after %.0f s (%d failed)",
+                what,
+                *ended,
+            )
+
+
+def unreachable(exc: BaseException) -> str:
+    """What a label post's client is told of a log out of reach: what happened, in words that
+    name no host, port or driver, and what to do."""
+    said = cause(exc).lower()
+    if "full" in said or "no space" in said:
+        return (
+            "the inference log's disk is full, so it takes no labels; post them again once "
+            "space is freed on it"
+        )
+    if "locked" in said or "busy" in said:
+        return (
+            "the inference log's database is held by another process (busy) for now; retry "
+            "in a few seconds"
+        )
+    return "the inference log's database does not answer for now; retry in a few seconds"
 
 
 def _open(spec: TapSpec) -> tuple[Registry, InferenceLog | None]:
@@ -291,21 +346,22 @@ def _open(spec: TapSpec) -> tuple[Registry, InferenceLog | None]:
 
 
 def _answer(
-    tap: LocalTap, method: str, args: Any, errors: RepeatedErrors, outage: Outage
+    tap: LocalTap, method: str, args: Any, errors: RepeatedErrors, outages: LogOutages
 ) -> tuple[bool, Any, tuple[int, int]]:
     """The reply to the server's question ``method``: (whether it worked, its answer or what
     went wrong, the tap's counters).
 
     Asked again and again while the log is down (a label post each): once a minute in the
     log, every time in the answer. A database out of reach is said in one line, not with the
-    ~60 lines of its traceback, and once when it answers again; the answer, which a label
-    post's 503 shows its client, names no host, port or driver."""
+    ~60 lines of its traceback, and once when it answers again (``LogOutages``: a read that
+    works does not end an outage of writes); the answer, which a label post's 503 shows its
+    client, names no host, port or driver (``unreachable``)."""
     try:
         value = QUERIES[method](tap, *args)
     except Exception as exc:
         if is_outage(exc):
-            outage.failed(exc, "monitoring process: %s failed: %s", method, cause(exc))
-            said = "the inference log's database does not answer for now; retry in a few seconds"
+            outages.failed(method, exc)
+            said = unreachable(exc)
         else:
             errors.error(
                 (method, type(exc)),
@@ -316,13 +372,7 @@ def _answer(
             )
             said = f"{type(exc).__name__}: {exc}"
         return False, said, (tap.failures, tap.unlogged)
-    ended = outage.over() if method in LOG_QUESTIONS else None
-    if ended is not None:
-        logger.info(
-            "monitoring process: the inference log answers questions again, after %.0f s "
-            "(%d failed)",
-            *ended,
-        )
+    outages.worked(method)
     return True, value, (tap.failures, tap.unlogged)
 
 
