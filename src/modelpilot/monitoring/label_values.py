@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -72,8 +73,23 @@ def class_label(
     if known_keys and label_key(value) not in known_keys:
         raise ValueError(
             f"label {shown(truth)} is not one of {whose} ({listed(known)}); send one of those"
+            + _normalization(label_key(value), known_keys)
         )
     return value
+
+
+def _normalization(key: str, known_keys: Collection[str]) -> str:
+    """Where label ``key`` is a class but for its Unicode normalization (an "è" sent as "e"
+    and a combining accent), a note that says so: shown, the two look alike."""
+    normal = unicodedata.normalize("NFC", key)
+    for known in known_keys:
+        if unicodedata.normalize("NFC", known) == normal:
+            return (
+                f" (it reads as {shown(known)} but is written with other Unicode characters, "
+                "such as a letter and a combining accent for an accented letter: send the "
+                "class's own characters)"
+            )
+    return ""
 
 
 def known_labels(
@@ -128,12 +144,29 @@ def as_written(keys: Collection[str]) -> list[Any]:
 
 def shown(value: Any) -> str:
     """A label as the client wrote it in JSON (``true``, ``"setosa"``, ``1e+308``), cut
-    short if long."""
+    short if long.
+
+    Letters of any script as they are (``"très bon ✓"``): with JSON's ASCII escapes, the
+    classes a refused label should have been read ``"tr\\u00e8s bon \\u2713"``. Control and
+    format characters (a line break, an escape sequence, a bidirectional override) are still
+    shown escaped (``"a\\nb"``), so that they cannot break the message or a terminal showing
+    it. (A label that differs from a class only in its Unicode normalization looks like it:
+    ``class_label`` says so.)"""
     try:
-        text = json.dumps(value)
+        text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         text = repr(value)
+    text = "".join(_escaped(c) for c in text)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _escaped(character: str) -> str:
+    """``character`` as a message shows it: a control or format character (C0, DEL, C1, a
+    bidirectional override, a line or paragraph separator) as its JSON escape, else itself.
+    (JSON escapes C0 characters already.)"""
+    if unicodedata.category(character) in ("Cc", "Cf", "Zl", "Zp"):
+        return f"\\u{ord(character):04x}"
+    return character
 
 
 def listed(classes: Sequence[Any], most: int = 20) -> str:
