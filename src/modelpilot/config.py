@@ -215,9 +215,10 @@ class Settings(BaseSettings):
     ``drift_p_value`` split over the look's tests and the window's sizes)."""
 
     performance_label_shift: float = Field(default=0.1, gt=0.0, le=1.0)
-    """Jensen-Shannon distance of the window's labels from the reference labels that flags
-    concept drift (when a chi-squared test also finds it significant at ``drift_p_value``
-    split over the look's tests and the window's sizes)."""
+    """Jensen-Shannon distance of a classifier's window of labels from its reference labels
+    (registered with --target) that flags concept drift (when a chi-squared test also finds
+    it significant at ``drift_p_value`` split over the look's tests and the window's sizes).
+    A regressor's labels' distribution is not judged."""
 
     performance_window_seconds: float = Field(default=86_400.0, gt=0.0)
     """Age (from when the label came) past which a label leaves the quality window."""

@@ -103,10 +103,12 @@ def test_each_prediction_counts_where_its_original_did(
     for values in (single, single.astype(np.float64), mixed):
         counts, _ = bins.count({"predict": values})
         assert counts.tolist() == exact.tolist()
-    # A hair past an edge in float64 stays past it; and one below it, below.
+    # A hair off an edge that is a leaf value counts with the leaf (a graph's answer an ULP
+    # off the original's: ``prediction_edges``); one clearly below it, below.
     low, high = np.nextafter(edges[1], -np.inf), np.nextafter(edges[1], np.inf)
-    counts, _ = bins.count({"predict": np.array([low, high])})
-    assert counts[1:3].tolist() == [1, 1]
+    below = edges[1] - 1e-9 * abs(edges[1])
+    counts, _ = bins.count({"predict": np.array([low, high, below])})
+    assert counts[1:3].tolist() == [1, 2]
 
 
 QUARTERS = (

@@ -29,7 +29,10 @@ def sklearn_figures(
     y_pred = np.array([label_key(v) for v in predicted])
     figures = {
         "accuracy": metrics.accuracy_score(y_true, y_pred),
-        "f1": metrics.f1_score(y_true, y_pred, average="macro", zero_division=0),
+        # Over the classes the labels hold (``quality._macro_f1``).
+        "f1": metrics.f1_score(
+            y_true, y_pred, labels=np.unique(y_true), average="macro", zero_division=0
+        ),
     }
     if proba is not None:
         # A binary model's AUC is of its second class; else each class the labels hold
@@ -63,7 +66,7 @@ def test_the_figures_are_scikit_learns(seed: int, classes: list[object]) -> None
 
 
 def test_labels_seen_only_in_the_predictions_or_in_the_truth() -> None:
-    # Class 2 is only predicted, class 3 only true: both count in the macro F1, at zero.
+    # Class 2 is only predicted: no F1 of its own; class 3 only true: its F1 is zero.
     truth, predicted = [0, 0, 1, 3], [0, 2, 1, 1]
     ours = classification_metrics(truth, predicted, [None] * 4, [0, 1, 2, 3])
     assert ours == pytest.approx(sklearn_figures(truth, predicted, None, [0, 1, 2, 3]))

@@ -187,12 +187,15 @@ class ModelMonitor:
             **_floats(metadata.get("reference_metrics")),
             **_floats(stated_metrics(metadata)),
         }
-        # Label shift is judged against the reference labels, else against what the model
-        # predicted on the reference data (a classifier's predictions track its labels).
+        # Label shift is judged against the reference labels only: against what the model
+        # predicted on the reference data, a clusterer's cluster ids or an outlier
+        # detector's share set by its contamination raised a certain concept drift on
+        # labels that were right. The errors' scale may come from the predictions.
         outcome = None
         if profile is not None:
             outcome = profile.target or profile.predictions
-        reference_labels = outcome.categories if outcome is not None else None
+        target = profile.target if profile is not None else None
+        reference_labels = target.categories if target is not None else None
         self.performance = PerformanceWindow(
             "classification" if self.predictions and self.predictions.classifier else "regression",
             list(self.predictions.classes) if self.predictions else [],
@@ -212,6 +215,7 @@ class ModelMonitor:
             p_value=config.drift.p_value,
             # An error is judged against the target's scale where its reference one is ~0.
             target_scale=_scale(outcome),
+            several_targets=bool(self.predictions and self.predictions.several),
         )
         self._history = QualityHistory()
 

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from modelpilot.monitoring.divergence import js_distance
-from modelpilot.monitoring.float32_bins import float32_edges, to_float32
+from modelpilot.monitoring.float32_bins import to_float32
+from modelpilot.monitoring.prediction_edges import FLOAT32_EPS, FLOAT64_EPS, tolerant_bounds
 from modelpilot.registry.profile import ReferenceProfile
 from modelpilot.registry.quality import label_key
 from modelpilot.registry.types import ModelVersion
@@ -146,7 +147,11 @@ class PredictionBins:
     prediction of a leaf value one bin low (171.90908813 below the edge 171.9090909, the
     leaf's own), its drift 0.42 where its original's read 0.08. Decided prediction by
     prediction: a graph hands rows with missing values to its float64 original, and in a
-    batch of both, each prediction lands where its own kind does."""
+    batch of both, each prediction lands where its own kind does. Rounding the edges to
+    float32 was not enough: a boosted model's graph sums its trees in float32, an ULP or
+    a few either side of the float64 sum rounded, and a float64 graph answers an ULP off
+    scikit-learn; so the edges near reference values are moved off them by a few ULPs of the
+    precision (``prediction_edges``), float32's or float64's."""
 
     def __init__(self, version: ModelVersion, profile: ReferenceProfile | None) -> None:
         signature = version.signature
@@ -194,9 +199,10 @@ class PredictionBins:
                 self.reference = np.concatenate(
                     [[0], reference.bin_counts, [0], [reference.missing]]
                 ).astype(float)
-                self._bounds = _bounds(self.edges[:-1], float(self.edges[-1]))
-                lower, top = float32_edges(self.edges, np.asarray(reference.sketch, dtype=float))
-                if (lower != self.edges[:-1]).any() or top != self.edges[-1]:
+                sketch = np.asarray(reference.sketch, dtype=float)
+                self._bounds = _bounds(*tolerant_bounds(self.edges, sketch, FLOAT64_EPS))
+                lower, top = tolerant_bounds(self.edges, sketch, FLOAT32_EPS)
+                if (lower != self._bounds[0]).any() or top != self._bounds[1]:
                     self._bounds32 = _bounds(lower, top)
             # Below, the bins, above, missing.
             self.size = 0 if self.edges is None else self.edges.size + 2

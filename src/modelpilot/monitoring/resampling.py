@@ -145,9 +145,10 @@ def _classification(
     # 2 TP + FP + FN is the class's count among the labels plus among the predictions.
     denominator = weights @ is_true + weights @ is_pred
     f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
-    # Macro: the mean over the classes the resample holds (as labels or as predictions).
-    held = np.count_nonzero(denominator > 0, axis=1)
-    figures["f1"] = f1.sum(axis=1) / np.maximum(held, 1)
+    # Macro: the mean over the classes the resample's labels hold (``quality._macro_f1``).
+    labelled = weights @ is_true > 0
+    held = np.count_nonzero(labelled, axis=1)
+    figures["f1"] = np.where(labelled, f1, 0.0).sum(axis=1) / np.maximum(held, 1)
     scored = auc_scores(y_true, list(proba), classes)
     if scored is not None:
         figures["auc"] = _auc(y_true, *scored, weights)
