@@ -1,5 +1,6 @@
 """A TCP proxy in front of the test PostgreSQL, to take the database away and bring it back
-(an outage, as an operator meets one), without touching the server everyone shares."""
+(an outage, as an operator meets one), without touching the server everyone shares: refusing
+(``down``), or silent (``pause``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ from urllib.parse import urlsplit, urlunsplit
 class DatabaseProxy:
     """Forwards 127.0.0.1:``port`` to the database of ``url`` while up. ``down`` closes the
     listening socket and every connection through it: clients then get "connection refused",
-    as from a database that stopped; ``up`` listens again on the same port."""
+    as from a database that stopped; ``up`` listens again on the same port.
+
+    ``pause`` keeps every connection open but forwards no byte either way until ``resume``
+    (new connections are taken, and wait too): a database silent rather than refusing, as a
+    network partition, a firewall that drops packets or a frozen host leave it. Nothing is
+    lost; what was sent meanwhile goes through on ``resume``."""
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -20,6 +26,8 @@ class DatabaseProxy:
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._listener: socket.socket | None = None
+        self._flowing = threading.Event()
+        self._flowing.set()
         self.port = self._listen(0)
         netloc = parts.netloc.rsplit("@", 1)
         user = f"{netloc[0]}@" if len(netloc) == 2 else ""
@@ -54,6 +62,7 @@ class DatabaseProxy:
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         for sock in (source, sink):
             with contextlib.suppress(OSError):
@@ -76,5 +85,12 @@ class DatabaseProxy:
         if self._listener is None:
             self._listen(self.port)
 
+    def pause(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
     def close(self) -> None:
+        self.resume()  # the paused pipes end with their sockets
         self.down()

@@ -103,11 +103,33 @@ CONNECT_TIMEOUT_SECONDS = 10
 (``?connect_timeout=N``). libpq waits for ever by default: a database host that drops packets
 rather than refusing them (a firewall, a host gone from the network) held every request that
 needed the registry, and the server's alias refresh, as long as the kernel's TCP retries
-(minutes); with a bound they fail as an outage, 503 and one log line a minute."""
+(minutes); with a bound they fail as an outage, 503 and one log line a minute. A connection
+already open is bounded too: see ``silent_postgres``."""
 
 
 def _connect_args(url: URL) -> dict[str, Any]:
     return {} if "connect_timeout" in url.query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+
+
+def _postgres_engine(url: URL, pool_size: int) -> Engine:
+    """An engine on PostgreSQL whose connections wait for a silent server no longer than
+    ``silent_postgres`` says."""
+    from modelpilot.registry.silent_postgres import Silence, connect, link_bounds
+
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        connect_args={**_connect_args(url), **link_bounds(set(url.query))},
+    )
+    silence = Silence()
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        return connect(silence, tuple(cargs), dict(cparams))
+
+    return engine
 
 
 def postgres_engine(text: str) -> Engine:
@@ -116,19 +138,14 @@ def postgres_engine(text: str) -> Engine:
         import psycopg  # noqa: F401
     except ImportError:
         raise MissingExtra("psycopg", "postgres") from None
-    url = make_url(text).set(drivername="postgresql+psycopg")
-    return create_engine(
-        url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=_connect_args(url)
-    )
+    return _postgres_engine(make_url(text).set(drivername="postgresql+psycopg"), pool_size=5)
 
 
 def companion_engine(url: URL, name: str) -> Engine:
     """A database for another store beside the registry at ``url``: see
     ``Registry.companion_engine``."""
     if url.get_backend_name() == "postgresql":
-        engine = create_engine(
-            url, pool_pre_ping=True, pool_size=2, max_overflow=2, connect_args=_connect_args(url)
-        )
+        engine = _postgres_engine(url, pool_size=2)
 
         @event.listens_for(engine, "connect")
         def _connect(dbapi_conn: Any, _record: Any) -> None:
