@@ -66,6 +66,18 @@ share; the rest are pooled into one bar (their counts are in the table under the
 feature may have up to 1,000 categories, whose labels would overlap into a smear."""
 
 
+def share_text(share: float) -> str:
+    """A share in percent that reads 0% only for none and 100% only for all: "0%" of 2
+    features drifted of 500 read as none; under 1% to one significant digit (0.4%)."""
+    percent = share * 100
+    if percent <= 0 or percent >= 100:
+        return f"{percent:.0f}%"
+    if percent < 1:
+        return f"{percent:.1g}%"
+    text = f"{percent:.0f}%"
+    return f"{math.floor(percent * 10) / 10:.1f}%" if text == "100%" else text
+
+
 def render_html(
     comparison: Comparison,
     title: str,
@@ -79,7 +91,7 @@ def render_html(
     if any(f.method != "none" for f in report.features):
         verdict = "Dataset drift" if report.dataset_drift else "No dataset drift"
         drifted = f"{len(report.drifted_features)} / {len(report.features)}"
-        share = f"{report.drifted_share:.0%}"
+        share = share_text(report.drifted_share)
     else:
         # Too few rows: no feature was judged. "No dataset drift" and "0 / 6" claimed a
         # finding that was never made; the report's verdict says what there is instead.

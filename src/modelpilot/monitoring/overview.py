@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -14,6 +15,7 @@ import psutil
 from modelpilot.monitoring.history import ServicePoint
 from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.monitor import Monitor
+from modelpilot.monitoring.statistics import VersionStatistics
 from modelpilot.monitoring.system import MachineCpu, disk_bytes
 
 if TYPE_CHECKING:
@@ -30,11 +32,22 @@ READ_WAIT_SECONDS = 1.0
 reports made again with its siblings' figures; they go on for the next answer."""
 
 
-def model_overview(report: ModelReport) -> dict[str, Any]:
+def model_overview(
+    report: ModelReport, sample_rate: float = 1.0, answered: int | None = None
+) -> dict[str, Any]:
+    """One version's report as the API and the page show it.
+
+    ``sample_rate`` is the share of model calls the monitor watches
+    (``MODELPILOT_MONITOR_SAMPLE_RATE``): ``requests`` counts those alone. Below 1,
+    ``answered`` is every request the version answered (the service's count, as ``/metrics``
+    has it): "202 requests since start" of a version that had answered 401 told an operator
+    it had served half its traffic."""
     performance = None
     if report.performance is not None:
         performance = {
             **report.performance.to_dict(),
+            # Why ``judged`` is false, for the page to say it ("" where it is true).
+            "unjudged": report.performance.unjudged,
             "history": report.performance_history,
         }
     return {
@@ -42,6 +55,8 @@ def model_overview(report: ModelReport) -> dict[str, Any]:
         "version": report.version,
         "requests": report.requests,
         "rows": report.rows,
+        "monitor_sample_rate": sample_rate,
+        "requests_answered": answered if sample_rate < 1 else None,
         "drift": report.drift.to_dict() if report.drift is not None else None,
         "drift_unwatched": report.drift_unwatched or None,
         "quality_unjudged": report.quality_unjudged or None,
@@ -72,11 +87,18 @@ class Overview:
     """
 
     def __init__(
-        self, monitor: Monitor, engine: InferenceEngine, cpu: MachineCpu | None = None
+        self,
+        monitor: Monitor,
+        engine: InferenceEngine,
+        cpu: MachineCpu | None = None,
+        statistics: Callable[[], Iterable[VersionStatistics]] | None = None,
     ) -> None:
         self.monitor = monitor
         self.engine = engine
         self.cpu = cpu or MachineCpu()
+        self.statistics = statistics
+        """Each version's service statistics (``ProcessMonitoring.statistics``), whose
+        requests the entries count beside the watched ones when the monitor samples."""
         self.supervisor = _supervisor(engine) if monitor.exchange is not None else None
         """The process that runs this worker and its siblings, if this is a worker."""
         self.started_at = _started_at(self.supervisor, monitor.started_at)
@@ -157,6 +179,16 @@ class Overview:
             "pending_alerts": book.waiting(self.monitor.rules.for_seconds),
         }
 
+    def entries(self, reports: Iterable[ModelReport]) -> list[dict[str, Any]]:
+        """``reports`` as ``model_overview`` shows them; with the monitor sampling, each with
+        the requests its version answered (read once for all of them; the statistics of
+        every worker, as ``/metrics`` counts them, only then)."""
+        rate = self.monitor.call_sample_rate
+        if rate >= 1 or self.statistics is None:
+            return [model_overview(r, rate) for r in reports]
+        answered = {(s.name, s.version): s.success.count for s in self.statistics()}
+        return [model_overview(r, rate, answered.get((r.model, r.version), 0)) for r in reports]
+
     def _worker_pids(self) -> set[int]:
         """The live workers, whose memory the service history counts."""
         exchange = self.monitor.exchange
@@ -195,9 +227,9 @@ class Overview:
             if (name, version) not in reported
         ]
         share = self.engine.settings.drift_dataset_share
+        every = [*reports, *idle]
         models = []
-        for report in [*reports, *idle]:
-            entry = model_overview(report)
+        for report, entry in zip(every, self.entries(every), strict=True):
             entry["serving"] = (report.model, report.version) in serving
             if entry["drift"] is not None:
                 entry["drift"]["dataset_share"] = share

@@ -11,12 +11,27 @@
 
   // ------------------------------------------------------------------ formatting
   const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
-  function fmtNum(v, digits = 3) {  // compact number: 0.030, 1.25, 12.5, 340, 12.3k, 1.20M, 3.4e+12
+  // compact number: 0.030, 0.00373, 2.22e-5, 1.25, 12.5, 340, 12.3k, 1.20M, 3.4e+12. Under 0.01
+  // to significant digits (`digits` of them): in decimals, a regressor of targets near 1e-6 read
+  // 0.000 in every figure, bin and reference line.
+  function fmtNum(v, digits = 3) {
     if (!isNum(v)) return '—';
     const a = Math.abs(v);
     if (a >= 1e9) return v.toExponential(1);
     if (a >= 1e4) return a >= 1e6 ? (v / 1e6).toFixed(2) + 'M' : (v / 1e3).toFixed(1) + 'k';
-    return a === 0 ? '0' : v.toFixed(a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : digits);
+    if (a === 0) return '0';
+    if (a < 1e-3) return v.toExponential(Math.max(0, digits - 1));
+    if (a < 0.01) return v.toPrecision(digits);
+    return v.toFixed(a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : digits);
+  }
+  // A share (0.004 of the features) in percent, "0.4 %": none reads 0 % and all 100 %, and
+  // nothing between rounds to either (2 of 500 features drifted read "0 %").
+  function fmtShare(x) {
+    if (!isNum(x)) return '—';
+    const p = x * 100;
+    if (p <= 0 || p >= 100) return `${Number(p.toFixed(0))} %`;
+    if (p < 1) return `${Number(p.toPrecision(1))} %`;
+    return `${p.toFixed(0) === '100' ? (Math.floor(p * 10) / 10).toFixed(1) : p.toFixed(0)} %`;
   }
   function fmtMs(ms) {
     if (!isNum(ms)) return '—';
@@ -53,14 +68,24 @@
     const step = spacing(ts);
     return step === null ? '' : `last ${fmtSpan(ts[ts.length - 1] - ts[0] + step)}`;
   }
-  function decimalsOf(step) {  // as many as the step has: 0.25 needs two, 0.5 one, 5 none
-    for (let d = 0; d < 4; d++) {
+  function decimalsOf(step, most = 4) {  // as many as the step has: 0.25 needs two, 0.5 one, 5 none
+    for (let d = 0; d < most; d++) {
       const x = step * 10 ** d;
       if (Math.abs(x - Math.round(x)) < 1e-6 * Math.max(1, x)) return d;
     }
-    return 4;
+    return most;
   }
-  const tickFmt = (v, step) => (Math.abs(v) >= 1e4 ? fmtNum(v) : v.toFixed(decimalsOf(step)));
+  // An axis label, to the step's decimals; past four of them in exponent form, its mantissa to
+  // as many as the step needs there (5e-6, 1.0e-5, 1.5e-5): four decimals drew every tick of
+  // a chart of values near 1e-5 as "0.0000".
+  function tickFmt(v, step) {
+    if (Math.abs(v) >= 1e4) return fmtNum(v);
+    const d = decimalsOf(step, 12);
+    if (d <= 4) return v.toFixed(d);
+    if (v === 0) return '0';
+    const e = Math.floor(Math.log10(Math.abs(v)));
+    return v.toExponential(Math.min(6, Math.max(0, d + e)));
+  }
 
   // ------------------------------------------------------------------ chart primitives
   function prep(canvas) {
@@ -334,7 +359,7 @@
 
   window.ModelPilotCharts = Object.freeze({
     C, BYTE_UNITS,
-    isNum, fmtNum, fmtMs, byteUnit, fmtBytes, fmtDuration, fmtClock, fmtSpan, pct, count, tickFmt,
+    isNum, fmtNum, fmtShare, fmtMs, byteUnit, fmtBytes, fmtDuration, fmtClock, fmtSpan, pct, count, tickFmt,
     spacing, spanOf, drawEmpty, lineChart, barChart, describe,
     $, el, setText, setStat, setBadge, plural, fmtP, fmtPair,
   });

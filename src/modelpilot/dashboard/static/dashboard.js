@@ -7,7 +7,7 @@
 (() => {
   const {
     C, BYTE_UNITS,
-    isNum, fmtNum, fmtMs, byteUnit, fmtBytes, fmtDuration, fmtClock, fmtSpan, pct, count, tickFmt,
+    isNum, fmtNum, fmtShare, fmtMs, byteUnit, fmtBytes, fmtDuration, fmtClock, fmtSpan, pct, count, tickFmt,
     spacing, spanOf, drawEmpty, lineChart, describe,
     $, el, setText, setStat, setBadge, plural,
   } = window.ModelPilotCharts;
@@ -253,20 +253,49 @@
     setStat('stat-accuracy', fmtNum(v), v, worse ? 'bad' : '');
     if (measuredPts.length) describe(canvas, `latest ${metric} ${fmtNum(v)}${isNum(ref) ? `, reference ${fmtNum(ref)}` : ''}`);
     const labels = isNum(perf.labels) ? `${count(perf.labels)} labels` : '';
-    setText('stat-accuracy-sub', [isNum(ref) ? `ref ${fmtNum(ref)}` : '', labels].filter(Boolean).join(' · ') || '—');
+    const [kind, verdict, why] = conceptVerdict(m, perf);
+    const unjudged = kind === 'muted' ? 'not judged' : '';
+    setText('stat-accuracy-sub', [isNum(ref) ? `ref ${fmtNum(ref)}` : '', labels, unjudged].filter(Boolean).join(' · ') || '—');
     const metrics = Object.entries(cur).map(([k, x]) => `${k} ${fmtNum(x)}`).join(' · ');
-    setText('perf-summary', [labels, metrics].filter(Boolean).join(' · ') || '—');
+    setText('perf-summary', [labels, metrics, kind === 'muted' ? why : ''].filter(Boolean).join(' · ') || '—');
     concept.hidden = false;
-    setBadge('concept-badge', m.concept_drift ? 'bad' : 'ok', m.concept_drift ? 'concept drift' : 'no concept drift');
+    setBadge('concept-badge', kind, verdict, why);
+  }
+
+  // The quality badge: [kind, text, why]. Green only for a window the server judged: a version
+  // with nothing to judge its labels against (no reference figures: quality_unjudged), or a
+  // window with too few labels (performance.judged false), showed a green "no concept drift"
+  // that no labels could ever turn red. A drift held over such a window stays red.
+  function conceptVerdict(m, perf) {
+    const reason = typeof perf.reason === 'string' ? perf.reason : '';
+    if (m.concept_drift) return ['bad', 'concept drift', reason];
+    const never = typeof m.quality_unjudged === 'string' ? m.quality_unjudged : '';
+    if (never) return ['muted', 'quality not judged', never];
+    const unjudged = typeof perf.unjudged === 'string' && perf.unjudged ? perf.unjudged : reason;
+    if (perf.judged === false) return ['muted', 'no verdict yet', unjudged];
+    return ['ok', 'no concept drift', ''];
+  }
+
+  // Requests since the server started; the cards count their windows, which a restart
+  // restores from the inference log (5,113 predictions beside "113 requests"). With the monitor
+  // sampling (MODELPILOT_MONITOR_SAMPLE_RATE < 1) it counts only the calls it watched: "202
+  // requests since start" of a model that had answered 401 halved its traffic on the page.
+  const sampled = (m) => isNum(m.monitor_sample_rate) && m.monitor_sample_rate < 1;
+  const SAMPLED_NOTE = 'The monitor watches a share of the model calls (MODELPILOT_MONITOR_SAMPLE_RATE), drawn at '
+    + 'random: drift, the prediction distribution and quality see only those. Service figures count every request.';
+  function traffic(m) {
+    const answered = isNum(m.requests_answered) ? m.requests_answered : null;
+    if (idle(m) && !answered) return 'no traffic yet';
+    if (!sampled(m)) return `${plural(m.requests, 'request')} since start`;
+    const of = answered === null ? plural(m.requests, 'request') : `${count(m.requests)} of ${plural(answered, 'request')}`;
+    return `${of} watched since start · the monitor samples ${fmtShare(m.monitor_sample_rate)} of calls`;
   }
 
   function renderModel() {
     const models = Array.isArray(state.payload.models) ? state.payload.models : [];
     const m = shownModel(models);
-    // Requests since the server started; the cards count their windows, which a restart
-    // restores from the inference log (5,113 predictions beside "113 requests").
-    const traffic = idle(m) ? 'no traffic yet' : `${plural(m && m.requests, 'request')} since start`;
-    setText('model-title', m ? `${m.name}${m.version ? ` v${m.version}` : ''} · ${traffic}` : 'none loaded');
+    setText('model-title', m ? `${m.name}${m.version ? ` v${m.version}` : ''} · ${traffic(m)}` : 'none loaded');
+    $('model-title').title = m && sampled(m) ? SAMPLED_NOTE : '';
     // Set only when it changes: it is a status region, read out on every change.
     const notice = missingPick(models, m);
     if ($('model-notice').textContent !== notice) setText('model-notice', notice);

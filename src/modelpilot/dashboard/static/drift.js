@@ -5,7 +5,7 @@
 'use strict';
 (() => {
   const {
-    C, isNum, fmtNum, drawEmpty, barChart, describe, $, el, setText, setStat, setBadge, plural, fmtP, fmtPair,
+    C, isNum, fmtNum, fmtShare, drawEmpty, barChart, describe, $, el, setText, setStat, setBadge, plural, fmtP, fmtPair,
   } = window.ModelPilotCharts;
   // Drift methods decided by a significance test (score 1 - p-value, threshold 1 - its level).
   const TESTS = new Set(['ks', 'missing', 'chi2', 'rare']);
@@ -110,7 +110,7 @@
         : nd ? ['warn', `${nd} of ${counted.length} features drifted`] : ['ok', 'no drift'];
       setBadge('drift-badge', kind, text, [verdict, needs].filter(Boolean).join(' · '));
       setStat('stat-drifted', `${nd} / ${counted.length}`, nd, nd ? 'bad' : 'ok');
-      const share = isNum(drift.drifted_share) ? `${(drift.drifted_share * 100).toFixed(0)} %` : '—';
+      const share = fmtShare(drift.drifted_share);
       const of = isNum(drift.dataset_share) ? ` of ${Math.round(drift.dataset_share * 100)} %` : '';
       setDriftSub(m, `share ${share}${of}`);
       // All the features, in the profile's order, where their bars fit (they then stay put from

@@ -9,6 +9,7 @@ from modelpilot import dashboard
 from modelpilot.config import Settings
 from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.server.rest import api, metrics, predict, triton, v2
+from modelpilot.server.rest.compression import ApiCompression
 from modelpilot.server.rest.errors import install_error_handlers
 from modelpilot.server.rest.fastpath import InferenceFastPath
 from modelpilot.server.rest.head import HeadAsGet
@@ -48,6 +49,7 @@ def create_api(
     app.state.settings = settings
     app.state.monitoring = monitoring
     install_error_handlers(app)
+    app.add_middleware(ApiCompression)  # innermost: HEAD gets the compressed answer's headers
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, engine=engine)
     app.add_middleware(HeadAsGet)
     app.include_router(triton.router)  # first: /v2/models/stats is not a model's metadata
