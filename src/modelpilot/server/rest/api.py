@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from modelpilot.config import Settings
 from modelpilot.errors import BadRequest, InvalidInput, NotFound, PayloadTooLarge, quoted
 from modelpilot.monitoring.monitor import Monitor
-from modelpilot.monitoring.overview import Overview, model_overview
+from modelpilot.monitoring.overview import Overview
 from modelpilot.monitoring.process import labels_apart
 from modelpilot.registry.quality import label_key
 from modelpilot.server.rest.body import decompress, documented_json_body, json_object
@@ -324,9 +324,9 @@ async def alerts(request: Request) -> dict[str, Any]:
 )
 async def monitoring(request: Request) -> list[dict[str, Any]]:
     monitor = _monitor(request)
-    await _settled(request, monitor)
+    overview = await _settled(request, monitor)
     await _labels_reported(monitor)
-    return [model_overview(r) for r in monitor.reports()]
+    return overview.entries(monitor.reports())
 
 
 @router.get(
@@ -340,7 +340,7 @@ async def monitoring_model(
     monitor = _monitor(request)
     serving = dict(request.app.state.engine.served.current_versions()).get(model)
     number = serving.version if serving is not None else None
-    await _settled(request, monitor)
+    overview = await _settled(request, monitor)
     await _labels_reported(monitor)
     try:
         report = monitor.report(model, version, serving=number)
@@ -350,7 +350,7 @@ async def monitoring_model(
         raise
     # As the dashboard's entries say it: a version asked for by number may be one rolled
     # back from, whose drift and quality no longer answer for the model.
-    return {**model_overview(report), "serving": report.version == str(number)}
+    return {**overview.entries([report])[0], "serving": report.version == str(number)}
 
 
 @router.get("/dashboard", summary="Everything the live dashboard draws", responses=_OFF)
@@ -372,7 +372,7 @@ async def _settled(request: Request, monitor: Monitor) -> Overview:
     # Made on the first request and kept: it holds the dashboard's own baseline of the
     # machine's CPU (a fresh one each time would measure nothing).
     if getattr(state, "overview", None) is None:
-        state.overview = Overview(monitor, state.engine)
+        state.overview = Overview(monitor, state.engine, statistics=state.monitoring.statistics)
     overview: Overview = state.overview
     await overview.settle()
     return overview
