@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_REGISTRY = "./modelpilot-registry"
@@ -165,7 +165,8 @@ class Settings(BaseSettings):
     """Oldest a row in the drift window may be."""
 
     drift_min_rows: int = Field(default=30, ge=1)
-    """Fewer rows than this in the window: no drift verdict."""
+    """Fewer rows than this in the window: no drift verdict. At most drift_window_rows (a
+    window that never holds this many never gives one)."""
 
     drift_large_sample_rows: int = Field(default=1000, ge=1)
     """Windows under this many rows need a numeric feature's tests (KS, missing share) to find
@@ -199,7 +200,8 @@ class Settings(BaseSettings):
     """Labelled predictions that accuracy and friends are computed over."""
 
     performance_min_labels: int = Field(default=30, ge=1)
-    """Fewer labels than this: quality is shown but not judged. From here to
+    """Fewer labels than this: quality is shown but not judged; at most
+    performance_window_rows, the most labels the window holds. From here to
     performance_window_rows, each doubling of the window is a size that drift_p_value is
     split over (six for the defaults), with the tests of a look (up to four)."""
 
@@ -349,6 +351,23 @@ class Settings(BaseSettings):
 
     worker_index: int = Field(default=0, ge=0)
     """This process's slot among the workers; slot 0 sends the alert webhooks."""
+
+    @model_validator(mode="after")
+    def _minimums_within_their_windows(self) -> Settings:
+        """A minimum its window can never hold was taken, and drift or quality then never
+        judged, with nothing at start saying why (each value was in range alone)."""
+        for minimum, window, what in (
+            ("drift_min_rows", "drift_window_rows", "the drift window"),
+            ("performance_min_labels", "performance_window_rows", "the quality window"),
+        ):
+            low, size = getattr(self, minimum), getattr(self, window)
+            if low > size:
+                raise ValueError(
+                    f"MODELPILOT_{minimum.upper()}={low} is more than "
+                    f"MODELPILOT_{window.upper()}={size}: {what} would never hold enough for "
+                    "a verdict; lower the one or raise the other"
+                )
+        return self
 
 
 NOT_SETTINGS = frozenset({"MODELPILOT_REQUIRE_SERVICES"})

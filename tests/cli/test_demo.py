@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import socket
@@ -22,9 +23,11 @@ from tests.conftest import free_port
 pytestmark = pytest.mark.slow
 
 
-def demo(registry: Path, http_port: int | None = None) -> subprocess.CompletedProcess[str]:
+def demo(
+    registry: Path, http_port: int | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``modelpilot demo`` on ``registry``, run in its parent directory, on free ports (or
-    ``http_port``), returning once it is done."""
+    ``http_port``), with ``env`` on top of this environment, returning once it is done."""
     return subprocess.run(
         [
             sys.executable,
@@ -43,6 +46,7 @@ def demo(registry: Path, http_port: int | None = None) -> subprocess.CompletedPr
         text=True,
         timeout=180,
         cwd=registry.parent,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -145,3 +149,13 @@ def test_demo_refuses_a_registry_whose_iris_models_are_not_its_own(
         assert [i.latest_version for i in reg.list_models()] == [1, 1]
     finally:
         reg.close()
+
+
+def test_demo_with_monitoring_off_skips_watching_and_says_why(tmp_path: Path) -> None:
+    """It ended in a traceback (the server's 404 for labels, tester t4)."""
+    proc = demo(tmp_path / "registry", env={"MODELPILOT_MONITORING": "false"})
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    said = " ".join(proc.stderr.split())
+    assert "5/5 skipped: monitoring is off (MODELPILOT_MONITORING=false)" in said
+    assert "REST v2" in proc.stdout

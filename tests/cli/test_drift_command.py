@@ -436,3 +436,16 @@ def test_a_misspelt_threshold_is_said(
     )
     assert " ".join(result.stderr.split()).count(warning) == 1, result.stderr
     assert "THRESHHOLD" not in result.stdout  # the table stays clean for scripts
+
+
+@pytest.mark.parametrize("option", [["--last", "5"], ["--since-minutes", "1"]])
+def test_log_window_options_with_two_files_are_refused(
+    run: Run, iris_csv: Path, tmp_path: Path, option: list[str]
+) -> None:
+    """``drift REF CUR --last 5`` judged all the rows of the file without a word (tester t4),
+    where the reverse mistake (``--model`` with ``--ignore``) is refused."""
+    report = tmp_path / "r.html"
+    result = run("drift", str(iris_csv), str(iris_csv), *option, "-o", str(report), registry=False)
+    assert isinstance(result.exception, ModelPilotError), result.output
+    assert f"{option[0]} is for --model" in str(result.exception)
+    assert not report.exists()

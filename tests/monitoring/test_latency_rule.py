@@ -93,3 +93,20 @@ def test_workers_add_up_their_slower_requests() -> None:
 def test_the_default_bound_is_the_alerts_default_threshold() -> None:
     assert AlertRules().latency_p99_seconds == history.LATENCY_BOUND
     assert ServiceHistory().latency_bound == history.LATENCY_BOUND
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0.0001, "0.1 ms"),
+        (0.0004, "0.4 ms"),
+        (0.0015, "1.5 ms"),
+        (0.0125, "12.5 ms"),
+        (2.5, "2500 ms"),
+    ],
+)
+def test_the_message_states_the_threshold_that_was_set(seconds: float, shown: str) -> None:
+    """``MODELPILOT_ALERT_LATENCY_P99_SECONDS=0.0001`` read "threshold 0 ms" (tester t4)."""
+    rules = AlertRules(latency_p99_seconds=seconds)
+    rule = latency(minute(ServiceHistory(latency_bound=seconds), 5, 0.005), rules)
+    assert f"(threshold {shown}" in rule.message

@@ -88,7 +88,10 @@ def _settings_problems(exc: ValidationError, flags: Mapping[str, Any]) -> str:
     """Each wrong setting by the name the user set it under, and what is wrong with it."""
     problems = []
     for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else ""
+        if not error["loc"]:  # of several settings together: the message names them
+            problems.append(str(error["msg"]).removeprefix("Value error, "))
+            continue
+        field = str(error["loc"][0])
         source = f"--{field.replace('_', '-')}" if field in flags else f"MODELPILOT_{field.upper()}"
         problems.append(f"{source}={_shown(error.get('input'))}: {error['msg']}")
     return "bad setting: " + "; ".join(problems)

@@ -212,8 +212,17 @@ def demo(
         _wait_ready(f"http://127.0.0.1:{http}", server)
         err.print("[bold]4/5[/] calling it")
         _call(model, http, grpc_, x_test, y_test, names)
-        err.print("[bold]5/5[/] watching it: scoring the held-out rows and posting their labels")
-        _watch(model, http, x_test, y_test)
+        if ports.monitoring:
+            err.print(
+                "[bold]5/5[/] watching it: scoring the held-out rows and posting their labels"
+            )
+            _watch(model, http, x_test, y_test)
+        else:  # the server takes the setting from this environment: no labels, no drift
+            err.print(
+                "[bold]5/5[/] skipped: monitoring is off (MODELPILOT_MONITORING=false), so "
+                "the server takes no labels and shows no drift; unset it to see this step",
+                highlight=False,
+            )
         if serving:
             _next_steps(model, http, grpc_, where, serving=True)
             err.print("Serving until Ctrl-C...")
@@ -235,11 +244,27 @@ def demo(
         _next_steps(model, http, grpc_, where, serving=False)
 
 
-def _wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+READY_SAID_SECONDS = 20.0
+"""After this long without the server ready, the demo says it is still waiting, and why."""
+
+
+def _wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
+    """Wait for the server started for the demo; on a busy machine (a load of 15 on two
+    cores) it took 10-30 s by hand and over the 60 s the demo waited."""
     import httpx
 
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
+    said = False
     while time.monotonic() < deadline:
+        if not said and time.monotonic() - started > READY_SAID_SECONDS:
+            said = True
+            err.print(
+                f"  the server is not ready yet after {READY_SAID_SECONDS:.0f} s (it loads "
+                "slowly on a busy machine); waiting up to "
+                f"{timeout:.0f} s",
+                highlight=False,
+            )
         if server.poll() is not None:
             raise ModelPilotError(f"the server exited with code {server.returncode} at start-up")
         try:
@@ -248,7 +273,11 @@ def _wait_ready(base: str, server: subprocess.Popen[bytes], timeout: float = 60.
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise ModelPilotError(f"the server was not ready after {timeout:.0f} s")
+    raise ModelPilotError(
+        f"the server was not ready after {timeout:.0f} s (its process still running): the "
+        "machine may be too busy; run the demo again once it is quieter, or start the server "
+        "by hand (the command above) and wait for /v2/health/ready"
+    )
 
 
 def _call(

@@ -216,6 +216,12 @@ def drift(
         else:
             if reference is None or current is None:
                 raise BadRequest("give a reference and a current data file, or --model NAME")
+            for flag, value in (("--last", last), ("--since-minutes", since_minutes)):
+                if value is not None:
+                    raise BadRequest(
+                        f"{flag} is for --model (it picks logged requests); two data files "
+                        "are compared whole: cut the current file to the rows to judge"
+                    )
             comparison = _from_files(reference, current, thresholds, ignore or [], progress)
             labels = (str(reference), str(current))
         title = f"Drift report: {labels[1]} against {labels[0]}"

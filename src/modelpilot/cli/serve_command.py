@@ -103,10 +103,10 @@ def serve(
 ) -> None:
     """Serve models over REST (Open Inference Protocol v2, /predict, /docs) and gRPC.
 
-    Stops gracefully on SIGTERM or Ctrl-C: readiness turns false (on SIGTERM the server goes
-    on serving for MODELPILOT_SHUTDOWN_DRAIN_SECONDS, 5 s, so that load balancers stop
-    sending first), then no new connections are taken, requests in flight finish, and the
-    process exits.
+    Stops gracefully on SIGTERM, SIGHUP (a closed terminal; ignored under nohup) or Ctrl-C:
+    readiness turns false (on SIGTERM or SIGHUP the server goes on serving for
+    MODELPILOT_SHUTDOWN_DRAIN_SECONDS, 5 s, so that load balancers stop sending first), then
+    no new connections are taken, requests in flight finish, and the process exits.
     """
     from modelpilot.config import unknown_settings
     from modelpilot.registry.refs import ModelRef

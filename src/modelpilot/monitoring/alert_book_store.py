@@ -107,6 +107,14 @@ class BookStore(Protocol):
     def save(self, text: str) -> None:
         """Keep ``text`` (``encode``'s) as the book; raises OSError or SQLAlchemyError."""
 
+    def raw(self) -> str | None:
+        """The book's text as it is kept (None if none is); raises as ``load`` does."""
+
+    def set_aside(self, stamp: str) -> str | None:
+        """Keep a book that cannot be read under a name of its own, ``stamp`` in it, so that
+        the next save does not overwrite it: where it is now (None: it was left where it
+        was); raises OSError or SQLAlchemyError."""
+
     def close(self) -> None:
         """Let go of what the store holds open (after the last save)."""
 
@@ -142,6 +150,9 @@ class _Stored:
     def lease(self) -> Lease | None:
         text = self._read()
         return None if text is None else lease_of(text)
+
+    def raw(self) -> str | None:
+        return self._read()
 
 
 PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+")
@@ -214,6 +225,14 @@ class BookFile(_Stored):
         temporary.write_text(text)
         os.replace(temporary, self.path)
 
+    def set_aside(self, stamp: str) -> str | None:
+        # A former file read in its place stays: it may be another server's book too.
+        if not self.path.exists():
+            return None
+        aside = self.path.with_name(f"{self.path.name}.damaged-{stamp}")
+        os.replace(self.path, aside)
+        return str(aside)
+
     def close(self) -> None:
         return None
 
@@ -252,6 +271,14 @@ class BookTable(_Stored):
                     set_={"book": text, "saved_at": statement.excluded.saved_at},
                 )
             )
+
+    def set_aside(self, stamp: str) -> str | None:
+        text = self._read()
+        if text is None:
+            return None
+        aside = f"{self.server}.damaged-{stamp}"
+        BookTable(self.engine, aside).save(text)
+        return f"table {books.name} (server {aside!r})"
 
     def close(self) -> None:
         self.engine.dispose()

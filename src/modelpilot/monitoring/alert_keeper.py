@@ -34,6 +34,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import replace
 
+from modelpilot.monitoring.alert_book_salvage import open_alerts
 from modelpilot.monitoring.alert_book_store import BookStore, Holder, Lease, encode, unreadable
 from modelpilot.monitoring.alerts import AlertBook, AlertRules, AlertState, Condition
 from modelpilot.monitoring.siblings import WorkerExchange
@@ -111,6 +112,9 @@ class AlertKeeper:
         except Exception as exc:
             if not unreadable(exc):
                 raise
+            if isinstance(exc, ValueError):  # damaged, not out of reach
+                _set_aside(store, exc)
+                return
             logger.warning(
                 "alerts start afresh: the alert book kept at %s cannot be read (%s); the "
                 "alerts that fired before the restart are announced again under new ids",
@@ -256,6 +260,31 @@ class AlertKeeper:
             with self._lock:
                 return self.book.state()
         return self.exchange.alerts() or AlertState()
+
+
+def _set_aside(store: BookStore, exc: ValueError) -> None:
+    """Start afresh from a damaged book, kept aside rather than overwritten by the next save,
+    and say the ids it still shows: those alerts stay open at the webhook's receiver (their
+    resolution is never sent), which the operator closes by hand. It was overwritten, and
+    the ids were lost for good."""
+    try:
+        text = store.raw()
+        aside = store.set_aside(time.strftime("%Y%m%dT%H%M%S"))
+    except Exception as again:
+        if not unreadable(again):
+            raise
+        text, aside = None, f"nowhere ({first_line(again)}): it will be overwritten"
+    alerts = open_alerts(text) if text else []
+    logger.warning(
+        "alerts start afresh: the alert book kept at %s cannot be read (%s); it is kept "
+        "aside at %s. The alerts that fired before the restart are announced again under new "
+        "ids; the old ids of those not resolved stay open at the webhook's receiver, to be "
+        "closed by hand: %s",
+        store.where,
+        first_line(exc),
+        aside or "the same place",
+        ", ".join(alerts) or "no alert id could be read from it",
+    )
 
 
 def _lease(store: BookStore) -> Lease | None:

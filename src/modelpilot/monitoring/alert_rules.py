@@ -219,13 +219,19 @@ def service_conditions(window: Sequence[ServicePoint], rules: AlertRules) -> lis
             judged and p99 > threshold,
             SEVERITY["latency"],
             f"p99 latency {p99 * 1000:.1f} ms over {last} "
-            f"(threshold {threshold * 1000:.0f} ms{_slower(window, threshold, requests)})"
+            f"(threshold {_milliseconds(threshold)} ms{_slower(window, threshold, requests)})"
             if judged
             else _too_few(requests, last, rules.min_requests, f"p99 {p99 * 1000:.1f} ms"),
             p99,
             judged,
         ),
     ]
+
+
+def _milliseconds(seconds: float) -> str:
+    """A threshold in milliseconds as it was set: 0.0001 s is "0.1", not "0"."""
+    ms = seconds * 1000
+    return f"{ms:.0f}" if ms >= 100 else f"{ms:.3g}"
 
 
 def _too_few(requests: int, last: str, minimum: int, figures: str) -> str:

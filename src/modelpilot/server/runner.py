@@ -27,7 +27,7 @@ from modelpilot.server.grpc import create_grpc_server
 from modelpilot.server.rest import create_app
 from modelpilot.server.rest.connection_limits import GuardedHttpProtocol, HttpLimits
 from modelpilot.server.sockets import bound_socket, listen
-from modelpilot.server.supervisor import serving_mark
+from modelpilot.server.supervisor import hangup_stops, serving_mark
 from modelpilot.serving.engine import InferenceEngine
 
 logger = logging.getLogger("modelpilot.server")
@@ -148,9 +148,10 @@ async def serve_async(
     http_socket: socket.socket | None = None,
     reuse_port: bool = False,
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down: answer not-ready, on SIGTERM go on serving
-    for the drain period, stop accepting, finish what is in flight for up to the shutdown
-    grace, answer what is still running 503 (gRPC: UNAVAILABLE), flush monitoring, return."""
+    """Serve until SIGTERM, SIGINT or SIGHUP (as SIGTERM), then shut down: answer not-ready,
+    on SIGTERM go on serving for the drain period, stop accepting, finish what is in flight
+    for up to the shutdown grace, answer what is still running 503 (gRPC: UNAVAILABLE), flush
+    monitoring, return."""
     ports = 2 if settings.grpc_port else 1
     settings = settings.model_copy(update={"max_connections": connection_limit(settings, ports)})
     registry = Registry.open(settings.registry, settings.artifacts)
@@ -198,6 +199,8 @@ async def serve_async(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, requests, sig)
+        if hangup_stops():
+            loop.add_signal_handler(signal.SIGHUP, requests.hangup)
         listen(sock)  # uvicorn accepts from its start below; the kernel queues until then
         if settings.worker_dir is not None:
             # Told to the supervisor, which stops no serving worker for one that cannot start.
@@ -284,6 +287,12 @@ class StopRequests:
             self._first_at = now
         self.signals.append(signum)
         self.stop.set()
+
+    def hangup(self) -> None:
+        """SIGHUP: a stop request as SIGTERM's (drained), and the same request as a SIGTERM
+        that comes with it (a process manager's stop often sends both)."""
+        logger.info("SIGHUP: stopping as on SIGTERM")
+        self(signal.SIGTERM)
 
 
 async def _drain(

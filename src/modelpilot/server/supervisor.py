@@ -126,8 +126,9 @@ class Supervisor:
     load): while another worker serves, it is started again every ``RETRY_SECONDS`` and the
     others serve on; else the supervisor stops every worker and raises the worker's error,
     rather than start it again forever. SIGTERM or SIGINT is passed on to every worker as it
-    came (on SIGTERM a worker serves on, not ready, for the drain period), and so is a second
-    one (which ends that period, if it comes a second or more after the first: a worker also
+    came, SIGHUP as SIGTERM unless it was ignored at start (``nohup``); on SIGTERM a worker
+    serves on, not ready, for the drain period. So is a second one (which ends that period,
+    if it comes a second or more after the first: a worker also
     signalled directly, by systemd or ``kill -TERM -PGID``, takes the supervisor's copy for the
     same request, ``runner.StopRequests``); the workers finish what is in flight and exit, and the
     supervisor waits for them. A supervisor that dies without passing it on (SIGKILL)
@@ -190,6 +191,11 @@ class Supervisor:
             self._signal = signal.Signals(signum)
         self._stopping = True
 
+    def _hangup(self, signum: int, frame: FrameType | None) -> None:
+        """SIGHUP stops the workers as SIGTERM does (drained); it killed the supervisor."""
+        logger.info("SIGHUP: stopping as on SIGTERM")
+        self._stop(signal.SIGTERM, frame)
+
     def run(self) -> int:
         reservation = self._settle_ports()
         try:
@@ -242,6 +248,8 @@ class Supervisor:
         handlers = {
             signum: signal.signal(signum, self._stop) for signum in (signal.SIGTERM, signal.SIGINT)
         }
+        if hangup_stops():
+            handlers[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._hangup)
         self._errors = self._context.SimpleQueue()
         try:
             failed = self._watch()
@@ -389,6 +397,14 @@ def reserve_port(host: str) -> socket.socket:
         sock.close()
         raise OSError(f"cannot listen on {host}: {exc.strerror or exc}") from None
     return sock
+
+
+def hangup_stops() -> bool:
+    """Whether SIGHUP should stop this process gracefully: unless it was ignored at start
+    (``nohup``, or a supervisor's worker of such a server), as then the server is meant to
+    outlive its terminal. Its default action killed the server at once, undrained, with the
+    last round of the inference log."""
+    return signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN
 
 
 def with_signal(pid: int, signum: int) -> None:

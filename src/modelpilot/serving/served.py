@@ -279,10 +279,21 @@ class ServedModels:
         served = self._served.get(model)
         if served is None:
             # Serving everything: a model registered after start-up joins on first use.
-            served = Served(ModelRef(model))
+            mv = await self._refresh(model, Served(ModelRef(model)))
+            await self._joined(model)
+            return mv
         if served.current is not None and not force:
             return served.current
         return await self._refresh(model, served)
+
+    async def _joined(self, model: str) -> None:
+        """The other workers load ``model``, joined on a request here, as a repository load:
+        its readiness and index state flipped by worker. A standing decision (an unload)
+        stays."""
+        if self._shared is None:
+            return
+        if model not in await self._decisions():
+            await blocking(self._executor, self._shared.record, model, "loaded")
 
     async def resolve(self, model: str, version: str) -> ModelVersion:
         """A version asked for explicitly; numbered versions are immutable, so cached."""
