@@ -49,6 +49,11 @@ class TapFailed(Unavailable):
     """The monitoring process failed a request, or is gone."""
 
 
+class TapBusy(TapFailed):
+    """The monitoring process did not answer in time, but it is working (a large round, its
+    windows restored from the log): it is left to finish, and answers again once it has."""
+
+
 class Tap(Protocol):
     takes_on_loop: bool
     """Whether ``take`` is cheap enough to call on the event loop (it only hands over)."""

@@ -24,12 +24,13 @@ so a signal sent to the whole process group loses nothing. It is started with th
 for the second or so it takes to import what it needs before it ignores them
 (``tap_child.signals_blocked``). If the server dies, the pipes
 close, and the child writes what it has and exits. A child that dies is replaced (at once,
-unless it keeps dying: see ``RESTART_SECONDS``), and so is one that does not answer a question
-within ``QUESTION_SECONDS`` (stopped, or stuck): the question fails, and the server answers
-503 rather than wait with it. The totals a dead child last told carry on in ``states``, and
-what it took with it is counted and said (``tap_ledger``). Nothing the inference log holds
-may stop the child: what it cannot read is skipped, and a log it cannot open leaves it
-monitoring without one.
+unless it keeps dying: see ``RESTART_SECONDS``). A question not answered within
+``QUESTION_SECONDS`` fails, and the server answers 503 rather than wait with it; the child is
+then killed and replaced if it did no work in that time (stopped, or stuck), and left to finish
+if it is busy (``tap_watchdog``; its late answer is set aside). The totals a dead child last
+told carry on in ``states``, and what it took with it is counted and said (``tap_ledger``).
+Nothing the inference log holds may stop the child: what it cannot read is skipped, and a log
+it cannot open leaves it monitoring without one.
 
 A program that ends without closing its taps has them closed on its way out
 (multiprocessing's own exit hook, which joins children after a SIGTERM, would otherwise wait
@@ -57,7 +58,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from modelpilot.monitoring.model_monitor import MonitorState
-from modelpilot.monitoring.tap import TapFailed
+from modelpilot.monitoring.tap import TapBusy, TapFailed
 from modelpilot.monitoring.tap_batches import Found, Merged, Relabelled
 from modelpilot.monitoring.tap_child import (
     FRAME,
@@ -68,6 +69,7 @@ from modelpilot.monitoring.tap_child import (
 )
 from modelpilot.monitoring.tap_child import TapSpec as TapSpec
 from modelpilot.monitoring.tap_ledger import TapLedger
+from modelpilot.monitoring.tap_watchdog import POLL_SECONDS, Liveness, Watchdog
 from modelpilot.monitoring.tap_wire import RoundEncoder
 
 logger = logging.getLogger(__name__)
@@ -96,9 +98,19 @@ STEADY_SECONDS = 60.0
 
 QUESTION_SECONDS = 20.0
 """How long the server waits for the child's answer to a question (windows, a label lookup)
-before it takes the child for hung, kills it, and fails the question: a stopped or stuck child
-held label posts with no time limit. A child's first answer also waits for its start-up
-(its windows restored from the log), and gets ``START_SECONDS`` more."""
+before it fails the question (a stopped or stuck child held label posts with no time limit),
+and how long a child may do no work (use no CPU: ``tap_watchdog``) while a question waits
+before it is taken for hung, killed and replaced. A child's first answer also waits for its
+start-up (its windows restored from the log), and gets ``START_SECONDS`` more."""
+
+IDLE_SECONDS: float | None = None
+"""How long a child may do no work while a question waits before it is taken for hung (None:
+``QUESTION_SECONDS``). A niced child on a machine short of CPU may get none for a while: at
+a load of 17 on two cores, half a second went by without a tick of it at times."""
+
+BUSY_SECONDS = 300.0
+"""How long a child may work without answering any question before it is taken for stuck
+all the same (in a loop that never ends): a busy one is otherwise left to finish."""
 
 START_SECONDS = 60.0
 
@@ -172,6 +184,7 @@ class TapProcess:
         self._encoder = RoundEncoder()
         self._rounds = 0
         """Rounds handed to this child (in the pipe or pending)."""
+        self._liveness = Liveness(self._process.pid)
 
     def _restart(self) -> None:
         """Replace a dead child, when its wait is over (see ``RESTART_SECONDS``; call with
@@ -375,7 +388,8 @@ class TapProcess:
 
         Waits for room without the write lock, so the event loop's ``take`` never waits for
         the child. A child that takes nothing from the pipe for the time a question gets
-        (``_deadline``) is taken for hung; one that is slowly catching up is waited for.
+        (``_deadline``) fails the question, and is killed if it is hung (``_judge``); one that
+        is slowly catching up is waited for.
         """
         progress_at = time.monotonic()
         left_over = -1
@@ -388,14 +402,17 @@ class TapProcess:
                 if len(self._pending) != left_over:
                     progress_at, left_over = time.monotonic(), len(self._pending)
                 fd = self._data.fileno()
-                process = self._process
+                process, liveness = self._process, self._liveness
             left = self._deadline(progress_at, timeout, by) - time.monotonic()
-            select.select([], [fd], [], min(max(left, 0.0), 1.0))
+            select.select([], [fd], [], min(max(left, 0.0), POLL_SECONDS))
             if not process.is_alive():
                 raise TapFailed("the monitoring process is gone")
+            liveness.work.idle_for()
             if left <= 0:
-                self._hung(process, method)
-                raise TapFailed(self._no_answer(method))
+                hard = self._hard(progress_at, timeout, by)
+                if self._judge(process, liveness, method, progress_at, hard):
+                    raise TapFailed(self._no_answer(method))
+                raise TapBusy(self._busy(liveness, method, progress_at))  # rounds wait on
 
     def _deadline(self, since: float, timeout: float | None, by: float | None = None) -> float:
         """When a question asked at ``since`` is past waiting for (of the child there is now:
@@ -407,14 +424,20 @@ class TapProcess:
             deadline = since + QUESTION_SECONDS
         else:
             deadline = max(since, self._started_at + START_SECONDS) + QUESTION_SECONDS
-        return min(deadline, self._by if by is None else min(by, self._by))
+        return min(deadline, self._hard(since, timeout, by))
+
+    def _hard(self, since: float, timeout: float | None, by: float | None) -> float:
+        """When a question asked at ``since`` is given up on, and the child killed, however
+        busy it is: ``timeout`` after, ``by``, or the shutdown's time (``closing``)."""
+        hard = self._by if by is None else min(by, self._by)
+        return hard if timeout is None else min(hard, since + timeout)
 
     def _call(
         self, method: str, *args: Any, timeout: float | None = None, by: float | None = None
     ) -> Any:
         """Ask the child; TapFailed if it is gone, or does not answer in time (see
-        ``QUESTION_SECONDS``; ``timeout`` instead, if given; by ``by`` at the latest), and
-        then it is killed, to be replaced."""
+        ``QUESTION_SECONDS``; ``timeout`` instead, if given; by ``by`` at the latest): then
+        it is killed, to be replaced, unless it is busy (TapBusy; ``_judge``)."""
         if self._closed:
             raise TapFailed("the monitoring process is closed")
         rounds = self._flush_pending(method, timeout, by)
@@ -423,22 +446,37 @@ class TapProcess:
         if not self._control_lock.acquire(
             timeout=max(self._deadline(asked, timeout, by) - time.monotonic(), 0.0)
         ):
-            raise TapFailed(self._no_answer(method))  # another question waits for the child
-        try:
-            process, control = self._process, self._control
-            deadline = self._deadline(asked, timeout, by)
-            # A hung child may hold the question anywhere (its control pipe full, its answer
-            # cut off): killed at the deadline, its end closes, and the wait ends.
-            watchdog = threading.Timer(
-                max(deadline - time.monotonic(), 0.0), self._hung, (process, method)
+            raise TapFailed(  # another question waits for the child
+                f"the monitoring process did not answer {method} in time, as another question "
+                "waits for it; try again in a few seconds"
             )
-            watchdog.daemon = True
+        try:
+            process, control, liveness = self._process, self._control, self._liveness
+            hard = self._hard(asked, timeout, by)
+            # A close is waited for as long as the shutdown allows, if the child works.
+            deadline = hard if method == "close" else self._deadline(asked, timeout, by)
+            # A hung child may hold the question anywhere (its control pipe full, its answer
+            # cut off): killed, its end closes, and the wait ends.
+            watchdog = Watchdog(
+                deadline, lambda: self._judge(process, liveness, method, asked, hard)
+            )
             watchdog.start()
             try:
                 control.send_bytes(message)
-                ok, value, counters = pickle.loads(control.recv_bytes())
+                while True:
+                    if control.poll(min(max(deadline - time.monotonic(), 0.0), POLL_SECONDS)):
+                        ok, value, counters = pickle.loads(control.recv_bytes())
+                        if liveness.answered():  # to a question given up on: set aside
+                            continue
+                        break
+                    liveness.work.idle_for()
+                    if time.monotonic() >= deadline:
+                        if watchdog.fired or self._judge(process, liveness, method, asked, hard):
+                            raise TapFailed(self._no_answer(method))
+                        liveness.owed += 1
+                        raise TapBusy(self._busy(liveness, method, asked))
             except (OSError, EOFError) as exc:
-                if time.monotonic() >= deadline:
+                if watchdog.fired or time.monotonic() >= deadline:
                     raise TapFailed(self._no_answer(method)) from exc
                 raise TapFailed(f"the monitoring process is gone ({exc})") from exc
             finally:
@@ -451,9 +489,33 @@ class TapProcess:
             raise TapFailed(f"the monitoring process failed {method}: {value}")
         return value
 
-    def _hung(self, process: BaseProcess, method: str) -> None:
-        """Kill ``process``, which did not answer ``method`` in time: the next round or
-        question replaces it, as it does a dead one."""
+    def _judge(
+        self, process: BaseProcess, liveness: Liveness, method: str, asked: float, hard: float
+    ) -> bool:
+        """Whether ``process``, which has kept ``method`` (asked at ``asked``) waiting past its
+        time, is hung (``Liveness.hung``), or ``hard`` has come: if so, it is killed (and
+        True returned)."""
+        idle = QUESTION_SECONDS if IDLE_SECONDS is None else IDLE_SECONDS
+        why = liveness.hung(asked, idle, BUSY_SECONDS)
+        if why is None and time.monotonic() >= hard:
+            why = "its time ran out (the question's, or the shutdown's)"
+        if why is None:
+            return False
+        self._hung(process, method, why)
+        return True
+
+    def _busy(self, liveness: Liveness, method: str, asked: float) -> str:
+        """A question given up on, the child left to work: its error."""
+        idle = QUESTION_SECONDS if IDLE_SECONDS is None else IDLE_SECONDS
+        liveness.gave_up(method, asked, QUESTION_SECONDS, idle, BUSY_SECONDS)
+        return (
+            f"the monitoring process is busy and did not answer {method} in time; "
+            "try again in a few seconds"
+        )
+
+    def _hung(self, process: BaseProcess, method: str, why: str = "stopped, or stuck") -> None:
+        """Kill ``process``, which did not answer ``method`` in time (``why``): the next
+        round or question replaces it, as it does a dead one."""
         if process is not self._process or not process.is_alive():
             return
         if self._closing:
@@ -471,7 +533,7 @@ class TapProcess:
             process.kill()
             return
         # Said, with what it took with it, when it is found dead (``_restart``).
-        self._killed_for = f"was killed, as it did not answer {method} in time (stopped, or stuck)"
+        self._killed_for = f"was killed, as it did not answer {method} in time: {why}"
         process.kill()  # (reaped by whoever next asks whether it is alive)
 
     @staticmethod
