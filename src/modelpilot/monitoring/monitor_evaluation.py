@@ -45,11 +45,10 @@ def evaluate(self: Monitor, close_interval: bool = True) -> None:
         # evaluation until a new monitoring process answers: logged once a minute.) Its
         # running totals stand as it last told them: left out, a single-process server's
         # predictions by class went back to 0 when its monitoring process was found dead
-        # before its replacement answered, and a counter must never go back.
+        # before its replacement answered, and a counter must never go back. Without a
+        # traceback: the tap says why (busy, killed as hung, dead) in its own lines.
         self._failures += 1
-        self._errors.error(
-            "states", "monitoring windows unavailable: %s", first_line(exc), exc_info=True
-        )
+        self._errors.error("states", "monitoring windows unavailable: %s", first_line(exc))
         tapped = [totals_of(state) for state in self._last_tapped]
     else:
         self._last_tapped = tapped
