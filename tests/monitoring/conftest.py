@@ -90,6 +90,21 @@ async def served(labelled_iris: Registry) -> AsyncIterator[Served]:
 
 
 @pytest.fixture
+def directory_replicas(
+    tmp_path: Path, iris_model_path: Path, iris_frame: pd.DataFrame, iris_target: np.ndarray
+) -> Iterator[tuple[Registry, Registry]]:
+    """Two servers' registries: one SQLite registry directory (``iris``, with its labels),
+    opened twice, as two servers started on it open it."""
+    first = Registry.open(tmp_path / "registry")
+    reference = iris_frame.assign(species=iris_target)
+    register_model(first, "iris", iris_model_path, reference=reference, target="species")
+    second = Registry.open(tmp_path / "registry")
+    yield first, second
+    first.close()
+    second.close()
+
+
+@pytest.fixture
 def replicas(
     postgres_location: str,
     tmp_path: Path,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from modelpilot.monitoring.siblings import prometheus_dir
 from modelpilot.registry.store import Registry
@@ -54,13 +55,19 @@ async def test_labels_looked_for_again_hold_up_no_other_label(
         assert "no prediction of model 'iris' has the request id" in replies[0].json()["error"]
 
 
+TOPOLOGIES = pytest.mark.parametrize("topology", ["replicas", "directory_replicas"])
+"""Servers of one PostgreSQL registry, and servers started on one SQLite registry directory
+(which refused 96 of 196 such labels in a tester's run, and judged quality apart)."""
+
+
+@TOPOLOGIES
 async def test_a_label_for_another_replicas_prediction_waits_for_it(
-    replicas: tuple[Registry, Registry],
+    topology: str, request: pytest.FixtureRequest
 ) -> None:
-    """Two servers of one PostgreSQL registry, behind a load balancer that sent the label to
-    the one that did not answer: it got 404 at once, where a sibling worker would have
-    waited for the prediction to reach the shared log (40 of 60 such labels were lost)."""
-    first, second = replicas
+    """Two servers of one registry, behind a load balancer that sent the label to the one
+    that did not answer: it got 404 at once, where a sibling worker would have waited for
+    the prediction to reach the shared log (40 of 60 such labels were lost)."""
+    first, second = request.getfixturevalue(topology)
     async with monitored(first) as answering, monitored(second) as labelling:
         assert labelling.monitor.exchange is None and labelling.monitor.log_shared
         (answered,) = await send(answering.client, np.array([[5.1, 3.5, 1.4, 0.2]]), per_request=1)
@@ -70,12 +77,16 @@ async def test_a_label_for_another_replicas_prediction_waits_for_it(
         assert reply.json() == {"accepted": 1, "unknown": []}
 
 
+@TOPOLOGIES
 async def test_labels_posted_to_one_replica_reach_the_others_quality(
-    replicas: tuple[Registry, Registry], iris_frame: pd.DataFrame, iris_target: np.ndarray
+    topology: str,
+    request: pytest.FixtureRequest,
+    iris_frame: pd.DataFrame,
+    iris_target: np.ndarray,
 ) -> None:
     """Behind a load balancer, each server judged quality on the labels posted to it alone:
     one read 0.01 where another read 0.99, and only a restart read them all back."""
-    first, second = replicas
+    first, second = request.getfixturevalue(topology)
     quick = {"monitor_interval_seconds": 0.2, "performance_min_labels": 20}
     async with monitored(first, **quick) as a, monitored(second, **quick) as b:
         b.monitoring.start()  # its thread, as a server runs it: it reads the labels

@@ -1,87 +1,19 @@
 """Servers of one SQLite registry directory share its inference log, as servers of one
 PostgreSQL registry do theirs: a label posted to either waits for the other's prediction to
-reach the log, and reaches both servers' quality windows; a server alone waits for nothing."""
+reach the log, and reaches both servers' quality windows (tested with the PostgreSQL
+replicas', ``test_feedback_siblings``); a server alone waits for nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
-import pytest
 
 from modelpilot.monitoring.log_sharers import DIRECTORY, SUFFIX, LogSharers
 from modelpilot.registry.store import Registry
-from modelpilot.serving.registration import register_model
-from tests.monitoring.conftest import monitored, send
-
-
-@pytest.fixture
-def directory_replicas(
-    tmp_path: Path, iris_model_path: Path, iris_frame: pd.DataFrame, iris_target: np.ndarray
-) -> Iterator[tuple[Registry, Registry]]:
-    """One SQLite registry directory (``iris``, with its labels), opened by two servers."""
-    first = Registry.open(tmp_path / "registry")
-    reference = iris_frame.assign(species=iris_target)
-    register_model(first, "iris", iris_model_path, reference=reference, target="species")
-    second = Registry.open(tmp_path / "registry")
-    yield first, second
-    first.close()
-    second.close()
-
-
-async def test_a_label_for_the_other_servers_prediction_waits_for_it(
-    directory_replicas: tuple[Registry, Registry],
-) -> None:
-    """Two servers started on one registry directory, a label posted to the one that did not
-    answer: refused 404 at once (96 of 196 in a tester's run), though the prediction reached
-    the log they share a moment later."""
-    first, second = directory_replicas
-    async with monitored(first) as answering, monitored(second) as labelling:
-        assert labelling.monitor.exchange is None and labelling.monitor.log_shared
-        (answered,) = await send(answering.client, np.array([[5.1, 3.5, 1.4, 0.2]]), per_request=1)
-        label = {"request_id": answered, "label": 0}
-        reply = await labelling.client.post("/api/feedback/iris", json=label)
-        assert reply.status_code == 200, reply.text
-        assert reply.json() == {"accepted": 1, "unknown": []}
-
-
-async def test_labels_posted_to_one_server_of_a_directory_reach_the_others_quality(
-    directory_replicas: tuple[Registry, Registry],
-    iris_frame: pd.DataFrame,
-    iris_target: np.ndarray,
-) -> None:
-    """Each server judged quality on the labels posted to it alone (accuracy 0.957 on one,
-    0.962 on the other, in a tester's run), as servers of a PostgreSQL registry once did."""
-    first, second = directory_replicas
-    quick = {"monitor_interval_seconds": 0.2, "performance_min_labels": 20}
-    async with monitored(first, **quick) as a, monitored(second, **quick) as b:
-        b.monitoring.start()  # its thread, as a server runs it: it reads the labels
-        rows = iris_frame.to_numpy()[:40]
-        ids = await send(a.client, rows, per_request=1)
-        await send(b.client, rows[:1], per_request=1)  # b serves iris too
-        for _ in range(100):  # b's thread restored (no labels yet), then reported
-            if "error" not in (await b.client.get("/api/monitoring/iris")).json():
-                break
-            await asyncio.sleep(0.1)
-        wrong = (iris_target[:40] + 1) % 3  # every label contradicts its prediction
-        labels = [{"request_id": i, "label": int(y)} for i, y in zip(ids, wrong, strict=True)]
-        reply = await a.client.post("/api/feedback/iris", json={"labels": labels})
-        assert reply.json()["accepted"] == 40
-        for _ in range(100):  # server b was told nothing: it reads them from the log
-            report = (await b.client.get("/api/monitoring/iris")).json()
-            performance = report.get("performance")
-            if performance is not None and performance["labels"] == 40:
-                break
-            await asyncio.sleep(0.1)
-        assert performance is not None and performance["labels"] == 40, report
-        assert performance["current"]["accuracy"] < 0.2
+from tests.monitoring.conftest import monitored
 
 
 async def test_a_server_alone_refuses_a_label_it_has_no_prediction_for_at_once(
