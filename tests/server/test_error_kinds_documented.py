@@ -19,6 +19,7 @@ NEVER_A_REQUESTS = {
     Conflict: "registry writes (rollback, demo), never a prediction",
     NotFound: "raised as itself by the management API and the dashboard, not a prediction",
     modelpilot.monitoring.tap.TapFailed: "the monitoring process's, never a prediction's",
+    modelpilot.monitoring.tap.TapBusy: "the monitoring process's (busy), never a prediction's",
 }
 
 
