@@ -5,13 +5,17 @@ replicas', ``test_feedback_siblings``); a server alone waits for nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from modelpilot.monitoring import monitor as monitor_module
 from modelpilot.monitoring.log_sharers import DIRECTORY, SUFFIX, LogSharers
+from modelpilot.monitoring.monitor import Monitor
 from modelpilot.registry.store import Registry
 from tests.monitoring.conftest import monitored
 
@@ -24,8 +28,9 @@ async def test_a_server_alone_refuses_a_label_it_has_no_prediction_for_at_once(
     async with monitored(labelled_iris) as alone:
         assert not alone.monitor.log_shared
         async with monitored(labelled_iris) as other:
-            assert alone.monitor.log_shared and other.monitor.log_shared
-        assert not alone.monitor.log_shared
+            await _until(lambda: alone.monitor.log_shared)
+            assert other.monitor.log_shared
+        await _until(lambda: not alone.monitor.log_shared)
         started = time.monotonic()
         label = {"request_id": "never-answered", "label": 0}
         reply = await alone.client.post("/api/feedback/iris", json=label)
@@ -82,3 +87,64 @@ def test_workers_of_one_server_are_no_other_server(tmp_path: Path) -> None:
         for sharers in [*workers, other]:
             assert sharers is not None
             sharers.close()
+
+
+MARGIN_SECONDS = 1.5
+"""Beyond the monitor's cache of the answer (``SHARERS_SECONDS``): a loaded machine's slack."""
+
+
+async def _until(seen: Callable[[], bool]) -> None:
+    """Wait until ``seen``, for the cache's life and a margin at most (AssertionError else)."""
+    deadline = time.monotonic() + monitor_module.SHARERS_SECONDS + MARGIN_SECONDS
+    while not seen():
+        assert time.monotonic() < deadline, "not seen within the cache's life and a margin"
+        await asyncio.sleep(0.02)
+
+
+def _gone_server(directory: Path, name: str) -> Path:
+    """The file of a server that died (nobody holds it): whoever looks for servers removes it."""
+    path = directory / f"{name}.1.deadbeef{SUFFIX}"
+    path.touch()
+    return path
+
+
+def test_a_monitor_looks_for_other_servers_once_a_cache_life(labelled_iris: Registry) -> None:
+    """Each evaluation, and each label post whose ids are not found at once, asks whether
+    other servers share the log: the directory was listed and each file tried for its lock
+    every time. The answer is kept for ``SHARERS_SECONDS``: a file of a server gone, left
+    there meanwhile, shows that nobody looked again (a look removes it)."""
+    monitor = Monitor(labelled_iris)
+    try:
+        assert monitor.sharers is not None
+        directory = monitor.sharers.directory
+        first = _gone_server(directory, "gone")
+        assert not monitor.shares_labels
+        assert not first.exists()  # looked: removed
+        second = _gone_server(directory, "gone-too")
+        for _ in range(100):
+            assert not monitor.shares_labels
+        assert second.exists()  # not looked again within the cache's life
+        time.sleep(monitor_module.SHARERS_SECONDS + 0.05)
+        assert not monitor.shares_labels
+        assert not second.exists()  # the cache's life over: looked again
+    finally:
+        monitor.stop()
+
+
+async def test_a_second_server_is_seen_within_the_cache_life(labelled_iris: Registry) -> None:
+    """The cached answer costs a server coming or going at most ``SHARERS_SECONDS`` (and a
+    margin) before the first one waits for its predictions and reads its labels."""
+    monitor = Monitor(labelled_iris)
+    try:
+        assert monitor.sharers is not None
+        assert not monitor.shares_labels  # cached: no other server
+        other = LogSharers(monitor.sharers.directory)
+        try:
+            started = time.monotonic()
+            await _until(lambda: monitor.shares_labels)
+            assert time.monotonic() - started < monitor_module.SHARERS_SECONDS + MARGIN_SECONDS
+        finally:
+            other.close()
+        await _until(lambda: not monitor.shares_labels)
+    finally:
+        monitor.stop()

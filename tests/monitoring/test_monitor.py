@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from modelpilot.monitoring import monitor_thread
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.log_records import LogBatch
 from modelpilot.monitoring.model_monitor import MonitorConfig
@@ -465,21 +466,21 @@ def test_calls_made_off_any_event_loop_are_handed_over_by_the_thread_promptly(
 
 
 def test_the_thread_sleeps_between_evaluations_while_the_loop_hands_calls_over(
-    labelled_iris: Registry,
+    labelled_iris: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tap = TapProcess(TapSpec(labelled_iris.address(), MonitorConfig()))
     monitor = Monitor(
         labelled_iris, tap=tap, evaluate_seconds=1.0, tick_seconds=0.02, round_seconds=0.02
     )
     wakes = 0
-    pause = monitor._pause
+    pause = monitor_thread.pause
 
-    def counted() -> float:
+    def counted(watched: Monitor) -> float:
         nonlocal wakes
         wakes += 1
-        return pause()
+        return pause(watched)
 
-    monitor._pause = counted  # type: ignore[method-assign]
+    monkeypatch.setattr(monitor_thread, "pause", counted)
     version = labelled_iris.get_version("iris", 1)
 
     async def traffic() -> None:

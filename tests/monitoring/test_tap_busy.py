@@ -21,7 +21,7 @@ from typing import TypeVar
 import numpy as np
 import pytest
 
-from modelpilot.monitoring import tap_process
+from modelpilot.monitoring import tap_process, tap_restarts
 from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.tap import TapBusy, TapFailed
 from modelpilot.monitoring.tap_batches import Merged
@@ -95,7 +95,7 @@ def test_a_child_busy_with_a_large_round_is_not_killed(
 ) -> None:
     monkeypatch.setattr(tap_process, "QUESTION_SECONDS", 0.5)
     monkeypatch.setattr(tap_process, "IDLE_SECONDS", 10.0)  # a loaded machine's niced child
-    monkeypatch.setattr(tap_process, "RESTART_SECONDS", 0.0)
+    monkeypatch.setattr(tap_restarts, "RESTART_SECONDS", 0.0)
     assert requests(tap) == 0  # started, and has answered
     child = tap.pid
     tap.take(heavy(shop, "big-1"))
@@ -119,7 +119,7 @@ def test_a_busy_child_that_is_then_stopped_is_killed_as_hung(
     does none, and is killed and replaced as any hung child is."""
     monkeypatch.setattr(tap_process, "QUESTION_SECONDS", 0.5)
     monkeypatch.setattr(tap_process, "IDLE_SECONDS", 4.0)
-    monkeypatch.setattr(tap_process, "RESTART_SECONDS", 0.0)
+    monkeypatch.setattr(tap_restarts, "RESTART_SECONDS", 0.0)
     assert requests(tap) == 0
     child = tap.pid
     assert child is not None

@@ -14,7 +14,7 @@ import numpy as np
 import psutil
 import pytest
 
-from modelpilot.monitoring import tap_process
+from modelpilot.monitoring import tap_child, tap_process, tap_restarts
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.model_metrics import MonitorCollector
 from modelpilot.monitoring.model_monitor import MonitorConfig
@@ -78,7 +78,7 @@ def test_rounds_larger_than_the_pipe_arrive_whole(tap: TapProcess, labelled_iris
     first = 0
     for size in sizes:
         round_ = batches(labelled_iris, first, size)
-        assert len(RoundEncoder().encode(round_)[0]) > tap_process.PIPE_BYTES or size < 10
+        assert len(RoundEncoder().encode(round_)[0]) > tap_child.PIPE_BYTES or size < 10
         tap.take(round_)
         first += size
     assert requests(tap) == sum(sizes)
@@ -151,7 +151,7 @@ def test_a_stalled_child_never_blocks_the_caller(
 def test_a_dead_child_fails_questions_not_the_caller(
     tap: TapProcess, labelled_iris: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tap_process, "RESTART_SECONDS", 60.0)  # it died young: not replaced yet
+    monkeypatch.setattr(tap_restarts, "RESTART_SECONDS", 60.0)  # it died young: not replaced yet
     assert tap.pid is not None
     os.kill(tap.pid, signal.SIGKILL)
     tap._process.join(10)
@@ -167,7 +167,7 @@ def test_a_dead_child_fails_questions_not_the_caller(
 def test_a_dead_child_is_replaced(
     tap: TapProcess, labelled_iris: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tap_process, "RESTART_SECONDS", 0.0)
+    monkeypatch.setattr(tap_restarts, "RESTART_SECONDS", 0.0)
     tap.take(batches(labelled_iris, 0, 10))
     assert requests(tap) == 10 and tap.pid is not None
     tap.lookup("iris", ["none"])  # the child writes the log before it looks there
@@ -189,7 +189,7 @@ def test_a_replaced_child_carries_on_from_where_the_dead_one_was(
 ) -> None:
     """Totals as the dead child last told them; windows from the log (``restore_after_crash``,
     as a server that serves alone has it)."""
-    monkeypatch.setattr(tap_process, "RESTART_SECONDS", 0.0)
+    monkeypatch.setattr(tap_restarts, "RESTART_SECONDS", 0.0)
     spec = TapSpec(labelled_iris.address(), MonitorConfig(), restore=True, restore_after_crash=True)
     tap = TapProcess(spec)
     monitor = Monitor(labelled_iris, tap=tap)  # its thread is not started
@@ -215,7 +215,7 @@ def test_the_monitoring_process_has_metrics_of_its_own_that_never_go_back(
 ) -> None:
     """The process metrics are the serving process's alone: the monitoring process's CPU
     and memory were nowhere (a tester found 0.97 s and 154 MB of it missing)."""
-    monkeypatch.setattr(tap_process, "RESTART_SECONDS", 0.0)
+    monkeypatch.setattr(tap_restarts, "RESTART_SECONDS", 0.0)
     tap = TapProcess(TapSpec(labelled_iris.address(), MonitorConfig()))
     monitor = Monitor(labelled_iris, tap=tap)  # its thread is not started
     collector = MonitorCollector(monitor)
@@ -289,7 +289,7 @@ def test_a_question_waiting_for_the_child_never_holds_up_the_caller(
     os.kill(tap.pid, signal.SIGSTOP)
     try:
         sent = 0
-        while not tap._pending:  # the pipe is full: the rest waits in the buffer
+        while not tap._data.pending:  # the pipe is full: the rest waits in the buffer
             tap.take(batches(labelled_iris, sent, 1000))
             sent += 1000
         with ThreadPoolExecutor(2) as pool:
@@ -316,7 +316,7 @@ def test_a_hung_child_fails_questions_in_time_and_is_replaced(
     """A stopped child (``kill -STOP``) held every question, and so every label post, with no
     time limit (a tester waited 40 s)."""
     monkeypatch.setattr(tap_process, "QUESTION_SECONDS", 1.0)
-    monkeypatch.setattr(tap_process, "RESTART_SECONDS", 0.0)
+    monkeypatch.setattr(tap_restarts, "RESTART_SECONDS", 0.0)
     tap.take(batches(labelled_iris, 0, 10))
     assert requests(tap) == 10 and tap.pid is not None
     tap.lookup("iris", ["none"])  # the child writes the log before it looks there
@@ -345,7 +345,7 @@ def test_a_child_killed_twice_is_replaced_at_once_then_after_a_growing_wait(
     """Restarts were at most one per 10 s: a child killed twice within 10 s left the server
     unmonitored for up to 10 s. Now one that had been running is replaced at once, and only
     one that keeps dying young waits, 1 s, 2 s, ... (``RESTART_SECONDS``)."""
-    monkeypatch.setattr(tap_process, "STEADY_SECONDS", 1.0)
+    monkeypatch.setattr(tap_restarts, "STEADY_SECONDS", 1.0)
     tap.take(batches(labelled_iris, 0, 10))
     assert requests(tap) == 10
     time.sleep(1.0)  # running steadily
@@ -364,16 +364,16 @@ def test_a_child_killed_twice_is_replaced_at_once_then_after_a_growing_wait(
     tap.take(batches(labelled_iris, 15, 5))
     # The 5 it took and never told, and these 5, while none runs.
     assert tap.restarts == 1 and tap.dropped == 10
-    time.sleep(tap_process.RESTART_SECONDS + 0.1)
+    time.sleep(tap_restarts.RESTART_SECONDS + 0.1)
     tap.take(batches(labelled_iris, 20, 5))
     assert tap.restarts == 2
     kill()  # and again: twice as long
     tap.take(batches(labelled_iris, 25, 5))
-    time.sleep(tap_process.RESTART_SECONDS + 0.1)
+    time.sleep(tap_restarts.RESTART_SECONDS + 0.1)
     tap.take(batches(labelled_iris, 30, 5))
     # 5 + 5 + 5 while no child was there, and the 5 the second and the third took, never told.
     assert tap.restarts == 2 and tap.dropped == 25
-    time.sleep(tap_process.RESTART_SECONDS)
+    time.sleep(tap_restarts.RESTART_SECONDS)
     tap.take(batches(labelled_iris, 35, 5))
     assert tap.restarts == 3 and requests(tap) == 15  # the first child's 10 carried on
 
@@ -434,7 +434,7 @@ def test_what_a_killed_child_took_after_it_last_told_is_counted_as_dropped(
 ) -> None:
     """The monitor carries a dead child's totals on as it last told them: the requests it took
     after that were in no total and in no count (a tester lost some 0.3 s of them unsaid)."""
-    monkeypatch.setattr(tap_process, "RESTART_SECONDS", 0.0)
+    monkeypatch.setattr(tap_restarts, "RESTART_SECONDS", 0.0)
     tap.take(batches(labelled_iris, 0, 10))
     assert requests(tap) == 10  # told
     tap.take(batches(labelled_iris, 10, 7))  # taken, never told

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from modelpilot.monitoring import tap_process
+from modelpilot.monitoring import tap_process, tap_restarts
 from modelpilot.monitoring.model_metrics import ModelCollector
 from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
@@ -37,7 +37,7 @@ def test_a_stopped_child_killed_as_hung_has_its_whole_loss_counted_and_said_once
     labels were refused as unknown)."""
     monkeypatch.setattr(tap_process, "MAX_PENDING", 1 << 20)
     monkeypatch.setattr(tap_process, "QUESTION_SECONDS", 1.0)
-    monkeypatch.setattr(tap_process, "RESTART_SECONDS", 0.0)
+    monkeypatch.setattr(tap_restarts, "RESTART_SECONDS", 0.0)
     tap = TapProcess(TapSpec(labelled_iris.address(), MonitorConfig()))
     try:
         tap.take(batches(labelled_iris, 0, 10))
@@ -50,7 +50,7 @@ def test_a_stopped_child_killed_as_hung_has_its_whole_loss_counted_and_said_once
                 tap.take(batches(labelled_iris, sent, 1000))
                 sent += 1000
             refused = tap.dropped
-            assert 0 < refused < sent - 10 and tap._pending  # some wait, some were refused
+            assert 0 < refused < sent - 10 and tap._data.pending  # some wait, some were refused
             caplog.clear()
             with caplog.at_level(logging.INFO), pytest.raises(TapFailed, match="in time"):
                 tap.states(time.time())  # nothing leaves the pipe: taken for hung, killed
@@ -111,7 +111,7 @@ def test_predictions_by_class_never_go_back_when_the_monitoring_process_is_repla
     tap, monitor = alone
     monkeypatch.setattr(tap_process, "QUESTION_SECONDS", 1.0)
     # Died young, it is replaced only after a wait: an evaluation comes first.
-    monkeypatch.setattr(tap_process, "RESTART_SECONDS", 0.5)
+    monkeypatch.setattr(tap_restarts, "RESTART_SECONDS", 0.5)
     tap.take(batches(labelled_iris, 0, 12))
     monitor.flush()
     before = _class_totals(monitor)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -24,13 +24,6 @@ from tests.database_proxy import DatabaseProxy
 
 ROW = [5.9, 3.0, 5.1, 1.8]
 BODY = {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 4], "data": [ROW]}]}
-
-
-@pytest.fixture
-def proxy(postgres_location: str) -> Iterator[DatabaseProxy]:
-    proxy = DatabaseProxy(postgres_location)
-    yield proxy
-    proxy.close()
 
 
 @pytest.fixture

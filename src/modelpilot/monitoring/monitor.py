@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import threading
 import time
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelpilot.monitoring import monitor_evaluation, monitor_labels
+from modelpilot.monitoring import monitor_evaluation, monitor_labels, monitor_thread
 from modelpilot.monitoring.alert_book_store import BookStore
 from modelpilot.monitoring.alert_keeper import AlertKeeper
 from modelpilot.monitoring.alerts import AlertRules, AlertState, Condition
@@ -73,6 +74,12 @@ evaluation and the tap's close (the monitoring process writing what it holds to 
 log) share it, and a thread or process that is not done by then is left or killed (what had
 not been written is lost, and the log says so). A server's shutdown is budgeted in the
 README: its drain, its grace, these seconds and the webhook's."""
+
+
+SHARERS_SECONDS = 1.0
+"""How long ``Monitor.shares_labels`` keeps its answer: the look lists the servers' directory
+and tries each file's lock, and every evaluation and every label post whose ids are not found
+at once asks. A server that comes or goes is seen this much later at most."""
 
 
 class Monitor(InferenceObserver):
@@ -130,6 +137,8 @@ class Monitor(InferenceObserver):
         )
         """The other servers of this SQLite registry directory, which share its inference log
         (None with PostgreSQL, where any may: ``shares_labels``)."""
+        self._shared_at = (-math.inf, False)
+        """When ``shares_labels`` last looked (``time.monotonic``), and what it found."""
         self.labels_read_to = time.time()
         """Until when other servers' labels were read (``catch_up_labels``)."""
         self._inherited = [totals_of(s) for s in exchange.inherit()] if exchange else []
@@ -206,8 +215,9 @@ class Monitor(InferenceObserver):
         self.restoring = restoring
         """Whether the windows are still being put back from the inference log as the server
         starts: until this process's thread has first evaluated, where it restores; with
-        workers, in a sibling of a starting worker 0, until worker 0 has (``_restored``).
-        Until then a model may lack the report it is to have (``report`` says so)."""
+        workers, in a sibling of a starting worker 0, until worker 0 has
+        (``monitor_thread.restored``). Until then a model may lack the report it is to have
+        (``report`` says so)."""
         self._served_before: dict[str, int] = {}
         """The version each model's requests went to at the thread's last look."""
         self._last_tapped: list[MonitorState] = []
@@ -219,8 +229,16 @@ class Monitor(InferenceObserver):
         """Whether other servers may take labels of this one's predictions: those of the same
         PostgreSQL registry (replicas behind a load balancer), or of the same SQLite registry
         directory while one is there (``sharers``), whose labels reach this one's quality
-        windows through the shared log (``catch_up_labels``)."""
-        return self.sharers is None or bool(self.sharers.others())
+        windows through the shared log (``catch_up_labels``). Looked up again once its answer
+        is ``SHARERS_SECONDS`` old."""
+        if self.sharers is None:
+            return True
+        now = time.monotonic()
+        looked_at, shared = self._shared_at
+        if now - looked_at >= SHARERS_SECONDS:
+            shared = bool(self.sharers.others())
+            self._shared_at = (now, shared)
+        return shared
 
     @property
     def log_shared(self) -> bool:
@@ -307,7 +325,9 @@ class Monitor(InferenceObserver):
     def start(self) -> None:
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._run, name="modelpilot-monitor", daemon=True)
+        self._thread = threading.Thread(
+            target=monitor_thread.run, args=(self,), name="modelpilot-monitor", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -348,65 +368,11 @@ class Monitor(InferenceObserver):
         that the scrape before, answered by that sibling, had had (``/metrics``)."""
         self._evaluate(close_interval=False)
 
-    def _run(self) -> None:
-        if self._restore:
-            self._served_before = self._serving()  # their labels are restored now
-            if self.exchange is not None:
-                # The restore holds this worker's first round, and the snapshot it ends with,
-                # for seconds: the figures it has already go out first (scrapes waited 5 s
-                # for them, then went without).
-                try:
-                    self.exchange.publish_metrics()
-                except OSError:
-                    logger.exception("could not publish this worker's metrics snapshot")
-            try:
-                self.restore_labels()
-            except Exception:
-                self._failures += 1
-                logger.exception("restoring labels from the inference log failed; carrying on")
-        while not self._stopping.is_set():
-            self._wake.wait(self._pause())
-            self._wake.clear()
-            try:
-                if self._unattended:  # else the loop's timer hands the calls over
-                    self._ship()
-                if time.time() - self._last_evaluation >= self.evaluate_seconds:
-                    if self.shares_labels:
-                        monitor_labels.catch_up_quietly(self)
-                    else:  # so that a server coming reads from now (``catch_up_labels``)
-                        self.labels_read_to = time.time()
-                    if self._restore:
-                        monitor_labels.restore_returned(self)
-                    self._evaluate()
-                    self.restoring = self.restoring and not self._restored()
-            except Exception:
-                self._failures += 1
-                logger.exception("monitoring round failed; carrying on")
-
-    def _restored(self) -> bool:
-        """Whether the server's restore is done, after an evaluation of this thread: this
-        process's own, where it restores (before its first evaluation); else worker 0's, which
-        has evaluated once it has published its alert book (with the server's start, after its
-        restore: its snapshots may come sooner, published for scrapes)."""
-        return self.exchange is None or self._restore or self.exchange.alerts() is not None
-
     def _serving(self) -> dict[str, int]:
         """The version each served model's requests go to now (none before it resolved)."""
         if self._engine is None:
             return {}
         return {name: v.version for name, v in self._engine.served.current_versions() if v}
-
-    def _pause(self) -> float:
-        """Seconds the thread may sleep: until the next evaluation, when the event loop hands
-        the calls over; at most ``tick_seconds`` while the thread must hand them over itself.
-
-        (A thread that wakes while the loop is busy waits for the interpreter lock, then
-        takes it from the loop: no reason to, four times a second, for nothing to do.)
-        """
-        pause = self._last_evaluation + self.evaluate_seconds - time.time()
-        if not self._ships_on_loop or (self._unattended and self._queue):
-            pause = min(pause, self.tick_seconds)
-        return max(pause, 0.0)
 
     def _ship(self) -> None:
         """Hand everything queued to the tap, joined into as few batches as can be."""

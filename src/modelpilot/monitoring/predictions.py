@@ -14,7 +14,7 @@ from modelpilot.monitoring.prediction_edges import FLOAT32_EPS, FLOAT64_EPS, tol
 from modelpilot.registry.profile import ReferenceProfile
 from modelpilot.registry.quality import label_key
 from modelpilot.registry.types import ModelVersion
-from modelpilot.serving.registration import is_classifier
+from modelpilot.serving.reference_outcomes import is_classifier
 
 WATCHED_COLUMNS = 32
 """Columns of a prediction of several values a row (a regressor of several targets) whose

@@ -6,14 +6,12 @@ import asyncio
 import concurrent.futures
 import contextlib
 import time
-from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 
+from modelpilot.monitoring.histogram_tally import Tally
+from modelpilot.monitoring.service_collectors import Exported, Flush, Uptime
 from modelpilot.serving.engine import UNKNOWN_MODEL, InferenceEngine
 from modelpilot.serving.observers import InferenceObserver
 
@@ -66,37 +64,6 @@ flush (``ServiceMetrics.flush_on_loop``); a loop held up longer leaves the count
 last FLUSH_SECONDS to the next read."""
 
 
-class _Tally:
-    """Observations of one histogram series, counted per bucket until the next flush."""
-
-    __slots__ = ("bounds", "counts", "total")
-
-    def __init__(self, bounds: Sequence[float]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
-        self.total = 0.0
-
-    def add(self, value: float, times: int = 1) -> None:
-        self.counts[bisect_left(self.bounds, value)] += times
-        self.total += value * times
-
-    def flush_into(self, child: Histogram) -> None:
-        """Add what was counted to a ``Histogram`` child, as that many ``observe`` calls would.
-
-        prometheus_client has no bulk observe; this adds to the child's bucket and sum values
-        (the same ones ``observe`` adds to, one at a time), so that a batch of a thousand
-        requests costs a dozen additions, not a thousand observe calls.
-        """
-        if not any(self.counts):
-            return
-        for value, count in zip(child._buckets, self.counts, strict=True):
-            if count:
-                value.inc(count)
-        child._sum.inc(self.total)
-        self.counts = [0] * len(self.counts)
-        self.total = 0.0
-
-
 class ServiceMetrics(InferenceObserver):
     """The engine's observer that keeps Prometheus metrics, on a registry of its own.
 
@@ -118,10 +85,10 @@ class ServiceMetrics(InferenceObserver):
         # Prometheus objects: at least every FLUSH_SECONDS, and whenever a registry that
         # shows them is read (flush_when_read, first in it).
         self._requests: dict[tuple[str, str, str, str], int] = {}
-        self._latency: dict[tuple[str, str, str], _Tally] = {}
-        self._queue: dict[tuple[str, str], _Tally] = {}
-        self._batch_rows: dict[tuple[str, str], _Tally] = {}
-        self._compute: dict[tuple[str, str], _Tally] = {}
+        self._latency: dict[tuple[str, str, str], Tally] = {}
+        self._queue: dict[tuple[str, str], Tally] = {}
+        self._batch_rows: dict[tuple[str, str], Tally] = {}
+        self._compute: dict[tuple[str, str], Tally] = {}
         self._failed_seconds: dict[tuple[str, str], float] = {}
         self._errors: dict[tuple[str, str, str], int] = {}
         """(model, version, kind) -> failed requests: flushed with the requests that count
@@ -138,7 +105,7 @@ class ServiceMetrics(InferenceObserver):
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         self.flush_when_read(r)
-        # On no registry (not even prometheus_client's global one): ``_Exported`` shows them
+        # On no registry (not even prometheus_client's global one): ``Exported`` shows them
         # on ``registry`` without their ``_created`` series, as the multiprocess collector of
         # ``serve --workers`` does.
         self.requests = Counter(
@@ -230,7 +197,7 @@ class ServiceMetrics(InferenceObserver):
         )
         self.start_time.set(started)
         r.register(
-            _Exported(
+            Exported(
                 (
                     self.requests,
                     self.latency,
@@ -250,7 +217,7 @@ class ServiceMetrics(InferenceObserver):
         )
         # Read at scrape time, from no Gauge: with worker processes a Gauge also writes a
         # shared file, which the summed metrics showed as a second family of zeros by pid.
-        (process_registry or r).register(_Uptime(started))
+        (process_registry or r).register(Uptime(started))
 
     def watch(self, engine: InferenceEngine) -> None:
         """Count ``engine``'s requests, and start the series of each version it loads at 0
@@ -275,7 +242,7 @@ class ServiceMetrics(InferenceObserver):
             self._failed_seconds[series] = self._failed_seconds.get(series, 0.0) + seconds
         tally = self._latency.get((model, version, transport))
         if tally is None:
-            tally = self._latency[(model, version, transport)] = _Tally(LATENCY_BUCKETS)
+            tally = self._latency[(model, version, transport)] = Tally(LATENCY_BUCKETS)
         tally.add(seconds)
         if error is not None:
             kind = (model, version, error)
@@ -293,9 +260,9 @@ class ServiceMetrics(InferenceObserver):
     ) -> None:
         rows_tally = self._batch_rows.get((model, version))
         if rows_tally is None:
-            rows_tally = self._batch_rows[(model, version)] = _Tally(BATCH_BUCKETS)
-            self._queue[(model, version)] = _Tally(LATENCY_BUCKETS)
-            self._compute[(model, version)] = _Tally(LATENCY_BUCKETS)
+            rows_tally = self._batch_rows[(model, version)] = Tally(BATCH_BUCKETS)
+            self._queue[(model, version)] = Tally(LATENCY_BUCKETS)
+            self._compute[(model, version)] = Tally(LATENCY_BUCKETS)
         rows_tally.add(rows)
         # Each request in the batch waited for the whole call.
         self._compute[(model, version)].add(seconds, len(queue_seconds))
@@ -417,7 +384,7 @@ class ServiceMetrics(InferenceObserver):
     def families(self) -> Iterator[Metric]:
         """This process's service metrics alone (flushed first), as a registry collects them."""
         self.flush()
-        yield from _Exported(
+        yield from Exported(
             (
                 self.requests,
                 self.latency,
@@ -436,7 +403,7 @@ class ServiceMetrics(InferenceObserver):
         """Flush whenever ``registry`` is collected, before the collectors registered after
         this call: the registry these metrics live on, or the one a scrape reads (with worker
         processes, prometheus_client's multiprocess collector)."""
-        registry.register(_Flush(self))
+        registry.register(Flush(self))
 
     def _schedule_flush(self) -> None:
         try:
@@ -447,57 +414,6 @@ class ServiceMetrics(InferenceObserver):
         self._loop = loop
         self._flush_due = True
         loop.call_later(FLUSH_SECONDS, self.flush)
-
-
-class _Flush(Collector):
-    """Collects nothing: flushes the service metrics' pending counts before they are read."""
-
-    def __init__(self, metrics: ServiceMetrics) -> None:
-        self.metrics = metrics
-
-    def collect(self) -> Iterator[Any]:
-        self.metrics.flush_on_loop()  # a scrape renders on a thread of its own
-        return iter(())
-
-
-class _Exported(Collector):
-    """Service metrics as a registry shows them, without their ``_created`` series.
-
-    prometheus_client gives each counter and histogram series a ``_created`` gauge, which
-    the text format exports as a series of its own: nearly twice the series of the busiest
-    families, which no rule or panel reads, and which the multiprocess collector of
-    ``serve --workers`` leaves out, so that one server's exposition differed by its mode.
-    Left out here, rather than for the whole process (``disable_created_metrics``), so that
-    the metrics of an application that embeds ModelPilot keep theirs.
-    """
-
-    def __init__(self, metrics: Sequence[Counter | Gauge | Histogram]) -> None:
-        self.metrics = metrics
-
-    def describe(self) -> Iterator[Metric]:
-        for metric in self.metrics:
-            yield from metric.describe()
-
-    def collect(self) -> Iterator[Metric]:
-        for metric in self.metrics:
-            for family in metric.collect():
-                created = f"{family.name}_created"
-                family.samples = [s for s in family.samples if s.name != created]
-                yield family
-
-
-class _Uptime(Collector):
-    """``modelpilot_uptime_seconds``: this process's, at scrape time."""
-
-    def __init__(self, started: float) -> None:
-        self.started = started
-
-    def collect(self) -> Iterator[Any]:
-        yield GaugeMetricFamily(
-            "modelpilot_uptime_seconds",
-            "Seconds since this process started serving.",
-            value=time.time() - self.started,
-        )
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -24,7 +24,7 @@ so a signal sent to the whole process group loses nothing. It is started with th
 for the second or so it takes to import what it needs before it ignores them
 (``tap_child.signals_blocked``). If the server dies, the pipes
 close, and the child writes what it has and exits. A child that dies is replaced (at once,
-unless it keeps dying: see ``RESTART_SECONDS``). A question not answered within
+unless it keeps dying: see ``tap_restarts``). A question not answered within
 ``QUESTION_SECONDS`` fails, and the server answers 503 rather than wait with it; the child is
 then killed and replaced if it did no work in that time (stopped, or stuck), and left to finish
 if it is busy (``tap_watchdog``; its late answer is set aside). The totals a dead child last
@@ -32,43 +32,33 @@ told carry on in ``states``, and what it took with it is counted and said (``tap
 Nothing the inference log holds may stop the child: what it cannot read is skipped, and a log
 it cannot open leaves it monitoring without one.
 
-A program that ends without closing its taps has them closed on its way out
-(multiprocessing's own exit hook, which joins children after a SIGTERM, would otherwise wait
-for ours forever).
+A program that ends without closing its taps has them closed on its way out (``tap_exit``).
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import fcntl
 import logging
 import math
 import multiprocessing
-import multiprocessing.util  # its exit hook is registered on import: before ours, so after it
-import os
 import pickle
 import select
 import threading
 import time
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from modelpilot.monitoring import tap_exit
 from modelpilot.monitoring.model_monitor import MonitorState
 from modelpilot.monitoring.tap import TapBusy, TapFailed
 from modelpilot.monitoring.tap_batches import Found, Merged, Relabelled
-from modelpilot.monitoring.tap_child import (
-    FRAME,
-    PIPE_BYTES,
-    TICK_SECONDS,
-    serve,
-    signals_blocked,
-)
+from modelpilot.monitoring.tap_child import FRAME, TICK_SECONDS, serve, signals_blocked
 from modelpilot.monitoring.tap_child import TapSpec as TapSpec
 from modelpilot.monitoring.tap_ledger import TapLedger
+from modelpilot.monitoring.tap_pipe import RoundPipe
+from modelpilot.monitoring.tap_restarts import RestartBackoff
 from modelpilot.monitoring.tap_watchdog import POLL_SECONDS, Liveness, Watchdog
 from modelpilot.monitoring.tap_wire import RoundEncoder
 
@@ -82,19 +72,6 @@ and one round wait): bounded only by the bytes waiting, one legal request of 60 
 ``max_request_bytes``, 64 MiB) was answered but never monitored, counted as dropped, and its
 labels were refused. Its arrays are in this process already; the round holds one copy of them
 until the child has read it, as the child reads any round, a pipe's worth at a time."""
-
-RESTART_SECONDS = 1.0
-"""How long a child that died young (less than ``STEADY_SECONDS`` after its start) waits to be
-replaced; the wait doubles with each such death in a row, up to ``MAX_RESTART_SECONDS``. A
-child that had been running longer is replaced at once. While none runs, the server's rounds
-are dropped (and counted): a fixed ten seconds between starts left a server whose child was
-killed twice unmonitored for up to that, and the backoff still keeps a child that dies at
-every start (its registry unreachable) from being started four times a second."""
-
-MAX_RESTART_SECONDS = 30.0
-
-STEADY_SECONDS = 60.0
-"""A child that lived this long died of something new: it is replaced at once."""
 
 QUESTION_SECONDS = 20.0
 """How long the server waits for the child's answer to a question (windows, a label lookup)
@@ -154,7 +131,7 @@ class TapProcess:
         self._killed_for = ""
         """Why this process killed its child (``_hung``), said when it is found dead."""
         self.restarts = 0
-        self._restart_wait = 0.0
+        self._backoff = RestartBackoff()
         self._restart_due: float | None = None
         """When the dead child is to be replaced (None: it is not known to be dead)."""
         self._start()
@@ -163,10 +140,8 @@ class TapProcess:
         """A child and its pipes: at first, and again after one died (with empty windows)."""
         context = multiprocessing.get_context("spawn")
         self._control, child_control = context.Pipe()
-        data_reader, self._data = context.Pipe(duplex=False)
-        os.set_blocking(self._data.fileno(), False)
-        with contextlib.suppress(OSError, AttributeError):  # Linux only; a hint
-            fcntl.fcntl(self._data.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        data_reader, data_writer = context.Pipe(duplex=False)
+        self._data = RoundPipe(data_writer)
         self._process = context.Process(
             target=serve,
             args=(data_reader, child_control, self._spec),
@@ -175,32 +150,27 @@ class TapProcess:
         )
         with signals_blocked():
             self._process.start()
-        _open.add(self)
+        tap_exit.opened(self)
         self._started_at = time.monotonic()
         self._answered = False
         data_reader.close()
         child_control.close()
-        self._pending = bytearray()
         self._encoder = RoundEncoder()
         self._rounds = 0
         """Rounds handed to this child (in the pipe or pending)."""
         self._liveness = Liveness(self._process.pid)
 
     def _restart(self) -> None:
-        """Replace a dead child, when its wait is over (see ``RESTART_SECONDS``; call with
+        """Replace a dead child, when its wait is over (see ``tap_restarts``; call with
         the write lock held)."""
         if self._process.is_alive() or self._closed or self._closing:
             return  # (a child started while closing would only be waited for, to write nothing)
         now = time.monotonic()
         if self._restart_due is None:  # found dead just now
             lived = now - self._started_at
-            if lived >= STEADY_SECONDS:
-                self._restart_wait = 0.0
-            else:
-                wait = max(2 * self._restart_wait, RESTART_SECONDS)
-                self._restart_wait = min(wait, MAX_RESTART_SECONDS)
+            wait = self._backoff.died(lived)
             with self._control_lock:  # no answer of the dead child counts from here on
-                self._restart_due = now + self._restart_wait
+                self._restart_due = now + wait
                 lost = self._ledger.died()
             why = self._killed_for or f"died (exit code {self._process.exitcode})"
             self._killed_for = ""
@@ -210,7 +180,7 @@ class TapProcess:
                 self._process.pid,
                 why,
                 lived,
-                f"in {self._restart_wait:g} s" if self._restart_wait else "now",
+                f"in {wait:g} s" if wait else "now",
                 "its windows from the inference log"
                 if self._spec.restore_after_crash
                 else "its windows empty",
@@ -237,7 +207,7 @@ class TapProcess:
                 "answered requests went unmonitored meanwhile (counted in "
                 "modelpilot_monitor_dropped_total)",
                 self._process.pid,
-                self._restart_wait,
+                self._backoff.wait,
                 unserved,
             )
 
@@ -281,14 +251,14 @@ class TapProcess:
             if self._closed or not self._process.is_alive():
                 self._ledger.unserved(requests)
                 return
-            if self._pending and len(self._pending) + len(blob) > MAX_PENDING:
+            if self._data.pending and len(self._data.pending) + len(blob) > MAX_PENDING:
                 self._ledger.refused(requests)
                 return
             self._encoder.sent(versions)
             self._rounds += 1
             self._ledger.handed(requests)
             try:
-                self._send(FRAME.pack(len(blob)), blob)
+                self._data.send(FRAME.pack(len(blob)), blob)
             except TapFailed:
                 self._failures += 1  # the next round starts a new child
 
@@ -347,41 +317,11 @@ class TapProcess:
             self._closed = True
             self._data.close()
             self._control.close()
-        _open.discard(self)
+        tap_exit.closed(self)
         self._process.join(max(by - time.monotonic(), 0.0))
         if self._process.is_alive():
             self._hung(self._process, "close")
             self._process.join()
-
-    def _send(self, frame: bytes, blob: bytes) -> None:
-        """Write a round to the pipe, straight from ``blob`` when nothing waits before it;
-        what does not fit waits in the buffer (with the write lock held)."""
-        written = 0
-        if not self._pending:
-            try:
-                written = os.writev(self._data.fileno(), [frame, blob])
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                raise TapFailed(f"the monitoring process is gone ({exc})") from exc
-        if written < len(frame):
-            self._pending += frame[written:]
-            self._pending += blob
-        elif written < len(frame) + len(blob):
-            self._pending += memoryview(blob)[written - len(frame) :]
-        self._push()
-
-    def _push(self) -> None:
-        """Write what fits in the pipe now of the pending rounds (with the write lock held)."""
-        pending, fd = self._pending, self._data.fileno()
-        while pending:
-            try:
-                written = os.write(fd, memoryview(pending)[:PIPE_BYTES])
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                raise TapFailed(f"the monitoring process is gone ({exc})") from exc
-            del pending[:written]
 
     def _flush_pending(self, method: str, timeout: float | None, by: float | None = None) -> int:
         """Get every pending round into the pipe; returns how many rounds were handed over.
@@ -396,11 +336,11 @@ class TapProcess:
         while True:
             with self._write_lock:
                 self._restart()
-                self._push()
-                if not self._pending:
+                self._data.push()
+                if not self._data.pending:
                     return self._rounds
-                if len(self._pending) != left_over:
-                    progress_at, left_over = time.monotonic(), len(self._pending)
+                if len(self._data.pending) != left_over:
+                    progress_at, left_over = time.monotonic(), len(self._data.pending)
                 fd = self._data.fileno()
                 process, liveness = self._process, self._liveness
             left = self._deadline(progress_at, timeout, by) - time.monotonic()
@@ -542,16 +482,3 @@ class TapProcess:
             f"the monitoring process did not answer {method} in time; it is being replaced, "
             "so try again in a few seconds"
         )
-
-
-_open: weakref.WeakSet[TapProcess] = weakref.WeakSet()
-"""Taps whose child was started, until they are closed or dropped."""
-
-
-@atexit.register
-def _close_left_open() -> None:
-    """Close the taps still open as this process exits (their rounds are written, as on any
-    clean shutdown): their children ignore the SIGTERM that multiprocessing sends at exit,
-    then it waits for them, and they for pipes that close only once this process is gone."""
-    for tap in list(_open):
-        tap.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,25 +12,18 @@ import pandas as pd
 from modelpilot.errors import BadRequest, InvalidInput, ModelPilotError
 from modelpilot.protocol.datatypes import datatype_of
 from modelpilot.protocol.types import Tensor
-from modelpilot.registry.profile import ReferenceProfile, outcome_profile
-from modelpilot.registry.quality import (
-    as_class,
-    classification_metrics,
-    label_key,
-    refuse_unjudgeable_metrics,
-    regression_metrics,
-    scorable,
-)
-from modelpilot.registry.signature import Signature, TensorSpec
+from modelpilot.registry.profile import ReferenceProfile
+from modelpilot.registry.quality import refuse_unjudgeable_metrics
+from modelpilot.registry.signature import Signature
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.runtimes.base import Runtime
 from modelpilot.runtimes.flavors import detect_flavor, load_runtime
-from modelpilot.serving.inputs import assemble_batch, column_inputs, column_names, declared_text
+from modelpilot.serving.inputs import column_inputs, column_names, declared_text
 from modelpilot.serving.missing_values import with_what_it_copes_with
 from modelpilot.serving.prediction_output import UNDECLARED_OUTPUT, refuse_several_labels
+from modelpilot.serving.reference_outcomes import outcomes
 from modelpilot.serving.reference_rows import (
-    column_datatype,
     column_tensor,
     frame_hash,
     mixed_rows,
@@ -39,6 +31,7 @@ from modelpilot.serving.reference_rows import (
     refuse_dates,
 )
 from modelpilot.serving.task import refuse_uncomputed_metrics, with_task
+from modelpilot.serving.text_signature import with_text_features, with_text_of_the_model
 from modelpilot.tabular import (
     MISSING_WORDS,
     decimals_as_numbers,
@@ -112,9 +105,9 @@ def register_model(
     if frame is not None and signature.is_tabular and signature.inputs[0].datatype != "BYTES":
         # Of the model's own features only: a reference may hold other columns beside them.
         refuse_dates(frame)
-        signature = _with_text_features(runtime, signature, frame)
+        signature = with_text_features(runtime, signature, frame)
     elif frame is None and signature.is_tabular and signature.feature_datatypes is None:
-        signature = _with_text_of_the_model(runtime, signature)
+        signature = with_text_of_the_model(runtime, signature)
     signature, guess = with_task(signature, task, labels, runtime.flavor)
     refuse_several_labels(signature)
     if assumed and "task" not in signature.extra:
@@ -164,7 +157,7 @@ def _profiled(
     meta.setdefault("reference_rows", len(frame))
     meta.setdefault("training_data_sha256", frame_hash(frame))
     if batch is not None:
-        profile, metrics, unscored = _outcomes(runtime, signature, batch, profile, labels)
+        profile, metrics, unscored = outcomes(runtime, signature, batch, profile, labels)
         if metrics:
             meta.setdefault("reference_metrics", metrics)
         if unscored:
@@ -319,114 +312,6 @@ def _signature(
         raise InvalidInput(f"{exc.message}; {hint}") from exc
 
 
-def is_classifier(signature: Signature) -> bool:
-    """Whether the version's ``predict`` output is a class label rather than a number."""
-    return signature.task == "classification"
-
-
-def _outcomes(
-    runtime: Runtime,
-    signature: Signature,
-    tensors: list[Tensor],
-    profile: ReferenceProfile,
-    labels: pd.Series | None,
-) -> tuple[ReferenceProfile, dict[str, float], int]:
-    """The model's predictions on the reference rows (``tensors``, as a request sends
-    them), the labels, how good it was, and how many labelled rows a regressor's errors
-    leave out, as the live window does (``quality.scorable``: the prediction was no finite
-    number; with them, one NaN made the reference MAE and RMSE NaN)."""
-    output = signature.main_output
-    if output is None:
-        return profile, {}, 0
-    main = output.name
-    probabilities = signature.probabilities
-    wanted = [main] + ([probabilities.name] if probabilities is not None else [])
-    try:
-        # Cast as a request's rows are (a float32 ONNX graph takes the reference's float64).
-        batch = assemble_batch(signature, tensors)
-        arrays = runtime.predict(batch, wanted)
-    except ModelPilotError as exc:
-        hint = ""
-        if not signature.is_tabular and "NaN" in exc.message:
-            hint = (
-                '; if the model takes missing numbers, say so in its signature ("allow_nan": '
-                "true), else leave such rows out of the reference"
-            )
-        raise InvalidInput(f"the reference data does not fit the model: {exc}{hint}") from exc
-    except Exception as exc:
-        raise InvalidInput(f"the model cannot predict on the reference data: {exc}") from exc
-    predicted = np.asarray(arrays[main])
-    if predicted.ndim == 2 and predicted.shape[1] == 1:
-        # One value per row in a column of its own: skl2onnx's and tf2onnx's regressors
-        # answer [N, 1], which the live monitor reads as the one value of each row too.
-        predicted = predicted[:, 0]
-    classifier = is_classifier(signature)
-    if predicted.ndim > 1 and not classifier:
-        return profile, {}, 0
-    if predicted.ndim > 1:  # (an output of unknown width, [-1, -1], that gave several)
-        refuse_several_labels(signature, int(np.prod(predicted.shape[1:])))
-    if labels is None:
-        return profile.with_outcomes(outcome_profile(main, predicted, classifier), None), {}, 0
-    if not classifier:
-        labels = _numeric_labels(labels)
-    # Rows without a label say nothing of the model's quality: they are left out of it.
-    labelled = labels.notna().to_numpy()
-    labels = labels[labelled]
-    classes = list(signature.extra.get("classes", []))
-    if classifier:  # 0/1 labels of a classifier of booleans, say
-        labels = labels.map(lambda value: as_class(value, classes))
-        _refuse_strange_labels(labels, classes)
-    target = outcome_profile("target", labels.to_numpy(), classifier)
-    profile = profile.with_outcomes(outcome_profile(main, predicted, classifier), target)
-    answered = list(predicted[labelled].ravel())
-    if classifier:
-        proba = arrays.get(probabilities.name) if probabilities is not None else None
-        rows_proba = list(np.asarray(proba)[labelled]) if proba is not None else []
-        return profile, classification_metrics(list(labels), answered, rows_proba, classes), 0
-    scored = [scorable(p) for p in answered]
-    truth = [t for t, ok in zip(labels, scored, strict=True) if ok]
-    unscored = len(answered) - len(truth)
-    if not truth:  # nothing to judge live errors against
-        return profile, {}, unscored
-    kept = [p for p, ok in zip(answered, scored, strict=True) if ok]
-    return profile, regression_metrics(truth, kept), unscored
-
-
-def _numeric_labels(labels: pd.Series) -> pd.Series:
-    """The target column of a regressor as numbers, which its labels must be (the model is
-    scored against them, and they are watched as a histogram), else InvalidInput naming the
-    column and the values that are not; missing labels stay missing."""
-    numbers = pd.to_numeric(labels, errors="coerce")
-    wrong = numbers.isna().to_numpy() & labels.notna().to_numpy()
-    if not wrong.any():
-        return numbers.astype(np.float64)
-    values = list(dict.fromkeys(labels[wrong].astype(str)))
-    shown = ", ".join(repr(v) for v in values[:3]) + (", ..." if len(values) > 3 else "")
-    raise InvalidInput(
-        f"the target column {str(labels.name)!r} holds values that are not numbers ({shown}: "
-        f"{int(wrong.sum())} of {len(labels)} rows, the first in data row "
-        f"{int(np.flatnonzero(wrong)[0]) + 1}), but the model is a regressor, whose labels are "
-        "numbers: name the column of true values with --target, or correct its values"
-    )
-
-
-def _refuse_strange_labels(labels: pd.Series, classes: list[Any]) -> None:
-    """InvalidInput if the target column holds labels the classifier never predicts: its
-    accuracy on them would be stored as the quality live labels are judged against (a model
-    of the classes "setosa"... given the codes 0, 1, 2 would have 0)."""
-    if not classes:
-        return
-    known = {label_key(c) for c in classes}
-    strange = sorted({label_key(v) for v in labels} - known)
-    if strange:
-        shown = ", ".join(repr(v) for v in strange[:5]) + (", ..." if len(strange) > 5 else "")
-        raise InvalidInput(
-            f"the target column holds labels the model does not predict ({shown}); its classes "
-            f"are {classes}. Give the target as the model's classes (the labels it was fitted "
-            "on), or leave --target out"
-        )
-
-
 def _reference_frame(
     reference: Path | pd.DataFrame | np.ndarray | None, text: Sequence[str]
 ) -> pd.DataFrame | None:
@@ -443,68 +328,3 @@ def _reference_frame(
     if frame.empty:
         raise InvalidInput("the reference data has no rows")
     return frame
-
-
-def _with_text_features(runtime: Runtime, signature: Signature, frame: pd.DataFrame) -> Signature:
-    """``signature`` for a reference whose features are not all numbers: each feature then
-    keeps its own datatype, if the model's flavor takes such rows; else InvalidInput."""
-    kinds = tuple(column_datatype(frame[column]) for column in frame.columns)
-    text = [str(c) for c, kind in zip(frame.columns, kinds, strict=True) if kind != "FP64"]
-    if not text:
-        return signature
-    if not runtime.takes_text and runtime.flavor == "python":
-        raise InvalidInput(_undeclared_text(text, frame, kinds))
-    if not runtime.takes_text:
-        raise InvalidInput(
-            f"the features {text} of the reference data are text, but the model ({runtime.flavor}) "
-            f"is served one {signature.inputs[0].datatype} tensor of all its features, which "
-            "cannot carry them. Encode them as numbers before the model (for example with an "
-            "OrdinalEncoder outside its pipeline), or leave them out of the reference if the "
-            "model does not take them"
-        )
-    if not has_names(frame):
-        raise InvalidInput(
-            f"the reference data has text in columns {text} but no column names; a model that "
-            "takes text is sent its features by name: give the reference a header (CSV, Parquet)"
-        )
-    return _with_kinds(signature, tuple(str(c) for c in frame.columns), kinds)
-
-
-def _undeclared_text(text: list[str], frame: pd.DataFrame, kinds: tuple[str, ...]) -> str:
-    """What to tell the owner of a ``.py`` model without a signature whose reference has
-    text: the signature to declare, made from the reference's own columns."""
-    inputs = ", ".join(
-        f'{{"name": "{c}", "datatype": "{k}", "shape": [-1]}}'
-        for c, k in zip(frame.columns, kinds, strict=True)
-    )
-    return (
-        f"the features {text} of the reference data are text, but a .py model that declares "
-        "no signature is given one array of numbers (FP64) of all its features, which cannot "
-        "carry them. Declare its inputs, one per feature and text as BYTES, in a `signature` "
-        f'attribute of its class: signature = {{"inputs": [{inputs}], "outputs": [{{"name": '
-        '"predict", "datatype": "FP64", "shape": [-1]}]} (the output\'s datatype "BYTES" if it '
-        "answers labels of text); its predict() is then given a dict of one array per input"
-    )
-
-
-def _with_text_of_the_model(runtime: Runtime, signature: Signature) -> Signature:
-    """``signature`` for a model registered without reference data that says itself which of
-    its features are text (encoders fitted on named columns of strings): each feature keeps
-    its kind, as a reference would have given it."""
-    text = set(runtime.text_features())
-    names = signature.feature_names
-    if not text or not names or not text <= set(names):
-        return signature
-    return _with_kinds(signature, names, tuple("BYTES" if n in text else "FP64" for n in names))
-
-
-def _with_kinds(signature: Signature, names: tuple[str, ...], kinds: tuple[str, ...]) -> Signature:
-    """``signature`` of a table whose features ``names`` are each of its kind in ``kinds``:
-    its one input is then a ``BYTES`` tensor of rows (see ``Signature``)."""
-    spec = signature.inputs[0]
-    return replace(
-        signature,
-        inputs=(TensorSpec(spec.name, "BYTES", spec.shape),),
-        feature_names=names,
-        feature_datatypes=kinds,
-    )

@@ -1,0 +1,75 @@
+"""The monitor's thread: it first puts the inference log's labels back (``restore``), then
+hands queued calls over (unless the event loop does) and evaluates every
+``evaluate_seconds``, until ``Monitor.stop``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from modelpilot.monitoring import monitor_labels
+
+if TYPE_CHECKING:
+    from modelpilot.monitoring.monitor import Monitor
+
+# Said as the monitor's own, as it was before it moved here.
+logger = logging.getLogger("modelpilot.monitoring.monitor")
+
+
+def run(self: Monitor) -> None:
+    """The thread's work, from ``Monitor.start`` to ``Monitor.stop``."""
+    if self._restore:
+        self._served_before = self._serving()  # their labels are restored now
+        if self.exchange is not None:
+            # The restore holds this worker's first round, and the snapshot it ends with,
+            # for seconds: the figures it has already go out first (scrapes waited 5 s
+            # for them, then went without).
+            try:
+                self.exchange.publish_metrics()
+            except OSError:
+                logger.exception("could not publish this worker's metrics snapshot")
+        try:
+            self.restore_labels()
+        except Exception:
+            self._failures += 1
+            logger.exception("restoring labels from the inference log failed; carrying on")
+    while not self._stopping.is_set():
+        self._wake.wait(pause(self))
+        self._wake.clear()
+        try:
+            if self._unattended:  # else the loop's timer hands the calls over
+                self._ship()
+            if time.time() - self._last_evaluation >= self.evaluate_seconds:
+                if self.shares_labels:
+                    monitor_labels.catch_up_quietly(self)
+                else:  # so that a server coming reads from now (``catch_up_labels``)
+                    self.labels_read_to = time.time()
+                if self._restore:
+                    monitor_labels.restore_returned(self)
+                self._evaluate()
+                self.restoring = self.restoring and not restored(self)
+        except Exception:
+            self._failures += 1
+            logger.exception("monitoring round failed; carrying on")
+
+
+def restored(self: Monitor) -> bool:
+    """Whether the server's restore is done, after an evaluation of this thread: this
+    process's own, where it restores (before its first evaluation); else worker 0's, which
+    has evaluated once it has published its alert book (with the server's start, after its
+    restore: its snapshots may come sooner, published for scrapes)."""
+    return self.exchange is None or self._restore or self.exchange.alerts() is not None
+
+
+def pause(self: Monitor) -> float:
+    """Seconds the thread may sleep: until the next evaluation, when the event loop hands
+    the calls over; at most ``tick_seconds`` while the thread must hand them over itself.
+
+    (A thread that wakes while the loop is busy waits for the interpreter lock, then
+    takes it from the loop: no reason to, four times a second, for nothing to do.)
+    """
+    pause = self._last_evaluation + self.evaluate_seconds - time.time()
+    if not self._ships_on_loop or (self._unattended and self._queue):
+        pause = min(pause, self.tick_seconds)
+    return max(pause, 0.0)
