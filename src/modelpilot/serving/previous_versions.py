@@ -3,7 +3,7 @@
 Owns the alias's history as the registry tells it (and, for a model served at its latest
 version, the versions registered before it), the walk back through them to the newest version
 that loads, and the way back to tell the operator when none does. ``ServedModels`` decides
-when to start on one, and serves it.
+when to start on one, and ``stalled_start`` serves it.
 """
 
 from __future__ import annotations
