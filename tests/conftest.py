@@ -25,6 +25,7 @@ from modelpilot.config import Settings
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.registration import register_model
+from tests.database_proxy import DatabaseProxy
 from tests.services import require_postgres
 
 # A server stopped with SIGTERM serves on, not ready, for the drain period first: the servers
@@ -208,3 +209,12 @@ def postgres_location() -> Iterator[str]:
     yield f"{base}{separator}options=-csearch_path%3D{schema}"
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def proxy(postgres_location: str) -> Iterator[DatabaseProxy]:
+    """A proxy to the test PostgreSQL database, that a test takes down or pauses
+    (``DatabaseProxy``): a registry opened at ``proxy.url`` loses its database with it."""
+    proxy = DatabaseProxy(postgres_location)
+    yield proxy
+    proxy.close()

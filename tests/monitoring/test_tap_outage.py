@@ -26,13 +26,6 @@ SERVER_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (\d+) (INFO|WAR
 """The start of every line of the server's log (``server.logs.configure_logging``)."""
 
 
-@pytest.fixture
-def proxy(postgres_location: str) -> Iterator[DatabaseProxy]:
-    proxy = DatabaseProxy(postgres_location)
-    yield proxy
-    proxy.close()
-
-
 def test_failed_writes_are_said_in_one_line_and_their_end_with_what_was_lost(
     labelled_iris: Registry, proxy: DatabaseProxy, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -5,10 +5,8 @@ are answered (failed) in time, and nothing it took is lost."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy.engine import make_url
 
 from modelpilot.monitoring.inference_log import InferenceLog
@@ -23,13 +21,6 @@ from tests.monitoring.test_tap_process import batches
 
 SILENT_SECONDS = 35.0
 """As long as the tester's outage: several times the bound of a wait for the database (10 s)."""
-
-
-@pytest.fixture
-def proxy(postgres_location: str) -> Iterator[DatabaseProxy]:
-    proxy = DatabaseProxy(postgres_location)
-    yield proxy
-    proxy.close()
 
 
 def test_a_silent_log_database_costs_the_monitoring_process_nothing_it_took(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,6 @@ from modelpilot.registry.outage import Outage, is_outage
 from modelpilot.registry.store import Registry
 from modelpilot.serving.registration import register_model
 from tests.database_proxy import DatabaseProxy
-
-
-@pytest.fixture
-def proxy(postgres_location: str) -> Iterator[DatabaseProxy]:
-    proxy = DatabaseProxy(postgres_location)
-    yield proxy
-    proxy.close()
 
 
 def _said(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:

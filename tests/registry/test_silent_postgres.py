@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,13 +20,6 @@ from tests.database_proxy import DatabaseProxy
 
 BOUND_SECONDS = 15.0
 """How soon a query on a silent database must fail: it waits 10 s (``silent_postgres``)."""
-
-
-@pytest.fixture
-def proxy(postgres_location: str) -> Iterator[DatabaseProxy]:
-    proxy = DatabaseProxy(postgres_location)
-    yield proxy
-    proxy.close()
 
 
 def _timed(ask: Callable[[], Any]) -> tuple[float, BaseException | None]:

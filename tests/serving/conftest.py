@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.engine import InferenceEngine
 from modelpilot.serving.registration import register_model
 from tests.cli.conftest import Run
-from tests.database_proxy import DatabaseProxy
 
 SCORER = """
 class Model:
@@ -37,15 +35,6 @@ def run(tmp_path: Path) -> Run:
         return runner.invoke(app, argv, catch_exceptions=True)
 
     return invoke
-
-
-@pytest.fixture
-def proxy(postgres_location: str) -> Iterator[DatabaseProxy]:
-    """A proxy to the test PostgreSQL database, that a test takes down or pauses
-    (``DatabaseProxy``): a registry opened at ``proxy.url`` loses its database with it."""
-    proxy = DatabaseProxy(postgres_location)
-    yield proxy
-    proxy.close()
 
 
 async def started(registry: Registry, *refs: str, **overrides: object) -> InferenceEngine:
