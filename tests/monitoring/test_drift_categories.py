@@ -6,8 +6,6 @@ says (0.01 for a window), whatever the number of categories and however small th
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -75,7 +73,8 @@ def test_large_windows_of_many_categories_need_more_than_noise() -> None:
 
 def test_a_value_outside_the_named_categories_counts_with_the_reference_tail() -> None:
     """With more values than the profile names, one outside them may be from the reference's
-    tail as well as new: it counts there, and how many are new is unknown."""
+    tail as well as new: it counts there (the profile's sketch of the tail then tells how
+    many are new: about as many as the reference's values held once foretell)."""
     rng = np.random.default_rng(2)
     ranks = np.arange(1, 5001)  # some 1,500 of them in 5,000 rows: more than the profile names
     values, shares = categories(5000), (1 / ranks) / (1 / ranks).sum()
@@ -86,7 +85,7 @@ def test_a_value_outside_the_named_categories_counts_with_the_reference_tail() -
     (histogram,) = binning.histograms(np.zeros(binning.size, dtype=np.int64))
     assert histogram.labels[-1] == "other" and "unseen" not in histogram.labels
     feature = judged(reference, rng.choice(values, 800, p=shares))
-    assert not feature.drifted and math.isnan(feature.unseen_share), feature.reason
+    assert not feature.drifted and 0 < feature.unseen_share < 0.3, feature.reason
     # The frequent values are named: a shift among them is seen.
     moved = shares.copy()
     moved[0] *= 2

@@ -394,6 +394,9 @@ class ProfileBinning:
         )
         if category.tail and not category.codes:
             judged = replace(judged, reason=f"{judged.reason}; {POOLED_WHOLE}")
+        rows = int(current.sum())
+        if category.sketch is not None and rows:  # the tail's sketch tells the new values
+            judged = replace(judged, unseen_share=int(feature[-1]) / rows)
         return judged
 
     def _failed(

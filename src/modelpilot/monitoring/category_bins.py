@@ -14,6 +14,11 @@ After the bins, the feature's values outside the named categories are counted ag
 ``category_group`` (a hash of the value), so that a window of one value repeated (a join
 that fills every row with "UNKNOWN") can be told from one of many values that each come
 once, which the other-values bin alone counts alike (see ``category_findings.recurring_test``).
+Where the profile keeps a sketch of its pooled tail's values (``FeatureProfile.tail_sketch``),
+the values outside both the named categories and the sketch are counted once more, last: the
+reference never held them, and a window of far more of them than the reference's values held
+once foretell has drifted (``category_findings.unseen_finding``), where counted with the tail
+alone a column of nothing but new ids read "other" as the tail did, and no drift.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from modelpilot.monitoring.category_findings import ValueGroups
+from modelpilot.monitoring.category_findings import UnseenValues, ValueGroups
 from modelpilot.registry.category_keys import (
     CATEGORY_GROUPS,
     FALSE,
@@ -33,6 +38,7 @@ from modelpilot.registry.category_keys import (
     category_key,
     is_boolean,
 )
+from modelpilot.registry.category_sketch import TailSketch
 from modelpilot.registry.profile import FeatureProfile
 
 TRUTHS = {
@@ -74,6 +80,11 @@ class CategoricalBins:
     other_groups: np.ndarray | None = None
     """The reference's rows in the other-values bin by group: none but the tail's, which
     a profile made before it does not know (None: no test of recurring values)."""
+    sketch: TailSketch | None = None
+    """The pooled tail's values (``FeatureProfile.tail_sketch``): the window's values
+    outside the named categories and outside it are counted once more, after the groups,
+    as values the reference never held. None without a tail, and in profiles made before
+    it, whose values outside the named ones may each be the tail's."""
 
     @property
     def bins(self) -> int:
@@ -83,7 +94,7 @@ class CategoricalBins:
 
     @property
     def width(self) -> int:
-        return len(self.labels) + CATEGORY_GROUPS
+        return len(self.labels) + CATEGORY_GROUPS + (self.sketch is not None)
 
     def value_groups(self, counts: np.ndarray) -> ValueGroups | None:
         """The reference's and the window's rows by group, from the window's ``counts`` of
@@ -91,14 +102,20 @@ class CategoricalBins:
         if self.other_groups is None:
             return None
         named = self.bins - 2
-        outside = counts[self.bins :]
+        outside = counts[self.bins : self.bins + CATEGORY_GROUPS]
         reference = np.bincount(self.groups, self.reference[:named], CATEGORY_GROUPS)
         current = np.bincount(self.groups, counts[:named], CATEGORY_GROUPS)
+        unseen = None
+        if self.sketch is not None:
+            sketch = self.sketch
+            new = int(counts[self.bins + CATEGORY_GROUPS])
+            unseen = UnseenValues(new, sketch.once, sketch.twice, sketch.rows, sketch.caught)
         return ValueGroups(
             reference.astype(np.int64) + self.other_groups,
             current.astype(np.int64) + outside,
             self.other_groups,
             outside,
+            unseen,
         )
 
     @property
@@ -141,6 +158,7 @@ def categorical_bins(index: int, offset: int, feature: FeatureProfile) -> Catego
         not feature.held_out,
         groups,
         other_groups,
+        feature.tail_sketch if tail and other_groups is not None else None,
     )
 
 
@@ -163,40 +181,43 @@ def trusted_count(cut: int) -> float:
 
 def category_counts(column: np.ndarray, spec: CategoricalBins) -> np.ndarray:
     """A column's counts in the feature's bins, then its values outside the named
-    categories by group (``spec.width`` counts in all)."""
+    categories by group, then (with a ``TailSketch``) how many of those the reference never
+    held (``spec.width`` counts in all)."""
     slots = category_slots(column, spec)
     counts = np.bincount(slots, minlength=spec.width)
     outside = slots == spec.other
     if outside.any():
-        counts[spec.bins :] += np.bincount(_groups(column[outside]), minlength=CATEGORY_GROUPS)
+        keys, inverse = _distinct_keys(column[outside])
+        groups = np.array([category_group(key) for key in keys], dtype=np.int64)
+        end = spec.bins + CATEGORY_GROUPS
+        counts[spec.bins : end] += np.bincount(groups[inverse], minlength=CATEGORY_GROUPS)
+        if spec.sketch is not None:
+            new = ~spec.sketch.held(keys)
+            counts[end] += int(np.count_nonzero(new[inverse]))
     return counts
 
 
-def _groups(values: np.ndarray) -> np.ndarray:
-    """Each value's ``category_group`` (of values that are not missing), each distinct one
-    hashed once."""
+def _distinct_keys(values: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The distinct ``category_key`` of values that are not missing, and each value's index
+    among them: each distinct value keyed once (by type too, as in ``category_slots``)."""
     if values.dtype.kind in "fiub":
         distinct, inverse = np.unique(values, return_inverse=True)
-        groups = np.array([_group(v) for v in distinct], dtype=np.int64)
-        return groups[inverse.ravel()]
-    seen: dict[tuple[type, object], int] = {}
+        return [category_key(v) or "" for v in distinct], inverse.ravel()
+    index: dict[tuple[type, object], int] = {}
+    keys: list[str] = []
 
-    def group(value: object) -> int:
-        key = (type(value), value)
+    def where(value: object) -> int:
         try:
-            return seen[key]
+            return index[(type(value), value)]
         except KeyError:
-            seen[key] = _group(value)
-            return seen[key]
-        except TypeError:  # unhashable
-            return _group(value)
+            index[(type(value), value)] = len(keys)
+        except TypeError:  # unhashable: a key of its own
+            pass
+        keys.append(category_key(value) or "")
+        return len(keys) - 1
 
-    return np.fromiter(map(group, values), dtype=np.int64, count=values.shape[0])
-
-
-def _group(value: object) -> int:
-    key = category_key(value)
-    return 0 if key is None else category_group(key)
+    inverse = np.fromiter(map(where, values), dtype=np.int64, count=values.shape[0])
+    return keys, inverse
 
 
 def category_slots(column: np.ndarray, spec: CategoricalBins) -> np.ndarray:

@@ -213,17 +213,29 @@ def unseen_test(reference: np.ndarray, current: np.ndarray, unseen: int) -> floa
     the live monitor's report of the model froze.) Such a feature's drift shows only in its
     missing share, or as values the reference held coming back often (the pool's test).
     """
-    total, rows = int(reference.sum()), int(current.sum())
     named = reference[:unseen]
     once, twice = int(np.count_nonzero(named == 1)), int(np.count_nonzero(named == 2))
+    return good_turing_unseen_p(
+        once, twice, int(reference.sum()), int(current[unseen]), int(current.sum())
+    )
+
+
+def good_turing_unseen_p(
+    once: int, twice: int, total: int, new: int, rows: int, caught: float = 1.0
+) -> float:
+    """``unseen_test`` from the reference's counts: its values held ``once`` and ``twice``
+    in its ``total`` rows, against ``new`` rows of values it never held of the window's
+    ``rows``; of the new values only ``caught`` are told new (a sketch of the reference's
+    values takes the others for its own: ``registry.category_sketch``), and the window is
+    expected to hold as many fewer."""
     if once == 0:  # no estimate of the unseen mass beyond none: the reference as it is
-        return fisher_exact(0, total, int(current[unseen]), rows, higher=True)
-    if once == total:  # every row new to the rest of the reference: see above
+        return fisher_exact(0, total, new, rows, higher=True)
+    if once == total:  # every row new to the rest of the reference: see unseen_test
         return 1.0
     binomial = once * (1 - once / total)
     effective = max(round(total * binomial / (binomial + 2 * twice)), 1)
-    hits = min(round(once * effective / total), effective)
-    return fisher_exact(hits, effective, int(current[unseen]), rows, higher=True)
+    hits = min(round(once * caught * effective / total), effective)
+    return fisher_exact(hits, effective, new, rows, higher=True)
 
 
 def _rare(reference: np.ndarray, current: np.ndarray) -> np.ndarray:

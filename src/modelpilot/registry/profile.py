@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,31 +10,46 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelpilot.errors import InvalidInput
+from modelpilot.registry.categorical_profile import TOP_CATEGORIES, count_categories
 from modelpilot.registry.category_keys import (
     CATEGORY_GROUPS,
     category_group,
-    category_key,
     holds_booleans,
     is_missing,
 )
-from modelpilot.registry.profile_formats import stored_categories
+from modelpilot.registry.category_sketch import TailSketch
+from modelpilot.registry.numeric_profile import (
+    HISTOGRAM_BINS,
+    QUANTILE_LEVELS,
+    SKETCH_LEVELS,
+    bin_edges,
+    quantile_sketch,
+)
+from modelpilot.registry.profile_columns import (
+    float32_dtype,
+    is_numeric_feature,
+    refuse_unprofiled,
+)
+from modelpilot.registry.profile_formats import stored_categories, stored_sketch
 from modelpilot.registry.quality import label_key
 
-QUANTILE_LEVELS = (0.0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
-HISTOGRAM_BINS = 10
-SKETCH_LEVELS = 1024
-"""How many of a numeric feature's reference values its profile keeps for the KS test (see
-``quantile_sketch``): their distribution function is the whole reference's within 1/2,048.
-The KS test runs on windows of fewer than 1,000 rows, whose own distribution function moves
-in steps of 1/999 or more, and flags distances of 0.054 and more (0.01 over two tests of one
-feature, 999 rows, against any reference); an error a hundredth of that moves the p-value
-there by about a tenth, as much as Stephens' approximation of it errs. Twice the levels would
-halve that for twice the JSON (some 20 KB a feature at 1,024)."""
-TOP_CATEGORIES = 1000
-"""How many categories a profile names by count: a feature of up to this many has every one
-named (a value outside them is unseen); with more, the rest are pooled
-(``FeatureProfile.other``)."""
+__all__ = [
+    "CATEGORY_GROUPS",
+    "HISTOGRAM_BINS",
+    "QUANTILE_LEVELS",
+    "SKETCH_LEVELS",
+    "TOP_CATEGORIES",
+    "FeatureProfile",
+    "ReferenceProfile",
+    "bin_edges",
+    "category_group",
+    "is_numeric_feature",
+    "outcome_profile",
+    "quantile_sketch",
+    "refuse_unprofiled",
+]
+"""The numeric, categorical and column rules live in their own modules; their names that
+callers of this one use are kept here."""
 
 
 def _finite(value: float) -> float | None:
@@ -98,6 +112,11 @@ class FeatureProfile:
     sample of the named categories and of the pooled rest. Profiles made before it chose and
     counted on the same rows; the monitor then guards against their luck near the cut
     (``monitoring.category_bins.trusted_count``)."""
+    tail_sketch: TailSketch | None = None
+    """The pooled tail's values (where there is one), and how many values the reference
+    held once and twice: a value outside the named categories and outside it is one the
+    reference never held (see ``count_categories``). None in a profile made before it,
+    whose values outside the named ones all count with the tail."""
     float32: bool = False
     """The reference column was stored as float32 (a float32 Parquet column, a float32
     array): its values, edges and sketch are float32 numbers (0.1 as 0.10000000149), and the
@@ -147,49 +166,20 @@ class FeatureProfile:
     def categorical(cls, name: str, values: pd.Series) -> FeatureProfile:
         """Category counts, each value counted under its ``category_key``, as the monitor
         counts it: a column of booleans as ``TRUE`` and ``FALSE`` (a ``boolean`` feature),
-        text as its exact strings.
-
-        A feature of at most ``TOP_CATEGORIES`` categories has them all named. With more, the
-        most frequent ``TOP_CATEGORIES`` are named and the rest pooled (``other``); they are
-        chosen on one half of the rows and counted on the other (``held_out``). Chosen for
-        their own counts, the categories near the cut were those the sample held more often
-        by chance, so their counts ran high, and the pooled rest's low, against any fresh
-        sample (300 equally frequent cities: held-out rows of the same distribution read as
-        drifted at p = 6e-14). Counted on rows that did not choose them, they are an honest
-        sample; ``count`` and ``missing`` are then of those rows, as the counts are."""
-        keyed, missing = _category_counts(values)
-        boolean = holds_booleans(values)
-        if len(keyed) <= TOP_CATEGORIES:
-            ranked = sorted(keyed.items(), key=lambda item: -item[1])
-            return cls(
-                name,
-                "categorical",
-                int(values.size),
-                missing,
-                categories=dict(ranked),
-                boolean=boolean,
-            )
-        choosing = _choosing_half(values.size)
-        chosen, _ = _category_counts(values[choosing])
-        named = sorted(chosen, key=lambda key: -chosen[key])[:TOP_CATEGORIES]
-        counted, missing = _category_counts(values[~choosing])
-        categories = {key: counted.pop(key, 0) for key in named}
-        groups = np.zeros(CATEGORY_GROUPS, dtype=np.int64)
-        for key, count in counted.items():
-            groups[category_group(key)] += count
-        rows = int(values.size - np.count_nonzero(choosing))
+        text as its exact strings; the categories named, pooled and sketched as
+        ``count_categories`` says."""
+        counts = count_categories(values)
         return cls(
             name,
             "categorical",
-            rows,
-            missing,
-            categories=categories,
-            # Even 0: the profile has a tail, and a value outside the named ones may be of it
-            # (the monitor calls its bin "other", not "unseen").
-            other=sum(counted.values()),
-            other_groups=tuple(int(n) for n in groups),
-            held_out=True,
-            boolean=boolean,
+            counts.rows,
+            counts.missing,
+            categories=counts.categories,
+            other=counts.other,
+            other_groups=counts.other_groups,
+            held_out=counts.held_out,
+            boolean=holds_booleans(values),
+            tail_sketch=counts.tail_sketch,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -222,6 +212,8 @@ class FeatureProfile:
                 data["other_groups"] = list(self.other_groups)
             data["held_out"] = self.held_out
             data["boolean"] = self.boolean
+            if self.tail_sketch is not None:
+                data["tail_sketch"] = self.tail_sketch.to_dict()
         return data
 
     @classmethod
@@ -251,6 +243,7 @@ class FeatureProfile:
             boolean=None if boolean is None else bool(boolean),
             held_out=bool(data.get("held_out", False)),
             float32=bool(data.get("float32", False)),
+            tail_sketch=stored_sketch(data),
         )
 
 
@@ -306,7 +299,7 @@ class ReferenceProfile:
             column = frame[name]
             if is_numeric_feature(column):
                 # Int64's <NA> as NaN; a float32 column kept so (see FeatureProfile.float32).
-                stored = np.float32 if _float32_dtype(column) else np.float64
+                stored = np.float32 if float32_dtype(column) else np.float64
                 numbers = column.to_numpy(dtype=stored, na_value=np.nan)
                 features.append(FeatureProfile.numeric(name, numbers))
             else:
@@ -340,143 +333,6 @@ class ReferenceProfile:
         self, predictions: FeatureProfile | None, target: FeatureProfile | None
     ) -> ReferenceProfile:
         return ReferenceProfile(self.features, self.n_rows, self.sample, predictions, target)
-
-
-def _category_counts(values: pd.Series) -> tuple[dict[str, int], int]:
-    """How many of ``values`` are in each category (by ``category_key``), and how many are
-    missing."""
-    missing = int(values.isna().sum())
-    keyed: dict[str, int] = {}
-    for value, count in values.dropna().value_counts(sort=False).items():
-        key = category_key(value)
-        if key is None:  # missing by the monitor's rule though pandas kept it
-            missing += int(count)
-        else:
-            keyed[key] = keyed.get(key, 0) + int(count)
-    return keyed, missing
-
-
-def _choosing_half(rows: int) -> np.ndarray:
-    """Which rows choose a feature's named categories (the others count them): half of them,
-    drawn by a fixed seed, so that one data set always gives one profile. Not every other row:
-    rows sorted by the feature would make the two halves copies of each other, and carry the
-    luck of the choice to the counts."""
-    choosing = np.zeros(rows, dtype=bool)
-    choosing[np.random.default_rng(0).permutation(rows)[: rows // 2]] = True
-    return choosing
-
-
-def _float32_dtype(column: pd.Series) -> bool:
-    """Whether a column holds float32 numbers: NumPy's float32, or pandas' nullable Float32
-    (as a Parquet file's nullable float column reads with ``dtype_backend``)."""
-    return getattr(column.dtype, "numpy_dtype", column.dtype) == np.float32
-
-
-def is_numeric_feature(column: pd.Series) -> bool:
-    """Whether a reference column is profiled as numbers (binned on its quantiles) rather than
-    as categories: numbers that are not booleans."""
-    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
-
-
-TIMES = (datetime.date, datetime.time, datetime.timedelta, np.datetime64, np.timedelta64)
-"""Values of a column of dates or times held as objects (Parquet's date32 and time64 columns
-read so; ``pd.Timestamp`` is a ``datetime.date`` too)."""
-NESTED = (list, tuple, dict, set, np.ndarray)
-"""Values of a column that holds several values a row (Parquet's list and struct columns)."""
-
-
-def refuse_unprofiled(frame: pd.DataFrame) -> None:
-    """InvalidInput naming the columns of ``frame`` that a profile cannot describe as one
-    feature: dates, times and durations, and lists or records (several values a row).
-
-    Dates and times were categories of their distinct values: every row of a time column is
-    its own, and every one in fresh data is one the reference never held, so the column
-    could never tell drift (and its tests once raised, failing the whole report). Turned
-    into numbers they would drift always, as time moves on. Lists were categories of their
-    text, or failed deep in registration with a traceback.
-    """
-    dates, nested = [], []
-    types = pd.api.types
-    for name, column in frame.items():
-        if types.is_datetime64_any_dtype(column) or types.is_timedelta64_dtype(column):
-            dates.append(str(name))
-        elif column.dtype == object:
-            kinds = set(map(type, column.dropna()))
-            if any(issubclass(kind, TIMES) for kind in kinds):
-                dates.append(str(name))
-            elif any(issubclass(kind, NESTED) for kind in kinds):
-                nested.append(str(name))
-    if dates:
-        raise InvalidInput(
-            f"the reference's columns {dates} hold dates, times or durations, which drift "
-            "cannot judge (every time in fresh data is one the reference never held): leave "
-            "them out (modelpilot drift's --ignore COLUMN), or turn them into numbers (the "
-            "hour, the weekday, days since an event, a duration in seconds) in all the data"
-        )
-    if nested:
-        raise InvalidInput(
-            f"the reference's columns {nested} hold lists or records (several values a row), "
-            "and a feature holds one number or text a row: leave them out (modelpilot drift's "
-            "--ignore COLUMN), or give each value a column of its own"
-        )
-
-
-def bin_edges(finite: np.ndarray) -> np.ndarray:
-    """The bin edges of a numeric feature's finite reference values: its deciles, except that
-    single values get bins of their own where the column has at most ``HISTOGRAM_BINS``
-    distinct values (held by two rows each, on average), or where one value holds a tenth of
-    the rows or more (an atom: the zeros of a zero-inflated amount, a cap).
-
-    Deciles merge such values: a 0/1 flag's unique deciles were [0, 1], one bin holding both,
-    so PSI and Jensen-Shannon read 0 however their shares moved (32% ones against 95% ones,
-    whose PSI is 2.3), and on large windows, where PSI alone decides, the flag could never
-    drift. A value's bin runs from it to the next reference value, so that of the reference
-    it holds that value alone; a top value of its own ends the edges twice (``[..., 9, 9]``),
-    as a constant column's ``[c, c]`` always did, for the last bin is closed (as in
-    ``np.histogram``) and then holds just that value. The values between the atoms get bins
-    of their quantiles, as many as the tenths of the rows they hold. So every edge is still a
-    reference value or quantile, and values bin by the same rule: in the bin of the last edge
-    at or below them, the top edge closing the last bin."""
-    values, where, counts = np.unique(finite, return_inverse=True, return_counts=True)
-    few = values.size <= HISTOGRAM_BINS and 2 * values.size <= finite.size
-    if few or values.size == 1:
-        atoms = np.ones(values.size, dtype=bool)
-    else:
-        atoms = (counts * HISTOGRAM_BINS >= finite.size) & (counts > 1)
-    if not atoms.any():
-        return np.unique(np.quantile(finite, np.linspace(0, 1, HISTOGRAM_BINS + 1)))
-    following = np.flatnonzero(atoms) + 1
-    cuts = [values[:1], values[-1:], values[atoms], values[following[following < values.size]]]
-    rest = finite[~atoms[where.ravel()]]
-    if rest.size:
-        parts = max(1, round(HISTOGRAM_BINS * rest.size / finite.size))
-        cuts.append(np.quantile(rest, np.linspace(0, 1, parts + 1)[1:-1]))
-    edges = np.unique(np.concatenate(cuts))
-    return np.append(edges, values[-1]) if atoms[-1] else edges
-
-
-def quantile_sketch(finite: np.ndarray, levels: int = SKETCH_LEVELS) -> np.ndarray:
-    """A numeric feature's finite reference values in order, or where there are more than
-    ``levels``, the ones at the evenly spaced quantile levels ``(i - 1/2) / levels``: the
-    value of rank ``ceil((i - 1/2) * n / levels)`` of the ``n``, for ``i`` from 1 to ``levels``.
-
-    Read as a sample (the share of its values at or below ``t``), it gives the whole
-    reference's distribution function within ``1 / (2 * levels)`` at every ``t``, ties
-    included (a value holding many rows recurs in it as often as its share says), exactly
-    below the smallest value and from the largest on. So the KS test can compare a window
-    with all of the reference, not with a sample of it: the two-sample p-value holds only
-    averaged over fresh reference samples, and the monitor compares every window of a
-    version's life with the one it keeps. Against the 256 rows the profile once kept, a
-    feature whose sample came out off by chance (one-sample KS p = 0.001 against its true
-    law) was flagged in 6% of windows of 999 rows drawn as the reference was, the level of
-    its test being 0.04%. Order statistics rather than interpolated quantiles, so that
-    every value is one the reference held."""
-    ordered = np.sort(np.asarray(finite, dtype=np.float64))
-    if ordered.size <= levels:
-        return ordered
-    level = np.arange(1, levels + 1, dtype=np.int64)
-    ranks = ((2 * level - 1) * ordered.size + 2 * levels - 1) // (2 * levels)
-    return ordered[ranks - 1]
 
 
 def outcome_profile(name: str, values: np.ndarray | pd.Series, categorical: bool) -> FeatureProfile:

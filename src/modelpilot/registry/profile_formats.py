@@ -1,8 +1,11 @@
-"""Reading a categorical profile stored by any release: where its pooled tail is, if any."""
+"""Reading a categorical profile stored by any release: where its pooled tail is, if any, and
+the sketch of its values."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from modelpilot.registry.category_sketch import TailSketch
 
 LEGACY_OTHER = "__other__"
 """The category under which profiles of earlier releases stored their pooled tail."""
@@ -43,3 +46,11 @@ def stored_categories(data: dict[str, Any]) -> tuple[dict[str, int], int | None]
         return categories, None
     other = categories.pop(LEGACY_OTHER)
     return categories, other
+
+
+def stored_sketch(data: dict[str, Any]) -> TailSketch | None:
+    """A stored categorical profile's sketch of its pooled tail (see ``TailSketch``); None in
+    profiles stored before it, whose values outside the named categories all count with
+    the tail, as they did."""
+    stored = data.get("tail_sketch")
+    return TailSketch.from_dict(stored) if stored else None
