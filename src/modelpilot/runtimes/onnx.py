@@ -12,6 +12,13 @@ import numpy as np
 from modelpilot.errors import ArtifactError, ModelFailure
 from modelpilot.registry.signature import Signature, TensorSpec
 from modelpilot.runtimes.base import Batch, Runtime
+from modelpilot.runtimes.onnx_rows import (
+    WHOLE_ROWS,
+    RowsMixed,
+    bytes_per_row,
+    rows_per_call,
+    run_in_chunks,
+)
 
 _TYPES = {
     "tensor(float)": "FP32",
@@ -126,6 +133,14 @@ class OnnxRuntime(Runtime):
         # a signature is inferred to be stored (a graph of 10 MB takes some 70 ms to read,
         # which every load of a model converted for speed would pay again).
         self.signature = signature or self._session_signature()
+        # Large batches run in chunks of rows (onnx_rows) where every input and output is a
+        # tensor of rows; how many rows a chunk takes is read off the graph on first need.
+        self._chunkable = path is not None and all(
+            node.shape and not isinstance(node.shape[0], int)
+            for node in (*session.get_inputs(), *session.get_outputs())
+        )
+        self._chunk_rows: int | None = None
+        self._chunk_rows_known = False
 
     @classmethod
     def load(cls, path: Path, signature: Signature | None = None, **options: Any) -> Runtime:
@@ -203,11 +218,35 @@ class OnnxRuntime(Runtime):
                     [v.decode() if isinstance(v, bytes) else v for v in array.ravel()], dtype=object
                 ).reshape(array.shape)
             feed[name] = array
+        first = next(iter(feed.values()), None)  # its rows decide (a 0-d one has none)
         try:
-            results = self.session.run(wanted, feed)
+            if self._chunkable and first is not None and first.shape[:1] > (WHOLE_ROWS,):
+                results = self._run_large(wanted, feed)
+            else:
+                results = self.session.run(wanted, feed)
         except Exception as exc:
             raise ModelFailure(f"ONNX Runtime failed: {exc}") from exc
         return {name: np.asarray(value) for name, value in zip(wanted, results, strict=True)}
+
+    def _run_large(self, wanted: list[str], feed: dict[str, np.ndarray]) -> Sequence[np.ndarray]:
+        """The session's outputs ``wanted`` for a large batch, in chunks of rows so that ONNX
+        Runtime's intermediates (and the arena that keeps them) stay bounded; how many rows a
+        chunk takes is read off the graph once, by the first large batch."""
+        if not self._chunk_rows_known:
+            # Racing threads read the graph twice at worst, and agree.
+            assert self._path is not None
+            self._chunk_rows = rows_per_call(bytes_per_row(self._path))
+            self._chunk_rows_known = True
+        rows = self._chunk_rows
+        lengths = {array.shape[0] if array.ndim else 0 for array in feed.values()}
+        if rows is None or len(lengths) != 1 or rows >= lengths.pop():
+            return self.session.run(wanted, feed)  # type: ignore[no-any-return]
+        try:
+            return run_in_chunks(lambda chunk: self.session.run(wanted, chunk), feed, rows)
+        except RowsMixed:
+            # A graph that mixes its rows: it runs whole from now on, as it always did.
+            self._chunkable = False
+            return self.session.run(wanted, feed)  # type: ignore[no-any-return]
 
     @property
     def memory_bytes(self) -> int:
