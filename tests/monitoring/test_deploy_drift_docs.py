@@ -61,3 +61,25 @@ def test_the_readme_and_metrics_page_give_the_servers_verdict_rule() -> None:
         assert "on any window" in said
     assert "a categorical feature's on every window" in readme
     assert "category's on every window" in row
+
+
+def test_the_readme_says_which_prometheus_the_rules_need_and_why() -> None:
+    """The drift rules' keep_firing_for came in Prometheus 2.42; an older one refuses the
+    whole file, which the README must say before an operator loads it."""
+    rules = yaml.safe_load((DEPLOY / "prometheus-rules.yml").read_text())
+    held = [r["alert"] for g in rules["groups"] for r in g["rules"] if "keep_firing_for" in r]
+    assert held == ["ModelPilotDataDrift", "ModelPilotFeatureDrift", "ModelPilotConceptDrift"]
+    readme = words((DEPLOY / "README.md").read_text())
+    assert "need Prometheus 2.42 or newer" in readme
+    assert "delete the three `keep_firing_for:` lines" in readme
+
+
+def test_the_readme_lists_the_quiet_server_among_the_differences() -> None:
+    """A tester's server kept its error_rate alert firing through minutes of no traffic (too
+    few requests to judge), while ModelPilotHighErrorRate resolved a minute after the burst;
+    the README's list of differences did not say so."""
+    readme = words((DEPLOY / "README.md").read_text())
+    differences = readme.split("Where the rules and the server's alerts still differ:")[1]
+    differences = differences.split("`ModelPilotFeatureDrift` fires on")[0]
+    assert "On a quiet server the two disagree for as long as the quiet lasts" in differences
+    assert "`error_rate` or `latency` alert on a minute of fewer than 20 requests" in differences

@@ -202,12 +202,13 @@ def test_the_latency_rule_waits_for_requests_as_the_server_does(tmp_path: Path) 
     run_rule_tests(tmp_path, [{"input_series": series, "alert_rule_test": [test]}])
 
 
-def test_a_servers_own_verdict_fires_naming_that_server(tmp_path: Path) -> None:
-    """Concept drift on one of two instances fired as the maximum over both, named neither,
-    and kept firing for the other once the first resolved."""
+def test_a_trouble_of_one_server_fires_naming_that_server(tmp_path: Path) -> None:
+    """A version that fails to load on one of two instances (a dependency missing on one
+    host) fires for that instance alone, and names it. (The model-level drift rules judge
+    over every server instead: test_deploy_drift_rules.py.)"""
     series = [
         {
-            "series": f'modelpilot_concept_drift{{instance="{at}", model="iris", version="1"}}',
+            "series": f'modelpilot_rollout_stalled{{instance="{at}", model="iris", version="2"}}',
             "values": f"{value}x120",
         }
         for at, value in [("a:8000", 1), ("b:8000", 0)]
@@ -217,12 +218,12 @@ def test_a_servers_own_verdict_fires_naming_that_server(tmp_path: Path) -> None:
             "exp_labels": {
                 "instance": "a:8000",
                 "model": "iris",
-                "version": "1",
+                "version": "2",
                 "severity": "critical",
             }
         }
     ]
-    test = {"eval_time": "20m", "alertname": "ModelPilotConceptDrift", "exp_alerts": fired}
+    test = {"eval_time": "20m", "alertname": "ModelPilotRolloutStalled", "exp_alerts": fired}
     run_rule_tests(tmp_path, [{"input_series": series, "alert_rule_test": [test]}])
 
 
@@ -232,7 +233,7 @@ def test_the_feature_drift_rule_and_panel_say_what_their_metric_means() -> None:
     a test's p-value decides it."""
     rule = alert_rule("ModelPilotFeatureDrift")
     assert rule["expr"].startswith(
-        "max by (instance, model, version, feature) (modelpilot_feature_drifted)"
+        "max by (model, version, feature) (max_over_time(modelpilot_feature_drifted[2m]))"
     )
     text = words(" ".join(rule["annotations"].values()))
     verdict = [p for p, t in dashboard_targets() if "modelpilot_feature_drifted" in t["expr"]]
