@@ -18,18 +18,12 @@ from modelpilot.errors import BadRequest
 from modelpilot.protocol.rows import request_from_rows
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
+from modelpilot.serving.cache_entries import cache_key, pack, unpack
+from modelpilot.serving.disk_result_cache import DiskResultCache
 from modelpilot.serving.engine import InferenceEngine
+from modelpilot.serving.redis_result_cache import RedisResultCache
 from modelpilot.serving.registration import register_model
-from modelpilot.serving.result_cache import (
-    DiskResultCache,
-    MemoryResultCache,
-    RedisResultCache,
-    ResultCache,
-    cache_key,
-    create_result_cache,
-    pack,
-    unpack,
-)
+from modelpilot.serving.result_cache import MemoryResultCache, ResultCache, create_result_cache
 from tests.services import require_redis, unavailable
 
 COUNTING_MODEL = '''

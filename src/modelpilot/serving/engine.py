@@ -24,6 +24,7 @@ from modelpilot.runtimes.base import Runtime, batch_rows
 from modelpilot.runtimes.flavors import load_runtime
 from modelpilot.serving.acceleration import accelerate
 from modelpilot.serving.batcher import AdaptiveBatcher, BatchingPolicy, OnBatch, Predicted
+from modelpilot.serving.cache_entries import cache_key
 from modelpilot.serving.calls import (
     ModelFailures,
     batching_policy,
@@ -35,7 +36,7 @@ from modelpilot.serving.inputs import assemble_batch, requested_outputs, to_tens
 from modelpilot.serving.observers import EVENTS, InferenceObserver, handlers
 from modelpilot.serving.pool import LoadedModel, ModelPool
 from modelpilot.serving.repository_index import ModelIndexEntry, index_entries
-from modelpilot.serving.result_cache import cache_key, create_result_cache
+from modelpilot.serving.result_cache import LOOKUP_SHARE, create_result_cache
 from modelpilot.serving.served import ServedModels, blocking
 
 logger = logging.getLogger(__name__)
@@ -301,7 +302,9 @@ class InferenceEngine:
             return self._response(loaded, request_id, arrays, names)
         key = cache_key(loaded.version, batch, computed)
         started = time.perf_counter()
-        cached = await cache.get(key)
+        # The request's deadline covers the lookup too: a Redis that does not answer held a
+        # 50 ms request for its 1 s socket timeout, and the model then got 50 ms of its own.
+        cached = await cache.get(key, timeout[0] * LOOKUP_SHARE)
         looked_up = time.perf_counter() - started
         version = loaded.version
         if cached is not None:
@@ -310,13 +313,9 @@ class InferenceEngine:
                 rows = [batch_rows(batch)]
                 self._notify("predicted", version, [request_id], rows, batch, cached)
             return self._response(loaded, request_id, cached, names)
-        arrays = await self._run(loaded, batch, computed, request_id, timeout)
-        started = time.perf_counter()
-        await cache.set(key, arrays)
-        stored = time.perf_counter() - started
-        self._notify(
-            "cache_looked_up", version.model, str(version.version), False, looked_up + stored
-        )
+        arrays = await self._run(loaded, batch, computed, request_id, timeout, looked_up)
+        await cache.save(key, arrays)  # in the background: the answer does not wait on it
+        self._notify("cache_looked_up", version.model, str(version.version), False, looked_up)
         return self._response(loaded, request_id, arrays, names)
 
     def _response(
@@ -340,14 +339,16 @@ class InferenceEngine:
         names: list[str],
         request_id: str,
         timeout: tuple[float, bool],
+        spent: float = 0.0,
     ) -> dict[str, np.ndarray]:
-        """``timeout``: the seconds the request may take, and whether they are its own."""
+        """``timeout``: the seconds the request may take, and whether they are its own;
+        ``spent``: how many of them went before (on the result cache)."""
         batcher = loaded.batcher or self._batcher_for(loaded)
         future = batcher.enqueue(batch, names, request_id)
         # A timer on the future rather than asyncio.wait_for, which costs a task per request.
         seconds, asked = timeout
         timer = asyncio.get_running_loop().call_later(
-            seconds, expire, future, loaded.version, seconds, asked
+            max(seconds - spent, 0.0), expire, future, loaded.version, seconds, asked
         )
         try:
             return await future
