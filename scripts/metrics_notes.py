@@ -121,7 +121,8 @@ NOTES: dict[str, Note] = {
     ),
     "modelpilot_result_cache_errors_total": Note(
         "service",
-        "A cache that fails misses: the server serves without it and asks it again every 5 s.",
+        "A cache that fails misses: the server warns once, serves without it and asks it "
+        "again every 5 s. A damaged entry is a miss for its key alone.",
     ),
     "modelpilot_start_time_seconds": Note("service", "Unix time in seconds."),
     "modelpilot_uptime_seconds": Note("service", ""),

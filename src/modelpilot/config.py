@@ -111,7 +111,8 @@ class Settings(BaseSettings):
     """How long a cached answer is served."""
 
     result_cache_max_entries: int = Field(default=10_000, ge=1)
-    """Most answers the memory cache keeps (least recently used go first)."""
+    """Most answers the memory cache keeps (least recently used go first), or about as many
+    the disk cache does (the oldest go first)."""
 
     result_cache_dir: Path | None = None
     """Directory of the disk cache (shared by the workers of one machine)."""

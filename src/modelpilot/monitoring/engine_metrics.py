@@ -57,6 +57,7 @@ class EngineCollector(Collector):
         if cache is not None:
             yield CounterMetricFamily(
                 "modelpilot_result_cache_errors",
-                "Result cache lookups or stores that failed.",
+                "Result cache lookups or stores that failed, and entries that did not read "
+                "back (each a miss, and deleted).",
                 value=cache.errors,
             )

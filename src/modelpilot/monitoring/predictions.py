@@ -232,7 +232,16 @@ class PredictionBins:
                 sums[3 * column : 3 * column + 3] = self._sums(block[:, column], column)
         if self.classifier:
             # Few distinct labels in many rows: look each distinct one up once.
-            distinct, inverse = np.unique(values, return_inverse=True)
+            try:
+                distinct, inverse = np.unique(values, return_inverse=True)
+            except TypeError:
+                # Labels that do not sort together (str beside bytes or None, as a model may
+                # answer): by their text, as they are looked up. Else the whole round, of
+                # every request of the version, was dropped for one call's labels.
+                distinct, inverse = np.unique(
+                    np.array([label_key(v) for v in values.ravel()], dtype=object),
+                    return_inverse=True,
+                )
             codes = np.array(
                 [self._codes.get(label_key(v), len(self.classes)) for v in distinct],
                 dtype=np.int64,

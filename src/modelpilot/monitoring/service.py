@@ -183,8 +183,8 @@ class ServiceMetrics(InferenceObserver):
         )
         self.cache_seconds = Counter(
             "modelpilot_result_cache_duration_seconds",
-            "Time spent asking the result cache, in all: the lookup on a hit, the lookup and "
-            "storing the answer on a miss.",
+            "Time spent asking the result cache, in all: the lookup, on a hit and on a miss "
+            "(a miss's answer is stored after it is sent, and not counted here).",
             ["model", "version", "result"],
             registry=None,
         )
