@@ -88,9 +88,18 @@ NOTES: dict[str, Note] = {
     "modelpilot_request_duration_seconds": Note(
         "service", _LATENCY + " Failed requests included (their time apart: below)."
     ),
-    "modelpilot_queue_duration_seconds": Note("service", _LATENCY),
+    "modelpilot_queue_duration_seconds": Note(
+        "service",
+        _LATENCY + " Requests that timed out in the queue count too: in an overload, "
+        "theirs are the waits that show it.",
+    ),
     "modelpilot_batch_size_rows": Note(
-        "service", "Rows; buckets 1 to 1024 by powers of two. `_sum` counts every row scored."
+        "service",
+        "Rows; buckets 1 to 1024 by powers of two. `_sum` counts every row scored, `_count` "
+        "the model calls that answered (the statistics extension's `inference_count` and "
+        "`execution_count`). A row of a request whose client gave up while its call ran "
+        "counts (the model scored it). When one request breaks a batch, the failed call is "
+        "not counted and each request then run alone that is answered is a call of its own.",
     ),
     "modelpilot_model_call_duration_seconds": Note("service", _LATENCY),
     "modelpilot_failed_request_duration_seconds_total": Note(

@@ -121,7 +121,8 @@ class Settings(BaseSettings):
     """Most rows one model call takes when requests are batched (per model: metadata key)."""
 
     max_batch_latency_ms: float = Field(default=0.0, ge=0.0)
-    """How long a batch may wait for more rows while the model is busy (never when idle)."""
+    """How long a batch short of the maximum may wait for more rows while other clients are
+    about (a batch running, or requests arriving together); a lone client never waits."""
 
     batch_concurrency: int = Field(default=1, ge=1)
     """Batches of one model version that may run at the same time."""

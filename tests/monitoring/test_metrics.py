@@ -336,7 +336,8 @@ async def test_counts_gathered_on_the_request_path_read_as_prometheus_would_have
         if i % 4 == 0:
             batch = seconds[i : i + 4]
             call = 2.0 ** -(i % 11)  # sums of these are exact, in any order
-            metrics.batch_finished("m", "1", len(batch) * 300, batch, call)
+            metrics.queue_left("m", "1", batch)
+            metrics.batch_finished("m", "1", len(batch) * 300, len(batch), call)
             rows.observe(len(batch) * 300)
             for _ in batch:  # the call's time, once for each request it ran
                 compute.observe(call)

@@ -113,7 +113,8 @@ def test_the_service_metrics_export_no_created_series() -> None:
     service = ServiceMetrics()
     service.request_finished("m", "1", "rest", "ok", 0.01, None)
     service.request_finished("m", "1", "rest", "500", 0.01, "ModelFailure")
-    service.batch_finished("m", "1", 1, [0.001], 0.002)
+    service.queue_left("m", "1", [0.001])
+    service.batch_finished("m", "1", 1, 1, 0.002)
     service.cache_looked_up("m", "1", True, 0.001)
     text = generate_latest(service.registry).decode()
     assert "modelpilot_requests_total{" in text

@@ -13,13 +13,8 @@ import pytest
 
 from modelpilot.errors import Overloaded, Unavailable
 from modelpilot.runtimes.base import Batch
-from modelpilot.serving.batcher import (
-    INLINE_AFTER,
-    PEAK_WINDOW,
-    STALL_WINDOW,
-    AdaptiveBatcher,
-    BatchingPolicy,
-)
+from modelpilot.serving.batcher import PEAK_WINDOW, AdaptiveBatcher, BatchingPolicy
+from modelpilot.serving.call_placement import INLINE_AFTER, STALL_WINDOW
 
 
 class DoublingModel:
@@ -457,12 +452,13 @@ def test_queue_times_are_measured_finer_than_uvloops_clock() -> None:
     1 ms, never the microseconds a request really waits."""
     import uvloop
 
-    told: list[tuple[int, list[float], float]] = []
+    calls: list[float] = []
+    waits: list[float] = []
 
     async def main() -> None:
         with ThreadPoolExecutor(1) as pool:
             batcher = AdaptiveBatcher(DoublingModel(), pool, BatchingPolicy(max_batch_size=8))
-            batcher.listen(lambda rows, waits, seconds: told.append((rows, waits, seconds)), None)
+            batcher.listen(lambda rows, n, seconds: calls.append(seconds), None, waits.extend)
             for _ in range(20):
                 await batcher.enqueue(rows(1.0), ["y"])  # one at a time: a lone wait each
             batcher.cancel()
@@ -470,7 +466,97 @@ def test_queue_times_are_measured_finer_than_uvloops_clock() -> None:
     runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
     with runner:
         runner.run(main())
-    waits = [w for _, batch_waits, _ in told for w in batch_waits]
     assert len(waits) == 20
     assert all(w > 0 for w in waits), waits  # on uvloop's clock, most were exactly 0
-    assert all(seconds > 0 for _, _, seconds in told)
+    assert len(calls) == 20 and all(seconds > 0 for seconds in calls)
+
+
+class HoldingModel(DoublingModel):
+    """Doubles its input; a call holding a row of 777 waits until the test lets it go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = threading.Event()
+
+    def __call__(self, batch: Batch, outputs: list[str]) -> dict[str, np.ndarray]:
+        if (batch["x"] == 777).any():
+            self.held.wait(5)
+        return super().__call__(batch, outputs)
+
+
+async def arrive_apart(
+    batcher: AdaptiveBatcher, values: list[float]
+) -> list[asyncio.Task[dict[str, np.ndarray]]]:
+    """One request per value, 20 ms apart (clients arriving one after another)."""
+    tasks = []
+    for value in values:
+        tasks.append(asyncio.create_task(batcher.submit(rows(value), ["y"])))
+        await asyncio.sleep(0.02)
+    return tasks
+
+
+async def test_max_latency_gathers_requests_until_the_batch_is_full(
+    executor: ThreadPoolExecutor,
+) -> None:
+    """With a batch running, the next one waited only for the next single arrival (batches
+    of two), not up to ``max_latency`` for more rows, as Triton's ``max_queue_delay`` does."""
+    model = HoldingModel()
+    policy = BatchingPolicy(max_batch_size=6, max_latency=5.0, concurrency=2)
+    batcher = AdaptiveBatcher(model, executor, policy)
+    holder = asyncio.create_task(batcher.submit(rows(777), ["y"]))
+    await asyncio.sleep(0.05)
+    tasks = await arrive_apart(batcher, [1, 2, 3, 4, 5, 6])
+    results = await asyncio.wait_for(asyncio.gather(*tasks), 2)  # full: no 5 s wait
+    assert [r["y"].tolist() for r in results] == [[2.0], [4.0], [6.0], [8.0], [10.0], [12.0]]
+    assert model.sizes == [6]
+    model.held.set()
+    await holder
+    await batcher.close()
+
+
+async def test_max_latency_applies_at_the_default_concurrency(
+    executor: ThreadPoolExecutor,
+) -> None:
+    """At a concurrency of one, the wait needed a batch running while a slot was free: it
+    never happened. With other requests in the server (on their way to the queue), a batch
+    now waits for them."""
+    model = DoublingModel()
+    policy = BatchingPolicy(max_batch_size=4, max_latency=5.0)
+    batcher = AdaptiveBatcher(model, executor, policy, in_flight=lambda: 4)
+    tasks = await arrive_apart(batcher, [1, 2, 3, 4])
+    await asyncio.wait_for(asyncio.gather(*tasks), 2)
+    assert model.sizes == [4]
+    await batcher.close()
+
+
+async def test_a_short_batch_waits_out_max_latency_for_company(
+    executor: ThreadPoolExecutor,
+) -> None:
+    model = HoldingModel()
+    policy = BatchingPolicy(max_batch_size=64, max_latency=0.2, concurrency=2)
+    batcher = AdaptiveBatcher(model, executor, policy)
+    holder = asyncio.create_task(batcher.submit(rows(777), ["y"]))
+    await asyncio.sleep(0.05)
+    started = time.perf_counter()
+    tasks = await arrive_apart(batcher, [1, 2])
+    await asyncio.wait_for(asyncio.gather(*tasks), 2)
+    assert time.perf_counter() - started >= 0.2  # held for company, as asked
+    assert model.sizes == [2]
+    model.held.set()
+    await holder
+    await batcher.close()
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+async def test_a_lone_client_never_waits_for_max_latency(
+    executor: ThreadPoolExecutor, concurrency: int
+) -> None:
+    """One request at a time, nobody else in the server: nothing to wait for."""
+    model = DoublingModel()
+    policy = BatchingPolicy(max_latency=30.0, concurrency=concurrency)
+    batcher = AdaptiveBatcher(model, executor, policy, in_flight=lambda: 1)
+    for value in range(5):
+        result = await asyncio.wait_for(batcher.submit(rows(value), ["y"]), 2)
+        assert result["y"].tolist() == [2.0 * value]
+    assert model.sizes == [1] * 5
+    await batcher.close()

@@ -124,22 +124,23 @@ class ServiceMetrics(InferenceObserver):
         )
         self.queue = Histogram(
             "modelpilot_queue_duration_seconds",
-            "Time a request waited for its batch to start.",
+            "Time a request waited in the queue: for its batch to start, or, if it timed out "
+            "or its client gave up there, until then.",
             ["model", "version"],
             buckets=LATENCY_BUCKETS,
             registry=None,
         )
         self.batch_rows = Histogram(
             "modelpilot_batch_size_rows",
-            "Rows per model call.",
+            "Rows per model call that answered (a failed call scored none and is not counted).",
             ["model", "version"],
             buckets=BATCH_BUCKETS,
             registry=None,
         )
         self.compute = Histogram(
             "modelpilot_model_call_duration_seconds",
-            "Time the model call that ran a request took (a batch's call, counted once for "
-            "each request in it).",
+            "Time the model call that answered a request took (a batch's call, counted once "
+            "for each request in it).",
             ["model", "version"],
             buckets=LATENCY_BUCKETS,
             registry=None,
@@ -255,18 +256,23 @@ class ServiceMetrics(InferenceObserver):
         model: str,
         version: str,
         rows: int,
-        queue_seconds: Sequence[float],
+        requests: int,
         seconds: float,
     ) -> None:
         rows_tally = self._batch_rows.get((model, version))
         if rows_tally is None:
             rows_tally = self._batch_rows[(model, version)] = Tally(BATCH_BUCKETS)
-            self._queue[(model, version)] = Tally(LATENCY_BUCKETS)
             self._compute[(model, version)] = Tally(LATENCY_BUCKETS)
         rows_tally.add(rows)
         # Each request in the batch waited for the whole call.
-        self._compute[(model, version)].add(seconds, len(queue_seconds))
-        queue = self._queue[(model, version)]
+        self._compute[(model, version)].add(seconds, requests)
+        if not self._flush_due:
+            self._schedule_flush()
+
+    def queue_left(self, model: str, version: str, queue_seconds: Sequence[float]) -> None:
+        queue = self._queue.get((model, version))
+        if queue is None:
+            queue = self._queue[(model, version)] = Tally(LATENCY_BUCKETS)
         for waited in queue_seconds:
             queue.add(waited)
         if not self._flush_due:

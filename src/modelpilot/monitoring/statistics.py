@@ -38,9 +38,10 @@ class VersionStatistics:
     last_inference: float = 0.0
     """Unix time of its last answer (0 if none)."""
     inference_count: int = 0
-    """Rows it was given (a request of 8 rows is 8 inferences)."""
+    """Rows the model scored in calls that answered (a request of 8 rows is 8 inferences);
+    as Triton counts successful inferences, rows of failed calls are left out."""
     execution_count: int = 0
-    """Model calls (batches)."""
+    """Model calls (batches) that answered (Triton: successful executions)."""
     success: Duration = field(default_factory=Duration)
     fail: Duration = field(default_factory=Duration)
     queue: Duration = field(default_factory=Duration)

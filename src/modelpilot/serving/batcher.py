@@ -2,30 +2,19 @@
 
 A lone request on an idle model runs at once; no timer holds it back. While the model is busy,
 requests queue, and when a slot frees, everything queued (up to ``max_batch_size`` rows) runs
-as one batch. ``max_latency`` lets a batch wait a little longer for company when the queue is
-short but traffic is steady; it only applies while other batches are running, so it never
-delays a request on an idle model. A batch that fails is retried request by request, so that a
-request the model chokes on fails alone.
+as one batch. A batch that fails is retried request by request, so that a request the model
+chokes on fails alone. Where the calls run (the event loop or a thread pool) is
+``call_placement``'s concern.
 
-Model calls run on a thread pool, off the event loop, with one exception: a model whose calls
-all finish within ``inline_below`` (an ONNX forest answers 16 rows in tens of microseconds) is
-called on the loop itself, because handing such a call to a thread costs more than the call:
-a future, a thread wake-up, and two handovers of the interpreter lock, during which the loop
-waits. The batcher times every call; only after ``INLINE_AFTER`` calls in a row came in under
-the bound does it call inline, and one inline call over twice the bound sends it back to the
-thread pool. So a slow model never holds the loop for more than one call.
-
-Calls are timed in the CPU time of the thread that makes them, which leaves out the waits for
-the interpreter lock that a busy server imposes on any thread. A model that waits for
-something else (a sleep, a socket) shows it in wall time instead; so a call also counts as
-fast only if its wall time exceeds its budget by less than one switch interval of the
-interpreter lock (``sys.getswitchinterval()``, the longest such a wait should last).
-
-That slack lets through a model that waits a little on every call (a millisecond for a
-feature store, say): harmless on the pool, but on the loop each such wait stops every other
-request. So on the loop a call should take about its CPU time; when most calls of a stretch
-of ``STALL_WINDOW`` take more than twice that, calls go back to the pool and must prove fast
-twice as long as before (up to ``INLINE_AFTER_MAX`` calls) before they try the loop again.
+``max_latency`` (Triton's ``max_queue_delay``) lets a batch that is short of ``max_batch_size``
+wait for company until its oldest request has waited that long, but only while other clients
+are about: another batch of the version is running, the server holds requests for the model
+that have not reached the queue yet, or, within the last ``max_latency``, a request arrived
+while another was in the server. Requests that never overlap in the server leave the model
+idle between them: it keeps up, so holding them would add latency and save nothing, and a lone
+client (one request at a time) never waits. Behind a busy model at the default concurrency of
+one, requests queue anyway; the wait then applies when the model frees before the oldest of
+them has waited ``max_latency``.
 
 Calls on the loop leave no time for requests to pile up behind a running call, which is how
 batches form on the pool. So when other clients are active, a batch lets the loop turn up to
@@ -40,14 +29,19 @@ holds as many rows as the server holds requests, or held at the busiest moment o
 turn with nothing else to do takes microseconds; a lone client has nobody to wait for and runs
 at once. (Stopping as soon as a turn brought nobody gave half the batch size and none of the
 throughput: arrivals come in bursts a few turns apart.)
+
+What the observers are told: each model call that answered (its rows, requests and time; a
+call that failed scored nothing and is not told, so a batch one request broke shows as the
+calls that then ran its requests alone), and how long each request waited in the queue, also
+one that timed out or was given up there (in an overload those are the waits that matter).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -57,28 +51,24 @@ import numpy as np
 
 from modelpilot.errors import Overloaded, Unavailable
 from modelpilot.runtimes.base import Batch, batch_rows
+from modelpilot.serving.call_placement import CallPlacement, Predict
 
 logger = logging.getLogger(__name__)
 
-INLINE_AFTER = 64
-"""Calls in a row under ``inline_below`` on the thread pool before calls move to the loop."""
-INLINE_AFTER_MAX = 64 * INLINE_AFTER
-"""The most fast calls asked for after calls on the loop kept stalling."""
 GATHER_TURNS = 48
 """Most turns of the loop a batch run on the loop waits for company."""
 PEAK_WINDOW = 0.01
 """Seconds for which a moment with several requests in the server counts as recent."""
 BUSY_GAP = 0.001
 """Seconds after a batch of several callers during which the model counts as busy."""
-STALL_WINDOW = 64
-"""Calls on the loop judged together: back to the pool if most of them stalled."""
-STALL_SLACK = 20e-6
-"""Seconds of wall time beyond twice its CPU time that a call on the loop may take."""
 
-Predict = Callable[[Batch, list[str]], dict[str, np.ndarray]]
-OnBatch = Callable[[int, list[float], float], None]
-"""Told as each batch has run: its rows, how long each caller waited in the queue, and the
-seconds its model call took (with the calls of its requests alone, if one of them broke it)."""
+OnBatch = Callable[[int, int, float], None]
+"""Told after each model call that answered: its rows, its requests, and its seconds. A call
+that failed is not told: it scored no row (its requests fail with their own errors, and
+when a batch broke, the calls that then run its requests alone are told, each on its own)."""
+OnQueued = Callable[[list[float]], None]
+"""Told as requests leave the queue: how long each waited there, for its batch to start, or
+until it timed out, its caller gave up, or the model went away while it was queued."""
 Predicted = Callable[[list[str], list[int], Batch, dict[str, np.ndarray]], None]
 """Told after each successful model call: the callers' tags, their row counts, the inputs
 and the outputs of the call (all rows, in the callers' order; a caller that gave up while
@@ -92,7 +82,8 @@ class BatchingPolicy:
     max_batch_size: int = 64
     """Most rows in one call to the model."""
     max_latency: float = 0.0
-    """Seconds a batch may wait for more rows while the model is busy (0: never wait)."""
+    """Seconds a batch may wait for more rows while other clients are about (0: never wait;
+    see the module's docstring)."""
     concurrency: int = 1
     """Batches of this version that may run at once (threads, or ONNX sessions in parallel)."""
     max_queue_rows: int = 10_000
@@ -109,6 +100,10 @@ class _Item:
     future: asyncio.Future[dict[str, np.ndarray]] = field(repr=False)
     queued_at: float = 0.0
     tag: str = ""
+    on_left: Callable[[asyncio.Future[dict[str, np.ndarray]]], None] | None = field(
+        default=None, repr=False
+    )
+    """Tells its wait if the request leaves the queue before its batch starts (``_left``)."""
 
 
 class AdaptiveBatcher:
@@ -121,14 +116,15 @@ class AdaptiveBatcher:
         policy: BatchingPolicy,
         on_batch: OnBatch | None = None,
         on_predicted: Predicted | None = None,
+        on_queued: OnQueued | None = None,
         in_flight: Callable[[], int] | None = None,
     ) -> None:
-        self._predict = predict
         self._on_batch = on_batch
         self._on_predicted = on_predicted
+        self._on_queued = on_queued
         self._in_flight = in_flight
         """Requests for this model the server holds, queued here or not (see _gather)."""
-        self._executor = executor
+        self._calls = CallPlacement(predict, executor, policy.inline_below)
         self.policy = policy
         self._queue: list[_Item] = []
         self._queued_rows = 0
@@ -137,21 +133,27 @@ class AdaptiveBatcher:
         self._worker: asyncio.Task[None] | None = None
         self.batches = 0
         self.batched_rows = 0
-        self.inline = False
-        """Calls run on the event loop (fast model, see the module's docstring)."""
-        self._fast_calls = 0
-        self._inline_after = INLINE_AFTER
         self._last_callers = 0
         self._last_finish = -1.0
         self._peak = 0
         """Most requests in the server at an arrival, over the last ``PEAK_WINDOW``."""
         self._peak_at = -1.0
-        self._loop_calls = 0
-        self._stalled_calls = 0
+        self._company_at = -1.0
+        """When a request last arrived while another was in the server (for ``max_latency``)."""
 
-    def listen(self, on_batch: OnBatch | None, on_predicted: Predicted | None) -> None:
-        """Who is told of each model call from now on (see ``__init__``)."""
-        self._on_batch, self._on_predicted = on_batch, on_predicted
+    def listen(
+        self,
+        on_batch: OnBatch | None,
+        on_predicted: Predicted | None,
+        on_queued: OnQueued | None = None,
+    ) -> None:
+        """Who is told of each model call and queue wait from now on (see ``__init__``)."""
+        self._on_batch, self._on_predicted, self._on_queued = on_batch, on_predicted, on_queued
+
+    @property
+    def inline(self) -> bool:
+        """Calls run on the event loop (a fast model, see ``call_placement``)."""
+        return self._calls.inline
 
     @property
     def queued_rows(self) -> int:
@@ -183,13 +185,33 @@ class AdaptiveBatcher:
             held = self._in_flight()
             if held >= self._peak or now - self._peak_at > PEAK_WINDOW:
                 self._peak, self._peak_at = held, now
+            if held > 1:
+                self._company_at = now
+        elif self._queue or self._running:
+            self._company_at = now
         item = _Item(batch, tuple(outputs), rows, loop.create_future(), now, tag)
+        if self._on_queued is not None:
+            item.on_left = functools.partial(self._left, item)
+            item.future.add_done_callback(item.on_left)
         self._queue.append(item)
         self._queued_rows += rows
         self._ensure_worker()
         assert self._wakeup is not None
         self._wakeup.set()
         return item.future
+
+    def _left(self, item: _Item, _: asyncio.Future[dict[str, np.ndarray]]) -> None:
+        """``item`` left the queue before its batch started (a batch that starts takes this
+        callback off its requests and tells their waits itself)."""
+        self._observe_waits([time.perf_counter() - item.queued_at])
+
+    def _observe_waits(self, waits: list[float]) -> None:
+        if self._on_queued is None:
+            return
+        try:
+            self._on_queued(waits)
+        except Exception:
+            logger.exception("queue observer failed")
 
     def _ensure_worker(self) -> None:
         if self._worker is None or self._worker.done():
@@ -223,20 +245,15 @@ class AdaptiveBatcher:
             await wakeup.wait()
             wakeup.clear()
             while self._queue and self._running < self.policy.concurrency:
-                if self._running and self.policy.max_latency > 0 and self._short_queue():
-                    # Busy and the queue is thin: give it a moment to fill.
-                    try:
-                        await asyncio.wait_for(wakeup.wait(), self.policy.max_latency)
-                        wakeup.clear()
-                    except asyncio.TimeoutError:
-                        pass
-                    if self._running >= self.policy.concurrency:
-                        break
+                if self.policy.max_latency > 0 and self._short_queue() and self._company():
+                    await self._fill(wakeup)
                 elif self.inline and not self._running:
                     await self._gather()
-                    if not self._queue:  # cancelled meanwhile
-                        break
+                if not self._queue:  # cancelled meanwhile
+                    break
                 items = self._take()
+                if not items:  # every queued request had gone
+                    continue
                 self._last_callers = len(items)
                 self._running += 1
                 task = asyncio.create_task(self._execute(items))
@@ -244,6 +261,26 @@ class AdaptiveBatcher:
 
     def _short_queue(self) -> bool:
         return self._queued_rows < self.policy.max_batch_size
+
+    def _company(self) -> bool:
+        """Whether other clients are about, so that a short batch may wait for them."""
+        if self._running:
+            return True
+        if time.perf_counter() - self._company_at <= self.policy.max_latency:
+            return True
+        return self._in_flight is not None and self._in_flight() > len(self._queue)
+
+    async def _fill(self, wakeup: asyncio.Event) -> None:
+        """Wait until the queue holds a full batch or its oldest request has waited
+        ``max_latency`` (Triton's ``max_queue_delay``), whichever comes first."""
+        deadline = self._queue[0].queued_at + self.policy.max_latency
+        while self._queue and self._short_queue():
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return
+            wakeup.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), left)
 
     async def _gather(self) -> None:
         """Let the loop turn a few times while other clients are active (module docstring)."""
@@ -270,16 +307,22 @@ class AdaptiveBatcher:
             self._wakeup.set()
 
     def _take(self) -> list[_Item]:
-        """The oldest request and every queued one that fits with it and asks the same."""
-        first = self._queue[0]
-        taken = [first]
-        rows = first.rows
+        """The oldest request and every queued one that fits with it and asks the same;
+        requests that gave up while queued leave the queue without taking room in a batch."""
+        taken: list[_Item] = []
+        rows = 0
         keep: list[_Item] = []
-        for item in self._queue[1:]:
-            if (
+        for item in self._queue:
+            if item.future.done():  # timed out or cancelled while queued
+                self._queued_rows -= item.rows
+                continue
+            if not taken:
+                taken.append(item)
+                rows = item.rows
+            elif (
                 rows + item.rows <= self.policy.max_batch_size
-                and item.outputs == first.outputs
-                and _compatible(first.batch, item.batch)
+                and item.outputs == taken[0].outputs
+                and _compatible(taken[0].batch, item.batch)
             ):
                 taken.append(item)
                 rows += item.rows
@@ -290,22 +333,18 @@ class AdaptiveBatcher:
         return taken
 
     async def _execute(self, items: list[_Item]) -> None:
-        items = [i for i in items if not i.future.done()]  # cancelled or timed out
+        # A request may have gone (timed out, cancelled) since _take: its own callback tells
+        # its wait.
+        items = [i for i in items if not i.future.done()]
         if not items:
             return
-        loop = asyncio.get_running_loop()
-        if self._on_batch is None:
-            await self._run_batch(loop, items)
-            return
-        started = time.perf_counter()
-        waits = [started - i.queued_at for i in items]
-        try:
-            await self._run_batch(loop, items)
-        finally:
-            try:
-                self._on_batch(sum(i.rows for i in items), waits, time.perf_counter() - started)
-            except Exception:
-                logger.exception("batch observer failed")
+        if self._on_queued is not None:
+            started = time.perf_counter()
+            for item in items:
+                if item.on_left is not None:
+                    item.future.remove_done_callback(item.on_left)
+            self._observe_waits([started - i.queued_at for i in items])
+        await self._run_batch(asyncio.get_running_loop(), items)
 
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, items: list[_Item]) -> None:
         outputs = list(items[0].outputs)
@@ -313,14 +352,17 @@ class AdaptiveBatcher:
             await self._run_one(loop, items[0], outputs)
             return
         merged = {name: np.concatenate([i.batch[name] for i in items]) for name in items[0].batch}
+        rows = sum(i.rows for i in items)
+        started = time.perf_counter()
         try:
-            result = await self._call(loop, merged, outputs)
+            result = await self._calls.call(loop, merged, outputs)
         except Exception:
             # Someone in the batch broke it; find out who by running each alone.
             await asyncio.gather(*(self._run_one(loop, i, outputs) for i in items))
             return
+        self._called(rows, len(items), time.perf_counter() - started)
         self.batches += 1
-        self.batched_rows += sum(i.rows for i in items)
+        self.batched_rows += rows
         start = 0
         unanswered: list[int] = []
         for index, item in enumerate(items):
@@ -338,56 +380,27 @@ class AdaptiveBatcher:
     async def _run_one(
         self, loop: asyncio.AbstractEventLoop, item: _Item, outputs: list[str]
     ) -> None:
+        started = time.perf_counter()
         try:
-            result = await self._call(loop, item.batch, outputs)
+            result = await self._calls.call(loop, item.batch, outputs)
         except Exception as exc:
             if not item.future.done():
                 item.future.set_exception(exc)
             return
+        self._called(item.rows, 1, time.perf_counter() - started)
         self.batches += 1
         self.batched_rows += item.rows
         if not item.future.done():  # else timed out or cancelled during the call
             item.future.set_result(result)
             self._tell([item], item.batch, result)
 
-    async def _call(
-        self, loop: asyncio.AbstractEventLoop, batch: Batch, outputs: list[str]
-    ) -> dict[str, np.ndarray]:
-        """One model call: on the loop if the model is fast enough, else on the pool; timed."""
-        bound = self.policy.inline_below
-        if bound <= 0:
-            return await loop.run_in_executor(self._executor, self._predict, batch, outputs)
-        if self.inline:
-            started, cpu = time.perf_counter(), time.thread_time()
-            try:
-                return self._predict(batch, outputs)
-            finally:
-                self._judge_loop_call((time.thread_time() - cpu, time.perf_counter() - started))
-        result, timing = await loop.run_in_executor(
-            self._executor, _timed, self._predict, batch, outputs
-        )
-        self._fast_calls = self._fast_calls + 1 if _within(timing, bound) else 0
-        self.inline = self._fast_calls >= self._inline_after
-        return result
-
-    def _judge_loop_call(self, timing: tuple[float, float]) -> None:
-        """Back to the pool after a slow call, or a stretch of mostly stalled ones."""
-        if not _within(timing, 2 * self.policy.inline_below):
-            self.inline, self._fast_calls = False, 0
-            self._loop_calls = self._stalled_calls = 0
+    def _called(self, rows: int, requests: int, seconds: float) -> None:
+        if self._on_batch is None:
             return
-        cpu, wall = timing
-        self._loop_calls += 1
-        self._stalled_calls += wall > 2 * cpu + STALL_SLACK
-        if self._loop_calls < STALL_WINDOW:
-            return
-        stalled = 2 * self._stalled_calls > self._loop_calls
-        self._loop_calls = self._stalled_calls = 0
-        if stalled:
-            self.inline, self._fast_calls = False, 0
-            self._inline_after = min(2 * self._inline_after, INLINE_AFTER_MAX)
-        else:
-            self._inline_after = INLINE_AFTER
+        try:
+            self._on_batch(rows, requests, seconds)
+        except Exception:
+            logger.exception("batch observer failed")
 
     def _tell_answered(
         self,
@@ -422,21 +435,6 @@ class AdaptiveBatcher:
             self._on_predicted(tags, rows, batch, result)
         except Exception:
             logger.exception("prediction observer failed")
-
-
-def _timed(
-    predict: Predict, batch: Batch, outputs: list[str]
-) -> tuple[dict[str, np.ndarray], tuple[float, float]]:
-    """``predict``'s result, and the call's (CPU, wall) seconds on this thread."""
-    started, cpu = time.perf_counter(), time.thread_time()
-    result = predict(batch, outputs)
-    return result, (time.thread_time() - cpu, time.perf_counter() - started)
-
-
-def _within(timing: tuple[float, float], budget: float) -> bool:
-    """CPU time under ``budget``, and wall time only a lock handover more (see above)."""
-    cpu, wall = timing
-    return cpu < budget and wall < budget + sys.getswitchinterval()
 
 
 def _compatible(a: Batch, b: Batch) -> bool:

@@ -23,7 +23,13 @@ from modelpilot.registry.types import ModelVersion
 from modelpilot.runtimes.base import Runtime, batch_rows
 from modelpilot.runtimes.flavors import load_runtime
 from modelpilot.serving.acceleration import accelerate
-from modelpilot.serving.batcher import AdaptiveBatcher, BatchingPolicy, OnBatch, Predicted
+from modelpilot.serving.batcher import (
+    AdaptiveBatcher,
+    BatchingPolicy,
+    OnBatch,
+    OnQueued,
+    Predicted,
+)
 from modelpilot.serving.cache_entries import cache_key
 from modelpilot.serving.calls import (
     ModelFailures,
@@ -378,13 +384,18 @@ class InferenceEngine:
         )
         return loaded.batcher
 
-    def _hooks(self, version: ModelVersion) -> tuple[OnBatch | None, Predicted | None]:
-        """Whom ``version``'s batcher tells of each model call: None for an event no observer
-        listens to, so that a call pays for none."""
+    def _hooks(
+        self, version: ModelVersion
+    ) -> tuple[OnBatch | None, Predicted | None, OnQueued | None]:
+        """Whom ``version``'s batcher tells of each model call and queue wait: None for an
+        event no observer listens to, so that a call pays for none."""
         name, number = version.model, str(version.version)
 
-        def on_batch(rows: int, waits: list[float], seconds: float) -> None:
-            self._notify("batch_finished", name, number, rows, waits, seconds)
+        def on_batch(rows: int, requests: int, seconds: float) -> None:
+            self._notify("batch_finished", name, number, rows, requests, seconds)
+
+        def on_queued(waits: list[float]) -> None:
+            self._notify("queue_left", name, number, waits)
 
         def on_predicted(
             ids: list[str],
@@ -402,6 +413,7 @@ class InferenceEngine:
         return (
             on_batch if self._handlers["batch_finished"] else None,
             on_predicted if self._handlers["predicted"] else None,
+            on_queued if self._handlers["queue_left"] else None,
         )
 
     async def get_model(self, model: str, version: str | None = None) -> LoadedModel:

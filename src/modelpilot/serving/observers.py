@@ -14,7 +14,7 @@ import numpy as np
 
 from modelpilot.registry.types import ModelVersion
 
-EVENTS = ("request_finished", "batch_finished", "predicted", "cache_looked_up")
+EVENTS = ("request_finished", "batch_finished", "queue_left", "predicted", "cache_looked_up")
 
 
 class InferenceObserver:
@@ -34,12 +34,17 @@ class InferenceObserver:
         model: str,
         version: str,
         rows: int,
-        queue_seconds: Sequence[float],
+        requests: int,
         seconds: float,
     ) -> None:
-        """One batch of ``rows`` rows ran in ``seconds`` (its model call, or the calls that
-        ran its requests one by one when one of them broke it); each request in it had
-        waited that long in the queue."""
+        """One model call answered a batch of ``rows`` rows from ``requests`` requests in
+        ``seconds`` (a request whose caller gave up during the call among them: the model
+        did score it). A call that failed is not told: it scored nothing. When one request
+        broke a batch, each call that then ran a request of it alone and answered is told."""
+
+    def queue_left(self, model: str, version: str, queue_seconds: Sequence[float]) -> None:
+        """Requests left the version's queue, each after waiting that long: for its batch to
+        start, or until it timed out, its caller gave up, or the version went away."""
 
     def predicted(
         self,
