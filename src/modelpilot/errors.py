@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Literal, NamedTuple
+
+
+class NextCall(NamedTuple):
+    """A call that an error's message advises the client to make next, which each transport
+    names its own way, after the message (REST by its path, gRPC by its method): the core
+    does not know a transport's paths, and a gRPC client told to ``POST /v2/...`` was told
+    what it cannot do.
+
+    ``load``: load ``model`` through the repository API; ``ready``: ask whether ``model``'s
+    ``version`` is ready; ``extensions``: read the server's metadata, which lists them."""
+
+    kind: Literal["load", "ready", "extensions"]
+    model: str = ""
+    version: str = ""
+
 
 class ModelPilotError(Exception):
     """Base of every error ModelPilot raises on purpose.
@@ -16,10 +32,17 @@ class ModelPilotError(Exception):
     request_id: str | None = None
     """The id the client gave the request that failed, once a transport knows it (REST
     answers with it in x-request-id, as it does on success)."""
+    next_call: NextCall | None = None
+    """The call the message advises, that each transport names after it (``NextCall``)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def advising(self, call: NextCall) -> ModelPilotError:
+        """This error, with ``call`` as the one its message advises; for ``raise``."""
+        self.next_call = call
+        return self
 
     def __str__(self) -> str:
         return self.message

@@ -85,3 +85,20 @@ def checked_request_id(value: Any) -> str | None:
     if not text.isprintable() and _CONTROL.search(text):  # the test in C first: fast
         raise BadRequest(f"the request id {quoted(text)} holds control characters")
     return text
+
+
+def answerable_request_id(value: Any) -> str | None:
+    """A request id as ``checked_request_id`` takes it, refused (BadRequest) if it begins or
+    ends with a space: for an inference answered over REST or gRPC, whose answer carries the
+    id in its ``x-request-id`` header (or metadata) as well. HTTP and HTTP/2 drop the spaces
+    around a header's value, so the header and the answer's ``id`` would name two ids, and a
+    label posted for what the header said would match nothing. Refused rather than trimmed,
+    as the id is the client's: one that kept it with its spaces would label it so."""
+    text = checked_request_id(value)
+    if text is not None and (text[0] == " " or text[-1] == " "):
+        raise BadRequest(
+            f"the request id {quoted(text)} begins or ends with a space, which the answer's "
+            "x-request-id header (gRPC metadata) cannot carry: HTTP drops it; send the id "
+            "without the spaces"
+        )
+    return text

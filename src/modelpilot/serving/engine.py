@@ -141,7 +141,9 @@ class InferenceEngine:
 
     @property
     def ready(self) -> bool:
-        """Started, not stopping, and every served model's current version in memory."""
+        """Started, not stopping, and every served model's current version in memory (a
+        model loading since start-up, through the repository API, counts only once loaded:
+        ``ServedModels.all_loaded``)."""
         if not self._started or self._draining or self._stopping:
             return False
         return self.served.all_loaded()
@@ -443,9 +445,12 @@ class InferenceEngine:
         await self.served.check(model, version)
 
     async def model_ready(self, model: str, version: str | None = None) -> bool:
-        """True when the version a request would reach is loaded; never loads."""
-        if version in (None, "") and not self.served.is_served(model):
-            return False
+        """True when the version a request would reach is loaded; never loads, and never
+        waits for a load: a probe must answer at once, and a model whose first version is
+        still loading is not ready (awaiting ``served.version`` would wait for that load)."""
+        if version in (None, ""):
+            current = self.served.serving(model)
+            return current is not None and current.key in self.pool
         try:
             mv = await self.served.version(model, version)
         except NotFound:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from modelpilot.errors import InvalidInput, quoted
+from modelpilot.errors import InvalidInput, NextCall, quoted
 from modelpilot.protocol.datatypes import datatype_of
 from modelpilot.protocol.rows import RecordField
 from modelpilot.protocol.types import RequestedOutput, Tensor
@@ -388,9 +388,9 @@ def requested_outputs(signature: Signature, requested: Sequence[RequestedOutput]
         # tensor; answering the tensor would hand the client another shape than it expects.
         raise InvalidInput(
             f"output(s) {quoted(classified)} ask for classification, an extension this server "
-            "does not offer (see the extensions in GET /v2); ask for predict_proba and take the "
-            "top classes from it, or for predict"
-        )
+            "does not offer; ask for predict_proba and take the top classes from it, or for "
+            "predict. The server's metadata lists the extensions it offers"
+        ).advising(NextCall("extensions"))
     unknown = [n for n in names if n not in available]
     if unknown:
         raise InvalidInput(f"unknown output(s) {quoted(unknown)}; the model gives {available}")

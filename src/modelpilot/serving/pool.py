@@ -10,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
-from modelpilot.errors import ArtifactError, ModelNotReady, ModelPilotError
+from modelpilot.errors import ArtifactError, ModelNotReady, ModelPilotError, NextCall
 from modelpilot.registry.types import ModelVersion
 from modelpilot.runtimes.base import Runtime
 from modelpilot.serving.batcher import AdaptiveBatcher
@@ -90,9 +90,9 @@ class ModelPool:
             return await asyncio.wait_for(asyncio.shield(task), timeout)
         except asyncio.TimeoutError:
             raise ModelNotReady(
-                f"{version} is still loading after {timeout:g} s; it answers once loaded "
-                f"(GET /v2/models/{version.model}/versions/{version.version}/ready)"
-            ) from None
+                f"{version} is still loading after {timeout:g} s; it answers once loaded, "
+                "as its ready check will say"
+            ).advising(NextCall("ready", version.model, str(version.version))) from None
 
     def is_loading(self, key: VersionKey) -> bool:
         return key in self._loading

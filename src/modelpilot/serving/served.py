@@ -26,6 +26,7 @@ from modelpilot.errors import (
     MissingExtra,
     ModelNotFound,
     ModelPilotError,
+    NextCall,
     NotFound,
     RegistryUnavailable,
     quoted,
@@ -180,10 +181,24 @@ class ServedModels:
         return [str(served.ref) for served in self._served.values()]
 
     def all_loaded(self) -> bool:
-        """Every served model's current version in memory."""
-        return all(
-            s.current is not None and s.current.key in self.pool for s in self._served.values()
-        )
+        """Every served model that has a current version has it in memory.
+
+        A model with none yet is one asked for since start-up (a repository load, a first
+        request for a model registered since, another worker's load) whose first version is
+        loading, or failed to: its own readiness says not ready, but the server serves every
+        other model meanwhile, so stays ready. Were it unready, a load would take the server
+        out of its load balancer for as long as the load takes (every replica at once, when
+        an operator loads a model on all of them), and a load that failed would keep it out
+        for good. Start-up itself loads every model before the server is ready."""
+        return all(s.current.key in self.pool for s in self._served.values() if s.current)
+
+    def serving(self, model: str) -> ModelVersion | None:
+        """The version a request for ``model`` without a version goes to now, without waiting
+        for one: None while it has none (its first version loading, or not served)."""
+        served = self._served.get(model)
+        if served is None or model in self._unloaded:
+            return None
+        return served.current
 
     def current_versions(self) -> Iterator[tuple[str, ModelVersion | None]]:
         """Each served model and the version its requests go to (None before it resolved)."""
@@ -336,9 +351,8 @@ class ServedModels:
             return
         if model in self._unloaded:
             raise ModelNotFound(
-                f"model {quoted(model)} was unloaded; load it with "
-                f"POST /v2/repository/models/{model}/load"
-            )
+                f"model {quoted(model)} was unloaded; load it through the repository API"
+            ).advising(NextCall("load", model))
         if not self.serve_all:
             raise ModelNotFound(
                 f"model {quoted(model)} is not served here; served models: "

@@ -69,6 +69,24 @@ def grpc_status(client: H2Client, stream: int) -> str:
 
 
 @pytest.mark.parametrize("kind", ["native", "grpcio"])
+def test_a_message_over_the_limit_is_counted_on_both_fronts(
+    serve: Callable[[str], Served], kind: str
+) -> None:
+    """grpcio refused it before the handler ran ("Received message larger than max"), counted
+    nowhere, where the native front counted it 413 PayloadTooLarge as REST does."""
+    served = serve(kind)
+    rows = np.zeros((LIMIT // 32 + 1, 4))  # 8 bytes a value: over LIMIT, under twice it
+    with (
+        grpc.insecure_channel(f"127.0.0.1:{served.port}") as channel,
+        pytest.raises(grpc.RpcError) as info,
+    ):
+        pbg.GRPCInferenceServiceStub(channel).ModelInfer(infer_request(rows))
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert f"over the limit of {LIMIT} bytes" in str(info.value.details())
+    assert served.refused("413", "PayloadTooLarge") == (1, 1)
+
+
+@pytest.mark.parametrize("kind", ["native", "grpcio"])
 def test_a_message_that_is_no_protobuf_is_counted(
     serve: Callable[[str], Served], kind: str
 ) -> None:

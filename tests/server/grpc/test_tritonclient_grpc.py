@@ -165,7 +165,9 @@ def test_a_stream_is_refused_at_once_while_the_client_keeps_it_open(
     triton: grpcclient.InferenceServerClient,
 ) -> None:
     """Streaming is not served. ModelPilot's own front answered a call only once its request
-    had ended: tritonclient's stream, which stays open, waited forever for its answer."""
+    had ended: tritonclient's stream, which stays open, waited forever for its answer; then
+    it heard "no method ..." (grpcio: "Method not found!"), which said nothing of what to use
+    instead."""
     answers: queue.Queue[object] = queue.Queue()
     triton.start_stream(callback=lambda result, error: answers.put(error))
     try:
@@ -176,6 +178,8 @@ def test_a_stream_is_refused_at_once_while_the_client_keeps_it_open(
         error = answers.get(timeout=5)
         assert isinstance(error, InferenceServerException)
         assert error.status() == "StatusCode.UNIMPLEMENTED"
+        assert "ModelStreamInfer" in str(error.message())
+        assert "unary ModelInfer call" in str(error.message())
     finally:
         triton.stop_stream()
     # The connection serves on.

@@ -17,14 +17,27 @@ import struct
 import time
 import urllib.parse
 import zlib
+from typing import cast
 
 from google.protobuf.message import DecodeError, Message
 
 from modelpilot.errors import ModelPilotError, PayloadTooLarge, clipped, quoted
 from modelpilot.server.grpc.errors import Status, status_of
 from modelpilot.server.grpc.frames import literal
+from modelpilot.server.grpc.generated import inference_pb2 as pb
 from modelpilot.server.grpc.http2 import Http2Connection
-from modelpilot.server.grpc.servicer import INFER, InferenceServicer, Method, methods
+from modelpilot.server.grpc.servicer import (
+    INFER,
+    NOT_STREAMED,
+    REQUEST_ID,
+    STREAM_INFER,
+    InferenceServicer,
+    Method,
+    adopt_request_id,
+    echoed_id,
+    id_metadata,
+    methods,
+)
 from modelpilot.server.grpc.stream import Stream
 from modelpilot.serving.engine import InferenceEngine
 
@@ -97,10 +110,14 @@ class GrpcCalls:
 
     async def __call__(self, connection: Http2Connection, stream: Stream) -> None:
         method = None
+        request: Message | None = None
         started = time.perf_counter()
         try:
             method = self._method(stream)
             request = self._request(stream, method)
+            infer = method.path == INFER
+            if infer:
+                adopt_request_id(cast(pb.ModelInferRequest, request), stream.header(REQUEST_ID))
             timeout = deadline(stream.header("grpc-timeout"))
             if timeout is None:
                 response = await method.call(request)
@@ -114,18 +131,34 @@ class GrpcCalls:
                     f"{self.max_message} (MODELPILOT_GRPC_MAX_MESSAGE_BYTES)",
                 )
         except CallFailed as exc:
-            connection.respond(stream, trailers_only(exc.status, exc.http_status), None, None)
+            status = self._with_id(exc.status, stream, request)
+            connection.respond(stream, trailers_only(status, exc.http_status), None, None)
             if stream.header(":path") == INFER:
                 await count_refused(self.engine, exc, started)
         except asyncio.TimeoutError:
             status = Status("DEADLINE_EXCEEDED", "the call's deadline (grpc-timeout) passed")
+            status = self._with_id(status, stream, request)
             connection.respond(stream, trailers_only(status), None, None)
         except Exception as exc:
             status = status_of(exc, method.path if method else "a gRPC call")
+            status = self._with_id(status, stream, request)
             connection.respond(stream, trailers_only(status), None, None)
         else:
             message = b"\x00" + _length.pack(len(payload)) + payload
-            connection.respond(stream, RESPONSE_HEADERS, message, OK_TRAILERS)
+            headers = RESPONSE_HEADERS
+            if infer:
+                for key, value in id_metadata(cast(pb.ModelInferResponse, response).id):
+                    headers += literal(key, value)
+            connection.respond(stream, headers, message, OK_TRAILERS)
+
+    @staticmethod
+    def _with_id(status: Status, stream: Stream, request: Message | None) -> Status:
+        """``status`` with the client's request id in its metadata, for a ModelInfer call."""
+        if stream.header(":path") != INFER:
+            return status
+        return status._replace(
+            metadata=status.metadata + echoed_id(request, stream.header(REQUEST_ID))
+        )
 
     def answers_at_once(self, stream: Stream) -> bool:
         """A call of a method this server does not have (a stream, ``ModelStreamInfer``) is
@@ -143,12 +176,7 @@ class GrpcCalls:
                 "UNKNOWN", f"content-type {quoted(content_type)} is not application/grpc", 415
             )
         if stream.overflow == "request":
-            raise CallFailed(
-                "RESOURCE_EXHAUSTED",
-                f"the request is over the limit of {self.max_message} bytes "
-                "(MODELPILOT_GRPC_MAX_MESSAGE_BYTES)",
-                counted_as=PayloadTooLarge,
-            )
+            raise too_large(self.max_message)
         if stream.overflow == "connection":
             raise CallFailed(
                 "RESOURCE_EXHAUSTED",
@@ -158,7 +186,8 @@ class GrpcCalls:
             )
         method = self.methods.get(path)
         if method is None:
-            raise CallFailed("UNIMPLEMENTED", f"no method {clipped(path)}")
+            said = NOT_STREAMED if path == STREAM_INFER else f"no method {clipped(path)}"
+            raise CallFailed("UNIMPLEMENTED", said)
         return method
 
     def _request(self, stream: Stream, method: Method) -> Message:
@@ -212,6 +241,15 @@ class GrpcCalls:
                 counted_as=PayloadTooLarge,
             )
         return out
+
+
+def too_large(max_message: int) -> CallFailed:
+    """What a call whose request message is over ``max_message`` bytes ends with."""
+    return CallFailed(
+        "RESOURCE_EXHAUSTED",
+        f"the request is over the limit of {max_message} bytes (MODELPILOT_GRPC_MAX_MESSAGE_BYTES)",
+        counted_as=PayloadTooLarge,
+    )
 
 
 def decode_message(method: Method, data: bytes) -> Message:

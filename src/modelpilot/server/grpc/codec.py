@@ -15,7 +15,7 @@ from modelpilot.protocol.types import (
     InferenceResponse,
     RequestedOutput,
     Tensor,
-    checked_request_id,
+    answerable_request_id,
 )
 from modelpilot.server.grpc.generated import inference_pb2 as pb
 
@@ -99,7 +99,7 @@ def decode_request(message: pb.ModelInferRequest) -> InferenceRequest:
     _flag(parameters, "binary_data_output")
     return InferenceRequest(
         inputs=tensors,
-        id=checked_request_id(message.id),
+        id=answerable_request_id(message.id),
         parameters=parameters,
         outputs=outputs,
     )

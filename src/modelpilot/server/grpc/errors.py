@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import NamedTuple
 
-from modelpilot.errors import ModelPilotError, Unavailable, internal_message
+from modelpilot.errors import ModelPilotError, Unavailable, internal_message, quoted
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,22 @@ def status_of(exc: Exception, method: str) -> Status:
         metadata: tuple[tuple[str, str], ...] = ()
         if isinstance(exc, Unavailable):
             metadata = (("retry-after", str(round(exc.retry_after))),)
-        return Status(exc.grpc_status, exc.message, metadata)
+        return Status(exc.grpc_status, said(exc), metadata)
     logger.error("unexpected error in %s", method, exc_info=exc)
     return Status("INTERNAL", internal_message(exc))
+
+
+def said(exc: ModelPilotError) -> str:
+    """``exc``'s message, with the gRPC call that the call it advises is, if any (REST's
+    mapping names its paths: ``server/rest/errors.py``)."""
+    call = exc.next_call
+    if call is None:
+        return exc.message
+    if call.kind == "load":
+        named = f"RepositoryModelLoad, model_name {quoted(call.model)}"
+    elif call.kind == "ready":
+        version = f", version {quoted(call.version)}" if call.version else ""
+        named = f"ModelReady, name {quoted(call.model)}{version}"
+    else:
+        named = "ServerMetadata"
+    return f"{exc.message} (gRPC {named})"

@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import socket
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
+
+from google.protobuf.message import Message
 
 from modelpilot.config import Settings
 from modelpilot.monitoring.process import ProcessMonitoring
@@ -22,12 +24,26 @@ from modelpilot.server.grpc.calls import (
     GrpcCalls,
     count_refused,
     decode_message,
+    too_large,
     trailers_only,
 )
 from modelpilot.server.grpc.errors import Status, status_of
+from modelpilot.server.grpc.generated import inference_pb2 as pb
 from modelpilot.server.grpc.http2 import DEFAULT_LIMITS, Http2Connection, Http2Limits
 from modelpilot.server.grpc.http2_refusal import REFUSAL_WAIT, RefusedConnection
-from modelpilot.server.grpc.servicer import INFER, SERVICE, InferenceServicer, Method, methods
+from modelpilot.server.grpc.servicer import (
+    INFER,
+    NOT_STREAMED,
+    REQUEST_ID,
+    SERVICE,
+    STREAM_INFER,
+    InferenceServicer,
+    Method,
+    adopt_request_id,
+    echoed_id,
+    id_metadata,
+    methods,
+)
 from modelpilot.server.sockets import bind_socket
 from modelpilot.serving.engine import InferenceEngine
 
@@ -152,6 +168,12 @@ class NativeGrpcServer:
         self._server = None
 
 
+GRPCIO_RECEIVE_FACTOR = 2
+"""grpcio's own limit on a request message, as a multiple of ``grpc_max_message_bytes``:
+messages up to it are refused (and counted) by the handler; over it, grpcio refuses them
+itself, uncounted."""
+
+
 def _grpcio_server(servicer: InferenceServicer, settings: Settings, sock: socket.socket) -> Any:
     import grpc
 
@@ -161,7 +183,11 @@ def _grpcio_server(servicer: InferenceServicer, settings: Settings, sock: socket
     sock.close()
     server = grpc.aio.server(
         options=[
-            ("grpc.max_receive_message_length", limit),
+            # Above ours, so that a message over ours reaches the handler, which refuses it
+            # and counts it as the native front does (grpcio refuses what is over its own
+            # limit before any handler runs, counted nowhere); bounded, as grpcio holds the
+            # whole message before the handler sees it.
+            ("grpc.max_receive_message_length", min(GRPCIO_RECEIVE_FACTOR * limit, 2**31 - 1)),
             ("grpc.max_send_message_length", limit),
             ("grpc.so_reuseport", 1),
         ]
@@ -170,11 +196,14 @@ def _grpcio_server(servicer: InferenceServicer, settings: Settings, sock: socket
     # then counted as the native front counts it, not answered by grpcio unseen.
     handlers = {
         method.path.rsplit("/", 1)[1]: grpc.unary_unary_rpc_method_handler(
-            _with_status(method, servicer.engine),
+            _with_status(method, servicer.engine, limit),
             response_serializer=lambda message: message.SerializeToString(),
         )
         for method in methods(servicer).values()
     }
+    # Answered as the native front answers it, saying what to use instead (grpcio's own
+    # answer to a method it lacks is "Method not found!").
+    handlers[STREAM_INFER.rsplit("/", 1)[1]] = grpc.stream_stream_rpc_method_handler(_not_streamed)
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),)
     )
@@ -184,23 +213,51 @@ def _grpcio_server(servicer: InferenceServicer, settings: Settings, sock: socket
     return server
 
 
-def _with_status(method: Method, engine: InferenceEngine) -> Any:
+def _with_status(method: Method, engine: InferenceEngine, limit: int) -> Any:
     import grpc
+
+    infer = method.path == INFER
 
     async def call(data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         started = time.perf_counter()
+        sent = _request_id(context) if infer else None
+        request: Message | None = None
         try:
+            if len(data) > limit:
+                raise too_large(limit)
             request = decode_message(method, data)
-        except CallFailed as failed:
-            if method.path == INFER:
-                await count_refused(engine, failed, started)
-            await context.abort(grpc.StatusCode[failed.status.name], failed.status.message)
-        try:
-            return await method.call(request)
+            if infer:
+                adopt_request_id(cast(pb.ModelInferRequest, request), sent)
+            response = await method.call(request)
         except Exception as exc:
-            status = status_of(exc, method.path)
-            if status.metadata:
-                context.set_trailing_metadata(status.metadata)
+            if isinstance(exc, CallFailed):
+                status = exc.status
+                if infer:
+                    await count_refused(engine, exc, started)
+            else:
+                status = status_of(exc, method.path)
+            metadata = status.metadata + (echoed_id(request, sent) if infer else ())
+            if metadata:
+                context.set_trailing_metadata(metadata)
             await context.abort(grpc.StatusCode[status.name], status.message)
+        if infer:
+            answered = id_metadata(cast(pb.ModelInferResponse, response).id)
+            if answered:
+                await context.send_initial_metadata(answered)
+        return response
 
     return call
+
+
+async def _not_streamed(requests: Any, context: Any) -> None:
+    import grpc
+
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, NOT_STREAMED)
+
+
+def _request_id(context: Any) -> str | None:
+    """The call's ``x-request-id`` metadata, if it has one."""
+    for key, value in context.invocation_metadata() or ():
+        if key == REQUEST_ID:
+            return str(value)
+    return None

@@ -10,8 +10,9 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 import modelpilot
-from modelpilot.errors import ModelPilotError
+from modelpilot.errors import BadRequest, ModelPilotError
 from modelpilot.monitoring.process import ProcessMonitoring
+from modelpilot.protocol.types import answerable_request_id
 from modelpilot.server.grpc import codec
 from modelpilot.server.grpc.generated import inference_pb2 as pb
 from modelpilot.server.triton_extensions import configuration, statistics
@@ -21,6 +22,47 @@ EXTENSIONS = ["model_repository", "model_configuration", "statistics"]
 SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
 INFER = f"/{SERVICE.full_name}/ModelInfer"
 """The path of the one method whose calls the service metrics count."""
+
+
+REQUEST_ID = "x-request-id"
+"""The call metadata that carries a request id, both ways, as REST's header of that name."""
+
+
+def adopt_request_id(request: pb.ModelInferRequest, sent: str | None) -> None:
+    """The call's ``x-request-id`` metadata (``sent``) as ``request``'s id when the message
+    has none, as REST takes that header's when the body has none: a proxy (Envoy) or a
+    tracing layer sets it on gRPC calls as on HTTP ones, and labels posted under it must find
+    the prediction. Checked with the message's own (``codec.decode_request``)."""
+    if sent is not None and not request.id:
+        request.id = sent
+
+
+def id_metadata(request_id: str | None) -> tuple[tuple[str, str], ...]:
+    """The ``x-request-id`` metadata of an answer for ``request_id``: none for an id beyond
+    ASCII, which gRPC metadata cannot carry (the answer's ``id`` field does)."""
+    if not request_id or not request_id.isascii():
+        return ()
+    return ((REQUEST_ID, request_id),)
+
+
+def echoed_id(request: Message | None, sent: str | None) -> tuple[tuple[str, str], ...]:
+    """The ``x-request-id`` metadata of a failed ModelInfer call: the client's id (the
+    message's, else the metadata's), as REST echoes it on errors; none if it gave none, or
+    one that is no valid id (the answer to that must not fail on it)."""
+    given = request.id if isinstance(request, pb.ModelInferRequest) and request.id else sent
+    try:
+        return id_metadata(answerable_request_id(given))
+    except BadRequest:
+        return ()
+
+
+STREAM_INFER = f"/{SERVICE.full_name}/ModelStreamInfer"
+"""Triton's bidirectional streaming method, which this server does not serve."""
+NOT_STREAMED = (
+    "ModelStreamInfer (Triton's streaming extension, for decoupled models) is not served: "
+    "send each request as a unary ModelInfer call (tritonclient: infer or async_infer, not "
+    "start_stream; perf_analyzer: without --streaming); calls share one connection"
+)
 
 
 class Method(NamedTuple):

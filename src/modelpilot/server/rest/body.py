@@ -12,7 +12,7 @@ from fastapi import Response
 
 from modelpilot.errors import BadRequest, PayloadTooLarge, quoted
 from modelpilot.protocol.json_codec import parse_json
-from modelpilot.protocol.types import checked_request_id
+from modelpilot.protocol.types import answerable_request_id, checked_request_id
 
 
 def decompress(body: bytes, encoding: str, limit: int) -> bytes:
@@ -102,18 +102,10 @@ def header_request_id(headers: Mapping[str, str]) -> str | None:
 
 
 def body_request_id(value: Any) -> str | None:
-    """A request id from a body (``checked_request_id``'s), refused (BadRequest) if it begins
-    or ends with a space: the answer's x-request-id header could not carry it (HTTP drops
-    the spaces around a header's value), so the header and the body would name two ids, and
-    a label posted for what the header said would match nothing. Refused rather than trimmed,
-    as the id is the client's: one that kept it with its spaces would label it so."""
-    text = checked_request_id(value)
-    if text is not None and (text[0] == " " or text[-1] == " "):
-        raise BadRequest(
-            f"the request id {quoted(text)} begins or ends with a space, which the "
-            "x-request-id header cannot carry (HTTP drops it); send the id without the spaces"
-        )
-    return text
+    """A request id from a body, checked as every transport checks the id of an inference
+    (``answerable_request_id``: no spaces around it, which the x-request-id header could not
+    carry)."""
+    return answerable_request_id(value)
 
 
 def sent_request_id(headers: Mapping[str, str]) -> str | None:

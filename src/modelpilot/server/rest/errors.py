@@ -24,7 +24,22 @@ def error_response(exc: ModelPilotError, sent_id: str | None = None) -> JSONResp
     headers = id_header(exc.request_id if exc.request_id is not None else sent_id)
     if isinstance(exc, Unavailable):
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-    return JSONResponse({"error": exc.message}, status_code=exc.http_status, headers=headers)
+    return JSONResponse({"error": said(exc)}, status_code=exc.http_status, headers=headers)
+
+
+def said(exc: ModelPilotError) -> str:
+    """``exc``'s message, with the REST request that the call it advises is, if any."""
+    call = exc.next_call
+    if call is None:
+        return exc.message
+    if call.kind == "load":
+        path = f"POST /v2/repository/models/{call.model}/load"
+    elif call.kind == "ready":
+        versions = f"/versions/{call.version}" if call.version else ""
+        path = f"GET /v2/models/{call.model}{versions}/ready"
+    else:
+        path = "GET /v2"
+    return f"{exc.message} ({path})"
 
 
 async def _modelpilot_error(request: Request, exc: Exception) -> Response:
