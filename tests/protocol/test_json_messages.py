@@ -31,6 +31,11 @@ def decode(datatype: str, shape: list[int], data: Any) -> np.ndarray:
         ("UINT64", [2**64], "UINT64 holds whole numbers from 0 to 18446744073709551615"),
         ("INT32", [[1], [2**40]], f"INT32 holds .* to 2147483647; the data hold {2**40}$"),
         ("INT64", [1.0, 2**63], f"INT64 holds .* to {2**63 - 1}; the data hold {2**63}$"),
+        # Past 64 bits JSON integers are read as floats: -2**63 - 1 was taken as -2**63.
+        ("INT64", [-(2**63) - 1], f"the data hold a number below {-(2**63)} \\(read as -9.2"),
+        ("INT64", [1, -(2**63) - 1000], f"the data hold a number below {-(2**63)}"),
+        ("UINT64", [2**64 + 1], f"the data hold a number above {2**64 - 1} \\(read as 1.8"),
+        ("UINT32", [1.0, 2.0**32], f"UINT32 holds .* to {2**32 - 1}; the data hold {2.0**32}$"),
     ],
 )
 def test_integers_out_of_range_are_told_the_range(

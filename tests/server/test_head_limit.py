@@ -190,3 +190,27 @@ def test_refused_heads_of_predictions_are_counted(
     for path in (b"/v2/repository/index", b"/predict/iris?q=" + b"a" * (1 << 20)):
         assert statuses(exchange(port, request(path, big))) == [431]
     assert count(monitoring, "iris", "431") == len(paths)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"Content-Length: -1",
+        b"Content-Length: 1e3",
+        b"Content-Length: 18446744073709551616",
+        b"X-No-Colon",
+    ],
+)
+def test_a_head_the_parser_refuses_is_answered_as_every_error_is(serve: Serve, head: bytes) -> None:
+    """uvicorn's parser refused these before the app saw them, with the text "Invalid HTTP
+    request received.", where the README says errors are {"error": ...}."""
+    port = serve()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /predict/iris HTTP/1.1\r\nHost: x\r\n" + head + b"\r\n\r\n{}")
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    status, headers, error = error_answer(received)
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert headers["connection"] == "close"
+    assert error.startswith("the request is not valid HTTP/1.1: its request line or headers")

@@ -97,3 +97,42 @@ def test_a_csv_target_of_text_classes_is_read_as_text(registry: Registry, tmp_pa
     profile = registry.reference_profile("codes", 1)
     assert profile is not None and profile.target is not None
     assert set(profile.target.categories) == {"007", "010", "100"}
+
+
+def test_a_reference_of_more_columns_than_a_model_of_no_names_is_told_of_the_model(
+    registry: Registry, iris_frame: pd.DataFrame, iris_target: np.ndarray, tmp_path: Path
+) -> None:
+    """A text column beside the four of a model fitted on an array: the message said "the
+    model takes 4 (sepal_length, ..., note)", five of the reference's names as its four."""
+    model = tmp_path / "iris.joblib"
+    joblib.dump(LogisticRegression(max_iter=500).fit(iris_frame.to_numpy(), iris_target), model)
+    path = tmp_path / "ref.csv"
+    iris_frame.assign(target=0, note="line1\nline2").to_csv(path, index=False)
+    with pytest.raises(InvalidInput) as caught:
+        register_model(registry, "iris", model, reference=path, target="target")
+    message = caught.value.message
+    assert message.startswith("the reference data has 5 feature columns (")
+    assert "'note'); the model takes 4 features by position and names none of them" in message
+    assert message.endswith(
+        "leave the 1 column(s) the model does not take out of the reference (its text "
+        "column(s) 'note', perhaps)"
+    )
+    assert "takes 4 (" not in message
+    assert registry.list_models() == []
+
+
+def test_an_unreadable_reference_value_is_shortened_in_the_message(
+    registry: Registry, iris_frame: pd.DataFrame, iris_target: np.ndarray, tmp_path: Path
+) -> None:
+    """One cell of 200,000 "x" was quoted whole: a 200 KB "one line" error."""
+    frame = iris_frame.astype(object)
+    frame.iloc[3, 0] = "x" * 200_000
+    model = tmp_path / "iris.joblib"
+    joblib.dump(LogisticRegression(max_iter=500).fit(iris_frame.to_numpy(), iris_target), model)
+    path = tmp_path / "ref.csv"
+    frame.assign(target=0).to_csv(path, index=False)
+    with pytest.raises(InvalidInput) as caught:
+        register_model(registry, "iris", model, reference=path, target="target")
+    message = caught.value.message
+    assert message.startswith("the model cannot predict on the reference data: could not")
+    assert len(message) < 1000 and message.endswith("(200037 characters)")

@@ -65,6 +65,22 @@ def integers_fit(values: np.ndarray, dtype: np.dtype[Any]) -> bool:
     return int(values.min()) >= info.min and int(values.max()) <= info.max
 
 
+def floats_outside(values: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
+    """Which of the float ``values`` integer ``dtype`` cannot hold, as a mask.
+
+    Compared against the powers of two that bound the range, which a float holds exactly:
+    compared with ``iinfo.max`` itself, 2**64 passed for UINT64, as 2**64 - 1 rounds to it.
+    For a 64-bit signed ``dtype``, -2**63 too: a JSON parser reads every integer past 64 bits
+    as a float, and those from -2**63 - 1024 to -2**63 - 1 round to it; a client that meant
+    -2**63 itself sends it as an integer, which stays one."""
+    info = np.iinfo(dtype)
+    top = float(int(info.max) + 1)
+    low = float(info.min)
+    if dtype.itemsize == 8 and info.min < 0:
+        return (values <= low) | (values >= top)
+    return (values < low) | (values >= top)
+
+
 def datatype_of(array: np.ndarray) -> str:
     """The protocol datatype name for a NumPy array (strings and objects are BYTES)."""
     dtype = array.dtype

@@ -24,7 +24,8 @@ import numpy as np
 import orjson
 
 from modelpilot.errors import BadRequest, InvalidInput, clipped, quoted
-from modelpilot.protocol.datatypes import DATATYPES, NUMERIC_DATATYPES, numpy_dtype
+from modelpilot.protocol.datatypes import DATATYPES, NUMERIC_DATATYPES
+from modelpilot.protocol.json_numbers import mentions_truths, numbers, uneven
 from modelpilot.protocol.raw import decode_raw, element_count, encode_raw
 from modelpilot.protocol.types import (
     InferenceRequest,
@@ -39,9 +40,6 @@ _NUMPY_OK = (NUMERIC_DATATYPES - {"FP16"}) | {"BOOL"}
 
 INFINITIES = {math.inf: "Infinity", -math.inf: "-Infinity"}
 """How +inf and -inf are written (see the module's docstring)."""
-
-_NAMED_NUMBERS = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
-"""The numbers FP data may send as text."""
 
 
 def parse_json(body: bytes | memoryview, what: str = "request body") -> Any:
@@ -76,10 +74,13 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferenceRe
     inputs = payload.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInput('"inputs" must be a non-empty list of tensors')
+    # Whether the data may hold true or false, which NumPy reads as 1 and 0 beside numbers:
+    # looked for in the text, and in the data only where the text has them.
+    truths = mentions_truths(body, len(body) if header_length is None else header_length)
     offset = 0
     tensors = []
     for item in inputs:
-        tensor, used = _decode_input(item, binary, offset)
+        tensor, used = _decode_input(item, binary, offset, truths)
         offset += used
         tensors.append(tensor)
     if binary is not None and offset != len(binary):
@@ -135,7 +136,9 @@ def _owner(kind: str, name: str | None) -> str:
     return kind if name is None else f"{kind} {quoted(name)}"
 
 
-def _decode_input(item: Any, binary: memoryview | None, offset: int) -> tuple[Tensor, int]:
+def _decode_input(
+    item: Any, binary: memoryview | None, offset: int, truths: bool = True
+) -> tuple[Tensor, int]:
     if not isinstance(item, dict):
         raise BadRequest("each input must be an object with name, shape, datatype and data")
     name, shape, datatype = item.get("name"), item.get("shape"), item.get("datatype")
@@ -177,24 +180,26 @@ def _decode_input(item: Any, binary: memoryview | None, offset: int) -> tuple[Te
             else f'input {quoted(name)}: "data" must be a list of its values (flat or nested), '
             f"not {_json_kind(data)}; a tensor of shape [] holds one value: [value]"
         )
-    array = _from_json(name, datatype, shape, data)
+    array = _from_json(name, datatype, shape, data, truths)
     return Tensor(name, datatype, tuple(shape), array, parameters), 0
 
 
-def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarray:
+def _from_json(
+    name: str, datatype: str, shape: list[int], data: Any, truths: bool = True
+) -> np.ndarray:
     count = element_count(name, shape)
     try:
         if datatype == "BYTES":
             try:
                 flat = np.asarray(data, dtype=object).reshape(-1)
             except ValueError:
-                raise _uneven(name, shape, data) from None
+                raise uneven(name, shape, data) from None
             array = np.empty(flat.size, dtype=object)
             array[:] = [
                 v.encode() if isinstance(v, str) else _bytes(name, v, shape, data) for v in flat
             ]
         else:
-            array = _numbers(name, datatype, shape, data)
+            array = numbers(name, datatype, shape, data, truths)
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidInput(
             f"input {quoted(name)}: data does not fit datatype {datatype}: {clipped(str(exc))}"
@@ -204,116 +209,6 @@ def _from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndar
             f"input {quoted(name)} has {array.size} values but shape {shape} needs {count}"
         )
     return array.reshape(shape)
-
-
-def _numbers(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarray:
-    """``data`` as ``datatype``, flat: JSON booleans for BOOL, JSON numbers for the others.
-
-    NumPy would take more, and change it: the text "false" as true, "3.5" as 3.5, 300 as an
-    INT8 of 44, 1e6 as an FP16 of infinity. Each of those is refused by name instead."""
-    dtype = numpy_dtype(datatype)
-    try:
-        sent = np.asarray(data).reshape(-1)
-    except ValueError:
-        raise _uneven(name, shape, data) from None
-    if sent.dtype == dtype:  # the usual case: FP64 data of floats, BOOL of booleans
-        return sent
-    if dtype.kind == "f" and sent.dtype.kind in "UO":
-        sent = _named_numbers(data, sent)
-    kinds = "b" if datatype == "BOOL" else "iuf"
-    if sent.dtype.kind not in kinds and sent.size and not _plain_numbers(sent, datatype):
-        wanted = "true or false" if datatype == "BOOL" else "numbers"
-        raise InvalidInput(
-            f"input {quoted(name)}: {datatype} data must be {wanted}, not {_kind_of(sent)}"
-        )
-    if dtype.kind in "iu":
-        try:
-            # From the JSON values, not ``sent``: a float64 rounds integers past 2**53.
-            array = np.asarray(data, dtype=dtype).reshape(-1)
-        except OverflowError:
-            raise _out_of_range(name, datatype, data) from None
-        if sent.dtype.kind in "fO" and (sent != array).any():
-            raise InvalidInput(f"input {quoted(name)}: {datatype} data must be whole numbers")
-        return array
-    if dtype.itemsize >= 8:
-        return sent.astype(dtype)  # (no float64 overflows)
-    with np.errstate(over="ignore"):
-        array = sent.astype(dtype)
-    if np.isinf(array).any():
-        grown = np.isinf(array) & np.isfinite(sent.astype(np.float64))  # not sent as inf
-        if not grown.any():
-            return array
-        value = sent[int(np.argmax(grown))]
-        raise InvalidInput(
-            f"input {quoted(name)}: {datatype} data cannot hold {value}; its numbers go up to "
-            f"{float(np.finfo(np.float16 if datatype == 'FP16' else np.float32).max):.4g} in size"
-        )
-    return array
-
-
-def _named_numbers(data: Any, sent: np.ndarray) -> np.ndarray:
-    """FP ``data`` that NumPy read as text or objects (``sent``), with the numbers sent as
-    text (``_NAMED_NUMBERS``) read: as objects, any other text left as sent, to be refused.
-    A list of numbers and text is text to NumPy: ``data`` tells which were numbers."""
-    values = sent if sent.dtype.kind == "O" else np.asarray(data, dtype=object).reshape(-1)
-    read = [_NAMED_NUMBERS.get(v, v) if isinstance(v, str) else v for v in values]
-    array = np.empty(len(read), dtype=object)
-    array[:] = read
-    return array
-
-
-def _out_of_range(name: str, datatype: str, data: list[Any]) -> InvalidInput:
-    """The error for integer ``datatype`` ``data`` that holds a number outside its range,
-    which it names (compared as Python numbers, exactly)."""
-    info = np.iinfo(numpy_dtype(datatype).name)
-    low, high = int(info.min), int(info.max)
-    values: list[int | float] = np.asarray(data, dtype=object).reshape(-1).tolist()
-    outside = next((v for v in values if not low <= v <= high), None)
-    return InvalidInput(
-        f"input {quoted(name)}: {datatype} holds whole numbers from {low} to {high}"
-        + ("" if outside is None else f"; the data hold {quoted(outside)}")
-    )
-
-
-def _uneven(name: str, shape: list[int], data: list[Any]) -> InvalidInput:
-    """The error for ``data`` that NumPy could not make an array of: lists of different
-    lengths side by side, lists beside values, or lists nested deeper than it takes."""
-    depth, inner = 0, data
-    while isinstance(inner, list) and inner:
-        depth, inner = depth + 1, inner[0]
-    if depth > 32:  # NumPy takes 32 dimensions (64 from NumPy 2 on)
-        problem = f"its lists are nested {depth} deep"
-    else:
-        problem = "it is ragged: its lists are not all of one length, or mix lists and values"
-    return InvalidInput(
-        f"input {quoted(name)}: data cannot be a tensor of shape {shape}; {problem}. Send one "
-        "flat list of the values, or lists nested as the shape says"
-    )
-
-
-def _plain_numbers(sent: np.ndarray, datatype: str) -> bool:
-    """Whether ``sent``, objects, holds JSON numbers alone (integers past 64 bits, say), or
-    numbers and nulls for a float ``datatype`` (a null is a missing value, NaN)."""
-    if sent.dtype.kind != "O" or datatype == "BOOL":
-        return False
-    nulls = datatype.startswith("FP")
-    return all(
-        (isinstance(v, int | float) and not isinstance(v, bool)) or (v is None and nulls)
-        for v in sent
-    )
-
-
-def _kind_of(sent: np.ndarray) -> str:
-    kind = sent.dtype.kind
-    if kind == "b":
-        return "true or false"
-    if kind in "iuf":
-        return "numbers"
-    if kind == "U":
-        return "strings"
-    found = {type(v).__name__ for v in sent if not isinstance(v, int | float)}
-    names = {"str": "strings", "NoneType": "nulls", "bool": "true or false", "list": "lists"}
-    return " and ".join(sorted(names.get(n, n) for n in found)) or "numbers"
 
 
 def _json_kind(value: Any) -> str:
@@ -344,7 +239,7 @@ def _bytes(name: str, value: Any, shape: list[int], data: list[Any]) -> bytes | 
     if isinstance(value, bytes) or value is None:
         return value
     if isinstance(value, list):
-        raise _uneven(name, shape, data)
+        raise uneven(name, shape, data)
     raise InvalidInput(
         f"input {quoted(name)}: BYTES data must be strings or null, got {type(value).__name__}"
     )

@@ -9,6 +9,7 @@ from modelpilot.errors import InvalidInput, quoted
 from modelpilot.protocol.datatypes import (
     NUMERIC_DATATYPES,
     datatype_of,
+    floats_outside,
     integers_fit,
     numpy_dtype,
 )
@@ -77,7 +78,8 @@ def _outside(array: np.ndarray, converted: np.ndarray, target: np.dtype) -> obje
     elif target.kind in "iu":
         info = np.iinfo(target)
         if array.dtype.kind == "f":
-            wrong = (array < info.min) | (array > info.max)
+            # (Not against info.max: 2**64 passed for UINT64, compared as floats.)
+            wrong = floats_outside(array.astype(np.float64, copy=False), target)
         else:  # integers against integers: compared exactly, not as floats
             if integers_fit(array, target):
                 return None

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from modelpilot.errors import InvalidInput, ModelPilotError
+from modelpilot.errors import InvalidInput, ModelPilotError, clipped
 from modelpilot.protocol.types import Tensor
 from modelpilot.registry.profile import ReferenceProfile, outcome_profile
 from modelpilot.registry.quality import (
@@ -60,7 +60,9 @@ def outcomes(
             )
         raise InvalidInput(f"the reference data does not fit the model: {exc}{hint}") from exc
     except Exception as exc:
-        raise InvalidInput(f"the model cannot predict on the reference data: {exc}") from exc
+        raise InvalidInput(
+            f"the model cannot predict on the reference data: {clipped(str(exc))}"
+        ) from exc
     predicted = np.asarray(arrays[main])
     if predicted.ndim == 2 and predicted.shape[1] == 1:
         # One value per row in a column of its own: skl2onnx's and tf2onnx's regressors

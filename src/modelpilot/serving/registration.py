@@ -26,6 +26,7 @@ from modelpilot.serving.reference_outcomes import outcomes
 from modelpilot.serving.reference_rows import (
     column_tensor,
     frame_hash,
+    is_number,
     mixed_rows,
     numeric_rows,
     refuse_dates,
@@ -102,6 +103,7 @@ def register_model(
         signature = _signature(runtime, example, feature_names, target)
     if frame is not None:
         frame = _model_columns(signature, frame, feature_names)
+        _refuse_other_width(signature, frame, target)
     if frame is not None and signature.is_tabular and signature.inputs[0].datatype != "BYTES":
         # Of the model's own features only: a reference may hold other columns beside them.
         refuse_dates(frame)
@@ -211,6 +213,44 @@ def _model_columns(
             f"its columns are {feature_names}"
         )
     return frame[list(wanted)]
+
+
+def _refuse_other_width(signature: Signature, frame: pd.DataFrame, target: str | None) -> None:
+    """InvalidInput if the reference has more or fewer feature columns than the tabular
+    model takes: a model fitted on an array names none of its features, so none of the
+    reference's can be picked by name. Said here, of the model: said later of the rows, the
+    message listed the reference's five columns as the four features the model takes."""
+    spec = signature.inputs[0] if signature.is_tabular else None
+    if spec is None or len(spec.shape) != 2 or spec.shape[1] < 0 or not has_names(frame):
+        return
+    width, columns = spec.shape[1], [str(c) for c in frame.columns]
+    if len(columns) == width:
+        return
+    model = (
+        f"the model takes {width} features by position ({_names(signature.feature_names)})"
+        if signature.feature_names
+        else f"the model takes {width} features by position and names none of them, so "
+        "the reference's columns cannot be picked for it by name"
+    )
+    if len(columns) < width:
+        fix = f"give the reference all {width} of the model's features, in its order"
+    else:
+        text = [c for c in columns if not is_number(frame[c])]
+        extra = len(columns) - width
+        fix = f"leave the {extra} column(s) the model does not take out of the reference"
+        if len(text) == extra:
+            fix += f" (its text column(s) {_names(text)}, perhaps)"
+        elif target is None and extra == 1:
+            fix += ", or if one column is the label, name it with --target COLUMN"
+    raise InvalidInput(
+        f"the reference data has {len(columns)} feature columns ({_names(columns)}); {model}: {fix}"
+    )
+
+
+def _names(names: Sequence[str]) -> str:
+    """The first ten of ``names``, and how many more: a reference may have hundreds."""
+    shown = ", ".join(repr(n) for n in names[:10])
+    return shown + (f" and {len(names) - 10} more" if len(names) > 10 else "")
 
 
 def _own_columns(runtime: Runtime, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:

@@ -118,3 +118,46 @@ async def test_the_feedback_body_is_documented_as_the_route_takes_it(
     for bad in ({"request_id": "a", "label": None}, {"labels": [{"request_id": "a", "label": {}}]}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(bad, schema)
+
+
+async def test_a_version_parameter_is_documented_as_the_server_reads_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """A path's version was any string, a query's any integer: schemathesis' schema-valid
+    "é" and -1 were answered 400 and 422."""
+    spec = (await client.get("/openapi.json")).json()
+    in_paths = [
+        parameter["schema"]
+        for path, operations in spec["paths"].items()
+        if "{version}" in path
+        for operation in operations.values()
+        for parameter in operation["parameters"]
+        if parameter["name"] == "version"
+    ]
+    assert len(in_paths) >= 6
+    for schema in in_paths:
+        assert schema["maxLength"] == 128
+        pattern = re.compile(schema["pattern"])
+        for version in ("1", "production", "v2.1-rc_3", "a" * 128):
+            assert pattern.search(version), version
+        for version in ("\u00e9", "-1", "", "a,b", "a" * 129):
+            assert not pattern.search(version), version
+            if not version or len(version) > 128:
+                continue
+            answer = await client.get(f"/v2/models/iris/versions/{version}")
+            assert answer.status_code == 400, (version, answer.text)
+    query = _operation(spec, "GET", "/api/monitoring/{model}")["parameters"]
+    version = next(p for p in query if p["name"] == "version")
+    assert {"type": "integer", "minimum": 1} in version["schema"]["anyOf"]
+    assert (await client.get("/api/monitoring/iris?version=-1")).status_code == 422
+
+
+async def test_a_405_lists_every_method_of_the_path(client: httpx.AsyncClient) -> None:
+    """GET and POST of /v2/repository/index are two routes: the 405 said "allow: GET"."""
+    for method in ("OPTIONS", "DELETE", "PUT"):
+        answer = await client.request(method, "/v2/repository/index")
+        assert answer.status_code == 405
+        assert answer.headers["allow"] == "GET, HEAD, POST"
+        assert "error" in answer.json()
+    answer = await client.delete("/v2/health/live")
+    assert answer.status_code == 405 and answer.headers["allow"] == "GET, HEAD"

@@ -143,6 +143,7 @@ FEEDBACK_BODY = documented_json_body(
             "labels": {
                 "type": "array",
                 "minItems": 1,
+                "maxItems": MAX_LABELS,
                 "items": {
                     "type": "object",
                     "properties": {"request_id": {"type": "string"}, "label": _LABEL},

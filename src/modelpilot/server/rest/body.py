@@ -47,10 +47,18 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
 
 
 def json_object(body: bytes, headers: Mapping[str, str], limit: int) -> dict[str, Any]:
-    payload = parse_json(decompress(body, headers.get("content-encoding", ""), limit))
+    return json_text_object(body, headers, limit)[0]
+
+
+def json_text_object(
+    body: bytes, headers: Mapping[str, str], limit: int
+) -> tuple[dict[str, Any], bytes]:
+    """The body's JSON object, and its text (decompressed), for a look at what it holds."""
+    text = decompress(body, headers.get("content-encoding", ""), limit)
+    payload = parse_json(text)
     if not isinstance(payload, dict):
         raise BadRequest("the body must be a JSON object")
-    return payload
+    return payload, text
 
 
 def documented_json_body(schema: dict[str, Any], examples: dict[str, Any]) -> dict[str, Any]:

@@ -334,6 +334,18 @@ class GuardedHttpProtocol(CoalescingHttpProtocol):
         else:
             self._answer_and_close(408, message)
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request its parser refused (``httptools``), before the app
+        could see it: a Content-Length of ``-1``, ``1e3`` or past 2**64 - 1, a header line
+        without a colon. It answered the text "Invalid HTTP request received.", where every
+        other error is ``{"error": ...}``; it says so there too (and logs it, as it did)."""
+        self._answer_and_close(
+            400,
+            "the request is not valid HTTP/1.1: its request line or headers could not be "
+            "read (a Content-Length must be plain digits, at most 18446744073709551615; "
+            "each header a line 'Name: value')",
+        )
+
     def _answer_and_close(self, status: int, message: str, linger: bool = False) -> None:
         """Answer ``status`` with ``message`` and close the connection; with ``linger``,
         once the client has closed its end, or after ``LINGER_SECONDS``.

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import BaseRoute, Match
 
 from modelpilot.errors import ModelPilotError, Unavailable, clipped, internal_message
 from modelpilot.server.rest.body import id_header, sent_request_id
@@ -47,9 +48,17 @@ async def _modelpilot_error(request: Request, exc: Exception) -> Response:
     return error_response(exc, sent_request_id(request.headers))
 
 
+PROBLEMS_SHOWN = 5
+"""Validation errors an answer lists, the first ones: a feedback post of 100,000 bad labels
+was answered with all 100,000 of them, 5.7 MB (more than the post)."""
+
+
 def invalid_request(errors: Sequence[Any]) -> str:
-    """Pydantic's validation errors as one line: where, and what is wrong there."""
-    return "invalid request: " + "; ".join(map(_problem, errors))
+    """Pydantic's validation errors as one line: where, and what is wrong there; the first
+    ``PROBLEMS_SHOWN`` of them, and how many more (as a 404 lists unknown request ids)."""
+    shown = "; ".join(clipped(_problem(e)) for e in errors[:PROBLEMS_SHOWN])
+    more = len(errors) - PROBLEMS_SHOWN
+    return f"invalid request: {shown}" + (f"; and {more} more problems" if more > 0 else "")
 
 
 def _problem(error: Any) -> str:
@@ -74,7 +83,30 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         message = f"no such endpoint: {request.method} {clipped(request.url.path)}; see /docs"
     headers = {**(exc.headers or {}), **id_header(sent_request_id(request.headers))}
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed(request))
     return JSONResponse({"error": message}, status_code=exc.status_code, headers=headers)
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed(request: Request) -> list[str]:
+    """The methods some route takes at ``request``'s path: Starlette's 405 names those of the
+    first route alone, and ``/v2/repository/index`` is two routes (GET, POST), answered
+    "GET". Each method is tried as the router would (its routes may be included routers);
+    HEAD wherever GET is, as ``head.HeadAsGet`` serves it."""
+    routes = request.app.router.routes
+    allowed = {
+        method
+        for method in _METHODS
+        if any(
+            isinstance(route, BaseRoute)
+            and route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in routes
+        )
+    }
+    return sorted(allowed | {"HEAD"} if "GET" in allowed else allowed)
 
 
 async def _client_gone(request: Request, exc: Exception) -> Response:

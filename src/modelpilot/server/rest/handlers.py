@@ -15,6 +15,7 @@ import orjson
 
 from modelpilot.errors import BadRequest, InvalidInput, ModelPilotError, quoted
 from modelpilot.protocol.json_codec import decode_request, encode_response, nested_json
+from modelpilot.protocol.json_numbers import mentions_truths
 from modelpilot.protocol.rows import request_from_records, request_from_rows
 from modelpilot.protocol.types import InferenceRequest, InferenceResponse, Tensor
 from modelpilot.server.rest.body import (
@@ -22,7 +23,7 @@ from modelpilot.server.rest.body import (
     decompress,
     header_request_id,
     id_header,
-    json_object,
+    json_text_object,
 )
 from modelpilot.serving.engine import InferenceEngine
 
@@ -85,7 +86,10 @@ async def predict_reply(
     started = time.perf_counter()
     request_id = None
     try:
-        payload = json_object(body, headers, limit)
+        payload, text = json_text_object(body, headers, limit)
+        # Looked for in the rows only where the text has them: a look at each value took
+        # as long as NumPy's reading of the rows.
+        booleans = mentions_truths(text)
         sent = payload.get("id")
         request_id = header_request_id(headers) if sent is None else body_request_id(sent)
         if "instances" in payload and "data" in payload:
@@ -94,9 +98,9 @@ async def predict_reply(
                 'the body has both "data" and "instances"; send one of data or instances'
             )
         if "instances" in payload:
-            inference = request_from_records(payload["instances"], request_id)
+            inference = request_from_records(payload["instances"], request_id, booleans)
         elif "data" in payload:
-            inference = request_from_rows(payload["data"], request_id)
+            inference = request_from_rows(payload["data"], request_id, booleans)
         else:
             raise InvalidInput(
                 'send {"data": [...]} (one row or a list of rows) or '

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from modelpilot.protocol.types import CONTROL_CHARACTERS
+from modelpilot.registry.refs import NAME_RULE
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -33,6 +34,15 @@ _MEANINGS = {
 
 ID_PATTERN = f"^[^{CONTROL_CHARACTERS}]*$"
 """A request id, as JSON Schema says it: no control characters."""
+
+VERSION_IN_PATH: dict[str, Any] = {
+    "type": "string",
+    "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$",
+    "maxLength": 128,
+    "description": f"A version number (1, 2, 3...) or an alias: {NAME_RULE}.",
+}
+"""The ``{version}`` of a path, as the server reads it (``registry.refs``): anything else is
+answered 400, which the schema did not say."""
 
 INFERENCE_ERRORS = (400, 404, 413, 422, 503, 504)
 """What a request for a prediction may be answered with, besides 200."""
@@ -116,6 +126,7 @@ def tidy(app: FastAPI) -> None:
                     responses = operation.get("responses", {})
                     if "HTTPValidationError" in str(responses.get("422", "")):
                         del responses["422"]
+                    _versions_as_read(operation.get("parameters", ()))
             components = schema.get("components", {}).get("schemas", {})
             for name in ("HTTPValidationError", "ValidationError"):
                 components.pop(name, None)
@@ -123,3 +134,18 @@ def tidy(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _versions_as_read(parameters: Any) -> None:
+    """A ``version`` parameter as the server reads it: in a path, a number or an alias
+    (``VERSION_IN_PATH``); in a query, a number from 1 (``params.VersionNumber``)."""
+    for parameter in parameters:
+        if parameter.get("name") != "version":
+            continue
+        if parameter.get("in") == "path":
+            parameter["schema"] = {**VERSION_IN_PATH, "title": "Version"}
+        elif parameter.get("in") == "query":
+            schema = parameter.get("schema", {})
+            for branch in schema.get("anyOf", [schema]):
+                if branch.get("type") == "integer":
+                    branch["minimum"] = 1

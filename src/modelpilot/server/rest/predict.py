@@ -23,9 +23,10 @@ PREDICT_BODY = documented_json_body(
         "type": "object",
         "oneOf": [{"required": ["data"]}, {"required": ["instances"]}],
         "properties": {
-            "data": {"type": "array", "items": {}, "description": "a row or rows"},
+            "data": {"type": "array", "minItems": 1, "items": {}, "description": "a row or rows"},
             "instances": {
                 "type": "array",
+                "minItems": 1,
                 "items": {"type": "object"},
                 "description": "records {feature: value}",
             },
