@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from modelpilot.errors import ArtifactError, InvalidInput
+from modelpilot.errors import ArtifactError, InvalidInput, clipped
 from modelpilot.protocol.datatypes import DATATYPES, datatype_of
 from modelpilot.registry.signature import TASKS, Signature, TensorSpec
 from modelpilot.runtimes.base import Batch, Runtime
@@ -111,7 +111,9 @@ class PythonRuntime(Runtime):
         try:
             result = self.predict({INPUT: example[:2]})
         except Exception as exc:
-            raise InvalidInput(f"the model cannot predict on the reference data: {exc}") from exc
+            raise InvalidInput(
+                f"the model cannot predict on the reference data: {clipped(str(exc))}"
+            ) from exc
         outputs = tuple(
             TensorSpec(name, datatype_of(array), (-1, *array.shape[1:]))
             for name, array in result.items()

@@ -21,6 +21,7 @@ from modelpilot.errors import (
     MissingExtra,
     ModelFailure,
     ModelPilotError,
+    clipped,
 )
 from modelpilot.registry.signature import Signature, TensorSpec
 from modelpilot.runtimes.base import Batch, Runtime
@@ -149,7 +150,9 @@ class SklearnRuntime(Runtime):
         try:
             self.model.predict(self._frame(example[:2]))
         except Exception as exc:
-            raise InvalidInput(f"the model cannot predict on the reference data: {exc}") from exc
+            raise InvalidInput(
+                f"the model cannot predict on the reference data: {clipped(str(exc))}"
+            ) from exc
 
     def _allows_nan(self) -> bool:
         tags = getattr(self.model, "__sklearn_tags__", None)
