@@ -188,7 +188,9 @@ def test_sigterm_cuts_off_what_outlasts_the_grace_and_exits_soon(
             if caller.ident is not None:
                 caller.join(30)
     assert code == 0
-    assert took < 1 + 4, f"exited {took:.1f} s after SIGTERM, with a grace of 1 s"
+    # Far from the 60 s the stuck calls would take; the rest is the niced monitoring process
+    # writing what it holds, which takes seconds when the tests beside it keep both cores busy.
+    assert took < 1 + 10, f"exited {took:.1f} s after SIGTERM, with a grace of 1 s"
     assert_cut_off(answers.get("stuck-1"), "stuck-1")
     assert_cut_off(answers.get("stuck-2"), "stuck-2")
     assert answered_at["stuck-1"] - signalled > 0.95  # not before the grace ended
@@ -309,7 +311,7 @@ def test_workers_cut_off_what_outlasts_the_grace_and_exit_soon(
         for caller in callers:
             caller.join(30)
     assert code == 0
-    assert took < 0.5 + 5, f"exited {took:.1f} s after SIGTERM, with a grace of 0.5 s"
+    assert took < 0.5 + 10, f"exited {took:.1f} s after SIGTERM, with a grace of 0.5 s"
     for i in range(3):
         assert_cut_off(answers.get(f"stuck-{i}"), f"stuck-{i}")
         assert "grace period of 0.5 s" in answers[f"stuck-{i}"].json()["error"]
