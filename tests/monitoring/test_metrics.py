@@ -420,8 +420,9 @@ async def test_an_emptied_drift_window_exports_no_scores_and_flags_nothing(
     few requests (test_alert_unjudged_windows.py), and the report and the verdict gauges hold
     the drift it holds (test_data_drift_held.py)."""
     # Long enough that the traffic's first rows are still in the window when it is first read
-    # on a loaded machine (at 2 s, they had aged out under a load of 16 on two cores).
-    window_seconds = 5.0
+    # on a loaded machine (at 2 s, they had aged out under a load of 16 on two cores; at 5 s,
+    # once in the parallel test run).
+    window_seconds = 10.0
     settings = make_settings(
         labelled_iris, drift_window_seconds=window_seconds, alert_keep_firing_seconds=0.0
     )

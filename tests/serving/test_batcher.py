@@ -16,6 +16,11 @@ from modelpilot.runtimes.base import Batch
 from modelpilot.serving.batcher import PEAK_WINDOW, AdaptiveBatcher, BatchingPolicy
 from modelpilot.serving.call_placement import INLINE_AFTER, STALL_WINDOW
 
+INLINE_BELOW = 0.05
+"""The bound of the tests that move calls onto the loop: far above a fast call's time, so
+that a test process put off a core for a few milliseconds (the tests run in parallel, beside
+servers) does not count as a slow call and send the calls back to the pool."""
+
 
 class DoublingModel:
     """Doubles its input; records every batch size; rows holding -1 make it raise."""
@@ -307,7 +312,7 @@ async def test_a_fast_model_moves_onto_the_loop_and_back_when_it_slows(
     executor: ThreadPoolExecutor,
 ) -> None:
     model = ThreadRecordingModel()
-    batcher = AdaptiveBatcher(model, executor, BatchingPolicy(inline_below=0.005))
+    batcher = AdaptiveBatcher(model, executor, BatchingPolicy(inline_below=INLINE_BELOW))
     loop_thread = threading.get_ident()
     for i in range(INLINE_AFTER):
         assert (await batcher.submit(rows(i), ["y"]))["y"].tolist() == [2.0 * i]
@@ -316,7 +321,7 @@ async def test_a_fast_model_moves_onto_the_loop_and_back_when_it_slows(
     for i in range(2 * STALL_WINDOW):  # calls that take their CPU time stay on the loop
         assert (await batcher.submit(rows(i), ["y"]))["y"].tolist() == [2.0 * i]
     assert batcher.inline and model.threads[-1] == loop_thread
-    model.delay = 0.02  # slower than twice the bound: this call is the last on the loop
+    model.delay = 0.2  # slower than twice the bound: this call is the last on the loop
     await batcher.submit(rows(1), ["y"])
     assert not batcher.inline
     await batcher.submit(rows(1), ["y"])
@@ -344,7 +349,7 @@ async def test_calls_that_stall_the_loop_go_back_to_the_pool_for_longer_each_tim
     # Under a millisecond of waiting (no CPU) passes as fast on the pool, but on the loop each
     # call holds the loop for far more than its CPU time.
     model = ThreadRecordingModel(delay=0.0005)
-    batcher = AdaptiveBatcher(model, executor, BatchingPolicy(inline_below=0.005))
+    batcher = AdaptiveBatcher(model, executor, BatchingPolicy(inline_below=INLINE_BELOW))
     loop_thread = threading.get_ident()
     for i in range(INLINE_AFTER):
         await batcher.submit(rows(i), ["y"])
@@ -368,7 +373,7 @@ class Clients:
     def __init__(self, model: ThreadRecordingModel, executor: ThreadPoolExecutor) -> None:
         self.held = 0
         self.batcher = AdaptiveBatcher(
-            model, executor, BatchingPolicy(inline_below=0.005), in_flight=lambda: self.held
+            model, executor, BatchingPolicy(inline_below=INLINE_BELOW), in_flight=lambda: self.held
         )
 
     async def arrive(self, value: float, turns: int = 0, counted: bool = False) -> list[float]:
