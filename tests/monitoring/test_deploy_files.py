@@ -105,7 +105,12 @@ SERVER_RULE = {  # each Prometheus rule and the server's own alert (/api/alerts)
     "ModelPilotFeatureDrift": "data_drift",
     "ModelPilotConceptDrift": "concept_drift",
 }
-PROMETHEUS_ONLY = {"ModelPilotDown", "ModelPilotRequestTimeouts"}
+PROMETHEUS_ONLY = {  # no counterpart among the server's alerts (it has none on monitoring itself)
+    "ModelPilotDown",
+    "ModelPilotRequestTimeouts",
+    "ModelPilotMonitoringLosing",
+    "ModelPilotMonitoringFailing",
+}
 ERROR_SHARE = re.compile(r"\)\s*>\s*([0-9.]+)\s+and\b")
 REQUESTS_A_MINUTE = re.compile(r"\*\s*60\s*\)\s*>=\s*([0-9]+)")
 GROUPED_BY = re.compile(r"\bby\s*\(([^)]*)\)")
