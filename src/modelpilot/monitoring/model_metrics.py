@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -13,9 +14,9 @@ from prometheus_client.samples import Sample
 
 from modelpilot.errors import NotFound
 from modelpilot.monitoring.alerts import RULES
-from modelpilot.monitoring.model_monitor import ModelReport
+from modelpilot.monitoring.model_monitor import ModelReport, MonitorState
 from modelpilot.monitoring.monitor import Monitor
-from modelpilot.monitoring.predictions import WATCHED_COLUMNS, PredictionBins
+from modelpilot.monitoring.predictions import WATCHED_COLUMNS, PredictionBins, SeenClasses
 from modelpilot.monitoring.system import ChildUsage
 
 VERSION = ["model", "version"]
@@ -28,6 +29,10 @@ class ModelCollector(Collector):
         self.monitor = monitor
         self._class_names: dict[tuple[str, int], list[str]] = {}
         """Each version's classes, in the order of its states' class counts ([] if none)."""
+        self._seen: dict[tuple[str, int], SeenClasses] = {}
+        """The classes of each version that names none, as this process gave them series
+        (``SeenClasses``): its workers' states carry their classes by name."""
+        self._seen_lock = threading.Lock()  # scrapes may run side by side
 
     def collect(self) -> Iterator[Any]:
         reports = self.monitor.reports()
@@ -205,22 +210,42 @@ class ModelCollector(Collector):
                 (report.model, int(report.version)), list(report.classes_total)
             )
         sums: dict[tuple[str, int], tuple[np.ndarray, int]] = {}
-        for snapshot in exchange.everyone():
-            for state in snapshot.states:
-                key = (state.model, state.version)
-                counted = sums.get(key)
-                if counted is None:
-                    sums[key] = (state.classes.copy(), state.labels_total)
-                elif counted[0].shape == state.classes.shape:
-                    sums[key] = (counted[0] + state.classes, counted[1] + state.labels_total)
-        totals = {}
-        for (model, version), (counts, labelled) in sums.items():
-            names = self._names(model, version)
-            by_class = {}
-            if len(names) < counts.size:  # the last count: classes the version does not know
-                by_class = {name: int(counts[i]) for i, name in enumerate(names)}
-            totals[(model, str(version))] = (by_class, labelled)
+        with self._seen_lock:
+            for snapshot in exchange.everyone():
+                for state in snapshot.states:
+                    key = (state.model, state.version)
+                    classes = self._by_name(key, state)
+                    counted = sums.get(key)
+                    if counted is None:
+                        sums[key] = (classes.copy(), state.labels_total)
+                    elif counted[0].shape == classes.shape:
+                        sums[key] = (counted[0] + classes, counted[1] + state.labels_total)
+            totals = {}
+            for (model, version), (counts, labelled) in sums.items():
+                seen = self._seen.get((model, version))
+                by_class = {}
+                if seen is not None:
+                    if counts.size == seen.capacity + 1:
+                        by_class = seen.by_name(counts)
+                else:
+                    names = self._names(model, version)
+                    if len(names) < counts.size:  # the last count: classes it does not know
+                        by_class = {name: int(counts[i]) for i, name in enumerate(names)}
+                totals[(model, str(version))] = (by_class, labelled)
         return totals
+
+    def _by_name(self, key: tuple[str, int], state: MonitorState) -> np.ndarray:
+        """``state``'s predictions by class, in the slots this process gives the version's
+        classes where it names none (each worker gives them slots as it sees them)."""
+        names = getattr(state, "class_names", None)
+        if names is None:
+            return state.classes
+        seen = self._seen.get(key)
+        if seen is None:
+            seen = self._seen[key] = SeenClasses((), state.classes.size - 1)
+        if seen.capacity + 1 != state.classes.size:
+            return state.classes  # another form of the version: left out, by its shape
+        return seen.aligned(state.classes, names)
 
     def _names(self, model: str, version: int) -> list[str]:
         """``version``'s classes: as its monitor knows them, or (in a worker just started, before

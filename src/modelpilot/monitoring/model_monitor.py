@@ -103,6 +103,10 @@ class MonitorState:
     """Each column's pivot, of a prediction of several values a row (whose sums are three
     a column, the first column's first); None where a row has one value, and in states
     written before columns had sums of their own."""
+    class_names: tuple[str, ...] | None = None
+    """The class of each slot of the predictions' counts (in ``counts`` and ``classes``), of
+    a classifier that names none, whose classes each process gives slots as it sees them
+    (``SeenClasses``): merged by name. None where the slots are the same in every process."""
 
 
 def pivots_of(state: MonitorState) -> tuple[float | None, ...]:
@@ -346,6 +350,7 @@ class ModelMonitor:
             tuple(self.predictions.pivots)
             if self.predictions and self.predictions.several
             else None,
+            self.predictions.class_names() if self.predictions else None,
         )
 
     def report(
@@ -369,6 +374,7 @@ class ModelMonitor:
             for p in peers
             if p.counts.shape == own.counts.shape and p.sums.shape == own.sums.shape
         ]
+        peers = [self._by_name(p) for p in peers]
         counts = own.counts + sum((p.counts for p in peers), np.zeros_like(own.counts))
         features, feature_sums = self._split
         sums = own.sums + sum((self._rebased(p) for p in peers), np.zeros_like(own.sums))
@@ -394,7 +400,10 @@ class ModelMonitor:
         classes: dict[str, int] = {}
         if self.predictions is not None and self.predictions.classifier:
             totals = own.classes + sum((p.classes for p in peers), np.zeros_like(own.classes))
-            classes = {name: int(totals[i]) for i, name in enumerate(self.predictions.classes)}
+            if self.predictions.seen is not None:
+                classes = self.predictions.seen.by_name(totals)
+            else:
+                classes = {name: int(totals[i]) for i, name in enumerate(self.predictions.classes)}
         return ModelReport(
             self.version.model,
             str(self.version.version),
@@ -410,6 +419,21 @@ class ModelMonitor:
             drift_unwatched=self.drift_unwatched,
             quality_unjudged=self.performance.never_judged,
         )
+
+    def _by_name(self, peer: MonitorState) -> MonitorState:
+        """``peer`` with its predictions' class counts in this process's slots, where the
+        version names no classes and each process gives them slots as it sees them."""
+        predictions = self.predictions
+        names = getattr(peer, "class_names", None)
+        if predictions is None or predictions.seen is None or names is None:
+            return peer
+        at = self._split[0]
+        theirs = peer.counts[at:]
+        window = predictions.aligned(theirs, names)
+        counts = peer.counts
+        if window is not theirs:
+            counts = np.concatenate([counts[:at], window])
+        return replace(peer, counts=counts, classes=predictions.aligned(peer.classes, names))
 
     def _rebased(self, peer: MonitorState) -> np.ndarray:
         """``peer``'s sums, its predictions' taken about this process's pivots (each the

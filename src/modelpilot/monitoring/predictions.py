@@ -16,6 +16,19 @@ from modelpilot.registry.quality import label_key
 from modelpilot.registry.types import ModelVersion
 from modelpilot.serving.reference_outcomes import is_classifier
 
+SEEN_CLASSES = 100
+"""Classes a classifier that names none (a ``.py`` model answering text or whole numbers)
+is counted by as they come, in the order first seen, beside those its reference names: its
+counts had been over the classes the version names, and every prediction of such a model
+was "(unknown)". Past them, the classes it answers are counted together as ``OTHER_CLASS``,
+so that a model answering free text (an id a row) makes at most this many series."""
+
+OTHER_CLASS = "(other)"
+"""Predictions of a classifier that names no classes, of classes past ``SEEN_CLASSES``."""
+
+UNKNOWN_CLASS = "(unknown)"
+"""Predictions of a classifier that names its classes, of a class it does not name."""
+
 WATCHED_COLUMNS = 32
 """Columns of a prediction of several values a row (a regressor of several targets) whose
 mean and variance are watched, the first ones: each is two series on /metrics, so an output
@@ -90,6 +103,54 @@ class PredictionSummary:
         return note + "), none for the prediction as a whole"
 
 
+class SeenClasses:
+    """The classes of a classifier that names none, each given a slot in the order first
+    seen, up to ``capacity``; the classes past them share the last slot (``OTHER_CLASS``).
+
+    Each process gives slots in the order it saw the classes, so counts of another process
+    are moved to this one's slots by name (``aligned``) before they are added: merged by
+    position, a worker that had seen "cat" first and one that had seen "dog" first counted
+    each other's predictions under the wrong names. Slots are never taken back, so a class
+    once counted apart stays apart and its counter never goes back."""
+
+    def __init__(self, names: Sequence[str], capacity: int) -> None:
+        self.names = list(names)
+        self.codes = {name: i for i, name in enumerate(self.names)}
+        self.capacity = capacity
+        """Slots for classes; the counts have one more, the last, for those past them."""
+
+    def code(self, name: str) -> int:
+        """``name``'s slot, given it if it is new and there is room, else the last one's."""
+        code = self.codes.get(name)
+        if code is None:
+            if len(self.names) >= self.capacity:
+                return self.capacity
+            code = len(self.names)
+            self.names.append(name)
+            self.codes[name] = code
+        return code
+
+    def aligned(self, counts: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        """``counts`` of another process, slot by slot over its ``names`` (and its last slot,
+        ``OTHER_CLASS``), in this one's slots: learning the names it had not seen."""
+        if len(names) <= len(self.names) and all(
+            mine == theirs for mine, theirs in zip(self.names, names, strict=False)
+        ):
+            return counts  # the same order (as far as the other went): the common case
+        moved = np.zeros(self.capacity + 1, dtype=counts.dtype)
+        for name, count in zip(names, counts[: len(names)], strict=True):
+            moved[self.code(name)] += count
+        moved[-1] += counts[-1]
+        return moved
+
+    def by_name(self, counts: np.ndarray) -> dict[str, int]:
+        """``counts`` (in this one's slots) by class, the classes past the slots as one."""
+        found = {name: int(counts[i]) for i, name in enumerate(self.names)}
+        if counts[-1]:
+            found[OTHER_CLASS] = int(counts[-1])
+        return found
+
+
 def _bounds(lower: np.ndarray, top: float) -> tuple[np.ndarray, float]:
     """Edges to bin by (see ``_slots``): ``lower`` in order (rounded to float32, an edge
     raised past the next one's float32 may lie above it), and the ``top`` one."""
@@ -123,6 +184,13 @@ class PredictionBins:
     """Where each prediction lands: its class, or a bin of the reference predictions' histogram
     (below its range, its bins, above it, or missing: NaN or infinite, as the reference
     predictions' profile counts them).
+
+    A classifier that names its classes has a slot for each (and those its reference names
+    besides), then one for the classes it does not name, the same in every process, so that
+    counts add up by position: this runs for every round of requests. One that names none (a
+    ``.py`` model answering text) has its classes given slots as they come (``seen``, up to
+    ``SEEN_CLASSES`` of them past its reference's), in each process in the order it saw them:
+    its states carry the names of their slots, and are merged by name (``aligned``).
 
     The mean and variance come from running sums of the numeric predictions (count, sum,
     sum of squares), which a window adds and takes away chunk by chunk. They are sums of the
@@ -177,13 +245,27 @@ class PredictionBins:
         binned by (see ``_slots``)."""
         self._bounds32: tuple[np.ndarray, float] | None = None
         """``_bounds`` for predictions that are float32, where they differ."""
+        self.seen: SeenClasses | None = None
+        """The classes as they came, of a classifier that names none (``SeenClasses``): its
+        states carry their names (``MonitorState.class_names``). None where the version
+        names its classes: counted by position, the same in every process."""
+        self._named = 0
+        """The classes named by the version or its reference: the first slots."""
         if self.classifier:
             names = [label_key(c) for c in signature.extra.get("classes", [])]
+            named = bool(names)
             if reference is not None:
                 names += [c for c in reference.categories if c not in names]
+            self._named = len(names)
+            # The last slot: a class the version does not name (``UNKNOWN_CLASS``), or, of
+            # one that names none, one past the classes seen (``OTHER_CLASS``).
+            self.size = len(names) + 1
+            if not named:
+                self.seen = SeenClasses(names, len(names) + SEEN_CLASSES)
+                names = self.seen.names
+                self.size += SEEN_CLASSES
             self.classes = names
-            self._codes = {name: i for i, name in enumerate(names)}
-            self.size = len(names) + 1  # the last slot: a class never seen before
+            self._codes = self.seen.codes if self.seen else {n: i for i, n in enumerate(names)}
             if reference is not None:
                 # A profile of more classes than it names pooled the rest (``other``): a
                 # class outside the named ones may be one of them.
@@ -242,10 +324,12 @@ class PredictionBins:
                     np.array([label_key(v) for v in values.ravel()], dtype=object),
                     return_inverse=True,
                 )
-            codes = np.array(
-                [self._codes.get(label_key(v), len(self.classes)) for v in distinct],
-                dtype=np.int64,
-            )
+            if self.seen is None:
+                unknown = self.size - 1
+                keys = [self._codes.get(label_key(v), unknown) for v in distinct]
+            else:
+                keys = self._seen_codes([label_key(v) for v in distinct], inverse.ravel())
+            codes = np.array(keys, dtype=np.int64)
             slots = codes[inverse.ravel()] if len(distinct) else np.zeros(0, dtype=np.int64)
             return np.bincount(slots, minlength=self.size).astype(np.int64), sums
         if self._bounds is None:
@@ -265,6 +349,19 @@ class PredictionBins:
                     slot[single] = _slots(numeric[single], *self._bounds32)
         slot[~np.isfinite(numeric)] = self.size - 1
         return np.bincount(slot, minlength=self.size).astype(np.int64), sums
+
+    def _seen_codes(self, names: list[str], inverse: np.ndarray) -> list[int]:
+        """The slots of ``names`` (the distinct labels, in order) of a classifier that names
+        no classes; ``inverse``: each prediction's name. New classes take slots in the order
+        they came, not in ``np.unique``'s: past the bound, the first ones keep theirs."""
+        assert self.seen is not None
+        codes = self.seen.codes
+        if any(name not in codes for name in names):
+            first = np.full(len(names), inverse.size)
+            np.minimum.at(first, inverse, np.arange(inverse.size))
+            for i in np.argsort(first, kind="stable"):
+                self.seen.code(names[i])
+        return [self.seen.code(name) for name in names]
 
     def _sums(self, values: np.ndarray, column: int) -> tuple[int, float, float]:
         """[rows, sum, sum of squares] of ``column``'s finite ``values`` about its pivot."""
@@ -317,16 +414,39 @@ class PredictionBins:
         )
         return columns, unwatched
 
+    def class_names(self) -> tuple[str, ...] | None:
+        """The classes by slot, for a state that another process merges by name; None where
+        the version names its classes (the same slots in every process)."""
+        return tuple(self.seen.names) if self.seen is not None else None
+
+    def aligned(self, counts: np.ndarray, names: Sequence[str] | None) -> np.ndarray:
+        """Class ``counts`` of another process's state, whose slots are its ``names``
+        (``class_names``), in this one's: by name, where the version names no classes."""
+        if self.seen is None or names is None:
+            return counts
+        return self.seen.aligned(counts, names)
+
+    def _as_reference(self, counts: np.ndarray) -> np.ndarray:
+        """``counts`` over the reference predictions' slots: the classes it names, then the
+        rest as one, as it pooled those it did not name (``other``)."""
+        if self.seen is None:
+            return counts
+        named = self._named
+        return np.append(counts[:named], counts[named:].sum())
+
     def summary(self, counts: np.ndarray, sums: np.ndarray) -> PredictionSummary:
         """The window's predictions, from their ``counts`` and their sums about ``pivot``."""
         rows, mean, variance = self._moments(sums, 0)
         drift = None
         if self.reference is not None and counts.sum() > 0:
-            drift = js_distance(self.reference, counts)
+            drift = js_distance(self.reference, self._as_reference(counts))
         if self.classifier:
-            classes = {name: int(counts[i]) for i, name in enumerate(self.classes)}
-            if counts[-1]:
-                classes["(unknown)"] = int(counts[-1])
+            if self.seen is not None:
+                classes = self.seen.by_name(counts)
+            else:
+                classes = {name: int(counts[i]) for i, name in enumerate(self.classes)}
+                if counts[-1]:
+                    classes[UNKNOWN_CLASS] = int(counts[-1])
             return PredictionSummary(
                 "classification", int(counts.sum()), classes, None, mean, variance, drift
             )

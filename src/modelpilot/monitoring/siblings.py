@@ -11,8 +11,9 @@ worker's). Exact sums would take a write to the shared files per request, 5-7 us
 tenth of a request's cost, which is what gathering the counts saves. What
 mode cannot merge, each worker writes as a snapshot every monitoring round: its scrape-time
 metrics (engine, process, machine: exported with a ``worker`` label) and its monitoring
-windows (merged: bin counts add up, labelled rows pool). Whichever worker a request reaches
-answers ``/metrics``, ``/api/...`` and the dashboard for the whole server.
+windows (merged: bin counts add up, labelled rows pool; the classes of a classifier that names
+none, which each worker gives slots as it sees them, add up by name). Whichever worker a
+request reaches answers ``/metrics``, ``/api/...`` and the dashboard for the whole server.
 
 ``/metrics`` reads every worker's figures, its own included, from the snapshots, so that two
 scrapes answered by different workers see the same figures, or newer ones: a counter never goes
