@@ -234,9 +234,13 @@ NOTES: dict[str, Note] = {
     ),
     "modelpilot_prediction_class_total": Note(
         "model",
-        "A classifier's; `class` is the class as the model names it. Counted since the server "
-        "started; with `--workers`, carried on over worker restarts, but a worker killed with "
-        "SIGKILL loses the counts since its last snapshot (up to a monitoring round).",
+        "A classifier's; `class` is the class as the model names it. A classifier that names "
+        "no classes (a `.py` model answering text or whole numbers) has its classes counted as "
+        "they come: besides those its reference predicted, the first 100 seen have a series "
+        'each, and the rest are counted together as `class="(other)"`. Counted since the '
+        "server started; with `--workers`, merged by class over the workers and carried on over "
+        "worker restarts, but a worker killed with SIGKILL loses the counts since its last "
+        "snapshot (up to a monitoring round).",
     ),
     "modelpilot_prediction_mean": Note("model", "In the prediction's unit."),
     "modelpilot_prediction_variance": Note("model", "In the prediction's unit, squared."),

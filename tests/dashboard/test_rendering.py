@@ -356,3 +356,15 @@ def test_alerts_that_start_or_stop_firing_are_announced_once(page_server: PageSe
     assert "hidden" not in page.by_id["alerts"]
     dom, page = page_server.draw(payload(busy()))
     assert "hidden" in page.by_id["alerts"]  # nothing to scroll to in the tab order
+
+
+def test_the_classes_past_the_bound_of_a_model_that_names_none_come_last(
+    page_server: PageServer,
+) -> None:
+    # A model that names no classes counts those past the first 100 as "(other)", which
+    # sorted among its classes as one of them.
+    classes = {"zebra": 3, "(other)": 5, "ant": 2, "cat": 1}
+    summary = PredictionSummary("classification", 11, classes, None, None, None, None)
+    _, page = page_server.draw(payload(busy(), regressor(summary)))
+    labels = page.by_id["chart-predictions"]["data-labels"].split("|")
+    assert labels == ["ant", "cat", "zebra", "(other)"]

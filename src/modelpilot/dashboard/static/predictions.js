@@ -95,18 +95,19 @@
     });
   }
 
-  // Classes in natural order (class_2 before class_10), a class the model never named last;
+  // Classes in natural order (class_2 before class_10), a class the model never named last,
+  // as are the classes past the 100 counted apart of a model that names none ('(other)');
   // all in one colour, as a colour of their own would mean nothing (and 8 were recycled).
-  const UNKNOWN_CLASS = '(unknown)';
+  const POOLED = new Set(['(unknown)', '(other)']);
   const natural = new Intl.Collator('en', { numeric: true }).compare;
   function renderClasses(canvas, pr) {
     const entries = Object.entries(pr.classes || {});
-    const numeric = entries.every(([k]) => k === UNKNOWN_CLASS || isNum(Number(k)));
+    const numeric = entries.every(([k]) => POOLED.has(k) || isNum(Number(k)));
     const order = numeric ? (a, b) => Number(a) - Number(b) : natural;
-    entries.sort(([a], [b]) => (a === UNKNOWN_CLASS) - (b === UNKNOWN_CLASS) || order(a, b));
+    entries.sort(([a], [b]) => POOLED.has(a) - POOLED.has(b) || order(a, b));
     const total = entries.reduce((acc, [, v]) => acc + (isNum(v) ? v : 0), 0) || 1;
     barChart(canvas, { labels: entries.map(([k]) => k), values: entries.map(([, v]) => v),
-      colors: entries.map(([k]) => (k === UNKNOWN_CLASS ? C.orange : C.teal)),
+      colors: entries.map(([k]) => (POOLED.has(k) ? C.orange : C.teal)),
       counts: true, empty: 'No predictions recorded yet',
       valueFmt: (v) => `${((v / total) * 100).toFixed(1)}%` });
     return entries.map(([k, v]) => `${k} ${((v / total) * 100).toFixed(1)}%`).join(', ');
