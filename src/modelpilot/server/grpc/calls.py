@@ -132,9 +132,11 @@ class GrpcCalls:
                 )
         except CallFailed as exc:
             status = self._with_id(exc.status, stream, request)
-            connection.respond(stream, trailers_only(status, exc.http_status), None, None)
+            # Counted before it is answered, so that a client that reads the metrics once
+            # answered finds its call among them (it raced the count, and lost on a busy core).
             if stream.header(":path") == INFER:
                 await count_refused(self.engine, exc, started)
+            connection.respond(stream, trailers_only(status, exc.http_status), None, None)
         except asyncio.TimeoutError:
             status = Status("DEADLINE_EXCEEDED", "the call's deadline (grpc-timeout) passed")
             status = self._with_id(status, stream, request)
