@@ -12,7 +12,7 @@ import pytest
 
 from modelpilot.registry.store import Registry
 from tests.monitoring.conftest import reference_traffic, shifted_traffic
-from tests.monitoring.test_workers import _workers, fresh, sample
+from tests.monitoring.test_workers import fresh, live_workers, sample
 from tests.monitoring.webhook_receiver import Receiver
 from tests.processes import Server, start, stop
 
@@ -48,10 +48,10 @@ def test_the_alerts_outlive_the_worker_that_decides_on_them(
         (fired,) = fresh("GET", f"{server.url}/api/alerts").json()["active"]
 
         # Worker 0, started first (worker 1's share of the window keeps the drift).
-        worker = min(_workers(server), key=lambda w: w.create_time())
+        worker = min(live_workers(server), key=lambda w: w.create_time())
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=30)
-        until(lambda: len(_workers(server)) == 2 and worker.pid not in _pids(server))
+        until(lambda: len(live_workers(server)) == 2 and worker.pid not in _pids(server))
         time.sleep(1.5)  # some rounds of the new worker's
         seen = [fresh("GET", f"{server.url}/api/alerts").json()["active"] for _ in range(10)]
         # The same alert (its message and value follow the figures), whoever answers.
@@ -79,4 +79,4 @@ def _key(alert: dict[str, Any]) -> tuple[object, ...]:
 
 
 def _pids(server: Server) -> set[int]:
-    return {worker.pid for worker in _workers(server)}
+    return {worker.pid for worker in live_workers(server)}

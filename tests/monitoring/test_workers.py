@@ -8,7 +8,8 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import httpx
 import pandas as pd
@@ -18,6 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modelpilot.registry.store import Registry
 from tests.processes import Server, start, stop
+
+T = TypeVar("T")
 
 pytestmark = pytest.mark.slow
 
@@ -134,7 +137,7 @@ def test_a_label_posted_right_after_its_prediction_joins_whichever_worker_answer
     assert fresh("POST", f"{server.url}/api/feedback/iris", json=made_up).status_code == 404
 
 
-def _workers(server: Server) -> list[psutil.Process]:
+def live_workers(server: Server) -> list[psutil.Process]:
     """The server's live worker processes (a dead one not yet reaped is not)."""
     found = []
     for child in psutil.Process(server.process.pid).children():
@@ -142,6 +145,26 @@ def _workers(server: Server) -> list[psutil.Process]:
             if "spawn_main" in " ".join(child.cmdline()):
                 found.append(child)
     return found
+
+
+def scrapes_while_replaced(server: Server, read: Callable[[str], T]) -> tuple[str, list[T]]:
+    """Kill (SIGKILL) the server's first worker and scrape ``/metrics`` until its replacement
+    serves beside the other: the last scrape, and what ``read`` made of every scrape since
+    the kill."""
+    workers = live_workers(server)
+    assert len(workers) == 2
+    os.kill(workers[0].pid, signal.SIGKILL)
+    # Connections still queued on a dying worker's socket are reset: scrape once it is gone.
+    workers[0].wait(timeout=30)
+    seen: list[T] = []
+
+    def replaced(text: str) -> bool:
+        seen.append(read(text))
+        alive = {c.pid for c in live_workers(server)}
+        restarted = workers[0].pid not in alive and len(alive) == 2
+        return restarted and len(sample(text, "modelpilot_uptime_seconds")) == 2
+
+    return settled(server.url, replaced, seconds=40), seen
 
 
 def test_a_killed_workers_totals_carry_on_in_the_worker_that_replaces_it(
@@ -164,20 +187,7 @@ def test_a_killed_workers_totals_carry_on_in_the_worker_that_replaces_it(
         return classes, sum(sample(text, "modelpilot_labels_total", model="iris"))
 
     settled(server.url, lambda text: totals(text) == (REQUESTS, REQUESTS))
-    workers = _workers(server)
-    assert len(workers) == 2
-    os.kill(workers[0].pid, signal.SIGKILL)
-    # Connections still queued on a dying worker's socket are reset: scrape once it is gone.
-    workers[0].wait(timeout=30)
-    seen = []
-
-    def replaced(text: str) -> bool:
-        seen.append(totals(text))
-        alive = {c.pid for c in _workers(server)}
-        restarted = workers[0].pid not in alive and len(alive) == 2
-        return restarted and len(sample(text, "modelpilot_uptime_seconds")) == 2
-
-    text = settled(server.url, replaced, seconds=40)
+    text, seen = scrapes_while_replaced(server, totals)
     # Not one scrape in between lost the dead worker's share, nor counted it twice.
     assert set(seen) == {(REQUESTS, REQUESTS)}
 
@@ -187,14 +197,14 @@ def test_a_killed_workers_totals_carry_on_in_the_worker_that_replaces_it(
     for i in range(20):
         reply = fresh("POST", f"{server.url}/predict/iris", json={"data": rows[i].tolist()})
         assert reply.status_code == 200
-    stopped = _workers(server)[0]
+    stopped = live_workers(server)[0]
     os.kill(stopped.pid, signal.SIGTERM)
     stopped.wait(timeout=30)
     seen.clear()
 
     def restarted(text: str) -> bool:
         seen.append(totals(text))
-        alive = {c.pid for c in _workers(server)}
+        alive = {c.pid for c in live_workers(server)}
         counted = sum(sample(text, "modelpilot_requests_total", model="iris")) == answered + 20
         return counted and stopped.pid not in alive and len(alive) == 2
 

@@ -3,8 +3,6 @@ counted by class, over both workers, in /metrics and /api/monitoring."""
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import pytest
 
 from modelpilot.registry.store import Registry
 from modelpilot.serving.registration import register_model
-from tests.monitoring.test_workers import _workers, fresh, sample, settled
+from tests.monitoring.test_workers import fresh, sample, scrapes_while_replaced, settled
 from tests.processes import Server, start, stop
 
 pytestmark = pytest.mark.slow
@@ -64,18 +62,6 @@ def test_text_labels_are_counted_by_class_over_both_workers(server: Server) -> N
         assert report["requests"] == REQUESTS
         assert report["predictions"]["classes"] == expected
 
-    workers = _workers(server)
-    assert len(workers) == 2
-    os.kill(workers[0].pid, signal.SIGKILL)
-    workers[0].wait(timeout=30)
-    seen = []
-
-    def replaced(text: str) -> bool:
-        seen.append(by_class(text))
-        alive = {c.pid for c in _workers(server)}
-        restarted = workers[0].pid not in alive and len(alive) == 2
-        return restarted and len(sample(text, "modelpilot_uptime_seconds")) == 2
-
-    settled(server.url, replaced, seconds=40)
+    _, seen = scrapes_while_replaced(server, by_class)
     # Not one scrape in between lost the dead worker's classes, nor counted them twice.
     assert all(counted == expected for counted in seen)
