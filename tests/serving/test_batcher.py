@@ -465,7 +465,7 @@ def test_queue_times_are_measured_finer_than_uvloops_clock() -> None:
             batcher = AdaptiveBatcher(DoublingModel(), pool, BatchingPolicy(max_batch_size=8))
             batcher.listen(lambda rows, n, seconds: calls.append(seconds), None, waits.extend)
             for _ in range(20):
-                await batcher.enqueue(rows(1.0), ["y"])  # one at a time: a lone wait each
+                await batcher.enqueue(rows(1.0), ["y"]).future  # one at a time: a lone wait each
             batcher.cancel()
 
     runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)

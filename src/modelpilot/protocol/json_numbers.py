@@ -28,8 +28,11 @@ def mentions_truths(text: bytes, end: int | None = None) -> bool:
     third of the time orjson took to parse the body. The letter's hits in names and text
     are each checked; past a few dozen, the word is looked for whole. A small body is
     looked through for the words at once, which takes less than the hops there."""
-    end = len(text) if end is None else end
-    if end <= 4096:
+    if end is None or end == len(text):
+        if len(text) <= 4096:  # (bounds cost a search a fifth more: 1,000 instructions)
+            return text.find(b"true") >= 0 or text.find(b"false") >= 0
+        end = len(text)
+    elif end <= 4096:
         return text.find(b"true", 0, end) >= 0 or text.find(b"false", 0, end) >= 0
     for letter, word in _TRUTHS:
         at, hits = text.find(letter, 0, end), 0

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -93,17 +92,17 @@ class BatchingPolicy:
 
 
 @dataclass(slots=True)
-class _Item:
+class Queued:
+    """A request in the batcher's queue (``enqueue``): its answer is ``future``'s."""
+
     batch: Batch
     outputs: tuple[str, ...]
     rows: int
     future: asyncio.Future[dict[str, np.ndarray]] = field(repr=False)
     queued_at: float = 0.0
     tag: str = ""
-    on_left: Callable[[asyncio.Future[dict[str, np.ndarray]]], None] | None = field(
-        default=None, repr=False
-    )
-    """Tells its wait if the request leaves the queue before its batch starts (``_left``)."""
+    started: bool = False
+    """Its batch started, which told its queue wait (or ``left`` told it)."""
 
 
 class AdaptiveBatcher:
@@ -126,7 +125,7 @@ class AdaptiveBatcher:
         """Requests for this model the server holds, queued here or not (see _gather)."""
         self._calls = CallPlacement(predict, executor, policy.inline_below)
         self.policy = policy
-        self._queue: list[_Item] = []
+        self._queue: list[Queued] = []
         self._queued_rows = 0
         self._running = 0
         self._wakeup: asyncio.Event | None = None
@@ -163,12 +162,17 @@ class AdaptiveBatcher:
         self, batch: Batch, outputs: Sequence[str], tag: str = ""
     ) -> dict[str, np.ndarray]:
         """Run ``batch`` (possibly with others) and return its own rows of every output."""
-        return await self.enqueue(batch, outputs, tag)
+        queued = self.enqueue(batch, outputs, tag)
+        try:
+            return await queued.future
+        except BaseException:
+            self.left(queued)
+            raise
 
-    def enqueue(
-        self, batch: Batch, outputs: Sequence[str], tag: str = ""
-    ) -> asyncio.Future[dict[str, np.ndarray]]:
-        """Queue ``batch``; the future gets its rows of every output (cancel it to give up).
+    def enqueue(self, batch: Batch, outputs: Sequence[str], tag: str = "") -> Queued:
+        """Queue ``batch``; its ``future`` gets its rows of every output (cancel it to give
+        up). A caller that gives up or fails tells ``left``, so that a wait that ended
+        before its batch started is observed too (as ``submit`` does).
 
         ``tag`` (the request id) is handed back to ``on_predicted`` with the batch it ran in.
         """
@@ -189,21 +193,22 @@ class AdaptiveBatcher:
                 self._company_at = now
         elif self._queue or self._running:
             self._company_at = now
-        item = _Item(batch, tuple(outputs), rows, loop.create_future(), now, tag)
-        if self._on_queued is not None:
-            item.on_left = functools.partial(self._left, item)
-            item.future.add_done_callback(item.on_left)
+        item = Queued(batch, tuple(outputs), rows, loop.create_future(), now, tag)
         self._queue.append(item)
         self._queued_rows += rows
         self._ensure_worker()
         assert self._wakeup is not None
         self._wakeup.set()
-        return item.future
+        return item
 
-    def _left(self, item: _Item, _: asyncio.Future[dict[str, np.ndarray]]) -> None:
-        """``item`` left the queue before its batch started (a batch that starts takes this
-        callback off its requests and tells their waits itself)."""
-        self._observe_waits([time.perf_counter() - item.queued_at])
+    def left(self, item: Queued) -> None:
+        """``item``'s caller gave up on it or failed: if its batch had not started (it timed
+        out or was cancelled in the queue), its wait is observed now. Told by the caller
+        rather than by a callback on every future, which cost every request (a partial and
+        a callback added and taken off) for the few that give up."""
+        if not item.started:
+            item.started = True
+            self._observe_waits([time.perf_counter() - item.queued_at])
 
     def _observe_waits(self, waits: list[float]) -> None:
         if self._on_queued is None:
@@ -306,12 +311,12 @@ class AdaptiveBatcher:
         if self._wakeup is not None:
             self._wakeup.set()
 
-    def _take(self) -> list[_Item]:
+    def _take(self) -> list[Queued]:
         """The oldest request and every queued one that fits with it and asks the same;
         requests that gave up while queued leave the queue without taking room in a batch."""
-        taken: list[_Item] = []
+        taken: list[Queued] = []
         rows = 0
-        keep: list[_Item] = []
+        keep: list[Queued] = []
         for item in self._queue:
             if item.future.done():  # timed out or cancelled while queued
                 self._queued_rows -= item.rows
@@ -332,21 +337,20 @@ class AdaptiveBatcher:
         self._queued_rows -= rows
         return taken
 
-    async def _execute(self, items: list[_Item]) -> None:
-        # A request may have gone (timed out, cancelled) since _take: its own callback tells
-        # its wait.
+    async def _execute(self, items: list[Queued]) -> None:
+        # A request may have gone (timed out, cancelled) since _take: its caller tells its
+        # wait (``left``).
         items = [i for i in items if not i.future.done()]
         if not items:
             return
         if self._on_queued is not None:
             started = time.perf_counter()
             for item in items:
-                if item.on_left is not None:
-                    item.future.remove_done_callback(item.on_left)
+                item.started = True
             self._observe_waits([started - i.queued_at for i in items])
         await self._run_batch(asyncio.get_running_loop(), items)
 
-    async def _run_batch(self, loop: asyncio.AbstractEventLoop, items: list[_Item]) -> None:
+    async def _run_batch(self, loop: asyncio.AbstractEventLoop, items: list[Queued]) -> None:
         outputs = list(items[0].outputs)
         if len(items) == 1:
             await self._run_one(loop, items[0], outputs)
@@ -378,7 +382,7 @@ class AdaptiveBatcher:
             self._tell(items, merged, result)
 
     async def _run_one(
-        self, loop: asyncio.AbstractEventLoop, item: _Item, outputs: list[str]
+        self, loop: asyncio.AbstractEventLoop, item: Queued, outputs: list[str]
     ) -> None:
         started = time.perf_counter()
         try:
@@ -404,7 +408,7 @@ class AdaptiveBatcher:
 
     def _tell_answered(
         self,
-        items: list[_Item],
+        items: list[Queued],
         unanswered: list[int],
         batch: Batch,
         result: dict[str, np.ndarray],
@@ -424,7 +428,7 @@ class AdaptiveBatcher:
             kept, {k: v[rows] for k, v in batch.items()}, {k: v[rows] for k, v in result.items()}
         )
 
-    def _tell(self, items: list[_Item], batch: Batch, result: dict[str, np.ndarray]) -> None:
+    def _tell(self, items: list[Queued], batch: Batch, result: dict[str, np.ndarray]) -> None:
         if self._on_predicted is None:
             return
         if len(items) == 1:  # most calls, when load is light or the model is fast

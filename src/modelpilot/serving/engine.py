@@ -352,14 +352,17 @@ class InferenceEngine:
         """``timeout``: the seconds the request may take, and whether they are its own;
         ``spent``: how many of them went before (on the result cache)."""
         batcher = loaded.batcher or self._batcher_for(loaded)
-        future = batcher.enqueue(batch, names, request_id)
+        queued = batcher.enqueue(batch, names, request_id)
         # A timer on the future rather than asyncio.wait_for, which costs a task per request.
         seconds, asked = timeout
         timer = asyncio.get_running_loop().call_later(
-            max(seconds - spent, 0.0), expire, future, loaded.version, seconds, asked
+            seconds - spent, expire, queued.future, loaded.version, seconds, asked
         )
         try:
-            return await future
+            return await queued.future
+        except BaseException:
+            batcher.left(queued)  # (timed out or cancelled in the queue: its wait is observed)
+            raise
         finally:
             timer.cancel()
 
