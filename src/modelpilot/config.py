@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     """Registry location: a directory (SQLite + artifact files) or a ``postgresql://`` URL."""
 
     artifacts: Path | None = None
-    """Artifact directory; required when the registry is a database URL, else inside it."""
+    """Artifact directory; required when the registry is a database URL, else inside it.
+    Empty is unset (as for every optional path and URL here)."""
 
     redis_url: str | None = None
     """Redis URL of the result cache that servers share (``--result-cache redis``)."""
@@ -321,6 +322,14 @@ class Settings(BaseSettings):
     StatefulSet's pods keep their names). Servers that share a registry need names of their
     own: of two that run under one name, the one started last keeps the book, and the other
     says so in its log. Whitespace around it is dropped, and empty is unset."""
+
+    @field_validator("artifacts", "redis_url", "result_cache_dir", "worker_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """An empty value is unset: a script or compose file passing ``MODELPILOT_ARTIFACTS=``
+        had its artifacts written to the current directory (``Path("")`` is ``.``), and a
+        PostgreSQL registry's check for the setting passed."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("server_name")
     @classmethod
