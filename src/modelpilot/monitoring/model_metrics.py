@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -14,6 +13,7 @@ from prometheus_client.samples import Sample
 
 from modelpilot.errors import NotFound
 from modelpilot.monitoring.alerts import RULES
+from modelpilot.monitoring.feature_exposition import FeatureLines
 from modelpilot.monitoring.model_monitor import ModelReport, MonitorState
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.predictions import WATCHED_COLUMNS, PredictionBins, SeenClasses
@@ -33,45 +33,12 @@ class ModelCollector(Collector):
         """The classes of each version that names none, as this process gave them series
         (``SeenClasses``): its workers' states carry their classes by name."""
         self._seen_lock = threading.Lock()  # scrapes may run side by side
+        self._feature_lines = FeatureLines()
+        """The per-feature series, written once per drift report (``feature_exposition``)."""
 
     def collect(self) -> Iterator[Any]:
         reports = self.monitor.reports()
         totals = self._running_totals(reports)
-        drift_score = GaugeMetricFamily(
-            "modelpilot_feature_drift_score",
-            "Drift score of one feature over the drift window, by method "
-            "(psi, js_distance, kl_divergence, wasserstein in reference standard deviations); "
-            "no series while the window is empty.",
-            labels=[*VERSION, "feature", "method"],
-        )
-        drifted = GaugeMetricFamily(
-            "modelpilot_feature_drifted",
-            "1 when the feature drifted under the configured rule; while the window holds too "
-            "few rows to judge, the verdict the data_drift alert holds.",
-            labels=[*VERSION, "feature"],
-        )
-        p_value = GaugeMetricFamily(
-            "modelpilot_feature_drift_p_value",
-            "p-value that decides the feature's drift: the smaller of its two tests' (numbers: "
-            "KS of the values, Fisher's exact test of the missing share; categories: "
-            "chi-squared, Fisher's exact test of the rare categories' share); under the "
-            "drift p-value divided by twice the number of features it drifted, when its effect "
-            "size (PSI for numbers, Jensen-Shannon for categories) also reaches its threshold. "
-            "No series where no test ran (too few rows; numbers on large windows against a "
-            "reference of as many values, where PSI decides).",
-            labels=[*VERSION, "feature"],
-        )
-        missing_share = GaugeMetricFamily(
-            "modelpilot_feature_missing_share",
-            "Share of rows in which the feature is missing, in the drift window or the reference.",
-            labels=[*VERSION, "feature", "data"],
-        )
-        missing_p_value = GaugeMetricFamily(
-            "modelpilot_feature_missing_p_value",
-            "p-value of Fisher's exact test of the window's missing share against the "
-            "reference's, on windows small enough to use it (numeric features).",
-            labels=[*VERSION, "feature"],
-        )
         dataset = GaugeMetricFamily(
             "modelpilot_dataset_drift",
             "1 when enough features drifted (as modelpilot_feature_drifted, held with the "
@@ -138,32 +105,6 @@ class ModelCollector(Collector):
         for report in reports:
             key = [report.model, report.version]
             if report.drift is not None:
-                for feature in report.drift.features:
-                    scores = {
-                        "psi": feature.psi,
-                        "js_distance": feature.js_distance,
-                        "kl_divergence": feature.kl_divergence,
-                    }
-                    if feature.wasserstein is not None:
-                        scores["wasserstein"] = feature.wasserstein
-                    for method, value in scores.items():
-                        if not math.isnan(value):  # NaN: an empty window has no scores
-                            drift_score.add_metric([*key, feature.name, method], value)
-                    drifted.add_metric([*key, feature.name], float(feature.drifted))
-                    # The p-value of the verdict's test (a feature drifted by the rare
-                    # categories' test once read 1.0 here, its chi-squared test's).
-                    deciding = feature.deciding_p_value
-                    if deciding is not None:
-                        p_value.add_metric([*key, feature.name], deciding)
-                    shares = {
-                        "window": feature.missing_share,
-                        "reference": feature.reference_missing_share,
-                    }
-                    for data, value in shares.items():
-                        if not math.isnan(value):
-                            missing_share.add_metric([*key, feature.name, data], value)
-                    if feature.missing_p_value is not None:
-                        missing_p_value.add_metric([*key, feature.name], feature.missing_p_value)
                 dataset.add_metric(key, float(report.drift.dataset_drift))
                 share.add_metric(key, report.drift.drifted_share)
                 window.add_metric(key, report.drift.rows)
@@ -185,7 +126,8 @@ class ModelCollector(Collector):
             for name, count in by_class.items():
                 classes.add_metric([model, version, name], float(count))
             labels.add_metric([model, version], labelled)
-        yield from (drift_score, drifted, p_value, missing_share, missing_p_value)
+        drifts = ((r.model, r.version, r.drift) for r in reports if r.drift is not None)
+        yield from self._feature_lines.families(drifts)
         yield from (dataset, share, window)
         yield from (classes, mean, variance, prediction_drift)
         yield from (performance, reference, labels, concept)

@@ -66,6 +66,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from modelpilot.monitoring.alerts import AlertState
+from modelpilot.monitoring.collected import Families
 from modelpilot.monitoring.history import HISTORY_POINTS, ServicePoint
 from modelpilot.monitoring.model_monitor import MonitorState, totals_of
 
@@ -379,17 +380,7 @@ def _with_counters(
             target = Metric(family_name, "Carried on from a worker this one replaced.", "counter")
             families.append(target)
         target.add_sample(name, dict(labels), value)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(families))
-    return generate_latest(registry)
-
-
-class _Families(Collector):
-    def __init__(self, families: list[Metric]) -> None:
-        self.families = families
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self.families)
+    return generate_latest(Families(families))
 
 
 def _families(snapshot: WorkerSnapshot) -> list[Metric]:
