@@ -21,7 +21,8 @@ from modelpilot.monitoring.performance import (
 )
 from modelpilot.monitoring.predictions import PredictionBins, PredictionSummary
 from modelpilot.monitoring.quality_history import QualityHistory
-from modelpilot.monitoring.window import RecentRows, SlidingWindow
+from modelpilot.monitoring.window import RecentRows
+from modelpilot.monitoring.window_parts import PartedWindow, WindowPart, newest, part_rows
 from modelpilot.registry.profile import FeatureProfile, ReferenceProfile
 from modelpilot.registry.quality import stated_metrics
 from modelpilot.registry.types import ModelVersion
@@ -40,6 +41,9 @@ class MonitorConfig:
     performance_rows: int = 1000
     performance_seconds: float = 24 * 3600.0
     performance: PerformanceThresholds = field(default_factory=PerformanceThresholds)
+    window_parts: int = 0
+    """Parts each worker tells its window in, for the merge to take the newest rows over all
+    (``window_parts``); 0 where the process serves alone, and its window counts whole."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +111,8 @@ class MonitorState:
     """The class of each slot of the predictions' counts (in ``counts`` and ``classes``), of
     a classifier that names none, whose classes each process gives slots as it sees them
     (``SeenClasses``): merged by name. None where the slots are the same in every process."""
+    window_parts: tuple[WindowPart, ...] | None = None
+    """The window in parts, oldest first, where workers share it (``newest``); else None."""
 
 
 def pivots_of(state: MonitorState) -> tuple[float | None, ...]:
@@ -128,6 +134,7 @@ def totals_of(state: MonitorState) -> MonitorState:
         sums=np.zeros_like(state.sums),
         recent=None,
         labelled=[],
+        window_parts=None,
     )
 
 
@@ -173,7 +180,7 @@ class ModelMonitor:
         self._split = (features, feature_sums)
         prediction_size = self.predictions.size if self.predictions else 0
         prediction_sums = self.predictions.sums_size if self.predictions else 3
-        self.window = SlidingWindow(
+        self.window = PartedWindow(
             features + prediction_size,
             feature_sums + prediction_sums,
             config.window_rows,
@@ -331,9 +338,13 @@ class ModelMonitor:
     def state(self, now: float | None = None) -> MonitorState:
         """What this process knows about the version, for sibling workers to merge."""
         self.window.expire(now)
-        recent = None
-        if self.window.rows < self.config.drift.large_sample_rows:
-            recent = self.recent.last(self.window.rows)
+        config, recent, parts = self.config, None, None
+        large = config.drift.large_sample_rows
+        if config.window_parts:
+            parts = self.window.parts(part_rows(config.window_rows, config.window_parts))
+        # Shared, a window under the KS test's rows may be the newest of a larger one.
+        if self.window.rows < large or (parts is not None and config.window_rows < large):
+            recent = self.recent.last(min(self.window.rows, large - 1))
         return MonitorState(
             self.version.model,
             self.version.version,
@@ -351,6 +362,7 @@ class ModelMonitor:
             if self.predictions and self.predictions.several
             else None,
             self.predictions.class_names() if self.predictions else None,
+            parts,
         )
 
     def report(
@@ -374,6 +386,8 @@ class ModelMonitor:
             for p in peers
             if p.counts.shape == own.counts.shape and p.sums.shape == own.sums.shape
         ]
+        # Workers sharing the window: the newest of their rows, whichever worker took them.
+        own, *peers = newest([own, *peers], self.config.window_rows)
         peers = [self._by_name(p) for p in peers]
         counts = own.counts + sum((p.counts for p in peers), np.zeros_like(own.counts))
         features, feature_sums = self._split

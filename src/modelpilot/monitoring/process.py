@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -28,6 +27,7 @@ from modelpilot.monitoring.statistics import VersionStatistics, version_statisti
 from modelpilot.monitoring.system import SystemCollector
 from modelpilot.monitoring.tap import LocalTap, Tap
 from modelpilot.monitoring.tap_process import TapProcess, TapSpec
+from modelpilot.monitoring.window_parts import WINDOW_PARTS
 from modelpilot.serving.engine import InferenceEngine
 
 logger = logging.getLogger(__name__)
@@ -57,19 +57,18 @@ def alert_rules(settings: Settings) -> AlertRules:
 def monitor_config(settings: Settings) -> MonitorConfig:
     """Monitoring's windows and thresholds for one server process.
 
-    The workers of ``serve --workers N`` share the drift window's rows (which the prediction
-    window's are too): each keeps ``ceil(rows / N)``, so that the window merged over them
-    holds about ``drift_window_rows``. The labelled window is not split: pooled over the
-    workers, it keeps its newest ``performance_window_rows`` (whichever worker took them).
+    The workers of ``serve --workers N`` share the drift window (which the prediction
+    window is too): each keeps up to ``drift_window_rows`` of its own traffic and tells it in
+    parts, and the window merged over them holds the newest ``drift_window_rows``, whichever
+    worker took them (``window_parts``): a fixed share a worker held half the rows where one
+    worker took most of the traffic. The labelled window, pooled over the workers, keeps its
+    newest ``performance_window_rows`` the same way.
     """
-    window_rows = settings.drift_window_rows
-    if settings.worker_dir is not None:
-        window_rows = math.ceil(window_rows / settings.workers)
     # Judged every round as it fills and slides, a window spends its level over the looks it
     # gets (``modelpilot drift`` judges once, at the level itself).
     looks = window_looks(settings.drift_min_rows, settings.drift_window_rows)
     return MonitorConfig(
-        window_rows=window_rows,
+        window_rows=settings.drift_window_rows,
         window_seconds=settings.drift_window_seconds,
         drift=replace(drift_thresholds(settings), looks=looks),
         performance_rows=settings.performance_window_rows,
@@ -80,6 +79,7 @@ def monitor_config(settings: Settings) -> MonitorConfig:
             max_error_increase=settings.performance_max_error_increase,
             label_shift=settings.performance_label_shift,
         ),
+        window_parts=WINDOW_PARTS if settings.worker_dir is not None else 0,
     )
 
 
@@ -203,7 +203,8 @@ def _restores(settings: Settings, exchange: WorkerExchange | None, starting: boo
 
     Not in a worker that replaces one that died: the log does not say which worker answered
     a request, and the siblings' windows hold theirs, which would count twice. The dead
-    worker's share of those windows is lost with it and refills with traffic (a drift alert
+    worker's rows are lost with it: the merged window takes the siblings' older rows in their
+    place (each keeps up to the whole window), and refills with traffic (a drift alert
     meanwhile holds while the merged window is too small to judge); its labels come back
     (``_restores_labels``)."""
     if not _logged(settings):
