@@ -280,6 +280,15 @@ class Settings(BaseSettings):
     and forth as requests slid past it, three times in 40 s. A minute makes one incident one
     firing and one resolution, the resolution sent a minute after the rule stops holding."""
 
+    alert_monitoring_loss_for_seconds: float = Field(default=300.0, ge=0.0)
+    """How long monitoring must go on losing requests (leaving answered requests unmonitored,
+    or unwritten to the inference log) before the monitoring_losing alert fires: its rule holds
+    while requests were lost within the last two minutes, so that one monitoring process
+    replaced, whose lost requests hold it for two minutes, fires nothing, and a replacement
+    loop, a monitor that cannot keep up or an inference log out of reach for minutes does
+    (deploy/monitoring's ModelPilotMonitoringLosing waits the same five minutes). Under 120,
+    a single monitoring process replaced under traffic fires it."""
+
     alert_webhook_url: str | None = None
     """URL that alert changes are POSTed to as JSON (optional); whitespace around it, such as
     the newline that ends a secret mounted from a file, is dropped."""

@@ -36,7 +36,9 @@ from dataclasses import replace
 
 from modelpilot.monitoring.alert_book_salvage import open_alerts
 from modelpilot.monitoring.alert_book_store import BookStore, Holder, Lease, encode, unreadable
+from modelpilot.monitoring.alert_rules import LOSS_WINDOW_SECONDS, loss_conditions
 from modelpilot.monitoring.alerts import AlertBook, AlertRules, AlertState, Condition
+from modelpilot.monitoring.loss_history import LossHistory, Lost, workers_lost
 from modelpilot.monitoring.siblings import WorkerExchange
 from modelpilot.monitoring.webhook import TIMEOUT_SECONDS
 from modelpilot.repeated_errors import RepeatedErrors, first_line
@@ -99,6 +101,16 @@ class AlertKeeper:
             server=server,
             webhook_timeout=webhook_timeout,
         )
+        self.losses = LossHistory(
+            LOSS_WINDOW_SECONDS,
+            time.time(),
+            # A server alone starts counting with this process; with workers, the siblings'
+            # counters may hold what they lost before (this worker replaces a dead worker 0).
+            baseline={0: Lost()} if exchange is None else None,
+            workers=exchange is not None,
+        )
+        """What monitoring lost, over the server, as this process's evaluations saw it (where
+        it decides)."""
         if self.decides and exchange is not None and exchange.inherited_alerts:
             self.book.carry_on(exchange.inherited_alerts)
         elif self.store is not None and resume:
@@ -170,6 +182,19 @@ class AlertKeeper:
                 self.taken.holder,
                 now - self._taken_at,
             )
+
+    def loss_conditions(self, now: float, dropped: int, unlogged: int) -> list[Condition]:
+        """The ``monitoring_losing`` rule's verdict, from this process's counters (``dropped``,
+        ``unlogged``: ``modelpilot_monitor_dropped_total``, ``..._unlogged_total``) and, with
+        workers, the other workers' as their snapshots hold them; call it where this process
+        decides, once an evaluation."""
+        own = Lost(float(dropped), float(unlogged))
+        if self.exchange is None:
+            figures = {0: own}
+        else:
+            figures = workers_lost(self.exchange.index, own, self.exchange.peers())
+        self.losses.record(now, figures)
+        return loss_conditions(self.losses.window(now, LOSS_WINDOW_SECONDS), self.book.rules)
 
     def publish(self) -> None:
         """Write the book for the other workers, and for the worker that may replace this

@@ -3,7 +3,8 @@
 
 - ``model_conditions``: data drift and concept drift of each watched version;
 - ``rollout_conditions``: an alias moved to a version that did not load;
-- ``service_conditions``: the server's error rate and p99 latency over the last minute.
+- ``service_conditions``: the server's error rate and p99 latency over the last minute;
+- ``loss_conditions``: requests that monitoring lost over the last two minutes.
 
 A rule that has too little to judge from says so (``Condition.judged``), which changes no
 alert: its message says why, with the figures it did not judge on, and the alert book says
@@ -25,6 +26,7 @@ from modelpilot.monitoring.alerts import (
     Condition,
 )
 from modelpilot.monitoring.history import ServicePoint, failing_in, slower_than, window_quantile
+from modelpilot.monitoring.loss_history import LossWindow
 from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.performance import PerformanceReport
 from modelpilot.registry.types import ModelVersion
@@ -263,3 +265,57 @@ def _failing(window: Sequence[ServicePoint]) -> str:
     named = ", ".join(f"{name} {count}" for name, count in failing[:3])
     more = f" and {len(failing) - 3} more" if len(failing) > 3 else ""
     return f"; failed: {named}{more}"
+
+
+LOSS_WINDOW_SECONDS = 120.0
+"""How far back ``loss_conditions`` looks for requests lost: deploy/monitoring's
+``ModelPilotMonitoringLosing`` looks at ``rate(...[2m])``. Longer than the longest wait
+between two monitoring processes that keep dying (``tap_restarts.MAX_RESTART_SECONDS``, 30 s),
+so that a replacement loop under traffic holds the rule at every evaluation."""
+
+
+def loss_conditions(window: LossWindow, rules: AlertRules) -> list[Condition]:
+    """Whether monitoring lost requests (left them unmonitored, or unwritten to the inference
+    log) over ``window``, the last ``LOSS_WINDOW_SECONDS``: the alert fires once it has held
+    for ``rules.loss_for_seconds``, so that one monitoring process replaced, whose losses
+    hold the rule for ``LOSS_WINDOW_SECONDS``, fires nothing. A history shorter than the
+    window that lost nothing does not judge (a server that just started, or a worker 0 started
+    in place of one that died: a firing alert holds)."""
+    lost = window.lost
+    last = f"the last {window.seconds:.0f} s"
+    if lost.total:
+        parts = []
+        if lost.dropped:
+            parts.append(f"{lost.dropped:.0f} left unmonitored (modelpilot_monitor_dropped_total)")
+        if lost.unlogged:
+            parts.append(
+                f"{lost.unlogged:.0f} never written to the inference log "
+                "(modelpilot_monitor_unlogged_total)"
+            )
+        said = f"{lost.total:.0f} answered requests lost to monitoring in {last}: " + (
+            " and ".join(parts)
+        )
+        if window.workers:
+            said += "; by worker: " + ", ".join(
+                f"{worker} {by.total:.0f}" for worker, by in sorted(window.by_worker.items())
+            )
+        said += "; the server's log says why (modelpilot.monitoring)"
+    elif window.covered:
+        said = f"no requests lost to monitoring in {last}"
+    else:
+        said = (
+            f"no requests lost to monitoring in {last} watched, fewer than the "
+            f"{LOSS_WINDOW_SECONDS:.0f} s it is judged over: too few to judge"
+        )
+    per_minute = lost.total * 60 / LOSS_WINDOW_SECONDS
+    return [
+        Condition(
+            "monitoring_losing",
+            "",
+            bool(lost.total),
+            SEVERITY["monitoring_losing"],
+            said,
+            per_minute,
+            bool(lost.total) or window.covered,
+        )
+    ]

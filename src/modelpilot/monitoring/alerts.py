@@ -1,13 +1,14 @@
 """Alerts: conditions checked in the server, kept while they hold, announced when they change.
 
-The monitor evaluates the rules (``alert_rules``) every few seconds. A rule
-that holds becomes an active alert (exposed as ``modelpilot_alert_active`` and on
-``/api/alerts``); when it stops holding the alert resolves. The drift rules fire only once they
-have held for a while (``AlertRules.for_seconds``, Prometheus's ``for``; ``WAITS_TO_FIRE``),
-and every rule judged on a sample resolves only once it has not held for a while
-(``keep_firing_seconds``, Prometheus's ``keep_firing_for``; ``WAITS_TO_RESOLVE``). A rule that
-cannot judge (too few requests, labels or rows) fires and resolves nothing: an alert that fires
-stays firing, at the figure it was last judged at, and a wait to fire starts over. Both changes
+The monitor evaluates the rules (``alert_rules``) every few seconds. A rule that holds becomes
+an active alert (exposed as ``modelpilot_alert_active`` and on ``/api/alerts``); when it stops
+holding the alert resolves. The drift rules fire only once they have held for a while
+(``AlertRules.for_seconds``, Prometheus's ``for``; ``WAITS_TO_FIRE``), and so does monitoring
+that loses requests (``AlertRules.loss_for_seconds``); every rule judged on a sample resolves
+only once it has not held for a while (``keep_firing_seconds``, Prometheus's
+``keep_firing_for``; ``WAITS_TO_RESOLVE``). A rule that cannot judge (too few requests, labels
+or rows) fires and resolves nothing: an alert that fires stays firing, at the figure it was
+last judged at, and a wait to fire starts over. Both changes
 go to the optional webhook as JSON (``Alert.to_dict``), queued from the monitor's thread.
 """
 
@@ -24,18 +25,27 @@ from typing import Any
 
 from modelpilot.monitoring.webhook import TIMEOUT_SECONDS, Webhook
 
-RULES = ("data_drift", "concept_drift", "error_rate", "latency", "rollout_stalled")
+RULES = (
+    "data_drift",
+    "concept_drift",
+    "error_rate",
+    "latency",
+    "rollout_stalled",
+    "monitoring_losing",
+)
 SEVERITY = {
     "data_drift": "warning",
     "concept_drift": "critical",
     "error_rate": "critical",
     "latency": "warning",
     "rollout_stalled": "critical",
+    "monitoring_losing": "warning",
 }
 """Each rule's one severity, whatever its figures; deploy/monitoring's rules use the same.
 Data drift, of one feature or most, warns that the model may degrade; concept drift is the
-degradation, seen in labels. (A firing alert keeps the severity it fired with, so a severity
-that rose with the figures told a drift's history, not its state.)"""
+degradation, seen in labels. Monitoring that loses requests warns: serving goes on, and what
+is lost is the view of the models. (A firing alert keeps the severity it fired with, so a
+severity that rose with the figures told a drift's history, not its state.)"""
 
 
 WAITS_TO_FIRE = frozenset({"data_drift", "concept_drift"})
@@ -43,7 +53,8 @@ WAITS_TO_FIRE = frozenset({"data_drift", "concept_drift"})
 window that is partly new, and so gives a test a fresh chance to flag by chance. The service
 rules judge the whole last minute already (a burst must be 5% of a minute's requests to fire
 the error rate), and a wait would hold back the page of an outage; a stalled rollout is a
-fact, not a sample, and waits ``MODELPILOT_ROLLOUT_STALL_SECONDS`` of its own."""
+fact, not a sample, and waits ``MODELPILOT_ROLLOUT_STALL_SECONDS`` of its own; monitoring
+that loses requests waits ``AlertRules.loss_for_seconds`` of its own (``wait_to_fire``)."""
 
 WAITS_TO_RESOLVE = WAITS_TO_FIRE | {"error_rate", "latency"}
 """The rules that ``AlertRules.keep_firing_seconds`` applies to: those judged on a sample that
@@ -118,6 +129,21 @@ class AlertRules:
     """How long the firing alert of a drift, error-rate or latency rule (``WAITS_TO_RESOLVE``)
     must not hold before it resolves (``MODELPILOT_ALERT_KEEP_FIRING_SECONDS``): if it holds
     again before, it is the same alert, announced neither again nor resolved."""
+    loss_for_seconds: float = 300.0
+    """How long monitoring_losing must hold, evaluation after evaluation, before its alert
+    fires (``MODELPILOT_ALERT_MONITORING_LOSS_FOR_SECONDS``): the rule holds while requests
+    were lost within the last ``alert_rules.LOSS_WINDOW_SECONDS`` (two minutes), so that one
+    monitoring process replaced, which drops the requests of a moment, holds it for two
+    minutes and fires nothing, while a loss that goes on fires (deploy/monitoring's
+    ``ModelPilotMonitoringLosing``: ``rate(...[2m]) > 0`` ``for: 5m``)."""
+
+    def wait_to_fire(self, rule: str) -> float:
+        """How long ``rule`` must hold before its alert fires (0: at once)."""
+        if rule in WAITS_TO_FIRE:
+            return self.for_seconds
+        if rule == "monitoring_losing":
+            return self.loss_for_seconds
+        return 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,14 +153,17 @@ class Alert:
 
     rule: str
     model: str
-    """``NAME:VERSION``, or ``""`` for the service-wide rules (error_rate, latency)."""
+    """``NAME:VERSION``, or ``""`` for the service-wide rules (error_rate, latency,
+    monitoring_losing)."""
     severity: str
     message: str
     value: float
     """The rule's figure, in the rule's unit: data_drift, the share of features drifted;
     concept_drift, the number of quality metrics that fell; error_rate, the share of
-    requests failed (5xx); latency, the p99 in seconds; rollout_stalled, 1 (0 resolved). A
-    firing alert whose rule cannot judge keeps the figure it was last judged at."""
+    requests failed (5xx); latency, the p99 in seconds; rollout_stalled, 1 (0 resolved);
+    monitoring_losing, the requests lost (unmonitored and unlogged) a minute over the last
+    two minutes. A firing alert whose rule cannot judge keeps the figure it was last judged
+    at."""
     since: float
     resolved_at: float | None = None
     id: str = ""
@@ -209,17 +238,20 @@ class AlertState:
     """Since when each alert taken over at a restart has waited for a verdict
     (``AlertBook.unjudged``)."""
 
-    def waiting(self, for_seconds: float) -> list[dict[str, Any]]:
+    def waiting(self, rules: AlertRules | float) -> list[dict[str, Any]]:
         """The rules that hold but whose alerts do not fire yet, as ``/api/alerts`` shows
         them (Prometheus' pending alerts): each with when it started holding and when it
-        fires if it goes on holding."""
+        fires if it goes on holding (by ``rules``' waits; a number is the drift rules'
+        wait, ``AlertRules.for_seconds``, with the other rules' defaults)."""
+        if not isinstance(rules, AlertRules):
+            rules = AlertRules(for_seconds=rules)
         return [
             {
                 "rule": rule,
                 "model": model,
                 "severity": SEVERITY[rule],
                 "since": since,
-                "fires_at": since + for_seconds,
+                "fires_at": since + rules.wait_to_fire(rule),
                 "state": "pending",
             }
             for (rule, model), since in sorted(self.pending.items(), key=lambda kv: kv[1])
@@ -340,7 +372,7 @@ class AlertBook:
             )
             return None
         held_since = self.pending.setdefault(key, now)
-        if condition.rule in WAITS_TO_FIRE and now - held_since < self.rules.for_seconds:
+        if now - held_since < self.rules.wait_to_fire(condition.rule):
             return None
         del self.pending[key]
         alert = Alert(
