@@ -62,9 +62,10 @@ GROUPS = (
         "alerts",
         "Alerts",
         'The server\'s own alerts (README, "Alerts"; `/api/alerts` lists the same) and their '
-        "webhook. `rule` is `data_drift`, `concept_drift`, `error_rate`, `latency` or "
-        "`rollout_stalled`; `severity` `warning` (data_drift, latency) or `critical`; `model` "
-        "and `version` are empty for the service-wide `error_rate` and `latency`.",
+        "webhook. `rule` is `data_drift`, `concept_drift`, `error_rate`, `latency`, "
+        "`rollout_stalled` or `monitoring_losing`; `severity` `warning` (data_drift, latency, "
+        "monitoring_losing) or `critical`; `model` and `version` are empty for the "
+        "service-wide `error_rate`, `latency` and `monitoring_losing`.",
     ),
 )
 
@@ -271,8 +272,18 @@ NOTES: dict[str, Note] = {
     # Monitoring itself
     "modelpilot_monitor_process_cpu_seconds_total": Note("monitoring", "Seconds."),
     "modelpilot_monitor_process_resident_memory_bytes": Note("monitoring", "Bytes."),
-    "modelpilot_monitor_dropped_total": Note("monitoring", "Requests."),
-    "modelpilot_monitor_unlogged_total": Note("monitoring", "Requests."),
+    "modelpilot_monitor_process_restarts_total": Note(
+        "monitoring",
+        "Replacements. A monitoring process that keeps dying is replaced after a wait that "
+        "doubles, 1 s to 30 s, and one that ran a minute at once: this rising steadily is a "
+        "replacement loop.",
+    ),
+    "modelpilot_monitor_dropped_total": Note(
+        "monitoring", "Requests; the `monitoring_losing` alert fires on losses that go on."
+    ),
+    "modelpilot_monitor_unlogged_total": Note(
+        "monitoring", "Requests; the `monitoring_losing` alert fires on losses that go on."
+    ),
     "modelpilot_monitor_unsampled_total": Note("monitoring", "Requests."),
     "modelpilot_monitor_handover_seconds_total": Note(
         "monitoring",
@@ -290,7 +301,8 @@ NOTES: dict[str, Note] = {
     ),
     "modelpilot_alert_pending": Note(
         "alerts",
-        "No series when none waits (the default wait is 0).",
+        "No series when none waits (the drift rules' default wait is 0; monitoring_losing "
+        "waits 5 minutes by default).",
         labels=("model", "rule", "severity", "version"),
     ),
     "modelpilot_alerts_fired_total": Note(

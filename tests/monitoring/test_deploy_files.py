@@ -104,11 +104,11 @@ SERVER_RULE = {  # each Prometheus rule and the server's own alert (/api/alerts)
     "ModelPilotDataDrift": "data_drift",
     "ModelPilotFeatureDrift": "data_drift",
     "ModelPilotConceptDrift": "concept_drift",
+    "ModelPilotMonitoringLosing": "monitoring_losing",
 }
-PROMETHEUS_ONLY = {  # no counterpart among the server's alerts (it has none on monitoring itself)
+PROMETHEUS_ONLY = {  # no counterpart among the server's alerts
     "ModelPilotDown",
     "ModelPilotRequestTimeouts",
-    "ModelPilotMonitoringLosing",
     "ModelPilotMonitoringFailing",
 }
 ERROR_SHARE = re.compile(r"\)\s*>\s*([0-9.]+)\s+and\b")

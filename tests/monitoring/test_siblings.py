@@ -19,6 +19,7 @@ from modelpilot.monitoring.alerts import Alert, AlertState
 from modelpilot.monitoring.model_monitor import totals_of
 from modelpilot.monitoring.process import monitor_config
 from modelpilot.monitoring.siblings import SiblingCollector, WorkerExchange, retired_snapshot
+from modelpilot.monitoring.window_parts import WINDOW_PARTS
 from tests.monitoring.conftest import dead_pid, worker_state
 
 
@@ -149,10 +150,12 @@ def test_a_successors_per_worker_counters_carry_on_from_its_predecessors(
 
 def test_workers_share_the_drift_windows_rows_and_pool_the_labelled_ones(tmp_path: Path) -> None:
     """Each worker kept a whole window and the merge added them: 10,017 rows of a 5000-row
-    drift window with two workers."""
+    drift window with two workers. Then each kept a fixed share (2500), and one worker that
+    took most of the traffic held half the window. Each keeps a whole window, told in parts,
+    and the merge takes the newest parts over them (``test_window_shared``)."""
     alone = monitor_config(Settings(drift_window_rows=5000, performance_window_rows=1000))
-    assert (alone.window_rows, alone.performance_rows) == (5000, 1000)
-    for workers, rows in [(2, 2500), (3, 1667)]:
+    assert (alone.window_rows, alone.performance_rows, alone.window_parts) == (5000, 1000, 0)
+    for workers in (2, 3):
         settings = Settings(
             drift_window_rows=5000,
             performance_window_rows=1000,
@@ -161,7 +164,8 @@ def test_workers_share_the_drift_windows_rows_and_pool_the_labelled_ones(tmp_pat
         )
         config = monitor_config(settings)
         # Labelled rows pooled over the workers are cut to the newest 1000 already.
-        assert (config.window_rows, config.performance_rows) == (rows, 1000)
+        assert (config.window_rows, config.performance_rows) == (5000, 1000)
+        assert config.window_parts == WINDOW_PARTS
 
 
 def test_the_other_workers_read_the_alert_book_anew_only_when_worker_0_wrote_it(

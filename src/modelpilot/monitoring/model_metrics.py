@@ -228,7 +228,8 @@ class ModelCollector(Collector):
         pending = GaugeMetricFamily(
             "modelpilot_alert_pending",
             "1 while a drift rule holds but has not held long enough to fire "
-            "(MODELPILOT_ALERT_FOR_SECONDS).",
+            "(MODELPILOT_ALERT_FOR_SECONDS), or monitoring_losing "
+            "(MODELPILOT_ALERT_MONITORING_LOSS_FOR_SECONDS).",
             labels=labels,
         )
         for waiting in book.waiting(0.0):
@@ -287,6 +288,13 @@ class MonitorCollector(Collector):
                 "modelpilot_monitor_process_resident_memory_bytes",
                 "Resident memory of the monitoring process.",
                 value=rss,
+            )
+        if self.monitor.tap.pid is not None:  # a monitoring process of its own
+            yield CounterMetricFamily(
+                "modelpilot_monitor_process_restarts",
+                "Monitoring processes started in place of one that died or was killed as hung "
+                "(the server's log says why, and what went with it).",
+                value=self.monitor.tap.restarts,
             )
         yield CounterMetricFamily(
             "modelpilot_alert_webhook_failures",

@@ -182,8 +182,9 @@ def series(self: Monitor) -> list[ServicePoint]:
 
 
 def conditions(self: Monitor, now: float) -> list[Condition]:
-    """What the alert rules judge now: the versions' reports, stalled rollouts, and the
-    service history within the rules' window."""
+    """What the alert rules judge now: the versions' reports, stalled rollouts, the
+    service history within the rules' window, and the requests monitoring lost (the
+    workers' too)."""
     horizon = now - self.rules.window_seconds
     window = [p for p in series(self) if p.t > horizon]
     stalled: Mapping[str, tuple[ModelVersion, str]] = {}
@@ -196,6 +197,7 @@ def conditions(self: Monitor, now: float) -> list[Condition]:
         *model_conditions(self._latest.values(), min_labels, serving),
         *rollout_conditions(stalled, list(self.alerts.active), serving),
         *service_conditions(window, self.rules),
+        *self.keeper.loss_conditions(now, self.dropped, self.unlogged),
     ]
 
 

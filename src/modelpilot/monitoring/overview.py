@@ -176,7 +176,7 @@ class Overview:
             },
             "models": self._models(),
             "alerts": [a.to_dict() for a in book.active],
-            "pending_alerts": book.waiting(self.monitor.rules.for_seconds),
+            "pending_alerts": book.waiting(self.monitor.rules),
         }
 
     def entries(self, reports: Iterable[ModelReport]) -> list[dict[str, Any]]:

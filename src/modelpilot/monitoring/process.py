@@ -51,6 +51,7 @@ def alert_rules(settings: Settings) -> AlertRules:
         latency_p99_seconds=settings.alert_latency_p99_seconds,
         for_seconds=settings.alert_for_seconds,
         keep_firing_seconds=settings.alert_keep_firing_seconds,
+        loss_for_seconds=settings.alert_monitoring_loss_for_seconds,
     )
 
 

@@ -313,7 +313,7 @@ async def alerts(request: Request) -> dict[str, Any]:
     book = monitor.alert_state()
     return {
         "active": [a.to_dict() for a in book.active],
-        "pending": book.waiting(monitor.rules.for_seconds),
+        "pending": book.waiting(monitor.rules),
         "history": [a.to_dict() for a in book.history],
     }
 
