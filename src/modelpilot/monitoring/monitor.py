@@ -27,7 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelpilot.monitoring import monitor_evaluation, monitor_labels, monitor_thread
+from modelpilot.monitoring import (
+    monitor_evaluation,
+    monitor_labels,
+    monitor_stop,
+    monitor_thread,
+)
 from modelpilot.monitoring.alert_book_store import BookStore
 from modelpilot.monitoring.alert_keeper import AlertKeeper
 from modelpilot.monitoring.alerts import AlertRules, AlertState, Condition
@@ -45,6 +50,7 @@ from modelpilot.monitoring.model_monitor import (
 from modelpilot.monitoring.siblings import WorkerExchange
 from modelpilot.monitoring.tap import LocalTap, Tap, TapFailed, monitor_of
 from modelpilot.monitoring.tap_batches import Call, merge
+from modelpilot.monitoring.webhook import CLOSE_SECONDS as WEBHOOK_CLOSE_SECONDS
 from modelpilot.monitoring.webhook import TIMEOUT_SECONDS as WEBHOOK_TIMEOUT_SECONDS
 from modelpilot.registry.store import Registry
 from modelpilot.registry.types import ModelVersion
@@ -72,8 +78,10 @@ STOP_SECONDS = 10.0
 """How long ``Monitor.stop`` takes at most before the webhook's last deliveries: the last
 evaluation and the tap's close (the monitoring process writing what it holds to the inference
 log) share it, and a thread or process that is not done by then is left or killed (what had
-not been written is lost, and the log says so). A server's shutdown is budgeted in the
-README: its drain, its grace, these seconds and the webhook's."""
+not been written is lost, and the log says so). The webhook's last deliveries and the alert
+book's last save run beside the tap's close, and are left if not done
+``WEBHOOK_CLOSE_SECONDS`` after these (the log says so). A server's shutdown is budgeted in
+the README: its drain, its grace, these seconds and the webhook's."""
 
 
 SHARERS_SECONDS = 1.0
@@ -202,6 +210,8 @@ class Monitor(InferenceObserver):
         self._thread: threading.Thread | None = None
         self._stopped = False
         self._last_evaluation = 0.0
+        self._round_at = 0.0
+        """When the thread last began an evaluation round (``monitor_thread``)."""
         self._engine: InferenceEngine | None = None
         """The engine watched (``watch``): its stalled rollouts are alerts too."""
         self._restore = restore
@@ -332,23 +342,13 @@ class Monitor(InferenceObserver):
 
     def stop(self) -> None:
         """Hand over everything queued, judge it a last time and have the tap write it all
-        out, within ``STOP_SECONDS``; then the webhook's last deliveries (once)."""
+        out, within ``STOP_SECONDS``; the webhook's last deliveries and the alert book's last
+        save beside the tap's close, within ``WEBHOOK_CLOSE_SECONDS`` more (once;
+        ``monitor_stop.stop``)."""
         if self._stopped:
             return
         self._stopped = True
-        by = time.monotonic() + STOP_SECONDS
-        self.tap.closing(by)
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=max(by - time.monotonic(), 0.0))
-            self._thread = None
-        self._ship()
-        self._evaluate()
-        self.tap.close()  # writes all it took to the inference log
-        self.keeper.close()  # the webhook's last deliveries, then the book kept
-        if self.sharers is not None:
-            self.sharers.close()
+        monitor_stop.stop(self, time.monotonic() + STOP_SECONDS, WEBHOOK_CLOSE_SECONDS)
 
     def flush(self) -> None:
         """Hand over everything queued now, have it written to the inference log, and

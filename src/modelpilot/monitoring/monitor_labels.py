@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from modelpilot.errors import InvalidInput, NotFound
+from modelpilot.errors import InvalidInput, NotFound, RegistryUnavailable
 from modelpilot.monitoring.feedback import FeedbackResult, Joined, join, look_again
 from modelpilot.monitoring.model_monitor import ModelMonitor
 from modelpilot.monitoring.tap import TapFailed, served_versions
@@ -145,25 +145,34 @@ def catch_up_labels(self: Monitor) -> int:
     included, which change nothing)."""
     now = time.time()
     since = self.labels_read_to - LABELS_LAG_SECONDS
-    relabelled = self.tap.labelled_since(since, self.config.performance_rows)
-    self.labels_read_to = now
     # The versions served, and those watched here already: a version rolled away from keeps
     # taking the labels posted for it here, and so those posted to the other servers. (Only
     # the served ones, and the servers disagreed on the version rolled back from, each
     # judging it on its share of the labels.)
     with self._lock:
         watched = set(self._monitors)
-    return _apply_logged(
-        self, relabelled, served_versions(self.registry, self._restore_refs) | watched
-    )
+    versions = served_versions(self.registry, self._restore_refs) | watched
+    relabelled = self.tap.labelled_since(since, self.config.performance_rows)
+    restored = _apply_logged(self, relabelled, versions)
+    # Read up to ``now`` only once they are applied: a look the registry or the tap failed
+    # reads from the same point next time. (Moved on before, the labels read in a registry
+    # outage longer than ``LABELS_LAG_SECONDS`` were dropped, never to be read again.)
+    self.labels_read_to = now
+    return restored
 
 
 def catch_up_quietly(self: Monitor) -> None:
-    """``catch_up_labels`` for the monitor thread: a failure is counted and logged, and the
-    evaluation goes on; the next tries again."""
+    """``catch_up_labels`` for the monitor thread: a failure is counted and logged (one line,
+    once a minute), and the evaluation goes on; the next, an interval later, tries again.
+
+    The registry failing is one too: its database back from an outage, the monitoring
+    process may answer while this process's registry is still in its silence pause
+    (``registry.silent_postgres``, up to 10 s), and its RegistryUnavailable, escaping the
+    round before it evaluated, had the thread try again at once, in a loop: 121 tracebacks
+    in 0.9 s, each counted in ``modelpilot_monitor_failures_total``."""
     try:
         catch_up_labels(self)
-    except TapFailed as exc:
+    except (TapFailed, RegistryUnavailable) as exc:
         self._failures += 1
         self._errors.error("labels", "reading other servers' labels failed: %s", first_line(exc))
 

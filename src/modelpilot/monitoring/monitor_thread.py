@@ -8,7 +8,9 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from modelpilot.errors import RegistryUnavailable
 from modelpilot.monitoring import monitor_labels
+from modelpilot.repeated_errors import first_line
 
 if TYPE_CHECKING:
     from modelpilot.monitoring.monitor import Monitor
@@ -40,7 +42,8 @@ def run(self: Monitor) -> None:
         try:
             if self._unattended:  # else the loop's timer hands the calls over
                 self._ship()
-            if time.time() - self._last_evaluation >= self.evaluate_seconds:
+            if time.time() - _last_round(self) >= self.evaluate_seconds:
+                self._round_at = time.time()
                 if self.shares_labels:
                     monitor_labels.catch_up_quietly(self)
                 else:  # so that a server coming reads from now (``catch_up_labels``)
@@ -49,9 +52,27 @@ def run(self: Monitor) -> None:
                     monitor_labels.restore_returned(self)
                 self._evaluate()
                 self.restoring = self.restoring and not restored(self)
-        except Exception:
+        except RegistryUnavailable as exc:
+            # Its database out of reach: the registry says where and why (once a minute).
             self._failures += 1
-            logger.exception("monitoring round failed; carrying on")
+            self._errors.error("round", "monitoring round cut short: %s", first_line(exc))
+        except Exception as exc:
+            # Once a minute, with the traceback the first time: a round failing every
+            # interval would else bury the rest of the log.
+            self._failures += 1
+            self._errors.error(
+                ("round", type(exc)),
+                "monitoring round failed; carrying on: %s",
+                first_line(exc),
+                exc_info=True,
+            )
+
+
+def _last_round(self: Monitor) -> float:
+    """When the last round began, or the last evaluation closed its interval if later
+    (``time.time``): a round that fails before it evaluates waits its interval too, rather
+    than being tried again at once, in a loop, for as long as it fails."""
+    return max(self._last_evaluation, self._round_at)
 
 
 def restored(self: Monitor) -> bool:
@@ -69,7 +90,7 @@ def pause(self: Monitor) -> float:
     (A thread that wakes while the loop is busy waits for the interpreter lock, then
     takes it from the loop: no reason to, four times a second, for nothing to do.)
     """
-    pause = self._last_evaluation + self.evaluate_seconds - time.time()
+    pause = _last_round(self) + self.evaluate_seconds - time.time()
     if not self._ships_on_loop or (self._unattended and self._queue):
         pause = min(pause, self.tick_seconds)
     return max(pause, 0.0)
