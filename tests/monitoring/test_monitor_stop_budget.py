@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from modelpilot.monitoring import alert_keeper
 from modelpilot.monitoring import monitor as monitor_module
 from modelpilot.monitoring.alert_book_store import book_store, encode
 from modelpilot.monitoring.alerts import AlertState
@@ -80,3 +81,29 @@ def test_an_alert_book_whose_database_answers_is_let_go_of_at_the_stop(
     finally:
         registry.close()
     assert lease is not None and lease.released and lease.holder == monitor.keeper.holder
+
+
+def test_the_last_evaluation_leaves_the_book_to_the_alerts_close(
+    proxy: DatabaseProxy,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A book saved by the stop's last evaluation (changed, or its lease due for renewal)
+    waited 10 s for a silent database there, in the time the monitoring process has to
+    write the inference log, and again in the alerts' close: saved once, at the close."""
+    monkeypatch.setattr(monitor_module, "STOP_SECONDS", 3.0)
+    monkeypatch.setattr(monitor_module, "WEBHOOK_CLOSE_SECONDS", 1.0)
+    monkeypatch.setattr(alert_keeper, "RENEW_SECONDS", 0.0)  # every evaluation saves it
+    registry = Registry.open(proxy.url, tmp_path / "artifacts")
+    try:
+        monitor = _monitor(registry)
+        proxy.pause()
+        with caplog.at_level(logging.ERROR, logger="modelpilot.monitoring.monitor"):
+            monitor.stop()
+    finally:
+        proxy.resume()
+        registry.close()
+    said = [r.getMessage() for r in caplog.records if r.name == "modelpilot.monitoring.monitor"]
+    assert not [line for line in said if "last evaluation" in line], said
+    assert [line for line in said if "alert book's last save" in line], said

@@ -94,6 +94,8 @@ class AlertKeeper:
         did not): this one no longer keeps it."""
         self._taken_at = self._taken_said = 0.0
         """When this process found its book taken, and when it last said so."""
+        self._closing = False
+        """Whether the process stops (``closing``): the book is saved by ``close`` only."""
         self.book = AlertBook(
             webhook_url if self.decides else None,
             on_delivered=self.publish if exchange is not None or self.store else None,
@@ -209,7 +211,7 @@ class AlertKeeper:
             state = self.book.state()
             if self.exchange is not None:
                 self.exchange.publish_alerts(state)
-            if self.store is not None:
+            if self.store is not None and (release or not self._closing):
                 self._save(self.store, state, renew or release, release)
 
     def _save(self, store: BookStore, state: AlertState, renew: bool, release: bool) -> None:
@@ -269,6 +271,13 @@ class AlertKeeper:
             max(time.time() - lease.saved_at, 0.0),
             self.book.server,
         )
+
+    def closing(self) -> None:
+        """The process stops: the last evaluations leave the book's save to ``close``, which
+        saves it in any case, so that a database that does not answer is waited for once,
+        within the stop's budget for the alerts, rather than in the last evaluation too,
+        which the inference log's last writes wait for (``monitor_stop``)."""
+        self._closing = True
 
     def close(self) -> None:
         """Deliver what still waits for the webhook (briefly), then keep the book with what

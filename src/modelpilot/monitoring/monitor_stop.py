@@ -31,6 +31,7 @@ def stop(self: Monitor, by: float, webhook_seconds: float) -> None:
     (``time.monotonic``); the alert keeper's close, begun beside the tap's, by
     ``webhook_seconds`` after it."""
     self.tap.closing(by)
+    self.keeper.closing()
     self._stopping.set()
     self._wake.set()
     if self._thread is not None:
