@@ -14,12 +14,14 @@ never by a request:
 
 Requests are found by id without an index written for each (see ``log_locator``).
 
-It is bounded, and always keeps its newest requests: once it holds a tenth more than
-``max_rows`` requests, the oldest batches go until at most ``max_rows`` remain (and with
-them, in a SQLite log, the segment files none of the rest refers to), but the newest batch
-never goes. What it holds is counted in the log itself (``log_tables.state``), by every
-process that writes to it, and across restarts: counted by each process from its start, a
-log whose servers restarted before each wrote a tenth of the bound was never trimmed.
+It is bounded, and always keeps its newest requests: once it holds a tenth more than its
+bound, the oldest batches go until at most the bound remain (and with them, in a SQLite log,
+the segment files none of the rest refers to), but the newest batch never goes. Its bound is
+``max_rows``, or the smallest bound of the servers sharing the log if smaller, whichever
+writes (see ``log_bounds``). What it holds is counted in the log itself
+(``log_tables.state``), by every process that writes to it, and across restarts: counted by
+each process from its start, a log whose servers restarted before each wrote a tenth of the
+bound was never trimmed.
 
 Batches go whole, so a batch of more than ``max_rows`` requests (a round at 8,000
 requests/s, with ``max_rows=100``) would have emptied the log, and left labels nothing to
@@ -62,6 +64,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from modelpilot.errors import RegistryError
+from modelpilot.monitoring.log_bounds import LogBounds, smallest_bound
 from modelpilot.monitoring.log_locator import Locator
 from modelpilot.monitoring.log_records import (
     DecodedBatch,
@@ -117,9 +120,14 @@ class InferenceLog:
     the server uses, does not wait for the disk at each commit (see there).
     """
 
-    def __init__(self, engine: Engine, max_rows: int = 200_000, advise: bool = True) -> None:
+    def __init__(
+        self, engine: Engine, max_rows: int = 200_000, advise: bool = True, bound: bool = False
+    ) -> None:
         """``advise``: say what the log's database needs (``advise``), unless the server's
-        process has said it already."""
+        process has said it already; ``bound``: say ``max_rows`` to the servers sharing the
+        log, which all trim it by the smallest of theirs (``log_bounds``), as a server does
+        (``open_log``). A reader (``modelpilot drift``) does not: its default would bound the
+        log for as long as it reads it."""
         self._engine = engine
         # Writes take SQLite's write lock up front: segments are appended to under it.
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
@@ -139,6 +147,7 @@ class InferenceLog:
             raise RegistryError(f"cannot open the inference log at {engine.url}: {exc}") from exc
         if advise:
             warn_without_autovacuum(engine)
+        self._bounds = LogBounds(self._writer, max_rows) if bound else None
 
     @property
     def unreadable(self) -> int:
@@ -146,6 +155,8 @@ class InferenceLog:
         return self._rows.unreadable
 
     def close(self) -> None:
+        if self._bounds is not None:
+            self._bounds.leave()
         if self._segments is not None:
             self._segments.close()
         self._engine.dispose()
@@ -162,11 +173,12 @@ class InferenceLog:
         written = sum(len(item.request_ids) for item in kept)
         with self._writer.begin() as conn:
             conn.execute(insert(batches), [self._rows.stored(batch_row(item)) for item in kept])
-            held = add_held(conn, written)
+            held, smallest = add_held(conn, written)
         # Counted once committed: a caller retries a failed append with the same batches.
         self._count_left_out(items, kept)
         self._trim_wait = max(self._trim_wait - written, 0)
-        if self._trim_wait == 0 and (held is None or held * 10 >= self.max_rows * 11):
+        limit = self._limit(smallest)
+        if self._trim_wait == 0 and (held is None or held * 10 >= limit * 11):
             try:
                 self.trim()
             except (SQLAlchemyError, OSError):
@@ -227,9 +239,14 @@ class InferenceLog:
                 )
             self.left_out += left_out
 
+    def _limit(self, smallest: int | None) -> int:
+        """The log's bound: ``max_rows``, or the servers' ``smallest`` if less."""
+        return self.max_rows if smallest is None else min(self.max_rows, smallest)
+
     def trim(self) -> int:
-        """Drop the oldest batches until at most ``max_rows`` requests remain, but never the
-        newest one; returns how many requests went.
+        """Drop the oldest batches until at most the log's bound (``max_rows``, or the
+        smallest of the servers sharing it) of requests remain, but never the newest one;
+        returns how many requests went.
 
         The batches of this log hold no more than ``max_rows`` requests each (see
         ``append``), but another writer's may (a server with a larger bound, or an earlier
@@ -243,9 +260,10 @@ class InferenceLog:
                 select(func.coalesce(func.sum(batches.c.size), 0), func.max(batches.c.id))
             ).one()
             total = int(total or 0)
-            excess = total - self.max_rows
+            smallest = smallest_bound(conn)
+            excess = total - self._limit(smallest)
             if excess <= 0:
-                set_held(conn, total)
+                set_held(conn, total, smallest)
                 return 0
             cutoff, removed = None, 0
             sizes = conn.execute(
@@ -257,7 +275,7 @@ class InferenceLog:
                 if removed >= excess:
                     break
                 cutoff, removed = batch_id, removed + int(size)
-            set_held(conn, total - removed)
+            set_held(conn, total - removed, smallest)
             if cutoff is None:
                 return 0
             self._drop_labels(conn, cutoff)
@@ -462,7 +480,7 @@ def open_log(engine: Engine, max_rows: int, advise: bool = True) -> InferenceLog
     answer raises, as it may answer in a moment: the monitoring process dies, and its
     replacement tries again."""
     try:
-        return InferenceLog(engine, max_rows, advise)
+        return InferenceLog(engine, max_rows, advise, bound=True)
     except (RegistryError, SQLAlchemyError, OSError) as exc:
         engine.dispose()
         cause = exc.__cause__ if isinstance(exc, RegistryError) else exc

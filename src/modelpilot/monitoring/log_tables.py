@@ -90,11 +90,24 @@ state = Table(
     # whichever process or server made it. Null: not counted yet (a log of a release before
     # the count, or one whose count was lost), which the next write's trim counts.
     Column("held", BigInteger, nullable=True),
+    # The smallest bound of the servers sharing the log, as the last of them to look found it
+    # (``log_bounds``); null: none said one (every writer then goes by its own).
+    Column("bound", BigInteger, nullable=True),
 )
 """One row: what tells a writer when the log is due a trim. Each process once counted its own
 writes since it started, so a log whose servers restarted (or whose monitoring processes were
 replaced) before each had written a tenth of the bound was never trimmed, and grew without
 end; and with workers, each counted apart."""
+
+bounds = Table(
+    "inference_log_bounds",
+    metadata,
+    # One row per server process that has the log open (see ``log_bounds``).
+    Column("writer", String(64), primary_key=True),
+    Column("max_rows", BigInteger, nullable=False),
+    # When it last said it was there, in seconds since the epoch by the database's clock.
+    Column("seen_at", Float, nullable=False),
+)
 
 _STATE_ROW = 1
 
@@ -183,23 +196,27 @@ def warn_without_autovacuum(engine: Engine) -> None:
 
 
 _ADD = update(state).values(held=state.c.held + bindparam("requests"))
-_ADD_RETURNING = _ADD.returning(state.c.held)
-_HELD = select(state.c.held)
+_ADD_RETURNING = _ADD.returning(state.c.held, state.c.bound)
+_HELD = select(state.c.held, state.c.bound)
 # Built once: built at each call, they cost a SQLite log's append a third more.
 
 
-def add_held(conn: Connection, requests: int) -> int | None:
-    """Count ``requests`` more in the log; returns how many it holds (None: not known).
+def add_held(conn: Connection, requests: int) -> tuple[int | None, int | None]:
+    """Count ``requests`` more in the log; returns how many it holds and the smallest bound
+    of the servers sharing it (``state``'s; None: not known).
 
     On PostgreSQL this holds the count's row lock until ``conn``'s transaction ends: make it
     the transaction's last statement, so that the other servers' writes wait for no more than
     its commit."""
     if conn.dialect.update_returning:  # PostgreSQL, SQLite from 3.35
-        held = conn.execute(_ADD_RETURNING, {"requests": requests}).scalar()
+        row = conn.execute(_ADD_RETURNING, {"requests": requests}).first()
     else:
         conn.execute(_ADD, {"requests": requests})
-        held = conn.execute(_HELD).scalar()
-    return None if held is None else int(held)
+        row = conn.execute(_HELD).first()
+    if row is None:
+        return None, None
+    held, bound = row
+    return None if held is None else int(held), None if bound is None else int(bound)
 
 
 def lock_held(conn: Connection) -> None:
@@ -209,10 +226,16 @@ def lock_held(conn: Connection) -> None:
     conn.execute(select(state.c.held).with_for_update())
 
 
-def set_held(conn: Connection, requests: int) -> None:
-    """The count as a trim found it (the row put back if it has gone)."""
-    if conn.execute(update(state).values(held=requests)).rowcount == 0:
-        conn.execute(insert(state).values(id=_STATE_ROW, held=requests))
+def set_held(conn: Connection, requests: int, bound: int | None) -> None:
+    """The count and the smallest bound as a trim found them (the row put back if it has
+    gone)."""
+    if conn.execute(update(state).values(held=requests, bound=bound)).rowcount == 0:
+        conn.execute(insert(state).values(id=_STATE_ROW, held=requests, bound=bound))
+
+
+def set_bound(conn: Connection, bound: int | None) -> None:
+    """The smallest bound of the servers sharing the log, as ``log_bounds`` found it."""
+    conn.execute(update(state).values(bound=bound))
 
 
 def segments_of(engine: Engine) -> log_segments.Segments | None:
@@ -248,10 +271,10 @@ the columns that must hold some, else null)."""
 
 def _upgrade(conn: Connection) -> None:
     """Bring a log created by an earlier release up to date: add the columns it lacks (all
-    nullable) and the index of labels by time, drop the per-request index that releases
-    before the locator wrote, and start the count of requests held (``state``): at 0 in an
-    empty log, else not known, which the first write's trim counts. A few index lookups: a
-    start does not read a large log through."""
+    nullable: the count's ``bound`` too) and the index of labels by time, drop the per-request
+    index that releases before the locator wrote, and start the count of requests held
+    (``state``): at 0 in an empty log, else not known, which the first write's trim counts. A
+    few index lookups: a start does not read a large log through."""
     conn.exec_driver_sql("DROP TABLE IF EXISTS inference_log_requests")
     conn.exec_driver_sql(
         "CREATE INDEX IF NOT EXISTS ix_inference_log_labels_at ON inference_log_labels "
@@ -268,6 +291,8 @@ def _upgrade(conn: Connection) -> None:
     ):
         if name not in present:
             conn.exec_driver_sql(f"ALTER TABLE inference_log_batches ADD COLUMN {name} {kind}")
+    if "bound" not in {c["name"] for c in inspect(conn).get_columns("inference_log_state")}:
+        conn.exec_driver_sql("ALTER TABLE inference_log_state ADD COLUMN bound BIGINT")
     # Under create_tables' lock: no two processes opening a log add the row twice.
     if conn.execute(select(state.c.id)).first() is None:
         empty = conn.execute(select(batches.c.id).limit(1)).first() is None
