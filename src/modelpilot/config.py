@@ -242,9 +242,10 @@ class Settings(BaseSettings):
 
     inference_log_max_rows: int = Field(default=200_000, ge=100)
     """Requests the inference log keeps, oldest going first: it trims once it holds a tenth
-    more (counted in the log, across restarts and workers), so it holds up to some 10% more
-    (200,000 single-row requests of 20 features take some 45 MB when they came in rounds of
-    hundreds, as under load; more in rounds of a few)."""
+    more (counted in the log, across restarts and workers), so it holds up to some 10% more;
+    servers sharing one log all trim it by the smallest bound of those running, whichever
+    writes (200,000 single-row requests of 20 features take some 45 MB when they came in
+    rounds of hundreds, as under load; more in rounds of a few)."""
 
     alert_error_rate: float = Field(default=0.05, gt=0.0, le=1.0)
     """Share of requests the server failed (5xx) over the last minute that raises an alert;
