@@ -140,7 +140,7 @@ def judge_numeric(
     """
     rows = int(current_counts.sum())
     if rows == 0:
-        return _unobserved(name, "numeric", reference_counts)
+        return unobserved(name, "numeric", reference_counts)
     located = reference_points.size
     w = wasserstein(
         reference_points,
@@ -150,31 +150,60 @@ def judge_numeric(
         scale,
     )
     observed = _observed(name, "numeric", reference_counts, current_counts, thresholds, w)
-    if rows < thresholds.min_rows:
-        return observed
     values = int(reference_counts[:-1].sum())
-    if min(rows, values) >= thresholds.large_sample_rows:
-        drifted = observed.psi >= thresholds.psi
-        return replace(
-            observed,
-            method="psi",
-            score=observed.psi,
-            threshold=thresholds.psi,
-            drifted=drifted,
-            reason=f"PSI {_against(observed.psi, thresholds.psi)}",
-        )
-    if current_sample is not None and rows < thresholds.large_sample_rows:
+    stage = numeric_stage(rows, values, thresholds)
+    if stage == "observed":
+        return observed
+    if stage == "psi":
+        return psi_verdict(observed, thresholds)
+    binned = current_sample is None or rows >= thresholds.large_sample_rows
+    if current_sample is not None and not binned:
         _, ks_p = ks_two_sample(reference_sample, current_sample, reference_rows)
-        binned = ""
     else:  # the window's values are not at hand: its counts on the reference's bins
         _, ks_p = ks_binned(reference_counts[:-1], current_counts[:-1])
-        binned = " (read on the reference's bins)"
     missing_p = fisher_exact(
         int(reference_counts[-1]),
         int(reference_counts.sum()),
         int(current_counts[-1]),
         rows,
     )
+    return tested_verdict(observed, values, ks_p, binned, missing_p, thresholds)
+
+
+def numeric_stage(rows: int, values: int, thresholds: DriftThresholds) -> str:
+    """How a numeric feature's window of ``rows`` rows (at least one) is judged, against a
+    reference of ``values`` values present: ``observed`` (too few rows for a verdict),
+    ``psi`` (PSI alone) or ``tests`` (see ``judge_numeric``)."""
+    if rows < thresholds.min_rows:
+        return "observed"
+    if min(rows, values) >= thresholds.large_sample_rows:
+        return "psi"
+    return "tests"
+
+
+def psi_verdict(observed: FeatureDrift, thresholds: DriftThresholds) -> FeatureDrift:
+    """A numeric feature's verdict by PSI alone (``numeric_stage`` ``psi``)."""
+    return replace(
+        observed,
+        method="psi",
+        score=observed.psi,
+        threshold=thresholds.psi,
+        drifted=observed.psi >= thresholds.psi,
+        reason=f"PSI {_against(observed.psi, thresholds.psi)}",
+    )
+
+
+def tested_verdict(
+    observed: FeatureDrift,
+    values: int,
+    ks_p: float,
+    binned: bool,
+    missing_p: float,
+    thresholds: DriftThresholds,
+) -> FeatureDrift:
+    """A numeric feature's verdict by its tests (``numeric_stage`` ``tests``): the KS test's
+    p-value ``ks_p`` (read on the reference's bins where ``binned``) and Fisher's of its
+    missing share, ``missing_p``; ``values``: the reference's values present."""
     alpha = thresholds.alpha
     if missing_p < ks_p:
         method, deciding_p = "missing", missing_p
@@ -187,7 +216,8 @@ def judge_numeric(
     else:
         method, deciding_p = "ks", ks_p
         values_said = "values differ from" if ks_p < alpha else "values as in"
-        finding = f"{values_said} the reference{binned}: KS test p = {p_shown(ks_p, alpha)}"
+        on_bins = " (read on the reference's bins)" if binned else ""
+        finding = f"{values_said} the reference{on_bins}: KS test p = {p_shown(ks_p, alpha)}"
     tested = _tested(
         observed,
         method,
@@ -198,7 +228,8 @@ def judge_numeric(
         missing_p_value=missing_p,
     )
     floored = _floored(tested, "psi", "PSI", observed.psi, thresholds.psi)
-    return replace(floored, reason=f"{floored.reason}{_reference_noise(rows, values, thresholds)}")
+    noise = _reference_noise(observed.rows, values, thresholds)
+    return replace(floored, reason=f"{floored.reason}{noise}")
 
 
 def _reference_noise(rows: int, values: int, thresholds: DriftThresholds) -> str:
@@ -248,7 +279,7 @@ def judge_categorical(
     of that size is far past chance on such windows: the tests hold back only the noise."""
     rows = int(current_counts.sum())
     if rows == 0:
-        return _unobserved(name, "categorical", reference_counts)
+        return unobserved(name, "categorical", reference_counts)
     observed = replace(
         _observed(name, "categorical", reference_counts, current_counts, thresholds, None),
         unseen_share=math.nan if unseen is None else unseen / rows,
@@ -373,8 +404,28 @@ def _observed(
 ) -> FeatureDrift:
     """A window's scores and shares with no verdict yet (what stands when it has too few rows
     for one); the judges add theirs."""
-    rows = int(current_counts.sum())
     psi_value, js, kl = _scores(reference_counts, current_counts)
+    return observed_scores(
+        name,
+        kind,
+        int(current_counts.sum()),
+        (psi_value, js, kl, wasserstein_distance),
+        (missing_share(current_counts), missing_share(reference_counts)),
+        thresholds,
+    )
+
+
+def observed_scores(
+    name: str,
+    kind: str,
+    rows: int,
+    scores: tuple[float, float, float, float | None],
+    missing: tuple[float, float],
+    thresholds: DriftThresholds,
+) -> FeatureDrift:
+    """``_observed`` of scores worked out already: PSI, Jensen-Shannon, KL and Wasserstein
+    (None for categories), and the window's and the reference's missing shares."""
+    psi_value, js, kl, wasserstein_distance = scores
     return FeatureDrift(
         name=name,
         kind=kind,
@@ -389,8 +440,8 @@ def _observed(
         kl_divergence=kl,
         wasserstein=wasserstein_distance,
         p_value=None,
-        missing_share=_missing_share(current_counts),
-        reference_missing_share=_missing_share(reference_counts),
+        missing_share=missing[0],
+        reference_missing_share=missing[1],
     )
 
 
@@ -408,15 +459,15 @@ def failed(
     """
     said = first_line(error)
     return replace(
-        _unobserved(name, kind, reference_counts),
+        unobserved(name, kind, reference_counts),
         rows=int(current_counts.sum()),
-        missing_share=_missing_share(current_counts),
+        missing_share=missing_share(current_counts),
         reason=f"no verdict: its tests failed ({type(error).__name__}: {said})",
         error=f"{type(error).__name__}: {said}",
     )
 
 
-def _unobserved(name: str, kind: str, reference_counts: np.ndarray) -> FeatureDrift:
+def unobserved(name: str, kind: str, reference_counts: np.ndarray) -> FeatureDrift:
     """A feature over an empty window: no verdict, and no scores to show (NaN)."""
     return FeatureDrift(
         name=name,
@@ -433,12 +484,12 @@ def _unobserved(name: str, kind: str, reference_counts: np.ndarray) -> FeatureDr
         wasserstein=math.nan if kind == "numeric" else None,
         p_value=None,
         missing_share=math.nan,
-        reference_missing_share=_missing_share(reference_counts),
+        reference_missing_share=missing_share(reference_counts),
         unseen_share=math.nan if kind == "categorical" else 0.0,
     )
 
 
-def _missing_share(counts: np.ndarray) -> float:
+def missing_share(counts: np.ndarray) -> float:
     """The share of the last bin, the missing values' (NaN when there are no rows)."""
     total = int(counts.sum())
     return int(counts[-1]) / total if total else math.nan
