@@ -23,9 +23,8 @@ type, so that float64 copies of the reference's numbers bin where they do.
 
 from __future__ import annotations
 
-import itertools
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -76,17 +75,6 @@ CHUNK_ROWS = 8192
 """Rows binned in one go, which bounds the scratch arrays of a large offline comparison."""
 MIXED_EDGES_KEPT = 16
 """How many mixes of float32 and float64 features a binning keeps the edges of."""
-
-
-@dataclass(frozen=True, slots=True)
-class FeatureHistogram:
-    """One feature's bins side by side: labels, reference counts, current counts."""
-
-    name: str
-    kind: str
-    labels: list[str]
-    reference: np.ndarray
-    current: np.ndarray
 
 
 class ProfileBinning:
@@ -175,6 +163,16 @@ class ProfileBinning:
         self._last: tuple[bytes, DriftThresholds, DriftReport] | None = None
         """The last window judged (its ``window_digest``), at which thresholds, and its
         verdict, given again while neither changes (see ``report``)."""
+
+    @property
+    def numeric(self) -> list[NumericBins]:
+        """The numeric features' bins, in the order they are laid out."""
+        return self._numeric
+
+    @property
+    def categorical(self) -> list[CategoricalBins]:
+        """The categorical features' bins, in the order they are laid out."""
+        return self._categorical
 
     def count(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Flat bin counts and sums of a 2-D batch whose columns are the features.
@@ -274,53 +272,6 @@ class ProfileBinning:
             bins[missing] = np.broadcast_to(self._inner[:, None] + 2, by_feature.shape)[missing]
         bins += self._offsets[:, None]
         return bins
-
-    def histograms(self, counts: np.ndarray) -> list[FeatureHistogram]:
-        """Every feature's bins for plotting, in the profile's order; empty edge bins left out."""
-        out: list[FeatureHistogram] = []
-        for spec in self._numeric:
-            edges = spec.edges
-            # A bin whose reference rows all hold its first edge (a value of its own, see
-            # ``registry.profile.bin_edges``) is named by that value: a flag's zeros read
-            # "0 - 1", and code 3 "3 - 7".
-            means, held = spec.points[1:-1], spec.reference[1:-2] > 0
-            labels = [f"< {edges[0]:.4g}"]
-            labels += [
-                f"{lo:.4g}" if lo == hi or (held[i] and means[i] == lo) else f"{lo:.4g} - {hi:.4g}"
-                for i, (lo, hi) in enumerate(itertools.pairwise(edges))
-            ]
-            labels += [f"> {edges[-1]:.4g}", "missing"]
-            current = counts[spec.offset : spec.offset + spec.width]
-            out.append(self._histogram(spec.index, "numeric", labels, spec.reference, current))
-        for category in self._categorical:
-            labels = category.labels
-            current = counts[category.offset : category.offset + category.bins]
-            out.append(
-                self._histogram(category.index, "categorical", labels, category.reference, current)
-            )
-        out.sort(key=lambda h: self.names.index(h.name))
-        return out
-
-    def _histogram(
-        self,
-        index: int,
-        kind: str,
-        labels: list[str],
-        reference: np.ndarray,
-        current: np.ndarray,
-    ) -> FeatureHistogram:
-        # The reference's own bins always show; the edge ones (below or above its range,
-        # unseen, missing) only when something fell there.
-        first = 1 if kind == "numeric" else 0
-        inner = set(range(first, len(labels) - 2))
-        keep = [i for i in range(len(labels)) if i in inner or reference[i] or current[i]]
-        return FeatureHistogram(
-            self.names[index],
-            kind,
-            [labels[i] for i in keep],
-            reference[keep].astype(np.int64),
-            current[keep].astype(np.int64),
-        )
 
     def report(
         self,

@@ -15,9 +15,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from modelpilot.monitoring.binning import FeatureHistogram
 from modelpilot.monitoring.drift import FeatureDrift
 from modelpilot.monitoring.drift_results import figures_apart
+from modelpilot.monitoring.feature_histograms import FeatureHistogram, histograms
 from modelpilot.monitoring.offline import Comparison
 from modelpilot.registry.profile import TOP_CATEGORIES
 
@@ -105,7 +105,7 @@ def render_html(
     ]
     plots = [
         _plot(histogram, features[histogram.name])
-        for histogram in comparison.binning.histograms(comparison.counts)
+        for histogram in histograms(comparison.binning, comparison.counts)
     ]
     generated = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     return "".join(
