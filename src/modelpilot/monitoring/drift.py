@@ -90,10 +90,12 @@ from modelpilot.monitoring.drift_results import (
     DriftReport,
     DriftThresholds,
     FeatureDrift,
+    failed,
+    missing_share,
     p_shown,
     summarize,
+    unobserved,
 )
-from modelpilot.repeated_errors import first_line
 
 __all__ = [
     "TESTS_PER_FEATURE",
@@ -443,56 +445,6 @@ def observed_scores(
         missing_share=missing[0],
         reference_missing_share=missing[1],
     )
-
-
-def failed(
-    name: str,
-    kind: str,
-    reference_counts: np.ndarray,
-    current_counts: np.ndarray,
-    error: BaseException,
-) -> FeatureDrift:
-    """A feature whose scores or tests raised ``error``: no verdict and no scores (NaN), the
-    error said in its reason, so that the window's other features keep theirs. (A feature
-    of a served model whose tests raised took the whole report with it: the model's report
-    froze at the last one that worked, with no verdict or alert while its traffic drifted.)
-    """
-    said = first_line(error)
-    return replace(
-        unobserved(name, kind, reference_counts),
-        rows=int(current_counts.sum()),
-        missing_share=missing_share(current_counts),
-        reason=f"no verdict: its tests failed ({type(error).__name__}: {said})",
-        error=f"{type(error).__name__}: {said}",
-    )
-
-
-def unobserved(name: str, kind: str, reference_counts: np.ndarray) -> FeatureDrift:
-    """A feature over an empty window: no verdict, and no scores to show (NaN)."""
-    return FeatureDrift(
-        name=name,
-        kind=kind,
-        rows=0,
-        method="none",
-        score=0.0,
-        threshold=0.0,
-        drifted=False,
-        reason="no rows in the window",
-        psi=math.nan,
-        js_distance=math.nan,
-        kl_divergence=math.nan,
-        wasserstein=math.nan if kind == "numeric" else None,
-        p_value=None,
-        missing_share=math.nan,
-        reference_missing_share=missing_share(reference_counts),
-        unseen_share=math.nan if kind == "categorical" else 0.0,
-    )
-
-
-def missing_share(counts: np.ndarray) -> float:
-    """The share of the last bin, the missing values' (NaN when there are no rows)."""
-    total = int(counts.sum())
-    return int(counts[-1]) / total if total else math.nan
 
 
 def _scores(reference: np.ndarray, current: np.ndarray) -> tuple[float, float, float]:

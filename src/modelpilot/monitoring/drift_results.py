@@ -1,11 +1,16 @@
 """A window's drift as values: the thresholds of the verdict rule, each feature's scores and
-verdict, and the window's (the rule itself, and the scores, are ``drift``'s)."""
+verdict, and the window's (the rule itself, and the scores, are ``drift``'s); and the
+verdicts of features that could not be judged (no rows, failed tests)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+
+import numpy as np
+
+from modelpilot.repeated_errors import first_line
 
 VERDICT_NAMES = 10
 """How many feature names a window's verdict lists (the drifted ones, those whose tests
@@ -309,3 +314,53 @@ def _listed(names: Sequence[str]) -> str:
 def _defined(value: float | None) -> float | None:
     """``value``, or None for NaN (a statistic of no rows), which JSON cannot carry."""
     return None if value is None or math.isnan(value) else value
+
+
+def failed(
+    name: str,
+    kind: str,
+    reference_counts: np.ndarray,
+    current_counts: np.ndarray,
+    error: BaseException,
+) -> FeatureDrift:
+    """A feature whose scores or tests raised ``error``: no verdict and no scores (NaN), the
+    error said in its reason, so that the window's other features keep theirs. (A feature
+    of a served model whose tests raised took the whole report with it: the model's report
+    froze at the last one that worked, with no verdict or alert while its traffic drifted.)
+    """
+    said = first_line(error)
+    return replace(
+        unobserved(name, kind, reference_counts),
+        rows=int(current_counts.sum()),
+        missing_share=missing_share(current_counts),
+        reason=f"no verdict: its tests failed ({type(error).__name__}: {said})",
+        error=f"{type(error).__name__}: {said}",
+    )
+
+
+def unobserved(name: str, kind: str, reference_counts: np.ndarray) -> FeatureDrift:
+    """A feature over an empty window: no verdict, and no scores to show (NaN)."""
+    return FeatureDrift(
+        name=name,
+        kind=kind,
+        rows=0,
+        method="none",
+        score=0.0,
+        threshold=0.0,
+        drifted=False,
+        reason="no rows in the window",
+        psi=math.nan,
+        js_distance=math.nan,
+        kl_divergence=math.nan,
+        wasserstein=math.nan if kind == "numeric" else None,
+        p_value=None,
+        missing_share=math.nan,
+        reference_missing_share=missing_share(reference_counts),
+        unseen_share=math.nan if kind == "categorical" else 0.0,
+    )
+
+
+def missing_share(counts: np.ndarray) -> float:
+    """The share of the last bin, the missing values' (NaN when there are no rows)."""
+    total = int(counts.sum())
+    return int(counts[-1]) / total if total else math.nan

@@ -22,13 +22,15 @@ import numpy as np
 
 from modelpilot.monitoring.divergence import EPSILON, fisher_exact, probabilities
 from modelpilot.monitoring.drift import (
-    DriftThresholds,
-    FeatureDrift,
-    missing_share,
     numeric_stage,
     observed_scores,
     psi_verdict,
     tested_verdict,
+)
+from modelpilot.monitoring.drift_results import (
+    DriftThresholds,
+    FeatureDrift,
+    missing_share,
     unobserved,
 )
 from modelpilot.monitoring.numeric_bins import NumericBins, float_column
