@@ -19,8 +19,8 @@ from prometheus_client import CollectorRegistry
 
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.model_metrics import ModelCollector, MonitorCollector
-from modelpilot.monitoring.model_monitor import MonitorState
 from modelpilot.monitoring.monitor import Monitor
+from modelpilot.monitoring.monitor_state import MonitorState
 from modelpilot.monitoring.process import ProcessMonitoring
 from modelpilot.registry.store import Registry
 from modelpilot.server.rest import create_app

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from modelpilot.monitoring.model_monitor import ModelMonitor, MonitorConfig, MonitorState
+from modelpilot.monitoring.model_monitor import ModelMonitor, MonitorConfig
+from modelpilot.monitoring.monitor_state import MonitorState
 from modelpilot.registry.store import Registry
 from modelpilot.serving.registration import register_model
 from tests.conftest import SOMETIMES_NAN

@@ -14,8 +14,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from modelpilot.monitoring.model_metrics import ModelCollector
-from modelpilot.monitoring.model_monitor import ModelMonitor, MonitorConfig, totals_of
+from modelpilot.monitoring.model_monitor import ModelMonitor, MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
+from modelpilot.monitoring.monitor_state import totals_of
 from modelpilot.monitoring.predictions import OTHER_CLASS, SEEN_CLASSES
 from modelpilot.monitoring.siblings import WorkerExchange
 from modelpilot.registry.store import Registry

@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 
 from modelpilot.config import Settings
 from modelpilot.monitoring.alerts import Alert, AlertState
-from modelpilot.monitoring.model_monitor import totals_of
+from modelpilot.monitoring.monitor_state import totals_of
 from modelpilot.monitoring.process import monitor_config
 from modelpilot.monitoring.siblings import SiblingCollector, WorkerExchange, retired_snapshot
 from modelpilot.monitoring.window_parts import WINDOW_PARTS

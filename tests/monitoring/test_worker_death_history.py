@@ -17,8 +17,9 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from modelpilot.monitoring.history import HISTORY_POINTS, ServicePoint
-from modelpilot.monitoring.model_monitor import ModelMonitor, MonitorConfig, MonitorState
+from modelpilot.monitoring.model_monitor import ModelMonitor, MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
+from modelpilot.monitoring.monitor_state import MonitorState
 from modelpilot.monitoring.siblings import WorkerExchange, retired_snapshot
 from modelpilot.registry.store import Registry
 from tests.monitoring.conftest import dead_pid

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from modelpilot.monitoring.model_monitor import totals_of
+from modelpilot.monitoring.monitor_state import totals_of
 from modelpilot.monitoring.siblings import SiblingCollector, WorkerExchange, retired_snapshot
 from tests.monitoring.conftest import dead_pid, worker_state
 

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry
 
-from modelpilot.monitoring.model_monitor import ModelReport, MonitorState, totals_of
+from modelpilot.monitoring.model_monitor import ModelReport
+from modelpilot.monitoring.monitor_state import MonitorState, totals_of
 from modelpilot.monitoring.siblings import WorkerExchange, prometheus_dir
 from modelpilot.registry.store import Registry
 from tests.monitoring.conftest import Served, dead_pid, monitored, reference_traffic, send

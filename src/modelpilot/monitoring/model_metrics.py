@@ -14,8 +14,9 @@ from prometheus_client.samples import Sample
 from modelpilot.errors import NotFound
 from modelpilot.monitoring.alerts import RULES
 from modelpilot.monitoring.feature_exposition import FeatureLines
-from modelpilot.monitoring.model_monitor import ModelReport, MonitorState
+from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.monitor import Monitor
+from modelpilot.monitoring.monitor_state import MonitorState
 from modelpilot.monitoring.predictions import WATCHED_COLUMNS, PredictionBins, SeenClasses
 from modelpilot.monitoring.system import ChildUsage
 

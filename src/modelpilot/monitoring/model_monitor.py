@@ -13,8 +13,8 @@ from modelpilot.monitoring.binning import ProfileBinning
 from modelpilot.monitoring.drift import DriftReport, DriftThresholds
 from modelpilot.monitoring.drift_results import HeldDrift, holding
 from modelpilot.monitoring.log_records import LogEntry
+from modelpilot.monitoring.monitor_state import MonitorState, pivots_of
 from modelpilot.monitoring.performance import (
-    Labelled,
     PerformanceReport,
     PerformanceThresholds,
     PerformanceWindow,
@@ -22,7 +22,7 @@ from modelpilot.monitoring.performance import (
 from modelpilot.monitoring.predictions import PredictionBins, PredictionSummary
 from modelpilot.monitoring.quality_history import QualityHistory
 from modelpilot.monitoring.window import RecentRows
-from modelpilot.monitoring.window_parts import PartedWindow, WindowPart, newest, part_rows
+from modelpilot.monitoring.window_parts import PartedWindow, newest, part_rows
 from modelpilot.registry.profile import FeatureProfile, ReferenceProfile
 from modelpilot.registry.quality import stated_metrics
 from modelpilot.registry.types import ModelVersion
@@ -82,60 +82,6 @@ class ModelReport:
     @property
     def concept_drift(self) -> bool:
         return self.performance is not None and self.performance.concept_drift
-
-
-@dataclass(frozen=True, slots=True)
-class MonitorState:
-    """One process's view of one version: windows as counts, plus the rows tests need."""
-
-    model: str
-    version: int
-    requests: int
-    rows: int
-    window_rows: int
-    counts: np.ndarray
-    sums: np.ndarray
-    recent: np.ndarray | None
-    """The window's input rows while it is small enough for the KS test, else None."""
-    labelled: list[Labelled]
-    labels_total: int
-    classes: np.ndarray
-    prediction_pivot: float | None = None
-    """What the predictions' sums (the last three of ``sums``) are taken about (see
-    ``PredictionBins``); None while no numeric prediction was counted (the sums are 0)."""
-    prediction_pivots: tuple[float | None, ...] | None = None
-    """Each column's pivot, of a prediction of several values a row (whose sums are three
-    a column, the first column's first); None where a row has one value, and in states
-    written before columns had sums of their own."""
-    class_names: tuple[str, ...] | None = None
-    """The class of each slot of the predictions' counts (in ``counts`` and ``classes``), of
-    a classifier that names none, whose classes each process gives slots as it sees them
-    (``SeenClasses``): merged by name. None where the slots are the same in every process."""
-    window_parts: tuple[WindowPart, ...] | None = None
-    """The window in parts, oldest first, where workers share it (``newest``); else None."""
-
-
-def pivots_of(state: MonitorState) -> tuple[float | None, ...]:
-    """Each column's pivot in ``state``: ``prediction_pivots``, or the one
-    ``prediction_pivot`` of a prediction of one value a row. None where it has none: no
-    number counted, or a state written before sums were taken about a pivot (a pickled
-    snapshot), whose sums are of the values (about 0)."""
-    pivots = getattr(state, "prediction_pivots", None)
-    return pivots if pivots is not None else (getattr(state, "prediction_pivot", None),)
-
-
-def totals_of(state: MonitorState) -> MonitorState:
-    """``state``'s running totals alone (requests, rows, predictions by class, labels), with
-    empty windows: what of a worker that died carries on in its successor."""
-    return replace(
-        state,
-        window_rows=0,
-        counts=np.zeros_like(state.counts),
-        sums=np.zeros_like(state.sums),
-        recent=None,
-        labelled=[],
-        window_parts=None,
-    )
 
 
 def _drift_unwatched(version: ModelVersion, profile: ReferenceProfile | None) -> str:

@@ -40,13 +40,8 @@ from modelpilot.monitoring.feedback import FeedbackResult
 from modelpilot.monitoring.history import ServiceHistory, ServicePoint
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.log_sharers import LogSharers
-from modelpilot.monitoring.model_monitor import (
-    ModelMonitor,
-    ModelReport,
-    MonitorConfig,
-    MonitorState,
-    totals_of,
-)
+from modelpilot.monitoring.model_monitor import ModelMonitor, ModelReport, MonitorConfig
+from modelpilot.monitoring.monitor_state import MonitorState, totals_of
 from modelpilot.monitoring.siblings import WorkerExchange
 from modelpilot.monitoring.tap import LocalTap, Tap, TapFailed, monitor_of
 from modelpilot.monitoring.tap_batches import Call, merge

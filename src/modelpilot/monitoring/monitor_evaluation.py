@@ -24,7 +24,8 @@ from modelpilot.monitoring.alert_rules import (
 from modelpilot.monitoring.alerts import Alert, Condition
 from modelpilot.monitoring.drift_results import HeldDrift
 from modelpilot.monitoring.history import ServicePoint, merge_points
-from modelpilot.monitoring.model_monitor import ModelReport, MonitorState, totals_of
+from modelpilot.monitoring.model_monitor import ModelReport
+from modelpilot.monitoring.monitor_state import MonitorState, totals_of
 from modelpilot.monitoring.tap import TapFailed
 from modelpilot.registry.types import ModelVersion
 from modelpilot.repeated_errors import first_line

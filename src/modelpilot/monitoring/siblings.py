@@ -68,7 +68,7 @@ from prometheus_client.registry import Collector
 from modelpilot.monitoring.alerts import AlertState
 from modelpilot.monitoring.collected import Families
 from modelpilot.monitoring.history import HISTORY_POINTS, ServicePoint
-from modelpilot.monitoring.model_monitor import MonitorState, totals_of
+from modelpilot.monitoring.monitor_state import MonitorState, totals_of
 
 logger = logging.getLogger(__name__)
 

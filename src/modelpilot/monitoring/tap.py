@@ -25,7 +25,8 @@ import numpy as np
 from modelpilot.errors import NotFound, Unavailable
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.log_records import LogBatch, log_batch
-from modelpilot.monitoring.model_monitor import ModelMonitor, MonitorConfig, MonitorState
+from modelpilot.monitoring.model_monitor import ModelMonitor, MonitorConfig
+from modelpilot.monitoring.monitor_state import MonitorState
 from modelpilot.monitoring.tap_batches import Found, Merged, Relabelled
 from modelpilot.monitoring.tap_recent import RecentAnswers
 from modelpilot.registry.outage import Outage, cause, is_outage

@@ -22,7 +22,7 @@ import math
 import threading
 import time
 
-from modelpilot.monitoring.model_monitor import MonitorState, totals_of
+from modelpilot.monitoring.monitor_state import MonitorState, totals_of
 from modelpilot.repeated_errors import REPEAT_SECONDS
 
 logger = logging.getLogger(__name__)

@@ -51,7 +51,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from modelpilot.monitoring import tap_exit
-from modelpilot.monitoring.model_monitor import MonitorState
+from modelpilot.monitoring.monitor_state import MonitorState
 from modelpilot.monitoring.tap import TapBusy, TapFailed
 from modelpilot.monitoring.tap_batches import Found, Merged, Relabelled
 from modelpilot.monitoring.tap_child import FRAME, TICK_SECONDS, serve, signals_blocked

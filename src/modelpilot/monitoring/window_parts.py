@@ -21,7 +21,7 @@ import numpy as np
 from modelpilot.monitoring.window import SlidingWindow
 
 if TYPE_CHECKING:
-    from modelpilot.monitoring.model_monitor import MonitorState
+    from modelpilot.monitoring.monitor_state import MonitorState
 
 WINDOW_PARTS = 10
 """How many parts a worker's window is told in (each of at least a ``WINDOW_PARTS``th of the
