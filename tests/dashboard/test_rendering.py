@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import pytest
 
-from modelpilot.monitoring.alerts import Alert, AlertState
+from modelpilot.monitoring.alerts import Alert, AlertRules, AlertState
 from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.performance import PerformanceReport
 from modelpilot.monitoring.predictions import PredictionSummary
@@ -191,7 +191,7 @@ def test_a_pending_alert_is_listed_after_the_firing_ones_and_not_counted(
     shown = payload(busy())
     shown["alerts"] = [firing.to_dict()]
     book = AlertState(pending={("data_drift", "iris:1"): NOW - 20})
-    shown["pending_alerts"] = book.waiting(for_seconds=50.0)
+    shown["pending_alerts"] = book.waiting(AlertRules(for_seconds=50.0))
     dom, page = page_server.draw(shown)
     assert page.alerts == ["error_rate", "data_drift"]
     assert page.alert_states == ["firing", "pending"]

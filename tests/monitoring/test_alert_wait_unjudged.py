@@ -32,14 +32,14 @@ def test_an_evaluation_that_cannot_judge_starts_the_wait_over(unjudged: Conditio
     holds = replace(DRIFTED, rule=unjudged.rule, severity=unjudged.severity)
     book = AlertBook(rules=WAIT)
     assert book.update([holds], now=0.0) == []
-    (pending,) = book.state().waiting(WAIT.for_seconds)
+    (pending,) = book.state().waiting(WAIT)
     assert (pending["since"], pending["fires_at"]) == (0.0, 20.0)
     assert book.update([unjudged], now=5.0) == []
-    assert book.state().waiting(WAIT.for_seconds) == []  # no fires_at in the past
+    assert book.state().waiting(WAIT) == []  # no fires_at in the past
     assert book.update([unjudged], now=45.0) == []
     # The drift is flagged again an hour later: a wait of its own, not the old one's end.
     assert book.update([holds], now=3600.0) == []
-    (pending,) = book.state().waiting(WAIT.for_seconds)
+    (pending,) = book.state().waiting(WAIT)
     assert pending["fires_at"] == 3620.0
     (fired,) = book.update([holds], now=3620.0)
     assert (fired.rule, fired.since) == (holds.rule, 3620.0)

@@ -238,13 +238,10 @@ class AlertState:
     """Since when each alert taken over at a restart has waited for a verdict
     (``AlertBook.unjudged``)."""
 
-    def waiting(self, rules: AlertRules | float) -> list[dict[str, Any]]:
+    def waiting(self, rules: AlertRules) -> list[dict[str, Any]]:
         """The rules that hold but whose alerts do not fire yet, as ``/api/alerts`` shows
         them (Prometheus' pending alerts): each with when it started holding and when it
-        fires if it goes on holding (by ``rules``' waits; a number is the drift rules'
-        wait, ``AlertRules.for_seconds``, with the other rules' defaults)."""
-        if not isinstance(rules, AlertRules):
-            rules = AlertRules(for_seconds=rules)
+        fires if it goes on holding (by ``rules``' waits)."""
         return [
             {
                 "rule": rule,

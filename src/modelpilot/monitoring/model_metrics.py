@@ -12,7 +12,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from modelpilot.errors import NotFound
-from modelpilot.monitoring.alerts import RULES
+from modelpilot.monitoring.alerts import RULES, SEVERITY
 from modelpilot.monitoring.feature_exposition import FeatureLines
 from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.monitor import Monitor
@@ -233,9 +233,8 @@ class ModelCollector(Collector):
             "(MODELPILOT_ALERT_MONITORING_LOSS_FOR_SECONDS).",
             labels=labels,
         )
-        for waiting in book.waiting(0.0):
-            model_version = _model_and_version(waiting["model"])
-            pending.add_metric([waiting["rule"], *model_version, waiting["severity"]], 1)
+        for rule, model in book.pending:
+            pending.add_metric([rule, *_model_and_version(model), SEVERITY[rule]], 1)
         yield pending
         fired = CounterMetricFamily(
             "modelpilot_alerts_fired", "Alerts that started firing.", labels=labels
