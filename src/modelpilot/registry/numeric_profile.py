@@ -14,7 +14,8 @@ The KS test runs on windows of fewer than 1,000 rows, whose own distribution fun
 in steps of 1/999 or more, and flags distances of 0.054 and more (0.01 over two tests of one
 feature, 999 rows, against any reference); an error a hundredth of that moves the p-value
 there by about a tenth, as much as Stephens' approximation of it errs. Twice the levels would
-halve that for twice the JSON (some 20 KB a feature at 1,024)."""
+halve that for twice the bytes (8 KB a feature at 1,024, stored as float64: see
+``profile_storage``)."""
 
 
 def bin_edges(finite: np.ndarray) -> np.ndarray:

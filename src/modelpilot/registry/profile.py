@@ -273,10 +273,13 @@ class ReferenceProfile:
     def sample_array(self) -> np.ndarray:
         """The sample as a float array when every feature is numeric, else an object array."""
         if all(f.kind == "numeric" for f in self.features):
-            return np.array(
-                [[np.nan if v is None else v for v in row] for row in self.sample],
-                dtype=np.float64,
-            ).reshape(len(self.sample), len(self.features))
+            # Row by row: NumPy reading the whole sample's values (half a million of a wide
+            # model's) in one call would hold the interpreter for as long as they all take.
+            rows = [
+                np.array([np.nan if v is None else v for v in row], dtype=np.float64)
+                for row in self.sample
+            ]
+            return np.array(rows, dtype=np.float64).reshape(len(self.sample), len(self.features))
         return np.array(self.sample, dtype=object)
 
     @classmethod

@@ -1,5 +1,6 @@
 """Reading a categorical profile stored by any release: where its pooled tail is, if any, and
-the sketch of its values."""
+the sketch of its values. (The form a whole profile is stored in, JSON and bytes, and its
+format versions are ``profile_storage``'s.)"""
 
 from __future__ import annotations
 

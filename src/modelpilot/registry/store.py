@@ -23,6 +23,13 @@ from modelpilot.registry.database import WRITE_OPTION, companion_engine, upsert
 from modelpilot.registry.locations import connect
 from modelpilot.registry.outage import Outage, cause, is_outage
 from modelpilot.registry.profile import ReferenceProfile
+from modelpilot.registry.profile_storage import (
+    StoredProfileError,
+    read_arrays,
+    read_stored,
+    stored_form,
+    write_arrays,
+)
 from modelpilot.registry.refs import PRODUCTION, ModelRef, check_name, check_new_name
 from modelpilot.registry.signature import Signature
 from modelpilot.registry.types import ModelInfo, ModelVersion
@@ -194,6 +201,7 @@ class Registry:
         # The file goes in first: content-addressed, so a crash before the commit below
         # leaves an unreferenced blob, never a version without its artifact.
         sha, size = self.artifacts.put(artifact)
+        stored, arrays = stored_form(reference) if reference else (None, b"")
         for attempt in range(5):
             try:
                 with self._write() as conn:
@@ -214,10 +222,11 @@ class Registry:
                             artifact_size=size,
                             signature=signature.to_dict(),
                             metadata=dict(metadata or {}),
-                            reference=reference.to_dict() if reference else None,
+                            reference=stored,
                             created_at=_now(),
                         )
                     )
+                    write_arrays(conn, name, version, arrays)
                     for alias in aliases:
                         self._point(conn, name, alias, version)
                 break
@@ -407,9 +416,19 @@ class Registry:
             return {row.alias: row.version for row in rows}
 
     def reference_profile(self, name: str, version: int) -> ReferenceProfile | None:
+        """The version's reference profile (None if registered without one), in whichever
+        format it was stored (see ``profile_storage``)."""
         with self._read() as conn:
             row = missing.version_row(conn, name, version, schema.versions.c.reference)
-        return ReferenceProfile.from_dict(row.reference) if row.reference else None
+            if not row.reference:
+                return None
+            arrays = read_arrays(conn, name, version, row.reference)
+        try:
+            return read_stored(row.reference, arrays)
+        except StoredProfileError as exc:
+            raise RegistryError(
+                f"cannot read the reference profile of {name}:{version}: {exc}"
+            ) from exc
 
     def fetch_artifact(self, version: ModelVersion) -> Path:
         """The version's artifact file, after checking its sha256."""
