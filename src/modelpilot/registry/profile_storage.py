@@ -9,19 +9,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import (
-    Column,
-    Connection,
-    ForeignKeyConstraint,
-    Integer,
-    LargeBinary,
-    String,
-    Table,
-    select,
-)
+from sqlalchemy import Connection, select
 
-from modelpilot.registry import schema
 from modelpilot.registry.profile import FeatureProfile, ReferenceProfile
+from modelpilot.registry.schema import profile_arrays
 
 PROFILE_FORMAT = 2
 """The stored form ``stored_form`` writes. Format 1 (no ``format`` key) is
@@ -51,17 +42,6 @@ ARRAY_FIELDS: tuple[tuple[str, str], ...] = (
 
 FLOATS, INTEGERS = "<f8", "<i8"
 """How a column of the sample is stored in the arrays; any other column is a JSON list."""
-
-profile_arrays = Table(
-    "mp_profile_arrays",
-    schema.metadata,
-    Column("model", String(128), primary_key=True),
-    Column("version", Integer, primary_key=True),
-    Column("part", Integer, primary_key=True),
-    Column("data", LargeBinary, nullable=False),
-    ForeignKeyConstraint(["model", "version"], ["mp_versions.model", "mp_versions.version"]),
-)
-"""The arrays of each version's format-2 reference profile, in ``PART_BYTES`` parts."""
 
 
 class StoredProfileError(ValueError):

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     ForeignKeyConstraint,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -88,3 +89,15 @@ alias_history = Table(
     Column("action", String(16), nullable=False, default="set"),
     Column("changed_at", DateTime(timezone=True), nullable=False),
 )
+
+profile_arrays = Table(
+    "mp_profile_arrays",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("part", Integer, primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    ForeignKeyConstraint(["model", "version"], ["mp_versions.model", "mp_versions.version"]),
+)
+"""The numbers of each version's reference profile of format 2, in parts of at most
+``profile_storage.PART_BYTES`` bytes (``profile_storage``)."""
