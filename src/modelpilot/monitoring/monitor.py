@@ -213,6 +213,8 @@ class Monitor(InferenceObserver):
         """Whether the thread first puts the inference log's recent labels back in the
         quality windows (``restore_labels``), and again those of a version that a model's
         requests go to again (``monitor_labels.restore_returned``)."""
+        self._labels_unrestored = restore
+        """Whether the log's labels are still to put back (``monitor_labels.restore_quietly``)."""
         self._restore_refs = restore_refs
         """The references served: their versions' labels are restored (None: all models')."""
         self._from_log = restoring

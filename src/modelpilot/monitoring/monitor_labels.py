@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from modelpilot.errors import InvalidInput, NotFound, RegistryUnavailable
-from modelpilot.monitoring.feedback import FeedbackResult, Joined, join, look_again
+from modelpilot.monitoring.feedback import FeedbackResult, join, join_all, look_again
 from modelpilot.monitoring.model_monitor import ModelMonitor
 from modelpilot.monitoring.tap import TapFailed, served_versions
 from modelpilot.monitoring.tap_batches import Found, Relabelled
+from modelpilot.registry.outage import is_outage
 from modelpilot.repeated_errors import first_line
 
 if TYPE_CHECKING:
@@ -59,29 +60,32 @@ def _joined(
     re-sent label of a request that had left it (a nightly re-sync of a week's labels) came
     back as the newest, and counted again. The log knows them wherever they were posted,
     so a label posted again to another worker or server does not count again either."""
-    with self._lock:
-        joined: list[Joined] = []
-        matched: dict[str, Any] = {}
-        unknown: list[str] = []
-        for request_id, label in labels.items():
-            prediction = found.get(request_id)
-            if prediction is None:
-                unknown.append(request_id)
-                continue
-            monitor = _version_monitor(self, prediction.model, prediction.version)
-            joined.append(join(monitor, request_id, label, prediction.outputs))
-            matched[request_id] = label
+    joined, matched, unknown = join_all(labels, found, lambda m, v: _locked_monitor(self, m, v))
     held = self.tap.set_labels(model, matched) if matched else {}
-    with self._lock:
-        now = time.time()
-        accepted = 0
-        for request in joined:
-            if held.get(request.request_id, False):
-                accepted += len(request.pairs)  # the label it had: nothing changes
-                continue
-            accepted += request.apply(now, count=request.request_id not in held)
-            self._labelled.add(request.monitor.version.key)
+    accepted = 0
+    now = time.time()
+    for start in range(0, len(joined), APPLIED_AT_ONCE):
+        with self._lock:
+            for request in joined[start : start + APPLIED_AT_ONCE]:
+                if held.get(request.request_id, False):
+                    accepted += len(request.pairs)  # the label it had: nothing changes
+                    continue
+                accepted += request.apply(now, count=request.request_id not in held)
+                self._labelled.add(request.monitor.version.key)
     return FeedbackResult(accepted, unknown)
+
+
+APPLIED_AT_ONCE = 2_000
+"""How many requests' labels a post applies to the quality windows for each hold of the
+monitor's lock: readers (a scrape, ``/api/monitoring``, the thread's evaluation) wait for no
+more than that. Held for a whole post, a read during a post of 50,000 labels waited for all
+of it (and its checks, held too, which need no lock)."""
+
+
+def _locked_monitor(self: Monitor, model: str, version: int) -> ModelMonitor:
+    """``_version_monitor`` under the monitor's lock (it may make the monitor)."""
+    with self._lock:
+        return _version_monitor(self, model, version)
 
 
 def report_labelled(self: Monitor) -> None:
@@ -108,8 +112,11 @@ def report_labelled(self: Monitor) -> None:
         self._report(now, own, tapped, others, keys)
 
 
-def restore_labels(self: Monitor, versions: set[tuple[str, int]] | None = None) -> int:
-    """Restore the inference log's recent labels (``Monitor.restore_labels``)."""
+def restore_labels(
+    self: Monitor, versions: set[tuple[str, int]] | None = None, evaluate: bool = True
+) -> int:
+    """Restore the inference log's recent labels (``Monitor.restore_labels``); ``evaluate``:
+    report on them at once (else the caller's round does)."""
     since = time.time() - self.config.performance_seconds
     relabelled = self.tap.labelled_since(since, self.config.performance_rows)
     wanted = served_versions(self.registry, self._restore_refs) if versions is None else versions
@@ -117,9 +124,44 @@ def restore_labels(self: Monitor, versions: set[tuple[str, int]] | None = None) 
     if restored:
         of = "" if versions is None else " of " + ", ".join(f"{m}:{v}" for m, v in sorted(versions))
         logger.info("quality windows%s restored from the inference log: %d labels", of, restored)
-    if relabelled:
+    if relabelled and evaluate:
         self._evaluate(close_interval=False)
     return restored
+
+
+def restore_quietly(self: Monitor, evaluate: bool = True) -> bool:
+    """The thread's restore of every served version's labels (``restore_labels``), where it
+    is still to do: a failure is counted and logged (one line, once a minute, with the
+    traceback the first time where it is no outage), and the next round tries again
+    (``restore_pending``). Returns False where the log (or the registry) was out of reach.
+
+    Labels posted meanwhile do not count twice: the log holds them too, and a window takes
+    a label it holds already (by request and row) as nothing new, and a restored label
+    older than those posted since takes its place in time (``PerformanceWindow.add``)."""
+    serving = self._serving()
+    try:
+        restore_labels(self, evaluate=evaluate)
+    except Exception as exc:
+        self._failures += 1
+        outage = isinstance(exc, (TapFailed, RegistryUnavailable)) or is_outage(exc)
+        self._errors.error(
+            "restore",
+            "restoring labels from the inference log failed; trying again every %g s until "
+            "it is read: %s",
+            self.evaluate_seconds,
+            first_line(exc),
+            exc_info=not outage,
+        )
+        return not outage
+    self._labels_unrestored = False
+    self._served_before = serving  # their labels are back, those of versions returned to too
+    return True
+
+
+def restore_pending(self: Monitor) -> bool:
+    """``restore_quietly`` for a round, if the restore is still to do (else True); the round
+    evaluates after it."""
+    return not self._labels_unrestored or restore_quietly(self, evaluate=False)
 
 
 def restore_returned(self: Monitor) -> None:

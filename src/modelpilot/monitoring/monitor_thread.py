@@ -1,6 +1,6 @@
-"""The monitor's thread: it first puts the inference log's labels back (``restore``), then
-hands queued calls over (unless the event loop does) and evaluates every
-``evaluate_seconds``, until ``Monitor.stop``."""
+"""The monitor's thread: it first puts the inference log's labels back (``restore``; again
+each round until the log is read, if it failed), then hands queued calls over (unless the
+event loop does) and evaluates every ``evaluate_seconds``, until ``Monitor.stop``."""
 
 from __future__ import annotations
 
@@ -31,11 +31,7 @@ def run(self: Monitor) -> None:
                 self.exchange.publish_metrics()
             except OSError:
                 logger.exception("could not publish this worker's metrics snapshot")
-        try:
-            self.restore_labels()
-        except Exception:
-            self._failures += 1
-            logger.exception("restoring labels from the inference log failed; carrying on")
+        monitor_labels.restore_quietly(self)
     while not self._stopping.is_set():
         self._wake.wait(pause(self))
         self._wake.clear()
@@ -44,14 +40,21 @@ def run(self: Monitor) -> None:
                 self._ship()
             if time.time() - _last_round(self) >= self.evaluate_seconds:
                 self._round_at = time.time()
-                if self.shares_labels:
+                # A restore the log failed is tried again each round until it is read: once
+                # only, a PostgreSQL blip at start-up left the quality windows without the
+                # last day's labels for the server's life (the drift windows came back).
+                # While the log is out of reach, other servers' labels wait for it too.
+                reached = monitor_labels.restore_pending(self)
+                if reached and self.shares_labels:
                     monitor_labels.catch_up_quietly(self)
-                else:  # so that a server coming reads from now (``catch_up_labels``)
+                elif reached:  # so that a server coming reads from now (``catch_up_labels``)
                     self.labels_read_to = time.time()
-                if self._restore:
+                if self._restore and reached:
                     monitor_labels.restore_returned(self)
                 self._evaluate()
-                self.restoring = self.restoring and not restored(self)
+                self.restoring = self.restoring and not (
+                    restored(self) and not self._labels_unrestored
+                )
         except RegistryUnavailable as exc:
             # Its database out of reach: the registry says where and why (once a minute).
             self._failures += 1

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections import deque
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -209,10 +211,24 @@ class PerformanceWindow:
         else:
             self.total += count
             if len(self._rows) >= self.max_rows:
+                if row.at < self._rows[0].at:
+                    return  # older than every label of a full window: it would leave first
                 self._forget()
         if key is not None:
             self._keyed[key] = row
-        self._rows.append(row)
+        self._insert(row)
+
+    def _insert(self, row: Labelled) -> None:
+        """Put ``row`` in the window in time order: after the labels posted so far, as a
+        rule; among them, a label read from the log late (a restore the log failed at
+        start-up, tried again once labels were posted; another server's label): appended,
+        it kept its older labels from ageing out behind the new ones, and had the window,
+        once full, let the newest labels go first."""
+        rows = self._rows
+        if not rows or rows[-1].at <= row.at:
+            rows.append(row)
+        else:
+            rows.insert(bisect.bisect_right(rows, row.at, key=attrgetter("at")), row)
 
     def rows(self, now: float | None = None) -> list[Labelled]:
         """The labelled predictions still in the window."""

@@ -1,0 +1,162 @@
+"""The restore of labels at start-up, where the inference log does not answer then (a
+PostgreSQL blip): tried again each round until it is read, in one line of the log, and the
+labels posted meanwhile count once, in time order among those restored."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from modelpilot.monitoring import monitor_labels
+from modelpilot.monitoring.inference_log import InferenceLog
+from modelpilot.monitoring.model_monitor import MonitorConfig
+from modelpilot.monitoring.monitor import Monitor
+from modelpilot.monitoring.tap import LocalTap
+from modelpilot.registry.store import Registry
+from modelpilot.serving.registration import register_model
+from tests.database_proxy import DatabaseProxy
+from tests.monitoring.test_tap_process import ROWS
+
+EVERY = 0.5
+"""The monitor's evaluation interval in these tests."""
+
+LOGGED = [f"r{n}" for n in range(40)]
+"""The requests the last server answered, and took labels for."""
+
+
+@dataclass
+class Restart:
+    here: Monitor
+    """The server starting, its inference log through the proxy (the registry straight on)."""
+    registry: Registry
+
+
+@pytest.fixture
+def restart(
+    proxy: DatabaseProxy,
+    postgres_location: str,
+    tmp_path: Path,
+    iris_model_path: Path,
+    iris_frame: pd.DataFrame,
+    iris_target: np.ndarray,
+) -> Iterator[Restart]:
+    """A server that labelled ``LOGGED`` stopped; another starts, which restores labels."""
+    direct = Registry.open(postgres_location, tmp_path / "artifacts")
+    reference = iris_frame.assign(species=iris_target)
+    register_model(direct, "iris", iris_model_path, reference=reference, target="species")
+    before = _monitor(direct, direct)
+    _answer(before, direct, LOGGED)
+    assert before.feedback("iris", {r: n % 3 for n, r in enumerate(LOGGED)}).accepted == 40
+    before.stop()
+    through = Registry.open(proxy.url, tmp_path / "artifacts")
+    here = _monitor(direct, through, evaluate_seconds=EVERY, restore=True, restoring=True)
+    try:
+        yield Restart(here, direct)
+    finally:
+        proxy.up()
+        here.stop()
+        through.close()
+        direct.close()
+
+
+def _monitor(registry: Registry, logged: Registry, **kwargs: Any) -> Monitor:
+    log = InferenceLog(logged.companion_engine("inference-log"))
+    return Monitor(registry, tap=LocalTap(registry, MonitorConfig(), log), **kwargs)
+
+
+def _answer(monitor: Monitor, registry: Registry, ids: list[str]) -> None:
+    """``monitor`` answers one-row requests ``ids`` of iris:1, and logs them."""
+    version = registry.get_version("iris", 1)
+    for n, request_id in enumerate(ids):
+        rows = {"input-0": ROWS[n % 3 : n % 3 + 1]}
+        monitor.predicted(version, [request_id], [1], rows, {"predict": np.array([n % 3])})
+    monitor.flush()
+
+
+def _window(monitor: Monitor) -> list[str]:
+    """The request ids in iris:1's quality window on ``monitor``, in the window's order."""
+    watched = monitor.model_monitor("iris", 1)
+    return [] if watched is None else [row.key[0] for row in watched.performance.rows()]
+
+
+def test_a_restore_the_log_failed_at_start_up_is_tried_again_until_it_is_read(
+    restart: Restart,
+    proxy: DatabaseProxy,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A tester's server, its PostgreSQL silent for 25 s as it started: "restoring labels
+    from the inference log failed; carrying on", and never again. A minute after the
+    database was back its quality windows held no label (no accuracy, no concept drift)
+    while the log held 1,240 of the last day, and its drift windows were back."""
+    # Other servers' labels are read from the server's start on only (not the restore's).
+    monkeypatch.setattr(monitor_labels, "LABELS_LAG_SECONDS", 0.0)
+    here = restart.here
+    with caplog.at_level(logging.INFO, logger="modelpilot.monitoring.monitor"):
+        proxy.down()
+        here.start()
+        time.sleep(6 * EVERY)
+        assert _window(here) == []
+        failures = here.failures
+        proxy.up()
+        deadline = time.monotonic() + 60
+        while len(_window(here)) < len(LOGGED):
+            assert time.monotonic() < deadline, f"the labels never came back: {_window(here)}"
+            time.sleep(EVERY)
+        said = [r for r in caplog.records if r.name == "modelpilot.monitoring.monitor"]
+
+    # Tried each round (a failure counted each), said once a minute, in a line.
+    failed = [r for r in said if "restoring labels from the inference log" in r.getMessage()]
+    assert len(failed) == 1, [r.getMessage() for r in said]
+    assert "trying again every 0.5 s" in failed[0].getMessage()
+    assert not failed[0].exc_info
+    assert failures >= 2
+    assert not [r for r in said if r.levelno >= logging.ERROR and r is not failed[0]]
+    assert len([r for r in said if "quality windows restored" in r.getMessage()]) == 1
+
+    assert sorted(_window(here)) == sorted(LOGGED)
+    watched = here.model_monitor("iris", 1)
+    assert watched is not None and watched.performance.total == 0  # counted when posted
+    deadline = time.monotonic() + 60
+    while here.restoring:
+        assert time.monotonic() < deadline, "still restoring once the labels are back"
+        time.sleep(EVERY)
+    report = here.report("iris", 1)
+    assert report.performance is not None and report.performance.labels == len(LOGGED)
+    # Not read again each round, once read.
+    time.sleep(4 * EVERY)
+    assert len([r for r in caplog.records if "quality windows restored" in r.getMessage()]) == 1
+
+
+def test_labels_posted_before_a_late_restore_count_once_and_stay_the_newest(
+    restart: Restart,
+) -> None:
+    """Labels posted between the start-up and the restore (the log back, the restore not
+    tried again yet): those the log held already, restored, change nothing, and the older
+    labels restored go before them in the window, which ages the oldest out first and,
+    full, lets the oldest go."""
+    here = restart.here
+    _answer(here, restart.registry, ["n0", "n1"])
+    posted = {"n0": 0, "n1": 1, "r0": 0, "r1": 2}  # r0 again as it was; r1 corrected
+    assert here.feedback("iris", posted).accepted == 4
+    assert _window(here) == ["n0", "n1", "r1"]  # r0: the log held it already
+
+    here.restore_labels()  # as a round does once the log answers again
+    ids = _window(here)
+    assert sorted(ids) == sorted([*LOGGED, "n0", "n1"])  # each once
+    assert ids[-3:] == ["n0", "n1", "r1"]  # the restored labels are older
+    watched = here.model_monitor("iris", 1)
+    assert watched is not None
+    rows = watched.performance.rows()
+    assert [r.at for r in rows] == sorted(r.at for r in rows)
+    assert watched.performance.total == 2  # n0 and n1: the others were counted when posted
+    r1 = next(r for r in rows if r.key[0] == "r1")
+    assert r1.truth == 2  # the correction, not the label it replaced
