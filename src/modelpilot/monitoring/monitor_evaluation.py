@@ -23,10 +23,15 @@ from modelpilot.monitoring.alert_rules import (
 )
 from modelpilot.monitoring.alerts import Alert, Condition
 from modelpilot.monitoring.drift_results import HeldDrift
-from modelpilot.monitoring.history import ServicePoint, merge_points
+from modelpilot.monitoring.history import ServicePoint, merge_points, next_due
 from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.monitor_state import MonitorState, totals_of
 from modelpilot.monitoring.tap import TapFailed
+from modelpilot.monitoring.version_errors import (
+    VersionTraffic,
+    version_error_conditions,
+    version_traffic,
+)
 from modelpilot.registry.types import ModelVersion
 from modelpilot.repeated_errors import first_line
 
@@ -60,7 +65,14 @@ def evaluate(self: Monitor, close_interval: bool = True) -> None:
             # answered: its first answer waits for the monitoring process to start (1-4 s).
             # From ``now``, read before, the first point was 1 ms long, and the next
             # evaluation, due at once, closed one of a few ms (CPU in 10 ms ticks: 308%).
-            self._last_evaluation = self.history.close_interval().t
+            # The next is due at the next mark of the grid every worker keeps (``next_due``):
+            # each on its own clock, the workers' intervals fell in different buckets of the
+            # merged history, and the error rate judged one worker's share alone.
+            closed = self.history.close_interval().t
+            self._last_evaluation = next_due(closed, self.evaluate_seconds)
+            # The round counts as begun at that mark too (``monitor_thread._last_round``):
+            # begun a few ms after it, each round put the next that much later, off the grid.
+            self._round_at = min(self._round_at, self._last_evaluation)
         self._labelled.clear()  # every version is reported on now
         # This process's labels and its tap's windows, taken once: published for the
         # siblings, and merged here with theirs.
@@ -194,33 +206,78 @@ def conditions(self: Monitor, now: float) -> list[Condition]:
         stalled = self._engine.served.stalled
         serving = self._serving()
     min_labels = self.config.performance.min_labels
+    active = list(self.alerts.active)
     return [
         *model_conditions(self._latest.values(), min_labels, serving),
-        *rollout_conditions(stalled, list(self.alerts.active), serving),
+        *rollout_conditions(stalled, active, serving),
         *service_conditions(window, self.rules),
+        *version_error_conditions(window, self.rules, active, serving),
         *self.keeper.loss_conditions(now, self.dropped, self.unlogged),
     ]
 
 
+def traffic(self: Monitor) -> dict[str, VersionTraffic]:
+    """Each version's requests and server errors over the server's service history, and
+    over the rules' window of it, by ``NAME:VERSION``."""
+    horizon = time.time() - self.rules.window_seconds
+    return version_traffic(series(self), horizon, self.rules.window_seconds)
+
+
+def unwatched(
+    self: Monitor, figures: Mapping[str, VersionTraffic] | None = None
+) -> list[ModelReport]:
+    """An empty report of each version that answered requests in the service history but has
+    no report: one that failed every request, which the monitor never watched (it watches the
+    answers). Its page then says how many failed, where it said "no traffic yet"."""
+    reported = {f"{model}:{version}" for model, version in self._latest.copy()}
+    reports = []
+    for label in sorted(traffic(self) if figures is None else figures):
+        model, _, version = label.rpartition(":")
+        if label not in reported:
+            reports.append(_empty_report(model, version))
+    return reports
+
+
+def _empty_report(model: str, version: str) -> ModelReport:
+    return ModelReport(model, version, 0, 0, None, None, None, [])
+
+
 def report_of(self: Monitor, model: str, version: int | None, serving: int | None) -> ModelReport:
     """The last report that answers for ``model`` (``Monitor.report``, which says which);
-    NotFound, saying why, if there is none."""
-    with self._lock:
-        keys = [k for k in self._latest if k[0] == model]
-        if version is None and serving is not None and keys:
-            # Its requests' version, or none: another version's report would be read as the
-            # serving one's (the newest was the one rolled back from, with its drift).
-            version = serving
-            if (model, serving) not in self._latest:
-                raise NotFound(serving_unreported(self, model, serving, sorted(keys)))
-        if version is not None:
-            keys = [k for k in keys if k[1] == version]
-        if not keys:
-            subject = f"model {model!r}" + (f" version {version}" if version is not None else "")
-            raise NotFound(
-                f"no monitoring data for {subject} yet: {why_none(self, model, version)}"
-            )
-        return self._latest[max(keys)]
+    NotFound, saying why, if there is none. A version that answered requests but has no report
+    (it failed every one: the monitor watches answers) has an empty one (``unwatched``)."""
+    # Without the lock, as ``Monitor.reports`` reads them: a report is replaced whole.
+    latest = self._latest.copy()
+    keys = [k for k in latest if k[0] == model]
+    wanted = version if version is not None else serving
+    if not keys or (wanted is not None and all(k[1] != wanted for k in keys)):
+        unwatched = _unwatched_of(self, model, wanted)
+        if unwatched is not None:
+            return unwatched
+    if version is None and serving is not None and keys:
+        # Its requests' version, or none: another version's report would be read as the
+        # serving one's (the newest was the one rolled back from, with its drift).
+        version = serving
+        if (model, serving) not in latest:
+            raise NotFound(serving_unreported(self, model, serving, sorted(keys)))
+    if version is not None:
+        keys = [k for k in keys if k[1] == version]
+    if not keys:
+        subject = f"model {model!r}" + (f" version {version}" if version is not None else "")
+        raise NotFound(f"no monitoring data for {subject} yet: {why_none(self, model, version)}")
+    return latest[max(keys)]
+
+
+def _unwatched_of(self: Monitor, model: str, version: int | None) -> ModelReport | None:
+    """The empty report of ``model``'s ``version`` (its newest, if None) if the service history
+    holds requests of it but the monitor has no report of it."""
+    numbers = [
+        int(number)
+        for label in traffic(self)
+        for name, _, number in [label.rpartition(":")]
+        if name == model and (version is None or number == str(version))
+    ]
+    return _empty_report(model, str(max(numbers))) if numbers else None
 
 
 def serving_unreported(

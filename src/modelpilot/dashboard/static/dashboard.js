@@ -209,9 +209,27 @@
     $('model-picker').hidden = models.length <= 1;
   }
 
-  // A served model with nothing to show: it has answered no requests yet (and no windows
-  // were restored from the inference log).
-  const idle = (m) => !!m && !m.requests && !m.drift && !m.predictions && !m.performance;
+  // Why a served model has nothing to show ('' where it has): it has answered no requests yet
+  // (and no windows were restored from the inference log), or it got requests but answered
+  // none, the monitor watching answers: a model failing every request read "no traffic yet".
+  function idle(m) {
+    if (!m || m.requests || m.drift || m.predictions || m.performance) return '';
+    const t = m.traffic;
+    return t && isNum(t.requests) && t.requests > 0 ? 'No answers: its requests failed' : 'No traffic yet';
+  }
+  // Server errors (5xx) of the model's version of late, every request counted (not only the
+  // answers the monitor watched): in the rules' window (the last minute), else in the charts'.
+  function failing(m) {
+    const t = m && m.traffic;
+    if (!t) return '';
+    if (isNum(t.window_server_errors) && t.window_server_errors > 0) {
+      return `failing ${count(t.window_server_errors)} of ${plural(t.window_requests, 'request')} (5xx) in the last ${fmtSpan(t.window_seconds)}`;
+    }
+    if (isNum(t.server_errors) && t.server_errors > 0) {
+      return `failed ${count(t.server_errors)} of ${plural(t.requests, 'request')} (5xx) in the last ${fmtSpan(t.seconds)}`;
+    }
+    return '';
+  }
 
   function renderPerformance(m) {
     const perf = m && m.performance;
@@ -219,7 +237,7 @@
     if (!perf) {
       // "In the window", not "yet": labels that came and aged out of the quality window leave
       // it as empty as labels that never came, and late labels are the usual case.
-      drawEmpty(canvas, !m ? 'No models loaded' : idle(m) ? 'No traffic yet' : 'No ground-truth labels in the window');
+      drawEmpty(canvas, !m ? 'No models loaded' : idle(m) || 'No ground-truth labels in the window');
       setStat('stat-accuracy', '—', null, '');
       setText('stat-accuracy-label', 'Accuracy'); setText('perf-title', 'Accuracy');
       setText('stat-accuracy-sub', 'no labels in the window'); setText('perf-summary', '—');
@@ -285,10 +303,18 @@
     + 'random: drift, the prediction distribution and quality see only those. Service figures count every request.';
   function traffic(m) {
     const answered = isNum(m.requests_answered) ? m.requests_answered : null;
-    if (idle(m) && !answered) return 'no traffic yet';
-    if (!sampled(m)) return `${plural(m.requests, 'request')} since start`;
-    const of = answered === null ? plural(m.requests, 'request') : `${count(m.requests)} of ${plural(answered, 'request')}`;
-    return `${of} watched since start · the monitor samples ${fmtShare(m.monitor_sample_rate)} of calls`;
+    const fails = failing(m), t = m.traffic;
+    if (idle(m) && !answered) {
+      if (fails) return fails;
+      return t && isNum(t.requests) && t.requests > 0
+        ? `${plural(t.requests, 'request')} in the last ${fmtSpan(t.seconds)}, none answered` : 'no traffic yet';
+    }
+    let said = `${plural(m.requests, 'request')} since start`;
+    if (sampled(m)) {
+      const of = answered === null ? plural(m.requests, 'request') : `${count(m.requests)} of ${plural(answered, 'request')}`;
+      said = `${of} watched since start · the monitor samples ${fmtShare(m.monitor_sample_rate)} of calls`;
+    }
+    return fails ? `${said} · ${fails}` : said;
   }
 
   function renderModel() {
@@ -296,6 +322,9 @@
     const m = shownModel(models);
     setText('model-title', m ? `${m.name}${m.version ? ` v${m.version}` : ''} · ${traffic(m)}` : 'none loaded');
     $('model-title').title = m && sampled(m) ? SAMPLED_NOTE : '';
+    // Red while its version fails requests (in the rules' window), as the server's errors are.
+    $('model-title').classList.toggle('failing', !!m && isNum((m.traffic || {}).window_server_errors)
+      && m.traffic.window_server_errors > 0);
     // Set only when it changes: it is a status region, read out on every change.
     const notice = missingPick(models, m);
     if ($('model-notice').textContent !== notice) setText('model-notice', notice);

@@ -65,23 +65,24 @@
       ? 'the model has a reference profile (its predictions are watched against it), but not its inputs' : '';
   }
 
-  // idle: the model has answered no requests yet (dashboard.js decides, for every card alike).
+  // idle: why the model has nothing to show ('No traffic yet'; '' when it has), which
+  // dashboard.js decides, for every card alike.
   function renderDrift(m, idle) {
     const drift = m && m.drift;
     const feats = drift && Array.isArray(drift.features) ? drift.features : [];
     const tbody = $('drift-table').querySelector('tbody');
     if (!drift) {
       const reason = m && !idle ? unwatched(m) : '';
-      const why = !m ? 'No models loaded' : idle ? 'No traffic yet'
+      const why = !m ? 'No models loaded' : idle ? idle
         : reason ? 'Input drift not watched for this model' : 'No reference profile for this model';
-      setBadge('drift-badge', 'muted', !m ? 'no model' : idle ? 'no traffic yet'
+      setBadge('drift-badge', 'muted', !m ? 'no model' : idle ? idle.toLowerCase()
         : reason ? 'not watched' : 'no reference profile', reason);
       drawEmpty($('chart-drift'), why);
       setStat('stat-drifted', '—', null, '');
       // The reason under the chart, where a line wraps (the table's row does not).
       setText('drift-foot', reason ? `${reason.charAt(0).toUpperCase()}${reason.slice(1)}.` : '—');
       setText('drift-window', '—');
-      setDriftSub(m, idle ? 'no traffic yet' : reason ? 'input drift not watched' : 'no reference');
+      setDriftSub(m, idle ? idle.toLowerCase() : reason ? 'input drift not watched' : 'no reference');
       const td = Object.assign(el('td', 'empty', `${why}.`), { colSpan: 8 });
       tbody.replaceChildren(el('tr', '', null, td));
       return;

@@ -14,12 +14,13 @@
     + 'MODELPILOT_DRIFT_WINDOW_ROWS of them, none older than MODELPILOT_DRIFT_WINDOW_SECONDS. After a restart '
     + 'the window is restored from the inference log: it may hold more predictions than the requests since start.';
 
-  // idle: the model has answered no requests yet (dashboard.js decides, for every card alike).
+  // idle: why the model has nothing to show ('No traffic yet'; '' when it has), which
+  // dashboard.js decides, for every card alike.
   function renderPredictions(m, idle) {
     const pr = m && m.predictions;
     const canvas = $('chart-predictions');
     if (!pr) {
-      drawEmpty(canvas, !m ? 'No models loaded' : idle ? 'No traffic yet' : 'No predictions recorded yet');
+      drawEmpty(canvas, !m ? 'No models loaded' : idle || 'No predictions recorded yet');
       setText('pred-kind', '—'); setText('pred-summary', '—'); $('pred-summary').title = '';
       return;
     }
