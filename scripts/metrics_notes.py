@@ -65,7 +65,8 @@ GROUPS = (
         "webhook. `rule` is `data_drift`, `concept_drift`, `error_rate`, `latency`, "
         "`rollout_stalled` or `monitoring_losing`; `severity` `warning` (data_drift, latency, "
         "monitoring_losing) or `critical`; `model` and `version` are empty for the "
-        "service-wide `error_rate`, `latency` and `monitoring_losing`.",
+        "service-wide `error_rate`, `latency` and `monitoring_losing` (`error_rate` is judged "
+        "of each model version too, under its `model` and `version`).",
     ),
 )
 

@@ -256,6 +256,12 @@ class Settings(BaseSettings):
     judged, so that a few failures, or one slow request, among a handful raise no alert; nor
     do they resolve one that fires (too few to judge is not healthy)."""
 
+    alert_model_min_requests: int = Field(default=5, ge=1)
+    """Fewer requests of one model version than this over the last minute: that version's own
+    error rate is not judged (the server's, over every request, still is). Each version's
+    rule fires only on evidence, as the server's does: failures that a 5% rate would give by
+    chance less than one time in 20 (2 failures of 5 requests; one failure never)."""
+
     alert_latency_p99_seconds: float = Field(default=0.5, gt=0.0)
     """p99 latency over the last minute that raises an alert."""
 

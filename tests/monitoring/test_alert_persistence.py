@@ -126,7 +126,8 @@ def test_one_burst_of_failures_is_one_error_rate_firing_and_one_resolution(
     """A tester's burst of 30 failures among steady traffic (some 570 requests a minute): the
     share of a minute's requests that failed crossed 5% back and forth as requests slid in and
     out of the minute, and fired and resolved the alert three times in 40 s, a notification
-    each time."""
+    each time. (40 failures here: 30 of 570, 5.3%, are no evidence of a rate over 5%, and the
+    rule, which holds on evidence, crosses its line back and forth less often.)"""
     book = AlertBook(receiver.url)  # the defaults: a minute's wait to resolve
     at_once = AlertBook(rules=AlertRules(keep_firing_seconds=0.0))
     traffic = np.random.default_rng(3)
@@ -136,14 +137,14 @@ def test_one_burst_of_failures_is_one_error_rate_firing_and_one_resolution(
         now = 2.0 * tick
         requests, failed = int(traffic.poisson(15)), 0
         if tick == 30:
-            requests, failed = requests + 120, 30
+            requests, failed = requests + 120, 40
         points.append(ServicePoint(now, 2.0, requests, failed, 0.01, 0.01, 0.01, 0.0, 0, failed))
         window = [p for p in points if p.t > now - 60.0]
         conditions = service_conditions(window, AlertRules())
         book.update(conditions, now=now)
         flapped += at_once.update(conditions, now=now)
     book.close()
-    assert len([a for a in flapped if a.rule == "error_rate"]) >= 6  # it crossed 5% again
+    assert len([a for a in flapped if a.rule == "error_rate"]) >= 4  # it crossed its line again
     told = [(a["rule"], a["state"]) for a in receiver.alerts]
     assert told == [("error_rate", "firing"), ("error_rate", "resolved")]
     fired, resolved = receiver.alerts

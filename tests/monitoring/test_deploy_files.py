@@ -160,8 +160,9 @@ def test_the_error_rate_rule_has_the_servers_thresholds_and_says_how_it_differs(
     text = words(rule["annotations"]["description"])
     assert f"at least {default('alert_min_requests')} requests a minute" in text
     assert "MODELPILOT_ALERT_MIN_REQUESTS" in text
-    # The server's alert is service-wide (model=""), this rule per model: it says so.
-    assert "all of one server's requests together rather than per model" in text
+    # The server's alert is service-wide (model="") and per version, on evidence: it says so.
+    assert "all of one server's requests together and each model version apart" in text
+    assert "on evidence rather than the share alone" in text
 
 
 def test_the_error_rate_rule_counts_server_errors_alone(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 
 - ``model_conditions``: data drift and concept drift of each watched version;
 - ``rollout_conditions``: an alias moved to a version that did not load;
-- ``service_conditions``: the server's error rate and p99 latency over the last minute;
+- ``service_conditions``: the server's error rate and p99 latency over the last minute (each
+  model version's error rate: ``version_errors``);
 - ``loss_conditions``: requests that monitoring lost over the last two minutes.
 
 A rule that has too little to judge from says so (``Condition.judged``), which changes no
@@ -29,6 +30,7 @@ from modelpilot.monitoring.history import ServicePoint, failing_in, slower_than,
 from modelpilot.monitoring.loss_history import LossWindow
 from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.performance import PerformanceReport
+from modelpilot.monitoring.version_errors import clearly_over, evidence_said
 from modelpilot.registry.types import ModelVersion
 
 
@@ -188,7 +190,8 @@ def rollout_conditions(
 
 def service_conditions(window: Sequence[ServicePoint], rules: AlertRules) -> list[Condition]:
     """The error rate and the p99 latency over ``window``, the service history's last
-    ``rules.window_seconds``; judged only on ``rules.min_requests`` requests."""
+    ``rules.window_seconds``; judged only on ``rules.min_requests`` requests. The error rate
+    holds on evidence (``version_errors.clearly_over``), not on its share alone."""
     requests = sum(p.requests for p in window)
     # The server's failures only: clients sending bad input, or asking for models that do
     # not exist, show on the dashboard and in the metrics, but are not an outage.
@@ -205,11 +208,11 @@ def service_conditions(window: Sequence[ServicePoint], rules: AlertRules) -> lis
         Condition(
             "error_rate",
             "",
-            judged and rate > rules.error_rate,
+            judged and clearly_over(errors, requests, rules.error_rate),
             SEVERITY["error_rate"],
             f"{rate:.1%} of {requests} requests failed on the server (5xx) in {last} "
             f"(threshold {rules.error_rate:.1%}, judged from {rules.min_requests} requests)"
-            f"{_failing(window)}"
+            f"{evidence_said(errors, requests, rules.error_rate)}{_failing(window)}"
             if judged
             else _too_few(requests, last, rules.min_requests, f"{rate:.1%} failed, 5xx"),
             rate,

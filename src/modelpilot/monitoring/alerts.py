@@ -116,6 +116,12 @@ class AlertRules:
     so that a few failures, or one slow request, among a handful raise no alert
     (``MODELPILOT_ALERT_MIN_REQUESTS``); nor do they resolve one that fires, since too few
     to judge is not healthy (a model failing each of 19 requests a minute "resolved")."""
+    model_min_requests: int = 5
+    """Fewer requests of a model version than this in the window: its own error rate (the
+    ``error_rate`` rule of ``NAME:VERSION``, ``version_errors``) is not judged
+    (``MODELPILOT_ALERT_MODEL_MIN_REQUESTS``). Low, as each version's rule holds only on
+    evidence (``version_errors.EVIDENCE``): 2 failures of 5 requests are; one failure of an
+    idle model is not."""
     latency_p99_seconds: float = 0.5
     """p99 latency over ``window_seconds`` above which the latency rule fires."""
     window_seconds: float = 60.0
@@ -154,7 +160,8 @@ class Alert:
     rule: str
     model: str
     """``NAME:VERSION``, or ``""`` for the service-wide rules (error_rate, latency,
-    monitoring_losing)."""
+    monitoring_losing); the error rate is judged of each version too (``version_errors``),
+    under its label."""
     severity: str
     message: str
     value: float

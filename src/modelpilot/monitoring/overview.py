@@ -19,6 +19,7 @@ from modelpilot.monitoring.model_monitor import ModelReport
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.statistics import VersionStatistics
 from modelpilot.monitoring.system import MachineCpu, disk_bytes
+from modelpilot.monitoring.version_errors import VersionTraffic
 
 if TYPE_CHECKING:
     from modelpilot.serving.engine import InferenceEngine
@@ -35,7 +36,10 @@ reports made again with its siblings' figures; they go on for the next answer.""
 
 
 def model_overview(
-    report: ModelReport, sample_rate: float = 1.0, answered: int | None = None
+    report: ModelReport,
+    sample_rate: float = 1.0,
+    answered: int | None = None,
+    traffic: VersionTraffic | None = None,
 ) -> dict[str, Any]:
     """One version's report as the API and the page show it.
 
@@ -43,7 +47,9 @@ def model_overview(
     (``MODELPILOT_MONITOR_SAMPLE_RATE``): ``requests`` counts those alone. Below 1,
     ``answered`` is every request the version answered (the service's count, as ``/metrics``
     has it): "202 requests since start" of a version that had answered 401 told an operator
-    it had served half its traffic."""
+    it had served half its traffic. ``traffic``: the version's requests and server errors of
+    late, every request counted (``Monitor.traffic``): the report counts the answers it
+    watched, and of a version that failed every request, none."""
     performance = None
     if report.performance is not None:
         performance = {
@@ -65,6 +71,7 @@ def model_overview(
         "predictions": report.predictions.to_dict() if report.predictions is not None else None,
         "performance": performance,
         "concept_drift": report.concept_drift,
+        "traffic": traffic.to_dict() if traffic is not None else None,
     }
 
 
@@ -91,8 +98,8 @@ class SerialisedEntries:
     changed: every reader until the next shares the one made of it. Built and serialised
     for every reader, a 2,000-feature model's entry (892 KB) took 35-150 ms each time, for
     every open dashboard page every 2 s and every poller of ``/api/monitoring``. The fields
-    that change between readers of one report (``requests_answered``, ``serving``) are
-    added to the entry kept."""
+    that change between readers of one report (``requests_answered``, ``serving``,
+    ``traffic``) are added to the entry kept."""
 
     def __init__(self) -> None:
         self._made: dict[tuple[str, str, float | None], tuple[ModelReport, float, bytes]] = {}
@@ -104,21 +111,25 @@ class SerialisedEntries:
         answered: int | None = None,
         serving: bool | None = None,
         dataset_share: float | None = None,
+        traffic: VersionTraffic | None = None,
     ) -> bytes:
-        """``model_overview(report, sample_rate, answered)`` as JSON, with ``serving`` if
-        given, and the drift's ``dataset_share`` if given (as the dashboard has them)."""
+        """``model_overview(report, sample_rate, answered, traffic)`` as JSON, with ``serving``
+        if given, and the drift's ``dataset_share`` if given (as the dashboard has them)."""
         key = (report.model, report.version, dataset_share)
         made = self._made.get(key)
         if made is None or made[0] is not report or made[1] != sample_rate:
             # Keyed by the report itself: the one kept is the one it was made of, so no
             # other can take its id while it is here.
             data = model_overview(report, sample_rate)
-            del data["requests_answered"]
+            del data["requests_answered"], data["traffic"]
             if dataset_share is not None and data["drift"] is not None:
                 data["drift"]["dataset_share"] = dataset_share
             made = (report, sample_rate, dumps(data))
             self._made[key] = made
-        added: dict[str, Any] = {"requests_answered": answered if sample_rate < 1 else None}
+        added: dict[str, Any] = {
+            "requests_answered": answered if sample_rate < 1 else None,
+            "traffic": traffic.to_dict() if traffic is not None else None,
+        }
         if serving is not None:
             added["serving"] = serving
         return made[2][:-1] + b"," + dumps(added)[1:]
@@ -208,44 +219,72 @@ class Overview:
 
     def read(self) -> dict[str, Any]:
         """Everything the dashboard draws (``read_json`` is what the API answers)."""
-        head, listed = self._gathered()
-        return {**head, "models": self._models(listed)}
+        head, listed, traffic = self._gathered()
+        return {**head, "models": self._models(listed, traffic)}
 
     def read_json(self, answered: Mapping[tuple[str, str], int]) -> bytes:
         """``read`` as JSON, each version's entry made once per report
         (``SerialisedEntries``), with the requests each version ``answered`` (``answered``).
         Call it off the event loop: it reads the monitor's reports (which may wait for its
         lock) and the machine's figures, and serialises the lot."""
-        head, listed = self._gathered()
+        head, listed, traffic = self._gathered()
         share = self.engine.settings.drift_dataset_share
         rate = self.monitor.call_sample_rate
         models = joined(
             self._serialised.entry(
-                report, rate, answered.get((report.model, report.version), 0), serving, share
+                report,
+                rate,
+                answered.get((report.model, report.version), 0),
+                serving,
+                share,
+                traffic.get(f"{report.model}:{report.version}"),
             )
             for report, serving in listed
         )
         self._serialised.forget((r.model, r.version) for r, _ in listed)
         return dumps(head)[:-1] + b',"models":' + models + b"}"
 
-    def entries(self, reports: Iterable[ModelReport]) -> list[dict[str, Any]]:
+    def entries(
+        self,
+        reports: Iterable[ModelReport],
+        traffic: Mapping[str, VersionTraffic] | None = None,
+    ) -> list[dict[str, Any]]:
         """``reports`` as ``model_overview`` shows them; with the monitor sampling, each with
         the requests its version answered (read once for all of them; the statistics of
-        every worker, as ``/metrics`` counts them, only then)."""
+        every worker, as ``/metrics`` counts them, only then); each with its ``traffic``
+        (``Monitor.traffic``, read here if not given)."""
         rate = self.monitor.call_sample_rate
-        if rate >= 1 or self.statistics is None:
-            return [model_overview(r, rate) for r in reports]
-        answered = self.answered()
-        return [model_overview(r, rate, answered.get((r.model, r.version), 0)) for r in reports]
+        traffic = self.monitor.traffic() if traffic is None else traffic
+        sampled = rate < 1 and self.statistics is not None
+        answered = self.answered() if sampled else None
+        return [
+            model_overview(
+                r,
+                rate,
+                answered.get((r.model, r.version), 0) if answered is not None else None,
+                traffic.get(f"{r.model}:{r.version}"),
+            )
+            for r in reports
+        ]
 
     def entries_json(
-        self, reports: Iterable[ModelReport], answered: Mapping[tuple[str, str], int]
+        self,
+        reports: Iterable[ModelReport],
+        answered: Mapping[tuple[str, str], int],
+        traffic: Mapping[str, VersionTraffic],
     ) -> bytes:
         """``entries`` as JSON, each made once per report (``SerialisedEntries``), with the
-        requests each version ``answered`` (``answered``); off the event loop."""
+        requests each version ``answered`` (``answered``) and its ``traffic``; off the event
+        loop."""
         rate = self.monitor.call_sample_rate
         return joined(
-            self._serialised.entry(r, rate, answered.get((r.model, r.version), 0)) for r in reports
+            self._serialised.entry(
+                r,
+                rate,
+                answered.get((r.model, r.version), 0),
+                traffic=traffic.get(f"{r.model}:{r.version}"),
+            )
+            for r in reports
         )
 
     def entry_json(
@@ -253,7 +292,9 @@ class Overview:
     ) -> bytes:
         """``report``'s entry as JSON (``entries_json``), saying whether it is ``serving``."""
         number = answered.get((report.model, report.version), 0)
-        return self._serialised.entry(report, self.monitor.call_sample_rate, number, serving)
+        traffic = self.monitor.traffic().get(f"{report.model}:{report.version}")
+        rate = self.monitor.call_sample_rate
+        return self._serialised.entry(report, rate, number, serving, traffic=traffic)
 
     def answered(self) -> dict[tuple[str, str], int]:
         """The requests each version answered (by model and version), when the monitor
@@ -263,9 +304,11 @@ class Overview:
             return {}
         return {(s.name, s.version): s.success.count for s in self.statistics()}
 
-    def _gathered(self) -> tuple[dict[str, Any], list[tuple[ModelReport, bool]]]:
-        """What ``read`` has but the models' entries, and the versions to list
-        (``_listed``)."""
+    def _gathered(
+        self,
+    ) -> tuple[dict[str, Any], list[tuple[ModelReport, bool]], dict[str, VersionTraffic]]:
+        """What ``read`` has but the models' entries, the versions to list (``_listed``), and
+        their traffic (``Monitor.traffic``)."""
         now = time.time()
         process = psutil.Process()
         with process.oneshot():
@@ -306,23 +349,26 @@ class Overview:
             "alerts": [a.to_dict() for a in book.active],
             "pending_alerts": book.waiting(self.monitor.rules),
         }
-        return head, self._listed()
+        traffic = self.monitor.traffic()
+        return head, self._listed(traffic), traffic
 
     def _worker_pids(self) -> set[int]:
         """The live workers, whose memory the service history counts."""
         exchange = self.monitor.exchange
         return {s.pid for s in exchange.workers()} if exchange is not None else set()
 
-    def _listed(self) -> list[tuple[ModelReport, bool]]:
-        """Every version with a report; then each served version without one, with no traffic
-        yet (the monitor reports on a version only once it has answered requests); each
-        with whether it is serving (the version a request without a version goes to now)."""
+    def _listed(self, traffic: Mapping[str, VersionTraffic]) -> list[tuple[ModelReport, bool]]:
+        """Every version with a report, and each that answered requests of late but has none
+        (it failed every one: ``Monitor.unwatched``); then each served version without one,
+        with no traffic yet (the monitor reports on a version only once it has answered
+        requests); each with whether it is serving (the version a request without a version
+        goes to now)."""
         serving = {
             (name, str(version.version))
             for name, version in self.engine.served.current_versions()
             if version is not None and self.engine.served.is_served(name)
         }
-        reports = self.monitor.reports()
+        reports = [*self.monitor.reports(), *self.monitor.unwatched(traffic)]
         reported = {(r.model, r.version) for r in reports}
         idle = [
             ModelReport(
@@ -340,7 +386,9 @@ class Overview:
         ]
         return [(r, (r.model, r.version) in serving) for r in [*reports, *idle]]
 
-    def _models(self, listed: list[tuple[ModelReport, bool]]) -> list[dict[str, Any]]:
+    def _models(
+        self, listed: list[tuple[ModelReport, bool]], traffic: Mapping[str, VersionTraffic]
+    ) -> list[dict[str, Any]]:
         """The entries of the versions ``listed`` (``_listed``).
 
         One entry per version, each saying whether it is ``serving``: after ``modelpilot
@@ -353,7 +401,7 @@ class Overview:
         share = self.engine.settings.drift_dataset_share
         models = []
         every = [report for report, _ in listed]
-        for (_, serving), entry in zip(listed, self.entries(every), strict=True):
+        for (_, serving), entry in zip(listed, self.entries(every, traffic), strict=True):
             entry["serving"] = serving
             if entry["drift"] is not None:
                 entry["drift"]["dataset_share"] = share

@@ -48,6 +48,7 @@ def alert_rules(settings: Settings) -> AlertRules:
     return AlertRules(
         error_rate=settings.alert_error_rate,
         min_requests=settings.alert_min_requests,
+        model_min_requests=settings.alert_model_min_requests,
         latency_p99_seconds=settings.alert_latency_p99_seconds,
         for_seconds=settings.alert_for_seconds,
         keep_firing_seconds=settings.alert_keep_firing_seconds,

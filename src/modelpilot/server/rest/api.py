@@ -347,7 +347,11 @@ async def monitoring(request: Request) -> Response:
 
 
 def _entries(overview: Overview, answered: Mapping[tuple[str, str], int]) -> bytes:
-    return overview.entries_json(overview.monitor.reports(), answered)
+    # With the versions that answered requests but have no report (failed every one).
+    monitor = overview.monitor
+    traffic = monitor.traffic()
+    reports = [*monitor.reports(), *monitor.unwatched(traffic)]
+    return overview.entries_json(reports, answered, traffic)
 
 
 @router.get(
