@@ -42,6 +42,7 @@ from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.log_sharers import LogSharers
 from modelpilot.monitoring.model_monitor import ModelMonitor, ModelReport, MonitorConfig
 from modelpilot.monitoring.monitor_state import MonitorState, totals_of
+from modelpilot.monitoring.monitor_stop import STOP_SECONDS
 from modelpilot.monitoring.siblings import WorkerExchange
 from modelpilot.monitoring.tap import LocalTap, Tap, TapFailed, monitor_of
 from modelpilot.monitoring.tap_batches import Call, merge
@@ -68,16 +69,6 @@ CPU per request on it every 0.25 s, 1.1-1.2 us every 50 ms
 2.5 us. It stops the loop for about 2 ms a round at 19,000 requests/s. Little of what
 monitoring costs the serving process is the handover's own CPU, and shorter rounds do not
 lower it: docs/monitoring-cost.md takes the cost apart."""
-
-
-STOP_SECONDS = 10.0
-"""How long ``Monitor.stop`` takes at most before the webhook's last deliveries: the last
-evaluation and the tap's close (the monitoring process writing what it holds to the inference
-log) share it, and a thread or process that is not done by then is left or killed (what had
-not been written is lost, and the log says so). The webhook's last deliveries and the alert
-book's last save run beside the tap's close, and are left if not done
-``WEBHOOK_CLOSE_SECONDS`` after these (the log says so). A server's shutdown is budgeted in
-the README: its drain, its grace, these seconds and the webhook's."""
 
 
 SHARERS_SECONDS = 1.0
@@ -456,10 +447,6 @@ class Monitor(InferenceObserver):
         version serving) of its newest version that has one."""
         self.report_labelled()
         return monitor_evaluation.report_of(self, model, version, serving)
-
-    def _why_none(self) -> str:
-        """Why a model has no report (``monitor_evaluation.why_none``)."""
-        return monitor_evaluation.why_none(self)
 
     def feedback(self, model: str, labels: Mapping[str, Any]) -> FeedbackResult:
         """Join labels (by request id) to predictions of ``model``; returns what matched.

@@ -25,6 +25,15 @@ if TYPE_CHECKING:
 # Said as the monitor's own, as it was before it moved here.
 logger = logging.getLogger("modelpilot.monitoring.monitor")
 
+STOP_SECONDS = 10.0
+"""How long ``Monitor.stop`` takes at most before the webhook's last deliveries: the last
+evaluation and the tap's close (the monitoring process writing what it holds to the inference
+log) share it, and a thread or process that is not done by then is left or killed (what had
+not been written is lost, and the log says so). The webhook's last deliveries and the alert
+book's last save run beside the tap's close, and are left if not done
+``WEBHOOK_CLOSE_SECONDS`` after these (the log says so). A server's shutdown is budgeted in
+the README: its drain, its grace, these seconds and the webhook's."""
+
 
 def stop(self: Monitor, by: float, webhook_seconds: float) -> None:
     """Stop ``self``: its thread, the last evaluation and the tap's close by ``by``

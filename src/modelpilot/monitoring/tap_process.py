@@ -101,7 +101,7 @@ losing the rounds all the same. An idle server's child closes in 0.3-0.6 s, and 
 requests/s holds about a second of them, written in milliseconds; but a niced child on a
 machine short of CPU took 21 s, and it had a minute twice (for its answer, then for its exit).
 In a server, the monitor's stop gives its last evaluation and this close one budget
-(``monitor.STOP_SECONDS``, through ``closing``).
+(``monitor_stop.STOP_SECONDS``, through ``closing``).
 """
 
 
