@@ -354,9 +354,8 @@ class InferenceEngine:
         batcher = loaded.batcher or self._batcher_for(loaded)
         queued = batcher.enqueue(batch, names, request_id)
         # A timer on the future rather than asyncio.wait_for, which costs a task per request.
-        seconds, asked = timeout
         timer = asyncio.get_running_loop().call_later(
-            seconds - spent, expire, queued.future, loaded.version, seconds, asked
+            timeout[0] - spent, expire, queued.future, loaded.version, *timeout
         )
         try:
             return await queued.future
