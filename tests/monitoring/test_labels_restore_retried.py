@@ -9,21 +9,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from modelpilot.monitoring import monitor_labels
-from modelpilot.monitoring.inference_log import InferenceLog
-from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
-from modelpilot.monitoring.tap import LocalTap
 from modelpilot.registry.store import Registry
 from modelpilot.serving.registration import register_model
 from tests.database_proxy import DatabaseProxy
-from tests.monitoring.test_tap_process import ROWS
+from tests.monitoring.proxied_monitor import answer, quality_window, routed_monitor
 
 EVERY = 0.5
 """The monitor's evaluation interval in these tests."""
@@ -52,12 +48,14 @@ def restart(
     direct = Registry.open(postgres_location, tmp_path / "artifacts")
     reference = iris_frame.assign(species=iris_target)
     register_model(direct, "iris", iris_model_path, reference=reference, target="species")
-    before = _monitor(direct, direct)
-    _answer(before, direct, LOGGED)
+    before = routed_monitor(direct, direct, direct)
+    answer(before, direct, LOGGED)
     assert before.feedback("iris", {r: n % 3 for n, r in enumerate(LOGGED)}).accepted == 40
     before.stop()
     through = Registry.open(proxy.url, tmp_path / "artifacts")
-    here = _monitor(direct, through, evaluate_seconds=EVERY, restore=True, restoring=True)
+    here = routed_monitor(
+        direct, through, direct, evaluate_seconds=EVERY, restore=True, restoring=True
+    )
     try:
         yield Restart(here, direct)
     finally:
@@ -65,26 +63,6 @@ def restart(
         here.stop()
         through.close()
         direct.close()
-
-
-def _monitor(registry: Registry, logged: Registry, **kwargs: Any) -> Monitor:
-    log = InferenceLog(logged.companion_engine("inference-log"))
-    return Monitor(registry, tap=LocalTap(registry, MonitorConfig(), log), **kwargs)
-
-
-def _answer(monitor: Monitor, registry: Registry, ids: list[str]) -> None:
-    """``monitor`` answers one-row requests ``ids`` of iris:1, and logs them."""
-    version = registry.get_version("iris", 1)
-    for n, request_id in enumerate(ids):
-        rows = {"input-0": ROWS[n % 3 : n % 3 + 1]}
-        monitor.predicted(version, [request_id], [1], rows, {"predict": np.array([n % 3])})
-    monitor.flush()
-
-
-def _window(monitor: Monitor) -> list[str]:
-    """The request ids in iris:1's quality window on ``monitor``, in the window's order."""
-    watched = monitor.model_monitor("iris", 1)
-    return [] if watched is None else [row.key[0] for row in watched.performance.rows()]
 
 
 def test_a_restore_the_log_failed_at_start_up_is_tried_again_until_it_is_read(
@@ -104,12 +82,14 @@ def test_a_restore_the_log_failed_at_start_up_is_tried_again_until_it_is_read(
         proxy.down()
         here.start()
         time.sleep(6 * EVERY)
-        assert _window(here) == []
+        assert quality_window(here) == []
         failures = here.failures
         proxy.up()
         deadline = time.monotonic() + 60
-        while len(_window(here)) < len(LOGGED):
-            assert time.monotonic() < deadline, f"the labels never came back: {_window(here)}"
+        while len(quality_window(here)) < len(LOGGED):
+            assert time.monotonic() < deadline, (
+                f"the labels never came back: {quality_window(here)}"
+            )
             time.sleep(EVERY)
         said = [r for r in caplog.records if r.name == "modelpilot.monitoring.monitor"]
 
@@ -122,7 +102,7 @@ def test_a_restore_the_log_failed_at_start_up_is_tried_again_until_it_is_read(
     assert not [r for r in said if r.levelno >= logging.ERROR and r is not failed[0]]
     assert len([r for r in said if "quality windows restored" in r.getMessage()]) == 1
 
-    assert sorted(_window(here)) == sorted(LOGGED)
+    assert sorted(quality_window(here)) == sorted(LOGGED)
     watched = here.model_monitor("iris", 1)
     assert watched is not None and watched.performance.total == 0  # counted when posted
     deadline = time.monotonic() + 60
@@ -144,13 +124,13 @@ def test_labels_posted_before_a_late_restore_count_once_and_stay_the_newest(
     labels restored go before them in the window, which ages the oldest out first and,
     full, lets the oldest go."""
     here = restart.here
-    _answer(here, restart.registry, ["n0", "n1"])
+    answer(here, restart.registry, ["n0", "n1"])
     posted = {"n0": 0, "n1": 1, "r0": 0, "r1": 2}  # r0 again as it was; r1 corrected
     assert here.feedback("iris", posted).accepted == 4
-    assert _window(here) == ["n0", "n1", "r1"]  # r0: the log held it already
+    assert quality_window(here) == ["n0", "n1", "r1"]  # r0: the log held it already
 
     here.restore_labels()  # as a round does once the log answers again
-    ids = _window(here)
+    ids = quality_window(here)
     assert sorted(ids) == sorted([*LOGGED, "n0", "n1"])  # each once
     assert ids[-3:] == ["n0", "n1", "r1"]  # the restored labels are older
     watched = here.model_monitor("iris", 1)

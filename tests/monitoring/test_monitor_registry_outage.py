@@ -16,14 +16,11 @@ import pandas as pd
 import pytest
 
 from modelpilot.monitoring import monitor_labels
-from modelpilot.monitoring.inference_log import InferenceLog
-from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
-from modelpilot.monitoring.tap import LocalTap
 from modelpilot.registry.store import Registry
 from modelpilot.serving.registration import register_model
 from tests.database_proxy import DatabaseProxy
-from tests.monitoring.test_tap_process import ROWS
+from tests.monitoring.proxied_monitor import answer, quality_window, routed_monitor
 
 EVERY = 0.5
 """The monitor's evaluation interval in these tests."""
@@ -42,11 +39,6 @@ class Servers:
     """The registry, straight on."""
 
 
-def _monitor(registry: Registry, logged: Registry, **kwargs: float) -> Monitor:
-    log = InferenceLog(logged.companion_engine("inference-log"))
-    return Monitor(registry, tap=LocalTap(logged, MonitorConfig(), log), **kwargs)
-
-
 @pytest.fixture
 def servers(
     proxy: DatabaseProxy,
@@ -60,8 +52,8 @@ def servers(
     reference = iris_frame.assign(species=iris_target)
     register_model(direct, "iris", iris_model_path, reference=reference, target="species")
     through = Registry.open(proxy.url, tmp_path / "artifacts")
-    here = _monitor(through, direct, evaluate_seconds=EVERY)
-    other = _monitor(direct, direct)
+    here = routed_monitor(through, direct, direct, evaluate_seconds=EVERY)
+    other = routed_monitor(direct, direct, direct)
     try:
         yield Servers(here, other, direct)
     finally:
@@ -70,21 +62,6 @@ def servers(
         other.stop()
         through.close()
         direct.close()
-
-
-def _answer(monitor: Monitor, registry: Registry, ids: list[str]) -> None:
-    """``monitor`` answers one-row requests ``ids`` of iris:1, and logs them."""
-    version = registry.get_version("iris", 1)
-    for n, request_id in enumerate(ids):
-        rows = {"input-0": ROWS[n % 3 : n % 3 + 1]}
-        monitor.predicted(version, [request_id], [1], rows, {"predict": np.array([n % 3])})
-    monitor.flush()
-
-
-def _window(monitor: Monitor) -> set[str]:
-    """The request ids in iris:1's quality window on ``monitor``."""
-    watched = monitor.model_monitor("iris", 1)
-    return set() if watched is None else {row.key[0] for row in watched.performance.rows()}
 
 
 def test_a_registry_that_does_not_answer_costs_a_round_a_line_and_no_labels(
@@ -101,7 +78,7 @@ def test_a_registry_that_does_not_answer_costs_a_round_a_line_and_no_labels(
     # Looks reach back no further than the last: a label missed is missed for good.
     monkeypatch.setattr(monitor_labels, "LABELS_LAG_SECONDS", 0.0)
     here, other = servers.here, servers.other
-    _answer(here, servers.registry, ["h0"])  # iris:1 is watched here
+    answer(here, servers.registry, ["h0"])  # iris:1 is watched here
     here.start()
     time.sleep(2 * EVERY)  # a round or two with the registry answering
 
@@ -109,7 +86,7 @@ def test_a_registry_that_does_not_answer_costs_a_round_a_line_and_no_labels(
         caplog.clear()
         proxy.down()
         failures, points = here.failures, len(here.history.points)
-        _answer(other, servers.registry, [f"o{n}" for n in range(5)])
+        answer(other, servers.registry, [f"o{n}" for n in range(5)])
         taken = other.feedback("iris", {f"o{n}": n % 3 for n in range(5)})
         assert taken.accepted == 5
         time.sleep(OUTAGE)
@@ -130,6 +107,8 @@ def test_a_registry_that_does_not_answer_costs_a_round_a_line_and_no_labels(
     proxy.up()
     wanted = {f"o{n}" for n in range(5)}
     deadline = time.monotonic() + 60
-    while not wanted <= _window(here):
-        assert time.monotonic() < deadline, f"other servers' labels never came: {_window(here)}"
+    while not wanted <= set(quality_window(here)):
+        assert time.monotonic() < deadline, (
+            f"other servers' labels never came: {set(quality_window(here))}"
+        )
         time.sleep(EVERY)
