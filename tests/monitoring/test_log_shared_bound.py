@@ -14,27 +14,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import numpy as np
 from sqlalchemy import Engine, delete, insert, select
 
 from modelpilot.monitoring.inference_log import InferenceLog, open_log
 from modelpilot.monitoring.log_bounds import GONE_SECONDS, LogBounds, database_now
-from modelpilot.monitoring.log_records import LogBatch, log_batch
 from modelpilot.monitoring.log_tables import bounds
 from modelpilot.registry.store import Registry
-
-
-def requests(prefix: str, count: int) -> LogBatch:
-    """``count`` one-row requests of ``m``:1, ids ``<prefix><i>``, as one round."""
-    return log_batch(
-        "m",
-        1,
-        [f"{prefix}{i}" for i in range(count)],
-        [1_000.0 + i for i in range(count)],
-        [1] * count,
-        {"x": np.arange(count, dtype=np.float64).reshape(count, 1)},
-        {"y": np.arange(count, dtype=np.int64)},
-    )
+from tests.monitoring.test_log_bound_restarts import requests
 
 
 @contextmanager
