@@ -58,11 +58,16 @@ def test_a_killed_workers_requests_stay_in_the_reports_and_charts(
                     serving_since = time.monotonic()
             elif time.monotonic() - serving_since > 6:
                 break
-            with httpx.Client(timeout=30) as client:
-                answer = client.get(f"{server.url}/api/monitoring/slow")
-                seen.append(answer.json()["requests"] if answer.is_success else answer.text)
-                page = client.get(f"{server.url}/api/dashboard").json()
-                seen.append({m["name"]: m["requests"] for m in page["models"]}.get("slow"))
+            try:
+                with httpx.Client(timeout=30) as client:
+                    answer = client.get(f"{server.url}/api/monitoring/slow")
+                    seen.append(answer.json()["requests"] if answer.is_success else answer.text)
+                    page = client.get(f"{server.url}/api/dashboard").json()
+                    seen.append({m["name"]: m["requests"] for m in page["models"]}.get("slow"))
+            except httpx.ReadError:
+                # A connection the kernel had queued for the killed worker (the workers share
+                # the port) is reset with it: no answer, and no figure to check.
+                pass
             time.sleep(0.1)
         assert serving_since is not None, "no worker was started in place of the killed one"
         assert [r for r in seen if r != sent] == [], sent
