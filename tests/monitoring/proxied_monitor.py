@@ -3,16 +3,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from modelpilot.monitoring.inference_log import InferenceLog
 from modelpilot.monitoring.model_monitor import MonitorConfig
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.monitoring.tap import LocalTap
 from modelpilot.registry.store import Registry
+from modelpilot.serving.registration import register_model
 from tests.monitoring.test_tap_process import ROWS
+
+
+def iris_registries(
+    location: str, proxied: str, artifacts: Path, model: Path, reference: pd.DataFrame
+) -> tuple[Registry, Registry]:
+    """iris:1 (``model``, its ``reference`` with a ``species`` target) registered at
+    ``location``; its registry straight on, and through the proxy (at ``proxied``)."""
+    direct = Registry.open(location, artifacts)
+    register_model(direct, "iris", model, reference=reference, target="species")
+    return direct, Registry.open(proxied, artifacts)
 
 
 def routed_monitor(

@@ -17,9 +17,13 @@ import pytest
 from modelpilot.monitoring import monitor_labels
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.registry.store import Registry
-from modelpilot.serving.registration import register_model
 from tests.database_proxy import DatabaseProxy
-from tests.monitoring.proxied_monitor import answer, quality_window, routed_monitor
+from tests.monitoring.proxied_monitor import (
+    answer,
+    iris_registries,
+    quality_window,
+    routed_monitor,
+)
 
 EVERY = 0.5
 """The monitor's evaluation interval in these tests."""
@@ -45,14 +49,14 @@ def restart(
     iris_target: np.ndarray,
 ) -> Iterator[Restart]:
     """A server that labelled ``LOGGED`` stopped; another starts, which restores labels."""
-    direct = Registry.open(postgres_location, tmp_path / "artifacts")
     reference = iris_frame.assign(species=iris_target)
-    register_model(direct, "iris", iris_model_path, reference=reference, target="species")
+    direct, through = iris_registries(
+        postgres_location, proxy.url, tmp_path / "artifacts", iris_model_path, reference
+    )
     before = routed_monitor(direct, direct, direct)
     answer(before, direct, LOGGED)
     assert before.feedback("iris", {r: n % 3 for n, r in enumerate(LOGGED)}).accepted == 40
     before.stop()
-    through = Registry.open(proxy.url, tmp_path / "artifacts")
     here = routed_monitor(
         direct, through, direct, evaluate_seconds=EVERY, restore=True, restoring=True
     )

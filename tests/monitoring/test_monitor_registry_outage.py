@@ -18,9 +18,13 @@ import pytest
 from modelpilot.monitoring import monitor_labels
 from modelpilot.monitoring.monitor import Monitor
 from modelpilot.registry.store import Registry
-from modelpilot.serving.registration import register_model
 from tests.database_proxy import DatabaseProxy
-from tests.monitoring.proxied_monitor import answer, quality_window, routed_monitor
+from tests.monitoring.proxied_monitor import (
+    answer,
+    iris_registries,
+    quality_window,
+    routed_monitor,
+)
 
 EVERY = 0.5
 """The monitor's evaluation interval in these tests."""
@@ -48,10 +52,10 @@ def servers(
     iris_frame: pd.DataFrame,
     iris_target: np.ndarray,
 ) -> Iterator[Servers]:
-    direct = Registry.open(postgres_location, tmp_path / "artifacts")
     reference = iris_frame.assign(species=iris_target)
-    register_model(direct, "iris", iris_model_path, reference=reference, target="species")
-    through = Registry.open(proxy.url, tmp_path / "artifacts")
+    direct, through = iris_registries(
+        postgres_location, proxy.url, tmp_path / "artifacts", iris_model_path, reference
+    )
     here = routed_monitor(through, direct, direct, evaluate_seconds=EVERY)
     other = routed_monitor(direct, direct, direct)
     try:
